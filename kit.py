@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Set up and run the LDK events workshop. Needs nothing but Python 3.10 or later.
+
+    python3 kit.py lab     # open the workshop in JupyterLab
+    python3 kit.py test    # run every test
+
+Both create a virtual environment in .venv (once) and install the kit into it, again
+only when pyproject.toml changes. Anything after the command is passed on, e.g.
+``python3 kit.py test -k events`` or ``python3 kit.py lab --port 8899``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+START_PAGE = "notebooks/00_start_here.ipynb"
+
+
+def say(msg: str) -> None:
+    print(f"[kit] {msg}", flush=True)
+
+
+def venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def ensure_venv_module() -> None:
+    """Debian ships venv and ensurepip separately (python3-venv); install it if we can."""
+    try:
+        import ensurepip  # noqa: F401
+        import venv  # noqa: F401
+
+        return
+    except ImportError:
+        pass
+    package = f"python3.{sys.version_info.minor}-venv"
+    if is_root() and shutil.which("apt-get"):
+        say(f"installing {package} (Python's venv module)")
+        subprocess.run(["apt-get", "update", "-q"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", package], check=True)
+        return
+    sys.exit(f"[kit] Python's venv module is missing. Install it with: sudo apt-get install -y {package}")
+
+
+def ensure_installed() -> Path:
+    """Create .venv if needed and install the kit with its lab and test extras."""
+    python = venv_python()
+    if not python.exists():
+        ensure_venv_module()
+        import venv
+
+        say(f"creating a virtual environment in {VENV.name}/")
+        venv.create(VENV, with_pip=True, clear=True)
+    stamp = VENV / ".kit-installed"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if not stamp.exists() or stamp.read_text() != wanted:
+        say("installing the kit and its dependencies (about a minute the first time)")
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[lab,test]"], check=True)
+        stamp.write_text(wanted)
+    return python
+
+
+def lab(python: Path, args: list[str]) -> int:
+    cmd = [str(python), "-m", "jupyterlab", START_PAGE]
+    if is_root():
+        cmd.append("--allow-root")
+    say("starting JupyterLab; open the link it prints, and stop it with Ctrl+C")
+    return subprocess.call(cmd + args, cwd=ROOT)
+
+
+def test(python: Path, args: list[str]) -> int:
+    return subprocess.call([str(python), "-m", "pytest", *args], cwd=ROOT)
+
+
+def main(argv: list[str]) -> int:
+    commands = {"lab": lab, "test": test}
+    if not argv or argv[0] not in commands:
+        print(__doc__)
+        return 2
+    if sys.version_info < (3, 10):  # noqa: UP036 - kit.py runs before anything is installed
+        sys.exit(f"[kit] the workshop needs Python 3.10 or later; this is {sys.version.split()[0]}")
+    python = ensure_installed()
+    try:
+        return commands[argv[0]](python, argv[1:])
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

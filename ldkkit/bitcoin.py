@@ -1,0 +1,207 @@
+"""The Bitcoin types LDK's API uses: networks, outpoints, scripts, transactions, addresses.
+
+Mirrors the parts of the ``bitcoin`` crate (rust-bitcoin) that appear in LDK's events.
+Transactions are real consensus-serialized transactions with real txids, and addresses
+are real bech32 addresses for the chosen network; both come from the ``embit`` library,
+imported only when first needed so that ``import ldkkit`` stays light.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from functools import cached_property
+
+from .ser import U32, U64, Record, register
+from .types import HexBytes, Txid
+
+
+@register
+class Network(enum.Enum):
+    """Mirrors ``bitcoin::Network``: which chain a node runs on."""
+
+    Bitcoin = "main"
+    Testnet = "test"
+    Signet = "signet"
+    Regtest = "regtest"
+
+    def _embit(self):
+        from embit.networks import NETWORKS
+
+        return NETWORKS[self.value]
+
+
+class OutPoint(Record):
+    """A transaction output: ``txid`` and its output number.
+
+    Stands for both ``bitcoin::OutPoint`` (fields ``txid``, ``vout``) and LDK's
+    ``chain::transaction::OutPoint`` (fields ``txid``, ``index``): ``index`` reads ``vout``.
+    """
+
+    txid: Txid
+    vout: U32
+
+    @property
+    def index(self) -> int:
+        return self.vout
+
+    def __str__(self) -> str:
+        return f"{self.txid}:{self.vout}"
+
+    def short(self) -> str:
+        return f"{self.txid.short()}:{self.vout}"
+
+
+class ScriptBuf(HexBytes):
+    """Mirrors ``bitcoin::ScriptBuf``: a script, as raw bytes."""
+
+    LENGTH = None
+
+    @classmethod
+    def new_p2wsh(cls, witness_script: bytes) -> ScriptBuf:
+        """Pay to the SHA-256 of a witness script: how every channel is funded."""
+        return cls(b"\x00\x20" + hashlib.sha256(bytes(witness_script)).digest())
+
+    @classmethod
+    def new_p2wpkh(cls, compressed_pubkey: bytes) -> ScriptBuf:
+        """Pay to a public key's HASH160: an ordinary segwit wallet output."""
+        sha = hashlib.sha256(bytes(compressed_pubkey)).digest()
+        return cls(b"\x00\x14" + hashlib.new("ripemd160", sha).digest())
+
+    def is_p2wsh(self) -> bool:
+        return len(self._data) == 34 and self._data[:2] == b"\x00\x20"
+
+    def is_p2wpkh(self) -> bool:
+        return len(self._data) == 22 and self._data[:2] == b"\x00\x14"
+
+
+class TxOut(Record):
+    """Mirrors ``bitcoin::TxOut``: ``value`` satoshis locked by ``script_pubkey``."""
+
+    value: U64
+    script_pubkey: ScriptBuf
+
+
+class TxIn(Record):
+    """Mirrors ``bitcoin::TxIn``: spends ``previous_output``, with a script and witness."""
+
+    previous_output: OutPoint
+    script_sig: ScriptBuf
+    sequence: U32
+    witness: tuple[bytes, ...]
+
+
+class Transaction(HexBytes):
+    """Mirrors ``bitcoin::Transaction``, held in its consensus serialization.
+
+    Build one with :meth:`new`; read its parts with ``input``, ``output`` and
+    :meth:`compute_txid`. Bytes that are not a transaction are refused.
+    """
+
+    LENGTH = None
+
+    def _validate(self, data: bytes) -> None:
+        from embit.transaction import Transaction as _Tx
+
+        try:
+            parsed = _Tx.parse(data)
+        except Exception as e:  # embit raises several kinds on malformed input
+            raise ValueError(f"these {len(data)} bytes are not a valid Bitcoin transaction ({e})") from None
+        if parsed.serialize() != data:
+            raise ValueError("these bytes are not a canonically serialized Bitcoin transaction")
+
+    @classmethod
+    def new(cls, version: int, lock_time: int, input: list[TxIn], output: list[TxOut]) -> Transaction:
+        from embit.script import Script, Witness
+        from embit.transaction import Transaction as _Tx
+        from embit.transaction import TransactionInput, TransactionOutput
+
+        vin = [
+            TransactionInput(
+                bytes(i.previous_output.txid)[::-1],
+                i.previous_output.vout,
+                script_sig=Script(bytes(i.script_sig)),
+                sequence=i.sequence,
+                witness=Witness(list(i.witness)),
+            )
+            for i in input
+        ]
+        vout = [TransactionOutput(o.value, Script(bytes(o.script_pubkey))) for o in output]
+        return cls(_Tx(version=version, vin=vin, vout=vout, locktime=lock_time).serialize())
+
+    @cached_property
+    def _parsed(self):
+        from embit.transaction import Transaction as _Tx
+
+        return _Tx.parse(self._data)
+
+    @property
+    def version(self) -> int:
+        return self._parsed.version
+
+    @property
+    def lock_time(self) -> int:
+        return self._parsed.locktime
+
+    @property
+    def input(self) -> tuple[TxIn, ...]:
+        return tuple(
+            TxIn(
+                OutPoint(Txid(vin.txid[::-1]), vin.vout),
+                ScriptBuf(vin.script_sig.data),
+                vin.sequence,
+                tuple(vin.witness.items),
+            )
+            for vin in self._parsed.vin
+        )
+
+    @property
+    def output(self) -> tuple[TxOut, ...]:
+        return tuple(TxOut(out.value, ScriptBuf(out.script_pubkey.data)) for out in self._parsed.vout)
+
+    def compute_txid(self) -> Txid:
+        """The txid: double SHA-256 of the serialization without witnesses."""
+        return Txid(self._parsed.txid()[::-1])
+
+    def serialize(self) -> bytes:
+        return self._data
+
+    def short(self) -> str:
+        return f"tx {self.compute_txid().short()}"
+
+    def __repr__(self) -> str:
+        return f"Transaction(txid={self.compute_txid()}, {len(self.input)} in, {len(self.output)} out)"
+
+
+class Address(Record):
+    """Mirrors ``bitcoin::Address``: a script shown as a bech32 address for a network."""
+
+    script_pubkey: ScriptBuf
+    network: Network
+
+    @classmethod
+    def from_script(cls, script: ScriptBuf, network: Network) -> Address:
+        if not (script.is_p2wsh() or script.is_p2wpkh()):
+            raise ValueError(f"script {script.hex()} is not a segwit v0 output script, so it has no bech32 address")
+        return cls(script, network)
+
+    @classmethod
+    def from_str(cls, text: str, network: Network) -> Address:
+        from embit.script import address_to_scriptpubkey
+
+        hrp = network._embit()["bech32"]
+        if not text.lower().startswith(hrp + "1"):
+            raise ValueError(f"{text!r} is not a {network.name} address (those start with {hrp}1)")
+        try:
+            script = ScriptBuf(address_to_scriptpubkey(text).data)
+        except Exception:
+            raise ValueError(f"{text!r} is not a valid bech32 address") from None
+        return cls.from_script(script, network)
+
+    def __str__(self) -> str:
+        from embit.script import Script
+
+        return Script(bytes(self.script_pubkey)).address(self.network._embit())
+
+    def __repr__(self) -> str:
+        return f"Address({self})"

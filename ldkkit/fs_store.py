@@ -1,0 +1,94 @@
+"""A key-value store in a folder on disk.
+
+Mirrors ``lightning_persister::fs_store::FilesystemStore``. A value lives at
+``data_dir/primary/secondary/key`` (or ``data_dir/key`` when both namespaces are empty).
+Writes are atomic: the bytes go to a temporary file, are flushed to disk, and the file is
+renamed over the old one, so a crash mid-write leaves either the old value or the new
+one, never a torn file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from pathlib import Path
+
+from .persist import NotFound, check_namespace_key_validity, is_valid_kvstore_str
+
+
+class FilesystemStore:
+    """Mirrors ``lightning_persister::fs_store::FilesystemStore``; implements ``KVStore``."""
+
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+        self.data_dir = Path(data_dir)
+        self._lock = threading.Lock()  # one writer at a time, as LDK's per-path locks
+
+    def get_data_dir(self) -> Path:
+        return self.data_dir
+
+    def _path(self, primary_namespace: str, secondary_namespace: str, key: str = "") -> Path:
+        return self.data_dir.joinpath(*(p for p in (primary_namespace, secondary_namespace, key) if p))
+
+    def read(self, primary_namespace: str, secondary_namespace: str, key: str) -> bytes:
+        check_namespace_key_validity(primary_namespace, secondary_namespace, key, "read")
+        path = self._path(primary_namespace, secondary_namespace, key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            where = "/".join(p for p in (primary_namespace, secondary_namespace, key) if p)
+            raise NotFound(f"Nothing is stored under {where!r} in {self.data_dir}") from None
+
+    def write(self, primary_namespace: str, secondary_namespace: str, key: str, buf: bytes) -> None:
+        check_namespace_key_validity(primary_namespace, secondary_namespace, key, "write")
+        if not isinstance(buf, (bytes, bytearray, memoryview)):
+            raise TypeError(f"FilesystemStore.write takes bytes, got {type(buf).__name__}; call .encode() first")
+        dest = self._path(primary_namespace, secondary_namespace, key)
+        with self._lock:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            # Keys cannot contain '.', so the temporary name can never clash with a key.
+            tmp = dest.with_name(f"{key}.{secrets.token_hex(6)}.tmp")
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(buf)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, dest)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            _fsync_dir(dest.parent)
+
+    def remove(self, primary_namespace: str, secondary_namespace: str, key: str, lazy: bool = False) -> None:
+        """Delete a key. Removing a missing key is not an error, as in LDK."""
+        check_namespace_key_validity(primary_namespace, secondary_namespace, key, "remove")
+        path = self._path(primary_namespace, secondary_namespace, key)
+        with self._lock:
+            path.unlink(missing_ok=True)
+            if not lazy and path.parent.exists():
+                _fsync_dir(path.parent)
+
+    def list(self, primary_namespace: str, secondary_namespace: str) -> list[str]:
+        """The keys stored directly in this namespace, sorted."""
+        check_namespace_key_validity(primary_namespace, secondary_namespace, None, "list")
+        folder = self._path(primary_namespace, secondary_namespace)
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_file() and is_valid_kvstore_str(p.name))
+
+    def __repr__(self) -> str:
+        return f"FilesystemStore({str(self.data_dir)!r})"
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable. Not every platform lets a folder be opened, so skip if not."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,501 @@
+"""Records (LDK's structs and enum variants) and their encoding to bytes.
+
+Mirrors ``lightning::util::ser`` (``Writeable`` / ``Readable``). Every LDK struct in
+ldkkit is a frozen dataclass deriving from :class:`Record`, and every LDK enum derives
+from :class:`RustEnum` and declares its variants as nested classes, just as the Rust
+source does::
+
+    class ClosureReason(RustEnum):
+        class CounterpartyForceClosed:
+            peer_msg: str
+        class FundingTimedOut:
+            pass
+
+``ClosureReason.FundingTimedOut()`` is then an instance of ``ClosureReason``, and a
+learner can ``match`` on it. Field types are checked when a record is built, so a bad
+value fails loudly at the point it is made rather than deep inside the simulator.
+
+The byte format is self-describing (a type tag before every value), versioned, and
+strict: corrupt or truncated bytes raise :class:`~ldkkit.errors.DecodeError` and never
+produce a half-built record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated, Any, ClassVar, TypeVar
+
+_T = TypeVar("_T")
+
+
+class DecodeError(ValueError):
+    """Mirrors ``lightning::ln::msgs::DecodeError``: bytes that cannot be read back.
+
+    Raised as one of its kinds: ``DecodeError.ShortRead``, ``DecodeError.InvalidValue``
+    or ``DecodeError.UnknownVersion``.
+    """
+
+
+class _ShortRead(DecodeError):
+    """The bytes ended before the value did: the data was truncated."""
+
+
+class _InvalidValue(DecodeError):
+    """The bytes hold something that is not a valid value: the data is corrupt."""
+
+
+class _UnknownVersion(DecodeError):
+    """The bytes were written by an encoding version this ldkkit does not read."""
+
+
+for _kind in (_ShortRead, _InvalidValue, _UnknownVersion):
+    _kind.__name__ = _kind.__name__[1:]
+    _kind.__qualname__ = f"DecodeError.{_kind.__name__}"
+    setattr(DecodeError, _kind.__name__, _kind)
+
+
+# --- Unsigned integer widths, as Rust spells them -------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _UInt:
+    bits: int
+
+
+U8 = Annotated[int, _UInt(8)]
+U16 = Annotated[int, _UInt(16)]
+U32 = Annotated[int, _UInt(32)]
+U64 = Annotated[int, _UInt(64)]
+U128 = Annotated[int, _UInt(128)]
+
+
+# --- The registry: every type that can appear in encoded bytes ------------------------
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register(cls: type[_T]) -> type[_T]:
+    """Make ``cls`` encodable under its qualified name (e.g. ``Event.PaymentSent``)."""
+    _REGISTRY[cls.__qualname__] = cls
+    return cls
+
+
+def ser_fields(cls: type) -> tuple[str, ...]:
+    """The attribute names a struct-like type is encoded by, in order."""
+    if dataclasses.is_dataclass(cls):
+        return tuple(f.name for f in dataclasses.fields(cls))
+    return tuple(cls.SER_FIELDS)
+
+
+# --- Field type checking ----------------------------------------------------------------
+
+_Check = Callable[[Any], Any]  # returns the (possibly normalised) value or raises
+
+
+def _checker(hint: Any) -> tuple[_Check, str]:
+    """Build a checker for a type hint, plus a description for error messages."""
+    origin = typing.get_origin(hint)
+    if origin is Annotated:
+        base, *extra = typing.get_args(hint)
+        width = next(e for e in extra if isinstance(e, _UInt))
+        top = (1 << width.bits) - 1
+
+        def check_uint(v: Any) -> Any:
+            if type(v) is not int or not 0 <= v <= top:
+                raise ValueError
+            return v
+
+        return check_uint, f"a u{width.bits} (an int from 0 to {top:,})"
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        inner, desc = _checker(args[0])
+        return (lambda v: None if v is None else inner(v)), f"None or {desc}"
+    if origin is tuple:
+        inner, desc = _checker(typing.get_args(hint)[0])
+
+        def check_seq(v: Any) -> Any:
+            if not isinstance(v, (list, tuple)):
+                raise ValueError
+            return tuple(inner(x) for x in v)
+
+        return check_seq, f"a list of {desc}"
+    if hint is int:
+        return _exact(int), "an int"
+    if hint in (bool, str, bytes):
+        return _exact(hint), f"a {hint.__name__}"
+    if isinstance(hint, type):
+
+        def check_instance(v: Any) -> Any:
+            if not isinstance(v, hint):
+                raise ValueError
+            return v
+
+        return check_instance, f"a {hint.__qualname__}"
+    raise TypeError(f"ldkkit cannot check fields of type {hint!r}")
+
+
+def _exact(kind: type) -> _Check:
+    def check(v: Any) -> Any:
+        if type(v) is not kind:
+            raise ValueError
+        return v
+
+    return check
+
+
+def _field_checkers(cls: type) -> list[tuple[str, _Check, str]]:
+    cached = cls.__dict__.get("_checkers")
+    if cached is None:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        cached = [(f.name, *_checker(hints[f.name])) for f in dataclasses.fields(cls)]
+        cls._checkers = cached  # type: ignore[attr-defined]
+    return cached
+
+
+# --- Records ------------------------------------------------------------------------------
+
+
+class Record:
+    """Base of every LDK struct and enum variant: an immutable, checked dataclass.
+
+    Subclasses become frozen dataclasses automatically (``class X(Record, frozen=False)``
+    for a mutable one). Sequences are stored as tuples so that records stay hashable.
+    """
+
+    def __init_subclass__(cls, frozen: bool = True, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        rust_enum = globals().get("RustEnum")
+        if rust_enum is None:  # RustEnum itself is being defined
+            return
+        if rust_enum in cls.__bases__:
+            _build_variants(cls)
+            return
+        dataclasses.dataclass(frozen=frozen, repr=False)(cls)
+        register(cls)
+
+    def __post_init__(self) -> None:
+        for name, check, desc in _field_checkers(type(self)):
+            value = getattr(self, name)
+            try:
+                checked = check(value)
+            except ValueError:
+                wrap = " (wrap raw bytes in the named type, e.g. PaymentHash(b'...'))"
+                hint = wrap if isinstance(value, bytes) else ""
+                raise TypeError(f"{type(self).__qualname__}.{name} must be {desc}, got {value!r}{hint}") from None
+            if checked is not value:
+                object.__setattr__(self, name, checked)
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{f.name}={_show(f.name, getattr(self, f.name))}" for f in dataclasses.fields(self))
+        return f"{type(self).__qualname__}({parts})"
+
+    def encode(self) -> bytes:
+        """Serialise to bytes, like LDK's ``Writeable::encode``."""
+        return encode(self)
+
+    @classmethod
+    def decode(cls: type[_T], data: bytes) -> _T:
+        """Read back what :meth:`encode` wrote, like LDK's ``Readable::read``."""
+        return decode(data, cls)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A flat dict of this record, with dotted keys for nested ones: one table row."""
+        out: dict[str, Any] = {}
+        if _is_variant(type(self)):  # e.g. {"event": "PaymentSent", ...}
+            out[_snake(type(self).__bases__[0].__name__)] = type(self).__name__
+        _flatten(out, "", self)
+        return out
+
+
+class RustEnum(Record):
+    """Base of an LDK enum. Nested classes in the body become its variants.
+
+    ``VARIANTS`` maps each variant's name to its class, in declaration order.
+    """
+
+    VARIANTS: ClassVar[dict[str, type]] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # variants replace this
+        names = ", ".join(type(self).VARIANTS)
+        raise TypeError(f"{type(self).__qualname__} is an enum: build one of its variants ({names})")
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
+
+
+def _is_enum(cls: type) -> bool:
+    return RustEnum in cls.__bases__
+
+
+def _is_variant(cls: type) -> bool:
+    return any(_is_enum(base) for base in cls.__bases__)
+
+
+def _build_variants(enum_cls: type) -> None:
+    """Turn each nested class of ``enum_cls`` into a dataclass that subclasses it."""
+    enum_cls.VARIANTS = {}
+    for name, body in list(vars(enum_cls).items()):
+        if name.startswith("_") or not isinstance(body, type) or issubclass(body, Record):
+            continue
+        namespace = {k: v for k, v in vars(body).items() if k not in ("__dict__", "__weakref__")}
+        namespace["__annotations__"] = dict(getattr(body, "__annotations__", {}))
+        namespace["__qualname__"] = f"{enum_cls.__qualname__}.{name}"
+        variant = types.new_class(name, (enum_cls,), exec_body=lambda ns, src=namespace: ns.update(src))
+        setattr(enum_cls, name, variant)
+        enum_cls.VARIANTS[name] = variant
+
+
+# --- One-line display ---------------------------------------------------------------------
+
+
+def _show(name: str, value: Any) -> str:
+    """Render a field value for a one-line repr: short hex ids, amounts with units.
+
+    Values with a ``short()`` method (ids, outpoints, paths) render through it.
+    """
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        if name.endswith("_msat") or name == "push_msat":
+            return f"{value:,} msat"
+        if name.endswith(("_satoshis", "_sats", "_sat")) or name == "value":
+            return f"{value:,} sat"
+        return str(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_show(name, v) for v in value) + "]"
+    if isinstance(value, timedelta):
+        return f"{value / timedelta(milliseconds=1):g} ms"
+    if isinstance(value, enum.Enum):
+        return f"{type(value).__qualname__}.{value.name}"
+    if hasattr(value, "short"):
+        return value.short()
+    return repr(value)
+
+
+def _flatten(out: dict[str, Any], prefix: str, record: Any) -> None:
+    for f in dataclasses.fields(record):
+        key = prefix + f.name
+        value = getattr(record, f.name)
+        if hasattr(value, "short"):  # atomic values: ids, outpoints, paths, features
+            out[key] = str(value)
+        elif isinstance(value, Record):
+            if _is_variant(type(value)):
+                out[key] = type(value).__name__
+            _flatten(out, key + ".", value)
+        elif isinstance(value, tuple):
+            out[key] = "[" + ", ".join(_show(f.name, v) for v in value) + "]"
+        elif isinstance(value, enum.Enum):
+            out[key] = value.name
+        elif isinstance(value, bytes):
+            out[key] = value.hex()
+        elif value is None or isinstance(value, (str, int, timedelta)):
+            out[key] = value
+        else:  # e.g. an APIError inside PathFailure.InitialSend
+            out[key] = str(value)
+
+
+# --- Encoding -------------------------------------------------------------------------------
+
+_MAGIC = b"LK"
+_VERSION = 1
+_MAX_DEPTH = 64
+
+
+class _Tag(enum.IntEnum):
+    """The byte before every encoded value, saying what follows."""
+
+    NONE = 0
+    FALSE = 1
+    TRUE = 2
+    INT = 3  # zigzag varint
+    STR = 4  # length-prefixed UTF-8
+    BYTES = 5
+    TUPLE = 6  # count, then the items
+    STRUCT = 7  # type name, field count, then the fields in order
+    NEWTYPE = 8  # type name, then the wrapped bytes
+    ENUM = 9  # type name, then the member name
+    DURATION = 10  # microseconds
+
+
+def encode(value: Any) -> bytes:
+    """Encode any record, primitive or tuple of them as versioned bytes."""
+    out = bytearray(_MAGIC)
+    out.append(_VERSION)
+    _write(out, value)
+    return bytes(out)
+
+
+def _write_varint(out: bytearray, n: int) -> None:
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return
+
+
+def _write_blob(out: bytearray, data: bytes) -> None:
+    _write_varint(out, len(data))
+    out += data
+
+
+def _write(out: bytearray, v: Any) -> None:
+    if v is None:
+        out.append(_Tag.NONE)
+    elif v is True or v is False:
+        out.append(_Tag.TRUE if v else _Tag.FALSE)
+    elif type(v) is int:
+        out.append(_Tag.INT)
+        _write_varint(out, (v << 1) if v >= 0 else ((-v << 1) - 1))  # zigzag
+    elif type(v) is str:
+        out.append(_Tag.STR)
+        _write_blob(out, v.encode())
+    elif type(v) is bytes:
+        out.append(_Tag.BYTES)
+        _write_blob(out, v)
+    elif type(v) in (tuple, list):
+        out.append(_Tag.TUPLE)
+        _write_varint(out, len(v))
+        for item in v:
+            _write(out, item)
+    elif isinstance(v, timedelta):
+        out.append(_Tag.DURATION)
+        _write(out, v // timedelta(microseconds=1))
+    else:
+        _write_named(out, v)
+
+
+def _write_named(out: bytearray, v: Any) -> None:
+    cls = type(v)
+    if _REGISTRY.get(cls.__qualname__) is not cls:
+        raise TypeError(f"ldkkit cannot encode a {cls.__qualname__}")
+    if isinstance(v, enum.Enum):
+        out.append(_Tag.ENUM)
+        _write_blob(out, cls.__qualname__.encode())
+        _write_blob(out, v.name.encode())
+    elif hasattr(v, "__bytes__") and not dataclasses.is_dataclass(v):
+        out.append(_Tag.NEWTYPE)
+        _write_blob(out, cls.__qualname__.encode())
+        _write_blob(out, bytes(v))
+    else:
+        names = ser_fields(cls)
+        out.append(_Tag.STRUCT)
+        _write_blob(out, cls.__qualname__.encode())
+        _write_varint(out, len(names))
+        for name in names:
+            _write(out, getattr(v, name))
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise DecodeError.ShortRead(
+                f"the data ends after {len(self.data)} bytes, in the middle of a value "
+                f"(needed {n} more at offset {self.pos}); it was truncated"
+            )
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def varint(self) -> int:
+        n = shift = 0
+        while True:
+            byte = self.take(1)[0]
+            n |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return n
+            if shift > 7 * 20:
+                raise DecodeError.InvalidValue(f"an integer at offset {self.pos} is longer than any LDK integer")
+
+    def blob(self) -> bytes:
+        return self.take(self.varint())
+
+    def text(self) -> str:
+        try:
+            return self.blob().decode()
+        except UnicodeDecodeError:
+            raise DecodeError.InvalidValue(f"text before offset {self.pos} is not valid UTF-8") from None
+
+
+def decode(data: bytes, expected: type[_T] | None = None) -> _T:
+    """Decode bytes written by :func:`encode`, checking the result is an ``expected``."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"decode needs bytes, got {type(data).__name__}")
+    data = bytes(data)
+    what = expected.__qualname__ if expected else "value"
+    if data[:2] != _MAGIC:
+        raise DecodeError.InvalidValue(
+            f"these {len(data)} bytes are not an encoded ldkkit {what} (they do not start with {_MAGIC!r}); "
+            "the file may be corrupt or was written by something else"
+        )
+    if len(data) < 3 or data[2] != _VERSION:
+        got = data[2] if len(data) > 2 else "missing"
+        raise DecodeError.UnknownVersion(f"unknown encoding version {got}; this ldkkit reads version {_VERSION}")
+    reader = _Reader(data)
+    reader.pos = 3
+    value = _read(reader, 0)
+    if reader.pos != len(data):
+        raise DecodeError.InvalidValue(f"{len(data) - reader.pos} unexpected bytes after the encoded {what}")
+    if expected is not None and not isinstance(value, expected):
+        raise DecodeError.InvalidValue(f"expected an encoded {what}, found a {type(value).__qualname__}")
+    return value
+
+
+def _read(r: _Reader, depth: int) -> Any:
+    if depth > _MAX_DEPTH:
+        raise DecodeError.InvalidValue("values are nested too deeply; the data is corrupt")
+    tag = r.take(1)[0]
+    match tag:
+        case _Tag.NONE:
+            return None
+        case _Tag.FALSE | _Tag.TRUE:
+            return tag == _Tag.TRUE
+        case _Tag.INT:
+            z = r.varint()
+            return (z >> 1) if not z & 1 else -((z + 1) >> 1)
+        case _Tag.STR:
+            return r.text()
+        case _Tag.BYTES:
+            return r.blob()
+        case _Tag.TUPLE:
+            return tuple(_read(r, depth + 1) for _ in range(r.varint()))
+        case _Tag.DURATION:
+            micros = _read(r, depth + 1)
+            if type(micros) is not int:
+                raise DecodeError.InvalidValue("a duration holds something other than an integer")
+            return timedelta(microseconds=micros)
+        case _Tag.STRUCT | _Tag.NEWTYPE | _Tag.ENUM:
+            return _read_named(r, tag, depth)
+    raise DecodeError.InvalidValue(f"unknown value tag {tag} at offset {r.pos - 1}; the data is corrupt")
+
+
+def _read_named(r: _Reader, tag: int, depth: int) -> Any:
+    name = r.text()
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        raise DecodeError.InvalidValue(f"unknown type {name!r}; the data is corrupt or from a newer ldkkit")
+    try:
+        if tag == _Tag.ENUM:
+            return cls[r.text()]  # type: ignore[index]
+        if tag == _Tag.NEWTYPE:
+            return cls(r.blob())
+        names = ser_fields(cls)
+        count = r.varint()
+        if count != len(names):
+            raise DecodeError.InvalidValue(f"{name} has {len(names)} fields, but the data holds {count}")
+        return cls(*(_read(r, depth + 1) for _ in range(count)))
+    except (TypeError, ValueError, KeyError) as e:
+        if isinstance(e, DecodeError):
+            raise
+        raise DecodeError.InvalidValue(f"bad {name} in the data: {e}") from None

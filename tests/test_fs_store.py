@@ -1,0 +1,99 @@
+"""FilesystemStore follows LDK's KVStore contract, its key rules, and writes atomically."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ldkkit import persist
+from ldkkit.fs_store import FilesystemStore
+from ldkkit.persist import KVStoreError, NotFound
+
+
+@pytest.fixture
+def store(tmp_path):
+    return FilesystemStore(tmp_path)
+
+
+def test_write_read_list_remove(store, tmp_path):
+    store.write("", "", "manager", b"cm")
+    store.write("monitors", "", "abcd_0", b"mon")
+    store.write("monitor_updates", "abcd_0", "1", b"upd")
+    assert store.read("", "", "manager") == b"cm"
+    assert (tmp_path / "monitors" / "abcd_0").read_bytes() == b"mon"
+    assert store.list("", "") == ["manager"]
+    assert store.list("monitor_updates", "abcd_0") == ["1"]
+    store.remove("", "", "manager", lazy=False)
+    store.remove("", "", "manager", lazy=True)  # removing what is gone is fine, as in LDK
+    assert store.list("", "") == []
+    assert store.list("nothing_here", "") == []
+
+
+def test_overwrite_replaces_the_value(store):
+    store.write("", "", "scorer", b"old")
+    store.write("", "", "scorer", b"new")
+    assert store.read("", "", "scorer") == b"new"
+
+
+def test_missing_key_is_not_found(store):
+    with pytest.raises(NotFound, match="Nothing is stored under 'manager'") as info:
+        store.read("", "", "manager")
+    assert isinstance(info.value, FileNotFoundError)
+
+
+@pytest.mark.parametrize(
+    "primary, secondary, key, rule",
+    [
+        ("", "", "../../etc/passwd", "may use only the characters a-z, A-Z, 0-9, '_' and '-'"),
+        ("", "", "a" * 121, "at most 120 characters"),
+        ("..", "", "key", "may use only the characters"),
+        ("", "", "", "key may not be empty"),
+        ("", "secondary", "key", "primary namespace may not be empty if a non-empty secondary namespace is given"),
+        ("ns", "", "has space", "must be valid"),
+    ],
+)
+def test_ldks_namespace_and_key_rules_are_enforced(store, tmp_path, primary, secondary, key, rule):
+    for call in (lambda: store.write(primary, secondary, key, b"x"), lambda: store.read(primary, secondary, key)):
+        with pytest.raises(KVStoreError, match=rule):
+            call()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_longest_allowed_key_works(store):
+    store.write("", "", "k" * 120, b"x")
+    assert store.read("", "", "k" * 120) == b"x"
+
+
+def test_a_crash_mid_write_leaves_the_old_value_and_no_stray_file(store, tmp_path, monkeypatch):
+    store.write("", "", "manager", b"old")
+
+    def crash(*args):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="power cut"):
+        store.write("", "", "manager", b"new")
+    monkeypatch.undo()
+    assert store.read("", "", "manager") == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manager"]
+
+
+def test_temporary_files_are_never_listed(store, tmp_path):
+    store.write("", "", "manager", b"x")
+    (tmp_path / "manager.1234.tmp").write_bytes(b"half")
+    assert store.list("", "") == ["manager"]
+
+
+def test_write_needs_bytes(store):
+    with pytest.raises(TypeError, match="call .encode\\(\\) first"):
+        store.write("", "", "manager", "text")  # type: ignore[arg-type]
+
+
+def test_persistence_keys_are_ldks():
+    assert persist.CHANNEL_MANAGER_PERSISTENCE_KEY == "manager"
+    assert persist.NETWORK_GRAPH_PERSISTENCE_KEY == "network_graph"
+    assert persist.SCORER_PERSISTENCE_KEY == "scorer"
+    assert persist.OUTPUT_SWEEPER_PERSISTENCE_KEY == "output_sweeper"
+    assert persist.CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE == "monitors"
+    assert persist.KVSTORE_NAMESPACE_KEY_MAX_LEN == 120

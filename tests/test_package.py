@@ -1,0 +1,34 @@
+"""The package imports quickly and lightly, and the code is ruff-clean."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import ldkkit
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ["pandas", "ipywidgets", "IPython", "jupyter_client", "ipykernel", "numpy"]
+
+
+def test_importing_ldkkit_loads_nothing_heavy():
+    code = (
+        "import sys, json, ldkkit, ldkkit.events, ldkkit.fs_store, ldkkit.payment_storage, ldkkit.bitcoin;"
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == []
+
+
+def test_version_is_exposed():
+    assert ldkkit.__version__.count(".") == 2
+
+
+def test_code_is_ruff_clean():
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "ldkkit", "tests", "bench", "kit.py"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
