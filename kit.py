@@ -73,7 +73,12 @@ def ensure_installed() -> Path:
 
 
 def lab(python: Path, args: list[str]) -> int:
-    cmd = [str(python), "-m", "jupyterlab", START_PAGE]
+    # Serve the whole kit, so lessons, workbooks and solutions are all in the file browser,
+    # and open the start page.
+    cmd = [
+        str(python), "-m", "jupyterlab",
+        f"--ServerApp.root_dir={ROOT}", f"--LabApp.default_url=/lab/tree/{START_PAGE}",
+    ]
     if is_root():
         cmd.append("--allow-root")
     say("starting JupyterLab; open the link it prints, and stop it with Ctrl+C")
