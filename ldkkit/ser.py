@@ -115,6 +115,15 @@ def _checker(hint: Any) -> tuple[_Check, str]:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         inner, desc = _checker(args[0])
         return (lambda v: None if v is None else inner(v)), f"None or {desc}"
+    if origin is dict:
+        (check_k, desc_k), (check_v, desc_v) = (_checker(a) for a in typing.get_args(hint))
+
+        def check_map(v: Any) -> Any:
+            if not isinstance(v, dict):
+                raise ValueError
+            return {check_k(k): check_v(x) for k, x in v.items()}
+
+        return check_map, f"a dict of {desc_k} to {desc_v}"
     if origin is tuple:
         inner, desc = _checker(typing.get_args(hint)[0])
 
@@ -321,6 +330,7 @@ class _Tag(enum.IntEnum):
     NEWTYPE = 8  # type name, then the wrapped bytes
     ENUM = 9  # type name, then the member name
     DURATION = 10  # microseconds
+    DICT = 11  # count, then key and value pairs
 
 
 def encode(value: Any) -> bytes:
@@ -363,6 +373,12 @@ def _write(out: bytearray, v: Any) -> None:
         out.append(_Tag.TUPLE)
         _write_varint(out, len(v))
         for item in v:
+            _write(out, item)
+    elif type(v) is dict:
+        out.append(_Tag.DICT)
+        _write_varint(out, len(v))
+        for key, item in v.items():
+            _write(out, key)
             _write(out, item)
     elif isinstance(v, timedelta):
         out.append(_Tag.DURATION)
@@ -470,6 +486,12 @@ def _read(r: _Reader, depth: int) -> Any:
             return r.blob()
         case _Tag.TUPLE:
             return tuple(_read(r, depth + 1) for _ in range(r.varint()))
+        case _Tag.DICT:
+            items = [(_read(r, depth + 1), _read(r, depth + 1)) for _ in range(r.varint())]
+            try:
+                return dict(items)
+            except TypeError:
+                raise DecodeError.InvalidValue("a map in the data has a key that cannot be a key") from None
         case _Tag.DURATION:
             micros = _read(r, depth + 1)
             if type(micros) is not int:

@@ -8,9 +8,11 @@ simulator needs.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Optional
 
-from ..bitcoin import OutPoint, Transaction
+from ..bitcoin import OutPoint, ScriptBuf, Transaction, TxIn, TxOut
 from ..ser import U32, U64, Record, RustEnum
 from ..types import ChannelId, ClaimId, PaymentHash, PaymentPreimage, PublicKey, Txid
 
@@ -75,3 +77,213 @@ class BumpTransactionEvent(RustEnum):
         target_feerate_sat_per_1000_weight: U32
         htlc_descriptors: tuple[HTLCDescriptor, ...]
         tx_lock_time: U32
+
+
+class Utxo(Record):
+    """Mirrors ``lightning::events::bump_transaction::Utxo``: a confirmed wallet coin.
+
+    ``satisfaction_weight`` is the weight of the scriptSig and witness that spend it.
+    """
+
+    outpoint: OutPoint
+    output: TxOut
+    satisfaction_weight: U64
+
+
+#: Mirrors ``chan_utils::ANCHOR_OUTPUT_VALUE_SATOSHI``.
+ANCHOR_OUTPUT_VALUE_SATOSHI = 330
+#: Mirrors ``chan_utils::htlc_success_tx_weight`` / ``htlc_timeout_tx_weight`` for anchor channels.
+HTLC_SUCCESS_TX_WEIGHT = 706
+HTLC_TIMEOUT_TX_WEIGHT = 666
+_MODULE = "ldkkit::events::bump_transaction"
+_MAX_SIG = b"\x30" + b"\x00" * 72  # as long as the longest signature, for weight estimates
+
+
+class BumpTransactionEventHandler:
+    """Mirrors ``lightning::events::bump_transaction::BumpTransactionEventHandler`` (ldk-sample's
+    ``BumpTxEventHandler``): pays for fee bumps of anchor-channel transactions with wallet coins.
+
+    ``utxo_source`` is the node's wallet (a ``BitcoindClient``: ``list_confirmed_utxos``,
+    ``get_change_script``, ``sign_tx``) and ``signer_provider`` its ``KeysManager``.
+    For ``ChannelClose`` it builds a real CPFP child spending the anchor and one confirmed
+    coin. ``HTLCResolution`` is simplified: see :meth:`handle_event`.
+    The simulated mempool has no replace-by-fee, so a claim is bumped once; when LDK asks
+    again for the same claim, the same transactions are rebroadcast.
+    """
+
+    def __init__(self, broadcaster, utxo_source, signer_provider, logger) -> None:
+        self.broadcaster = broadcaster
+        self.utxo_source = utxo_source
+        self.signer_provider = signer_provider
+        self.logger = logger
+        self._claims: dict[ClaimId, tuple[Transaction, ...]] = {}
+        self._lock = threading.RLock()
+
+    def handle_event(self, event: BumpTransactionEvent) -> None:
+        """Handle one ``BumpTransactionEvent``, as ldk-sample does for ``Event.BumpTransaction``.
+
+        Failures (e.g. no confirmed wallet coin big enough) are logged at Error level, as in
+        LDK; LDK asks again on a later block.
+
+        Simplification: for ``HTLCResolution`` LDK spends the HTLC outputs in a transaction
+        that also takes a wallet input for the fee. Here the HTLC outputs are not touched: a
+        transaction spending one wallet coin back to the wallet pays the fee the HTLC
+        transaction would need, and the log says what LDK would have built.
+        """
+        if hasattr(event, "bump_event"):
+            raise TypeError("handle_event takes the BumpTransactionEvent inside Event.BumpTransaction: "
+                            "pass event.bump_event")
+        if not isinstance(event, BumpTransactionEvent):
+            raise TypeError(f"handle_event takes a BumpTransactionEvent, got {type(event).__name__}")
+        with self._lock:
+            if event.claim_id in self._claims:
+                txs = self._claims[event.claim_id]
+                self.logger.info(_MODULE, f"Claim {event.claim_id} was already bumped; rebroadcasting "
+                                 f"{', '.join(str(tx.compute_txid()) for tx in txs)}")
+                self.broadcaster.broadcast_transactions(list(txs))
+                return
+            try:
+                match event:
+                    case BumpTransactionEvent.ChannelClose():
+                        txs = self._handle_channel_close(event)
+                    case BumpTransactionEvent.HTLCResolution():
+                        txs = self._handle_htlc_resolution(event)
+            except _InsufficientFunds as e:
+                self.logger.error(_MODULE, str(e))
+                return
+            if txs:
+                self._claims[event.claim_id] = txs
+
+    # --- ChannelClose: CPFP through the anchor ------------------------------------------------
+
+    def _handle_channel_close(self, ev: BumpTransactionEvent.ChannelClose) -> tuple[Transaction, ...]:
+        from ..chain.chaininterface import compute_feerate_sat_per_1000_weight, tx_weight
+
+        commitment_txid = ev.commitment_tx.compute_txid()
+        parent_weight = tx_weight(ev.commitment_tx)
+        target = ev.package_target_feerate_sat_per_1000_weight
+        parent_feerate = compute_feerate_sat_per_1000_weight(ev.commitment_tx_fee_satoshis, parent_weight)
+        if parent_feerate >= target:
+            self.logger.info(_MODULE, f"Pre-signed commitment {commitment_txid} already has feerate {parent_feerate} "
+                             f"sat/kW above required {target} sat/kW, broadcasting.")
+            self.broadcaster.broadcast_transactions([ev.commitment_tx])
+            return (ev.commitment_tx,)
+        try:
+            child = self._build_anchor_child(ev, parent_weight)
+        except _InsufficientFunds:
+            # Still close the channel: the commitment confirms eventually, just without the bump.
+            self.broadcaster.broadcast_transactions([ev.commitment_tx])
+            raise
+        self.broadcaster.broadcast_transactions([ev.commitment_tx, child])
+        return (ev.commitment_tx, child)
+
+    def _build_anchor_child(self, ev: BumpTransactionEvent.ChannelClose, parent_weight: int) -> Transaction:
+        from ..chain.chaininterface import (
+            FEERATE_FLOOR_SATS_PER_KW,
+            compute_feerate_sat_per_1000_weight,
+            fee_for_weight,
+            tx_weight,
+        )
+        from ..sign import get_anchor_redeemscript, with_witnesses
+
+        params = ev.anchor_descriptor.channel_derivation_parameters
+        signer = self.signer_provider.derive_channel_keys(params.value_satoshis, params.keys_id)
+        anchor_script = get_anchor_redeemscript(signer.funding_pubkey)
+        anchor_value = self._anchor_value(ev)
+        change_script = self.utxo_source.get_change_script()
+        target = ev.package_target_feerate_sat_per_1000_weight
+
+        def child_fee(utxo: Utxo) -> int:
+            """What the child must pay so parent and child together reach the target feerate."""
+            weight = tx_weight(_draft(ev.anchor_descriptor.outpoint, anchor_script, utxo.outpoint, change_script))
+            package_fee = fee_for_weight(target, parent_weight + weight)
+            own_minimum = fee_for_weight(FEERATE_FLOOR_SATS_PER_KW, weight)  # the child must relay on its own too
+            return max(package_fee - ev.commitment_tx_fee_satoshis, own_minimum)
+
+        what = f"bump commitment transaction {ev.commitment_tx.compute_txid()} of channel {ev.channel_id}"
+        utxo = self._select(lambda u: child_fee(u) - anchor_value, change_script, what)
+        fee = child_fee(utxo)
+        change = anchor_value + utxo.output.value - fee
+        unsigned = Transaction.new(2, 0, [TxIn(ev.anchor_descriptor.outpoint, ScriptBuf(b""), 0, ()),
+                                          TxIn(utxo.outpoint, ScriptBuf(b""), 0, ())], [TxOut(change, change_script)])
+        signed = self.utxo_source.sign_tx(unsigned)
+        anchor_sig = signer.sign_holder_anchor_input(signed, 0, anchor_value)
+        child = with_witnesses(signed, {0: (anchor_sig, anchor_script)})
+        package_rate = compute_feerate_sat_per_1000_weight(ev.commitment_tx_fee_satoshis + fee,
+                                                           parent_weight + tx_weight(child))
+        self.logger.info(_MODULE, f"Broadcasting commitment transaction {ev.commitment_tx.compute_txid()} with anchor "
+                         f"child {child.compute_txid()} spending wallet coin {utxo.outpoint}: child fee {fee} sat, "
+                         f"package feerate {package_rate} sat/kW (target {target} sat/kW)")
+        return child
+
+    @staticmethod
+    def _anchor_value(ev: BumpTransactionEvent.ChannelClose) -> int:
+        outpoint = ev.anchor_descriptor.outpoint
+        outputs = ev.commitment_tx.output
+        if outpoint.txid == ev.commitment_tx.compute_txid() and outpoint.vout < len(outputs):
+            return outputs[outpoint.vout].value
+        return ANCHOR_OUTPUT_VALUE_SATOSHI
+
+    # --- HTLCResolution (simplified) -------------------------------------------------------------
+
+    def _handle_htlc_resolution(self, ev: BumpTransactionEvent.HTLCResolution) -> tuple[Transaction, ...]:
+        from ..chain.chaininterface import fee_for_weight, tx_weight
+
+        htlc_weight = sum(HTLC_SUCCESS_TX_WEIGHT if d.preimage is not None else HTLC_TIMEOUT_TX_WEIGHT
+                          for d in ev.htlc_descriptors)
+        change_script = self.utxo_source.get_change_script()
+        target = ev.target_feerate_sat_per_1000_weight
+
+        def fee(utxo: Utxo) -> int:
+            """The fee for the HTLC transaction(s) plus our input and change, at the target feerate."""
+            coin = TxIn(utxo.outpoint, ScriptBuf(b""), 0, (_MAX_SIG, b"\x02" * 33))
+            draft = Transaction.new(2, ev.tx_lock_time, [coin], [TxOut(0, change_script)])
+            return fee_for_weight(target, htlc_weight + tx_weight(draft))
+
+        what = f"resolve {len(ev.htlc_descriptors)} HTLC(s) of channel {ev.channel_id}"
+        utxo = self._select(fee, change_script, what)
+        paid = fee(utxo)
+        # sequence below 0xffffffff so the lock time applies, as in LDK's HTLC transactions
+        unsigned = Transaction.new(2, ev.tx_lock_time, [TxIn(utxo.outpoint, ScriptBuf(b""), 0xFFFFFFFD, ())],
+                                   [TxOut(utxo.output.value - paid, change_script)])
+        tx = self.utxo_source.sign_tx(unsigned)
+        htlcs = ", ".join(f"{d.commitment_txid}:{d.htlc.transaction_output_index}" for d in ev.htlc_descriptors)
+        self.logger.info(_MODULE, f"HTLCResolution for claim {ev.claim_id}: LDK would spend HTLC output(s) {htlcs} "
+                         f"with wallet coin {utxo.outpoint} paying the fee at {target} sat/kW. ldkkit simulates only "
+                         f"the fee: transaction {tx.compute_txid()} pays {paid} sat and returns the rest to the wallet")
+        self.broadcaster.broadcast_transactions([tx])
+        return (tx,)
+
+    # --- coin selection -----------------------------------------------------------------------
+
+    def _select(self, needed: Callable[[Utxo], int], change_script: ScriptBuf, what: str) -> Utxo:
+        """The smallest confirmed coin covering ``needed(coin)`` sats plus a change output above dust."""
+        from ..sign import min_non_dust_value
+
+        dust = min_non_dust_value(change_script)
+        coins = sorted(self.utxo_source.list_confirmed_utxos(),
+                       key=lambda u: (u.output.value, bytes(u.outpoint.txid), u.outpoint.vout))
+        for utxo in coins:
+            if utxo.output.value >= needed(utxo) + dust:
+                return utxo
+        need = needed(Utxo(OutPoint(Txid(bytes(32)), 0), TxOut(0, change_script), 0)) + dust
+        have = f"its largest holds {coins[-1].output.value:,} sat" if coins else "it has none"
+        raise _InsufficientFunds(
+            f"Insufficient funds to {what}: the wallet needs a confirmed coin of at least {need:,} sat, "
+            f"but {have}. Fund the wallet and mine a block; LDK will ask again."
+        )
+
+
+#: ldk-sample's name for the handler type.
+BumpTxEventHandler = BumpTransactionEventHandler
+
+
+class _InsufficientFunds(Exception):
+    """The wallet has no confirmed coin big enough to pay for a bump."""
+
+
+def _draft(anchor: OutPoint, anchor_script: bytes, coin: OutPoint, change_script: ScriptBuf) -> Transaction:
+    """The anchor child with maximum-size witnesses, to estimate its weight."""
+    inputs = [TxIn(anchor, ScriptBuf(b""), 0, (_MAX_SIG, anchor_script)),
+              TxIn(coin, ScriptBuf(b""), 0, (_MAX_SIG, b"\x02" * 33))]
+    return Transaction.new(2, 0, inputs, [TxOut(0, change_script)])

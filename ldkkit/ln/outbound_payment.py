@@ -1,16 +1,18 @@
-"""What the sender of a payment chooses: the onion fields and the retry strategy.
+"""What the sender of a payment chooses, and what the ChannelManager tracks while it is paid.
 
-Mirrors ``lightning::ln::outbound_payment``. Its failures (``RetryableSendFailure``,
+Mirrors ``lightning::ln::outbound_payment``: ``RecipientOnionFields``, ``Retry`` and the
+bookkeeping of payments in flight. Its failures (``RetryableSendFailure``,
 ``ProbeSendFailure``) live with the other errors in :mod:`ldkkit.errors`.
 """
 
 from __future__ import annotations
 
+import enum
 from datetime import timedelta
 from typing import Optional
 
-from ..ser import U32, Record, RustEnum
-from ..types import PaymentSecret
+from ..ser import U32, U64, Record, RustEnum, register
+from ..types import PaymentHash, PaymentId, PaymentPreimage, PaymentSecret
 
 
 class RecipientOnionFields(Record):
@@ -45,3 +47,43 @@ class Retry(RustEnum):
         """Retry until this much time has passed since the first attempt."""
 
         timeout: timedelta
+
+
+@register
+class PaymentState(enum.Enum):
+    Retryable = "Retryable"
+    Fulfilled = "Fulfilled"
+    Abandoned = "Abandoned"
+
+
+class PendingOutboundPayment(Record, frozen=False):
+    """Mirrors LDK's ``PendingOutboundPayment``: one payment we are sending."""
+
+    payment_id: PaymentId
+    payment_hash: PaymentHash
+    onion: RecipientOnionFields
+    keysend_preimage: Optional[PaymentPreimage]
+    total_msat: U64
+    payee: bytes  # the payee's public key, serialized
+    final_cltv_expiry_delta: U32
+    retry: Optional[Retry]
+    attempts: U32
+    started_at_us: U64
+    failed_scids: tuple[U64, ...]
+    state: PaymentState
+    inflight_htlcs: U32
+    preimage: Optional[PaymentPreimage]
+    is_probe: bool
+    sent_event_emitted: bool
+    pending_retry: bool
+    failure_reason: Optional[str]
+
+    def can_retry(self, now_us: int) -> bool:
+        """Whether the retry strategy allows another attempt now."""
+        match self.retry:
+            case Retry.Attempts(max_retries=n):
+                return self.attempts <= n
+            case Retry.Timeout(timeout=limit):
+                return now_us - self.started_at_us < limit // timedelta(microseconds=1)
+            case _:
+                return False

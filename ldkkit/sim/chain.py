@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..bitcoin import OutPoint, ScriptBuf, Transaction, TxIn, TxOut
 from ..types import Txid
@@ -56,6 +56,7 @@ class Chain:
         self.spent_by: dict[OutPoint, Txid] = {}
         self.fees_paid_sat = 0  # to miners, by the world's transactions
         self._fees: dict[Txid, int] = {}
+        self._funded = 0
         self._listeners: list[Callable[[Block], None]] = []
         self._lock = threading.RLock()
         self._mine_block([], {})
@@ -124,7 +125,8 @@ class Chain:
     def fund(self, outputs: dict[ScriptBuf, int]) -> Transaction:
         """Pay coins straight into the world (block 1 does this for the wallets)."""
         with self._lock:
-            tx = self._coinbase(list(outputs.items()), tag=b"fund")
+            self._funded += 1
+            tx = self._coinbase(list(outputs.items()), tag=b"f" + self._funded.to_bytes(3, "little"))
             self._add_unchecked(tx)
             return tx
 

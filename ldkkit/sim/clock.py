@@ -12,9 +12,9 @@ import heapq
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable
 
 #: The simulation starts at 2026-01-01 00:00:00 UTC, so invoice timestamps are stable.
 EPOCH_UNIX_SECONDS = 1_767_225_600

@@ -1,0 +1,173 @@
+"""The queue behind ``process_pending_events``: LDK's ``EventsProvider`` contract, written once.
+
+Mirrors the event handling shared by ``ChannelManager`` and ``ChainMonitor``
+(``lightning::events::EventsProvider`` and LDK's ``process_events_body``):
+
+- events go to the handler one at a time, oldest first;
+- an event leaves the queue only once the handler has returned normally;
+- ``ReplayEvent`` (returned or raised) stops processing: that event and the ones after it
+  are handed over again next time;
+- any other exception also leaves the event queued, and reaches the caller as an
+  :class:`EventHandlerError` that names the event;
+- the handler may call back into the component, and events it causes are handled in the
+  same call; calling ``process_pending_events`` from inside the handler is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Callable, Generator
+from typing import Any
+
+from ..wakers import Future, Notifier
+from . import Event, ReplayEvent
+
+
+class EventHandlerError(Exception):
+    """The event handler raised. ``event`` is the event it was handling; it stays queued."""
+
+    def __init__(self, event: Event, error: BaseException) -> None:
+        self.event = event
+        self.error = error
+        super().__init__(
+            f"your event handler raised {type(error).__name__} while handling {type(event).__qualname__}: {error}\n"
+            f"  event: {event!r}\n"
+            "  Nothing is lost: the event stays queued and will be handed to the handler again. "
+            "Fix the handler (the traceback above points at the line), then process events again."
+        )
+
+
+class ReentrantProcessingError(RuntimeError):
+    """``process_pending_events`` was called from inside the event handler."""
+
+
+class EventQueue:
+    """A component's pending events, and the one correct way to hand them to a handler."""
+
+    def __init__(self, owner: str, notifier: Notifier | None = None) -> None:
+        self.owner = owner
+        #: How plain code runs an async handler's coroutine: the world sets its own runtime,
+        #: so that tasks the handler spawns (asyncio.create_task) live on.
+        self.runner: Callable[[Any], Any] | None = None
+        self.notifier = notifier or Notifier()
+        self._events: list[Event] = []
+        self._lock = threading.RLock()
+        self._busy = threading.Lock()
+        self._local = threading.local()
+
+    def push(self, event: Event) -> None:
+        with self._lock:
+            self._events.append(event)
+        self.notifier.notify()
+
+    def pending(self) -> list[Event]:
+        with self._lock:
+            return list(self._events)
+
+    def replace(self, events: list[Event]) -> None:
+        with self._lock:
+            self._events = list(events)
+
+    def __bool__(self) -> bool:
+        return bool(self._events)
+
+    def get_future(self) -> Future:
+        return self.notifier.get_future()
+
+    def process(self, handler: Callable[[Event], Any]) -> int:
+        """Hand every event to a plain handler; returns how many were handled."""
+        steps = self._steps()
+        handled = 0
+        try:
+            event = next(steps)
+            while True:
+                result = _call(handler, event)
+                if inspect.isawaitable(result):
+                    result = run_coroutine_blocking(result, self.runner)
+                handled += not isinstance(result, BaseException)
+                event = steps.send(result)
+        except StopIteration:
+            return handled
+
+    async def process_async(self, handler: Callable[[Event], Any]) -> int:
+        """Hand every event to a plain or async handler, awaiting it."""
+        steps = self._steps()
+        handled = 0
+        try:
+            event = next(steps)
+            while True:
+                result = _call(handler, event)
+                if inspect.isawaitable(result):
+                    try:
+                        result = await result
+                    except asyncio.CancelledError:
+                        raise
+                    except BaseException as e:  # handed to _steps, which raises it with the event named
+                        result = e
+                handled += not isinstance(result, BaseException)
+                event = steps.send(result)
+        except StopIteration:
+            return handled
+
+    def _steps(self) -> Generator[Event, Any, None]:
+        """Yield each event; receive what the handler did with it."""
+        if getattr(self._local, "active", False):
+            raise ReentrantProcessingError(
+                f"process_pending_events was called on the {self.owner} from inside the event handler. "
+                "LDK forbids this: the handler is already being called for each event in turn, so just return."
+            )
+        if not self._busy.acquire(blocking=False):
+            return  # another thread is already handing out events, as LDK's re-entrancy guard does
+        self._local.active = True
+        try:
+            for _ in range(1_000_000):
+                with self._lock:
+                    if not self._events:
+                        return
+                    event = self._events[0]
+                result = yield event
+                if isinstance(result, ReplayEvent) or result is ReplayEvent:
+                    self.notifier.notify()  # come back soon, as LDK wakes the processor
+                    return
+                if isinstance(result, BaseException):
+                    raise EventHandlerError(event, result) from result
+                with self._lock:
+                    if self._events and self._events[0] is event:
+                        self._events.pop(0)
+            raise RuntimeError(f"event handling on the {self.owner} does not settle: every event produces another")
+        finally:
+            self._local.active = False
+            self._busy.release()
+
+
+def _call(handler: Callable[[Event], Any], event: Event) -> Any:
+    try:
+        return handler(event)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:
+        return e
+
+
+def run_coroutine_blocking(coro: Any, runner: Callable[[Any], Any] | None = None) -> Any:
+    """Run an async handler's coroutine to completion from plain code, returning or capturing its outcome."""
+
+    async def capture() -> Any:
+        try:
+            return await coro
+        except BaseException as e:  # handed back like a plain handler's exception
+            return e
+
+    if runner is not None:
+        return runner(capture())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(capture())
+    box: list[Any] = []
+    thread = threading.Thread(target=lambda: box.append(asyncio.run(capture())), name="ldkkit-async-handler")
+    thread.start()
+    thread.join()
+    return box[0]

@@ -1,0 +1,110 @@
+"""A node: LDK's components wired together exactly as ldk-sample wires a real one.
+
+``Node`` carries, under the very names the seed chapter's ``handle_ldk_events`` takes
+them, everything a handler needs, plus ``chain_monitor``, ``scorer`` and ``logger`` for
+the background processor. Build one with :meth:`ldkkit.sim.world.World.add_node`, or
+:func:`build_node` for a node alone in a fresh world.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .bitcoin import Network
+from .bitcoind_client import BitcoindClient
+from .chain.chainmonitor import ChainMonitor
+from .config import UserConfig
+from .events import Event
+from .events.bump_transaction import BumpTransactionEventHandler
+from .fs_store import FilesystemStore
+from .ln.channelmanager import ChannelManager
+from .ln.peer_handler import PeerManager
+from .logger import Logger
+from .payment_storage import InboundPaymentInfoStorage, OutboundPaymentInfoStorage
+from .routing.gossip import NetworkGraph
+from .routing.router import DefaultRouter
+from .routing.scoring import ProbabilisticScorer
+from .sign import KeysManager
+from .sweep import OutputSweeper
+from .types import PublicKey
+
+#: The order of the seed chapter's ``handle_ldk_events`` parameters, before ``event``.
+HANDLER_PARAMETERS = (
+    "channel_manager",
+    "bitcoind_client",
+    "network_graph",
+    "keys_manager",
+    "bump_tx_event_handler",
+    "peer_manager",
+    "inbound_payments",
+    "outbound_payments",
+    "fs_store",
+    "output_sweeper",
+    "network",
+)
+
+
+@dataclass(eq=False)
+class Node:
+    """One simulated LDK node. Its attributes are ldk-sample's components."""
+
+    name: str
+    channel_manager: ChannelManager
+    bitcoind_client: BitcoindClient
+    network_graph: NetworkGraph
+    keys_manager: KeysManager
+    bump_tx_event_handler: BumpTransactionEventHandler
+    peer_manager: PeerManager
+    inbound_payments: InboundPaymentInfoStorage
+    outbound_payments: OutboundPaymentInfoStorage
+    fs_store: FilesystemStore
+    output_sweeper: OutputSweeper
+    network: Network
+    chain_monitor: ChainMonitor
+    scorer: ProbabilisticScorer
+    logger: Logger
+    router: DefaultRouter
+    config: UserConfig
+    #: The node's ``handle_ldk_events`` (the twelve-parameter function).
+    handle_ldk_events: Optional[Callable[..., Any]] = None
+    #: The Fn(Event) the world drives this node with: ``handle_ldk_events`` bound to this node.
+    event_handler: Optional[Callable[[Event], Any]] = None
+    #: What the world does for this node: "all" (events, timers, persistence) or "messages".
+    driven_by_world: bool = True
+    persist: bool = True
+    #: Every event handed to the handler, with when: (simulation seconds, block height, event).
+    event_log: list[tuple[float, int, Event]] = field(default_factory=list)
+
+    @property
+    def events_seen(self) -> list[Event]:
+        """The events this node's handler was given, in order (replayed ones again)."""
+        return [event for _, _, event in self.event_log]
+
+    @property
+    def node_id(self) -> PublicKey:
+        return self.channel_manager.get_our_node_id()
+
+    def handler_args(self) -> tuple[Any, ...]:
+        """The first eleven arguments of ``handle_ldk_events``, in the seed chapter's order."""
+        return tuple(getattr(self, name) for name in HANDLER_PARAMETERS)
+
+    def bind(self, handle_ldk_events: Callable[..., Any]) -> Callable[[Event], Any]:
+        """LDK's ``Fn(Event)``: ``handle_ldk_events`` with this node's components filled in."""
+        return functools.partial(handle_ldk_events, *self.handler_args())
+
+    def __repr__(self) -> str:
+        return f"Node({self.name!r}, {self.node_id.short()})"
+
+
+def build_node(seed: int = 0, storage_dir: Optional[str] = None, **kwargs: Any) -> Node:
+    """One call for a node with a seed and a storage folder (a temporary one by default).
+
+    The node lives in a fresh :class:`~ldkkit.sim.world.World`, reachable as ``node.world``.
+    """
+    from .sim.world import World
+
+    world = World(seed=seed)
+    return world.add_node("alice", storage_dir=storage_dir, **kwargs)

@@ -1,0 +1,382 @@
+"""The world: nodes, the chain between them, the messages between them, and time.
+
+A :class:`World` is the simulated Lightning network. It builds nodes wired as ldk-sample
+wires a real one, carries wire messages between them on their own queue (separate from
+each node's events, as in LDK's own tests), keeps the regtest chain, and runs everything
+on a virtual clock, so that the same seed gives the same run every time.
+
+Nodes the world drives get what LDK's background processor gives a real node: their
+events handed to their handler, their messages sent, timer ticks every minute, and their
+state persisted. A node handed to a real ``BackgroundProcessor`` is left to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import tempfile
+from collections.abc import Callable
+from typing import Any, Optional
+
+from ..bitcoin import Network
+from ..bitcoind_client import BitcoindClient
+from ..chain.chainmonitor import ChainMonitor
+from ..config import UserConfig
+from ..events.bump_transaction import BumpTransactionEventHandler
+from ..events.queue import EventHandlerError
+from ..fs_store import FilesystemStore
+from ..ln import msgs
+from ..ln.channelmanager import ChannelManager
+from ..ln.peer_handler import PeerManager
+from ..logger import Logger
+from ..node import Node
+from ..payment_storage import InboundPaymentInfoStorage, OutboundPaymentInfoStorage
+from ..persist import CHANNEL_MANAGER_PERSISTENCE_KEY
+from ..routing.gossip import NetworkGraph
+from ..routing.router import DefaultRouter
+from ..routing.scoring import ProbabilisticScorer, ProbabilisticScoringFeeParameters
+from ..ser import Record
+from ..sign import KeysManager
+from ..sweep import OutputSweeper
+from ..types import PublicKey
+from .chain import MINER_SCRIPT, Chain
+from .clock import EPOCH_UNIX_SECONDS, RealClock, VirtualClock
+from .runtime import Runtime
+
+#: What each node's wallet starts with: 1 BTC.
+DEFAULT_FUNDS_SAT = 100_000_000
+#: LDK's ``FRESHNESS_TIMER``, ``PING_TIMER`` and ``REBROADCAST_TIMER``, in seconds.
+FRESHNESS_TIMER = 60
+PING_TIMER = 10
+REBROADCAST_TIMER = 30
+
+
+class World:
+    """A simulated Lightning network on a regtest chain, with a virtual clock by default."""
+
+    def __init__(self, seed: int = 0, *, real_time: bool = False, network: Network = Network.Regtest) -> None:
+        self.seed = seed
+        self.network = network
+        self.clock = RealClock() if real_time else VirtualClock()
+        self.runtime = Runtime(self.clock)
+        self.chain = Chain(self.clock)
+        self.nodes: dict[str, Node] = {}
+        self._by_id: dict[PublicKey, Node] = {}
+        self._connections: set[frozenset[PublicKey]] = set()
+        self._tasks: dict[str, list[asyncio.Task[None]]] = {}
+        self.errors: list[BaseException] = []
+        self.message_log: list[tuple[float, str, str, str]] = []
+        self._announced: set[int] = set()
+        self._early_updates: dict[int, list[msgs.ChannelUpdate]] = {}
+        self._closed = False
+        # An exception in a callback on the world's loop must not vanish into asyncio's log.
+        self.runtime.loop.set_exception_handler(self._on_loop_error)
+
+    # --- nodes --------------------------------------------------------------------------------
+
+    def _seed_for(self, name: str, purpose: bytes) -> bytes:
+        return hashlib.sha256(self.seed.to_bytes(8, "big", signed=True) + name.encode() + purpose).digest()
+
+    def add_node(
+        self,
+        name: str,
+        *,
+        handler: Optional[Callable[..., Any]] = None,
+        config: Optional[UserConfig] = None,
+        funds_sat: int = DEFAULT_FUNDS_SAT,
+        storage_dir: Optional[str] = None,
+        persist: bool = True,
+    ) -> Node:
+        """Build a node wired as ldk-sample wires one, fund its wallet, and start driving it.
+
+        ``handler`` has the seed chapter's signature ``handle_ldk_events(channel_manager, ...,
+        network, event)``; it may be plain or async. With none, the node runs the kit's
+        reference handler (ldk-sample's behaviour).
+        """
+        if name in self.nodes:
+            raise ValueError(f"the world already has a node called {name!r}")
+        node = self._build(name, config or UserConfig.ldk_sample(), storage_dir, persist)
+        self._attach(node, handler)
+        self.chain.add_listener(lambda block: self._block_to(name, block))
+        if funds_sat:
+            self.chain.fund({node.bitcoind_client.get_new_address().script_pubkey: funds_sat})
+            self.mine(1)
+        return node
+
+    def _build(self, name: str, config: UserConfig, storage_dir: Optional[str], persist: bool) -> Node:
+        logger = Logger(name, self.clock.now)
+        keys_manager = KeysManager(self._seed_for(name, b"keys"), EPOCH_UNIX_SECONDS, 0)
+        bitcoind_client = BitcoindClient(self.chain, self.network, self._seed_for(name, b"wallet"), logger)
+        fs_store = FilesystemStore(storage_dir or tempfile.mkdtemp(prefix=f"ldkkit-{name}-"))
+        network_graph = NetworkGraph(self.network, logger)
+        scorer = ProbabilisticScorer(None, network_graph, logger)
+        router = DefaultRouter(network_graph, logger, keys_manager, scorer, ProbabilisticScoringFeeParameters())
+        chain_monitor = ChainMonitor(chain=self.chain, broadcaster=bitcoind_client, fee_estimator=bitcoind_client,
+                                     logger=logger, keys_manager=keys_manager, kv_store=fs_store)
+        channel_manager = ChannelManager(
+            fee_estimator=bitcoind_client, chain_monitor=chain_monitor, tx_broadcaster=bitcoind_client,
+            router=router, logger=logger, keys_manager=keys_manager, config=config, network=self.network,
+            best_block_height=self.chain.height(), clock=self.clock,
+        )
+        channel_manager.set_runner(self.runtime.run)
+        node = Node(
+            name=name, channel_manager=channel_manager, bitcoind_client=bitcoind_client,
+            network_graph=network_graph, keys_manager=keys_manager,
+            bump_tx_event_handler=BumpTransactionEventHandler(bitcoind_client, bitcoind_client, keys_manager, logger),
+            peer_manager=PeerManager(channel_manager, logger, self), inbound_payments=InboundPaymentInfoStorage(),
+            outbound_payments=OutboundPaymentInfoStorage(), fs_store=fs_store,
+            output_sweeper=OutputSweeper(self.chain, bitcoind_client, bitcoind_client, keys_manager, bitcoind_client,
+                                         fs_store, logger),
+            network=self.network, chain_monitor=chain_monitor, scorer=scorer, logger=logger, router=router,
+            config=config, persist=persist,
+        )
+        return node
+
+    def _block_to(self, name: str, block: Any) -> None:
+        """ldk-sample feeds each block to the ChainMonitor, then to the ChannelManager."""
+        node = self.nodes[name]
+        node.chain_monitor.block_connected(block, block.height)
+        node.channel_manager.block_connected(block, block.height)
+
+    def _attach(self, node: Node, handler: Optional[Callable[..., Any]]) -> None:
+        if handler is None:  # a stub peer: ldk-sample's own handler, which accepts every channel
+            from ..reference import ldk_sample_handle_ldk_events as handler
+        self.nodes[node.name] = node
+        self._by_id[node.node_id] = node
+        node.world = self  # type: ignore[attr-defined]
+        node.handle_ldk_events = handler
+        node.event_handler = self._recording(node, node.bind(handler))
+        loop = self.runtime.loop
+        self._tasks[node.name] = [
+            loop.create_task(self._drive(node), name=f"drive-{node.name}"),
+            loop.create_task(self._every(node, FRESHNESS_TIMER, node.channel_manager.timer_tick_occurred)),
+            loop.create_task(self._every(node, PING_TIMER, node.peer_manager.timer_tick_occurred)),
+            loop.create_task(self._every(node, REBROADCAST_TIMER, node.chain_monitor.rebroadcast_pending_claims)),
+        ]
+
+    def _recording(self, node: Node, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Wrap a node's handler so the world can show which events the node was given, and when."""
+
+        def record(event: Any) -> Any:
+            node.event_log.append((self.clock.now(), self.chain.height(), event))
+            return handler(event)
+
+        return record
+
+    def restart_node(self, node: Node, handler: Optional[Callable[..., Any]] = None) -> Node:
+        """Stop a node and start it again from its storage folder, as after a crash.
+
+        The new node reads its ChannelManager (channels, payments and the events LDK
+        persists), its ChannelMonitors, its output sweeper and ldk-sample's payment
+        storages back from disk, and reconnects to its peers. Events LDK does not
+        persist (FundingGenerationReady, OpenChannelRequest, ...) are gone.
+        """
+        peers = [self._by_id[p] for pair in self._connections if node.node_id in pair for p in pair
+                 if p != node.node_id]
+        for peer in peers:
+            self.disconnect(node, peer)
+        for task in self._tasks.pop(node.name):
+            task.cancel()
+        node.output_sweeper.stop()
+        new = self._build(node.name, node.config, str(node.fs_store.get_data_dir()), node.persist)
+        new.chain_monitor.load_monitors()
+        store = new.fs_store
+        if CHANNEL_MANAGER_PERSISTENCE_KEY in store.list("", ""):
+            new.channel_manager.restore(store.read("", "", CHANNEL_MANAGER_PERSISTENCE_KEY))
+        for key, storage in (("inbound_payments", new.inbound_payments), ("outbound_payments", new.outbound_payments)):
+            if key in store.list("", ""):
+                storage.payments.update(type(storage).decode(store.read("", "", key)).payments)
+        if "output_sweeper" in store.list("", ""):
+            new.output_sweeper.stop()
+            new.output_sweeper = OutputSweeper.read(
+                store.read("", "", "output_sweeper"), self.chain, new.bitcoind_client, new.bitcoind_client,
+                new.keys_manager, new.bitcoind_client, store, new.logger,
+            )
+        new.event_log = node.event_log  # one history across the restart
+        del self.nodes[node.name]
+        self._attach(new, handler or node.handle_ldk_events)
+        for peer in peers:
+            self.connect(new, peer)
+        return new
+
+    def node(self, name_or_id: str | PublicKey) -> Node:
+        if isinstance(name_or_id, PublicKey):
+            return self._by_id[name_or_id]
+        return self.nodes[name_or_id]
+
+    # --- driving nodes ----------------------------------------------------------------------
+
+    async def _drive(self, node: Node) -> None:
+        """What LDK's background processor does for a node, until a real one takes over."""
+        wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def arm() -> None:
+            for future in (node.channel_manager.get_event_or_persistence_needed_future(),
+                           node.chain_monitor.get_update_future()):
+                future.register_callback_fn(lambda: loop.call_soon_threadsafe(wake.set))
+
+        while True:
+            arm()
+            await wake.wait()
+            wake.clear()
+            if node.driven_by_world and node.event_handler is not None:
+                try:
+                    await node.channel_manager.process_pending_events_async(node.event_handler)
+                    await node.chain_monitor.process_pending_events_async(node.event_handler)
+                except EventHandlerError as e:
+                    self.errors.append(e)
+                    node.driven_by_world = False  # stop retrying a broken handler in a loop
+                    continue
+            node.peer_manager.process_events()
+            if node.driven_by_world and node.persist and node.channel_manager.get_and_clear_needs_persistence():
+                node.fs_store.write("", "", CHANNEL_MANAGER_PERSISTENCE_KEY, node.channel_manager.encode())
+
+    async def _every(self, node: Node, seconds: int, action: Callable[[], None]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            if node.driven_by_world:
+                action()
+
+    # --- the message bus -------------------------------------------------------------------
+
+    def connect(self, a: Node, b: Node) -> None:
+        """Connect two nodes as peers (``PeerManager::new_outbound_connection``)."""
+        self.bus_connect(a.node_id, b.node_id)
+
+    # bus_connect, bus_disconnect, send and broadcast are what a PeerManager calls.
+
+    def bus_connect(self, a: PublicKey, b: PublicKey) -> None:
+        pair = frozenset((a, b))
+        if pair in self._connections:
+            return
+        self._connections.add(pair)
+        self._by_id[a].peer_manager.peer_connected(b, inbound=False)
+        self._by_id[b].peer_manager.peer_connected(a, inbound=True)
+
+    def disconnect(self, a: Node, b: Node) -> None:
+        """Drop the connection between two nodes, as if one of them went offline."""
+        self.bus_disconnect(a.node_id, b.node_id)
+
+    def bus_disconnect(self, a: PublicKey, b: PublicKey) -> None:
+        pair = frozenset((a, b))
+        if pair not in self._connections:
+            return
+        self._connections.discard(pair)
+        self._by_id[a].peer_manager.socket_disconnected(b)
+        self._by_id[b].peer_manager.socket_disconnected(a)
+
+    def send(self, src: PublicKey, dst: PublicKey, msg: Record) -> None:
+        self.runtime.call_soon_threadsafe(self._deliver, src, dst, msg)
+
+    def broadcast(self, src: PublicKey, msg: Record) -> None:
+        self.runtime.call_soon_threadsafe(self._gossip, msg)
+
+    def _deliver(self, src: PublicKey, dst: PublicKey, msg: Record) -> None:
+        node = self._by_id.get(dst)
+        if node is None or frozenset((src, dst)) not in self._connections:
+            return
+        self.message_log.append((self.clock.now(), self._by_id[src].name, node.name, type(msg).__name__))
+        node.peer_manager.handle_message(src, msg)
+        node.peer_manager.process_events()
+
+    def _gossip(self, msg: Record) -> None:
+        """Every node's network graph learns public channels (P2P gossip, made instant).
+
+        An update that arrives before its channel's announcement waits for it, as LDK's
+        gossip sync holds updates for channels it has not seen yet.
+        """
+        match msg:
+            case msgs.ChannelAnnouncement():
+                for node in self.nodes.values():
+                    node.network_graph.add_channel(msg.short_channel_id, msg.node_id_1, msg.node_id_2,
+                                                   msg.capacity_satoshis, self.clock.unix_time())
+                self._announced.add(msg.short_channel_id)
+                for update in self._early_updates.pop(msg.short_channel_id, []):
+                    self._gossip(update)
+            case msgs.ChannelUpdate() if msg.short_channel_id not in self._announced:
+                self._early_updates.setdefault(msg.short_channel_id, []).append(msg)
+            case msgs.ChannelUpdate(enabled=True):
+                for node in self.nodes.values():
+                    node.network_graph.update_channel(
+                        msg.short_channel_id, msg.node_id, msg.timestamp, True, msg.cltv_expiry_delta,
+                        msg.htlc_minimum_msat, msg.htlc_maximum_msat, msg.fee_base_msat,
+                        msg.fee_proportional_millionths,
+                    )
+            case msgs.ChannelUpdate(enabled=False):
+                self._announced.discard(msg.short_channel_id)
+                for node in self.nodes.values():
+                    if node.network_graph.channel(msg.short_channel_id) is not None:
+                        node.network_graph.remove_channel(msg.short_channel_id)
+
+    # --- time and the chain -----------------------------------------------------------------
+
+    def run(self) -> None:
+        """Let everything that can happen now happen, without time passing."""
+        self._check_open()
+        self.runtime.run(asyncio.sleep(0))
+        self._raise_errors()
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of simulated time pass (in real time, wait that long)."""
+        self._check_open()
+        self.runtime.advance(seconds)
+        self._raise_errors()
+
+    def mine(self, blocks: int = 1) -> None:
+        """Mine blocks on the regtest chain, ten simulated minutes apart, and let nodes react."""
+        self._check_open()
+        for _ in range(blocks):
+            self.runtime.run(self._mine_one())
+        self._raise_errors()
+
+    async def _mine_one(self) -> None:
+        self.chain.mine(1)
+
+    def _on_loop_error(self, loop: Any, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if error is not None and not isinstance(error, asyncio.CancelledError):
+            self.errors.append(error)
+
+    def _raise_errors(self) -> None:
+        if self.errors:
+            error, self.errors = self.errors[0], []
+            raise error
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this world has been closed; build a new one (World(seed=...))")
+
+    # --- accounting -------------------------------------------------------------------------
+
+    def audit(self) -> dict[str, int]:
+        """Where the world's money is, in satoshis; ``total`` never changes.
+
+        On-chain coins (wallets, channel funding outputs, closes waiting to be swept) plus
+        the fees paid to miners add up to what the world started with. Each open channel's
+        two sides must also agree on how its capacity is split.
+        """
+        on_chain = sum(out.value for op, out in self.chain.utxos.items()
+                       if out.script_pubkey != MINER_SCRIPT and op not in self.chain.spent_by)
+        return {"on_chain": on_chain, "fees": self.chain.fees_paid_sat, "total": on_chain + self.chain.fees_paid_sat}
+
+    def close(self) -> None:
+        """Stop the world's tasks and close its event loop."""
+        if not self._closed:
+            self._closed = True
+            self.runtime.close()
+
+    def __enter__(self) -> World:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        height, now = self.chain.height(), self.clock.now()
+        return f"World(seed={self.seed}, {len(self.nodes)} nodes, height {height}, t={now:g}s)"
+
+
+def new_wallet_client(world: World, name: str) -> BitcoindClient:
+    """A bitcoind wallet on the world's chain that belongs to no node (for faucets in tests)."""
+    return BitcoindClient(world.chain, world.network, world._seed_for(name, b"wallet"))

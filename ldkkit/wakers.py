@@ -1,0 +1,110 @@
+"""Futures that wake the background processor when there is work.
+
+Mirrors ``lightning::util::wakers`` (``Notifier``, ``Future``, ``Sleeper``). A notify
+that arrives while nobody waits is remembered, so the next future completes at once:
+the processor never misses a wake-up.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+
+class Future:
+    """Mirrors ``lightning::util::wakers::Future``: completes on the next notify."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self._notifier = notifier
+        self._callbacks: list[Callable[[], None]] = []
+        self._complete = False
+
+    def is_complete(self) -> bool:
+        return self._complete
+
+    def _set_complete(self) -> None:
+        with self._notifier._cond:
+            if self._complete:
+                return
+            self._complete = True
+            callbacks, self._callbacks = self._callbacks, []
+            self._notifier._cond.notify_all()
+        for callback in callbacks:  # outside the lock: a callback may take others
+            callback()
+
+    def register_callback_fn(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once this completes (at once if it already has).
+
+        As in LDK, the callback must not call back into the ChannelManager.
+        """
+        with self._notifier._cond:
+            if not self._complete:
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def wait(self) -> None:
+        with self._notifier._cond:
+            self._notifier._cond.wait_for(lambda: self._complete)
+
+    def wait_timeout(self, timeout_s: float) -> bool:
+        """Wait at most ``timeout_s`` seconds; True if it completed."""
+        with self._notifier._cond:
+            return self._notifier._cond.wait_for(lambda: self._complete, timeout_s)
+
+
+class Notifier:
+    """Mirrors LDK's internal ``Notifier``: hands out futures and completes them."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._future: Future | None = None
+        self._pending = False  # a notify nobody has seen yet
+
+    def notify(self) -> None:
+        with self._cond:
+            future = self._future
+            if future is None or future.is_complete():
+                self._pending = True
+                future = None
+            else:
+                self._future = None
+        if future is not None:
+            future._set_complete()
+
+    def get_future(self) -> Future:
+        with self._cond:
+            if self._future is not None and not self._future.is_complete():
+                return self._future
+            future = Future(self)
+            self._future = future
+            if self._pending:
+                self._pending = False
+                self._future = None
+                future._complete = True
+            return future
+
+
+class Sleeper:
+    """Mirrors ``lightning::util::wakers::Sleeper``: waits for any of several futures."""
+
+    def __init__(self, futures: list[Future]) -> None:
+        self._futures = futures
+        self._event = threading.Event()
+        for future in futures:
+            future.register_callback_fn(self._event.set)
+
+    @classmethod
+    def from_single_future(cls, future: Future) -> Sleeper:
+        return cls([future])
+
+    @classmethod
+    def from_two_futures(cls, a: Future, b: Future) -> Sleeper:
+        return cls([a, b])
+
+    def wait(self) -> None:
+        self._event.wait()
+
+    def wait_timeout(self, timeout_s: float) -> bool:
+        """True if a future completed within ``timeout_s`` seconds."""
+        return self._event.wait(timeout_s)

@@ -1,0 +1,242 @@
+"""BitcoindClient: ldk-sample's funding flow works as written, and its wallet keeps the books straight."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from coincurve import PublicKey as Point
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ldkkit.bitcoin import Address, Network, OutPoint, ScriptBuf, Transaction, TxIn, TxOut
+from ldkkit.bitcoind_client import BitcoindClient, BitcoindError, FundedTx, RawTx
+from ldkkit.chain.chaininterface import FEERATE_FLOOR_SATS_PER_KW, ConfirmationTarget, fee_for_weight, tx_weight
+from ldkkit.logger import Level
+from ldkkit.sign import p2wpkh_script_code, segwit_sighashes
+from ldkkit.sim.chain import Chain
+from ldkkit.sim.clock import VirtualClock
+from ldkkit.types import Txid
+
+CHANNEL_SCRIPT = ScriptBuf.new_p2wsh(b"\x52\x53\xae")  # stands in for a 2-of-2 funding script
+
+
+def funded_client(*amounts: int) -> tuple[Chain, BitcoindClient]:
+    """A client whose wallet holds one confirmed coin per amount (1 BTC if none given)."""
+    chain = Chain(VirtualClock())
+    client = BitcoindClient(chain, Network.Regtest, b"\x01" * 32)
+    chain.fund({client.get_new_address().script_pubkey: sats for sats in amounts or (100_000_000,)})
+    chain.mine(1)
+    return chain, client
+
+
+def ldk_sample_funding(client: BitcoindClient, output_script: ScriptBuf, channel_value_satoshis: int,
+                       network: Network = Network.Regtest) -> Transaction:
+    """ldk-sample's FundingGenerationReady arm, as a learner writes it."""
+    addr = Address.from_script(output_script, network)
+    raw_tx = client.create_raw_transaction([{str(addr): channel_value_satoshis / 100_000_000}])
+    funded_tx = client.fund_raw_transaction(raw_tx)
+    signed_tx = client.sign_raw_transaction_with_wallet(funded_tx.hex)
+    assert signed_tx.complete
+    return Transaction(bytes.fromhex(signed_tx.hex))
+
+
+def input_values(chain: Chain, tx: Transaction) -> list[int]:
+    return [chain.get_transaction(i.previous_output.txid).output[i.previous_output.vout].value for i in tx.input]
+
+
+def test_ldk_sample_funding_flow_builds_a_valid_funding_transaction():
+    chain, client = funded_client()
+    final_tx = ldk_sample_funding(client, CHANNEL_SCRIPT, 1_000_000)
+    assert [o for o in final_tx.output if o.script_pubkey == CHANNEL_SCRIPT] == [TxOut(1_000_000, CHANNEL_SCRIPT)]
+    assert len(final_tx.output) == 2 and client.is_mine(final_tx.output[1].script_pubkey)
+    assert all(len(i.witness) == 2 for i in final_tx.input)  # every input is SegWit, as LDK requires
+    client.broadcast_transactions([final_tx])
+    assert client.rejected == []
+    fee = 100_000_000 - sum(o.value for o in final_tx.output)
+    assert client.get_balance() == 100_000_000 - 1_000_000 - fee  # our own change counts at once
+    chain.mine(1)
+    assert chain.confirmations(final_tx.compute_txid()) == 1
+    assert client.get_balance() == 100_000_000 - 1_000_000 - fee
+
+
+@given(st.integers(1_000, 50_000_000), st.integers(253, 20_000), st.lists(st.integers(10_000, 40_000_000),
+                                                                          min_size=1, max_size=4, unique=True))
+def test_funded_and_signed_transactions_balance_and_are_accepted(value, feerate, coins):
+    chain, client = funded_client(*coins)
+    client.set_fee_estimate(ConfirmationTarget.NonAnchorChannelFee, feerate)
+    try:
+        tx = ldk_sample_funding(client, CHANNEL_SCRIPT, value)
+    except BitcoindError as e:
+        assert str(e) == "Insufficient funds"
+        all_coins_weight = 4 * (10 + 43 + 41 * len(coins)) + 2 + 109 * len(coins)  # every coin, no change
+        assert sum(coins) < value + fee_for_weight(feerate, all_coins_weight)
+        return
+    assert [o for o in tx.output if o.script_pubkey == CHANNEL_SCRIPT] == [TxOut(value, CHANNEL_SCRIPT)]
+    fee = sum(input_values(chain, tx)) - sum(o.value for o in tx.output)
+    assert fee >= fee_for_weight(feerate, tx_weight(tx))  # inputs = outputs + fee, at least the feerate
+    change = [o for o in tx.output if client.is_mine(o.script_pubkey)]
+    if change:  # with change the fee is exactly the estimate, which may only over-count signature bytes
+        assert fee <= fee_for_weight(feerate, tx_weight(tx) + 3 * len(tx.input))
+    chain.broadcast(tx)
+    for i, txin in enumerate(tx.input):  # real signatures over BIP 143 digests
+        pubkey = txin.witness[1]
+        (digest,) = segwit_sighashes(tx, [(i, p2wpkh_script_code(pubkey), input_values(chain, tx)[i])])
+        assert Point(pubkey).verify(txin.witness[0][:-1], digest, hasher=None)
+
+
+def test_raw_transaction_has_no_inputs_and_the_amount_rounds_exactly():
+    _, client = funded_client()
+    addr = str(Address.from_script(CHANNEL_SCRIPT, Network.Regtest))
+    raw = client.create_raw_transaction([{addr: 0.00123457}])
+    assert isinstance(raw, RawTx)
+    assert raw.hex.startswith("02000000" + "00" + "01")  # version 2, no inputs, one output
+    assert int.from_bytes(bytes.fromhex(raw.hex)[6:14], "little") == 123_457
+
+
+@pytest.mark.parametrize("addr", ["not-an-address", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+                                  "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"])
+def test_bad_or_wrong_network_addresses_get_bitcoinds_message(addr):
+    _, client = funded_client()
+    with pytest.raises(BitcoindError, match=f"^Invalid Bitcoin address: {addr}$"):
+        client.create_raw_transaction([{addr: 0.01}])
+
+
+def test_insufficient_funds():
+    _, client = funded_client(50_000)
+    raw = client.create_raw_transaction([{str(Address.from_script(CHANNEL_SCRIPT, Network.Regtest)): 0.001}])
+    with pytest.raises(BitcoindError, match="^Insufficient funds$"):
+        client.fund_raw_transaction(raw)
+
+
+def test_no_change_output_when_change_would_be_dust():
+    _, client = funded_client(100_000)
+    fee = fee_for_weight(2_000, 4 * (10 + 41 + 43) + 2 + 109)  # one P2WPKH input, one P2WSH output
+    raw = client.create_raw_transaction([{str(Address.from_script(CHANNEL_SCRIPT, Network.Regtest)):
+                                          (100_000 - fee - 100) / 1e8}])
+    funded = client.fund_raw_transaction(raw)
+    assert funded.changepos == -1
+    assert len(Transaction(bytes.fromhex(client.sign_raw_transaction_with_wallet(funded.hex).hex)).output) == 1
+
+
+def test_change_is_appended_and_changepos_says_where():
+    _, client = funded_client()
+    addr = str(Address.from_script(CHANNEL_SCRIPT, Network.Regtest))
+    other = str(client.get_new_address())
+    funded = client.fund_raw_transaction(client.create_raw_transaction([{addr: 0.01}, {other: 0.02}]))
+    assert isinstance(funded, FundedTx) and funded.changepos == 2
+
+
+def test_two_fundings_before_broadcast_use_different_coins_when_they_can():
+    chain, client = funded_client(30_000_000, 20_000_000)
+    first = ldk_sample_funding(client, CHANNEL_SCRIPT, 1_000_000)
+    second = ldk_sample_funding(client, ScriptBuf.new_p2wsh(b"\x54"), 1_000_000)
+    assert {i.previous_output for i in first.input}.isdisjoint(i.previous_output for i in second.input)
+    client.broadcast_transactions([first, second])
+    assert client.rejected == []
+
+
+def test_unconfirmed_foreign_coins_do_not_count_but_own_change_does():
+    chain, client = funded_client(1_000_000)
+    chain.fund({client.get_new_address().script_pubkey: 5_000})  # unconfirmed, from outside
+    assert client.get_balance() == 1_000_000
+    assert [u.amount for u in client.list_unspent()] == [1_000_000]
+    assert sorted(u.confirmations for u in client.list_unspent(minconf=0)) == [0, 1]
+    chain.mine(1)
+    assert client.get_balance() == 1_005_000
+
+
+def test_signing_a_foreign_input_is_incomplete():
+    chain, client = funded_client()
+    foreign = chain.fund({ScriptBuf.new_p2wsh(b"\x51"): 10_000})
+    tx = Transaction.new(2, 0, [TxIn(OutPoint(foreign.compute_txid(), 0), ScriptBuf(b""), 0, ())],
+                         [TxOut(9_000, CHANNEL_SCRIPT)])
+    signed = client.sign_raw_transaction_with_wallet(tx.serialize().hex())
+    assert signed.complete is False
+
+
+def test_send_raw_transaction_reports_chain_refusals_as_bitcoind_errors():
+    chain, client = funded_client()
+    tx = ldk_sample_funding(client, CHANNEL_SCRIPT, 1_000_000)
+    assert client.send_raw_transaction(RawTx(tx.serialize().hex())) == tx.compute_txid()
+    assert client.send_raw_transaction(tx) == tx.compute_txid()  # already known is fine
+    double_spend = Transaction.new(2, 0, [TxIn(tx.input[0].previous_output, ScriptBuf(b""), 0, (b"\x01",))],
+                                   [TxOut(1_000, CHANNEL_SCRIPT)])
+    with pytest.raises(BitcoindError, match="^txn-mempool-conflict"):
+        client.send_raw_transaction(double_spend.serialize().hex())
+    with pytest.raises(BitcoindError, match="TX decode failed"):
+        client.send_raw_transaction("zz")
+
+
+def test_rejected_broadcasts_are_logged_and_kept_never_dropped():
+    chain, client = funded_client()
+    bogus = Transaction.new(2, 0, [TxIn(OutPoint(Txid(b"\x07" * 32), 0), ScriptBuf(b""), 0, (b"\x01",))],
+                            [TxOut(1_000, CHANNEL_SCRIPT)])
+    client.broadcast_transactions([bogus])
+    assert [r.tx for r in client.rejected] == [bogus]
+    assert "bad-txns-inputs-missingorspent" in client.rejected[0].reason
+    errors = client.logger.records(Level.Error)
+    assert len(errors) == 1 and str(bogus.compute_txid()) in errors[0].args
+
+
+def test_fee_estimates_are_fixed_and_never_below_the_floor():
+    _, client = funded_client()
+    rates = {t: client.get_est_sat_per_1000_weight(t) for t in ConfirmationTarget}
+    assert all(r >= FEERATE_FLOOR_SATS_PER_KW for r in rates.values())
+    assert rates[ConfirmationTarget.NonAnchorChannelFee] == 2_000
+    assert rates[ConfirmationTarget.MaximumFeeEstimate] >= rates[ConfirmationTarget.UrgentOnChainSweep]
+    client.set_fee_estimate(ConfirmationTarget.OutputSpendingFee, 1)
+    assert client.get_est_sat_per_1000_weight(ConfirmationTarget.OutputSpendingFee) == FEERATE_FLOOR_SATS_PER_KW
+    with pytest.raises(TypeError):
+        client.get_est_sat_per_1000_weight("normal")
+
+
+def test_blockchain_info_and_mining():
+    chain, client = funded_client()
+    hashes = client.mine_blocks(3)
+    info = client.get_blockchain_info()
+    assert info.chain == "regtest" and info.latest_height == client.get_block_height() == 4
+    assert info.latest_blockhash == hashes[-1] == chain.tip().block_hash.hex()
+    assert client.get_balance() == 100_000_000  # block rewards go to the world's miner
+
+
+def test_addresses_are_fresh_bech32_and_unique_across_threads():
+    _, client = funded_client()
+    seen: list[str] = []
+
+    def take():
+        for _ in range(25):
+            seen.append(str(client.get_new_address()))
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(seen)) == 100 and all(a.startswith("bcrt1q") for a in seen)
+
+
+def test_same_wallet_seed_rebuilt_finds_its_coins_and_does_not_reuse_addresses():
+    chain, client = funded_client()
+    for _ in range(30):  # hand out addresses that stay unused, within the gap limit
+        client.get_new_address()
+    late = client.get_new_address()
+    chain.fund({late.script_pubkey: 7_000})
+    chain.mine(1)
+    again = BitcoindClient(chain, Network.Regtest, b"\x01" * 32)
+    assert again.get_balance() == client.get_balance() == 100_007_000
+    assert again.get_new_address() != late
+
+
+def test_wallet_source_lists_confirmed_utxos_and_signs_its_inputs():
+    chain, client = funded_client(40_000, 60_000)
+    utxos = client.list_confirmed_utxos()
+    assert [u.output.value for u in utxos] == [60_000, 40_000]
+    assert all(u.satisfaction_weight == 4 + 109 for u in utxos)
+    change = client.get_change_script()
+    assert client.is_mine(change) and change != client.get_change_script()
+    tx = Transaction.new(2, 0, [TxIn(utxos[0].outpoint, ScriptBuf(b""), 0, ())], [TxOut(59_000, change)])
+    signed = client.sign_tx(tx)
+    assert signed.compute_txid() == tx.compute_txid() and len(signed.input[0].witness) == 2
+    chain.broadcast(signed)
+    assert client.get_change_destination_script().is_p2wpkh()
