@@ -3,7 +3,8 @@
 
 Builds a seeded preferential-attachment graph of 15,000 nodes and 50,000 channels in a
 ``NetworkGraph`` (random fees, capacities and CLTV deltas), picks 50 routable (payer, payee)
-pairs, and times ``find_route`` with a default ``ProbabilisticScorer`` over them. The
+pairs, and times ``find_route`` with a default ``ProbabilisticScorer`` over them: first
+knowing nothing, then after learning from 2,000 probes along random walks. The
 baseline is the bare pure-Python Dijkstra of the research notes (§7: payee to payer, weight
 fee + 500 msat per hop, skipping channels where the amount exceeds half the capacity) over
 the same adjacency lists. Prints one ``name value unit`` line per figure.
@@ -16,17 +17,25 @@ import random
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ldkkit.bitcoin import Network  # noqa: E402
 from ldkkit.routing.gossip import NetworkGraph  # noqa: E402
-from ldkkit.routing.router import LightningError, PaymentParameters, RouteParameters, find_route  # noqa: E402
+from ldkkit.routing.router import (  # noqa: E402
+    LightningError,
+    PaymentParameters,
+    RouteHop,
+    RouteParameters,
+    find_route,
+)
+from ldkkit.routing.router import Path as RoutePath  # noqa: E402
 from ldkkit.routing.scoring import ProbabilisticScorer, ProbabilisticScoringFeeParameters  # noqa: E402
 from ldkkit.types import PublicKey  # noqa: E402
 
-NODES, CHANNELS, QUERIES, ROUNDS, SEED = 15_000, 50_000, 50, 2, 0xDEADBEEF
+NODES, CHANNELS, QUERIES, ROUNDS, PROBES, SEED = 15_000, 50_000, 50, 2, 2_000, 0xDEADBEEF
 
 
 def build_graph(rng: random.Random) -> tuple[NetworkGraph, list[PublicKey]]:
@@ -88,6 +97,38 @@ def bare_dijkstra(adjacency: list[list[tuple]], payer: int, payee: int, amount_m
     return None
 
 
+def train(scorer: ProbabilisticScorer, graph: NetworkGraph, keys: list[PublicKey], rng: random.Random) -> None:
+    """Teach the scorer: probes along random walks of 1-4 hops, each failing somewhere or succeeding."""
+    nodes, now = graph.nodes(), timedelta(seconds=1_700_000_100)
+    for _ in range(PROBES):
+        node, hops = keys[rng.randrange(NODES)], []
+        for _ in range(rng.randint(1, 4)):
+            scids = sorted(nodes.get(node, ()))
+            if not scids:
+                break
+            scid = rng.choice(scids)
+            directed = graph.channel(scid).as_directed_from(node)
+            if directed is None:
+                break
+            node = directed[1]
+            hops.append(RouteHop(node, b"", scid, b"", 1000, 40, True))
+        if not hops:
+            continue
+        amount = rng.randrange(1_000, 100_000_000)
+        hops[-1] = RouteHop(node, b"", hops[-1].short_channel_id, b"", amount, 40, True)
+        path = RoutePath(tuple(hops), None)
+        if rng.random() < 0.5:
+            scorer.probe_successful(path, now)
+        else:
+            scorer.probe_failed(path, rng.choice(hops).short_channel_id, now)
+
+
+def timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return (time.perf_counter() - start) * 1000
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -127,14 +168,21 @@ def main() -> None:
     routed, bare, hops = [], [], []
     for _ in range(ROUNDS):
         for payer, payee, amount in queries:
-            t0 = time.perf_counter()
+            start = time.perf_counter()
             found = route(payer, payee, amount)
-            routed.append((time.perf_counter() - t0) * 1000)
+            routed.append((time.perf_counter() - start) * 1000)
             hops.append(len(found.paths[0].hops))
             p, q = view.index[keys[payer]], view.index[keys[payee]]
-            t0 = time.perf_counter()
-            bare_dijkstra(adjacency, p, q, amount)
-            bare.append((time.perf_counter() - t0) * 1000)
+            bare.append(timed(bare_dijkstra, adjacency, p, q, amount))
+
+    train(scorer, graph, keys, rng)
+    trained = []
+    for _ in range(ROUNDS):
+        for payer, payee, amount in queries:
+            try:
+                trained.append(timed(route, payer, payee, amount))
+            except LightningError:  # what the scorer learned cannot remove a route, but be safe
+                pass
 
     print(f"graph_build_15k {build_s:.1f} s")
     print(f"routing_cache_build_15k {cache_ms:.0f} ms")
@@ -143,6 +191,9 @@ def main() -> None:
     print(f"bare_dijkstra_median_15k {statistics.median(bare):.1f} ms")
     print(f"bare_dijkstra_p90_15k {percentile(bare, 0.9):.1f} ms")
     print(f"find_route_vs_bare_ratio {statistics.median(routed) / statistics.median(bare):.2f} x")
+    print(f"scorer_trained_channels_15k {len(scorer._liquidities)} channels")
+    print(f"find_route_trained_median_15k {statistics.median(trained):.1f} ms")
+    print(f"find_route_trained_p90_15k {percentile(trained, 0.9):.1f} ms")
     print(f"route_hops_median_15k {statistics.median(hops):.0f} hops")
 
 

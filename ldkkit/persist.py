@@ -60,6 +60,35 @@ class NotFound(KVStoreError, FileNotFoundError):
     """Nothing is stored under this key (LDK's ``io::ErrorKind::NotFound``)."""
 
 
+class InMemoryStore:
+    """A ``KVStore`` in memory, like LDK's ``TestStore``: for nodes that never restart.
+
+    It follows the same key rules as :class:`~ldkkit.fs_store.FilesystemStore`.
+    """
+
+    def __init__(self) -> None:
+        self._data: dict[tuple[str, str, str], bytes] = {}
+
+    def read(self, primary_namespace: str, secondary_namespace: str, key: str) -> bytes:
+        check_namespace_key_validity(primary_namespace, secondary_namespace, key, "read")
+        try:
+            return self._data[(primary_namespace, secondary_namespace, key)]
+        except KeyError:
+            raise NotFound(f"Nothing is stored under {primary_namespace}/{secondary_namespace}/{key}") from None
+
+    def write(self, primary_namespace: str, secondary_namespace: str, key: str, buf: bytes) -> None:
+        check_namespace_key_validity(primary_namespace, secondary_namespace, key, "write")
+        self._data[(primary_namespace, secondary_namespace, key)] = bytes(buf)
+
+    def remove(self, primary_namespace: str, secondary_namespace: str, key: str, lazy: bool = False) -> None:
+        check_namespace_key_validity(primary_namespace, secondary_namespace, key, "remove")
+        self._data.pop((primary_namespace, secondary_namespace, key), None)
+
+    def list(self, primary_namespace: str, secondary_namespace: str) -> list[str]:
+        check_namespace_key_validity(primary_namespace, secondary_namespace, None, "list")
+        return sorted(k for p, s, k in self._data if (p, s) == (primary_namespace, secondary_namespace))
+
+
 def is_valid_kvstore_str(s: str) -> bool:
     """Mirrors ``is_valid_kvstore_str``: allowed characters, and not too long."""
     return isinstance(s, str) and len(s) <= KVSTORE_NAMESPACE_KEY_MAX_LEN and bool(_VALID.fullmatch(s))

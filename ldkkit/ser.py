@@ -85,11 +85,19 @@ def register(cls: type[_T]) -> type[_T]:
     return cls
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def ser_fields(cls: type) -> tuple[str, ...]:
-    """The attribute names a struct-like type is encoded by, in order."""
-    if dataclasses.is_dataclass(cls):
-        return tuple(f.name for f in dataclasses.fields(cls))
-    return tuple(cls.SER_FIELDS)
+    """The attribute names a struct-like type is encoded by, in order (cached: encoding is hot)."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        if dataclasses.is_dataclass(cls):
+            names = tuple(f.name for f in dataclasses.fields(cls))
+        else:
+            names = tuple(cls.SER_FIELDS)  # type: ignore[attr-defined]
+        _FIELDS[cls] = names
+    return names
 
 
 # --- Field type checking ----------------------------------------------------------------
@@ -356,56 +364,69 @@ def _write_blob(out: bytearray, data: bytes) -> None:
 
 
 def _write(out: bytearray, v: Any) -> None:
+    t = type(v)
     if v is None:
         out.append(_Tag.NONE)
-    elif v is True or v is False:
+    elif t is bool:
         out.append(_Tag.TRUE if v else _Tag.FALSE)
-    elif type(v) is int:
+    elif t is int:
         out.append(_Tag.INT)
         _write_varint(out, (v << 1) if v >= 0 else ((-v << 1) - 1))  # zigzag
-    elif type(v) is str:
+    elif t is str:
         out.append(_Tag.STR)
         _write_blob(out, v.encode())
-    elif type(v) is bytes:
+    elif t is bytes:
         out.append(_Tag.BYTES)
         _write_blob(out, v)
-    elif type(v) in (tuple, list):
+    elif t is tuple or t is list:
         out.append(_Tag.TUPLE)
         _write_varint(out, len(v))
         for item in v:
             _write(out, item)
-    elif type(v) is dict:
+    elif t is dict:
         out.append(_Tag.DICT)
         _write_varint(out, len(v))
         for key, item in v.items():
             _write(out, key)
             _write(out, item)
-    elif isinstance(v, timedelta):
+    elif t is timedelta:
         out.append(_Tag.DURATION)
         _write(out, v // timedelta(microseconds=1))
     else:
-        _write_named(out, v)
+        _write_named(out, v, _PLANS.get(t) or _plan(t))
 
 
-def _write_named(out: bytearray, v: Any) -> None:
-    cls = type(v)
+# How each registered type is written: its tag, its name (already length-prefixed), its fields.
+_PLANS: dict[type, tuple[int, bytes, tuple[str, ...]]] = {}
+
+
+def _plan(cls: type) -> tuple[int, bytes, tuple[str, ...]]:
     if _REGISTRY.get(cls.__qualname__) is not cls:
         raise TypeError(f"ldkkit cannot encode a {cls.__qualname__}")
-    if isinstance(v, enum.Enum):
-        out.append(_Tag.ENUM)
-        _write_blob(out, cls.__qualname__.encode())
-        _write_blob(out, v.name.encode())
-    elif hasattr(v, "__bytes__") and not dataclasses.is_dataclass(v):
-        out.append(_Tag.NEWTYPE)
-        _write_blob(out, cls.__qualname__.encode())
+    name = bytearray()
+    _write_blob(name, cls.__qualname__.encode())
+    if issubclass(cls, enum.Enum):
+        plan = (_Tag.ENUM, bytes(name), ())
+    elif hasattr(cls, "__bytes__") and not dataclasses.is_dataclass(cls):
+        plan = (_Tag.NEWTYPE, bytes(name), ())
+    else:
+        plan = (_Tag.STRUCT, bytes(name), ser_fields(cls))
+    _PLANS[cls] = plan
+    return plan
+
+
+def _write_named(out: bytearray, v: Any, plan: tuple[int, bytes, tuple[str, ...]]) -> None:
+    tag, name, fields = plan
+    out.append(tag)
+    out += name
+    if tag == _Tag.STRUCT:
+        _write_varint(out, len(fields))
+        for field in fields:
+            _write(out, getattr(v, field))
+    elif tag == _Tag.NEWTYPE:
         _write_blob(out, bytes(v))
     else:
-        names = ser_fields(cls)
-        out.append(_Tag.STRUCT)
-        _write_blob(out, cls.__qualname__.encode())
-        _write_varint(out, len(names))
-        for name in names:
-            _write(out, getattr(v, name))
+        _write_blob(out, v.name.encode())
 
 
 class _Reader:

@@ -58,6 +58,9 @@ def for_type(hint: typing.Any) -> st.SearchStrategy:
         return st.none() | for_type(inner)
     if origin is tuple:
         return st.lists(for_type(typing.get_args(hint)[0]), max_size=3).map(tuple)
+    if origin is dict:
+        key, value = typing.get_args(hint)
+        return st.dictionaries(for_type(key), for_type(value), max_size=2)
     simple = {
         int: st.integers(-(2**70), 2**70),
         bool: st.booleans(),

@@ -152,12 +152,16 @@ class ChainMonitor:
 
     def load_monitors(self) -> None:
         """Read every persisted ChannelMonitor back, as a restarting node does first."""
+        if self.kv_store is None:
+            return
         for key in self.kv_store.list(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, ""):
             data = self.kv_store.read(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, "", key)
             monitor = ChannelMonitor.decode(data)
             self.monitors[monitor.channel_id] = monitor
 
     def _persist(self, monitor: ChannelMonitor) -> None:
+        if self.kv_store is None:  # a node that never restarts need not pay for this
+            return
         self.kv_store.write(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, "", monitor.storage_key(), monitor.encode())
 
     # --- from the ChannelManager -------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Routes: the hops a payment takes.
+"""Routes: the hops a payment takes, and finding them.
 
 Mirrors ``lightning::routing::router``. ``Path`` is what payment and probe events carry,
-and what the scorer learns from.
+and what the scorer learns from. :func:`find_route` (and :class:`DefaultRouter`, which the
+ChannelManager calls) searches the ``NetworkGraph`` from the payee back to the payer, as
+LDK does, pricing each channel at its fee plus the scorer's penalty.
 """
 
 from __future__ import annotations
@@ -235,13 +237,14 @@ class _PenaltyModel:
         )
 
 
-#: The no-knowledge success probability model's constants (see ``scoring.success_probability``).
 def _pow9(x: float) -> float:
     x2 = x * x
     x4 = x2 * x2
     return x * x4 * x4
 
 
+# The success probability of a channel we know nothing of (``scoring.success_probability`` with
+# bounds 0 and the capacity), split into what does not depend on the amount and what does.
 _MAX_V = _pow9(0.5) + 0.5 / 256.0
 _BILLIONISH = 1024.0 * 1024.0 * 1024.0 * 64.0
 _NO_DATA_DEN = (int((_MAX_V - (_pow9(-0.5) + -0.5 / 256.0)) * _BILLIONISH) + 1) * 78 // 64
@@ -274,10 +277,10 @@ def _edge_penalty(model: _PenaltyModel, keys: Any, scid: int, u: int, v: int, am
 class _Found:
     """The cheapest path the search found: the payer's label and each node's next hop."""
 
-    __slots__ = ("cost", "first", "nxt", "recv")
+    __slots__ = ("cost", "first", "nxt")
 
-    def __init__(self, cost: int, first: tuple, nxt: list, recv: list) -> None:
-        self.cost, self.first, self.nxt, self.recv = cost, first, nxt, recv
+    def __init__(self, cost: int, first: tuple, nxt: list) -> None:
+        self.cost, self.first, self.nxt = cost, first, nxt
 
 
 def _search(
@@ -323,9 +326,9 @@ def _search(
                 scid, hmin, lim, public = edge[1], edge[5], edge[6], edge[10]
                 if a > lim or a < hmin or scid in failed:
                     continue
-                c = d + (_edge_penalty(model, key_of, scid, payer, v, a, edge) if public else 0)
-                if c < best:
-                    best, first = c, (v, edge)
+                pen = _edge_penalty(model, key_of, scid, payer, v, a, edge) if public else 0  # first hops: free
+                if pen < _U64_MAX and d + pen < best:
+                    best, first = d + pen, (v, edge)
         if v >= n_graph or hops[v] + 2 > MAX_PATH_LENGTH_ESTIMATE:
             continue
         c0, h1 = cltv[v], hops[v] + 1
@@ -363,7 +366,7 @@ def _search(
                 cost[u], recv[u], cltv[u], hops[u] = nd, a + fee, c, h1
                 nxt[u] = (v, scid, fee, delta)
                 push(heap, (nd, u))
-    return None if first is None else _Found(best, first, nxt, recv)
+    return None if first is None else _Found(best, first, nxt)
 
 
 def _first_hop_edges(first_hops: list, payer_key: PublicKey, graph_scids: Any) -> dict[PublicKey, list[tuple]]:

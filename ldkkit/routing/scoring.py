@@ -225,13 +225,17 @@ def _historical_success_probability_times_billion(
             num, den = success_probability(payment_pos, 0, max_end, POSITION_TICKS - 1, linear, True)
             weight = min_buckets[0] * sum(max_buckets) * billion // total
             cumulative += weight * num // den
+    # LDK walks all 32×32 pairs; empty buckets add nothing, so only the non-empty ones are visited.
+    max_points = [(i, b) for i, b in enumerate(max_buckets) if b]
     for min_idx in range(1, 32):
+        if not min_buckets[min_idx]:
+            continue
         min_start = BUCKET_START_POS[min_idx]
-        for max_idx in range(32 - min_idx):
+        for max_idx, max_bucket in max_points:
             max_end = BUCKET_START_POS[32 - max_idx] - 1
-            weight = min_buckets[min_idx] * max_buckets[max_idx] * billion // total
-            if payment_pos >= max_end:
-                break  # the amount may be above the upper bound: no chance
+            if max_idx >= 32 - min_idx or payment_pos >= max_end:
+                break  # crossed bounds, or the amount may be above the upper bound: no chance
+            weight = min_buckets[min_idx] * max_bucket * billion // total
             if payment_pos < min_start:
                 cumulative += weight
             else:

@@ -31,9 +31,9 @@ from ..ln.peer_handler import PeerManager
 from ..logger import Logger
 from ..node import Node
 from ..payment_storage import InboundPaymentInfoStorage, OutboundPaymentInfoStorage
-from ..persist import CHANNEL_MANAGER_PERSISTENCE_KEY
+from ..persist import CHANNEL_MANAGER_PERSISTENCE_KEY, InMemoryStore
 from ..routing.gossip import NetworkGraph
-from ..routing.router import DefaultRouter
+from ..routing.router import DefaultRouter, LightningError
 from ..routing.scoring import ProbabilisticScorer, ProbabilisticScoringFeeParameters
 from ..ser import Record
 from ..sign import KeysManager
@@ -49,6 +49,8 @@ DEFAULT_FUNDS_SAT = 100_000_000
 FRESHNESS_TIMER = 60
 PING_TIMER = 10
 REBROADCAST_TIMER = 30
+#: How soon a replayed event is handed over again: the background processor's 100 ms poll.
+REPLAY_RETRY_S = 0.1
 
 
 class World:
@@ -107,12 +109,15 @@ class World:
         logger = Logger(name, self.clock.now)
         keys_manager = KeysManager(self._seed_for(name, b"keys"), EPOCH_UNIX_SECONDS, 0)
         bitcoind_client = BitcoindClient(self.chain, self.network, self._seed_for(name, b"wallet"), logger)
-        fs_store = FilesystemStore(storage_dir or tempfile.mkdtemp(prefix=f"ldkkit-{name}-"))
+        # Nodes that never restart keep their state in memory, like LDK's TestStore.
+        fs_store: Any = (
+            FilesystemStore(storage_dir or tempfile.mkdtemp(prefix=f"ldkkit-{name}-")) if persist else InMemoryStore()
+        )
         network_graph = NetworkGraph(self.network, logger)
         scorer = ProbabilisticScorer(None, network_graph, logger)
         router = DefaultRouter(network_graph, logger, keys_manager, scorer, ProbabilisticScoringFeeParameters())
         chain_monitor = ChainMonitor(chain=self.chain, broadcaster=bitcoind_client, fee_estimator=bitcoind_client,
-                                     logger=logger, keys_manager=keys_manager, kv_store=fs_store)
+                                     logger=logger, keys_manager=keys_manager, kv_store=fs_store if persist else None)
         channel_manager = ChannelManager(
             fee_estimator=bitcoind_client, chain_monitor=chain_monitor, tx_broadcaster=bitcoind_client,
             router=router, logger=logger, keys_manager=keys_manager, config=config, network=self.network,
@@ -228,6 +233,10 @@ class World:
                     self.errors.append(e)
                     node.driven_by_world = False  # stop retrying a broken handler in a loop
                     continue
+                if node.channel_manager.has_pending_events() or node.chain_monitor.has_pending_events():
+                    # The handler asked for a replay: try again at the processor's next poll,
+                    # rather than spinning.
+                    await asyncio.sleep(REPLAY_RETRY_S)
             node.peer_manager.process_events()
             if node.driven_by_world and node.persist and node.channel_manager.get_and_clear_needs_persistence():
                 node.fs_store.write("", "", CHANNEL_MANAGER_PERSISTENCE_KEY, node.channel_manager.encode())
@@ -283,9 +292,16 @@ class World:
     def _gossip(self, msg: Record) -> None:
         """Every node's network graph learns public channels (P2P gossip, made instant).
 
-        An update that arrives before its channel's announcement waits for it, as LDK's
-        gossip sync holds updates for channels it has not seen yet.
+        An update that arrives before its channel's announcement waits for it. Gossip a
+        graph refuses (a repeat, a stale update) is dropped, as LDK's gossip sync drops it.
         """
+        try:
+            self._apply_gossip(msg)
+        except LightningError as e:
+            for node in self.nodes.values():
+                node.logger.debug("ldkkit::routing::gossip", f"Ignored gossip {type(msg).__name__}: {e.err}")
+
+    def _apply_gossip(self, msg: Record) -> None:
         match msg:
             case msgs.ChannelAnnouncement():
                 for node in self.nodes.values():
@@ -293,7 +309,7 @@ class World:
                                                    msg.capacity_satoshis, self.clock.unix_time())
                 self._announced.add(msg.short_channel_id)
                 for update in self._early_updates.pop(msg.short_channel_id, []):
-                    self._gossip(update)
+                    self._apply_gossip(update)
             case msgs.ChannelUpdate() if msg.short_channel_id not in self._announced:
                 self._early_updates.setdefault(msg.short_channel_id, []).append(msg)
             case msgs.ChannelUpdate(enabled=True):
@@ -359,6 +375,31 @@ class World:
         on_chain = sum(out.value for op, out in self.chain.utxos.items()
                        if out.script_pubkey != MINER_SCRIPT and op not in self.chain.spent_by)
         return {"on_chain": on_chain, "fees": self.chain.fees_paid_sat, "total": on_chain + self.chain.fees_paid_sat}
+
+    def channel_disagreements(self) -> list[str]:
+        """Channels whose two sides disagree on the split of its capacity (none, when settled).
+
+        Both sides of an open channel must see the same capacity, split into what each side
+        holds and what is in flight, to the millisatoshi.
+        """
+        sides: dict[Any, list[Any]] = {}
+        for node in self.nodes.values():
+            for chan in node.channel_manager.channels.values():
+                if chan.is_funded() and chan.phase.name != "Closed":
+                    sides.setdefault(chan.channel_id, []).append(chan)
+        problems = []
+        for channel_id, (a, *rest) in sides.items():
+            if not rest:
+                continue
+            b = rest[0]
+            capacity = a.channel_value_satoshis * 1000
+            if a.value_to_self_msat != b.value_to_remote_msat() or b.value_to_self_msat != a.value_to_remote_msat():
+                problems.append(
+                    f"channel {channel_id}: one side holds {a.value_to_self_msat} msat and sees "
+                    f"{a.value_to_remote_msat()} msat on the other; the other holds {b.value_to_self_msat} msat "
+                    f"and sees {b.value_to_remote_msat()} msat (capacity {capacity} msat)"
+                )
+        return problems
 
     def close(self) -> None:
         """Stop the world's tasks and close its event loop."""

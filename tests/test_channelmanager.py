@@ -1,0 +1,218 @@
+"""The ChannelManager's methods take LDK's arguments and fail with LDK's errors and messages."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from ldkkit.bitcoin import Transaction
+from ldkkit.errors import APIError, RetryableSendFailure
+from ldkkit.events import Event, ReplayEvent
+from ldkkit.events.queue import EventHandlerError, ReentrantProcessingError
+from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
+from ldkkit.ln.outbound_payment import Retry
+from ldkkit.scenarios import Stage
+from ldkkit.sim.world import World
+from ldkkit.types import ChannelId, PaymentId, PublicKey
+
+
+def quiet_handler(*args):
+    """A handler that handles nothing, so events stay for the test to inspect and answer."""
+    return ReplayEvent()
+
+
+@pytest.fixture
+def stage():
+    world = World(seed=7)
+    me = world.add_node("learner", handler=quiet_handler)
+    stage = Stage(world, me)
+    yield stage
+    world.close()
+
+
+def open_request(stage):
+    bob = stage.peer("bob")
+    bob.channel_manager.create_channel(stage.me.node_id, 6_000_000, 0, 1, None, None)
+    stage.world.run()
+    (request,) = stage.me.channel_manager.pending_events()
+    return bob, request
+
+
+def test_accepting_an_unknown_request(stage):
+    bob, request = open_request(stage)
+    cm = stage.me.channel_manager
+    with pytest.raises(APIError.APIMisuseError, match=r"^Misuse error: No such channel awaiting to be accepted\.$"):
+        cm.accept_inbound_channel(ChannelId(bytes(32)), bob.node_id, 1)
+    stranger = PublicKey.from_secret_key(b"\x09" * 32)
+    with pytest.raises(APIError.ChannelUnavailable) as info:
+        cm.accept_inbound_channel(request.temporary_channel_id, stranger, 1)
+    assert info.value.err == f"Can't find a peer matching the passed counterparty node_id {stranger}"
+
+
+def test_accepting_twice_is_a_misuse(stage):
+    bob, request = open_request(stage)
+    cm = stage.me.channel_manager
+    cm.accept_inbound_channel(request.temporary_channel_id, bob.node_id, 7)
+    with pytest.raises(APIError.APIMisuseError, match="No such channel awaiting to be accepted."):
+        cm.accept_inbound_channel(request.temporary_channel_id, bob.node_id, 7)
+
+
+def test_force_closing_an_unknown_channel(stage):
+    bob, _ = open_request(stage)
+    missing = ChannelId(b"\x05" * 32)
+    with pytest.raises(APIError.ChannelUnavailable) as info:
+        stage.me.channel_manager.force_close_without_broadcasting_txn(missing, bob.node_id, "no")
+    assert info.value.err == f"Channel with id {missing} not found for the passed counterparty node_id {bob.node_id}"
+
+
+def test_rejecting_a_request_raises_no_channel_closed(stage):
+    bob, request = open_request(stage)
+    cm = stage.me.channel_manager
+    cm.force_close_without_broadcasting_txn(request.temporary_channel_id, bob.node_id, "too small")
+    stage.world.run()
+    assert cm.list_channels() == []
+    assert [type(e).__name__ for e in cm.pending_events()] == ["OpenChannelRequest"]
+
+
+def test_zero_conf_requests_need_the_trusted_method(stage):
+    bob = stage.peer("bob")
+    stage.world.connect(bob, stage.me)
+    tcid = bob.channel_manager.create_channel(stage.me.node_id, 6_000_000, 0, 1, None, None)
+    chan = bob.channel_manager.channels[tcid]
+    chan.channel_type = chan.channel_type.with_zero_conf_required()
+    peer, msg = bob.channel_manager.pending_msg_events[-1]
+    bob.channel_manager.pending_msg_events[-1] = (peer, dataclasses.replace(msg, channel_type=chan.channel_type))
+    stage.world.run()
+    (request,) = stage.me.channel_manager.pending_events()
+    with pytest.raises(APIError.APIMisuseError, match="Please use accept_inbound_channel_from_trusted_peer_0conf"):
+        stage.me.channel_manager.accept_inbound_channel(request.temporary_channel_id, bob.node_id, 1)
+
+
+def test_an_unanswered_request_expires_after_two_ticks(stage):
+    bob, request = open_request(stage)
+    cm = stage.me.channel_manager
+    cm.timer_tick_occurred()
+    assert request.temporary_channel_id in cm.channels
+    cm.timer_tick_occurred()
+    with pytest.raises(APIError.APIMisuseError, match="No such channel awaiting to be accepted."):
+        cm.accept_inbound_channel(request.temporary_channel_id, bob.node_id, 1)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((999, 0), "Channel value must be at least 1000 satoshis. It was 999"),
+        ((20_000_000, 0), "funding_value must not exceed 16777215"),
+        ((100_000, 100_000_001), r"Push value \(100000001\) was larger than channel_value \(100000000\)"),
+    ],
+)
+def test_create_channel_checks_its_arguments(stage, args, message):
+    bob = stage.peer("bob")
+    with pytest.raises(APIError.APIMisuseError, match=message):
+        stage.me.channel_manager.create_channel(bob.node_id, *args, 1, None, None)
+
+
+def test_create_channel_needs_a_connected_peer(stage):
+    bob = stage.peer("bob", connect=False)
+    with pytest.raises(APIError.APIMisuseError, match=f"Not connected to node: {bob.node_id}"):
+        stage.me.channel_manager.create_channel(bob.node_id, 100_000, 0, 1, None, None)
+
+
+def test_funding_with_the_wrong_output_is_refused_and_closes_the_channel(stage):
+    bob = stage.peer("bob")
+    cm = stage.me.channel_manager
+    cm.create_channel(bob.node_id, 100_000, 0, 1, None, None)
+    stage.world.run()
+    (ready,) = [e for e in cm.pending_events() if isinstance(e, Event.FundingGenerationReady)]
+    client = stage.me.bitcoind_client
+    address = str(client.get_new_address())
+    raw = client.create_raw_transaction([{address: 0.001}])
+    signed = client.sign_raw_transaction_with_wallet(client.fund_raw_transaction(raw).hex)
+    wrong = Transaction(bytes.fromhex(signed.hex))
+    with pytest.raises(APIError.APIMisuseError, match="No output matched the script_pubkey and value"):
+        cm.funding_transaction_generated(ready.temporary_channel_id, bob.node_id, wrong)
+    closed = cm.pending_events()[-2:]
+    assert [type(e).__name__ for e in closed] == ["ChannelClosed", "DiscardFunding"]
+
+
+def test_sending_twice_with_one_payment_id_and_without_a_route(stage):
+    bob = stage.peer("bob")
+    stage.me.event_handler = None
+    stage.world.nodes["learner"].handle_ldk_events = None
+    from ldkkit.reference import handle_ldk_events
+
+    stage.me.event_handler = stage.me.bind(handle_ldk_events)
+    stage.open(stage.me, bob, 1_000_000)
+    invoice = stage.invoice(bob, 10_000_000)
+    payment_hash, onion, params = payment_parameters_from_invoice(invoice)
+    cm = stage.me.channel_manager
+    cm.send_payment(payment_hash, onion, PaymentId(b"\x01" * 32), params, Retry.Attempts(1))
+    with pytest.raises(RetryableSendFailure.DuplicatePayment):
+        cm.send_payment(payment_hash, onion, PaymentId(b"\x01" * 32), params, Retry.Attempts(1))
+    too_big = stage.invoice(bob, 2_000_000_000)
+    payment_hash, onion, params = payment_parameters_from_invoice(too_big)
+    with pytest.raises(RetryableSendFailure.RouteNotFound):
+        cm.send_payment(payment_hash, onion, PaymentId(b"\x02" * 32), params, Retry.Attempts(1))
+
+
+def test_replay_keeps_the_event_and_later_ones(stage):
+    _, request = open_request(stage)
+    cm = stage.me.channel_manager
+    seen = []
+    cm.process_pending_events(lambda e: seen.append(e) or ReplayEvent())
+    cm.process_pending_events(lambda e: seen.append(e) or None)
+    assert seen == [request, request]
+    assert cm.pending_events() == []
+
+
+def test_a_raising_handler_loses_nothing_and_names_the_event(stage):
+    _, request = open_request(stage)
+    cm = stage.me.channel_manager
+
+    def broken(event):
+        raise ValueError("oops in my handler")
+
+    with pytest.raises(EventHandlerError, match="raised ValueError while handling Event.OpenChannelRequest") as info:
+        cm.process_pending_events(broken)
+    assert info.value.event == request and isinstance(info.value.__cause__, ValueError)
+    assert cm.pending_events() == [request]
+
+
+def test_processing_events_from_inside_the_handler_is_refused(stage):
+    open_request(stage)
+    cm = stage.me.channel_manager
+    with pytest.raises(EventHandlerError) as info:
+        cm.process_pending_events(lambda e: cm.process_pending_events(lambda e2: None))
+    assert isinstance(info.value.__cause__, ReentrantProcessingError)
+
+
+def test_async_handlers_work_with_the_plain_method(stage):
+    _, request = open_request(stage)
+    seen = []
+
+    async def handler(event):
+        seen.append(event)
+
+    stage.me.channel_manager.process_pending_events(handler)
+    assert seen == [request]
+
+
+def test_persistence_flag_and_future(stage):
+    stage.me.persist = False  # the world would otherwise persist it, clearing the flag
+    cm = stage.me.channel_manager
+    cm.get_and_clear_needs_persistence()
+    future = cm.get_event_or_persistence_needed_future()
+    assert not future.is_complete()
+    open_request(stage)
+    assert future.is_complete()
+    assert cm.get_and_clear_needs_persistence() is True
+    assert cm.get_and_clear_needs_persistence() is False
+
+
+def test_events_ldk_does_not_persist_are_gone_after_a_restart(stage):
+    _, request = open_request(stage)
+    cm = stage.me.channel_manager
+    stage.me.fs_store.write("", "", "manager", cm.encode())
+    new = stage.world.restart_node(stage.me, handler=quiet_handler)
+    assert all(not isinstance(e, Event.OpenChannelRequest) for e in new.channel_manager.pending_events())
