@@ -176,20 +176,40 @@ def describe(name: str) -> str:
     return (_SCENARIOS[name].__doc__ or "").strip()
 
 
-def run(name: str, handler: Optional[Callable[..., Any]] = None, *, seed: int = 0) -> ScenarioResult:
-    """Play scenario ``name`` against a fresh node running ``handler``; see the module docstring."""
+def run(
+    name: str, handler: Optional[Callable[..., Any]] = None, *, seed: int = 0, processor: Optional[str] = None
+) -> ScenarioResult:
+    """Play scenario ``name`` against a fresh node running ``handler``; see the module docstring.
+
+    ``processor`` chooses what hands the learner's node its events: the world itself
+    (``None``), a ``BackgroundProcessor`` thread (``"thread"``) or ``process_events_async``
+    (``"async"``). All three give the same events.
+    """
     if name not in _SCENARIOS:
         raise KeyError(f"no scenario called {name!r}; ldkkit.scenarios.names() lists them")
     world = World(seed=seed)
     try:
         me = world.add_node(LEARNER, handler=handler or reference.handle_ldk_events)
         stage = Stage(world, me)
-        _SCENARIOS[name](stage)
-        stage.settle()
+        with _processing(me, processor):
+            _SCENARIOS[name](stage)
+            stage.settle()
         node = world.nodes[LEARNER]
         return ScenarioResult(name, seed, node.events_seen, node, world, stage.peers)
     finally:
         world.close()
+
+
+@contextlib.contextmanager
+def _processing(node: Node, processor: Optional[str]) -> Iterator[None]:
+    """Run a background processor over the learner's node for the duration of a scenario."""
+    from .background_processor import run_processor
+
+    if processor is None:
+        yield
+        return
+    with run_processor(node, processor):
+        yield
 
 
 # --- the scenarios ----------------------------------------------------------------------------

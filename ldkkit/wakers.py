@@ -62,13 +62,15 @@ class Notifier:
         self._pending = False  # a notify nobody has seen yet
 
     def notify(self) -> None:
+        # Remember the notification as well as completing the current future: a waiter that
+        # was busy when it came (on another thread) gets an already-complete future next.
         with self._cond:
             future = self._future
-            if future is None or future.is_complete():
-                self._pending = True
-                future = None
-            else:
+            self._pending = True
+            if future is not None and not future.is_complete():
                 self._future = None
+            else:
+                future = None
         if future is not None:
             future._set_complete()
 

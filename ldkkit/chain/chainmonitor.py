@@ -389,6 +389,9 @@ class ChainMonitor:
     def pending_events(self) -> list[Event]:
         return self._events.pending()
 
+    def replay_requested(self) -> bool:
+        return self._events.replay_requested
+
     def get_update_future(self) -> Future:
         """Mirrors ``ChainMonitor::get_update_future``: completes when there are new events."""
         return self._events.get_future()

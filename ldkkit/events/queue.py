@@ -56,6 +56,8 @@ class EventQueue:
         self._lock = threading.RLock()
         self._busy = threading.Lock()
         self._local = threading.local()
+        #: Whether the last round of processing stopped at an event the handler asked to replay.
+        self.replay_requested = False
 
     def push(self, event: Event) -> None:
         with self._lock:
@@ -121,6 +123,7 @@ class EventQueue:
         if not self._busy.acquire(blocking=False):
             return  # another thread is already handing out events, as LDK's re-entrancy guard does
         self._local.active = True
+        self.replay_requested = False
         try:
             for _ in range(1_000_000):
                 with self._lock:
@@ -129,6 +132,7 @@ class EventQueue:
                     event = self._events[0]
                 result = yield event
                 if isinstance(result, ReplayEvent) or result is ReplayEvent:
+                    self.replay_requested = True
                     self.notifier.notify()  # come back soon, as LDK wakes the processor
                     return
                 if isinstance(result, BaseException):

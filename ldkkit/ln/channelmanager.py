@@ -192,6 +192,10 @@ class ChannelManager:
         self.intercepted: dict[InterceptId, PendingForward] = {}
         self.intercept_scids: set[int] = set()
         self._pending_forwardable_event = False
+        #: The async runtime the node's handler tasks run on (the world's; ldk-sample's tokio).
+        self.runtime: Any = None
+        #: True while a BackgroundProcessor drives this manager's events and timers.
+        self.background_processor_attached = False
         self._route_params: dict[PaymentId, RouteParameters] = {}
         self._payment_paths: dict[PaymentId, list[Path]] = {}  # paths of the current attempt in flight
         self._awaiting_funding_since: dict[ChannelId, int] = {}  # inbound channels: height funding was promised
@@ -336,6 +340,10 @@ class ChannelManager:
     def pending_events(self) -> list[Event]:
         """The events waiting for the handler, oldest first (a copy, for inspection)."""
         return self._events.pending()
+
+    def replay_requested(self) -> bool:
+        """Whether the handler asked, last time, for an event to be handed over again."""
+        return self._events.replay_requested
 
     def get_and_clear_pending_msg_events(self) -> list[tuple[PublicKey, Record]]:
         """Mirrors ``MessageSendEventsProvider``: the wire messages to send, in order."""

@@ -17,7 +17,7 @@ import asyncio
 import math
 import selectors
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from .clock import MICROS, VirtualClock
@@ -49,13 +49,19 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         self._real.close()
 
     def select(self, timeout: float | None = None):  # type: ignore[no-untyped-def]
-        clock = self._runtime.clock
-        if clock.is_virtual and timeout is not None and timeout > 0:
-            target = clock.now_us() + math.ceil(timeout * MICROS)
-            # asyncio computes deadlines in float seconds: allow a few microseconds of rounding.
-            if target <= self._runtime.allowed_until_us + _ROUNDING_SLACK_US:
-                clock._now_us = target  # jump to the next timer: nothing else can happen first
-                return self._real.select(0)
+        runtime = self._runtime
+        if not runtime.clock.is_virtual or timeout == 0:
+            return self._real.select(timeout)
+        # Time may only move once every participant (a background processor thread, say)
+        # has finished what it was doing; what it sent meanwhile is handled first.
+        if not runtime.wait_participants_idle():
+            return self._real.select(0)
+        ready = self._real.select(0)
+        if ready:
+            return ready
+        target = None if timeout is None else runtime.clock.now_us() + math.ceil(timeout * MICROS)
+        if runtime.jump(target):
+            return self._real.select(0)
         return self._real.select(timeout)
 
 
@@ -69,6 +75,46 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
         return self._runtime.clock.now_us() / MICROS
 
 
+class Participant:
+    """Something outside the world's loop (a background processor) that time must wait for.
+
+    It is *idle* while it waits for a deadline or for a wake-up; the world moves time
+    only when every participant is idle, so a run stays repeatable.
+    """
+
+    def __init__(self, runtime: Runtime, name: str) -> None:
+        self.runtime = runtime
+        self.name = name
+        self.idle = False
+        self.deadline_us: int | None = None
+        self.wake_pending = False  # set by wake-up callbacks, for waiters that check it
+
+    def wake(self) -> None:
+        with self.runtime.cond:
+            self.idle = False
+            self.runtime.cond.notify_all()
+
+    def wait(self, deadline_us: int | None, ready: Callable[[], bool]) -> None:
+        """Block until woken, ``ready()`` holds, or the world's clock reaches ``deadline_us``.
+
+        ``ready`` is checked under the lock that ``wake`` takes, so no wake-up is lost.
+        """
+        runtime = self.runtime
+        with runtime.cond:
+            if ready() or (deadline_us is not None and runtime.clock.now_us() >= deadline_us):
+                return
+            self.deadline_us = deadline_us
+            self.idle = True
+            runtime.cond.notify_all()
+            if runtime.clock.is_virtual:
+                runtime.cond.wait_for(lambda: not self.idle)
+            else:  # real time: the deadline passes by itself
+                timeout = None if deadline_us is None else max(0.0, (deadline_us - runtime.clock.now_us()) / MICROS)
+                runtime.cond.wait_for(lambda: not self.idle, timeout)
+            self.idle = False
+            self.deadline_us = None
+
+
 class Runtime:
     """Runs the world's coroutines on its clock."""
 
@@ -77,6 +123,53 @@ class Runtime:
         self.allowed_until_us = clock.now_us()
         self.loop = _VirtualTimeLoop(self)
         self._lock = threading.RLock()
+        self.cond = threading.Condition()
+        self.participants: list[Participant] = []
+
+    # --- participants ------------------------------------------------------------------------
+
+    def join(self, name: str) -> Participant:
+        with self.cond:
+            participant = Participant(self, name)
+            self.participants.append(participant)
+            return participant
+
+    def leave(self, participant: Participant) -> None:
+        with self.cond:
+            if participant in self.participants:
+                self.participants.remove(participant)
+            self.cond.notify_all()
+
+    def wait_participants_idle(self, real_timeout_s: float = 30.0) -> bool:
+        """Wait until no participant is busy. False if one stays busy (its work is stuck)."""
+        with self.cond:
+            if all(p.idle for p in self.participants):
+                return True
+            done = self.cond.wait_for(lambda: all(p.idle for p in self.participants), real_timeout_s)
+            if not done:
+                busy = ", ".join(p.name for p in self.participants if not p.idle)
+                raise RuntimeError(
+                    f"the world cannot move time on: {busy} has been busy for {real_timeout_s:g} s. "
+                    "Is its event handler stuck?"
+                )
+            return False  # they were busy: let the loop handle what they sent first
+
+    def jump(self, target_us: int | None) -> bool:
+        """Move the clock to the next thing due, within what ``advance`` allows. True if it moved."""
+        with self.cond:
+            deadlines = [p.deadline_us for p in self.participants if p.deadline_us is not None]
+            candidates = [t for t in [target_us, *deadlines] if t is not None]
+            if not candidates:
+                return False
+            next_us = max(min(candidates), self.clock.now_us())
+            if next_us > self.allowed_until_us + _ROUNDING_SLACK_US:
+                return False
+            self.clock._now_us = next_us
+            for p in self.participants:
+                if p.deadline_us is not None and p.deadline_us <= next_us:
+                    p.idle = False
+            self.cond.notify_all()
+            return True
 
     def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coro`` on the loop to completion, then let everything it started settle."""
@@ -100,11 +193,14 @@ class Runtime:
         return result
 
     async def _settle(self) -> None:
-        """Yield until nothing else is ready to run at this instant."""
+        """Yield until nothing else is ready to run at this instant, participants included."""
         loop = asyncio.get_running_loop()
         for _ in range(100_000):
             await asyncio.sleep(0)
-            if not loop._ready:  # type: ignore[attr-defined]  # asyncio's queue of ready callbacks
+            if loop._ready:  # type: ignore[attr-defined]  # asyncio's queue of ready callbacks
+                continue
+            self.wait_participants_idle()  # what they send lands in the ready queue
+            if not loop._ready:  # type: ignore[attr-defined]
                 return
 
     def _in_loop_thread(self, coro: Coroutine[Any, Any, _T]) -> _T:

@@ -124,6 +124,7 @@ class World:
             best_block_height=self.chain.height(), clock=self.clock,
         )
         channel_manager.set_runner(self.runtime.run)
+        channel_manager.runtime = self.runtime
         node = Node(
             name=name, channel_manager=channel_manager, bitcoind_client=bitcoind_client,
             network_graph=network_graph, keys_manager=keys_manager,
@@ -225,7 +226,7 @@ class World:
             arm()
             await wake.wait()
             wake.clear()
-            if node.driven_by_world and node.event_handler is not None:
+            if self._world_drives(node) and node.event_handler is not None:
                 try:
                     await node.channel_manager.process_pending_events_async(node.event_handler)
                     await node.chain_monitor.process_pending_events_async(node.event_handler)
@@ -233,19 +234,24 @@ class World:
                     self.errors.append(e)
                     node.driven_by_world = False  # stop retrying a broken handler in a loop
                     continue
-                if node.channel_manager.has_pending_events() or node.chain_monitor.has_pending_events():
+                if node.channel_manager.replay_requested() or node.chain_monitor.replay_requested():
                     # The handler asked for a replay: try again at the processor's next poll,
                     # rather than spinning.
                     await asyncio.sleep(REPLAY_RETRY_S)
             node.peer_manager.process_events()
-            if node.driven_by_world and node.persist and node.channel_manager.get_and_clear_needs_persistence():
+            if self._world_drives(node) and node.persist and node.channel_manager.get_and_clear_needs_persistence():
                 node.fs_store.write("", "", CHANNEL_MANAGER_PERSISTENCE_KEY, node.channel_manager.encode())
 
     async def _every(self, node: Node, seconds: int, action: Callable[[], None]) -> None:
         while True:
             await asyncio.sleep(seconds)
-            if node.driven_by_world:
+            if self._world_drives(node):
                 action()
+
+    @staticmethod
+    def _world_drives(node: Node) -> bool:
+        """The world runs a node's events and timers unless a BackgroundProcessor does."""
+        return node.driven_by_world and not node.channel_manager.background_processor_attached
 
     # --- the message bus -------------------------------------------------------------------
 

@@ -1,0 +1,632 @@
+"""The background processor: what keeps a node running, and hands every event to your handler.
+
+Mirrors ``lightning-background-processor`` 0.1. Both of LDK's forms are here:
+
+- :meth:`BackgroundProcessor.start` runs the loop in a thread; ``stop()`` asks it to exit
+  and waits, ``join()`` waits. Both return, or raise the error that ended the loop.
+- :func:`process_events_async` is the same loop as a coroutine, to run on an event loop
+  (Jupyter's, with ``asyncio.create_task``). :class:`ExitSignal` gives the usual
+  ``sleeper`` and stop switch, as ldk-sample's tokio ``watch`` channel does.
+
+Each iteration hands the ChannelManager's, then the ChainMonitor's events to the handler,
+lets the PeerManager send messages, then waits for new events or 100 ms. After waking it
+persists the ChannelManager if needed and runs LDK's timers. Before your handler sees a
+``PaymentPathFailed`` or a probe or path event, LDK updates the network graph and the
+scorer with it, as the real processor does.
+
+On the world's virtual clock the waits take no real time, so two simulated hours run in
+a fraction of a second and fire exactly the timer ticks LDK would.
+
+The handler is LDK's ``Fn(Event)``: usually ``node.bind(handle_ldk_events)``, a
+``functools.partial`` of the seed chapter's function. It may be plain or ``async``. It
+may return (or raise) ``ReplayEvent`` to have the event handed over again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import inspect
+import sys
+import threading
+import time
+import weakref
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
+from typing import Any, Optional
+
+from .events import Event, PathFailure
+from .events.queue import EventHandlerError
+from .persist import (
+    CHANNEL_MANAGER_PERSISTENCE_KEY,
+    NETWORK_GRAPH_PERSISTENCE_KEY,
+    SCORER_PERSISTENCE_KEY,
+)
+from .sim.clock import MICROS
+from .sim.runtime import Participant
+
+#: LDK's timer intervals, in seconds (lightning-background-processor 0.1, release build).
+FRESHNESS_TIMER = 60
+PING_TIMER = 10
+ONION_MESSAGE_HANDLER_TIMER = 10
+FIRST_NETWORK_PRUNE_TIMER = 60
+NETWORK_PRUNE_TIMER = 3600
+SCORER_PERSIST_TIMER = 300
+REBROADCAST_TIMER = 30
+FASTEST_TIMER = min(FRESHNESS_TIMER, PING_TIMER, SCORER_PERSIST_TIMER, FIRST_NETWORK_PRUNE_TIMER, REBROADCAST_TIMER)
+#: The sync loop's longest wait per iteration.
+POLL_INTERVAL_S = 0.1
+#: A handler slower than this (in real seconds) gets a warning in the log.
+SLOW_HANDLER_WARNING_S = 1.0
+
+_MODULE = "ldkkit::background_processor"
+
+
+class GossipSync:
+    """Mirrors ``lightning_background_processor::GossipSync``: where the network graph comes from."""
+
+    def __init__(self, network_graph: Any, kind: str) -> None:
+        self.network_graph = network_graph
+        self.kind = kind
+
+    @classmethod
+    def p2p(cls, network_graph: Any) -> GossipSync:
+        """``GossipSync::P2P``: the graph is learnt from peers (what ldk-sample uses)."""
+        return cls(network_graph, "P2P")
+
+    @classmethod
+    def rapid(cls, network_graph: Any) -> GossipSync:
+        return cls(network_graph, "Rapid")
+
+    @classmethod
+    def none(cls) -> GossipSync:
+        return cls(None, "None")
+
+    def __repr__(self) -> str:
+        return f"GossipSync.{self.kind.lower()}(...)"
+
+
+# --- what LDK does with events before your handler sees them (§4.5) -----------------------------
+
+
+def handle_network_graph_update(network_graph: Any, event: Event) -> None:
+    """Mirrors ``handle_network_graph_update``: apply a failed path's update to the graph."""
+    match event:
+        case Event.PaymentPathFailed(failure=PathFailure.OnPath(network_update=update)) if update is not None:
+            network_graph.handle_network_update(update)
+
+
+def update_scorer(scorer: Any, event: Event, duration_since_epoch: timedelta) -> bool:
+    """Mirrors ``update_scorer``: teach the scorer from a path or probe. True if it changed."""
+    match event:
+        case Event.PaymentPathFailed(path=path, short_channel_id=scid) if scid is not None:
+            scorer.payment_path_failed(path, scid, duration_since_epoch)
+        case Event.PaymentPathFailed(path=path, payment_failed_permanently=True):
+            # The recipient rejected it: every hop had the liquidity to get it there.
+            scorer.probe_successful(path, duration_since_epoch)
+        case Event.PaymentPathSuccessful(path=path):
+            scorer.payment_path_successful(path, duration_since_epoch)
+        case Event.ProbeSuccessful(path=path):
+            scorer.probe_successful(path, duration_since_epoch)
+        case Event.ProbeFailed(path=path, short_channel_id=scid) if scid is not None:
+            scorer.probe_failed(path, scid, duration_since_epoch)
+        case _:
+            return False
+    return True
+
+
+# --- the loop body both forms share (LDK's ``define_run_body!``) ---------------------------------
+
+
+class _Timer:
+    """One of LDK's timers: it fires at the first poll strictly more than ``interval`` after it last did."""
+
+    def __init__(self, interval_s: float, now_us: int) -> None:
+        self.interval_us = round(interval_s * MICROS)
+        self.last_us = now_us
+
+    def due(self, now_us: int) -> bool:
+        return now_us - self.last_us > self.interval_us
+
+    def next_poll_us(self, wait_start_us: int, poll_us: int) -> int:
+        """When the loop, polling every ``poll_us`` from ``wait_start_us``, would find this due."""
+        polls = max(1, (self.last_us + self.interval_us - wait_start_us) // poll_us + 1)
+        return wait_start_us + polls * poll_us
+
+
+class _RunBody:
+    """The state and steps of the processor loop, shared by the thread and the coroutine."""
+
+    def __init__(
+        self, persister: Any, event_handler: Callable[[Event], Any], chain_monitor: Any, channel_manager: Any,
+        gossip_sync: Optional[GossipSync], peer_manager: Any, logger: Any, scorer: Any,
+        fetch_time: Callable[[], Optional[timedelta]],
+    ) -> None:
+        self.persister = persister
+        self.user_handler = event_handler
+        self.chain_monitor = chain_monitor
+        self.channel_manager = channel_manager
+        self.network_graph = gossip_sync.network_graph if gossip_sync is not None else None
+        self.peer_manager = peer_manager
+        self.logger = logger
+        self.scorer = scorer
+        self.fetch_time = fetch_time
+        self.clock = channel_manager.clock
+        self.runtime = getattr(channel_manager, "runtime", None)
+        self.timer_counts: Counter[str] = Counter()
+        self.events_handled = 0
+        now = self.clock.now_us()
+        self.timers = {
+            "freshness": _Timer(FRESHNESS_TIMER, now),
+            "ping": _Timer(PING_TIMER, now),
+            "network_prune": _Timer(FIRST_NETWORK_PRUNE_TIMER, now),
+            "scorer_persist": _Timer(SCORER_PERSIST_TIMER, now),
+            "rebroadcast": _Timer(REBROADCAST_TIMER, now),
+        }
+        self.have_pruned = False
+        self.have_decayed_scorer = False
+
+    # The decorated handler: LDK's own updates first, then yours.
+    def decorated(self, event: Event) -> Any:
+        if self.network_graph is not None:
+            handle_network_graph_update(self.network_graph, event)
+        now = self.fetch_time()
+        if self.scorer is not None and now is not None and update_scorer(self.scorer, event, now):
+            self._persist_logged(SCORER_PERSISTENCE_KEY, self.scorer)
+        started = time.perf_counter()
+        result = self.user_handler(event)
+        if inspect.isawaitable(result):
+            return self._timed(result, event, started)
+        self._warn_if_slow(event, started)
+        self.events_handled += 1
+        return result
+
+    async def _timed(self, awaitable: Awaitable[Any], event: Event, started: float) -> Any:
+        result = await awaitable
+        self._warn_if_slow(event, started)
+        self.events_handled += 1
+        return result
+
+    def _warn_if_slow(self, event: Event, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        if elapsed > SLOW_HANDLER_WARNING_S:
+            self.logger.warn(_MODULE, f"The event handler took {elapsed:.1f} s on {type(event).__qualname__}; "
+                                      "nothing else was processed meanwhile")
+
+    def startup(self) -> None:
+        self.channel_manager.timer_tick_occurred()
+        self.chain_monitor.rebroadcast_pending_claims()
+        self.timer_counts["freshness"] += 1
+        self.timer_counts["rebroadcast"] += 1
+
+    def persist_manager(self) -> None:
+        """Persist the ChannelManager; an error here ends the loop, as in LDK."""
+        self.persister.write("", "", CHANNEL_MANAGER_PERSISTENCE_KEY, self.channel_manager.encode())
+
+    def _persist_logged(self, key: str, component: Any) -> None:
+        """Persist the graph or scorer; LDK only logs a failure here, since they can be rebuilt."""
+        try:
+            self.persister.write("", "", key, component.encode())
+        except Exception as e:  # logged, not raised: LDK carries on without them
+            self.logger.error(_MODULE, f"Error: Failed to persist {key}, check your disk and permissions {e}")
+
+    def after_wake(self) -> None:
+        """Persist if needed, then run whichever timers are due (§4.4 steps 6-13)."""
+        if self.channel_manager.get_and_clear_needs_persistence():
+            self.persist_manager()
+        now = self.clock.now_us()
+        if self._fire("freshness", now):
+            self.channel_manager.timer_tick_occurred()
+        if self._fire("ping", now):
+            self.peer_manager.timer_tick_occurred()
+        if self._fire("network_prune", now):
+            if self.network_graph is not None:
+                self.network_graph.remove_stale_channels_and_tracking_with_time(self.clock.unix_time())
+                self._persist_logged(NETWORK_GRAPH_PERSISTENCE_KEY, self.network_graph)
+            self.have_pruned = True
+            self.timers["network_prune"].interval_us = NETWORK_PRUNE_TIMER * MICROS
+        if not self.have_decayed_scorer:
+            if self.scorer is not None and (t := self.fetch_time()) is not None:
+                self.scorer.time_passed(t)
+            self.have_decayed_scorer = True
+        if self._fire("scorer_persist", now) and self.scorer is not None:
+            if (t := self.fetch_time()) is not None:
+                self.scorer.time_passed(t)
+            self._persist_logged(SCORER_PERSISTENCE_KEY, self.scorer)
+        if self._fire("rebroadcast", now):
+            self.chain_monitor.rebroadcast_pending_claims()
+
+    def _fire(self, name: str, now_us: int) -> bool:
+        timer = self.timers[name]
+        if not timer.due(now_us):
+            return False
+        timer.last_us = now_us
+        self.timer_counts[name] += 1
+        return True
+
+    def next_deadline_us(self, wait_start_us: int, poll_s: float) -> int:
+        """On a virtual clock, sleep straight to the poll at which a timer falls due.
+
+        Polls in between would find nothing to do (new events wake the loop at once), so
+        skipping them changes nothing but the time it takes.
+        """
+        poll_us = round(poll_s * MICROS)
+        if not self.clock.is_virtual:
+            return wait_start_us + poll_us
+        return min(t.next_poll_us(wait_start_us, poll_us) for t in self.timers.values())
+
+    def on_exit(self) -> None:
+        """Persist the manager, scorer and graph one last time (errors are returned)."""
+        self.persist_manager()
+        if self.scorer is not None:
+            self.persister.write("", "", SCORER_PERSISTENCE_KEY, self.scorer.encode())
+        if self.network_graph is not None:
+            self.persister.write("", "", NETWORK_GRAPH_PERSISTENCE_KEY, self.network_graph.encode())
+
+    def replay_pending(self) -> bool:
+        """Whether the handler asked for an event to come back: retry it at the next poll."""
+        return self.channel_manager.replay_requested() or self.chain_monitor.replay_requested()
+
+    def futures(self) -> list[Any]:
+        return [self.channel_manager.get_event_or_persistence_needed_future(), self.chain_monitor.get_update_future()]
+
+
+def _default_fetch_time(clock: Any) -> Callable[[], timedelta]:
+    return clock.duration_since_epoch
+
+
+def _announce_error(body: _RunBody, error: BaseException) -> None:
+    """Show a handler's error at once, in the notebook, without waiting for stop() or join()."""
+    body.logger.error(_MODULE, str(error))
+    print(f"BackgroundProcessor stopped: {error}\nCall stop() or join() to get the exception.", file=sys.stderr)
+
+
+# --- the threaded form --------------------------------------------------------------------------
+
+
+class _ThreadState:
+    """What the processor thread owns. Kept apart from the BackgroundProcessor object, so
+    that the object can be garbage-collected (and so stopped) while the thread runs."""
+
+    def __init__(self, body: _RunBody) -> None:
+        self.body = body
+        self.stop_flag = threading.Event()
+        self.error: Optional[BaseException] = None
+        self.participant: Optional[Participant] = None
+        if body.runtime is not None:
+            self.participant = body.runtime.join(f"the BackgroundProcessor of {body.logger.name or 'a node'}")
+
+    def run(self) -> None:
+        body = self.body
+        try:
+            body.startup()
+            while True:
+                body.channel_manager.process_pending_events(self._sync_handler)
+                body.chain_monitor.process_pending_events(self._sync_handler)
+                body.peer_manager.process_events()
+                if self.stop_flag.is_set():
+                    break
+                self._wait()
+                if self.stop_flag.is_set():
+                    break
+                body.after_wake()
+            body.on_exit()
+        except EventHandlerError as e:
+            self.error = e
+            _announce_error(body, e)
+            self._exit_quietly()
+        except BaseException as e:  # kept for stop()/join(), never lost in the thread
+            self.error = e
+            body.logger.error(_MODULE, f"The background processor stopped: {e!r}")
+            self._exit_quietly()
+        finally:
+            if self.participant is not None:
+                body.runtime.leave(self.participant)
+
+    def _exit_quietly(self) -> None:
+        try:
+            self.body.on_exit()
+        except Exception as e:  # the first error is the one reported
+            self.body.logger.error(_MODULE, f"Final persistence also failed: {e!r}")
+
+    def _sync_handler(self, event: Event) -> Any:
+        result = self.body.decorated(event)
+        if inspect.isawaitable(result):
+            return self._run_async(result)
+        return result
+
+    def _run_async(self, awaitable: Awaitable[Any]) -> Any:
+        """Run an async handler on the world's runtime (ldk-sample's tokio), waiting idle meanwhile."""
+        runtime = self.body.runtime
+
+        async def capture() -> Any:
+            try:
+                return await awaitable
+            except BaseException as e:  # reported by the event queue, with the event named
+                return e
+
+        if runtime is None:
+            return asyncio.run(capture())
+        future = asyncio.run_coroutine_threadsafe(capture(), runtime.loop)
+        future.add_done_callback(lambda _: self.participant.wake())
+        while not future.done():  # idle while the world runs it; other wake-ups don't end the wait
+            self.participant.wait(None, future.done)
+        return future.result()
+
+    def _wait(self) -> None:
+        body = self.body
+        futures = body.futures()
+        if body.replay_pending():  # retry a replayed event at the next poll, not in a hot loop
+            futures = []
+        ready = lambda: self.stop_flag.is_set() or any(f.is_complete() for f in futures)  # noqa: E731
+        if self.participant is None:
+            deadline = POLL_INTERVAL_S
+            end = time.monotonic() + deadline
+            while not ready() and time.monotonic() < end:
+                time.sleep(0.005)
+            return
+        for future in futures:
+            future.register_callback_fn(self.participant.wake)
+        now = body.clock.now_us()
+        poll_us = round(POLL_INTERVAL_S * MICROS)
+        deadline_us = body.next_deadline_us(now, POLL_INTERVAL_S) if futures else now + poll_us
+        self.participant.wait(deadline_us, ready)
+
+
+class BackgroundProcessor:
+    """Mirrors ``lightning_background_processor::BackgroundProcessor``.
+
+    Like LDK's ``#[must_use]`` struct, it is stopped cleanly when garbage-collected or
+    when the interpreter exits, and never leaves its thread behind.
+    """
+
+    def __init__(self, state: _ThreadState, thread: threading.Thread) -> None:
+        self._state = state
+        self._thread = thread
+        # Called when the object is garbage-collected, or at interpreter exit at the latest.
+        self._finalizer = weakref.finalize(self, _stop_thread, state, thread)
+
+    @classmethod
+    def start(
+        cls, persister: Any, event_handler: Callable[[Event], Any], chain_monitor: Any, channel_manager: Any,
+        onion_messenger: Any, gossip_sync: Optional[GossipSync], peer_manager: Any, logger: Any, scorer: Any,
+    ) -> BackgroundProcessor:
+        """Mirrors ``BackgroundProcessor::start``: run the loop in a new thread."""
+        body = _RunBody(persister, event_handler, chain_monitor, channel_manager, gossip_sync, peer_manager, logger,
+                        scorer, _default_fetch_time(channel_manager.clock))
+        _take_over(channel_manager)
+        state = _ThreadState(body)
+        thread = threading.Thread(target=state.run, name="ldk-background-processor", daemon=True)
+        thread.start()
+        return cls(state, thread)
+
+    @property
+    def timer_counts(self) -> Counter[str]:
+        """How many times each of LDK's timers has fired (the startup tick included)."""
+        return self._state.body.timer_counts
+
+    @property
+    def events_handled(self) -> int:
+        return self._state.body.events_handled
+
+    def is_running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Mirrors ``BackgroundProcessor::stop``: ask the loop to exit, wait, raise what ended it."""
+        self._finalizer.detach()
+        _stop_thread(self._state, self._thread)
+        self._raise()
+
+    def join(self) -> None:
+        """Mirrors ``BackgroundProcessor::join``: wait for the loop to end, raise what ended it."""
+        while self._thread.is_alive():
+            self._thread.join(0.1)
+        self._finalizer.detach()
+        _release(self._state.body.channel_manager)
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._state.error is not None:
+            error, self._state.error = self._state.error, None
+            raise error
+
+    def __repr__(self) -> str:
+        status = "running" if self.is_running() else "stopped"
+        return f"BackgroundProcessor({status}, {self.events_handled} events handled)"
+
+
+def _stop_thread(state: _ThreadState, thread: threading.Thread) -> None:
+    state.stop_flag.set()
+    if state.participant is not None:
+        state.participant.wake()
+    if thread is not threading.current_thread():
+        thread.join()
+    _release(state.body.channel_manager)
+
+
+def _take_over(channel_manager: Any) -> None:
+    """While a processor runs a node, the world leaves that node's events and timers to it."""
+    channel_manager.background_processor_attached = True
+
+
+def _release(channel_manager: Any) -> None:
+    channel_manager.background_processor_attached = False
+
+
+# --- the async form ---------------------------------------------------------------------------
+
+_current_participant: contextvars.ContextVar[Optional[Participant]] = contextvars.ContextVar(
+    "ldkkit_participant", default=None
+)
+
+
+class ExitSignal:
+    """The sleeper and stop switch ldk-sample builds from a tokio ``watch`` channel.
+
+    ``exit.sleeper`` is LDK's ``sleeper``: ``await exit.sleeper(duration)`` returns after
+    ``duration`` on the world's clock (``False``), or as soon as ``exit.stop()`` is called
+    (``True``, which ends ``process_events_async``).
+    """
+
+    def __init__(self) -> None:
+        self._stopped = threading.Event()
+        self._participants: set[Participant] = set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        for participant in list(self._participants):
+            participant.wake()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    async def sleeper(self, duration: timedelta | float) -> bool:
+        seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+        participant = _current_participant.get()
+        if self._stopped.is_set():
+            return True
+        if participant is None:  # outside process_events_async: plain real-time sleep
+            end = time.monotonic() + seconds
+            while not self._stopped.is_set() and time.monotonic() < end:
+                await asyncio.sleep(min(0.01, max(0.0, end - time.monotonic())))
+            return self._stopped.is_set()
+        clock = participant.runtime.clock
+        deadline = clock.now_us() + round(seconds * MICROS)
+        self._participants.add(participant)
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, participant.wait, deadline, lambda: self._stopped.is_set() or participant.wake_pending
+            )
+        finally:
+            self._participants.discard(participant)
+        return self._stopped.is_set()
+
+
+async def process_events_async(
+    persister: Any, event_handler: Callable[[Event], Any], chain_monitor: Any, channel_manager: Any,
+    onion_messenger: Any, gossip_sync: Optional[GossipSync], peer_manager: Any, logger: Any, scorer: Any,
+    sleeper: Callable[[timedelta], Awaitable[bool]], mobile_interruptable_platform: bool,
+    fetch_time: Callable[[], Optional[timedelta]],
+) -> None:
+    """Mirrors ``lightning_background_processor::process_events_async``: the loop as a coroutine.
+
+    Ends when ``sleeper`` resolves to ``True``; raises what ended it otherwise (a failure
+    to persist the ChannelManager, or an error from the handler, with the event named).
+    """
+    body = _RunBody(persister, event_handler, chain_monitor, channel_manager, gossip_sync, peer_manager, logger,
+                    scorer, fetch_time)
+    runtime = body.runtime
+    participant = runtime.join(f"process_events_async of {logger.name or 'a node'}") if runtime else None
+    token = _current_participant.set(participant)
+    _take_over(channel_manager)
+    poll_s = POLL_INTERVAL_S if mobile_interruptable_platform else FASTEST_TIMER
+    try:
+        body.startup()
+        while True:
+            try:
+                await channel_manager.process_pending_events_async(_on_runtime(body, runtime, participant))
+                await chain_monitor.process_pending_events_async(_on_runtime(body, runtime, participant))
+            except EventHandlerError as e:
+                _announce_error(body, e)
+                raise
+            peer_manager.process_events()
+            futures = [] if body.replay_pending() else body.futures()
+            if participant is not None:
+                participant.wake_pending = False
+                for future in futures:
+                    future.register_callback_fn(lambda: _flag_wake(participant))
+            if any(f.is_complete() for f in futures):
+                exit_requested = False
+            else:
+                wait_s = poll_s if futures else POLL_INTERVAL_S
+                if participant is not None and body.clock.is_virtual and futures:
+                    now = body.clock.now_us()
+                    wait_s = (body.next_deadline_us(now, POLL_INTERVAL_S) - now) / MICROS
+                exit_requested = await sleeper(timedelta(seconds=wait_s))
+            if exit_requested:
+                break
+            body.after_wake()
+        body.on_exit()
+    finally:
+        _current_participant.reset(token)
+        if participant is not None:
+            runtime.leave(participant)
+        _release(channel_manager)
+
+
+def _flag_wake(participant: Participant) -> None:
+    participant.wake_pending = True
+    participant.wake()
+
+
+def _on_runtime(body: _RunBody, runtime: Any, participant: Optional[Participant]) -> Callable[[Event], Any]:
+    """Run async handlers on the world's runtime (ldk-sample's tokio), so the tasks they spawn live on."""
+
+    def handler(event: Event) -> Any:
+        result = body.decorated(event)
+        if not inspect.isawaitable(result) or runtime is None or participant is None:
+            return result
+        return _await_on_world(result, runtime, participant)
+
+    return handler
+
+
+async def _await_on_world(awaitable: Awaitable[Any], runtime: Any, participant: Participant) -> Any:
+    """Await a handler's coroutine on the world's loop, idle meanwhile so the world can run it."""
+    future = asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), runtime.loop)
+    future.add_done_callback(lambda _: participant.wake())  # busy again the moment it is done
+    with runtime.cond:
+        if not future.done():
+            participant.idle = True
+            runtime.cond.notify_all()
+    return await asyncio.wrap_future(future)
+
+
+async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+
+@contextlib.contextmanager
+def run_processor(node: Any, form: str = "thread") -> Iterator[Any]:
+    """Run ``node`` under a background processor for a ``with`` block, wired as ldk-sample wires it.
+
+    ``form`` is ``"thread"`` (``BackgroundProcessor.start``) or ``"async"``
+    (``process_events_async`` on an event loop of its own, in a thread). Leaving the block
+    stops the processor and raises any error that ended it.
+    """
+    args = (node.fs_store, node.event_handler, node.chain_monitor, node.channel_manager, None,
+            GossipSync.p2p(node.network_graph), node.peer_manager, node.logger, node.scorer)
+    if form == "thread":
+        processor = BackgroundProcessor.start(*args)
+        try:
+            yield processor
+        finally:
+            processor.stop()
+        return
+    if form != "async":
+        raise ValueError(f"form must be 'thread' or 'async', not {form!r}")
+    exit_signal = ExitSignal()
+    errors: list[BaseException] = []
+
+    fetch_time = node.channel_manager.clock.duration_since_epoch
+
+    def main() -> None:
+        try:
+            asyncio.run(process_events_async(*args, exit_signal.sleeper, False, fetch_time))
+        except BaseException as e:  # handed to the caller below
+            errors.append(e)
+
+    thread = threading.Thread(target=main, name="ldk-process-events-async", daemon=True)
+    thread.start()
+    try:
+        yield exit_signal
+    finally:
+        exit_signal.stop()
+        thread.join()
+        if errors:
+            raise errors[0]
