@@ -623,6 +623,8 @@ def run_processor(node: Any, form: str = "thread") -> Iterator[Any]:
 
     thread = threading.Thread(target=main, name="ldk-process-events-async", daemon=True)
     thread.start()
+    while not node.channel_manager.background_processor_attached and thread.is_alive():
+        time.sleep(0.001)  # until it has joined the world's clock, so no time passes without it
     try:
         yield exit_signal
     finally:

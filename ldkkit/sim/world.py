@@ -43,6 +43,8 @@ from .chain import MINER_SCRIPT, Chain
 from .clock import EPOCH_UNIX_SECONDS, RealClock, VirtualClock
 from .runtime import Runtime
 
+#: Simulated seconds between blocks, as on Bitcoin's main chain.
+BLOCK_INTERVAL_S = 600
 #: What each node's wallet starts with: 1 BTC.
 DEFAULT_FUNDS_SAT = 100_000_000
 #: LDK's ``FRESHNESS_TIMER``, ``PING_TIMER`` and ``REBROADCAST_TIMER``, in seconds.
@@ -102,7 +104,7 @@ class World:
         self.chain.add_listener(lambda block: self._block_to(name, block))
         if funds_sat:
             self.chain.fund({node.bitcoind_client.get_new_address().script_pubkey: funds_sat})
-            self.mine(1)
+            self.runtime.run(self._mine_one())
         return node
 
     def _build(self, name: str, config: UserConfig, storage_dir: Optional[str], persist: bool) -> Node:
@@ -346,9 +348,14 @@ class World:
         self._raise_errors()
 
     def mine(self, blocks: int = 1) -> None:
-        """Mine blocks on the regtest chain, ten simulated minutes apart, and let nodes react."""
+        """Mine blocks on the regtest chain, ten simulated minutes apart, and let nodes react.
+
+        Time passes as it would on a real chain: timers tick and delayed work happens
+        between blocks.
+        """
         self._check_open()
         for _ in range(blocks):
+            self.runtime.advance(BLOCK_INTERVAL_S)
             self.runtime.run(self._mine_one())
         self._raise_errors()
 

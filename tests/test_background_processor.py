@@ -1,0 +1,240 @@
+"""The background processor: LDK's loop, timers, scoring hooks and error handling, in both forms."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections import Counter
+
+import pytest
+
+from ldkkit import background_processor as bp_module
+from ldkkit import scenarios
+from ldkkit.background_processor import BackgroundProcessor, GossipSync, run_processor
+from ldkkit.errors import RetryableSendFailure
+from ldkkit.events import Event, ReplayEvent
+from ldkkit.events.queue import EventHandlerError, ReentrantProcessingError
+from ldkkit.ln.outbound_payment import RecipientOnionFields, Retry
+from ldkkit.reference import handle_ldk_events
+from ldkkit.routing.router import PaymentParameters, RouteParameters
+from ldkkit.scenarios import Stage
+from ldkkit.sim.world import World
+from ldkkit.types import PaymentId, PaymentPreimage
+
+
+def start(node) -> BackgroundProcessor:
+    return BackgroundProcessor.start(
+        node.fs_store, node.event_handler, node.chain_monitor, node.channel_manager, None,
+        GossipSync.p2p(node.network_graph), node.peer_manager, node.logger, node.scorer,
+    )
+
+
+@pytest.fixture
+def world():
+    world = World(seed=11)
+    yield world
+    world.close()
+
+
+# Two hours of an idle node: each timer fires at the first 100 ms poll strictly after its
+# interval, so FRESHNESS every 60.1 s, PING every 10.1 s and so on, plus the startup calls.
+TWO_HOURS = {"freshness": 1 + 119, "ping": 712, "rebroadcast": 1 + 239, "network_prune": 2, "scorer_persist": 23}
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_timers_over_two_simulated_hours_match_ldks_schedule(world, form):
+    node = world.add_node("learner", handler=handle_ldk_events)
+    ticks_before = node.peer_manager.timer_ticks
+    with run_processor(node, form) as processor:
+        world.advance(7200)
+        counts = processor.timer_counts if form == "thread" else None
+    if counts is not None:
+        assert dict(counts) == TWO_HOURS
+    assert node.peer_manager.timer_ticks - ticks_before == TWO_HOURS["ping"]
+
+
+def test_the_world_stops_driving_a_node_a_processor_runs(world):
+    node = world.add_node("learner", handler=handle_ldk_events)
+    processor = start(node)
+    world.advance(600)
+    processor.stop()
+    assert dict(processor.timer_counts)["freshness"] == 1 + 9  # the world's own ticks stayed off
+    assert node.channel_manager.background_processor_attached is False
+
+
+def test_scorer_learns_before_the_handler_sees_the_event(world):
+    seen: dict[str, object] = {}
+
+    def handler(channel_manager, *args):
+        event = args[-1]
+        if isinstance(event, Event.ProbeFailed):
+            target = next(h.pubkey for h in event.path.hops if h.short_channel_id == event.short_channel_id)
+            seen["bounds"] = node.scorer.estimated_channel_liquidity_range(event.short_channel_id, target)
+        return handle_ldk_events(channel_manager, *args)
+
+    node = world.add_node("learner", handler=handler)
+    stage = Stage(world, node)
+    bob, carol = stage.peer("bob"), stage.peer("carol", connect=False)
+    stage.open(node, bob, 1_000_000)
+    stage.open(carol, bob, 1_000_000)  # bob has nothing on his side towards carol
+    with run_processor(node, "thread"):
+        params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(carol.node_id, 42),
+                                                               200_000_000)
+        route = node.router.find_route(node.node_id, params, node.channel_manager.list_usable_channels(), None)
+        node.channel_manager.send_probe(route.paths[0])
+        stage.settle()
+    low, high = seen["bounds"]
+    # Before the handler ran, LDK had learnt the channel cannot carry 200,000 sat (it holds 1,000,000).
+    assert high <= 200_000_000 < 1_000_000_000
+
+
+def test_a_manager_persistence_failure_ends_the_loop_and_surfaces(world):
+    node = world.add_node("learner", handler=handle_ldk_events)
+    real_write = node.fs_store.write
+
+    def failing_write(primary, secondary, key, buf):
+        if key == "manager":
+            raise OSError("disk unplugged (simulated)")
+        real_write(primary, secondary, key, buf)
+
+    node.fs_store.write = failing_write
+    processor = start(node)
+    bob = world.add_node("bob")
+    world.connect(bob, node)
+    bob.channel_manager.create_channel(node.node_id, 6_000_000, 0, 1, None, None)
+    world.run()
+    world.advance(1)
+    with pytest.raises(OSError, match="disk unplugged"):
+        processor.join()
+    assert not processor.is_running()
+
+
+def test_graph_and_scorer_persistence_failures_are_only_logged(world):
+    node = world.add_node("learner", handler=handle_ldk_events)
+    real_write = node.fs_store.write
+
+    def failing_write(primary, secondary, key, buf):
+        if key in ("scorer", "network_graph"):
+            raise OSError("read-only (simulated)")
+        real_write(primary, secondary, key, buf)
+
+    node.fs_store.write = failing_write
+    processor = start(node)
+    world.advance(400)
+    assert processor.is_running()
+    assert any("Failed to persist scorer" in line for line in node.logger.lines())
+    with pytest.raises(OSError, match="read-only"):  # the final persist on exit returns its error, as in LDK
+        processor.stop()
+
+
+def test_replay_event_redelivers_the_event(world):
+    replies = iter([ReplayEvent(), None])
+
+    def handler(channel_manager, *args):
+        event = args[-1]
+        if isinstance(event, Event.OpenChannelRequest) and next(replies) is not None:
+            return ReplayEvent()
+        return handle_ldk_events(channel_manager, *args)
+
+    node = world.add_node("learner", handler=handler)
+    with run_processor(node, "thread"):
+        stage = Stage(world, node)
+        stage.open(stage.peer("bob"), node, 6_000_000)
+    names = [type(e).__name__ for e in node.events_seen]
+    assert names == ["OpenChannelRequest", "OpenChannelRequest", "ChannelPending", "ChannelReady"]
+
+
+def test_a_raising_handler_loses_nothing_and_the_error_surfaces(world, capsys):
+    def handler(channel_manager, *args):
+        raise ZeroDivisionError("my bug")
+
+    node = world.add_node("learner", handler=handler)
+    processor = start(node)
+    bob = world.add_node("bob")
+    world.connect(bob, node)
+    bob.channel_manager.create_channel(node.node_id, 6_000_000, 0, 1, None, None)
+    world.run()
+    with pytest.raises(EventHandlerError, match="raised ZeroDivisionError while handling Event.OpenChannelRequest"):
+        processor.stop()
+    assert "BackgroundProcessor stopped" in capsys.readouterr().err
+    assert [type(e).__name__ for e in node.channel_manager.pending_events()] == ["OpenChannelRequest"]
+
+
+def test_processing_events_from_the_handler_is_refused(world):
+    def handler(channel_manager, *args):
+        channel_manager.process_pending_events(lambda e: None)
+
+    node = world.add_node("learner", handler=handler)
+    processor = start(node)
+    bob = world.add_node("bob")
+    world.connect(bob, node)
+    bob.channel_manager.create_channel(node.node_id, 6_000_000, 0, 1, None, None)
+    world.run()
+    with pytest.raises(EventHandlerError) as info:
+        processor.stop()
+    assert isinstance(info.value.__cause__, ReentrantProcessingError)
+
+
+def test_a_slow_handler_is_warned_about(world, monkeypatch):
+    monkeypatch.setattr(bp_module, "SLOW_HANDLER_WARNING_S", -1.0)
+    node = world.add_node("learner", handler=handle_ldk_events)
+    with run_processor(node, "thread"):
+        Stage(world, node).open(world.add_node("bob"), node, 6_000_000)
+    assert any("The event handler took" in line for line in node.logger.lines())
+
+
+def test_a_forgotten_processor_stops_when_collected(world):
+    node = world.add_node("learner", handler=handle_ldk_events)
+    processor = start(node)
+    thread = processor._thread
+    del processor
+    gc.collect()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert node.channel_manager.background_processor_attached is False
+
+
+@pytest.mark.parametrize("name", scenarios.names())
+def test_thread_and_async_forms_give_the_same_events(name):
+    alone = scenarios.run(name)
+    threaded = scenarios.run(name, processor="thread")
+    in_async = scenarios.run(name, processor="async")
+    assert threaded.event_names() == in_async.event_names() == alone.event_names()
+
+
+def test_payments_from_many_threads_while_the_processor_runs(world):
+    node = world.add_node("learner", handler=handle_ldk_events)
+    stage = Stage(world, node)
+    bob = stage.peer("bob")
+    stage.open(node, bob, 10_000_000)
+    start_total = world.audit()["total"]
+    sent: list[PaymentId] = []
+    lock = threading.Lock()
+
+    def send_many(worker: int) -> None:
+        for i in range(8):
+            preimage = PaymentPreimage(bytes([worker, i]) * 16)
+            payment_id = PaymentId(bytes([worker, i, 1]) + bytes(29))
+            keysend = PaymentParameters.for_keysend(bob.node_id, 40, False)
+            params = RouteParameters.from_payment_params_and_value(keysend, 1_000_000 + i)
+            try:
+                node.channel_manager.send_spontaneous_payment(
+                    preimage, RecipientOnionFields.spontaneous_empty(), payment_id, params, Retry.Attempts(2))
+            except RetryableSendFailure:
+                continue
+            with lock:
+                sent.append(payment_id)
+
+    with run_processor(node, "thread"):
+        workers = [threading.Thread(target=send_many, args=(w,)) for w in range(4)]
+        for w in workers:
+            w.start()
+        while any(w.is_alive() for w in workers):
+            world.advance(0.5)
+        for w in workers:
+            w.join()
+        world.advance(5)
+    ends = Counter(e.payment_id for e in node.events_seen if isinstance(e, (Event.PaymentSent, Event.PaymentFailed)))
+    assert sorted(ends) == sorted(sent) and all(n == 1 for n in ends.values())
+    assert world.audit()["total"] == start_total
+    assert world.channel_disagreements() == []
