@@ -117,6 +117,12 @@ def update_scorer(scorer: Any, event: Event, duration_since_epoch: timedelta) ->
     return True
 
 
+#: The events LDK looks at itself before handing them on.
+_LDK_HANDLES_FIRST = frozenset(
+    (Event.PaymentPathFailed, Event.PaymentPathSuccessful, Event.ProbeSuccessful, Event.ProbeFailed)
+)
+
+
 # --- the loop body both forms share (LDK's ``define_run_body!``) ---------------------------------
 
 
@@ -170,16 +176,18 @@ class _RunBody:
 
     # The decorated handler: LDK's own updates first, then yours.
     def decorated(self, event: Event) -> Any:
-        if self.network_graph is not None:
-            handle_network_graph_update(self.network_graph, event)
-        now = self.fetch_time()
-        if self.scorer is not None and now is not None and update_scorer(self.scorer, event, now):
-            self._persist_logged(SCORER_PERSISTENCE_KEY, self.scorer)
+        if type(event) in _LDK_HANDLES_FIRST:
+            if self.network_graph is not None:
+                handle_network_graph_update(self.network_graph, event)
+            now = self.fetch_time()
+            if self.scorer is not None and now is not None and update_scorer(self.scorer, event, now):
+                self._persist_logged(SCORER_PERSISTENCE_KEY, self.scorer)
         started = time.perf_counter()
         result = self.user_handler(event)
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             return self._timed(result, event, started)
-        self._warn_if_slow(event, started)
+        if time.perf_counter() - started > SLOW_HANDLER_WARNING_S:
+            self._warn_if_slow(event, started)
         self.events_handled += 1
         return result
 
@@ -333,7 +341,7 @@ class _ThreadState:
 
     def _sync_handler(self, event: Event) -> Any:
         result = self.body.decorated(event)
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             return self._run_async(result)
         return result
 

@@ -16,9 +16,10 @@ Mirrors the event handling shared by ``ChannelManager`` and ``ChainMonitor``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..wakers import Future, Notifier
@@ -80,70 +81,87 @@ class EventQueue:
 
     def process(self, handler: Callable[[Event], Any]) -> int:
         """Hand every event to a plain handler; returns how many were handled."""
-        steps = self._steps()
-        handled = 0
-        try:
-            event = next(steps)
-            while True:
-                result = _call(handler, event)
-                if inspect.isawaitable(result):
-                    result = run_coroutine_blocking(result, self.runner)
-                handled += not isinstance(result, BaseException)
-                event = steps.send(result)
-        except StopIteration:
+        with self._processing():
+            handled = 0
+            while batch := self.pending():
+                done = 0
+                try:
+                    for event in batch:
+                        try:
+                            result = handler(event)
+                        except (KeyboardInterrupt, SystemExit):
+                            raise
+                        except BaseException as e:  # judged below, with the event named
+                            result = e
+                        if result is not None:  # None, the usual answer, needs no more thought
+                            if inspect.isawaitable(result):
+                                result = run_coroutine_blocking(result, self.runner)
+                            if not self._judge(event, result):
+                                return handled + done
+                        done += 1
+                finally:
+                    self._drop(done)
+                handled += done
             return handled
 
     async def process_async(self, handler: Callable[[Event], Any]) -> int:
         """Hand every event to a plain or async handler, awaiting it."""
-        steps = self._steps()
-        handled = 0
-        try:
-            event = next(steps)
-            while True:
-                result = _call(handler, event)
-                if inspect.isawaitable(result):
-                    try:
-                        result = await result
-                    except asyncio.CancelledError:
-                        raise
-                    except BaseException as e:  # handed to _steps, which raises it with the event named
-                        result = e
-                handled += not isinstance(result, BaseException)
-                event = steps.send(result)
-        except StopIteration:
+        with self._processing():
+            handled = 0
+            while batch := self.pending():
+                done = 0
+                try:
+                    for event in batch:
+                        result = _call(handler, event)
+                        if inspect.isawaitable(result):
+                            try:
+                                result = await result
+                            except asyncio.CancelledError:
+                                raise
+                            except BaseException as e:  # judged below, with the event named
+                                result = e
+                        if not self._judge(event, result):
+                            return handled + done
+                        done += 1
+                finally:
+                    self._drop(done)
+                handled += done
             return handled
 
-    def _steps(self) -> Generator[Event, Any, None]:
-        """Yield each event; receive what the handler did with it."""
+    @contextlib.contextmanager
+    def _processing(self) -> Iterator[None]:
+        """One caller at a time, and never from inside the handler (LDK's re-entrancy guard)."""
         if getattr(self._local, "active", False):
             raise ReentrantProcessingError(
                 f"process_pending_events was called on the {self.owner} from inside the event handler. "
                 "LDK forbids this: the handler is already being called for each event in turn, so just return."
             )
         if not self._busy.acquire(blocking=False):
-            return  # another thread is already handing out events, as LDK's re-entrancy guard does
+            yield  # another thread is already handing out events; it will hand out ours too
+            return
         self._local.active = True
         self.replay_requested = False
         try:
-            for _ in range(1_000_000):
-                with self._lock:
-                    if not self._events:
-                        return
-                    event = self._events[0]
-                result = yield event
-                if isinstance(result, ReplayEvent) or result is ReplayEvent:
-                    self.replay_requested = True
-                    self.notifier.notify()  # come back soon, as LDK wakes the processor
-                    return
-                if isinstance(result, BaseException):
-                    raise EventHandlerError(event, result) from result
-                with self._lock:
-                    if self._events and self._events[0] is event:
-                        self._events.pop(0)
-            raise RuntimeError(f"event handling on the {self.owner} does not settle: every event produces another")
+            yield
         finally:
             self._local.active = False
             self._busy.release()
+
+    def _judge(self, event: Event, result: Any) -> bool:
+        """True if the handler handled ``event``; False if it asked for a replay; raise if it failed."""
+        if isinstance(result, ReplayEvent) or result is ReplayEvent:
+            self.replay_requested = True
+            self.notifier.notify()  # come back soon, as LDK wakes the processor
+            return False
+        if isinstance(result, BaseException):
+            raise EventHandlerError(event, result) from result
+        return True
+
+    def _drop(self, count: int) -> None:
+        """Remove the first ``count`` events: handled. Others only append, so they are still first."""
+        if count:
+            with self._lock:
+                del self._events[:count]
 
 
 def _call(handler: Callable[[Event], Any], event: Event) -> Any:

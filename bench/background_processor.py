@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""The background processor's throughput and latency.
+
+Prints one `name value unit` line per figure:
+- events per second through a BackgroundProcessor with a trivial handler, next to a bare
+  loop calling the same handler on the same events in the same run, and their ratio;
+- on real time, the delay from an event being queued to the handler being called
+  (median and p99), next to LDK's 100 ms poll;
+- how long two simulated hours of an idle node take on the virtual clock.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import timedelta
+
+from ldkkit.background_processor import BackgroundProcessor, GossipSync
+from ldkkit.events import Event
+from ldkkit.sim.world import World
+
+N_EVENTS = 20_000
+
+
+def trivial(event: Event) -> None:
+    match event:
+        case Event.PendingHTLCsForwardable():
+            pass
+        case _:
+            pass
+
+
+def start(node, handler) -> BackgroundProcessor:
+    return BackgroundProcessor.start(node.fs_store, handler, node.chain_monitor, node.channel_manager, None,
+                                     GossipSync.p2p(node.network_graph), node.peer_manager, node.logger, node.scorer)
+
+
+def throughput() -> tuple[float, float]:
+    events = [Event.PendingHTLCsForwardable(timedelta(milliseconds=100)) for _ in range(N_EVENTS)]
+    start_bare = time.perf_counter()
+    for event in events:
+        trivial(event)
+    bare = N_EVENTS / (time.perf_counter() - start_bare)
+    with World(seed=1) as world:
+        node = world.add_node("n", persist=False)
+        queue = node.channel_manager._events
+        processor = start(node, trivial)
+        began = time.perf_counter()
+        for event in events:
+            queue.push(event)
+        while processor.events_handled < N_EVENTS:
+            time.sleep(0.001)
+        through = N_EVENTS / (time.perf_counter() - began)
+        processor.stop()
+    return through, bare
+
+
+def latency(samples: int = 200) -> list[float]:
+    delays: list[float] = []
+    called = []
+
+    def handler(event: Event) -> None:
+        called.append(time.perf_counter())
+
+    with World(seed=2, real_time=True) as world:
+        node = world.add_node("n", persist=False)
+        processor = start(node, handler)
+        time.sleep(0.2)
+        for _ in range(samples):
+            before = len(called)
+            queued = time.perf_counter()
+            node.channel_manager._events.push(Event.PendingHTLCsForwardable(timedelta(milliseconds=100)))
+            while len(called) == before:
+                time.sleep(0.0002)
+            delays.append((called[-1] - queued) * 1000)
+            time.sleep(0.01)
+        processor.stop()
+    return delays
+
+
+def two_hours() -> float:
+    with World(seed=3) as world:
+        node = world.add_node("n", persist=False)
+        processor = start(node, trivial)
+        began = time.perf_counter()
+        world.advance(7200)
+        elapsed = time.perf_counter() - began
+        processor.stop()
+    return elapsed
+
+
+def main() -> None:
+    through, bare = throughput()
+    print(f"processor_events_per_s {through:.0f} events/s")
+    print(f"bare_loop_events_per_s {bare:.0f} events/s")
+    print(f"processor_vs_bare_ratio {through / bare:.3f} x")
+    delays = sorted(latency())
+    print(f"queue_to_handler_median {statistics.median(delays):.2f} ms")
+    print(f"queue_to_handler_p99 {delays[int(len(delays) * 0.99) - 1]:.2f} ms")
+    print("ldk_poll_interval 100 ms")
+    print(f"two_simulated_hours_idle {two_hours() * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
