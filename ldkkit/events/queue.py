@@ -59,6 +59,8 @@ class EventQueue:
         self._local = threading.local()
         #: Whether the last round of processing stopped at an event the handler asked to replay.
         self.replay_requested = False
+        #: Called with each event just before a handler gets it (the world's event log).
+        self.observer: Callable[[Event], None] | None = None
 
     def push(self, event: Event) -> None:
         with self._lock:
@@ -87,6 +89,8 @@ class EventQueue:
                 done = 0
                 try:
                     for event in batch:
+                        if self.observer is not None:
+                            self.observer(event)
                         try:
                             result = handler(event)
                         except (KeyboardInterrupt, SystemExit):
@@ -112,6 +116,8 @@ class EventQueue:
                 done = 0
                 try:
                     for event in batch:
+                        if self.observer is not None:
+                            self.observer(event)
                         result = _call(handler, event)
                         if inspect.isawaitable(result):
                             try:

@@ -153,7 +153,10 @@ class World:
         self._by_id[node.node_id] = node
         node.world = self  # type: ignore[attr-defined]
         node.handle_ldk_events = handler
-        node.event_handler = self._recording(node, node.bind(handler))
+        node.event_handler = node.bind(handler)
+        log = lambda event: node.event_log.append((self.clock.now(), self.chain.height(), event))  # noqa: E731
+        node.channel_manager._events.observer = log
+        node.chain_monitor._events.observer = log
         loop = self.runtime.loop
         self._tasks[node.name] = [
             loop.create_task(self._drive(node), name=f"drive-{node.name}"),
@@ -161,15 +164,6 @@ class World:
             loop.create_task(self._every(node, PING_TIMER, node.peer_manager.timer_tick_occurred)),
             loop.create_task(self._every(node, REBROADCAST_TIMER, node.chain_monitor.rebroadcast_pending_claims)),
         ]
-
-    def _recording(self, node: Node, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """Wrap a node's handler so the world can show which events the node was given, and when."""
-
-        def record(event: Any) -> Any:
-            node.event_log.append((self.clock.now(), self.chain.height(), event))
-            return handler(event)
-
-        return record
 
     def restart_node(self, node: Node, handler: Optional[Callable[..., Any]] = None) -> Node:
         """Stop a node and start it again from its storage folder, as after a crash.
@@ -346,6 +340,18 @@ class World:
         self._check_open()
         self.runtime.advance(seconds)
         self._raise_errors()
+
+    async def advance_async(self, seconds: float) -> None:
+        """``advance``, awaited: use it where an event loop runs ``process_events_async``
+        (in Jupyter: ``await world.advance_async(60)``), so the processor keeps running."""
+        await asyncio.to_thread(self.advance, seconds)
+
+    async def mine_async(self, blocks: int = 1) -> None:
+        """``mine``, awaited, for the same reason as :meth:`advance_async`."""
+        await asyncio.to_thread(self.mine, blocks)
+
+    async def run_async(self) -> None:
+        await asyncio.to_thread(self.run)
 
     def mine(self, blocks: int = 1) -> None:
         """Mine blocks on the regtest chain, ten simulated minutes apart, and let nodes react.
