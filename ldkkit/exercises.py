@@ -164,6 +164,14 @@ class _Recorder:
         return [c for c in self.calls if c.method == method]
 
 
+def _progress(box: dict[str, Any]) -> tuple[Any, ...]:
+    """Something that changes whenever the handler gets a new event or calls the node."""
+    recorder = box.get("recorder")
+    if recorder is None:
+        return (box.get("progress"),)
+    return (len(recorder.calls), id(recorder.current), box.get("progress"))
+
+
 def _run_with_timeout(body: Callable[[], Any], recorder_box: dict[str, Any]) -> Any:
     """Run a check's world in a thread, so a handler that never returns cannot hang the kernel."""
     outcome: dict[str, Any] = {}
@@ -179,7 +187,7 @@ def _run_with_timeout(body: Callable[[], Any], recorder_box: dict[str, Any]) -> 
     deadline = time.monotonic() + HANDLER_TIMEOUT_S
     while thread.is_alive():
         recorder = recorder_box.get("recorder")
-        handled = len(recorder.calls) if recorder else 0
+        before = _progress(recorder_box)
         thread.join(0.05)
         if time.monotonic() > deadline:
             event = recorder.current if recorder else None
@@ -191,8 +199,8 @@ def _run_with_timeout(body: Callable[[], Any], recorder_box: dict[str, Any]) -> 
                 "Hint: a handler must return promptly. Never wait in a loop for something to happen; "
                 "LDK will give you another event when it does."
             )
-        if recorder and len(recorder.calls) != handled:
-            deadline = time.monotonic() + HANDLER_TIMEOUT_S  # it is making progress
+        if _progress(recorder_box) != before:
+            deadline = time.monotonic() + HANDLER_TIMEOUT_S  # it is making progress: only a stuck handler times out
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
@@ -204,6 +212,13 @@ def _fail(scenario: str, event: Optional[Event], expected: str, happened: str, h
     return ExerciseFailed(
         f"Scenario '{scenario}'{where}:\n  Expected: {expected}\n  Happened: {happened}{shown}\n  Hint: {hint}"
     )
+
+
+def _cannot_go_on(scenario: str, error: Exception) -> ExerciseFailed:
+    return _fail(scenario, None, "the scenario played to its end",
+                 f"it could not go on: {type(error).__qualname__}: {error}",
+                 "this usually means an earlier event was not handled (a channel never accepted or funded, so "
+                 "there is no route for a payment). Run the earlier checks first.")
 
 
 def _handler_error(scenario: str, error: EventHandlerError) -> ExerciseFailed:
@@ -237,10 +252,10 @@ def _played(
         raise _handler_error(exercise, e) from e.error  # keeps the learner's traceback
     except ExerciseFailed:
         raise
-    except BaseException:
+    except Exception as e:
         if "world" in box:
             box["world"].close()
-        raise
+        raise _cannot_go_on(exercise, e) from e
     try:
         yield stage, recorder
     finally:
@@ -363,8 +378,9 @@ def _check_funding_generation_ready(handler: Callable[..., Any]) -> CheckResult:
                             "broadcasting first risks your coins if the peer vanishes.")
             calls = recorder.calls_for(event, "funding_transaction_generated")
             if not calls:
-                raise _fail(scenario, event, "funding_transaction_generated(temporary_channel_id, counterparty_node_id, "
-                            "transaction)", "nothing: the channel was never funded",
+                raise _fail(scenario, event,
+                            "funding_transaction_generated(temporary_channel_id, counterparty_node_id, transaction)",
+                            "nothing: the channel was never funded",
                             "build it with bitcoind_client: create_raw_transaction([{address: btc}]), then "
                             "fund_raw_transaction(raw_tx), then sign_raw_transaction_with_wallet(funded.hex); the "
                             "address is Address.from_script(output_script, network).")
@@ -393,8 +409,8 @@ def _persisted(recorder: _Recorder, event: Event, key: str) -> bool:
 
 
 def _check_receiving_payments(handler: Callable[..., Any]) -> CheckResult:
-    from .ln.outbound_payment import Retry as _Retry
     from .ln.outbound_payment import RecipientOnionFields
+    from .ln.outbound_payment import Retry as _Retry
     from .routing.router import PaymentParameters, RouteParameters
     from .types import PaymentId, PaymentPreimage
 
@@ -492,8 +508,9 @@ def _check_sending_payments(handler: Callable[..., Any]) -> CheckResult:
             if not _persisted(recorder, event, "outbound_payments"):
                 raise _fail("sending_payments", event, "outbound_payments persisted before returning",
                             "no write while handling the event", "write outbound_payments.encode() to fs_store.")
-        result.rows.append(("PaymentSent: Succeeded, with the preimage", f"{len(_events(me, Event.PaymentSent))} payment"))
-        result.rows.append(("PaymentFailed: Failed", f"{len(_events(me, Event.PaymentFailed))} payment"))
+        sent, failed = len(_events(me, Event.PaymentSent)), len(_events(me, Event.PaymentFailed))
+        result.rows.append(("PaymentSent: Succeeded, with the preimage", f"{sent} payment"))
+        result.rows.append(("PaymentFailed: Failed", f"{failed} payment"))
         result.rows.append(("outbound_payments persisted before returning", "yes"))
         result.rows.append(("path and probe events left to LDK's scorer", "yes"))
     return result
@@ -618,10 +635,14 @@ def _compare_with_reference(exercise: str, handler: Callable[..., Any], names: l
                 mine = scenarios.run(name, handler, seed=5, processor=processor).event_names()
             except EventHandlerError as e:
                 raise _handler_error(f"{exercise}: {name}", e) from e.error
+            except Exception as e:
+                raise _cannot_go_on(f"{exercise}: {name}", e) from e
             out.append((name, mine, _reference_events(name)))
+            box["progress"] = len(out)
         return out
 
-    for name, mine, expected in _run_with_timeout(run_all, {}):
+    box: dict[str, Any] = {}
+    for name, mine, expected in _run_with_timeout(run_all, box):
         if mine != expected:
             raise _fail(f"{exercise}: {name}", None, " → ".join(expected), " → ".join(mine),
                         f"run scenarios.run({name!r}, handle_ldk_events) and compare its event_names() with the "
