@@ -27,8 +27,8 @@ def graded(tmp_path_factory):
     # dan deleted his check cell and wrote no handler at all
     (cls / "dan").mkdir()
     notebook = json.loads((ROOT / "solutions" / "01_open_channel_request.ipynb").read_text())
-    notebook["cells"] = [c for c in notebook["cells"]
-                         if "check(" not in "".join(c["source"]) and "def handle_ldk_events" not in "".join(c["source"])]
+    keep = lambda c: "check(" not in "".join(c["source"]) and "def handle_ldk_events" not in "".join(c["source"])  # noqa: E731
+    notebook["cells"] = [c for c in notebook["cells"] if keep(c)]
     (cls / "dan" / "01_open_channel_request.ipynb").write_text(json.dumps(notebook))
     # erin's handler raises; she also edited her check cell to always "pass"
     (cls / "erin").mkdir()
