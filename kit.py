@@ -3,6 +3,7 @@
 
     python3 kit.py lab     # open the workshop in JupyterLab
     python3 kit.py test    # run every test
+    python3 kit.py lite    # build a static JupyterLite site of the workshop in _site/
 
 Both create a virtual environment in .venv (once) and install the kit into it, again
 only when pyproject.toml changes. Anything after the command is passed on, e.g.
@@ -89,8 +90,28 @@ def test(python: Path, args: list[str]) -> int:
     return subprocess.call([str(python), "-m", "pytest", *args], cwd=ROOT)
 
 
+def lite(python: Path, args: list[str]) -> int:
+    """Build the workshop as a static JupyterLite site (see the README for what it can and cannot do)."""
+    return build_site(python, ROOT / "_site", args)
+
+
+def build_site(python: Path, site: Path, args: list[str]) -> int:
+    from tempfile import TemporaryDirectory
+
+    with TemporaryDirectory() as tmp:
+        content, wheels = Path(tmp) / "content", Path(tmp) / "wheels"
+        for folder in ("notebooks", "exercises"):
+            shutil.copytree(ROOT / folder, content / folder)
+        subprocess.run([str(python), "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w", str(wheels)],
+                       check=True)
+        say(f"building the JupyterLite site in {site.name}/")
+        return subprocess.call([str(python), "-m", "jupyter", "lite", "build", "--contents", str(content),
+                                "--piplite-wheels", str(next(wheels.glob("ldkkit-*.whl"))),
+                                "--output-dir", str(site), *args], cwd=tmp)
+
+
 def main(argv: list[str]) -> int:
-    commands = {"lab": lab, "test": test}
+    commands = {"lab": lab, "test": test, "lite": lite}
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
