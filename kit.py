@@ -86,7 +86,22 @@ def lab(python: Path, args: list[str]) -> int:
     return subprocess.call(cmd + args, cwd=ROOT)
 
 
+def ensure_test_tools() -> None:
+    """What the tests need beyond Python: configurable-http-proxy (npm) for the JupyterHub smoke test."""
+    chp = VENV / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
+    if chp.exists():
+        return
+    if not shutil.which("npm"):
+        say("npm is missing, so the JupyterHub smoke test will be skipped (install Node.js to run it)")
+        return
+    say("installing configurable-http-proxy with npm, for the JupyterHub smoke test")
+    result = subprocess.run(["npm", "install", "--silent", "--prefix", str(VENV / "chp"), "configurable-http-proxy"])
+    if result.returncode != 0:
+        say("could not install configurable-http-proxy; the JupyterHub smoke test will be skipped")
+
+
 def test(python: Path, args: list[str]) -> int:
+    ensure_test_tools()
     return subprocess.call([str(python), "-m", "pytest", *args], cwd=ROOT)
 
 

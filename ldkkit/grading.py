@@ -63,12 +63,16 @@ class Grade:
 
 
 def find_workbooks(submissions: list[str | os.PathLike[str]]) -> list[tuple[str, Path]]:
-    """(learner, workbook) pairs: a folder is one learner's workbooks; a file is one workbook."""
+    """(learner, workbook) pairs: a folder is one learner's workbooks; a file is one workbook.
+
+    In a folder only notebooks count (a home holds other files too); a file named on its
+    own is graded, or reported, whatever it is.
+    """
     found = []
     for submission in map(Path, submissions):
         if submission.is_dir():
-            for path in sorted(submission.iterdir()):
-                if path.is_file() and not path.name.startswith(".") and ".backup" not in path.name:
+            for path in sorted(submission.glob("*.ipynb")):
+                if not path.name.startswith(".") and ".backup" not in path.name:
                     found.append((submission.name, path))
         else:
             found.append((submission.parent.name or submission.stem, submission))

@@ -41,8 +41,8 @@ def graded(tmp_path_factory):
             cell["source"] = "print('check(passed)')"
     (cls / "erin" / "01_open_channel_request.ipynb").write_text(json.dumps(notebook))
     out = tmp_path_factory.mktemp("report")
-    table = grade([cls / name for name in ("alice", "bob", "carol", "dan", "erin")], out, timeout_s=60,
-                  progress=False)
+    submissions = [cls / name for name in ("alice", "bob", "carol", "dan", "erin")] + [cls / "carol" / "essay.txt"]
+    table = grade(submissions, out, timeout_s=60, progress=False)
     return table, out
 
 
@@ -88,10 +88,10 @@ def test_the_report_and_summary(graded):
     assert len(hints) >= 3
 
 
-def test_finding_workbooks_skips_backups_and_hidden_files(tmp_path):
+def test_finding_workbooks_skips_backups_and_other_files(tmp_path):
     (tmp_path / "amy").mkdir()
     for name in ("01_open_channel_request.ipynb", "01_open_channel_request.20260101-000000.backup.ipynb",
-                 ".ipynb_checkpoints"):
+                 ".ipynb_checkpoints", "progress.json"):
         (tmp_path / "amy" / name).write_text("{}")
     assert [p.name for _, p in find_workbooks([tmp_path / "amy"])] == ["01_open_channel_request.ipynb"]
 
@@ -99,6 +99,6 @@ def test_finding_workbooks_skips_backups_and_hidden_files(tmp_path):
 def test_the_command_line(tmp_path, capsys):
     (tmp_path / "zoe").mkdir()
     (tmp_path / "zoe" / "notes.md").write_text("# not a workbook")
-    assert main(["grade", str(tmp_path / "zoe"), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
+    assert main(["grade", str(tmp_path / "zoe" / "notes.md"), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
     assert "Wrote" in capsys.readouterr().out
     assert (tmp_path / "out" / "grades.csv").exists()
