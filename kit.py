@@ -86,8 +86,21 @@ def lab(python: Path, args: list[str]) -> int:
     return subprocess.call(cmd + args, cwd=ROOT)
 
 
+def ensure_chromium() -> None:
+    """Debian's Chromium, for the browser test of the dashboard (Playwright cannot download one here)."""
+    if shutil.which("chromium") or Path("/usr/bin/chromium").exists():
+        return
+    if is_root() and shutil.which("apt-get"):
+        say("installing Chromium (apt-get install chromium), for the dashboard's browser test")
+        subprocess.run(["apt-get", "update", "-q"], stdout=subprocess.DEVNULL)
+        if subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], stdout=subprocess.DEVNULL).returncode == 0:
+            return
+    say("Chromium is not installed and cannot be installed here: the browser test will be skipped")
+
+
 def ensure_test_tools() -> None:
-    """What the tests need beyond Python: configurable-http-proxy (npm) for the JupyterHub smoke test."""
+    """What the tests need beyond Python: Chromium, and configurable-http-proxy (npm) for JupyterHub."""
+    ensure_chromium()
     chp = VENV / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
     if chp.exists():
         return
