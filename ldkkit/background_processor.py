@@ -308,19 +308,24 @@ class _ThreadState:
 
     def run(self) -> None:
         body = self.body
+        turn = _turn(body.runtime)
         try:
-            body.startup()
+            with turn():
+                body.startup()
             while True:
-                body.channel_manager.process_pending_events(self._sync_handler)
-                body.chain_monitor.process_pending_events(self._sync_handler)
-                body.peer_manager.process_events()
+                with turn():
+                    body.channel_manager.process_pending_events(self._sync_handler)
+                    body.chain_monitor.process_pending_events(self._sync_handler)
+                    body.peer_manager.process_events()
                 if self.stop_flag.is_set():
                     break
                 self._wait()
                 if self.stop_flag.is_set():
                     break
-                body.after_wake()
-            body.on_exit()
+                with turn():
+                    body.after_wake()
+            with turn():
+                body.on_exit()
         except EventHandlerError as e:
             self.error = e
             _announce_error(body, e)
@@ -335,7 +340,8 @@ class _ThreadState:
 
     def _exit_quietly(self) -> None:
         try:
-            self.body.on_exit()
+            with _turn(self.body.runtime)():
+                self.body.on_exit()
         except Exception as e:  # the first error is the one reported
             self.body.logger.error(_MODULE, f"Final persistence also failed: {e!r}")
 
@@ -359,8 +365,9 @@ class _ThreadState:
             return asyncio.run(capture())
         future = asyncio.run_coroutine_threadsafe(capture(), runtime.loop)
         future.add_done_callback(lambda _: self.participant.wake())
-        while not future.done():  # idle while the world runs it; other wake-ups don't end the wait
-            self.participant.wait(None, future.done)
+        with runtime.turn_released():
+            while not future.done():  # idle while the world runs it; other wake-ups don't end the wait
+                self.participant.wait(None, future.done)
         return future.result()
 
     def _wait(self) -> None:
@@ -444,6 +451,11 @@ class BackgroundProcessor:
     def __repr__(self) -> str:
         status = "running" if self.is_running() else "stopped"
         return f"BackgroundProcessor({status}, {self.events_handled} events handled)"
+
+
+def _turn(runtime: Any) -> Callable[[], Any]:
+    """The world's turn for a participant's work (nothing to take when there is no world)."""
+    return runtime.participant_turn if runtime is not None else contextlib.nullcontext
 
 
 def _stop_thread(state: _ThreadState, thread: threading.Thread) -> None:
@@ -532,16 +544,19 @@ async def process_events_async(
     token = _current_participant.set(participant)
     _take_over(channel_manager)
     poll_s = POLL_INTERVAL_S if mobile_interruptable_platform else FASTEST_TIMER
+    turn = _turn(runtime)
     try:
-        body.startup()
+        with turn():
+            body.startup()
         while True:
             try:
-                await channel_manager.process_pending_events_async(_on_runtime(body, runtime, participant))
-                await chain_monitor.process_pending_events_async(_on_runtime(body, runtime, participant))
+                with turn():
+                    await channel_manager.process_pending_events_async(_on_runtime(body, runtime, participant))
+                    await chain_monitor.process_pending_events_async(_on_runtime(body, runtime, participant))
+                    peer_manager.process_events()
             except EventHandlerError as e:
                 _announce_error(body, e)
                 raise
-            peer_manager.process_events()
             futures = [] if body.replay_pending() else body.futures()
             if participant is not None:
                 participant.wake_pending = False
@@ -557,8 +572,10 @@ async def process_events_async(
                 exit_requested = await sleeper(timedelta(seconds=wait_s))
             if exit_requested:
                 break
-            body.after_wake()
-        body.on_exit()
+            with turn():
+                body.after_wake()
+        with turn():
+            body.on_exit()
     finally:
         _current_participant.reset(token)
         if participant is not None:
@@ -587,11 +604,12 @@ async def _await_on_world(awaitable: Awaitable[Any], runtime: Any, participant: 
     """Await a handler's coroutine on the world's loop, idle meanwhile so the world can run it."""
     future = asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), runtime.loop)
     future.add_done_callback(lambda _: participant.wake())  # busy again the moment it is done
-    with runtime.cond:
-        if not future.done():
-            participant.idle = True
-            runtime.cond.notify_all()
-    return await asyncio.wrap_future(future)
+    with runtime.turn_released():
+        with runtime.cond:
+            if not future.done():
+                participant.idle = True
+                runtime.cond.notify_all()
+        return await asyncio.wrap_future(future)
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:

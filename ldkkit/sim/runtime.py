@@ -14,10 +14,11 @@ due timer to the next until the target time, so runs are fast and repeatable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import selectors
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from .clock import MICROS, VirtualClock
@@ -125,6 +126,9 @@ class Runtime:
         self._lock = threading.RLock()
         self.cond = threading.Condition()
         self.participants: list[Participant] = []
+        #: Held by whoever changes the world: its loop while it runs, a participant while it works.
+        #: So a background processor thread never acts in the middle of a block or a message.
+        self.turn = threading.Lock()
 
     # --- participants ------------------------------------------------------------------------
 
@@ -145,7 +149,13 @@ class Runtime:
         with self.cond:
             if all(p.idle for p in self.participants):
                 return True
-            done = self.cond.wait_for(lambda: all(p.idle for p in self.participants), real_timeout_s)
+        self.turn.release()  # the loop's thread holds it: hand it to the busy participants
+        try:
+            with self.cond:
+                done = self.cond.wait_for(lambda: all(p.idle for p in self.participants), real_timeout_s)
+        finally:
+            self.turn.acquire()
+        with self.cond:
             if not done:
                 busy = ", ".join(p.name for p in self.participants if not p.idle)
                 raise RuntimeError(
@@ -207,13 +217,15 @@ class Runtime:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return self.loop.run_until_complete(coro)
+            with self.turn:
+                return self.loop.run_until_complete(coro)
         # This thread already runs a loop (a Jupyter kernel does): use a helper thread.
         box: dict[str, Any] = {}
 
         def work() -> None:
             try:
-                box["result"] = self.loop.run_until_complete(coro)
+                with self.turn:
+                    box["result"] = self.loop.run_until_complete(coro)
             except BaseException as e:  # re-raised in the caller's thread below
                 box["error"] = e
 
@@ -223,6 +235,21 @@ class Runtime:
         if "error" in box:
             raise box["error"]
         return box["result"]
+
+    @contextlib.contextmanager
+    def participant_turn(self) -> Iterator[None]:
+        """A participant's work happens in its turn: never while the world itself changes."""
+        with self.turn:
+            yield
+
+    @contextlib.contextmanager
+    def turn_released(self) -> Iterator[None]:
+        """Give the turn back while waiting for the world (to run a coroutine, say)."""
+        self.turn.release()
+        try:
+            yield
+        finally:
+            self.turn.acquire()
 
     def call_soon_threadsafe(self, callback: Any, *args: Any) -> None:
         self.loop.call_soon_threadsafe(callback, *args)
