@@ -31,4 +31,10 @@ def events_dataframe(event_log: list[tuple[float, int, Event]], all_fields: bool
             if "reason" in flat and isinstance(event, Event.ChannelClosed):
                 row["reason"] = str(event.reason)
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # Amounts stay whole numbers even in columns some events leave empty (<NA>, not 5e7).
+    for column in table.columns:
+        values = [row[column] for row in rows if row.get(column) is not None]
+        if values and all(type(v) is int for v in values):
+            table[column] = table[column].astype("Int64")
+    return table

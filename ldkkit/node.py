@@ -72,7 +72,8 @@ class Node:
     handle_ldk_events: Optional[Callable[..., Any]] = None
     #: The Fn(Event) the world drives this node with: ``handle_ldk_events`` bound to this node.
     event_handler: Optional[Callable[[Event], Any]] = None
-    #: What the world does for this node: "all" (events, timers, persistence) or "messages".
+    #: Whether the world hands this node its events, runs its timers and persists it. Set it
+    #: to False to pause the node (as if crashed); a BackgroundProcessor also takes these over.
     driven_by_world: bool = True
     persist: bool = True
     #: Every event handed to the handler, with when: (simulation seconds, block height, event).
