@@ -4,10 +4,18 @@ The package mirrors the layout of LDK (the ``lightning`` crate and its companion
 what you learn here carries over to a real node:
 
 - :mod:`ldkkit.events`: ``Event`` and every type its variants carry
-- :mod:`ldkkit.errors`: ``APIError`` and the payment send failures
-- :mod:`ldkkit.types`, :mod:`ldkkit.bitcoin`: ids, keys, scripts and transactions
-- :mod:`ldkkit.fs_store`, :mod:`ldkkit.persist`: persistence to disk
-- :mod:`ldkkit.payment_storage`: ldk-sample's payment bookkeeping
+- :mod:`ldkkit.ln.channelmanager`: the ``ChannelManager``; :mod:`ldkkit.ln.peer_handler`: the ``PeerManager``
+- :mod:`ldkkit.chain.chainmonitor`: the ``ChainMonitor``; :mod:`ldkkit.sweep`: the ``OutputSweeper``
+- :mod:`ldkkit.routing`: the network graph, the scorer and the router
+- :mod:`ldkkit.sign`: the ``KeysManager``; :mod:`ldkkit.bitcoind_client`: ldk-sample's ``BitcoindClient``
+- :mod:`ldkkit.background_processor`: ``BackgroundProcessor`` and ``process_events_async``
+- :mod:`ldkkit.errors`, :mod:`ldkkit.types`, :mod:`ldkkit.bitcoin`: errors, ids, keys and transactions
+- :mod:`ldkkit.fs_store`, :mod:`ldkkit.persist`, :mod:`ldkkit.payment_storage`: persistence
+
+And what is not LDK: :mod:`ldkkit.sim` (the simulated world: clock, chain, network),
+:mod:`ldkkit.scenarios` (named, repeatable runs), :mod:`ldkkit.reference` (the reference
+handler), :mod:`ldkkit.exercises` (the workbooks' checks), :mod:`ldkkit.dashboard` and
+:mod:`ldkkit.grading`.
 
 Importing ldkkit is quick: it never imports pandas, ipywidgets or Jupyter.
 """

@@ -37,5 +37,6 @@ def exercise_from_solution(notebook_json: str) -> str:
         cell["source"] = strip_solutions(source).splitlines(keepends=True)
         cell["outputs"] = []
         cell["execution_count"] = None
+        cell.get("metadata", {}).pop("execution", None)
     notebook["metadata"].pop("widgets", None)
     return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"

@@ -40,6 +40,17 @@ def test_every_exercise_fails_at_its_check_as_shipped(solution):
     assert first.ename == "ExerciseFailed"
 
 
+@pytest.mark.parametrize(
+    "path", sorted(ROOT.glob("notebooks/*.ipynb")) + SOLUTIONS + sorted(ROOT.glob("exercises/*.ipynb")),
+    ids=lambda p: f"{p.parent.name}/{p.stem}",
+)
+def test_notebooks_store_no_timestamps_and_no_widget_state(path):
+    notebook = json.loads(path.read_text())
+    assert "widgets" not in notebook["metadata"], "widget state churns: execute with store_widget_state=False"
+    timed = [i for i, c in enumerate(notebook["cells"]) if "execution" in c.get("metadata", {})]
+    assert not timed, f"cells {timed} store execution timestamps: re-run with tools/run_notebooks.py"
+
+
 def test_solution_markers_become_placeholders_at_the_same_indentation():
     source = "def f():\n    x = 1\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n"
     assert strip_solutions(source) == "def f():\n    x = 1\n    # YOUR CODE HERE\n    pass\n"

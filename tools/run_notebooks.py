@@ -21,7 +21,7 @@ def run(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-        store_widget_state=False,
+        store_widget_state=False, record_timing=False,  # no timestamps: they would churn on every run
     )
     client.execute()
     nb.metadata.pop("widgets", None)

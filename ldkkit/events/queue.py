@@ -36,7 +36,8 @@ class EventHandlerError(Exception):
             f"your event handler raised {type(error).__name__} while handling {type(event).__qualname__}: {error}\n"
             f"  event: {event!r}\n"
             "  Nothing is lost: the event stays queued and will be handed to the handler again. "
-            "Fix the handler (the traceback above points at the line), then process events again."
+            "Fix the handler (the last lines of its traceback point at the line that failed), then process "
+            "events again."
         )
 
 
