@@ -227,9 +227,6 @@ class ChainMonitor:
         if monitor.channel_type.supports_anchors_zero_fee_htlc_tx():
             self._queue_bump(monitor, tx, fee)
 
-    def channel_closed(self, manager: Any, chan: Any) -> None:
-        """The ChannelManager closed the channel; keep watching until its outputs are spendable."""
-
     # --- commitment transactions ---------------------------------------------------------------
 
     def _holder_commitment(self, monitor: ChannelMonitor) -> tuple[Transaction, int]:

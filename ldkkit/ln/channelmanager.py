@@ -33,7 +33,7 @@ from ..events import (
     PaymentFailureReason,
     PaymentPurpose,
 )
-from ..events.queue import EventHandlerError, EventQueue  # noqa: F401 - EventHandlerError is re-exported
+from ..events.queue import EventQueue
 from ..invoice import MIN_FINAL_CLTV_EXPIRY_DELTA, Bolt11Invoice
 from ..ln import msgs
 from ..ln.channel import (
@@ -689,10 +689,10 @@ class ChannelManager:
         if chan.sent_channel_ready:
             return
         chan.sent_channel_ready = True
-        self._send(chan.counterparty_node_id, msgs.ChannelReadyMsg(chan.channel_id, chan.short_channel_id))
+        self._send(chan.counterparty_node_id, msgs.ChannelReady(chan.channel_id, chan.short_channel_id))
         self._maybe_ready(chan)
 
-    def handle_channel_ready(self, counterparty_node_id: PublicKey, msg: msgs.ChannelReadyMsg) -> None:
+    def handle_channel_ready(self, counterparty_node_id: PublicKey, msg: msgs.ChannelReady) -> None:
         with self._lock:
             chan = self._find_channel(counterparty_node_id, msg.channel_id)
             if chan is None or chan.phase is not ChannelPhase.AwaitingChannelReady:
@@ -931,7 +931,6 @@ class ChannelManager:
         # Inbound HTLCs not yet forwarded or claimed fail back now; outbound ones resolve on chain.
         for htlc in list(chan.pending_inbound_htlcs.values()):
             self.claimable.pop(htlc.payment_hash, None)
-        self.chain_monitor.channel_closed(self, chan)
         self._changed()
 
     def _resolve_outbound_htlc_on_chain(self, chan: Channel, htlc_id: int, preimage: Optional[PaymentPreimage]) -> None:
@@ -1655,7 +1654,7 @@ class ChannelManager:
                 self.handle_funding_created(counterparty_node_id, msg)
             case msgs.FundingSigned():
                 self.handle_funding_signed(counterparty_node_id, msg)
-            case msgs.ChannelReadyMsg():
+            case msgs.ChannelReady():
                 self.handle_channel_ready(counterparty_node_id, msg)
             case msgs.UpdateAddHTLC():
                 self.handle_update_add_htlc(counterparty_node_id, msg)

@@ -111,7 +111,7 @@ class FundingSigned(Record):
     channel_id: ChannelId
 
 
-class ChannelReadyMsg(Record):
+class ChannelReady(Record):
     """BOLT 2 ``channel_ready``: the sender sees the funding deep enough."""
 
     channel_id: ChannelId

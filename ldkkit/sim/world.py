@@ -436,7 +436,3 @@ class World:
         height, now = self.chain.height(), self.clock.now()
         return f"World(seed={self.seed}, {len(self.nodes)} nodes, height {height}, t={now:g}s)"
 
-
-def new_wallet_client(world: World, name: str) -> BitcoindClient:
-    """A bitcoind wallet on the world's chain that belongs to no node (for faucets in tests)."""
-    return BitcoindClient(world.chain, world.network, world._seed_for(name, b"wallet"))
