@@ -16,13 +16,7 @@ from typing import Any
 from .bitcoin import Address, Transaction
 from .events import Event, PaymentFailureReason, ReplayEvent
 from .payment_storage import INBOUND_PAYMENTS_FNAME, OUTBOUND_PAYMENTS_FNAME, HTLCStatus, PaymentInfo
-
-#: The workshop's policy: "We don't have time for small channels!" Strictly more than this.
-MIN_FUNDING_SATOSHIS_EXCLUSIVE = 5_000_000
-
-#: Peers trusted enough to open zero-conf channels to us (an LSP, say). Empty by default:
-#: a zero-conf channel from anyone else is rejected, since they could double-spend its funding.
-TRUSTED_ZERO_CONF_PEERS: set[Any] = set()
+from .policy import MIN_FUNDING_SATOSHIS_EXCLUSIVE, TRUSTED_ZERO_CONF_PEERS
 
 _spawned: set[asyncio.Task[None]] = set()  # keep spawned tasks alive until they finish
 

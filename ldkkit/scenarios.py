@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Optional
 
-from . import reference
+from . import policy, reference
 from .bitcoin import Network
 from .config import ChannelConfig, ChannelHandshakeConfig, UserConfig
 from .events import Event
@@ -71,6 +71,8 @@ class Stage:
         self.world = world
         self.me = me
         self.peers: dict[str, Node] = {}
+        #: What ``pay`` recorded for each payment before sending it, as ldk-sample's ``sendpayment`` does.
+        self.sent: dict[PaymentId, PaymentInfo] = {}
 
     # --- peers and channels -----------------------------------------------------------------
 
@@ -138,9 +140,11 @@ class Stage:
         retry = retry or Retry.Timeout(timedelta(seconds=10))
         payment_hash, onion, route_params = payment_parameters_from_invoice(invoice)
         payment_id = payment_id or PaymentId(bytes(payment_hash))
+        record = PaymentInfo(None, invoice.payment_secret(), HTLCStatus.Pending, invoice.amount_milli_satoshis())
+        if payer is self.me:
+            self.sent[payment_id] = dataclasses.replace(record)  # a copy: the handler changes the original
         with payer.outbound_payments.lock() as payments:
-            payments[payment_id] = PaymentInfo(None, invoice.payment_secret(), HTLCStatus.Pending,
-                                               invoice.amount_milli_satoshis())
+            payments[payment_id] = record
         payer.channel_manager.send_payment(payment_hash, onion, payment_id, route_params, retry)
         self.settle()
         return payment_id
@@ -231,11 +235,11 @@ def inbound_open_reject(s: Stage) -> None:
 
 @contextlib.contextmanager
 def _trusting(node: Node) -> Iterator[None]:
-    reference.TRUSTED_ZERO_CONF_PEERS.add(node.node_id)
+    policy.TRUSTED_ZERO_CONF_PEERS.add(node.node_id)
     try:
         yield
     finally:
-        reference.TRUSTED_ZERO_CONF_PEERS.discard(node.node_id)
+        policy.TRUSTED_ZERO_CONF_PEERS.discard(node.node_id)
 
 
 @scenario

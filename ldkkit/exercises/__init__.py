@@ -1,0 +1,59 @@
+"""Checks for the workshop's workbooks: run your ``handle_ldk_events`` and say what it got right.
+
+    from ldkkit.exercises import check
+    check("open_channel_request", handle_ldk_events)
+
+A check plays the workbook's situations against a fresh simulated node running your
+handler and judges what your handler did to the node: the records it stored, the coins in
+its wallet, the transactions broadcast, the channels, the state after a replay. On success
+it returns a table of what it verified; on failure it raises :class:`ExerciseFailed` (an
+``AssertionError``) naming the scenario and the event, what was expected and what
+happened, the events so far, and a hint that teaches rather than tells.
+
+One module per workbook holds that workbook's rules (``open_channel_request``, ...,
+``capstone``); :mod:`.common` holds what they share. A handler that raises fails the check
+with its own traceback; one that never returns is stopped after
+:data:`~.common.HANDLER_TIMEOUT_S` seconds on one event. The handler may be plain or async.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from .common import HANDLER_TIMEOUT_S, CheckResult, ExerciseFailed, run_check
+from .progress import EXERCISES, WORKBOOKS, exercise_id, progress, record_pass, reset
+
+__all__ = ["EXERCISES", "HANDLER_TIMEOUT_S", "WORKBOOKS", "CheckResult", "ExerciseFailed", "check", "progress",
+           "reset"]
+
+
+def check(exercise: str, handle_ldk_events: Callable[..., Any]) -> CheckResult:
+    """Check your ``handle_ldk_events`` for one workbook; raise :class:`ExerciseFailed` if it falls short.
+
+    ``exercise`` is the workbook's id (``"receiving_payments"``) or file name (``"03_receiving_payments"``).
+    """
+    try:
+        exercise = exercise_id(exercise)
+    except ValueError as e:
+        raise ExerciseFailed(str(e)) from None
+    if not callable(handle_ldk_events):
+        raise ExerciseFailed(f"check() needs your handle_ldk_events function, got {handle_ldk_events!r}. "
+                             "Run the cell that defines it first.")
+    rules = importlib.import_module(f"{__name__}.{exercise}").rules
+
+    def body(session: Any) -> CheckResult:
+        result = CheckResult(exercise)
+        rules(session, result)
+        return result
+
+    try:
+        result = run_check(exercise, handle_ldk_events, body)
+    except ExerciseFailed as failure:
+        raise failure.with_traceback(None) from failure.__cause__  # your frames only, not the kit's
+    record_pass(exercise)
+    return result
+
+#: The exercise ids, for code that still looks them up by this older name.
+_CHECKS = dict.fromkeys(EXERCISES)

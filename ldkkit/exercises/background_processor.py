@@ -1,0 +1,106 @@
+"""Workbook 7: under the background processor, where a failed write must lose nothing.
+
+Rules, judged under both of LDK's forms (``BackgroundProcessor.start`` and ``process_events_async``),
+from what is on disk once the processor has stopped:
+- when writing ``inbound_payments`` or ``outbound_payments`` fails, the event is not lost: the
+  handler returns ``ReplayEvent()`` (or retries the write itself) and the record ends right;
+- the handler never raises for it (that would stop the node's processing);
+- handling an event again never counts it twice: the amount stored is the amount received;
+- after a crash and a restart, the replayed events leave the same records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..events import Event
+from ..scenarios import Stage
+from . import receiving_payments, sending_payments
+from .common import CheckResult, Handling, Played, Session, fail
+
+FORMS = ("thread", "async")
+
+
+def _failing_once(stage: Stage, key: str) -> None:
+    """The node's disk refuses the next write of ``key`` once, as a full disk would."""
+    store = stage.me.fs_store
+    real_write = store.write
+    failures = [OSError(f"disk full (simulated) writing {key}")]
+
+    def write(primary_namespace: str, secondary_namespace: str, key_: str, buf: bytes) -> None:
+        if key_ == key and failures:
+            raise failures.pop()
+        real_write(primary_namespace, secondary_namespace, key_, buf)
+
+    store.write = write  # type: ignore[method-assign]
+
+
+def receive_with_failing_disk(stage: Stage) -> None:
+    bob = stage.peer("bob")
+    stage.open(bob, stage.me, 6_000_000)
+    _failing_once(stage, "inbound_payments")
+    stage.pay(bob, stage.invoice(stage.me, 50_000_000))
+
+
+def send_with_failing_disk(stage: Stage) -> None:
+    bob = stage.peer("bob")
+    stage.open(stage.me, bob, 1_000_000)
+    _failing_once(stage, "outbound_payments")
+    stage.pay(stage.me, stage.invoice(bob, 100_000_000))
+    _failing_once(stage, "outbound_payments")
+    sending_payments.pay_fake(stage, bob)
+
+
+STORIES: dict[str, Callable[[Stage], None]] = {
+    "a failed write of inbound_payments": receive_with_failing_disk,
+    "failed writes of outbound_payments": send_with_failing_disk,
+}
+
+
+def rules(session: Session, result: CheckResult) -> None:
+    for form in FORMS:
+        for title, story in STORIES.items():
+            played = session.play(f"{title}, under {_form(form)}", story, processor=form)
+            judge_replays(played)
+    result.add("a failed write loses nothing: ReplayEvent, and the record ends right",
+               "inbound and outbound, both processor forms")
+    result.add("a replayed event is not counted twice", "the amount stored is the amount received")
+    played = session.play("restart_replay", restart_story)
+    judge_replays(played)
+    result.add("after a crash and restart, the replayed events leave the same records", "yes")
+
+
+def _form(form: str) -> str:
+    return "BackgroundProcessor.start" if form == "thread" else "process_events_async"
+
+
+def judge_replays(played: Played) -> None:
+    """The last hand-over of each payment event left the right record; failed writes were not swallowed."""
+    last: dict[Any, Handling] = {}
+    for handling in played.recorder.handlings:
+        if isinstance(handling.event, (Event.PaymentClaimed, Event.PaymentSent, Event.PaymentFailed)):
+            last[(type(handling.event), handling.event)] = handling
+    for handling in played.recorder.handlings:
+        if last.get((type(handling.event), handling.event)) is not handling:
+            continue
+        _judge_not_swallowed(played, handling)
+    receiving_payments.judge_claimed_records(played, handlings=[h for h in last.values()
+                                                                 if isinstance(h.event, Event.PaymentClaimed)])
+    sending_payments.judge_outbound_records(played)
+
+
+def _judge_not_swallowed(played: Played, handling: Handling) -> None:
+    writes = played.recorder.calls_for(handling, "fs_store.write")
+    if writes and writes[-1].error is not None and handling.result is None:
+        key = writes[-1].arguments.get("key")
+        raise fail(played, handling.event, "ReplayEvent() returned when the write failed, so LDK hands the event over "
+                   "again", f"writing {key} raised {type(writes[-1].error).__name__} and your handler returned as if "
+                   "all was well: the record is lost", "catch OSError around fs_store.write and return ReplayEvent(): "
+                   "an event counts as handled only once your handler returns normally.")
+
+
+def restart_story(stage: Stage) -> None:
+    from ..scenarios import _SCENARIOS
+
+    _SCENARIOS["restart_replay"](stage)

@@ -1,0 +1,104 @@
+"""Workbook 8: the capstone, a whole node. Every rule of workbooks 1 to 7, and two more.
+
+Rules:
+- everything workbooks 1 to 7 check, judged the same way;
+- a zero-conf request is accepted, with ``accept_inbound_channel_from_trusted_peer_0conf``, only
+  from a peer in ``TRUSTED_ZERO_CONF_PEERS``, and rejected from anyone else;
+- a payment made twice is claimed once: the second ``PaymentClaimable`` for a hash already
+  ``Succeeded`` is failed back, and the record keeps the first amount;
+- under the background processor, every one of the kit's scenarios gives your node the same
+  events as the reference node (the second line of evidence).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from .. import policy, scenarios
+from ..events import Event
+from ..scenarios import Stage
+from . import (
+    background_processor,
+    forwarding,
+    funding_generation_ready,
+    on_chain,
+    open_channel_request,
+    receiving_payments,
+    sending_payments,
+)
+from .common import CheckResult, Played, Session, fail
+
+EARLIER = (open_channel_request, funding_generation_ready, receiving_payments, sending_payments, forwarding,
+           on_chain, background_processor)
+
+
+def zero_conf_story(stage: Stage) -> None:
+    lsp, stranger = stage.peer("lsp"), stage.peer("stranger")
+    policy.TRUSTED_ZERO_CONF_PEERS.add(lsp.node_id)
+    try:
+        stage.open(lsp, stage.me, 6_000_000, confirm=False, zero_conf=True)
+        stage.open(stranger, stage.me, 6_000_000, confirm=False, zero_conf=True)
+        stage.settle()
+    finally:
+        policy.TRUSTED_ZERO_CONF_PEERS.discard(lsp.node_id)
+
+
+def duplicate_story(stage: Stage) -> None:
+    scenarios._SCENARIOS["receive_duplicate_payment"](stage)
+
+
+def rules(session: Session, result: CheckResult) -> None:
+    for workbook in EARLIER:
+        workbook.rules(session, CheckResult(workbook.__name__.rsplit(".", 1)[-1]))
+        result.add(f"every rule of {workbook.__name__.rsplit('.', 1)[-1]}", "yes")
+    judge_zero_conf(session.play("zero-conf requests", zero_conf_story))
+    result.add("zero-conf accepted from the trusted LSP only", "LSP accepted, stranger rejected")
+    played = session.play("receive_duplicate_payment", duplicate_story)
+    receiving_payments.judge_claims(played, refuse_repeats=True)
+    receiving_payments.judge_claimed_records(played)
+    result.add("a payment made twice claimed once", "the second failed back")
+    count = compare_with_reference(session)
+    result.add("every scenario under the background processor: the reference's events", f"{count} scenarios")
+
+
+def judge_zero_conf(played: Played) -> None:
+    lsp, stranger = played.stage.peers["lsp"], played.stage.peers["stranger"]
+    for request in played.events(Event.OpenChannelRequest):
+        accepts, zero_conf, rejects = open_channel_request._answers(played, request)
+        trusted = request.counterparty_node_id == lsp.node_id
+        if trusted and not zero_conf:
+            raise fail(played, request, "accept_inbound_channel_from_trusted_peer_0conf: this peer is in "
+                       "TRUSTED_ZERO_CONF_PEERS", "you rejected it" if rejects else "it was not accepted zero-conf",
+                       "a request whose channel_type.requires_zero_conf() from a trusted peer is accepted with the "
+                       "zero-conf method: that is what the trusted list is for.")
+        if request.counterparty_node_id == stranger.node_id and (accepts or zero_conf or not rejects):
+            raise fail(played, request, "the request rejected: a zero-conf channel from a peer you do not trust",
+                       "you accepted it" if accepts or zero_conf else "it was left unanswered",
+                       "before the funding confirms, the opener can double-spend it: accept zero-conf only from "
+                       "peers in TRUSTED_ZERO_CONF_PEERS, and reject it from anyone else.")
+    if not [c for c in played.me.channel_manager.list_usable_channels() if c.counterparty.node_id == lsp.node_id]:
+        raise fail(played, None, "the LSP's zero-conf channel usable at once, before any block",
+                   "no usable channel with the LSP", "accept it with accept_inbound_channel_from_trusted_peer_0conf.")
+
+
+@functools.cache
+def _reference_events(name: str) -> tuple[str, ...]:
+    """What the reference node is given in a scenario (the same every time, so computed once)."""
+    from .. import reference
+
+    return tuple(scenarios.run(name, reference.handle_ldk_events, seed=5).event_names())
+
+
+def compare_with_reference(session: Session) -> int:
+    for name in scenarios.names():
+        played = session.play(name, scenarios._SCENARIOS[name], seed=5, processor="thread")
+        mine = [type(e).__name__ for e in played.events()]
+        expected = list(_reference_events(name))
+        if mine != expected:
+            pairs = enumerate(zip(mine, expected, strict=False))
+            first = next((i for i, (a, b) in pairs if a != b), min(len(mine), len(expected)))
+            raise fail(played, None, " → ".join(expected), " → ".join(mine),
+                       f"the first difference is at event {first + 1}: "
+                       + (f"{expected[first]} was expected" if first < len(expected) else f"{mine[first]} came too")
+                       + f". {scenarios.describe(name)}")
+    return len(scenarios.names())

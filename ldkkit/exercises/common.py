@@ -1,0 +1,643 @@
+"""What every check shares: play a story against your handler, record what it did, judge it.
+
+A check builds a fresh simulated world whose learner node runs your ``handle_ldk_events``.
+Your handler is given its own copy of each event and, for each component, a thin
+recorder that passes every call on unchanged (keywords and defaults included, as the
+component's own signature takes them). The check judges outcomes from its own copy of
+the events and from the world itself: what is stored on disk, what is in the wallet,
+what was broadcast, what the channels are. The recording only explains a failure.
+
+Verdicts never depend on wall time, except the one limit a handler that never returns
+needs: :data:`HANDLER_TIMEOUT_S` seconds per event, from the moment it is handed over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import ctypes
+import functools
+import inspect
+import sys
+import sysconfig
+import threading
+import time
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ..events import Event
+from ..events.queue import EventHandlerError
+from ..node import HANDLER_PARAMETERS, Node
+from ..scenarios import Stage
+from ..sim.world import World
+
+#: How long a handler may take on one event, from the moment it is handed over.
+HANDLER_TIMEOUT_S = 10.0
+#: The workshop's policy: accept a channel exactly when it is strictly over this.
+POLICY_MIN_EXCLUSIVE_SATS = 5_000_000
+#: The largest channel without "wumbo" (option_support_large_channel).
+LARGEST_NON_WUMBO_SATS = (1 << 24) - 1
+
+_KIT_DIR = str(Path(__file__).resolve().parent.parent)
+_LIBRARY_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
+
+
+class ExerciseFailed(AssertionError):
+    """A check found something your handler should do differently; the message says what."""
+
+
+class HandlerStopped(BaseException):
+    """Raised inside a handler that overran its time, to stop it (a BaseException, so
+    ``except Exception`` in the handler does not swallow it)."""
+
+
+class BlockingCall(Exception):
+    """Raised inside a handler that calls ``time.sleep``: it would block every other event."""
+
+
+@dataclass
+class CheckResult:
+    """What a passing check verified, one row per thing; shows as a table in a notebook."""
+
+    exercise: str
+    rows: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, what: str, result: str) -> None:
+        self.rows.append((what, result))
+
+    def __repr__(self) -> str:
+        width = max(len(what) for what, _ in self.rows)
+        lines = [f"✅ {self.exercise}: all {len(self.rows)} checks passed"]
+        lines += [f"  {what.ljust(width)}  {result}" for what, result in self.rows]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        cells = "".join(f"<tr><td style='text-align:left'>{html.escape(w)}</td>"
+                        f"<td style='text-align:left'>{html.escape(r)}</td></tr>" for w, r in self.rows)
+        return (f"<p>✅ <b>{html.escape(self.exercise)}</b>: all {len(self.rows)} checks passed</p>"
+                f"<table><tr><th>checked</th><th>result</th></tr>{cells}</table>")
+
+
+# --- recording -----------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Handling:
+    """One hand-over of one event to your handler, and what came of it."""
+
+    event: Event  # the check's own copy: what is judged
+    given: Event  # the copy your handler was given
+    started: float  # simulation seconds
+    wall_started: float  # time.monotonic(), for the hang limit only
+    thread: int
+    finished: Optional[float] = None
+    result: Any = None
+    slept: bool = False
+    stored: dict[str, Optional[bytes]] = field(default_factory=dict)  # payment records on disk afterwards
+
+
+@dataclass
+class Call:
+    """One call your code made on a component: its arguments bound by name, and its context."""
+
+    name: str  # e.g. "channel_manager.accept_inbound_channel"
+    arguments: dict[str, Any]
+    handling: Optional[Handling]  # the hand-over it was made under (tasks spawned there keep it)
+    during: bool  # made before the handler returned (False: from a task it spawned, later)
+    at: float  # simulation seconds
+    error: Optional[BaseException] = None
+    returned: Any = None
+
+    def __getitem__(self, argument: str) -> Any:
+        return self.arguments[argument]
+
+
+_HANDLING: contextvars.ContextVar[Optional[Handling]] = contextvars.ContextVar("ldkkit_handling", default=None)
+#: Components whose calls are recorded; the payment storages and ``network`` are handed over as they are.
+_RECORDED = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
+             "peer_manager", "fs_store", "output_sweeper")
+#: Payment records a check reads back from disk after each hand-over.
+STORED_KEYS = ("inbound_payments", "outbound_payments")
+
+
+class _Recorded:
+    """A component as your handler sees it: every method call is recorded, then passed on."""
+
+    def __init__(self, name: str, component: Any, recorder: Recorder) -> None:
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_component", component)
+        object.__setattr__(self, "_recorder", recorder)
+
+    def __getattr__(self, attr: str) -> Any:
+        value = getattr(self._component, attr)
+        if attr.startswith("_") or not inspect.ismethod(value):
+            return value
+        return self._recorder.recording(f"{self._name}.{attr}", value)
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        setattr(self._component, attr, value)
+
+    def __repr__(self) -> str:
+        return repr(self._component)
+
+
+class Recorder:
+    """Everything one learner node's handler was given and did, across restarts."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.handlings: list[Handling] = []
+        self.calls: list[Call] = []
+        self.random_draws: list[bytes] = []
+        #: Every transaction broadcast in the world: (transaction, whether your code was on the stack).
+        self.broadcasts: list[tuple[Any, bool]] = []
+        self.node: Optional[Node] = None
+        self.planned_draws: Optional[tuple[type, list[bytes]]] = None
+        self._proxies: dict[int, _Recorded] = {}
+        chain_broadcast = world.chain.broadcast
+
+        def broadcast(tx: Any) -> Any:
+            self.broadcasts.append((tx, learner_on_stack()))
+            return chain_broadcast(tx)
+
+        world.chain.broadcast = broadcast  # type: ignore[method-assign]
+
+    # What the world calls: the twelve-parameter handler, wrapping yours.
+    def wrap(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(handler)
+        def handle_ldk_events(*args: Any) -> Any:
+            components, event = args[:-1], args[-1]
+            given = Event.decode(event.encode())
+            proxies = [self._proxy(name, c) for name, c in zip(HANDLER_PARAMETERS, components, strict=True)]
+            handling = Handling(event, given, self.world.clock.now(), time.monotonic(), threading.get_ident())
+            self.handlings.append(handling)
+            token = _HANDLING.set(handling)
+            try:
+                with _no_sleeping(handling):
+                    result = handler(*proxies, given)
+            except (KeyboardInterrupt, SystemExit) as e:  # from your code, not from the user: an error like any
+                raise LearnerExit(e) from e
+            except BaseException:
+                self._finish(handling, None)
+                raise
+            finally:
+                _HANDLING.reset(token)
+            if inspect.isawaitable(result):
+                return self._awaited(handling, result)
+            self._finish(handling, result)
+            return result
+
+        return handle_ldk_events
+
+    async def _awaited(self, handling: Handling, awaitable: Any) -> Any:
+        token = _HANDLING.set(handling)
+        try:
+            result = await _Stepped(awaitable, handling)
+        except (KeyboardInterrupt, SystemExit) as e:
+            raise LearnerExit(e) from e
+        except BaseException:
+            self._finish(handling, None)
+            raise
+        finally:
+            _HANDLING.reset(token)
+        self._finish(handling, result)
+        return result
+
+    def _finish(self, handling: Handling, result: Any) -> None:
+        handling.finished = self.world.clock.now()
+        handling.result = result
+        node = self.node
+        if node is not None:
+            handling.stored = {key: _read(node, key) for key in STORED_KEYS}
+
+    def _proxy(self, name: str, component: Any) -> Any:
+        if name not in _RECORDED:
+            return component
+        proxy = self._proxies.get(id(component))
+        if proxy is None or proxy._component is not component:
+            proxy = self._proxies[id(component)] = _Recorded(name, component, self)
+        return proxy
+
+    def recording(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            signature = inspect.signature(method)
+        except (TypeError, ValueError):
+            signature = None
+
+        @functools.wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                bound = signature.bind(*args, **kwargs) if signature else None
+            except TypeError:
+                return method(*args, **kwargs)  # Python's own TypeError, as the component would raise it
+            if bound is not None:
+                bound.apply_defaults()
+            handling = _HANDLING.get()
+            record = Call(name, dict(bound.arguments) if bound else {"args": args, **kwargs}, handling,
+                          handling is not None and handling.finished is None, self.world.clock.now())
+            self.calls.append(record)
+            with _sleeping_allowed():
+                try:
+                    record.returned = method(*args, **kwargs)
+                except BaseException as e:
+                    record.error = e
+                    raise
+            if name == "keys_manager.get_secure_random_bytes":
+                record.returned = self._draw(handling, record.returned)
+                self.random_draws.append(record.returned)
+            return record.returned
+
+        return call
+
+    def _draw(self, handling: Optional[Handling], drawn: bytes) -> bytes:
+        plan = self.planned_draws
+        if plan is not None and handling is not None and isinstance(handling.event, plan[0]) and plan[1]:
+            return plan[1].pop(0)
+        return drawn
+
+    # --- questions a check asks -------------------------------------------------------------
+
+    def handled(self, kind: type) -> list[Handling]:
+        return [h for h in self.handlings if isinstance(h.event, kind)]
+
+    def calls_for(self, handling: Handling, name: Optional[str] = None) -> list[Call]:
+        return [c for c in self.calls if c.handling is handling and (name is None or c.name == name)]
+
+    def calls_to(self, name: str) -> list[Call]:
+        return [c for c in self.calls if c.name == name]
+
+    def first_handling(self, event: Event) -> Handling:
+        return next(h for h in self.handlings if h.event is event or h.event == event)
+
+    def in_progress(self) -> list[Handling]:
+        return [h for h in self.handlings if h.finished is None]
+
+
+class LearnerExit(Exception):
+    """Your handler raised ``KeyboardInterrupt`` or ``SystemExit``: reported like any error it raises."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(f"{type(error).__name__}({error})")
+        self.error = error
+
+
+def _read(node: Node, key: str) -> Optional[bytes]:
+    try:
+        return node.fs_store.read("", "", key)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+class _Stepped:
+    """Await a coroutine one step at a time, watching each step for ``time.sleep``."""
+
+    def __init__(self, awaitable: Any, handling: Handling) -> None:
+        self._it = awaitable.__await__()
+        self._handling = handling
+
+    def __await__(self) -> Any:
+        send: Any = None
+        throw: Optional[BaseException] = None
+        while True:
+            self._handling.thread = threading.get_ident()
+            with _no_sleeping(self._handling):
+                try:
+                    yielded = self._it.throw(throw) if throw is not None else self._it.send(send)
+                except StopIteration as stop:
+                    return stop.value
+            try:
+                send, throw = (yield yielded), None
+            except BaseException as e:  # a cancellation, handed on to the coroutine
+                send, throw = None, e
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def _no_sleeping(handling: Handling) -> Iterator[None]:
+    """While your code runs, ``time.sleep`` raises :class:`BlockingCall` (and is remembered)."""
+
+    def watch(frame: Any, what: str, arg: Any) -> None:
+        if what == "c_call" and arg is time.sleep and not getattr(_local, "kit", False):
+            handling.slept = True
+            raise BlockingCall("time.sleep() blocks the whole node: no other event is handled while it sleeps")
+        if previous is not None:
+            previous(frame, what, arg)
+
+    previous = sys.getprofile()
+    sys.setprofile(watch)
+    try:
+        yield
+    finally:
+        sys.setprofile(previous)
+
+
+@contextlib.contextmanager
+def _sleeping_allowed() -> Iterator[None]:
+    """The kit's own code, called by your handler, is not watched (and runs at full speed)."""
+    previous, was = sys.getprofile(), getattr(_local, "kit", False)
+    sys.setprofile(None)
+    _local.kit = True
+    try:
+        yield
+    finally:
+        _local.kit = was
+        sys.setprofile(previous)
+
+
+def learner_on_stack() -> bool:
+    """Whether code that is neither the kit's nor a library's (yours) is on the current stack."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith((_KIT_DIR, *_LIBRARY_DIRS, "<frozen")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+# --- playing stories -------------------------------------------------------------------------------
+
+
+@dataclass
+class Played:
+    """One story played: the world afterwards, the learner's node, and what its handler did."""
+
+    name: str
+    world: World
+    stage: Stage
+    recorder: Recorder
+
+    @property
+    def me(self) -> Node:
+        return self.stage.me
+
+    def events(self, kind: type = Event) -> list[Event]:
+        """The check's own copies of the events your handler was given, in order (replays again)."""
+        return [h.event for h in self.recorder.handlings if isinstance(h.event, kind)]
+
+    def handled(self, kind: type) -> list[Handling]:
+        return self.recorder.handled(kind)
+
+
+class Session:
+    """One run of ``check``: the stories it plays against one handler, watched for hangs."""
+
+    def __init__(self, exercise: str, handler: Callable[..., Any]) -> None:
+        self.exercise = exercise
+        self.handler = handler
+        self.recorders: list[Recorder] = []
+        self.worlds: list[World] = []
+        self.current: Optional[Played] = None
+
+    def play(self, name: str, story: Callable[[Stage], None], *, seed: int = 17,
+             processor: Optional[str] = None, draws_for: Optional[tuple[type, tuple[bytes, ...]]] = None) -> Played:
+        """Play ``story`` against a fresh node running the handler (under ``processor``, if named).
+
+        ``draws_for`` is ``(event kind, random byte strings)``: while handling that kind of event,
+        ``get_secure_random_bytes()`` gives these first (the extremes show a range's edges).
+        """
+        from ..background_processor import run_processor
+
+        world = World(seed=seed)
+        self.worlds.append(world)
+        recorder = Recorder(world)
+        if draws_for is not None:
+            recorder.planned_draws = (draws_for[0], list(draws_for[1]))
+        self.recorders.append(recorder)
+        me = world.add_node("learner", handler=recorder.wrap(self.handler))
+        recorder.node = me
+        stage = Stage(world, me)
+        played = self.current = Played(name, world, stage, recorder)
+        try:
+            if processor is None:
+                story(stage)
+            else:
+                with run_processor(me, processor):
+                    story(stage)
+                    stage.settle()
+        except EventHandlerError as e:
+            raise handler_error(name, e, played) from None
+        except ExerciseFailed:
+            raise
+        except HandlerStopped:
+            raise
+        except Exception as e:
+            raise cannot_go_on(name, e, played) from None
+        finally:
+            recorder.node = stage.me  # a restart gives a new node
+        _check_untouched(played)
+        return played
+
+    def in_progress(self) -> list[Handling]:
+        return [h for r in self.recorders for h in r.in_progress()]
+
+    def close(self) -> None:
+        for world in self.worlds:
+            world.close()
+
+
+def _check_untouched(played: Played) -> None:
+    """Changing the event you were given changes nothing, but it is a mistake worth naming."""
+    for handling in played.recorder.handlings:
+        if handling.given != handling.event:
+            changed = [f.name for f in dataclasses_fields(handling.event)
+                       if getattr(handling.event, f.name) != getattr(handling.given, f.name)]
+            raise fail(played, handling.event, "the event left as LDK gave it",
+                       f"your handler changed its {', '.join(changed) or 'fields'}",
+                       "events are LDK's record of what happened: read them, never change them. "
+                       "Decide from the fields as they are.")
+
+
+def dataclasses_fields(record: Any) -> tuple[Any, ...]:
+    import dataclasses
+
+    return dataclasses.fields(record)
+
+
+def run_check(exercise: str, handler: Callable[..., Any], body: Callable[[Session], CheckResult]) -> CheckResult:
+    """Run ``body`` in a thread of its own, so a handler that never returns cannot hang you."""
+    session = Session(exercise, handler)
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["result"] = body(session)
+        except BaseException as e:  # handed to the caller's thread below
+            outcome["error"] = e
+
+    thread = threading.Thread(target=work, name=f"ldkkit-check-{exercise}", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.05)
+            overdue = [h for h in session.in_progress() if time.monotonic() - h.wall_started > HANDLER_TIMEOUT_S]
+            if overdue:
+                stopped = _stop(thread, overdue[0])
+                raise _timed_out(session, overdue[0], stopped)
+    finally:
+        if not thread.is_alive():
+            session.close()
+    if "error" in outcome:
+        error = outcome["error"]
+        if isinstance(error, ExerciseFailed):
+            raise error
+        raise internal_error(exercise, error)
+    return outcome["result"]
+
+
+def _stop(thread: threading.Thread, handling: Handling) -> bool:
+    """Stop a handler that overran: raise HandlerStopped in its thread until the check ends."""
+    deadline = time.monotonic() + 2.0
+    while thread.is_alive() and time.monotonic() < deadline:
+        for ident in {handling.thread, thread.ident}:
+            if ident is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(HandlerStopped))
+        thread.join(0.05)
+    return not thread.is_alive()
+
+
+def _timed_out(session: Session, handling: Handling, stopped: bool) -> ExerciseFailed:
+    event = handling.event
+    still = ("The check stopped it." if stopped else
+             "It is still running, inside a call Python cannot interrupt: restart the kernel "
+             "(Kernel → Restart) once you have fixed it.")
+    return ExerciseFailed(
+        f"{session.exercise}: your handler did not return within {HANDLER_TIMEOUT_S:g} seconds of being given "
+        f"{type(event).__qualname__}. {still}\n  The event: {event!r}\n"
+        "  Hint: a handler must return promptly: never wait in a loop for something to happen (LDK gives you "
+        "another event when it does), and never call the node over and over. Work that must wait goes in a "
+        "task: asyncio.get_running_loop().create_task(...)."
+    )
+
+
+# --- failing well ------------------------------------------------------------------------------------
+
+
+def fail(played: Optional[Played | str], event: Optional[Event], expected: str, happened: str,
+         hint: str) -> ExerciseFailed:
+    """A failure that names the scenario and the event, shows the path of events, and teaches."""
+    scenario = played if isinstance(played, str) or played is None else played.name
+    where = f" on {type(event).__qualname__}" if event is not None else ""
+    lines = [f"Scenario '{scenario}'{where}:", f"  Expected: {expected}", f"  Happened: {happened}"]
+    if event is not None:
+        lines.append(f"  The event: {event!r}")
+    if isinstance(played, Played):
+        lines.append(f"  Events so far: {_path(played, event)}")
+    lines.append(f"  Hint: {hint}")
+    return ExerciseFailed("\n".join(lines))
+
+
+def _path(played: Played, upto: Optional[Event]) -> str:
+    names = []
+    for handling in played.recorder.handlings:
+        names.append(type(handling.event).__name__)
+        if upto is not None and handling.event is upto:
+            names[-1] = f"[{names[-1]}]"
+            break
+    if len(names) > 14:
+        names = names[:3] + ["..."] + names[-10:]
+    return " → ".join(names) or "none"
+
+
+#: Specific hints for errors a handler raises, by what the error says.
+_ERROR_HINTS: list[tuple[Callable[[BaseException, Event], bool], str]] = []
+
+
+def error_hint(matches: Callable[[BaseException, Event], bool]) -> Callable[[Callable[..., str]], Any]:
+    def register(hint: Callable[..., str]) -> Any:
+        _ERROR_HINTS.append((matches, hint))
+        return hint
+
+    return register
+
+
+def handler_error(scenario: str, error: EventHandlerError, played: Optional[Played] = None) -> ExerciseFailed:
+    """Your handler raised: say so, name the event, teach if we can, and keep only your frames."""
+    cause = error.error
+    if isinstance(cause, HandlerStopped):
+        return ExerciseFailed(f"{scenario}: your handler was stopped: it overran its time")
+    if isinstance(cause, LearnerExit):
+        cause = cause.error
+    hint = "read the traceback above: its last lines point at the line of your handler that failed."
+    for matches, teach in _ERROR_HINTS:
+        try:
+            if matches(cause, error.event):
+                hint = teach(cause, error.event, played)
+                break
+        except Exception:  # a hint that cannot be worked out falls back to the general one
+            continue
+    failure = fail(played or scenario, error.event, "your handler to return normally",
+                   f"it raised {type(cause).__name__}: {cause}", hint)
+    failure.__cause__ = trimmed(cause)
+    return failure
+
+
+def cannot_go_on(scenario: str, error: BaseException, played: Optional[Played] = None) -> ExerciseFailed:
+    return fail(played or scenario, None, "the scenario played to its end",
+                f"it could not go on: {type(error).__name__}: {error}",
+                "this usually means an earlier event was not handled (a channel never accepted or funded, so "
+                "there is no route for a payment). Run the earlier checks first.")
+
+
+def internal_error(exercise: str, error: BaseException) -> ExerciseFailed:
+    """The check itself met something it did not foresee: never a crash, always a verdict with your frames."""
+    failure = ExerciseFailed(
+        f"{exercise}: the check could not judge your handler: {type(error).__name__}: {error}\n"
+        "  Hint: this is usually a value of an unexpected type stored or passed by your handler (the traceback "
+        "above shows where, if it was your code). If your handler looks right, tell your instructor: it may be "
+        "a bug in the kit."
+    )
+    failure.__cause__ = trimmed(error)
+    return failure
+
+
+def trimmed(error: BaseException) -> BaseException:
+    """``error`` with only your frames in its traceback (the kit's own are noise to you)."""
+    frames = []
+    tb = error.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.startswith(_KIT_DIR) and not filename.startswith(_LIBRARY_DIRS):
+            frames.append(tb)
+        tb = tb.tb_next
+    new: Optional[types.TracebackType] = None
+    for tb in reversed(frames):
+        new = types.TracebackType(new, tb.tb_frame, tb.tb_lasti, tb.tb_lineno)
+    if error.__context__ is not None and error.__cause__ is None:
+        error.__suppress_context__ = True  # "During handling of the above exception..." from the kit's code
+    return error.with_traceback(new)
+
+
+# --- payment records on disk ---------------------------------------------------------------------------
+
+
+def stored_record(played: Played, handling: Handling, key: str, payment_key: Any) -> Any:
+    """The record your handler left on disk for one payment, right after it returned; fails if unreadable."""
+    from ..payment_storage import InboundPaymentInfoStorage, OutboundPaymentInfoStorage
+
+    storage = {"inbound_payments": InboundPaymentInfoStorage, "outbound_payments": OutboundPaymentInfoStorage}[key]
+    data = handling.stored.get(key)
+    event = handling.event
+    if data is None:
+        writes = played.recorder.calls_for(handling, "fs_store.write")
+        written = sorted({c["key"] for c in writes if "key" in c.arguments})
+        raise fail(played, event, f"{key} persisted before your handler returned: fs_store.write(\"\", \"\", "
+                   f"\"{key}\", {key}.encode())",
+                   f"nothing is stored under '{key}'" + (f"; you wrote under {written}" if written else ""),
+                   f"ldk-sample keeps these records under the key '{key}'. LDK forgets an event once your handler "
+                   "returns, so write what it changed before you return.")
+    try:
+        payments = storage.decode(data).payments
+    except Exception as e:
+        status_hint = "HTLCStatus" in str(e)
+        raise fail(played, event, f"{key} stored as {key}.encode()", f"what is stored cannot be read back: {e}",
+                   "statuses are HTLCStatus members (HTLCStatus.Succeeded), not strings." if status_hint else
+                   f"store exactly the bytes {key}.encode() returns.") from None
+    return payments.get(payment_key)

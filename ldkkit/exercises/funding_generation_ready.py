@@ -1,0 +1,99 @@
+"""Workbook 2: ``FundingGenerationReady``. Fund the channels you open, and leave the broadcast to LDK.
+
+Rules, judged from the transactions your handler built and the chain:
+- one output of exactly ``channel_value_satoshis`` to ``output_script`` (bitcoind counts in BTC);
+- handed to ``funding_transaction_generated`` for the event's channel and peer;
+- never broadcast by your own code, by any method: LDK broadcasts it once the peer has signed;
+- every channel you open is pending, then ready after six blocks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..events import Event
+from ..scenarios import Stage
+from .common import LARGEST_NON_WUMBO_SATS, CheckResult, Played, Session, error_hint, fail
+
+SIZES = (100_000, 1_000_000, LARGEST_NON_WUMBO_SATS)
+
+
+def story(stage: Stage) -> None:
+    peers = [stage.peer(f"peer{i}") for i in range(len(SIZES))]
+    wallet = stage.me.bitcoind_client
+    for i in range(len(SIZES)):  # a coin per channel: bitcoind does not lock coins between fundings
+        stage.world.chain.fund({wallet.get_new_address().script_pubkey: 30_000_000 + i})
+    stage.mine(1)
+    for peer, sats in zip(peers, SIZES, strict=True):
+        stage.me.channel_manager.create_channel(peer.node_id, sats, 0, sats, None, None)
+    stage.world.run()
+    stage.mine(6)
+
+
+def rules(session: Session, result: CheckResult) -> None:
+    played = session.play("funding_generation_ready", story)
+    judge_funding(played)
+    ready = played.events(Event.ChannelReady)
+    result.add("each FundingGenerationReady funded", f"{len(played.events(Event.FundingGenerationReady))} "
+               "transactions")
+    result.add("one output of the exact value to output_script", "yes")
+    result.add("the broadcast left to LDK", "yes: none of your code broadcast a funding transaction")
+    result.add("channels pending, then ready after six blocks", f"{len(ready)} ready")
+
+
+def judge_funding(played: Played) -> None:
+    for event in sorted(played.events(Event.FundingGenerationReady), key=lambda e: e.channel_value_satoshis):
+        where = f"{played.name} ({event.channel_value_satoshis:,} sats)"
+        handling = played.recorder.first_handling(event)
+        own = [tx for tx, mine in played.recorder.broadcasts if mine and _pays(tx, event) is not None]
+        if own:
+            raise fail(where, event, "the signed transaction handed to funding_transaction_generated, and nothing "
+                       "more", "your code broadcast the funding transaction itself",
+                       "LDK broadcasts the funding transaction once the peer has signed the transaction that "
+                       "refunds you; broadcasting it first risks your coins if the peer vanishes.")
+        calls = [c for c in played.recorder.calls_to("channel_manager.funding_transaction_generated")
+                 if c.arguments.get("temporary_channel_id") == event.temporary_channel_id]
+        if not calls:
+            raise fail(where, event, "funding_transaction_generated(temporary_channel_id, counterparty_node_id, "
+                       "transaction)", "nothing: the channel was never funded",
+                       "build the transaction with bitcoind_client (create_raw_transaction, fund_raw_transaction, "
+                       "sign_raw_transaction_with_wallet), to the address Address.from_script(output_script, network).")
+        tx = calls[0]["funding_transaction"]
+        value = _pays(tx, event)
+        if value != event.channel_value_satoshis:
+            raise fail(where, event, f"one output of exactly {event.channel_value_satoshis:,} sats to output_script",
+                       "no output to output_script" if value is None else f"{value:,} sats to output_script",
+                       _unit_hint(played, handling))
+        if calls[0].error is not None:
+            raise fail(where, event, "funding_transaction_generated to accept the transaction",
+                       f"it raised {type(calls[0].error).__name__}: {calls[0].error}",
+                       "pass the event's temporary_channel_id and counterparty_node_id with the signed transaction.")
+    opened = played.events(Event.FundingGenerationReady)
+    ready = played.events(Event.ChannelReady)
+    if len(ready) < len(opened):
+        raise fail(played, None, f"{len(opened)} channels ready after six blocks",
+                   f"{len(played.events(Event.ChannelPending))} pending, {len(ready)} ready",
+                   "every channel you open needs its own funding transaction.")
+
+
+def _pays(tx: Any, event: Event.FundingGenerationReady) -> int | None:
+    outputs = [o.value for o in getattr(tx, "output", ()) if o.script_pubkey == event.output_script]
+    return outputs[0] if len(outputs) == 1 else None
+
+
+def _unit_hint(played: Played, handling: Any) -> str:
+    for call in played.recorder.calls_for(handling, "bitcoind_client.create_raw_transaction"):
+        amounts = [v for output in call["outputs"] for v in output.values()]
+        sats = handling.event.channel_value_satoshis
+        if any(a == sats for a in amounts):
+            return "bitcoind counts in BTC, not sats: pass channel_value_satoshis / 100_000_000."
+        if any(a == sats / 100_000_000 / 100_000_000 for a in amounts):
+            return "you divided twice: channel_value_satoshis / 100_000_000 is already in BTC."
+    return "one output, to Address.from_script(output_script, network), of channel_value_satoshis / 100_000_000 BTC."
+
+
+@error_hint(lambda e, event: isinstance(event, Event.FundingGenerationReady)
+             and ("nsufficient" in str(e) or "out of range" in str(e)))
+def _sats_as_btc(error: BaseException, event: Event, played: Played | None) -> str:
+    return ("bitcoind counts in BTC, not sats: create_raw_transaction wants channel_value_satoshis / 100_000_000. "
+            f"Asked for {event.channel_value_satoshis:,} BTC, your wallet cannot pay.")

@@ -1,0 +1,104 @@
+"""Workbook 6: on chain. Every spendable output comes back to your wallet; every fee bump is paid.
+
+Rules, judged from the chain and the wallet:
+- every output of every ``SpendableOutputs`` is swept, by a confirmed transaction, into your wallet
+  (a cooperative close's ``StaticOutput`` included: hand over ``outputs`` as they are, no exclusions,
+  no far-off ``delay_until_height``);
+- every ``BumpTransaction`` is handed, as it is, to ``bump_tx_event_handler.handle_event``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..events import Event
+from ..scenarios import Stage
+from ..sign import SpendableOutputDescriptor, descriptor_outpoint
+from .common import CheckResult, Handling, Played, Session, fail
+
+
+def story(stage: Stage) -> None:
+    bob, carol = stage.peer("bob"), stage.peer("carol")
+    stage.open(stage.me, bob, 1_000_000)
+    stage.open(stage.me, carol, 1_000_000)
+    me = stage.me.channel_manager
+    bob_channel, carol_channel = stage.channel_between(stage.me, bob), stage.channel_between(stage.me, carol)
+    me.close_channel(bob_channel.channel_id, bob.node_id)
+    me.force_close_broadcasting_latest_txn(carol_channel.channel_id, carol.node_id, "going away")
+    stage.settle()
+    stage.mine(150)
+    stage.mine(6)
+
+
+def rules(session: Session, result: CheckResult) -> None:
+    played = session.play("on_chain", story)
+    spendable, bumps = played.handled(Event.SpendableOutputs), played.handled(Event.BumpTransaction)
+    if not spendable or not bumps:
+        raise fail(played, None, "SpendableOutputs and BumpTransaction events", f"{len(spendable)} and {len(bumps)}",
+                   "your handler must open and fund channels first (workbooks 1 and 2).")
+    swept = judge_sweeps(played)
+    judge_bumps(played)
+    result.add("every spendable output swept into your wallet", f"{swept:,} sats from {len(spendable)} events")
+    result.add("BumpTransaction handed to the BumpTxEventHandler", f"{len(bumps)} events")
+
+
+def judge_sweeps(played: Played) -> int:
+    """Each output LDK said you can spend ends in a confirmed transaction paying your wallet."""
+    chain, wallet = played.world.chain, played.me.bitcoind_client
+    spenders = {txin.previous_output: txid for txid, tx in chain.transactions.items() for txin in tx.input}
+    total = 0
+    for handling in played.handled(Event.SpendableOutputs):
+        for descriptor in handling.event.outputs:
+            outpoint = descriptor_outpoint(descriptor)
+            value = chain.get_transaction(outpoint.txid).output[outpoint.vout].value
+            txid = spenders.get(outpoint)
+            tx = chain.get_transaction(txid) if txid is not None else None
+            if tx is None or not chain.confirmations(txid) or not any(wallet.is_mine(o.script_pubkey)
+                                                                     for o in tx.output):
+                raise fail(played, handling.event, f"the output {outpoint} ({value:,} sats) swept into your wallet",
+                           "it never came back to your wallet" + _why(played, handling, descriptor),
+                           _hint(played, handling, descriptor))
+            total += value
+    return total
+
+
+def _tracked(played: Played, handling: Handling) -> list[Any]:
+    return played.recorder.calls_for(handling, "output_sweeper.track_spendable_outputs")
+
+
+def _why(played: Played, handling: Handling, descriptor: Any) -> str:
+    calls = _tracked(played, handling)
+    if not calls:
+        return ": the event's outputs were never handed to the OutputSweeper"
+    call = calls[0]
+    if call["exclude_static_outputs"] and isinstance(descriptor, SpendableOutputDescriptor.StaticOutput):
+        return ": you told the sweeper to exclude static outputs, and this is one"
+    if call["delay_until_height"] is not None and call["delay_until_height"] > played.world.chain.height():
+        return f": you told the sweeper to wait until block {call['delay_until_height']:,}"
+    if descriptor not in tuple(call["output_descriptors"]):
+        return ": it was not among the outputs you handed over"
+    if call.error is not None:
+        return f": track_spendable_outputs raised {type(call.error).__name__}: {call.error}"
+    return ""
+
+
+def _hint(played: Played, handling: Handling, descriptor: Any) -> str:
+    calls = _tracked(played, handling)
+    if calls and calls[0]["exclude_static_outputs"]:
+        return ("a cooperative close pays you a plain StaticOutput: excluding static outputs leaves it unswept. "
+                "Pass exclude_static_outputs=False.")
+    if calls and calls[0]["delay_until_height"] is not None:
+        return "pass delay_until_height=None: the sweeper spends outputs as soon as they are spendable."
+    return ("LDK never spends these itself: hand event.outputs and event.channel_id to "
+            "output_sweeper.track_spendable_outputs, which sweeps them to your wallet once they confirm.")
+
+
+def judge_bumps(played: Played) -> None:
+    for handling in played.handled(Event.BumpTransaction):
+        handed = [c for c in played.recorder.calls_for(handling, "bump_tx_event_handler.handle_event")
+                  if c.arguments.get("event") == handling.event.bump_event]
+        if not handed:
+            raise fail(played, handling.event, "bump_tx_event_handler.handle_event(the inner BumpTransactionEvent)",
+                       "it was not handed over", "match Event.BumpTransaction(bump_event) and hand bump_event over, "
+                       "whatever its kind: on an anchor channel, only a fee-paying child gets your commitment (or "
+                       "an HTLC claim) confirmed.")

@@ -1,0 +1,131 @@
+"""Workbook 1: ``OpenChannelRequest``. Accept exactly the channels over 5,000,000 sats, reject the rest.
+
+Rules, judged from the channels your node ends up with and what its peers were told:
+- a request over 5,000,000 sats becomes a channel that confirms and is ready;
+- any other request (5,000,000 exactly included) is rejected at once, explicitly;
+- only ``accept_inbound_channel``: zero-conf is for trusted peers, and there are none here;
+- each channel's ``user_channel_id`` comes from ``keys_manager.get_secure_random_bytes()``;
+- other events pass through without raising.
+"""
+
+from __future__ import annotations
+
+from ..errors import RetryableSendFailure
+from ..events import Event
+from ..scenarios import Stage
+from .common import LARGEST_NON_WUMBO_SATS, POLICY_MIN_EXCLUSIVE_SATS, CheckResult, Played, Session, fail
+
+SIZES = (4_999_999, 5_000_000, 5_000_001, 6_000_000, LARGEST_NON_WUMBO_SATS)
+
+
+def story(stage: Stage) -> None:
+    peers = [stage.peer(f"peer{i}") for i in range(len(SIZES))]
+    for peer, sats in zip(peers, SIZES, strict=True):
+        peer.channel_manager.create_channel(stage.me.node_id, sats, 0, 1, None, None)
+    stage.world.run()
+    stage.mine(6)
+    try:  # other events mixed in: a payment over an accepted channel, if there is one
+        stage.pay(peers[3], stage.invoice(stage.me, 10_000_000))
+    except RetryableSendFailure:
+        pass
+
+
+def rules(session: Session, result: CheckResult) -> None:
+    played = session.play("open_channel_request", story)
+    requests = sorted(played.events(Event.OpenChannelRequest), key=lambda r: r.funding_satoshis)
+    for request in requests:  # smallest first: the clearest failure
+        judge_request(played, request)
+    accepted = [r for r in requests if r.funding_satoshis > POLICY_MIN_EXCLUSIVE_SATS]
+    judge_user_channel_ids(played)
+    result.add("every request over 5,000,000 sats accepted, confirmed and ready", f"{len(accepted)} channels")
+    result.add("every other request rejected at once, explicitly", f"{len(requests) - len(accepted)} rejected")
+    result.add("5,000,000 sats exactly is rejected", "yes: the policy is strictly over")
+    result.add("user_channel_id drawn from get_secure_random_bytes()", "yes, a different one per channel")
+    result.add("other events pass through without raising", f"{len(played.events()) - len(requests)} events")
+
+
+def _answers(played: Played, request: Event.OpenChannelRequest) -> tuple[list, list, list]:
+    handling = played.recorder.first_handling(request)
+    calls = played.recorder.calls_for(handling)
+    by = lambda *names: [c for c in calls if c.name.split(".")[-1] in names]  # noqa: E731
+    return (by("accept_inbound_channel"), by("accept_inbound_channel_from_trusted_peer_0conf"),
+            by("force_close_without_broadcasting_txn", "force_close_broadcasting_latest_txn"))
+
+
+def judge_request(played: Played, request: Event.OpenChannelRequest, *, scenario: str = "") -> None:
+    """One request: the channel it became (or not), judged against the policy."""
+    me, sats = played.me, request.funding_satoshis
+    scenario = scenario or f"{played.name} ({sats:,} sats)"
+    where = f"{played.name} ({sats:,} sats)"
+    accepts, zero_conf, rejects = _answers(played, request)
+    channels = [c for c in me.channel_manager.list_channels_with_counterparty(request.counterparty_node_id)
+                if c.channel_value_satoshis == sats]
+    if zero_conf:
+        raise fail(where, request, "accept_inbound_channel(...)", "accept_inbound_channel_from_trusted_peer_0conf(...)",
+                   "the zero-conf method trusts the peer with your funds until the channel confirms: keep it for "
+                   "peers you trust completely (an LSP), never for an unknown peer.")
+    should_accept = sats > POLICY_MIN_EXCLUSIVE_SATS
+    if should_accept and not (channels and channels[0].is_channel_ready):
+        happened = ("you rejected it" if rejects else
+                    "nothing: the request was left unanswered" if not accepts else
+                    "you answered, but no channel came of it: " + _accept_trouble(accepts[0], request))
+        raise fail(where, request, f"a channel that confirms and is ready: {sats:,} is over 5,000,000", happened,
+                   "compare funding_satoshis with 5_000_000 and accept when it is strictly greater, with "
+                   "channel_manager.accept_inbound_channel, passing the temporary_channel_id and "
+                   "counterparty_node_id of the event you are handling.")
+    if not should_accept:
+        exactly = " (exactly 5,000,000 is not over 5,000,000)" if sats == POLICY_MIN_EXCLUSIVE_SATS else ""
+        if channels or accepts:
+            raise fail(where, request, f"the request rejected{exactly}", "you accepted it",
+                       "accept only when funding_satoshis > 5_000_000: strictly greater.")
+        if not any(_rejected(c, request) for c in rejects):
+            happened = ("you called force_close for another channel or peer" if rejects else
+                        "nothing: it was left to expire after two timer ticks")
+            raise fail(where, request, f"an explicit rejection, at once{exactly}", happened,
+                       "reject with channel_manager.force_close_without_broadcasting_txn, passing the event's "
+                       "temporary_channel_id and counterparty_node_id and a message for the peer; silence makes "
+                       "the peer wait for nothing.")
+
+
+def _rejected(call, request: Event.OpenChannelRequest) -> bool:
+    return (call.arguments.get("channel_id") == request.temporary_channel_id
+            and call.arguments.get("counterparty_node_id") == request.counterparty_node_id and call.error is None)
+
+
+def _accept_trouble(call, request: Event.OpenChannelRequest) -> str:
+    if call.error is not None:
+        return f"accept_inbound_channel raised {type(call.error).__name__}: {call.error}"
+    if call["temporary_channel_id"] != request.temporary_channel_id:
+        return "the temporary_channel_id you passed is not this request's"
+    if call["counterparty_node_id"] != request.counterparty_node_id:
+        return "the counterparty_node_id you passed is not this request's"
+    return "the channel never became ready"
+
+
+def judge_user_channel_ids(played: Played) -> None:
+    channels = played.me.channel_manager.list_channels()
+    draws = played.recorder.random_draws
+    seen: set[int] = set()
+    for channel in channels:
+        if channel.is_outbound:
+            continue
+        request = next((r for r in played.events(Event.OpenChannelRequest)
+                        if r.counterparty_node_id == channel.counterparty.node_id), None)
+        uid = channel.user_channel_id
+        if not _drawn_from(uid, draws) or uid in seen:
+            raise fail(played, request, "a user_channel_id drawn from keys_manager.get_secure_random_bytes(), "
+                       "a different one for each channel", f"user_channel_id={uid!r}" +
+                       (" again" if uid in seen else ""),
+                       "take 16 of the 32 random bytes and read them as an int (int.from_bytes(..., 'big')): a "
+                       "fixed number would give every channel the same id, and your node could not tell them apart.")
+        seen.add(uid)
+
+
+def _drawn_from(value: object, draws: list[bytes]) -> bool:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return False
+    for data in draws:
+        for chunk in (data[:16], data[16:], data[-16:], data):
+            if value in (int.from_bytes(chunk, "big"), int.from_bytes(chunk, "little")):
+                return True
+    return False

@@ -1,0 +1,133 @@
+"""Workbook 3: receiving payments. Claim what you can, fail back what you cannot, and keep the record.
+
+Rules, judged from the payer's side and from ``inbound_payments`` as stored on disk:
+- a ``PaymentClaimable`` with a preimage is claimed (the payer sees it succeed);
+- one without a preimage is failed back at once with ``fail_htlc_backwards`` (the payer sees it fail
+  long before the claim deadline);
+- after ``PaymentClaimed``, the record on disk is ``Succeeded``, with the preimage, the invoice's
+  secret (none for keysend) and the amount received, written before the handler returned.
+"""
+
+from __future__ import annotations
+
+from ..events import Event, PaymentPurpose
+from ..ln.outbound_payment import RecipientOnionFields, Retry
+from ..payment_storage import HTLCStatus
+from ..routing.router import PaymentParameters, RouteParameters
+from ..scenarios import Stage
+from ..types import PaymentId, PaymentPreimage
+from .common import CheckResult, Played, Session, fail, stored_record
+
+#: A hash whose preimage your node never had: a payment to it cannot be claimed.
+UNKNOWN_PREIMAGE = PaymentPreimage(b"\x5a" * 32)
+
+
+def story(stage: Stage) -> None:
+    bob = stage.peer("bob")
+    stage.open(bob, stage.me, 6_000_000)
+    stage.pay(bob, stage.invoice(stage.me, 50_000_000))
+    stage.keysend(bob, stage.me, 20_000_000)
+    pay_unknown_hash(stage, bob, 30_000_000)
+
+
+def pay_unknown_hash(stage: Stage, payer: object, amount_msat: int) -> None:
+    unknown = UNKNOWN_PREIMAGE.payment_hash()
+    secret = stage.me.channel_manager.create_inbound_payment_for_hash(unknown, None, 3600)
+    params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(stage.me.node_id, 42),
+                                                           amount_msat)
+    payer.channel_manager.send_payment(unknown, RecipientOnionFields.secret_only(secret),  # type: ignore[attr-defined]
+                                       PaymentId(bytes(unknown)), params, Retry.Attempts(0))
+    stage.settle()
+
+
+def rules(session: Session, result: CheckResult) -> None:
+    played = session.play("receiving_payments", story)
+    claimables = played.events(Event.PaymentClaimable)
+    if len(claimables) < 3:
+        raise fail(played, None, "three PaymentClaimable events", f"{len(claimables)}",
+                   "HTLCs become PaymentClaimable only once process_pending_htlc_forwards has run (the "
+                   "PendingHTLCsForwardable arm given in the workbook).")
+    judge_claims(played)
+    judge_claimed_records(played)
+    result.add("claimed with the preimage from purpose", f"{len(claimables) - 1} payments, the payer paid")
+    result.add("failed back what cannot be claimed", "1 payment, the payer refunded at once")
+    result.add("PaymentClaimed stored as Succeeded on disk", "preimage, secret and amount, before returning")
+
+
+def _payer_outcome(played: Played, payment_hash: object) -> str:
+    for peer in played.stage.peers.values():
+        for event in peer.events_seen:
+            if isinstance(event, Event.PaymentSent) and event.payment_hash == payment_hash:
+                return "paid"
+            if isinstance(event, Event.PaymentFailed) and event.payment_hash == payment_hash:
+                return "failed"
+    return "waiting"
+
+
+def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
+    """Each PaymentClaimable ends as it should, seen from the payer."""
+    settled: set[object] = set()
+    for event in played.events(Event.PaymentClaimable):
+        handling = played.recorder.first_handling(event)
+        preimage = event.purpose.preimage()
+        outcome = _payer_outcome(played, event.payment_hash)
+        repeat = refuse_repeats and event.payment_hash in settled
+        calls = [c.name.split(".")[-1] for c in played.recorder.calls_for(handling)]
+        if preimage is not None and not repeat and "claim_funds" not in calls:
+            raise fail(played, event, "claim_funds(purpose.preimage())",
+                       "you failed it back" if "fail_htlc_backwards" in calls else "it was never claimed",
+                       "the preimage is in the event's purpose: purpose.preimage() works for invoices and keysend.")
+        if preimage is None and "fail_htlc_backwards" not in calls:
+            raise fail(played, event, "fail_htlc_backwards(payment_hash): there is no preimage to claim with",
+                       "you tried to claim it" if "claim_funds" in calls else "it was left unclaimed, and the "
+                       "payer waits until the claim deadline", "when purpose.preimage() is None you cannot claim; "
+                       "channel_manager.fail_htlc_backwards(payment_hash) gives the payer their money back now.")
+        if preimage is None and outcome != "failed":
+            raise fail(played, event, "the payer refunded at once", f"the payment is {outcome} for the payer",
+                       "pass the event's payment_hash to fail_htlc_backwards.")
+        if preimage is not None and not repeat:
+            settled.add(event.payment_hash)
+
+
+def judge_claimed_records(played: Played, *, handlings: list | None = None) -> None:
+    """After each PaymentClaimed, the record on disk says what was received."""
+    for handling in handlings or played.handled(Event.PaymentClaimed):
+        event = handling.event
+        if handling.result is not None:
+            continue  # it asked for a replay: judged when it comes again
+        record = stored_record(played, handling, "inbound_payments", event.payment_hash)
+        invoiced = isinstance(event.purpose, PaymentPurpose.Bolt11InvoicePayment)
+        secret = event.purpose.payment_secret if invoiced else None
+        expected = (f"inbound_payments[payment_hash] = PaymentInfo(preimage, {'secret' if secret else 'None'}, "
+                    f"HTLCStatus.Succeeded, {event.amount_msat:,}) on disk")
+        problem = _record_problem(record, event.purpose.preimage(), secret, event.amount_msat)
+        if problem:
+            raise fail(played, event, expected, f"on disk: {record!r} ({problem})", _record_hint(problem))
+
+
+def _record_problem(record: object, preimage: object, secret: object, amount: int) -> str:
+    if record is None:
+        return "no entry for this payment_hash"
+    if record.status is not HTLCStatus.Succeeded:  # type: ignore[attr-defined]
+        return f"status {record.status.name}"  # type: ignore[attr-defined]
+    if record.preimage != preimage:  # type: ignore[attr-defined]
+        return "the preimage is missing" if record.preimage is None else "the preimage is wrong"  # type: ignore
+    if record.secret != secret:  # type: ignore[attr-defined]
+        return "the payment secret is missing" if record.secret is None else "the secret is wrong"  # type: ignore
+    if record.amt_msat != amount:  # type: ignore[attr-defined]
+        return f"amt_msat {record.amt_msat} for {amount} received"  # type: ignore[attr-defined]
+    return ""
+
+
+def _record_hint(problem: str) -> str:
+    if problem.startswith("status Pending"):
+        return ("the record was written before it was updated, or not updated: change the entry first, then "
+                "write inbound_payments.encode(), before you return.")
+    if "secret" in problem:
+        return "keep the invoice's payment secret (purpose.payment_secret for an invoice payment; keysend has none)."
+    if "amt_msat" in problem:
+        return ("record the amount this event says you received, once: a replayed PaymentClaimed must not add it "
+                "again. Set the fields; never add to them.")
+    if "no entry" in problem:
+        return "keysend payments have no invoice, so no entry yet: insert one when there is none."
+    return "the preimage is your proof of payment: take it from purpose.preimage()."

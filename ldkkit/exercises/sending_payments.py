@@ -1,0 +1,138 @@
+"""Workbook 4: the payments you send. Record how each one ends, and only how it ends.
+
+Rules, judged from ``outbound_payments`` as stored on disk after each event:
+- ``PaymentSent``: the entry is ``Succeeded``, with the preimage, its secret and amount kept;
+- ``PaymentFailed``: the entry is ``Failed``, its secret and amount kept;
+- ``PaymentFailed`` for a payment that already succeeded changes nothing;
+- ``PaymentPathFailed`` is not the end of a payment (LDK retries): the entry is never ``Failed`` then;
+- statuses are ``HTLCStatus`` members, and the storage is written before the handler returns.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from ..bitcoin import Network
+from ..errors import RetryableSendFailure
+from ..events import Event
+from ..invoice import Bolt11Invoice
+from ..ln.bolt11_payment import payment_parameters_from_invoice
+from ..ln.outbound_payment import Retry
+from ..payment_storage import HTLCStatus
+from ..scenarios import Stage
+from ..types import PaymentHash, PaymentId, PaymentSecret
+from .common import CheckResult, Handling, Played, Session, fail, stored_record
+
+
+def story(stage: Stage) -> None:
+    bob = stage.peer("bob", fee_base_msat=100)
+    carol = stage.peer("carol", fee_base_msat=2000)
+    dave = stage.peer("dave", connect=False)
+    stage.open(stage.me, bob, 1_000_000)
+    stage.open(stage.me, carol, 1_000_000)
+    stage.open(dave, bob, 1_000_000)  # dave funded it: bob cannot forward towards dave, so LDK retries via carol
+    stage.open(carol, dave, 1_000_000)
+    stage.pay(stage.me, stage.invoice(dave, 50_000_000))
+    invoice = stage.invoice(bob, 100_000_000)
+    stage.pay(stage.me, invoice)
+    pay_fake(stage, bob)
+    pay_again(stage, invoice)
+
+
+def pay_fake(stage: Stage, payee: Any) -> None:
+    """An invoice that looks like the payee's, for a hash they never issued: they refuse it, and it fails."""
+    fake = Bolt11Invoice.create(
+        network=Network.Regtest, node_secret_key=payee.keys_manager.get_node_secret_key(),
+        payment_hash=PaymentHash(b"\x33" * 32), payment_secret=PaymentSecret(b"\x44" * 32),
+        amount_msat=10_000_000, description="never issued", timestamp=stage.world.clock.unix_time(),
+    )
+    stage.pay(stage.me, fake)
+
+
+def pay_again(stage: Stage, invoice: Bolt11Invoice) -> None:
+    """The same invoice paid again with the same payment id, once LDK has forgotten the first: bob refuses it."""
+    payment_hash, onion, params = payment_parameters_from_invoice(invoice)
+    for _ in range(30):
+        stage.settle(60)
+        try:
+            stage.me.channel_manager.send_payment(payment_hash, onion, PaymentId(bytes(payment_hash)), params,
+                                                  Retry.Timeout(timedelta(seconds=10)))
+        except RetryableSendFailure.DuplicatePayment:
+            continue
+        stage.settle()
+        return
+
+
+def rules(session: Session, result: CheckResult) -> None:
+    played = session.play("sending_payments", story)
+    counts = judge_outbound_records(played)
+    result.add("PaymentSent: Succeeded on disk, with the preimage, secret and amount", f"{counts['sent']} payments")
+    result.add("PaymentFailed: Failed on disk, secret and amount kept", f"{counts['failed']} payment")
+    result.add("PaymentFailed after success: still Succeeded", f"{counts['after']} payment")
+    result.add("PaymentPathFailed: the payment not marked failed (LDK retries)", f"{counts['path']} path failure")
+
+
+def judge_outbound_records(played: Played) -> dict[str, int]:
+    counts = {"sent": 0, "failed": 0, "after": 0, "path": 0}
+    succeeded: set[Any] = set()
+    for handling in played.recorder.handlings:
+        event = handling.event
+        if handling.result is not None:
+            continue  # a replay was asked for: judged when it comes again
+        match event:
+            case Event.PaymentSent(payment_id=payment_id):
+                _judge(played, handling, payment_id, HTLCStatus.Succeeded, event.payment_preimage)
+                succeeded.add(payment_id)
+                counts["sent"] += 1
+            case Event.PaymentFailed(payment_id=payment_id) if payment_id in succeeded:
+                _judge(played, handling, payment_id, HTLCStatus.Succeeded, None, after_success=True)
+                counts["after"] += 1
+            case Event.PaymentFailed(payment_id=payment_id):
+                _judge(played, handling, payment_id, HTLCStatus.Failed, None)
+                counts["failed"] += 1
+            case Event.PaymentPathFailed(payment_id=payment_id) if payment_id not in succeeded:
+                _judge_not_failed(played, handling, payment_id)
+                counts["path"] += 1
+    return counts
+
+
+def _expected(played: Played, payment_id: Any) -> Any:
+    """What ldk-sample's sendpayment recorded for this payment before sending it."""
+    return played.stage.sent.get(payment_id)
+
+
+def _judge(played: Played, handling: Handling, payment_id: Any, status: HTLCStatus, preimage: Any,
+           after_success: bool = False) -> None:
+    event = handling.event
+    record = stored_record(played, handling, "outbound_payments", payment_id)
+    sent = _expected(played, payment_id)
+    name = f"HTLCStatus.{status.name}"
+    expected = f"outbound_payments[payment_id] {name}" + (" with the preimage" if preimage else "") + " on disk"
+    if after_success:
+        expected = "the entry left Succeeded, with its preimage: this payment already succeeded"
+    if record is None:
+        raise fail(played, event, expected, "no entry for this payment_id on disk",
+                   "update the entry sendpayment made (look it up by the event's payment_id); never remove it.")
+    if record.status is not status:
+        hint = ("a PaymentFailed after a PaymentSent changes nothing: the payment succeeded, and the preimage "
+                "proves it. Only mark it Failed if it has not succeeded." if after_success else
+                "the event says how the payment ended: record exactly that.")
+        raise fail(played, event, expected, f"on disk: {record!r}", hint)
+    if preimage is not None and record.preimage != preimage:
+        raise fail(played, event, expected, f"on disk: {record!r}",
+                   "the preimage is your receipt, your proof of payment: keep event.payment_preimage.")
+    if sent is not None and (record.secret != sent.secret or record.amt_msat != sent.amt_msat):
+        raise fail(played, event, f"{expected}, its secret and amount kept ({sent.amt_msat:,} msat)",
+                   f"on disk: {record!r}", "update the fields of the entry you have (status, preimage); replacing "
+                   "it with a new PaymentInfo loses what sendpayment recorded.")
+
+
+def _judge_not_failed(played: Played, handling: Handling, payment_id: Any) -> None:
+    if handling.stored.get("outbound_payments") is None:
+        return
+    record = stored_record(played, handling, "outbound_payments", payment_id)
+    if record is not None and record.status is HTLCStatus.Failed:
+        raise fail(played, handling.event, "the payment still Pending: one path failed, and LDK retries another",
+                   f"on disk: {record!r}", "PaymentPathFailed is about one path; LDK's background processor has "
+                   "already given it to the scorer. Only PaymentFailed ends a payment.")
