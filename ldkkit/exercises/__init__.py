@@ -22,6 +22,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from . import capstone  # noqa: F401  (every workbook's rules, and the hints they register)
 from .common import HANDLER_TIMEOUT_S, CheckResult, ExerciseFailed, run_check
 from .progress import EXERCISES, WORKBOOKS, exercise_id, progress, record_pass, reset
 
@@ -46,6 +47,7 @@ def check(exercise: str, handle_ldk_events: Callable[..., Any]) -> CheckResult:
     def body(session: Any) -> CheckResult:
         result = CheckResult(exercise)
         rules(session, result)
+        session.finish()
         return result
 
     try:

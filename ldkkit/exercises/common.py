@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import ctypes
+import dataclasses
 import functools
 import inspect
 import sys
@@ -394,7 +395,7 @@ class Session:
         self.handler = handler
         self.recorders: list[Recorder] = []
         self.worlds: list[World] = []
-        self.current: Optional[Played] = None
+        self.played: list[Played] = []
 
     def play(self, name: str, story: Callable[[Stage], None], *, seed: int = 17,
              processor: Optional[str] = None, draws_for: Optional[tuple[type, tuple[bytes, ...]]] = None) -> Played:
@@ -414,7 +415,7 @@ class Session:
         me = world.add_node("learner", handler=recorder.wrap(self.handler))
         recorder.node = me
         stage = Stage(world, me)
-        played = self.current = Played(name, world, stage, recorder)
+        played = Played(name, world, stage, recorder)
         try:
             if processor is None:
                 story(stage)
@@ -423,7 +424,7 @@ class Session:
                     story(stage)
                     stage.settle()
         except EventHandlerError as e:
-            raise handler_error(name, e, played) from None
+            raise handler_error(name, e, played)  # noqa: B904  (its __cause__ is your error, frames trimmed)
         except ExerciseFailed:
             raise
         except HandlerStopped:
@@ -432,8 +433,14 @@ class Session:
             raise cannot_go_on(name, e, played) from None
         finally:
             recorder.node = stage.me  # a restart gives a new node
-        _check_untouched(played)
+        self.played.append(played)
         return played
+
+    def finish(self) -> None:
+        """After the rules: what a handler did that changed no outcome, but is still a mistake."""
+        for played in self.played:
+            _check_untouched(played)
+            _check_answers(played)
 
     def in_progress(self) -> list[Handling]:
         return [h for r in self.recorders for h in r.in_progress()]
@@ -447,7 +454,7 @@ def _check_untouched(played: Played) -> None:
     """Changing the event you were given changes nothing, but it is a mistake worth naming."""
     for handling in played.recorder.handlings:
         if handling.given != handling.event:
-            changed = [f.name for f in dataclasses_fields(handling.event)
+            changed = [f.name for f in dataclasses.fields(handling.event)
                        if getattr(handling.event, f.name) != getattr(handling.given, f.name)]
             raise fail(played, handling.event, "the event left as LDK gave it",
                        f"your handler changed its {', '.join(changed) or 'fields'}",
@@ -455,10 +462,18 @@ def _check_untouched(played: Played) -> None:
                        "Decide from the fields as they are.")
 
 
-def dataclasses_fields(record: Any) -> tuple[Any, ...]:
-    import dataclasses
+def _check_answers(played: Played) -> None:
+    """LDK's handler returns ``Ok(())`` or ``Err(ReplayEvent())``: in Python, None or ``ReplayEvent()``."""
+    from ..events import ReplayEvent
 
-    return dataclasses.fields(record)
+    for handling in played.recorder.handlings:
+        result = handling.result
+        if result is not None and not isinstance(result, ReplayEvent) and result is not ReplayEvent:
+            raise fail(played, handling.event, "None (handled) or ReplayEvent() (hand it over again)",
+                       f"your handler returned {result!r}",
+                       "LDK's handler returns Ok(()) or Err(ReplayEvent()): in Python, return nothing, or return "
+                       "ReplayEvent() when you could not finish and want the event again. Anything else means "
+                       "nothing to LDK.")
 
 
 def run_check(exercise: str, handler: Callable[..., Any], body: Callable[[Session], CheckResult]) -> CheckResult:
@@ -641,3 +656,29 @@ def stored_record(played: Played, handling: Handling, key: str, payment_key: Any
                    "statuses are HTLCStatus members (HTLCStatus.Succeeded), not strings." if status_hint else
                    f"store exactly the bytes {key}.encode() returns.") from None
     return payments.get(payment_key)
+
+
+@error_hint(lambda e, event: isinstance(e, BlockingCall))
+def _slept(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("time.sleep() stops the whole node: no other event is handled, no message answered, while it sleeps "
+            "(the check stopped it). To wait, spawn a task that awaits asyncio.sleep(...): "
+            "asyncio.get_running_loop().create_task(...).")
+
+
+@error_hint(lambda e, event: isinstance(e, OSError))
+def _unsaved(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("writing to disk failed, and raising stops the node's event processing. When you cannot persist what "
+            "an event changed, return ReplayEvent(): LDK hands the same event over again, and nothing is lost.")
+
+
+@error_hint(lambda e, event: isinstance(event, Event.PaymentClaimable) and event.purpose.preimage() is None)
+def _nothing_to_claim(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("this payment has no preimage (purpose.preimage() is None), so it cannot be claimed: fail it back with "
+            "channel_manager.fail_htlc_backwards(payment_hash), and the payer gets their money back at once.")
+
+
+@error_hint(lambda e, event: isinstance(e, AttributeError) and type(getattr(e, "obj", None)) is type(event))
+def _no_such_field(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    names = ", ".join(f.name for f in dataclasses.fields(event))
+    return (f"{type(event).__qualname__} has no field {error.name!r}. Its fields are: {names}. "  # type: ignore
+            "(In a match arm, name the fields you need: case Event.X(field=name).)")
