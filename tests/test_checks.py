@@ -211,3 +211,31 @@ def test_reset_restores_the_workbook_keeps_a_backup_and_clears_its_progress(tmp_
     with pytest.raises(ValueError, match="08_capstone") as info:
         exercises.reset("99_nothing")
     assert "solutions" not in str(info.value)
+
+
+def test_a_spawned_task_that_sleeps_or_spins_is_caught_too(monkeypatch):
+    import asyncio
+
+    monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", 1.0)
+
+    def spawning(body):
+        async def handle(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                         peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
+            if isinstance(event, Event.OpenChannelRequest):
+                policy(channel_manager, keys_manager, event)
+                asyncio.get_running_loop().create_task(body())
+
+        return handle
+
+    async def sleeps():
+        time.sleep(0.01)
+
+    async def spins():
+        while True:
+            pass
+
+    with pytest.raises(ExerciseFailed, match="time.sleep"):
+        check("open_channel_request", spawning(sleeps))
+    with pytest.raises(ExerciseFailed, match="a task your handler spawned ran 1 seconds without pausing"):
+        check("open_channel_request", spawning(spins))
+    assert _no_check_threads_left()

@@ -84,6 +84,11 @@ class CheckResult:
                 f"<table><tr><th>checked</th><th>result</th></tr>{cells}</table>")
 
 
+def count(n: int, noun: str) -> str:
+    """"1 payment", "2 payments": rows that read as English."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 # --- recording -----------------------------------------------------------------------------------
 
 
@@ -159,6 +164,7 @@ class Recorder:
         self.broadcasts: list[tuple[Any, bool]] = []
         self.node: Optional[Node] = None
         self.planned_draws: Optional[tuple[type, list[bytes]]] = None
+        self.task_steps: list[TaskStep] = []
         self._proxies: dict[int, _Recorded] = {}
         chain_broadcast = world.chain.broadcast
 
@@ -275,8 +281,20 @@ class Recorder:
     def first_handling(self, event: Event) -> Handling:
         return next(h for h in self.handlings if h.event is event or h.event == event)
 
-    def in_progress(self) -> list[Handling]:
-        return [h for h in self.handlings if h.finished is None]
+    def in_progress(self) -> list[Handling | TaskStep]:
+        return [h for h in self.handlings if h.finished is None] + [s for s in self.task_steps if not s.finished]
+
+    def task_factory(self, loop: Any, coro: Any, **kwargs: Any) -> Any:
+        """Tasks your code spawns while handling an event run step by step, watched like the handler."""
+        import asyncio
+
+        handling = _HANDLING.get()
+        if handling is not None and inspect.iscoroutine(coro) and not getattr(_local, "kit", False):
+            coro = self._spawned(coro, handling)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async def _spawned(self, coro: Any, handling: Handling) -> Any:
+        return await _Stepped(coro, handling, self.task_steps)
 
 
 class LearnerExit(Exception):
@@ -294,23 +312,46 @@ def _read(node: Node, key: str) -> Optional[bytes]:
         return None
 
 
-class _Stepped:
-    """Await a coroutine one step at a time, watching each step for ``time.sleep``."""
+@dataclass(eq=False)
+class TaskStep:
+    """One step of a task your handler spawned (from one ``await`` to the next): watched for hangs."""
 
-    def __init__(self, awaitable: Any, handling: Handling) -> None:
+    event: Event  # the event whose handling spawned the task
+    wall_started: float
+    thread: int
+    finished: Optional[bool] = None
+
+
+class _Stepped:
+    """Await a coroutine one step at a time, watching each step for ``time.sleep`` (and, in a
+    spawned task, for running too long without pausing)."""
+
+    def __init__(self, awaitable: Any, handling: Handling, steps: Optional[list[TaskStep]] = None) -> None:
         self._it = awaitable.__await__()
         self._handling = handling
+        self._steps = steps
+
+    def _begin(self) -> Optional[TaskStep]:
+        if self._steps is None:
+            self._handling.thread = threading.get_ident()
+            return None
+        step = TaskStep(self._handling.event, time.monotonic(), threading.get_ident())
+        self._steps[:] = [s for s in self._steps if not s.finished] + [step]
+        return step
 
     def __await__(self) -> Any:
         send: Any = None
         throw: Optional[BaseException] = None
         while True:
-            self._handling.thread = threading.get_ident()
+            step = self._begin()
             with _no_sleeping(self._handling):
                 try:
                     yielded = self._it.throw(throw) if throw is not None else self._it.send(send)
                 except StopIteration as stop:
                     return stop.value
+                finally:
+                    if step is not None:
+                        step.finished = True
             try:
                 send, throw = (yield yielded), None
             except BaseException as e:  # a cancellation, handed on to the coroutine
@@ -409,6 +450,7 @@ class Session:
         world = World(seed=seed)
         self.worlds.append(world)
         recorder = Recorder(world)
+        world.runtime.loop.set_task_factory(recorder.task_factory)
         if draws_for is not None:
             recorder.planned_draws = (draws_for[0], list(draws_for[1]))
         self.recorders.append(recorder)
@@ -442,7 +484,7 @@ class Session:
             _check_untouched(played)
             _check_answers(played)
 
-    def in_progress(self) -> list[Handling]:
+    def in_progress(self) -> list[Handling | TaskStep]:
         return [h for r in self.recorders for h in r.in_progress()]
 
     def close(self) -> None:
@@ -507,7 +549,7 @@ def run_check(exercise: str, handler: Callable[..., Any], body: Callable[[Sessio
     return outcome["result"]
 
 
-def _stop(thread: threading.Thread, handling: Handling) -> bool:
+def _stop(thread: threading.Thread, handling: Handling | TaskStep) -> bool:
     """Stop a handler that overran: raise HandlerStopped in its thread until the check ends."""
     deadline = time.monotonic() + 2.0
     while thread.is_alive() and time.monotonic() < deadline:
@@ -518,14 +560,16 @@ def _stop(thread: threading.Thread, handling: Handling) -> bool:
     return not thread.is_alive()
 
 
-def _timed_out(session: Session, handling: Handling, stopped: bool) -> ExerciseFailed:
+def _timed_out(session: Session, handling: Handling | TaskStep, stopped: bool) -> ExerciseFailed:
     event = handling.event
     still = ("The check stopped it." if stopped else
              "It is still running, inside a call Python cannot interrupt: restart the kernel "
              "(Kernel → Restart) once you have fixed it.")
+    what = (f"your handler did not return within {HANDLER_TIMEOUT_S:g} seconds of being given"
+            if isinstance(handling, Handling) else
+            f"a task your handler spawned ran {HANDLER_TIMEOUT_S:g} seconds without pausing, after")
     return ExerciseFailed(
-        f"{session.exercise}: your handler did not return within {HANDLER_TIMEOUT_S:g} seconds of being given "
-        f"{type(event).__qualname__}. {still}\n  The event: {event!r}\n"
+        f"{session.exercise}: {what} {type(event).__qualname__}. {still}\n  The event: {event!r}\n"
         "  Hint: a handler must return promptly: never wait in a loop for something to happen (LDK gives you "
         "another event when it does), and never call the node over and over. Work that must wait goes in a "
         "task: asyncio.get_running_loop().create_task(...)."

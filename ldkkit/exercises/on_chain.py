@@ -14,7 +14,7 @@ from typing import Any
 from ..events import Event
 from ..scenarios import Stage
 from ..sign import SpendableOutputDescriptor, descriptor_outpoint
-from .common import CheckResult, Handling, Played, Session, fail
+from .common import CheckResult, Handling, Played, Session, count, fail
 
 
 def story(stage: Stage) -> None:
@@ -38,8 +38,8 @@ def rules(session: Session, result: CheckResult) -> None:
                    "your handler must open and fund channels first (workbooks 1 and 2).")
     swept = judge_sweeps(played)
     judge_bumps(played)
-    result.add("every spendable output swept into your wallet", f"{swept:,} sats from {len(spendable)} events")
-    result.add("BumpTransaction handed to the BumpTxEventHandler", f"{len(bumps)} events")
+    result.add("every spendable output swept into your wallet", f"{swept:,} sats from {count(len(spendable), 'event')}")
+    result.add("BumpTransaction handed to the BumpTxEventHandler", count(len(bumps), "event"))
 
 
 def judge_sweeps(played: Played) -> int:

@@ -22,7 +22,7 @@ from ..ln.outbound_payment import Retry
 from ..payment_storage import HTLCStatus
 from ..scenarios import Stage
 from ..types import PaymentHash, PaymentId, PaymentSecret
-from .common import CheckResult, Handling, Played, Session, fail, stored_record
+from .common import CheckResult, Handling, Played, Session, count, fail, stored_record
 
 
 def story(stage: Stage) -> None:
@@ -67,10 +67,10 @@ def pay_again(stage: Stage, invoice: Bolt11Invoice) -> None:
 def rules(session: Session, result: CheckResult) -> None:
     played = session.play("sending_payments", story)
     counts = judge_outbound_records(played)
-    result.add("PaymentSent: Succeeded on disk, with the preimage, secret and amount", f"{counts['sent']} payments")
-    result.add("PaymentFailed: Failed on disk, secret and amount kept", f"{counts['failed']} payment")
-    result.add("PaymentFailed after success: still Succeeded", f"{counts['after']} payment")
-    result.add("PaymentPathFailed: the payment not marked failed (LDK retries)", f"{counts['path']} path failure")
+    result.add("PaymentSent: Succeeded on disk, with the preimage, secret and amount", count(counts["sent"], "payment"))
+    result.add("PaymentFailed: Failed on disk, secret and amount kept", count(counts["failed"], "payment"))
+    result.add("PaymentFailed after success: still Succeeded", count(counts["after"], "payment"))
+    result.add("PaymentPathFailed: the payment not marked failed (LDK retries)", count(counts["path"], "path failure"))
 
 
 def judge_outbound_records(played: Played) -> dict[str, int]:
