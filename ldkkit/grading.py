@@ -1,18 +1,17 @@
-"""Grade a class's workbooks: one row per learner and exercise, and a summary of what to explain again.
+"""Grade a class's workbooks: one row per learner and workbook, and a summary of what to explain again.
 
-    ldkkit grade class/alice class/bob --out report/      # the command line
-    ldkkit.grading.grade(["class/alice", "class/bob"])    # or from Python: a DataFrame
+    ldkkit grade /home/jupyter-*/ldk-events-workshop/exercises --out grades/   # the command line
+    ldkkit.grading.grade(["class/alice", "class/bob"])                         # or from Python: a DataFrame
 
-Each submission is a learner's workbook, or a folder of them (one folder per learner).
-Every workbook runs in its own kernel (nbclient), in a scratch folder of its own, in
-parallel up to the number of cores, with a time limit. The grader removes the learner's
-own check cells and runs the check itself, on the ``handle_ldk_events`` the learner's
-kernel defined; the learner's code never runs in the grader's process. Broken input
-(invalid JSON, no handler, an endless loop, a dead kernel, a file that is not a notebook)
-gets a row saying so, and never stops the batch.
-
-Note: the scratch folder is the kernel's working directory, home and temporary folder; it
-is a convention learners' code follows unless it tries hard not to, not a sandbox.
+Each submission is a learner's folder of workbooks, or one workbook. The verdict comes
+from a process the learner's code cannot touch: a grader-owned worker runs the check in
+its own simulated world, while the workbook's code (its cells, minus ``check`` calls)
+runs in a sandboxed learner process (:mod:`ldkkit.sandbox`), which sees each event as
+bytes and whose every call on the node comes back to the worker as a request. As root,
+that process is another user, in its own mount and network namespaces, with limits, and
+every process it leaves is killed when its workbook ends. A handler that is the kit's
+reference or a solution's is ``copied``. Every failure of one submission is that
+submission's row: the CSV and the HTML report are always written.
 """
 
 from __future__ import annotations
@@ -20,63 +19,186 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import queue
 import re
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .sandbox import jail as jail_module
+from .sandbox.source import InvalidWorkbook, learner_code, read_workbook
+
 #: Workbook file names look like "03_receiving_payments.ipynb".
 _WORKBOOK = re.compile(r"^\d+_(?P<exercise>[a-z_]+)$")
-_VERDICT = "LDKKIT_VERDICT "
-
-_GRADER_CELL = """\
-import json as _json
-try:
-    _handler = handle_ldk_events
-except NameError:
-    print({marker!r} + _json.dumps({{"status": "no handler", "hint": "the workbook never defines handle_ldk_events"}}))
-else:
-    from ldkkit.exercises import ExerciseFailed as _Failed, check as _check
-    try:
-        _check({exercise!r}, _handler)
-        print({marker!r} + _json.dumps({{"status": "passed", "hint": ""}}))
-    except _Failed as _e:
-        print({marker!r} + _json.dumps({{"status": "failed", "hint": str(_e)}}))
-    except Exception as _e:
-        print({marker!r} + _json.dumps({{"status": "error", "hint": f"{{type(_e).__name__}}: {{_e}}"}}))
-"""
+#: Files the kit itself puts in a learner's folder: no row for them.
+_KIT_FILES = {"README.md", "progress.json"}
+#: Extra seconds the worker gets to clean up after the workbook's own limit.
+_GRACE_S = 10.0
+_ROOT = Path(__file__).resolve().parent.parent
+STATUSES = ("passed", "failed", "copied", "no handler", "timed out", "invalid notebook", "not a notebook",
+            "unknown workbook", "error")
 
 
 @dataclass
 class Grade:
-    """One learner's result on one exercise."""
+    """One learner's result on one workbook."""
 
     learner: str
     exercise: str
     workbook: str
-    status: str  # passed, failed, no handler, timed out, kernel died, invalid notebook, not a notebook, error
+    status: str  # one of STATUSES
     hint: str
     seconds: float
+    path: str = ""
+
+
+@dataclass
+class Submission:
+    """One file to grade and whose it is."""
+
+    learner: str
+    path: Path
+
+
+@dataclass
+class Batch:
+    """What every workbook of one run shares: folders to hide from learners, uids, a stub folder."""
+
+    hide: list[str] = field(default_factory=list)
+    uids: Optional[queue.Queue[int]] = None
+    stub_dir: Optional[Path] = None
+    limits: jail_module.Limits = field(default_factory=jail_module.Limits)
+
+    @classmethod
+    def make(cls, folders: list[Path], out_dir: Optional[Path], jobs: int,
+             limits: Optional[jail_module.Limits] = None) -> Batch:
+        batch = cls(hide=_hidden_folders(folders, out_dir), limits=limits or jail_module.Limits())
+        if jail_module.is_root():
+            batch.uids = queue.Queue()
+            for uid in jail_module.free_uids(jobs):
+                batch.uids.put(uid)
+            batch.stub_dir = Path(tempfile.mkdtemp(prefix="ldkkit-grader-"))
+            batch.stub_dir.chmod(0o755)
+            (batch.stub_dir / "reference.py").write_text('"""Not available while grading."""\n')
+            (batch.stub_dir / "reference.py").chmod(0o644)
+        return batch
+
+    def stubs(self) -> dict[str, str]:
+        """The kit's reference handler (source and bytecode) and what covers it in the sandbox."""
+        if self.stub_dir is None:
+            return {}
+        import importlib.util
+
+        spec = importlib.util.find_spec("ldkkit.reference")
+        if spec is None or not spec.origin:
+            return {}
+        origin = Path(spec.origin)
+        stub = str(self.stub_dir / "reference.py")
+        covered = [origin, *origin.parent.glob("__pycache__/reference.*.pyc")]
+        return {str(path): stub for path in covered}
+
+    def close(self) -> None:
+        if self.stub_dir is not None:
+            shutil.rmtree(self.stub_dir, ignore_errors=True)
+
+
+def _hidden_folders(folders: list[Path], out_dir: Optional[Path]) -> list[str]:
+    """Everything a learner process must not see: submissions, the grades, the kit's non-code folders."""
+    hide = set()
+    for folder in folders:
+        for path in (folder, folder.resolve()):
+            hide.add(str(path))
+            home = _home_of(path)
+            if home is not None:
+                hide.add(str(home))
+    if out_dir is not None:
+        hide.add(str(out_dir.resolve()))
+    if (_ROOT / "pyproject.toml").exists():  # the kit's own checkout: only the code stays visible
+        for entry in _ROOT.iterdir():
+            if entry.is_dir() and entry.name not in ("ldkkit", ".venv"):
+                hide.add(str(entry))
+    return sorted(hide)
+
+
+def _home_of(path: Path) -> Optional[Path]:
+    """``/home/jupyter-alice`` for ``/home/jupyter-alice/ldk-events-workshop/exercises``."""
+    parts = path.parts
+    if len(parts) >= 3 and parts[0] == "/" and parts[1] == "home":
+        return Path("/home", parts[2])
+    return None
+
+
+# --- finding workbooks and naming learners -----------------------------------------------------
 
 
 def find_workbooks(submissions: list[str | os.PathLike[str]]) -> list[tuple[str, Path]]:
-    """(learner, workbook) pairs: a folder is one learner's workbooks; a file is one workbook.
+    """(learner, file) pairs: a folder is one learner's workbooks and stray files; a file is one workbook.
 
-    In a folder only notebooks count (a home holds other files too); a file named on its
-    own is graded, or reported, whatever it is.
+    In a folder, hidden files, sub-folders, backups and the files the kit itself puts there
+    (README.md, progress.json) get no row; every other file does, a stray one saying so.
     """
-    found = []
+    entries: list[tuple[Path, Path]] = []  # (learner folder, file)
     for submission in map(Path, submissions):
-        if submission.is_dir():
-            for path in sorted(submission.glob("*.ipynb")):
-                if not path.name.startswith(".") and ".backup" not in path.name:
-                    found.append((submission.name, path))
+        submission = Path(os.path.abspath(submission))
+        if submission.is_dir() and not submission.is_symlink():
+            for path in sorted(submission.iterdir()):
+                if not _skipped(path):
+                    entries.append((submission, path))
         else:
-            found.append((submission.parent.name or submission.stem, submission))
-    return found
+            entries.append((submission.parent, submission))
+    names = learner_names([folder for folder, _ in entries])
+    return [(names[folder], path) for folder, path in entries]
+
+
+def _skipped(path: Path) -> bool:
+    name = path.name
+    return (name.startswith(".") or name in _KIT_FILES or ".backup" in name
+            or (path.is_dir() and not path.is_symlink()))
+
+
+def learner_names(folders: list[Path]) -> dict[Path, str]:
+    """A name per folder: the user's folder under /home, else the part that tells folders apart.
+
+    ``/home/jupyter-alice/ldk-events-workshop/exercises`` is ``jupyter-alice``; of
+    ``class/alice`` and ``class/bob``, ``alice`` and ``bob``. Two different folders never
+    share a name: a clash takes more of each path until the names differ.
+    """
+    unique = sorted(set(folders))
+    names = {folder: _short_name(folder, unique) for folder in unique}
+    depth = 1
+    while len(set(names.values())) < len(names) and depth < 64:
+        depth += 1
+        seen: dict[str, list[Path]] = {}
+        for folder, name in names.items():
+            seen.setdefault(name, []).append(folder)
+        for clashing in (group for group in seen.values() if len(group) > 1):
+            for folder in clashing:
+                names[folder] = "/".join(folder.parts[-depth - _suffix_len(unique):][:depth]) or str(folder)
+    return names
+
+
+def _suffix_len(folders: list[Path]) -> int:
+    """How many trailing path parts every folder shares (``ldk-events-workshop/exercises``)."""
+    if len(folders) < 2:
+        return 0
+    count = 0
+    while all(len(f.parts) > count + 1 for f in folders) and len({f.parts[-count - 1] for f in folders}) == 1:
+        count += 1
+    return count
+
+
+def _short_name(folder: Path, folders: list[Path]) -> str:
+    home = _home_of(folder)
+    if home is not None:
+        return home.name
+    parts = folder.parts[: len(folder.parts) - _suffix_len(folders)] or folder.parts
+    return parts[-1] if parts[-1] != "/" else str(folder)
 
 
 def _exercise_of(path: Path) -> Optional[str]:
@@ -84,86 +206,136 @@ def _exercise_of(path: Path) -> Optional[str]:
     return match["exercise"] if match else None
 
 
-def grade_workbook(learner: str, path: Path, timeout_s: float = 120.0) -> Grade:
-    """Run one workbook in a fresh kernel, then its check; never raises for bad input."""
+def _exercise_ids() -> list[str]:
+    from . import exercises
+
+    ids = getattr(exercises, "EXERCISES", None)
+    return list(ids) if ids else list(exercises._CHECKS)  # until EXERCISES exists
+
+
+# --- grading one workbook ------------------------------------------------------------------------
+
+
+def grade_workbook(learner: str, path: Path, timeout_s: float = 120.0, batch: Optional[Batch] = None) -> Grade:
+    """Grade one workbook in the sandbox; never raises for bad input (every failure is the row)."""
     started = time.perf_counter()
+    path = Path(path)
 
     def row(status: str, hint: str = "", exercise: str = "") -> Grade:
         return Grade(learner, exercise or _exercise_of(path) or "", path.name, status, hint,
-                     round(time.perf_counter() - started, 2))
+                     round(time.perf_counter() - started, 2), str(path))
 
-    if path.suffix != ".ipynb":
-        return row("not a notebook", f"{path.name} is not a .ipynb workbook")
-    exercise = _exercise_of(path)
-    from .exercises import _CHECKS
-
-    if exercise not in _CHECKS:
-        return row("unknown workbook", f"no exercise is called {path.stem!r}")
+    own_batch = batch is None
     try:
-        import nbformat
+        if path.suffix != ".ipynb":
+            return row("not a notebook", f"{path.name} is not a .ipynb workbook")
+        exercise = _exercise_of(path)
+        if exercise not in _exercise_ids():
+            return row("unknown workbook", f"no exercise is called {path.stem!r}")
+        try:
+            code = learner_code(read_workbook(path))
+        except InvalidWorkbook as e:
+            return row("invalid notebook", str(e), exercise)
+        if code.copied:
+            return row("copied", f"{code.copied}: a copy is not graded", exercise)
+        if not code.has_handler:
+            return row("no handler", "the workbook never defines handle_ldk_events (def handle_ldk_events(...))",
+                       exercise)
+        if own_batch:
+            batch = Batch.make([path.parent], None, 1)
+        verdict = _run_worker(exercise, code.cells, timeout_s, batch)  # type: ignore[arg-type]
+        return row(verdict["status"], verdict["hint"], exercise)
+    except Exception as e:  # the grader's own failure on this file is this file's row, never the batch's end
+        return row("error", f"the grader failed on this workbook: {type(e).__name__}: {str(e)[:300]}")
+    finally:
+        if own_batch and batch is not None:
+            batch.close()
 
-        notebook = nbformat.read(path, as_version=4)
-    except Exception as e:  # JSON errors, schema errors, unreadable files: all become a row
-        return row("invalid notebook", f"{type(e).__name__}: {str(e)[:200]}")
-    return _execute(notebook, exercise, timeout_s, row)
 
-
-def _execute(notebook: Any, exercise: str, timeout_s: float, row: Any) -> Grade:
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    # The learner's check cells go: the grader runs the check itself, whatever they did to theirs.
-    notebook.cells = [c for c in notebook.cells if not (c.cell_type == "code" and "check(" in c.source)]
-    notebook.cells.append(nbformat.v4.new_code_cell(_GRADER_CELL.format(marker=_VERDICT, exercise=exercise)))
-    scratch = Path(tempfile.mkdtemp(prefix="ldkkit-grade-"))
-    env = {**os.environ, "HOME": str(scratch), "TMPDIR": str(scratch),
-           "LDKKIT_PROGRESS_FILE": str(scratch / "progress.json")}
-    client = NotebookClient(notebook, timeout=timeout_s, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(scratch)}})
-    deadline = time.monotonic() + timeout_s
+def _run_worker(exercise: str, cells: list[str], timeout_s: float, batch: Batch) -> dict[str, str]:
+    """Run the worker for one workbook, with one wall-clock limit, and leave no process behind."""
+    uid = batch.uids.get() if batch.uids is not None else None
     try:
-        client.execute(env=env)
-    except CellTimeoutError:
-        return row("timed out", f"the workbook did not finish within {timeout_s:g} s (an endless loop?)", exercise)
-    except DeadKernelError:
-        return row("kernel died", "the learner's kernel crashed or exited", exercise)
-    except Exception as e:  # anything else the kernel machinery raises becomes a row too
-        return row("error", f"{type(e).__name__}: {str(e)[:200]}", exercise)
-    if time.monotonic() > deadline:
-        return row("timed out", f"the workbook took longer than {timeout_s:g} s", exercise)
-    for output in notebook.cells[-1].outputs:
-        text = output.get("text", "")
-        if output.get("output_type") == "stream" and _VERDICT in text:
-            verdict = json.loads(text.split(_VERDICT, 1)[1].splitlines()[0])
-            return row(verdict["status"], verdict["hint"], exercise)
-    errors = [o for o in notebook.cells[-1].outputs if o.get("output_type") == "error"]
-    detail = f"{errors[0]['ename']}: {errors[0]['evalue']}" if errors else "the grader's cell printed nothing"
-    return row("error", detail, exercise)
+        limits = jail_module.Limits(**{**vars(batch.limits), "cpu_s": max(1, int(timeout_s) + 1)})
+        jail = jail_module.Jail(uid, limits, batch.hide, batch.stubs())
+        job = {"exercise": exercise, "cells": cells, "timeout_s": timeout_s, "jail": jail.to_dict()}
+        worker = subprocess.Popen([sys.executable, "-m", "ldkkit.sandbox.worker"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=None if os.environ.get("LDKKIT_SANDBOX_DEBUG") else subprocess.DEVNULL,
+                                  start_new_session=True)
+        try:
+            out, _ = worker.communicate(json.dumps(job).encode(), timeout=timeout_s + _GRACE_S)
+        except subprocess.TimeoutExpired:
+            return {"status": "timed out", "hint": f"the workbook did not finish within {timeout_s:g} s "
+                                                   "(an endless loop?)"}
+        finally:
+            _kill_group(worker)
+        return _verdict(out)
+    finally:
+        if uid is not None:
+            jail_module.kill_uid(uid)
+            batch.uids.put(uid)  # type: ignore[union-attr]
+
+
+def _kill_group(worker: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(worker.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    worker.wait()
+
+
+def _verdict(out: bytes) -> dict[str, str]:
+    """The worker's verdict (the worker is the grader's own code, but a crash is still a row)."""
+    try:
+        verdict = json.loads(out)
+        if verdict.get("status") in STATUSES and isinstance(verdict.get("hint"), str):
+            return {"status": verdict["status"], "hint": verdict["hint"]}
+    except (ValueError, AttributeError):
+        pass
+    return {"status": "error", "hint": "the grader's worker crashed on this workbook"}
+
+
+# --- a whole class ------------------------------------------------------------------------------
 
 
 def grade(
     submissions: list[str | os.PathLike[str]], out_dir: Optional[str | os.PathLike[str]] = None,
     timeout_s: float = 120.0, jobs: Optional[int] = None, progress: bool = True,
+    limits: Optional[jail_module.Limits] = None,
 ) -> Any:
     """Grade every workbook in ``submissions``; return a pandas DataFrame (and save a report in ``out_dir``)."""
     import pandas as pd
 
     work = find_workbooks(submissions)
-    jobs = jobs or os.cpu_count() or 1
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    folders = sorted({path.parent for _, path in work} | {Path(os.path.abspath(s)) for s in map(Path, submissions)
+                                                          if Path(s).is_dir()})
+    batch = Batch.make(folders, Path(out_dir) if out_dir is not None else None, jobs, limits)
     grades: list[Grade] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(grade_workbook, learner, path, timeout_s) for learner, path in work]
-        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
-            grades.append(future.result())
-            if progress:
-                _progress_bar(done, len(futures))
-    columns = list(Grade.__dataclass_fields__)
-    table = pd.DataFrame([asdict(g) for g in grades], columns=columns)
-    table = table.sort_values(["learner", "workbook"], kind="stable").reset_index(drop=True)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(grade_workbook, learner, path, timeout_s, batch): (learner, path)
+                       for learner, path in work}
+            for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+                grades.append(_result(future, *futures[future]))
+                if progress:
+                    _progress_bar(done, len(futures))
+    finally:
+        batch.close()
+    table = pd.DataFrame([asdict(g) for g in grades], columns=list(Grade.__dataclass_fields__))
+    table = table.sort_values(["learner", "workbook", "path"], kind="stable").reset_index(drop=True)
     if out_dir is not None:
         write_report(table, Path(out_dir))
     return table
+
+
+def _result(future: concurrent.futures.Future[Grade], learner: str, path: Path) -> Grade:
+    """A workbook's row, even if grading it raised (grade_workbook should not, but a row is never lost)."""
+    try:
+        return future.result()
+    except Exception as e:
+        return Grade(learner, _exercise_of(path) or "", path.name, "error", f"{type(e).__name__}: {e}", 0.0,
+                     str(path))
 
 
 def summary(table: Any) -> tuple[Any, Any]:
@@ -178,15 +350,23 @@ def summary(table: Any) -> tuple[Any, Any]:
 
 
 def write_report(table: Any, out_dir: Path) -> None:
-    """Save ``grades.csv`` and a readable ``report.html``."""
+    """Save ``grades.csv`` (formula-safe) and a readable, escaped ``report.html``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_dir / "grades.csv", index=False)
+    safe_csv(table).to_csv(out_dir / "grades.csv", index=False)
     rates, hints = summary(table)
     html = ["<html><head><meta charset='utf-8'><title>LDK events workshop: grades</title></head><body>",
             "<h1>LDK events workshop: grades</h1>", "<h2>Pass rate per exercise</h2>", rates.to_html(),
             "<h2>What to explain again: the most common failing hints</h2>", hints.to_html(index=False),
             "<h2>Every workbook</h2>", table.to_html(index=False), "</body></html>"]
     (out_dir / "report.html").write_text("\n".join(html))
+
+
+def safe_csv(table: Any) -> Any:
+    """A copy in which no text cell can be read as a formula by a spreadsheet (=, +, -, @, tab, CR)."""
+    def neutral(value: Any) -> Any:
+        return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+    return table.apply(lambda column: column.map(neutral) if column.dtype == object else column)
 
 
 def _progress_bar(done: int, total: int) -> None:

@@ -1,0 +1,405 @@
+"""The grader's end of the boundary: a handler that is the learner's, run in the learner process.
+
+:class:`LearnerProcess` starts and confines the learner process and runs the workbook's
+cells in it. :class:`RemoteHandler` is what the grader hands to ``check``: a plain
+callable with the seed chapter's twelve parameters. Called with an event, it sends the
+event's bytes over, carries out on the real components each call the handler asks for
+(only public methods of the kit's own objects), mirrors the payment storages both ways,
+and returns ``None`` or ``ReplayEvent()``, or raises what the handler raised (by name and
+message only). When the learner's loop has a timer (a task sleeping before
+``process_pending_htlc_forwards``), a wake-up is scheduled on the world's own loop at
+that virtual time, and the learner's loop is told to run what is due then.
+
+Every wait on the learner is bounded: past :data:`EXCHANGE_LIMIT_S` the learner process
+is killed and the handler raises :class:`HandlerTimeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import os
+import subprocess
+import sys
+import threading
+import types
+from collections.abc import Callable
+from typing import Any, Optional
+
+from . import jail as jail_module
+from . import wire
+
+#: The longest the learner may take to answer one message (the check's own limit is 10 s).
+EXCHANGE_LIMIT_S = 8.0
+_PARAMETERS = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
+               "peer_manager", "inbound_payments", "outbound_payments", "fs_store", "output_sweeper", "network")
+_CALLABLE = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
+             "peer_manager", "fs_store", "output_sweeper")
+
+
+#: The learner process imports the very kit the grader runs (-I: no PYTHONPATH, no user site).
+_KIT_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_CHILD_MAIN = ("import os, sys; sys.path.insert(0, sys.argv[1]); from ldkkit.sandbox.child import main; "
+               "os._exit(main(sys.argv[1:]))")
+
+
+#: LDKKIT_SANDBOX_DEBUG=1 in the grader's environment: the learner process's stderr is the grader's.
+_DEBUG = bool(os.environ.get("LDKKIT_SANDBOX_DEBUG"))
+
+
+class HandlerTimeout(Exception):
+    """The learner's handler did not answer within its wall-clock limit; its process was killed."""
+
+
+class LearnerGone(Exception):
+    """The learner process died, or broke the protocol, and was stopped."""
+
+
+class LearnerProcess:
+    """One workbook's learner process, confined, with its cells run."""
+
+    def __init__(self, jail: jail_module.Jail, deadline: float) -> None:
+        self.deadline = deadline
+        self.lock = threading.Lock()
+        self.dead: Optional[Exception] = None
+        to_child, self._w = os.pipe()
+        self._r, from_child = os.pipe()
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-c", _CHILD_MAIN, _KIT_PARENT, str(to_child), str(from_child)],
+            pass_fds=(to_child, from_child), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=None if _DEBUG else subprocess.DEVNULL, env=_child_env(), cwd="/", close_fds=True)
+        os.close(to_child)
+        os.close(from_child)
+        self.send({"jail": jail.to_dict()})
+        confined = self.receive(self.remaining())
+        if confined.get("op") != "confined":
+            raise LearnerGone("the learner process did not start")
+        self.missing = [str(m) for m in confined.get("missing") or []]
+
+    def remaining(self) -> float:
+        import time
+
+        return max(0.0, self.deadline - time.monotonic())
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.dead is not None:
+            raise self.dead
+        try:
+            wire.send(self._w, message)
+        except OSError as e:
+            self.kill(LearnerGone(f"the learner process is gone ({e.strerror})"))
+            raise self.dead from None  # type: ignore[misc]
+
+    def receive(self, limit: float) -> dict[str, Any]:
+        if self.dead is not None:
+            raise self.dead
+        try:
+            return wire.receive(self._r, limit)
+        except wire.WireTimeout:
+            self.kill(HandlerTimeout(f"the learner's code did not answer within {limit:.0f} s, so its process "
+                                     "was stopped (an endless loop, or a sleep in the handler?)"))
+        except wire.ProtocolError as e:
+            code = self.process.poll()
+            why = f"exited with code {code}" if code is not None else f"broke the protocol: {e}"
+            self.kill(LearnerGone(f"the learner process {why}"))
+        raise self.dead  # type: ignore[misc]
+
+    def run_cells(self, cells: list[str]) -> tuple[Optional[str], str]:
+        """Run the workbook; return its handler's kind ("plain", "async" or None) and why it has none."""
+        self.send({"cells": cells})
+        ready = self.receive(self.remaining())
+        kind, why = ready.get("handler"), ready.get("why")
+        if ready.get("op") != "ready" or kind not in ("plain", "async", None) or not isinstance(why, str):
+            self.kill(LearnerGone("the learner process broke the protocol"))
+            raise self.dead  # type: ignore[misc]
+        return kind, why[:300]
+
+    def kill(self, why: Exception) -> None:
+        """Stop the learner process for good; later calls raise ``why``."""
+        if self.dead is None:
+            self.dead = why
+        try:
+            self.process.kill()
+        except OSError:
+            pass
+        self.process.wait()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                wire.send(self._w, {"op": "stop"})
+            except OSError:
+                pass
+        self.kill(LearnerGone("the grading is over"))
+        for fd in (self._r, self._w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _child_env() -> dict[str, str]:
+    """The learner process starts with nothing of the grader's environment (no tokens, no paths)."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+    return {**env, "LDKKIT_SANDBOX_DEBUG": "1"} if _DEBUG else env
+
+
+class RemoteHandler:
+    """``handle_ldk_events`` for the check: each call goes to the learner process and back."""
+
+    def __init__(self, learner: LearnerProcess, kind: str) -> None:
+        self.learner = learner
+        self.kind = kind
+        self.components: dict[str, Any] = {}
+        self.runtime: Any = None
+        self._timer: Any = None
+        self._seq = 0
+        self._contexts: dict[int, contextvars.Context] = {}  # per event handed over: the check's context
+        self._entered: set[int] = set()
+        self.__name__ = self.__qualname__ = "handle_ldk_events"
+
+    def __call__(self, *args: Any) -> Any:
+        if len(args) != len(_PARAMETERS) + 1:
+            raise TypeError(f"handle_ldk_events takes {len(_PARAMETERS) + 1} arguments, got {len(args)}")
+        self._adopt(args)
+        event = args[-1]
+        self._seq += 1
+        self._contexts[self._seq] = contextvars.copy_context()
+        reply = self._exchange({"op": "event", "event": wire.event_to_wire(event), "seq": self._seq,
+                                "network": wire.to_wire(self.components["network"])})
+        state = reply["handler"]
+        if state.get("state") == "pending":
+            return self._finish_later()
+        return _outcome(state)
+
+    async def _finish_later(self) -> Any:
+        """The learner's async handler is waiting for (virtual) time: let the world's clock run to it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            reply = self._exchange({"op": "step"})
+            state = reply["handler"]
+            if state.get("state") != "pending":
+                return _outcome(state)
+            due = reply.get("next_us")
+            if due is None:
+                raise HandlerTimeout("the handler awaits something that never happens (no timer is pending)")
+            await asyncio.sleep(max(0.0, due / 1_000_000 - loop.time()))
+
+    def _adopt(self, args: tuple[Any, ...]) -> None:
+        """Remember the node's components; a new world means the learner's old tasks are cancelled."""
+        self.components = dict(zip(_PARAMETERS, args[:-1], strict=True))
+        runtime = getattr(self.components["channel_manager"], "runtime", None)
+        if runtime is not self.runtime:
+            self.runtime = runtime
+            self._timer = None
+            self._exchange({"op": "reset"})
+
+    def _now_us(self) -> int:
+        clock = getattr(self.components["channel_manager"], "clock", None)
+        return clock.now_us() if clock is not None else 0
+
+    def _exchange(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one message and serve the learner's calls until it is idle again."""
+        learner = self.learner
+        if not learner.lock.acquire(timeout=EXCHANGE_LIMIT_S):
+            raise HandlerTimeout("the learner process stayed busy")
+        try:
+            message["now_us"] = self._now_us()
+            message["trusted"] = wire.to_wire(_trusted_peers())
+            learner.send(self._with_storage(message))
+            while True:
+                reply = learner.receive(EXCHANGE_LIMIT_S)
+                self._apply_storage(reply)
+                op = reply.get("op")
+                if op == "call":
+                    learner.send(self._with_storage(self._serve_call(reply)))
+                elif op == "idle" and isinstance(reply.get("handler"), dict):
+                    self._schedule(reply.get("next_us"))
+                    return reply
+                else:
+                    learner.kill(LearnerGone("the learner process broke the protocol"))
+                    raise learner.dead  # type: ignore[misc]
+        finally:
+            learner.lock.release()
+
+    def _serve_call(self, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            method = _resolve(self.components, request.get("path"))
+            args = wire.from_wire(request.get("args"))
+            kwargs = wire.from_wire(request.get("kwargs"))
+            if type(args) is not tuple or type(kwargs) is not dict or not all(type(k) is str for k in kwargs):
+                raise wire.ProtocolError("a call's arguments are badly formed")
+        except wire.ProtocolError as e:
+            self.learner.kill(LearnerGone(f"the learner process broke the protocol: {e}"))
+            raise self.learner.dead from None  # type: ignore[misc]
+        except LookupError as e:
+            return {"op": "reply", "error": wire.error_to_wire(AttributeError(str(e)))}
+        try:
+            value = self._in_context(request.get("origin"), method, args, kwargs)
+        except Exception as e:  # the component's answer, raised again in the learner process
+            return {"op": "reply", "error": wire.error_to_wire(e)}
+        try:
+            return {"op": "reply", "value": wire.to_wire(value)}
+        except TypeError as e:
+            return {"op": "reply", "error": wire.error_to_wire(TypeError(str(e)))}
+
+    def _in_context(self, origin: Any, method: Callable[..., Any], args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+        """Make the call in the context of the handler call whose code (or spawned task) asked for it."""
+        context = self._contexts.get(origin) if type(origin) is int else None
+        if context is None or origin in self._entered:
+            return _learner_call(method, args, kwargs)
+        self._entered.add(origin)
+        try:
+            return context.run(_learner_call, method, args, kwargs)
+        finally:
+            self._entered.discard(origin)
+
+    # --- payment storages --------------------------------------------------------------------
+
+    _synced: dict[str, bytes]
+
+    def _stores(self) -> dict[str, Any]:
+        return {"inbound": self.components.get("inbound_payments"),
+                "outbound": self.components.get("outbound_payments")}
+
+    def _with_storage(self, message: dict[str, Any]) -> dict[str, Any]:
+        synced = self.__dict__.setdefault("_synced", {})
+        storage = {}
+        for kind, store in self._stores().items():
+            if store is not None:
+                data = store.encode()
+                if data != synced.get(kind):
+                    storage[kind] = wire.to_wire(data)
+                    synced[kind] = data
+        if storage:
+            message["storage"] = storage
+        return message
+
+    def _apply_storage(self, message: dict[str, Any]) -> None:
+        storage = message.get("storage")
+        if storage is None:
+            return
+        if type(storage) is not dict or not set(storage) <= {"inbound", "outbound"}:
+            self.learner.kill(LearnerGone("the learner process sent a malformed payment storage"))
+            raise self.learner.dead  # type: ignore[misc]
+        synced = self.__dict__.setdefault("_synced", {})
+        for kind, data in storage.items():
+            store = self._stores()[kind]
+            try:
+                raw = wire.from_wire(data)
+                fresh = type(store).decode(raw)
+            except Exception as e:  # DecodeError, ProtocolError, TypeError: the learner sent bad bytes
+                self.learner.kill(LearnerGone(f"the learner process sent an unreadable {kind}_payments: {e}"))
+                raise self.learner.dead from None  # type: ignore[misc]
+            with store.lock() as payments:
+                payments.clear()
+                payments.update(fresh.payments)
+            synced[kind] = raw
+
+    # --- wake-ups on the world's clock --------------------------------------------------------
+
+    def _schedule(self, due_us: Any) -> None:
+        """Ask the world's loop to wake the learner's loop at ``due_us`` (virtual microseconds)."""
+        runtime = self.runtime
+        if runtime is None or type(due_us) is not int or runtime.loop.is_closed():
+            return
+        runtime.loop.call_soon_threadsafe(self._arm, runtime, due_us)
+
+    def _arm(self, runtime: Any, due_us: int) -> None:
+        if runtime is not self.runtime:
+            return  # a wake-up for a world that is gone
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = runtime.loop.call_at(due_us / 1_000_000, self._wake, runtime)
+
+    def _wake(self, runtime: Any) -> None:
+        """On the world's loop: the learner's tasks run what is due now (their calls act on the world now)."""
+        if runtime is not self.runtime or self.learner.dead is not None:
+            return
+        self._timer = None
+        self._exchange({"op": "step"})
+
+
+# The learner's calls are made through a frame that is not the kit's: to the check, whose
+# rules ask "was the learner's code on the stack?" (a broadcast, say), it stands for the
+# learner's own code, which is in another process.
+_TRAMPOLINE: dict[str, Any] = {}
+exec(compile("def learner_call(method, args, kwargs):\n    return method(*args, **kwargs)\n",  # noqa: S102
+             "<learner's code, in the sandbox>", "exec"), _TRAMPOLINE)
+_learner_call: Callable[..., Any] = _TRAMPOLINE["learner_call"]
+
+
+def _trusted_peers() -> tuple[Any, ...]:
+    """The node ids in the kit's ``TRUSTED_ZERO_CONF_PEERS``, as the grader's scenarios set them.
+
+    The workbook imports that set (from ``ldkkit.policy``, or ``ldkkit.reference`` in older
+    kits) and a scenario adds its trusted LSP while it plays: the learner's copy follows.
+    """
+    import importlib
+
+    peers: set[Any] = set()
+    for name in ("ldkkit.policy", "ldkkit.reference"):
+        try:
+            peers |= set(getattr(importlib.import_module(name), "TRUSTED_ZERO_CONF_PEERS", ()))
+        except ImportError:
+            continue
+    return tuple(peers)
+
+
+def _resolve(components: dict[str, Any], path: Any) -> Callable[..., Any]:
+    """The real method a learner's call names: a public method of one of the kit's own objects."""
+    if type(path) is not list or not 2 <= len(path) <= 3 or not all(type(p) is str for p in path):
+        raise wire.ProtocolError("a call names no method")
+    if path[0] not in _CALLABLE:
+        raise LookupError(f"{path[0]} is not a component a handler can call")
+    target = components[path[0]]
+    for name in path[1:-1]:
+        target = _public(target, name)
+        if not type(target).__module__.startswith("ldkkit."):
+            raise LookupError(f"{'.'.join(path)} is not a method of a node component")
+    method = _public(target, path[-1])
+    if not _kit_code(method):
+        raise LookupError(f"{'.'.join(path)} is not a method of a node component")
+    return method
+
+
+def _kit_code(method: Any) -> bool:
+    """A method of a kit object, or a function the kit defined (a check's failing ``write``, say)."""
+    real = inspect.unwrap(method) if callable(method) else None  # the check wraps methods to record them
+    if inspect.ismethod(real):
+        return type(real.__self__).__module__.startswith("ldkkit.")
+    return isinstance(real, types.FunctionType) and (real.__module__ or "").startswith("ldkkit.")
+
+
+def _public(target: Any, name: str) -> Any:
+    if name.startswith("_") or not hasattr(target, name):
+        raise LookupError(f"{type(target).__name__} has no attribute {name!r}")
+    return getattr(target, name)
+
+
+def _outcome(state: dict[str, Any]) -> Any:
+    """What the learner's handler did, as the world expects it: None, ReplayEvent(), or an exception."""
+    from ..events import ReplayEvent
+
+    if state.get("state") == "returned":
+        return ReplayEvent() if state.get("replay") is True else None
+    if state.get("state") == "raised":
+        raise _learner_error(state.get("error"), state.get("traceback"))
+    raise LearnerGone("the learner process reported a handler state that does not exist")
+
+
+def _learner_error(described: Any, trace: Any) -> BaseException:
+    """The learner's exception, by class name and message (a class of that name, made here)."""
+    try:
+        error = wire.error_from_wire(described)
+    except wire.ProtocolError:
+        return LearnerGone("the learner process described its error badly")
+    name = described.get("name") if isinstance(described, dict) else None
+    if isinstance(name, str) and name.isidentifier() and type(error) is RuntimeError and name != "RuntimeError":
+        kind = type(name[:80], (Exception,), {"__module__": "learner"})
+        error = kind(str(described.get("message", ""))[:4000])
+    if isinstance(trace, str):
+        error.add_note(f"In the learner's process:\n{trace[-3000:]}") if hasattr(error, "add_note") else None
+    return error

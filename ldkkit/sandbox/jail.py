@@ -1,0 +1,262 @@
+"""The sandbox a learner's code runs in: another user, its own mounts, limits, and no way out.
+
+When the grader runs as root (the usual case on a shared JupyterHub), each workbook's
+learner process, before it runs any learner code:
+
+- enters new mount and network namespaces: no network; every submission, the grades
+  folder, the kit's ``solutions/`` and other non-code folders are covered by empty
+  read-only mounts; ``ldkkit/reference.py`` (and its bytecode) are covered by a stub;
+  ``/tmp``, ``/var/tmp`` and ``/dev/shm`` are fresh, private and small;
+- gets resource limits it cannot raise again (address space, CPU time, open files,
+  processes, file size, no core dumps);
+- becomes an unprivileged user of its own (a numeric uid no account uses, one per
+  workbook graded at once), with no supplementary groups;
+- works in a scratch folder that is its HOME and TMPDIR, on the private ``/tmp``.
+
+When the workbook ends, every process of that uid is killed (:func:`kill_uid`), so nothing
+outlives it. Without root only the limits, the scratch folder, a process group of its own
+and a stub ``ldkkit.reference`` apply: see the README for what that does not guarantee.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import pwd
+import resource
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 4096, 16384, 1 << 18
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+#: The first uid tried for sandboxes; uids with an account, or with processes, are skipped.
+UID_BASE = 64_100
+UID_SPAN = 400
+SCRATCH = "/tmp/ldkkit-learner"
+
+
+@dataclass
+class Limits:
+    """What one learner process may use (resource.setrlimit, hard and soft alike)."""
+
+    memory_mb: int = 2048
+    cpu_s: int = 120
+    open_files: int = 256
+    processes: int = 64
+    file_mb: int = 64
+
+    def apply(self) -> None:
+        mib = 1024 * 1024
+        for kind, value in ((resource.RLIMIT_AS, self.memory_mb * mib), (resource.RLIMIT_CPU, self.cpu_s),
+                            (resource.RLIMIT_NOFILE, self.open_files), (resource.RLIMIT_NPROC, self.processes),
+                            (resource.RLIMIT_FSIZE, self.file_mb * mib), (resource.RLIMIT_CORE, 0)):
+            resource.setrlimit(kind, (value, value))
+
+
+@dataclass
+class Jail:
+    """How to confine one learner process; made by the grader, applied by the process itself."""
+
+    uid: int | None  # None: the grader is not root, so the learner keeps its user
+    limits: Limits
+    hide: list[str] = field(default_factory=list)  # folders covered by an empty read-only mount
+    stubs: dict[str, str] = field(default_factory=dict)  # file -> stub file bind-mounted over it
+    scratch: str = SCRATCH
+
+    def to_dict(self) -> dict[str, object]:
+        return {"uid": self.uid, "limits": vars(self.limits), "hide": self.hide, "stubs": self.stubs,
+                "scratch": self.scratch}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Jail:
+        return cls(data["uid"], Limits(**data["limits"]), list(data["hide"]), dict(data["stubs"]),  # type: ignore
+                   str(data["scratch"]))
+
+
+def enter(jail: Jail) -> list[str]:
+    """Confine this process (the learner process, before any learner code); returns what was not possible."""
+    missing: list[str] = []
+    if jail.uid is not None:
+        _namespaces(jail, missing)
+    if os.path.lexists(jail.scratch) and jail.uid is not None:
+        raise SystemExit(f"the scratch folder {jail.scratch} already exists")  # never adopt a planted folder
+    os.makedirs(jail.scratch, mode=0o700, exist_ok=True)
+    if jail.uid is not None:
+        os.chown(jail.scratch, jail.uid, jail.uid)
+    os.chdir(jail.scratch)
+    jail.limits.apply()
+    _no_new_privileges(missing)
+    if jail.uid is not None:
+        os.setgroups([])
+        os.setresgid(jail.uid, jail.uid, jail.uid)
+        os.setresuid(jail.uid, jail.uid, jail.uid)
+        if os.getuid() == 0 or os.geteuid() == 0:  # never run learner code as root, whatever happened
+            raise SystemExit("the sandbox could not drop root")
+    os.umask(0o077)
+    os.environ.clear()
+    os.environ.update({"HOME": jail.scratch, "TMPDIR": jail.scratch, "PATH": "/usr/local/bin:/usr/bin:/bin",
+                       "LANG": "C.UTF-8", "LDKKIT_PROGRESS_FILE": f"{jail.scratch}/progress.json",
+                       "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    return missing
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _namespaces(jail: Jail, missing: list[str]) -> None:
+    """New mount and network namespaces, with everything the learner must not see covered."""
+    libc = _libc()
+    if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "unshare (mount and network namespaces) failed")
+    _mount(libc, None, "/", None, MS_REC | MS_PRIVATE, None)
+    for path, stub in jail.stubs.items():
+        if os.path.isfile(path):
+            _mount(libc, stub, path, None, MS_BIND, None)
+    for path in jail.hide:
+        if os.path.isdir(path) and not os.path.islink(path):
+            try:
+                _mount(libc, "tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0555")
+            except OSError as e:
+                missing.append(f"could not hide {path}: {e}")
+    needed = [os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p]
+    for private in ("/tmp", "/var/tmp", "/dev/shm"):
+        if any(p == private or p.startswith(private + "/") for p in needed):
+            missing.append(f"{private} is shared: the kit or Python lives there")
+        elif os.path.isdir(private):
+            _mount(libc, "tmpfs", private, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777")
+
+
+def _mount(libc: ctypes.CDLL, source: str | None, target: str, kind: str | None, flags: int,
+           data: str | None) -> None:
+    enc = (lambda s: s.encode() if s is not None else None)
+    if libc.mount(enc(source), enc(target), enc(kind), ctypes.c_ulong(flags), enc(data)) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"mount {target}: {os.strerror(errno)}")
+
+
+def _no_new_privileges(missing: list[str]) -> None:
+    """No setuid binary (sudo, su) can give the learner back what it lost."""
+    try:
+        if _libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            missing.append("no_new_privs")
+    except (OSError, AttributeError):
+        missing.append("no_new_privs")
+
+
+def become_subreaper() -> None:
+    """Orphans of this process's descendants come back to it, so they can be found and killed."""
+    try:
+        _libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+# --- uids and cleaning up ---------------------------------------------------------------------
+
+
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def free_uids(count: int) -> list[int]:
+    """``count`` uids that no account and no process uses, for this batch's sandboxes."""
+    busy = {uid for uid, _ in _processes()}
+    found = []
+    for uid in range(UID_BASE, UID_BASE + UID_SPAN):
+        try:
+            pwd.getpwuid(uid)
+            continue
+        except KeyError:
+            pass
+        if uid not in busy:
+            found.append(uid)
+            if len(found) == count:
+                return found
+    raise RuntimeError(f"no {count} free uids between {UID_BASE} and {UID_BASE + UID_SPAN}")
+
+
+def _processes() -> list[tuple[int, int]]:
+    """(real uid, pid) of every process, from /proc."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                status = Path(f"/proc/{entry}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("Uid:"):
+                    out.append((int(line.split()[1]), int(entry)))
+                    break
+    return out
+
+
+def pids_of(uid: int) -> list[int]:
+    return [pid for owner, pid in _processes() if owner == uid]
+
+
+def kill_uid(uid: int) -> None:
+    """Kill every process of ``uid`` (as that uid: ``kill -KILL -1``), until none is left."""
+    for _ in range(50):
+        if not pids_of(uid):
+            return
+        subprocess.run(["kill", "-KILL", "-1"], user=uid, group=uid, extra_groups=[], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for pid in pids_of(uid):  # and from here, in case kill itself could not start
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.01)
+    raise RuntimeError(f"processes of uid {uid} survive SIGKILL: {pids_of(uid)}")
+
+
+def kill_descendants(root_pid: int) -> None:
+    """Kill every process whose parent chain leads to ``root_pid`` (subreaper orphans included)."""
+    for _ in range(50):
+        children = _descendants(root_pid)
+        if not children:
+            return
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for pid in children:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        time.sleep(0.01)
+
+
+def _descendants(root_pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, frontier = [], {root_pid}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier and pid not in found}
+        found.extend(frontier)
+    return [pid for pid in found if _state(pid) != "Z"]
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"

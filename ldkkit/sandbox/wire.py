@@ -1,0 +1,205 @@
+"""The grading boundary's wire format: length-prefixed JSON envelopes, and strict value codecs.
+
+Nothing that crosses from the learner's process is unpickled or evaluated. An envelope
+is JSON; a kit value inside it (an event, a transaction, an ``APIError``) is the bytes of
+:func:`ldkkit.ser.encode`, which decode only to registered kit types and raise only
+``DecodeError`` on bad bytes. Anything unexpected raises :class:`ProtocolError`, which
+the grader turns into that one submission's row.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import select
+import struct
+import time
+from typing import Any
+
+#: No honest message comes near this; a bigger one is a learner's attempt to exhaust memory.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+_HEADER = struct.Struct(">I")
+
+
+class ProtocolError(Exception):
+    """The other side sent something that is not a well-formed message."""
+
+
+class WireTimeout(ProtocolError):
+    """The other side sent nothing within its wall-clock limit."""
+
+
+def send(fd: int, message: dict[str, Any]) -> None:
+    """Write one envelope; a broken pipe surfaces as ``OSError`` to the caller."""
+    body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+    data = _HEADER.pack(len(body)) + body
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def receive(fd: int, timeout_s: float | None) -> dict[str, Any]:
+    """Read one envelope within ``timeout_s`` seconds (None: wait for ever); never trust its content."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    (length,) = _HEADER.unpack(_read_exactly(fd, _HEADER.size, deadline))
+    if length > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"a message of {length} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
+    body = _read_exactly(fd, length, deadline)
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise ProtocolError(f"a message is not JSON ({type(e).__name__})") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("a message is not a JSON object")
+    return message
+
+
+def _read_exactly(fd: int, count: int, deadline: float | None) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < count:
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready, _, _ = select.select([fd], [], [], wait)
+        if not ready:
+            raise WireTimeout("no answer in time")
+        chunk = os.read(fd, min(count - len(chunks), 1 << 20))
+        if not chunk:
+            raise ProtocolError("the other side closed the channel")
+        chunks += chunk
+    return bytes(chunks)
+
+
+# --- values ------------------------------------------------------------------------------------
+#
+# JSON carries None, bools, ints, floats, strings and lists as themselves; the rest is an
+# object with exactly one key: {"b": base64} bytes, {"t": [...]} a tuple, {"d": [[k, v], ...]}
+# a dict, {"k": base64} a kit value in ldkkit.ser's encoding.
+
+_MAX_DEPTH = 32
+
+
+def to_wire(value: Any, depth: int = 0) -> Any:
+    """A JSON-able form of ``value``; TypeError for what cannot cross (a function, a socket)."""
+    if depth > _MAX_DEPTH:
+        raise TypeError("a value nested too deeply to cross the grading boundary")
+    kind = type(value)
+    if value is None or kind in (bool, int, str):
+        return value
+    if kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise TypeError("NaN and infinity cannot cross the grading boundary")
+        return value
+    if kind is bytes or kind is bytearray:
+        return {"b": base64.b64encode(bytes(value)).decode()}
+    if kind is list:
+        return [to_wire(v, depth + 1) for v in value]
+    if kind is tuple:
+        return {"t": [to_wire(v, depth + 1) for v in value]}
+    if kind is dict:
+        return {"d": [[to_wire(k, depth + 1), to_wire(v, depth + 1)] for k, v in value.items()]}
+    from ..ser import encode
+
+    try:
+        return {"k": base64.b64encode(encode(value)).decode()}
+    except TypeError:
+        raise TypeError(f"a {kind.__qualname__} cannot cross the grading boundary") from None
+
+
+def from_wire(data: Any, depth: int = 0) -> Any:
+    """The value ``to_wire`` made; ProtocolError for anything else."""
+    if depth > _MAX_DEPTH:
+        raise ProtocolError("a value is nested too deeply")
+    if data is None or type(data) in (bool, int, float, str):
+        return data
+    if type(data) is list:
+        return [from_wire(v, depth + 1) for v in data]
+    if type(data) is not dict or len(data) != 1:
+        raise ProtocolError("a value is not in the wire format")
+    ((tag, inner),) = data.items()
+    if tag == "b":
+        return _b64(inner)
+    if tag == "t" and type(inner) is list:
+        return tuple(from_wire(v, depth + 1) for v in inner)
+    if tag == "d" and type(inner) is list:
+        return _dict(inner, depth)
+    if tag == "k":
+        from ..ser import decode
+
+        try:
+            return decode(_b64(inner))
+        except Exception as e:  # ser raises DecodeError; anything else is bad data all the same
+            raise ProtocolError(f"a kit value does not decode: {e}") from None
+    raise ProtocolError(f"unknown value tag {tag!r}")
+
+
+def _b64(text: Any) -> bytes:
+    if type(text) is not str:
+        raise ProtocolError("bytes are not base64 text")
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ProtocolError("bytes are not valid base64") from None
+
+
+def _dict(pairs: list[Any], depth: int) -> dict[Any, Any]:
+    out = {}
+    for pair in pairs:
+        if type(pair) is not list or len(pair) != 2:
+            raise ProtocolError("a dict entry is not a [key, value] pair")
+        key = from_wire(pair[0], depth + 1)
+        try:
+            out[key] = from_wire(pair[1], depth + 1)
+        except TypeError:
+            raise ProtocolError("a dict key cannot be a key") from None
+    return out
+
+
+# --- exceptions ------------------------------------------------------------------------------
+
+#: Builtin exceptions re-raised as themselves on the other side (with their message only).
+_BUILTIN = {cls.__name__: cls for cls in (ValueError, TypeError, KeyError, IndexError, LookupError, RuntimeError,
+                                          AssertionError, NotImplementedError, ArithmeticError, ZeroDivisionError,
+                                          AttributeError, PermissionError, TimeoutError)}
+
+
+def error_to_wire(error: BaseException) -> dict[str, Any]:
+    """Describe an exception so the other side can raise one of the same class and message."""
+    from ..ser import _REGISTRY, encode
+
+    if _REGISTRY.get(type(error).__qualname__) is type(error):
+        try:
+            return {"kit": base64.b64encode(encode(error)).decode(), "message": str(error)}
+        except Exception:  # an exception the kit cannot encode after all: described by name below
+            pass
+    described = {"name": type(error).__name__[:100], "message": str(error)[:4000]}
+    if isinstance(error, OSError):
+        described["errno"] = error.errno if isinstance(error.errno, int) else None
+        described["strerror"] = str(error.strerror or error)[:4000]
+    return described
+
+
+def error_from_wire(data: Any) -> BaseException:
+    """An exception like the one ``error_to_wire`` described; only known classes are built."""
+    if type(data) is not dict:
+        raise ProtocolError("an error is not described as an object")
+    if "kit" in data:
+        value = from_wire({"k": data["kit"]})
+        if not isinstance(value, BaseException):
+            raise ProtocolError("a kit error decodes to something that is not an exception")
+        return value
+    name, message = data.get("name"), data.get("message")
+    if type(name) is not str or type(message) is not str:
+        raise ProtocolError("an error has no name or message")
+    if "errno" in data:
+        errno, strerror = data.get("errno"), data.get("strerror")
+        if errno is not None and type(errno) is not int or type(strerror) is not str:
+            raise ProtocolError("an OSError is badly described")
+        return OSError(errno, strerror) if errno is not None else OSError(strerror)
+    cls = _BUILTIN.get(name)
+    return cls(message) if cls is not None else RuntimeError(f"{name}: {message}")
+
+
+def event_to_wire(event: Any) -> Any:
+    """An event as its own bytes (``Event.encode()``), which the learner process decodes."""
+    return to_wire(event.encode())

@@ -1,0 +1,84 @@
+"""A grader-owned worker: grades one workbook, running no learner code itself.
+
+``python -m ldkkit.sandbox.worker`` reads a job (JSON) on stdin and writes a verdict
+(JSON) on stdout. It starts the confined learner process, runs the workbook's cells there,
+and runs the check here, in its own simulated world, with a :class:`RemoteHandler`. The
+learner cannot reach this process: it runs as another user (as root) and talks to it only
+through two pipes, in the strict format of :mod:`ldkkit.sandbox.wire`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from typing import Any
+
+from . import jail as jail_module
+from .bridge import HandlerTimeout, LearnerGone, LearnerProcess, RemoteHandler
+
+
+def grade(job: dict[str, Any]) -> dict[str, str]:
+    """The verdict on one workbook: {"status", "hint"}."""
+    deadline = time.monotonic() + float(job["timeout_s"])
+    jail = jail_module.Jail.from_dict(job["jail"])
+    if jail.uid is None:  # not root: a scratch folder of our own making
+        scratch = jail.scratch = tempfile.mkdtemp(prefix="ldkkit-learner-")
+    else:  # root: the learner process makes it, on its private /tmp (or on the shared one, named unguessably)
+        scratch = jail.scratch = f"{jail_module.SCRATCH}-{secrets.token_hex(8)}"
+    learner = None
+    try:
+        learner = LearnerProcess(jail, deadline)
+        kind, why = learner.run_cells(list(job["cells"]))
+        if kind is None:
+            return {"status": "no handler", "hint": why}
+        return _check(job["exercise"], RemoteHandler(learner, kind), learner)
+    except HandlerTimeout as e:
+        return {"status": "timed out", "hint": str(e)}
+    except LearnerGone as e:
+        return {"status": "error", "hint": str(e)}
+    finally:
+        if learner is not None:
+            learner.close()
+        if jail.uid is not None:
+            jail_module.kill_uid(jail.uid)
+        jail_module.kill_descendants(os.getpid())
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _check(exercise: str, handler: RemoteHandler, learner: LearnerProcess) -> dict[str, str]:
+    from ..exercises import ExerciseFailed, check
+
+    try:
+        check(exercise, handler)
+    except ExerciseFailed as e:
+        if isinstance(learner.dead, HandlerTimeout):
+            return {"status": "timed out", "hint": f"{learner.dead}\n{e}"}
+        return {"status": "failed", "hint": str(e)}
+    if learner.dead is not None and not isinstance(learner.dead, LearnerGone):
+        return {"status": "error", "hint": str(learner.dead)}
+    return {"status": "passed", "hint": ""}
+
+
+def main() -> int:
+    jail_module.become_subreaper()
+    verdict_fd = os.dup(1)  # the verdict's own channel: nothing the check prints can mix with it
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    job = json.loads(sys.stdin.read())
+    try:
+        verdict = grade(job)
+    except Exception as e:  # the grader's own failure on this workbook: its row says so
+        verdict = {"status": "error", "hint": f"the grader failed: {type(e).__name__}: {e}\n"
+                                              f"{traceback.format_exc()[-1500:]}"}
+    with os.fdopen(verdict_fd, "w") as out:
+        out.write(json.dumps(verdict))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
