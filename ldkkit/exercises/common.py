@@ -55,6 +55,10 @@ class HandlerStopped(BaseException):
     ``except Exception`` in the handler does not swallow it)."""
 
 
+#: More calls than this on the node for one event is a loop that waits for something: stopped, deterministically.
+MAX_CALLS_PER_EVENT = 10_000
+
+
 class BlockingCall(Exception):
     """Raised inside a handler that calls ``time.sleep``: it would block every other event."""
 
@@ -104,6 +108,7 @@ class Handling:
     finished: Optional[float] = None
     result: Any = None
     slept: bool = False
+    calls: int = 0
     stored: dict[str, Optional[bytes]] = field(default_factory=dict)  # payment records on disk afterwards
 
 
@@ -245,6 +250,10 @@ class Recorder:
             if bound is not None:
                 bound.apply_defaults()
             handling = _HANDLING.get()
+            if handling is not None and handling.finished is None:
+                handling.calls += 1
+                if handling.calls > MAX_CALLS_PER_EVENT:
+                    raise BlockingCall(f"{MAX_CALLS_PER_EVENT:,} calls on the node while handling one event")
             record = Call(name, dict(bound.arguments) if bound else {"args": args, **kwargs}, handling,
                           handling is not None and handling.finished is None, self.world.clock.now())
             self.calls.append(record)
@@ -700,6 +709,12 @@ def stored_record(played: Played, handling: Handling, key: str, payment_key: Any
                    "statuses are HTLCStatus members (HTLCStatus.Succeeded), not strings." if status_hint else
                    f"store exactly the bytes {key}.encode() returns.") from None
     return payments.get(payment_key)
+
+
+@error_hint(lambda e, event: isinstance(e, BlockingCall) and "calls on the node" in str(e))
+def _polled(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("your handler kept calling the node, as if waiting for something to change: nothing changes while "
+            "it runs. Return, and LDK gives you another event when something happens.")
 
 
 @error_hint(lambda e, event: isinstance(e, BlockingCall))
