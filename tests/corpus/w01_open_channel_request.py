@@ -1,0 +1,226 @@
+"""Workbook 1, ``OpenChannelRequest``: accept exactly the channels over 5,000,000 sats.
+
+Also holds the cases any workbook could have (a handler that raises, returns nonsense,
+changes its event, or never returns): the first check is the cheapest place to judge them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from ldkkit.events import Event
+
+from . import right, wrong
+from .arms import compose, only, user_channel_id
+
+EX = "open_channel_request"
+OPEN = Event.OpenChannelRequest
+
+
+def _reject(channel_manager: Any, event: Any) -> None:
+    channel_manager.force_close_without_broadcasting_txn(event.temporary_channel_id, event.counterparty_node_id,
+                                                         "too small")
+
+
+def _accept(channel_manager: Any, keys_manager: Any, event: Any) -> None:
+    channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id,
+                                           user_channel_id(keys_manager))
+
+
+def _policy(accepts: Any) -> Any:
+    """An arm that accepts when ``accepts(funding_satoshis)``, rejects otherwise."""
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        if accepts(event.funding_satoshis):
+            _accept(channel_manager, keys_manager, event)
+        else:
+            _reject(channel_manager, event)
+
+    return arm
+
+
+# --- RIGHT ------------------------------------------------------------------------------------------------
+
+def accept_by_keywords(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    if event.funding_satoshis > 5_000_000:
+        channel_manager.accept_inbound_channel(
+            temporary_channel_id=event.temporary_channel_id,
+            counterparty_node_id=event.counterparty_node_id,
+            user_channel_id=int.from_bytes(keys_manager.get_secure_random_bytes()[:16], "big"),
+        )
+    else:
+        channel_manager.force_close_without_broadcasting_txn(
+            channel_id=event.temporary_channel_id, counterparty_node_id=event.counterparty_node_id,
+            error_message="We only accept channels over 5,000,000 sats",
+        )
+
+
+def handle_isinstance(channel_manager, bitcoind_client, network_graph, keys_manager,  # noqa: ANN001
+                      bump_tx_event_handler, peer_manager, inbound_payments, outbound_payments,
+                      fs_store, output_sweeper, network, event):
+    """Plain def, if/elif isinstance, reject first, the other 16 random bytes, little-endian."""
+    if isinstance(event, Event.OpenChannelRequest):
+        if event.funding_satoshis < 5_000_001:
+            channel_manager.force_close_without_broadcasting_txn(event.temporary_channel_id,
+                                                                 event.counterparty_node_id, "no small channels")
+            return
+        random = keys_manager.get_secure_random_bytes()
+        channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id,
+                                               int.from_bytes(random[16:], "little"))
+    elif isinstance(event, (Event.ChannelPending, Event.ChannelReady)):
+        pass  # nothing to do yet
+
+
+async def handle_match_positional(channel_manager, bitcoind_client, network_graph, keys_manager,  # noqa: ANN001
+                                  bump_tx_event_handler, peer_manager, inbound_payments, outbound_payments,
+                                  fs_store, output_sweeper, network, event):
+    """Async def, a class pattern with positional-free keywords, rejection by broadcasting close."""
+    match event:
+        case Event.OpenChannelRequest(funding_satoshis=sats) if sats > 5_000_000:
+            uid = int.from_bytes(keys_manager.get_secure_random_bytes()[:16], "big")
+            channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id, uid)
+        case Event.OpenChannelRequest():
+            channel_manager.force_close_broadcasting_latest_txn(event.temporary_channel_id,
+                                                                event.counterparty_node_id, "too small")
+        case _:
+            return None
+
+
+# --- WRONG ------------------------------------------------------------------------------------------------
+
+_ids = itertools.count(1)
+
+
+def same_user_channel_id_arm() -> Any:
+    drawn: list[int] = []
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        if not drawn:
+            drawn.append(user_channel_id(keys_manager))
+        if event.funding_satoshis > 5_000_000:
+            channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id, drawn[0])
+        else:
+            _reject(channel_manager, event)
+
+    return arm
+
+
+def counter_user_channel_id(channel_manager: Any, event: Any, **_: Any) -> None:
+    if event.funding_satoshis > 5_000_000:
+        channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id, next(_ids))
+    else:
+        _reject(channel_manager, event)
+
+
+def swapped_arguments(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    if event.funding_satoshis > 5_000_000:
+        channel_manager.accept_inbound_channel(event.counterparty_node_id, event.temporary_channel_id,
+                                               user_channel_id(keys_manager))
+    else:
+        _reject(channel_manager, event)
+
+
+def zero_conf_for_all(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    if event.funding_satoshis > 5_000_000:
+        channel_manager.accept_inbound_channel_from_trusted_peer_0conf(
+            event.temporary_channel_id, event.counterparty_node_id, user_channel_id(keys_manager))
+    else:
+        _reject(channel_manager, event)
+
+
+def accept_all_then_mutate(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    _accept(channel_manager, keys_manager, event)
+    object.__setattr__(event, "funding_satoshis", 6_000_000)
+
+
+def right_but_mutate(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    sats = event.funding_satoshis
+    object.__setattr__(event, "funding_satoshis", 0)  # "consumed"
+    if sats > 5_000_000:
+        _accept(channel_manager, keys_manager, event)
+    else:
+        _reject(channel_manager, event)
+
+
+def raises_on_other_events(**_: Any) -> None:
+    raise ValueError("I only expected OpenChannelRequest")
+
+
+def returns(value: Any) -> Any:
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> Any:
+        _policy(lambda sats: sats > 5_000_000)(channel_manager=channel_manager, keys_manager=keys_manager,
+                                               event=event)
+        return value
+
+    return arm
+
+
+def spins(**_: Any) -> None:
+    while True:
+        pass
+
+
+def polls_channels(channel_manager: Any, **_: Any) -> None:
+    while True:  # "wait until the channel shows up"
+        channel_manager.list_channels()
+
+
+def _with_default(arm: Any) -> Any:
+    """The base handler with every other event raising (no ``case _``)."""
+    return compose({OPEN: arm}, base={})
+
+
+CASES = [
+    right(EX, "keywords_only_this_arm", only(changes={OPEN: accept_by_keywords}),
+          why="accept_inbound_channel and force_close by keyword; no other arm at all"),
+    right(EX, "isinstance_plain_def", handle_isinstance,
+          why="plain def, if/elif isinstance, reject first with < 5_000_001, other random bytes little-endian"),
+    right(EX, "match_guard_broadcasting_close", handle_match_positional,
+          why="a guard in the case, rejection with force_close_broadcasting_latest_txn"),
+    right(EX, "whole_base_plain_def", compose(plain=True), why="every arm, plain def"),
+
+    wrong(EX, "accepts_everything", compose({OPEN: _policy(lambda sats: True)}), "you accepted it", "strictly",
+          why="no policy"),
+    wrong(EX, "accepts_exactly_5m", compose({OPEN: _policy(lambda sats: sats >= 5_000_000)}),
+          "exactly 5,000,000", "strictly", why=">= instead of >"),
+    wrong(EX, "rejects_everything", compose({OPEN: _policy(lambda sats: False)}), "you rejected it", "5,000,000",
+          why="rejects all"),
+    wrong(EX, "threshold_in_msat", compose({OPEN: _policy(lambda sats: sats > 5_000_000_000)}), "you rejected it",
+          "strictly greater", why="compares sats with a msat threshold"),
+    wrong(EX, "silent_on_small", compose({OPEN: lambda channel_manager, keys_manager, event, **_: (
+        _accept(channel_manager, keys_manager, event) if event.funding_satoshis > 5_000_000 else None)}),
+        "force_close_without_broadcasting_txn", "expire",
+        why="never rejects: the small requests are left to time out"),
+    wrong(EX, "zero_conf_for_everyone", compose({OPEN: zero_conf_for_all}), "zero-conf", "trust",
+          why="accept_inbound_channel_from_trusted_peer_0conf for unknown peers"),
+    wrong(EX, "fixed_user_channel_id", compose({OPEN: lambda channel_manager, event, **_: (
+        channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id, 42)
+        if event.funding_satoshis > 5_000_000 else _reject(channel_manager, event))}),
+        "get_secure_random_bytes", "user_channel_id=42", why="user_channel_id=42 for every channel"),
+    wrong(EX, "counter_user_channel_id", compose({OPEN: counter_user_channel_id}), "get_secure_random_bytes",
+          why="user_channel_id from a counter"),
+    wrong(EX, "one_draw_for_every_channel", compose({OPEN: same_user_channel_id_arm()}), "again",
+          "get_secure_random_bytes", why="draws the random id once and reuses it"),
+    wrong(EX, "swapped_arguments", compose({OPEN: swapped_arguments}), "accept_inbound_channel raised",
+          "temporary_channel_id", why="counterparty_node_id and temporary_channel_id swapped"),
+    wrong(EX, "accept_all_then_mutate_event", compose({OPEN: accept_all_then_mutate}), "funding_satoshis",
+          "changed", why="accepts everything, then rewrites funding_satoshis to 6,000,000 on the event"),
+    wrong(EX, "right_but_mutates_event", compose({OPEN: right_but_mutate}), "funding_satoshis", "changed",
+          "read them, never change them", why="decides correctly but zeroes the event's funding_satoshis"),
+    wrong(EX, "raises_on_other_events", compose({OPEN: _policy(lambda s: s > 5_000_000)},
+                                                base={e: raises_on_other_events for e in (
+                                                    Event.ChannelPending, Event.ChannelReady)}),
+          "raised ValueError", "I only expected OpenChannelRequest", why="raises on every other event kind"),
+    wrong(EX, "returns_42", compose({OPEN: returns(42)}), "returned 42", "ReplayEvent",
+          why="LDK's handler returns Ok(()) or Err(ReplayEvent()); 42 means nothing"),
+    wrong(EX, "returns_a_string", compose({OPEN: returns("handled")}), "returned 'handled'", "ReplayEvent",
+          why="returns a string as a status"),
+    wrong(EX, "returns_true", compose({OPEN: returns(True)}), "returned True", "ReplayEvent",
+          why="returns True for handled"),
+    wrong(EX, "spins_forever", compose({OPEN: spins}), "did not return within 10 seconds", "OpenChannelRequest",
+          "must return promptly", why="while True: pass", slow=True),
+    wrong(EX, "polls_list_channels_forever", compose({OPEN: polls_channels}), "did not return within 10 seconds",
+          "OpenChannelRequest", "never call the node over and over", why="list_channels() in an endless loop",
+          slow=True),
+]

@@ -1,0 +1,190 @@
+"""Workbook 2, ``FundingGenerationReady``: fund the channel, hand the transaction to LDK, never broadcast it."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+from ldkkit.bitcoin import Address, Transaction
+from ldkkit.events import Event
+
+from . import right, wrong
+from .arms import build_funding, compose, only, spawn
+
+EX = "funding_generation_ready"
+FUND = Event.FundingGenerationReady
+
+
+def _funded(**changes: Any) -> Any:
+    return compose({FUND: changes.pop("arm")}, **changes)
+
+
+# --- RIGHT ------------------------------------------------------------------------------------------------
+
+def fund_by_keywords(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+    address = Address.from_script(event.output_script, network)
+    raw = bitcoind_client.create_raw_transaction(outputs=[{f"{address}": round(event.channel_value_satoshis / 1e8, 8)}])
+    funded = bitcoind_client.fund_raw_transaction(raw_tx=raw)
+    signed = bitcoind_client.sign_raw_transaction_with_wallet(tx_hex=funded.hex)
+    channel_manager.funding_transaction_generated(
+        temporary_channel_id=event.temporary_channel_id,
+        counterparty_node_id=event.counterparty_node_id,
+        funding_transaction=Transaction(bytes.fromhex(signed.hex)),
+    )
+
+
+def handle_isinstance(channel_manager, bitcoind_client, network_graph, keys_manager,  # noqa: ANN001
+                      bump_tx_event_handler, peer_manager, inbound_payments, outbound_payments,
+                      fs_store, output_sweeper, network, event):
+    """Plain def, isinstance, the BTC amount as an integer division's quotient and remainder."""
+    if isinstance(event, Event.FundingGenerationReady):
+        whole, rest = divmod(event.channel_value_satoshis, 100_000_000)
+        btc = whole + rest / 100_000_000
+        outputs = [{str(Address.from_script(event.output_script, network)): btc}]
+        signed = bitcoind_client.sign_raw_transaction_with_wallet(
+            bitcoind_client.fund_raw_transaction(bitcoind_client.create_raw_transaction(outputs)).hex)
+        if not signed.complete:
+            raise RuntimeError("wallet could not sign")
+        try:
+            channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id,
+                                                          Transaction(bytes.fromhex(signed.hex)))
+        except Exception as e:  # the channel went away meanwhile
+            print("could not fund:", e)
+
+
+async def fund_logging_async(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any,
+                             **_: Any) -> None:
+    """An async arm that awaits nothing slow, logs, and builds the transaction through a helper."""
+    await asyncio.sleep(0)
+    tx = build_funding(bitcoind_client, network, event)
+    channel_manager.logger.info("learner", f"funding {event.temporary_channel_id} with {tx.compute_txid()}")
+    channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+
+
+def fund_decimal(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+    """Decimal BTC, as python-bitcoinrpc users write it (bitcoind's JSON-RPC takes it)."""
+    tx = build_funding(bitcoind_client, network, event, btc=Decimal(event.channel_value_satoshis) / Decimal(10**8))
+    channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+
+
+# --- WRONG ------------------------------------------------------------------------------------------------
+
+def then(after: Any) -> Any:
+    """The base arm, then ``after(tx, ...)`` on the transaction it handed over."""
+
+    def arm(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> Any:
+        tx = build_funding(bitcoind_client, network, event)
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+        return after(tx, bitcoind_client)
+
+    return arm
+
+
+async def _broadcast_soon(tx: Transaction, bitcoind_client: Any) -> None:
+    await asyncio.sleep(1)
+    bitcoind_client.broadcast_transactions([tx])
+
+
+def with_btc(amount: Any) -> Any:
+    def arm(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+        tx = build_funding(bitcoind_client, network, event, btc=amount(event.channel_value_satoshis))
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+
+    return arm
+
+
+def to_own_address(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+    address = bitcoind_client.get_new_address()
+    raw = bitcoind_client.create_raw_transaction([{str(address): event.channel_value_satoshis / 100_000_000}])
+    signed = bitcoind_client.sign_raw_transaction_with_wallet(bitcoind_client.fund_raw_transaction(raw).hex)
+    channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id,
+                                                  Transaction(bytes.fromhex(signed.hex)))
+
+
+def unsigned(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+    address = Address.from_script(event.output_script, network)
+    raw = bitcoind_client.create_raw_transaction([{str(address): event.channel_value_satoshis / 100_000_000}])
+    funded = bitcoind_client.fund_raw_transaction(raw)
+    channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id,
+                                                  Transaction(bytes.fromhex(funded.hex)))
+
+
+def built_not_handed(bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+    build_funding(bitcoind_client, network, event)
+
+
+def broadcast_instead(bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+    bitcoind_client.broadcast_transactions([build_funding(bitcoind_client, network, event)])
+
+
+def swapped(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+    tx = build_funding(bitcoind_client, network, event)
+    channel_manager.funding_transaction_generated(event.counterparty_node_id, event.temporary_channel_id, tx)
+
+
+def first_channel_only_arm() -> Any:
+    funded: list[Any] = []
+
+    def arm(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+        if funded:
+            return  # "one funding transaction is enough"
+        tx = build_funding(bitcoind_client, network, event)
+        funded.append(tx)
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+
+    return arm
+
+
+#: funding_transaction_generated raises (as LDK returns Err) before judge_funding can explain.
+UNREACHED = ("funding_transaction_generated raises APIMisuseError/ChannelUnavailable inside the handler, so the "
+             "check reports a handler error with the generic 'read the traceback' hint; judge_funding's own hints "
+             "(_unit_hint: 'divided twice', 'Address.from_script(output_script, network)', the argument order) are "
+             "never reached. Fix: an error_hint in funding_generation_ready.py for these errors on "
+             "FundingGenerationReady.")
+
+W12 = (Event.OpenChannelRequest, Event.FundingGenerationReady)
+
+CASES = [
+    right(EX, "keywords_everywhere", only(*W12, changes={FUND: fund_by_keywords}),
+          why="keyword arguments to bitcoind and funding_transaction_generated; round(sats / 1e8, 8)"),
+    right(EX, "isinstance_plain_def_divmod", handle_isinstance,
+          why="plain def, isinstance, divmod for the BTC amount, try/except around the hand-over"),
+    right(EX, "async_arm_with_log", compose({FUND: fund_logging_async}), why="an async arm that awaits sleep(0)"),
+    right(EX, "decimal_btc", compose({FUND: fund_decimal}), why="Decimal BTC, as with python-bitcoinrpc",
+          xfail="the kit's create_raw_transaction refuses a Decimal amount (bitcoind's JSON-RPC takes it), and "
+                "the hint then says the learner passed sats as BTC"),
+
+    wrong(EX, "broadcast_transactions_too", compose({FUND: then(lambda tx, btc: btc.broadcast_transactions([tx]))}),
+          "your code broadcast the funding transaction", "LDK broadcasts",
+          why="bitcoind_client.broadcast_transactions([tx]) after the hand-over"),
+    wrong(EX, "send_raw_transaction_too", compose({FUND: then(lambda tx, btc: btc.send_raw_transaction(tx))}),
+          "your code broadcast the funding transaction", "LDK broadcasts",
+          why="bitcoind_client.send_raw_transaction(tx) after the hand-over"),
+    wrong(EX, "send_raw_hex_too",
+          compose({FUND: then(lambda tx, btc: btc.send_raw_transaction(tx.serialize().hex()))}),
+          "your code broadcast the funding transaction", "LDK broadcasts",
+          why="send_raw_transaction(hex) after the hand-over"),
+    wrong(EX, "broadcast_from_spawned_task",
+          compose({FUND: then(lambda tx, btc: spawn(_broadcast_soon(tx, btc)))}),
+          "your code broadcast the funding transaction", "LDK broadcasts",
+          why="a spawned task broadcasts it a second later"),
+    wrong(EX, "broadcast_instead_of_handing_over", compose({FUND: broadcast_instead}),
+          "broadcast the funding transaction", why="broadcasts and never calls funding_transaction_generated"),
+    wrong(EX, "sats_as_btc", compose({FUND: with_btc(lambda sats: sats)}), "BTC", "100_000_000",
+          why="passes channel_value_satoshis to bitcoind, which counts in BTC"),
+    wrong(EX, "divided_twice", compose({FUND: with_btc(lambda sats: sats / 100_000_000 / 100_000_000)}),
+          "divided twice", why="sats / 1e8 / 1e8", xfail=UNREACHED),
+    wrong(EX, "msat_as_btc", compose({FUND: with_btc(lambda sats: sats * 1000 / 100_000_000)}),
+          "channel_value_satoshis / 100_000_000", why="sats * 1000 / 1e8: msat over 1e8", xfail=UNREACHED),
+    wrong(EX, "to_own_address", compose({FUND: to_own_address}), "output_script", "Address.from_script",
+          why="pays a fresh wallet address instead of output_script", xfail=UNREACHED),
+    wrong(EX, "unsigned_transaction", compose({FUND: unsigned}), "sign_raw_transaction_with_wallet",
+          why="hands over the funded but unsigned transaction", xfail=UNREACHED),
+    wrong(EX, "never_handed_over", compose({FUND: built_not_handed}), "never funded",
+          "funding_transaction_generated", why="builds the transaction and forgets to hand it over"),
+    wrong(EX, "swapped_arguments", compose({FUND: swapped}), "ChannelUnavailable", "temporary_channel_id",
+          why="counterparty_node_id and temporary_channel_id swapped", xfail=UNREACHED),
+    wrong(EX, "first_channel_only", compose({FUND: first_channel_only_arm()}), "never funded",
+          why="funds one channel, ignores the others"),
+]

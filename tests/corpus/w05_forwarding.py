@@ -1,0 +1,133 @@
+"""Workbook 5, forwarding: process_pending_htlc_forwards after a random delay in [t, 5t), in a task."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from ldkkit.events import Event
+
+from . import right, wrong
+from .arms import compose, spawn
+
+EX = "forwarding"
+FWD = Event.PendingHTLCsForwardable
+
+
+def _fraction(keys_manager: Any, nbytes: int = 4) -> float:
+    return int.from_bytes(keys_manager.get_secure_random_bytes()[:nbytes], "big") / 2 ** (8 * nbytes)
+
+
+def forward_after(delay_of: Any, *, plain_spawn: bool = False) -> Any:
+    """Spawn a task that waits ``delay_of(t_seconds, keys_manager)`` seconds, then forwards."""
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        delay = delay_of(event.time_forwardable.total_seconds(), keys_manager)
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            channel_manager.process_pending_htlc_forwards()
+
+        spawn(later())
+
+    return arm
+
+
+# --- RIGHT ------------------------------------------------------------------------------------------------
+
+def call_later_ms(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """ldk-sample's formula in milliseconds (gen_range(t_ms..5*t_ms)), scheduled with loop.call_later."""
+    t_ms = int(event.time_forwardable.total_seconds() * 1000)
+    r = int.from_bytes(keys_manager.get_secure_random_bytes()[:8], "little")
+    ms = t_ms + r % (4 * t_ms)
+    asyncio.get_running_loop().call_later(ms / 1000, channel_manager.process_pending_htlc_forwards)
+
+
+def ensure_future_timedelta(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """The delay as a timedelta; the byte as a fraction of 255 (5t reachable); asyncio.ensure_future."""
+    delay = event.time_forwardable * (1 + 4 * keys_manager.get_secure_random_bytes()[0] / 255)
+
+    async def forward() -> None:
+        await asyncio.sleep(delay.total_seconds())
+        channel_manager.process_pending_htlc_forwards()
+
+    from .arms import background_tasks
+
+    background_tasks.add(asyncio.ensure_future(forward()))
+
+
+CASES_RIGHT_PLAIN = compose({FWD: forward_after(lambda t, k: t + 4 * t * _fraction(k, 8))}, plain=True)
+
+# --- WRONG ------------------------------------------------------------------------------------------------
+
+
+def sleeps_blocking(channel_manager: Any, event: Any, **_: Any) -> None:
+    time.sleep(event.time_forwardable.total_seconds())
+    channel_manager.process_pending_htlc_forwards()
+
+
+async def awaits_in_handler(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    await asyncio.sleep(event.time_forwardable.total_seconds() * (1 + 4 * _fraction(keys_manager)))
+    channel_manager.process_pending_htlc_forwards()
+
+
+def forwards_at_once(channel_manager: Any, **_: Any) -> None:
+    channel_manager.process_pending_htlc_forwards()
+
+
+def forwards_now_and_later(channel_manager: Any, keys_manager: Any, event: Any, **kw: Any) -> None:
+    channel_manager.process_pending_htlc_forwards()
+    forward_after(lambda t, k: t * (1 + 4 * _fraction(k)))(channel_manager=channel_manager,
+                                                          keys_manager=keys_manager, event=event)
+
+
+def sleeps_milliseconds(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    t_ms = event.time_forwardable.total_seconds() * 1000
+    delay_ms = t_ms * (1 + 4 * _fraction(keys_manager))
+
+    async def later() -> None:
+        await asyncio.sleep(delay_ms)  # milliseconds slept as seconds
+        channel_manager.process_pending_htlc_forwards()
+
+    spawn(later())
+
+
+def forgets_to_forward(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    async def later() -> None:
+        await asyncio.sleep(event.time_forwardable.total_seconds() * (1 + 4 * _fraction(keys_manager)))
+
+    spawn(later())
+
+
+CASES = [
+    right(EX, "call_later_in_milliseconds", compose({FWD: call_later_ms}),
+          why="t_ms + r % (4 t_ms), loop.call_later"),
+    right(EX, "ensure_future_timedelta_byte", compose({FWD: ensure_future_timedelta}),
+          why="timedelta arithmetic, byte / 255, asyncio.ensure_future"),
+    right(EX, "plain_def_eight_byte_fraction", CASES_RIGHT_PLAIN,
+          why="plain def handler spawning on the running loop; an 8-byte fraction"),
+
+    wrong(EX, "fixed_delay", compose({FWD: forward_after(lambda t, k: 2 * t)}), "different random delay",
+          "fixed delay", why="always 2 × time_forwardable"),
+    wrong(EX, "range_from_zero", compose({FWD: forward_after(lambda t, k: 5 * t * _fraction(k))}),
+          "a delay between 100 and 500 ms", "1 + 4", why="[0, 5t)"),
+    wrong(EX, "range_to_six", compose({FWD: forward_after(lambda t, k: t * (1 + 5 * _fraction(k)))}),
+          "a delay between 100 and 500 ms", "five times", why="[t, 6t)"),
+    wrong(EX, "range_below_t", compose({FWD: forward_after(lambda t, k: t * _fraction(k))}),
+          "a delay between 100 and 500 ms", why="[0, t)"),
+    wrong(EX, "milliseconds_as_seconds", compose({FWD: sleeps_milliseconds}), "already in seconds",
+          why="await asyncio.sleep(t_ms): milliseconds slept as seconds"),
+    wrong(EX, "time_sleep_in_handler", compose({FWD: sleeps_blocking}), "time.sleep", "asyncio.sleep",
+          why="time.sleep in the handler"),
+    wrong(EX, "awaits_in_handler", compose({FWD: awaits_in_handler}), "the handler itself waited", "create_task",
+          why="awaits the sleep inside the handler instead of spawning"),
+    wrong(EX, "forwards_at_once", compose({FWD: forwards_at_once}), "called at once", "wait a random time",
+          why="process_pending_htlc_forwards right away"),
+    wrong(EX, "forwards_now_and_later", compose({FWD: forwards_now_and_later}), "called at once",
+          why="forwards at once, and again after a delay"),
+    wrong(EX, "never_forwards", compose({FWD: None}), "process_pending_htlc_forwards", "never called",
+          why="no PendingHTLCsForwardable arm"),
+    wrong(EX, "task_forgets_to_forward", compose({FWD: forgets_to_forward}), "process_pending_htlc_forwards",
+          why="the task sleeps and never calls process_pending_htlc_forwards"),
+]
