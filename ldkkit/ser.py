@@ -481,7 +481,13 @@ def decode(data: bytes, expected: type[_T] | None = None) -> _T:
         raise DecodeError.UnknownVersion(f"unknown encoding version {got}; this ldkkit reads version {_VERSION}")
     reader = _Reader(data)
     reader.pos = 3
-    value = _read(reader, 0)
+    try:
+        value = _read(reader, 0)
+    except DecodeError:
+        raise
+    except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError, RecursionError) as e:
+        # A value the bytes describe but no record accepts (a duration past year 9999, say): corrupt data.
+        raise DecodeError.InvalidValue(f"the data is corrupt: {type(e).__name__}: {e}") from None
     if reader.pos != len(data):
         raise DecodeError.InvalidValue(f"{len(data) - reader.pos} unexpected bytes after the encoded {what}")
     if expected is not None and not isinstance(value, expected):
