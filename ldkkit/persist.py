@@ -101,6 +101,8 @@ def check_namespace_key_validity(
 
     The messages are LDK's, followed by the rule that was broken.
     """
+    if key is None and operation != "list":  # only list takes no key: a missing one would name a folder
+        raise KVStoreError(f"Failed to {operation} {primary_namespace}/{secondary_namespace}: key may not be empty.")
     where = "/".join([primary_namespace, secondary_namespace] + ([key] if key is not None else []))
     if key is not None and key == "":
         raise KVStoreError(f"Failed to {operation} {where}: key may not be empty.")

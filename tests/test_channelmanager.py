@@ -216,3 +216,12 @@ def test_events_ldk_does_not_persist_are_gone_after_a_restart(stage):
     stage.me.fs_store.write("", "", "manager", cm.encode())
     new = stage.world.restart_node(stage.me, handler=quiet_handler)
     assert all(not isinstance(e, Event.OpenChannelRequest) for e in new.channel_manager.pending_events())
+
+
+def test_an_invoice_for_a_negative_amount_is_refused():
+    from ldkkit.sim.world import World
+
+    with World(seed=0) as world:
+        node = world.add_node("alice")
+        with pytest.raises(TypeError, match="min_value_msat must be"):
+            node.channel_manager.create_bolt11_invoice(-1000, "refund?", 3600)

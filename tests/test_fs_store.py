@@ -51,10 +51,12 @@ def test_missing_key_is_not_found(store):
         ("", "", "", "key may not be empty"),
         ("", "secondary", "key", "primary namespace may not be empty if a non-empty secondary namespace is given"),
         ("ns", "", "has space", "must be valid"),
+        ("monitors", "", None, "key may not be empty"),  # else the write would replace the folder with a file
     ],
 )
 def test_ldks_namespace_and_key_rules_are_enforced(store, tmp_path, primary, secondary, key, rule):
-    for call in (lambda: store.write(primary, secondary, key, b"x"), lambda: store.read(primary, secondary, key)):
+    for call in (lambda: store.write(primary, secondary, key, b"x"), lambda: store.read(primary, secondary, key),
+                 lambda: store.remove(primary, secondary, key)):
         with pytest.raises(KVStoreError, match=rule):
             call()
     assert list(tmp_path.iterdir()) == []

@@ -56,7 +56,7 @@ from ..ln.outbound_payment import PaymentState, PendingOutboundPayment, Recipien
 from ..logger import Logger
 from ..routing.gossip import NetworkUpdate
 from ..routing.router import LightningError, Path, RouteParameters
-from ..ser import Record, decode, encode
+from ..ser import U64, Record, decode, encode
 from ..types import (
     ChannelId,
     ChannelTypeFeatures,
@@ -99,7 +99,7 @@ class InboundPayment(Record, frozen=False):
     payment_hash: PaymentHash
     payment_secret: PaymentSecret
     payment_preimage: Optional[PaymentPreimage]
-    min_value_msat: Optional[int]
+    min_value_msat: Optional[U64]  # Option<u64>: a negative amount is refused
     expires_at: int
 
 
