@@ -23,6 +23,13 @@ class FilesystemStore:
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.data_dir = Path(data_dir)
         self._lock = threading.Lock()  # one writer at a time, as LDK's per-path locks
+        self._remove_interrupted_writes()
+
+    def _remove_interrupted_writes(self) -> None:
+        """A crash mid-write leaves a ``.tmp`` file (never a key: keys have no '.'); clear them on start."""
+        if self.data_dir.is_dir():
+            for tmp in self.data_dir.rglob("*.tmp"):
+                tmp.unlink(missing_ok=True)
 
     def get_data_dir(self) -> Path:
         return self.data_dir

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .bitcoin import Address, Transaction
+from .errors import APIError
 from .events import Event, PaymentFailureReason, ReplayEvent
 from .payment_storage import INBOUND_PAYMENTS_FNAME, OUTBOUND_PAYMENTS_FNAME, HTLCStatus, PaymentInfo
 from .policy import MIN_FUNDING_SATOSHIS_EXCLUSIVE, TRUSTED_ZERO_CONF_PEERS
@@ -65,17 +66,22 @@ def _make_handler(accept: Callable[[Any], bool]) -> Callable[..., Any]:
                     log("ldk_sample", f"ERROR: Channel went away before we could fund it: {e}")
 
             case Event.OpenChannelRequest(temporary_channel_id=tcid, counterparty_node_id=peer, channel_type=kind):
-                if kind.requires_zero_conf() and peer in TRUSTED_ZERO_CONF_PEERS:
-                    channel_manager.accept_inbound_channel_from_trusted_peer_0conf(
-                        tcid, peer, _user_channel_id(keys_manager)
-                    )
-                    log("ldk_sample", f"EVENT: Accepted zero-conf channel ({tcid}) from trusted peer {peer}")
-                elif accept(event) and not kind.requires_zero_conf():
-                    channel_manager.accept_inbound_channel(tcid, peer, _user_channel_id(keys_manager))
-                    log("ldk_sample", f"EVENT: Accepted inbound channel ({tcid}) from {peer}")
-                else:
-                    channel_manager.force_close_without_broadcasting_txn(tcid, peer, "Channel request refused")
-                    log("ldk_sample", f"EVENT: Rejected inbound channel ({tcid}) from {peer}")
+                # ldk-sample logs a refused accept and goes on: the request may be gone (the peer
+                # disconnected), and raising would only hand the same stale request over again.
+                try:
+                    if kind.requires_zero_conf() and peer in TRUSTED_ZERO_CONF_PEERS:
+                        channel_manager.accept_inbound_channel_from_trusted_peer_0conf(
+                            tcid, peer, _user_channel_id(keys_manager)
+                        )
+                        log("ldk_sample", f"EVENT: Accepted zero-conf channel ({tcid}) from trusted peer {peer}")
+                    elif accept(event) and not kind.requires_zero_conf():
+                        channel_manager.accept_inbound_channel(tcid, peer, _user_channel_id(keys_manager))
+                        log("ldk_sample", f"EVENT: Accepted inbound channel ({tcid}) from {peer}")
+                    else:
+                        channel_manager.force_close_without_broadcasting_txn(tcid, peer, "Channel request refused")
+                        log("ldk_sample", f"EVENT: Rejected inbound channel ({tcid}) from {peer}")
+                except APIError as e:
+                    log("ldk_sample", f"EVENT: Failed to answer inbound channel ({tcid}) from {peer}: {e!r}")
 
             case Event.PaymentClaimable(purpose=purpose, payment_hash=payment_hash, amount_msat=amount):
                 log("ldk_sample", f"EVENT: received payment from payment hash {payment_hash} of {amount} millisatoshis")

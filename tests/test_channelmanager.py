@@ -225,3 +225,24 @@ def test_an_invoice_for_a_negative_amount_is_refused():
         node = world.add_node("alice")
         with pytest.raises(TypeError, match="min_value_msat must be"):
             node.channel_manager.create_bolt11_invoice(-1000, "refund?", 3600)
+
+
+def test_a_request_whose_peer_went_away_is_logged_not_wedging_the_node():
+    """ldk-sample logs a refused accept and goes on; raising would replay the stale request forever."""
+    from ldkkit.scenarios import Stage
+    from ldkkit.sim.world import World
+
+    with World(seed=3) as world:
+        me = world.add_node("learner")
+        stage = Stage(world, me)
+        bob = stage.peer("bob")
+        me.driven_by_world = False  # briefly down
+        bob.channel_manager.create_channel(me.node_id, 6_000_000, 0, 1, None, None)
+        world.run()
+        world.disconnect(bob, me)
+        me.driven_by_world = True
+        world.advance(120)  # the request is handed over; accepting it fails: the peer is gone
+        assert "Failed to answer inbound channel" in "\n".join(line for line in me.logger.lines())
+        world.connect(bob, me)
+        stage.open(bob, me, 6_000_000)  # the node still works
+        assert any(c.is_channel_ready for c in me.channel_manager.list_channels())

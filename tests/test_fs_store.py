@@ -99,3 +99,27 @@ def test_persistence_keys_are_ldks():
     assert persist.OUTPUT_SWEEPER_PERSISTENCE_KEY == "output_sweeper"
     assert persist.CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE == "monitors"
     assert persist.KVSTORE_NAMESPACE_KEY_MAX_LEN == 120
+
+
+def test_interrupted_writes_are_cleared_when_the_store_starts(tmp_path):
+    from ldkkit.fs_store import FilesystemStore
+
+    (tmp_path / "monitors").mkdir()
+    (tmp_path / "manager.3f2a.tmp").write_bytes(b"half")
+    (tmp_path / "monitors" / "abc_0.77aa.tmp").write_bytes(b"half")
+    store = FilesystemStore(tmp_path)
+    assert not list(tmp_path.rglob("*.tmp")) and store.list("", "") == []
+
+
+def test_a_worlds_own_storage_folders_go_with_it():
+    import gc
+
+    from ldkkit.sim.world import World
+
+    world = World(seed=0)
+    folder = world.add_node("alice").fs_store.get_data_dir()
+    assert folder.is_dir()
+    world.close()
+    del world
+    gc.collect()
+    assert not folder.exists()

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
 import tempfile
+import weakref
 from collections.abc import Callable
 from typing import Any, Optional
 
@@ -112,9 +114,7 @@ class World:
         keys_manager = KeysManager(self._seed_for(name, b"keys"), EPOCH_UNIX_SECONDS, 0)
         bitcoind_client = BitcoindClient(self.chain, self.network, self._seed_for(name, b"wallet"), logger)
         # Nodes that never restart keep their state in memory, like LDK's TestStore.
-        fs_store: Any = (
-            FilesystemStore(storage_dir or tempfile.mkdtemp(prefix=f"ldkkit-{name}-")) if persist else InMemoryStore()
-        )
+        fs_store: Any = FilesystemStore(storage_dir or self._scratch_dir(name)) if persist else InMemoryStore()
         network_graph = NetworkGraph(self.network, logger)
         scorer = ProbabilisticScorer(None, network_graph, logger)
         router = DefaultRouter(network_graph, logger, keys_manager, scorer, ProbabilisticScoringFeeParameters())
@@ -139,6 +139,12 @@ class World:
             config=config, persist=persist,
         )
         return node
+
+    def _scratch_dir(self, name: str) -> str:
+        """A storage folder of the world's own: removed once the world is gone (or at exit)."""
+        path = tempfile.mkdtemp(prefix=f"ldkkit-{name}-")
+        weakref.finalize(self, shutil.rmtree, path, True)
+        return path
 
     def _block_to(self, name: str, block: Any) -> None:
         """ldk-sample feeds each block to the ChainMonitor, then to the ChannelManager."""
