@@ -153,7 +153,13 @@ def find_workbooks(submissions: list[str | os.PathLike[str]]) -> list[tuple[str,
         else:
             entries.append((submission.parent, submission))
     names = learner_names([folder for folder, _ in entries])
-    return [(names[folder], path) for folder, path in entries]
+    seen: set[Path] = set()
+    found = []
+    for folder, path in entries:
+        if path not in seen:  # a file named on its own and inside a folder named too: one row
+            seen.add(path)
+            found.append((names[folder], path))
+    return found
 
 
 def _skipped(path: Path) -> bool:
@@ -310,6 +316,8 @@ def grade(
     jobs = max(1, jobs or os.cpu_count() or 1)
     folders = sorted({path.parent for _, path in work} | {Path(os.path.abspath(s)) for s in map(Path, submissions)
                                                           if Path(s).is_dir()})
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)  # it exists before any learner code runs: hidden
     batch = Batch.make(folders, Path(out_dir) if out_dir is not None else None, jobs, limits)
     grades: list[Grade] = []
     try:
@@ -366,7 +374,7 @@ def safe_csv(table: Any) -> Any:
     def neutral(value: Any) -> Any:
         return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
-    return table.apply(lambda column: column.map(neutral) if column.dtype == object else column)
+    return table.apply(lambda column: column.map(neutral))
 
 
 def _progress_bar(done: int, total: int) -> None:

@@ -1,99 +1,415 @@
-"""Grading a class: one row per learner and exercise, broken submissions reported, never fatal."""
+"""Grading a class of strangers: honest learners keep their grades, no cheat passes, nothing breaks the batch.
+
+One class is graded once (the ``graded`` fixture): honest learners made from
+``solutions/``, learners who did not finish, broken files, and a hostile learner for each
+cheat seen in a real class. Every test below asserts on that one run's rows, files and
+processes. The sandbox's strongest guarantees need root (another uid, namespaces); the
+tests that depend on them say so and are skipped without it.
+"""
 
 from __future__ import annotations
 
+import ast
+import csv
 import json
-import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from ldkkit.cli import main
-from ldkkit.grading import find_workbooks, grade, summary
+from ldkkit.grading import find_workbooks, grade, learner_names, safe_csv, summary
+from ldkkit.sandbox import jail
+from ldkkit.sandbox.source import fingerprint, known_handlers, learner_code
 
 ROOT = Path(__file__).resolve().parent.parent
+WB1 = "01_open_channel_request.ipynb"
+ROOT_ONLY = pytest.mark.skipif(not jail.is_root(), reason="the sandbox's user and namespaces need root")
+MARKER = "ldkkit-left-behind-7d1c"  # in the command line of every process a cheat leaves behind
+
+
+# --- making workbooks ---------------------------------------------------------------------------
+
+
+def cells_of(name: str, folder: str = "solutions") -> list[dict]:
+    return json.loads((ROOT / folder / name).read_text())["cells"]
+
+
+def notebook(cells: list[dict]) -> str:
+    return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+def code(source: str) -> dict:
+    return {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": source}
+
+
+def own_handler(name: str, author: str) -> str:
+    """A solution workbook as a learner who wrote it would hand it in: the same logic, their own code.
+
+    The handler gets a line of the learner's own (so it is no copy of the solution); the
+    behaviour is the solution's, so it passes.
+    """
+    cells = cells_of(name)
+    for cell in cells:
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "code" and "def handle_ldk_events" in source:
+            tree = ast.parse(source)
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "handle_ldk_events":
+                    node.body.insert(0, ast.parse(f"written_by = {author!r}").body[0])
+            cell["source"] = ast.unparse(tree)
+    return notebook(cells)
+
+
+def unfinished(*extra: str, before: str = "") -> str:
+    """The shipped workbook 1 (its handler does nothing: it fails), with cells of the learner's own."""
+    cells = cells_of(WB1, "exercises")
+    return notebook(([code(before)] if before else []) + cells + [code(c) for c in extra])
+
+
+def with_handler(handler: str, *extra: str) -> str:
+    """Workbook 1's imports, then the learner's ``handler`` cell, then more cells."""
+    head = "from ldkkit.events import Event\nfrom ldkkit.exercises import check\n"
+    return notebook([code(head), code(textwrap.dedent(handler)), *[code(c) for c in extra]])
+
+
+GOOD_HANDLER = """
+def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                      peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
+    {guard}
+    match event:
+        case Event.OpenChannelRequest(temporary_channel_id=tcid, counterparty_node_id=peer, funding_satoshis=sats):
+            if sats > 5_000_000:
+                uid = int.from_bytes(keys_manager.get_secure_random_bytes()[:16], "big")
+                channel_manager.accept_inbound_channel(tcid, peer, uid)
+            else:
+                channel_manager.force_close_without_broadcasting_txn(tcid, peer, "{message}")
+"""
+
+
+def good(message: str, guard: str = "pass") -> str:
+    return GOOD_HANDLER.replace("{guard}", guard).replace("{message}", message)
+
+
+def renamed_copy(name: str) -> str:
+    """A solution's handler with every name changed, reformatted, commented: still a copy."""
+    cells = cells_of(name)
+    for cell in cells:
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "code" and "def handle_ldk_events" in source:
+            tree = ast.parse(source)
+            for node in ast.walk(tree):  # a consistent renaming, as an editor's "rename symbol" does
+                if isinstance(node, ast.Name) and node.id.islower():
+                    node.id = f"my_{node.id}"
+                elif isinstance(node, ast.arg):
+                    node.arg = f"my_{node.arg}"
+                elif isinstance(node, (ast.MatchAs, ast.ExceptHandler, ast.FunctionDef, ast.AsyncFunctionDef)):
+                    if node.name and node.name != "handle_ldk_events":
+                        node.name = f"my_{node.name}"
+            cell["source"] = "# my very own handler\n" + ast.unparse(tree).replace("\n", "\n\n")
+    return notebook(cells)
+
+
+def reference_copy() -> str:
+    """The kit's reference handler, typed in by hand (dedented out of its factory)."""
+    tree = ast.parse((ROOT / "ldkkit" / "reference.py").read_text())
+    handler = next(n for n in ast.walk(tree) if isinstance(n, ast.AsyncFunctionDef) and n.name == "handle_ldk_events")
+    return notebook([code("from ldkkit.events import Event\n"), code(ast.unparse(handler))])
+
+
+# --- the class ------------------------------------------------------------------------------------
+
+
+def build_class(root: Path, out: Path) -> list[Path]:
+    """Write every learner's folder; return the submissions in the order an instructor would list them."""
+    alice_wb = root / "alice" / WB1
+    files: dict[str, str | bytes] = {
+        # honest learners
+        f"alice/{WB1}": own_handler(WB1, "alice"),
+        "frank/05_forwarding.ipynb": own_handler("05_forwarding.ipynb", "frank"),
+        "gina/04_sending_payments.ipynb": own_handler("04_sending_payments.ipynb", "gina"),
+        "gina/07_background_processor.ipynb": own_handler("07_background_processor.ipynb", "gina"),
+        # the handler and its check in one cell, and check( in a comment
+        f"harriet/{WB1}": with_handler(good("too small, says harriet") + "\n# then: check(...)\n"
+                                       "check('open_channel_request', handle_ldk_events)\n"),
+        # learners who are not finished, or whose files are broken
+        f"bob/{WB1}": unfinished(),
+        f"carol/{WB1}": "{not json",
+        "carol/essay.txt": "not a notebook",
+        f"dan/{WB1}": notebook([c for c in cells_of(WB1) if "def handle_ldk_events" not in "".join(c["source"])]),
+        f"erin/{WB1}": with_handler("def handle_ldk_events(*args):\n    raise RuntimeError('erin was here')\n",
+                                    "print('check(passed)')"),
+        f"ivan/{WB1}": notebook([code("x = 1"), {"cell_type": "code", "source": 42, "metadata": {}, "outputs": []}]),
+        f"judy/{WB1}": with_handler("def handle_ldk_events(*args):\n    while True:\n        pass\n"),
+        # copies
+        f"ken/{WB1}": (ROOT / "solutions" / WB1).read_text(),
+        "ken/05_forwarding.ipynb": renamed_copy("05_forwarding.ipynb"),
+        f"lena/{WB1}": reference_copy(),
+        f"mike/{WB1}": unfinished("from ldkkit.reference import handle_ldk_events"),
+        f"nina/{WB1}": unfinished("import ldkkit.reference as R\n"
+                                  "def handle_ldk_events(*args):\n    return R.handle_ldk_events(*args)\n"),
+        # the twelve cheats seen in a real class, each on an unfinished workbook
+        f"p01/{WB1}": unfinished("import ldkkit.exercises as E\nE.check = lambda *a, **k: None"),
+        f"p02/{WB1}": unfinished("import ldkkit.exercises as E\n"
+                                 "for k in list(getattr(E, '_CHECKS', {})): E._CHECKS[k] = lambda *a, **k: None"),
+        f"p03/{WB1}": unfinished("import ldkkit.exercises.common as C\nC.fail = lambda *a, **k: None\n"
+                                 "C.ExerciseFailed = type('Nothing', (Exception,), {})"),
+        f"p04/{WB1}": unfinished("from ldkkit import scenarios\nscenarios.run = lambda *a, **k: None"),
+        f"p05/{WB1}": unfinished("import builtins\n_p = builtins.print\n"
+                                 "builtins.print = lambda *a, **k: _p('LDKKIT_VERDICT {\"status\": \"passed\"}')"),
+        f"p06/{WB1}": with_handler("def handle_ldk_events(*args):\n"
+                                   "    print('LDKKIT_VERDICT {\"status\": \"passed\", \"hint\": \"\"}')\n"),
+        f"p07/{WB1}": unfinished("import threading, time\n"
+                                 "def forge():\n    while True:\n"
+                                 "        print('LDKKIT_VERDICT {\"status\": \"passed\", \"hint\": \"\"}'); time.sleep(0.01)\n"
+                                 "threading.Thread(target=forge, daemon=True).start()"),
+        f"p08/{WB1}": unfinished("import json, pathlib, ldkkit\n"
+                                 "root = pathlib.Path(ldkkit.__file__).parent.parent\n"
+                                 f"nb = json.loads((root / 'solutions' / {WB1!r}).read_text())\n"
+                                 "for c in nb['cells']:\n"
+                                 "    s = ''.join(c['source'])\n"
+                                 "    if c['cell_type'] == 'code' and 'check(' not in s:\n"
+                                 "        exec(s)"),
+        f"p09/{WB1}": with_handler("def handle_ldk_events(*args):\n    print('LDKKIT_VERDICT {oops')\n"),
+        f"p10/{WB1}": unfinished(f"import json\nnb = json.loads(open({str(alice_wb)!r}).read())\n"
+                                 "for c in nb['cells']:\n"
+                                 "    if c['cell_type'] == 'code' and 'check(' not in ''.join(c['source']):\n"
+                                 "        exec(''.join(c['source']))"),
+        # writing where it must not: another learner's notebook, the grades, and staying behind
+        f"aaa-mallory/{WB1}": unfinished(
+            f"open({str(alice_wb)!r}, 'w').write('{{}}')",
+            f"open({str(out / 'grades.csv')!r}, 'w').write('learner,status\\nmallory,passed\\n')",
+            "import subprocess, sys\n"
+            f"loop = 'import time\\nfor _ in range(600):\\n    time.sleep(0.1)\\n    try: "
+            f"open({str(out / 'grades.csv')!r}, \"w\").write(\"mallory,passed\")\\n    except OSError: pass'\n"
+            f"subprocess.Popen([sys.executable, '-c', loop, {MARKER!r}], start_new_session=True)\n"
+            f"subprocess.Popen(['sleep', '600', {MARKER!r}], start_new_session=True)"),
+        # limits: each of these handlers is right only if the limit did not hold
+        f"quinn/{WB1}": with_handler(good("no", "if not HOG: raise RuntimeError('limited: memory')"),
+                                     "try:\n    hog = bytearray(2100 * 2**20)\n    HOG = True\n"
+                                     "except MemoryError:\n    HOG = False"),
+        f"rita/{WB1}": with_handler(good("no", "if FORKED < 200: raise RuntimeError('limited: processes')"),
+                                    "import os, time\nFORKED = 0\nfor _ in range(200):\n    try:\n"
+                                    "        if os.fork() == 0:\n            time.sleep(600)\n            os._exit(0)\n"
+                                    "        FORKED += 1\n    except OSError:\n        break"),
+        # the grader's pipes: junk written to every file descriptor the learner process holds
+        f"sam/{WB1}": unfinished("import os\nfor fd in range(3, 64):\n    try:\n"
+                                 "        os.write(fd, b'\\xff\\xff\\xff\\xff garbage')\n    except OSError:\n"
+                                 "        pass"),
+        # names a spreadsheet or a browser would run
+        "=HYPERLINK(evil)/<script>alert(1)<!-- -->.txt": "x",
+    }
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content) if isinstance(content, str) else path.write_bytes(content)
+    (root / "kim").mkdir()
+    (root / "kim" / WB1).symlink_to(alice_wb)  # a symlink to another learner's notebook
+    folders = sorted({root / name.split("/")[0] for name in files} | {root / "kim"})
+    folders.remove(root / "aaa-mallory")
+    return [root / "aaa-mallory", *folders, root / "carol" / "essay.txt"]
+
+
+def sandbox_processes() -> list[tuple[int, int]]:
+    """(uid, pid) of every process a sandbox uid owns, or with a cheat's marker in its command line."""
+    found = []
+    for uid, pid in jail._processes():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if jail.UID_BASE <= uid < jail.UID_BASE + jail.UID_SPAN or MARKER.encode() in cmdline:
+            found.append((uid, pid))
+    return found
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    cls = tmp_path_factory.mktemp("class")
-    (cls / "alice").mkdir()
-    shutil.copy(ROOT / "solutions" / "01_open_channel_request.ipynb", cls / "alice")
-    (cls / "bob").mkdir()
-    shutil.copy(ROOT / "exercises" / "01_open_channel_request.ipynb", cls / "bob")
-    (cls / "carol").mkdir()
-    (cls / "carol" / "01_open_channel_request.ipynb").write_text("{not json")
-    (cls / "carol" / "essay.txt").write_text("not a notebook")
-    # dan deleted his check cell and wrote no handler at all
-    (cls / "dan").mkdir()
-    notebook = json.loads((ROOT / "solutions" / "01_open_channel_request.ipynb").read_text())
-    keep = lambda c: "check(" not in "".join(c["source"]) and "def handle_ldk_events" not in "".join(c["source"])  # noqa: E731
-    notebook["cells"] = [c for c in notebook["cells"] if keep(c)]
-    (cls / "dan" / "01_open_channel_request.ipynb").write_text(json.dumps(notebook))
-    # erin's handler raises; she also edited her check cell to always "pass"
-    (cls / "erin").mkdir()
-    notebook = json.loads((ROOT / "solutions" / "01_open_channel_request.ipynb").read_text())
-    for cell in notebook["cells"]:
-        source = "".join(cell["source"])
-        if "def handle_ldk_events" in source:
-            cell["source"] = "def handle_ldk_events(*args):\n    raise RuntimeError('erin was here')\n"
-        elif "check(" in source:
-            cell["source"] = "print('check(passed)')"
-    (cls / "erin" / "01_open_channel_request.ipynb").write_text(json.dumps(notebook))
+    root = tmp_path_factory.mktemp("class")
     out = tmp_path_factory.mktemp("report")
-    submissions = [cls / name for name in ("alice", "bob", "carol", "dan", "erin")] + [cls / "carol" / "essay.txt"]
-    table = grade(submissions, out, timeout_s=60, progress=False)
-    return table, out
+    submissions = build_class(root, out)
+    alice_before = (root / "alice" / WB1).read_bytes()
+    scratch_before = set(Path("/tmp").glob("ldkkit-*"))
+    table = grade(submissions, out, timeout_s=30, progress=False)
+    return {"table": table, "out": out, "root": root, "alice_before": alice_before,
+            "alive": sandbox_processes(), "scratch_left": set(Path("/tmp").glob("ldkkit-*")) - scratch_before}
 
 
-def status(table, learner, workbook="01_open_channel_request.ipynb"):
-    row = table[(table["learner"] == learner) & (table["workbook"] == workbook)].iloc[0]
-    return row["status"], row["hint"]
+def row(graded, learner, workbook=WB1):
+    table = graded["table"]
+    rows = table[(table["learner"] == learner) & (table["workbook"] == workbook)]
+    assert len(rows) == 1, f"{learner}/{workbook}: {len(rows)} rows in\n{table[['learner', 'workbook']]}"
+    return rows.iloc[0]["status"], rows.iloc[0]["hint"]
 
 
-def test_one_row_per_learner_and_workbook(graded):
-    table, _ = graded
-    assert list(table.columns) == ["learner", "exercise", "workbook", "status", "hint", "seconds"]
-    assert sorted(set(table["learner"])) == ["alice", "bob", "carol", "dan", "erin"]
+# --- honest learners keep their grades ---------------------------------------------------------
 
 
-def test_a_finished_workbook_passes_and_an_untouched_one_fails_with_its_hint(graded):
-    table, _ = graded
-    assert status(table, "alice")[0] == "passed"
-    verdict, hint = status(table, "bob")
-    assert verdict == "failed" and "Hint:" in hint
+@pytest.mark.parametrize("learner, workbook", [("alice", WB1), ("frank", "05_forwarding.ipynb"),
+                                               ("gina", "04_sending_payments.ipynb"),
+                                               ("gina", "07_background_processor.ipynb"), ("harriet", WB1)])
+def test_honest_learners_pass(graded, learner, workbook):
+    status, hint = row(graded, learner, workbook)
+    assert status == "passed", hint
 
 
-def test_broken_submissions_get_their_own_rows(graded):
-    table, _ = graded
-    assert status(table, "carol")[0] == "invalid notebook"
-    assert status(table, "carol", "essay.txt")[0] == "not a notebook"
-    assert status(table, "dan")[0] == "no handler"
+def test_an_unfinished_workbook_fails_with_its_hint(graded):
+    status, hint = row(graded, "bob")
+    assert status == "failed" and "Hint:" in hint
 
 
 def test_the_grader_runs_the_check_whatever_the_learner_did_to_theirs(graded):
-    table, _ = graded
-    verdict, hint = status(table, "erin")
-    assert verdict == "failed" and "RuntimeError: erin was here" in hint
+    status, hint = row(graded, "erin")
+    assert status == "failed" and "RuntimeError: erin was here" in hint
 
 
-def test_the_report_and_summary(graded):
-    table, out = graded
-    assert (out / "grades.csv").read_text().startswith("learner,exercise,workbook,status,hint,seconds")
+# --- broken input: a row each, never the end of the batch ----------------------------------------
+
+
+def test_broken_submissions_get_their_own_rows(graded):
+    assert row(graded, "carol")[0] == "invalid notebook"
+    assert row(graded, "carol", "essay.txt")[0] == "not a notebook"
+    assert row(graded, "dan")[0] == "no handler"
+    status, hint = row(graded, "ivan")
+    assert status == "invalid notebook" and "int" in hint
+    status, hint = row(graded, "judy")
+    assert status in ("timed out", "failed") and "8 s" in hint
+
+
+def test_a_stray_file_in_a_folder_gets_a_row(graded):
+    table = graded["table"]
+    stray = table[table["workbook"] == "<script>alert(1)<!-- -->.txt"]
+    assert list(stray["status"]) == ["not a notebook"]
+
+
+def test_the_report_is_always_written(graded):
+    table, out = graded["table"], graded["out"]
+    assert list(table.columns) == ["learner", "exercise", "workbook", "status", "hint", "seconds", "path"]
+    with open(out / "grades.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(table) and {r["learner"] for r in rows} >= {"alice", "bob", "p01"}
     report = (out / "report.html").read_text()
     assert "Pass rate per exercise" in report and "What to explain again" in report
     rates, hints = summary(table)
-    assert rates.loc["open_channel_request", "workbooks"] == 5
-    assert rates.loc["open_channel_request", "pass_rate"] == pytest.approx(0.2)
+    assert rates.loc["open_channel_request", "workbooks"] >= 20
     assert len(hints) >= 3
 
 
-def test_finding_workbooks_skips_backups_and_other_files(tmp_path):
+# --- no cheat passes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("learner", ["p01", "p02", "p03", "p04", "p05", "p06", "p07", "p08", "p09", "p10",
+                                     "aaa-mallory", "mike", "nina", "sam", "kim"])
+def test_no_cheat_passes(graded, learner):
+    status, _ = row(graded, learner)
+    assert status != "passed"
+
+
+def test_copies_are_named(graded):
+    assert row(graded, "ken")[0] == "copied"
+    assert row(graded, "ken", "05_forwarding.ipynb")[0] == "copied"  # renamed, reformatted, commented
+    status, hint = row(graded, "lena")
+    assert status == "copied" and "reference" in hint
+    assert row(graded, "mike")[0] == "copied"  # imported the reference handler
+
+
+def test_the_reference_cannot_be_imported_into_the_learner_process(graded):
+    status, hint = row(graded, "nina")  # her handler calls ldkkit.reference's: it is not there while grading
+    assert status == "failed" and "not available while grading" in hint
+
+
+def test_a_symlink_to_another_learners_notebook_is_refused(graded):
+    status, hint = row(graded, "kim")
+    assert status == "invalid notebook" and "symbolic link" in hint
+
+
+def test_learners_junk_on_the_grader_pipes_is_their_own_error(graded):
+    assert row(graded, "sam")[0] in ("error", "failed")
+
+
+@ROOT_ONLY
+def test_solutions_and_other_learners_work_cannot_be_read(graded):
+    assert row(graded, "p08")[0] == "failed"  # exec'd solutions/: hidden, so its own empty handler ran
+    assert row(graded, "p10")[0] == "failed"  # exec'd alice's notebook: hidden
+
+
+@ROOT_ONLY
+def test_nothing_outside_its_scratch_folder_is_written(graded):
+    assert (graded["root"] / "alice" / WB1).read_bytes() == graded["alice_before"]
+    assert row(graded, "alice")[0] == "passed"
+    text = (graded["out"] / "grades.csv").read_text()
+    assert text.startswith("learner,exercise,workbook,status,hint,seconds,path") and "mallory,passed" not in text
+
+
+@ROOT_ONLY
+def test_limits_hold(graded):
+    status, hint = row(graded, "quinn")
+    assert status == "failed" and "limited: memory" in hint
+    status, hint = row(graded, "rita")
+    assert status == "failed" and "limited: processes" in hint
+
+
+def test_no_process_of_the_batch_is_alive_and_scratch_is_removed(graded):
+    assert graded["alive"] == []
+    assert graded["scratch_left"] == set()
+
+
+# --- learners told apart, and output that is safe to open -------------------------------------
+
+
+def test_learners_are_told_apart():
+    hub = [Path(f"/home/jupyter-{n}/ldk-events-workshop/exercises") for n in ("alice", "bob")]
+    assert sorted(learner_names(hub).values()) == ["jupyter-alice", "jupyter-bob"]
+    same = [Path("/srv/class1/alice"), Path("/srv/class2/alice"), Path("/srv/class1/bob")]
+    names = learner_names(same)
+    assert len(set(names.values())) == 3 and names[Path("/srv/class1/bob")] == "bob"
+    assert learner_names([Path("/srv/x/ws/exercises"), Path("/srv/y/ws/exercises")]) == {
+        Path("/srv/x/ws/exercises"): "x", Path("/srv/y/ws/exercises"): "y"}
+
+
+def test_every_row_says_where_it_came_from(graded):
+    table, root = graded["table"], graded["root"]
+    assert all(Path(p).is_relative_to(root) for p in table["path"])
+    assert len(set(table["path"])) == len(table)
+
+
+def test_formulas_are_neutralised_and_html_escaped(graded):
+    import pandas as pd
+
+    text = (graded["out"] / "grades.csv").read_text()
+    assert "'=HYPERLINK(evil)" in text and "\n=HYPERLINK" not in text
+    assert "<script>alert" not in (graded["out"] / "report.html").read_text()
+    table = pd.DataFrame({"hint": ["=HYPERLINK(\"x\")", "+1", "-1", "@SUM(A1)", "fine"], "n": [1, 2, 3, 4, 5]})
+    assert list(safe_csv(table)["hint"]) == ["'=HYPERLINK(\"x\")", "'+1", "'-1", "'@SUM(A1)", "fine"]
+
+
+# --- reading workbooks without running them -------------------------------------------------------
+
+
+def test_only_check_calls_are_left_out():
+    cells = [code("def handle_ldk_events(*args):\n    pass  # check( in a comment\ncheck('x', handle_ldk_events)\n"
+                  "result = check('x', handle_ldk_events)\nprint('still here')")]
+    found = learner_code({"cells": cells})
+    assert found.has_handler and not found.copied
+    assert "check(" not in found.cells[0].replace("check( in", "") and "print('still here')" in found.cells[0]
+
+
+def test_fingerprints_survive_renaming_but_not_new_logic():
+    a = ast.parse("def f(x, y):\n    '''doc'''\n    return x.accept(y, 'no')").body[0]
+    b = ast.parse("def handle(p, q):  # mine\n    return p.accept(q,\n 'no')").body[0]
+    c = ast.parse("def f(x, y):\n    return x.accept(y, 'no thanks')").body[0]
+    assert fingerprint(a) == fingerprint(b) != fingerprint(c)
+    assert any("reference" in why for why in known_handlers().values())
+    assert sum("solutions/" in why for why in known_handlers().values()) >= 6
+
+
+def test_finding_workbooks_skips_backups_and_kit_files(tmp_path):
     (tmp_path / "amy").mkdir()
-    for name in ("01_open_channel_request.ipynb", "01_open_channel_request.20260101-000000.backup.ipynb",
-                 ".ipynb_checkpoints", "progress.json"):
+    for name in (WB1, "01_open_channel_request.20260101-000000.backup.ipynb", ".hidden", "progress.json",
+                 "README.md", "notes.txt"):
         (tmp_path / "amy" / name).write_text("{}")
-    assert [p.name for _, p in find_workbooks([tmp_path / "amy"])] == ["01_open_channel_request.ipynb"]
+    (tmp_path / "amy" / ".ipynb_checkpoints").mkdir()
+    assert [p.name for _, p in find_workbooks([tmp_path / "amy"])] == [WB1, "notes.txt"]
 
 
 def test_the_command_line(tmp_path, capsys):
@@ -102,3 +418,4 @@ def test_the_command_line(tmp_path, capsys):
     assert main(["grade", str(tmp_path / "zoe" / "notes.md"), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
     assert "Wrote" in capsys.readouterr().out
     assert (tmp_path / "out" / "grades.csv").exists()
+

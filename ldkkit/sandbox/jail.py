@@ -185,7 +185,7 @@ def free_uids(count: int) -> list[int]:
 
 
 def _processes() -> list[tuple[int, int]]:
-    """(real uid, pid) of every process, from /proc."""
+    """(real uid, pid) of every live process (zombies are dead: only their parent's bookkeeping is left)."""
     out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -193,11 +193,22 @@ def _processes() -> list[tuple[int, int]]:
                 status = Path(f"/proc/{entry}/status").read_text()
             except OSError:
                 continue
-            for line in status.splitlines():
-                if line.startswith("Uid:"):
-                    out.append((int(line.split()[1]), int(entry)))
-                    break
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            if fields.get("State", "").strip().startswith("Z") or "Uid" not in fields:
+                continue
+            out.append((int(fields["Uid"].split()[0]), int(entry)))
     return out
+
+
+def reap() -> None:
+    """Collect this process's dead children (a subreaper inherits the learner's orphans)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def pids_of(uid: int) -> list[int]:
@@ -217,6 +228,7 @@ def kill_uid(uid: int) -> None:
             except OSError:
                 pass
         time.sleep(0.01)
+        reap()
     raise RuntimeError(f"processes of uid {uid} survive SIGKILL: {pids_of(uid)}")
 
 
@@ -231,12 +243,8 @@ def kill_descendants(root_pid: int) -> None:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        for pid in children:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
         time.sleep(0.01)
+        reap()
 
 
 def _descendants(root_pid: int) -> list[int]:

@@ -186,6 +186,26 @@ class _Normalise(ast.NodeTransformer):
             node.name = self._rename(node.name)
         return self.generic_visit(node)
 
+    def visit_MatchStar(self, node: ast.MatchStar) -> Any:
+        if node.name:
+            node.name = self._rename(node.name)
+        return node
+
+    def visit_MatchMapping(self, node: ast.MatchMapping) -> Any:
+        if node.rest:
+            node.rest = self._rename(node.rest)
+        return self.generic_visit(node)
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> Any:
+        if node.name:
+            node.name = self._rename(node.name)
+        return self.generic_visit(node)
+
+    def visit_alias(self, node: ast.alias) -> Any:
+        if node.asname:
+            node.asname = self._rename(node.asname)
+        return node
+
     def visit_keyword(self, node: ast.keyword) -> Any:
         return self.generic_visit(node)  # keyword names are the API's, not the learner's: kept
 

@@ -67,6 +67,15 @@ def _check(exercise: str, handler: RemoteHandler, learner: LearnerProcess) -> di
 
 def main() -> int:
     jail_module.become_subreaper()
+    own_temp = tempfile.mkdtemp(prefix="ldkkit-worker-")  # the check's worlds keep their stores here
+    tempfile.tempdir = own_temp
+    try:
+        return _main()
+    finally:
+        shutil.rmtree(own_temp, ignore_errors=True)
+
+
+def _main() -> int:
     verdict_fd = os.dup(1)  # the verdict's own channel: nothing the check prints can mix with it
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     job = json.loads(sys.stdin.read())
