@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Any, Optional
 
-from .events import Event, PathFailure
+from .events import Event, PathFailure, ReplayEvent
 from .events.queue import EventHandlerError
 from .persist import (
     CHANNEL_MANAGER_PERSISTENCE_KEY,
@@ -365,10 +365,11 @@ class _ThreadState:
             return asyncio.run(capture())
         future = asyncio.run_coroutine_threadsafe(capture(), runtime.loop)
         future.add_done_callback(lambda _: self.participant.wake())
+        stopping = self.stop_flag.is_set
         with runtime.turn_released():
-            while not future.done():  # idle while the world runs it; other wake-ups don't end the wait
-                self.participant.wait(None, future.done)
-        return future.result()
+            while not future.done() and not stopping():  # idle while the world runs it
+                self.participant.wait(None, lambda: future.done() or stopping())
+        return future.result() if future.done() else _abandon(future)
 
     def _wait(self) -> None:
         body = self.body
@@ -461,7 +462,7 @@ def _turn(runtime: Any) -> Callable[[], Any]:
 def _stop_thread(state: _ThreadState, thread: threading.Thread) -> None:
     state.stop_flag.set()
     if state.participant is not None:
-        state.participant.wake()
+        state.participant.stop()
     if thread is not threading.current_thread():
         thread.join()
     _release(state.body.channel_manager)
@@ -498,7 +499,7 @@ class ExitSignal:
     def stop(self) -> None:
         self._stopped.set()
         for participant in list(self._participants):
-            participant.wake()
+            participant.stop()
 
     @property
     def stopped(self) -> bool:
@@ -516,13 +517,10 @@ class ExitSignal:
             return self._stopped.is_set()
         clock = participant.runtime.clock
         deadline = clock.now_us() + round(seconds * MICROS)
-        self._participants.add(participant)
-        try:
-            await asyncio.get_running_loop().run_in_executor(
-                None, participant.wait, deadline, lambda: self._stopped.is_set() or participant.wake_pending
-            )
-        finally:
-            self._participants.discard(participant)
+        self._participants.add(participant)  # kept: stop() must also end its waits on the world
+        await asyncio.get_running_loop().run_in_executor(
+            None, participant.wait, deadline, lambda: self._stopped.is_set() or participant.wake_pending
+        )
         return self._stopped.is_set()
 
 
@@ -609,7 +607,19 @@ async def _await_on_world(awaitable: Awaitable[Any], runtime: Any, participant: 
             if not future.done():
                 participant.idle = True
                 runtime.cond.notify_all()
-        return await asyncio.wrap_future(future)
+        waiting = asyncio.wrap_future(future)
+        while not waiting.done():
+            if participant.stopping:
+                return _abandon(future)
+            await asyncio.wait({waiting}, timeout=0.05)  # real time: only the stop request is polled
+        return waiting.result()
+
+
+def _abandon(future: Any) -> ReplayEvent:
+    """Stopping while the world still runs a handler's coroutine (only the world's thread runs it):
+    cancel it, and keep its event queued, to be handed over again. Nothing is lost, nothing waits forever."""
+    future.cancel()
+    return ReplayEvent()
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:

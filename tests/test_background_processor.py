@@ -238,3 +238,35 @@ def test_payments_from_many_threads_while_the_processor_runs(world):
     assert sorted(ends) == sorted(sent) and all(n == 1 for n in ends.values())
     assert world.audit()["total"] == start_total
     assert world.channel_disagreements() == []
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_stopping_while_an_async_handler_is_mid_event_ends_and_loses_nothing(form):
+    """Only the world's thread runs a handler's coroutine: stopping must not wait for it forever."""
+    import asyncio
+    import threading
+
+    from ldkkit.background_processor import run_processor
+    from ldkkit.scenarios import Stage
+    from ldkkit.sim.world import World
+
+    async def slow(channel_manager, *args):
+        if isinstance(args[-1], Event.PaymentClaimable):
+            await asyncio.sleep(30)  # mid-event when the processor is told to stop
+        return await handle_ldk_events(channel_manager, *args)
+
+    with World(seed=4) as world:
+        me = world.add_node("learner", handler=slow)
+        stage = Stage(world, me)
+        bob = stage.peer("bob")
+        stage.open(bob, me, 6_000_000)
+        leaving = run_processor(me, form)
+        leaving.__enter__()
+        bob_invoice = stage.invoice(me, 10_000_000)
+        stage.pay(bob, bob_invoice)  # PaymentClaimable is being handled: the handler sleeps 30 s
+        done = threading.Thread(target=leaving.__exit__, args=(None, None, None), daemon=True)
+        done.start()
+        done.join(60)  # a guard against a hang, not a measure of speed
+        assert not done.is_alive(), "stopping the processor hung"
+        queued = me.channel_manager._events.pending()
+        assert any(isinstance(e, Event.PaymentClaimable) for e in queued)  # kept, to be handed over again

@@ -89,6 +89,12 @@ class Participant:
         self.idle = False
         self.deadline_us: int | None = None
         self.wake_pending = False  # set by wake-up callbacks, for waiters that check it
+        #: Set when its processor is asked to stop: a wait on the world must not outlive that.
+        self.stopping = False
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wake()
 
     def wake(self) -> None:
         with self.runtime.cond:
