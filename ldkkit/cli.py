@@ -13,13 +13,17 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("submissions", nargs="+", help="workbooks, or folders of one learner's workbooks")
     grade.add_argument("--out", default="grades", help="where to write grades.csv and report.html (default: grades)")
     grade.add_argument("--timeout", type=float, default=120.0, help="seconds allowed per workbook (default: 120)")
+    grade.add_argument("--memory", type=int, default=2048, help="MiB of address space per learner process "
+                       "(default: 2048)")
     grade.add_argument("--jobs", type=int, default=None, help="workbooks graded at once (default: one per core)")
     args = parser.parse_args(argv)
 
     from .grading import grade as run_grade
     from .grading import summary
+    from .sandbox.jail import Limits
 
-    table = run_grade(args.submissions, args.out, timeout_s=args.timeout, jobs=args.jobs)
+    table = run_grade(args.submissions, args.out, timeout_s=args.timeout, jobs=args.jobs,
+                      limits=Limits(memory_mb=args.memory))
     rates, hints = summary(table)
     print(rates.to_string())
     if len(hints):

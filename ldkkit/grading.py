@@ -265,9 +265,7 @@ def _run_worker(exercise: str, cells: list[str], timeout_s: float, batch: Batch)
         limits = jail_module.Limits(**{**vars(batch.limits), "cpu_s": max(1, int(timeout_s) + 1)})
         jail = jail_module.Jail(uid, limits, batch.hide, batch.stubs())
         job = {"exercise": exercise, "cells": cells, "timeout_s": timeout_s, "jail": jail.to_dict()}
-        worker = subprocess.Popen([sys.executable, "-m", "ldkkit.sandbox.worker"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=None if os.environ.get("LDKKIT_SANDBOX_DEBUG") else subprocess.DEVNULL,
-                                  start_new_session=True)
+        worker = _start_worker()
         try:
             out, _ = worker.communicate(json.dumps(job).encode(), timeout=timeout_s + _GRACE_S)
         except subprocess.TimeoutExpired:
@@ -280,6 +278,14 @@ def _run_worker(exercise: str, cells: list[str], timeout_s: float, batch: Batch)
         if uid is not None:
             jail_module.kill_uid(uid)
             batch.uids.put(uid)  # type: ignore[union-attr]
+
+
+def _start_worker() -> subprocess.Popen[bytes]:
+    """A worker in a session of its own (its process group is killed whole when its workbook ends)."""
+    debug = bool(os.environ.get("LDKKIT_SANDBOX_DEBUG"))  # the worker's and learner's stderr, to debug the kit
+    return subprocess.Popen([sys.executable, "-m", "ldkkit.sandbox.worker"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=None if debug else subprocess.DEVNULL,
+                            start_new_session=True)
 
 
 def _kill_group(worker: subprocess.Popen[bytes]) -> None:

@@ -161,7 +161,8 @@ def build_class(root: Path, out: Path) -> list[Path]:
                                    "    print('LDKKIT_VERDICT {\"status\": \"passed\", \"hint\": \"\"}')\n"),
         f"p07/{WB1}": unfinished("import threading, time\n"
                                  "def forge():\n    while True:\n"
-                                 "        print('LDKKIT_VERDICT {\"status\": \"passed\", \"hint\": \"\"}'); time.sleep(0.01)\n"
+                                 "        print('LDKKIT_VERDICT {\"status\": \"passed\", \"hint\": \"\"}')\n"
+                                 "        time.sleep(0.01)\n"
                                  "threading.Thread(target=forge, daemon=True).start()"),
         f"p08/{WB1}": unfinished("import json, pathlib, ldkkit\n"
                                  "root = pathlib.Path(ldkkit.__file__).parent.parent\n"

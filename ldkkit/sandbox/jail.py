@@ -137,7 +137,9 @@ def _namespaces(jail: Jail, missing: list[str]) -> None:
 
 def _mount(libc: ctypes.CDLL, source: str | None, target: str, kind: str | None, flags: int,
            data: str | None) -> None:
-    enc = (lambda s: s.encode() if s is not None else None)
+    def enc(text: str | None) -> bytes | None:
+        return text.encode() if text is not None else None
+
     if libc.mount(enc(source), enc(target), enc(kind), ctypes.c_ulong(flags), enc(data)) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"mount {target}: {os.strerror(errno)}")
