@@ -14,7 +14,7 @@ from .types import PaymentHash, PaymentSecret, PublicKey
 #: BOLT 11's default expiry when an invoice does not say: one hour.
 DEFAULT_EXPIRY_TIME = 3600
 #: LDK's ``MIN_FINAL_CLTV_EXPIRY_DELTA``, the default final CLTV delta of LDK's invoices.
-MIN_FINAL_CLTV_EXPIRY_DELTA = 42
+MIN_FINAL_CLTV_EXPIRY_DELTA = 24  # HTLC_FAIL_BACK_BUFFER (18 + 3) + 3, as in LDK 0.1
 
 _CURRENCY = {Network.Bitcoin: "bc", Network.Testnet: "tb", Network.Signet: "tbs", Network.Regtest: "bcrt"}
 

@@ -246,3 +246,46 @@ def test_a_request_whose_peer_went_away_is_logged_not_wedging_the_node():
         world.connect(bob, me)
         stage.open(bob, me, 6_000_000)  # the node still works
         assert any(c.is_channel_ready for c in me.channel_manager.list_channels())
+
+
+def test_ldks_htlc_buffers():
+    from ldkkit.invoice import MIN_FINAL_CLTV_EXPIRY_DELTA
+    from ldkkit.ln import channelmanager as cm
+
+    assert (cm.CLTV_CLAIM_BUFFER, cm.LATENCY_GRACE_PERIOD_BLOCKS, cm.HTLC_FAIL_BACK_BUFFER) == (18, 3, 21)
+    assert MIN_FINAL_CLTV_EXPIRY_DELTA == 24
+
+
+def test_an_unfunded_channel_times_out_as_a_holder_force_close():
+    """LDK's timer closes a channel never funded within 60 ticks: HolderForceClosed, nothing broadcast."""
+    from ldkkit.events import ClosureReason
+    from ldkkit.scenarios import Stage
+    from ldkkit.sim.world import World
+
+    with World(seed=5) as world:
+        me = world.add_node("learner", handler=lambda *args: None)  # never funds its channel
+        bob = Stage(world, me).peer("bob")
+        me.channel_manager.create_channel(bob.node_id, 1_000_000, 0, 7, None, None)
+        world.advance(61 * 60)
+        closed = [e for e in me.events_seen if isinstance(e, Event.ChannelClosed)]
+        assert [e.reason for e in closed] == [ClosureReason.HolderForceClosed(False)]
+
+
+def test_an_outbound_htlc_is_force_closed_three_blocks_after_it_expires():
+    """ChannelMonitor: cltv_expiry + LATENCY_GRACE_PERIOD_BLOCKS <= height, not before."""
+    from ldkkit.scenarios import Stage, _vanish_when_paid
+    from ldkkit.sim.world import World
+
+    with World(seed=6) as world:
+        me = world.add_node("learner")
+        stage = Stage(world, me)
+        alice, carol = stage.peer("alice"), stage.peer("carol", handler=_vanish_when_paid)
+        stage.open(alice, me, 6_000_000)
+        stage.open(carol, me, 6_000_000, push_msat=3_000_000_000)
+        stage.pay(alice, stage.invoice(carol, 100_000_000))
+        channel = next(c for c in me.channel_manager.channels.values() if c.counterparty_node_id == carol.node_id)
+        (htlc,) = channel.pending_outbound_htlcs.values()
+        stage.mine(htlc.cltv_expiry + 2 - world.chain.height())
+        assert not any(isinstance(e, Event.ChannelClosed) for e in me.events_seen)
+        stage.mine(1)
+        assert any(isinstance(e, Event.ChannelClosed) for e in me.events_seen)

@@ -73,10 +73,12 @@ from ..wakers import Future
 MIN_HTLC_RELAY_HOLDING_CELL_MILLIS = 100
 #: LDK's ``MPP_TIMEOUT_TICKS``: an incomplete multi-part payment is failed after this many ticks.
 MPP_TIMEOUT_TICKS = 3
-#: Blocks before an HTLC's expiry at which an unclaimed payment is failed back.
-HTLC_FAIL_BACK_BUFFER = 39
+#: LDK's ``CLTV_CLAIM_BUFFER``: blocks we allow ourselves to claim an HTLC on chain.
+CLTV_CLAIM_BUFFER = 18
 #: LDK's ``LATENCY_GRACE_PERIOD_BLOCKS``.
 LATENCY_GRACE_PERIOD_BLOCKS = 3
+#: LDK's ``HTLC_FAIL_BACK_BUFFER``: blocks before an HTLC's expiry at which an unclaimed payment is failed back.
+HTLC_FAIL_BACK_BUFFER = CLTV_CLAIM_BUFFER + LATENCY_GRACE_PERIOD_BLOCKS
 #: LDK's ``MAX_UNFUNDED_CHANNEL_PEERS``.
 MAX_UNFUNDED_CHANNEL_PEERS = 50
 #: LDK's ``ANTI_REORG_DELAY``.
@@ -771,11 +773,12 @@ class ChannelManager:
                 self._force_close(chan, ClosureReason.FundingTimedOut(), broadcast=False)
 
     def _check_htlc_timeouts(self, chan: Channel, height: int) -> None:
-        """Force-close before an outbound HTLC expires, so it can be claimed back on chain."""
+        """Force-close once an outbound HTLC is past its expiry by LDK's grace period, to claim it back
+        on chain (``ChannelMonitor::should_broadcast_holder_commitment_txn``)."""
         if not chan.is_funded():
             return
         for htlc in chan.pending_outbound_htlcs.values():
-            if htlc.cltv_expiry <= height + LATENCY_GRACE_PERIOD_BLOCKS:
+            if htlc.cltv_expiry + LATENCY_GRACE_PERIOD_BLOCKS <= height:
                 self._force_close(chan, ClosureReason.HTLCsTimedOut(), broadcast=True)
                 return
 
@@ -1579,7 +1582,7 @@ class ChannelManager:
                     if chan.ticks_waiting >= UNFUNDED_CHANNEL_AGE_LIMIT_TICKS:
                         timeout = "Force-closing pending channel due to timeout awaiting establishment handshake"
                         self._send(chan.counterparty_node_id, msgs.ErrorMessage(chan.channel_id, timeout))
-                        self._close_unfunded(chan, ClosureReason.FundingTimedOut())
+                        self._close_unfunded(chan, ClosureReason.HolderForceClosed(False))  # as LDK's tick
                         changed = True
             for payment_hash, claimable in list(self.claimable.items()):
                 if claimable.announced:
