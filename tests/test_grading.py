@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -224,16 +225,22 @@ def sandbox_processes() -> list[tuple[int, int]]:
     return found
 
 
+def grader_scratch() -> set[Path]:
+    """The grader's own folders in the temporary folder: its batch, its workers', its learners'."""
+    return {p for pattern in ("ldkkit-sandbox-*", "ldkkit-worker-*", "ldkkit-grader-*")
+            for p in Path(tempfile.gettempdir()).glob(pattern)}
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("class")
     out = tmp_path_factory.mktemp("report")
     submissions = build_class(root, out)
     alice_before = (root / "alice" / WB1).read_bytes()
-    scratch_before = set(Path("/tmp").glob("ldkkit-*"))
+    scratch_before = grader_scratch()
     table = grade(submissions, out, timeout_s=30, progress=False)
     return {"table": table, "out": out, "root": root, "alice_before": alice_before,
-            "alive": sandbox_processes(), "scratch_left": set(Path("/tmp").glob("ldkkit-*")) - scratch_before}
+            "alive": sandbox_processes(), "scratch_left": grader_scratch() - scratch_before}
 
 
 def row(graded, learner, workbook=WB1):

@@ -40,7 +40,7 @@ PR_SET_NO_NEW_PRIVS = 38
 #: The first uid tried for sandboxes; uids with an account, or with processes, are skipped.
 UID_BASE = 64_100
 UID_SPAN = 400
-SCRATCH = "/tmp/ldkkit-learner"
+SCRATCH = "/tmp/ldkkit-sandbox"
 
 
 @dataclass

@@ -28,7 +28,7 @@ def grade(job: dict[str, Any]) -> dict[str, str]:
     deadline = time.monotonic() + float(job["timeout_s"])
     jail = jail_module.Jail.from_dict(job["jail"])
     if jail.uid is None:  # not root: a scratch folder of our own making
-        scratch = jail.scratch = tempfile.mkdtemp(prefix="ldkkit-learner-")
+        scratch = jail.scratch = tempfile.mkdtemp(prefix="ldkkit-sandbox-")
     else:  # root: the learner process makes it, on its private /tmp (or on the shared one, named unguessably)
         scratch = jail.scratch = f"{jail_module.SCRATCH}-{secrets.token_hex(8)}"
     learner = None
