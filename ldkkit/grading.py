@@ -38,8 +38,8 @@ from .sandbox.source import InvalidWorkbook, learner_code, read_workbook
 _WORKBOOK = re.compile(r"^\d+_(?P<exercise>[a-z_]+)$")
 #: Files the kit itself puts in a learner's folder: no row for them.
 _KIT_FILES = {"README.md", "progress.json"}
-#: Extra seconds the worker gets to clean up after the workbook's own limit.
-_GRACE_S = 10.0
+#: Extra seconds the worker gets to start and to report, past the workbook's own limit.
+_GRACE_S = 1.0
 _ROOT = Path(__file__).resolve().parent.parent
 STATUSES = ("passed", "failed", "copied", "no handler", "timed out", "invalid notebook", "not a notebook",
             "unknown workbook", "error")

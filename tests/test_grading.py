@@ -133,6 +133,9 @@ def build_class(root: Path, out: Path) -> list[Path]:
         # the handler and its check in one cell, and check( in a comment
         f"harriet/{WB1}": with_handler(good("too small, says harriet") + "\n# then: check(...)\n"
                                        "check('open_channel_request', handle_ldk_events)\n"),
+        # a handler that asks the node for more than the event: a list, a graph (a kit object with no bytes)
+        f"uma/{WB1}": with_handler(good("nope", "seen = (network_graph.read_only().channel_count(), "
+                                        "len(channel_manager.list_channels()), channel_manager.get_our_node_id())")),
         # learners who are not finished, or whose files are broken
         f"bob/{WB1}": unfinished(),
         f"carol/{WB1}": "{not json",
@@ -255,7 +258,8 @@ def row(graded, learner, workbook=WB1):
 
 @pytest.mark.parametrize("learner, workbook", [("alice", WB1), ("frank", "05_forwarding.ipynb"),
                                                ("gina", "04_sending_payments.ipynb"),
-                                               ("gina", "07_background_processor.ipynb"), ("harriet", WB1)])
+                                               ("gina", "07_background_processor.ipynb"), ("harriet", WB1),
+                                               ("uma", WB1)])
 def test_honest_learners_pass(graded, learner, workbook):
     status, hint = row(graded, learner, workbook)
     assert status == "passed", hint
@@ -427,3 +431,11 @@ def test_the_command_line(tmp_path, capsys):
     assert "Wrote" in capsys.readouterr().out
     assert (tmp_path / "out" / "grades.csv").exists()
 
+
+
+def test_the_time_limit_is_per_workbook_not_per_cell(tmp_path):
+    (tmp_path / "sid").mkdir()
+    (tmp_path / "sid" / WB1).write_text(unfinished(*["import time\ntime.sleep(2)"] * 6))
+    table = grade([tmp_path / "sid"], None, timeout_s=3, jobs=1, progress=False)
+    assert list(table["status"]) == ["timed out"]
+    assert sandbox_processes() == []

@@ -32,6 +32,8 @@ from . import wire
 
 #: The longest the learner may take to answer one message (the check's own limit is 10 s).
 EXCHANGE_LIMIT_S = 8.0
+#: How many kit objects without bytes (a graph, say) calls may hand the learner, by number.
+MAX_HANDLES = 10_000
 _PARAMETERS = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
                "peer_manager", "inbound_payments", "outbound_payments", "fs_store", "output_sweeper", "network")
 _CALLABLE = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
@@ -157,6 +159,7 @@ class RemoteHandler:
         self._seq = 0
         self._contexts: dict[int, contextvars.Context] = {}  # per event handed over: the check's context
         self._entered: set[int] = set()
+        self._handles: list[Any] = []  # kit objects a call returned that have no bytes: reached by number
         self.__name__ = self.__qualname__ = "handle_ldk_events"
 
     def __call__(self, *args: Any) -> Any:
@@ -208,24 +211,34 @@ class RemoteHandler:
             message["now_us"] = self._now_us()
             message["trusted"] = wire.to_wire(_trusted_peers())
             learner.send(self._with_storage(message))
-            while True:
-                reply = learner.receive(EXCHANGE_LIMIT_S)
-                self._apply_storage(reply)
-                op = reply.get("op")
-                if op == "call":
-                    learner.send(self._with_storage(self._serve_call(reply)))
-                elif op == "idle" and isinstance(reply.get("handler"), dict):
-                    self._schedule(reply.get("next_us"))
-                    return reply
-                else:
-                    learner.kill(LearnerGone("the learner process broke the protocol"))
-                    raise learner.dead  # type: ignore[misc]
+            return self._serve_until_idle()
+        except BaseException as e:
+            # Interrupted half-way (the check stopped an overrunning handler, say): the two ends no
+            # longer agree on where they are in the conversation, so the learner process goes.
+            learner.kill(e if isinstance(e, (HandlerTimeout, LearnerGone)) else
+                         LearnerGone(f"the learner process was stopped: {type(e).__name__}"))
+            raise
         finally:
             learner.lock.release()
 
+    def _serve_until_idle(self) -> dict[str, Any]:
+        learner = self.learner
+        while True:
+            reply = learner.receive(EXCHANGE_LIMIT_S)
+            self._apply_storage(reply)
+            op = reply.get("op")
+            if op == "call":
+                learner.send(self._with_storage(self._serve_call(reply)))
+            elif op == "idle" and isinstance(reply.get("handler"), dict):
+                self._schedule(reply.get("next_us"))
+                return reply
+            else:
+                learner.kill(LearnerGone("the learner process broke the protocol"))
+                raise learner.dead  # type: ignore[misc]
+
     def _serve_call(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
-            method = _resolve(self.components, request.get("path"))
+            method = _resolve(self.components, self._handles, request.get("path"))
             args = wire.from_wire(request.get("args"))
             kwargs = wire.from_wire(request.get("kwargs"))
             if type(args) is not tuple or type(kwargs) is not dict or not all(type(k) is str for k in kwargs):
@@ -242,6 +255,9 @@ class RemoteHandler:
         try:
             return {"op": "reply", "value": wire.to_wire(value)}
         except TypeError as e:
+            if _kit_object(value) and len(self._handles) < MAX_HANDLES:  # e.g. network_graph.read_only()
+                self._handles.append(value)
+                return {"op": "reply", "handle": len(self._handles) - 1}
             return {"op": "reply", "error": wire.error_to_wire(TypeError(str(e)))}
 
     def _in_context(self, origin: Any, method: Callable[..., Any], args: tuple[Any, ...],
@@ -348,13 +364,19 @@ def _trusted_peers() -> tuple[Any, ...]:
     return tuple(peers)
 
 
-def _resolve(components: dict[str, Any], path: Any) -> Callable[..., Any]:
-    """The real method a learner's call names: a public method of one of the kit's own objects."""
+def _resolve(components: dict[str, Any], handles: list[Any], path: Any) -> Callable[..., Any]:
+    """The real method a learner's call names: a public method of one of the kit's own objects.
+
+    ``path`` starts with a component's name, or with ``#n``, the n-th kit object a call returned.
+    """
     if type(path) is not list or not 2 <= len(path) <= 3 or not all(type(p) is str for p in path):
         raise wire.ProtocolError("a call names no method")
-    if path[0] not in _CALLABLE:
+    if path[0].startswith("#") and path[0][1:].isdigit() and int(path[0][1:]) < len(handles):
+        target = handles[int(path[0][1:])]
+    elif path[0] in _CALLABLE:
+        target = components[path[0]]
+    else:
         raise LookupError(f"{path[0]} is not a component a handler can call")
-    target = components[path[0]]
     for name in path[1:-1]:
         target = _public(target, name)
         if not type(target).__module__.startswith("ldkkit."):
@@ -363,6 +385,11 @@ def _resolve(components: dict[str, Any], path: Any) -> Callable[..., Any]:
     if not _kit_code(method):
         raise LookupError(f"{'.'.join(path)} is not a method of a node component")
     return method
+
+
+def _kit_object(value: Any) -> bool:
+    """An instance of one of the kit's own classes (not a function, class or module)."""
+    return type(value).__module__.startswith("ldkkit.") and not isinstance(value, (type, types.ModuleType))
 
 
 def _kit_code(method: Any) -> bool:
