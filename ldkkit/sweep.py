@@ -7,7 +7,7 @@ one line::
     output_sweeper.track_spendable_outputs(outputs, channel_id, False, None)
 
 and the sweeper does the rest as blocks arrive: spend the outputs to our wallet, rebroadcast
-until the spend confirms, and forget them once it is ``ANTI_REORG_DELAY`` blocks deep.
+until the spend confirms, and forget them once it is ``PRUNE_DELAY_BLOCKS`` (4,038) blocks deep.
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ from .types import ChannelId, Txid
 #: Mirrors ``lightning::chain::channelmonitor::ANTI_REORG_DELAY``: confirmations after which
 #: LDK treats a transaction as final.
 ANTI_REORG_DELAY = 6
+#: Mirrors ``lightning::chain::channelmonitor::ARCHIVAL_DELAY_BLOCKS``.
+ARCHIVAL_DELAY_BLOCKS = 4032
+#: Mirrors ``lightning::util::sweep::PRUNE_DELAY_BLOCKS``: confirmations after which a swept output is
+#: forgotten. Long after it is final, so that a replayed ``SpendableOutputs`` is still recognised.
+PRUNE_DELAY_BLOCKS = ARCHIVAL_DELAY_BLOCKS + ANTI_REORG_DELAY
 _MODULE = "ldkkit::sweep"
 
 
@@ -51,7 +56,7 @@ class OutputSpendStatus(RustEnum):
         latest_spending_tx: Transaction
 
     class PendingThresholdConfirmations:
-        """The spend confirmed at ``confirmation_height``; forgotten after ANTI_REORG_DELAY confirmations."""
+        """The spend confirmed at ``confirmation_height``; forgotten after PRUNE_DELAY_BLOCKS confirmations."""
 
         first_broadcast_hash: str
         latest_broadcast_height: U32
@@ -218,10 +223,10 @@ class OutputSweeper:
         for output in self._state.outputs:
             new = self._confirm_if_spent(output, block)
             if isinstance(new.status, OutputSpendStatus.PendingThresholdConfirmations) and (
-                block.height >= new.status.confirmation_height + ANTI_REORG_DELAY - 1
+                block.height >= new.status.confirmation_height + PRUNE_DELAY_BLOCKS - 1
             ):
                 self.logger.info(_MODULE, f"Output {new.outpoint()} was swept by {new.spending_txid()}, now "
-                                 f"{ANTI_REORG_DELAY} blocks deep; no longer tracking it")
+                                 f"{PRUNE_DELAY_BLOCKS} blocks deep; no longer tracking it")
                 changed = True
                 continue
             changed |= new is not output
