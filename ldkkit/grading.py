@@ -72,6 +72,7 @@ class Batch:
 
     hide: list[str] = field(default_factory=list)
     uids: Optional[queue.Queue[int]] = None
+    lease: Optional[jail_module.UidLease] = None
     stub_dir: Optional[Path] = None
     limits: jail_module.Limits = field(default_factory=jail_module.Limits)
 
@@ -80,8 +81,9 @@ class Batch:
              limits: Optional[jail_module.Limits] = None) -> Batch:
         batch = cls(hide=_hidden_folders(folders, out_dir), limits=limits or jail_module.Limits())
         if jail_module.is_root():
+            batch.lease = jail_module.lease_uids(jobs)
             batch.uids = queue.Queue()
-            for uid in jail_module.free_uids(jobs):
+            for uid in batch.lease.uids:
                 batch.uids.put(uid)
             batch.stub_dir = Path(tempfile.mkdtemp(prefix="ldkkit-grader-"))
             batch.stub_dir.chmod(0o755)
@@ -106,6 +108,8 @@ class Batch:
     def close(self) -> None:
         if self.stub_dir is not None:
             shutil.rmtree(self.stub_dir, ignore_errors=True)
+        if self.lease is not None:
+            self.lease.release()
 
 
 def _hidden_folders(folders: list[Path], out_dir: Optional[Path]) -> list[str]:

@@ -169,21 +169,59 @@ def is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def free_uids(count: int) -> list[int]:
-    """``count`` uids that no account and no process uses, for this batch's sandboxes."""
+@dataclass
+class UidLease:
+    """Uids held by one batch: a lock file each, so two graders on one machine never share one."""
+
+    uids: list[int]
+    _locks: list[int] = field(default_factory=list)
+
+    def release(self) -> None:
+        for fd in self._locks:
+            os.close(fd)
+        self._locks.clear()
+
+
+def lease_uids(count: int) -> UidLease:
+    """``count`` uids that no account, no process and no other grader uses, for this batch's sandboxes."""
+    import fcntl
+
+    folder = Path("/run/ldkkit" if os.path.isdir("/run") else "/var/lock/ldkkit")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     busy = {uid for uid, _ in _processes()}
-    found = []
+    lease = UidLease([])
     for uid in range(UID_BASE, UID_BASE + UID_SPAN):
-        try:
-            pwd.getpwuid(uid)
+        if uid in busy or _has_account(uid):
             continue
-        except KeyError:
-            pass
-        if uid not in busy:
-            found.append(uid)
-            if len(found) == count:
-                return found
+        fd = os.open(folder / f"uid-{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)  # another grader holds it
+            continue
+        lease.uids.append(uid)
+        lease._locks.append(fd)
+        if len(lease.uids) == count:
+            return lease
+    lease.release()
     raise RuntimeError(f"no {count} free uids between {UID_BASE} and {UID_BASE + UID_SPAN}")
+
+
+def free_uids(count: int) -> list[int]:
+    """``count`` uids that no account and no process uses now (unleased: for a one-off run)."""
+    busy = {uid for uid, _ in _processes()}
+    found = [uid for uid in range(UID_BASE, UID_BASE + UID_SPAN) if uid not in busy and not _has_account(uid)]
+    if len(found) < count:
+        raise RuntimeError(f"no {count} free uids between {UID_BASE} and {UID_BASE + UID_SPAN}")
+    return found[:count]
+
+
+def _has_account(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
 
 
 def _processes() -> list[tuple[int, int]]:
