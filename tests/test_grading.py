@@ -136,6 +136,8 @@ def build_class(root: Path, out: Path) -> list[Path]:
         # a handler that asks the node for more than the event: a list, a graph (a kit object with no bytes)
         f"uma/{WB1}": with_handler(good("nope", "seen = (network_graph.read_only().channel_count(), "
                                         "len(channel_manager.list_channels()), channel_manager.get_our_node_id())")),
+        # a handler that sleeps: refused, as in the notebook
+        f"oscar/{WB1}": with_handler(good("no", "import time; time.sleep(0.01)")),
         # learners who are not finished, or whose files are broken
         f"bob/{WB1}": unfinished(),
         f"carol/{WB1}": "{not json",
@@ -311,7 +313,7 @@ def test_the_report_is_always_written(graded):
 
 
 @pytest.mark.parametrize("learner", ["p01", "p02", "p03", "p04", "p05", "p06", "p07", "p08", "p09", "p10",
-                                     "aaa-mallory", "mike", "nina", "sam", "kim"])
+                                     "aaa-mallory", "mike", "nina", "sam", "kim", "oscar"])
 def test_no_cheat_passes(graded, learner):
     status, _ = row(graded, learner)
     assert status != "passed"
@@ -328,6 +330,11 @@ def test_copies_are_named(graded):
 def test_the_reference_cannot_be_imported_into_the_learner_process(graded):
     status, hint = row(graded, "nina")  # her handler calls ldkkit.reference's: it is not there while grading
     assert status == "failed" and "not available while grading" in hint
+
+
+def test_a_handler_that_sleeps_is_refused_as_in_the_notebook(graded):
+    status, hint = row(graded, "oscar")
+    assert status == "failed" and "BlockingCall" in hint
 
 
 def test_a_symlink_to_another_learners_notebook_is_refused(graded):

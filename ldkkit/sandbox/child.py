@@ -18,6 +18,7 @@ import inspect
 import os
 import selectors
 import sys
+import time
 import traceback
 import types
 from typing import Any, Optional
@@ -195,6 +196,10 @@ class Channel:
 # --- running the workbook and the handler ------------------------------------------------------
 
 
+class BlockingCall(Exception):
+    """``time.sleep`` in a handler or a task it spawned: as in the notebook's check, it is refused."""
+
+
 class Learner:
     """The workbook's namespace, its handler, and the handler call in progress."""
 
@@ -205,6 +210,14 @@ class Learner:
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
         self.components = {name: Remote(channel, (name,)) for name in COMPONENTS}
         self.current: Optional[asyncio.Task[Any]] = None
+        self.handling = False
+        self._sleep = time.sleep
+        time.sleep = self._guarded_sleep
+
+    def _guarded_sleep(self, seconds: float) -> None:
+        if self.handling:
+            raise BlockingCall("time.sleep() blocks the whole node: no other event is handled while it sleeps")
+        self._sleep(seconds)
 
     def run_cells(self, cells: list[str]) -> None:
         """Each cell in turn, as Jupyter would with errors allowed: one failing cell does not stop the rest."""
@@ -304,7 +317,11 @@ class Learner:
             if op == "event":
                 self.start_event(handler, message)
             if op in ("event", "step", "reset"):
-                self.loop.step(int(message["now_us"]))
+                self.handling = True
+                try:
+                    self.loop.step(int(message["now_us"]))
+                finally:
+                    self.handling = False
                 self.channel.send({"op": "idle", "handler": self.state(), "next_us": self.loop.next_us()})
             elif op == "stop":
                 return
