@@ -289,3 +289,37 @@ def test_an_outbound_htlc_is_force_closed_three_blocks_after_it_expires():
         assert not any(isinstance(e, Event.ChannelClosed) for e in me.events_seen)
         stage.mine(1)
         assert any(isinstance(e, Event.ChannelClosed) for e in me.events_seen)
+
+
+def test_a_payment_id_is_refused_again_until_ldks_idempotency_ticks_have_passed():
+    """LDK keeps a fulfilled payment IDEMPOTENCY_TIMEOUT_TICKS (7) ticks: a repeat send is a DuplicatePayment."""
+    from ldkkit.errors import RetryableSendFailure
+    from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
+    from ldkkit.ln.outbound_payment import Retry
+    from ldkkit.scenarios import Stage
+    from ldkkit.sim.world import World
+    from ldkkit.types import PaymentId
+
+    with World(seed=7) as world:
+        me = world.add_node("learner")
+        stage = Stage(world, me)
+        bob = stage.peer("bob")
+        stage.open(me, bob, 1_000_000)
+        invoice = stage.invoice(bob, 10_000_000)
+        payment_id = stage.pay(me, invoice)
+        assert any(isinstance(e, Event.PaymentSent) for e in me.events_seen)
+        payment_hash, onion, params = payment_parameters_from_invoice(invoice)
+
+        def again() -> None:
+            me.channel_manager.send_payment(payment_hash, onion, PaymentId(bytes(payment_id)), params,
+                                            Retry.Attempts(0))
+
+        for _ in range(7):  # seven ticks: still remembered
+            with pytest.raises(RetryableSendFailure.DuplicatePayment):
+                again()
+            world.advance(60)
+        world.advance(60)  # the eighth tick forgets it
+        again()
+        stage.settle()
+        failed = [e for e in me.events_seen if isinstance(e, Event.PaymentFailed)]
+        assert [e.payment_id for e in failed] == [payment_id]  # bob refuses a second payment of one invoice

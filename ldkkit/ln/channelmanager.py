@@ -52,7 +52,13 @@ from ..ln.channel import (
     holder_selected_channel_reserve_satoshis,
 )
 from ..ln.channel_state import ChannelCounterparty, ChannelDetails, ChannelShutdownState
-from ..ln.outbound_payment import PaymentState, PendingOutboundPayment, RecipientOnionFields, Retry
+from ..ln.outbound_payment import (
+    IDEMPOTENCY_TIMEOUT_TICKS,
+    PaymentState,
+    PendingOutboundPayment,
+    RecipientOnionFields,
+    Retry,
+)
 from ..logger import Logger
 from ..routing.gossip import NetworkUpdate
 from ..routing.router import LightningError, Path, RouteParameters
@@ -1277,8 +1283,20 @@ class ChannelManager:
                 fee_paid_msat=fees,
             ))
         self._queue_event(Event.PaymentPathSuccessful(route.payment_id, htlc.payment_hash, route.path))
-        if payment.inflight_htlcs == 0:
-            self._forget_payment(route.payment_id)
+        # Kept (not forgotten) for IDEMPOTENCY_TIMEOUT_TICKS: a repeat send_payment is a DuplicatePayment.
+
+    def _remove_stale_payments(self) -> None:
+        """LDK's ``remove_stale_payments``: forget a fulfilled payment IDEMPOTENCY_TIMEOUT_TICKS ticks
+        after its last HTLC resolved."""
+        for payment in list(self.pending_outbound.values()):
+            if payment.state is not PaymentState.Fulfilled:
+                continue
+            if payment.inflight_htlcs:
+                payment.timer_ticks_without_htlcs = 0
+                continue
+            payment.timer_ticks_without_htlcs += 1
+            if payment.timer_ticks_without_htlcs > IDEMPOTENCY_TIMEOUT_TICKS:
+                self._forget_payment(payment.payment_id)
 
     def _forget_payment(self, payment_id: PaymentId) -> None:
         self.pending_outbound.pop(payment_id, None)
@@ -1337,9 +1355,7 @@ class ChannelManager:
             short_channel_id=None if at_payee else reason.short_channel_id,
         ))
         if payment.state is PaymentState.Fulfilled:
-            if payment.inflight_htlcs == 0:
-                self._forget_payment(payment.payment_id)
-            return
+            return  # kept for IDEMPOTENCY_TIMEOUT_TICKS, like any fulfilled payment
         if permanent:
             self._payment_failed(payment, PaymentFailureReason.RecipientRejected)
         elif retry_now:
@@ -1567,6 +1583,7 @@ class ChannelManager:
         """
         with self._lock:
             changed = False
+            self._remove_stale_payments()
             for chan in list(self.channels.values()):
                 if chan.phase is ChannelPhase.UnacceptedInbound:
                     chan.ticks_waiting += 1

@@ -49,6 +49,10 @@ class Retry(RustEnum):
         timeout: timedelta
 
 
+#: LDK's ``IDEMPOTENCY_TIMEOUT_TICKS``: timer ticks a fulfilled payment is remembered after its last HTLC.
+IDEMPOTENCY_TIMEOUT_TICKS = 7
+
+
 @register
 class PaymentState(enum.Enum):
     Retryable = "Retryable"
@@ -77,6 +81,9 @@ class PendingOutboundPayment(Record, frozen=False):
     sent_event_emitted: bool
     pending_retry: bool
     failure_reason: Optional[str]
+    #: LDK's ``timer_ticks_without_htlcs``: a fulfilled payment is kept this long, so a second
+    #: ``send_payment`` with its id is refused as ``DuplicatePayment``.
+    timer_ticks_without_htlcs: U32 = 0
 
     def can_retry(self, now_us: int) -> bool:
         """Whether the retry strategy allows another attempt now."""
