@@ -118,6 +118,7 @@ def _namespaces(jail: Jail, missing: list[str]) -> None:
     if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
         raise OSError(ctypes.get_errno(), "unshare (mount and network namespaces) failed")
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE, None)
+    _expose(libc, _needed_paths(), missing)
     for path, stub in jail.stubs.items():
         if os.path.isfile(path):
             _mount(libc, stub, path, None, MS_BIND, None)
@@ -127,12 +128,55 @@ def _namespaces(jail: Jail, missing: list[str]) -> None:
                 _mount(libc, "tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0555")
             except OSError as e:
                 missing.append(f"could not hide {path}: {e}")
-    needed = [os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p]
+    needed = _needed_paths()
     for private in ("/tmp", "/var/tmp", "/dev/shm"):
         if any(p == private or p.startswith(private + "/") for p in needed):
             missing.append(f"{private} is shared: the kit or Python lives there")
         elif os.path.isdir(private):
             _mount(libc, "tmpfs", private, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777")
+
+
+def _needed_paths() -> list[str]:
+    """The folders Python and the kit are loaded from (the learner process must read them)."""
+    paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(sys.executable), *sys.path)
+             if p and os.path.isdir(p)} - {"/"}
+    return sorted(p for p in paths if not any(p.startswith(q + "/") for q in paths))
+
+
+def _blocker(path: str) -> str | None:
+    """The first folder on the way to ``path`` that other users cannot enter (``/root``, say)."""
+    current = "/"
+    for part in Path(path).parts[1:-1]:
+        current = os.path.join(current, part)
+        if not os.stat(current).st_mode & 0o001:
+            return current
+    return None
+
+
+def _expose(libc: ctypes.CDLL, needed: list[str], missing: list[str]) -> None:
+    """Make Python and the kit reachable when they live under a private folder (a pyenv in /root).
+
+    The private folder is covered by an empty tmpfs (so the rest of it stays hidden), and the
+    folders needed are bind-mounted back at their own paths: nothing else of it is visible.
+    """
+    by_blocker: dict[str, list[str]] = {}
+    for path in needed:
+        blocker = _blocker(path)
+        if blocker is not None:
+            by_blocker.setdefault(blocker, []).append(path)
+    old_umask = os.umask(0o022)
+    try:
+        for blocker, paths in by_blocker.items():
+            fds = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in paths]
+            _mount(libc, "tmpfs", blocker, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
+            for path, fd in zip(paths, fds, strict=True):
+                os.makedirs(path, mode=0o755, exist_ok=True)
+                _mount(libc, f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
+                os.close(fd)
+                if not os.stat(path).st_mode & 0o005 == 0o005:
+                    missing.append(f"{path} is not readable by other users")
+    finally:
+        os.umask(old_umask)
 
 
 def _mount(libc: ctypes.CDLL, source: str | None, target: str, kind: str | None, flags: int,

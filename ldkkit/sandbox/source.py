@@ -260,5 +260,8 @@ def known_handlers() -> dict[str, str]:
 def _reference_origin() -> Optional[Path]:
     import importlib.util
 
-    spec = importlib.util.find_spec("ldkkit.reference")
+    try:
+        spec = importlib.util.find_spec("ldkkit.reference")
+    except (ImportError, ValueError):  # not installed, or a stand-in module without a spec
+        return None
     return Path(spec.origin) if spec is not None and spec.origin else None
