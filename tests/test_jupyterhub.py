@@ -144,9 +144,9 @@ def run_in_kernel(hub, server: str, code: str) -> str:
 
 
 def test_two_learners_check_and_are_graded(hub):
-    from ldkkit.grading import grade
-
     from test_grading import own_handler
+
+    from ldkkit.grading import grade
 
     workbook = "01_open_channel_request.ipynb"
     for name, source in (("alice", "solutions"), ("bob", "exercises")):

@@ -129,11 +129,11 @@ def _namespaces(jail: Jail, missing: list[str]) -> None:
             except OSError as e:
                 missing.append(f"could not hide {path}: {e}")
     needed = _needed_paths()
-    for private in ("/tmp", "/var/tmp", "/dev/shm"):
+    for private, size in (("/tmp", "128m"), ("/var/tmp", "16m"), ("/dev/shm", "16m")):  # tmpfs is memory: small
         if any(p == private or p.startswith(private + "/") for p in needed):
             missing.append(f"{private} is shared: the kit or Python lives there")
         elif os.path.isdir(private):
-            _mount(libc, "tmpfs", private, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777")
+            _mount(libc, "tmpfs", private, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
 
 
 def _needed_paths() -> list[str]:
