@@ -21,9 +21,11 @@ CANONICAL = {
     "outbound_open_rejected_by_peer": ["ChannelClosed"],
     "receive_invoice_payment": OPEN_IN + RECEIVE,
     "receive_keysend": OPEN_IN + RECEIVE,
-    "receive_unknown_payment": OPEN_IN + ["PendingHTLCsForwardable", "HTLCHandlingFailed"],
+    # LDK's fail_htlc_backwards_internal: HTLCHandlingFailed when the failure is queued, then a new
+    # PendingHTLCsForwardable, whose processing sends the update_fail_htlc.
+    "receive_unknown_payment": OPEN_IN + ["PendingHTLCsForwardable", "HTLCHandlingFailed", "PendingHTLCsForwardable"],
     "receive_duplicate_payment": OPEN_IN + RECEIVE
-    + ["PendingHTLCsForwardable", "PaymentClaimable", "PendingHTLCsForwardable", "HTLCHandlingFailed"],
+    + ["PendingHTLCsForwardable", "PaymentClaimable", "HTLCHandlingFailed", "PendingHTLCsForwardable"],
     "receive_mpp": OPEN_IN + OPEN_IN + RECEIVE,
     "send_direct": OPEN_OUT + ["PaymentSent", "PaymentPathSuccessful"],
     "send_two_hop": OPEN_OUT + ["PaymentSent", "PaymentPathSuccessful"],
@@ -40,8 +42,8 @@ CANONICAL = {
     "force_close_remote": OPEN_OUT + ["PaymentSent", "PaymentPathSuccessful", "ChannelClosed", "BumpTransaction",
                                       "SpendableOutputs"],
     "force_close_htlc_in_flight": OPEN_IN + OPEN_IN
-    + ["PendingHTLCsForwardable", "ChannelClosed", "BumpTransaction", "PendingHTLCsForwardable", "SpendableOutputs",
-       "HTLCHandlingFailed"],
+    + ["PendingHTLCsForwardable", "ChannelClosed", "BumpTransaction", "HTLCHandlingFailed", "PendingHTLCsForwardable",
+       "SpendableOutputs"],
     "handler_replay": OPEN_IN + RECEIVE + ["PaymentClaimed"],
     "restart_replay": OPEN_IN + RECEIVE,
 }

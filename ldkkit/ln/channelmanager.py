@@ -1203,17 +1203,26 @@ class ChannelManager:
                 if chan is None or part.htlc_id not in chan.pending_inbound_htlcs:
                     continue
                 reason = msgs.FailureOnion(self._our_node_id, INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, None, None)
-                self.fail_backs.append(PendingFailBack(chan.channel_id, part.htlc_id, reason,
-                                                       HTLCDestination.FailedPayment(payment_hash)))
-            self._forwardable()
+                self._queue_fail_back(PendingFailBack(chan.channel_id, part.htlc_id, reason,
+                                                      HTLCDestination.FailedPayment(payment_hash)))
 
     def _fail_inbound(
         self, chan: Channel, htlc: InboundHTLC, code: int, scid: Optional[int], destination: Optional[HTLCDestination]
     ) -> None:
-        """Fail an inbound HTLC back now, from inside process_pending_htlc_forwards."""
+        """Fail an inbound HTLC back: queued for the next process_pending_htlc_forwards, as LDK does."""
         permanent = bool(code & PERM) if scid is not None else None
         reason = msgs.FailureOnion(self._our_node_id, code, scid, permanent)
-        self._fail_back_now(PendingFailBack(chan.channel_id, htlc.htlc_id, reason, destination))
+        self._queue_fail_back(PendingFailBack(chan.channel_id, htlc.htlc_id, reason, destination))
+
+    def _queue_fail_back(self, fail: PendingFailBack) -> None:
+        """LDK's ``fail_htlc_backwards_internal``: ``HTLCHandlingFailed`` now, then a new
+        ``PendingHTLCsForwardable``; the ``update_fail_htlc`` goes out on the next processing."""
+        self.fail_backs.append(fail)
+        if fail.destination is not None:
+            chan = self.channels.get(fail.channel_id)
+            self._queue_event(Event.HTLCHandlingFailed(chan.channel_id if chan else fail.channel_id,
+                                                       fail.destination))
+        self._forwardable()
 
     def _fail_back_now(self, fail: PendingFailBack) -> None:
         chan = self.channels.get(fail.channel_id)
@@ -1223,8 +1232,6 @@ class ChannelManager:
         if chan.phase is not ChannelPhase.Closed:
             self._send(chan.counterparty_node_id, msgs.UpdateFailHTLC(chan.channel_id, fail.htlc_id, fail.reason))
             self.chain_monitor.channel_updated(self, chan)
-        if fail.destination is not None:
-            self._queue_event(Event.HTLCHandlingFailed(chan.channel_id, fail.destination))
         self._maybe_closing_signed(chan)
 
     def _fail_expired_claimables(self, height: int) -> None:
@@ -1317,11 +1324,10 @@ class ChannelManager:
     def _outbound_failed(self, chan: Channel, htlc: OutboundHTLC, reason: msgs.FailureOnion) -> None:
         if htlc.previous_hop is not None:
             prev = htlc.previous_hop
-            self.fail_backs.append(PendingFailBack(
+            self._queue_fail_back(PendingFailBack(
                 prev.channel_id, prev.htlc_id, reason,
                 HTLCDestination.NextHopChannel(chan.counterparty_node_id, chan.channel_id),
             ))
-            self._forwardable()
             return
         route = htlc.route
         payment = self.pending_outbound.get(route.payment_id)
@@ -1609,9 +1615,8 @@ class ChannelManager:
                     del self.claimable[payment_hash]
                     for part in claimable.htlcs:
                         reason = msgs.FailureOnion(self._our_node_id, MPP_TIMEOUT, None, None)
-                        self.fail_backs.append(PendingFailBack(part.channel_id, part.htlc_id, reason,
-                                                               HTLCDestination.FailedPayment(payment_hash)))
-                    self._forwardable()
+                        self._queue_fail_back(PendingFailBack(part.channel_id, part.htlc_id, reason,
+                                                              HTLCDestination.FailedPayment(payment_hash)))
                     changed = True
             if changed:
                 self._changed()
