@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -305,10 +306,22 @@ def _verdict(out: bytes) -> dict[str, str]:
     try:
         verdict = json.loads(out)
         if verdict.get("status") in STATUSES and isinstance(verdict.get("hint"), str):
+            for note in verdict.get("missing") or []:
+                _warn_once(str(note))
             return {"status": verdict["status"], "hint": verdict["hint"]}
     except (ValueError, AttributeError):
         pass
     return {"status": "error", "hint": "the grader's worker crashed on this workbook"}
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(note: str) -> None:
+    """Say once per run what the sandbox could not do here (no namespaces in a container, say)."""
+    if note not in _WARNED:
+        _WARNED.add(note)
+        warnings.warn(f"ldkkit grade: the sandbox is weaker here: {note}", RuntimeWarning, stacklevel=2)
 
 
 # --- a whole class ------------------------------------------------------------------------------

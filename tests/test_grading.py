@@ -12,6 +12,9 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import shutil
+import subprocess
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -446,3 +449,21 @@ def test_the_time_limit_is_per_workbook_not_per_cell(tmp_path):
     table = grade([tmp_path / "sid"], None, timeout_s=3, jobs=1, progress=False)
     assert list(table["status"]) == ["timed out"]
     assert sandbox_processes() == []
+
+
+@ROOT_ONLY
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) drops a capability for this test")
+def test_root_without_namespaces_still_grades_and_says_what_it_could_not_do(tmp_path):
+    """A container's root often may not make namespaces: learners still run as another uid, with a warning."""
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / WB1).write_text(own_handler(WB1, "alice"))
+    script = ("import warnings, json; warnings.simplefilter('always')\n"
+              "from ldkkit.grading import grade\n"
+              "with warnings.catch_warnings(record=True) as caught:\n"
+              f"    table = grade([{str(tmp_path / 'alice')!r}], None, timeout_s=60, progress=False)\n"
+              "print(json.dumps([list(table['status']), [str(w.message) for w in caught]]))")
+    done = subprocess.run(["setpriv", "--bounding-set", "-sys_admin", sys.executable, "-c", script],
+                          capture_output=True, text=True, timeout=120)
+    statuses, warned = json.loads(done.stdout.strip().splitlines()[-1])
+    assert statuses == ["passed"]
+    assert any("no mount or network namespace" in w for w in warned)

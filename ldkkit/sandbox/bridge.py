@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable
 from typing import Any, Optional
@@ -80,8 +81,6 @@ class LearnerProcess:
         self.missing = [str(m) for m in confined.get("missing") or []]
 
     def remaining(self) -> float:
-        import time
-
         return max(0.0, self.deadline - time.monotonic())
 
     def send(self, message: dict[str, Any]) -> None:
@@ -110,7 +109,11 @@ class LearnerProcess:
     def run_cells(self, cells: list[str]) -> tuple[Optional[str], str]:
         """Run the workbook; return its handler's kind ("plain", "async" or None) and why it has none."""
         self.send({"cells": cells})
-        ready = self.receive(self.remaining())
+        try:
+            ready = self.receive(self.remaining())
+        except HandlerTimeout:
+            self.dead = HandlerTimeout("the workbook's cells did not finish within its time limit (an endless loop?)")
+            raise self.dead from None
         kind, why = ready.get("handler"), ready.get("why")
         if ready.get("op") != "ready" or kind not in ("plain", "async", None) or not isinstance(why, str):
             self.kill(LearnerGone("the learner process broke the protocol"))

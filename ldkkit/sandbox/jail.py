@@ -115,13 +115,19 @@ def _libc() -> ctypes.CDLL:
 def _namespaces(jail: Jail, missing: list[str]) -> None:
     """New mount and network namespaces, with everything the learner must not see covered."""
     libc = _libc()
-    if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
-        raise OSError(ctypes.get_errno(), "unshare (mount and network namespaces) failed")
+    if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:  # a container without CAP_SYS_ADMIN, say
+        errno = ctypes.get_errno()
+        missing.append(f"no mount or network namespace ({os.strerror(errno)}): learners can reach the network "
+                       "and read what their uid may read; /tmp is shared")
+        return
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE, None)
     _expose(libc, _needed_paths(), missing)
     for path, stub in jail.stubs.items():
         if os.path.isfile(path):
-            _mount(libc, stub, path, None, MS_BIND, None)
+            try:
+                _mount(libc, stub, path, None, MS_BIND, None)
+            except OSError as e:
+                missing.append(f"could not cover {path}: {e}")
     for path in jail.hide:
         if os.path.isdir(path) and not os.path.islink(path):
             try:

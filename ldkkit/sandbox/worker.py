@@ -23,8 +23,8 @@ from . import jail as jail_module
 from .bridge import HandlerTimeout, LearnerGone, LearnerProcess, RemoteHandler
 
 
-def grade(job: dict[str, Any]) -> dict[str, str]:
-    """The verdict on one workbook: {"status", "hint"}."""
+def grade(job: dict[str, Any]) -> dict[str, Any]:
+    """The verdict on one workbook: {"status", "hint", "missing": what the sandbox could not do}."""
     deadline = time.monotonic() + float(job["timeout_s"])
     jail = jail_module.Jail.from_dict(job["jail"])
     if jail.uid is None:  # not root: a scratch folder of our own making
@@ -36,8 +36,8 @@ def grade(job: dict[str, Any]) -> dict[str, str]:
         learner = LearnerProcess(jail, deadline)
         kind, why = learner.run_cells(list(job["cells"]))
         if kind is None:
-            return {"status": "no handler", "hint": why}
-        return _check(job["exercise"], RemoteHandler(learner, kind), learner)
+            return {"status": "no handler", "hint": why, "missing": learner.missing}
+        return {**_check(job["exercise"], RemoteHandler(learner, kind), learner), "missing": learner.missing}
     except HandlerTimeout as e:
         return {"status": "timed out", "hint": str(e)}
     except LearnerGone as e:
