@@ -18,18 +18,29 @@ PASS, FAIL = "pass", "fail"
 
 
 @dataclass(frozen=True)
+class Fresh:
+    """A handler that keeps state between events: ``make()`` builds a new one for every run of a check."""
+
+    make: Callable[[], Callable[..., Any]]
+
+
+@dataclass(frozen=True)
 class Case:
     """One learner handler and what ``check(exercise, handler)`` must say about it."""
 
     exercise: str
     name: str
-    handler: Callable[..., Any]
+    handler: Callable[..., Any] | Fresh
     expect: str  # PASS or FAIL
     words: tuple[str, ...] = ()  # a WRONG case's message must contain each (case-sensitive)
     why: str = ""  # what the learner did, in a sentence
     xfail: Optional[str] = None  # the kit gets this one wrong today: why (strict xfail)
     slow: bool = False  # takes many seconds alone (a timeout, or a whole capstone)
     marks: tuple[str, ...] = field(default=())
+
+    def new_handler(self) -> Callable[..., Any]:
+        """The handler to give one run of the check (a fresh one, if it keeps state)."""
+        return self.handler.make() if isinstance(self.handler, Fresh) else self.handler
 
     @property
     def id(self) -> str:

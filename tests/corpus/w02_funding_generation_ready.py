@@ -9,7 +9,7 @@ from typing import Any
 from ldkkit.bitcoin import Address, Transaction
 from ldkkit.events import Event
 
-from . import right, wrong
+from . import Fresh, right, wrong
 from .arms import build_funding, compose, only, spawn
 
 EX = "funding_generation_ready"
@@ -185,6 +185,6 @@ CASES = [
           "funding_transaction_generated", why="builds the transaction and forgets to hand it over"),
     wrong(EX, "swapped_arguments", compose({FUND: swapped}), "ChannelUnavailable", "temporary_channel_id",
           why="counterparty_node_id and temporary_channel_id swapped", xfail=UNREACHED),
-    wrong(EX, "first_channel_only", compose({FUND: first_channel_only_arm()}), "never funded",
+    wrong(EX, "first_channel_only", Fresh(lambda: compose({FUND: first_channel_only_arm()})), "never funded",
           why="funds one channel, ignores the others"),
 ]

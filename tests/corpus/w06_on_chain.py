@@ -1,0 +1,126 @@
+"""Workbook 6, on chain: every spendable output swept to the wallet, every fee bump handed over."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ldkkit.events import Event
+from ldkkit.sign import SpendableOutputDescriptor
+
+from . import right, wrong
+from .arms import compose
+
+EX = "on_chain"
+SPEND, BUMP = Event.SpendableOutputs, Event.BumpTransaction
+
+
+# --- RIGHT ------------------------------------------------------------------------------------------------
+
+def track_defaults(output_sweeper: Any, event: Any, **_: Any) -> None:
+    output_sweeper.track_spendable_outputs(output_descriptors=event.outputs)
+
+
+def track_keywords(output_sweeper: Any, event: Any, **_: Any) -> None:
+    output_sweeper.track_spendable_outputs(list(event.outputs), channel_id=event.channel_id,
+                                           exclude_static_outputs=False, delay_until_height=None)
+
+
+def track_at_current_height(channel_manager: Any, output_sweeper: Any, event: Any, **_: Any) -> None:
+    """A delay_until_height that is already reached: spent at once."""
+    output_sweeper.track_spendable_outputs(event.outputs, event.channel_id, False,
+                                           channel_manager.current_best_block())
+
+
+def bump_by_keyword(bump_tx_event_handler: Any, event: Any, **_: Any) -> None:
+    match event:
+        case Event.BumpTransaction(bump_event=inner):
+            bump_tx_event_handler.handle_event(event=inner)
+
+
+def handle_isinstance(channel_manager, bitcoind_client, network_graph, keys_manager,  # noqa: ANN001
+                      bump_tx_event_handler, peer_manager, inbound_payments, outbound_payments,
+                      fs_store, output_sweeper, network, event):
+    """Plain def, isinstance for the two on-chain arms; the earlier arms composed in."""
+    if isinstance(event, Event.SpendableOutputs):
+        output_sweeper.track_spendable_outputs(tuple(event.outputs), event.channel_id)
+    elif isinstance(event, Event.BumpTransaction):
+        bump_tx_event_handler.handle_event(event.bump_event)
+    else:
+        return _EARLIER(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                        peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event)
+    return None
+
+
+_EARLIER = compose({SPEND: None, BUMP: None}, plain=True)
+
+
+# --- WRONG ------------------------------------------------------------------------------------------------
+
+def track(**kw: Any) -> Any:
+    def arm(channel_manager: Any, output_sweeper: Any, event: Any, **_: Any) -> None:
+        args = dict(kw)
+        outputs = args.pop("outputs", None)
+        args = {k: (v(channel_manager) if callable(v) else v) for k, v in args.items()}
+        output_sweeper.track_spendable_outputs(list(event.outputs) if outputs is None else outputs(event.outputs),
+                                               event.channel_id, **args)
+
+    return arm
+
+
+def spend_myself(keys_manager: Any, bitcoind_client: Any, event: Any, **_: Any) -> None:
+    """Builds the spending transaction with the keys manager, and never broadcasts it."""
+    keys_manager.spend_spendable_outputs(list(event.outputs), [], bitcoind_client.get_change_script(), 253, None)
+
+
+def bump_whole_event(bump_tx_event_handler: Any, event: Any, **_: Any) -> None:
+    try:
+        bump_tx_event_handler.handle_event(event)
+    except Exception:
+        pass
+
+
+def bump_close_only(bump_tx_event_handler: Any, event: Any, **_: Any) -> None:
+    if type(event.bump_event).__name__ == "HTLCResolution":
+        bump_tx_event_handler.handle_event(event.bump_event)
+
+
+def only_open_channels(channel_manager: Any, output_sweeper: Any, event: Any, **_: Any) -> None:
+    if any(c.channel_id == event.channel_id for c in channel_manager.list_channels()):
+        output_sweeper.track_spendable_outputs(list(event.outputs), event.channel_id, False, None)
+
+
+def not_static(outputs: Any) -> list[Any]:
+    return [o for o in outputs if not isinstance(o, SpendableOutputDescriptor.StaticOutput)]
+
+
+CASES = [
+    right(EX, "track_with_defaults", compose({SPEND: track_defaults}),
+          why="track_spendable_outputs(output_descriptors=event.outputs), the rest defaulted"),
+    right(EX, "keywords_and_bump_by_keyword", compose({SPEND: track_keywords, BUMP: bump_by_keyword}),
+          why="every keyword spelt out; handle_event(event=inner) from a class pattern"),
+    right(EX, "delay_until_current_height", compose({SPEND: track_at_current_height}),
+          why="delay_until_height = the current height, already reached"),
+    right(EX, "isinstance_plain_def", handle_isinstance, why="plain def, isinstance, a tuple of outputs"),
+
+    wrong(EX, "excludes_static_outputs", compose({SPEND: track(exclude_static_outputs=True)}), "exclude",
+          "StaticOutput", "exclude_static_outputs=False", why="track_spendable_outputs(..., True, None)"),
+    wrong(EX, "far_delay_until_height",
+          compose({SPEND: track(delay_until_height=lambda cm: cm.current_best_block() + 10_000)}),
+          "delay_until_height", "wait until block", why="delay_until_height = height + 10,000"),
+    wrong(EX, "never_sweeps", compose({SPEND: None}), "never came back to your wallet", "track_spendable_outputs",
+          "OutputSweeper", why="no SpendableOutputs arm"),
+    wrong(EX, "ignores_bump_transaction", compose({BUMP: None}), "bump_tx_event_handler.handle_event",
+          "not handed over", why="no BumpTransaction arm"),
+    wrong(EX, "only_for_open_channels", compose({SPEND: only_open_channels}), "never handed to the OutputSweeper",
+          why="tracks outputs only of channels list_channels() still shows: a closed channel never is"),
+    wrong(EX, "filters_static_outputs_itself", compose({SPEND: track(outputs=not_static)}),
+          "not among the outputs you handed over", why="drops StaticOutputs from the list before handing it over"),
+    wrong(EX, "spends_with_keys_manager_unbroadcast", compose({SPEND: spend_myself}), "track_spendable_outputs",
+          why="keys_manager.spend_spendable_outputs builds a transaction that is never broadcast"),
+    wrong(EX, "hands_over_the_outer_event", compose({BUMP: bump_whole_event}), "not handed over", "bump_event",
+          why="handle_event(event) with the outer Event.BumpTransaction (and the error swallowed)"),
+    wrong(EX, "bumps_htlc_resolution_only", compose({BUMP: bump_close_only}), "bump_tx_event_handler.handle_event",
+          why="hands over HTLCResolution only, never ChannelClose"),
+    wrong(EX, "ignores_both_on_chain_events", compose({SPEND: lambda **kw: None, BUMP: None}),
+          "never came back to your wallet", why="ignores both on-chain events"),
+]
