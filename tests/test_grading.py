@@ -133,6 +133,9 @@ def build_class(root: Path, out: Path) -> list[Path]:
         "frank/05_forwarding.ipynb": own_handler("05_forwarding.ipynb", "frank"),
         "gina/04_sending_payments.ipynb": own_handler("04_sending_payments.ipynb", "gina"),
         "gina/07_background_processor.ipynb": own_handler("07_background_processor.ipynb", "gina"),
+        "vera/02_funding_generation_ready.ipynb": own_handler("02_funding_generation_ready.ipynb", "vera"),
+        "vera/03_receiving_payments.ipynb": own_handler("03_receiving_payments.ipynb", "vera"),
+        "vera/06_on_chain.ipynb": own_handler("06_on_chain.ipynb", "vera"),
         # the handler and its check in one cell, and check( in a comment
         f"harriet/{WB1}": with_handler(good("too small, says harriet") + "\n# then: check(...)\n"
                                        "check('open_channel_request', handle_ldk_events)\n"),
@@ -264,7 +267,8 @@ def row(graded, learner, workbook=WB1):
 @pytest.mark.parametrize("learner, workbook", [("alice", WB1), ("frank", "05_forwarding.ipynb"),
                                                ("gina", "04_sending_payments.ipynb"),
                                                ("gina", "07_background_processor.ipynb"), ("harriet", WB1),
-                                               ("uma", WB1)])
+                                               ("uma", WB1), ("vera", "02_funding_generation_ready.ipynb"),
+                                               ("vera", "03_receiving_payments.ipynb"), ("vera", "06_on_chain.ipynb")])
 def test_honest_learners_pass(graded, learner, workbook):
     status, hint = row(graded, learner, workbook)
     assert status == "passed", hint

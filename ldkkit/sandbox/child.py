@@ -270,7 +270,7 @@ class Learner:
         context = contextvars.copy_context()
         seq = message.get("seq")
         context.run(_ORIGIN.set, seq if type(seq) is int else 0)
-        self.current = self.loop.create_task(run(), context=context)
+        self.current = context.run(self.loop.create_task, run())  # the task keeps a copy of this context
         self.current.add_done_callback(lambda _: self.loop.stop())
 
     def state(self) -> dict[str, Any]:
