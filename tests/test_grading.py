@@ -142,6 +142,17 @@ def build_class(root: Path, out: Path) -> list[Path]:
         # a handler that asks the node for more than the event: a list, a graph (a kit object with no bytes)
         f"uma/{WB1}": with_handler(good("nope", "seen = (network_graph.read_only().channel_count(), "
                                         "len(channel_manager.list_channels()), channel_manager.get_our_node_id())")),
+        # the node's errors come back as themselves: `except APIError` works across the boundary
+        f"walt/{WB1}": with_handler(GOOD_HANDLER.replace("{guard}", "pass").replace("{message}", "no").replace(
+            "channel_manager.accept_inbound_channel(tcid, peer, uid)\n",
+            "channel_manager.accept_inbound_channel(tcid, peer, uid)\n"
+            "                try:\n"
+            "                    channel_manager.accept_inbound_channel(tcid, peer, uid)  # twice: LDK refuses\n"
+            "                except APIError as e:\n"
+            "                    assert type(e).__qualname__.startswith('APIError.') and str(e), repr(e)\n"
+            "                else:\n"
+            "                    raise AssertionError('a second accept went through')\n"),
+            "from ldkkit.errors import APIError"),
         # a handler that sleeps: refused, as in the notebook
         f"oscar/{WB1}": with_handler(good("no", "import time; time.sleep(0.01)")),
         # learners who are not finished, or whose files are broken
@@ -267,7 +278,8 @@ def row(graded, learner, workbook=WB1):
 @pytest.mark.parametrize("learner, workbook", [("alice", WB1), ("frank", "05_forwarding.ipynb"),
                                                ("gina", "04_sending_payments.ipynb"),
                                                ("gina", "07_background_processor.ipynb"), ("harriet", WB1),
-                                               ("uma", WB1), ("vera", "02_funding_generation_ready.ipynb"),
+                                               ("uma", WB1), ("walt", WB1),
+                                               ("vera", "02_funding_generation_ready.ipynb"),
                                                ("vera", "03_receiving_payments.ipynb"), ("vera", "06_on_chain.ipynb")])
 def test_honest_learners_pass(graded, learner, workbook):
     status, hint = row(graded, learner, workbook)
