@@ -114,6 +114,17 @@ def renamed_copy(name: str) -> str:
     return notebook(cells)
 
 
+def decoy_copy(name: str) -> str:
+    """A solution's handler kept as ``real``, behind a ``handle_ldk_events`` that only calls it."""
+    cells = cells_of(name)
+    for cell in cells:
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "code" and "def handle_ldk_events" in source:
+            cell["source"] = source.replace("def handle_ldk_events", "def real") + (
+                "\n\ndef handle_ldk_events(*args):\n    return real(*args)\n")
+    return notebook(cells)
+
+
 def reference_copy() -> str:
     """The kit's reference handler, typed in by hand (dedented out of its factory)."""
     tree = ast.parse((ROOT / "ldkkit" / "reference.py").read_text())
@@ -169,6 +180,7 @@ def build_class(root: Path, out: Path) -> list[Path]:
         "ken/05_forwarding.ipynb": renamed_copy("05_forwarding.ipynb"),
         f"lena/{WB1}": reference_copy(),
         f"mike/{WB1}": unfinished("from ldkkit.reference import handle_ldk_events"),
+        "ken/03_receiving_payments.ipynb": decoy_copy("03_receiving_payments.ipynb"),
         f"nina/{WB1}": unfinished("import ldkkit.reference as R\n"
                                   "def handle_ldk_events(*args):\n    return R.handle_ldk_events(*args)\n"),
         # the twelve cheats seen in a real class, each on an unfinished workbook
@@ -341,6 +353,7 @@ def test_no_cheat_passes(graded, learner):
 def test_copies_are_named(graded):
     assert row(graded, "ken")[0] == "copied"
     assert row(graded, "ken", "05_forwarding.ipynb")[0] == "copied"  # renamed, reformatted, commented
+    assert row(graded, "ken", "03_receiving_payments.ipynb")[0] == "copied"  # kept behind a decoy
     status, hint = row(graded, "lena")
     assert status == "copied" and "reference" in hint
     assert row(graded, "mike")[0] == "copied"  # imported the reference handler

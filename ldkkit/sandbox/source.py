@@ -86,7 +86,7 @@ def code_cells(notebook: dict[str, Any]) -> list[str]:
 
 def learner_code(notebook: dict[str, Any]) -> LearnerCode:
     """The code the sandbox runs: every code cell, minus calls to ``check``; and what the grader sees in it."""
-    cells, handler, imported = [], None, ""
+    cells, handler, copied = [], None, ""
     for source in code_cells(notebook):
         source = _MAGIC.sub(r"\1pass", source)
         try:
@@ -95,12 +95,15 @@ def learner_code(notebook: dict[str, Any]) -> LearnerCode:
             cells.append(source)  # it fails in the sandbox as it failed in Jupyter; the others still run
             continue
         handler = _last_handler(tree) or handler
-        imported = imported or _imports_reference_handler(tree)
+        # Any function in the workbook counts, not only the last handler: a copy kept under
+        # another name, or behind a decoy, is still a copy.
+        copied = copied or _imports_reference_handler(tree) or next(
+            (why for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+             for why in [copy_of(node)] if why), "")
         try:
             cells.append(ast.unparse(_WithoutChecks().visit(tree)))
         except (RecursionError, ValueError):
             cells.append(source)
-    copied = imported or (copy_of(handler) if handler is not None else "")
     return LearnerCode(cells, handler is not None, copied)
 
 
