@@ -228,7 +228,8 @@ def inbound_open_accept(s: Stage) -> None:
 
 @scenario
 def inbound_open_reject(s: Stage) -> None:
-    """A peer opens a 4,000,000 sat channel to you: too small, so you reject it; nothing follows."""
+    """A peer opens a 4,000,000 sat channel to you: too small, so you reject it. As LDK's opener does, the
+    peer proposes it once more without anchors (``static_remote_key``), and you reject that too."""
     bob = s.peer("bob")
     s.open(bob, s.me, 4_000_000)
 

@@ -8,6 +8,7 @@ from ldkkit import scenarios
 from ldkkit.events import ClosureReason, Event, PaymentFailureReason, PaymentPurpose
 from ldkkit.ser import encode
 from ldkkit.sign import SpendableOutputDescriptor
+from ldkkit.types import ChannelTypeFeatures
 
 OPEN_IN = ["OpenChannelRequest", "ChannelPending", "ChannelReady"]
 OPEN_OUT = ["FundingGenerationReady", "ChannelPending", "ChannelReady"]
@@ -15,7 +16,7 @@ RECEIVE = ["PendingHTLCsForwardable", "PaymentClaimable", "PaymentClaimed"]
 
 CANONICAL = {
     "inbound_open_accept": OPEN_IN,
-    "inbound_open_reject": ["OpenChannelRequest"],
+    "inbound_open_reject": ["OpenChannelRequest", "OpenChannelRequest"],  # LDK's opener retries without anchors
     "inbound_open_zero_conf": OPEN_IN,
     "outbound_open": OPEN_OUT,
     "outbound_open_rejected_by_peer": ["ChannelClosed"],
@@ -97,6 +98,14 @@ def test_rejected_request_leaves_no_channel(results):
     bob_events = result.peers["bob"].events_seen
     assert isinstance(bob_events[-1], Event.ChannelClosed)
     assert isinstance(bob_events[-1].reason, ClosureReason.CounterpartyForceClosed)
+
+
+def test_a_refused_anchor_channel_is_proposed_once_more_without_anchors(results):
+    """LDK's opener (maybe_downgrade_channel_features) drops anchors after a refusal, then gives up."""
+    first, second = results["inbound_open_reject"].events
+    assert first.temporary_channel_id == second.temporary_channel_id
+    assert first.channel_type == ChannelTypeFeatures.anchors_zero_htlc_fee_and_dependencies()
+    assert second.channel_type == ChannelTypeFeatures.only_static_remote_key()
 
 
 def test_zero_conf_is_ready_before_any_block(results):

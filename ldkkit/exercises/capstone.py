@@ -71,7 +71,8 @@ def judge_zero_conf(played: Played) -> None:
                        "TRUSTED_ZERO_CONF_PEERS", "you rejected it" if rejects else "it was not accepted zero-conf",
                        "a request whose channel_type.requires_zero_conf() from a trusted peer is accepted with the "
                        "zero-conf method: that is what the trusted list is for.")
-        if request.counterparty_node_id == stranger.node_id and (accepts or zero_conf or not rejects):
+        untrusted = request.counterparty_node_id == stranger.node_id and request.channel_type.requires_zero_conf()
+        if untrusted and (accepts or zero_conf or not rejects):  # (its later plain request is just a channel)
             raise fail(played, request, "the request rejected: a zero-conf channel from a peer you do not trust",
                        "you accepted it" if accepts or zero_conf else "it was left unanswered",
                        "before the funding confirms, the opener can double-spend it: accept zero-conf only from "

@@ -12,6 +12,7 @@ without the lock held, so a handler may call back into the manager, as in LDK.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable
@@ -197,6 +198,7 @@ class ChannelManager:
         self.pending_outbound: dict[PaymentId, PendingOutboundPayment] = {}
         self.forward_htlcs: list[PendingForward] = []
         self.fail_backs: list[PendingFailBack] = []
+        self._open_channel_msgs: dict[ChannelId, msgs.OpenChannel] = {}  # our proposals not yet accepted
         self.intercepted: dict[InterceptId, PendingForward] = {}
         self.intercept_scids: set[int] = set()
         self._pending_forwardable_event = False
@@ -440,13 +442,15 @@ class ChannelManager:
             chan.phase = ChannelPhase.OutboundAwaitingAccept
             self.channels[tcid] = chan
             keys = self.keys_manager.derive_channel_keys(channel_value_satoshis, chan.channel_keys_id)
-            self._send(their_network_key, msgs.OpenChannel(
+            open_channel = msgs.OpenChannel(
                 tcid, channel_value_satoshis, push_msat, MIN_CHAN_DUST_LIMIT_SATOSHIS,
                 chan.max_htlc_value_in_flight_msat, chan.holder_selected_channel_reserve_satoshis,
                 handshake.our_htlc_minimum_msat, self._feerate(ConfirmationTarget.AnchorChannelFee),
                 handshake.our_to_self_delay, handshake.our_max_accepted_htlcs, keys.funding_pubkey,
                 channel_type, handshake.announce_for_forwarding,
-            ))
+            )
+            self._open_channel_msgs[tcid] = open_channel  # sent again, downgraded, if the peer refuses it
+            self._send(their_network_key, open_channel)
             self._log(f"Created outbound channel {tcid} with {their_network_key} for {channel_value_satoshis} sat")
             self._changed()
             return tcid
@@ -578,6 +582,7 @@ class ChannelManager:
             chan = self._find_channel(counterparty_node_id, msg.temporary_channel_id)
             if chan is None or chan.phase is not ChannelPhase.OutboundAwaitingAccept:
                 return
+            self._open_channel_msgs.pop(chan.channel_id, None)
             chan.counterparty_selected_channel_reserve_satoshis = msg.channel_reserve_satoshis
             chan.counterparty_selected_contest_delay = msg.to_self_delay
             chan.counterparty_funding_pubkey = msg.funding_pubkey
@@ -905,6 +910,8 @@ class ChannelManager:
             if chan.phase is ChannelPhase.UnacceptedInbound:
                 del self.channels[chan.channel_id]
                 return
+            if chan.phase is ChannelPhase.OutboundAwaitingAccept and self._downgrade_and_reopen(chan):
+                return
             reason = ClosureReason.CounterpartyForceClosed(msg.data)
             if chan.is_funded():
                 self.chain_monitor.broadcast_latest_holder_commitment(self, chan)
@@ -912,9 +919,33 @@ class ChannelManager:
             else:
                 self._close_unfunded(chan, reason)
 
+    def _downgrade_and_reopen(self, chan: Channel) -> bool:
+        """LDK's ``maybe_downgrade_channel_features``: a refused ``open_channel`` is proposed again with
+        one feature fewer (anchors first), until only ``static_remote_key`` is left. True if it was."""
+        features = ChannelTypeFeatures
+        kind = chan.channel_type
+        if kind == features.only_static_remote_key() or chan.channel_id not in self._open_channel_msgs:
+            return False
+        feerate = self._open_channel_msgs[chan.channel_id].feerate_per_kw
+        if kind.supports_anchors_zero_fee_htlc_tx():
+            kind = features(kind.bits & ~(0b11 << features.ANCHORS_ZERO_FEE_HTLC_TX))
+            feerate = self._feerate(ConfirmationTarget.NonAnchorChannelFee)
+        elif kind.supports_scid_privacy():
+            kind = features(kind.bits & ~(0b11 << features.SCID_PRIVACY))
+        else:
+            kind = features.only_static_remote_key()
+        chan.channel_type = kind
+        retry = dataclasses.replace(self._open_channel_msgs[chan.channel_id], channel_type=kind,
+                                    feerate_per_kw=feerate)
+        self._open_channel_msgs[chan.channel_id] = retry
+        self._log(f"Peer refused channel {chan.channel_id}; proposing it again as {kind}")
+        self._send(chan.counterparty_node_id, retry)
+        return True
+
     def _close_unfunded(self, chan: Channel, reason: ClosureReason, funding_tx: Optional[Transaction] = None) -> None:
         """Close a channel that never got funded: ChannelClosed, and DiscardFunding if we built a tx."""
         unanswered = chan.phase is ChannelPhase.UnacceptedInbound
+        self._open_channel_msgs.pop(chan.channel_id, None)
         chan.phase = ChannelPhase.Closed
         self.channels.pop(chan.channel_id, None)
         if unanswered:
