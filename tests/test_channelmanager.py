@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from ldkkit.bitcoin import Transaction
+from ldkkit.bitcoin import Address, Transaction
 from ldkkit.errors import APIError, RetryableSendFailure
-from ldkkit.events import Event, ReplayEvent
+from ldkkit.events import ClosureReason, Event, ReplayEvent
 from ldkkit.events.queue import EventHandlerError, ReentrantProcessingError
 from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
 from ldkkit.ln.outbound_payment import Retry
@@ -132,8 +132,28 @@ def test_funding_with_the_wrong_output_is_refused_and_closes_the_channel(stage):
     wrong = Transaction(bytes.fromhex(signed.hex))
     with pytest.raises(APIError.APIMisuseError, match="No output matched the script_pubkey and value"):
         cm.funding_transaction_generated(ready.temporary_channel_id, bob.node_id, wrong)
-    closed = cm.pending_events()[-2:]
-    assert [type(e).__name__ for e in closed] == ["ChannelClosed", "DiscardFunding"]
+    closed = cm.pending_events()[-1]
+    assert isinstance(closed, Event.ChannelClosed)  # and no DiscardFunding: LDK never took the transaction
+    assert closed.reason == ClosureReason.ProcessingError(
+        "No output matched the script_pubkey and value in the FundingGenerationReady event")
+
+
+def test_an_unsigned_funding_transaction_closes_the_channel_as_ldk_does(stage):
+    bob = stage.peer("bob")
+    cm = stage.me.channel_manager
+    cm.create_channel(bob.node_id, 100_000, 0, 1, None, None)
+    stage.world.run()
+    (ready,) = [e for e in cm.pending_events() if isinstance(e, Event.FundingGenerationReady)]
+    client = stage.me.bitcoind_client
+    address = str(Address.from_script(ready.output_script, stage.me.network))
+    funded = client.fund_raw_transaction(client.create_raw_transaction([{address: 0.001}]))
+    unsigned = Transaction(bytes.fromhex(funded.hex))
+    with pytest.raises(APIError.APIMisuseError, match="must be fully signed"):
+        cm.funding_transaction_generated(ready.temporary_channel_id, bob.node_id, unsigned)
+    closed = cm.pending_events()[-1]
+    assert closed.reason == ClosureReason.ProcessingError(
+        "Error in transaction funding: Misuse error: Funding transaction must be fully signed and spend Segwit outputs")
+    assert not any(isinstance(e, Event.DiscardFunding) for e in cm.pending_events())
 
 
 def test_sending_twice_with_one_payment_id_and_without_a_route(stage):

@@ -628,10 +628,10 @@ class ChannelManager:
                         f"{counterparty_node_id}"
                     )
                 raise APIError.APIMisuseError(f"Channel {temporary_channel_id} is not an unfunded, outbound V1 channel")
-            if any(not txin.witness for txin in funding_transaction.input):
-                raise APIError.APIMisuseError("Funding transaction must be fully signed and spend Segwit outputs")
-            if funding_transaction.lock_time >= 500_000_000 or funding_transaction.lock_time > self.best_block_height:
-                raise APIError.APIMisuseError("Funding transaction absolute timelock is non-final")
+            refused = self._funding_refusal(funding_transaction)
+            if refused is not None:  # LDK closes the channel: ProcessingError, and no DiscardFunding
+                self._close_unfunded(chan, ClosureReason.ProcessingError(f"Error in transaction funding: {refused}"))
+                raise refused
             matches = [
                 i for i, out in enumerate(funding_transaction.output)
                 if out.script_pubkey == chan.funding_output_script and out.value == chan.channel_value_satoshis
@@ -642,7 +642,7 @@ class ChannelManager:
                     if not matches
                     else "Multiple outputs matched the expected script and value"
                 )
-                self._close_unfunded(chan, ClosureReason.ProcessingError(err), funding_transaction)
+                self._close_unfunded(chan, ClosureReason.ProcessingError(err))  # not handed over: no DiscardFunding
                 raise APIError.APIMisuseError(err)
             txid = funding_transaction.compute_txid()
             chan.funding_transaction = funding_transaction
@@ -650,6 +650,18 @@ class ChannelManager:
             chan.phase = ChannelPhase.FundingCreatedSent
             self._send(counterparty_node_id, msgs.FundingCreated(temporary_channel_id, txid, matches[0]))
             self._changed()
+
+    def _funding_refusal(self, tx: Transaction) -> Optional[APIError]:
+        """The checks of LDK's ``batch_funding_transaction_generated_intern``, before any output is looked at."""
+        if any(not txin.witness for txin in tx.input):
+            return APIError.APIMisuseError("Funding transaction must be fully signed and spend Segwit outputs")
+        if len(tx.output) > 0xFFFF:
+            return APIError.APIMisuseError("Transaction had more than 2^16 outputs, which is not supported")
+        # Final for mempools if its height lock is below the next block; one block of headroom, as LDK allows.
+        if (not all(txin.sequence == 0xFFFFFFFF for txin in tx.input) and tx.lock_time < 500_000_000
+                and tx.lock_time > self.best_block_height + 1):
+            return APIError.APIMisuseError("Funding transaction absolute timelock is non-final")
+        return None
 
     def handle_funding_created(self, counterparty_node_id: PublicKey, msg: msgs.FundingCreated) -> None:
         with self._lock:
