@@ -97,3 +97,10 @@ def _unit_hint(played: Played, handling: Any) -> str:
 def _sats_as_btc(error: BaseException, event: Event, played: Played | None) -> str:
     return ("bitcoind counts in BTC, not sats: create_raw_transaction wants channel_value_satoshis / 100_000_000. "
             f"Asked for {event.channel_value_satoshis:,} BTC, your wallet cannot pay.")
+
+
+@error_hint(lambda e, event: isinstance(event, Event.FundingGenerationReady) and "No output matched" in str(e))
+def _wrong_output(error: BaseException, event: Event, played: Played | None) -> str:
+    if played is not None:
+        return _unit_hint(played, played.recorder.first_handling(event))
+    return "one output, to Address.from_script(output_script, network), of channel_value_satoshis / 100_000_000 BTC."
