@@ -22,10 +22,9 @@ import time
 from dataclasses import dataclass
 
 import pytest
+from corpus import FAIL, PASS, Case, all_cases
 
 from ldkkit.exercises import ExerciseFailed, check
-
-from corpus import FAIL, PASS, Case, all_cases
 
 CASES = all_cases()
 

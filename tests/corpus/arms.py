@@ -182,9 +182,9 @@ def compose(changes: Optional[Mapping[type, Optional[Arm]]] = None, *, base: Map
             arm = arms.get(type(event))
             if arm is None:
                 return None
-            return arm(**dict(zip(PARAMETERS, (channel_manager, bitcoind_client, network_graph, keys_manager,
-                                               bump_tx_event_handler, peer_manager, inbound_payments,
-                                               outbound_payments, fs_store, output_sweeper, network, event))))
+            values = (channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                      peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event)
+            return arm(**dict(zip(PARAMETERS, values, strict=True)))
 
         return handle_ldk_events
 
@@ -194,9 +194,9 @@ def compose(changes: Optional[Mapping[type, Optional[Arm]]] = None, *, base: Map
         arm = arms.get(type(event))
         if arm is None:
             return None
-        result = arm(**dict(zip(PARAMETERS, (channel_manager, bitcoind_client, network_graph, keys_manager,
-                                             bump_tx_event_handler, peer_manager, inbound_payments,
-                                             outbound_payments, fs_store, output_sweeper, network, event))))
+        values = (channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                  peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event)
+        result = arm(**dict(zip(PARAMETERS, values, strict=True)))
         if inspect.isawaitable(result):
             result = await result
         return result

@@ -200,7 +200,8 @@ CASES = [
         channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id, 42)
         if event.funding_satoshis > 5_000_000 else _reject(channel_manager, event))}),
         "get_secure_random_bytes", "user_channel_id=42", why="user_channel_id=42 for every channel"),
-    wrong(EX, "counter_user_channel_id", Fresh(lambda: compose({OPEN: counter_user_channel_id_arm()})), "get_secure_random_bytes",
+    wrong(EX, "counter_user_channel_id", Fresh(lambda: compose({OPEN: counter_user_channel_id_arm()})),
+          "get_secure_random_bytes",
           why="user_channel_id from a counter"),
     wrong(EX, "one_draw_for_every_channel", Fresh(lambda: compose({OPEN: same_user_channel_id_arm()})), "again",
           "get_secure_random_bytes", why="draws the random id once and reuses it"),

@@ -124,7 +124,8 @@ NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 CASES = [
     right(EX, "isinstance_plain_def_rebuilt", handle_isinstance,
           why="plain def, isinstance, PaymentSent rebuilds the entry keeping secret and amount, == Pending"),
-    right(EX, "write_by_keyword_outside_lock", compose({SENT: sent_write_outside_lock, PATH_FAILED: path_failed_logged}),
+    right(EX, "write_by_keyword_outside_lock",
+          compose({SENT: sent_write_outside_lock, PATH_FAILED: path_failed_logged}),
           why="fields set through the dict, keyword write after the lock; PaymentPathFailed logged"),
     right(EX, "failed_returns_early_when_unchanged", compose({FAILED: failed_early_return}),
           why="PaymentFailed writes only when it changed something"),
