@@ -9,7 +9,7 @@ import pytest
 from ldkkit.bitcoin import Address, Transaction
 from ldkkit.errors import APIError, RetryableSendFailure
 from ldkkit.events import ClosureReason, Event, ReplayEvent
-from ldkkit.events.queue import EventHandlerError, ReentrantProcessingError
+from ldkkit.events.queue import EventHandlerError
 from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
 from ldkkit.ln.outbound_payment import Retry
 from ldkkit.scenarios import Stage
@@ -199,12 +199,19 @@ def test_a_raising_handler_loses_nothing_and_names_the_event(stage):
     assert cm.pending_events() == [request]
 
 
-def test_processing_events_from_inside_the_handler_is_refused(stage):
+def test_processing_events_from_inside_the_handler_returns_at_once_as_in_ldk(stage):
     open_request(stage)
     cm = stage.me.channel_manager
-    with pytest.raises(EventHandlerError) as info:
-        cm.process_pending_events(lambda e: cm.process_pending_events(lambda e2: None))
-    assert isinstance(info.value.__cause__, ReentrantProcessingError)
+    inner: list[Event] = []
+    outer: list[Event] = []
+
+    def handler(event):
+        outer.append(event)
+        cm.process_pending_events(inner.append)  # LDK's pending_events_processor flag: returns, nothing handed
+
+    cm.process_pending_events(handler)
+    assert inner == [] and [type(e).__name__ for e in outer] == ["OpenChannelRequest"]
+    assert cm.pending_events() == []
 
 
 def test_async_handlers_work_with_the_plain_method(stage):

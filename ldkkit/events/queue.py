@@ -10,7 +10,7 @@ Mirrors the event handling shared by ``ChannelManager`` and ``ChainMonitor``
 - any other exception also leaves the event queued, and reaches the caller as an
   :class:`EventHandlerError` that names the event;
 - the handler may call back into the component, and events it causes are handled in the
-  same call; calling ``process_pending_events`` from inside the handler is refused.
+  same call; calling ``process_pending_events`` from inside the handler returns at once.
 """
 
 from __future__ import annotations
@@ -39,10 +39,6 @@ class EventHandlerError(Exception):
             "Fix the handler (the last lines of its traceback point at the line that failed), then process "
             "events again."
         )
-
-
-class ReentrantProcessingError(RuntimeError):
-    """``process_pending_events`` was called from inside the event handler."""
 
 
 class EventQueue:
@@ -84,7 +80,9 @@ class EventQueue:
 
     def process(self, handler: Callable[[Event], Any]) -> int:
         """Hand every event to a plain handler; returns how many were handled."""
-        with self._processing():
+        with self._processing() as mine:
+            if not mine:
+                return 0
             handled = 0
             while batch := self.pending():
                 done = 0
@@ -111,7 +109,9 @@ class EventQueue:
 
     async def process_async(self, handler: Callable[[Event], Any]) -> int:
         """Hand every event to a plain or async handler, awaiting it."""
-        with self._processing():
+        with self._processing() as mine:
+            if not mine:
+                return 0
             handled = 0
             while batch := self.pending():
                 done = 0
@@ -136,20 +136,17 @@ class EventQueue:
             return handled
 
     @contextlib.contextmanager
-    def _processing(self) -> Iterator[None]:
-        """One caller at a time, and never from inside the handler (LDK's re-entrancy guard)."""
-        if getattr(self._local, "active", False):
-            raise ReentrantProcessingError(
-                f"process_pending_events was called on the {self.owner} from inside the event handler. "
-                "LDK forbids this: the handler is already being called for each event in turn, so just return."
-            )
-        if not self._busy.acquire(blocking=False):
-            yield  # another thread is already handing out events; it will hand out ours too
+    def _processing(self) -> Iterator[bool]:
+        """One caller at a time: LDK's ``pending_events_processor`` flag. A second caller, from
+        another thread or from inside the handler itself, returns at once (as LDK's does): the
+        caller already handing out events hands out the new ones too. Yields whether to process."""
+        if getattr(self._local, "active", False) or not self._busy.acquire(blocking=False):
+            yield False
             return
         self._local.active = True
         self.replay_requested = False
         try:
-            yield
+            yield True
         finally:
             self._local.active = False
             self._busy.release()
