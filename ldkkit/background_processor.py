@@ -326,24 +326,16 @@ class _ThreadState:
                     body.after_wake()
             with turn():
                 body.on_exit()
+        # An error ends the loop at once, with no final persist: LDK's loop returns its error with `?`.
         except EventHandlerError as e:
             self.error = e
             _announce_error(body, e)
-            self._exit_quietly()
         except BaseException as e:  # kept for stop()/join(), never lost in the thread
             self.error = e
             body.logger.error(_MODULE, f"The background processor stopped: {e!r}")
-            self._exit_quietly()
         finally:
             if self.participant is not None:
                 body.runtime.leave(self.participant)
-
-    def _exit_quietly(self) -> None:
-        try:
-            with _turn(self.body.runtime)():
-                self.body.on_exit()
-        except Exception as e:  # the first error is the one reported
-            self.body.logger.error(_MODULE, f"Final persistence also failed: {e!r}")
 
     def _sync_handler(self, event: Event) -> Any:
         result = self.body.decorated(event)

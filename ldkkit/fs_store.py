@@ -16,6 +16,10 @@ from pathlib import Path
 
 from .persist import NotFound, check_namespace_key_validity, is_valid_kvstore_str
 
+#: Temporary files being written now, by any store in this process: never "interrupted".
+_IN_FLIGHT: set[Path] = set()
+_IN_FLIGHT_LOCK = threading.Lock()
+
 
 class FilesystemStore:
     """Mirrors ``lightning_persister::fs_store::FilesystemStore``; implements ``KVStore``."""
@@ -26,10 +30,13 @@ class FilesystemStore:
         self._remove_interrupted_writes()
 
     def _remove_interrupted_writes(self) -> None:
-        """A crash mid-write leaves a ``.tmp`` file (never a key: keys have no '.'); clear them on start."""
+        """A crash mid-write leaves a ``.tmp`` file (never a key: keys have no '.'); clear them on start,
+        except those another store on this folder, in this process, is writing right now."""
         if self.data_dir.is_dir():
             for tmp in self.data_dir.rglob("*.tmp"):
-                tmp.unlink(missing_ok=True)
+                with _IN_FLIGHT_LOCK:
+                    if tmp not in _IN_FLIGHT:
+                        tmp.unlink(missing_ok=True)
 
     def get_data_dir(self) -> Path:
         return self.data_dir
@@ -55,6 +62,8 @@ class FilesystemStore:
             dest.parent.mkdir(parents=True, exist_ok=True)
             # Keys cannot contain '.', so the temporary name can never clash with a key.
             tmp = dest.with_name(f"{key}.{secrets.token_hex(6)}.tmp")
+            with _IN_FLIGHT_LOCK:
+                _IN_FLIGHT.add(tmp)
             try:
                 with open(tmp, "wb") as f:
                     f.write(buf)
@@ -64,6 +73,9 @@ class FilesystemStore:
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
+            finally:
+                with _IN_FLIGHT_LOCK:
+                    _IN_FLIGHT.discard(tmp)
             _fsync_dir(dest.parent)
 
     def remove(self, primary_namespace: str, secondary_namespace: str, key: str, lazy: bool = False) -> None:

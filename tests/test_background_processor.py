@@ -272,3 +272,32 @@ def test_stopping_while_an_async_handler_is_mid_event_ends_and_loses_nothing(for
         assert not done.is_alive(), "stopping the processor hung"
         queued = me.channel_manager._events.pending()
         assert any(isinstance(e, Event.PaymentClaimable) for e in queued)  # kept, to be handed over again
+
+
+def test_a_handler_error_ends_the_loop_with_no_final_persist(world):
+    """LDK's loop returns its error with `?`: nothing more is persisted once the handler has failed."""
+    failed = []
+
+    def handler(channel_manager, *args):
+        if isinstance(args[-1], Event.OpenChannelRequest):
+            failed.append(True)
+            raise ValueError("broken")
+
+    node = world.add_node("learner", handler=handler)
+    written_after_failure = []
+    real_write = node.fs_store.write
+
+    def write(primary, secondary, key, buf):
+        if failed:
+            written_after_failure.append(key)
+        real_write(primary, secondary, key, buf)
+
+    node.fs_store.write = write
+    processor = start(node)
+    bob = world.add_node("bob")
+    world.connect(bob, node)
+    bob.channel_manager.create_channel(node.node_id, 6_000_000, 0, 1, None, None)
+    world.run()
+    with pytest.raises(EventHandlerError, match="broken"):
+        processor.stop()
+    assert failed and written_after_failure == []
