@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Sequence
+from decimal import Decimal
 
 from .bitcoin import Address, Network, OutPoint, ScriptBuf, Transaction, TxIn, TxOut
 from .chain.chaininterface import FEERATE_FLOOR_SATS_PER_KW, ConfirmationTarget, fee_for_weight
@@ -247,9 +248,9 @@ class BitcoindClient:
                 if addr in seen:
                     raise BitcoindError(f"Invalid parameter, duplicated address: {addr}")
                 seen.add(addr)
-                if isinstance(btc, bool) or not isinstance(btc, (int, float)) or not 0 <= btc <= 21_000_000:
+                if isinstance(btc, bool) or not isinstance(btc, (int, float, Decimal)) or not 0 <= btc <= 21_000_000:
                     raise BitcoindError(f"Amount out of range: {btc!r} (amounts are in BTC, e.g. 0.001)")
-                txouts.append(TxOut(round(btc * COIN), script))
+                txouts.append(TxOut(round(Decimal(str(btc)) * COIN), script))  # JSON-RPC takes a Decimal too
         return RawTx(_serialize(2, 0, [], txouts).hex())
 
     def fund_raw_transaction(self, raw_tx: RawTx) -> FundedTx:

@@ -17,7 +17,7 @@ from typing import Any
 from ..events import Event
 from ..scenarios import Stage
 from . import receiving_payments, sending_payments
-from .common import CheckResult, Handling, Played, Session, fail
+from .common import CheckResult, Handling, Played, Session, fail, replayed
 
 FORMS = ("thread", "async")
 
@@ -26,12 +26,14 @@ def _failing_once(stage: Stage, key: str) -> None:
     """The node's disk refuses the next write of ``key`` once, as a full disk would."""
     store = stage.me.fs_store
     real_write = store.write
+    failing = key
     failures = [OSError(f"disk full (simulated) writing {key}")]
 
-    def write(primary_namespace: str, secondary_namespace: str, key_: str, buf: bytes) -> None:
-        if key_ == key and failures:
+    def write(primary_namespace: str, secondary_namespace: str, key: str, buf: bytes) -> None:
+        """FilesystemStore.write, with its own parameter names (a handler may pass them as keywords)."""
+        if key == failing and failures:
             raise failures.pop()
-        real_write(primary_namespace, secondary_namespace, key_, buf)
+        real_write(primary_namespace, secondary_namespace, key, buf)
 
     store.write = write  # type: ignore[method-assign]
 
@@ -81,9 +83,11 @@ def judge_replays(played: Played) -> None:
     for handling in played.recorder.handlings:
         if isinstance(handling.event, (Event.PaymentClaimed, Event.PaymentSent, Event.PaymentFailed)):
             last[(type(handling.event), handling.event)] = handling
-    for handling in played.recorder.handlings:
-        if last.get((type(handling.event), handling.event)) is not handling:
-            continue
+    for handling in last.values():
+        if replayed(handling):
+            raise fail(played, handling.event, "the event handled in the end (None returned once the write worked)",
+                       "your handler asked for it again every time it was handed over, so it was never handled",
+                       "return ReplayEvent() only when the write raised OSError; when it works, return nothing.")
         _judge_not_swallowed(played, handling)
     receiving_payments.judge_claimed_records(played, handlings=[h for h in last.values()
                                                                  if isinstance(h.event, Event.PaymentClaimed)])

@@ -90,11 +90,17 @@ def _reference_events(name: str) -> tuple[str, ...]:
     return tuple(scenarios.run(name, reference.handle_ldk_events, seed=5).event_names())
 
 
+def _without_replays(names: list[str]) -> list[str]:
+    """The events, each once: an event handed over again right after itself is a replay, and whether a
+    handler asked for one (ReplayEvent) or retried its write in place is its own business."""
+    return [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n]
+
+
 def compare_with_reference(session: Session) -> int:
     for name in scenarios.names():
         played = session.play(name, scenarios._SCENARIOS[name], seed=5, processor="thread")
-        mine = [type(e).__name__ for e in played.events()]
-        expected = list(_reference_events(name))
+        mine = _without_replays([type(e).__name__ for e in played.events()])
+        expected = _without_replays(list(_reference_events(name)))
         if mine != expected:
             pairs = enumerate(zip(mine, expected, strict=False))
             first = next((i for i, (a, b) in pairs if a != b), min(len(mine), len(expected)))

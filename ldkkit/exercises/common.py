@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..events import Event
+from ..events import Event, ReplayEvent
 from ..events.queue import EventHandlerError
 from ..node import HANDLER_PARAMETERS, Node
 from ..scenarios import Stage
@@ -146,7 +146,7 @@ class _Recorded:
 
     def __getattr__(self, attr: str) -> Any:
         value = getattr(self._component, attr)
-        if attr.startswith("_") or not inspect.ismethod(value):
+        if attr.startswith("_") or not callable(value) or isinstance(value, type):
             return value
         return self._recorder.recording(f"{self._name}.{attr}", value)
 
@@ -194,8 +194,8 @@ class Recorder:
                     result = handler(*proxies, given)
             except (KeyboardInterrupt, SystemExit) as e:  # from your code, not from the user: an error like any
                 raise LearnerExit(e) from e
-            except BaseException:
-                self._finish(handling, None)
+            except BaseException as e:
+                self._finish(handling, e if isinstance(e, ReplayEvent) else None)  # raising ReplayEvent asks too
                 raise
             finally:
                 _HANDLING.reset(token)
@@ -212,8 +212,8 @@ class Recorder:
             result = await _Stepped(awaitable, handling)
         except (KeyboardInterrupt, SystemExit) as e:
             raise LearnerExit(e) from e
-        except BaseException:
-            self._finish(handling, None)
+        except BaseException as e:
+            self._finish(handling, e if isinstance(e, ReplayEvent) else None)
             raise
         finally:
             _HANDLING.reset(token)
@@ -253,7 +253,7 @@ class Recorder:
             if handling is not None and handling.finished is None:
                 handling.calls += 1
                 if handling.calls > MAX_CALLS_PER_EVENT:
-                    raise BlockingCall(f"{MAX_CALLS_PER_EVENT:,} calls on the node while handling one event")
+                    raise BlockingCall(f"it called the node {MAX_CALLS_PER_EVENT:,} times while handling one event")
             record = Call(name, dict(bound.arguments) if bound else {"args": args, **kwargs}, handling,
                           handling is not None and handling.finished is None, self.world.clock.now())
             self.calls.append(record)
@@ -377,7 +377,7 @@ def _no_sleeping(handling: Handling) -> Iterator[None]:
     def watch(frame: Any, what: str, arg: Any) -> None:
         if what == "c_call" and arg is time.sleep and not getattr(_local, "kit", False):
             handling.slept = True
-            raise BlockingCall("time.sleep() blocks the whole node: no other event is handled while it sleeps")
+            raise BlockingCall("it called time.sleep(), which blocks the whole node")
         if previous is not None:
             previous(frame, what, arg)
 
@@ -513,13 +513,16 @@ def _check_untouched(played: Played) -> None:
                        "Decide from the fields as they are.")
 
 
+def replayed(handling: Handling) -> bool:
+    """Whether your handler asked for this event again (returned or raised ``ReplayEvent``)."""
+    return isinstance(handling.result, ReplayEvent) or handling.result is ReplayEvent
+
+
 def _check_answers(played: Played) -> None:
     """LDK's handler returns ``Ok(())`` or ``Err(ReplayEvent())``: in Python, None or ``ReplayEvent()``."""
-    from ..events import ReplayEvent
-
     for handling in played.recorder.handlings:
         result = handling.result
-        if result is not None and not isinstance(result, ReplayEvent) and result is not ReplayEvent:
+        if result is not None and not replayed(handling):
             raise fail(played, handling.event, "None (handled) or ReplayEvent() (hand it over again)",
                        f"your handler returned {result!r}",
                        "LDK's handler returns Ok(()) or Err(ReplayEvent()): in Python, return nothing, or return "
@@ -599,7 +602,19 @@ def fail(played: Optional[Played | str], event: Optional[Event], expected: str, 
     if isinstance(played, Played):
         lines.append(f"  Events so far: {_path(played, event)}")
     lines.append(f"  Hint: {hint}")
+    changed = _changed_fields(played, event) if isinstance(played, Played) else []
+    if changed:
+        lines.append(f"  Also: your handler changed this event's {', '.join(changed)}. That changes nothing (the "
+                     "check judges LDK's own copy), but events are LDK's record: read them, never change them.")
     return ExerciseFailed("\n".join(lines))
+
+
+def _changed_fields(played: Played, event: Optional[Event]) -> list[str]:
+    for handling in played.recorder.handlings:
+        if handling.event is event and handling.given != handling.event:
+            return [f.name for f in dataclasses.fields(event)
+                    if getattr(event, f.name) != getattr(handling.given, f.name)]
+    return []
 
 
 def _path(played: Played, upto: Optional[Event]) -> str:
@@ -626,6 +641,16 @@ def error_hint(matches: Callable[[BaseException, Event], bool]) -> Callable[[Cal
     return register
 
 
+def causes(error: BaseException) -> list[BaseException]:
+    """``error`` and what it was raised from or during, as Python chains them."""
+    seen: list[BaseException] = []
+    current: Optional[BaseException] = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
 def handler_error(scenario: str, error: EventHandlerError, played: Optional[Played] = None) -> ExerciseFailed:
     """Your handler raised: say so, name the event, teach if we can, and keep only your frames."""
     cause = error.error
@@ -641,8 +666,11 @@ def handler_error(scenario: str, error: EventHandlerError, played: Optional[Play
                 break
         except Exception:  # a hint that cannot be worked out falls back to the general one
             continue
-    failure = fail(played or scenario, error.event, "your handler to return normally",
-                   f"it raised {type(cause).__name__}: {cause}", hint)
+    happened = f"it raised {type(cause).__name__}: {cause}"
+    if isinstance(cause, BlockingCall):
+        happened = f"it did not return: {cause}, and the check stopped it"
+    failure = fail(played or scenario, error.event, "your handler to return promptly" if isinstance(cause, BlockingCall)
+                   else "your handler to return normally", happened, hint)
     failure.__cause__ = trimmed(cause)
     return failure
 
@@ -711,7 +739,7 @@ def stored_record(played: Played, handling: Handling, key: str, payment_key: Any
     return payments.get(payment_key)
 
 
-@error_hint(lambda e, event: isinstance(e, BlockingCall) and "calls on the node" in str(e))
+@error_hint(lambda e, event: isinstance(e, BlockingCall) and "called the node" in str(e))
 def _polled(error: BaseException, event: Event, played: Optional[Played]) -> str:
     return ("your handler kept calling the node, as if waiting for something to change: nothing changes while "
             "it runs. Return, and LDK gives you another event when something happens.")
@@ -724,7 +752,7 @@ def _slept(error: BaseException, event: Event, played: Optional[Played]) -> str:
             "asyncio.get_running_loop().create_task(...).")
 
 
-@error_hint(lambda e, event: isinstance(e, OSError))
+@error_hint(lambda e, event: any(isinstance(x, OSError) for x in causes(e)))
 def _unsaved(error: BaseException, event: Event, played: Optional[Played]) -> str:
     return ("writing to disk failed, and raising stops the node's event processing. When you cannot persist what "
             "an event changed, return ReplayEvent(): LDK hands the same event over again, and nothing is lost.")
@@ -741,3 +769,25 @@ def _no_such_field(error: BaseException, event: Event, played: Optional[Played])
     names = ", ".join(f.name for f in dataclasses.fields(event))
     return (f"{type(event).__qualname__} has no field {error.name!r}. Its fields are: {names}. "  # type: ignore
             "(In a match arm, name the fields you need: case Event.X(field=name).)")
+
+
+@error_hint(lambda e, event: isinstance(e, RuntimeError) and "no running event loop" in str(e))
+def _no_loop(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("your handler is a plain def, and under BackgroundProcessor.start a plain handler runs outside any "
+            "event loop, so there is no loop to spawn a task on. Make it async def handle_ldk_events(...): "
+            "the processor then runs it on the node's loop, as ldk-sample runs its handler on tokio.")
+
+
+@error_hint(lambda e, event: isinstance(event, Event.OpenChannelRequest) and event.channel_type.requires_zero_conf()
+            and type(e).__name__ == "APIMisuseError")
+def _zero_conf_request(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("this request asks for a zero-conf channel, which accept_inbound_channel refuses. Accept it zero-conf "
+            "(accept_inbound_channel_from_trusted_peer_0conf) only if the peer is in TRUSTED_ZERO_CONF_PEERS: its "
+            "funding could be double-spent before it confirms. From anyone else, reject it "
+            "(force_close_without_broadcasting_txn).")
+
+
+@error_hint(lambda e, event: isinstance(event, Event.OpenChannelRequest) and type(e).__name__ == "ChannelUnavailable")
+def _wrong_request(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("LDK has no such request from that peer: pass this event's own temporary_channel_id and "
+            "counterparty_node_id, in that order (the first two arguments).")

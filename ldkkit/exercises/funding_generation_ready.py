@@ -104,3 +104,17 @@ def _wrong_output(error: BaseException, event: Event, played: Played | None) -> 
     if played is not None:
         return _unit_hint(played, played.recorder.first_handling(event))
     return "one output, to Address.from_script(output_script, network), of channel_value_satoshis / 100_000_000 BTC."
+
+
+@error_hint(lambda e, event: isinstance(event, Event.FundingGenerationReady) and "fully signed" in str(e))
+def _unsigned(error: BaseException, event: Event, played: Played | None) -> str:
+    return ("LDK takes only a signed transaction: sign the funded one with "
+            "bitcoind_client.sign_raw_transaction_with_wallet(funded_tx.hex) and hand over Transaction(bytes.fromhex("
+            "signed_tx.hex)).")
+
+
+@error_hint(lambda e, event: isinstance(event, Event.FundingGenerationReady)
+            and type(e).__name__ == "ChannelUnavailable")
+def _no_such_channel(error: BaseException, event: Event, played: Played | None) -> str:
+    return ("LDK has no channel awaiting funding under those ids: the arguments are the event's temporary_channel_id, "
+            "then its counterparty_node_id, then the transaction.")

@@ -16,7 +16,7 @@ from ..payment_storage import HTLCStatus
 from ..routing.router import PaymentParameters, RouteParameters
 from ..scenarios import Stage
 from ..types import PaymentId, PaymentPreimage
-from .common import CheckResult, Played, Session, fail, stored_record
+from .common import CheckResult, Played, Session, fail, replayed, stored_record
 
 #: A hash whose preimage your node never had: a payment to it cannot be claimed.
 UNKNOWN_PREIMAGE = PaymentPreimage(b"\x5a" * 32)
@@ -93,8 +93,8 @@ def judge_claimed_records(played: Played, *, handlings: list | None = None) -> N
     """After each PaymentClaimed, the record on disk says what was received."""
     for handling in handlings or played.handled(Event.PaymentClaimed):
         event = handling.event
-        if handling.result is not None:
-            continue  # it asked for a replay: judged when it comes again
+        if replayed(handling):
+            continue  # it asked for the event again: judged when it comes again
         record = stored_record(played, handling, "inbound_payments", event.payment_hash)
         invoiced = isinstance(event.purpose, PaymentPurpose.Bolt11InvoicePayment)
         secret = event.purpose.payment_secret if invoiced else None
@@ -102,7 +102,7 @@ def judge_claimed_records(played: Played, *, handlings: list | None = None) -> N
                     f"HTLCStatus.Succeeded, {event.amount_msat:,}) on disk")
         problem = _record_problem(record, event.purpose.preimage(), secret, event.amount_msat)
         if problem:
-            raise fail(played, event, expected, f"on disk: {record!r} ({problem})", _record_hint(problem))
+            raise fail(played, event, expected, f"on disk: {record!r} ({problem})", _record_hint(problem, invoiced))
 
 
 def _record_problem(record: object, preimage: object, secret: object, amount: int) -> str:
@@ -119,7 +119,7 @@ def _record_problem(record: object, preimage: object, secret: object, amount: in
     return ""
 
 
-def _record_hint(problem: str) -> str:
+def _record_hint(problem: str, invoiced: bool) -> str:
     if problem.startswith("status Pending"):
         return ("the record was written before it was updated, or not updated: change the entry first, then "
                 "write inbound_payments.encode(), before you return.")
@@ -128,6 +128,9 @@ def _record_hint(problem: str) -> str:
     if "amt_msat" in problem:
         return ("record the amount this event says you received, once: a replayed PaymentClaimed must not add it "
                 "again. Set the fields; never add to them.")
+    if "no entry" in problem and invoiced:
+        return ("the invoice's entry is gone: update the entry for payment_hash in place (status, preimage, "
+                "secret), never remove or replace the map, then write inbound_payments.encode().")
     if "no entry" in problem:
         return "keysend payments have no invoice, so no entry yet: insert one when there is none."
     return "the preimage is your proof of payment: take it from purpose.preimage()."

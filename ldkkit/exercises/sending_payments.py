@@ -22,7 +22,7 @@ from ..ln.outbound_payment import Retry
 from ..payment_storage import HTLCStatus
 from ..scenarios import Stage
 from ..types import PaymentHash, PaymentId, PaymentSecret
-from .common import CheckResult, Handling, Played, Session, count, fail, stored_record
+from .common import CheckResult, Handling, Played, Session, count, fail, replayed, stored_record
 
 
 def story(stage: Stage) -> None:
@@ -78,8 +78,8 @@ def judge_outbound_records(played: Played) -> dict[str, int]:
     succeeded: set[Any] = set()
     for handling in played.recorder.handlings:
         event = handling.event
-        if handling.result is not None:
-            continue  # a replay was asked for: judged when it comes again
+        if replayed(handling):
+            continue  # it asked for the event again: judged when it comes again
         match event:
             case Event.PaymentSent(payment_id=payment_id):
                 _judge(played, handling, payment_id, HTLCStatus.Succeeded, event.payment_preimage)
@@ -112,8 +112,12 @@ def _judge(played: Played, handling: Handling, payment_id: Any, status: HTLCStat
     if after_success:
         expected = "the entry left Succeeded, with its preimage: this payment already succeeded"
     if record is None:
+        wrote = any(c.arguments.get("key") == "outbound_payments"
+                    for c in played.recorder.calls_for(handling, "fs_store.write"))
         raise fail(played, event, expected, "no entry for this payment_id on disk",
-                   "update the entry sendpayment made (look it up by the event's payment_id); never remove it.")
+                   "update the entry sendpayment made (look it up by the event's payment_id); never remove it."
+                   if wrote else "you did not write outbound_payments while handling this event: LDK forgets an "
+                   "event once your handler returns, so write outbound_payments.encode() to fs_store first.")
     if record.status is not status:
         hint = ("a PaymentFailed after a PaymentSent changes nothing: the payment succeeded, and the preimage "
                 "proves it. Only mark it Failed if it has not succeeded." if after_success else
