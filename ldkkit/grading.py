@@ -266,10 +266,11 @@ def grade_workbook(learner: str, path: Path, timeout_s: float = 120.0, batch: Op
 def _run_worker(exercise: str, cells: list[str], timeout_s: float, batch: Batch) -> dict[str, str]:
     """Run the worker for one workbook, with one wall-clock limit, and leave no process behind."""
     uid = batch.uids.get() if batch.uids is not None else None
+    temp = tempfile.mkdtemp(prefix="ldkkit-worker-")
     try:
         limits = jail_module.Limits(**{**vars(batch.limits), "cpu_s": max(1, int(timeout_s) + 1)})
         jail = jail_module.Jail(uid, limits, batch.hide, batch.stubs())
-        job = {"exercise": exercise, "cells": cells, "timeout_s": timeout_s, "jail": jail.to_dict()}
+        job = {"exercise": exercise, "cells": cells, "timeout_s": timeout_s, "jail": jail.to_dict(), "temp": temp}
         worker = _start_worker()
         try:
             out, _ = worker.communicate(json.dumps(job).encode(), timeout=timeout_s + _GRACE_S)
@@ -283,6 +284,7 @@ def _run_worker(exercise: str, cells: list[str], timeout_s: float, batch: Batch)
         if uid is not None:
             jail_module.kill_uid(uid)
             batch.uids.put(uid)  # type: ignore[union-attr]
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _start_worker() -> subprocess.Popen[bytes]:

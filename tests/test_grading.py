@@ -475,9 +475,10 @@ def test_the_command_line(tmp_path, capsys):
 def test_the_time_limit_is_per_workbook_not_per_cell(tmp_path):
     (tmp_path / "sid").mkdir()
     (tmp_path / "sid" / WB1).write_text(unfinished(*["import time\ntime.sleep(2)"] * 6))
+    before = grader_scratch()
     table = grade([tmp_path / "sid"], None, timeout_s=3, jobs=1, progress=False)
     assert list(table["status"]) == ["timed out"]
-    assert sandbox_processes() == []
+    assert sandbox_processes() == [] and grader_scratch() - before == set()
 
 
 @ROOT_ONLY

@@ -67,23 +67,20 @@ def _check(exercise: str, handler: RemoteHandler, learner: LearnerProcess) -> di
 
 def main() -> int:
     jail_module.become_subreaper()
-    own_temp = tempfile.mkdtemp(prefix="ldkkit-worker-")  # the check's worlds keep their stores here
-    tempfile.tempdir = own_temp
-    try:
-        return _main()
-    finally:
-        shutil.rmtree(own_temp, ignore_errors=True)
-
-
-def _main() -> int:
     verdict_fd = os.dup(1)  # the verdict's own channel: nothing the check prints can mix with it
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     job = json.loads(sys.stdin.read())
+    # The grader made this folder and removes it even if it has to kill this worker: the check's
+    # worlds keep their stores here, and (without root) so does the learner's scratch folder.
+    tempfile.tempdir = job.get("temp") or tempfile.mkdtemp(prefix="ldkkit-worker-")
     try:
         verdict = grade(job)
     except Exception as e:  # the grader's own failure on this workbook: its row says so
         verdict = {"status": "error", "hint": f"the grader failed: {type(e).__name__}: {e}\n"
                                               f"{traceback.format_exc()[-1500:]}"}
+    finally:
+        if not job.get("temp"):
+            shutil.rmtree(tempfile.tempdir, ignore_errors=True)
     with os.fdopen(verdict_fd, "w") as out:
         out.write(json.dumps(verdict))
     return 0
