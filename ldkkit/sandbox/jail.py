@@ -310,8 +310,11 @@ def kill_uid(uid: int) -> None:
     for _ in range(50):
         if not pids_of(uid):
             return
-        subprocess.run(["kill", "-KILL", "-1"], user=uid, group=uid, extra_groups=[], check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:  # as that uid, kill -1 reaches every process of it at once, faster than it can fork
+            subprocess.run(["kill", "-KILL", "-1"], user=uid, group=uid, extra_groups=[], check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError:  # no kill(1) on this machine: one by one, below
+            pass
         for pid in pids_of(uid):  # and from here, in case kill itself could not start
             try:
                 os.kill(pid, signal.SIGKILL)
