@@ -238,6 +238,8 @@ def grade_workbook(learner: str, path: Path, timeout_s: float = 120.0, batch: Op
 
     own_batch = batch is None
     try:
+        if not path.exists() and not path.is_symlink():
+            return row("error", f"{path} does not exist")
         if path.suffix != ".ipynb":
             return row("not a notebook", f"{path.name} is not a .ipynb workbook")
         exercise = _exercise_of(path)

@@ -463,6 +463,12 @@ def test_finding_workbooks_skips_backups_and_kit_files(tmp_path):
     assert [p.name for _, p in find_workbooks([tmp_path / "amy"])] == [WB1, "notes.txt"]
 
 
+def test_a_missing_submission_is_a_row(tmp_path):
+    table = grade([tmp_path / "nobody-here"], tmp_path / "out", progress=False)
+    assert list(table["status"]) == ["error"] and "does not exist" in table["hint"][0]
+    assert (tmp_path / "out" / "grades.csv").exists() and (tmp_path / "out" / "report.html").exists()
+
+
 def test_the_command_line(tmp_path, capsys):
     (tmp_path / "zoe").mkdir()
     (tmp_path / "zoe" / "notes.md").write_text("# not a workbook")
