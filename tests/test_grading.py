@@ -503,3 +503,23 @@ def test_root_without_namespaces_still_grades_and_says_what_it_could_not_do(tmp_
     statuses, warned = json.loads(done.stdout.strip().splitlines()[-1])
     assert statuses == ["passed"]
     assert any("no mount or network namespace" in w for w in warned)
+
+
+def test_the_wire_carries_values_and_refuses_anything_else():
+    from decimal import Decimal
+
+    from ldkkit.bitcoin import Network
+    from ldkkit.errors import APIError
+    from ldkkit.sandbox import wire
+
+    value = ([{"bcrt1q": Decimal("0.05")}], 0.5, (b"\x00", None, Network.Regtest), {1: "a"})
+    assert wire.from_wire(wire.to_wire(value)) == value
+    error = wire.error_from_wire(wire.error_to_wire(APIError.APIMisuseError("no such channel")))
+    assert type(error) is APIError.APIMisuseError and str(error) == str(APIError.APIMisuseError("no such channel"))
+    assert isinstance(wire.error_from_wire(wire.error_to_wire(FileNotFoundError(2, "gone"))), FileNotFoundError)
+    junks = ({"n": "NaN"}, {"n": 5}, {"q": 1}, {"k": "AAAA"}, {"b": "!!"}, {"t": 1}, {"d": [[1]]}, {"a": 1, "b": 2})
+    for junk in junks:
+        with pytest.raises(wire.ProtocolError):
+            wire.from_wire(junk)
+    with pytest.raises(TypeError):
+        wire.to_wire(object())

@@ -15,6 +15,7 @@ import os
 import select
 import struct
 import time
+from decimal import Decimal
 from typing import Any
 
 #: No honest message comes near this; a bigger one is a learner's attempt to exhaust memory.
@@ -74,7 +75,7 @@ def _read_exactly(fd: int, count: int, deadline: float | None) -> bytes:
 #
 # JSON carries None, bools, ints, floats, strings and lists as themselves; the rest is an
 # object with exactly one key: {"b": base64} bytes, {"t": [...]} a tuple, {"d": [[k, v], ...]}
-# a dict, {"k": base64} a kit value in ldkkit.ser's encoding.
+# a dict, {"n": "0.01"} a Decimal, {"k": base64} a kit value in ldkkit.ser's encoding.
 
 _MAX_DEPTH = 32
 
@@ -90,6 +91,10 @@ def to_wire(value: Any, depth: int = 0) -> Any:
         if value != value or value in (float("inf"), float("-inf")):
             raise TypeError("NaN and infinity cannot cross the grading boundary")
         return value
+    if kind is Decimal:  # bitcoind's amounts, as JSON-RPC takes them
+        if not value.is_finite():
+            raise TypeError("NaN and infinity cannot cross the grading boundary")
+        return {"n": str(value)}
     if kind is bytes or kind is bytearray:
         return {"b": base64.b64encode(bytes(value)).decode()}
     if kind is list:
@@ -119,6 +124,13 @@ def from_wire(data: Any, depth: int = 0) -> Any:
     ((tag, inner),) = data.items()
     if tag == "b":
         return _b64(inner)
+    if tag == "n" and type(inner) is str and len(inner) <= 100:
+        try:
+            number = Decimal(inner)
+        except ArithmeticError:
+            raise ProtocolError("a decimal is not a number") from None
+        if number.is_finite():
+            return number
     if tag == "t" and type(inner) is list:
         return tuple(from_wire(v, depth + 1) for v in inner)
     if tag == "d" and type(inner) is list:
