@@ -228,6 +228,10 @@ def build_class(root: Path, out: Path) -> list[Path]:
                                     "import os, time\nFORKED = 0\nfor _ in range(200):\n    try:\n"
                                     "        if os.fork() == 0:\n            time.sleep(600)\n            os._exit(0)\n"
                                     "        FORKED += 1\n    except OSError:\n        break"),
+        # who the learner process is, and what it can reach: told through its own (failing) handler
+        f"yuri/{WB1}": with_handler(good("no", "raise RuntimeError(f'limited: uid={os.getuid()} net={NET}')"),
+                                    "import os, socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), 1)\n"
+                                    "    NET = 0\nexcept OSError as e:\n    NET = e.errno"),
         # the grader's pipes: junk written to every file descriptor the learner process holds
         f"sam/{WB1}": unfinished("import os\nfor fd in range(3, 64):\n    try:\n"
                                  "        os.write(fd, b'\\xff\\xff\\xff\\xff garbage')\n    except OSError:\n"
@@ -344,7 +348,7 @@ def test_the_report_is_always_written(graded):
 
 
 @pytest.mark.parametrize("learner", ["p01", "p02", "p03", "p04", "p05", "p06", "p07", "p08", "p09", "p10",
-                                     "aaa-mallory", "mike", "nina", "sam", "kim", "oscar"])
+                                     "aaa-mallory", "mike", "nina", "sam", "kim", "oscar", "yuri"])
 def test_no_cheat_passes(graded, learner):
     status, _ = row(graded, learner)
     assert status != "passed"
@@ -390,6 +394,17 @@ def test_nothing_outside_its_scratch_folder_is_written(graded):
     assert row(graded, "alice")[0] == "passed"
     text = (graded["out"] / "grades.csv").read_text()
     assert text.startswith("learner,exercise,workbook,status,hint,seconds,path") and "mallory,passed" not in text
+
+
+@ROOT_ONLY
+def test_learner_code_runs_as_a_sandbox_uid_without_network(graded):
+    import errno
+    import re
+
+    _, hint = row(graded, "yuri")
+    uid, net = map(int, re.search(r"limited: uid=(\d+) net=(\d+)", hint).groups())
+    assert jail.UID_BASE <= uid < jail.UID_BASE + jail.UID_SPAN
+    assert net == errno.ENETUNREACH  # no network at all, not even loopback
 
 
 @ROOT_ONLY
