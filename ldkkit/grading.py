@@ -60,14 +60,6 @@ class Grade:
 
 
 @dataclass
-class Submission:
-    """One file to grade and whose it is."""
-
-    learner: str
-    path: Path
-
-
-@dataclass
 class Batch:
     """What every workbook of one run shares: folders to hide from learners, uids, a stub folder."""
 
