@@ -592,9 +592,9 @@ def _timed_out(session: Session, handling: Handling | TaskStep, stopped: bool) -
 
 
 def fail(played: Optional[Played | str], event: Optional[Event], expected: str, happened: str,
-         hint: str) -> ExerciseFailed:
+         hint: str, *, scenario: str = "") -> ExerciseFailed:
     """A failure that names the scenario and the event, shows the path of events, and teaches."""
-    scenario = played if isinstance(played, str) or played is None else played.name
+    scenario = scenario or (played if isinstance(played, str) or played is None else played.name)
     where = f" on {type(event).__qualname__}" if event is not None else ""
     lines = [f"Scenario '{scenario}'{where}:", f"  Expected: {expected}", f"  Happened: {happened}"]
     if event is not None:

@@ -57,11 +57,12 @@ def judge_request(played: Played, request: Event.OpenChannelRequest, *, scenario
     me, sats = played.me, request.funding_satoshis
     scenario = scenario or f"{played.name} ({sats:,} sats)"
     where = f"{played.name} ({sats:,} sats)"
+    failing = lambda *args: fail(played, request, *args, scenario=where)  # noqa: E731
     accepts, zero_conf, rejects = _answers(played, request)
     channels = [c for c in me.channel_manager.list_channels_with_counterparty(request.counterparty_node_id)
                 if c.channel_value_satoshis == sats]
     if zero_conf:
-        raise fail(where, request, "accept_inbound_channel(...)", "accept_inbound_channel_from_trusted_peer_0conf(...)",
+        raise failing("accept_inbound_channel(...)", "accept_inbound_channel_from_trusted_peer_0conf(...)",
                    "the zero-conf method trusts the peer with your funds until the channel confirms: keep it for "
                    "peers you trust completely (an LSP), never for an unknown peer.")
     should_accept = sats > POLICY_MIN_EXCLUSIVE_SATS
@@ -69,19 +70,19 @@ def judge_request(played: Played, request: Event.OpenChannelRequest, *, scenario
         happened = ("you rejected it" if rejects else
                     "nothing: the request was left unanswered" if not accepts else
                     "you answered, but no channel came of it: " + _accept_trouble(accepts[0], request))
-        raise fail(where, request, f"a channel that confirms and is ready: {sats:,} is over 5,000,000", happened,
+        raise failing(f"a channel that confirms and is ready: {sats:,} is over 5,000,000", happened,
                    "compare funding_satoshis with 5_000_000 and accept when it is strictly greater, with "
                    "channel_manager.accept_inbound_channel, passing the temporary_channel_id and "
                    "counterparty_node_id of the event you are handling.")
     if not should_accept:
         exactly = " (exactly 5,000,000 is not over 5,000,000)" if sats == POLICY_MIN_EXCLUSIVE_SATS else ""
         if channels or accepts:
-            raise fail(where, request, f"the request rejected{exactly}", "you accepted it",
+            raise failing(f"the request rejected{exactly}", "you accepted it",
                        "accept only when funding_satoshis > 5_000_000: strictly greater.")
         if not any(_rejected(c, request) for c in rejects):
             happened = ("you called force_close for another channel or peer" if rejects else
                         "nothing: it was left to expire after two timer ticks")
-            raise fail(where, request, f"an explicit rejection, at once{exactly}", happened,
+            raise failing(f"an explicit rejection, at once{exactly}", happened,
                        "reject with channel_manager.force_close_without_broadcasting_txn, passing the event's "
                        "temporary_channel_id and counterparty_node_id and a message for the peer; silence makes "
                        "the peer wait for nothing.")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -66,15 +68,21 @@ def _load() -> dict[str, str]:
 def _save(passed: dict[str, str]) -> None:
     path = _progress_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(passed, indent=2))
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".progress-", suffix=".tmp")  # one per writer
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(passed, indent=2))
+    os.replace(tmp, path)
+
+
+#: Checks that pass at once (in threads) each add their pass: read, change and write one at a time.
+_LOCK = threading.Lock()
 
 
 def record_pass(exercise: str) -> None:
-    passed = _load()
-    passed[exercise_id(exercise)] = time.strftime("%Y-%m-%d %H:%M")
-    _save(passed)
+    with _LOCK:
+        passed = _load()
+        passed[exercise_id(exercise)] = time.strftime("%Y-%m-%d %H:%M")
+        _save(passed)
 
 
 def progress() -> dict[str, bool]:
@@ -101,7 +109,8 @@ def reset(workbook: str) -> Path:
     if target.exists():
         shutil.copy2(target, backup)
     target.write_text(exercise_from_solution((folder / "solutions" / f"{name}.ipynb").read_text()))
-    passed = _load()
-    passed.pop(exercise_id(name), None)
-    _save(passed)
+    with _LOCK:
+        passed = _load()
+        passed.pop(exercise_id(name), None)
+        _save(passed)
     return backup

@@ -73,6 +73,10 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
         outcome = _payer_outcome(played, event.payment_hash)
         repeat = refuse_repeats and event.payment_hash in settled
         calls = [c.name.split(".")[-1] for c in played.recorder.calls_for(handling)]
+        if repeat and "claim_funds" in calls:
+            raise fail(played, event, "fail_htlc_backwards(payment_hash): this invoice is already paid",
+                       "you claimed it a second time", "look the payment_hash up in inbound_payments first: if it "
+                       "is already Succeeded, fail the second payment back instead of claiming it.")
         if preimage is not None and not repeat and "claim_funds" not in calls:
             raise fail(played, event, "claim_funds(purpose.preimage())",
                        "you failed it back" if "fail_htlc_backwards" in calls else "it was never claimed",

@@ -117,7 +117,8 @@ def _judge(played: Played, handling: Handling, payment_id: Any, status: HTLCStat
         raise fail(played, event, expected, "no entry for this payment_id on disk",
                    "update the entry sendpayment made (look it up by the event's payment_id); never remove it."
                    if wrote else "you did not write outbound_payments while handling this event: LDK forgets an "
-                   "event once your handler returns, so write outbound_payments.encode() to fs_store first.")
+                   "event once your handler returns, so call fs_store.write(\"\", \"\", \"outbound_payments\", "
+                   "outbound_payments.encode()) before you return.")
     if record.status is not status:
         hint = ("a PaymentFailed after a PaymentSent changes nothing: the payment succeeded, and the preimage "
                 "proves it. Only mark it Failed if it has not succeeded." if after_success else

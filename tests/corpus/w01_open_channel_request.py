@@ -206,15 +206,9 @@ CASES = [
     wrong(EX, "one_draw_for_every_channel", Fresh(lambda: compose({OPEN: same_user_channel_id_arm()})), "again",
           "get_secure_random_bytes", why="draws the random id once and reuses it"),
     wrong(EX, "swapped_arguments", compose({OPEN: swapped_arguments}), "ChannelUnavailable", "temporary_channel_id",
-          why="counterparty_node_id and temporary_channel_id swapped",
-          xfail="accept_inbound_channel raises ChannelUnavailable in the handler, so the check gives the generic "
-                "'read the traceback' hint; judge_request's own explanation (_accept_trouble: 'the "
-                "temporary_channel_id you passed is not this request's') is never reached"),
+          why="counterparty_node_id and temporary_channel_id swapped"),
     wrong(EX, "accept_all_then_mutate_event", compose({OPEN: accept_all_then_mutate}), "funding_satoshis",
-          "changed", why="accepts everything, then rewrites funding_satoshis to 6,000,000 on the event",
-          xfail="the mutation is judged only after the rules pass (Session.finish), so the message is 'you "
-                "accepted it' for 4,999,999 sats and never names the changed event: _check_untouched should run "
-                "first (in Session.play, as before), or the rules' failure should mention it"),
+          "changed", why="accepts everything, then rewrites funding_satoshis to 6,000,000 on the event"),
     wrong(EX, "right_but_mutates_event", compose({OPEN: right_but_mutate}), "funding_satoshis", "changed",
           "read them, never change them", why="decides correctly but zeroes the event's funding_satoshis"),
     wrong(EX, "raises_on_other_events", compose({OPEN: _policy(lambda s: s > 5_000_000)},
@@ -230,8 +224,5 @@ CASES = [
     wrong(EX, "spins_forever", compose({OPEN: spins}), "did not return within 10 seconds", "OpenChannelRequest",
           "must return promptly", why="while True: pass", slow=True),
     wrong(EX, "polls_list_channels_forever", compose({OPEN: polls_channels}), "did not return",
-          "OpenChannelRequest", "calling the node", why="list_channels() in an endless loop", slow=True,
-          xfail="stopped after 10,000 calls (MAX_CALLS_PER_EVENT), the message says 'Expected: your handler to "
-                "return normally / Happened: it raised BlockingCall': the handler raised nothing, it never "
-                "returned. common.Recorder.recording should stop it as _timed_out does: say it did not return"),
+          "OpenChannelRequest", "calling the node", why="list_channels() in an endless loop", slow=True),
 ]

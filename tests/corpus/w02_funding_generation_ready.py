@@ -137,11 +137,6 @@ def first_channel_only_arm() -> Any:
 
 
 #: funding_transaction_generated raises (as LDK returns Err) before judge_funding can explain.
-UNREACHED = ("funding_transaction_generated raises APIMisuseError ('must be fully signed') or ChannelUnavailable "
-             "(arguments swapped) inside the handler, and the check gives the generic 'read the traceback' hint; "
-             "the output-value case has its hint since 630cd19, these two do not. Fix: extend that error_hint in "
-             "funding_generation_ready.py to 'fully signed' (name sign_raw_transaction_with_wallet) and to "
-             "ChannelUnavailable (the argument order: temporary_channel_id, counterparty_node_id, transaction)")
 
 W12 = (Event.OpenChannelRequest, Event.FundingGenerationReady)
 
@@ -151,9 +146,7 @@ CASES = [
     right(EX, "isinstance_plain_def_divmod", handle_isinstance,
           why="plain def, isinstance, divmod for the BTC amount, try/except around the hand-over"),
     right(EX, "async_arm_with_log", compose({FUND: fund_logging_async}), why="an async arm that awaits sleep(0)"),
-    right(EX, "decimal_btc", compose({FUND: fund_decimal}), why="Decimal BTC, as with python-bitcoinrpc",
-          xfail="the kit's create_raw_transaction refuses a Decimal amount (bitcoind's JSON-RPC takes it), and "
-                "the hint then says the learner passed sats as BTC"),
+    right(EX, "decimal_btc", compose({FUND: fund_decimal}), why="Decimal BTC, as with python-bitcoinrpc"),
 
     wrong(EX, "broadcast_transactions_too", compose({FUND: then(lambda tx, btc: btc.broadcast_transactions([tx]))}),
           "your code broadcast the funding transaction", "LDK broadcasts",
@@ -180,11 +173,11 @@ CASES = [
     wrong(EX, "to_own_address", compose({FUND: to_own_address}), "output_script", "Address.from_script",
           why="pays a fresh wallet address instead of output_script"),
     wrong(EX, "unsigned_transaction", compose({FUND: unsigned}), "sign_raw_transaction_with_wallet",
-          why="hands over the funded but unsigned transaction", xfail=UNREACHED),
+          why="hands over the funded but unsigned transaction"),
     wrong(EX, "never_handed_over", compose({FUND: built_not_handed}), "never funded",
           "funding_transaction_generated", why="builds the transaction and forgets to hand it over"),
     wrong(EX, "swapped_arguments", compose({FUND: swapped}), "ChannelUnavailable", "temporary_channel_id",
-          why="counterparty_node_id and temporary_channel_id swapped", xfail=UNREACHED),
+          why="counterparty_node_id and temporary_channel_id swapped"),
     wrong(EX, "first_channel_only", Fresh(lambda: compose({FUND: first_channel_only_arm()})), "never funded",
           why="funds one channel, ignores the others"),
 ]

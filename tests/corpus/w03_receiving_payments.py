@@ -193,9 +193,7 @@ CASES = [
     wrong(EX, "amount_in_sats", compose({CLAIMED: _claimed(_write, amount=lambda msat: msat // 1000)}), "amt_msat",
           why="amt_msat stored as sats"),
     wrong(EX, "stores_outbound_bytes", compose({CLAIMED: claimed_writes_outbound}), "inbound_payments.encode()",
-          why="writes outbound_payments.encode() (empty) under inbound_payments",
-          xfail="an invoice payment with no entry on disk gets the keysend hint ('keysend payments have no invoice, "
-                "so no entry yet'): receiving_payments._record_hint ignores the purpose"),
+          why="writes outbound_payments.encode() (empty) under inbound_payments"),
     wrong(EX, "returns_text_from_claimed", compose({CLAIMED: _returns_text(_claimed(_write))}),
           "returned 'claimed'", "ReplayEvent", why="returns a string from the PaymentClaimed arm"),
 ]

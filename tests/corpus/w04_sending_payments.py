@@ -144,10 +144,7 @@ CASES = [
     wrong(EX, "sent_without_preimage", compose({SENT: set_status(HTLCStatus.Succeeded)}), "preimage",
           "proof of payment", why="Succeeded, but the preimage not kept"),
     wrong(EX, "failed_never_written", compose({FAILED: set_status(HTLCStatus.Failed, write=False, **NOT_SUCCEEDED)}),
-          "HTLCStatus.Failed", "fs_store.write", why="PaymentFailed updates memory only",
-          xfail="the entry is missing on disk because it was never written, yet the hint says 'update the entry "
-                "sendpayment made ...; never remove it': sending_payments._judge should say to persist when the "
-                "handler wrote nothing on this event"),
+          "HTLCStatus.Failed", "fs_store.write", why="PaymentFailed updates memory only"),
     wrong(EX, "failed_removes_entry", compose({FAILED: failed_removes}), "no entry", "never remove it",
           why="deletes the failed payment's entry"),
     wrong(EX, "sent_looked_up_by_hash", compose({SENT: sent_by_hash}), "HTLCStatus.Succeeded", "record exactly that",
@@ -160,8 +157,5 @@ CASES = [
     wrong(EX, "failed_marks_succeeded", compose({FAILED: set_status(HTLCStatus.Succeeded)}), "HTLCStatus.Failed",
           why="copy-paste: PaymentFailed marks Succeeded"),
     wrong(EX, "returns_true", compose({SENT: _returning(True, GOOD_SENT)}), "returned True", "ReplayEvent",
-          why="returns True from PaymentSent",
-          xfail="judge_outbound_records skips any handling whose result is not None as 'a replay was asked for', "
-                "so the PaymentSent returning True is not judged and the later PaymentFailed (after success) is "
-                "wrongly expected to be Failed: the message teaches the opposite of the rule"),
+          why="returns True from PaymentSent"),
 ]

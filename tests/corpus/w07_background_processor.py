@@ -142,11 +142,6 @@ def _plain_with(changes: dict) -> Any:
 
 
 #: Why the swallowed-write cases miss their hint (a kit bug, not the handler's).
-UNRECORDED = ("the story's failing fs_store.write (background_processor._failing_once) is a plain function set on "
-              "the instance, and common._Recorded.__getattr__ records only inspect.ismethod attributes, so no write "
-              "is recorded and _judge_not_swallowed never fires: the message says 'nothing is stored under ...' with "
-              "a hint about the key, never ReplayEvent. Record any callable attribute (or patch with "
-              "types.MethodType)")
 
 ALL_REPLAY = {CLAIMED: INBOUND(replay), SENT: OUTBOUND(replay), FAILED: OUTBOUND(replay)}
 
@@ -156,20 +151,12 @@ CASES = [
           why="retries a failed write in place instead of returning ReplayEvent"),
     right(EX, "raise_replay_event", compose({CLAIMED: INBOUND(raise_replay), SENT: OUTBOUND(raise_replay),
                                              FAILED: OUTBOUND(raise_replay)}),
-          why="raise ReplayEvent() (ldkkit's documented alternative to returning it)",
-          xfail="a raised ReplayEvent is taken by the event queue as a replay (events/__init__: 'return "
-                "ReplayEvent() ... or raise ReplayEvent(); both stop'), but Recorder.wrap/_awaited record the result "
-                "as None when the handler raises, so judge_outbound_records judges the replayed PaymentSent as "
-                "final: 'nothing is stored under outbound_payments'. Record a raised ReplayEvent as the result"),
+          why="raise ReplayEvent() (ldkkit's documented alternative to returning it)"),
     right(EX, "amount_set_not_added", compose(ALL_REPLAY),
           why="every write protected; the amount set from the event on each hand-over"),
     right(EX, "write_by_keyword", compose({CLAIMED: write_by_keyword, SENT: write_by_keyword,
                                            FAILED: write_by_keyword}),
-          why="fs_store.write(primary_namespace=, secondary_namespace=, key=, buf=): KVStore's own parameter names",
-          xfail="the story's failing write (background_processor._failing_once.write) names its parameters "
-                "(primary_namespace, secondary_namespace, key_, buf), so a keyword call raises TypeError "
-                "'unexpected keyword argument key' and a correct handler fails; it should take the real "
-                "FilesystemStore.write's names (key, not key_), or *args/**kwargs"),
+          why="fs_store.write(primary_namespace=, secondary_namespace=, key=, buf=): KVStore's own parameter names"),
     right(EX, "returns_the_replay_class", compose({CLAIMED: INBOUND(replay_class), SENT: OUTBOUND(replay_class),
                                                    FAILED: OUTBOUND(replay_class)}),
           why="return ReplayEvent (the class): the kit's queue accepts it"),
@@ -181,18 +168,15 @@ CASES = [
           "raised OSError", "ReplayEvent", why="try/except around the outbound writes only"),
     wrong(EX, "swallows_oserror", compose({CLAIMED: INBOUND(swallow), SENT: OUTBOUND(swallow),
                                            FAILED: OUTBOUND(swallow)}),
-          "ReplayEvent", why="except OSError: print(...)", xfail=UNRECORDED),
+          "ReplayEvent", why="except OSError: print(...)"),
     wrong(EX, "swallows_outbound_only", compose({SENT: OUTBOUND(swallow), FAILED: OUTBOUND(swallow)}),
-          "ReplayEvent", why="inbound protected, outbound errors printed and dropped", xfail=UNRECORDED),
+          "ReplayEvent", why="inbound protected, outbound errors printed and dropped"),
     wrong(EX, "counts_replay_twice", compose({CLAIMED: INBOUND(replay, add=True)}), "amt_msat", "once",
           why="info.amt_msat += amount_msat: a replayed PaymentClaimed adds it again"),
     wrong(EX, "raises_on_failed_write", compose({CLAIMED: INBOUND(reraise_as_runtime),
                                                  SENT: OUTBOUND(reraise_as_runtime),
                                                  FAILED: OUTBOUND(reraise_as_runtime)}),
-          "raised RuntimeError", "ReplayEvent", why="except OSError: raise RuntimeError(...)",
-          xfail="the error raised is a RuntimeError (from the OSError), so the _unsaved hint (isinstance(e, "
-                "OSError)) does not match and the generic 'read the traceback' hint is given; the hint could "
-                "follow __cause__/__context__ to the OSError"),
+          "raised RuntimeError", "ReplayEvent", why="except OSError: raise RuntimeError(...)"),
     wrong(EX, "raises_oserror_unchanged", compose({CLAIMED: unprotected(_update_inbound, "inbound_payments"),
                                                    SENT: unprotected(_update_outbound, "outbound_payments"),
                                                    FAILED: unprotected(_update_outbound, "outbound_payments")}),
@@ -202,14 +186,8 @@ CASES = [
     wrong(EX, "updates_after_writing", compose({CLAIMED: update_after_write}), "status Pending",
           why="writes the old state, then updates memory"),
     wrong(EX, "always_replays_claimed", compose({CLAIMED: always_replay}), "ReplayEvent",
-          why="returns ReplayEvent() even after a successful write: the event never leaves LDK's queue",
-          xfail="every hand-over returned ReplayEvent, and judge_replays/judge_claimed_records skip handlings "
-                "whose result is not None, so the check passes a handler whose PaymentClaimed is never handled; "
-                "it should require the last hand-over of each event to return None"),
+          why="returns ReplayEvent() even after a successful write: the event never leaves LDK's queue"),
     wrong(EX, "plain_def_spawning_forwards", _plain_with(ALL_REPLAY), "async def",
           why="a plain def handler whose forwarding arm spawns on the running loop: under "
-              "BackgroundProcessor.start there is none",
-          xfail="fails with 'RuntimeError: no running event loop' and the generic 'read the traceback' hint "
-                "(the forwarding check passed the same handler): a hint should say that under "
-                "BackgroundProcessor.start a plain handler has no running loop, so make it async def"),
+              "BackgroundProcessor.start there is none"),
 ]

@@ -188,12 +188,7 @@ CASES = [
     right(EX, "retry_write_in_place", compose({CLAIMED: claimed_retry_in_place,
                                                Event.PaymentSent: retry_outbound_in_place,
                                                Event.PaymentFailed: retry_outbound_in_place}), slow=True,
-          why="retries a failed write in place, which workbook 7 accepts",
-          xfail="compare_with_reference demands the reference's events in handler_replay, where the reference "
-                "returns ReplayEvent and gets PaymentClaimed twice; a handler that retries the write in place "
-                "(allowed by background_processor's rules) gets it once and fails 'PaymentClaimed was expected'. "
-                "capstone.compare_with_reference should not count replays (compare events without immediate "
-                "repeats of the same event), or skip handler_replay"),
+          why="retries a failed write in place, which workbook 7 accepts"),
     right(EX, "alternative_arms", compose({
         OPEN: open_with_keywords_and_zero_conf,
         Event.SpendableOutputs: track_defaults,
@@ -204,12 +199,7 @@ CASES = [
     wrong(EX, "zero_conf_from_anyone", compose({OPEN: zero_conf_from_anyone}), "TRUSTED_ZERO_CONF_PEERS",
           "you accepted it", why="accept_inbound_channel_from_trusted_peer_0conf for any zero-conf request"),
     wrong(EX, "zero_conf_accepted_as_normal", compose({OPEN: zero_conf_ignored_by_policy}),
-          "TRUSTED_ZERO_CONF_PEERS", why="the workbook-1 arm: zero-conf requests accepted with accept_inbound_channel",
-          xfail="accept_inbound_channel raises APIMisuseError ('Please use "
-                "accept_inbound_channel_from_trusted_peer_0conf ...', LDK's own words) and the hint is the generic "
-                "'read the traceback': for the stranger that advice is dangerous. An error_hint for APIMisuseError "
-                "on a zero-conf OpenChannelRequest should say: zero-conf only from TRUSTED_ZERO_CONF_PEERS, reject "
-                "anyone else"),
+          "TRUSTED_ZERO_CONF_PEERS", why="the workbook-1 arm: zero-conf requests accepted with accept_inbound_channel"),
     wrong(EX, "never_sweeps", compose({Event.SpendableOutputs: None}), "track_spendable_outputs",
           "never came back to your wallet", why="no SpendableOutputs arm"),
     wrong(EX, "claims_a_payment_made_twice", compose({CLAIMABLE: claims_every_time}), "receive_duplicate_payment",
@@ -225,9 +215,7 @@ CASES = [
           "random", why="workbook 5's mistake in the capstone"),
     wrong(EX, "swallows_oserror", compose({CLAIMED: INBOUND(swallow), Event.PaymentSent: OUTBOUND(swallow),
                                            Event.PaymentFailed: OUTBOUND(swallow)}), "ReplayEvent",
-          why="workbook 7's mistake in the capstone",
-          xfail="as background_processor:swallows_oserror: the story's failing write is not recorded, so the "
-                "hint never names ReplayEvent"),
+          why="workbook 7's mistake in the capstone"),
     wrong(EX, "writes_before_updating", compose({CLAIMED: write_first}), "written before it was updated",
           why="workbook 3's mistake in the capstone"),
     wrong(EX, "accepts_exactly_5m", compose({OPEN: lambda channel_manager, keys_manager, event, **_: (
