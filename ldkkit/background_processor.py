@@ -127,18 +127,28 @@ _LDK_HANDLES_FIRST = frozenset(
 
 
 class _Timer:
-    """One of LDK's timers: it fires at the first poll strictly more than ``interval`` after it last did."""
+    """One of LDK's timers.
 
-    def __init__(self, interval_s: float, now_us: int) -> None:
+    The thread form checks ``last.elapsed().as_secs() > interval``: whole seconds, so a 60 s
+    timer fires at the first poll at or after 61 s. The async form waits on a sleeper of
+    ``interval`` seconds: it fires at the first poll once that sleep is over.
+    """
+
+    def __init__(self, interval_s: float, now_us: int, whole_seconds: bool) -> None:
         self.interval_us = round(interval_s * MICROS)
         self.last_us = now_us
+        self.whole_seconds = whole_seconds
+
+    def threshold_us(self) -> int:
+        """The first moment at which the timer counts as elapsed."""
+        return self.last_us + self.interval_us + (MICROS if self.whole_seconds else 0)
 
     def due(self, now_us: int) -> bool:
-        return now_us - self.last_us > self.interval_us
+        return now_us >= self.threshold_us()
 
     def next_poll_us(self, wait_start_us: int, poll_us: int) -> int:
         """When the loop, polling every ``poll_us`` from ``wait_start_us``, would find this due."""
-        polls = max(1, (self.last_us + self.interval_us - wait_start_us) // poll_us + 1)
+        polls = max(1, -(-(self.threshold_us() - wait_start_us) // poll_us))
         return wait_start_us + polls * poll_us
 
 
@@ -148,7 +158,7 @@ class _RunBody:
     def __init__(
         self, persister: Any, event_handler: Callable[[Event], Any], chain_monitor: Any, channel_manager: Any,
         gossip_sync: Optional[GossipSync], peer_manager: Any, logger: Any, scorer: Any,
-        fetch_time: Callable[[], Optional[timedelta]],
+        fetch_time: Callable[[], Optional[timedelta]], whole_seconds: bool,
     ) -> None:
         self.persister = persister
         self.user_handler = event_handler
@@ -165,11 +175,9 @@ class _RunBody:
         self.events_handled = 0
         now = self.clock.now_us()
         self.timers = {
-            "freshness": _Timer(FRESHNESS_TIMER, now),
-            "ping": _Timer(PING_TIMER, now),
-            "network_prune": _Timer(FIRST_NETWORK_PRUNE_TIMER, now),
-            "scorer_persist": _Timer(SCORER_PERSIST_TIMER, now),
-            "rebroadcast": _Timer(REBROADCAST_TIMER, now),
+            name: _Timer(interval, now, whole_seconds) for name, interval in (
+                ("freshness", FRESHNESS_TIMER), ("ping", PING_TIMER), ("network_prune", FIRST_NETWORK_PRUNE_TIMER),
+                ("scorer_persist", SCORER_PERSIST_TIMER), ("rebroadcast", REBROADCAST_TIMER))
         }
         self.have_pruned = False
         self.have_decayed_scorer = False
@@ -403,7 +411,7 @@ class BackgroundProcessor:
     ) -> BackgroundProcessor:
         """Mirrors ``BackgroundProcessor::start``: run the loop in a new thread."""
         body = _RunBody(persister, event_handler, chain_monitor, channel_manager, gossip_sync, peer_manager, logger,
-                        scorer, _default_fetch_time(channel_manager.clock))
+                        scorer, _default_fetch_time(channel_manager.clock), whole_seconds=True)
         _take_over(channel_manager)
         state = _ThreadState(body)
         thread = threading.Thread(target=state.run, name="ldk-background-processor", daemon=True)
@@ -528,7 +536,7 @@ async def process_events_async(
     to persist the ChannelManager, or an error from the handler, with the event named).
     """
     body = _RunBody(persister, event_handler, chain_monitor, channel_manager, gossip_sync, peer_manager, logger,
-                    scorer, fetch_time)
+                    scorer, fetch_time, whole_seconds=False)
     runtime = body.runtime
     participant = runtime.join(f"process_events_async of {logger.name or 'a node'}") if runtime else None
     token = _current_participant.set(participant)
