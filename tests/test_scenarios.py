@@ -195,3 +195,29 @@ def test_events_dataframe_has_time_height_and_key_fields(results):
     assert list(df.columns[:3]) == ["time_s", "height", "event"]
     assert list(df["event"]) == CANONICAL["forward_payment"]
     assert df.iloc[-1]["total_fee_earned_msat"] == 1000
+
+
+def test_a_spendable_output_queued_at_a_crash_comes_back_after_the_restart():
+    """LDK persists a ChannelMonitor's pending events with it: nothing for the sweeper is lost."""
+    from ldkkit.scenarios import Stage
+    from ldkkit.sim.world import World
+
+    with World(seed=9) as world:
+        me = world.add_node("learner")
+        stage = Stage(world, me)
+        bob = stage.peer("bob")
+        stage.open(me, bob, 1_000_000)
+        channel = stage.channel_between(me, bob)
+        me.channel_manager.close_channel(channel.channel_id, bob.node_id)
+        stage.settle()
+        me.driven_by_world = False  # the crash: the SpendableOutputs is raised but never handled
+        stage.mine(12)
+        queued = [e for e in me.chain_monitor.pending_events() if isinstance(e, Event.SpendableOutputs)]
+        assert queued
+        me.fs_store.write("", "", "manager", me.channel_manager.encode())
+        restarted = world.restart_node(me)
+        stage.me = restarted
+        stage.settle()
+        handed = [e for e in restarted.events_seen if isinstance(e, Event.SpendableOutputs)]
+        assert handed[-1] == queued[0]
+        assert restarted.output_sweeper.tracked_spendable_outputs()

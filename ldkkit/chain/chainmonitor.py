@@ -78,6 +78,9 @@ class ChannelMonitor(Record, frozen=False):
     spend_height: Optional[U32]
     reported_outputs: tuple[U32, ...]  # output indices of the spend already raised as spendable
     resolved_htlcs: tuple[U64, ...]
+    #: Events raised for this channel and not handled yet: persisted with the monitor, as LDK's are,
+    #: so a SpendableOutputs queued when the node stops comes back after a restart.
+    pending_events: tuple[Event, ...] = ()
 
     def storage_key(self) -> str:
         return f"{self.funding_txo.txid}_{self.funding_txo.vout}"
@@ -89,6 +92,13 @@ class MonitorEvent(Record):
     channel_id: ChannelId
     kind: str  # "CommitmentTxConfirmed" or "HTLCTimedOut"
     htlc_id: Optional[U64]
+
+
+def _channel_of(event: Event) -> Optional[ChannelId]:
+    """The channel a ChainMonitor event is about."""
+    if isinstance(event, Event.BumpTransaction):
+        return event.bump_event.channel_id
+    return getattr(event, "channel_id", None)
 
 
 def _p2wsh(*parts: bytes) -> ScriptBuf:
@@ -145,6 +155,7 @@ class ChainMonitor:
         self.kv_store = kv_store
         self.monitors: dict[ChannelId, ChannelMonitor] = {}
         self._events = EventQueue("ChainMonitor")
+        self._events.on_change = self._persist_pending_events
         self._monitor_events: list[MonitorEvent] = []
         self._lock = threading.RLock()
 
@@ -158,6 +169,19 @@ class ChainMonitor:
             data = self.kv_store.read(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, "", key)
             monitor = ChannelMonitor.decode(data)
             self.monitors[monitor.channel_id] = monitor
+        for monitor in list(self.monitors.values()):
+            for event in monitor.pending_events:  # handed over again, as LDK's reloaded monitors do
+                self._events.push(event)
+
+    def _persist_pending_events(self) -> None:
+        """Each monitor keeps the events raised for its channel that are still waiting for the handler."""
+        with self._lock:
+            waiting = self._events.pending()
+            for monitor in self.monitors.values():
+                mine = tuple(e for e in waiting if _channel_of(e) == monitor.channel_id)
+                if mine != monitor.pending_events:
+                    monitor.pending_events = mine
+                    self._persist(monitor)
 
     def _persist(self, monitor: ChannelMonitor) -> None:
         if self.kv_store is None:  # a node that never restarts need not pay for this

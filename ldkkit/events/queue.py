@@ -58,10 +58,14 @@ class EventQueue:
         self.replay_requested = False
         #: Called with each event just before a handler gets it (the world's event log).
         self.observer: Callable[[Event], None] | None = None
+        #: Called whenever events are queued or handled (a ChainMonitor persists them with its monitors).
+        self.on_change: Callable[[], None] | None = None
 
     def push(self, event: Event) -> None:
         with self._lock:
             self._events.append(event)
+        if self.on_change is not None:
+            self.on_change()
         self.notifier.notify()
 
     def pending(self) -> list[Event]:
@@ -166,6 +170,8 @@ class EventQueue:
         if count:
             with self._lock:
                 del self._events[:count]
+            if self.on_change is not None:
+                self.on_change()
 
 
 def _call(handler: Callable[[Event], Any], event: Event) -> Any:
