@@ -350,3 +350,18 @@ def test_a_payment_id_is_refused_again_until_ldks_idempotency_ticks_have_passed(
         stage.settle()
         failed = [e for e in me.events_seen if isinstance(e, Event.PaymentFailed)]
         assert [e.payment_id for e in failed] == [payment_id]  # bob refuses a second payment of one invoice
+
+
+def test_probing_a_one_hop_path_is_refused_as_in_ldk():
+    from ldkkit.errors import ProbeSendFailure
+    from ldkkit.routing.router import Path, RouteHop
+
+    with World(seed=7) as world:
+        stage = Stage(world, world.add_node("learner"))
+        bob = stage.peer("bob")
+        stage.open(stage.me, bob, 1_000_000)
+        scid = stage.me.channel_manager.list_usable_channels()[0].short_channel_id
+        one_hop = Path((RouteHop(bob.node_id, b"", scid, b"", 10_000, 42, True),), None)
+        with pytest.raises(ProbeSendFailure.ParameterError) as info:
+            stage.me.channel_manager.send_probe(one_hop)
+        assert info.value.err == APIError.APIMisuseError("No need probing a path with less than two hops")

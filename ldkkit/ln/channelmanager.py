@@ -1563,9 +1563,10 @@ class ChannelManager:
     def send_probe(self, path: Path) -> tuple[PaymentHash, PaymentId]:
         """Mirrors ``ChannelManager::send_probe``: send an HTLC nobody can claim, to learn liquidity."""
         with self._lock:
-            if not path.hops:
-                raise ProbeSendFailure.ParameterError(APIError.InvalidRoute("Path didn't go anywhere/had bogus size"))
             payment_id = PaymentId(self._random_bytes())
+            if len(path.hops) < 2 and path.blinded_tail is None:  # the first hop's liquidity is known already
+                raise ProbeSendFailure.ParameterError(
+                    APIError.APIMisuseError("No need probing a path with less than two hops"))
             payment_hash = PaymentHash(_sha256(b"ldkkit probe", bytes(payment_id)))
             payment = PendingOutboundPayment(
                 payment_id=payment_id, payment_hash=payment_hash, onion=RecipientOnionFields(None, None),
