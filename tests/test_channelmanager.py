@@ -365,3 +365,11 @@ def test_probing_a_one_hop_path_is_refused_as_in_ldk():
         with pytest.raises(ProbeSendFailure.ParameterError) as info:
             stage.me.channel_manager.send_probe(one_hop)
         assert info.value.err == APIError.APIMisuseError("No need probing a path with less than two hops")
+
+
+def test_a_request_not_yet_accepted_is_not_listed_as_a_channel(stage):
+    _bob, request = open_request(stage)
+    cm = stage.me.channel_manager
+    assert cm.list_channels() == []  # LDK keeps it in inbound_channel_request_by_id, apart from channels
+    cm.accept_inbound_channel(request.temporary_channel_id, request.counterparty_node_id, 1)
+    assert [c.channel_id for c in cm.list_channels()] == [request.temporary_channel_id]

@@ -277,9 +277,11 @@ class ChannelManager:
         return self.best_block_height
 
     def list_channels(self) -> list[ChannelDetails]:
-        """Mirrors ``ChannelManager::list_channels``: every channel that is not closed."""
+        """Mirrors ``ChannelManager::list_channels``: every channel that is not closed. A request not yet
+        accepted is not a channel yet (LDK keeps those apart, in ``inbound_channel_request_by_id``)."""
         with self._lock:
-            return [self._details(c) for c in self.channels.values() if c.phase is not ChannelPhase.Closed]
+            return [self._details(c) for c in self.channels.values()
+                    if c.phase not in (ChannelPhase.Closed, ChannelPhase.UnacceptedInbound)]
 
     def list_usable_channels(self) -> list[ChannelDetails]:
         """Mirrors ``ChannelManager::list_usable_channels``: channels that can send now."""
