@@ -16,13 +16,13 @@ import asyncio
 import contextvars
 import inspect
 import os
-import selectors
 import sys
 import time
 import traceback
 import types
 from typing import Any, Optional
 
+from ..sim.runtime import DelegatingSelector
 from . import jail as jail_module
 from . import wire
 
@@ -61,27 +61,12 @@ def _no_checks_here() -> None:
 # --- the virtual-time loop --------------------------------------------------------------------
 
 
-class _SteppingSelector(selectors.BaseSelector):
+class _SteppingSelector(DelegatingSelector):
     """Never waits: when the loop has nothing due, it stops, and the grader decides when it goes on."""
 
     def __init__(self) -> None:
-        self._real = selectors.DefaultSelector()
+        super().__init__()
         self.loop: Optional[VirtualLoop] = None
-
-    def register(self, fileobj, events, data=None):  # type: ignore[no-untyped-def]
-        return self._real.register(fileobj, events, data)
-
-    def unregister(self, fileobj):  # type: ignore[no-untyped-def]
-        return self._real.unregister(fileobj)
-
-    def modify(self, fileobj, events, data=None):  # type: ignore[no-untyped-def]
-        return self._real.modify(fileobj, events, data)
-
-    def get_map(self):  # type: ignore[no-untyped-def]
-        return self._real.get_map()
-
-    def close(self) -> None:
-        self._real.close()
 
     def select(self, timeout: float | None = None):  # type: ignore[no-untyped-def]
         if timeout != 0 and self.loop is not None:

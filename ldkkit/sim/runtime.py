@@ -27,12 +27,11 @@ _T = TypeVar("_T")
 _ROUNDING_SLACK_US = 10
 
 
-class _VirtualTimeSelector(selectors.BaseSelector):
-    """Wraps a real selector; a wait for a timer jumps the virtual clock instead of sleeping."""
+class DelegatingSelector(selectors.BaseSelector):
+    """A real selector underneath; subclasses change only how ``select`` waits."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self) -> None:
         self._real = selectors.DefaultSelector()
-        self._runtime = runtime
 
     def register(self, fileobj, events, data=None):  # type: ignore[no-untyped-def]
         return self._real.register(fileobj, events, data)
@@ -48,6 +47,17 @@ class _VirtualTimeSelector(selectors.BaseSelector):
 
     def close(self) -> None:
         self._real.close()
+
+    def select(self, timeout: float | None = None):  # type: ignore[no-untyped-def]
+        return self._real.select(timeout)
+
+
+class _VirtualTimeSelector(DelegatingSelector):
+    """Wraps a real selector; a wait for a timer jumps the virtual clock instead of sleeping."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__()
+        self._runtime = runtime
 
     def select(self, timeout: float | None = None):  # type: ignore[no-untyped-def]
         runtime = self._runtime
