@@ -151,11 +151,20 @@ def _make_handler(accept: Callable[[Any], bool]) -> Callable[..., Any]:
             case Event.ChannelClosed(channel_id=channel_id, counterparty_node_id=peer, reason=reason):
                 log("ldk_sample", f"EVENT: Channel {channel_id} with counterparty {peer} closed due to: {reason}")
 
+            case Event.ConnectionNeeded(node_id=node_id, addresses=addresses):
+                # ldk-sample connects in a task (connecting takes time), trying each address until one
+                # answers; in the simulation a node is reached by its id.
+                async def connect() -> None:
+                    if addresses and peer_manager.peer_by_node_id(node_id) is None:
+                        peer_manager.connect_peer(node_id)
+
+                _spawn(connect())
+
             case _:
                 # FundingTxBroadcastSafe, PaymentPathSuccessful, PaymentPathFailed, ProbeSuccessful,
-                # ProbeFailed, HTLCHandlingFailed, HTLCIntercepted, DiscardFunding, InvoiceReceived,
-                # ConnectionNeeded and the onion-message events need nothing here: LDK's background
-                # processor has already scored the payment and probe events.
+                # ProbeFailed, HTLCHandlingFailed, HTLCIntercepted, DiscardFunding, InvoiceReceived and
+                # the onion-message events need nothing here: LDK's background processor has already
+                # scored the payment and probe events.
                 pass
 
     return handle_ldk_events

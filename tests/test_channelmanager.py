@@ -373,3 +373,17 @@ def test_a_request_not_yet_accepted_is_not_listed_as_a_channel(stage):
     assert cm.list_channels() == []  # LDK keeps it in inbound_channel_request_by_id, apart from channels
     cm.accept_inbound_channel(request.temporary_channel_id, request.counterparty_node_id, 1)
     assert [c.channel_id for c in cm.list_channels()] == [request.temporary_channel_id]
+
+
+def test_the_reference_handler_connects_when_ldk_needs_a_connection():
+    """ldk-sample's ConnectionNeeded arm connects to the peer, in a task."""
+    from ldkkit.ln.msgs import SocketAddress
+
+    with World(seed=8) as world:
+        me = world.add_node("learner")
+        bob = world.add_node("bob")
+        assert me.peer_manager.peer_by_node_id(bob.node_id) is None
+        address = SocketAddress.TcpIpV4(bytes([127, 0, 0, 1]), 9735)
+        me.channel_manager._queue_event(Event.ConnectionNeeded(bob.node_id, (address,)))
+        world.advance(1)
+        assert me.peer_manager.peer_by_node_id(bob.node_id) is not None
