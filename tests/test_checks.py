@@ -102,7 +102,8 @@ def test_a_raising_handler_keeps_only_its_own_frames_and_no_kit_context():
     shown = []  # after this test's own frame: check() alone, none of the kit's frames inside it
     tb = info.value.__traceback__.tb_next
     while tb is not None:
-        shown.append(tb.tb_frame.f_code.co_filename)
+        if "mutmut" not in tb.tb_frame.f_code.co_filename:  # mutation testing wraps every function
+            shown.append(tb.tb_frame.f_code.co_filename)
         tb = tb.tb_next
     assert shown and all(f.endswith(("exercises/__init__.py", "exercises\\__init__.py")) for f in shown), shown
     assert "has no field 'channel_value_satoshis'" in str(info.value) and "funding_satoshis" in str(info.value)
