@@ -2,8 +2,7 @@
 
 ``Node`` carries, under the very names the seed chapter's ``handle_ldk_events`` takes
 them, everything a handler needs, plus ``chain_monitor``, ``scorer`` and ``logger`` for
-the background processor. Build one with :meth:`ldkkit.sim.world.World.add_node`, or
-:func:`build_node` for a node alone in a fresh world.
+the background processor. Build one with :meth:`ldkkit.sim.world.World.add_node`.
 """
 
 from __future__ import annotations
@@ -98,14 +97,3 @@ class Node:
 
     def __repr__(self) -> str:
         return f"Node({self.name!r}, {self.node_id.short()})"
-
-
-def build_node(seed: int = 0, storage_dir: Optional[str] = None, **kwargs: Any) -> Node:
-    """One call for a node with a seed and a storage folder (a temporary one by default).
-
-    The node lives in a fresh :class:`~ldkkit.sim.world.World`, reachable as ``node.world``.
-    """
-    from .sim.world import World
-
-    world = World(seed=seed)
-    return world.add_node("alice", storage_dir=storage_dir, **kwargs)
