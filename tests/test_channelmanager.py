@@ -387,3 +387,47 @@ def test_the_reference_handler_connects_when_ldk_needs_a_connection():
         me.channel_manager._queue_event(Event.ConnectionNeeded(bob.node_id, (address,)))
         world.advance(1)
         assert me.peer_manager.peer_by_node_id(bob.node_id) is not None
+
+
+def test_a_released_intercepted_htlc_goes_out_on_the_next_processing():
+    """LDK's forward_intercepted_htlc queues the HTLC: it is sent when process_pending_htlc_forwards runs."""
+    import dataclasses as dc
+
+    from ldkkit.config import UserConfig
+    from ldkkit.ln.outbound_payment import RecipientOnionFields
+    from ldkkit.routing.router import Path, Route, RouteHop
+
+    with World(seed=12) as world:
+        config = dc.replace(UserConfig.ldk_sample(), accept_intercept_htlcs=True)
+        intercepts: list[Event.HTLCIntercepted] = []
+
+        async def lsp(*args):  # notes intercepted HTLCs; ldk-sample's handler for the rest
+            if isinstance(args[-1], Event.HTLCIntercepted):
+                intercepts.append(args[-1])
+                return None
+            from ldkkit.reference import handle_ldk_events
+
+            return await handle_ldk_events(*args)
+
+        me = world.add_node("learner", handler=lsp, config=config)
+        stage = Stage(world, me)
+        alice, carol = stage.peer("alice"), stage.peer("carol")
+        stage.open(alice, me, 6_000_000)
+        stage.open(me, carol, 1_000_000)
+        fake_scid = me.channel_manager.get_intercept_scid()
+        invoice = stage.invoice(carol, 10_000_000)
+        first = alice.channel_manager.list_usable_channels()[0].short_channel_id
+        path = Path((RouteHop(me.node_id, b"", first, b"", 1_000, 72, True),
+                     RouteHop(carol.node_id, b"", fake_scid, b"", 10_000_000, 24, True)), None)
+        alice.channel_manager.send_payment_with_route(
+            Route((path,), None), invoice.payment_hash(),
+            RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x07" * 32))
+        stage.settle()
+        (intercepted,) = intercepts
+        to_carol = stage.channel_between(me, carol)
+        cm = me.channel_manager
+        cm.forward_intercepted_htlc(intercepted.intercept_id, to_carol.channel_id, carol.node_id, 10_000_000)
+        assert not cm.channels[to_carol.channel_id].pending_outbound_htlcs  # queued, not sent yet
+        assert any(isinstance(e, Event.PendingHTLCsForwardable) for e in cm.pending_events())
+        stage.settle()
+        assert any(isinstance(e, Event.PaymentSent) for e in alice.events_seen)

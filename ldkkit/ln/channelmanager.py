@@ -199,6 +199,8 @@ class ChannelManager:
         self.forward_htlcs: list[PendingForward] = []
         self.fail_backs: list[PendingFailBack] = []
         self._open_channel_msgs: dict[ChannelId, msgs.OpenChannel] = {}  # our proposals not yet accepted
+        #: Intercepted HTLCs released by forward_intercepted_htlc: (the HTLC, its next channel, the amount).
+        self._released_intercepts: list[tuple[PendingForward, ChannelId, int]] = []
         self.intercepted: dict[InterceptId, PendingForward] = {}
         self.intercept_scids: set[int] = set()
         self._pending_forwardable_event = False
@@ -1071,8 +1073,11 @@ class ChannelManager:
             self._pending_forwardable_event = False
             forwards, self.forward_htlcs = self.forward_htlcs, []
             fail_backs, self.fail_backs = self.fail_backs, []
+            released, self._released_intercepts = self._released_intercepts, []
             for fwd in forwards:
                 self._process_one_forward(fwd)
+            for fwd, out_channel_id, amount_msat in released:
+                self._forward_released(fwd, out_channel_id, amount_msat)
             for fail in fail_backs:
                 self._fail_back_now(fail)
             self._retry_payments()
@@ -1607,12 +1612,23 @@ class ChannelManager:
             if not self._is_usable(out_chan):
                 raise APIError.ChannelUnavailable(f"Channel with id {next_hop_channel_id} not fully established")
             del self.intercepted[intercept_id]
-            chan = self.channels[fwd.channel_id]
-            htlc = chan.pending_inbound_htlcs[fwd.htlc_id]
-            hop = htlc.onion.hops[0]
-            previous = HTLCPreviousHop(chan.channel_id, htlc.htlc_id, htlc.amount_msat, chan.counterparty_node_id)
-            self._add_outbound_htlc(out_chan, amt_to_forward_msat, htlc.payment_hash, hop.outgoing_cltv_value,
-                                    msgs.Onion(htlc.onion.hops[1:], htlc.onion.final), previous, None)
+            # LDK puts it in forward_htlcs: it goes out on the next process_pending_htlc_forwards.
+            self._released_intercepts.append((fwd, out_chan.channel_id, amt_to_forward_msat))
+            self._forwardable()
+
+    def _forward_released(self, fwd: PendingForward, out_channel_id: ChannelId, amount_msat: int) -> None:
+        chan = self.channels.get(fwd.channel_id)
+        if chan is None or fwd.htlc_id not in chan.pending_inbound_htlcs:
+            return
+        htlc = chan.pending_inbound_htlcs[fwd.htlc_id]
+        out_chan = self.channels.get(out_channel_id)
+        if out_chan is None or not self._is_usable(out_chan):
+            self._fail_inbound(chan, htlc, TEMPORARY_CHANNEL_FAILURE, None,
+                               HTLCDestination.UnknownNextHop(htlc.onion.hops[0].short_channel_id))
+            return
+        previous = HTLCPreviousHop(chan.channel_id, htlc.htlc_id, htlc.amount_msat, chan.counterparty_node_id)
+        self._add_outbound_htlc(out_chan, amount_msat, htlc.payment_hash, htlc.onion.hops[0].outgoing_cltv_value,
+                                msgs.Onion(htlc.onion.hops[1:], htlc.onion.final), previous, None)
 
     def fail_intercepted_htlc(self, intercept_id: InterceptId) -> None:
         """Mirrors ``ChannelManager::fail_intercepted_htlc``: fail it back as unknown_next_peer."""
