@@ -53,7 +53,8 @@ DEFAULT_FUNDS_SAT = 100_000_000
 FRESHNESS_TIMER = 60
 PING_TIMER = 10
 REBROADCAST_TIMER = 30
-#: How soon a replayed event is handed over again: the background processor's 100 ms poll.
+#: How soon a replayed event is handed over again. LDK retries at the processor's next wake-up, generally at
+#: once; on a virtual clock an immediate retry by a handler that always replays would stop time, so: 100 ms.
 REPLAY_RETRY_S = 0.1
 
 
