@@ -4,6 +4,7 @@
     python3 kit.py lab     # open the workshop in JupyterLab
     python3 kit.py test    # run every test
     python3 kit.py lite    # build a static JupyterLite site of the workshop in _site/
+    python3 kit.py mutate  # mutation testing of the modules that decide verdicts (slow; not in CI)
 
 Both create a virtual environment in .venv (once) and install the kit into it, again
 only when pyproject.toml changes. Anything after the command is passed on, e.g.
@@ -138,8 +139,16 @@ def build_site(python: Path, site: Path, args: list[str]) -> int:
                                 "--output-dir", str(site), *args], cwd=tmp)
 
 
+def mutate(python: Path, args: list[str]) -> int:
+    """Mutation testing, outside CI (slow): a score per module (tools/mutation.py)."""
+    if subprocess.call([str(python), "-c", "import mutmut"], stderr=subprocess.DEVNULL) != 0:
+        say("installing mutmut (mutation testing)")
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "mutmut>=3.3"], check=True)
+    return subprocess.call([str(python), str(ROOT / "tools" / "mutation.py"), *args], cwd=ROOT)
+
+
 def main(argv: list[str]) -> int:
-    commands = {"lab": lab, "test": test, "lite": lite}
+    commands = {"lab": lab, "test": test, "lite": lite, "mutate": mutate}
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
