@@ -47,7 +47,7 @@ def main(args: list[str]) -> int:
     for module, k, t, _ in results:
         print(f"{module} {100 * k / max(t, 1):.1f} % {k}/{t}")
     print(f"all {100 * killed / max(total, 1):.1f} % {killed}/{total}")
-    for module, _, _, survivors in results:
+    for _module, _, _, survivors in results:
         for name in survivors:
             print(f"survived {name}  (mutmut show {name})")
     return run.returncode
