@@ -212,8 +212,7 @@ def _exercise_of(path: Path) -> Optional[str]:
 def _exercise_ids() -> list[str]:
     from . import exercises
 
-    ids = getattr(exercises, "EXERCISES", None)
-    return list(ids) if ids else list(exercises._CHECKS)  # until EXERCISES exists
+    return list(exercises.EXERCISES)
 
 
 # --- grading one workbook ------------------------------------------------------------------------
