@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,7 +30,11 @@ from ldkkit.sandbox.source import fingerprint, known_handlers, learner_code
 ROOT = Path(__file__).resolve().parent.parent
 WB1 = "01_open_channel_request.ipynb"
 ROOT_ONLY = pytest.mark.skipif(not jail.is_root(), reason="the sandbox's user and namespaces need root")
-MARKER = "ldkkit-left-behind-7d1c"  # in the command line of every process a cheat leaves behind
+MARKER = f"ldkkit-left-behind-{os.getpid()}"  # in the command line of every process a cheat leaves behind
+#: The uids this module's batch leased: processes of other graders on the machine are not this batch's.
+LEASED: list[int] = []
+#: A temporary folder of this module's own, so other graders' scratch folders are not taken for ours.
+TEMP = Path(tempfile.mkdtemp(prefix="ldkkit-test-grading-"))
 
 
 # --- making workbooks ---------------------------------------------------------------------------
@@ -258,7 +263,7 @@ def sandbox_processes() -> list[tuple[int, int]]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if jail.UID_BASE <= uid < jail.UID_BASE + jail.UID_SPAN or MARKER.encode() in cmdline:
+        if uid in LEASED or MARKER.encode() in cmdline:
             found.append((uid, pid))
     return found
 
@@ -266,7 +271,7 @@ def sandbox_processes() -> list[tuple[int, int]]:
 def grader_scratch() -> set[Path]:
     """The grader's own folders in the temporary folder: its batch, its workers', its learners'."""
     return {p for pattern in ("ldkkit-sandbox-*", "ldkkit-worker-*", "ldkkit-grader-*")
-            for p in Path(tempfile.gettempdir()).glob(pattern)}
+            for p in TEMP.glob(pattern)}
 
 
 @pytest.fixture(scope="module")
@@ -276,9 +281,21 @@ def graded(tmp_path_factory):
     submissions = build_class(root, out)
     alice_before = (root / "alice" / WB1).read_bytes()
     scratch_before = grader_scratch()
-    table = grade(submissions, out, timeout_s=30, progress=False)
-    return {"table": table, "out": out, "root": root, "alice_before": alice_before,
-            "alive": sandbox_processes(), "scratch_left": grader_scratch() - scratch_before}
+    real_lease, real_tempdir = jail.lease_uids, tempfile.tempdir
+    jail.lease_uids = lambda count: _recorded(real_lease(count))
+    tempfile.tempdir = str(TEMP)
+    try:
+        table = grade(submissions, out, timeout_s=30, progress=False)
+    finally:
+        jail.lease_uids, tempfile.tempdir = real_lease, real_tempdir
+    yield {"table": table, "out": out, "root": root, "alice_before": alice_before,
+           "alive": sandbox_processes(), "scratch_left": grader_scratch() - scratch_before}
+    shutil.rmtree(TEMP, ignore_errors=True)
+
+
+def _recorded(lease):
+    LEASED.extend(lease.uids)
+    return lease
 
 
 def row(graded, learner, workbook=WB1):
@@ -416,6 +433,7 @@ def test_limits_hold(graded):
 
 
 def test_no_process_of_the_batch_is_alive_and_scratch_is_removed(graded):
+    assert LEASED or not jail.is_root()  # as root the batch leased its uids: those are the ones looked at
     assert graded["alive"] == []
     assert graded["scratch_left"] == set()
 
