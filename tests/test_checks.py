@@ -252,3 +252,26 @@ def test_a_spawned_task_that_sleeps_or_spins_is_caught_too(monkeypatch):
     with pytest.raises(ExerciseFailed, match="a task your handler spawned ran 1 seconds without pausing"):
         check("open_channel_request", spawning(spins))
     assert _no_check_threads_left()
+
+
+def test_a_handler_waiting_on_the_simulations_clock_is_not_taken_for_a_hang(monkeypatch):
+    """Only running time counts toward the hang limit: an await on the simulation's clock is not running."""
+    import asyncio
+
+    monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", 0.5)
+    real_pay = exercises.open_channel_request.Stage.pay
+
+    def slow_pay(self, *args, **kwargs):  # the check's story takes a while in wall time...
+        time.sleep(1.0)
+        return real_pay(self, *args, **kwargs)
+
+    monkeypatch.setattr(exercises.open_channel_request.Stage, "pay", slow_pay)
+
+    async def waits(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                    peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
+        if isinstance(event, Event.OpenChannelRequest):
+            policy(channel_manager, keys_manager, event)
+        elif isinstance(event, Event.ChannelReady):
+            await asyncio.sleep(3600)  # ...while this handler waits on the simulation's clock, not running
+
+    assert "all 5 checks passed" in repr(check("open_channel_request", waits))  # slow in wall time, not stuck

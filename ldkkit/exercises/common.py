@@ -103,7 +103,9 @@ class Handling:
     event: Event  # the check's own copy: what is judged
     given: Event  # the copy your handler was given
     started: float  # simulation seconds
-    wall_started: float  # time.monotonic(), for the hang limit only
+    #: time.monotonic() since your code started running on this event, None while it waits (on the
+    #: simulation's clock, between the awaits of an async handler): the hang limit counts only running time.
+    wall_started: Optional[float]
     thread: int
     finished: Optional[float] = None
     result: Any = None
@@ -199,6 +201,7 @@ class Recorder:
                 raise
             finally:
                 _HANDLING.reset(token)
+                handling.wall_started = None
             if inspect.isawaitable(result):
                 return self._awaited(handling, result)
             self._finish(handling, result)
@@ -291,7 +294,8 @@ class Recorder:
         return next(h for h in self.handlings if h.event is event or h.event == event)
 
     def in_progress(self) -> list[Handling | TaskStep]:
-        return [h for h in self.handlings if h.finished is None] + [s for s in self.task_steps if not s.finished]
+        return ([h for h in self.handlings if h.finished is None and h.wall_started is not None]
+                + [s for s in self.task_steps if not s.finished])
 
     def task_factory(self, loop: Any, coro: Any, **kwargs: Any) -> Any:
         """Tasks your code spawns while handling an event run step by step, watched like the handler."""
@@ -343,6 +347,7 @@ class _Stepped:
     def _begin(self) -> Optional[TaskStep]:
         if self._steps is None:
             self._handling.thread = threading.get_ident()
+            self._handling.wall_started = time.monotonic()
             return None
         step = TaskStep(self._handling.event, time.monotonic(), threading.get_ident())
         self._steps[:] = [s for s in self._steps if not s.finished] + [step]
@@ -361,6 +366,8 @@ class _Stepped:
                 finally:
                     if step is not None:
                         step.finished = True
+                    else:
+                        self._handling.wall_started = None  # waiting now, on the simulation's clock
             try:
                 send, throw = (yield yielded), None
             except BaseException as e:  # a cancellation, handed on to the coroutine
@@ -546,7 +553,7 @@ def run_check(exercise: str, handler: Callable[..., Any], body: Callable[[Sessio
     try:
         while thread.is_alive():
             thread.join(0.05)
-            overdue = [h for h in session.in_progress() if time.monotonic() - h.wall_started > HANDLER_TIMEOUT_S]
+            overdue = [h for h in session.in_progress() if _running_for(h) > HANDLER_TIMEOUT_S]
             if overdue:
                 stopped = _stop(thread, overdue[0])
                 raise _timed_out(session, overdue[0], stopped)
@@ -559,6 +566,12 @@ def run_check(exercise: str, handler: Callable[..., Any], body: Callable[[Sessio
             raise error
         raise internal_error(exercise, error)
     return outcome["result"]
+
+
+def _running_for(watched: Handling | TaskStep) -> float:
+    """How long your code has been running on its current event or step (0 once it has returned or paused)."""
+    started = watched.wall_started  # read once: the check's thread may clear it meanwhile
+    return 0.0 if started is None else time.monotonic() - started
 
 
 def _stop(thread: threading.Thread, handling: Handling | TaskStep) -> bool:
