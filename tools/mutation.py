@@ -45,7 +45,8 @@ def main(args: list[str]) -> int:
     killed = sum(k for _, k, _, _ in results)
     total = sum(t for _, _, t, _ in results)
     for module, k, t, _ in results:
-        print(f"{module} {100 * k / max(t, 1):.1f} % {k}/{t}")
+        if t:  # modules whose mutants were not run this time are left out
+            print(f"{module} {100 * k / t:.1f} % {k}/{t}")
     print(f"all {100 * killed / max(total, 1):.1f} % {killed}/{total}")
     for _module, _, _, survivors in results:
         for name in survivors:
