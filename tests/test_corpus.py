@@ -206,7 +206,7 @@ def test_trusted_peer_of_one_check_is_not_taken_away_by_another() -> None:
 
 
 def test_two_checks_passing_at_once_both_record_their_pass(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ldkkit.exercises.progress import record_pass
+    from ldkkit.exercises.learner import record_pass
 
     monkeypatch.setenv("LDKKIT_PROGRESS_FILE", str(tmp_path / "progress.json"))  # type: ignore[operator]
     errors: list[BaseException] = []

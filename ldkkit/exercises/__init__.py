@@ -24,7 +24,7 @@ from typing import Any
 
 from . import capstone  # noqa: F401  (every workbook's rules, and the hints they register)
 from .common import HANDLER_TIMEOUT_S, CheckResult, ExerciseFailed, run_check
-from .progress import EXERCISES, WORKBOOKS, exercise_id, progress, record_pass, reset
+from .learner import EXERCISES, WORKBOOKS, exercise_id, progress, record_pass, reset
 
 __all__ = ["EXERCISES", "HANDLER_TIMEOUT_S", "WORKBOOKS", "CheckResult", "ExerciseFailed", "check", "progress",
            "reset"]
