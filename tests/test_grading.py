@@ -281,21 +281,27 @@ def graded(tmp_path_factory):
     submissions = build_class(root, out)
     alice_before = (root / "alice" / WB1).read_bytes()
     scratch_before = grader_scratch()
-    real_lease, real_tempdir = jail.lease_uids, tempfile.tempdir
-    jail.lease_uids = lambda count: _recorded(real_lease(count))
-    tempfile.tempdir = str(TEMP)
-    try:
-        table = grade(submissions, out, timeout_s=30, progress=False)
-    finally:
-        jail.lease_uids, tempfile.tempdir = real_lease, real_tempdir
-    yield {"table": table, "out": out, "root": root, "alice_before": alice_before,
+    table = own_grade(submissions, out, timeout_s=30, progress=False)
+    yield {"table": table, "out": out, "root": root, "alice_before": alice_before, "leased": list(LEASED),
            "alive": sandbox_processes(), "scratch_left": grader_scratch() - scratch_before}
     shutil.rmtree(TEMP, ignore_errors=True)
 
 
-def _recorded(lease):
-    LEASED.extend(lease.uids)
-    return lease
+def own_grade(*args, **kwargs):
+    """``grade``, with the uids it leases noted (only those are this test's) and its scratch in TEMP."""
+    LEASED.clear()
+    real_lease, real_tempdir = jail.lease_uids, tempfile.tempdir
+
+    def recorded(count):
+        lease = real_lease(count)
+        LEASED.extend(lease.uids)
+        return lease
+
+    jail.lease_uids, tempfile.tempdir = recorded, str(TEMP)
+    try:
+        return grade(*args, **kwargs)
+    finally:
+        jail.lease_uids, tempfile.tempdir = real_lease, real_tempdir
 
 
 def row(graded, learner, workbook=WB1):
@@ -433,7 +439,7 @@ def test_limits_hold(graded):
 
 
 def test_no_process_of_the_batch_is_alive_and_scratch_is_removed(graded):
-    assert LEASED or not jail.is_root()  # as root the batch leased its uids: those are the ones looked at
+    assert graded["leased"] or not jail.is_root()  # as root the batch leased uids: those are the ones looked at
     assert graded["alive"] == []
     assert graded["scratch_left"] == set()
 
@@ -515,7 +521,7 @@ def test_the_time_limit_is_per_workbook_not_per_cell(tmp_path):
     (tmp_path / "sid").mkdir()
     (tmp_path / "sid" / WB1).write_text(unfinished(*["import time\ntime.sleep(2)"] * 6))
     before = grader_scratch()
-    table = grade([tmp_path / "sid"], None, timeout_s=3, jobs=1, progress=False)
+    table = own_grade([tmp_path / "sid"], None, timeout_s=3, jobs=1, progress=False)
     assert list(table["status"]) == ["timed out"]
     assert sandbox_processes() == [] and grader_scratch() - before == set()
 

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -84,8 +85,18 @@ def code_cells(notebook: dict[str, Any]) -> list[str]:
     return sources
 
 
+#: CPython 3.11 shares its AST converter's recursion count between threads: parsing in two grader
+#: threads at once can raise "SystemError: AST constructor recursion depth mismatch". One at a time.
+_AST_LOCK = threading.RLock()
+
+
 def learner_code(notebook: dict[str, Any]) -> LearnerCode:
     """The code the sandbox runs: every code cell, minus calls to ``check``; and what the grader sees in it."""
+    with _AST_LOCK:
+        return _learner_code(notebook)
+
+
+def _learner_code(notebook: dict[str, Any]) -> LearnerCode:
     cells, handler, copied = [], None, ""
     for source in code_cells(notebook):
         source = _MAGIC.sub(r"\1pass", source)
