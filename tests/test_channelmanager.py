@@ -119,13 +119,18 @@ def test_create_channel_needs_a_connected_peer(stage):
         stage.me.channel_manager.create_channel(bob.node_id, 100_000, 0, 1, None, None)
 
 
-def test_funding_with_the_wrong_output_is_refused_and_closes_the_channel(stage):
+def funding_asked(stage):
+    """We open a channel to bob; LDK asks us to fund it: (bob, the FundingGenerationReady, our wallet)."""
     bob = stage.peer("bob")
-    cm = stage.me.channel_manager
-    cm.create_channel(bob.node_id, 100_000, 0, 1, None, None)
+    stage.me.channel_manager.create_channel(bob.node_id, 100_000, 0, 1, None, None)
     stage.world.run()
-    (ready,) = [e for e in cm.pending_events() if isinstance(e, Event.FundingGenerationReady)]
-    client = stage.me.bitcoind_client
+    (ready,) = [e for e in stage.me.channel_manager.pending_events() if isinstance(e, Event.FundingGenerationReady)]
+    return bob, ready, stage.me.bitcoind_client
+
+
+def test_funding_with_the_wrong_output_is_refused_and_closes_the_channel(stage):
+    bob, ready, client = funding_asked(stage)
+    cm = stage.me.channel_manager
     address = str(client.get_new_address())
     raw = client.create_raw_transaction([{address: 0.001}])
     signed = client.sign_raw_transaction_with_wallet(client.fund_raw_transaction(raw).hex)
@@ -139,12 +144,8 @@ def test_funding_with_the_wrong_output_is_refused_and_closes_the_channel(stage):
 
 
 def test_an_unsigned_funding_transaction_closes_the_channel_as_ldk_does(stage):
-    bob = stage.peer("bob")
+    bob, ready, client = funding_asked(stage)
     cm = stage.me.channel_manager
-    cm.create_channel(bob.node_id, 100_000, 0, 1, None, None)
-    stage.world.run()
-    (ready,) = [e for e in cm.pending_events() if isinstance(e, Event.FundingGenerationReady)]
-    client = stage.me.bitcoind_client
     address = str(Address.from_script(ready.output_script, stage.me.network))
     funded = client.fund_raw_transaction(client.create_raw_transaction([{address: 0.001}]))
     unsigned = Transaction(bytes.fromhex(funded.hex))
