@@ -11,7 +11,8 @@ it returns a table of what it verified; on failure it raises :class:`ExerciseFai
 happened, the events so far, and a hint that teaches rather than tells.
 
 One module per workbook holds that workbook's rules (``open_channel_request``, ...,
-``capstone``); :mod:`.common` holds what they share. A handler that raises fails the check
+``capstone``); :mod:`.common` holds what they share, :mod:`.hints` the hints for errors a
+handler raises, and :mod:`.learner` your progress. A handler that raises fails the check
 with its own traceback; one that never returns is stopped after
 :data:`~.common.HANDLER_TIMEOUT_S` seconds on one event. The handler may be plain or async.
 """
@@ -22,7 +23,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from . import capstone  # noqa: F401  (every workbook's rules, and the hints they register)
+from . import capstone, hints  # noqa: F401  (every workbook's rules, and the hints they register)
 from .common import HANDLER_TIMEOUT_S, CheckResult, ExerciseFailed, run_check
 from .learner import EXERCISES, WORKBOOKS, exercise_id, progress, record_pass, reset
 

@@ -1,0 +1,68 @@
+"""Hints for errors a handler raises: each names the concept behind the error, not the fix's code.
+
+A hint is registered with :func:`~.common.error_hint` and a test of the error and the event;
+the first that matches words the failure. Workbook-specific hints live beside their rules
+(``funding_generation_ready.py``); these apply to any workbook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from ..events import Event
+from .common import BlockingCall, Played, causes, error_hint
+
+
+@error_hint(lambda e, event: isinstance(e, BlockingCall) and "called the node" in str(e))
+def _polled(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("your handler kept calling the node, as if waiting for something to change: nothing changes while "
+            "it runs. Return, and LDK gives you another event when something happens.")
+
+
+@error_hint(lambda e, event: isinstance(e, BlockingCall))
+def _slept(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("time.sleep() stops the whole node: no other event is handled, no message answered, while it sleeps "
+            "(the check stopped it). To wait, spawn a task that awaits asyncio.sleep(...): "
+            "asyncio.get_running_loop().create_task(...).")
+
+
+@error_hint(lambda e, event: any(isinstance(x, OSError) for x in causes(e)))
+def _unsaved(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("writing to disk failed, and raising stops the node's event processing. When you cannot persist what "
+            "an event changed, return ReplayEvent(): LDK hands the same event over again, and nothing is lost.")
+
+
+@error_hint(lambda e, event: isinstance(event, Event.PaymentClaimable) and event.purpose.preimage() is None)
+def _nothing_to_claim(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("this payment has no preimage (purpose.preimage() is None), so it cannot be claimed: fail it back with "
+            "channel_manager.fail_htlc_backwards(payment_hash), and the payer gets their money back at once.")
+
+
+@error_hint(lambda e, event: isinstance(e, AttributeError) and type(getattr(e, "obj", None)) is type(event))
+def _no_such_field(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    names = ", ".join(f.name for f in dataclasses.fields(event))
+    return (f"{type(event).__qualname__} has no field {error.name!r}. Its fields are: {names}. "  # type: ignore
+            "(In a match arm, name the fields you need: case Event.X(field=name).)")
+
+
+@error_hint(lambda e, event: isinstance(e, RuntimeError) and "no running event loop" in str(e))
+def _no_loop(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("your handler is a plain def, and under BackgroundProcessor.start a plain handler runs outside any "
+            "event loop, so there is no loop to spawn a task on. Make it async def handle_ldk_events(...): "
+            "the processor then runs it on the node's loop, as ldk-sample runs its handler on tokio.")
+
+
+@error_hint(lambda e, event: isinstance(event, Event.OpenChannelRequest) and event.channel_type.requires_zero_conf()
+            and type(e).__name__ == "APIMisuseError")
+def _zero_conf_request(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("this request asks for a zero-conf channel, which accept_inbound_channel refuses. Accept it zero-conf "
+            "(accept_inbound_channel_from_trusted_peer_0conf) only if the peer is in TRUSTED_ZERO_CONF_PEERS: its "
+            "funding could be double-spent before it confirms. From anyone else, reject it "
+            "(force_close_without_broadcasting_txn).")
+
+
+@error_hint(lambda e, event: isinstance(event, Event.OpenChannelRequest) and type(e).__name__ == "ChannelUnavailable")
+def _wrong_request(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("LDK has no such request from that peer: pass this event's own temporary_channel_id and "
+            "counterparty_node_id, in that order (the first two arguments).")
