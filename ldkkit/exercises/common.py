@@ -109,7 +109,6 @@ class Handling:
     thread: int
     finished: Optional[float] = None
     result: Any = None
-    slept: bool = False
     calls: int = 0
     stored: dict[str, Optional[bytes]] = field(default_factory=dict)  # payment records on disk afterwards
 
@@ -383,7 +382,6 @@ def _no_sleeping(handling: Handling) -> Iterator[None]:
 
     def watch(frame: Any, what: str, arg: Any) -> None:
         if what == "c_call" and arg is time.sleep and not getattr(_local, "kit", False):
-            handling.slept = True
             raise BlockingCall("it called time.sleep(), which blocks the whole node")
         if previous is not None:
             previous(frame, what, arg)
@@ -512,12 +510,11 @@ def _check_untouched(played: Played) -> None:
     """Changing the event you were given changes nothing, but it is a mistake worth naming."""
     for handling in played.recorder.handlings:
         if handling.given != handling.event:
-            changed = [f.name for f in dataclasses.fields(handling.event)
-                       if getattr(handling.event, f.name) != getattr(handling.given, f.name)]
+            changed = _changed_fields(played, handling.event)
             raise fail(played, handling.event, "the event left as LDK gave it",
                        f"your handler changed its {', '.join(changed) or 'fields'}",
                        "events are LDK's record of what happened: read them, never change them. "
-                       "Decide from the fields as they are.")
+                       "Decide from the fields as they are.", note_changes=False)
 
 
 def replayed(handling: Handling) -> bool:
@@ -605,7 +602,7 @@ def _timed_out(session: Session, handling: Handling | TaskStep, stopped: bool) -
 
 
 def fail(played: Optional[Played | str], event: Optional[Event], expected: str, happened: str,
-         hint: str, *, scenario: str = "") -> ExerciseFailed:
+         hint: str, *, scenario: str = "", note_changes: bool = True) -> ExerciseFailed:
     """A failure that names the scenario and the event, shows the path of events, and teaches."""
     scenario = scenario or (played if isinstance(played, str) or played is None else played.name)
     where = f" on {type(event).__qualname__}" if event is not None else ""
@@ -615,7 +612,7 @@ def fail(played: Optional[Played | str], event: Optional[Event], expected: str, 
     if isinstance(played, Played):
         lines.append(f"  Events so far: {_path(played, event)}")
     lines.append(f"  Hint: {hint}")
-    changed = _changed_fields(played, event) if isinstance(played, Played) else []
+    changed = _changed_fields(played, event) if isinstance(played, Played) and note_changes else []
     if changed:
         lines.append(f"  Also: your handler changed this event's {', '.join(changed)}. That changes nothing (the "
                      "check judges LDK's own copy), but events are LDK's record: read them, never change them.")
