@@ -455,7 +455,8 @@ def coop_close_remote(s: Stage) -> None:
 
 @scenario
 def force_close_local(s: Stage) -> None:
-    """You force-close: your commitment goes on chain, you bump its fee, and 144 blocks later you sweep."""
+    """You force-close: your commitment already pays the feerate LDK wants (no HTLCs: ``OutputSpendingFee``), so
+    the monitor broadcasts it with no ``BumpTransaction``; 144 blocks after it confirms, you sweep."""
     bob = s.peer("bob")
     s.open(s.me, bob, 1_000_000)
     channel = s.channel_between(s.me, bob)
@@ -478,7 +479,7 @@ def force_close_remote(s: Stage) -> None:
     s.mine(6)
 
 
-def _vanish_when_paid(channel_manager: Any, *args: Any) -> Any:
+def vanish_when_paid(channel_manager: Any, *args: Any) -> Any:
     """A peer that goes offline the moment a payment reaches it, leaving the HTLC unsettled."""
     event, peer_manager = args[-1], args[4]
     if isinstance(event, Event.PaymentClaimable):
@@ -489,14 +490,18 @@ def _vanish_when_paid(channel_manager: Any, *args: Any) -> Any:
 
 @scenario
 def force_close_htlc_in_flight(s: Stage) -> None:
-    """You forward to carol, who never settles: you force-close before the HTLC expires and fail it back."""
+    """You forward to carol, who never settles. Three blocks after the HTLC expires you force-close; with an HTLC
+    on it, your commitment must confirm urgently, so you bump it (``BumpTransaction::ChannelClose``, asked again
+    every 30 seconds until it confirms). Then you take the HTLC back with a second-stage transaction
+    (``BumpTransaction::HTLCResolution``), fail it back to alice once that is six blocks deep, and sweep your
+    balance and the HTLC 144 blocks after each confirmed."""
     alice = s.peer("alice")
-    carol = s.peer("carol", handler=_vanish_when_paid)
+    carol = s.peer("carol", handler=vanish_when_paid)
     s.open(alice, s.me, 6_000_000)
     s.open(carol, s.me, 6_000_000, push_msat=3_000_000_000)
     s.pay(alice, s.invoice(carol, 100_000_000))
     s.mine(50)
-    s.mine(6)
+    s.mine(144)
 
 
 @scenario

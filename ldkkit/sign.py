@@ -13,7 +13,7 @@ import enum
 import hashlib
 import threading
 from collections.abc import Sequence
-from typing import Optional
+from typing import Any, Optional
 
 from .bitcoin import OutPoint, ScriptBuf, Transaction, TxIn, TxOut
 from .ser import U16, U64, Record, RustEnum, register
@@ -270,6 +270,13 @@ class InMemorySigner:
         but no real script would accept it; the simulated chain does not run scripts."""
         (digest,) = segwit_sighashes(spend_tx, [(input_idx, bytes(output.script_pubkey), output.value)])
         return (sign_digest(self._funding_key, digest), b"")
+
+    def sign_holder_htlc_transaction(self, htlc_tx: Transaction, input_idx: int, htlc_descriptor: Any) -> bytes:
+        """Mirrors ``EcdsaChannelSigner::sign_holder_htlc_transaction``: our signature on a second-stage
+        HTLC transaction's HTLC input, with the HTLC key (untweaked: the simulated commitment's scripts are)."""
+        script = htlc_descriptor.witness_script()
+        (digest,) = segwit_sighashes(htlc_tx, [(input_idx, script, htlc_descriptor.htlc.amount_msat // 1000)])
+        return sign_digest(self._htlc_base_key, digest)
 
     def sign_holder_anchor_input(self, anchor_tx: Transaction, input_idx: int, anchor_value: int = 330) -> bytes:
         """Mirrors ``EcdsaChannelSigner::sign_holder_anchor_input``: a signature with the funding key."""

@@ -22,6 +22,7 @@ from ldkkit.events.bump_transaction import (
     BumpTransactionEventHandler,
     BumpTxEventHandler,
     ChannelDerivationParameters,
+    ChannelTransactionParameters,
     HTLCDescriptor,
     HTLCOutputInCommitment,
 )
@@ -29,7 +30,7 @@ from ldkkit.logger import Level, Logger
 from ldkkit.sign import KeysManager, get_anchor_redeemscript, p2wpkh_script_code, segwit_sighashes
 from ldkkit.sim.chain import Chain
 from ldkkit.sim.clock import VirtualClock
-from ldkkit.types import ChannelId, ClaimId, PaymentHash, PublicKey, Txid
+from ldkkit.types import ChannelId, ClaimId, PaymentHash, PublicKey
 
 CHANNEL_VALUE = 1_000_000
 PEER = PublicKey.from_secret_key(b"\x07" * 32)
@@ -63,7 +64,8 @@ class Node:
                                                           0x80000000, witness)], outputs)
         return BumpTransactionEvent.ChannelClose(
             CHANNEL, PEER, ClaimId(claim), target, commitment, commitment_fee,
-            AnchorDescriptor(ChannelDerivationParameters(CHANNEL_VALUE, kid), OutPoint(commitment.compute_txid(), 2)),
+            AnchorDescriptor(ChannelDerivationParameters(CHANNEL_VALUE, kid, ChannelTransactionParameters(144)),
+                             OutPoint(commitment.compute_txid(), 2)),
             (),
         ), signer
 
@@ -133,7 +135,8 @@ def test_a_commitment_already_at_the_target_is_broadcast_alone():
     assert "already has feerate" in node.logger.lines()[-1]
 
 
-def test_no_confirmed_coins_logs_insufficient_funds_but_still_broadcasts_the_commitment():
+def test_no_confirmed_coins_logs_insufficient_funds_and_broadcasts_nothing():
+    """As LDK's handler: a failed coin selection broadcasts nothing; the monitor asks again later."""
     node = Node()
     event, _ = node.channel_close()
     node.chain.fund({node.wallet.get_new_address().script_pubkey: 1_000_000})  # unconfirmed: not usable
@@ -141,7 +144,7 @@ def test_no_confirmed_coins_logs_insufficient_funds_but_still_broadcasts_the_com
     (error,) = node.logger.records(Level.Error)
     assert error.args.startswith("Insufficient funds to bump commitment transaction")
     assert "Fund the wallet and mine a block" in error.args
-    assert event.commitment_tx.compute_txid() in node.chain.mempool
+    assert event.commitment_tx.compute_txid() not in node.chain.mempool
     node.chain.mine(1)  # once the coin confirms, LDK's next request succeeds
     node.handler.handle_event(event)
     assert child_of(node.chain, event.commitment_tx)
@@ -173,18 +176,32 @@ def test_handle_event_wants_the_bump_event_not_the_wrapper():
     assert BumpTxEventHandler is BumpTransactionEventHandler
 
 
-def test_htlc_resolution_is_simulated_by_a_wallet_self_spend_paying_the_fee():
+def test_htlc_resolution_spends_the_htlc_output_to_our_delayed_script_with_a_wallet_coin_paying():
+    """LDK's ``handle_htlc_resolution``: input i spends HTLC output i to output i (our delayed script), at the
+    claim's lock time; a wallet coin pays the whole transaction's fee at the target, change back to the wallet."""
+    from ldkkit.chain.chainmonitor import htlc_script, to_local_script
+
     node = Node(100_000_000)
     kid = node.keys.generate_channel_keys_id(False, CHANNEL_VALUE, 1)
-    htlc = HTLCOutputInCommitment(True, 50_000_000, 500, PaymentHash(b"\x44" * 32), 2)
-    descriptor = HTLCDescriptor(ChannelDerivationParameters(CHANNEL_VALUE, kid), Txid(b"\x55" * 32), 3,
-                                PEER, 253, htlc, None)
+    signer = node.keys.derive_channel_keys(CHANNEL_VALUE, kid)
+    htlc = HTLCOutputInCommitment(True, 50_000_000, 500, PaymentHash(b"\x44" * 32), 1)
+    commitment = node.chain.fund({ScriptBuf.new_p2wsh(b"\x51"): 1_000, htlc_script(htlc.payment_hash, 500): 50_000})
+    node.chain.mine(1)
+    descriptor = HTLCDescriptor(ChannelDerivationParameters(CHANNEL_VALUE, kid, ChannelTransactionParameters(144)),
+                                commitment.compute_txid(), 0, PEER, 0, htlc, None)
     event = BumpTransactionEvent.HTLCResolution(CHANNEL, PEER, ClaimId(b"\x66" * 32), 2_000, (descriptor,), 500)
     before = node.wallet.get_balance()
     node.handler.handle_event(event)
     (tx,) = node.chain.mempool.values()
-    assert tx.lock_time == 500 and len(tx.input) == 1 and node.wallet.is_mine(tx.output[0].script_pubkey)
-    fee = prevout(node.chain, tx.input[0]).value - tx.output[0].value
-    assert fee >= fee_for_weight(2_000, 666 + tx_weight(tx))  # the HTLC timeout transaction's weight is paid for
-    assert "LDK would spend HTLC output(s)" in node.logger.lines()[-1]
+    assert tx.lock_time == 500
+    assert tx.input[0].previous_output == OutPoint(commitment.compute_txid(), 1)
+    assert tx.output[0] == TxOut(50_000, to_local_script(signer.delayed_payment_basepoint,
+                                                         signer.revocation_basepoint, 144))
+    assert node.wallet.is_mine(tx.output[1].script_pubkey)
+    fee = sum(prevout(node.chain, i).value for i in tx.input) - sum(o.value for o in tx.output)
+    # paid for at the target, with signatures estimated at their longest (a few weight units of slack)
+    assert fee_for_weight(2_000, tx_weight(tx)) <= fee <= fee_for_weight(2_000, tx_weight(tx) + 12)
+    node.handler.handle_event(event)  # asked again for the same claim: the same transaction, no double spend
+    assert list(node.chain.mempool.values()) == [tx]
+    node.chain.mine(1)
     assert node.wallet.get_balance() == before - fee

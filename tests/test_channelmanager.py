@@ -301,13 +301,13 @@ def test_an_unfunded_channel_times_out_as_a_holder_force_close():
 
 def test_an_outbound_htlc_is_force_closed_three_blocks_after_it_expires():
     """ChannelMonitor: cltv_expiry + LATENCY_GRACE_PERIOD_BLOCKS <= height, not before."""
-    from ldkkit.scenarios import Stage, _vanish_when_paid
+    from ldkkit.scenarios import Stage, vanish_when_paid
     from ldkkit.sim.world import World
 
     with World(seed=6) as world:
         me = world.add_node("learner")
         stage = Stage(world, me)
-        alice, carol = stage.peer("alice"), stage.peer("carol", handler=_vanish_when_paid)
+        alice, carol = stage.peer("alice"), stage.peer("carol", handler=vanish_when_paid)
         stage.open(alice, me, 6_000_000)
         stage.open(carol, me, 6_000_000, push_msat=3_000_000_000)
         stage.pay(alice, stage.invoice(carol, 100_000_000))

@@ -90,12 +90,13 @@ def test_cooperative_close_is_closing_until_six_confirmations(model):
     assert channel_row(model, "bob").state == "closed"
 
 
-def test_force_close_hands_the_bump_to_the_handler(model):
+def test_force_close_with_nothing_in_flight_needs_no_bump(model):
+    """LDK broadcasts a commitment that already pays OutputSpendingFee itself: no BumpTransaction."""
     model.open_channel("bob", 1_000_000)
     model.mine(6)
     message = model.force_close("bob")
-    assert "force-closed" in message and "BumpTransaction" in message
-    assert calls_beside(model, "BumpTransaction")[0].startswith("bump_tx_event_handler.handle_event(")
+    assert "force-closed" in message and "ChannelClosed" in message and "BumpTransaction" not in message
+    assert len(model.world.chain.mempool) == 1  # the commitment, broadcast by the monitor
     assert channel_row(model, "bob").state == "closing"
 
 

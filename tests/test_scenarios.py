@@ -13,6 +13,9 @@ from ldkkit.types import ChannelTypeFeatures
 OPEN_IN = ["OpenChannelRequest", "ChannelPending", "ChannelReady"]
 OPEN_OUT = ["FundingGenerationReady", "ChannelPending", "ChannelReady"]
 RECEIVE = ["PendingHTLCsForwardable", "PaymentClaimable", "PaymentClaimed"]
+#: A fee-bump request comes when the claim is made and again at every rebroadcast (30 s) until a block confirms
+#: what the handler broadcast: blocks are 600 s apart, so 1 + 20 times.
+ASKED_UNTIL_THE_NEXT_BLOCK = 1 + 600 // 30
 
 CANONICAL = {
     "inbound_open_accept": OPEN_IN,
@@ -39,12 +42,13 @@ CANONICAL = {
     "probe_failed": OPEN_OUT + ["ProbeFailed"],
     "coop_close_local": OPEN_OUT + ["ChannelClosed", "SpendableOutputs"],
     "coop_close_remote": OPEN_OUT + ["ChannelClosed", "SpendableOutputs"],
-    "force_close_local": OPEN_OUT + ["ChannelClosed", "BumpTransaction", "SpendableOutputs"],
-    "force_close_remote": OPEN_OUT + ["PaymentSent", "PaymentPathSuccessful", "ChannelClosed", "BumpTransaction",
-                                      "SpendableOutputs"],
-    "force_close_htlc_in_flight": OPEN_IN + OPEN_IN
-    + ["PendingHTLCsForwardable", "ChannelClosed", "BumpTransaction", "HTLCHandlingFailed", "PendingHTLCsForwardable",
-       "SpendableOutputs"],
+    # No HTLC on the commitment: it already pays OutputSpendingFee, so the monitor broadcasts it, no bump.
+    "force_close_local": OPEN_OUT + ["ChannelClosed", "SpendableOutputs"],
+    "force_close_remote": OPEN_OUT + ["PaymentSent", "PaymentPathSuccessful", "ChannelClosed", "SpendableOutputs"],
+    # An HTLC on it: UrgentOnChainSweep. The commitment (ChannelClose), then the HTLC's second stage (HTLCResolution).
+    "force_close_htlc_in_flight": OPEN_IN + OPEN_IN + ["PendingHTLCsForwardable", "ChannelClosed"]
+    + ["BumpTransaction"] * ASKED_UNTIL_THE_NEXT_BLOCK * 2
+    + ["HTLCHandlingFailed", "PendingHTLCsForwardable", "SpendableOutputs", "SpendableOutputs"],
     "handler_replay": OPEN_IN + RECEIVE + ["PaymentClaimed"],
     "restart_replay": OPEN_IN + RECEIVE,
 }
@@ -161,7 +165,7 @@ def test_permanent_and_exhausted_failures(results):
          SpendableOutputDescriptor.StaticOutput),
         ("force_close_local", ClosureReason.HolderForceClosed, SpendableOutputDescriptor.DelayedPaymentOutput),
         ("force_close_remote", ClosureReason.CounterpartyForceClosed, SpendableOutputDescriptor.StaticPaymentOutput),
-        ("force_close_htlc_in_flight", ClosureReason.HTLCsTimedOut, SpendableOutputDescriptor.StaticOutput),
+        ("force_close_htlc_in_flight", ClosureReason.HTLCsTimedOut, SpendableOutputDescriptor.DelayedPaymentOutput),
     ],
 )
 def test_closes_give_the_right_reason_and_outputs(results, name, reason, descriptor):

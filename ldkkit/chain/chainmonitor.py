@@ -6,26 +6,39 @@ monitor over when a channel is funded and updates it as balances move; the monit
 builds and broadcasts the commitment transaction on a force-close, and raises
 ``SpendableOutputs`` once our outputs mature and ``BumpTransaction`` for anchor channels.
 
+On a force-close the monitor presses claims until they confirm, as LDK's ``OnchainTxHandler``
+does: our commitment transaction, then the second-stage transaction that takes back each HTLC
+we offered once it expires. On an anchor channel both pay (almost) no fee of their own: unless
+the commitment already pays the target feerate, the monitor does not broadcast it but raises
+``BumpTransaction``, again on every block and every ``rebroadcast_pending_claims`` until it
+confirms, so a handler that ignores the event leaves it unconfirmed.
+
 Scripts are simplified but real-looking (P2WSH and P2WPKH); nothing checks them, while
-every amount is exact. HTLCs still in flight when a channel force-closes go back to the
-side that offered them once they expire; claiming an HTLC on chain with its preimage is
-not modelled.
+every amount is exact. Claiming an HTLC on chain with its preimage is not modelled.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import threading
 from collections.abc import Callable
 from typing import Any, Optional
 
 from ..bitcoin import OutPoint, ScriptBuf, Transaction, TxIn, TxOut
-from ..chain.chaininterface import ConfirmationTarget
+from ..chain.chaininterface import (
+    ConfirmationTarget,
+    compute_feerate_sat_per_1000_weight,
+    fee_for_weight,
+    tx_weight,
+)
 from ..events import Event
 from ..events.bump_transaction import (
     AnchorDescriptor,
     BumpTransactionEvent,
     ChannelDerivationParameters,
+    ChannelTransactionParameters,
+    HTLCDescriptor,
     HTLCOutputInCommitment,
 )
 from ..events.queue import EventQueue
@@ -44,6 +57,43 @@ from ..wakers import Future
 ANTI_REORG_DELAY = 6
 ANCHOR_OUTPUT_VALUE_SATOSHI = 330
 MIN_DUST_SATOSHIS = 354
+#: LDK's bump intervals (``chain::package``): blocks a pending claim waits before it is bumped again.
+LOW_FREQUENCY_BUMP_INTERVAL = 15
+MIDDLE_FREQUENCY_BUMP_INTERVAL = 3
+HIGH_FREQUENCY_BUMP_INTERVAL = 1
+#: LDK's ``channelmanager::MIN_CLTV_EXPIRY_DELTA``: the deadline of an HTLC timeout claim is its expiry plus this.
+MIN_CLTV_EXPIRY_DELTA = 6 * 7
+#: LDK's ``chan_utils::htlc_timeout_tx_weight`` without anchors (the fee comes out of the HTLC's value).
+HTLC_TIMEOUT_TX_WEIGHT = 663
+_MODULE = "ldkkit::chain::chainmonitor"
+
+
+class FeerateStrategy(enum.Enum):
+    """Mirrors ``chain::onchaintx::FeerateStrategy``: how a claim's feerate moves when it is made again."""
+
+    HighestOfPreviousOrNew = "HighestOfPreviousOrNew"  # rebroadcast_pending_claims
+    ForceBump = "ForceBump"  # a block passed the claim's timer
+
+
+class PendingClaim(Record, frozen=False):
+    """A claim the monitor presses until it confirms: a ``PackageTemplate`` of LDK's ``OnchainTxHandler``.
+
+    ``htlc_id`` None: our commitment transaction (LDK's ``HolderFundingOutput``); otherwise the
+    timeout of an HTLC we offered, on our confirmed commitment (``HolderHTLCOutput``).
+    """
+
+    claim_id: ClaimId
+    htlc_id: Optional[U64]
+    feerate_previous: U32
+    timer: U32
+
+
+class HTLCSpend(Record):
+    """An HTLC output of our commitment, spent by our second-stage transaction ``txid`` at ``height``."""
+
+    htlc_id: U64
+    txid: Txid
+    height: U32
 
 
 class MonitorHTLC(Record):
@@ -79,8 +129,12 @@ class ChannelMonitor(Record, frozen=False):
     reported_outputs: tuple[U32, ...]  # output indices of the spend already raised as spendable
     resolved_htlcs: tuple[U64, ...]
     #: Events raised for this channel and not handled yet: persisted with the monitor, as LDK's are,
-    #: so a SpendableOutputs queued when the node stops comes back after a restart.
+    #: so a SpendableOutputs queued when the node stops comes back after a restart. (BumpTransaction
+    #: is not kept: the pending claims below raise it again.)
     pending_events: tuple[Event, ...] = ()
+    pending_claims: tuple[PendingClaim, ...] = ()
+    htlc_spends: tuple[HTLCSpend, ...] = ()
+    swept_htlcs: tuple[U64, ...] = ()  # HTLCs whose second-stage output was raised as spendable
 
     def storage_key(self) -> str:
         return f"{self.funding_txo.txid}_{self.funding_txo.vout}"
@@ -131,9 +185,40 @@ def anchor_script(funding_key: PublicKey) -> ScriptBuf:
     return _p2wsh(_push(bytes(funding_key)), b"\xac\x73\x64\x60\xb2\x68")
 
 
+def htlc_redeemscript(payment_hash: PaymentHash, cltv_expiry: int) -> bytes:
+    """An HTLC output's script, simplified: the preimage claims it, or it times out at ``cltv_expiry``."""
+    return _push_int(cltv_expiry) + b"\xb1\x75\xa8" + _push(bytes(payment_hash)) + b"\x87"
+
+
 def htlc_script(payment_hash: PaymentHash, cltv_expiry: int) -> ScriptBuf:
-    """An HTLC output: the preimage claims it, or it times out at ``cltv_expiry``."""
-    return _p2wsh(_push_int(cltv_expiry), b"\xb1\x75\xa8", _push(bytes(payment_hash)), b"\x87")
+    return ScriptBuf.new_p2wsh(htlc_redeemscript(payment_hash, cltv_expiry))
+
+
+def _package_feerate(estimate: int, previous: int, strategy: FeerateStrategy) -> int:
+    """Mirrors ``PackageTemplate::compute_package_feerate``."""
+    if previous == 0:
+        return estimate
+    match strategy:
+        case FeerateStrategy.HighestOfPreviousOrNew:
+            return max(previous, estimate)
+        case FeerateStrategy.ForceBump:
+            if estimate > previous:
+                return estimate
+            # The estimate fell while the claim stayed unconfirmed: bump by 25 %, but not past 5x the estimate.
+            bumped = previous + previous // 4
+            return max(estimate * 5, previous) if bumped > estimate * 5 else bumped
+
+
+def _height_timer(height: int, htlc: Optional[MonitorHTLC]) -> int:
+    """Mirrors ``PackageTemplate::get_height_timer``: the block at which an unconfirmed claim is bumped."""
+    if htlc is None:  # our commitment: bumped every block
+        return height + HIGH_FREQUENCY_BUMP_INTERVAL
+    deadline = htlc.cltv_expiry + MIN_CLTV_EXPIRY_DELTA
+    if deadline <= height + MIDDLE_FREQUENCY_BUMP_INTERVAL:
+        return height + HIGH_FREQUENCY_BUMP_INTERVAL
+    if deadline <= height + LOW_FREQUENCY_BUMP_INTERVAL:
+        return height + MIDDLE_FREQUENCY_BUMP_INTERVAL
+    return height + LOW_FREQUENCY_BUMP_INTERVAL
 
 
 def _fake_signature(*parts: bytes) -> bytes:
@@ -157,6 +242,9 @@ class ChainMonitor:
         self._events = EventQueue("ChainMonitor")
         self._events.on_change = self._persist_pending_events
         self._monitor_events: list[MonitorEvent] = []
+        #: Fee-bump requests made since events were last processed, at most one per claim (LDK's
+        #: ``pending_claim_events``): they join the queue when the handler is next called.
+        self._claim_events: dict[ClaimId, Event] = {}
         self._lock = threading.RLock()
 
     # --- persistence ------------------------------------------------------------------------
@@ -176,7 +264,7 @@ class ChainMonitor:
     def _persist_pending_events(self) -> None:
         """Each monitor keeps the events raised for its channel that are still waiting for the handler."""
         with self._lock:
-            waiting = self._events.pending()
+            waiting = [e for e in self._events.pending() if not isinstance(e, Event.BumpTransaction)]
             for monitor in self.monitors.values():
                 mine = tuple(e for e in waiting if _channel_of(e) == monitor.channel_id)
                 if mine != monitor.pending_events:
@@ -239,17 +327,19 @@ class ChainMonitor:
             return tx
 
     def broadcast_latest_holder_commitment(self, manager: Any, chan: Any) -> None:
-        """Broadcast our latest commitment transaction; on anchor channels, ask for a fee bump."""
+        """Mirrors the monitor's force-close (``ChannelForceClosed { should_broadcast: true }``): claim our
+        latest commitment. Without anchors it is broadcast as it is; on an anchor channel it is broadcast only
+        if it already pays the target feerate, and otherwise handed to the handler as ``BumpTransaction``."""
         with self._lock:
             monitor = self.monitors[chan.channel_id]
             self._snapshot(monitor, chan)
-            tx, fee = self._holder_commitment(monitor)
+            tx, _fee = self._holder_commitment(monitor)
             monitor.holder_commitment_tx = tx
+            claim = PendingClaim(ClaimId(bytes(tx.compute_txid())), None, 0, 0)
+            monitor.pending_claims = monitor.pending_claims + (claim,)
+            broadcasts = self._press(monitor, claim, FeerateStrategy.ForceBump)
             self._persist(monitor)
-        self.logger.info("ldkkit::chain::chainmonitor", f"Broadcasting commitment transaction {tx.compute_txid()}")
-        self.broadcaster.broadcast_transactions([tx])
-        if monitor.channel_type.supports_anchors_zero_fee_htlc_tx():
-            self._queue_bump(monitor, tx, fee)
+        self._broadcast(broadcasts)
 
     # --- commitment transactions ---------------------------------------------------------------
 
@@ -284,46 +374,160 @@ class ChainMonitor:
         txin = TxIn(monitor.funding_txo, ScriptBuf(b""), sequence, (b"", *sigs, witness_script))
         return Transaction.new(2, 0, [txin], outs)
 
-    def _queue_bump(self, monitor: ChannelMonitor, tx: Transaction, fee: int) -> None:
+    # --- claims: what the monitor presses until it confirms -----------------------------------
+
+    def _closure_conf_target(self, monitor: ChannelMonitor) -> ConfirmationTarget:
+        """Mirrors ``ChannelMonitorImpl::closure_conf_target``: urgent while HTLCs are on the commitment."""
+        return ConfirmationTarget.UrgentOnChainSweep if monitor.htlcs else ConfirmationTarget.OutputSpendingFee
+
+    def _press(self, monitor: ChannelMonitor, claim: PendingClaim, strategy: FeerateStrategy) -> list[Transaction]:
+        """Make ``claim`` again (LDK's ``OnchainTxHandler::generate_claim``): the transactions to broadcast,
+        or none, with a ``BumpTransaction`` waiting for the handler instead."""
+        height = self.chain.height()
+        htlc = next((h for h in monitor.htlcs if h.htlc_id == claim.htlc_id), None)
+        estimate = self.fee_estimator.get_est_sat_per_1000_weight(self._closure_conf_target(monitor))
+        target = _package_feerate(estimate, claim.feerate_previous, strategy)
+        claim.timer = _height_timer(height, htlc)
+        anchors = monitor.channel_type.supports_anchors_zero_fee_htlc_tx()
+        tx = monitor.holder_commitment_tx
+        if htlc is None:
+            fee = monitor.channel_value_satoshis - sum(o.value for o in tx.output)
+            feerate = compute_feerate_sat_per_1000_weight(fee, tx_weight(tx))
+            if not anchors or feerate >= target:
+                if anchors:
+                    self.logger.debug(_MODULE, f"Pre-signed commitment {tx.compute_txid()} "
+                                      f"already has feerate {feerate} sat/kW above required {target} sat/kW")
+                claim.feerate_previous = 0
+                self.logger.info(_MODULE, f"Broadcasting commitment transaction {tx.compute_txid()}")
+                return [tx]
+            bump = self._channel_close(monitor, claim.claim_id, tx, fee, target)
+        elif not anchors:
+            return self._htlc_timeout_tx(monitor, htlc)
+        else:
+            bump = BumpTransactionEvent.HTLCResolution(
+                channel_id=monitor.channel_id, counterparty_node_id=monitor.counterparty_node_id,
+                claim_id=claim.claim_id, target_feerate_sat_per_1000_weight=target,
+                htlc_descriptors=(self._htlc_descriptor(monitor, htlc),), tx_lock_time=htlc.cltv_expiry,
+            )
+        claim.feerate_previous = target
+        self.logger.info(_MODULE, f"Yielding onchain event {type(bump).__name__} for claim "
+                         f"{claim.claim_id} of channel {monitor.channel_id} at {target} sat/kW")
+        self._claim_events[claim.claim_id] = Event.BumpTransaction(bump)
+        return []
+
+    def _derivation(self, monitor: ChannelMonitor) -> ChannelDerivationParameters:
+        return ChannelDerivationParameters(monitor.channel_value_satoshis, monitor.channel_keys_id,
+                                           ChannelTransactionParameters(monitor.to_self_delay))
+
+    def _channel_close(
+        self, monitor: ChannelMonitor, claim_id: ClaimId, tx: Transaction, fee: int, target: int
+    ) -> BumpTransactionEvent:
+        """Mirrors ``ChannelMonitorImpl::get_repeated_events`` for ``ClaimEvent::BumpCommitment``."""
         txid = tx.compute_txid()
         ours = anchor_script(monitor.holder_funding_pubkey)
         vout = next(i for i, o in enumerate(tx.output) if o.script_pubkey == ours)
-        self._events.push(Event.BumpTransaction(BumpTransactionEvent.ChannelClose(
-            channel_id=monitor.channel_id,
-            counterparty_node_id=monitor.counterparty_node_id,
-            claim_id=ClaimId(hashlib.sha256(bytes(txid)).digest()),
-            package_target_feerate_sat_per_1000_weight=self.fee_estimator.get_est_sat_per_1000_weight(
-                ConfirmationTarget.UrgentOnChainSweep),
-            commitment_tx=tx,
-            commitment_tx_fee_satoshis=fee,
-            anchor_descriptor=AnchorDescriptor(
-                ChannelDerivationParameters(monitor.channel_value_satoshis, monitor.channel_keys_id),
-                OutPoint(txid, vout),
-            ),
+        vouts = self._htlc_vouts(monitor)
+        return BumpTransactionEvent.ChannelClose(
+            channel_id=monitor.channel_id, counterparty_node_id=monitor.counterparty_node_id, claim_id=claim_id,
+            package_target_feerate_sat_per_1000_weight=target, commitment_tx=tx, commitment_tx_fee_satoshis=fee,
+            anchor_descriptor=AnchorDescriptor(self._derivation(monitor), OutPoint(txid, vout)),
             pending_htlcs=tuple(
-                HTLCOutputInCommitment(h.offered, h.amount_msat, h.cltv_expiry, h.payment_hash, None)
-                for h in monitor.htlcs
+                HTLCOutputInCommitment(h.offered, h.amount_msat, h.cltv_expiry, h.payment_hash, vouts.get(h.htlc_id))
+                for h in monitor.htlcs if h.htlc_id in vouts  # LDK's non_dust_htlcs
             ),
-        )))
+        )
+
+    def _htlc_vouts(self, monitor: ChannelMonitor) -> dict[int, int]:
+        """Which output of our commitment holds each (non-dust) HTLC; equal scripts are taken in order."""
+        outputs = monitor.holder_commitment_tx.output
+        taken: set[int] = set()
+        vouts = {}
+        for htlc in monitor.htlcs:
+            script = htlc_script(htlc.payment_hash, htlc.cltv_expiry)
+            vout = next((i for i, o in enumerate(outputs) if o.script_pubkey == script and i not in taken), None)
+            if vout is not None:
+                taken.add(vout)
+                vouts[htlc.htlc_id] = vout
+        return vouts
+
+    def _htlc_descriptor(self, monitor: ChannelMonitor, htlc: MonitorHTLC) -> HTLCDescriptor:
+        keys = self.keys_manager.derive_channel_keys(monitor.channel_value_satoshis, monitor.channel_keys_id)
+        vout = self._htlc_vouts(monitor)[htlc.htlc_id]
+        return HTLCDescriptor(
+            channel_derivation_parameters=self._derivation(monitor),
+            commitment_txid=monitor.holder_commitment_tx.compute_txid(),
+            per_commitment_number=0, per_commitment_point=keys.get_per_commitment_point(0), feerate_per_kw=0,
+            htlc=HTLCOutputInCommitment(True, htlc.amount_msat, htlc.cltv_expiry, htlc.payment_hash, vout),
+            preimage=None,
+        )
+
+    def _htlc_timeout_tx(self, monitor: ChannelMonitor, htlc: MonitorHTLC) -> list[Transaction]:
+        """Without anchors, the pre-signed HTLC-timeout transaction pays its fee out of the HTLC itself."""
+        descriptor = self._htlc_descriptor(monitor, htlc)
+        keys = self.keys_manager.derive_channel_keys(monitor.channel_value_satoshis, monitor.channel_keys_id)
+        feerate = self.fee_estimator.get_est_sat_per_1000_weight(ConfirmationTarget.NonAnchorChannelFee)
+        out = descriptor.tx_output(keys)
+        value = out.value - fee_for_weight(feerate, HTLC_TIMEOUT_TX_WEIGHT)
+        if value < MIN_DUST_SATOSHIS:
+            return []  # not worth claiming: LDK would not either
+        script = descriptor.witness_script()
+        witness = (b"", _fake_signature(b"htlc", script), _fake_signature(b"htlc-holder", script), b"", script)
+        txin = TxIn(descriptor.outpoint(), ScriptBuf(b""), 0, witness)
+        tx = Transaction.new(2, htlc.cltv_expiry, [txin], [TxOut(value, out.script_pubkey)])
+        self.logger.info(_MODULE, f"Broadcasting HTLC-timeout transaction {tx.compute_txid()}")
+        return [tx]
+
+    def _drop_claim(self, monitor: ChannelMonitor, htlc_id: Optional[int]) -> None:
+        """A claim's input was spent on chain: stop pressing it, and take back a request not yet handed over."""
+        for claim in monitor.pending_claims:
+            if claim.htlc_id == htlc_id:
+                self._claim_events.pop(claim.claim_id, None)
+        monitor.pending_claims = tuple(c for c in monitor.pending_claims if c.htlc_id != htlc_id)
+
+    def _broadcast(self, txs: list[Transaction]) -> None:
+        if self._claim_events:
+            self._events.notifier.notify()  # a fee-bump request is waiting for the handler
+        if txs:
+            self.broadcaster.broadcast_transactions(txs)
 
     def rebroadcast_pending_claims(self) -> None:
-        """Mirrors ``ChainMonitor::rebroadcast_pending_claims``: rebroadcast unconfirmed commitments."""
+        """Mirrors ``ChainMonitor::rebroadcast_pending_claims``: every claim not yet confirmed is made again,
+        at the higher of its last feerate and today's estimate; a fee-bump request comes to the handler again."""
+        broadcasts: list[Transaction] = []
         with self._lock:
-            pending = [m.holder_commitment_tx for m in self.monitors.values()
-                       if m.holder_commitment_tx is not None and m.spend_txid is None]
-        if pending:
-            self.broadcaster.broadcast_transactions(pending)
+            for monitor in self.monitors.values():
+                for claim in monitor.pending_claims:
+                    broadcasts += self._press(monitor, claim, FeerateStrategy.HighestOfPreviousOrNew)
+                if monitor.pending_claims:
+                    self._persist(monitor)
+        self._broadcast(broadcasts)
 
     # --- blocks --------------------------------------------------------------------------------
 
     def block_connected(self, block: Any, height: int) -> None:
-        """Mirrors ``chain::Listen::block_connected``: find channel closes, raise spendable outputs."""
+        """Mirrors ``chain::Listen::block_connected``: find channel closes and HTLC claims, raise spendable
+        outputs, and bump the claims whose timer has come."""
+        broadcasts: list[Transaction] = []
         with self._lock:
             for monitor in self.monitors.values():
                 if monitor.spend_txid is None:
                     self._find_spend(monitor, block, height)
                 if monitor.spend_txid is not None:
                     self._mature_outputs(monitor, height)
+                if self._holder_confirmed(monitor):
+                    self._find_htlc_spends(monitor, block, height)
+                    self._mature_htlc_spends(monitor, height)
+                    broadcasts += self._claim_expired_htlcs(monitor, height)
+                for claim in monitor.pending_claims:
+                    if height >= claim.timer and claim.timer:
+                        broadcasts += self._press(monitor, claim, FeerateStrategy.ForceBump)
+                        self._persist(monitor)
+        self._broadcast(broadcasts)
+
+    @staticmethod
+    def _holder_confirmed(monitor: ChannelMonitor) -> bool:
+        tx = monitor.holder_commitment_tx
+        return tx is not None and monitor.spend_txid == tx.compute_txid()
 
     def _find_spend(self, monitor: ChannelMonitor, block: Any, height: int) -> None:
         for tx in block.txdata:
@@ -332,8 +536,63 @@ class ChainMonitor:
                 monitor.spend_height = height
                 if monitor.spend_txid != monitor.closing_txid and monitor.holder_commitment_tx is None:
                     self._monitor_events.append(MonitorEvent(monitor.channel_id, "CommitmentTxConfirmed", None))
+                self._drop_claim(monitor, None)  # the funding output is spent: our commitment's claim is over
                 self._persist(monitor)
                 return
+
+    def _claim_expired_htlcs(self, monitor: ChannelMonitor, height: int) -> list[Transaction]:
+        """Once an HTLC we offered expires, claim it back from our confirmed commitment (second stage)."""
+        claimed = {c.htlc_id for c in monitor.pending_claims} | {s.htlc_id for s in monitor.htlc_spends}
+        commitment_txid = monitor.holder_commitment_tx.compute_txid()
+        broadcasts: list[Transaction] = []
+        for htlc_id, vout in self._htlc_vouts(monitor).items():
+            htlc = next(h for h in monitor.htlcs if h.htlc_id == htlc_id)
+            if htlc.offered and htlc_id not in claimed and height >= htlc.cltv_expiry:
+                claim_id = ClaimId(hashlib.sha256(bytes(commitment_txid) + vout.to_bytes(4, "big")).digest())
+                claim = PendingClaim(claim_id, htlc_id, 0, 0)
+                monitor.pending_claims = monitor.pending_claims + (claim,)
+                broadcasts += self._press(monitor, claim, FeerateStrategy.ForceBump)
+                self._persist(monitor)
+        return broadcasts
+
+    def _find_htlc_spends(self, monitor: ChannelMonitor, block: Any, height: int) -> None:
+        """Our second-stage transaction spends HTLC output ``vout`` as its input ``i`` and pays it to output ``i``."""
+        vouts = self._htlc_vouts(monitor).items()
+        by_outpoint = {OutPoint(monitor.spend_txid, vout): htlc_id for htlc_id, vout in vouts}
+        for tx in block.txdata:
+            for txin in tx.input:
+                htlc_id = by_outpoint.get(txin.previous_output)
+                if htlc_id is not None:
+                    monitor.htlc_spends = monitor.htlc_spends + (HTLCSpend(htlc_id, tx.compute_txid(), height),)
+                    self._drop_claim(monitor, htlc_id)
+                    self._persist(monitor)
+
+    def _mature_htlc_spends(self, monitor: ChannelMonitor, height: int) -> None:
+        """An HTLC's timeout is final after six confirmations; its output is ours after ``to_self_delay``."""
+        keys = self.keys_manager.derive_channel_keys(monitor.channel_value_satoshis, monitor.channel_keys_id)
+        ours = to_local_script(keys.delayed_payment_basepoint, keys.revocation_basepoint, monitor.to_self_delay)
+        vouts = self._htlc_vouts(monitor)
+        for spend in monitor.htlc_spends:
+            confirmations = height - spend.height + 1
+            if confirmations >= ANTI_REORG_DELAY and spend.htlc_id not in monitor.resolved_htlcs:
+                monitor.resolved_htlcs = monitor.resolved_htlcs + (spend.htlc_id,)
+                self._monitor_events.append(MonitorEvent(monitor.channel_id, "HTLCTimedOut", spend.htlc_id))
+                self._persist(monitor)
+            if confirmations < monitor.to_self_delay or spend.htlc_id in monitor.swept_htlcs:
+                continue
+            tx = self.chain.get_transaction(spend.txid)
+            index = next(i for i, txin in enumerate(tx.input)
+                         if txin.previous_output == OutPoint(monitor.spend_txid, vouts[spend.htlc_id]))
+            monitor.swept_htlcs = monitor.swept_htlcs + (spend.htlc_id,)
+            self._persist(monitor)
+            out = tx.output[index] if index < len(tx.output) else None
+            if out is None or out.script_pubkey != ours:
+                continue  # not our transaction (the counterparty's preimage claim is not modelled)
+            self._events.push(Event.SpendableOutputs((SpendableOutputDescriptor.DelayedPaymentOutput(
+                DelayedPaymentOutputDescriptor(
+                    OutPoint(spend.txid, index), keys.delayed_payment_basepoint, monitor.to_self_delay, out,
+                    keys.revocation_basepoint, monitor.channel_keys_id, monitor.channel_value_satoshis,
+                )),), monitor.channel_id))
 
     def _mature_outputs(self, monitor: ChannelMonitor, height: int) -> None:
         """Raise SpendableOutputs for each of our outputs of the closing spend once it matures."""
@@ -379,9 +638,10 @@ class ChainMonitor:
                     outpoint, out, monitor.channel_keys_id, monitor.channel_value_satoshis,
                 ))
             return None
-        for htlc in monitor.htlcs:
+        for htlc in monitor.htlcs if not holder else ():  # on our own commitment: the second stage, above
             if script == htlc_script(htlc.payment_hash, htlc.cltv_expiry) and htlc.offered:
-                # Our HTLC timed out: it is ours again once it expires and the close is final.
+                # On their commitment, our HTLC is ours again once it expires and the close is final
+                # (LDK claims it with a transaction of its own; simplified to the output itself).
                 if height >= htlc.cltv_expiry and confirmations >= ANTI_REORG_DELAY:
                     if htlc.htlc_id not in monitor.resolved_htlcs:
                         monitor.resolved_htlcs = monitor.resolved_htlcs + (htlc.htlc_id,)
@@ -399,16 +659,28 @@ class ChainMonitor:
 
     def process_pending_events(self, handler: Callable[[Event], Any]) -> None:
         """Mirrors ``EventsProvider::process_pending_events`` for SpendableOutputs and BumpTransaction."""
+        self._release_claim_events()
         self._events.process(handler)
 
     async def process_pending_events_async(self, handler: Callable[[Event], Any]) -> None:
+        self._release_claim_events()
         await self._events.process_async(handler)
 
+    def _release_claim_events(self) -> None:
+        """The fee-bump requests join the queue, each in place of an older request for the same claim."""
+        with self._lock:
+            fresh, self._claim_events = list(self._claim_events.values()), {}
+        for event in fresh:
+            claim_id = event.bump_event.claim_id
+            self._events.push_replacing(event, lambda e, c=claim_id: isinstance(e, Event.BumpTransaction)
+                                        and e.bump_event.claim_id == c)
+
     def has_pending_events(self) -> bool:
-        return bool(self._events)
+        return bool(self._events) or bool(self._claim_events)
 
     def pending_events(self) -> list[Event]:
-        return self._events.pending()
+        with self._lock:
+            return self._events.pending() + list(self._claim_events.values())
 
     def replay_requested(self) -> bool:
         return self._events.replay_requested

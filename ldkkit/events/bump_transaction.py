@@ -13,15 +13,23 @@ from collections.abc import Callable
 from typing import Optional
 
 from ..bitcoin import OutPoint, ScriptBuf, Transaction, TxIn, TxOut
-from ..ser import U32, U64, Record, RustEnum
+from ..ser import U16, U32, U64, Record, RustEnum
 from ..types import ChannelId, ClaimId, PaymentHash, PaymentPreimage, PublicKey, Txid
 
 
+class ChannelTransactionParameters(Record):
+    """Mirrors ``lightning::ln::chan_utils::ChannelTransactionParameters``, reduced to what a
+    second-stage HTLC transaction needs: the delay on our own outputs, which the counterparty chose."""
+
+    counterparty_selected_contest_delay: U16
+
+
 class ChannelDerivationParameters(Record):
-    """Mirrors ``lightning::sign::ChannelDerivationParameters`` (without the tx parameters)."""
+    """Mirrors ``lightning::sign::ChannelDerivationParameters``."""
 
     value_satoshis: U64
     keys_id: bytes
+    transaction_parameters: ChannelTransactionParameters
 
 
 class AnchorDescriptor(Record):
@@ -42,7 +50,8 @@ class HTLCOutputInCommitment(Record):
 
 
 class HTLCDescriptor(Record):
-    """Mirrors ``HTLCDescriptor``: an HTLC output to claim (signature omitted)."""
+    """Mirrors ``lightning::sign::HTLCDescriptor``: an HTLC output of our commitment to claim with a
+    second-stage transaction (the counterparty's signature is omitted: the simulated chain runs no scripts)."""
 
     channel_derivation_parameters: ChannelDerivationParameters
     commitment_txid: Txid
@@ -51,6 +60,24 @@ class HTLCDescriptor(Record):
     feerate_per_kw: U32
     htlc: HTLCOutputInCommitment
     preimage: Optional[PaymentPreimage]
+
+    def outpoint(self) -> OutPoint:
+        """The HTLC output on the commitment transaction (LDK's ``unsigned_tx_input``'s previous output)."""
+        return OutPoint(self.commitment_txid, self.htlc.transaction_output_index)
+
+    def tx_output(self, signer) -> TxOut:
+        """Mirrors ``HTLCDescriptor::tx_output``: the HTLC's value, paid to our delayed (to_local) script."""
+        from ..chain.chainmonitor import to_local_script
+
+        delay = self.channel_derivation_parameters.transaction_parameters.counterparty_selected_contest_delay
+        script = to_local_script(signer.delayed_payment_basepoint, signer.revocation_basepoint, delay)
+        return TxOut(self.htlc.amount_msat // 1000, script)
+
+    def witness_script(self) -> bytes:
+        """Mirrors ``HTLCDescriptor::witness_script``: the script of the HTLC output."""
+        from ..chain.chainmonitor import htlc_redeemscript
+
+        return htlc_redeemscript(self.htlc.payment_hash, self.htlc.cltv_expiry)
 
 
 class BumpTransactionEvent(RustEnum):
@@ -92,9 +119,6 @@ class Utxo(Record):
 
 #: Mirrors ``chan_utils::ANCHOR_OUTPUT_VALUE_SATOSHI``.
 ANCHOR_OUTPUT_VALUE_SATOSHI = 330
-#: Mirrors ``chan_utils::htlc_success_tx_weight`` / ``htlc_timeout_tx_weight`` for anchor channels.
-HTLC_SUCCESS_TX_WEIGHT = 706
-HTLC_TIMEOUT_TX_WEIGHT = 666
 _MODULE = "ldkkit::events::bump_transaction"
 _MAX_SIG = b"\x30" + b"\x00" * 72  # as long as the longest signature, for weight estimates
 
@@ -106,7 +130,7 @@ class BumpTransactionEventHandler:
     ``utxo_source`` is the node's wallet (a ``BitcoindClient``: ``list_confirmed_utxos``,
     ``get_change_script``, ``sign_tx``) and ``signer_provider`` its ``KeysManager``.
     For ``ChannelClose`` it builds a real CPFP child spending the anchor and one confirmed
-    coin. ``HTLCResolution`` is simplified: see :meth:`handle_event`.
+    coin; for ``HTLCResolution``, the HTLC transaction itself, with one confirmed coin for its fee.
     The simulated mempool has no replace-by-fee, so a claim is bumped once; when LDK asks
     again for the same claim, the same transactions are rebroadcast.
     """
@@ -122,13 +146,8 @@ class BumpTransactionEventHandler:
     def handle_event(self, event: BumpTransactionEvent) -> None:
         """Handle one ``BumpTransactionEvent``, as ldk-sample does for ``Event.BumpTransaction``.
 
-        Failures (e.g. no confirmed wallet coin big enough) are logged at Error level, as in
-        LDK; LDK asks again on a later block.
-
-        Simplification: for ``HTLCResolution`` LDK spends the HTLC outputs in a transaction
-        that also takes a wallet input for the fee. Here the HTLC outputs are not touched: a
-        transaction spending one wallet coin back to the wallet pays the fee the HTLC
-        transaction would need, and the log says what LDK would have built.
+        Failures (e.g. no confirmed wallet coin big enough) are logged at Error level and nothing
+        is broadcast, as in LDK; the monitor asks again on the next block and every 30 seconds.
         """
         if hasattr(event, "bump_event"):
             raise TypeError("handle_event takes the BumpTransactionEvent inside Event.BumpTransaction: "
@@ -149,6 +168,7 @@ class BumpTransactionEventHandler:
                     case BumpTransactionEvent.HTLCResolution():
                         txs = self._handle_htlc_resolution(event)
             except _InsufficientFunds as e:
+                # As LDK: nothing is broadcast, and the monitor asks again (every block, and every 30 s).
                 self.logger.error(_MODULE, str(e))
                 return
             if txs:
@@ -168,12 +188,7 @@ class BumpTransactionEventHandler:
                              f"sat/kW above required {target} sat/kW, broadcasting.")
             self.broadcaster.broadcast_transactions([ev.commitment_tx])
             return (ev.commitment_tx,)
-        try:
-            child = self._build_anchor_child(ev, parent_weight)
-        except _InsufficientFunds:
-            # Still close the channel: the commitment confirms eventually, just without the bump.
-            self.broadcaster.broadcast_transactions([ev.commitment_tx])
-            raise
+        child = self._build_anchor_child(ev, parent_weight)
         self.broadcaster.broadcast_transactions([ev.commitment_tx, child])
         return (ev.commitment_tx, child)
 
@@ -224,33 +239,49 @@ class BumpTransactionEventHandler:
             return outputs[outpoint.vout].value
         return ANCHOR_OUTPUT_VALUE_SATOSHI
 
-    # --- HTLCResolution (simplified) -------------------------------------------------------------
+    # --- HTLCResolution: second-stage HTLC transactions paid for by a wallet coin --------------
 
     def _handle_htlc_resolution(self, ev: BumpTransactionEvent.HTLCResolution) -> tuple[Transaction, ...]:
-        from ..chain.chaininterface import fee_for_weight, tx_weight
+        """Spend each HTLC output to our delayed script in one transaction, with a wallet coin paying its fee.
 
-        htlc_weight = sum(HTLC_SUCCESS_TX_WEIGHT if d.preimage is not None else HTLC_TIMEOUT_TX_WEIGHT
-                          for d in ev.htlc_descriptors)
+        On anchor channels the HTLC transactions are pre-signed with no fee (and ``SIGHASH_SINGLE |
+        ANYONECANPAY``), so LDK adds a wallet input and a change output, as here.
+        """
+        from ..chain.chaininterface import fee_for_weight, tx_weight
+        from ..chain.chainmonitor import _fake_signature
+        from ..sign import with_witnesses
+
+        signers = [self.signer_provider.derive_channel_keys(d.channel_derivation_parameters.value_satoshis,
+                                                            d.channel_derivation_parameters.keys_id)
+                   for d in ev.htlc_descriptors]
+        # sequence 1: the CSV of one block anchor channels put on every HTLC output
+        htlc_inputs = [TxIn(d.outpoint(), ScriptBuf(b""), 1, ()) for d in ev.htlc_descriptors]
+        htlc_outputs = [d.tx_output(signer) for d, signer in zip(ev.htlc_descriptors, signers, strict=True)]
         change_script = self.utxo_source.get_change_script()
         target = ev.target_feerate_sat_per_1000_weight
 
-        def fee(utxo: Utxo) -> int:
-            """The fee for the HTLC transaction(s) plus our input and change, at the target feerate."""
-            coin = TxIn(utxo.outpoint, ScriptBuf(b""), 0, (_MAX_SIG, b"\x02" * 33))
-            draft = Transaction.new(2, ev.tx_lock_time, [coin], [TxOut(0, change_script)])
-            return fee_for_weight(target, htlc_weight + tx_weight(draft))
+        def draft(utxo: Utxo) -> Transaction:
+            witnesses = [TxIn(i.previous_output, ScriptBuf(b""), 1, (b"", _MAX_SIG, _MAX_SIG, b"", d.witness_script()))
+                         for i, d in zip(htlc_inputs, ev.htlc_descriptors, strict=True)]
+            coin = TxIn(utxo.outpoint, ScriptBuf(b""), 0xFFFFFFFD, (_MAX_SIG, b"\x02" * 33))
+            return Transaction.new(2, ev.tx_lock_time, [*witnesses, coin], [*htlc_outputs, TxOut(0, change_script)])
 
         what = f"resolve {len(ev.htlc_descriptors)} HTLC(s) of channel {ev.channel_id}"
-        utxo = self._select(fee, change_script, what)
-        paid = fee(utxo)
-        # sequence below 0xffffffff so the lock time applies, as in LDK's HTLC transactions
-        unsigned = Transaction.new(2, ev.tx_lock_time, [TxIn(utxo.outpoint, ScriptBuf(b""), 0xFFFFFFFD, ())],
-                                   [TxOut(utxo.output.value - paid, change_script)])
-        tx = self.utxo_source.sign_tx(unsigned)
-        htlcs = ", ".join(f"{d.commitment_txid}:{d.htlc.transaction_output_index}" for d in ev.htlc_descriptors)
-        self.logger.info(_MODULE, f"HTLCResolution for claim {ev.claim_id}: LDK would spend HTLC output(s) {htlcs} "
-                         f"with wallet coin {utxo.outpoint} paying the fee at {target} sat/kW. ldkkit simulates only "
-                         f"the fee: transaction {tx.compute_txid()} pays {paid} sat and returns the rest to the wallet")
+        utxo = self._select(lambda u: fee_for_weight(target, tx_weight(draft(u))), change_script, what)
+        fee = fee_for_weight(target, tx_weight(draft(utxo)))
+        unsigned = Transaction.new(2, ev.tx_lock_time,
+                                   [*htlc_inputs, TxIn(utxo.outpoint, ScriptBuf(b""), 0xFFFFFFFD, ())],
+                                   [*htlc_outputs, TxOut(utxo.output.value - fee, change_script)])
+        signed = self.utxo_source.sign_tx(unsigned)
+        # LDK's witness: [<empty>, counterparty's signature, ours, <empty> (a timeout), script]. The counterparty
+        # signed when the commitment was made; the simulation stands in a placeholder of the same size.
+        witnesses = {i: (b"", _fake_signature(b"htlc", d.witness_script()),
+                         signer.sign_holder_htlc_transaction(signed, i, d), b"", d.witness_script())
+                     for i, (d, signer) in enumerate(zip(ev.htlc_descriptors, signers, strict=True))}
+        tx = with_witnesses(signed, witnesses)
+        spent = ", ".join(str(i.previous_output) for i in htlc_inputs)
+        self.logger.info(_MODULE, f"Broadcasting HTLC transaction {tx.compute_txid()} for claim {ev.claim_id}, "
+                         f"spending {spent} and wallet coin {utxo.outpoint}: fee {fee} sat at {target} sat/kW")
         self.broadcaster.broadcast_transactions([tx])
         return (tx,)
 

@@ -68,6 +68,21 @@ class EventQueue:
             self.on_change()
         self.notifier.notify()
 
+    def push_replacing(self, event: Event, supersedes: Callable[[Event], bool]) -> None:
+        """Queue ``event`` in place of a queued event it ``supersedes``, or at the end.
+
+        LDK keeps at most one fee-bump request per claim: a newer one takes the older one's place.
+        """
+        with self._lock:
+            index = next((i for i, e in enumerate(self._events) if supersedes(e)), None)
+            if index is None:
+                self._events.append(event)
+            else:
+                self._events[index] = event
+        if self.on_change is not None:
+            self.on_change()
+        self.notifier.notify()
+
     def pending(self) -> list[Event]:
         with self._lock:
             return list(self._events)

@@ -1,10 +1,15 @@
 """Workbook 6: on chain. Every spendable output comes back to your wallet; every fee bump is paid.
 
+The story: you close one channel cooperatively and force-close another while a payment you sent
+over it is stuck, so your commitment carries an HTLC and must confirm urgently.
+
 Rules, judged from the chain and the wallet:
 - every output of every ``SpendableOutputs`` is swept, by a confirmed transaction, into your wallet
   (a cooperative close's ``StaticOutput`` included: hand over ``outputs`` as they are, no exclusions,
   no far-off ``delay_until_height``);
-- every ``BumpTransaction`` is handed, as it is, to ``bump_tx_event_handler.handle_event``.
+- every ``BumpTransaction`` is handed, as it is, to ``bump_tx_event_handler.handle_event``;
+- what each one asked for confirmed: the commitment transaction (``ChannelClose``) and the spend of
+  each HTLC output (``HTLCResolution``). LDK does not broadcast these itself while they pay too little.
 """
 
 from __future__ import annotations
@@ -12,22 +17,24 @@ from __future__ import annotations
 from typing import Any
 
 from ..events import Event
-from ..scenarios import Stage
+from ..events.bump_transaction import BumpTransactionEvent
+from ..scenarios import Stage, vanish_when_paid
 from ..sign import SpendableOutputDescriptor, descriptor_outpoint
 from .common import CheckResult, Handling, Played, Session, count, fail
 
 
 def story(stage: Stage) -> None:
-    bob, carol = stage.peer("bob"), stage.peer("carol")
+    bob, carol = stage.peer("bob"), stage.peer("carol", handler=vanish_when_paid)
     stage.open(stage.me, bob, 1_000_000)
     stage.open(stage.me, carol, 1_000_000)
+    stage.pay(stage.me, stage.invoice(carol, 50_000_000))  # carol goes offline: the HTLC stays on the channel
     me = stage.me.channel_manager
     bob_channel, carol_channel = stage.channel_between(stage.me, bob), stage.channel_between(stage.me, carol)
     me.close_channel(bob_channel.channel_id, bob.node_id)
     me.force_close_broadcasting_latest_txn(carol_channel.channel_id, carol.node_id, "going away")
     stage.settle()
-    stage.mine(150)
-    stage.mine(6)
+    stage.mine(150)  # the commitment's own output matures, and the HTLC expires and is taken back
+    stage.mine(50)  # the HTLC's second-stage output matures
 
 
 def rules(session: Session, result: CheckResult) -> None:
@@ -38,8 +45,10 @@ def rules(session: Session, result: CheckResult) -> None:
                    "your handler must open and fund channels first (workbooks 1 and 2).")
     swept = judge_sweeps(played)
     judge_bumps(played)
+    judge_bumped_confirmed(played)
     result.add("every spendable output swept into your wallet", f"{swept:,} sats from {count(len(spendable), 'event')}")
     result.add("BumpTransaction handed to the BumpTxEventHandler", count(len(bumps), "event"))
+    result.add("your commitment and HTLC claims confirmed", "paid for from your wallet")
 
 
 def judge_sweeps(played: Played) -> int:
@@ -98,7 +107,29 @@ def judge_bumps(played: Played) -> None:
         handed = [c for c in played.recorder.calls_for(handling, "bump_tx_event_handler.handle_event")
                   if c.arguments.get("event") == handling.event.bump_event]
         if not handed:
-            raise fail(played, handling.event, "bump_tx_event_handler.handle_event(the inner BumpTransactionEvent)",
+            kind = type(handling.event.bump_event).__name__
+            raise fail(played, handling.event, f"bump_tx_event_handler.handle_event(the inner {kind})",
                        "it was not handed over", "match Event.BumpTransaction(bump_event) and hand bump_event over, "
                        "whatever its kind: on an anchor channel, only a fee-paying child gets your commitment (or "
                        "an HTLC claim) confirmed.")
+
+
+def judge_bumped_confirmed(played: Played) -> None:
+    """What each fee bump was for is on chain: LDK leaves it unconfirmed until the handler pays for it."""
+    chain = played.world.chain
+    for handling in played.handled(Event.BumpTransaction):
+        match handling.event.bump_event:
+            case BumpTransactionEvent.ChannelClose(commitment_tx=tx, channel_id=channel_id):
+                if chain.confirmations(tx.compute_txid()):
+                    continue
+                what = f"your commitment transaction {tx.compute_txid()} of channel {channel_id} confirmed"
+            case BumpTransactionEvent.HTLCResolution(htlc_descriptors=descriptors, channel_id=channel_id):
+                spenders = {txin.previous_output: txid for txid, tx in chain.transactions.items() for txin in tx.input}
+                unspent = [d.outpoint() for d in descriptors if not chain.confirmations(spenders.get(d.outpoint()))]
+                if not unspent:
+                    continue
+                what = f"the HTLC output {unspent[0]} of channel {channel_id} taken back by a confirmed transaction"
+        raise fail(played, handling.event, what, "it never confirmed",
+                   "hand event.bump_event to bump_tx_event_handler.handle_event: on an anchor channel it pays "
+                   "no fee of its own, and only the transaction the handler builds from your wallet's coins "
+                   "gets it confirmed.")

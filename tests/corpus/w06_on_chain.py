@@ -84,6 +84,11 @@ def bump_close_only(bump_tx_event_handler: Any, event: Any, **_: Any) -> None:
         bump_tx_event_handler.handle_event(event.bump_event)
 
 
+def bump_htlc_close_only(bump_tx_event_handler: Any, event: Any, **_: Any) -> None:
+    if type(event.bump_event).__name__ == "ChannelClose":
+        bump_tx_event_handler.handle_event(event.bump_event)
+
+
 def only_open_channels(channel_manager: Any, output_sweeper: Any, event: Any, **_: Any) -> None:
     if any(c.channel_id == event.channel_id for c in channel_manager.list_channels()):
         output_sweeper.track_spendable_outputs(list(event.outputs), event.channel_id, False, None)
@@ -121,6 +126,8 @@ CASES = [
           why="handle_event(event) with the outer Event.BumpTransaction (and the error swallowed)"),
     wrong(EX, "bumps_htlc_resolution_only", compose({BUMP: bump_close_only}), "bump_tx_event_handler.handle_event",
           why="hands over HTLCResolution only, never ChannelClose"),
+    wrong(EX, "bumps_channel_close_only", compose({BUMP: bump_htlc_close_only}), "HTLCResolution",
+          "bump_tx_event_handler.handle_event", why="hands over ChannelClose only: the HTLC is never taken back"),
     wrong(EX, "ignores_both_on_chain_events", compose({SPEND: lambda **kw: None, BUMP: None}),
           "never came back to your wallet", why="ignores both on-chain events"),
 ]
