@@ -188,6 +188,14 @@ def test_replayed_event_comes_back_identical(results):
     assert events[-1] == events[-2]
 
 
+@pytest.mark.parametrize("processor", [None, "thread"])
+def test_a_replayed_event_comes_back_at_the_next_100_ms_poll(processor):
+    """LDK's processor retries when it next wakes; with nothing else to do, when its 100 ms poll ends."""
+    log = scenarios.run("handler_replay", processor=processor).node.event_log
+    (first, _, _), (again, _, _) = [entry for entry in log if isinstance(entry[2], Event.PaymentClaimed)]
+    assert round(again - first, 6) == 0.1
+
+
 def test_restart_brings_the_payment_back(results):
     node = results["restart_replay"].node
     claimed = results["restart_replay"].events[-1]

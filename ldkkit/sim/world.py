@@ -53,8 +53,10 @@ DEFAULT_FUNDS_SAT = 100_000_000
 FRESHNESS_TIMER = 60
 PING_TIMER = 10
 REBROADCAST_TIMER = 30
-#: How soon a replayed event is handed over again. LDK retries at the processor's next wake-up, generally at
-#: once; on a virtual clock an immediate retry by a handler that always replays would stop time, so: 100 ms.
+#: How soon a replayed event is handed over again. LDK retries at the processor's next wake-up: at once if
+#: something notified it (process_events_body notifies only when it has more to do), else when the thread form's
+#: 100 ms poll ends (``Sleeper::wait_timeout``). The world always takes the 100 ms: on a virtual clock, an
+#: immediate retry by a handler that always replays would stop time.
 REPLAY_RETRY_S = 0.1
 
 
