@@ -13,6 +13,7 @@ together; each part lives in its own module, as LDK splits its code:
 - :mod:`ldkkit.ln.inbound_payment`: the hash and secret of a payment we expect
 - :mod:`ldkkit.ln.claimable_payments`: payments to us, until claimed or failed back
 - :mod:`ldkkit.ln.outbound_payment`: ``OutboundPayments``, the payments and probes we send
+  (:mod:`ldkkit.ln.onion_utils` builds each path's onion)
 - :mod:`ldkkit.ln.forwarding`: forwarding HTLCs, intercepting them, failing them back
 
 Threading: every public method takes the manager's lock, so notebook cells, a background

@@ -162,6 +162,7 @@ def claim_previous_hop(
 
 
 def get_intercept_scid(cm: ChannelManager) -> int:
+    """A fake scid: an HTLC sent over it raises HTLCIntercepted instead of failing (if the config allows)."""
     scid = int.from_bytes(cm._random_bytes()[:5], "big")
     cm.intercept_scids.add(scid)
     return scid
@@ -171,6 +172,7 @@ def forward_intercepted_htlc(
     cm: ChannelManager, intercept_id: InterceptId, next_hop_channel_id: ChannelId, next_node_id: PublicKey,
     amt_to_forward_msat: int,
 ) -> None:
+    """Release an intercepted HTLC onto a real channel, for the next processing to send."""
     fwd = cm.intercepted.get(intercept_id)
     if fwd is None:
         raise APIError.APIMisuseError(f"Payment with intercept id {intercept_id} not found")
@@ -184,6 +186,7 @@ def forward_intercepted_htlc(
 
 
 def _forward_released(cm: ChannelManager, fwd: PendingForward, out_channel_id: ChannelId, amount_msat: int) -> None:
+    """Send a released HTLC on; if its channel went away meanwhile, fail it back."""
     chan = cm.channels.get(fwd.channel_id)
     if chan is None or fwd.htlc_id not in chan.pending_inbound_htlcs:
         return
@@ -199,6 +202,7 @@ def _forward_released(cm: ChannelManager, fwd: PendingForward, out_channel_id: C
 
 
 def fail_intercepted_htlc(cm: ChannelManager, intercept_id: InterceptId) -> None:
+    """Fail an intercepted HTLC back as unknown_next_peer, as if the fake scid led nowhere."""
     fwd = cm.intercepted.pop(intercept_id, None)
     if fwd is None:
         raise APIError.APIMisuseError(f"Payment with intercept id {intercept_id} not found")
@@ -232,6 +236,7 @@ def queue_fail_back(cm: ChannelManager, fail: PendingFailBack) -> None:
 
 
 def _fail_back_now(cm: ChannelManager, fail: PendingFailBack) -> None:
+    """Send the queued ``update_fail_htlc``; on a closed channel the HTLC is only dropped."""
     chan = cm.channels.get(fail.channel_id)
     if chan is None or fail.htlc_id not in chan.pending_inbound_htlcs:
         return
