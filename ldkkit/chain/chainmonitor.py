@@ -55,6 +55,12 @@ from ..wakers import Future
 
 #: LDK's ``ANTI_REORG_DELAY``: confirmations before an output counts as ours to spend.
 ANTI_REORG_DELAY = 6
+#: LDK's ``CLTV_CLAIM_BUFFER``: blocks we allow ourselves to claim an HTLC on chain.
+CLTV_CLAIM_BUFFER = 18
+#: LDK's ``LATENCY_GRACE_PERIOD_BLOCKS``.
+LATENCY_GRACE_PERIOD_BLOCKS = 3
+#: LDK's ``HTLC_FAIL_BACK_BUFFER``: blocks before an HTLC's expiry at which an unclaimed payment is failed back.
+HTLC_FAIL_BACK_BUFFER = CLTV_CLAIM_BUFFER + LATENCY_GRACE_PERIOD_BLOCKS
 ANCHOR_OUTPUT_VALUE_SATOSHI = 330
 MIN_DUST_SATOSHIS = 354
 #: LDK's bump intervals (``chain::package``): blocks a pending claim waits before it is bumped again.

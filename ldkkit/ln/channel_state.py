@@ -12,6 +12,7 @@ from typing import Optional
 from ..bitcoin import OutPoint
 from ..ser import U16, U32, U64, U128, Record, register
 from ..types import ChannelId, ChannelTypeFeatures, PublicKey
+from .channel import Channel, ChannelPhase
 
 
 @register
@@ -63,6 +64,52 @@ class ChannelDetails(Record):
     inbound_htlc_maximum_msat: Optional[U64]
     pending_inbound_htlcs: U32
     pending_outbound_htlcs: U32
+
+    @classmethod
+    def from_channel(cls, chan: Channel, best_block_height: int, feerate_sat_per_1000_weight: int,
+                     is_usable: bool) -> ChannelDetails:
+        """Mirrors ``ChannelDetails::from_channel_context``: what the manager shows of one channel.
+
+        ``is_usable`` is the manager's to say: the channel must be ready and its peer connected.
+        """
+        shutdown = {
+            ChannelPhase.ShuttingDown: ChannelShutdownState.ShutdownInitiated,
+            ChannelPhase.Closed: ChannelShutdownState.ShutdownComplete,
+        }.get(chan.phase, ChannelShutdownState.NotShuttingDown)
+        confirmations = None
+        if chan.funding_height is not None:
+            confirmations = max(0, best_block_height - chan.funding_height + 1)
+        return cls(
+            channel_id=chan.channel_id,
+            counterparty=ChannelCounterparty(
+                chan.counterparty_node_id, chan.holder_selected_channel_reserve_satoshis, chan.htlc_minimum_msat
+            ),
+            funding_txo=chan.funding_txo,
+            channel_type=chan.channel_type,
+            short_channel_id=chan.short_channel_id,
+            outbound_scid_alias=chan.outbound_scid_alias,
+            inbound_scid_alias=None,
+            channel_value_satoshis=chan.channel_value_satoshis,
+            unspendable_punishment_reserve=chan.counterparty_selected_channel_reserve_satoshis,
+            user_channel_id=chan.user_channel_id,
+            feerate_sat_per_1000_weight=feerate_sat_per_1000_weight,
+            outbound_capacity_msat=chan.outbound_capacity_msat(),
+            next_outbound_htlc_limit_msat=chan.next_outbound_htlc_limit_msat() if is_usable else 0,
+            next_outbound_htlc_minimum_msat=chan.htlc_minimum_msat,
+            inbound_capacity_msat=chan.inbound_capacity_msat(),
+            confirmations_required=chan.minimum_depth if chan.is_funded() or chan.minimum_depth else None,
+            confirmations=confirmations,
+            force_close_spend_delay=chan.counterparty_selected_contest_delay if chan.is_funded() else None,
+            is_outbound=chan.is_outbound,
+            is_channel_ready=chan.phase in (ChannelPhase.Ready, ChannelPhase.ShuttingDown),
+            channel_shutdown_state=shutdown,
+            is_usable=is_usable,
+            is_announced=chan.is_announced,
+            inbound_htlc_minimum_msat=chan.htlc_minimum_msat,
+            inbound_htlc_maximum_msat=chan.max_htlc_value_in_flight_msat,
+            pending_inbound_htlcs=len(chan.pending_inbound_htlcs),
+            pending_outbound_htlcs=len(chan.pending_outbound_htlcs),
+        )
 
     def get_outbound_payment_scid(self) -> Optional[int]:
         """Mirrors ``ChannelDetails::get_outbound_payment_scid``: the scid to route over."""

@@ -1,18 +1,31 @@
 """What the sender of a payment chooses, and what the ChannelManager tracks while it is paid.
 
-Mirrors ``lightning::ln::outbound_payment``: ``RecipientOnionFields``, ``Retry`` and the
-bookkeeping of payments in flight. Its failures (``RetryableSendFailure``,
-``ProbeSendFailure``) live with the other errors in :mod:`ldkkit.errors`.
+Mirrors ``lightning::ln::outbound_payment``: ``RecipientOnionFields``, ``Retry``,
+``PendingOutboundPayment``, and ``OutboundPayments``, the part of the ChannelManager that
+sends payments and probes, retries failed paths, remembers a fulfilled payment for
+``IDEMPOTENCY_TIMEOUT_TICKS`` and raises the payment events as each path is fulfilled or
+fails. Its failures (``RetryableSendFailure``, ``ProbeSendFailure``) live with the other
+errors in :mod:`ldkkit.errors`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import hashlib
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Optional
+from typing import Any, Optional
 
+# The module, not its names: ldkkit.events imports this module for RecipientOnionFields.
+from .. import events
+from ..errors import APIError, ProbeSendFailure, RetryableSendFailure
+from ..ln.channel import HTLCOutboundRoute
+from ..ln.msgs import FailureOnion
+from ..routing.gossip import NetworkUpdate
+from ..routing.router import LightningError, Path, Route, RouteParameters
 from ..ser import U32, U64, Record, RustEnum, register
-from ..types import PaymentHash, PaymentId, PaymentPreimage, PaymentSecret
+from ..types import PaymentHash, PaymentId, PaymentPreimage, PaymentSecret, PublicKey
 
 
 class RecipientOnionFields(Record):
@@ -94,3 +107,315 @@ class PendingOutboundPayment(Record, frozen=False):
                 return now_us - self.started_at_us < limit // timedelta(microseconds=1)
             case _:
                 return False
+
+
+@dataclasses.dataclass(frozen=True)
+class SendAlongPathArgs:
+    """Mirrors LDK's ``SendAlongPathArgs``: what the ChannelManager needs to send one path of a payment."""
+
+    path: Path
+    payment_hash: PaymentHash
+    recipient_onion: RecipientOnionFields
+    total_value: int
+    payment_id: PaymentId
+    keysend_preimage: Optional[PaymentPreimage]
+    is_probe: bool
+
+
+#: Finds a route for the parameters (LDK passes the router, our node id and the first hops instead).
+FindRoute = Callable[[RouteParameters], Route]
+#: The ChannelManager's ``send_payment_along_path``: raises ``APIError`` if the first hop cannot take the HTLC.
+SendAlongPath = Callable[[SendAlongPathArgs], None]
+
+
+class OutboundPayments:
+    """Mirrors LDK's ``OutboundPayments``: the payments we send, owned by the ChannelManager.
+
+    As in LDK, what it needs of the manager is handed in rather than reached for: the
+    event queue, the clock and the logger when it is made, and a ``FindRoute`` and a
+    ``SendAlongPath`` with each call that sends. ``forwardable`` asks the handler for a
+    ``process_pending_htlc_forwards``, where failed paths are retried
+    (:meth:`check_retry_payments`). The manager calls in with its lock held.
+    """
+
+    def __init__(
+        self, *, clock: Any, pending_events: Callable[[events.Event], None], forwardable: Callable[[], None],
+        log: Callable[[str], None],
+    ) -> None:
+        self.clock = clock
+        self._pending_events = pending_events
+        self._forwardable = forwardable
+        self._log = log
+        self.pending_outbound_payments: dict[PaymentId, PendingOutboundPayment] = {}
+        #: What a retry routes for, by payment (none for a payment sent along a given route).
+        self.route_params: dict[PaymentId, RouteParameters] = {}
+        #: The paths of the current attempt in flight: PaymentSent reports their fees.
+        self.payment_paths: dict[PaymentId, list[Path]] = {}
+
+    # --- sending --------------------------------------------------------------------------------
+
+    def send_payment(
+        self, payment_hash: PaymentHash, recipient_onion: RecipientOnionFields, payment_id: PaymentId,
+        retry_strategy: Retry, route_params: RouteParameters, find_route: FindRoute, send_along_path: SendAlongPath,
+    ) -> None:
+        """Mirrors ``OutboundPayments::send_payment``."""
+        self._send_payment_internal(payment_id, payment_hash, recipient_onion, None, retry_strategy, route_params,
+                                    find_route, send_along_path)
+
+    def send_spontaneous_payment(
+        self, payment_preimage: Optional[PaymentPreimage], recipient_onion: RecipientOnionFields,
+        payment_id: PaymentId, retry_strategy: Retry, route_params: RouteParameters,
+        entropy_source: Callable[[], bytes], find_route: FindRoute, send_along_path: SendAlongPath,
+    ) -> PaymentHash:
+        """Mirrors ``OutboundPayments::send_spontaneous_payment``: a keysend, with a fresh preimage if none is given."""
+        preimage = payment_preimage or PaymentPreimage(entropy_source())
+        payment_hash = preimage.payment_hash()
+        self._send_payment_internal(payment_id, payment_hash, recipient_onion, preimage, retry_strategy, route_params,
+                                    find_route, send_along_path)
+        return payment_hash
+
+    def _send_payment_internal(
+        self, payment_id: PaymentId, payment_hash: PaymentHash, recipient_onion: RecipientOnionFields,
+        keysend_preimage: Optional[PaymentPreimage], retry_strategy: Retry, route_params: RouteParameters,
+        find_route: FindRoute, send_along_path: SendAlongPath,
+    ) -> None:
+        if payment_id in self.pending_outbound_payments:
+            raise RetryableSendFailure.DuplicatePayment()
+        params = route_params.payment_params
+        if params.expiry_time is not None and params.expiry_time < self.clock.unix_time():
+            raise RetryableSendFailure.PaymentExpired()
+        try:
+            route = find_route(route_params)
+        except LightningError as e:
+            self._log(f"Failed to find a route for payment {payment_id}: {e.err}")
+            raise RetryableSendFailure.RouteNotFound() from None
+        payment = self._add_new_pending_payment(
+            payment_id, payment_hash, recipient_onion, keysend_preimage, route_params.final_value_msat,
+            params.payee_pubkey, params.final_cltv_expiry_delta, retry_strategy,
+        )
+        self.route_params[payment_id] = route_params
+        for path in route.paths:
+            self._send_path(payment, path, route_params.final_value_msat, send_along_path)
+
+    def send_payment_with_route(
+        self, route: Route, payment_hash: PaymentHash, recipient_onion: RecipientOnionFields, payment_id: PaymentId,
+        send_along_path: SendAlongPath,
+    ) -> None:
+        """Mirrors ``OutboundPayments::send_payment_with_route``: every path of the route, never retried."""
+        if payment_id in self.pending_outbound_payments:
+            raise RetryableSendFailure.DuplicatePayment()
+        total = sum(p.final_value_msat() for p in route.paths)
+        last_hop = route.paths[0].hops[-1]
+        payment = self._add_new_pending_payment(
+            payment_id, payment_hash, recipient_onion, None, total, last_hop.pubkey, last_hop.cltv_expiry_delta, None
+        )
+        for path in route.paths:
+            self._send_path(payment, path, total, send_along_path)
+
+    def send_probe(
+        self, path: Path, entropy_source: Callable[[], bytes], send_along_path: SendAlongPath
+    ) -> tuple[PaymentHash, PaymentId]:
+        """Mirrors ``OutboundPayments::send_probe``: an HTLC whose hash nobody can claim."""
+        payment_id = PaymentId(entropy_source())
+        if len(path.hops) < 2 and path.blinded_tail is None:  # the first hop's liquidity is known already
+            raise ProbeSendFailure.ParameterError(
+                APIError.APIMisuseError("No need probing a path with less than two hops"))
+        # LDK's probing_cookie_from_id: the hash tells our own probes apart when they fail back.
+        payment_hash = PaymentHash(hashlib.sha256(b"ldkkit probe" + bytes(payment_id)).digest())
+        last_hop = path.hops[-1]
+        payment = self._add_new_pending_payment(
+            payment_id, payment_hash, RecipientOnionFields(None, None), None, path.final_value_msat(),
+            last_hop.pubkey, last_hop.cltv_expiry_delta, None, is_probe=True,
+        )
+        err = self._pay_path(payment, path, path.final_value_msat(), send_along_path)
+        if err is not None:
+            del self.pending_outbound_payments[payment_id]
+            raise ProbeSendFailure.ParameterError(err)
+        return payment_hash, payment_id
+
+    def _add_new_pending_payment(
+        self, payment_id: PaymentId, payment_hash: PaymentHash, onion: RecipientOnionFields,
+        keysend_preimage: Optional[PaymentPreimage], total_msat: int, payee: PublicKey, final_cltv_expiry_delta: int,
+        retry: Optional[Retry], is_probe: bool = False,
+    ) -> PendingOutboundPayment:
+        payment = PendingOutboundPayment(
+            payment_id=payment_id, payment_hash=payment_hash, onion=onion, keysend_preimage=keysend_preimage,
+            total_msat=total_msat, payee=bytes(payee), final_cltv_expiry_delta=final_cltv_expiry_delta, retry=retry,
+            attempts=1, started_at_us=self.clock.now_us(), failed_scids=(), state=PaymentState.Retryable,
+            inflight_htlcs=0, preimage=None, is_probe=is_probe, sent_event_emitted=False, pending_retry=False,
+            failure_reason=None,
+        )
+        self.pending_outbound_payments[payment_id] = payment
+        return payment
+
+    def _send_path(
+        self, payment: PendingOutboundPayment, path: Path, total_msat: int, send_along_path: SendAlongPath
+    ) -> None:
+        """Send one path; if the first hop cannot take it, the path fails and is retried on the next forwards."""
+        err = self._pay_path(payment, path, total_msat, send_along_path)
+        if err is None:
+            return
+        self._pending_events(events.Event.PaymentPathFailed(
+            payment.payment_id, payment.payment_hash, False, events.PathFailure.InitialSend(err), path, None))
+        payment.pending_retry = True
+        self._forwardable()
+
+    def _pay_path(
+        self, payment: PendingOutboundPayment, path: Path, total_msat: int, send_along_path: SendAlongPath
+    ) -> Optional[APIError]:
+        """LDK's ``pay_route_internal`` for one path: count it in flight, then have the manager send it.
+        Returns the manager's error, with the counting undone, if the path could not leave."""
+        payment.inflight_htlcs += 1
+        first_path = payment.payment_id not in self.payment_paths
+        paths = self.payment_paths.setdefault(payment.payment_id, [])
+        paths.append(path)
+        try:
+            send_along_path(SendAlongPathArgs(path, payment.payment_hash, payment.onion, total_msat,
+                                              payment.payment_id, payment.keysend_preimage, payment.is_probe))
+        except APIError as err:
+            # LDK's remove_session_privs: a path that never left is not in flight.
+            payment.inflight_htlcs -= 1
+            paths.pop()
+            if first_path:
+                del self.payment_paths[payment.payment_id]
+            return err
+        return None
+
+    # --- retrying and abandoning ----------------------------------------------------------------
+
+    def check_retry_payments(self, find_route: FindRoute, send_along_path: SendAlongPath) -> None:
+        """Mirrors ``OutboundPayments::check_retry_payments``: route each payment marked for retry again,
+        around the channels that failed it; one with no route and nothing in flight has failed."""
+        for payment in list(self.pending_outbound_payments.values()):
+            if not payment.pending_retry:
+                continue
+            payment.pending_retry = False
+            if payment.state is not PaymentState.Retryable:
+                continue
+            base = self.route_params.get(payment.payment_id)
+            if base is None:
+                continue
+            params = base.payment_params
+            for scid in payment.failed_scids:
+                params = params.with_previously_failed_channel(scid)
+            route_params = RouteParameters(params, base.final_value_msat, base.max_total_routing_fee_msat)
+            try:
+                route = find_route(route_params)
+            except LightningError:
+                if payment.inflight_htlcs == 0:
+                    self._payment_failed(payment, events.PaymentFailureReason.RouteNotFound)
+                continue
+            payment.attempts += 1
+            for path in route.paths:
+                self._send_path(payment, path, route_params.final_value_msat, send_along_path)
+
+    def abandon_payment(self, payment_id: PaymentId) -> None:
+        """Mirrors ``OutboundPayments::abandon_payment``: no more retries; PaymentFailed once nothing is in flight."""
+        payment = self.pending_outbound_payments.get(payment_id)
+        if payment is None or payment.state is PaymentState.Fulfilled:
+            return
+        payment.state = PaymentState.Abandoned
+        if payment.inflight_htlcs == 0:
+            self._payment_failed(payment, events.PaymentFailureReason.UserAbandoned)
+
+    def remove_stale_payments(self) -> None:
+        """Mirrors ``OutboundPayments::remove_stale_payments``: forget a fulfilled payment
+        IDEMPOTENCY_TIMEOUT_TICKS ticks after its last HTLC resolved."""
+        for payment in list(self.pending_outbound_payments.values()):
+            if payment.state is not PaymentState.Fulfilled:
+                continue
+            if payment.inflight_htlcs:
+                payment.timer_ticks_without_htlcs = 0
+                continue
+            payment.timer_ticks_without_htlcs += 1
+            if payment.timer_ticks_without_htlcs > IDEMPOTENCY_TIMEOUT_TICKS:
+                self._forget(payment.payment_id)
+
+    # --- a path's outcome -----------------------------------------------------------------------
+
+    def claim_htlc(
+        self, route: HTLCOutboundRoute, payment_hash: PaymentHash, payment_preimage: PaymentPreimage
+    ) -> None:
+        """Mirrors ``OutboundPayments::claim_htlc``: one of our paths was fulfilled.
+
+        The first raises ``PaymentSent`` (with the fees of every path of the attempt); each
+        raises ``PaymentPathSuccessful``.
+        """
+        payment = self.pending_outbound_payments.get(route.payment_id)
+        if payment is None:
+            return
+        payment.inflight_htlcs -= 1
+        if not payment.sent_event_emitted:
+            payment.sent_event_emitted = True
+            payment.state = PaymentState.Fulfilled
+            payment.preimage = payment_preimage
+            fees = sum(p.fee_msat() for p in self.payment_paths.get(route.payment_id, [route.path]))
+            self._pending_events(events.Event.PaymentSent(
+                payment_id=route.payment_id, payment_preimage=payment_preimage, payment_hash=payment_hash,
+                fee_paid_msat=fees,
+            ))
+        self._pending_events(events.Event.PaymentPathSuccessful(route.payment_id, payment_hash, route.path))
+        # Kept (not forgotten) for IDEMPOTENCY_TIMEOUT_TICKS: a repeat send_payment is a DuplicatePayment.
+
+    def fail_htlc(self, route: HTLCOutboundRoute, payment_hash: PaymentHash, reason: FailureOnion) -> None:
+        """Mirrors ``OutboundPayments::fail_htlc``: one of our paths failed.
+
+        A probe reports what it learned. A payment raises ``PaymentPathFailed``, then fails
+        for good if the recipient refused it, or retries if its strategy allows, or fails
+        once its last part is back.
+        """
+        payment = self.pending_outbound_payments.get(route.payment_id)
+        if payment is None:
+            return
+        payment.inflight_htlcs -= 1
+        paths = self.payment_paths.get(route.payment_id, [])
+        if route.path in paths:
+            paths.remove(route.path)
+        at_payee = reason.origin == route.path.hops[-1].pubkey
+        if route.is_probe:
+            if at_payee:
+                self._pending_events(events.Event.ProbeSuccessful(route.payment_id, payment_hash, route.path))
+            else:
+                self._pending_events(events.Event.ProbeFailed(route.payment_id, payment_hash, route.path,
+                                                              reason.short_channel_id))
+            self._forget(route.payment_id)
+            return
+        network_update = None
+        if reason.short_channel_id is not None and not at_payee:
+            permanent_update = bool(reason.network_update_permanent)
+            network_update = NetworkUpdate.ChannelFailure(reason.short_channel_id, permanent_update)
+            payment.failed_scids = payment.failed_scids + (reason.short_channel_id,)
+        permanent = at_payee
+        if payment.state is PaymentState.Fulfilled:
+            permanent = False  # a late failure of a part after success changes nothing
+        retry_now = not permanent and payment.state is PaymentState.Retryable and payment.can_retry(self.clock.now_us())
+        self._pending_events(events.Event.PaymentPathFailed(
+            payment_id=route.payment_id, payment_hash=payment_hash, payment_failed_permanently=permanent,
+            failure=events.PathFailure.OnPath(network_update), path=route.path,
+            short_channel_id=None if at_payee else reason.short_channel_id,
+        ))
+        if payment.state is PaymentState.Fulfilled:
+            return  # kept for IDEMPOTENCY_TIMEOUT_TICKS, like any fulfilled payment
+        if permanent:
+            self._payment_failed(payment, events.PaymentFailureReason.RecipientRejected)
+        elif retry_now:
+            payment.pending_retry = True
+            self._forwardable()
+        elif payment.inflight_htlcs == 0:
+            reason_ = (
+                events.PaymentFailureReason.UserAbandoned
+                if payment.state is PaymentState.Abandoned
+                else events.PaymentFailureReason.RetriesExhausted
+            )
+            self._payment_failed(payment, reason_)
+
+    def _payment_failed(self, payment: PendingOutboundPayment, reason: events.PaymentFailureReason) -> None:
+        if payment.payment_id not in self.pending_outbound_payments:
+            return
+        self._forget(payment.payment_id)
+        self._pending_events(events.Event.PaymentFailed(payment.payment_id, payment.payment_hash, reason))
+
+    def _forget(self, payment_id: PaymentId) -> None:
+        self.pending_outbound_payments.pop(payment_id, None)
+        self.route_params.pop(payment_id, None)
+        self.payment_paths.pop(payment_id, None)

@@ -1,0 +1,211 @@
+"""Closing a channel: cooperatively, by force, or because the peer sent an error.
+
+Mirrors the closing half of ``lightning::ln::channelmanager`` in LDK 0.1 (BOLT 2's "Channel
+Close"), which LDK keeps in channelmanager.rs and channel.rs: ``close_channel_internal``,
+``internal_shutdown`` and ``internal_closing_signed`` for a cooperative close,
+``force_close_sending_error`` for a force-close, ``handle_error`` for a peer's ``error``
+(including ``maybe_downgrade_channel_features`` when a peer refuses our ``open_channel``),
+and the ``ChannelClosed`` and ``DiscardFunding`` events every close raises.
+
+Each function takes the ChannelManager; its caller holds the manager's lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Optional
+
+from ..bitcoin import Transaction
+from ..chain.chaininterface import ConfirmationTarget
+from ..errors import APIError
+from ..events import ClosureReason, Event, FundingInfo
+from ..ln import msgs
+from ..ln.channel import Channel, ChannelPhase
+from ..types import ChannelId, ChannelTypeFeatures, PublicKey
+
+if TYPE_CHECKING:
+    from .channelmanager import ChannelManager
+
+
+# --- cooperative close ------------------------------------------------------------------------------
+
+
+def close_channel_internal(cm: ChannelManager, channel_id: ChannelId, counterparty_node_id: PublicKey) -> None:
+    """Start a cooperative close; a channel not yet funded is simply dropped."""
+    chan = cm._channel_for_peer(channel_id, counterparty_node_id)
+    if not chan.is_funded():
+        force_close_channel(cm, chan, ClosureReason.HolderForceClosed(False), broadcast=False)
+        return
+    if chan.phase is ChannelPhase.ShuttingDown:
+        raise APIError.APIMisuseError("Shutdown already in progress")
+    if counterparty_node_id not in cm.peers:
+        raise APIError.ChannelUnavailable(
+            "Cannot begin shutdown while peer is disconnected, maybe force-close instead?"
+        )
+    chan.locally_initiated_shutdown = True
+    _begin_shutdown(cm, chan)
+
+
+def _begin_shutdown(cm: ChannelManager, chan: Channel) -> None:
+    chan.phase = ChannelPhase.ShuttingDown
+    chan.shutdown_scriptpubkey = cm.keys_manager.get_shutdown_scriptpubkey()
+    cm._send(chan.counterparty_node_id, msgs.Shutdown(chan.channel_id, chan.shutdown_scriptpubkey))
+    cm._changed()
+
+
+def internal_shutdown(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.Shutdown) -> None:
+    chan = cm._find_channel(counterparty_node_id, msg.channel_id)
+    if chan is None or chan.phase is ChannelPhase.Closed:
+        return
+    chan.counterparty_shutdown_scriptpubkey = msg.scriptpubkey
+    if chan.phase is not ChannelPhase.ShuttingDown:
+        _begin_shutdown(cm, chan)
+    maybe_closing_signed(cm, chan)
+
+
+def maybe_closing_signed(cm: ChannelManager, chan: Channel) -> None:
+    """Once both shutdowns are exchanged and no HTLC is in flight, the opener proposes the fee."""
+    if (
+        chan.phase is ChannelPhase.ShuttingDown
+        and chan.is_outbound
+        and chan.shutdown_scriptpubkey is not None
+        and chan.counterparty_shutdown_scriptpubkey is not None
+        and not chan.pending_inbound_htlcs
+        and not chan.pending_outbound_htlcs
+    ):
+        fee = cm._feerate(ConfirmationTarget.ChannelCloseMinimum) * 672 // 1000
+        cm._send(chan.counterparty_node_id, msgs.ClosingSigned(chan.channel_id, fee))
+        _finish_coop_close(cm, chan, fee)
+
+
+def internal_closing_signed(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.ClosingSigned) -> None:
+    chan = cm._find_channel(counterparty_node_id, msg.channel_id)
+    if chan is None or chan.phase is not ChannelPhase.ShuttingDown:
+        return
+    _finish_coop_close(cm, chan, msg.fee_satoshis)
+
+
+def _finish_coop_close(cm: ChannelManager, chan: Channel, fee_sat: int) -> None:
+    """Build the closing transaction (the opener pays the fee); the opener broadcasts it."""
+    ours = chan.value_to_self_msat // 1000
+    theirs = chan.value_to_remote_msat() // 1000
+    if chan.is_outbound:
+        ours -= fee_sat
+    else:
+        theirs -= fee_sat
+    outputs = [(chan.shutdown_scriptpubkey, ours), (chan.counterparty_shutdown_scriptpubkey, theirs)]
+    closing_tx = cm.chain_monitor.build_closing_tx(chan, outputs)
+    if chan.is_outbound:
+        cm.tx_broadcaster.broadcast_transactions([closing_tx])
+    reason = (
+        ClosureReason.LocallyInitiatedCooperativeClosure()
+        if chan.locally_initiated_shutdown
+        else ClosureReason.CounterpartyInitiatedCooperativeClosure()
+    )
+    closed(cm, chan, reason)
+
+
+# --- force close ------------------------------------------------------------------------------------
+
+
+def force_close_sending_error(
+    cm: ChannelManager, channel_id: ChannelId, peer: PublicKey, message: str, broadcast: bool
+) -> None:
+    """LDK's ``force_close_sending_error``: tell the peer why, then close (or refuse a channel request)."""
+    chan = cm._channel_for_peer(channel_id, peer)
+    cm._send(peer, msgs.ErrorMessage(chan.channel_id, message))
+    if chan.phase is ChannelPhase.UnacceptedInbound:
+        del cm.channels[channel_id]  # a rejected request: no ChannelClosed, as in LDK
+        cm._log(f"Rejected inbound channel request {channel_id} from {peer}: {message}")
+        cm._changed()
+        return
+    force_close_channel(cm, chan, ClosureReason.HolderForceClosed(broadcast), broadcast)
+
+
+def force_close_channel(cm: ChannelManager, chan: Channel, reason: ClosureReason, broadcast: bool) -> None:
+    """Close now; a funded channel's monitor broadcasts our commitment unless we chose not to."""
+    if not chan.is_funded():
+        close_unfunded(cm, chan, reason)
+        return
+    if broadcast or not isinstance(reason, ClosureReason.HolderForceClosed):
+        cm.chain_monitor.broadcast_latest_holder_commitment(cm, chan)
+    closed(cm, chan, reason)
+
+
+def handle_error(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.ErrorMessage) -> None:
+    """The peer gave up on the channel: a request is dropped, a refused proposal downgraded, the rest closed."""
+    chan = cm._find_channel(counterparty_node_id, msg.channel_id)
+    if chan is None or chan.phase is ChannelPhase.Closed:
+        return
+    if chan.phase is ChannelPhase.UnacceptedInbound:
+        del cm.channels[chan.channel_id]
+        return
+    if chan.phase is ChannelPhase.OutboundAwaitingAccept and _downgrade_and_reopen(cm, chan):
+        return
+    reason = ClosureReason.CounterpartyForceClosed(msg.data)
+    if chan.is_funded():
+        cm.chain_monitor.broadcast_latest_holder_commitment(cm, chan)
+        closed(cm, chan, reason)
+    else:
+        close_unfunded(cm, chan, reason)
+
+
+def _downgrade_and_reopen(cm: ChannelManager, chan: Channel) -> bool:
+    """LDK's ``maybe_downgrade_channel_features``: a refused ``open_channel`` is proposed again with
+    one feature fewer (anchors first), until only ``static_remote_key`` is left. True if it was."""
+    features = ChannelTypeFeatures
+    kind = chan.channel_type
+    if kind == features.only_static_remote_key() or chan.channel_id not in cm._open_channel_msgs:
+        return False
+    feerate = cm._open_channel_msgs[chan.channel_id].feerate_per_kw
+    if kind.supports_anchors_zero_fee_htlc_tx():
+        kind = features(kind.bits & ~(0b11 << features.ANCHORS_ZERO_FEE_HTLC_TX))
+        feerate = cm._feerate(ConfirmationTarget.NonAnchorChannelFee)
+    elif kind.supports_scid_privacy():
+        kind = features(kind.bits & ~(0b11 << features.SCID_PRIVACY))
+    else:
+        kind = features.only_static_remote_key()
+    chan.channel_type = kind
+    retry = dataclasses.replace(cm._open_channel_msgs[chan.channel_id], channel_type=kind, feerate_per_kw=feerate)
+    cm._open_channel_msgs[chan.channel_id] = retry
+    cm._log(f"Peer refused channel {chan.channel_id}; proposing it again as {kind}")
+    cm._send(chan.counterparty_node_id, retry)
+    return True
+
+
+# --- the close itself -------------------------------------------------------------------------------
+
+
+def close_unfunded(
+    cm: ChannelManager, chan: Channel, reason: ClosureReason, funding_tx: Optional[Transaction] = None
+) -> None:
+    """Close a channel that never got funded: ChannelClosed, and DiscardFunding if we built a tx."""
+    unanswered = chan.phase is ChannelPhase.UnacceptedInbound
+    cm._open_channel_msgs.pop(chan.channel_id, None)
+    chan.phase = ChannelPhase.Closed
+    cm.channels.pop(chan.channel_id, None)
+    if unanswered:
+        return  # never got past the handshake: LDK raises no ChannelClosed
+    cm._queue_event(Event.ChannelClosed(
+        channel_id=chan.channel_id, user_channel_id=chan.user_channel_id, reason=reason,
+        counterparty_node_id=chan.counterparty_node_id, channel_capacity_sats=chan.channel_value_satoshis,
+        channel_funding_txo=None, last_local_balance_msat=chan.value_to_self_msat,
+    ))
+    tx = funding_tx or chan.funding_transaction
+    if tx is not None:
+        cm._queue_event(Event.DiscardFunding(chan.channel_id, FundingInfo.Tx(tx)))
+
+
+def closed(cm: ChannelManager, chan: Channel, reason: ClosureReason) -> None:
+    """A funded channel is closing: raise ChannelClosed and settle its HTLCs."""
+    cm._announce(chan, enabled=False)
+    chan.phase = ChannelPhase.Closed
+    cm._queue_event(Event.ChannelClosed(
+        channel_id=chan.channel_id, user_channel_id=chan.user_channel_id, reason=reason,
+        counterparty_node_id=chan.counterparty_node_id, channel_capacity_sats=chan.channel_value_satoshis,
+        channel_funding_txo=chan.funding_txo, last_local_balance_msat=chan.value_to_self_msat,
+    ))
+    # Inbound HTLCs not yet forwarded or claimed fail back now; outbound ones resolve on chain.
+    for htlc in list(chan.pending_inbound_htlcs.values()):
+        cm.claimable.pop(htlc.payment_hash, None)
+    cm._changed()

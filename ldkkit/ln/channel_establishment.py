@@ -1,0 +1,434 @@
+"""Opening a channel: from ``open_channel`` to ``ChannelReady``.
+
+Mirrors the channel-establishment half of ``lightning::ln::channelmanager`` in LDK 0.1
+(BOLT 2's "Channel Establishment"), which LDK keeps in channelmanager.rs and channel.rs:
+proposing a channel (``create_channel``) and answering one (``internal_open_channel``,
+``OpenChannelRequest``, ``do_accept_inbound_channel``), the funding transaction
+(``FundingGenerationReady``, ``funding_transaction_generated_intern``,
+``internal_funding_created``, ``internal_funding_signed``, ``ChannelPending``), then
+``channel_ready`` once the funding is deep enough (``ChannelReady``), and the timer that
+drops what was never accepted or funded.
+
+Each function takes the ChannelManager; its caller holds the manager's lock.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+from ..bitcoin import OutPoint, ScriptBuf, Transaction
+from ..chain.chaininterface import ConfirmationTarget
+from ..config import UserConfig
+from ..errors import APIError
+from ..events import ClosureReason, Event, InboundChannelFunds
+from ..ln import msgs
+from ..ln.channel import (
+    FUNDING_CONF_DEADLINE_BLOCKS,
+    MAX_FUNDING_SATOSHIS_NO_WUMBO,
+    MIN_CHAN_DUST_LIMIT_SATOSHIS,
+    UNACCEPTED_INBOUND_CHANNEL_AGE_LIMIT_TICKS,
+    UNFUNDED_CHANNEL_AGE_LIMIT_TICKS,
+    Channel,
+    ChannelPhase,
+    holder_selected_channel_reserve_satoshis,
+)
+from ..types import ChannelId, ChannelTypeFeatures, PublicKey, Txid
+from .channel_close import close_unfunded, force_close_channel
+
+if TYPE_CHECKING:
+    from .channelmanager import ChannelManager
+
+#: LDK's ``MAX_UNFUNDED_CHANNEL_PEERS``.
+MAX_UNFUNDED_CHANNEL_PEERS = 50
+
+
+# --- proposing and accepting ------------------------------------------------------------------------
+
+
+def create_channel(
+    cm: ChannelManager, their_network_key: PublicKey, channel_value_satoshis: int, push_msat: int,
+    user_channel_id: int, temporary_channel_id: Optional[ChannelId], override_config: Optional[UserConfig],
+) -> ChannelId:
+    """Check the proposal, then send ``open_channel``; returns the temporary channel id."""
+    if channel_value_satoshis < 1000:
+        raise APIError.APIMisuseError(f"Channel value must be at least 1000 satoshis. It was {channel_value_satoshis}")
+    if channel_value_satoshis > MAX_FUNDING_SATOSHIS_NO_WUMBO:
+        raise APIError.APIMisuseError(
+            f"funding_value must not exceed {MAX_FUNDING_SATOSHIS_NO_WUMBO}, it was {channel_value_satoshis}"
+        )
+    if push_msat > channel_value_satoshis * 1000:
+        raise APIError.APIMisuseError(
+            f"Push value ({push_msat}) was larger than channel_value ({channel_value_satoshis * 1000})"
+        )
+    if their_network_key not in cm.peers:
+        raise APIError.APIMisuseError(f"Not connected to node: {their_network_key}")
+    config = override_config or cm.config
+    tcid = temporary_channel_id or ChannelId(cm._random_bytes())
+    if tcid in cm.channels:
+        raise APIError.APIMisuseError(f"Channel with temporary channel ID {tcid} already exists!")
+    handshake = config.channel_handshake_config
+    channel_type = (
+        ChannelTypeFeatures.anchors_zero_htlc_fee_and_dependencies()
+        if handshake.negotiate_anchors_zero_fee_htlc_tx
+        else ChannelTypeFeatures.only_static_remote_key()
+    )
+    chan = _new_channel(
+        cm, tcid, their_network_key, True, user_channel_id, channel_value_satoshis, push_msat,
+        channel_type, handshake.announce_for_forwarding, config,
+    )
+    chan.value_to_self_msat = channel_value_satoshis * 1000 - push_msat
+    chan.phase = ChannelPhase.OutboundAwaitingAccept
+    cm.channels[tcid] = chan
+    keys = cm.keys_manager.derive_channel_keys(channel_value_satoshis, chan.channel_keys_id)
+    open_channel = msgs.OpenChannel(
+        tcid, channel_value_satoshis, push_msat, MIN_CHAN_DUST_LIMIT_SATOSHIS,
+        chan.max_htlc_value_in_flight_msat, chan.holder_selected_channel_reserve_satoshis,
+        handshake.our_htlc_minimum_msat, cm._feerate(ConfirmationTarget.AnchorChannelFee),
+        handshake.our_to_self_delay, handshake.our_max_accepted_htlcs, keys.funding_pubkey,
+        channel_type, handshake.announce_for_forwarding,
+    )
+    cm._open_channel_msgs[tcid] = open_channel  # sent again, downgraded, if the peer refuses it
+    cm._send(their_network_key, open_channel)
+    cm._log(f"Created outbound channel {tcid} with {their_network_key} for {channel_value_satoshis} sat")
+    cm._changed()
+    return tcid
+
+
+def _new_channel(
+    cm: ChannelManager, tcid: ChannelId, peer: PublicKey, outbound: bool, user_channel_id: int, value_sat: int,
+    push_msat: int, channel_type: ChannelTypeFeatures, announced: bool, config: UserConfig,
+) -> Channel:
+    """LDK's ``ChannelContext::new_for_{outbound,inbound}_channel``: our side's parameters, from the config."""
+    handshake = config.channel_handshake_config
+    return Channel(
+        temporary_channel_id=tcid, channel_id=tcid, counterparty_node_id=peer, is_outbound=outbound,
+        user_channel_id=user_channel_id, channel_value_satoshis=value_sat, value_to_self_msat=0,
+        push_msat=push_msat, channel_type=channel_type, is_announced=announced,
+        phase=ChannelPhase.UnacceptedInbound,
+        holder_selected_channel_reserve_satoshis=holder_selected_channel_reserve_satoshis(value_sat),
+        counterparty_selected_channel_reserve_satoshis=0,
+        holder_selected_contest_delay=handshake.our_to_self_delay,
+        counterparty_selected_contest_delay=0,
+        minimum_depth=handshake.minimum_depth,
+        dust_limit_satoshis=MIN_CHAN_DUST_LIMIT_SATOSHIS,
+        max_htlc_value_in_flight_msat=value_sat * 1000
+        * handshake.max_inbound_htlc_value_in_flight_percent_of_channel // 100,
+        counterparty_max_htlc_value_in_flight_msat=0,
+        htlc_minimum_msat=handshake.our_htlc_minimum_msat,
+        max_accepted_htlcs=handshake.our_max_accepted_htlcs,
+        channel_keys_id=cm.keys_manager.generate_channel_keys_id(not outbound, value_sat, user_channel_id),
+        counterparty_funding_pubkey=None, funding_output_script=None, funding_transaction=None,
+        funding_txo=None, funding_height=None, short_channel_id=None, sent_channel_ready=False,
+        received_channel_ready=False, pending_inbound_htlcs={}, pending_outbound_htlcs={},
+        next_outbound_htlc_id=0, shutdown_scriptpubkey=None, counterparty_shutdown_scriptpubkey=None,
+        locally_initiated_shutdown=False, ticks_waiting=0,
+        outbound_scid_alias=int.from_bytes(cm._random_bytes()[:8], "big") >> 16,
+        forwarding_fee_base_msat=config.channel_config.forwarding_fee_base_msat,
+        forwarding_fee_proportional_millionths=config.channel_config.forwarding_fee_proportional_millionths,
+        cltv_expiry_delta=config.channel_config.cltv_expiry_delta,
+    )
+
+
+def internal_open_channel(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.OpenChannel) -> None:
+    """A peer proposes a channel: accept it at once, or raise OpenChannelRequest if the config says to ask."""
+    unfunded_peers = {
+        c.counterparty_node_id for c in cm.channels.values()
+        if not c.is_outbound and not c.is_funded() and c.phase is not ChannelPhase.Closed
+    }
+    if counterparty_node_id not in unfunded_peers and len(unfunded_peers) >= MAX_UNFUNDED_CHANNEL_PEERS:
+        refusal = "Have too many peers with unfunded channels, not accepting new ones"
+        cm._send(counterparty_node_id, msgs.ErrorMessage(msg.temporary_channel_id, refusal))
+        return
+    chan = _new_channel(
+        cm, msg.temporary_channel_id, counterparty_node_id, False, 0, msg.funding_satoshis, msg.push_msat,
+        msg.channel_type, msg.announce_channel, cm.config,
+    )
+    chan.value_to_self_msat = msg.push_msat
+    chan.counterparty_selected_channel_reserve_satoshis = msg.channel_reserve_satoshis
+    chan.counterparty_selected_contest_delay = msg.to_self_delay
+    chan.counterparty_funding_pubkey = msg.funding_pubkey
+    chan.counterparty_max_htlc_value_in_flight_msat = msg.max_htlc_value_in_flight_msat
+    cm.channels[msg.temporary_channel_id] = chan
+    if not cm.config.manually_accept_inbound_channels:
+        user_channel_id = int.from_bytes(cm._random_bytes()[:16], "big")
+        _accept(cm, chan, user_channel_id, zero_conf=False)
+        return
+    cm._queue_event(Event.OpenChannelRequest(
+        temporary_channel_id=msg.temporary_channel_id,
+        counterparty_node_id=counterparty_node_id,
+        funding_satoshis=msg.funding_satoshis,
+        channel_negotiation_type=InboundChannelFunds.PushMsat(msg.push_msat),
+        channel_type=msg.channel_type,
+        is_announced=msg.announce_channel,
+        params=msgs.ChannelParameters(
+            msg.dust_limit_satoshis, msg.max_htlc_value_in_flight_msat, msg.htlc_minimum_msat,
+            msg.feerate_per_kw, msg.to_self_delay, msg.max_accepted_htlcs,
+        ),
+    ))
+
+
+def do_accept_inbound_channel(
+    cm: ChannelManager, tcid: ChannelId, peer: PublicKey, user_channel_id: int, zero_conf: bool
+) -> None:
+    """Accept a channel an OpenChannelRequest asked about; a zero-conf one only if trusted (``zero_conf``)."""
+    cm._peer_or_raise(peer)
+    chan = cm.channels.get(tcid)
+    if chan is None or chan.counterparty_node_id != peer or chan.phase is not ChannelPhase.UnacceptedInbound:
+        raise APIError.APIMisuseError("No such channel awaiting to be accepted.")
+    if chan.channel_type.requires_zero_conf() and not zero_conf:
+        del cm.channels[tcid]
+        cm._send(peer, msgs.ErrorMessage(tcid, "No zero confirmation channels accepted"))
+        raise APIError.APIMisuseError(
+            "Please use accept_inbound_channel_from_trusted_peer_0conf to accept channels with zero confirmations."
+        )
+    _accept(cm, chan, user_channel_id, zero_conf)
+
+
+def _accept(cm: ChannelManager, chan: Channel, user_channel_id: int, zero_conf: bool) -> None:
+    chan.user_channel_id = user_channel_id
+    chan.channel_keys_id = cm.keys_manager.generate_channel_keys_id(True, chan.channel_value_satoshis, user_channel_id)
+    if zero_conf:
+        chan.minimum_depth = 0
+    chan.phase = ChannelPhase.InboundAwaitingFunding
+    chan.ticks_waiting = 0
+    keys = cm.keys_manager.derive_channel_keys(chan.channel_value_satoshis, chan.channel_keys_id)
+    cm._send(chan.counterparty_node_id, msgs.AcceptChannel(
+        chan.temporary_channel_id, chan.minimum_depth, chan.max_htlc_value_in_flight_msat,
+        chan.holder_selected_channel_reserve_satoshis,
+        chan.holder_selected_contest_delay, keys.funding_pubkey,
+    ))
+    cm._log(f"Accepted inbound channel {chan.temporary_channel_id} from {chan.counterparty_node_id}")
+    cm._changed()
+
+
+def internal_accept_channel(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.AcceptChannel) -> None:
+    """The peer accepted our proposal: ask the handler for a funding transaction (FundingGenerationReady)."""
+    chan = cm._find_channel(counterparty_node_id, msg.temporary_channel_id)
+    if chan is None or chan.phase is not ChannelPhase.OutboundAwaitingAccept:
+        return
+    cm._open_channel_msgs.pop(chan.channel_id, None)
+    chan.counterparty_selected_channel_reserve_satoshis = msg.channel_reserve_satoshis
+    chan.counterparty_selected_contest_delay = msg.to_self_delay
+    chan.counterparty_funding_pubkey = msg.funding_pubkey
+    chan.counterparty_max_htlc_value_in_flight_msat = msg.max_htlc_value_in_flight_msat
+    chan.minimum_depth = msg.minimum_depth
+    chan.funding_output_script = _funding_script(cm, chan)
+    chan.phase = ChannelPhase.AwaitingFundingTx
+    chan.ticks_waiting = 0
+    cm._queue_event(Event.FundingGenerationReady(
+        temporary_channel_id=chan.temporary_channel_id,
+        counterparty_node_id=counterparty_node_id,
+        channel_value_satoshis=chan.channel_value_satoshis,
+        output_script=chan.funding_output_script,
+        user_channel_id=chan.user_channel_id,
+    ))
+
+
+def _funding_script(cm: ChannelManager, chan: Channel) -> ScriptBuf:
+    """P2WSH of the 2-of-2 multisig of both funding keys, sorted as BOLT 3 says."""
+    ours = cm.keys_manager.derive_channel_keys(chan.channel_value_satoshis, chan.channel_keys_id).funding_pubkey
+    keys = sorted([bytes(ours), bytes(chan.counterparty_funding_pubkey)])
+    witness_script = b"\x52" + b"".join(b"\x21" + k for k in keys) + b"\x52\xae"
+    return ScriptBuf.new_p2wsh(witness_script)
+
+
+# --- funding --------------------------------------------------------------------------------------
+
+
+def funding_transaction_generated_intern(
+    cm: ChannelManager, temporary_channel_id: ChannelId, counterparty_node_id: PublicKey,
+    funding_transaction: Transaction,
+) -> None:
+    """Check the handler's funding transaction, find the channel's output in it, send ``funding_created``."""
+    chan = cm._channel_for_peer(temporary_channel_id, counterparty_node_id)
+    if not isinstance(funding_transaction, Transaction):
+        raise APIError.APIMisuseError(
+            f"funding_transaction must be a Transaction, got {type(funding_transaction).__name__}; "
+            "build one with Transaction(bytes.fromhex(signed_tx.hex))"
+        )
+    if chan.phase is not ChannelPhase.AwaitingFundingTx:
+        if chan.is_outbound:
+            raise APIError.ChannelUnavailable(
+                f"Channel with id {temporary_channel_id} not found for the passed counterparty node_id "
+                f"{counterparty_node_id}"
+            )
+        raise APIError.APIMisuseError(f"Channel {temporary_channel_id} is not an unfunded, outbound V1 channel")
+    refused = _funding_refusal(cm, funding_transaction)
+    if refused is not None:  # LDK closes the channel: ProcessingError, and no DiscardFunding
+        close_unfunded(cm, chan, ClosureReason.ProcessingError(f"Error in transaction funding: {refused}"))
+        raise refused
+    matches = [
+        i for i, out in enumerate(funding_transaction.output)
+        if out.script_pubkey == chan.funding_output_script and out.value == chan.channel_value_satoshis
+    ]
+    if len(matches) != 1:
+        err = (
+            "No output matched the script_pubkey and value in the FundingGenerationReady event"
+            if not matches
+            else "Multiple outputs matched the expected script and value"
+        )
+        close_unfunded(cm, chan, ClosureReason.ProcessingError(err))  # not handed over: no DiscardFunding
+        raise APIError.APIMisuseError(err)
+    txid = funding_transaction.compute_txid()
+    chan.funding_transaction = funding_transaction
+    chan.funding_txo = OutPoint(txid, matches[0])
+    chan.phase = ChannelPhase.FundingCreatedSent
+    cm._send(counterparty_node_id, msgs.FundingCreated(temporary_channel_id, txid, matches[0]))
+    cm._changed()
+
+
+def _funding_refusal(cm: ChannelManager, tx: Transaction) -> Optional[APIError]:
+    """The checks of LDK's ``batch_funding_transaction_generated_intern``, before any output is looked at."""
+    if any(not txin.witness for txin in tx.input):
+        return APIError.APIMisuseError("Funding transaction must be fully signed and spend Segwit outputs")
+    if len(tx.output) > 0xFFFF:
+        return APIError.APIMisuseError("Transaction had more than 2^16 outputs, which is not supported")
+    # Final for mempools if its height lock is below the next block; one block of headroom, as LDK allows.
+    if (not all(txin.sequence == 0xFFFFFFFF for txin in tx.input) and tx.lock_time < 500_000_000
+            and tx.lock_time > cm.best_block_height + 1):
+        return APIError.APIMisuseError("Funding transaction absolute timelock is non-final")
+    return None
+
+
+def internal_funding_created(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.FundingCreated) -> None:
+    """The opener funded the channel we accepted: it is funded now (ChannelPending)."""
+    chan = cm._find_channel(counterparty_node_id, msg.temporary_channel_id)
+    if chan is None or chan.phase is not ChannelPhase.InboundAwaitingFunding:
+        return
+    chan.funding_txo = OutPoint(msg.funding_txid, msg.funding_output_index)
+    chan.funding_output_script = _funding_script(cm, chan)
+    _mark_funded(cm, chan)
+    cm._awaiting_funding_since[chan.channel_id] = cm.best_block_height
+    cm._send(counterparty_node_id, msgs.FundingSigned(chan.channel_id))
+    _channel_pending(cm, chan)
+
+
+def internal_funding_signed(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.FundingSigned) -> None:
+    """The peer signed for our funding transaction: broadcast it (ChannelPending)."""
+    chan = next(
+        (c for c in cm.channels.values()
+         if c.phase is ChannelPhase.FundingCreatedSent and c.counterparty_node_id == counterparty_node_id
+         and ChannelId.v1_from_funding_outpoint(c.funding_txo.txid, c.funding_txo.vout) == msg.channel_id),
+        None,
+    )
+    if chan is None:
+        return
+    _mark_funded(cm, chan)
+    cm.tx_broadcaster.broadcast_transactions([chan.funding_transaction])
+    _channel_pending(cm, chan)
+
+
+def _mark_funded(cm: ChannelManager, chan: Channel) -> None:
+    """Re-key the channel by its real id and hand its monitor to the ChainMonitor."""
+    del cm.channels[chan.temporary_channel_id]
+    chan.channel_id = ChannelId.v1_from_funding_outpoint(chan.funding_txo.txid, chan.funding_txo.vout)
+    chan.phase = ChannelPhase.AwaitingChannelReady
+    chan.ticks_waiting = 0
+    cm.channels[chan.channel_id] = chan
+    cm.chain_monitor.watch_channel(cm, chan)
+
+
+def _channel_pending(cm: ChannelManager, chan: Channel) -> None:
+    cm._queue_event(Event.ChannelPending(
+        channel_id=chan.channel_id,
+        user_channel_id=chan.user_channel_id,
+        former_temporary_channel_id=chan.temporary_channel_id,
+        counterparty_node_id=chan.counterparty_node_id,
+        funding_txo=chan.funding_txo,
+        channel_type=chan.channel_type,
+    ))
+    if chan.is_zero_conf():
+        _send_channel_ready(cm, chan)
+
+
+# --- channel_ready --------------------------------------------------------------------------------
+
+
+def best_block_updated(cm: ChannelManager, chan: Channel, txids: dict[Txid, int], height: int) -> None:
+    """LDK's ``Channel::transactions_confirmed`` and ``best_block_updated``: a new block at ``height``
+    (``txids``: its transactions' positions). The funding's position in it makes the channel's scid."""
+    if chan.funding_height is None and chan.funding_txo.txid in txids:
+        chan.funding_height = height
+        tx_index = txids[chan.funding_txo.txid]
+        chan.short_channel_id = (height << 40) | (tx_index << 16) | chan.funding_txo.vout
+        cm._changed()
+    if chan.phase is ChannelPhase.AwaitingChannelReady:
+        _check_funding_depth(cm, chan, height)
+
+
+def _check_funding_depth(cm: ChannelManager, chan: Channel, height: int) -> None:
+    """Send ``channel_ready`` once the funding is deep enough; give up on a funding that never confirms."""
+    if chan.funding_height is not None and height - chan.funding_height + 1 >= max(1, chan.minimum_depth):
+        _send_channel_ready(cm, chan)
+    elif chan.funding_height is None and not chan.is_outbound and not chan.is_zero_conf():
+        since = cm._awaiting_funding_since.setdefault(chan.channel_id, height)
+        if height - since >= FUNDING_CONF_DEADLINE_BLOCKS:
+            force_close_channel(cm, chan, ClosureReason.FundingTimedOut(), broadcast=False)
+
+
+def _send_channel_ready(cm: ChannelManager, chan: Channel) -> None:
+    if chan.sent_channel_ready:
+        return
+    chan.sent_channel_ready = True
+    cm._send(chan.counterparty_node_id, msgs.ChannelReady(chan.channel_id, chan.short_channel_id))
+    _maybe_ready(cm, chan)
+
+
+def internal_channel_ready(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.ChannelReady) -> None:
+    chan = cm._find_channel(counterparty_node_id, msg.channel_id)
+    if chan is None or chan.phase is not ChannelPhase.AwaitingChannelReady:
+        return
+    chan.received_channel_ready = True
+    _maybe_ready(cm, chan)
+
+
+def _maybe_ready(cm: ChannelManager, chan: Channel) -> None:
+    """Both sides sent ``channel_ready``: the channel is usable (ChannelReady)."""
+    if chan.sent_channel_ready and chan.received_channel_ready and chan.phase is ChannelPhase.AwaitingChannelReady:
+        chan.phase = ChannelPhase.Ready
+        cm._announce(chan)
+        cm._queue_event(Event.ChannelReady(
+            channel_id=chan.channel_id,
+            user_channel_id=chan.user_channel_id,
+            counterparty_node_id=chan.counterparty_node_id,
+            channel_type=chan.channel_type,
+        ))
+
+
+# --- dropping what was never funded ----------------------------------------------------------------
+
+
+def drop_unfunded_channels(cm: ChannelManager, counterparty_node_id: PublicKey) -> None:
+    """The peer disconnected: its channels not yet funded are forgotten, as BOLT 2 requires."""
+    for chan in list(cm.channels.values()):
+        if chan.counterparty_node_id != counterparty_node_id or chan.is_funded():
+            continue
+        if chan.phase in (ChannelPhase.Closed,):
+            continue
+        if chan.phase is ChannelPhase.UnacceptedInbound:
+            del cm.channels[chan.channel_id]
+        else:
+            close_unfunded(cm, chan, ClosureReason.DisconnectedPeer())
+
+
+
+def timer_tick(cm: ChannelManager) -> bool:
+    """Drop requests not accepted within 2 ticks; close channels not funded within 60. True if any was."""
+    changed = False
+    for chan in list(cm.channels.values()):
+        if chan.phase is ChannelPhase.UnacceptedInbound:
+            chan.ticks_waiting += 1
+            if chan.ticks_waiting >= UNACCEPTED_INBOUND_CHANNEL_AGE_LIMIT_TICKS:
+                del cm.channels[chan.channel_id]
+                cm._send(chan.counterparty_node_id, msgs.ErrorMessage(chan.channel_id, "Channel force-closed"))
+                cm._log(f"Dropped channel request {chan.channel_id}: not accepted within 2 ticks")
+                changed = True
+        elif chan.phase in (ChannelPhase.OutboundAwaitingAccept, ChannelPhase.AwaitingFundingTx,
+                            ChannelPhase.InboundAwaitingFunding, ChannelPhase.FundingCreatedSent):
+            chan.ticks_waiting += 1
+            if chan.ticks_waiting >= UNFUNDED_CHANNEL_AGE_LIMIT_TICKS:
+                timeout = "Force-closing pending channel due to timeout awaiting establishment handshake"
+                cm._send(chan.counterparty_node_id, msgs.ErrorMessage(chan.channel_id, timeout))
+                close_unfunded(cm, chan, ClosureReason.HolderForceClosed(False))  # as LDK's tick
+                changed = True
+    return changed

@@ -1,0 +1,165 @@
+"""Payments to us that have arrived: collected part by part, then claimed or failed back.
+
+Mirrors LDK's ``ClaimablePayments`` and the receiving half of ``lightning::ln::channelmanager``
+in LDK 0.1, which LDK keeps in channelmanager.rs: an HTLC for us is checked and added to
+its payment until the payment is whole (``PaymentClaimable``), then ``claim_funds`` takes
+it (``PaymentClaimed``) or ``fail_htlc_backwards`` refuses it. A payment left incomplete
+for ``MPP_TIMEOUT_TICKS``, or unclaimed until its claim deadline, is failed back.
+
+The payments live on the ChannelManager (``claimable``), as in LDK. Each function takes
+the manager; its caller holds the manager's lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Optional
+
+from ..chain.chainmonitor import HTLC_FAIL_BACK_BUFFER
+from ..events import ClaimedHTLC, Event, HTLCDestination, PaymentPurpose
+from ..ln import msgs
+from ..ln.channel import Channel, InboundHTLC
+from ..ln.outbound_payment import RecipientOnionFields
+from ..ser import Record
+from ..types import ChannelId, PaymentHash, PaymentId, PaymentPreimage, PublicKey
+from . import forwarding, inbound_payment
+
+if TYPE_CHECKING:
+    from .channelmanager import ChannelManager
+
+#: LDK's ``MPP_TIMEOUT_TICKS``: an incomplete multi-part payment is failed after this many ticks.
+MPP_TIMEOUT_TICKS = 3
+
+
+class ClaimableHTLC(Record):
+    """An HTLC to us that has arrived and waits, alone or with the other parts of its payment."""
+
+    channel_id: ChannelId
+    htlc_id: int
+    user_channel_id: int
+    amount_msat: int
+    cltv_expiry: int
+    total_msat: int
+    counterparty_node_id: PublicKey
+
+
+class ClaimablePayment(Record, frozen=False):
+    """The HTLCs of one payment to us, and what the handler was told about it."""
+
+    payment_hash: PaymentHash
+    purpose: PaymentPurpose
+    onion_fields: Optional[RecipientOnionFields]
+    htlcs: tuple[ClaimableHTLC, ...]
+    ticks: int
+    announced: bool  # PaymentClaimable was raised
+
+
+def receive(cm: ChannelManager, chan: Channel, htlc: InboundHTLC) -> None:
+    """The HTLC is for us: check it, collect the parts, raise PaymentClaimable when whole."""
+    final = htlc.onion.final
+    purpose = inbound_payment.payment_purpose(cm.inbound_payments, htlc.payment_hash, final, cm.clock.unix_time())
+    if purpose is None or final.amt_to_forward > htlc.amount_msat or final.outgoing_cltv_value > htlc.cltv_expiry:
+        forwarding.fail_inbound(cm, chan, htlc, forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, None,
+                                HTLCDestination.FailedPayment(htlc.payment_hash))
+        return
+    part = ClaimableHTLC(chan.channel_id, htlc.htlc_id, chan.user_channel_id, htlc.amount_msat,
+                         htlc.cltv_expiry, final.total_msat, chan.counterparty_node_id)
+    onion_fields = RecipientOnionFields(final.payment_secret, final.payment_metadata)
+    claimable = cm.claimable.get(htlc.payment_hash)
+    if claimable is None or claimable.announced:
+        # A second payment for a hash already claimable: LDK raises it as its own payment.
+        claimable = ClaimablePayment(htlc.payment_hash, purpose, onion_fields, (), 0, False)
+        cm.claimable[htlc.payment_hash] = claimable
+    claimable.htlcs = claimable.htlcs + (part,)
+    received = sum(h.amount_msat for h in claimable.htlcs)
+    if received >= final.total_msat:
+        claimable.announced = True
+        first = claimable.htlcs[0]
+        cm._queue_event(Event.PaymentClaimable(
+            receiver_node_id=cm._our_node_id,
+            payment_hash=htlc.payment_hash,
+            onion_fields=onion_fields,
+            amount_msat=received,
+            counterparty_skimmed_fee_msat=0,
+            purpose=purpose,
+            via_channel_id=first.channel_id,
+            via_user_channel_id=first.user_channel_id,
+            claim_deadline=min(h.cltv_expiry for h in claimable.htlcs) - HTLC_FAIL_BACK_BUFFER,
+            payment_id=_inbound_payment_id(claimable),
+        ))
+
+
+def _inbound_payment_id(claimable: ClaimablePayment) -> PaymentId:
+    """LDK's ``PaymentId`` of a received payment: a hash of the HTLCs it arrived in."""
+    parts = b"".join(bytes(h.channel_id) + h.htlc_id.to_bytes(8, "big") for h in claimable.htlcs)
+    return PaymentId(hashlib.sha256(b"inbound payment id" + parts).digest())
+
+
+def claim_funds(cm: ChannelManager, payment_preimage: PaymentPreimage) -> None:
+    """Fulfil every part of the payment with this preimage, then raise PaymentClaimed."""
+    payment_hash = payment_preimage.payment_hash()
+    claimable = cm.claimable.get(payment_hash)
+    if claimable is None or not claimable.announced:
+        cm._log(f"claim_funds: no claimable payment with hash {payment_hash}")
+        return
+    del cm.claimable[payment_hash]
+    htlcs = []
+    for part in claimable.htlcs:
+        chan = cm.channels.get(part.channel_id)
+        if chan is None or part.htlc_id not in chan.pending_inbound_htlcs:
+            continue
+        cm._fulfill_inbound(chan, chan.pending_inbound_htlcs[part.htlc_id], payment_preimage)
+        htlcs.append(ClaimedHTLC(part.channel_id, part.user_channel_id, part.cltv_expiry, part.amount_msat, 0))
+    purpose = claimable.purpose
+    if isinstance(purpose, PaymentPurpose.Bolt11InvoicePayment) and purpose.payment_preimage is None:
+        purpose = PaymentPurpose.Bolt11InvoicePayment(payment_preimage, purpose.payment_secret)
+    cm._queue_event(Event.PaymentClaimed(
+        receiver_node_id=cm._our_node_id,
+        payment_hash=payment_hash,
+        amount_msat=sum(h.value_msat for h in htlcs),
+        purpose=purpose,
+        htlcs=tuple(htlcs),
+        sender_intended_total_msat=claimable.htlcs[0].total_msat if claimable.htlcs else None,
+        onion_fields=claimable.onion_fields,
+        payment_id=_inbound_payment_id(claimable),
+    ))
+
+
+def fail_htlc_backwards(cm: ChannelManager, payment_hash: PaymentHash) -> None:
+    """Fail every part of a claimable payment back as incorrect_or_unknown_payment_details."""
+    claimable = cm.claimable.pop(payment_hash, None)
+    if claimable is None:
+        return
+    for part in claimable.htlcs:
+        chan = cm.channels.get(part.channel_id)
+        if chan is None or part.htlc_id not in chan.pending_inbound_htlcs:
+            continue
+        reason = msgs.FailureOnion(cm._our_node_id, forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, None, None)
+        forwarding.queue_fail_back(cm, forwarding.PendingFailBack(chan.channel_id, part.htlc_id, reason,
+                                                                  HTLCDestination.FailedPayment(payment_hash)))
+
+
+def fail_expired(cm: ChannelManager, height: int) -> None:
+    """Payments left unclaimed until their claim deadline are failed back, as LDK does."""
+    for payment_hash, claimable in list(cm.claimable.items()):
+        deadline = min(h.cltv_expiry for h in claimable.htlcs) - HTLC_FAIL_BACK_BUFFER
+        if height >= deadline:
+            cm._log(f"Failing back unclaimed payment {payment_hash}: its claim deadline {deadline} passed")
+            cm.fail_htlc_backwards(payment_hash)
+
+
+def timer_tick(cm: ChannelManager) -> bool:
+    """Fail back the parts of a payment still incomplete after MPP_TIMEOUT_TICKS. True if any was."""
+    changed = False
+    for payment_hash, claimable in list(cm.claimable.items()):
+        if claimable.announced:
+            continue
+        claimable.ticks += 1
+        if claimable.ticks >= MPP_TIMEOUT_TICKS:
+            del cm.claimable[payment_hash]
+            for part in claimable.htlcs:
+                reason = msgs.FailureOnion(cm._our_node_id, forwarding.MPP_TIMEOUT, None, None)
+                forwarding.queue_fail_back(cm, forwarding.PendingFailBack(
+                    part.channel_id, part.htlc_id, reason, HTLCDestination.FailedPayment(payment_hash)))
+            changed = True
+    return changed

@@ -1,0 +1,247 @@
+"""Forwarding HTLCs to the next hop, holding intercepted ones, and failing HTLCs back.
+
+Mirrors the forwarding half of ``lightning::ln::channelmanager`` in LDK 0.1, which LDK
+keeps in channelmanager.rs: ``internal_update_add_htlc``, ``process_pending_htlc_forwards``
+(and the ``PendingHTLCsForwardable`` event that asks for it), intercepted HTLCs
+(``get_intercept_scid``, ``forward_intercepted_htlc``, ``fail_intercepted_htlc``) and
+``fail_htlc_backwards_internal`` with BOLT 4's failure codes.
+
+The queues live on the ChannelManager (``forward_htlcs``, ``fail_backs``, ``intercepted``),
+as in LDK. Each function takes the manager; its caller holds the manager's lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import TYPE_CHECKING, Optional
+
+from ..errors import APIError
+from ..events import Event, HTLCDestination
+from ..ln import msgs
+from ..ln.channel import Channel, ChannelPhase, HTLCPreviousHop, HTLCState, InboundHTLC, OutboundHTLC
+from ..ser import Record
+from ..types import ChannelId, InterceptId, PaymentPreimage, PublicKey
+from . import claimable_payments
+from .channel_close import maybe_closing_signed
+
+if TYPE_CHECKING:
+    from .channelmanager import ChannelManager
+
+#: LDK's ``MIN_HTLC_RELAY_HOLDING_CELL_MILLIS``: the ``time_forwardable`` of PendingHTLCsForwardable.
+MIN_HTLC_RELAY_HOLDING_CELL_MILLIS = 100
+
+# BOLT 4 failure codes
+PERM, NODE, UPDATE = 0x4000, 0x2000, 0x1000
+INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS = PERM | 15
+UNKNOWN_NEXT_PEER = PERM | 10
+TEMPORARY_CHANNEL_FAILURE = UPDATE | 7
+FEE_INSUFFICIENT = UPDATE | 12
+INCORRECT_CLTV_EXPIRY = UPDATE | 13
+MPP_TIMEOUT = 23
+PERMANENT_CHANNEL_FAILURE = PERM | 8
+
+
+class PendingForward(Record):
+    """An HTLC that arrived and waits for ``process_pending_htlc_forwards``."""
+
+    channel_id: ChannelId
+    htlc_id: int
+
+
+class PendingFailBack(Record):
+    """An HTLC to fail back to the node that sent it, once forwards are processed."""
+
+    channel_id: ChannelId
+    htlc_id: int
+    reason: msgs.FailureOnion
+    destination: Optional[HTLCDestination]
+
+
+# --- HTLCs arriving -------------------------------------------------------------------------------
+
+
+def internal_update_add_htlc(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.UpdateAddHTLC) -> None:
+    """LDK's ``internal_update_add_htlc``: take the HTLC in; where it goes is decided on the next processing."""
+    chan = cm._find_channel(counterparty_node_id, msg.channel_id)
+    if chan is None or chan.phase not in (ChannelPhase.Ready, ChannelPhase.ShuttingDown):
+        return
+    chan.pending_inbound_htlcs[msg.htlc_id] = InboundHTLC(
+        msg.htlc_id, msg.amount_msat, msg.payment_hash, msg.cltv_expiry, msg.onion, HTLCState.Committed
+    )
+    cm.forward_htlcs.append(PendingForward(chan.channel_id, msg.htlc_id))
+    forwardable(cm)
+
+
+def forwardable(cm: ChannelManager) -> None:
+    """Ask the handler to call process_pending_htlc_forwards, once per batch as LDK does."""
+    if not cm._pending_forwardable_event:
+        cm._pending_forwardable_event = True
+        cm._queue_event(Event.PendingHTLCsForwardable(timedelta(milliseconds=MIN_HTLC_RELAY_HOLDING_CELL_MILLIS)))
+    cm._changed()
+
+
+def process_pending_htlc_forwards(cm: ChannelManager) -> None:
+    """Forward, receive or fail back every HTLC waiting since the last call, in the order they came."""
+    cm._pending_forwardable_event = False
+    forwards, cm.forward_htlcs = cm.forward_htlcs, []
+    fail_backs, cm.fail_backs = cm.fail_backs, []
+    released, cm._released_intercepts = cm._released_intercepts, []
+    for fwd in forwards:
+        _process_one_forward(cm, fwd)
+    for fwd, out_channel_id, amount_msat in released:
+        _forward_released(cm, fwd, out_channel_id, amount_msat)
+    for fail in fail_backs:
+        _fail_back_now(cm, fail)
+
+
+def _process_one_forward(cm: ChannelManager, fwd: PendingForward) -> None:
+    chan = cm.channels.get(fwd.channel_id)
+    if chan is None or fwd.htlc_id not in chan.pending_inbound_htlcs:
+        return
+    htlc = chan.pending_inbound_htlcs[fwd.htlc_id]
+    if not htlc.onion.hops:
+        claimable_payments.receive(cm, chan, htlc)
+        return
+    hop = htlc.onion.hops[0]
+    if hop.short_channel_id in cm.intercept_scids and cm.config.accept_intercept_htlcs:
+        intercept_id = InterceptId(hashlib.sha256(bytes(chan.channel_id) + fwd.htlc_id.to_bytes(8, "big")).digest())
+        cm.intercepted[intercept_id] = fwd
+        cm._queue_event(Event.HTLCIntercepted(
+            intercept_id, hop.short_channel_id, htlc.payment_hash, htlc.amount_msat, hop.amt_to_forward
+        ))
+        return
+    out_chan = cm._channel_by_scid(hop.short_channel_id)
+    if out_chan is None:
+        fail_inbound(cm, chan, htlc, UNKNOWN_NEXT_PEER, None, HTLCDestination.UnknownNextHop(hop.short_channel_id))
+        return
+    # LDK's can_forward_htlc: our fee and CLTV delta for the next channel, and room on it.
+    ppm = out_chan.forwarding_fee_proportional_millionths
+    fee_needed = out_chan.forwarding_fee_base_msat + hop.amt_to_forward * ppm // 1_000_000
+    if htlc.amount_msat - hop.amt_to_forward < fee_needed:
+        fail_inbound(cm, chan, htlc, FEE_INSUFFICIENT, out_chan.get_outbound_payment_scid(), None)
+        return
+    if htlc.cltv_expiry - hop.outgoing_cltv_value < out_chan.cltv_expiry_delta:
+        fail_inbound(cm, chan, htlc, INCORRECT_CLTV_EXPIRY, out_chan.get_outbound_payment_scid(), None)
+        return
+    if not cm._is_usable(out_chan) or hop.amt_to_forward > out_chan.next_outbound_htlc_limit_msat():
+        fail_inbound(
+            cm, chan, htlc, TEMPORARY_CHANNEL_FAILURE, out_chan.get_outbound_payment_scid(),
+            HTLCDestination.NextHopChannel(out_chan.counterparty_node_id, out_chan.channel_id),
+        )
+        return
+    previous = HTLCPreviousHop(chan.channel_id, htlc.htlc_id, htlc.amount_msat, chan.counterparty_node_id)
+    next_onion = msgs.Onion(htlc.onion.hops[1:], htlc.onion.final)
+    cm._add_outbound_htlc(out_chan, hop.amt_to_forward, htlc.payment_hash, hop.outgoing_cltv_value,
+                          next_onion, previous_hop=previous, route=None)
+
+
+def claim_previous_hop(
+    cm: ChannelManager, chan: Channel, htlc: OutboundHTLC, preimage: PaymentPreimage, on_chain: bool
+) -> None:
+    """LDK's ``claim_funds_from_hop``: a forwarded HTLC was fulfilled, so claim the one it came in on."""
+    prev = htlc.previous_hop
+    prev_chan = cm.channels.get(prev.channel_id)
+    if prev_chan is not None and prev.htlc_id in prev_chan.pending_inbound_htlcs:
+        cm._fulfill_inbound(prev_chan, prev_chan.pending_inbound_htlcs[prev.htlc_id], preimage)
+    cm._queue_event(Event.PaymentForwarded(
+        prev_channel_id=prev.channel_id,
+        next_channel_id=chan.channel_id,
+        prev_user_channel_id=prev_chan.user_channel_id if prev_chan else None,
+        next_user_channel_id=chan.user_channel_id,
+        prev_node_id=prev.counterparty_node_id,
+        next_node_id=chan.counterparty_node_id,
+        total_fee_earned_msat=prev.amount_msat - htlc.amount_msat,
+        skimmed_fee_msat=None,
+        claim_from_onchain_tx=on_chain,
+        outbound_amount_forwarded_msat=htlc.amount_msat,
+    ))
+
+
+# --- interception ---------------------------------------------------------------------------------
+
+
+def get_intercept_scid(cm: ChannelManager) -> int:
+    """A fake scid: an HTLC sent over it raises HTLCIntercepted instead of failing (if the config allows)."""
+    scid = int.from_bytes(cm._random_bytes()[:5], "big")
+    cm.intercept_scids.add(scid)
+    return scid
+
+
+def forward_intercepted_htlc(
+    cm: ChannelManager, intercept_id: InterceptId, next_hop_channel_id: ChannelId, next_node_id: PublicKey,
+    amt_to_forward_msat: int,
+) -> None:
+    """Release an intercepted HTLC onto a real channel, for the next processing to send."""
+    fwd = cm.intercepted.get(intercept_id)
+    if fwd is None:
+        raise APIError.APIMisuseError(f"Payment with intercept id {intercept_id} not found")
+    out_chan = cm._channel_for_peer(next_hop_channel_id, next_node_id)
+    if not cm._is_usable(out_chan):
+        raise APIError.ChannelUnavailable(f"Channel with id {next_hop_channel_id} not fully established")
+    del cm.intercepted[intercept_id]
+    # LDK puts it in forward_htlcs: it goes out on the next process_pending_htlc_forwards.
+    cm._released_intercepts.append((fwd, out_chan.channel_id, amt_to_forward_msat))
+    forwardable(cm)
+
+
+def _forward_released(cm: ChannelManager, fwd: PendingForward, out_channel_id: ChannelId, amount_msat: int) -> None:
+    """Send a released HTLC on; if its channel went away meanwhile, fail it back."""
+    chan = cm.channels.get(fwd.channel_id)
+    if chan is None or fwd.htlc_id not in chan.pending_inbound_htlcs:
+        return
+    htlc = chan.pending_inbound_htlcs[fwd.htlc_id]
+    out_chan = cm.channels.get(out_channel_id)
+    if out_chan is None or not cm._is_usable(out_chan):
+        fail_inbound(cm, chan, htlc, TEMPORARY_CHANNEL_FAILURE, None,
+                     HTLCDestination.UnknownNextHop(htlc.onion.hops[0].short_channel_id))
+        return
+    previous = HTLCPreviousHop(chan.channel_id, htlc.htlc_id, htlc.amount_msat, chan.counterparty_node_id)
+    cm._add_outbound_htlc(out_chan, amount_msat, htlc.payment_hash, htlc.onion.hops[0].outgoing_cltv_value,
+                          msgs.Onion(htlc.onion.hops[1:], htlc.onion.final), previous, None)
+
+
+def fail_intercepted_htlc(cm: ChannelManager, intercept_id: InterceptId) -> None:
+    """Fail an intercepted HTLC back as unknown_next_peer, as if the fake scid led nowhere."""
+    fwd = cm.intercepted.pop(intercept_id, None)
+    if fwd is None:
+        raise APIError.APIMisuseError(f"Payment with intercept id {intercept_id} not found")
+    chan = cm.channels[fwd.channel_id]
+    htlc = chan.pending_inbound_htlcs[fwd.htlc_id]
+    scid = htlc.onion.hops[0].short_channel_id
+    fail_inbound(cm, chan, htlc, UNKNOWN_NEXT_PEER, None, HTLCDestination.UnknownNextHop(scid))
+
+
+# --- failing back ---------------------------------------------------------------------------------
+
+
+def fail_inbound(
+    cm: ChannelManager, chan: Channel, htlc: InboundHTLC, code: int, scid: Optional[int],
+    destination: Optional[HTLCDestination],
+) -> None:
+    """Fail an inbound HTLC back: queued for the next process_pending_htlc_forwards, as LDK does."""
+    permanent = bool(code & PERM) if scid is not None else None
+    reason = msgs.FailureOnion(cm._our_node_id, code, scid, permanent)
+    queue_fail_back(cm, PendingFailBack(chan.channel_id, htlc.htlc_id, reason, destination))
+
+
+def queue_fail_back(cm: ChannelManager, fail: PendingFailBack) -> None:
+    """LDK's ``fail_htlc_backwards_internal``: ``HTLCHandlingFailed`` now, then a new
+    ``PendingHTLCsForwardable``; the ``update_fail_htlc`` goes out on the next processing."""
+    cm.fail_backs.append(fail)
+    if fail.destination is not None:
+        chan = cm.channels.get(fail.channel_id)
+        cm._queue_event(Event.HTLCHandlingFailed(chan.channel_id if chan else fail.channel_id, fail.destination))
+    forwardable(cm)
+
+
+def _fail_back_now(cm: ChannelManager, fail: PendingFailBack) -> None:
+    """Send the queued ``update_fail_htlc``; on a closed channel the HTLC is only dropped."""
+    chan = cm.channels.get(fail.channel_id)
+    if chan is None or fail.htlc_id not in chan.pending_inbound_htlcs:
+        return
+    del chan.pending_inbound_htlcs[fail.htlc_id]
+    if chan.phase is not ChannelPhase.Closed:
+        cm._send(chan.counterparty_node_id, msgs.UpdateFailHTLC(chan.channel_id, fail.htlc_id, fail.reason))
+        cm.chain_monitor.channel_updated(cm, chan)
+    maybe_closing_signed(cm, chan)
