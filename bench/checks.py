@@ -15,7 +15,7 @@ import time
 os.environ.setdefault("LDKKIT_PROGRESS_FILE", os.path.join(tempfile.mkdtemp(), "progress.json"))
 
 from ldkkit import scenarios  # noqa: E402
-from ldkkit.exercises import _CHECKS, check  # noqa: E402
+from ldkkit.exercises import EXERCISES, check  # noqa: E402
 from ldkkit.reference import handle_ldk_events  # noqa: E402
 
 
@@ -28,7 +28,7 @@ def timed(fn) -> float:
 def main() -> None:
     scenarios.run("inbound_open_accept")  # warm imports
     print(f"bare_scenario_inbound_open_accept {timed(lambda: scenarios.run('inbound_open_accept')) * 1000:.0f} ms")
-    for name in _CHECKS:
+    for name in EXERCISES:
         print(f"check_{name} {timed(lambda name=name: check(name, handle_ldk_events)) * 1000:.0f} ms")
     print("target_per_check 500 ms")
 

@@ -20,10 +20,12 @@ Like ldk-sample's client it is also the node's ``FeeEstimator``, ``BroadcasterIn
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from .bitcoin import Address, Network, OutPoint, ScriptBuf, Transaction, TxIn, TxOut
 from .chain.chaininterface import FEERATE_FLOOR_SATS_PER_KW, ConfirmationTarget, fee_for_weight
@@ -58,6 +60,14 @@ DEFAULT_FEERATES: dict[ConfirmationTarget, int] = {
     ConfirmationTarget.ChannelCloseMinimum: FEERATE_FLOOR_SATS_PER_KW,
     ConfirmationTarget.OutputSpendingFee: FEERATE_FLOOR_SATS_PER_KW,
 }
+
+
+@functools.lru_cache(maxsize=65_536)
+def _derive(account: Any, branch: int, index: int) -> tuple[bytes, bytes]:
+    """The wallet key ``account/branch/index``: (secret, compressed public key). Every node the simulation
+    builds from the same seed derives the same keys, so they are derived once per process."""
+    key = account.derive([branch, index])
+    return key.key.secret, key.get_public_key().sec()
 
 
 class BitcoindError(Exception):
@@ -145,10 +155,9 @@ class BitcoindClient:
         """Keep GAP_LIMIT keys derived past the next unused one, so coins paid to them are seen."""
         scripts = self._scripts[branch]
         while len(scripts) < self._next[branch] + GAP_LIMIT:
-            key = self._account.derive([branch, len(scripts)])
-            pubkey = key.get_public_key().sec()
+            secret, pubkey = _derive(self._account, branch, len(scripts))
             script = ScriptBuf.new_p2wpkh(pubkey)
-            self._keys[script] = (key.key.secret, pubkey)
+            self._keys[script] = (secret, pubkey)
             self._index[script] = (branch, len(scripts))
             scripts.append(script)
 

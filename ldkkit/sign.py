@@ -323,6 +323,7 @@ class KeysManager:
         self._lock = threading.Lock()
         self._rand_index = 0
         self._channel_child_index = 0
+        self._signers: dict[tuple[int, bytes], InMemorySigner] = {}
 
     # --- NodeSigner / EntropySource ---------------------------------------------------------
 
@@ -359,6 +360,13 @@ class KeysManager:
         """LDK's derivation: a per-channel seed from the id, our seed and a hardened child of ``m/3'``."""
         if len(channel_keys_id) != 32:
             raise ValueError(f"channel_keys_id must be 32 bytes, got {len(channel_keys_id)}")
+        key = (channel_value_satoshis, bytes(channel_keys_id))
+        signer = self._signers.get(key)
+        if signer is None:  # the same answer every time: derived once (monitors ask on every block)
+            signer = self._signers[key] = self._derive_channel_keys(channel_value_satoshis, bytes(channel_keys_id))
+        return signer
+
+    def _derive_channel_keys(self, channel_value_satoshis: int, channel_keys_id: bytes) -> InMemorySigner:
         child = (int.from_bytes(channel_keys_id[:8], "big") & 0xFFFFFFFF) % (1 << 31)
         child_key = self._channel_master_key.derive([child + 0x80000000]).key.secret
         seed = _sha256(channel_keys_id, self._seed, child_key)

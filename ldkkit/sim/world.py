@@ -169,9 +169,7 @@ class World:
         loop = self.runtime.loop
         self._tasks[node.name] = [
             loop.create_task(self._drive(node), name=f"drive-{node.name}"),
-            loop.create_task(self._every(node, FRESHNESS_TIMER, node.channel_manager.timer_tick_occurred)),
-            loop.create_task(self._every(node, PING_TIMER, node.peer_manager.timer_tick_occurred)),
-            loop.create_task(self._every(node, REBROADCAST_TIMER, node.chain_monitor.rebroadcast_pending_claims)),
+            loop.create_task(self._timers(node), name=f"timers-{node.name}"),
         ]
 
     def restart_node(self, node: Node, handler: Optional[Callable[..., Any]] = None) -> Node:
@@ -247,11 +245,26 @@ class World:
             if self._world_drives(node) and node.persist and node.channel_manager.get_and_clear_needs_persistence():
                 node.fs_store.write("", "", CHANNEL_MANAGER_PERSISTENCE_KEY, node.channel_manager.encode())
 
-    async def _every(self, node: Node, seconds: int, action: Callable[[], None]) -> None:
+    async def _timers(self, node: Node) -> None:
+        """The processor's timers: the ChannelManager's tick every 60 s, the claims' rebroadcast every 30 s.
+
+        The PeerManager's 10 s ping tick only counts in the simulation (peers always answer), so the ticks
+        that fell due are counted at the next of the other two timers, rather than waking the world for them.
+        """
+        timers = ((FRESHNESS_TIMER, node.channel_manager.timer_tick_occurred),
+                  (REBROADCAST_TIMER, node.chain_monitor.rebroadcast_pending_claims))
+        elapsed = 0
         while True:
-            await asyncio.sleep(seconds)
-            if self._world_drives(node):
-                action()
+            step = min(period - elapsed % period for period, _ in timers)
+            await asyncio.sleep(step)
+            elapsed += step
+            if not self._world_drives(node):
+                continue
+            for _ in range(step // PING_TIMER):
+                node.peer_manager.timer_tick_occurred()
+            for period, action in timers:
+                if elapsed % period == 0:
+                    action()
 
     @staticmethod
     def _world_drives(node: Node) -> bool:
