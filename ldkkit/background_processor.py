@@ -123,6 +123,10 @@ _LDK_HANDLES_FIRST = frozenset(
 )
 
 
+#: The timers a sleeping loop may run without waking (see ``_RunBody.quiet_tick``).
+_QUIET_TIMERS = frozenset({"ping", "freshness", "rebroadcast"})
+
+
 # --- the loop body both forms share (LDK's ``define_run_body!``) ---------------------------------
 
 
@@ -254,6 +258,34 @@ class _RunBody:
         if self._fire("rebroadcast", now):
             self.chain_monitor.rebroadcast_pending_claims()
 
+    def quiet_tick(self, now_us: int) -> Optional[int]:
+        """At a deadline of the simulation's clock, run the due timers without waking the loop, if that is
+        all the wake would do; returns the next deadline, or None to wake the loop as usual.
+
+        It runs only the ping, freshness and rebroadcast timers, in the loop's order. If they leave
+        events, messages or a persist for the loop (their futures complete), the loop is woken and does
+        the rest of its iteration as it would have. Otherwise the iteration would have done nothing,
+        and skipping the thread hand-over changes nothing but the time it takes.
+        """
+        due = [name for name, timer in self.timers.items() if timer.due(now_us)]
+        if not due or not set(due) <= _QUIET_TIMERS or self.replay_pending():
+            return None
+        if any(future.is_complete() for future in self.futures()):
+            return None
+        for name, action in (("freshness", self.channel_manager.timer_tick_occurred),
+                             ("ping", self.peer_manager.timer_tick_occurred),
+                             ("rebroadcast", self.chain_monitor.rebroadcast_pending_claims)):
+            if self._fire(name, now_us):
+                action()
+        if any(future.is_complete() for future in self.futures()) or self._work_left():
+            return None
+        return self.next_deadline_us(now_us, POLL_INTERVAL_S)
+
+    def _work_left(self) -> bool:
+        """Whether the top of the loop would find anything to do: events, or messages to send."""
+        return (self.channel_manager.has_pending_events() or self.chain_monitor.has_pending_events()
+                or bool(self.channel_manager.pending_msg_events))
+
     def _fire(self, name: str, now_us: int) -> bool:
         timer = self.timers[name]
         if not timer.due(now_us):
@@ -313,6 +345,7 @@ class _ThreadState:
         self.participant: Optional[Participant] = None
         if body.runtime is not None:
             self.participant = body.runtime.join(f"the BackgroundProcessor of {body.logger.name or 'a node'}")
+            self.participant.on_deadline = body.quiet_tick
 
     def run(self) -> None:
         body = self.body

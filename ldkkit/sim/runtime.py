@@ -99,6 +99,9 @@ class Participant:
         self.idle = False
         self.deadline_us: int | None = None
         self.wake_pending = False  # set by wake-up callbacks, for waiters that check it
+        #: Work small enough to do without waking it when its deadline comes (a timer that only counts):
+        #: called with the time, it returns its next deadline, or None to be woken as usual.
+        self.on_deadline: Callable[[int], int | None] | None = None
         #: Set when its processor is asked to stop: a wait on the world must not outlive that.
         self.stopping = False
 
@@ -181,21 +184,41 @@ class Runtime:
             return False  # they were busy: let the loop handle what they sent first
 
     def jump(self, target_us: int | None) -> bool:
-        """Move the clock to the next thing due, within what ``advance`` allows. True if it moved."""
+        """Move the clock to the next thing due, within what ``advance`` allows. True if it moved.
+
+        A participant that handles its own deadline asleep (``on_deadline``) is not woken, and the
+        clock goes straight on to the next deadline, until one needs the loop or a participant awake.
+        """
+        moved = False
         with self.cond:
-            deadlines = [p.deadline_us for p in self.participants if p.deadline_us is not None]
-            candidates = [t for t in [target_us, *deadlines] if t is not None]
-            if not candidates:
-                return False
-            next_us = max(min(candidates), self.clock.now_us())
-            if next_us > self.allowed_until_us + _ROUNDING_SLACK_US:
-                return False
-            self.clock._now_us = next_us
-            for p in self.participants:
-                if p.deadline_us is not None and p.deadline_us <= next_us:
+            while True:
+                deadlines = [p.deadline_us for p in self.participants if p.deadline_us is not None]
+                candidates = [t for t in [target_us, *deadlines] if t is not None]
+                if not candidates:
+                    break
+                next_us = max(min(candidates), self.clock.now_us())
+                if next_us > self.allowed_until_us + _ROUNDING_SLACK_US:
+                    break
+                self.clock._now_us = next_us
+                moved = True
+                if not self._reach_deadlines(next_us) or (target_us is not None and next_us >= target_us):
+                    break
+            if moved:
+                self.cond.notify_all()
+            return moved
+
+    def _reach_deadlines(self, now_us: int) -> bool:
+        """Let the participants due at ``now_us`` act; False if one had to be woken."""
+        asleep = True
+        for p in self.participants:
+            if p.deadline_us is not None and p.deadline_us <= now_us:
+                later = p.on_deadline(now_us) if p.on_deadline is not None else None
+                if later is not None and later > now_us and p.idle:
+                    p.deadline_us = later  # done while it stays asleep: no thread hand-over
+                else:
                     p.idle = False
-            self.cond.notify_all()
-            return True
+                    asleep = False
+        return asleep
 
     def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coro`` on the loop to completion, then let everything it started settle."""
