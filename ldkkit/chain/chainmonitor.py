@@ -502,10 +502,11 @@ class ChainMonitor:
         broadcasts: list[Transaction] = []
         with self._lock:
             for monitor in self.monitors.values():
+                before = [(c.feerate_previous, c.timer) for c in monitor.pending_claims]
                 for claim in monitor.pending_claims:
                     broadcasts += self._press(monitor, claim, FeerateStrategy.HighestOfPreviousOrNew)
-                if monitor.pending_claims:
-                    self._persist(monitor)
+                if before != [(c.feerate_previous, c.timer) for c in monitor.pending_claims]:
+                    self._persist(monitor)  # only what changed: a claim asked again as it was needs no write
         self._broadcast(broadcasts)
 
     # --- blocks --------------------------------------------------------------------------------
