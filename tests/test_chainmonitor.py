@@ -10,10 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from ldkkit import reference
-from ldkkit.chain.chaininterface import ConfirmationTarget
-from ldkkit.chain.chainmonitor import ANTI_REORG_DELAY
-from ldkkit.events import Event
+from ldkkit.chain.chaininterface import ConfirmationTarget, fee_for_weight
+from ldkkit.chain.chainmonitor import (
+    ANTI_REORG_DELAY,
+    HTLC_TIMEOUT_TX_WEIGHT,
+    ChannelMonitor,
+    FeerateStrategy,
+    _package_feerate,
+)
+from ldkkit.config import UserConfig
+from ldkkit.events import Event, ReplayEvent
 from ldkkit.events.bump_transaction import BumpTransactionEvent
+from ldkkit.persist import CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE
 from ldkkit.scenarios import Stage, vanish_when_paid
 from ldkkit.sign import SpendableOutputDescriptor
 from ldkkit.sim.world import World
@@ -100,3 +108,95 @@ def test_a_restart_asks_for_the_bump_again_rather_than_reading_it_back():
         world.advance(31)
         after = bumps(me)[before:]
         assert after and isinstance(after[0], BumpTransactionEvent.ChannelClose)
+
+
+def replay_bumps(channel_manager: Any, *args: Any) -> Any:
+    """ldk-sample's handler, except that it cannot finish a BumpTransaction and asks for it again."""
+    if isinstance(args[-1], Event.BumpTransaction):
+        return ReplayEvent()
+    return reference.ldk_sample_handle_ldk_events(channel_manager, *args)
+
+
+def test_package_feerate_follows_ldks_three_strategies():
+    """PackageTemplate::compute_package_feerate: a first claim takes the estimate; a rebroadcast keeps the higher
+    of the two; a forced bump takes a higher estimate, or 25 % more, but not past five times the estimate."""
+    assert _package_feerate(5_000, 0, FeerateStrategy.ForceBump) == 5_000
+    assert _package_feerate(4_000, 6_000, FeerateStrategy.HighestOfPreviousOrNew) == 6_000
+    assert _package_feerate(7_000, 6_000, FeerateStrategy.HighestOfPreviousOrNew) == 7_000
+    assert _package_feerate(7_000, 6_000, FeerateStrategy.ForceBump) == 7_000
+    assert _package_feerate(5_000, 8_000, FeerateStrategy.ForceBump) == 10_000
+    assert _package_feerate(5_000, 24_000, FeerateStrategy.ForceBump) == 25_000  # capped at 5x
+    assert _package_feerate(5_000, 30_000, FeerateStrategy.ForceBump) == 30_000  # never lower than before
+
+
+def test_a_request_waiting_for_the_handler_is_queued_and_reported_before_any_processing():
+    with World(seed=11) as world:
+        stage, _ = force_close_with_an_htlc(world, ignore_bumps)
+        me = stage.me
+        me.driven_by_world = False  # the application is down: nothing processes events
+        stage.mine(1)  # the commitment's claim is asked for again (ForceBump): not handed over yet
+        monitor = me.chain_monitor
+        assert monitor.has_pending_events()
+        assert any(isinstance(e, Event.BumpTransaction) for e in monitor.pending_events())
+
+
+def test_a_request_whose_input_is_spent_meanwhile_is_taken_back():
+    with World(seed=12) as world:
+        stage, _ = force_close_with_an_htlc(world, ignore_bumps)
+        me = stage.me
+        me.driven_by_world = False
+        stage.mine(1)  # a forced bump: a request waits, not yet handed over
+        (waiting,) = [e.bump_event for e in me.chain_monitor.pending_events() if isinstance(e, Event.BumpTransaction)]
+        world.chain.broadcast(waiting.commitment_tx)  # somebody else gets the commitment mined
+        stage.mine(1)
+        assert not [e for e in me.chain_monitor.pending_events() if isinstance(e, Event.BumpTransaction)]
+
+
+def test_a_replayed_request_is_kept_once_per_claim_and_never_written_to_disk():
+    with World(seed=13) as world:
+        stage, _ = force_close_with_an_htlc(world, replay_bumps)
+        me = stage.me
+        world.advance(95)  # three rebroadcasts: each asks again for the same claim
+        queued = [e for e in me.chain_monitor.pending_events() if isinstance(e, Event.BumpTransaction)]
+        assert len(queued) == 1  # the newer request took the older one's place
+        for key in me.fs_store.list(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, ""):
+            stored = ChannelMonitor.decode(me.fs_store.read(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, "", key))
+            assert not any(isinstance(e, Event.BumpTransaction) for e in stored.pending_events)
+
+
+def test_the_htlc_output_is_not_spendable_before_to_self_delay():
+    with World(seed=14) as world:
+        stage, _ = force_close_with_an_htlc(world, reference.ldk_sample_handle_ldk_events)
+        stage.mine(60)
+        resolution = next(b for b in bumps(stage.me) if isinstance(b, BumpTransactionEvent.HTLCResolution))
+        (descriptor,) = resolution.htlc_descriptors
+        (second_stage,) = [txid for txid, tx in world.chain.transactions.items()
+                           if any(i.previous_output == descriptor.outpoint() for i in tx.input)]
+        stage.mine(world.chain.confirmed_at[second_stage] + 142 - world.chain.height())  # 143 confirmations
+        outputs = [o for _, _, e in stage.me.event_log if isinstance(e, Event.SpendableOutputs) for o in e.outputs]
+        assert not [o for o in outputs if o.descriptor.outpoint.txid == second_stage]
+        stage.mine(1)
+        outputs = [o for _, _, e in stage.me.event_log if isinstance(e, Event.SpendableOutputs) for o in e.outputs]
+        assert [o for o in outputs if o.descriptor.outpoint.txid == second_stage]
+
+
+def test_without_anchors_the_monitor_broadcasts_the_htlc_timeout_paying_its_fee_from_the_htlc():
+    """No BumpTransaction on a channel without anchors: the pre-signed HTLC-timeout pays htlc_timeout_tx_weight
+    (663 WU) at the commitment's feerate (NonAnchorChannelFee) out of the HTLC's own value."""
+    with World(seed=15) as world:
+        me = world.add_node("learner", config=UserConfig(manually_accept_inbound_channels=True))
+        stage = Stage(world, me)
+        carol = stage.peer("carol", handler=vanish_when_paid)
+        stage.open(me, carol, 1_000_000)
+        stage.pay(me, stage.invoice(carol, 100_000_000))
+        channel = stage.channel_between(me, carol)
+        assert not channel.channel_type.supports_anchors_zero_fee_htlc_tx()
+        me.channel_manager.force_close_broadcasting_latest_txn(channel.channel_id, carol.node_id, "going away")
+        stage.mine(60)
+        assert not bumps(me)
+        monitor = next(iter(me.chain_monitor.monitors.values()))
+        (spend,) = monitor.htlc_spends
+        tx = world.chain.get_transaction(spend.txid)
+        feerate = me.bitcoind_client.get_est_sat_per_1000_weight(ConfirmationTarget.NonAnchorChannelFee)
+        assert tx.output[0].value == 100_000 - fee_for_weight(feerate, HTLC_TIMEOUT_TX_WEIGHT)
+        assert any(isinstance(e, Event.PaymentFailed) for e in me.events_seen)
