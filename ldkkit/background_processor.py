@@ -270,16 +270,12 @@ class _RunBody:
         due = [name for name, timer in self.timers.items() if timer.due(now_us)]
         if not due or not set(due) <= _QUIET_TIMERS or self.replay_pending():
             return None
-        if any(future.is_complete() for future in self.futures()):
-            return None
         for name, action in (("freshness", self.channel_manager.timer_tick_occurred),
                              ("ping", self.peer_manager.timer_tick_occurred),
                              ("rebroadcast", self.chain_monitor.rebroadcast_pending_claims)):
             if self._fire(name, now_us):
-                action()
-        if any(future.is_complete() for future in self.futures()) or self._work_left():
-            return None
-        return self.next_deadline_us(now_us, POLL_INTERVAL_S)
+                action()  # a future it completes wakes the loop through its callback, as ever
+        return None if self._work_left() else self.next_deadline_us(now_us, POLL_INTERVAL_S)
 
     def _work_left(self) -> bool:
         """Whether the top of the loop would find anything to do: events, or messages to send."""

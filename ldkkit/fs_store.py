@@ -22,10 +22,15 @@ _IN_FLIGHT_LOCK = threading.Lock()
 
 
 class FilesystemStore:
-    """Mirrors ``lightning_persister::fs_store::FilesystemStore``; implements ``KVStore``."""
+    """Mirrors ``lightning_persister::fs_store::FilesystemStore``; implements ``KVStore``.
 
-    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+    ``durable=False`` skips the ``fsync`` calls, for the simulated world's scratch folders: nothing
+    loses power in a simulation, and the folder is deleted afterwards. Writes stay atomic.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str], *, durable: bool = True) -> None:
         self.data_dir = Path(data_dir)
+        self.durable = durable
         self._lock = threading.Lock()  # one writer at a time, as LDK's per-path locks
         self._remove_interrupted_writes()
 
@@ -68,7 +73,8 @@ class FilesystemStore:
                 with open(tmp, "wb") as f:
                     f.write(buf)
                     f.flush()
-                    os.fsync(f.fileno())
+                    if self.durable:
+                        os.fsync(f.fileno())
                 os.replace(tmp, dest)
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -76,7 +82,8 @@ class FilesystemStore:
             finally:
                 with _IN_FLIGHT_LOCK:
                     _IN_FLIGHT.discard(tmp)
-            _fsync_dir(dest.parent)
+            if self.durable:
+                _fsync_dir(dest.parent)
 
     def remove(self, primary_namespace: str, secondary_namespace: str, key: str, lazy: bool = False) -> None:
         """Delete a key. Removing a missing key is not an error, as in LDK."""
@@ -84,7 +91,7 @@ class FilesystemStore:
         path = self._path(primary_namespace, secondary_namespace, key)
         with self._lock:
             path.unlink(missing_ok=True)
-            if not lazy and path.parent.exists():
+            if not lazy and self.durable and path.parent.exists():
                 _fsync_dir(path.parent)
 
     def list(self, primary_namespace: str, secondary_namespace: str) -> list[str]:

@@ -123,3 +123,22 @@ def test_a_worlds_own_storage_folders_go_with_it():
     del world
     gc.collect()
     assert not folder.exists()
+
+
+def test_only_the_worlds_scratch_folders_skip_fsync(tmp_path, monkeypatch):
+    """A folder you chose is written as LDK writes (file and folder fsynced); the world's own scratch folders,
+    deleted with it, skip fsync: no simulated node loses power."""
+    from ldkkit.sim.world import World
+
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    with World(seed=0) as world:
+        scratch = world.add_node("alice").fs_store
+        chosen = world.add_node("bob", storage_dir=str(tmp_path)).fs_store
+        assert (scratch.durable, chosen.durable) == (False, True)
+        synced.clear()
+        scratch.write("", "", "key", b"x")
+        assert synced == []
+        chosen.write("", "", "key", b"x")
+        assert len(synced) == 2  # the file, then its folder
+        assert scratch.read("", "", "key") == chosen.read("", "", "key") == b"x"

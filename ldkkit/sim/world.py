@@ -78,6 +78,7 @@ class World:
         self._announced: set[int] = set()
         self._early_updates: dict[int, list[msgs.ChannelUpdate]] = {}
         self._closed = False
+        self._scratch: set[str] = set()  # the storage folders the world made, and removes
         # An exception in a callback on the world's loop must not vanish into asyncio's log.
         self.runtime.loop.set_exception_handler(self._on_loop_error)
 
@@ -117,7 +118,9 @@ class World:
         keys_manager = KeysManager(self._seed_for(name, b"keys"), EPOCH_UNIX_SECONDS, 0)
         bitcoind_client = BitcoindClient(self.chain, self.network, self._seed_for(name, b"wallet"), logger)
         # Nodes that never restart keep their state in memory, like LDK's TestStore.
-        fs_store: Any = FilesystemStore(storage_dir or self._scratch_dir(name)) if persist else InMemoryStore()
+        folder = storage_dir or self._scratch_dir(name)
+        # A scratch folder is the world's own and goes with it: no fsync (see FilesystemStore's durable).
+        fs_store: Any = FilesystemStore(folder, durable=folder not in self._scratch) if persist else InMemoryStore()
         network_graph = NetworkGraph(self.network, logger)
         scorer = ProbabilisticScorer(None, network_graph, logger)
         router = DefaultRouter(network_graph, logger, keys_manager, scorer, ProbabilisticScoringFeeParameters())
@@ -147,6 +150,7 @@ class World:
         """A storage folder of the world's own: removed once the world is gone (or at exit)."""
         path = tempfile.mkdtemp(prefix=f"ldkkit-{name}-")
         weakref.finalize(self, shutil.rmtree, path, True)
+        self._scratch.add(path)
         return path
 
     def _block_to(self, name: str, block: Any) -> None:
