@@ -123,10 +123,6 @@ _LDK_HANDLES_FIRST = frozenset(
 )
 
 
-#: The timers a sleeping loop may run without waking (see ``_RunBody.quiet_tick``).
-_QUIET_TIMERS = frozenset({"ping", "freshness", "rebroadcast"})
-
-
 # --- the loop body both forms share (LDK's ``define_run_body!``) ---------------------------------
 
 
@@ -259,28 +255,19 @@ class _RunBody:
             self.chain_monitor.rebroadcast_pending_claims()
 
     def quiet_tick(self, now_us: int) -> Optional[int]:
-        """At a deadline of the simulation's clock, run the due timers without waking the loop, if that is
-        all the wake would do; returns the next deadline, or None to wake the loop as usual.
+        """At a deadline where only the ping timer is due, tick it without waking the loop; the next deadline.
 
-        It runs only the ping, freshness and rebroadcast timers, in the loop's order. If they leave
-        events, messages or a persist for the loop (their futures complete), the loop is woken and does
-        the rest of its iteration as it would have. Otherwise the iteration would have done nothing,
-        and skipping the thread hand-over changes nothing but the time it takes.
+        In the simulation the PeerManager's ping only counts (peers always answer) and takes no lock, so the
+        runtime may run it while it holds its own (no lock-order inversion with a component's lock). The
+        rest of that iteration would find nothing to do: events and persistence wake the loop themselves.
+        Skipping the thread hand-over changes nothing but the time it takes. None: wake up as usual.
         """
         due = [name for name, timer in self.timers.items() if timer.due(now_us)]
-        if not due or not set(due) <= _QUIET_TIMERS or self.replay_pending():
+        if due != ["ping"] or self.replay_pending():
             return None
-        for name, action in (("freshness", self.channel_manager.timer_tick_occurred),
-                             ("ping", self.peer_manager.timer_tick_occurred),
-                             ("rebroadcast", self.chain_monitor.rebroadcast_pending_claims)):
-            if self._fire(name, now_us):
-                action()  # a future it completes wakes the loop through its callback, as ever
-        return None if self._work_left() else self.next_deadline_us(now_us, POLL_INTERVAL_S)
-
-    def _work_left(self) -> bool:
-        """Whether the top of the loop would find anything to do: events, or messages to send."""
-        return (self.channel_manager.has_pending_events() or self.chain_monitor.has_pending_events()
-                or bool(self.channel_manager.pending_msg_events))
+        self._fire("ping", now_us)
+        self.peer_manager.timer_tick_occurred()
+        return self.next_deadline_us(now_us, POLL_INTERVAL_S)
 
     def _fire(self, name: str, now_us: int) -> bool:
         timer = self.timers[name]

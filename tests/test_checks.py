@@ -275,3 +275,14 @@ def test_a_handler_waiting_on_the_simulations_clock_is_not_taken_for_a_hang(monk
             await asyncio.sleep(3600)  # ...while this handler waits on the simulation's clock, not running
 
     assert "all 5 checks passed" in repr(check("open_channel_request", waits))  # slow in wall time, not stuck
+
+
+def test_a_bump_handed_over_that_never_confirms_fails_on_chain(monkeypatch):
+    """The on_chain check judges the chain, not the call: a BumpTxEventHandler that could not pay (here, one
+    that does nothing) leaves the commitment unconfirmed, and the check says so."""
+    from ldkkit.events.bump_transaction import BumpTransactionEventHandler
+
+    monkeypatch.setattr(BumpTransactionEventHandler, "handle_event", lambda self, event: None)
+    with pytest.raises(ExerciseFailed, match="never confirmed") as failed:
+        check("on_chain", reference.handle_ldk_events)
+    assert "your commitment transaction" in str(failed.value)

@@ -117,6 +117,7 @@ def judge_bumps(played: Played) -> None:
 def judge_bumped_confirmed(played: Played) -> None:
     """What each fee bump was for is on chain: LDK leaves it unconfirmed until the handler pays for it."""
     chain = played.world.chain
+    spenders = {txin.previous_output: txid for txid, tx in chain.transactions.items() for txin in tx.input}
     for handling in played.handled(Event.BumpTransaction):
         match handling.event.bump_event:
             case BumpTransactionEvent.ChannelClose(commitment_tx=tx, channel_id=channel_id):
@@ -124,11 +125,12 @@ def judge_bumped_confirmed(played: Played) -> None:
                     continue
                 what = f"your commitment transaction {tx.compute_txid()} of channel {channel_id} confirmed"
             case BumpTransactionEvent.HTLCResolution(htlc_descriptors=descriptors, channel_id=channel_id):
-                spenders = {txin.previous_output: txid for txid, tx in chain.transactions.items() for txin in tx.input}
                 unspent = [d.outpoint() for d in descriptors if not chain.confirmations(spenders.get(d.outpoint()))]
                 if not unspent:
                     continue
                 what = f"the HTLC output {unspent[0]} of channel {channel_id} taken back by a confirmed transaction"
+            case _:
+                continue
         raise fail(played, handling.event, what, "it never confirmed",
                    "hand event.bump_event to bump_tx_event_handler.handle_event: on an anchor channel it pays "
                    "no fee of its own, and only the transaction the handler builds from your wallet's coins "
