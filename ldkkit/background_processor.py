@@ -123,6 +123,10 @@ _LDK_HANDLES_FIRST = frozenset(
 )
 
 
+#: The timers the runtime may run while the loop sleeps (see ``_RunBody.quiet_tick``).
+_QUIET_TIMERS = frozenset({"ping", "freshness", "rebroadcast"})
+
+
 # --- the loop body both forms share (LDK's ``define_run_body!``) ---------------------------------
 
 
@@ -255,19 +259,36 @@ class _RunBody:
             self.chain_monitor.rebroadcast_pending_claims()
 
     def quiet_tick(self, now_us: int) -> Optional[int]:
-        """At a deadline where only the ping timer is due, tick it without waking the loop; the next deadline.
+        """At a deadline of the simulation's clock, run the due timers while the loop sleeps, if that is all
+        its wake would do; returns the next deadline, or None to wake the loop as usual.
 
-        In the simulation the PeerManager's ping only counts (peers always answer) and takes no lock, so the
-        runtime may run it while it holds its own (no lock-order inversion with a component's lock). The
-        rest of that iteration would find nothing to do: events and persistence wake the loop themselves.
-        Skipping the thread hand-over changes nothing but the time it takes. None: wake up as usual.
+        Only the ping, freshness and rebroadcast timers, in the loop's order. If they leave events,
+        messages or a persist for the loop (a future they complete wakes it), the loop wakes and does the
+        rest of its iteration as it would have; otherwise that iteration would have done nothing, and
+        skipping the thread hand-over changes nothing but the time it takes.
         """
         due = [name for name, timer in self.timers.items() if timer.due(now_us)]
-        if due != ["ping"] or self.replay_pending():
+        if not due or not set(due) <= _QUIET_TIMERS or self.replay_pending():
             return None
-        self._fire("ping", now_us)
-        self.peer_manager.timer_tick_occurred()
-        return self.next_deadline_us(now_us, POLL_INTERVAL_S)
+        for name, action in (("freshness", self.channel_manager.timer_tick_occurred),
+                             ("ping", self.peer_manager.timer_tick_occurred),
+                             ("rebroadcast", self.chain_monitor.rebroadcast_pending_claims)):
+            timer = self.timers[name]
+            last_us = timer.last_us
+            if not self._fire(name, now_us):
+                continue
+            try:
+                action()
+            except Exception:  # undone: the loop wakes, runs this timer itself, and meets the error there
+                timer.last_us = last_us
+                self.timer_counts[name] -= 1
+                return None
+        return None if self._work_left() else self.next_deadline_us(now_us, POLL_INTERVAL_S)
+
+    def _work_left(self) -> bool:
+        """Whether the top of the loop would find anything to do: events, or messages to send."""
+        return (self.channel_manager.has_pending_events() or self.chain_monitor.has_pending_events()
+                or bool(self.channel_manager.pending_msg_events))
 
     def _fire(self, name: str, now_us: int) -> bool:
         timer = self.timers[name]

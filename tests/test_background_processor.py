@@ -318,3 +318,22 @@ def test_a_handler_error_ends_the_loop_with_no_final_persist(world):
     with pytest.raises(EventHandlerError, match="broken"):
         processor.stop()
     assert failed and written_after_failure == []
+
+
+def test_a_timer_that_fails_while_the_loop_sleeps_still_stops_the_processor_with_its_error(world, monkeypatch):
+    """The runtime runs quiet timers while the processor's thread sleeps; a failure there is undone and met
+    by the processor itself, which stops with it, as when it runs the timer."""
+    node = world.add_node("learner", handler=handle_ldk_events)
+    calls = []
+
+    def failing() -> None:
+        calls.append(world.clock.now())
+        if len(calls) >= 3:
+            raise RuntimeError("rebroadcast failed (simulated)")
+
+    monkeypatch.setattr(node.chain_monitor, "rebroadcast_pending_claims", failing)
+    processor = start(node)
+    world.advance(600)
+    with pytest.raises(RuntimeError, match="rebroadcast failed"):
+        processor.stop()
+    assert len(calls) == 4  # the third failed asleep and was run again, awake, where it failed for good

@@ -99,9 +99,10 @@ class Participant:
         self.idle = False
         self.deadline_us: int | None = None
         self.wake_pending = False  # set by wake-up callbacks, for waiters that check it
-        #: Work small enough to do without waking it when its deadline comes (a timer that only counts):
+        #: Work the runtime may do for it while it sleeps, when its deadline comes (its quiet timers):
         #: called with the time, it returns its next deadline, or None to be woken as usual.
         self.on_deadline: Callable[[int], int | None] | None = None
+        self.ticking = False  # the runtime is doing that work: it stays asleep until that is over
         #: Set when its processor is asked to stop: a wait on the world must not outlive that.
         self.stopping = False
 
@@ -127,7 +128,7 @@ class Participant:
             self.idle = True
             runtime.cond.notify_all()
             if runtime.clock.is_virtual:
-                runtime.cond.wait_for(lambda: not self.idle)
+                runtime.cond.wait_for(lambda: not self.idle and not self.ticking)
             else:  # real time: the deadline passes by itself
                 timeout = None if deadline_us is None else max(0.0, (deadline_us - runtime.clock.now_us()) / MICROS)
                 runtime.cond.wait_for(lambda: not self.idle, timeout)
@@ -186,12 +187,13 @@ class Runtime:
     def jump(self, target_us: int | None) -> bool:
         """Move the clock to the next thing due, within what ``advance`` allows. True if it moved.
 
-        A participant that handles its own deadline asleep (``on_deadline``) is not woken, and the
-        clock goes straight on to the next deadline, until one needs the loop or a participant awake.
+        A participant whose deadline work the runtime can do while it sleeps (``on_deadline``) is not
+        woken, and the clock goes straight on to the next deadline, until one needs the loop or a
+        participant awake. That work runs without the runtime's lock, since it takes components' locks.
         """
         moved = False
-        with self.cond:
-            while True:
+        while True:
+            with self.cond:
                 deadlines = [p.deadline_us for p in self.participants if p.deadline_us is not None]
                 candidates = [t for t in [target_us, *deadlines] if t is not None]
                 if not candidates:
@@ -201,23 +203,32 @@ class Runtime:
                     break
                 self.clock._now_us = next_us
                 moved = True
-                if not self._reach_deadlines(next_us) or (target_us is not None and next_us >= target_us):
-                    break
-            if moved:
+                due = [p for p in self.participants if p.deadline_us is not None and p.deadline_us <= next_us]
+                quiet = [p for p in due if p.on_deadline is not None and p.idle]
+                for p in due:
+                    if p in quiet:
+                        p.ticking = True
+                    else:
+                        p.idle = False
                 self.cond.notify_all()
-            return moved
+            woken = len(quiet) < len(due)
+            for p in quiet:
+                woken |= not self._tick(p, next_us)
+            if woken or (target_us is not None and next_us >= target_us):
+                break
+        return moved
 
-    def _reach_deadlines(self, now_us: int) -> bool:
-        """Let the participants due at ``now_us`` act; False if one had to be woken."""
-        asleep = True
-        for p in self.participants:
-            if p.deadline_us is not None and p.deadline_us <= now_us:
-                later = p.on_deadline(now_us) if p.on_deadline is not None else None
-                if later is not None and later > now_us and p.idle:
-                    p.deadline_us = later  # done while it stays asleep: no thread hand-over
-                else:
-                    p.idle = False
-                    asleep = False
+    def _tick(self, p: Participant, now_us: int) -> bool:
+        """Do ``p``'s deadline work while it sleeps; False if it must wake up after all."""
+        later = p.on_deadline(now_us)  # type: ignore[misc]
+        with self.cond:
+            p.ticking = False
+            asleep = later is not None and later > now_us and p.idle
+            if asleep:
+                p.deadline_us = later
+            else:
+                p.idle = False
+            self.cond.notify_all()
         return asleep
 
     def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
