@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import operator
 import types
 import typing
 from collections.abc import Callable
@@ -365,68 +366,102 @@ def _write_blob(out: bytearray, data: bytes) -> None:
 
 def _write(out: bytearray, v: Any) -> None:
     t = type(v)
-    if v is None:
-        out.append(_Tag.NONE)
-    elif t is bool:
-        out.append(_Tag.TRUE if v else _Tag.FALSE)
-    elif t is int:
-        out.append(_Tag.INT)
-        _write_varint(out, (v << 1) if v >= 0 else ((-v << 1) - 1))  # zigzag
-    elif t is str:
-        out.append(_Tag.STR)
-        _write_blob(out, v.encode())
-    elif t is bytes:
-        out.append(_Tag.BYTES)
-        _write_blob(out, v)
-    elif t is tuple or t is list:
-        out.append(_Tag.TUPLE)
-        _write_varint(out, len(v))
-        for item in v:
-            _write(out, item)
-    elif t is dict:
-        out.append(_Tag.DICT)
-        _write_varint(out, len(v))
-        for key, item in v.items():
-            _write(out, key)
-            _write(out, item)
-    elif t is timedelta:
-        out.append(_Tag.DURATION)
-        _write(out, v // timedelta(microseconds=1))
-    else:
-        _write_named(out, v, _PLANS.get(t) or _plan(t))
+    writer = _WRITERS.get(t)
+    if writer is None:
+        writer = _WRITERS[t] = _named_writer(t, _plan(t))
+    writer(out, v)
 
 
-# How each registered type is written: its tag, its name (already length-prefixed), its fields.
-_PLANS: dict[type, tuple[int, bytes, tuple[str, ...]]] = {}
+def _write_int(out: bytearray, v: int) -> None:
+    out.append(_Tag.INT)
+    _write_varint(out, (v << 1) if v >= 0 else ((-v << 1) - 1))  # zigzag
+
+
+def _write_tuple(out: bytearray, v: Any) -> None:
+    out.append(_Tag.TUPLE)
+    _write_varint(out, len(v))
+    for item in v:
+        _write(out, item)
+
+
+def _write_dict(out: bytearray, v: dict[Any, Any]) -> None:
+    out.append(_Tag.DICT)
+    _write_varint(out, len(v))
+    for key, item in v.items():
+        _write(out, key)
+        _write(out, item)
+
+
+def _write_str(out: bytearray, v: str) -> None:
+    out.append(_Tag.STR)
+    _write_blob(out, v.encode())
+
+
+def _write_bytes(out: bytearray, v: bytes) -> None:
+    out.append(_Tag.BYTES)
+    _write_blob(out, v)
+
+
+def _write_duration(out: bytearray, v: timedelta) -> None:
+    out.append(_Tag.DURATION)
+    _write(out, v // timedelta(microseconds=1))
+
+
+#: How each type is written, found once per type: the primitives here, a registered type on first use.
+_WRITERS: dict[type, Callable[[bytearray, Any], None]] = {
+    type(None): lambda out, v: out.append(_Tag.NONE),
+    bool: lambda out, v: out.append(_Tag.TRUE if v else _Tag.FALSE),
+    int: _write_int,
+    str: _write_str,
+    bytes: _write_bytes,
+    tuple: _write_tuple,
+    list: _write_tuple,
+    dict: _write_dict,
+    timedelta: _write_duration,
+}
 
 
 def _plan(cls: type) -> tuple[int, bytes, tuple[str, ...]]:
+    """How a registered type is written: its tag, its name (already length-prefixed), its fields."""
     if _REGISTRY.get(cls.__qualname__) is not cls:
         raise TypeError(f"ldkkit cannot encode a {cls.__qualname__}")
     name = bytearray()
     _write_blob(name, cls.__qualname__.encode())
     if issubclass(cls, enum.Enum):
-        plan = (_Tag.ENUM, bytes(name), ())
-    elif hasattr(cls, "__bytes__") and not dataclasses.is_dataclass(cls):
-        plan = (_Tag.NEWTYPE, bytes(name), ())
-    else:
-        plan = (_Tag.STRUCT, bytes(name), ser_fields(cls))
-    _PLANS[cls] = plan
-    return plan
+        return (_Tag.ENUM, bytes(name), ())
+    if hasattr(cls, "__bytes__") and not dataclasses.is_dataclass(cls):
+        return (_Tag.NEWTYPE, bytes(name), ())
+    return (_Tag.STRUCT, bytes(name), ser_fields(cls))
 
 
-def _write_named(out: bytearray, v: Any, plan: tuple[int, bytes, tuple[str, ...]]) -> None:
+def _named_writer(cls: type, plan: tuple[int, bytes, tuple[str, ...]]) -> Callable[[bytearray, Any], None]:
     tag, name, fields = plan
-    out.append(tag)
-    out += name
+    header = bytes([tag]) + name
     if tag == _Tag.STRUCT:
-        _write_varint(out, len(fields))
-        for field in fields:
-            _write(out, getattr(v, field))
-    elif tag == _Tag.NEWTYPE:
-        _write_blob(out, bytes(v))
-    else:
+        count = bytearray()
+        _write_varint(count, len(fields))
+        header += count
+        getters = [operator.attrgetter(field) for field in fields]
+
+        def write_struct(out: bytearray, v: Any) -> None:
+            out += header
+            for get in getters:
+                _write(out, get(v))
+
+        return write_struct
+    if tag == _Tag.NEWTYPE:
+
+        def write_newtype(out: bytearray, v: Any) -> None:
+            out += header
+            _write_blob(out, bytes(v))
+
+        return write_newtype
+
+    def write_enum(out: bytearray, v: Any) -> None:
+        out += header
         _write_blob(out, v.name.encode())
+
+    return write_enum
 
 
 class _Reader:
