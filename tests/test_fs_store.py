@@ -123,3 +123,46 @@ def test_a_worlds_own_storage_folders_go_with_it():
     del world
     gc.collect()
     assert not folder.exists()
+
+
+def _watch_durability(monkeypatch):
+    """Record, in order, every fsync (of a file: its size; of a folder: its inode) and every rename."""
+    import stat
+
+    from ldkkit import fs_store
+
+    done: list[tuple] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        done.append(("fsync folder", info.st_ino) if stat.S_ISDIR(info.st_mode) else ("fsync file", info.st_size))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        done.append(("rename", os.path.basename(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(fs_store.os, "fsync", fsync)
+    monkeypatch.setattr(fs_store.os, "replace", replace)
+    return done
+
+
+def test_a_write_is_flushed_to_disk_then_renamed_then_its_folder_flushed(store, tmp_path, monkeypatch):
+    """LDK's FilesystemStore fsyncs the temporary file before renaming it, then the folder, so the new value
+    survives a power cut once write returns."""
+    done = _watch_durability(monkeypatch)
+    store.write("monitors", "", "abcd_0", b"monitor bytes")
+    folder = (tmp_path / "monitors").stat().st_ino
+    assert done == [("fsync file", len(b"monitor bytes")), ("rename", "abcd_0"), ("fsync folder", folder)]
+
+
+def test_a_removal_is_flushed_to_disk_unless_lazy(store, tmp_path, monkeypatch):
+    store.write("", "", "scorer", b"x")
+    store.write("", "", "manager", b"y")
+    done = _watch_durability(monkeypatch)
+    store.remove("", "", "scorer", lazy=False)
+    assert done == [("fsync folder", tmp_path.stat().st_ino)]
+    done.clear()
+    store.remove("", "", "manager", lazy=True)
+    assert done == [] and store.list("", "") == []
