@@ -3,6 +3,7 @@
 
     python3 kit.py mutate                       # every module listed in pyproject's [tool.mutmut]
     python3 kit.py mutate ldkkit/fs_store.py    # one module (its mutants only)
+    python3 kit.py mutate --max-children 1 ldkkit/fs_store.py   # one mutant at a time (a shared machine)
 
 It runs mutmut 3 (installed on first use), which changes the code one small way at a time
 and runs the tests that cover it; a mutant no test notices "survived". Slow: run it outside
@@ -39,7 +40,12 @@ def scores(mutants: Path) -> list[tuple[str, int, int, list[str]]]:
 
 
 def main(args: list[str]) -> int:
-    command = [sys.executable, "-m", "mutmut", "run", *(_mutant_glob(m) for m in args)]
+    options, modules = [], list(args)
+    while modules and modules[0].startswith("--"):  # mutmut run's own options, e.g. --max-children 1
+        options.append(modules.pop(0))
+        if "=" not in options[-1] and modules:
+            options.append(modules.pop(0))
+    command = [sys.executable, "-m", "mutmut", "run", *options, *(_mutant_glob(m) for m in modules)]
     run = subprocess.run(command, cwd=ROOT)
     results = scores(ROOT / "mutants")
     killed = sum(k for _, k, _, _ in results)
