@@ -8,6 +8,7 @@ it, to be handed over again. In Python, ``ReplayEvent`` may be returned or raise
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -70,3 +71,115 @@ def test_any_other_exception_is_the_handlers_error_and_the_event_stays():
     assert info.value.event == failed(2) and isinstance(info.value.error, ValueError)
     assert queue.pending() == [failed(2)] and not queue.replay_requested
     assert seen == [failed(1), failed(2)]
+
+
+def test_a_queue_is_true_while_events_wait_and_a_new_one_has_no_replay_pending():
+    queue = EventQueue("test")
+    assert not queue and queue.replay_requested is False
+    queue.push(failed(1))
+    assert queue
+    queue.process(lambda e: None)
+    assert not queue
+
+
+def test_process_counts_the_events_handled_across_rounds_and_up_to_a_replay():
+    """Events the handler causes are handled in the same call (a second round); the count covers both."""
+    queue = queue_of(failed(1), failed(2))
+
+    def handler(event):
+        if event == failed(1):
+            queue.push(failed(3))  # caused by handling: comes after failed(2), in a second round
+
+    assert queue.process(handler) == 3 and not queue
+    queue = queue_of(failed(1), failed(2), failed(3))
+    assert queue.process(lambda e: ReplayEvent() if e == failed(3) else None) == 2
+    assert queue.pending() == [failed(3)]
+
+
+def test_process_async_counts_the_events_handled_across_rounds_and_up_to_a_replay():
+    queue = queue_of(failed(1), failed(2))
+
+    async def handler(event):
+        if event == failed(1):
+            queue.push(failed(3))
+
+    assert asyncio.run(queue.process_async(handler)) == 3 and not queue
+    queue = queue_of(failed(1), failed(2), failed(3))
+
+    async def replays_third(event):
+        return ReplayEvent() if event == failed(3) else None
+
+    assert asyncio.run(queue.process_async(replays_third)) == 2
+    assert queue.pending() == [failed(3)]
+
+
+@pytest.mark.parametrize("form", ["plain", "async"])
+def test_processing_from_inside_the_handler_returns_at_once_handling_nothing(form):
+    """LDK's ``pending_events_processor`` flag: the caller already handing out events hands out the rest."""
+    queue = queue_of(failed(1), failed(2))
+    inner: list[int] = []
+
+    def handler(event):
+        if event == failed(1):
+            inner.append(queue.process(lambda e: None))
+
+    async def handler_async(event):
+        if event == failed(1):
+            inner.append(await queue.process_async(lambda e: None))
+
+    handled = queue.process(handler) if form == "plain" else asyncio.run(queue.process_async(handler_async))
+    assert inner == [0] and handled == 2
+
+
+def test_an_async_handlers_error_names_its_event():
+    queue = queue_of(failed(1), failed(2))
+
+    async def handler(event):
+        if event == failed(2):
+            raise ValueError("disk full")
+
+    with pytest.raises(EventHandlerError) as info:
+        asyncio.run(queue.process_async(handler))
+    assert info.value.event == failed(2) and queue.pending() == [failed(2)]
+
+
+def test_the_error_says_what_raised_on_which_event_and_that_nothing_is_lost():
+    error = EventHandlerError(failed(1), ValueError("disk full"))
+    assert str(error) == (
+        "your event handler raised ValueError while handling Event.PaymentFailed: disk full\n"
+        f"  event: {failed(1)!r}\n"
+        "  Nothing is lost: the event stays queued and will be handed to the handler again. Fix the handler (the "
+        "last lines of its traceback point at the line that failed), then process events again.")
+
+
+def test_plain_processing_runs_an_async_handler_on_the_queues_runner():
+    """The world gives its queues a runner, so tasks an async handler spawns live on the world's loop."""
+    queue = queue_of(failed(1))
+    ran: list[object] = []
+
+    def runner(coro):
+        ran.append(coro)
+        return asyncio.run(coro)
+
+    async def handler(event):
+        return None
+
+    queue.runner = runner
+    assert queue.process(handler) == 1 and len(ran) == 1
+
+
+def test_an_async_handler_given_to_plain_processing_inside_a_running_loop_runs_in_a_thread_of_its_own():
+    """No runner, and a loop already running here: the coroutine runs to its end on a new loop, in a thread
+    named so it can be told apart (ldkkit-async-handler); its answer is judged as usual."""
+    queue = queue_of(failed(1), failed(2))
+    threads: list[str] = []
+
+    async def handler(event):
+        threads.append(threading.current_thread().name)
+        return ReplayEvent() if event == failed(2) else None
+
+    async def main():
+        return queue.process(handler)
+
+    assert asyncio.run(main()) == 1
+    assert threads == ["ldkkit-async-handler"] * 2 and queue.pending() == [failed(2)]

@@ -20,6 +20,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: mutmut's exit codes for a mutant no test noticed: 0 survived; 5 and 33 no test covers it (not killed either).
+NOT_KILLED = (0, 5, 33)
+#: mutmut's code for a mutant it skipped (``# pragma: no mutate``, say): not counted.
+SKIPPED = 34
 
 
 def _mutant_glob(module: str) -> str:
@@ -32,8 +36,8 @@ def scores(mutants: Path) -> list[tuple[str, int, int, list[str]]]:
     out = []
     for meta in sorted(mutants.rglob("*.py.meta")):
         codes = json.loads(meta.read_text())["exit_code_by_key"]
-        done = {name: code for name, code in codes.items() if code is not None}
-        survivors = sorted(name for name, code in done.items() if code == 0)
+        done = {name: code for name, code in codes.items() if code not in (None, SKIPPED)}
+        survivors = sorted(name for name, code in done.items() if code in NOT_KILLED)
         module = str(meta.relative_to(mutants)).removesuffix(".meta")
         out.append((module, len(done) - len(survivors), len(done), survivors))
     return out
