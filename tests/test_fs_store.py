@@ -161,8 +161,74 @@ def test_a_removal_is_flushed_to_disk_unless_lazy(store, tmp_path, monkeypatch):
     store.write("", "", "scorer", b"x")
     store.write("", "", "manager", b"y")
     done = _watch_durability(monkeypatch)
-    store.remove("", "", "scorer", lazy=False)
+    store.remove("", "", "scorer")  # durable unless told otherwise
     assert done == [("fsync folder", tmp_path.stat().st_ino)]
     done.clear()
     store.remove("", "", "manager", lazy=True)
     assert done == [] and store.list("", "") == []
+
+
+@pytest.mark.parametrize("operation", ["read", "write", "remove"])
+def test_a_broken_rule_names_the_operation_and_the_place(store, operation):
+    call = {"read": lambda: store.read("monitors", "", "a.b"), "write": lambda: store.write("monitors", "", "a.b", b""),
+            "remove": lambda: store.remove("monitors", "", "a.b")}[operation]
+    with pytest.raises(KVStoreError) as info:
+        call()
+    assert str(info.value).startswith(f"Failed to {operation} monitors//a.b: ")
+
+
+def test_each_namespace_is_a_folder_of_its_own(store, tmp_path):
+    """(primary, secondary, key) is ``primary/secondary/key`` on disk: the same key elsewhere is another value."""
+    store.write("monitor_updates", "abcd_0", "1", b"update")
+    store.write("monitor_updates", "", "1", b"other")
+    store.write("", "", "1", b"top")
+    assert (tmp_path / "monitor_updates" / "abcd_0" / "1").read_bytes() == b"update"
+    assert store.read("monitor_updates", "abcd_0", "1") == b"update"
+    with pytest.raises(NotFound, match=r"^Nothing is stored under 'monitor_updates/abcd_0/2' in "):
+        store.read("monitor_updates", "abcd_0", "2")
+    store.remove("monitor_updates", "abcd_0", "1")
+    assert store.list("monitor_updates", "abcd_0") == []
+    assert store.read("monitor_updates", "", "1") == b"other" and store.read("", "", "1") == b"top"
+
+
+def test_write_names_what_it_was_given_instead_of_bytes(store):
+    with pytest.raises(TypeError, match=r"^FilesystemStore.write takes bytes, got str; call .encode\(\) first$"):
+        store.write("", "", "manager", "text")  # type: ignore[arg-type]
+
+
+def test_a_store_shows_its_folder(store, tmp_path):
+    assert repr(store) == f"FilesystemStore({str(tmp_path)!r})" and store.get_data_dir() == tmp_path
+
+
+def test_a_store_started_on_the_folder_mid_write_leaves_that_write_alone(store, tmp_path, monkeypatch):
+    """A second store on the same folder clears crashed writes' temporary files, never one being written now."""
+    from ldkkit import fs_store
+
+    real_fsync = os.fsync
+
+    def start_another_store_meanwhile(fd):
+        real_fsync(fd)
+        FilesystemStore(tmp_path)
+
+    monkeypatch.setattr(fs_store.os, "fsync", start_another_store_meanwhile)
+    store.write("", "", "manager", b"new")
+    assert store.read("", "", "manager") == b"new" and not fs_store._IN_FLIGHT
+
+
+def test_a_write_that_fails_before_its_file_exists_raises_its_own_error(store, monkeypatch):
+    from ldkkit import fs_store
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fs_store, "open", full, raising=False)
+    with pytest.raises(OSError, match="No space left on device"):
+        store.write("", "", "manager", b"x")
+    assert not fs_store._IN_FLIGHT
+
+
+def test_a_temporary_file_gone_before_it_is_cleared_is_no_error(tmp_path, monkeypatch):
+    """Another store's write may finish (renaming its file away) between the listing and the clearing."""
+    listed = [tmp_path / "manager.1a2b3c.tmp"]  # listed, but no longer there
+    monkeypatch.setattr(type(tmp_path), "rglob", lambda self, pattern: iter(listed))
+    assert FilesystemStore(tmp_path).list("", "") == []
