@@ -232,3 +232,43 @@ def test_a_temporary_file_gone_before_it_is_cleared_is_no_error(tmp_path, monkey
     listed = [tmp_path / "manager.1a2b3c.tmp"]  # listed, but no longer there
     monkeypatch.setattr(type(tmp_path), "rglob", lambda self, pattern: iter(listed))
     assert FilesystemStore(tmp_path).list("", "") == []
+
+
+# --- the same KVStore contract in memory (LDK's TestStore), for nodes that never restart ---------------
+
+
+@pytest.fixture(params=["filesystem", "memory"])
+def any_store(request, tmp_path):
+    return FilesystemStore(tmp_path) if request.param == "filesystem" else persist.InMemoryStore()
+
+
+def test_both_stores_keep_each_namespace_apart_and_list_keys_sorted(any_store):
+    any_store.write("monitor_updates", "abcd_0", "2", b"two")
+    any_store.write("monitor_updates", "abcd_0", "1", bytearray(b"one"))
+    any_store.write("monitor_updates", "", "1", b"other")
+    any_store.write("monitors", "", "abcd_0", b"monitor")
+    assert any_store.list("monitor_updates", "abcd_0") == ["1", "2"]
+    assert any_store.list("monitor_updates", "") == ["1"] and any_store.list("", "") == []
+    assert any_store.read("monitor_updates", "abcd_0", "1") == b"one"
+    assert type(any_store.read("monitor_updates", "abcd_0", "1")) is bytes
+    any_store.remove("monitor_updates", "abcd_0", "1", False)
+    any_store.remove("monitor_updates", "abcd_0", "9", False)  # nothing there: no error, as in LDK
+    assert any_store.list("monitor_updates", "abcd_0") == ["2"] and any_store.read("monitor_updates", "", "1")
+    with pytest.raises(NotFound):
+        any_store.read("monitor_updates", "abcd_0", "1")
+
+
+@pytest.mark.parametrize("operation", ["read", "write", "remove", "list"])
+def test_both_stores_enforce_ldks_rules_naming_the_operation(any_store, operation):
+    calls = {"read": lambda: any_store.read("", "x", "k"), "write": lambda: any_store.write("", "x", "k", b""),
+             "remove": lambda: any_store.remove("", "x", "k", False), "list": lambda: any_store.list("", "x")}
+    where = "/x" if operation == "list" else "/x/k"
+    with pytest.raises(KVStoreError) as info:
+        calls[operation]()
+    assert str(info.value) == (f"Failed to {operation} {where}: primary namespace may not be empty if a non-empty "
+                               "secondary namespace is given.")
+
+
+def test_the_memory_store_says_where_nothing_is_stored():
+    with pytest.raises(NotFound, match=r"^Nothing is stored under monitors//abcd_0$"):
+        persist.InMemoryStore().read("monitors", "", "abcd_0")
