@@ -80,7 +80,8 @@ class InMemoryStore:
         check_namespace_key_validity(primary_namespace, secondary_namespace, key, "write")
         self._data[(primary_namespace, secondary_namespace, key)] = bytes(buf)
 
-    def remove(self, primary_namespace: str, secondary_namespace: str, key: str, lazy: bool = False) -> None:
+    def remove(self, primary_namespace: str, secondary_namespace: str, key: str,
+               lazy: bool = False) -> None:  # pragma: no mutate  (in memory, lazy or not is the same)
         check_namespace_key_validity(primary_namespace, secondary_namespace, key, "remove")
         self._data.pop((primary_namespace, secondary_namespace, key), None)
 
@@ -113,5 +114,6 @@ def check_namespace_key_validity(
         )
     parts = [primary_namespace, secondary_namespace] + ([key] if key is not None else [])
     if not all(is_valid_kvstore_str(p) for p in parts):
-        what = "primary namespace, secondary namespace, and key" if key is not None else "namespaces"
+        what = ("primary namespace, secondary namespace, and key" if key is not None
+                else "primary namespace and secondary namespace")
         raise KVStoreError(f"Failed to {operation} {where}: {what} must be valid: {_RULE}.")

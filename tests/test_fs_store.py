@@ -272,3 +272,13 @@ def test_both_stores_enforce_ldks_rules_naming_the_operation(any_store, operatio
 def test_the_memory_store_says_where_nothing_is_stored():
     with pytest.raises(NotFound, match=r"^Nothing is stored under monitors//abcd_0$"):
         persist.InMemoryStore().read("monitors", "", "abcd_0")
+
+
+@pytest.mark.parametrize("operation", ["read", "list"])
+def test_a_bad_character_gets_ldks_message_then_the_rule(any_store, operation):
+    """LDK's messages (lightning-persister's check_namespace_key_validity), with and without a key."""
+    with pytest.raises(KVStoreError) as info:
+        any_store.read("mon itors", "", "k") if operation == "read" else any_store.list("mon itors", "")
+    what = ("mon itors//k: primary namespace, secondary namespace, and key" if operation == "read"
+            else "mon itors/: primary namespace and secondary namespace")
+    assert str(info.value) == f"Failed to {operation} {what} must be valid: {persist._RULE}."
