@@ -80,8 +80,7 @@ class InMemoryStore:
         check_namespace_key_validity(primary_namespace, secondary_namespace, key, "write")
         self._data[(primary_namespace, secondary_namespace, key)] = bytes(buf)
 
-    def remove(self, primary_namespace: str, secondary_namespace: str, key: str,
-               lazy: bool = False) -> None:  # pragma: no mutate  (in memory, lazy or not is the same)
+    def remove(self, primary_namespace: str, secondary_namespace: str, key: str, lazy: bool = False) -> None:
         check_namespace_key_validity(primary_namespace, secondary_namespace, key, "remove")
         self._data.pop((primary_namespace, secondary_namespace, key), None)
 
