@@ -27,8 +27,12 @@ SKIPPED = 34
 
 
 def _mutant_glob(module: str) -> str:
-    """mutmut names a mutant ``ldkkit.fs_store.x_write__mutmut_3``: its module, dotted."""
-    return module.removesuffix(".py").replace("/", ".").rstrip(".") + ".*"
+    """mutmut names a mutant ``ldkkit.fs_store.x_write__mutmut_3``: its module, dotted (a package's
+    ``__init__.py`` by the package alone: ``ldkkit.events.xǁClosureReasonǁ__str____mutmut_1``)."""
+    dotted = module.removesuffix(".py").replace("/", ".").rstrip(".")
+    if dotted.endswith(".__init__"):
+        return dotted.removesuffix(".__init__") + ".x*"
+    return dotted + ".*"
 
 
 def scores(mutants: Path) -> list[tuple[str, int, int, list[str]]]:
