@@ -138,3 +138,26 @@ def test_a_flat_dict_has_one_column_per_leaf_with_dotted_keys():
     row = Holder(split, ValueError("no")).to_dict()
     assert row["shape"] == "Split" and row["shape.parts"] == "[1000, 2]" and row["error"] == "no"
     assert "payment_shape" not in row  # only a variant's own row names its enum
+
+
+def test_a_nested_record_is_a_type_of_the_enum_not_a_variant_and_amounts_show_their_unit():
+    class Payment(RustEnum):
+        class Part(Record):
+            amount_msat: U32
+
+        class Whole:
+            part: Record
+            amount_msat: U32
+
+    whole = Payment.Whole(Payment.Part(1_000), 2_000)
+    assert list(Payment.VARIANTS) == ["Whole"] and not isinstance(Payment.Part(1), Payment)
+    assert repr(whole).endswith("Payment.Whole(part=" + repr(Payment.Part(1_000)) + ", amount_msat=2,000 msat)")
+    assert repr(Payment.Part(1_000)).endswith("Payment.Part(amount_msat=1,000 msat)")
+
+
+def test_a_field_type_the_kit_cannot_check_is_refused_by_name():
+    class Odd(Record):
+        values: list[int]
+
+    with pytest.raises(TypeError, match=r"^ldkkit cannot check fields of type list\[int\]$"):
+        Odd([1])
