@@ -261,7 +261,8 @@ def _build_variants(enum_cls: type) -> None:
         if name.startswith("_") or not isinstance(body, type) or issubclass(body, Record):
             continue
         namespace = {k: v for k, v in vars(body).items() if k not in ("__dict__", "__weakref__")}
-        namespace["__annotations__"] = dict(getattr(body, "__annotations__", {}))
+        # Not mutated: a copy of what vars(body) already holds (and a class always has __annotations__).
+        namespace["__annotations__"] = dict(getattr(body, "__annotations__", {}))  # pragma: no mutate
         namespace["__qualname__"] = f"{enum_cls.__qualname__}.{name}"
         variant = types.new_class(name, (enum_cls,), exec_body=lambda ns, src=namespace: ns.update(src))
         setattr(enum_cls, name, variant)
@@ -276,7 +277,7 @@ def _show(name: str, value: Any) -> str:
 
     Values with a ``short()`` method (ids, outpoints, paths) render through it.
     """
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool) or value is None:  # pragma: no mutate  (str() of a bool is its repr too)
         return str(value)
     if isinstance(value, int):
         if name.endswith("_msat") or name == "push_msat":
@@ -411,7 +412,7 @@ def _plan(cls: type) -> tuple[int, bytes, tuple[str, ...]]:
         plan = (_Tag.NEWTYPE, bytes(name), ())
     else:
         plan = (_Tag.STRUCT, bytes(name), ser_fields(cls))
-    _PLANS[cls] = plan
+    _PLANS[cls] = plan  # pragma: no mutate  (a cache: without it each value is planned again, the same way)
     return plan
 
 

@@ -6,6 +6,7 @@ No ``from __future__ import annotations`` here: the records' field types must be
 """
 
 import enum
+import weakref
 from datetime import timedelta
 from typing import Optional
 
@@ -47,6 +48,7 @@ def test_a_rust_enum_declares_its_variants_as_nested_classes():
     with pytest.raises(TypeError, match=r"LightShape is an enum: build one of its variants \(Circle, Dot\)$"):
         LightShape()
     assert decode(encode(circle)) == circle  # registered under its qualified name: it round-trips
+    assert vars(circle) == {"radius": 2} and weakref.ref(circle)() is circle  # an ordinary instance
     with pytest.raises(dataclass_frozen()):
         circle.radius = 3  # type: ignore[misc]
 
@@ -79,10 +81,11 @@ def test_field_types_are_checked_when_a_record_is_built_with_what_each_must_be()
         raw: bytes
         hash: PaymentHash
 
-    good = dict(tiny=255, count=7, maybe=None, table={"a": 1}, items=[1, 2], plain=-5, flag=True, name="x",
+    good = dict(tiny=255, count=0, maybe=5, table={"a": 1}, items=[1, 2], plain=-5, flag=True, name="x",
                 raw=b"\x00", hash=PaymentHash(b"\x01" * 32))
     sample = Sample(**good)
-    assert sample.items == (1, 2)  # lists become tuples: records stay hashable
+    assert sample.items == (1, 2) and sample.maybe == 5  # lists become tuples: records stay hashable
+    assert Sample(**{**good, "maybe": None, "tiny": 0}).maybe is None
     bad = {
         "tiny": (256, "a u8 (an int from 0 to 255)"),
         "count": (True, "a u32 (an int from 0 to 4,294,967,295)"),
@@ -161,3 +164,55 @@ def test_a_field_type_the_kit_cannot_check_is_refused_by_name():
 
     with pytest.raises(TypeError, match=r"^ldkkit cannot check fields of type list\[int\]$"):
         Odd([1])
+
+
+def test_flags_and_nothing_show_as_python_writes_them():
+    class Flagged(Record):
+        flag: bool
+        note: Optional[str]
+
+    assert repr(Flagged(True, None)).endswith("Flagged(flag=True, note=None)")
+
+
+def test_a_value_that_shows_itself_short_is_one_column_even_if_it_is_a_record():
+    class Span(Record):
+        start: int
+
+        def short(self) -> str:
+            return f"from {self.start}"
+
+    class Holder(Record):
+        span: Span
+
+    assert Holder(Span(3)).to_dict() == {"span": str(Span(3))}
+
+
+def test_types_registered_at_run_time_encode_by_kind_and_decode_back():
+    @register
+    class Colour(enum.Enum):
+        RED = "red"
+
+    @register
+    class Tag(bytes):
+        def __bytes__(self) -> bytes:
+            return bytes(memoryview(self))
+
+    @register
+    class Pair:
+        SER_FIELDS = ("a", "b")
+
+        def __init__(self, a: int, b: int) -> None:
+            self.a, self.b = a, b
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Pair) and (self.a, self.b) == (other.a, other.b)
+
+    for value in (Colour.RED, Tag(b"\x01\x02"), Pair(1, 2)):
+        back = decode(encode(value))
+        assert type(back) is type(value) and back == value
+
+    class Unknown:
+        pass
+
+    with pytest.raises(TypeError, match=r"^ldkkit cannot encode a .*Unknown$"):
+        encode(Unknown())
