@@ -216,3 +216,22 @@ def test_types_registered_at_run_time_encode_by_kind_and_decode_back():
 
     with pytest.raises(TypeError, match=r"^ldkkit cannot encode a .*Unknown$"):
         encode(Unknown())
+
+
+def test_a_records_line_shows_amounts_with_their_unit_and_times_in_milliseconds():
+    class Shown(Record):
+        push_msat: U32
+        parts_msat: tuple[U32, ...]
+        funding_satoshis: U32
+        dust_sats: U32
+        change_sat: U32
+        value: U32
+        count: U32
+        wait: timedelta
+        mood: Mood2
+
+    shown = Shown(1_000, (1_000, 20_000), 6_000_000, 330, 294, 1_500, 1_234, timedelta(milliseconds=250),
+                  Mood2.CALM)
+    assert repr(shown).endswith(
+        "Shown(push_msat=1,000 msat, parts_msat=[1,000 msat, 20,000 msat], funding_satoshis=6,000,000 sat, "
+        "dust_sats=330 sat, change_sat=294 sat, value=1,500 sat, count=1234, wait=250 ms, mood=Mood2.CALM)")
