@@ -66,7 +66,7 @@ class FilesystemStore:
         with self._lock:
             dest.parent.mkdir(parents=True, exist_ok=True)
             # Keys cannot contain '.', so the temporary name can never clash with a key.
-            tmp = dest.with_name(f"{key}.{secrets.token_hex(6)}.tmp")
+            tmp = dest.with_name(f"{key}.{secrets.token_hex(6)}.tmp")  # pragma: no mutate  (any random suffix)
             with _IN_FLIGHT_LOCK:
                 _IN_FLIGHT.add(tmp)
             try:

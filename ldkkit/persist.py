@@ -113,5 +113,6 @@ def check_namespace_key_validity(
         )
     parts = [primary_namespace, secondary_namespace] + ([key] if key is not None else [])
     if not all(is_valid_kvstore_str(p) for p in parts):
-        what = "primary namespace, secondary namespace, and key" if key is not None else "namespaces"
+        what = ("primary namespace, secondary namespace, and key" if key is not None
+                else "primary namespace and secondary namespace")
         raise KVStoreError(f"Failed to {operation} {where}: {what} must be valid: {_RULE}.")

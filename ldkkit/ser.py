@@ -91,13 +91,13 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 
 def ser_fields(cls: type) -> tuple[str, ...]:
     """The attribute names a struct-like type is encoded by, in order (cached: encoding is hot)."""
-    names = _FIELDS.get(cls)
+    names = _FIELDS.get(cls)  # pragma: no mutate  (a cache: a miss only computes the names again)
     if names is None:
         if dataclasses.is_dataclass(cls):
             names = tuple(f.name for f in dataclasses.fields(cls))
         else:
             names = tuple(cls.SER_FIELDS)  # type: ignore[attr-defined]
-        _FIELDS[cls] = names
+        _FIELDS[cls] = names  # pragma: no mutate  (a cache, as above)
     return names
 
 
@@ -262,7 +262,8 @@ def _build_variants(enum_cls: type) -> None:
         if name.startswith("_") or not isinstance(body, type) or issubclass(body, Record):
             continue
         namespace = {k: v for k, v in vars(body).items() if k not in ("__dict__", "__weakref__")}
-        namespace["__annotations__"] = dict(getattr(body, "__annotations__", {}))
+        # Not mutated: a copy of what vars(body) already holds (and a class always has __annotations__).
+        namespace["__annotations__"] = dict(getattr(body, "__annotations__", {}))  # pragma: no mutate
         namespace["__qualname__"] = f"{enum_cls.__qualname__}.{name}"
         variant = types.new_class(name, (enum_cls,), exec_body=lambda ns, src=namespace: ns.update(src))
         setattr(enum_cls, name, variant)
@@ -277,10 +278,10 @@ def _show(name: str, value: Any) -> str:
 
     Values with a ``short()`` method (ids, outpoints, paths) render through it.
     """
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool) or value is None:  # pragma: no mutate  (str() of a bool is its repr too)
         return str(value)
     if isinstance(value, int):
-        if name.endswith("_msat") or name == "push_msat":
+        if name.endswith("_msat"):
             return f"{value:,} msat"
         if name.endswith(("_satoshis", "_sats", "_sat")) or name == "value":
             return f"{value:,} sat"

@@ -58,6 +58,46 @@ def test_timers_over_two_simulated_hours_match_ldks_schedule(world, form):
         assert pings == TWO_HOURS_ASYNC_PINGS
 
 
+@pytest.mark.parametrize("form, expected", [("thread", [61, 61 + 3601]), ("async", [60, 60 + 3600])])
+def test_the_graph_is_first_pruned_a_minute_after_start_then_hourly(world, form, expected):
+    """LDK 0.1's FIRST_NETWORK_PRUNE_TIMER is 60 s, NETWORK_PRUNE_TIMER an hour (the thread form compares
+    whole elapsed seconds with ``>``, so one second later each time)."""
+    node = world.add_node("learner", handler=handle_ldk_events)
+    graph, pruned = node.network_graph, []
+    prune = graph.remove_stale_channels_and_tracking_with_time
+
+    def recorded(now_unix):
+        pruned.append(world.clock.now())
+        return prune(now_unix)
+
+    graph.remove_stale_channels_and_tracking_with_time = recorded
+    start_s = world.clock.now()
+    with run_processor(node, form):
+        world.advance(3700)
+    assert [round(t - start_s, 3) for t in pruned] == expected
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_stopping_the_processor_persists_the_manager_scorer_and_graph_one_last_time(world, form):
+    """LDK's processor, on exit, writes the ChannelManager (then the scorer and the graph) whether or not it
+    asked to be persisted: what a node restarts from is its state at the stop."""
+    node = world.add_node("learner", handler=handle_ldk_events)
+    node.channel_manager.get_and_clear_needs_persistence = lambda: False  # the loop never sees a need itself
+    written: list[str] = []
+    write = node.fs_store.write
+
+    def recorded(primary, secondary, key, buf):
+        written.append(key)
+        write(primary, secondary, key, buf)
+
+    node.fs_store.write = recorded
+    with run_processor(node, form):
+        world.advance(1)
+        assert "manager" not in written
+    assert written[-3:] == ["manager", "scorer", "network_graph"]
+    assert node.fs_store.read("", "", "manager") == node.channel_manager.encode()
+
+
 def test_the_world_stops_driving_a_node_a_processor_runs(world):
     node = world.add_node("learner", handler=handle_ldk_events)
     processor = start(node)

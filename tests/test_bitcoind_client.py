@@ -119,6 +119,22 @@ def test_no_change_output_when_change_would_be_dust():
     assert len(Transaction(bytes.fromhex(client.sign_raw_transaction_with_wallet(funded.hex).hex)).output) == 1
 
 
+@pytest.mark.parametrize("change, kept", [(1, False), (293, False), (294, True)])
+def test_change_below_the_dust_limit_is_left_to_the_fee(change, kept):
+    """bitcoind drops a change output worth less than its dust limit (294 sat for P2WPKH, at 3 sat/vB)."""
+    _, client = funded_client(100_000)
+    weight = 4 * (10 + 41 + 43 + 31) + 2 + 109  # one P2WPKH input; a P2WSH output and a P2WPKH change output
+    amount = 100_000 - fee_for_weight(2_000, weight) - change
+    funded = client.fund_raw_transaction(
+        client.create_raw_transaction([{str(Address.from_script(CHANNEL_SCRIPT, Network.Regtest)): amount / 1e8}]))
+    outputs = Transaction(bytes.fromhex(funded.hex)).output
+    assert outputs[0].value == amount
+    if kept:
+        assert funded.changepos == 1 and [o.value for o in outputs[1:]] == [change]
+    else:
+        assert funded.changepos == -1 and len(outputs) == 1
+
+
 def test_change_is_appended_and_changepos_says_where():
     _, client = funded_client()
     addr = str(Address.from_script(CHANNEL_SCRIPT, Network.Regtest))

@@ -360,3 +360,22 @@ def test_controls_as_methods_refresh_and_stop_disables_the_buttons(dash):
     assert dash.stop().startswith("stopped")
     assert all(b.disabled for b in dash.buttons.values())
     assert "stopped" in dash.header.value
+
+
+def test_an_htlc_the_handler_holds_shows_in_flight():
+    """A payment to us that the handler neither claims nor fails back stays an HTLC on the channel: in flight."""
+
+    async def holds_payments(*args):
+        if isinstance(args[-1], Event.PaymentClaimable):
+            return None  # neither claim_funds nor fail_htlc_backwards: the HTLC waits
+        return await handle_ldk_events(*args)
+
+    m = DashboardModel(holds_payments, seed=0)
+    try:
+        ready_channel_from(m, "bob")
+        assert channel_row(m, "bob").in_flight_sat == 0
+        m.peer_pays_invoice("bob", 50_000)
+        row = channel_row(m, "bob")
+        assert (row.in_flight_sat, row.local_sat) == (50_000, 0)
+    finally:
+        m.stop()

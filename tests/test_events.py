@@ -216,6 +216,22 @@ def test_replay_and_persistence_rules_are_ldks():
     assert len({v.ldk_type_id for v in Event.VARIANTS.values()}) == 25
 
 
+#: The type byte each event is written with in LDK 0.1.12 (``impl Writeable for Event``, lightning/src/events/mod.rs).
+LDK_0_1_TYPE_IDS = {
+    "FundingGenerationReady": 0, "PaymentClaimable": 1, "PaymentSent": 2, "PaymentPathFailed": 3,
+    "PendingHTLCsForwardable": 4, "SpendableOutputs": 5, "HTLCIntercepted": 6, "PaymentForwarded": 7,
+    "ChannelClosed": 9, "DiscardFunding": 11, "PaymentPathSuccessful": 13, "PaymentFailed": 15,
+    "OpenChannelRequest": 17, "PaymentClaimed": 19, "ProbeSuccessful": 21, "ProbeFailed": 23,
+    "HTLCHandlingFailed": 25, "BumpTransaction": 27, "ChannelReady": 29, "ChannelPending": 31,
+    "ConnectionNeeded": 35, "OnionMessageIntercepted": 37, "OnionMessagePeerConnected": 39, "InvoiceReceived": 41,
+    "FundingTxBroadcastSafe": 43,
+}
+
+
+def test_every_event_has_the_type_byte_ldk_writes_it_with():
+    assert {name: v.ldk_type_id for name, v in Event.VARIANTS.items()} == LDK_0_1_TYPE_IDS
+
+
 def test_replay_event_can_be_returned_or_raised():
     assert isinstance(ReplayEvent(), Exception)
 

@@ -142,3 +142,162 @@ def test_only_the_worlds_scratch_folders_skip_fsync(tmp_path, monkeypatch):
         chosen.write("", "", "key", b"x")
         assert len(synced) == 2  # the file, then its folder
         assert scratch.read("", "", "key") == chosen.read("", "", "key") == b"x"
+
+
+def _watch_durability(monkeypatch):
+    """Record, in order, every fsync (of a file: its size; of a folder: its inode) and every rename."""
+    import stat
+
+    from ldkkit import fs_store
+
+    done: list[tuple] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        done.append(("fsync folder", info.st_ino) if stat.S_ISDIR(info.st_mode) else ("fsync file", info.st_size))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        done.append(("rename", os.path.basename(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(fs_store.os, "fsync", fsync)
+    monkeypatch.setattr(fs_store.os, "replace", replace)
+    return done
+
+
+def test_a_write_is_flushed_to_disk_then_renamed_then_its_folder_flushed(store, tmp_path, monkeypatch):
+    """LDK's FilesystemStore fsyncs the temporary file before renaming it, then the folder, so the new value
+    survives a power cut once write returns."""
+    done = _watch_durability(monkeypatch)
+    store.write("monitors", "", "abcd_0", b"monitor bytes")
+    folder = (tmp_path / "monitors").stat().st_ino
+    assert done == [("fsync file", len(b"monitor bytes")), ("rename", "abcd_0"), ("fsync folder", folder)]
+
+
+def test_a_removal_is_flushed_to_disk_unless_lazy(store, tmp_path, monkeypatch):
+    store.write("", "", "scorer", b"x")
+    store.write("", "", "manager", b"y")
+    done = _watch_durability(monkeypatch)
+    store.remove("", "", "scorer")  # durable unless told otherwise
+    assert done == [("fsync folder", tmp_path.stat().st_ino)]
+    done.clear()
+    store.remove("", "", "manager", lazy=True)
+    assert done == [] and store.list("", "") == []
+
+
+@pytest.mark.parametrize("operation", ["read", "write", "remove"])
+def test_a_broken_rule_names_the_operation_and_the_place(store, operation):
+    call = {"read": lambda: store.read("monitors", "", "a.b"), "write": lambda: store.write("monitors", "", "a.b", b""),
+            "remove": lambda: store.remove("monitors", "", "a.b")}[operation]
+    with pytest.raises(KVStoreError) as info:
+        call()
+    assert str(info.value).startswith(f"Failed to {operation} monitors//a.b: ")
+
+
+def test_each_namespace_is_a_folder_of_its_own(store, tmp_path):
+    """(primary, secondary, key) is ``primary/secondary/key`` on disk: the same key elsewhere is another value."""
+    store.write("monitor_updates", "abcd_0", "1", b"update")
+    store.write("monitor_updates", "", "1", b"other")
+    store.write("", "", "1", b"top")
+    assert (tmp_path / "monitor_updates" / "abcd_0" / "1").read_bytes() == b"update"
+    assert store.read("monitor_updates", "abcd_0", "1") == b"update"
+    with pytest.raises(NotFound, match=r"^Nothing is stored under 'monitor_updates/abcd_0/2' in "):
+        store.read("monitor_updates", "abcd_0", "2")
+    store.remove("monitor_updates", "abcd_0", "1")
+    assert store.list("monitor_updates", "abcd_0") == []
+    assert store.read("monitor_updates", "", "1") == b"other" and store.read("", "", "1") == b"top"
+
+
+def test_write_names_what_it_was_given_instead_of_bytes(store):
+    with pytest.raises(TypeError, match=r"^FilesystemStore.write takes bytes, got str; call .encode\(\) first$"):
+        store.write("", "", "manager", "text")  # type: ignore[arg-type]
+
+
+def test_a_store_shows_its_folder(store, tmp_path):
+    assert repr(store) == f"FilesystemStore({str(tmp_path)!r})" and store.get_data_dir() == tmp_path
+
+
+def test_a_store_started_on_the_folder_mid_write_leaves_that_write_alone(store, tmp_path, monkeypatch):
+    """A second store on the same folder clears crashed writes' temporary files, never one being written now."""
+    from ldkkit import fs_store
+
+    real_fsync = os.fsync
+
+    def start_another_store_meanwhile(fd):
+        real_fsync(fd)
+        FilesystemStore(tmp_path)
+
+    monkeypatch.setattr(fs_store.os, "fsync", start_another_store_meanwhile)
+    store.write("", "", "manager", b"new")
+    assert store.read("", "", "manager") == b"new" and not fs_store._IN_FLIGHT
+
+
+def test_a_write_that_fails_before_its_file_exists_raises_its_own_error(store, monkeypatch):
+    from ldkkit import fs_store
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fs_store, "open", full, raising=False)
+    with pytest.raises(OSError, match="No space left on device"):
+        store.write("", "", "manager", b"x")
+    assert not fs_store._IN_FLIGHT
+
+
+def test_a_temporary_file_gone_before_it_is_cleared_is_no_error(tmp_path, monkeypatch):
+    """Another store's write may finish (renaming its file away) between the listing and the clearing."""
+    listed = [tmp_path / "manager.1a2b3c.tmp"]  # listed, but no longer there
+    monkeypatch.setattr(type(tmp_path), "rglob", lambda self, pattern: iter(listed))
+    assert FilesystemStore(tmp_path).list("", "") == []
+
+
+# --- the same KVStore contract in memory (LDK's TestStore), for nodes that never restart ---------------
+
+
+@pytest.fixture(params=["filesystem", "memory"])
+def any_store(request, tmp_path):
+    return FilesystemStore(tmp_path) if request.param == "filesystem" else persist.InMemoryStore()
+
+
+def test_both_stores_keep_each_namespace_apart_and_list_keys_sorted(any_store):
+    any_store.write("monitor_updates", "abcd_0", "2", b"two")
+    any_store.write("monitor_updates", "abcd_0", "1", bytearray(b"one"))
+    any_store.write("monitor_updates", "", "1", b"other")
+    any_store.write("monitors", "", "abcd_0", b"monitor")
+    assert any_store.list("monitor_updates", "abcd_0") == ["1", "2"]
+    assert any_store.list("monitor_updates", "") == ["1"] and any_store.list("", "") == []
+    assert any_store.read("monitor_updates", "abcd_0", "1") == b"one"
+    assert type(any_store.read("monitor_updates", "abcd_0", "1")) is bytes
+    any_store.remove("monitor_updates", "abcd_0", "1", False)
+    any_store.remove("monitor_updates", "abcd_0", "9", False)  # nothing there: no error, as in LDK
+    assert any_store.list("monitor_updates", "abcd_0") == ["2"] and any_store.read("monitor_updates", "", "1")
+    with pytest.raises(NotFound):
+        any_store.read("monitor_updates", "abcd_0", "1")
+
+
+@pytest.mark.parametrize("operation", ["read", "write", "remove", "list"])
+def test_both_stores_enforce_ldks_rules_naming_the_operation(any_store, operation):
+    calls = {"read": lambda: any_store.read("", "x", "k"), "write": lambda: any_store.write("", "x", "k", b""),
+             "remove": lambda: any_store.remove("", "x", "k", False), "list": lambda: any_store.list("", "x")}
+    where = "/x" if operation == "list" else "/x/k"
+    with pytest.raises(KVStoreError) as info:
+        calls[operation]()
+    assert str(info.value) == (f"Failed to {operation} {where}: primary namespace may not be empty if a non-empty "
+                               "secondary namespace is given.")
+
+
+def test_the_memory_store_says_where_nothing_is_stored():
+    with pytest.raises(NotFound, match=r"^Nothing is stored under monitors//abcd_0$"):
+        persist.InMemoryStore().read("monitors", "", "abcd_0")
+
+
+@pytest.mark.parametrize("operation", ["read", "list"])
+def test_a_bad_character_gets_ldks_message_then_the_rule(any_store, operation):
+    """LDK's messages (lightning-persister's check_namespace_key_validity), with and without a key."""
+    with pytest.raises(KVStoreError) as info:
+        any_store.read("mon itors", "", "k") if operation == "read" else any_store.list("mon itors", "")
+    what = ("mon itors//k: primary namespace, secondary namespace, and key" if operation == "read"
+            else "mon itors/: primary namespace and secondary namespace")
+    assert str(info.value) == f"Failed to {operation} {what} must be valid: {persist._RULE}."

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from ldkkit.bitcoin import Network
 from ldkkit.errors import DecodeError
 from ldkkit.routing.gossip import (
-    STALE_CHANNEL_UPDATE_AGE_LIMIT_SECS,
     ChannelInfo,
     ChannelUpdateInfo,
     NetworkGraph,
@@ -25,7 +24,8 @@ from ldkkit.types import PublicKey
 KEYS = [PublicKey.from_secret_key(bytes([i + 1]) * 32) for i in range(8)]
 A, B, C, D = KEYS[:4]
 T0 = 1_700_000_000
-TWO_WEEKS = STALE_CHANNEL_UPDATE_AGE_LIMIT_SECS
+#: LDK 0.1's ``STALE_CHANNEL_UPDATE_AGE_LIMIT_SECS`` (routing/gossip.rs): BOLT 7's two weeks, in seconds.
+TWO_WEEKS = 60 * 60 * 24 * 14
 
 
 class Recorder:

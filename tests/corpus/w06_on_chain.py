@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ldkkit.bitcoin import ScriptBuf
 from ldkkit.events import Event
 from ldkkit.sign import SpendableOutputDescriptor
 
@@ -72,6 +73,16 @@ def spend_myself(keys_manager: Any, bitcoind_client: Any, event: Any, **_: Any) 
     keys_manager.spend_spendable_outputs(list(event.outputs), [], bitcoind_client.get_change_script(), 253, None)
 
 
+#: A script of nobody in the story: not the learner's wallet.
+STRANGER = ScriptBuf.new_p2wpkh(b"\x02" * 33)
+
+
+def spend_to_a_stranger(keys_manager: Any, bitcoind_client: Any, event: Any, **_: Any) -> None:
+    """Spends the outputs itself, to a script that is not the wallet's, and broadcasts the spend."""
+    tx = keys_manager.spend_spendable_outputs(list(event.outputs), [], STRANGER, 253, None)
+    bitcoind_client.broadcast_transactions([tx])
+
+
 def bump_whole_event(bump_tx_event_handler: Any, event: Any, **_: Any) -> None:
     try:
         bump_tx_event_handler.handle_event(event)
@@ -122,6 +133,8 @@ CASES = [
           "not among the outputs you handed over", why="drops StaticOutputs from the list before handing it over"),
     wrong(EX, "spends_with_keys_manager_unbroadcast", compose({SPEND: spend_myself}), "track_spendable_outputs",
           why="keys_manager.spend_spendable_outputs builds a transaction that is never broadcast"),
+    wrong(EX, "sweeps_to_a_stranger", compose({SPEND: spend_to_a_stranger}), "never came back to your wallet",
+          why="spends the outputs itself to a script that is not the wallet's: swept and confirmed, but not back"),
     wrong(EX, "hands_over_the_outer_event", compose({BUMP: bump_whole_event}), "not handed over", "bump_event",
           why="handle_event(event) with the outer Event.BumpTransaction (and the error swallowed)"),
     wrong(EX, "bumps_htlc_resolution_only", compose({BUMP: bump_close_only}), "bump_tx_event_handler.handle_event",
