@@ -38,6 +38,17 @@ def test_plain_values_and_errors_round_trip(value):
     assert decode(encode(value)) == value
 
 
+MAP_VALUES = (st.none() | st.booleans() | st.binary(max_size=8) | st.lists(st.integers(), max_size=3).map(tuple)
+              | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@given(st.dictionaries(st.integers(-(2**70), 2**70) | st.text(max_size=8), MAP_VALUES, max_size=5))
+def test_maps_round_trip_keys_values_and_order(value):
+    """The ChannelManager is written as a map of its parts: every key and value comes back, in order."""
+    back = decode(encode(value))
+    assert back == value and list(back) == list(value)
+
+
 @given(events, st.data())
 def test_truncated_bytes_raise_short_read_never_a_partial_event(event, data):
     encoded = event.encode()
