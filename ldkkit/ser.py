@@ -433,7 +433,7 @@ def _write_named(out: bytearray, v: Any, plan: tuple[int, bytes, tuple[str, ...]
 class _Reader:
     def __init__(self, data: bytes) -> None:
         self.data = data
-        self.pos = 0
+        self.pos = 0  # pragma: no mutate  (decode sets the position past the header before reading)
 
     def take(self, n: int) -> bytes:
         if self.pos + n > len(self.data):

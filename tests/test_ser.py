@@ -101,3 +101,46 @@ def test_unknown_type_names_are_refused():
     bad = encode(ClosureReason.FundingTimedOut()).replace(b"FundingTimedOut", b"FundingTimedOup")
     with pytest.raises(DecodeError.InvalidValue, match="unknown type 'ClosureReason.FundingTimedOup'"):
         decode(bad)
+
+
+HEADER = b"LK\x01"
+
+
+def test_integers_are_read_up_to_twenty_one_bytes_and_no_longer():
+    """No LDK integer needs more (u128, zigzagged): a longer one is corrupt data, not a bigger number."""
+    longest = HEADER + b"\x03" + b"\x80" * 20 + b"\x01"
+    assert decode(longest) == 1 << 139  # (1 << 140), zigzag-decoded
+    with pytest.raises(DecodeError.InvalidValue, match=r"^an integer at offset 25 is longer than any LDK integer$"):
+        decode(HEADER + b"\x03" + b"\x80" * 21 + b"\x01")
+
+
+def test_text_that_is_not_utf8_is_corrupt_data():
+    with pytest.raises(DecodeError.InvalidValue, match=r"^text before offset 7 is not valid UTF-8$"):
+        decode(HEADER + b"\x04\x02\xff\xfe")
+
+
+class Nest(Record):
+    inner: object
+
+
+def nested(levels: int, leaf: object, wrap) -> object:
+    for _ in range(levels):
+        leaf = wrap(leaf)
+    return leaf
+
+
+@pytest.mark.parametrize("wrap", [lambda v: (v,), Nest], ids=["tuples", "records"])
+def test_values_nest_sixty_four_deep_and_no_deeper(wrap):
+    deepest = nested(64, None, wrap)
+    assert decode(encode(deepest)) == deepest
+    with pytest.raises(DecodeError.InvalidValue, match=r"^values are nested too deeply; the data is corrupt$"):
+        decode(encode(nested(65, None, wrap)))
+
+
+def test_a_record_with_the_wrong_number_of_fields_is_refused_by_name():
+    good = encode(ClosureReason.ProcessingError("x"))
+    name = ClosureReason.ProcessingError.__qualname__.encode()
+    bad = good.replace(bytes([len(name)]) + name + b"\x01", bytes([len(name)]) + name + b"\x02") + b"\x00"
+    with pytest.raises(DecodeError.InvalidValue,
+                       match=r"^ClosureReason.ProcessingError has 1 fields, but the data holds 2$"):
+        decode(bad)
