@@ -129,12 +129,20 @@ def nested(levels: int, leaf: object, wrap) -> object:
     return leaf
 
 
-@pytest.mark.parametrize("wrap", [lambda v: (v,), Nest], ids=["tuples", "records"])
-def test_values_nest_sixty_four_deep_and_no_deeper(wrap):
-    deepest = nested(64, None, wrap)
+DEPTHS = {  # a value whose innermost part is ``levels`` deep
+    "tuples": lambda levels: nested(levels, None, lambda v: (v,)),
+    "records": lambda levels: nested(levels, None, Nest),
+    "map values": lambda levels: nested(levels, None, lambda v: {0: v}),
+    "map keys": lambda levels: {nested(levels - 1, None, lambda v: (v,)): 0},
+}
+
+
+@pytest.mark.parametrize("kind", list(DEPTHS))
+def test_values_nest_sixty_four_deep_and_no_deeper(kind):
+    deepest = DEPTHS[kind](64)
     assert decode(encode(deepest)) == deepest
     with pytest.raises(DecodeError.InvalidValue, match=r"^values are nested too deeply; the data is corrupt$"):
-        decode(encode(nested(65, None, wrap)))
+        decode(encode(DEPTHS[kind](65)))
 
 
 def test_a_record_with_the_wrong_number_of_fields_is_refused_by_name():
