@@ -152,3 +152,27 @@ def test_a_record_with_the_wrong_number_of_fields_is_refused_by_name():
     with pytest.raises(DecodeError.InvalidValue,
                        match=r"^ClosureReason.ProcessingError has 1 fields, but the data holds 2$"):
         decode(bad)
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"xx", "these 2 bytes are not an encoded ldkkit value (they do not start with b'LK'); the file may be corrupt "
+            "or was written by something else"),
+    (b"LK", "unknown encoding version missing; this ldkkit reads version 1"),
+    (b"LK\x02\x00", "unknown encoding version 2; this ldkkit reads version 1"),
+    (HEADER + b"\x00\x00\x00", "2 unexpected bytes after the encoded value"),
+    (HEADER + b"\x07\x03abc\x00", "unknown type 'abc'; the data is corrupt or from a newer ldkkit"),
+    (HEADER + b"\x0a\x04\x00", "a duration holds something other than an integer"),
+    (HEADER + b"\x0b\x01\x0b\x00\x00", "a map in the data has a key that cannot be a key"),
+    (HEADER + b"\x03", "the data ends after 4 bytes, in the middle of a value (needed 1 more at offset 4); it was "
+                       "truncated"),
+])
+def test_bad_bytes_of_any_value_get_their_whole_message(data, message):
+    with pytest.raises(DecodeError) as info:
+        decode(data)
+    assert str(info.value) == message
+
+
+def test_decode_takes_bytes_only():
+    with pytest.raises(TypeError, match=r"^decode needs bytes, got str$"):
+        decode("LK")  # type: ignore[arg-type]
+    assert decode(bytearray(encode(7))) == 7 and decode(memoryview(encode(7))) == 7
