@@ -166,7 +166,7 @@ def _exact(kind: type) -> _Check:
 
 
 def _field_checkers(cls: type) -> list[tuple[str, _Check, str]]:
-    cached = cls.__dict__.get("_checkers")
+    cached = cls.__dict__.get("_checkers")  # pragma: no mutate  (a cache: a miss only builds them again)
     if cached is None:
         hints = typing.get_type_hints(cls, include_extras=True)
         cached = [(f.name, *_checker(hints[f.name])) for f in dataclasses.fields(cls)]

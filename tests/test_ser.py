@@ -176,3 +176,10 @@ def test_decode_takes_bytes_only():
     with pytest.raises(TypeError, match=r"^decode needs bytes, got str$"):
         decode("LK")  # type: ignore[arg-type]
     assert decode(bytearray(encode(7))) == 7 and decode(memoryview(encode(7))) == 7
+
+
+def test_a_value_no_record_accepts_is_corrupt_data_naming_what_went_wrong():
+    """A duration past year 9999 is described by the bytes, but Python cannot hold it."""
+    too_long = HEADER + b"\x0a" + encode(10**20)[3:]
+    with pytest.raises(DecodeError.InvalidValue, match=r"^the data is corrupt: OverflowError: "):
+        decode(too_long)
