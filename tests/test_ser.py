@@ -38,6 +38,17 @@ def test_plain_values_and_errors_round_trip(value):
     assert decode(encode(value)) == value
 
 
+MAP_VALUES = (st.none() | st.booleans() | st.binary(max_size=8) | st.lists(st.integers(), max_size=3).map(tuple)
+              | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@given(st.dictionaries(st.integers(-(2**70), 2**70) | st.text(max_size=8), MAP_VALUES, max_size=5))
+def test_maps_round_trip_keys_values_and_order(value):
+    """The ChannelManager is written as a map of its parts: every key and value comes back, in order."""
+    back = decode(encode(value))
+    assert back == value and list(back) == list(value)
+
+
 @given(events, st.data())
 def test_truncated_bytes_raise_short_read_never_a_partial_event(event, data):
     encoded = event.encode()
@@ -90,3 +101,85 @@ def test_unknown_type_names_are_refused():
     bad = encode(ClosureReason.FundingTimedOut()).replace(b"FundingTimedOut", b"FundingTimedOup")
     with pytest.raises(DecodeError.InvalidValue, match="unknown type 'ClosureReason.FundingTimedOup'"):
         decode(bad)
+
+
+HEADER = b"LK\x01"
+
+
+def test_integers_are_read_up_to_twenty_one_bytes_and_no_longer():
+    """No LDK integer needs more (u128, zigzagged): a longer one is corrupt data, not a bigger number."""
+    longest = HEADER + b"\x03" + b"\x80" * 20 + b"\x01"
+    assert decode(longest) == 1 << 139  # (1 << 140), zigzag-decoded
+    with pytest.raises(DecodeError.InvalidValue, match=r"^an integer at offset 25 is longer than any LDK integer$"):
+        decode(HEADER + b"\x03" + b"\x80" * 21 + b"\x01")
+
+
+def test_text_that_is_not_utf8_is_corrupt_data():
+    with pytest.raises(DecodeError.InvalidValue, match=r"^text before offset 7 is not valid UTF-8$"):
+        decode(HEADER + b"\x04\x02\xff\xfe")
+
+
+class Nest(Record):
+    inner: object
+
+
+def nested(levels: int, leaf: object, wrap) -> object:
+    for _ in range(levels):
+        leaf = wrap(leaf)
+    return leaf
+
+
+DEPTHS = {  # a value whose innermost part is ``levels`` deep
+    "tuples": lambda levels: nested(levels, None, lambda v: (v,)),
+    "records": lambda levels: nested(levels, None, Nest),
+    "map values": lambda levels: nested(levels, None, lambda v: {0: v}),
+    "map keys": lambda levels: {nested(levels - 1, None, lambda v: (v,)): 0},
+}
+
+
+@pytest.mark.parametrize("kind", list(DEPTHS))
+def test_values_nest_sixty_four_deep_and_no_deeper(kind):
+    deepest = DEPTHS[kind](64)
+    assert decode(encode(deepest)) == deepest
+    with pytest.raises(DecodeError.InvalidValue, match=r"^values are nested too deeply; the data is corrupt$"):
+        decode(encode(DEPTHS[kind](65)))
+
+
+def test_a_record_with_the_wrong_number_of_fields_is_refused_by_name():
+    good = encode(ClosureReason.ProcessingError("x"))
+    name = ClosureReason.ProcessingError.__qualname__.encode()
+    bad = good.replace(bytes([len(name)]) + name + b"\x01", bytes([len(name)]) + name + b"\x02") + b"\x00"
+    with pytest.raises(DecodeError.InvalidValue,
+                       match=r"^ClosureReason.ProcessingError has 1 fields, but the data holds 2$"):
+        decode(bad)
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"xx", "these 2 bytes are not an encoded ldkkit value (they do not start with b'LK'); the file may be corrupt "
+            "or was written by something else"),
+    (b"LK", "unknown encoding version missing; this ldkkit reads version 1"),
+    (b"LK\x02\x00", "unknown encoding version 2; this ldkkit reads version 1"),
+    (HEADER + b"\x00\x00\x00", "2 unexpected bytes after the encoded value"),
+    (HEADER + b"\x07\x03abc\x00", "unknown type 'abc'; the data is corrupt or from a newer ldkkit"),
+    (HEADER + b"\x0a\x04\x00", "a duration holds something other than an integer"),
+    (HEADER + b"\x0b\x01\x0b\x00\x00", "a map in the data has a key that cannot be a key"),
+    (HEADER + b"\x03", "the data ends after 4 bytes, in the middle of a value (needed 1 more at offset 4); it was "
+                       "truncated"),
+])
+def test_bad_bytes_of_any_value_get_their_whole_message(data, message):
+    with pytest.raises(DecodeError) as info:
+        decode(data)
+    assert str(info.value) == message
+
+
+def test_decode_takes_bytes_only():
+    with pytest.raises(TypeError, match=r"^decode needs bytes, got str$"):
+        decode("LK")  # type: ignore[arg-type]
+    assert decode(bytearray(encode(7))) == 7 and decode(memoryview(encode(7))) == 7
+
+
+def test_a_value_no_record_accepts_is_corrupt_data_naming_what_went_wrong():
+    """A duration past year 9999 is described by the bytes, but Python cannot hold it."""
+    too_long = HEADER + b"\x0a" + encode(10**20)[3:]
+    with pytest.raises(DecodeError.InvalidValue, match=r"^the data is corrupt: OverflowError: "):
+        decode(too_long)
