@@ -48,7 +48,8 @@ def test_a_rust_enum_declares_its_variants_as_nested_classes():
     with pytest.raises(TypeError, match=r"LightShape is an enum: build one of its variants \(Circle, Dot\)$"):
         LightShape()
     assert decode(encode(circle)) == circle  # registered under its qualified name: it round-trips
-    assert vars(circle) == {"radius": 2} and weakref.ref(circle)() is circle  # an ordinary instance
+    ref = weakref.ref(circle)
+    assert vars(circle) == {"radius": 2} and ref() is circle and circle.__weakref__ is ref  # an ordinary instance
     with pytest.raises(dataclass_frozen()):
         circle.radius = 3  # type: ignore[misc]
 
@@ -101,10 +102,8 @@ def test_field_types_are_checked_when_a_record_is_built_with_what_each_must_be()
     for field, (value, must_be) in bad.items():
         with pytest.raises(TypeError) as info:
             Sample(**{**good, field: value})
-        message = str(info.value)
-        assert message.startswith(f"{Sample.__qualname__}.{field} must be {must_be}, got {value!r}"), message
-        assert message.endswith("(wrap raw bytes in the named type, e.g. PaymentHash(b'...'))") == (
-            isinstance(value, bytes))
+        wrap = " (wrap raw bytes in the named type, e.g. PaymentHash(b'...'))" if isinstance(value, bytes) else ""
+        assert str(info.value) == f"{Sample.__qualname__}.{field} must be {must_be}, got {value!r}{wrap}"
     assert Sample(**{**good, "table": {}, "items": ()}).table == {}
     with pytest.raises(TypeError, match="must be a list of"):
         Sample(**{**good, "items": "12"})
@@ -207,7 +206,14 @@ def test_types_registered_at_run_time_encode_by_kind_and_decode_back():
         def __eq__(self, other: object) -> bool:
             return isinstance(other, Pair) and (self.a, self.b) == (other.a, other.b)
 
-    for value in (Colour.RED, Tag(b"\x01\x02"), Pair(1, 2)):
+    class Keyed(Record):  # a record that can also show itself as bytes is still written field by field
+        key: bytes
+        index: int
+
+        def __bytes__(self) -> bytes:
+            return self.key
+
+    for value in (Colour.RED, Tag(b"\x01\x02"), Pair(1, 2), Keyed(b"\x07", 3)):
         back = decode(encode(value))
         assert type(back) is type(value) and back == value
 

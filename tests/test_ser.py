@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -134,6 +136,7 @@ DEPTHS = {  # a value whose innermost part is ``levels`` deep
     "records": lambda levels: nested(levels, None, Nest),
     "map values": lambda levels: nested(levels, None, lambda v: {0: v}),
     "map keys": lambda levels: {nested(levels - 1, None, lambda v: (v,)): 0},
+    "durations": lambda levels: nested(levels - 1, timedelta(seconds=1), lambda v: (v,)),  # its count is inside
 }
 
 
