@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -111,6 +112,14 @@ def _event_types(page, count: int) -> list[str]:
     return [items.nth(i).get_attribute("data-event") for i in range(count)]
 
 
+def _events_show(page, expected: list[str]) -> bool:
+    """Whether the newest events are ``expected``, waiting for the widget (it may update after the status line)."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while _event_types(page, len(expected)) != expected and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    return _event_types(page, len(expected)) == expected
+
+
 def _control(page, button: str, expected_status: str, **choices: str) -> None:
     """Choose the dropdowns' labels, click a dashboard button and wait for its outcome."""
     for css, label in choices.items():
@@ -132,6 +141,7 @@ def test_the_dashboard_in_jupyterlab(lab: str) -> None:
 
 
 def _play(page, url: str) -> None:
+    from playwright.sync_api import expect
     page.goto(f"{url}/lab/tree/{NOTEBOOK.name}")
     page.wait_for_selector(KERNEL_IDLE, timeout=60_000)
     # Every cell but the last, which stops the dashboard: select it, then run all above it.
@@ -143,15 +153,15 @@ def _play(page, url: str) -> None:
     # A peer opens a 6,000,000 sat channel: accepted, pending, then ready once mined.
     _control(page, "peer-opens-channel", "carol opened a 6,000,000 sat channel to you: accepted",
              peer="carol", channel_sats="6,000,000 sat")
-    assert _event_types(page, 2) == ["ChannelPending", "OpenChannelRequest"]
+    assert _events_show(page, ["ChannelPending", "OpenChannelRequest"])
     _control(page, "mine", "mined 6 blocks", blocks="6")
-    assert _event_types(page, 1) == ["ChannelReady"]
+    assert _events_show(page, ["ChannelReady"])
     assert "carol" in page.locator(".ldkkit-events summary").first.inner_text()
 
     # A 4,000,000 sat channel: the reference policy rejects it, and the call shows under the event.
     _control(page, "peer-opens-channel", "alice opened a 4,000,000 sat channel to you: your handler rejected it",
              peer="alice", channel_sats="4,000,000 sat")
-    assert _event_types(page, 1) == ["OpenChannelRequest"]
+    assert _events_show(page, ["OpenChannelRequest"])
     assert "force_close_without_broadcasting_txn" in page.locator(".ldkkit-events .ldkkit-call").first.inner_text()
 
     # An event expands to all its fields.
@@ -164,8 +174,10 @@ def _play(page, url: str) -> None:
     assert "width:0.00%" in bar.locator(".ldkkit-bar-local").get_attribute("style")
     _control(page, "peer-pays-invoice", "carol paid your 50,000 sat invoice", peer="carol",
              payment_sats="50,000 sat")
-    assert bar.get_attribute("title") == "carol: local 50,000 sat, remote 5,950,000 sat"
-    assert "width:0.83%" in bar.locator(".ldkkit-bar-local").get_attribute("style")
+    # The status line can show before the table's new state reaches the browser: wait for it, as a reader would.
+    expect(bar).to_have_attribute("title", "carol: local 50,000 sat, remote 5,950,000 sat", timeout=TIMEOUT_MS)
+    expect(bar.locator(".ldkkit-bar-local")).to_have_attribute("style", re.compile(r"width:0\.83%"),
+                                                               timeout=TIMEOUT_MS)
     assert page.locator(".ldkkit-errors li").count() == 1  # only the notebook's own pay_peer error
 
     # The last cell stops the dashboard, which says so.
