@@ -277,7 +277,7 @@ def _show(name: str, value: Any) -> str:
 
     Values with a ``short()`` method (ids, outpoints, paths) render through it.
     """
-    if isinstance(value, bool) or value is None:  # pragma: no mutate  (str() of a bool is its repr too)
+    if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, int):
         if name.endswith("_msat"):
