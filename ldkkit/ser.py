@@ -323,6 +323,8 @@ def _flatten(out: dict[str, Any], prefix: str, record: Any) -> None:
 _MAGIC = b"LK"
 _VERSION = 1
 _MAX_DEPTH = 64
+#: The longest integer the reader takes: 21 bytes of 7 bits, more than a zigzagged u128 needs.
+_MAX_VARINT_BYTES = 21
 
 
 class _Tag(enum.IntEnum):
@@ -371,8 +373,11 @@ def _write(out: bytearray, v: Any) -> None:
     elif t is bool:
         out.append(_Tag.TRUE if v else _Tag.FALSE)
     elif t is int:
+        zigzag = (v << 1) if v >= 0 else ((-v << 1) - 1)
+        if zigzag.bit_length() > 7 * _MAX_VARINT_BYTES:  # what the reader would refuse is never written
+            raise ValueError(f"ldkkit cannot encode the integer {v}: it is larger than any LDK integer")
         out.append(_Tag.INT)
-        _write_varint(out, (v << 1) if v >= 0 else ((-v << 1) - 1))  # zigzag
+        _write_varint(out, zigzag)
     elif t is str:
         out.append(_Tag.STR)
         _write_blob(out, v.encode())
@@ -453,7 +458,7 @@ class _Reader:
             shift += 7
             if not byte & 0x80:
                 return n
-            if shift > 7 * 20:
+            if shift >= 7 * _MAX_VARINT_BYTES:
                 raise DecodeError.InvalidValue(f"an integer at offset {self.pos} is longer than any LDK integer")
 
     def blob(self) -> bytes:
