@@ -278,7 +278,7 @@ def _show(name: str, value: Any) -> str:
 
     Values with a ``short()`` method (ids, outpoints, paths) render through it.
     """
-    if isinstance(value, bool) or value is None:  # pragma: no mutate  (str() of a bool is its repr too)
+    if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, int):
         if name.endswith("_msat"):
@@ -324,6 +324,8 @@ def _flatten(out: dict[str, Any], prefix: str, record: Any) -> None:
 _MAGIC = b"LK"
 _VERSION = 1
 _MAX_DEPTH = 64
+#: The longest integer the reader takes: 21 bytes of 7 bits, more than a zigzagged u128 needs.
+_MAX_VARINT_BYTES = 21
 
 
 class _Tag(enum.IntEnum):
@@ -374,8 +376,11 @@ def _write(out: bytearray, v: Any) -> None:
 
 
 def _write_int(out: bytearray, v: int) -> None:
+    zigzag = (v << 1) if v >= 0 else ((-v << 1) - 1)
+    if zigzag.bit_length() > 7 * _MAX_VARINT_BYTES:  # what the reader would refuse is never written
+        raise ValueError(f"ldkkit cannot encode the integer {v}: it is larger than any LDK integer")
     out.append(_Tag.INT)
-    _write_varint(out, (v << 1) if v >= 0 else ((-v << 1) - 1))  # zigzag
+    _write_varint(out, zigzag)
 
 
 def _write_tuple(out: bytearray, v: Any) -> None:
@@ -488,7 +493,7 @@ class _Reader:
             shift += 7
             if not byte & 0x80:
                 return n
-            if shift > 7 * 20:
+            if shift >= 7 * _MAX_VARINT_BYTES:
                 raise DecodeError.InvalidValue(f"an integer at offset {self.pos} is longer than any LDK integer")
 
     def blob(self) -> bytes:

@@ -168,9 +168,10 @@ def test_a_field_type_the_kit_cannot_check_is_refused_by_name():
 def test_flags_and_nothing_show_as_python_writes_them():
     class Flagged(Record):
         flag: bool
+        paid_msat: bool  # a flag, whatever its name: never an amount
         note: Optional[str]
 
-    assert repr(Flagged(True, None)).endswith("Flagged(flag=True, note=None)")
+    assert repr(Flagged(True, False, None)).endswith("Flagged(flag=True, paid_msat=False, note=None)")
 
 
 def test_a_value_that_shows_itself_short_is_one_column_even_if_it_is_a_record():

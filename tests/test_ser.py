@@ -40,8 +40,9 @@ def test_plain_values_and_errors_round_trip(value):
     assert decode(encode(value)) == value
 
 
-MAP_VALUES = (st.none() | st.booleans() | st.binary(max_size=8) | st.lists(st.integers(), max_size=3).map(tuple)
-              | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+LDK_INTS = st.integers(-(2**128), 2**128)
+MAP_VALUES = (st.none() | st.booleans() | st.binary(max_size=8) | st.lists(LDK_INTS, max_size=3).map(tuple)
+              | st.dictionaries(st.text(max_size=3), LDK_INTS, max_size=2))
 
 
 @given(st.dictionaries(st.integers(-(2**70), 2**70) | st.text(max_size=8), MAP_VALUES, max_size=5))
@@ -114,6 +115,15 @@ def test_integers_are_read_up_to_twenty_one_bytes_and_no_longer():
     assert decode(longest) == 1 << 139  # (1 << 140), zigzag-decoded
     with pytest.raises(DecodeError.InvalidValue, match=r"^an integer at offset 25 is longer than any LDK integer$"):
         decode(HEADER + b"\x03" + b"\x80" * 21 + b"\x01")
+
+
+def test_an_integer_too_large_to_read_back_is_never_written():
+    """Whatever encode writes, decode reads: the largest integer written is the largest the reader takes."""
+    largest = (1 << 146) - 1  # zigzagged: 147 bits, 21 bytes
+    assert decode(encode(largest)) == largest and decode(encode(-largest - 1)) == -largest - 1
+    for too_large in (largest + 1, -largest - 2):
+        with pytest.raises(ValueError, match=rf"^ldkkit cannot encode the integer {too_large}: it is larger than"):
+            encode(too_large)
 
 
 def test_text_that_is_not_utf8_is_corrupt_data():
