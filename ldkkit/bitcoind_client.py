@@ -62,11 +62,20 @@ DEFAULT_FEERATES: dict[ConfirmationTarget, int] = {
 }
 
 
+@functools.lru_cache(maxsize=1_024)
+def _account(wallet_seed: bytes, coin_type: int) -> Any:
+    """The BIP 84 account key ``m/84'/coin_type'/0'`` of a wallet seed."""
+    from embit.bip32 import HDKey
+
+    return HDKey.from_seed(wallet_seed).derive(f"m/84h/{coin_type}h/0h")
+
+
 @functools.lru_cache(maxsize=65_536)
-def _derive(account: Any, branch: int, index: int) -> tuple[bytes, bytes]:
+def _derive(wallet_seed: bytes, coin_type: int, branch: int, index: int) -> tuple[bytes, bytes]:
     """The wallet key ``account/branch/index``: (secret, compressed public key). Every node the simulation
-    builds from the same seed derives the same keys, so they are derived once per process."""
-    key = account.derive([branch, index])
+    builds from the same seed derives the same keys, so they are derived once per process (keyed by the
+    seed's bytes: hashing embit's key objects would serialize them on every lookup)."""
+    key = _account(wallet_seed, coin_type).derive([branch, index])
     return key.key.secret, key.get_public_key().sec()
 
 
@@ -131,16 +140,13 @@ class BitcoindClient:
     def __init__(self, chain: Chain, network: Network, wallet_seed: bytes, logger: Logger | None = None) -> None:
         if not isinstance(wallet_seed, (bytes, bytearray)) or not 16 <= len(wallet_seed) <= 64:
             raise ValueError("BitcoindClient needs a wallet_seed of 16 to 64 bytes (BIP 32's limits)")
-        from embit.bip32 import HDKey
-
         self.chain = chain
         self.network = network
         self.logger = logger if logger is not None else Logger("bitcoind")
         #: Transactions ``broadcast_transactions`` could not get into the mempool, with the reason.
         self.rejected: list[RejectedTx] = []
         self._lock = threading.RLock()
-        coin_type = 0 if network is Network.Bitcoin else 1
-        self._account = HDKey.from_seed(bytes(wallet_seed)).derive(f"m/84h/{coin_type}h/0h")
+        self._wallet = (bytes(wallet_seed), 0 if network is Network.Bitcoin else 1)  # what _derive is keyed by
         self._keys: dict[ScriptBuf, tuple[bytes, bytes]] = {}  # script -> (secret, compressed pubkey)
         self._scripts: tuple[list[ScriptBuf], list[ScriptBuf]] = ([], [])  # the receive (0) and change (1) chains
         self._index: dict[ScriptBuf, tuple[int, int]] = {}  # script -> (chain, index)
@@ -155,7 +161,7 @@ class BitcoindClient:
         """Keep GAP_LIMIT keys derived past the next unused one, so coins paid to them are seen."""
         scripts = self._scripts[branch]
         while len(scripts) < self._next[branch] + GAP_LIMIT:
-            secret, pubkey = _derive(self._account, branch, len(scripts))
+            secret, pubkey = _derive(*self._wallet, branch, len(scripts))
             script = ScriptBuf.new_p2wpkh(pubkey)
             self._keys[script] = (secret, pubkey)
             self._index[script] = (branch, len(scripts))

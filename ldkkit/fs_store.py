@@ -25,13 +25,17 @@ class FilesystemStore:
     """Mirrors ``lightning_persister::fs_store::FilesystemStore``; implements ``KVStore``.
 
     ``durable=False`` skips the ``fsync`` calls, for the simulated world's scratch folders: nothing
-    loses power in a simulation, and the folder is deleted afterwards. Writes stay atomic.
+    loses power in a simulation, and the folder is deleted afterwards. Writes stay atomic. It also skips
+    writing a value the file already holds, unchanged since this store wrote it: the background processor
+    persists an unchanged scorer every five simulated minutes, and the disk would only see the same bytes.
     """
 
     def __init__(self, data_dir: str | os.PathLike[str], *, durable: bool = True) -> None:
         self.data_dir = Path(data_dir)
         self.durable = durable
         self._lock = threading.Lock()  # one writer at a time, as LDK's per-path locks
+        #: Not durable: what this store last wrote at each path, and the file's identity just after.
+        self._written: dict[Path, tuple[bytes, tuple[int, int, int]]] = {}
         self._remove_interrupted_writes()
 
     def _remove_interrupted_writes(self) -> None:
@@ -64,6 +68,8 @@ class FilesystemStore:
             raise TypeError(f"FilesystemStore.write takes bytes, got {type(buf).__name__}; call .encode() first")
         dest = self._path(primary_namespace, secondary_namespace, key)
         with self._lock:
+            if not self.durable and self._holds(dest, buf):
+                return
             dest.parent.mkdir(parents=True, exist_ok=True)
             # Keys cannot contain '.', so the temporary name can never clash with a key.
             tmp = dest.with_name(f"{key}.{secrets.token_hex(6)}.tmp")  # pragma: no mutate  (any random suffix)
@@ -84,6 +90,18 @@ class FilesystemStore:
                     _IN_FLIGHT.discard(tmp)
             if self.durable:
                 _fsync_dir(dest.parent)
+            else:
+                self._written[dest] = (bytes(buf), _identity(dest))
+
+    def _holds(self, dest: Path, buf: bytes | bytearray | memoryview) -> bool:
+        """Whether the file at ``dest`` is the one this store last wrote, untouched since, with these bytes."""
+        last = self._written.get(dest)
+        if last is None or last[0] != buf:
+            return False
+        try:
+            return _identity(dest) == last[1]
+        except FileNotFoundError:
+            return False
 
     def remove(self, primary_namespace: str, secondary_namespace: str, key: str, lazy: bool = False) -> None:
         """Delete a key. Removing a missing key is not an error, as in LDK."""
@@ -104,6 +122,12 @@ class FilesystemStore:
 
     def __repr__(self) -> str:
         return f"FilesystemStore({str(self.data_dir)!r})"
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    """A file's inode, size and modification time: any write or replacement changes one of them."""
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _fsync_dir(folder: Path) -> None:

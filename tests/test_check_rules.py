@@ -63,3 +63,16 @@ def test_every_output_of_an_event_is_judged_not_only_the_first(sweep_in_mempool)
         assert on_chain.judge_sweeps(played) > 0  # the first output alone was swept and confirmed
     finally:
         played.recorder.handlings = handlings
+
+
+def test_the_capstone_compares_with_what_the_reference_node_is_given_today():
+    """The capstone's stored reference events are a fresh run's: a world change that alters them fails here,
+    with the command that writes them again, rather than failing learners' right handlers."""
+    from ldkkit import scenarios
+    from ldkkit.exercises import capstone
+    from ldkkit.exercises.reference_events import REFERENCE_EVENTS
+
+    assert list(REFERENCE_EVENTS) == scenarios.names(), "run .venv/bin/python tools/make_reference_events.py"
+    for name in scenarios.names():
+        assert REFERENCE_EVENTS[name] == capstone.reference_events(name), (
+            f"{name}: the stored reference events are out of date; run .venv/bin/python tools/make_reference_events.py")

@@ -301,3 +301,38 @@ def test_a_bad_character_gets_ldks_message_then_the_rule(any_store, operation):
     what = ("mon itors//k: primary namespace, secondary namespace, and key" if operation == "read"
             else "mon itors/: primary namespace and secondary namespace")
     assert str(info.value) == f"Failed to {operation} {what} must be valid: {persist._RULE}."
+
+
+def test_a_scratch_store_skips_rewriting_what_the_file_already_holds(tmp_path):
+    store = FilesystemStore(tmp_path, durable=False)
+    store.write("", "", "scorer", b"same")
+    first = (tmp_path / "scorer").stat().st_ino
+    store.write("", "", "scorer", b"same")
+    assert (tmp_path / "scorer").stat().st_ino == first  # not replaced: the same bytes were already there
+    store.write("", "", "scorer", b"new")
+    assert (tmp_path / "scorer").read_bytes() == b"new" and (tmp_path / "scorer").stat().st_ino != first
+
+
+@pytest.mark.parametrize("tamper", ["overwrite", "replace", "delete"])
+def test_a_scratch_store_rewrites_a_file_changed_behind_its_back(tmp_path, tamper):
+    store = FilesystemStore(tmp_path, durable=False)
+    store.write("", "", "manager", b"state")
+    path = tmp_path / "manager"
+    if tamper == "overwrite":
+        path.write_bytes(b"junk!!")
+    elif tamper == "replace":
+        (tmp_path / "other").write_bytes(b"state")
+        os.replace(tmp_path / "other", path)
+        path.write_bytes(b"torn")
+    else:
+        path.unlink()
+    store.write("", "", "manager", b"state")
+    assert store.read("", "", "manager") == b"state"
+
+
+def test_a_durable_store_writes_every_time(tmp_path):
+    store = FilesystemStore(tmp_path)
+    store.write("", "", "scorer", b"same")
+    first = (tmp_path / "scorer").stat().st_ino
+    store.write("", "", "scorer", b"same")
+    assert (tmp_path / "scorer").stat().st_ino != first
