@@ -15,7 +15,7 @@ import enum
 import threading
 from typing import Any, ClassVar, Generic, Optional, TypeVar
 
-from .ser import U64, DecodeError, Record, decode, encode, register
+from .ser import U64, DecodeError, Record, decode, encode_item, encode_tuple_of, register, ser_fields
 from .types import HexBytes, PaymentHash, PaymentId, PaymentPreimage, PaymentSecret
 
 #: The keys ldk-sample stores the two storages under (``disk.rs``).
@@ -55,6 +55,7 @@ class _PaymentInfoStorage(Generic[_K]):
     def __init__(self, payments: dict[_K, PaymentInfo] | None = None) -> None:
         self.payments: dict[_K, PaymentInfo] = dict(payments or {})
         self._lock = threading.RLock()
+        self._encoded: dict[Any, tuple[tuple[Any, ...], bytes]] = {}  # each entry's state and bytes, at last encode
 
     def lock(self) -> _PaymentInfoStorage[_K]:
         """Use as ``with storage.lock() as payments:``; the map is yours inside the block."""
@@ -68,8 +69,16 @@ class _PaymentInfoStorage(Generic[_K]):
         self._lock.release()
 
     def encode(self) -> bytes:
+        """``encode(tuple(payments.items()))``. ldk-sample re-encodes the whole map after every payment, so each
+        entry's bytes are kept, and written again only once the entry changes."""
         with self._lock:
-            return encode(tuple(self.payments.items()))
+            kept, self._encoded = self._encoded, {}
+            for key, info in self.payments.items():
+                state = _state(key, info)
+                cached = kept.get(key)
+                fresh = cached is not None and cached[0] == state
+                self._encoded[key] = cached if fresh else (state, encode_item((key, info)))  # type: ignore[assignment]
+            return encode_tuple_of([data for _, data in self._encoded.values()])
 
     @classmethod
     def decode(cls, data: bytes) -> Any:
@@ -109,3 +118,9 @@ class OutboundPaymentInfoStorage(_PaymentInfoStorage[PaymentId]):
     """Mirrors ldk-sample's ``OutboundPaymentInfoStorage``: payments we send, by payment id."""
 
     KEY = PaymentId
+
+
+def _state(key: Any, info: PaymentInfo) -> tuple[Any, ...]:
+    """Everything an entry's bytes depend on: the types too, since the encoding names them."""
+    values = (getattr(info, name) for name in ser_fields(type(info)))
+    return (type(key), key, type(info), *((type(v), v) for v in values))

@@ -353,6 +353,24 @@ def encode(value: Any) -> bytes:
     return bytes(out)
 
 
+def encode_item(value: Any) -> bytes:
+    """One item of a tuple as ``encode`` writes it, for :func:`encode_tuple_of`."""
+    out = bytearray()
+    _write(out, value)
+    return bytes(out)
+
+
+def encode_tuple_of(items: list[bytes]) -> bytes:
+    """``encode(tuple(values))``, given each value's :func:`encode_item`: a caller that keeps those re-encodes
+    a long tuple without writing its unchanged items again."""
+    out = bytearray(_MAGIC)
+    out.append(_VERSION)
+    out.append(_Tag.TUPLE)
+    _write_varint(out, len(items))
+    out += b"".join(items)
+    return bytes(out)
+
+
 def _write_varint(out: bytearray, n: int) -> None:
     while True:
         byte = n & 0x7F

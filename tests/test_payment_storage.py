@@ -63,3 +63,43 @@ def test_the_wrong_storage_kind_is_refused():
 def test_payment_info_fields_are_checked():
     with pytest.raises(TypeError, match="PaymentInfo.status must be a HTLCStatus"):
         PaymentInfo(None, None, "Succeeded", 1)  # type: ignore[arg-type]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["put", "status", "amount", "delete", "encode"]),
+                          st.integers(0, 5), infos), max_size=30))
+def test_encoding_after_any_changes_is_the_whole_maps_encoding(steps):
+    """The storage keeps each entry's bytes between encodes (ldk-sample re-encodes after every payment); whatever
+    the handler changed in place, added or removed, the bytes are those of the map encoded afresh."""
+    from ldkkit import ser
+
+    storage = InboundPaymentInfoStorage()
+    hashes = [PaymentHash(bytes([i]) * 32) for i in range(6)]
+    for action, i, info in steps:
+        with storage.lock() as payments:
+            match action:
+                case "put":
+                    payments[hashes[i]] = info
+                case "status" if hashes[i] in payments:
+                    payments[hashes[i]].status = info.status
+                case "amount" if hashes[i] in payments:
+                    payments[hashes[i]].amt_msat = info.amt_msat
+                case "delete":
+                    payments.pop(hashes[i], None)
+        assert storage.encode() == ser.encode(tuple(storage.payments.items()))
+        assert InboundPaymentInfoStorage.decode(storage.encode()) == storage
+
+
+def test_an_entry_changed_to_an_equal_value_of_another_type_is_encoded_again():
+    """``True == 1`` and equal bytes under two names compare equal, but encode differently: the kept bytes of an
+    entry are reused only if every value keeps its type too."""
+    from ldkkit import ser
+    from ldkkit.types import PaymentSecret
+
+    storage = InboundPaymentInfoStorage()
+    with storage.lock() as payments:
+        payments[PaymentHash(b"\1" * 32)] = info = PaymentInfo(PaymentPreimage(b"\2" * 32), None, HTLCStatus.Pending, 1)
+    storage.encode()
+    info.amt_msat = True
+    assert storage.encode() == ser.encode(tuple(storage.payments.items()))
+    info.amt_msat, info.preimage = 1, PaymentSecret(b"\2" * 32)
+    assert storage.encode() == ser.encode(tuple(storage.payments.items()))
