@@ -21,6 +21,8 @@ Like ldk-sample's client it is also the node's ``FeeEstimator``, ``BroadcasterIn
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import io
 import threading
 from collections.abc import Sequence
@@ -70,13 +72,31 @@ def _account(wallet_seed: bytes, coin_type: int) -> Any:
     return HDKey.from_seed(wallet_seed).derive(f"m/84h/{coin_type}h/0h")
 
 
+#: The order of secp256k1's group: BIP 32 adds private keys modulo it.
+_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+@functools.lru_cache(maxsize=4_096)
+def _branch(wallet_seed: bytes, coin_type: int, branch: int) -> tuple[bytes, bytes, bytes]:
+    """The receive (0) or change (1) branch key of the account: (chain code, secret, compressed public key)."""
+    key = _account(wallet_seed, coin_type).child(branch)
+    return key.chain_code, key.key.secret, key.get_public_key().sec()
+
+
 @functools.lru_cache(maxsize=65_536)
 def _derive(wallet_seed: bytes, coin_type: int, branch: int, index: int) -> tuple[bytes, bytes]:
-    """The wallet key ``account/branch/index``: (secret, compressed public key). Every node the simulation
-    builds from the same seed derives the same keys, so they are derived once per process (keyed by the
-    seed's bytes: hashing embit's key objects would serialize them on every lookup)."""
-    key = _account(wallet_seed, coin_type).derive([branch, index])
-    return key.key.secret, key.get_public_key().sec()
+    """The wallet key ``account/branch/index``: (secret, compressed public key).
+
+    BIP 32's non-hardened private derivation (CKDpriv), as embit's ``HDKey.child`` computes it, on coincurve's
+    keys: an embit ``HDKey`` per key would base58-encode each one, and a node derives a hundred. Every node
+    the simulation builds from the same seed derives the same keys, so they are derived once per process.
+    """
+    from coincurve import PublicKey
+
+    chain_code, secret, public = _branch(wallet_seed, coin_type, branch)
+    tweak = hmac.new(chain_code, public + index.to_bytes(4, "big"), hashlib.sha512).digest()[:32]
+    child = ((int.from_bytes(tweak, "big") + int.from_bytes(secret, "big")) % _SECP256K1_ORDER).to_bytes(32, "big")
+    return child, PublicKey.from_secret(child).format()
 
 
 class BitcoindError(Exception):

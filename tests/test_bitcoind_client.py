@@ -256,3 +256,16 @@ def test_wallet_source_lists_confirmed_utxos_and_signs_its_inputs():
     assert signed.compute_txid() == tx.compute_txid() and len(signed.input[0].witness) == 2
     chain.broadcast(signed)
     assert client.get_change_destination_script().is_p2wpkh()
+
+
+def test_wallet_keys_are_bip84_keys_of_the_seed():
+    """The wallet derives its keys itself (for speed); they are the BIP 32 keys embit derives, m/84'/1'/0'/b/i."""
+    from embit.bip32 import HDKey
+
+    from ldkkit.bitcoind_client import _derive
+
+    seed = bytes(range(32))
+    account = HDKey.from_seed(seed).derive("m/84h/1h/0h")
+    for branch, index in ((0, 0), (0, 1), (0, 49), (1, 0), (1, 7)):
+        key = account.derive([branch, index])
+        assert _derive(seed, 1, branch, index) == (key.key.secret, key.get_public_key().sec())
