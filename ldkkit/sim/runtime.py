@@ -210,8 +210,9 @@ class Runtime:
                         p.ticking = True
                     else:
                         p.idle = False
-                self.cond.notify_all()
-            woken = len(quiet) < len(due)
+                woken = len(quiet) < len(due)
+                if woken:  # a sleeper whose deadline the runtime works through stays asleep: no need to wake it
+                    self.cond.notify_all()
             for p in quiet:
                 woken |= not self._tick(p, next_us)
             if woken or (target_us is not None and next_us >= target_us):
@@ -224,11 +225,11 @@ class Runtime:
         with self.cond:
             p.ticking = False
             asleep = later is not None and later > now_us and p.idle
-            if asleep:
+            if asleep:  # still asleep: its thread, waiting for "not idle", has nothing to see
                 p.deadline_us = later
             else:
                 p.idle = False
-            self.cond.notify_all()
+                self.cond.notify_all()
         return asleep
 
     def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
