@@ -139,20 +139,35 @@ class _Timer:
     """
 
     def __init__(self, interval_s: float, now_us: int, whole_seconds: bool) -> None:
-        self.interval_us = round(interval_s * MICROS)
+        self._slack_us = MICROS if whole_seconds else 0
+        self._interval_us = round(interval_s * MICROS)
         self.last_us = now_us
-        self.whole_seconds = whole_seconds
 
-    def threshold_us(self) -> int:
-        """The first moment at which the timer counts as elapsed."""
-        return self.last_us + self.interval_us + (MICROS if self.whole_seconds else 0)
+    # The threshold is kept up to date as the timer is set, since the loop asks for it at every poll.
+    @property
+    def last_us(self) -> int:
+        return self._last_us
+
+    @last_us.setter
+    def last_us(self, value: int) -> None:
+        self._last_us = value
+        self.threshold_us = value + self._interval_us + self._slack_us  #: the first moment it counts as elapsed
+
+    @property
+    def interval_us(self) -> int:
+        return self._interval_us
+
+    @interval_us.setter
+    def interval_us(self, value: int) -> None:
+        self._interval_us = value
+        self.last_us = self._last_us
 
     def due(self, now_us: int) -> bool:
-        return now_us >= self.threshold_us()
+        return now_us >= self.threshold_us
 
     def next_poll_us(self, wait_start_us: int, poll_us: int) -> int:
         """When the loop, polling every ``poll_us`` from ``wait_start_us``, would find this due."""
-        polls = max(1, -(-(self.threshold_us() - wait_start_us) // poll_us))
+        polls = max(1, -(-(self.threshold_us - wait_start_us) // poll_us))
         return wait_start_us + polls * poll_us
 
 
@@ -267,8 +282,8 @@ class _RunBody:
         rest of its iteration as it would have; otherwise that iteration would have done nothing, and
         skipping the thread hand-over changes nothing but the time it takes.
         """
-        due = [name for name, timer in self.timers.items() if timer.due(now_us)]
-        if not due or not set(due) <= _QUIET_TIMERS or self.replay_pending():
+        due = {name for name, timer in self.timers.items() if now_us >= timer.threshold_us}
+        if not due or not due <= _QUIET_TIMERS or self.replay_pending():
             return None
         for name, action in (("freshness", self.channel_manager.timer_tick_occurred),
                              ("ping", self.peer_manager.timer_tick_occurred),
