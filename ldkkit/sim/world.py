@@ -42,7 +42,7 @@ from ..sign import KeysManager
 from ..sweep import OutputSweeper
 from ..types import PublicKey
 from .chain import MINER_SCRIPT, Chain
-from .clock import EPOCH_UNIX_SECONDS, RealClock, VirtualClock
+from .clock import EPOCH_UNIX_SECONDS, MICROS, RealClock, VirtualClock
 from .runtime import Runtime
 
 #: Simulated seconds between blocks, as on Bitcoin's main chain.
@@ -58,6 +58,8 @@ REBROADCAST_TIMER = 30
 #: 100 ms poll ends (``Sleeper::wait_timeout``). The world always takes the 100 ms: on a virtual clock, an
 #: immediate retry by a handler that always replays would stop time.
 REPLAY_RETRY_S = 0.1
+#: How far the loop's clock may land past a timer's moment (its sleeps are in float seconds).
+_TIMER_SLACK_US = 10
 
 
 class World:
@@ -73,6 +75,10 @@ class World:
         self._by_id: dict[PublicKey, Node] = {}
         self._connections: set[frozenset[PublicKey]] = set()
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
+        #: When each node's timers next fire, and how many seconds of its schedule will then have passed (its
+        #: ticks come every REBROADCAST_TIMER from when it was attached); and the one task that runs them all.
+        self._next_tick: dict[str, tuple[int, int]] = {}
+        self._timer_task: Optional[asyncio.Task[None]] = None
         self.errors: list[BaseException] = []
         self.message_log: list[tuple[float, str, str, str]] = []
         self._announced: set[int] = set()
@@ -171,10 +177,11 @@ class World:
         node.channel_manager._events.observer = log
         node.chain_monitor._events.observer = log
         loop = self.runtime.loop
-        self._tasks[node.name] = [
-            loop.create_task(self._drive(node), name=f"drive-{node.name}"),
-            loop.create_task(self._timers(node), name=f"timers-{node.name}"),
-        ]
+        self._tasks[node.name] = [loop.create_task(self._drive(node), name=f"drive-{node.name}")]
+        self._next_tick[node.name] = (self.clock.now_us() + REBROADCAST_TIMER * MICROS, REBROADCAST_TIMER)
+        if self._timer_task is not None:  # it may be asleep until later than this node's first tick
+            self._timer_task.cancel()
+        self._timer_task = loop.create_task(self._timers(), name="timers")
 
     def restart_node(self, node: Node, handler: Optional[Callable[..., Any]] = None) -> Node:
         """Stop a node and start it again from its storage folder, as after a crash.
@@ -249,26 +256,29 @@ class World:
             if self._world_drives(node) and node.persist and node.channel_manager.get_and_clear_needs_persistence():
                 node.fs_store.write("", "", CHANNEL_MANAGER_PERSISTENCE_KEY, node.channel_manager.encode())
 
-    async def _timers(self, node: Node) -> None:
-        """The processor's timers: the ChannelManager's tick every 60 s, the claims' rebroadcast every 30 s.
+    async def _timers(self) -> None:
+        """The processor's timers, for every node: the ChannelManager's tick every 60 s, the claims' rebroadcast
+        every 30 s, each node on its own schedule from when it was attached.
 
-        The PeerManager's 10 s ping tick only counts in the simulation (peers always answer), so the ticks
-        that fell due are counted at the next of the other two timers, rather than waking the world for them.
+        One task runs them all, waking once for all the nodes whose ticks fall at the same moment. The
+        PeerManager's 10 s ping tick only counts in the simulation (peers always answer), so the three ticks
+        that fell due are counted at each 30 s tick, rather than waking the world for them.
         """
-        timers = ((FRESHNESS_TIMER, node.channel_manager.timer_tick_occurred),
-                  (REBROADCAST_TIMER, node.chain_monitor.rebroadcast_pending_claims))
-        elapsed = 0
         while True:
-            step = min(period - elapsed % period for period, _ in timers)
-            await asyncio.sleep(step)
-            elapsed += step
-            if not self._world_drives(node):
-                continue
-            for _ in range(step // PING_TIMER):
-                node.peer_manager.timer_tick_occurred()
-            for period, action in timers:
-                if elapsed % period == 0:
-                    action()
+            next_us = min(due_us for due_us, _ in self._next_tick.values())
+            await asyncio.sleep(max(0, next_us - self.clock.now_us()) / MICROS)
+            for name, (due_us, elapsed) in list(self._next_tick.items()):
+                if due_us > self.clock.now_us() + _TIMER_SLACK_US:
+                    continue
+                self._next_tick[name] = (due_us + REBROADCAST_TIMER * MICROS, elapsed + REBROADCAST_TIMER)
+                node = self.nodes[name]
+                if not self._world_drives(node):
+                    continue
+                for _ in range(REBROADCAST_TIMER // PING_TIMER):
+                    node.peer_manager.timer_tick_occurred()
+                if elapsed % FRESHNESS_TIMER == 0:
+                    node.channel_manager.timer_tick_occurred()
+                node.chain_monitor.rebroadcast_pending_claims()
 
     @staticmethod
     def _world_drives(node: Node) -> bool:
