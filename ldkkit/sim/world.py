@@ -266,7 +266,8 @@ class World:
         """
         while True:
             next_us = min(due_us for due_us, _ in self._next_tick.values())
-            await asyncio.sleep(max(0, next_us - self.clock.now_us()) / MICROS)
+            if not self.runtime.skip_to(next_us):
+                await asyncio.sleep(max(0, next_us - self.clock.now_us()) / MICROS)
             for name, (due_us, elapsed) in list(self._next_tick.items()):
                 if due_us > self.clock.now_us() + _TIMER_SLACK_US:
                     continue
