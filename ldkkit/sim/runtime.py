@@ -213,8 +213,12 @@ class Runtime:
                 woken = len(quiet) < len(due)
                 if woken:  # a sleeper whose deadline the runtime works through stays asleep: no need to wake it
                     self.cond.notify_all()
+                # A lone sleeper may go on through its own deadlines until anything else falls due.
+                others = [t for t in (target_us, *(q.deadline_us for q in self.participants if q not in due))
+                          if t is not None]
+                horizon_us = min(others, default=None) if len(due) == 1 else next_us
             for p in quiet:
-                woken |= not self._tick(p, next_us)
+                woken |= not self._tick(p, next_us, horizon_us)
             if woken or (target_us is not None and next_us >= target_us):
                 break
         return moved
@@ -238,9 +242,16 @@ class Runtime:
         self.jump(target_us)
         return self.clock.now_us() >= target_us
 
-    def _tick(self, p: Participant, now_us: int) -> bool:
-        """Do ``p``'s deadline work while it sleeps; False if it must wake up after all."""
-        later = p.on_deadline(now_us)  # type: ignore[misc]
+    def _tick(self, p: Participant, now_us: int, horizon_us: int | None) -> bool:
+        """Do ``p``'s deadline work while it sleeps, and its next ones before ``horizon_us`` (nothing else is due
+        until then, so the clock may go straight there); False if it must wake up after all."""
+        while True:
+            later = p.on_deadline(now_us)  # type: ignore[misc]
+            if later is None or later <= now_us or later > self.allowed_until_us + _ROUNDING_SLACK_US:
+                break
+            if (horizon_us is not None and later >= horizon_us) or not p.idle:  # something else comes first
+                break
+            self.clock._now_us = now_us = later
         with self.cond:
             p.ticking = False
             asleep = later is not None and later > now_us and p.idle
