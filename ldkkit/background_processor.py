@@ -165,11 +165,6 @@ class _Timer:
     def due(self, now_us: int) -> bool:
         return now_us >= self.threshold_us
 
-    def next_poll_us(self, wait_start_us: int, poll_us: int) -> int:
-        """When the loop, polling every ``poll_us`` from ``wait_start_us``, would find this due."""
-        polls = max(1, -(-(self.threshold_us - wait_start_us) // poll_us))
-        return wait_start_us + polls * poll_us
-
 
 class _RunBody:
     """The state and steps of the processor loop, shared by the thread and the coroutine."""
@@ -322,7 +317,8 @@ class _RunBody:
         poll_us = round(poll_s * MICROS)
         if not self.clock.is_virtual:
             return wait_start_us + poll_us
-        return min(t.next_poll_us(wait_start_us, poll_us) for t in self.timers.values())
+        first_us = min(t.threshold_us for t in self.timers.values())  # the poll at which the first one is due
+        return wait_start_us + max(1, -(-(first_us - wait_start_us) // poll_us)) * poll_us
 
     def on_exit(self) -> None:
         """Persist the manager, scorer and graph one last time (errors are returned)."""
