@@ -15,7 +15,7 @@ import enum
 import threading
 from typing import Any, ClassVar, Generic, Optional, TypeVar
 
-from .ser import U64, DecodeError, Record, decode, encode_item, encode_tuple_of, register, ser_fields
+from .ser import U64, DecodeError, Record, decode, encode_item, encode_tuple_of, register
 from .types import HexBytes, PaymentHash, PaymentId, PaymentPreimage, PaymentSecret
 
 #: The keys ldk-sample stores the two storages under (``disk.rs``).
@@ -43,6 +43,11 @@ class PaymentInfo(Record, frozen=False):
     status: HTLCStatus
     amt_msat: Optional[U64]
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Counted, so that a storage re-encodes only the entries changed since it last encoded them.
+        object.__setattr__(self, name, value)
+        object.__setattr__(self, "_changes", self.__dict__.get("_changes", 0) + 1)
+
 
 _K = TypeVar("_K", bound=HexBytes)
 
@@ -55,7 +60,7 @@ class _PaymentInfoStorage(Generic[_K]):
     def __init__(self, payments: dict[_K, PaymentInfo] | None = None) -> None:
         self.payments: dict[_K, PaymentInfo] = dict(payments or {})
         self._lock = threading.RLock()
-        self._encoded: dict[Any, tuple[tuple[Any, ...], bytes]] = {}  # each entry's state and bytes, at last encode
+        self._encoded: dict[Any, tuple[tuple[Any, PaymentInfo, int], bytes]] = {}  # each entry's state and bytes
 
     def lock(self) -> _PaymentInfoStorage[_K]:
         """Use as ``with storage.lock() as payments:``; the map is yours inside the block."""
@@ -70,13 +75,13 @@ class _PaymentInfoStorage(Generic[_K]):
 
     def encode(self) -> bytes:
         """``encode(tuple(payments.items()))``. ldk-sample re-encodes the whole map after every payment, so each
-        entry's bytes are kept, and written again only once the entry changes."""
+        entry's bytes are kept, and written again only for an entry replaced or changed since."""
         with self._lock:
             kept, self._encoded = self._encoded, {}
             for key, info in self.payments.items():
-                state = _state(key, info)
+                state = (key, info, info.__dict__.get("_changes", 0))
                 cached = kept.get(key)
-                fresh = cached is not None and cached[0] == state
+                fresh = cached is not None and _same(cached[0], state)
                 self._encoded[key] = cached if fresh else (state, encode_item((key, info)))  # type: ignore[assignment]
             return encode_tuple_of([data for _, data in self._encoded.values()])
 
@@ -120,7 +125,7 @@ class OutboundPaymentInfoStorage(_PaymentInfoStorage[PaymentId]):
     KEY = PaymentId
 
 
-def _state(key: Any, info: PaymentInfo) -> tuple[Any, ...]:
-    """Everything an entry's bytes depend on: the types too, since the encoding names them."""
-    values = (getattr(info, name) for name in ser_fields(type(info)))
-    return (type(key), key, type(info), *((type(v), v) for v in values))
+def _same(a: tuple[Any, PaymentInfo, int], b: tuple[Any, PaymentInfo, int]) -> bool:
+    """The same entry, unchanged: the same key (of the same type too: ``1 == True``, but they encode differently),
+    the same PaymentInfo object, and no field set on it since."""
+    return type(a[0]) is type(b[0]) and a[1] is b[1] and a[2] == b[2]

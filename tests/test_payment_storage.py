@@ -103,3 +103,9 @@ def test_an_entry_changed_to_an_equal_value_of_another_type_is_encoded_again():
     assert storage.encode() == ser.encode(tuple(storage.payments.items()))
     info.amt_msat, info.preimage = 1, PaymentSecret(b"\2" * 32)
     assert storage.encode() == ser.encode(tuple(storage.payments.items()))
+    with storage.lock() as payments:  # the same entry again, under a key that is equal but of another type
+        payments[1] = info
+    storage.encode()
+    with storage.lock() as payments:
+        payments[True] = payments.pop(1)
+    assert storage.encode() == ser.encode(tuple(storage.payments.items()))
