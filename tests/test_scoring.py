@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
 import pytest
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 from ldkkit.bitcoin import Network
 from ldkkit.errors import DecodeError
 from ldkkit.routing.gossip import NetworkGraph
+from ldkkit.routing.log_approx import LOG10_TIMES_2048, negative_log10_times_2048
 from ldkkit.routing.router import Path, RouteHop
 from ldkkit.routing.scoring import (
     ChannelLiquidity,
@@ -190,7 +190,7 @@ class TestPricing:
     def test_with_no_data_the_price_is_base_anti_probing_and_the_no_history_estimate(self, scorer):
         amount = 10_000_000
         num, den = success_probability(amount, 0, CAP, CAP, False, True)
-        nl = int(2048 * math.log10(den / num))
+        nl = negative_log10_times_2048(num, den)  # LDK's table, not the exact logarithm
         expected = 1024 + 131_072 * amount // 2**30 + 250 + nl * 10_000 // 2048 + nl * 1250 * amount // 2**31
         assert self.penalty(scorer, amount) == expected
 
@@ -316,3 +316,23 @@ def test_truncated_scorer_bytes_raise_short_read(scorer):
     scorer.probe_successful(path(*FORWARD), T)
     with pytest.raises(DecodeError.ShortRead):
         ProbabilisticScorer.decode(scorer.encode()[:-2], scorer.network_graph)
+
+
+class TestLog10Table:
+    """The scorer takes -log10 from LDK's lookup table (``routing::log_approx``), so its penalties are LDK's."""
+
+    def test_the_table_is_ldks(self):
+        # Rows copied from rust-lightning v0.1.12, lightning/src/routing/log_approx.rs.
+        assert LOG10_TIMES_2048[1] == (617,) * 32 + (977,) * 32
+        assert LOG10_TIMES_2048[3][::8] == (1850, 1954, 2048, 2133, 2210, 2281, 2347, 2409)
+        assert LOG10_TIMES_2048[63][:8] == (38840, 38854, 38867, 38881, 38894, 38907, 38920, 38932)
+
+    def test_a_number_is_looked_up_by_its_highest_bit_and_the_six_after_it(self):
+        assert negative_log10_times_2048(1 << 40, 1 << 50) == LOG10_TIMES_2048[50][0] - LOG10_TIMES_2048[40][0]
+        x = 0b1011011 << 30  # highest bit 36, then 011011
+        assert negative_log10_times_2048(x, 1 << 62) == LOG10_TIMES_2048[62][0] - LOG10_TIMES_2048[36][0b011011]
+        # Below 64 the row is indexed by the number's own low bits, as in LDK: 1/10 gives 1954, not 2048.
+        assert negative_log10_times_2048(1, 10) == 1954
+
+    def test_a_certain_payment_costs_nothing(self):
+        assert negative_log10_times_2048(5, 5) == 0 and negative_log10_times_2048(7, 5) == 0

@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import heapq
-import math
 from typing import Any, Optional
 
 from ..ser import U8, U32, U64, Record
 from ..types import PublicKey
+from .log_approx import log10_times_2048
 
 
 class RouteHop(Record):
@@ -248,6 +248,7 @@ def _pow9(x: float) -> float:
 _MAX_V = _pow9(0.5) + 0.5 / 256.0
 _BILLIONISH = 1024.0 * 1024.0 * 1024.0 * 64.0
 _NO_DATA_DEN = (int((_MAX_V - (_pow9(-0.5) + -0.5 / 256.0)) * _BILLIONISH) + 1) * 78 // 64
+_NO_DATA_DEN_LOG = log10_times_2048(_NO_DATA_DEN)
 
 
 def _no_data_penalty(model: _PenaltyModel, amount: int, capacity: int, capacity_f: float, anti: int) -> int:
@@ -260,7 +261,7 @@ def _no_data_penalty(model: _PenaltyModel, amount: int, capacity: int, capacity_
         t = amount / capacity_f - 0.5
         t2 = t * t
         t4 = t2 * t2
-        nl = int(2048 * math.log10(_NO_DATA_DEN / (int((_MAX_V - (t * t4 * t4 + t / 256.0)) * _BILLIONISH) + 1)))
+        nl = max(0, _NO_DATA_DEN_LOG - log10_times_2048(int((_MAX_V - (t * t4 * t4 + t / 256.0)) * _BILLIONISH) + 1))
         if nl > 4096:
             nl = 4096
         pen += nl * model.hist // 2048 + min(nl * model.hist_amount * amount, _U64_MAX) // (1 << 31)
@@ -307,7 +308,7 @@ def _search(
     known, slow = model.known, model.slow
     base, base_amount, hist, hist_amount = model.base, model.base_amount, model.hist, model.hist_amount
     hist_on = bool(hist or hist_amount)
-    log10 = math.log10
+    log10_x2048, den_log = log10_times_2048, _NO_DATA_DEN_LOG
     n_graph = len(radj)
     best, first = _INF, None
     heap = [(0, payee)]
@@ -355,7 +356,7 @@ def _search(
                 t = a / capacity_f - 0.5
                 t2 = t * t
                 t4 = t2 * t2
-                nl = int(2048 * log10(_NO_DATA_DEN / (int((_MAX_V - (t * t4 * t4 + t / 256.0)) * _BILLIONISH) + 1)))
+                nl = den_log - log10_x2048(int((_MAX_V - (t * t4 * t4 + t / 256.0)) * _BILLIONISH) + 1)
                 if nl > 4096:
                     nl = 4096
                 amount_pen = nl * hist_amount * a

@@ -11,7 +11,6 @@ pay to avoid a channel: a price from the estimated probability that the payment 
 from __future__ import annotations
 
 import bisect
-import math
 import threading
 from datetime import timedelta
 from typing import Any, Optional, Union
@@ -19,6 +18,7 @@ from typing import Any, Optional, Union
 from ..ser import U16, U64, DecodeError, Record, decode, encode
 from ..types import PublicKey
 from .gossip import NetworkGraph
+from .log_approx import negative_log10_times_2048
 from .router import Path, _AllChannels, _log, _PenaltyModel
 
 _MODULE = "lightning::routing::scoring"
@@ -149,13 +149,6 @@ def success_probability(
     if min_zero_implies_no_successes and min_liquidity_msat == 0 and den < _U64_MAX // 78:
         den = den * 78 // 64
     return num, den
-
-
-def negative_log10_times_2048(numerator: int, denominator: int) -> int:
-    """``-log10(numerator / denominator) × 2048``, exactly (LDK uses a table approximation)."""
-    if numerator >= denominator:
-        return 0
-    return int(2048 * math.log10(denominator / numerator))
 
 
 def _combined_penalty_msat(amount_msat: int, negative_log10_times_2048: int, multiplier: int,
@@ -389,8 +382,7 @@ class ProbabilisticScorer:
 
     The update methods return whether anything changed, so a caller can persist only then.
 
-    Simplified against LDK 0.1: ``-log10`` is computed exactly rather than with LDK's lookup
-    table (penalties differ from LDK's by a fraction of a percent); no ``manual_node_penalties``.
+    Simplified against LDK 0.1: no ``manual_node_penalties``.
     """
 
     def __init__(
