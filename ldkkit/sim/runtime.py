@@ -333,7 +333,13 @@ class Runtime:
             self.turn.acquire()
 
     def call_soon_threadsafe(self, callback: Any, *args: Any) -> None:
-        self.loop.call_soon_threadsafe(callback, *args)
+        """Run ``callback`` on the loop soon, from any thread. From the loop's own thread that is a plain
+        ``call_soon``: the loop is awake, so there is no need to wake it through its self-pipe."""
+        loop = self.loop
+        if loop._thread_id == threading.get_ident():  # type: ignore[attr-defined]
+            loop.call_soon(callback, *args)
+        else:
+            loop.call_soon_threadsafe(callback, *args)
 
     def close(self) -> None:
         """Cancel what is still pending (handler tasks waiting for time) and close the loop."""

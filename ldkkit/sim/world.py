@@ -229,12 +229,11 @@ class World:
     async def _drive(self, node: Node) -> None:
         """What LDK's background processor does for a node, until a real one takes over."""
         wake = asyncio.Event()
-        loop = asyncio.get_running_loop()
 
         def arm() -> None:
             for future in (node.channel_manager.get_event_or_persistence_needed_future(),
                            node.chain_monitor.get_update_future()):
-                future.register_callback_fn(lambda: loop.call_soon_threadsafe(wake.set))
+                future.register_callback_fn(lambda: self.runtime.call_soon_threadsafe(wake.set))
 
         while True:
             arm()
