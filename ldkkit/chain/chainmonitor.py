@@ -245,6 +245,8 @@ class ChainMonitor:
         self.keys_manager = keys_manager
         self.kv_store = kv_store
         self.monitors: dict[ChannelId, ChannelMonitor] = {}
+        #: Each channel's HTLC records at its last update, by (offered, htlc id): an update usually changes one.
+        self._htlc_records: dict[ChannelId, dict[tuple[bool, int], MonitorHTLC]] = {}
         self._events = EventQueue("ChainMonitor")
         self._events.on_change = self._persist_pending_events
         self._monitor_events: list[MonitorEvent] = []
@@ -312,12 +314,16 @@ class ChainMonitor:
     def _snapshot(self, monitor: ChannelMonitor, chan: Any) -> None:
         monitor.to_self_msat = chan.value_to_self_msat
         monitor.to_remote_msat = chan.value_to_remote_msat()
-        monitor.htlcs = tuple(
-            [MonitorHTLC(h.htlc_id, h.amount_msat, h.payment_hash, h.cltv_expiry, True)
-             for h in chan.pending_outbound_htlcs.values()]
-            + [MonitorHTLC(h.htlc_id, h.amount_msat, h.payment_hash, h.cltv_expiry, False)
-               for h in chan.pending_inbound_htlcs.values()]
-        )
+        kept, records = self._htlc_records.get(chan.channel_id, {}), {}
+        for offered, htlcs in ((True, chan.pending_outbound_htlcs), (False, chan.pending_inbound_htlcs)):
+            for h in htlcs.values():
+                record = kept.get((offered, h.htlc_id))
+                if record is None or (record.amount_msat, record.payment_hash, record.cltv_expiry) != (
+                        h.amount_msat, h.payment_hash, h.cltv_expiry):
+                    record = MonitorHTLC(h.htlc_id, h.amount_msat, h.payment_hash, h.cltv_expiry, offered)
+                records[(offered, h.htlc_id)] = record
+        self._htlc_records[chan.channel_id] = records
+        monitor.htlcs = tuple(records.values())
         self._persist(monitor)
 
     def build_closing_tx(self, chan: Any, outputs: list[tuple[ScriptBuf, int]]) -> Transaction:
