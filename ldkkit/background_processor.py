@@ -587,6 +587,8 @@ async def process_events_async(
                     scorer, fetch_time, whole_seconds=False)
     runtime = body.runtime
     participant = runtime.join(f"process_events_async of {logger.name or 'a node'}") if runtime else None
+    if participant is not None:  # its quiet timers run while it sleeps, as the thread form's do
+        participant.on_deadline = body.quiet_tick
     token = _current_participant.set(participant)
     _take_over(channel_manager)
     poll_s = POLL_INTERVAL_S if mobile_interruptable_platform else FASTEST_TIMER
