@@ -143,7 +143,8 @@ class Transaction(HexBytes):
     def lock_time(self) -> int:
         return self._parsed.locktime
 
-    @property
+    # A transaction never changes, so its parts and txid are worked out once (blocks and monitors ask often).
+    @cached_property
     def input(self) -> tuple[TxIn, ...]:
         return tuple(
             TxIn(
@@ -155,12 +156,16 @@ class Transaction(HexBytes):
             for vin in self._parsed.vin
         )
 
-    @property
+    @cached_property
     def output(self) -> tuple[TxOut, ...]:
         return tuple(TxOut(out.value, ScriptBuf(out.script_pubkey.data)) for out in self._parsed.vout)
 
     def compute_txid(self) -> Txid:
         """The txid: double SHA-256 of the serialization without witnesses."""
+        return self._txid
+
+    @cached_property
+    def _txid(self) -> Txid:
         return Txid(self._parsed.txid()[::-1])
 
     def serialize(self) -> bytes:
