@@ -247,6 +247,7 @@ class ChainMonitor:
         self.monitors: dict[ChannelId, ChannelMonitor] = {}
         #: Each channel's HTLC records at its last update, by (offered, htlc id): an update usually changes one.
         self._htlc_records: dict[ChannelId, dict[tuple[bool, int], MonitorHTLC]] = {}
+        self._vouts: dict[tuple[Transaction, tuple[MonitorHTLC, ...]], dict[int, int]] = {}  # see _htlc_vouts
         self._events = EventQueue("ChainMonitor")
         self._events.on_change = self._persist_pending_events
         self._monitor_events: list[MonitorEvent] = []
@@ -450,7 +451,15 @@ class ChainMonitor:
         )
 
     def _htlc_vouts(self, monitor: ChannelMonitor) -> dict[int, int]:
-        """Which output of our commitment holds each (non-dust) HTLC; equal scripts are taken in order."""
+        """Which output of our commitment holds each (non-dust) HTLC; equal scripts are taken in order.
+        (Asked at every block once the commitment confirms, so kept for each commitment and its HTLCs.)"""
+        key = (monitor.holder_commitment_tx, monitor.htlcs)
+        if key not in self._vouts:
+            self._vouts[key] = self._find_htlc_vouts(monitor)
+        return self._vouts[key]
+
+    @staticmethod
+    def _find_htlc_vouts(monitor: ChannelMonitor) -> dict[int, int]:
         outputs = monitor.holder_commitment_tx.output
         taken: set[int] = set()
         vouts = {}
