@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from functools import cached_property
+from typing import Any
 
 from .ser import U32, U64, Record, register
 from .types import HexBytes, Txid
@@ -127,7 +128,15 @@ class Transaction(HexBytes):
             for i in input
         ]
         vout = [TransactionOutput(o.value, Script(bytes(o.script_pubkey))) for o in output]
-        return cls(_Tx(version=version, vin=vin, vout=vout, locktime=lock_time).serialize())
+        return cls._built(_Tx(version=version, vin=vin, vout=vout, locktime=lock_time))
+
+    @classmethod
+    def _built(cls, parsed: Any) -> Transaction:
+        """A transaction just built here: its bytes need no checking, and its parsed form is kept."""
+        tx = object.__new__(cls)
+        object.__setattr__(tx, "_data", parsed.serialize())
+        tx.__dict__["_parsed"] = parsed
+        return tx
 
     @cached_property
     def _parsed(self):
