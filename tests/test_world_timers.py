@@ -55,3 +55,24 @@ def test_moving_the_clock_ahead_never_passes_a_coroutine_waiting_for_time():
         world.runtime.loop.create_task(sleeper())
         world.advance(100)
         assert woke == [(45, 1)] and ticks == [30, 60, 90]
+
+
+def test_a_sleeping_processors_timers_never_run_past_a_coroutine_waiting_for_time():
+    """Under a BackgroundProcessor, the runtime runs its quiet timers (ping, freshness, rebroadcast) back to
+    back while it sleeps, but stops for anything else due first: a coroutine's sleep(45) wakes at 45 s."""
+    from ldkkit.background_processor import run_processor
+
+    with World(seed=0) as world:
+        a = world.add_node("a", persist=False)
+        woke: list[tuple[float, int]] = []
+
+        async def sleeper() -> None:
+            await asyncio.sleep(45)
+            woke.append((world.clock.now(), a.peer_manager.timer_ticks))
+
+        with run_processor(a, "thread"):
+            pings = a.peer_manager.timer_ticks
+            world.runtime.loop.create_task(sleeper())
+            world.advance(100)
+        assert woke[0][0] == 45
+        assert woke[0][1] - pings == 4  # the thread form pings at 11, 22, 33 and 44 s (after more than 10 s)
