@@ -284,6 +284,13 @@ def graded(tmp_path_factory):
     table = own_grade(submissions, out, timeout_s=30, progress=False)
     yield {"table": table, "out": out, "root": root, "alice_before": alice_before, "leased": list(LEASED),
            "alive": sandbox_processes(), "scratch_left": grader_scratch() - scratch_before}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _temp():
+    """TEMP for every test of this module, whatever order they run in (mutmut runs them in its own)."""
+    TEMP.mkdir(exist_ok=True)
+    yield
     shutil.rmtree(TEMP, ignore_errors=True)
 
 
