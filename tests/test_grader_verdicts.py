@@ -8,6 +8,7 @@ unforeseen, a worker that prints nonsense) and reads the row.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -135,3 +136,232 @@ def test_a_failed_check_is_failed_and_a_passed_one_passed(monkeypatch):
 def test_a_check_that_passed_while_the_learner_process_broke_is_an_error(monkeypatch):
     verdict = _check_with(monkeypatch, None, bridge.HandlerTimeout("the learner process stayed busy"))
     assert verdict == {"status": "error", "hint": "the learner process stayed busy"}
+
+
+# --- every kind of row grade_workbook gives, without running a check -----------------------------------
+
+
+def answering(verdict: dict, job_to: Path | None = None, then: str = "") -> list[str]:
+    """A stand-in worker that reads its job (saving it to ``job_to``), runs ``then``, and gives ``verdict``."""
+    script = ("import json, sys\njob = json.loads(sys.stdin.read())\n"
+              + (f"open({str(job_to)!r}, 'w').write(json.dumps(job))\n" if job_to else "") + then
+              + f"print(json.dumps({verdict!r}))\n")
+    return [sys.executable, "-c", script]
+
+
+def test_a_file_that_does_not_exist_is_an_error_row_naming_it(tmp_path):
+    path = tmp_path / "01_open_channel_request.ipynb"
+    row = grading.grade_workbook("amy", path, batch=grading.Batch())
+    assert (row.learner, row.exercise, row.workbook, row.status, row.hint, row.path) == (
+        "amy", "open_channel_request", "01_open_channel_request.ipynb", "error", f"{path} does not exist", str(path))
+
+
+def test_a_file_that_is_not_a_notebook_is_graded_not_a_notebook(tmp_path):
+    (tmp_path / "notes.txt").write_text("my notes")
+    row = grading.grade_workbook("amy", tmp_path / "notes.txt", batch=grading.Batch())
+    assert (row.exercise, row.status, row.hint) == ("", "not a notebook", "notes.txt is not a .ipynb workbook")
+
+
+@pytest.mark.parametrize("name, exercise", [("09_mystery.ipynb", "mystery"), ("open_channel_request.ipynb", ""),
+                                            ("01_Open_Channel.ipynb", "")])
+def test_a_notebook_named_after_no_exercise_is_graded_unknown_workbook(tmp_path, name, exercise):
+    row = grading.grade_workbook("amy", workbook(tmp_path, name), batch=grading.Batch())
+    stem = name.removesuffix(".ipynb")
+    assert (row.exercise, row.status, row.hint) == (exercise, "unknown workbook", f"no exercise is called {stem!r}")
+
+
+@pytest.mark.parametrize("name, exercise", [("01_open_channel_request.ipynb", "open_channel_request"),
+                                            ("12_receiving_payments.ipynb", "receiving_payments"),
+                                            ("7_background_processor.ipynb", "background_processor")])
+def test_the_exercise_is_read_from_the_workbooks_name_whatever_its_number(tmp_path, monkeypatch, name, exercise):
+    monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "passed", "hint": ""})))
+    row = grading.grade_workbook("amy", workbook(tmp_path, name), batch=grading.Batch())
+    assert (row.exercise, row.status) == (exercise, "passed")
+
+
+def test_a_workbook_that_is_no_json_is_graded_invalid_notebook(tmp_path):
+    path = tmp_path / "03_receiving_payments.ipynb"
+    path.write_text("{not json")
+    row = grading.grade_workbook("amy", path, batch=grading.Batch())
+    assert (row.exercise, row.status) == ("receiving_payments", "invalid notebook")
+    assert row.hint.startswith("03_receiving_payments.ipynb is not valid JSON: ")
+
+
+def test_a_copied_solution_is_graded_copied_and_says_whose(tmp_path):
+    path = tmp_path / "01_open_channel_request.ipynb"
+    path.write_text((Path(__file__).resolve().parent.parent / "solutions" / path.name).read_text())
+    row = grading.grade_workbook("amy", path, batch=grading.Batch())
+    assert (row.exercise, row.status) == ("open_channel_request", "copied")
+    assert row.hint.endswith(": a copy is not graded") and "solutions/01_open_channel_request" in row.hint
+
+
+def test_a_workbook_without_a_handler_is_graded_no_handler(tmp_path):
+    path = tmp_path / "01_open_channel_request.ipynb"
+    path.write_text(json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],
+                                           "source": "x = 1"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    row = grading.grade_workbook("amy", path, batch=grading.Batch())
+    assert (row.exercise, row.status, row.hint) == (
+        "open_channel_request", "no handler",
+        "the workbook never defines handle_ldk_events (def handle_ldk_events(...))")
+
+
+def test_the_row_says_how_long_the_workbook_took_to_the_hundredth(tmp_path, monkeypatch):
+    clock = iter([100.0, 102.3456])
+    monkeypatch.setattr(grading.time, "perf_counter", lambda: next(clock))
+    row = grading.grade_workbook("amy", tmp_path / "notes.txt", batch=grading.Batch())
+    assert row.seconds == 2.35
+
+
+def test_a_workbook_graded_on_its_own_gets_a_batch_of_its_own_and_leaves_nothing(tmp_path, monkeypatch):
+    """No batch given: the grader makes one for this workbook (its folder hidden) and removes it afterwards."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(grading.tempfile, "tempdir", str(scratch))
+    job = tmp_path / "job.json"
+    monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "passed", "hint": ""}, job)))
+    folder = tmp_path / "amy"
+    folder.mkdir()
+    row = grading.grade_workbook("amy", workbook(folder))
+    assert (row.status, row.hint) == ("passed", "")
+    assert str(folder) in json.loads(job.read_text())["jail"]["hide"]
+    assert list(scratch.iterdir()) == []
+
+
+# --- what the worker is given, and what is left once it has answered ---------------------------------------
+
+
+@pytest.mark.parametrize("timeout_s, cpu_s", [(30, 31), (2.5, 3), (0.2, 1)])
+def test_the_worker_gets_the_workbook_its_limits_and_a_scratch_folder_removed_afterwards(tmp_path, monkeypatch,
+                                                                                         timeout_s, cpu_s):
+    job_file = tmp_path / "job.json"
+    monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "failed", "hint": "Hint: x"}, job_file)))
+    batch = grading.Batch(hide=["/srv/class"], limits=grading.jail_module.Limits(memory_mb=512))
+    row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=timeout_s, batch=batch)
+    assert (row.status, row.hint) == ("failed", "Hint: x")
+    job = json.loads(job_file.read_text())
+    assert (job["exercise"], job["timeout_s"]) == ("open_channel_request", timeout_s)
+    assert len(job["cells"]) == 1 and "written_by = 'the test of the grader'" in job["cells"][0]
+    # the learner process may use the workbook's limit in CPU seconds, rounded up past it; the rest is the batch's
+    assert job["jail"]["limits"] == {**vars(grading.jail_module.Limits(memory_mb=512)), "cpu_s": cpu_s}
+    assert (job["jail"]["uid"], job["jail"]["hide"]) == (None, ["/srv/class"])
+    assert job["temp"] and not Path(job["temp"]).exists()  # the worker's scratch folder is gone
+
+
+def test_the_worker_has_a_seconds_grace_past_the_workbooks_limit(tmp_path, monkeypatch):
+    """The workbook's limit is the learner's; the worker gets one more second to start and to report."""
+    waited: list[float] = []
+
+    class Worker:
+        pid = 2**22 + 1  # no such process: killing its group finds nothing
+
+        def communicate(self, data, timeout):
+            waited.append(timeout)
+            return json.dumps({"status": "passed", "hint": ""}).encode(), None
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(grading, "_start_worker", Worker)
+    row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=7, batch=grading.Batch())
+    assert row.status == "passed" and waited == [8.0]
+
+
+def test_whatever_the_worker_started_in_its_group_is_killed_once_it_answers(tmp_path, monkeypatch):
+    pid_file = tmp_path / "pid"
+    then = ("import subprocess\n"
+            "child = subprocess.Popen(['sleep', '600'], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)\n"
+            f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n")
+    monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "passed", "hint": ""}, then=then)))
+    row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=30, batch=grading.Batch())
+    assert row.status == "passed"
+    assert not _alive(int(pid_file.read_text()))
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by its parent, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not grading.jail_module.is_root(), reason="sandbox uids need root")
+def test_as_root_every_process_of_the_learners_uid_is_killed_and_the_uid_serves_the_next_workbook(tmp_path,
+                                                                                                    monkeypatch):
+    then = ("import subprocess\nsubprocess.Popen(['sleep', '600'], user=job['jail']['uid'], start_new_session=True, "
+            "stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)\n")
+    monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "passed", "hint": ""}, then=then)))
+    batch = grading.Batch.make([tmp_path], None, 1)
+    try:
+        (uid,) = batch.lease.uids
+        row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=30, batch=batch)
+        assert row.status == "passed"
+        assert grading.jail_module.pids_of(uid) == []  # the process it left behind, in a session of its own
+        assert batch.uids.qsize() == 1 and batch.uids.get_nowait() == uid  # back, for the next workbook
+    finally:
+        batch.close()
+
+
+def test_the_real_worker_runs_in_a_session_of_its_own_and_answers_in_json():
+    worker_process = grading._start_worker()
+    try:
+        assert os.getsid(worker_process.pid) == worker_process.pid
+        out, _ = worker_process.communicate(b"{}", timeout=120)  # a job missing everything: the grader's failure
+    finally:
+        grading._kill_group(worker_process)
+    verdict = json.loads(out)
+    assert verdict["status"] == "error" and verdict["hint"].startswith("the grader failed: KeyError")
+
+
+@pytest.mark.parametrize("status", ["passed", "failed", "copied", "no handler", "timed out", "invalid notebook",
+                                    "not a notebook", "unknown workbook", "error"])
+def test_every_status_a_worker_may_give_is_taken_as_it_is(status):
+    out = json.dumps({"status": status, "hint": "why"}).encode()
+    assert grading._verdict(out) == {"status": status, "hint": "why"}
+
+
+def test_what_the_sandbox_could_not_do_is_warned_once_per_run(monkeypatch):
+    monkeypatch.setattr(grading, "_WARNED", set())
+    out = json.dumps({"status": "passed", "hint": "", "missing": ["no mount namespace", "no network namespace"]})
+    with pytest.warns(RuntimeWarning) as caught:
+        for _ in range(3):
+            assert grading._verdict(out.encode()) == {"status": "passed", "hint": ""}
+    assert [str(w.message) for w in caught] == ["ldkkit grade: the sandbox is weaker here: no mount namespace",
+                                                "ldkkit grade: the sandbox is weaker here: no network namespace"]
+
+
+@pytest.mark.skipif(not grading.jail_module.is_root(), reason="sandbox uids need root")
+def test_as_root_a_batch_leases_a_uid_per_job_and_covers_the_reference_with_a_readable_stub(tmp_path):
+    batch = grading.Batch.make([tmp_path / "amy"], tmp_path / "out", 2)
+    try:
+        assert batch.uids.qsize() == 2 and len(set(batch.lease.uids)) == 2
+        stubs = batch.stubs()
+        reference = Path(grading.__file__).with_name("reference.py")
+        assert stubs[str(reference)] == str(batch.stub_dir / "reference.py")
+        assert all(Path(file).name.startswith("reference.") for file in stubs)
+        stub = Path(stubs[str(reference)])
+        assert stub.read_text() == '"""Not available while grading."""\n'
+        assert (stub.stat().st_mode & 0o777, batch.stub_dir.stat().st_mode & 0o777) == (0o644, 0o755)
+    finally:
+        batch.close()
+    assert not batch.stub_dir.exists() and batch.lease._locks == []  # its folder removed, its uids released
+
+
+def test_without_root_a_batch_has_no_uids_and_covers_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(grading.jail_module, "is_root", lambda: False)
+    batch = grading.Batch.make([tmp_path / "amy"], None, 2)
+    assert (batch.uids, batch.lease, batch.stub_dir, batch.stubs()) == (None, None, None, {})
+    batch.close()
+
+
+def test_a_batch_hides_every_submission_its_learners_homes_the_grades_and_the_kits_other_folders(tmp_path):
+    home = Path("/home/jupyter-amy/ldk-events-workshop/exercises")
+    link = tmp_path / "bob-link"
+    link.symlink_to(tmp_path / "bob", target_is_directory=True)
+    hide = grading._hidden_folders([home, link], tmp_path / "grades")
+    root = Path(grading.__file__).resolve().parent.parent
+    assert {str(home), "/home/jupyter-amy", str(link), str(tmp_path / "bob"), str(tmp_path / "grades")} <= set(hide)
+    assert hide == sorted(set(hide))
+    kit_folders = {str(p) for p in root.iterdir() if p.is_dir()}
+    assert kit_folders & set(hide) == kit_folders - {str(root / "ldkkit"), str(root / ".venv")}
+    assert str(root / "solutions") in hide and str(root / "tests") in hide
