@@ -46,7 +46,7 @@ def started(argv: list[str]):
 def test_a_workbook_whose_worker_never_answers_is_graded_timed_out(tmp_path, monkeypatch):
     """The grader's own limit: a worker still silent at the workbook's limit is stopped and the row says so."""
     launched: list[subprocess.Popen[bytes]] = []
-    hang = started([sys.executable, "-c", "import time\ntime.sleep(600)"])
+    hang = started([sys.executable, "-c", "import time\ntime.sleep(20)"])
 
     def start() -> subprocess.Popen[bytes]:
         launched.append(hang())
