@@ -7,8 +7,10 @@ unforeseen, a worker that prints nonsense) and reads the row.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import py_compile
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +58,7 @@ def test_a_workbook_whose_worker_never_answers_is_graded_timed_out(tmp_path, mon
     monkeypatch.setattr(grading, "_GRACE_S", 0.0)
     row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=0.2, batch=grading.Batch())
     assert (row.status, row.exercise) == ("timed out", "open_channel_request")
-    assert "did not finish within 0.2 s" in row.hint
+    assert row.hint == "the workbook did not finish within 0.2 s (an endless loop?)"
     assert launched and launched[0].poll() is not None  # stopped, not left running
 
 
@@ -244,7 +246,8 @@ def test_the_worker_gets_the_workbook_its_limits_and_a_scratch_folder_removed_af
     # the learner process may use the workbook's limit in CPU seconds, rounded up past it; the rest is the batch's
     assert job["jail"]["limits"] == {**vars(grading.jail_module.Limits(memory_mb=512)), "cpu_s": cpu_s}
     assert (job["jail"]["uid"], job["jail"]["hide"]) == (None, ["/srv/class"])
-    assert job["temp"] and not Path(job["temp"]).exists()  # the worker's scratch folder is gone
+    assert Path(job["temp"]).name.startswith("ldkkit-worker-")  # the grader's scratch folder, by its name
+    assert not Path(job["temp"]).exists()  # and gone
 
 
 def test_the_worker_has_a_seconds_grace_past_the_workbooks_limit(tmp_path, monkeypatch):
@@ -290,12 +293,15 @@ def test_as_root_every_process_of_the_learners_uid_is_killed_and_the_uid_serves_
                                                                                                     monkeypatch):
     then = ("import subprocess\nsubprocess.Popen(['sleep', '600'], user=job['jail']['uid'], start_new_session=True, "
             "stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)\n")
-    monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "passed", "hint": ""}, then=then)))
+    job = tmp_path / "job.json"
+    monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "passed", "hint": ""}, job, then)))
     batch = grading.Batch.make([tmp_path], None, 1)
     try:
         (uid,) = batch.lease.uids
         row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=30, batch=batch)
         assert row.status == "passed"
+        given = json.loads(job.read_text())["jail"]
+        assert (given["uid"], given["stubs"]) == (uid, batch.stubs())  # the learner runs as the batch's uid
         assert grading.jail_module.pids_of(uid) == []  # the process it left behind, in a session of its own
         assert batch.uids.qsize() == 1 and batch.uids.get_nowait() == uid  # back, for the next workbook
     finally:
@@ -335,10 +341,12 @@ def test_as_root_a_batch_leases_a_uid_per_job_and_covers_the_reference_with_a_re
     batch = grading.Batch.make([tmp_path / "amy"], tmp_path / "out", 2)
     try:
         assert batch.uids.qsize() == 2 and len(set(batch.lease.uids)) == 2
-        stubs = batch.stubs()
         reference = Path(grading.__file__).with_name("reference.py")
-        assert stubs[str(reference)] == str(batch.stub_dir / "reference.py")
-        assert all(Path(file).name.startswith("reference.") for file in stubs)
+        py_compile.compile(str(reference), cfile=importlib.util.cache_from_source(str(reference)))
+        stubs = batch.stubs()
+        assert stubs == dict.fromkeys([str(reference), importlib.util.cache_from_source(str(reference))],
+                                      str(batch.stub_dir / "reference.py"))  # its source and its bytecode
+        assert batch.stub_dir.name.startswith("ldkkit-grader-")
         stub = Path(stubs[str(reference)])
         assert stub.read_text() == '"""Not available while grading."""\n'
         assert (stub.stat().st_mode & 0o777, batch.stub_dir.stat().st_mode & 0o777) == (0o644, 0o755)
@@ -365,3 +373,85 @@ def test_a_batch_hides_every_submission_its_learners_homes_the_grades_and_the_ki
     kit_folders = {str(p) for p in root.iterdir() if p.is_dir()}
     assert kit_folders & set(hide) == kit_folders - {str(root / "ldkkit"), str(root / ".venv")}
     assert str(root / "solutions") in hide and str(root / "tests") in hide
+
+
+def test_a_row_lost_to_an_exception_still_names_its_learner_and_file():
+    import concurrent.futures
+
+    future: concurrent.futures.Future[grading.Grade] = concurrent.futures.Future()
+    future.set_exception(KeyError("lost"))
+    row = grading._result(future, "amy", Path("/class/amy/05_forwarding.ipynb"))
+    assert row == grading.Grade("amy", "forwarding", "05_forwarding.ipynb", "error", "KeyError: 'lost'", 0.0,
+                                "/class/amy/05_forwarding.ipynb")
+
+
+@pytest.mark.parametrize("debug", ["", "1"])
+def test_the_workers_stderr_is_shown_only_to_debug_the_kit(monkeypatch, capfd, debug):
+    monkeypatch.setenv("LDKKIT_SANDBOX_DEBUG", debug)
+    worker_process = grading._start_worker()
+    try:
+        worker_process.communicate(b"not json", timeout=120)  # the worker fails before it can answer
+    finally:
+        grading._kill_group(worker_process)
+    assert ("JSONDecodeError" in capfd.readouterr().err) is bool(debug)
+
+
+def _jobs_of(tmp_path: Path, monkeypatch) -> Path:
+    """Stand-in workers that save each job they get in a folder of their own: returns the folder."""
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    script = ("import json, os, sys\njob = json.loads(sys.stdin.read())\n"
+              f"open(os.path.join({str(jobs)!r}, str(os.getpid())), 'w').write(json.dumps(job))\n"
+              "print(json.dumps({'status': 'passed', 'hint': ''}))\n")
+    monkeypatch.setattr(grading, "_start_worker", started([sys.executable, "-c", script]))
+    return jobs
+
+
+def test_grading_a_class_hands_every_worker_its_limits_and_hides_the_submissions_and_the_grades(tmp_path,
+                                                                                                monkeypatch):
+    jobs = _jobs_of(tmp_path, monkeypatch)
+    for learner in ("amy", "bob"):
+        (tmp_path / "class" / learner).mkdir(parents=True)
+        workbook(tmp_path / "class" / learner)
+    limits = grading.jail_module.Limits(memory_mb=700, processes=9)
+    table = grading.grade([tmp_path / "class" / "amy", tmp_path / "class" / "bob"], tmp_path / "out", timeout_s=45,
+                          jobs=1, progress=False, limits=limits)
+    assert list(table["status"]) == ["passed", "passed"]
+    given = [json.loads(p.read_text()) for p in jobs.iterdir()]
+    assert len(given) == 2 and {job["timeout_s"] for job in given} == {45}
+    assert {json.dumps(job["jail"]["limits"]) for job in given} == {json.dumps({**vars(limits), "cpu_s": 46})}
+    hidden = set(given[0]["jail"]["hide"])
+    assert {str(tmp_path / "class" / "amy"), str(tmp_path / "class" / "bob"), str(tmp_path / "out")} <= hidden
+    if grading.jail_module.is_root():  # one job: one uid, which every workbook of the batch runs as, in turn
+        assert len({job["jail"]["uid"] for job in given}) == 1
+
+
+def test_a_workbook_is_given_two_minutes_unless_the_grader_says_otherwise(tmp_path, monkeypatch):
+    jobs = _jobs_of(tmp_path, monkeypatch)
+    (tmp_path / "amy").mkdir()
+    workbook(tmp_path / "amy")
+    assert list(grading.grade([tmp_path / "amy"], progress=False)["status"]) == ["passed"]
+    assert grading.grade_workbook("amy", workbook(tmp_path / "amy"), batch=grading.Batch()).status == "passed"
+    assert [json.loads(p.read_text())["timeout_s"] for p in jobs.iterdir()] == [120.0, 120.0]
+
+
+def test_grading_nothing_gives_an_empty_table_with_every_column():
+    table = grading.grade([], progress=False)
+    assert table.empty and list(table.columns) == ["learner", "exercise", "workbook", "status", "hint", "seconds",
+                                                   "path"]
+
+
+def test_a_grader_failure_is_named_in_the_row_in_at_most_300_characters(tmp_path, monkeypatch):
+    def broken(*args):
+        raise OSError("x" * 1000)
+
+    monkeypatch.setattr(grading, "_run_worker", broken)
+    row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=5, batch=grading.Batch())
+    assert row.hint == "the grader failed on this workbook: OSError: " + "x" * 300
+
+
+def test_a_worker_that_removed_its_scratch_folder_itself_keeps_its_verdict(tmp_path, monkeypatch):
+    then = "import shutil\nshutil.rmtree(job['temp'])\n"
+    monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "failed", "hint": "no"}, then=then)))
+    row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=30, batch=grading.Batch())
+    assert (row.status, row.hint) == ("failed", "no")

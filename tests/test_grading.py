@@ -582,6 +582,7 @@ def test_the_wire_carries_values_and_refuses_anything_else():
     (["/srv/class/alice"], ["alice"]),
     (["/home", "/home/jupyter-amy/ws"], ["home", "jupyter-amy"]),
     (["/x", "/y/x"], ["/x", "y"]),
+    (["/home/jupyter-amy", "/srv/x/jupyter-amy"], ["jupyter-amy", "x"]),  # a home is named by its user
     (["/"], ["/"]),
 ])
 def test_each_learner_is_named_by_the_fewest_parts_of_their_folder_that_tell_them_apart(folders, names):
@@ -657,9 +658,10 @@ def test_the_report_shows_pass_rates_hints_and_every_workbook(tmp_path):
 def test_a_cell_a_spreadsheet_would_read_as_a_formula_is_quoted_and_others_kept():
     import pandas as pd
 
-    table = pd.DataFrame({"hint": ["\tcmd", "\rcmd", "a=b", "", "'quoted"], "n": [1, 2, 3, 4, 5]})
-    safe = safe_csv(table)
-    assert list(safe["hint"]) == ["'\tcmd", "'\rcmd", "a=b", "", "'quoted"] and list(safe["n"]) == [1, 2, 3, 4, 5]
+    cells = ["=1+1", "+1", "-1", "@SUM(A1)", "\tcmd", "\rcmd", "a=b", "", "'quoted"]
+    safe = safe_csv(pd.DataFrame({"hint": cells, "n": range(len(cells))}))
+    assert list(safe["hint"]) == ["'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\tcmd", "'\rcmd", "a=b", "", "'quoted"]
+    assert list(safe["n"]) == list(range(len(cells)))
 
 
 def test_a_class_is_graded_into_one_sorted_row_per_file_and_a_report_in_a_new_folder(tmp_path, capsys):
@@ -671,6 +673,7 @@ def test_a_class_is_graded_into_one_sorted_row_per_file_and_a_report_in_a_new_fo
     assert list(zip(table["learner"], table["workbook"], table["status"], strict=True)) == [
         ("amy", "notes.md", "not a notebook"), ("zed", "a.txt", "not a notebook"), ("zed", "b.txt", "not a notebook")]
     assert list(table.index) == [0, 1, 2]
+    assert list(table.columns) == ["learner", "exercise", "workbook", "status", "hint", "seconds", "path"]
     assert (out / "grades.csv").exists() and (out / "report.html").exists()
     bar = capsys.readouterr().err
     assert bar == ("\rgrading [##########....................] 1/3\rgrading [####################..........] 2/3"
@@ -680,10 +683,11 @@ def test_a_class_is_graded_into_one_sorted_row_per_file_and_a_report_in_a_new_fo
     assert len(list(csv.reader((out / "grades.csv").open()))) == 2
 
 
-def test_without_an_output_folder_nothing_is_written(tmp_path, monkeypatch):
+def test_without_an_output_folder_nothing_is_written(tmp_path, monkeypatch, capsys):
     (tmp_path / "amy").mkdir()
     (tmp_path / "amy" / "notes.md").write_text("x")
     monkeypatch.chdir(tmp_path)
-    table = grade([tmp_path / "amy"], progress=False)
+    table = grade([tmp_path / "amy"], progress=True)
     assert list(table["status"]) == ["not a notebook"]
+    assert capsys.readouterr().err == "\rgrading [##############################] 1/1\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["amy"]
