@@ -272,7 +272,7 @@ def test_the_worker_has_a_seconds_grace_past_the_workbooks_limit(tmp_path, monke
 def test_whatever_the_worker_started_in_its_group_is_killed_once_it_answers(tmp_path, monkeypatch):
     pid_file = tmp_path / "pid"
     then = ("import subprocess\n"
-            "child = subprocess.Popen(['sleep', '600'], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)\n"
+            "child = subprocess.Popen(['sleep', '60'], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)\n"
             f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n")
     monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "passed", "hint": ""}, then=then)))
     row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=30, batch=grading.Batch())
@@ -291,7 +291,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not grading.jail_module.is_root(), reason="sandbox uids need root")
 def test_as_root_every_process_of_the_learners_uid_is_killed_and_the_uid_serves_the_next_workbook(tmp_path,
                                                                                                     monkeypatch):
-    then = ("import subprocess\nsubprocess.Popen(['sleep', '600'], user=job['jail']['uid'], start_new_session=True, "
+    then = ("import subprocess\nsubprocess.Popen(['sleep', '60'], user=job['jail']['uid'], start_new_session=True, "
             "stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)\n")
     job = tmp_path / "job.json"
     monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "passed", "hint": ""}, job, then)))
@@ -455,3 +455,27 @@ def test_a_worker_that_removed_its_scratch_folder_itself_keeps_its_verdict(tmp_p
     monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "failed", "hint": "no"}, then=then)))
     row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=30, batch=grading.Batch())
     assert (row.status, row.hint) == ("failed", "no")
+
+
+def test_a_workbook_named_on_its_own_has_its_folder_hidden_from_the_learner(tmp_path, monkeypatch):
+    jobs = _jobs_of(tmp_path, monkeypatch)
+    (tmp_path / "amy").mkdir()
+    table = grading.grade([workbook(tmp_path / "amy")], progress=False)
+    assert list(table["status"]) == ["passed"]
+    (job,) = [json.loads(p.read_text()) for p in jobs.iterdir()]
+    assert str(tmp_path / "amy") in job["jail"]["hide"]
+
+
+def test_a_row_lost_for_a_file_of_no_exercise_has_no_exercise():
+    import concurrent.futures
+
+    future: concurrent.futures.Future[grading.Grade] = concurrent.futures.Future()
+    future.set_exception(KeyError("lost"))
+    assert grading._result(future, "amy", Path("/class/amy/notes.txt")).exercise == ""
+
+
+def test_grading_shows_its_progress_unless_told_not_to(tmp_path, capsys):
+    (tmp_path / "amy").mkdir()
+    (tmp_path / "amy" / "notes.md").write_text("x")
+    grading.grade([tmp_path / "amy"])
+    assert capsys.readouterr().err == "\rgrading [##############################] 1/1\n"
