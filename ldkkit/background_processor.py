@@ -74,18 +74,18 @@ class GossipSync:
     @classmethod
     def p2p(cls, network_graph: Any) -> GossipSync:
         """``GossipSync::P2P``: the graph is learnt from peers (what ldk-sample uses)."""
-        return cls(network_graph, "P2P")
+        return cls(network_graph, "p2p")
 
     @classmethod
     def rapid(cls, network_graph: Any) -> GossipSync:
-        return cls(network_graph, "Rapid")
+        return cls(network_graph, "rapid")
 
     @classmethod
     def none(cls) -> GossipSync:
-        return cls(None, "None")
+        return cls(None, "none")
 
     def __repr__(self) -> str:
-        return f"GossipSync.{self.kind.lower()}(...)"
+        return f"GossipSync.{self.kind}(...)"
 
 
 # --- what LDK does with events before your handler sees them (§4.5) -----------------------------

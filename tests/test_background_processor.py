@@ -324,10 +324,19 @@ def test_stopping_while_an_async_handler_is_mid_event_ends_and_loses_nothing(for
         leaving.__enter__()
         bob_invoice = stage.invoice(me, 10_000_000)
         stage.pay(bob, bob_invoice)  # PaymentClaimable is being handled: the handler sleeps 30 s
-        done = threading.Thread(target=leaving.__exit__, args=(None, None, None), daemon=True)
+        errors: list[BaseException] = []
+
+        def leave() -> None:
+            try:
+                leaving.__exit__(None, None, None)
+            except BaseException as e:  # noqa: B036  (asserted below: stopping ends cleanly)
+                errors.append(e)
+
+        done = threading.Thread(target=leave, daemon=True)
         done.start()
         done.join(60)  # a guard against a hang, not a measure of speed
         assert not done.is_alive(), "stopping the processor hung"
+        assert errors == []
         queued = me.channel_manager._events.pending()
         assert any(isinstance(e, Event.PaymentClaimable) for e in queued)  # kept, to be handed over again
 
@@ -683,3 +692,41 @@ def test_an_async_handlers_error_ends_process_events_async_naming_the_event(caps
     assert [what for what, _ in parts.logged] == ["error"] and "my bug" in parts.logged[0][1]
     assert "wrote manager" not in [c[1] for c in parts.calls]  # no final persist after a handler's error
     assert parts.manager.background_processor_attached is False
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_an_async_handler_runs_on_the_world_and_handles_every_event(world, form):
+    """ldk-sample's handler is async: the processor awaits it on the world's loop, as tokio runs it."""
+    node = world.add_node("learner", handler=handle_ldk_events)  # the reference handler is ``async def``
+    with run_processor(node, form):
+        Stage(world, node).open(world.add_node("bob"), node, 6_000_000)
+    assert [type(e).__name__ for e in node.events_seen] == ["OpenChannelRequest", "ChannelPending", "ChannelReady"]
+    assert [c.is_channel_ready for c in node.channel_manager.list_channels()] == [True]
+    assert node.channel_manager._events.pending() == []
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_a_handlers_error_is_logged_by_the_background_processor(world, form):
+    def handler(channel_manager, *args):
+        raise ZeroDivisionError("my bug")
+
+    node = world.add_node("learner", handler=handler)
+    with pytest.raises(EventHandlerError, match="my bug"):
+        with run_processor(node, form):
+            bob = world.add_node("bob")
+            world.connect(bob, node)
+            bob.channel_manager.create_channel(node.node_id, 6_000_000, 0, 1, None, None)
+            world.run()
+    errors = [line for line in node.logger.lines() if " ERROR " in line]
+    assert len(errors) == 1 and "[ldkkit::background_processor] " in errors[0] and "my bug" in errors[0]
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_each_event_is_handed_over_the_moment_it_is_queued_as_when_the_world_hands_it(form):
+    """The manager's future wakes the processor at once: events are handled at the same simulated times as
+    without a processor, never held until the next poll or timer."""
+    def times(processor):
+        return [(round(t, 6), type(e).__name__) for t, _, e in
+                scenarios.run("receive_invoice_payment", processor=processor).node.event_log]
+
+    assert times(form) == times(None)
