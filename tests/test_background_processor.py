@@ -722,11 +722,12 @@ def test_a_handlers_error_is_logged_by_the_background_processor(world, form):
 
 
 @pytest.mark.parametrize("form", ["thread", "async"])
-def test_each_event_is_handed_over_the_moment_it_is_queued_as_when_the_world_hands_it(form):
-    """The manager's future wakes the processor at once: events are handled at the same simulated times as
-    without a processor, never held until the next poll or timer."""
+@pytest.mark.parametrize("scenario", ["receive_invoice_payment", "force_close_remote"])  # the latter: monitor events
+def test_each_event_is_handed_over_the_moment_it_is_queued_as_when_the_world_hands_it(form, scenario):
+    """The manager's and the monitor's futures wake the processor at once: events are handled at the same
+    simulated times as without a processor, never held until the next poll or timer."""
     def times(processor):
         return [(round(t, 6), type(e).__name__) for t, _, e in
-                scenarios.run("receive_invoice_payment", processor=processor).node.event_log]
+                scenarios.run(scenario, processor=processor).node.event_log]
 
     assert times(form) == times(None)
