@@ -387,6 +387,7 @@ def test_a_timer_that_fails_while_the_loop_sleeps_still_stops_the_processor_with
     with pytest.raises(RuntimeError, match="rebroadcast failed"):
         processor.stop()
     assert len(calls) == 4  # the third failed asleep and was run again, awake, where it failed for good
+    assert processor.timer_counts["rebroadcast"] == 3  # the one undone asleep counts once: when the loop ran it
 
 
 # --- LDK's rules, on a node's parts with no world: process_events_async driven by the test's own sleeper -------
