@@ -198,8 +198,7 @@ class _RunBody:
         result = self.user_handler(event)
         if result is not None and inspect.isawaitable(result):
             return self._timed(result, event, started)
-        if time.perf_counter() - started > SLOW_HANDLER_WARNING_S:
-            self._warn_if_slow(event, started)
+        self._warn_if_slow(event, started)
         self.events_handled += 1
         return result
 

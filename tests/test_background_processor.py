@@ -478,9 +478,11 @@ class _Parts:
         self.note(f"wrote {key}")
 
     def warn(self, module, message):
+        assert module == "ldkkit::background_processor"  # what the log line names, as LDK's module path
         self.logged.append(("warn", message))
 
     def error(self, module, message):
+        assert module == "ldkkit::background_processor"
         self.logged.append(("error", message))
 
     def times(self, what: str) -> list[float]:
@@ -643,7 +645,7 @@ def test_a_handler_slower_than_a_second_is_named_in_the_log_and_a_quick_one_is_n
 
 
 def test_the_processor_counts_the_events_it_handed_over_and_says_whether_it_runs(world):
-    node = world.add_node("learner", handler=handle_ldk_events)
+    node = world.add_node("learner", handler=handle_ldk_events)  # async
     processor = start(node)
     assert repr(processor) == "BackgroundProcessor(running, 0 events handled)"
     Stage(world, node).open(world.add_node("bob"), node, 6_000_000)
@@ -651,6 +653,21 @@ def test_the_processor_counts_the_events_it_handed_over_and_says_whether_it_runs
     handled = len(node.events_seen)
     assert handled == 3 and processor.events_handled == handled
     assert repr(processor) == "BackgroundProcessor(stopped, 3 events handled)"
+
+
+def test_the_processor_counts_a_plain_handlers_events_too(world):
+    def handler(channel_manager, *args):
+        return None  # every request left unanswered: it comes back as more events over time
+
+    node = world.add_node("learner", handler=handler)
+    processor = start(node)
+    bob = world.add_node("bob")
+    world.connect(bob, node)
+    for _ in range(2):
+        bob.channel_manager.create_channel(node.node_id, 6_000_000, 0, 1, None, None)
+    world.run()
+    processor.stop()
+    assert processor.events_handled == len(node.events_seen) == 2
 
 
 @pytest.mark.parametrize("make, kind, has_graph", [(GossipSync.p2p, "p2p", True), (GossipSync.rapid, "rapid", True),
@@ -732,3 +749,44 @@ def test_each_event_is_handed_over_the_moment_it_is_queued_as_when_the_world_han
                 scenarios.run(scenario, processor=processor).node.event_log]
 
     assert times(form) == times(None)
+
+
+def test_a_failure_that_ends_the_loop_is_logged_with_what_it_was(world):
+    node = world.add_node("learner", handler=handle_ldk_events)
+    real_write = node.fs_store.write
+
+    def failing_write(primary, secondary, key, buf):
+        if key == "manager":
+            raise OSError("disk unplugged (simulated)")
+        real_write(primary, secondary, key, buf)
+
+    node.fs_store.write = failing_write
+    processor = start(node)
+    with pytest.raises(OSError):
+        processor.stop()  # the final persist fails
+    errors = [line for line in node.logger.lines() if " ERROR " in line]
+    assert [line.split(" ERROR ", 1)[1].strip() for line in errors] == [
+        "[ldkkit::background_processor] The background processor stopped: OSError('disk unplugged (simulated)')"]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_the_thread_form_runs_a_node_without_a_world_in_real_time(asynchronous):
+    """No world, no virtual clock: the loop polls every 100 ms of real time, as LDK's does."""
+    parts = _Parts()
+    handled = threading.Event()
+
+    def handler(event):
+        handled.set()
+
+    async def async_handler(event):
+        handled.set()
+
+    parts.manager._events.push(_path_event("ProbeSuccessful"))
+    processor = BackgroundProcessor.start(parts, async_handler if asynchronous else handler, parts.monitor,
+                                          parts.manager, None, GossipSync.p2p(parts.graph), parts.peers, parts,
+                                          parts.scorer)
+    assert handled.wait(30)  # a guard against a hang, not a measure of speed
+    assert parts.manager.background_processor_attached
+    processor.stop()
+    assert processor.events_handled == 1 and not parts.manager.background_processor_attached
+    assert [c[1] for c in parts.calls][-3:] == ["wrote manager", "wrote scorer", "wrote network_graph"]
