@@ -183,7 +183,6 @@ class _RunBody:
                 ("freshness", FRESHNESS_TIMER), ("ping", PING_TIMER), ("network_prune", FIRST_NETWORK_PRUNE_TIMER),
                 ("scorer_persist", SCORER_PERSIST_TIMER), ("rebroadcast", REBROADCAST_TIMER))
         }
-        self.have_pruned = False
         self.have_decayed_scorer = False
 
     # The decorated handler: LDK's own updates first, then yours.
@@ -244,8 +243,8 @@ class _RunBody:
             if self.network_graph is not None:
                 self.network_graph.remove_stale_channels_and_tracking_with_time(self.clock.unix_time())
                 self._persist_logged(NETWORK_GRAPH_PERSISTENCE_KEY, self.network_graph)
-            self.have_pruned = True
-            self.timers["network_prune"].interval_us = NETWORK_PRUNE_TIMER * MICROS
+                # LDK's have_pruned: hourly once a graph was pruned; with no graph, the first interval stays.
+                self.timers["network_prune"].interval_us = NETWORK_PRUNE_TIMER * MICROS
         if not self.have_decayed_scorer:
             if self.scorer is not None and (t := self.fetch_time()) is not None:
                 self.scorer.time_passed(t)

@@ -790,3 +790,30 @@ def test_the_thread_form_runs_a_node_without_a_world_in_real_time(asynchronous):
     processor.stop()
     assert processor.events_handled == 1 and not parts.manager.background_processor_attached
     assert [c[1] for c in parts.calls][-3:] == ["wrote manager", "wrote scorer", "wrote network_graph"]
+
+
+def test_without_a_graph_the_prune_timer_keeps_its_first_interval_as_in_ldk(world):
+    """LDK sets ``have_pruned`` only once it has pruned a graph: with GossipSync::None, the prune timer goes on
+    firing every minute (and finds nothing to prune), never hourly."""
+    node = world.add_node("learner", handler=handle_ldk_events)
+    processor = BackgroundProcessor.start(node.fs_store, node.event_handler, node.chain_monitor, node.channel_manager,
+                                          None, GossipSync.none(), node.peer_manager, node.logger, node.scorer)
+    world.advance(3700)
+    processor.stop()
+    assert processor.timer_counts["network_prune"] == 3700 // 61  # at 61 s, 122 s, ...: whole seconds over 60
+    assert "network_graph" not in node.fs_store.list("", "")
+
+
+def test_a_forgotten_processor_does_not_keep_python_from_exiting():
+    """Like LDK's #[must_use] processor dropped at the end of main: the interpreter exits, stopping it."""
+    import subprocess
+    import sys
+
+    script = ("from ldkkit.sim.world import World\nfrom ldkkit.reference import handle_ldk_events\n"
+              "from ldkkit.background_processor import BackgroundProcessor, GossipSync\n"
+              "world = World(seed=1)\nnode = world.add_node('learner', handler=handle_ldk_events)\n"
+              "keep = BackgroundProcessor.start(node.fs_store, node.event_handler, node.chain_monitor, "
+              "node.channel_manager, None, GossipSync.p2p(node.network_graph), node.peer_manager, node.logger, "
+              "node.scorer)\nworld.advance(10)\nprint('leaving')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "leaving\n"), done.stderr
