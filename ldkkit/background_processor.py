@@ -216,8 +216,7 @@ class _RunBody:
     def startup(self) -> None:
         self.channel_manager.timer_tick_occurred()
         self.chain_monitor.rebroadcast_pending_claims()
-        self.timer_counts["freshness"] += 1
-        self.timer_counts["rebroadcast"] += 1
+        self.timer_counts.update(("freshness", "rebroadcast"))  # the startup calls count as those timers' ticks
 
     def persist_manager(self) -> None:
         """Persist the ChannelManager; an error here ends the loop, as in LDK."""
