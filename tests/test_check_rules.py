@@ -193,3 +193,55 @@ def test_workbook_1_tells_a_passing_handler_what_it_verified():
         "  5,000,000 sats exactly is rejected                               yes: the policy is strictly over",
         "  user_channel_id drawn from get_secure_random_bytes()             yes, a different one per channel",
         "  other events pass through without raising                        7 events"]
+
+
+def _opening(on_request, on_pending=None):
+    """A workbook 1 handler from two arms: one for each OpenChannelRequest, one for each ChannelPending."""
+    from ldkkit.events import Event
+
+    def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                          peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
+        if isinstance(event, Event.OpenChannelRequest):
+            on_request(channel_manager, keys_manager, event)
+        elif isinstance(event, Event.ChannelPending) and on_pending is not None:
+            on_pending(channel_manager, event)
+
+    return handle_ldk_events
+
+
+def _policy(channel_manager, keys_manager, event, accept_big=True):
+    if event.funding_satoshis > 5_000_000:
+        if accept_big:
+            uid = int.from_bytes(keys_manager.get_secure_random_bytes()[:16], "big")
+            channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id, uid)
+    else:
+        channel_manager.force_close_without_broadcasting_txn(event.temporary_channel_id, event.counterparty_node_id,
+                                                             "too small")
+
+
+def test_workbook_1_says_a_big_request_was_left_unanswered():
+    lines = _read(_opening(lambda cm, km, event: _policy(cm, km, event, accept_big=False)))
+    assert lines[2] == "Happened: nothing: the request was left unanswered" and lines[3] == W01_ACCEPT
+
+
+def test_workbook_1_says_an_accepted_channel_closed_before_it_was_ready_never_became_ready():
+    def close(channel_manager, event):
+        channel_manager.force_close_broadcasting_latest_txn(event.channel_id, event.counterparty_node_id, "changed")
+
+    assert _read(_opening(_policy, close))[1:3] == [
+        "Expected: a channel that confirms and is ready: 5,000,001 is over 5,000,000",
+        "Happened: you answered, but no channel came of it: the channel never became ready"]
+
+
+def test_workbook_1_counts_an_accept_of_a_small_request_even_when_it_failed():
+    from ldkkit.types import ChannelId
+
+    def accept_wrongly(channel_manager, keys_manager, event):
+        try:
+            channel_manager.accept_inbound_channel(ChannelId(bytes(32)), event.counterparty_node_id, 7)
+        except Exception:  # the learner hides LDK's answer: the attempt still counts as accepting
+            pass
+
+    assert _read(_opening(accept_wrongly)) == [W01_SCENARIO.format(" (4,999,999 sats)", "OpenChannelRequest"),
+                                               "Expected: the request rejected", "Happened: you accepted it",
+                                               W01_TOO_SMALL]
