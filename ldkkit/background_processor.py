@@ -74,18 +74,18 @@ class GossipSync:
     @classmethod
     def p2p(cls, network_graph: Any) -> GossipSync:
         """``GossipSync::P2P``: the graph is learnt from peers (what ldk-sample uses)."""
-        return cls(network_graph, "P2P")
+        return cls(network_graph, "p2p")
 
     @classmethod
     def rapid(cls, network_graph: Any) -> GossipSync:
-        return cls(network_graph, "Rapid")
+        return cls(network_graph, "rapid")
 
     @classmethod
     def none(cls) -> GossipSync:
-        return cls(None, "None")
+        return cls(None, "none")
 
     def __repr__(self) -> str:
-        return f"GossipSync.{self.kind.lower()}(...)"
+        return f"GossipSync.{self.kind}(...)"
 
 
 # --- what LDK does with events before your handler sees them (§4.5) -----------------------------
@@ -193,7 +193,6 @@ class _RunBody:
                 ("freshness", FRESHNESS_TIMER), ("ping", PING_TIMER), ("network_prune", FIRST_NETWORK_PRUNE_TIMER),
                 ("scorer_persist", SCORER_PERSIST_TIMER), ("rebroadcast", REBROADCAST_TIMER))
         }
-        self.have_pruned = False
         self.have_decayed_scorer = False
 
     # The decorated handler: LDK's own updates first, then yours.
@@ -208,8 +207,7 @@ class _RunBody:
         result = self.user_handler(event)
         if result is not None and inspect.isawaitable(result):
             return self._timed(result, event, started)
-        if time.perf_counter() - started > SLOW_HANDLER_WARNING_S:
-            self._warn_if_slow(event, started)
+        self._warn_if_slow(event, started)
         self.events_handled += 1
         return result
 
@@ -228,8 +226,7 @@ class _RunBody:
     def startup(self) -> None:
         self.channel_manager.timer_tick_occurred()
         self.chain_monitor.rebroadcast_pending_claims()
-        self.timer_counts["freshness"] += 1
-        self.timer_counts["rebroadcast"] += 1
+        self.timer_counts.update(("freshness", "rebroadcast"))  # the startup calls count as those timers' ticks
 
     def persist_manager(self) -> None:
         """Persist the ChannelManager; an error here ends the loop, as in LDK."""
@@ -255,8 +252,8 @@ class _RunBody:
             if self.network_graph is not None:
                 self.network_graph.remove_stale_channels_and_tracking_with_time(self.clock.unix_time())
                 self._persist_logged(NETWORK_GRAPH_PERSISTENCE_KEY, self.network_graph)
-            self.have_pruned = True
-            self.timers["network_prune"].interval_us = NETWORK_PRUNE_TIMER * MICROS
+                # LDK's have_pruned: hourly once a graph was pruned; with no graph, the first interval stays.
+                self.timers["network_prune"].interval_us = NETWORK_PRUNE_TIMER * MICROS
         if not self.have_decayed_scorer:
             if self.scorer is not None and (t := self.fetch_time()) is not None:
                 self.scorer.time_passed(t)

@@ -223,8 +223,8 @@ def grade_workbook(learner: str, path: Path, timeout_s: float = 120.0, batch: Op
     started = time.perf_counter()
     path = Path(path)
 
-    def row(status: str, hint: str = "", exercise: str = "") -> Grade:
-        return Grade(learner, exercise or _exercise_of(path) or "", path.name, status, hint,
+    def row(status: str, hint: str) -> Grade:
+        return Grade(learner, _exercise_of(path) or "", path.name, status, hint,
                      round(time.perf_counter() - started, 2), str(path))
 
     own_batch = batch is None
@@ -239,16 +239,15 @@ def grade_workbook(learner: str, path: Path, timeout_s: float = 120.0, batch: Op
         try:
             code = learner_code(read_workbook(path))
         except InvalidWorkbook as e:
-            return row("invalid notebook", str(e), exercise)
+            return row("invalid notebook", str(e))
         if code.copied:
-            return row("copied", f"{code.copied}: a copy is not graded", exercise)
+            return row("copied", f"{code.copied}: a copy is not graded")
         if not code.has_handler:
-            return row("no handler", "the workbook never defines handle_ldk_events (def handle_ldk_events(...))",
-                       exercise)
+            return row("no handler", "the workbook never defines handle_ldk_events (def handle_ldk_events(...))")
         if own_batch:
             batch = Batch.make([path.parent], None, 1)
         verdict = _run_worker(exercise, code.cells, timeout_s, batch)  # type: ignore[arg-type]
-        return row(verdict["status"], verdict["hint"], exercise)
+        return row(verdict["status"], verdict["hint"])
     except Exception as e:  # the grader's own failure on this file is this file's row, never the batch's end
         return row("error", f"the grader failed on this workbook: {type(e).__name__}: {str(e)[:300]}")
     finally:
@@ -349,7 +348,7 @@ def grade(
     finally:
         batch.close()
     table = pd.DataFrame([asdict(g) for g in grades], columns=list(Grade.__dataclass_fields__))
-    table = table.sort_values(["learner", "workbook", "path"], kind="stable").reset_index(drop=True)
+    table = table.sort_values(["learner", "workbook", "path"]).reset_index(drop=True)  # paths are unique: a total order
     if out_dir is not None:
         write_report(table, Path(out_dir))
     return table

@@ -6,6 +6,7 @@ import gc
 import itertools
 import threading
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 
@@ -323,10 +324,19 @@ def test_stopping_while_an_async_handler_is_mid_event_ends_and_loses_nothing(for
         leaving.__enter__()
         bob_invoice = stage.invoice(me, 10_000_000)
         stage.pay(bob, bob_invoice)  # PaymentClaimable is being handled: the handler sleeps 30 s
-        done = threading.Thread(target=leaving.__exit__, args=(None, None, None), daemon=True)
+        errors: list[BaseException] = []
+
+        def leave() -> None:
+            try:
+                leaving.__exit__(None, None, None)
+            except BaseException as e:  # noqa: B036  (asserted below: stopping ends cleanly)
+                errors.append(e)
+
+        done = threading.Thread(target=leave, daemon=True)
         done.start()
         done.join(60)  # a guard against a hang, not a measure of speed
         assert not done.is_alive(), "stopping the processor hung"
+        assert errors == []
         queued = me.channel_manager._events.pending()
         assert any(isinstance(e, Event.PaymentClaimable) for e in queued)  # kept, to be handed over again
 
@@ -377,3 +387,433 @@ def test_a_timer_that_fails_while_the_loop_sleeps_still_stops_the_processor_with
     with pytest.raises(RuntimeError, match="rebroadcast failed"):
         processor.stop()
     assert len(calls) == 4  # the third failed asleep and was run again, awake, where it failed for good
+    assert processor.timer_counts["rebroadcast"] == 3  # the one undone asleep counts once: when the loop ran it
+
+
+# --- LDK's rules, on a node's parts with no world: process_events_async driven by the test's own sleeper -------
+
+
+class _Parts:
+    """What the processor is given, as plain objects that note each call, on a clock only the sleeper moves."""
+
+    def __init__(self, *, scorer: bool = True, graph: bool = True, failing: tuple[str, ...] = ()) -> None:
+        from ldkkit.events.queue import EventQueue
+        from ldkkit.sim.clock import VirtualClock
+
+        self.clock = VirtualClock()
+        self.calls: list[tuple[float, str]] = []  # (seconds since the start, what the processor did)
+        self.failing = failing
+        self.logged: list[tuple[str, str]] = []
+        self.name = "amy"
+        parts = self
+
+        class Manager:
+            clock, runtime, pending_msg_events, background_processor_attached = parts.clock, None, [], False
+            needs_persistence = False
+            _events = EventQueue("manager")
+
+            def timer_tick_occurred(self):
+                parts.note("freshness")
+
+            def get_and_clear_needs_persistence(self):
+                needed, self.needs_persistence = self.needs_persistence, False
+                return needed
+
+            def encode(self):
+                return b"manager"
+
+            def process_pending_events(self, handler):
+                self._events.process(handler)
+
+            async def process_pending_events_async(self, handler):
+                await self._events.process_async(handler)
+
+            def has_pending_events(self):
+                return bool(self._events)
+
+            def replay_requested(self):
+                return self._events.replay_requested
+
+            def get_event_or_persistence_needed_future(self):
+                return self._events.get_future()
+
+        class Monitor(Manager):
+            _events = EventQueue("monitor")
+
+            def rebroadcast_pending_claims(self):
+                parts.note("rebroadcast")
+
+            def get_update_future(self):
+                return self._events.get_future()
+
+        class Peers:
+            def process_events(self):
+                pass
+
+            def timer_tick_occurred(self):
+                parts.note("ping")
+
+        class Scorer:
+            def __getattr__(self, name):  # payment_path_failed, probe_successful, time_passed, ...
+                return lambda *args: parts.note(name, *args)
+
+            def encode(self):
+                return b"scorer"
+
+        class Graph(Scorer):
+            def encode(self):
+                return b"network_graph"
+
+        self.manager, self.monitor, self.peers = Manager(), Monitor(), Peers()
+        self.scorer = Scorer() if scorer else None
+        self.graph = Graph() if graph else None
+
+    def note(self, what: str, *args) -> None:
+        self.calls.append((self.clock.now(), what, *args) if args else (self.clock.now(), what))
+
+    def write(self, primary, secondary, key, buf):
+        assert (primary, secondary, buf) == ("", "", key.encode())
+        if key in self.failing:
+            raise OSError("read-only (simulated)")
+        self.note(f"wrote {key}")
+
+    def warn(self, module, message):
+        assert module == "ldkkit::background_processor"  # what the log line names, as LDK's module path
+        self.logged.append(("warn", message))
+
+    def error(self, module, message):
+        assert module == "ldkkit::background_processor"
+        self.logged.append(("error", message))
+
+    def times(self, what: str) -> list[float]:
+        return [call[0] for call in self.calls if call[1] == what]
+
+    def run_async(self, handler=lambda event: None, *, seconds: float, mobile: bool = False,
+                  fetch_time="clock") -> list[float]:
+        """Run process_events_async until ``seconds`` have passed on the clock; returns each sleep asked for."""
+        import asyncio
+
+        from ldkkit.background_processor import process_events_async
+        from ldkkit.sim.clock import MICROS
+
+        slept: list[float] = []
+
+        async def sleeper(duration):
+            slept.append(duration.total_seconds())
+            self.clock._now_us += round(duration.total_seconds() * MICROS)
+            return self.clock.now() >= seconds
+
+        gossip = GossipSync.p2p(self.graph) if self.graph is not None else GossipSync.none()
+        fetch = self.clock.duration_since_epoch if fetch_time == "clock" else fetch_time
+        asyncio.run(process_events_async(self, handler, self.monitor, self.manager, None, gossip, self.peers, self,
+                                         self.scorer, sleeper, mobile, fetch))
+        return slept
+
+
+@pytest.mark.parametrize("mobile, poll_s", [(False, 10.0), (True, 0.1)])
+def test_the_async_loop_sleeps_the_fastest_timer_or_100_ms_on_a_mobile_platform(mobile, poll_s):
+    parts = _Parts()
+    assert parts.run_async(seconds=30, mobile=mobile)[:3] == [poll_s] * 3
+
+
+def test_the_async_loop_fires_ldks_timers_on_schedule_and_persists_everything_on_exit():
+    parts = _Parts()
+    parts.run_async(seconds=3700)
+    every = lambda start, step: [float(t) for t in range(start, 3701, step)]  # noqa: E731
+    assert parts.times("freshness") == every(0, 60)  # at start, then every minute
+    assert parts.times("rebroadcast") == every(0, 30)
+    assert parts.times("ping") == every(10, 10)[:-1]  # the last sleep ended the loop: no timers after it
+    assert parts.times("remove_stale_channels_and_tracking_with_time") == [60.0, 3660.0]  # a minute in, then hourly
+    assert parts.times("wrote network_graph") == [60.0, 3660.0, 3700.0]  # after each prune, and on exit
+    assert parts.times("time_passed") == [10.0, *every(300, 300)]  # decayed at the first wake, then at each persist
+    assert parts.times("wrote scorer") == [*every(300, 300), 3700.0]
+    assert parts.times("wrote manager") == [3700.0]  # never asked for: only the final persist
+    assert parts.calls[-3:] == [(3700.0, "wrote manager"), (3700.0, "wrote scorer"), (3700.0, "wrote network_graph")]
+    prune = next(call for call in parts.calls if call[1] == "remove_stale_channels_and_tracking_with_time")
+    assert prune[2] == parts.clock.unix_time() - 3700 + 60  # the graph is pruned with the time it is
+
+
+def test_a_manager_that_needs_persisting_is_written_at_the_next_wake():
+    parts = _Parts()
+    parts.manager.needs_persistence = True
+    parts.run_async(seconds=30)
+    assert parts.times("wrote manager") == [10.0, 30.0]  # at the first wake, and the final persist
+
+
+def test_without_a_scorer_or_graph_only_the_manager_is_persisted_and_nothing_is_pruned():
+    parts = _Parts(scorer=False, graph=False)
+    parts.run_async(seconds=3700)
+    assert {call[1] for call in parts.calls} == {"freshness", "rebroadcast", "ping", "wrote manager"}
+    assert parts.times("wrote manager") == [3700.0]
+
+
+def test_without_the_time_the_scorer_is_not_decayed_but_still_persisted():
+    parts = _Parts()
+    parts.run_async(seconds=610, fetch_time=lambda: None)
+    assert parts.times("time_passed") == [] and parts.times("wrote scorer") == [300.0, 600.0, 610.0]
+
+
+def test_a_graph_or_scorer_that_cannot_be_written_is_logged_in_ldks_words_and_the_loop_goes_on():
+    parts = _Parts(failing=("scorer", "network_graph"))
+    with pytest.raises(OSError, match="read-only"):  # the final persist returns its error
+        parts.run_async(seconds=310)
+    assert parts.logged == [
+        ("error", "Error: Failed to persist network_graph, check your disk and permissions read-only (simulated)"),
+        ("error", "Error: Failed to persist scorer, check your disk and permissions read-only (simulated)")]
+    assert parts.times("wrote manager") == [310.0]
+
+
+def _path_failed(scid, permanently, update=None) -> Event:
+    from ldkkit.events import PathFailure
+    from ldkkit.routing.router import Path
+    from ldkkit.types import PaymentHash
+
+    return Event.PaymentPathFailed(PaymentId(bytes(32)), PaymentHash(bytes(32)), permanently,
+                                   PathFailure.OnPath(update), Path(hops=(), blinded_tail=None), scid)
+
+
+def _path_event(kind: str, scid=None) -> Event:
+    from ldkkit.routing.router import Path
+    from ldkkit.types import PaymentHash
+
+    path = Path(hops=(), blinded_tail=None)
+    if kind == "ProbeFailed":
+        return Event.ProbeFailed(PaymentId(bytes(32)), PaymentHash(bytes(32)), path, scid)
+    return getattr(Event, kind)(PaymentId(bytes(32)), PaymentHash(bytes(32)), path)
+
+
+@pytest.mark.parametrize("event, learnt", [
+    (_path_failed(7, False), ("payment_path_failed", 7)),
+    (_path_failed(7, True), ("payment_path_failed", 7)),  # a failing channel is known: that comes first
+    (_path_failed(None, True), ("probe_successful",)),  # the recipient refused it: every hop had the liquidity
+    (_path_failed(None, False), None),
+    (_path_event("PaymentPathSuccessful"), ("payment_path_successful",)),
+    (_path_event("ProbeSuccessful"), ("probe_successful",)),
+    (_path_event("ProbeFailed", 9), ("probe_failed", 9)),
+    (_path_event("ProbeFailed", None), None),
+])
+def test_the_scorer_learns_from_each_path_and_probe_event_as_ldks_update_scorer_says(event, learnt):
+    from datetime import timedelta
+
+    parts = _Parts()
+    now = timedelta(seconds=12345)
+    changed = bp_module.update_scorer(parts.scorer, event, now)
+    assert changed is (learnt is not None)
+    assert parts.calls == ([] if learnt is None else [(0.0, learnt[0], event.path, *learnt[1:], now)])
+
+
+def test_before_the_handler_sees_a_path_event_the_graph_and_scorer_learn_from_it_and_the_scorer_is_written():
+    from ldkkit.routing.gossip import NetworkUpdate
+
+    update = NetworkUpdate.ChannelFailure(7, True)
+    parts = _Parts()
+    seen: list[list] = []
+    parts.manager._events.push(_path_failed(7, False, update))
+    parts.manager._events.push(Event.PendingHTLCsForwardable(time_forwardable=timedelta(seconds=1)))
+    parts.run_async(lambda event: seen.append([c[1] for c in parts.calls]), seconds=10)
+    assert seen[0][-3:] == ["handle_network_update", "payment_path_failed", "wrote scorer"]
+    assert seen[1] == seen[0]  # an event LDK leaves to you: nothing learnt, nothing written
+    assert next(c for c in parts.calls if c[1] == "handle_network_update")[2] == update
+
+
+def test_a_path_event_teaches_nothing_without_a_graph_or_the_time():
+    parts = _Parts(graph=False)
+    parts.manager._events.push(_path_failed(7, False))
+    parts.run_async(seconds=10, fetch_time=lambda: None)
+    assert not {"handle_network_update", "payment_path_failed"} & {c[1] for c in parts.calls}
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_handler_slower_than_a_second_is_named_in_the_log_and_a_quick_one_is_not(monkeypatch, asynchronous):
+    now = [100.0]
+    monkeypatch.setattr(bp_module.time, "perf_counter", lambda: now[0])
+    takes = {Event.ProbeSuccessful: 2.5, Event.ProbeFailed: 1.0, Event.PendingHTLCsForwardable: 0.5}
+    parts = _Parts(scorer=False, graph=False)
+    for event in (_path_event("ProbeSuccessful"), _path_event("ProbeFailed", 9),
+                  Event.PendingHTLCsForwardable(time_forwardable=timedelta(seconds=1))):
+        parts.manager._events.push(event)
+
+    def handler(event):
+        now[0] += takes[type(event)]
+
+    async def async_handler(event):
+        handler(event)
+
+    parts.run_async(async_handler if asynchronous else handler, seconds=10)
+    assert parts.logged == [("warn", "The event handler took 2.5 s on Event.ProbeSuccessful; "
+                                     "nothing else was processed meanwhile")]
+
+
+def test_the_processor_counts_the_events_it_handed_over_and_says_whether_it_runs(world):
+    node = world.add_node("learner", handler=handle_ldk_events)  # async
+    processor = start(node)
+    assert repr(processor) == "BackgroundProcessor(running, 0 events handled)"
+    Stage(world, node).open(world.add_node("bob"), node, 6_000_000)
+    processor.stop()
+    handled = len(node.events_seen)
+    assert handled == 3 and processor.events_handled == handled
+    assert repr(processor) == "BackgroundProcessor(stopped, 3 events handled)"
+
+
+def test_the_processor_counts_a_plain_handlers_events_too(world):
+    def handler(channel_manager, *args):
+        return None  # every request left unanswered: it comes back as more events over time
+
+    node = world.add_node("learner", handler=handler)
+    processor = start(node)
+    bob = world.add_node("bob")
+    world.connect(bob, node)
+    for _ in range(2):
+        bob.channel_manager.create_channel(node.node_id, 6_000_000, 0, 1, None, None)
+    world.run()
+    processor.stop()
+    assert processor.events_handled == len(node.events_seen) == 2
+
+
+@pytest.mark.parametrize("make, kind, has_graph", [(GossipSync.p2p, "p2p", True), (GossipSync.rapid, "rapid", True),
+                                                   (lambda graph: GossipSync.none(), "none", False)])
+def test_gossip_sync_says_where_the_graph_comes_from(make, kind, has_graph):
+    graph = object()
+    sync = make(graph)
+    assert repr(sync) == f"GossipSync.{kind}(...)"
+    assert sync.network_graph is (graph if has_graph else None)
+
+
+def test_the_exit_signals_sleeper_sleeps_until_stopped_outside_a_world():
+    import asyncio
+
+    from ldkkit.background_processor import ExitSignal
+
+    signal = ExitSignal()
+    assert asyncio.run(signal.sleeper(timedelta(milliseconds=1))) is False and not signal.stopped
+    assert asyncio.run(signal.sleeper(0.001)) is False
+
+    async def stopped_while_asleep():
+        asyncio.get_running_loop().call_later(0.01, signal.stop)
+        return await signal.sleeper(timedelta(days=1))
+
+    assert asyncio.run(stopped_while_asleep()) is True and signal.stopped
+    assert asyncio.run(signal.sleeper(timedelta(days=1))) is True  # once stopped, at once
+
+
+def test_an_async_handlers_error_ends_process_events_async_naming_the_event(capsys):
+    parts = _Parts()
+    parts.manager._events.push(_path_event("ProbeSuccessful"))
+
+    async def handler(event):
+        raise ZeroDivisionError("my bug")
+
+    with pytest.raises(EventHandlerError, match="raised ZeroDivisionError while handling Event.ProbeSuccessful"):
+        parts.run_async(handler, seconds=10)
+    error = capsys.readouterr().err
+    assert error.startswith("BackgroundProcessor stopped: ") and "Call stop() or join() to get the exception." in error
+    assert [what for what, _ in parts.logged] == ["error"] and "my bug" in parts.logged[0][1]
+    assert "wrote manager" not in [c[1] for c in parts.calls]  # no final persist after a handler's error
+    assert parts.manager.background_processor_attached is False
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_an_async_handler_runs_on_the_world_and_handles_every_event(world, form):
+    """ldk-sample's handler is async: the processor awaits it on the world's loop, as tokio runs it."""
+    node = world.add_node("learner", handler=handle_ldk_events)  # the reference handler is ``async def``
+    with run_processor(node, form):
+        Stage(world, node).open(world.add_node("bob"), node, 6_000_000)
+    assert [type(e).__name__ for e in node.events_seen] == ["OpenChannelRequest", "ChannelPending", "ChannelReady"]
+    assert [c.is_channel_ready for c in node.channel_manager.list_channels()] == [True]
+    assert node.channel_manager._events.pending() == []
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_a_handlers_error_is_logged_by_the_background_processor(world, form):
+    def handler(channel_manager, *args):
+        raise ZeroDivisionError("my bug")
+
+    node = world.add_node("learner", handler=handler)
+    with pytest.raises(EventHandlerError, match="my bug"):
+        with run_processor(node, form):
+            bob = world.add_node("bob")
+            world.connect(bob, node)
+            bob.channel_manager.create_channel(node.node_id, 6_000_000, 0, 1, None, None)
+            world.run()
+    errors = [line for line in node.logger.lines() if " ERROR " in line]
+    assert len(errors) == 1 and "[ldkkit::background_processor] " in errors[0] and "my bug" in errors[0]
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+@pytest.mark.parametrize("scenario", ["receive_invoice_payment", "force_close_remote"])  # the latter: monitor events
+def test_each_event_is_handed_over_the_moment_it_is_queued_as_when_the_world_hands_it(form, scenario):
+    """The manager's and the monitor's futures wake the processor at once: events are handled at the same
+    simulated times as without a processor, never held until the next poll or timer."""
+    def times(processor):
+        return [(round(t, 3), type(e).__name__) for t, _, e in  # to the millisecond: a poll is 100 ms
+                scenarios.run(scenario, processor=processor).node.event_log]
+
+    assert times(form) == times(None)
+
+
+def test_a_failure_that_ends_the_loop_is_logged_with_what_it_was(world):
+    node = world.add_node("learner", handler=handle_ldk_events)
+    real_write = node.fs_store.write
+
+    def failing_write(primary, secondary, key, buf):
+        if key == "manager":
+            raise OSError("disk unplugged (simulated)")
+        real_write(primary, secondary, key, buf)
+
+    node.fs_store.write = failing_write
+    processor = start(node)
+    with pytest.raises(OSError):
+        processor.stop()  # the final persist fails
+    errors = [line for line in node.logger.lines() if " ERROR " in line]
+    assert [line.split(" ERROR ", 1)[1].strip() for line in errors] == [
+        "[ldkkit::background_processor] The background processor stopped: OSError('disk unplugged (simulated)')"]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_the_thread_form_runs_a_node_without_a_world_in_real_time(asynchronous):
+    """No world, no virtual clock: the loop polls every 100 ms of real time, as LDK's does."""
+    parts = _Parts()
+    handled = threading.Event()
+
+    def handler(event):
+        handled.set()
+
+    async def async_handler(event):
+        handled.set()
+
+    parts.manager._events.push(_path_event("ProbeSuccessful"))
+    processor = BackgroundProcessor.start(parts, async_handler if asynchronous else handler, parts.monitor,
+                                          parts.manager, None, GossipSync.p2p(parts.graph), parts.peers, parts,
+                                          parts.scorer)
+    assert handled.wait(30)  # a guard against a hang, not a measure of speed
+    assert parts.manager.background_processor_attached
+    processor.stop()
+    assert processor.events_handled == 1 and not parts.manager.background_processor_attached
+    assert [c[1] for c in parts.calls][-3:] == ["wrote manager", "wrote scorer", "wrote network_graph"]
+
+
+def test_without_a_graph_the_prune_timer_keeps_its_first_interval_as_in_ldk(world):
+    """LDK sets ``have_pruned`` only once it has pruned a graph: with GossipSync::None, the prune timer goes on
+    firing every minute (and finds nothing to prune), never hourly."""
+    node = world.add_node("learner", handler=handle_ldk_events)
+    processor = BackgroundProcessor.start(node.fs_store, node.event_handler, node.chain_monitor, node.channel_manager,
+                                          None, GossipSync.none(), node.peer_manager, node.logger, node.scorer)
+    world.advance(3700)
+    processor.stop()
+    assert processor.timer_counts["network_prune"] == 3700 // 61  # at 61 s, 122 s, ...: whole seconds over 60
+    assert "network_graph" not in node.fs_store.list("", "")
+
+
+def test_a_forgotten_processor_does_not_keep_python_from_exiting():
+    """Like LDK's #[must_use] processor dropped at the end of main: the interpreter exits, stopping it."""
+    import subprocess
+    import sys
+
+    script = ("from ldkkit.sim.world import World\nfrom ldkkit.reference import handle_ldk_events\n"
+              "from ldkkit.background_processor import BackgroundProcessor, GossipSync\n"
+              "world = World(seed=1)\nnode = world.add_node('learner', handler=handle_ldk_events)\n"
+              "keep = BackgroundProcessor.start(node.fs_store, node.event_handler, node.chain_monitor, "
+              "node.channel_manager, None, GossipSync.p2p(node.network_graph), node.peer_manager, node.logger, "
+              "node.scorer)\nworld.advance(10)\nprint('leaving')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "leaving\n"), done.stderr

@@ -65,6 +65,187 @@ def test_every_output_of_an_event_is_judged_not_only_the_first(sweep_in_mempool)
         played.recorder.handlings = handlings
 
 
+# --- workbook 1: the words a learner reads, exactly -------------------------------------------------------
+
+
+def _read(handler) -> list[str]:
+    """The check's verdict on ``handler`` as the learner reads it, without the event's and the path's lines."""
+    from ldkkit.exercises import check
+
+    try:
+        return repr(check("open_channel_request", handler)).splitlines()
+    except ExerciseFailed as failure:
+        return [line.strip() for line in str(failure).splitlines()
+                if not line.strip().startswith(("The event:", "Events so far:"))]
+
+
+def _corpus(name: str):
+    from corpus import all_cases
+
+    return next(c for c in all_cases() if c.exercise == "open_channel_request" and c.name == name).new_handler()
+
+
+W01_SCENARIO = "Scenario 'open_channel_request{}' on Event.{}:"
+W01_TOO_SMALL = "Hint: accept only when funding_satoshis > 5_000_000: strictly greater."
+W01_ACCEPT = ("Hint: compare funding_satoshis with 5_000_000 and accept when it is strictly greater, with "
+              "channel_manager.accept_inbound_channel, passing the temporary_channel_id and counterparty_node_id of "
+              "the event you are handling.")
+W01_REJECT = ("Hint: reject with channel_manager.force_close_without_broadcasting_txn, passing the event's "
+              "temporary_channel_id and counterparty_node_id and a message for the peer; silence makes the peer wait "
+              "for nothing.")
+W01_RANDOM = ("Expected: a user_channel_id drawn from keys_manager.get_secure_random_bytes(), a different one for "
+              "each channel")
+W01_RANDOM_HINT = ("Hint: take 16 of the 32 random bytes and read them as an int (int.from_bytes(..., 'big')): a fixed "
+                   "number would give every channel the same id, and your node could not tell them apart.")
+W01_RETURN = ["Expected: None (handled) or ReplayEvent() (hand it over again)",
+              "Hint: LDK's handler returns Ok(()) or Err(ReplayEvent()): in Python, return nothing, or return "
+              "ReplayEvent() when you could not finish and want the event again. Anything else means nothing to LDK."]
+
+
+@pytest.mark.parametrize("case, lines", [
+    ("accepts_everything", [W01_SCENARIO.format(" (4,999,999 sats)", "OpenChannelRequest"),
+                            "Expected: the request rejected", "Happened: you accepted it", W01_TOO_SMALL]),
+    ("accepts_exactly_5m", [W01_SCENARIO.format(" (5,000,000 sats)", "OpenChannelRequest"),
+                            "Expected: the request rejected (exactly 5,000,000 is not over 5,000,000)",
+                            "Happened: you accepted it", W01_TOO_SMALL]),
+    ("rejects_everything", [W01_SCENARIO.format(" (5,000,001 sats)", "OpenChannelRequest"),
+                            "Expected: a channel that confirms and is ready: 5,000,001 is over 5,000,000",
+                            "Happened: you rejected it", W01_ACCEPT]),
+    ("silent_on_small", [W01_SCENARIO.format(" (4,999,999 sats)", "OpenChannelRequest"),
+                         "Expected: an explicit rejection, at once",
+                         "Happened: nothing: it was left to expire after two timer ticks", W01_REJECT]),
+    ("zero_conf_for_everyone", [W01_SCENARIO.format(" (5,000,001 sats)", "OpenChannelRequest"),
+                                "Expected: accept_inbound_channel(...)",
+                                "Happened: accept_inbound_channel_from_trusted_peer_0conf(...)",
+                                "Hint: the zero-conf method trusts the peer with your funds until the channel "
+                                "confirms: keep it for peers you trust completely (an LSP), never for an unknown "
+                                "peer."]),
+    ("fixed_user_channel_id", [W01_SCENARIO.format("", "OpenChannelRequest"), W01_RANDOM,
+                               "Happened: user_channel_id=42", W01_RANDOM_HINT]),
+    ("counter_user_channel_id", [W01_SCENARIO.format("", "OpenChannelRequest"), W01_RANDOM,
+                                 "Happened: user_channel_id=1", W01_RANDOM_HINT]),
+    ("right_but_mutates_event", [W01_SCENARIO.format("", "OpenChannelRequest"),
+                                 "Expected: the event left as LDK gave it",
+                                 "Happened: your handler changed its funding_satoshis",
+                                 "Hint: events are LDK's record of what happened: read them, never change them. "
+                                 "Decide from the fields as they are."]),
+    ("raises_on_other_events", [W01_SCENARIO.format("", "ChannelPending"), "Expected: your handler to return normally",
+                                "Happened: it raised ValueError: I only expected OpenChannelRequest",
+                                "Hint: read the traceback above: its last lines point at the line of your handler "
+                                "that failed."]),
+    ("returns_42", [W01_SCENARIO.format("", "OpenChannelRequest"), W01_RETURN[0],
+                    "Happened: your handler returned 42", W01_RETURN[1]]),
+])
+def test_workbook_1_says_exactly_what_went_wrong(case, lines):
+    assert _read(_corpus(case)) == lines
+
+
+def test_workbook_1_names_a_reused_random_id_again():
+    lines = _read(_corpus("one_draw_for_every_channel"))
+    assert lines[:2] == [W01_SCENARIO.format("", "OpenChannelRequest"), W01_RANDOM] and lines[3] == W01_RANDOM_HINT
+    assert lines[2].startswith("Happened: user_channel_id=") and lines[2].endswith(" again")
+
+
+def _handler(accept_id=None, reject_id=None):
+    """Workbook 1's policy, accepting (or rejecting) with another channel id than the event's, if given."""
+    from ldkkit.events import Event
+
+    def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                          peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
+        if isinstance(event, Event.OpenChannelRequest):
+            uid = int.from_bytes(keys_manager.get_secure_random_bytes()[:16], "big")
+            try:
+                if event.funding_satoshis > 5_000_000:
+                    channel_manager.accept_inbound_channel(accept_id or event.temporary_channel_id,
+                                                           event.counterparty_node_id, uid)
+                else:
+                    channel_manager.force_close_without_broadcasting_txn(reject_id or event.temporary_channel_id,
+                                                                         event.counterparty_node_id, "too small")
+            except Exception:  # the learner hides LDK's answer: the check still sees what came of it
+                pass
+
+    return handle_ldk_events
+
+
+def test_workbook_1_says_why_an_accepted_request_became_no_channel():
+    from ldkkit.types import ChannelId
+
+    assert _read(_handler(accept_id=ChannelId(bytes(32)))) == [
+        W01_SCENARIO.format(" (5,000,001 sats)", "OpenChannelRequest"),
+        "Expected: a channel that confirms and is ready: 5,000,001 is over 5,000,000",
+        "Happened: you answered, but no channel came of it: accept_inbound_channel raised APIMisuseError: Misuse "
+        "error: No such channel awaiting to be accepted.", W01_ACCEPT]
+
+
+def test_workbook_1_says_a_rejection_of_another_channel_is_no_rejection():
+    from ldkkit.types import ChannelId
+
+    assert _read(_handler(reject_id=ChannelId(bytes(32)))) == [
+        W01_SCENARIO.format(" (4,999,999 sats)", "OpenChannelRequest"), "Expected: an explicit rejection, at once",
+        "Happened: you called force_close for another channel or peer", W01_REJECT]
+
+
+def test_workbook_1_tells_a_passing_handler_what_it_verified():
+    assert _read(_handler()) == [
+        "✅ open_channel_request: all 5 checks passed",
+        "  every request over 5,000,000 sats accepted, confirmed and ready  3 channels",
+        "  every other request rejected at once, explicitly                 4 rejected",
+        "  5,000,000 sats exactly is rejected                               yes: the policy is strictly over",
+        "  user_channel_id drawn from get_secure_random_bytes()             yes, a different one per channel",
+        "  other events pass through without raising                        7 events"]
+
+
+def _opening(on_request, on_pending=None):
+    """A workbook 1 handler from two arms: one for each OpenChannelRequest, one for each ChannelPending."""
+    from ldkkit.events import Event
+
+    def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                          peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
+        if isinstance(event, Event.OpenChannelRequest):
+            on_request(channel_manager, keys_manager, event)
+        elif isinstance(event, Event.ChannelPending) and on_pending is not None:
+            on_pending(channel_manager, event)
+
+    return handle_ldk_events
+
+
+def _policy(channel_manager, keys_manager, event, accept_big=True):
+    if event.funding_satoshis > 5_000_000:
+        if accept_big:
+            uid = int.from_bytes(keys_manager.get_secure_random_bytes()[:16], "big")
+            channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id, uid)
+    else:
+        channel_manager.force_close_without_broadcasting_txn(event.temporary_channel_id, event.counterparty_node_id,
+                                                             "too small")
+
+
+def test_workbook_1_says_a_big_request_was_left_unanswered():
+    lines = _read(_opening(lambda cm, km, event: _policy(cm, km, event, accept_big=False)))
+    assert lines[2] == "Happened: nothing: the request was left unanswered" and lines[3] == W01_ACCEPT
+
+
+def test_workbook_1_says_an_accepted_channel_closed_before_it_was_ready_never_became_ready():
+    def close(channel_manager, event):
+        channel_manager.force_close_broadcasting_latest_txn(event.channel_id, event.counterparty_node_id, "changed")
+
+    assert _read(_opening(_policy, close))[1:3] == [
+        "Expected: a channel that confirms and is ready: 5,000,001 is over 5,000,000",
+        "Happened: you answered, but no channel came of it: the channel never became ready"]
+
+
+def test_workbook_1_counts_an_accept_of_a_small_request_even_when_it_failed():
+    from ldkkit.types import ChannelId
+
+    def accept_wrongly(channel_manager, keys_manager, event):
+        try:
+            channel_manager.accept_inbound_channel(ChannelId(bytes(32)), event.counterparty_node_id, 7)
+        except Exception:  # the learner hides LDK's answer: the attempt still counts as accepting
+            pass
+
+    assert _read(_opening(accept_wrongly)) == [W01_SCENARIO.format(" (4,999,999 sats)", "OpenChannelRequest"),
+                                               "Expected: the request rejected", "Happened: you accepted it",
+                                               W01_TOO_SMALL]
+
 def test_the_capstone_compares_with_what_the_reference_node_is_given_today():
     """The capstone's stored reference events are a fresh run's: a world change that alters them fails here,
     with the command that writes them again, rather than failing learners' right handlers."""

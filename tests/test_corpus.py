@@ -80,6 +80,15 @@ _ALONE: dict[str, Outcome] = {}
 _TOGETHER: dict[str, Outcome] = {}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _outcomes_of_this_session():
+    """Outcomes are computed once per session, not once per import: a process that runs pytest again (as
+    mutmut does, for each mutant) judges the code as it is now, never by a verdict cached by an earlier run."""
+    _ALONE.clear()
+    _TOGETHER.clear()
+    yield
+
+
 def alone(case: Case) -> Outcome:
     if case.id not in _ALONE:
         _ALONE[case.id] = run_alone(case)

@@ -7,7 +7,10 @@ unforeseen, a worker that prints nonsense) and reads the row.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import py_compile
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +48,7 @@ def started(argv: list[str]):
 def test_a_workbook_whose_worker_never_answers_is_graded_timed_out(tmp_path, monkeypatch):
     """The grader's own limit: a worker still silent at the workbook's limit is stopped and the row says so."""
     launched: list[subprocess.Popen[bytes]] = []
-    hang = started([sys.executable, "-c", "import time\ntime.sleep(600)"])
+    hang = started([sys.executable, "-c", "import time\ntime.sleep(20)"])
 
     def start() -> subprocess.Popen[bytes]:
         launched.append(hang())
@@ -55,7 +58,7 @@ def test_a_workbook_whose_worker_never_answers_is_graded_timed_out(tmp_path, mon
     monkeypatch.setattr(grading, "_GRACE_S", 0.0)
     row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=0.2, batch=grading.Batch())
     assert (row.status, row.exercise) == ("timed out", "open_channel_request")
-    assert "did not finish within 0.2 s" in row.hint
+    assert row.hint == "the workbook did not finish within 0.2 s (an endless loop?)"
     assert launched and launched[0].poll() is not None  # stopped, not left running
 
 
@@ -135,3 +138,344 @@ def test_a_failed_check_is_failed_and_a_passed_one_passed(monkeypatch):
 def test_a_check_that_passed_while_the_learner_process_broke_is_an_error(monkeypatch):
     verdict = _check_with(monkeypatch, None, bridge.HandlerTimeout("the learner process stayed busy"))
     assert verdict == {"status": "error", "hint": "the learner process stayed busy"}
+
+
+# --- every kind of row grade_workbook gives, without running a check -----------------------------------
+
+
+def answering(verdict: dict, job_to: Path | None = None, then: str = "") -> list[str]:
+    """A stand-in worker that reads its job (saving it to ``job_to``), runs ``then``, and gives ``verdict``."""
+    script = ("import json, sys\njob = json.loads(sys.stdin.read())\n"
+              + (f"open({str(job_to)!r}, 'w').write(json.dumps(job))\n" if job_to else "") + then
+              + f"print(json.dumps({verdict!r}))\n")
+    return [sys.executable, "-c", script]
+
+
+def test_a_file_that_does_not_exist_is_an_error_row_naming_it(tmp_path):
+    path = tmp_path / "01_open_channel_request.ipynb"
+    row = grading.grade_workbook("amy", path, batch=grading.Batch())
+    assert (row.learner, row.exercise, row.workbook, row.status, row.hint, row.path) == (
+        "amy", "open_channel_request", "01_open_channel_request.ipynb", "error", f"{path} does not exist", str(path))
+
+
+def test_a_file_that_is_not_a_notebook_is_graded_not_a_notebook(tmp_path):
+    (tmp_path / "notes.txt").write_text("my notes")
+    row = grading.grade_workbook("amy", tmp_path / "notes.txt", batch=grading.Batch())
+    assert (row.exercise, row.status, row.hint) == ("", "not a notebook", "notes.txt is not a .ipynb workbook")
+
+
+@pytest.mark.parametrize("name, exercise", [("09_mystery.ipynb", "mystery"), ("open_channel_request.ipynb", ""),
+                                            ("01_Open_Channel.ipynb", "")])
+def test_a_notebook_named_after_no_exercise_is_graded_unknown_workbook(tmp_path, name, exercise):
+    row = grading.grade_workbook("amy", workbook(tmp_path, name), batch=grading.Batch())
+    stem = name.removesuffix(".ipynb")
+    assert (row.exercise, row.status, row.hint) == (exercise, "unknown workbook", f"no exercise is called {stem!r}")
+
+
+@pytest.mark.parametrize("name, exercise", [("01_open_channel_request.ipynb", "open_channel_request"),
+                                            ("12_receiving_payments.ipynb", "receiving_payments"),
+                                            ("7_background_processor.ipynb", "background_processor")])
+def test_the_exercise_is_read_from_the_workbooks_name_whatever_its_number(tmp_path, monkeypatch, name, exercise):
+    monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "passed", "hint": ""})))
+    row = grading.grade_workbook("amy", workbook(tmp_path, name), batch=grading.Batch())
+    assert (row.exercise, row.status) == (exercise, "passed")
+
+
+def test_a_workbook_that_is_no_json_is_graded_invalid_notebook(tmp_path):
+    path = tmp_path / "03_receiving_payments.ipynb"
+    path.write_text("{not json")
+    row = grading.grade_workbook("amy", path, batch=grading.Batch())
+    assert (row.exercise, row.status) == ("receiving_payments", "invalid notebook")
+    assert row.hint.startswith("03_receiving_payments.ipynb is not valid JSON: ")
+
+
+def test_a_copied_solution_is_graded_copied_and_says_whose(tmp_path):
+    path = tmp_path / "01_open_channel_request.ipynb"
+    path.write_text((Path(__file__).resolve().parent.parent / "solutions" / path.name).read_text())
+    row = grading.grade_workbook("amy", path, batch=grading.Batch())
+    assert (row.exercise, row.status) == ("open_channel_request", "copied")
+    assert row.hint.endswith(": a copy is not graded") and "solutions/01_open_channel_request" in row.hint
+
+
+def test_a_workbook_without_a_handler_is_graded_no_handler(tmp_path):
+    path = tmp_path / "01_open_channel_request.ipynb"
+    path.write_text(json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],
+                                           "source": "x = 1"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    row = grading.grade_workbook("amy", path, batch=grading.Batch())
+    assert (row.exercise, row.status, row.hint) == (
+        "open_channel_request", "no handler",
+        "the workbook never defines handle_ldk_events (def handle_ldk_events(...))")
+
+
+def test_the_row_says_how_long_the_workbook_took_to_the_hundredth(tmp_path, monkeypatch):
+    clock = iter([100.0, 102.3456])
+    monkeypatch.setattr(grading.time, "perf_counter", lambda: next(clock))
+    row = grading.grade_workbook("amy", tmp_path / "notes.txt", batch=grading.Batch())
+    assert row.seconds == 2.35
+
+
+def test_a_workbook_graded_on_its_own_gets_a_batch_of_its_own_and_leaves_nothing(tmp_path, monkeypatch):
+    """No batch given: the grader makes one for this workbook (its folder hidden) and removes it afterwards."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(grading.tempfile, "tempdir", str(scratch))
+    job = tmp_path / "job.json"
+    monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "passed", "hint": ""}, job)))
+    folder = tmp_path / "amy"
+    folder.mkdir()
+    row = grading.grade_workbook("amy", workbook(folder))
+    assert (row.status, row.hint) == ("passed", "")
+    assert str(folder) in json.loads(job.read_text())["jail"]["hide"]
+    assert list(scratch.iterdir()) == []
+
+
+# --- what the worker is given, and what is left once it has answered ---------------------------------------
+
+
+@pytest.mark.parametrize("timeout_s, cpu_s", [(30, 31), (2.5, 3), (0.2, 1)])
+def test_the_worker_gets_the_workbook_its_limits_and_a_scratch_folder_removed_afterwards(tmp_path, monkeypatch,
+                                                                                         timeout_s, cpu_s):
+    job_file = tmp_path / "job.json"
+    monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "failed", "hint": "Hint: x"}, job_file)))
+    batch = grading.Batch(hide=["/srv/class"], limits=grading.jail_module.Limits(memory_mb=512))
+    row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=timeout_s, batch=batch)
+    assert (row.status, row.hint) == ("failed", "Hint: x")
+    job = json.loads(job_file.read_text())
+    assert (job["exercise"], job["timeout_s"]) == ("open_channel_request", timeout_s)
+    assert len(job["cells"]) == 1 and "written_by = 'the test of the grader'" in job["cells"][0]
+    # the learner process may use the workbook's limit in CPU seconds, rounded up past it; the rest is the batch's
+    assert job["jail"]["limits"] == {**vars(grading.jail_module.Limits(memory_mb=512)), "cpu_s": cpu_s}
+    assert (job["jail"]["uid"], job["jail"]["hide"]) == (None, ["/srv/class"])
+    assert Path(job["temp"]).name.startswith("ldkkit-worker-")  # the grader's scratch folder, by its name
+    assert not Path(job["temp"]).exists()  # and gone
+
+
+def test_the_worker_has_a_seconds_grace_past_the_workbooks_limit(tmp_path, monkeypatch):
+    """The workbook's limit is the learner's; the worker gets one more second to start and to report."""
+    waited: list[float] = []
+
+    class Worker:
+        pid = 2**22 + 1  # no such process: killing its group finds nothing
+
+        def communicate(self, data, timeout):
+            waited.append(timeout)
+            return json.dumps({"status": "passed", "hint": ""}).encode(), None
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(grading, "_start_worker", Worker)
+    row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=7, batch=grading.Batch())
+    assert row.status == "passed" and waited == [8.0]
+
+
+def test_whatever_the_worker_started_in_its_group_is_killed_once_it_answers(tmp_path, monkeypatch):
+    pid_file = tmp_path / "pid"
+    then = ("import subprocess\n"
+            "child = subprocess.Popen(['sleep', '60'], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)\n"
+            f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n")
+    monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "passed", "hint": ""}, then=then)))
+    row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=30, batch=grading.Batch())
+    assert row.status == "passed"
+    assert not _alive(int(pid_file.read_text()))
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by its parent, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not grading.jail_module.is_root(), reason="sandbox uids need root")
+def test_as_root_every_process_of_the_learners_uid_is_killed_and_the_uid_serves_the_next_workbook(tmp_path,
+                                                                                                    monkeypatch):
+    then = ("import subprocess\nsubprocess.Popen(['sleep', '60'], user=job['jail']['uid'], start_new_session=True, "
+            "stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)\n")
+    job = tmp_path / "job.json"
+    monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "passed", "hint": ""}, job, then)))
+    batch = grading.Batch.make([tmp_path], None, 1)
+    try:
+        (uid,) = batch.lease.uids
+        row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=30, batch=batch)
+        assert row.status == "passed"
+        given = json.loads(job.read_text())["jail"]
+        assert (given["uid"], given["stubs"]) == (uid, batch.stubs())  # the learner runs as the batch's uid
+        assert grading.jail_module.pids_of(uid) == []  # the process it left behind, in a session of its own
+        assert batch.uids.qsize() == 1 and batch.uids.get_nowait() == uid  # back, for the next workbook
+    finally:
+        batch.close()
+
+
+def test_the_real_worker_runs_in_a_session_of_its_own_and_answers_in_json():
+    worker_process = grading._start_worker()
+    try:
+        assert os.getsid(worker_process.pid) == worker_process.pid
+        out, _ = worker_process.communicate(b"{}", timeout=120)  # a job missing everything: the grader's failure
+    finally:
+        grading._kill_group(worker_process)
+    verdict = json.loads(out)
+    assert verdict["status"] == "error" and verdict["hint"].startswith("the grader failed: KeyError")
+
+
+@pytest.mark.parametrize("status", ["passed", "failed", "copied", "no handler", "timed out", "invalid notebook",
+                                    "not a notebook", "unknown workbook", "error"])
+def test_every_status_a_worker_may_give_is_taken_as_it_is(status):
+    out = json.dumps({"status": status, "hint": "why"}).encode()
+    assert grading._verdict(out) == {"status": status, "hint": "why"}
+
+
+def test_what_the_sandbox_could_not_do_is_warned_once_per_run(monkeypatch):
+    monkeypatch.setattr(grading, "_WARNED", set())
+    out = json.dumps({"status": "passed", "hint": "", "missing": ["no mount namespace", "no network namespace"]})
+    with pytest.warns(RuntimeWarning) as caught:
+        for _ in range(3):
+            assert grading._verdict(out.encode()) == {"status": "passed", "hint": ""}
+    assert [str(w.message) for w in caught] == ["ldkkit grade: the sandbox is weaker here: no mount namespace",
+                                                "ldkkit grade: the sandbox is weaker here: no network namespace"]
+
+
+@pytest.mark.skipif(not grading.jail_module.is_root(), reason="sandbox uids need root")
+def test_as_root_a_batch_leases_a_uid_per_job_and_covers_the_reference_with_a_readable_stub(tmp_path):
+    batch = grading.Batch.make([tmp_path / "amy"], tmp_path / "out", 2)
+    try:
+        assert batch.uids.qsize() == 2 and len(set(batch.lease.uids)) == 2
+        reference = Path(grading.__file__).with_name("reference.py")
+        py_compile.compile(str(reference), cfile=importlib.util.cache_from_source(str(reference)))
+        stubs = batch.stubs()
+        assert stubs == dict.fromkeys([str(reference), importlib.util.cache_from_source(str(reference))],
+                                      str(batch.stub_dir / "reference.py"))  # its source and its bytecode
+        assert batch.stub_dir.name.startswith("ldkkit-grader-")
+        stub = Path(stubs[str(reference)])
+        assert stub.read_text() == '"""Not available while grading."""\n'
+        assert (stub.stat().st_mode & 0o777, batch.stub_dir.stat().st_mode & 0o777) == (0o644, 0o755)
+    finally:
+        batch.close()
+    assert not batch.stub_dir.exists() and batch.lease._locks == []  # its folder removed, its uids released
+
+
+def test_without_root_a_batch_has_no_uids_and_covers_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(grading.jail_module, "is_root", lambda: False)
+    batch = grading.Batch.make([tmp_path / "amy"], None, 2)
+    assert (batch.uids, batch.lease, batch.stub_dir, batch.stubs()) == (None, None, None, {})
+    batch.close()
+
+
+def test_a_batch_hides_every_submission_its_learners_homes_the_grades_and_the_kits_other_folders(tmp_path):
+    home = Path("/home/jupyter-amy/ldk-events-workshop/exercises")
+    link = tmp_path / "bob-link"
+    link.symlink_to(tmp_path / "bob", target_is_directory=True)
+    hide = grading._hidden_folders([home, link], tmp_path / "grades")
+    root = Path(grading.__file__).resolve().parent.parent
+    assert {str(home), "/home/jupyter-amy", str(link), str(tmp_path / "bob"), str(tmp_path / "grades")} <= set(hide)
+    assert hide == sorted(set(hide))
+    kit_folders = {str(p) for p in root.iterdir() if p.is_dir()}
+    assert kit_folders & set(hide) == kit_folders - {str(root / "ldkkit"), str(root / ".venv")}
+    assert str(root / "solutions") in hide and str(root / "tests") in hide
+
+
+def test_a_row_lost_to_an_exception_still_names_its_learner_and_file():
+    import concurrent.futures
+
+    future: concurrent.futures.Future[grading.Grade] = concurrent.futures.Future()
+    future.set_exception(KeyError("lost"))
+    row = grading._result(future, "amy", Path("/class/amy/05_forwarding.ipynb"))
+    assert row == grading.Grade("amy", "forwarding", "05_forwarding.ipynb", "error", "KeyError: 'lost'", 0.0,
+                                "/class/amy/05_forwarding.ipynb")
+
+
+@pytest.mark.parametrize("debug", ["", "1"])
+def test_the_workers_stderr_is_shown_only_to_debug_the_kit(monkeypatch, capfd, debug):
+    monkeypatch.setenv("LDKKIT_SANDBOX_DEBUG", debug)
+    worker_process = grading._start_worker()
+    try:
+        worker_process.communicate(b"not json", timeout=120)  # the worker fails before it can answer
+    finally:
+        grading._kill_group(worker_process)
+    assert ("JSONDecodeError" in capfd.readouterr().err) is bool(debug)
+
+
+def _jobs_of(tmp_path: Path, monkeypatch) -> Path:
+    """Stand-in workers that save each job they get in a folder of their own: returns the folder."""
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    script = ("import json, os, sys\njob = json.loads(sys.stdin.read())\n"
+              f"open(os.path.join({str(jobs)!r}, str(os.getpid())), 'w').write(json.dumps(job))\n"
+              "print(json.dumps({'status': 'passed', 'hint': ''}))\n")
+    monkeypatch.setattr(grading, "_start_worker", started([sys.executable, "-c", script]))
+    return jobs
+
+
+def test_grading_a_class_hands_every_worker_its_limits_and_hides_the_submissions_and_the_grades(tmp_path,
+                                                                                                monkeypatch):
+    jobs = _jobs_of(tmp_path, monkeypatch)
+    for learner in ("amy", "bob"):
+        (tmp_path / "class" / learner).mkdir(parents=True)
+        workbook(tmp_path / "class" / learner)
+    limits = grading.jail_module.Limits(memory_mb=700, processes=9)
+    table = grading.grade([tmp_path / "class" / "amy", tmp_path / "class" / "bob"], tmp_path / "out", timeout_s=45,
+                          jobs=1, progress=False, limits=limits)
+    assert list(table["status"]) == ["passed", "passed"]
+    given = [json.loads(p.read_text()) for p in jobs.iterdir()]
+    assert len(given) == 2 and {job["timeout_s"] for job in given} == {45}
+    assert {json.dumps(job["jail"]["limits"]) for job in given} == {json.dumps({**vars(limits), "cpu_s": 46})}
+    hidden = set(given[0]["jail"]["hide"])
+    assert {str(tmp_path / "class" / "amy"), str(tmp_path / "class" / "bob"), str(tmp_path / "out")} <= hidden
+    if grading.jail_module.is_root():  # one job: one uid, which every workbook of the batch runs as, in turn
+        assert len({job["jail"]["uid"] for job in given}) == 1
+
+
+def test_a_workbook_is_given_two_minutes_unless_the_grader_says_otherwise(tmp_path, monkeypatch):
+    jobs = _jobs_of(tmp_path, monkeypatch)
+    (tmp_path / "amy").mkdir()
+    workbook(tmp_path / "amy")
+    assert list(grading.grade([tmp_path / "amy"], progress=False)["status"]) == ["passed"]
+    assert grading.grade_workbook("amy", workbook(tmp_path / "amy"), batch=grading.Batch()).status == "passed"
+    assert [json.loads(p.read_text())["timeout_s"] for p in jobs.iterdir()] == [120.0, 120.0]
+
+
+def test_grading_nothing_gives_an_empty_table_with_every_column():
+    table = grading.grade([], progress=False)
+    assert table.empty and list(table.columns) == ["learner", "exercise", "workbook", "status", "hint", "seconds",
+                                                   "path"]
+
+
+def test_a_grader_failure_is_named_in_the_row_in_at_most_300_characters(tmp_path, monkeypatch):
+    def broken(*args):
+        raise OSError("x" * 1000)
+
+    monkeypatch.setattr(grading, "_run_worker", broken)
+    row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=5, batch=grading.Batch())
+    assert row.hint == "the grader failed on this workbook: OSError: " + "x" * 300
+
+
+def test_a_worker_that_removed_its_scratch_folder_itself_keeps_its_verdict(tmp_path, monkeypatch):
+    then = "import shutil\nshutil.rmtree(job['temp'])\n"
+    monkeypatch.setattr(grading, "_start_worker", started(answering({"status": "failed", "hint": "no"}, then=then)))
+    row = grading.grade_workbook("amy", workbook(tmp_path), timeout_s=30, batch=grading.Batch())
+    assert (row.status, row.hint) == ("failed", "no")
+
+
+def test_a_workbook_named_on_its_own_has_its_folder_hidden_from_the_learner(tmp_path, monkeypatch):
+    jobs = _jobs_of(tmp_path, monkeypatch)
+    (tmp_path / "amy").mkdir()
+    table = grading.grade([workbook(tmp_path / "amy")], progress=False)
+    assert list(table["status"]) == ["passed"]
+    (job,) = [json.loads(p.read_text()) for p in jobs.iterdir()]
+    assert str(tmp_path / "amy") in job["jail"]["hide"]
+
+
+def test_a_row_lost_for_a_file_of_no_exercise_has_no_exercise():
+    import concurrent.futures
+
+    future: concurrent.futures.Future[grading.Grade] = concurrent.futures.Future()
+    future.set_exception(KeyError("lost"))
+    assert grading._result(future, "amy", Path("/class/amy/notes.txt")).exercise == ""
+
+
+def test_grading_shows_its_progress_unless_told_not_to(tmp_path, capsys):
+    (tmp_path / "amy").mkdir()
+    (tmp_path / "amy" / "notes.md").write_text("x")
+    grading.grade([tmp_path / "amy"])
+    assert capsys.readouterr().err == "\rgrading [##############################] 1/1\n"

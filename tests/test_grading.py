@@ -284,6 +284,13 @@ def graded(tmp_path_factory):
     table = own_grade(submissions, out, timeout_s=30, progress=False)
     yield {"table": table, "out": out, "root": root, "alice_before": alice_before, "leased": list(LEASED),
            "alive": sandbox_processes(), "scratch_left": grader_scratch() - scratch_before}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _temp():
+    """TEMP for every test of this module, whatever order they run in (mutmut runs them in its own)."""
+    TEMP.mkdir(exist_ok=True)
+    yield
     shutil.rmtree(TEMP, ignore_errors=True)
 
 
@@ -562,3 +569,125 @@ def test_the_wire_carries_values_and_refuses_anything_else():
             wire.from_wire(junk)
     with pytest.raises(TypeError):
         wire.to_wire(object())
+
+
+# --- names, rows and the report, on submissions that need no worker ------------------------------------------
+
+
+@pytest.mark.parametrize("folders, names", [
+    (["/srv/class1/alice", "/srv/class2/alice", "/srv/class1/bob"], ["class1/alice", "class2/alice", "bob"]),
+    (["/srv/c1/alice/ws/exercises", "/srv/c2/alice/ws/exercises", "/srv/c1/bob/ws/exercises"],
+     ["c1/alice", "c2/alice", "bob"]),
+    (["/a/b/c", "/d/b/c", "/a/e/c"], ["a/b", "d/b", "e"]),
+    (["/srv/class/alice"], ["alice"]),
+    (["/home", "/home/jupyter-amy/ws"], ["home", "jupyter-amy"]),
+    (["/x", "/y/x"], ["/x", "y"]),
+    (["/home/jupyter-amy", "/srv/x/jupyter-amy"], ["jupyter-amy", "x"]),  # a home is named by its user
+    (["/"], ["/"]),
+])
+def test_each_learner_is_named_by_the_fewest_parts_of_their_folder_that_tell_them_apart(folders, names):
+    assert learner_names([Path(f) for f in folders]) == {Path(f): n for f, n in zip(folders, names, strict=True)}
+
+
+def test_a_workbook_named_alone_and_within_its_named_folder_is_one_row(tmp_path):
+    (tmp_path / "amy").mkdir()
+    (tmp_path / "amy" / WB1).write_text("{}")
+    found = find_workbooks([tmp_path / "amy", tmp_path / "amy" / WB1])
+    assert found == [("amy", tmp_path / "amy" / WB1)]
+
+
+def test_a_workbook_named_alone_belongs_to_its_folders_learner_and_its_path_is_absolute(tmp_path, monkeypatch):
+    (tmp_path / "amy").mkdir()
+    (tmp_path / "amy" / WB1).write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    assert find_workbooks([Path("amy") / WB1]) == [("amy", tmp_path / "amy" / WB1)]
+
+
+def test_a_link_to_a_folder_is_not_read_as_a_learners_folder(tmp_path):
+    """A symbolic link, named or found in a folder, is a row of its own (refused when graded), never followed."""
+    (tmp_path / "amy" / "elsewhere").mkdir(parents=True)
+    (tmp_path / "amy" / "elsewhere" / WB1).write_text("{}")
+    (tmp_path / "amy" / "linked").symlink_to(tmp_path / "amy" / "elsewhere", target_is_directory=True)
+    assert find_workbooks([tmp_path / "amy"]) == [("amy", tmp_path / "amy" / "linked")]
+    assert find_workbooks([tmp_path / "amy" / "linked"]) == [("amy", tmp_path / "amy" / "linked")]
+
+
+def a_table(rows: list[tuple[str, str, str, str]]):
+    import pandas as pd
+
+    return pd.DataFrame([{"learner": learner, "exercise": exercise, "workbook": f"{exercise}.ipynb", "status": status,
+                          "hint": hint, "seconds": 1.0, "path": f"/c/{learner}"}
+                         for learner, exercise, status, hint in rows])
+
+
+def test_the_summary_gives_each_exercises_pass_rate_and_the_commonest_failing_hints_first():
+    table = a_table([("amy", "open_channel_request", "passed", ""),
+                     ("bob", "open_channel_request", "failed", "Scenario 'small': refused nothing\nmore"),
+                     ("cy", "open_channel_request", "failed", "Scenario 'small': refused nothing\nother"),
+                     ("dee", "open_channel_request", "timed out", ""),
+                     ("amy", "forwarding", "passed", ""),
+                     ("eve", "", "not a notebook", "essay.txt is not a .ipynb workbook")])
+    rates, hints = summary(table)
+    assert rates.to_dict("index") == {"forwarding": {"pass_rate": 1.0, "workbooks": 1},
+                                      "open_channel_request": {"pass_rate": 0.25, "workbooks": 4}}
+    assert hints.to_dict("records") == [
+        {"failing hint": "Scenario 'small': refused nothing", "learners": 2},
+        {"failing hint": "timed out", "learners": 1},  # no hint: the status says it
+        {"failing hint": "essay.txt is not a .ipynb workbook", "learners": 1}]
+
+
+def test_the_report_shows_pass_rates_hints_and_every_workbook(tmp_path):
+    from ldkkit.grading import write_report
+
+    table = a_table([("amy", "forwarding", "passed", ""), ("bob", "forwarding", "failed", "Hint: <look> again")])
+    write_report(table, tmp_path / "out" / "today")
+    rates, hints = summary(table)
+    assert (tmp_path / "out" / "today" / "report.html").read_text() == "\n".join([
+        "<html><head><meta charset='utf-8'><title>LDK events workshop: grades</title></head><body>",
+        "<h1>LDK events workshop: grades</h1>", "<h2>Pass rate per exercise</h2>", rates.to_html(),
+        "<h2>What to explain again: the most common failing hints</h2>", hints.to_html(index=False),
+        "<h2>Every workbook</h2>", table.to_html(index=False), "</body></html>"])
+    assert "&lt;look&gt;" in (tmp_path / "out" / "today" / "report.html").read_text()
+    with open(tmp_path / "out" / "today" / "grades.csv", newline="") as f:
+        assert list(csv.reader(f)) == [["learner", "exercise", "workbook", "status", "hint", "seconds", "path"],
+                                       ["amy", "forwarding", "forwarding.ipynb", "passed", "", "1.0", "/c/amy"],
+                                       ["bob", "forwarding", "forwarding.ipynb", "failed", "Hint: <look> again",
+                                        "1.0", "/c/bob"]]
+
+
+def test_a_cell_a_spreadsheet_would_read_as_a_formula_is_quoted_and_others_kept():
+    import pandas as pd
+
+    cells = ["=1+1", "+1", "-1", "@SUM(A1)", "\tcmd", "\rcmd", "a=b", "", "'quoted"]
+    safe = safe_csv(pd.DataFrame({"hint": cells, "n": range(len(cells))}))
+    assert list(safe["hint"]) == ["'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\tcmd", "'\rcmd", "a=b", "", "'quoted"]
+    assert list(safe["n"]) == list(range(len(cells)))
+
+
+def test_a_class_is_graded_into_one_sorted_row_per_file_and_a_report_in_a_new_folder(tmp_path, capsys):
+    for learner, name in (("zed", "b.txt"), ("zed", "a.txt"), ("amy", "notes.md")):
+        (tmp_path / learner).mkdir(exist_ok=True)
+        (tmp_path / learner / name).write_text("x")
+    out = tmp_path / "grades" / "monday"
+    table = grade([tmp_path / "zed", tmp_path / "amy"], out, progress=True)
+    assert list(zip(table["learner"], table["workbook"], table["status"], strict=True)) == [
+        ("amy", "notes.md", "not a notebook"), ("zed", "a.txt", "not a notebook"), ("zed", "b.txt", "not a notebook")]
+    assert list(table.index) == [0, 1, 2]
+    assert list(table.columns) == ["learner", "exercise", "workbook", "status", "hint", "seconds", "path"]
+    assert (out / "grades.csv").exists() and (out / "report.html").exists()
+    bar = capsys.readouterr().err
+    assert bar == ("\rgrading [##########....................] 1/3\rgrading [####################..........] 2/3"
+                   "\rgrading [##############################] 3/3\n")
+    table = grade([tmp_path / "amy"], out, progress=False)  # a folder that exists already is written again
+    assert list(table["workbook"]) == ["notes.md"] and capsys.readouterr().err == ""
+    assert len(list(csv.reader((out / "grades.csv").open()))) == 2
+
+
+def test_without_an_output_folder_nothing_is_written(tmp_path, monkeypatch, capsys):
+    (tmp_path / "amy").mkdir()
+    (tmp_path / "amy" / "notes.md").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    table = grade([tmp_path / "amy"], progress=True)
+    assert list(table["status"]) == ["not a notebook"]
+    assert capsys.readouterr().err == "\rgrading [##############################] 1/1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["amy"]

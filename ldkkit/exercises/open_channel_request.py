@@ -52,10 +52,9 @@ def _answers(played: Played, request: Event.OpenChannelRequest) -> tuple[list, l
             by("force_close_without_broadcasting_txn", "force_close_broadcasting_latest_txn"))
 
 
-def judge_request(played: Played, request: Event.OpenChannelRequest, *, scenario: str = "") -> None:
+def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
     """One request: the channel it became (or not), judged against the policy."""
     me, sats = played.me, request.funding_satoshis
-    scenario = scenario or f"{played.name} ({sats:,} sats)"
     where = f"{played.name} ({sats:,} sats)"
     failing = lambda *args: fail(played, request, *args, scenario=where)  # noqa: E731
     accepts, zero_conf, rejects = _answers(played, request)
