@@ -817,3 +817,28 @@ def test_a_forgotten_processor_does_not_keep_python_from_exiting():
               "node.scorer)\nworld.advance(10)\nprint('leaving')\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout) == (0, "leaving\n"), done.stderr
+
+
+def test_a_handler_stuck_outside_the_simulation_is_named_when_the_world_gives_up_waiting():
+    """The world waits for a processor's handler before moving time; one that blocks on the real world for
+    longer than ``stuck_after_s`` is reported, by the processor's name, even if it finishes meanwhile."""
+    import threading
+    from datetime import timedelta
+
+    from ldkkit.background_processor import run_processor
+    from ldkkit.events import Event
+    from ldkkit.sim.world import World
+
+    release = threading.Event()
+
+    def blocking(*args):  # the seed chapter's handler: the node's parts, then the event
+        release.wait(5)
+
+    with World(seed=0) as world:
+        node = world.add_node("alice", handler=blocking, persist=False)
+        world.runtime.stuck_after_s = 0.2
+        with run_processor(node, "thread"):
+            threading.Timer(0.6, release.set).start()  # it finishes, but only after the world gave up
+            node.channel_manager._events.push(Event.PendingHTLCsForwardable(timedelta(milliseconds=100)))
+            with pytest.raises(RuntimeError, match="BackgroundProcessor of alice has been busy for more than 0.2 s"):
+                world.advance(1)

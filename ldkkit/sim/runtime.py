@@ -146,6 +146,8 @@ class Runtime:
         self._lock = threading.RLock()
         self.cond = threading.Condition()
         self.participants: list[Participant] = []
+        #: How long (real seconds) a participant may stay busy before the world reports it as stuck.
+        self.stuck_after_s = 30.0
         #: Held by whoever changes the world: its loop while it runs, a participant while it works.
         #: So a background processor thread never acts in the middle of a block or a message.
         self.turn = threading.Lock()
@@ -164,25 +166,25 @@ class Runtime:
                 self.participants.remove(participant)
             self.cond.notify_all()
 
-    def wait_participants_idle(self, real_timeout_s: float = 30.0) -> bool:
-        """Wait until no participant is busy. False if one stays busy (its work is stuck)."""
+    def wait_participants_idle(self) -> bool:
+        """Wait until no participant is busy. False if one was (what it sent comes first); raises if one stays
+        busy for ``stuck_after_s`` real seconds (its work is stuck)."""
         with self.cond:
             if all(p.idle for p in self.participants):
                 return True
         self.turn.release()  # the loop's thread holds it: hand it to the busy participants
         try:
             with self.cond:
-                done = self.cond.wait_for(lambda: all(p.idle for p in self.participants), real_timeout_s)
+                done = self.cond.wait_for(lambda: all(p.idle for p in self.participants), self.stuck_after_s)
+                busy = [p.name for p in self.participants if not p.idle]  # named now: it may finish before we go on
         finally:
-            self.turn.acquire()
-        with self.cond:
-            if not done:
-                busy = ", ".join(p.name for p in self.participants if not p.idle)
-                raise RuntimeError(
-                    f"the world cannot move time on: {busy} has been busy for {real_timeout_s:g} s. "
-                    "Is its event handler stuck?"
-                )
-            return False  # they were busy: let the loop handle what they sent first
+            self.turn.acquire()  # (a participant still at work holds the turn until it is done)
+        if not done:
+            raise RuntimeError(
+                f"the world cannot move time on: {', '.join(busy)} has been busy for more than "
+                f"{self.stuck_after_s:g} s of real time. Is its event handler stuck?"
+            )
+        return False
 
     def jump(self, target_us: int | None) -> bool:
         """Move the clock to the next thing due, within what ``advance`` allows. True if it moved.
