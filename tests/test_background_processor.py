@@ -836,9 +836,18 @@ def test_a_handler_stuck_outside_the_simulation_is_named_when_the_world_gives_up
 
     with World(seed=0) as world:
         node = world.add_node("alice", handler=blocking, persist=False)
-        world.runtime.stuck_after_s = 0.2
+        runtime = world.runtime
+        runtime.stuck_after_s = 0.2
+        waited = runtime.cond.wait_for
+
+        def wait_for(predicate, timeout=None):  # the handler finishes, but only once the world gave up on it
+            done = waited(predicate, timeout)
+            if not done and timeout == runtime.stuck_after_s:
+                release.set()
+            return done
+
+        runtime.cond.wait_for = wait_for
         with run_processor(node, "thread"):
-            threading.Timer(0.6, release.set).start()  # it finishes, but only after the world gave up
             node.channel_manager._events.push(Event.PendingHTLCsForwardable(timedelta(milliseconds=100)))
             with pytest.raises(RuntimeError, match="BackgroundProcessor of alice has been busy for more than 0.2 s"):
                 world.advance(1)
