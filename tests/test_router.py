@@ -467,3 +467,17 @@ def test_the_search_prices_channels_exactly_as_the_scorer_does(specs, amount, da
         if i > 0:
             carried += path.hops[i - 1].fee_msat
     assert cost == expected
+
+
+@pytest.mark.parametrize("share", [1, 10, 100, 250, 400, 490, 499])
+def test_a_channel_with_no_data_is_priced_by_the_search_as_the_scorer_prices_it(share):
+    """The search inlines the scorer's no-data penalty (LDK's log table included): for amounts from 0.1 % to
+    49.9 % of the channel, its cost is the fee plus exactly what ``channel_penalty_msat`` says."""
+    g = NetworkGraph(Network.Bitcoin)
+    chan(g, 1, P, X, capacity=10_000_000, fee=0, ppm=0)
+    chan(g, 2, X, Q, capacity=1_000_000, fee=0, ppm=0)
+    scorer = ProbabilisticScorer(None, g)
+    amount = 1_000_000_000 * share // 1000
+    path, cost = _find_path(P, params(amount=amount), g, [first_hop(1, X)], None, scorer, DEFAULT)
+    assert [h.short_channel_id for h in path.hops] == [1, 2]
+    assert cost == scorer.channel_penalty_msat(2, X, Q, amount, 1_000_000_000, DEFAULT) > 0

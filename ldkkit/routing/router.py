@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from ..ser import U8, U32, U64, Record
 from ..types import PublicKey
-from .log_approx import log10_times_2048
+from .log_approx import LOG10_TIMES_2048, log10_times_2048
 
 
 class RouteHop(Record):
@@ -308,7 +308,7 @@ def _search(
     known, slow = model.known, model.slow
     base, base_amount, hist, hist_amount = model.base, model.base_amount, model.hist, model.hist_amount
     hist_on = bool(hist or hist_amount)
-    log10_x2048, den_log = log10_times_2048, _NO_DATA_DEN_LOG
+    table, den_log = LOG10_TIMES_2048, _NO_DATA_DEN_LOG
     n_graph = len(radj)
     best, first = _INF, None
     heap = [(0, payee)]
@@ -356,7 +356,9 @@ def _search(
                 t = a / capacity_f - 0.5
                 t2 = t * t
                 t4 = t2 * t2
-                nl = den_log - log10_x2048(int((_MAX_V - (t * t4 * t4 + t / 256.0)) * _BILLIONISH) + 1)
+                x = int((_MAX_V - (t * t4 * t4 + t / 256.0)) * _BILLIONISH) + 1  # log_approx, inlined
+                msb = x.bit_length() - 1
+                nl = den_log - table[msb][(x >> (msb - 6) if msb > 6 else x) & 63]
                 if nl > 4096:
                     nl = 4096
                 amount_pen = nl * hist_amount * a
