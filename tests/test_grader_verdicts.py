@@ -479,3 +479,32 @@ def test_grading_shows_its_progress_unless_told_not_to(tmp_path, capsys):
     (tmp_path / "amy" / "notes.md").write_text("x")
     grading.grade([tmp_path / "amy"])
     assert capsys.readouterr().err == "\rgrading [##############################] 1/1\n"
+
+
+def test_every_library_the_kit_imports_late_is_loaded_before_the_sandbox_closes():
+    """The learner process may not read the virtual environment once confined (a kit cloned under a private
+    folder, as root without namespaces): whatever the kit imports inside a function must already be loaded,
+    or decoding the first PublicKey in the learner fails with ModuleNotFoundError."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import ldkkit
+    from ldkkit.sandbox.child import PRELOAD
+
+    late: set[str] = set()
+    for source in Path(ldkkit.__file__).parent.rglob("*.py"):
+        for function in ast.walk(ast.parse(source.read_text())):
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(function):
+                    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                        late.add(node.module)
+                    elif isinstance(node, ast.Import):
+                        late.update(alias.name for alias in node.names)
+    libraries = {name for name in late if name.split(".")[0] in {"coincurve", "embit", "bolt11", "bech32"}}
+    assert libraries, "the scan found no late imports of the kit's libraries: it no longer looks in the right place"
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"import sys\nfor m in {list(PRELOAD)!r}: __import__(m)\nprint(sorted(sys.modules))"],
+        capture_output=True, text=True, check=True).stdout
+    assert not [name for name in sorted(libraries) if repr(name) not in loaded]

@@ -34,7 +34,11 @@ PRELOAD = ("asyncio", "logging", "dataclasses", "json", "random", "secrets", "ha
            "collections", "functools", "itertools", "math", "enum", "ldkkit", "ldkkit.events", "ldkkit.bitcoin",
            "ldkkit.types", "ldkkit.errors", "ldkkit.policy", "ldkkit.payment_storage", "ldkkit.invoice", "ldkkit.ser",
            "ldkkit.bitcoind_client", "ldkkit.fs_store", "ldkkit.logger", "ldkkit.sim.world", "ldkkit.scenarios",
-           "ldkkit.background_processor", "ldkkit.exercises")
+           "ldkkit.background_processor", "ldkkit.exercises",
+           # What the kit imports only when first needed (a PublicKey checks its point with coincurve, say): the
+           # learner may not be able to read the virtual environment once the sandbox has closed.
+           "coincurve", "embit.bip32", "embit.compact", "embit.networks", "embit.script", "embit.transaction",
+           "bolt11")
 
 
 def _stub_reference() -> types.ModuleType:
