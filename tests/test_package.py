@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import ldkkit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +34,15 @@ def test_code_is_ruff_clean():
         cwd=ROOT, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_packages_names_load_on_first_use():
+    """``import ldkkit.sandbox.jail`` (the grader's worker) need not load the whole kit; ``from ldkkit import
+    Event`` still works, and a name ldkkit does not have says so."""
+    code = ("import sys, ldkkit.sandbox.jail\nprint('ldkkit.events' in sys.modules)\n"
+            "from ldkkit import APIError, DecodeError, Event, FilesystemStore, ReplayEvent\n"
+            "print(Event.__module__, FilesystemStore.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "ldkkit.events", "ldkkit.fs_store"]
+    with pytest.raises(AttributeError, match="module 'ldkkit' has no attribute 'Nope'"):
+        ldkkit.Nope  # noqa: B018

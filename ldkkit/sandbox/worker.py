@@ -15,6 +15,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from typing import Any
@@ -32,8 +33,13 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
     else:  # root: the learner process makes it, on its private /tmp (or on the shared one, named unguessably)
         scratch = jail.scratch = f"{jail_module.SCRATCH}-{secrets.token_hex(8)}"
     learner = None
+    # The check and its world load while the learner process starts, on another core. Only then does this
+    # process go on, so no two of its threads ever import the kit at once.
+    loading = threading.Thread(target=_load_the_check, name="ldkkit-worker-import", daemon=True)
+    loading.start()
     try:
         learner = LearnerProcess(jail, deadline)
+        loading.join()
         kind, why = learner.run_cells(list(job["cells"]))
         if kind is None:
             return {"status": "no handler", "hint": why, "missing": learner.missing}
@@ -63,6 +69,13 @@ def _check(exercise: str, handler: RemoteHandler, learner: LearnerProcess) -> di
     if learner.dead is not None and not isinstance(learner.dead, LearnerGone):
         return {"status": "error", "hint": str(learner.dead)}
     return {"status": "passed", "hint": ""}
+
+
+def _load_the_check() -> None:
+    try:
+        import ldkkit.exercises  # noqa: F401
+    except Exception:  # raised again, with its traceback, by the check's own import
+        pass
 
 
 def main() -> int:
