@@ -62,15 +62,17 @@ class Notifier:
         self._pending = False  # a notify nobody has seen yet
 
     def notify(self) -> None:
-        # Remember the notification as well as completing the current future: a waiter that
-        # was busy when it came (on another thread) gets an already-complete future next.
+        """Complete the current future. As in LDK, a notification that a callback receives is delivered;
+        one that nobody receives (no callback waiting) is remembered, so the next future completes at once."""
         with self._cond:
             future = self._future
-            self._pending = True
             if future is not None and not future.is_complete():
                 self._future = None
+                delivered = bool(future._callbacks)
             else:
-                future = None
+                future, delivered = None, False
+            if not delivered:
+                self._pending = True
         if future is not None:
             future._set_complete()
 

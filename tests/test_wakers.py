@@ -1,0 +1,42 @@
+"""LDK's wakers (``lightning::util::wakers``): how a notification reaches whoever waits for work."""
+
+from __future__ import annotations
+
+from ldkkit.wakers import Notifier
+
+
+def test_a_notification_nobody_waits_for_is_kept_for_the_next_future():
+    notifier = Notifier()
+    notifier.notify()
+    assert notifier.get_future().is_complete()  # the processor was busy: it must not miss the work
+    assert not notifier.get_future().is_complete()  # seen once, then cleared
+
+
+def test_a_notification_a_waiting_callback_receives_is_not_kept():
+    """As LDK's ``callbacks_made``: the processor was woken by it, so its next future waits for new work."""
+    notifier = Notifier()
+    woken: list[bool] = []
+    notifier.get_future().register_callback_fn(lambda: woken.append(True))
+    notifier.notify()
+    assert woken == [True]
+    assert not notifier.get_future().is_complete()
+
+
+def test_a_future_with_no_callback_still_completes_and_the_notification_is_kept():
+    notifier = Notifier()
+    future = notifier.get_future()
+    notifier.notify()
+    assert future.is_complete() and notifier.get_future().is_complete()
+
+
+def test_waiters_share_the_future_until_it_completes():
+    notifier = Notifier()
+    first, second = notifier.get_future(), notifier.get_future()
+    calls: list[str] = []
+    first.register_callback_fn(lambda: calls.append("first"))
+    second.register_callback_fn(lambda: calls.append("second"))
+    notifier.notify()
+    assert first is second and calls == ["first", "second"]
+    late: list[str] = []
+    first.register_callback_fn(lambda: late.append("late"))  # a completed future calls back at once
+    assert late == ["late"]
