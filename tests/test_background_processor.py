@@ -851,3 +851,31 @@ def test_a_handler_stuck_outside_the_simulation_is_named_when_the_world_gives_up
             node.channel_manager._events.push(Event.PendingHTLCsForwardable(timedelta(milliseconds=100)))
             with pytest.raises(RuntimeError, match="BackgroundProcessor of alice has been busy for more than 0.2 s"):
                 world.advance(1)
+
+
+@pytest.mark.parametrize("woke_at", [60.95, 60.85])
+def test_after_a_wake_the_thread_forms_polls_run_100_ms_apart_from_that_wake(woke_at):
+    """LDK's thread form sleeps 100 ms at a time (``Sleeper::wait_timeout``) from wherever it woke: after an
+    event at 60.95 s (or 60.85 s), its freshness timer (due after more than 60 s, so at 61 s) fires at the
+    first poll after that, 61.05 s: not at 61 s, and not a poll later."""
+    from datetime import timedelta
+
+    from ldkkit.background_processor import run_processor
+    from ldkkit.events import Event
+    from ldkkit.sim.world import World
+
+    with World(seed=0) as world:
+        node = world.add_node("alice", persist=False)
+        ticks: list[float] = []
+        tick = node.channel_manager.timer_tick_occurred
+
+        def recorded() -> None:
+            ticks.append(world.clock.now())
+            tick()
+
+        node.channel_manager.timer_tick_occurred = recorded
+        with run_processor(node, "thread"):
+            world.advance(woke_at)
+            node.channel_manager._events.push(Event.PendingHTLCsForwardable(timedelta(milliseconds=100)))
+            world.advance(1)
+        assert [round(t, 3) for t in ticks] == [0.0, 61.05]  # (the loop may land a microsecond late)
