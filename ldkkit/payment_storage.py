@@ -79,7 +79,7 @@ class _PaymentInfoStorage(Generic[_K]):
         with self._lock:
             kept, self._encoded = self._encoded, {}
             for key, info in self.payments.items():
-                state = (key, info, info.__dict__.get("_changes", 0))
+                state = (key, info, info.__dict__["_changes"])  # (set by __init__, which sets every field)
                 cached = kept.get(key)
                 fresh = cached is not None and _same(cached[0], state)
                 self._encoded[key] = cached if fresh else (state, encode_item((key, info)))  # type: ignore[assignment]

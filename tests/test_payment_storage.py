@@ -109,3 +109,25 @@ def test_an_entry_changed_to_an_equal_value_of_another_type_is_encoded_again():
     with storage.lock() as payments:
         payments[True] = payments.pop(1)
     assert storage.encode() == ser.encode(tuple(storage.payments.items()))
+
+
+def test_encoding_again_writes_only_the_entries_changed_since(monkeypatch):
+    """ldk-sample re-encodes the whole map after every payment; only what changed is written again."""
+    from ldkkit import payment_storage
+
+    storage = InboundPaymentInfoStorage()
+    with storage.lock() as payments:
+        for i in range(3):
+            payments[PaymentHash(bytes([i]) * 32)] = PaymentInfo(None, None, HTLCStatus.Pending, 1000)
+    storage.encode()
+    written: list[object] = []
+    real = payment_storage.encode_item
+    monkeypatch.setattr(payment_storage, "encode_item", lambda value: written.append(value[0]) or real(value))
+    with storage.lock() as payments:
+        payments[PaymentHash(bytes([1]) * 32)].status = HTLCStatus.Succeeded
+        payments[PaymentHash(bytes([3]) * 32)] = PaymentInfo(None, None, HTLCStatus.Pending, 5)
+    storage.encode()
+    assert written == [PaymentHash(bytes([1]) * 32), PaymentHash(bytes([3]) * 32)]
+    written.clear()
+    storage.encode()
+    assert written == []

@@ -317,10 +317,9 @@ class ChainMonitor:
         monitor.to_remote_msat = chan.value_to_remote_msat()
         kept, records = self._htlc_records.get(chan.channel_id, {}), {}
         for offered, htlcs in ((True, chan.pending_outbound_htlcs), (False, chan.pending_inbound_htlcs)):
-            for h in htlcs.values():
+            for h in htlcs.values():  # an HTLC's id, amount, hash and expiry never change while it is pending
                 record = kept.get((offered, h.htlc_id))
-                if record is None or (record.amount_msat, record.payment_hash, record.cltv_expiry) != (
-                        h.amount_msat, h.payment_hash, h.cltv_expiry):
+                if record is None:
                     record = MonitorHTLC(h.htlc_id, h.amount_msat, h.payment_hash, h.cltv_expiry, offered)
                 records[(offered, h.htlc_id)] = record
         self._htlc_records[chan.channel_id] = records
