@@ -134,8 +134,8 @@ def test_scorer_learns_before_the_handler_sees_the_event(world):
     assert high <= 200_000_000 < 1_000_000_000
 
 
-def test_a_manager_persistence_failure_ends_the_loop_and_surfaces(world):
-    node = world.add_node("learner", handler=handle_ldk_events)
+def _failing_manager_writes(node) -> None:
+    """The node's disk refuses every write of the ChannelManager."""
     real_write = node.fs_store.write
 
     def failing_write(primary, secondary, key, buf):
@@ -144,6 +144,11 @@ def test_a_manager_persistence_failure_ends_the_loop_and_surfaces(world):
         real_write(primary, secondary, key, buf)
 
     node.fs_store.write = failing_write
+
+
+def test_a_manager_persistence_failure_ends_the_loop_and_surfaces(world):
+    node = world.add_node("learner", handler=handle_ldk_events)
+    _failing_manager_writes(node)
     processor = start(node)
     bob = world.add_node("bob")
     world.connect(bob, node)
@@ -753,14 +758,7 @@ def test_each_event_is_handed_over_the_moment_it_is_queued_as_when_the_world_han
 
 def test_a_failure_that_ends_the_loop_is_logged_with_what_it_was(world):
     node = world.add_node("learner", handler=handle_ldk_events)
-    real_write = node.fs_store.write
-
-    def failing_write(primary, secondary, key, buf):
-        if key == "manager":
-            raise OSError("disk unplugged (simulated)")
-        real_write(primary, secondary, key, buf)
-
-    node.fs_store.write = failing_write
+    _failing_manager_writes(node)
     processor = start(node)
     with pytest.raises(OSError):
         processor.stop()  # the final persist fails
