@@ -68,21 +68,21 @@ def test_every_output_of_an_event_is_judged_not_only_the_first(sweep_in_mempool)
 # --- workbook 1: the words a learner reads, exactly -------------------------------------------------------
 
 
-def _read(handler) -> list[str]:
+def _read(handler, exercise="open_channel_request") -> list[str]:
     """The check's verdict on ``handler`` as the learner reads it, without the event's and the path's lines."""
     from ldkkit.exercises import check
 
     try:
-        return repr(check("open_channel_request", handler)).splitlines()
+        return repr(check(exercise, handler)).splitlines()
     except ExerciseFailed as failure:
         return [line.strip() for line in str(failure).splitlines()
                 if not line.strip().startswith(("The event:", "Events so far:"))]
 
 
-def _corpus(name: str):
+def _corpus(name: str, exercise="open_channel_request"):
     from corpus import all_cases
 
-    return next(c for c in all_cases() if c.exercise == "open_channel_request" and c.name == name).new_handler()
+    return next(c for c in all_cases() if c.exercise == exercise and c.name == name).new_handler()
 
 
 W01_SCENARIO = "Scenario 'open_channel_request{}' on Event.{}:"
@@ -257,3 +257,177 @@ def test_the_capstone_compares_with_what_the_reference_node_is_given_today():
     for name in scenarios.names():
         assert REFERENCE_EVENTS[name] == capstone.reference_events(name), (
             f"{name}: the stored reference events are out of date; run .venv/bin/python tools/make_reference_events.py")
+
+
+# --- workbook 2: the words a learner reads, exactly -------------------------------------------------------
+
+W02 = "funding_generation_ready"
+W02_SCENARIO = "Scenario 'funding_generation_ready{}' on Event.FundingGenerationReady:"
+W02_BROADCAST = ["Expected: the signed transaction handed to funding_transaction_generated, and nothing more",
+                 "Happened: your code broadcast the funding transaction itself",
+                 "Hint: LDK broadcasts the funding transaction once the peer has signed the transaction that refunds "
+                 "you; broadcasting it first risks your coins if the peer vanishes."]
+W02_NEVER = ["Expected: funding_transaction_generated(temporary_channel_id, counterparty_node_id, transaction)",
+             "Happened: nothing: the channel was never funded",
+             "Hint: build the transaction with bitcoind_client (create_raw_transaction, fund_raw_transaction, "
+             "sign_raw_transaction_with_wallet), to the address Address.from_script(output_script, network)."]
+W02_ONE_OUTPUT = ("Hint: one output, to Address.from_script(output_script, network), of channel_value_satoshis / "
+                  "100_000_000 BTC.")
+
+
+@pytest.mark.parametrize("case, lines", [
+    ("broadcast_transactions_too", [W02_SCENARIO.format(" (100,000 sats)"), *W02_BROADCAST]),
+    ("never_handed_over", [W02_SCENARIO.format(" (100,000 sats)"), *W02_NEVER]),
+    ("first_channel_only", [W02_SCENARIO.format(" (1,000,000 sats)"), *W02_NEVER]),
+    ("divided_twice", [W02_SCENARIO.format(""), "Expected: your handler to return normally",
+                       "Happened: it raised APIMisuseError: Misuse error: No output matched the script_pubkey and "
+                       "value in the FundingGenerationReady event",
+                       "Hint: you divided twice: channel_value_satoshis / 100_000_000 is already in BTC."]),
+    ("to_own_address", [W02_SCENARIO.format(""), "Expected: your handler to return normally",
+                        "Happened: it raised APIMisuseError: Misuse error: No output matched the script_pubkey and "
+                        "value in the FundingGenerationReady event", W02_ONE_OUTPUT]),
+])
+def test_workbook_2_says_exactly_what_went_wrong(case, lines):
+    assert _read(_corpus(case, W02), W02) == lines
+
+
+def _funding(arm):
+    """A workbook 2 handler: ldk-sample's handling of every event but FundingGenerationReady, which ``arm`` gets.
+    The arm's errors are swallowed, as a learner's try/except would: the check judges what came of the hand-over."""
+    from ldkkit.events import Event
+
+    async def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                                peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network,
+                                event):
+        if not isinstance(event, Event.FundingGenerationReady):
+            return await reference(channel_manager, bitcoind_client, network_graph, keys_manager,
+                                   bump_tx_event_handler, peer_manager, inbound_payments, outbound_payments, fs_store,
+                                   output_sweeper, network, event)
+        try:
+            arm(channel_manager, bitcoind_client, network, event)
+        except Exception:  # the learner hides LDK's answer
+            pass
+
+    return handle_ldk_events
+
+
+def _build(bitcoind_client, network, event, btc):
+    from ldkkit.bitcoin import Address, Transaction
+
+    raw = bitcoind_client.create_raw_transaction([{str(Address.from_script(event.output_script, network)): btc}])
+    signed = bitcoind_client.sign_raw_transaction_with_wallet(bitcoind_client.fund_raw_transaction(raw).hex)
+    return Transaction(bytes.fromhex(signed.hex))
+
+
+def _hand_over(btc):
+    def arm(channel_manager, bitcoind_client, network, event):
+        tx = _build(bitcoind_client, network, event, btc(event.channel_value_satoshis))
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+
+    return arm
+
+
+def test_workbook_2_names_the_value_handed_over_and_the_unit_mistake():
+    assert _read(_funding(_hand_over(lambda sats: sats / 100_000_000 / 100_000_000)), W02) == [
+        W02_SCENARIO.format(" (100,000 sats)"), "Expected: one output of exactly 100,000 sats to output_script",
+        "Happened: 0 sats to output_script",
+        "Hint: you divided twice: channel_value_satoshis / 100_000_000 is already in BTC."]
+    assert _read(_funding(_hand_over(lambda sats: sats / 100_000_000 + 0.00000001)), W02)[1:] == [
+        "Expected: one output of exactly 100,000 sats to output_script", "Happened: 100,001 sats to output_script",
+        W02_ONE_OUTPUT]
+
+
+def test_workbook_2_says_bitcoind_counts_in_btc_when_sats_were_asked_for_first():
+    def sats_then_tiny(channel_manager, bitcoind_client, network, event):
+        try:
+            tx = _build(bitcoind_client, network, event, event.channel_value_satoshis)
+        except Exception:  # "insufficient funds": try something else
+            tx = _build(bitcoind_client, network, event, event.channel_value_satoshis / 100_000_000 / 1000)
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+
+    assert _read(_funding(sats_then_tiny), W02)[1:] == [
+        "Expected: one output of exactly 100,000 sats to output_script", "Happened: 100 sats to output_script",
+        "Hint: bitcoind counts in BTC, not sats: pass channel_value_satoshis / 100_000_000."]
+
+
+def test_workbook_2_says_no_output_when_what_was_handed_over_is_no_transaction():
+    def hex_string(channel_manager, bitcoind_client, network, event):
+        tx = _build(bitcoind_client, network, event, event.channel_value_satoshis / 100_000_000)
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id,
+                                                      tx.serialize().hex())
+
+    assert _read(_funding(hex_string), W02) == [
+        W02_SCENARIO.format(" (100,000 sats)"), "Expected: one output of exactly 100,000 sats to output_script",
+        "Happened: no output to output_script", W02_ONE_OUTPUT]
+
+
+def test_workbook_2_says_what_ldk_answered_to_a_hand_over_for_another_peer():
+    def our_own_id(channel_manager, bitcoind_client, network, event):
+        tx = _build(bitcoind_client, network, event, event.channel_value_satoshis / 100_000_000)
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, channel_manager.get_our_node_id(),
+                                                      tx)
+
+    lines = _read(_funding(our_own_id), W02)
+    assert lines[:2] == [W02_SCENARIO.format(" (100,000 sats)"),
+                         "Expected: funding_transaction_generated to accept the transaction"]
+    assert lines[2].startswith("Happened: it raised ChannelUnavailable: Channel unavailable: Can't find a peer")
+    assert lines[3] == ("Hint: pass the event's temporary_channel_id and counterparty_node_id with the signed "
+                        "transaction.")
+
+
+def test_workbook_2_names_the_channel_whose_funding_your_code_broadcast():
+    def broadcasts_the_middle_one(channel_manager, bitcoind_client, network, event):
+        tx = _build(bitcoind_client, network, event, event.channel_value_satoshis / 100_000_000)
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+        if event.channel_value_satoshis == 1_000_000:
+            bitcoind_client.broadcast_transactions([tx])
+
+    assert _read(_funding(broadcasts_the_middle_one), W02) == [W02_SCENARIO.format(" (1,000,000 sats)"),
+                                                               *W02_BROADCAST]
+
+
+def test_workbook_2_tells_a_passing_handler_what_it_verified():
+    assert _read(_funding(_hand_over(lambda sats: sats / 100_000_000)), W02) == [
+        "✅ funding_generation_ready: all 4 checks passed",
+        "  each FundingGenerationReady funded              3 transactions",
+        "  one output of the exact value to output_script  yes",
+        "  the broadcast left to LDK                       yes: none of your code broadcast a funding transaction",
+        "  channels pending, then ready after six blocks   3 ready"]
+
+
+@pytest.fixture(scope="module")
+def funded_by_the_reference():
+    from ldkkit.exercises import funding_generation_ready
+
+    session = common.Session(W02, reference)
+    played = session.play(W02, funding_generation_ready.story)
+    # Played from this file, every broadcast had "your code" (this test) on the stack: they were LDK's.
+    played.recorder.broadcasts = [(tx, False) for tx, _ in played.recorder.broadcasts]
+    yield played
+    session.close()
+
+
+def test_workbook_2_story_mines_exactly_six_blocks_after_the_fundings(funded_by_the_reference):
+    """'Ready after six blocks': the story mines six blocks once the funding transactions are out, not seven."""
+    played = funded_by_the_reference
+    pending = played.events(Event.ChannelPending)
+    assert len(pending) == 3
+    assert [played.world.chain.confirmations(p.funding_txo.txid) for p in pending] == [6, 6, 6]
+
+
+def test_workbook_2_fails_a_funded_channel_that_never_became_ready(funded_by_the_reference):
+    from ldkkit.exercises import funding_generation_ready
+
+    played = funded_by_the_reference
+    handlings = played.recorder.handlings
+    ready = [h for h in handlings if isinstance(h.event, Event.ChannelReady)]
+    played.recorder.handlings = [h for h in handlings if h is not ready[-1]]
+    try:
+        with pytest.raises(ExerciseFailed) as failure:
+            funding_generation_ready.judge_funding(played)
+    finally:
+        played.recorder.handlings = handlings
+    lines = [line.strip() for line in str(failure.value).splitlines() if not line.strip().startswith("Events so far:")]
+    assert lines == ["Scenario 'funding_generation_ready':", "Expected: 3 channels ready after six blocks",
+                     "Happened: 3 pending, 2 ready", "Hint: every channel you open needs its own funding transaction."]
+    funding_generation_ready.judge_funding(played)  # all three ready: no failure
