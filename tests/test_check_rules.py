@@ -431,3 +431,187 @@ def test_workbook_2_fails_a_funded_channel_that_never_became_ready(funded_by_the
     assert lines == ["Scenario 'funding_generation_ready':", "Expected: 3 channels ready after six blocks",
                      "Happened: 3 pending, 2 ready", "Hint: every channel you open needs its own funding transaction."]
     funding_generation_ready.judge_funding(played)  # all three ready: no failure
+
+
+# --- workbook 3: the words a learner reads, exactly -------------------------------------------------------
+
+W03 = "receiving_payments"
+W03_SCENARIO = "Scenario 'receiving_payments' on Event.{}:"
+W03_RECORD = ("Expected: inbound_payments[payment_hash] = PaymentInfo(preimage, {}, HTLCStatus.Succeeded, {}) on "
+              "disk")
+W03_CLAIM_HINT = ("Hint: the preimage is in the event's purpose: purpose.preimage() works for invoices and "
+                  "keysend.")
+W03_FAIL_BACK = "Expected: fail_htlc_backwards(payment_hash): there is no preimage to claim with"
+W03_FAIL_BACK_HINT = ("Hint: when purpose.preimage() is None you cannot claim; "
+                      "channel_manager.fail_htlc_backwards(payment_hash) gives the payer their money back now.")
+W03_PERSISTED = ('Expected: inbound_payments persisted before your handler returned: fs_store.write("", "", '
+                 '"inbound_payments", inbound_payments.encode())')
+W03_KEY_HINT = ("Hint: ldk-sample keeps these records under the key 'inbound_payments'. LDK forgets an event once "
+                "your handler returns, so write what it changed before you return.")
+
+
+@pytest.mark.parametrize("case, lines", [
+    ("writes_before_updating", [
+        W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
+        "Happened: on disk: PaymentInfo(preimage=None, secret=b55a…161e, status=HTLCStatus.Pending, "
+        "amt_msat=50,000,000 msat) (status Pending)",
+        "Hint: the record was written before it was updated, or not updated: change the entry first, then write "
+        "inbound_payments.encode(), before you return."]),
+    ("drops_the_secret", [
+        W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
+        "Happened: on disk: PaymentInfo(preimage=f645…34fb, secret=None, status=HTLCStatus.Succeeded, "
+        "amt_msat=50,000,000 msat) (the payment secret is missing)",
+        "Hint: keep the invoice's payment secret (purpose.payment_secret for an invoice payment; keysend has none)."]),
+    ("drops_the_preimage", [
+        W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
+        "Happened: on disk: PaymentInfo(preimage=None, secret=b55a…161e, status=HTLCStatus.Succeeded, "
+        "amt_msat=50,000,000 msat) (the preimage is missing)",
+        "Hint: the preimage is your proof of payment: take it from purpose.preimage()."]),
+    ("leaves_unclaimable_waiting", [
+        W03_SCENARIO.format("PaymentClaimable"), W03_FAIL_BACK,
+        "Happened: it was left unclaimed, and the payer waits until the claim deadline", W03_FAIL_BACK_HINT]),
+    ("fails_everything_back", [W03_SCENARIO.format("PaymentClaimable"), "Expected: claim_funds(purpose.preimage())",
+                               "Happened: you failed it back", W03_CLAIM_HINT]),
+    ("never_claims", [W03_SCENARIO.format("PaymentClaimable"), "Expected: claim_funds(purpose.preimage())",
+                      "Happened: it was never claimed", W03_CLAIM_HINT]),
+    ("wrong_storage_key", [W03_SCENARIO.format("PaymentClaimed"), W03_PERSISTED,
+                           "Happened: nothing is stored under 'inbound_payments'; you wrote under ['inbound_payment']",
+                           W03_KEY_HINT]),
+    ("never_writes", [W03_SCENARIO.format("PaymentClaimed"), W03_PERSISTED,
+                      "Happened: nothing is stored under 'inbound_payments'", W03_KEY_HINT]),
+    ("no_entry_for_keysend", [
+        W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("None", "20,000,000"),
+        "Happened: on disk: None (no entry for this payment_hash)",
+        "Hint: keysend payments have no invoice, so no entry yet: insert one when there is none."]),
+    ("amount_in_sats", [
+        W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
+        "Happened: on disk: PaymentInfo(preimage=f645…34fb, secret=b55a…161e, status=HTLCStatus.Succeeded, "
+        "amt_msat=50,000 msat) (amt_msat 50000 for 50000000 received)",
+        "Hint: record the amount this event says you received, once: a replayed PaymentClaimed must not add it "
+        "again. Set the fields; never add to them."]),
+    ("stores_outbound_bytes", [
+        W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
+        "Happened: on disk: None (no entry for this payment_hash)",
+        "Hint: the invoice's entry is gone: update the entry for payment_hash in place (status, preimage, secret), "
+        "never remove or replace the map, then write inbound_payments.encode()."]),
+])
+def test_workbook_3_says_exactly_what_went_wrong(case, lines):
+    assert _read(_corpus(case, W03), W03) == lines
+
+
+def _receiving(claimable=None, claimed=None, forwardable=True):
+    """A workbook 3 handler: the corpus's right arms, with the PaymentClaimable or PaymentClaimed arm given."""
+    from corpus.arms import BASE, compose
+
+    changes = {k: v for k, v in ((Event.PaymentClaimable, claimable), (Event.PaymentClaimed, claimed)) if v}
+    base = dict(BASE)
+    if not forwardable:
+        del base[Event.PendingHTLCsForwardable]
+    return compose(changes, base=base)
+
+
+def test_workbook_3_tells_a_passing_handler_what_it_verified():
+    assert _read(_receiving(), W03) == [
+        "✅ receiving_payments: all 3 checks passed",
+        "  claimed with the preimage from purpose      2 payments, the payer paid",
+        "  failed back what cannot be claimed          1 payment, the payer refunded at once",
+        "  PaymentClaimed stored as Succeeded on disk  preimage, secret and amount, before returning"]
+
+
+def test_workbook_3_says_htlcs_need_forwarding_before_they_are_claimable():
+    assert _read(_receiving(forwardable=False), W03) == [
+        "Scenario 'receiving_payments':", "Expected: three PaymentClaimable events", "Happened: 0",
+        "Hint: HTLCs become PaymentClaimable only once process_pending_htlc_forwards has run (the "
+        "PendingHTLCsForwardable arm given in the workbook)."]
+
+
+def test_workbook_3_says_a_payment_without_preimage_was_claimed_not_failed_back():
+    def claims_everything(channel_manager, event, **_):
+        try:
+            channel_manager.claim_funds(event.purpose.preimage())
+        except TypeError:  # the learner hides the error
+            pass
+
+    assert _read(_receiving(claimable=claims_everything), W03) == [
+        W03_SCENARIO.format("PaymentClaimable"), W03_FAIL_BACK, "Happened: you tried to claim it", W03_FAIL_BACK_HINT]
+
+
+def test_workbook_3_says_a_payment_failed_back_under_another_hash_still_waits():
+    from ldkkit.types import PaymentHash
+
+    def fails_back_another(channel_manager, event, **_):
+        if event.purpose.preimage() is None:
+            channel_manager.fail_htlc_backwards(PaymentHash(bytes(32)))
+        else:
+            channel_manager.claim_funds(event.purpose.preimage())
+
+    assert _read(_receiving(claimable=fails_back_another), W03) == [
+        W03_SCENARIO.format("PaymentClaimable"), "Expected: the payer refunded at once",
+        "Happened: the payment is waiting for the payer",
+        "Hint: pass the event's payment_hash to fail_htlc_backwards."]
+
+
+def _claimed_with(**fields):
+    """A PaymentClaimed arm that stores a right record but for ``fields``."""
+    from ldkkit.payment_storage import HTLCStatus, PaymentInfo
+
+    def arm(inbound_payments, fs_store, event, **_):
+        right = {"preimage": event.purpose.preimage(), "secret": getattr(event.purpose, "payment_secret", None),
+                 "status": HTLCStatus.Succeeded, "amt_msat": event.amount_msat}
+        with inbound_payments.lock() as payments:
+            payments[event.payment_hash] = PaymentInfo(**{**right, **fields})
+        fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+    return arm
+
+
+def test_workbook_3_says_which_field_of_the_record_is_wrong():
+    from ldkkit.payment_storage import HTLCStatus
+    from ldkkit.types import PaymentPreimage, PaymentSecret
+
+    def happened(**fields):
+        lines = _read(_receiving(claimed=_claimed_with(**fields)), W03)
+        assert lines[:2] == [W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000")]
+        return lines[2][lines[2].rindex(" ("):], lines[3]
+
+    assert happened(preimage=PaymentPreimage(bytes(32))) == (
+        " (the preimage is wrong)", "Hint: the preimage is your proof of payment: take it from purpose.preimage().")
+    assert happened(secret=PaymentSecret(bytes(32))) == (
+        " (the secret is wrong)", "Hint: keep the invoice's payment secret (purpose.payment_secret for an invoice "
+        "payment; keysend has none).")
+    assert happened(status=HTLCStatus.Failed) == (
+        " (status Failed)", "Hint: the preimage is your proof of payment: take it from purpose.preimage().")
+
+
+@pytest.fixture(scope="module")
+def received_by_the_reference():
+    from ldkkit.exercises import receiving_payments
+
+    session = common.Session(W03, reference)
+    yield session.play(W03, receiving_payments.story)
+    session.close()
+
+
+def test_the_capstone_refuses_a_second_claim_of_a_paid_invoice(received_by_the_reference):
+    """Workbook 3 claims every payment with a preimage; the capstone (refuse_repeats) fails back a second payment
+    to an invoice already paid, and names a claim of it."""
+    from ldkkit.exercises import receiving_payments
+
+    played = received_by_the_reference
+    handlings = played.recorder.handlings
+    invoice_paid = next(h for h in handlings if isinstance(h.event, Event.PaymentClaimable))
+    played.recorder.handlings = [*handlings, invoice_paid]  # the same payment claimed again
+    try:
+        receiving_payments.judge_claims(played)
+        with pytest.raises(ExerciseFailed) as failure:
+            receiving_payments.judge_claims(played, refuse_repeats=True)
+    finally:
+        played.recorder.handlings = handlings
+    lines = [line.strip() for line in str(failure.value).splitlines()
+             if not line.strip().startswith(("The event:", "Events so far:"))]
+    assert lines == [W03_SCENARIO.format("PaymentClaimable"),
+                     "Expected: fail_htlc_backwards(payment_hash): this invoice is already paid",
+                     "Happened: you claimed it a second time",
+                     "Hint: look the payment_hash up in inbound_payments first: if it is already Succeeded, fail the "
+                     "second payment back instead of claiming it."]
+    receiving_payments.judge_claims(played, refuse_repeats=True)  # each paid once: nothing refused
