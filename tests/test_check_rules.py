@@ -615,3 +615,21 @@ def test_the_capstone_refuses_a_second_claim_of_a_paid_invoice(received_by_the_r
                      "Hint: look the payment_hash up in inbound_payments first: if it is already Succeeded, fail the "
                      "second payment back instead of claiming it."]
     receiving_payments.judge_claims(played, refuse_repeats=True)  # each paid once: nothing refused
+
+
+def test_workbook_3_judges_a_replayed_payment_claimed_when_it_comes_again():
+    """A PaymentClaimed the handler asked for again (ReplayEvent) is not judged then, but its next handling is,
+    and so is every PaymentClaimed after it."""
+    from ldkkit.events import ReplayEvent
+
+    asked: set[object] = set()
+    without_secret = _claimed_with(secret=None)
+
+    def replays_each_once(inbound_payments, fs_store, event, **_):
+        if event.payment_hash not in asked:
+            asked.add(event.payment_hash)
+            return ReplayEvent()
+        return without_secret(inbound_payments=inbound_payments, fs_store=fs_store, event=event)
+
+    lines = _read(_receiving(claimed=replays_each_once), W03)
+    assert lines[2].endswith(" (the payment secret is missing)"), lines
