@@ -633,3 +633,132 @@ def test_workbook_3_judges_a_replayed_payment_claimed_when_it_comes_again():
 
     lines = _read(_receiving(claimed=replays_each_once), W03)
     assert lines[2].endswith(" (the payment secret is missing)"), lines
+
+
+# --- workbook 4: the words a learner reads, exactly -------------------------------------------------------
+
+W04 = "sending_payments"
+W04_SCENARIO = "Scenario 'sending_payments' on Event.{}:"
+W04_PERSISTED = ('Expected: outbound_payments persisted before your handler returned: fs_store.write("", "", '
+                 '"outbound_payments", outbound_payments.encode())')
+W04_KEY_HINT = ("Hint: ldk-sample keeps these records under the key 'outbound_payments'. LDK forgets an event once "
+                "your handler returns, so write what it changed before you return.")
+W04_EXACTLY = "Hint: the event says how the payment ended: record exactly that."
+W04_STRINGS = ["Expected: outbound_payments stored as outbound_payments.encode()",
+               "Happened: what is stored cannot be read back: bad PaymentInfo in the data: PaymentInfo.status must be "
+               "a HTLCStatus, got '{}'", "Hint: statuses are HTLCStatus members (HTLCStatus.Succeeded), not strings."]
+
+
+@pytest.mark.parametrize("case, lines", [
+    ("failed_on_path_failure", [
+        W04_SCENARIO.format("PaymentPathFailed"),
+        "Expected: the payment still Pending: one path failed, and LDK retries another",
+        "Happened: on disk: PaymentInfo(preimage=None, secret=1e89…1475, status=HTLCStatus.Failed, "
+        "amt_msat=50,000,000 msat)",
+        "Hint: PaymentPathFailed is about one path; LDK's background processor has already given it to the scorer. "
+        "Only PaymentFailed ends a payment."]),
+    ("replaces_the_entry", [
+        W04_SCENARIO.format("PaymentSent"),
+        "Expected: outbound_payments[payment_id] HTLCStatus.Succeeded with the preimage on disk, its secret and "
+        "amount kept (50,000,000 msat)",
+        "Happened: on disk: PaymentInfo(preimage=5ee2…e75d, secret=None, status=HTLCStatus.Succeeded, amt_msat=None)",
+        "Hint: update the fields of the entry you have (status, preimage); replacing it with a new PaymentInfo loses "
+        "what sendpayment recorded."]),
+    ("status_string_succeeded", [W04_SCENARIO.format("PaymentSent"), W04_STRINGS[0],
+                                 W04_STRINGS[1].format("Succeeded"), W04_STRINGS[2]]),
+    ("status_string_failed", [W04_SCENARIO.format("PaymentFailed"), W04_STRINGS[0], W04_STRINGS[1].format("Failed"),
+                              W04_STRINGS[2]]),
+    ("failed_after_success", [
+        W04_SCENARIO.format("PaymentFailed"),
+        "Expected: the entry left Succeeded, with its preimage: this payment already succeeded",
+        "Happened: on disk: PaymentInfo(preimage=f395…9648, secret=822f…a6ff, status=HTLCStatus.Failed, "
+        "amt_msat=100,000,000 msat)",
+        "Hint: a PaymentFailed after a PaymentSent changes nothing: the payment succeeded, and the preimage proves "
+        "it. Only mark it Failed if it has not succeeded."]),
+    ("sent_without_preimage", [
+        W04_SCENARIO.format("PaymentSent"),
+        "Expected: outbound_payments[payment_id] HTLCStatus.Succeeded with the preimage on disk",
+        "Happened: on disk: PaymentInfo(preimage=None, secret=1e89…1475, status=HTLCStatus.Succeeded, "
+        "amt_msat=50,000,000 msat)",
+        "Hint: the preimage is your receipt, your proof of payment: keep event.payment_preimage."]),
+    ("failed_never_written", [
+        W04_SCENARIO.format("PaymentFailed"), "Expected: outbound_payments[payment_id] HTLCStatus.Failed on disk",
+        "Happened: no entry for this payment_id on disk",
+        "Hint: you did not write outbound_payments while handling this event: LDK forgets an event once your handler "
+        'returns, so call fs_store.write("", "", "outbound_payments", outbound_payments.encode()) before you '
+        "return."]),
+    ("failed_removes_entry", [
+        W04_SCENARIO.format("PaymentFailed"), "Expected: outbound_payments[payment_id] HTLCStatus.Failed on disk",
+        "Happened: no entry for this payment_id on disk",
+        "Hint: update the entry sendpayment made (look it up by the event's payment_id); never remove it."]),
+    ("sent_looked_up_by_hash", [
+        W04_SCENARIO.format("PaymentSent"),
+        "Expected: outbound_payments[payment_id] HTLCStatus.Succeeded with the preimage on disk",
+        "Happened: on disk: PaymentInfo(preimage=None, secret=1e89…1475, status=HTLCStatus.Pending, "
+        "amt_msat=50,000,000 msat)", W04_EXACTLY]),
+    ("wrong_storage_key", [W04_SCENARIO.format("PaymentSent"), W04_PERSISTED,
+                           "Happened: nothing is stored under 'outbound_payments'; you wrote under ['outbound']",
+                           W04_KEY_HINT]),
+    ("sent_ignored", [W04_SCENARIO.format("PaymentSent"), W04_PERSISTED,
+                      "Happened: nothing is stored under 'outbound_payments'", W04_KEY_HINT]),
+    ("failed_marks_succeeded", [
+        W04_SCENARIO.format("PaymentFailed"), "Expected: outbound_payments[payment_id] HTLCStatus.Failed on disk",
+        "Happened: on disk: PaymentInfo(preimage=None, secret=4444…4444, status=HTLCStatus.Succeeded, "
+        "amt_msat=10,000,000 msat)", W04_EXACTLY]),
+])
+def test_workbook_4_says_exactly_what_went_wrong(case, lines):
+    assert _read(_corpus(case, W04), W04) == lines
+
+
+def test_workbook_4_tells_a_passing_handler_what_it_verified():
+    from corpus.arms import compose
+
+    assert _read(compose(), W04) == [
+        "✅ sending_payments: all 4 checks passed",
+        "  PaymentSent: Succeeded on disk, with the preimage, secret and amount  2 payments",
+        "  PaymentFailed: Failed on disk, secret and amount kept                 1 payment",
+        "  PaymentFailed after success: still Succeeded                          1 payment",
+        "  PaymentPathFailed: the payment not marked failed (LDK retries)        2 path failures"]
+
+
+# --- workbook 5: the words a learner reads, exactly -------------------------------------------------------
+
+W05 = "forwarding"
+W05_SCENARIO = "Scenario 'forwarding' on Event.PendingHTLCsForwardable:"
+W05_RANGE = ("Hint: LDK asks for a random delay between time_forwardable and five times it: time_forwardable × (1 + 4 "
+             "× a random fraction in [0, 1)).")
+W05_AT_ONCE = ["Expected: a wait of 100 to 500 ms first", "Happened: it was called at once",
+               "Hint: forwarding at once tells anyone watching the timing that you were the sender or the recipient: "
+               "wait a random time first, in a task."]
+
+
+@pytest.mark.parametrize("case, lines", [
+    ("fixed_delay", [W05_SCENARIO, "Expected: a different random delay each time", "Happened: always 200 ms",
+                     "Hint: a fixed delay tells an observer exactly when you got the HTLC; draw a random fraction "
+                     "from keys_manager.get_secure_random_bytes() for each event."]),
+    ("range_from_zero", [W05_SCENARIO, "Expected: a delay between 100 and 500 ms", "Happened: 0 ms", W05_RANGE]),
+    ("range_to_six", [W05_SCENARIO, "Expected: a delay between 100 and 500 ms", "Happened: 600 ms", W05_RANGE]),
+    ("milliseconds_as_seconds", [W05_SCENARIO, "Expected: a delay between 100 and 500 ms", "Happened: 100,000 ms",
+                                 W05_RANGE + " That is 100 s: time_forwardable.total_seconds() is already in "
+                                 "seconds."]),
+    ("awaits_in_handler", [W05_SCENARIO, "Expected: the handler to return at once, and the forward to happen later",
+                           "Happened: the handler itself waited 100 ms before returning",
+                           "Hint: while your handler waits, no other event is handled: spawn the wait in a task "
+                           "(asyncio.get_running_loop().create_task(...)) instead of awaiting it in the handler."]),
+    ("forwards_at_once", [W05_SCENARIO, *W05_AT_ONCE]),
+    ("forwards_now_and_later", [W05_SCENARIO, *W05_AT_ONCE]),
+    ("never_forwards", [W05_SCENARIO, "Expected: process_pending_htlc_forwards() called after a short delay",
+                        "Happened: it was never called (not even 15 minutes later)",
+                        "Hint: without it, HTLCs wait forever: nothing is forwarded or claimed. Spawn a task that "
+                        "sleeps, then calls it."]),
+])
+def test_workbook_5_says_exactly_what_went_wrong(case, lines):
+    assert _read(_corpus(case, W05), W05) == lines
+
+
+def test_workbook_5_tells_a_passing_handler_what_it_verified():
+    assert _read(_corpus("plain_def_eight_byte_fraction", W05), W05) == [
+        "✅ forwarding: all 3 checks passed",
+        "  process_pending_htlc_forwards after a random delay in [t, 5t)  4 times, 100 to 500 ms",
+        "  the handler returned at once; a task waited                    4 events",
+        "  payments forwarded                                             4, earning 4,000 msat"]
