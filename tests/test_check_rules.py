@@ -762,3 +762,68 @@ def test_workbook_5_tells_a_passing_handler_what_it_verified():
         "  process_pending_htlc_forwards after a random delay in [t, 5t)  4 times, 100 to 500 ms",
         "  the handler returned at once; a task waited                    4 events",
         "  payments forwarded                                             4, earning 4,000 msat"]
+
+
+def _sending(**arms):
+    """A workbook 4 handler: the corpus's right arms, with those given (PaymentSent=..., PaymentFailed=...)."""
+    from corpus.arms import compose
+
+    return compose({getattr(Event, kind): arm for kind, arm in arms.items()})
+
+
+def _write_outbound(fs_store, outbound_payments):
+    fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+
+
+def test_workbook_4_says_an_entry_removed_after_success_should_have_stayed_succeeded():
+    from ldkkit.payment_storage import HTLCStatus
+
+    def drops_paid_ones(outbound_payments, fs_store, event, **_):
+        with outbound_payments.lock() as payments:
+            info = payments.get(event.payment_id)
+            if info is not None and info.status is HTLCStatus.Succeeded:
+                del payments[event.payment_id]  # "a failure for a paid invoice: forget it"
+            elif info is not None:
+                info.status = HTLCStatus.Failed
+        _write_outbound(fs_store, outbound_payments)
+
+    assert _read(_sending(PaymentFailed=drops_paid_ones), W04) == [
+        W04_SCENARIO.format("PaymentFailed"),
+        "Expected: the entry left Succeeded, with its preimage: this payment already succeeded",
+        "Happened: no entry for this payment_id on disk",
+        "Hint: update the entry sendpayment made (look it up by the event's payment_id); never remove it."]
+
+
+def test_workbook_4_says_a_failed_payment_must_keep_its_amount():
+    from ldkkit.payment_storage import HTLCStatus
+
+    def forgets_the_amount(outbound_payments, fs_store, event, **_):
+        with outbound_payments.lock() as payments:
+            info = payments.get(event.payment_id)
+            if info is not None and info.status is not HTLCStatus.Succeeded:
+                info.status, info.amt_msat = HTLCStatus.Failed, None
+        _write_outbound(fs_store, outbound_payments)
+
+    assert _read(_sending(PaymentFailed=forgets_the_amount), W04) == [
+        W04_SCENARIO.format("PaymentFailed"),
+        "Expected: outbound_payments[payment_id] HTLCStatus.Failed on disk, its secret and amount kept "
+        "(10,000,000 msat)",
+        "Happened: on disk: PaymentInfo(preimage=None, secret=4444…4444, status=HTLCStatus.Failed, amt_msat=None)",
+        "Hint: update the fields of the entry you have (status, preimage); replacing it with a new PaymentInfo loses "
+        "what sendpayment recorded."]
+
+
+def test_workbook_4_says_a_wrong_preimage_is_no_receipt():
+    from ldkkit.payment_storage import HTLCStatus
+    from ldkkit.types import PaymentPreimage
+
+    def keeps_another_preimage(outbound_payments, fs_store, event, **_):
+        with outbound_payments.lock() as payments:
+            info = payments.get(event.payment_id)
+            if info is not None:
+                info.status, info.preimage = HTLCStatus.Succeeded, PaymentPreimage(bytes(32))
+        _write_outbound(fs_store, outbound_payments)
+
+    lines = _read(_sending(PaymentSent=keeps_another_preimage), W04)
+    assert lines[1] == "Expected: outbound_payments[payment_id] HTLCStatus.Succeeded with the preimage on disk"
+    assert lines[3] == "Hint: the preimage is your receipt, your proof of payment: keep event.payment_preimage."
