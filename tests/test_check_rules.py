@@ -827,3 +827,43 @@ def test_workbook_4_says_a_wrong_preimage_is_no_receipt():
     lines = _read(_sending(PaymentSent=keeps_another_preimage), W04)
     assert lines[1] == "Expected: outbound_payments[payment_id] HTLCStatus.Succeeded with the preimage on disk"
     assert lines[3] == "Hint: the preimage is your receipt, your proof of payment: keep event.payment_preimage."
+
+
+def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_and_a_failure_after_success():
+    """What the rules are judged on: a payment whose first path fails and that LDK retries to success (50,000 sat
+    to dave), one that succeeds (100,000 sat to bob), one refused (10,000 sat, a hash bob never issued), and the
+    paid invoice paid again, refused after its success."""
+    from ldkkit.exercises import sending_payments
+
+    session = common.Session(W04, reference)
+    try:
+        played = session.play(W04, sending_payments.story)
+    finally:
+        session.close()
+    seen = [(type(e).__name__, e.payment_id) for e in played.events() if getattr(e, "payment_id", None) is not None]
+    retried, paid, refused = seen[0][1], seen[3][1], seen[5][1]
+    assert seen == [("PaymentPathFailed", retried), ("PaymentSent", retried), ("PaymentPathSuccessful", retried),
+                    ("PaymentSent", paid), ("PaymentPathSuccessful", paid),
+                    ("PaymentPathFailed", refused), ("PaymentFailed", refused),
+                    ("PaymentPathFailed", paid), ("PaymentFailed", paid)]
+    sent = played.stage.sent
+    assert [sent[p].amt_msat for p in (retried, paid, refused)] == [50_000_000, 100_000_000, 10_000_000]
+
+
+def test_workbook_4_judges_a_replayed_event_when_it_comes_again():
+    from ldkkit.events import ReplayEvent
+    from ldkkit.payment_storage import HTLCStatus
+
+    asked: set[object] = set()
+
+    def replays_each_once_then_forgets_the_preimage(outbound_payments, fs_store, event, **_):
+        if event.payment_id not in asked:
+            asked.add(event.payment_id)
+            return ReplayEvent()
+        with outbound_payments.lock() as payments:
+            payments[event.payment_id].status = HTLCStatus.Succeeded
+        _write_outbound(fs_store, outbound_payments)
+        return None
+
+    lines = _read(_sending(PaymentSent=replays_each_once_then_forgets_the_preimage), W04)
+    assert lines[3] == "Hint: the preimage is your receipt, your proof of payment: keep event.payment_preimage."
