@@ -68,21 +68,21 @@ def test_every_output_of_an_event_is_judged_not_only_the_first(sweep_in_mempool)
 # --- workbook 1: the words a learner reads, exactly -------------------------------------------------------
 
 
-def _read(handler) -> list[str]:
+def _read(handler, exercise="open_channel_request") -> list[str]:
     """The check's verdict on ``handler`` as the learner reads it, without the event's and the path's lines."""
     from ldkkit.exercises import check
 
     try:
-        return repr(check("open_channel_request", handler)).splitlines()
+        return repr(check(exercise, handler)).splitlines()
     except ExerciseFailed as failure:
         return [line.strip() for line in str(failure).splitlines()
                 if not line.strip().startswith(("The event:", "Events so far:"))]
 
 
-def _corpus(name: str):
+def _corpus(name: str, exercise="open_channel_request"):
     from corpus import all_cases
 
-    return next(c for c in all_cases() if c.exercise == "open_channel_request" and c.name == name).new_handler()
+    return next(c for c in all_cases() if c.exercise == exercise and c.name == name).new_handler()
 
 
 W01_SCENARIO = "Scenario 'open_channel_request{}' on Event.{}:"
@@ -257,3 +257,613 @@ def test_the_capstone_compares_with_what_the_reference_node_is_given_today():
     for name in scenarios.names():
         assert REFERENCE_EVENTS[name] == capstone.reference_events(name), (
             f"{name}: the stored reference events are out of date; run .venv/bin/python tools/make_reference_events.py")
+
+
+# --- workbook 2: the words a learner reads, exactly -------------------------------------------------------
+
+W02 = "funding_generation_ready"
+W02_SCENARIO = "Scenario 'funding_generation_ready{}' on Event.FundingGenerationReady:"
+W02_BROADCAST = ["Expected: the signed transaction handed to funding_transaction_generated, and nothing more",
+                 "Happened: your code broadcast the funding transaction itself",
+                 "Hint: LDK broadcasts the funding transaction once the peer has signed the transaction that refunds "
+                 "you; broadcasting it first risks your coins if the peer vanishes."]
+W02_NEVER = ["Expected: funding_transaction_generated(temporary_channel_id, counterparty_node_id, transaction)",
+             "Happened: nothing: the channel was never funded",
+             "Hint: build the transaction with bitcoind_client (create_raw_transaction, fund_raw_transaction, "
+             "sign_raw_transaction_with_wallet), to the address Address.from_script(output_script, network)."]
+W02_ONE_OUTPUT = ("Hint: one output, to Address.from_script(output_script, network), of channel_value_satoshis / "
+                  "100_000_000 BTC.")
+
+
+@pytest.mark.parametrize("case, lines", [
+    ("broadcast_transactions_too", [W02_SCENARIO.format(" (100,000 sats)"), *W02_BROADCAST]),
+    ("never_handed_over", [W02_SCENARIO.format(" (100,000 sats)"), *W02_NEVER]),
+    ("first_channel_only", [W02_SCENARIO.format(" (1,000,000 sats)"), *W02_NEVER]),
+    ("divided_twice", [W02_SCENARIO.format(""), "Expected: your handler to return normally",
+                       "Happened: it raised APIMisuseError: Misuse error: No output matched the script_pubkey and "
+                       "value in the FundingGenerationReady event",
+                       "Hint: you divided twice: channel_value_satoshis / 100_000_000 is already in BTC."]),
+    ("to_own_address", [W02_SCENARIO.format(""), "Expected: your handler to return normally",
+                        "Happened: it raised APIMisuseError: Misuse error: No output matched the script_pubkey and "
+                        "value in the FundingGenerationReady event", W02_ONE_OUTPUT]),
+])
+def test_workbook_2_says_exactly_what_went_wrong(case, lines):
+    assert _read(_corpus(case, W02), W02) == lines
+
+
+def _funding(arm):
+    """A workbook 2 handler: ldk-sample's handling of every event but FundingGenerationReady, which ``arm`` gets.
+    The arm's errors are swallowed, as a learner's try/except would: the check judges what came of the hand-over."""
+    from ldkkit.events import Event
+
+    async def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                                peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network,
+                                event):
+        if not isinstance(event, Event.FundingGenerationReady):
+            return await reference(channel_manager, bitcoind_client, network_graph, keys_manager,
+                                   bump_tx_event_handler, peer_manager, inbound_payments, outbound_payments, fs_store,
+                                   output_sweeper, network, event)
+        try:
+            arm(channel_manager, bitcoind_client, network, event)
+        except Exception:  # the learner hides LDK's answer
+            pass
+
+    return handle_ldk_events
+
+
+def _build(bitcoind_client, network, event, btc):
+    from ldkkit.bitcoin import Address, Transaction
+
+    raw = bitcoind_client.create_raw_transaction([{str(Address.from_script(event.output_script, network)): btc}])
+    signed = bitcoind_client.sign_raw_transaction_with_wallet(bitcoind_client.fund_raw_transaction(raw).hex)
+    return Transaction(bytes.fromhex(signed.hex))
+
+
+def _hand_over(btc):
+    def arm(channel_manager, bitcoind_client, network, event):
+        tx = _build(bitcoind_client, network, event, btc(event.channel_value_satoshis))
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+
+    return arm
+
+
+def test_workbook_2_names_the_value_handed_over_and_the_unit_mistake():
+    assert _read(_funding(_hand_over(lambda sats: sats / 100_000_000 / 100_000_000)), W02) == [
+        W02_SCENARIO.format(" (100,000 sats)"), "Expected: one output of exactly 100,000 sats to output_script",
+        "Happened: 0 sats to output_script",
+        "Hint: you divided twice: channel_value_satoshis / 100_000_000 is already in BTC."]
+    assert _read(_funding(_hand_over(lambda sats: sats / 100_000_000 + 0.00000001)), W02)[1:] == [
+        "Expected: one output of exactly 100,000 sats to output_script", "Happened: 100,001 sats to output_script",
+        W02_ONE_OUTPUT]
+
+
+def test_workbook_2_says_bitcoind_counts_in_btc_when_sats_were_asked_for_first():
+    def sats_then_tiny(channel_manager, bitcoind_client, network, event):
+        try:
+            tx = _build(bitcoind_client, network, event, event.channel_value_satoshis)
+        except Exception:  # "insufficient funds": try something else
+            tx = _build(bitcoind_client, network, event, event.channel_value_satoshis / 100_000_000 / 1000)
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+
+    assert _read(_funding(sats_then_tiny), W02)[1:] == [
+        "Expected: one output of exactly 100,000 sats to output_script", "Happened: 100 sats to output_script",
+        "Hint: bitcoind counts in BTC, not sats: pass channel_value_satoshis / 100_000_000."]
+
+
+def test_workbook_2_says_no_output_when_what_was_handed_over_is_no_transaction():
+    def hex_string(channel_manager, bitcoind_client, network, event):
+        tx = _build(bitcoind_client, network, event, event.channel_value_satoshis / 100_000_000)
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id,
+                                                      tx.serialize().hex())
+
+    assert _read(_funding(hex_string), W02) == [
+        W02_SCENARIO.format(" (100,000 sats)"), "Expected: one output of exactly 100,000 sats to output_script",
+        "Happened: no output to output_script", W02_ONE_OUTPUT]
+
+
+def test_workbook_2_says_what_ldk_answered_to_a_hand_over_for_another_peer():
+    def our_own_id(channel_manager, bitcoind_client, network, event):
+        tx = _build(bitcoind_client, network, event, event.channel_value_satoshis / 100_000_000)
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, channel_manager.get_our_node_id(),
+                                                      tx)
+
+    lines = _read(_funding(our_own_id), W02)
+    assert lines[:2] == [W02_SCENARIO.format(" (100,000 sats)"),
+                         "Expected: funding_transaction_generated to accept the transaction"]
+    assert lines[2].startswith("Happened: it raised ChannelUnavailable: Channel unavailable: Can't find a peer")
+    assert lines[3] == ("Hint: pass the event's temporary_channel_id and counterparty_node_id with the signed "
+                        "transaction.")
+
+
+def test_workbook_2_names_the_channel_whose_funding_your_code_broadcast():
+    def broadcasts_the_middle_one(channel_manager, bitcoind_client, network, event):
+        tx = _build(bitcoind_client, network, event, event.channel_value_satoshis / 100_000_000)
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+        if event.channel_value_satoshis == 1_000_000:
+            bitcoind_client.broadcast_transactions([tx])
+
+    assert _read(_funding(broadcasts_the_middle_one), W02) == [W02_SCENARIO.format(" (1,000,000 sats)"),
+                                                               *W02_BROADCAST]
+
+
+def test_workbook_2_tells_a_passing_handler_what_it_verified():
+    assert _read(_funding(_hand_over(lambda sats: sats / 100_000_000)), W02) == [
+        "✅ funding_generation_ready: all 4 checks passed",
+        "  each FundingGenerationReady funded              3 transactions",
+        "  one output of the exact value to output_script  yes",
+        "  the broadcast left to LDK                       yes: none of your code broadcast a funding transaction",
+        "  channels pending, then ready after six blocks   3 ready"]
+
+
+@pytest.fixture(scope="module")
+def funded_by_the_reference():
+    from ldkkit.exercises import funding_generation_ready
+
+    session = common.Session(W02, reference)
+    played = session.play(W02, funding_generation_ready.story)
+    # Played from this file, every broadcast had "your code" (this test) on the stack: they were LDK's.
+    played.recorder.broadcasts = [(tx, False) for tx, _ in played.recorder.broadcasts]
+    yield played
+    session.close()
+
+
+def test_workbook_2_story_mines_exactly_six_blocks_after_the_fundings(funded_by_the_reference):
+    """'Ready after six blocks': the story mines six blocks once the funding transactions are out, not seven."""
+    played = funded_by_the_reference
+    pending = played.events(Event.ChannelPending)
+    assert len(pending) == 3
+    assert [played.world.chain.confirmations(p.funding_txo.txid) for p in pending] == [6, 6, 6]
+
+
+def test_workbook_2_fails_a_funded_channel_that_never_became_ready(funded_by_the_reference):
+    from ldkkit.exercises import funding_generation_ready
+
+    played = funded_by_the_reference
+    handlings = played.recorder.handlings
+    ready = [h for h in handlings if isinstance(h.event, Event.ChannelReady)]
+    played.recorder.handlings = [h for h in handlings if h is not ready[-1]]
+    try:
+        with pytest.raises(ExerciseFailed) as failure:
+            funding_generation_ready.judge_funding(played)
+    finally:
+        played.recorder.handlings = handlings
+    lines = [line.strip() for line in str(failure.value).splitlines() if not line.strip().startswith("Events so far:")]
+    assert lines == ["Scenario 'funding_generation_ready':", "Expected: 3 channels ready after six blocks",
+                     "Happened: 3 pending, 2 ready", "Hint: every channel you open needs its own funding transaction."]
+    funding_generation_ready.judge_funding(played)  # all three ready: no failure
+
+
+# --- workbook 3: the words a learner reads, exactly -------------------------------------------------------
+
+W03 = "receiving_payments"
+W03_SCENARIO = "Scenario 'receiving_payments' on Event.{}:"
+W03_RECORD = ("Expected: inbound_payments[payment_hash] = PaymentInfo(preimage, {}, HTLCStatus.Succeeded, {}) on "
+              "disk")
+W03_CLAIM_HINT = ("Hint: the preimage is in the event's purpose: purpose.preimage() works for invoices and "
+                  "keysend.")
+W03_FAIL_BACK = "Expected: fail_htlc_backwards(payment_hash): there is no preimage to claim with"
+W03_FAIL_BACK_HINT = ("Hint: when purpose.preimage() is None you cannot claim; "
+                      "channel_manager.fail_htlc_backwards(payment_hash) gives the payer their money back now.")
+W03_PERSISTED = ('Expected: inbound_payments persisted before your handler returned: fs_store.write("", "", '
+                 '"inbound_payments", inbound_payments.encode())')
+W03_KEY_HINT = ("Hint: ldk-sample keeps these records under the key 'inbound_payments'. LDK forgets an event once "
+                "your handler returns, so write what it changed before you return.")
+
+
+@pytest.mark.parametrize("case, lines", [
+    ("writes_before_updating", [
+        W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
+        "Happened: on disk: PaymentInfo(preimage=None, secret=b55a…161e, status=HTLCStatus.Pending, "
+        "amt_msat=50,000,000 msat) (status Pending)",
+        "Hint: the record was written before it was updated, or not updated: change the entry first, then write "
+        "inbound_payments.encode(), before you return."]),
+    ("drops_the_secret", [
+        W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
+        "Happened: on disk: PaymentInfo(preimage=f645…34fb, secret=None, status=HTLCStatus.Succeeded, "
+        "amt_msat=50,000,000 msat) (the payment secret is missing)",
+        "Hint: keep the invoice's payment secret (purpose.payment_secret for an invoice payment; keysend has none)."]),
+    ("drops_the_preimage", [
+        W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
+        "Happened: on disk: PaymentInfo(preimage=None, secret=b55a…161e, status=HTLCStatus.Succeeded, "
+        "amt_msat=50,000,000 msat) (the preimage is missing)",
+        "Hint: the preimage is your proof of payment: take it from purpose.preimage()."]),
+    ("leaves_unclaimable_waiting", [
+        W03_SCENARIO.format("PaymentClaimable"), W03_FAIL_BACK,
+        "Happened: it was left unclaimed, and the payer waits until the claim deadline", W03_FAIL_BACK_HINT]),
+    ("fails_everything_back", [W03_SCENARIO.format("PaymentClaimable"), "Expected: claim_funds(purpose.preimage())",
+                               "Happened: you failed it back", W03_CLAIM_HINT]),
+    ("never_claims", [W03_SCENARIO.format("PaymentClaimable"), "Expected: claim_funds(purpose.preimage())",
+                      "Happened: it was never claimed", W03_CLAIM_HINT]),
+    ("wrong_storage_key", [W03_SCENARIO.format("PaymentClaimed"), W03_PERSISTED,
+                           "Happened: nothing is stored under 'inbound_payments'; you wrote under ['inbound_payment']",
+                           W03_KEY_HINT]),
+    ("never_writes", [W03_SCENARIO.format("PaymentClaimed"), W03_PERSISTED,
+                      "Happened: nothing is stored under 'inbound_payments'", W03_KEY_HINT]),
+    ("no_entry_for_keysend", [
+        W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("None", "20,000,000"),
+        "Happened: on disk: None (no entry for this payment_hash)",
+        "Hint: keysend payments have no invoice, so no entry yet: insert one when there is none."]),
+    ("amount_in_sats", [
+        W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
+        "Happened: on disk: PaymentInfo(preimage=f645…34fb, secret=b55a…161e, status=HTLCStatus.Succeeded, "
+        "amt_msat=50,000 msat) (amt_msat 50000 for 50000000 received)",
+        "Hint: record the amount this event says you received, once: a replayed PaymentClaimed must not add it "
+        "again. Set the fields; never add to them."]),
+    ("stores_outbound_bytes", [
+        W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
+        "Happened: on disk: None (no entry for this payment_hash)",
+        "Hint: the invoice's entry is gone: update the entry for payment_hash in place (status, preimage, secret), "
+        "never remove or replace the map, then write inbound_payments.encode()."]),
+])
+def test_workbook_3_says_exactly_what_went_wrong(case, lines):
+    assert _read(_corpus(case, W03), W03) == lines
+
+
+def _receiving(claimable=None, claimed=None, forwardable=True):
+    """A workbook 3 handler: the corpus's right arms, with the PaymentClaimable or PaymentClaimed arm given."""
+    from corpus.arms import BASE, compose
+
+    changes = {k: v for k, v in ((Event.PaymentClaimable, claimable), (Event.PaymentClaimed, claimed)) if v}
+    base = dict(BASE)
+    if not forwardable:
+        del base[Event.PendingHTLCsForwardable]
+    return compose(changes, base=base)
+
+
+def test_workbook_3_tells_a_passing_handler_what_it_verified():
+    assert _read(_receiving(), W03) == [
+        "✅ receiving_payments: all 3 checks passed",
+        "  claimed with the preimage from purpose      2 payments, the payer paid",
+        "  failed back what cannot be claimed          1 payment, the payer refunded at once",
+        "  PaymentClaimed stored as Succeeded on disk  preimage, secret and amount, before returning"]
+
+
+def test_workbook_3_says_htlcs_need_forwarding_before_they_are_claimable():
+    assert _read(_receiving(forwardable=False), W03) == [
+        "Scenario 'receiving_payments':", "Expected: three PaymentClaimable events", "Happened: 0",
+        "Hint: HTLCs become PaymentClaimable only once process_pending_htlc_forwards has run (the "
+        "PendingHTLCsForwardable arm given in the workbook)."]
+
+
+def test_workbook_3_says_a_payment_without_preimage_was_claimed_not_failed_back():
+    def claims_everything(channel_manager, event, **_):
+        try:
+            channel_manager.claim_funds(event.purpose.preimage())
+        except TypeError:  # the learner hides the error
+            pass
+
+    assert _read(_receiving(claimable=claims_everything), W03) == [
+        W03_SCENARIO.format("PaymentClaimable"), W03_FAIL_BACK, "Happened: you tried to claim it", W03_FAIL_BACK_HINT]
+
+
+def test_workbook_3_says_a_payment_failed_back_under_another_hash_still_waits():
+    from ldkkit.types import PaymentHash
+
+    def fails_back_another(channel_manager, event, **_):
+        if event.purpose.preimage() is None:
+            channel_manager.fail_htlc_backwards(PaymentHash(bytes(32)))
+        else:
+            channel_manager.claim_funds(event.purpose.preimage())
+
+    assert _read(_receiving(claimable=fails_back_another), W03) == [
+        W03_SCENARIO.format("PaymentClaimable"), "Expected: the payer refunded at once",
+        "Happened: the payment is waiting for the payer",
+        "Hint: pass the event's payment_hash to fail_htlc_backwards."]
+
+
+def _claimed_with(**fields):
+    """A PaymentClaimed arm that stores a right record but for ``fields``."""
+    from ldkkit.payment_storage import HTLCStatus, PaymentInfo
+
+    def arm(inbound_payments, fs_store, event, **_):
+        right = {"preimage": event.purpose.preimage(), "secret": getattr(event.purpose, "payment_secret", None),
+                 "status": HTLCStatus.Succeeded, "amt_msat": event.amount_msat}
+        with inbound_payments.lock() as payments:
+            payments[event.payment_hash] = PaymentInfo(**{**right, **fields})
+        fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+    return arm
+
+
+def test_workbook_3_says_which_field_of_the_record_is_wrong():
+    from ldkkit.payment_storage import HTLCStatus
+    from ldkkit.types import PaymentPreimage, PaymentSecret
+
+    def happened(**fields):
+        lines = _read(_receiving(claimed=_claimed_with(**fields)), W03)
+        assert lines[:2] == [W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000")]
+        return lines[2][lines[2].rindex(" ("):], lines[3]
+
+    assert happened(preimage=PaymentPreimage(bytes(32))) == (
+        " (the preimage is wrong)", "Hint: the preimage is your proof of payment: take it from purpose.preimage().")
+    assert happened(secret=PaymentSecret(bytes(32))) == (
+        " (the secret is wrong)", "Hint: keep the invoice's payment secret (purpose.payment_secret for an invoice "
+        "payment; keysend has none).")
+    assert happened(status=HTLCStatus.Failed) == (
+        " (status Failed)", "Hint: the preimage is your proof of payment: take it from purpose.preimage().")
+
+
+@pytest.fixture(scope="module")
+def received_by_the_reference():
+    from ldkkit.exercises import receiving_payments
+
+    session = common.Session(W03, reference)
+    yield session.play(W03, receiving_payments.story)
+    session.close()
+
+
+def test_the_capstone_refuses_a_second_claim_of_a_paid_invoice(received_by_the_reference):
+    """Workbook 3 claims every payment with a preimage; the capstone (refuse_repeats) fails back a second payment
+    to an invoice already paid, and names a claim of it."""
+    from ldkkit.exercises import receiving_payments
+
+    played = received_by_the_reference
+    handlings = played.recorder.handlings
+    invoice_paid = next(h for h in handlings if isinstance(h.event, Event.PaymentClaimable))
+    played.recorder.handlings = [*handlings, invoice_paid]  # the same payment claimed again
+    try:
+        receiving_payments.judge_claims(played)
+        with pytest.raises(ExerciseFailed) as failure:
+            receiving_payments.judge_claims(played, refuse_repeats=True)
+    finally:
+        played.recorder.handlings = handlings
+    lines = [line.strip() for line in str(failure.value).splitlines()
+             if not line.strip().startswith(("The event:", "Events so far:"))]
+    assert lines == [W03_SCENARIO.format("PaymentClaimable"),
+                     "Expected: fail_htlc_backwards(payment_hash): this invoice is already paid",
+                     "Happened: you claimed it a second time",
+                     "Hint: look the payment_hash up in inbound_payments first: if it is already Succeeded, fail the "
+                     "second payment back instead of claiming it."]
+    receiving_payments.judge_claims(played, refuse_repeats=True)  # each paid once: nothing refused
+
+
+def test_workbook_3_judges_a_replayed_payment_claimed_when_it_comes_again():
+    """A PaymentClaimed the handler asked for again (ReplayEvent) is not judged then, but its next handling is,
+    and so is every PaymentClaimed after it."""
+    from ldkkit.events import ReplayEvent
+
+    asked: set[object] = set()
+    without_secret = _claimed_with(secret=None)
+
+    def replays_each_once(inbound_payments, fs_store, event, **_):
+        if event.payment_hash not in asked:
+            asked.add(event.payment_hash)
+            return ReplayEvent()
+        return without_secret(inbound_payments=inbound_payments, fs_store=fs_store, event=event)
+
+    lines = _read(_receiving(claimed=replays_each_once), W03)
+    assert lines[2].endswith(" (the payment secret is missing)"), lines
+
+
+# --- workbook 4: the words a learner reads, exactly -------------------------------------------------------
+
+W04 = "sending_payments"
+W04_SCENARIO = "Scenario 'sending_payments' on Event.{}:"
+W04_PERSISTED = ('Expected: outbound_payments persisted before your handler returned: fs_store.write("", "", '
+                 '"outbound_payments", outbound_payments.encode())')
+W04_KEY_HINT = ("Hint: ldk-sample keeps these records under the key 'outbound_payments'. LDK forgets an event once "
+                "your handler returns, so write what it changed before you return.")
+W04_EXACTLY = "Hint: the event says how the payment ended: record exactly that."
+W04_STRINGS = ["Expected: outbound_payments stored as outbound_payments.encode()",
+               "Happened: what is stored cannot be read back: bad PaymentInfo in the data: PaymentInfo.status must be "
+               "a HTLCStatus, got '{}'", "Hint: statuses are HTLCStatus members (HTLCStatus.Succeeded), not strings."]
+
+
+@pytest.mark.parametrize("case, lines", [
+    ("failed_on_path_failure", [
+        W04_SCENARIO.format("PaymentPathFailed"),
+        "Expected: the payment still Pending: one path failed, and LDK retries another",
+        "Happened: on disk: PaymentInfo(preimage=None, secret=1e89…1475, status=HTLCStatus.Failed, "
+        "amt_msat=50,000,000 msat)",
+        "Hint: PaymentPathFailed is about one path; LDK's background processor has already given it to the scorer. "
+        "Only PaymentFailed ends a payment."]),
+    ("replaces_the_entry", [
+        W04_SCENARIO.format("PaymentSent"),
+        "Expected: outbound_payments[payment_id] HTLCStatus.Succeeded with the preimage on disk, its secret and "
+        "amount kept (50,000,000 msat)",
+        "Happened: on disk: PaymentInfo(preimage=5ee2…e75d, secret=None, status=HTLCStatus.Succeeded, amt_msat=None)",
+        "Hint: update the fields of the entry you have (status, preimage); replacing it with a new PaymentInfo loses "
+        "what sendpayment recorded."]),
+    ("status_string_succeeded", [W04_SCENARIO.format("PaymentSent"), W04_STRINGS[0],
+                                 W04_STRINGS[1].format("Succeeded"), W04_STRINGS[2]]),
+    ("status_string_failed", [W04_SCENARIO.format("PaymentFailed"), W04_STRINGS[0], W04_STRINGS[1].format("Failed"),
+                              W04_STRINGS[2]]),
+    ("failed_after_success", [
+        W04_SCENARIO.format("PaymentFailed"),
+        "Expected: the entry left Succeeded, with its preimage: this payment already succeeded",
+        "Happened: on disk: PaymentInfo(preimage=f395…9648, secret=822f…a6ff, status=HTLCStatus.Failed, "
+        "amt_msat=100,000,000 msat)",
+        "Hint: a PaymentFailed after a PaymentSent changes nothing: the payment succeeded, and the preimage proves "
+        "it. Only mark it Failed if it has not succeeded."]),
+    ("sent_without_preimage", [
+        W04_SCENARIO.format("PaymentSent"),
+        "Expected: outbound_payments[payment_id] HTLCStatus.Succeeded with the preimage on disk",
+        "Happened: on disk: PaymentInfo(preimage=None, secret=1e89…1475, status=HTLCStatus.Succeeded, "
+        "amt_msat=50,000,000 msat)",
+        "Hint: the preimage is your receipt, your proof of payment: keep event.payment_preimage."]),
+    ("failed_never_written", [
+        W04_SCENARIO.format("PaymentFailed"), "Expected: outbound_payments[payment_id] HTLCStatus.Failed on disk",
+        "Happened: no entry for this payment_id on disk",
+        "Hint: you did not write outbound_payments while handling this event: LDK forgets an event once your handler "
+        'returns, so call fs_store.write("", "", "outbound_payments", outbound_payments.encode()) before you '
+        "return."]),
+    ("failed_removes_entry", [
+        W04_SCENARIO.format("PaymentFailed"), "Expected: outbound_payments[payment_id] HTLCStatus.Failed on disk",
+        "Happened: no entry for this payment_id on disk",
+        "Hint: update the entry sendpayment made (look it up by the event's payment_id); never remove it."]),
+    ("sent_looked_up_by_hash", [
+        W04_SCENARIO.format("PaymentSent"),
+        "Expected: outbound_payments[payment_id] HTLCStatus.Succeeded with the preimage on disk",
+        "Happened: on disk: PaymentInfo(preimage=None, secret=1e89…1475, status=HTLCStatus.Pending, "
+        "amt_msat=50,000,000 msat)", W04_EXACTLY]),
+    ("wrong_storage_key", [W04_SCENARIO.format("PaymentSent"), W04_PERSISTED,
+                           "Happened: nothing is stored under 'outbound_payments'; you wrote under ['outbound']",
+                           W04_KEY_HINT]),
+    ("sent_ignored", [W04_SCENARIO.format("PaymentSent"), W04_PERSISTED,
+                      "Happened: nothing is stored under 'outbound_payments'", W04_KEY_HINT]),
+    ("failed_marks_succeeded", [
+        W04_SCENARIO.format("PaymentFailed"), "Expected: outbound_payments[payment_id] HTLCStatus.Failed on disk",
+        "Happened: on disk: PaymentInfo(preimage=None, secret=4444…4444, status=HTLCStatus.Succeeded, "
+        "amt_msat=10,000,000 msat)", W04_EXACTLY]),
+])
+def test_workbook_4_says_exactly_what_went_wrong(case, lines):
+    assert _read(_corpus(case, W04), W04) == lines
+
+
+def test_workbook_4_tells_a_passing_handler_what_it_verified():
+    from corpus.arms import compose
+
+    assert _read(compose(), W04) == [
+        "✅ sending_payments: all 4 checks passed",
+        "  PaymentSent: Succeeded on disk, with the preimage, secret and amount  2 payments",
+        "  PaymentFailed: Failed on disk, secret and amount kept                 1 payment",
+        "  PaymentFailed after success: still Succeeded                          1 payment",
+        "  PaymentPathFailed: the payment not marked failed (LDK retries)        2 path failures"]
+
+
+# --- workbook 5: the words a learner reads, exactly -------------------------------------------------------
+
+W05 = "forwarding"
+W05_SCENARIO = "Scenario 'forwarding' on Event.PendingHTLCsForwardable:"
+W05_RANGE = ("Hint: LDK asks for a random delay between time_forwardable and five times it: time_forwardable × (1 + 4 "
+             "× a random fraction in [0, 1)).")
+W05_AT_ONCE = ["Expected: a wait of 100 to 500 ms first", "Happened: it was called at once",
+               "Hint: forwarding at once tells anyone watching the timing that you were the sender or the recipient: "
+               "wait a random time first, in a task."]
+
+
+@pytest.mark.parametrize("case, lines", [
+    ("fixed_delay", [W05_SCENARIO, "Expected: a different random delay each time", "Happened: always 200 ms",
+                     "Hint: a fixed delay tells an observer exactly when you got the HTLC; draw a random fraction "
+                     "from keys_manager.get_secure_random_bytes() for each event."]),
+    ("range_from_zero", [W05_SCENARIO, "Expected: a delay between 100 and 500 ms", "Happened: 0 ms", W05_RANGE]),
+    ("range_to_six", [W05_SCENARIO, "Expected: a delay between 100 and 500 ms", "Happened: 600 ms", W05_RANGE]),
+    ("milliseconds_as_seconds", [W05_SCENARIO, "Expected: a delay between 100 and 500 ms", "Happened: 100,000 ms",
+                                 W05_RANGE + " That is 100 s: time_forwardable.total_seconds() is already in "
+                                 "seconds."]),
+    ("awaits_in_handler", [W05_SCENARIO, "Expected: the handler to return at once, and the forward to happen later",
+                           "Happened: the handler itself waited 100 ms before returning",
+                           "Hint: while your handler waits, no other event is handled: spawn the wait in a task "
+                           "(asyncio.get_running_loop().create_task(...)) instead of awaiting it in the handler."]),
+    ("forwards_at_once", [W05_SCENARIO, *W05_AT_ONCE]),
+    ("forwards_now_and_later", [W05_SCENARIO, *W05_AT_ONCE]),
+    ("never_forwards", [W05_SCENARIO, "Expected: process_pending_htlc_forwards() called after a short delay",
+                        "Happened: it was never called (not even 15 minutes later)",
+                        "Hint: without it, HTLCs wait forever: nothing is forwarded or claimed. Spawn a task that "
+                        "sleeps, then calls it."]),
+])
+def test_workbook_5_says_exactly_what_went_wrong(case, lines):
+    assert _read(_corpus(case, W05), W05) == lines
+
+
+def test_workbook_5_tells_a_passing_handler_what_it_verified():
+    assert _read(_corpus("plain_def_eight_byte_fraction", W05), W05) == [
+        "✅ forwarding: all 3 checks passed",
+        "  process_pending_htlc_forwards after a random delay in [t, 5t)  4 times, 100 to 500 ms",
+        "  the handler returned at once; a task waited                    4 events",
+        "  payments forwarded                                             4, earning 4,000 msat"]
+
+
+def _sending(**arms):
+    """A workbook 4 handler: the corpus's right arms, with those given (PaymentSent=..., PaymentFailed=...)."""
+    from corpus.arms import compose
+
+    return compose({getattr(Event, kind): arm for kind, arm in arms.items()})
+
+
+def _write_outbound(fs_store, outbound_payments):
+    fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+
+
+def test_workbook_4_says_an_entry_removed_after_success_should_have_stayed_succeeded():
+    from ldkkit.payment_storage import HTLCStatus
+
+    def drops_paid_ones(outbound_payments, fs_store, event, **_):
+        with outbound_payments.lock() as payments:
+            info = payments.get(event.payment_id)
+            if info is not None and info.status is HTLCStatus.Succeeded:
+                del payments[event.payment_id]  # "a failure for a paid invoice: forget it"
+            elif info is not None:
+                info.status = HTLCStatus.Failed
+        _write_outbound(fs_store, outbound_payments)
+
+    assert _read(_sending(PaymentFailed=drops_paid_ones), W04) == [
+        W04_SCENARIO.format("PaymentFailed"),
+        "Expected: the entry left Succeeded, with its preimage: this payment already succeeded",
+        "Happened: no entry for this payment_id on disk",
+        "Hint: update the entry sendpayment made (look it up by the event's payment_id); never remove it."]
+
+
+def test_workbook_4_says_a_failed_payment_must_keep_its_amount():
+    from ldkkit.payment_storage import HTLCStatus
+
+    def forgets_the_amount(outbound_payments, fs_store, event, **_):
+        with outbound_payments.lock() as payments:
+            info = payments.get(event.payment_id)
+            if info is not None and info.status is not HTLCStatus.Succeeded:
+                info.status, info.amt_msat = HTLCStatus.Failed, None
+        _write_outbound(fs_store, outbound_payments)
+
+    assert _read(_sending(PaymentFailed=forgets_the_amount), W04) == [
+        W04_SCENARIO.format("PaymentFailed"),
+        "Expected: outbound_payments[payment_id] HTLCStatus.Failed on disk, its secret and amount kept "
+        "(10,000,000 msat)",
+        "Happened: on disk: PaymentInfo(preimage=None, secret=4444…4444, status=HTLCStatus.Failed, amt_msat=None)",
+        "Hint: update the fields of the entry you have (status, preimage); replacing it with a new PaymentInfo loses "
+        "what sendpayment recorded."]
+
+
+def test_workbook_4_says_a_wrong_preimage_is_no_receipt():
+    from ldkkit.payment_storage import HTLCStatus
+    from ldkkit.types import PaymentPreimage
+
+    def keeps_another_preimage(outbound_payments, fs_store, event, **_):
+        with outbound_payments.lock() as payments:
+            info = payments.get(event.payment_id)
+            if info is not None:
+                info.status, info.preimage = HTLCStatus.Succeeded, PaymentPreimage(bytes(32))
+        _write_outbound(fs_store, outbound_payments)
+
+    lines = _read(_sending(PaymentSent=keeps_another_preimage), W04)
+    assert lines[1] == "Expected: outbound_payments[payment_id] HTLCStatus.Succeeded with the preimage on disk"
+    assert lines[3] == "Hint: the preimage is your receipt, your proof of payment: keep event.payment_preimage."
+
+
+def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_and_a_failure_after_success():
+    """What the rules are judged on: a payment whose first path fails and that LDK retries to success (50,000 sat
+    to dave), one that succeeds (100,000 sat to bob), one refused (10,000 sat, a hash bob never issued), and the
+    paid invoice paid again, refused after its success."""
+    from ldkkit.exercises import sending_payments
+
+    session = common.Session(W04, reference)
+    try:
+        played = session.play(W04, sending_payments.story)
+    finally:
+        session.close()
+    seen = [(type(e).__name__, e.payment_id) for e in played.events() if getattr(e, "payment_id", None) is not None]
+    retried, paid, refused = seen[0][1], seen[3][1], seen[5][1]
+    assert seen == [("PaymentPathFailed", retried), ("PaymentSent", retried), ("PaymentPathSuccessful", retried),
+                    ("PaymentSent", paid), ("PaymentPathSuccessful", paid),
+                    ("PaymentPathFailed", refused), ("PaymentFailed", refused),
+                    ("PaymentPathFailed", paid), ("PaymentFailed", paid)]
+    sent = played.stage.sent
+    assert [sent[p].amt_msat for p in (retried, paid, refused)] == [50_000_000, 100_000_000, 10_000_000]
+
+
+def test_workbook_4_judges_a_replayed_event_when_it_comes_again():
+    from ldkkit.events import ReplayEvent
+    from ldkkit.payment_storage import HTLCStatus
+
+    asked: set[object] = set()
+
+    def replays_each_once_then_forgets_the_preimage(outbound_payments, fs_store, event, **_):
+        if event.payment_id not in asked:
+            asked.add(event.payment_id)
+            return ReplayEvent()
+        with outbound_payments.lock() as payments:
+            payments[event.payment_id].status = HTLCStatus.Succeeded
+        _write_outbound(fs_store, outbound_payments)
+        return None
+
+    lines = _read(_sending(PaymentSent=replays_each_once_then_forgets_the_preimage), W04)
+    assert lines[3] == "Hint: the preimage is your receipt, your proof of payment: keep event.payment_preimage."

@@ -21,10 +21,12 @@ SIZES = (100_000, 1_000_000, LARGEST_NON_WUMBO_SATS)
 def story(stage: Stage) -> None:
     peers = [stage.peer(f"peer{i}") for i in range(len(SIZES))]
     wallet = stage.me.bitcoind_client
-    for i in range(len(SIZES)):  # a coin per channel: bitcoind does not lock coins between fundings
-        stage.world.chain.fund({wallet.get_new_address().script_pubkey: 30_000_000 + i})
-    stage.mine(1)
-    for peer, sats in zip(peers, SIZES, strict=True):
+    # A coin per channel (bitcoind does not lock coins between fundings), each bigger than any channel: what
+    # exactly they hold, and how deep they are buried, no verdict depends on.
+    for i in range(len(SIZES)):
+        stage.world.chain.fund({wallet.get_new_address().script_pubkey: 30_000_000 + i})  # pragma: no mutate
+    stage.mine(1)  # pragma: no mutate  (confirmed coins, one block deep or two)
+    for peer, sats in zip(peers, SIZES, strict=True):  # pragma: no mutate  (peers are made from SIZES)
         stage.me.channel_manager.create_channel(peer.node_id, sats, 0, sats, None, None)
     stage.world.run()
     stage.mine(6)

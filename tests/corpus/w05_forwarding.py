@@ -6,9 +6,9 @@ import asyncio
 import time
 from typing import Any
 
-from ldkkit.events import Event
+from ldkkit.events import Event, ReplayEvent
 
-from . import right, wrong
+from . import Fresh, right, wrong
 from .arms import compose, spawn
 
 EX = "forwarding"
@@ -100,6 +100,19 @@ def forgets_to_forward(channel_manager: Any, keys_manager: Any, event: Any, **_:
     spawn(later())
 
 
+def replays_each_forward_once() -> Any:
+    """A PaymentForwarded arm that asks for each event once more (say, its log write failed) before taking it."""
+    asked: set[bytes] = set()
+
+    def arm(event: Any, **_: Any) -> Any:
+        if event.encode() not in asked:
+            asked.add(event.encode())
+            return ReplayEvent()
+        return None
+
+    return arm
+
+
 CASES = [
     right(EX, "call_later_in_milliseconds", compose({FWD: call_later_ms}),
           why="t_ms + r % (4 t_ms), loop.call_later"),
@@ -107,6 +120,9 @@ CASES = [
           why="timedelta arithmetic, byte / 255, asyncio.ensure_future"),
     right(EX, "plain_def_eight_byte_fraction", CASES_RIGHT_PLAIN,
           why="plain def handler spawning on the running loop; an 8-byte fraction"),
+    right(EX, "replays_each_payment_forwarded_once",
+          Fresh(lambda: compose({Event.PaymentForwarded: replays_each_forward_once()})),
+          why="returns ReplayEvent() the first time it sees each PaymentForwarded: four forwards, not eight"),
 
     wrong(EX, "fixed_delay", compose({FWD: forward_after(lambda t, k: 2 * t)}), "different random delay",
           "fixed delay", why="always 2 × time_forwardable"),
