@@ -76,3 +76,23 @@ def test_a_sleeping_processors_timers_never_run_past_a_coroutine_waiting_for_tim
             world.advance(100)
         assert woke[0][0] == 45
         assert woke[0][1] - pings == 4  # the thread form pings at 11, 22, 33 and 44 s (after more than 10 s)
+
+
+def test_a_timer_that_fails_on_one_node_is_raised_and_the_other_nodes_timers_go_on():
+    import pytest
+
+    with World(seed=0) as world:
+        a, b = world.add_node("a", persist=False), world.add_node("b", persist=False)
+
+        failures = [RuntimeError("a's monitor is broken")]
+
+        def broken() -> None:  # once
+            if failures:
+                raise failures.pop()
+
+        a.chain_monitor.rebroadcast_pending_claims = broken
+        b_ticks = _calls(b, world, "chain_monitor", "rebroadcast_pending_claims")
+        with pytest.raises(RuntimeError, match="a's monitor is broken"):
+            world.advance(30)
+        world.advance(30)
+        assert b_ticks == [30, 60]

@@ -274,11 +274,14 @@ class World:
                 node = self.nodes[name]
                 if not self._world_drives(node):
                     continue
-                for _ in range(REBROADCAST_TIMER // PING_TIMER):
-                    node.peer_manager.timer_tick_occurred()
-                if elapsed % FRESHNESS_TIMER == 0:
-                    node.channel_manager.timer_tick_occurred()
-                node.chain_monitor.rebroadcast_pending_claims()
+                try:
+                    for _ in range(REBROADCAST_TIMER // PING_TIMER):
+                        node.peer_manager.timer_tick_occurred()
+                    if elapsed % FRESHNESS_TIMER == 0:
+                        node.channel_manager.timer_tick_occurred()
+                    node.chain_monitor.rebroadcast_pending_claims()
+                except Exception as e:  # raised by the world's next call; the other nodes' timers go on
+                    self.errors.append(e)
 
     @staticmethod
     def _world_drives(node: Node) -> bool:
