@@ -1,4 +1,5 @@
-"""Shared test settings: a hypothesis profile quick enough to run often."""
+"""Shared test settings: a hypothesis profile quick enough to run often, and the narrowed selections of
+mutation testing (``python3 kit.py mutate --tests ...``, see tools/mutation.py)."""
 
 import os
 
@@ -10,3 +11,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "kit"))
 
 # Checks record progress; keep the test run's (and the notebook kernels') out of the user's home.
 os.environ.setdefault("LDKKIT_PROGRESS_FILE", os.path.join(__import__("tempfile").mkdtemp(), "progress.json"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """``LDKKIT_MUTATE_TESTS``: space-separated node-id prefixes; only the tests they name run. Mutation
+    testing sets it (tools/mutation.py) so that each mutant runs the tests that judge its module, not all."""
+    prefixes = os.environ.get("LDKKIT_MUTATE_TESTS", "").split()
+    if not prefixes:
+        return
+    kept = [item for item in items if item.nodeid.startswith(tuple(prefixes))]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept

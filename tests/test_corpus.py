@@ -14,6 +14,7 @@ thread of the check may be left running (``test_no_check_thread_left``).
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import re
 import threading
 import time
@@ -24,7 +25,10 @@ from corpus import FAIL, PASS, Case, all_cases
 
 from ldkkit.exercises import ExerciseFailed, check
 
-CASES = all_cases()
+#: ``LDKKIT_CORPUS_ONLY=<workbook>[,<workbook>...]`` (mutation testing's ``--corpus``): those workbooks'
+#: cases only, each judged on its own, so that a mutant runs only the cases that reach the code it changed.
+ONLY = os.environ.get("LDKKIT_CORPUS_ONLY", "").split(",") if os.environ.get("LDKKIT_CORPUS_ONLY") else None
+CASES = [c for c in all_cases() if ONLY is None or c.exercise in ONLY]
 
 
 @dataclass(frozen=True)
@@ -111,8 +115,9 @@ def together(case: Case) -> Outcome:
 
 
 def outcome_of(case: Case) -> Outcome:
-    """Handlers that never return run alone (their threads are watched); the rest in the concurrent pass."""
-    return alone(case) if _never_returns(case) else together(case)
+    """Handlers that never return run alone (their threads are watched); the rest in the concurrent pass
+    (unless the corpus is narrowed to one workbook: then each case alone)."""
+    return alone(case) if ONLY or _never_returns(case) else together(case)
 
 
 def assert_verdict(case: Case, outcome: Outcome) -> None:
