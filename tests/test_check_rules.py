@@ -518,6 +518,94 @@ def test_workbook_3_tells_a_passing_handler_what_it_verified():
         "  PaymentClaimed stored as Succeeded on disk  preimage, secret and amount, before returning"]
 
 
+def test_workbook_3_counts_a_payment_claimable_asked_for_again_once():
+    """A PaymentClaimable the handler replays (ReplayEvent, as LDK allows) is one payment, not two."""
+    from corpus.arms import BASE
+
+    from ldkkit.events import ReplayEvent
+
+    asked: set[object] = set()
+
+    def replays_each_once(**kw):
+        if kw["event"].payment_hash not in asked:
+            asked.add(kw["event"].payment_hash)
+            return ReplayEvent()
+        return BASE[Event.PaymentClaimable](**kw)
+
+    assert _read(_receiving(claimable=replays_each_once), W03)[1] == (
+        "  claimed with the preimage from purpose      2 payments, the payer paid")
+
+
+def test_an_event_asked_for_again_every_time_is_named_with_its_hand_overs():
+    """A handler that answers an event with ReplayEvent every time never handles it, and LDK hands over nothing
+    after it: the failure says so, with the hand-overs counted in the path of events."""
+    from ldkkit.events import ReplayEvent
+    from ldkkit.exercises import check
+
+    with pytest.raises(ExerciseFailed) as failure:
+        check(W03, _receiving(claimable=lambda **_: ReplayEvent()))
+    lines = [line.strip() for line in str(failure.value).splitlines() if not line.strip().startswith("The event:")]
+    assert lines == [
+        W03_SCENARIO.format("PaymentClaimable"),
+        "Expected: the event handled in the end (None returned once what failed works again)",
+        "Happened: your handler asked for it again each of the 57 times it was handed over, so it was never "
+        "handled, and LDK hands over no event after it until it is",
+        "Events so far: OpenChannelRequest → ChannelPending → ChannelReady → PendingHTLCsForwardable → "
+        "[PaymentClaimable ×57]",
+        "Hint: return ReplayEvent() only when something failed that may work next time, such as fs_store.write "
+        "raising OSError; once it works, return nothing."]
+
+
+def test_a_long_story_stops_an_event_asked_for_again_at_its_100th_hand_over():
+    """Workbook 6 mines for days of simulated time; asked for again every 100 ms, a SpendableOutputs would be
+    handed over a million times. The check stops at the 100th, on the count, not on a clock."""
+    from corpus.arms import compose
+
+    from ldkkit.events import ReplayEvent
+
+    lines = _read(compose({Event.SpendableOutputs: lambda **_: ReplayEvent()}), "on_chain")
+    assert lines[:3] == [
+        "Scenario 'on_chain' on Event.SpendableOutputs:",
+        "Expected: the event handled in the end (None returned once what failed works again)",
+        "Happened: your handler asked for it again each of the 100 times it was handed over, so it was never "
+        "handled, and LDK hands over no event after it until it is"]
+
+
+def test_an_event_asked_for_again_at_the_end_of_a_story_is_named_too(received_by_the_reference):
+    """Fewer than 100 hand-overs, but the story ended with the event still asked for again: never handled."""
+    from ldkkit.events import ReplayEvent
+
+    played = received_by_the_reference
+    last = played.recorder.handlings[-1]
+    result = last.result
+    last.result = ReplayEvent()
+    try:
+        with pytest.raises(ExerciseFailed, match="asked for it again each of the 1 times it was handed over"):
+            common._check_handled(played)
+    finally:
+        last.result = result
+    common._check_handled(played)
+
+
+def test_a_handling_asked_for_again_does_not_count_the_next_one_does(received_by_the_reference):
+    from ldkkit.events import ReplayEvent
+
+    played = received_by_the_reference
+    recorder = played.recorder
+    first = next(h for h in recorder.handlings if isinstance(h.event, Event.PaymentClaimable))
+    again = dataclasses.replace(first, result=None)
+    first.result = ReplayEvent()
+    recorder.handlings.insert(recorder.handlings.index(first) + 1, again)
+    try:
+        assert recorder.handling_of(first.event) is again
+        assert [h for h in played.handled(Event.PaymentClaimable) if h.event is first.event] == [again]
+        assert played.events(Event.PaymentClaimable).count(first.event) == 1
+        assert "PendingHTLCsForwardable → [PaymentClaimable ×2]" in common._path(played, first.event)
+    finally:
+        recorder.handlings.remove(again)
+        first.result = None
+
+
 def test_workbook_3_says_htlcs_need_forwarding_before_they_are_claimable():
     assert _read(_receiving(forwardable=False), W03) == [
         "Scenario 'receiving_payments':", "Expected: three PaymentClaimable events", "Happened: 0",
@@ -580,7 +668,8 @@ def test_workbook_3_says_which_field_of_the_record_is_wrong():
         " (the secret is wrong)", "Hint: keep the invoice's payment secret (purpose.payment_secret for an invoice "
         "payment; keysend has none).")
     assert happened(status=HTLCStatus.Failed) == (
-        " (status Failed)", "Hint: the preimage is your proof of payment: take it from purpose.preimage().")
+        " (status Failed)", "Hint: PaymentClaimed means the money is yours: the payment Succeeded "
+        "(HTLCStatus.Succeeded).")
 
 
 @pytest.fixture(scope="module")
@@ -600,13 +689,17 @@ def test_the_capstone_refuses_a_second_claim_of_a_paid_invoice(received_by_the_r
     played = received_by_the_reference
     handlings = played.recorder.handlings
     invoice_paid = next(h for h in handlings if isinstance(h.event, Event.PaymentClaimable))
-    played.recorder.handlings = [*handlings, invoice_paid]  # the same payment claimed again
+    paid_again = dataclasses.replace(invoice_paid, event=dataclasses.replace(invoice_paid.event))  # a 2nd payment
+    calls = played.recorder.calls
+    played.recorder.calls = [*calls, *(dataclasses.replace(c, handling=paid_again)
+                                       for c in played.recorder.calls_for(invoice_paid))]
+    played.recorder.handlings = [*handlings, paid_again]  # the same invoice paid and claimed again
     try:
         receiving_payments.judge_claims(played)
         with pytest.raises(ExerciseFailed) as failure:
             receiving_payments.judge_claims(played, refuse_repeats=True)
     finally:
-        played.recorder.handlings = handlings
+        played.recorder.handlings, played.recorder.calls = handlings, calls
     lines = [line.strip() for line in str(failure.value).splitlines()
              if not line.strip().startswith(("The event:", "Events so far:"))]
     assert lines == [W03_SCENARIO.format("PaymentClaimable"),

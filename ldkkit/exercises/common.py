@@ -59,6 +59,19 @@ class HandlerStopped(BaseException):
 MAX_CALLS_PER_EVENT = 10_000
 
 
+#: An event your handler asked for again (ReplayEvent) this many times in a row will not be handled: stopped.
+MAX_REPLAYS = 100
+
+
+class NeverHandled(Exception):
+    """Raised by the check, not by your handler, instead of handing over an event it asked for again
+    :data:`MAX_REPLAYS` times in a row: LDK would go on handing it over, and nothing after it, for ever."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__(type(event).__name__)
+        self.event = event
+
+
 class BlockingCall(Exception):
     """Raised inside a handler that calls ``time.sleep``: it would block every other event."""
 
@@ -172,6 +185,7 @@ class Recorder:
         self.planned_draws: Optional[tuple[type, list[bytes]]] = None
         self.task_steps: list[TaskStep] = []
         self._proxies: dict[int, _Recorded] = {}
+        self._replays: dict[int, int] = {}  # id(event): how many times in a row your handler asked for it again
         chain_broadcast = world.chain.broadcast
 
         def broadcast(tx: Any) -> Any:
@@ -185,6 +199,8 @@ class Recorder:
         @functools.wraps(handler)
         def handle_ldk_events(*args: Any) -> Any:
             components, event = args[:-1], args[-1]
+            if self._replays.get(id(event), 0) >= MAX_REPLAYS:
+                raise NeverHandled(event)
             given = Event.decode(event.encode())
             proxies = [self._proxy(name, c) for name, c in zip(HANDLER_PARAMETERS, components, strict=True)]
             handling = Handling(event, given, self.world.clock.now(), time.monotonic(), threading.get_ident())
@@ -225,6 +241,8 @@ class Recorder:
     def _finish(self, handling: Handling, result: Any) -> None:
         handling.finished = self.world.clock.now()
         handling.result = result
+        key = id(handling.event)
+        self._replays[key] = self._replays.get(key, 0) + 1 if replayed(handling) else 0
         node = self.node
         if node is not None:
             handling.stored = {key: _read(node, key) for key in STORED_KEYS}
@@ -280,8 +298,13 @@ class Recorder:
 
     # --- questions a check asks -------------------------------------------------------------
 
-    def handled(self, kind: type) -> list[Handling]:
-        return [h for h in self.handlings if isinstance(h.event, kind)]
+    def handled(self, kind: type = Event) -> list[Handling]:
+        """For each event of ``kind`` given to your handler, in order, the handling that counts (``handling_of``)."""
+        by_event: dict[int, list[Handling]] = {}
+        for h in self.handlings:
+            if isinstance(h.event, kind):
+                by_event.setdefault(id(h.event), []).append(h)
+        return [_counted(handlings) for handlings in by_event.values()]
 
     def calls_for(self, handling: Handling, name: Optional[str] = None) -> list[Call]:
         return [c for c in self.calls if c.handling is handling and (name is None or c.name == name)]
@@ -289,8 +312,10 @@ class Recorder:
     def calls_to(self, name: str) -> list[Call]:
         return [c for c in self.calls if c.name == name]
 
-    def first_handling(self, event: Event) -> Handling:
-        return next(h for h in self.handlings if h.event is event or h.event == event)
+    def handling_of(self, event: Event) -> Handling:
+        """The handling of ``event`` that counts: the first your handler did not answer with ``ReplayEvent``
+        (an event asked for again comes again, and is judged then), or its last if it asked every time."""
+        return _counted([h for h in self.handlings if h.event is event])
 
     def in_progress(self) -> list[Handling | TaskStep]:
         return ([h for h in self.handlings if h.finished is None and h.wall_started is not None]
@@ -435,10 +460,11 @@ class Played:
         return self.stage.me
 
     def events(self, kind: type = Event) -> list[Event]:
-        """The check's own copies of the events your handler was given, in order (replays again)."""
-        return [h.event for h in self.recorder.handlings if isinstance(h.event, kind)]
+        """The check's own copies of the events your handler was given, in order, each once (not its replays)."""
+        return [h.event for h in self.recorder.handled(kind)]
 
-    def handled(self, kind: type) -> list[Handling]:
+    def handled(self, kind: type = Event) -> list[Handling]:
+        """Each event's handling that counts, in order (see :meth:`Recorder.handling_of`)."""
         return self.recorder.handled(kind)
 
 
@@ -489,6 +515,7 @@ class Session:
             raise cannot_go_on(name, e, played) from None
         finally:
             recorder.node = stage.me  # a restart gives a new node
+        _check_handled(played)
         self.played.append(played)
         return played
 
@@ -517,9 +544,31 @@ def _check_untouched(played: Played) -> None:
                        "Decide from the fields as they are.", note_changes=False)
 
 
+def _counted(handlings: list[Handling]) -> Handling:
+    """Of one event's hand-overs, the one that counts (see ``Recorder.handling_of``)."""
+    return next((h for h in handlings if not replayed(h)), handlings[-1])
+
+
 def replayed(handling: Handling) -> bool:
     """Whether your handler asked for this event again (returned or raised ``ReplayEvent``)."""
     return isinstance(handling.result, ReplayEvent) or handling.result is ReplayEvent
+
+
+def _check_handled(played: Played) -> None:
+    """Every event was handled in the end: one your handler asked for every time (ReplayEvent) never was,
+    and LDK hands over no event after it until it is."""
+    for handling in played.recorder.handled():
+        if replayed(handling):
+            raise never_handled(played, handling.event)
+
+
+def never_handled(played: Played, event: Event) -> ExerciseFailed:
+    times = sum(h.event is event for h in played.recorder.handlings)
+    return fail(played, event, "the event handled in the end (None returned once what failed works again)",
+                f"your handler asked for it again each of the {times} times it was handed over, so it was never "
+                "handled, and LDK hands over no event after it until it is",
+                "return ReplayEvent() only when something failed that may work next time, such as fs_store.write "
+                "raising OSError; once it works, return nothing.")
 
 
 def _check_answers(played: Played) -> None:
@@ -628,12 +677,21 @@ def _changed_fields(played: Played, event: Optional[Event]) -> list[str]:
 
 
 def _path(played: Played, upto: Optional[Event]) -> str:
-    names = []
+    """The events handed over, up to ``upto`` (its handling that counts, marked); an event handed over
+    several times in a row (replays asked for) shows once, with the count: ``PaymentClaimed ×3``."""
+    runs: list[list[Any]] = []  # [event, times handed over in a row]
+    handed = any(h.event is upto for h in played.recorder.handlings)
+    mark = played.recorder.handling_of(upto) if upto is not None and handed else None  # not a replay asked for
     for handling in played.recorder.handlings:
-        names.append(type(handling.event).__name__)
-        if upto is not None and handling.event is upto:
-            names[-1] = f"[{names[-1]}]"
+        if runs and runs[-1][0] is handling.event:
+            runs[-1][1] += 1
+        else:
+            runs.append([handling.event, 1])
+        if handling is mark:
             break
+    names = [type(event).__name__ + (f" ×{times}" if times > 1 else "") for event, times in runs]
+    if mark is not None:
+        names[-1] = f"[{names[-1]}]"
     if len(names) > 14:
         names = names[:3] + ["..."] + names[-10:]
     return " → ".join(names) or "none"
@@ -666,6 +724,8 @@ def handler_error(scenario: str, error: EventHandlerError, played: Optional[Play
     cause = error.error
     if isinstance(cause, HandlerStopped):
         return ExerciseFailed(f"{scenario}: your handler was stopped: it overran its time")
+    if isinstance(cause, NeverHandled) and played is not None:
+        return never_handled(played, cause.event)
     if isinstance(cause, LearnerExit):
         cause = cause.error
     hint = "read the traceback above: its last lines point at the line of your handler that failed."

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..events import Event
 from ..scenarios import Stage
-from .common import CheckResult, Handling, Played, Session, fail, replayed
+from .common import CheckResult, Handling, Played, Session, fail
 
 PAYMENTS_MSAT = (100_000_000, 200_000_000, 50_000_000, 70_000_000)
 #: The random bytes your handler is given for its delays: the extremes first, so the range shows.
@@ -34,8 +34,7 @@ def story(stage: Stage) -> None:
 def rules(session: Session, result: CheckResult) -> None:
     played = session.play("forwarding", story, draws_for=(Event.PendingHTLCsForwardable, EXTREME_DRAWS))
     delays = judge_forwards(played)
-    # Each forward once: a PaymentForwarded your handler asked for again (ReplayEvent) comes again, and counts then.
-    forwarded = [h.event for h in played.handled(Event.PaymentForwarded) if not replayed(h)]
+    forwarded = played.events(Event.PaymentForwarded)
     if len(forwarded) != len(PAYMENTS_MSAT):
         raise fail(played, None, f"{len(PAYMENTS_MSAT)} PaymentForwarded events", f"{len(forwarded)}",
                    "a forward completes once the next hop's preimage comes back through you.")

@@ -46,7 +46,7 @@ def rules(session: Session, result: CheckResult) -> None:
 def judge_funding(played: Played) -> None:
     for event in sorted(played.events(Event.FundingGenerationReady), key=lambda e: e.channel_value_satoshis):
         where = f"{played.name} ({event.channel_value_satoshis:,} sats)"
-        handling = played.recorder.first_handling(event)
+        handling = played.recorder.handling_of(event)
         own = [tx for tx, mine in played.recorder.broadcasts if mine and _pays(tx, event) is not None]
         if own:
             raise fail(where, event, "the signed transaction handed to funding_transaction_generated, and nothing "
@@ -104,7 +104,7 @@ def _sats_as_btc(error: BaseException, event: Event, played: Played | None) -> s
 @error_hint(lambda e, event: isinstance(event, Event.FundingGenerationReady) and "No output matched" in str(e))
 def _wrong_output(error: BaseException, event: Event, played: Played | None) -> str:
     if played is not None:
-        return _unit_hint(played, played.recorder.first_handling(event))
+        return _unit_hint(played, played.recorder.handling_of(event))
     return "one output, to Address.from_script(output_script, network), of channel_value_satoshis / 100_000_000 BTC."
 
 

@@ -45,7 +45,7 @@ def rules(session: Session, result: CheckResult) -> None:
 
 
 def _answers(played: Played, request: Event.OpenChannelRequest) -> tuple[list, list, list]:
-    handling = played.recorder.first_handling(request)
+    handling = played.recorder.handling_of(request)
     calls = played.recorder.calls_for(handling)
     by = lambda *names: [c for c in calls if c.name.split(".")[-1] in names]  # noqa: E731
     return (by("accept_inbound_channel"), by("accept_inbound_channel_from_trusted_peer_0conf"),

@@ -16,7 +16,7 @@ from ..payment_storage import HTLCStatus
 from ..routing.router import PaymentParameters, RouteParameters
 from ..scenarios import Stage
 from ..types import PaymentId, PaymentPreimage
-from .common import CheckResult, Played, Session, fail, replayed, stored_record
+from .common import CheckResult, Played, Session, fail, stored_record
 
 #: A hash whose preimage your node never had: a payment to it cannot be claimed.
 UNKNOWN_PREIMAGE = PaymentPreimage(b"\x5a" * 32)
@@ -49,7 +49,8 @@ def rules(session: Session, result: CheckResult) -> None:
                    "PendingHTLCsForwardable arm given in the workbook).")
     judge_claims(played)
     judge_claimed_records(played)
-    result.add("claimed with the preimage from purpose", f"{len(claimables) - 1} payments, the payer paid")
+    claimed = [e for e in claimables if e.purpose.preimage() is not None]
+    result.add("claimed with the preimage from purpose", f"{len(claimed)} payments, the payer paid")
     result.add("failed back what cannot be claimed", "1 payment, the payer refunded at once")
     result.add("PaymentClaimed stored as Succeeded on disk", "preimage, secret and amount, before returning")
 
@@ -67,8 +68,8 @@ def _payer_outcome(played: Played, payment_hash: object) -> str:
 def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
     """Each PaymentClaimable ends as it should, seen from the payer."""
     settled: set[object] = set()
-    for event in played.events(Event.PaymentClaimable):
-        handling = played.recorder.first_handling(event)
+    for handling in played.handled(Event.PaymentClaimable):
+        event = handling.event
         preimage = event.purpose.preimage()
         outcome = _payer_outcome(played, event.payment_hash)
         repeat = refuse_repeats and event.payment_hash in settled
@@ -97,8 +98,6 @@ def judge_claimed_records(played: Played, *, handlings: list | None = None) -> N
     """After each PaymentClaimed, the record on disk says what was received."""
     for handling in handlings or played.handled(Event.PaymentClaimed):
         event = handling.event
-        if replayed(handling):
-            continue  # it asked for the event again: judged when it comes again
         record = stored_record(played, handling, "inbound_payments", event.payment_hash)
         invoiced = isinstance(event.purpose, PaymentPurpose.Bolt11InvoicePayment)
         secret = event.purpose.payment_secret if invoiced else None
@@ -127,6 +126,8 @@ def _record_hint(problem: str, invoiced: bool) -> str:
     if problem.startswith("status Pending"):
         return ("the record was written before it was updated, or not updated: change the entry first, then "
                 "write inbound_payments.encode(), before you return.")
+    if problem.startswith("status"):
+        return "PaymentClaimed means the money is yours: the payment Succeeded (HTLCStatus.Succeeded)."
     if "secret" in problem:
         return "keep the invoice's payment secret (purpose.payment_secret for an invoice payment; keysend has none)."
     if "amt_msat" in problem:

@@ -208,3 +208,24 @@ def only(*kinds: type, changes: Optional[Mapping[type, Optional[Arm]]] = None, p
          ) -> Callable[..., Any]:
     """A handler with the base arms for ``kinds`` only (a learner who has reached that workbook), plus ``changes``."""
     return compose(changes, base={k: BASE[k] for k in kinds}, plain=plain)
+
+
+def asks_again_first(kinds: tuple[type, ...] = (Event,)) -> Callable[..., Any]:
+    """The base handler, except that it asks for each event of ``kinds`` once more (``ReplayEvent``, as a
+    handler whose write failed once) before it handles it: LDK allows that, and nothing may be lost or doubled.
+    Build a new one for every run (``Fresh(asks_again_first)``): it remembers what it was given."""
+    inner, asked = compose(), set()
+
+    async def handle_ldk_events(*args: Any) -> Any:
+        event = args[-1]
+        if isinstance(event, kinds) and event.encode() not in asked:
+            asked.add(event.encode())
+            return ReplayEvent()
+        return await inner(*args)
+
+    return handle_ldk_events
+
+
+def asks_again_always(kind: type) -> Callable[..., Any]:
+    """The base handler, except that it answers every event of ``kind`` with ``ReplayEvent``: never handled."""
+    return compose({kind: lambda **_: ReplayEvent()})

@@ -12,7 +12,7 @@ from typing import Any
 from ldkkit.events import Event
 
 from . import Fresh, right, wrong
-from .arms import compose, only, user_channel_id
+from .arms import asks_again_always, asks_again_first, compose, only, user_channel_id
 
 EX = "open_channel_request"
 OPEN = Event.OpenChannelRequest
@@ -174,6 +174,12 @@ def _with_default(arm: Any) -> Any:
 
 
 CASES = [
+    right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first),
+          why="returns ReplayEvent() the first time it sees each event, then handles it: every request answered "
+              "once, at once"),
+    wrong(EX, "asks_again_for_requests_for_ever", asks_again_always(Event.OpenChannelRequest),
+          "asked for it again each of the", "never handled",
+          why="returns ReplayEvent() for every OpenChannelRequest"),
     right(EX, "keywords_only_this_arm", only(changes={OPEN: accept_by_keywords}),
           why="accept_inbound_channel and force_close by keyword; no other arm at all"),
     right(EX, "isinstance_plain_def", handle_isinstance,

@@ -8,8 +8,8 @@ from typing import Any
 from ldkkit.events import Event, PaymentPurpose, ReplayEvent
 from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 
-from . import right, wrong
-from .arms import compose, only, spawn
+from . import Fresh, right, wrong
+from .arms import asks_again_always, asks_again_first, compose, only, spawn
 
 EX = "receiving_payments"
 CLAIMABLE, CLAIMED = Event.PaymentClaimable, Event.PaymentClaimed
@@ -158,6 +158,11 @@ def _returns_text(arm: Any) -> Any:
 W13 = (Event.OpenChannelRequest, Event.PendingHTLCsForwardable, CLAIMABLE, CLAIMED)
 
 CASES = [
+    right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first),
+          why="returns ReplayEvent() the first time it sees each event, then handles it: each payment claimed once"),
+    wrong(EX, "asks_again_for_claimables_for_ever", asks_again_always(Event.PaymentClaimable),
+          "asked for it again each of the", "never handled",
+          why="returns ReplayEvent() for every PaymentClaimable"),
     right(EX, "isinstance_plain_def_rebuilt_record", handle_isinstance,
           why="plain def with isinstance (no forwarding arm), purpose matched, the record rebuilt with keywords"),
     right(EX, "setdefault_fields_in_other_order", compose({CLAIMED: claimed_by_keywords_order}),

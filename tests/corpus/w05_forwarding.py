@@ -9,7 +9,7 @@ from typing import Any
 from ldkkit.events import Event, ReplayEvent
 
 from . import Fresh, right, wrong
-from .arms import compose, spawn
+from .arms import asks_again_first, compose, spawn
 
 EX = "forwarding"
 FWD = Event.PendingHTLCsForwardable
@@ -114,6 +114,9 @@ def replays_each_forward_once() -> Any:
 
 
 CASES = [
+    right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first),
+          why="returns ReplayEvent() the first time it sees each event, then handles it: each "
+              "PendingHTLCsForwardable judged where it was handled"),
     right(EX, "call_later_in_milliseconds", compose({FWD: call_later_ms}),
           why="t_ms + r % (4 t_ms), loop.call_later"),
     right(EX, "ensure_future_timedelta_byte", compose({FWD: ensure_future_timedelta}),

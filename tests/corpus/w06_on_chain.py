@@ -8,8 +8,8 @@ from ldkkit.bitcoin import ScriptBuf
 from ldkkit.events import Event
 from ldkkit.sign import SpendableOutputDescriptor
 
-from . import right, wrong
-from .arms import compose
+from . import Fresh, right, wrong
+from .arms import asks_again_always, asks_again_first, compose
 
 EX = "on_chain"
 SPEND, BUMP = Event.SpendableOutputs, Event.BumpTransaction
@@ -110,6 +110,12 @@ def not_static(outputs: Any) -> list[Any]:
 
 
 CASES = [
+    right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first),
+          why="returns ReplayEvent() the first time it sees each event, then handles it: each BumpTransaction "
+              "handed over when handled"),
+    wrong(EX, "asks_again_for_spendable_outputs_for_ever", asks_again_always(Event.SpendableOutputs),
+          "asked for it again each of the", "never handled",
+          why="returns ReplayEvent() for every SpendableOutputs (once, this wedged the check for minutes)"),
     right(EX, "track_with_defaults", compose({SPEND: track_defaults}),
           why="track_spendable_outputs(output_descriptors=event.outputs), the rest defaulted"),
     right(EX, "keywords_and_bump_by_keyword", compose({SPEND: track_keywords, BUMP: bump_by_keyword}),

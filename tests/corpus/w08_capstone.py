@@ -10,8 +10,8 @@ from ldkkit.events import Event, ReplayEvent
 from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 from ldkkit.reference import TRUSTED_ZERO_CONF_PEERS
 
-from . import right, wrong
-from .arms import compose, spawn, user_channel_id
+from . import Fresh, right, wrong
+from .arms import asks_again_first, compose, spawn, user_channel_id
 from .w01_open_channel_request import accept_by_keywords
 from .w03_receiving_payments import claimed_retry_in_place
 from .w04_sending_payments import set_status
@@ -183,6 +183,8 @@ def write_first(inbound_payments: Any, fs_store: Any, event: Any, **kw: Any) -> 
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
+    right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first), slow=True,
+          why="returns ReplayEvent() the first time it sees each event, then handles it"),
     right(EX, "isinstance_keywords", handle_isinstance, slow=True,
           why="a whole node in if/elif isinstance, keyword arguments, a record rebuilt keeping its amount"),
     right(EX, "retry_write_in_place", compose({CLAIMED: claimed_retry_in_place,
