@@ -286,3 +286,43 @@ def test_a_bump_handed_over_that_never_confirms_fails_on_chain(monkeypatch):
     with pytest.raises(ExerciseFailed, match="never confirmed") as failed:
         check("on_chain", reference.handle_ldk_events)
     assert "your commitment transaction" in str(failed.value)
+
+
+def test_a_task_your_handler_spawned_that_never_ran_is_closed_without_a_never_awaited_warning():
+    """The story ended before a task your handler spawned could start (a forward timer, say): the task is
+    cancelled, and your coroutine closed, so Python does not print 'coroutine ... was never awaited'."""
+    import asyncio
+    import gc
+    import warnings
+    from datetime import timedelta
+
+    from ldkkit.events import Event
+    from ldkkit.exercises import common
+    from ldkkit.sim.world import World
+
+    world = World(seed=1)
+    recorder = common.Recorder(world)
+    event = Event.PendingHTLCsForwardable(timedelta(milliseconds=100))
+    handling = common.Handling(event, event, 0.0, None, 0)
+    ran = []
+
+    async def forward_later():
+        ran.append(True)
+
+    loop = asyncio.new_event_loop()
+    token = common._HANDLING.set(handling)
+    try:
+        coro = forward_later()
+        task = recorder.task_factory(loop, coro)
+    finally:
+        common._HANDLING.reset(token)
+    task.cancel()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+        loop.close()
+        del coro, task
+        gc.collect()
+    world.close()
+    assert not ran
+    assert not [w for w in caught if "never awaited" in str(w.message)], [str(w.message) for w in caught]

@@ -327,7 +327,12 @@ class Recorder:
 
         handling = _HANDLING.get()
         if handling is not None and inspect.iscoroutine(coro) and not getattr(_local, "kit", False):
-            coro = self._spawned(coro, handling)
+            yours = coro
+            task = asyncio.Task(self._spawned(yours, handling), loop=loop, **kwargs)
+            # Cancelled before it ran (the story ended first), your coroutine is closed here, so Python
+            # does not warn that it "was never awaited"; one that ran to its end is closed already.
+            task.add_done_callback(lambda _: yours.close())
+            return task
         return asyncio.Task(coro, loop=loop, **kwargs)
 
     async def _spawned(self, coro: Any, handling: Handling) -> Any:
