@@ -606,6 +606,39 @@ def test_a_handling_asked_for_again_does_not_count_the_next_one_does(received_by
         first.result = None
 
 
+def test_the_path_of_events_shows_the_first_three_and_the_last_ten_runs_up_to_the_event():
+    """Events so far: each run of hand-overs of one event once (×n when more than one), the event judged in
+    brackets, and a path longer than 14 runs cut to its first 3 and last 10."""
+    import types
+    from datetime import timedelta
+
+    from ldkkit.events import ReplayEvent
+
+    def played(kinds_and_times):
+        recorder = common.Recorder.__new__(common.Recorder)
+        recorder.handlings = []
+        events = []
+        for n, times in kinds_and_times:
+            event = Event.PendingHTLCsForwardable(timedelta(milliseconds=n))
+            events.append(event)
+            for i in range(times):
+                result = ReplayEvent() if i < times - 1 else None
+                recorder.handlings.append(common.Handling(event, event, 0.0, None, 0, result=result))
+        return types.SimpleNamespace(recorder=recorder), events
+
+    short, events = played([(1, 1), (2, 3), (3, 1)])
+    assert common._path(short, events[1]) == "PendingHTLCsForwardable → [PendingHTLCsForwardable ×3]"
+    assert common._path(short, None) == " → ".join(["PendingHTLCsForwardable", "PendingHTLCsForwardable ×3",
+                                                    "PendingHTLCsForwardable"])
+    assert common._path(played([])[0], None) == "none"
+    fourteen, events = played([(n, 1) for n in range(14)])
+    assert common._path(fourteen, events[-1]).count("→") == 13
+    fifteen, events = played([(n, 2 if n in (3, 5) else 1) for n in range(15)])
+    names = common._path(fifteen, events[-1]).split(" → ")
+    assert names == ["PendingHTLCsForwardable"] * 3 + ["...", "PendingHTLCsForwardable ×2"] + \
+        ["PendingHTLCsForwardable"] * 8 + ["[PendingHTLCsForwardable]"]
+
+
 def test_workbook_3_says_htlcs_need_forwarding_before_they_are_claimable():
     assert _read(_receiving(forwardable=False), W03) == [
         "Scenario 'receiving_payments':", "Expected: three PaymentClaimable events", "Happened: 0",

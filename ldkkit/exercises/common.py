@@ -185,7 +185,7 @@ class Recorder:
         self.planned_draws: Optional[tuple[type, list[bytes]]] = None
         self.task_steps: list[TaskStep] = []
         self._proxies: dict[int, _Recorded] = {}
-        self._replays: dict[int, int] = {}  # id(event): how many times in a row your handler asked for it again
+        self._replays: dict[int, int] = {}  # id(event): how many times your handler asked for it again
         chain_broadcast = world.chain.broadcast
 
         def broadcast(tx: Any) -> Any:
@@ -241,8 +241,8 @@ class Recorder:
     def _finish(self, handling: Handling, result: Any) -> None:
         handling.finished = self.world.clock.now()
         handling.result = result
-        key = id(handling.event)
-        self._replays[key] = self._replays.get(key, 0) + 1 if replayed(handling) else 0
+        if replayed(handling):  # (an event handled is never handed over again: no count to reset)
+            self._replays[id(handling.event)] = self._replays.get(id(handling.event), 0) + 1
         node = self.node
         if node is not None:
             handling.stored = {key: _read(node, key) for key in STORED_KEYS}
@@ -685,8 +685,8 @@ def _path(played: Played, upto: Optional[Event]) -> str:
     """The events handed over, up to ``upto`` (its handling that counts, marked); an event handed over
     several times in a row (replays asked for) shows once, with the count: ``PaymentClaimed ×3``."""
     runs: list[list[Any]] = []  # [event, times handed over in a row]
-    handed = any(h.event is upto for h in played.recorder.handlings)
-    mark = played.recorder.handling_of(upto) if upto is not None and handed else None  # not a replay asked for
+    handed = [h for h in played.recorder.handlings if h.event is upto]
+    mark = _counted(handed) if handed else None  # not a replay asked for
     for handling in played.recorder.handlings:
         if runs and runs[-1][0] is handling.event:
             runs[-1][1] += 1
