@@ -1,0 +1,241 @@
+"""Which events the ChannelManager and the ChainMonitor emit, with which fields, in which order, as LDK 0.1 does.
+
+Each test states one rule of LDK 0.1 (rust-lightning v0.1.12), citing the function it comes from.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from ldkkit.errors import APIError
+from ldkkit.events import Event, NetworkUpdate, PathFailure, PaymentFailureReason
+from ldkkit.ln.channel import HTLCOutboundRoute
+from ldkkit.ln.msgs import FailureOnion
+from ldkkit.ln.outbound_payment import OutboundPayments, RecipientOnionFields, Retry
+from ldkkit.routing.router import LightningError, Path, PaymentParameters, Route, RouteHop, RouteParameters
+from ldkkit.sim.clock import VirtualClock
+from ldkkit.types import PaymentId, PaymentPreimage, PublicKey
+
+# --- OutboundPayments (lightning/src/ln/outbound_payment.rs), driven directly --------------------------------
+
+HOP = PublicKey.from_secret_key(b"\x01" * 32)
+PAYEE = PublicKey.from_secret_key(b"\x02" * 32)
+PREIMAGE = PaymentPreimage(b"\x03" * 32)
+HASH = PREIMAGE.payment_hash()
+PID = PaymentId(b"\x04" * 32)
+
+
+def path(scid: int, amount: int = 10_000, fee: int = 100) -> Path:
+    """Us -> HOP over ``scid`` -> PAYEE over ``scid + 1``."""
+    return Path((RouteHop(HOP, b"", scid, b"", fee, 40, True), RouteHop(PAYEE, b"", scid + 1, b"", amount, 40, True)),
+                None)
+
+
+class Sender:
+    """OutboundPayments with a clock, a router that gives the next of ``routes`` and a first hop that takes
+    every path; the events it raises, and the PendingHTLCsForwardable requests, are recorded."""
+
+    def __init__(self, routes: list[Route], refuse_first_hop: bool = False) -> None:
+        self.clock = VirtualClock()
+        self.events: list[Event] = []
+        self.forwardable = 0
+        self.routes = list(routes)
+        self.sent: list[Path] = []
+        self.asked: list[RouteParameters] = []
+        self.refuse = refuse_first_hop
+        self.out = OutboundPayments(clock=self.clock, pending_events=self.events.append,
+                                    forwardable=self._forwardable, log=lambda _: None)
+
+    def _forwardable(self) -> None:
+        self.forwardable += 1
+
+    def find_route(self, params: RouteParameters) -> Route:
+        self.asked.append(params)
+        if not self.routes:
+            raise LightningError("Failed to find a path to the given destination")
+        return self.routes.pop(0)
+
+    def send_along_path(self, args) -> None:
+        if self.refuse:
+            raise APIError.ChannelUnavailable("No channel available with first hop!")
+        self.sent.append(args.path)
+
+    def pay(self, retry: Retry, amount: int = 10_000) -> None:
+        params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(PAYEE, 40), amount)
+        self.out.send_payment(HASH, RecipientOnionFields.secret_only(None), PID, retry, params, self.find_route,
+                              self.send_along_path)
+
+    def fail(self, p: Path, origin: PublicKey = HOP, scid: int | None = None, permanent: bool | None = False) -> None:
+        reason = FailureOnion(origin, 0x1007, scid, permanent if scid is not None else None)
+        self.out.fail_htlc(HTLCOutboundRoute(PID, p, False), HASH, reason)
+
+    def claim(self, p: Path) -> None:
+        self.out.claim_htlc(HTLCOutboundRoute(PID, p, False), HASH, PREIMAGE)
+
+    def retry(self) -> None:
+        self.out.check_retry_payments(self.find_route, self.send_along_path)
+
+    def names(self) -> list[str]:
+        return [type(e).__name__ for e in self.events]
+
+
+def route(*paths: Path) -> Route:
+    return Route(tuple(paths), None)
+
+
+@pytest.mark.parametrize("retries", [0, 1, 3])
+def test_retry_attempts_n_makes_exactly_n_retries(retries):
+    """``Retry::Attempts(n)`` (``Retry::is_retryable_now``: ``max_retry_count > count``, count starting at 0 and
+    counting retries): each failed path before the n-th retry asks for a retry (PendingHTLCsForwardable), the
+    failure of the n-th retry fails the payment (RetriesExhausted)."""
+    paths = [path(10 * (i + 1)) for i in range(retries + 1)]
+    s = Sender([route(p) for p in paths])
+    s.pay(Retry.Attempts(retries))
+    for i, p in enumerate(paths):
+        s.fail(p, scid=p.hops[0].short_channel_id)
+        if i < retries:
+            assert s.names()[-1] == "PaymentPathFailed" and s.forwardable == i + 1
+            s.retry()
+    assert s.sent == paths
+    assert s.names() == ["PaymentPathFailed"] * (retries + 1) + ["PaymentFailed"]
+    assert s.events[-1] == Event.PaymentFailed(PID, HASH, PaymentFailureReason.RetriesExhausted)
+    assert s.forwardable == retries
+
+
+def test_retry_timeout_retries_a_path_that_fails_at_the_timeout():
+    """``Retry::Timeout(d)`` allows a retry while ``d >= now - first_attempted_at`` (``Retry::is_retryable_now``):
+    a path failing exactly at ``d`` is retried; one failing later fails the payment."""
+    first, second = path(10), path(20)
+    s = Sender([route(first), route(second)])
+    s.pay(Retry.Timeout(timedelta(seconds=10)))
+    s.clock._now_us = 10_000_000
+    s.fail(first, scid=10)
+    assert s.names() == ["PaymentPathFailed"] and s.forwardable == 1
+    s.retry()
+    s.clock._now_us = 10_000_001
+    s.fail(second, scid=20)
+    assert s.names() == ["PaymentPathFailed", "PaymentPathFailed", "PaymentFailed"]
+    assert s.events[-1].reason is PaymentFailureReason.RetriesExhausted
+
+
+def test_payment_path_failed_carries_the_network_update_of_the_failing_channel():
+    """``fail_htlc``: a path failed at a hop raises ``PaymentPathFailed`` for this payment and path, not permanent,
+    ``PathFailure::OnPath`` with a ``NetworkUpdate::ChannelFailure`` of the blamed channel (permanent as the hop
+    said) and that channel as ``short_channel_id``; the retry routes around it."""
+    first, second = path(10), path(20)
+    s = Sender([route(first), route(second)])
+    s.pay(Retry.Attempts(1))
+    s.fail(first, scid=11, permanent=True)
+    update = NetworkUpdate.ChannelFailure(11, True)
+    assert s.events == [Event.PaymentPathFailed(PID, HASH, False, PathFailure.OnPath(update), first, 11)]
+    s.retry()
+    assert s.asked[-1].payment_params.previously_failed_channels == (11,)
+
+
+def test_a_part_failing_after_the_payment_succeeded_raises_nothing():
+    """``fail_htlc``: "Received failure of HTLC ... after payment completion" returns before any event, so an MPP
+    part failing after another was fulfilled raises no PaymentPathFailed and no PaymentFailed."""
+    a, b = path(10, 5_000), path(20, 5_000)
+    s = Sender([route(a, b)])
+    s.pay(Retry.Attempts(3))
+    s.claim(a)
+    assert s.events == [Event.PaymentSent(PID, PREIMAGE, HASH, 200), Event.PaymentPathSuccessful(PID, HASH, a)]
+    s.fail(b, scid=20)
+    s.retry()
+    assert s.names() == ["PaymentSent", "PaymentPathSuccessful"] and s.forwardable == 0 and len(s.sent) == 2
+
+
+def test_a_refused_mpp_payment_fails_once_its_last_part_is_back():
+    """``fail_htlc``: a part refused by the recipient abandons the payment (RecipientRejected), but
+    ``PaymentFailed`` waits for ``remaining_parts() == 0``: each part raises its ``PaymentPathFailed``
+    (permanent, no network update, no channel blamed), the last one followed by ``PaymentFailed``."""
+    a, b = path(10, 5_000), path(20, 5_000)
+    s = Sender([route(a, b)])
+    s.pay(Retry.Attempts(3))
+    s.fail(a, origin=PAYEE)
+    assert s.events == [Event.PaymentPathFailed(PID, HASH, True, PathFailure.OnPath(None), a, None)]
+    s.fail(b, origin=PAYEE, scid=21)
+    assert s.events[1:] == [Event.PaymentPathFailed(PID, HASH, True, PathFailure.OnPath(None), b, None),
+                            Event.PaymentFailed(PID, HASH, PaymentFailureReason.RecipientRejected)]
+    assert s.forwardable == 0 and s.out.pending_outbound_payments == {}
+
+
+def test_an_abandoned_payment_keeps_its_first_reason():
+    """``mark_abandoned`` changes only a retryable payment: once retries ran out, ``abandon_payment`` leaves the
+    reason RetriesExhausted, and the ``PaymentFailed`` comes with the last part in flight."""
+    a, b = path(10, 5_000), path(20, 5_000)
+    s = Sender([route(a, b)])
+    s.pay(Retry.Attempts(0))
+    s.fail(a, scid=10)
+    s.out.abandon_payment(PID)
+    assert s.names() == ["PaymentPathFailed"]
+    s.fail(b, scid=20)
+    assert s.events[-1] == Event.PaymentFailed(PID, HASH, PaymentFailureReason.RetriesExhausted)
+
+
+def test_abandoning_waits_for_the_parts_in_flight():
+    """``abandon_payment``: ``PaymentFailed { reason: UserAbandoned }`` once no part is in flight; the part that
+    fails meanwhile still raises its ``PaymentPathFailed`` first, and is not retried."""
+    a = path(10)
+    s = Sender([route(a), route(path(30))])
+    s.pay(Retry.Attempts(3))
+    s.out.abandon_payment(PID)
+    assert s.events == []
+    s.fail(a, scid=10)
+    s.retry()
+    assert s.names() == ["PaymentPathFailed", "PaymentFailed"]
+    assert s.events[-1].reason is PaymentFailureReason.UserAbandoned and s.sent == [a] and s.forwardable == 0
+
+
+def test_abandoning_a_fulfilled_payment_raises_nothing():
+    """``mark_abandoned`` leaves a fulfilled payment fulfilled: no ``PaymentFailed`` after ``PaymentSent``."""
+    a = path(10)
+    s = Sender([route(a)])
+    s.pay(Retry.Attempts(3))
+    s.claim(a)
+    s.out.abandon_payment(PID)
+    assert s.names() == ["PaymentSent", "PaymentPathSuccessful"]
+
+
+def test_no_route_for_a_retry_fails_the_payment_once_nothing_is_in_flight():
+    """``find_route_and_send_payment``: no route for the retry abandons the payment with RouteNotFound; its
+    ``PaymentFailed`` comes when the last part in flight is back, with that reason."""
+    a, b = path(10, 5_000), path(20, 5_000)
+    s = Sender([route(a, b)])
+    s.pay(Retry.Attempts(3))
+    s.fail(a, scid=10)
+    s.retry()  # the router has nothing more
+    assert s.names() == ["PaymentPathFailed"]
+    s.fail(b, scid=20)
+    assert s.names() == ["PaymentPathFailed", "PaymentPathFailed", "PaymentFailed"]
+    assert s.events[-1].reason is PaymentFailureReason.RouteNotFound and s.forwardable == 1
+
+
+def test_a_timeout_that_ran_out_before_the_retry_fails_the_payment():
+    """``check_retry_payments`` retries only a payment ``is_auto_retryable_now``; one whose ``Retry::Timeout``
+    passed since its path failed is abandoned (RetriesExhausted) with nothing in flight, and not sent again."""
+    a = path(10)
+    s = Sender([route(a), route(path(30))])
+    s.pay(Retry.Timeout(timedelta(seconds=5)))
+    s.fail(a, scid=10)
+    s.clock._now_us = 6_000_000
+    s.retry()
+    assert s.names() == ["PaymentPathFailed", "PaymentFailed"] and s.sent == [a]
+    assert s.events[-1].reason is PaymentFailureReason.RetriesExhausted
+
+
+def test_a_path_the_first_hop_refuses_blames_that_channel():
+    """``push_path_failed_evs_and_scids``: a path whose first channel is unavailable raises ``PaymentPathFailed``
+    with ``PathFailure::InitialSend`` and that channel as ``short_channel_id``, not permanent; the retry avoids it."""
+    a = path(10)
+    s = Sender([route(a), route(path(30))], refuse_first_hop=True)
+    s.pay(Retry.Attempts(1))
+    (event,) = s.events
+    assert isinstance(event, Event.PaymentPathFailed) and isinstance(event.failure, PathFailure.InitialSend)
+    assert (event.payment_id, event.payment_hash, event.payment_failed_permanently, event.path,
+            event.short_channel_id) == (PID, HASH, False, a, 10)
+    assert isinstance(event.failure.err, APIError.ChannelUnavailable) and s.forwardable == 1
+    s.retry()
+    assert s.asked[-1].payment_params.previously_failed_channels == (10,)
