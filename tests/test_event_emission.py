@@ -9,13 +9,17 @@ from datetime import timedelta
 
 import pytest
 
+from ldkkit.chain.chainmonitor import HTLC_FAIL_BACK_BUFFER
 from ldkkit.errors import APIError
-from ldkkit.events import Event, NetworkUpdate, PathFailure, PaymentFailureReason
+from ldkkit.events import ClaimedHTLC, Event, NetworkUpdate, PathFailure, PaymentFailureReason, PaymentPurpose
 from ldkkit.ln.channel import HTLCOutboundRoute
 from ldkkit.ln.msgs import FailureOnion
 from ldkkit.ln.outbound_payment import OutboundPayments, RecipientOnionFields, Retry
+from ldkkit.reference import handle_ldk_events as reference
 from ldkkit.routing.router import LightningError, Path, PaymentParameters, Route, RouteHop, RouteParameters
+from ldkkit.scenarios import Stage
 from ldkkit.sim.clock import VirtualClock
+from ldkkit.sim.world import World
 from ldkkit.types import PaymentId, PaymentPreimage, PublicKey
 
 # --- OutboundPayments (lightning/src/ln/outbound_payment.rs), driven directly --------------------------------
@@ -239,3 +243,100 @@ def test_a_path_the_first_hop_refuses_blames_that_channel():
     assert isinstance(event.failure.err, APIError.ChannelUnavailable) and s.forwardable == 1
     s.retry()
     assert s.asked[-1].payment_params.previously_failed_channels == (10,)
+
+
+# --- a node in the simulated world: ldk-sample's handler, every event recorded ------------------------------------
+
+class Learner:
+    """A world with the learner running ldk-sample's handler (``ldkkit.reference``) and recording every event it
+    is given; events of the types in ``hold`` are recorded and left to the test."""
+
+    def __init__(self, seed: int, hold: tuple[type, ...] = ()) -> None:
+        self.seen: list[Event] = []
+        self.hold = hold
+        self.world = World(seed=seed)
+        self.me = self.world.add_node("learner", handler=self._handle)
+        self.stage = Stage(self.world, self.me)
+        self.cm = self.me.channel_manager
+
+    async def _handle(self, *args):
+        event = args[-1]
+        self.seen.append(event)
+        if isinstance(event, self.hold):
+            return None
+        return await reference(*args)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.seen if isinstance(e, kind)]
+
+    def names(self) -> list[str]:
+        return [type(e).__name__ for e in self.seen]
+
+
+@pytest.fixture
+def receiver():
+    """The learner with a 6,000,000 sat channel from bob, holding PaymentClaimable events for the test."""
+    learner = Learner(31, hold=(Event.PaymentClaimable,))
+    learner.bob = learner.stage.peer("bob")
+    learner.stage.open(learner.bob, learner.me, 6_000_000)
+    yield learner
+    learner.world.close()
+
+
+def test_payment_claimable_then_claimed_carry_the_payment(receiver):
+    """``PaymentClaimable`` (``process_pending_htlc_forwards``) and ``PaymentClaimed`` (``begin_claiming_payment``):
+    our node id, the hash, the amount, the invoice's purpose and onion fields, the channel it came over, the claim
+    deadline (the HTLC's expiry less ``HTLC_FAIL_BACK_BUFFER``), one ``ClaimedHTLC`` per part, and one payment id."""
+    r = receiver
+    invoice = r.stage.invoice(r.me, 50_000_000)
+    r.stage.pay(r.bob, invoice)
+    (claimable,) = r.of(Event.PaymentClaimable)
+    chan = r.stage.channel_between(r.me, r.bob)
+    (htlc,) = r.cm.channels[chan.channel_id].pending_inbound_htlcs.values()
+    purpose = PaymentPurpose.Bolt11InvoicePayment(r.cm.inbound_payments[invoice.payment_hash()].payment_preimage,
+                                                  invoice.payment_secret())
+    onion = RecipientOnionFields(invoice.payment_secret(), None)
+    assert (claimable.receiver_node_id, claimable.payment_hash, claimable.amount_msat,
+            claimable.counterparty_skimmed_fee_msat, claimable.purpose, claimable.onion_fields,
+            claimable.via_channel_id, claimable.via_user_channel_id, claimable.claim_deadline) == (
+        r.me.node_id, invoice.payment_hash(), 50_000_000, 0, purpose, onion, chan.channel_id, chan.user_channel_id,
+        htlc.cltv_expiry - HTLC_FAIL_BACK_BUFFER)
+    assert r.of(Event.PaymentClaimed) == []
+    r.cm.claim_funds(purpose.preimage())
+    r.stage.settle()
+    (claimed,) = r.of(Event.PaymentClaimed)
+    assert claimed == Event.PaymentClaimed(
+        receiver_node_id=r.me.node_id, payment_hash=invoice.payment_hash(), amount_msat=50_000_000, purpose=purpose,
+        htlcs=(ClaimedHTLC(chan.channel_id, chan.user_channel_id, htlc.cltv_expiry, 50_000_000, 0),),
+        sender_intended_total_msat=50_000_000, onion_fields=onion, payment_id=claimable.payment_id)
+    assert claimable.payment_id is not None
+
+
+def test_claiming_what_is_not_claimable_raises_nothing(receiver):
+    """``claim_payment_internal``: a preimage whose hash has no claimable payment ("begin_claiming_payment" finds
+    none) does nothing: no PaymentClaimed, and a payment still claimable stays so."""
+    r = receiver
+    invoice = r.stage.invoice(r.me, 50_000_000)
+    r.stage.pay(r.bob, invoice)
+    r.cm.claim_funds(PaymentPreimage(b"\x77" * 32))
+    r.stage.settle()
+    assert r.of(Event.PaymentClaimed) == [] and invoice.payment_hash() in r.cm.claimable
+
+
+def test_payment_claimed_keeps_the_purpose_of_payment_claimable(receiver):
+    """``begin_claiming_payment`` moves the claimable payment's ``purpose`` into ``PaymentClaimed`` unchanged: for
+    a payment made with ``create_inbound_payment_for_hash`` its ``payment_preimage`` stays None there too."""
+    r = receiver
+    preimage = PaymentPreimage(b"\x66" * 32)
+    secret = r.cm.create_inbound_payment_for_hash(preimage.payment_hash(), None, 3600)
+    params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(r.me.node_id, 42),
+                                                           30_000_000)
+    r.bob.channel_manager.send_payment(preimage.payment_hash(), RecipientOnionFields.secret_only(secret),
+                                       PaymentId(b"\x66" * 32), params, Retry.Attempts(0))
+    r.stage.settle()
+    (claimable,) = r.of(Event.PaymentClaimable)
+    assert claimable.purpose == PaymentPurpose.Bolt11InvoicePayment(None, secret)
+    r.cm.claim_funds(preimage)
+    r.stage.settle()
+    (claimed,) = r.of(Event.PaymentClaimed)
+    assert claimed.purpose == claimable.purpose and claimed.amount_msat == 30_000_000

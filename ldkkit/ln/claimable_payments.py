@@ -110,14 +110,11 @@ def claim_funds(cm: ChannelManager, payment_preimage: PaymentPreimage) -> None:
             continue
         cm._fulfill_inbound(chan, chan.pending_inbound_htlcs[part.htlc_id], payment_preimage)
         htlcs.append(ClaimedHTLC(part.channel_id, part.user_channel_id, part.cltv_expiry, part.amount_msat, 0))
-    purpose = claimable.purpose
-    if isinstance(purpose, PaymentPurpose.Bolt11InvoicePayment) and purpose.payment_preimage is None:
-        purpose = PaymentPurpose.Bolt11InvoicePayment(payment_preimage, purpose.payment_secret)
     cm._queue_event(Event.PaymentClaimed(
         receiver_node_id=cm._our_node_id,
         payment_hash=payment_hash,
         amount_msat=sum(h.value_msat for h in htlcs),
-        purpose=purpose,
+        purpose=claimable.purpose,  # LDK's begin_claiming_payment: PaymentClaimable's, unchanged
         htlcs=tuple(htlcs),
         sender_intended_total_msat=claimable.htlcs[0].total_msat if claimable.htlcs else None,
         onion_fields=claimable.onion_fields,
