@@ -5,14 +5,24 @@ Each test states one rule of LDK 0.1 (rust-lightning v0.1.12), citing the functi
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
 
 from ldkkit.chain.chainmonitor import HTLC_FAIL_BACK_BUFFER
 from ldkkit.errors import APIError
-from ldkkit.events import ClaimedHTLC, Event, NetworkUpdate, PathFailure, PaymentFailureReason, PaymentPurpose
+from ldkkit.events import (
+    ClaimedHTLC,
+    Event,
+    HTLCDestination,
+    NetworkUpdate,
+    PathFailure,
+    PaymentFailureReason,
+    PaymentPurpose,
+)
 from ldkkit.ln.channel import HTLCOutboundRoute
+from ldkkit.ln.claimable_payments import MPP_TIMEOUT_TICKS
 from ldkkit.ln.msgs import FailureOnion
 from ldkkit.ln.outbound_payment import OutboundPayments, RecipientOnionFields, Retry
 from ldkkit.reference import handle_ldk_events as reference
@@ -20,7 +30,7 @@ from ldkkit.routing.router import LightningError, Path, PaymentParameters, Route
 from ldkkit.scenarios import Stage
 from ldkkit.sim.clock import VirtualClock
 from ldkkit.sim.world import World
-from ldkkit.types import PaymentId, PaymentPreimage, PublicKey
+from ldkkit.types import PaymentHash, PaymentId, PaymentPreimage, PublicKey
 
 # --- OutboundPayments (lightning/src/ln/outbound_payment.rs), driven directly --------------------------------
 
@@ -340,3 +350,121 @@ def test_payment_claimed_keeps_the_purpose_of_payment_claimable(receiver):
     r.stage.settle()
     (claimed,) = r.of(Event.PaymentClaimed)
     assert claimed.purpose == claimable.purpose and claimed.amount_msat == 30_000_000
+
+
+def _bob_sends(r, payment_hash, onion: RecipientOnionFields, amount: int, tamper=None,
+               keysend: PaymentPreimage | None = None) -> None:
+    """bob pays us ``amount``; ``tamper`` may change his update_add_htlc on its way."""
+    params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(r.me.node_id, 42), amount)
+    bcm = r.bob.channel_manager
+    if keysend is not None:
+        bcm.send_spontaneous_payment(keysend, onion, PaymentId(bytes(payment_hash)), params, Retry.Attempts(0))
+    else:
+        bcm.send_payment(payment_hash, onion, PaymentId(bytes(payment_hash)), params, Retry.Attempts(0))
+    if tamper is not None:
+        peer, msg = bcm.pending_msg_events[-1]
+        bcm.pending_msg_events[-1] = (peer, tamper(msg))
+    r.stage.settle()
+
+
+@pytest.mark.parametrize("tamper", [
+    pytest.param(lambda m: dataclasses.replace(m, amount_msat=m.amount_msat - 1), id="underpaid"),
+    pytest.param(lambda m: dataclasses.replace(m, cltv_expiry=m.cltv_expiry - 1), id="expiry_below_the_onion's"),
+])
+def test_an_htlc_that_does_not_match_its_onion_is_failed_back(receiver, tamper):
+    """``create_recv_pending_htlc_info``: an HTLC paying less than its onion's ``amt_to_forward``, or expiring before
+    its ``outgoing_cltv_value``, is failed back: ``HTLCHandlingFailed`` with ``FailedPayment``, no PaymentClaimable."""
+    r = receiver
+    invoice = r.stage.invoice(r.me, 50_000_000)
+    _bob_sends(r, invoice.payment_hash(), RecipientOnionFields.secret_only(invoice.payment_secret()), 50_000_000,
+               tamper)
+    chan = r.stage.channel_between(r.me, r.bob)
+    assert r.of(Event.PaymentClaimable) == []
+    assert r.of(Event.HTLCHandlingFailed) == [
+        Event.HTLCHandlingFailed(chan.channel_id, HTLCDestination.FailedPayment(invoice.payment_hash()))]
+
+
+def test_a_keysend_whose_preimage_does_not_match_its_hash_is_failed_back(receiver):
+    """A keysend proves itself (``create_recv_pending_htlc_info``: the preimage must hash to the payment hash);
+    one that does not is failed back (``HTLCHandlingFailed``/``FailedPayment``); one that does is claimable as a
+    ``SpontaneousPayment``."""
+    r = receiver
+    good, bad = PaymentPreimage(b"\x51" * 32), PaymentHash(b"\x52" * 32)
+    _bob_sends(r, bad, RecipientOnionFields.spontaneous_empty(), 20_000_000,
+               lambda m: dataclasses.replace(m, payment_hash=bad), keysend=good)
+    assert r.of(Event.PaymentClaimable) == []
+    assert [e.failed_next_destination for e in r.of(Event.HTLCHandlingFailed)] == [HTLCDestination.FailedPayment(bad)]
+    _bob_sends(r, good.payment_hash(), RecipientOnionFields.spontaneous_empty(), 20_000_000, keysend=good)
+    (claimable,) = r.of(Event.PaymentClaimable)
+    assert claimable.purpose == PaymentPurpose.SpontaneousPayment(good)
+
+
+def test_fail_htlc_backwards_raises_htlc_handling_failed_and_ignores_unknown_hashes(receiver):
+    """``fail_htlc_backwards``: each part of the claimable payment fails back with ``HTLCHandlingFailed``
+    (``FailedPayment``); a hash with nothing claimable does nothing; the payer sees its path rejected."""
+    r = receiver
+    r.cm.fail_htlc_backwards(PaymentHash(b"\x53" * 32))
+    invoice = r.stage.invoice(r.me, 50_000_000)
+    r.stage.pay(r.bob, invoice, retry=Retry.Attempts(0))
+    r.cm.fail_htlc_backwards(invoice.payment_hash())
+    r.stage.settle()
+    chan = r.stage.channel_between(r.me, r.bob)
+    assert r.of(Event.HTLCHandlingFailed) == [
+        Event.HTLCHandlingFailed(chan.channel_id, HTLCDestination.FailedPayment(invoice.payment_hash()))]
+    assert r.cm.claimable == {}
+    bob_saw = [type(e).__name__ for e in r.bob.events_seen if type(e).__name__.startswith("Payment")]
+    assert bob_saw == ["PaymentPathFailed", "PaymentFailed"]
+
+
+def _mpp_paths(r, amounts: list[int]) -> tuple[Path, ...]:
+    scids = [c.short_channel_id for c in r.bob.channel_manager.list_usable_channels()]
+    return tuple(Path((RouteHop(r.me.node_id, b"", scid, b"", amount, 42, True),), None)
+                 for scid, amount in zip(scids, amounts, strict=False))
+
+
+def test_an_mpp_payment_is_claimable_once_whole(receiver):
+    """``process_pending_htlc_forwards``: the parts of one payment are collected; ``PaymentClaimable`` is raised
+    once, when they add up to ``total_msat``, naming the first part's channel and the earliest claim deadline;
+    ``PaymentClaimed`` lists every part and the total the sender intended."""
+    r = receiver
+    r.stage.open(r.bob, r.me, 6_000_000)
+    invoice = r.stage.invoice(r.me, 80_000_000)
+    first, second = _mpp_paths(r, [30_000_000, 50_000_000])
+    r.bob.channel_manager.send_payment_with_route(
+        Route((first, second), None), invoice.payment_hash(),
+        RecipientOnionFields(invoice.payment_secret(), b"meta"), PaymentId(b"\x54" * 32))
+    r.stage.settle()
+    (claimable,) = r.of(Event.PaymentClaimable)
+    parts = sorted((h for c in r.cm.channels.values() for h in c.pending_inbound_htlcs.values()),
+                   key=lambda h: h.amount_msat)
+    assert claimable.amount_msat == 80_000_000
+    assert claimable.onion_fields == RecipientOnionFields(invoice.payment_secret(), b"meta")
+    assert claimable.via_channel_id == r.cm._channel_by_scid(first.hops[0].short_channel_id).channel_id
+    assert claimable.claim_deadline == min(h.cltv_expiry for h in parts) - HTLC_FAIL_BACK_BUFFER
+    r.cm.claim_funds(claimable.purpose.preimage())
+    r.stage.settle()
+    (claimed,) = r.of(Event.PaymentClaimed)
+    assert [h.value_msat for h in claimed.htlcs] == [30_000_000, 50_000_000]
+    assert (claimed.amount_msat, claimed.sender_intended_total_msat) == (80_000_000, 80_000_000)
+    assert claimed.onion_fields == claimable.onion_fields and claimed.payment_id == claimable.payment_id
+
+
+def test_an_incomplete_mpp_payment_fails_back_on_the_third_tick(receiver):
+    """``timer_tick_occurred``: the parts of a payment still incomplete are failed back once their
+    ``timer_ticks`` reach ``MPP_TIMEOUT_TICKS`` (3): nothing after two ticks, ``HTLCHandlingFailed`` on the third."""
+    r = receiver
+    r.stage.open(r.bob, r.me, 6_000_000)
+    invoice = r.stage.invoice(r.me, 80_000_000)
+    bcm = r.bob.channel_manager
+    bcm.send_payment_with_route(
+        Route(_mpp_paths(r, [30_000_000, 50_000_000]), None), invoice.payment_hash(),
+        RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x55" * 32))
+    bcm.pending_msg_events.pop()  # the 50,000 sat part never arrives
+    r.stage.settle()
+    failed = lambda: [e for e in r.seen + r.cm.pending_events() if isinstance(e, Event.HTLCHandlingFailed)]  # noqa: E731
+    ticked = r.cm.claimable[invoice.payment_hash()].ticks  # the world's own timer may have ticked meanwhile
+    for _ in range(MPP_TIMEOUT_TICKS - 1 - ticked):
+        r.cm.timer_tick_occurred()
+    assert failed() == [] and r.of(Event.PaymentClaimable) == []
+    r.cm.timer_tick_occurred()
+    assert [e.failed_next_destination for e in failed()] == [HTLCDestination.FailedPayment(invoice.payment_hash())]
