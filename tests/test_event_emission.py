@@ -21,6 +21,7 @@ from ldkkit.events import (
     PaymentFailureReason,
     PaymentPurpose,
 )
+from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
 from ldkkit.ln.channel import HTLCOutboundRoute
 from ldkkit.ln.claimable_payments import MPP_TIMEOUT_TICKS
 from ldkkit.ln.msgs import FailureOnion
@@ -468,3 +469,61 @@ def test_an_incomplete_mpp_payment_fails_back_on_the_third_tick(receiver):
     assert failed() == [] and r.of(Event.PaymentClaimable) == []
     r.cm.timer_tick_occurred()
     assert [e.failed_next_destination for e in failed()] == [HTLCDestination.FailedPayment(invoice.payment_hash())]
+
+
+# --- forwarding (channelmanager.rs: process_pending_update_add_htlcs, claim_funds_internal) ----------------------
+
+@pytest.fixture
+def forwarder():
+    """alice -> the learner -> carol, as in the forward_payment scenario."""
+    learner = Learner(41)
+    s = learner.stage
+    learner.alice, learner.carol = s.peer("alice"), s.peer("carol")
+    s.open(learner.alice, learner.me, 6_000_000)
+    s.open(learner.carol, learner.me, 6_000_000, push_msat=3_000_000_000)
+    yield learner
+    learner.world.close()
+
+
+def _alice_pays_carol(f, tamper=None):
+    invoice = f.stage.invoice(f.carol, 100_000_000)
+    payment_hash, onion, params = payment_parameters_from_invoice(invoice)
+    acm = f.alice.channel_manager
+    acm.send_payment(payment_hash, onion, PaymentId(bytes(payment_hash)), params, Retry.Attempts(0))
+    if tamper is not None:
+        peer, msg = acm.pending_msg_events[-1]
+        acm.pending_msg_events[-1] = (peer, tamper(msg))
+    f.stage.settle()
+    return payment_hash
+
+
+@pytest.mark.parametrize("tamper", [
+    pytest.param(lambda m: dataclasses.replace(m, amount_msat=m.amount_msat - 1), id="fee_insufficient"),
+    pytest.param(lambda m: dataclasses.replace(m, cltv_expiry=m.cltv_expiry - 1), id="incorrect_cltv_expiry"),
+])
+def test_a_forward_refused_by_our_channel_policy_raises_htlc_handling_failed(forwarder, tamper):
+    """``can_forward_htlc`` (``htlc_satisfies_config``): an HTLC leaving us too small a fee or too short a CLTV
+    delta for the next channel fails back, and ``process_pending_update_add_htlcs`` raises ``HTLCHandlingFailed``
+    with ``NextHopChannel`` (the next peer and channel); nothing is forwarded."""
+    f = forwarder
+    _alice_pays_carol(f, tamper)
+    into, out = f.stage.channel_between(f.me, f.alice), f.stage.channel_between(f.me, f.carol)
+    assert f.of(Event.HTLCHandlingFailed) == [
+        Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(f.carol.node_id, out.channel_id))]
+    assert f.of(Event.PaymentForwarded) == []
+
+
+def test_payment_forwarded_carries_both_channels_and_the_fee(forwarder):
+    """``claim_funds_internal``: a forward fulfilled downstream claims the HTLC it came in on and raises
+    ``PaymentForwarded``: both channels, both user channel ids, both peers, the fee earned (in - out), the amount
+    forwarded, not from an on-chain claim."""
+    f = forwarder
+    _alice_pays_carol(f)
+    into, out = f.stage.channel_between(f.me, f.alice), f.stage.channel_between(f.me, f.carol)
+    (forwarded,) = f.of(Event.PaymentForwarded)
+    assert forwarded == Event.PaymentForwarded(
+        prev_channel_id=into.channel_id, next_channel_id=out.channel_id,
+        prev_user_channel_id=into.user_channel_id, next_user_channel_id=out.user_channel_id,
+        prev_node_id=f.alice.node_id, next_node_id=f.carol.node_id, total_fee_earned_msat=1000,
+        skimmed_fee_msat=None, claim_from_onchain_tx=False, outbound_amount_forwarded_msat=100_000_000)
+    assert f.of(Event.HTLCHandlingFailed) == []

@@ -55,7 +55,7 @@ class PendingFailBack(Record):
     channel_id: ChannelId
     htlc_id: int
     reason: msgs.FailureOnion
-    destination: Optional[HTLCDestination]
+    destination: HTLCDestination
 
 
 # --- HTLCs arriving -------------------------------------------------------------------------------
@@ -115,20 +115,19 @@ def _process_one_forward(cm: ChannelManager, fwd: PendingForward) -> None:
     if out_chan is None:
         fail_inbound(cm, chan, htlc, UNKNOWN_NEXT_PEER, None, HTLCDestination.UnknownNextHop(hop.short_channel_id))
         return
-    # LDK's can_forward_htlc: our fee and CLTV delta for the next channel, and room on it.
+    # LDK's can_forward_htlc: our fee and CLTV delta for the next channel, and room on it. Each failure
+    # raises HTLCHandlingFailed naming the next channel (process_pending_update_add_htlcs).
+    next_hop = HTLCDestination.NextHopChannel(out_chan.counterparty_node_id, out_chan.channel_id)
     ppm = out_chan.forwarding_fee_proportional_millionths
     fee_needed = out_chan.forwarding_fee_base_msat + hop.amt_to_forward * ppm // 1_000_000
     if htlc.amount_msat - hop.amt_to_forward < fee_needed:
-        fail_inbound(cm, chan, htlc, FEE_INSUFFICIENT, out_chan.get_outbound_payment_scid(), None)
+        fail_inbound(cm, chan, htlc, FEE_INSUFFICIENT, out_chan.get_outbound_payment_scid(), next_hop)
         return
     if htlc.cltv_expiry - hop.outgoing_cltv_value < out_chan.cltv_expiry_delta:
-        fail_inbound(cm, chan, htlc, INCORRECT_CLTV_EXPIRY, out_chan.get_outbound_payment_scid(), None)
+        fail_inbound(cm, chan, htlc, INCORRECT_CLTV_EXPIRY, out_chan.get_outbound_payment_scid(), next_hop)
         return
     if not cm._is_usable(out_chan) or hop.amt_to_forward > out_chan.next_outbound_htlc_limit_msat():
-        fail_inbound(
-            cm, chan, htlc, TEMPORARY_CHANNEL_FAILURE, out_chan.get_outbound_payment_scid(),
-            HTLCDestination.NextHopChannel(out_chan.counterparty_node_id, out_chan.channel_id),
-        )
+        fail_inbound(cm, chan, htlc, TEMPORARY_CHANNEL_FAILURE, out_chan.get_outbound_payment_scid(), next_hop)
         return
     previous = HTLCPreviousHop(chan.channel_id, htlc.htlc_id, htlc.amount_msat, chan.counterparty_node_id)
     next_onion = msgs.Onion(htlc.onion.hops[1:], htlc.onion.final)
@@ -217,7 +216,7 @@ def fail_intercepted_htlc(cm: ChannelManager, intercept_id: InterceptId) -> None
 
 def fail_inbound(
     cm: ChannelManager, chan: Channel, htlc: InboundHTLC, code: int, scid: Optional[int],
-    destination: Optional[HTLCDestination],
+    destination: HTLCDestination,
 ) -> None:
     """Fail an inbound HTLC back: queued for the next process_pending_htlc_forwards, as LDK does."""
     permanent = bool(code & PERM) if scid is not None else None
@@ -229,9 +228,7 @@ def queue_fail_back(cm: ChannelManager, fail: PendingFailBack) -> None:
     """LDK's ``fail_htlc_backwards_internal``: ``HTLCHandlingFailed`` now, then a new
     ``PendingHTLCsForwardable``; the ``update_fail_htlc`` goes out on the next processing."""
     cm.fail_backs.append(fail)
-    if fail.destination is not None:
-        chan = cm.channels.get(fail.channel_id)
-        cm._queue_event(Event.HTLCHandlingFailed(chan.channel_id if chan else fail.channel_id, fail.destination))
+    cm._queue_event(Event.HTLCHandlingFailed(fail.channel_id, fail.destination))
     forwardable(cm)
 
 
