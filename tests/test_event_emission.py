@@ -20,6 +20,7 @@ from ldkkit.events import (
     PathFailure,
     PaymentFailureReason,
     PaymentPurpose,
+    ReplayEvent,
 )
 from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
 from ldkkit.ln.channel import HTLCOutboundRoute
@@ -527,3 +528,83 @@ def test_payment_forwarded_carries_both_channels_and_the_fee(forwarder):
         prev_node_id=f.alice.node_id, next_node_id=f.carol.node_id, total_fee_earned_msat=1000,
         skimmed_fee_msat=None, claim_from_onchain_tx=False, outbound_amount_forwarded_msat=100_000_000)
     assert f.of(Event.HTLCHandlingFailed) == []
+
+
+# --- a restart (ChannelManager::write and ::read) ------------------------------------------------------------------
+
+def test_a_restart_keeps_an_intercepted_htlc_to_forward():
+    """``ChannelManager::write`` keeps ``pending_intercepted_htlcs`` with the ``HTLCIntercepted`` event: after a
+    restart the event is handed over again and ``forward_intercepted_htlc`` still finds the HTLC and sends it."""
+    from ldkkit.config import UserConfig
+
+    async def stops_before_forwarding(*args):
+        if isinstance(args[-1], Event.HTLCIntercepted):
+            return ReplayEvent()
+        return await reference(*args)
+
+    forwarded: list[Event] = []
+
+    async def lsp(*args):
+        cm, event = args[0], args[-1]
+        if isinstance(event, Event.HTLCIntercepted):
+            to_carol = next(c for c in cm.list_usable_channels() if c.counterparty.node_id == carol.node_id)
+            cm.forward_intercepted_htlc(event.intercept_id, to_carol.channel_id, carol.node_id,
+                                        event.expected_outbound_amount_msat)
+            forwarded.append(event)
+            return None
+        return await reference(*args)
+
+    with World(seed=12) as world:
+        config = dataclasses.replace(UserConfig.ldk_sample(), accept_intercept_htlcs=True)
+        stage = Stage(world, world.add_node("learner", handler=stops_before_forwarding, config=config))
+        me = stage.me
+        alice, carol = stage.peer("alice"), stage.peer("carol")
+        stage.open(alice, me, 6_000_000)
+        stage.open(me, carol, 1_000_000)
+        fake_scid = me.channel_manager.get_intercept_scid()
+        invoice = stage.invoice(carol, 10_000_000)
+        first = alice.channel_manager.list_usable_channels()[0].short_channel_id
+        path = Path((RouteHop(me.node_id, b"", first, b"", 1_000, 72, True),
+                     RouteHop(carol.node_id, b"", fake_scid, b"", 10_000_000, 24, True)), None)
+        alice.channel_manager.send_payment_with_route(
+            Route((path,), None), invoice.payment_hash(),
+            RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x07" * 32))
+        stage.settle()
+        (intercepted,) = [e for e in me.channel_manager.pending_events() if isinstance(e, Event.HTLCIntercepted)]
+        me.fs_store.write("", "", "manager", me.channel_manager.encode())
+        world.restart_node(me, handler=lsp)
+        stage.settle(10)
+    assert forwarded == [intercepted]
+    assert any(isinstance(e, Event.PaymentSent) for e in alice.events_seen)
+
+
+def test_a_restart_with_htlcs_to_fail_back_asks_for_forwarding_after_two_seconds():
+    """``ChannelManager::read``: the persisted events come back in order, then, as HTLCs are still to be failed
+    back, one ``PendingHTLCsForwardable`` with ``time_forwardable`` 2 s (the one queued before is not persisted)."""
+
+    refused: list[Event] = []
+
+    async def refuses_then_stops(*args):
+        cm, event = args[0], args[-1]
+        if isinstance(event, Event.PaymentClaimable):
+            cm.fail_htlc_backwards(event.payment_hash)
+            refused.append(event)
+            return None
+        if refused and isinstance(event, (Event.PendingHTLCsForwardable, Event.HTLCHandlingFailed)):
+            return ReplayEvent()  # the node stops before the failure goes back
+        return await reference(*args)
+
+    with World(seed=13) as world:
+        stage = Stage(world, world.add_node("learner", handler=refuses_then_stops))
+        bob = stage.peer("bob")
+        stage.open(bob, stage.me, 6_000_000)
+        stage.pay(bob, stage.invoice(stage.me, 50_000_000), retry=Retry.Attempts(0))
+        before = stage.me.channel_manager.pending_events()
+        assert [type(e).__name__ for e in before] == ["HTLCHandlingFailed", "PendingHTLCsForwardable"]
+        assert before[1].time_forwardable == timedelta(milliseconds=100)
+        stage.me.fs_store.write("", "", "manager", stage.me.channel_manager.encode())
+        restarted = world.restart_node(stage.me, handler=reference)
+        after = restarted.channel_manager.pending_events()
+        stage.settle(10)
+    assert after == [before[0], Event.PendingHTLCsForwardable(timedelta(seconds=2))]
+    assert [type(e).__name__ for e in bob.events_seen][-2:] == ["PaymentPathFailed", "PaymentFailed"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Optional
 
 from ..bitcoin import Transaction
@@ -734,6 +735,10 @@ class ChannelManager:
                 "payment_paths": tuple((k, tuple(v)) for k, v in outbound.payment_paths.items()),
                 "forward_htlcs": tuple(self.forward_htlcs),
                 "fail_backs": tuple(self.fail_backs),
+                # LDK's pending_intercepted_htlcs (a released one is back in forward_htlcs, to go out).
+                "intercepted": tuple(self.intercepted.items()),
+                "released_intercepts": tuple(self._released_intercepts),
+                "intercept_scids": tuple(sorted(self.intercept_scids)),
                 "best_block_height": self.best_block_height,
             }
             return encode(state)
@@ -752,11 +757,15 @@ class ChannelManager:
             outbound.payment_paths = {k: list(v) for k, v in state["payment_paths"]}
             self.forward_htlcs = list(state["forward_htlcs"])
             self.fail_backs = list(state["fail_backs"])
+            self.intercepted = dict(state["intercepted"])
+            self._released_intercepts = list(state["released_intercepts"])
+            self.intercept_scids = set(state["intercept_scids"])
             self.best_block_height = state["best_block_height"]
-            # LDK regenerates PendingHTLCsForwardable on start-up when forwards are pending.
-            if self.forward_htlcs or self.fail_backs:
-                self._pending_forwardable_event = False
-                forwarding.forwardable(self)
+            # ChannelManager::read: with HTLCs still to forward or fail back, a PendingHTLCsForwardable with
+            # time_forwardable 2 s follows the persisted events (it was dropped, or never acted on).
+            if self.forward_htlcs or self.fail_backs or self._released_intercepts:
+                self._pending_forwardable_event = True
+                self._queue_event(Event.PendingHTLCsForwardable(timedelta(seconds=2)))
             for chan in self.channels.values():
                 if chan.is_funded():
                     self.chain_monitor.watch_channel(self, chan)
