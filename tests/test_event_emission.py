@@ -25,14 +25,15 @@ from ldkkit.events import (
 from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
 from ldkkit.ln.channel import HTLCOutboundRoute
 from ldkkit.ln.claimable_payments import MPP_TIMEOUT_TICKS
-from ldkkit.ln.msgs import FailureOnion
+from ldkkit.ln.msgs import FailureOnion, FinalPayload, HopPayload, Onion
+from ldkkit.ln.onion_utils import build_onion_payloads
 from ldkkit.ln.outbound_payment import OutboundPayments, RecipientOnionFields, Retry
 from ldkkit.reference import handle_ldk_events as reference
 from ldkkit.routing.router import LightningError, Path, PaymentParameters, Route, RouteHop, RouteParameters
 from ldkkit.scenarios import Stage
 from ldkkit.sim.clock import VirtualClock
 from ldkkit.sim.world import World
-from ldkkit.types import PaymentHash, PaymentId, PaymentPreimage, PublicKey
+from ldkkit.types import PaymentHash, PaymentId, PaymentPreimage, PaymentSecret, PublicKey
 
 # --- OutboundPayments (lightning/src/ln/outbound_payment.rs), driven directly --------------------------------
 
@@ -608,3 +609,18 @@ def test_a_restart_with_htlcs_to_fail_back_asks_for_forwarding_after_two_seconds
         stage.settle(10)
     assert after == [before[0], Event.PendingHTLCsForwardable(timedelta(seconds=2))]
     assert [type(e).__name__ for e in bob.events_seen][-2:] == ["PaymentPathFailed", "PaymentFailed"]
+
+
+def test_the_onion_tells_each_hop_what_to_forward():
+    """``build_onion_payloads``: walking back from the recipient, each hop is told the next channel, the amount
+    the next node must get (its fee added hop by hop) and the CLTV expiry (the deltas added to the height); the
+    recipient gets the amount, the final expiry, secret, total, metadata and keysend preimage; the first HTLC
+    carries the whole amount and expiry."""
+    hops = (RouteHop(HOP, b"", 1, b"", 10, 20, True), RouteHop(PAYEE, b"", 2, b"", 20, 30, True),
+            RouteHop(PAYEE, b"", 3, b"", 1000, 40, True))
+    secret = PaymentSecret(b"\x08" * 32)
+    onion, amount, cltv = build_onion_payloads(Path(hops, None), 5000, RecipientOnionFields(secret, b"meta"), 100,
+                                               PREIMAGE)
+    assert onion == Onion((HopPayload(2, 1020, 170), HopPayload(3, 1000, 140)),
+                          FinalPayload(1000, 140, secret, 5000, b"meta", PREIMAGE))
+    assert (amount, cltv) == (1030, 190)

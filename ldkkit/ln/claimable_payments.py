@@ -90,9 +90,13 @@ def receive(cm: ChannelManager, chan: Channel, htlc: InboundHTLC) -> None:
 
 
 def _inbound_payment_id(claimable: ClaimablePayment) -> PaymentId:
-    """LDK's ``PaymentId`` of a received payment: a hash of the HTLCs it arrived in."""
-    parts = b"".join(bytes(h.channel_id) + h.htlc_id.to_bytes(8, "big") for h in claimable.htlcs)
-    return PaymentId(hashlib.sha256(b"inbound payment id" + parts).digest())
+    """LDK's ``PaymentId`` of a received payment: a hash of the HTLCs it arrived in.
+
+    Opaque, as LDK's (an HMAC of the HTLCs under a node secret): only that it is the same for a payment's
+    PaymentClaimable and PaymentClaimed, and differs between payments, can be seen; so the exact bytes
+    hashed are not mutated (any change of them is an equivalent mutant)."""
+    parts = b"".join(bytes(h.channel_id) + h.htlc_id.to_bytes(8, "big") for h in claimable.htlcs)  # pragma: no mutate
+    return PaymentId(hashlib.sha256(b"inbound payment id" + parts).digest())  # pragma: no mutate
 
 
 def claim_funds(cm: ChannelManager, payment_preimage: PaymentPreimage) -> None:
