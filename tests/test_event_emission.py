@@ -10,11 +10,14 @@ from datetime import timedelta
 
 import pytest
 
+from ldkkit.bitcoin import OutPoint, Transaction
 from ldkkit.chain.chainmonitor import HTLC_FAIL_BACK_BUFFER
 from ldkkit.errors import APIError
 from ldkkit.events import (
     ClaimedHTLC,
+    ClosureReason,
     Event,
+    FundingInfo,
     HTLCDestination,
     NetworkUpdate,
     PathFailure,
@@ -33,7 +36,7 @@ from ldkkit.routing.router import LightningError, Path, PaymentParameters, Route
 from ldkkit.scenarios import Stage
 from ldkkit.sim.clock import VirtualClock
 from ldkkit.sim.world import World
-from ldkkit.types import PaymentHash, PaymentId, PaymentPreimage, PaymentSecret, PublicKey
+from ldkkit.types import ChannelId, PaymentHash, PaymentId, PaymentPreimage, PaymentSecret, PublicKey
 
 # --- OutboundPayments (lightning/src/ln/outbound_payment.rs), driven directly --------------------------------
 
@@ -624,3 +627,39 @@ def test_the_onion_tells_each_hop_what_to_forward():
     assert onion == Onion((HopPayload(2, 1020, 170), HopPayload(3, 1000, 140)),
                           FinalPayload(1000, 140, secret, 5000, b"meta", PREIMAGE))
     assert (amount, cltv) == (1030, 190)
+
+
+# --- closing (channel.rs: force_shutdown's ShutdownResult; channelmanager.rs: finish_close_channel) ------------
+
+def test_a_channel_dropped_after_its_funding_was_generated_names_its_funding_and_discards_it():
+    """``get_funding_created`` gives the channel its funding outpoint and its real id; a peer that disconnects
+    before ``funding_signed`` drops it (``ClosureReason::DisconnectedPeer``): ``ChannelClosed`` carries that id,
+    ``channel_funding_txo``, the capacity and our balance, then ``DiscardFunding`` hands the transaction back."""
+    funding: list[Transaction] = []
+    seen: list[Event] = []
+
+    async def disconnects_once_funded(*args):
+        cm, event = args[0], args[-1]
+        seen.append(event)
+        await reference(*args)
+        if isinstance(event, Event.FundingGenerationReady):
+            chan = cm.channels[event.temporary_channel_id]
+            funding.append(chan.funding_transaction)
+            cm.peer_disconnected(event.counterparty_node_id)
+
+    with World(seed=51) as world:
+        stage = Stage(world, world.add_node("learner", handler=disconnects_once_funded))
+        bob = stage.peer("bob")
+        tcid = stage.me.channel_manager.create_channel(bob.node_id, 1_000_000, 0, 77, None, None)
+        world.run()
+        stage.settle()
+    (tx,) = funding
+    outpoint = next(OutPoint(tx.compute_txid(), i) for i, o in enumerate(tx.output) if o.value == 1_000_000)
+    closed, discard = [e for e in seen if isinstance(e, (Event.ChannelClosed, Event.DiscardFunding))]
+    channel_id = ChannelId.v1_from_funding_outpoint(outpoint.txid, outpoint.vout)
+    assert closed == Event.ChannelClosed(
+        channel_id=channel_id, user_channel_id=77, reason=ClosureReason.DisconnectedPeer(),
+        counterparty_node_id=bob.node_id, channel_capacity_sats=1_000_000, channel_funding_txo=outpoint,
+        last_local_balance_msat=1_000_000_000)
+    assert discard == Event.DiscardFunding(channel_id, FundingInfo.Tx(tx))
+    assert tcid != channel_id
