@@ -653,6 +653,7 @@ def test_a_channel_dropped_after_its_funding_was_generated_names_its_funding_and
         tcid = stage.me.channel_manager.create_channel(bob.node_id, 1_000_000, 0, 77, None, None)
         world.run()
         stage.settle()
+        assert stage.me.channel_manager.list_channels() == []
     (tx,) = funding
     outpoint = next(OutPoint(tx.compute_txid(), i) for i, o in enumerate(tx.output) if o.value == 1_000_000)
     closed, discard = [e for e in seen if isinstance(e, (Event.ChannelClosed, Event.DiscardFunding))]

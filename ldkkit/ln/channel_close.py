@@ -180,12 +180,10 @@ def close_unfunded(cm: ChannelManager, chan: Channel, reason: ClosureReason) -> 
 
     Once its funding transaction was generated, LDK's channel has its funding outpoint and its real id
     (``get_funding_created``): both events name that id, and ChannelClosed the outpoint."""
-    unanswered = chan.phase is ChannelPhase.UnacceptedInbound
-    cm._open_channel_msgs.pop(chan.channel_id, None)
-    chan.phase = ChannelPhase.Closed
-    cm.channels.pop(chan.channel_id, None)
-    if unanswered:
-        return  # never got past the handshake: LDK raises no ChannelClosed
+    # (A request never accepted is dropped by its callers, with no ChannelClosed, as in LDK.)
+    # Our open_channel, kept to propose it again: forgetting it for a channel that is gone changes nothing seen.
+    cm._open_channel_msgs.pop(chan.channel_id, None)  # pragma: no mutate
+    del cm.channels[chan.channel_id]
     txo = chan.funding_txo
     channel_id = ChannelId.v1_from_funding_outpoint(txo.txid, txo.vout) if txo is not None else chan.channel_id
     cm._queue_event(Event.ChannelClosed(
