@@ -34,6 +34,7 @@ from ldkkit.ln.outbound_payment import OutboundPayments, RecipientOnionFields, R
 from ldkkit.reference import handle_ldk_events as reference
 from ldkkit.routing.router import LightningError, Path, PaymentParameters, Route, RouteHop, RouteParameters
 from ldkkit.scenarios import Stage
+from ldkkit.ser import DecodeError, encode
 from ldkkit.sim.clock import VirtualClock
 from ldkkit.sim.world import World
 from ldkkit.types import ChannelId, PaymentHash, PaymentId, PaymentPreimage, PaymentSecret, PublicKey
@@ -664,3 +665,29 @@ def test_a_channel_dropped_after_its_funding_was_generated_names_its_funding_and
         last_local_balance_msat=1_000_000_000)
     assert discard == Event.DiscardFunding(channel_id, FundingInfo.Tx(tx))
     assert tcid != channel_id
+
+
+# --- what a background processor asks ---------------------------------------------------------------------------
+
+def test_has_pending_events_says_whether_events_wait_for_the_handler():
+    """``has_pending_events`` (what LDK's background processor polls): true while an event waits, false once
+    handled; the ChainMonitor's also counts the events it has queued (here a SpendableOutputs)."""
+    with World(seed=61) as world:
+        stage = Stage(world, world.add_node("learner", handler=lambda *args: ReplayEvent()))
+        cm, monitor = stage.me.channel_manager, stage.me.chain_monitor
+        assert not cm.has_pending_events() and not monitor.has_pending_events()
+        stage.peer("bob").channel_manager.create_channel(stage.me.node_id, 1_000_000, 0, 1, None, None)
+        world.run()
+        assert cm.has_pending_events()
+        cm.process_pending_events(lambda event: None)
+        assert not cm.has_pending_events()
+        monitor._events.push(Event.SpendableOutputs((), None))
+        assert monitor.has_pending_events() and not cm.has_pending_events()
+
+
+def test_a_manager_is_not_read_from_something_else():
+    """``ChannelManager::read`` refuses bytes that are not a ChannelManager: a ``DecodeError``, not a crash."""
+    with World(seed=62) as world:
+        cm = world.add_node("learner").channel_manager
+        with pytest.raises(DecodeError.InvalidValue, match="expected an encoded dict"):
+            cm.restore(encode((1, 2)))
