@@ -1,18 +1,44 @@
-"""LDK 0.1's rules for failed paths and retries, as a sender sees them (lightning/src/ln/outbound_payment.rs,
-onion_utils.rs, lightning-background-processor)."""
+"""LDK 0.1's rules for the events a node is given: which the ChannelManager and the ChainMonitor emit, with which
+fields, in which order, and what survives a restart (rust-lightning v0.1.12; each test cites the function its rule
+comes from: lightning/src/ln/outbound_payment.rs, channelmanager.rs, onion_utils.rs, channel.rs,
+lightning-background-processor)."""
 
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 import pytest
 
 from ldkkit.background_processor import run_processor
-from ldkkit.events import Event, NetworkUpdate, PathFailure, PaymentFailureReason
-from ldkkit.ln.outbound_payment import Retry
+from ldkkit.bitcoin import OutPoint, Transaction
+from ldkkit.chain.chainmonitor import HTLC_FAIL_BACK_BUFFER
+from ldkkit.errors import APIError
+from ldkkit.events import (
+    ClaimedHTLC,
+    ClosureReason,
+    Event,
+    FundingInfo,
+    HTLCDestination,
+    NetworkUpdate,
+    PathFailure,
+    PaymentFailureReason,
+    PaymentPurpose,
+    ReplayEvent,
+)
+from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
+from ldkkit.ln.channel import HTLCOutboundRoute
+from ldkkit.ln.claimable_payments import MPP_TIMEOUT_TICKS
+from ldkkit.ln.msgs import FailureOnion, FinalPayload, HopPayload, Onion
+from ldkkit.ln.onion_utils import build_onion_payloads
+from ldkkit.ln.outbound_payment import OutboundPayments, RecipientOnionFields, Retry
 from ldkkit.reference import handle_ldk_events as reference
+from ldkkit.routing.router import LightningError, Path, PaymentParameters, Route, RouteHop, RouteParameters
 from ldkkit.scenarios import Stage
+from ldkkit.ser import DecodeError, encode
+from ldkkit.sim.clock import VirtualClock
 from ldkkit.sim.world import World
+from ldkkit.types import ChannelId, PaymentHash, PaymentId, PaymentPreimage, PaymentSecret, PublicKey
 
 
 def dead_ends(seed: int, count: int):
@@ -81,3 +107,657 @@ def test_the_processor_applies_a_permanent_channel_failure_to_the_graph_before_t
             stage.me.channel_manager._events.push(permanent)
             stage.settle()
     assert seen[-1] == permanent and blamed[-1] is None
+
+
+# --- OutboundPayments (lightning/src/ln/outbound_payment.rs), driven directly --------------------------------
+
+HOP = PublicKey.from_secret_key(b"\x01" * 32)
+PAYEE = PublicKey.from_secret_key(b"\x02" * 32)
+PREIMAGE = PaymentPreimage(b"\x03" * 32)
+HASH = PREIMAGE.payment_hash()
+PID = PaymentId(b"\x04" * 32)
+
+
+def path(scid: int, amount: int = 10_000, fee: int = 100) -> Path:
+    """Us -> HOP over ``scid`` -> PAYEE over ``scid + 1``."""
+    return Path((RouteHop(HOP, b"", scid, b"", fee, 40, True), RouteHop(PAYEE, b"", scid + 1, b"", amount, 40, True)),
+                None)
+
+
+class Sender:
+    """OutboundPayments with a clock, a router that gives the next of ``routes`` and a first hop that takes
+    every path; the events it raises, and the PendingHTLCsForwardable requests, are recorded."""
+
+    def __init__(self, routes: list[Route], refuse_first_hop: bool = False) -> None:
+        self.clock = VirtualClock()
+        self.events: list[Event] = []
+        self.forwardable = 0
+        self.routes = list(routes)
+        self.sent: list[Path] = []
+        self.asked: list[RouteParameters] = []
+        self.refuse = refuse_first_hop
+        self.out = OutboundPayments(clock=self.clock, pending_events=self.events.append,
+                                    forwardable=self._forwardable, log=lambda _: None)
+
+    def _forwardable(self) -> None:
+        self.forwardable += 1
+
+    def find_route(self, params: RouteParameters) -> Route:
+        self.asked.append(params)
+        if not self.routes:
+            raise LightningError("Failed to find a path to the given destination")
+        return self.routes.pop(0)
+
+    def send_along_path(self, args) -> None:
+        if self.refuse:
+            raise APIError.ChannelUnavailable("No channel available with first hop!")
+        self.sent.append(args.path)
+
+    def pay(self, retry: Retry, amount: int = 10_000) -> None:
+        params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(PAYEE, 40), amount)
+        self.out.send_payment(HASH, RecipientOnionFields.secret_only(None), PID, retry, params, self.find_route,
+                              self.send_along_path)
+
+    def fail(self, p: Path, origin: PublicKey = HOP, scid: int | None = None, permanent: bool | None = False) -> None:
+        reason = FailureOnion(origin, 0x1007, scid, permanent if scid is not None else None)
+        self.out.fail_htlc(HTLCOutboundRoute(PID, p, False), HASH, reason)
+
+    def claim(self, p: Path) -> None:
+        self.out.claim_htlc(HTLCOutboundRoute(PID, p, False), HASH, PREIMAGE)
+
+    def retry(self) -> None:
+        self.out.check_retry_payments(self.find_route, self.send_along_path)
+
+    def names(self) -> list[str]:
+        return [type(e).__name__ for e in self.events]
+
+
+def route(*paths: Path) -> Route:
+    return Route(tuple(paths), None)
+
+
+@pytest.mark.parametrize("retries", [0, 1, 3])
+def test_retry_attempts_n_makes_exactly_n_retries(retries):
+    """``Retry::Attempts(n)`` (``Retry::is_retryable_now``: ``max_retry_count > count``, count starting at 0 and
+    counting retries): each failed path before the n-th retry asks for a retry (PendingHTLCsForwardable), the
+    failure of the n-th retry fails the payment (RetriesExhausted)."""
+    paths = [path(10 * (i + 1)) for i in range(retries + 1)]
+    s = Sender([route(p) for p in paths])
+    s.pay(Retry.Attempts(retries))
+    for i, p in enumerate(paths):
+        s.fail(p, scid=p.hops[0].short_channel_id)
+        if i < retries:
+            assert s.names()[-1] == "PaymentPathFailed" and s.forwardable == i + 1
+            s.retry()
+    assert s.sent == paths
+    assert s.names() == ["PaymentPathFailed"] * (retries + 1) + ["PaymentFailed"]
+    assert s.events[-1] == Event.PaymentFailed(PID, HASH, PaymentFailureReason.RetriesExhausted)
+    assert s.forwardable == retries
+
+
+def test_retry_timeout_retries_a_path_that_fails_at_the_timeout():
+    """``Retry::Timeout(d)`` allows a retry while ``d >= now - first_attempted_at`` (``Retry::is_retryable_now``):
+    a path failing exactly at ``d`` is retried; one failing later fails the payment."""
+    first, second = path(10), path(20)
+    s = Sender([route(first), route(second)])
+    s.pay(Retry.Timeout(timedelta(seconds=10)))
+    s.clock._now_us = 10_000_000
+    s.fail(first, scid=10)
+    assert s.names() == ["PaymentPathFailed"] and s.forwardable == 1
+    s.retry()
+    s.clock._now_us = 10_000_001
+    s.fail(second, scid=20)
+    assert s.names() == ["PaymentPathFailed", "PaymentPathFailed", "PaymentFailed"]
+    assert s.events[-1].reason is PaymentFailureReason.RetriesExhausted
+
+
+def test_payment_path_failed_carries_the_network_update_of_the_failing_channel():
+    """``fail_htlc``: a path failed at a hop raises ``PaymentPathFailed`` for this payment and path, not permanent,
+    ``PathFailure::OnPath`` with a ``NetworkUpdate::ChannelFailure`` of the blamed channel (permanent as the hop
+    said) and that channel as ``short_channel_id``; the retry routes around it."""
+    first, second = path(10), path(20)
+    s = Sender([route(first), route(second)])
+    s.pay(Retry.Attempts(1))
+    s.fail(first, scid=11, permanent=True)
+    update = NetworkUpdate.ChannelFailure(11, True)
+    assert s.events == [Event.PaymentPathFailed(PID, HASH, False, PathFailure.OnPath(update), first, 11)]
+    s.retry()
+    assert s.asked[-1].payment_params.previously_failed_channels == (11,)
+
+
+def test_a_part_failing_after_the_payment_succeeded_raises_nothing():
+    """``fail_htlc``: "Received failure of HTLC ... after payment completion" returns before any event, so an MPP
+    part failing after another was fulfilled raises no PaymentPathFailed and no PaymentFailed."""
+    a, b = path(10, 5_000), path(20, 5_000)
+    s = Sender([route(a, b)])
+    s.pay(Retry.Attempts(3))
+    s.claim(a)
+    assert s.events == [Event.PaymentSent(PID, PREIMAGE, HASH, 200), Event.PaymentPathSuccessful(PID, HASH, a)]
+    s.fail(b, scid=20)
+    s.retry()
+    assert s.names() == ["PaymentSent", "PaymentPathSuccessful"] and s.forwardable == 0 and len(s.sent) == 2
+
+
+def test_a_refused_mpp_payment_fails_once_its_last_part_is_back():
+    """``fail_htlc``: a part refused by the recipient abandons the payment (RecipientRejected), but
+    ``PaymentFailed`` waits for ``remaining_parts() == 0``: each part raises its ``PaymentPathFailed``
+    (permanent, no network update, no channel blamed), the last one followed by ``PaymentFailed``."""
+    a, b = path(10, 5_000), path(20, 5_000)
+    s = Sender([route(a, b)])
+    s.pay(Retry.Attempts(3))
+    s.fail(a, origin=PAYEE)
+    assert s.events == [Event.PaymentPathFailed(PID, HASH, True, PathFailure.OnPath(None), a, None)]
+    s.fail(b, origin=PAYEE, scid=21)
+    assert s.events[1:] == [Event.PaymentPathFailed(PID, HASH, True, PathFailure.OnPath(None), b, None),
+                            Event.PaymentFailed(PID, HASH, PaymentFailureReason.RecipientRejected)]
+    assert s.forwardable == 0 and s.out.pending_outbound_payments == {}
+
+
+def test_an_abandoned_payment_keeps_its_first_reason():
+    """``mark_abandoned`` changes only a retryable payment: once retries ran out, ``abandon_payment`` leaves the
+    reason RetriesExhausted, and the ``PaymentFailed`` comes with the last part in flight."""
+    a, b = path(10, 5_000), path(20, 5_000)
+    s = Sender([route(a, b)])
+    s.pay(Retry.Attempts(0))
+    s.fail(a, scid=10)
+    s.out.abandon_payment(PID)
+    assert s.names() == ["PaymentPathFailed"]
+    s.fail(b, scid=20)
+    assert s.events[-1] == Event.PaymentFailed(PID, HASH, PaymentFailureReason.RetriesExhausted)
+
+
+def test_abandoning_waits_for_the_parts_in_flight():
+    """``abandon_payment``: ``PaymentFailed { reason: UserAbandoned }`` once no part is in flight; the part that
+    fails meanwhile still raises its ``PaymentPathFailed`` first, and is not retried."""
+    a = path(10)
+    s = Sender([route(a), route(path(30))])
+    s.pay(Retry.Attempts(3))
+    s.out.abandon_payment(PID)
+    assert s.events == []
+    s.fail(a, scid=10)
+    s.retry()
+    assert s.names() == ["PaymentPathFailed", "PaymentFailed"]
+    assert s.events[-1].reason is PaymentFailureReason.UserAbandoned and s.sent == [a] and s.forwardable == 0
+
+
+def test_abandoning_a_fulfilled_payment_raises_nothing():
+    """``mark_abandoned`` leaves a fulfilled payment fulfilled: no ``PaymentFailed`` after ``PaymentSent``."""
+    a = path(10)
+    s = Sender([route(a)])
+    s.pay(Retry.Attempts(3))
+    s.claim(a)
+    s.out.abandon_payment(PID)
+    assert s.names() == ["PaymentSent", "PaymentPathSuccessful"]
+
+
+def test_no_route_for_a_retry_fails_the_payment_once_nothing_is_in_flight():
+    """``find_route_and_send_payment``: no route for the retry abandons the payment with RouteNotFound; its
+    ``PaymentFailed`` comes when the last part in flight is back, with that reason."""
+    a, b = path(10, 5_000), path(20, 5_000)
+    s = Sender([route(a, b)])
+    s.pay(Retry.Attempts(3))
+    s.fail(a, scid=10)
+    s.retry()  # the router has nothing more
+    assert s.names() == ["PaymentPathFailed"]
+    s.fail(b, scid=20)
+    assert s.names() == ["PaymentPathFailed", "PaymentPathFailed", "PaymentFailed"]
+    assert s.events[-1].reason is PaymentFailureReason.RouteNotFound and s.forwardable == 1
+
+
+def test_a_timeout_that_ran_out_before_the_retry_fails_the_payment():
+    """``check_retry_payments`` retries only a payment ``is_auto_retryable_now``; one whose ``Retry::Timeout``
+    passed since its path failed is abandoned (RetriesExhausted) with nothing in flight, and not sent again."""
+    a = path(10)
+    s = Sender([route(a), route(path(30))])
+    s.pay(Retry.Timeout(timedelta(seconds=5)))
+    s.fail(a, scid=10)
+    s.clock._now_us = 6_000_000
+    s.retry()
+    assert s.names() == ["PaymentPathFailed", "PaymentFailed"] and s.sent == [a]
+    assert s.events[-1].reason is PaymentFailureReason.RetriesExhausted
+
+
+def test_a_path_the_first_hop_refuses_blames_that_channel():
+    """``push_path_failed_evs_and_scids``: a path whose first channel is unavailable raises ``PaymentPathFailed``
+    with ``PathFailure::InitialSend`` and that channel as ``short_channel_id``, not permanent; the retry avoids it."""
+    a = path(10)
+    s = Sender([route(a), route(path(30))], refuse_first_hop=True)
+    s.pay(Retry.Attempts(1))
+    (event,) = s.events
+    assert isinstance(event, Event.PaymentPathFailed) and isinstance(event.failure, PathFailure.InitialSend)
+    assert (event.payment_id, event.payment_hash, event.payment_failed_permanently, event.path,
+            event.short_channel_id) == (PID, HASH, False, a, 10)
+    assert isinstance(event.failure.err, APIError.ChannelUnavailable) and s.forwardable == 1
+    s.retry()
+    assert s.asked[-1].payment_params.previously_failed_channels == (10,)
+
+
+# --- a node in the simulated world: ldk-sample's handler, every event recorded ------------------------------------
+
+class Learner:
+    """A world with the learner running ldk-sample's handler (``ldkkit.reference``) and recording every event it
+    is given; events of the types in ``hold`` are recorded and left to the test."""
+
+    def __init__(self, seed: int, hold: tuple[type, ...] = ()) -> None:
+        self.seen: list[Event] = []
+        self.hold = hold
+        self.world = World(seed=seed)
+        self.me = self.world.add_node("learner", handler=self._handle)
+        self.stage = Stage(self.world, self.me)
+        self.cm = self.me.channel_manager
+
+    async def _handle(self, *args):
+        event = args[-1]
+        self.seen.append(event)
+        if isinstance(event, self.hold):
+            return None
+        return await reference(*args)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.seen if isinstance(e, kind)]
+
+    def names(self) -> list[str]:
+        return [type(e).__name__ for e in self.seen]
+
+
+@pytest.fixture
+def receiver():
+    """The learner with a 6,000,000 sat channel from bob, holding PaymentClaimable events for the test."""
+    learner = Learner(31, hold=(Event.PaymentClaimable,))
+    learner.bob = learner.stage.peer("bob")
+    learner.stage.open(learner.bob, learner.me, 6_000_000)
+    yield learner
+    learner.world.close()
+
+
+def test_payment_claimable_then_claimed_carry_the_payment(receiver):
+    """``PaymentClaimable`` (``process_pending_htlc_forwards``) and ``PaymentClaimed`` (``begin_claiming_payment``):
+    our node id, the hash, the amount, the invoice's purpose and onion fields, the channel it came over, the claim
+    deadline (the HTLC's expiry less ``HTLC_FAIL_BACK_BUFFER``), one ``ClaimedHTLC`` per part, and one payment id."""
+    r = receiver
+    invoice = r.stage.invoice(r.me, 50_000_000)
+    r.stage.pay(r.bob, invoice)
+    (claimable,) = r.of(Event.PaymentClaimable)
+    chan = r.stage.channel_between(r.me, r.bob)
+    (htlc,) = r.cm.channels[chan.channel_id].pending_inbound_htlcs.values()
+    purpose = PaymentPurpose.Bolt11InvoicePayment(r.cm.inbound_payments[invoice.payment_hash()].payment_preimage,
+                                                  invoice.payment_secret())
+    onion = RecipientOnionFields(invoice.payment_secret(), None)
+    assert (claimable.receiver_node_id, claimable.payment_hash, claimable.amount_msat,
+            claimable.counterparty_skimmed_fee_msat, claimable.purpose, claimable.onion_fields,
+            claimable.via_channel_id, claimable.via_user_channel_id, claimable.claim_deadline) == (
+        r.me.node_id, invoice.payment_hash(), 50_000_000, 0, purpose, onion, chan.channel_id, chan.user_channel_id,
+        htlc.cltv_expiry - HTLC_FAIL_BACK_BUFFER)
+    assert r.of(Event.PaymentClaimed) == []
+    r.cm.claim_funds(purpose.preimage())
+    r.stage.settle()
+    (claimed,) = r.of(Event.PaymentClaimed)
+    assert claimed == Event.PaymentClaimed(
+        receiver_node_id=r.me.node_id, payment_hash=invoice.payment_hash(), amount_msat=50_000_000, purpose=purpose,
+        htlcs=(ClaimedHTLC(chan.channel_id, chan.user_channel_id, htlc.cltv_expiry, 50_000_000, 0),),
+        sender_intended_total_msat=50_000_000, onion_fields=onion, payment_id=claimable.payment_id)
+    assert claimable.payment_id is not None
+
+
+def test_claiming_what_is_not_claimable_raises_nothing(receiver):
+    """``claim_payment_internal``: a preimage whose hash has no claimable payment ("begin_claiming_payment" finds
+    none) does nothing: no PaymentClaimed, and a payment still claimable stays so."""
+    r = receiver
+    invoice = r.stage.invoice(r.me, 50_000_000)
+    r.stage.pay(r.bob, invoice)
+    r.cm.claim_funds(PaymentPreimage(b"\x77" * 32))
+    r.stage.settle()
+    assert r.of(Event.PaymentClaimed) == [] and invoice.payment_hash() in r.cm.claimable
+
+
+def test_payment_claimed_keeps_the_purpose_of_payment_claimable(receiver):
+    """``begin_claiming_payment`` moves the claimable payment's ``purpose`` into ``PaymentClaimed`` unchanged: for
+    a payment made with ``create_inbound_payment_for_hash`` its ``payment_preimage`` stays None there too."""
+    r = receiver
+    preimage = PaymentPreimage(b"\x66" * 32)
+    secret = r.cm.create_inbound_payment_for_hash(preimage.payment_hash(), None, 3600)
+    params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(r.me.node_id, 42),
+                                                           30_000_000)
+    r.bob.channel_manager.send_payment(preimage.payment_hash(), RecipientOnionFields.secret_only(secret),
+                                       PaymentId(b"\x66" * 32), params, Retry.Attempts(0))
+    r.stage.settle()
+    (claimable,) = r.of(Event.PaymentClaimable)
+    assert claimable.purpose == PaymentPurpose.Bolt11InvoicePayment(None, secret)
+    r.cm.claim_funds(preimage)
+    r.stage.settle()
+    (claimed,) = r.of(Event.PaymentClaimed)
+    assert claimed.purpose == claimable.purpose and claimed.amount_msat == 30_000_000
+
+
+def _bob_sends(r, payment_hash, onion: RecipientOnionFields, amount: int, tamper=None,
+               keysend: PaymentPreimage | None = None) -> None:
+    """bob pays us ``amount``; ``tamper`` may change his update_add_htlc on its way."""
+    params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(r.me.node_id, 42), amount)
+    bcm = r.bob.channel_manager
+    if keysend is not None:
+        bcm.send_spontaneous_payment(keysend, onion, PaymentId(bytes(payment_hash)), params, Retry.Attempts(0))
+    else:
+        bcm.send_payment(payment_hash, onion, PaymentId(bytes(payment_hash)), params, Retry.Attempts(0))
+    if tamper is not None:
+        peer, msg = bcm.pending_msg_events[-1]
+        bcm.pending_msg_events[-1] = (peer, tamper(msg))
+    r.stage.settle()
+
+
+@pytest.mark.parametrize("tamper", [
+    pytest.param(lambda m: dataclasses.replace(m, amount_msat=m.amount_msat - 1), id="underpaid"),
+    pytest.param(lambda m: dataclasses.replace(m, cltv_expiry=m.cltv_expiry - 1), id="expiry_below_the_onion's"),
+])
+def test_an_htlc_that_does_not_match_its_onion_is_failed_back(receiver, tamper):
+    """``create_recv_pending_htlc_info``: an HTLC paying less than its onion's ``amt_to_forward``, or expiring before
+    its ``outgoing_cltv_value``, is failed back: ``HTLCHandlingFailed`` with ``FailedPayment``, no PaymentClaimable."""
+    r = receiver
+    invoice = r.stage.invoice(r.me, 50_000_000)
+    _bob_sends(r, invoice.payment_hash(), RecipientOnionFields.secret_only(invoice.payment_secret()), 50_000_000,
+               tamper)
+    chan = r.stage.channel_between(r.me, r.bob)
+    assert r.of(Event.PaymentClaimable) == []
+    assert r.of(Event.HTLCHandlingFailed) == [
+        Event.HTLCHandlingFailed(chan.channel_id, HTLCDestination.FailedPayment(invoice.payment_hash()))]
+
+
+def test_a_keysend_whose_preimage_does_not_match_its_hash_is_failed_back(receiver):
+    """A keysend proves itself (``create_recv_pending_htlc_info``: the preimage must hash to the payment hash);
+    one that does not is failed back (``HTLCHandlingFailed``/``FailedPayment``); one that does is claimable as a
+    ``SpontaneousPayment``."""
+    r = receiver
+    good, bad = PaymentPreimage(b"\x51" * 32), PaymentHash(b"\x52" * 32)
+    _bob_sends(r, bad, RecipientOnionFields.spontaneous_empty(), 20_000_000,
+               lambda m: dataclasses.replace(m, payment_hash=bad), keysend=good)
+    assert r.of(Event.PaymentClaimable) == []
+    assert [e.failed_next_destination for e in r.of(Event.HTLCHandlingFailed)] == [HTLCDestination.FailedPayment(bad)]
+    _bob_sends(r, good.payment_hash(), RecipientOnionFields.spontaneous_empty(), 20_000_000, keysend=good)
+    (claimable,) = r.of(Event.PaymentClaimable)
+    assert claimable.purpose == PaymentPurpose.SpontaneousPayment(good)
+
+
+def test_fail_htlc_backwards_raises_htlc_handling_failed_and_ignores_unknown_hashes(receiver):
+    """``fail_htlc_backwards``: each part of the claimable payment fails back with ``HTLCHandlingFailed``
+    (``FailedPayment``); a hash with nothing claimable does nothing; the payer sees its path rejected."""
+    r = receiver
+    r.cm.fail_htlc_backwards(PaymentHash(b"\x53" * 32))
+    invoice = r.stage.invoice(r.me, 50_000_000)
+    r.stage.pay(r.bob, invoice, retry=Retry.Attempts(0))
+    r.cm.fail_htlc_backwards(invoice.payment_hash())
+    r.stage.settle()
+    chan = r.stage.channel_between(r.me, r.bob)
+    assert r.of(Event.HTLCHandlingFailed) == [
+        Event.HTLCHandlingFailed(chan.channel_id, HTLCDestination.FailedPayment(invoice.payment_hash()))]
+    assert r.cm.claimable == {}
+    bob_saw = [type(e).__name__ for e in r.bob.events_seen if type(e).__name__.startswith("Payment")]
+    assert bob_saw == ["PaymentPathFailed", "PaymentFailed"]
+
+
+def _mpp_paths(r, amounts: list[int]) -> tuple[Path, ...]:
+    scids = [c.short_channel_id for c in r.bob.channel_manager.list_usable_channels()]
+    return tuple(Path((RouteHop(r.me.node_id, b"", scid, b"", amount, 42, True),), None)
+                 for scid, amount in zip(scids, amounts, strict=False))
+
+
+def test_an_mpp_payment_is_claimable_once_whole(receiver):
+    """``process_pending_htlc_forwards``: the parts of one payment are collected; ``PaymentClaimable`` is raised
+    once, when they add up to ``total_msat``, naming the first part's channel and the earliest claim deadline;
+    ``PaymentClaimed`` lists every part and the total the sender intended."""
+    r = receiver
+    r.stage.open(r.bob, r.me, 6_000_000)
+    invoice = r.stage.invoice(r.me, 80_000_000)
+    first, second = _mpp_paths(r, [30_000_000, 50_000_000])
+    r.bob.channel_manager.send_payment_with_route(
+        Route((first, second), None), invoice.payment_hash(),
+        RecipientOnionFields(invoice.payment_secret(), b"meta"), PaymentId(b"\x54" * 32))
+    r.stage.settle()
+    (claimable,) = r.of(Event.PaymentClaimable)
+    parts = sorted((h for c in r.cm.channels.values() for h in c.pending_inbound_htlcs.values()),
+                   key=lambda h: h.amount_msat)
+    assert claimable.amount_msat == 80_000_000
+    assert claimable.onion_fields == RecipientOnionFields(invoice.payment_secret(), b"meta")
+    assert claimable.via_channel_id == r.cm._channel_by_scid(first.hops[0].short_channel_id).channel_id
+    assert claimable.claim_deadline == min(h.cltv_expiry for h in parts) - HTLC_FAIL_BACK_BUFFER
+    r.cm.claim_funds(claimable.purpose.preimage())
+    r.stage.settle()
+    (claimed,) = r.of(Event.PaymentClaimed)
+    assert [h.value_msat for h in claimed.htlcs] == [30_000_000, 50_000_000]
+    assert (claimed.amount_msat, claimed.sender_intended_total_msat) == (80_000_000, 80_000_000)
+    assert claimed.onion_fields == claimable.onion_fields and claimed.payment_id == claimable.payment_id
+
+
+def test_an_incomplete_mpp_payment_fails_back_on_the_third_tick(receiver):
+    """``timer_tick_occurred``: the parts of a payment still incomplete are failed back once their
+    ``timer_ticks`` reach ``MPP_TIMEOUT_TICKS`` (3): nothing after two ticks, ``HTLCHandlingFailed`` on the third."""
+    r = receiver
+    r.stage.open(r.bob, r.me, 6_000_000)
+    invoice = r.stage.invoice(r.me, 80_000_000)
+    bcm = r.bob.channel_manager
+    bcm.send_payment_with_route(
+        Route(_mpp_paths(r, [30_000_000, 50_000_000]), None), invoice.payment_hash(),
+        RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x55" * 32))
+    bcm.pending_msg_events.pop()  # the 50,000 sat part never arrives
+    r.stage.settle()
+    failed = lambda: [e for e in r.seen + r.cm.pending_events() if isinstance(e, Event.HTLCHandlingFailed)]  # noqa: E731
+    ticked = r.cm.claimable[invoice.payment_hash()].ticks  # the world's own timer may have ticked meanwhile
+    for _ in range(MPP_TIMEOUT_TICKS - 1 - ticked):
+        r.cm.timer_tick_occurred()
+    assert failed() == [] and r.of(Event.PaymentClaimable) == []
+    r.cm.timer_tick_occurred()
+    assert [e.failed_next_destination for e in failed()] == [HTLCDestination.FailedPayment(invoice.payment_hash())]
+
+
+# --- forwarding (channelmanager.rs: process_pending_update_add_htlcs, claim_funds_internal) ----------------------
+
+@pytest.fixture
+def forwarder():
+    """alice -> the learner -> carol, as in the forward_payment scenario."""
+    learner = Learner(41)
+    s = learner.stage
+    learner.alice, learner.carol = s.peer("alice"), s.peer("carol")
+    s.open(learner.alice, learner.me, 6_000_000)
+    s.open(learner.carol, learner.me, 6_000_000, push_msat=3_000_000_000)
+    yield learner
+    learner.world.close()
+
+
+def _alice_pays_carol(f, tamper=None):
+    invoice = f.stage.invoice(f.carol, 100_000_000)
+    payment_hash, onion, params = payment_parameters_from_invoice(invoice)
+    acm = f.alice.channel_manager
+    acm.send_payment(payment_hash, onion, PaymentId(bytes(payment_hash)), params, Retry.Attempts(0))
+    if tamper is not None:
+        peer, msg = acm.pending_msg_events[-1]
+        acm.pending_msg_events[-1] = (peer, tamper(msg))
+    f.stage.settle()
+    return payment_hash
+
+
+@pytest.mark.parametrize("tamper", [
+    pytest.param(lambda m: dataclasses.replace(m, amount_msat=m.amount_msat - 1), id="fee_insufficient"),
+    pytest.param(lambda m: dataclasses.replace(m, cltv_expiry=m.cltv_expiry - 1), id="incorrect_cltv_expiry"),
+])
+def test_a_forward_refused_by_our_channel_policy_raises_htlc_handling_failed(forwarder, tamper):
+    """``can_forward_htlc`` (``htlc_satisfies_config``): an HTLC leaving us too small a fee or too short a CLTV
+    delta for the next channel fails back, and ``process_pending_update_add_htlcs`` raises ``HTLCHandlingFailed``
+    with ``NextHopChannel`` (the next peer and channel); nothing is forwarded."""
+    f = forwarder
+    _alice_pays_carol(f, tamper)
+    into, out = f.stage.channel_between(f.me, f.alice), f.stage.channel_between(f.me, f.carol)
+    assert f.of(Event.HTLCHandlingFailed) == [
+        Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(f.carol.node_id, out.channel_id))]
+    assert f.of(Event.PaymentForwarded) == []
+
+
+def test_payment_forwarded_carries_both_channels_and_the_fee(forwarder):
+    """``claim_funds_internal``: a forward fulfilled downstream claims the HTLC it came in on and raises
+    ``PaymentForwarded``: both channels, both user channel ids, both peers, the fee earned (in - out), the amount
+    forwarded, not from an on-chain claim."""
+    f = forwarder
+    _alice_pays_carol(f)
+    into, out = f.stage.channel_between(f.me, f.alice), f.stage.channel_between(f.me, f.carol)
+    (forwarded,) = f.of(Event.PaymentForwarded)
+    assert forwarded == Event.PaymentForwarded(
+        prev_channel_id=into.channel_id, next_channel_id=out.channel_id,
+        prev_user_channel_id=into.user_channel_id, next_user_channel_id=out.user_channel_id,
+        prev_node_id=f.alice.node_id, next_node_id=f.carol.node_id, total_fee_earned_msat=1000,
+        skimmed_fee_msat=None, claim_from_onchain_tx=False, outbound_amount_forwarded_msat=100_000_000)
+    assert f.of(Event.HTLCHandlingFailed) == []
+
+
+# --- a restart (ChannelManager::write and ::read) ------------------------------------------------------------------
+
+def test_a_restart_keeps_an_intercepted_htlc_to_forward():
+    """``ChannelManager::write`` keeps ``pending_intercepted_htlcs`` with the ``HTLCIntercepted`` event: after a
+    restart the event is handed over again and ``forward_intercepted_htlc`` still finds the HTLC and sends it."""
+    from ldkkit.config import UserConfig
+
+    async def stops_before_forwarding(*args):
+        if isinstance(args[-1], Event.HTLCIntercepted):
+            return ReplayEvent()
+        return await reference(*args)
+
+    forwarded: list[Event] = []
+
+    async def lsp(*args):
+        cm, event = args[0], args[-1]
+        if isinstance(event, Event.HTLCIntercepted):
+            to_carol = next(c for c in cm.list_usable_channels() if c.counterparty.node_id == carol.node_id)
+            cm.forward_intercepted_htlc(event.intercept_id, to_carol.channel_id, carol.node_id,
+                                        event.expected_outbound_amount_msat)
+            forwarded.append(event)
+            return None
+        return await reference(*args)
+
+    with World(seed=12) as world:
+        config = dataclasses.replace(UserConfig.ldk_sample(), accept_intercept_htlcs=True)
+        stage = Stage(world, world.add_node("learner", handler=stops_before_forwarding, config=config))
+        me = stage.me
+        alice, carol = stage.peer("alice"), stage.peer("carol")
+        stage.open(alice, me, 6_000_000)
+        stage.open(me, carol, 1_000_000)
+        fake_scid = me.channel_manager.get_intercept_scid()
+        invoice = stage.invoice(carol, 10_000_000)
+        first = alice.channel_manager.list_usable_channels()[0].short_channel_id
+        path = Path((RouteHop(me.node_id, b"", first, b"", 1_000, 72, True),
+                     RouteHop(carol.node_id, b"", fake_scid, b"", 10_000_000, 24, True)), None)
+        alice.channel_manager.send_payment_with_route(
+            Route((path,), None), invoice.payment_hash(),
+            RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x07" * 32))
+        stage.settle()
+        (intercepted,) = [e for e in me.channel_manager.pending_events() if isinstance(e, Event.HTLCIntercepted)]
+        me.fs_store.write("", "", "manager", me.channel_manager.encode())
+        world.restart_node(me, handler=lsp)
+        stage.settle(10)
+    assert forwarded == [intercepted]
+    assert any(isinstance(e, Event.PaymentSent) for e in alice.events_seen)
+
+
+def test_a_restart_with_htlcs_to_fail_back_asks_for_forwarding_after_two_seconds():
+    """``ChannelManager::read``: the persisted events come back in order, then, as HTLCs are still to be failed
+    back, one ``PendingHTLCsForwardable`` with ``time_forwardable`` 2 s (the one queued before is not persisted)."""
+
+    refused: list[Event] = []
+
+    async def refuses_then_stops(*args):
+        cm, event = args[0], args[-1]
+        if isinstance(event, Event.PaymentClaimable):
+            cm.fail_htlc_backwards(event.payment_hash)
+            refused.append(event)
+            return None
+        if refused and isinstance(event, (Event.PendingHTLCsForwardable, Event.HTLCHandlingFailed)):
+            return ReplayEvent()  # the node stops before the failure goes back
+        return await reference(*args)
+
+    with World(seed=13) as world:
+        stage = Stage(world, world.add_node("learner", handler=refuses_then_stops))
+        bob = stage.peer("bob")
+        stage.open(bob, stage.me, 6_000_000)
+        stage.pay(bob, stage.invoice(stage.me, 50_000_000), retry=Retry.Attempts(0))
+        before = stage.me.channel_manager.pending_events()
+        assert [type(e).__name__ for e in before] == ["HTLCHandlingFailed", "PendingHTLCsForwardable"]
+        assert before[1].time_forwardable == timedelta(milliseconds=100)
+        stage.me.fs_store.write("", "", "manager", stage.me.channel_manager.encode())
+        restarted = world.restart_node(stage.me, handler=reference)
+        after = restarted.channel_manager.pending_events()
+        stage.settle(10)
+    assert after == [before[0], Event.PendingHTLCsForwardable(timedelta(seconds=2))]
+    assert [type(e).__name__ for e in bob.events_seen][-2:] == ["PaymentPathFailed", "PaymentFailed"]
+
+
+def test_the_onion_tells_each_hop_what_to_forward():
+    """``build_onion_payloads``: walking back from the recipient, each hop is told the next channel, the amount
+    the next node must get (its fee added hop by hop) and the CLTV expiry (the deltas added to the height); the
+    recipient gets the amount, the final expiry, secret, total, metadata and keysend preimage; the first HTLC
+    carries the whole amount and expiry."""
+    hops = (RouteHop(HOP, b"", 1, b"", 10, 20, True), RouteHop(PAYEE, b"", 2, b"", 20, 30, True),
+            RouteHop(PAYEE, b"", 3, b"", 1000, 40, True))
+    secret = PaymentSecret(b"\x08" * 32)
+    onion, amount, cltv = build_onion_payloads(Path(hops, None), 5000, RecipientOnionFields(secret, b"meta"), 100,
+                                               PREIMAGE)
+    assert onion == Onion((HopPayload(2, 1020, 170), HopPayload(3, 1000, 140)),
+                          FinalPayload(1000, 140, secret, 5000, b"meta", PREIMAGE))
+    assert (amount, cltv) == (1030, 190)
+
+
+# --- closing (channel.rs: force_shutdown's ShutdownResult; channelmanager.rs: finish_close_channel) ------------
+
+def test_a_channel_dropped_after_its_funding_was_generated_names_its_funding_and_discards_it():
+    """``get_funding_created`` gives the channel its funding outpoint and its real id; a peer that disconnects
+    before ``funding_signed`` drops it (``ClosureReason::DisconnectedPeer``): ``ChannelClosed`` carries that id,
+    ``channel_funding_txo``, the capacity and our balance, then ``DiscardFunding`` hands the transaction back."""
+    funding: list[Transaction] = []
+    seen: list[Event] = []
+
+    async def disconnects_once_funded(*args):
+        cm, event = args[0], args[-1]
+        seen.append(event)
+        await reference(*args)
+        if isinstance(event, Event.FundingGenerationReady):
+            chan = cm.channels[event.temporary_channel_id]
+            funding.append(chan.funding_transaction)
+            cm.peer_disconnected(event.counterparty_node_id)
+
+    with World(seed=51) as world:
+        stage = Stage(world, world.add_node("learner", handler=disconnects_once_funded))
+        bob = stage.peer("bob")
+        tcid = stage.me.channel_manager.create_channel(bob.node_id, 1_000_000, 0, 77, None, None)
+        world.run()
+        stage.settle()
+        assert stage.me.channel_manager.list_channels() == []
+    (tx,) = funding
+    outpoint = next(OutPoint(tx.compute_txid(), i) for i, o in enumerate(tx.output) if o.value == 1_000_000)
+    closed, discard = [e for e in seen if isinstance(e, (Event.ChannelClosed, Event.DiscardFunding))]
+    channel_id = ChannelId.v1_from_funding_outpoint(outpoint.txid, outpoint.vout)
+    assert closed == Event.ChannelClosed(
+        channel_id=channel_id, user_channel_id=77, reason=ClosureReason.DisconnectedPeer(),
+        counterparty_node_id=bob.node_id, channel_capacity_sats=1_000_000, channel_funding_txo=outpoint,
+        last_local_balance_msat=1_000_000_000)
+    assert discard == Event.DiscardFunding(channel_id, FundingInfo.Tx(tx))
+    assert tcid != channel_id
+
+
+# --- what a background processor asks ---------------------------------------------------------------------------
+
+def test_has_pending_events_says_whether_events_wait_for_the_handler():
+    """``has_pending_events`` (what LDK's background processor polls): true while an event waits, false once
+    handled; the ChainMonitor's also counts the events it has queued (here a SpendableOutputs)."""
+    with World(seed=61) as world:
+        stage = Stage(world, world.add_node("learner", handler=lambda *args: ReplayEvent()))
+        cm, monitor = stage.me.channel_manager, stage.me.chain_monitor
+        assert not cm.has_pending_events() and not monitor.has_pending_events()
+        stage.peer("bob").channel_manager.create_channel(stage.me.node_id, 1_000_000, 0, 1, None, None)
+        world.run()
+        assert cm.has_pending_events()
+        cm.process_pending_events(lambda event: None)
+        assert not cm.has_pending_events()
+        monitor._events.push(Event.SpendableOutputs((), None))
+        assert monitor.has_pending_events() and not cm.has_pending_events()
+
+
+def test_a_manager_is_not_read_from_something_else():
+    """``ChannelManager::read`` refuses bytes that are not a ChannelManager: a ``DecodeError``, not a crash."""
+    with World(seed=62) as world:
+        cm = world.add_node("learner").channel_manager
+        with pytest.raises(DecodeError.InvalidValue, match="expected an encoded dict"):
+            cm.restore(encode((1, 2)))
