@@ -761,3 +761,51 @@ def test_a_manager_is_not_read_from_something_else():
         cm = world.add_node("learner").channel_manager
         with pytest.raises(DecodeError.InvalidValue, match="expected an encoded dict"):
             cm.restore(encode((1, 2)))
+
+
+def _probe(s: Sender) -> tuple[PaymentHash, PaymentId, Path]:
+    p = path(10)
+    payment_hash, payment_id = s.out.send_probe(p, lambda: b"\x09" * 32, s.send_along_path)
+    return payment_hash, payment_id, p
+
+
+def test_a_probe_failing_at_the_payee_succeeded_and_elsewhere_failed():
+    """``fail_htlc`` for a probe (``payment_is_probe``): failed by the payee it is ``ProbeSuccessful``; failed on
+    the way ``ProbeFailed`` with the channel it failed at; either way the probe is forgotten and nothing is retried
+    (no PaymentPathFailed, no PaymentFailed)."""
+    s = Sender([])
+    payment_hash, payment_id, p = _probe(s)
+    s.out.fail_htlc(HTLCOutboundRoute(payment_id, p, True), payment_hash, FailureOnion(PAYEE, 0x400F, None, None))
+    assert s.events == [Event.ProbeSuccessful(payment_id, payment_hash, p)]
+    s.events.clear()
+    payment_hash, payment_id, p = _probe(s)
+    s.out.fail_htlc(HTLCOutboundRoute(payment_id, p, True), payment_hash, FailureOnion(HOP, 0x1007, 11, False))
+    assert s.events == [Event.ProbeFailed(payment_id, payment_hash, p, 11)]
+    assert s.out.pending_outbound_payments == {} and s.forwardable == 0
+
+
+def test_only_the_first_fulfilled_part_raises_payment_sent():
+    """``claim_htlc``: the first fulfilled part raises ``PaymentSent`` (the fees of the paths in flight), every part
+    its ``PaymentPathSuccessful``, in that order; a fulfil for a payment no longer known raises nothing."""
+    a, b = path(10, 5_000, fee=100), path(20, 5_000, fee=300)
+    s = Sender([route(a, b)])
+    s.pay(Retry.Attempts(0))
+    s.claim(a)
+    s.claim(b)
+    assert s.events == [Event.PaymentSent(PID, PREIMAGE, HASH, 400), Event.PaymentPathSuccessful(PID, HASH, a),
+                        Event.PaymentPathSuccessful(PID, HASH, b)]
+    s.out.pending_outbound_payments.clear()
+    s.claim(a)
+    assert len(s.events) == 3
+
+
+def test_a_failed_part_no_longer_counts_in_the_fee_paid():
+    """``get_pending_fee_msat``: ``PaymentSent.fee_paid_msat`` counts the paths still in flight, so a part that
+    failed and was retried elsewhere is not counted."""
+    a, b, c = path(10, 5_000, fee=100), path(20, 5_000, fee=300), path(30, 5_000, fee=50)
+    s = Sender([route(a, b), route(c)])
+    s.pay(Retry.Attempts(1), amount=10_000)
+    s.fail(b, scid=20)
+    s.retry()
+    s.claim(a)
+    assert s.events[-2] == Event.PaymentSent(PID, PREIMAGE, HASH, 150)
