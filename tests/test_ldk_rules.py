@@ -33,6 +33,7 @@ from ldkkit.ln.msgs import FailureOnion, FinalPayload, HopPayload, Onion
 from ldkkit.ln.onion_utils import build_onion_payloads
 from ldkkit.ln.outbound_payment import OutboundPayments, RecipientOnionFields, Retry
 from ldkkit.reference import handle_ldk_events as reference
+from ldkkit.reference import ldk_sample_handle_ldk_events as ldk_sample
 from ldkkit.routing.router import LightningError, Path, PaymentParameters, Route, RouteHop, RouteParameters
 from ldkkit.scenarios import Stage
 from ldkkit.ser import DecodeError, encode
@@ -809,3 +810,49 @@ def test_a_failed_part_no_longer_counts_in_the_fee_paid():
     s.retry()
     s.claim(a)
     assert s.events[-2] == Event.PaymentSent(PID, PREIMAGE, HASH, 150)
+
+
+def test_a_restart_restores_what_the_manager_wrote():
+    """``ChannelManager::write``/``read``: the funded channels (an unfunded one is dropped on write), the payments
+    we expect, the payments claimable, the payments we send (with their routes and paths in flight), the HTLCs
+    still to forward, the best block height, and the persisted events in order, come back as they were."""
+    stall: list[bool] = []
+
+    async def learner(*args):
+        event = args[-1]
+        if isinstance(event, Event.PaymentClaimable):
+            return None  # held: left claimable
+        if stall and isinstance(event, Event.PendingHTLCsForwardable):
+            return ReplayEvent()  # the HTLC that came in stays to be forwarded
+        return await reference(*args)
+
+    async def bob_holds(*args):
+        if isinstance(args[-1], Event.PaymentClaimable):
+            return None  # our payment to bob stays in flight
+        return await ldk_sample(*args)
+
+    with World(seed=71) as world:
+        stage = Stage(world, world.add_node("learner", handler=learner))
+        bob = stage.peer("bob", handler=bob_holds)
+        carol = stage.peer("carol")
+        stage.open(bob, stage.me, 6_000_000)
+        stage.open(stage.me, bob, 1_000_000)
+        stage.pay(bob, stage.invoice(stage.me, 50_000_000))
+        stall.append(True)
+        stage.pay(bob, stage.invoice(stage.me, 20_000_000))
+        stage.pay(stage.me, stage.invoice(bob, 10_000_000))
+        carol.channel_manager.create_channel(stage.me.node_id, 1_000_000, 0, 1, None, None)
+        world.run()  # an inbound channel accepted, never funded
+        cm = stage.me.channel_manager
+        assert cm.claimable and cm.forward_htlcs and cm.pending_outbound and any(
+            not c.is_funded() for c in cm.channels.values())
+        stage.me.fs_store.write("", "", "manager", cm.encode())
+        new = world.restart_node(stage.me, handler=reference).channel_manager
+        out, new_out = cm._pending_outbound_payments, new._pending_outbound_payments
+        assert new.channels == {k: c for k, c in cm.channels.items() if c.is_funded()}
+        assert (new.inbound_payments, new.claimable, new_out.pending_outbound_payments, new_out.route_params,
+                new_out.payment_paths, new.forward_htlcs, new.fail_backs, new.best_block_height) == (
+            cm.inbound_payments, cm.claimable, out.pending_outbound_payments, out.route_params, out.payment_paths,
+            cm.forward_htlcs, cm.fail_backs, cm.best_block_height)
+        assert new.pending_events() == [e for e in cm.pending_events() if type(e).persisted] + [
+            Event.PendingHTLCsForwardable(timedelta(seconds=2))]
