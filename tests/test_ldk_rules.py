@@ -856,3 +856,23 @@ def test_a_restart_restores_what_the_manager_wrote():
             cm.forward_htlcs, cm.fail_backs, cm.best_block_height)
         assert new.pending_events() == [e for e in cm.pending_events() if type(e).persisted] + [
             Event.PendingHTLCsForwardable(timedelta(seconds=2))]
+
+
+def test_a_payment_left_unclaimed_fails_back_at_its_claim_deadline(receiver):
+    """``best_block_updated``: an HTLC still claimable when the height reaches its ``cltv_expiry -
+    HTLC_FAIL_BACK_BUFFER`` (the event's ``claim_deadline``) is failed back: ``HTLCHandlingFailed``
+    (``FailedPayment``), not a block earlier; claiming it afterwards raises nothing."""
+    r = receiver
+    invoice = r.stage.invoice(r.me, 50_000_000)
+    r.stage.pay(r.bob, invoice)
+    (claimable,) = r.of(Event.PaymentClaimable)
+    r.world.mine(claimable.claim_deadline - 1 - r.world.chain.height())
+    r.stage.settle()
+    assert r.of(Event.HTLCHandlingFailed) == []
+    r.world.mine(1)
+    r.stage.settle()
+    assert [e.failed_next_destination for e in r.of(Event.HTLCHandlingFailed)] == [
+        HTLCDestination.FailedPayment(invoice.payment_hash())]
+    r.cm.claim_funds(claimable.purpose.preimage())
+    r.stage.settle()
+    assert r.of(Event.PaymentClaimed) == []
