@@ -656,7 +656,8 @@ def test_a_restart_keeps_an_intercepted_htlc_to_forward():
 
 def test_a_restart_with_htlcs_to_fail_back_asks_for_forwarding_after_two_seconds():
     """``ChannelManager::read``: the persisted events come back in order, then, as HTLCs are still to be failed
-    back, one ``PendingHTLCsForwardable`` with ``time_forwardable`` 2 s (the one queued before is not persisted)."""
+    back, one ``PendingHTLCsForwardable`` with ``time_forwardable`` 2 s (the one queued before is not persisted);
+    an HTLC arriving while forwards are pending asks for no other (``forward_htlcs``: only into an empty queue)."""
 
     refused: list[Event] = []
 
@@ -681,9 +682,16 @@ def test_a_restart_with_htlcs_to_fail_back_asks_for_forwarding_after_two_seconds
         stage.me.fs_store.write("", "", "manager", stage.me.channel_manager.encode())
         restarted = world.restart_node(stage.me, handler=reference)
         after = restarted.channel_manager.pending_events()
+        invoice = stage.invoice(restarted, 20_000_000)  # an HTLC arriving before the forwards are processed
+        payment_hash, onion, params = payment_parameters_from_invoice(invoice)
+        bob.channel_manager.send_payment(payment_hash, onion, PaymentId(b"\x13" * 32), params, Retry.Attempts(0))
+        world.run()  # the handler has taken the PendingHTLCsForwardable, and waits before processing
+        assert restarted.channel_manager.forward_htlcs  # the HTLC waits with the failure: no second request
+        assert not any(isinstance(e, Event.PendingHTLCsForwardable) for e in restarted.channel_manager.pending_events())
         stage.settle(10)
     assert after == [before[0], Event.PendingHTLCsForwardable(timedelta(seconds=2))]
-    assert [type(e).__name__ for e in bob.events_seen][-2:] == ["PaymentPathFailed", "PaymentFailed"]
+    bob_saw = [type(e).__name__ for e in bob.events_seen if type(e).__name__.startswith("Payment")]
+    assert bob_saw[-4:] == ["PaymentPathFailed", "PaymentFailed", "PaymentSent", "PaymentPathSuccessful"]
 
 
 def test_the_onion_tells_each_hop_what_to_forward():

@@ -127,7 +127,7 @@ def force_close_channel(cm: ChannelManager, chan: Channel, reason: ClosureReason
         close_unfunded(cm, chan, reason)
         return
     if broadcast or not isinstance(reason, ClosureReason.HolderForceClosed):
-        cm.chain_monitor.broadcast_latest_holder_commitment(cm, chan)
+        cm.chain_monitor.broadcast_latest_holder_commitment(chan)
     closed(cm, chan, reason)
 
 
@@ -143,7 +143,7 @@ def handle_error(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.
         return
     reason = ClosureReason.CounterpartyForceClosed(msg.data)
     if chan.is_funded():
-        cm.chain_monitor.broadcast_latest_holder_commitment(cm, chan)
+        cm.chain_monitor.broadcast_latest_holder_commitment(chan)
         closed(cm, chan, reason)
     else:
         close_unfunded(cm, chan, reason)

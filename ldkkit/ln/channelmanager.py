@@ -574,13 +574,13 @@ class ChannelManager:
         self._send(chan.counterparty_node_id, msgs.UpdateAddHTLC(
             chan.channel_id, htlc_id, amount_msat, payment_hash, cltv_expiry, onion
         ))
-        self.chain_monitor.channel_updated(self, chan)
+        self.chain_monitor.channel_updated(chan)
 
     def _fulfill_inbound(self, chan: Channel, htlc: InboundHTLC, preimage: PaymentPreimage) -> None:
         del chan.pending_inbound_htlcs[htlc.htlc_id]
         chan.value_to_self_msat += htlc.amount_msat
         self._send(chan.counterparty_node_id, msgs.UpdateFulfillHTLC(chan.channel_id, htlc.htlc_id, preimage))
-        self.chain_monitor.channel_updated(self, chan, preimage=preimage)
+        self.chain_monitor.channel_updated(chan, preimage=preimage)
         channel_close.maybe_closing_signed(self, chan)
 
     def handle_update_fulfill_htlc(self, counterparty_node_id: PublicKey, msg: msgs.UpdateFulfillHTLC) -> None:
@@ -592,7 +592,7 @@ class ChannelManager:
             if msg.payment_preimage.payment_hash() != htlc.payment_hash:
                 return
             self._outbound_fulfilled(chan, htlc, msg.payment_preimage, on_chain=False)
-            self.chain_monitor.channel_updated(self, chan)
+            self.chain_monitor.channel_updated(chan)
             channel_close.maybe_closing_signed(self, chan)
 
     def _outbound_fulfilled(self, chan: Channel, htlc: OutboundHTLC, preimage: PaymentPreimage, on_chain: bool) -> None:
@@ -609,7 +609,7 @@ class ChannelManager:
                 return
             htlc = chan.pending_outbound_htlcs.pop(msg.htlc_id)
             chan.value_to_self_msat += htlc.amount_msat
-            self.chain_monitor.channel_updated(self, chan)
+            self.chain_monitor.channel_updated(chan)
             self._outbound_failed(chan, htlc, msg.reason)
             channel_close.maybe_closing_signed(self, chan)
 
@@ -768,7 +768,7 @@ class ChannelManager:
                 self._queue_event(Event.PendingHTLCsForwardable(timedelta(seconds=2)))
             for chan in self.channels.values():
                 if chan.is_funded():
-                    self.chain_monitor.watch_channel(self, chan)
+                    self.chain_monitor.watch_channel(chan)
             self._changed()
 
     # --- messages ------------------------------------------------------------------------------------

@@ -240,5 +240,5 @@ def _fail_back_now(cm: ChannelManager, fail: PendingFailBack) -> None:
     del chan.pending_inbound_htlcs[fail.htlc_id]
     if chan.phase is not ChannelPhase.Closed:
         cm._send(chan.counterparty_node_id, msgs.UpdateFailHTLC(chan.channel_id, fail.htlc_id, fail.reason))
-        cm.chain_monitor.channel_updated(cm, chan)
+        cm.chain_monitor.channel_updated(chan)
     maybe_closing_signed(cm, chan)
