@@ -26,6 +26,7 @@ from ldkkit.events import (
     PaymentPurpose,
     ReplayEvent,
 )
+from ldkkit.ln import msgs
 from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
 from ldkkit.ln.channel import HTLCOutboundRoute
 from ldkkit.ln.claimable_payments import MPP_TIMEOUT_TICKS
@@ -884,3 +885,33 @@ def test_a_payment_left_unclaimed_fails_back_at_its_claim_deadline(receiver):
     r.cm.claim_funds(claimable.purpose.preimage())
     r.stage.settle()
     assert r.of(Event.PaymentClaimed) == []
+
+
+@pytest.mark.parametrize("close", ["cooperative", "force"])
+def test_channel_closed_names_the_funded_channel_and_its_balance(close):
+    """``ChannelClosed`` for a funded channel (``finish_close_channel``): its id, user channel id, why, the peer,
+    the capacity, the funding outpoint and our balance at the close; the channel is no longer listed, and its
+    last ``channel_update`` is broadcast disabled (``BroadcastChannelUpdate``)."""
+    learner = Learner(81)
+    with learner.world:
+        s, cm = learner.stage, learner.cm
+        bob = s.peer("bob")
+        s.open(bob, learner.me, 6_000_000, push_msat=100_000_000)  # bob's channel is announced
+        (chan,) = cm.list_channels()
+        balance = cm.channels[chan.channel_id].value_to_self_msat
+        if close == "cooperative":
+            cm.close_channel(chan.channel_id, bob.node_id)
+            reason = ClosureReason.LocallyInitiatedCooperativeClosure()
+        else:  # LDK's force_shutdown: a disabled channel_update is broadcast
+            cm.force_close_broadcasting_latest_txn(chan.channel_id, bob.node_id, "bye")
+            reason = ClosureReason.HolderForceClosed(True)
+            assert (None, msgs.ChannelUpdate(
+                chan.short_channel_id, learner.me.node_id, s.world.clock.unix_time(), False, 72, 1, 6_000_000_000,
+                1000, 0)) in cm.pending_msg_events
+        s.settle()
+        assert cm.list_channels() == []
+    (closed,) = learner.of(Event.ChannelClosed)
+    assert closed == Event.ChannelClosed(
+        channel_id=chan.channel_id, user_channel_id=chan.user_channel_id, reason=reason,
+        counterparty_node_id=bob.node_id, channel_capacity_sats=6_000_000, channel_funding_txo=chan.funding_txo,
+        last_local_balance_msat=balance)

@@ -104,14 +104,13 @@ def claim_funds(cm: ChannelManager, payment_preimage: PaymentPreimage) -> None:
     payment_hash = payment_preimage.payment_hash()
     claimable = cm.claimable.get(payment_hash)
     if claimable is None or not claimable.announced:
-        cm._log(f"claim_funds: no claimable payment with hash {payment_hash}")
+        cm._log(f"claim_funds: no claimable payment with hash {payment_hash}")  # pragma: no mutate (log text)
         return
     del cm.claimable[payment_hash]
+    # Every part is still pending on its channel: closing a channel drops the payments it carried (closed()).
     htlcs = []
     for part in claimable.htlcs:
-        chan = cm.channels.get(part.channel_id)
-        if chan is None or part.htlc_id not in chan.pending_inbound_htlcs:
-            continue
+        chan = cm.channels[part.channel_id]
         cm._fulfill_inbound(chan, chan.pending_inbound_htlcs[part.htlc_id], payment_preimage)
         htlcs.append(ClaimedHTLC(part.channel_id, part.user_channel_id, part.cltv_expiry, part.amount_msat, 0))
     cm._queue_event(Event.PaymentClaimed(
@@ -120,7 +119,7 @@ def claim_funds(cm: ChannelManager, payment_preimage: PaymentPreimage) -> None:
         amount_msat=sum(h.value_msat for h in htlcs),
         purpose=claimable.purpose,  # LDK's begin_claiming_payment: PaymentClaimable's, unchanged
         htlcs=tuple(htlcs),
-        sender_intended_total_msat=claimable.htlcs[0].total_msat if claimable.htlcs else None,
+        sender_intended_total_msat=claimable.htlcs[0].total_msat,
         onion_fields=claimable.onion_fields,
         payment_id=_inbound_payment_id(claimable),
     ))
@@ -131,12 +130,9 @@ def fail_htlc_backwards(cm: ChannelManager, payment_hash: PaymentHash) -> None:
     claimable = cm.claimable.pop(payment_hash, None)
     if claimable is None:
         return
-    for part in claimable.htlcs:
-        chan = cm.channels.get(part.channel_id)
-        if chan is None or part.htlc_id not in chan.pending_inbound_htlcs:
-            continue
+    for part in claimable.htlcs:  # each still pending on its channel, as in claim_funds
         reason = msgs.FailureOnion(cm._our_node_id, forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, None, None)
-        forwarding.queue_fail_back(cm, forwarding.PendingFailBack(chan.channel_id, part.htlc_id, reason,
+        forwarding.queue_fail_back(cm, forwarding.PendingFailBack(part.channel_id, part.htlc_id, reason,
                                                                   HTLCDestination.FailedPayment(payment_hash)))
 
 

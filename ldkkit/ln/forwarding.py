@@ -140,13 +140,13 @@ def claim_previous_hop(
 ) -> None:
     """LDK's ``claim_funds_from_hop``: a forwarded HTLC was fulfilled, so claim the one it came in on."""
     prev = htlc.previous_hop
-    prev_chan = cm.channels.get(prev.channel_id)
-    if prev_chan is not None and prev.htlc_id in prev_chan.pending_inbound_htlcs:
+    prev_chan = cm.channels[prev.channel_id]  # a funded channel is kept, closed or not
+    if prev.htlc_id in prev_chan.pending_inbound_htlcs:
         cm._fulfill_inbound(prev_chan, prev_chan.pending_inbound_htlcs[prev.htlc_id], preimage)
     cm._queue_event(Event.PaymentForwarded(
         prev_channel_id=prev.channel_id,
         next_channel_id=chan.channel_id,
-        prev_user_channel_id=prev_chan.user_channel_id if prev_chan else None,
+        prev_user_channel_id=prev_chan.user_channel_id,
         next_user_channel_id=chan.user_channel_id,
         prev_node_id=prev.counterparty_node_id,
         next_node_id=chan.counterparty_node_id,
