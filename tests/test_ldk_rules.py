@@ -202,12 +202,13 @@ def test_retry_timeout_retries_a_path_that_fails_at_the_timeout():
     a path failing exactly at ``d`` is retried; one failing later fails the payment."""
     first, second = path(10), path(20)
     s = Sender([route(first), route(second)])
+    s.clock._now_us = 5_000_000
     s.pay(Retry.Timeout(timedelta(seconds=10)))
-    s.clock._now_us = 10_000_000
+    s.clock._now_us = 15_000_000
     s.fail(first, scid=10)
     assert s.names() == ["PaymentPathFailed"] and s.forwardable == 1
     s.retry()
-    s.clock._now_us = 10_000_001
+    s.clock._now_us = 15_000_001
     s.fail(second, scid=20)
     assert s.names() == ["PaymentPathFailed", "PaymentPathFailed", "PaymentFailed"]
     assert s.events[-1].reason is PaymentFailureReason.RetriesExhausted
@@ -915,3 +916,15 @@ def test_channel_closed_names_the_funded_channel_and_its_balance(close):
         channel_id=chan.channel_id, user_channel_id=chan.user_channel_id, reason=reason,
         counterparty_node_id=bob.node_id, channel_capacity_sats=6_000_000, channel_funding_txo=chan.funding_txo,
         last_local_balance_msat=balance)
+
+
+def test_a_payment_sent_along_a_given_route_is_never_retried():
+    """``send_payment_with_route`` has no retry strategy, so the payment is not ``is_auto_retryable_now``: its
+    failed path abandons it at once (``RetriesExhausted``), with no request to retry."""
+    a = path(10)
+    s = Sender([route(path(30))])
+    s.out.send_payment_with_route(route(a), HASH, RecipientOnionFields.secret_only(None), PID, s.send_along_path)
+    s.fail(a, scid=10)
+    s.retry()
+    assert s.names() == ["PaymentPathFailed", "PaymentFailed"] and s.sent == [a] and s.forwardable == 0
+    assert s.events[-1].reason is PaymentFailureReason.RetriesExhausted

@@ -104,7 +104,7 @@ class PendingOutboundPayment(Record, frozen=False):
             case Retry.Attempts(max_retries=n):
                 return self.attempts <= n
             case Retry.Timeout(timeout=limit):  # LDK: max_duration >= now - first_attempted_at
-                return now_us - self.started_at_us <= limit // timedelta(microseconds=1)
+                return timedelta(microseconds=now_us - self.started_at_us) <= limit
             case _:
                 return False
 
