@@ -20,6 +20,7 @@ from ldkkit.events import (
     Event,
     FundingInfo,
     HTLCDestination,
+    InboundChannelFunds,
     NetworkUpdate,
     PathFailure,
     PaymentFailureReason,
@@ -928,3 +929,53 @@ def test_a_payment_sent_along_a_given_route_is_never_retried():
     s.retry()
     assert s.names() == ["PaymentPathFailed", "PaymentFailed"] and s.sent == [a] and s.forwardable == 0
     assert s.events[-1].reason is PaymentFailureReason.RetriesExhausted
+
+
+# --- opening (channelmanager.rs: internal_open_channel, internal_accept_channel, ChannelPending/ChannelReady) ----
+
+def test_the_opening_events_carry_the_channel():
+    """Inbound: ``OpenChannelRequest`` repeats bob's ``open_channel`` (funds, push as ``PushMsat``, type,
+    announcement, parameters); outbound: ``FundingGenerationReady`` asks for the funding output (its script and
+    value, our user channel id). Then ``ChannelPending`` (the real id, the former temporary id, the funding outpoint,
+    the type) and, once confirmed, ``ChannelReady`` — in that order, for each channel."""
+    seen: list[Event] = []
+    open_msgs: list[msgs.OpenChannel] = []
+
+    async def recording(*args):
+        seen.append(args[-1])
+        return await reference(*args)
+
+    with World(seed=91) as world:
+        stage = Stage(world, world.add_node("learner", handler=recording))
+        bob = stage.peer("bob")
+        world.connect(bob, stage.me)
+        bob.channel_manager.create_channel(stage.me.node_id, 6_000_000, 5_000_000, 1, None, None)
+        open_msgs.append(bob.channel_manager.pending_msg_events[-1][1])
+        world.run()
+        stage.mine(6)
+        carol = stage.peer("carol")
+        tcid = stage.me.channel_manager.create_channel(carol.node_id, 2_000_000, 0, 99, None, None)
+        world.run()
+        stage.mine(6)
+        inbound = next(c for c in stage.me.channel_manager.list_channels() if c.counterparty.node_id == bob.node_id)
+        outbound = next(c for c in stage.me.channel_manager.list_channels() if c.counterparty.node_id == carol.node_id)
+        script = stage.me.channel_manager.channels[outbound.channel_id].funding_output_script
+    (msg,) = open_msgs
+    assert [type(e).__name__ for e in seen] == ["OpenChannelRequest", "ChannelPending", "ChannelReady",
+                                                "FundingGenerationReady", "ChannelPending", "ChannelReady"]
+    request, pending_in, ready_in, funding, pending_out, ready_out = seen
+    assert request == Event.OpenChannelRequest(
+        msg.temporary_channel_id, bob.node_id, 6_000_000, InboundChannelFunds.PushMsat(5_000_000), msg.channel_type,
+        msg.announce_channel, msgs.ChannelParameters(msg.dust_limit_satoshis, msg.max_htlc_value_in_flight_msat,
+                                                     msg.htlc_minimum_msat, msg.feerate_per_kw, msg.to_self_delay,
+                                                     msg.max_accepted_htlcs))
+    assert pending_in == Event.ChannelPending(inbound.channel_id, inbound.user_channel_id, msg.temporary_channel_id,
+                                             bob.node_id, inbound.funding_txo, inbound.channel_type)
+    assert ready_in == Event.ChannelReady(inbound.channel_id, inbound.user_channel_id, bob.node_id,
+                                          inbound.channel_type)
+    assert (funding.temporary_channel_id, funding.counterparty_node_id, funding.channel_value_satoshis,
+            funding.user_channel_id) == (tcid, carol.node_id, 2_000_000, 99)
+    assert funding.output_script == script  # the channel's 2-of-2 funding output
+    assert pending_out == Event.ChannelPending(outbound.channel_id, 99, tcid, carol.node_id, outbound.funding_txo,
+                                               outbound.channel_type)
+    assert ready_out == Event.ChannelReady(outbound.channel_id, 99, carol.node_id, outbound.channel_type)
