@@ -612,8 +612,9 @@ def test_payment_forwarded_carries_both_channels_and_the_fee(forwarder):
 # --- a restart (ChannelManager::write and ::read) ------------------------------------------------------------------
 
 def test_a_restart_keeps_an_intercepted_htlc_to_forward():
-    """``ChannelManager::write`` keeps ``pending_intercepted_htlcs`` with the ``HTLCIntercepted`` event: after a
-    restart the event is handed over again and ``forward_intercepted_htlc`` still finds the HTLC and sends it."""
+    """``HTLCIntercepted`` names the fake scid, the hash and both amounts; ``ChannelManager::write`` keeps
+    ``pending_intercepted_htlcs`` with the event: after a restart the event is handed over again and
+    ``forward_intercepted_htlc`` still finds the HTLC and sends it."""
     from ldkkit.config import UserConfig
 
     async def stops_before_forwarding(*args):
@@ -650,6 +651,10 @@ def test_a_restart_keeps_an_intercepted_htlc_to_forward():
             RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x07" * 32))
         stage.settle()
         (intercepted,) = [e for e in me.channel_manager.pending_events() if isinstance(e, Event.HTLCIntercepted)]
+        # process_pending_htlc_forwards: the fake scid asked for, the hash, what came in and what should go on
+        assert (intercepted.requested_next_hop_scid, intercepted.payment_hash, intercepted.inbound_amount_msat,
+                intercepted.expected_outbound_amount_msat) == (fake_scid, invoice.payment_hash(), 10_001_000,
+                                                               10_000_000)
         me.fs_store.write("", "", "manager", me.channel_manager.encode())
         world.restart_node(me, handler=lsp)
         stage.settle(10)
@@ -979,3 +984,18 @@ def test_the_opening_events_carry_the_channel():
     assert pending_out == Event.ChannelPending(outbound.channel_id, 99, tcid, carol.node_id, outbound.funding_txo,
                                                outbound.channel_type)
     assert ready_out == Event.ChannelReady(outbound.channel_id, 99, carol.node_id, outbound.channel_type)
+
+
+def test_a_forward_to_an_unknown_or_unusable_channel_fails_back_naming_it(forwarder):
+    """``can_forward_htlc``: an HTLC for a channel we do not know fails back with ``HTLCHandlingFailed``
+    (``UnknownNextHop``, the scid asked for); one for a channel whose peer is gone, with ``NextHopChannel``."""
+    f = forwarder
+    out = f.stage.channel_between(f.me, f.carol)
+    _alice_pays_carol(f, lambda m: dataclasses.replace(m, onion=dataclasses.replace(
+        m.onion, hops=(dataclasses.replace(m.onion.hops[0], short_channel_id=12345),))))
+    f.world.disconnect(f.me, f.carol)
+    _alice_pays_carol(f)
+    into = f.stage.channel_between(f.me, f.alice)
+    assert f.of(Event.HTLCHandlingFailed) == [
+        Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.UnknownNextHop(12345)),
+        Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(f.carol.node_id, out.channel_id))]
