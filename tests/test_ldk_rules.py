@@ -999,3 +999,28 @@ def test_a_forward_to_an_unknown_or_unusable_channel_fails_back_naming_it(forwar
     assert f.of(Event.HTLCHandlingFailed) == [
         Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.UnknownNextHop(12345)),
         Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(f.carol.node_id, out.channel_id))]
+
+
+def test_force_closing_a_channel_carrying_a_forward_raises_channel_closed():
+    """``force_close_broadcasting_latest_txn`` on the channel a forwarded HTLC came in on: ``ChannelClosed``
+    (``HolderForceClosed``); the HTLC, which is not ours to claim, is left to the chain."""
+    learner = Learner(93)
+
+    async def carol_holds(*args):
+        if isinstance(args[-1], Event.PaymentClaimable):
+            return None
+        return await ldk_sample(*args)
+
+    with learner.world:
+        s = learner.stage
+        alice, carol = s.peer("alice"), s.peer("carol", handler=carol_holds)
+        s.open(alice, learner.me, 6_000_000)
+        s.open(carol, learner.me, 6_000_000, push_msat=3_000_000_000)
+        learner.alice, learner.carol = alice, carol
+        _alice_pays_carol(learner)
+        into = s.channel_between(learner.me, alice)
+        assert learner.cm.channels[into.channel_id].pending_inbound_htlcs
+        learner.cm.force_close_broadcasting_latest_txn(into.channel_id, alice.node_id, "bye")
+        s.settle()
+    (closed,) = learner.of(Event.ChannelClosed)
+    assert (closed.channel_id, closed.reason) == (into.channel_id, ClosureReason.HolderForceClosed(True))
