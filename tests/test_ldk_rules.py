@@ -688,6 +688,7 @@ def test_a_restart_with_htlcs_to_fail_back_asks_for_forwarding_after_two_seconds
         assert [type(e).__name__ for e in before] == ["HTLCHandlingFailed", "PendingHTLCsForwardable"]
         assert before[1].time_forwardable == timedelta(milliseconds=100)
         stage.me.fs_store.write("", "", "manager", stage.me.channel_manager.encode())
+        logged = len(stage.me.event_log)
         restarted = world.restart_node(stage.me, handler=reference)
         after = restarted.channel_manager.pending_events()
         invoice = stage.invoice(restarted, 20_000_000)  # an HTLC arriving before the forwards are processed
@@ -695,7 +696,8 @@ def test_a_restart_with_htlcs_to_fail_back_asks_for_forwarding_after_two_seconds
         bob.channel_manager.send_payment(payment_hash, onion, PaymentId(b"\x13" * 32), params, Retry.Attempts(0))
         world.run()  # the handler has taken the PendingHTLCsForwardable, and waits before processing
         assert restarted.channel_manager.forward_htlcs  # the HTLC waits with the failure: no second request
-        assert not any(isinstance(e, Event.PendingHTLCsForwardable) for e in restarted.channel_manager.pending_events())
+        given = [type(e).__name__ for _, _, e in restarted.event_log[logged:]]  # handed to the handler since
+        assert given == ["HTLCHandlingFailed", "PendingHTLCsForwardable"]
         stage.settle(10)
     assert after == [before[0], Event.PendingHTLCsForwardable(timedelta(seconds=2))]
     bob_saw = [type(e).__name__ for e in bob.events_seen if type(e).__name__.startswith("Payment")]
@@ -1024,3 +1026,29 @@ def test_force_closing_a_channel_carrying_a_forward_raises_channel_closed():
         s.settle()
     (closed,) = learner.of(Event.ChannelClosed)
     assert (closed.channel_id, closed.reason) == (into.channel_id, ClosureReason.HolderForceClosed(True))
+
+
+def test_htlcs_arriving_together_ask_for_one_forwarding():
+    """``push_pending_forwards_ev``: HTLCs arriving while a ``PendingHTLCsForwardable`` waits add no other; after
+    ``process_pending_htlc_forwards`` the next HTLC asks again."""
+    waiting: list[bool] = [True]
+
+    async def slow(*args):
+        if waiting and isinstance(args[-1], Event.PendingHTLCsForwardable):
+            return ReplayEvent()  # not processed yet
+        return await reference(*args)
+
+    with World(seed=95) as world:
+        stage = Stage(world, world.add_node("learner", handler=slow))
+        bob = stage.peer("bob")
+        stage.open(bob, stage.me, 6_000_000)
+        waiting.append(True)
+        cm = stage.me.channel_manager
+        forwardables = lambda: [e for e in cm.pending_events() if isinstance(e, Event.PendingHTLCsForwardable)]  # noqa: E731
+        for amount in (10_000_000, 20_000_000):
+            stage.pay(bob, stage.invoice(stage.me, amount), retry=Retry.Attempts(0))
+        assert len(cm.forward_htlcs) == 2 and len(forwardables()) == 1
+        cm.process_pending_htlc_forwards()
+        cm.process_pending_events(lambda event: None)  # the handler is done with what was queued
+        stage.pay(bob, stage.invoice(stage.me, 30_000_000), retry=Retry.Attempts(0))
+        assert len(forwardables()) == 1
