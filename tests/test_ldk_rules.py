@@ -1052,3 +1052,30 @@ def test_htlcs_arriving_together_ask_for_one_forwarding():
         cm.process_pending_events(lambda event: None)  # the handler is done with what was queued
         stage.pay(bob, stage.invoice(stage.me, 30_000_000), retry=Retry.Attempts(0))
         assert len(forwardables()) == 1
+
+
+def test_every_payment_awaiting_a_retry_is_retried_once():
+    """``check_retry_payments`` goes through every payment: those not awaiting a retry (in flight, abandoned, sent
+    along a given route) are passed over, whatever their place; the one awaiting it is routed again, once — the
+    next processing sends nothing more."""
+    a, b = path(10, 5_000), path(20, 5_000)
+    s = Sender([route(path(60)), route(a, b)])
+    params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(PAYEE, 40), 10_000)
+    onion = RecipientOnionFields.secret_only(None)
+    ids = [PaymentId(bytes([i]) * 32) for i in (1, 2, 3)]
+    s.out.send_payment(HASH, onion, ids[0], Retry.Attempts(3), params, s.find_route, s.send_along_path)  # in flight
+    s.out.send_payment(HASH, onion, ids[1], Retry.Attempts(3), params, s.find_route, s.send_along_path)
+    s.out.fail_htlc(HTLCOutboundRoute(ids[1], a, False), HASH, FailureOnion(HOP, 0x1007, 10, False))
+    s.out.abandon_payment(ids[1])  # awaiting a retry, then abandoned with a part in flight
+    s.refuse = True
+    s.out.send_payment_with_route(route(path(30)), HASH, onion, ids[2], s.send_along_path)  # awaits, no params
+    s.refuse = False
+    mpp_a, mpp_b = path(40, 5_000), path(50, 5_000)
+    s.routes = [route(mpp_a, mpp_b), route(path(90)), route(path(91))]
+    s.pay(Retry.Attempts(3))
+    s.fail(mpp_a, scid=40)
+    before = list(s.sent)
+    s.retry()
+    assert s.sent == before + [path(90)]
+    s.retry()
+    assert s.sent == before + [path(90)]
