@@ -89,7 +89,6 @@ class PendingOutboundPayment(Record, frozen=False):
     failed_scids: tuple[U64, ...]
     state: PaymentState
     inflight_htlcs: U32
-    preimage: Optional[PaymentPreimage]
     is_probe: bool
     sent_event_emitted: bool
     pending_retry: bool
@@ -105,8 +104,7 @@ class PendingOutboundPayment(Record, frozen=False):
                 return self.attempts <= n
             case Retry.Timeout(timeout=limit):  # LDK: max_duration >= now - first_attempted_at
                 return timedelta(microseconds=now_us - self.started_at_us) <= limit
-            case _:
-                return False
+        return False  # no strategy: a payment sent along a given route
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,7 +240,7 @@ class OutboundPayments:
             payment_id=payment_id, payment_hash=payment_hash, onion=onion, keysend_preimage=keysend_preimage,
             total_msat=total_msat, payee=bytes(payee), final_cltv_expiry_delta=final_cltv_expiry_delta, retry=retry,
             attempts=1, started_at_us=self.clock.now_us(), failed_scids=(), state=PaymentState.Retryable,
-            inflight_htlcs=0, preimage=None, is_probe=is_probe, sent_event_emitted=False, pending_retry=False,
+            inflight_htlcs=0, is_probe=is_probe, sent_event_emitted=False, pending_retry=False,
             failure_reason=None,
         )
         self.pending_outbound_payments[payment_id] = payment
@@ -367,8 +365,7 @@ class OutboundPayments:
         if not payment.sent_event_emitted:
             payment.sent_event_emitted = True
             payment.state = PaymentState.Fulfilled
-            payment.preimage = payment_preimage
-            fees = sum(p.fee_msat() for p in self.payment_paths.get(route.payment_id, [route.path]))
+            fees = sum(p.fee_msat() for p in self.payment_paths[route.payment_id])  # every payment has its paths
             self._pending_events(events.Event.PaymentSent(
                 payment_id=route.payment_id, payment_preimage=payment_preimage, payment_hash=payment_hash,
                 fee_paid_msat=fees,
@@ -388,7 +385,7 @@ class OutboundPayments:
         if payment is None:
             return
         payment.inflight_htlcs -= 1
-        paths = self.payment_paths.get(route.payment_id, [])
+        paths = self.payment_paths[route.payment_id]
         if route.path in paths:
             paths.remove(route.path)
         if payment.state is PaymentState.Fulfilled:
@@ -407,9 +404,8 @@ class OutboundPayments:
             permanent_update = bool(reason.network_update_permanent)
             network_update = NetworkUpdate.ChannelFailure(reason.short_channel_id, permanent_update)
             payment.failed_scids = payment.failed_scids + (reason.short_channel_id,)
-        retry_now = payment.state is PaymentState.Retryable and payment.can_retry(self.clock.now_us())
-        if at_payee or not retry_now:
-            retry_now = False
+        retry_now = not at_payee and payment.state is PaymentState.Retryable and payment.can_retry(self.clock.now_us())
+        if not retry_now:
             self._mark_abandoned(payment, events.PaymentFailureReason.RecipientRejected if at_payee
                                  else events.PaymentFailureReason.RetriesExhausted)
         self._pending_events(events.Event.PaymentPathFailed(
