@@ -131,7 +131,7 @@ class Sender:
     """OutboundPayments with a clock, a router that gives the next of ``routes`` and a first hop that takes
     every path; the events it raises, and the PendingHTLCsForwardable requests, are recorded."""
 
-    def __init__(self, routes: list[Route], refuse_first_hop: bool = False) -> None:
+    def __init__(self, routes: list[Route], refuse_first_hop: bool | str = False) -> None:
         self.clock = VirtualClock()
         self.events: list[Event] = []
         self.forwardable = 0
@@ -152,6 +152,8 @@ class Sender:
         return self.routes.pop(0)
 
     def send_along_path(self, args) -> None:
+        if self.refuse == "misuse":
+            raise APIError.APIMisuseError("Cannot send a path of this kind")
         if self.refuse:
             raise APIError.ChannelUnavailable("No channel available with first hop!")
         self.sent.append(args.path)
@@ -227,6 +229,7 @@ def test_payment_path_failed_carries_the_network_update_of_the_failing_channel()
     assert s.events == [Event.PaymentPathFailed(PID, HASH, False, PathFailure.OnPath(update), first, 11)]
     s.retry()
     assert s.asked[-1].payment_params.previously_failed_channels == (11,)
+    assert s.asked[-1].max_total_routing_fee_msat == s.asked[0].max_total_routing_fee_msat == 50_100  # kept
 
 
 def test_a_part_failing_after_the_payment_succeeded_raises_nothing():
@@ -1078,3 +1081,12 @@ def test_every_payment_awaiting_a_retry_is_retried_once():
     assert s.sent == before + [path(90)]
     s.retry()
     assert s.sent == before + [path(90)]
+
+
+def test_a_path_refused_for_another_reason_blames_no_channel():
+    """``push_path_failed_evs_and_scids`` blames the first channel only for ``APIError::ChannelUnavailable``: a path
+    refused with another error raises ``PaymentPathFailed`` with ``InitialSend`` and no ``short_channel_id``."""
+    s = Sender([route(path(10))], refuse_first_hop="misuse")
+    s.pay(Retry.Attempts(0))
+    (event,) = s.events
+    assert isinstance(event.failure.err, APIError.APIMisuseError) and event.short_channel_id is None
