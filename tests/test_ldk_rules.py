@@ -1090,3 +1090,20 @@ def test_a_path_refused_for_another_reason_blames_no_channel():
     s.pay(Retry.Attempts(0))
     (event,) = s.events
     assert isinstance(event.failure.err, APIError.APIMisuseError) and event.short_channel_id is None
+
+
+def test_a_commitment_confirming_unannounced_closes_the_channel():
+    """``process_pending_monitor_events``: a peer that force-closes while disconnected (its error never arrives)
+    is noticed when its commitment confirms: ``ChannelClosed`` with ``CommitmentTxConfirmed``, once."""
+    learner = Learner(97)
+    with learner.world:
+        s = learner.stage
+        bob = s.peer("bob")
+        s.open(bob, learner.me, 6_000_000)
+        (chan,) = learner.cm.list_channels()
+        s.world.disconnect(bob, learner.me)
+        bob.channel_manager.force_close_broadcasting_latest_txn(chan.channel_id, learner.me.node_id, "gone")
+        s.mine(3)
+        s.mine(3)
+    (closed,) = learner.of(Event.ChannelClosed)
+    assert (closed.channel_id, closed.reason) == (chan.channel_id, ClosureReason.CommitmentTxConfirmed())
