@@ -536,5 +536,5 @@ def restart_replay(s: Stage) -> None:
     s.me.fs_store.write("", "", "manager", s.me.channel_manager.encode())
     me = s.world.restart_node(s.me)
     s.me = me
-    s.settle()
+    s.settle(10)  # LDK asks for forwarding 2 s after a restart; ldk-sample waits up to five times that
 

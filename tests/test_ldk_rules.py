@@ -1,18 +1,47 @@
-"""LDK 0.1's rules for failed paths and retries, as a sender sees them (lightning/src/ln/outbound_payment.rs,
-onion_utils.rs, lightning-background-processor)."""
+"""LDK 0.1's rules for the events a node is given: which the ChannelManager and the ChainMonitor emit, with which
+fields, in which order, and what survives a restart (rust-lightning v0.1.12; each test cites the function its rule
+comes from: lightning/src/ln/outbound_payment.rs, channelmanager.rs, onion_utils.rs, channel.rs,
+lightning-background-processor)."""
 
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 import pytest
 
 from ldkkit.background_processor import run_processor
-from ldkkit.events import Event, NetworkUpdate, PathFailure, PaymentFailureReason
-from ldkkit.ln.outbound_payment import Retry
+from ldkkit.bitcoin import OutPoint, Transaction
+from ldkkit.chain.chainmonitor import HTLC_FAIL_BACK_BUFFER
+from ldkkit.errors import APIError
+from ldkkit.events import (
+    ClaimedHTLC,
+    ClosureReason,
+    Event,
+    FundingInfo,
+    HTLCDestination,
+    InboundChannelFunds,
+    NetworkUpdate,
+    PathFailure,
+    PaymentFailureReason,
+    PaymentPurpose,
+    ReplayEvent,
+)
+from ldkkit.ln import msgs
+from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
+from ldkkit.ln.channel import HTLCOutboundRoute
+from ldkkit.ln.claimable_payments import MPP_TIMEOUT_TICKS
+from ldkkit.ln.msgs import FailureOnion, FinalPayload, HopPayload, Onion
+from ldkkit.ln.onion_utils import build_onion_payloads
+from ldkkit.ln.outbound_payment import OutboundPayments, RecipientOnionFields, Retry
 from ldkkit.reference import handle_ldk_events as reference
+from ldkkit.reference import ldk_sample_handle_ldk_events as ldk_sample
+from ldkkit.routing.router import LightningError, Path, PaymentParameters, Route, RouteHop, RouteParameters
 from ldkkit.scenarios import Stage
+from ldkkit.ser import DecodeError, encode
+from ldkkit.sim.clock import VirtualClock
 from ldkkit.sim.world import World
+from ldkkit.types import ChannelId, PaymentHash, PaymentId, PaymentPreimage, PaymentSecret, PublicKey
 
 
 def dead_ends(seed: int, count: int):
@@ -81,3 +110,1000 @@ def test_the_processor_applies_a_permanent_channel_failure_to_the_graph_before_t
             stage.me.channel_manager._events.push(permanent)
             stage.settle()
     assert seen[-1] == permanent and blamed[-1] is None
+
+
+# --- OutboundPayments (lightning/src/ln/outbound_payment.rs), driven directly --------------------------------
+
+HOP = PublicKey.from_secret_key(b"\x01" * 32)
+PAYEE = PublicKey.from_secret_key(b"\x02" * 32)
+PREIMAGE = PaymentPreimage(b"\x03" * 32)
+HASH = PREIMAGE.payment_hash()
+PID = PaymentId(b"\x04" * 32)
+
+
+def path(scid: int, amount: int = 10_000, fee: int = 100) -> Path:
+    """Us -> HOP over ``scid`` -> PAYEE over ``scid + 1``."""
+    return Path((RouteHop(HOP, b"", scid, b"", fee, 40, True), RouteHop(PAYEE, b"", scid + 1, b"", amount, 40, True)),
+                None)
+
+
+class Sender:
+    """OutboundPayments with a clock, a router that gives the next of ``routes`` and a first hop that takes
+    every path; the events it raises, and the PendingHTLCsForwardable requests, are recorded."""
+
+    def __init__(self, routes: list[Route], refuse_first_hop: bool | str = False) -> None:
+        self.clock = VirtualClock()
+        self.events: list[Event] = []
+        self.forwardable = 0
+        self.routes = list(routes)
+        self.sent: list[Path] = []
+        self.asked: list[RouteParameters] = []
+        self.refuse = refuse_first_hop
+        self.out = OutboundPayments(clock=self.clock, pending_events=self.events.append,
+                                    forwardable=self._forwardable, log=lambda _: None)
+
+    def _forwardable(self) -> None:
+        self.forwardable += 1
+
+    def find_route(self, params: RouteParameters) -> Route:
+        self.asked.append(params)
+        if not self.routes:
+            raise LightningError("Failed to find a path to the given destination")
+        return self.routes.pop(0)
+
+    def send_along_path(self, args) -> None:
+        if self.refuse == "misuse":
+            raise APIError.APIMisuseError("Cannot send a path of this kind")
+        if self.refuse:
+            raise APIError.ChannelUnavailable("No channel available with first hop!")
+        self.sent.append(args.path)
+
+    def pay(self, retry: Retry, amount: int = 10_000) -> None:
+        params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(PAYEE, 40), amount)
+        self.out.send_payment(HASH, RecipientOnionFields.secret_only(None), PID, retry, params, self.find_route,
+                              self.send_along_path)
+
+    def fail(self, p: Path, origin: PublicKey = HOP, scid: int | None = None, permanent: bool | None = False) -> None:
+        reason = FailureOnion(origin, 0x1007, scid, permanent if scid is not None else None)
+        self.out.fail_htlc(HTLCOutboundRoute(PID, p, False), HASH, reason)
+
+    def claim(self, p: Path) -> None:
+        self.out.claim_htlc(HTLCOutboundRoute(PID, p, False), HASH, PREIMAGE)
+
+    def retry(self) -> None:
+        self.out.check_retry_payments(self.find_route, self.send_along_path)
+
+    def names(self) -> list[str]:
+        return [type(e).__name__ for e in self.events]
+
+
+def route(*paths: Path) -> Route:
+    return Route(tuple(paths), None)
+
+
+@pytest.mark.parametrize("retries", [0, 1, 3])
+def test_retry_attempts_n_makes_exactly_n_retries(retries):
+    """``Retry::Attempts(n)`` (``Retry::is_retryable_now``: ``max_retry_count > count``, count starting at 0 and
+    counting retries): each failed path before the n-th retry asks for a retry (PendingHTLCsForwardable), the
+    failure of the n-th retry fails the payment (RetriesExhausted)."""
+    paths = [path(10 * (i + 1)) for i in range(retries + 1)]
+    s = Sender([route(p) for p in paths])
+    s.pay(Retry.Attempts(retries))
+    for i, p in enumerate(paths):
+        s.fail(p, scid=p.hops[0].short_channel_id)
+        if i < retries:
+            assert s.names()[-1] == "PaymentPathFailed" and s.forwardable == i + 1
+            s.retry()
+    assert s.sent == paths
+    assert s.names() == ["PaymentPathFailed"] * (retries + 1) + ["PaymentFailed"]
+    assert s.events[-1] == Event.PaymentFailed(PID, HASH, PaymentFailureReason.RetriesExhausted)
+    assert s.forwardable == retries
+
+
+def test_retry_timeout_retries_a_path_that_fails_at_the_timeout():
+    """``Retry::Timeout(d)`` allows a retry while ``d >= now - first_attempted_at`` (``Retry::is_retryable_now``):
+    a path failing exactly at ``d`` is retried; one failing later fails the payment."""
+    first, second = path(10), path(20)
+    s = Sender([route(first), route(second)])
+    s.clock._now_us = 5_000_000
+    s.pay(Retry.Timeout(timedelta(seconds=10)))
+    s.clock._now_us = 15_000_000
+    s.fail(first, scid=10)
+    assert s.names() == ["PaymentPathFailed"] and s.forwardable == 1
+    s.retry()
+    s.clock._now_us = 15_000_001
+    s.fail(second, scid=20)
+    assert s.names() == ["PaymentPathFailed", "PaymentPathFailed", "PaymentFailed"]
+    assert s.events[-1].reason is PaymentFailureReason.RetriesExhausted
+
+
+def test_payment_path_failed_carries_the_network_update_of_the_failing_channel():
+    """``fail_htlc``: a path failed at a hop raises ``PaymentPathFailed`` for this payment and path, not permanent,
+    ``PathFailure::OnPath`` with a ``NetworkUpdate::ChannelFailure`` of the blamed channel (permanent as the hop
+    said) and that channel as ``short_channel_id``; the retry routes around it."""
+    first, second = path(10), path(20)
+    s = Sender([route(first), route(second)])
+    s.pay(Retry.Attempts(1))
+    s.fail(first, scid=11, permanent=True)
+    update = NetworkUpdate.ChannelFailure(11, True)
+    assert s.events == [Event.PaymentPathFailed(PID, HASH, False, PathFailure.OnPath(update), first, 11)]
+    s.retry()
+    assert s.asked[-1].payment_params.previously_failed_channels == (11,)
+    assert s.asked[-1].max_total_routing_fee_msat == s.asked[0].max_total_routing_fee_msat == 50_100  # kept
+
+
+def test_a_part_failing_after_the_payment_succeeded_raises_nothing():
+    """``fail_htlc``: "Received failure of HTLC ... after payment completion" returns before any event, so an MPP
+    part failing after another was fulfilled raises no PaymentPathFailed and no PaymentFailed."""
+    a, b = path(10, 5_000), path(20, 5_000)
+    s = Sender([route(a, b)])
+    s.pay(Retry.Attempts(3))
+    s.claim(a)
+    assert s.events == [Event.PaymentSent(PID, PREIMAGE, HASH, 200), Event.PaymentPathSuccessful(PID, HASH, a)]
+    s.fail(b, scid=20)
+    s.retry()
+    assert s.names() == ["PaymentSent", "PaymentPathSuccessful"] and s.forwardable == 0 and len(s.sent) == 2
+
+
+def test_a_refused_mpp_payment_fails_once_its_last_part_is_back():
+    """``fail_htlc``: a part refused by the recipient abandons the payment (RecipientRejected), but
+    ``PaymentFailed`` waits for ``remaining_parts() == 0``: each part raises its ``PaymentPathFailed``
+    (permanent, no network update, no channel blamed), the last one followed by ``PaymentFailed``."""
+    a, b = path(10, 5_000), path(20, 5_000)
+    s = Sender([route(a, b)])
+    s.pay(Retry.Attempts(3))
+    s.fail(a, origin=PAYEE)
+    assert s.events == [Event.PaymentPathFailed(PID, HASH, True, PathFailure.OnPath(None), a, None)]
+    s.fail(b, origin=PAYEE, scid=21)
+    assert s.events[1:] == [Event.PaymentPathFailed(PID, HASH, True, PathFailure.OnPath(None), b, None),
+                            Event.PaymentFailed(PID, HASH, PaymentFailureReason.RecipientRejected)]
+    assert s.forwardable == 0 and s.out.pending_outbound_payments == {}
+
+
+def test_an_abandoned_payment_keeps_its_first_reason():
+    """``mark_abandoned`` changes only a retryable payment: once retries ran out, ``abandon_payment`` leaves the
+    reason RetriesExhausted, and the ``PaymentFailed`` comes with the last part in flight."""
+    a, b = path(10, 5_000), path(20, 5_000)
+    s = Sender([route(a, b)])
+    s.pay(Retry.Attempts(0))
+    s.fail(a, scid=10)
+    s.out.abandon_payment(PID)
+    assert s.names() == ["PaymentPathFailed"]
+    s.fail(b, scid=20)
+    assert s.events[-1] == Event.PaymentFailed(PID, HASH, PaymentFailureReason.RetriesExhausted)
+
+
+def test_abandoning_waits_for_the_parts_in_flight():
+    """``abandon_payment``: ``PaymentFailed { reason: UserAbandoned }`` once no part is in flight; the part that
+    fails meanwhile still raises its ``PaymentPathFailed`` first, and is not retried."""
+    a = path(10)
+    s = Sender([route(a), route(path(30))])
+    s.pay(Retry.Attempts(3))
+    s.out.abandon_payment(PID)
+    assert s.events == []
+    s.fail(a, scid=10)
+    s.retry()
+    assert s.names() == ["PaymentPathFailed", "PaymentFailed"]
+    assert s.events[-1].reason is PaymentFailureReason.UserAbandoned and s.sent == [a] and s.forwardable == 0
+
+
+def test_abandoning_a_fulfilled_payment_raises_nothing():
+    """``mark_abandoned`` leaves a fulfilled payment fulfilled: no ``PaymentFailed`` after ``PaymentSent``."""
+    a = path(10)
+    s = Sender([route(a)])
+    s.pay(Retry.Attempts(3))
+    s.claim(a)
+    s.out.abandon_payment(PID)
+    assert s.names() == ["PaymentSent", "PaymentPathSuccessful"]
+
+
+def test_no_route_for_a_retry_fails_the_payment_once_nothing_is_in_flight():
+    """``find_route_and_send_payment``: no route for the retry abandons the payment with RouteNotFound; its
+    ``PaymentFailed`` comes when the last part in flight is back, with that reason."""
+    a, b = path(10, 5_000), path(20, 5_000)
+    s = Sender([route(a, b)])
+    s.pay(Retry.Attempts(3))
+    s.fail(a, scid=10)
+    s.retry()  # the router has nothing more
+    assert s.names() == ["PaymentPathFailed"]
+    s.fail(b, scid=20)
+    assert s.names() == ["PaymentPathFailed", "PaymentPathFailed", "PaymentFailed"]
+    assert s.events[-1].reason is PaymentFailureReason.RouteNotFound and s.forwardable == 1
+
+
+def test_a_timeout_that_ran_out_before_the_retry_fails_the_payment():
+    """``check_retry_payments`` retries only a payment ``is_auto_retryable_now``; one whose ``Retry::Timeout``
+    passed since its path failed is abandoned (RetriesExhausted) with nothing in flight, and not sent again."""
+    a = path(10)
+    s = Sender([route(a), route(path(30))])
+    s.pay(Retry.Timeout(timedelta(seconds=5)))
+    s.fail(a, scid=10)
+    s.clock._now_us = 6_000_000
+    s.retry()
+    assert s.names() == ["PaymentPathFailed", "PaymentFailed"] and s.sent == [a]
+    assert s.events[-1].reason is PaymentFailureReason.RetriesExhausted
+
+
+def test_a_path_the_first_hop_refuses_blames_that_channel():
+    """``push_path_failed_evs_and_scids``: a path whose first channel is unavailable raises ``PaymentPathFailed``
+    with ``PathFailure::InitialSend`` and that channel as ``short_channel_id``, not permanent; the retry avoids it."""
+    a = path(10)
+    s = Sender([route(a), route(path(30))], refuse_first_hop=True)
+    s.pay(Retry.Attempts(1))
+    (event,) = s.events
+    assert isinstance(event, Event.PaymentPathFailed) and isinstance(event.failure, PathFailure.InitialSend)
+    assert (event.payment_id, event.payment_hash, event.payment_failed_permanently, event.path,
+            event.short_channel_id) == (PID, HASH, False, a, 10)
+    assert isinstance(event.failure.err, APIError.ChannelUnavailable) and s.forwardable == 1
+    s.retry()
+    assert s.asked[-1].payment_params.previously_failed_channels == (10,)
+
+
+# --- a node in the simulated world: ldk-sample's handler, every event recorded ------------------------------------
+
+class Learner:
+    """A world with the learner running ldk-sample's handler (``ldkkit.reference``) and recording every event it
+    is given; events of the types in ``hold`` are recorded and left to the test."""
+
+    def __init__(self, seed: int, hold: tuple[type, ...] = ()) -> None:
+        self.seen: list[Event] = []
+        self.hold = hold
+        self.world = World(seed=seed)
+        self.me = self.world.add_node("learner", handler=self._handle)
+        self.stage = Stage(self.world, self.me)
+        self.cm = self.me.channel_manager
+
+    async def _handle(self, *args):
+        event = args[-1]
+        self.seen.append(event)
+        if isinstance(event, self.hold):
+            return None
+        return await reference(*args)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.seen if isinstance(e, kind)]
+
+    def names(self) -> list[str]:
+        return [type(e).__name__ for e in self.seen]
+
+
+@pytest.fixture
+def receiver():
+    """The learner with a 6,000,000 sat channel from bob, holding PaymentClaimable events for the test."""
+    learner = Learner(31, hold=(Event.PaymentClaimable,))
+    learner.bob = learner.stage.peer("bob")
+    learner.stage.open(learner.bob, learner.me, 6_000_000)
+    yield learner
+    learner.world.close()
+
+
+def test_payment_claimable_then_claimed_carry_the_payment(receiver):
+    """``PaymentClaimable`` (``process_pending_htlc_forwards``) and ``PaymentClaimed`` (``begin_claiming_payment``):
+    our node id, the hash, the amount, the invoice's purpose and onion fields, the channel it came over, the claim
+    deadline (the HTLC's expiry less ``HTLC_FAIL_BACK_BUFFER``), one ``ClaimedHTLC`` per part, and one payment id."""
+    r = receiver
+    invoice = r.stage.invoice(r.me, 50_000_000)
+    r.stage.pay(r.bob, invoice)
+    (claimable,) = r.of(Event.PaymentClaimable)
+    chan = r.stage.channel_between(r.me, r.bob)
+    (htlc,) = r.cm.channels[chan.channel_id].pending_inbound_htlcs.values()
+    purpose = PaymentPurpose.Bolt11InvoicePayment(r.cm.inbound_payments[invoice.payment_hash()].payment_preimage,
+                                                  invoice.payment_secret())
+    onion = RecipientOnionFields(invoice.payment_secret(), None)
+    assert (claimable.receiver_node_id, claimable.payment_hash, claimable.amount_msat,
+            claimable.counterparty_skimmed_fee_msat, claimable.purpose, claimable.onion_fields,
+            claimable.via_channel_id, claimable.via_user_channel_id, claimable.claim_deadline) == (
+        r.me.node_id, invoice.payment_hash(), 50_000_000, 0, purpose, onion, chan.channel_id, chan.user_channel_id,
+        htlc.cltv_expiry - HTLC_FAIL_BACK_BUFFER)
+    assert r.of(Event.PaymentClaimed) == []
+    r.cm.claim_funds(purpose.preimage())
+    r.stage.settle()
+    (claimed,) = r.of(Event.PaymentClaimed)
+    assert claimed == Event.PaymentClaimed(
+        receiver_node_id=r.me.node_id, payment_hash=invoice.payment_hash(), amount_msat=50_000_000, purpose=purpose,
+        htlcs=(ClaimedHTLC(chan.channel_id, chan.user_channel_id, htlc.cltv_expiry, 50_000_000, 0),),
+        sender_intended_total_msat=50_000_000, onion_fields=onion, payment_id=claimable.payment_id)
+    assert claimable.payment_id is not None
+
+
+def test_claiming_what_is_not_claimable_raises_nothing(receiver):
+    """``claim_payment_internal``: a preimage whose hash has no claimable payment ("begin_claiming_payment" finds
+    none) does nothing: no PaymentClaimed, and a payment still claimable stays so."""
+    r = receiver
+    invoice = r.stage.invoice(r.me, 50_000_000)
+    r.stage.pay(r.bob, invoice)
+    r.cm.claim_funds(PaymentPreimage(b"\x77" * 32))
+    r.stage.settle()
+    assert r.of(Event.PaymentClaimed) == [] and invoice.payment_hash() in r.cm.claimable
+
+
+def test_payment_claimed_keeps_the_purpose_of_payment_claimable(receiver):
+    """``begin_claiming_payment`` moves the claimable payment's ``purpose`` into ``PaymentClaimed`` unchanged: for
+    a payment made with ``create_inbound_payment_for_hash`` its ``payment_preimage`` stays None there too."""
+    r = receiver
+    preimage = PaymentPreimage(b"\x66" * 32)
+    secret = r.cm.create_inbound_payment_for_hash(preimage.payment_hash(), None, 3600)
+    params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(r.me.node_id, 42),
+                                                           30_000_000)
+    r.bob.channel_manager.send_payment(preimage.payment_hash(), RecipientOnionFields.secret_only(secret),
+                                       PaymentId(b"\x66" * 32), params, Retry.Attempts(0))
+    r.stage.settle()
+    (claimable,) = r.of(Event.PaymentClaimable)
+    assert claimable.purpose == PaymentPurpose.Bolt11InvoicePayment(None, secret)
+    r.cm.claim_funds(preimage)
+    r.stage.settle()
+    (claimed,) = r.of(Event.PaymentClaimed)
+    assert claimed.purpose == claimable.purpose and claimed.amount_msat == 30_000_000
+
+
+def _bob_sends(r, payment_hash, onion: RecipientOnionFields, amount: int, tamper=None,
+               keysend: PaymentPreimage | None = None) -> None:
+    """bob pays us ``amount``; ``tamper`` may change his update_add_htlc on its way."""
+    params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(r.me.node_id, 42), amount)
+    bcm = r.bob.channel_manager
+    if keysend is not None:
+        bcm.send_spontaneous_payment(keysend, onion, PaymentId(bytes(payment_hash)), params, Retry.Attempts(0))
+    else:
+        bcm.send_payment(payment_hash, onion, PaymentId(bytes(payment_hash)), params, Retry.Attempts(0))
+    if tamper is not None:
+        peer, msg = bcm.pending_msg_events[-1]
+        bcm.pending_msg_events[-1] = (peer, tamper(msg))
+    r.stage.settle()
+
+
+@pytest.mark.parametrize("tamper", [
+    pytest.param(lambda m: dataclasses.replace(m, amount_msat=m.amount_msat - 1), id="underpaid"),
+    pytest.param(lambda m: dataclasses.replace(m, cltv_expiry=m.cltv_expiry - 1), id="expiry_below_the_onion's"),
+])
+def test_an_htlc_that_does_not_match_its_onion_is_failed_back(receiver, tamper):
+    """``create_recv_pending_htlc_info``: an HTLC paying less than its onion's ``amt_to_forward``, or expiring before
+    its ``outgoing_cltv_value``, is failed back: ``HTLCHandlingFailed`` with ``FailedPayment``, no PaymentClaimable."""
+    r = receiver
+    invoice = r.stage.invoice(r.me, 50_000_000)
+    _bob_sends(r, invoice.payment_hash(), RecipientOnionFields.secret_only(invoice.payment_secret()), 50_000_000,
+               tamper)
+    chan = r.stage.channel_between(r.me, r.bob)
+    assert r.of(Event.PaymentClaimable) == []
+    assert r.of(Event.HTLCHandlingFailed) == [
+        Event.HTLCHandlingFailed(chan.channel_id, HTLCDestination.FailedPayment(invoice.payment_hash()))]
+
+
+def test_a_keysend_whose_preimage_does_not_match_its_hash_is_failed_back(receiver):
+    """A keysend proves itself (``create_recv_pending_htlc_info``: the preimage must hash to the payment hash);
+    one that does not is failed back (``HTLCHandlingFailed``/``FailedPayment``); one that does is claimable as a
+    ``SpontaneousPayment``."""
+    r = receiver
+    good, bad = PaymentPreimage(b"\x51" * 32), PaymentHash(b"\x52" * 32)
+    _bob_sends(r, bad, RecipientOnionFields.spontaneous_empty(), 20_000_000,
+               lambda m: dataclasses.replace(m, payment_hash=bad), keysend=good)
+    assert r.of(Event.PaymentClaimable) == []
+    assert [e.failed_next_destination for e in r.of(Event.HTLCHandlingFailed)] == [HTLCDestination.FailedPayment(bad)]
+    _bob_sends(r, good.payment_hash(), RecipientOnionFields.spontaneous_empty(), 20_000_000, keysend=good)
+    (claimable,) = r.of(Event.PaymentClaimable)
+    assert claimable.purpose == PaymentPurpose.SpontaneousPayment(good)
+
+
+def test_fail_htlc_backwards_raises_htlc_handling_failed_and_ignores_unknown_hashes(receiver):
+    """``fail_htlc_backwards``: each part of the claimable payment fails back with ``HTLCHandlingFailed``
+    (``FailedPayment``); a hash with nothing claimable does nothing; the payer sees its path rejected."""
+    r = receiver
+    r.cm.fail_htlc_backwards(PaymentHash(b"\x53" * 32))
+    invoice = r.stage.invoice(r.me, 50_000_000)
+    r.stage.pay(r.bob, invoice, retry=Retry.Attempts(0))
+    r.cm.fail_htlc_backwards(invoice.payment_hash())
+    r.stage.settle()
+    chan = r.stage.channel_between(r.me, r.bob)
+    assert r.of(Event.HTLCHandlingFailed) == [
+        Event.HTLCHandlingFailed(chan.channel_id, HTLCDestination.FailedPayment(invoice.payment_hash()))]
+    assert r.cm.claimable == {}
+    bob_saw = [type(e).__name__ for e in r.bob.events_seen if type(e).__name__.startswith("Payment")]
+    assert bob_saw == ["PaymentPathFailed", "PaymentFailed"]
+
+
+def _mpp_paths(r, amounts: list[int]) -> tuple[Path, ...]:
+    scids = [c.short_channel_id for c in r.bob.channel_manager.list_usable_channels()]
+    return tuple(Path((RouteHop(r.me.node_id, b"", scid, b"", amount, 42, True),), None)
+                 for scid, amount in zip(scids, amounts, strict=False))
+
+
+def test_an_mpp_payment_is_claimable_once_whole(receiver):
+    """``process_pending_htlc_forwards``: the parts of one payment are collected; ``PaymentClaimable`` is raised
+    once, when they add up to ``total_msat``, naming the first part's channel and the earliest claim deadline;
+    ``PaymentClaimed`` lists every part and the total the sender intended."""
+    r = receiver
+    r.stage.open(r.bob, r.me, 6_000_000)
+    invoice = r.stage.invoice(r.me, 80_000_000)
+    first, second = _mpp_paths(r, [30_000_000, 50_000_000])
+    r.bob.channel_manager.send_payment_with_route(
+        Route((first, second), None), invoice.payment_hash(),
+        RecipientOnionFields(invoice.payment_secret(), b"meta"), PaymentId(b"\x54" * 32))
+    r.stage.settle()
+    (claimable,) = r.of(Event.PaymentClaimable)
+    parts = sorted((h for c in r.cm.channels.values() for h in c.pending_inbound_htlcs.values()),
+                   key=lambda h: h.amount_msat)
+    assert claimable.amount_msat == 80_000_000
+    assert claimable.onion_fields == RecipientOnionFields(invoice.payment_secret(), b"meta")
+    assert claimable.via_channel_id == r.cm._channel_by_scid(first.hops[0].short_channel_id).channel_id
+    assert claimable.claim_deadline == min(h.cltv_expiry for h in parts) - HTLC_FAIL_BACK_BUFFER
+    r.cm.claim_funds(claimable.purpose.preimage())
+    r.stage.settle()
+    (claimed,) = r.of(Event.PaymentClaimed)
+    assert [h.value_msat for h in claimed.htlcs] == [30_000_000, 50_000_000]
+    assert (claimed.amount_msat, claimed.sender_intended_total_msat) == (80_000_000, 80_000_000)
+    assert claimed.onion_fields == claimable.onion_fields and claimed.payment_id == claimable.payment_id
+
+
+def test_an_incomplete_mpp_payment_fails_back_on_the_third_tick(receiver):
+    """``timer_tick_occurred``: the parts of a payment still incomplete are failed back once their
+    ``timer_ticks`` reach ``MPP_TIMEOUT_TICKS`` (3): nothing after two ticks, ``HTLCHandlingFailed`` on the third."""
+    r = receiver
+    r.stage.open(r.bob, r.me, 6_000_000)
+    invoice = r.stage.invoice(r.me, 80_000_000)
+    bcm = r.bob.channel_manager
+    bcm.send_payment_with_route(
+        Route(_mpp_paths(r, [30_000_000, 50_000_000]), None), invoice.payment_hash(),
+        RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x55" * 32))
+    bcm.pending_msg_events.pop()  # the 50,000 sat part never arrives
+    r.stage.settle()
+    failed = lambda: [e for e in r.seen + r.cm.pending_events() if isinstance(e, Event.HTLCHandlingFailed)]  # noqa: E731
+    for _ in range(MPP_TIMEOUT_TICKS - 1):  # (the world's own timer, every 60 s, has not ticked since)
+        r.cm.timer_tick_occurred()
+    assert failed() == [] and r.of(Event.PaymentClaimable) == []
+    r.cm.timer_tick_occurred()
+    assert [e.failed_next_destination for e in failed()] == [HTLCDestination.FailedPayment(invoice.payment_hash())]
+
+
+# --- forwarding (channelmanager.rs: process_pending_update_add_htlcs, claim_funds_internal) ----------------------
+
+@pytest.fixture
+def forwarder():
+    """alice -> the learner -> carol, as in the forward_payment scenario."""
+    learner = Learner(41)
+    s = learner.stage
+    learner.alice, learner.carol = s.peer("alice"), s.peer("carol")
+    s.open(learner.alice, learner.me, 6_000_000)
+    s.open(learner.carol, learner.me, 6_000_000, push_msat=3_000_000_000)
+    yield learner
+    learner.world.close()
+
+
+def _alice_pays_carol(f, tamper=None):
+    invoice = f.stage.invoice(f.carol, 100_000_000)
+    payment_hash, onion, params = payment_parameters_from_invoice(invoice)
+    acm = f.alice.channel_manager
+    acm.send_payment(payment_hash, onion, PaymentId(bytes(payment_hash)), params, Retry.Attempts(0))
+    if tamper is not None:
+        peer, msg = acm.pending_msg_events[-1]
+        acm.pending_msg_events[-1] = (peer, tamper(msg))
+    f.stage.settle()
+    return payment_hash
+
+
+@pytest.mark.parametrize("tamper", [
+    pytest.param(lambda m: dataclasses.replace(m, amount_msat=m.amount_msat - 1), id="fee_insufficient"),
+    pytest.param(lambda m: dataclasses.replace(m, cltv_expiry=m.cltv_expiry - 1), id="incorrect_cltv_expiry"),
+])
+def test_a_forward_refused_by_our_channel_policy_raises_htlc_handling_failed(forwarder, tamper):
+    """``can_forward_htlc`` (``htlc_satisfies_config``): an HTLC leaving us too small a fee or too short a CLTV
+    delta for the next channel fails back, and ``process_pending_update_add_htlcs`` raises ``HTLCHandlingFailed``
+    with ``NextHopChannel`` (the next peer and channel); nothing is forwarded."""
+    f = forwarder
+    _alice_pays_carol(f, tamper)
+    into, out = f.stage.channel_between(f.me, f.alice), f.stage.channel_between(f.me, f.carol)
+    assert f.of(Event.HTLCHandlingFailed) == [
+        Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(f.carol.node_id, out.channel_id))]
+    assert f.of(Event.PaymentForwarded) == []
+
+
+def test_payment_forwarded_carries_both_channels_and_the_fee(forwarder):
+    """``claim_funds_internal``: a forward fulfilled downstream claims the HTLC it came in on and raises
+    ``PaymentForwarded``: both channels, both user channel ids, both peers, the fee earned (in - out), the amount
+    forwarded, not from an on-chain claim."""
+    f = forwarder
+    _alice_pays_carol(f)
+    into, out = f.stage.channel_between(f.me, f.alice), f.stage.channel_between(f.me, f.carol)
+    (forwarded,) = f.of(Event.PaymentForwarded)
+    assert forwarded == Event.PaymentForwarded(
+        prev_channel_id=into.channel_id, next_channel_id=out.channel_id,
+        prev_user_channel_id=into.user_channel_id, next_user_channel_id=out.user_channel_id,
+        prev_node_id=f.alice.node_id, next_node_id=f.carol.node_id, total_fee_earned_msat=1000,
+        skimmed_fee_msat=None, claim_from_onchain_tx=False, outbound_amount_forwarded_msat=100_000_000)
+    assert f.of(Event.HTLCHandlingFailed) == []
+
+
+# --- a restart (ChannelManager::write and ::read) ------------------------------------------------------------------
+
+def test_a_restart_keeps_an_intercepted_htlc_to_forward():
+    """``HTLCIntercepted`` names the fake scid, the hash and both amounts; ``ChannelManager::write`` keeps
+    ``pending_intercepted_htlcs`` with the event: after a restart the event is handed over again and
+    ``forward_intercepted_htlc`` still finds the HTLC and sends it."""
+    from ldkkit.config import UserConfig
+
+    async def stops_before_forwarding(*args):
+        if isinstance(args[-1], Event.HTLCIntercepted):
+            return ReplayEvent()
+        return await reference(*args)
+
+    forwarded: list[Event] = []
+
+    async def lsp(*args):
+        cm, event = args[0], args[-1]
+        if isinstance(event, Event.HTLCIntercepted):
+            to_carol = next(c for c in cm.list_usable_channels() if c.counterparty.node_id == carol.node_id)
+            cm.forward_intercepted_htlc(event.intercept_id, to_carol.channel_id, carol.node_id,
+                                        event.expected_outbound_amount_msat)
+            forwarded.append(event)
+            return None
+        return await reference(*args)
+
+    with World(seed=12) as world:
+        config = dataclasses.replace(UserConfig.ldk_sample(), accept_intercept_htlcs=True)
+        stage = Stage(world, world.add_node("learner", handler=stops_before_forwarding, config=config))
+        me = stage.me
+        alice, carol = stage.peer("alice"), stage.peer("carol")
+        stage.open(alice, me, 6_000_000)
+        stage.open(me, carol, 1_000_000)
+        fake_scid = me.channel_manager.get_intercept_scid()
+        invoice = stage.invoice(carol, 10_000_000)
+        first = alice.channel_manager.list_usable_channels()[0].short_channel_id
+        path = Path((RouteHop(me.node_id, b"", first, b"", 1_000, 72, True),
+                     RouteHop(carol.node_id, b"", fake_scid, b"", 10_000_000, 24, True)), None)
+        alice.channel_manager.send_payment_with_route(
+            Route((path,), None), invoice.payment_hash(),
+            RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x07" * 32))
+        stage.settle()
+        (intercepted,) = [e for e in me.channel_manager.pending_events() if isinstance(e, Event.HTLCIntercepted)]
+        # process_pending_htlc_forwards: the fake scid asked for, the hash, what came in and what should go on
+        assert (intercepted.requested_next_hop_scid, intercepted.payment_hash, intercepted.inbound_amount_msat,
+                intercepted.expected_outbound_amount_msat) == (fake_scid, invoice.payment_hash(), 10_001_000,
+                                                               10_000_000)
+        me.fs_store.write("", "", "manager", me.channel_manager.encode())
+        world.restart_node(me, handler=lsp)
+        stage.settle(10)
+    assert forwarded == [intercepted]
+    assert any(isinstance(e, Event.PaymentSent) for e in alice.events_seen)
+
+
+def test_a_restart_with_htlcs_to_fail_back_asks_for_forwarding_after_two_seconds():
+    """``ChannelManager::read``: the persisted events come back in order, then, as HTLCs are still to be failed
+    back, one ``PendingHTLCsForwardable`` with ``time_forwardable`` 2 s (the one queued before is not persisted);
+    an HTLC arriving while forwards are pending asks for no other (``forward_htlcs``: only into an empty queue)."""
+
+    refused: list[Event] = []
+
+    async def refuses_then_stops(*args):
+        cm, event = args[0], args[-1]
+        if isinstance(event, Event.PaymentClaimable):
+            cm.fail_htlc_backwards(event.payment_hash)
+            refused.append(event)
+            return None
+        if refused and isinstance(event, (Event.PendingHTLCsForwardable, Event.HTLCHandlingFailed)):
+            return ReplayEvent()  # the node stops before the failure goes back
+        return await reference(*args)
+
+    with World(seed=13) as world:
+        stage = Stage(world, world.add_node("learner", handler=refuses_then_stops))
+        bob = stage.peer("bob")
+        stage.open(bob, stage.me, 6_000_000)
+        stage.pay(bob, stage.invoice(stage.me, 50_000_000), retry=Retry.Attempts(0))
+        before = stage.me.channel_manager.pending_events()
+        assert [type(e).__name__ for e in before] == ["HTLCHandlingFailed", "PendingHTLCsForwardable"]
+        assert before[1].time_forwardable == timedelta(milliseconds=100)
+        stage.me.fs_store.write("", "", "manager", stage.me.channel_manager.encode())
+        logged = len(stage.me.event_log)
+        restarted = world.restart_node(stage.me, handler=reference)
+        after = restarted.channel_manager.pending_events()
+        invoice = stage.invoice(restarted, 20_000_000)  # an HTLC arriving before the forwards are processed
+        payment_hash, onion, params = payment_parameters_from_invoice(invoice)
+        bob.channel_manager.send_payment(payment_hash, onion, PaymentId(b"\x13" * 32), params, Retry.Attempts(0))
+        world.run()  # the handler has taken the PendingHTLCsForwardable, and waits before processing
+        assert restarted.channel_manager.forward_htlcs  # the HTLC waits with the failure: no second request
+        given = [type(e).__name__ for _, _, e in restarted.event_log[logged:]]  # handed to the handler since
+        assert given == ["HTLCHandlingFailed", "PendingHTLCsForwardable"]
+        stage.settle(10)
+    assert after == [before[0], Event.PendingHTLCsForwardable(timedelta(seconds=2))]
+    bob_saw = [type(e).__name__ for e in bob.events_seen if type(e).__name__.startswith("Payment")]
+    assert bob_saw[-4:] == ["PaymentPathFailed", "PaymentFailed", "PaymentSent", "PaymentPathSuccessful"]
+
+
+def test_the_onion_tells_each_hop_what_to_forward():
+    """``build_onion_payloads``: walking back from the recipient, each hop is told the next channel, the amount
+    the next node must get (its fee added hop by hop) and the CLTV expiry (the deltas added to the height); the
+    recipient gets the amount, the final expiry, secret, total, metadata and keysend preimage; the first HTLC
+    carries the whole amount and expiry."""
+    hops = (RouteHop(HOP, b"", 1, b"", 10, 20, True), RouteHop(PAYEE, b"", 2, b"", 20, 30, True),
+            RouteHop(PAYEE, b"", 3, b"", 1000, 40, True))
+    secret = PaymentSecret(b"\x08" * 32)
+    onion, amount, cltv = build_onion_payloads(Path(hops, None), 5000, RecipientOnionFields(secret, b"meta"), 100,
+                                               PREIMAGE)
+    assert onion == Onion((HopPayload(2, 1020, 170), HopPayload(3, 1000, 140)),
+                          FinalPayload(1000, 140, secret, 5000, b"meta", PREIMAGE))
+    assert (amount, cltv) == (1030, 190)
+
+
+# --- closing (channel.rs: force_shutdown's ShutdownResult; channelmanager.rs: finish_close_channel) ------------
+
+def test_a_channel_dropped_after_its_funding_was_generated_names_its_funding_and_discards_it():
+    """``get_funding_created`` gives the channel its funding outpoint and its real id; a peer that disconnects
+    before ``funding_signed`` drops it (``ClosureReason::DisconnectedPeer``): ``ChannelClosed`` carries that id,
+    ``channel_funding_txo``, the capacity and our balance, then ``DiscardFunding`` hands the transaction back."""
+    funding: list[Transaction] = []
+    seen: list[Event] = []
+
+    async def disconnects_once_funded(*args):
+        cm, event = args[0], args[-1]
+        seen.append(event)
+        await reference(*args)
+        if isinstance(event, Event.FundingGenerationReady):
+            chan = cm.channels[event.temporary_channel_id]
+            funding.append(chan.funding_transaction)
+            cm.peer_disconnected(event.counterparty_node_id)
+
+    with World(seed=51) as world:
+        stage = Stage(world, world.add_node("learner", handler=disconnects_once_funded))
+        bob = stage.peer("bob")
+        tcid = stage.me.channel_manager.create_channel(bob.node_id, 1_000_000, 0, 77, None, None)
+        world.run()
+        stage.settle()
+        assert stage.me.channel_manager.list_channels() == []
+    (tx,) = funding
+    outpoint = next(OutPoint(tx.compute_txid(), i) for i, o in enumerate(tx.output) if o.value == 1_000_000)
+    closed, discard = [e for e in seen if isinstance(e, (Event.ChannelClosed, Event.DiscardFunding))]
+    channel_id = ChannelId.v1_from_funding_outpoint(outpoint.txid, outpoint.vout)
+    assert closed == Event.ChannelClosed(
+        channel_id=channel_id, user_channel_id=77, reason=ClosureReason.DisconnectedPeer(),
+        counterparty_node_id=bob.node_id, channel_capacity_sats=1_000_000, channel_funding_txo=outpoint,
+        last_local_balance_msat=1_000_000_000)
+    assert discard == Event.DiscardFunding(channel_id, FundingInfo.Tx(tx))
+    assert tcid != channel_id
+
+
+# --- what a background processor asks ---------------------------------------------------------------------------
+
+def test_has_pending_events_says_whether_events_wait_for_the_handler():
+    """``has_pending_events`` (what LDK's background processor polls): true while an event waits, false once
+    handled; the ChainMonitor's also counts the events it has queued (here a SpendableOutputs)."""
+    with World(seed=61) as world:
+        stage = Stage(world, world.add_node("learner", handler=lambda *args: ReplayEvent()))
+        cm, monitor = stage.me.channel_manager, stage.me.chain_monitor
+        assert not cm.has_pending_events() and not monitor.has_pending_events()
+        stage.peer("bob").channel_manager.create_channel(stage.me.node_id, 1_000_000, 0, 1, None, None)
+        world.run()
+        assert cm.has_pending_events()
+        cm.process_pending_events(lambda event: None)
+        assert not cm.has_pending_events()
+        monitor._events.push(Event.SpendableOutputs((), None))
+        assert monitor.has_pending_events() and not cm.has_pending_events()
+
+
+def test_a_manager_is_not_read_from_something_else():
+    """``ChannelManager::read`` refuses bytes that are not a ChannelManager: a ``DecodeError``, not a crash."""
+    with World(seed=62) as world:
+        cm = world.add_node("learner").channel_manager
+        with pytest.raises(DecodeError.InvalidValue, match="expected an encoded dict"):
+            cm.restore(encode((1, 2)))
+
+
+def _probe(s: Sender) -> tuple[PaymentHash, PaymentId, Path]:
+    p = path(10)
+    payment_hash, payment_id = s.out.send_probe(p, lambda: b"\x09" * 32, s.send_along_path)
+    return payment_hash, payment_id, p
+
+
+def test_a_probe_failing_at_the_payee_succeeded_and_elsewhere_failed():
+    """``fail_htlc`` for a probe (``payment_is_probe``): failed by the payee it is ``ProbeSuccessful``; failed on
+    the way ``ProbeFailed`` with the channel it failed at; either way the probe is forgotten and nothing is retried
+    (no PaymentPathFailed, no PaymentFailed)."""
+    s = Sender([])
+    payment_hash, payment_id, p = _probe(s)
+    s.out.fail_htlc(HTLCOutboundRoute(payment_id, p, True), payment_hash, FailureOnion(PAYEE, 0x400F, None, None))
+    assert s.events == [Event.ProbeSuccessful(payment_id, payment_hash, p)]
+    s.events.clear()
+    payment_hash, payment_id, p = _probe(s)
+    s.out.fail_htlc(HTLCOutboundRoute(payment_id, p, True), payment_hash, FailureOnion(HOP, 0x1007, 11, False))
+    assert s.events == [Event.ProbeFailed(payment_id, payment_hash, p, 11)]
+    assert s.out.pending_outbound_payments == {} and s.forwardable == 0
+
+
+def test_only_the_first_fulfilled_part_raises_payment_sent():
+    """``claim_htlc``: the first fulfilled part raises ``PaymentSent`` (the fees of the paths in flight), every part
+    its ``PaymentPathSuccessful``, in that order; a fulfil for a payment no longer known raises nothing."""
+    a, b = path(10, 5_000, fee=100), path(20, 5_000, fee=300)
+    s = Sender([route(a, b)])
+    s.pay(Retry.Attempts(0))
+    s.claim(a)
+    s.claim(b)
+    assert s.events == [Event.PaymentSent(PID, PREIMAGE, HASH, 400), Event.PaymentPathSuccessful(PID, HASH, a),
+                        Event.PaymentPathSuccessful(PID, HASH, b)]
+    s.out.pending_outbound_payments.clear()
+    s.claim(a)
+    assert len(s.events) == 3
+
+
+def test_a_failed_part_no_longer_counts_in_the_fee_paid():
+    """``get_pending_fee_msat``: ``PaymentSent.fee_paid_msat`` counts the paths still in flight, so a part that
+    failed and was retried elsewhere is not counted."""
+    a, b, c = path(10, 5_000, fee=100), path(20, 5_000, fee=300), path(30, 5_000, fee=50)
+    s = Sender([route(a, b), route(c)])
+    s.pay(Retry.Attempts(1), amount=10_000)
+    s.fail(b, scid=20)
+    s.retry()
+    s.claim(a)
+    assert s.events[-2] == Event.PaymentSent(PID, PREIMAGE, HASH, 150)
+
+
+def test_a_restart_restores_what_the_manager_wrote():
+    """``ChannelManager::write``/``read``: the funded channels (an unfunded one is dropped on write), the payments
+    we expect, the payments claimable, the payments we send (with their routes and paths in flight), the HTLCs
+    still to forward, the best block height, and the persisted events in order, come back as they were."""
+    stall: list[bool] = []
+
+    async def learner(*args):
+        event = args[-1]
+        if isinstance(event, Event.PaymentClaimable):
+            return None  # held: left claimable
+        if stall and isinstance(event, Event.PendingHTLCsForwardable):
+            return ReplayEvent()  # the HTLC that came in stays to be forwarded
+        return await reference(*args)
+
+    async def bob_holds(*args):
+        if isinstance(args[-1], Event.PaymentClaimable):
+            return None  # our payment to bob stays in flight
+        return await ldk_sample(*args)
+
+    with World(seed=71) as world:
+        stage = Stage(world, world.add_node("learner", handler=learner))
+        bob = stage.peer("bob", handler=bob_holds)
+        carol = stage.peer("carol")
+        stage.open(bob, stage.me, 6_000_000)
+        stage.open(stage.me, bob, 1_000_000)
+        stage.pay(bob, stage.invoice(stage.me, 50_000_000))
+        stall.append(True)
+        stage.pay(bob, stage.invoice(stage.me, 20_000_000))
+        stage.pay(stage.me, stage.invoice(bob, 10_000_000))
+        carol.channel_manager.create_channel(stage.me.node_id, 1_000_000, 0, 1, None, None)
+        world.run()  # an inbound channel accepted, never funded
+        cm = stage.me.channel_manager
+        assert cm.claimable and cm.forward_htlcs and cm.pending_outbound and any(
+            not c.is_funded() for c in cm.channels.values())
+        stage.me.fs_store.write("", "", "manager", cm.encode())
+        new = world.restart_node(stage.me, handler=reference).channel_manager
+        out, new_out = cm._pending_outbound_payments, new._pending_outbound_payments
+        assert new.channels == {k: c for k, c in cm.channels.items() if c.is_funded()}
+        assert (new.inbound_payments, new.claimable, new_out.pending_outbound_payments, new_out.route_params,
+                new_out.payment_paths, new.forward_htlcs, new.fail_backs, new.best_block_height) == (
+            cm.inbound_payments, cm.claimable, out.pending_outbound_payments, out.route_params, out.payment_paths,
+            cm.forward_htlcs, cm.fail_backs, cm.best_block_height)
+        assert new.pending_events() == [e for e in cm.pending_events() if type(e).persisted] + [
+            Event.PendingHTLCsForwardable(timedelta(seconds=2))]
+
+
+def test_a_payment_left_unclaimed_fails_back_at_its_claim_deadline(receiver):
+    """``best_block_updated``: an HTLC still claimable when the height reaches its ``cltv_expiry -
+    HTLC_FAIL_BACK_BUFFER`` (the event's ``claim_deadline``) is failed back: ``HTLCHandlingFailed``
+    (``FailedPayment``), not a block earlier; claiming it afterwards raises nothing."""
+    r = receiver
+    invoice = r.stage.invoice(r.me, 50_000_000)
+    r.stage.pay(r.bob, invoice)
+    (claimable,) = r.of(Event.PaymentClaimable)
+    r.world.mine(claimable.claim_deadline - 1 - r.world.chain.height())
+    r.stage.settle()
+    assert r.of(Event.HTLCHandlingFailed) == []
+    r.world.mine(1)
+    r.stage.settle()
+    assert [e.failed_next_destination for e in r.of(Event.HTLCHandlingFailed)] == [
+        HTLCDestination.FailedPayment(invoice.payment_hash())]
+    r.cm.claim_funds(claimable.purpose.preimage())
+    r.stage.settle()
+    assert r.of(Event.PaymentClaimed) == []
+
+
+@pytest.mark.parametrize("close", ["cooperative", "force"])
+def test_channel_closed_names_the_funded_channel_and_its_balance(close):
+    """``ChannelClosed`` for a funded channel (``finish_close_channel``): its id, user channel id, why, the peer,
+    the capacity, the funding outpoint and our balance at the close; the channel is no longer listed, and its
+    last ``channel_update`` is broadcast disabled (``BroadcastChannelUpdate``)."""
+    learner = Learner(81)
+    with learner.world:
+        s, cm = learner.stage, learner.cm
+        bob = s.peer("bob")
+        s.open(bob, learner.me, 6_000_000, push_msat=100_000_000)  # bob's channel is announced
+        (chan,) = cm.list_channels()
+        balance = cm.channels[chan.channel_id].value_to_self_msat
+        if close == "cooperative":
+            cm.close_channel(chan.channel_id, bob.node_id)
+            reason = ClosureReason.LocallyInitiatedCooperativeClosure()
+        else:  # LDK's force_shutdown: a disabled channel_update is broadcast
+            cm.force_close_broadcasting_latest_txn(chan.channel_id, bob.node_id, "bye")
+            reason = ClosureReason.HolderForceClosed(True)
+            assert (None, msgs.ChannelUpdate(
+                chan.short_channel_id, learner.me.node_id, s.world.clock.unix_time(), False, 72, 1, 6_000_000_000,
+                1000, 0)) in cm.pending_msg_events
+        s.settle()
+        assert cm.list_channels() == []
+    (closed,) = learner.of(Event.ChannelClosed)
+    assert closed == Event.ChannelClosed(
+        channel_id=chan.channel_id, user_channel_id=chan.user_channel_id, reason=reason,
+        counterparty_node_id=bob.node_id, channel_capacity_sats=6_000_000, channel_funding_txo=chan.funding_txo,
+        last_local_balance_msat=balance)
+
+
+def test_a_payment_sent_along_a_given_route_is_never_retried():
+    """``send_payment_with_route`` has no retry strategy, so the payment is not ``is_auto_retryable_now``: its
+    failed path abandons it at once (``RetriesExhausted``), with no request to retry."""
+    a = path(10)
+    s = Sender([route(path(30))])
+    s.out.send_payment_with_route(route(a), HASH, RecipientOnionFields.secret_only(None), PID, s.send_along_path)
+    s.fail(a, scid=10)
+    s.retry()
+    assert s.names() == ["PaymentPathFailed", "PaymentFailed"] and s.sent == [a] and s.forwardable == 0
+    assert s.events[-1].reason is PaymentFailureReason.RetriesExhausted
+
+
+# --- opening (channelmanager.rs: internal_open_channel, internal_accept_channel, ChannelPending/ChannelReady) ----
+
+def test_the_opening_events_carry_the_channel():
+    """Inbound: ``OpenChannelRequest`` repeats bob's ``open_channel`` (funds, push as ``PushMsat``, type,
+    announcement, parameters); outbound: ``FundingGenerationReady`` asks for the funding output (its script and
+    value, our user channel id). Then ``ChannelPending`` (the real id, the former temporary id, the funding outpoint,
+    the type) and, once confirmed, ``ChannelReady`` — in that order, for each channel."""
+    seen: list[Event] = []
+    open_msgs: list[msgs.OpenChannel] = []
+
+    async def recording(*args):
+        seen.append(args[-1])
+        return await reference(*args)
+
+    with World(seed=91) as world:
+        stage = Stage(world, world.add_node("learner", handler=recording))
+        bob = stage.peer("bob")
+        world.connect(bob, stage.me)
+        bob.channel_manager.create_channel(stage.me.node_id, 6_000_000, 5_000_000, 1, None, None)
+        open_msgs.append(bob.channel_manager.pending_msg_events[-1][1])
+        world.run()
+        stage.mine(6)
+        carol = stage.peer("carol")
+        tcid = stage.me.channel_manager.create_channel(carol.node_id, 2_000_000, 0, 99, None, None)
+        world.run()
+        stage.mine(6)
+        inbound = next(c for c in stage.me.channel_manager.list_channels() if c.counterparty.node_id == bob.node_id)
+        outbound = next(c for c in stage.me.channel_manager.list_channels() if c.counterparty.node_id == carol.node_id)
+        script = stage.me.channel_manager.channels[outbound.channel_id].funding_output_script
+    (msg,) = open_msgs
+    assert [type(e).__name__ for e in seen] == ["OpenChannelRequest", "ChannelPending", "ChannelReady",
+                                                "FundingGenerationReady", "ChannelPending", "ChannelReady"]
+    request, pending_in, ready_in, funding, pending_out, ready_out = seen
+    assert request == Event.OpenChannelRequest(
+        msg.temporary_channel_id, bob.node_id, 6_000_000, InboundChannelFunds.PushMsat(5_000_000), msg.channel_type,
+        msg.announce_channel, msgs.ChannelParameters(msg.dust_limit_satoshis, msg.max_htlc_value_in_flight_msat,
+                                                     msg.htlc_minimum_msat, msg.feerate_per_kw, msg.to_self_delay,
+                                                     msg.max_accepted_htlcs))
+    assert pending_in == Event.ChannelPending(inbound.channel_id, inbound.user_channel_id, msg.temporary_channel_id,
+                                             bob.node_id, inbound.funding_txo, inbound.channel_type)
+    assert ready_in == Event.ChannelReady(inbound.channel_id, inbound.user_channel_id, bob.node_id,
+                                          inbound.channel_type)
+    assert (funding.temporary_channel_id, funding.counterparty_node_id, funding.channel_value_satoshis,
+            funding.user_channel_id) == (tcid, carol.node_id, 2_000_000, 99)
+    assert funding.output_script == script  # the channel's 2-of-2 funding output
+    assert pending_out == Event.ChannelPending(outbound.channel_id, 99, tcid, carol.node_id, outbound.funding_txo,
+                                               outbound.channel_type)
+    assert ready_out == Event.ChannelReady(outbound.channel_id, 99, carol.node_id, outbound.channel_type)
+
+
+def test_a_forward_to_an_unknown_or_unusable_channel_fails_back_naming_it(forwarder):
+    """``can_forward_htlc``: an HTLC for a channel we do not know fails back with ``HTLCHandlingFailed``
+    (``UnknownNextHop``, the scid asked for); one for a channel whose peer is gone, with ``NextHopChannel``."""
+    f = forwarder
+    out = f.stage.channel_between(f.me, f.carol)
+    _alice_pays_carol(f, lambda m: dataclasses.replace(m, onion=dataclasses.replace(
+        m.onion, hops=(dataclasses.replace(m.onion.hops[0], short_channel_id=12345),))))
+    f.world.disconnect(f.me, f.carol)
+    _alice_pays_carol(f)
+    into = f.stage.channel_between(f.me, f.alice)
+    assert f.of(Event.HTLCHandlingFailed) == [
+        Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.UnknownNextHop(12345)),
+        Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(f.carol.node_id, out.channel_id))]
+
+
+def test_force_closing_a_channel_carrying_a_forward_raises_channel_closed():
+    """``force_close_broadcasting_latest_txn`` on the channel a forwarded HTLC came in on: ``ChannelClosed``
+    (``HolderForceClosed``); the HTLC, which is not ours to claim, is left to the chain."""
+    learner = Learner(93)
+
+    async def carol_holds(*args):
+        if isinstance(args[-1], Event.PaymentClaimable):
+            return None
+        return await ldk_sample(*args)
+
+    with learner.world:
+        s = learner.stage
+        alice, carol = s.peer("alice"), s.peer("carol", handler=carol_holds)
+        s.open(alice, learner.me, 6_000_000)
+        s.open(carol, learner.me, 6_000_000, push_msat=3_000_000_000)
+        learner.alice, learner.carol = alice, carol
+        _alice_pays_carol(learner)
+        into = s.channel_between(learner.me, alice)
+        assert learner.cm.channels[into.channel_id].pending_inbound_htlcs
+        learner.cm.force_close_broadcasting_latest_txn(into.channel_id, alice.node_id, "bye")
+        s.settle()
+    (closed,) = learner.of(Event.ChannelClosed)
+    assert (closed.channel_id, closed.reason) == (into.channel_id, ClosureReason.HolderForceClosed(True))
+
+
+def test_htlcs_arriving_together_ask_for_one_forwarding():
+    """``push_pending_forwards_ev``: HTLCs arriving while a ``PendingHTLCsForwardable`` waits add no other; after
+    ``process_pending_htlc_forwards`` the next HTLC asks again."""
+    waiting: list[bool] = [True]
+
+    async def slow(*args):
+        if waiting and isinstance(args[-1], Event.PendingHTLCsForwardable):
+            return ReplayEvent()  # not processed yet
+        return await reference(*args)
+
+    with World(seed=95) as world:
+        stage = Stage(world, world.add_node("learner", handler=slow))
+        bob = stage.peer("bob")
+        stage.open(bob, stage.me, 6_000_000)
+        waiting.append(True)
+        cm = stage.me.channel_manager
+        forwardables = lambda: [e for e in cm.pending_events() if isinstance(e, Event.PendingHTLCsForwardable)]  # noqa: E731
+        for amount in (10_000_000, 20_000_000):
+            stage.pay(bob, stage.invoice(stage.me, amount), retry=Retry.Attempts(0))
+        assert len(cm.forward_htlcs) == 2 and len(forwardables()) == 1
+        cm.process_pending_htlc_forwards()
+        cm.process_pending_events(lambda event: None)  # the handler is done with what was queued
+        stage.pay(bob, stage.invoice(stage.me, 30_000_000), retry=Retry.Attempts(0))
+        assert len(forwardables()) == 1
+
+
+def test_every_payment_awaiting_a_retry_is_retried_once():
+    """``check_retry_payments`` goes through every payment: those not awaiting a retry (in flight, abandoned, sent
+    along a given route) are passed over, whatever their place; the one awaiting it is routed again, once — the
+    next processing sends nothing more."""
+    a, b = path(10, 5_000), path(20, 5_000)
+    s = Sender([route(path(60)), route(a, b)])
+    params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(PAYEE, 40), 10_000)
+    onion = RecipientOnionFields.secret_only(None)
+    ids = [PaymentId(bytes([i]) * 32) for i in (1, 2, 3)]
+    s.out.send_payment(HASH, onion, ids[0], Retry.Attempts(3), params, s.find_route, s.send_along_path)  # in flight
+    s.out.send_payment(HASH, onion, ids[1], Retry.Attempts(3), params, s.find_route, s.send_along_path)
+    s.out.fail_htlc(HTLCOutboundRoute(ids[1], a, False), HASH, FailureOnion(HOP, 0x1007, 10, False))
+    s.out.abandon_payment(ids[1])  # awaiting a retry, then abandoned with a part in flight
+    s.refuse = True
+    s.out.send_payment_with_route(route(path(30)), HASH, onion, ids[2], s.send_along_path)  # awaits, no params
+    s.refuse = False
+    mpp_a, mpp_b = path(40, 5_000), path(50, 5_000)
+    s.routes = [route(mpp_a, mpp_b), route(path(90)), route(path(91))]
+    s.pay(Retry.Attempts(3))
+    s.fail(mpp_a, scid=40)
+    before = list(s.sent)
+    s.retry()
+    assert s.sent == before + [path(90)]
+    s.retry()
+    assert s.sent == before + [path(90)]
+
+
+def test_a_path_refused_for_another_reason_blames_no_channel():
+    """``push_path_failed_evs_and_scids`` blames the first channel only for ``APIError::ChannelUnavailable``: a path
+    refused with another error raises ``PaymentPathFailed`` with ``InitialSend`` and no ``short_channel_id``."""
+    s = Sender([route(path(10))], refuse_first_hop="misuse")
+    s.pay(Retry.Attempts(0))
+    (event,) = s.events
+    assert isinstance(event.failure.err, APIError.APIMisuseError) and event.short_channel_id is None
+
+
+def test_a_commitment_confirming_unannounced_closes_the_channel():
+    """``process_pending_monitor_events``: a peer that force-closes while disconnected (its error never arrives)
+    is noticed when its commitment confirms: ``ChannelClosed`` with ``CommitmentTxConfirmed``, once."""
+    learner = Learner(97)
+    with learner.world:
+        s = learner.stage
+        bob = s.peer("bob")
+        s.open(bob, learner.me, 6_000_000)
+        (chan,) = learner.cm.list_channels()
+        s.world.disconnect(bob, learner.me)
+        bob.channel_manager.force_close_broadcasting_latest_txn(chan.channel_id, learner.me.node_id, "gone")
+        s.mine(3)
+        s.mine(3)
+    (closed,) = learner.of(Event.ChannelClosed)
+    assert (closed.channel_id, closed.reason) == (chan.channel_id, ClosureReason.CommitmentTxConfirmed())

@@ -287,7 +287,7 @@ class ChainMonitor:
 
     # --- from the ChannelManager -------------------------------------------------------------
 
-    def watch_channel(self, manager: Any, chan: Any) -> None:
+    def watch_channel(self, chan: Any) -> None:
         """Mirrors ``chain::Watch::watch_channel``: start watching a newly funded channel."""
         with self._lock:
             if chan.channel_id in self.monitors:
@@ -305,7 +305,7 @@ class ChainMonitor:
             self.monitors[chan.channel_id] = monitor
             self._snapshot(monitor, chan)
 
-    def channel_updated(self, manager: Any, chan: Any, preimage: Any = None) -> None:
+    def channel_updated(self, chan: Any, preimage: Any = None) -> None:
         """Mirrors ``chain::Watch::update_channel``: record the channel's latest balances."""
         with self._lock:
             monitor = self.monitors.get(chan.channel_id)
@@ -338,7 +338,7 @@ class ChainMonitor:
             self._persist(monitor)
             return tx
 
-    def broadcast_latest_holder_commitment(self, manager: Any, chan: Any) -> None:
+    def broadcast_latest_holder_commitment(self, chan: Any) -> None:
         """Mirrors the monitor's force-close (``ChannelForceClosed { should_broadcast: true }``): claim our
         latest commitment. Without anchors it is broadcast as it is; on an anchor channel it is broadcast only
         if it already pays the target feerate, and otherwise handed to the handler as ``BumpTransaction``."""

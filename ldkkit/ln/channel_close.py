@@ -13,9 +13,8 @@ Each function takes the ChannelManager; its caller holds the manager's lock.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
-from ..bitcoin import Transaction
 from ..chain.chaininterface import ConfirmationTarget
 from ..errors import APIError
 from ..events import ClosureReason, Event, FundingInfo
@@ -128,7 +127,7 @@ def force_close_channel(cm: ChannelManager, chan: Channel, reason: ClosureReason
         close_unfunded(cm, chan, reason)
         return
     if broadcast or not isinstance(reason, ClosureReason.HolderForceClosed):
-        cm.chain_monitor.broadcast_latest_holder_commitment(cm, chan)
+        cm.chain_monitor.broadcast_latest_holder_commitment(chan)
     closed(cm, chan, reason)
 
 
@@ -144,7 +143,7 @@ def handle_error(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.
         return
     reason = ClosureReason.CounterpartyForceClosed(msg.data)
     if chan.is_funded():
-        cm.chain_monitor.broadcast_latest_holder_commitment(cm, chan)
+        cm.chain_monitor.broadcast_latest_holder_commitment(chan)
         closed(cm, chan, reason)
     else:
         close_unfunded(cm, chan, reason)
@@ -176,24 +175,24 @@ def _downgrade_and_reopen(cm: ChannelManager, chan: Channel) -> bool:
 # --- the close itself -------------------------------------------------------------------------------
 
 
-def close_unfunded(
-    cm: ChannelManager, chan: Channel, reason: ClosureReason, funding_tx: Optional[Transaction] = None
-) -> None:
-    """Close a channel that never got funded: ChannelClosed, and DiscardFunding if we built a tx."""
-    unanswered = chan.phase is ChannelPhase.UnacceptedInbound
-    cm._open_channel_msgs.pop(chan.channel_id, None)
-    chan.phase = ChannelPhase.Closed
-    cm.channels.pop(chan.channel_id, None)
-    if unanswered:
-        return  # never got past the handshake: LDK raises no ChannelClosed
+def close_unfunded(cm: ChannelManager, chan: Channel, reason: ClosureReason) -> None:
+    """Close a channel that never got funded: ChannelClosed, and DiscardFunding if we built a tx.
+
+    Once its funding transaction was generated, LDK's channel has its funding outpoint and its real id
+    (``get_funding_created``): both events name that id, and ChannelClosed the outpoint."""
+    # (A request never accepted is dropped by its callers, with no ChannelClosed, as in LDK.)
+    # Our open_channel, kept to propose it again: forgetting it for a channel that is gone changes nothing seen.
+    cm._open_channel_msgs.pop(chan.channel_id, None)  # pragma: no mutate
+    del cm.channels[chan.channel_id]
+    txo = chan.funding_txo
+    channel_id = ChannelId.v1_from_funding_outpoint(txo.txid, txo.vout) if txo is not None else chan.channel_id
     cm._queue_event(Event.ChannelClosed(
-        channel_id=chan.channel_id, user_channel_id=chan.user_channel_id, reason=reason,
+        channel_id=channel_id, user_channel_id=chan.user_channel_id, reason=reason,
         counterparty_node_id=chan.counterparty_node_id, channel_capacity_sats=chan.channel_value_satoshis,
-        channel_funding_txo=None, last_local_balance_msat=chan.value_to_self_msat,
+        channel_funding_txo=txo, last_local_balance_msat=chan.value_to_self_msat,
     ))
-    tx = funding_tx or chan.funding_transaction
-    if tx is not None:
-        cm._queue_event(Event.DiscardFunding(chan.channel_id, FundingInfo.Tx(tx)))
+    if chan.funding_transaction is not None:
+        cm._queue_event(Event.DiscardFunding(channel_id, FundingInfo.Tx(chan.funding_transaction)))
 
 
 def closed(cm: ChannelManager, chan: Channel, reason: ClosureReason) -> None:

@@ -325,7 +325,7 @@ def _mark_funded(cm: ChannelManager, chan: Channel) -> None:
     chan.phase = ChannelPhase.AwaitingChannelReady
     chan.ticks_waiting = 0
     cm.channels[chan.channel_id] = chan
-    cm.chain_monitor.watch_channel(cm, chan)
+    cm.chain_monitor.watch_channel(chan)
 
 
 def _channel_pending(cm: ChannelManager, chan: Channel) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Optional
 
 from ..bitcoin import Transaction
@@ -573,13 +574,13 @@ class ChannelManager:
         self._send(chan.counterparty_node_id, msgs.UpdateAddHTLC(
             chan.channel_id, htlc_id, amount_msat, payment_hash, cltv_expiry, onion
         ))
-        self.chain_monitor.channel_updated(self, chan)
+        self.chain_monitor.channel_updated(chan)
 
     def _fulfill_inbound(self, chan: Channel, htlc: InboundHTLC, preimage: PaymentPreimage) -> None:
         del chan.pending_inbound_htlcs[htlc.htlc_id]
         chan.value_to_self_msat += htlc.amount_msat
         self._send(chan.counterparty_node_id, msgs.UpdateFulfillHTLC(chan.channel_id, htlc.htlc_id, preimage))
-        self.chain_monitor.channel_updated(self, chan, preimage=preimage)
+        self.chain_monitor.channel_updated(chan, preimage=preimage)
         channel_close.maybe_closing_signed(self, chan)
 
     def handle_update_fulfill_htlc(self, counterparty_node_id: PublicKey, msg: msgs.UpdateFulfillHTLC) -> None:
@@ -591,7 +592,7 @@ class ChannelManager:
             if msg.payment_preimage.payment_hash() != htlc.payment_hash:
                 return
             self._outbound_fulfilled(chan, htlc, msg.payment_preimage, on_chain=False)
-            self.chain_monitor.channel_updated(self, chan)
+            self.chain_monitor.channel_updated(chan)
             channel_close.maybe_closing_signed(self, chan)
 
     def _outbound_fulfilled(self, chan: Channel, htlc: OutboundHTLC, preimage: PaymentPreimage, on_chain: bool) -> None:
@@ -608,7 +609,7 @@ class ChannelManager:
                 return
             htlc = chan.pending_outbound_htlcs.pop(msg.htlc_id)
             chan.value_to_self_msat += htlc.amount_msat
-            self.chain_monitor.channel_updated(self, chan)
+            self.chain_monitor.channel_updated(chan)
             self._outbound_failed(chan, htlc, msg.reason)
             channel_close.maybe_closing_signed(self, chan)
 
@@ -734,6 +735,10 @@ class ChannelManager:
                 "payment_paths": tuple((k, tuple(v)) for k, v in outbound.payment_paths.items()),
                 "forward_htlcs": tuple(self.forward_htlcs),
                 "fail_backs": tuple(self.fail_backs),
+                # LDK's pending_intercepted_htlcs (a released one is back in forward_htlcs, to go out).
+                "intercepted": tuple(self.intercepted.items()),
+                "released_intercepts": tuple(self._released_intercepts),
+                "intercept_scids": tuple(sorted(self.intercept_scids)),
                 "best_block_height": self.best_block_height,
             }
             return encode(state)
@@ -752,14 +757,18 @@ class ChannelManager:
             outbound.payment_paths = {k: list(v) for k, v in state["payment_paths"]}
             self.forward_htlcs = list(state["forward_htlcs"])
             self.fail_backs = list(state["fail_backs"])
+            self.intercepted = dict(state["intercepted"])
+            self._released_intercepts = list(state["released_intercepts"])
+            self.intercept_scids = set(state["intercept_scids"])
             self.best_block_height = state["best_block_height"]
-            # LDK regenerates PendingHTLCsForwardable on start-up when forwards are pending.
-            if self.forward_htlcs or self.fail_backs:
-                self._pending_forwardable_event = False
-                forwarding.forwardable(self)
+            # ChannelManager::read: with HTLCs still to forward or fail back, a PendingHTLCsForwardable with
+            # time_forwardable 2 s follows the persisted events (it was dropped, or never acted on).
+            if self.forward_htlcs or self.fail_backs or self._released_intercepts:
+                self._pending_forwardable_event = True
+                self._queue_event(Event.PendingHTLCsForwardable(timedelta(seconds=2)))
             for chan in self.channels.values():
                 if chan.is_funded():
-                    self.chain_monitor.watch_channel(self, chan)
+                    self.chain_monitor.watch_channel(chan)
             self._changed()
 
     # --- messages ------------------------------------------------------------------------------------

@@ -90,9 +90,13 @@ def receive(cm: ChannelManager, chan: Channel, htlc: InboundHTLC) -> None:
 
 
 def _inbound_payment_id(claimable: ClaimablePayment) -> PaymentId:
-    """LDK's ``PaymentId`` of a received payment: a hash of the HTLCs it arrived in."""
-    parts = b"".join(bytes(h.channel_id) + h.htlc_id.to_bytes(8, "big") for h in claimable.htlcs)
-    return PaymentId(hashlib.sha256(b"inbound payment id" + parts).digest())
+    """LDK's ``PaymentId`` of a received payment: a hash of the HTLCs it arrived in.
+
+    Opaque, as LDK's (an HMAC of the HTLCs under a node secret): only that it is the same for a payment's
+    PaymentClaimable and PaymentClaimed, and differs between payments, can be seen; so the exact bytes
+    hashed are not mutated (any change of them is an equivalent mutant)."""
+    parts = b"".join(bytes(h.channel_id) + h.htlc_id.to_bytes(8, "big") for h in claimable.htlcs)  # pragma: no mutate
+    return PaymentId(hashlib.sha256(b"inbound payment id" + parts).digest())  # pragma: no mutate
 
 
 def claim_funds(cm: ChannelManager, payment_preimage: PaymentPreimage) -> None:
@@ -100,26 +104,22 @@ def claim_funds(cm: ChannelManager, payment_preimage: PaymentPreimage) -> None:
     payment_hash = payment_preimage.payment_hash()
     claimable = cm.claimable.get(payment_hash)
     if claimable is None or not claimable.announced:
-        cm._log(f"claim_funds: no claimable payment with hash {payment_hash}")
+        cm._log(f"claim_funds: no claimable payment with hash {payment_hash}")  # pragma: no mutate (log text)
         return
     del cm.claimable[payment_hash]
+    # Every part is still pending on its channel: closing a channel drops the payments it carried (closed()).
     htlcs = []
     for part in claimable.htlcs:
-        chan = cm.channels.get(part.channel_id)
-        if chan is None or part.htlc_id not in chan.pending_inbound_htlcs:
-            continue
+        chan = cm.channels[part.channel_id]
         cm._fulfill_inbound(chan, chan.pending_inbound_htlcs[part.htlc_id], payment_preimage)
         htlcs.append(ClaimedHTLC(part.channel_id, part.user_channel_id, part.cltv_expiry, part.amount_msat, 0))
-    purpose = claimable.purpose
-    if isinstance(purpose, PaymentPurpose.Bolt11InvoicePayment) and purpose.payment_preimage is None:
-        purpose = PaymentPurpose.Bolt11InvoicePayment(payment_preimage, purpose.payment_secret)
     cm._queue_event(Event.PaymentClaimed(
         receiver_node_id=cm._our_node_id,
         payment_hash=payment_hash,
         amount_msat=sum(h.value_msat for h in htlcs),
-        purpose=purpose,
+        purpose=claimable.purpose,  # LDK's begin_claiming_payment: PaymentClaimable's, unchanged
         htlcs=tuple(htlcs),
-        sender_intended_total_msat=claimable.htlcs[0].total_msat if claimable.htlcs else None,
+        sender_intended_total_msat=claimable.htlcs[0].total_msat,
         onion_fields=claimable.onion_fields,
         payment_id=_inbound_payment_id(claimable),
     ))
@@ -130,12 +130,9 @@ def fail_htlc_backwards(cm: ChannelManager, payment_hash: PaymentHash) -> None:
     claimable = cm.claimable.pop(payment_hash, None)
     if claimable is None:
         return
-    for part in claimable.htlcs:
-        chan = cm.channels.get(part.channel_id)
-        if chan is None or part.htlc_id not in chan.pending_inbound_htlcs:
-            continue
+    for part in claimable.htlcs:  # each still pending on its channel, as in claim_funds
         reason = msgs.FailureOnion(cm._our_node_id, forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, None, None)
-        forwarding.queue_fail_back(cm, forwarding.PendingFailBack(chan.channel_id, part.htlc_id, reason,
+        forwarding.queue_fail_back(cm, forwarding.PendingFailBack(part.channel_id, part.htlc_id, reason,
                                                                   HTLCDestination.FailedPayment(payment_hash)))
 
 

@@ -55,7 +55,7 @@ class PendingFailBack(Record):
     channel_id: ChannelId
     htlc_id: int
     reason: msgs.FailureOnion
-    destination: Optional[HTLCDestination]
+    destination: HTLCDestination
 
 
 # --- HTLCs arriving -------------------------------------------------------------------------------
@@ -115,20 +115,19 @@ def _process_one_forward(cm: ChannelManager, fwd: PendingForward) -> None:
     if out_chan is None:
         fail_inbound(cm, chan, htlc, UNKNOWN_NEXT_PEER, None, HTLCDestination.UnknownNextHop(hop.short_channel_id))
         return
-    # LDK's can_forward_htlc: our fee and CLTV delta for the next channel, and room on it.
+    # LDK's can_forward_htlc: our fee and CLTV delta for the next channel, and room on it. Each failure
+    # raises HTLCHandlingFailed naming the next channel (process_pending_update_add_htlcs).
+    next_hop = HTLCDestination.NextHopChannel(out_chan.counterparty_node_id, out_chan.channel_id)
     ppm = out_chan.forwarding_fee_proportional_millionths
     fee_needed = out_chan.forwarding_fee_base_msat + hop.amt_to_forward * ppm // 1_000_000
     if htlc.amount_msat - hop.amt_to_forward < fee_needed:
-        fail_inbound(cm, chan, htlc, FEE_INSUFFICIENT, out_chan.get_outbound_payment_scid(), None)
+        fail_inbound(cm, chan, htlc, FEE_INSUFFICIENT, out_chan.get_outbound_payment_scid(), next_hop)
         return
     if htlc.cltv_expiry - hop.outgoing_cltv_value < out_chan.cltv_expiry_delta:
-        fail_inbound(cm, chan, htlc, INCORRECT_CLTV_EXPIRY, out_chan.get_outbound_payment_scid(), None)
+        fail_inbound(cm, chan, htlc, INCORRECT_CLTV_EXPIRY, out_chan.get_outbound_payment_scid(), next_hop)
         return
     if not cm._is_usable(out_chan) or hop.amt_to_forward > out_chan.next_outbound_htlc_limit_msat():
-        fail_inbound(
-            cm, chan, htlc, TEMPORARY_CHANNEL_FAILURE, out_chan.get_outbound_payment_scid(),
-            HTLCDestination.NextHopChannel(out_chan.counterparty_node_id, out_chan.channel_id),
-        )
+        fail_inbound(cm, chan, htlc, TEMPORARY_CHANNEL_FAILURE, out_chan.get_outbound_payment_scid(), next_hop)
         return
     previous = HTLCPreviousHop(chan.channel_id, htlc.htlc_id, htlc.amount_msat, chan.counterparty_node_id)
     next_onion = msgs.Onion(htlc.onion.hops[1:], htlc.onion.final)
@@ -141,13 +140,13 @@ def claim_previous_hop(
 ) -> None:
     """LDK's ``claim_funds_from_hop``: a forwarded HTLC was fulfilled, so claim the one it came in on."""
     prev = htlc.previous_hop
-    prev_chan = cm.channels.get(prev.channel_id)
-    if prev_chan is not None and prev.htlc_id in prev_chan.pending_inbound_htlcs:
+    prev_chan = cm.channels[prev.channel_id]  # a funded channel is kept, closed or not
+    if prev.htlc_id in prev_chan.pending_inbound_htlcs:
         cm._fulfill_inbound(prev_chan, prev_chan.pending_inbound_htlcs[prev.htlc_id], preimage)
     cm._queue_event(Event.PaymentForwarded(
         prev_channel_id=prev.channel_id,
         next_channel_id=chan.channel_id,
-        prev_user_channel_id=prev_chan.user_channel_id if prev_chan else None,
+        prev_user_channel_id=prev_chan.user_channel_id,
         next_user_channel_id=chan.user_channel_id,
         prev_node_id=prev.counterparty_node_id,
         next_node_id=chan.counterparty_node_id,
@@ -217,7 +216,7 @@ def fail_intercepted_htlc(cm: ChannelManager, intercept_id: InterceptId) -> None
 
 def fail_inbound(
     cm: ChannelManager, chan: Channel, htlc: InboundHTLC, code: int, scid: Optional[int],
-    destination: Optional[HTLCDestination],
+    destination: HTLCDestination,
 ) -> None:
     """Fail an inbound HTLC back: queued for the next process_pending_htlc_forwards, as LDK does."""
     permanent = bool(code & PERM) if scid is not None else None
@@ -229,9 +228,7 @@ def queue_fail_back(cm: ChannelManager, fail: PendingFailBack) -> None:
     """LDK's ``fail_htlc_backwards_internal``: ``HTLCHandlingFailed`` now, then a new
     ``PendingHTLCsForwardable``; the ``update_fail_htlc`` goes out on the next processing."""
     cm.fail_backs.append(fail)
-    if fail.destination is not None:
-        chan = cm.channels.get(fail.channel_id)
-        cm._queue_event(Event.HTLCHandlingFailed(chan.channel_id if chan else fail.channel_id, fail.destination))
+    cm._queue_event(Event.HTLCHandlingFailed(fail.channel_id, fail.destination))
     forwardable(cm)
 
 
@@ -243,5 +240,5 @@ def _fail_back_now(cm: ChannelManager, fail: PendingFailBack) -> None:
     del chan.pending_inbound_htlcs[fail.htlc_id]
     if chan.phase is not ChannelPhase.Closed:
         cm._send(chan.counterparty_node_id, msgs.UpdateFailHTLC(chan.channel_id, fail.htlc_id, fail.reason))
-        cm.chain_monitor.channel_updated(cm, chan)
+        cm.chain_monitor.channel_updated(chan)
     maybe_closing_signed(cm, chan)

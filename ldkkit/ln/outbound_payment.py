@@ -89,7 +89,6 @@ class PendingOutboundPayment(Record, frozen=False):
     failed_scids: tuple[U64, ...]
     state: PaymentState
     inflight_htlcs: U32
-    preimage: Optional[PaymentPreimage]
     is_probe: bool
     sent_event_emitted: bool
     pending_retry: bool
@@ -103,10 +102,9 @@ class PendingOutboundPayment(Record, frozen=False):
         match self.retry:
             case Retry.Attempts(max_retries=n):
                 return self.attempts <= n
-            case Retry.Timeout(timeout=limit):
-                return now_us - self.started_at_us < limit // timedelta(microseconds=1)
-            case _:
-                return False
+            case Retry.Timeout(timeout=limit):  # LDK: max_duration >= now - first_attempted_at
+                return timedelta(microseconds=now_us - self.started_at_us) <= limit
+        return False  # no strategy: a payment sent along a given route
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,7 +240,7 @@ class OutboundPayments:
             payment_id=payment_id, payment_hash=payment_hash, onion=onion, keysend_preimage=keysend_preimage,
             total_msat=total_msat, payee=bytes(payee), final_cltv_expiry_delta=final_cltv_expiry_delta, retry=retry,
             attempts=1, started_at_us=self.clock.now_us(), failed_scids=(), state=PaymentState.Retryable,
-            inflight_htlcs=0, preimage=None, is_probe=is_probe, sent_event_emitted=False, pending_retry=False,
+            inflight_htlcs=0, is_probe=is_probe, sent_event_emitted=False, pending_retry=False,
             failure_reason=None,
         )
         self.pending_outbound_payments[payment_id] = payment
@@ -255,8 +253,12 @@ class OutboundPayments:
         err = self._pay_path(payment, path, total_msat, send_along_path)
         if err is None:
             return
+        # LDK's push_path_failed_evs_and_scids: an unavailable first channel is blamed, and avoided on retry.
+        scid = path.hops[0].short_channel_id if isinstance(err, APIError.ChannelUnavailable) else None
+        if scid is not None:
+            payment.failed_scids = payment.failed_scids + (scid,)
         self._pending_events(events.Event.PaymentPathFailed(
-            payment.payment_id, payment.payment_hash, False, events.PathFailure.InitialSend(err), path, None))
+            payment.payment_id, payment.payment_hash, False, events.PathFailure.InitialSend(err), path, scid))
         payment.pending_retry = True
         self._forwardable()
 
@@ -285,7 +287,8 @@ class OutboundPayments:
 
     def check_retry_payments(self, find_route: FindRoute, send_along_path: SendAlongPath) -> None:
         """Mirrors ``OutboundPayments::check_retry_payments``: route each payment marked for retry again,
-        around the channels that failed it; one with no route and nothing in flight has failed."""
+        around the channels that failed it. One whose strategy ran out meanwhile, or with no route, is
+        abandoned (``RetriesExhausted``, ``RouteNotFound``), and fails once nothing is in flight."""
         for payment in list(self.pending_outbound_payments.values()):
             if not payment.pending_retry:
                 continue
@@ -295,6 +298,10 @@ class OutboundPayments:
             base = self.route_params.get(payment.payment_id)
             if base is None:
                 continue
+            if not payment.can_retry(self.clock.now_us()):  # LDK abandons it once no part is in flight
+                if payment.inflight_htlcs == 0:
+                    self._abandon(payment, events.PaymentFailureReason.RetriesExhausted)
+                continue
             params = base.payment_params
             for scid in payment.failed_scids:
                 params = params.with_previously_failed_channel(scid)
@@ -302,8 +309,7 @@ class OutboundPayments:
             try:
                 route = find_route(route_params)
             except LightningError:
-                if payment.inflight_htlcs == 0:
-                    self._payment_failed(payment, events.PaymentFailureReason.RouteNotFound)
+                self._abandon(payment, events.PaymentFailureReason.RouteNotFound)
                 continue
             payment.attempts += 1
             for path in route.paths:
@@ -312,11 +318,22 @@ class OutboundPayments:
     def abandon_payment(self, payment_id: PaymentId) -> None:
         """Mirrors ``OutboundPayments::abandon_payment``: no more retries; PaymentFailed once nothing is in flight."""
         payment = self.pending_outbound_payments.get(payment_id)
-        if payment is None or payment.state is PaymentState.Fulfilled:
-            return
-        payment.state = PaymentState.Abandoned
-        if payment.inflight_htlcs == 0:
-            self._payment_failed(payment, events.PaymentFailureReason.UserAbandoned)
+        if payment is not None:
+            self._abandon(payment, events.PaymentFailureReason.UserAbandoned)
+
+    def _abandon(self, payment: PendingOutboundPayment, reason: events.PaymentFailureReason) -> None:
+        """LDK's ``OutboundPayments::abandon_payment``: mark it abandoned, and fail it if nothing is in flight."""
+        self._mark_abandoned(payment, reason)
+        if payment.state is PaymentState.Abandoned and payment.inflight_htlcs == 0:
+            self._payment_failed(payment)
+
+    @staticmethod
+    def _mark_abandoned(payment: PendingOutboundPayment, reason: events.PaymentFailureReason) -> None:
+        """LDK's ``PendingOutboundPayment::mark_abandoned``: only a payment still retryable becomes abandoned, for
+        ``reason``; an abandoned one keeps its first reason, a fulfilled one stays fulfilled."""
+        if payment.state is PaymentState.Retryable:
+            payment.state = PaymentState.Abandoned
+            payment.failure_reason = reason.value
 
     def remove_stale_payments(self) -> None:
         """Mirrors ``OutboundPayments::remove_stale_payments``: forget a fulfilled payment
@@ -348,8 +365,7 @@ class OutboundPayments:
         if not payment.sent_event_emitted:
             payment.sent_event_emitted = True
             payment.state = PaymentState.Fulfilled
-            payment.preimage = payment_preimage
-            fees = sum(p.fee_msat() for p in self.payment_paths.get(route.payment_id, [route.path]))
+            fees = sum(p.fee_msat() for p in self.payment_paths[route.payment_id])  # every payment has its paths
             self._pending_events(events.Event.PaymentSent(
                 payment_id=route.payment_id, payment_preimage=payment_preimage, payment_hash=payment_hash,
                 fee_paid_msat=fees,
@@ -360,17 +376,20 @@ class OutboundPayments:
     def fail_htlc(self, route: HTLCOutboundRoute, payment_hash: PaymentHash, reason: FailureOnion) -> None:
         """Mirrors ``OutboundPayments::fail_htlc``: one of our paths failed.
 
-        A probe reports what it learned. A payment raises ``PaymentPathFailed``, then fails
-        for good if the recipient refused it, or retries if its strategy allows, or fails
-        once its last part is back.
+        A part of a payment already fulfilled raises nothing. A probe reports what it learned.
+        A payment raises ``PaymentPathFailed``; it is retried if its strategy allows, else
+        abandoned (``RecipientRejected`` if the recipient refused it, ``RetriesExhausted``),
+        and once an abandoned payment's last part is back, ``PaymentFailed`` follows.
         """
         payment = self.pending_outbound_payments.get(route.payment_id)
         if payment is None:
             return
         payment.inflight_htlcs -= 1
-        paths = self.payment_paths.get(route.payment_id, [])
+        paths = self.payment_paths[route.payment_id]
         if route.path in paths:
             paths.remove(route.path)
+        if payment.state is PaymentState.Fulfilled:
+            return  # LDK: "Received failure of HTLC ... after payment completion"; kept for IDEMPOTENCY_TIMEOUT_TICKS
         at_payee = reason.origin == route.path.hops[-1].pubkey
         if route.is_probe:
             if at_payee:
@@ -385,34 +404,25 @@ class OutboundPayments:
             permanent_update = bool(reason.network_update_permanent)
             network_update = NetworkUpdate.ChannelFailure(reason.short_channel_id, permanent_update)
             payment.failed_scids = payment.failed_scids + (reason.short_channel_id,)
-        permanent = at_payee
-        if payment.state is PaymentState.Fulfilled:
-            permanent = False  # a late failure of a part after success changes nothing
-        retry_now = not permanent and payment.state is PaymentState.Retryable and payment.can_retry(self.clock.now_us())
+        retry_now = not at_payee and payment.state is PaymentState.Retryable and payment.can_retry(self.clock.now_us())
+        if not retry_now:
+            self._mark_abandoned(payment, events.PaymentFailureReason.RecipientRejected if at_payee
+                                 else events.PaymentFailureReason.RetriesExhausted)
         self._pending_events(events.Event.PaymentPathFailed(
-            payment_id=route.payment_id, payment_hash=payment_hash, payment_failed_permanently=permanent,
+            payment_id=route.payment_id, payment_hash=payment_hash, payment_failed_permanently=at_payee,
             failure=events.PathFailure.OnPath(network_update), path=route.path,
             short_channel_id=None if at_payee else reason.short_channel_id,
         ))
-        if payment.state is PaymentState.Fulfilled:
-            return  # kept for IDEMPOTENCY_TIMEOUT_TICKS, like any fulfilled payment
-        if permanent:
-            self._payment_failed(payment, events.PaymentFailureReason.RecipientRejected)
+        if payment.state is PaymentState.Abandoned and payment.inflight_htlcs == 0:
+            self._payment_failed(payment)  # after its PaymentPathFailed, as LDK pushes them
         elif retry_now:
             payment.pending_retry = True
             self._forwardable()
-        elif payment.inflight_htlcs == 0:
-            reason_ = (
-                events.PaymentFailureReason.UserAbandoned
-                if payment.state is PaymentState.Abandoned
-                else events.PaymentFailureReason.RetriesExhausted
-            )
-            self._payment_failed(payment, reason_)
 
-    def _payment_failed(self, payment: PendingOutboundPayment, reason: events.PaymentFailureReason) -> None:
-        if payment.payment_id not in self.pending_outbound_payments:
-            return
+    def _payment_failed(self, payment: PendingOutboundPayment) -> None:
+        """An abandoned payment with nothing in flight: forget it and raise ``PaymentFailed`` with its reason."""
         self._forget(payment.payment_id)
+        reason = events.PaymentFailureReason(payment.failure_reason)
         self._pending_events(events.Event.PaymentFailed(payment.payment_id, payment.payment_hash, reason))
 
     def _forget(self, payment_id: PaymentId) -> None:
