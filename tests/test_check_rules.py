@@ -499,6 +499,19 @@ def test_workbook_3_says_exactly_what_went_wrong(case, lines):
     assert _read(_corpus(case, W03), W03) == lines
 
 
+def test_workbook_3_names_each_key_written_under_once_and_reads_are_not_writes():
+    def claimed(fs_store, inbound_payments, event, **_):
+        try:
+            fs_store.read("", "", "inbound_payments")  # a read, under the right key: not a write
+        except Exception:
+            pass
+        for key in ("payments", "inbound", "payments"):
+            fs_store.write("", "", key, inbound_payments.encode())
+
+    assert _read(_receiving(claimed=claimed), W03)[1:3] == [
+        W03_PERSISTED, "Happened: nothing is stored under 'inbound_payments'; you wrote under ['inbound', 'payments']"]
+
+
 def _receiving(claimable=None, claimed=None, forwardable=True):
     """A workbook 3 handler: the corpus's right arms, with the PaymentClaimable or PaymentClaimed arm given."""
     from corpus.arms import BASE, compose

@@ -73,6 +73,18 @@ def test_mutating_alone_is_named():
         check("open_channel_request", opening(touch))
 
 
+def test_every_field_a_handler_changed_is_named():
+    def touch(cm, keys, event):
+        policy(cm, keys, event)
+        object.__setattr__(event, "funding_satoshis", 1)
+        object.__setattr__(event, "is_announced", not event.is_announced)
+
+    with pytest.raises(ExerciseFailed) as info:
+        check("open_channel_request", opening(touch))
+    assert _lines(info.value)[1:3] == ["Expected: the event left as LDK gave it",
+                                       "Happened: your handler changed its funding_satoshis, is_announced"]
+
+
 @pytest.mark.parametrize("answer", [42, "ok", True])
 def test_an_answer_that_means_nothing_to_ldk_is_named(answer):
     def odd(cm, keys, event):
