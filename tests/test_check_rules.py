@@ -512,6 +512,16 @@ def test_workbook_3_names_each_key_written_under_once_and_reads_are_not_writes()
         W03_PERSISTED, "Happened: nothing is stored under 'inbound_payments'; you wrote under ['inbound', 'payments']"]
 
 
+def test_workbook_3_says_bytes_that_are_not_a_record_cannot_be_read_back():
+    def claimed(fs_store, event, **_):
+        fs_store.write("", "", "inbound_payments", b"not a record")
+
+    lines = _read(_receiving(claimed=claimed), W03)
+    assert lines[1] == "Expected: inbound_payments stored as inbound_payments.encode()"
+    assert lines[2].startswith("Happened: what is stored cannot be read back: ")
+    assert lines[3] == "Hint: store exactly the bytes inbound_payments.encode() returns."
+
+
 def _receiving(claimable=None, claimed=None, forwardable=True):
     """A workbook 3 handler: the corpus's right arms, with the PaymentClaimable or PaymentClaimed arm given."""
     from corpus.arms import BASE, compose

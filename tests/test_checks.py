@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -520,3 +521,15 @@ def test_a_component_the_handler_is_given_reads_and_writes_as_the_component_itse
     assert component.size == 10 and seen.grow() == 11
     assert [(c.name, c.arguments, c.returned, c.during, c.at) for c in recorder.calls] == [
         ("component.grow", {"by": 1}, 11, False, 7.0)]  # made outside any hand-over: not during one
+
+
+def test_the_first_hand_over_of_an_event_is_found_by_the_event_or_an_equal_copy_of_it():
+    @dataclasses.dataclass
+    class Paid:
+        amount: int
+
+    first, again, other = Paid(1), Paid(1), Paid(2)  # ``again``: the same event decoded afresh (after a restart)
+    recorder = common.Recorder.__new__(common.Recorder)
+    recorder.handlings = [common.Handling(e, e, 0.0, None, 0) for e in (other, first, again)]
+    assert recorder.first_handling(again) is recorder.handlings[1]
+    assert recorder.first_handling(first) is recorder.handlings[1]
