@@ -1043,3 +1043,18 @@ def test_the_capstone_does_not_count_a_replay_as_a_difference(monkeypatch):
             capstone.compare_with_reference(session)
     finally:
         session.close()
+
+
+def test_the_capstone_tells_a_passing_handler_what_it_verified():
+    from ldkkit import scenarios
+
+    earlier = ["open_channel_request", "funding_generation_ready", "receiving_payments", "sending_payments",
+               "forwarding", "on_chain", "background_processor"]
+    rows = [(f"every rule of {name}", "yes") for name in earlier] + [
+        ("zero-conf accepted from the trusted LSP only", "LSP accepted, stranger rejected"),
+        ("a payment made twice claimed once", "the second failed back"),
+        ("every scenario under the background processor: the reference's events",
+         f"{len(scenarios.names())} scenarios")]
+    width = max(len(what) for what, _ in rows)
+    assert _read(reference, "capstone") == ["✅ capstone: all 10 checks passed"] + [
+        f"  {what.ljust(width)}  {result}" for what, result in rows]
