@@ -63,6 +63,9 @@ def test_a_mutated_event_changes_nothing_and_is_named():
         check("open_channel_request", opening(cheat))
     message = str(info.value)
     assert "4,999,999 sats" in message and "you accepted it" in message  # judged on the check's own copy
+    assert _lines(info.value)[-1] == (
+        "Also: your handler changed this event's funding_satoshis. That changes nothing (the check judges LDK's own "
+        "copy), but events are LDK's record: read them, never change them.")
 
 
 def test_mutating_alone_is_named():
@@ -98,6 +101,7 @@ def test_every_field_a_handler_changed_is_named():
         check("open_channel_request", opening(touch))
     assert _lines(info.value)[1:3] == ["Expected: the event left as LDK gave it",
                                        "Happened: your handler changed its funding_satoshis, is_announced"]
+    assert not [line for line in _lines(info.value) if line.startswith("Also:")]  # said once is enough
 
 
 @pytest.mark.parametrize("answer", [42, "ok", True])
