@@ -57,6 +57,7 @@ def test_wrong_arguments_raise_pythons_own_type_error_named_at_the_event():
 def test_a_mutated_event_changes_nothing_and_is_named():
     def cheat(cm, keys, event):
         object.__setattr__(event, "funding_satoshis", 6_000_000)
+        object.__setattr__(event, "is_announced", not event.is_announced)
         policy(cm, keys, event)
 
     with pytest.raises(ExerciseFailed) as info:
@@ -64,7 +65,7 @@ def test_a_mutated_event_changes_nothing_and_is_named():
     message = str(info.value)
     assert "4,999,999 sats" in message and "you accepted it" in message  # judged on the check's own copy
     assert _lines(info.value)[-1] == (
-        "Also: your handler changed this event's funding_satoshis. That changes nothing (the check judges LDK's own "
+        "Also: your handler changed this event's funding_satoshis, is_announced. That changes nothing (the check judges LDK's own "
         "copy), but events are LDK's record: read them, never change them.")
 
 
