@@ -171,7 +171,6 @@ class Recorder:
         self.node: Optional[Node] = None
         self.planned_draws: Optional[tuple[type, list[bytes]]] = None
         self.task_steps: list[TaskStep] = []
-        self._proxies: dict[int, _Recorded] = {}
         chain_broadcast = world.chain.broadcast
 
         def broadcast(tx: Any) -> Any:
@@ -230,12 +229,7 @@ class Recorder:
             handling.stored = {key: _read(node, key) for key in STORED_KEYS}
 
     def _proxy(self, name: str, component: Any) -> Any:
-        if name not in _RECORDED:
-            return component
-        proxy = self._proxies.get(id(component))
-        if proxy is None or proxy._component is not component:
-            proxy = self._proxies[id(component)] = _Recorded(name, component, self)
-        return proxy
+        return _Recorded(name, component, self) if name in _RECORDED else component
 
     def recording(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         try:
@@ -485,8 +479,6 @@ class Session:
             raise
         except Exception as e:  # (HandlerStopped is no Exception: it goes on up, to end the check)
             raise cannot_go_on(e, played) from None
-        finally:
-            recorder.node = stage.me  # a restart gives a new node
         self.played.append(played)
         return played
 
