@@ -65,8 +65,8 @@ def test_a_mutated_event_changes_nothing_and_is_named():
     message = str(info.value)
     assert "4,999,999 sats" in message and "you accepted it" in message  # judged on the check's own copy
     assert _lines(info.value)[-1] == (
-        "Also: your handler changed this event's funding_satoshis, is_announced. That changes nothing (the check judges LDK's own "
-        "copy), but events are LDK's record: read them, never change them.")
+        "Also: your handler changed this event's funding_satoshis, is_announced. That changes nothing (the check "
+        "judges LDK's own copy), but events are LDK's record: read them, never change them.")
 
 
 def test_mutating_alone_is_named():
@@ -556,3 +556,29 @@ def test_the_first_hand_over_of_an_event_is_found_by_the_event_or_an_equal_copy_
     recorder.handlings = [common.Handling(e, e, 0.0, None, 0) for e in (other, first, again)]
     assert recorder.first_handling(again) is recorder.handlings[1]
     assert recorder.first_handling(first) is recorder.handlings[1]
+
+
+@pytest.mark.parametrize("form, on_a_loop", [("thread", False), ("async", True), (None, True)])
+def test_a_story_is_played_under_the_processor_form_it_names(form, on_a_loop):
+    """BackgroundProcessor.start runs a plain handler outside any event loop; process_events_async, and the
+    world itself without a processor, run it on the node's loop."""
+    import asyncio
+
+    loops: list[bool] = []
+
+    def handle(*args):
+        if isinstance(args[-1], Event.OpenChannelRequest):
+            try:
+                asyncio.get_running_loop()
+                loops.append(True)
+            except RuntimeError:
+                loops.append(False)
+        return reference.handle_ldk_events(*args)
+
+    session = common.Session("demo", handle)
+    try:
+        session.play("one channel", lambda stage: stage.open(stage.peer("bob"), stage.me, 6_000_000),
+                     processor=form)
+    finally:
+        session.close()
+    assert loops == [on_a_loop]
