@@ -1058,3 +1058,21 @@ def test_the_capstone_tells_a_passing_handler_what_it_verified():
     width = max(len(what) for what, _ in rows)
     assert _read(reference, "capstone") == ["✅ capstone: all 10 checks passed"] + [
         f"  {what.ljust(width)}  {result}" for what, result in rows]
+
+
+def test_the_capstone_plays_every_scenario_under_the_background_processor():
+    """A plain ``def`` handler that spawns tasks works when the world drives it on the node's loop, and fails
+    under BackgroundProcessor.start (no loop): the capstone's comparison plays every scenario under it."""
+    from corpus.arms import compose
+
+    from ldkkit.exercises import capstone
+
+    session = common.Session("capstone", compose({}, plain=True))
+    try:
+        with pytest.raises(ExerciseFailed) as failure:
+            capstone.compare_with_reference(session)
+    finally:
+        session.close()
+    lines = [line.strip() for line in str(failure.value).splitlines()]
+    assert lines[0] == "Scenario 'receive_invoice_payment' on Event.PendingHTLCsForwardable:"
+    assert lines[-1].startswith("Hint: your handler is a plain def, and under BackgroundProcessor.start")
