@@ -1076,3 +1076,29 @@ def test_the_capstone_plays_every_scenario_under_the_background_processor():
     lines = [line.strip() for line in str(failure.value).splitlines()]
     assert lines[0] == "Scenario 'receive_invoice_payment' on Event.PendingHTLCsForwardable:"
     assert lines[-1].startswith("Hint: your handler is a plain def, and under BackgroundProcessor.start")
+
+
+@pytest.fixture
+def capstone_alone(monkeypatch):
+    """The capstone with no earlier workbook's rules before its own: its own rules judged at once."""
+    from ldkkit.exercises import capstone
+
+    monkeypatch.setattr(capstone, "EARLIER", ())
+
+
+def test_the_capstone_names_its_zero_conf_scenario(capstone_alone):
+    from corpus.arms import compose
+    from corpus.w08_capstone import zero_conf_from_anyone
+
+    assert _read(compose({Event.OpenChannelRequest: zero_conf_from_anyone}), "capstone")[:3] == [
+        CAPSTONE_SCENARIO, UNTRUSTED_EXPECTED, "Happened: you accepted it"]
+
+
+def test_the_capstone_fails_a_claim_of_a_payment_made_twice(capstone_alone):
+    from corpus.arms import compose
+    from corpus.w08_capstone import claims_every_time
+
+    assert _read(compose({Event.PaymentClaimable: claims_every_time}), "capstone")[:3] == [
+        "Scenario 'receive_duplicate_payment' on Event.PaymentClaimable:",
+        "Expected: fail_htlc_backwards(payment_hash): this invoice is already paid",
+        "Happened: you claimed it a second time"]
