@@ -966,7 +966,11 @@ UNTRUSTED_HINT = ("Hint: before the funding confirms, the opener can double-spen
                          UNTRUSTED_HINT]),
 ])
 def test_the_capstone_accepts_zero_conf_from_the_trusted_lsp_only(lsp, stranger, lines):
+    from ldkkit import policy
+
+    trusted = set(policy.TRUSTED_ZERO_CONF_PEERS)
     assert _judged_zero_conf(_zero_conf_arm(lsp, stranger)) == lines
+    assert policy.TRUSTED_ZERO_CONF_PEERS == trusted  # the story's LSP trusted for its story only
 
 
 def test_the_capstone_names_an_accept_of_an_untrusted_zero_conf_request_that_failed():
@@ -977,10 +981,12 @@ def test_the_capstone_names_an_accept_of_an_untrusted_zero_conf_request_that_fai
 
     def arm(channel_manager, keys_manager, event, **_):
         if event.channel_type.requires_zero_conf() and event.counterparty_node_id not in TRUSTED_ZERO_CONF_PEERS:
-            try:  # accepted, but for a channel that does not exist: still an accept
+            try:  # accepted, but for a channel that does not exist: still an accept, even when rejected after
                 channel_manager.accept_inbound_channel(ChannelId(bytes(32)), event.counterparty_node_id, 7)
             except Exception:
                 pass
+            channel_manager.force_close_without_broadcasting_txn(event.temporary_channel_id,
+                                                                 event.counterparty_node_id, "no")
             return None
         return plain(channel_manager=channel_manager, keys_manager=keys_manager, event=event)
 
