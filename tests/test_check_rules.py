@@ -499,6 +499,29 @@ def test_workbook_3_says_exactly_what_went_wrong(case, lines):
     assert _read(_corpus(case, W03), W03) == lines
 
 
+def test_workbook_3_names_each_key_written_under_once_and_reads_are_not_writes():
+    def claimed(fs_store, inbound_payments, event, **_):
+        try:
+            fs_store.read("", "", "inbound_payments")  # a read, under the right key: not a write
+        except Exception:
+            pass
+        for key in ("payments", "inbound", "payments"):
+            fs_store.write("", "", key, inbound_payments.encode())
+
+    assert _read(_receiving(claimed=claimed), W03)[1:3] == [
+        W03_PERSISTED, "Happened: nothing is stored under 'inbound_payments'; you wrote under ['inbound', 'payments']"]
+
+
+def test_workbook_3_says_bytes_that_are_not_a_record_cannot_be_read_back():
+    def claimed(fs_store, event, **_):
+        fs_store.write("", "", "inbound_payments", b"not a record")
+
+    lines = _read(_receiving(claimed=claimed), W03)
+    assert lines[1] == "Expected: inbound_payments stored as inbound_payments.encode()"
+    assert lines[2].startswith("Happened: what is stored cannot be read back: ")
+    assert lines[3] == "Hint: store exactly the bytes inbound_payments.encode() returns."
+
+
 def _receiving(claimable=None, claimed=None, forwardable=True):
     """A workbook 3 handler: the corpus's right arms, with the PaymentClaimable or PaymentClaimed arm given."""
     from corpus.arms import BASE, compose
@@ -993,3 +1016,221 @@ def test_workbook_4_judges_a_replayed_event_when_it_comes_again():
 
     lines = _read(_sending(PaymentSent=replays_each_once_then_forgets_the_preimage), W04)
     assert lines[3] == "Hint: the preimage is your receipt, your proof of payment: keep event.payment_preimage."
+
+
+# --- workbook 8, the capstone: its own rules, judged directly ------------------------------------------------
+
+
+def test_the_capstone_takes_an_event_handed_over_again_right_after_itself_as_one():
+    from ldkkit.exercises.capstone import _without_replays
+
+    assert _without_replays([]) == []
+    assert _without_replays(["A", "A", "B", "A", "A", "A"]) == ["A", "B", "A"]  # a later A is another event
+
+
+def _zero_conf(on_request):
+    """The capstone's zero-conf story, played with the corpus's right arms and ``on_request`` for each request."""
+    from corpus.arms import compose
+
+    from ldkkit.exercises import capstone
+
+    session = common.Session("capstone", compose({Event.OpenChannelRequest: on_request}))
+    try:
+        return session.play("zero-conf requests", capstone.zero_conf_story)
+    finally:
+        session.close()
+
+
+def _judged_zero_conf(on_request) -> list[str]:
+    from ldkkit.exercises import capstone
+
+    try:
+        capstone.judge_zero_conf(_zero_conf(on_request))
+    except ExerciseFailed as failure:
+        return [line.strip() for line in str(failure).splitlines()
+                if not line.strip().startswith(("The event:", "Events so far:"))]
+    return []
+
+
+def _zero_conf_arm(lsp: str, stranger: str):
+    """An OpenChannelRequest arm: ``lsp``/``stranger`` says what it does with a zero-conf request from a trusted /
+    an untrusted peer: "0conf" (accepted zero-conf), "accept" (accept_inbound_channel), "reject" or "ignore"."""
+    from corpus.arms import open_channel, user_channel_id
+
+    from ldkkit.reference import TRUSTED_ZERO_CONF_PEERS
+
+    def arm(channel_manager, keys_manager, event, **_):
+        if not event.channel_type.requires_zero_conf():
+            return open_channel(channel_manager=channel_manager, keys_manager=keys_manager, event=event)
+        how = lsp if event.counterparty_node_id in TRUSTED_ZERO_CONF_PEERS else stranger
+        tcid, peer = event.temporary_channel_id, event.counterparty_node_id
+        if how == "0conf":
+            channel_manager.accept_inbound_channel_from_trusted_peer_0conf(tcid, peer, user_channel_id(keys_manager))
+        elif how == "reject":
+            channel_manager.force_close_without_broadcasting_txn(tcid, peer, "no")
+        return None
+
+    return arm
+
+
+CAPSTONE_SCENARIO = "Scenario 'zero-conf requests' on Event.OpenChannelRequest:"
+TRUSTED_EXPECTED = "Expected: accept_inbound_channel_from_trusted_peer_0conf: this peer is in TRUSTED_ZERO_CONF_PEERS"
+TRUSTED_HINT = ("Hint: a request whose channel_type.requires_zero_conf() from a trusted peer is accepted with the "
+                "zero-conf method: that is what the trusted list is for.")
+UNTRUSTED_EXPECTED = "Expected: the request rejected: a zero-conf channel from a peer you do not trust"
+UNTRUSTED_HINT = ("Hint: before the funding confirms, the opener can double-spend it: accept zero-conf only from "
+                  "peers in TRUSTED_ZERO_CONF_PEERS, and reject it from anyone else.")
+
+
+@pytest.mark.parametrize("lsp, stranger, lines", [
+    ("0conf", "reject", []),
+    ("reject", "reject", [CAPSTONE_SCENARIO, TRUSTED_EXPECTED, "Happened: you rejected it", TRUSTED_HINT]),
+    ("ignore", "reject", [CAPSTONE_SCENARIO, TRUSTED_EXPECTED, "Happened: it was not accepted zero-conf",
+                          TRUSTED_HINT]),
+    ("0conf", "0conf", [CAPSTONE_SCENARIO, UNTRUSTED_EXPECTED, "Happened: you accepted it", UNTRUSTED_HINT]),
+    ("0conf", "ignore", [CAPSTONE_SCENARIO, UNTRUSTED_EXPECTED, "Happened: it was left unanswered",
+                         UNTRUSTED_HINT]),
+])
+def test_the_capstone_accepts_zero_conf_from_the_trusted_lsp_only(lsp, stranger, lines):
+    from ldkkit import policy
+
+    trusted = set(policy.TRUSTED_ZERO_CONF_PEERS)
+    assert _judged_zero_conf(_zero_conf_arm(lsp, stranger)) == lines
+    assert policy.TRUSTED_ZERO_CONF_PEERS == trusted  # the story's LSP trusted for its story only
+
+
+def test_the_capstone_names_an_accept_of_an_untrusted_zero_conf_request_that_failed():
+    from ldkkit.reference import TRUSTED_ZERO_CONF_PEERS
+    from ldkkit.types import ChannelId
+
+    plain = _zero_conf_arm("0conf", "reject")
+
+    def arm(channel_manager, keys_manager, event, **_):
+        if event.channel_type.requires_zero_conf() and event.counterparty_node_id not in TRUSTED_ZERO_CONF_PEERS:
+            try:  # accepted, but for a channel that does not exist: still an accept, even when rejected after
+                channel_manager.accept_inbound_channel(ChannelId(bytes(32)), event.counterparty_node_id, 7)
+            except Exception:
+                pass
+            channel_manager.force_close_without_broadcasting_txn(event.temporary_channel_id,
+                                                                 event.counterparty_node_id, "no")
+            return None
+        return plain(channel_manager=channel_manager, keys_manager=keys_manager, event=event)
+
+    assert _judged_zero_conf(arm)[1:3] == [UNTRUSTED_EXPECTED, "Happened: you accepted it"]
+
+
+def test_the_capstone_wants_the_lsps_zero_conf_channel_usable_before_any_block():
+    accept = _zero_conf_arm("0conf", "reject")
+
+    def arm(channel_manager, keys_manager, event, **_):
+        accept(channel_manager=channel_manager, keys_manager=keys_manager, event=event)
+        for channel in channel_manager.list_channels():  # accepted, then closed at once
+            if channel.channel_id != event.temporary_channel_id and channel.is_usable:
+                channel_manager.force_close_broadcasting_latest_txn(channel.channel_id,
+                                                                    channel.counterparty.node_id, "changed my mind")
+
+    assert _judged_zero_conf(arm) == [
+        "Scenario 'zero-conf requests':", "Expected: the LSP's zero-conf channel usable at once, before any block",
+        "Happened: no usable channel with the LSP",
+        "Hint: accept it with accept_inbound_channel_from_trusted_peer_0conf."]
+
+
+@pytest.mark.parametrize("expected, happened, hint", [
+    (("OpenChannelRequest", "ChannelReady"), "OpenChannelRequest → ChannelPending → ChannelReady",
+     "event 2: ChannelReady was expected"),
+    (("OpenChannelRequest", "ChannelPending"), "OpenChannelRequest → ChannelPending → ChannelReady",
+     "event 3: ChannelReady came too"),
+    (("OpenChannelRequest", "ChannelPending", "ChannelReady", "PaymentClaimable"),
+     "OpenChannelRequest → ChannelPending → ChannelReady", "event 4: PaymentClaimable was expected"),
+])
+def test_the_capstone_names_the_first_event_that_differs_from_the_reference_nodes(monkeypatch, expected, happened,
+                                                                                   hint):
+    from ldkkit import scenarios
+    from ldkkit.exercises import capstone
+
+    first = scenarios.names()[0]
+    monkeypatch.setattr(capstone, "_reference_events", lambda name: expected)
+    session = common.Session("capstone", reference)
+    try:
+        with pytest.raises(ExerciseFailed) as failure:
+            capstone.compare_with_reference(session)
+    finally:
+        session.close()
+    lines = [line.strip() for line in str(failure.value).splitlines()]
+    assert lines == [f"Scenario '{first}':", f"Expected: {' → '.join(expected)}", f"Happened: {happened}",
+                     f"Events so far: {happened}",
+                     f"Hint: the first difference is at {hint}. {scenarios.describe(first)}"]
+
+
+def test_the_capstone_does_not_count_a_replay_as_a_difference(monkeypatch):
+    from ldkkit import scenarios
+    from ldkkit.exercises import capstone
+
+    first, second = scenarios.names()[:2]
+    replayed = ("OpenChannelRequest", "OpenChannelRequest", "ChannelPending", "ChannelReady", "ChannelReady")
+    monkeypatch.setattr(capstone, "_reference_events", lambda name: replayed if name == first else ("Nothing",))
+    session = common.Session("capstone", reference)
+    try:
+        with pytest.raises(ExerciseFailed, match=f"^Scenario '{second}':"):  # the first scenario was the same
+            capstone.compare_with_reference(session)
+    finally:
+        session.close()
+
+
+def test_the_capstone_tells_a_passing_handler_what_it_verified():
+    from ldkkit import scenarios
+
+    earlier = ["open_channel_request", "funding_generation_ready", "receiving_payments", "sending_payments",
+               "forwarding", "on_chain", "background_processor"]
+    rows = [(f"every rule of {name}", "yes") for name in earlier] + [
+        ("zero-conf accepted from the trusted LSP only", "LSP accepted, stranger rejected"),
+        ("a payment made twice claimed once", "the second failed back"),
+        ("every scenario under the background processor: the reference's events",
+         f"{len(scenarios.names())} scenarios")]
+    width = max(len(what) for what, _ in rows)
+    assert _read(reference, "capstone") == ["✅ capstone: all 10 checks passed"] + [
+        f"  {what.ljust(width)}  {result}" for what, result in rows]
+
+
+def test_the_capstone_plays_every_scenario_under_the_background_processor():
+    """A plain ``def`` handler that spawns tasks works when the world drives it on the node's loop, and fails
+    under BackgroundProcessor.start (no loop): the capstone's comparison plays every scenario under it."""
+    from corpus.arms import compose
+
+    from ldkkit.exercises import capstone
+
+    session = common.Session("capstone", compose({}, plain=True))
+    try:
+        with pytest.raises(ExerciseFailed) as failure:
+            capstone.compare_with_reference(session)
+    finally:
+        session.close()
+    lines = [line.strip() for line in str(failure.value).splitlines()]
+    assert lines[0] == "Scenario 'receive_invoice_payment' on Event.PendingHTLCsForwardable:"
+    assert lines[-1].startswith("Hint: your handler is a plain def, and under BackgroundProcessor.start")
+
+
+@pytest.fixture
+def capstone_alone(monkeypatch):
+    """The capstone with no earlier workbook's rules before its own: its own rules judged at once."""
+    from ldkkit.exercises import capstone
+
+    monkeypatch.setattr(capstone, "EARLIER", ())
+
+
+def test_the_capstone_names_its_zero_conf_scenario(capstone_alone):
+    from corpus.arms import compose
+    from corpus.w08_capstone import zero_conf_from_anyone
+
+    assert _read(compose({Event.OpenChannelRequest: zero_conf_from_anyone}), "capstone")[:3] == [
+        CAPSTONE_SCENARIO, UNTRUSTED_EXPECTED, "Happened: you accepted it"]
+
+
+def test_the_capstone_fails_a_claim_of_a_payment_made_twice(capstone_alone):
+    from corpus.arms import compose
+    from corpus.w08_capstone import claims_every_time
+
+    assert _read(compose({Event.PaymentClaimable: claims_every_time}), "capstone")[:3] == [
+        "Scenario 'receive_duplicate_payment' on Event.PaymentClaimable:",
+        "Expected: fail_htlc_backwards(payment_hash): this invoice is already paid",
+        "Happened: you claimed it a second time"]

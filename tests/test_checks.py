@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -56,12 +57,16 @@ def test_wrong_arguments_raise_pythons_own_type_error_named_at_the_event():
 def test_a_mutated_event_changes_nothing_and_is_named():
     def cheat(cm, keys, event):
         object.__setattr__(event, "funding_satoshis", 6_000_000)
+        object.__setattr__(event, "is_announced", not event.is_announced)
         policy(cm, keys, event)
 
     with pytest.raises(ExerciseFailed) as info:
         check("open_channel_request", opening(cheat))
     message = str(info.value)
     assert "4,999,999 sats" in message and "you accepted it" in message  # judged on the check's own copy
+    assert _lines(info.value)[-1] == (
+        "Also: your handler changed this event's funding_satoshis, is_announced. That changes nothing (the check "
+        "judges LDK's own copy), but events are LDK's record: read them, never change them.")
 
 
 def test_mutating_alone_is_named():
@@ -71,6 +76,33 @@ def test_mutating_alone_is_named():
 
     with pytest.raises(ExerciseFailed, match="changed its funding_satoshis"):
         check("open_channel_request", opening(touch))
+
+
+def test_a_handler_that_changes_what_kind_of_event_it_was_given_is_named():
+    class Mine(Event.OpenChannelRequest):
+        pass
+
+    def touch(cm, keys, event):
+        policy(cm, keys, event)
+        object.__setattr__(event, "__class__", Mine)  # every field as it was
+
+    with pytest.raises(ExerciseFailed) as info:
+        check("open_channel_request", opening(touch))
+    assert _lines(info.value)[1:3] == ["Expected: the event left as LDK gave it",
+                                       "Happened: your handler changed its fields"]
+
+
+def test_every_field_a_handler_changed_is_named():
+    def touch(cm, keys, event):
+        policy(cm, keys, event)
+        object.__setattr__(event, "funding_satoshis", 1)
+        object.__setattr__(event, "is_announced", not event.is_announced)
+
+    with pytest.raises(ExerciseFailed) as info:
+        check("open_channel_request", opening(touch))
+    assert _lines(info.value)[1:3] == ["Expected: the event left as LDK gave it",
+                                       "Happened: your handler changed its funding_satoshis, is_announced"]
+    assert not [line for line in _lines(info.value) if line.startswith("Also:")]  # said once is enough
 
 
 @pytest.mark.parametrize("answer", [42, "ok", True])
@@ -98,6 +130,12 @@ def test_a_raising_handler_keeps_only_its_own_frames_and_no_kit_context():
         frames.append(tb.tb_frame.f_code.co_filename)
         tb = tb.tb_next
     assert frames and all(f == __file__ for f in frames), frames
+    names = []
+    tb = cause.__traceback__
+    while tb is not None:
+        names.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    assert names == ["handle", "slip"]  # every frame of the learner's, in order: the handler and what it called
     assert cause.__suppress_context__ or cause.__context__ is None
     shown = []  # after this test's own frame: check() alone, none of the kit's frames inside it
     tb = info.value.__traceback__.tb_next
@@ -123,8 +161,11 @@ def test_time_sleep_in_a_handler_is_caught_on_the_simulation_not_the_clock():
         time.sleep(0.01)
         policy(cm, keys, event)
 
-    with pytest.raises(ExerciseFailed, match="time.sleep") as info:
+    with pytest.raises(ExerciseFailed) as info:
         check("open_channel_request", opening(sleepy))
+    assert _lines(info.value)[1:3] == [
+        "Expected: your handler to return promptly",
+        "Happened: it did not return: it called time.sleep(), which blocks the whole node, and the check stopped it"]
     assert "asyncio.sleep" in str(info.value)
 
 
@@ -141,10 +182,21 @@ def test_a_handler_that_never_returns_is_stopped_and_leaves_no_thread(monkeypatc
 
     def stuck(cm, keys, event):
         while True:
-            pass
+            try:
+                while True:
+                    pass
+            except Exception:  # swallows every error, and goes on: being stopped is no Exception
+                continue
 
-    with pytest.raises(ExerciseFailed, match="did not return within 1 seconds of being given Event.OpenChannelRequest"):
+    with pytest.raises(ExerciseFailed) as info:
         check("open_channel_request", opening(stuck))
+    lines = _lines(info.value)
+    assert lines[0] == ("open_channel_request: your handler did not return within 1 seconds of being given "
+                        "Event.OpenChannelRequest. The check stopped it.")
+    assert lines[1].startswith("The event: Event.OpenChannelRequest(") and lines[2] == (
+        "Hint: a handler must return promptly: never wait in a loop for something to happen (LDK gives you another "
+        "event when it does), and never call the node over and over. Work that must wait goes in a task: "
+        "asyncio.get_running_loop().create_task(...).")
     assert _no_check_threads_left()
 
 
@@ -165,8 +217,16 @@ def test_a_check_that_meets_the_unforeseen_still_gives_a_verdict(monkeypatch):
         raise KeyError("something the check did not foresee")
 
     monkeypatch.setattr(open_channel_request, "rules", broken)
-    with pytest.raises(ExerciseFailed, match="could not judge your handler: KeyError"):
+    with pytest.raises(ExerciseFailed) as info:
         check("open_channel_request", reference.handle_ldk_events)
+    assert _lines(info.value) == [
+        "open_channel_request: the check could not judge your handler: KeyError: 'something the check did not "
+        "foresee'",
+        "Hint: this is usually a value of an unexpected type stored or passed by your handler (the traceback above "
+        "shows where, if it was your code). If your handler looks right, tell your instructor: it may be a bug in "
+        "the kit."]
+    cause = info.value.__cause__
+    assert isinstance(cause, KeyError) and _frames(cause) == [__file__]  # the kit's frames trimmed: this test's own
 
 
 def test_async_handlers_are_checked_too():
@@ -326,3 +386,245 @@ def test_a_task_your_handler_spawned_that_never_ran_is_closed_without_a_never_aw
     world.close()
     assert not ran
     assert not [w for w in caught if "never awaited" in str(w.message)], [str(w.message) for w in caught]
+
+
+# --- the machinery's own words: what every check says, whatever the workbook ---------------------------------
+
+
+def test_a_passing_check_reads_as_a_table_in_text_and_in_a_notebook():
+    result = common.CheckResult("demo")
+    result.add("a <short> row", "yes")
+    result.add("a longer row & more", "3 channels")
+    assert repr(result).splitlines() == ["✅ demo: all 2 checks passed",
+                                         "  a <short> row        yes",
+                                         "  a longer row & more  3 channels"]
+    assert result._repr_html_() == (
+        "<p>✅ <b>demo</b>: all 2 checks passed</p><table><tr><th>checked</th><th>result</th></tr>"
+        "<tr><td style='text-align:left'>a &lt;short&gt; row</td><td style='text-align:left'>yes</td></tr>"
+        "<tr><td style='text-align:left'>a longer row &amp; more</td><td style='text-align:left'>3 channels</td></tr>"
+        "</table>")
+
+
+def test_counts_read_as_english():
+    assert [common.count(n, "payment") for n in (0, 1, 2, 1234)] == [
+        "0 payments", "1 payment", "2 payments", "1,234 payments"]
+
+
+def _lines(failure: BaseException) -> list[str]:
+    return [line.strip() for line in str(failure).splitlines()]
+
+
+def test_a_story_that_cannot_go_on_names_the_events_so_far_and_sends_back_to_the_earlier_checks():
+    def story(stage):
+        stage.open(stage.peer("bob"), stage.me, 6_000_000)
+        raise LookupError("no route to carol")
+
+    session = common.Session("demo", reference.handle_ldk_events)
+    try:
+        with pytest.raises(ExerciseFailed) as info:
+            session.play("a payment to carol", story)
+    finally:
+        session.close()
+    assert _lines(info.value) == [
+        "Scenario 'a payment to carol':", "Expected: the scenario played to its end",
+        "Happened: it could not go on: LookupError: no route to carol",
+        "Events so far: OpenChannelRequest → ChannelPending → ChannelReady",
+        "Hint: this usually means an earlier event was not handled (a channel never accepted or funded, so there is "
+        "no route for a payment). Run the earlier checks first."]
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # the kit's error is not the learner's
+
+
+class Tick:
+    """A stand-in event: a failure names it by its class."""
+
+
+class Tock:
+    pass
+
+
+def _played_with(events: list) -> common.Played:
+    recorder = common.Recorder.__new__(common.Recorder)
+    recorder.handlings = [common.Handling(e, e, 0.0, None, 0) for e in events]
+    return common.Played("long story", None, None, recorder)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("upto, path", [
+    (None, "Tick → Tick → Tick → Tick → Tick → Tick → Tick → Tick → Tick → Tick → Tick → Tick → Tick → Tock"),
+    (2, "Tick → Tick → [Tick]"),
+])
+def test_a_path_of_up_to_fourteen_events_is_shown_whole_and_the_event_failed_on_is_marked(upto, path):
+    events = [Tick() for _ in range(13)] + [Tock()]
+    played = _played_with(events)
+    failure = common.fail(played, None if upto is None else events[upto], "e", "h", "hint")
+    assert [line for line in _lines(failure) if line.startswith("Events so far:")] == [f"Events so far: {path}"]
+
+
+def test_a_longer_path_shows_its_first_three_and_last_ten_events():
+    events = [Tock()] + [Tick() for _ in range(13)] + [Tock()] + [Tick() for _ in range(3)]
+    failure = common.fail(_played_with(events), events[14], "e", "h", "hint")  # the 15th of 18: the rest unseen
+    assert _lines(failure) == [
+        "Scenario 'long story' on Tock:", "Expected: e", "Happened: h", f"The event: {events[14]!r}",
+        "Events so far: Tock → Tick → Tick → ... → " + "Tick → " * 9 + "[Tock]", "Hint: hint"]
+
+
+def test_a_failure_without_a_played_story_names_the_scenario_alone():
+    assert _lines(common.fail("funding", None, "e", "h", "hint")) == [
+        "Scenario 'funding':", "Expected: e", "Happened: h", "Hint: hint"]
+    assert _lines(common.fail(_played_with([]), None, "e", "h", "hint", scenario="funding (6 BTC)")) == [
+        "Scenario 'funding (6 BTC)':", "Expected: e", "Happened: h", "Events so far: none", "Hint: hint"]
+
+
+def _frames(error: BaseException) -> list[str]:
+    """The files of the frames in ``error``'s traceback, once each, in order."""
+    files: list[str] = []
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename not in files:
+            files.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    return files
+
+
+def test_causes_follow_what_an_error_was_raised_from_or_during_once_each():
+    first, second, third = OSError("disk full"), RuntimeError("could not save"), ValueError("gave up")
+    second.__context__ = first
+    third.__cause__, third.__context__ = second, first  # an explicit cause is followed before the context
+    assert common.causes(third) == [third, second, first]
+    first.__context__ = third  # a cycle ends where it began
+    assert common.causes(third) == [third, second, first]
+    assert common.causes(first) == [first, third, second]
+
+
+def test_an_error_raised_from_a_failed_write_is_taught_as_one():
+    def save(cm, keys, event):
+        policy(cm, keys, event)
+        try:
+            raise OSError("disk full")
+        except OSError as e:
+            raise RuntimeError("could not save the channel") from e
+
+    with pytest.raises(ExerciseFailed) as info:
+        check("open_channel_request", opening(save))
+    lines = _lines(info.value)
+    assert lines[2] == "Happened: it raised RuntimeError: could not save the channel"
+    assert lines[-1] == ("Hint: writing to disk failed, and raising stops the node's event processing. When you cannot "
+                         "persist what an event changed, return ReplayEvent(): LDK hands the same event over again, "
+                         "and nothing is lost.")
+
+
+class Unforeseen(Exception):
+    pass
+
+
+def test_the_first_hint_that_matches_an_error_teaches_and_a_hint_that_fails_is_passed_over(monkeypatch):
+    monkeypatch.setattr(common, "_ERROR_HINTS", [])
+
+    @common.error_hint(lambda e, event: isinstance(e, Unforeseen) and "broken" in str(e))
+    def _broken(error, event, played):
+        raise ValueError("a hint that cannot be worked out")
+
+    @common.error_hint(lambda e, event: isinstance(e, Unforeseen))
+    def _named(error, event, played):
+        return f"{type(event).__name__} in scenario {played.name!r}: {error}"
+
+    @common.error_hint(lambda e, event: True)
+    def _later(error, event, played):
+        return "never: an earlier hint matched"
+
+    def raising(message):
+        def decide(cm, keys, event):
+            raise Unforeseen(message)
+        return decide
+
+    with pytest.raises(ExerciseFailed) as info:
+        check("open_channel_request", opening(raising("odd")))
+    assert _lines(info.value)[-1] == "Hint: OpenChannelRequest in scenario 'open_channel_request': odd"
+    with pytest.raises(ExerciseFailed) as info:
+        check("open_channel_request", opening(raising("broken")))
+    assert _lines(info.value)[-1] == "Hint: OpenChannelRequest in scenario 'open_channel_request': broken"
+
+
+@pytest.mark.parametrize("stopped, still", [
+    (True, "The check stopped it."),
+    (False, "It is still running, inside a call Python cannot interrupt: restart the kernel (Kernel → Restart) once "
+            "you have fixed it."),
+])
+def test_a_hang_is_told_by_what_hung_and_whether_the_check_could_stop_it(stopped, still):
+    event = Tick()
+    session = common.Session("demo", reference.handle_ldk_events)
+    handling = common.Handling(event, event, 0.0, None, 0)
+    step = common.TaskStep(event, 0.0, 0)
+    hint = ("Hint: a handler must return promptly: never wait in a loop for something to happen (LDK gives you "
+            "another event when it does), and never call the node over and over. Work that must wait goes in a "
+            "task: asyncio.get_running_loop().create_task(...).")
+    for watched, what in ((handling, "your handler did not return within 10 seconds of being given"),
+                          (step, "a task your handler spawned ran 10 seconds without pausing, after")):
+        lines = _lines(common._timed_out(session, watched, stopped))
+        assert lines == [f"demo: {what} Tick. {still}", f"The event: {event!r}", hint]
+
+
+def test_a_component_the_handler_is_given_reads_and_writes_as_the_component_itself():
+    class Component:
+        size = 3
+
+        def grow(self, by: int = 1) -> int:
+            self.size += by
+            return self.size
+
+        def __repr__(self) -> str:
+            return "Component(3 or more)"
+
+    world = type("World", (), {"chain": type("Chain", (), {"broadcast": None})(),
+                               "clock": type("Clock", (), {"now": staticmethod(lambda: 7.0)})()})()
+    recorder = common.Recorder(world)  # type: ignore[arg-type]
+    component = Component()
+    seen = common._Recorded("component", component, recorder)
+    assert repr(seen) == "Component(3 or more)" and seen.size == 3
+    seen.size = 10  # set on the component itself
+    assert component.size == 10 and seen.grow() == 11
+    assert [(c.name, c.arguments, c.returned, c.during, c.at) for c in recorder.calls] == [
+        ("component.grow", {"by": 1}, 11, False, 7.0)]  # made outside any hand-over: not during one
+
+
+def test_the_hand_over_that_counts_is_the_events_own_first_one_not_asked_for_again():
+    """An equal copy (the same event decoded afresh after a restart) is another event with its own hand-overs;
+    of one event's hand-overs, the first your handler did not answer with ReplayEvent counts, else its last."""
+    from ldkkit.events import ReplayEvent
+
+    @dataclasses.dataclass
+    class Paid:
+        amount: int
+
+    first, again, other = Paid(1), Paid(1), Paid(2)  # ``again``: the same event decoded afresh (after a restart)
+    recorder = common.Recorder.__new__(common.Recorder)
+    recorder.handlings = [common.Handling(e, e, 0.0, None, 0) for e in (other, first, first, again, again)]
+    recorder.handlings[1].result = recorder.handlings[3].result = recorder.handlings[4].result = ReplayEvent()
+    assert recorder.handling_of(first) is recorder.handlings[2]
+    assert recorder.handling_of(again) is recorder.handlings[4]
+    assert recorder.handled(Paid) == [recorder.handlings[i] for i in (0, 2, 4)]
+
+
+@pytest.mark.parametrize("form, on_a_loop", [("thread", False), ("async", True), (None, True)])
+def test_a_story_is_played_under_the_processor_form_it_names(form, on_a_loop):
+    """BackgroundProcessor.start runs a plain handler outside any event loop; process_events_async, and the
+    world itself without a processor, run it on the node's loop."""
+    import asyncio
+
+    loops: list[bool] = []
+
+    def handle(*args):
+        if isinstance(args[-1], Event.OpenChannelRequest):
+            try:
+                asyncio.get_running_loop()
+                loops.append(True)
+            except RuntimeError:
+                loops.append(False)
+        return reference.handle_ldk_events(*args)
+
+    session = common.Session("demo", handle)
+    try:
+        session.play("one channel", lambda stage: stage.open(stage.peer("bob"), stage.me, 6_000_000),
+                     processor=form)
+    finally:
+        session.close()
+    assert loops == [on_a_loop]

@@ -184,7 +184,6 @@ class Recorder:
         self.node: Optional[Node] = None
         self.planned_draws: Optional[tuple[type, list[bytes]]] = None
         self.task_steps: list[TaskStep] = []
-        self._proxies: dict[int, _Recorded] = {}
         self._replays: dict[int, int] = {}  # id(event): how many times your handler asked for it again
         chain_broadcast = world.chain.broadcast
 
@@ -248,12 +247,7 @@ class Recorder:
             handling.stored = {key: _read(node, key) for key in STORED_KEYS}
 
     def _proxy(self, name: str, component: Any) -> Any:
-        if name not in _RECORDED:
-            return component
-        proxy = self._proxies.get(id(component))
-        if proxy is None or proxy._component is not component:
-            proxy = self._proxies[id(component)] = _Recorded(name, component, self)
-        return proxy
+        return _Recorded(name, component, self) if name in _RECORDED else component
 
     def recording(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         try:
@@ -511,15 +505,11 @@ class Session:
                     story(stage)
                     stage.settle()
         except EventHandlerError as e:
-            raise handler_error(name, e, played)  # noqa: B904  (its __cause__ is your error, frames trimmed)
+            raise handler_error(e, played)  # noqa: B904  (its __cause__ is your error, frames trimmed)
         except ExerciseFailed:
             raise
-        except HandlerStopped:
-            raise
-        except Exception as e:
-            raise cannot_go_on(name, e, played) from None
-        finally:
-            recorder.node = stage.me  # a restart gives a new node
+        except Exception as e:  # (HandlerStopped is no Exception: it goes on up, to end the check)
+            raise cannot_go_on(e, played) from None
         _check_handled(played)
         self.played.append(played)
         return played
@@ -655,10 +645,11 @@ def _timed_out(session: Session, handling: Handling | TaskStep, stopped: bool) -
 # --- failing well ------------------------------------------------------------------------------------
 
 
-def fail(played: Optional[Played | str], event: Optional[Event], expected: str, happened: str,
+def fail(played: Played | str, event: Optional[Event], expected: str, happened: str,
          hint: str, *, scenario: str = "", note_changes: bool = True) -> ExerciseFailed:
-    """A failure that names the scenario and the event, shows the path of events, and teaches."""
-    scenario = scenario or (played if isinstance(played, str) or played is None else played.name)
+    """A failure that names the scenario (``played``'s, or the one given) and the event, shows the path of
+    events, and teaches."""
+    scenario = scenario or (played if isinstance(played, str) else played.name)
     where = f" on {type(event).__qualname__}" if event is not None else ""
     lines = [f"Scenario '{scenario}'{where}:", f"  Expected: {expected}", f"  Happened: {happened}"]
     if event is not None:
@@ -724,12 +715,13 @@ def causes(error: BaseException) -> list[BaseException]:
     return seen
 
 
-def handler_error(scenario: str, error: EventHandlerError, played: Optional[Played] = None) -> ExerciseFailed:
-    """Your handler raised: say so, name the event, teach if we can, and keep only your frames."""
+def handler_error(error: EventHandlerError, played: Played) -> ExerciseFailed:
+    """Your handler raised: say so, name the event, teach if we can, and keep only your frames.
+
+    (A handler the check stopped, with HandlerStopped, comes here too; but the check has already
+    failed it as overdue, and what is said here is never read.)"""
     cause = error.error
-    if isinstance(cause, HandlerStopped):
-        return ExerciseFailed(f"{scenario}: your handler was stopped: it overran its time")
-    if isinstance(cause, NeverHandled) and played is not None:
+    if isinstance(cause, NeverHandled):
         return never_handled(played, cause.event)
     if isinstance(cause, LearnerExit):
         cause = cause.error
@@ -744,14 +736,14 @@ def handler_error(scenario: str, error: EventHandlerError, played: Optional[Play
     happened = f"it raised {type(cause).__name__}: {cause}"
     if isinstance(cause, BlockingCall):
         happened = f"it did not return: {cause}, and the check stopped it"
-    failure = fail(played or scenario, error.event, "your handler to return promptly" if isinstance(cause, BlockingCall)
+    failure = fail(played, error.event, "your handler to return promptly" if isinstance(cause, BlockingCall)
                    else "your handler to return normally", happened, hint)
     failure.__cause__ = trimmed(cause)
     return failure
 
 
-def cannot_go_on(scenario: str, error: BaseException, played: Optional[Played] = None) -> ExerciseFailed:
-    return fail(played or scenario, None, "the scenario played to its end",
+def cannot_go_on(error: BaseException, played: Played) -> ExerciseFailed:
+    return fail(played, None, "the scenario played to its end",
                 f"it could not go on: {type(error).__name__}: {error}",
                 "this usually means an earlier event was not handled (a channel never accepted or funded, so "
                 "there is no route for a payment). Run the earlier checks first.")
