@@ -131,6 +131,11 @@ CASES = [
           why="tracks outputs only of channels list_channels() still shows: a closed channel never is"),
     wrong(EX, "filters_static_outputs_itself", compose({SPEND: track(outputs=not_static)}),
           "not among the outputs you handed over", why="drops StaticOutputs from the list before handing it over"),
+    wrong(EX, "filters_static_outputs_delay_at_current_height",
+          compose({SPEND: track(outputs=not_static, delay_until_height=lambda cm: cm.current_best_block())}),
+          "not among the outputs you handed over", "hand event.outputs",
+          why="drops StaticOutputs, with a delay_until_height already reached: the hint is about the outputs, "
+              "not the delay (it once said 'pass delay_until_height=None')"),
     wrong(EX, "spends_with_keys_manager_unbroadcast", compose({SPEND: spend_myself}), "track_spendable_outputs",
           why="keys_manager.spend_spendable_outputs builds a transaction that is never broadcast"),
     wrong(EX, "sweeps_to_a_stranger", compose({SPEND: spend_to_a_stranger}), "never came back to your wallet",
