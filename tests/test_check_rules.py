@@ -45,8 +45,11 @@ def test_a_sweep_still_in_the_mempool_has_not_come_back_yet(sweep_in_mempool):
     """The rule is a *confirmed* sweep into the wallet: one only broadcast is not judged swept."""
     played = sweep_in_mempool
     assert len(played.handled(Event.SpendableOutputs)) == 2 and played.world.chain.mempool
-    with pytest.raises(ExerciseFailed, match="never came back to your wallet"):
+    with pytest.raises(ExerciseFailed, match="never came back to your wallet") as failure:
         on_chain.judge_sweeps(played)
+    lines = [line.strip() for line in str(failure.value).splitlines()]
+    assert lines[2] == "Happened: it never came back to your wallet"  # handed over whole: no reason to give
+    assert lines[-1] == W06_HAND_OVER
 
 
 def test_every_output_of_an_event_is_judged_not_only_the_first(sweep_in_mempool):
@@ -867,3 +870,91 @@ def test_workbook_4_judges_a_replayed_event_when_it_comes_again():
 
     lines = _read(_sending(PaymentSent=replays_each_once_then_forgets_the_preimage), W04)
     assert lines[3] == "Hint: the preimage is your receipt, your proof of payment: keep event.payment_preimage."
+
+
+# --- workbook 6: the words a learner reads, exactly -------------------------------------------------------
+
+W06 = "on_chain"
+W06_SPENDABLE = ["Scenario 'on_chain' on Event.SpendableOutputs:",
+                 "Expected: the output 08763478b58e8ff127cc9e280825f0c12725627d520ed811c7bac95100f5828f:0 "
+                 "(999,830 sats) swept into your wallet"]
+W06_NEVER = "Happened: it never came back to your wallet"
+W06_HAND_OVER = ("Hint: LDK never spends these itself: hand event.outputs and event.channel_id to "
+                 "output_sweeper.track_spendable_outputs, which sweeps them to your wallet once they confirm.")
+W06_BUMP = ["Scenario 'on_chain' on Event.BumpTransaction:",
+            "Expected: bump_tx_event_handler.handle_event(the inner {})", "Happened: it was not handed over",
+            "Hint: match Event.BumpTransaction(bump_event) and hand bump_event over, whatever its kind: on an anchor "
+            "channel, only a fee-paying child gets your commitment (or an HTLC claim) confirmed."]
+
+
+@pytest.mark.parametrize("case, lines", [
+    ("excludes_static_outputs", [*W06_SPENDABLE, W06_NEVER + ": you told the sweeper to exclude static outputs, and "
+                                 "this is one", "Hint: a cooperative close pays you a plain StaticOutput: excluding "
+                                 "static outputs leaves it unswept. Pass exclude_static_outputs=False."]),
+    ("far_delay_until_height", [*W06_SPENDABLE, W06_NEVER + ": you told the sweeper to wait until block 10,021",
+                                "Hint: pass delay_until_height=None: the sweeper spends outputs as soon as they are "
+                                "spendable."]),
+    ("never_sweeps", [*W06_SPENDABLE, W06_NEVER + ": the event's outputs were never handed to the OutputSweeper",
+                      W06_HAND_OVER]),
+    ("filters_static_outputs_itself", [*W06_SPENDABLE, W06_NEVER + ": it was not among the outputs you handed over",
+                                       W06_HAND_OVER]),
+    ("filters_static_outputs_delay_at_current_height", [
+        *W06_SPENDABLE, W06_NEVER + ": it was not among the outputs you handed over", W06_HAND_OVER]),
+    ("ignores_bump_transaction", [W06_BUMP[0], W06_BUMP[1].format("ChannelClose"), *W06_BUMP[2:]]),
+    ("bumps_channel_close_only", [W06_BUMP[0], W06_BUMP[1].format("HTLCResolution"), *W06_BUMP[2:]]),
+])
+def test_workbook_6_says_exactly_what_went_wrong(case, lines):
+    assert _read(_corpus(case, W06), W06) == lines
+
+
+def test_workbook_6_tells_a_passing_handler_what_it_verified():
+    assert _read(_corpus("track_with_defaults", W06), W06) == [
+        "✅ on_chain: all 3 checks passed",
+        "  every spendable output swept into your wallet     1,998,843 sats from 3 events",
+        "  BumpTransaction handed to the BumpTxEventHandler  42 events",
+        "  your commitment and HTLC claims confirmed         paid for from your wallet"]
+
+
+def test_workbook_6_names_the_error_a_handler_hid_from_the_sweeper():
+    def hides_the_error(output_sweeper, event, **_):
+        try:
+            output_sweeper.track_spendable_outputs([*event.outputs, None], event.channel_id)
+        except TypeError:  # the learner hides the sweeper's answer
+            pass
+
+    from corpus.arms import compose
+
+    assert _read(compose({Event.SpendableOutputs: hides_the_error}), W06) == [
+        *W06_SPENDABLE, W06_NEVER + ": track_spendable_outputs raised TypeError: track_spendable_outputs takes "
+        "SpendableOutputDescriptors, got NoneType", W06_HAND_OVER]
+
+
+W06_UNCONFIRMED = ["Scenario 'on_chain' on Event.BumpTransaction:", "Expected: {}", "Happened: it never confirmed",
+                   "Hint: hand event.bump_event to bump_tx_event_handler.handle_event: on an anchor channel it pays "
+                   "no fee of its own, and only the transaction the handler builds from your wallet's coins gets it "
+                   "confirmed."]
+W06_COMMITMENT = "813c915d09797c28949b24d082fc6d49231e45702efbd084afb265c88af46cf7"
+W06_CHANNEL = "f739ae680efcce960b12e94bb7d7f38654f88df07dfe4e72c143863407bb745d"
+
+
+@pytest.mark.parametrize("unpaid, expected", [
+    ("ChannelClose", f"your commitment transaction {W06_COMMITMENT} of channel {W06_CHANNEL} confirmed"),
+    ("HTLCResolution", f"the HTLC output {W06_COMMITMENT}:1 of channel {W06_CHANNEL} taken back by a confirmed "
+                       "transaction"),
+])
+def test_workbook_6_judges_the_chain_not_the_hand_over(monkeypatch, unpaid, expected):
+    """Each fee bump handed over, but the BumpTxEventHandler pays for one kind only (say, the wallet ran dry):
+    what that kind asked for never confirms, and the check names it."""
+    from corpus.arms import compose
+
+    from ldkkit.events.bump_transaction import BumpTransactionEventHandler
+
+    pays = BumpTransactionEventHandler.handle_event
+
+    def pays_all_but_one_kind(self, event):
+        if type(event).__name__ != unpaid:
+            pays(self, event)
+
+    monkeypatch.setattr(BumpTransactionEventHandler, "handle_event", pays_all_but_one_kind)
+    lines = _read(compose(), W06)
+    assert lines == [W06_UNCONFIRMED[0], W06_UNCONFIRMED[1].format(expected), *W06_UNCONFIRMED[2:]]
