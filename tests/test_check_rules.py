@@ -726,6 +726,9 @@ def test_workbook_4_tells_a_passing_handler_what_it_verified():
 
 # --- workbook 5: the words a learner reads, exactly -------------------------------------------------------
 
+W_HELD_BACK = ("Hint: your handler never returned from {} (it is still waiting), and LDK hands events over one at a "
+               "time: none after it reached your handler. Never wait in the handler for something that happens "
+               "later.")
 W05 = "forwarding"
 W05_SCENARIO = "Scenario 'forwarding' on Event.PendingHTLCsForwardable:"
 W05_RANGE = ("Hint: LDK asks for a random delay between time_forwardable and five times it: time_forwardable × (1 + 4 "
@@ -750,6 +753,8 @@ W05_AT_ONCE = ["Expected: a wait of 100 to 500 ms first", "Happened: it was call
                            "(asyncio.get_running_loop().create_task(...)) instead of awaiting it in the handler."]),
     ("forwards_at_once", [W05_SCENARIO, *W05_AT_ONCE]),
     ("forwards_now_and_later", [W05_SCENARIO, *W05_AT_ONCE]),
+    ("never_returns_from_payment_forwarded", ["Scenario 'forwarding':", "Expected: 4 PaymentForwarded events",
+                                              "Happened: 1", W_HELD_BACK.format("PaymentForwarded")]),
     ("never_forwards", [W05_SCENARIO, "Expected: process_pending_htlc_forwards() called after a short delay",
                         "Happened: it was never called (not even 15 minutes later)",
                         "Hint: without it, HTLCs wait forever: nothing is forwarded or claimed. Spawn a task that "
@@ -900,6 +905,9 @@ W06_BUMP = ["Scenario 'on_chain' on Event.BumpTransaction:",
                                        W06_HAND_OVER]),
     ("filters_static_outputs_delay_at_current_height", [
         *W06_SPENDABLE, W06_NEVER + ": it was not among the outputs you handed over", W06_HAND_OVER]),
+    ("never_returns_from_channel_closed", ["Scenario 'on_chain':",
+                                           "Expected: SpendableOutputs and BumpTransaction events",
+                                           "Happened: 0 and 0", W_HELD_BACK.format("ChannelClosed")]),
     ("ignores_bump_transaction", [W06_BUMP[0], W06_BUMP[1].format("ChannelClose"), *W06_BUMP[2:]]),
     ("bumps_channel_close_only", [W06_BUMP[0], W06_BUMP[1].format("HTLCResolution"), *W06_BUMP[2:]]),
 ])

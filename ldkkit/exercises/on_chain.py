@@ -20,7 +20,7 @@ from ..events import Event
 from ..events.bump_transaction import BumpTransactionEvent
 from ..scenarios import Stage, vanish_when_paid
 from ..sign import SpendableOutputDescriptor, descriptor_outpoint
-from .common import CheckResult, Handling, Played, Session, count, fail
+from .common import CheckResult, Handling, Played, Session, count, fail, held_back
 
 
 def story(stage: Stage) -> None:
@@ -42,7 +42,7 @@ def rules(session: Session, result: CheckResult) -> None:
     spendable, bumps = played.handled(Event.SpendableOutputs), played.handled(Event.BumpTransaction)
     if not spendable or not bumps:
         raise fail(played, None, "SpendableOutputs and BumpTransaction events", f"{len(spendable)} and {len(bumps)}",
-                   "your handler must open and fund channels first (workbooks 1 and 2).")
+                   held_back(played) or "your handler must open and fund channels first (workbooks 1 and 2).")
     swept = judge_sweeps(played)
     judge_bumps(played)
     judge_bumped_confirmed(played)

@@ -113,6 +113,10 @@ def replays_each_forward_once() -> Any:
     return arm
 
 
+async def waits_forever(**_: Any) -> None:
+    await asyncio.Event().wait()
+
+
 CASES = [
     right(EX, "call_later_in_milliseconds", compose({FWD: call_later_ms}),
           why="t_ms + r % (4 t_ms), loop.call_later"),
@@ -144,6 +148,10 @@ CASES = [
           why="forwards at once, and again after a delay"),
     wrong(EX, "never_forwards", compose({FWD: None}), "process_pending_htlc_forwards", "never called",
           why="no PendingHTLCsForwardable arm"),
+    wrong(EX, "never_returns_from_payment_forwarded", compose({Event.PaymentForwarded: waits_forever}),
+          "4 PaymentForwarded events", "never returned from PaymentForwarded",
+          why="awaits forever on the first PaymentForwarded: the later forwards never reach the handler (the hint "
+              "once said a forward completes once the preimage comes back)"),
     wrong(EX, "task_forgets_to_forward", compose({FWD: forgets_to_forward}), "process_pending_htlc_forwards",
           why="the task sleeps and never calls process_pending_htlc_forwards"),
 ]

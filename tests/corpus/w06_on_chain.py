@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ldkkit.bitcoin import ScriptBuf
@@ -105,6 +106,11 @@ def only_open_channels(channel_manager: Any, output_sweeper: Any, event: Any, **
         output_sweeper.track_spendable_outputs(list(event.outputs), event.channel_id, False, None)
 
 
+async def waits_forever(**_: Any) -> None:
+    """Waits for something that never happens (say, a confirmation the handler expects to be told of)."""
+    await asyncio.Event().wait()
+
+
 def not_static(outputs: Any) -> list[Any]:
     return [o for o in outputs if not isinstance(o, SpendableOutputDescriptor.StaticOutput)]
 
@@ -146,6 +152,9 @@ CASES = [
           why="hands over HTLCResolution only, never ChannelClose"),
     wrong(EX, "bumps_channel_close_only", compose({BUMP: bump_htlc_close_only}), "HTLCResolution",
           "bump_tx_event_handler.handle_event", why="hands over ChannelClose only: the HTLC is never taken back"),
+    wrong(EX, "never_returns_from_channel_closed", compose({Event.ChannelClosed: waits_forever}),
+          "never returned from ChannelClosed", why="awaits forever on ChannelClosed: the on-chain events queued "
+          "after it never reach the handler (the hint once said to open and fund channels first)"),
     wrong(EX, "ignores_both_on_chain_events", compose({SPEND: lambda **kw: None, BUMP: None}),
           "never came back to your wallet", why="ignores both on-chain events"),
 ]
