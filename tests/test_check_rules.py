@@ -966,3 +966,124 @@ def test_workbook_6_judges_the_chain_not_the_hand_over(monkeypatch, unpaid, expe
     monkeypatch.setattr(BumpTransactionEventHandler, "handle_event", pays_all_but_one_kind)
     lines = _read(compose(), W06)
     assert lines == [W06_UNCONFIRMED[0], W06_UNCONFIRMED[1].format(expected), *W06_UNCONFIRMED[2:]]
+
+
+# --- workbook 7: the words a learner reads, exactly -------------------------------------------------------
+
+W07 = "background_processor"
+W07_INBOUND, W07_OUTBOUND = "a failed write of inbound_payments", "failed writes of outbound_payments"
+W07_THREAD, W07_ASYNC = "BackgroundProcessor.start", "process_events_async"
+W07_RAISED = ("Hint: writing to disk failed, and raising stops the node's event processing. When you cannot persist "
+              "what an event changed, return ReplayEvent(): LDK hands the same event over again, and nothing is lost.")
+W07_SWALLOWED = ["Expected: ReplayEvent() returned when the write failed, so LDK hands the event over again",
+                 "Happened: writing {} raised OSError and your handler returned as if all was well: the record is lost",
+                 "Hint: catch OSError around fs_store.write and return ReplayEvent(): an event counts as handled only "
+                 "once your handler returns normally."]
+W07_RECORD = ("Expected: inbound_payments[payment_hash] = PaymentInfo(preimage, secret, HTLCStatus.Succeeded, "
+              "50,000,000) on disk")
+
+
+def _w07_scenario(story: str, form: str, kind: str) -> str:
+    return f"Scenario '{story}, under {form}' on Event.{kind}:"
+
+
+@pytest.mark.parametrize("case, lines", [
+    ("protects_only_inbound", [_w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentSent"),
+                               "Expected: your handler to return normally",
+                               "Happened: it raised OSError: disk full (simulated) writing outbound_payments",
+                               W07_RAISED]),
+    ("raises_on_failed_write", [_w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"),
+                                "Expected: your handler to return normally",
+                                "Happened: it raised RuntimeError: could not save the payment", W07_RAISED]),
+    ("swallows_oserror", [_w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), W07_SWALLOWED[0],
+                          W07_SWALLOWED[1].format("inbound_payments"), W07_SWALLOWED[2]]),
+    ("swallows_outbound_only", [_w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentSent"), W07_SWALLOWED[0],
+                                W07_SWALLOWED[1].format("outbound_payments"), W07_SWALLOWED[2]]),
+    ("counts_replay_twice", [_w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), W07_RECORD,
+                             "Happened: on disk: PaymentInfo(preimage=f645…34fb, secret=b55a…161e, "
+                             "status=HTLCStatus.Succeeded, amt_msat=150,000,000 msat) (amt_msat 150000000 for "
+                             "50000000 received)",
+                             "Hint: record the amount this event says you received, once: a replayed PaymentClaimed "
+                             "must not add it again. Set the fields; never add to them."]),
+    ("always_replays_claimed", [_w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"),
+                                "Expected: the event handled in the end (None returned once the write worked)",
+                                "Happened: your handler asked for it again every time it was handed over, so it was "
+                                "never handled",
+                                "Hint: return ReplayEvent() only when the write raised OSError; when it works, return "
+                                "nothing."]),
+])
+def test_workbook_7_says_exactly_what_went_wrong(case, lines):
+    assert _read(_corpus(case, W07), W07) == lines
+
+
+def test_workbook_7_tells_a_passing_handler_what_it_verified():
+    assert _read(_corpus("retry_in_place", W07), W07) == [
+        "✅ background_processor: all 3 checks passed",
+        "  a failed write loses nothing: ReplayEvent, and the record ends right   inbound and outbound, both "
+        "processor forms",
+        "  a replayed event is not counted twice                                  the amount stored is the amount "
+        "received",
+        "  after a crash and restart, the replayed events leave the same records  yes"]
+
+
+def _swallows_from(nth_failure: int):
+    """A workbook 7 handler that returns ReplayEvent() for failed writes, until the ``nth_failure``-th of the
+    check, which it swallows: right in the stories played before it, wrong in the one it happens in."""
+    from corpus.arms import compose
+    from corpus.w07_background_processor import _update_inbound, _update_outbound
+
+    from ldkkit.events import ReplayEvent
+
+    failures = [0]
+
+    def arm(inbound_payments, outbound_payments, fs_store, event, **_):
+        inbound = isinstance(event, Event.PaymentClaimed)
+        storage, key = (inbound_payments, "inbound_payments") if inbound else (outbound_payments, "outbound_payments")
+        (_update_inbound if inbound else _update_outbound)(storage, event)
+        try:
+            fs_store.write("", "", key, storage.encode())
+        except OSError:
+            failures[0] += 1
+            return ReplayEvent() if failures[0] < nth_failure else None
+        return None
+
+    return compose({Event.PaymentClaimed: arm, Event.PaymentSent: arm, Event.PaymentFailed: arm})
+
+
+@pytest.mark.parametrize("nth_failure, scenario, key", [
+    (1, _w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), "inbound_payments"),
+    (2, _w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentSent"), "outbound_payments"),
+    (3, _w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentFailed"), "outbound_payments"),
+    (4, _w07_scenario(W07_INBOUND, W07_ASYNC, "PaymentClaimed"), "inbound_payments"),
+    (5, _w07_scenario(W07_OUTBOUND, W07_ASYNC, "PaymentSent"), "outbound_payments"),
+    (6, _w07_scenario(W07_OUTBOUND, W07_ASYNC, "PaymentFailed"), "outbound_payments"),
+])
+def test_workbook_7_judges_every_failed_write_under_both_processor_forms(nth_failure, scenario, key):
+    """The disk refuses six writes in all, in this order: inbound once, then outbound for a payment that succeeds
+    and one that fails, under BackgroundProcessor.start, then the same under process_events_async. Swallowing any
+    one of them fails, in the story and form it happened in."""
+    assert _read(_swallows_from(nth_failure), W07) == [scenario, W07_SWALLOWED[0], W07_SWALLOWED[1].format(key),
+                                                       W07_SWALLOWED[2]]
+
+
+def test_workbook_7_judges_the_records_after_a_restart():
+    """A handler right under both processor forms that stores a wrong amount from the fifth PaymentClaimed on:
+    the one a restarted node is handed again (the crash came before anything handled it) is judged too."""
+    from corpus.arms import compose
+    from corpus.w07_background_processor import INBOUND, replay
+
+    right = INBOUND(replay)
+    seen = [0]
+
+    def in_sats_after_four(event, **kw):
+        seen[0] += 1
+        if seen[0] > 4:
+            event = dataclasses.replace(event, amount_msat=event.amount_msat // 1000)
+        return right(event=event, **kw)
+
+    assert _read(compose({Event.PaymentClaimed: in_sats_after_four}), W07) == [
+        "Scenario 'restart_replay' on Event.PaymentClaimed:", W07_RECORD,
+        "Happened: on disk: PaymentInfo(preimage=f645…34fb, secret=b55a…161e, status=HTLCStatus.Succeeded, "
+        "amt_msat=50,000 msat) (amt_msat 50000 for 50000000 received)",
+        "Hint: record the amount this event says you received, once: a replayed PaymentClaimed must not add it "
+        "again. Set the fields; never add to them."]
