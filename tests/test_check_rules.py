@@ -1087,3 +1087,27 @@ def test_workbook_7_judges_the_records_after_a_restart():
         "amt_msat=50,000 msat) (amt_msat 50000 for 50000000 received)",
         "Hint: record the amount this event says you received, once: a replayed PaymentClaimed must not add it "
         "again. Set the fields; never add to them."]
+
+
+def test_workbook_5_story_forwards_four_payments_from_alice_to_carol_with_the_extreme_draws_first():
+    """What the rules are judged on: alice and carol each open a 6,000,000 sat channel to you (carol pushing you
+    3,000,000 sats to forward with), alice pays carol 100,000, 200,000, 50,000 and 70,000 sats through you, for a
+    fee of 1,000 msat each; the first two delays your handler draws are the extremes, all zeros and all ones."""
+    from ldkkit.exercises import forwarding
+
+    session = common.Session(W05, reference)
+    try:
+        played = session.play(W05, forwarding.story, draws_for=(Event.PendingHTLCsForwardable,
+                                                                forwarding.EXTREME_DRAWS))
+    finally:
+        session.close()
+    forwarded = played.events(Event.PaymentForwarded)
+    assert [e.outbound_amount_forwarded_msat for e in forwarded] == [100_000_000, 200_000_000, 50_000_000, 70_000_000]
+    assert [e.total_fee_earned_msat for e in forwarded] == [1_000] * 4
+    channels = played.me.channel_manager.list_channels()
+    assert [c.channel_value_satoshis for c in channels] == [6_000_000, 6_000_000]
+    # Yours, less the 1 % reserve: what alice paid you (420,004,000 msat), and carol's push less what you sent her.
+    assert sorted(c.outbound_capacity_msat for c in channels) == [360_004_000, 2_520_000_000]
+    delays = [c.at - h.started for h in played.handled(Event.PendingHTLCsForwardable)
+              for c in played.recorder.calls_for(h, "channel_manager.process_pending_htlc_forwards")]
+    assert len(delays) == 4 and delays[0] == pytest.approx(0.1, abs=1e-5) and delays[1] == pytest.approx(0.5)
