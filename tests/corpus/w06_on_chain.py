@@ -155,6 +155,9 @@ CASES = [
     wrong(EX, "never_returns_from_channel_closed", compose({Event.ChannelClosed: waits_forever}),
           "never returned from ChannelClosed", why="awaits forever on ChannelClosed: the on-chain events queued "
           "after it never reach the handler (the hint once said to open and fund channels first)"),
+    wrong(EX, "never_returns_from_bump_transaction", compose({BUMP: waits_forever}),
+          "never returned from BumpTransaction", why="awaits forever on the first BumpTransaction: the outputs to "
+          "sweep never reach the handler"),
     wrong(EX, "ignores_both_on_chain_events", compose({SPEND: lambda **kw: None, BUMP: None}),
           "never came back to your wallet", why="ignores both on-chain events"),
 ]
