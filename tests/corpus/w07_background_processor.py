@@ -141,8 +141,6 @@ def _plain_with(changes: dict) -> Any:
     return compose(changes, plain=True)
 
 
-#: Why the swallowed-write cases miss their hint (a kit bug, not the handler's).
-
 ALL_REPLAY = {CLAIMED: INBOUND(replay), SENT: OUTBOUND(replay), FAILED: OUTBOUND(replay)}
 
 CASES = [
