@@ -1114,3 +1114,12 @@ def test_workbook_5_story_forwards_four_payments_from_alice_to_carol_with_the_ex
     delays = [c.at - h.started for h in played.handled(Event.PendingHTLCsForwardable)
               for c in played.recorder.calls_for(h, "channel_manager.process_pending_htlc_forwards")]
     assert len(delays) == 4 and delays[0] == pytest.approx(0.1, abs=1e-5) and delays[1] == pytest.approx(0.5)
+
+
+def test_workbook_5_names_a_fixed_delay_on_the_last_event_once_every_delay_showed():
+    from ldkkit.exercises import check
+
+    with pytest.raises(ExerciseFailed) as failure:
+        check(W05, _corpus("fixed_delay", W05))
+    path = next(line.strip() for line in str(failure.value).splitlines() if line.strip().startswith("Events so far:"))
+    assert path.endswith("PaymentForwarded → [PendingHTLCsForwardable]") and path.count("PendingHTLCsForwardable") == 4
