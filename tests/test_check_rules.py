@@ -1123,3 +1123,30 @@ def test_workbook_5_names_a_fixed_delay_on_the_last_event_once_every_delay_showe
         check(W05, _corpus("fixed_delay", W05))
     path = next(line.strip() for line in str(failure.value).splitlines() if line.strip().startswith("Events so far:"))
     assert path.endswith("PaymentForwarded → [PendingHTLCsForwardable]") and path.count("PendingHTLCsForwardable") == 4
+
+
+@pytest.mark.parametrize("story, kinds, sent, channel_sats", [
+    ("receive_with_failing_disk", ["PaymentClaimed"], [], 6_000_000),
+    ("send_with_failing_disk", ["PaymentSent", "PaymentFailed"], [100_000_000, 10_000_000], 1_000_000),
+])
+def test_workbook_7_stories_refuse_one_write_of_each_payment_event(story, kinds, sent, channel_sats):
+    """What the rules are judged on: bob opens 6,000,000 sats to you and pays you 50,000 sats; or you open
+    1,000,000 sats to bob and pay him 100,000 sats, then 10,000 sats he refuses. The disk refuses the first write of
+    each payment event's record (a right handler asks for it again), and no other."""
+    from ldkkit.exercises import background_processor
+
+    session = common.Session(W07, reference)
+    try:
+        played = session.play(story, getattr(background_processor, story), processor="thread")
+    finally:
+        session.close()
+    assert list(played.stage.peers) == ["bob"]
+    assert [c.channel_value_satoshis for c in played.me.channel_manager.list_channels()] == [channel_sats]
+    assert [s.amt_msat for s in played.stage.sent.values()] == sent
+    handed = [h for h in played.recorder.handlings if type(h.event).__name__ in kinds]
+    assert [type(h.event).__name__ for h in handed] == [kind for kind in kinds for _ in range(2)]
+    key = "inbound_payments" if story.startswith("receive") else "outbound_payments"
+    errors = [str(c.error) for h in handed for c in played.recorder.calls_for(h, "fs_store.write")]
+    assert errors == [f"disk full (simulated) writing {key}", "None"] * len(kinds)
+    if story.startswith("receive"):
+        assert [h.event.amount_msat for h in handed] == [50_000_000, 50_000_000]
