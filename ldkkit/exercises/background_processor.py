@@ -12,7 +12,6 @@ from what is on disk once the processor has stopped:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ..events import Event
 from ..scenarios import Stage
@@ -79,10 +78,10 @@ def _form(form: str) -> str:
 
 def judge_replays(played: Played) -> None:
     """The last hand-over of each payment event left the right record; failed writes were not swallowed."""
-    last: dict[Any, Handling] = {}
+    last: dict[Event, Handling] = {}  # events of two kinds are never equal
     for handling in played.recorder.handlings:
         if isinstance(handling.event, (Event.PaymentClaimed, Event.PaymentSent, Event.PaymentFailed)):
-            last[(type(handling.event), handling.event)] = handling
+            last[handling.event] = handling
     for handling in last.values():
         if replayed(handling):
             raise fail(played, handling.event, "the event handled in the end (None returned once the write worked)",
