@@ -6,6 +6,7 @@ test shapes: a sweep still in the mempool, an event carrying two outputs.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -755,6 +756,8 @@ W05_AT_ONCE = ["Expected: a wait of 100 to 500 ms first", "Happened: it was call
     ("forwards_now_and_later", [W05_SCENARIO, *W05_AT_ONCE]),
     ("never_returns_from_payment_forwarded", ["Scenario 'forwarding':", "Expected: 4 PaymentForwarded events",
                                               "Happened: 1", W_HELD_BACK.format("PaymentForwarded")]),
+    ("disconnects_the_next_hop", ["Scenario 'forwarding':", "Expected: 4 PaymentForwarded events", "Happened: 2",
+                                  "Hint: a forward completes once the next hop's preimage comes back through you."]),
     ("never_forwards", [W05_SCENARIO, "Expected: process_pending_htlc_forwards() called after a short delay",
                         "Happened: it was never called (not even 15 minutes later)",
                         "Hint: without it, HTLCs wait forever: nothing is forwarded or claimed. Spawn a task that "
@@ -1150,3 +1153,15 @@ def test_workbook_7_stories_refuse_one_write_of_each_payment_event(story, kinds,
     assert errors == [f"disk full (simulated) writing {key}", "None"] * len(kinds)
     if story.startswith("receive"):
         assert [h.event.amount_msat for h in handed] == [50_000_000, 50_000_000]
+
+
+def test_workbook_5_says_how_long_a_handler_waited_when_it_awaited_milliseconds_as_seconds():
+    from corpus.arms import compose
+
+    async def awaits_milliseconds(channel_manager, event, **_):
+        await asyncio.sleep(event.time_forwardable.total_seconds() * 1000)  # 100 "ms", slept as seconds, in here
+        channel_manager.process_pending_htlc_forwards()
+
+    assert _read(compose({Event.PendingHTLCsForwardable: awaits_milliseconds}), W05)[1:3] == [
+        "Expected: the handler to return at once, and the forward to happen later",
+        "Happened: the handler itself waited 100000 ms before returning"]

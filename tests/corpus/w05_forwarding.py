@@ -113,6 +113,18 @@ def replays_each_forward_once() -> Any:
     return arm
 
 
+def disconnects_after_two_forwards() -> Any:
+    """A PaymentForwarded arm that disconnects the next hop after the second forward ("enough for today")."""
+    forwards: list[Any] = []
+
+    def arm(peer_manager: Any, event: Any, **_: Any) -> None:
+        forwards.append(event)
+        if len(forwards) == 2:
+            peer_manager.disconnect_by_node_id(event.next_node_id)
+
+    return arm
+
+
 async def waits_forever(**_: Any) -> None:
     await asyncio.Event().wait()
 
@@ -152,6 +164,10 @@ CASES = [
           "4 PaymentForwarded events", "never returned from PaymentForwarded",
           why="awaits forever on the first PaymentForwarded: the later forwards never reach the handler (the hint "
               "once said a forward completes once the preimage comes back)"),
+    wrong(EX, "disconnects_the_next_hop", Fresh(lambda: compose({Event.PaymentForwarded:
+                                                                  disconnects_after_two_forwards()})),
+          "4 PaymentForwarded events", "next hop's preimage",
+          why="disconnects carol after two forwards: the other two HTLCs cannot go on, and are failed back"),
     wrong(EX, "task_forgets_to_forward", compose({FWD: forgets_to_forward}), "process_pending_htlc_forwards",
           why="the task sleeps and never calls process_pending_htlc_forwards"),
 ]
