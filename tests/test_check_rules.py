@@ -1107,6 +1107,7 @@ def test_workbook_5_story_forwards_four_payments_from_alice_to_carol_with_the_ex
                                                                 forwarding.EXTREME_DRAWS))
     finally:
         session.close()
+    assert list(played.stage.peers) == ["alice", "carol"]
     forwarded = played.events(Event.PaymentForwarded)
     assert [e.outbound_amount_forwarded_msat for e in forwarded] == [100_000_000, 200_000_000, 50_000_000, 70_000_000]
     assert [e.total_fee_earned_msat for e in forwarded] == [1_000] * 4
@@ -1165,3 +1166,26 @@ def test_workbook_5_says_how_long_a_handler_waited_when_it_awaited_milliseconds_
     assert _read(compose({Event.PendingHTLCsForwardable: awaits_milliseconds}), W05)[1:3] == [
         "Expected: the handler to return at once, and the forward to happen later",
         "Happened: the handler itself waited 100000 ms before returning"]
+
+
+def test_workbook_6_story_closes_one_channel_cooperatively_and_force_closes_one_with_a_stuck_htlc():
+    """What the rules are judged on: you open 1,000,000 sats to bob and to carol and pay carol 50,000 sats; she
+    goes offline as it arrives, so the HTLC stays. You close bob's channel cooperatively (a StaticOutput to sweep)
+    and force-close carol's: your commitment, its HTLC taken back once it expires, and both delayed outputs to
+    sweep once they mature."""
+    from ldkkit.events.bump_transaction import BumpTransactionEvent
+
+    session = common.Session(W06, reference)
+    try:
+        played = session.play(W06, on_chain.story)
+    finally:
+        session.close()
+    assert list(played.stage.peers) == ["bob", "carol"]
+    assert [e.channel_capacity_sats for e in played.events(Event.ChannelClosed)] == [1_000_000, 1_000_000]
+    spendable = played.events(Event.SpendableOutputs)
+    assert [[type(o).__name__ for o in e.outputs] for e in spendable] == [
+        ["StaticOutput"], ["DelayedPaymentOutput"], ["DelayedPaymentOutput"]]
+    bumps = [e.bump_event for e in played.events(Event.BumpTransaction)]
+    htlcs = {d.htlc.amount_msat for b in bumps if isinstance(b, BumpTransactionEvent.HTLCResolution)
+             for d in b.htlc_descriptors}
+    assert isinstance(bumps[0], BumpTransactionEvent.ChannelClose) and htlcs == {50_000_000}
