@@ -902,6 +902,9 @@ W06_BUMP = ["Scenario 'on_chain' on Event.BumpTransaction:",
     ("far_delay_until_height", [*W06_SPENDABLE, W06_NEVER + ": you told the sweeper to wait until block 10,021",
                                 "Hint: pass delay_until_height=None: the sweeper spends outputs as soon as they are "
                                 "spendable."]),
+    ("delay_until_the_last_block", [*W06_SPENDABLE, W06_NEVER + ": you told the sweeper to wait until block 215",
+                                    "Hint: pass delay_until_height=None: the sweeper spends outputs as soon as they "
+                                    "are spendable."]),
     ("never_sweeps", [*W06_SPENDABLE, W06_NEVER + ": the event's outputs were never handed to the OutputSweeper",
                       W06_HAND_OVER]),
     ("filters_static_outputs_itself", [*W06_SPENDABLE, W06_NEVER + ": it was not among the outputs you handed over",

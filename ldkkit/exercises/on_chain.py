@@ -87,7 +87,8 @@ def _explain(played: Played, handling: Handling, descriptor: Any) -> tuple[str, 
         return (": you told the sweeper to exclude static outputs, and this is one",
                 "a cooperative close pays you a plain StaticOutput: excluding static outputs leaves it unswept. "
                 "Pass exclude_static_outputs=False.")
-    if call["delay_until_height"] is not None and call["delay_until_height"] > played.world.chain.height():
+    # At delay_until_height the sweeper only broadcasts: at the story's last block, that sweep is unconfirmed.
+    if call["delay_until_height"] is not None and call["delay_until_height"] >= played.world.chain.height():
         return (f": you told the sweeper to wait until block {call['delay_until_height']:,}",
                 "pass delay_until_height=None: the sweeper spends outputs as soon as they are spendable.")
     if descriptor not in tuple(call["output_descriptors"]):

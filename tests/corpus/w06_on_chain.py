@@ -129,6 +129,10 @@ CASES = [
     wrong(EX, "far_delay_until_height",
           compose({SPEND: track(delay_until_height=lambda cm: cm.current_best_block() + 10_000)}),
           "delay_until_height", "wait until block", why="delay_until_height = height + 10,000"),
+    wrong(EX, "delay_until_the_last_block", compose({SPEND: track(delay_until_height=lambda cm: 215)}),
+          "wait until block 215", "delay_until_height",
+          why="delay_until_height = 215, the story's last block: the sweep is broadcast then, never confirmed (the "
+              "message once gave no reason, and the hint said to hand the outputs over)"),
     wrong(EX, "never_sweeps", compose({SPEND: None}), "never came back to your wallet", "track_spendable_outputs",
           "OutputSweeper", why="no SpendableOutputs arm"),
     wrong(EX, "ignores_bump_transaction", compose({BUMP: None}), "bump_tx_event_handler.handle_event",
