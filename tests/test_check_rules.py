@@ -1004,6 +1004,13 @@ def _w07_scenario(story: str, form: str, kind: str) -> str:
     ("raises_on_failed_write", [_w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"),
                                 "Expected: your handler to return normally",
                                 "Happened: it raised RuntimeError: could not save the payment", W07_RAISED]),
+    ("plain_def_spawning_forwards", [_w07_scenario(W07_INBOUND, W07_THREAD, "PendingHTLCsForwardable"),
+                                     "Expected: your handler to return normally",
+                                     "Happened: it raised RuntimeError: no running event loop",
+                                     "Hint: your handler is a plain def, and under BackgroundProcessor.start a plain "
+                                     "handler runs outside any event loop, so there is no loop to spawn a task on. "
+                                     "Make it async def handle_ldk_events(...): the processor then runs it on the "
+                                     "node's loop, as ldk-sample runs its handler on tokio."]),
     ("swallows_oserror", [_w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), W07_SWALLOWED[0],
                           W07_SWALLOWED[1].format("inbound_payments"), W07_SWALLOWED[2]]),
     ("swallows_outbound_only", [_w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentSent"), W07_SWALLOWED[0],
