@@ -1199,3 +1199,21 @@ def test_workbook_6_story_closes_one_channel_cooperatively_and_force_closes_one_
     htlcs = {d.htlc.amount_msat for b in bumps if isinstance(b, BumpTransactionEvent.HTLCResolution)
              for d in b.htlc_descriptors}
     assert isinstance(bumps[0], BumpTransactionEvent.ChannelClose) and htlcs == {50_000_000}
+
+
+def test_workbook_7_names_a_swallowed_write_even_when_another_key_is_written_after_it():
+    """The failed write of the record is what is lost, whatever the handler writes after it (a log here)."""
+    from corpus.arms import compose
+    from corpus.w07_background_processor import _update_inbound
+
+    def logs_after_the_record(inbound_payments, fs_store, event, **_):
+        _update_inbound(inbound_payments, event)
+        try:
+            fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+        except OSError:
+            pass  # "the log below will do"
+        fs_store.write("", "", "claims_log", bytes(event.payment_hash))
+
+    assert _read(compose({Event.PaymentClaimed: logs_after_the_record}), W07) == [
+        _w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), W07_SWALLOWED[0],
+        W07_SWALLOWED[1].format("inbound_payments"), W07_SWALLOWED[2]]

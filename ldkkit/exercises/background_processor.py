@@ -93,13 +93,17 @@ def judge_replays(played: Played) -> None:
 
 
 def _judge_not_swallowed(played: Played, handling: Handling) -> None:
+    """A write that raised, of a key no later write of this hand-over wrote, and None returned: swallowed."""
     writes = played.recorder.calls_for(handling, "fs_store.write")
-    if writes and writes[-1].error is not None and handling.result is None:
-        key = writes[-1].arguments.get("key")
+    keys = [w.arguments.get("key") for w in writes]
+    lost = [w for at, w in enumerate(writes) if w.error is not None
+            and not any(later.error is None for later in writes[at + 1:] if later.arguments.get("key") == keys[at])]
+    if lost and handling.result is None:
         raise fail(played, handling.event, "ReplayEvent() returned when the write failed, so LDK hands the event over "
-                   "again", f"writing {key} raised {type(writes[-1].error).__name__} and your handler returned as if "
-                   "all was well: the record is lost", "catch OSError around fs_store.write and return ReplayEvent(): "
-                   "an event counts as handled only once your handler returns normally.")
+                   "again", f"writing {keys[writes.index(lost[0])]} raised {type(lost[0].error).__name__} and your "
+                   "handler returned as if all was well: the record is lost",
+                   "catch OSError around fs_store.write and return ReplayEvent(): an event counts as handled only "
+                   "once your handler returns normally.")
 
 
 def restart_story(stage: Stage) -> None:
