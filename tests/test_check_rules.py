@@ -1217,3 +1217,22 @@ def test_workbook_7_names_a_swallowed_write_even_when_another_key_is_written_aft
     assert _read(compose({Event.PaymentClaimed: logs_after_the_record}), W07) == [
         _w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), W07_SWALLOWED[0],
         W07_SWALLOWED[1].format("inbound_payments"), W07_SWALLOWED[2]]
+
+
+def test_workbook_7_judges_writes_only_a_read_that_finds_nothing_is_no_lost_write():
+    """A RIGHT handler that first reads its claims log, which does not exist yet (NotFound, handled), then
+    persists with ReplayEvent() on a failed write: only fs_store.write calls are judged as lost writes."""
+    from corpus.arms import compose
+    from corpus.w07_background_processor import INBOUND, replay
+
+    persist = INBOUND(replay)
+
+    def reads_its_log_first(fs_store, **kw):
+        try:
+            fs_store.read("", "", "claims_log")
+        except OSError:  # NotFound: no log yet
+            pass
+        return persist(fs_store=fs_store, **kw)
+
+    assert _read(compose({Event.PaymentClaimed: reads_its_log_first}), W07)[0] == (
+        "✅ background_processor: all 3 checks passed")
