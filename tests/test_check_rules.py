@@ -6,6 +6,7 @@ test shapes: a sweep still in the mempool, an event carrying two outputs.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -45,8 +46,11 @@ def test_a_sweep_still_in_the_mempool_has_not_come_back_yet(sweep_in_mempool):
     """The rule is a *confirmed* sweep into the wallet: one only broadcast is not judged swept."""
     played = sweep_in_mempool
     assert len(played.handled(Event.SpendableOutputs)) == 2 and played.world.chain.mempool
-    with pytest.raises(ExerciseFailed, match="never came back to your wallet"):
+    with pytest.raises(ExerciseFailed, match="never came back to your wallet") as failure:
         on_chain.judge_sweeps(played)
+    lines = [line.strip() for line in str(failure.value).splitlines()]
+    assert lines[2] == "Happened: it never came back to your wallet"  # handed over whole: no reason to give
+    assert lines[-1] == W06_HAND_OVER
 
 
 def test_every_output_of_an_event_is_judged_not_only_the_first(sweep_in_mempool):
@@ -872,6 +876,9 @@ def test_workbook_4_tells_a_passing_handler_what_it_verified():
 
 # --- workbook 5: the words a learner reads, exactly -------------------------------------------------------
 
+W_HELD_BACK = ("Hint: your handler never returned from {} (it is still waiting), and LDK hands events over one at a "
+               "time: none after it reached your handler. Never wait in the handler for something that happens "
+               "later.")
 W05 = "forwarding"
 W05_SCENARIO = "Scenario 'forwarding' on Event.PendingHTLCsForwardable:"
 W05_RANGE = ("Hint: LDK asks for a random delay between time_forwardable and five times it: time_forwardable × (1 + 4 "
@@ -896,6 +903,10 @@ W05_AT_ONCE = ["Expected: a wait of 100 to 500 ms first", "Happened: it was call
                            "(asyncio.get_running_loop().create_task(...)) instead of awaiting it in the handler."]),
     ("forwards_at_once", [W05_SCENARIO, *W05_AT_ONCE]),
     ("forwards_now_and_later", [W05_SCENARIO, *W05_AT_ONCE]),
+    ("never_returns_from_payment_forwarded", ["Scenario 'forwarding':", "Expected: 4 PaymentForwarded events",
+                                              "Happened: 1", W_HELD_BACK.format("PaymentForwarded")]),
+    ("disconnects_the_next_hop", ["Scenario 'forwarding':", "Expected: 4 PaymentForwarded events", "Happened: 2",
+                                  "Hint: a forward completes once the next hop's preimage comes back through you."]),
     ("never_forwards", [W05_SCENARIO, "Expected: process_pending_htlc_forwards() called after a short delay",
                         "Happened: it was never called (not even 15 minutes later)",
                         "Hint: without it, HTLCs wait forever: nothing is forwarded or claimed. Spawn a task that "
@@ -1234,3 +1245,362 @@ def test_the_capstone_fails_a_claim_of_a_payment_made_twice(capstone_alone):
         "Scenario 'receive_duplicate_payment' on Event.PaymentClaimable:",
         "Expected: fail_htlc_backwards(payment_hash): this invoice is already paid",
         "Happened: you claimed it a second time"]
+
+
+# --- workbook 6: the words a learner reads, exactly -------------------------------------------------------
+
+W06 = "on_chain"
+W06_SPENDABLE = ["Scenario 'on_chain' on Event.SpendableOutputs:",
+                 "Expected: the output 08763478b58e8ff127cc9e280825f0c12725627d520ed811c7bac95100f5828f:0 "
+                 "(999,830 sats) swept into your wallet"]
+W06_NEVER = "Happened: it never came back to your wallet"
+W06_HAND_OVER = ("Hint: LDK never spends these itself: hand event.outputs and event.channel_id to "
+                 "output_sweeper.track_spendable_outputs, which sweeps them to your wallet once they confirm.")
+W06_BUMP = ["Scenario 'on_chain' on Event.BumpTransaction:",
+            "Expected: bump_tx_event_handler.handle_event(the inner {})", "Happened: it was not handed over",
+            "Hint: match Event.BumpTransaction(bump_event) and hand bump_event over, whatever its kind: on an anchor "
+            "channel, only a fee-paying child gets your commitment (or an HTLC claim) confirmed."]
+
+
+@pytest.mark.parametrize("case, lines", [
+    ("excludes_static_outputs", [*W06_SPENDABLE, W06_NEVER + ": you told the sweeper to exclude static outputs, and "
+                                 "this is one", "Hint: a cooperative close pays you a plain StaticOutput: excluding "
+                                 "static outputs leaves it unswept. Pass exclude_static_outputs=False."]),
+    ("far_delay_until_height", [*W06_SPENDABLE, W06_NEVER + ": you told the sweeper to wait until block 10,021",
+                                "Hint: pass delay_until_height=None: the sweeper spends outputs as soon as they are "
+                                "spendable."]),
+    ("delay_until_the_last_block", [*W06_SPENDABLE, W06_NEVER + ": you told the sweeper to wait until block 215",
+                                    "Hint: pass delay_until_height=None: the sweeper spends outputs as soon as they "
+                                    "are spendable."]),
+    ("never_sweeps", [*W06_SPENDABLE, W06_NEVER + ": the event's outputs were never handed to the OutputSweeper",
+                      W06_HAND_OVER]),
+    ("filters_static_outputs_itself", [*W06_SPENDABLE, W06_NEVER + ": it was not among the outputs you handed over",
+                                       W06_HAND_OVER]),
+    ("filters_static_outputs_delay_at_current_height", [
+        *W06_SPENDABLE, W06_NEVER + ": it was not among the outputs you handed over", W06_HAND_OVER]),
+    ("never_returns_from_channel_closed", ["Scenario 'on_chain':",
+                                           "Expected: SpendableOutputs and BumpTransaction events",
+                                           "Happened: 0 and 0", W_HELD_BACK.format("ChannelClosed")]),
+    ("never_returns_from_bump_transaction", ["Scenario 'on_chain':",
+                                             "Expected: SpendableOutputs and BumpTransaction events",
+                                             "Happened: 0 and 1", W_HELD_BACK.format("BumpTransaction")]),
+    ("ignores_bump_transaction", [W06_BUMP[0], W06_BUMP[1].format("ChannelClose"), *W06_BUMP[2:]]),
+    ("bumps_channel_close_only", [W06_BUMP[0], W06_BUMP[1].format("HTLCResolution"), *W06_BUMP[2:]]),
+])
+def test_workbook_6_says_exactly_what_went_wrong(case, lines):
+    assert _read(_corpus(case, W06), W06) == lines
+
+
+def test_workbook_6_tells_a_passing_handler_what_it_verified():
+    assert _read(_corpus("track_with_defaults", W06), W06) == [
+        "✅ on_chain: all 3 checks passed",
+        "  every spendable output swept into your wallet     1,998,843 sats from 3 events",
+        "  BumpTransaction handed to the BumpTxEventHandler  42 events",
+        "  your commitment and HTLC claims confirmed         paid for from your wallet"]
+
+
+def test_workbook_6_names_the_error_a_handler_hid_from_the_sweeper():
+    def hides_the_error(output_sweeper, event, **_):
+        try:
+            output_sweeper.track_spendable_outputs([*event.outputs, None], event.channel_id)
+        except TypeError:  # the learner hides the sweeper's answer
+            pass
+
+    from corpus.arms import compose
+
+    assert _read(compose({Event.SpendableOutputs: hides_the_error}), W06) == [
+        *W06_SPENDABLE, W06_NEVER + ": track_spendable_outputs raised TypeError: track_spendable_outputs takes "
+        "SpendableOutputDescriptors, got NoneType", W06_HAND_OVER]
+
+
+W06_UNCONFIRMED = ["Scenario 'on_chain' on Event.BumpTransaction:", "Expected: {}", "Happened: it never confirmed",
+                   "Hint: hand event.bump_event to bump_tx_event_handler.handle_event: on an anchor channel it pays "
+                   "no fee of its own, and only the transaction the handler builds from your wallet's coins gets it "
+                   "confirmed."]
+W06_COMMITMENT = "813c915d09797c28949b24d082fc6d49231e45702efbd084afb265c88af46cf7"
+W06_CHANNEL = "f739ae680efcce960b12e94bb7d7f38654f88df07dfe4e72c143863407bb745d"
+
+
+@pytest.mark.parametrize("unpaid, expected", [
+    ("ChannelClose", f"your commitment transaction {W06_COMMITMENT} of channel {W06_CHANNEL} confirmed"),
+    ("HTLCResolution", f"the HTLC output {W06_COMMITMENT}:1 of channel {W06_CHANNEL} taken back by a confirmed "
+                       "transaction"),
+])
+def test_workbook_6_judges_the_chain_not_the_hand_over(monkeypatch, unpaid, expected):
+    """Each fee bump handed over, but the BumpTxEventHandler pays for one kind only (say, the wallet ran dry):
+    what that kind asked for never confirms, and the check names it."""
+    from corpus.arms import compose
+
+    from ldkkit.events.bump_transaction import BumpTransactionEventHandler
+
+    pays = BumpTransactionEventHandler.handle_event
+
+    def pays_all_but_one_kind(self, event):
+        if type(event).__name__ != unpaid:
+            pays(self, event)
+
+    monkeypatch.setattr(BumpTransactionEventHandler, "handle_event", pays_all_but_one_kind)
+    lines = _read(compose(), W06)
+    assert lines == [W06_UNCONFIRMED[0], W06_UNCONFIRMED[1].format(expected), *W06_UNCONFIRMED[2:]]
+
+
+# --- workbook 7: the words a learner reads, exactly -------------------------------------------------------
+
+W07 = "background_processor"
+W07_INBOUND, W07_OUTBOUND = "a failed write of inbound_payments", "failed writes of outbound_payments"
+W07_THREAD, W07_ASYNC = "BackgroundProcessor.start", "process_events_async"
+W07_RAISED = ("Hint: writing to disk failed, and raising stops the node's event processing. When you cannot persist "
+              "what an event changed, return ReplayEvent(): LDK hands the same event over again, and nothing is lost.")
+W07_SWALLOWED = ["Expected: ReplayEvent() returned when the write failed, so LDK hands the event over again",
+                 "Happened: writing {} raised OSError and your handler returned as if all was well: the record is lost",
+                 "Hint: catch OSError around fs_store.write and return ReplayEvent(): an event counts as handled only "
+                 "once your handler returns normally."]
+W07_RECORD = ("Expected: inbound_payments[payment_hash] = PaymentInfo(preimage, secret, HTLCStatus.Succeeded, "
+              "50,000,000) on disk")
+
+
+def _w07_scenario(story: str, form: str, kind: str) -> str:
+    return f"Scenario '{story}, under {form}' on Event.{kind}:"
+
+
+@pytest.mark.parametrize("case, lines", [
+    ("protects_only_inbound", [_w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentSent"),
+                               "Expected: your handler to return normally",
+                               "Happened: it raised OSError: disk full (simulated) writing outbound_payments",
+                               W07_RAISED]),
+    ("raises_on_failed_write", [_w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"),
+                                "Expected: your handler to return normally",
+                                "Happened: it raised RuntimeError: could not save the payment", W07_RAISED]),
+    ("plain_def_spawning_forwards", [_w07_scenario(W07_INBOUND, W07_THREAD, "PendingHTLCsForwardable"),
+                                     "Expected: your handler to return normally",
+                                     "Happened: it raised RuntimeError: no running event loop",
+                                     "Hint: your handler is a plain def, and under BackgroundProcessor.start a plain "
+                                     "handler runs outside any event loop, so there is no loop to spawn a task on. "
+                                     "Make it async def handle_ldk_events(...): the processor then runs it on the "
+                                     "node's loop, as ldk-sample runs its handler on tokio."]),
+    ("swallows_oserror", [_w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), W07_SWALLOWED[0],
+                          W07_SWALLOWED[1].format("inbound_payments"), W07_SWALLOWED[2]]),
+    ("swallows_outbound_only", [_w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentSent"), W07_SWALLOWED[0],
+                                W07_SWALLOWED[1].format("outbound_payments"), W07_SWALLOWED[2]]),
+    ("counts_replay_twice", [_w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), W07_RECORD,
+                             "Happened: on disk: PaymentInfo(preimage=f645…34fb, secret=b55a…161e, "
+                             "status=HTLCStatus.Succeeded, amt_msat=150,000,000 msat) (amt_msat 150000000 for "
+                             "50000000 received)",
+                             "Hint: record the amount this event says you received, once: a replayed PaymentClaimed "
+                             "must not add it again. Set the fields; never add to them."]),
+    ("always_replays_claimed", [_w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"),
+                                "Expected: the event handled in the end (None returned once what failed works "
+                                "again)",
+                                "Happened: your handler asked for it again each of the 37 times it was handed over, "
+                                "so it was never handled, and LDK hands over no event after it until it is",
+                                "Hint: return ReplayEvent() only when something failed that may work next time, such "
+                                "as fs_store.write raising OSError; once it works, return nothing."]),
+])
+def test_workbook_7_says_exactly_what_went_wrong(case, lines):
+    assert _read(_corpus(case, W07), W07) == lines
+
+
+def test_workbook_7_tells_a_passing_handler_what_it_verified():
+    assert _read(_corpus("retry_in_place", W07), W07) == [
+        "✅ background_processor: all 3 checks passed",
+        "  a failed write loses nothing: ReplayEvent, and the record ends right   inbound and outbound, both "
+        "processor forms",
+        "  a replayed event is not counted twice                                  the amount stored is the amount "
+        "received",
+        "  after a crash and restart, the replayed events leave the same records  yes"]
+
+
+def _swallows_from(nth_failure: int):
+    """A workbook 7 handler that returns ReplayEvent() for failed writes, until the ``nth_failure``-th of the
+    check, which it swallows: right in the stories played before it, wrong in the one it happens in."""
+    from corpus.arms import compose
+    from corpus.w07_background_processor import _update_inbound, _update_outbound
+
+    from ldkkit.events import ReplayEvent
+
+    failures = [0]
+
+    def arm(inbound_payments, outbound_payments, fs_store, event, **_):
+        inbound = isinstance(event, Event.PaymentClaimed)
+        storage, key = (inbound_payments, "inbound_payments") if inbound else (outbound_payments, "outbound_payments")
+        (_update_inbound if inbound else _update_outbound)(storage, event)
+        try:
+            fs_store.write("", "", key, storage.encode())
+        except OSError:
+            failures[0] += 1
+            return ReplayEvent() if failures[0] < nth_failure else None
+        return None
+
+    return compose({Event.PaymentClaimed: arm, Event.PaymentSent: arm, Event.PaymentFailed: arm})
+
+
+@pytest.mark.parametrize("nth_failure, scenario, key", [
+    (1, _w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), "inbound_payments"),
+    (2, _w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentSent"), "outbound_payments"),
+    (3, _w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentFailed"), "outbound_payments"),
+    (4, _w07_scenario(W07_INBOUND, W07_ASYNC, "PaymentClaimed"), "inbound_payments"),
+    (5, _w07_scenario(W07_OUTBOUND, W07_ASYNC, "PaymentSent"), "outbound_payments"),
+    (6, _w07_scenario(W07_OUTBOUND, W07_ASYNC, "PaymentFailed"), "outbound_payments"),
+])
+def test_workbook_7_judges_every_failed_write_under_both_processor_forms(nth_failure, scenario, key):
+    """The disk refuses six writes in all, in this order: inbound once, then outbound for a payment that succeeds
+    and one that fails, under BackgroundProcessor.start, then the same under process_events_async. Swallowing any
+    one of them fails, in the story and form it happened in."""
+    assert _read(_swallows_from(nth_failure), W07) == [scenario, W07_SWALLOWED[0], W07_SWALLOWED[1].format(key),
+                                                       W07_SWALLOWED[2]]
+
+
+def test_workbook_7_judges_the_records_after_a_restart():
+    """A handler right under both processor forms that stores a wrong amount from the fifth PaymentClaimed on:
+    the one a restarted node is handed again (the crash came before anything handled it) is judged too."""
+    from corpus.arms import compose
+    from corpus.w07_background_processor import INBOUND, replay
+
+    right = INBOUND(replay)
+    seen = [0]
+
+    def in_sats_after_four(event, **kw):
+        seen[0] += 1
+        if seen[0] > 4:
+            event = dataclasses.replace(event, amount_msat=event.amount_msat // 1000)
+        return right(event=event, **kw)
+
+    assert _read(compose({Event.PaymentClaimed: in_sats_after_four}), W07) == [
+        "Scenario 'restart_replay' on Event.PaymentClaimed:", W07_RECORD,
+        "Happened: on disk: PaymentInfo(preimage=f645…34fb, secret=b55a…161e, status=HTLCStatus.Succeeded, "
+        "amt_msat=50,000 msat) (amt_msat 50000 for 50000000 received)",
+        "Hint: record the amount this event says you received, once: a replayed PaymentClaimed must not add it "
+        "again. Set the fields; never add to them."]
+
+
+def test_workbook_5_story_forwards_four_payments_from_alice_to_carol_with_the_extreme_draws_first():
+    """What the rules are judged on: alice and carol each open a 6,000,000 sat channel to you (carol pushing you
+    3,000,000 sats to forward with), alice pays carol 100,000, 200,000, 50,000 and 70,000 sats through you, for a
+    fee of 1,000 msat each; the first two delays your handler draws are the extremes, all zeros and all ones."""
+    from ldkkit.exercises import forwarding
+
+    session = common.Session(W05, reference)
+    try:
+        played = session.play(W05, forwarding.story, draws_for=(Event.PendingHTLCsForwardable,
+                                                                forwarding.EXTREME_DRAWS))
+    finally:
+        session.close()
+    assert list(played.stage.peers) == ["alice", "carol"]
+    forwarded = played.events(Event.PaymentForwarded)
+    assert [e.outbound_amount_forwarded_msat for e in forwarded] == [100_000_000, 200_000_000, 50_000_000, 70_000_000]
+    assert [e.total_fee_earned_msat for e in forwarded] == [1_000] * 4
+    channels = played.me.channel_manager.list_channels()
+    assert [c.channel_value_satoshis for c in channels] == [6_000_000, 6_000_000]
+    # Yours, less the 1 % reserve: what alice paid you (420,004,000 msat), and carol's push less what you sent her.
+    assert sorted(c.outbound_capacity_msat for c in channels) == [360_004_000, 2_520_000_000]
+    delays = [c.at - h.started for h in played.handled(Event.PendingHTLCsForwardable)
+              for c in played.recorder.calls_for(h, "channel_manager.process_pending_htlc_forwards")]
+    assert len(delays) == 4 and delays[0] == pytest.approx(0.1, abs=1e-5) and delays[1] == pytest.approx(0.5)
+
+
+def test_workbook_5_names_a_fixed_delay_on_the_last_event_once_every_delay_showed():
+    from ldkkit.exercises import check
+
+    with pytest.raises(ExerciseFailed) as failure:
+        check(W05, _corpus("fixed_delay", W05))
+    path = next(line.strip() for line in str(failure.value).splitlines() if line.strip().startswith("Events so far:"))
+    assert path.endswith("PaymentForwarded → [PendingHTLCsForwardable]") and path.count("PendingHTLCsForwardable") == 4
+
+
+@pytest.mark.parametrize("story, kinds, sent, channel_sats", [
+    ("receive_with_failing_disk", ["PaymentClaimed"], [], 6_000_000),
+    ("send_with_failing_disk", ["PaymentSent", "PaymentFailed"], [100_000_000, 10_000_000], 1_000_000),
+])
+def test_workbook_7_stories_refuse_one_write_of_each_payment_event(story, kinds, sent, channel_sats):
+    """What the rules are judged on: bob opens 6,000,000 sats to you and pays you 50,000 sats; or you open
+    1,000,000 sats to bob and pay him 100,000 sats, then 10,000 sats he refuses. The disk refuses the first write of
+    each payment event's record (a right handler asks for it again), and no other."""
+    from ldkkit.exercises import background_processor
+
+    session = common.Session(W07, reference)
+    try:
+        played = session.play(story, getattr(background_processor, story), processor="thread")
+    finally:
+        session.close()
+    assert list(played.stage.peers) == ["bob"]
+    assert [c.channel_value_satoshis for c in played.me.channel_manager.list_channels()] == [channel_sats]
+    assert [s.amt_msat for s in played.stage.sent.values()] == sent
+    handed = [h for h in played.recorder.handlings if type(h.event).__name__ in kinds]
+    assert [type(h.event).__name__ for h in handed] == [kind for kind in kinds for _ in range(2)]
+    key = "inbound_payments" if story.startswith("receive") else "outbound_payments"
+    errors = [str(c.error) for h in handed for c in played.recorder.calls_for(h, "fs_store.write")]
+    assert errors == [f"disk full (simulated) writing {key}", "None"] * len(kinds)
+    if story.startswith("receive"):
+        assert [h.event.amount_msat for h in handed] == [50_000_000, 50_000_000]
+
+
+def test_workbook_5_says_how_long_a_handler_waited_when_it_awaited_milliseconds_as_seconds():
+    from corpus.arms import compose
+
+    async def awaits_milliseconds(channel_manager, event, **_):
+        await asyncio.sleep(event.time_forwardable.total_seconds() * 1000)  # 100 "ms", slept as seconds, in here
+        channel_manager.process_pending_htlc_forwards()
+
+    assert _read(compose({Event.PendingHTLCsForwardable: awaits_milliseconds}), W05)[1:3] == [
+        "Expected: the handler to return at once, and the forward to happen later",
+        "Happened: the handler itself waited 100000 ms before returning"]
+
+
+def test_workbook_6_story_closes_one_channel_cooperatively_and_force_closes_one_with_a_stuck_htlc():
+    """What the rules are judged on: you open 1,000,000 sats to bob and to carol and pay carol 50,000 sats; she
+    goes offline as it arrives, so the HTLC stays. You close bob's channel cooperatively (a StaticOutput to sweep)
+    and force-close carol's: your commitment, its HTLC taken back once it expires, and both delayed outputs to
+    sweep once they mature."""
+    from ldkkit.events.bump_transaction import BumpTransactionEvent
+
+    session = common.Session(W06, reference)
+    try:
+        played = session.play(W06, on_chain.story)
+    finally:
+        session.close()
+    assert list(played.stage.peers) == ["bob", "carol"]
+    assert [e.channel_capacity_sats for e in played.events(Event.ChannelClosed)] == [1_000_000, 1_000_000]
+    spendable = played.events(Event.SpendableOutputs)
+    assert [[type(o).__name__ for o in e.outputs] for e in spendable] == [
+        ["StaticOutput"], ["DelayedPaymentOutput"], ["DelayedPaymentOutput"]]
+    bumps = [e.bump_event for e in played.events(Event.BumpTransaction)]
+    htlcs = {d.htlc.amount_msat for b in bumps if isinstance(b, BumpTransactionEvent.HTLCResolution)
+             for d in b.htlc_descriptors}
+    assert isinstance(bumps[0], BumpTransactionEvent.ChannelClose) and htlcs == {50_000_000}
+
+
+def test_workbook_7_names_a_swallowed_write_even_when_another_key_is_written_after_it():
+    """The failed write of the record is what is lost, whatever the handler writes after it (a log here)."""
+    from corpus.arms import compose
+    from corpus.w07_background_processor import _update_inbound
+
+    def logs_after_the_record(inbound_payments, fs_store, event, **_):
+        _update_inbound(inbound_payments, event)
+        try:
+            fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+        except OSError:
+            pass  # "the log below will do"
+        fs_store.write("", "", "claims_log", bytes(event.payment_hash))
+
+    assert _read(compose({Event.PaymentClaimed: logs_after_the_record}), W07) == [
+        _w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), W07_SWALLOWED[0],
+        W07_SWALLOWED[1].format("inbound_payments"), W07_SWALLOWED[2]]
+
+
+def test_workbook_7_judges_writes_only_a_read_that_finds_nothing_is_no_lost_write():
+    """A RIGHT handler that first reads its claims log, which does not exist yet (NotFound, handled), then
+    persists with ReplayEvent() on a failed write: only fs_store.write calls are judged as lost writes."""
+    from corpus.arms import compose
+    from corpus.w07_background_processor import INBOUND, replay
+
+    persist = INBOUND(replay)
+
+    def reads_its_log_first(fs_store, **kw):
+        try:
+            fs_store.read("", "", "claims_log")
+        except OSError:  # NotFound: no log yet
+            pass
+        return persist(fs_store=fs_store, **kw)
+
+    assert _read(compose({Event.PaymentClaimed: reads_its_log_first}), W07)[0] == (
+        "✅ background_processor: all 3 checks passed")

@@ -12,7 +12,6 @@ from what is on disk once the processor has stopped:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ..events import Event
 from ..scenarios import Stage
@@ -79,25 +78,28 @@ def _form(form: str) -> str:
 
 def judge_replays(played: Played) -> None:
     """The last hand-over of each payment event left the right record; failed writes were not swallowed."""
-    last: dict[Any, Handling] = {}
+    last: dict[Event, Handling] = {}  # events of two kinds are never equal
     for handling in played.recorder.handlings:
         if isinstance(handling.event, (Event.PaymentClaimed, Event.PaymentSent, Event.PaymentFailed)):
-            last[(type(handling.event), handling.event)] = handling
+            last[handling.event] = handling
     for handling in last.values():  # never a replay asked for: the story refused those (common._check_handled)
         _judge_not_swallowed(played, handling)
-    receiving_payments.judge_claimed_records(played, handlings=[h for h in last.values()
-                                                                 if isinstance(h.event, Event.PaymentClaimed)])
+    receiving_payments.judge_claimed_records(played)  # an event is handed over again only if it was replayed
     sending_payments.judge_outbound_records(played)
 
 
 def _judge_not_swallowed(played: Played, handling: Handling) -> None:
+    """A write that raised, of a key no later write of this hand-over wrote, and None returned: swallowed."""
     writes = played.recorder.calls_for(handling, "fs_store.write")
-    if writes and writes[-1].error is not None and handling.result is None:
-        key = writes[-1].arguments.get("key")
+    keys = [w.arguments.get("key") for w in writes]
+    lost = [w for at, w in enumerate(writes) if w.error is not None
+            and not any(later.error is None for later in writes[at + 1:] if later.arguments.get("key") == keys[at])]
+    if lost and handling.result is None:
         raise fail(played, handling.event, "ReplayEvent() returned when the write failed, so LDK hands the event over "
-                   "again", f"writing {key} raised {type(writes[-1].error).__name__} and your handler returned as if "
-                   "all was well: the record is lost", "catch OSError around fs_store.write and return ReplayEvent(): "
-                   "an event counts as handled only once your handler returns normally.")
+                   "again", f"writing {keys[writes.index(lost[0])]} raised {type(lost[0].error).__name__} and your "
+                   "handler returned as if all was well: the record is lost",
+                   "catch OSError around fs_store.write and return ReplayEvent(): an event counts as handled only "
+                   "once your handler returns normally.")
 
 
 def restart_story(stage: Stage) -> None:

@@ -566,6 +566,17 @@ def never_handled(played: Played, event: Event) -> ExerciseFailed:
                 "raising OSError; once it works, return nothing.")
 
 
+def held_back(played: Played) -> str:
+    """Why later events never reached your handler, if it never returned from one (an await that never
+    ends): a hint naming that event; "" if every hand-over finished."""
+    stuck = next((h for h in played.recorder.handlings if h.finished is None), None)
+    if stuck is None:
+        return ""
+    return (f"your handler never returned from {type(stuck.event).__name__} (it is still waiting), and LDK hands "
+            "events over one at a time: none after it reached your handler. Never wait in the handler for "
+            "something that happens later.")
+
+
 def _check_answers(played: Played) -> None:
     """LDK's handler returns ``Ok(())`` or ``Err(ReplayEvent())``: in Python, None or ``ReplayEvent()``."""
     for handling in played.recorder.handlings:

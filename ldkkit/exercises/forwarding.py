@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..events import Event
 from ..scenarios import Stage
-from .common import CheckResult, Handling, Played, Session, fail
+from .common import CheckResult, Handling, Played, Session, fail, held_back
 
 PAYMENTS_MSAT = (100_000_000, 200_000_000, 50_000_000, 70_000_000)
 #: The random bytes your handler is given for its delays: the extremes first, so the range shows.
@@ -37,7 +37,7 @@ def rules(session: Session, result: CheckResult) -> None:
     forwarded = played.events(Event.PaymentForwarded)
     if len(forwarded) != len(PAYMENTS_MSAT):
         raise fail(played, None, f"{len(PAYMENTS_MSAT)} PaymentForwarded events", f"{len(forwarded)}",
-                   "a forward completes once the next hop's preimage comes back through you.")
+                   held_back(played) or "a forward completes once the next hop's preimage comes back through you.")
     fees = sum(e.total_fee_earned_msat or 0 for e in forwarded)
     result.add("process_pending_htlc_forwards after a random delay in [t, 5t)",
                f"{len(delays)} times, {min(delays) * 1000:.0f} to {max(delays) * 1000:.0f} ms")

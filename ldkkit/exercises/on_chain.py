@@ -20,7 +20,7 @@ from ..events import Event
 from ..events.bump_transaction import BumpTransactionEvent
 from ..scenarios import Stage, vanish_when_paid
 from ..sign import SpendableOutputDescriptor, descriptor_outpoint
-from .common import CheckResult, Handling, Played, Session, count, fail
+from .common import CheckResult, Handling, Played, Session, count, fail, held_back
 
 
 def story(stage: Stage) -> None:
@@ -42,7 +42,7 @@ def rules(session: Session, result: CheckResult) -> None:
     spendable, bumps = played.handled(Event.SpendableOutputs), played.handled(Event.BumpTransaction)
     if not spendable or not bumps:
         raise fail(played, None, "SpendableOutputs and BumpTransaction events", f"{len(spendable)} and {len(bumps)}",
-                   "your handler must open and fund channels first (workbooks 1 and 2).")
+                   held_back(played) or "your handler must open and fund channels first (workbooks 1 and 2).")
     swept = judge_sweeps(played)
     judge_bumps(played)
     judge_bumped_confirmed(played)
@@ -64,42 +64,38 @@ def judge_sweeps(played: Played) -> int:
             tx = chain.get_transaction(txid) if txid is not None else None
             if tx is None or not chain.confirmations(txid) or not any(wallet.is_mine(o.script_pubkey)
                                                                      for o in tx.output):
+                why, hint = _explain(played, handling, descriptor)
                 raise fail(played, handling.event, f"the output {outpoint} ({value:,} sats) swept into your wallet",
-                           "it never came back to your wallet" + _why(played, handling, descriptor),
-                           _hint(played, handling, descriptor))
+                           f"it never came back to your wallet{why}", hint)
             total += value
     return total
 
 
-def _tracked(played: Played, handling: Handling) -> list[Any]:
-    return played.recorder.calls_for(handling, "output_sweeper.track_spendable_outputs")
+#: What to do when nothing more specific is known about an output that never came back.
+HAND_OVER = ("LDK never spends these itself: hand event.outputs and event.channel_id to "
+             "output_sweeper.track_spendable_outputs, which sweeps them to your wallet once they confirm.")
 
 
-def _why(played: Played, handling: Handling, descriptor: Any) -> str:
-    calls = _tracked(played, handling)
+def _explain(played: Played, handling: Handling, descriptor: Any) -> tuple[str, str]:
+    """Why ``descriptor`` never came back, from the handler's first hand-over to the sweeper, and the hint
+    for that reason (never one for another reason: a right delay_until_height is not blamed)."""
+    calls = played.recorder.calls_for(handling, "output_sweeper.track_spendable_outputs")
     if not calls:
-        return ": the event's outputs were never handed to the OutputSweeper"
+        return ": the event's outputs were never handed to the OutputSweeper", HAND_OVER
     call = calls[0]
     if call["exclude_static_outputs"] and isinstance(descriptor, SpendableOutputDescriptor.StaticOutput):
-        return ": you told the sweeper to exclude static outputs, and this is one"
-    if call["delay_until_height"] is not None and call["delay_until_height"] > played.world.chain.height():
-        return f": you told the sweeper to wait until block {call['delay_until_height']:,}"
-    if descriptor not in tuple(call["output_descriptors"]):
-        return ": it was not among the outputs you handed over"
-    if call.error is not None:
-        return f": track_spendable_outputs raised {type(call.error).__name__}: {call.error}"
-    return ""
-
-
-def _hint(played: Played, handling: Handling, descriptor: Any) -> str:
-    calls = _tracked(played, handling)
-    if calls and calls[0]["exclude_static_outputs"]:
-        return ("a cooperative close pays you a plain StaticOutput: excluding static outputs leaves it unswept. "
+        return (": you told the sweeper to exclude static outputs, and this is one",
+                "a cooperative close pays you a plain StaticOutput: excluding static outputs leaves it unswept. "
                 "Pass exclude_static_outputs=False.")
-    if calls and calls[0]["delay_until_height"] is not None:
-        return "pass delay_until_height=None: the sweeper spends outputs as soon as they are spendable."
-    return ("LDK never spends these itself: hand event.outputs and event.channel_id to "
-            "output_sweeper.track_spendable_outputs, which sweeps them to your wallet once they confirm.")
+    # At delay_until_height the sweeper only broadcasts: at the story's last block, that sweep is unconfirmed.
+    if call["delay_until_height"] is not None and call["delay_until_height"] >= played.world.chain.height():
+        return (f": you told the sweeper to wait until block {call['delay_until_height']:,}",
+                "pass delay_until_height=None: the sweeper spends outputs as soon as they are spendable.")
+    if descriptor not in tuple(call["output_descriptors"]):
+        return ": it was not among the outputs you handed over", HAND_OVER
+    if call.error is not None:
+        return f": track_spendable_outputs raised {type(call.error).__name__}: {call.error}", HAND_OVER
+    return "", HAND_OVER
 
 
 def judge_bumps(played: Played) -> None:

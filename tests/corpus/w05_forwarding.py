@@ -113,6 +113,22 @@ def replays_each_forward_once() -> Any:
     return arm
 
 
+def disconnects_after_two_forwards() -> Any:
+    """A PaymentForwarded arm that disconnects the next hop after the second forward ("enough for today")."""
+    forwards: list[Any] = []
+
+    def arm(peer_manager: Any, event: Any, **_: Any) -> None:
+        forwards.append(event)
+        if len(forwards) == 2:
+            peer_manager.disconnect_by_node_id(event.next_node_id)
+
+    return arm
+
+
+async def waits_forever(**_: Any) -> None:
+    await asyncio.Event().wait()
+
+
 CASES = [
     right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first),
           why="returns ReplayEvent() the first time it sees each event, then handles it: each "
@@ -147,6 +163,14 @@ CASES = [
           why="forwards at once, and again after a delay"),
     wrong(EX, "never_forwards", compose({FWD: None}), "process_pending_htlc_forwards", "never called",
           why="no PendingHTLCsForwardable arm"),
+    wrong(EX, "never_returns_from_payment_forwarded", compose({Event.PaymentForwarded: waits_forever}),
+          "4 PaymentForwarded events", "never returned from PaymentForwarded",
+          why="awaits forever on the first PaymentForwarded: the later forwards never reach the handler (the hint "
+              "once said a forward completes once the preimage comes back)"),
+    wrong(EX, "disconnects_the_next_hop", Fresh(lambda: compose({Event.PaymentForwarded:
+                                                                  disconnects_after_two_forwards()})),
+          "4 PaymentForwarded events", "next hop's preimage",
+          why="disconnects carol after two forwards: the other two HTLCs cannot go on, and are failed back"),
     wrong(EX, "task_forgets_to_forward", compose({FWD: forgets_to_forward}), "process_pending_htlc_forwards",
           why="the task sleeps and never calls process_pending_htlc_forwards"),
 ]

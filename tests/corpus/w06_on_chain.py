@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ldkkit.bitcoin import ScriptBuf
@@ -105,6 +106,11 @@ def only_open_channels(channel_manager: Any, output_sweeper: Any, event: Any, **
         output_sweeper.track_spendable_outputs(list(event.outputs), event.channel_id, False, None)
 
 
+async def waits_forever(**_: Any) -> None:
+    """Waits for something that never happens (say, a confirmation the handler expects to be told of)."""
+    await asyncio.Event().wait()
+
+
 def not_static(outputs: Any) -> list[Any]:
     return [o for o in outputs if not isinstance(o, SpendableOutputDescriptor.StaticOutput)]
 
@@ -129,6 +135,10 @@ CASES = [
     wrong(EX, "far_delay_until_height",
           compose({SPEND: track(delay_until_height=lambda cm: cm.current_best_block() + 10_000)}),
           "delay_until_height", "wait until block", why="delay_until_height = height + 10,000"),
+    wrong(EX, "delay_until_the_last_block", compose({SPEND: track(delay_until_height=lambda cm: 215)}),
+          "wait until block 215", "delay_until_height",
+          why="delay_until_height = 215, the story's last block: the sweep is broadcast then, never confirmed (the "
+              "message once gave no reason, and the hint said to hand the outputs over)"),
     wrong(EX, "never_sweeps", compose({SPEND: None}), "never came back to your wallet", "track_spendable_outputs",
           "OutputSweeper", why="no SpendableOutputs arm"),
     wrong(EX, "ignores_bump_transaction", compose({BUMP: None}), "bump_tx_event_handler.handle_event",
@@ -137,6 +147,11 @@ CASES = [
           why="tracks outputs only of channels list_channels() still shows: a closed channel never is"),
     wrong(EX, "filters_static_outputs_itself", compose({SPEND: track(outputs=not_static)}),
           "not among the outputs you handed over", why="drops StaticOutputs from the list before handing it over"),
+    wrong(EX, "filters_static_outputs_delay_at_current_height",
+          compose({SPEND: track(outputs=not_static, delay_until_height=lambda cm: cm.current_best_block())}),
+          "not among the outputs you handed over", "hand event.outputs",
+          why="drops StaticOutputs, with a delay_until_height already reached: the hint is about the outputs, "
+              "not the delay (it once said 'pass delay_until_height=None')"),
     wrong(EX, "spends_with_keys_manager_unbroadcast", compose({SPEND: spend_myself}), "track_spendable_outputs",
           why="keys_manager.spend_spendable_outputs builds a transaction that is never broadcast"),
     wrong(EX, "sweeps_to_a_stranger", compose({SPEND: spend_to_a_stranger}), "never came back to your wallet",
@@ -147,6 +162,12 @@ CASES = [
           why="hands over HTLCResolution only, never ChannelClose"),
     wrong(EX, "bumps_channel_close_only", compose({BUMP: bump_htlc_close_only}), "HTLCResolution",
           "bump_tx_event_handler.handle_event", why="hands over ChannelClose only: the HTLC is never taken back"),
+    wrong(EX, "never_returns_from_channel_closed", compose({Event.ChannelClosed: waits_forever}),
+          "never returned from ChannelClosed", why="awaits forever on ChannelClosed: the on-chain events queued "
+          "after it never reach the handler (the hint once said to open and fund channels first)"),
+    wrong(EX, "never_returns_from_bump_transaction", compose({BUMP: waits_forever}),
+          "never returned from BumpTransaction", why="awaits forever on the first BumpTransaction: the outputs to "
+          "sweep never reach the handler"),
     wrong(EX, "ignores_both_on_chain_events", compose({SPEND: lambda **kw: None, BUMP: None}),
           "never came back to your wallet", why="ignores both on-chain events"),
 ]
