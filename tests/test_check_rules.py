@@ -1543,7 +1543,7 @@ def test_workbook_5_says_how_long_a_handler_waited_when_it_awaited_milliseconds_
 
     assert _read(compose({Event.PendingHTLCsForwardable: awaits_milliseconds}), W05)[1:3] == [
         "Expected: the handler to return at once, and the forward to happen later",
-        "Happened: the handler itself waited 100000 ms before returning"]
+        "Happened: the handler itself waited 100,000 ms before returning"]
 
 
 def test_workbook_6_story_closes_one_channel_cooperatively_and_force_closes_one_with_a_stuck_htlc():

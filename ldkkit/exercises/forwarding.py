@@ -74,7 +74,7 @@ def _judge_one(played: Played, handling: Handling) -> float:
                    "wait a random time first, in a task.")
     if call.during:
         raise fail(played, event, "the handler to return at once, and the forward to happen later",
-                   f"the handler itself waited {delay * 1000:.0f} ms before returning",
+                   f"the handler itself waited {delay * 1000:,.0f} ms before returning",
                    "while your handler waits, no other event is handled: spawn the wait in a task "
                    "(asyncio.get_running_loop().create_task(...)) instead of awaiting it in the handler.")
     if not t - SLACK_S <= delay <= 5 * t + SLACK_S:
