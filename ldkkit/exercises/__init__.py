@@ -11,9 +11,10 @@ it returns a table of what it verified; on failure it raises :class:`ExerciseFai
 happened, the events so far, and a hint that teaches rather than tells.
 
 One module per workbook holds that workbook's rules (``open_channel_request``, ...,
-``capstone``); :mod:`.common` holds what they share, :mod:`.hints` the hints for errors a
-handler raises, and :mod:`.learner` your progress. A handler that raises fails the check
-with its own traceback; one that never returns is stopped after
+``capstone``); :mod:`.common` holds what they share, :mod:`.watch` what watches your
+code while it runs (``time.sleep``, hangs), :mod:`.hints` the hints for errors a handler
+raises, and :mod:`.learner` your progress. A handler that raises fails the check with its
+own traceback; one that never returns is stopped after
 :data:`~.common.HANDLER_TIMEOUT_S` seconds on one event. The handler may be plain or async.
 """
 

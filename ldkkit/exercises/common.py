@@ -13,20 +13,16 @@ needs: :data:`HANDLER_TIMEOUT_S` seconds per event, from the moment it is handed
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import ctypes
 import dataclasses
 import functools
 import inspect
-import sys
-import sysconfig
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 from ..events import Event, ReplayEvent
@@ -34,6 +30,18 @@ from ..events.queue import EventHandlerError
 from ..node import HANDLER_PARAMETERS, Node
 from ..scenarios import Stage
 from ..sim.world import World
+from .watch import (
+    KIT_DIR,
+    LIBRARY_DIRS,
+    BlockingCall,
+    HandlerStopped,
+    Stepped,
+    TaskStep,
+    kit_running,
+    learner_on_stack,
+    no_sleeping,
+    sleeping_allowed,
+)
 
 #: How long a handler may take on one event, from the moment it is handed over.
 HANDLER_TIMEOUT_S = 10.0
@@ -42,17 +50,10 @@ POLICY_MIN_EXCLUSIVE_SATS = 5_000_000
 #: The largest channel without "wumbo" (option_support_large_channel).
 LARGEST_NON_WUMBO_SATS = (1 << 24) - 1
 
-_KIT_DIR = str(Path(__file__).resolve().parent.parent)
-_LIBRARY_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
 
 
 class ExerciseFailed(AssertionError):
     """A check found something your handler should do differently; the message says what."""
-
-
-class HandlerStopped(BaseException):
-    """Raised inside a handler that overran its time, to stop it (a BaseException, so
-    ``except Exception`` in the handler does not swallow it)."""
 
 
 #: More calls than this on the node for one event is a loop that waits for something: stopped, deterministically.
@@ -70,10 +71,6 @@ class NeverHandled(Exception):
     def __init__(self, event: Event) -> None:
         super().__init__(type(event).__name__)
         self.event = event
-
-
-class BlockingCall(Exception):
-    """Raised inside a handler that calls ``time.sleep``: it would block every other event."""
 
 
 @dataclass
@@ -206,7 +203,7 @@ class Recorder:
             self.handlings.append(handling)
             token = _HANDLING.set(handling)
             try:
-                with _no_sleeping(handling):
+                with no_sleeping(handling):
                     result = handler(*proxies, given)
             except (KeyboardInterrupt, SystemExit) as e:  # from your code, not from the user: an error like any
                 raise LearnerExit(e) from e
@@ -226,7 +223,7 @@ class Recorder:
     async def _awaited(self, handling: Handling, awaitable: Any) -> Any:
         token = _HANDLING.set(handling)
         try:
-            result = await _Stepped(awaitable, handling)
+            result = await Stepped(awaitable, handling)
         except (KeyboardInterrupt, SystemExit) as e:
             raise LearnerExit(e) from e
         except BaseException as e:
@@ -271,7 +268,7 @@ class Recorder:
             record = Call(name, dict(bound.arguments) if bound else {"args": args, **kwargs}, handling,
                           handling is not None and handling.finished is None, self.world.clock.now())
             self.calls.append(record)
-            with _sleeping_allowed():
+            with sleeping_allowed():
                 try:
                     record.returned = method(*args, **kwargs)
                 except BaseException as e:
@@ -320,7 +317,7 @@ class Recorder:
         import asyncio
 
         handling = _HANDLING.get()
-        if handling is not None and inspect.iscoroutine(coro) and not getattr(_local, "kit", False):
+        if handling is not None and inspect.iscoroutine(coro) and not kit_running():
             yours = coro
             task = asyncio.Task(self._spawned(yours, handling), loop=loop, **kwargs)
             # Cancelled before it ran (the story ended first), your coroutine is closed here, so Python
@@ -330,7 +327,7 @@ class Recorder:
         return asyncio.Task(coro, loop=loop, **kwargs)
 
     async def _spawned(self, coro: Any, handling: Handling) -> Any:
-        return await _Stepped(coro, handling, self.task_steps)
+        return await Stepped(coro, handling, self.task_steps)
 
 
 class LearnerExit(Exception):
@@ -346,100 +343,6 @@ def _read(node: Node, key: str) -> Optional[bytes]:
         return node.fs_store.read("", "", key)
     except (OSError, KeyError, ValueError):
         return None
-
-
-@dataclass(eq=False)
-class TaskStep:
-    """One step of a task your handler spawned (from one ``await`` to the next): watched for hangs."""
-
-    event: Event  # the event whose handling spawned the task
-    wall_started: float
-    thread: int
-    finished: Optional[bool] = None
-
-
-class _Stepped:
-    """Await a coroutine one step at a time, watching each step for ``time.sleep`` (and, in a
-    spawned task, for running too long without pausing)."""
-
-    def __init__(self, awaitable: Any, handling: Handling, steps: Optional[list[TaskStep]] = None) -> None:
-        self._it = awaitable.__await__()
-        self._handling = handling
-        self._steps = steps
-
-    def _begin(self) -> Optional[TaskStep]:
-        if self._steps is None:
-            self._handling.thread = threading.get_ident()
-            self._handling.wall_started = time.monotonic()
-            return None
-        step = TaskStep(self._handling.event, time.monotonic(), threading.get_ident())
-        self._steps[:] = [s for s in self._steps if not s.finished] + [step]
-        return step
-
-    def __await__(self) -> Any:
-        send: Any = None
-        throw: Optional[BaseException] = None
-        while True:
-            step = self._begin()
-            with _no_sleeping(self._handling):
-                try:
-                    yielded = self._it.throw(throw) if throw is not None else self._it.send(send)
-                except StopIteration as stop:
-                    return stop.value
-                finally:
-                    if step is not None:
-                        step.finished = True
-                    else:
-                        self._handling.wall_started = None  # waiting now, on the simulation's clock
-            try:
-                send, throw = (yield yielded), None
-            except BaseException as e:  # a cancellation, handed on to the coroutine
-                send, throw = None, e
-
-
-_local = threading.local()
-
-
-@contextlib.contextmanager
-def _no_sleeping(handling: Handling) -> Iterator[None]:
-    """While your code runs, ``time.sleep`` raises :class:`BlockingCall` (and is remembered)."""
-
-    def watch(frame: Any, what: str, arg: Any) -> None:
-        if what == "c_call" and arg is time.sleep and not getattr(_local, "kit", False):
-            raise BlockingCall("it called time.sleep(), which blocks the whole node")
-        if previous is not None:
-            previous(frame, what, arg)
-
-    previous = sys.getprofile()
-    sys.setprofile(watch)
-    try:
-        yield
-    finally:
-        sys.setprofile(previous)
-
-
-@contextlib.contextmanager
-def _sleeping_allowed() -> Iterator[None]:
-    """The kit's own code, called by your handler, is not watched (and runs at full speed)."""
-    previous, was = sys.getprofile(), getattr(_local, "kit", False)
-    sys.setprofile(None)
-    _local.kit = True
-    try:
-        yield
-    finally:
-        _local.kit = was
-        sys.setprofile(previous)
-
-
-def learner_on_stack() -> bool:
-    """Whether code that is neither the kit's nor a library's (yours) is on the current stack."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith((_KIT_DIR, *_LIBRARY_DIRS, "<frozen")):
-            return True
-        frame = frame.f_back
-    return False
 
 
 # --- playing stories -------------------------------------------------------------------------------
@@ -778,7 +681,7 @@ def trimmed(error: BaseException) -> BaseException:
     tb = error.__traceback__
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
-        if not filename.startswith(_KIT_DIR) and not filename.startswith(_LIBRARY_DIRS):
+        if not filename.startswith(KIT_DIR) and not filename.startswith(LIBRARY_DIRS):
             frames.append(tb)
         tb = tb.tb_next
     new: Optional[types.TracebackType] = None

@@ -1,0 +1,134 @@
+"""Watching your code while it runs: ``time.sleep`` refused, each step of a task you spawn timed,
+and whose code is on the stack (yours, or the kit's and its libraries').
+
+The check (:mod:`.common`) hands your handler each event inside these watches; they never
+judge anything themselves, they only stop what would block the node and say so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import sysconfig
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from ..events import Event
+
+if TYPE_CHECKING:
+    from .common import Handling
+
+KIT_DIR = str(Path(__file__).resolve().parent.parent)
+LIBRARY_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
+
+
+class HandlerStopped(BaseException):
+    """Raised inside a handler that overran its time, to stop it (a BaseException, so
+    ``except Exception`` in the handler does not swallow it)."""
+
+
+class BlockingCall(Exception):
+    """Raised inside a handler that calls ``time.sleep``: it would block every other event."""
+
+
+@dataclass(eq=False)
+class TaskStep:
+    """One step of a task your handler spawned (from one ``await`` to the next): watched for hangs."""
+
+    event: Event  # the event whose handling spawned the task
+    wall_started: float
+    thread: int
+    finished: Optional[bool] = None
+
+
+class Stepped:
+    """Await a coroutine one step at a time, watching each step for ``time.sleep`` (and, in a
+    spawned task, for running too long without pausing)."""
+
+    def __init__(self, awaitable: Any, handling: Handling, steps: Optional[list[TaskStep]] = None) -> None:
+        self._it = awaitable.__await__()
+        self._handling = handling
+        self._steps = steps
+
+    def _begin(self) -> Optional[TaskStep]:
+        if self._steps is None:
+            self._handling.thread = threading.get_ident()
+            self._handling.wall_started = time.monotonic()
+            return None
+        step = TaskStep(self._handling.event, time.monotonic(), threading.get_ident())
+        self._steps[:] = [s for s in self._steps if not s.finished] + [step]
+        return step
+
+    def __await__(self) -> Any:
+        send: Any = None
+        throw: Optional[BaseException] = None
+        while True:
+            step = self._begin()
+            with no_sleeping(self._handling):
+                try:
+                    yielded = self._it.throw(throw) if throw is not None else self._it.send(send)
+                except StopIteration as stop:
+                    return stop.value
+                finally:
+                    if step is not None:
+                        step.finished = True
+                    else:
+                        self._handling.wall_started = None  # waiting now, on the simulation's clock
+            try:
+                send, throw = (yield yielded), None
+            except BaseException as e:  # a cancellation, handed on to the coroutine
+                send, throw = None, e
+
+
+_local = threading.local()  # .kit: the kit's own code is running
+
+
+@contextlib.contextmanager
+def no_sleeping(handling: Handling) -> Iterator[None]:
+    """While your code runs, ``time.sleep`` raises :class:`BlockingCall` (and is remembered)."""
+
+    def watch(frame: Any, what: str, arg: Any) -> None:
+        if what == "c_call" and arg is time.sleep and not getattr(_local, "kit", False):
+            raise BlockingCall("it called time.sleep(), which blocks the whole node")
+        if previous is not None:
+            previous(frame, what, arg)
+
+    previous = sys.getprofile()
+    sys.setprofile(watch)
+    try:
+        yield
+    finally:
+        sys.setprofile(previous)
+
+
+@contextlib.contextmanager
+def sleeping_allowed() -> Iterator[None]:
+    """The kit's own code, called by your handler, is not watched (and runs at full speed)."""
+    previous, was = sys.getprofile(), getattr(_local, "kit", False)
+    sys.setprofile(None)
+    _local.kit = True
+    try:
+        yield
+    finally:
+        _local.kit = was
+        sys.setprofile(previous)
+
+
+def learner_on_stack() -> bool:
+    """Whether code that is neither the kit's nor a library's (yours) is on the current stack."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith((KIT_DIR, *LIBRARY_DIRS, "<frozen")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def kit_running() -> bool:
+    """Whether the kit's own code, called by yours, is running on this thread."""
+    return getattr(_local, "kit", False)
