@@ -395,8 +395,6 @@ def test_a_released_intercepted_htlc_goes_out_on_the_next_processing():
     import dataclasses as dc
 
     from ldkkit.config import UserConfig
-    from ldkkit.ln.outbound_payment import RecipientOnionFields
-    from ldkkit.routing.router import Path, Route, RouteHop
 
     with World(seed=12) as world:
         config = dc.replace(UserConfig.ldk_sample(), accept_intercept_htlcs=True)
@@ -412,18 +410,7 @@ def test_a_released_intercepted_htlc_goes_out_on_the_next_processing():
 
         me = world.add_node("learner", handler=lsp, config=config)
         stage = Stage(world, me)
-        alice, carol = stage.peer("alice"), stage.peer("carol")
-        stage.open(alice, me, 6_000_000)
-        stage.open(me, carol, 1_000_000)
-        fake_scid = me.channel_manager.get_intercept_scid()
-        invoice = stage.invoice(carol, 10_000_000)
-        first = alice.channel_manager.list_usable_channels()[0].short_channel_id
-        path = Path((RouteHop(me.node_id, b"", first, b"", 1_000, 72, True),
-                     RouteHop(carol.node_id, b"", fake_scid, b"", 10_000_000, 24, True)), None)
-        alice.channel_manager.send_payment_with_route(
-            Route((path,), None), invoice.payment_hash(),
-            RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x07" * 32))
-        stage.settle()
+        alice, carol, fake_scid, invoice = pay_through_an_intercept_scid(stage)
         (intercepted,) = intercepts
         to_carol = stage.channel_between(me, carol)
         cm = me.channel_manager
@@ -432,3 +419,26 @@ def test_a_released_intercepted_htlc_goes_out_on_the_next_processing():
         assert any(isinstance(e, Event.PendingHTLCsForwardable) for e in cm.pending_events())
         stage.settle()
         assert any(isinstance(e, Event.PaymentSent) for e in alice.events_seen)
+
+
+def pay_through_an_intercept_scid(stage):
+    """alice pays carol 10,000,000 msat through the learner node, to a fake scid it gave out for intercepts
+    (channels alice→me 6,000,000 and me→carol 1,000,000 sats); settled. Returns (alice, carol, fake_scid, invoice)."""
+    from ldkkit.ln.outbound_payment import RecipientOnionFields
+    from ldkkit.routing.router import Path, Route, RouteHop
+    from ldkkit.types import PaymentId
+
+    me = stage.me
+    alice, carol = stage.peer("alice"), stage.peer("carol")
+    stage.open(alice, me, 6_000_000)
+    stage.open(me, carol, 1_000_000)
+    fake_scid = me.channel_manager.get_intercept_scid()
+    invoice = stage.invoice(carol, 10_000_000)
+    first = alice.channel_manager.list_usable_channels()[0].short_channel_id
+    path = Path((RouteHop(me.node_id, b"", first, b"", 1_000, 72, True),
+             RouteHop(carol.node_id, b"", fake_scid, b"", 10_000_000, 24, True)), None)
+    alice.channel_manager.send_payment_with_route(
+        Route((path,), None), invoice.payment_hash(),
+        RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x07" * 32))
+    stage.settle()
+    return alice, carol, fake_scid, invoice

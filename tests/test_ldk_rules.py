@@ -9,6 +9,7 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
+from test_channelmanager import pay_through_an_intercept_scid
 
 from ldkkit.background_processor import run_processor
 from ldkkit.bitcoin import OutPoint, Transaction
@@ -640,18 +641,7 @@ def test_a_restart_keeps_an_intercepted_htlc_to_forward():
         config = dataclasses.replace(UserConfig.ldk_sample(), accept_intercept_htlcs=True)
         stage = Stage(world, world.add_node("learner", handler=stops_before_forwarding, config=config))
         me = stage.me
-        alice, carol = stage.peer("alice"), stage.peer("carol")
-        stage.open(alice, me, 6_000_000)
-        stage.open(me, carol, 1_000_000)
-        fake_scid = me.channel_manager.get_intercept_scid()
-        invoice = stage.invoice(carol, 10_000_000)
-        first = alice.channel_manager.list_usable_channels()[0].short_channel_id
-        path = Path((RouteHop(me.node_id, b"", first, b"", 1_000, 72, True),
-                     RouteHop(carol.node_id, b"", fake_scid, b"", 10_000_000, 24, True)), None)
-        alice.channel_manager.send_payment_with_route(
-            Route((path,), None), invoice.payment_hash(),
-            RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x07" * 32))
-        stage.settle()
+        alice, carol, fake_scid, invoice = pay_through_an_intercept_scid(stage)
         (intercepted,) = [e for e in me.channel_manager.pending_events() if isinstance(e, Event.HTLCIntercepted)]
         # process_pending_htlc_forwards: the fake scid asked for, the hash, what came in and what should go on
         assert (intercepted.requested_next_hop_scid, intercepted.payment_hash, intercepted.inbound_amount_msat,
