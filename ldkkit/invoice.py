@@ -6,6 +6,8 @@ the ``bolt11`` library (imported only when an invoice is made or read).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Optional
 
 from .bitcoin import Network
@@ -19,16 +21,62 @@ MIN_FINAL_CLTV_EXPIRY_DELTA = 24  # HTLC_FAIL_BACK_BUFFER (18 + 3) + 3, as in LD
 _CURRENCY = {Network.Bitcoin: "bc", Network.Testnet: "tb", Network.Signet: "tbs", Network.Regtest: "bcrt"}
 
 
+@dataclasses.dataclass(frozen=True)
+class _Fields:
+    """What an invoice says, read once: the string is signed and immutable, so it never changes."""
+
+    payment_hash: PaymentHash
+    payment_secret: PaymentSecret
+    amount_msat: Optional[int]
+    payee: PublicKey
+    min_final_cltv_expiry_delta: int
+    expiry_secs: int
+    timestamp: int
+    description: str
+    currency: str
+
+
+@functools.lru_cache(maxsize=4096)
+def _read(text: str) -> _Fields:
+    """Decode and check an invoice string with the ``bolt11`` library (a few ms each, so each string once)."""
+    import bolt11
+
+    try:
+        d = bolt11.decode(text)
+    except Exception as e:  # bolt11 raises a family of its own exceptions
+        raise ValueError(f"not a valid BOLT 11 invoice: {e}") from None
+    return _Fields(
+        PaymentHash.from_hex(d.payment_hash), PaymentSecret.from_hex(d.payment_secret),
+        int(d.amount_msat) if d.amount_msat is not None else None, PublicKey.from_hex(d.payee),
+        int(d.min_final_cltv_expiry), int(d.expiry or DEFAULT_EXPIRY_TIME), int(d.date), d.description or "",
+        d.currency,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _write(fields: _Fields, node_secret_key: bytes) -> str:
+    """Encode and sign with the ``bolt11`` library. Signing is deterministic (RFC 6979), so the same
+    fields and key always give the same string, and a scenario played again reuses it."""
+    from bolt11 import Bolt11, Feature, Features, FeatureState, MilliSatoshi, TagChar, Tags, encode
+
+    tags = Tags()
+    tags.add(TagChar.payment_hash, fields.payment_hash.hex())
+    tags.add(TagChar.payment_secret, fields.payment_secret.hex())
+    tags.add(TagChar.description, fields.description)
+    tags.add(TagChar.expire_time, fields.expiry_secs)
+    tags.add(TagChar.min_final_cltv_expiry, fields.min_final_cltv_expiry_delta)
+    features = {Feature.var_onion_optin: FeatureState.required, Feature.payment_secret: FeatureState.required}
+    tags.add(TagChar.features, Features.from_feature_list(features))
+    amount = MilliSatoshi(fields.amount_msat) if fields.amount_msat is not None else None
+    invoice = Bolt11(currency=fields.currency, date=fields.timestamp, tags=tags, amount_msat=amount)
+    return encode(invoice, private_key=node_secret_key.hex())
+
+
 class Bolt11Invoice:
     """Mirrors ``lightning_invoice::Bolt11Invoice``. ``str(invoice)`` is the invoice string."""
 
     def __init__(self, text: str) -> None:
-        import bolt11
-
-        try:
-            self._decoded = bolt11.decode(text)
-        except Exception as e:  # bolt11 raises a family of its own exceptions
-            raise ValueError(f"not a valid BOLT 11 invoice: {e}") from None
+        self._fields = _read(text)
         self._text = text
 
     @classmethod
@@ -50,19 +98,11 @@ class Bolt11Invoice:
         min_final_cltv_expiry_delta: int = MIN_FINAL_CLTV_EXPIRY_DELTA,
     ) -> Bolt11Invoice:
         """Build and sign an invoice, as ``ChannelManager::create_bolt11_invoice`` does."""
-        from bolt11 import Bolt11, Feature, Features, FeatureState, MilliSatoshi, TagChar, Tags, encode
-
-        tags = Tags()
-        tags.add(TagChar.payment_hash, payment_hash.hex())
-        tags.add(TagChar.payment_secret, payment_secret.hex())
-        tags.add(TagChar.description, description)
-        tags.add(TagChar.expire_time, expiry_secs)
-        tags.add(TagChar.min_final_cltv_expiry, min_final_cltv_expiry_delta)
-        features = {Feature.var_onion_optin: FeatureState.required, Feature.payment_secret: FeatureState.required}
-        tags.add(TagChar.features, Features.from_feature_list(features))
-        amount = MilliSatoshi(amount_msat) if amount_msat is not None else None
-        invoice = Bolt11(currency=_CURRENCY[network], date=timestamp, tags=tags, amount_msat=amount)
-        return cls(encode(invoice, private_key=node_secret_key.hex()))
+        fields = _Fields(payment_hash, payment_secret, amount_msat, PublicKey.from_secret_key(node_secret_key),
+                         min_final_cltv_expiry_delta, expiry_secs, timestamp, description, _CURRENCY[network])
+        invoice = cls.__new__(cls)
+        invoice._text, invoice._fields = _write(fields, bytes(node_secret_key)), fields  # (what it says: no decode)
+        return invoice
 
     def __str__(self) -> str:
         return self._text
@@ -79,33 +119,31 @@ class Bolt11Invoice:
         return hash(self._text)
 
     def payment_hash(self) -> PaymentHash:
-        return PaymentHash.from_hex(self._decoded.payment_hash)
+        return self._fields.payment_hash
 
     def payment_secret(self) -> PaymentSecret:
-        return PaymentSecret.from_hex(self._decoded.payment_secret)
+        return self._fields.payment_secret
 
     def amount_milli_satoshis(self) -> Optional[int]:
-        amount = self._decoded.amount_msat
-        return int(amount) if amount is not None else None
+        return self._fields.amount_msat
 
     def recover_payee_pub_key(self) -> PublicKey:
-        return PublicKey.from_hex(self._decoded.payee)
+        return self._fields.payee
 
     def payee_pub_key(self) -> PublicKey:
         return self.recover_payee_pub_key()
 
     def min_final_cltv_expiry_delta(self) -> int:
-        return int(self._decoded.min_final_cltv_expiry)
+        return self._fields.min_final_cltv_expiry_delta
 
     def expiry_time_secs(self) -> int:
-        return int(self._decoded.expiry or DEFAULT_EXPIRY_TIME)
+        return self._fields.expiry_secs
 
     def duration_since_epoch_secs(self) -> int:
-        return int(self._decoded.date)
+        return self._fields.timestamp
 
     def description(self) -> str:
-        return self._decoded.description or ""
+        return self._fields.description
 
     def network(self) -> Network:
-        currency = self._decoded.currency
-        return next(n for n, c in _CURRENCY.items() if c == currency)
+        return next(n for n, c in _CURRENCY.items() if c == self._fields.currency)
