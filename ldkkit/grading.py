@@ -34,6 +34,7 @@ from typing import Any, Optional
 
 from .sandbox import jail as jail_module
 from .sandbox.source import InvalidWorkbook, learner_code, read_workbook
+from .sim.scratch import scratch_dir
 
 #: Workbook file names look like "03_receiving_payments.ipynb".
 _WORKBOOK = re.compile(r"^\d+_(?P<exercise>[a-z_]+)$")
@@ -258,7 +259,7 @@ def grade_workbook(learner: str, path: Path, timeout_s: float = 120.0, batch: Op
 def _run_worker(exercise: str, cells: list[str], timeout_s: float, batch: Batch) -> dict[str, str]:
     """Run the worker for one workbook, with one wall-clock limit, and leave no process behind."""
     uid = batch.uids.get() if batch.uids is not None else None
-    temp = tempfile.mkdtemp(prefix="ldkkit-worker-")
+    temp = scratch_dir("ldkkit-worker-")  # (the check's worlds keep their stores in it)
     try:
         limits = jail_module.Limits(**{**vars(batch.limits), "cpu_s": max(1, int(timeout_s) + 1)})
         jail = jail_module.Jail(uid, limits, batch.hide, batch.stubs())

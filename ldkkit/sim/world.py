@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import shutil
-import tempfile
 import weakref
 from collections.abc import Callable
 from typing import Any, Optional
@@ -44,6 +43,7 @@ from ..types import PublicKey
 from .chain import MINER_SCRIPT, Chain
 from .clock import EPOCH_UNIX_SECONDS, MICROS, RealClock, VirtualClock
 from .runtime import Runtime
+from .scratch import scratch_dir
 
 #: Simulated seconds between blocks, as on Bitcoin's main chain.
 BLOCK_INTERVAL_S = 600
@@ -154,7 +154,7 @@ class World:
 
     def _scratch_dir(self, name: str) -> str:
         """A storage folder of the world's own: removed once the world is gone (or at exit)."""
-        path = tempfile.mkdtemp(prefix=f"ldkkit-{name}-")
+        path = scratch_dir(f"ldkkit-{name}-")
         weakref.finalize(self, shutil.rmtree, path, True)
         self._scratch.add(path)
         return path
