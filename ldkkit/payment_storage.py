@@ -60,7 +60,7 @@ class _PaymentInfoStorage(Generic[_K]):
     def __init__(self, payments: dict[_K, PaymentInfo] | None = None) -> None:
         self.payments: dict[_K, PaymentInfo] = dict(payments or {})
         self._lock = threading.RLock()
-        self._encoded: dict[Any, tuple[tuple[Any, PaymentInfo, int], bytes]] = {}  # each entry's state and bytes
+        self._encoded: list[tuple[Any, PaymentInfo, int, bytes]] = []  # each entry, its change count and its bytes
 
     def lock(self) -> _PaymentInfoStorage[_K]:
         """Use as ``with storage.lock() as payments:``; the map is yours inside the block."""
@@ -75,15 +75,21 @@ class _PaymentInfoStorage(Generic[_K]):
 
     def encode(self) -> bytes:
         """``encode(tuple(payments.items()))``. ldk-sample re-encodes the whole map after every payment, so each
-        entry's bytes are kept, and written again only for an entry replaced or changed since."""
+        entry's bytes are kept, and written again only for an entry added, replaced or changed since.
+
+        Entries are matched by position and by identity (the same key and PaymentInfo objects, no field set since),
+        with no hashing: the map only grows at its end, as ldk-sample's does, so all but the new ones match.
+        """
         with self._lock:
-            kept, self._encoded = self._encoded, {}
-            for key, info in self.payments.items():
-                state = (key, info, info.__dict__["_changes"])  # (set by __init__, which sets every field)
-                cached = kept.get(key)
-                fresh = cached is not None and _same(cached[0], state)
-                self._encoded[key] = cached if fresh else (state, encode_item((key, info)))  # type: ignore[assignment]
-            return encode_tuple_of([data for _, data in self._encoded.values()])
+            kept, fresh = self._encoded, []
+            for i, (key, info) in enumerate(self.payments.items()):
+                changes = info.__dict__["_changes"]  # (set by __init__, which sets every field)
+                if i < len(kept) and kept[i][0] is key and kept[i][1] is info and kept[i][2] == changes:
+                    fresh.append(kept[i])
+                else:
+                    fresh.append((key, info, changes, encode_item((key, info))))
+            self._encoded = fresh
+            return encode_tuple_of([entry[3] for entry in fresh])
 
     @classmethod
     def decode(cls, data: bytes) -> Any:
@@ -124,8 +130,3 @@ class OutboundPaymentInfoStorage(_PaymentInfoStorage[PaymentId]):
 
     KEY = PaymentId
 
-
-def _same(a: tuple[Any, PaymentInfo, int], b: tuple[Any, PaymentInfo, int]) -> bool:
-    """The same entry, unchanged: the same key (of the same type too: ``1 == True``, but they encode differently),
-    the same PaymentInfo object, and no field set on it since."""
-    return type(a[0]) is type(b[0]) and a[1] is b[1] and a[2] == b[2]
