@@ -11,6 +11,8 @@ from datetime import timedelta
 from typing import Optional
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ldkkit.ser import U8, U16, U32, Record, RustEnum, decode, encode, register
 from ldkkit.types import PaymentHash
@@ -109,6 +111,68 @@ def test_field_types_are_checked_when_a_record_is_built_with_what_each_must_be()
         Sample(**{**good, "items": "12"})
     with pytest.raises(TypeError, match="must be a dict of"):
         Sample(**{**good, "table": [("a", 1)]})
+
+
+class Mixed(Record):
+    tiny: U8
+    maybe: Optional[U16]
+    items: tuple[U8, ...]
+    flag: bool
+    hash: Optional[PaymentHash]
+
+
+@given(st.tuples(*[st.one_of(st.none(), st.booleans(), st.integers(-2, 70_000), st.binary(max_size=2),
+                             st.just(PaymentHash(b"\x01" * 32)), st.lists(st.integers(-1, 300), max_size=3))] * 5))
+def test_the_compiled_checks_judge_every_value_as_the_field_by_field_checks_do(values):
+    """Each record class compiles its checks into one function (building records is hot); whatever the values,
+    it accepts, refuses (with the same message) and stores them exactly as checking each field in turn does."""
+    from ldkkit.ser import _check_fields
+
+    def outcome(build):
+        try:
+            return "built", vars(build())
+        except TypeError as e:
+            return "refused", str(e)
+
+    def field_by_field():
+        record = object.__new__(Mixed)
+        for name, value in zip(("tiny", "maybe", "items", "flag", "hash"), values, strict=True):
+            object.__setattr__(record, name, value)
+        _check_fields(record)
+        return record
+
+    assert outcome(lambda: Mixed(*values)) == outcome(field_by_field)
+
+
+def test_a_subclass_of_a_record_checks_its_own_fields():
+    class Base(Record, frozen=False):
+        amount: U8
+
+    class Child(Base, frozen=False):
+        note: str
+
+    Base(1)  # Base compiles its checks first: Child must not use them
+    with pytest.raises(TypeError, match="Child.note must be a str"):
+        Child(1, 2)
+    with pytest.raises(TypeError, match="Child.amount must be a u8"):
+        Child(256, "x")
+
+
+def test_a_record_with_its_own_post_init_keeps_it():
+    seen = []
+
+    class Noted(Record):
+        amount: U8
+
+        def __post_init__(self):
+            seen.append(self.amount)
+            super().__post_init__()
+
+    Noted(1)
+    Noted(2)
+    assert seen == [1, 2]
+    with pytest.raises(TypeError, match="Noted.amount must be a u8"):
+        Noted(300)
 
 
 def test_a_mutable_record_may_be_changed():
