@@ -96,3 +96,17 @@ def test_a_timer_that_fails_on_one_node_is_raised_and_the_other_nodes_timers_go_
             world.advance(30)
         world.advance(30)
         assert b_ticks == [30, 60]
+
+
+def test_time_stops_where_an_advance_ends_even_on_a_tick():
+    """An advance that ends exactly on a tick runs that tick and stops there: the timers never move the clock
+    past what ``advance`` allows, whether or not a background processor is attached."""
+    with World(seed=0) as world:
+        a = world.add_node("a", persist=False)
+        ticks = _calls(a, world, "chain_monitor", "rebroadcast_pending_claims")
+        world.advance(30)
+        assert world.clock.now() == 30 and ticks == [30]
+        world.run()
+        assert world.clock.now() == 30 and ticks == [30]
+        world.advance(60)
+        assert world.clock.now() == 90 and ticks == [30, 60, 90]
