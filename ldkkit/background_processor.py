@@ -123,10 +123,6 @@ _LDK_HANDLES_FIRST = frozenset(
 )
 
 
-#: The timers the runtime may run while the loop sleeps (see ``_RunBody.quiet_tick``).
-_QUIET_TIMERS = frozenset({"ping", "freshness", "rebroadcast"})
-
-
 # --- the loop body both forms share (LDK's ``define_run_body!``) ---------------------------------
 
 
@@ -194,6 +190,9 @@ class _RunBody:
                 ("scorer_persist", SCORER_PERSIST_TIMER), ("rebroadcast", REBROADCAST_TIMER))
         }
         self.have_decayed_scorer = False
+        self._timer_actions = {"freshness": channel_manager.timer_tick_occurred,
+                               "ping": peer_manager.timer_tick_occurred,
+                               "rebroadcast": chain_monitor.rebroadcast_pending_claims}
 
     # The decorated handler: LDK's own updates first, then yours.
     def decorated(self, event: Event) -> Any:
@@ -243,18 +242,21 @@ class _RunBody:
         """Persist if needed, then run whichever timers are due (§4.4 steps 6-13)."""
         if self.channel_manager.get_and_clear_needs_persistence():
             self.persist_manager()
-        now = self.clock.now_us()
-        if self._fire("freshness", now):
-            self.channel_manager.timer_tick_occurred()
-        if self._fire("ping", now):
-            self.peer_manager.timer_tick_occurred()
+        self._run_timers(self.clock.now_us())
+
+    def _run_timers(self, now: int, quiet: bool = False) -> bool:
+        """The due timers, in LDK's order. ``quiet``: the runtime runs them while the loop sleeps (see
+        ``quiet_tick``); a timer whose action raises is then undone and False returned, so that the loop
+        wakes, runs it itself, and meets the error there."""
+        if not (self._timer("freshness", now, quiet) and self._timer("ping", now, quiet)):
+            return False
         if self._fire("network_prune", now):
             if self.network_graph is not None:
                 self.network_graph.remove_stale_channels_and_tracking_with_time(self.clock.unix_time())
                 self._persist_logged(NETWORK_GRAPH_PERSISTENCE_KEY, self.network_graph)
                 # LDK's have_pruned: hourly once a graph was pruned; with no graph, the first interval stays.
                 self.timers["network_prune"].interval_us = NETWORK_PRUNE_TIMER * MICROS
-        if not self.have_decayed_scorer:
+        if not self.have_decayed_scorer and not quiet:  # (the loop's first wake; quiet_tick waits for it)
             if self.scorer is not None and (t := self.fetch_time()) is not None:
                 self.scorer.time_passed(t)
             self.have_decayed_scorer = True
@@ -262,34 +264,39 @@ class _RunBody:
             if (t := self.fetch_time()) is not None:
                 self.scorer.time_passed(t)
             self._persist_logged(SCORER_PERSISTENCE_KEY, self.scorer)
-        if self._fire("rebroadcast", now):
-            self.chain_monitor.rebroadcast_pending_claims()
+        return self._timer("rebroadcast", now, quiet)
+
+    def _timer(self, name: str, now: int, quiet: bool) -> bool:
+        """Fire timer ``name`` if it is due; False if its action raised while quiet (undone)."""
+        timer = self.timers[name]
+        last_us = timer.last_us
+        if not self._fire(name, now):
+            return True
+        try:
+            self._timer_actions[name]()
+        except Exception:
+            if not quiet:
+                raise
+            timer.last_us = last_us
+            self.timer_counts[name] -= 1
+            return False
+        return True
 
     def quiet_tick(self, now_us: int) -> Optional[int]:
         """At a deadline of the simulation's clock, run the due timers while the loop sleeps, if that is all
         its wake would do; returns the next deadline, or None to wake the loop as usual.
 
-        Only the ping, freshness and rebroadcast timers, in the loop's order. If they leave events,
-        messages or a persist for the loop (a future they complete wakes it), the loop wakes and does the
-        rest of its iteration as it would have; otherwise that iteration would have done nothing, and
-        skipping the thread hand-over changes nothing but the time it takes.
+        The timers' own work (ticks, the prune, the scorer's persist), in the loop's order. If they leave
+        events, messages or a persist for the loop (a future they complete wakes it), the loop wakes and does
+        the rest of its iteration as it would have; otherwise that iteration would have done nothing, and
+        skipping the thread hand-over changes nothing but the time it takes. Before the loop's first wake has
+        decayed the scorer, a due scorer persist wakes it instead.
         """
-        due = {name for name, timer in self.timers.items() if now_us >= timer.threshold_us}
-        if not due or not due <= _QUIET_TIMERS or self.replay_pending():
+        due = [name for name, timer in self.timers.items() if now_us >= timer.threshold_us]
+        if not due or self.replay_pending() or ("scorer_persist" in due and not self.have_decayed_scorer):
             return None
-        for name, action in (("freshness", self.channel_manager.timer_tick_occurred),
-                             ("ping", self.peer_manager.timer_tick_occurred),
-                             ("rebroadcast", self.chain_monitor.rebroadcast_pending_claims)):
-            timer = self.timers[name]
-            last_us = timer.last_us
-            if not self._fire(name, now_us):
-                continue
-            try:
-                action()
-            except Exception:  # undone: the loop wakes, runs this timer itself, and meets the error there
-                timer.last_us = last_us
-                self.timer_counts[name] -= 1
-                return None
+        if not self._run_timers(now_us, quiet=True):
+            return None
         return None if self._work_left() else self.next_deadline_us(now_us, POLL_INTERVAL_S)
 
     def _work_left(self) -> bool:

@@ -78,6 +78,28 @@ def test_the_graph_is_first_pruned_a_minute_after_start_then_hourly(world, form,
     assert [round(t - start_s, 3) for t in pruned] == expected
 
 
+@pytest.mark.parametrize("form, scorer_every, pruned", [("thread", 301, [61, 61 + 3601]), ("async", 300, [60, 3660])])
+def test_an_idle_processors_timers_run_while_it_sleeps_and_wake_it_once_to_decay_the_scorer(
+        world, form, scorer_every, pruned, monkeypatch):
+    """Nothing happens for two hours: every timer runs on LDK's schedule (the scorer written every five minutes,
+    the graph pruned), yet the loop wakes only once, at the first scorer persist, which must follow the
+    first wake's decay; a wake that would only run timers is done by the runtime while the loop sleeps."""
+    node = world.add_node("learner", handler=handle_ldk_events)
+    wakes, written = [], []
+    real_after_wake = bp_module._RunBody.after_wake
+    monkeypatch.setattr(bp_module._RunBody, "after_wake", lambda body: wakes.append(world.clock.now())
+                        or real_after_wake(body))
+    write = node.fs_store.write
+    node.fs_store.write = lambda p, s, key, buf: written.append((world.clock.now(), key)) or write(p, s, key, buf)
+    started = world.clock.now()
+    with run_processor(node, form):
+        world.advance(7200)
+        scorer_writes = [round(t - started) for t, key in written if key == "scorer"]
+        graph_writes = [round(t - started) for t, key in written if key == "network_graph"]
+        assert [round(t - started) for t in wakes] == [scorer_writes[0]]
+    assert scorer_writes == list(range(scorer_every, 7201, scorer_every)) and graph_writes == pruned
+
+
 @pytest.mark.parametrize("form", ["thread", "async"])
 def test_stopping_the_processor_persists_the_manager_scorer_and_graph_one_last_time(world, form):
     """LDK's processor, on exit, writes the ChannelManager (then the scorer and the graph) whether or not it
