@@ -293,8 +293,8 @@ class _RunBody:
         decayed the scorer, a due scorer persist wakes it instead.
         """
         due = [name for name, timer in self.timers.items() if now_us >= timer.threshold_us]
-        if not due or self.replay_pending() or ("scorer_persist" in due and not self.have_decayed_scorer):
-            return None
+        if not due or ("scorer_persist" in due and not self.have_decayed_scorer):
+            return None  # (an event asked for again is still queued: work left, below, wakes the loop for it)
         if not self._run_timers(now_us, quiet=True):
             return None
         return None if self._work_left() else self.next_deadline_us(now_us, POLL_INTERVAL_S)

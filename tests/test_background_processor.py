@@ -397,7 +397,13 @@ def test_a_handler_error_ends_the_loop_with_no_final_persist(world):
     assert failed and written_after_failure == []
 
 
-def test_a_timer_that_fails_while_the_loop_sleeps_still_stops_the_processor_with_its_error(world, monkeypatch):
+@pytest.mark.parametrize("timer, component, method", [
+    ("freshness", "channel_manager", "timer_tick_occurred"),
+    ("ping", "peer_manager", "timer_tick_occurred"),
+    ("rebroadcast", "chain_monitor", "rebroadcast_pending_claims"),
+])
+def test_a_timer_that_fails_while_the_loop_sleeps_still_stops_the_processor_with_its_error(
+        world, monkeypatch, timer, component, method):
     """The runtime runs quiet timers while the processor's thread sleeps; a failure there is undone and met
     by the processor itself, which stops with it, as when it runs the timer."""
     node = world.add_node("learner", handler=handle_ldk_events)
@@ -406,15 +412,54 @@ def test_a_timer_that_fails_while_the_loop_sleeps_still_stops_the_processor_with
     def failing() -> None:
         calls.append(world.clock.now())
         if len(calls) >= 3:
-            raise RuntimeError("rebroadcast failed (simulated)")
+            raise RuntimeError(f"{timer} failed (simulated)")
 
-    monkeypatch.setattr(node.chain_monitor, "rebroadcast_pending_claims", failing)
+    monkeypatch.setattr(getattr(node, component), method, failing)
     processor = start(node)
     world.advance(600)
-    with pytest.raises(RuntimeError, match="rebroadcast failed"):
+    with pytest.raises(RuntimeError, match=f"{timer} failed"):
         processor.stop()
     assert len(calls) == 4  # the third failed asleep and was run again, awake, where it failed for good
-    assert processor.timer_counts["rebroadcast"] == 3  # the one undone asleep counts once: when the loop ran it
+    assert processor.timer_counts[timer] == 3  # the one undone asleep counts once: when the loop ran it
+    assert calls[3] == calls[2]  # the loop met it at once
+
+
+def test_work_a_quiet_timer_leaves_is_handled_at_once_even_if_nothing_said_so(world, monkeypatch):
+    """LDK's loop goes back to its top right after its timers, so what they leave is handled then. A timer run
+    while the loop sleeps wakes it when it leaves an event, even one queued without a wake-up."""
+    node = world.add_node("learner", handler=lambda *args: seen.append(world.clock.now()))
+    seen: list[float] = []
+    rebroadcast, calls = node.chain_monitor.rebroadcast_pending_claims, []
+
+    def leaving_an_event() -> None:
+        calls.append(world.clock.now())
+        if len(calls) == 3:  # (the startup call, then at 31 s; the third, at 62 s, leaves an event quietly)
+            node.channel_manager._events._events.append(Event.PendingHTLCsForwardable(timedelta(seconds=1)))
+        rebroadcast()
+
+    monkeypatch.setattr(node.chain_monitor, "rebroadcast_pending_claims", leaving_an_event)
+    with run_processor(node, "thread"):
+        world.advance(100)
+    assert seen == [calls[2]]
+
+
+def test_an_event_asked_for_again_comes_again_at_the_next_poll_even_when_a_timer_is_due_then(world):
+    """A replay is retried at the next poll (100 ms later). A quiet timer due at that same poll does not
+    keep the loop asleep: it wakes, runs the timer and hands the event over again."""
+    times: list[float] = []
+
+    def replay_first(*args):
+        times.append(world.clock.now())
+        return ReplayEvent() if len(times) == 1 else None
+
+    node = world.add_node("learner", handler=replay_first)
+    started = world.clock.now()
+    with run_processor(node, "thread") as processor:
+        world.advance(10.95)  # the first ping is due at 11 s: the retry's poll, at 11.05 s
+        node.channel_manager._events.push(Event.PendingHTLCsForwardable(timedelta(seconds=1)))
+        world.advance(1)
+        pings = processor.timer_counts["ping"]
+    assert [round(t - started, 3) for t in times] == [10.95, 11.05] and pings == 1
 
 
 # --- LDK's rules, on a node's parts with no world: process_events_async driven by the test's own sleeper -------

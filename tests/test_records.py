@@ -144,6 +144,35 @@ def test_the_compiled_checks_judge_every_value_as_the_field_by_field_checks_do(v
     assert outcome(lambda: Mixed(*values)) == outcome(field_by_field)
 
 
+def test_valid_values_are_judged_by_the_compiled_checks_alone(monkeypatch):
+    """The field-by-field checks are for a value that fails (to name it) and for sequences (to store them as
+    tuples): a valid record of plain fields never reaches them, whatever its field types."""
+    from ldkkit import ser
+
+    reached = []
+    real = ser._check_fields
+    monkeypatch.setattr(ser, "_check_fields", lambda record, only=None: reached.append(only) or real(record, only))
+
+    class Plain(Record):  # defined after the spy: its first record compiles its checks with it
+        tiny: U8
+        wide: U32
+        maybe: Optional[U16]
+        flag: bool
+        name: str
+        raw: bytes
+        plain: int
+        hash: Optional[PaymentHash]
+        items: tuple[U8, ...]
+        maybe_items: Optional[tuple[U8, ...]]
+
+    Plain(255, 2**32 - 1, 65_535, True, "x", b"", -1, PaymentHash(b"\x01" * 32), [1], [2])
+    Plain(0, 0, None, False, "", b"x", 0, None, (), None)
+    assert reached == [frozenset({"items", "maybe_items"})] * 2
+    with pytest.raises(TypeError, match="Plain.tiny must be a u8"):
+        Plain(256, 0, None, False, "", b"x", 0, None, (), None)
+    assert reached[2:] == [None]
+
+
 def test_a_subclass_of_a_record_checks_its_own_fields():
     class Base(Record, frozen=False):
         amount: U8
