@@ -58,7 +58,12 @@ def _write(fields: _Fields, node_secret_key: bytes) -> str:
     """Encode and sign with the ``bolt11`` library. Signing is deterministic (RFC 6979), so the same
     fields and key always give the same string, and a scenario played again reuses it."""
     from bolt11 import Bolt11, Feature, Features, FeatureState, MilliSatoshi, TagChar, Tags, encode
+    from bolt11.utils import amount_to_msat, msat_to_amount
 
+    amount = fields.amount_msat
+    if amount is not None and amount_to_msat(msat_to_amount(amount)) != amount:  # the library's own limit
+        raise ValueError(f"the bolt11 library cannot write an invoice for {amount:,} msat: it writes whole "
+                         "multiples of 1,000 BTC as a thousandth of themselves. Ask for less than 1,000 BTC.")
     tags = Tags()
     tags.add(TagChar.payment_hash, fields.payment_hash.hex())
     tags.add(TagChar.payment_secret, fields.payment_secret.hex())
@@ -67,8 +72,8 @@ def _write(fields: _Fields, node_secret_key: bytes) -> str:
     tags.add(TagChar.min_final_cltv_expiry, fields.min_final_cltv_expiry_delta)
     features = {Feature.var_onion_optin: FeatureState.required, Feature.payment_secret: FeatureState.required}
     tags.add(TagChar.features, Features.from_feature_list(features))
-    amount = MilliSatoshi(fields.amount_msat) if fields.amount_msat is not None else None
-    invoice = Bolt11(currency=fields.currency, date=fields.timestamp, tags=tags, amount_msat=amount)
+    invoice = Bolt11(currency=fields.currency, date=fields.timestamp, tags=tags,
+                     amount_msat=MilliSatoshi(amount) if amount is not None else None)
     return encode(invoice, private_key=node_secret_key.hex())
 
 

@@ -25,10 +25,9 @@ def said(invoice: Bolt11Invoice) -> tuple:
             invoice.duration_since_epoch_secs(), invoice.description(), invoice.network())
 
 
-# (Below 1,000 BTC: the bolt11 library writes a whole multiple of 1,000 BTC as a thousandth of it.)
-@given(amount=st.none() | st.integers(1, 10**14 - 1), description=st.text(max_size=40),
-       expiry=st.integers(1, 10**6), cltv=st.integers(18, 2016), network=st.sampled_from(list(Network)),
-       timestamp=st.integers(1_600_000_000, 1_900_000_000))
+@given(amount=st.none() | st.integers(1, 21_000_000 * 10**11).filter(lambda a: a % 10**14),
+       description=st.text(max_size=40), expiry=st.integers(1, 10**6), cltv=st.integers(18, 2016),
+       network=st.sampled_from(list(Network)), timestamp=st.integers(1_600_000_000, 1_900_000_000))
 def test_a_new_invoice_says_what_its_string_says(amount, description, expiry, cltv, network, timestamp):
     invoice = make(amount_msat=amount, description=description, expiry_secs=expiry,
                    min_final_cltv_expiry_delta=cltv, network=network, timestamp=timestamp)
@@ -57,3 +56,10 @@ def test_a_damaged_invoice_is_refused_with_a_clear_error():
     text = str(make())
     with pytest.raises(ValueError, match="not a valid BOLT 11 invoice"):
         Bolt11Invoice(text[:-1] + ("q" if text[-1] != "q" else "p"))
+
+
+def test_an_amount_the_bolt11_library_would_write_wrong_is_refused_clearly():
+    """bolt11 writes a whole multiple of 1,000 BTC as a thousandth of it (10^14 msat as "1", one bitcoin)."""
+    with pytest.raises(ValueError, match="cannot write an invoice for 100,000,000,000,000 msat"):
+        make(amount_msat=10**14)
+    assert make(amount_msat=10**14 + 1).amount_milli_satoshis() == 10**14 + 1
