@@ -158,9 +158,6 @@ class _Timer:
         self._interval_us = value
         self.last_us = self._last_us
 
-    def due(self, now_us: int) -> bool:
-        return now_us >= self.threshold_us
-
 
 class _RunBody:
     """The state and steps of the processor loop, shared by the thread and the coroutine."""
@@ -244,13 +241,16 @@ class _RunBody:
             self.persist_manager()
         self._run_timers(self.clock.now_us())
 
-    def _run_timers(self, now: int, quiet: bool = False) -> bool:
+    def _run_timers(self, now: int, quiet: bool = False, due: Optional[set[str]] = None) -> bool:
         """The due timers, in LDK's order. ``quiet``: the runtime runs them while the loop sleeps (see
         ``quiet_tick``); a timer whose action raises is then undone and False returned, so that the loop
         wakes, runs it itself, and meets the error there."""
-        if not (self._timer("freshness", now, quiet) and self._timer("ping", now, quiet)):
-            return False
-        if self._fire("network_prune", now):
+        due = self._due(now) if due is None else due  # pragma: no mutate  (the same set: no timer's work moves another)
+        for name in ("freshness", "ping"):
+            if name in due and not self._timer(name, now, quiet):
+                return False
+        if "network_prune" in due:
+            self._fire("network_prune", now)
             if self.network_graph is not None:
                 self.network_graph.remove_stale_channels_and_tracking_with_time(self.clock.unix_time())
                 self._persist_logged(NETWORK_GRAPH_PERSISTENCE_KEY, self.network_graph)
@@ -260,18 +260,19 @@ class _RunBody:
             if self.scorer is not None and (t := self.fetch_time()) is not None:
                 self.scorer.time_passed(t)
             self.have_decayed_scorer = True
-        if self._fire("scorer_persist", now) and self.scorer is not None:
-            if (t := self.fetch_time()) is not None:
-                self.scorer.time_passed(t)
-            self._persist_logged(SCORER_PERSISTENCE_KEY, self.scorer)
-        return self._timer("rebroadcast", now, quiet)
+        if "scorer_persist" in due:
+            self._fire("scorer_persist", now)
+            if self.scorer is not None:
+                if (t := self.fetch_time()) is not None:
+                    self.scorer.time_passed(t)
+                self._persist_logged(SCORER_PERSISTENCE_KEY, self.scorer)
+        return "rebroadcast" not in due or self._timer("rebroadcast", now, quiet)
 
     def _timer(self, name: str, now: int, quiet: bool) -> bool:
-        """Fire timer ``name`` if it is due; False if its action raised while quiet (undone)."""
+        """Fire due timer ``name``; False if its action raised while quiet (undone)."""
         timer = self.timers[name]
         last_us = timer.last_us
-        if not self._fire(name, now):
-            return True
+        self._fire(name, now)
         try:
             self._timer_actions[name]()
         except Exception:
@@ -292,10 +293,10 @@ class _RunBody:
         skipping the thread hand-over changes nothing but the time it takes. Before the loop's first wake has
         decayed the scorer, a due scorer persist wakes it instead.
         """
-        due = [name for name, timer in self.timers.items() if now_us >= timer.threshold_us]
+        due = self._due(now_us)
         if not due or ("scorer_persist" in due and not self.have_decayed_scorer):
             return None  # (an event asked for again is still queued: work left, below, wakes the loop for it)
-        if not self._run_timers(now_us, quiet=True):
+        if not self._run_timers(now_us, quiet=True, due=due):  # pragma: no mutate  (due: only not computed twice)
             return None
         return None if self._work_left() else self.next_deadline_us(now_us, POLL_INTERVAL_S)
 
@@ -304,13 +305,13 @@ class _RunBody:
         return (self.channel_manager.has_pending_events() or self.chain_monitor.has_pending_events()
                 or bool(self.channel_manager.pending_msg_events))
 
-    def _fire(self, name: str, now_us: int) -> bool:
-        timer = self.timers[name]
-        if not timer.due(now_us):
-            return False
-        timer.last_us = now_us
+    def _due(self, now_us: int) -> set[str]:
+        return {name for name, timer in self.timers.items() if now_us >= timer.threshold_us}
+
+    def _fire(self, name: str, now_us: int) -> None:
+        """A due timer fires: it counts, and its interval starts again now."""
+        self.timers[name].last_us = now_us
         self.timer_counts[name] += 1
-        return True
 
     def next_deadline_us(self, wait_start_us: int, poll_s: float) -> int:
         """On a virtual clock, sleep straight to the poll at which a timer falls due.
@@ -321,7 +322,7 @@ class _RunBody:
         poll_us = round(poll_s * MICROS)
         if not self.clock.is_virtual:
             return wait_start_us + poll_us
-        first_us = min(t.threshold_us for t in self.timers.values())  # the poll at which the first one is due
+        first_us = min([t.threshold_us for t in self.timers.values()])  # the poll at which the first one is due
         return wait_start_us + max(1, -(-(first_us - wait_start_us) // poll_us)) * poll_us
 
     def on_exit(self) -> None:
