@@ -1097,3 +1097,222 @@ def test_a_commitment_confirming_unannounced_closes_the_channel():
         s.mine(3)
     (closed,) = learner.of(Event.ChannelClosed)
     assert (closed.channel_id, closed.reason) == (chan.channel_id, ClosureReason.CommitmentTxConfirmed())
+
+
+# --- forwarding: what the sender is told, our fee, intercepted HTLCs (channelmanager.rs: can_forward_htlc,
+# process_pending_htlc_forwards, forward_intercepted_htlc, fail_intercepted_htlc; onion_utils.rs:
+# process_onion_failure) ---------------------------------------------------------------------------------------
+
+def _path_failures(node) -> list[tuple]:
+    """What ``node`` was told of its failed paths: (short_channel_id, failure, failed permanently)."""
+    return [(e.short_channel_id, e.failure, e.payment_failed_permanently)
+            for e in node.events_seen if isinstance(e, Event.PaymentPathFailed)]
+
+
+def _pay_through(stage, payer, forwarder, fee_msat: int, out_scid: int, payee, amount_msat: int, pid: bytes):
+    """``payer`` pays ``payee`` ``amount_msat`` along a route it was given: over its channel to ``forwarder``
+    (paying it ``fee_msat``), then ``out_scid``; settled. Returns the invoice."""
+    invoice = stage.invoice(payee, amount_msat)
+    first = stage.channel_between(payer, forwarder).short_channel_id
+    hops = (RouteHop(forwarder.node_id, b"", first, b"", fee_msat, 72, True),
+            RouteHop(payee.node_id, b"", out_scid, b"", amount_msat, 24, True))
+    payer.channel_manager.send_payment_with_route(
+        Route((Path(hops, None),), None), invoice.payment_hash(),
+        RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(pid * 32))
+    stage.settle()
+    return invoice
+
+
+def test_a_forward_to_a_channel_we_do_not_know_is_blamed_on_that_scid_for_good(forwarder):
+    """``process_onion_failure``: our ``unknown_next_peer`` (PERM|10) tells the sender the channel its route asked
+    for is gone: ``PaymentPathFailed`` with that scid and ``ChannelFailure`` permanent; not the payee's refusal."""
+    f = forwarder
+    _alice_pays_carol(f, lambda m: dataclasses.replace(m, onion=dataclasses.replace(
+        m.onion, hops=(dataclasses.replace(m.onion.hops[0], short_channel_id=12345),))))
+    assert _path_failures(f.alice) == [(12345, PathFailure.OnPath(NetworkUpdate.ChannelFailure(12345, True)), False)]
+
+
+@pytest.mark.parametrize("tamper", [
+    pytest.param(lambda m: dataclasses.replace(m, amount_msat=m.amount_msat - 1), id="fee_insufficient"),
+    pytest.param(lambda m: dataclasses.replace(m, cltv_expiry=m.cltv_expiry - 1), id="incorrect_cltv_expiry"),
+])
+def test_a_forward_refused_by_our_channel_policy_is_blamed_on_the_next_channel_for_now(forwarder, tamper):
+    """``process_onion_failure``: an UPDATE failure (``fee_insufficient``, ``incorrect_cltv_expiry``) tells the
+    sender the next channel failed, not permanently: ``ChannelFailure`` of its scid, ``is_permanent`` false."""
+    f = forwarder
+    _alice_pays_carol(f, tamper)
+    out = f.stage.channel_between(f.me, f.carol).short_channel_id
+    assert _path_failures(f.alice) == [(out, PathFailure.OnPath(NetworkUpdate.ChannelFailure(out, False)), False)]
+
+
+def test_a_forward_pays_the_proportional_fee_rounded_down_and_not_a_msat_less():
+    """``htlc_satisfies_config``: the fee a forward must leave is ``base + amount * ppm / 1_000_000`` in integers
+    (rounded down). Paying exactly that is forwarded (``PaymentForwarded`` with that fee); a msat less fails back
+    with ``HTLCHandlingFailed`` naming the next channel."""
+    with World(seed=43) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        alice, bob = stage.peer("alice"), stage.peer("bob", fee_ppm=10_000)
+        stage.open(alice, bob, 6_000_000)
+        stage.open(bob, stage.me, 6_000_000)
+        out = stage.channel_between(bob, stage.me)
+        amount = 100_000_050  # 1,000,000.5 msat at 10,000 ppm: 1,000,000 is due, with the base 1,000
+        _pay_through(stage, alice, bob, 1_001_000, out.short_channel_id, stage.me, amount, b"\x41")
+        _pay_through(stage, alice, bob, 1_000_999, out.short_channel_id, stage.me, amount, b"\x42")
+        into = stage.channel_between(bob, alice)
+        assert [e.total_fee_earned_msat for e in bob.events_seen if isinstance(e, Event.PaymentForwarded)] == [
+            1_001_000]
+        assert [e for e in bob.events_seen if isinstance(e, Event.HTLCHandlingFailed)] == [
+            Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(stage.me.node_id, out.channel_id))]
+
+
+def test_a_forward_of_exactly_what_the_next_channel_can_carry_goes_on_and_a_msat_more_fails_back():
+    """``can_forward_htlc``: an HTLC up to the next channel's ``next_outbound_htlc_limit_msat`` is forwarded; one
+    msat more fails back (``temporary_channel_failure``, ``NextHopChannel``)."""
+    with World(seed=44) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        me, alice, carol = stage.me, stage.peer("alice"), stage.peer("carol")
+        stage.open(alice, me, 6_000_000)
+        stage.open(me, carol, 500_000)
+        out = stage.channel_between(me, carol)
+        _pay_through(stage, alice, me, 1_000, out.short_channel_id, carol, out.next_outbound_htlc_limit_msat, b"\x43")
+        limit = stage.channel_between(me, carol).next_outbound_htlc_limit_msat
+        _pay_through(stage, alice, me, 1_000, out.short_channel_id, carol, limit + 1, b"\x44")
+        into = stage.channel_between(me, alice)
+        seen = me.events_seen
+        assert [e.outbound_amount_forwarded_msat for e in seen if isinstance(e, Event.PaymentForwarded)] == [
+            out.next_outbound_htlc_limit_msat]
+        assert [e for e in seen if isinstance(e, Event.HTLCHandlingFailed)] == [
+            Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(carol.node_id, out.channel_id))]
+
+
+def _intercepting_world(seed: int, accept: bool = True):
+    """A world whose learner takes intercepts if ``accept``: its handler notes ``HTLCIntercepted`` and answers
+    nothing; ldk-sample's handler does the rest. Returns (world, stage, intercepts)."""
+    from ldkkit.config import UserConfig
+
+    intercepts: list[Event.HTLCIntercepted] = []
+
+    async def lsp(*args):
+        if isinstance(args[-1], Event.HTLCIntercepted):
+            intercepts.append(args[-1])
+            return None
+        return await reference(*args)
+
+    world = World(seed=seed)
+    config = dataclasses.replace(UserConfig.ldk_sample(), accept_intercept_htlcs=accept)
+    return world, Stage(world, world.add_node("learner", handler=lsp, config=config)), intercepts
+
+
+def test_without_accept_intercept_htlcs_an_intercept_scid_is_an_unknown_next_hop():
+    """``can_forward_htlc``: a scid from ``get_intercept_scid`` is intercepted only when ``accept_intercept_htlcs``
+    is set; otherwise it is a channel we do not know: ``HTLCHandlingFailed`` with ``UnknownNextHop`` (the scid)."""
+    world, stage, intercepts = _intercepting_world(45, accept=False)
+    with world:
+        alice, _, fake_scid, _ = pay_through_an_intercept_scid(stage)
+        into = stage.channel_between(stage.me, alice)
+        failed = [e for e in stage.me.events_seen if isinstance(e, Event.HTLCHandlingFailed)]
+    assert intercepts == []
+    assert failed == [Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.UnknownNextHop(fake_scid))]
+
+
+def test_with_accept_intercept_htlcs_an_htlc_for_a_real_channel_is_forwarded_not_intercepted():
+    """Only HTLCs for an intercept scid raise ``HTLCIntercepted``; one for a channel of ours is forwarded."""
+    world, stage, intercepts = _intercepting_world(46)
+    with world:
+        me, alice, carol = stage.me, stage.peer("alice"), stage.peer("carol")
+        stage.open(alice, me, 6_000_000)
+        stage.open(me, carol, 1_000_000)
+        out = stage.channel_between(me, carol).short_channel_id
+        _pay_through(stage, alice, me, 1_000, out, carol, 10_000_000, b"\x46")
+        forwarded = [e.next_channel_id for e in me.events_seen if isinstance(e, Event.PaymentForwarded)]
+    assert intercepts == [] and forwarded == [stage.channel_between(me, carol).channel_id]
+
+
+def test_an_intercepted_htlc_failed_by_the_lsp_goes_back_as_an_unknown_next_hop_once():
+    """``fail_intercepted_htlc``: ``HTLCHandlingFailed`` with ``UnknownNextHop`` (the fake scid); the sender is told
+    that scid failed for good (``unknown_next_peer``). The id is then unknown: failing or forwarding it again is an
+    ``APIMisuseError`` naming it."""
+    world, stage, intercepts = _intercepting_world(47)
+    with world:
+        me = stage.me
+        alice, carol, fake_scid, _ = pay_through_an_intercept_scid(stage)
+        (intercepted,) = intercepts
+        me.channel_manager.fail_intercepted_htlc(intercepted.intercept_id)
+        stage.settle()
+        into, out = stage.channel_between(me, alice), stage.channel_between(me, carol)
+        failed = [e for e in me.events_seen if isinstance(e, Event.HTLCHandlingFailed)]
+        message = f"Payment with intercept id {intercepted.intercept_id} not found"
+        with pytest.raises(APIError.APIMisuseError, match=message):
+            me.channel_manager.fail_intercepted_htlc(intercepted.intercept_id)
+        with pytest.raises(APIError.APIMisuseError, match=message):
+            me.channel_manager.forward_intercepted_htlc(intercepted.intercept_id, out.channel_id, carol.node_id, 1)
+    assert failed == [Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.UnknownNextHop(fake_scid))]
+    update = NetworkUpdate.ChannelFailure(fake_scid, True)
+    assert _path_failures(alice) == [(fake_scid, PathFailure.OnPath(update), False)]
+
+
+def test_forwarding_an_intercepted_htlc_onto_a_closing_channel_is_refused_and_keeps_it():
+    """``forward_intercepted_htlc`` checks the next channel first: one shutting down is not usable
+    (``ChannelUnavailable``: "not fully established"); the HTLC stays intercepted and can be forwarded elsewhere."""
+    world, stage, intercepts = _intercepting_world(48)
+    with world:
+        me = stage.me
+        alice, carol, _, _ = pay_through_an_intercept_scid(stage)
+        dave = stage.peer("dave")
+        stage.open(me, dave, 1_000_000)
+        (intercepted,) = intercepts
+        to_carol, to_dave = stage.channel_between(me, carol), stage.channel_between(me, dave)
+        me.channel_manager.close_channel(to_carol.channel_id, carol.node_id)
+        with pytest.raises(APIError.ChannelUnavailable) as refused:
+            me.channel_manager.forward_intercepted_htlc(intercepted.intercept_id, to_carol.channel_id, carol.node_id,
+                                                        10_000_000)
+        me.channel_manager.forward_intercepted_htlc(intercepted.intercept_id, to_dave.channel_id, dave.node_id,
+                                                    10_000_000)
+        stage.settle()
+        failed = [e.failed_next_destination for e in me.events_seen if isinstance(e, Event.HTLCHandlingFailed)]
+    assert refused.value.err == f"Channel with id {to_carol.channel_id} not fully established"
+    # dave, who never made the invoice, refuses it: the HTLC did go to him
+    assert failed == [HTLCDestination.NextHopChannel(dave.node_id, to_dave.channel_id)]
+
+
+def test_an_intercepted_htlc_whose_next_channel_closed_before_processing_fails_back_naming_its_scid():
+    """``process_pending_htlc_forwards``: a released HTLC whose channel closed meanwhile is for a channel we no
+    longer know: ``HTLCHandlingFailed`` with ``UnknownNextHop`` of that channel's scid; the sender is told its
+    fake scid failed for good."""
+    world, stage, intercepts = _intercepting_world(49)
+    with world:
+        me = stage.me
+        alice, carol, fake_scid, _ = pay_through_an_intercept_scid(stage)
+        (intercepted,) = intercepts
+        out = stage.channel_between(me, carol)
+        me.channel_manager.forward_intercepted_htlc(intercepted.intercept_id, out.channel_id, carol.node_id,
+                                                    10_000_000)
+        me.channel_manager.force_close_broadcasting_latest_txn(out.channel_id, carol.node_id, "gone")
+        stage.settle()
+        into = stage.channel_between(me, alice)
+        failed = [e for e in me.events_seen if isinstance(e, Event.HTLCHandlingFailed)]
+    assert failed == [Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.UnknownNextHop(out.short_channel_id))]
+    assert _path_failures(alice) == [(fake_scid, PathFailure.OnPath(NetworkUpdate.ChannelFailure(fake_scid, True)),
+                                      False)]
+
+
+def test_an_intercepted_htlc_released_for_more_than_the_next_channel_can_carry_fails_back_for_now():
+    """``process_pending_htlc_forwards``: ``queue_add_htlc`` refuses an HTLC above the channel's limit:
+    ``temporary_channel_failure`` and ``HTLCHandlingFailed`` with ``NextHopChannel``; the sender is told its fake
+    scid failed for now."""
+    world, stage, intercepts = _intercepting_world(50)
+    with world:
+        me = stage.me
+        alice, carol, fake_scid, _ = pay_through_an_intercept_scid(stage)
+        (intercepted,) = intercepts
+        out = stage.channel_between(me, carol)
+        cm = me.channel_manager
+        cm.forward_intercepted_htlc(intercepted.intercept_id, out.channel_id, carol.node_id,
+                                    out.next_outbound_htlc_limit_msat + 1)
+        stage.settle()
+        into = stage.channel_between(me, alice)
+        failed = [e for e in me.events_seen if isinstance(e, Event.HTLCHandlingFailed)]
+        update = NetworkUpdate.ChannelFailure(fake_scid, False)
+        assert _path_failures(alice) == [(fake_scid, PathFailure.OnPath(update), False)]
+    assert failed == [Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(carol.node_id,
+                                                                                                out.channel_id))]
