@@ -17,6 +17,7 @@ from ldkkit.chain.chainmonitor import (
     ChannelMonitor,
     FeerateStrategy,
     _package_feerate,
+    anchor_script,
 )
 from ldkkit.config import UserConfig
 from ldkkit.events import Event, ReplayEvent
@@ -200,3 +201,53 @@ def test_without_anchors_the_monitor_broadcasts_the_htlc_timeout_paying_its_fee_
         feerate = me.bitcoind_client.get_est_sat_per_1000_weight(ConfirmationTarget.NonAnchorChannelFee)
         assert tx.output[0].value == 100_000 - fee_for_weight(feerate, HTLC_TIMEOUT_TX_WEIGHT)
         assert any(isinstance(e, Event.PaymentFailed) for e in me.events_seen)
+
+
+def _what(output: SpendableOutputDescriptor) -> tuple[str, Any, int]:
+    """A spendable output's kind, the transaction it is in and its value."""
+    d = output if isinstance(output, SpendableOutputDescriptor.StaticOutput) else output.descriptor
+    return type(output).__name__, d.outpoint.txid, d.output.value
+
+
+def test_the_peers_commitment_pays_our_balance_at_its_sixth_confirmation_and_our_expired_htlc_after():
+    """``OnchainEventEntry::confirmation_threshold``: on the peer's confirmed commitment (an anchor channel), our
+    balance (``to_remote``, behind a CSV of 1) is ``SpendableOutputs`` with a ``StaticPaymentOutput`` at its
+    ``ANTI_REORG_DELAY``-th confirmation, not a block sooner; the HTLC we offered is ours again only once it has
+    expired: then the payment fails and its output is spendable (``StaticOutput``), each output reported once."""
+    with World(seed=11) as world:
+        me = world.add_node("learner", handler=reference.ldk_sample_handle_ldk_events)
+        stage = Stage(world, me)
+        carol = stage.peer("carol", handler=vanish_when_paid)
+        stage.open(carol, me, 6_000_000, push_msat=3_000_000_000)
+        chan = stage.channel_between(me, carol)
+        assert chan.channel_type.supports_anchors_zero_fee_htlc_tx()
+        stage.pay(me, stage.invoice(carol, 100_000_000))
+        (htlc,) = me.channel_manager.channels[chan.channel_id].pending_outbound_htlcs.values()
+        carol.channel_manager.force_close_broadcasting_latest_txn(chan.channel_id, me.node_id, "bye")
+        stage.settle()
+        stage.mine(htlc.cltv_expiry + 6 - world.chain.height())
+        (commitment,) = [txid for txid, tx in world.chain.transactions.items()
+                         if any(i.previous_output == chan.funding_txo for i in tx.input)]
+        confirmed_at = world.chain.confirmed_at[commitment]
+        spendable = [(h, [_what(o) for o in e.outputs]) for _, h, e in me.event_log
+                     if isinstance(e, Event.SpendableOutputs)]
+        failed = [h for _, h, e in me.event_log if isinstance(e, Event.PaymentFailed)]
+    assert confirmed_at + ANTI_REORG_DELAY - 1 < htlc.cltv_expiry
+    assert spendable == [
+        (confirmed_at + ANTI_REORG_DELAY - 1, [("StaticPaymentOutput", commitment, 2_900_000)]),
+        (htlc.cltv_expiry, [("StaticOutput", commitment, 100_000)]),
+    ]
+    assert failed == [htlc.cltv_expiry]
+
+
+def test_the_channel_close_request_points_at_our_anchor_output():
+    """``BumpTransactionEvent::ChannelClose``: the ``anchor_descriptor`` names the commitment's output the child
+    transaction spends: our anchor, 330 sat to the anchor script of our funding key (the peer's is its twin)."""
+    with World(seed=12) as world:
+        stage, _ = force_close_with_an_htlc(world, ignore_bumps)
+        first = bumps(stage.me)[0]
+        params = first.anchor_descriptor.channel_derivation_parameters
+        funding_key = stage.me.keys_manager.derive_channel_keys(params.value_satoshis, params.keys_id).funding_pubkey
+    spent = first.commitment_tx.output[first.anchor_descriptor.outpoint.vout]
+    assert first.anchor_descriptor.outpoint.txid == first.commitment_tx.compute_txid()
+    assert (spent.value, spent.script_pubkey) == (330, anchor_script(funding_key))

@@ -1316,3 +1316,87 @@ def test_an_intercepted_htlc_released_for_more_than_the_next_channel_can_carry_f
         assert _path_failures(alice) == [(fake_scid, PathFailure.OnPath(update), False)]
     assert failed == [Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(carol.node_id,
                                                                                                 out.channel_id))]
+
+
+# --- closing by force, and the peer's error (channelmanager.rs: force_close_sending_error,
+# force_close_all_channels_broadcasting_latest_txn, handle_error, force_close_channel_with_peer) -------------------
+
+def test_a_peers_error_closes_our_funded_channel_at_once_with_its_message():
+    """``handle_error``: an ``error`` naming a funded channel closes it then (not when a commitment confirms):
+    ``ChannelClosed`` with ``CounterpartyForceClosed`` carrying the peer's message; a second error changes nothing."""
+    learner = Learner(101)
+    with learner.world:
+        s = learner.stage
+        bob = s.peer("bob")
+        s.open(bob, learner.me, 6_000_000)
+        (chan,) = learner.cm.list_channels()
+        learner.cm.handle_error(bob.node_id, msgs.ErrorMessage(chan.channel_id, "we are done"))
+        closed_now = learner.cm.pending_events() + learner.seen
+        learner.cm.handle_error(bob.node_id, msgs.ErrorMessage(chan.channel_id, "we are done"))
+        s.mine(6)
+    assert [(e.channel_id, e.reason) for e in closed_now if isinstance(e, Event.ChannelClosed)] == [
+        (chan.channel_id, ClosureReason.CounterpartyForceClosed("we are done"))]
+    assert [e.reason for e in learner.of(Event.ChannelClosed)] == [ClosureReason.CounterpartyForceClosed("we are done")]
+
+
+def test_an_error_for_every_channel_closes_all_the_peers_channels_and_forgets_its_requests():
+    """``handle_error`` with the zero channel id: every channel with that peer closes (``CounterpartyForceClosed``),
+    its requests not yet accepted are dropped without an event; other peers' channels stay open."""
+    learner = Learner(102)
+    with learner.world:
+        s = learner.stage
+        bob, carol = s.peer("bob"), s.peer("carol")
+        s.open(bob, learner.me, 6_000_000)
+        s.open(carol, learner.me, 6_000_000)
+        learner.hold = (Event.OpenChannelRequest,)  # the next request is left unanswered
+        bob.channel_manager.create_channel(learner.me.node_id, 1_000_000, 0, 7, None, None)
+        s.settle()
+        learner.cm.handle_error(bob.node_id, msgs.ErrorMessage(ChannelId(bytes(32)), "all gone"))
+        s.settle()
+        left = [c.counterparty.node_id for c in learner.cm.list_channels()]
+        request = learner.of(Event.OpenChannelRequest)[-1]
+        with pytest.raises(APIError.APIMisuseError, match="No such channel awaiting to be accepted"):
+            learner.cm.accept_inbound_channel(request.temporary_channel_id, bob.node_id, 1)
+    assert [(e.counterparty_node_id, e.reason) for e in learner.of(Event.ChannelClosed)] == [
+        (bob.node_id, ClosureReason.CounterpartyForceClosed("all gone"))]
+    assert left == [carol.node_id]
+
+
+def test_force_closing_without_broadcasting_leaves_the_chain_to_the_peer():
+    """``force_close_without_broadcasting_txn``: ``ChannelClosed`` with ``HolderForceClosed`` and
+    ``broadcasted_latest_txn`` false; our commitment is not broadcast, so the peer's, broadcast on our error,
+    confirms and pays us a ``StaticPaymentOutput``."""
+    learner = Learner(103)
+    with learner.world:
+        s = learner.stage
+        bob = s.peer("bob")
+        s.open(learner.me, bob, 1_000_000)
+        (chan,) = learner.cm.list_channels()
+        learner.cm.force_close_without_broadcasting_txn(chan.channel_id, bob.node_id, "quietly")
+        s.settle()
+        s.mine(6)
+        s.mine(6)
+    assert [e.reason for e in learner.of(Event.ChannelClosed)] == [ClosureReason.HolderForceClosed(False)]
+    assert [e.reason for e in bob.events_seen if isinstance(e, Event.ChannelClosed)] == [
+        ClosureReason.CounterpartyForceClosed("quietly")]
+    assert [type(o).__name__ for e in learner.of(Event.SpendableOutputs) for o in e.outputs] == [
+        "StaticPaymentOutput"]
+
+
+def test_force_closing_all_channels_closes_each_telling_its_peer_why():
+    """``force_close_all_channels_broadcasting_latest_txn``: every channel closes with ``HolderForceClosed``
+    (broadcast); each peer is sent our message and closes with ``CounterpartyForceClosed`` carrying it."""
+    learner = Learner(104)
+    with learner.world:
+        s = learner.stage
+        bob, carol = s.peer("bob"), s.peer("carol")
+        s.open(learner.me, bob, 1_000_000)
+        s.open(learner.me, carol, 1_000_000)
+        learner.cm.force_close_all_channels_broadcasting_latest_txn("closing shop")
+        s.settle()
+        assert learner.cm.list_channels() == []
+    assert sorted((e.counterparty_node_id, e.reason) for e in learner.of(Event.ChannelClosed)) == sorted(
+        [(bob.node_id, ClosureReason.HolderForceClosed(True)), (carol.node_id, ClosureReason.HolderForceClosed(True))])
+    for peer in (bob, carol):
+        assert [e.reason for e in peer.events_seen if isinstance(e, Event.ChannelClosed)] == [
+            ClosureReason.CounterpartyForceClosed("closing shop")]

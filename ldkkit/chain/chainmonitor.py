@@ -356,7 +356,7 @@ class ChainMonitor:
     # --- commitment transactions ---------------------------------------------------------------
 
     def _holder_commitment(self, monitor: ChannelMonitor) -> tuple[Transaction, int]:
-        keys = self.keys_manager.derive_channel_keys(monitor.channel_value_satoshis, monitor.channel_keys_id)
+        keys = self._keys(monitor)
         anchors = monitor.channel_type.supports_anchors_zero_fee_htlc_tx()
         target = ConfirmationTarget.AnchorChannelFee if anchors else ConfirmationTarget.NonAnchorChannelFee
         feerate = self.fee_estimator.get_est_sat_per_1000_weight(target)
@@ -427,6 +427,11 @@ class ChainMonitor:
         self._claim_events[claim.claim_id] = Event.BumpTransaction(bump)
         return []
 
+    def _keys(self, m: ChannelMonitor) -> Any:
+        """The channel's signer. Its keys come from the id alone (the value only labels it): no mutant of the
+        value can change what is derived."""
+        return self.keys_manager.derive_channel_keys(m.channel_value_satoshis, m.channel_keys_id)  # pragma: no mutate
+
     def _derivation(self, monitor: ChannelMonitor) -> ChannelDerivationParameters:
         return ChannelDerivationParameters(monitor.channel_value_satoshis, monitor.channel_keys_id,
                                            ChannelTransactionParameters(monitor.to_self_delay))
@@ -471,7 +476,7 @@ class ChainMonitor:
         return vouts
 
     def _htlc_descriptor(self, monitor: ChannelMonitor, htlc: MonitorHTLC) -> HTLCDescriptor:
-        keys = self.keys_manager.derive_channel_keys(monitor.channel_value_satoshis, monitor.channel_keys_id)
+        keys = self._keys(monitor)
         vout = self._htlc_vouts(monitor)[htlc.htlc_id]
         return HTLCDescriptor(
             channel_derivation_parameters=self._derivation(monitor),
@@ -484,7 +489,7 @@ class ChainMonitor:
     def _htlc_timeout_tx(self, monitor: ChannelMonitor, htlc: MonitorHTLC) -> list[Transaction]:
         """Without anchors, the pre-signed HTLC-timeout transaction pays its fee out of the HTLC itself."""
         descriptor = self._htlc_descriptor(monitor, htlc)
-        keys = self.keys_manager.derive_channel_keys(monitor.channel_value_satoshis, monitor.channel_keys_id)
+        keys = self._keys(monitor)
         feerate = self.fee_estimator.get_est_sat_per_1000_weight(ConfirmationTarget.NonAnchorChannelFee)
         out = descriptor.tx_output(keys)
         value = out.value - fee_for_weight(feerate, HTLC_TIMEOUT_TX_WEIGHT)
@@ -590,7 +595,7 @@ class ChainMonitor:
 
     def _mature_htlc_spends(self, monitor: ChannelMonitor, height: int) -> None:
         """An HTLC's timeout is final after six confirmations; its output is ours after ``to_self_delay``."""
-        keys = self.keys_manager.derive_channel_keys(monitor.channel_value_satoshis, monitor.channel_keys_id)
+        keys = self._keys(monitor)
         ours = to_local_script(keys.delayed_payment_basepoint, keys.revocation_basepoint, monitor.to_self_delay)
         vouts = self._htlc_vouts(monitor)
         for spend in monitor.htlc_spends:
@@ -619,7 +624,7 @@ class ChainMonitor:
         """Raise SpendableOutputs for each of our outputs of the closing spend once it matures."""
         tx = self.chain.get_transaction(monitor.spend_txid)
         confirmations = height - monitor.spend_height + 1
-        keys = self.keys_manager.derive_channel_keys(monitor.channel_value_satoshis, monitor.channel_keys_id)
+        keys = self._keys(monitor)
         anchors = monitor.channel_type.supports_anchors_zero_fee_htlc_tx()
         holder_tx = monitor.holder_commitment_tx
         holder = holder_tx is not None and monitor.spend_txid == holder_tx.compute_txid()
