@@ -66,13 +66,15 @@ def test_force_closing_an_unknown_channel(stage):
     assert info.value.err == f"Channel with id {missing} not found for the passed counterparty node_id {bob.node_id}"
 
 
-def test_rejecting_a_request_raises_no_channel_closed(stage):
+def test_rejecting_a_request_raises_no_channel_closed_and_logs_who_and_why(stage):
     bob, request = open_request(stage)
     cm = stage.me.channel_manager
     cm.force_close_without_broadcasting_txn(request.temporary_channel_id, bob.node_id, "too small")
     stage.world.run()
     assert cm.list_channels() == []
     assert [type(e).__name__ for e in cm.pending_events()] == ["OpenChannelRequest"]
+    expected = f"Rejected inbound channel request {request.temporary_channel_id} from {bob.node_id}: too small"
+    assert any(line.endswith(expected) for line in stage.me.logger.lines())
 
 
 def test_zero_conf_requests_need_the_trusted_method(stage):

@@ -34,7 +34,7 @@ from ldkkit.ln.channel import HTLCOutboundRoute
 from ldkkit.ln.claimable_payments import MPP_TIMEOUT_TICKS
 from ldkkit.ln.msgs import FailureOnion, FinalPayload, HopPayload, Onion
 from ldkkit.ln.onion_utils import build_onion_payloads
-from ldkkit.ln.outbound_payment import OutboundPayments, RecipientOnionFields, Retry
+from ldkkit.ln.outbound_payment import OutboundPayments, RecipientOnionFields, Retry, SendAlongPathArgs
 from ldkkit.reference import handle_ldk_events as reference
 from ldkkit.reference import ldk_sample_handle_ldk_events as ldk_sample
 from ldkkit.routing.router import LightningError, Path, PaymentParameters, Route, RouteHop, RouteParameters
@@ -138,6 +138,7 @@ class Sender:
         self.forwardable = 0
         self.routes = list(routes)
         self.sent: list[Path] = []
+        self.htlcs: list[tuple[HTLCOutboundRoute, SendAlongPathArgs]] = []  # each HTLC sent, as the manager has it
         self.asked: list[RouteParameters] = []
         self.refuse = refuse_first_hop
         self.out = OutboundPayments(clock=self.clock, pending_events=self.events.append,
@@ -158,6 +159,7 @@ class Sender:
         if self.refuse:
             raise APIError.ChannelUnavailable("No channel available with first hop!")
         self.sent.append(args.path)
+        self.htlcs.append((HTLCOutboundRoute(args.payment_id, args.path, args.is_probe), args))
 
     def pay(self, retry: Retry, amount: int = 10_000) -> None:
         params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(PAYEE, 40), amount)
@@ -774,10 +776,12 @@ def test_a_manager_is_not_read_from_something_else():
             cm.restore(encode((1, 2)))
 
 
-def _probe(s: Sender) -> tuple[PaymentHash, PaymentId, Path]:
-    p = path(10)
-    payment_hash, payment_id = s.out.send_probe(p, lambda: b"\x09" * 32, s.send_along_path)
-    return payment_hash, payment_id, p
+def _probe(s: Sender) -> tuple[PaymentHash, HTLCOutboundRoute]:
+    """Send a probe along ``path(10)``: its hash and its HTLC, as the manager keeps it."""
+    payment_hash, payment_id = s.out.send_probe(path(10), lambda: b"\x09" * 32, s.send_along_path)
+    (htlc, _) = s.htlcs[-1]
+    assert htlc.payment_id == payment_id
+    return payment_hash, htlc
 
 
 def test_a_probe_failing_at_the_payee_succeeded_and_elsewhere_failed():
@@ -785,13 +789,13 @@ def test_a_probe_failing_at_the_payee_succeeded_and_elsewhere_failed():
     the way ``ProbeFailed`` with the channel it failed at; either way the probe is forgotten and nothing is retried
     (no PaymentPathFailed, no PaymentFailed)."""
     s = Sender([])
-    payment_hash, payment_id, p = _probe(s)
-    s.out.fail_htlc(HTLCOutboundRoute(payment_id, p, True), payment_hash, FailureOnion(PAYEE, 0x400F, None, None))
-    assert s.events == [Event.ProbeSuccessful(payment_id, payment_hash, p)]
+    payment_hash, htlc = _probe(s)
+    s.out.fail_htlc(htlc, payment_hash, FailureOnion(PAYEE, 0x400F, None, None))
+    assert s.events == [Event.ProbeSuccessful(htlc.payment_id, payment_hash, path(10))]
     s.events.clear()
-    payment_hash, payment_id, p = _probe(s)
-    s.out.fail_htlc(HTLCOutboundRoute(payment_id, p, True), payment_hash, FailureOnion(HOP, 0x1007, 11, False))
-    assert s.events == [Event.ProbeFailed(payment_id, payment_hash, p, 11)]
+    payment_hash, htlc = _probe(s)
+    s.out.fail_htlc(htlc, payment_hash, FailureOnion(HOP, 0x1007, 11, False))
+    assert s.events == [Event.ProbeFailed(htlc.payment_id, payment_hash, path(10), 11)]
     assert s.out.pending_outbound_payments == {} and s.forwardable == 0
 
 
@@ -1400,3 +1404,37 @@ def test_force_closing_all_channels_closes_each_telling_its_peer_why():
     for peer in (bob, carol):
         assert [e.reason for e in peer.events_seen if isinstance(e, Event.ChannelClosed)] == [
             ClosureReason.CounterpartyForceClosed("closing shop")]
+
+
+# --- sending a keysend, a probe (outbound_payment.rs: send_spontaneous_payment, send_probe) -----------------------
+
+def test_a_keysend_without_a_preimage_sends_a_fresh_one_and_retries_as_told():
+    """``send_spontaneous_payment`` with no preimage takes 32 random bytes for it: the hash returned is its hash
+    and the HTLC carries it; the payment follows its retry strategy (a failed path is sent again); once
+    fulfilled, ``PaymentSent`` gives that preimage."""
+    s = Sender([route(path(10)), route(path(20))])
+    params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(PAYEE, 40), 10_000)
+    preimage = PaymentPreimage(b"\x0a" * 32)
+    payment_hash = s.out.send_spontaneous_payment(None, RecipientOnionFields.spontaneous_empty(), PID,
+                                                  Retry.Attempts(1), params, lambda: bytes(preimage),
+                                                  s.find_route, s.send_along_path)
+    assert payment_hash == preimage.payment_hash()
+    assert [(a.payment_hash, a.keysend_preimage) for _, a in s.htlcs] == [(payment_hash, preimage)]
+    s.out.fail_htlc(s.htlcs[0][0], payment_hash, FailureOnion(HOP, 0x1007, 11, False))
+    s.retry()
+    assert s.sent == [path(10), path(20)]
+    s.out.claim_htlc(s.htlcs[1][0], payment_hash, preimage)
+    (sent,) = [e for e in s.events if isinstance(e, Event.PaymentSent)]
+    assert (sent.payment_hash, sent.payment_preimage) == (payment_hash, preimage)
+
+
+def test_a_probe_its_first_hop_refuses_raises_that_error_and_is_forgotten():
+    """``send_probe``: a path the first channel cannot take raises ``ProbeSendFailure::ParameterError`` with the
+    channel's ``APIError``; nothing is left pending and no event is raised."""
+    from ldkkit.errors import ProbeSendFailure
+
+    s = Sender([], refuse_first_hop=True)
+    with pytest.raises(ProbeSendFailure.ParameterError) as refused:
+        s.out.send_probe(path(10), lambda: b"\x09" * 32, s.send_along_path)
+    assert refused.value.err == APIError.ChannelUnavailable("No channel available with first hop!")
+    assert s.out.pending_outbound_payments == {} and s.events == []
