@@ -251,3 +251,73 @@ def test_the_channel_close_request_points_at_our_anchor_output():
     spent = first.commitment_tx.output[first.anchor_descriptor.outpoint.vout]
     assert first.anchor_descriptor.outpoint.txid == first.commitment_tx.compute_txid()
     assert (spent.value, spent.script_pubkey) == (330, anchor_script(funding_key))
+
+
+def ignore_htlc_resolutions(channel_manager: Any, *args: Any) -> Any:
+    """ldk-sample's handler, except that it drops every ``BumpTransaction::HTLCResolution``."""
+    event = args[-1]
+    if isinstance(event, Event.BumpTransaction) and isinstance(event.bump_event, BumpTransactionEvent.HTLCResolution):
+        return None
+    return reference.ldk_sample_handle_ldk_events(channel_manager, *args)
+
+
+def test_an_unconfirmed_htlc_claim_is_bumped_on_ldks_timer_not_on_every_rebroadcast():
+    """``OnchainTxHandler``: an HTLC claim is asked at its expiry, then bumped (``ForceBump``, 25 % more) when its
+    height timer comes (``get_height_timer``: every 15 blocks while its deadline, expiry + 42, is far, every 3 as it
+    nears, then every block), up to 5x the estimate; the rebroadcasts every 30 s between blocks ask it again at the
+    same feerate and leave the timer as it is (``rebroadcast_pending_claims``)."""
+    with World(seed=9) as world:
+        stage, channel = force_close_with_an_htlc(world, ignore_htlc_resolutions)
+        me = stage.me
+        (htlc,) = me.channel_manager.channels[channel.channel_id].pending_outbound_htlcs.values()
+        stage.mine(htlc.cltv_expiry + 43 - world.chain.height())
+        first_asked: dict[int, int] = {}
+        for _, height, event in me.event_log:
+            if isinstance(event, Event.BumpTransaction) and isinstance(
+                    event.bump_event, BumpTransactionEvent.HTLCResolution):
+                first_asked.setdefault(event.bump_event.target_feerate_sat_per_1000_weight, height - htlc.cltv_expiry)
+    assert first_asked == {5_000: 0, 6_250: 15, 7_812: 30, 9_765: 33, 12_206: 36, 15_257: 39, 19_071: 40,
+                           23_838: 41, 25_000: 42}
+
+
+def test_a_commitment_paying_exactly_the_target_feerate_is_broadcast_as_it_is_and_logged():
+    """``generate_claim``: an anchor commitment whose own feerate is at least the target (here exactly it) is
+    broadcast with no ``BumpTransaction``; the monitor logs why (debug) and what it broadcasts (info)."""
+    from ldkkit.chain.chaininterface import compute_feerate_sat_per_1000_weight, tx_weight
+    from ldkkit.logger import Level
+
+    with World(seed=14) as world:
+        me = world.add_node("learner", handler=reference.ldk_sample_handle_ldk_events)
+        stage = Stage(world, me)
+        bob = stage.peer("bob")
+        stage.open(me, bob, 1_000_000)
+        channel = stage.channel_between(me, bob)
+        (monitor,) = me.chain_monitor.monitors.values()
+        tx, fee = me.chain_monitor._holder_commitment(monitor)
+        feerate = compute_feerate_sat_per_1000_weight(fee, tx_weight(tx))
+        me.bitcoind_client.set_fee_estimate(ConfirmationTarget.OutputSpendingFee, feerate)
+        me.channel_manager.force_close_broadcasting_latest_txn(channel.channel_id, bob.node_id, "now")
+        stage.mine(1)
+        txid = tx.compute_txid()
+        logged = [(r.level, r.module_path, r.args) for r in me.logger.records(Level.Debug) if str(txid) in r.args]
+    assert bumps(me) == [] and world.chain.confirmations(txid) == 1
+    assert logged[:2] == [
+        (Level.Debug, "ldkkit::chain::chainmonitor",
+         f"Pre-signed commitment {txid} already has feerate {feerate} sat/kW above required {feerate} sat/kW"),
+        (Level.Info, "ldkkit::chain::chainmonitor", f"Broadcasting commitment transaction {txid}"),
+    ]
+
+
+def test_the_monitor_logs_the_fee_bump_it_asks_for():
+    """An anchor commitment below its target is not broadcast: the monitor logs the ``BumpTransaction`` it
+    yields, for which claim and channel, at which feerate."""
+    from ldkkit.logger import Level
+
+    with World(seed=15) as world:
+        stage, channel = force_close_with_an_htlc(world, ignore_bumps)
+        first = bumps(stage.me)[0]
+        logged = [(r.level, r.module_path, r.args) for r in stage.me.logger.records() if "Yielding" in r.args]
+    assert logged[0] == (
+        Level.Info, "ldkkit::chain::chainmonitor",
+        f"Yielding onchain event ChannelClose for claim {first.claim_id} of channel {channel.channel_id} at "
+        f"{first.package_target_feerate_sat_per_1000_weight} sat/kW")

@@ -10,6 +10,7 @@ from ldkkit.bitcoin import Address, Transaction
 from ldkkit.errors import APIError, RetryableSendFailure
 from ldkkit.events import ClosureReason, Event, ReplayEvent
 from ldkkit.events.queue import EventHandlerError
+from ldkkit.ln import msgs
 from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
 from ldkkit.ln.outbound_payment import Retry
 from ldkkit.scenarios import Stage
@@ -92,11 +93,19 @@ def test_zero_conf_requests_need_the_trusted_method(stage):
 
 
 def test_an_unanswered_request_expires_after_two_ticks(stage):
+    """``timer_tick_occurred``: a request not accepted within two ticks is dropped and its proposer told
+    "Channel force-closed"; only that tick asks for the manager to be persisted."""
     bob, request = open_request(stage)
     cm = stage.me.channel_manager
+    cm.get_and_clear_needs_persistence()
+    cm.get_and_clear_pending_msg_events()
     cm.timer_tick_occurred()
     assert request.temporary_channel_id in cm.channels
+    assert not cm.get_and_clear_needs_persistence() and cm.get_and_clear_pending_msg_events() == []
     cm.timer_tick_occurred()
+    assert cm.get_and_clear_needs_persistence()
+    assert cm.get_and_clear_pending_msg_events() == [
+        (bob.node_id, msgs.ErrorMessage(request.temporary_channel_id, "Channel force-closed"))]
     with pytest.raises(APIError.APIMisuseError, match="No such channel awaiting to be accepted."):
         cm.accept_inbound_channel(request.temporary_channel_id, bob.node_id, 1)
 
@@ -143,6 +152,24 @@ def test_funding_with_the_wrong_output_is_refused_and_closes_the_channel(stage):
     assert isinstance(closed, Event.ChannelClosed)  # and no DiscardFunding: LDK never took the transaction
     assert closed.reason == ClosureReason.ProcessingError(
         "No output matched the script_pubkey and value in the FundingGenerationReady event")
+
+
+@pytest.mark.parametrize("broadcast", [True, False])
+def test_force_closing_a_channel_not_yet_funded_raises_channel_closed_and_tells_the_peer(stage, broadcast):
+    """``force_close_sending_error`` on a channel whose funding was never generated: ``ChannelClosed`` with its
+    temporary id and ``HolderForceClosed`` (``broadcasted_latest_txn`` as asked), no funding outpoint and no
+    ``DiscardFunding``; the peer gets our message and closes its side with ``CounterpartyForceClosed``."""
+    bob, ready, _ = funding_asked(stage)
+    cm = stage.me.channel_manager
+    close = cm.force_close_broadcasting_latest_txn if broadcast else cm.force_close_without_broadcasting_txn
+    close(ready.temporary_channel_id, bob.node_id, "changed my mind")
+    stage.settle()
+    assert cm.pending_events()[1:] == [Event.ChannelClosed(
+        channel_id=ready.temporary_channel_id, user_channel_id=1, reason=ClosureReason.HolderForceClosed(broadcast),
+        counterparty_node_id=bob.node_id, channel_capacity_sats=100_000, channel_funding_txo=None,
+        last_local_balance_msat=100_000_000)]  # the opener's, as LDK's value_to_self_msat
+    assert [e.reason for e in bob.events_seen if isinstance(e, Event.ChannelClosed)] == [
+        ClosureReason.CounterpartyForceClosed("changed my mind")]
 
 
 def test_an_unsigned_funding_transaction_closes_the_channel_as_ldk_does(stage):
@@ -444,3 +471,21 @@ def pay_through_an_intercept_scid(stage):
         RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x07" * 32))
     stage.settle()
     return alice, carol, fake_scid, invoice
+
+
+def test_channel_ready_waits_for_the_peers_channel_ready_too():
+    """``channel_ready`` both ways makes a channel usable: ours, sent once the funding is deep enough, is not
+    enough while the peer's has not arrived (here the peer is offline): no ``ChannelReady``, nothing usable."""
+    from ldkkit.reference import handle_ldk_events
+
+    with World(seed=9) as world:
+        stage = Stage(world, world.add_node("learner", handler=handle_ldk_events))
+        bob = stage.peer("bob")
+        stage.open(stage.me, bob, 1_000_000, confirm=False)
+        world.disconnect(bob, stage.me)
+        stage.mine(6)
+        cm = stage.me.channel_manager
+        (chan,) = cm.channels.values()
+        assert chan.sent_channel_ready and not chan.received_channel_ready
+        assert not any(isinstance(e, Event.ChannelReady) for e in cm.pending_events() + stage.me.events_seen)
+        assert cm.list_usable_channels() == [] and not cm.list_channels()[0].is_channel_ready

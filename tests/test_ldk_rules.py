@@ -34,12 +34,18 @@ from ldkkit.ln.channel import HTLCOutboundRoute
 from ldkkit.ln.claimable_payments import MPP_TIMEOUT_TICKS
 from ldkkit.ln.msgs import FailureOnion, FinalPayload, HopPayload, Onion
 from ldkkit.ln.onion_utils import build_onion_payloads
-from ldkkit.ln.outbound_payment import OutboundPayments, RecipientOnionFields, Retry, SendAlongPathArgs
+from ldkkit.ln.outbound_payment import (
+    OutboundPayments,
+    PendingOutboundPayment,
+    RecipientOnionFields,
+    Retry,
+    SendAlongPathArgs,
+)
 from ldkkit.reference import handle_ldk_events as reference
 from ldkkit.reference import ldk_sample_handle_ldk_events as ldk_sample
 from ldkkit.routing.router import LightningError, Path, PaymentParameters, Route, RouteHop, RouteParameters
 from ldkkit.scenarios import Stage
-from ldkkit.ser import DecodeError, encode
+from ldkkit.ser import DecodeError, decode, encode
 from ldkkit.sim.clock import VirtualClock
 from ldkkit.sim.world import World
 from ldkkit.types import ChannelId, PaymentHash, PaymentId, PaymentPreimage, PaymentSecret, PublicKey
@@ -132,7 +138,7 @@ class Sender:
     """OutboundPayments with a clock, a router that gives the next of ``routes`` and a first hop that takes
     every path; the events it raises, and the PendingHTLCsForwardable requests, are recorded."""
 
-    def __init__(self, routes: list[Route], refuse_first_hop: bool | str = False) -> None:
+    def __init__(self, routes: list[Route | None], refuse_first_hop: bool | str = False) -> None:
         self.clock = VirtualClock()
         self.events: list[Event] = []
         self.forwardable = 0
@@ -148,10 +154,12 @@ class Sender:
         self.forwardable += 1
 
     def find_route(self, params: RouteParameters) -> Route:
+        """The next of ``routes``; none left, or ``None`` next, is no route."""
         self.asked.append(params)
-        if not self.routes:
+        found = self.routes.pop(0) if self.routes else None
+        if found is None:
             raise LightningError("Failed to find a path to the given destination")
-        return self.routes.pop(0)
+        return found
 
     def send_along_path(self, args) -> None:
         if self.refuse == "misuse":
@@ -325,6 +333,39 @@ def test_a_timeout_that_ran_out_before_the_retry_fails_the_payment():
     s.retry()
     assert s.names() == ["PaymentPathFailed", "PaymentFailed"] and s.sent == [a]
     assert s.events[-1].reason is PaymentFailureReason.RetriesExhausted
+
+
+def test_a_payment_abandoned_at_its_retry_does_not_hold_up_the_next():
+    """``check_retry_payments`` goes on past the payments it abandons: one whose timeout ran out
+    (``RetriesExhausted``), one for which no route is found (``RouteNotFound``); the payment after them is still
+    routed again and sent."""
+    a, b, c = path(10), path(20), path(30)
+    s = Sender([route(a), route(b), route(c), None, route(path(40))])
+    params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(PAYEE, 40), 10_000)
+    ids = [PaymentId(bytes([i]) * 32) for i in (1, 2, 3)]
+    retries = [Retry.Timeout(timedelta(seconds=5)), Retry.Attempts(1), Retry.Attempts(1)]
+    for payment_id, retry in zip(ids, retries, strict=True):
+        s.out.send_payment(HASH, RecipientOnionFields.secret_only(None), payment_id, retry, params, s.find_route,
+                           s.send_along_path)
+    for payment_id, p in zip(ids, [a, b, c], strict=True):
+        s.out.fail_htlc(HTLCOutboundRoute(payment_id, p, False), HASH, FailureOnion(HOP, 0x1007, 11, False))
+    s.clock._now_us = 6_000_000
+    s.retry()
+    assert s.sent == [a, b, c, path(40)]
+    assert [(e.payment_id, e.reason) for e in s.events if isinstance(e, Event.PaymentFailed)] == [
+        (ids[0], PaymentFailureReason.RetriesExhausted), (ids[1], PaymentFailureReason.RouteNotFound)]
+
+
+def test_a_payment_written_after_its_retry_reads_back_as_it_was():
+    """``ChannelManager::write`` keeps each pending payment: one retried (its retry no longer pending, a second
+    attempt in flight) reads back equal."""
+    s = Sender([route(path(10)), route(path(20))])
+    s.pay(Retry.Attempts(1))
+    s.fail(path(10), scid=10)
+    s.retry()
+    (payment,) = s.out.pending_outbound_payments.values()
+    assert (payment.attempts, payment.inflight_htlcs, payment.pending_retry) == (2, 1, False)
+    assert decode(encode(payment), PendingOutboundPayment) == payment
 
 
 def test_a_path_the_first_hop_refuses_blames_that_channel():

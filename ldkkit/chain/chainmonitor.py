@@ -399,7 +399,8 @@ class ChainMonitor:
         htlc = next((h for h in monitor.htlcs if h.htlc_id == claim.htlc_id), None)
         estimate = self.fee_estimator.get_est_sat_per_1000_weight(self._closure_conf_target(monitor))
         target = _package_feerate(estimate, claim.feerate_previous, strategy)
-        claim.timer = _height_timer(height, htlc)
+        if strategy is FeerateStrategy.ForceBump:  # as LDK, made or bumped on a block: a rebroadcast keeps the timer
+            claim.timer = _height_timer(height, htlc)
         anchors = monitor.channel_type.supports_anchors_zero_fee_htlc_tx()
         tx = monitor.holder_commitment_tx
         if htlc is None:
@@ -409,7 +410,8 @@ class ChainMonitor:
                 if anchors:
                     self.logger.debug(_MODULE, f"Pre-signed commitment {tx.compute_txid()} "
                                       f"already has feerate {feerate} sat/kW above required {target} sat/kW")
-                claim.feerate_previous = 0
+                # LDK's 0: no feerate asked yet. Any value under the estimator's floor (253) acts the same.
+                claim.feerate_previous = 0  # pragma: no mutate
                 self.logger.info(_MODULE, f"Broadcasting commitment transaction {tx.compute_txid()}")
                 return [tx]
             bump = self._channel_close(monitor, claim.claim_id, tx, fee, target)

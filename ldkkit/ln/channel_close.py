@@ -122,11 +122,12 @@ def force_close_sending_error(
 
 
 def force_close_channel(cm: ChannelManager, chan: Channel, reason: ClosureReason, broadcast: bool) -> None:
-    """Close now; a funded channel's monitor broadcasts our commitment unless we chose not to."""
+    """Close now; a funded channel's monitor broadcasts our commitment unless we chose not to (only
+    ``force_close_without_broadcasting_txn`` does not)."""
     if not chan.is_funded():
         close_unfunded(cm, chan, reason)
         return
-    if broadcast or not isinstance(reason, ClosureReason.HolderForceClosed):
+    if broadcast:
         cm.chain_monitor.broadcast_latest_holder_commitment(chan)
     closed(cm, chan, reason)
 

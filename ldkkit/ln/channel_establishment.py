@@ -363,7 +363,7 @@ def _check_funding_depth(cm: ChannelManager, chan: Channel, height: int) -> None
     elif chan.funding_height is None and not chan.is_outbound and not chan.is_zero_conf():
         since = cm._awaiting_funding_since.setdefault(chan.channel_id, height)
         if height - since >= FUNDING_CONF_DEADLINE_BLOCKS:
-            force_close_channel(cm, chan, ClosureReason.FundingTimedOut(), broadcast=False)
+            force_close_channel(cm, chan, ClosureReason.FundingTimedOut(), broadcast=True)  # force_shutdown(true, ..)
 
 
 def _send_channel_ready(cm: ChannelManager, chan: Channel) -> None:
