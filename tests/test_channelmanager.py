@@ -328,6 +328,19 @@ def test_an_unfunded_channel_times_out_as_a_holder_force_close():
         assert [e.reason for e in closed] == [ClosureReason.HolderForceClosed(False)]
 
 
+def test_a_channel_left_unfunded_tells_its_peer_why_on_the_sixtieth_tick(stage):
+    """``timer_tick_occurred``: on the 60th tick without funding, the peer is sent LDK's error for it."""
+    bob, ready, _ = funding_asked(stage)
+    cm = stage.me.channel_manager
+    cm.get_and_clear_pending_msg_events()
+    for _ in range(59):
+        cm.timer_tick_occurred()
+    assert cm.get_and_clear_pending_msg_events() == []
+    cm.timer_tick_occurred()
+    assert cm.get_and_clear_pending_msg_events() == [(bob.node_id, msgs.ErrorMessage(
+        ready.temporary_channel_id, "Force-closing pending channel due to timeout awaiting establishment handshake"))]
+
+
 def test_an_outbound_htlc_is_force_closed_three_blocks_after_it_expires():
     """ChannelMonitor: cltv_expiry + LATENCY_GRACE_PERIOD_BLOCKS <= height, not before."""
     from ldkkit.scenarios import Stage, vanish_when_paid
