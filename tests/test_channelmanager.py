@@ -502,3 +502,118 @@ def test_channel_ready_waits_for_the_peers_channel_ready_too():
         assert chan.sent_channel_ready and not chan.received_channel_ready
         assert not any(isinstance(e, Event.ChannelReady) for e in cm.pending_events() + stage.me.events_seen)
         assert cm.list_usable_channels() == [] and not cm.list_channels()[0].is_channel_ready
+
+
+def _request_from(stage, peer):
+    """``peer`` proposes a channel to the learner; returns the learner's OpenChannelRequest for it."""
+    peer.channel_manager.create_channel(stage.me.node_id, 1_000_000, 0, 1, None, None)
+    stage.world.run()
+    return [e for e in stage.me.channel_manager.pending_events() if isinstance(e, Event.OpenChannelRequest)
+            and e.counterparty_node_id == peer.node_id][-1]
+
+
+def test_a_request_cannot_be_accepted_while_too_many_peers_have_only_unfunded_channels(monkeypatch):
+    """``do_accept_inbound_channel``: accepting a request from a peer without a funded channel fails once more than
+    ``MAX_UNFUNDED_CHANNEL_PEERS`` peers (this one counted) would have only unfunded inbound channels
+    (``APIMisuseError``; the peer is told why); a peer whose channel is funded is accepted still."""
+    from ldkkit.ln import channel_establishment
+    from ldkkit.reference import ldk_sample_handle_ldk_events
+
+    holding: list[bool] = []
+
+    async def handler(*args):  # ldk-sample's, until the test answers the requests itself
+        if holding and isinstance(args[-1], Event.OpenChannelRequest):
+            return ReplayEvent()
+        return await ldk_sample_handle_ldk_events(*args)
+
+    with World(seed=16) as world:
+        stage = Stage(world, world.add_node("learner", handler=handler))
+        cm = stage.me.channel_manager
+        carol, bob, dave, erin = (stage.peer(name) for name in ("carol", "bob", "dave", "erin"))
+        stage.open(carol, stage.me, 1_000_000)  # funded and confirmed
+        stage.open(bob, stage.me, 1_000_000, confirm=False)  # funded, not confirmed: only unfunded channels
+        stage.open(dave, stage.me, 1_000_000, confirm=False)
+        holding.append(True)
+        monkeypatch.setattr(channel_establishment, "MAX_UNFUNDED_CHANNEL_PEERS", 1)
+        cm.accept_inbound_channel(_request_from(stage, carol).temporary_channel_id, carol.node_id, 2)
+        request = _request_from(stage, erin)
+        cm.get_and_clear_pending_msg_events()
+        with pytest.raises(APIError.APIMisuseError) as refused:
+            cm.accept_inbound_channel(request.temporary_channel_id, erin.node_id, 3)
+        sent = cm.get_and_clear_pending_msg_events()
+        carols = [c.counterparty.node_id for c in cm.list_channels()].count(carol.node_id)
+    assert refused.value.err == "Too many peers with unfunded channels, refusing to accept new ones"
+    assert sent == [(erin.node_id, msgs.ErrorMessage(
+        request.temporary_channel_id, "Have too many peers with unfunded channels, not accepting new ones"))]
+    assert carols == 2
+
+
+def test_accepting_at_once_a_new_peers_open_channel_is_refused_while_too_many_peers_have_only_unfunded_ones(
+        monkeypatch):
+    """``internal_open_channel`` without ``manually_accept_inbound_channels``: a peer with no channel yet is refused
+    (an error, no channel) once ``MAX_UNFUNDED_CHANNEL_PEERS`` peers have only unfunded channels; a peer with one
+    may propose another."""
+    from ldkkit.config import UserConfig
+    from ldkkit.ln import channel_establishment
+
+    monkeypatch.setattr(channel_establishment, "MAX_UNFUNDED_CHANNEL_PEERS", 1)
+    config = dataclasses.replace(UserConfig.ldk_sample(), manually_accept_inbound_channels=False)
+    with World(seed=17) as world:
+        stage = Stage(world, world.add_node("learner", handler=quiet_handler, config=config))
+        cm = stage.me.channel_manager
+        bob, carol = stage.peer("bob"), stage.peer("carol")
+        for peer in (bob, bob, carol):
+            peer.channel_manager.create_channel(stage.me.node_id, 1_000_000, 0, 1, None, None)
+            (_, open_channel), = peer.channel_manager.get_and_clear_pending_msg_events()
+            cm.handle_open_channel(peer.node_id, open_channel)
+        sent = cm.get_and_clear_pending_msg_events()
+    assert [type(m).__name__ for _, m in sent] == ["AcceptChannel", "AcceptChannel", "ErrorMessage"]
+    assert sent[-1] == (carol.node_id, msgs.ErrorMessage(
+        open_channel.temporary_channel_id, "Have too many peers with unfunded channels, not accepting new ones"))
+    assert [c.counterparty_node_id for c in cm.channels.values()] == [bob.node_id, bob.node_id]
+
+
+def test_an_outbound_channel_expires_sixty_ticks_after_it_was_proposed_however_long_the_accept_took(stage):
+    """``UnfundedChannelContext::unfunded_channel_age_ticks`` counts from ``create_channel``: ticks spent waiting
+    for ``accept_channel`` count toward the 60."""
+    bob = stage.peer("bob")
+    cm = stage.me.channel_manager
+    tcid = cm.create_channel(bob.node_id, 100_000, 0, 1, None, None)
+    for _ in range(30):
+        cm.timer_tick_occurred()
+    stage.world.run()  # bob accepts only now
+    for _ in range(29):
+        cm.timer_tick_occurred()
+    assert tcid in cm.channels
+    cm.timer_tick_occurred()
+    assert tcid not in cm.channels
+    closed = [e for e in cm.pending_events() if isinstance(e, Event.ChannelClosed)]
+    assert [(e.channel_id, e.reason) for e in closed] == [(tcid, ClosureReason.HolderForceClosed(False))]
+
+
+def test_a_peers_error_after_accepting_our_proposal_closes_it_without_proposing_again(stage):
+    """``maybe_downgrade_channel_features`` only while our ``open_channel`` awaits its answer: once the peer
+    accepted, its error closes the channel (``CounterpartyForceClosed``) and no new ``open_channel`` is sent."""
+    bob, ready, _ = funding_asked(stage)
+    cm = stage.me.channel_manager
+    cm.get_and_clear_pending_msg_events()
+    cm.handle_error(bob.node_id, msgs.ErrorMessage(ready.temporary_channel_id, "no thanks"))
+    assert cm.get_and_clear_pending_msg_events() == []
+    closed = [e for e in cm.pending_events() if isinstance(e, Event.ChannelClosed)]
+    assert [e.reason for e in closed] == [ClosureReason.CounterpartyForceClosed("no thanks")]
+
+
+def test_a_second_accept_channel_for_our_proposal_is_ignored(stage):
+    """``internal_accept_channel`` acts only on a proposal awaiting its answer: ``FundingGenerationReady`` once."""
+    bob = stage.peer("bob")
+    cm = stage.me.channel_manager
+    tcid = cm.create_channel(bob.node_id, 100_000, 0, 1, None, None)
+    (_, open_channel), = cm.get_and_clear_pending_msg_events()
+    bob.channel_manager.handle_open_channel(stage.me.node_id, open_channel)
+    (request,) = bob.channel_manager.pending_events()
+    bob.channel_manager.accept_inbound_channel(request.temporary_channel_id, stage.me.node_id, 1)
+    (_, accept), = bob.channel_manager.get_and_clear_pending_msg_events()
+    cm.handle_accept_channel(bob.node_id, accept)
+    cm.handle_accept_channel(bob.node_id, accept)
+    ready = [e for e in cm.pending_events() if isinstance(e, Event.FundingGenerationReady)]
+    assert [e.temporary_channel_id for e in ready] == [tcid]

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 #: LDK's ``MAX_UNFUNDED_CHANNEL_PEERS``.
 MAX_UNFUNDED_CHANNEL_PEERS = 50
+#: What LDK tells a peer it refuses for that limit.
+TOO_MANY_UNFUNDED_PEERS = "Have too many peers with unfunded channels, not accepting new ones"
 
 
 # --- proposing and accepting ------------------------------------------------------------------------
@@ -131,13 +133,14 @@ def _new_channel(
 
 def internal_open_channel(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.OpenChannel) -> None:
     """A peer proposes a channel: accept it at once, or raise OpenChannelRequest if the config says to ask."""
-    unfunded_peers = {
-        c.counterparty_node_id for c in cm.channels.values()
-        if not c.is_outbound and not c.is_funded() and c.phase is not ChannelPhase.Closed
-    }
-    if counterparty_node_id not in unfunded_peers and len(unfunded_peers) >= MAX_UNFUNDED_CHANNEL_PEERS:
-        refusal = "Have too many peers with unfunded channels, not accepting new ones"
-        cm._send(counterparty_node_id, msgs.ErrorMessage(msg.temporary_channel_id, refusal))
+    # Accepting at once, LDK refuses a peer with no channel yet while too many peers have only unfunded ones;
+    # asked to accept, it checks in accept_inbound_channel instead.
+    if (
+        not cm.config.manually_accept_inbound_channels
+        and not any(c.counterparty_node_id == counterparty_node_id for c in _open_channels(cm))
+        and len(_peers_without_funded_channels(cm)) >= MAX_UNFUNDED_CHANNEL_PEERS
+    ):
+        cm._send(counterparty_node_id, msgs.ErrorMessage(msg.temporary_channel_id, TOO_MANY_UNFUNDED_PEERS))
         return
     chan = _new_channel(
         cm, msg.temporary_channel_id, counterparty_node_id, False, 0, msg.funding_satoshis, msg.push_msat,
@@ -181,7 +184,29 @@ def do_accept_inbound_channel(
         raise APIError.APIMisuseError(
             "Please use accept_inbound_channel_from_trusted_peer_0conf to accept channels with zero confirmations."
         )
+    unfunded = _peers_without_funded_channels(cm)  # this peer among them, its request counting
+    if not zero_conf and peer in unfunded and len(unfunded) > MAX_UNFUNDED_CHANNEL_PEERS:
+        del cm.channels[tcid]
+        cm._send(peer, msgs.ErrorMessage(tcid, TOO_MANY_UNFUNDED_PEERS))
+        raise APIError.APIMisuseError("Too many peers with unfunded channels, refusing to accept new ones")
     _accept(cm, chan, user_channel_id, zero_conf)
+
+
+def _open_channels(cm: ChannelManager) -> list[Channel]:
+    """LDK's channels and requests of each peer (a closed channel is gone from them)."""
+    return [c for c in cm.channels.values() if c.phase is not ChannelPhase.Closed]
+
+
+def _peers_without_funded_channels(cm: ChannelManager) -> set[PublicKey]:
+    """LDK's ``peers_without_funded_channels`` of the peers with a channel: those whose every channel counts in
+    ``unfunded_channel_count``, an inbound one (or a request) not zero-conf whose funding has no confirmation."""
+    by_peer: dict[PublicKey, list[Channel]] = {}
+    for chan in _open_channels(cm):
+        by_peer.setdefault(chan.counterparty_node_id, []).append(chan)
+    return {
+        peer for peer, chans in by_peer.items()
+        if all(not c.is_outbound and not c.is_zero_conf() and c.funding_height is None for c in chans)
+    }
 
 
 def _accept(cm: ChannelManager, chan: Channel, user_channel_id: int, zero_conf: bool) -> None:
@@ -213,8 +238,7 @@ def internal_accept_channel(cm: ChannelManager, counterparty_node_id: PublicKey,
     chan.counterparty_max_htlc_value_in_flight_msat = msg.max_htlc_value_in_flight_msat
     chan.minimum_depth = msg.minimum_depth
     chan.funding_output_script = _funding_script(cm, chan)
-    chan.phase = ChannelPhase.AwaitingFundingTx
-    chan.ticks_waiting = 0
+    chan.phase = ChannelPhase.AwaitingFundingTx  # its age still counts from create_channel, as LDK's
     cm._queue_event(Event.FundingGenerationReady(
         temporary_channel_id=chan.temporary_channel_id,
         counterparty_node_id=counterparty_node_id,
