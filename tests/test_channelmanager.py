@@ -571,6 +571,9 @@ def test_accepting_at_once_a_new_peers_open_channel_is_refused_while_too_many_pe
     assert sent[-1] == (carol.node_id, msgs.ErrorMessage(
         open_channel.temporary_channel_id, "Have too many peers with unfunded channels, not accepting new ones"))
     assert [c.counterparty_node_id for c in cm.channels.values()] == [bob.node_id, bob.node_id]
+    # each accepted at once with a user_channel_id of its own, 16 random bytes (a u128)
+    user_ids = [c.user_channel_id for c in cm.channels.values()]
+    assert all(isinstance(u, int) and 0 < u < 1 << 128 for u in user_ids) and len(set(user_ids)) == 2
 
 
 def test_an_outbound_channel_expires_sixty_ticks_after_it_was_proposed_however_long_the_accept_took(stage):

@@ -142,9 +142,10 @@ def internal_open_channel(cm: ChannelManager, counterparty_node_id: PublicKey, m
     ):
         cm._send(counterparty_node_id, msgs.ErrorMessage(msg.temporary_channel_id, TOO_MANY_UNFUNDED_PEERS))
         return
+    no_user_channel_id_yet = 0  # accepting sets it; a request is never seen with one  # pragma: no mutate
     chan = _new_channel(
-        cm, msg.temporary_channel_id, counterparty_node_id, False, 0, msg.funding_satoshis, msg.push_msat,
-        msg.channel_type, msg.announce_channel, cm.config,
+        cm, msg.temporary_channel_id, counterparty_node_id, False, no_user_channel_id_yet, msg.funding_satoshis,
+        msg.push_msat, msg.channel_type, msg.announce_channel, cm.config,
     )
     chan.value_to_self_msat = msg.push_msat
     chan.counterparty_selected_channel_reserve_satoshis = msg.channel_reserve_satoshis
@@ -437,7 +438,8 @@ def drop_unfunded_channels(cm: ChannelManager, counterparty_node_id: PublicKey) 
 
 
 def timer_tick(cm: ChannelManager) -> bool:
-    """Drop requests not accepted within 2 ticks; close channels not funded within 60. True if any was."""
+    """Drop requests not accepted within 2 ticks; close channels not funded within 60. True if a request was
+    dropped (a closed channel's ChannelClosed asks for the persist itself)."""
     changed = False
     for chan in list(cm.channels.values()):
         if chan.phase is ChannelPhase.UnacceptedInbound:
@@ -453,6 +455,5 @@ def timer_tick(cm: ChannelManager) -> bool:
             if chan.ticks_waiting >= UNFUNDED_CHANNEL_AGE_LIMIT_TICKS:
                 timeout = "Force-closing pending channel due to timeout awaiting establishment handshake"
                 cm._send(chan.counterparty_node_id, msgs.ErrorMessage(chan.channel_id, timeout))
-                close_unfunded(cm, chan, ClosureReason.HolderForceClosed(False))  # as LDK's tick
-                changed = True
+                close_unfunded(cm, chan, ClosureReason.HolderForceClosed(False))  # as LDK's tick; its event persists
     return changed
