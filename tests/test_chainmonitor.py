@@ -321,3 +321,23 @@ def test_the_monitor_logs_the_fee_bump_it_asks_for():
         Level.Info, "ldkkit::chain::chainmonitor",
         f"Yielding onchain event ChannelClose for claim {first.claim_id} of channel {channel.channel_id} at "
         f"{first.package_target_feerate_sat_per_1000_weight} sat/kW")
+
+
+def test_requests_for_two_claims_wait_side_by_side_each_replaced_only_by_its_own():
+    """``pending_claim_events``: one fee-bump request per claim; with two channels force-closed (two claims), each
+    newer request takes the place of its own claim's older one only, so both stay queued."""
+    with World(seed=16) as world:
+        me = world.add_node("learner", handler=replay_bumps)
+        stage = Stage(world, me)
+        channels = []
+        for name in ("carol", "dave"):
+            peer = stage.peer(name, handler=vanish_when_paid)
+            stage.open(peer, me, 6_000_000, push_msat=3_000_000_000)
+            stage.pay(me, stage.invoice(peer, 100_000_000))
+            channels.append((stage.channel_between(me, peer), peer))
+        for channel, peer in channels:
+            me.channel_manager.force_close_broadcasting_latest_txn(channel.channel_id, peer.node_id, "going away")
+        stage.settle()
+        world.advance(95)  # rebroadcasts: each claim asked again
+        queued = [e.bump_event for e in me.chain_monitor.pending_events() if isinstance(e, Event.BumpTransaction)]
+    assert sorted(b.channel_id for b in queued) == sorted(c.channel_id for c, _ in channels)
