@@ -20,7 +20,7 @@ from ldkkit.chain.chainmonitor import (
     anchor_script,
 )
 from ldkkit.config import UserConfig
-from ldkkit.events import Event, ReplayEvent
+from ldkkit.events import ClosureReason, Event, ReplayEvent
 from ldkkit.events.bump_transaction import BumpTransactionEvent
 from ldkkit.persist import CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE
 from ldkkit.scenarios import Stage, vanish_when_paid
@@ -91,6 +91,9 @@ def test_the_htlc_comes_back_through_a_second_stage_transaction_then_is_failed_b
         confirmed_at = world.chain.confirmed_at[second_stage]
         failed = [(h, e) for _, h, e in log if isinstance(e, Event.PaymentFailed)]
         assert failed and failed[0][0] == confirmed_at + ANTI_REORG_DELAY - 1
+        # closed once: the HTLC expiring on the closed channel closes nothing again
+        assert [e.reason for _, _, e in log if isinstance(e, Event.ChannelClosed)] == [
+            ClosureReason.HolderForceClosed(True)]
         stage.mine(confirmed_at + 144 - world.chain.height())
         outputs = [o for _, _, e in log if isinstance(e, Event.SpendableOutputs) for o in e.outputs]
         htlc_output = [o for o in outputs if o.descriptor.outpoint.txid == second_stage]

@@ -568,6 +568,8 @@ def test_accepting_at_once_a_new_peers_open_channel_is_refused_while_too_many_pe
             cm.handle_open_channel(peer.node_id, open_channel)
         sent = cm.get_and_clear_pending_msg_events()
     assert [type(m).__name__ for _, m in sent] == ["AcceptChannel", "AcceptChannel", "ErrorMessage"]
+    # accepted at once, not as zero-conf: the configured depth is asked for
+    assert [m.minimum_depth for _, m in sent[:2]] == [config.channel_handshake_config.minimum_depth] * 2
     assert sent[-1] == (carol.node_id, msgs.ErrorMessage(
         open_channel.temporary_channel_id, "Have too many peers with unfunded channels, not accepting new ones"))
     assert [c.counterparty_node_id for c in cm.channels.values()] == [bob.node_id, bob.node_id]

@@ -1479,3 +1479,20 @@ def test_a_probe_its_first_hop_refuses_raises_that_error_and_is_forgotten():
         s.out.send_probe(path(10), lambda: b"\x09" * 32, s.send_along_path)
     assert refused.value.err == APIError.ChannelUnavailable("No channel available with first hop!")
     assert s.out.pending_outbound_payments == {} and s.events == []
+
+
+def test_a_channel_never_funded_or_closed_does_not_stop_the_next_from_confirming():
+    """``best_block_updated`` looks at every channel: one we never funded and one closed before it are passed
+    over, and the channel opened after them still confirms (``ChannelReady``)."""
+    learner = Learner(105, hold=(Event.FundingGenerationReady,))
+    with learner.world:
+        s = learner.stage
+        carol, dave, bob = s.peer("carol"), s.peer("dave"), s.peer("bob")
+        learner.cm.create_channel(carol.node_id, 1_000_000, 0, 5, None, None)  # never funded
+        s.world.run()
+        s.open(dave, learner.me, 6_000_000)
+        (to_dave,) = learner.cm.list_usable_channels()
+        learner.cm.force_close_broadcasting_latest_txn(to_dave.channel_id, dave.node_id, "closed first")
+        s.settle()
+        s.open(bob, learner.me, 6_000_000)
+    assert [e.counterparty_node_id for e in learner.of(Event.ChannelReady)] == [dave.node_id, bob.node_id]
