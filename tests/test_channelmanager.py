@@ -512,22 +512,29 @@ def _request_from(stage, peer):
             and e.counterparty_node_id == peer.node_id][-1]
 
 
+def _answering_requests_myself(world):
+    """A learner running ldk-sample's handler, with ``holding`` to leave the next OpenChannelRequests to the test.
+    Returns (stage, holding)."""
+    from ldkkit.reference import ldk_sample_handle_ldk_events
+
+    holding: list[bool] = []
+
+    async def handler(*args):
+        if holding and isinstance(args[-1], Event.OpenChannelRequest):
+            return ReplayEvent()
+        return await ldk_sample_handle_ldk_events(*args)
+
+    return Stage(world, world.add_node("learner", handler=handler)), holding
+
+
 def test_a_request_cannot_be_accepted_while_too_many_peers_have_only_unfunded_channels(monkeypatch):
     """``do_accept_inbound_channel``: accepting a request from a peer without a funded channel fails once more than
     ``MAX_UNFUNDED_CHANNEL_PEERS`` peers (this one counted) would have only unfunded inbound channels
     (``APIMisuseError``; the peer is told why); a peer whose channel is funded is accepted still."""
     from ldkkit.ln import channel_establishment
-    from ldkkit.reference import ldk_sample_handle_ldk_events
-
-    holding: list[bool] = []
-
-    async def handler(*args):  # ldk-sample's, until the test answers the requests itself
-        if holding and isinstance(args[-1], Event.OpenChannelRequest):
-            return ReplayEvent()
-        return await ldk_sample_handle_ldk_events(*args)
 
     with World(seed=16) as world:
-        stage = Stage(world, world.add_node("learner", handler=handler))
+        stage, holding = _answering_requests_myself(world)
         cm = stage.me.channel_manager
         carol, bob, dave, erin = (stage.peer(name) for name in ("carol", "bob", "dave", "erin"))
         stage.open(carol, stage.me, 1_000_000)  # funded and confirmed
@@ -546,6 +553,30 @@ def test_a_request_cannot_be_accepted_while_too_many_peers_have_only_unfunded_ch
     assert sent == [(erin.node_id, msgs.ErrorMessage(
         request.temporary_channel_id, "Have too many peers with unfunded channels, not accepting new ones"))]
     assert carols == 2
+
+
+def test_our_own_proposals_and_zero_conf_channels_do_not_count_as_unfunded_peers(monkeypatch):
+    """``unfunded_channel_count`` counts inbound channels that are not zero-conf, until their funding confirms:
+    with bob and dave unfunded, frank's channel ours and george's zero-conf, erin makes three of a limit of three
+    and is accepted."""
+    from ldkkit.ln import channel_establishment
+
+    with World(seed=18) as world:
+        stage, holding = _answering_requests_myself(world)
+        cm = stage.me.channel_manager
+        bob, dave, erin, frank, george = (stage.peer(n) for n in ("bob", "dave", "erin", "frank", "george"))
+        stage.open(bob, stage.me, 1_000_000, confirm=False)
+        stage.open(dave, stage.me, 1_000_000, confirm=False)
+        stage.open(stage.me, frank, 1_000_000, confirm=False)
+        holding.append(True)
+        stage.open(george, stage.me, 1_000_000, confirm=False, zero_conf=True)
+        request = [e for e in cm.pending_events() if isinstance(e, Event.OpenChannelRequest)][-1]
+        cm.accept_inbound_channel_from_trusted_peer_0conf(request.temporary_channel_id, george.node_id, 4)
+        world.run()
+        monkeypatch.setattr(channel_establishment, "MAX_UNFUNDED_CHANNEL_PEERS", 3)
+        cm.accept_inbound_channel(_request_from(stage, erin).temporary_channel_id, erin.node_id, 5)
+        peers = sorted(bytes(c.counterparty.node_id) for c in cm.list_channels())
+    assert peers == sorted(bytes(p.node_id) for p in (bob, dave, frank, george, erin))
 
 
 def test_accepting_at_once_a_new_peers_open_channel_is_refused_while_too_many_peers_have_only_unfunded_ones(
