@@ -1496,3 +1496,46 @@ def test_a_channel_never_funded_or_closed_does_not_stop_the_next_from_confirming
         s.settle()
         s.open(bob, learner.me, 6_000_000)
     assert [e.counterparty_node_id for e in learner.of(Event.ChannelReady)] == [dave.node_id, bob.node_id]
+
+
+def test_an_intercepted_htlc_released_for_exactly_what_the_next_channel_can_carry_goes_on():
+    """``forward_intercepted_htlc`` may forward up to the next channel's ``next_outbound_htlc_limit_msat``: released
+    for exactly that, the HTLC is offered on the next processing, nothing failed back."""
+    world, stage, intercepts = _intercepting_world(51)
+    with world:
+        me = stage.me
+        alice, carol, _, _ = pay_through_an_intercept_scid(stage)
+        (intercepted,) = intercepts
+        out = stage.channel_between(me, carol)
+        cm = me.channel_manager
+        cm.forward_intercepted_htlc(intercepted.intercept_id, out.channel_id, carol.node_id,
+                                    out.next_outbound_htlc_limit_msat)
+        cm.process_pending_htlc_forwards()
+        offered = [h.amount_msat for h in cm.channels[out.channel_id].pending_outbound_htlcs.values()]
+        failed = [e for e in cm.pending_events() if isinstance(e, Event.HTLCHandlingFailed)]
+    assert offered == [out.next_outbound_htlc_limit_msat] and failed == []
+
+
+def test_each_forwarder_peels_its_own_hop_off_the_onion():
+    """``process_pending_htlc_forwards``: forwarding, we pass on the onion without our hop, so along alice -> us ->
+    carol -> dave each node finds its own instructions and dave is paid (``PaymentForwarded`` here and at carol,
+    ``PaymentSent`` at alice)."""
+    with World(seed=52) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        me, alice, carol, dave = stage.me, stage.peer("alice"), stage.peer("carol"), stage.peer("dave")
+        stage.open(alice, me, 6_000_000)
+        stage.open(me, carol, 1_000_000)
+        stage.open(carol, dave, 1_000_000)
+        invoice = stage.invoice(dave, 10_000_000)
+        first, second, third = (stage.channel_between(a, b).short_channel_id
+                                for a, b in ((alice, me), (me, carol), (carol, dave)))
+        hops = (RouteHop(me.node_id, b"", first, b"", 1_000, 72, True),
+                RouteHop(carol.node_id, b"", second, b"", 1_000, 72, True),
+                RouteHop(dave.node_id, b"", third, b"", 10_000_000, 24, True))
+        alice.channel_manager.send_payment_with_route(
+            Route((Path(hops, None),), None), invoice.payment_hash(),
+            RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x52" * 32))
+        stage.settle(10)
+        forwarded = [len([e for e in n.events_seen if isinstance(e, Event.PaymentForwarded)]) for n in (me, carol)]
+        sent = [e for e in alice.events_seen if isinstance(e, Event.PaymentSent)]
+    assert forwarded == [1, 1] and len(sent) == 1
