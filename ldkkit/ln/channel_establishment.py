@@ -232,7 +232,7 @@ def internal_accept_channel(cm: ChannelManager, counterparty_node_id: PublicKey,
     chan = cm._find_channel(counterparty_node_id, msg.temporary_channel_id)
     if chan is None or chan.phase is not ChannelPhase.OutboundAwaitingAccept:
         return
-    cm._open_channel_msgs.pop(chan.channel_id, None)
+    del cm._open_channel_msgs[chan.channel_id]  # kept from create_channel until now: accepted, never proposed again
     chan.counterparty_selected_channel_reserve_satoshis = msg.channel_reserve_satoshis
     chan.counterparty_selected_contest_delay = msg.to_self_delay
     chan.counterparty_funding_pubkey = msg.funding_pubkey
@@ -447,7 +447,10 @@ def timer_tick(cm: ChannelManager) -> bool:
             if chan.ticks_waiting >= UNACCEPTED_INBOUND_CHANNEL_AGE_LIMIT_TICKS:
                 del cm.channels[chan.channel_id]
                 cm._send(chan.counterparty_node_id, msgs.ErrorMessage(chan.channel_id, "Channel force-closed"))
-                cm._log(f"Dropped channel request {chan.channel_id}: not accepted within 2 ticks")
+                cm.logger.error(  # LDK's words and level (timer_tick_occurred)
+                    "ldkkit::ln::channelmanager",
+                    f"Force-closing unaccepted inbound channel {chan.channel_id} for not accepting in a timely manner",
+                )
                 changed = True
         elif chan.phase in (ChannelPhase.OutboundAwaitingAccept, ChannelPhase.AwaitingFundingTx,
                             ChannelPhase.InboundAwaitingFunding, ChannelPhase.FundingCreatedSent):
