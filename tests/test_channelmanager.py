@@ -107,8 +107,9 @@ def test_an_unanswered_request_expires_after_two_ticks(stage):
     assert cm.get_and_clear_pending_msg_events() == [
         (bob.node_id, msgs.ErrorMessage(request.temporary_channel_id, "Channel force-closed"))]
     tcid = request.temporary_channel_id
-    logged = f"Force-closing unaccepted inbound channel {tcid} for not accepting in a timely manner"  # LDK's error
-    assert any(line.endswith(logged) for line in stage.me.logger.lines())
+    logged = f"Force-closing unaccepted inbound channel {tcid} for not accepting in a timely manner"
+    assert [(r.level.name, r.module_path) for r in stage.me.logger.records() if r.args == logged] == [
+        ("Error", "ldkkit::ln::channelmanager")]  # LDK's words and level
     with pytest.raises(APIError.APIMisuseError, match="No such channel awaiting to be accepted."):
         cm.accept_inbound_channel(request.temporary_channel_id, bob.node_id, 1)
 
