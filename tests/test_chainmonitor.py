@@ -17,9 +17,10 @@ from ldkkit.chain.chainmonitor import (
     ChannelMonitor,
     FeerateStrategy,
     _package_feerate,
+    anchor_script,
 )
 from ldkkit.config import UserConfig
-from ldkkit.events import Event, ReplayEvent
+from ldkkit.events import ClosureReason, Event, ReplayEvent
 from ldkkit.events.bump_transaction import BumpTransactionEvent
 from ldkkit.persist import CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE
 from ldkkit.scenarios import Stage, vanish_when_paid
@@ -90,6 +91,9 @@ def test_the_htlc_comes_back_through_a_second_stage_transaction_then_is_failed_b
         confirmed_at = world.chain.confirmed_at[second_stage]
         failed = [(h, e) for _, h, e in log if isinstance(e, Event.PaymentFailed)]
         assert failed and failed[0][0] == confirmed_at + ANTI_REORG_DELAY - 1
+        # closed once: the HTLC expiring on the closed channel closes nothing again
+        assert [e.reason for _, _, e in log if isinstance(e, Event.ChannelClosed)] == [
+            ClosureReason.HolderForceClosed(True)]
         stage.mine(confirmed_at + 144 - world.chain.height())
         outputs = [o for _, _, e in log if isinstance(e, Event.SpendableOutputs) for o in e.outputs]
         htlc_output = [o for o in outputs if o.descriptor.outpoint.txid == second_stage]
@@ -200,3 +204,143 @@ def test_without_anchors_the_monitor_broadcasts_the_htlc_timeout_paying_its_fee_
         feerate = me.bitcoind_client.get_est_sat_per_1000_weight(ConfirmationTarget.NonAnchorChannelFee)
         assert tx.output[0].value == 100_000 - fee_for_weight(feerate, HTLC_TIMEOUT_TX_WEIGHT)
         assert any(isinstance(e, Event.PaymentFailed) for e in me.events_seen)
+
+
+def _what(output: SpendableOutputDescriptor) -> tuple[str, Any, int]:
+    """A spendable output's kind, the transaction it is in and its value."""
+    d = output if isinstance(output, SpendableOutputDescriptor.StaticOutput) else output.descriptor
+    return type(output).__name__, d.outpoint.txid, d.output.value
+
+
+def test_the_peers_commitment_pays_our_balance_at_its_sixth_confirmation_and_our_expired_htlc_after():
+    """``OnchainEventEntry::confirmation_threshold``: on the peer's confirmed commitment (an anchor channel), our
+    balance (``to_remote``, behind a CSV of 1) is ``SpendableOutputs`` with a ``StaticPaymentOutput`` at its
+    ``ANTI_REORG_DELAY``-th confirmation, not a block sooner; the HTLC we offered is ours again only once it has
+    expired: then the payment fails and its output is spendable (``StaticOutput``), each output reported once."""
+    with World(seed=11) as world:
+        me = world.add_node("learner", handler=reference.ldk_sample_handle_ldk_events)
+        stage = Stage(world, me)
+        carol = stage.peer("carol", handler=vanish_when_paid)
+        stage.open(carol, me, 6_000_000, push_msat=3_000_000_000)
+        chan = stage.channel_between(me, carol)
+        assert chan.channel_type.supports_anchors_zero_fee_htlc_tx()
+        stage.pay(me, stage.invoice(carol, 100_000_000))
+        (htlc,) = me.channel_manager.channels[chan.channel_id].pending_outbound_htlcs.values()
+        carol.channel_manager.force_close_broadcasting_latest_txn(chan.channel_id, me.node_id, "bye")
+        stage.settle()
+        stage.mine(htlc.cltv_expiry + 6 - world.chain.height())
+        (commitment,) = [txid for txid, tx in world.chain.transactions.items()
+                         if any(i.previous_output == chan.funding_txo for i in tx.input)]
+        confirmed_at = world.chain.confirmed_at[commitment]
+        spendable = [(h, [_what(o) for o in e.outputs]) for _, h, e in me.event_log
+                     if isinstance(e, Event.SpendableOutputs)]
+        failed = [h for _, h, e in me.event_log if isinstance(e, Event.PaymentFailed)]
+    assert confirmed_at + ANTI_REORG_DELAY - 1 < htlc.cltv_expiry
+    assert spendable == [
+        (confirmed_at + ANTI_REORG_DELAY - 1, [("StaticPaymentOutput", commitment, 2_900_000)]),
+        (htlc.cltv_expiry, [("StaticOutput", commitment, 100_000)]),
+    ]
+    assert failed == [htlc.cltv_expiry]
+
+
+def test_the_channel_close_request_points_at_our_anchor_output():
+    """``BumpTransactionEvent::ChannelClose``: the ``anchor_descriptor`` names the commitment's output the child
+    transaction spends: our anchor, 330 sat to the anchor script of our funding key (the peer's is its twin)."""
+    with World(seed=12) as world:
+        stage, _ = force_close_with_an_htlc(world, ignore_bumps)
+        first = bumps(stage.me)[0]
+        params = first.anchor_descriptor.channel_derivation_parameters
+        funding_key = stage.me.keys_manager.derive_channel_keys(params.value_satoshis, params.keys_id).funding_pubkey
+    spent = first.commitment_tx.output[first.anchor_descriptor.outpoint.vout]
+    assert first.anchor_descriptor.outpoint.txid == first.commitment_tx.compute_txid()
+    assert (spent.value, spent.script_pubkey) == (330, anchor_script(funding_key))
+
+
+def ignore_htlc_resolutions(channel_manager: Any, *args: Any) -> Any:
+    """ldk-sample's handler, except that it drops every ``BumpTransaction::HTLCResolution``."""
+    event = args[-1]
+    if isinstance(event, Event.BumpTransaction) and isinstance(event.bump_event, BumpTransactionEvent.HTLCResolution):
+        return None
+    return reference.ldk_sample_handle_ldk_events(channel_manager, *args)
+
+
+def test_an_unconfirmed_htlc_claim_is_bumped_on_ldks_timer_not_on_every_rebroadcast():
+    """``OnchainTxHandler``: an HTLC claim is asked at its expiry, then bumped (``ForceBump``, 25 % more) when its
+    height timer comes (``get_height_timer``: every 15 blocks while its deadline, expiry + 42, is far, every 3 as it
+    nears, then every block), up to 5x the estimate; the rebroadcasts every 30 s between blocks ask it again at the
+    same feerate and leave the timer as it is (``rebroadcast_pending_claims``)."""
+    with World(seed=9) as world:
+        stage, channel = force_close_with_an_htlc(world, ignore_htlc_resolutions)
+        me = stage.me
+        (htlc,) = me.channel_manager.channels[channel.channel_id].pending_outbound_htlcs.values()
+        stage.mine(htlc.cltv_expiry + 43 - world.chain.height())
+        first_asked: dict[int, int] = {}
+        for _, height, event in me.event_log:
+            if isinstance(event, Event.BumpTransaction) and isinstance(
+                    event.bump_event, BumpTransactionEvent.HTLCResolution):
+                first_asked.setdefault(event.bump_event.target_feerate_sat_per_1000_weight, height - htlc.cltv_expiry)
+    assert first_asked == {5_000: 0, 6_250: 15, 7_812: 30, 9_765: 33, 12_206: 36, 15_257: 39, 19_071: 40,
+                           23_838: 41, 25_000: 42}
+
+
+def test_a_commitment_paying_exactly_the_target_feerate_is_broadcast_as_it_is_and_logged():
+    """``generate_claim``: an anchor commitment whose own feerate is at least the target (here exactly it) is
+    broadcast with no ``BumpTransaction``; the monitor logs why (debug) and what it broadcasts (info)."""
+    from ldkkit.chain.chaininterface import compute_feerate_sat_per_1000_weight, tx_weight
+    from ldkkit.logger import Level
+
+    with World(seed=14) as world:
+        me = world.add_node("learner", handler=reference.ldk_sample_handle_ldk_events)
+        stage = Stage(world, me)
+        bob = stage.peer("bob")
+        stage.open(me, bob, 1_000_000)
+        channel = stage.channel_between(me, bob)
+        (monitor,) = me.chain_monitor.monitors.values()
+        tx, fee = me.chain_monitor._holder_commitment(monitor)
+        feerate = compute_feerate_sat_per_1000_weight(fee, tx_weight(tx))
+        me.bitcoind_client.set_fee_estimate(ConfirmationTarget.OutputSpendingFee, feerate)
+        me.channel_manager.force_close_broadcasting_latest_txn(channel.channel_id, bob.node_id, "now")
+        stage.mine(1)
+        txid = tx.compute_txid()
+        logged = [(r.level, r.module_path, r.args) for r in me.logger.records(Level.Debug) if str(txid) in r.args]
+    assert bumps(me) == [] and world.chain.confirmations(txid) == 1
+    assert logged[:2] == [
+        (Level.Debug, "ldkkit::chain::chainmonitor",
+         f"Pre-signed commitment {txid} already has feerate {feerate} sat/kW above required {feerate} sat/kW"),
+        (Level.Info, "ldkkit::chain::chainmonitor", f"Broadcasting commitment transaction {txid}"),
+    ]
+
+
+def test_the_monitor_logs_the_fee_bump_it_asks_for():
+    """An anchor commitment below its target is not broadcast: the monitor logs the ``BumpTransaction`` it
+    yields, for which claim and channel, at which feerate."""
+    from ldkkit.logger import Level
+
+    with World(seed=15) as world:
+        stage, channel = force_close_with_an_htlc(world, ignore_bumps)
+        first = bumps(stage.me)[0]
+        logged = [(r.level, r.module_path, r.args) for r in stage.me.logger.records() if "Yielding" in r.args]
+    assert logged[0] == (
+        Level.Info, "ldkkit::chain::chainmonitor",
+        f"Yielding onchain event ChannelClose for claim {first.claim_id} of channel {channel.channel_id} at "
+        f"{first.package_target_feerate_sat_per_1000_weight} sat/kW")
+
+
+def test_requests_for_two_claims_wait_side_by_side_each_replaced_only_by_its_own():
+    """``pending_claim_events``: one fee-bump request per claim; with two channels force-closed (two claims), each
+    newer request takes the place of its own claim's older one only, so both stay queued."""
+    with World(seed=16) as world:
+        me = world.add_node("learner", handler=replay_bumps)
+        stage = Stage(world, me)
+        channels = []
+        for name in ("carol", "dave"):
+            peer = stage.peer(name, handler=vanish_when_paid)
+            stage.open(peer, me, 6_000_000, push_msat=3_000_000_000)
+            stage.pay(me, stage.invoice(peer, 100_000_000))
+            channels.append((stage.channel_between(me, peer), peer))
+        for channel, peer in channels:
+            me.channel_manager.force_close_broadcasting_latest_txn(channel.channel_id, peer.node_id, "going away")
+        stage.settle()
+        world.advance(95)  # rebroadcasts: each claim asked again
+        queued = [e.bump_event for e in me.chain_monitor.pending_events() if isinstance(e, Event.BumpTransaction)]
+    assert sorted(b.channel_id for b in queued) == sorted(c.channel_id for c, _ in channels)

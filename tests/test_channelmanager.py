@@ -10,6 +10,7 @@ from ldkkit.bitcoin import Address, Transaction
 from ldkkit.errors import APIError, RetryableSendFailure
 from ldkkit.events import ClosureReason, Event, ReplayEvent
 from ldkkit.events.queue import EventHandlerError
+from ldkkit.ln import msgs
 from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
 from ldkkit.ln.outbound_payment import Retry
 from ldkkit.scenarios import Stage
@@ -66,13 +67,15 @@ def test_force_closing_an_unknown_channel(stage):
     assert info.value.err == f"Channel with id {missing} not found for the passed counterparty node_id {bob.node_id}"
 
 
-def test_rejecting_a_request_raises_no_channel_closed(stage):
+def test_rejecting_a_request_raises_no_channel_closed_and_logs_who_and_why(stage):
     bob, request = open_request(stage)
     cm = stage.me.channel_manager
     cm.force_close_without_broadcasting_txn(request.temporary_channel_id, bob.node_id, "too small")
     stage.world.run()
     assert cm.list_channels() == []
     assert [type(e).__name__ for e in cm.pending_events()] == ["OpenChannelRequest"]
+    expected = f"Rejected inbound channel request {request.temporary_channel_id} from {bob.node_id}: too small"
+    assert any(line.endswith(expected) for line in stage.me.logger.lines())
 
 
 def test_zero_conf_requests_need_the_trusted_method(stage):
@@ -90,11 +93,23 @@ def test_zero_conf_requests_need_the_trusted_method(stage):
 
 
 def test_an_unanswered_request_expires_after_two_ticks(stage):
+    """``timer_tick_occurred``: a request not accepted within two ticks is dropped and its proposer told
+    "Channel force-closed"; only that tick asks for the manager to be persisted."""
     bob, request = open_request(stage)
     cm = stage.me.channel_manager
+    cm.get_and_clear_needs_persistence()
+    cm.get_and_clear_pending_msg_events()
     cm.timer_tick_occurred()
     assert request.temporary_channel_id in cm.channels
+    assert not cm.get_and_clear_needs_persistence() and cm.get_and_clear_pending_msg_events() == []
     cm.timer_tick_occurred()
+    assert cm.get_and_clear_needs_persistence()
+    assert cm.get_and_clear_pending_msg_events() == [
+        (bob.node_id, msgs.ErrorMessage(request.temporary_channel_id, "Channel force-closed"))]
+    tcid = request.temporary_channel_id
+    logged = f"Force-closing unaccepted inbound channel {tcid} for not accepting in a timely manner"
+    assert [(r.level.name, r.module_path) for r in stage.me.logger.records() if r.args == logged] == [
+        ("Error", "ldkkit::ln::channelmanager")]  # LDK's words and level
     with pytest.raises(APIError.APIMisuseError, match="No such channel awaiting to be accepted."):
         cm.accept_inbound_channel(request.temporary_channel_id, bob.node_id, 1)
 
@@ -141,6 +156,24 @@ def test_funding_with_the_wrong_output_is_refused_and_closes_the_channel(stage):
     assert isinstance(closed, Event.ChannelClosed)  # and no DiscardFunding: LDK never took the transaction
     assert closed.reason == ClosureReason.ProcessingError(
         "No output matched the script_pubkey and value in the FundingGenerationReady event")
+
+
+@pytest.mark.parametrize("broadcast", [True, False])
+def test_force_closing_a_channel_not_yet_funded_raises_channel_closed_and_tells_the_peer(stage, broadcast):
+    """``force_close_sending_error`` on a channel whose funding was never generated: ``ChannelClosed`` with its
+    temporary id and ``HolderForceClosed`` (``broadcasted_latest_txn`` as asked), no funding outpoint and no
+    ``DiscardFunding``; the peer gets our message and closes its side with ``CounterpartyForceClosed``."""
+    bob, ready, _ = funding_asked(stage)
+    cm = stage.me.channel_manager
+    close = cm.force_close_broadcasting_latest_txn if broadcast else cm.force_close_without_broadcasting_txn
+    close(ready.temporary_channel_id, bob.node_id, "changed my mind")
+    stage.settle()
+    assert cm.pending_events()[1:] == [Event.ChannelClosed(
+        channel_id=ready.temporary_channel_id, user_channel_id=1, reason=ClosureReason.HolderForceClosed(broadcast),
+        counterparty_node_id=bob.node_id, channel_capacity_sats=100_000, channel_funding_txo=None,
+        last_local_balance_msat=100_000_000)]  # the opener's, as LDK's value_to_self_msat
+    assert [e.reason for e in bob.events_seen if isinstance(e, Event.ChannelClosed)] == [
+        ClosureReason.CounterpartyForceClosed("changed my mind")]
 
 
 def test_an_unsigned_funding_transaction_closes_the_channel_as_ldk_does(stage):
@@ -299,6 +332,19 @@ def test_an_unfunded_channel_times_out_as_a_holder_force_close():
         assert [e.reason for e in closed] == [ClosureReason.HolderForceClosed(False)]
 
 
+def test_a_channel_left_unfunded_tells_its_peer_why_on_the_sixtieth_tick(stage):
+    """``timer_tick_occurred``: on the 60th tick without funding, the peer is sent LDK's error for it."""
+    bob, ready, _ = funding_asked(stage)
+    cm = stage.me.channel_manager
+    cm.get_and_clear_pending_msg_events()
+    for _ in range(59):
+        cm.timer_tick_occurred()
+    assert cm.get_and_clear_pending_msg_events() == []
+    cm.timer_tick_occurred()
+    assert cm.get_and_clear_pending_msg_events() == [(bob.node_id, msgs.ErrorMessage(
+        ready.temporary_channel_id, "Force-closing pending channel due to timeout awaiting establishment handshake"))]
+
+
 def test_an_outbound_htlc_is_force_closed_three_blocks_after_it_expires():
     """ChannelMonitor: cltv_expiry + LATENCY_GRACE_PERIOD_BLOCKS <= height, not before."""
     from ldkkit.scenarios import Stage, vanish_when_paid
@@ -442,3 +488,172 @@ def pay_through_an_intercept_scid(stage):
         RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x07" * 32))
     stage.settle()
     return alice, carol, fake_scid, invoice
+
+
+def test_channel_ready_waits_for_the_peers_channel_ready_too():
+    """``channel_ready`` both ways makes a channel usable: ours, sent once the funding is deep enough, is not
+    enough while the peer's has not arrived (here the peer is offline): no ``ChannelReady``, nothing usable."""
+    from ldkkit.reference import handle_ldk_events
+
+    with World(seed=9) as world:
+        stage = Stage(world, world.add_node("learner", handler=handle_ldk_events))
+        bob = stage.peer("bob")
+        stage.open(stage.me, bob, 1_000_000, confirm=False)
+        world.disconnect(bob, stage.me)
+        stage.mine(6)
+        cm = stage.me.channel_manager
+        (chan,) = cm.channels.values()
+        assert chan.sent_channel_ready and not chan.received_channel_ready
+        assert not any(isinstance(e, Event.ChannelReady) for e in cm.pending_events() + stage.me.events_seen)
+        assert cm.list_usable_channels() == [] and not cm.list_channels()[0].is_channel_ready
+
+
+def _request_from(stage, peer):
+    """``peer`` proposes a channel to the learner; returns the learner's OpenChannelRequest for it."""
+    peer.channel_manager.create_channel(stage.me.node_id, 1_000_000, 0, 1, None, None)
+    stage.world.run()
+    return [e for e in stage.me.channel_manager.pending_events() if isinstance(e, Event.OpenChannelRequest)
+            and e.counterparty_node_id == peer.node_id][-1]
+
+
+def _answering_requests_myself(world):
+    """A learner running ldk-sample's handler, with ``holding`` to leave the next OpenChannelRequests to the test.
+    Returns (stage, holding)."""
+    from ldkkit.reference import ldk_sample_handle_ldk_events
+
+    holding: list[bool] = []
+
+    async def handler(*args):
+        if holding and isinstance(args[-1], Event.OpenChannelRequest):
+            return ReplayEvent()
+        return await ldk_sample_handle_ldk_events(*args)
+
+    return Stage(world, world.add_node("learner", handler=handler)), holding
+
+
+def test_a_request_cannot_be_accepted_while_too_many_peers_have_only_unfunded_channels(monkeypatch):
+    """``do_accept_inbound_channel``: accepting a request from a peer without a funded channel fails once more than
+    ``MAX_UNFUNDED_CHANNEL_PEERS`` peers (this one counted) would have only unfunded inbound channels
+    (``APIMisuseError``; the peer is told why); a peer whose channel is funded is accepted still."""
+    from ldkkit.ln import channel_establishment
+
+    with World(seed=16) as world:
+        stage, holding = _answering_requests_myself(world)
+        cm = stage.me.channel_manager
+        carol, bob, dave, erin = (stage.peer(name) for name in ("carol", "bob", "dave", "erin"))
+        stage.open(carol, stage.me, 1_000_000)  # funded and confirmed
+        stage.open(bob, stage.me, 1_000_000, confirm=False)  # funded, not confirmed: only unfunded channels
+        stage.open(dave, stage.me, 1_000_000, confirm=False)
+        holding.append(True)
+        monkeypatch.setattr(channel_establishment, "MAX_UNFUNDED_CHANNEL_PEERS", 1)
+        cm.accept_inbound_channel(_request_from(stage, carol).temporary_channel_id, carol.node_id, 2)
+        request = _request_from(stage, erin)
+        cm.get_and_clear_pending_msg_events()
+        with pytest.raises(APIError.APIMisuseError) as refused:
+            cm.accept_inbound_channel(request.temporary_channel_id, erin.node_id, 3)
+        sent = cm.get_and_clear_pending_msg_events()
+        carols = [c.counterparty.node_id for c in cm.list_channels()].count(carol.node_id)
+    assert refused.value.err == "Too many peers with unfunded channels, refusing to accept new ones"
+    assert sent == [(erin.node_id, msgs.ErrorMessage(
+        request.temporary_channel_id, "Have too many peers with unfunded channels, not accepting new ones"))]
+    assert carols == 2
+
+
+def test_our_own_proposals_and_zero_conf_channels_do_not_count_as_unfunded_peers(monkeypatch):
+    """``unfunded_channel_count`` counts inbound channels that are not zero-conf, until their funding confirms:
+    with bob and dave unfunded, frank's channel ours and george's zero-conf, erin makes three of a limit of three
+    and is accepted."""
+    from ldkkit.ln import channel_establishment
+
+    with World(seed=18) as world:
+        stage, holding = _answering_requests_myself(world)
+        cm = stage.me.channel_manager
+        bob, dave, erin, frank, george = (stage.peer(n) for n in ("bob", "dave", "erin", "frank", "george"))
+        stage.open(bob, stage.me, 1_000_000, confirm=False)
+        stage.open(dave, stage.me, 1_000_000, confirm=False)
+        stage.open(stage.me, frank, 1_000_000, confirm=False)
+        holding.append(True)
+        stage.open(george, stage.me, 1_000_000, confirm=False, zero_conf=True)
+        request = [e for e in cm.pending_events() if isinstance(e, Event.OpenChannelRequest)][-1]
+        cm.accept_inbound_channel_from_trusted_peer_0conf(request.temporary_channel_id, george.node_id, 4)
+        world.run()
+        monkeypatch.setattr(channel_establishment, "MAX_UNFUNDED_CHANNEL_PEERS", 3)
+        cm.accept_inbound_channel(_request_from(stage, erin).temporary_channel_id, erin.node_id, 5)
+        peers = sorted(bytes(c.counterparty.node_id) for c in cm.list_channels())
+    assert peers == sorted(bytes(p.node_id) for p in (bob, dave, frank, george, erin))
+
+
+def test_accepting_at_once_a_new_peers_open_channel_is_refused_while_too_many_peers_have_only_unfunded_ones(
+        monkeypatch):
+    """``internal_open_channel`` without ``manually_accept_inbound_channels``: a peer with no channel yet is refused
+    (an error, no channel) once ``MAX_UNFUNDED_CHANNEL_PEERS`` peers have only unfunded channels; a peer with one
+    may propose another."""
+    from ldkkit.config import UserConfig
+    from ldkkit.ln import channel_establishment
+
+    monkeypatch.setattr(channel_establishment, "MAX_UNFUNDED_CHANNEL_PEERS", 1)
+    config = dataclasses.replace(UserConfig.ldk_sample(), manually_accept_inbound_channels=False)
+    with World(seed=17) as world:
+        stage = Stage(world, world.add_node("learner", handler=quiet_handler, config=config))
+        cm = stage.me.channel_manager
+        bob, carol = stage.peer("bob"), stage.peer("carol")
+        for peer in (bob, bob, carol):
+            peer.channel_manager.create_channel(stage.me.node_id, 1_000_000, 0, 1, None, None)
+            (_, open_channel), = peer.channel_manager.get_and_clear_pending_msg_events()
+            cm.handle_open_channel(peer.node_id, open_channel)
+        sent = cm.get_and_clear_pending_msg_events()
+    assert [type(m).__name__ for _, m in sent] == ["AcceptChannel", "AcceptChannel", "ErrorMessage"]
+    # accepted at once, not as zero-conf: the configured depth is asked for
+    assert [m.minimum_depth for _, m in sent[:2]] == [config.channel_handshake_config.minimum_depth] * 2
+    assert sent[-1] == (carol.node_id, msgs.ErrorMessage(
+        open_channel.temporary_channel_id, "Have too many peers with unfunded channels, not accepting new ones"))
+    assert [c.counterparty_node_id for c in cm.channels.values()] == [bob.node_id, bob.node_id]
+    # each accepted at once with a user_channel_id of its own, 16 random bytes (a u128)
+    user_ids = [c.user_channel_id for c in cm.channels.values()]
+    assert all(isinstance(u, int) and 0 < u < 1 << 128 for u in user_ids) and len(set(user_ids)) == 2
+
+
+def test_an_outbound_channel_expires_sixty_ticks_after_it_was_proposed_however_long_the_accept_took(stage):
+    """``UnfundedChannelContext::unfunded_channel_age_ticks`` counts from ``create_channel``: ticks spent waiting
+    for ``accept_channel`` count toward the 60."""
+    bob = stage.peer("bob")
+    cm = stage.me.channel_manager
+    tcid = cm.create_channel(bob.node_id, 100_000, 0, 1, None, None)
+    for _ in range(30):
+        cm.timer_tick_occurred()
+    stage.world.run()  # bob accepts only now
+    for _ in range(29):
+        cm.timer_tick_occurred()
+    assert tcid in cm.channels
+    cm.timer_tick_occurred()
+    assert tcid not in cm.channels
+    closed = [e for e in cm.pending_events() if isinstance(e, Event.ChannelClosed)]
+    assert [(e.channel_id, e.reason) for e in closed] == [(tcid, ClosureReason.HolderForceClosed(False))]
+
+
+def test_a_peers_error_after_accepting_our_proposal_closes_it_without_proposing_again(stage):
+    """``maybe_downgrade_channel_features`` only while our ``open_channel`` awaits its answer: once the peer
+    accepted, its error closes the channel (``CounterpartyForceClosed``) and no new ``open_channel`` is sent."""
+    bob, ready, _ = funding_asked(stage)
+    cm = stage.me.channel_manager
+    cm.get_and_clear_pending_msg_events()
+    cm.handle_error(bob.node_id, msgs.ErrorMessage(ready.temporary_channel_id, "no thanks"))
+    assert cm.get_and_clear_pending_msg_events() == []
+    closed = [e for e in cm.pending_events() if isinstance(e, Event.ChannelClosed)]
+    assert [e.reason for e in closed] == [ClosureReason.CounterpartyForceClosed("no thanks")]
+
+
+def test_a_second_accept_channel_for_our_proposal_is_ignored(stage):
+    """``internal_accept_channel`` acts only on a proposal awaiting its answer: ``FundingGenerationReady`` once."""
+    bob = stage.peer("bob")
+    cm = stage.me.channel_manager
+    tcid = cm.create_channel(bob.node_id, 100_000, 0, 1, None, None)
+    (_, open_channel), = cm.get_and_clear_pending_msg_events()
+    bob.channel_manager.handle_open_channel(stage.me.node_id, open_channel)
+    (request,) = bob.channel_manager.pending_events()
+    bob.channel_manager.accept_inbound_channel(request.temporary_channel_id, stage.me.node_id, 1)
+    (_, accept), = bob.channel_manager.get_and_clear_pending_msg_events()
+    cm.handle_accept_channel(bob.node_id, accept)
+    cm.handle_accept_channel(bob.node_id, accept)
+    ready = [e for e in cm.pending_events() if isinstance(e, Event.FundingGenerationReady)]
+    assert [e.temporary_channel_id for e in ready] == [tcid]

@@ -34,12 +34,18 @@ from ldkkit.ln.channel import HTLCOutboundRoute
 from ldkkit.ln.claimable_payments import MPP_TIMEOUT_TICKS
 from ldkkit.ln.msgs import FailureOnion, FinalPayload, HopPayload, Onion
 from ldkkit.ln.onion_utils import build_onion_payloads
-from ldkkit.ln.outbound_payment import OutboundPayments, RecipientOnionFields, Retry
+from ldkkit.ln.outbound_payment import (
+    OutboundPayments,
+    PendingOutboundPayment,
+    RecipientOnionFields,
+    Retry,
+    SendAlongPathArgs,
+)
 from ldkkit.reference import handle_ldk_events as reference
 from ldkkit.reference import ldk_sample_handle_ldk_events as ldk_sample
 from ldkkit.routing.router import LightningError, Path, PaymentParameters, Route, RouteHop, RouteParameters
 from ldkkit.scenarios import Stage
-from ldkkit.ser import DecodeError, encode
+from ldkkit.ser import DecodeError, decode, encode
 from ldkkit.sim.clock import VirtualClock
 from ldkkit.sim.world import World
 from ldkkit.types import ChannelId, PaymentHash, PaymentId, PaymentPreimage, PaymentSecret, PublicKey
@@ -132,12 +138,13 @@ class Sender:
     """OutboundPayments with a clock, a router that gives the next of ``routes`` and a first hop that takes
     every path; the events it raises, and the PendingHTLCsForwardable requests, are recorded."""
 
-    def __init__(self, routes: list[Route], refuse_first_hop: bool | str = False) -> None:
+    def __init__(self, routes: list[Route | None], refuse_first_hop: bool | str = False) -> None:
         self.clock = VirtualClock()
         self.events: list[Event] = []
         self.forwardable = 0
         self.routes = list(routes)
         self.sent: list[Path] = []
+        self.htlcs: list[tuple[HTLCOutboundRoute, SendAlongPathArgs]] = []  # each HTLC sent, as the manager has it
         self.asked: list[RouteParameters] = []
         self.refuse = refuse_first_hop
         self.out = OutboundPayments(clock=self.clock, pending_events=self.events.append,
@@ -147,10 +154,12 @@ class Sender:
         self.forwardable += 1
 
     def find_route(self, params: RouteParameters) -> Route:
+        """The next of ``routes``; none left, or ``None`` next, is no route."""
         self.asked.append(params)
-        if not self.routes:
+        found = self.routes.pop(0) if self.routes else None
+        if found is None:
             raise LightningError("Failed to find a path to the given destination")
-        return self.routes.pop(0)
+        return found
 
     def send_along_path(self, args) -> None:
         if self.refuse == "misuse":
@@ -158,6 +167,7 @@ class Sender:
         if self.refuse:
             raise APIError.ChannelUnavailable("No channel available with first hop!")
         self.sent.append(args.path)
+        self.htlcs.append((HTLCOutboundRoute(args.payment_id, args.path, args.is_probe), args))
 
     def pay(self, retry: Retry, amount: int = 10_000) -> None:
         params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(PAYEE, 40), amount)
@@ -323,6 +333,39 @@ def test_a_timeout_that_ran_out_before_the_retry_fails_the_payment():
     s.retry()
     assert s.names() == ["PaymentPathFailed", "PaymentFailed"] and s.sent == [a]
     assert s.events[-1].reason is PaymentFailureReason.RetriesExhausted
+
+
+def test_a_payment_abandoned_at_its_retry_does_not_hold_up_the_next():
+    """``check_retry_payments`` goes on past the payments it abandons: one whose timeout ran out
+    (``RetriesExhausted``), one for which no route is found (``RouteNotFound``); the payment after them is still
+    routed again and sent."""
+    a, b, c = path(10), path(20), path(30)
+    s = Sender([route(a), route(b), route(c), None, route(path(40))])
+    params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(PAYEE, 40), 10_000)
+    ids = [PaymentId(bytes([i]) * 32) for i in (1, 2, 3)]
+    retries = [Retry.Timeout(timedelta(seconds=5)), Retry.Attempts(1), Retry.Attempts(1)]
+    for payment_id, retry in zip(ids, retries, strict=True):
+        s.out.send_payment(HASH, RecipientOnionFields.secret_only(None), payment_id, retry, params, s.find_route,
+                           s.send_along_path)
+    for payment_id, p in zip(ids, [a, b, c], strict=True):
+        s.out.fail_htlc(HTLCOutboundRoute(payment_id, p, False), HASH, FailureOnion(HOP, 0x1007, 11, False))
+    s.clock._now_us = 6_000_000
+    s.retry()
+    assert s.sent == [a, b, c, path(40)]
+    assert [(e.payment_id, e.reason) for e in s.events if isinstance(e, Event.PaymentFailed)] == [
+        (ids[0], PaymentFailureReason.RetriesExhausted), (ids[1], PaymentFailureReason.RouteNotFound)]
+
+
+def test_a_payment_written_after_its_retry_reads_back_as_it_was():
+    """``ChannelManager::write`` keeps each pending payment: one retried (its retry no longer pending, a second
+    attempt in flight) reads back equal."""
+    s = Sender([route(path(10)), route(path(20))])
+    s.pay(Retry.Attempts(1))
+    s.fail(path(10), scid=10)
+    s.retry()
+    (payment,) = s.out.pending_outbound_payments.values()
+    assert (payment.attempts, payment.inflight_htlcs, payment.pending_retry) == (2, 1, False)
+    assert decode(encode(payment), PendingOutboundPayment) == payment
 
 
 def test_a_path_the_first_hop_refuses_blames_that_channel():
@@ -774,10 +817,12 @@ def test_a_manager_is_not_read_from_something_else():
             cm.restore(encode((1, 2)))
 
 
-def _probe(s: Sender) -> tuple[PaymentHash, PaymentId, Path]:
-    p = path(10)
-    payment_hash, payment_id = s.out.send_probe(p, lambda: b"\x09" * 32, s.send_along_path)
-    return payment_hash, payment_id, p
+def _probe(s: Sender) -> tuple[PaymentHash, HTLCOutboundRoute]:
+    """Send a probe along ``path(10)``: its hash and its HTLC, as the manager keeps it."""
+    payment_hash, payment_id = s.out.send_probe(path(10), lambda: b"\x09" * 32, s.send_along_path)
+    (htlc, _) = s.htlcs[-1]
+    assert htlc.payment_id == payment_id
+    return payment_hash, htlc
 
 
 def test_a_probe_failing_at_the_payee_succeeded_and_elsewhere_failed():
@@ -785,13 +830,13 @@ def test_a_probe_failing_at_the_payee_succeeded_and_elsewhere_failed():
     the way ``ProbeFailed`` with the channel it failed at; either way the probe is forgotten and nothing is retried
     (no PaymentPathFailed, no PaymentFailed)."""
     s = Sender([])
-    payment_hash, payment_id, p = _probe(s)
-    s.out.fail_htlc(HTLCOutboundRoute(payment_id, p, True), payment_hash, FailureOnion(PAYEE, 0x400F, None, None))
-    assert s.events == [Event.ProbeSuccessful(payment_id, payment_hash, p)]
+    payment_hash, htlc = _probe(s)
+    s.out.fail_htlc(htlc, payment_hash, FailureOnion(PAYEE, 0x400F, None, None))
+    assert s.events == [Event.ProbeSuccessful(htlc.payment_id, payment_hash, path(10))]
     s.events.clear()
-    payment_hash, payment_id, p = _probe(s)
-    s.out.fail_htlc(HTLCOutboundRoute(payment_id, p, True), payment_hash, FailureOnion(HOP, 0x1007, 11, False))
-    assert s.events == [Event.ProbeFailed(payment_id, payment_hash, p, 11)]
+    payment_hash, htlc = _probe(s)
+    s.out.fail_htlc(htlc, payment_hash, FailureOnion(HOP, 0x1007, 11, False))
+    assert s.events == [Event.ProbeFailed(htlc.payment_id, payment_hash, path(10), 11)]
     assert s.out.pending_outbound_payments == {} and s.forwardable == 0
 
 
@@ -1097,3 +1142,400 @@ def test_a_commitment_confirming_unannounced_closes_the_channel():
         s.mine(3)
     (closed,) = learner.of(Event.ChannelClosed)
     assert (closed.channel_id, closed.reason) == (chan.channel_id, ClosureReason.CommitmentTxConfirmed())
+
+
+# --- forwarding: what the sender is told, our fee, intercepted HTLCs (channelmanager.rs: can_forward_htlc,
+# process_pending_htlc_forwards, forward_intercepted_htlc, fail_intercepted_htlc; onion_utils.rs:
+# process_onion_failure) ---------------------------------------------------------------------------------------
+
+def _path_failures(node) -> list[tuple]:
+    """What ``node`` was told of its failed paths: (short_channel_id, failure, failed permanently)."""
+    return [(e.short_channel_id, e.failure, e.payment_failed_permanently)
+            for e in node.events_seen if isinstance(e, Event.PaymentPathFailed)]
+
+
+def _pay_through(stage, payer, forwarder, fee_msat: int, out_scid: int, payee, amount_msat: int, pid: bytes):
+    """``payer`` pays ``payee`` ``amount_msat`` along a route it was given: over its channel to ``forwarder``
+    (paying it ``fee_msat``), then ``out_scid``; settled. Returns the invoice."""
+    invoice = stage.invoice(payee, amount_msat)
+    first = stage.channel_between(payer, forwarder).short_channel_id
+    hops = (RouteHop(forwarder.node_id, b"", first, b"", fee_msat, 72, True),
+            RouteHop(payee.node_id, b"", out_scid, b"", amount_msat, 24, True))
+    payer.channel_manager.send_payment_with_route(
+        Route((Path(hops, None),), None), invoice.payment_hash(),
+        RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(pid * 32))
+    stage.settle()
+    return invoice
+
+
+def test_a_forward_to_a_channel_we_do_not_know_is_blamed_on_that_scid_for_good(forwarder):
+    """``process_onion_failure``: our ``unknown_next_peer`` (PERM|10) tells the sender the channel its route asked
+    for is gone: ``PaymentPathFailed`` with that scid and ``ChannelFailure`` permanent; not the payee's refusal."""
+    f = forwarder
+    _alice_pays_carol(f, lambda m: dataclasses.replace(m, onion=dataclasses.replace(
+        m.onion, hops=(dataclasses.replace(m.onion.hops[0], short_channel_id=12345),))))
+    assert _path_failures(f.alice) == [(12345, PathFailure.OnPath(NetworkUpdate.ChannelFailure(12345, True)), False)]
+
+
+@pytest.mark.parametrize("tamper", [
+    pytest.param(lambda m: dataclasses.replace(m, amount_msat=m.amount_msat - 1), id="fee_insufficient"),
+    pytest.param(lambda m: dataclasses.replace(m, cltv_expiry=m.cltv_expiry - 1), id="incorrect_cltv_expiry"),
+])
+def test_a_forward_refused_by_our_channel_policy_is_blamed_on_the_next_channel_for_now(forwarder, tamper):
+    """``process_onion_failure``: an UPDATE failure (``fee_insufficient``, ``incorrect_cltv_expiry``) tells the
+    sender the next channel failed, not permanently: ``ChannelFailure`` of its scid, ``is_permanent`` false."""
+    f = forwarder
+    _alice_pays_carol(f, tamper)
+    out = f.stage.channel_between(f.me, f.carol).short_channel_id
+    assert _path_failures(f.alice) == [(out, PathFailure.OnPath(NetworkUpdate.ChannelFailure(out, False)), False)]
+
+
+def test_a_forward_pays_the_proportional_fee_rounded_down_and_not_a_msat_less():
+    """``htlc_satisfies_config``: the fee a forward must leave is ``base + amount * ppm / 1_000_000`` in integers
+    (rounded down). Paying exactly that is forwarded (``PaymentForwarded`` with that fee); a msat less fails back
+    with ``HTLCHandlingFailed`` naming the next channel."""
+    with World(seed=43) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        alice, bob = stage.peer("alice"), stage.peer("bob", fee_ppm=10_000)
+        stage.open(alice, bob, 6_000_000)
+        stage.open(bob, stage.me, 6_000_000)
+        out = stage.channel_between(bob, stage.me)
+        amount = 100_000_050  # 1,000,000.5 msat at 10,000 ppm: 1,000,000 is due, with the base 1,000
+        _pay_through(stage, alice, bob, 1_001_000, out.short_channel_id, stage.me, amount, b"\x41")
+        _pay_through(stage, alice, bob, 1_000_999, out.short_channel_id, stage.me, amount, b"\x42")
+        into = stage.channel_between(bob, alice)
+        assert [e.total_fee_earned_msat for e in bob.events_seen if isinstance(e, Event.PaymentForwarded)] == [
+            1_001_000]
+        assert [e for e in bob.events_seen if isinstance(e, Event.HTLCHandlingFailed)] == [
+            Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(stage.me.node_id, out.channel_id))]
+
+
+def test_a_forward_of_exactly_what_the_next_channel_can_carry_goes_on_and_a_msat_more_fails_back():
+    """``can_forward_htlc``: an HTLC up to the next channel's ``next_outbound_htlc_limit_msat`` is forwarded; one
+    msat more fails back (``temporary_channel_failure``, ``NextHopChannel``)."""
+    with World(seed=44) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        me, alice, carol = stage.me, stage.peer("alice"), stage.peer("carol")
+        stage.open(alice, me, 6_000_000)
+        stage.open(me, carol, 500_000)
+        out = stage.channel_between(me, carol)
+        _pay_through(stage, alice, me, 1_000, out.short_channel_id, carol, out.next_outbound_htlc_limit_msat, b"\x43")
+        limit = stage.channel_between(me, carol).next_outbound_htlc_limit_msat
+        _pay_through(stage, alice, me, 1_000, out.short_channel_id, carol, limit + 1, b"\x44")
+        into = stage.channel_between(me, alice)
+        seen = me.events_seen
+        assert [e.outbound_amount_forwarded_msat for e in seen if isinstance(e, Event.PaymentForwarded)] == [
+            out.next_outbound_htlc_limit_msat]
+        assert [e for e in seen if isinstance(e, Event.HTLCHandlingFailed)] == [
+            Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(carol.node_id, out.channel_id))]
+
+
+def _intercepting_world(seed: int, accept: bool = True):
+    """A world whose learner takes intercepts if ``accept``: its handler notes ``HTLCIntercepted`` and answers
+    nothing; ldk-sample's handler does the rest. Returns (world, stage, intercepts)."""
+    from ldkkit.config import UserConfig
+
+    intercepts: list[Event.HTLCIntercepted] = []
+
+    async def lsp(*args):
+        if isinstance(args[-1], Event.HTLCIntercepted):
+            intercepts.append(args[-1])
+            return None
+        return await reference(*args)
+
+    world = World(seed=seed)
+    config = dataclasses.replace(UserConfig.ldk_sample(), accept_intercept_htlcs=accept)
+    return world, Stage(world, world.add_node("learner", handler=lsp, config=config)), intercepts
+
+
+def test_without_accept_intercept_htlcs_an_intercept_scid_is_an_unknown_next_hop():
+    """``can_forward_htlc``: a scid from ``get_intercept_scid`` is intercepted only when ``accept_intercept_htlcs``
+    is set; otherwise it is a channel we do not know: ``HTLCHandlingFailed`` with ``UnknownNextHop`` (the scid)."""
+    world, stage, intercepts = _intercepting_world(45, accept=False)
+    with world:
+        alice, _, fake_scid, _ = pay_through_an_intercept_scid(stage)
+        into = stage.channel_between(stage.me, alice)
+        failed = [e for e in stage.me.events_seen if isinstance(e, Event.HTLCHandlingFailed)]
+    assert intercepts == []
+    assert failed == [Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.UnknownNextHop(fake_scid))]
+
+
+def test_with_accept_intercept_htlcs_an_htlc_for_a_real_channel_is_forwarded_not_intercepted():
+    """Only HTLCs for an intercept scid raise ``HTLCIntercepted``; one for a channel of ours is forwarded."""
+    world, stage, intercepts = _intercepting_world(46)
+    with world:
+        me, alice, carol = stage.me, stage.peer("alice"), stage.peer("carol")
+        stage.open(alice, me, 6_000_000)
+        stage.open(me, carol, 1_000_000)
+        out = stage.channel_between(me, carol).short_channel_id
+        _pay_through(stage, alice, me, 1_000, out, carol, 10_000_000, b"\x46")
+        forwarded = [e.next_channel_id for e in me.events_seen if isinstance(e, Event.PaymentForwarded)]
+    assert intercepts == [] and forwarded == [stage.channel_between(me, carol).channel_id]
+
+
+def test_an_intercepted_htlc_failed_by_the_lsp_goes_back_as_an_unknown_next_hop_once():
+    """``fail_intercepted_htlc``: ``HTLCHandlingFailed`` with ``UnknownNextHop`` (the fake scid); the sender is told
+    that scid failed for good (``unknown_next_peer``). The id is then unknown: failing or forwarding it again is an
+    ``APIMisuseError`` naming it."""
+    world, stage, intercepts = _intercepting_world(47)
+    with world:
+        me = stage.me
+        alice, carol, fake_scid, _ = pay_through_an_intercept_scid(stage)
+        (intercepted,) = intercepts
+        me.channel_manager.fail_intercepted_htlc(intercepted.intercept_id)
+        stage.settle()
+        into, out = stage.channel_between(me, alice), stage.channel_between(me, carol)
+        failed = [e for e in me.events_seen if isinstance(e, Event.HTLCHandlingFailed)]
+        message = f"Payment with intercept id {intercepted.intercept_id} not found"
+        with pytest.raises(APIError.APIMisuseError, match=message):
+            me.channel_manager.fail_intercepted_htlc(intercepted.intercept_id)
+        with pytest.raises(APIError.APIMisuseError, match=message):
+            me.channel_manager.forward_intercepted_htlc(intercepted.intercept_id, out.channel_id, carol.node_id, 1)
+    assert failed == [Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.UnknownNextHop(fake_scid))]
+    update = NetworkUpdate.ChannelFailure(fake_scid, True)
+    assert _path_failures(alice) == [(fake_scid, PathFailure.OnPath(update), False)]
+
+
+def test_forwarding_an_intercepted_htlc_onto_a_closing_channel_is_refused_and_keeps_it():
+    """``forward_intercepted_htlc`` checks the next channel first: one shutting down is not usable
+    (``ChannelUnavailable``: "not fully established"); the HTLC stays intercepted and can be forwarded elsewhere."""
+    world, stage, intercepts = _intercepting_world(48)
+    with world:
+        me = stage.me
+        alice, carol, _, _ = pay_through_an_intercept_scid(stage)
+        dave = stage.peer("dave")
+        stage.open(me, dave, 1_000_000)
+        (intercepted,) = intercepts
+        to_carol, to_dave = stage.channel_between(me, carol), stage.channel_between(me, dave)
+        me.channel_manager.close_channel(to_carol.channel_id, carol.node_id)
+        with pytest.raises(APIError.ChannelUnavailable) as refused:
+            me.channel_manager.forward_intercepted_htlc(intercepted.intercept_id, to_carol.channel_id, carol.node_id,
+                                                        10_000_000)
+        me.channel_manager.forward_intercepted_htlc(intercepted.intercept_id, to_dave.channel_id, dave.node_id,
+                                                    10_000_000)
+        stage.settle()
+        failed = [e.failed_next_destination for e in me.events_seen if isinstance(e, Event.HTLCHandlingFailed)]
+    assert refused.value.err == f"Channel with id {to_carol.channel_id} not fully established"
+    # dave, who never made the invoice, refuses it: the HTLC did go to him
+    assert failed == [HTLCDestination.NextHopChannel(dave.node_id, to_dave.channel_id)]
+
+
+def test_an_intercepted_htlc_whose_next_channel_closed_before_processing_fails_back_naming_its_scid():
+    """``process_pending_htlc_forwards``: a released HTLC whose channel closed meanwhile is for a channel we no
+    longer know: ``HTLCHandlingFailed`` with ``UnknownNextHop`` of that channel's scid; the sender is told its
+    fake scid failed for good."""
+    world, stage, intercepts = _intercepting_world(49)
+    with world:
+        me = stage.me
+        alice, carol, fake_scid, _ = pay_through_an_intercept_scid(stage)
+        (intercepted,) = intercepts
+        out = stage.channel_between(me, carol)
+        me.channel_manager.forward_intercepted_htlc(intercepted.intercept_id, out.channel_id, carol.node_id,
+                                                    10_000_000)
+        me.channel_manager.force_close_broadcasting_latest_txn(out.channel_id, carol.node_id, "gone")
+        stage.settle()
+        into = stage.channel_between(me, alice)
+        failed = [e for e in me.events_seen if isinstance(e, Event.HTLCHandlingFailed)]
+    assert failed == [Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.UnknownNextHop(out.short_channel_id))]
+    assert _path_failures(alice) == [(fake_scid, PathFailure.OnPath(NetworkUpdate.ChannelFailure(fake_scid, True)),
+                                      False)]
+
+
+def test_an_intercepted_htlc_released_for_more_than_the_next_channel_can_carry_fails_back_for_now():
+    """``process_pending_htlc_forwards``: ``queue_add_htlc`` refuses an HTLC above the channel's limit:
+    ``temporary_channel_failure`` and ``HTLCHandlingFailed`` with ``NextHopChannel``; the sender is told its fake
+    scid failed for now."""
+    world, stage, intercepts = _intercepting_world(50)
+    with world:
+        me = stage.me
+        alice, carol, fake_scid, _ = pay_through_an_intercept_scid(stage)
+        (intercepted,) = intercepts
+        out = stage.channel_between(me, carol)
+        cm = me.channel_manager
+        cm.forward_intercepted_htlc(intercepted.intercept_id, out.channel_id, carol.node_id,
+                                    out.next_outbound_htlc_limit_msat + 1)
+        stage.settle()
+        into = stage.channel_between(me, alice)
+        failed = [e for e in me.events_seen if isinstance(e, Event.HTLCHandlingFailed)]
+        update = NetworkUpdate.ChannelFailure(fake_scid, False)
+        assert _path_failures(alice) == [(fake_scid, PathFailure.OnPath(update), False)]
+    assert failed == [Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(carol.node_id,
+                                                                                                out.channel_id))]
+
+
+# --- closing by force, and the peer's error (channelmanager.rs: force_close_sending_error,
+# force_close_all_channels_broadcasting_latest_txn, handle_error, force_close_channel_with_peer) -------------------
+
+def test_a_peers_error_closes_our_funded_channel_at_once_with_its_message():
+    """``handle_error``: an ``error`` naming a funded channel closes it then (not when a commitment confirms):
+    ``ChannelClosed`` with ``CounterpartyForceClosed`` carrying the peer's message; a second error changes nothing."""
+    learner = Learner(101)
+    with learner.world:
+        s = learner.stage
+        bob = s.peer("bob")
+        s.open(bob, learner.me, 6_000_000)
+        (chan,) = learner.cm.list_channels()
+        learner.cm.handle_error(bob.node_id, msgs.ErrorMessage(chan.channel_id, "we are done"))
+        closed_now = learner.cm.pending_events() + learner.seen
+        learner.cm.handle_error(bob.node_id, msgs.ErrorMessage(chan.channel_id, "we are done"))
+        s.mine(6)
+    assert [(e.channel_id, e.reason) for e in closed_now if isinstance(e, Event.ChannelClosed)] == [
+        (chan.channel_id, ClosureReason.CounterpartyForceClosed("we are done"))]
+    assert [e.reason for e in learner.of(Event.ChannelClosed)] == [ClosureReason.CounterpartyForceClosed("we are done")]
+
+
+def test_an_error_for_every_channel_closes_all_the_peers_channels_and_forgets_its_requests():
+    """``handle_error`` with the zero channel id: every channel with that peer closes (``CounterpartyForceClosed``),
+    its requests not yet accepted are dropped without an event; other peers' channels stay open."""
+    learner = Learner(102)
+    with learner.world:
+        s = learner.stage
+        bob, carol = s.peer("bob"), s.peer("carol")
+        s.open(bob, learner.me, 6_000_000)
+        s.open(carol, learner.me, 6_000_000)
+        learner.hold = (Event.OpenChannelRequest,)  # the next request is left unanswered
+        bob.channel_manager.create_channel(learner.me.node_id, 1_000_000, 0, 7, None, None)
+        s.settle()
+        learner.cm.handle_error(bob.node_id, msgs.ErrorMessage(ChannelId(bytes(32)), "all gone"))
+        s.settle()
+        left = [c.counterparty.node_id for c in learner.cm.list_channels()]
+        request = learner.of(Event.OpenChannelRequest)[-1]
+        with pytest.raises(APIError.APIMisuseError, match="No such channel awaiting to be accepted"):
+            learner.cm.accept_inbound_channel(request.temporary_channel_id, bob.node_id, 1)
+    assert [(e.counterparty_node_id, e.reason) for e in learner.of(Event.ChannelClosed)] == [
+        (bob.node_id, ClosureReason.CounterpartyForceClosed("all gone"))]
+    assert left == [carol.node_id]
+
+
+def test_force_closing_without_broadcasting_leaves_the_chain_to_the_peer():
+    """``force_close_without_broadcasting_txn``: ``ChannelClosed`` with ``HolderForceClosed`` and
+    ``broadcasted_latest_txn`` false; our commitment is not broadcast, so the peer's, broadcast on our error,
+    confirms and pays us a ``StaticPaymentOutput``."""
+    learner = Learner(103)
+    with learner.world:
+        s = learner.stage
+        bob = s.peer("bob")
+        s.open(learner.me, bob, 1_000_000)
+        (chan,) = learner.cm.list_channels()
+        learner.cm.force_close_without_broadcasting_txn(chan.channel_id, bob.node_id, "quietly")
+        s.settle()
+        s.mine(6)
+        s.mine(6)
+    assert [e.reason for e in learner.of(Event.ChannelClosed)] == [ClosureReason.HolderForceClosed(False)]
+    assert [e.reason for e in bob.events_seen if isinstance(e, Event.ChannelClosed)] == [
+        ClosureReason.CounterpartyForceClosed("quietly")]
+    assert [type(o).__name__ for e in learner.of(Event.SpendableOutputs) for o in e.outputs] == [
+        "StaticPaymentOutput"]
+
+
+def test_force_closing_all_channels_closes_each_telling_its_peer_why():
+    """``force_close_all_channels_broadcasting_latest_txn``: every channel closes with ``HolderForceClosed``
+    (broadcast); each peer is sent our message and closes with ``CounterpartyForceClosed`` carrying it."""
+    learner = Learner(104)
+    with learner.world:
+        s = learner.stage
+        bob, carol = s.peer("bob"), s.peer("carol")
+        s.open(learner.me, bob, 1_000_000)
+        s.open(learner.me, carol, 1_000_000)
+        learner.cm.force_close_all_channels_broadcasting_latest_txn("closing shop")
+        s.settle()
+        assert learner.cm.list_channels() == []
+    assert sorted((e.counterparty_node_id, e.reason) for e in learner.of(Event.ChannelClosed)) == sorted(
+        [(bob.node_id, ClosureReason.HolderForceClosed(True)), (carol.node_id, ClosureReason.HolderForceClosed(True))])
+    for peer in (bob, carol):
+        assert [e.reason for e in peer.events_seen if isinstance(e, Event.ChannelClosed)] == [
+            ClosureReason.CounterpartyForceClosed("closing shop")]
+
+
+# --- sending a keysend, a probe (outbound_payment.rs: send_spontaneous_payment, send_probe) -----------------------
+
+def test_a_keysend_without_a_preimage_sends_a_fresh_one_and_retries_as_told():
+    """``send_spontaneous_payment`` with no preimage takes 32 random bytes for it: the hash returned is its hash
+    and the HTLC carries it; the payment follows its retry strategy (a failed path is sent again); once
+    fulfilled, ``PaymentSent`` gives that preimage."""
+    s = Sender([route(path(10)), route(path(20))])
+    params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(PAYEE, 40), 10_000)
+    preimage = PaymentPreimage(b"\x0a" * 32)
+    payment_hash = s.out.send_spontaneous_payment(None, RecipientOnionFields.spontaneous_empty(), PID,
+                                                  Retry.Attempts(1), params, lambda: bytes(preimage),
+                                                  s.find_route, s.send_along_path)
+    assert payment_hash == preimage.payment_hash()
+    assert [(a.payment_hash, a.keysend_preimage) for _, a in s.htlcs] == [(payment_hash, preimage)]
+    s.out.fail_htlc(s.htlcs[0][0], payment_hash, FailureOnion(HOP, 0x1007, 11, False))
+    s.retry()
+    assert s.sent == [path(10), path(20)]
+    s.out.claim_htlc(s.htlcs[1][0], payment_hash, preimage)
+    (sent,) = [e for e in s.events if isinstance(e, Event.PaymentSent)]
+    assert (sent.payment_hash, sent.payment_preimage) == (payment_hash, preimage)
+
+
+def test_a_probe_its_first_hop_refuses_raises_that_error_and_is_forgotten():
+    """``send_probe``: a path the first channel cannot take raises ``ProbeSendFailure::ParameterError`` with the
+    channel's ``APIError``; nothing is left pending and no event is raised."""
+    from ldkkit.errors import ProbeSendFailure
+
+    s = Sender([], refuse_first_hop=True)
+    with pytest.raises(ProbeSendFailure.ParameterError) as refused:
+        s.out.send_probe(path(10), lambda: b"\x09" * 32, s.send_along_path)
+    assert refused.value.err == APIError.ChannelUnavailable("No channel available with first hop!")
+    assert s.out.pending_outbound_payments == {} and s.events == []
+
+
+def test_a_channel_never_funded_or_closed_does_not_stop_the_next_from_confirming():
+    """``best_block_updated`` looks at every channel: one we never funded and one closed before it are passed
+    over, and the channel opened after them still confirms (``ChannelReady``)."""
+    learner = Learner(105, hold=(Event.FundingGenerationReady,))
+    with learner.world:
+        s = learner.stage
+        carol, dave, bob = s.peer("carol"), s.peer("dave"), s.peer("bob")
+        learner.cm.create_channel(carol.node_id, 1_000_000, 0, 5, None, None)  # never funded
+        s.world.run()
+        s.open(dave, learner.me, 6_000_000)
+        (to_dave,) = learner.cm.list_usable_channels()
+        learner.cm.force_close_broadcasting_latest_txn(to_dave.channel_id, dave.node_id, "closed first")
+        s.settle()
+        s.open(bob, learner.me, 6_000_000)
+    assert [e.counterparty_node_id for e in learner.of(Event.ChannelReady)] == [dave.node_id, bob.node_id]
+
+
+def test_an_intercepted_htlc_released_for_exactly_what_the_next_channel_can_carry_goes_on():
+    """``forward_intercepted_htlc`` may forward up to the next channel's ``next_outbound_htlc_limit_msat``: released
+    for exactly that, the HTLC is offered on the next processing, nothing failed back."""
+    world, stage, intercepts = _intercepting_world(51)
+    with world:
+        me = stage.me
+        alice, carol, _, _ = pay_through_an_intercept_scid(stage)
+        (intercepted,) = intercepts
+        out = stage.channel_between(me, carol)
+        cm = me.channel_manager
+        cm.forward_intercepted_htlc(intercepted.intercept_id, out.channel_id, carol.node_id,
+                                    out.next_outbound_htlc_limit_msat)
+        cm.process_pending_htlc_forwards()
+        offered = [h.amount_msat for h in cm.channels[out.channel_id].pending_outbound_htlcs.values()]
+        failed = [e for e in cm.pending_events() if isinstance(e, Event.HTLCHandlingFailed)]
+    assert offered == [out.next_outbound_htlc_limit_msat] and failed == []
+
+
+def test_each_forwarder_peels_its_own_hop_off_the_onion():
+    """``process_pending_htlc_forwards``: forwarding, we pass on the onion without our hop, so along alice -> us ->
+    carol -> dave each node finds its own instructions and dave is paid (``PaymentForwarded`` here and at carol,
+    ``PaymentSent`` at alice)."""
+    with World(seed=52) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        me, alice, carol, dave = stage.me, stage.peer("alice"), stage.peer("carol"), stage.peer("dave")
+        stage.open(alice, me, 6_000_000)
+        stage.open(me, carol, 1_000_000)
+        stage.open(carol, dave, 1_000_000)
+        invoice = stage.invoice(dave, 10_000_000)
+        first, second, third = (stage.channel_between(a, b).short_channel_id
+                                for a, b in ((alice, me), (me, carol), (carol, dave)))
+        hops = (RouteHop(me.node_id, b"", first, b"", 1_000, 72, True),
+                RouteHop(carol.node_id, b"", second, b"", 1_000, 72, True),
+                RouteHop(dave.node_id, b"", third, b"", 10_000_000, 24, True))
+        alice.channel_manager.send_payment_with_route(
+            Route((Path(hops, None),), None), invoice.payment_hash(),
+            RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x52" * 32))
+        stage.settle(10)
+        forwarded = [len([e for e in n.events_seen if isinstance(e, Event.PaymentForwarded)]) for n in (me, carol)]
+        sent = [e for e in alice.events_seen if isinstance(e, Event.PaymentSent)]
+    assert forwarded == [1, 1] and len(sent) == 1

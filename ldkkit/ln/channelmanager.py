@@ -379,7 +379,7 @@ class ChannelManager:
         """Act on what the ChainMonitor saw on chain (LDK's ``process_pending_monitor_events``)."""
         for event in self.chain_monitor.release_pending_monitor_events():
             chan = self.channels.get(event.channel_id)
-            if chan is None:
+            if chan is None:  # a manager read back older than its monitors; LDK skips such news too
                 continue
             if event.kind == "CommitmentTxConfirmed" and chan.phase is not ChannelPhase.Closed:
                 channel_close.closed(self, chan, ClosureReason.CommitmentTxConfirmed())

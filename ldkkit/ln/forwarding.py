@@ -96,24 +96,28 @@ def process_pending_htlc_forwards(cm: ChannelManager) -> None:
 
 
 def _process_one_forward(cm: ChannelManager, fwd: PendingForward) -> None:
-    chan = cm.channels.get(fwd.channel_id)
-    if chan is None or fwd.htlc_id not in chan.pending_inbound_htlcs:
-        return
+    # A funded channel is kept, closed or not, and its HTLC stays until this processing settles it.
+    chan = cm.channels[fwd.channel_id]
     htlc = chan.pending_inbound_htlcs[fwd.htlc_id]
     if not htlc.onion.hops:
         claimable_payments.receive(cm, chan, htlc)
         return
     hop = htlc.onion.hops[0]
-    if hop.short_channel_id in cm.intercept_scids and cm.config.accept_intercept_htlcs:
-        intercept_id = InterceptId(hashlib.sha256(bytes(chan.channel_id) + fwd.htlc_id.to_bytes(8, "big")).digest())
+    # The scid the sender's route asked for: a failure blames it (LDK's sender reads the failing hop's next
+    # channel from its route, onion_utils::process_onion_failure).
+    scid = hop.short_channel_id
+    if scid in cm.intercept_scids and cm.config.accept_intercept_htlcs:
+        # Any id unique to the HTLC serves (LDK hashes the onion's shared secret, not modelled).
+        htlc_key = bytes(chan.channel_id) + fwd.htlc_id.to_bytes(8, "big")  # pragma: no mutate
+        intercept_id = InterceptId(hashlib.sha256(htlc_key).digest())
         cm.intercepted[intercept_id] = fwd
         cm._queue_event(Event.HTLCIntercepted(
-            intercept_id, hop.short_channel_id, htlc.payment_hash, htlc.amount_msat, hop.amt_to_forward
+            intercept_id, scid, htlc.payment_hash, htlc.amount_msat, hop.amt_to_forward
         ))
         return
-    out_chan = cm._channel_by_scid(hop.short_channel_id)
+    out_chan = cm._channel_by_scid(scid)
     if out_chan is None:
-        fail_inbound(cm, chan, htlc, UNKNOWN_NEXT_PEER, None, HTLCDestination.UnknownNextHop(hop.short_channel_id))
+        fail_inbound(cm, chan, htlc, UNKNOWN_NEXT_PEER, scid, HTLCDestination.UnknownNextHop(scid))
         return
     # LDK's can_forward_htlc: our fee and CLTV delta for the next channel, and room on it. Each failure
     # raises HTLCHandlingFailed naming the next channel (process_pending_update_add_htlcs).
@@ -121,18 +125,22 @@ def _process_one_forward(cm: ChannelManager, fwd: PendingForward) -> None:
     ppm = out_chan.forwarding_fee_proportional_millionths
     fee_needed = out_chan.forwarding_fee_base_msat + hop.amt_to_forward * ppm // 1_000_000
     if htlc.amount_msat - hop.amt_to_forward < fee_needed:
-        fail_inbound(cm, chan, htlc, FEE_INSUFFICIENT, out_chan.get_outbound_payment_scid(), next_hop)
+        fail_inbound(cm, chan, htlc, FEE_INSUFFICIENT, scid, next_hop)
         return
     if htlc.cltv_expiry - hop.outgoing_cltv_value < out_chan.cltv_expiry_delta:
-        fail_inbound(cm, chan, htlc, INCORRECT_CLTV_EXPIRY, out_chan.get_outbound_payment_scid(), next_hop)
+        fail_inbound(cm, chan, htlc, INCORRECT_CLTV_EXPIRY, scid, next_hop)
         return
     if not cm._is_usable(out_chan) or hop.amt_to_forward > out_chan.next_outbound_htlc_limit_msat():
-        fail_inbound(cm, chan, htlc, TEMPORARY_CHANNEL_FAILURE, out_chan.get_outbound_payment_scid(), next_hop)
+        fail_inbound(cm, chan, htlc, TEMPORARY_CHANNEL_FAILURE, scid, next_hop)
         return
+    _send_on(cm, chan, htlc, out_chan, hop.amt_to_forward)
+
+
+def _send_on(cm: ChannelManager, chan: Channel, htlc: InboundHTLC, out_chan: Channel, amount_msat: int) -> None:
+    """Offer the HTLC on ``out_chan``, its onion peeled of our hop, remembering where it came from."""
     previous = HTLCPreviousHop(chan.channel_id, htlc.htlc_id, htlc.amount_msat, chan.counterparty_node_id)
-    next_onion = msgs.Onion(htlc.onion.hops[1:], htlc.onion.final)
-    cm._add_outbound_htlc(out_chan, hop.amt_to_forward, htlc.payment_hash, hop.outgoing_cltv_value,
-                          next_onion, previous_hop=previous, route=None)
+    cm._add_outbound_htlc(out_chan, amount_msat, htlc.payment_hash, htlc.onion.hops[0].outgoing_cltv_value,
+                          msgs.Onion(htlc.onion.hops[1:], htlc.onion.final), previous_hop=previous, route=None)
 
 
 def claim_previous_hop(
@@ -162,7 +170,8 @@ def claim_previous_hop(
 
 def get_intercept_scid(cm: ChannelManager) -> int:
     """A fake scid: an HTLC sent over it raises HTLCIntercepted instead of failing (if the config allows)."""
-    scid = int.from_bytes(cm._random_bytes()[:5], "big")
+    # Any fresh random scid serves (LDK encodes a namespace in it, not modelled).
+    scid = int.from_bytes(cm._random_bytes()[:5], "big")  # pragma: no mutate
     cm.intercept_scids.add(scid)
     return scid
 
@@ -185,19 +194,22 @@ def forward_intercepted_htlc(
 
 
 def _forward_released(cm: ChannelManager, fwd: PendingForward, out_channel_id: ChannelId, amount_msat: int) -> None:
-    """Send a released HTLC on; if its channel went away meanwhile, fail it back."""
-    chan = cm.channels.get(fwd.channel_id)
-    if chan is None or fwd.htlc_id not in chan.pending_inbound_htlcs:
-        return
+    """Send a released HTLC on, or fail it back as LDK's ``process_pending_htlc_forwards`` does: a channel
+    closed meanwhile is unknown (``UnknownNextHop``, its scid); one that cannot carry it now, a temporary
+    failure (``NextHopChannel``)."""
+    chan = cm.channels[fwd.channel_id]
     htlc = chan.pending_inbound_htlcs[fwd.htlc_id]
-    out_chan = cm.channels.get(out_channel_id)
-    if out_chan is None or not cm._is_usable(out_chan):
-        fail_inbound(cm, chan, htlc, TEMPORARY_CHANNEL_FAILURE, None,
-                     HTLCDestination.UnknownNextHop(htlc.onion.hops[0].short_channel_id))
+    out_chan = cm.channels[out_channel_id]  # a funded channel is kept, closed or not
+    requested = htlc.onion.hops[0].short_channel_id
+    if out_chan.phase is ChannelPhase.Closed:
+        unknown = HTLCDestination.UnknownNextHop(out_chan.get_outbound_payment_scid())
+        fail_inbound(cm, chan, htlc, UNKNOWN_NEXT_PEER, requested, unknown)
         return
-    previous = HTLCPreviousHop(chan.channel_id, htlc.htlc_id, htlc.amount_msat, chan.counterparty_node_id)
-    cm._add_outbound_htlc(out_chan, amount_msat, htlc.payment_hash, htlc.onion.hops[0].outgoing_cltv_value,
-                          msgs.Onion(htlc.onion.hops[1:], htlc.onion.final), previous, None)
+    if not cm._is_usable(out_chan) or amount_msat > out_chan.next_outbound_htlc_limit_msat():
+        next_hop = HTLCDestination.NextHopChannel(out_chan.counterparty_node_id, out_chan.channel_id)
+        fail_inbound(cm, chan, htlc, TEMPORARY_CHANNEL_FAILURE, requested, next_hop)
+        return
+    _send_on(cm, chan, htlc, out_chan, amount_msat)
 
 
 def fail_intercepted_htlc(cm: ChannelManager, intercept_id: InterceptId) -> None:
@@ -208,7 +220,7 @@ def fail_intercepted_htlc(cm: ChannelManager, intercept_id: InterceptId) -> None
     chan = cm.channels[fwd.channel_id]
     htlc = chan.pending_inbound_htlcs[fwd.htlc_id]
     scid = htlc.onion.hops[0].short_channel_id
-    fail_inbound(cm, chan, htlc, UNKNOWN_NEXT_PEER, None, HTLCDestination.UnknownNextHop(scid))
+    fail_inbound(cm, chan, htlc, UNKNOWN_NEXT_PEER, scid, HTLCDestination.UnknownNextHop(scid))
 
 
 # --- failing back ---------------------------------------------------------------------------------
@@ -218,9 +230,9 @@ def fail_inbound(
     cm: ChannelManager, chan: Channel, htlc: InboundHTLC, code: int, scid: Optional[int],
     destination: HTLCDestination,
 ) -> None:
-    """Fail an inbound HTLC back: queued for the next process_pending_htlc_forwards, as LDK does."""
-    permanent = bool(code & PERM) if scid is not None else None
-    reason = msgs.FailureOnion(cm._our_node_id, code, scid, permanent)
+    """Fail an inbound HTLC back: queued for the next process_pending_htlc_forwards, as LDK does. ``scid``, the
+    channel the sender's route asked for, is blamed: for good (the PERM bit) or for now."""
+    reason = msgs.FailureOnion(cm._our_node_id, code, scid, bool(code & PERM))
     queue_fail_back(cm, PendingFailBack(chan.channel_id, htlc.htlc_id, reason, destination))
 
 

@@ -25,7 +25,7 @@ from ..ln.msgs import FailureOnion
 from ..routing.gossip import NetworkUpdate
 from ..routing.router import LightningError, Path, Route, RouteParameters
 from ..ser import U32, U64, Record, RustEnum, register
-from ..types import PaymentHash, PaymentId, PaymentPreimage, PaymentSecret, PublicKey
+from ..types import PaymentHash, PaymentId, PaymentPreimage, PaymentSecret
 
 
 class RecipientOnionFields(Record):
@@ -81,8 +81,6 @@ class PendingOutboundPayment(Record, frozen=False):
     onion: RecipientOnionFields
     keysend_preimage: Optional[PaymentPreimage]
     total_msat: U64
-    payee: bytes  # the payee's public key, serialized
-    final_cltv_expiry_delta: U32
     retry: Optional[Retry]
     attempts: U32
     started_at_us: U64
@@ -188,8 +186,7 @@ class OutboundPayments:
             self._log(f"Failed to find a route for payment {payment_id}: {e.err}")
             raise RetryableSendFailure.RouteNotFound() from None
         payment = self._add_new_pending_payment(
-            payment_id, payment_hash, recipient_onion, keysend_preimage, route_params.final_value_msat,
-            params.payee_pubkey, params.final_cltv_expiry_delta, retry_strategy,
+            payment_id, payment_hash, recipient_onion, keysend_preimage, route_params.final_value_msat, retry_strategy,
         )
         self.route_params[payment_id] = route_params
         for path in route.paths:
@@ -203,10 +200,7 @@ class OutboundPayments:
         if payment_id in self.pending_outbound_payments:
             raise RetryableSendFailure.DuplicatePayment()
         total = sum(p.final_value_msat() for p in route.paths)
-        last_hop = route.paths[0].hops[-1]
-        payment = self._add_new_pending_payment(
-            payment_id, payment_hash, recipient_onion, None, total, last_hop.pubkey, last_hop.cltv_expiry_delta, None
-        )
+        payment = self._add_new_pending_payment(payment_id, payment_hash, recipient_onion, None, total, None)
         for path in route.paths:
             self._send_path(payment, path, total, send_along_path)
 
@@ -218,12 +212,12 @@ class OutboundPayments:
         if len(path.hops) < 2 and path.blinded_tail is None:  # the first hop's liquidity is known already
             raise ProbeSendFailure.ParameterError(
                 APIError.APIMisuseError("No need probing a path with less than two hops"))
-        # LDK's probing_cookie_from_id: the hash tells our own probes apart when they fail back.
-        payment_hash = PaymentHash(hashlib.sha256(b"ldkkit probe" + bytes(payment_id)).digest())
-        last_hop = path.hops[-1]
+        # LDK's probing_cookie_from_id hashes a secret with the id, so nobody can claim it; any hash of the id that
+        # nobody knows the preimage of serves (the kit tells a probe by its HTLC, not by its hash).
+        payment_hash = PaymentHash(hashlib.sha256(b"ldkkit probe" + bytes(payment_id)).digest())  # pragma: no mutate
         payment = self._add_new_pending_payment(
-            payment_id, payment_hash, RecipientOnionFields(None, None), None, path.final_value_msat(),
-            last_hop.pubkey, last_hop.cltv_expiry_delta, None, is_probe=True,
+            payment_id, payment_hash, RecipientOnionFields(None, None), None, path.final_value_msat(), None,
+            is_probe=True,
         )
         err = self._pay_path(payment, path, path.final_value_msat(), send_along_path)
         if err is not None:
@@ -233,12 +227,11 @@ class OutboundPayments:
 
     def _add_new_pending_payment(
         self, payment_id: PaymentId, payment_hash: PaymentHash, onion: RecipientOnionFields,
-        keysend_preimage: Optional[PaymentPreimage], total_msat: int, payee: PublicKey, final_cltv_expiry_delta: int,
-        retry: Optional[Retry], is_probe: bool = False,
+        keysend_preimage: Optional[PaymentPreimage], total_msat: int, retry: Optional[Retry], is_probe: bool = False,
     ) -> PendingOutboundPayment:
         payment = PendingOutboundPayment(
             payment_id=payment_id, payment_hash=payment_hash, onion=onion, keysend_preimage=keysend_preimage,
-            total_msat=total_msat, payee=bytes(payee), final_cltv_expiry_delta=final_cltv_expiry_delta, retry=retry,
+            total_msat=total_msat, retry=retry,
             attempts=1, started_at_us=self.clock.now_us(), failed_scids=(), state=PaymentState.Retryable,
             inflight_htlcs=0, is_probe=is_probe, sent_event_emitted=False, pending_retry=False,
             failure_reason=None,
