@@ -37,7 +37,6 @@ from .watch import (
     HandlerStopped,
     Stepped,
     TaskStep,
-    kit_running,
     learner_on_stack,
     no_sleeping,
     sleeping_allowed,
@@ -45,6 +44,10 @@ from .watch import (
 
 #: How long a handler may take on one event, from the moment it is handed over.
 HANDLER_TIMEOUT_S = 10.0
+#: How often the check looks at a handler's running time, and at whether a handler it stopped has ended.
+POLL_S = 0.05
+#: How long the check goes on stopping a handler that overran before it says it could not.
+STOP_GRACE_S = 2.0
 #: The workshop's policy: accept a channel exactly when it is strictly over this.
 POLICY_MIN_EXCLUSIVE_SATS = 5_000_000
 #: The largest channel without "wumbo" (option_support_large_channel).
@@ -203,7 +206,7 @@ class Recorder:
             self.handlings.append(handling)
             token = _HANDLING.set(handling)
             try:
-                with no_sleeping(handling):
+                with no_sleeping():
                     result = handler(*proxies, given)
             except (KeyboardInterrupt, SystemExit) as e:  # from your code, not from the user: an error like any
                 raise LearnerExit(e) from e
@@ -309,15 +312,16 @@ class Recorder:
         return _counted([h for h in self.handlings if h.event is event])
 
     def in_progress(self) -> list[Handling | TaskStep]:
-        return ([h for h in self.handlings if h.finished is None and h.wall_started is not None]
-                + [s for s in self.task_steps if not s.finished])
+        """Hand-overs not yet returned from (one waiting on the simulation's clock counts as running for no
+        time), and the steps of spawned tasks running now."""
+        return [h for h in self.handlings if h.finished is None] + list(self.task_steps)
 
     def task_factory(self, loop: Any, coro: Any, **kwargs: Any) -> Any:
         """Tasks your code spawns while handling an event run step by step, watched like the handler."""
         import asyncio
 
         handling = _HANDLING.get()
-        if handling is not None and inspect.iscoroutine(coro) and not kit_running():
+        if handling is not None and inspect.iscoroutine(coro):
             yours = coro
             task = asyncio.Task(self._spawned(yours, handling), loop=loop, **kwargs)
             # Cancelled before it ran (the story ended first), your coroutine is closed here, so Python
@@ -507,8 +511,9 @@ def run_check(exercise: str, handler: Callable[..., Any], body: Callable[[Sessio
     thread.start()
     try:
         while thread.is_alive():
-            thread.join(0.05)
-            overdue = [h for h in session.in_progress() if _running_for(h) > HANDLER_TIMEOUT_S]
+            thread.join(POLL_S)
+            overdue = [h for h in session.in_progress()
+                       if _running_for(h) > HANDLER_TIMEOUT_S]  # pragma: no mutate  (>= alike: wall time is a float)
             if overdue:
                 stopped = _stop(thread, overdue[0])
                 raise _timed_out(session, overdue[0], stopped)
@@ -531,12 +536,13 @@ def _running_for(watched: Handling | TaskStep) -> float:
 
 def _stop(thread: threading.Thread, handling: Handling | TaskStep) -> bool:
     """Stop a handler that overran: raise HandlerStopped in its thread until the check ends."""
-    deadline = time.monotonic() + 2.0
-    while thread.is_alive() and time.monotonic() < deadline:
+    deadline = time.monotonic() + STOP_GRACE_S
+    # (how long it tries, never what it says: "or" would only try on until the deadline, "<=" a moment longer)
+    while thread.is_alive() and time.monotonic() < deadline:  # pragma: no mutate
         for ident in {handling.thread, thread.ident}:
             if ident is not None:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(HandlerStopped))
-        thread.join(0.05)
+        thread.join(POLL_S)
     return not thread.is_alive()
 
 
