@@ -331,7 +331,19 @@ class Recorder:
         return asyncio.Task(coro, loop=loop, **kwargs)
 
     async def _spawned(self, coro: Any, handling: Handling) -> Any:
-        return await Stepped(coro, handling, self.task_steps)
+        try:
+            return await Stepped(coro, handling, self.task_steps)
+        except BlockingCall as e:  # the story meets it later, from the loop: it is told with the event that spawned it
+            raise TaskBlocked(handling.event, e) from e
+
+
+class TaskBlocked(Exception):
+    """A task your handler spawned called ``time.sleep`` (:class:`BlockingCall`), raised where the story meets it."""
+
+    def __init__(self, event: Event, error: BlockingCall) -> None:
+        super().__init__(str(error))
+        self.event = event
+        self.error = error
 
 
 class LearnerExit(Exception):
@@ -413,6 +425,8 @@ class Session:
                     stage.settle()
         except EventHandlerError as e:
             raise handler_error(e, played)  # noqa: B904  (its __cause__ is your error, frames trimmed)
+        except TaskBlocked as e:
+            raise task_blocked(e, played)  # noqa: B904  (as above)
         except ExerciseFailed:
             raise
         except Exception as e:  # (HandlerStopped is no Exception: it goes on up, to end the check)
@@ -659,6 +673,16 @@ def handler_error(error: EventHandlerError, played: Played) -> ExerciseFailed:
     failure = fail(played, error.event, "your handler to return promptly" if isinstance(cause, BlockingCall)
                    else "your handler to return normally", happened, hint)
     failure.__cause__ = trimmed(cause)
+    return failure
+
+
+def task_blocked(error: TaskBlocked, played: Played) -> ExerciseFailed:
+    """A task your handler spawned blocked the node: say so, name the event that spawned it, keep your frames."""
+    failure = fail(played, error.event, "the tasks your handler spawns to wait with await, never blocking the node",
+                   f"a task it spawned {str(error).removeprefix('it ')}, and the check stopped it",
+                   "a task runs on the node's own loop: time.sleep() there stops the whole node, as in the handler. "
+                   "Await asyncio.sleep(...) instead: the task pauses, and the node goes on meanwhile.")
+    failure.__cause__ = trimmed(error.error)
     return failure
 
 
