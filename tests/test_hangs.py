@@ -216,3 +216,28 @@ def test_a_check_runs_handlers_in_a_thread_named_for_it_that_never_keeps_python_
 
     check("open_channel_request", handle)
     assert set(threads) == {("ldkkit-check-open_channel_request", True)}
+
+
+# --- whose code broadcast: yours, or the kit's and its libraries' ------------------------------------------
+
+
+def test_a_story_played_on_top_of_frames_python_runs_frozen_counts_no_broadcast_as_yours():
+    """``python -m ...`` runs its main module through runpy, whose frames are frozen (``<frozen runpy>``): neither
+    yours nor the kit's files. A right handler's story played on top of them is judged as in a notebook: LDK
+    broadcast the funding transaction, not your code."""
+    from concurrent.futures import ThreadPoolExecutor
+    from functools import partial
+
+    from ldkkit.exercises import funding_generation_ready
+
+    runpy: dict = {}
+    exec(compile("def run(play):\n    return play()\n", "<frozen runpy>", "exec"), runpy)
+    session = common.Session("funding_generation_ready", reference.handle_ldk_events)
+    result = common.CheckResult("funding_generation_ready")
+    try:
+        with ThreadPoolExecutor(1) as pool:  # no frame of this test's file below the story
+            pool.submit(runpy["run"], partial(funding_generation_ready.rules, session, result)).result()
+    finally:
+        session.close()
+    assert repr(result).splitlines()[0] == f"✅ funding_generation_ready: all {len(result.rows)} checks passed"
+    assert result.rows
