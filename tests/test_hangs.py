@@ -221,6 +221,33 @@ def test_a_check_runs_handlers_in_a_thread_named_for_it_that_never_keeps_python_
 # --- whose code broadcast: yours, or the kit's and its libraries' ------------------------------------------
 
 
+@pytest.mark.parametrize("where", ["in_the_handler", "in_a_task_it_spawned"])
+def test_a_handler_that_broadcasts_the_funding_transaction_itself_is_told_so(where):
+    from corpus.w02_funding_generation_ready import build_funding
+
+    async def later(tx, bitcoind_client):
+        await asyncio.sleep(1)
+        bitcoind_client.broadcast_transactions([tx])
+
+    async def handle(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                     peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
+        if not isinstance(event, Event.FundingGenerationReady):
+            return await reference.handle_ldk_events(
+                channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler, peer_manager,
+                inbound_payments, outbound_payments, fs_store, output_sweeper, network, event)
+        tx = build_funding(bitcoind_client, network, event)
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+        if where == "in_the_handler":
+            bitcoind_client.broadcast_transactions([tx])
+        else:
+            asyncio.get_running_loop().create_task(later(tx, bitcoind_client))
+        return None
+
+    with pytest.raises(ExerciseFailed) as info:
+        check("funding_generation_ready", handle)
+    assert _lines(info.value)[2] == "Happened: your code broadcast the funding transaction itself"
+
+
 def test_a_story_played_on_top_of_frames_python_runs_frozen_counts_no_broadcast_as_yours():
     """``python -m ...`` runs its main module through runpy, whose frames are frozen (``<frozen runpy>``): neither
     yours nor the kit's files. A right handler's story played on top of them is judged as in a notebook: LDK
