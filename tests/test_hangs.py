@@ -168,6 +168,57 @@ def test_a_task_spawned_that_still_waits_when_the_check_ends_is_cancelled_so_its
     assert len(spawned) == 7 and sorted(cleaned) == spawned  # one per request of the story, each cancelled once
 
 
+def test_a_task_your_handler_cancels_is_cancelled_where_it_paused():
+    """``await asyncio.sleep(0)`` pauses a task without waiting for anything: cancelled there, the task sees
+    asyncio.CancelledError there, and runs no further."""
+    seen: list[str] = []
+
+    async def worker():
+        try:
+            for _ in range(3):
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        seen.append("ran to its end")
+
+    async def spawn(cm, keys, event):
+        policy(cm, keys, event)
+        task = asyncio.get_running_loop().create_task(worker())
+        await asyncio.sleep(0)  # the task starts, and pauses in its first asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    assert "all 5 checks passed" in repr(check("open_channel_request", opening_async(spawn)))
+    assert seen == ["cancelled"] * 7  # one per request of the story
+
+
+def test_a_task_waiting_on_the_simulations_clock_is_not_taken_for_a_hang(monkeypatch):
+    """Only a task's running time counts toward the limit, step by step: a task that paused long ago, while the
+    story goes on for longer than the limit in wall time, is not running."""
+    from ldkkit import exercises
+
+    monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", 0.5)
+    real_pay = exercises.open_channel_request.Stage.pay
+
+    def slow_pay(self, *args, **kwargs):  # the check's story takes a while in wall time...
+        import time
+
+        time.sleep(1.0)
+        return real_pay(self, *args, **kwargs)
+
+    monkeypatch.setattr(exercises.open_channel_request.Stage, "pay", slow_pay)
+
+    async def waits():
+        await asyncio.sleep(3600)  # ...while this task waits on the simulation's clock, not running
+
+    async def spawn(cm, keys, event):
+        policy(cm, keys, event)
+        asyncio.get_running_loop().create_task(waits())
+
+    assert "all 5 checks passed" in repr(check("open_channel_request", opening_async(spawn)))
+
+
 def test_a_task_spawned_with_its_own_context_runs_in_it():
     """asyncio's create_task(..., context=...) is kept, for a task your handler spawns and for one the kit
     starts outside any hand-over."""
