@@ -526,8 +526,9 @@ def run_check(exercise: str, handler: Callable[..., Any], body: Callable[[Sessio
     try:
         while thread.is_alive():
             thread.join(POLL_S)
-            overdue = [h for h in session.in_progress()
-                       if _running_for(h) > HANDLER_TIMEOUT_S]  # pragma: no mutate  (>= alike: wall time is a float)
+            # (no mutate: ">=" reads alike, a float of wall time is never exactly the limit; this line's other
+            # changes break every check)
+            overdue = [h for h in session.in_progress() if _running_for(h) > HANDLER_TIMEOUT_S]  # pragma: no mutate
             if overdue:
                 stopped = _stop(thread, overdue[0])
                 raise _timed_out(session, overdue[0], stopped)
