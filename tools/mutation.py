@@ -10,7 +10,9 @@
 
 ``--corpus <workbook>[,<workbook>...]`` runs only ``tests/test_corpus.py::test_case`` for those workbooks' cases (each
 judged on its own) and ``tests/test_check_rules.py``; ``--tests`` runs only the tests whose node ids
-start with one of the given prefixes. Without either, every test listed in pyproject's
+start with one of the given prefixes (a ``tests/test_corpus.py::test_case[...]`` id among them still runs
+the whole corpus, eight checks at a time, on its first case: minutes; narrow the corpus with ``--corpus``).
+Without either, every test listed in pyproject's
 ``[tool.mutmut]`` runs. A mutant runs only the selected tests that reach the code it changed.
 
 It runs mutmut 3 (installed on first use), which changes the code one small way at a time

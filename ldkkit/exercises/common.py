@@ -37,7 +37,6 @@ from .watch import (
     HandlerStopped,
     Stepped,
     TaskStep,
-    kit_running,
     learner_on_stack,
     no_sleeping,
     sleeping_allowed,
@@ -45,6 +44,10 @@ from .watch import (
 
 #: How long a handler may take on one event, from the moment it is handed over.
 HANDLER_TIMEOUT_S = 10.0
+#: How often the check looks at a handler's running time, and at whether a handler it stopped has ended.
+POLL_S = 0.05
+#: How long the check goes on stopping a handler that overran before it says it could not.
+STOP_GRACE_S = 2.0
 #: The workshop's policy: accept a channel exactly when it is strictly over this.
 POLICY_MIN_EXCLUSIVE_SATS = 5_000_000
 #: The largest channel without "wumbo" (option_support_large_channel).
@@ -203,7 +206,7 @@ class Recorder:
             self.handlings.append(handling)
             token = _HANDLING.set(handling)
             try:
-                with no_sleeping(handling):
+                with no_sleeping():
                     result = handler(*proxies, given)
             except (KeyboardInterrupt, SystemExit) as e:  # from your code, not from the user: an error like any
                 raise LearnerExit(e) from e
@@ -309,15 +312,16 @@ class Recorder:
         return _counted([h for h in self.handlings if h.event is event])
 
     def in_progress(self) -> list[Handling | TaskStep]:
-        return ([h for h in self.handlings if h.finished is None and h.wall_started is not None]
-                + [s for s in self.task_steps if not s.finished])
+        """Hand-overs not yet returned from (one waiting on the simulation's clock counts as running for no
+        time), and the steps of spawned tasks running now."""
+        return [h for h in self.handlings if h.finished is None] + list(self.task_steps)
 
     def task_factory(self, loop: Any, coro: Any, **kwargs: Any) -> Any:
         """Tasks your code spawns while handling an event run step by step, watched like the handler."""
         import asyncio
 
         handling = _HANDLING.get()
-        if handling is not None and inspect.iscoroutine(coro) and not kit_running():
+        if handling is not None and inspect.iscoroutine(coro):
             yours = coro
             task = asyncio.Task(self._spawned(yours, handling), loop=loop, **kwargs)
             # Cancelled before it ran (the story ended first), your coroutine is closed here, so Python
@@ -327,7 +331,19 @@ class Recorder:
         return asyncio.Task(coro, loop=loop, **kwargs)
 
     async def _spawned(self, coro: Any, handling: Handling) -> Any:
-        return await Stepped(coro, handling, self.task_steps)
+        try:
+            return await Stepped(coro, handling, self.task_steps)
+        except BlockingCall as e:  # the story meets it later, from the loop: it is told with the event that spawned it
+            raise TaskBlocked(handling.event, e) from e
+
+
+class TaskBlocked(Exception):
+    """A task your handler spawned called ``time.sleep`` (:class:`BlockingCall`), raised where the story meets it."""
+
+    def __init__(self, event: Event, error: BlockingCall) -> None:
+        super().__init__(str(error))
+        self.event = event
+        self.error = error
 
 
 class LearnerExit(Exception):
@@ -409,6 +425,8 @@ class Session:
                     stage.settle()
         except EventHandlerError as e:
             raise handler_error(e, played)  # noqa: B904  (its __cause__ is your error, frames trimmed)
+        except TaskBlocked as e:
+            raise task_blocked(e, played)  # noqa: B904  (as above)
         except ExerciseFailed:
             raise
         except Exception as e:  # (HandlerStopped is no Exception: it goes on up, to end the check)
@@ -507,8 +525,10 @@ def run_check(exercise: str, handler: Callable[..., Any], body: Callable[[Sessio
     thread.start()
     try:
         while thread.is_alive():
-            thread.join(0.05)
-            overdue = [h for h in session.in_progress() if _running_for(h) > HANDLER_TIMEOUT_S]
+            thread.join(POLL_S)
+            # (no mutate: ">=" reads alike, a float of wall time is never exactly the limit; this line's other
+            # changes break every check)
+            overdue = [h for h in session.in_progress() if _running_for(h) > HANDLER_TIMEOUT_S]  # pragma: no mutate
             if overdue:
                 stopped = _stop(thread, overdue[0])
                 raise _timed_out(session, overdue[0], stopped)
@@ -531,12 +551,13 @@ def _running_for(watched: Handling | TaskStep) -> float:
 
 def _stop(thread: threading.Thread, handling: Handling | TaskStep) -> bool:
     """Stop a handler that overran: raise HandlerStopped in its thread until the check ends."""
-    deadline = time.monotonic() + 2.0
-    while thread.is_alive() and time.monotonic() < deadline:
+    deadline = time.monotonic() + STOP_GRACE_S
+    # (how long it tries, never what it says: "or" would only try on until the deadline, "<=" a moment longer)
+    while thread.is_alive() and time.monotonic() < deadline:  # pragma: no mutate
         for ident in {handling.thread, thread.ident}:
             if ident is not None:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(HandlerStopped))
-        thread.join(0.05)
+        thread.join(POLL_S)
     return not thread.is_alive()
 
 
@@ -653,6 +674,16 @@ def handler_error(error: EventHandlerError, played: Played) -> ExerciseFailed:
     failure = fail(played, error.event, "your handler to return promptly" if isinstance(cause, BlockingCall)
                    else "your handler to return normally", happened, hint)
     failure.__cause__ = trimmed(cause)
+    return failure
+
+
+def task_blocked(error: TaskBlocked, played: Played) -> ExerciseFailed:
+    """A task your handler spawned blocked the node: say so, name the event that spawned it, keep your frames."""
+    failure = fail(played, error.event, "the tasks your handler spawns to wait with await, never blocking the node",
+                   f"a task it spawned {str(error).removeprefix('it ')}, and the check stopped it",
+                   "a task runs on the node's own loop: time.sleep() there stops the whole node, as in the handler. "
+                   "Await asyncio.sleep(...) instead: the task pauses, and the node goes on meanwhile.")
+    failure.__cause__ = trimmed(error.error)
     return failure
 
 

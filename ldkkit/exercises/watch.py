@@ -37,12 +37,12 @@ class BlockingCall(Exception):
 
 @dataclass(eq=False)
 class TaskStep:
-    """One step of a task your handler spawned (from one ``await`` to the next): watched for hangs."""
+    """One step of a task your handler spawned (from one ``await`` to the next): watched for hangs
+    while it runs (it is in the recorder's list of steps only meanwhile)."""
 
     event: Event  # the event whose handling spawned the task
     wall_started: float
     thread: int
-    finished: Optional[bool] = None
 
 
 class Stepped:
@@ -60,36 +60,40 @@ class Stepped:
             self._handling.wall_started = time.monotonic()
             return None
         step = TaskStep(self._handling.event, time.monotonic(), threading.get_ident())
-        self._steps[:] = [s for s in self._steps if not s.finished] + [step]
+        self._steps.append(step)
         return step
 
+    def _end(self, step: Optional[TaskStep]) -> None:
+        if step is not None:
+            self._steps.remove(step)  # type: ignore[union-attr]  (a step is begun only with a list of them)
+        else:
+            self._handling.wall_started = None  # waiting now, on the simulation's clock
+
     def __await__(self) -> Any:
-        send: Any = None
+        # asyncio's Task resumes a coroutine with send(None), or throw(error) to cancel it: nothing else to pass on.
         throw: Optional[BaseException] = None
         while True:
             step = self._begin()
-            with no_sleeping(self._handling):
+            with no_sleeping():
                 try:
-                    yielded = self._it.throw(throw) if throw is not None else self._it.send(send)
+                    yielded = self._it.send(None) if throw is None else self._it.throw(throw)
                 except StopIteration as stop:
                     return stop.value
                 finally:
-                    if step is not None:
-                        step.finished = True
-                    else:
-                        self._handling.wall_started = None  # waiting now, on the simulation's clock
+                    self._end(step)
             try:
-                send, throw = (yield yielded), None
+                yield yielded
+                throw = None
             except BaseException as e:  # a cancellation, handed on to the coroutine
-                send, throw = None, e
+                throw = e
 
 
 _local = threading.local()  # .kit: the kit's own code is running
 
 
 @contextlib.contextmanager
-def no_sleeping(handling: Handling) -> Iterator[None]:
-    """While your code runs, ``time.sleep`` raises :class:`BlockingCall` (and is remembered)."""
+def no_sleeping() -> Iterator[None]:
+    """While your code runs, ``time.sleep`` raises :class:`BlockingCall`."""
 
     def watch(frame: Any, what: str, arg: Any) -> None:
         if what == "c_call" and arg is time.sleep and not getattr(_local, "kit", False):
@@ -120,15 +124,10 @@ def sleeping_allowed() -> Iterator[None]:
 
 def learner_on_stack() -> bool:
     """Whether code that is neither the kit's nor a library's (yours) is on the current stack."""
-    frame = sys._getframe(1)
+    frame: Optional[Any] = sys._getframe()  # this frame, the kit's: the walk may start here
     while frame is not None:
         filename = frame.f_code.co_filename
         if not filename.startswith((KIT_DIR, *LIBRARY_DIRS, "<frozen")):
             return True
         frame = frame.f_back
     return False
-
-
-def kit_running() -> bool:
-    """Whether the kit's own code, called by yours, is running on this thread."""
-    return getattr(_local, "kit", False)

@@ -1,0 +1,321 @@
+"""How a check runs a handler that could hang the node: async handlers and the tasks they spawn are watched
+like plain handlers, and what the learner sees says which event, which bound, and what came of it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+
+import pytest
+
+from ldkkit import reference
+from ldkkit.events import Event, ReplayEvent
+from ldkkit.exercises import ExerciseFailed, check, common
+
+
+def _lines(failure: BaseException) -> list[str]:
+    return [line.strip() for line in str(failure).splitlines()]
+
+
+def policy(cm, keys, event) -> None:
+    """The workshop's policy for OpenChannelRequest: accept over 5,000,000 sats, reject the rest."""
+    if event.funding_satoshis > 5_000_000:
+        uid = int.from_bytes(keys.get_secure_random_bytes()[:16], "big")
+        cm.accept_inbound_channel(temporary_channel_id=event.temporary_channel_id,
+                                  counterparty_node_id=event.counterparty_node_id, user_channel_id=uid)
+    else:
+        cm.force_close_without_broadcasting_txn(event.temporary_channel_id, event.counterparty_node_id,
+                                                error_message="too small")
+
+
+def opening_async(decide):
+    """An async handler whose OpenChannelRequest arm is ``decide`` (awaited); every other event is handled."""
+
+    async def handle(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                     peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
+        if isinstance(event, Event.OpenChannelRequest):
+            return await decide(channel_manager, keys_manager, event)
+        return None
+
+    return handle
+
+
+# --- errors and answers from an async handler are told as a plain handler's are ---------------------------
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit])
+def test_an_async_handler_raising_keyboard_interrupt_or_system_exit_is_told_what_it_raised(error):
+    async def leave(cm, keys, event):
+        raise error("bye")
+
+    with pytest.raises(ExerciseFailed) as info:
+        check("open_channel_request", opening_async(leave))
+    assert _lines(info.value)[:3] == ["Scenario 'open_channel_request' on Event.OpenChannelRequest:",
+                                      "Expected: your handler to return normally",
+                                      f"Happened: it raised {error.__name__}: bye"]
+
+
+@pytest.mark.parametrize("asks", ["raises", "returns"])
+def test_an_async_handler_asking_for_an_event_again_is_judged_on_the_hand_over_that_handled_it(asks):
+    """The first hand-over of each request asks for it again (ReplayEvent, raised or returned) and decides
+    nothing; the second decides. LDK hands the event over again, and the check judges the second."""
+    seen: list[bytes] = []
+
+    async def once_more(cm, keys, event):
+        if event.temporary_channel_id not in seen:
+            seen.append(event.temporary_channel_id)
+            if asks == "raises":
+                raise ReplayEvent()
+            return ReplayEvent()
+        policy(cm, keys, event)
+        return None
+
+    assert "all 5 checks passed" in repr(check("open_channel_request", opening_async(once_more)))
+
+
+# --- hangs: an async handler, and a task it spawned --------------------------------------------------------
+
+
+def test_an_async_handler_that_never_pauses_is_stopped_like_a_plain_one(monkeypatch):
+    monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", 1.0)
+
+    async def spins(cm, keys, event):
+        while True:  # no await: the node's loop never gets a turn
+            pass
+
+    with pytest.raises(ExerciseFailed) as info:
+        check("open_channel_request", opening_async(spins))
+    assert _lines(info.value)[0] == ("open_channel_request: your handler did not return within 1 seconds of being "
+                                     "given Event.OpenChannelRequest. The check stopped it.")
+
+
+def test_a_task_spawned_that_never_pauses_is_told_with_the_event_that_spawned_it(monkeypatch):
+    monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", 1.0)
+
+    async def spins():
+        while True:
+            pass
+
+    async def spawn(cm, keys, event):
+        policy(cm, keys, event)
+        asyncio.get_running_loop().create_task(spins())
+
+    with pytest.raises(ExerciseFailed) as info:
+        check("open_channel_request", opening_async(spawn))
+    assert _lines(info.value)[0] == ("open_channel_request: a task your handler spawned ran 1 seconds without "
+                                     "pausing, after Event.OpenChannelRequest. The check stopped it.")
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["before_any_call", "after_its_calls"])
+def test_a_task_spawned_that_calls_time_sleep_is_told_with_the_event_that_spawned_it(first):
+    """Not "the scenario could not go on": the task's time.sleep, and the event whose handling spawned it (even
+    before anything of the kit has run in the check's thread)."""
+
+    async def sleeps():
+        import time
+
+        time.sleep(0.01)
+
+    async def spawn(cm, keys, event):
+        if not first:
+            policy(cm, keys, event)
+        asyncio.get_running_loop().create_task(sleeps())
+        await asyncio.sleep(0)  # the task runs now
+        if first:
+            policy(cm, keys, event)
+
+    with pytest.raises(ExerciseFailed) as info:
+        check("open_channel_request", opening_async(spawn))
+    lines = _lines(info.value)
+    assert lines[:3] == [
+        "Scenario 'open_channel_request' on Event.OpenChannelRequest:",
+        "Expected: the tasks your handler spawns to wait with await, never blocking the node",
+        "Happened: a task it spawned called time.sleep(), which blocks the whole node, and the check stopped it"]
+    assert lines[-1] == ("Hint: a task runs on the node's own loop: time.sleep() there stops the whole node, as in "
+                         "the handler. Await asyncio.sleep(...) instead: the task pauses, and the node goes on "
+                         "meanwhile.")
+    assert [tb.tb_frame.f_code.co_name for tb in _traceback(info.value.__cause__)] == ["sleeps"]  # your frames only
+
+
+def _traceback(error: BaseException) -> list:
+    tbs, tb = [], error.__traceback__
+    while tb is not None:
+        tbs.append(tb)
+        tb = tb.tb_next
+    return tbs
+
+
+def test_a_task_spawned_that_still_waits_when_the_check_ends_is_cancelled_so_its_cleanup_runs():
+    """The check ends its stories: a task still waiting is cancelled (asyncio.CancelledError where it waits),
+    as it would be when the node shuts down, and nothing of the check is left running."""
+    spawned: list[int] = []
+    cleaned: list[int] = []
+
+    async def waits(task: int):
+        try:
+            await asyncio.sleep(10 * 365 * 24 * 3600)  # on the simulation's clock: longer than any story
+        except asyncio.CancelledError:
+            cleaned.append(task)
+            raise
+
+    async def spawn(cm, keys, event):
+        policy(cm, keys, event)
+        spawned.append(len(spawned))
+        asyncio.get_running_loop().create_task(waits(spawned[-1]))
+
+    assert "all 5 checks passed" in repr(check("open_channel_request", opening_async(spawn)))
+    assert len(spawned) == 7 and sorted(cleaned) == spawned  # one per request of the story, each cancelled once
+
+
+def test_a_task_your_handler_cancels_is_cancelled_where_it_paused():
+    """``await asyncio.sleep(0)`` pauses a task without waiting for anything: cancelled there, the task sees
+    asyncio.CancelledError there, and runs no further."""
+    seen: list[str] = []
+
+    async def worker():
+        try:
+            for _ in range(3):
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        seen.append("ran to its end")
+
+    async def spawn(cm, keys, event):
+        policy(cm, keys, event)
+        task = asyncio.get_running_loop().create_task(worker())
+        await asyncio.sleep(0)  # the task starts, and pauses in its first asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    assert "all 5 checks passed" in repr(check("open_channel_request", opening_async(spawn)))
+    assert seen == ["cancelled"] * 7  # one per request of the story
+
+
+def test_a_task_waiting_on_the_simulations_clock_is_not_taken_for_a_hang(monkeypatch):
+    """Only a task's running time counts toward the limit, step by step: a task that paused long ago, while the
+    story goes on for longer than the limit in wall time, is not running."""
+    from ldkkit import exercises
+
+    monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", 0.5)
+    real_pay = exercises.open_channel_request.Stage.pay
+
+    def slow_pay(self, *args, **kwargs):  # the check's story takes a while in wall time...
+        import time
+
+        time.sleep(1.0)
+        return real_pay(self, *args, **kwargs)
+
+    monkeypatch.setattr(exercises.open_channel_request.Stage, "pay", slow_pay)
+
+    async def waits():
+        await asyncio.sleep(3600)  # ...while this task waits on the simulation's clock, not running
+
+    async def spawn(cm, keys, event):
+        policy(cm, keys, event)
+        asyncio.get_running_loop().create_task(waits())
+
+    assert "all 5 checks passed" in repr(check("open_channel_request", opening_async(spawn)))
+
+
+def test_a_task_spawned_with_its_own_context_runs_in_it():
+    """asyncio's create_task(..., context=...) is kept, for a task your handler spawns and for one the kit
+    starts outside any hand-over."""
+    mark: contextvars.ContextVar[str] = contextvars.ContextVar("mark", default="none")
+    seen: list[str] = []
+
+    async def read():
+        seen.append(mark.get())
+
+    async def spawn(cm, keys, event):
+        policy(cm, keys, event)
+        mine = contextvars.copy_context()
+        mine.run(mark.set, "the handler's")
+        asyncio.get_running_loop().create_task(read(), context=mine)
+        await asyncio.sleep(0)
+
+    check("open_channel_request", opening_async(spawn))
+    assert seen == ["the handler's"] * 7  # one per request of the story
+
+    from ldkkit.sim.world import World
+
+    with World(seed=1) as world:
+        recorder = common.Recorder(world)
+        loop = asyncio.new_event_loop()
+        kits = contextvars.copy_context()
+        kits.run(mark.set, "the kit's")
+        task = recorder.task_factory(loop, read(), context=kits)
+        loop.run_until_complete(task)
+        loop.close()
+    assert seen[-1] == "the kit's"
+
+
+# --- the check's own thread --------------------------------------------------------------------------------
+
+
+def test_a_check_runs_handlers_in_a_thread_named_for_it_that_never_keeps_python_from_exiting():
+    """A thread dump of a stuck kernel names the check; and a handler the check could not stop does not
+    keep Python from exiting."""
+    threads: list[tuple[str, bool]] = []
+
+    def handle(*args):
+        if isinstance(args[-1], Event.OpenChannelRequest):
+            me = threading.current_thread()
+            threads.append((me.name, me.daemon))
+        return reference.handle_ldk_events(*args)
+
+    check("open_channel_request", handle)
+    assert set(threads) == {("ldkkit-check-open_channel_request", True)}
+
+
+# --- whose code broadcast: yours, or the kit's and its libraries' ------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["in_the_handler", "in_a_task_it_spawned"])
+def test_a_handler_that_broadcasts_the_funding_transaction_itself_is_told_so(where):
+    from corpus.w02_funding_generation_ready import build_funding
+
+    async def later(tx, bitcoind_client):
+        await asyncio.sleep(1)
+        bitcoind_client.broadcast_transactions([tx])
+
+    async def handle(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                     peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
+        if not isinstance(event, Event.FundingGenerationReady):
+            return await reference.handle_ldk_events(
+                channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler, peer_manager,
+                inbound_payments, outbound_payments, fs_store, output_sweeper, network, event)
+        tx = build_funding(bitcoind_client, network, event)
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+        if where == "in_the_handler":
+            bitcoind_client.broadcast_transactions([tx])
+        else:
+            asyncio.get_running_loop().create_task(later(tx, bitcoind_client))
+        return None
+
+    with pytest.raises(ExerciseFailed) as info:
+        check("funding_generation_ready", handle)
+    assert _lines(info.value)[2] == "Happened: your code broadcast the funding transaction itself"
+
+
+def test_a_story_played_on_top_of_frames_python_runs_frozen_counts_no_broadcast_as_yours():
+    """``python -m ...`` runs its main module through runpy, whose frames are frozen (``<frozen runpy>``): neither
+    yours nor the kit's files. A right handler's story played on top of them is judged as in a notebook: LDK
+    broadcast the funding transaction, not your code."""
+    from concurrent.futures import ThreadPoolExecutor
+    from functools import partial
+
+    from ldkkit.exercises import funding_generation_ready
+
+    runpy: dict = {}
+    exec(compile("def run(play):\n    return play()\n", "<frozen runpy>", "exec"), runpy)
+    session = common.Session("funding_generation_ready", reference.handle_ldk_events)
+    result = common.CheckResult("funding_generation_ready")
+    try:
+        with ThreadPoolExecutor(1) as pool:  # no frame of this test's file below the story
+            pool.submit(runpy["run"], partial(funding_generation_ready.rules, session, result)).result()
+    finally:
+        session.close()
+    assert repr(result).splitlines()[0] == f"✅ funding_generation_ready: all {len(result.rows)} checks passed"
+    assert result.rows
