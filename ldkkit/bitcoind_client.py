@@ -84,8 +84,8 @@ def _branch(wallet_seed: bytes, coin_type: int, branch: int) -> tuple[bytes, byt
 
 
 @functools.lru_cache(maxsize=65_536)
-def _derive(wallet_seed: bytes, coin_type: int, branch: int, index: int) -> tuple[bytes, bytes]:
-    """The wallet key ``account/branch/index``: (secret, compressed public key).
+def _derive(wallet_seed: bytes, coin_type: int, branch: int, index: int) -> tuple[bytes, bytes, ScriptBuf]:
+    """The wallet key ``account/branch/index``: (secret, compressed public key, its P2WPKH script).
 
     BIP 32's non-hardened private derivation (CKDpriv), as embit's ``HDKey.child`` computes it, on coincurve's
     keys: an embit ``HDKey`` per key would base58-encode each one, and a node derives a hundred. Every node
@@ -96,7 +96,8 @@ def _derive(wallet_seed: bytes, coin_type: int, branch: int, index: int) -> tupl
     chain_code, secret, public = _branch(wallet_seed, coin_type, branch)
     tweak = hmac.new(chain_code, public + index.to_bytes(4, "big"), hashlib.sha512).digest()[:32]
     child = ((int.from_bytes(tweak, "big") + int.from_bytes(secret, "big")) % _SECP256K1_ORDER).to_bytes(32, "big")
-    return child, PublicKey.from_secret(child).format()
+    public_key = PublicKey.from_secret(child).format()
+    return child, public_key, ScriptBuf.new_p2wpkh(public_key)
 
 
 class BitcoindError(Exception):
@@ -181,8 +182,7 @@ class BitcoindClient:
         """Keep GAP_LIMIT keys derived past the next unused one, so coins paid to them are seen."""
         scripts = self._scripts[branch]
         while len(scripts) < self._next[branch] + GAP_LIMIT:
-            secret, pubkey = _derive(*self._wallet, branch, len(scripts))
-            script = ScriptBuf.new_p2wpkh(pubkey)
+            secret, pubkey, script = _derive(*self._wallet, branch, len(scripts))
             self._keys[script] = (secret, pubkey)
             self._index[script] = (branch, len(scripts))
             scripts.append(script)

@@ -10,6 +10,7 @@ check them, but a learner can.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import threading
 from collections.abc import Sequence
@@ -92,6 +93,27 @@ def _sha256(*parts: bytes) -> bytes:
     for part in parts:
         h.update(part)
     return h.digest()
+
+
+@functools.lru_cache(maxsize=1024)
+def _seed_keys(seed: bytes) -> tuple[bytes, bytes, bytes, PublicKey, ScriptBuf, ScriptBuf]:
+    """A seed's node secret (``m/0'``), destination and shutdown keys (``m/1'``, ``m/2'``), node id and the two
+    scripts. The same seed always gives the same keys, and every scenario builds its nodes again from the same
+    seeds: derived once per process (BIP 32 with embit, which base58-encodes each key it makes)."""
+    from embit.bip32 import HDKey
+
+    master = HDKey.from_seed(seed)
+    node, destination, shutdown = (master.derive(f"m/{i}h").key.secret for i in range(3))
+    return (node, destination, shutdown, PublicKey(_pubkey(node)), ScriptBuf.new_p2wpkh(_pubkey(destination)),
+            ScriptBuf.new_p2wpkh(_pubkey(shutdown)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _channel_child_secret(seed: bytes, child: int) -> bytes:
+    """The hardened child ``m/3'/child'`` a channel's keys are derived from (once per process, as above)."""
+    from embit.bip32 import HDKey
+
+    return HDKey.from_seed(seed).derive([3 + 0x80000000, child + 0x80000000]).key.secret
 
 
 def _pubkey(secret: bytes) -> bytes:
@@ -303,19 +325,11 @@ class KeysManager:
             raise ValueError("KeysManager needs a 32-byte seed (ldk-sample keeps one in .ldk/keys_seed)")
         if not (isinstance(starting_time_secs, int) and isinstance(starting_time_nanos, int)):
             raise TypeError("KeysManager's starting_time_secs and starting_time_nanos must be ints")
-        from embit.bip32 import HDKey
-
         self._seed = bytes(seed)
         self.starting_time_secs = starting_time_secs
         self.starting_time_nanos = starting_time_nanos
-        master = HDKey.from_seed(self._seed)
-        self._node_secret = master.derive("m/0h").key.secret
-        self._destination_key = master.derive("m/1h").key.secret
-        self._shutdown_key = master.derive("m/2h").key.secret
-        self._channel_master_key = master.derive("m/3h")
-        self._node_id = PublicKey(_pubkey(self._node_secret))
-        self._destination_script = ScriptBuf.new_p2wpkh(_pubkey(self._destination_key))
-        self._shutdown_script = ScriptBuf.new_p2wpkh(_pubkey(self._shutdown_key))
+        (self._node_secret, self._destination_key, self._shutdown_key, self._node_id, self._destination_script,
+         self._shutdown_script) = _seed_keys(self._seed)
         self._rand_start = _sha256(
             starting_time_secs.to_bytes(8, "big"), (starting_time_nanos & 0xFFFFFFFF).to_bytes(4, "big"),
             self._seed, b"LDK PRNG Seed",
@@ -368,7 +382,7 @@ class KeysManager:
 
     def _derive_channel_keys(self, channel_value_satoshis: int, channel_keys_id: bytes) -> InMemorySigner:
         child = (int.from_bytes(channel_keys_id[:8], "big") & 0xFFFFFFFF) % (1 << 31)
-        child_key = self._channel_master_key.derive([child + 0x80000000]).key.secret
+        child_key = _channel_child_secret(self._seed, child)
         seed = _sha256(channel_keys_id, self._seed, child_key)
         commitment_seed = _sha256(seed, b"commitment seed")
         keys = [commitment_seed]

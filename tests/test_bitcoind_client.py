@@ -268,4 +268,6 @@ def test_wallet_keys_are_bip84_keys_of_the_seed():
     account = HDKey.from_seed(seed).derive("m/84h/1h/0h")
     for branch, index in ((0, 0), (0, 1), (0, 49), (1, 0), (1, 7)):
         key = account.derive([branch, index])
-        assert _derive(seed, 1, branch, index) == (key.key.secret, key.get_public_key().sec())
+        secret, public, script = _derive(seed, 1, branch, index)
+        assert (secret, public) == (key.key.secret, key.get_public_key().sec())
+        assert script == ScriptBuf.new_p2wpkh(public)

@@ -296,3 +296,27 @@ def test_a_channel_static_output_to_another_script_is_spent_on_the_simulators_wo
     tx = km.spend_spendable_outputs([desc], [], WALLET, 253, None)
     assert tx.input[0].witness[1] == b""
     chain.broadcast(tx)
+
+
+def test_keys_follow_ldks_bip32_paths_whether_derived_now_or_remembered():
+    """LDK's KeysManager: node secret at m/0', sweep key at m/1', shutdown key at m/2', each channel's keys from
+    m/3'/child'. The kit derives them once per seed, so a second node from the same seed must get the same."""
+    from embit.bip32 import HDKey
+
+    seed = bytes(range(32))
+    master = HDKey.from_seed(seed)
+    expected = [master.derive(f"m/{i}h").key for i in range(3)]
+    for _ in range(2):  # (the second node from the seed is built from what the first derived)
+        keys = KeysManager(seed, 1, 2)
+        assert keys.get_node_secret_key() == expected[0].secret
+        assert keys.get_node_id() == PublicKey(expected[0].get_public_key().sec())
+        assert keys.get_destination_script() == ScriptBuf.new_p2wpkh(expected[1].get_public_key().sec())
+        assert keys.get_shutdown_scriptpubkey() == ScriptBuf.new_p2wpkh(expected[2].get_public_key().sec())
+        keys_id = keys.generate_channel_keys_id(True, 100_000, 7)
+        child = (int.from_bytes(keys_id[:8], "big") & 0xFFFFFFFF) % (1 << 31)
+        child_key = master.derive(f"m/3h/{child}h").key.secret
+        seed_of_channel = hashlib.sha256(keys_id + seed + child_key).digest()
+        commitment_seed = hashlib.sha256(seed_of_channel + b"commitment seed").digest()
+        funding_key = hashlib.sha256(seed_of_channel + commitment_seed + b"funding key").digest()
+        signer = keys.derive_channel_keys(100_000, keys_id)
+        assert signer.funding_pubkey == PublicKey(Point.from_secret(funding_key).format())
