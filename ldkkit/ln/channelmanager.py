@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any, Optional
 
 from ..bitcoin import Transaction
@@ -61,7 +60,7 @@ from ..ln.outbound_payment import (
 )
 from ..logger import Logger
 from ..routing.router import Path, Route, RouteParameters
-from ..ser import Record, decode, encode
+from ..ser import Record, decode
 from ..types import (
     ChannelId,
     InterceptId,
@@ -72,7 +71,15 @@ from ..types import (
     PublicKey,
 )
 from ..wakers import Future
-from . import channel_close, channel_establishment, claimable_payments, forwarding, inbound_payment, onion_utils
+from . import (
+    channel_close,
+    channel_establishment,
+    channelmanager_persistence,
+    claimable_payments,
+    forwarding,
+    inbound_payment,
+    onion_utils,
+)
 from .channel_establishment import MAX_UNFUNDED_CHANNEL_PEERS
 from .claimable_payments import MPP_TIMEOUT_TICKS, ClaimableHTLC, ClaimablePayment
 from .forwarding import MIN_HTLC_RELAY_HOLDING_CELL_MILLIS, PERMANENT_CHANNEL_FAILURE, PendingFailBack, PendingForward
@@ -719,57 +726,15 @@ class ChannelManager:
     # --- persistence -----------------------------------------------------------------------------
 
     def encode(self) -> bytes:
-        """Mirrors ``ChannelManager::write``: channels, payments and the events LDK persists.
-
-        Channels that never got funded are left out, as LDK drops them on write.
-        """
+        """Mirrors ``ChannelManager::write`` (see :mod:`.channelmanager_persistence`)."""
         with self._lock:
-            outbound = self._pending_outbound_payments
-            state = {
-                "channels": tuple(c for c in self.channels.values() if c.is_funded() or c.phase is ChannelPhase.Closed),
-                "events": tuple(e for e in self._events.pending() if type(e).persisted),
-                "inbound_payments": tuple(self.inbound_payments.values()),
-                "claimable": tuple(self.claimable.values()),
-                "pending_outbound": tuple(outbound.pending_outbound_payments.values()),
-                "route_params": tuple(outbound.route_params.items()),
-                "payment_paths": tuple((k, tuple(v)) for k, v in outbound.payment_paths.items()),
-                "forward_htlcs": tuple(self.forward_htlcs),
-                "fail_backs": tuple(self.fail_backs),
-                # LDK's pending_intercepted_htlcs (a released one is back in forward_htlcs, to go out).
-                "intercepted": tuple(self.intercepted.items()),
-                "released_intercepts": tuple(self._released_intercepts),
-                "intercept_scids": tuple(sorted(self.intercept_scids)),
-                "best_block_height": self.best_block_height,
-            }
-            return encode(state)
+            return channelmanager_persistence.write(self)
 
     def restore(self, data: bytes) -> None:
         """Load what :meth:`encode` wrote into this freshly built manager (``ChannelManager::read``)."""
         state = decode(data, dict)
         with self._lock:
-            self.channels = {c.channel_id: c for c in state["channels"]}
-            self._events.replace(list(state["events"]))
-            self.inbound_payments = {p.payment_hash: p for p in state["inbound_payments"]}
-            self.claimable = {c.payment_hash: c for c in state["claimable"]}
-            outbound = self._pending_outbound_payments
-            outbound.pending_outbound_payments = {p.payment_id: p for p in state["pending_outbound"]}
-            outbound.route_params = dict(state["route_params"])
-            outbound.payment_paths = {k: list(v) for k, v in state["payment_paths"]}
-            self.forward_htlcs = list(state["forward_htlcs"])
-            self.fail_backs = list(state["fail_backs"])
-            self.intercepted = dict(state["intercepted"])
-            self._released_intercepts = list(state["released_intercepts"])
-            self.intercept_scids = set(state["intercept_scids"])
-            self.best_block_height = state["best_block_height"]
-            # ChannelManager::read: with HTLCs still to forward or fail back, a PendingHTLCsForwardable with
-            # time_forwardable 2 s follows the persisted events (it was dropped, or never acted on).
-            if self.forward_htlcs or self.fail_backs or self._released_intercepts:
-                self._pending_forwardable_event = True
-                self._queue_event(Event.PendingHTLCsForwardable(timedelta(seconds=2)))
-            for chan in self.channels.values():
-                if chan.is_funded():
-                    self.chain_monitor.watch_channel(chan)
-            self._changed()
+            channelmanager_persistence.read(self, state)
 
     # --- messages ------------------------------------------------------------------------------------
 
