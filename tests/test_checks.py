@@ -314,18 +314,24 @@ def test_a_spawned_task_that_sleeps_or_spins_is_caught_too(monkeypatch):
     assert _no_check_threads_left()
 
 
-def test_a_handler_waiting_on_the_simulations_clock_is_not_taken_for_a_hang(monkeypatch):
-    """Only running time counts toward the hang limit: an await on the simulation's clock is not running."""
-    import asyncio
-
+def slow_story(monkeypatch) -> None:
+    """The hang limit at half a second, and a check's story that sleeps a second of wall time at each payment:
+    a handler (or a task) waiting on the simulation's clock meanwhile must not be taken for stuck."""
     monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", 0.5)
     real_pay = exercises.open_channel_request.Stage.pay
 
-    def slow_pay(self, *args, **kwargs):  # the check's story takes a while in wall time...
+    def slow_pay(self, *args, **kwargs):
         time.sleep(1.0)
         return real_pay(self, *args, **kwargs)
 
     monkeypatch.setattr(exercises.open_channel_request.Stage, "pay", slow_pay)
+
+
+def test_a_handler_waiting_on_the_simulations_clock_is_not_taken_for_a_hang(monkeypatch):
+    """Only running time counts toward the hang limit: an await on the simulation's clock is not running."""
+    import asyncio
+
+    slow_story(monkeypatch)
 
     async def waits(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
                     peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):

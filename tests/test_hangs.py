@@ -8,25 +8,11 @@ import contextvars
 import threading
 
 import pytest
+from test_checks import _lines, policy, slow_story
 
 from ldkkit import reference
 from ldkkit.events import Event, ReplayEvent
 from ldkkit.exercises import ExerciseFailed, check, common
-
-
-def _lines(failure: BaseException) -> list[str]:
-    return [line.strip() for line in str(failure).splitlines()]
-
-
-def policy(cm, keys, event) -> None:
-    """The workshop's policy for OpenChannelRequest: accept over 5,000,000 sats, reject the rest."""
-    if event.funding_satoshis > 5_000_000:
-        uid = int.from_bytes(keys.get_secure_random_bytes()[:16], "big")
-        cm.accept_inbound_channel(temporary_channel_id=event.temporary_channel_id,
-                                  counterparty_node_id=event.counterparty_node_id, user_channel_id=uid)
-    else:
-        cm.force_close_without_broadcasting_txn(event.temporary_channel_id, event.counterparty_node_id,
-                                                error_message="too small")
 
 
 def opening_async(decide):
@@ -196,18 +182,7 @@ def test_a_task_your_handler_cancels_is_cancelled_where_it_paused():
 def test_a_task_waiting_on_the_simulations_clock_is_not_taken_for_a_hang(monkeypatch):
     """Only a task's running time counts toward the limit, step by step: a task that paused long ago, while the
     story goes on for longer than the limit in wall time, is not running."""
-    from ldkkit import exercises
-
-    monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", 0.5)
-    real_pay = exercises.open_channel_request.Stage.pay
-
-    def slow_pay(self, *args, **kwargs):  # the check's story takes a while in wall time...
-        import time
-
-        time.sleep(1.0)
-        return real_pay(self, *args, **kwargs)
-
-    monkeypatch.setattr(exercises.open_channel_request.Stage, "pay", slow_pay)
+    slow_story(monkeypatch)
 
     async def waits():
         await asyncio.sleep(3600)  # ...while this task waits on the simulation's clock, not running

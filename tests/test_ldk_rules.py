@@ -1248,6 +1248,17 @@ def _intercepting_world(seed: int, accept: bool = True):
     return world, Stage(world, world.add_node("learner", handler=lsp, config=config)), intercepts
 
 
+def _released(stage: Stage, intercepts: list, amount_of) -> tuple:
+    """Pay through an intercept scid, then release the intercepted HTLC onto the learner's channel with carol
+    for ``amount_of(that channel)`` msat. Returns (alice, carol, fake_scid, the channel with carol)."""
+    alice, carol, fake_scid, _ = pay_through_an_intercept_scid(stage)
+    (intercepted,) = intercepts
+    out = stage.channel_between(stage.me, carol)
+    stage.me.channel_manager.forward_intercepted_htlc(intercepted.intercept_id, out.channel_id, carol.node_id,
+                                                      amount_of(out))
+    return alice, carol, fake_scid, out
+
+
 def test_without_accept_intercept_htlcs_an_intercept_scid_is_an_unknown_next_hop():
     """``can_forward_htlc``: a scid from ``get_intercept_scid`` is intercepted only when ``accept_intercept_htlcs``
     is set; otherwise it is a channel we do not know: ``HTLCHandlingFailed`` with ``UnknownNextHop`` (the scid)."""
@@ -1327,11 +1338,7 @@ def test_an_intercepted_htlc_whose_next_channel_closed_before_processing_fails_b
     world, stage, intercepts = _intercepting_world(49)
     with world:
         me = stage.me
-        alice, carol, fake_scid, _ = pay_through_an_intercept_scid(stage)
-        (intercepted,) = intercepts
-        out = stage.channel_between(me, carol)
-        me.channel_manager.forward_intercepted_htlc(intercepted.intercept_id, out.channel_id, carol.node_id,
-                                                    10_000_000)
+        alice, carol, fake_scid, out = _released(stage, intercepts, lambda out: 10_000_000)
         me.channel_manager.force_close_broadcasting_latest_txn(out.channel_id, carol.node_id, "gone")
         stage.settle()
         into = stage.channel_between(me, alice)
@@ -1348,12 +1355,7 @@ def test_an_intercepted_htlc_released_for_more_than_the_next_channel_can_carry_f
     world, stage, intercepts = _intercepting_world(50)
     with world:
         me = stage.me
-        alice, carol, fake_scid, _ = pay_through_an_intercept_scid(stage)
-        (intercepted,) = intercepts
-        out = stage.channel_between(me, carol)
-        cm = me.channel_manager
-        cm.forward_intercepted_htlc(intercepted.intercept_id, out.channel_id, carol.node_id,
-                                    out.next_outbound_htlc_limit_msat + 1)
+        alice, carol, fake_scid, out = _released(stage, intercepts, lambda out: out.next_outbound_htlc_limit_msat + 1)
         stage.settle()
         into = stage.channel_between(me, alice)
         failed = [e for e in me.events_seen if isinstance(e, Event.HTLCHandlingFailed)]
@@ -1503,13 +1505,8 @@ def test_an_intercepted_htlc_released_for_exactly_what_the_next_channel_can_carr
     for exactly that, the HTLC is offered on the next processing, nothing failed back."""
     world, stage, intercepts = _intercepting_world(51)
     with world:
-        me = stage.me
-        alice, carol, _, _ = pay_through_an_intercept_scid(stage)
-        (intercepted,) = intercepts
-        out = stage.channel_between(me, carol)
-        cm = me.channel_manager
-        cm.forward_intercepted_htlc(intercepted.intercept_id, out.channel_id, carol.node_id,
-                                    out.next_outbound_htlc_limit_msat)
+        cm = stage.me.channel_manager
+        _, _, _, out = _released(stage, intercepts, lambda out: out.next_outbound_htlc_limit_msat)
         cm.process_pending_htlc_forwards()
         offered = [h.amount_msat for h in cm.channels[out.channel_id].pending_outbound_htlcs.values()]
         failed = [e for e in cm.pending_events() if isinstance(e, Event.HTLCHandlingFailed)]
