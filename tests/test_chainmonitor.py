@@ -35,14 +35,17 @@ def ignore_bumps(channel_manager: Any, *args: Any) -> Any:
     return reference.ldk_sample_handle_ldk_events(channel_manager, *args)
 
 
-def force_close_with_an_htlc(world: World, handler: Any) -> tuple[Stage, Any]:
-    """The learner's node force-closes its channel to carol while its payment to her is stuck on it."""
+def force_close_with_an_htlc(world: World, handler: Any, urgent_feerate: int | None = None) -> tuple[Stage, Any]:
+    """The learner's node force-closes its channel to carol while its payment to her is stuck on it (with the
+    urgent fee estimate at ``urgent_feerate`` first, if given)."""
     me = world.add_node("learner", handler=handler)
     stage = Stage(world, me)
     carol = stage.peer("carol", handler=vanish_when_paid)
     stage.open(carol, me, 6_000_000, push_msat=3_000_000_000)
     stage.pay(me, stage.invoice(carol, 100_000_000))
     channel = stage.channel_between(me, carol)
+    if urgent_feerate is not None:
+        me.bitcoind_client.set_fee_estimate(ConfirmationTarget.UrgentOnChainSweep, urgent_feerate)
     me.channel_manager.force_close_broadcasting_latest_txn(channel.channel_id, carol.node_id, "going away")
     stage.settle()
     return stage, channel
@@ -262,6 +265,38 @@ def ignore_htlc_resolutions(channel_manager: Any, *args: Any) -> Any:
     if isinstance(event, Event.BumpTransaction) and isinstance(event.bump_event, BumpTransactionEvent.HTLCResolution):
         return None
     return reference.ldk_sample_handle_ldk_events(channel_manager, *args)
+
+
+def test_every_rebroadcast_sends_a_claim_again_and_writes_its_monitor_only_when_the_claim_changed():
+    """ChainMonitor::rebroadcast_pending_claims, every 30 s: a commitment that already pays the target is broadcast
+    again each time; the monitor is written again only when a claim's feerate moved (a higher estimate)."""
+    with World(seed=15) as world:
+        stage, _ = force_close_with_an_htlc(world, ignore_bumps, urgent_feerate=253)  # the commitment pays enough
+        me = stage.me
+        (monitor,) = me.chain_monitor.monitors.values()
+        commitment = monitor.holder_commitment_tx.compute_txid()
+        sent: list[list[Any]] = []
+        written: list[str] = []
+        broadcast, write = me.bitcoind_client.broadcast_transactions, me.fs_store.write
+
+        def sending(txs: list[Any]) -> None:
+            sent.append([t.compute_txid() for t in txs])
+            broadcast(txs)
+
+        def writing(namespace: str, sub: str, key: str, data: bytes) -> None:
+            if namespace == CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE:
+                written.append(key)
+            write(namespace, sub, key, data)
+
+        me.bitcoind_client.broadcast_transactions, me.fs_store.write = sending, writing
+        world.advance(61)
+        assert sent == [[commitment], [commitment]] and written == []  # made again as it was: nothing to write
+        me.bitcoind_client.set_fee_estimate(ConfirmationTarget.UrgentOnChainSweep, 20_000)
+        world.advance(30)
+        assert written == [monitor.storage_key()]  # the claim now asks 20,000 sat/kW of the handler: written
+        assert sent == [[commitment], [commitment]]  # (and no longer broadcast by the monitor)
+        world.advance(30)
+        assert written == [monitor.storage_key()]
 
 
 def test_an_unconfirmed_htlc_claim_is_bumped_on_ldks_timer_not_on_every_rebroadcast():
