@@ -9,6 +9,8 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ldkkit import background_processor as bp_module
 from ldkkit import scenarios
@@ -17,7 +19,7 @@ from ldkkit.errors import RetryableSendFailure
 from ldkkit.events import Event, ReplayEvent
 from ldkkit.events.queue import EventHandlerError
 from ldkkit.ln.outbound_payment import RecipientOnionFields, Retry
-from ldkkit.reference import handle_ldk_events
+from ldkkit.reference import handle_ldk_events, ldk_sample_handle_ldk_events
 from ldkkit.routing.router import PaymentParameters, RouteParameters
 from ldkkit.scenarios import Stage
 from ldkkit.sim.world import World
@@ -57,6 +59,96 @@ def test_timers_over_two_simulated_hours_match_ldks_schedule(world, form):
         assert dict(counts) == TWO_HOURS and pings == TWO_HOURS["ping"]
     else:
         assert pings == TWO_HOURS_ASYNC_PINGS
+
+
+@pytest.mark.parametrize("pings_only_count", [True, False])
+def test_a_sleeping_processor_counts_pings_without_stopping_the_clock_for_each(world, monkeypatch, pings_only_count):
+    """A ping only counts (the simulation's peers always answer): while the processor sleeps, the runtime counts
+    the pings due before anything else happens without stopping at each (the world's own timers, every 30 s, are
+    the next thing here). A ping tick that does more is run at its time, as LDK's loop wakes for each."""
+    stops: list[int] = []
+    quiet_tick = bp_module._RunBody.quiet_tick
+
+    def watched(body, now_us, until_us):
+        stops.append(now_us)
+        return quiet_tick(body, now_us, until_us)
+
+    monkeypatch.setattr(bp_module._RunBody, "quiet_tick", watched)
+    node = world.add_node("learner", handler=handle_ldk_events)
+    if not pings_only_count:
+        _pinging_as_ldks_loop(node)
+    with run_processor(node) as processor:
+        world.advance(7200)
+        counts = processor.timer_counts
+    assert dict(counts) == TWO_HOURS
+    if pings_only_count:
+        assert len(stops) < TWO_HOURS["ping"]
+    else:
+        assert len(stops) >= TWO_HOURS["ping"]
+
+
+def test_pings_counted_while_asleep_never_run_ahead_of_the_clock(world):
+    """The thread form pings at 11 s, 22 s, 33 s (whole seconds, ``>``); at 31 s the rebroadcast stops the clock
+    and the pings after it are counted without stopping, but only those the clock will reach: an advance that
+    ends 11 µs before the third (the runtime's rounding slack, 10 µs, still short of it) leaves it for later."""
+    node = world.add_node("learner", handler=handle_ldk_events)
+    before = node.peer_manager.timer_ticks
+    with run_processor(node):
+        world.advance(33 - 0.000_011)
+        assert node.peer_manager.timer_ticks - before == 2
+        world.advance(0.000_011)
+        assert node.peer_manager.timer_ticks - before == 3
+
+
+def _pinging_as_ldks_loop(node) -> None:
+    """A ping tick that counts as the kit's does, but is not marked as only counting: the processor then stops
+    the clock for each ping, as LDK's loop wakes for each."""
+    peer_manager = node.peer_manager
+
+    def tick() -> None:
+        peer_manager.timer_ticks += 1
+
+    peer_manager.timer_tick_occurred = tick
+
+
+@given(form=st.sampled_from(["thread", "async"]), steps=st.lists(st.one_of(
+    st.tuples(st.just("advance"), st.integers(1, 40_000).map(lambda tenths: tenths / 10)),
+    st.tuples(st.just("mine"), st.integers(1, 2)),
+    st.tuples(st.just("pay"), st.integers(1_000, 50_000_000)),
+), min_size=1, max_size=5))
+def test_pings_counted_while_the_processor_sleeps_are_those_it_would_wake_for(form, steps):
+    """With bob's world-driven timers and payments waking the processor at any moment, the counted pings are, at
+    every pause, those of a processor that stops the clock for each: as many, the last at the same time."""
+    runs = []
+    for count_only in (True, False):
+        world = World(seed=23)
+        me = world.add_node("learner", handler=ldk_sample_handle_ldk_events)
+        stage = Stage(world, me)
+        bob = stage.peer("bob")
+        stage.open(bob, me, 5_000_000, push_msat=2_000_000_000)
+        if not count_only:
+            _pinging_as_ldks_loop(me)
+        runs.append((world, stage, bob, run_processor(me, form)))
+    seen: list[list[object]] = [[], []]
+    try:
+        for i, (_, _, _, processing) in enumerate(runs):
+            seen[i].append(processing.__enter__())
+        for step, value in steps:
+            for i, (world, stage, bob, _) in enumerate(runs):
+                if step == "advance":
+                    world.advance(value)
+                elif step == "mine":
+                    stage.mine(value)
+                else:
+                    stage.pay(bob, stage.invoice(stage.me, value))
+                processor = seen[i][0]
+                timers = {n: t.last_us for n, t in processor._state.body.timers.items()} if form == "thread" else {}
+                seen[i].append((stage.me.peer_manager.timer_ticks, timers))
+    finally:
+        for world, _, _, processing in runs:
+            processing.__exit__(None, None, None)
+            world.close()
+    assert seen[0][1:] == seen[1][1:]
 
 
 @pytest.mark.parametrize("form, expected", [("thread", [61, 61 + 3601]), ("async", [60, 60 + 3600])])

@@ -92,3 +92,6 @@ class PeerManager:
     def timer_tick_occurred(self) -> None:
         """Mirrors ``PeerManager::timer_tick_occurred``: pings; the simulation only counts them."""
         self.timer_ticks += 1
+
+    #: It only counts, whenever it is called: a sleeping background processor need not stop the clock for it.
+    timer_tick_occurred.only_counts = True  # type: ignore[attr-defined]

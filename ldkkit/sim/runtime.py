@@ -100,8 +100,9 @@ class Participant:
         self.deadline_us: int | None = None
         self.wake_pending = False  # set by wake-up callbacks, for waiters that check it
         #: Work the runtime may do for it while it sleeps, when its deadline comes (its quiet timers):
-        #: called with the time, it returns its next deadline, or None to be woken as usual.
-        self.on_deadline: Callable[[int], int | None] | None = None
+        #: called with the time and the moment before which nothing else happens in the world, it returns
+        #: its next deadline, or None to be woken as usual.
+        self.on_deadline: Callable[[int, int], int | None] | None = None
         self.ticking = False  # the runtime is doing that work: it stays asleep until that is over
         #: Set when its processor is asked to stop: a wait on the world must not outlive that.
         self.stopping = False
@@ -254,11 +255,12 @@ class Runtime:
     def _tick(self, p: Participant, now_us: int, horizon_us: int | None) -> bool:
         """Do ``p``'s deadline work while it sleeps, and its next ones before ``horizon_us`` (nothing else is due
         until then, so the clock may go straight there); False if it must wake up after all."""
+        until_us = self.allowed_until_us + _ROUNDING_SLACK_US + 1  # (time may not pass it: advance's end)
+        if horizon_us is not None:
+            until_us = min(until_us, horizon_us)
         while True:
-            later = p.on_deadline(now_us)  # type: ignore[misc]
-            if later is None or later <= now_us or later > self.allowed_until_us + _ROUNDING_SLACK_US:
-                break
-            if (horizon_us is not None and later >= horizon_us) or not p.idle:  # something else comes first
+            later = p.on_deadline(now_us, until_us)  # type: ignore[misc]
+            if later is None or later <= now_us or later >= until_us or not p.idle:  # something else comes first
                 break
             self.clock._now_us = now_us = later
         with self.cond:
