@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Where a check's time goes: what the simulation does for it, counted.
+
+A check is made of scenario plays; the capstone plays every scenario of the library under the
+background processor's thread form, after the earlier workbooks' own plays. This plays the library
+once that way (the reference handler, the capstone's seed) and counts what was simulated, then does
+the same for payments on the 3-node line of ``bench/payments.py`` (per payment). Counts do not depend on the
+machine, so they say where the CPU time goes even on a noisy one: the Lightning work (events,
+messages, commitment updates) is small next to the timers LDK runs between blocks, since the
+world's blocks come ten simulated minutes apart. Prints one ``name value unit`` line per figure,
+with the scenarios' CPU time in the same run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import payments  # noqa: E402  (bench/payments.py: its 3-node line)
+
+from ldkkit import background_processor, reference, scenarios  # noqa: E402
+from ldkkit.chain.chainmonitor import ChainMonitor  # noqa: E402
+from ldkkit.events.queue import EventQueue  # noqa: E402
+from ldkkit.exercises.capstone import REFERENCE_SEED  # noqa: E402
+from ldkkit.ln.channelmanager import ChannelManager  # noqa: E402
+from ldkkit.sim.chain import Chain  # noqa: E402
+from ldkkit.sim.world import BLOCK_INTERVAL_S, World  # noqa: E402
+
+COUNTED = {  # what is counted: the kit's function, and the figure's name and unit
+    (World, "__init__"): ("worlds", "worlds"),
+    (Chain, "_mine_block"): ("blocks", "blocks"),
+    (EventQueue, "push"): ("events", "events"),
+    (World, "_deliver"): ("messages", "messages"),
+    (ChainMonitor, "channel_updated"): ("monitor_updates", "updates"),
+    (ChannelManager, "timer_tick_occurred"): ("channel_manager_ticks", "calls"),
+    (ChainMonitor, "rebroadcast_pending_claims"): ("claim_rebroadcasts", "calls"),
+    (background_processor._RunBody, "quiet_tick"): ("processor_stops_asleep", "stops"),
+    (background_processor._RunBody, "_fire"): ("processor_timer_firings", "firings"),
+}
+
+
+def counting(work: Callable[[], Any]) -> tuple[Counter[str], float]:
+    """Run ``work`` with each counted function counting its calls; the counts and the CPU seconds."""
+    counts: Counter[str] = Counter()
+    originals = {key: getattr(*key) for key in COUNTED}
+
+    def counter(original: Callable[..., Any], name: str) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            counts[name] += 1
+            return original(*args, **kwargs)
+        return counted
+
+    for (owner, attribute), (name, _) in COUNTED.items():
+        setattr(owner, attribute, counter(originals[owner, attribute], name))
+    try:
+        started = time.process_time()
+        work()
+        return counts, time.process_time() - started
+    finally:
+        for (owner, attribute), original in originals.items():
+            setattr(owner, attribute, original)
+
+
+def every_scenario() -> None:
+    for name in scenarios.names():
+        scenarios.run(name, reference.handle_ldk_events, seed=REFERENCE_SEED, processor="thread")
+
+
+
+
+def main() -> None:
+    every_scenario()  # imports and caches first, as in a kernel that has run a check before
+    counts, cpu_s = counting(every_scenario)
+    print(f"scenarios_played {len(scenarios.names())} scenarios")
+    for name, unit in COUNTED.values():
+        print(f"scenarios_{name} {counts[name]} {unit}")
+    print(f"scenarios_cpu {cpu_s * 1000:.0f} ms")
+    print(f"scenarios_simulated_time {counts['blocks'] * BLOCK_INTERVAL_S / 3600:.0f} hours")
+    timer_calls = counts["channel_manager_ticks"] + counts["claim_rebroadcasts"] + counts["processor_stops_asleep"]
+    print(f"scenarios_timer_calls_per_event {timer_calls / counts['events']:.0f} calls")
+    n, measured = 300, {}
+    pay_many = payments.pay_many
+
+    def counted_pay_many(*args: Any) -> tuple[int, float]:  # (the channels' opening is left out, as the bench does)
+        measured["counts"], _ = counting(lambda: measured.setdefault("result", pay_many(*args)))
+        return measured["result"]
+
+    payments.pay_many = counted_pay_many
+    payments.line(n)
+    for name, unit in COUNTED.values():  # (no block, no timer: a payment takes under a simulated second)
+        if measured["counts"][name]:
+            print(f"line_{name}_per_payment {measured['counts'][name] / n:.1f} {unit}")
+
+
+if __name__ == "__main__":
+    main()
