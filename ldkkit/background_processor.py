@@ -180,6 +180,9 @@ class _RunBody:
         self.runtime = getattr(channel_manager, "runtime", None)
         self.timer_counts: Counter[str] = Counter()
         self.events_handled = 0
+        #: How an async handler's (timed) coroutine is run: None to hand it back, for the caller to await
+        #: (the async form); the thread form runs it to the end on the world's runtime.
+        self.run_awaitable: Optional[Callable[[Awaitable[Any]], Any]] = None
         now = self.clock.now_us()
         self.timers = {
             name: _Timer(interval, now, whole_seconds) for name, interval in (
@@ -191,33 +194,44 @@ class _RunBody:
                                "ping": peer_manager.timer_tick_occurred,
                                "rebroadcast": chain_monitor.rebroadcast_pending_claims}
 
-    # The decorated handler: LDK's own updates first, then yours.
     def decorated(self, event: Event) -> Any:
+        """Mirrors the ``event_handler`` closure of ``BackgroundProcessor::start`` (``async_event_handler`` in
+        ``process_events_async``): LDK's own updates first, then your handler, timed for the slow-handler warning.
+
+        It runs once per event, so the usual case (a plain handler, an event LDK leaves to you) is kept to the
+        call of your handler between two clock readings."""
         if type(event) in _LDK_HANDLES_FIRST:
-            if self.network_graph is not None:
-                handle_network_graph_update(self.network_graph, event)
-            now = self.fetch_time()
-            if self.scorer is not None and now is not None and update_scorer(self.scorer, event, now):
-                self._persist_logged(SCORER_PERSISTENCE_KEY, self.scorer)
+            self._learn_from(event)
         started = time.perf_counter()
         result = self.user_handler(event)
         if result is not None and inspect.isawaitable(result):
-            return self._timed(result, event, started)
-        self._warn_if_slow(event, started)
+            timed = self._timed(result, event, started)
+            return timed if self.run_awaitable is None else self.run_awaitable(timed)
+        elapsed = time.perf_counter() - started
+        if elapsed > SLOW_HANDLER_WARNING_S:
+            self._warn_slow(event, elapsed)
         self.events_handled += 1
         return result
+
+    def _learn_from(self, event: Event) -> None:
+        """LDK's updates before your handler sees a path or probe event: the graph, then the scorer."""
+        if self.network_graph is not None:
+            handle_network_graph_update(self.network_graph, event)
+        now = self.fetch_time()
+        if self.scorer is not None and now is not None and update_scorer(self.scorer, event, now):
+            self._persist_logged(SCORER_PERSISTENCE_KEY, self.scorer)
 
     async def _timed(self, awaitable: Awaitable[Any], event: Event, started: float) -> Any:
         result = await awaitable
-        self._warn_if_slow(event, started)
+        elapsed = time.perf_counter() - started
+        if elapsed > SLOW_HANDLER_WARNING_S:
+            self._warn_slow(event, elapsed)
         self.events_handled += 1
         return result
 
-    def _warn_if_slow(self, event: Event, started: float) -> None:
-        elapsed = time.perf_counter() - started
-        if elapsed > SLOW_HANDLER_WARNING_S:
-            self.logger.warn(_MODULE, f"The event handler took {elapsed:.1f} s on {type(event).__qualname__}; "
-                                      "nothing else was processed meanwhile")
+    def _warn_slow(self, event: Event, elapsed: float) -> None:
+        self.logger.warn(_MODULE, f"The event handler took {elapsed:.1f} s on {type(event).__qualname__}; "
+                                  "nothing else was processed meanwhile")
 
     def startup(self) -> None:
         self.channel_manager.timer_tick_occurred()
@@ -384,6 +398,7 @@ class _ThreadState:
         if body.runtime is not None:
             self.participant = body.runtime.join(f"the BackgroundProcessor of {body.logger.name or 'a node'}")
             self.participant.on_deadline = body.quiet_tick
+        body.run_awaitable = self._run_async  # LDK's sync loop blocks on the handler: an async one is run through
 
     def run(self) -> None:
         body = self.body
@@ -393,8 +408,8 @@ class _ThreadState:
                 body.startup()
             while True:
                 with turn():
-                    body.channel_manager.process_pending_events(self._sync_handler)
-                    body.chain_monitor.process_pending_events(self._sync_handler)
+                    body.channel_manager.process_pending_events(body.decorated)
+                    body.chain_monitor.process_pending_events(body.decorated)
                     body.peer_manager.process_events()
                 if self.stop_flag.is_set():
                     break
@@ -415,12 +430,6 @@ class _ThreadState:
         finally:
             if self.participant is not None:
                 body.runtime.leave(self.participant)
-
-    def _sync_handler(self, event: Event) -> Any:
-        result = self.body.decorated(event)
-        if result is not None and inspect.isawaitable(result):
-            return self._run_async(result)
-        return result
 
     def _run_async(self, awaitable: Awaitable[Any]) -> Any:
         """Run an async handler on the world's runtime (ldk-sample's tokio), waiting idle meanwhile."""

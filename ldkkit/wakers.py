@@ -64,6 +64,12 @@ class Notifier:
     def notify(self) -> None:
         """Complete the current future. As in LDK, a notification that a callback receives is delivered;
         one that nobody receives (no callback waiting) is remembered, so the next future completes at once."""
+        if self._pending:
+            # Already remembered (and then no future waits: get_future takes the flag with the future), so this
+            # one changes nothing: skip the lock, as a burst of queued events notifies once per batch. Read
+            # without the lock: the caller's work came first, so a get_future that takes the flag meanwhile
+            # is taken after that work, and whoever holds its future sees it.
+            return
         with self._cond:
             future = self._future
             if future is not None and not future.is_complete():

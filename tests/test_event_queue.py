@@ -183,3 +183,79 @@ def test_an_async_handler_given_to_plain_processing_inside_a_running_loop_runs_i
 
     assert asyncio.run(main()) == 1
     assert threads == ["ldkkit-async-handler"] * 2 and queue.pending() == [failed(2)]
+
+
+@pytest.mark.parametrize("form", ["plain", "async"])
+def test_the_observer_sees_each_event_just_before_the_handler_and_none_past_a_replay(form):
+    """The world's event log: what was handed over, in order, and nothing the handler was not given."""
+    queue = queue_of(failed(1), failed(2), failed(3))
+    order: list[tuple[str, Event]] = []
+    queue.observer = lambda event: order.append(("observed", event))
+
+    def handler(event):
+        order.append(("handled", event))
+        if event == failed(1):
+            queue.push(failed(4))  # a second round: observed too
+        return ReplayEvent() if event == failed(3) else None
+
+    async def handler_async(event):
+        return handler(event)
+
+    handled = queue.process(handler) if form == "plain" else asyncio.run(queue.process_async(handler_async))
+    assert handled == 2
+    assert order == [("observed", failed(1)), ("handled", failed(1)), ("observed", failed(2)),
+                     ("handled", failed(2)), ("observed", failed(3)), ("handled", failed(3))]
+    order.clear()
+    queue.process(lambda e: None) if form == "plain" else asyncio.run(queue.process_async(lambda e: None))
+    assert order == [("observed", failed(3)), ("observed", failed(4))]
+
+
+class _Untouchable:
+    """Stands in for a lock that must not be taken."""
+
+    def __enter__(self) -> None:
+        raise AssertionError("the lock was taken")
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_a_push_takes_no_lock():
+    """An append is atomic, and only adds at the end: what reorders the queue takes the lock, not a push."""
+    queue = queue_of(failed(1))
+    lock, queue._lock = queue._lock, _Untouchable()
+    queue.push(failed(2))
+    queue._lock = lock
+    assert queue.pending() == [failed(1), failed(2)] and queue.get_future().is_complete()
+
+
+def test_replace_refills_the_queues_own_list_so_no_push_lands_elsewhere():
+    queue = queue_of(failed(1))
+    own = queue._events  # a push appends to it without the lock: it must stay the queue's list
+    given = [failed(2), failed(3)]
+    queue.replace(given)
+    given.append(failed(9))  # the caller's list stays the caller's
+    queue.push(failed(4))
+    assert queue._events is own and queue.pending() == [failed(2), failed(3), failed(4)]
+
+
+def test_events_pushed_from_many_threads_while_processing_are_each_handled_once_in_each_threads_order():
+    queue = EventQueue("test")
+    producers, per_producer = 4, 500
+    handled: list[Event] = []
+
+    def produce(p: int) -> None:
+        for i in range(per_producer):
+            queue.push(Event.PaymentFailed(PaymentId(bytes([p]) * 30 + i.to_bytes(2, "big")), None, None))
+
+    threads = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads) or queue:
+        queue.process(handled.append)
+    for thread in threads:
+        thread.join()
+    assert len(handled) == producers * per_producer
+    for p in range(producers):
+        ids = [int.from_bytes(bytes(e.payment_id)[30:], "big") for e in handled if bytes(e.payment_id)[0] == p]
+        assert ids == list(range(per_producer))

@@ -40,3 +40,24 @@ def test_waiters_share_the_future_until_it_completes():
     late: list[str] = []
     first.register_callback_fn(lambda: late.append("late"))  # a completed future calls back at once
     assert late == ["late"]
+
+
+class _Untouchable:
+    """Stands in for a lock that must not be taken."""
+
+    def __enter__(self) -> None:
+        raise AssertionError("the lock was taken")
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_a_notification_while_one_is_kept_takes_no_lock_and_is_still_one():
+    """A burst of queued events: the first one's notification stands for the rest, at no cost."""
+    notifier = Notifier()
+    notifier.notify()
+    lock, notifier._cond = notifier._cond, _Untouchable()
+    notifier.notify()
+    notifier._cond = lock
+    assert notifier.get_future().is_complete()
+    assert not notifier.get_future().is_complete()

@@ -62,8 +62,10 @@ class EventQueue:
         self.on_change: Callable[[], None] | None = None
 
     def push(self, event: Event) -> None:
-        with self._lock:
-            self._events.append(event)
+        # No lock: list.append is atomic (Python's FAQ on thread safety; free-threaded builds lock each list),
+        # and an append only adds at the end. What reorders or swaps the list (push_replacing, replace, _drop)
+        # takes the lock and works on the list in place, so it never misses an event appended meanwhile.
+        self._events.append(event)
         if self.on_change is not None:
             self.on_change()
         self.notifier.notify()
@@ -89,7 +91,7 @@ class EventQueue:
 
     def replace(self, events: list[Event]) -> None:
         with self._lock:
-            self._events = list(events)
+            self._events[:] = events  # in place: a push never appends to a list no longer ours
 
     def __bool__(self) -> bool:
         return bool(self._events)
@@ -103,12 +105,13 @@ class EventQueue:
             if not mine:
                 return 0
             handled = 0
-            while batch := self.pending():
+            while batch := self.pending():  # all that is queued, under one lock; then whatever came meanwhile
+                observer = self.observer
                 done = 0
                 try:
                     for event in batch:
-                        if self.observer is not None:
-                            self.observer(event)
+                        if observer is not None:
+                            observer(event)
                         try:
                             result = handler(event)
                         except (KeyboardInterrupt, SystemExit):
@@ -133,11 +136,12 @@ class EventQueue:
                 return 0
             handled = 0
             while batch := self.pending():
+                observer = self.observer
                 done = 0
                 try:
                     for event in batch:
-                        if self.observer is not None:
-                            self.observer(event)
+                        if observer is not None:
+                            observer(event)
                         result = _call(handler, event)
                         if inspect.isawaitable(result):
                             try:

@@ -1,0 +1,39 @@
+"""The world's log of what each node's handler was given: ``(simulation seconds, block height, event)``.
+
+Checks and the dashboard read it, so each entry holds the time and the chain's height at the moment the
+handler got the event, on either clock.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ldkkit.sim.world import World
+
+
+@pytest.mark.parametrize("real_time", [False, True], ids=["virtual clock", "real clock"])
+def test_each_event_is_logged_with_the_time_and_height_at_which_the_handler_got_it(real_time):
+    with World(seed=5, real_time=real_time) as world:
+        given: list[tuple[float, int, object]] = []
+
+        def handler(*args):  # every request left unanswered: enough to get events at different moments
+            given.append((world.clock.now(), world.chain.height(), args[-1]))
+
+        node = world.add_node("learner", handler=handler)
+        bob = world.add_node("bob")
+        world.connect(bob, node)
+        for _ in range(2):
+            world.advance(0.05 if real_time else 7)
+            if not real_time:
+                world.mine(2)
+            bob.channel_manager.create_channel(node.node_id, 6_000_000, 0, 1, None, None)
+            world.run()
+        log = node.event_log
+        assert len(log) >= 2 and [(h, e) for _, h, e in log] == [(h, e) for _, h, e in given]
+        assert log[0][0] < log[-1][0] and log[0][1] == world.chain.height() - (0 if real_time else 2)
+        for (logged_s, _, _), (handled_s, _, _) in zip(log, given, strict=True):
+            assert type(logged_s) is float
+            if real_time:  # the real clock moves on between the log and the handler, which comes next
+                assert 0 < logged_s <= handled_s
+            else:
+                assert logged_s == handled_s
