@@ -35,18 +35,25 @@ def ignore_bumps(channel_manager: Any, *args: Any) -> Any:
     return reference.ldk_sample_handle_ldk_events(channel_manager, *args)
 
 
-def force_close_with_an_htlc(world: World, handler: Any, urgent_feerate: int | None = None) -> tuple[Stage, Any]:
+def force_close_with_an_htlc(
+    world: World, handler: Any, urgent_feerate: int | None = None, with_dave: bool = False,
+) -> tuple[Stage, Any]:
     """The learner's node force-closes its channel to carol while its payment to her is stuck on it (with the
-    urgent fee estimate at ``urgent_feerate`` first, if given)."""
+    urgent fee estimate at ``urgent_feerate`` first, if given; and its channel to dave, with no HTLC, too)."""
     me = world.add_node("learner", handler=handler)
     stage = Stage(world, me)
     carol = stage.peer("carol", handler=vanish_when_paid)
     stage.open(carol, me, 6_000_000, push_msat=3_000_000_000)
+    peers = [carol] + ([stage.peer("dave")] if with_dave else [])
+    if with_dave:
+        stage.open(peers[1], me, 2_000_000, push_msat=1_000_000_000)
     stage.pay(me, stage.invoice(carol, 100_000_000))
     channel = stage.channel_between(me, carol)
     if urgent_feerate is not None:
         me.bitcoind_client.set_fee_estimate(ConfirmationTarget.UrgentOnChainSweep, urgent_feerate)
-    me.channel_manager.force_close_broadcasting_latest_txn(channel.channel_id, carol.node_id, "going away")
+    for peer in peers:
+        closing = stage.channel_between(me, peer)
+        me.channel_manager.force_close_broadcasting_latest_txn(closing.channel_id, peer.node_id, "going away")
     stage.settle()
     return stage, channel
 
@@ -267,14 +274,15 @@ def ignore_htlc_resolutions(channel_manager: Any, *args: Any) -> Any:
     return reference.ldk_sample_handle_ldk_events(channel_manager, *args)
 
 
-def test_every_rebroadcast_sends_a_claim_again_and_writes_its_monitor_only_when_the_claim_changed():
+def test_every_rebroadcast_sends_the_claims_again_and_writes_a_monitor_only_when_its_claim_changed():
     """ChainMonitor::rebroadcast_pending_claims, every 30 s: a commitment that already pays the target is broadcast
-    again each time; the monitor is written again only when a claim's feerate moved (a higher estimate)."""
+    again each time, every channel's at once; a monitor is written again only when its claim's feerate moved (a
+    higher estimate)."""
     with World(seed=15) as world:
-        stage, _ = force_close_with_an_htlc(world, ignore_bumps, urgent_feerate=253)  # the commitment pays enough
+        stage, channel = force_close_with_an_htlc(world, ignore_bumps, urgent_feerate=253, with_dave=True)
         me = stage.me
-        (monitor,) = me.chain_monitor.monitors.values()
-        commitment = monitor.holder_commitment_tx.compute_txid()
+        monitors = me.chain_monitor.monitors
+        commitments = [m.holder_commitment_tx.compute_txid() for m in monitors.values()]
         sent: list[list[Any]] = []
         written: list[str] = []
         broadcast, write = me.bitcoind_client.broadcast_transactions, me.fs_store.write
@@ -290,13 +298,16 @@ def test_every_rebroadcast_sends_a_claim_again_and_writes_its_monitor_only_when_
 
         me.bitcoind_client.broadcast_transactions, me.fs_store.write = sending, writing
         world.advance(61)
-        assert sent == [[commitment], [commitment]] and written == []  # made again as it was: nothing to write
+        assert len(commitments) == 2 and sent == [commitments, commitments]
+        assert written == []  # made again as they were: nothing to write
         me.bitcoind_client.set_fee_estimate(ConfirmationTarget.UrgentOnChainSweep, 20_000)
         world.advance(30)
-        assert written == [monitor.storage_key()]  # the claim now asks 20,000 sat/kW of the handler: written
-        assert sent == [[commitment], [commitment]]  # (and no longer broadcast by the monitor)
+        carols = monitors[channel.channel_id]
+        assert written == [carols.storage_key()]  # her claim (an HTLC on it) now asks 20,000 sat/kW: written
+        dave_s = [t for t in commitments if t != carols.holder_commitment_tx.compute_txid()]
+        assert sent == [commitments, commitments, dave_s]  # (hers no longer broadcast by the monitor)
         world.advance(30)
-        assert written == [monitor.storage_key()]
+        assert written == [carols.storage_key()]
 
 
 def test_an_unconfirmed_htlc_claim_is_bumped_on_ldks_timer_not_on_every_rebroadcast():

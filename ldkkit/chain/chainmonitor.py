@@ -522,8 +522,8 @@ class ChainMonitor:
         at the higher of its last feerate and today's estimate; a fee-bump request comes to the handler again."""
         broadcasts: list[Transaction] = []
         with self._lock:
-            if not self._claim_events and not any(m.pending_claims for m in self.monitors.values()):
-                return  # nothing waits to confirm, as for most of a node's life (it is asked every 30 s)
+            if not any(m.pending_claims for m in self.monitors.values()):
+                return  # nothing waits to confirm, as for most of a node's life (a request is a pending claim's)
             for monitor in self.monitors.values():
                 before = [(c.feerate_previous, c.timer) for c in monitor.pending_claims]
                 for claim in monitor.pending_claims:
