@@ -361,6 +361,8 @@ def _search(
     A label is the heap entry itself, ``(cost, node, amount, cltv, hops, next node, next scid)``,
     kept in ``labels`` when its node is expanded: one tuple per relaxation, nothing else stored.
     Entries compare by (cost, node) only: a node is pushed again only at a strictly lower cost.
+    Nothing is pushed at or above the payer's best cost so far: the search stops before it
+    would pop, and what it would have pruned later is pruned by that cost too.
     """
     radj = view.adjacency(saturation, model.anti_probing)
     cost = [_INF] * node_count
@@ -405,7 +407,7 @@ def _search(
                 continue
             fee = fbase + a * prop // 1_000_000
             nd = d + fee + node_pen + anti
-            if nd >= cost[u]:
+            if nd >= cost[u] or nd >= best:
                 continue  # cannot win even before the liquidity penalty
             c = c0 + delta
             if c > max_cltv or fee > fee_room or (failed and scid in failed):
@@ -425,7 +427,7 @@ def _search(
                 if amount_pen > u64_max:
                     amount_pen = u64_max
                 nd += flat[i] + amount_pen // 2147483648
-            if nd < cost[u]:
+            if nd < cost[u] and nd < best:
                 cost[u] = nd
                 push(heap, (nd, u, a + fee, c, h1, v, scid))
     return None if first is None else _Found(best, first, labels)
