@@ -13,6 +13,7 @@ import math
 from datetime import timedelta
 from typing import Any, Optional
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_router import DEFAULT, T0, ZERO, K, first_hop
@@ -28,9 +29,11 @@ from ldkkit.routing.router import (
     RouteHop,
     RouteParameters,
     _find_path,
+    _historical_steps,
     _no_data_historical_steps,
     _no_data_neg_log,
     _no_data_steps,
+    _steps,
 )
 from ldkkit.routing.scoring import (
     ProbabilisticScorer,
@@ -38,6 +41,7 @@ from ldkkit.routing.scoring import (
     _combined_penalty_msat,
     success_probability,
 )
+from ldkkit.types import PublicKey
 
 U64_MAX = (1 << 64) - 1
 NODES = 6
@@ -167,13 +171,19 @@ def test_the_search_finds_exactly_the_route_a_plain_dijkstra_finds(specs, data):
     amount = data.draw(st.one_of(small, small, small, st.integers(1, 60_000_000), st.sampled_from(capacities),
                                  st.sampled_from(capacities).map(lambda c: c // 4)))
     failed = frozenset(data.draw(st.lists(st.integers(1, len(specs) + 1), max_size=2)))
-    kind = data.draw(st.sampled_from(["default", "zero", "live", "linear", "none", "flat"]))
-    score_params = {"zero": ZERO, "live": ProbabilisticScoringFeeParameters(liquidity_penalty_multiplier_msat=30_000),
-                    "linear": ProbabilisticScoringFeeParameters(linear_success_probability=True)}.get(kind, DEFAULT)
+    kind = data.draw(st.sampled_from(["default", "zero", "live", "linear", "flat only", "per msat only", "none",
+                                      "flat"]))
+    score_params = {
+        "zero": ZERO, "live": ProbabilisticScoringFeeParameters(liquidity_penalty_multiplier_msat=30_000),
+        "linear": ProbabilisticScoringFeeParameters(linear_success_probability=True),
+        "flat only": ProbabilisticScoringFeeParameters(historical_liquidity_penalty_amount_multiplier_msat=0),
+        "per msat only": ProbabilisticScoringFeeParameters(historical_liquidity_penalty_multiplier_msat=0),
+    }.get(kind, DEFAULT)
     scorer: Any = {"none": None, "flat": FlatScorer()}.get(kind, ProbabilisticScorer(None, g))
     if isinstance(scorer, ProbabilisticScorer):
         train(scorer, g, data)
-    final_cltv, max_total = data.draw(st.sampled_from([(18, 1008), (40, 200)]))
+    # Budgets of 40 and 46 blocks: routes whose deltas add up to exactly the budget come up.
+    final_cltv, max_total = data.draw(st.sampled_from([(18, 1008), (40, 200), (40, 80), (18, 64)]))
     rp = RouteParameters.from_payment_params_and_value(
         PaymentParameters(payee, final_cltv, max_total_cltv_expiry_delta=max_total, previously_failed_channels=tuple(
             sorted(failed))), amount)
@@ -187,7 +197,7 @@ def test_the_search_finds_exactly_the_route_a_plain_dijkstra_finds(specs, data):
     assert expected is not None
     got = [(h.pubkey, h.short_channel_id, h.fee_msat, h.cltv_expiry_delta) for h in path.hops]
     assert (got, cost) == expected
-    assert all(h.maybe_announced_channel for h in path.hops)
+    assert all(h.maybe_announced_channel and h.node_features == h.channel_features == b"" for h in path.hops)
 
 
 def test_a_first_hop_outside_the_graph_reaches_the_payee_through_the_search():
@@ -203,6 +213,72 @@ def test_a_first_hop_outside_the_graph_reaches_the_payee_through_the_search():
     assert cost == 1500
 
 
+def test_a_payment_of_a_whole_channel_is_priced_as_impossible_on_the_first_hop_and_further_on():
+    """Only with the saturation limit relaxed does a channel carry its whole capacity; the scorer then adds its
+    considered-impossible penalty and the worst historical one, and the search prices it the same."""
+    g = NetworkGraph(Network.Regtest)
+    capacities = (10_000, 1_000)  # sat: K0 - K1, K1 - K2
+    for scid, capacity in enumerate(capacities, start=1):
+        g.add_channel(scid, K[scid - 1], K[scid], capacity, T0)
+        for node in (K[scid - 1], K[scid]):
+            g.update_channel(scid, node, T0, True, 40, 1, capacity * 1000, 0, 0)
+    scorer = ProbabilisticScorer(None, g)
+    # Multipliers past a float's 53 bits, and odd ones: the worst penalty's arithmetic is exact.
+    huge = ProbabilisticScoringFeeParameters(historical_liquidity_penalty_multiplier_msat=2**60 + 1,
+                                             historical_liquidity_penalty_amount_multiplier_msat=3**20)
+    for score_params in (DEFAULT, huge):
+        for payee, amount, impossible in ((K[1], 10_000_000, True), (K[2], 1_000_000, True), (K[2], 500_000, False)):
+            rp = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(payee, 40), amount)
+            path, cost = _find_path(K[0], rp, g, None, None, scorer, score_params)
+            penalties = [scorer.channel_penalty_msat(scid, K[scid - 1], K[scid], amount, capacity * 1000, score_params)
+                         for scid, capacity in enumerate(capacities[:len(path.hops)], start=1)]
+            assert cost == sum(penalties) == reference_path(g, scorer, score_params, K[0], payee, amount, 40,
+                                                             rp.max_total_routing_fee_msat)[1]
+            assert type(cost) is int
+            if score_params is DEFAULT:  # (the huge multipliers price any amount above it)
+                assert (penalties[-1] >= score_params.considered_impossible_penalty_msat) == impossible
+
+
+def chain(length: int) -> tuple[NetworkGraph, list[PublicKey]]:
+    """Nodes 0 - 1 - ... - length in a line, every channel alike."""
+    keys = [PublicKey.from_secret_key((i + 100).to_bytes(32, "big")) for i in range(length + 1)]
+    g = NetworkGraph(Network.Regtest)
+    for scid in range(1, length + 1):
+        g.add_channel(scid, keys[scid - 1], keys[scid], 100_000, T0)
+        for node in (keys[scid - 1], keys[scid]):
+            g.update_channel(scid, node, T0, True, 6, 1, 100_000_000, 10, 0)
+    return g, keys
+
+
+def test_a_route_has_at_most_nineteen_hops():
+    """LDK's MAX_PATH_LENGTH_ESTIMATE: what a 1300-byte onion carries."""
+    for length in (MAX_PATH_LENGTH_ESTIMATE, MAX_PATH_LENGTH_ESTIMATE + 1):
+        g, keys = chain(length)
+        rp = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(keys[-1], 18), 1_000_000)
+        if length > MAX_PATH_LENGTH_ESTIMATE:
+            with pytest.raises(LightningError):
+                _find_path(keys[0], rp, g, None, None, None, ZERO)
+            continue
+        path, cost = _find_path(keys[0], rp, g, None, None, None, ZERO)
+        assert len(path.hops) == length and cost == path.fee_msat() == 10 * (length - 1)
+        assert [h.cltv_expiry_delta for h in path.hops] == [6] * (length - 1) + [18]
+
+
+def test_a_node_reached_again_more_cheaply_leaves_a_stale_entry_that_does_not_stop_the_search():
+    """A is first priced at 5,000 (its own channel to Q), then at 0 through B: its first entry, popped after A was
+    expanded, is skipped; the payer is reached only through D, at 6,000."""
+    a, b, d, payer, payee = K[1], K[2], K[3], K[0], K[5]
+    g = NetworkGraph(Network.Regtest)
+    for scid, (x, y, fee) in enumerate([(a, payee, 5_000), (b, payee, 0), (a, b, 0), (d, payee, 6_000),
+                                        (payer, d, 0)], start=1):
+        g.add_channel(scid, x, y, 100_000, T0)
+        for node in (x, y):
+            g.update_channel(scid, node, T0, True, 6, 1, 100_000_000, fee, 0)
+    rp = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(payee, 18), 1_000_000)
+    path, cost = _find_path(payer, rp, g, None, None, None, ZERO)
+    assert [h.short_channel_id for h in path.hops] == [5, 4] and cost == 6_000
+
+
 # --- the no-data penalty as a step table -----------------------------------------------------------------------
 
 
@@ -212,7 +288,8 @@ def looked_up(ratio: float) -> int:
 
 
 def test_the_no_data_penalty_steps_start_where_the_formula_rises():
-    bounds, values = _no_data_steps()
+    bounds, values = _steps(_no_data_neg_log)  # built afresh: _no_data_steps keeps its first table
+    assert (bounds, values) == _no_data_steps()
     assert len(values) == len(bounds) + 1 > 300
     assert list(bounds) == sorted(set(bounds)) and 0.0 < bounds[0] and bounds[-1] <= 1.0
     assert list(values) == sorted(set(values))
@@ -221,6 +298,14 @@ def test_the_no_data_penalty_steps_start_where_the_formula_rises():
         before = math.nextafter(b, 0.0)
         assert _no_data_neg_log(before) == values[i] == looked_up(before)
         assert _no_data_neg_log(b) == values[i + 1] == looked_up(b)
+
+
+def test_a_step_table_finds_steps_at_either_end_of_the_floats():
+    """A step on the smallest float above 0, one on 1.0 itself, one at a half, and none at all."""
+    smallest = math.nextafter(0.0, 1.0)
+    assert _steps(lambda r: (r >= smallest) + (r >= 0.5) * 3 + (r == 1.0) * 5) == ((smallest, 0.5, 1.0), (0, 1, 4, 9))
+    assert _steps(lambda r: 7) == ((), (7,))
+    assert _steps(lambda r: int(r * 4)) == ((0.25, 0.5, 0.75, 1.0), (0, 1, 2, 3, 4))
 
 
 @given(st.floats(0.0, 1.0))
@@ -239,7 +324,9 @@ def test_the_no_data_log_is_the_scorers_for_a_channel_it_knows_nothing_of(capaci
 @given(st.integers(0, 10**7), st.integers(0, 10**7), st.integers(1, 2_100_000_000_000_000_000), st.data())
 def test_the_historical_steps_price_as_the_scorer_combines(hist, hist_amount, capacity, data):
     amount = data.draw(st.integers(0, capacity - 1))
-    bounds, flat, per_msat = _no_data_historical_steps(hist, hist_amount)
+    bounds, values = _no_data_steps()
+    flat, per_msat = _historical_steps(values, hist, hist_amount)
+    assert _no_data_historical_steps(hist, hist_amount) == (bounds, flat, per_msat)
     i = bisect.bisect_right(bounds, amount / float(capacity))
     nl = _no_data_neg_log(amount / float(capacity))
     assert flat[i] + min(per_msat[i] * amount, U64_MAX) // 2**31 == _combined_penalty_msat(amount, nl, hist,

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import heapq
 import struct
+from collections.abc import Callable
 from typing import Any, Optional
 
 from ..ser import U8, U32, U64, Record
@@ -269,53 +270,64 @@ def _no_data_neg_log(ratio: float) -> int:
 
 def _float_bits(x: float) -> int:
     """A non-negative float's IEEE 754 bits as an int: they sort as the floats do."""
-    return struct.unpack("<q", struct.pack("<d", x))[0]
+    return int.from_bytes(struct.pack("<d", x), "little")
 
 
 def _bits_float(bits: int) -> float:
-    return struct.unpack("<d", struct.pack("<q", bits))[0]
+    return struct.unpack("<d", bits.to_bytes(8, "little"))[0]
 
 
-@functools.cache
-def _no_data_steps() -> tuple[tuple[float, ...], tuple[int, ...]]:
-    """:func:`_no_data_neg_log` as a step function, so the search looks it up by bisection.
+def _steps(f: Callable[[float], int]) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """A function of a float ``0 <= r <= 1`` that never falls as ``r`` grows, as a step table.
 
-    Returns ``(bounds, values)`` with ``values[bisect_right(bounds, r)] == _no_data_neg_log(r)``
-    for every float ``0 <= r <= 1``. The function never falls as ``r`` grows (each float
-    operation in it rounds monotonically, and so does LDK's log table), so it has a few
-    hundred steps; each starts at the smallest float where the value rises, found by
-    bisecting the floats, which sort as their bit patterns do. Built once, on first use (~30 ms).
+    Returns ``(bounds, values)`` with ``values[bisect_right(bounds, r)] == f(r)`` for every
+    such float: each bound is the smallest float where ``f`` rises, found by bisecting the
+    floats, which sort as their bit patterns do.
     """
     top = _float_bits(1.0)
     bounds: list[float] = []
-    values = [_no_data_neg_log(0.0)]
-    start, last = 0, _no_data_neg_log(1.0)
+    values = [f(0.0)]
+    start, last = 0, f(1.0)
     while values[-1] != last:
-        lo, hi = start, top  # the value at lo is values[-1]; at hi it is higher
+        lo, hi = start, top  # f is values[-1] at lo, and higher at hi
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if _no_data_neg_log(_bits_float(mid)) == values[-1]:
+            if f(_bits_float(mid)) == values[-1]:
                 lo = mid
             else:
                 hi = mid
         bounds.append(_bits_float(hi))
-        values.append(_no_data_neg_log(bounds[-1]))
+        values.append(f(bounds[-1]))
         start = hi
     return tuple(bounds), tuple(values)
+
+
+def _historical_steps(values: tuple[int, ...], hist: int, hist_amount: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The historical penalty for each ``-log10(P) × 2048`` in ``values``, as ``(flat, per_msat)``.
+
+    A channel's penalty is ``flat[i] + min(per_msat[i] × amount, u64::MAX) / 2^31``, as LDK's
+    ``_combined_penalty_msat`` computes it with the ``historical_*`` multipliers.
+    """
+    return tuple(nl * hist // 2048 for nl in values), tuple(nl * hist_amount for nl in values)
+
+
+@functools.cache
+def _no_data_steps() -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """:func:`_no_data_neg_log` as a step table (:func:`_steps`), so the search looks it up by bisection.
+
+    Exact: the formula never falls as the share grows (each float operation in it rounds
+    monotonically, and LDK's log table rises), in a few hundred steps. Built on first use (~30 ms).
+    """
+    return _steps(_no_data_neg_log)
 
 
 @functools.lru_cache(maxsize=16)
 def _no_data_historical_steps(
     hist: int, hist_amount: int,
 ) -> tuple[tuple[float, ...], tuple[int, ...], tuple[int, ...]]:
-    """The historical penalty of a no-data channel, per step of :func:`_no_data_steps`.
-
-    ``(bounds, flat, per_msat)``: for a ratio in step i the penalty is ``flat[i]`` plus
-    ``min(per_msat[i] × amount, u64::MAX) / 2^31``, as LDK's ``_combined_penalty_msat``
-    computes it with the ``historical_*`` multipliers.
-    """
+    """``(bounds, flat, per_msat)``: a no-data channel's historical penalty per step of :func:`_no_data_steps`."""
     bounds, values = _no_data_steps()
-    return bounds, tuple(nl * hist // 2048 for nl in values), tuple(nl * hist_amount for nl in values)
+    return (bounds, *_historical_steps(values, hist, hist_amount))
 
 
 def _no_data_penalty(model: _PenaltyModel, amount: int, capacity: int, capacity_f: float, anti: int) -> int:
@@ -368,8 +380,7 @@ def _search(
     cost = [_INF] * node_count
     labels: list = [None] * node_count
     done = bytearray(node_count)
-    done[payer] = 1  # the payer is reached only through payer_edges, never expanded
-    cost[payee] = 0
+    done[payer] = True  # the payer is reached only through payer_edges, never expanded
     max_recv = _INF if max_fee is None else amount + max_fee
     known, slow = model.known, model.slow
     base, base_amount, hist, hist_amount = model.base, model.base_amount, model.hist, model.hist_amount
@@ -379,15 +390,15 @@ def _search(
     step_of, u64_max, max_hops = bisect.bisect_right, _U64_MAX, MAX_PATH_LENGTH_ESTIMATE - 2
     n_graph = len(radj)
     best, first = _INF, None
-    heap = [(0, payee, amount, 0, 0, None, 0)]
+    heap = [(0, payee, amount, 0, 0, None, None)]  # popped first: its cost is never compared
     pop, push = heapq.heappop, heapq.heappush
     while heap:
         d, v, a, c0, h, _, _ = label = pop(heap)
-        if d >= best:
+        if d >= best:  # pragma: no mutate  (">" alike: a label at the best cost cannot beat it)
             break  # the payer's label can no longer improve
         if done[v]:
             continue  # a stale entry: v was expanded at a lower cost
-        done[v] = 1
+        done[v] = True
         labels[v] = label
         for_payer = payer_edges.get(v)
         if for_payer is not None:
