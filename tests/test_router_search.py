@@ -279,6 +279,21 @@ def test_a_node_reached_again_more_cheaply_leaves_a_stale_entry_that_does_not_st
     assert [h.short_channel_id for h in path.hops] == [5, 4] and cost == 6_000
 
 
+def test_the_payer_is_never_a_hop_of_its_own_route():
+    """With first hops that leave out the payer's graph channel to V (V - Q reaches the payee), the only way on
+    from its one first hop, to X, is back through the payer itself: no route."""
+    p, v, x, q = K[0], K[1], K[2], K[3]
+    g = NetworkGraph(Network.Regtest)
+    for scid, (a, b) in enumerate([(p, v), (v, q), (p, x)], start=1):
+        g.add_channel(scid, a, b, 100_000, T0)
+        for node in (a, b):
+            g.update_channel(scid, node, T0, True, 6, 1, 100_000_000, 0, 0)
+    rp = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(q, 18), 1_000_000)
+    assert [h.short_channel_id for h in _find_path(p, rp, g, None, None, None, ZERO)[0].hops] == [1, 2]
+    with pytest.raises(LightningError, match="Failed to find a path to the given destination"):
+        _find_path(p, rp, g, [first_hop(3, x)], None, None, ZERO)
+
+
 # --- the no-data penalty as a step table -----------------------------------------------------------------------
 
 
