@@ -227,7 +227,9 @@ def test_a_payment_of_a_whole_channel_is_priced_as_impossible_on_the_first_hop_a
     huge = ProbabilisticScoringFeeParameters(historical_liquidity_penalty_multiplier_msat=2**60 + 1,
                                              historical_liquidity_penalty_amount_multiplier_msat=3**20)
     for score_params in (DEFAULT, huge):
-        for payee, amount, impossible in ((K[1], 10_000_000, True), (K[2], 1_000_000, True), (K[2], 500_000, False)):
+        # 2^19 msat: the base amount penalty (2^17 × amount / 2^30) is a whole 64, not a rounded one.
+        for payee, amount, impossible in ((K[1], 10_000_000, True), (K[2], 1_000_000, True), (K[2], 500_000, False),
+                                          (K[2], 2**19, False)):
             rp = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(payee, 40), amount)
             path, cost = _find_path(K[0], rp, g, None, None, scorer, score_params)
             penalties = [scorer.channel_penalty_msat(scid, K[scid - 1], K[scid], amount, capacity * 1000, score_params)
@@ -292,6 +294,65 @@ def test_the_payer_is_never_a_hop_of_its_own_route():
     assert [h.short_channel_id for h in _find_path(p, rp, g, None, None, None, ZERO)[0].hops] == [1, 2]
     with pytest.raises(LightningError, match="Failed to find a path to the given destination"):
         _find_path(p, rp, g, [first_hop(3, x)], None, None, ZERO)
+
+
+class Refusing:
+    """A scorer that prices some channels at u64::MAX (never use them) and every other at nothing."""
+
+    def __init__(self, refused: set[int]) -> None:
+        self.refused = refused
+
+    def channel_penalty_msat(self, scid, source, target, amount_msat, capacity_msat, score_params) -> int:
+        return U64_MAX if scid in self.refused else 0
+
+
+def test_a_channel_priced_at_u64_max_is_never_used():
+    """Q is reached from A (free) or from B (1,000 msat); the payer has a channel to each."""
+    p, a, b, q = K[0], K[1], K[2], K[3]
+    g = NetworkGraph(Network.Regtest)
+    for scid, (x, y, fee) in enumerate([(a, q, 0), (b, q, 1000), (p, b, 0), (p, a, 0)], start=1):
+        g.add_channel(scid, x, y, 100_000, T0)
+        for node in (x, y):
+            g.update_channel(scid, node, T0, True, 6, 1, 100_000_000, fee, 0)
+    rp = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(q, 18), 1_000_000)
+    for refused, scids in (({1}, [3, 2]), ({4}, [3, 2]), (set(), [4, 1]), ({1, 3}, None), ({2, 4}, None)):
+        if scids is None:
+            with pytest.raises(LightningError):
+                _find_path(p, rp, g, None, None, Refusing(refused), ZERO)
+            continue
+        path, cost = _find_path(p, rp, g, None, None, Refusing(refused), ZERO)
+        assert [h.short_channel_id for h in path.hops] == scids and cost == path.fee_msat()
+
+
+def test_the_fee_budget_may_be_spent_to_the_last_msat():
+    p, a, q = K[0], K[1], K[2]
+    g = NetworkGraph(Network.Regtest)
+    for scid, (x, y) in enumerate([(p, a), (a, q)], start=1):
+        g.add_channel(scid, x, y, 100_000, T0)
+        for node in (x, y):
+            g.update_channel(scid, node, T0, True, 6, 1, 100_000_000, 1000, 100)  # 1,100 msat on 1,000,000
+    pay = PaymentParameters.from_node_id(q, 18)
+    path, cost = _find_path(p, RouteParameters(pay, 1_000_000, 1_100), g, None, None, None, ZERO)
+    assert path.fee_msat() == cost == 1_100
+    with pytest.raises(LightningError):
+        _find_path(p, RouteParameters(pay, 1_000_000, 1_099), g, None, None, None, ZERO)
+
+
+def test_a_dead_end_too_long_to_route_through_does_not_stop_the_search():
+    """Free channels lead 19 hops away from the payee, to nothing; the payer's route costs 10 msat. The search
+    pops the far end of the dead end first, too far to expand, and goes on."""
+    g, keys = chain(MAX_PATH_LENGTH_ESTIMATE)
+    for scid in range(1, MAX_PATH_LENGTH_ESTIMATE + 1):
+        for node in (keys[scid - 1], keys[scid]):
+            g.update_channel(scid, node, T0 + 1, True, 6, 1, 100_000_000, 0, 0)
+    payer, mid, payee = K[0], K[1], keys[-1]
+    for scid, (x, y) in enumerate([(payer, mid), (mid, payee)], start=100):
+        g.add_channel(scid, x, y, 100_000, T0)
+        for node in (x, y):
+            g.update_channel(scid, node, T0, True, 6, 1, 100_000_000, 10, 0)
+    rp = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(payee, 18), 1_000_000)
+    path, cost = _find_path(payer, rp, g, None, None, None, ZERO)
+    assert [h.short_channel_id for h in path.hops] == [100, 101] and cost == 10
 
 
 # --- the no-data penalty as a step table -----------------------------------------------------------------------

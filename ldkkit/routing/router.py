@@ -418,12 +418,13 @@ def _search(
                 continue
             fee = fbase + a * prop // 1_000_000
             nd = d + fee + node_pen + anti
-            if nd >= cost[u] or nd >= best:
+            # A lower bound that only saves work (the push below checks the full cost): no mutate.
+            if nd >= cost[u] or nd >= best:  # pragma: no mutate
                 continue  # cannot win even before the liquidity penalty
             c = c0 + delta
             if c > max_cltv or fee > fee_room or (failed and scid in failed):
                 continue
-            if known and scid in known:
+            if known and scid in known:  # pragma: no mutate  (the scorer prices no data as below does)
                 pen = slow(scid, key_of(u), key_of(v), a, capacity, anti)
                 if pen >= u64_max:
                     continue
