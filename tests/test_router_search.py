@@ -217,11 +217,11 @@ def test_a_payment_of_a_whole_channel_is_priced_as_impossible_on_the_first_hop_a
     """Only with the saturation limit relaxed does a channel carry its whole capacity; the scorer then adds its
     considered-impossible penalty and the worst historical one, and the search prices it the same."""
     g = NetworkGraph(Network.Regtest)
-    capacities = (10_000, 1_000)  # sat: K0 - K1, K1 - K2
+    capacities = (10_000, 1_000)  # sat: K0 - K1, K1 - K2 (K1 charges 1,000 msat to forward)
     for scid, capacity in enumerate(capacities, start=1):
         g.add_channel(scid, K[scid - 1], K[scid], capacity, T0)
         for node in (K[scid - 1], K[scid]):
-            g.update_channel(scid, node, T0, True, 40, 1, capacity * 1000, 0, 0)
+            g.update_channel(scid, node, T0, True, 40, 1, capacity * 1000, 1000 * (scid - 1), 0)
     scorer = ProbabilisticScorer(None, g)
     # Multipliers past a float's 53 bits, and odd ones: the worst penalty's arithmetic is exact.
     huge = ProbabilisticScoringFeeParameters(historical_liquidity_penalty_multiplier_msat=2**60 + 1,
@@ -232,10 +232,13 @@ def test_a_payment_of_a_whole_channel_is_priced_as_impossible_on_the_first_hop_a
                                           (K[2], 2**19, False)):
             rp = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(payee, 40), amount)
             path, cost = _find_path(K[0], rp, g, None, None, scorer, score_params)
-            penalties = [scorer.channel_penalty_msat(scid, K[scid - 1], K[scid], amount, capacity * 1000, score_params)
+            carried = [amount + path.fee_msat(), amount][-len(path.hops):]
+            penalties = [scorer.channel_penalty_msat(scid, K[scid - 1], K[scid], carried[scid - 1], capacity * 1000,
+                                                     score_params)
                          for scid, capacity in enumerate(capacities[:len(path.hops)], start=1)]
-            assert cost == sum(penalties) == reference_path(g, scorer, score_params, K[0], payee, amount, 40,
-                                                             rp.max_total_routing_fee_msat)[1]
+            assert path.fee_msat() == 1000 * (len(path.hops) - 1)
+            assert cost == path.fee_msat() + sum(penalties) == reference_path(
+                g, scorer, score_params, K[0], payee, amount, 40, rp.max_total_routing_fee_msat)[1]
             assert type(cost) is int
             if score_params is DEFAULT:  # (the huge multipliers price any amount above it)
                 assert (penalties[-1] >= score_params.considered_impossible_penalty_msat) == impossible
