@@ -225,7 +225,7 @@ def test_a_payment_of_a_whole_channel_is_priced_as_impossible_on_the_first_hop_a
     scorer = ProbabilisticScorer(None, g)
     # Multipliers past a float's 53 bits, and odd ones: the worst penalty's arithmetic is exact.
     huge = ProbabilisticScoringFeeParameters(historical_liquidity_penalty_multiplier_msat=2**60 + 1,
-                                             historical_liquidity_penalty_amount_multiplier_msat=3**20)
+                                             historical_liquidity_penalty_amount_multiplier_msat=3**25)
     for score_params in (DEFAULT, huge):
         # 2^19 msat: the base amount penalty (2^17 × amount / 2^30) is a whole 64, not a rounded one.
         for payee, amount, impossible in ((K[1], 10_000_000, True), (K[2], 1_000_000, True), (K[2], 500_000, False),
@@ -356,6 +356,21 @@ def test_a_dead_end_too_long_to_route_through_does_not_stop_the_search():
     rp = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(payee, 18), 1_000_000)
     path, cost = _find_path(payer, rp, g, None, None, None, ZERO)
     assert [h.short_channel_id for h in path.hops] == [100, 101] and cost == 10
+
+
+def test_of_labels_at_the_same_cost_the_first_found_is_kept():
+    """U is priced at 100 msat three times: straight to Q (first, found when Q is expanded), through B at 150, and
+    through C at 100 again with fewer CLTV blocks. The first stays U's label, so the route goes U -> Q."""
+    p, u, b, c, q = K[0], K[1], *sorted(K[2:4]), K[4]  # B is expanded before C: the lower key
+    g = NetworkGraph(Network.Regtest)
+    for scid, (x, y, fee, cltv) in enumerate([(u, q, 100, 144), (b, q, 0, 6), (c, q, 0, 6), (u, b, 150, 6),
+                                              (u, c, 100, 6), (p, u, 0, 6)], start=1):
+        g.add_channel(scid, x, y, 100_000, T0)
+        for node in (x, y):
+            g.update_channel(scid, node, T0, True, cltv, 1, 100_000_000, fee, 0)
+    rp = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(q, 18), 1_000_000)
+    path, cost = _find_path(p, rp, g, None, None, None, ZERO)
+    assert [h.short_channel_id for h in path.hops] == [6, 1] and cost == 100
 
 
 # --- the no-data penalty as a step table -----------------------------------------------------------------------
