@@ -8,14 +8,18 @@ LDK does, pricing each channel at its fee plus the scorer's penalty.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
+import functools
 import heapq
+import struct
+from collections.abc import Callable
 from typing import Any, Optional
 
 from ..ser import U8, U32, U64, Record
 from ..types import PublicKey
-from .log_approx import LOG10_TIMES_2048, log10_times_2048
+from .log_approx import log10_times_2048
 
 
 class RouteHop(Record):
@@ -251,6 +255,81 @@ _NO_DATA_DEN = (int((_MAX_V - (_pow9(-0.5) + -0.5 / 256.0)) * _BILLIONISH) + 1) 
 _NO_DATA_DEN_LOG = log10_times_2048(_NO_DATA_DEN)
 
 
+def _no_data_neg_log(ratio: float) -> int:
+    """``-log10(P) × 2048`` for sending ``ratio`` of a channel the scorer has no data on, capped at 2 (1 %).
+
+    P is ``scoring.success_probability`` with bounds 0 and the capacity (LDK's non-linear
+    model, with ``min_zero_implies_no_successes``), as LDK's ``negative_log10_times_2048``.
+    """
+    t = ratio - 0.5
+    t2 = t * t
+    t4 = t2 * t2
+    # Never below 0: the numerator is at most the denominator, which LDK scales by 78/64.
+    return min(_NO_DATA_DEN_LOG - log10_times_2048(int((_MAX_V - (t * t4 * t4 + t / 256.0)) * _BILLIONISH) + 1), 4096)
+
+
+def _float_bits(x: float) -> int:
+    """A non-negative float's IEEE 754 bits as an int: they sort as the floats do."""
+    return int.from_bytes(struct.pack("<d", x), "little")
+
+
+def _bits_float(bits: int) -> float:
+    return struct.unpack("<d", bits.to_bytes(8, "little"))[0]
+
+
+def _steps(f: Callable[[float], int]) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """A function of a float ``0 <= r <= 1`` that never falls as ``r`` grows, as a step table.
+
+    Returns ``(bounds, values)`` with ``values[bisect_right(bounds, r)] == f(r)`` for every
+    such float: each bound is the smallest float where ``f`` rises, found by bisecting the
+    floats, which sort as their bit patterns do.
+    """
+    top = _float_bits(1.0)
+    bounds: list[float] = []
+    values = [f(0.0)]
+    start, last = 0, f(1.0)
+    while values[-1] != last:
+        lo, hi = start, top  # f is values[-1] at lo, and higher at hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if f(_bits_float(mid)) == values[-1]:
+                lo = mid
+            else:
+                hi = mid
+        bounds.append(_bits_float(hi))
+        values.append(f(bounds[-1]))
+        start = hi
+    return tuple(bounds), tuple(values)
+
+
+def _historical_steps(values: tuple[int, ...], hist: int, hist_amount: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The historical penalty for each ``-log10(P) × 2048`` in ``values``, as ``(flat, per_msat)``.
+
+    A channel's penalty is ``flat[i] + min(per_msat[i] × amount, u64::MAX) / 2^31``, as LDK's
+    ``_combined_penalty_msat`` computes it with the ``historical_*`` multipliers.
+    """
+    return tuple(nl * hist // 2048 for nl in values), tuple(nl * hist_amount for nl in values)
+
+
+@functools.cache
+def _no_data_steps() -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """:func:`_no_data_neg_log` as a step table (:func:`_steps`), so the search looks it up by bisection.
+
+    Exact: the formula never falls as the share grows (each float operation in it rounds
+    monotonically, and LDK's log table rises), in a few hundred steps. Built on first use (~30 ms).
+    """
+    return _steps(_no_data_neg_log)
+
+
+@functools.lru_cache(maxsize=16)
+def _no_data_historical_steps(
+    hist: int, hist_amount: int,
+) -> tuple[tuple[float, ...], tuple[int, ...], tuple[int, ...]]:
+    """``(bounds, flat, per_msat)``: a no-data channel's historical penalty per step of :func:`_no_data_steps`."""
+    bounds, values = _no_data_steps()
+    return (bounds, *_historical_steps(values, hist, hist_amount))
+
+
 def _no_data_penalty(model: _PenaltyModel, amount: int, capacity: int, capacity_f: float, anti: int) -> int:
     """The ProbabilisticScorer penalty for a channel it has no data on (the search inlines this)."""
     pen = model.base + min(model.base_amount * amount, _U64_MAX) // (1 << 30) + anti
@@ -258,12 +337,7 @@ def _no_data_penalty(model: _PenaltyModel, amount: int, capacity: int, capacity_
         worst = 4096 * model.hist // 2048 + min(4096 * model.hist_amount * amount, _U64_MAX) // (1 << 31)
         return pen + model.impossible + worst
     if model.hist or model.hist_amount:
-        t = amount / capacity_f - 0.5
-        t2 = t * t
-        t4 = t2 * t2
-        nl = max(0, _NO_DATA_DEN_LOG - log10_times_2048(int((_MAX_V - (t * t4 * t4 + t / 256.0)) * _BILLIONISH) + 1))
-        if nl > 4096:
-            nl = 4096
+        nl = _no_data_neg_log(amount / capacity_f)
         pen += nl * model.hist // 2048 + min(nl * model.hist_amount * amount, _U64_MAX) // (1 << 31)
     return pen
 
@@ -276,12 +350,13 @@ def _edge_penalty(model: _PenaltyModel, keys: Any, scid: int, u: int, v: int, am
 
 
 class _Found:
-    """The cheapest path the search found: the payer's label and each node's next hop."""
+    """The cheapest path the search found: its cost, the payer's first hop ``(node, edge)``, and
+    each expanded node's label (see :func:`_search`)."""
 
-    __slots__ = ("cost", "first", "nxt")
+    __slots__ = ("cost", "first", "labels")
 
-    def __init__(self, cost: int, first: tuple, nxt: list) -> None:
-        self.cost, self.first, self.nxt = cost, first, nxt
+    def __init__(self, cost: int, first: tuple, labels: list) -> None:
+        self.cost, self.first, self.labels = cost, first, labels
 
 
 def _search(
@@ -291,36 +366,40 @@ def _search(
     """Dijkstra from the payee back to the payer, as LDK's ``get_route`` searches.
 
     Each node's label is the cheapest (fees + penalties) way from it to the payee, with the
-    amount that must reach it (``recv``: the payment plus every downstream fee) and the
-    CLTV deltas accumulated so far. Relaxing a channel u→v prices it at ``recv[v]``, the
-    amount flowing over it; u's fee for forwarding over it is added to ``recv[u]``.
+    amount that must reach it (the payment plus every downstream fee) and the CLTV deltas
+    accumulated so far. Relaxing a channel u→v prices it at the amount that reached v, the
+    amount flowing over it; u's fee for forwarding over it is added to u's amount.
+
+    A label is the heap entry itself, ``(cost, node, amount, cltv, hops, next node, next scid)``,
+    kept in ``labels`` when its node is expanded: one tuple per relaxation, nothing else stored.
+    Entries compare by (cost, node) only: a node is pushed again only at a strictly lower cost.
+    Nothing is pushed at or above the payer's best cost so far: the search stops before it
+    would pop, and what it would have pruned later is pruned by that cost too.
     """
     radj = view.adjacency(saturation, model.anti_probing)
     cost = [_INF] * node_count
-    recv = [0] * node_count
-    cltv = [0] * node_count
-    hops = [0] * node_count
-    nxt: list = [None] * node_count
+    labels: list = [None] * node_count
     done = bytearray(node_count)
-    done[payer] = 1  # the payer is reached only through payer_edges, never expanded
-    cost[payee], recv[payee] = 0, amount
+    done[payer] = True  # the payer is reached only through payer_edges, never expanded
     max_recv = _INF if max_fee is None else amount + max_fee
     known, slow = model.known, model.slow
     base, base_amount, hist, hist_amount = model.base, model.base_amount, model.hist, model.hist_amount
     hist_on = bool(hist or hist_amount)
-    table, den_log = LOG10_TIMES_2048, _NO_DATA_DEN_LOG
+    if hist_on:
+        bounds, flat, per_msat = _no_data_historical_steps(hist, hist_amount)
+    step_of, u64_max, max_hops = bisect.bisect_right, _U64_MAX, MAX_PATH_LENGTH_ESTIMATE - 2
     n_graph = len(radj)
     best, first = _INF, None
-    heap = [(0, payee)]
+    heap = [(0, payee, amount, 0, 0, None, None)]  # popped first: its cost is never compared
     pop, push = heapq.heappop, heapq.heappush
     while heap:
-        d, v = pop(heap)
-        if d >= best:
+        d, v, a, c0, h, _, _ = label = pop(heap)
+        if d >= best:  # pragma: no mutate  (">" alike: a label at the best cost cannot beat it)
             break  # the payer's label can no longer improve
         if done[v]:
-            continue
-        done[v] = 1
-        a = recv[v]
+            continue  # a stale entry: v was expanded at a lower cost
+        done[v] = True
+        labels[v] = label
         for_payer = payer_edges.get(v)
         if for_payer is not None:
             for edge in for_payer:
@@ -328,48 +407,42 @@ def _search(
                 if a > lim or a < hmin or scid in failed:
                     continue
                 pen = _edge_penalty(model, key_of, scid, payer, v, a, edge) if public else 0  # first hops: free
-                if pen < _U64_MAX and d + pen < best:
+                if pen < u64_max and d + pen < best:
                     best, first = d + pen, (v, edge)
-        if v >= n_graph or hops[v] + 2 > MAX_PATH_LENGTH_ESTIMATE:
+        if v >= n_graph or h > max_hops:
             continue
-        c0, h1 = cltv[v], hops[v] + 1
-        node_pen = base + min(base_amount * a, _U64_MAX) // 1073741824
+        h1, fee_room = h + 1, max_recv - a
+        node_pen = base + min(base_amount * a, u64_max) // 1073741824
         for u, scid, fbase, prop, delta, hmin, lim, capacity, capacity_f, anti in radj[v]:
             if done[u] or a > lim or a < hmin:
                 continue
             fee = fbase + a * prop // 1_000_000
             nd = d + fee + node_pen + anti
-            if nd >= cost[u]:
+            # A lower bound that only saves work (the push below checks the full cost): no mutate.
+            if nd >= cost[u] or nd >= best:  # pragma: no mutate
                 continue  # cannot win even before the liquidity penalty
             c = c0 + delta
-            if c > max_cltv or a + fee > max_recv or scid in failed:
+            if c > max_cltv or fee > fee_room or (failed and scid in failed):
                 continue
-            if scid in known:
+            if known and scid in known:  # pragma: no mutate  (the scorer prices no data as below does)
                 pen = slow(scid, key_of(u), key_of(v), a, capacity, anti)
-                if pen >= _U64_MAX:
+                if pen >= u64_max:
                     continue
                 nd = d + fee + pen
             elif a >= capacity:
                 nd = d + fee + _no_data_penalty(model, a, capacity, capacity_f, anti)
             elif hist_on:
-                # Inlined _no_data_penalty: LDK's no-history fallback with the historical multipliers.
-                t = a / capacity_f - 0.5
-                t2 = t * t
-                t4 = t2 * t2
-                x = int((_MAX_V - (t * t4 * t4 + t / 256.0)) * _BILLIONISH) + 1  # log_approx, inlined
-                msb = x.bit_length() - 1
-                nl = den_log - table[msb][(x >> (msb - 6) if msb > 6 else x) & 63]
-                if nl > 4096:
-                    nl = 4096
-                amount_pen = nl * hist_amount * a
-                if amount_pen > _U64_MAX:
-                    amount_pen = _U64_MAX
-                nd += nl * hist // 2048 + amount_pen // 2147483648
-            if nd < cost[u]:
-                cost[u], recv[u], cltv[u], hops[u] = nd, a + fee, c, h1
-                nxt[u] = (v, scid, fee, delta)
-                push(heap, (nd, u))
-    return None if first is None else _Found(best, first, nxt)
+                # Inlined _no_data_penalty: LDK's no-history fallback with the historical multipliers,
+                # its log looked up by the step the amount's share of the channel falls in.
+                i = step_of(bounds, a / capacity_f)
+                amount_pen = per_msat[i] * a
+                if amount_pen > u64_max:
+                    amount_pen = u64_max
+                nd += flat[i] + amount_pen // 2147483648
+            if nd < cost[u] and nd < best:
+                cost[u] = nd
+                push(heap, (nd, u, a + fee, c, h1, v, scid))
+    return None if first is None else _Found(best, first, labels)
 
 
 def _first_hop_edges(first_hops: list, payer_key: PublicKey, graph_scids: Any) -> dict[PublicKey, list[tuple]]:
@@ -417,17 +490,21 @@ def _check_params(payer: PublicKey, route_params: RouteParameters) -> None:
 
 
 def _build_path(found: _Found, key_of: Any, amount: int, final_cltv: int) -> Path:
-    """Turn the search labels into LDK's RouteHops, walking from the payer to the payee."""
+    """Turn the search labels into LDK's RouteHops, walking from the payer to the payee.
+
+    A node's fee and CLTV delta are what its label adds to its next node's.
+    """
     v, edge = found.first
     scid, announced = edge[1], edge[11]
+    labels = found.labels
     hops = []
     while True:
-        step = found.nxt[v]
-        if step is None:  # v is the payee
+        _, _, recv, cltv, _, nxt_node, nxt_scid = labels[v]
+        if nxt_node is None:  # v is the payee
             hops.append(RouteHop(key_of(v), b"", scid, b"", amount, final_cltv, announced))
             return Path(tuple(hops), None)
-        nxt_node, nxt_scid, fee, delta = step
-        hops.append(RouteHop(key_of(v), b"", scid, b"", fee, delta, announced))
+        _, _, nxt_recv, nxt_cltv, _, _, _ = labels[nxt_node]
+        hops.append(RouteHop(key_of(v), b"", scid, b"", recv - nxt_recv, cltv - nxt_cltv, announced))
         v, scid, announced = nxt_node, nxt_scid, True
 
 
