@@ -324,6 +324,7 @@ channels = st.lists(
 
 
 def random_graph(specs) -> NetworkGraph:
+    """A graph of ``(a, b, capacity sats, a's policy, b's policy)`` channels; a policy without ``hmin`` has 1 msat."""
     g = NetworkGraph(Network.Regtest)
     for scid, (a, b, capacity, pa, pb) in enumerate(specs, start=1):
         if a == b:
@@ -331,7 +332,7 @@ def random_graph(specs) -> NetworkGraph:
         g.add_channel(scid, K[a], K[b], capacity, T0)
         for node, p in ((K[a], pa), (K[b], pb)):
             hmax = capacity * 1000 * p["hmax_pct"] // 100
-            g.update_channel(scid, node, T0, p["enabled"], p["cltv"], 1, hmax, p["fee"], p["ppm"])
+            g.update_channel(scid, node, T0, p["enabled"], p["cltv"], p.get("hmin", 1), hmax, p["fee"], p["ppm"])
     return g
 
 

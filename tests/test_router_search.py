@@ -16,7 +16,7 @@ from typing import Any, Optional
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_router import DEFAULT, T0, ZERO, K, first_hop
+from test_router import DEFAULT, T0, ZERO, K, first_hop, random_graph
 
 from ldkkit.bitcoin import Network
 from ldkkit.routing.gossip import NetworkGraph
@@ -63,16 +63,6 @@ channel_specs = st.tuples(*[st.lists(channel, max_size=2) for _ in PAIRS]).map(
 ).flatmap(st.permutations)
 
 
-def graph_of(specs) -> NetworkGraph:
-    g = NetworkGraph(Network.Regtest)
-    for scid, (a, b, capacity, pa, pb) in enumerate(specs, start=1):
-        if a == b:
-            continue
-        g.add_channel(scid, K[a], K[b], capacity, T0)
-        for node, p in ((K[a], pa), (K[b], pb)):
-            hmax = capacity * 1000 * p["hmax_pct"] // 100
-            g.update_channel(scid, node, T0, p["enabled"], p["cltv"], p["hmin"], hmax, p["fee"], p["ppm"])
-    return g
 
 
 def reference_path(
@@ -163,7 +153,7 @@ class FlatScorer:
 @settings(max_examples=300, deadline=None)
 @given(channel_specs, st.data())
 def test_the_search_finds_exactly_the_route_a_plain_dijkstra_finds(specs, data):
-    g = graph_of(specs)
+    g = random_graph(specs)
     payer_i = data.draw(st.integers(0, NODES - 1))
     payer, payee = K[payer_i], K[(payer_i + data.draw(st.integers(1, NODES - 1))) % NODES]
     capacities = [c * 1000 for _, _, c, _, _ in specs] or [1000]
