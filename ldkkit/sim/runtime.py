@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import selectors
 import threading
 from collections.abc import Callable, Coroutine, Iterator
@@ -70,7 +69,9 @@ class _VirtualTimeSelector(DelegatingSelector):
         ready = self._real.select(0)
         if ready:
             return ready
-        target = None if timeout is None else runtime.clock.now_us() + math.ceil(timeout * MICROS)
+        # (rounded: a timer set for a whole microsecond, as every wait of the world's is, lands on it; its float
+        # error would otherwise add one now and then. A handle is due within asyncio's clock resolution, 1 µs.)
+        target = None if timeout is None else runtime.clock.now_us() + round(timeout * MICROS)
         if runtime.jump(target):
             return self._real.select(0)
         return self._real.select(timeout)
