@@ -7,8 +7,18 @@ these tests pin when each tick comes, and that skipping ahead never passes somet
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
+import pytest
+
+from ldkkit.config import UserConfig
+from ldkkit.events import Event
+from ldkkit.ln.outbound_payment import RecipientOnionFields
+from ldkkit.routing.router import Path, Route, RouteHop
+from ldkkit.scenarios import _SCENARIOS, Stage
 from ldkkit.sim.world import World
+from ldkkit.types import PaymentId
 
 
 def _calls(node, world, component: str, method: str) -> list[float]:
@@ -110,3 +120,112 @@ def test_time_stops_where_an_advance_ends_even_on_a_tick():
         assert world.clock.now() == 30 and ticks == [30]
         world.advance(60)
         assert world.clock.now() == 90 and ticks == [30, 60, 90]
+
+
+# --- quiet advances: time moved on at once while the only ticks due would count pings -----------------------
+
+
+def _unfunded(world: World) -> None:
+    """The learner opens a channel to bob and never funds it: 60 ticks later it is closed."""
+    from ldkkit.reference import ldk_sample_handle_ldk_events
+
+    def never_funding(*args):
+        return None if isinstance(args[-1], Event.FundingGenerationReady) else ldk_sample_handle_ldk_events(*args)
+
+    stage = Stage(world, world.add_node("learner", handler=never_funding))
+    bob = stage.peer("bob")
+    stage.me.channel_manager.create_channel(bob.node_id, 1_000_000, 0, 1, None, None)
+    world.run()
+    stage.mine(8)
+
+
+def _unanswered(world: World) -> None:
+    """Bob asks the learner for a channel, and nobody answers: after two ticks the request is dropped."""
+    me = world.add_node("learner", config=UserConfig(manually_accept_inbound_channels=True), handler=lambda *a: None)
+    stage = Stage(world, me)
+    bob = stage.peer("bob")
+    bob.channel_manager.create_channel(me.node_id, 1_000_000, 0, 1, None, None)
+    world.run()
+    bob.driven_by_world = False  # (its own unfunded channel would keep every advance exact: the learner's request)
+    stage.mine(1)
+
+
+def _unbumped(world: World) -> None:
+    """A force-closed commitment the learner never bumps: its claim waits, asked again every 30 s, for blocks."""
+    from test_chainmonitor import force_close_with_an_htlc, ignore_bumps
+
+    stage, _ = force_close_with_an_htlc(world, ignore_bumps)
+    stage.mine(3)
+
+
+def _just_short(world: World) -> None:
+    """An advance that ends 5 µs before a tick: the advance's own end comes first, the tick after it."""
+    world.add_node("learner")
+    world.run()
+    world.advance(30 - 0.000_005)
+
+
+def _incomplete_mpp(world: World) -> None:
+    """One part of bob's two-part payment never arrives: after three ticks the other is failed back."""
+    stage = Stage(world, world.add_node("learner"))
+    bob = stage.peer("bob")
+    stage.open(bob, stage.me, 6_000_000)
+    stage.open(bob, stage.me, 6_000_000)
+    invoice = stage.invoice(stage.me, 80_000_000)
+    scids = [c.short_channel_id for c in bob.channel_manager.list_usable_channels()]
+    paths = tuple(Path((RouteHop(stage.me.node_id, b"", scid, b"", amount, 42, True),), None)
+                  for scid, amount in zip(scids, [30_000_000, 50_000_000], strict=True))
+    bob.channel_manager.send_payment_with_route(Route(paths, None), invoice.payment_hash(),
+                                                RecipientOnionFields.secret_only(invoice.payment_secret()),
+                                                PaymentId(b"\x55" * 32))
+    bob.channel_manager.pending_msg_events.pop()  # the 50,000 sat part never arrives
+    stage.settle()
+    world.advance(600)
+
+
+def _scenario(name: str) -> Callable[[World], None]:
+    def play(world: World) -> None:
+        _SCENARIOS[name](Stage(world, world.add_node("learner")))
+    return play
+
+
+STORIES = {"unfunded": _unfunded, "unanswered": _unanswered, "incomplete_mpp": _incomplete_mpp, "unbumped": _unbumped,
+           "just_short": _just_short,
+           **{name: _scenario(name) for name in _SCENARIOS}}
+
+
+def _played(story: Callable[[World], None]) -> list[Any]:
+    """Everything a story leaves in its world."""
+    with World(seed=5) as world:
+        story(world)
+        state = [(name, [(t, h, repr(e)) for t, h, e in node.event_log], node.peer_manager.timer_ticks,
+                  node.channel_manager.encode(), [m.encode() for m in node.chain_monitor.monitors.values()],
+                  world._next_tick[name])
+                 for name, node in sorted(world.nodes.items())]
+        state.append((world.clock.now_us(), world.chain.tip().block_hash, world.message_log))
+    return state
+
+
+@pytest.mark.parametrize("story", list(STORIES))
+def test_a_quiet_advance_leaves_the_world_as_the_timers_ticking_one_by_one_do(story, monkeypatch):
+    """A quiet advance counts the pings of ticks that would do nothing else (no claim, nothing to age or forget)
+    and moves the clock on: every event, time, record, ping count and schedule is as with every tick run."""
+    quietly = _played(STORIES[story])
+    monkeypatch.setattr(World, "_quiet_advance", lambda world, seconds: False)
+    one_by_one = _played(STORIES[story])
+    assert quietly == one_by_one
+
+
+def test_each_quiet_block_is_one_quiet_advance():
+    """Mining where nothing waits for time (a funded channel, nothing in flight): each block's ten minutes
+    pass at once, the pings of their twenty ticks counted."""
+    with World(seed=5) as world:
+        stage = Stage(world, world.add_node("learner"))
+        bob = stage.peer("bob")
+        stage.open(bob, stage.me, 1_000_000)
+        pings, taken = bob.peer_manager.timer_ticks, []
+        quiet = world._quiet_advance
+        world._quiet_advance = lambda seconds: taken.append(quiet(seconds)) or taken[-1]  # type: ignore[method-assign]
+        world.mine(10)
+        assert taken == [True] * 10
+        assert bob.peer_manager.timer_ticks - pings == 10 * 20 * 3

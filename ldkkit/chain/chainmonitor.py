@@ -517,13 +517,19 @@ class ChainMonitor:
         if txs:
             self.broadcaster.broadcast_transactions(txs)
 
+    def has_pending_claims(self) -> bool:
+        """Whether a claim waits to confirm (a fee-bump request waiting is always a pending claim's:
+        ``_drop_claim`` takes back both). Without one, :meth:`rebroadcast_pending_claims` does nothing."""
+        with self._lock:
+            return any(m.pending_claims for m in self.monitors.values())
+
     def rebroadcast_pending_claims(self) -> None:
         """Mirrors ``ChainMonitor::rebroadcast_pending_claims``: every claim not yet confirmed is made again,
         at the higher of its last feerate and today's estimate; a fee-bump request comes to the handler again."""
         broadcasts: list[Transaction] = []
         with self._lock:
-            if not any(m.pending_claims for m in self.monitors.values()):
-                return  # nothing waits to confirm, as for most of a node's life (a request is a pending claim's)
+            if not self.has_pending_claims():
+                return  # nothing waits to confirm, as for most of a node's life
             for monitor in self.monitors.values():
                 before = [(c.feerate_previous, c.timer) for c in monitor.pending_claims]
                 for claim in monitor.pending_claims:

@@ -437,6 +437,17 @@ def drop_unfunded_channels(cm: ChannelManager, counterparty_node_id: PublicKey) 
 
 
 
+#: The phases of a channel not yet funded, aged by each tick until UNFUNDED_CHANNEL_AGE_LIMIT_TICKS.
+_UNFUNDED_PHASES = (ChannelPhase.OutboundAwaitingAccept, ChannelPhase.AwaitingFundingTx,
+                    ChannelPhase.InboundAwaitingFunding, ChannelPhase.FundingCreatedSent)
+
+
+def nothing_to_age(cm: ChannelManager) -> bool:
+    """Whether :func:`timer_tick` would change nothing: no request waiting for an answer, no channel unfunded."""
+    return not any(c.phase is ChannelPhase.UnacceptedInbound or c.phase in _UNFUNDED_PHASES
+                   for c in cm.channels.values())
+
+
 def timer_tick(cm: ChannelManager) -> bool:
     """Drop requests not accepted within 2 ticks; close channels not funded within 60. True if a request was
     dropped (a closed channel's ChannelClosed asks for the persist itself)."""
@@ -452,8 +463,7 @@ def timer_tick(cm: ChannelManager) -> bool:
                     f"Force-closing unaccepted inbound channel {chan.channel_id} for not accepting in a timely manner",
                 )
                 changed = True
-        elif chan.phase in (ChannelPhase.OutboundAwaitingAccept, ChannelPhase.AwaitingFundingTx,
-                            ChannelPhase.InboundAwaitingFunding, ChannelPhase.FundingCreatedSent):
+        elif chan.phase in _UNFUNDED_PHASES:
             chan.ticks_waiting += 1
             if chan.ticks_waiting >= UNFUNDED_CHANNEL_AGE_LIMIT_TICKS:
                 timeout = "Force-closing pending channel due to timeout awaiting establishment handshake"

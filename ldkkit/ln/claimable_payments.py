@@ -145,6 +145,11 @@ def fail_expired(cm: ChannelManager, height: int) -> None:
             cm.fail_htlc_backwards(payment_hash)
 
 
+def nothing_waiting(cm: ChannelManager) -> bool:
+    """Whether :func:`timer_tick` would change nothing: every payment received so far is complete."""
+    return all(claimable.announced for claimable in cm.claimable.values())
+
+
 def timer_tick(cm: ChannelManager) -> bool:
     """Fail back the parts of a payment still incomplete after MPP_TIMEOUT_TICKS. True if any was."""
     changed = False

@@ -328,6 +328,10 @@ class OutboundPayments:
             payment.state = PaymentState.Abandoned
             payment.failure_reason = reason.value
 
+    def nothing_stale(self) -> bool:
+        """Whether :meth:`remove_stale_payments` would change nothing: no fulfilled payment is remembered."""
+        return not any(p.state is PaymentState.Fulfilled for p in self.pending_outbound_payments.values())
+
     def remove_stale_payments(self) -> None:
         """Mirrors ``OutboundPayments::remove_stale_payments``: forget a fulfilled payment
         IDEMPOTENCY_TIMEOUT_TICKS ticks after its last HTLC resolved."""
