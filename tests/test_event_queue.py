@@ -11,6 +11,7 @@ import asyncio
 import threading
 
 import pytest
+from test_wakers import _Untouchable  # (a stand-in for a lock that must not be taken)
 
 from ldkkit.events import Event, ReplayEvent
 from ldkkit.events.queue import EventHandlerError, EventQueue
@@ -208,16 +209,6 @@ def test_the_observer_sees_each_event_just_before_the_handler_and_none_past_a_re
     order.clear()
     queue.process(lambda e: None) if form == "plain" else asyncio.run(queue.process_async(lambda e: None))
     assert order == [("observed", failed(3)), ("observed", failed(4))]
-
-
-class _Untouchable:
-    """Stands in for a lock that must not be taken."""
-
-    def __enter__(self) -> None:
-        raise AssertionError("the lock was taken")
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def test_a_push_takes_no_lock():
