@@ -117,6 +117,14 @@ def update_scorer(scorer: Any, event: Event, duration_since_epoch: timedelta) ->
     return True
 
 
+def tick_changes_nothing(tick: Callable[[], Any]) -> bool:
+    """Whether a timer's tick (a bound method) would change nothing if called now. The kit's own tick methods say
+    so through the predicate they are marked with (``changes_nothing_when``); any other (a tick replaced by a
+    test, say) may do anything, and is always run at its time."""
+    when = getattr(tick, "changes_nothing_when", None)
+    return when is not None and bool(when(tick.__self__))
+
+
 #: The events LDK looks at itself before handing them on.
 _LDK_HANDLES_FIRST = frozenset(
     (Event.PaymentPathFailed, Event.PaymentPathSuccessful, Event.ProbeSuccessful, Event.ProbeFailed)
@@ -315,20 +323,25 @@ class _RunBody:
             return None
         if self._work_left():
             return None
-        return self._count_pings(self.next_deadline_us(now_us, POLL_INTERVAL_S), until_us)
+        return self._count_quiet(self.next_deadline_us(now_us, POLL_INTERVAL_S), until_us)
 
-    def _count_pings(self, deadline_us: int, until_us: int) -> int:
-        """Fire the ping timer at each of its polls before ``until_us`` that is due for it alone; returns the
-        first deadline left. Those polls would run one ping each and nothing else, and a ping only counts (the
-        simulation's peers always answer), so the clock need not stop at each: two thirds of a sleeping
-        processor's deadlines are pings. A ping that does more (one you replaced, say) is run at its time."""
-        if not getattr(self._timer_actions["ping"], "only_counts", False):
-            return deadline_us
-        # (no mutate: "<=" would also count a ping due at until_us itself, which the clock reaches next anyway,
-        # with something else due then: the same count at the same instant, in another order)
-        while deadline_us < until_us and self._due(deadline_us) == {"ping"}:  # pragma: no mutate
-            self._fire("ping", deadline_us)
-            self._timer_actions["ping"]()
+    def _count_quiet(self, deadline_us: int, until_us: int) -> int:
+        """Fire the due timers at each of the loop's polls before ``until_us`` whose ticks would only count; returns
+        the first deadline left. A ping only counts (the simulation's peers always answer), and so does a freshness
+        or rebroadcast tick with nothing to age, forget or claim (``tick_changes_nothing``): the clock need not
+        stop for them, and they are most of a sleeping processor's deadlines. Any other timer (the scorer's
+        persist, the prune, a tick you replaced) is run at its time."""
+        actions = self._timer_actions
+        idle = {name for name in ("freshness", "rebroadcast") if tick_changes_nothing(actions[name])}
+        if getattr(actions["ping"], "only_counts", False):
+            idle.add("ping")
+        # (no mutate: "<=" would also count ticks due at until_us itself, which the clock reaches next anyway,
+        # with something else due then: the same counts at the same instant, in another order)
+        while deadline_us < until_us and (due := self._due(deadline_us)) and due <= idle:  # pragma: no mutate
+            for name in due:
+                self._fire(name, deadline_us)
+            if "ping" in due:
+                actions["ping"]()
             deadline_us = self.next_deadline_us(deadline_us, POLL_INTERVAL_S)
         return deadline_us
 

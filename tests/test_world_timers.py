@@ -7,11 +7,15 @@ these tests pin when each tick comes, and that skipping ahead never passes somet
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from ldkkit import background_processor as bp_module
+from ldkkit.background_processor import run_processor
 from ldkkit.config import UserConfig
 from ldkkit.events import Event
 from ldkkit.ln.outbound_payment import RecipientOnionFields
@@ -194,15 +198,37 @@ STORIES = {"unfunded": _unfunded, "unanswered": _unanswered, "incomplete_mpp": _
            **{name: _scenario(name) for name in _SCENARIOS}}
 
 
-def _played(story: Callable[[World], None]) -> list[Any]:
-    """Everything a story leaves in its world."""
-    with World(seed=5) as world:
+def _played(story: Callable[[World], None], processor: bool = False) -> list[Any]:
+    """Everything a story leaves in its world; with ``processor``, the learner runs under a BackgroundProcessor."""
+    with World(seed=5) as world, contextlib.ExitStack() as running:
+        processors: list[Any] = []
+        pings: list[Any] = []
+        if processor:
+            add_node = world.add_node
+
+            def add_under_processor(name: str, **kwargs: Any) -> Any:
+                node = add_node(name, **kwargs)
+                if name == "learner":
+                    handler = node.event_handler
+
+                    def handle(event: Any) -> Any:  # what the world's other nodes had counted by then, too
+                        pings.append((type(event).__name__, [n.peer_manager.timer_ticks for n in world.nodes.values()]))
+                        return handler(event)
+
+                    node.event_handler = handle
+                    processors.append(running.enter_context(run_processor(node, "thread")))
+                return node
+
+            world.add_node = add_under_processor  # type: ignore[method-assign]
         story(world)
+        world.run()
         state = [(name, [(t, h, repr(e)) for t, h, e in node.event_log], node.peer_manager.timer_ticks,
                   node.channel_manager.encode(), [m.encode() for m in node.chain_monitor.monitors.values()],
-                  world._next_tick[name])
+                  node.scorer.encode(), node.fs_store.list("", ""), world._next_tick[name])
                  for name, node in sorted(world.nodes.items())]
         state.append((world.clock.now_us(), world.chain.tip().block_hash, world.message_log))
+        state += [(dict(p.timer_counts), {n: t.last_us for n, t in p._state.body.timers.items()}) for p in processors]
+        state.append(pings)
     return state
 
 
@@ -211,7 +237,7 @@ def test_a_quiet_advance_leaves_the_world_as_the_timers_ticking_one_by_one_do(st
     """A quiet advance counts the pings of ticks that would do nothing else (no claim, nothing to age or forget)
     and moves the clock on: every event, time, record, ping count and schedule is as with every tick run."""
     quietly = _played(STORIES[story])
-    monkeypatch.setattr(World, "_quiet_advance", lambda world, seconds: False)
+    monkeypatch.setattr(World, "_quiet_advance", lambda world, target_us: False)
     one_by_one = _played(STORIES[story])
     assert quietly == one_by_one
 
@@ -229,3 +255,44 @@ def test_each_quiet_block_is_one_quiet_advance():
         world.mine(10)
         assert taken == [True] * 10
         assert bob.peer_manager.timer_ticks - pings == 10 * 20 * 3
+
+
+PROCESSED = ["unfunded", "unbumped", "incomplete_mpp", "just_short", *_SCENARIOS]
+
+
+@pytest.mark.parametrize("story", PROCESSED)
+def test_under_a_processor_quiet_time_leaves_the_world_as_a_processor_woken_at_every_deadline_does(
+        story, monkeypatch):
+    """Under a BackgroundProcessor, a quiet advance also works through the sleeping processor's deadlines, and at
+    each the ticks that would change nothing are only counted: every event, record, persisted key, ping and
+    timer count, and each timer's last firing, are as when the processor's thread wakes for every deadline
+    and runs every timer itself, as LDK's loop does."""
+    quietly = _played(STORIES[story], processor=True)
+    monkeypatch.setattr(World, "_quiet_advance", lambda world, target_us: False)
+    monkeypatch.setattr(bp_module._RunBody, "quiet_tick", lambda body, now_us, until_us: None)
+    woken_every_time = _played(STORIES[story], processor=True)
+    assert quietly == woken_every_time
+
+
+def test_a_quiet_block_under_a_processor_stops_only_where_the_processor_has_work():
+    """Under a BackgroundProcessor, each quiet block's ten minutes still pass in one quiet advance; the sleeping
+    processor stops the clock only for its first deadline after the block woke it, its scorer's persist (every
+    five minutes) and its graph's prune (hourly), its ticks of the other timers (about ninety a block) only
+    counted."""
+    with World(seed=5) as world:
+        stage = Stage(world, world.add_node("learner"))
+        bob = stage.peer("bob")
+        stage.open(bob, stage.me, 1_000_000)
+        taken, stops = [], []
+        quiet = world._quiet_advance
+        world._quiet_advance = lambda target_us: taken.append(quiet(target_us)) or taken[-1]  # type: ignore
+        with run_processor(stage.me) as processor:
+            world.mine(1)  # (its first wake decays the scorer)
+            quiet_tick = processor._state.participant.on_deadline
+            processor._state.participant.on_deadline = lambda now, until: stops.append(now) or quiet_tick(now, until)
+            before = Counter(processor.timer_counts)
+            world.mine(12)
+            fired = processor.timer_counts - before
+        assert taken[1:] == [True] * 12
+        assert fired["scorer_persist"] == 24 and fired["network_prune"] == 2 and fired["ping"] > 12 * 50
+        assert len(stops) <= 12 + fired["scorer_persist"] + fired["network_prune"]

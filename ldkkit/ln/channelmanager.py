@@ -730,6 +730,8 @@ class ChannelManager:
             return (self._pending_outbound_payments.nothing_stale() and channel_establishment.nothing_to_age(self)
                     and claimable_payments.nothing_waiting(self))
 
+    timer_tick_occurred.changes_nothing_when = timer_tick_changes_nothing  # type: ignore[attr-defined]
+
     # --- persistence -----------------------------------------------------------------------------
 
     def encode(self) -> bytes:

@@ -19,6 +19,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Optional
 
+from ..background_processor import tick_changes_nothing
 from ..bitcoin import Network
 from ..bitcoind_client import BitcoindClient
 from ..chain.chainmonitor import ChainMonitor
@@ -314,34 +315,58 @@ class World:
             if self._timers_wake is wake:  # (a cancelled task's, ended after its successor fell asleep)
                 self._timers_wake = None
 
-    def _quiet_advance(self, seconds: float) -> bool:
-        """Move the clock ``seconds`` on at once, if the timers' ticks are all that would happen meanwhile and
-        each would only count pings; False, having changed nothing, if not. Those ticks are counted and the
-        schedules moved on as the timers would have, one tick at a time.
+    def _advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass: at once as far as only quiet ticks come meanwhile (see :meth:`_quiet_advance`),
+        the rest on the loop, one thing due after another."""
+        target_us = self.clock.now_us() + round(seconds * MICROS)
+        if not self._quiet_advance(target_us):
+            self.runtime.advance((target_us - self.clock.now_us()) / MICROS)
 
-        Nothing else happens when no background processor runs, nothing is ready or scheduled on the loop but
-        the timers' own wake-up, and no stub peer's tick has work: no claim to rebroadcast, nothing for
-        ``timer_tick_occurred`` to age or forget. Mining, each block's ten minutes are mostly that.
+    def _quiet_advance(self, target_us: int) -> bool:
+        """Move the clock on to ``target_us`` at once, if the world's timers' ticks meanwhile would each only count
+        pings; True if it got there with nothing left to do. Those ticks are counted and the schedules moved on as
+        the timers would have, one tick at a time. False if not, having changed nothing, or having moved the clock
+        only to where a sleeping background processor woke (the loop does the rest).
+
+        The world's ticks only count when nothing is ready or scheduled on the loop but the timers' own wake-up,
+        and no stub peer's tick has work: no claim to rebroadcast, nothing for ``timer_tick_occurred`` to age or
+        forget. A background processor must be asleep; the runtime then works through its deadlines as it would
+        between the world's ticks (mostly counting quiet ticks too), until it wakes or the time is up. Mining,
+        each block's ten minutes are mostly that.
         """
         runtime, loop = self.runtime, self.runtime.loop
-        if not self.clock.is_virtual or runtime.participants or loop._ready:  # type: ignore[attr-defined]
+        if not self.clock.is_virtual or loop._ready:  # type: ignore[attr-defined]
             return False
         waiting = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
         if self._timers_wake is None or waiting != [self._timers_wake]:
             return False
-        target, step = self.clock.now_us() + round(seconds * MICROS), REBROADCAST_TIMER * MICROS
-        ticks = {name: max(0, (target - due_us) // step + 1) for name, (due_us, _) in self._next_tick.items()}
-        for name, count in ticks.items():
-            if count and self._world_drives(self.nodes[name]) and not _only_pings(self.nodes[name]):
+        if not all(_only_pings(self.nodes[name]) for name, (due_us, _) in self._next_tick.items()
+                   if due_us <= target_us and self._world_drives(self.nodes[name])):
+            return False
+        with runtime.cond:
+            if not all(p.idle and not p.ticking and p.deadline_us is not None and p.on_deadline is not None
+                       for p in runtime.participants):
                 return False
-        for name, count in ticks.items():
-            due_us, elapsed = self._next_tick[name]
+            sleepers = bool(runtime.participants)
+        if sleepers:
+            with runtime.turn:  # (as the loop's own jumps do: the processor's quiet work happens in the world's turn)
+                runtime.allowed_until_us = target_us
+                runtime.jump(target_us)
+        reached_us = self.clock.now_us() if sleepers else target_us
+        self._count_ticks(reached_us)
+        self.clock._now_us = runtime.allowed_until_us = reached_us
+        with runtime.cond:
+            return reached_us == target_us and all(p.idle for p in runtime.participants)
+
+    def _count_ticks(self, until_us: int) -> None:
+        """The world's ticks due by ``until_us``, each counting its node's pings, as :meth:`_timers` would."""
+        step = REBROADCAST_TIMER * MICROS
+        for name, (due_us, elapsed) in self._next_tick.items():
+            count = max(0, (until_us - due_us) // step + 1)
             self._next_tick[name] = (due_us + count * step, elapsed + count * REBROADCAST_TIMER)
-            if self._world_drives(self.nodes[name]):
+            if count and self._world_drives(self.nodes[name]):
                 for _ in range(count * (REBROADCAST_TIMER // PING_TIMER)):
                     self.nodes[name].peer_manager.timer_tick_occurred()
-        self.clock._now_us = runtime.allowed_until_us = target
-        return True
 
     @staticmethod
     def _world_drives(node: Node) -> bool:
@@ -437,8 +462,7 @@ class World:
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` of simulated time pass (in real time, wait that long)."""
         self._check_open()
-        if not self._quiet_advance(seconds):
-            self.runtime.advance(seconds)
+        self._advance(seconds)
         self._raise_errors()
 
     async def advance_async(self, seconds: float) -> None:
@@ -461,8 +485,7 @@ class World:
         """
         self._check_open()
         for _ in range(blocks):
-            if not self._quiet_advance(BLOCK_INTERVAL_S):
-                self.runtime.advance(BLOCK_INTERVAL_S)
+            self._advance(BLOCK_INTERVAL_S)
             self.runtime.run(self._mine_one())
         self._raise_errors()
 
@@ -538,19 +561,11 @@ class World:
         return f"World(seed={self.seed}, {len(self.nodes)} nodes, height {height}, t={now:g}s)"
 
 
-#: The kit's own tick methods: a tick replaced (by a test, say) is always run at its time.
-_KIT_TICKS = {"timer_tick_occurred": ChannelManager.timer_tick_occurred,
-              "rebroadcast_pending_claims": ChainMonitor.rebroadcast_pending_claims}
-
-
 def _only_pings(node: Node) -> bool:
     """Whether a tick of ``node``'s timers now would only count its pings (see ``World._timers``)."""
-    cm, monitor = node.channel_manager, node.chain_monitor
     return (getattr(node.peer_manager.timer_tick_occurred, "only_counts", False)
-            and getattr(cm.timer_tick_occurred, "__func__", None) is _KIT_TICKS["timer_tick_occurred"]
-            and getattr(monitor.rebroadcast_pending_claims, "__func__", None)
-            is _KIT_TICKS["rebroadcast_pending_claims"]
-            and cm.timer_tick_changes_nothing() and not monitor.has_pending_claims())
+            and tick_changes_nothing(node.channel_manager.timer_tick_occurred)
+            and tick_changes_nothing(node.chain_monitor.rebroadcast_pending_claims))
 
 
 def _set_unless_done(future: asyncio.Future[None]) -> None:
