@@ -330,20 +330,33 @@ class _RunBody:
         the first deadline left. A ping only counts (the simulation's peers always answer), and so does a freshness
         or rebroadcast tick with nothing to age, forget or claim (``tick_changes_nothing``): the clock need not
         stop for them, and they are most of a sleeping processor's deadlines. Any other timer (the scorer's
-        persist, the prune, a tick you replaced) is run at its time."""
+        persist, the prune, a tick you replaced) is run at its time.
+
+        Counted, not stepped through: the polls run ``POLL_INTERVAL_S`` apart from ``deadline_us`` (a poll at which
+        a timer falls due), so each timer falls due at the first poll at or after its threshold, then once a period
+        (its interval, with the thread form's extra second), whatever the others do.
+        The first poll at which a timer that does more falls due ends the count."""
         actions = self._timer_actions
         idle = {name for name in ("freshness", "rebroadcast") if tick_changes_nothing(actions[name])}
         if getattr(actions["ping"], "only_counts", False):
             idle.add("ping")
-        # (no mutate: "<=" would also count ticks due at until_us itself, which the clock reaches next anyway,
-        # with something else due then: the same counts at the same instant, in another order)
-        while deadline_us < until_us and (due := self._due(deadline_us)) and due <= idle:  # pragma: no mutate
-            for name in due:
-                self._fire(name, deadline_us)
-            if "ping" in due:
+        poll_us = round(POLL_INTERVAL_S * MICROS)
+        first = {name: deadline_us + max(0, _ceil_div(timer.threshold_us - deadline_us, poll_us)) * poll_us
+                 for name, timer in self.timers.items()}
+        busy_us = min([first[name] for name in first if name not in idle], default=None)
+        end_us = until_us if busy_us is None else min(busy_us, until_us)  # (the first busy poll is not counted)
+        following = [] if busy_us is None else [busy_us]
+        for name in idle:
+            timer = self.timers[name]
+            period_us = timer.threshold_us - timer.last_us  # (whole seconds, so whole polls)
+            count = max(0, _ceil_div(end_us - first[name], period_us))
+            if count:
+                timer.last_us = first[name] + (count - 1) * period_us
+                self.timer_counts[name] += count
+            for _ in range(count if name == "ping" else 0):
                 actions["ping"]()
-            deadline_us = self.next_deadline_us(deadline_us, POLL_INTERVAL_S)
-        return deadline_us
+            following.append(first[name] + count * period_us)
+        return min(following)
 
     def _work_left(self) -> bool:
         """Whether the top of the loop would find anything to do: events, or messages to send."""
@@ -368,7 +381,7 @@ class _RunBody:
         if not self.clock.is_virtual:
             return wait_start_us + poll_us
         first_us = min([t.threshold_us for t in self.timers.values()])  # the poll at which the first one is due
-        return wait_start_us + max(1, -(-(first_us - wait_start_us) // poll_us)) * poll_us
+        return wait_start_us + max(1, _ceil_div(first_us - wait_start_us, poll_us)) * poll_us
 
     def on_exit(self) -> None:
         """Persist the manager, scorer and graph one last time (errors are returned)."""
@@ -384,6 +397,10 @@ class _RunBody:
 
     def futures(self) -> list[Any]:
         return [self.channel_manager.get_event_or_persistence_needed_future(), self.chain_monitor.get_update_future()]
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _default_fetch_time(clock: Any) -> Callable[[], timedelta]:

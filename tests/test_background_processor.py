@@ -5,11 +5,12 @@ from __future__ import annotations
 import gc
 import itertools
 import threading
+import types
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ldkkit import background_processor as bp_module
@@ -149,6 +150,68 @@ def test_pings_counted_while_the_processor_sleeps_are_those_it_would_wake_for(fo
             processing.__exit__(None, None, None)
             world.close()
     assert seen[0][1:] == seen[1][1:]
+
+
+class _Ticks:
+    """Stand-ins for the timers' actions: a ping that counts, and ticks whose predicate says they change nothing
+    when named in ``idle`` (a counted tick is never run)."""
+
+    def __init__(self, idle: set[str]) -> None:
+        self.idle, self.pings = idle, 0
+
+    def ping(self) -> None:
+        self.pings += 1
+
+    ping.only_counts = True
+
+    def freshness(self) -> None:
+        raise AssertionError("a tick that changes nothing is counted, not run")
+
+    def rebroadcast(self) -> None:
+        raise AssertionError("a tick that changes nothing is counted, not run")
+
+    freshness.changes_nothing_when = lambda self: "freshness" in self.idle
+    rebroadcast.changes_nothing_when = lambda self: "rebroadcast" in self.idle
+
+
+def _stepped(body, deadline_us: int, until_us: int, idle: set[str], ticks: _Ticks) -> int:
+    """What ``_count_quiet`` counts, poll by poll, as the loop would wake for each."""
+    while deadline_us < until_us and (due := body._due(deadline_us)) and due <= idle:
+        for name in due:
+            body._fire(name, deadline_us)
+        ticks.pings += "ping" in due
+        deadline_us = body.next_deadline_us(deadline_us, bp_module.POLL_INTERVAL_S)
+    return deadline_us
+
+
+_INTERVALS = [("freshness", 60), ("ping", 10), ("network_prune", 60), ("scorer_persist", 300), ("rebroadcast", 30)]
+
+
+@given(whole_seconds=st.booleans(), ages=st.lists(st.floats(0, 1.3), min_size=5, max_size=5),
+       idle=st.sets(st.sampled_from(["ping", "freshness", "rebroadcast"])),
+       span=st.one_of(st.integers(0, 120_000_000), st.integers(0, 8_000_000_000)))
+@example(whole_seconds=True, ages=[0.5, 3e-6, 0.5, 0.5, 0.5], idle={"ping"}, span=0)  # (ends before the first poll)
+@settings(max_examples=300)  # (arithmetic only: a second for all of them)
+def test_quiet_ticks_are_counted_as_the_loop_would_fire_them_poll_by_poll(whole_seconds, ages, idle, span):
+    """Counting a sleeping processor's quiet ticks in one go gives what firing them poll by poll gives: the same
+    counts, the same pings, each timer's last firing, and the first deadline left (any timer's state, from just
+    fired to overdue, and any span)."""
+    start = 1_000_000_000
+    runs = []
+    for counted in (True, False):
+        body = bp_module._RunBody.__new__(bp_module._RunBody)
+        body.clock = types.SimpleNamespace(is_virtual=True)
+        body.timer_counts = Counter()
+        body.timers = {name: bp_module._Timer(interval, start - round(age * interval * 1e6), whole_seconds)
+                       for (name, interval), age in zip(_INTERVALS, ages, strict=True)}
+        ticks = _Ticks(idle)
+        body._timer_actions = {"freshness": ticks.freshness, "rebroadcast": ticks.rebroadcast,
+                               "ping": ticks.ping if "ping" in idle else lambda: None}
+        deadline = body.next_deadline_us(start, bp_module.POLL_INTERVAL_S)
+        left = body._count_quiet(deadline, start + span) if counted else _stepped(body, deadline, start + span, idle,
+                                                                                    ticks)
+        runs.append((left, dict(body.timer_counts), {n: t.last_us for n, t in body.timers.items()}, ticks.pings))
+    assert runs[0] == runs[1]
 
 
 @pytest.mark.parametrize("form, expected", [("thread", [61, 61 + 3601]), ("async", [60, 60 + 3600])])
