@@ -26,6 +26,7 @@ from ldkkit.cli import main
 from ldkkit.grading import find_workbooks, grade, learner_names, safe_csv, summary
 from ldkkit.sandbox import jail
 from ldkkit.sandbox.source import fingerprint, known_handlers, learner_code
+from ldkkit.sim import scratch
 
 ROOT = Path(__file__).resolve().parent.parent
 WB1 = "01_open_channel_request.ipynb"
@@ -269,9 +270,10 @@ def sandbox_processes() -> list[tuple[int, int]]:
 
 
 def grader_scratch() -> set[Path]:
-    """The grader's own folders in the temporary folder: its batch, its workers', its learners'."""
-    return {p for pattern in ("ldkkit-sandbox-*", "ldkkit-worker-*", "ldkkit-grader-*")
-            for p in TEMP.glob(pattern)}
+    """The grader's own folders in the temporary folder (its batch, its workers', its learners'), and any world's
+    store left where worlds keep them (a worker's belong in its own folder, removed even when it is killed)."""
+    return ({p for pattern in ("ldkkit-sandbox-*", "ldkkit-worker-*", "ldkkit-grader-*") for p in TEMP.glob(pattern)}
+            | set(Path(scratch.root()).glob("ldkkit-*")))
 
 
 @pytest.fixture(scope="module")

@@ -60,11 +60,19 @@ def test_no_memory_folder_at_all_means_the_systems_temporary_folder(memory, monk
     assert made_in() == tempfile.gettempdir()
 
 
-def test_a_temporary_folder_set_for_the_process_wins(memory, tmp_path, monkeypatch):
+def test_a_graders_worker_keeps_scratch_in_its_own_folder(memory, tmp_path, monkeypatch):
     own = tmp_path / "graders"
     own.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(own))  # as the grader's worker does, to clean up after a kill
+    monkeypatch.setattr(scratch, "ROOT", str(own))  # as the grader's worker does, to clean up after a kill
     assert made_in() == str(own)
+
+
+def test_a_temporary_folder_python_chose_itself_keeps_nothing_off_memory(memory, monkeypatch):
+    """Python keeps the temporary folder it found in ``tempfile.tempdir`` once anything asks for one (a kernel
+    or a test runner has always asked): scratch folders still go to memory."""
+    folder, _ = memory
+    tempfile.gettempdir()
+    assert tempfile.tempdir is not None and made_in() == str(folder)
 
 
 def test_a_storage_folder_given_to_a_node_is_its_own_and_durable(memory, tmp_path):

@@ -20,6 +20,7 @@ import time
 import traceback
 from typing import Any
 
+from ..sim import scratch as scratch_folders
 from . import jail as jail_module
 from .bridge import HandlerTimeout, LearnerGone, LearnerProcess, RemoteHandler
 
@@ -85,7 +86,7 @@ def main() -> int:
     job = json.loads(sys.stdin.read())
     # The grader made this folder and removes it even if it has to kill this worker: the check's
     # worlds keep their stores here, and (without root) so does the learner's scratch folder.
-    tempfile.tempdir = job.get("temp") or tempfile.mkdtemp(prefix="ldkkit-worker-")
+    tempfile.tempdir = scratch_folders.ROOT = job.get("temp") or tempfile.mkdtemp(prefix="ldkkit-worker-")
     try:
         verdict = grade(job)
     except Exception as e:  # the grader's own failure on this workbook: its row says so

@@ -30,10 +30,16 @@ def _memory_backed() -> Optional[str]:
         return None
 
 
+#: Where a grader's worker keeps its checks' scratch folders, to remove them even if it has to kill the worker
+#: (``sandbox.worker`` sets it). None: memory where there is room, else the system's temporary folder.
+ROOT: Optional[str] = None
+
+
 def root() -> str:
-    """Where scratch folders are made. A temporary folder set for this process (``tempfile.tempdir``, as the
-    grader's worker sets it, so that it can clean up after a kill) wins."""
-    return tempfile.tempdir or _memory_backed() or tempfile.gettempdir()
+    """Where scratch folders are made: ``ROOT`` if set, else ``/dev/shm`` if it has room, else the system's
+    temporary folder. Not ``tempfile.tempdir``: Python sets that itself the first time anything asks for a
+    temporary folder (a kernel, a test runner), and a check's stores would then go to disk, five times slower."""
+    return ROOT or _memory_backed() or tempfile.gettempdir()
 
 
 def scratch_dir(prefix: str) -> str:
