@@ -34,7 +34,7 @@ from .chain.chaininterface import FEERATE_FLOOR_SATS_PER_KW, ConfirmationTarget,
 from .events.bump_transaction import Utxo
 from .logger import Logger
 from .ser import U32, U64, Record
-from .sign import min_non_dust_value, p2wpkh_script_code, segwit_sighashes, sign_digest, with_witnesses
+from .sign import add_secrets, min_non_dust_value, p2wpkh_script_code, segwit_sighashes, sign_digest, with_witnesses
 from .sim.chain import Chain, ChainError
 from .types import Txid
 
@@ -72,10 +72,6 @@ def _account(wallet_seed: bytes, coin_type: int) -> Any:
     return HDKey.from_seed(wallet_seed).derive(f"m/84h/{coin_type}h/0h")
 
 
-#: The order of secp256k1's group: BIP 32 adds private keys modulo it.
-_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-
-
 @functools.lru_cache(maxsize=4_096)
 def _branch(wallet_seed: bytes, coin_type: int, branch: int) -> tuple[bytes, bytes, bytes]:
     """The receive (0) or change (1) branch key of the account: (chain code, secret, compressed public key)."""
@@ -95,7 +91,7 @@ def _derive(wallet_seed: bytes, coin_type: int, branch: int, index: int) -> tupl
 
     chain_code, secret, public = _branch(wallet_seed, coin_type, branch)
     tweak = hmac.new(chain_code, public + index.to_bytes(4, "big"), hashlib.sha512).digest()[:32]
-    child = ((int.from_bytes(tweak, "big") + int.from_bytes(secret, "big")) % _SECP256K1_ORDER).to_bytes(32, "big")
+    child = add_secrets(secret, tweak)
     public_key = PublicKey.from_secret(child).format()
     return child, public_key, ScriptBuf.new_p2wpkh(public_key)
 

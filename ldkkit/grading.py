@@ -22,7 +22,6 @@ import os
 import queue
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -289,10 +288,7 @@ def _start_worker() -> subprocess.Popen[bytes]:
 
 
 def _kill_group(worker: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(worker.pid, signal.SIGKILL)
-    except OSError:
-        pass
+    jail_module.kill_group(worker.pid)  # (the worker leads its session's group: it and all it started)
     worker.wait()
 
 

@@ -74,7 +74,8 @@ class SpendableOutputDescriptor(RustEnum):
 
 #: Sweeps are version 2 transactions, as CSV-locked (to_self_delay) inputs require.
 _SPEND_TX_VERSION = 2
-_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+#: The order of secp256k1's group: private keys are added modulo it.
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 #: A placeholder as long as the longest DER signature plus its sighash byte, for weight estimates.
 _MAX_SIG = b"\x30" + b"\x00" * 72
 SIGHASH_ALL = 1
@@ -116,18 +117,25 @@ def _channel_child_secret(seed: bytes, child: int) -> bytes:
     return HDKey.from_seed(seed).derive([3 + 0x80000000, child + 0x80000000]).key.secret
 
 
+@functools.lru_cache(maxsize=65_536)
 def _pubkey(secret: bytes) -> bytes:
-    from coincurve import PrivateKey
+    """The compressed public key of ``secret``: worked out once per process, since every world built from the same
+    seed derives the same keys."""
+    from coincurve import PublicKey as Key
 
-    return PrivateKey(secret).public_key.format(compressed=True)
+    return Key.from_secret(secret).format(compressed=True)
+
+
+def add_secrets(secret: bytes, tweak: bytes) -> bytes:
+    """``secret + tweak`` modulo the curve's order: how BIP 32 and BOLT 3 derive a private key (coincurve's
+    ``PrivateKey.add`` would also work out the result's public keys, which nobody asks for)."""
+    total = (int.from_bytes(secret, "big") + int.from_bytes(tweak, "big")) % SECP256K1_ORDER
+    return total.to_bytes(32, "big")
 
 
 def _tweak_secret(base_secret: bytes, per_commitment_point: PublicKey) -> bytes:
     """BOLT 3 key derivation: ``base_secret + SHA256(per_commitment_point || basepoint)``."""
-    from coincurve import PrivateKey
-
-    tweak = _sha256(bytes(per_commitment_point), _pubkey(base_secret))
-    return PrivateKey(base_secret).add(tweak).secret
+    return add_secrets(base_secret, _sha256(bytes(per_commitment_point), _pubkey(base_secret)))
 
 
 def hash160(data: bytes) -> bytes:
@@ -179,9 +187,16 @@ def segwit_sighashes(tx: Transaction, inputs: list[tuple[int, bytes, int]]) -> l
 
 def sign_digest(secret: bytes, digest: bytes) -> bytes:
     """A real ECDSA signature (DER, low-S, RFC 6979) with the SIGHASH_ALL byte appended."""
+    return _signing_key(secret).sign(digest, hasher=None) + bytes([SIGHASH_ALL])
+
+
+@functools.lru_cache(maxsize=4096)
+def _signing_key(secret: bytes) -> Any:
+    """coincurve's key for ``secret``, made once: making one works out its two public keys too, and a channel signs
+    with its funding key at every update."""
     from coincurve import PrivateKey
 
-    return PrivateKey(secret).sign(digest, hasher=None) + bytes([SIGHASH_ALL])
+    return PrivateKey(secret)
 
 
 def with_witnesses(tx: Transaction, witnesses: dict[int, tuple[bytes, ...]]) -> Transaction:
@@ -389,7 +404,7 @@ class KeysManager:
         for info in (b"funding key", b"revocation base key", b"payment key", b"delayed payment base key",
                      b"HTLC base key"):
             keys.append(_sha256(seed, keys[-1], info))
-        if any(not 0 < int.from_bytes(k, "big") < _SECP256K1_ORDER for k in keys[1:]):
+        if any(not 0 < int.from_bytes(k, "big") < SECP256K1_ORDER for k in keys[1:]):
             raise ValueError("derived a key outside the curve order (SHA-256 would have to be broken)")
         return InMemorySigner(*keys[1:], commitment_seed, channel_value_satoshis, bytes(channel_keys_id))
 

@@ -19,6 +19,9 @@ from ldkkit.sign import (
     Recipient,
     SpendableOutputDescriptor,
     StaticPaymentOutputDescriptor,
+    _pubkey,
+    _tweak_secret,
+    add_secrets,
     get_revokeable_redeemscript,
     get_to_countersigner_keyed_anchor_redeemscript,
     p2wpkh_script_code,
@@ -127,6 +130,26 @@ def test_commitment_secrets_follow_bolt3():
     signer = InMemorySigner(k, k, k, k, k, b"\xff" * 32, 1, bytes(32))
     assert signer.release_commitment_secret(0xAAAAAAAAAAA).hex() == (
         "56f4008fb007ca9acf0e15b054d5c9fd12ee06cea347914ddbaed70d1c13a528")
+
+
+def test_per_commitment_keys_are_derived_as_bolt3_says():
+    # BOLT 3, Appendix E, "derive_privkey": basepoint_secret + SHA256(per_commitment_point || basepoint)
+    base_secret = bytes(range(32))
+    assert _pubkey(base_secret).hex() == "036d6caac248af96f6afa7f904f550253a0f3ef3f5aa2fe6838a95b216691468e2"
+    point = PublicKey(bytes.fromhex("025f7117a78150fe2ef97db7cfc83bd57b2e2c0d0dd25eaf467a4a1c2a45ce1486"))
+    assert _tweak_secret(base_secret, point).hex() == (
+        "cbced912d3b21bf196a766651e436aff192362621ce317704ea2f75d87e7be0f")
+
+
+@given(st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32))
+def test_adding_secrets_is_adding_their_points(secret, tweak):
+    """The scalar sum's public key is the sum of the two public keys (both taken as valid secp256k1 scalars)."""
+    order = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    a, b = int.from_bytes(secret, "big"), int.from_bytes(tweak, "big")
+    if not (0 < a < order and 0 < b < order and (a + b) % order):
+        return
+    assert _pubkey(add_secrets(secret, tweak)) == Point.combine_keys(
+        [Point.from_secret(secret), Point.from_secret(tweak)]).format()
 
 
 def test_destination_and_shutdown_scripts_are_distinct_p2wpkh():

@@ -250,10 +250,7 @@ class Recorder:
         return _Recorded(name, component, self) if name in _RECORDED else component
 
     def recording(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        try:
-            signature = inspect.signature(method)
-        except (TypeError, ValueError):
-            signature = None
+        signature = _signature(method)
 
         @functools.wraps(method)
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -335,6 +332,27 @@ class Recorder:
             return await Stepped(coro, handling, self.task_steps)
         except BlockingCall as e:  # the story meets it later, from the loop: it is told with the event that spawned it
             raise TaskBlocked(handling.event, e) from e
+
+
+def _signature(method: Callable[..., Any]) -> Optional[inspect.Signature]:
+    """``inspect.signature(method)``, or None if it has none. A method's is the same on every instance, and every
+    call a handler makes asks for one: it is worked out once per function."""
+    function = getattr(method, "__func__", None)
+    if function is None:
+        return _signature_of(method)
+    if function not in _METHOD_SIGNATURES:
+        _METHOD_SIGNATURES[function] = _signature_of(method)
+    return _METHOD_SIGNATURES[function]
+
+
+def _signature_of(method: Callable[..., Any]) -> Optional[inspect.Signature]:
+    try:
+        return inspect.signature(method)
+    except (TypeError, ValueError):
+        return None
+
+
+_METHOD_SIGNATURES: dict[Callable[..., Any], Optional[inspect.Signature]] = {}
 
 
 class TaskBlocked(Exception):

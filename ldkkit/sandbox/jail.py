@@ -325,6 +325,34 @@ def kill_uid(uid: int) -> None:
     raise RuntimeError(f"processes of uid {uid} survive SIGKILL: {pids_of(uid)}")
 
 
+def kill_group(pgid: int) -> None:
+    """Kill every process of process group ``pgid``, until none is left alive: a SIGKILL takes effect a moment
+    after it is sent, and whoever returns from here promises that nothing of the group runs any more."""
+    for _ in range(50):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:  # no process in the group at all
+            return
+        if not _group(pgid):  # (zombies are dead: only their parent's bookkeeping is left)
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"processes of group {pgid} survive SIGKILL: {_group(pgid)}")
+
+
+def _group(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                state, _, group = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[:3]
+            except (OSError, ValueError):
+                continue
+            if int(group) == pgid and state != "Z":
+                found.append(int(entry))
+    return found
+
+
 def kill_descendants(root_pid: int) -> None:
     """Kill every process whose parent chain leads to ``root_pid`` (subreaper orphans included)."""
     for _ in range(50):

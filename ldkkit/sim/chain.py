@@ -11,6 +11,7 @@ subsidy to a miner outside the world, so the world's own money stays constant.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections.abc import Callable
@@ -126,7 +127,7 @@ class Chain:
         """Pay coins straight into the world (block 1 does this for the wallets)."""
         with self._lock:
             self._funded += 1
-            tx = self._coinbase(list(outputs.items()), tag=b"f" + self._funded.to_bytes(3, "little"))
+            tx = _coinbase(tuple(outputs.items()), tag=b"f" + self._funded.to_bytes(3, "little"))
             self._add_unchecked(tx)
             return tx
 
@@ -139,7 +140,7 @@ class Chain:
                 self.mempool.clear()
                 subsidy = (50 * COIN) >> (len(self.blocks) // 150)
                 fees = sum(self._fees.get(tx.compute_txid(), 0) for tx in txs)
-                coinbase = self._coinbase([(MINER_SCRIPT, subsidy + fees)], tag=len(self.blocks).to_bytes(4, "little"))
+                coinbase = _coinbase(((MINER_SCRIPT, subsidy + fees),), tag=len(self.blocks).to_bytes(4, "little"))
                 block = self._mine_block(txs, {coinbase.compute_txid(): coinbase})
             blocks.append(block)
             for listener in list(self._listeners):
@@ -147,10 +148,6 @@ class Chain:
         return blocks
 
     # --- internals ------------------------------------------------------------------------
-
-    def _coinbase(self, outputs: list[tuple[ScriptBuf, int]], tag: bytes) -> Transaction:
-        txin = TxIn(OutPoint(_NULL_TXID, 0xFFFFFFFF), ScriptBuf(b"\x04" + tag[:4].ljust(4, b"\0")), 0xFFFFFFFF, ())
-        return Transaction.new(2, 0, [txin], [TxOut(value, script) for script, value in outputs])
 
     def _add_unchecked(self, tx: Transaction) -> None:
         txid = tx.compute_txid()
@@ -177,3 +174,11 @@ class Chain:
         block = Block(height, block_hash, self.clock.unix_time(), tuple(all_txs))
         self.blocks.append(block)
         return block
+
+
+@functools.lru_cache(maxsize=4096)
+def _coinbase(outputs: tuple[tuple[ScriptBuf, int], ...], tag: bytes) -> Transaction:
+    """A coinbase paying ``outputs``, told apart by ``tag``. Every world mines the same ones at the same heights
+    (a check mines a thousand blocks), so each is built once: a transaction never changes."""
+    txin = TxIn(OutPoint(_NULL_TXID, 0xFFFFFFFF), ScriptBuf(b"\x04" + tag[:4].ljust(4, b"\0")), 0xFFFFFFFF, ())
+    return Transaction.new(2, 0, [txin], [TxOut(value, script) for script, value in outputs])
