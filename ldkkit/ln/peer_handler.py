@@ -93,5 +93,11 @@ class PeerManager:
         """Mirrors ``PeerManager::timer_tick_occurred``: pings; the simulation only counts them."""
         self.timer_ticks += 1
 
-    #: It only counts, whenever it is called: a sleeping background processor need not stop the clock for it.
+    #: It only counts, whenever it is called: a sleeping background processor need not stop the clock for it,
+    #: and the kit's timers count many at once (``ticks_occurred``).
     timer_tick_occurred.only_counts = True  # type: ignore[attr-defined]
+
+    def ticks_occurred(self, count: int) -> None:
+        """``count`` calls of :meth:`timer_tick_occurred` at once (not LDK's: the kit's timers count the pings of
+        quiet time in one go)."""
+        self.timer_ticks += count

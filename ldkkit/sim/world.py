@@ -365,8 +365,7 @@ class World:
             count = max(0, (until_us - due_us) // step + 1)
             self._next_tick[name] = (due_us + count * step, elapsed + count * REBROADCAST_TIMER)
             if count and self._world_drives(self.nodes[name]):
-                for _ in range(count * (REBROADCAST_TIMER // PING_TIMER)):
-                    self.nodes[name].peer_manager.timer_tick_occurred()
+                self.nodes[name].peer_manager.ticks_occurred(count * (REBROADCAST_TIMER // PING_TIMER))
 
     @staticmethod
     def _world_drives(node: Node) -> bool:
