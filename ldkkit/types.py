@@ -75,7 +75,7 @@ class HexBytes:
         return type(other) is type(self) and other._data == self._data  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self._data))
+        return hash(self._data)  # (bytes keep their hash: ids of different kinds rarely collide, and never equal)
 
     def __lt__(self, other: HexBytes) -> bool:
         return self._data < other._data
