@@ -5,14 +5,16 @@ A check is made of scenario plays; the capstone plays every scenario of the libr
 background processor's thread form, after the earlier workbooks' own plays. This plays the library
 once that way (the reference handler, the capstone's seed) and counts what was simulated, then does
 the same for payments on the 3-node line of ``bench/payments.py`` (per payment). Counts do not depend on the
-machine, so they say where the CPU time goes even on a noisy one: the Lightning work (events,
-messages, commitment updates) is small next to the timers LDK runs between blocks, since the
-world's blocks come ten simulated minutes apart. Prints one ``name value unit`` line per figure,
+machine, so they say where the CPU time goes even on a noisy one. The world's blocks come ten simulated
+minutes apart, and LDK's timers tick many times between two: the ticks counted here are those run one at
+a time (a tick that would change nothing is only counted, see ``World._quiet_advance``), next to the
+Lightning work (events, messages, commitment updates). Prints one ``name value unit`` line per figure,
 with the scenarios' CPU time in the same run.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections import Counter
@@ -51,6 +53,7 @@ def counting(work: Callable[[], Any]) -> tuple[Counter[str], float]:
     originals = {key: getattr(*key) for key in COUNTED}
 
     def counter(original: Callable[..., Any], name: str) -> Callable[..., Any]:
+        @functools.wraps(original)  # (its marks too: a tick that says when it changes nothing is still skipped then)
         def counted(*args: Any, **kwargs: Any) -> Any:
             counts[name] += 1
             return original(*args, **kwargs)

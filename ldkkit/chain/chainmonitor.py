@@ -20,6 +20,7 @@ every amount is exact. Claiming an HTLC on chain with its preimage is not modell
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import threading
 from collections.abc import Callable
@@ -173,12 +174,14 @@ def _push_int(n: int) -> bytes:
     return _push(n.to_bytes((n.bit_length() + 8) // 8, "little"))
 
 
+@functools.lru_cache(maxsize=1024)  # (a closed channel's monitor looks for its outputs at every block)
 def to_local_script(delayed_key: PublicKey, revocation_key: PublicKey, delay: int) -> ScriptBuf:
     """BOLT 3 to_local: the revocation key now, or the delayed key after ``delay`` blocks."""
     return _p2wsh(b"\x63", _push(bytes(revocation_key)), b"\x67", _push_int(delay), b"\xb2\x75",
                   _push(bytes(delayed_key)), b"\x68\xac")
 
 
+@functools.lru_cache(maxsize=1024)
 def to_remote_script(key: PublicKey, anchors: bool) -> ScriptBuf:
     """BOLT 3 to_remote: the counterparty's key (after one block, on anchor channels)."""
     if anchors:
@@ -186,6 +189,7 @@ def to_remote_script(key: PublicKey, anchors: bool) -> ScriptBuf:
     return ScriptBuf.new_p2wpkh(bytes(key))
 
 
+@functools.lru_cache(maxsize=1024)
 def anchor_script(funding_key: PublicKey) -> ScriptBuf:
     """BOLT 3 anchor output, spendable by its owner at once or by anyone after 16 blocks."""
     return _p2wsh(_push(bytes(funding_key)), b"\xac\x73\x64\x60\xb2\x68")
