@@ -34,8 +34,8 @@ class FilesystemStore:
         self.data_dir = Path(data_dir)
         self.durable = durable
         self._lock = threading.Lock()  # one writer at a time, as LDK's per-path locks
-        #: Not durable: what this store last wrote at each path, and the file's identity just after.
-        self._written: dict[Path, tuple[bytes, tuple[int, int, int]]] = {}
+        #: Not durable: what this store last wrote under each key, at which path, and the file's identity just after.
+        self._written: dict[tuple[str, str, str], tuple[bytes, str, tuple[int, int, int]]] = {}
         self._remove_interrupted_writes()
 
     def _remove_interrupted_writes(self) -> None:
@@ -66,10 +66,11 @@ class FilesystemStore:
         check_namespace_key_validity(primary_namespace, secondary_namespace, key, "write")
         if not isinstance(buf, (bytes, bytearray, memoryview)):
             raise TypeError(f"FilesystemStore.write takes bytes, got {type(buf).__name__}; call .encode() first")
-        dest = self._path(primary_namespace, secondary_namespace, key)
+        name = (primary_namespace, secondary_namespace, key)
         with self._lock:
-            if not self.durable and self._holds(dest, buf):
+            if not self.durable and self._holds(name, buf):
                 return
+            dest = self._path(*name)
             dest.parent.mkdir(parents=True, exist_ok=True)
             # Keys cannot contain '.', so the temporary name can never clash with a key.
             tmp = dest.with_name(f"{key}.{secrets.token_hex(6)}.tmp")  # pragma: no mutate  (any random suffix)
@@ -91,15 +92,15 @@ class FilesystemStore:
             if self.durable:
                 _fsync_dir(dest.parent)
             else:
-                self._written[dest] = (bytes(buf), _identity(dest))
+                self._written[name] = (bytes(buf), str(dest), _identity(dest))
 
-    def _holds(self, dest: Path, buf: bytes | bytearray | memoryview) -> bool:
-        """Whether the file at ``dest`` is the one this store last wrote, untouched since, with these bytes."""
-        last = self._written.get(dest)
+    def _holds(self, name: tuple[str, str, str], buf: bytes | bytearray | memoryview) -> bool:
+        """Whether the file of key ``name`` is the one this store last wrote, untouched since, with these bytes."""
+        last = self._written.get(name)
         if last is None or last[0] != buf:
             return False
         try:
-            return _identity(dest) == last[1]
+            return _identity(last[1]) == last[2]
         except FileNotFoundError:
             return False
 
@@ -124,7 +125,7 @@ class FilesystemStore:
         return f"FilesystemStore({str(self.data_dir)!r})"
 
 
-def _identity(path: Path) -> tuple[int, int, int]:
+def _identity(path: str | Path) -> tuple[int, int, int]:
     """A file's inode, size and modification time: any write or replacement changes one of them."""
     st = os.stat(path)
     return st.st_ino, st.st_size, st.st_mtime_ns
