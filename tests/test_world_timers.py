@@ -198,8 +198,8 @@ STORIES = {"unfunded": _unfunded, "unanswered": _unanswered, "incomplete_mpp": _
            **{name: _scenario(name) for name in _SCENARIOS}}
 
 
-def _played(story: Callable[[World], None], processor: bool = False) -> list[Any]:
-    """Everything a story leaves in its world; with ``processor``, the learner runs under a BackgroundProcessor."""
+def _played(story: Callable[[World], None], processor: str = "") -> list[Any]:
+    """Everything a story leaves in its world; with ``processor`` (a form), the learner runs under a processor."""
     with World(seed=5) as world, contextlib.ExitStack() as running:
         processors: list[Any] = []
         pings: list[Any] = []
@@ -216,7 +216,7 @@ def _played(story: Callable[[World], None], processor: bool = False) -> list[Any
                         return handler(event)
 
                     node.event_handler = handle
-                    processors.append(running.enter_context(run_processor(node, "thread")))
+                    processors.append(running.enter_context(run_processor(node, processor)))
                 return node
 
             world.add_node = add_under_processor  # type: ignore[method-assign]
@@ -227,7 +227,8 @@ def _played(story: Callable[[World], None], processor: bool = False) -> list[Any
                   node.scorer.encode(), node.fs_store.list("", ""), world._next_tick[name])
                  for name, node in sorted(world.nodes.items())]
         state.append((world.clock.now_us(), world.chain.tip().block_hash, world.message_log))
-        state += [(dict(p.timer_counts), {n: t.last_us for n, t in p._state.body.timers.items()}) for p in processors]
+        state += [(dict(p.timer_counts), {n: t.last_us for n, t in p._state.body.timers.items()})
+                  for p in processors if processor == "thread"]
         state.append(pings)
     return state
 
@@ -260,18 +261,22 @@ def test_each_quiet_block_is_one_quiet_advance():
 PROCESSED = ["unfunded", "unbumped", "incomplete_mpp", "just_short", *_SCENARIOS]
 
 
+@pytest.mark.parametrize("form", ["thread", "async"])
 @pytest.mark.parametrize("story", PROCESSED)
-def test_under_a_processor_quiet_time_leaves_the_world_as_a_processor_woken_at_every_deadline_does(
-        story, monkeypatch):
-    """Under a BackgroundProcessor, a quiet advance also works through the sleeping processor's deadlines, and at
-    each the ticks that would change nothing are only counted: every event, record, persisted key, ping and
-    timer count, and each timer's last firing, are as when the processor's thread wakes for every deadline
-    and runs every timer itself, as LDK's loop does."""
-    quietly = _played(STORIES[story], processor=True)
+def test_under_a_processor_quiet_time_leaves_the_world_as_stopping_at_every_deadline_does(story, form, monkeypatch):
+    """Under a processor, a quiet advance also works through the sleeping processor's deadlines, and at each the
+    ticks that would change nothing are only counted: every event, record, persisted key, ping and timer count,
+    and each timer's last firing, are as when the clock stops at every deadline. The thread form's loop is then
+    woken each time, as LDK's is. The async form's ticks fall on the world's own instants (both every 60 s),
+    where the runtime has always run the processor's due timers first, before the world's: it does, each time."""
+    quietly = _played(STORIES[story], processor=form)
     monkeypatch.setattr(World, "_quiet_advance", lambda world, target_us: False)
-    monkeypatch.setattr(bp_module._RunBody, "quiet_tick", lambda body, now_us, until_us: None)
-    woken_every_time = _played(STORIES[story], processor=True)
-    assert quietly == woken_every_time
+    if form == "thread":
+        monkeypatch.setattr(bp_module._RunBody, "quiet_tick", lambda body, now_us, until_us: None)
+    else:
+        monkeypatch.setattr(bp_module._RunBody, "_count_quiet", lambda body, deadline_us, until_us: deadline_us)
+    every_deadline = _played(STORIES[story], processor=form)
+    assert quietly == every_deadline
 
 
 def test_a_quiet_block_under_a_processor_stops_only_where_the_processor_has_work():
