@@ -8,9 +8,9 @@ the background processor. Build one with :meth:`ldkkit.sim.world.World.add_node`
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, overload
 
 from .bitcoin import Network
 from .bitcoind_client import BitcoindClient
@@ -46,6 +46,47 @@ HANDLER_PARAMETERS = (
 )
 
 
+class EventLog(Sequence[tuple[float, int, Event]]):
+    """What a node's handler was given: ``(simulation seconds, block height, event)`` entries, read as a list.
+
+    Kept as three columns, each appended to: a tuple per event would be one more object for Python's garbage
+    collector to follow, which costs more than the logging itself once a node has logged many events."""
+
+    def __init__(self) -> None:
+        self._times: list[float] = []
+        self._heights: list[int] = []
+        self._events: list[Event] = []
+
+    def record(self, time_s: float, height: int, event: Event) -> None:
+        self._times.append(time_s)
+        self._heights.append(height)
+        self._events.append(event)  # (last: an entry is there once its event is)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[float, int, Event]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[float, int, Event]]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        count = len(self._events)
+        if isinstance(index, slice):
+            return [(self._times[i], self._heights[i], self._events[i]) for i in range(*index.indices(count))]
+        position = index + count if index < 0 else index
+        if not 0 <= position < count:
+            raise IndexError(f"event log index {index} out of range: {count} events logged")
+        return self._times[position], self._heights[position], self._events[position]
+
+    def __iter__(self) -> Iterator[tuple[float, int, Event]]:
+        return zip(self._times, self._heights, self._events, strict=False)  # (one half recorded is left out)
+
+    def __repr__(self) -> str:
+        return f"EventLog({list(self)!r})"
+
+
 @dataclass(eq=False)
 class Node:
     """One simulated LDK node. Its attributes are ldk-sample's components."""
@@ -76,7 +117,7 @@ class Node:
     driven_by_world: bool = True
     persist: bool = True
     #: Every event handed to the handler, with when: (simulation seconds, block height, event).
-    event_log: list[tuple[float, int, Event]] = field(default_factory=list)
+    event_log: EventLog = field(default_factory=EventLog)
 
     @property
     def events_seen(self) -> list[Event]:

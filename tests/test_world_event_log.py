@@ -37,3 +37,31 @@ def test_each_event_is_logged_with_the_time_and_height_at_which_the_handler_got_
                 assert 0 < logged_s <= handled_s
             else:
                 assert logged_s == handled_s
+
+
+def test_the_log_reads_as_a_list_of_entries():
+    """Kept in columns (no tuple per event for the garbage collector to follow), read as a list of tuples:
+    by index from either end, by slice, in order, and an index past the end says how many there are."""
+    from ldkkit.node import EventLog
+
+    log, entries = EventLog(), [(0.5 * i, i // 2, f"event {i}") for i in range(5)]
+    for entry in entries:
+        log.record(*entry)
+    assert len(log) == 5 and list(log) == entries and log[0] == entries[0] and log[-1] == entries[-1]
+    assert log[1:4] == entries[1:4] and log[::-2] == entries[::-2] and log[7:] == []
+    assert log.index(entries[3]) == 3 and entries[2] in log and repr(log) == f"EventLog({entries!r})"
+    with pytest.raises(IndexError, match="5 events logged"):
+        log[5]
+    with pytest.raises(IndexError):
+        log[-6]
+
+
+def test_an_entry_half_recorded_is_not_read():
+    """Another thread may read while an entry is recorded: what it reads is whole, the half-recorded one left out."""
+    from ldkkit.node import EventLog
+
+    log = EventLog()
+    log.record(1.0, 1, "first")
+    log._times.append(2.0)  # (recording the second: its time is in, its height and event not yet)
+    assert len(log) == 1 and list(log) == [(1.0, 1, "first")] and log[-1] == (1.0, 1, "first") and log[:] == [
+        (1.0, 1, "first")]

@@ -195,9 +195,9 @@ class World:
         blocks = self.chain.blocks  # (only ever appended to)
         clock = self.clock
         if clock.is_virtual:
-            return lambda event: node.event_log.append((clock._now_us / MICROS, len(blocks) - 1, event))
+            return lambda event: node.event_log.record(clock._now_us / MICROS, len(blocks) - 1, event)
         now = clock.now
-        return lambda event: node.event_log.append((now(), len(blocks) - 1, event))
+        return lambda event: node.event_log.record(now(), len(blocks) - 1, event)
 
     def restart_node(self, node: Node, handler: Optional[Callable[..., Any]] = None) -> Node:
         """Stop a node and start it again from its storage folder, as after a crash.
