@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import threading
@@ -43,6 +44,36 @@ def policy(cm, keys, event, **how):
 def test_keyword_arguments_are_recorded_through_the_components_own_signature():
     result = check("open_channel_request", opening(policy))
     assert "all 5 checks passed" in repr(result)
+
+
+@pytest.mark.parametrize("passing", [True, False])
+def test_the_collector_runs_less_often_while_a_check_runs_and_as_before_after_it(passing):
+    """A check makes millions of objects kept a moment: while it runs, Python's youngest generation is collected
+    less often (as set before, if that was rarer still); after it, passed or failed, as before."""
+    import gc
+
+    seen = []
+
+    def decide(cm, keys, event):
+        seen.append(gc.get_threshold())
+        return policy(cm, keys, event) if passing else cm.accept_inbound_channel(event.temporary_channel_id)
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(500, 7, 9)
+        if passing:
+            check("open_channel_request", opening(decide))
+        else:
+            with pytest.raises(ExerciseFailed):
+                check("open_channel_request", opening(decide))
+        assert seen and set(seen) == {(common.CHECK_GC_THRESHOLD, 7, 9)} and gc.get_threshold() == (500, 7, 9)
+        gc.set_threshold(50_000, 7, 9)
+        seen.clear()
+        with contextlib.suppress(ExerciseFailed):
+            check("open_channel_request", opening(decide))
+        assert set(seen) == {(50_000, 7, 9)} and gc.get_threshold() == (50_000, 7, 9)
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_wrong_arguments_raise_pythons_own_type_error_named_at_the_event():
@@ -383,6 +414,7 @@ def test_a_task_your_handler_spawned_that_never_ran_is_closed_without_a_never_aw
     finally:
         common._HANDLING.reset(token)
     task.cancel()
+    gc.collect()  # (earlier tests' garbage, a coroutine of theirs among it, is not this test's to judge)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
