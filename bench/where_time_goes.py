@@ -31,6 +31,7 @@ from ldkkit.chain.chainmonitor import ChainMonitor  # noqa: E402
 from ldkkit.events.queue import EventQueue  # noqa: E402
 from ldkkit.exercises.capstone import REFERENCE_SEED  # noqa: E402
 from ldkkit.ln.channelmanager import ChannelManager  # noqa: E402
+from ldkkit.scenarios import Stage  # noqa: E402
 from ldkkit.sim.chain import Chain  # noqa: E402
 from ldkkit.sim.world import BLOCK_INTERVAL_S, World  # noqa: E402
 
@@ -70,6 +71,43 @@ def counting(work: Callable[[], Any]) -> tuple[Counter[str], float]:
             setattr(owner, attribute, original)
 
 
+#: The steps scenarios are written with, whose CPU time is told apart (each step's own: a channel's opening mines
+#: its six blocks, and those count as opening it).
+PHASES = {(Stage, "peer"): "adding_peers", (Stage, "open"): "opening_channels", (Stage, "mine"): "mining",
+          (Stage, "pay"): "paying", (Stage, "settle"): "settling"}
+
+
+def cpu_by_phase(work: Callable[[], Any]) -> tuple[Counter[str], float]:
+    """Run ``work`` with the CPU time of each scenario step added up (the outermost step's, nested ones included);
+    the times and the whole CPU time. Noisy, unlike the counts: shares, not figures to compare between runs."""
+    spent: Counter[str] = Counter()
+    originals = {key: getattr(*key) for key in PHASES}
+    depth = [0]
+
+    def timed(original: Callable[..., Any], name: str) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            depth[0] += 1
+            started = time.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    spent[name] += time.process_time() - started
+        return run
+
+    for (owner, attribute), name in PHASES.items():
+        setattr(owner, attribute, timed(originals[owner, attribute], name))
+    try:
+        started = time.process_time()
+        work()
+        return spent, time.process_time() - started
+    finally:
+        for (owner, attribute), original in originals.items():
+            setattr(owner, attribute, original)
+
+
 def every_scenario() -> None:
     for name in scenarios.names():
         scenarios.run(name, reference.handle_ldk_events, seed=REFERENCE_SEED, processor="thread")
@@ -87,6 +125,10 @@ def main() -> None:
     print(f"scenarios_simulated_time {counts['blocks'] * BLOCK_INTERVAL_S / 3600:.0f} hours")
     timer_calls = counts["channel_manager_ticks"] + counts["claim_rebroadcasts"] + counts["processor_stops_asleep"]
     print(f"scenarios_timer_calls_per_event {timer_calls / counts['events']:.0f} calls")
+    spent, cpu_s = cpu_by_phase(every_scenario)
+    for name in [*PHASES.values(), "elsewhere"]:
+        share = spent[name] if name != "elsewhere" else cpu_s - sum(spent.values())
+        print(f"scenarios_cpu_share_{name} {share / cpu_s * 100:.0f} %")
     n, measured = 300, {}
     pay_many = payments.pay_many
 

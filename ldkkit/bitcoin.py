@@ -9,6 +9,7 @@ imported only when first needed so that ``import ldkkit`` stays light.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from functools import cached_property
 from typing import Any
@@ -201,21 +202,32 @@ class Address(Record):
 
     @classmethod
     def from_str(cls, text: str, network: Network) -> Address:
-        from embit.script import address_to_scriptpubkey
-
         hrp = network._embit()["bech32"]
         if not text.lower().startswith(hrp + "1"):
             raise ValueError(f"{text!r} is not a {network.name} address (those start with {hrp}1)")
-        try:
-            script = ScriptBuf(address_to_scriptpubkey(text).data)
-        except Exception:
-            raise ValueError(f"{text!r} is not a valid bech32 address") from None
-        return cls.from_script(script, network)
+        return cls.from_script(_script_of_address(text), network)
 
     def __str__(self) -> str:
-        from embit.script import Script
+        return _address_of_script(bytes(self.script_pubkey), self.network)
 
-        return Script(bytes(self.script_pubkey)).address(self.network._embit())
+
+# An address and its script are worked out once each: ldk-sample's funding turns the script into an address for
+# bitcoind, which turns it back, at every channel opened.
+@functools.lru_cache(maxsize=4096)
+def _address_of_script(script: bytes, network: Network) -> str:
+    from embit.script import Script
+
+    return Script(script).address(network._embit())
+
+
+@functools.lru_cache(maxsize=4096)
+def _script_of_address(text: str) -> ScriptBuf:
+    from embit.script import address_to_scriptpubkey
+
+    try:
+        return ScriptBuf(address_to_scriptpubkey(text).data)
+    except Exception:
+        raise ValueError(f"{text!r} is not a valid bech32 address") from None
 
     def __repr__(self) -> str:
         return f"Address({self})"
