@@ -257,6 +257,8 @@ class OutputSweeper:
                and (o.status.delayed_until_height is None or height >= o.status.delayed_until_height)]
         txs: dict[Txid, Transaction] = {}
         outputs = list(self._state.outputs)
+        if not outputs:
+            return []  # (nothing tracked, as for most of a node's life: no new state to make)
         for i, o in enumerate(outputs):  # rebroadcast unconfirmed sweeps once per block
             if isinstance(o.status, OutputSpendStatus.PendingFirstConfirmation) and \
                     o.status.latest_broadcast_height < height:
