@@ -48,27 +48,34 @@ COUNTED = {  # what is counted: the kit's function, and the figure's name and un
 }
 
 
+def measured(work: Callable[[], Any], targets: dict[tuple[Any, str], str],
+             wrap: Callable[[Callable[..., Any], str], Callable[..., Any]]) -> float:
+    """Run ``work`` with each target function ``(owner, attribute)`` replaced by ``wrap(original, its name)``, and
+    put back after; the CPU seconds it took. The wrapper keeps the original's marks (``functools.wraps``): a tick
+    that says when it changes nothing is still skipped then."""
+    originals = {key: getattr(*key) for key in targets}
+    for key, name in targets.items():
+        setattr(*key, functools.wraps(originals[key])(wrap(originals[key], name)))
+    try:
+        started = time.process_time()
+        work()
+        return time.process_time() - started
+    finally:
+        for key, original in originals.items():
+            setattr(*key, original)
+
+
 def counting(work: Callable[[], Any]) -> tuple[Counter[str], float]:
     """Run ``work`` with each counted function counting its calls; the counts and the CPU seconds."""
     counts: Counter[str] = Counter()
-    originals = {key: getattr(*key) for key in COUNTED}
 
     def counter(original: Callable[..., Any], name: str) -> Callable[..., Any]:
-        @functools.wraps(original)  # (its marks too: a tick that says when it changes nothing is still skipped then)
         def counted(*args: Any, **kwargs: Any) -> Any:
             counts[name] += 1
             return original(*args, **kwargs)
         return counted
 
-    for (owner, attribute), (name, _) in COUNTED.items():
-        setattr(owner, attribute, counter(originals[owner, attribute], name))
-    try:
-        started = time.process_time()
-        work()
-        return counts, time.process_time() - started
-    finally:
-        for (owner, attribute), original in originals.items():
-            setattr(owner, attribute, original)
+    return counts, measured(work, {key: name for key, (name, _) in COUNTED.items()}, counter)
 
 
 #: The steps scenarios are written with, whose CPU time is told apart (each step's own: a channel's opening mines
@@ -81,11 +88,9 @@ def cpu_by_phase(work: Callable[[], Any]) -> tuple[Counter[str], float]:
     """Run ``work`` with the CPU time of each scenario step added up (the outermost step's, nested ones included);
     the times and the whole CPU time. Noisy, unlike the counts: shares, not figures to compare between runs."""
     spent: Counter[str] = Counter()
-    originals = {key: getattr(*key) for key in PHASES}
     depth = [0]
 
     def timed(original: Callable[..., Any], name: str) -> Callable[..., Any]:
-        @functools.wraps(original)
         def run(*args: Any, **kwargs: Any) -> Any:
             depth[0] += 1
             started = time.process_time()
@@ -97,15 +102,7 @@ def cpu_by_phase(work: Callable[[], Any]) -> tuple[Counter[str], float]:
                     spent[name] += time.process_time() - started
         return run
 
-    for (owner, attribute), name in PHASES.items():
-        setattr(owner, attribute, timed(originals[owner, attribute], name))
-    try:
-        started = time.process_time()
-        work()
-        return spent, time.process_time() - started
-    finally:
-        for (owner, attribute), original in originals.items():
-            setattr(owner, attribute, original)
+    return spent, measured(work, PHASES, timed)
 
 
 def every_scenario() -> None:
