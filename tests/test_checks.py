@@ -76,6 +76,26 @@ def test_the_collector_runs_less_often_while_a_check_runs_and_as_before_after_it
         gc.set_threshold(*before)
 
 
+def test_checks_running_at_once_put_the_collector_back_once_the_last_ends():
+    import gc
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        common._collect_less_often()  # one check starts,
+        common._collect_less_often()  # then another
+        common._collect_as_before()  # the first ends
+        assert gc.get_threshold() == (common.CHECK_GC_THRESHOLD, 10, 10)
+        common._collect_as_before()
+        assert gc.get_threshold() == (700, 10, 10)
+        common._collect_less_often()  # and a later one finds it as it was
+        assert gc.get_threshold() == (common.CHECK_GC_THRESHOLD, 10, 10)
+        common._collect_as_before()
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*before)
+
+
 def test_wrong_arguments_raise_pythons_own_type_error_named_at_the_event():
     def bad(cm, keys, event):
         cm.accept_inbound_channel(event.temporary_channel_id, nonsense=1)

@@ -545,8 +545,7 @@ def run_check(exercise: str, handler: Callable[..., Any], body: Callable[[Sessio
             outcome["error"] = e
 
     thread = threading.Thread(target=work, name=f"ldkkit-check-{exercise}", daemon=True)
-    collecting = gc.get_threshold()
-    gc.set_threshold(max(collecting[0], CHECK_GC_THRESHOLD), *collecting[1:])
+    _collect_less_often()
     thread.start()
     try:
         while thread.is_alive():
@@ -558,7 +557,7 @@ def run_check(exercise: str, handler: Callable[..., Any], body: Callable[[Sessio
                 stopped = _stop(thread, overdue[0])
                 raise _timed_out(session, overdue[0], stopped)
     finally:
-        gc.set_threshold(*collecting)
+        _collect_as_before()
         if not thread.is_alive():
             session.close()
     if "error" in outcome:
@@ -567,6 +566,29 @@ def run_check(exercise: str, handler: Callable[..., Any], body: Callable[[Sessio
             raise error
         raise internal_error(exercise, error)
     return outcome["result"]
+
+
+def _collect_less_often() -> None:
+    """See ``CHECK_GC_THRESHOLD``. Checks may run at once, in threads (the tests' corpus runs eight): the first to
+    start sets it, the last to end puts back what was there before."""
+    with _COLLECTING_LOCK:
+        if not _COLLECTING:
+            before = gc.get_threshold()
+            gc.set_threshold(max(before[0], CHECK_GC_THRESHOLD), *before[1:])
+            _COLLECTING.append(before)
+        _COLLECTING.append(None)
+
+
+def _collect_as_before() -> None:
+    with _COLLECTING_LOCK:
+        _COLLECTING.pop()
+        if len(_COLLECTING) == 1:
+            gc.set_threshold(*_COLLECTING.pop())
+
+
+#: While checks run: the thresholds they found, then one entry per check running.
+_COLLECTING: list[Optional[tuple[int, ...]]] = []
+_COLLECTING_LOCK = threading.Lock()
 
 
 def _running_for(watched: Handling | TaskStep) -> float:
