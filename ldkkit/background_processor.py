@@ -353,8 +353,8 @@ class _RunBody:
             if count:
                 timer.last_us = first[name] + (count - 1) * period_us
                 self.timer_counts[name] += count
-            if name == "ping":
-                actions["ping"].__self__.ticks_occurred(count)
+                if name == "ping":
+                    actions["ping"].__self__.ticks_occurred(count)
             following.append(first[name] + count * period_us)
         return min(following)
 

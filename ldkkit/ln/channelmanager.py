@@ -724,8 +724,8 @@ class ChannelManager:
                 self._changed()
 
     def timer_tick_changes_nothing(self) -> bool:
-        """Whether :meth:`timer_tick_occurred` would change nothing now (not LDK's: the kit's world skips such
-        ticks of a stub peer while nothing else happens, see ``World._quiet_advance``)."""
+        """Whether :meth:`timer_tick_occurred` would change nothing now (not LDK's: the kit's timers, the world's
+        and a sleeping background processor's, only count such ticks; see ``tick_changes_nothing``)."""
         with self._lock:
             return (self._pending_outbound_payments.nothing_stale() and channel_establishment.nothing_to_age(self)
                     and claimable_payments.nothing_waiting(self))
