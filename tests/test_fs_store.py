@@ -240,10 +240,34 @@ def test_a_write_that_fails_before_its_file_exists_raises_its_own_error(store, m
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(fs_store, "open", full, raising=False)
+    monkeypatch.setattr(fs_store.os, "open", full)
     with pytest.raises(OSError, match="No space left on device"):
         store.write("", "", "manager", b"x")
-    assert not fs_store._IN_FLIGHT
+    monkeypatch.undo()
+    assert not fs_store._IN_FLIGHT and store.list("", "") == [] and not list(store.get_data_dir().iterdir())
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_write_the_disk_takes_in_pieces_is_written_whole(tmp_path, monkeypatch, durable):
+    """``os.write`` may write less than it was given; the rest follows, and the file holds every byte."""
+    from ldkkit import fs_store
+
+    real_write = os.write
+    monkeypatch.setattr(fs_store.os, "write", lambda fd, data: real_write(fd, bytes(data)[:3]))
+    store = FilesystemStore(tmp_path, durable=durable)
+    store.write("monitors", "", "abcd_0", bytearray(b"0123456789"))
+    monkeypatch.undo()
+    assert store.read("monitors", "", "abcd_0") == b"0123456789"
+
+
+def test_a_namespace_folder_removed_behind_the_stores_back_is_made_again(tmp_path):
+    import shutil
+
+    store = FilesystemStore(tmp_path, durable=False)
+    store.write("monitors", "", "abcd_0", b"one")
+    shutil.rmtree(tmp_path / "monitors")
+    store.write("monitors", "", "abcd_0", b"two")
+    assert store.read("monitors", "", "abcd_0") == b"two" and store.list("monitors", "") == ["abcd_0"]
 
 
 def test_a_temporary_file_gone_before_it_is_cleared_is_no_error(tmp_path, monkeypatch):
