@@ -117,12 +117,12 @@ def update_scorer(scorer: Any, event: Event, duration_since_epoch: timedelta) ->
     return True
 
 
-def tick_changes_nothing(tick: Callable[[], Any]) -> bool:
-    """Whether a timer's tick (a bound method) would change nothing if called now. The kit's own tick methods say
-    so through the predicate they are marked with (``changes_nothing_when``); any other (a tick replaced by a
-    test, say) may do anything, and is always run at its time."""
+def tick_changes_nothing(tick: Callable[..., Any], *args: Any) -> bool:
+    """Whether a timer's tick (a bound method) would change nothing if called now (with ``args``). The kit's own
+    methods say so through the predicate they are marked with (``changes_nothing_when``); any other (a method
+    replaced by a test, a store or scorer of your own) may do anything, and is always run at its time."""
     when = getattr(tick, "changes_nothing_when", None)
-    return when is not None and bool(when(tick.__self__))
+    return when is not None and bool(when(tick.__self__, *args))
 
 
 #: The events LDK looks at itself before handing them on.
@@ -337,9 +337,7 @@ class _RunBody:
         (its interval, with the thread form's extra second), whatever the others do.
         The first poll at which a timer that does more falls due ends the count."""
         actions = self._timer_actions
-        idle = {name for name in ("freshness", "rebroadcast") if tick_changes_nothing(actions[name])}
-        if getattr(actions["ping"], "only_counts", False):
-            idle.add("ping")
+        idle = self._idle_timers()
         poll_us = round(POLL_INTERVAL_S * MICROS)
         first = {name: deadline_us + max(0, _ceil_div(timer.threshold_us - deadline_us, poll_us)) * poll_us
                  for name, timer in self.timers.items()}
@@ -357,6 +355,25 @@ class _RunBody:
                     actions["ping"].__self__.ticks_occurred(count)
             following.append(first[name] + count * period_us)
         return min(following)
+
+    def _idle_timers(self) -> set[str]:
+        """The timers whose ticks now would only count (see ``_count_quiet``)."""
+        actions = self._timer_actions
+        idle = {name for name in ("freshness", "rebroadcast") if tick_changes_nothing(actions[name])}
+        if getattr(actions["ping"], "only_counts", False):
+            idle.add("ping")
+        if self._scorer_persist_changes_nothing():
+            idle.add("scorer_persist")
+        return idle
+
+    def _scorer_persist_changes_nothing(self) -> bool:
+        """Whether the scorer's persist now would change nothing: there is no scorer, or it has learned nothing
+        (``time_passed`` has nothing to decay) and the store already holds its bytes. Mining, it is the one timer
+        of a quiet block that would otherwise stop the clock (every five minutes, twice a block)."""
+        scorer = self.scorer
+        return scorer is None or (
+            tick_changes_nothing(scorer.time_passed)
+            and tick_changes_nothing(self.persister.write, "", "", SCORER_PERSISTENCE_KEY, scorer.encode()))
 
     def _work_left(self) -> bool:
         """Whether the top of the loop would find anything to do: events, or messages to send."""

@@ -112,6 +112,10 @@ class FilesystemStore:
         finally:
             os.close(fd)
 
+    #: A scratch store holding these bytes already writes nothing (``background_processor.tick_changes_nothing``).
+    write.changes_nothing_when = (  # type: ignore[attr-defined]
+        lambda self, primary, secondary, key, buf: not self.durable and self._holds((primary, secondary, key), buf))
+
     def _holds(self, name: tuple[str, str, str], buf: bytes | bytearray | memoryview) -> bool:
         """Whether the file of key ``name`` is the one this store last wrote, untouched since, with these bytes."""
         last = self._written.get(name)

@@ -80,6 +80,10 @@ class InMemoryStore:
         check_namespace_key_validity(primary_namespace, secondary_namespace, key, "write")
         self._data[(primary_namespace, secondary_namespace, key)] = bytes(buf)
 
+    #: Writing the bytes already held changes nothing (see ``background_processor.tick_changes_nothing``).
+    write.changes_nothing_when = (  # type: ignore[attr-defined]
+        lambda self, primary, secondary, key, buf: self._data.get((primary, secondary, key)) == buf)
+
     def remove(self, primary_namespace: str, secondary_namespace: str, key: str, lazy: bool = False) -> None:
         check_namespace_key_validity(primary_namespace, secondary_namespace, key, "remove")
         self._data.pop((primary_namespace, secondary_namespace, key), None)

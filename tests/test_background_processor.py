@@ -176,6 +176,19 @@ class _Ticks:
     freshness.changes_nothing_when = lambda self: "freshness" in self.idle
     rebroadcast.changes_nothing_when = lambda self: "rebroadcast" in self.idle
 
+    # The scorer's persist: a scorer that has nothing to decay, and a store that already holds its bytes.
+    def time_passed(self, duration_since_epoch) -> None:
+        raise AssertionError("a persist that changes nothing is counted, not run")
+
+    def encode(self) -> bytes:
+        return b"scorer"
+
+    def write(self, primary, secondary, key, buf) -> None:
+        raise AssertionError("a persist that changes nothing is counted, not run")
+
+    time_passed.changes_nothing_when = lambda self: "scorer_persist" in self.idle
+    write.changes_nothing_when = lambda self, p, s, key, buf: (key, buf) == ("scorer", b"scorer")
+
 
 def _stepped(body, deadline_us: int, until_us: int, idle: set[str], ticks: _Ticks) -> int:
     """What ``_count_quiet`` counts, poll by poll, as the loop would wake for each."""
@@ -191,7 +204,7 @@ _INTERVALS = [("freshness", 60), ("ping", 10), ("network_prune", 60), ("scorer_p
 
 
 @given(whole_seconds=st.booleans(), ages=st.lists(st.floats(0, 1.3), min_size=5, max_size=5),
-       idle=st.sets(st.sampled_from(["ping", "freshness", "rebroadcast"])),
+       idle=st.sets(st.sampled_from(["ping", "freshness", "rebroadcast", "scorer_persist"])),
        span=st.one_of(st.integers(0, 120_000_000), st.integers(0, 8_000_000_000)))
 @example(whole_seconds=True, ages=[0.5, 3e-6, 0.5, 0.5, 0.5], idle={"ping"}, span=0)  # (ends before the first poll)
 @settings(max_examples=300)  # (arithmetic only: a second for all of them)
@@ -208,6 +221,7 @@ def test_quiet_ticks_are_counted_as_the_loop_would_fire_them_poll_by_poll(whole_
         body.timers = {name: bp_module._Timer(interval, start - round(age * interval * 1e6), whole_seconds)
                        for (name, interval), age in zip(_INTERVALS, ages, strict=True)}
         ticks = _Ticks(idle)
+        body.scorer, body.persister, body.have_decayed_scorer = ticks, ticks, True
         body._timer_actions = {"freshness": ticks.freshness, "rebroadcast": ticks.rebroadcast,
                                "ping": ticks.ping if "ping" in idle else lambda: None}
         deadline = body.next_deadline_us(start, bp_module.POLL_INTERVAL_S)
@@ -215,6 +229,38 @@ def test_quiet_ticks_are_counted_as_the_loop_would_fire_them_poll_by_poll(whole_
                                                                                     ticks)
         runs.append((left, dict(body.timer_counts), {n: t.last_us for n, t in body.timers.items()}, ticks.pings))
     assert runs[0] == runs[1]
+
+
+def test_a_scorer_persist_is_counted_only_when_it_would_change_nothing(tmp_path):
+    """Counted, not run, only with no scorer, or a scorer with nothing to decay whose bytes the kit's own store
+    already holds; anything else (a learned scorer, other bytes, a durable folder, a write of your own) runs."""
+    from datetime import timedelta
+
+    from ldkkit.bitcoin import Network
+    from ldkkit.fs_store import FilesystemStore
+    from ldkkit.persist import InMemoryStore
+    from ldkkit.routing.gossip import NetworkGraph
+    from ldkkit.routing.scoring import ChannelLiquidity, ProbabilisticScorer
+
+    def counted(scorer, persister) -> bool:
+        body = bp_module._RunBody.__new__(bp_module._RunBody)
+        body.scorer, body.persister = scorer, persister
+        return body._scorer_persist_changes_nothing()
+
+    scorer = ProbabilisticScorer(None, NetworkGraph(Network.Regtest))
+    holding, other = InMemoryStore(), InMemoryStore()
+    holding.write("", "", "scorer", scorer.encode())
+    other.write("", "", "scorer", b"older")
+    scratch, durable = FilesystemStore(tmp_path / "a", durable=False), FilesystemStore(tmp_path / "b")
+    for store in (scratch, durable):
+        store.write("", "", "scorer", scorer.encode())
+    assert counted(None, other) and counted(scorer, holding) and counted(scorer, scratch)
+    assert not counted(scorer, other) and not counted(scorer, durable) and not counted(scorer, InMemoryStore())
+    scratch.write = lambda *args: None  # a write of your own may do anything
+    assert not counted(scorer, scratch)
+    scorer._liquidities[42] = ChannelLiquidity.new(timedelta(0))  # something learned: time passing decays it
+    holding.write("", "", "scorer", scorer.encode())
+    assert not counted(scorer, holding)
 
 
 @pytest.mark.parametrize("form, expected", [("thread", [61, 61 + 3601]), ("async", [60, 60 + 3600])])

@@ -519,6 +519,9 @@ class ProbabilisticScorer:
                     changed = True
         return changed
 
+    #: With nothing learned there is nothing to decay (see ``background_processor.tick_changes_nothing``).
+    time_passed.changes_nothing_when = lambda self: not self._liquidities  # type: ignore[attr-defined]
+
     def _not_scored(self, scid: int) -> None:
         _log(self.logger, "debug", _MODULE, f"Not able to learn for channel with SCID {scid} as we do not have "
              "graph info for it (likely a route-hint last-hop).")
