@@ -96,6 +96,18 @@ def _derive(wallet_seed: bytes, coin_type: int, branch: int, index: int) -> tupl
     return child, public_key, ScriptBuf.new_p2wpkh(public_key)
 
 
+@functools.lru_cache(maxsize=1_024)
+def _first_keys(wallet_seed: bytes, coin_type: int) -> tuple[dict[ScriptBuf, tuple[bytes, bytes]],
+                                                             dict[ScriptBuf, tuple[int, int]],
+                                                             tuple[tuple[ScriptBuf, ...], ...]]:
+    """The keys a new wallet derives first, ``GAP_LIMIT`` on each chain, as ``BitcoindClient`` keeps them (by script,
+    index by script, scripts by chain): every client copies them, and a check builds a hundred from a few seeds."""
+    derived = [[_derive(wallet_seed, coin_type, branch, i) for i in range(GAP_LIMIT)] for branch in (0, 1)]
+    keys = {script: (secret, pubkey) for chain in derived for secret, pubkey, script in chain}
+    index = {script: (branch, i) for branch, chain in enumerate(derived) for i, (_, _, script) in enumerate(chain)}
+    return keys, index, tuple(tuple(script for _, _, script in chain) for chain in derived)
+
+
 class BitcoindError(Exception):
     """Stands for the JSON-RPC error bitcoind returns: the message is the one bitcoind would give."""
 
@@ -164,9 +176,11 @@ class BitcoindClient:
         self.rejected: list[RejectedTx] = []
         self._lock = threading.RLock()
         self._wallet = (bytes(wallet_seed), 0 if network is Network.Bitcoin else 1)  # what _derive is keyed by
-        self._keys: dict[ScriptBuf, tuple[bytes, bytes]] = {}  # script -> (secret, compressed pubkey)
-        self._scripts: tuple[list[ScriptBuf], list[ScriptBuf]] = ([], [])  # the receive (0) and change (1) chains
-        self._index: dict[ScriptBuf, tuple[int, int]] = {}  # script -> (chain, index)
+        keys, index, scripts = _first_keys(*self._wallet)
+        self._keys: dict[ScriptBuf, tuple[bytes, bytes]] = dict(keys)  # script -> (secret, compressed pubkey)
+        self._index: dict[ScriptBuf, tuple[int, int]] = dict(index)  # script -> (chain, index)
+        #: The receive (0) and change (1) chains.
+        self._scripts: tuple[list[ScriptBuf], list[ScriptBuf]] = (list(scripts[0]), list(scripts[1]))
         self._next = [0, 0]  # the next unused index on each chain
         self._reserved: set[OutPoint] = set()
         self._feerates = dict(DEFAULT_FEERATES)

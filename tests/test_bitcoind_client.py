@@ -244,6 +244,24 @@ def test_same_wallet_seed_rebuilt_finds_its_coins_and_does_not_reuse_addresses()
     assert again.get_new_address() != late
 
 
+def test_clients_from_one_seed_keep_their_own_books():
+    """Every client starts from the same first keys (derived once per process), but each keeps its own: one
+    handing out addresses past the gap limit changes nothing for another."""
+    chain = Chain(VirtualClock())
+    first, second = (BitcoindClient(chain, Network.Regtest, b"\x02" * 32) for _ in range(2))
+    handed_out = [first.get_new_address() for _ in range(60)] + [Address.from_script(first.get_change_script(),
+                                                                                         Network.Regtest)]
+    assert all(first.is_mine(a.script_pubkey) for a in handed_out)
+    assert not second.is_mine(handed_out[59].script_pubkey)  # (not derived: beyond its own gap limit)
+    assert second.get_new_address() == handed_out[0]
+    assert Address.from_script(second.get_change_script(), Network.Regtest) == handed_out[-1]
+    chain.fund({handed_out[59].script_pubkey: 5_000})
+    chain.mine(1)
+    third = BitcoindClient(chain, Network.Regtest, b"\x02" * 32)  # (a coin past the gap limit: not looked for)
+    assert not third.is_mine(handed_out[59].script_pubkey) and third.get_new_address() == handed_out[0]
+    assert third.get_balance() == 0 and first.get_balance() == 5_000
+
+
 def test_wallet_source_lists_confirmed_utxos_and_signs_its_inputs():
     chain, client = funded_client(40_000, 60_000)
     utxos = client.list_confirmed_utxos()
