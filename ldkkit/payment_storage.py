@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import weakref
 from typing import Any, ClassVar, Generic, Optional, TypeVar
 
 from .ser import U64, DecodeError, Record, decode, encode_item, encode_tuple_of, register
@@ -44,12 +45,70 @@ class PaymentInfo(Record, frozen=False):
     amt_msat: Optional[U64]
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # Counted, so that a storage re-encodes only the entries changed since it last encoded them.
+        # The maps holding this entry hear of it, so that their storage re-encodes only what changed.
         object.__setattr__(self, name, value)
-        object.__setattr__(self, "_changes", self.__dict__.get("_changes", 0) + 1)
+        for held_by, key in self.__dict__.get("_held", ()):
+            payments = held_by()
+            if payments is not None and dict.get(payments, key) is self:
+                payments.pieces[key] = None
 
 
 _K = TypeVar("_K", bound=HexBytes)
+
+
+class _Payments(dict):  # type: ignore[type-arg]
+    """A storage's map: a plain dict to the handler, that keeps each entry's encoded bytes beside it (``pieces``,
+    same keys, same order; None once the entry changes), so that encoding the whole map again, as ldk-sample does
+    after every payment, writes only the entries added or changed since."""
+
+    __slots__ = ("pieces", "__weakref__")
+
+    def __init__(self, payments: dict[Any, PaymentInfo]) -> None:
+        super().__init__()
+        self.pieces: dict[Any, bytes | None] = {}
+        self.update(payments)
+
+    def __setitem__(self, key: Any, info: PaymentInfo) -> None:
+        super().__setitem__(key, info)
+        self.pieces[key] = None  # (an equal key already there stays, in both: the same key objects, in order)
+        held = info.__dict__.setdefault("_held", []) if isinstance(info, PaymentInfo) else []
+        if not any(by() is self and k == key for by, k in held):
+            held.append((weakref.ref(self), key))
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(key)
+        del self.pieces[key]
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        if key not in self:
+            return super().pop(key, *default)
+        self.pieces.pop(key)
+        return super().pop(key)
+
+    def popitem(self) -> tuple[Any, PaymentInfo]:
+        key, info = super().popitem()
+        del self.pieces[key]
+        return key, info
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return dict.__getitem__(self, key)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, info in dict(*args, **kwargs).items():
+            self[key] = info
+
+    def __ior__(self, other: Any) -> _Payments:
+        self.update(other)
+        return self
+
+    def clear(self) -> None:
+        super().clear()
+        self.pieces.clear()
+
+    def __reduce__(self) -> Any:  # (copied or pickled: a plain dict, as the handler sees it)
+        return dict, (dict(self),)
 
 
 class _PaymentInfoStorage(Generic[_K]):
@@ -58,9 +117,16 @@ class _PaymentInfoStorage(Generic[_K]):
     KEY: ClassVar[type[HexBytes]]
 
     def __init__(self, payments: dict[_K, PaymentInfo] | None = None) -> None:
-        self.payments: dict[_K, PaymentInfo] = dict(payments or {})
+        self.payments = payments or {}
         self._lock = threading.RLock()
-        self._encoded: list[tuple[Any, PaymentInfo, int, bytes]] = []  # each entry, its change count and its bytes
+
+    @property
+    def payments(self) -> dict[_K, PaymentInfo]:
+        return self._payments
+
+    @payments.setter
+    def payments(self, payments: dict[_K, PaymentInfo]) -> None:
+        self._payments = _Payments(payments)
 
     def lock(self) -> _PaymentInfoStorage[_K]:
         """Use as ``with storage.lock() as payments:``; the map is yours inside the block."""
@@ -75,21 +141,14 @@ class _PaymentInfoStorage(Generic[_K]):
 
     def encode(self) -> bytes:
         """``encode(tuple(payments.items()))``. ldk-sample re-encodes the whole map after every payment, so each
-        entry's bytes are kept, and written again only for an entry added, replaced or changed since.
-
-        Entries are matched by position and by identity (the same key and PaymentInfo objects, no field set since),
-        with no hashing: the map only grows at its end, as ldk-sample's does, so all but the new ones match.
-        """
+        entry's bytes are kept, and written again only for an entry added, replaced or changed since (the map and
+        its entries say which, see ``_Payments``)."""
         with self._lock:
-            kept, fresh = self._encoded, []
-            for i, (key, info) in enumerate(self.payments.items()):
-                changes = info.__dict__["_changes"]  # (set by __init__, which sets every field)
-                if i < len(kept) and kept[i][0] is key and kept[i][1] is info and kept[i][2] == changes:
-                    fresh.append(kept[i])
-                else:
-                    fresh.append((key, info, changes, encode_item((key, info))))
-            self._encoded = fresh
-            return encode_tuple_of([entry[3] for entry in fresh])
+            payments = self._payments
+            pieces = payments.pieces
+            for key in [key for key, piece in pieces.items() if piece is None]:
+                pieces[key] = encode_item((key, dict.__getitem__(payments, key)))
+            return encode_tuple_of(list(pieces.values()))  # type: ignore[arg-type]  (none is None now)
 
     @classmethod
     def decode(cls, data: bytes) -> Any:

@@ -445,7 +445,7 @@ def _write(out: bytearray, v: Any) -> None:
     t = type(v)
     writer = _WRITERS.get(t)
     if writer is None:
-        writer = _WRITERS[t] = _named_writer(t, _plan(t))
+        writer = _WRITERS[t] = _write_dict if issubclass(t, dict) else _named_writer(t, _plan(t))
     writer(out, v)
 
 

@@ -65,14 +65,18 @@ def test_payment_info_fields_are_checked():
         PaymentInfo(None, None, "Succeeded", 1)  # type: ignore[arg-type]
 
 
-@given(st.lists(st.tuples(st.sampled_from(["put", "status", "amount", "delete", "encode"]),
-                          st.integers(0, 5), infos), max_size=30))
+_ACTIONS = ["put", "status", "amount", "pop", "del", "popitem", "clear", "update", "setdefault", "or", "share",
+            "replace", "other", "encode"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(_ACTIONS), st.integers(0, 5), infos), max_size=30))
 def test_encoding_after_any_changes_is_the_whole_maps_encoding(steps):
     """The storage keeps each entry's bytes between encodes (ldk-sample re-encodes after every payment); whatever
-    the handler changed in place, added or removed, the bytes are those of the map encoded afresh."""
+    the handler changed in place, added or removed, by any of a dict's ways, the bytes are those of the map
+    encoded afresh. An entry also held by another storage, and changed there, counts as changed here too."""
     from ldkkit import ser
 
-    storage = InboundPaymentInfoStorage()
+    storage, other = InboundPaymentInfoStorage(), InboundPaymentInfoStorage()
     hashes = [PaymentHash(bytes([i]) * 32) for i in range(6)]
     for action, i, info in steps:
         with storage.lock() as payments:
@@ -83,10 +87,29 @@ def test_encoding_after_any_changes_is_the_whole_maps_encoding(steps):
                     payments[hashes[i]].status = info.status
                 case "amount" if hashes[i] in payments:
                     payments[hashes[i]].amt_msat = info.amt_msat
-                case "delete":
+                case "pop":
                     payments.pop(hashes[i], None)
+                case "del" if hashes[i] in payments:
+                    del payments[hashes[i]]
+                case "popitem" if payments:
+                    payments.popitem()
+                case "clear":
+                    payments.clear()
+                case "update":
+                    payments.update({hashes[i]: info, hashes[(i + 1) % 6]: info})
+                case "setdefault":
+                    payments.setdefault(hashes[i], info).amt_msat = i
+                case "or":
+                    payments |= {hashes[i]: info}
+                case "share" if hashes[i] in payments:  # the same entry, held under a second key and in another map
+                    payments[hashes[(i + 2) % 6]] = other.payments[hashes[i]] = payments[hashes[i]]
+                case "replace":
+                    storage.payments = {hashes[i]: info}
+                case "other" if other.payments:
+                    next(iter(other.payments.values())).status = info.status
         assert storage.encode() == ser.encode(tuple(storage.payments.items()))
         assert InboundPaymentInfoStorage.decode(storage.encode()) == storage
+        assert other.encode() == ser.encode(tuple(other.payments.items()))
 
 
 def test_an_entry_changed_to_an_equal_value_of_another_type_is_encoded_again():
@@ -129,5 +152,29 @@ def test_encoding_again_writes_only_the_entries_changed_since(monkeypatch):
     storage.encode()
     assert written == [PaymentHash(bytes([1]) * 32), PaymentHash(bytes([3]) * 32)]
     written.clear()
+    storage.encode()
+    assert written == []
+
+
+def test_an_entry_changed_after_it_left_the_map_is_not_written_again(monkeypatch):
+    """An entry replaced or removed no longer belongs to the map: changing it then writes nothing again. And an
+    entry put again and again under its key is held once: nothing grows with the puts."""
+    from ldkkit import payment_storage
+
+    storage = InboundPaymentInfoStorage()
+    key = PaymentHash(b"\1" * 32)
+    old = PaymentInfo(None, None, HTLCStatus.Pending, 1)
+    with storage.lock() as payments:
+        payments[key] = old
+        payments[key] = PaymentInfo(None, None, HTLCStatus.Pending, 2)
+        payments[PaymentHash(b"\2" * 32)] = kept = PaymentInfo(None, None, HTLCStatus.Pending, 3)
+        for _ in range(100):
+            payments[PaymentHash(b"\2" * 32)] = kept
+    assert len(kept.__dict__["_held"]) == 1
+    storage.encode()
+    written: list[object] = []
+    real = payment_storage.encode_item
+    monkeypatch.setattr(payment_storage, "encode_item", lambda value: written.append(value[0]) or real(value))
+    old.status = HTLCStatus.Failed
     storage.encode()
     assert written == []

@@ -101,7 +101,7 @@ def to_wire(value: Any, depth: int = 0) -> Any:
         return [to_wire(v, depth + 1) for v in value]
     if kind is tuple:
         return {"t": [to_wire(v, depth + 1) for v in value]}
-    if kind is dict:
+    if issubclass(kind, dict):  # (a payment storage's map is one: it crosses as the plain dict it is)
         return {"d": [[to_wire(k, depth + 1), to_wire(v, depth + 1)] for k, v in value.items()]}
     from ..ser import encode
 
