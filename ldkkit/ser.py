@@ -137,7 +137,13 @@ def _checker(hint: Any) -> tuple[_Check, str]:
         inner, desc = _checker(typing.get_args(hint)[0])
 
         def check_seq(v: Any) -> Any:
-            if not isinstance(v, (list, tuple)):
+            if type(v) is tuple:  # kept as it is if every item is (most records are built from checked parts)
+                for x in v:
+                    if inner(x) is not x:
+                        break
+                else:
+                    return v
+            elif not isinstance(v, (list, tuple)):
                 raise ValueError
             return tuple(inner(x) for x in v)
 

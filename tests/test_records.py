@@ -335,3 +335,20 @@ def test_a_records_line_shows_amounts_with_their_unit_and_times_in_milliseconds(
     assert repr(shown).endswith(
         "Shown(push_msat=1,000 msat, parts_msat=[1,000 msat, 20,000 msat], funding_satoshis=6,000,000 sat, "
         "dust_sats=330 sat, change_sat=294 sat, value=1,500 sat, count=1234, wait=250 ms, mood=Mood2.CALM)")
+
+
+class Nested(Record):
+    rows: tuple[tuple[U8, ...], ...]
+
+
+def test_a_checked_tuple_is_kept_and_anything_else_becomes_one():
+    """A tuple whose items all pass as they are is stored as given (no copy per record); a list, or a tuple
+    holding a list, becomes tuples all the way down; a bad item is refused either way."""
+    rows = ((1, 2), (3,))
+    assert Nested(rows).rows is rows
+    mixed = Nested(((1,), [2, 3])).rows
+    assert mixed == ((1,), (2, 3)) and type(mixed[1]) is tuple
+    assert Nested([[1], (2,)]).rows == ((1,), (2,))
+    for bad in (((1,), (256,)), ((1,), "2"), [(1,), [-1]]):
+        with pytest.raises(TypeError, match="Nested.rows must be a list of a list of a u8"):
+            Nested(bad)
