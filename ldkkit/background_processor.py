@@ -371,9 +371,10 @@ class _RunBody:
         (``time_passed`` has nothing to decay) and the store already holds its bytes. Mining, it is the one timer
         of a quiet block that would otherwise stop the clock (every five minutes, twice a block)."""
         scorer = self.scorer
-        return scorer is None or (
-            tick_changes_nothing(scorer.time_passed)
-            and tick_changes_nothing(self.persister.write, "", "", SCORER_PERSISTENCE_KEY, scorer.encode()))
+        return scorer is None or (  # (anything not the kit's own is run at its time, and any error met there)
+            tick_changes_nothing(getattr(scorer, "time_passed", None))
+            and tick_changes_nothing(getattr(self.persister, "write", None), "", "", SCORER_PERSISTENCE_KEY,
+                                     scorer.encode()))
 
     def _work_left(self) -> bool:
         """Whether the top of the loop would find anything to do: events, or messages to send."""

@@ -258,6 +258,7 @@ def test_a_scorer_persist_is_counted_only_when_it_would_change_nothing(tmp_path)
     assert not counted(scorer, other) and not counted(scorer, durable) and not counted(scorer, InMemoryStore())
     scratch.write = lambda *args: None  # a write of your own may do anything
     assert not counted(scorer, scratch)
+    assert not counted(object(), holding) and not counted(scorer, object())  # (their errors come when run)
     scorer._liquidities[42] = ChannelLiquidity.new(timedelta(0))  # something learned: time passing decays it
     holding.write("", "", "scorer", scorer.encode())
     assert not counted(scorer, holding)
