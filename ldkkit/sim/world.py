@@ -119,7 +119,7 @@ class World:
         self.chain.add_listener(lambda block: self._block_to(name, block))
         if funds_sat:
             self.chain.fund({node.bitcoind_client.get_new_address().script_pubkey: funds_sat})
-            self.runtime.run(self._mine_one())
+            self.runtime.call(self._mine_one)
         return node
 
     def _build(self, name: str, config: UserConfig, storage_dir: Optional[str], persist: bool) -> Node:
@@ -485,10 +485,10 @@ class World:
         self._check_open()
         for _ in range(blocks):
             self._advance(BLOCK_INTERVAL_S)
-            self.runtime.run(self._mine_one())
+            self.runtime.call(self._mine_one)
         self._raise_errors()
 
-    async def _mine_one(self) -> None:
+    def _mine_one(self) -> None:
         self.chain.mine(1)
 
     def _on_loop_error(self, loop: Any, context: dict[str, Any]) -> None:

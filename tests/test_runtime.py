@@ -1,0 +1,103 @@
+"""Runtime.call: a plain function in the world's turn, the loop run only to settle what it set off."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from ldkkit import scenarios
+from ldkkit.events import Event
+from ldkkit.reference import handle_ldk_events
+from ldkkit.sim import runtime as runtime_module
+from ldkkit.sim.world import World
+
+
+def _through_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every call made as ``run`` makes it: inside a task on the loop, settled every time."""
+    monkeypatch.setattr(runtime_module.Runtime, "call", lambda self, fn: self.run(runtime_module._called(fn)))
+
+
+def _played(name: str, processor: str | None) -> tuple:
+    result = scenarios.run(name, seed=5, processor=processor)
+    return list(result.node.event_log), result.world.message_log, result.world.chain.height(), result.world.audit()
+
+
+@pytest.mark.parametrize("processor", [None, "thread", "async"])
+def test_every_scenario_plays_as_it_does_through_the_loop(monkeypatch, processor):
+    """Mining straight from the caller gives every event at the same time and height, every message, and the
+    same chain and coins as mining inside a task on the loop, however the learner's node is driven."""
+    direct = {name: _played(name, processor) for name in scenarios.names()}
+    _through_the_loop(monkeypatch)
+    for name in scenarios.names():
+        assert _played(name, processor) == direct[name], name
+
+
+def test_a_call_that_sets_nothing_off_never_runs_the_loop(monkeypatch):
+    with World(seed=1) as world:
+        node = world.add_node("n", handler=handle_ldk_events)
+        world.mine(1)
+        runs = []
+        real = world.runtime.loop.run_until_complete
+        monkeypatch.setattr(world.runtime.loop, "run_until_complete", lambda coro: runs.append(1) or real(coro))
+        assert world.runtime.call(lambda: 42) == 42
+        assert runs == []
+        world.runtime.call(lambda: node.channel_manager._queue_event(
+            Event.PendingHTLCsForwardable(timedelta(milliseconds=100))))
+        assert runs == [1] and not node.channel_manager.has_pending_events()  # woken, handled, settled
+
+
+def test_an_error_in_the_call_is_raised_and_the_world_goes_on():
+    with World(seed=1) as world:
+        world.add_node("n", handler=handle_ldk_events)
+
+        def fails() -> None:
+            raise ValueError("the block could not be built")
+
+        with pytest.raises(ValueError, match="could not be built"):
+            world.runtime.call(fails)
+        world.mine(2)
+        assert world.chain.height() == 3
+
+
+def test_mining_from_a_running_event_loop_as_in_jupyter():
+    """A Jupyter kernel's thread runs an event loop: the call goes to the world's helper thread, as ``run`` does."""
+
+    async def in_a_kernel() -> tuple[int, int]:
+        with World(seed=1) as world:
+            node = world.add_node("n", handler=handle_ldk_events)
+            world.mine(3)
+            result = world.runtime.call(lambda: node.channel_manager._queue_event(
+                Event.PendingHTLCsForwardable(timedelta(milliseconds=100))) or 7)
+            return result, world.chain.height(), len(node.event_log)
+
+    assert asyncio.run(in_a_kernel()) == (7, 4, 1)
+
+
+def test_a_call_that_wakes_a_participant_returns_once_it_is_done():
+    """Something outside the loop woken by the call (a processor's thread, say) has done its work, in its turn,
+    and is asleep again by the time the call returns, as after ``run``."""
+    import threading
+    import time
+
+    with World(seed=1) as world:
+        runtime = world.runtime
+        helper = runtime.join("a helper")
+        done: list[int] = []
+
+        def work() -> None:
+            helper.wait(None, lambda: helper.stopping)  # asleep until the call wakes it
+            with runtime.participant_turn():
+                done.append(1)
+            helper.wait(None, lambda: helper.stopping)  # and asleep again
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        while not helper.idle:  # (until it is asleep: no time limit, only a wait)
+            time.sleep(0.001)
+        runtime.call(helper.wake)
+        assert done == [1] and helper.idle
+        helper.stop()
+        thread.join()
+        runtime.leave(helper)
