@@ -686,3 +686,35 @@ def test_a_story_is_played_under_the_processor_form_it_names(form, on_a_loop):
     finally:
         session.close()
     assert loops == [on_a_loop]
+
+
+def test_a_components_method_is_recorded_as_it_is_when_called():
+    """A handler's calls are recorded through one wrapper per method, made once; a method replaced meanwhile
+    (as a story replaces ``fs_store.write``), or another component's, is the one called and recorded."""
+    from ldkkit.sim.world import World
+
+    class Thing:
+        def __init__(self, label: str) -> None:
+            self.label = label
+
+        def act(self, x: int) -> tuple[str, int]:
+            return (self.label, x)
+
+        def shout(self, x: int) -> tuple[str, int]:
+            return (self.label.upper(), x)
+
+    with World(seed=1) as world:
+        recorder = common.Recorder(world)
+        thing, other = Thing("real"), Thing("other")
+        proxy = common._Recorded("thing", thing, recorder)
+        assert proxy.act(1) == ("real", 1) and proxy.act is proxy.act
+        assert common._Recorded("thing", other, recorder).act(2) == ("other", 2)
+        thing.act = lambda x: ("replaced", x)
+        assert proxy.act(3) == ("replaced", 3)
+        assert common._Recorded("thing", Thing("new"), recorder).act(x=4) == ("new", 4)
+        thing.act = thing.shout  # the same component, another of its methods
+        assert proxy.act(5) == ("REAL", 5)
+        assert [(c.name, c.arguments, c.returned) for c in recorder.calls] == [
+            ("thing.act", {"x": 1}, ("real", 1)), ("thing.act", {"x": 2}, ("other", 2)),
+            ("thing.act", {"x": 3}, ("replaced", 3)), ("thing.act", {"x": 4}, ("new", 4)),
+            ("thing.act", {"x": 5}, ("REAL", 5))]

@@ -167,7 +167,7 @@ class _Recorded:
         value = getattr(self._component, attr)
         if attr.startswith("_") or not callable(value) or isinstance(value, type):
             return value
-        return self._recorder.recording(f"{self._name}.{attr}", value)
+        return self._recorder.recorded(self._name, attr, value)
 
     def __setattr__(self, attr: str, value: Any) -> None:
         setattr(self._component, attr, value)
@@ -183,6 +183,7 @@ class Recorder:
         self.world = world
         self.handlings: list[Handling] = []
         self.calls: list[Call] = []
+        self._recordings: dict[tuple[Any, ...], Callable[..., Any]] = {}  # see ``recorded``
         self.random_draws: list[bytes] = []
         #: Every transaction broadcast in the world: (transaction, whether your code was on the stack).
         self.broadcasts: list[tuple[Any, bool]] = []
@@ -253,6 +254,16 @@ class Recorder:
 
     def _proxy(self, name: str, component: Any) -> Any:
         return _Recorded(name, component, self) if name in _RECORDED else component
+
+    def recorded(self, component: str, attr: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        """``recording`` of ``component.attr``, made once per method: a handler reaches for its components' methods
+        on every event. A method replaced meanwhile (``fs_store.write = ...``) is a new one, recorded anew."""
+        # (the wrapper holds the method, so the ids in its key stay its own)
+        key = (component, attr, id(getattr(method, "__func__", method)), id(getattr(method, "__self__", None)))
+        made = self._recordings.get(key)
+        if made is None:
+            made = self._recordings[key] = self.recording(f"{component}.{attr}", method)
+        return made
 
     def recording(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         signature = _signature(method)
