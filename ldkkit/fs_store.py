@@ -51,14 +51,18 @@ class FilesystemStore:
     def get_data_dir(self) -> Path:
         return self.data_dir
 
+    def _file(self, primary_namespace: str, secondary_namespace: str, key: str) -> str:
+        """A key's file, as a plain string: a node reads and writes on every change, and pathlib's objects doubled
+        a write's time."""
+        return os.path.join(self.data_dir, *(p for p in (primary_namespace, secondary_namespace, key) if p))
+
     def _path(self, primary_namespace: str, secondary_namespace: str, key: str = "") -> Path:
         return self.data_dir.joinpath(*(p for p in (primary_namespace, secondary_namespace, key) if p))
 
     def read(self, primary_namespace: str, secondary_namespace: str, key: str) -> bytes:
         check_namespace_key_validity(primary_namespace, secondary_namespace, key, "read")
         try:
-            with open(os.path.join(self.data_dir, *(p for p in (primary_namespace, secondary_namespace, key) if p)),
-                      "rb") as f:
+            with open(self._file(primary_namespace, secondary_namespace, key), "rb") as f:
                 return f.read()
         except FileNotFoundError:
             where = "/".join(p for p in (primary_namespace, secondary_namespace, key) if p)
@@ -72,8 +76,7 @@ class FilesystemStore:
         with self._lock:
             if not self.durable and self._holds(name, buf):
                 return
-            # (plain strings and os calls: a node writes on every change, and pathlib doubled a write's time)
-            dest = os.path.join(self.data_dir, *(p for p in name if p))
+            dest = self._file(*name)
             # Keys cannot contain '.', so the temporary name can never clash with a key.
             tmp = f"{dest}.{secrets.token_hex(6)}.tmp"  # pragma: no mutate  (any random suffix)
             with _IN_FLIGHT_LOCK:

@@ -63,10 +63,10 @@ class _Payments(dict):  # type: ignore[type-arg]
 
     __slots__ = ("pieces", "__weakref__")
 
-    def __init__(self, payments: dict[Any, PaymentInfo]) -> None:
+    def __init__(self, payments: dict[Any, PaymentInfo] | None = None) -> None:
         super().__init__()
         self.pieces: dict[Any, bytes | None] = {}
-        self.update(payments)
+        self.update(payments or {})
 
     def __setitem__(self, key: Any, info: PaymentInfo) -> None:
         super().__setitem__(key, info)
@@ -146,9 +146,12 @@ class _PaymentInfoStorage(Generic[_K]):
         with self._lock:
             payments = self._payments
             pieces = payments.pieces
-            for key in [key for key, piece in pieces.items() if piece is None]:
-                pieces[key] = encode_item((key, dict.__getitem__(payments, key)))
-            return encode_tuple_of(list(pieces.values()))  # type: ignore[arg-type]  (none is None now)
+            while True:
+                for key in [key for key, piece in pieces.items() if piece is None]:
+                    pieces[key] = encode_item((key, dict.__getitem__(payments, key)))
+                encoded = list(pieces.values())
+                if None not in encoded:  # (else an entry changed meanwhile, by code that did not take the lock)
+                    return encode_tuple_of(encoded)  # type: ignore[arg-type]
 
     @classmethod
     def decode(cls, data: bytes) -> Any:

@@ -178,3 +178,26 @@ def test_an_entry_changed_after_it_left_the_map_is_not_written_again(monkeypatch
     old.status = HTLCStatus.Failed
     storage.encode()
     assert written == []
+
+
+def test_an_entry_changed_while_the_map_is_encoded_is_encoded_as_it_is_then(monkeypatch):
+    """Code that changes an entry without taking the storage's lock (another thread, mid-encode) gets neither an
+    error nor stale bytes: the map is encoded as it is once nothing changes under it."""
+    from ldkkit import payment_storage, ser
+
+    storage = InboundPaymentInfoStorage()
+    first, second = PaymentHash(b"\1" * 32), PaymentHash(b"\2" * 32)
+    with storage.lock() as payments:
+        payments[first] = PaymentInfo(None, None, HTLCStatus.Pending, 1)
+        payments[second] = other = PaymentInfo(None, None, HTLCStatus.Pending, 2)
+    storage.encode()
+    storage.payments[first].amt_msat = 5
+    real = payment_storage.encode_item
+
+    def meanwhile(value):
+        if value[0] == first and other.status is HTLCStatus.Pending:
+            other.status = HTLCStatus.Succeeded  # while the first entry is being written
+        return real(value)
+
+    monkeypatch.setattr(payment_storage, "encode_item", meanwhile)
+    assert storage.encode() == ser.encode(tuple(storage.payments.items()))
