@@ -196,3 +196,33 @@ def test_a_value_no_record_accepts_is_corrupt_data_naming_what_went_wrong():
     too_long = HEADER + b"\x0a" + encode(10**20)[3:]
     with pytest.raises(DecodeError.InvalidValue, match=r"^the data is corrupt: OverflowError: "):
         decode(too_long)
+
+
+class NoField(Record):
+    pass
+
+
+class OneField(Record):
+    x: int
+
+
+class TwoFields(Record):
+    x: int
+    y: dict[str, int]
+
+
+def test_a_records_fields_are_written_in_order_whatever_their_number():
+    """A record is its type's name, its field count, then each field in order (a dict: each key, then its value),
+    for none, one or many fields: the layout files on disk were written with."""
+    from ldkkit.ser import _MAGIC, _VERSION
+
+    def named(name: str) -> bytes:
+        return bytes([7, len(name)]) + name.encode()  # STRUCT, then the name as a blob
+
+    start = _MAGIC + bytes([_VERSION])
+    assert encode(NoField()) == start + named(NoField.__qualname__) + bytes([0])
+    assert encode(OneField(5)) == start + named(OneField.__qualname__) + bytes([1, 3, 10])  # INT 5, zigzag 10
+    assert encode(TwoFields(-1, {"a": 1, "b": 2})) == start + named(TwoFields.__qualname__) + bytes(
+        [2, 3, 1, 11, 2, 4, 1]) + b"a" + bytes([3, 2, 4, 1]) + b"b" + bytes([3, 4])
+    for record in (NoField(), OneField(5), TwoFields(-1, {"a": 1, "b": 2})):
+        assert decode(encode(record)) == record
