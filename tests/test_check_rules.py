@@ -13,6 +13,7 @@ import pytest
 
 from ldkkit.events import Event
 from ldkkit.exercises import ExerciseFailed, common, on_chain
+from ldkkit.exercises import recorder as recording
 from ldkkit.reference import handle_ldk_events as reference
 
 
@@ -642,7 +643,7 @@ def test_the_path_of_events_shows_the_first_three_and_the_last_ten_runs_up_to_th
     from ldkkit.events import ReplayEvent
 
     def played(kinds_and_times):
-        recorder = common.Recorder.__new__(common.Recorder)
+        recorder = recording.Recorder.__new__(recording.Recorder)
         recorder.handlings = []
         events = []
         for n, times in kinds_and_times:
@@ -650,7 +651,7 @@ def test_the_path_of_events_shows_the_first_three_and_the_last_ten_runs_up_to_th
             events.append(event)
             for i in range(times):
                 result = ReplayEvent() if i < times - 1 else None
-                recorder.handlings.append(common.Handling(event, event, 0.0, None, 0, result=result))
+                recorder.handlings.append(recording.Handling(event, event, 0.0, None, 0, result=result))
         return types.SimpleNamespace(recorder=recorder), events
 
     short, events = played([(1, 1), (2, 3), (3, 1)])

@@ -14,6 +14,7 @@ import pytest
 from ldkkit import exercises, reference
 from ldkkit.events import Event
 from ldkkit.exercises import ExerciseFailed, check, common
+from ldkkit.exercises import recorder as recording
 from ldkkit.workbooks import exercise_from_solution
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -414,25 +415,24 @@ def test_a_task_your_handler_spawned_that_never_ran_is_closed_without_a_never_aw
     from datetime import timedelta
 
     from ldkkit.events import Event
-    from ldkkit.exercises import common
     from ldkkit.sim.world import World
 
     world = World(seed=1)
-    recorder = common.Recorder(world)
+    recorder = recording.Recorder(world)
     event = Event.PendingHTLCsForwardable(timedelta(milliseconds=100))
-    handling = common.Handling(event, event, 0.0, None, 0)
+    handling = recording.Handling(event, event, 0.0, None, 0)
     ran = []
 
     async def forward_later():
         ran.append(True)
 
     loop = asyncio.new_event_loop()
-    token = common._HANDLING.set(handling)
+    token = recording._HANDLING.set(handling)
     try:
         coro = forward_later()
         task = recorder.task_factory(loop, coro)
     finally:
-        common._HANDLING.reset(token)
+        recording._HANDLING.reset(token)
     task.cancel()
     gc.collect()  # (earlier tests' garbage, a coroutine of theirs among it, is not this test's to judge)
     with warnings.catch_warnings(record=True) as caught:
@@ -501,8 +501,8 @@ class Tock:
 
 
 def _played_with(events: list) -> common.Played:
-    recorder = common.Recorder.__new__(common.Recorder)
-    recorder.handlings = [common.Handling(e, e, 0.0, None, 0) for e in events]
+    recorder = recording.Recorder.__new__(recording.Recorder)
+    recorder.handlings = [recording.Handling(e, e, 0.0, None, 0) for e in events]
     return common.Played("long story", None, None, recorder)  # type: ignore[arg-type]
 
 
@@ -610,7 +610,7 @@ def test_the_first_hint_that_matches_an_error_teaches_and_a_hint_that_fails_is_p
 def test_a_hang_is_told_by_what_hung_and_whether_the_check_could_stop_it(stopped, still):
     event = Tick()
     session = common.Session("demo", reference.handle_ldk_events)
-    handling = common.Handling(event, event, 0.0, None, 0)
+    handling = recording.Handling(event, event, 0.0, None, 0)
     step = common.TaskStep(event, 0.0, 0)
     hint = ("Hint: a handler must return promptly: never wait in a loop for something to happen (LDK gives you "
             "another event when it does), and never call the node over and over. Work that must wait goes in a "
@@ -634,9 +634,9 @@ def test_a_component_the_handler_is_given_reads_and_writes_as_the_component_itse
 
     world = type("World", (), {"chain": type("Chain", (), {"broadcast": None})(),
                                "clock": type("Clock", (), {"now": staticmethod(lambda: 7.0)})()})()
-    recorder = common.Recorder(world)  # type: ignore[arg-type]
+    recorder = recording.Recorder(world)  # type: ignore[arg-type]
     component = Component()
-    seen = common._Recorded("component", component, recorder)
+    seen = recording._Recorded("component", component, recorder)
     assert repr(seen) == "Component(3 or more)" and seen.size == 3
     seen.size = 10  # set on the component itself
     assert component.size == 10 and seen.grow() == 11
@@ -654,8 +654,8 @@ def test_the_hand_over_that_counts_is_the_events_own_first_one_not_asked_for_aga
         amount: int
 
     first, again, other = Paid(1), Paid(1), Paid(2)  # ``again``: the same event decoded afresh (after a restart)
-    recorder = common.Recorder.__new__(common.Recorder)
-    recorder.handlings = [common.Handling(e, e, 0.0, None, 0) for e in (other, first, first, again, again)]
+    recorder = recording.Recorder.__new__(recording.Recorder)
+    recorder.handlings = [recording.Handling(e, e, 0.0, None, 0) for e in (other, first, first, again, again)]
     recorder.handlings[1].result = recorder.handlings[3].result = recorder.handlings[4].result = ReplayEvent()
     assert recorder.handling_of(first) is recorder.handlings[2]
     assert recorder.handling_of(again) is recorder.handlings[4]
@@ -704,14 +704,14 @@ def test_a_components_method_is_recorded_as_it_is_when_called():
             return (self.label.upper(), x)
 
     with World(seed=1) as world:
-        recorder = common.Recorder(world)
+        recorder = recording.Recorder(world)
         thing, other = Thing("real"), Thing("other")
-        proxy = common._Recorded("thing", thing, recorder)
+        proxy = recording._Recorded("thing", thing, recorder)
         assert proxy.act(1) == ("real", 1) and proxy.act is proxy.act
-        assert common._Recorded("thing", other, recorder).act(2) == ("other", 2)
+        assert recording._Recorded("thing", other, recorder).act(2) == ("other", 2)
         thing.act = lambda x: ("replaced", x)
         assert proxy.act(3) == ("replaced", 3)
-        assert common._Recorded("thing", Thing("new"), recorder).act(x=4) == ("new", 4)
+        assert recording._Recorded("thing", Thing("new"), recorder).act(x=4) == ("new", 4)
         thing.act = thing.shout  # the same component, another of its methods
         assert proxy.act(5) == ("REAL", 5)
         assert [(c.name, c.arguments, c.returned) for c in recorder.calls] == [

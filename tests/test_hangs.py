@@ -13,6 +13,7 @@ from test_checks import _lines, policy, slow_story
 from ldkkit import reference
 from ldkkit.events import Event, ReplayEvent
 from ldkkit.exercises import ExerciseFailed, check, common
+from ldkkit.exercises import recorder as recording
 
 
 def opening_async(decide):
@@ -216,7 +217,7 @@ def test_a_task_spawned_with_its_own_context_runs_in_it():
     from ldkkit.sim.world import World
 
     with World(seed=1) as world:
-        recorder = common.Recorder(world)
+        recorder = recording.Recorder(world)
         loop = asyncio.new_event_loop()
         kits = contextvars.copy_context()
         kits.run(mark.set, "the kit's")

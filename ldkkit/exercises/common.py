@@ -1,4 +1,4 @@
-"""What every check shares: play a story against your handler, record what it did, judge it.
+"""What every check shares: play a story against your handler, judge what it did (recorded by ``recorder``).
 
 A check builds a fresh simulated world whose learner node runs your ``handle_ldk_events``.
 Your handler is given its own copy of each event and, for each component, a thin
@@ -13,12 +13,9 @@ needs: :data:`HANDLER_TIMEOUT_S` seconds per event, from the moment it is handed
 
 from __future__ import annotations
 
-import contextvars
 import ctypes
 import dataclasses
-import functools
 import gc
-import inspect
 import threading
 import time
 import types
@@ -26,21 +23,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..events import Event, ReplayEvent
+from ..events import Event
 from ..events.queue import EventHandlerError
-from ..node import HANDLER_PARAMETERS, Node
+from ..node import Node
 from ..scenarios import Stage
 from ..sim.world import World
+from .recorder import Handling, LearnerExit, NeverHandled, Recorder, TaskBlocked, _counted, replayed
 from .watch import (
     KIT_DIR,
     LIBRARY_DIRS,
     BlockingCall,
     HandlerStopped,
-    Stepped,
     TaskStep,
-    learner_on_stack,
-    no_sleeping,
-    sleeping_allowed,
 )
 
 #: How long a handler may take on one event, from the moment it is handed over.
@@ -62,23 +56,6 @@ LARGEST_NON_WUMBO_SATS = (1 << 24) - 1
 
 class ExerciseFailed(AssertionError):
     """A check found something your handler should do differently; the message says what."""
-
-
-#: More calls than this on the node for one event is a loop that waits for something: stopped, deterministically.
-MAX_CALLS_PER_EVENT = 10_000
-
-
-#: An event your handler asked for again (ReplayEvent) this many times in a row will not be handled: stopped.
-MAX_REPLAYS = 100
-
-
-class NeverHandled(Exception):
-    """Raised by the check, not by your handler, instead of handing over an event it asked for again
-    :data:`MAX_REPLAYS` times in a row: LDK would go on handing it over, and nothing after it, for ever."""
-
-    def __init__(self, event: Event) -> None:
-        super().__init__(type(event).__name__)
-        self.event = event
 
 
 @dataclass
@@ -109,290 +86,6 @@ class CheckResult:
 def count(n: int, noun: str) -> str:
     """"1 payment", "2 payments": rows that read as English."""
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
-
-
-# --- recording -----------------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class Handling:
-    """One hand-over of one event to your handler, and what came of it."""
-
-    event: Event  # the check's own copy: what is judged
-    given: Event  # the copy your handler was given
-    started: float  # simulation seconds
-    #: time.monotonic() since your code started running on this event, None while it waits (on the
-    #: simulation's clock, between the awaits of an async handler): the hang limit counts only running time.
-    wall_started: Optional[float]
-    thread: int
-    finished: Optional[float] = None
-    result: Any = None
-    calls: int = 0
-    stored: dict[str, Optional[bytes]] = field(default_factory=dict)  # payment records on disk afterwards
-
-
-@dataclass
-class Call:
-    """One call your code made on a component: its arguments bound by name, and its context."""
-
-    name: str  # e.g. "channel_manager.accept_inbound_channel"
-    arguments: dict[str, Any]
-    handling: Optional[Handling]  # the hand-over it was made under (tasks spawned there keep it)
-    during: bool  # made before the handler returned (False: from a task it spawned, later)
-    at: float  # simulation seconds
-    error: Optional[BaseException] = None
-    returned: Any = None
-
-    def __getitem__(self, argument: str) -> Any:
-        return self.arguments[argument]
-
-
-_HANDLING: contextvars.ContextVar[Optional[Handling]] = contextvars.ContextVar("ldkkit_handling", default=None)
-#: Components whose calls are recorded; the payment storages and ``network`` are handed over as they are.
-_RECORDED = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
-             "peer_manager", "fs_store", "output_sweeper")
-#: Payment records a check reads back from disk after each hand-over.
-STORED_KEYS = ("inbound_payments", "outbound_payments")
-
-
-class _Recorded:
-    """A component as your handler sees it: every method call is recorded, then passed on."""
-
-    def __init__(self, name: str, component: Any, recorder: Recorder) -> None:
-        object.__setattr__(self, "_name", name)
-        object.__setattr__(self, "_component", component)
-        object.__setattr__(self, "_recorder", recorder)
-
-    def __getattr__(self, attr: str) -> Any:
-        value = getattr(self._component, attr)
-        if attr.startswith("_") or not callable(value) or isinstance(value, type):
-            return value
-        return self._recorder.recorded(self._name, attr, value)
-
-    def __setattr__(self, attr: str, value: Any) -> None:
-        setattr(self._component, attr, value)
-
-    def __repr__(self) -> str:
-        return repr(self._component)
-
-
-class Recorder:
-    """Everything one learner node's handler was given and did, across restarts."""
-
-    def __init__(self, world: World) -> None:
-        self.world = world
-        self.handlings: list[Handling] = []
-        self.calls: list[Call] = []
-        self._recordings: dict[tuple[Any, ...], Callable[..., Any]] = {}  # see ``recorded``
-        self.random_draws: list[bytes] = []
-        #: Every transaction broadcast in the world: (transaction, whether your code was on the stack).
-        self.broadcasts: list[tuple[Any, bool]] = []
-        self.node: Optional[Node] = None
-        self.planned_draws: Optional[tuple[type, list[bytes]]] = None
-        self.task_steps: list[TaskStep] = []
-        self._replays: dict[int, int] = {}  # id(event): how many times your handler asked for it again
-        chain_broadcast = world.chain.broadcast
-
-        def broadcast(tx: Any) -> Any:
-            self.broadcasts.append((tx, learner_on_stack()))
-            return chain_broadcast(tx)
-
-        world.chain.broadcast = broadcast  # type: ignore[method-assign]
-
-    # What the world calls: the twelve-parameter handler, wrapping yours.
-    def wrap(self, handler: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(handler)
-        def handle_ldk_events(*args: Any) -> Any:
-            components, event = args[:-1], args[-1]
-            if self._replays.get(id(event), 0) >= MAX_REPLAYS:
-                raise NeverHandled(event)
-            given = Event.decode(event.encode())
-            proxies = [self._proxy(name, c) for name, c in zip(HANDLER_PARAMETERS, components, strict=True)]
-            handling = Handling(event, given, self.world.clock.now(), time.monotonic(), threading.get_ident())
-            self.handlings.append(handling)
-            token = _HANDLING.set(handling)
-            try:
-                with no_sleeping():
-                    result = handler(*proxies, given)
-            except (KeyboardInterrupt, SystemExit) as e:  # from your code, not from the user: an error like any
-                raise LearnerExit(e) from e
-            except BaseException as e:
-                self._finish(handling, e if isinstance(e, ReplayEvent) else None)  # raising ReplayEvent asks too
-                raise
-            finally:
-                _HANDLING.reset(token)
-                handling.wall_started = None
-            if inspect.isawaitable(result):
-                return self._awaited(handling, result)
-            self._finish(handling, result)
-            return result
-
-        return handle_ldk_events
-
-    async def _awaited(self, handling: Handling, awaitable: Any) -> Any:
-        token = _HANDLING.set(handling)
-        try:
-            result = await Stepped(awaitable, handling)
-        except (KeyboardInterrupt, SystemExit) as e:
-            raise LearnerExit(e) from e
-        except BaseException as e:
-            self._finish(handling, e if isinstance(e, ReplayEvent) else None)
-            raise
-        finally:
-            _HANDLING.reset(token)
-        self._finish(handling, result)
-        return result
-
-    def _finish(self, handling: Handling, result: Any) -> None:
-        handling.finished = self.world.clock.now()
-        handling.result = result
-        if replayed(handling):  # (an event handled is never handed over again: no count to reset)
-            self._replays[id(handling.event)] = self._replays.get(id(handling.event), 0) + 1
-        node = self.node
-        if node is not None:
-            handling.stored = {key: _read(node, key) for key in STORED_KEYS}
-
-    def _proxy(self, name: str, component: Any) -> Any:
-        return _Recorded(name, component, self) if name in _RECORDED else component
-
-    def recorded(self, component: str, attr: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        """``recording`` of ``component.attr``, made once per method: a handler reaches for its components' methods
-        on every event. A method replaced meanwhile (``fs_store.write = ...``) is a new one, recorded anew."""
-        # (the wrapper holds the method, so the ids in its key stay its own)
-        key = (component, attr, id(getattr(method, "__func__", method)), id(getattr(method, "__self__", None)))
-        made = self._recordings.get(key)
-        if made is None:
-            made = self._recordings[key] = self.recording(f"{component}.{attr}", method)
-        return made
-
-    def recording(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        signature = _signature(method)
-
-        @functools.wraps(method)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                bound = signature.bind(*args, **kwargs) if signature else None
-            except TypeError:
-                return method(*args, **kwargs)  # Python's own TypeError, as the component would raise it
-            if bound is not None:
-                bound.apply_defaults()
-            handling = _HANDLING.get()
-            if handling is not None and handling.finished is None:
-                handling.calls += 1
-                if handling.calls > MAX_CALLS_PER_EVENT:
-                    raise BlockingCall(f"it called the node {MAX_CALLS_PER_EVENT:,} times while handling one event")
-            record = Call(name, dict(bound.arguments) if bound else {"args": args, **kwargs}, handling,
-                          handling is not None and handling.finished is None, self.world.clock.now())
-            self.calls.append(record)
-            with sleeping_allowed():
-                try:
-                    record.returned = method(*args, **kwargs)
-                except BaseException as e:
-                    record.error = e
-                    raise
-            if name == "keys_manager.get_secure_random_bytes":
-                record.returned = self._draw(handling, record.returned)
-                self.random_draws.append(record.returned)
-            return record.returned
-
-        return call
-
-    def _draw(self, handling: Optional[Handling], drawn: bytes) -> bytes:
-        plan = self.planned_draws
-        if plan is not None and handling is not None and isinstance(handling.event, plan[0]) and plan[1]:
-            return plan[1].pop(0)
-        return drawn
-
-    # --- questions a check asks -------------------------------------------------------------
-
-    def handled(self, kind: type = Event) -> list[Handling]:
-        """For each event of ``kind`` given to your handler, in order, the handling that counts (``handling_of``)."""
-        by_event: dict[int, list[Handling]] = {}
-        for h in self.handlings:
-            if isinstance(h.event, kind):
-                by_event.setdefault(id(h.event), []).append(h)
-        return [_counted(handlings) for handlings in by_event.values()]
-
-    def calls_for(self, handling: Handling, name: Optional[str] = None) -> list[Call]:
-        return [c for c in self.calls if c.handling is handling and (name is None or c.name == name)]
-
-    def calls_to(self, name: str) -> list[Call]:
-        return [c for c in self.calls if c.name == name]
-
-    def handling_of(self, event: Event) -> Handling:
-        """The handling of ``event`` that counts: the first your handler did not answer with ``ReplayEvent``
-        (an event asked for again comes again, and is judged then), or its last if it asked every time."""
-        return _counted([h for h in self.handlings if h.event is event])
-
-    def in_progress(self) -> list[Handling | TaskStep]:
-        """Hand-overs not yet returned from (one waiting on the simulation's clock counts as running for no
-        time), and the steps of spawned tasks running now."""
-        return [h for h in self.handlings if h.finished is None] + list(self.task_steps)
-
-    def task_factory(self, loop: Any, coro: Any, **kwargs: Any) -> Any:
-        """Tasks your code spawns while handling an event run step by step, watched like the handler."""
-        import asyncio
-
-        handling = _HANDLING.get()
-        if handling is not None and inspect.iscoroutine(coro):
-            yours = coro
-            task = asyncio.Task(self._spawned(yours, handling), loop=loop, **kwargs)
-            # Cancelled before it ran (the story ended first), your coroutine is closed here, so Python
-            # does not warn that it "was never awaited"; one that ran to its end is closed already.
-            task.add_done_callback(lambda _: yours.close())
-            return task
-        return asyncio.Task(coro, loop=loop, **kwargs)
-
-    async def _spawned(self, coro: Any, handling: Handling) -> Any:
-        try:
-            return await Stepped(coro, handling, self.task_steps)
-        except BlockingCall as e:  # the story meets it later, from the loop: it is told with the event that spawned it
-            raise TaskBlocked(handling.event, e) from e
-
-
-def _signature(method: Callable[..., Any]) -> Optional[inspect.Signature]:
-    """``inspect.signature(method)``, or None if it has none. A method's is the same on every instance, and every
-    call a handler makes asks for one: it is worked out once per function."""
-    function = getattr(method, "__func__", None)
-    if function is None:
-        return _signature_of(method)
-    if function not in _METHOD_SIGNATURES:
-        _METHOD_SIGNATURES[function] = _signature_of(method)
-    return _METHOD_SIGNATURES[function]
-
-
-def _signature_of(method: Callable[..., Any]) -> Optional[inspect.Signature]:
-    try:
-        return inspect.signature(method)
-    except (TypeError, ValueError):
-        return None
-
-
-_METHOD_SIGNATURES: dict[Callable[..., Any], Optional[inspect.Signature]] = {}
-
-
-class TaskBlocked(Exception):
-    """A task your handler spawned called ``time.sleep`` (:class:`BlockingCall`), raised where the story meets it."""
-
-    def __init__(self, event: Event, error: BlockingCall) -> None:
-        super().__init__(str(error))
-        self.event = event
-        self.error = error
-
-
-class LearnerExit(Exception):
-    """Your handler raised ``KeyboardInterrupt`` or ``SystemExit``: reported like any error it raises."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(f"{type(error).__name__}({error})")
-        self.error = error
-
-
-def _read(node: Node, key: str) -> Optional[bytes]:
-    try:
-        return node.fs_store.read("", "", key)
-    except (OSError, KeyError, ValueError):
-        return None
 
 
 # --- playing stories -------------------------------------------------------------------------------
@@ -492,16 +185,6 @@ def _check_untouched(played: Played) -> None:
                        f"your handler changed its {', '.join(changed) or 'fields'}",
                        "events are LDK's record of what happened: read them, never change them. "
                        "Decide from the fields as they are.", note_changes=False)
-
-
-def _counted(handlings: list[Handling]) -> Handling:
-    """Of one event's hand-overs, the one that counts (see ``Recorder.handling_of``)."""
-    return next((h for h in handlings if not replayed(h)), handlings[-1])
-
-
-def replayed(handling: Handling) -> bool:
-    """Whether your handler asked for this event again (returned or raised ``ReplayEvent``)."""
-    return isinstance(handling.result, ReplayEvent) or handling.result is ReplayEvent
 
 
 def _check_handled(played: Played) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from ..events import Event
 
 if TYPE_CHECKING:
-    from .common import Handling
+    from .recorder import Handling
 
 KIT_DIR = str(Path(__file__).resolve().parent.parent)
 LIBRARY_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
