@@ -52,6 +52,10 @@ class PaymentInfo(Record, frozen=False):
             if payments is not None and dict.get(payments, key) is self:
                 payments.pieces[key] = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy (or a pickle) is its fields: it is in no map, and weak references do not pickle.
+        return {name: value for name, value in self.__dict__.items() if name != "_held"}
+
 
 _K = TypeVar("_K", bound=HexBytes)
 

@@ -201,3 +201,19 @@ def test_an_entry_changed_while_the_map_is_encoded_is_encoded_as_it_is_then(monk
 
     monkeypatch.setattr(payment_storage, "encode_item", meanwhile)
     assert storage.encode() == ser.encode(tuple(storage.payments.items()))
+
+
+def test_an_entry_held_in_a_map_copies_and_pickles_as_its_fields():
+    """What a map keeps on an entry (which maps hold it) is no part of it: a copy or a pickle of the entry is its
+    fields, equal to it, held by no map, and changing the copy changes nothing stored."""
+    import copy
+    import pickle
+
+    storage = InboundPaymentInfoStorage()
+    with storage.lock() as payments:
+        payments[PaymentHash(b"\1" * 32)] = info = PaymentInfo(None, None, HTLCStatus.Pending, 1)
+    encoded = storage.encode()
+    for other in (pickle.loads(pickle.dumps(info)), copy.deepcopy(info), copy.copy(info)):
+        assert other == info and other is not info
+        other.status = HTLCStatus.Failed
+        assert storage.encode() == encoded
