@@ -252,13 +252,13 @@ class OutputSweeper:
 
     def _regenerate_spend_if_necessary(self) -> list[Transaction]:
         """Build one sweep for the outputs that are due; list it and unconfirmed sweeps to (re)broadcast."""
+        if not self._state.outputs:
+            return []  # (nothing tracked, as for most of a node's life: no new state to make)
         height, block_hash = self._state.best_block_height, self._state.best_block_hash
         due = [o for o in self._state.outputs if isinstance(o.status, OutputSpendStatus.PendingInitialBroadcast)
                and (o.status.delayed_until_height is None or height >= o.status.delayed_until_height)]
         txs: dict[Txid, Transaction] = {}
         outputs = list(self._state.outputs)
-        if not outputs:
-            return []  # (nothing tracked, as for most of a node's life: no new state to make)
         for i, o in enumerate(outputs):  # rebroadcast unconfirmed sweeps once per block
             if isinstance(o.status, OutputSpendStatus.PendingFirstConfirmation) and \
                     o.status.latest_broadcast_height < height:

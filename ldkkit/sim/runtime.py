@@ -175,12 +175,12 @@ class Runtime:
     def wait_participants_idle(self) -> bool:
         """Wait until no participant is busy. False if one was (what it sent comes first); raises if one stays
         busy for ``stuck_after_s`` real seconds (its work is stuck)."""
-        if self._all_idle():
+        if self.all_idle():
             return True
         self.turn.release()  # the loop's thread holds it: hand it to the busy participants
         try:
             with self.cond:
-                done = self.cond.wait_for(self._all_idle, self.stuck_after_s)
+                done = self.cond.wait_for(self.all_idle, self.stuck_after_s)
                 busy = [p.name for p in self.participants if not p.idle]  # named now: it may finish before we go on
         finally:
             self.turn.acquire()  # (a participant still at work holds the turn until it is done)
@@ -250,7 +250,7 @@ class Runtime:
                 return False
             self.clock._now_us = max(target_us, self.clock.now_us())
             return True
-        if not self._all_idle():
+        if not self.all_idle():
             return False
         self.jump(target_us)
         return self.clock.now_us() >= target_us
@@ -291,12 +291,12 @@ class Runtime:
         except RuntimeError:
             with self._lock, self.turn:
                 result = fn()
-                if self.loop._ready or not self._all_idle():  # type: ignore[attr-defined]
+                if self.loop._ready or not self.all_idle():  # type: ignore[attr-defined]
                     self.loop.run_until_complete(self._settle())
                 return result
         return self.run(_called(fn))
 
-    def _all_idle(self) -> bool:
+    def all_idle(self) -> bool:
         """Whether every participant is asleep (``cond``'s lock is re-entrant: a holder may ask too)."""
         with self.cond:
             return all(p.idle for p in self.participants)

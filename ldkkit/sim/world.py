@@ -355,8 +355,7 @@ class World:
         reached_us = self.clock.now_us() if sleepers else target_us
         self._count_ticks(reached_us)
         self.clock._now_us = runtime.allowed_until_us = reached_us
-        with runtime.cond:
-            return reached_us == target_us and all(p.idle for p in runtime.participants)
+        return reached_us == target_us and runtime.all_idle()
 
     def _count_ticks(self, until_us: int) -> None:
         """The world's ticks due by ``until_us``, each counting its node's pings, as :meth:`_timers` would."""
