@@ -10,6 +10,11 @@ minutes apart, and LDK's timers tick many times between two: the ticks counted h
 a time (a tick that would change nothing is only counted, see ``World._quiet_advance``), next to the
 Lightning work (events, messages, commitment updates). Prints one ``name value unit`` line per figure,
 with the scenarios' CPU time in the same run.
+
+First, what the processor's own thread costs: the library played world-driven and under a
+``BackgroundProcessor``, with user and kernel CPU time and how often a thread blocked. Each hand-over
+between the world and the processor thread blocks one of them, and a switch costs the kernel tens of
+microseconds on a virtual machine: kernel time the instruction counts of ``bench/instructions.py`` leave out.
 """
 
 from __future__ import annotations
@@ -105,15 +110,33 @@ def cpu_by_phase(work: Callable[[], Any]) -> tuple[Counter[str], float]:
     return spent, measured(work, PHASES, timed)
 
 
-def every_scenario() -> None:
+def every_scenario(processor: str | None = "thread") -> None:
     for name in scenarios.names():
-        scenarios.run(name, reference.handle_ldk_events, seed=REFERENCE_SEED, processor="thread")
+        scenarios.run(name, reference.handle_ldk_events, seed=REFERENCE_SEED, processor=processor)
 
 
+def handovers() -> None:
+    """What the processor's thread costs beyond its Python: the scenarios played world-driven (one thread) and under
+    a ``BackgroundProcessor`` thread, with the kernel's CPU time and the times a thread blocked (a hand-over
+    between the world and the processor, each a context switch). Unix only (``resource``)."""
+    try:
+        import resource
+    except ImportError:
+        print("(handovers: the resource module is Unix only)", file=sys.stderr)
+        return
+    for label, processor in (("world_driven", None), ("thread", "thread")):
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        every_scenario(processor)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        print(f"scenarios_{label}_user_cpu {(after.ru_utime - before.ru_utime) * 1000:.0f} ms")
+        print(f"scenarios_{label}_kernel_cpu {(after.ru_stime - before.ru_stime) * 1000:.0f} ms")
+        print(f"scenarios_{label}_threads_blocked {after.ru_nvcsw - before.ru_nvcsw} switches")
 
 
 def main() -> None:
     every_scenario()  # imports and caches first, as in a kernel that has run a check before
+    every_scenario(None)
+    handovers()
     counts, cpu_s = counting(every_scenario)
     print(f"scenarios_played {len(scenarios.names())} scenarios")
     for name, unit in COUNTED.values():

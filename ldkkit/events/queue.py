@@ -68,7 +68,9 @@ class EventQueue:
         self._events.append(event)
         if self.on_change is not None:
             self.on_change()
-        self.notifier.notify()
+        notifier = self.notifier
+        if not notifier._pending:  # (a burst of events notifies once: see Notifier.notify, read the same way)
+            notifier.notify()
 
     def push_replacing(self, event: Event, supersedes: Callable[[Event], bool]) -> None:
         """Queue ``event`` in place of a queued event it ``supersedes``, or at the end.
