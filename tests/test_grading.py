@@ -36,6 +36,9 @@ MARKER = f"ldkkit-left-behind-{os.getpid()}"  # in the command line of every pro
 LEASED: list[int] = []
 #: A temporary folder of this module's own, so other graders' scratch folders are not taken for ours.
 TEMP = Path(tempfile.mkdtemp(prefix="ldkkit-test-grading-"))
+#: Where the batch's worlds would keep their stores if a worker did not keep them in its own folder (the scratch
+#: root, named to the batch's processes): not /dev/shm, where any other check running meanwhile keeps its own.
+WORLDS = TEMP / "worlds"
 
 
 # --- making workbooks ---------------------------------------------------------------------------
@@ -273,7 +276,7 @@ def grader_scratch() -> set[Path]:
     """The grader's own folders in the temporary folder (its batch, its workers', its learners'), and any world's
     store left where worlds keep them (a worker's belong in its own folder, removed even when it is killed)."""
     return ({p for pattern in ("ldkkit-sandbox-*", "ldkkit-worker-*", "ldkkit-grader-*") for p in TEMP.glob(pattern)}
-            | set(Path(scratch.root()).glob("ldkkit-*")))
+            | set(WORLDS.glob("ldkkit-*")))
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +300,8 @@ def _temp():
 
 
 def own_grade(*args, **kwargs):
-    """``grade``, with the uids it leases noted (only those are this test's) and its scratch in TEMP."""
+    """``grade``, with the uids it leases noted (only those are this test's) and its scratch in TEMP, the worlds'
+    default place included."""
     LEASED.clear()
     real_lease, real_tempdir = jail.lease_uids, tempfile.tempdir
 
@@ -307,10 +311,17 @@ def own_grade(*args, **kwargs):
         return lease
 
     jail.lease_uids, tempfile.tempdir = recorded, str(TEMP)
+    WORLDS.mkdir(exist_ok=True)
+    real_root = os.environ.get(scratch.ENV)
+    os.environ[scratch.ENV] = str(WORLDS)
     try:
         return grade(*args, **kwargs)
     finally:
         jail.lease_uids, tempfile.tempdir = real_lease, real_tempdir
+        if real_root is None:
+            del os.environ[scratch.ENV]
+        else:
+            os.environ[scratch.ENV] = real_root
 
 
 def row(graded, learner, workbook=WB1):
@@ -524,6 +535,18 @@ def test_the_command_line(tmp_path, capsys):
     assert "Wrote" in capsys.readouterr().out
     assert (tmp_path / "out" / "grades.csv").exists()
 
+
+
+def test_a_worker_stopped_mid_check_leaves_no_worlds_store_behind(tmp_path):
+    """A check still running at the time limit is stopped with its worlds open: their stores were in the worker's
+    own folder, removed with it, and none is where worlds keep them by default."""
+    (tmp_path / "slow").mkdir()
+    handler = good("too small", guard="sum(range(50_000_000))")  # (busy: a sleep is refused)
+    (tmp_path / "slow" / WB1).write_text(with_handler(handler, "check('open_channel_request', handle_ldk_events)"))
+    before = grader_scratch()
+    table = own_grade([tmp_path / "slow"], None, timeout_s=3, jobs=1, progress=False)
+    assert list(table["status"]) == ["timed out"]
+    assert sandbox_processes() == [] and grader_scratch() - before == set()
 
 
 def test_the_time_limit_is_per_workbook_not_per_cell(tmp_path):

@@ -79,3 +79,14 @@ def test_a_storage_folder_given_to_a_node_is_its_own_and_durable(memory, tmp_pat
     with World(seed=1) as world:
         node = world.add_node("alice", storage_dir=str(tmp_path / "alice"))
         assert node.fs_store.durable and str(node.fs_store.data_dir) == str(tmp_path / "alice")
+
+
+def test_the_folder_the_environment_names_comes_before_memory_and_a_workers_own_before_both(memory, monkeypatch,
+                                                                                            tmp_path):
+    """``LDKKIT_SCRATCH`` reaches the processes one starts (a grader's workers), and a worker's own folder wins."""
+    named = tmp_path / "named"
+    named.mkdir()
+    monkeypatch.setenv(scratch.ENV, str(named))
+    assert made_in() == str(named)
+    monkeypatch.setattr(scratch, "ROOT", str(tmp_path))
+    assert made_in() == str(tmp_path)

@@ -33,13 +33,17 @@ def _memory_backed() -> Optional[str]:
 #: Where a grader's worker keeps its checks' scratch folders, to remove them even if it has to kill the worker
 #: (``sandbox.worker`` sets it). None: memory where there is room, else the system's temporary folder.
 ROOT: Optional[str] = None
+#: An environment variable naming the folder to use instead of memory or the temporary folder, in this process
+#: and those it starts (a test that must tell its own grader's scratch from other processes' finds it there).
+ENV = "LDKKIT_SCRATCH"
 
 
 def root() -> str:
-    """Where scratch folders are made: ``ROOT`` if set, else ``/dev/shm`` if it has room, else the system's
-    temporary folder. Not ``tempfile.tempdir``: Python sets that itself the first time anything asks for a
-    temporary folder (a kernel, a test runner), and a check's stores would then go to disk, five times slower."""
-    return ROOT or _memory_backed() or tempfile.gettempdir()
+    """Where scratch folders are made: ``ROOT`` if set, else the folder ``LDKKIT_SCRATCH`` names, else ``/dev/shm``
+    if it has room, else the system's temporary folder. Not ``tempfile.tempdir``: Python sets that itself the first
+    time anything asks for a temporary folder (a kernel, a test runner), and a check's stores would then go to
+    disk, five times slower."""
+    return ROOT or os.environ.get(ENV) or _memory_backed() or tempfile.gettempdir()
 
 
 def scratch_dir(prefix: str) -> str:
