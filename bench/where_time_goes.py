@@ -15,10 +15,12 @@ First, what the processor's own thread costs: the library played world-driven an
 ``BackgroundProcessor``, with user and kernel CPU time and how often a thread blocked. Each hand-over
 between the world and the processor thread blocks one of them, and a switch costs the kernel tens of
 microseconds on a virtual machine: kernel time the instruction counts of ``bench/instructions.py`` leave out.
+Plays keep both threads on one CPU (``runtime.one_cpu``); ``thread_on_any_cpu`` is the same without.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import time
@@ -38,6 +40,7 @@ from ldkkit.exercises.capstone import REFERENCE_SEED  # noqa: E402
 from ldkkit.ln.channelmanager import ChannelManager  # noqa: E402
 from ldkkit.scenarios import Stage  # noqa: E402
 from ldkkit.sim.chain import Chain  # noqa: E402
+from ldkkit.sim.runtime import one_cpu  # noqa: E402
 from ldkkit.sim.world import BLOCK_INTERVAL_S, World  # noqa: E402
 
 COUNTED = {  # what is counted: the kit's function, and the figure's name and unit
@@ -124,9 +127,14 @@ def handovers() -> None:
     except ImportError:
         print("(handovers: the resource module is Unix only)", file=sys.stderr)
         return
-    for label, processor in (("world_driven", None), ("thread", "thread")):
+    for label, processor in (("world_driven", None), ("thread", "thread"), ("thread_on_any_cpu", "thread")):
+        if label == "thread_on_any_cpu":  # (as before runtime.one_cpu: the world's and the processor's threads
+            scenarios.one_cpu = contextlib.nullcontext  # wherever the kernel puts them)
         before = resource.getrusage(resource.RUSAGE_SELF)
-        every_scenario(processor)
+        try:
+            every_scenario(processor)
+        finally:
+            scenarios.one_cpu = one_cpu
         after = resource.getrusage(resource.RUSAGE_SELF)
         print(f"scenarios_{label}_user_cpu {(after.ru_utime - before.ru_utime) * 1000:.0f} ms")
         print(f"scenarios_{label}_kernel_cpu {(after.ru_stime - before.ru_stime) * 1000:.0f} ms")

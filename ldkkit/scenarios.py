@@ -33,6 +33,7 @@ from .ln.outbound_payment import RecipientOnionFields, Retry
 from .node import Node
 from .payment_storage import HTLCStatus, PaymentInfo
 from .routing.router import Path, PaymentParameters, Route, RouteHop, RouteParameters
+from .sim.runtime import one_cpu
 from .sim.world import World
 from .types import PaymentHash, PaymentId, PaymentPreimage, PaymentSecret
 
@@ -212,7 +213,7 @@ def _processing(node: Node, processor: Optional[str]) -> Iterator[None]:
     if processor is None:
         yield
         return
-    with run_processor(node, processor):
+    with one_cpu(), run_processor(node, processor):
         yield
 
 

@@ -1,8 +1,11 @@
-"""Runtime.call: a plain function in the world's turn, the loop run only to settle what it set off."""
+"""Runtime.call: a plain function in the world's turn, the loop run only to settle what it set off; one_cpu: the world
+and a processor's thread taking turns on one CPU."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from datetime import timedelta
 
 import pytest
@@ -101,3 +104,61 @@ def test_a_call_that_wakes_a_participant_returns_once_it_is_done():
         helper.stop()
         thread.join()
         runtime.leave(helper)
+
+
+# --- one_cpu -------------------------------------------------------------------------------------
+
+LINUX_SMP = pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                               reason="thread affinity: Linux with two CPUs or more")
+
+
+def _cpus_of_a_thread_started_now() -> set[int]:
+    seen: list[set[int]] = []
+    thread = threading.Thread(target=lambda: seen.append(os.sched_getaffinity(0)))
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
+@LINUX_SMP
+def test_one_cpu_keeps_the_thread_and_those_it_starts_on_its_cpu_and_gives_the_others_back():
+    before = os.sched_getaffinity(0)
+    with pytest.raises(KeyError):
+        with runtime_module.one_cpu():
+            (cpu,) = os.sched_getaffinity(0)
+            assert cpu in before and _cpus_of_a_thread_started_now() == {cpu}
+            raise KeyError("an error in the play")
+    assert os.sched_getaffinity(0) == before == _cpus_of_a_thread_started_now()
+
+
+@LINUX_SMP
+@pytest.mark.parametrize("case", ["cpu unknown", "one cpu allowed", "refused"])
+def test_one_cpu_changes_nothing_where_it_cannot_tell_or_is_refused(monkeypatch, case):
+    before = os.sched_getaffinity(0)
+    if case == "cpu unknown":
+        monkeypatch.setattr(runtime_module, "_current_cpu", lambda: None)
+    elif case == "one cpu allowed":  # (this thread's: the machine's others are not for it)
+        monkeypatch.setattr(runtime_module, "_allowed_cpus", lambda: {min(before)})
+        monkeypatch.setattr(runtime_module, "_current_cpu", lambda: min(before))
+    else:
+        def refuse(pid, cpus):
+            raise OSError("not in this container")
+        monkeypatch.setattr(runtime_module.os, "sched_setaffinity", refuse)
+    with runtime_module.one_cpu():
+        assert os.sched_getaffinity(0) == before
+    assert os.sched_getaffinity(0) == before
+
+
+@LINUX_SMP
+@pytest.mark.parametrize("processor", ["thread", "async"])
+def test_a_scenario_under_a_processor_runs_it_on_the_worlds_cpu(processor):
+    """The processor's thread, which hands the turn back and forth with the world's, shares its one CPU."""
+    cpus: list[set[int]] = []
+
+    def handler(*args):
+        cpus.append(os.sched_getaffinity(0))
+        return handle_ldk_events(*args)
+
+    before = os.sched_getaffinity(0)
+    scenarios.run("inbound_open_accept", handler, seed=5, processor=processor)
+    assert cpus and all(len(c) == 1 for c in cpus) and os.sched_getaffinity(0) == before

@@ -27,6 +27,7 @@ from ..events import Event
 from ..events.queue import EventHandlerError
 from ..node import Node
 from ..scenarios import Stage
+from ..sim.runtime import one_cpu
 from ..sim.world import World
 from .recorder import Handling, LearnerExit, NeverHandled, Recorder, TaskBlocked, _counted, replayed
 from .watch import (
@@ -147,7 +148,7 @@ class Session:
             if processor is None:
                 story(stage)
             else:
-                with run_processor(me, processor):
+                with one_cpu(), run_processor(me, processor):
                     story(stage)
                     stage.settle()
         except EventHandlerError as e:
