@@ -90,3 +90,11 @@ def test_the_folder_the_environment_names_comes_before_memory_and_a_workers_own_
     assert made_in() == str(named)
     monkeypatch.setattr(scratch, "ROOT", str(tmp_path))
     assert made_in() == str(tmp_path)
+
+
+def test_a_folder_the_environment_names_that_is_not_there_is_said_so(monkeypatch, tmp_path):
+    monkeypatch.setenv(scratch.ENV, str(tmp_path / "missing"))
+    with pytest.raises(NotADirectoryError, match="LDKKIT_SCRATCH names .*missing.*not a folder"):
+        scratch.root()
+    monkeypatch.setattr(scratch, "ROOT", str(tmp_path))  # a worker's own folder: the named one is not asked for
+    assert scratch.root() == str(tmp_path)

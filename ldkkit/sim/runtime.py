@@ -396,8 +396,8 @@ def one_cpu() -> Iterator[None]:
     time. On two CPUs each hand-over wakes the other CPU, where the woken thread at once waits for the GIL that
     the waker still holds: the capstone's plays under a ``BackgroundProcessor`` spent a fifth of their CPU time in
     the kernel, and take a seventh less on one CPU (``bench/where_time_goes.py``). The thread's CPUs are given back
-    on leaving.
-    Linux only (elsewhere, and where the CPU cannot be told, nothing changes).
+    on leaving (a thread or process started meanwhile that outlives the block keeps the one CPU). Linux only:
+    elsewhere, and where the CPU cannot be told or the kernel refuses, nothing changes.
     """
     allowed, cpu = _allowed_cpus(), _current_cpu()
     if allowed is None or cpu not in allowed or len(allowed) < 2:
@@ -411,7 +411,8 @@ def one_cpu() -> Iterator[None]:
     try:
         yield
     finally:
-        os.sched_setaffinity(0, allowed)
+        with contextlib.suppress(OSError):  # (CPUs taken from the container meanwhile: the thread stays where it is)
+            os.sched_setaffinity(0, allowed)
 
 
 def _allowed_cpus() -> set[int] | None:

@@ -43,7 +43,11 @@ def root() -> str:
     if it has room, else the system's temporary folder. Not ``tempfile.tempdir``: Python sets that itself the first
     time anything asks for a temporary folder (a kernel, a test runner), and a check's stores would then go to
     disk, five times slower."""
-    return ROOT or os.environ.get(ENV) or _memory_backed() or tempfile.gettempdir()
+    named = os.environ.get(ENV)
+    if named and not ROOT and not os.path.isdir(named):
+        raise NotADirectoryError(f"{ENV} names {named!r}, which is not a folder: make it, or unset {ENV} to keep "
+                                 "scratch in memory")
+    return ROOT or named or _memory_backed() or tempfile.gettempdir()
 
 
 def scratch_dir(prefix: str) -> str:
