@@ -541,7 +541,8 @@ def test_a_worker_stopped_mid_check_leaves_no_worlds_store_behind(tmp_path):
     """A check still running at the time limit is stopped with its worlds open: their stores were in the worker's
     own folder, removed with it, and none is where worlds keep them by default."""
     (tmp_path / "slow").mkdir()
-    handler = good("too small", guard="sum(range(50_000_000))")  # (busy: a sleep is refused)
+    busy = "import time\n    began = time.monotonic()\n    while time.monotonic() - began < 1:\n        pass"
+    handler = good("too small", guard=busy)  # (a second of work an event, on any machine: a sleep is refused)
     (tmp_path / "slow" / WB1).write_text(with_handler(handler, "check('open_channel_request', handle_ldk_events)"))
     before = grader_scratch()
     table = own_grade([tmp_path / "slow"], None, timeout_s=3, jobs=1, progress=False)
