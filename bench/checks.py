@@ -3,7 +3,9 @@
 
 Prints one `name value unit` line per check: ``check_<id>`` with the reference handler, in this
 process, as ``check()`` runs in a notebook (the median of five runs after one to warm up, and its CPU
-time, the least of three runs, which a busy machine changes least); ``grade_<id>`` for the finished
+time, the least of three runs, which a busy machine changes least); ``check_<id>_first_in_process``, the
+first check in a new process, as a learner's first in a fresh kernel (keys derived, invoices signed and
+tables built once per process: the kit imported before the clock starts); ``grade_<id>`` for the finished
 workbook graded as an instructor grades it, sandbox included (a learner process, the check in a worker).
 The baseline, from the same run, is how long one bare scenario takes (the unit every check is built from).
 The workshop aims for half a second per check.
@@ -15,6 +17,8 @@ import json
 import os
 import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +52,22 @@ def cpu_timed(fn, runs: int = 3) -> float:
     return best
 
 
+_FIRST = """
+import sys, time
+from ldkkit.exercises import check
+from ldkkit.reference import handle_ldk_events
+started = time.perf_counter()
+check(sys.argv[1], handle_ldk_events)
+print(time.perf_counter() - started)
+"""
+
+
+def first_in_process(name: str) -> float:
+    """The first check in a new process (the kit imported first), in seconds."""
+    out = subprocess.run([sys.executable, "-c", _FIRST, name], capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
+
+
 def own_copy(solution: Path, folder: Path) -> Path:
     """The finished workbook with one line of the learner's own, so the grader does not take it for a copy."""
     notebook = json.loads(solution.read_text())
@@ -67,6 +87,7 @@ def main() -> None:
     for name in EXERCISES:
         print(f"check_{name} {median_timed(lambda name=name: check(name, handle_ldk_events)) * 1000:.0f} ms")
         print(f"check_{name}_cpu_min_of_3 {cpu_timed(lambda name=name: check(name, handle_ldk_events)) * 1000:.0f} ms")
+        print(f"check_{name}_first_in_process {first_in_process(name) * 1000:.0f} ms")
     from ldkkit.grading import grade_workbook
 
     folder = Path(tempfile.mkdtemp())
