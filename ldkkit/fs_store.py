@@ -110,8 +110,7 @@ class FilesystemStore:
                 left = left[os.write(fd, left):]
             if self.durable:
                 os.fsync(fd)
-            st = os.fstat(fd)  # a rename keeps the inode, size and modification time
-            return st.st_ino, st.st_size, st.st_mtime_ns
+            return _identity_of(os.fstat(fd))  # (a rename keeps the inode, size and modification time)
         finally:
             os.close(fd)
 
@@ -152,7 +151,10 @@ class FilesystemStore:
 
 def _identity(path: str | Path) -> tuple[int, int, int]:
     """A file's inode, size and modification time: any write or replacement changes one of them."""
-    st = os.stat(path)
+    return _identity_of(os.stat(path))
+
+
+def _identity_of(st: os.stat_result) -> tuple[int, int, int]:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 

@@ -75,9 +75,12 @@ class _Payments(dict):  # type: ignore[type-arg]
     def __setitem__(self, key: Any, info: PaymentInfo) -> None:
         super().__setitem__(key, info)
         self.pieces[key] = None  # (an equal key already there stays, in both: the same key objects, in order)
-        held = info.__dict__.setdefault("_held", []) if isinstance(info, PaymentInfo) else []
-        if not any(by() is self and k == key for by, k in held):
-            held.append((weakref.ref(self), key))
+        if isinstance(info, PaymentInfo):
+            held = info.__dict__.get("_held", [])  # (maps gone meanwhile are left out: a map made again and
+            held = [(by, k) for by, k in held if by() is not None]  # again from the same entries leaves none)
+            if not any(by() is self and k == key for by, k in held):
+                held.append((weakref.ref(self), key))
+            info.__dict__["_held"] = held
 
     def __delitem__(self, key: Any) -> None:
         super().__delitem__(key)

@@ -217,3 +217,23 @@ def test_an_entry_held_in_a_map_copies_and_pickles_as_its_fields():
         assert other == info and other is not info
         other.status = HTLCStatus.Failed
         assert storage.encode() == encoded
+
+
+def test_an_entry_put_in_maps_made_again_and_again_keeps_only_the_live_ones():
+    """A handler that rebuilds its map from the same entries, payment after payment, leaves each entry a note of the
+    maps holding it now, not of every map it was ever in; the new map still re-encodes an entry changed in place."""
+    import gc
+
+    storage = InboundPaymentInfoStorage()
+    info = PaymentInfo(None, None, HTLCStatus.Pending, 1_000)
+    key = PaymentHash(bytes(32))
+    for _ in range(50):
+        storage.payments = {key: info}
+    gc.collect()
+    held = info.__dict__["_held"]
+    assert [by() for by, _ in held if by() is not None] == [storage.payments]
+    assert len(held) <= 2  # (the map before the last one is forgotten when the entry is put next)
+    before = storage.encode()
+    info.amt_msat = 2_000
+    assert storage.encode() != before == InboundPaymentInfoStorage({key: PaymentInfo(None, None, HTLCStatus.Pending,
+                                                                                    1_000)}).encode()

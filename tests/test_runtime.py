@@ -144,9 +144,12 @@ def test_one_cpu_changes_nothing_where_it_cannot_tell_or_is_refused(monkeypatch,
         def refuse(pid, cpus):
             raise OSError("not in this container")
         monkeypatch.setattr(runtime_module.os, "sched_setaffinity", refuse)
-    with runtime_module.one_cpu():
-        assert os.sched_getaffinity(0) == before
+    with pytest.raises(KeyError) as raised:
+        with runtime_module.one_cpu():
+            assert os.sched_getaffinity(0) == before
+            raise KeyError("an error in the play")
     assert os.sched_getaffinity(0) == before
+    assert raised.value.__context__ is None  # (not shown as raised while handling the kernel's refusal)
 
 
 @LINUX_SMP

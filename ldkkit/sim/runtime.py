@@ -400,19 +400,23 @@ def one_cpu() -> Iterator[None]:
     elsewhere, and where the CPU cannot be told or the kernel refuses, nothing changes.
     """
     allowed, cpu = _allowed_cpus(), _current_cpu()
-    if allowed is None or cpu not in allowed or len(allowed) < 2:
-        yield
-        return
-    try:
-        os.sched_setaffinity(0, {cpu})  # (0: this thread; a thread starts with its creator's CPUs)
-    except OSError:  # a container's limits may refuse it: the play only runs as before
-        yield
-        return
+    pinned = allowed is not None and cpu in allowed and len(allowed) > 1 and _set_cpus({cpu})
     try:
         yield
     finally:
-        with contextlib.suppress(OSError):  # (CPUs taken from the container meanwhile: the thread stays where it is)
-            os.sched_setaffinity(0, allowed)
+        if pinned:
+            _set_cpus(allowed)  # type: ignore[arg-type]
+
+
+def _set_cpus(cpus: set[int]) -> bool:
+    """Give this thread these CPUs; False if the kernel refuses (a container's limits, CPUs taken meanwhile): the
+    thread then stays where it is, and the play only runs as before. Not inside ``one_cpu``'s ``yield``, so that an
+    error of the play is never shown as raised while handling this one."""
+    try:
+        os.sched_setaffinity(0, cpus)  # (0: this thread; a thread starts with its creator's CPUs)
+        return True
+    except OSError:
+        return False
 
 
 def _allowed_cpus() -> set[int] | None:
