@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import threading
@@ -23,6 +24,7 @@ from ldkkit.ln.outbound_payment import RecipientOnionFields, Retry
 from ldkkit.reference import handle_ldk_events, ldk_sample_handle_ldk_events
 from ldkkit.routing.router import PaymentParameters, RouteParameters
 from ldkkit.scenarios import Stage
+from ldkkit.ser import decode
 from ldkkit.sim.world import World
 from ldkkit.types import PaymentId, PaymentPreimage
 
@@ -1149,3 +1151,27 @@ def test_after_a_wake_the_thread_forms_polls_run_100_ms_apart_from_that_wake(wok
             node.channel_manager._events.push(Event.PendingHTLCsForwardable(timedelta(milliseconds=100)))
             world.advance(1)
         assert [round(t, 3) for t in ticks] == [0.0, 61.05]  # (the loop may land a microsecond late)
+
+
+@pytest.mark.parametrize("form", [None, "thread", "async"])
+def test_the_manager_is_written_after_every_block_so_a_restart_knows_the_tip(world, form):
+    """Every block asks for the ChannelManager to be persisted (LDK's ``best_block_updated``:
+    ``NotifyOption::DoPersist``): the processor (or the world, driving a node without one) writes it at each
+    block, and a node restarted from disk reads back the chain's tip."""
+    node = world.add_node("learner", handler=handle_ldk_events)
+    heights: list[int] = []
+    write = node.fs_store.write
+
+    def recorded(primary, secondary, key, buf):
+        if key == "manager":
+            heights.append(decode(buf, dict)["best_block_height"])
+        write(primary, secondary, key, buf)
+
+    node.fs_store.write = recorded
+    first = world.chain.height() + 1
+    with run_processor(node, form) if form else contextlib.nullcontext():
+        world.mine(3)
+        written = list(heights)  # (not the processor's last write, on stopping)
+    assert sorted(set(written)) == [first, first + 1, first + 2]
+    restarted = world.restart_node(node)
+    assert restarted.channel_manager.best_block_height == world.chain.height() == first + 2

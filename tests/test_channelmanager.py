@@ -657,3 +657,24 @@ def test_a_second_accept_channel_for_our_proposal_is_ignored(stage):
     cm.handle_accept_channel(bob.node_id, accept)
     ready = [e for e in cm.pending_events() if isinstance(e, Event.FundingGenerationReady)]
     assert [e.temporary_channel_id for e in ready] == [tcid]
+
+
+def test_every_block_asks_for_persisting_and_wakes_the_processor_once_it_is_handled():
+    """LDK's ``transactions_confirmed`` and ``best_block_updated`` return ``NotifyOption::DoPersist``, and the
+    ChainMonitor's ``filtered_block_connected`` wakes the processor too, whatever the block held: both futures
+    complete for a block with nothing in it for the node. The manager notifies once the block is handled."""
+    world = World(seed=7)
+    try:
+        node = world.add_node("quiet", persist=False)  # (the world persists nothing for it: the flag stays)
+        cm, monitor = node.channel_manager, node.chain_monitor
+        cm.get_and_clear_needs_persistence()
+        manager_woken, monitor_woken = cm.get_event_or_persistence_needed_future(), monitor.get_update_future()
+        heights: list[int] = []
+        manager_woken.register_callback_fn(lambda: heights.append(cm.best_block_height))
+        assert not manager_woken.is_complete() and not monitor_woken.is_complete()
+        world.mine(1)
+        assert manager_woken.is_complete() and monitor_woken.is_complete()
+        assert heights == [world.chain.height()]  # woken with the block in place, not before it
+        assert cm.get_and_clear_needs_persistence()
+    finally:
+        world.close()

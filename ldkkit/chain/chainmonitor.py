@@ -550,7 +550,8 @@ class ChainMonitor:
 
     def block_connected(self, block: Any, height: int) -> None:
         """Mirrors ``chain::Listen::block_connected``: find channel closes and HTLC claims, raise spendable
-        outputs, and bump the claims whose timer has come."""
+        outputs, and bump the claims whose timer has come. Then, as LDK's ``filtered_block_connected``, wake
+        the event processor whatever the block held ("assume we may have some new events")."""
         broadcasts: list[Transaction] = []
         with self._lock:
             for monitor in self.monitors.values():
@@ -567,6 +568,7 @@ class ChainMonitor:
                         broadcasts += self._press(monitor, claim, FeerateStrategy.ForceBump)
                         self._persist(monitor)
         self._broadcast(broadcasts)
+        self._events.notifier.notify()
 
     @staticmethod
     def _holder_confirmed(monitor: ChannelMonitor) -> bool:

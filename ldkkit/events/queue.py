@@ -103,6 +103,8 @@ class EventQueue:
 
     def process(self, handler: Callable[[Event], Any]) -> int:
         """Hand every event to a plain handler; returns how many were handled."""
+        if not self._events:  # (every block wakes the processor, most often with nothing queued)
+            return 0
         with self._processing() as mine:
             if not mine:
                 return 0
@@ -133,6 +135,8 @@ class EventQueue:
 
     async def process_async(self, handler: Callable[[Event], Any]) -> int:
         """Hand every event to a plain or async handler, awaiting it."""
+        if not self._events:
+            return 0
         with self._processing() as mine:
             if not mine:
                 return 0

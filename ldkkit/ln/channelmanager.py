@@ -370,7 +370,12 @@ class ChannelManager:
     # --- chain ---------------------------------------------------------------------------------
 
     def block_connected(self, block: Any, height: int) -> None:
-        """Mirrors ``chain::Listen::block_connected``: watch funding confirm and HTLCs expire."""
+        """Mirrors ``chain::Listen::block_connected``: watch funding confirm and HTLCs expire.
+
+        As LDK's ``transactions_confirmed`` and ``best_block_updated`` (both ``NotifyOption::DoPersist``),
+        every block marks the manager for persisting and wakes the background processor, once the block is
+        handled (their ``PersistenceNotifierGuard`` notifies as it drops): the best block is part of what a
+        restarted node reads back."""
         with self._lock:
             self.best_block_height = height
             txids = {tx.compute_txid(): i for i, tx in enumerate(block.txdata)}
@@ -381,6 +386,7 @@ class ChannelManager:
                 self._check_htlc_timeouts(chan, height)
             claimable_payments.fail_expired(self, height)
             self._handle_monitor_events()
+            self._changed()
 
     def _handle_monitor_events(self) -> None:
         """Act on what the ChainMonitor saw on chain (LDK's ``process_pending_monitor_events``)."""
