@@ -28,7 +28,7 @@ import itertools
 import operator
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -533,6 +533,23 @@ def _plan(cls: type) -> tuple[int, bytes, tuple[str, ...]]:
     return (_Tag.STRUCT, bytes(name), ser_fields(cls))
 
 
+_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _field_values(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    """A function giving a struct's encoded fields as a tuple, in order: all in one call (``attrgetter`` gives a
+    tuple only for two or more)."""
+    getter = _GETTERS.get(cls)
+    if getter is None:
+        names = ser_fields(cls)
+        if len(names) > 1:
+            getter = operator.attrgetter(*names)
+        else:
+            getter = lambda v: tuple(getattr(v, name) for name in names)  # noqa: E731
+        _GETTERS[cls] = getter
+    return getter
+
+
 def _named_writer(cls: type, plan: tuple[int, bytes, tuple[str, ...]]) -> Callable[[bytearray, Any], None]:
     tag, name, fields = plan
     header = bytes([tag]) + name
@@ -540,8 +557,7 @@ def _named_writer(cls: type, plan: tuple[int, bytes, tuple[str, ...]]) -> Callab
         count = bytearray()
         _write_varint(count, len(fields))
         header += count
-        # (all the fields in one call; attrgetter gives a tuple only for two or more)
-        get_fields = operator.attrgetter(*fields) if len(fields) > 1 else lambda v: tuple(getattr(v, f) for f in fields)
+        get_fields = _field_values(cls)
 
         def write_struct(out: bytearray, v: Any) -> None:
             out += header
@@ -561,6 +577,91 @@ def _named_writer(cls: type, plan: tuple[int, bytes, tuple[str, ...]]) -> Callab
         _write_blob(out, v.name.encode())
 
     return write_enum
+
+
+# --- Keeping encodings from one write to the next ----------------------------------------------
+
+
+class Encoded:
+    """Bytes that :func:`encode` writes as they stand: a value's encoding kept from an earlier write."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def _write_encoded(out: bytearray, v: Encoded) -> None:
+    out += v.data
+
+
+_WRITERS[Encoded] = _write_encoded
+
+
+class EncodingCache:
+    """The encodings of mutable records (a manager's channels), kept from one write to the next.
+
+    A record is encoded again only if one of its fields is no longer the same value, compared by type and
+    ``==``. That comparison is only sound for values that cannot change in place, so a record is kept only
+    while every field holds an immutable value (a number, text, bytes, an enum, an id, a frozen record of
+    such) or an empty dict: a channel with HTLCs in flight is encoded at every write, a quiet one once.
+    The manager is persisted after every block, and most blocks change nothing but its height.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[int, tuple[Any, tuple[Any, ...], tuple[type, ...], Encoded]] = {}
+
+    def encoded(self, records: Iterable[Any]) -> tuple[Encoded, ...]:
+        """Each record's encoding (as :func:`encode_item`), kept ones reused; only these records are kept on."""
+        kept, self._kept = self._kept, {}
+        out = []
+        for record in records:
+            fields = _field_values(type(record))(record)
+            kinds = tuple(map(type, fields))
+            entry = kept.get(id(record))
+            if entry is not None and entry[0] is record and entry[2] == kinds and entry[1] == fields:
+                item = entry[3]  # (the snapshot on the left: its empty dicts compare with the fields' contents)
+            else:
+                item = Encoded(encode_item(record))
+                if all(_immutable(k) or (k is dict and not v) for k, v in zip(kinds, fields, strict=True)):
+                    snapshot = tuple({} if k is dict else v for k, v in zip(kinds, fields, strict=True))
+                    entry = (record, snapshot, kinds, item)
+                else:
+                    entry = None
+            if entry is not None:
+                self._kept[id(record)] = entry
+            out.append(item)
+        return tuple(out)
+
+
+_IMMUTABLE: dict[type, bool] = {t: True for t in (int, bool, str, bytes, type(None), timedelta)}
+
+
+def _immutable(cls: type) -> bool:
+    """Whether a value of type ``cls`` can never change: enums, newtypes (ids, scripts, transactions: they refuse
+    to be set), and frozen records whose fields' types are immutable too."""
+    known = _IMMUTABLE.get(cls)
+    if known is None:
+        _IMMUTABLE[cls] = False  # (a record that holds its own type is looked at once, and is not kept)
+        if issubclass(cls, enum.Enum):
+            known = True
+        elif dataclasses.is_dataclass(cls):
+            hints = typing.get_type_hints(cls, include_extras=True)
+            known = cls.__dataclass_params__.frozen and all(  # type: ignore[attr-defined]
+                _immutable_hint(hints[f.name]) for f in dataclasses.fields(cls))
+        else:
+            known = _REGISTRY.get(cls.__qualname__) is cls and hasattr(cls, "__bytes__")
+        _IMMUTABLE[cls] = known
+    return known
+
+
+def _immutable_hint(hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is Annotated:
+        return _immutable_hint(typing.get_args(hint)[0])
+    if origin in (typing.Union, types.UnionType, tuple):
+        return all(_immutable_hint(a) for a in typing.get_args(hint) if a is not Ellipsis)
+    return origin is None and isinstance(hint, type) and _immutable(hint)
 
 
 class _Reader:

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
+import typing
 from datetime import timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ldkkit import scenarios, ser
+from ldkkit.bitcoin import OutPoint, Transaction
 from ldkkit.errors import APIError, DecodeError
 from ldkkit.events import ClosureReason, Event
-from ldkkit.ser import _REGISTRY, Record, RustEnum, decode, encode
+from ldkkit.ln.channel import Channel, ChannelPhase, InboundHTLC, OutboundHTLC
+from ldkkit.payment_storage import PaymentInfo
+from ldkkit.ser import (
+    _REGISTRY,
+    EncodingCache,
+    Record,
+    RustEnum,
+    _immutable,
+    _immutable_hint,
+    decode,
+    encode,
+    encode_item,
+    ser_fields,
+)
+from ldkkit.types import ChannelId, ChannelTypeFeatures, HexBytes
 from strategies import for_type
 
 RECORD_TYPES = sorted(
@@ -226,3 +246,105 @@ def test_a_records_fields_are_written_in_order_whatever_their_number():
         [2, 3, 1, 11, 2, 4, 1]) + b"a" + bytes([3, 2, 4, 1]) + b"b" + bytes([3, 4])
     for record in (NoField(), OneField(5), TwoFields(-1, {"a": 1, "b": 2})):
         assert decode(encode(record)) == record
+
+
+# --- EncodingCache: a kept encoding is always what encoding now would write ----------------------
+
+CHANNEL_HINTS = typing.get_type_hints(Channel, include_extras=True)
+HTLC_MAPS = ("pending_inbound_htlcs", "pending_outbound_htlcs")
+
+
+@functools.cache
+def a_channel() -> Channel:
+    """A funded channel as a scenario leaves it (its manager persisted it at every block)."""
+    result = scenarios.run("receive_invoice_payment")
+    return next(iter(result.node.channel_manager.channels.values()))
+
+
+def _change(chan: Channel, data: st.DataObject) -> None:
+    match data.draw(st.sampled_from(["nothing", "field", "same value, other type", "htlc", "htlc in place",
+                                     "no htlcs"])):
+        case "field":
+            name = data.draw(st.sampled_from([n for n in ser_fields(Channel) if n not in HTLC_MAPS]))
+            setattr(chan, name, data.draw(for_type(CHANNEL_HINTS[name])))
+        case "same value, other type":  # 1 == True, but an int and a bool are written differently
+            name = data.draw(st.sampled_from([n for n in ser_fields(Channel) if type(getattr(chan, n)) in (int, bool)
+                                              and getattr(chan, n) in (0, 1)] or ["is_outbound"]))
+            value = getattr(chan, name)
+            setattr(chan, name, int(value) if type(value) is bool else bool(value))
+        case "htlc":
+            name = data.draw(st.sampled_from(HTLC_MAPS))
+            kind = InboundHTLC if name == "pending_inbound_htlcs" else OutboundHTLC
+            getattr(chan, name)[data.draw(st.integers(0, 3))] = data.draw(for_type(kind))
+        case "htlc in place":  # an HTLC the map already holds changes: the map itself is the same object
+            for htlc in (*chan.pending_inbound_htlcs.values(), *chan.pending_outbound_htlcs.values()):
+                htlc.amount_msat = data.draw(st.integers(0, 2**64 - 1))
+        case "no htlcs":
+            chan.pending_inbound_htlcs.clear()
+            chan.pending_outbound_htlcs.clear()
+
+
+@given(data=st.data())
+def test_a_kept_encoding_is_always_what_encoding_now_writes(data):
+    chan = copy.deepcopy(a_channel())
+    other = copy.deepcopy(a_channel())
+    cache = EncodingCache()
+    for _ in range(data.draw(st.integers(1, 8))):
+        _change(chan, data)
+        items = cache.encoded([chan, other])
+        assert [item.data for item in items] == [encode_item(chan), encode_item(other)]
+        assert encode((items, 7)) == encode(((chan, other), 7))  # written in place of the records
+
+
+@settings(max_examples=5)
+@given(htlc=for_type(InboundHTLC))
+def test_a_quiet_channel_is_encoded_once_and_one_with_htlcs_at_every_write(htlc):
+    chan = copy.deepcopy(a_channel())
+    cache = EncodingCache()
+    encoded: list[object] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ser, "encode_item", lambda v: encoded.append(v) or b"\x00")
+        for _ in range(3):
+            cache.encoded([chan])
+        assert encoded == [chan]
+        chan.pending_inbound_htlcs[0] = htlc
+        for _ in range(2):
+            cache.encoded([chan])
+        assert encoded == [chan] * 3
+        cache.encoded([])  # a record left out is forgotten
+        chan.pending_inbound_htlcs.clear()
+        cache.encoded([chan])
+        assert len(encoded) == 4
+
+
+def test_only_values_that_cannot_change_count_as_immutable():
+    assert all(_immutable(t) for t in (int, bool, str, bytes, type(None), ChannelPhase, ChannelId, Transaction,
+                                         ChannelTypeFeatures, OutPoint))
+    assert not any(_immutable(t) for t in (dict, list, Channel, InboundHTLC, PaymentInfo, object))
+    # Ids, scripts and transactions refuse to be changed: every type written as bytes is one of them.
+    newtypes = [c for c in _REGISTRY.values() if hasattr(c, "__bytes__") and not dataclasses.is_dataclass(c)]
+    assert newtypes and all(issubclass(c, HexBytes) for c in newtypes)
+    # A channel's fields are all immutable but its HTLC maps: a quiet channel is kept.
+    assert [n for n in ser_fields(Channel) if not _immutable_hint(CHANNEL_HINTS[n])] == list(HTLC_MAPS)
+
+
+def test_every_manager_persisted_in_a_scenario_is_the_manager_encoded_afresh(monkeypatch):
+    """Over scenarios with HTLCs in flight, closes and restarts, what each persist wrote with kept encodings
+    is byte for byte what a new encoding of the manager writes."""
+    from ldkkit.ln import channelmanager_persistence
+
+    written = channelmanager_persistence.write
+    compared: list[int] = []
+
+    def write(cm):
+        kept = written(cm)
+        cache, cm._encoded_channels = cm._encoded_channels, EncodingCache()
+        assert kept == written(cm)
+        cm._encoded_channels = cache
+        compared.append(1)
+        return kept
+
+    monkeypatch.setattr(channelmanager_persistence, "write", write)
+    for name in ("force_close_htlc_in_flight", "send_retry_then_succeed", "receive_mpp", "restart_replay"):
+        scenarios.run(name)
+    assert len(compared) > 250

@@ -60,7 +60,7 @@ from ..ln.outbound_payment import (
 )
 from ..logger import Logger
 from ..routing.router import Path, Route, RouteParameters
-from ..ser import Record, decode
+from ..ser import EncodingCache, Record, decode
 from ..types import (
     ChannelId,
     InterceptId,
@@ -128,6 +128,7 @@ class ChannelManager:
         self.channels: dict[ChannelId, Channel] = {}  # by channel_id (temporary until funded)
         self.peers: set[PublicKey] = set()
         self.pending_msg_events: list[tuple[PublicKey, Record]] = []
+        self._encoded_channels = EncodingCache()  # (what the last persist wrote of each channel)
         self.inbound_payments: dict[PaymentHash, InboundPayment] = {}
         self.claimable: dict[PaymentHash, ClaimablePayment] = {}
         #: LDK's ``pending_outbound_payments``: the payments we send (see :mod:`ldkkit.ln.outbound_payment`).

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 def write(cm: ChannelManager) -> bytes:
     """``ChannelManager::write``: channels that never got funded are left out, as LDK drops them on write."""
     outbound = cm._pending_outbound_payments
+    channels = (c for c in cm.channels.values() if c.is_funded() or c.phase is ChannelPhase.Closed)
     return encode({
-        "channels": tuple(c for c in cm.channels.values() if c.is_funded() or c.phase is ChannelPhase.Closed),
+        "channels": cm._encoded_channels.encoded(channels),  # (quiet channels are not encoded at every block)
         "events": tuple(e for e in cm._events.pending() if type(e).persisted),
         "inbound_payments": tuple(cm.inbound_payments.values()),
         "claimable": tuple(cm.claimable.values()),

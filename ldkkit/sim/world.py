@@ -245,11 +245,22 @@ class World:
     async def _drive(self, node: Node) -> None:
         """What LDK's background processor does for a node, until a real one takes over."""
         wake = asyncio.Event()
+        cm, monitor = node.channel_manager, node.chain_monitor
+        armed: list[Any] = [None, None]  # the futures a callback waits on: each is armed once
+
+        def woken() -> None:
+            # Every block wakes every node (LDK's DoPersist): a node whose manager the world does not persist
+            # (a stub peer's) has nothing to do unless events or messages wait, so it goes on sleeping.
+            if node.persist or cm.has_pending_events() or cm.pending_msg_events or monitor.has_pending_events():
+                self.runtime.call_soon_threadsafe(wake.set)
+            else:
+                arm()
 
         def arm() -> None:
-            for future in (node.channel_manager.get_event_or_persistence_needed_future(),
-                           node.chain_monitor.get_update_future()):
-                future.register_callback_fn(lambda: self.runtime.call_soon_threadsafe(wake.set))
+            for i, future in enumerate((cm.get_event_or_persistence_needed_future(), monitor.get_update_future())):
+                if armed[i] is not future:
+                    armed[i] = future
+                    future.register_callback_fn(woken)
 
         while True:
             arm()
