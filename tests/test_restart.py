@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ldkkit.events import Event, ReplayEvent
+from ldkkit.ln.channelmanager import ChannelManager
 from ldkkit.reference import handle_ldk_events as reference
 from ldkkit.scenarios import Stage
 from ldkkit.sim.world import World
@@ -40,3 +41,30 @@ def test_a_restart_replays_the_pending_payment_claimed():
     assert replayed[0].payment_hash == invoice.payment_hash() and replayed[0].amount_msat == 50_000_000
     assert not restarted.channel_manager.pending_events()  # handled this time, so gone
 
+
+
+def test_a_node_restarted_after_time_down_is_given_the_blocks_it_missed(monkeypatch):
+    """ldk-sample syncs the ChannelManager from the block it was persisted at to the chain's tip before it
+    starts (``synchronize_listeners``): a funding transaction that confirmed while the node was down counts."""
+    connected: list[tuple[int, int]] = []
+    block_connected = ChannelManager.block_connected
+
+    def recorded(self, block, height):
+        connected.append((id(self), height))
+        block_connected(self, block, height)
+
+    monkeypatch.setattr(ChannelManager, "block_connected", recorded)
+    with World(seed=3) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        bob = stage.peer("bob")
+        stage.open(stage.me, bob, 1_000_000, confirm=False)
+        stage.settle()
+        down_at = world.chain.height()
+        stage.me.driven_by_world = False  # down: nothing handles or persists the learner's node any more
+        world.mine(6)
+        restarted = world.restart_node(stage.me)
+        (channel,) = restarted.channel_manager.list_channels()
+    assert restarted.channel_manager.best_block_height == world.chain.height() == down_at + 6
+    assert channel.confirmations == 6
+    given = [height for manager, height in connected if manager == id(restarted.channel_manager)]
+    assert given == list(range(down_at + 1, down_at + 7))  # each block it missed, once, in order

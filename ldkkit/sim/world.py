@@ -219,6 +219,10 @@ class World:
         store = new.fs_store
         if CHANNEL_MANAGER_PERSISTENCE_KEY in store.list("", ""):
             new.channel_manager.restore(store.read("", "", CHANNEL_MANAGER_PERSISTENCE_KEY))
+            # ldk-sample's synchronize_listeners: the manager is given the blocks mined since it was persisted
+            # (its monitors saw every block: the old ChainMonitor persisted them as they changed).
+            for block in self.chain.blocks[new.channel_manager.best_block_height + 1:]:
+                new.channel_manager.block_connected(block, block.height)
         for key, storage in (("inbound_payments", new.inbound_payments), ("outbound_payments", new.outbound_payments)):
             if key in store.list("", ""):
                 storage.payments.update(type(storage).decode(store.read("", "", key)).payments)
