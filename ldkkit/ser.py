@@ -638,8 +638,8 @@ _IMMUTABLE: dict[type, bool] = {t: True for t in (int, bool, str, bytes, type(No
 
 
 def _immutable(cls: type) -> bool:
-    """Whether a value of type ``cls`` can never change: enums, newtypes (ids, scripts, transactions: they refuse
-    to be set), and frozen records whose fields' types are immutable too."""
+    """Whether a value of type ``cls`` can never change: numbers, text, bytes, enums, types declared
+    :func:`immutable`, and frozen records whose fields' types are immutable too."""
     known = _IMMUTABLE.get(cls)
     if known is None:
         _IMMUTABLE[cls] = False  # (a record that holds its own type is looked at once, and is not kept)
@@ -649,10 +649,16 @@ def _immutable(cls: type) -> bool:
             hints = typing.get_type_hints(cls, include_extras=True)
             known = cls.__dataclass_params__.frozen and all(  # type: ignore[attr-defined]
                 _immutable_hint(hints[f.name]) for f in dataclasses.fields(cls))
-        else:
-            known = _REGISTRY.get(cls.__qualname__) is cls and hasattr(cls, "__bytes__")
+        else:  # (a subclass of bytes, or of a type declared so: ids, scripts and transactions refuse to be set)
+            known = any(_IMMUTABLE.get(base) for base in cls.__mro__[1:])
         _IMMUTABLE[cls] = known
     return known
+
+
+def immutable(cls: type[_T]) -> type[_T]:
+    """Declare that a value of ``cls``, or of a subclass, never changes once made (see :class:`EncodingCache`)."""
+    _IMMUTABLE[cls] = True
+    return cls
 
 
 def _immutable_hint(hint: Any) -> bool:

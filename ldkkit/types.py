@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 from typing import ClassVar, TypeVar
 
-from .ser import Record, decode, encode, register
+from .ser import Record, decode, encode, immutable, register
 
 _T = TypeVar("_T", bound="HexBytes")
 
 
+@immutable  # (it refuses to be set: see __setattr__)
 class HexBytes:
     """Base for the newtypes LDK wraps around ``[u8; N]`` (or, with no LENGTH, ``Vec<u8>``)."""
 

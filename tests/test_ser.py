@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import typing
 from datetime import timedelta
@@ -28,6 +27,7 @@ from ldkkit.ser import (
     decode,
     encode,
     encode_item,
+    register,
     ser_fields,
 )
 from ldkkit.types import ChannelId, ChannelTypeFeatures, HexBytes
@@ -321,9 +321,23 @@ def test_only_values_that_cannot_change_count_as_immutable():
     assert all(_immutable(t) for t in (int, bool, str, bytes, type(None), ChannelPhase, ChannelId, Transaction,
                                          ChannelTypeFeatures, OutPoint))
     assert not any(_immutable(t) for t in (dict, list, Channel, InboundHTLC, PaymentInfo, object))
-    # Ids, scripts and transactions refuse to be changed: every type written as bytes is one of them.
-    newtypes = [c for c in _REGISTRY.values() if hasattr(c, "__bytes__") and not dataclasses.is_dataclass(c)]
-    assert newtypes and all(issubclass(c, HexBytes) for c in newtypes)
+    # Ids, scripts and transactions refuse to be changed; a type written as bytes is not taken for immutable
+    # unless it is bytes or declared so.
+    assert issubclass(ChannelId, HexBytes) and _immutable(HexBytes)
+
+    @register
+    class Blob:
+        def __init__(self) -> None:
+            self.data = bytearray(b"can change")
+
+        def __bytes__(self) -> bytes:
+            return bytes(self.data)
+
+    @register
+    class Tag(bytes):
+        pass
+
+    assert not _immutable(Blob) and _immutable(Tag)
     # A channel's fields are all immutable but its HTLC maps: a quiet channel is kept.
     assert [n for n in ser_fields(Channel) if not _immutable_hint(CHANNEL_HINTS[n])] == list(HTLC_MAPS)
 
