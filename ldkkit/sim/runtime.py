@@ -158,6 +158,8 @@ class Runtime:
         #: Held by whoever changes the world: its loop while it runs, a participant while it works.
         #: So a background processor thread never acts in the middle of a block or a message.
         self.turn = threading.Lock()
+        #: The thread inside :meth:`call`'s function, if any: the loop runs in it next.
+        self._caller: int | None = None
 
     # --- participants ------------------------------------------------------------------------
 
@@ -291,7 +293,11 @@ class Runtime:
             asyncio.get_running_loop()
         except RuntimeError:
             with self._lock, self.turn:
-                result = fn()
+                caller, self._caller = self._caller, threading.get_ident()
+                try:
+                    result = fn()
+                finally:
+                    self._caller = caller
                 if self.loop._ready or not self.all_idle():  # type: ignore[attr-defined]
                     self.loop.run_until_complete(self._settle())
                 return result
@@ -369,9 +375,11 @@ class Runtime:
 
     def call_soon_threadsafe(self, callback: Any, *args: Any) -> None:
         """Run ``callback`` on the loop soon, from any thread. From the loop's own thread that is a plain
-        ``call_soon``: the loop is awake, so there is no need to wake it through its self-pipe."""
+        ``call_soon``: the loop is awake, so there is no need to wake it through its self-pipe. So it is from
+        inside :meth:`call`, which runs the loop itself once its function returns (every block wakes nodes)."""
         loop = self.loop
-        if loop._thread_id == threading.get_ident():  # type: ignore[attr-defined]
+        thread = threading.get_ident()
+        if loop._thread_id == thread or self._caller == thread:  # type: ignore[attr-defined]
             loop.call_soon(callback, *args)
         else:
             loop.call_soon_threadsafe(callback, *args)
