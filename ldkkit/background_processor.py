@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import sys
 import threading
@@ -198,6 +199,9 @@ class _RunBody:
                 ("scorer_persist", SCORER_PERSIST_TIMER), ("rebroadcast", REBROADCAST_TIMER))
         }
         self.have_decayed_scorer = False
+        #: Set by the form: how its wait registers its wake-up on the futures it sleeps on (see ``quiet_wake``).
+        self.arm_wakeup: Optional[Callable[[list[Any]], None]] = None
+        self._handed_over: Optional[BaseException] = None  # what a quiet wake met, for the loop to raise
         self._timer_actions = {"freshness": channel_manager.timer_tick_occurred,
                                "ping": peer_manager.timer_tick_occurred,
                                "rebroadcast": chain_monitor.rebroadcast_pending_claims}
@@ -259,6 +263,9 @@ class _RunBody:
 
     def after_wake(self) -> None:
         """Persist if needed, then run whichever timers are due (§4.4 steps 6-13)."""
+        if self._handed_over is not None:  # a quiet wake's persist failed: the loop meets that error here
+            error, self._handed_over = self._handed_over, None
+            raise error
         if self.channel_manager.get_and_clear_needs_persistence():
             self.persist_manager()
         self._run_timers(self.clock.now_us())
@@ -324,6 +331,31 @@ class _RunBody:
         if self._work_left():
             return None
         return self._count_quiet(self.next_deadline_us(now_us, POLL_INTERVAL_S), until_us)
+
+    def quiet_wake(self, now_us: int) -> Optional[int]:
+        """When the world wakes the sleeping loop (every block asks for the manager to be persisted), do the
+        iteration that wake would run, while the loop sleeps, if that is all it would do: persist the manager if
+        asked, run the timers due now, find nothing for the top of the loop (events, messages, an event asked
+        for again), and wait on fresh futures. Returns the deadline the loop would sleep to, or None to wake it
+        as usual; its first wake, which decays the scorer, is always its own.
+
+        The loop's thread would do this work in the world's turn, at the same moment, in the same order; what
+        it saves is two thread hand-overs a block. A failed persist is handed to the loop, which raises it."""
+        if self.arm_wakeup is None or not self.have_decayed_scorer:
+            return None
+        if self.channel_manager.get_and_clear_needs_persistence():
+            try:
+                self.persist_manager()
+            except Exception as e:  # (raised by the loop at once: see after_wake)
+                self._handed_over = e
+                return None
+        if not self._run_timers(now_us, quiet=True) or self._work_left():  # (an event asked for again is queued)
+            return None
+        futures = self.futures()
+        if any(f.is_complete() for f in futures):  # notified meanwhile: the loop goes round again at once
+            return None
+        self.arm_wakeup(futures)
+        return self.next_deadline_us(now_us, POLL_INTERVAL_S)
 
     def _count_quiet(self, deadline_us: int, until_us: int) -> int:
         """Fire the due timers at each of the loop's polls before ``until_us`` whose ticks would only count; returns
@@ -446,6 +478,8 @@ class _ThreadState:
         if body.runtime is not None:
             self.participant = body.runtime.join(f"the BackgroundProcessor of {body.logger.name or 'a node'}")
             self.participant.on_deadline = body.quiet_tick
+            self.participant.on_wake = body.quiet_wake
+            body.arm_wakeup = self._arm
         body.run_awaitable = self._run_async  # LDK's sync loop blocks on the handler: an async one is run through
 
     def run(self) -> None:
@@ -499,6 +533,10 @@ class _ThreadState:
                 self.participant.wait(None, lambda: future.done() or stopping())
         return future.result() if future.done() else _abandon(future)
 
+    def _arm(self, futures: list[Any]) -> None:
+        for future in futures:
+            future.register_callback_fn(self.participant.wake)  # type: ignore[union-attr]
+
     def _wait(self) -> None:
         body = self.body
         futures = body.futures()
@@ -511,8 +549,7 @@ class _ThreadState:
             while not ready() and time.monotonic() < end:
                 time.sleep(0.005)
             return
-        for future in futures:
-            future.register_callback_fn(self.participant.wake)
+        self._arm(futures)
         now = body.clock.now_us()
         poll_us = round(POLL_INTERVAL_S * MICROS)
         deadline_us = body.next_deadline_us(now, POLL_INTERVAL_S) if futures else now + poll_us
@@ -667,8 +704,10 @@ async def process_events_async(
                     scorer, fetch_time, whole_seconds=False)
     runtime = body.runtime
     participant = runtime.join(f"process_events_async of {logger.name or 'a node'}") if runtime else None
-    if participant is not None:  # its quiet timers run while it sleeps, as the thread form's do
+    if participant is not None:  # its quiet timers and wakes run while it sleeps, as the thread form's do
         participant.on_deadline = body.quiet_tick
+        participant.on_wake = body.quiet_wake
+        body.arm_wakeup = functools.partial(_arm_async, participant)
     token = _current_participant.set(participant)
     _take_over(channel_manager)
     poll_s = POLL_INTERVAL_S if mobile_interruptable_platform else FASTEST_TIMER
@@ -687,9 +726,7 @@ async def process_events_async(
                 raise
             futures = [] if body.replay_pending() else body.futures()
             if participant is not None:
-                participant.wake_pending = False
-                for future in futures:
-                    future.register_callback_fn(lambda: _flag_wake(participant))
+                _arm_async(participant, futures)
             if any(f.is_complete() for f in futures):
                 exit_requested = False
             else:
@@ -709,6 +746,12 @@ async def process_events_async(
         if participant is not None:
             runtime.leave(participant)
         _release(channel_manager)
+
+
+def _arm_async(participant: Participant, futures: list[Any]) -> None:
+    participant.wake_pending = False
+    for future in futures:
+        future.register_callback_fn(lambda: _flag_wake(participant))
 
 
 def _flag_wake(participant: Participant) -> None:

@@ -20,6 +20,7 @@ from ldkkit.background_processor import BackgroundProcessor, GossipSync, run_pro
 from ldkkit.errors import RetryableSendFailure
 from ldkkit.events import Event, ReplayEvent
 from ldkkit.events.queue import EventHandlerError
+from ldkkit.fs_store import FilesystemStore
 from ldkkit.ln.outbound_payment import RecipientOnionFields, Retry
 from ldkkit.reference import handle_ldk_events, ldk_sample_handle_ldk_events
 from ldkkit.routing.router import PaymentParameters, RouteParameters
@@ -27,6 +28,7 @@ from ldkkit.scenarios import Stage
 from ldkkit.ser import decode
 from ldkkit.sim.world import World
 from ldkkit.types import PaymentId, PaymentPreimage
+from ldkkit.wakers import Notifier
 
 
 def start(node) -> BackgroundProcessor:
@@ -1175,3 +1177,136 @@ def test_the_manager_is_written_after_every_block_so_a_restart_knows_the_tip(wor
     assert sorted(set(written)) == [first, first + 1, first + 2]
     restarted = world.restart_node(node)
     assert restarted.channel_manager.best_block_height == world.chain.height() == first + 2
+
+
+def _played_with_every_write(name: str, form: str, monkeypatch) -> tuple[list, list]:
+    """A scenario under a processor: what the learner's handler was given (with times and heights), and every
+    write to the learner's store, in order (key and bytes)."""
+    writes: list[tuple[str, bytes]] = []
+    write = FilesystemStore.write
+
+    def recorded(self, primary, secondary, key, buf):
+        if "learner" in str(self.data_dir):
+            writes.append((key, bytes(buf)))
+        write(self, primary, secondary, key, buf)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(FilesystemStore, "write", recorded)
+        result = scenarios.run(name, processor=form)
+    heights = {decode(buf, dict)["best_block_height"] for key, buf in writes if key == "manager"}
+    return list(result.node.event_log), dict(writes), sorted(heights)
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_a_quiet_wake_done_by_the_world_changes_nothing_but_who_does_it(form, monkeypatch):
+    """When the world wakes a sleeping processor with nothing but a persist and the due timers to do (every block),
+    the world does that iteration for it (``quiet_wake``). Every scenario then gives the handler the same events
+    at the same times and heights, leaves the same bytes under every key, and persists the manager at every
+    block, as when the processor's thread wakes for each block itself. (How many times the manager is written
+    between two blocks is the thread's scheduling: it may persist a state in passing, or not.)"""
+    for name in scenarios.names():
+        quiet = _played_with_every_write(name, form, monkeypatch)
+        with monkeypatch.context() as patch:
+            patch.setattr(bp_module._RunBody, "quiet_wake", lambda self, now_us: None)
+            woken = _played_with_every_write(name, form, monkeypatch)
+        assert quiet == woken, name
+
+
+def _mined_under_a_processor(form: str, quiet_wakes: bool) -> tuple[int, list, list]:
+    """Twenty blocks under a processor, after its first wake: how many times its loop woke for them, each
+    timer's firing (name and time) and the height of each manager written."""
+    wakes: list[int] = []
+    fired: list[tuple[str, int]] = []
+    heights: list[int] = []
+    after_wake, fire = bp_module._RunBody.after_wake, bp_module._RunBody._fire
+    with pytest.MonkeyPatch.context() as patch, World(seed=11) as world:
+        patch.setattr(bp_module._RunBody, "after_wake", lambda self: wakes.append(1) or after_wake(self))
+        patch.setattr(bp_module._RunBody, "_fire", lambda self, name, now: fired.append((name, now)) or fire(
+            self, name, now))
+        if not quiet_wakes:
+            patch.setattr(bp_module._RunBody, "quiet_wake", lambda self, now_us: None)
+        node = world.add_node("learner", handler=handle_ldk_events)
+        write = node.fs_store.write
+
+        def recorded(primary, secondary, key, buf):
+            if key == "manager":
+                heights.append(decode(buf, dict)["best_block_height"])
+            write(primary, secondary, key, buf)
+
+        node.fs_store.write = recorded
+        with run_processor(node, form):
+            world.mine(1)  # its first wake is its own (it decays the scorer)
+            first = len(wakes)
+            world.mine(20)
+            world.advance(90)
+            return len(wakes) - first, fired, heights
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_a_processor_sleeps_through_quiet_blocks_while_the_world_does_its_iteration(form):
+    """The world persists the manager at every block for a sleeping processor and fires the timers due then,
+    at the moments its thread would have: the same timers at the same times, the same manager writes."""
+    woke, fired, heights = _mined_under_a_processor(form, quiet_wakes=True)
+    assert woke <= 2  # twenty blocks and 90 s of timers: the thread woke for the timers that do something, at most
+    woken = _mined_under_a_processor(form, quiet_wakes=False)
+    assert woken[0] >= 20 and (fired, heights) == woken[1:]
+    assert sorted(set(heights))[-20:] == list(range(heights[-1] - 19, heights[-1] + 1))
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_a_manager_write_failing_in_a_quiet_wake_ends_the_loop_with_that_error(world, form):
+    """LDK's loop ends when persisting the manager fails: the world, persisting for a sleeping processor,
+    hands the error to it, which raises it, even though the disk would take the next write."""
+    node = world.add_node("learner", handler=handle_ldk_events)
+    write = node.fs_store.write
+    failures = [OSError("disk full, once (simulated)")]
+
+    def failing_once(primary, secondary, key, buf):
+        if key == "manager" and failures:
+            raise failures.pop()
+        write(primary, secondary, key, buf)
+
+    with pytest.raises(OSError, match="disk full, once"):
+        with run_processor(node, form):
+            world.advance(1)
+            node.fs_store.write = failing_once
+            world.mine(1)
+    assert not failures
+
+
+def _body(node) -> bp_module._RunBody:
+    body = bp_module._RunBody(node.fs_store, node.event_handler, node.chain_monitor, node.channel_manager,
+                              GossipSync.p2p(node.network_graph), node.peer_manager, node.logger, node.scorer,
+                              node.channel_manager.clock.duration_since_epoch, whole_seconds=True)
+    body.arm_wakeup = lambda futures: None
+    body.have_decayed_scorer = True  # (as after its first wake)
+    return body
+
+
+def test_a_quiet_wake_is_the_loops_iteration_or_wakes_the_loop(world):
+    """``quiet_wake`` persists the manager if asked and fires the timers due now, as ``after_wake`` would, then
+    sleeps to the poll its loop would sleep to; it wakes the loop instead before its first wake, with events or
+    messages waiting, and when that work notified it again (the loop would go round at once)."""
+    node = world.add_node("learner", handler=handle_ldk_events, persist=False)
+    node.channel_manager._notifier = Notifier()  # (the processor's alone: the world's own waits are not on it)
+    body = _body(node)
+    now = world.clock.now_us()
+    body.timers["freshness"].last_us = now - 62 * 1_000_000  # due: more than 60 whole seconds ago
+    for future in body.futures():  # what the sleeping loop waited on: the change below wakes it
+        future.register_callback_fn(lambda: None)
+    node.channel_manager._changed()
+    assert body.quiet_wake(now) == body.next_deadline_us(now, bp_module.POLL_INTERVAL_S)
+    assert body.timer_counts["freshness"] == 1 and body.timers["freshness"].last_us == now
+    assert not node.channel_manager.get_and_clear_needs_persistence()  # persisted
+
+    body.have_decayed_scorer = False
+    assert body.quiet_wake(now) is None
+    body.have_decayed_scorer = True
+
+    body.timers["freshness"].last_us = now - 62 * 1_000_000
+    body._timer_actions["freshness"] = node.channel_manager._changed  # the tick changed the manager
+    assert body.quiet_wake(now) is None  # notified meanwhile: the loop goes round again
+    node.channel_manager.get_and_clear_needs_persistence()
+
+    node.channel_manager._queue_event(Event.PendingHTLCsForwardable(timedelta(seconds=1)))
+    assert body.quiet_wake(now) is None

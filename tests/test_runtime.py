@@ -165,3 +165,50 @@ def test_a_scenario_under_a_processor_runs_it_on_the_worlds_cpu(processor):
     before = os.sched_getaffinity(0)
     scenarios.run("inbound_open_accept", handler, seed=5, processor=processor)
     assert cpus and all(len(c) == 1 for c in cpus) and os.sched_getaffinity(0) == before
+
+
+def test_a_sleeper_the_world_wakes_has_its_work_done_by_the_world_before_anything_moves_on():
+    """A participant with ``on_wake`` work, woken from the world's turn as it sleeps, stays asleep: the world does
+    that work (``run_deferred_wakes``) before ``call`` returns, and counts it busy until then. Woken from any other
+    thread, or if the work says it must wake, it wakes as usual."""
+    with World(seed=1) as world:
+        runtime = world.runtime
+        sleeper = runtime.join("a sleeping processor")
+        done: list[int] = []
+        answer: list[int | None] = [5_000_000]
+        sleeper.on_wake = lambda now_us: done.append(now_us) or (None if answer[0] is None else now_us + answer[0])
+        woke: list[int] = []
+
+        def asleep() -> None:
+            with runtime.cond:
+                assert runtime.cond.wait_for(runtime.all_idle, 10)
+
+        def sleeping() -> None:  # a processor's thread: asleep until woken, then asleep again
+            while not sleeper.stopping:
+                sleeper.wait(None, lambda: sleeper.stopping)
+                woke.append(1)
+
+        thread = threading.Thread(target=sleeping)
+        thread.start()
+        asleep()
+
+        def wake_and_look() -> bool:
+            sleeper.wake()
+            return sleeper.wake_deferred and not runtime.all_idle()
+
+        assert runtime.call(wake_and_look)  # deferred, and busy, inside the call
+        now = world.clock.now_us()
+        assert done == [now] and woke == [] and sleeper.deadline_us == now + 5_000_000 and runtime.all_idle()
+
+        answer[0] = None  # its work finds more to do: its thread is woken after all
+        runtime.call(sleeper.wake)
+        assert done == [now, now] and woke == [1]
+
+        other = threading.Thread(target=sleeper.wake)  # not the world's thread: woken at once, nothing done for it
+        other.start()
+        other.join()
+        asleep()
+        assert done == [now, now] and woke == [1, 1]
+        sleeper.stop()
+        thread.join()
+        runtime.leave(sleeper)

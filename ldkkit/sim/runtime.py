@@ -110,6 +110,10 @@ class Participant:
         #: its next deadline, or None to be woken as usual.
         self.on_deadline: Callable[[int, int], int | None] | None = None
         self.ticking = False  # the runtime is doing that work: it stays asleep until that is over
+        #: Work the runtime may do for it when the world wakes it while it sleeps (a block asks its manager to be
+        #: persisted): called with the time, it returns its next deadline, or None to be woken as usual.
+        self.on_wake: Callable[[int], int | None] | None = None
+        self.wake_deferred = False  # woken by the world, which does that work before it goes on
         #: Set when its processor is asked to stop: a wait on the world must not outlive that.
         self.stopping = False
 
@@ -118,9 +122,17 @@ class Participant:
         self.wake()
 
     def wake(self) -> None:
-        with self.runtime.cond:
+        """Wake it, or, when the world's own thread wakes it as it sleeps on the virtual clock and it has
+        ``on_wake`` work, leave that to the world: the world does it (``Runtime.run_deferred_wakes``) at the
+        point where the woken thread would first get the turn, before the world goes on or time moves."""
+        runtime = self.runtime
+        with runtime.cond:
+            if (self.on_wake is not None and self.idle and not self.ticking and not self.stopping
+                    and runtime.clock.is_virtual and runtime.holds_turn()):
+                self.wake_deferred = True
+                return
             self.idle = False
-            self.runtime.cond.notify_all()
+            runtime.cond.notify_all()
 
     def wait(self, deadline_us: int | None, ready: Callable[[], bool]) -> None:
         """Block until woken, ``ready()`` holds, or the world's clock reaches ``deadline_us``.
@@ -175,9 +187,37 @@ class Runtime:
                 self.participants.remove(participant)
             self.cond.notify_all()
 
+    def holds_turn(self) -> bool:
+        """Whether this thread is the world's, in its turn: running the loop, or inside :meth:`call`."""
+        thread = threading.get_ident()
+        return thread == self._caller or thread == self.loop._thread_id  # type: ignore[attr-defined]
+
+    def run_deferred_wakes(self) -> None:
+        """Do the work of the participants the world woke as they slept (``Participant.on_wake``), here, where
+        their threads would have taken the turn: one that has more to do is woken after all."""
+        while True:
+            with self.cond:
+                p = next((p for p in self.participants if p.wake_deferred), None)
+                if p is None:
+                    return
+                p.wake_deferred = False
+                p.ticking = True  # (its thread, should anything wake it meanwhile, waits until this is done)
+            later = None
+            try:
+                later = p.on_wake(self.clock.now_us())  # type: ignore[misc]  # (components' locks: not ours)
+            finally:
+                with self.cond:
+                    p.ticking = False
+                    if later is not None and p.idle:  # still asleep, until then
+                        p.deadline_us = later
+                    else:
+                        p.idle = False
+                        self.cond.notify_all()
+
     def wait_participants_idle(self) -> bool:
         """Wait until no participant is busy. False if one was (what it sent comes first); raises if one stays
         busy for ``stuck_after_s`` real seconds (its work is stuck)."""
+        self.run_deferred_wakes()
         if self.all_idle():
             return True
         self.turn.release()  # the loop's thread holds it: hand it to the busy participants
@@ -296,6 +336,7 @@ class Runtime:
                 caller, self._caller = self._caller, threading.get_ident()
                 try:
                     result = fn()
+                    self.run_deferred_wakes()
                 finally:
                     self._caller = caller
                 if self.loop._ready or not self.all_idle():  # type: ignore[attr-defined]
@@ -304,9 +345,10 @@ class Runtime:
         return self.run(_called(fn))
 
     def all_idle(self) -> bool:
-        """Whether every participant is asleep (``cond``'s lock is re-entrant: a holder may ask too)."""
+        """Whether every participant is asleep with nothing left for the world to do for it (``cond``'s lock is
+        re-entrant: a holder may ask too)."""
         with self.cond:
-            return all(p.idle for p in self.participants)
+            return all(p.idle and not p.wake_deferred for p in self.participants)
 
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` of (virtual) time pass, running whatever falls due on the way."""

@@ -253,9 +253,12 @@ class World:
         armed: list[Any] = [None, None]  # the futures a callback waits on: each is armed once
 
         def woken() -> None:
-            # Every block wakes every node (LDK's DoPersist): a node whose manager the world does not persist
-            # (a stub peer's) has nothing to do unless events or messages wait, so it goes on sleeping.
-            if node.persist or cm.has_pending_events() or cm.pending_msg_events or monitor.has_pending_events():
+            # Every block wakes every node (LDK's DoPersist). With no messages or events waiting, the world's
+            # only work is to persist a manager it keeps and no processor persists: without that (a stub peer's
+            # block, or any under a processor), it goes on sleeping. (Whether the world drives the node is asked
+            # when it runs, not now: a node down for a while may be driven again by then.)
+            if (cm.pending_msg_events or cm.has_pending_events() or monitor.has_pending_events()
+                    or (node.persist and not cm.background_processor_attached)):
                 self.runtime.call_soon_threadsafe(wake.set)
             else:
                 arm()
