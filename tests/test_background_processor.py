@@ -9,6 +9,7 @@ import threading
 import types
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
@@ -1155,12 +1156,8 @@ def test_after_a_wake_the_thread_forms_polls_run_100_ms_apart_from_that_wake(wok
         assert [round(t, 3) for t in ticks] == [0.0, 61.05]  # (the loop may land a microsecond late)
 
 
-@pytest.mark.parametrize("form", [None, "thread", "async"])
-def test_the_manager_is_written_after_every_block_so_a_restart_knows_the_tip(world, form):
-    """Every block asks for the ChannelManager to be persisted (LDK's ``best_block_updated``:
-    ``NotifyOption::DoPersist``): the processor (or the world, driving a node without one) writes it at each
-    block, and a node restarted from disk reads back the chain's tip."""
-    node = world.add_node("learner", handler=handle_ldk_events)
+def _manager_heights(node) -> list[int]:
+    """The best block of each ChannelManager written to ``node``'s store from now on, in order."""
     heights: list[int] = []
     write = node.fs_store.write
 
@@ -1170,6 +1167,16 @@ def test_the_manager_is_written_after_every_block_so_a_restart_knows_the_tip(wor
         write(primary, secondary, key, buf)
 
     node.fs_store.write = recorded
+    return heights
+
+
+@pytest.mark.parametrize("form", [None, "thread", "async"])
+def test_the_manager_is_written_after_every_block_so_a_restart_knows_the_tip(world, form):
+    """Every block asks for the ChannelManager to be persisted (LDK's ``best_block_updated``:
+    ``NotifyOption::DoPersist``): the processor (or the world, driving a node without one) writes it at each
+    block, and a node restarted from disk reads back the chain's tip."""
+    node = world.add_node("learner", handler=handle_ldk_events)
+    heights = _manager_heights(node)
     first = world.chain.height() + 1
     with run_processor(node, form) if form else contextlib.nullcontext():
         world.mine(3)
@@ -1212,44 +1219,35 @@ def test_a_quiet_wake_done_by_the_world_changes_nothing_but_who_does_it(form, mo
         assert quiet == woken, name
 
 
-def _mined_under_a_processor(form: str, quiet_wakes: bool) -> tuple[int, list, list]:
-    """Twenty blocks under a processor, after its first wake: how many times its loop woke for them, each
-    timer's firing (name and time) and the height of each manager written."""
-    wakes: list[int] = []
-    fired: list[tuple[str, int]] = []
-    heights: list[int] = []
-    after_wake, fire = bp_module._RunBody.after_wake, bp_module._RunBody._fire
+def _mined_under_a_processor(form: str, quiet_wakes: bool) -> tuple[int, dict, list]:
+    """Twenty blocks and a minute and a half under a processor, after its first wake: how many times its loop
+    woke meanwhile, each timer's count and last firing, and the height of each manager written."""
+    wakes: list[Any] = []
+    after_wake = bp_module._RunBody.after_wake
     with pytest.MonkeyPatch.context() as patch, World(seed=11) as world:
-        patch.setattr(bp_module._RunBody, "after_wake", lambda self: wakes.append(1) or after_wake(self))
-        patch.setattr(bp_module._RunBody, "_fire", lambda self, name, now: fired.append((name, now)) or fire(
-            self, name, now))
+        patch.setattr(bp_module._RunBody, "after_wake", lambda self: wakes.append(self) or after_wake(self))
         if not quiet_wakes:
             patch.setattr(bp_module._RunBody, "quiet_wake", lambda self, now_us: None)
         node = world.add_node("learner", handler=handle_ldk_events)
-        write = node.fs_store.write
-
-        def recorded(primary, secondary, key, buf):
-            if key == "manager":
-                heights.append(decode(buf, dict)["best_block_height"])
-            write(primary, secondary, key, buf)
-
-        node.fs_store.write = recorded
+        heights = _manager_heights(node)
         with run_processor(node, form):
             world.mine(1)  # its first wake is its own (it decays the scorer)
             first = len(wakes)
             world.mine(20)
             world.advance(90)
-            return len(wakes) - first, fired, heights
+            body = wakes[0]
+            timers = {name: (body.timer_counts[name], timer.last_us) for name, timer in body.timers.items()}
+            return len(wakes) - first, timers, heights
 
 
 @pytest.mark.parametrize("form", ["thread", "async"])
 def test_a_processor_sleeps_through_quiet_blocks_while_the_world_does_its_iteration(form):
     """The world persists the manager at every block for a sleeping processor and fires the timers due then,
-    at the moments its thread would have: the same timers at the same times, the same manager writes."""
-    woke, fired, heights = _mined_under_a_processor(form, quiet_wakes=True)
+    as its thread would have: each timer fired as many times and last at the same moment, the same writes."""
+    woke, timers, heights = _mined_under_a_processor(form, quiet_wakes=True)
     assert woke <= 2  # twenty blocks and 90 s of timers: the thread woke for the timers that do something, at most
     woken = _mined_under_a_processor(form, quiet_wakes=False)
-    assert woken[0] >= 20 and (fired, heights) == woken[1:]
+    assert woken[0] >= 20 and (timers, heights) == woken[1:]
     assert sorted(set(heights))[-20:] == list(range(heights[-1] - 19, heights[-1] + 1))
 
 
