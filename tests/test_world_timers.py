@@ -15,12 +15,15 @@ from typing import Any
 import pytest
 
 from ldkkit import background_processor as bp_module
+from ldkkit import scenarios
 from ldkkit.background_processor import run_processor
 from ldkkit.config import UserConfig
 from ldkkit.events import Event
+from ldkkit.fs_store import FilesystemStore
 from ldkkit.ln.outbound_payment import RecipientOnionFields
 from ldkkit.routing.router import Path, Route, RouteHop
 from ldkkit.scenarios import _SCENARIOS, Stage
+from ldkkit.sim.runtime import Runtime
 from ldkkit.sim.world import World
 from ldkkit.types import PaymentId
 
@@ -301,3 +304,54 @@ def test_a_quiet_block_under_a_processor_stops_only_where_the_processor_has_work
         assert taken[1:] == [True] * 12
         assert fired["scorer_persist"] == 24 and fired["network_prune"] == 2 and fired["ping"] > 12 * 50
         assert len(stops) <= 12 + fired["scorer_persist"] + fired["network_prune"]
+
+
+def _every_write_world_driven(name: str, defer: bool) -> tuple[list, list]:
+    writes: list[tuple[str, bytes]] = []
+    write = FilesystemStore.write
+
+    def recorded(self, primary, secondary, key, buf):
+        if "learner" in str(self.data_dir):
+            writes.append((key, bytes(buf)))
+        write(self, primary, secondary, key, buf)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FilesystemStore, "write", recorded)
+        if not defer:
+            patch.setattr(Runtime, "in_call_with_nothing_queued", lambda self: False)
+        result = scenarios.run(name)
+    return list(result.node.event_log), writes
+
+
+@pytest.mark.parametrize("name", scenarios.names())
+def test_a_block_persisted_as_the_call_returns_is_the_drives_own_persist(name):
+    """A block wakes the world's drive of a node only to persist its manager; the world does that as the block's
+    call returns (``World._persist_quietly``), not through the loop. The handler gets the same events at the
+    same times and heights, and the store the same writes, byte for byte and in the same order."""
+    assert _every_write_world_driven(name, defer=True) == _every_write_world_driven(name, defer=False)
+
+
+@pytest.mark.parametrize("defer", [True, False])
+def test_a_manager_write_failing_at_a_block_ends_the_drive_with_that_error(defer, monkeypatch):
+    """As LDK's processor ends when persisting the manager fails, the world stops driving the node, and the
+    error is raised from the call that met it (a drive's task once died with it unseen)."""
+    if not defer:
+        monkeypatch.setattr(Runtime, "in_call_with_nothing_queued", lambda self: False)
+    with World(seed=4) as world:
+        node = world.add_node("learner")
+        write = node.fs_store.write
+        written: list[str] = []
+        failures = [OSError("disk full, once (simulated)")]
+
+        def failing_once(primary, secondary, key, buf):
+            if key == "manager" and failures:
+                raise failures.pop()
+            written.append(key)
+            write(primary, secondary, key, buf)
+
+        node.fs_store.write = failing_once
+        with pytest.raises(OSError, match="disk full, once"):
+            world.mine(1)
+        assert not node.driven_by_world
+        world.mine(2)
+        assert written == []  # nothing persists the node any more

@@ -172,6 +172,9 @@ class Runtime:
         self.turn = threading.Lock()
         #: The thread inside :meth:`call`'s function, if any: the loop runs in it next.
         self._caller: int | None = None
+        #: Run when :meth:`call`'s function returns, before the loop: the world's persists left for then
+        #: (``World._persist_quietly``).
+        self.after_call: list[Callable[[], None]] = []
 
     # --- participants ------------------------------------------------------------------------
 
@@ -186,6 +189,11 @@ class Runtime:
             if participant in self.participants:
                 self.participants.remove(participant)
             self.cond.notify_all()
+
+    def in_call_with_nothing_queued(self) -> bool:
+        """Whether this thread is inside :meth:`call`'s function and nothing waits on the loop yet: what would be
+        queued now would run first once the function returns (see ``after_call``)."""
+        return self._caller == threading.get_ident() and not self.loop._ready  # type: ignore[attr-defined]
 
     def holds_turn(self) -> bool:
         """Whether this thread is the world's, in its turn: running the loop, or inside :meth:`call`."""
@@ -336,6 +344,8 @@ class Runtime:
                 caller, self._caller = self._caller, threading.get_ident()
                 try:
                     result = fn()
+                    for work in self.after_call:
+                        work()
                     self.run_deferred_wakes()
                 finally:
                     self._caller = caller

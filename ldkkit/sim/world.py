@@ -88,6 +88,9 @@ class World:
         self._early_updates: dict[int, list[msgs.ChannelUpdate]] = {}
         self._closed = False
         self._scratch: set[str] = set()  # the storage folders the world made, and removes
+        #: Nodes a block woke only to persist their manager (see ``_persist_quietly``).
+        self._quiet_persists: list[Node] = []
+        self.runtime.after_call.append(self._persist_quietly)
         # An exception in a callback on the world's loop must not vanish into asyncio's log.
         self.runtime.loop.set_exception_handler(self._on_loop_error)
 
@@ -257,11 +260,15 @@ class World:
             # only work is to persist a manager it keeps and no processor persists: without that (a stub peer's
             # block, or any under a processor), it goes on sleeping. (Whether the world drives the node is asked
             # when it runs, not now: a node down for a while may be driven again by then.)
-            if (cm.pending_msg_events or cm.has_pending_events() or monitor.has_pending_events()
-                    or (node.persist and not cm.background_processor_attached)):
+            if cm.pending_msg_events or cm.has_pending_events() or monitor.has_pending_events():
                 self.runtime.call_soon_threadsafe(wake.set)
-            else:
+            elif not node.persist or cm.background_processor_attached:
                 arm()
+            elif self.runtime.in_call_with_nothing_queued():  # a block: persisted as the call returns
+                self._quiet_persists.append(node)
+                arm()
+            else:
+                self.runtime.call_soon_threadsafe(wake.set)
 
         def arm() -> None:
             for i, future in enumerate((cm.get_event_or_persistence_needed_future(), monitor.get_update_future())):
@@ -287,7 +294,29 @@ class World:
                     await asyncio.sleep(REPLAY_RETRY_S)
             node.peer_manager.process_events()
             if self._world_drives(node) and node.persist and node.channel_manager.get_and_clear_needs_persistence():
-                node.fs_store.write("", "", CHANNEL_MANAGER_PERSISTENCE_KEY, node.channel_manager.encode())
+                self._persist_manager(node)
+
+    def _persist_manager(self, node: Node) -> None:
+        """Write the node's manager, as its processor would. A failed write ends the world's driving of the node,
+        as it ends LDK's loop, and is raised from the world's call that met it (not left in a dead task)."""
+        try:
+            node.fs_store.write("", "", CHANNEL_MANAGER_PERSISTENCE_KEY, node.channel_manager.encode())
+        except Exception as e:
+            self.errors.append(e)
+            node.driven_by_world = False
+
+    def _persist_quietly(self) -> None:
+        """What the drives of the nodes a block woke only to persist would do first once the loop runs (their
+        wake-ups would have been the first queued, and nothing else changed those managers meanwhile): persist
+        the manager. Done here, without the loop's round trip. A node with events waiting (woken again meanwhile,
+        or in the middle of one) is left to its drive, which persists once it has handled them."""
+        quiet, self._quiet_persists = self._quiet_persists, []
+        for node in quiet:
+            cm = node.channel_manager
+            if (not self._world_drives(node) or cm.has_pending_events() or node.chain_monitor.has_pending_events()
+                    or not cm.get_and_clear_needs_persistence()):
+                continue
+            self._persist_manager(node)
 
     async def _timers(self) -> None:
         """The processor's timers, for every node: the ChannelManager's tick every 60 s, the claims' rebroadcast
