@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from played import played_with_every_write
 
 from ldkkit import background_processor as bp_module
 from ldkkit import scenarios
@@ -242,7 +243,6 @@ def test_a_scorer_persist_is_counted_only_when_it_would_change_nothing(tmp_path)
     from datetime import timedelta
 
     from ldkkit.bitcoin import Network
-    from ldkkit.fs_store import FilesystemStore
     from ldkkit.persist import InMemoryStore
     from ldkkit.routing.gossip import NetworkGraph
     from ldkkit.routing.scoring import ChannelLiquidity, ProbabilisticScorer
@@ -1186,22 +1186,11 @@ def test_the_manager_is_written_after_every_block_so_a_restart_knows_the_tip(wor
     assert restarted.channel_manager.best_block_height == world.chain.height() == first + 2
 
 
-def _played_with_every_write(name: str, form: str, monkeypatch) -> tuple[list, list]:
-    """A scenario under a processor: what the learner's handler was given (with times and heights), and every
-    write to the learner's store, in order (key and bytes)."""
-    writes: list[tuple[str, bytes]] = []
-    write = FilesystemStore.write
-
-    def recorded(self, primary, secondary, key, buf):
-        if "learner" in str(self.data_dir):
-            writes.append((key, bytes(buf)))
-        write(self, primary, secondary, key, buf)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(FilesystemStore, "write", recorded)
-        result = scenarios.run(name, processor=form)
+def _played(name: str, form: str) -> tuple[list, dict, list]:
+    """Under a processor: the handler's events, the bytes left under each key, the heights the manager had."""
+    events, writes = played_with_every_write(name, form)
     heights = {decode(buf, dict)["best_block_height"] for key, buf in writes if key == "manager"}
-    return list(result.node.event_log), dict(writes), sorted(heights)
+    return events, dict(writes), sorted(heights)
 
 
 @pytest.mark.parametrize("form", ["thread", "async"])
@@ -1212,10 +1201,10 @@ def test_a_quiet_wake_done_by_the_world_changes_nothing_but_who_does_it(form, mo
     block, as when the processor's thread wakes for each block itself. (How many times the manager is written
     between two blocks is the thread's scheduling: it may persist a state in passing, or not.)"""
     for name in scenarios.names():
-        quiet = _played_with_every_write(name, form, monkeypatch)
+        quiet = _played(name, form)
         with monkeypatch.context() as patch:
             patch.setattr(bp_module._RunBody, "quiet_wake", lambda self, now_us: None)
-            woken = _played_with_every_write(name, form, monkeypatch)
+            woken = _played(name, form)
         assert quiet == woken, name
 
 

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from played import played_with_every_write
 
 from ldkkit import background_processor as bp_module
 from ldkkit import scenarios
 from ldkkit.background_processor import run_processor
 from ldkkit.config import UserConfig
 from ldkkit.events import Event
-from ldkkit.fs_store import FilesystemStore
 from ldkkit.ln.outbound_payment import RecipientOnionFields
 from ldkkit.routing.router import Path, Route, RouteHop
 from ldkkit.scenarios import _SCENARIOS, Stage
@@ -307,20 +307,10 @@ def test_a_quiet_block_under_a_processor_stops_only_where_the_processor_has_work
 
 
 def _every_write_world_driven(name: str, defer: bool) -> tuple[list, list]:
-    writes: list[tuple[str, bytes]] = []
-    write = FilesystemStore.write
-
-    def recorded(self, primary, secondary, key, buf):
-        if "learner" in str(self.data_dir):
-            writes.append((key, bytes(buf)))
-        write(self, primary, secondary, key, buf)
-
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(FilesystemStore, "write", recorded)
         if not defer:
             patch.setattr(Runtime, "in_call_with_nothing_queued", lambda self: False)
-        result = scenarios.run(name)
-    return list(result.node.event_log), writes
+        return played_with_every_write(name)
 
 
 @pytest.mark.parametrize("name", scenarios.names())
