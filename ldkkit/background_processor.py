@@ -46,6 +46,7 @@ from .persist import (
     SCORER_PERSISTENCE_KEY,
 )
 from .sim.clock import MICROS
+from .sim.quiet_loop import QuietLoop
 from .sim.runtime import Participant
 
 #: LDK's timer intervals, in seconds (lightning-background-processor 0.1, release build).
@@ -118,14 +119,6 @@ def update_scorer(scorer: Any, event: Event, duration_since_epoch: timedelta) ->
     return True
 
 
-def tick_changes_nothing(tick: Callable[..., Any], *args: Any) -> bool:
-    """Whether a timer's tick (a bound method) would change nothing if called now (with ``args``). The kit's own
-    methods say so through the predicate they are marked with (``changes_nothing_when``); any other (a method
-    replaced by a test, a store or scorer of your own) may do anything, and is always run at its time."""
-    when = getattr(tick, "changes_nothing_when", None)
-    return when is not None and bool(when(tick.__self__, *args))
-
-
 #: The events LDK looks at itself before handing them on.
 _LDK_HANDLES_FIRST = frozenset(
     (Event.PaymentPathFailed, Event.PaymentPathSuccessful, Event.ProbeSuccessful, Event.ProbeFailed)
@@ -168,8 +161,10 @@ class _Timer:
         self.last_us = self._last_us
 
 
-class _RunBody:
+class _RunBody(QuietLoop):
     """The state and steps of the processor loop, shared by the thread and the coroutine."""
+
+    poll_interval_s = POLL_INTERVAL_S
 
     def __init__(
         self, persister: Any, event_handler: Callable[[Event], Any], chain_monitor: Any, channel_manager: Any,
@@ -312,102 +307,6 @@ class _RunBody:
             return False
         return True
 
-    def quiet_tick(self, now_us: int, until_us: int) -> Optional[int]:
-        """At a deadline of the simulation's clock, run the due timers while the loop sleeps, if that is all
-        its wake would do; returns the next deadline, or None to wake the loop as usual. Nothing else happens
-        in the world before ``until_us``.
-
-        The timers' own work (ticks, the prune, the scorer's persist), in the loop's order. If they leave
-        events, messages or a persist for the loop (a future they complete wakes it), the loop wakes and does
-        the rest of its iteration as it would have; otherwise that iteration would have done nothing, and
-        skipping the thread hand-over changes nothing but the time it takes. Before the loop's first wake has
-        decayed the scorer, a due scorer persist wakes it instead.
-        """
-        due = self._due(now_us)
-        if not due or ("scorer_persist" in due and not self.have_decayed_scorer):
-            return None  # (an event asked for again is still queued: work left, below, wakes the loop for it)
-        if not self._run_timers(now_us, quiet=True, due=due):  # pragma: no mutate  (due: only not computed twice)
-            return None
-        if self._work_left():
-            return None
-        return self._count_quiet(self.next_deadline_us(now_us, POLL_INTERVAL_S), until_us)
-
-    def quiet_wake(self, now_us: int) -> Optional[int]:
-        """When the world wakes the sleeping loop (every block asks for the manager to be persisted), do the
-        iteration that wake would run, while the loop sleeps, if that is all it would do: persist the manager if
-        asked, run the timers due now, find nothing for the top of the loop (events, messages, an event asked
-        for again), and wait on fresh futures. Returns the deadline the loop would sleep to, or None to wake it
-        as usual; its first wake, which decays the scorer, is always its own.
-
-        The loop's thread would do this work in the world's turn, at the same moment, in the same order; what
-        it saves is two thread hand-overs a block. A failed persist is handed to the loop, which raises it."""
-        if self.arm_wakeup is None or not self.have_decayed_scorer:
-            return None
-        if self.channel_manager.get_and_clear_needs_persistence():
-            try:
-                self.persist_manager()
-            except Exception as e:  # (raised by the loop at once: see after_wake)
-                self._handed_over = e
-                return None
-        if not self._run_timers(now_us, quiet=True) or self._work_left():  # (an event asked for again is queued)
-            return None
-        futures = self.futures()
-        if any(f.is_complete() for f in futures):  # notified meanwhile: the loop goes round again at once
-            return None
-        self.arm_wakeup(futures)
-        return self.next_deadline_us(now_us, POLL_INTERVAL_S)
-
-    def _count_quiet(self, deadline_us: int, until_us: int) -> int:
-        """Fire the due timers at each of the loop's polls before ``until_us`` whose ticks would only count; returns
-        the first deadline left. A ping only counts (the simulation's peers always answer), and so does a freshness
-        or rebroadcast tick with nothing to age, forget or claim (``tick_changes_nothing``): the clock need not
-        stop for them, and they are most of a sleeping processor's deadlines. Any other timer (the scorer's
-        persist, the prune, a tick you replaced) is run at its time.
-
-        Counted, not stepped through: the polls run ``POLL_INTERVAL_S`` apart from ``deadline_us`` (a poll at which
-        a timer falls due), so each timer falls due at the first poll at or after its threshold, then once a period
-        (its interval, with the thread form's extra second), whatever the others do.
-        The first poll at which a timer that does more falls due ends the count."""
-        actions = self._timer_actions
-        idle = self._idle_timers()
-        poll_us = round(POLL_INTERVAL_S * MICROS)
-        first = {name: deadline_us + max(0, _ceil_div(timer.threshold_us - deadline_us, poll_us)) * poll_us
-                 for name, timer in self.timers.items()}
-        busy_us = min([first[name] for name in first if name not in idle], default=None)
-        end_us = until_us if busy_us is None else min(busy_us, until_us)  # (the first busy poll is not counted)
-        following = [] if busy_us is None else [busy_us]
-        for name in idle:
-            timer = self.timers[name]
-            period_us = timer.threshold_us - timer.last_us  # (whole seconds, so whole polls)
-            count = max(0, _ceil_div(end_us - first[name], period_us))
-            if count:
-                timer.last_us = first[name] + (count - 1) * period_us
-                self.timer_counts[name] += count
-                if name == "ping":
-                    actions["ping"].__self__.ticks_occurred(count)
-            following.append(first[name] + count * period_us)
-        return min(following)
-
-    def _idle_timers(self) -> set[str]:
-        """The timers whose ticks now would only count (see ``_count_quiet``)."""
-        actions = self._timer_actions
-        idle = {name for name in ("freshness", "rebroadcast") if tick_changes_nothing(actions[name])}
-        if getattr(actions["ping"], "only_counts", False):
-            idle.add("ping")
-        if self._scorer_persist_changes_nothing():
-            idle.add("scorer_persist")
-        return idle
-
-    def _scorer_persist_changes_nothing(self) -> bool:
-        """Whether the scorer's persist now would change nothing: there is no scorer, or it has learned nothing
-        (``time_passed`` has nothing to decay) and the store already holds its bytes. Mining, it is the one timer
-        of a quiet block that would otherwise stop the clock (every five minutes, twice a block)."""
-        scorer = self.scorer
-        return scorer is None or (  # (anything not the kit's own is run at its time, and any error met there)
-            tick_changes_nothing(getattr(scorer, "time_passed", None))
-            and tick_changes_nothing(getattr(self.persister, "write", None), "", "", SCORER_PERSISTENCE_KEY,
-                                     scorer.encode()))
-
     def _work_left(self) -> bool:
         """Whether the top of the loop would find anything to do: events, or messages to send."""
         return (self.channel_manager.has_pending_events() or self.chain_monitor.has_pending_events()
@@ -420,18 +319,6 @@ class _RunBody:
         """A due timer fires: it counts, and its interval starts again now."""
         self.timers[name].last_us = now_us
         self.timer_counts[name] += 1
-
-    def next_deadline_us(self, wait_start_us: int, poll_s: float) -> int:
-        """On a virtual clock, sleep straight to the poll at which a timer falls due.
-
-        Polls in between would find nothing to do (new events wake the loop at once), so
-        skipping them changes nothing but the time it takes.
-        """
-        poll_us = round(poll_s * MICROS)
-        if not self.clock.is_virtual:
-            return wait_start_us + poll_us
-        first_us = min([t.threshold_us for t in self.timers.values()])  # the poll at which the first one is due
-        return wait_start_us + max(1, _ceil_div(first_us - wait_start_us, poll_us)) * poll_us
 
     def on_exit(self) -> None:
         """Persist the manager, scorer and graph one last time (errors are returned)."""
@@ -447,10 +334,6 @@ class _RunBody:
 
     def futures(self) -> list[Any]:
         return [self.channel_manager.get_event_or_persistence_needed_future(), self.chain_monitor.get_update_future()]
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def _default_fetch_time(clock: Any) -> Callable[[], timedelta]:

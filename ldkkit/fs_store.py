@@ -114,7 +114,7 @@ class FilesystemStore:
         finally:
             os.close(fd)
 
-    #: A scratch store holding these bytes already writes nothing (``background_processor.tick_changes_nothing``).
+    #: A scratch store holding these bytes already writes nothing (``sim.quiet_loop.tick_changes_nothing``).
     write.changes_nothing_when = (  # type: ignore[attr-defined]
         lambda self, primary, secondary, key, buf: not self.durable and self._holds((primary, secondary, key), buf))
 

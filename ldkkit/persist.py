@@ -80,7 +80,7 @@ class InMemoryStore:
         check_namespace_key_validity(primary_namespace, secondary_namespace, key, "write")
         self._data[(primary_namespace, secondary_namespace, key)] = bytes(buf)
 
-    #: Writing the bytes already held changes nothing (see ``background_processor.tick_changes_nothing``).
+    #: Writing the bytes already held changes nothing (see ``sim.quiet_loop.tick_changes_nothing``).
     write.changes_nothing_when = (  # type: ignore[attr-defined]
         lambda self, primary, secondary, key, buf: self._data.get((primary, secondary, key)) == buf)
 

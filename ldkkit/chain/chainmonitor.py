@@ -542,7 +542,7 @@ class ChainMonitor:
                     self._persist(monitor)  # only what changed: a claim asked again as it was needs no write
         self._broadcast(broadcasts)
 
-    #: With no claim waiting, a rebroadcast does nothing (see ``background_processor.tick_changes_nothing``).
+    #: With no claim waiting, a rebroadcast does nothing (see ``sim.quiet_loop.tick_changes_nothing``).
     rebroadcast_pending_claims.changes_nothing_when = (  # type: ignore[attr-defined]
         lambda self: not self.has_pending_claims())
 

@@ -519,7 +519,7 @@ class ProbabilisticScorer:
                     changed = True
         return changed
 
-    #: With nothing learned there is nothing to decay (see ``background_processor.tick_changes_nothing``).
+    #: With nothing learned there is nothing to decay (see ``sim.quiet_loop.tick_changes_nothing``).
     time_passed.changes_nothing_when = lambda self: not self._liquidities  # type: ignore[attr-defined]
 
     def _not_scored(self, scid: int) -> None:

@@ -19,7 +19,6 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Optional
 
-from ..background_processor import tick_changes_nothing
 from ..bitcoin import Network
 from ..bitcoind_client import BitcoindClient
 from ..chain.chainmonitor import ChainMonitor
@@ -44,6 +43,7 @@ from ..sweep import OutputSweeper
 from ..types import PublicKey
 from .chain import MINER_SCRIPT, Chain
 from .clock import EPOCH_UNIX_SECONDS, MICROS, RealClock, VirtualClock
+from .quiet_loop import tick_changes_nothing
 from .runtime import Runtime
 from .scratch import scratch_dir
 
