@@ -68,3 +68,66 @@ def test_a_node_restarted_after_time_down_is_given_the_blocks_it_missed(monkeypa
     assert channel.confirmations == 6
     given = [height for manager, height in connected if manager == id(restarted.channel_manager)]
     assert given == list(range(down_at + 1, down_at + 7))  # each block it missed, once, in order
+
+
+def _channel_ready_messages(world: World, since: int) -> list[tuple[str, str]]:
+    return [(src, dst) for _, src, dst, kind in world.message_log[since:] if kind == "ChannelReady"]
+
+
+def test_a_channel_that_confirmed_while_a_node_was_down_is_usable_once_its_peer_reconnects():
+    """Each side's ``channel_ready``, sent while the other was away, is lost. LDK answers the ``channel_reestablish``
+    of a reconnection with it again (the channel still at its first commitment), so the channel becomes usable on
+    both sides, and the restarted node's handler is told ``ChannelReady``."""
+    seen: list[Event] = []
+
+    async def recording(*args):
+        seen.append(args[-1])
+        return await reference(*args)
+
+    with World(seed=3) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        bob = stage.peer("bob")
+        stage.open(stage.me, bob, 1_000_000, confirm=False)
+        stage.settle()
+        world.disconnect(stage.me, bob)
+        stage.me.driven_by_world = False  # down: its persisted manager stays where it was
+        stage.mine(6)
+        restarted = world.restart_node(stage.me, handler=recording)
+        stage.settle()
+        assert not restarted.channel_manager.list_usable_channels()  # bob is still away
+        since = len(world.message_log)
+        world.connect(restarted, bob)
+        stage.settle()
+        resent = _channel_ready_messages(world, since)
+        (mine,), (theirs,) = restarted.channel_manager.list_channels(), bob.channel_manager.list_channels()
+        assert mine.is_usable and theirs.is_usable and mine.confirmations == 6
+        assert [type(e) for e in seen] == [Event.ChannelReady]
+        assert sorted(resent) == [("bob", "learner"), ("learner", "bob")]
+        # Reconnected again: each side still resends (the channel is still at its first commitment), and nothing
+        # changes for a channel both sides know is ready.
+        world.disconnect(restarted, bob)
+        since = len(world.message_log)
+        world.connect(restarted, bob)
+        stage.settle()
+        assert sorted(_channel_ready_messages(world, since)) == [("bob", "learner"), ("learner", "bob")]
+        assert [type(e) for e in seen] == [Event.ChannelReady]
+
+
+def test_a_channel_that_has_carried_an_htlc_resends_no_channel_ready_on_reconnection():
+    """Past its first commitment a channel was used, so both sides knew it ready: LDK resends nothing. An HTLC either
+    way counts, the one the node offered and the one it was offered."""
+    with World(seed=4) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        bob, carol, dave = stage.peer("bob"), stage.peer("carol"), stage.peer("dave")
+        stage.open(stage.me, bob, 1_000_000)
+        stage.open(carol, stage.me, 6_000_000)
+        stage.open(stage.me, dave, 1_000_000)
+        stage.pay(stage.me, stage.invoice(bob, 10_000_000))  # the learner offered one to bob
+        stage.pay(carol, stage.invoice(stage.me, 10_000_000))  # carol offered one to the learner
+        for peer in (bob, carol, dave):
+            world.disconnect(stage.me, peer)
+        since = len(world.message_log)
+        for peer in (bob, carol, dave):
+            world.connect(stage.me, peer)
+        stage.settle()
+    assert sorted(_channel_ready_messages(world, since)) == [("dave", "learner"), ("learner", "dave")]

@@ -139,6 +139,7 @@ class Channel(Record, frozen=False):
     pending_inbound_htlcs: dict[U64, InboundHTLC]
     pending_outbound_htlcs: dict[U64, OutboundHTLC]
     next_outbound_htlc_id: U64
+    next_counterparty_htlc_id: U64  # the id their next HTLC will have: 0 until they first offer one
     # Closing
     shutdown_scriptpubkey: Optional[ScriptBuf]
     counterparty_shutdown_scriptpubkey: Optional[ScriptBuf]
@@ -188,6 +189,11 @@ class Channel(Record, frozen=False):
 
     def is_usable(self) -> bool:
         return self.phase is ChannelPhase.Ready
+
+    def at_first_commitment(self) -> bool:
+        """No HTLC was ever offered either way, so both commitments are still the first (LDK's commitment numbers
+        at ``INITIAL_COMMITMENT_NUMBER``, the kit having no fee updates)."""
+        return self.next_outbound_htlc_id == 0 and self.next_counterparty_htlc_id == 0
 
     def get_outbound_payment_scid(self) -> int:
         """The short channel id to route over: the real one once confirmed, else the alias."""

@@ -122,8 +122,8 @@ def _new_channel(
         counterparty_funding_pubkey=None, funding_output_script=None, funding_transaction=None,
         funding_txo=None, funding_height=None, short_channel_id=None, sent_channel_ready=False,
         received_channel_ready=False, pending_inbound_htlcs={}, pending_outbound_htlcs={},
-        next_outbound_htlc_id=0, shutdown_scriptpubkey=None, counterparty_shutdown_scriptpubkey=None,
-        locally_initiated_shutdown=False, ticks_waiting=0,
+        next_outbound_htlc_id=0, next_counterparty_htlc_id=0, shutdown_scriptpubkey=None,
+        counterparty_shutdown_scriptpubkey=None, locally_initiated_shutdown=False, ticks_waiting=0,
         outbound_scid_alias=int.from_bytes(cm._random_bytes()[:8], "big") >> 16,
         forwarding_fee_base_msat=config.channel_config.forwarding_fee_base_msat,
         forwarding_fee_proportional_millionths=config.channel_config.forwarding_fee_proportional_millionths,
@@ -397,6 +397,20 @@ def _send_channel_ready(cm: ChannelManager, chan: Channel) -> None:
     chan.sent_channel_ready = True
     cm._send(chan.counterparty_node_id, msgs.ChannelReady(chan.channel_id, chan.short_channel_id))
     _maybe_ready(cm, chan)
+
+
+def resend_channel_ready(cm: ChannelManager, counterparty_node_id: PublicKey) -> None:
+    """On reconnection, what LDK's ``Channel::channel_reestablish`` answers for a channel the peer may not know is
+    ready: our ``channel_ready`` again, if we sent it, while we await theirs or while the channel is still at its
+    first commitment. Sent to a peer that was away (or lost with a restarted node's unpersisted state), it was
+    lost, and without it the channel never becomes usable on their side. (The kit does not exchange the
+    ``channel_reestablish`` messages themselves, only what they lead to.)"""
+    for chan in cm.channels.values():
+        if chan.counterparty_node_id != counterparty_node_id or not chan.sent_channel_ready:
+            continue
+        if chan.phase is ChannelPhase.AwaitingChannelReady or (
+                chan.phase is ChannelPhase.Ready and chan.at_first_commitment()):
+            cm._send(counterparty_node_id, msgs.ChannelReady(chan.channel_id, chan.short_channel_id))
 
 
 def internal_channel_ready(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.ChannelReady) -> None:

@@ -289,9 +289,11 @@ class ChannelManager:
     # --- channels: opening (see channel_establishment) -------------------------------------------
 
     def peer_connected(self, counterparty_node_id: PublicKey) -> None:
-        """Called by the PeerManager when a peer connects (``ChannelMessageHandler``)."""
+        """Called by the PeerManager when a peer connects (``ChannelMessageHandler``); a channel the peer may not
+        know is ready gets our ``channel_ready`` again, as LDK answers ``channel_reestablish``."""
         with self._lock:
             self.peers.add(counterparty_node_id)
+            channel_establishment.resend_channel_ready(self, counterparty_node_id)
             self._changed()
 
     def peer_disconnected(self, counterparty_node_id: PublicKey) -> None:

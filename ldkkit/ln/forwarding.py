@@ -66,6 +66,7 @@ def internal_update_add_htlc(cm: ChannelManager, counterparty_node_id: PublicKey
     chan = cm._find_channel(counterparty_node_id, msg.channel_id)
     if chan is None or chan.phase not in (ChannelPhase.Ready, ChannelPhase.ShuttingDown):
         return
+    chan.next_counterparty_htlc_id = msg.htlc_id + 1
     chan.pending_inbound_htlcs[msg.htlc_id] = InboundHTLC(
         msg.htlc_id, msg.amount_msat, msg.payment_hash, msg.cltv_expiry, msg.onion, HTLCState.Committed
     )
