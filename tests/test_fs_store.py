@@ -327,14 +327,61 @@ def test_a_bad_character_gets_ldks_message_then_the_rule(any_store, operation):
     assert str(info.value) == f"Failed to {operation} {what} must be valid: {persist._RULE}."
 
 
-def test_a_scratch_store_skips_rewriting_what_the_file_already_holds(tmp_path):
+def test_a_scratch_store_skips_rewriting_what_the_file_already_holds(tmp_path, monkeypatch):
+    from ldkkit import fs_store
+
+    opened: list[str] = []
+    real_open = os.open
+    monkeypatch.setattr(fs_store.os, "open", lambda path, *args: opened.append(path) or real_open(path, *args))
     store = FilesystemStore(tmp_path, durable=False)
     store.write("", "", "scorer", b"same")
-    first = (tmp_path / "scorer").stat().st_ino
     store.write("", "", "scorer", b"same")
-    assert (tmp_path / "scorer").stat().st_ino == first  # not replaced: the same bytes were already there
+    assert opened == [str(tmp_path / "scorer")]  # written once: the same bytes were already there
     store.write("", "", "scorer", b"new")
-    assert (tmp_path / "scorer").read_bytes() == b"new" and (tmp_path / "scorer").stat().st_ino != first
+    assert (tmp_path / "scorer").read_bytes() == b"new" and len(opened) == 2
+
+
+def test_a_scratch_store_rewrites_in_place_leaving_no_tail_and_no_temporary_file(tmp_path):
+    """Nothing crashes mid-write in a simulation: the file is written over (the same inode), cut to the new length."""
+    store = FilesystemStore(tmp_path, durable=False)
+    store.write("monitors", "", "abcd_0", b"a longer first value")
+    first = (tmp_path / "monitors" / "abcd_0").stat().st_ino
+    store.write("monitors", "", "abcd_0", b"short")
+    path = tmp_path / "monitors" / "abcd_0"
+    assert path.read_bytes() == b"short" and store.read("monitors", "", "abcd_0") == b"short"
+    assert path.stat().st_ino == first and sorted(p.name for p in tmp_path.rglob("*")) == ["abcd_0", "monitors"]
+
+
+def test_a_scratch_store_read_never_sees_half_a_write(tmp_path, monkeypatch):
+    """Its reads wait for a write in another thread to finish: they get the old value or the new, whole."""
+    import threading
+
+    from ldkkit import fs_store
+
+    store = FilesystemStore(tmp_path, durable=False)
+    store.write("", "", "manager", b"old value")
+    halfway, go_on = threading.Event(), threading.Event()
+    real_write = os.write
+
+    def slow_write(fd, data):
+        written = real_write(fd, bytes(data)[:3])
+        halfway.set()
+        go_on.wait(5)
+        return written
+
+    monkeypatch.setattr(fs_store.os, "write", slow_write)
+    writer = threading.Thread(target=store.write, args=("", "", "manager", b"new value"))
+    writer.start()
+    halfway.wait(5)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(store.read("", "", "manager")))
+    reader.start()
+    reader.join(0.2)
+    assert not read  # still waiting for the write
+    go_on.set()
+    writer.join(5)
+    reader.join(5)
+    assert read == [b"new value"]
 
 
 @pytest.mark.parametrize("tamper", ["overwrite", "replace", "delete"])
