@@ -23,7 +23,7 @@ class Future:
         return self._complete
 
     def _set_complete(self) -> None:
-        with self._notifier._cond:
+        with self._notifier._lock:
             if self._complete:
                 return
             self._complete = True
@@ -37,7 +37,7 @@ class Future:
 
         As in LDK, the callback must not call back into the ChannelManager.
         """
-        with self._notifier._cond:
+        with self._notifier._lock:
             if not self._complete:
                 self._callbacks.append(callback)
                 return
@@ -57,7 +57,10 @@ class Notifier:
     """Mirrors LDK's internal ``Notifier``: hands out futures and completes them."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        # One lock: taken directly where nothing waits (a Condition's own ``with`` is a Python-level call, and
+        # every block takes this lock a dozen times), and by the Condition that waits on it.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._future: Future | None = None
         self._pending = False  # a notify nobody has seen yet
 
@@ -70,7 +73,7 @@ class Notifier:
             # without the lock: the caller's work came first, so a get_future that takes the flag meanwhile
             # is taken after that work, and whoever holds its future sees it.
             return
-        with self._cond:
+        with self._lock:
             future = self._future
             if future is not None and not future.is_complete():
                 self._future = None
@@ -83,7 +86,7 @@ class Notifier:
             future._set_complete()
 
     def get_future(self) -> Future:
-        with self._cond:
+        with self._lock:
             if self._future is not None and not self._future.is_complete():
                 return self._future
             future = Future(self)

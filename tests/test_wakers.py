@@ -56,8 +56,8 @@ def test_a_notification_while_one_is_kept_takes_no_lock_and_is_still_one():
     """A burst of queued events: the first one's notification stands for the rest, at no cost."""
     notifier = Notifier()
     notifier.notify()
-    lock, notifier._cond = notifier._cond, _Untouchable()
+    lock, notifier._lock = notifier._lock, _Untouchable()  # type: ignore[assignment]
     notifier.notify()
-    notifier._cond = lock
+    notifier._lock = lock
     assert notifier.get_future().is_complete()
     assert not notifier.get_future().is_complete()
