@@ -482,7 +482,8 @@ def _write_int(out: bytearray, v: int) -> None:
 def _write_tuple(out: bytearray, v: Any) -> None:
     out.append(_Tag.TUPLE)
     _write_varint(out, len(v))
-    _write_all(out, v)
+    if v:
+        _write_all(out, v)
 
 
 def _write_dict(out: bytearray, v: dict[Any, Any]) -> None:
@@ -492,8 +493,19 @@ def _write_dict(out: bytearray, v: dict[Any, Any]) -> None:
 
 
 def _write_str(out: bytearray, v: str) -> None:
-    out.append(_Tag.STR)
-    _write_blob(out, v.encode())
+    written = _STRS.get(v)
+    if written is None:
+        written = bytearray([_Tag.STR])
+        _write_blob(written, v.encode())
+        if len(_STRS) < _MAX_STRS and len(v) <= _MAX_STR_LEN:
+            _STRS[v] = written = bytes(written)
+    out += written
+
+
+#: Short strings as written, kept: most are the names of a record's fields and a dict's keys, written at every
+#: persist (a manager at every block). At most this many, each at most this long.
+_STRS: dict[str, bytes] = {}
+_MAX_STRS, _MAX_STR_LEN = 4096, 64
 
 
 def _write_bytes(out: bytearray, v: bytes) -> None:

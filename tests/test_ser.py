@@ -365,3 +365,13 @@ def test_every_manager_persisted_in_a_scenario_is_the_manager_encoded_afresh(mon
     for name in ("force_close_htlc_in_flight", "send_retry_then_succeed", "receive_mpp", "restart_replay"):
         scenarios.run(name)
     assert len(compared) > 250
+
+
+def test_short_strings_are_kept_as_written_and_the_kept_ones_stay_few():
+    """A string's bytes are kept for its next write (field names, dict keys), only the short ones and at most
+    ``_MAX_STRS``: a kit that encodes a million distinct texts keeps no more, and every one reads back."""
+    texts = [f"text {i}" for i in range(ser._MAX_STRS + 100)] + ["x" * (ser._MAX_STR_LEN + 1)]
+    assert ser.decode(ser.encode(tuple(texts))) == tuple(texts)
+    assert ser.decode(ser.encode(tuple(texts))) == tuple(texts)  # (again, from what was kept)
+    assert len(ser._STRS) <= ser._MAX_STRS and "x" * (ser._MAX_STR_LEN + 1) not in ser._STRS
+    assert ser._STRS["text 0"] == ser.encode_item("text 0")
