@@ -116,7 +116,21 @@ def ensure_test_tools() -> None:
 
 def test(python: Path, args: list[str]) -> int:
     ensure_test_tools()
-    return subprocess.call([str(python), "-m", "pytest", *args], cwd=ROOT)
+    return subprocess.call([str(python), "-m", "pytest", *parallel(args), *args], cwd=ROOT)
+
+
+#: Options that say how to run the tests in processes (or that need a single one): given any, the kit adds none.
+_SERIAL_OR_CHOSEN = ("-n", "--numprocesses", "--dist", "--pdb", "--trace", "no:xdist")
+
+
+def parallel(args: list[str]) -> list[str]:
+    """Two or more CPUs: pytest-xdist's workers, one test file per worker at a time (``--dist loadfile``: a file's
+    tests share their slow fixtures, a notebook its kernel). Nothing if the options choose otherwise
+    (``python3 kit.py test -n 0`` runs in one process)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    chosen = any(a == o or a.startswith(f"{o}=") or (o.startswith("-n") and a.startswith("-n"))
+                 for a in args for o in _SERIAL_OR_CHOSEN)
+    return [] if cpus < 2 or chosen else ["-n", str(min(cpus, 4)), "--dist", "loadfile"]
 
 
 def lite(python: Path, args: list[str]) -> int:

@@ -46,3 +46,36 @@ def test_the_packages_names_load_on_first_use():
     assert out == ["False", "ldkkit.events", "ldkkit.fs_store"]
     with pytest.raises(AttributeError, match="module 'ldkkit' has no attribute 'Nope'"):
         ldkkit.Nope  # noqa: B018
+
+
+def _kit():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("kit", Path(__file__).resolve().parents[1] / "kit.py")
+    kit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kit)
+    return kit
+
+
+@pytest.mark.parametrize("args", [[], ["-k", "events"], ["-x", "-q", "tests/test_ser.py"]])
+def test_kit_test_runs_the_files_in_parallel_on_two_cpus(args, monkeypatch):
+    kit = _kit()
+    monkeypatch.setattr(kit.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert kit.parallel(args) == ["-n", "2", "--dist", "loadfile"]
+    monkeypatch.setattr(kit.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert kit.parallel(args) == ["-n", "4", "--dist", "loadfile"]  # (more workers would wait on the longest file)
+
+
+@pytest.mark.parametrize("args", [["-n", "0"], ["-n0"], ["--numprocesses=3"], ["--dist", "load"], ["-p", "no:xdist"],
+                                  ["--pdb"], ["--trace", "-k", "x"]])
+def test_kit_test_adds_no_workers_where_the_options_choose(args, monkeypatch):
+    kit = _kit()
+    monkeypatch.setattr(kit.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert kit.parallel(args) == []
+
+
+def test_kit_test_runs_in_one_process_on_one_cpu(monkeypatch):
+    kit = _kit()
+    monkeypatch.setattr(kit.os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert kit.parallel([]) == []
