@@ -28,7 +28,7 @@ import itertools
 import operator
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -589,97 +589,6 @@ def _named_writer(cls: type, plan: tuple[int, bytes, tuple[str, ...]]) -> Callab
         _write_blob(out, v.name.encode())
 
     return write_enum
-
-
-# --- Keeping encodings from one write to the next ----------------------------------------------
-
-
-class Encoded:
-    """Bytes that :func:`encode` writes as they stand: a value's encoding kept from an earlier write."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-
-def _write_encoded(out: bytearray, v: Encoded) -> None:
-    out += v.data
-
-
-_WRITERS[Encoded] = _write_encoded
-
-
-class EncodingCache:
-    """The encodings of mutable records (a manager's channels), kept from one write to the next.
-
-    A record is encoded again only if one of its fields is no longer the same value, compared by type and
-    ``==``. That comparison is only sound for values that cannot change in place, so a record is kept only
-    while every field holds an immutable value (a number, text, bytes, an enum, an id, a frozen record of
-    such) or an empty dict: a channel with HTLCs in flight is encoded at every write, a quiet one once.
-    The manager is persisted after every block, and most blocks change nothing but its height.
-    """
-
-    def __init__(self) -> None:
-        self._kept: dict[int, tuple[Any, tuple[Any, ...], tuple[type, ...], Encoded]] = {}
-
-    def encoded(self, records: Iterable[Any]) -> tuple[Encoded, ...]:
-        """Each record's encoding (as :func:`encode_item`), kept ones reused; only these records are kept on."""
-        kept, self._kept = self._kept, {}
-        out = []
-        for record in records:
-            fields = _field_values(type(record))(record)
-            kinds = tuple(map(type, fields))
-            entry = kept.get(id(record))
-            if entry is not None and entry[0] is record and entry[2] == kinds and entry[1] == fields:
-                item = entry[3]  # (the snapshot on the left: its empty dicts compare with the fields' contents)
-            else:
-                item = Encoded(encode_item(record))
-                if all(_immutable(k) or (k is dict and not v) for k, v in zip(kinds, fields, strict=True)):
-                    snapshot = tuple({} if k is dict else v for k, v in zip(kinds, fields, strict=True))
-                    entry = (record, snapshot, kinds, item)
-                else:
-                    entry = None
-            if entry is not None:
-                self._kept[id(record)] = entry
-            out.append(item)
-        return tuple(out)
-
-
-_IMMUTABLE: dict[type, bool] = {t: True for t in (int, bool, str, bytes, type(None), timedelta)}
-
-
-def _immutable(cls: type) -> bool:
-    """Whether a value of type ``cls`` can never change: numbers, text, bytes, enums, types declared
-    :func:`immutable`, and frozen records whose fields' types are immutable too."""
-    known = _IMMUTABLE.get(cls)
-    if known is None:
-        _IMMUTABLE[cls] = False  # (a record that holds its own type is looked at once, and is not kept)
-        if issubclass(cls, enum.Enum):
-            known = True
-        elif dataclasses.is_dataclass(cls):
-            hints = typing.get_type_hints(cls, include_extras=True)
-            known = cls.__dataclass_params__.frozen and all(  # type: ignore[attr-defined]
-                _immutable_hint(hints[f.name]) for f in dataclasses.fields(cls))
-        else:  # (a subclass of bytes, or of a type declared so: ids, scripts and transactions refuse to be set)
-            known = any(_IMMUTABLE.get(base) for base in cls.__mro__[1:])
-        _IMMUTABLE[cls] = known
-    return known
-
-
-def immutable(cls: type[_T]) -> type[_T]:
-    """Declare that a value of ``cls``, or of a subclass, never changes once made (see :class:`EncodingCache`)."""
-    _IMMUTABLE[cls] = True
-    return cls
-
-
-def _immutable_hint(hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    if origin is Annotated:
-        return _immutable_hint(typing.get_args(hint)[0])
-    if origin in (typing.Union, types.UnionType, tuple):
-        return all(_immutable_hint(a) for a in typing.get_args(hint) if a is not Ellipsis)
-    return origin is None and isinstance(hint, type) and _immutable(hint)
 
 
 class _Reader:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 from typing import ClassVar, TypeVar
 
-from .ser import Record, decode, encode, immutable, register
+from .encoding_cache import immutable
+from .ser import Record, decode, encode, register
 
 _T = TypeVar("_T", bound="HexBytes")
 

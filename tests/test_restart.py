@@ -9,6 +9,16 @@ from ldkkit.scenarios import Stage
 from ldkkit.sim.world import World
 
 
+def _recording(seen: list[Event]):
+    """The reference handler, keeping each event it is given in ``seen``."""
+
+    async def recording(*args):
+        seen.append(args[-1])
+        return await reference(*args)
+
+    return recording
+
+
 def test_a_restart_replays_the_pending_payment_claimed():
     """PaymentClaimed is persisted by LDK (``Writeable for Event``, type 19): a node that stops before its
     handler has finished with it gets it again, with the same hash and amount, after a restart from disk."""
@@ -19,10 +29,7 @@ def test_a_restart_replays_the_pending_payment_claimed():
         return await reference(*args)
 
     seen: list[Event] = []
-
-    async def recording(*args):
-        seen.append(args[-1])
-        return await reference(*args)
+    recording = _recording(seen)
 
     with World(seed=5) as world:
         stage = Stage(world, world.add_node("learner", handler=never_finishes_claimed))
@@ -79,10 +86,7 @@ def test_a_channel_that_confirmed_while_a_node_was_down_is_usable_once_its_peer_
     of a reconnection with it again (the channel still at its first commitment), so the channel becomes usable on
     both sides, and the restarted node's handler is told ``ChannelReady``."""
     seen: list[Event] = []
-
-    async def recording(*args):
-        seen.append(args[-1])
-        return await reference(*args)
+    recording = _recording(seen)
 
     with World(seed=3) as world:
         stage = Stage(world, world.add_node("learner", handler=reference))

@@ -11,19 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ldkkit import scenarios, ser
+from ldkkit import encoding_cache, scenarios, ser
 from ldkkit.bitcoin import OutPoint, Transaction
+from ldkkit.encoding_cache import EncodingCache, _immutable, _immutable_hint
 from ldkkit.errors import APIError, DecodeError
 from ldkkit.events import ClosureReason, Event
 from ldkkit.ln.channel import Channel, ChannelPhase, InboundHTLC, OutboundHTLC
 from ldkkit.payment_storage import PaymentInfo
 from ldkkit.ser import (
     _REGISTRY,
-    EncodingCache,
     Record,
     RustEnum,
-    _immutable,
-    _immutable_hint,
     decode,
     encode,
     encode_item,
@@ -303,7 +301,7 @@ def test_a_quiet_channel_is_encoded_once_and_one_with_htlcs_at_every_write(htlc)
     cache = EncodingCache()
     encoded: list[object] = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ser, "encode_item", lambda v: encoded.append(v) or b"\x00")
+        patch.setattr(encoding_cache, "encode_item", lambda v: encoded.append(v) or b"\x00")
         for _ in range(3):
             cache.encoded([chan])
         assert encoded == [chan]

@@ -36,6 +36,7 @@ from ..chain.chainmonitor import (
     LATENCY_GRACE_PERIOD_BLOCKS,
 )
 from ..config import UserConfig
+from ..encoding_cache import EncodingCache
 from ..errors import APIError
 from ..events import ClosureReason, Event, HTLCDestination
 from ..events.queue import EventQueue
@@ -60,7 +61,7 @@ from ..ln.outbound_payment import (
 )
 from ..logger import Logger
 from ..routing.router import Path, Route, RouteParameters
-from ..ser import EncodingCache, Record, decode
+from ..ser import Record, decode
 from ..types import (
     ChannelId,
     InterceptId,
