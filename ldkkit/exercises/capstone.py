@@ -57,6 +57,7 @@ def rules(session: Session, result: CheckResult) -> None:
     played = session.play("receive_duplicate_payment", duplicate_story)
     receiving_payments.judge_claims(played, refuse_repeats=True)
     receiving_payments.judge_claimed_records(played)
+    receiving_payments.judge_unclaimed_records(played)
     result.add("a payment made twice claimed once", "the second failed back")
     count = compare_with_reference(session)
     result.add("every scenario under the background processor: the reference's events", f"{count} scenarios")

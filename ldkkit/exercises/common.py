@@ -469,6 +469,22 @@ def trimmed(error: BaseException) -> BaseException:
 # --- payment records on disk ---------------------------------------------------------------------------
 
 
+def final_records(played: Played, key: str) -> dict[Any, Any]:
+    """The payment records your node has on disk at the end of the scenario (none if nothing was written)."""
+    from ..payment_storage import InboundPaymentInfoStorage, OutboundPaymentInfoStorage
+    from .recorder import _read
+
+    storage = {"inbound_payments": InboundPaymentInfoStorage, "outbound_payments": OutboundPaymentInfoStorage}[key]
+    data = _read(played.me, key)
+    if data is None:
+        return {}
+    try:
+        return dict(storage.decode(data).payments)
+    except Exception as e:
+        raise fail(played, None, f"{key} stored as {key}.encode()", f"what is stored cannot be read back: {e}",
+                   f"store exactly the bytes {key}.encode() returns.") from None
+
+
 def stored_record(played: Played, handling: Handling, key: str, payment_key: Any) -> Any:
     """The record your handler left on disk for one payment, right after it returned; fails if unreadable."""
     from ..payment_storage import InboundPaymentInfoStorage, OutboundPaymentInfoStorage

@@ -5,7 +5,8 @@ Rules, judged from the payer's side and from ``inbound_payments`` as stored on d
 - one without a preimage is failed back at once with ``fail_htlc_backwards`` (the payer sees it fail
   long before the claim deadline);
 - after ``PaymentClaimed``, the record on disk is ``Succeeded``, with the preimage, the invoice's
-  secret (none for keysend) and the amount received, written before the handler returned.
+  secret (none for keysend) and the amount received, written before the handler returned;
+- in the end, no payment is ``Succeeded`` on disk that LDK never claimed (``PaymentClaimable`` is no success).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..payment_storage import HTLCStatus
 from ..routing.router import PaymentParameters, RouteParameters
 from ..scenarios import Stage
 from ..types import PaymentId, PaymentPreimage
-from .common import CheckResult, Played, Session, fail, stored_record
+from .common import CheckResult, Played, Session, fail, final_records, stored_record
 
 #: A hash whose preimage your node never had: a payment to it cannot be claimed.
 UNKNOWN_PREIMAGE = PaymentPreimage(b"\x5a" * 32)
@@ -49,10 +50,16 @@ def rules(session: Session, result: CheckResult) -> None:
                    "PendingHTLCsForwardable arm given in the workbook).")
     judge_claims(played)
     judge_claimed_records(played)
+    judge_unclaimed_records(played)
     claimed = [e for e in claimables if e.purpose.preimage() is not None]
     result.add("claimed with the preimage from purpose", f"{len(claimed)} payments, the payer paid")
     result.add("failed back what cannot be claimed", "1 payment, the payer refunded at once")
     result.add("PaymentClaimed stored as Succeeded on disk", "preimage, secret and amount, before returning")
+
+
+#: LDK's two ways to claim: with the custom TLVs the handler checked, or without any.
+_CLAIMS = {"claim_funds_with_known_custom_tlvs": "claim_funds"}
+_OUTCOMES = {"waiting": "still waits for an answer", "failed": "failed: it was refunded"}
 
 
 def _payer_outcome(played: Played, payment_hash: object) -> str:
@@ -73,7 +80,8 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
         preimage = event.purpose.preimage()
         outcome = _payer_outcome(played, event.payment_hash)
         repeat = refuse_repeats and event.payment_hash in settled
-        calls = [c.name.split(".")[-1] for c in played.recorder.calls_for(handling)]
+        names = (c.name.split(".")[-1] for c in played.recorder.calls_for(handling))
+        calls = [_CLAIMS.get(name, name) for name in names]
         if repeat and "claim_funds" in calls:
             raise fail(played, event, "fail_htlc_backwards(payment_hash): this invoice is already paid",
                        "you claimed it a second time", "look the payment_hash up in inbound_payments first: if it "
@@ -82,6 +90,13 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
             raise fail(played, event, "claim_funds(purpose.preimage())",
                        "you failed it back" if "fail_htlc_backwards" in calls else "it was never claimed",
                        "the preimage is in the event's purpose: purpose.preimage() works for invoices and keysend.")
+        if preimage is not None and not repeat and outcome != "paid":
+            raise fail(played, event, "the payment claimed: the payer paid, and PaymentClaimed followed",
+                       f"you called claim_funds, but for the payer the payment {_OUTCOMES[outcome]}",
+                       "a payment you can claim is claimed and never failed back: call only claim_funds, with "
+                       "purpose.preimage() (the preimage whose SHA-256 is the payment_hash)." if "fail_htlc_backwards"
+                       in calls else "claim_funds claims only with this payment's own preimage, purpose.preimage() "
+                       "(its SHA-256 is the payment_hash): with any other it finds nothing to claim.")
         if preimage is None and "fail_htlc_backwards" not in calls:
             raise fail(played, event, "fail_htlc_backwards(payment_hash): there is no preimage to claim with",
                        "you tried to claim it" if "claim_funds" in calls else "it was left unclaimed, and the "
@@ -106,6 +121,18 @@ def judge_claimed_records(played: Played, *, handlings: list | None = None) -> N
         problem = _record_problem(record, event.purpose.preimage(), secret, event.amount_msat)
         if problem:
             raise fail(played, event, expected, f"on disk: {record!r} ({problem})", _record_hint(problem, invoiced))
+
+
+def judge_unclaimed_records(played: Played) -> None:
+    """In the end, on disk, no payment is ``Succeeded`` that was never claimed: only ``PaymentClaimed`` says so."""
+    claimed = {e.payment_hash for e in played.events(Event.PaymentClaimed)}
+    for payment_hash, record in final_records(played, "inbound_payments").items():
+        if record.status is HTLCStatus.Succeeded and payment_hash not in claimed:
+            event = next((e for e in played.events(Event.PaymentClaimable) if e.payment_hash == payment_hash), None)
+            raise fail(played, event, "Succeeded on disk only for a payment LDK says it claimed (PaymentClaimed)",
+                       f"on disk, the payment {payment_hash!r} is Succeeded, and it was never claimed",
+                       "PaymentClaimable only says a payment waits to be claimed: it may still fail (a payment "
+                       "you cannot claim is failed back). Record Succeeded on PaymentClaimed, once the money is yours.")
 
 
 def _record_problem(record: object, preimage: object, secret: object, amount: int) -> str:

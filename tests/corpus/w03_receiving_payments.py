@@ -7,9 +7,10 @@ from typing import Any
 
 from ldkkit.events import Event, PaymentPurpose, ReplayEvent
 from ldkkit.payment_storage import HTLCStatus, PaymentInfo
+from ldkkit.types import PaymentPreimage
 
 from . import Fresh, right, wrong
-from .arms import asks_again_always, asks_again_first, compose, only, spawn
+from .arms import asks_again_always, asks_again_first, claimable, compose, only, spawn
 
 EX = "receiving_payments"
 CLAIMABLE, CLAIMED = Event.PaymentClaimable, Event.PaymentClaimed
@@ -147,6 +148,35 @@ def claimed_writes_outbound(inbound_payments: Any, outbound_payments: Any, fs_st
     fs_store.write("", "", "inbound_payments", outbound_payments.encode())
 
 
+def claim_with_the_hash(channel_manager: Any, event: Any, **_: Any) -> None:
+    if event.purpose.preimage() is None:
+        channel_manager.fail_htlc_backwards(event.payment_hash)
+    else:
+        channel_manager.claim_funds(PaymentPreimage(bytes(event.payment_hash)))
+
+
+def fail_then_claim(channel_manager: Any, event: Any, **_: Any) -> None:
+    channel_manager.fail_htlc_backwards(event.payment_hash)
+    if event.purpose.preimage() is not None:
+        channel_manager.claim_funds(event.purpose.preimage())
+
+
+def claim_with_known_tlvs(channel_manager: Any, event: Any, **_: Any) -> None:
+    if event.purpose.preimage() is None:
+        channel_manager.fail_htlc_backwards(event.payment_hash)
+    else:
+        channel_manager.claim_funds_with_known_custom_tlvs(event.purpose.preimage())
+
+
+def claimable_records_success(inbound_payments: Any, fs_store: Any, event: Any, **kw: Any) -> None:
+    """Claims as it should, but writes Succeeded already on PaymentClaimable, whatever becomes of it."""
+    claimable(inbound_payments=inbound_payments, fs_store=fs_store, event=event, **kw)
+    with inbound_payments.lock() as payments:
+        payments[event.payment_hash] = PaymentInfo(event.purpose.preimage(), None, HTLCStatus.Succeeded,
+                                                   event.amount_msat)
+    fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+
 def _returns_text(arm: Any) -> Any:
     def wrapped(**kw: Any) -> str:
         arm(**kw)
@@ -199,6 +229,14 @@ CASES = [
           why="amt_msat stored as sats"),
     wrong(EX, "stores_outbound_bytes", compose({CLAIMED: claimed_writes_outbound}), "inbound_payments.encode()",
           why="writes outbound_payments.encode() (empty) under inbound_payments"),
+    right(EX, "claims_with_known_custom_tlvs", compose({CLAIMABLE: claim_with_known_tlvs}),
+          why="claim_funds_with_known_custom_tlvs, LDK's other claim (no TLVs to check here)"),
+    wrong(EX, "claims_with_the_hash", compose({CLAIMABLE: claim_with_the_hash}), "claim_funds", "still waits",
+          "SHA-256", why="claim_funds(PaymentPreimage(bytes(payment_hash))): calls claim_funds, claims nothing"),
+    wrong(EX, "fails_back_then_claims", compose({CLAIMABLE: fail_then_claim}), "the payer paid", "refunded",
+          why="fail_htlc_backwards, then claim_funds: the payer is refunded"),
+    wrong(EX, "records_success_on_claimable", compose({CLAIMABLE: claimable_records_success}), "never claimed",
+          "PaymentClaimed", why="writes Succeeded on PaymentClaimable, so the refunded payment is Succeeded on disk"),
     wrong(EX, "returns_text_from_claimed", compose({CLAIMED: _returns_text(_claimed(_write))}),
           "returned 'claimed'", "ReplayEvent", why="returns a string from the PaymentClaimed arm"),
 ]
