@@ -47,8 +47,7 @@ def judge_funding(played: Played) -> None:
     for event in sorted(played.events(Event.FundingGenerationReady), key=lambda e: e.channel_value_satoshis):
         where = f"{played.name} ({event.channel_value_satoshis:,} sats)"
         handling = played.recorder.handling_of(event)
-        own = [tx for tx, mine in played.recorder.broadcasts if mine and _pays(tx, event) is not None]
-        if own:
+        if _broadcast_by_you(played, event):
             raise fail(where, event, "the signed transaction handed to funding_transaction_generated, and nothing "
                        "more", "your code broadcast the funding transaction itself",
                        "LDK broadcasts the funding transaction once the peer has signed the transaction that "
@@ -76,6 +75,16 @@ def judge_funding(played: Played) -> None:
         raise fail(played, None, f"{len(opened)} channels ready after six blocks",
                    f"{len(played.events(Event.ChannelPending))} pending, {len(ready)} ready",
                    "every channel you open needs its own funding transaction.")
+
+
+def _broadcast_by_you(played: Played, event: Any) -> bool:
+    """Whether your code broadcast a transaction funding this channel, by any means: called with your code on the
+    stack, or more broadcasts of one than LDK's own, once the peer signed (ChannelPending). Handed to the event loop,
+    a thread or a timer, a broadcast runs with no code of yours on the stack, but it is still one too many."""
+    paying = [mine for tx, mine in played.recorder.broadcasts if _pays(tx, event) is not None]
+    pending = played.events(Event.ChannelPending)
+    signed = any(e.former_temporary_channel_id == event.temporary_channel_id for e in pending)
+    return any(paying) or len(paying) > int(signed)
 
 
 def _pays(tx: Any, event: Event.FundingGenerationReady) -> int | None:

@@ -86,6 +86,20 @@ async def _broadcast_soon(tx: Transaction, bitcoind_client: Any) -> None:
     bitcoind_client.broadcast_transactions([tx])
 
 
+def broadcast_from_the_loop_first(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any,
+                                  **_: Any) -> None:
+    """Hands the broadcast to the event loop before handing the transaction over: no code of its own on the stack
+    when it runs, and it goes out before the peer has signed the refund."""
+    tx = build_funding(bitcoind_client, network, event)
+    asyncio.get_running_loop().call_soon(bitcoind_client.send_raw_transaction, tx)
+    channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+
+
+def broadcast_from_the_loop_instead(bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+    tx = build_funding(bitcoind_client, network, event)
+    asyncio.get_running_loop().call_soon(bitcoind_client.broadcast_transactions, [tx])
+
+
 def with_btc(amount: Any) -> Any:
     def arm(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
         tx = build_funding(bitcoind_client, network, event, btc=amount(event.channel_value_satoshis))
@@ -162,6 +176,15 @@ CASES = [
           compose({FUND: then(lambda tx, btc: spawn(_broadcast_soon(tx, btc)))}),
           "your code broadcast the funding transaction", "LDK broadcasts",
           why="a spawned task broadcasts it a second later"),
+    wrong(EX, "broadcast_handed_to_the_loop_first", compose({FUND: broadcast_from_the_loop_first}),
+          "your code broadcast the funding transaction", "LDK broadcasts",
+          why="loop.call_soon(send_raw_transaction, tx), then the hand-over: out before the peer signed"),
+    wrong(EX, "broadcast_from_the_loop_instead", compose({FUND: broadcast_from_the_loop_instead}),
+          "broadcast the funding transaction", why="loop.call_soon(broadcast_transactions, [tx]), never handed over"),
+    wrong(EX, "broadcast_in_a_thread_after",
+          compose({FUND: then(lambda tx, btc: spawn(asyncio.to_thread(btc.broadcast_transactions, [tx])))}),
+          "your code broadcast the funding transaction", "LDK broadcasts",
+          why="asyncio.to_thread(broadcast_transactions, [tx]) after the hand-over"),
     wrong(EX, "broadcast_instead_of_handing_over", compose({FUND: broadcast_instead}),
           "broadcast the funding transaction", why="broadcasts and never calls funding_transaction_generated"),
     wrong(EX, "sats_as_btc", compose({FUND: with_btc(lambda sats: sats)}), "BTC", "100_000_000",
