@@ -227,6 +227,41 @@ def test_a_task_spawned_with_its_own_context_runs_in_it():
     assert seen[-1] == "the kit's"
 
 
+# --- work handed to a thread (asyncio.to_thread) ----------------------------------------------------------
+
+
+def test_work_handed_to_a_thread_is_judged_the_same_however_long_it_takes():
+    """The simulation's clock waits for a thread's work: the same verdict on a quick machine and a slow one
+    (it was one of three, with the clock running on while the thread worked)."""
+    import time
+
+    def slowly(seconds):
+        async def decide(cm, keys, event):
+            await asyncio.to_thread(time.sleep, seconds)
+            policy(cm, keys, event)
+
+        return decide
+
+    for seconds in (0, 0.02):
+        assert "all 5 checks passed" in repr(check("open_channel_request", opening_async(slowly(seconds))))
+
+
+def test_work_handed_to_a_thread_that_never_ends_is_told_with_the_event_that_handed_it(monkeypatch):
+    monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", 1.0)
+
+    def spins():
+        while True:
+            pass
+
+    async def decide(cm, keys, event):
+        await asyncio.to_thread(spins)
+
+    with pytest.raises(ExerciseFailed) as info:
+        check("open_channel_request", opening_async(decide))
+    assert _lines(info.value)[0] == ("open_channel_request: work your handler handed to a thread ran 1 seconds "
+                                     "without ending, after Event.OpenChannelRequest. The check stopped it.")
+
+
 # --- the check's own thread --------------------------------------------------------------------------------
 
 

@@ -212,3 +212,26 @@ def test_a_sleeper_the_world_wakes_has_its_work_done_by_the_world_before_anythin
         sleeper.stop()
         thread.join()
         runtime.leave(sleeper)
+
+
+def test_the_clock_stands_still_while_work_handed_to_a_thread_runs():
+    """asyncio.to_thread on the world's loop takes real time, not the simulation's: a minute of simulated time
+    asked for meanwhile passes only once the work is done, and the work ends at the moment it began."""
+    import time
+
+    from ldkkit.sim.world import World
+
+    with World(seed=1) as world:
+        seen = {}
+
+        async def work():
+            seen["began"] = world.clock.now()
+            await asyncio.to_thread(time.sleep, 0.2)
+            seen["ended"] = world.clock.now()
+
+        began = world.clock.now()
+        world.runtime.loop.create_task(work())
+        world.advance(60)
+        assert seen == {"began": began, "ended": began}
+        assert world.clock.now() == began + 60
+        assert world.runtime.jobs == 0

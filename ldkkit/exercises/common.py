@@ -137,6 +137,7 @@ class Session:
         self.worlds.append(world)
         recorder = Recorder(world)
         world.runtime.loop.set_task_factory(recorder.task_factory)
+        world.runtime.watch_job = recorder.watched_job
         if draws_for is not None:
             recorder.planned_draws = (draws_for[0], list(draws_for[1]))
         self.recorders.append(recorder)
@@ -309,9 +310,12 @@ def _timed_out(session: Session, handling: Handling | TaskStep, stopped: bool) -
     still = ("The check stopped it." if stopped else
              "It is still running, inside a call Python cannot interrupt: restart the kernel "
              "(Kernel → Restart) once you have fixed it.")
-    what = (f"your handler did not return within {HANDLER_TIMEOUT_S:g} seconds of being given"
-            if isinstance(handling, Handling) else
-            f"a task your handler spawned ran {HANDLER_TIMEOUT_S:g} seconds without pausing, after")
+    if isinstance(handling, Handling):
+        what = f"your handler did not return within {HANDLER_TIMEOUT_S:g} seconds of being given"
+    elif handling.in_thread:
+        what = f"work your handler handed to a thread ran {HANDLER_TIMEOUT_S:g} seconds without ending, after"
+    else:
+        what = f"a task your handler spawned ran {HANDLER_TIMEOUT_S:g} seconds without pausing, after"
     return ExerciseFailed(
         f"{session.exercise}: {what} {type(event).__qualname__}. {still}\n  The event: {event!r}\n"
         "  Hint: a handler must return promptly: never wait in a loop for something to happen (LDK gives you "

@@ -267,6 +267,23 @@ class Recorder:
             return task
         return asyncio.Task(coro, loop=loop, **kwargs)
 
+    def watched_job(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Work your code hands to a thread (``asyncio.to_thread``) is watched like a task's step while it runs."""
+        handling = _HANDLING.get()
+        if handling is None:
+            return func
+        steps = self.task_steps
+
+        def job(*args: Any) -> Any:
+            step = TaskStep(handling.event, time.monotonic(), threading.get_ident(), in_thread=True)
+            steps.append(step)
+            try:
+                return func(*args)
+            finally:
+                steps.remove(step)
+
+        return job
+
     async def _spawned(self, coro: Any, handling: Handling) -> Any:
         try:
             return await Stepped(coro, handling, self.task_steps)

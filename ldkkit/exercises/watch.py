@@ -43,6 +43,7 @@ class TaskStep:
     event: Event  # the event whose handling spawned the task
     wall_started: float
     thread: int
+    in_thread: bool = False  # work handed to a thread (asyncio.to_thread), watched from its start to its end
 
 
 class Stepped:

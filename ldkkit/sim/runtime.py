@@ -19,12 +19,14 @@ import os
 import selectors
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Any, Optional, TypeVar
 
 from .clock import MICROS, VirtualClock
 
 _T = TypeVar("_T")
 _ROUNDING_SLACK_US = 10
+#: How often (real seconds) the loop looks again while a job handed to a thread runs (its end wakes it sooner).
+_JOB_POLL_S = 0.05
 
 
 async def _called(fn: Callable[[], _T]) -> _T:
@@ -76,6 +78,8 @@ class _VirtualTimeSelector(DelegatingSelector):
             return ready
         # (rounded: a timer set for a whole microsecond, as every wait of the world's is, lands on it; its float
         # error would otherwise add one now and then. A handle is due within asyncio's clock resolution, 1 µs.)
+        if runtime.jobs:  # work in a thread: time waits for it, in real time (its end wakes the loop)
+            return self._real.select(_JOB_POLL_S)
         target = None if timeout is None else runtime.clock.now_us() + round(timeout * MICROS)
         if runtime.jump(target):
             return self._real.select(0)
@@ -90,6 +94,17 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self._runtime.clock.now_us() / MICROS
+
+    def run_in_executor(self, executor: Any, func: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        """Work handed to a thread (``asyncio.to_thread``) takes real time, not the simulation's: the clock
+        stands still until it is done, so what it does lands at the same moment on every run."""
+        runtime = self._runtime
+        if runtime.watch_job is not None:
+            func = runtime.watch_job(func)
+        future = super().run_in_executor(executor, func, *args)
+        runtime.jobs += 1
+        future.add_done_callback(runtime._job_done)
+        return future
 
 
 class Participant:
@@ -175,6 +190,11 @@ class Runtime:
         #: Run when :meth:`call`'s function returns, before the loop: the world's persists left for then
         #: (``World._persist_quietly``).
         self.after_call: list[Callable[[], None]] = []
+        #: Jobs handed to threads from the loop (``run_in_executor``), not yet done: the clock waits for them.
+        self.jobs = 0
+        self._jobs_done: Optional[asyncio.Future[None]] = None
+        #: Wraps each such job's function, if set (a check watches them for hangs, as it watches the handler).
+        self.watch_job: Optional[Callable[[Callable[..., Any]], Callable[..., Any]]] = None
 
     # --- participants ------------------------------------------------------------------------
 
@@ -242,6 +262,17 @@ class Runtime:
             )
         return False
 
+    def _job_done(self, _future: Any) -> None:
+        self.jobs -= 1
+        if not self.jobs and self._jobs_done is not None and not self._jobs_done.done():
+            self._jobs_done.set_result(None)
+
+    async def _jobs_finished(self) -> None:
+        """Until no job handed to a thread is left running."""
+        while self.jobs:
+            self._jobs_done = self.loop.create_future()
+            await self._jobs_done
+
     def jump(self, target_us: int | None) -> bool:
         """Move the clock to the next thing due, within what ``advance`` allows. True if it moved.
 
@@ -250,7 +281,7 @@ class Runtime:
         participant awake. That work runs without the runtime's lock, since it takes components' locks.
         """
         moved = False
-        while True:
+        while not self.jobs:
             with self.cond:
                 deadlines = [p.deadline_us for p in self.participants if p.deadline_us is not None]
                 candidates = [t for t in [target_us, *deadlines] if t is not None]
@@ -289,7 +320,7 @@ class Runtime:
         It moves time as the loop's selector does (``jump``), without the loop's round trip through a timer.
         """
         loop = self.loop
-        if not self.clock.is_virtual or loop._ready:  # type: ignore[attr-defined]
+        if not self.clock.is_virtual or loop._ready or self.jobs:  # type: ignore[attr-defined]
             return False
         scheduled = loop._scheduled  # type: ignore[attr-defined]  # asyncio's heap of timers
         if scheduled and round(scheduled[0].when() * MICROS) <= target_us:
@@ -384,6 +415,9 @@ class Runtime:
             if loop._ready:  # type: ignore[attr-defined]  # asyncio's queue of ready callbacks
                 continue
             self.wait_participants_idle()  # what they send lands in the ready queue
+            if self.jobs:
+                await self._jobs_finished()
+                continue
             if not loop._ready:  # type: ignore[attr-defined]
                 return
 

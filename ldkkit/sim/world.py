@@ -382,7 +382,7 @@ class World:
         each block's ten minutes are mostly that.
         """
         runtime, loop = self.runtime, self.runtime.loop
-        if not self.clock.is_virtual or loop._ready:  # type: ignore[attr-defined]
+        if not self.clock.is_virtual or loop._ready or runtime.jobs:  # type: ignore[attr-defined]
             return False
         waiting = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
         if self._timers_wake is None or waiting != [self._timers_wake]:
