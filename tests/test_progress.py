@@ -83,3 +83,13 @@ def test_every_name_of_a_workbook_is_accepted(kit):
     with pytest.raises(ValueError) as info:
         p.workbook_name("09_lightning")
     assert all(w in str(info.value) for w in p.WORKBOOKS) and "'capstone'" in str(info.value)
+
+
+def test_a_pass_is_recorded_by_check_and_never_by_judge_the_graders_check(kit):
+    from ldkkit.exercises import check, judge
+    from ldkkit.reference import handle_ldk_events
+
+    judge("open_channel_request", handle_ldk_events)
+    assert not p._progress_file().exists()
+    check("open_channel_request", handle_ldk_events)
+    assert p.progress()["01_open_channel_request"]

@@ -36,7 +36,18 @@ def check(exercise: str, handle_ldk_events: Callable[..., Any]) -> CheckResult:
     """Check your ``handle_ldk_events`` for one workbook; raise :class:`ExerciseFailed` if it falls short.
 
     ``exercise`` is the workbook's id (``"receiving_payments"``) or file name (``"03_receiving_payments"``).
+    A pass is recorded in your progress (``progress()``).
     """
+    try:
+        result = judge(exercise, handle_ldk_events)
+    except ExerciseFailed as failure:
+        raise failure.with_traceback(None) from failure.__cause__  # your frames only, not the kit's
+    record_pass(result.exercise)
+    return result
+
+
+def judge(exercise: str, handle_ldk_events: Callable[..., Any]) -> CheckResult:
+    """``check``, recording nothing: what the grader runs for someone else's workbook."""
     try:
         exercise = exercise_id(exercise)
     except ValueError as e:
@@ -56,5 +67,4 @@ def check(exercise: str, handle_ldk_events: Callable[..., Any]) -> CheckResult:
         result = run_check(exercise, handle_ldk_events, body)
     except ExerciseFailed as failure:
         raise failure.with_traceback(None) from failure.__cause__  # your frames only, not the kit's
-    record_pass(exercise)
     return result

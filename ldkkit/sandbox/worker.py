@@ -59,10 +59,10 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check(exercise: str, handler: RemoteHandler, learner: LearnerProcess) -> dict[str, str]:
-    from ..exercises import ExerciseFailed, check
+    from ..exercises import ExerciseFailed, judge  # (a grade records no one's progress)
 
     try:
-        check(exercise, handler)
+        judge(exercise, handler)
     except ExerciseFailed as e:
         if isinstance(learner.dead, HandlerTimeout):
             return {"status": "timed out", "hint": f"{learner.dead}\n{e}"}
