@@ -52,7 +52,7 @@ def rules(session: Session, result: CheckResult) -> None:
 
 
 def judge_sweeps(played: Played) -> int:
-    """Each output LDK said you can spend ends in a confirmed transaction paying your wallet."""
+    """Each output LDK said you can spend ends in a confirmed transaction paying your wallet, and no one else."""
     chain, wallet = played.world.chain, played.me.bitcoind_client
     spenders = {txin.previous_output: txid for txid, tx in chain.transactions.items() for txin in tx.input}
     total = 0
@@ -67,6 +67,12 @@ def judge_sweeps(played: Played) -> int:
                 why, hint = _explain(played, handling, descriptor)
                 raise fail(played, handling.event, f"the output {outpoint} ({value:,} sats) swept into your wallet",
                            f"it never came back to your wallet{why}", hint)
+            elsewhere = sum(o.value for o in tx.output if not wallet.is_mine(o.script_pubkey))
+            if elsewhere:
+                raise fail(played, handling.event, f"the output {outpoint} ({value:,} sats) swept into your wallet",
+                           f"the transaction that spent it ({txid!r}) paid {elsewhere:,} sats to scripts that are not "
+                           "your wallet's", "sweep to your own wallet only: output_sweeper.track_spendable_outputs "
+                           "spends to an address of your wallet, and so must a spend of your own.")
             total += value
     return total
 

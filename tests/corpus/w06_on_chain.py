@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ldkkit.bitcoin import ScriptBuf
+from ldkkit.bitcoin import ScriptBuf, TxOut
 from ldkkit.events import Event
 from ldkkit.sign import SpendableOutputDescriptor
 
@@ -84,6 +84,19 @@ def spend_to_a_stranger(keys_manager: Any, bitcoind_client: Any, event: Any, **_
     bitcoind_client.broadcast_transactions([tx])
 
 
+def spend_mostly_to_a_stranger(keys_manager: Any, bitcoind_client: Any, event: Any, **_: Any) -> None:
+    """Spends the outputs itself to a stranger's script ("my cold storage"), keeping only a little change."""
+    total = sum(_value(o) for o in event.outputs)
+    tx = keys_manager.spend_spendable_outputs(list(event.outputs), [TxOut(total - 3_000, STRANGER)],
+                                              bitcoind_client.get_change_script(), 253, None)
+    bitcoind_client.broadcast_transactions([tx])
+
+
+def _value(descriptor: Any) -> int:
+    inner = getattr(descriptor, "descriptor", descriptor)
+    return inner.output.value
+
+
 def bump_whole_event(bump_tx_event_handler: Any, event: Any, **_: Any) -> None:
     try:
         bump_tx_event_handler.handle_event(event)
@@ -154,6 +167,8 @@ CASES = [
               "not the delay (it once said 'pass delay_until_height=None')"),
     wrong(EX, "spends_with_keys_manager_unbroadcast", compose({SPEND: spend_myself}), "track_spendable_outputs",
           why="keys_manager.spend_spendable_outputs builds a transaction that is never broadcast"),
+    wrong(EX, "sweeps_mostly_to_a_stranger", compose({SPEND: spend_mostly_to_a_stranger}),
+          "scripts that are not your wallet's", why="spends them itself to a foreign script, a little change back"),
     wrong(EX, "sweeps_to_a_stranger", compose({SPEND: spend_to_a_stranger}), "never came back to your wallet",
           why="spends the outputs itself to a script that is not the wallet's: swept and confirmed, but not back"),
     wrong(EX, "hands_over_the_outer_event", compose({BUMP: bump_whole_event}), "not handed over", "bump_event",
