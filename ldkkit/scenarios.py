@@ -16,6 +16,7 @@ events, ids and amounts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
@@ -133,8 +134,9 @@ class Stage:
         return invoice
 
     def pay(self, payer: Node, invoice: Bolt11Invoice, *, retry: Optional[Retry] = None,
-            payment_id: Optional[PaymentId] = None) -> PaymentId:
-        """ldk-sample's ``sendpayment``: record a pending outbound payment, then send it.
+            payment_id: Optional[PaymentId] = None, settle_s: float = 2.0) -> PaymentId:
+        """ldk-sample's ``sendpayment``: record a pending outbound payment, then send it, and let ``settle_s``
+        seconds pass.
 
         Like ldk-sample, it retries for up to ten seconds unless told otherwise.
         """
@@ -147,7 +149,7 @@ class Stage:
         with payer.outbound_payments.lock() as payments:
             payments[payment_id] = record
         payer.channel_manager.send_payment(payment_hash, onion, payment_id, route_params, retry)
-        self.settle()
+        self.settle(settle_s)
         return payment_id
 
     def keysend(self, payer: Node, payee: Node, amount_msat: int) -> PaymentHash:
@@ -487,6 +489,23 @@ def vanish_when_paid(channel_manager: Any, *args: Any) -> Any:
         peer_manager.disconnect_all_peers()
         return None
     return reference.ldk_sample_handle_ldk_events(channel_manager, *args)
+
+
+def forwards_after(delay_s: float) -> Callable[..., Any]:
+    """A peer that processes its HTLCs exactly ``delay_s`` after being told (ldk-sample's handler otherwise): a payee
+    whose claims come back at a moment a story can count on."""
+
+    def handle(channel_manager: Any, *args: Any) -> Any:
+        if isinstance(args[-1], Event.PendingHTLCsForwardable):
+            async def later() -> None:
+                await asyncio.sleep(delay_s)
+                channel_manager.process_pending_htlc_forwards()
+
+            reference._spawn(later())
+            return None
+        return reference.ldk_sample_handle_ldk_events(channel_manager, *args)
+
+    return handle
 
 
 @scenario

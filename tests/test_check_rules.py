@@ -904,9 +904,9 @@ W05_AT_ONCE = ["Expected: a wait of 100 to 500 ms first", "Happened: it was call
                            "(asyncio.get_running_loop().create_task(...)) instead of awaiting it in the handler."]),
     ("forwards_at_once", [W05_SCENARIO, *W05_AT_ONCE]),
     ("forwards_now_and_later", [W05_SCENARIO, *W05_AT_ONCE]),
-    ("never_returns_from_payment_forwarded", ["Scenario 'forwarding':", "Expected: 4 PaymentForwarded events",
+    ("never_returns_from_payment_forwarded", ["Scenario 'forwarding':", "Expected: 10 PaymentForwarded events",
                                               "Happened: 1", W_HELD_BACK.format("PaymentForwarded")]),
-    ("disconnects_the_next_hop", ["Scenario 'forwarding':", "Expected: 4 PaymentForwarded events", "Happened: 2",
+    ("disconnects_the_next_hop", ["Scenario 'forwarding':", "Expected: 10 PaymentForwarded events", "Happened: 2",
                                   "Hint: a forward completes once the next hop's preimage comes back through you."]),
     ("never_forwards", [W05_SCENARIO, "Expected: process_pending_htlc_forwards() called after a short delay",
                         "Happened: it was never called (not even 15 minutes later)",
@@ -920,9 +920,9 @@ def test_workbook_5_says_exactly_what_went_wrong(case, lines):
 def test_workbook_5_tells_a_passing_handler_what_it_verified():
     assert _read(_corpus("plain_def_eight_byte_fraction", W05), W05) == [
         "✅ forwarding: all 3 checks passed",
-        "  process_pending_htlc_forwards after a random delay in [t, 5t)  4 times, 100 to 500 ms",
-        "  the handler returned at once; a task waited                    4 events",
-        "  payments forwarded                                             4, earning 4,000 msat"]
+        "  process_pending_htlc_forwards after a random delay in [t, 5t)  9 times, 100 to 500 ms",
+        "  the handler returned at once; a task waited                    9 events",
+        "  payments forwarded                                             10, earning 10,000 msat"]
 
 
 def _sending(**arms):
@@ -1474,10 +1474,13 @@ def test_workbook_7_judges_the_records_after_a_restart():
         "again. Set the fields; never add to them."]
 
 
-def test_workbook_5_story_forwards_four_payments_from_alice_to_carol_with_the_extreme_draws_first():
+def test_workbook_5_story_forwards_ten_payments_from_alice_to_carol_with_the_extreme_draws_first():
     """What the rules are judged on: alice and carol each open a 6,000,000 sat channel to you (carol pushing you
-    3,000,000 sats to forward with), alice pays carol 100,000, 200,000, 50,000 and 70,000 sats through you, for a
-    fee of 1,000 msat each; the first two delays your handler draws are the extremes, all zeros and all ones."""
+    3,000,000 sats to forward with). Alice pays carol through you, for a fee of 1,000 msat each: 100,000, 200,000,
+    50,000 and 70,000 sats two seconds apart; then 20,000, 30,000, 10,000 and 25,000 sats 0.35 s apart (two arrive
+    while one waits: LDK gives one PendingHTLCsForwardable for both); then 15,000 sats, and 5,000 sats arriving
+    0.05 s before carol (who forwards 0.3 s after she is told) claims the 15,000. The first two delays your handler
+    draws are the extremes, all zeros and all ones."""
     from ldkkit.exercises import forwarding
 
     session = common.Session(W05, reference)
@@ -1488,15 +1491,21 @@ def test_workbook_5_story_forwards_four_payments_from_alice_to_carol_with_the_ex
         session.close()
     assert list(played.stage.peers) == ["alice", "carol"]
     forwarded = played.events(Event.PaymentForwarded)
-    assert [e.outbound_amount_forwarded_msat for e in forwarded] == [100_000_000, 200_000_000, 50_000_000, 70_000_000]
-    assert [e.total_fee_earned_msat for e in forwarded] == [1_000] * 4
+    assert [e.outbound_amount_forwarded_msat for e in forwarded] == [
+        100_000_000, 200_000_000, 50_000_000, 70_000_000, 20_000_000, 30_000_000, 10_000_000, 25_000_000,
+        15_000_000, 5_000_000]
+    assert [e.total_fee_earned_msat for e in forwarded] == [1_000] * 10
     channels = played.me.channel_manager.list_channels()
     assert [c.channel_value_satoshis for c in channels] == [6_000_000, 6_000_000]
-    # Yours, less the 1 % reserve: what alice paid you (420,004,000 msat), and carol's push less what you sent her.
-    assert sorted(c.outbound_capacity_msat for c in channels) == [360_004_000, 2_520_000_000]
+    # Yours, less the 1 % reserve: what alice paid you (525,010,000 msat), and carol's push less what you sent her.
+    assert sorted(c.outbound_capacity_msat for c in channels) == [465_010_000, 2_415_000_000]
     delays = [c.at - h.started for h in played.handled(Event.PendingHTLCsForwardable)
               for c in played.recorder.calls_for(h, "channel_manager.process_pending_htlc_forwards")]
-    assert len(delays) == 4 and delays[0] == pytest.approx(0.1, abs=1e-5) and delays[1] == pytest.approx(0.5)
+    assert len(delays) == 9 and delays[0] == pytest.approx(0.1, abs=1e-5) and delays[1] == pytest.approx(0.5)
+    # The last payment arrived 0.05 s before carol's claim of the one before came back.
+    claims = [at for at, src, _dst, kind in played.world.message_log if src == "carol" and kind == "UpdateFulfillHTLC"]
+    last = played.handled(Event.PendingHTLCsForwardable)[-1].started
+    assert min(claim - last for claim in claims if claim > last) == pytest.approx(0.05, abs=0.002)
 
 
 def test_workbook_5_names_a_fixed_delay_on_the_last_event_once_every_delay_showed():
@@ -1505,7 +1514,8 @@ def test_workbook_5_names_a_fixed_delay_on_the_last_event_once_every_delay_showe
     with pytest.raises(ExerciseFailed) as failure:
         check(W05, _corpus("fixed_delay", W05))
     path = next(line.strip() for line in str(failure.value).splitlines() if line.strip().startswith("Events so far:"))
-    assert path.endswith("PaymentForwarded → [PendingHTLCsForwardable]") and path.count("PendingHTLCsForwardable") == 4
+    assert path.endswith("PendingHTLCsForwardable → [PendingHTLCsForwardable]")  # the last of nine
+    assert path.count("PendingHTLCsForwardable") == 6 and "..." in path
 
 
 @pytest.mark.parametrize("story, kinds, sent, channel_sats", [

@@ -6,16 +6,25 @@ Rules, judged on the simulation's clock (never on wall time):
   differ from event to event, and the extremes of the random bytes stay in range;
 - the wait happens in a spawned task: the handler itself returns at once, and never blocks the
   node with ``time.sleep``;
+- no HTLC goes on sooner than ``time_forwardable`` after the ``PendingHTLCsForwardable`` before it, when
+  payments overlap too (a loop that polls, or a call from another event's arm, forwards one at once);
 - every payment routed through you is forwarded (``PaymentForwarded``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
+from .. import scenarios
 from ..events import Event
 from ..scenarios import Stage
 from .common import CheckResult, Handling, Played, Session, fail, held_back
 
 PAYMENTS_MSAT = (100_000_000, 200_000_000, 50_000_000, 70_000_000)
+#: Then payments this far apart (seconds): each arrives while the one before may still wait to go on.
+OVERLAPPING_MSAT, OVERLAP_S = (20_000_000, 30_000_000, 10_000_000, 25_000_000), 0.35
+#: Then a payment sent on to carol, who claims it CAROL_S later, and the next one arriving EARLY_S before that claim.
+RACING_MSAT, CAROL_S, EARLY_S = (15_000_000, 5_000_000), 0.3, 0.05
 #: The random bytes your handler is given for its delays: the extremes first, so the range shows.
 EXTREME_DRAWS = (b"\x00" * 32, b"\xff" * 32)
 #: How far a measured delay may be off the range (the clock counts microseconds).
@@ -23,20 +32,41 @@ SLACK_S = 0.001
 
 
 def story(stage: Stage) -> None:
-    alice, carol = stage.peer("alice"), stage.peer("carol")
+    alice, carol = stage.peer("alice"), stage.peer("carol", handler=scenarios.forwards_after(CAROL_S))
     stage.open(alice, stage.me, 6_000_000)
     stage.open(carol, stage.me, 6_000_000, push_msat=3_000_000_000)
     for amount in PAYMENTS_MSAT:
         stage.pay(alice, stage.invoice(carol, amount))
+    for amount in OVERLAPPING_MSAT:
+        stage.pay(alice, stage.invoice(carol, amount), settle_s=OVERLAP_S)
+    stage.settle()
+    for amount in RACING_MSAT:  # (a call made when the claim comes back, PaymentForwarded, sends the next at once)
+        stage.pay(alice, stage.invoice(carol, amount), settle_s=0)
+        _until_sent_on(stage)
+        stage.settle(CAROL_S - EARLY_S)
     stage.settle(900)  # long enough for a delay read in the wrong unit to show
+
+
+def _until_sent_on(stage: Stage, limit_s: float = 1.0, step_s: float = 0.001) -> None:
+    """Let time pass until your node has sent on every HTLC it was given (at most ``limit_s``)."""
+    def waiting() -> bool:
+        kinds = Counter((src, kind) for _at, src, _dst, kind in stage.world.message_log)
+        return kinds[("alice", "UpdateAddHTLC")] > kinds[(stage.me.name, "UpdateAddHTLC")]
+
+    for _ in range(round(limit_s / step_s)):
+        if not waiting():
+            return
+        stage.settle(step_s)
 
 
 def rules(session: Session, result: CheckResult) -> None:
     played = session.play("forwarding", story, draws_for=(Event.PendingHTLCsForwardable, EXTREME_DRAWS))
     delays = judge_forwards(played)
+    judge_forward_times(played)
     forwarded = played.events(Event.PaymentForwarded)
-    if len(forwarded) != len(PAYMENTS_MSAT):
-        raise fail(played, None, f"{len(PAYMENTS_MSAT)} PaymentForwarded events", f"{len(forwarded)}",
+    payments = len(PAYMENTS_MSAT) + len(OVERLAPPING_MSAT) + len(RACING_MSAT)
+    if len(forwarded) != payments:
+        raise fail(played, None, f"{payments} PaymentForwarded events", f"{len(forwarded)}",
                    held_back(played) or "a forward completes once the next hop's preimage comes back through you.")
     fees = sum(e.total_fee_earned_msat or 0 for e in forwarded)
     result.add("process_pending_htlc_forwards after a random delay in [t, 5t)",
@@ -48,7 +78,9 @@ def rules(session: Session, result: CheckResult) -> None:
 def judge_forwards(played: Played) -> list[float]:
     delays = []
     for handling in played.handled(Event.PendingHTLCsForwardable):
-        delays.append(_judge_one(played, handling))
+        delay = _judge_one(played, handling)
+        if delay is not None:
+            delays.append(delay)
     if len(delays) >= 3 and max(delays) - min(delays) < SLACK_S:
         raise fail(played, played.events(Event.PendingHTLCsForwardable)[-1], "a different random delay each time",
                    f"always {delays[0] * 1000:.0f} ms",
@@ -57,10 +89,44 @@ def judge_forwards(played: Played) -> list[float]:
     return delays
 
 
-def _judge_one(played: Played, handling: Handling) -> float:
+def judge_forward_times(played: Played) -> None:
+    """Each HTLC your node sent on went at least ``time_forwardable`` after the PendingHTLCsForwardable before it
+    (one LDK gave while it was still waiting goes with that one's: LDK gives a single event for them all)."""
+    announced = played.handled(Event.PendingHTLCsForwardable)
+    for at in _sent_on(played):
+        before = [h for h in announced if h.started <= at]
+        if not before:
+            continue  # (not a forward: nothing was announced; the story pays nothing from your node)
+        last = before[-1]
+        t, gap = last.event.time_forwardable.total_seconds(), at - last.started
+        if gap < t - SLACK_S:
+            raise fail(played, last.event, f"each HTLC sent on at least {t * 1000:.0f} ms after the "
+                       "PendingHTLCsForwardable before it", f"one went on {gap * 1000:,.0f} ms after it",
+                       "call process_pending_htlc_forwards only from the task each PendingHTLCsForwardable spawns, "
+                       "after its own random wait: a loop that polls, or a call from another event's arm, sends on "
+                       "an HTLC that has just arrived, and the timing tells an observer where it came from.")
+
+
+def _sent_on(played: Played) -> list[float]:
+    """When your node sent an HTLC on (an ``update_add_htlc`` of its own: in this story, only forwards)."""
+    me = played.me.name
+    return [at for at, src, _dst, kind in played.world.message_log if src == me and kind == "UpdateAddHTLC"]
+
+
+def _judge_one(played: Played, handling: Handling) -> float | None:
+    """The delay before this event's own call; None if the call came from code spawned for another event (then the
+    times its HTLCs went on are what is judged, by ``judge_forward_times``)."""
     event = handling.event
     t = event.time_forwardable.total_seconds()
     calls = played.recorder.calls_for(handling, "channel_manager.process_pending_htlc_forwards")
+    later = [at for at in _sent_on(played) if at >= handling.started]
+    if not calls and later and later[0] - handling.started <= 5 * t + SLACK_S:
+        return None
+    if not calls and later:
+        raise fail(played, event, f"process_pending_htlc_forwards() called {t * 1000:.0f} to {5 * t * 1000:.0f} ms "
+                   "after it", f"its HTLCs went on only {(later[0] - handling.started) * 1000:,.0f} ms later",
+                   "each PendingHTLCsForwardable needs its own call: spawn a task for every one, that waits its "
+                   "random delay, then calls process_pending_htlc_forwards().")
     if not calls:
         raise fail(played, event, "process_pending_htlc_forwards() called after a short delay",
                    "it was never called (not even 15 minutes later)",

@@ -125,6 +125,31 @@ def disconnects_after_two_forwards() -> Any:
     return arm
 
 
+def polls_forever() -> Any:
+    """From the first PendingHTLCsForwardable on, a loop forwards after each random wait in [t, 5t), for ever."""
+    started: list[bool] = []
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        if started:
+            return
+        started.append(True)
+        t = event.time_forwardable.total_seconds()
+
+        async def poll() -> None:
+            while True:
+                await asyncio.sleep(t * (1 + 4 * _fraction(keys_manager)))
+                channel_manager.process_pending_htlc_forwards()
+
+        spawn(poll())
+
+    return arm
+
+
+def flushes_when_forwarded(channel_manager: Any, **_: Any) -> None:
+    """On PaymentForwarded: "forward anything else waiting" at once."""
+    channel_manager.process_pending_htlc_forwards()
+
+
 async def waits_forever(**_: Any) -> None:
     await asyncio.Event().wait()
 
@@ -141,7 +166,7 @@ CASES = [
           why="plain def handler spawning on the running loop; an 8-byte fraction"),
     right(EX, "replays_each_payment_forwarded_once",
           Fresh(lambda: compose({Event.PaymentForwarded: replays_each_forward_once()})),
-          why="returns ReplayEvent() the first time it sees each PaymentForwarded: four forwards, not eight"),
+          why="returns ReplayEvent() the first time it sees each PaymentForwarded: ten forwards, not twenty"),
 
     wrong(EX, "fixed_delay", compose({FWD: forward_after(lambda t, k: 2 * t)}), "different random delay",
           "fixed delay", why="always 2 × time_forwardable"),
@@ -164,13 +189,19 @@ CASES = [
     wrong(EX, "never_forwards", compose({FWD: None}), "process_pending_htlc_forwards", "never called",
           why="no PendingHTLCsForwardable arm"),
     wrong(EX, "never_returns_from_payment_forwarded", compose({Event.PaymentForwarded: waits_forever}),
-          "4 PaymentForwarded events", "never returned from PaymentForwarded",
+          "10 PaymentForwarded events", "never returned from PaymentForwarded",
           why="awaits forever on the first PaymentForwarded: the later forwards never reach the handler (the hint "
               "once said a forward completes once the preimage comes back)"),
     wrong(EX, "disconnects_the_next_hop", Fresh(lambda: compose({Event.PaymentForwarded:
                                                                   disconnects_after_two_forwards()})),
-          "4 PaymentForwarded events", "next hop's preimage",
-          why="disconnects carol after two forwards: the other two HTLCs cannot go on, and are failed back"),
+          "10 PaymentForwarded events", "next hop's preimage",
+          why="disconnects carol after two forwards: the other HTLCs cannot go on, and are failed back"),
+    wrong(EX, "polls_in_a_loop", Fresh(lambda: compose({FWD: polls_forever()})), "after the PendingHTLCsForwardable",
+          "only from the task each", why="one loop forwards every random [t, 5t) for ever: an HTLC that arrives "
+          "just before its turn goes on at once", slow=True),
+    wrong(EX, "flushes_on_payment_forwarded", compose({Event.PaymentForwarded: flushes_when_forwarded}),
+          "after the PendingHTLCsForwardable", "another event's arm",
+          why="process_pending_htlc_forwards() on PaymentForwarded too: an HTLC just arrived goes on at once"),
     wrong(EX, "task_forgets_to_forward", compose({FWD: forgets_to_forward}), "process_pending_htlc_forwards",
           why="the task sleeps and never calls process_pending_htlc_forwards"),
 ]
