@@ -869,10 +869,10 @@ def test_workbook_4_tells_a_passing_handler_what_it_verified():
 
     assert _read(compose(), W04) == [
         "✅ sending_payments: all 4 checks passed",
-        "  PaymentSent: Succeeded on disk, with the preimage, secret and amount  2 payments",
-        "  PaymentFailed: Failed on disk, secret and amount kept                 1 payment",
+        "  PaymentSent: Succeeded on disk, with the preimage, secret and amount  4 payments",
+        "  PaymentFailed: Failed on disk, secret and amount kept                 3 payments",
         "  PaymentFailed after success: still Succeeded                          1 payment",
-        "  PaymentPathFailed: the payment not marked failed (LDK retries)        2 path failures"]
+        "  PaymentPathFailed: the payment not marked failed (LDK retries)        6 path failures"]
 
 
 # --- workbook 5: the words a learner reads, exactly -------------------------------------------------------
@@ -990,10 +990,12 @@ def test_workbook_4_says_a_wrong_preimage_is_no_receipt():
     assert lines[3] == "Hint: the preimage is your receipt, your proof of payment: keep event.payment_preimage."
 
 
-def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_and_a_failure_after_success():
+def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_a_failure_after_success():
     """What the rules are judged on: a payment whose first path fails and that LDK retries to success (50,000 sat
-    to dave), one that succeeds (100,000 sat to bob), one refused (10,000 sat, a hash bob never issued), and the
-    paid invoice paid again, refused after its success."""
+    to dave), one that succeeds (100,000 sat to bob), one refused (10,000 sat, a hash bob never issued); then two
+    at a time twice (dave answers two seconds after a payment reaches him, bob sooner): one to dave refused (a
+    hash he never issued) while 20,000 sat to bob succeed, and 30,000 sat to dave while one to bob is refused; and
+    the paid invoice paid again, refused after its success."""
     from ldkkit.exercises import sending_payments
 
     session = common.Session(W04, reference)
@@ -1002,13 +1004,22 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_and_a_failure
     finally:
         session.close()
     seen = [(type(e).__name__, e.payment_id) for e in played.events() if getattr(e, "payment_id", None) is not None]
-    retried, paid, refused = seen[0][1], seen[3][1], seen[5][1]
+    retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly, refused_meanwhile = dict.fromkeys(
+        p for _, p in seen)
     assert seen == [("PaymentPathFailed", retried), ("PaymentSent", retried), ("PaymentPathSuccessful", retried),
                     ("PaymentSent", paid), ("PaymentPathSuccessful", paid),
                     ("PaymentPathFailed", refused), ("PaymentFailed", refused),
+                    ("PaymentSent", paid_meanwhile), ("PaymentPathSuccessful", paid_meanwhile),
+                    ("PaymentPathFailed", refused_slowly),  # (LDK retries it another way: dave refuses again)
+                    ("PaymentPathFailed", paid_slowly),  # (its first path: dave's channel from bob, as above)
+                    ("PaymentPathFailed", refused_meanwhile), ("PaymentFailed", refused_meanwhile),
+                    ("PaymentSent", paid_slowly), ("PaymentPathSuccessful", paid_slowly),
+                    ("PaymentPathFailed", refused_slowly), ("PaymentFailed", refused_slowly),
                     ("PaymentPathFailed", paid), ("PaymentFailed", paid)]
     sent = played.stage.sent
-    assert [sent[p].amt_msat for p in (retried, paid, refused)] == [50_000_000, 100_000_000, 10_000_000]
+    assert [sent[p].amt_msat for p in (retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly,
+                                       refused_meanwhile)] == [50_000_000, 100_000_000, 10_000_000, 20_000_000,
+                                                               10_000_000, 30_000_000, 10_000_000]
 
 
 def test_workbook_4_judges_a_replayed_event_when_it_comes_again():

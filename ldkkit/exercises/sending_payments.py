@@ -3,7 +3,8 @@
 Rules, judged from ``outbound_payments`` as stored on disk after each event:
 - ``PaymentSent``: the entry is ``Succeeded``, with the preimage, its secret and amount kept;
 - ``PaymentFailed``: the entry is ``Failed``, its secret and amount kept;
-- ``PaymentFailed`` for a payment that already succeeded changes nothing;
+- ``PaymentFailed`` for a payment that already succeeded changes nothing (its preimage is kept);
+- each event is about its own ``payment_id``: a payment still on its way stays ``Pending``;
 - ``PaymentPathFailed`` is not the end of a payment (LDK retries): the entry is never ``Failed`` then;
 - statuses are ``HTLCStatus`` members, and the storage is written before the handler returns.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from .. import scenarios
 from ..bitcoin import Network
 from ..errors import RetryableSendFailure
 from ..events import Event
@@ -28,26 +30,35 @@ from .common import CheckResult, Handling, Played, Session, count, fail, replaye
 def story(stage: Stage) -> None:
     bob = stage.peer("bob", fee_base_msat=100)
     carol = stage.peer("carol", fee_base_msat=2000)
-    dave = stage.peer("dave", connect=False)
+    dave = stage.peer("dave", connect=False, handler=scenarios.forwards_after(DAVE_S))
     stage.open(stage.me, bob, 1_000_000)
     stage.open(stage.me, carol, 1_000_000)
     stage.open(dave, bob, 1_000_000)  # dave funded it: bob cannot forward towards dave, so LDK retries via carol
     stage.open(carol, dave, 1_000_000)
-    stage.pay(stage.me, stage.invoice(dave, 50_000_000))
+    stage.pay(stage.me, stage.invoice(dave, 50_000_000), settle_s=DAVE_S + 2)
     invoice = stage.invoice(bob, 100_000_000)
     stage.pay(stage.me, invoice)
     pay_fake(stage, bob)
+    # Two at a time, one ending while the other is still on its way (dave takes DAVE_S to answer, bob less than one).
+    pay_fake(stage, dave, b"\x55", settle_s=0)
+    stage.pay(stage.me, stage.invoice(bob, 20_000_000), settle_s=DAVE_S + 1)
+    stage.pay(stage.me, stage.invoice(dave, 30_000_000), settle_s=0)
+    pay_fake(stage, bob, b"\x66", settle_s=DAVE_S + 1)
     pay_again(stage, invoice)
 
 
-def pay_fake(stage: Stage, payee: Any) -> None:
+#: How long dave waits before he processes a payment that reaches him (seconds).
+DAVE_S = 2.0
+
+
+def pay_fake(stage: Stage, payee: Any, tag: bytes = b"\x33", settle_s: float = 2.0) -> None:
     """An invoice that looks like the payee's, for a hash they never issued: they refuse it, and it fails."""
     fake = Bolt11Invoice.create(
         network=Network.Regtest, node_secret_key=payee.keys_manager.get_node_secret_key(),
-        payment_hash=PaymentHash(b"\x33" * 32), payment_secret=PaymentSecret(b"\x44" * 32),
+        payment_hash=PaymentHash(tag * 32), payment_secret=PaymentSecret(b"\x44" * 32),
         amount_msat=10_000_000, description="never issued", timestamp=stage.world.clock.unix_time(),
     )
-    stage.pay(stage.me, fake)
+    stage.pay(stage.me, fake, settle_s=settle_s)
 
 
 def pay_again(stage: Stage, invoice: Bolt11Invoice) -> None:
@@ -75,7 +86,8 @@ def rules(session: Session, result: CheckResult) -> None:
 
 def judge_outbound_records(played: Played) -> dict[str, int]:
     counts = {"sent": 0, "failed": 0, "after": 0, "path": 0}
-    succeeded: set[Any] = set()
+    succeeded: dict[Any, Any] = {}  # payment_id: its preimage
+    ended: set[Any] = set()
     for handling in played.recorder.handlings:
         event = handling.event
         if replayed(handling):
@@ -83,10 +95,10 @@ def judge_outbound_records(played: Played) -> dict[str, int]:
         match event:
             case Event.PaymentSent(payment_id=payment_id):
                 _judge(played, handling, payment_id, HTLCStatus.Succeeded, event.payment_preimage)
-                succeeded.add(payment_id)
+                succeeded[payment_id] = event.payment_preimage
                 counts["sent"] += 1
             case Event.PaymentFailed(payment_id=payment_id) if payment_id in succeeded:
-                _judge(played, handling, payment_id, HTLCStatus.Succeeded, None, after_success=True)
+                _judge(played, handling, payment_id, HTLCStatus.Succeeded, succeeded[payment_id], after_success=True)
                 counts["after"] += 1
             case Event.PaymentFailed(payment_id=payment_id):
                 _judge(played, handling, payment_id, HTLCStatus.Failed, None)
@@ -94,6 +106,9 @@ def judge_outbound_records(played: Played) -> dict[str, int]:
             case Event.PaymentPathFailed(payment_id=payment_id) if payment_id not in succeeded:
                 _judge_not_failed(played, handling, payment_id)
                 counts["path"] += 1
+        if isinstance(event, (Event.PaymentSent, Event.PaymentFailed)):
+            ended.add(event.payment_id)
+            _judge_others_pending(played, handling, ended)
     return counts
 
 
@@ -126,11 +141,25 @@ def _judge(played: Played, handling: Handling, payment_id: Any, status: HTLCStat
         raise fail(played, event, expected, f"on disk: {record!r}", hint)
     if preimage is not None and record.preimage != preimage:
         raise fail(played, event, expected, f"on disk: {record!r}",
+                   "the preimage is your receipt, your proof of payment: PaymentFailed carries none, so leave the "
+                   "entry as PaymentSent left it." if after_success else
                    "the preimage is your receipt, your proof of payment: keep event.payment_preimage.")
     if sent is not None and (record.secret != sent.secret or record.amt_msat != sent.amt_msat):
         raise fail(played, event, f"{expected}, its secret and amount kept ({sent.amt_msat:,} msat)",
                    f"on disk: {record!r}", "update the fields of the entry you have (status, preimage); replacing "
                    "it with a new PaymentInfo loses what sendpayment recorded.")
+
+
+def _judge_others_pending(played: Played, handling: Handling, ended: set[Any]) -> None:
+    """The payments still on their way are still Pending on disk: an event is about its own payment_id only."""
+    for payment_id in played.stage.sent:
+        if payment_id in ended:
+            continue
+        record = stored_record(played, handling, "outbound_payments", payment_id)
+        if record is not None and record.status is not HTLCStatus.Pending:
+            raise fail(played, handling.event, f"the payment {payment_id!r}, still on its way, left Pending on disk",
+                       f"on disk: {record!r}", "an event is about one payment: look its entry up by the event's "
+                       "payment_id, and leave the others as they are.")
 
 
 def _judge_not_failed(played: Played, handling: Handling, payment_id: Any) -> None:

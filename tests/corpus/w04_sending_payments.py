@@ -110,6 +110,31 @@ def sent_by_hash(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) ->
     _write(fs_store, outbound_payments)
 
 
+def every_pending_as(status: Any, *, preimage: bool = False) -> Any:
+    """Marks every Pending entry, not the event's: "the payment" taken to be whatever is waiting."""
+
+    def arm(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+        with outbound_payments.lock() as payments:
+            for info in payments.values():
+                if info.status is HTLCStatus.Pending:
+                    info.status = status
+                    if preimage:
+                        info.preimage = event.payment_preimage
+        _write(fs_store, outbound_payments)
+
+    return arm
+
+
+def failed_rebuilds_without_preimage(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Rebuilds the entry from the event on PaymentFailed, which carries no preimage: a success's preimage is lost."""
+    with outbound_payments.lock() as payments:
+        old = payments.get(event.payment_id)
+        if old is not None:
+            status = HTLCStatus.Succeeded if old.status is HTLCStatus.Succeeded else HTLCStatus.Failed
+            payments[event.payment_id] = PaymentInfo(None, old.secret, status, old.amt_msat)
+    _write(fs_store, outbound_payments)
+
+
 def _returning(value: Any, arm: Any) -> Any:
     def wrapped(**kw: Any) -> Any:
         arm(**kw)
@@ -156,6 +181,14 @@ CASES = [
           why="no PaymentSent arm"),
     wrong(EX, "failed_marks_succeeded", compose({FAILED: set_status(HTLCStatus.Succeeded)}), "HTLCStatus.Failed",
           why="copy-paste: PaymentFailed marks Succeeded"),
+    wrong(EX, "sent_marks_every_pending", compose({SENT: every_pending_as(HTLCStatus.Succeeded, preimage=True)}),
+          "still on its way, left Pending", "event's payment_id",
+          why="on PaymentSent, marks every Pending entry Succeeded: another payment still on its way too"),
+    wrong(EX, "failed_marks_every_pending", compose({FAILED: every_pending_as(HTLCStatus.Failed)}),
+          "still on its way, left Pending", why="on PaymentFailed, marks every Pending entry Failed"),
+    wrong(EX, "failed_after_success_loses_the_preimage", compose({FAILED: failed_rebuilds_without_preimage}),
+          "with its preimage", "proof of payment",
+          why="rebuilds the entry on PaymentFailed with preimage None, keeping Succeeded after a success"),
     wrong(EX, "returns_true", compose({SENT: _returning(True, GOOD_SENT)}), "returned True", "ReplayEvent",
           why="returns True from PaymentSent"),
 ]
