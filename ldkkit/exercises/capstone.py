@@ -36,6 +36,7 @@ def zero_conf_story(stage: Stage) -> None:
     lsp, stranger = stage.peer("lsp"), stage.peer("stranger")
     policy.TRUSTED_ZERO_CONF_PEERS.add(lsp.node_id)
     try:
+        stage.open(stranger, stage.me, 6_000_000)  # a peer you have a channel with is still no trusted LSP
         stage.open(lsp, stage.me, 6_000_000, confirm=False, zero_conf=True)
         stage.open(stranger, stage.me, 6_000_000, confirm=False, zero_conf=True)
         stage.settle()

@@ -126,6 +126,18 @@ def zero_conf_from_anyone(channel_manager: Any, keys_manager: Any, event: Any, *
         channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
 
 
+def zero_conf_from_peers_with_a_channel(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Trusts a peer it already has a ready channel with, as if it were an LSP."""
+    tcid, peer = event.temporary_channel_id, event.counterparty_node_id
+    known = any(c.counterparty.node_id == peer and c.is_channel_ready for c in channel_manager.list_channels())
+    if event.channel_type.requires_zero_conf() and (peer in TRUSTED_ZERO_CONF_PEERS or known):
+        channel_manager.accept_inbound_channel_from_trusted_peer_0conf(tcid, peer, user_channel_id(keys_manager))
+    elif event.funding_satoshis > 5_000_000 and not event.channel_type.requires_zero_conf():
+        channel_manager.accept_inbound_channel(tcid, peer, user_channel_id(keys_manager))
+    else:
+        channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
+
+
 def no_zero_conf(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     tcid, peer = event.temporary_channel_id, event.counterparty_node_id
     if event.funding_satoshis > 5_000_000 and not event.channel_type.requires_zero_conf():
@@ -200,6 +212,9 @@ CASES = [
 
     wrong(EX, "zero_conf_from_anyone", compose({OPEN: zero_conf_from_anyone}), "TRUSTED_ZERO_CONF_PEERS",
           "you accepted it", why="accept_inbound_channel_from_trusted_peer_0conf for any zero-conf request"),
+    wrong(EX, "zero_conf_from_peers_with_a_channel", compose({OPEN: zero_conf_from_peers_with_a_channel}),
+          "a peer you do not trust", "you accepted it", slow=True,
+          why="zero-conf accepted from any peer it already has a ready channel with, not only the trusted LSP"),
     wrong(EX, "zero_conf_accepted_as_normal", compose({OPEN: zero_conf_ignored_by_policy}),
           "TRUSTED_ZERO_CONF_PEERS", why="the workbook-1 arm: zero-conf requests accepted with accept_inbound_channel"),
     wrong(EX, "never_sweeps", compose({Event.SpendableOutputs: None}), "track_spendable_outputs",
