@@ -100,6 +100,13 @@ def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_mana
 """
 
 
+def big_outputs(workbook: str, size: int) -> str:
+    """The workbook with ``size`` bytes of output on its last cell, as a cell that printed a lot leaves it."""
+    nb = json.loads(workbook)
+    nb["cells"][-1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "x" * size}]
+    return json.dumps(nb)
+
+
 def good(message: str, guard: str = "pass") -> str:
     return GOOD_HANDLER.replace("{guard}", guard).replace("{message}", message)
 
@@ -173,6 +180,14 @@ def build_class(root: Path, out: Path) -> list[Path]:
             "                else:\n"
             "                    raise AssertionError('a second accept went through')\n"),
             "from ldkkit.errors import APIError"),
+        # what a notebook allows and a plain process does not: display() unimported, a handler made by a factory,
+        # outputs far larger than the code
+        f"xena/{WB1}": with_handler(good("no", "display(event)")),
+        f"yves/{WB1}": with_handler("def make():\n" + textwrap.indent(good("no").replace(
+            "def handle_ldk_events(", "def handler("), "    ") + "    return handler\n\nhandle_ldk_events = make()\n"),
+        f"zoe/{WB1}": big_outputs(with_handler(good("no")), 9 * 2**20),
+        # the workbook's code ends its own process
+        f"otto/{WB1}": with_handler(good("no"), "import os\nos._exit(0)"),
         # a handler that sleeps: refused, as in the notebook
         f"oscar/{WB1}": with_handler(good("no", "import time; time.sleep(0.01)")),
         # learners who are not finished, or whose files are broken
@@ -347,6 +362,18 @@ def row(graded, learner, workbook=WB1):
 def test_honest_learners_pass(graded, learner, workbook):
     status, hint = row(graded, learner, workbook)
     assert status == "passed", hint
+
+
+@pytest.mark.parametrize("learner", ["xena", "yves", "zoe"])
+def test_what_a_notebook_allows_is_graded_as_in_the_notebook(graded, learner):
+    """display() without an import, a handler a factory made, and megabytes of outputs: each passes in Jupyter."""
+    status, hint = row(graded, learner)
+    assert status == "passed", hint
+
+
+def test_a_workbook_that_ends_its_own_process_is_told_so(graded):
+    status, hint = row(graded, "otto")
+    assert status == "error" and "ended its own process (exit code 0)" in hint, (status, hint)
 
 
 def test_an_unfinished_workbook_fails_with_its_hint(graded):

@@ -35,6 +35,8 @@ from . import wire
 EXCHANGE_LIMIT_S = 8.0
 #: How many kit objects without bytes (a graph, say) calls may hand the learner, by number.
 MAX_HANDLES = 10_000
+#: How long a learner process that closed its end of the pipe is given to be gone, so its exit code is known.
+EXIT_WAIT_S = 1.0
 _PARAMETERS = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
                "peer_manager", "inbound_payments", "outbound_payments", "fs_store", "output_sweeper", "network")
 _CALLABLE = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
@@ -101,9 +103,13 @@ class LearnerProcess:
             self.kill(HandlerTimeout(f"the learner's code did not answer within {limit:.0f} s, so its process "
                                      "was stopped (an endless loop, or a sleep in the handler?)"))
         except wire.ProtocolError as e:
-            code = self.process.poll()
-            why = f"exited with code {code}" if code is not None else f"broke the protocol: {e}"
-            self.kill(LearnerGone(f"the learner process {why}"))
+            try:  # (its end closed the pipe a moment before the process is gone)
+                code: Optional[int] = self.process.wait(timeout=EXIT_WAIT_S)
+            except subprocess.TimeoutExpired:
+                code = None
+            self.kill(LearnerGone(f"the learner process broke the protocol: {e}" if code is None else
+                                  f"the workbook's code ended its own process (exit code {code}): os._exit(), "
+                                  "or a crash"))
         raise self.dead  # type: ignore[misc]
 
     def run_cells(self, cells: list[str]) -> tuple[Optional[str], str]:

@@ -197,6 +197,13 @@ class BlockingCall(Exception):
     """``time.sleep`` in a handler or a task it spawned: as in the notebook's check, it is refused."""
 
 
+def display(*objs: Any, **_: Any) -> None:
+    """Jupyter's ``display()``, which a workbook may call without importing it: here, each object's repr printed,
+    as IPython's own display does outside a notebook."""
+    for obj in objs:
+        print(repr(obj))
+
+
 class Learner:
     """The workbook's namespace, its handler, and the handler call in progress."""
 
@@ -204,7 +211,7 @@ class Learner:
         self.channel = channel
         self.loop = VirtualLoop()
         asyncio.set_event_loop(self.loop)
-        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__, "display": display}
         self.components = {name: Remote(channel, (name,)) for name in COMPONENTS}
         self.current: Optional[asyncio.Task[Any]] = None
         self.handling = False

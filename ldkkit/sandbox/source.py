@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 HANDLER_NAME = "handle_ldk_events"
-MAX_NOTEBOOK_BYTES = 8 * 1024 * 1024
+MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024
+#: The code a workbook may hold, all its code cells together (its outputs are never graded, and may be large).
+MAX_CODE_BYTES = 8 * 1024 * 1024
 _ROOT = Path(__file__).resolve().parent.parent.parent
 #: Lines IPython reads as magics or shell commands: there is no IPython in the sandbox.
 _MAGIC = re.compile(r"^(\s*)[%!].*$", re.MULTILINE)
@@ -46,7 +48,7 @@ class LearnerCode:
 
 
 def read_workbook(path: Path) -> dict[str, Any]:
-    """The notebook's JSON, or InvalidWorkbook: never a symlink, never more than 8 MiB."""
+    """The notebook's JSON, or InvalidWorkbook: never a symlink, never more than 64 MiB."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
@@ -82,6 +84,8 @@ def code_cells(notebook: dict[str, Any]) -> list[str]:
         if not isinstance(source, str):
             raise InvalidWorkbook(f"code cell {number}'s source is a {type(source).__name__}, not text")
         sources.append(source)
+    if sum(len(source) for source in sources) > MAX_CODE_BYTES:
+        raise InvalidWorkbook(f"its code cells hold over {MAX_CODE_BYTES // 2**20} MiB of code")
     return sources
 
 
@@ -141,10 +145,14 @@ def _is_check_call(node: ast.AST) -> bool:
 
 
 def _last_handler(tree: ast.Module) -> Optional[ast.AST]:
-    """The last ``def handle_ldk_events`` anywhere in the cell (as running it would leave it)."""
+    """The last ``def handle_ldk_events`` anywhere in the cell (as running it would leave it), or assignment to
+    that name (``handle_ldk_events = make_handler()``: the sandbox then asks whether it is the workbook's own)."""
     found = None
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == HANDLER_NAME:
+        targets = (node.targets if isinstance(node, ast.Assign) else [node.target]
+                   if isinstance(node, ast.AnnAssign) and node.value is not None else [])
+        named = any(isinstance(t, ast.Name) and t.id == HANDLER_NAME for t in targets)
+        if named or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == HANDLER_NAME:
             if found is None or node.lineno >= found.lineno:
                 found = node
     return found
