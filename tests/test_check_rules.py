@@ -95,9 +95,9 @@ W01_TOO_SMALL = "Hint: accept only when funding_satoshis > 5_000_000: strictly g
 W01_ACCEPT = ("Hint: compare funding_satoshis with 5_000_000 and accept when it is strictly greater, with "
               "channel_manager.accept_inbound_channel, passing the temporary_channel_id and counterparty_node_id of "
               "the event you are handling.")
-W01_REJECT = ("Hint: reject with channel_manager.force_close_without_broadcasting_txn, passing the event's "
-              "temporary_channel_id and counterparty_node_id and a message for the peer; silence makes the peer wait "
-              "for nothing.")
+W01_REJECT = ("Hint: reject with channel_manager.force_close_without_broadcasting_txn while you handle the event, "
+              "passing its temporary_channel_id and counterparty_node_id and a message for the peer; silence, or an "
+              "answer put off, makes the peer wait for nothing.")
 W01_RANDOM = ("Expected: a user_channel_id drawn from keys_manager.get_secure_random_bytes(), a different one for "
               "each channel")
 W01_RANDOM_HINT = ("Hint: take 16 of the 32 random bytes and read them as an int (int.from_bytes(..., 'big')): a fixed "

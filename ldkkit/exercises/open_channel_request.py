@@ -52,6 +52,10 @@ def _answers(played: Played, request: Event.OpenChannelRequest) -> tuple[list, l
             by("force_close_without_broadcasting_txn", "force_close_broadcasting_latest_txn"))
 
 
+#: How long after the request (simulated seconds) a rejection still counts as "at once": a task's few awaits.
+AT_ONCE_S = 1.0
+
+
 def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
     """One request: the channel it became (or not), judged against the policy."""
     me, sats = played.me, request.funding_satoshis
@@ -78,18 +82,22 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
         if channels or accepts:
             raise failing(f"the request rejected{exactly}", "you accepted it",
                        "accept only when funding_satoshis > 5_000_000: strictly greater.")
-        if not any(_rejected(c, request) for c in rejects):
-            happened = ("you called force_close for another channel or peer" if rejects else
+        started = played.recorder.handling_of(request).started
+        this = [c for c in rejects if c.arguments.get("channel_id") == request.temporary_channel_id
+                and c.arguments.get("counterparty_node_id") == request.counterparty_node_id]
+        done = [c for c in this if c.error is None]
+        if not done:
+            happened = (f"you rejected it {this[0].at - started:,.0f} s later, when LDK had already dropped it"
+                        if this else "you called force_close for another channel or peer" if rejects else
                         "nothing: it was left to expire after two timer ticks")
-            raise failing(f"an explicit rejection, at once{exactly}", happened,
-                       "reject with channel_manager.force_close_without_broadcasting_txn, passing the event's "
-                       "temporary_channel_id and counterparty_node_id and a message for the peer; silence makes "
-                       "the peer wait for nothing.")
-
-
-def _rejected(call, request: Event.OpenChannelRequest) -> bool:
-    return (call.arguments.get("channel_id") == request.temporary_channel_id
-            and call.arguments.get("counterparty_node_id") == request.counterparty_node_id and call.error is None)
+        elif done[0].at - started > AT_ONCE_S:
+            happened = f"you rejected it only {done[0].at - started:,.0f} s later"
+        else:
+            return
+        raise failing(f"an explicit rejection, at once{exactly}", happened,
+                      "reject with channel_manager.force_close_without_broadcasting_txn while you handle the event, "
+                      "passing its temporary_channel_id and counterparty_node_id and a message for the peer; "
+                      "silence, or an answer put off, makes the peer wait for nothing.")
 
 
 def _accept_trouble(call, request: Event.OpenChannelRequest) -> str:
@@ -124,8 +132,8 @@ def judge_user_channel_ids(played: Played) -> None:
 def _drawn_from(value: object, draws: list[bytes]) -> bool:
     if not isinstance(value, int) or isinstance(value, bool):
         return False
-    for data in draws:
-        for chunk in (data[:16], data[16:], data[-16:], data):
+    for data in draws:  # any 16 bytes of one draw in a row (the workbook says "take 16 of them"), or all of it
+        for chunk in (*(data[i:i + 16] for i in range(len(data) - 15)), data):
             if value in (int.from_bytes(chunk, "big"), int.from_bytes(chunk, "little")):
                 return True
     return False

@@ -6,13 +6,14 @@ changes its event, or never returns): the first check is the cheapest place to j
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any
 
 from ldkkit.events import Event
 
 from . import Fresh, right, wrong
-from .arms import asks_again_always, asks_again_first, compose, only, user_channel_id
+from .arms import asks_again_always, asks_again_first, compose, only, spawn, user_channel_id
 
 EX = "open_channel_request"
 OPEN = Event.OpenChannelRequest
@@ -115,6 +116,28 @@ def counter_user_channel_id_arm() -> Any:
     return arm
 
 
+def rejects_a_minute_later(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Accepts large requests at once, and rejects the others from a task a minute later."""
+    if event.funding_satoshis > 5_000_000:
+        _accept(channel_manager, keys_manager, event)
+        return
+
+    async def later() -> None:
+        await asyncio.sleep(60)
+        _reject(channel_manager, event)
+
+    spawn(later())
+
+
+def uid_from_the_middle(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """16 bytes from the middle of the draw: "take 16 of them", any 16."""
+    if event.funding_satoshis > 5_000_000:
+        uid = int.from_bytes(keys_manager.get_secure_random_bytes()[8:24], "big")
+        channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id, uid)
+    else:
+        _reject(channel_manager, event)
+
+
 def swapped_arguments(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     if event.funding_satoshis > 5_000_000:
         channel_manager.accept_inbound_channel(event.counterparty_node_id, event.temporary_channel_id,
@@ -188,6 +211,10 @@ CASES = [
           why="a guard in the case, rejection with force_close_broadcasting_latest_txn"),
     right(EX, "whole_base_plain_def", compose(plain=True), why="every arm, plain def"),
 
+    right(EX, "user_channel_id_from_the_middle", compose({OPEN: uid_from_the_middle}),
+          why="int.from_bytes(random[8:24], 'big'): 16 of the 32 bytes, not the first"),
+    wrong(EX, "rejects_a_minute_later", compose({OPEN: rejects_a_minute_later}), "at once", "only 60 s later",
+          why="rejects from a task that sleeps a minute first: the peer waits for nothing"),
     wrong(EX, "accepts_everything", compose({OPEN: _policy(lambda sats: True)}), "you accepted it", "strictly",
           why="no policy"),
     wrong(EX, "accepts_exactly_5m", compose({OPEN: _policy(lambda sats: sats >= 5_000_000)}),
