@@ -280,12 +280,18 @@ class BitcoindClient:
 
     # --- building transactions ------------------------------------------------------------------
 
-    def create_raw_transaction(self, outputs: Sequence[dict[str, float]]) -> RawTx:
-        """``createrawtransaction`` with no inputs: each dict maps an address to an amount in BTC."""
+    def create_raw_transaction(self, outputs: Sequence[dict[str, float]] | dict[str, float]) -> RawTx:
+        """``createrawtransaction`` with no inputs: each dict maps an address to an amount in BTC. As bitcoind, one dict
+        alone is taken for the list, and an amount may be a number or its text (``"0.001"``)."""
         txouts = []
         seen: set[str] = set()
-        for entry in outputs:
+        for entry in [outputs] if isinstance(outputs, dict) else outputs:
             for addr, btc in entry.items():
+                if isinstance(btc, str):
+                    try:
+                        btc = Decimal(btc)
+                    except ArithmeticError:
+                        raise BitcoindError(f"Invalid amount: {btc!r}") from None
                 try:
                     script = Address.from_str(addr, self.network).script_pubkey
                 except (ValueError, TypeError):

@@ -94,6 +94,16 @@ def test_raw_transaction_has_no_inputs_and_the_amount_rounds_exactly():
     assert int.from_bytes(bytes.fromhex(raw.hex)[6:14], "little") == 123_457
 
 
+def test_an_amount_as_text_and_one_dict_for_the_list_are_taken_as_bitcoind_takes_them():
+    _, client = funded_client()
+    addr = str(Address.from_script(CHANNEL_SCRIPT, Network.Regtest))
+    expected = client.create_raw_transaction([{addr: 0.001}])
+    assert client.create_raw_transaction([{addr: "0.00100000"}]) == expected
+    assert client.create_raw_transaction({addr: 0.001}) == expected
+    with pytest.raises(BitcoindError, match="^Invalid amount: 'lots'$"):
+        client.create_raw_transaction([{addr: "lots"}])
+
+
 @pytest.mark.parametrize("addr", ["not-an-address", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
                                   "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"])
 def test_bad_or_wrong_network_addresses_get_bitcoinds_message(addr):
