@@ -1516,7 +1516,7 @@ def test_workbook_5_story_forwards_ten_payments_from_alice_to_carol_with_the_ext
     # The last payment arrived 0.05 s before carol's claim of the one before came back.
     claims = [at for at, src, _dst, kind in played.world.message_log if src == "carol" and kind == "UpdateFulfillHTLC"]
     last = played.handled(Event.PendingHTLCsForwardable)[-1].started
-    assert min(claim - last for claim in claims if claim > last) == pytest.approx(0.05, abs=0.002)
+    assert 0.04 <= min(claim - last for claim in claims if claim > last) <= 0.05  # (time is let pass 10 ms at a time)
 
 
 def test_workbook_5_names_a_fixed_delay_on_the_last_event_once_every_delay_showed():

@@ -47,7 +47,7 @@ def story(stage: Stage) -> None:
     stage.settle(900)  # long enough for a delay read in the wrong unit to show
 
 
-def _until_sent_on(stage: Stage, limit_s: float = 1.0, step_s: float = 0.001) -> None:
+def _until_sent_on(stage: Stage, limit_s: float = 1.0, step_s: float = 0.01) -> None:
     """Let time pass until your node has sent on every HTLC it was given (at most ``limit_s``)."""
     def waiting() -> bool:
         kinds = Counter((src, kind) for _at, src, _dst, kind in stage.world.message_log)
