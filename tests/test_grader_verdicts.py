@@ -67,7 +67,7 @@ def test_an_unexpected_exception_in_the_check_is_graded_error_never_passed(tmp_p
     script = ("import ldkkit.exercises as exercises\n"
               "def unforeseen(exercise, handler):\n"
               "    raise RuntimeError('the check met the unforeseen')\n"
-              "exercises.check = unforeseen\n"
+              "exercises.judge = unforeseen\n"
               "from ldkkit.sandbox import worker\n"
               "raise SystemExit(worker.main())\n")
     monkeypatch.setattr(grading, "_start_worker", started([sys.executable, "-c", script]))
@@ -119,7 +119,7 @@ def _check_with(monkeypatch, outcome: BaseException | None, dead: BaseException 
         if outcome is not None:
             raise outcome
 
-    monkeypatch.setattr(ldkkit.exercises, "check", check)
+    monkeypatch.setattr(ldkkit.exercises, "judge", check)  # (the check the grader runs: it records no progress)
     return worker._check("open_channel_request", None, _Learner(dead))  # type: ignore[arg-type]
 
 

@@ -542,6 +542,11 @@ def test_fingerprints_survive_renaming_but_not_new_logic():
     b = ast.parse("def handle(p, q):  # mine\n    return p.accept(q,\n 'no')").body[0]
     c = ast.parse("def f(x, y):\n    return x.accept(y, 'no thanks')").body[0]
     assert fingerprint(a) == fingerprint(b) != fingerprint(c)
+    padded = ast.parse("def f(x, y):\n    pass\n    if True:\n        return x.accept(y, 'no')\n    else:\n"
+                       "        pass").body[0]
+    assert fingerprint(padded) == fingerprint(a)  # statements that do nothing change no shape
+    assert fingerprint(ast.parse("def f(x, y):\n    if y:\n        return x.accept(y, 'no')").body[0]) != \
+        fingerprint(a)
     assert any("reference" in why for why in known_handlers().values())
     assert sum("solutions/" in why for why in known_handlers().values()) >= 6
 

@@ -177,7 +177,8 @@ def _imports_reference_handler(tree: ast.Module) -> str:
 
 
 class _Normalise(ast.NodeTransformer):
-    """Names become their order of first appearance; docstrings and annotations go."""
+    """Names become their order of first appearance; docstrings, annotations and statements that do nothing
+    (``pass``, ``if True:`` around code that would run anyway) go."""
 
     def __init__(self) -> None:
         self.names: dict[str, str] = {}
@@ -202,6 +203,18 @@ class _Normalise(ast.NodeTransformer):
 
     def visit_Expr(self, node: ast.Expr) -> Any:
         return None if _is_docstring(node) else self.generic_visit(node)
+
+    def visit_Pass(self, node: ast.Pass) -> Any:
+        return None
+
+    def visit_If(self, node: ast.If) -> Any:
+        if isinstance(node.test, ast.Constant):  # (its branch runs always, the other never: the branch alone)
+            kept = []
+            for statement in node.body if node.test.value else node.orelse:
+                done = self.visit(statement)
+                kept += [] if done is None else done if isinstance(done, list) else [done]
+            return kept
+        return self.generic_visit(node)
 
     def visit_MatchAs(self, node: ast.MatchAs) -> Any:
         if node.name:
