@@ -36,7 +36,7 @@ import payments  # noqa: E402  (bench/payments.py: its 3-node line)
 from ldkkit import background_processor, reference, scenarios  # noqa: E402
 from ldkkit.chain.chainmonitor import ChainMonitor  # noqa: E402
 from ldkkit.events.queue import EventQueue  # noqa: E402
-from ldkkit.exercises.capstone import REFERENCE_SEED  # noqa: E402
+from ldkkit.exercises.capstone import reference_seed  # noqa: E402
 from ldkkit.ln.channelmanager import ChannelManager  # noqa: E402
 from ldkkit.scenarios import Stage  # noqa: E402
 from ldkkit.sim.chain import Chain  # noqa: E402
@@ -115,7 +115,7 @@ def cpu_by_phase(work: Callable[[], Any]) -> tuple[Counter[str], float]:
 
 def every_scenario(processor: str | None = "thread") -> None:
     for name in scenarios.names():
-        scenarios.run(name, reference.handle_ldk_events, seed=REFERENCE_SEED, processor=processor)
+        scenarios.run(name, reference.handle_ldk_events, seed=reference_seed(name), processor=processor)
 
 
 def handovers() -> None:

@@ -1479,7 +1479,7 @@ def test_workbook_7_judges_the_records_after_a_restart():
 
     assert _read(compose({Event.PaymentClaimed: in_sats_after_four}), W07) == [
         "Scenario 'restart_replay' on Event.PaymentClaimed:", W07_RECORD,
-        "Happened: on disk: PaymentInfo(preimage=f645…34fb, secret=b55a…161e, status=HTLCStatus.Succeeded, "
+        "Happened: on disk: PaymentInfo(preimage=693e…c6ab, secret=2c7a…3852, status=HTLCStatus.Succeeded, "
         "amt_msat=50,000 msat) (amt_msat 50000 for 50000000 received)",
         "Hint: record the amount this event says you received, once: a replayed PaymentClaimed must not add it "
         "again. Set the fields; never add to them."]

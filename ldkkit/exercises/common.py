@@ -114,6 +114,10 @@ class Played:
         return self.recorder.handled(kind)
 
 
+#: The seed of a check's first play (see ``Session.play``).
+FIRST_SEED = 17
+
+
 class Session:
     """One run of ``check``: the stories it plays against one handler, watched for hangs."""
 
@@ -124,16 +128,20 @@ class Session:
         self.worlds: list[World] = []
         self.played: list[Played] = []
 
-    def play(self, name: str, story: Callable[[Stage], None], *, seed: int = 17,
+    def play(self, name: str, story: Callable[[Stage], None], *, seed: Optional[int] = None,
              processor: Optional[str] = None, draws_for: Optional[tuple[type, tuple[bytes, ...]]] = None) -> Played:
         """Play ``story`` against a fresh node running the handler (under ``processor``, if named).
+
+        Unless ``seed`` is given, each play of a check has a world of its own, seeded ``FIRST_SEED``, then one
+        more for each play before it: no two plays give the same keys, invoices or payment hashes, so a handler
+        that remembers what it already wrote (as an idempotent one may) meets each story's payments as new.
 
         ``draws_for`` is ``(event kind, random byte strings)``: while handling that kind of event,
         ``get_secure_random_bytes()`` gives these first (the extremes show a range's edges).
         """
         from ..background_processor import run_processor
 
-        world = World(seed=seed)
+        world = World(seed=FIRST_SEED + len(self.worlds) if seed is None else seed)
         self.worlds.append(world)
         recorder = Recorder(world)
         world.runtime.loop.set_task_factory(recorder.task_factory)

@@ -55,7 +55,8 @@ def pay_fake(stage: Stage, payee: Any, tag: bytes = b"\x33", settle_s: float = 2
     """An invoice that looks like the payee's, for a hash they never issued: they refuse it, and it fails."""
     fake = Bolt11Invoice.create(
         network=Network.Regtest, node_secret_key=payee.keys_manager.get_node_secret_key(),
-        payment_hash=PaymentHash(tag * 32), payment_secret=PaymentSecret(b"\x44" * 32),
+        payment_hash=PaymentHash(tag * 24 + stage.world.seed.to_bytes(8, "big")),  # (each world's its own)
+        payment_secret=PaymentSecret(b"\x44" * 32),
         amount_msat=10_000_000, description="never issued", timestamp=stage.world.clock.unix_time(),
     )
     stage.pay(stage.me, fake, settle_s=settle_s)

@@ -8,9 +8,9 @@ from typing import Any
 from ldkkit.events import Event, ReplayEvent
 from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 
-from . import right, wrong
+from . import Fresh, right, wrong
 from .arms import claimed as good_claimed
-from .arms import compose
+from .arms import compose, failed, sent
 from .w03_receiving_payments import claimed_retry_in_place
 
 EX = "background_processor"
@@ -153,7 +153,33 @@ def _plain_with(changes: dict) -> Any:
 
 ALL_REPLAY = {CLAIMED: INBOUND(replay), SENT: OUTBOUND(replay), FAILED: OUTBOUND(replay)}
 
+def remembers_what_it_wrote() -> Any:
+    """Each payment event's record written once: one handed over again after its write succeeded is skipped (a set
+    of what was written, kept by the handler). Right, and idempotent; it needs the check's plays not to repeat one
+    another's payment hashes."""
+    written: set[tuple[str, bytes]] = set()
+
+    def once(arm: Any, key_of: Any) -> Any:
+        def wrapped(event: Any, **kw: Any) -> Any:
+            key = (type(event).__name__, bytes(key_of(event)))
+            if key in written:
+                return None
+            answer = arm(event=event, **kw)
+            if answer is None:
+                written.add(key)
+            return answer
+
+        return wrapped
+
+    return compose({Event.PaymentClaimed: once(good_claimed, lambda e: e.payment_hash),
+                    Event.PaymentSent: once(sent, lambda e: e.payment_id),
+                    Event.PaymentFailed: once(failed, lambda e: e.payment_id)})
+
+
 CASES = [
+    right(EX, "remembers_what_it_wrote", Fresh(remembers_what_it_wrote),
+          why="skips an event whose record it already wrote (a set of payment hashes and ids, kept across the "
+              "check's stories: each story's payments are its own)"),
     right(EX, "retry_in_place", compose({CLAIMED: claimed_retry_in_place, SENT: retry_outbound_in_place,
                                          FAILED: retry_outbound_in_place}),
           why="retries a failed write in place instead of returning ReplayEvent"),

@@ -17,7 +17,7 @@ from .w03_receiving_payments import claimed_retry_in_place
 from .w04_sending_payments import set_status
 from .w05_forwarding import forward_after
 from .w06_on_chain import track_defaults
-from .w07_background_processor import INBOUND, OUTBOUND, retry_outbound_in_place, swallow
+from .w07_background_processor import INBOUND, OUTBOUND, remembers_what_it_wrote, retry_outbound_in_place, swallow
 
 EX = "capstone"
 OPEN, CLAIMABLE, CLAIMED = Event.OpenChannelRequest, Event.PaymentClaimable, Event.PaymentClaimed
@@ -195,6 +195,8 @@ def write_first(inbound_payments: Any, fs_store: Any, event: Any, **kw: Any) -> 
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
+    right(EX, "remembers_what_it_wrote", Fresh(remembers_what_it_wrote), slow=True,
+          why="workbook 7's handler that skips what it already wrote, across every story of the capstone"),
     right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first), slow=True,
           why="returns ReplayEvent() the first time it sees each event, then handles it"),
     right(EX, "isinstance_keywords", handle_isinstance, slow=True,
