@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..events import Event
+from ..persist import CHANNEL_MANAGER_PERSISTENCE_KEY
 from ..scenarios import Stage
 from . import receiving_payments, sending_payments
 from .common import CheckResult, Handling, Played, Session, fail
@@ -67,8 +68,8 @@ def rules(session: Session, result: CheckResult) -> None:
     result.add("a failed write loses nothing: ReplayEvent, and the record ends right",
                "inbound and outbound, both processor forms")
     result.add("a replayed event is not counted twice", "the amount stored is the amount received")
-    played = session.play("restart_replay", restart_story)
-    judge_replays(played)
+    for name, story in (("restart_replay", restart_story), ("a crash just after PaymentClaimed", crash_after_claimed)):
+        judge_replays(session.play(name, story))
     result.add("after a crash and restart, the replayed events leave the same records", "yes")
 
 
@@ -100,6 +101,30 @@ def _judge_not_swallowed(played: Played, handling: Handling) -> None:
                    "handler returned as if all was well: the record is lost",
                    "catch OSError around fs_store.write and return ReplayEvent(): an event counts as handled only "
                    "once your handler returns normally.")
+
+
+def crash_after_claimed(stage: Stage) -> None:
+    """Your node crashes just after your handler returned from PaymentClaimed, before the manager was persisted
+    again: restarted from the manager as it was persisted while the event still waited, it hands PaymentClaimed over
+    again (LDK: "the app may crash after handling an event but before the manager is saved"; handlers must be
+    idempotent). An invoice payment and a keysend arrive together: neither record may count its payment twice."""
+    bob = stage.peer("bob")
+    stage.open(bob, stage.me, 6_000_000)
+    me, kept = stage.me, {}
+    record = me.event_log.record  # (called as each event is handed to your handler)
+
+    def keep(at: float, height: int, event: Event) -> None:
+        if isinstance(event, Event.PaymentClaimed) and "manager" not in kept:
+            kept["manager"] = me.channel_manager.encode()  # the event still pending in it
+        record(at, height, event)
+
+    me.event_log.record = keep  # type: ignore[method-assign]
+    stage.pay(bob, stage.invoice(me, 50_000_000), settle_s=0)  # (and a keysend at once: both claimed together)
+    stage.keysend(bob, me, 20_000_000)
+    if "manager" in kept:  # (else the payment never reached your handler: judged as such)
+        me.fs_store.write("", "", CHANNEL_MANAGER_PERSISTENCE_KEY, kept["manager"])
+        stage.me = stage.world.restart_node(me)
+        stage.settle(10)
 
 
 def restart_story(stage: Stage) -> None:

@@ -153,6 +153,32 @@ def _plain_with(changes: dict) -> Any:
 
 ALL_REPLAY = {CLAIMED: INBOUND(replay), SENT: OUTBOUND(replay), FAILED: OUTBOUND(replay)}
 
+def adds_when_handed_again(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+    """Adds the amount to a record already Succeeded ("another part arrived"), and puts memory back as it was when
+    the write fails: right after a failed write, but a PaymentClaimed handed over again after a crash counts twice."""
+    with inbound_payments.lock() as payments:
+        info = payments.get(event.payment_hash)
+        before = None if info is None else (info.preimage, info.secret, info.status, info.amt_msat)
+        if info is None:
+            payments[event.payment_hash] = PaymentInfo(event.purpose.preimage(),
+                                                       getattr(event.purpose, "payment_secret", None),
+                                                       HTLCStatus.Succeeded, event.amount_msat)
+        elif info.status is HTLCStatus.Succeeded:
+            info.amt_msat += event.amount_msat
+        else:
+            info.status, info.preimage = HTLCStatus.Succeeded, event.purpose.preimage()
+            info.secret, info.amt_msat = getattr(event.purpose, "payment_secret", None), event.amount_msat
+        try:
+            fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+        except OSError:
+            if before is None:
+                del payments[event.payment_hash]
+            else:
+                info.preimage, info.secret, info.status, info.amt_msat = before
+            return ReplayEvent()
+    return None
+
+
 def remembers_what_it_wrote() -> Any:
     """Each payment event's record written once: one handed over again after its write succeeded is skipped (a set
     of what was written, kept by the handler). Right, and idempotent; it needs the check's plays not to repeat one
@@ -210,6 +236,9 @@ CASES = [
           "message once said nothing was stored under 'inbound_payments', judging only the last write)"),
     wrong(EX, "counts_replay_twice", compose({CLAIMED: INBOUND(replay, add=True)}), "amt_msat", "once",
           why="info.amt_msat += amount_msat: a replayed PaymentClaimed adds it again"),
+    wrong(EX, "counts_a_payment_handed_over_again", compose({CLAIMED: adds_when_handed_again}),
+          "a crash just after PaymentClaimed", "amt_msat", why="adds the amount to a Succeeded record, memory put "
+          "back after a failed write: a PaymentClaimed handed over again after a crash counts twice"),
     wrong(EX, "raises_on_failed_write", compose({CLAIMED: INBOUND(reraise_as_runtime),
                                                  SENT: OUTBOUND(reraise_as_runtime),
                                                  FAILED: OUTBOUND(reraise_as_runtime)}),
