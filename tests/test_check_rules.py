@@ -1396,7 +1396,7 @@ def _w07_scenario(story: str, form: str, kind: str) -> str:
                                 W07_SWALLOWED[1].format("outbound_payments"), W07_SWALLOWED[2]]),
     ("counts_replay_twice", [_w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), W07_RECORD,
                              "Happened: on disk: PaymentInfo(preimage=f645…34fb, secret=b55a…161e, "
-                             "status=HTLCStatus.Succeeded, amt_msat=150,000,000 msat) (amt_msat 150000000 for "
+                             "status=HTLCStatus.Succeeded, amt_msat=200,000,000 msat) (amt_msat 200000000 for "
                              "50000000 received)",
                              "Hint: record the amount this event says you received, once: a replayed PaymentClaimed "
                              "must not add it again. Set the fields; never add to them."]),
@@ -1448,22 +1448,24 @@ def _swallows_from(nth_failure: int):
 
 @pytest.mark.parametrize("nth_failure, scenario, key", [
     (1, _w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), "inbound_payments"),
-    (2, _w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentSent"), "outbound_payments"),
-    (3, _w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentFailed"), "outbound_payments"),
-    (4, _w07_scenario(W07_INBOUND, W07_ASYNC, "PaymentClaimed"), "inbound_payments"),
-    (5, _w07_scenario(W07_OUTBOUND, W07_ASYNC, "PaymentSent"), "outbound_payments"),
-    (6, _w07_scenario(W07_OUTBOUND, W07_ASYNC, "PaymentFailed"), "outbound_payments"),
+    (2, _w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), "inbound_payments"),
+    (3, _w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentSent"), "outbound_payments"),
+    (4, _w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentFailed"), "outbound_payments"),
+    (5, _w07_scenario(W07_INBOUND, W07_ASYNC, "PaymentClaimed"), "inbound_payments"),
+    (6, _w07_scenario(W07_INBOUND, W07_ASYNC, "PaymentClaimed"), "inbound_payments"),
+    (7, _w07_scenario(W07_OUTBOUND, W07_ASYNC, "PaymentSent"), "outbound_payments"),
+    (8, _w07_scenario(W07_OUTBOUND, W07_ASYNC, "PaymentFailed"), "outbound_payments"),
 ])
 def test_workbook_7_judges_every_failed_write_under_both_processor_forms(nth_failure, scenario, key):
-    """The disk refuses six writes in all, in this order: inbound once, then outbound for a payment that succeeds
-    and one that fails, under BackgroundProcessor.start, then the same under process_events_async. Swallowing any
-    one of them fails, in the story and form it happened in."""
+    """The disk refuses eight writes in all, in this order: inbound twice in a row, then outbound once for a payment
+    that succeeds and once for one that fails, under BackgroundProcessor.start, then the same under
+    process_events_async. Swallowing any one of them fails, in the story and form it happened in."""
     assert _read(_swallows_from(nth_failure), W07) == [scenario, W07_SWALLOWED[0], W07_SWALLOWED[1].format(key),
                                                        W07_SWALLOWED[2]]
 
 
 def test_workbook_7_judges_the_records_after_a_restart():
-    """A handler right under both processor forms that stores a wrong amount from the fifth PaymentClaimed on:
+    """A handler right under both processor forms that stores a wrong amount from the seventh PaymentClaimed on:
     the one a restarted node is handed again (the crash came before anything handled it) is judged too."""
     from corpus.arms import compose
     from corpus.w07_background_processor import INBOUND, replay
@@ -1471,13 +1473,13 @@ def test_workbook_7_judges_the_records_after_a_restart():
     right = INBOUND(replay)
     seen = [0]
 
-    def in_sats_after_four(event, **kw):
+    def in_sats_after_six(event, **kw):
         seen[0] += 1
-        if seen[0] > 4:
+        if seen[0] > 6:
             event = dataclasses.replace(event, amount_msat=event.amount_msat // 1000)
         return right(event=event, **kw)
 
-    assert _read(compose({Event.PaymentClaimed: in_sats_after_four}), W07) == [
+    assert _read(compose({Event.PaymentClaimed: in_sats_after_six}), W07) == [
         "Scenario 'restart_replay' on Event.PaymentClaimed:", W07_RECORD,
         "Happened: on disk: PaymentInfo(preimage=693e…c6ab, secret=2c7a…3852, status=HTLCStatus.Succeeded, "
         "amt_msat=50,000 msat) (amt_msat 50000 for 50000000 received)",
@@ -1529,14 +1531,15 @@ def test_workbook_5_names_a_fixed_delay_on_the_last_event_once_every_delay_showe
     assert path.count("PendingHTLCsForwardable") == 6 and "..." in path
 
 
-@pytest.mark.parametrize("story, kinds, sent, channel_sats", [
-    ("receive_with_failing_disk", ["PaymentClaimed"], [], 6_000_000),
-    ("send_with_failing_disk", ["PaymentSent", "PaymentFailed"], [100_000_000, 10_000_000], 1_000_000),
+@pytest.mark.parametrize("story, kinds, sent, channel_sats, refusals", [
+    ("receive_with_failing_disk", ["PaymentClaimed"], [], 6_000_000, 2),
+    ("send_with_failing_disk", ["PaymentSent", "PaymentFailed"], [100_000_000, 10_000_000], 1_000_000, 1),
 ])
-def test_workbook_7_stories_refuse_one_write_of_each_payment_event(story, kinds, sent, channel_sats):
+def test_workbook_7_stories_refuse_the_first_writes_of_each_payment_event(story, kinds, sent, channel_sats, refusals):
     """What the rules are judged on: bob opens 6,000,000 sats to you and pays you 50,000 sats; or you open
     1,000,000 sats to bob and pay him 100,000 sats, then 10,000 sats he refuses. The disk refuses the first write of
-    each payment event's record (a right handler asks for it again), and no other."""
+    each payment event's record (twice in a row for the payment received), and no other; a right handler asks for
+    the event again each time."""
     from ldkkit.exercises import background_processor
 
     session = common.Session(W07, reference)
@@ -1548,12 +1551,12 @@ def test_workbook_7_stories_refuse_one_write_of_each_payment_event(story, kinds,
     assert [c.channel_value_satoshis for c in played.me.channel_manager.list_channels()] == [channel_sats]
     assert [s.amt_msat for s in played.stage.sent.values()] == sent
     handed = [h for h in played.recorder.handlings if type(h.event).__name__ in kinds]
-    assert [type(h.event).__name__ for h in handed] == [kind for kind in kinds for _ in range(2)]
+    assert [type(h.event).__name__ for h in handed] == [kind for kind in kinds for _ in range(refusals + 1)]
     key = "inbound_payments" if story.startswith("receive") else "outbound_payments"
     errors = [str(c.error) for h in handed for c in played.recorder.calls_for(h, "fs_store.write")]
-    assert errors == [f"disk full (simulated) writing {key}", "None"] * len(kinds)
+    assert errors == ([f"disk full (simulated) writing {key}"] * refusals + ["None"]) * len(kinds)
     if story.startswith("receive"):
-        assert [h.event.amount_msat for h in handed] == [50_000_000, 50_000_000]
+        assert [h.event.amount_msat for h in handed] == [50_000_000] * 3
 
 
 def test_workbook_5_says_how_long_a_handler_waited_when_it_awaited_milliseconds_as_seconds():

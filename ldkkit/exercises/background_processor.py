@@ -22,12 +22,12 @@ from .common import CheckResult, Handling, Played, Session, fail
 FORMS = ("thread", "async")
 
 
-def _failing_once(stage: Stage, key: str) -> None:
-    """The node's disk refuses the next write of ``key`` once, as a full disk would."""
+def _failing(stage: Stage, key: str, times: int = 1) -> None:
+    """The node's disk refuses the next ``times`` writes of ``key``, as a full disk would."""
     store = stage.me.fs_store
     real_write = store.write
     failing = key
-    failures = [OSError(f"disk full (simulated) writing {key}")]
+    failures = [OSError(f"disk full (simulated) writing {key}") for _ in range(times)]
 
     def write(primary_namespace: str, secondary_namespace: str, key: str, buf: bytes) -> None:
         """FilesystemStore.write, with its own parameter names (a handler may pass them as keywords)."""
@@ -41,16 +41,16 @@ def _failing_once(stage: Stage, key: str) -> None:
 def receive_with_failing_disk(stage: Stage) -> None:
     bob = stage.peer("bob")
     stage.open(bob, stage.me, 6_000_000)
-    _failing_once(stage, "inbound_payments")
+    _failing(stage, "inbound_payments", times=2)  # (twice in a row: a handler that retries once still must not drop it)
     stage.pay(bob, stage.invoice(stage.me, 50_000_000))
 
 
 def send_with_failing_disk(stage: Stage) -> None:
     bob = stage.peer("bob")
     stage.open(stage.me, bob, 1_000_000)
-    _failing_once(stage, "outbound_payments")
+    _failing(stage, "outbound_payments")
     stage.pay(stage.me, stage.invoice(bob, 100_000_000))
-    _failing_once(stage, "outbound_payments")
+    _failing(stage, "outbound_payments")
     sending_payments.pay_fake(stage, bob)
 
 
