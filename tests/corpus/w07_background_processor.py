@@ -153,6 +153,18 @@ def _plain_with(changes: dict) -> Any:
 
 ALL_REPLAY = {CLAIMED: INBOUND(replay), SENT: OUTBOUND(replay), FAILED: OUTBOUND(replay)}
 
+def retries_once_then_swallows(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Retries the failed write once, then logs and returns as if all was well ("the disk is full anyway")."""
+    _update_inbound(inbound_payments, event)
+    for attempt in range(2):
+        try:
+            fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+            return
+        except OSError as error:
+            if attempt:
+                print("could not save inbound_payments:", error)
+
+
 def adds_when_handed_again(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
     """Adds the amount to a record already Succeeded ("another part arrived"), and puts memory back as it was when
     the write fails: right after a failed write, but a PaymentClaimed handed over again after a crash counts twice."""
@@ -236,6 +248,8 @@ CASES = [
           "message once said nothing was stored under 'inbound_payments', judging only the last write)"),
     wrong(EX, "counts_replay_twice", compose({CLAIMED: INBOUND(replay, add=True)}), "amt_msat", "once",
           why="info.amt_msat += amount_msat: a replayed PaymentClaimed adds it again"),
+    wrong(EX, "retries_once_then_swallows", compose({CLAIMED: retries_once_then_swallows}), "raised OSError",
+          "ReplayEvent", why="one retry in place, then the error printed and dropped: the disk refuses twice"),
     wrong(EX, "counts_a_payment_handed_over_again", compose({CLAIMED: adds_when_handed_again}),
           "a crash just after PaymentClaimed", "amt_msat", why="adds the amount to a Succeeded record, memory put "
           "back after a failed write: a PaymentClaimed handed over again after a crash counts twice"),
