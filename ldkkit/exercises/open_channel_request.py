@@ -10,10 +10,13 @@ Rules, judged from the channels your node ends up with and what its peers were t
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ..errors import RetryableSendFailure
 from ..events import Event
 from ..scenarios import Stage
-from .common import LARGEST_NON_WUMBO_SATS, POLICY_MIN_EXCLUSIVE_SATS, CheckResult, Played, Session, fail
+from .common import LARGEST_NON_WUMBO_SATS, POLICY_MIN_EXCLUSIVE_SATS, CheckResult, Handling, Played, Session, fail
+from .recorder import Call
 
 SIZES = (4_999_999, 5_000_000, 5_000_001, 6_000_000, LARGEST_NON_WUMBO_SATS)
 
@@ -44,12 +47,29 @@ def rules(session: Session, result: CheckResult) -> None:
     result.add("other events pass through without raising", f"{len(played.events()) - len(requests)} events")
 
 
-def _answers(played: Played, request: Event.OpenChannelRequest) -> tuple[list, list, list]:
+def _answers(played: Played, request: Event.OpenChannelRequest, *, attributed: bool = False) -> tuple[list, list, list]:
+    """The calls that answered this request: (accepts, zero-conf accepts, rejections). Those that name its
+    temporary_channel_id, whoever made them (the handler, a task it spawned, a thread), and those made while
+    handling it that name no request at all; or, ``attributed``, those made while handling it, whatever they name
+    (to tell what went wrong with a call for another channel)."""
     handling = played.recorder.handling_of(request)
-    calls = played.recorder.calls_for(handling)
+    if attributed:
+        calls = played.recorder.calls_for(handling)
+    else:
+        calls = [c for c in played.recorder.calls if _answering(played, c) is handling
+                 or c.handling is handling and _answering(played, c) is None]  # (an id of no request: a mistake)
     by = lambda *names: [c for c in calls if c.name.split(".")[-1] in names]  # noqa: E731
     return (by("accept_inbound_channel"), by("accept_inbound_channel_from_trusted_peer_0conf"),
             by("force_close_without_broadcasting_txn", "force_close_broadcasting_latest_txn"))
+
+
+def _answering(played: Played, call: Call) -> Optional[Handling]:
+    """The hand-over of the request a call answers: the latest one, before the call, of a request with the
+    temporary_channel_id it names (LDK's opener retries with the same id when a channel type is refused)."""
+    tcid = call.arguments.get("temporary_channel_id") or call.arguments.get("channel_id")
+    requests = [h for h in played.recorder.handled(Event.OpenChannelRequest)
+                if h.event.temporary_channel_id == tcid and h.order < call.order]
+    return requests[-1] if requests else None
 
 
 #: How long after the request (simulated seconds) a rejection still counts as "at once": a task's few awaits.
@@ -62,6 +82,7 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
     where = f"{played.name} ({sats:,} sats)"
     failing = lambda *args: fail(played, request, *args, scenario=where)  # noqa: E731
     accepts, zero_conf, rejects = _answers(played, request)
+    tried, _, rejected_elsewhere = _answers(played, request, attributed=True)  # (to say what went wrong)
     channels = [c for c in me.channel_manager.list_channels_with_counterparty(request.counterparty_node_id)
                 if c.channel_value_satoshis == sats]
     if zero_conf:
@@ -70,9 +91,10 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
                    "peers you trust completely (an LSP), never for an unknown peer.")
     should_accept = sats > POLICY_MIN_EXCLUSIVE_SATS
     if should_accept and not (channels and channels[0].is_channel_ready):
+        answer = (accepts or tried or [None])[0]
         happened = ("you rejected it" if rejects else
-                    "nothing: the request was left unanswered" if not accepts else
-                    "you answered, but no channel came of it: " + _accept_trouble(accepts[0], request))
+                    "nothing: the request was left unanswered" if answer is None else
+                    "you answered, but no channel came of it: " + _accept_trouble(answer, request))
         raise failing(f"a channel that confirms and is ready: {sats:,} is over 5,000,000", happened,
                    "compare funding_satoshis with 5_000_000 and accept when it is strictly greater, with "
                    "channel_manager.accept_inbound_channel, passing the temporary_channel_id and "
@@ -88,8 +110,8 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
         done = [c for c in this if c.error is None]
         if not done:
             happened = (f"you rejected it {this[0].at - started:,.0f} s later, when LDK had already dropped it"
-                        if this else "you called force_close for another channel or peer" if rejects else
-                        "nothing: it was left to expire after two timer ticks")
+                        if this else "you called force_close for another channel or peer"
+                        if rejects or rejected_elsewhere else "nothing: it was left to expire after two timer ticks")
         elif done[0].at - started > AT_ONCE_S:
             happened = f"you rejected it only {done[0].at - started:,.0f} s later"
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +54,7 @@ class Handling:
     result: Any = None
     calls: int = 0
     stored: dict[str, Optional[bytes]] = field(default_factory=dict)  # payment records on disk afterwards
+    order: int = field(default_factory=lambda: next(_ORDER))  # when it began, among hand-overs and calls
 
 
 @dataclass
@@ -66,12 +68,15 @@ class Call:
     at: float  # simulation seconds
     error: Optional[BaseException] = None
     returned: Any = None
+    order: int = field(default_factory=lambda: next(_ORDER))  # when it was made, among hand-overs and calls
 
     def __getitem__(self, argument: str) -> Any:
         return self.arguments[argument]
 
 
 _HANDLING: contextvars.ContextVar[Optional[Handling]] = contextvars.ContextVar("ldkkit_handling", default=None)
+#: One count for hand-overs and calls, so that which came first is known even within one simulated instant.
+_ORDER = itertools.count()
 #: Components whose calls are recorded; the payment storages and ``network`` are handed over as they are.
 _RECORDED = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
              "peer_manager", "fs_store", "output_sweeper")

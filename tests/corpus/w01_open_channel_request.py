@@ -116,6 +116,33 @@ def counter_user_channel_id_arm() -> Any:
     return arm
 
 
+def answered_by_one_worker() -> Any:
+    """Puts each request on a queue; one task, spawned with the first, answers each at once (its calls made in the
+    first request's context, for every request's channel)."""
+    queue: list[Any] = []
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        if not queue:
+            queue.append(asyncio.Queue())
+
+            async def work() -> None:
+                while True:
+                    request = await queue[0].get()
+                    _policy(lambda sats: sats > 5_000_000)(channel_manager=channel_manager,
+                                                           keys_manager=keys_manager, event=request)
+
+            spawn(work())
+        queue[0].put_nowait(event)
+
+    return arm
+
+
+async def answered_in_an_executor(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Makes its calls in the loop's default executor (run_in_executor copies no context), awaiting each."""
+    decide = _accept if event.funding_satoshis > 5_000_000 else lambda cm, km, ev: _reject(cm, ev)
+    await asyncio.get_running_loop().run_in_executor(None, decide, channel_manager, keys_manager, event)
+
+
 def rejects_a_minute_later(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """Accepts large requests at once, and rejects the others from a task a minute later."""
     if event.funding_satoshis > 5_000_000:
@@ -211,6 +238,10 @@ CASES = [
           why="a guard in the case, rejection with force_close_broadcasting_latest_txn"),
     right(EX, "whole_base_plain_def", compose(plain=True), why="every arm, plain def"),
 
+    right(EX, "answered_by_one_worker_task", Fresh(lambda: compose({OPEN: answered_by_one_worker()})),
+          why="one task answers every request from a queue: its calls are judged by the channel they name"),
+    right(EX, "answered_in_an_executor", compose({OPEN: answered_in_an_executor}),
+          why="accepts and rejects through loop.run_in_executor, awaited in the handler"),
     right(EX, "user_channel_id_from_the_middle", compose({OPEN: uid_from_the_middle}),
           why="int.from_bytes(random[8:24], 'big'): 16 of the 32 bytes, not the first"),
     wrong(EX, "rejects_a_minute_later", compose({OPEN: rejects_a_minute_later}), "at once", "only 60 s later",
