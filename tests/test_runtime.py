@@ -235,3 +235,22 @@ def test_the_clock_stands_still_while_work_handed_to_a_thread_runs():
         assert seen == {"began": began, "ended": began}
         assert world.clock.now() == began + 60
         assert world.runtime.jobs == 0
+
+
+def test_a_wait_shorter_than_a_microsecond_lets_time_move():
+    """A task that sleeps "the rest" until a moment between two microseconds ends, as it would on a real clock:
+    its short wait ends a microsecond later (it once fired at once, for ever, time never moving)."""
+    from ldkkit.sim.world import World
+
+    with World(seed=1) as world:
+        loop, done = world.runtime.loop, []
+
+        async def until(due):
+            while loop.time() < due:
+                await asyncio.sleep(due - loop.time())
+            done.append(loop.time())
+
+        start = loop.time()
+        loop.create_task(until(start + 0.5e-6))
+        world.advance(1)
+        assert done == [start + 1e-6]

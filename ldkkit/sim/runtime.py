@@ -25,6 +25,8 @@ from .clock import MICROS, VirtualClock
 
 _T = TypeVar("_T")
 _ROUNDING_SLACK_US = 10
+#: More than float error, less than any wait a timer means (microseconds).
+_SUB_MICROSECOND = 1e-3
 #: How often (real seconds) the loop looks again while a job handed to a thread runs (its end wakes it sooner).
 _JOB_POLL_S = 0.05
 
@@ -94,6 +96,14 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self._runtime.clock.now_us() / MICROS
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> Any:
+        """A wait shorter than the clock's microsecond ends one microsecond later, not at once: otherwise a loop
+        that sleeps "the rest" until a moment between two microseconds would wait for ever, time never moving."""
+        now_us = self._runtime.clock.now_us()
+        if when * MICROS - now_us > _SUB_MICROSECOND and round(when * MICROS) <= now_us:
+            when = (now_us + 1) / MICROS
+        return super().call_at(when, callback, *args, context=context)
 
     def run_in_executor(self, executor: Any, func: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
         """Work handed to a thread (``asyncio.to_thread``) takes real time, not the simulation's: the clock
