@@ -508,3 +508,11 @@ def test_every_library_the_kit_imports_late_is_loaded_before_the_sandbox_closes(
         [sys.executable, "-c", f"import sys\nfor m in {list(PRELOAD)!r}: __import__(m)\nprint(sorted(sys.modules))"],
         capture_output=True, text=True, check=True).stdout
     assert not [name for name in sorted(libraries) if repr(name) not in loaded]
+
+
+def test_a_handler_the_check_cannot_stop_is_told_to_an_instructor_without_jupyters_advice(monkeypatch):
+    from ldkkit.exercises import common
+
+    monkeypatch.setattr(common, "CANNOT_STOP", common.CANNOT_STOP)  # (put back after)
+    _check_with(monkeypatch, None, None)
+    assert "kernel" not in common.CANNOT_STOP and "grader ended its process" in common.CANNOT_STOP

@@ -114,6 +114,10 @@ class Played:
         return self.recorder.handled(kind)
 
 
+#: What a learner is told of a handler the check could not stop. (The grader's worker, which ends the learner's
+#: process itself, tells instructors that instead.)
+CANNOT_STOP = ("It is still running, inside a call Python cannot interrupt: restart the kernel (Kernel → Restart) "
+               "once you have fixed it.")
 #: The seed of a check's first play (see ``Session.play``).
 FIRST_SEED = 17
 
@@ -315,9 +319,7 @@ def _stop(thread: threading.Thread, handling: Handling | TaskStep) -> bool:
 
 def _timed_out(session: Session, handling: Handling | TaskStep, stopped: bool) -> ExerciseFailed:
     event = handling.event
-    still = ("The check stopped it." if stopped else
-             "It is still running, inside a call Python cannot interrupt: restart the kernel "
-             "(Kernel → Restart) once you have fixed it.")
+    still = "The check stopped it." if stopped else CANNOT_STOP
     if isinstance(handling, Handling):
         what = f"your handler did not return within {HANDLER_TIMEOUT_S:g} seconds of being given"
     elif handling.in_thread:

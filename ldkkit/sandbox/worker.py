@@ -59,7 +59,9 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check(exercise: str, handler: RemoteHandler, learner: LearnerProcess) -> dict[str, str]:
-    from ..exercises import ExerciseFailed, judge  # (a grade records no one's progress)
+    from ..exercises import ExerciseFailed, common, judge  # (a grade records no one's progress)
+
+    common.CANNOT_STOP = "It was still running, inside a call Python cannot interrupt: the grader ended its process."
 
     try:
         judge(exercise, handler)
