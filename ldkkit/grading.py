@@ -209,6 +209,14 @@ def _exercise_of(path: Path) -> Optional[str]:
     return match["exercise"] if match else None
 
 
+def _rename_hint(path: Path) -> str:
+    """For a workbook saved under another name (Jupyter's "-Copy1", a download's " (1)"): the name it should have."""
+    from .exercises import WORKBOOKS
+
+    named = [workbook for workbook in WORKBOOKS if path.stem.startswith(workbook)]
+    return f"; rename it {named[0]}.ipynb to grade it" if named else ""
+
+
 def _exercise_ids() -> list[str]:
     from . import exercises
 
@@ -235,7 +243,7 @@ def grade_workbook(learner: str, path: Path, timeout_s: float = 120.0, batch: Op
             return row("not a notebook", f"{path.name} is not a .ipynb workbook")
         exercise = _exercise_of(path)
         if exercise not in _exercise_ids():
-            return row("unknown workbook", f"no exercise is called {path.stem!r}")
+            return row("unknown workbook", f"no exercise is called {path.stem!r}" + _rename_hint(path))
         try:
             code = learner_code(read_workbook(path))
         except InvalidWorkbook as e:

@@ -569,6 +569,15 @@ def test_a_missing_submission_is_a_row(tmp_path):
     assert (tmp_path / "out" / "grades.csv").exists() and (tmp_path / "out" / "report.html").exists()
 
 
+@pytest.mark.parametrize("name", [f"{WB1[:-6]}-Copy1.ipynb", f"{WB1[:-6]} (1).ipynb"])
+def test_a_workbook_saved_under_another_name_is_told_the_name_to_give_it(tmp_path, name):
+    (tmp_path / "amy").mkdir()
+    (tmp_path / "amy" / name).write_text(unfinished())
+    table = grade([tmp_path / "amy"], None, progress=False)
+    assert list(table["status"]) == ["unknown workbook"]
+    assert table["hint"][0].endswith(f"; rename it {WB1} to grade it")
+
+
 def test_the_command_line(tmp_path, capsys):
     (tmp_path / "zoe").mkdir()
     (tmp_path / "zoe" / "notes.md").write_text("# not a workbook")
