@@ -3,7 +3,8 @@
 Rules, judged on the simulation's clock (never on wall time):
 - each ``PendingHTLCsForwardable`` leads to ``process_pending_htlc_forwards()``;
 - after a random delay in ``[time_forwardable, 5 × time_forwardable)``, as LDK asks: the delays
-  differ from event to event, and the extremes of the random bytes stay in range;
+  differ from event to event, spread over the range (at least ``time_forwardable`` between the shortest
+  and the longest), and the extremes of the random bytes stay in range;
 - the wait happens in a spawned task: the handler itself returns at once, and never blocks the
   node with ``time.sleep``;
 - no HTLC goes on sooner than ``time_forwardable`` after the ``PendingHTLCsForwardable`` before it, when
@@ -86,6 +87,14 @@ def judge_forwards(played: Played) -> list[float]:
                    f"always {delays[0] * 1000:.0f} ms",
                    "a fixed delay tells an observer exactly when you got the HTLC; draw a random fraction from "
                    "keys_manager.get_secure_random_bytes() for each event.")
+    t = played.events(Event.PendingHTLCsForwardable)[-1].time_forwardable.total_seconds()
+    if len(delays) >= 3 and max(delays) - min(delays) < t:
+        raise fail(played, played.events(Event.PendingHTLCsForwardable)[-1],
+                   f"delays spread over the range {t * 1000:.0f} to {5 * t * 1000:.0f} ms (the first two events' "
+                   "random bytes were all zeros, then all ones)",
+                   f"all of them between {min(delays) * 1000:,.0f} and {max(delays) * 1000:,.0f} ms",
+                   "the random fraction must cover [0, 1): divide the number you read by 2 to the power of its bits "
+                   "(int.from_bytes(random[:4], 'big') / 2**32), then wait time_forwardable × (1 + 4 × fraction).")
     return delays
 
 

@@ -174,6 +174,9 @@ CASES = [
           "a delay between 100 and 500 ms", "1 + 4", why="[0, 5t)"),
     wrong(EX, "range_to_six", compose({FWD: forward_after(lambda t, k: t * (1 + 5 * _fraction(k)))}),
           "a delay between 100 and 500 ms", "five times", why="[t, 6t)"),
+    wrong(EX, "three_bytes_over_four", compose({FWD: forward_after(
+        lambda t, k: t * (1 + 4 * int.from_bytes(k.get_secure_random_bytes()[:3], "big") / 2**32))}),
+        "spread over the range", "2**32", why="3 random bytes divided by 2**32: every delay within 2 % of t"),
     wrong(EX, "range_below_t", compose({FWD: forward_after(lambda t, k: t * _fraction(k))}),
           "a delay between 100 and 500 ms", why="[0, t)"),
     wrong(EX, "milliseconds_as_seconds", compose({FWD: sleeps_milliseconds}), "already in seconds",
