@@ -86,6 +86,7 @@ def judge_replays(played: Played) -> None:
     for handling in last.values():  # never a replay asked for: the story refused those (common._check_handled)
         _judge_not_swallowed(played, handling)
     receiving_payments.judge_claimed_records(played)  # an event is handed over again only if it was replayed
+    receiving_payments.judge_unclaimed_records(played)
     sending_payments.judge_outbound_records(played)
 
 

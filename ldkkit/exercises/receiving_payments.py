@@ -124,9 +124,18 @@ def judge_claimed_records(played: Played, *, handlings: list | None = None) -> N
 
 
 def judge_unclaimed_records(played: Played) -> None:
-    """In the end, on disk, no payment is ``Succeeded`` that was never claimed: only ``PaymentClaimed`` says so."""
+    """In the end, on disk, every payment claimed is still ``Succeeded`` with its amount (a later write may not
+    lose it), and no payment is ``Succeeded`` that was never claimed: only ``PaymentClaimed`` says so."""
     claimed = {e.payment_hash for e in played.events(Event.PaymentClaimed)}
-    for payment_hash, record in final_records(played, "inbound_payments").items():
+    records = final_records(played, "inbound_payments")
+    for event in {e.payment_hash: e for e in played.events(Event.PaymentClaimed)}.values():
+        record = records.get(event.payment_hash)
+        if record is None or record.status is not HTLCStatus.Succeeded or record.amt_msat != event.amount_msat:
+            raise fail(played, event, "every payment received still recorded on disk at the end: Succeeded, "
+                       f"{event.amount_msat:,} msat", "its record is gone" if record is None else f"it is now "
+                       f"{record!r}", "update the entry of the event's payment_hash, and only it: never clear or "
+                       "rebuild the whole map, as each write stores every payment's record.")
+    for payment_hash, record in records.items():
         if record.status is HTLCStatus.Succeeded and payment_hash not in claimed:
             event = next((e for e in played.events(Event.PaymentClaimable) if e.payment_hash == payment_hash), None)
             raise fail(played, event, "Succeeded on disk only for a payment LDK says it claimed (PaymentClaimed)",

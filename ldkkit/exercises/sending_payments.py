@@ -24,7 +24,7 @@ from ..ln.outbound_payment import Retry
 from ..payment_storage import HTLCStatus
 from ..scenarios import Stage
 from ..types import PaymentHash, PaymentId, PaymentSecret
-from .common import CheckResult, Handling, Played, Session, count, fail, replayed, stored_record
+from .common import CheckResult, Handling, Played, Session, count, fail, final_records, replayed, stored_record
 
 
 def story(stage: Stage) -> None:
@@ -110,7 +110,24 @@ def judge_outbound_records(played: Played) -> dict[str, int]:
         if isinstance(event, (Event.PaymentSent, Event.PaymentFailed)):
             ended.add(event.payment_id)
             _judge_others_pending(played, handling, ended)
+    _judge_final_records(played, succeeded)
     return counts
+
+
+def _judge_final_records(played: Played, succeeded: dict[Any, Any]) -> None:
+    """In the end, on disk, every payment that ended is recorded as it ended (a later write may not lose it)."""
+    records = final_records(played, "outbound_payments")
+    ends = {e.payment_id: e for e in played.events((Event.PaymentSent, Event.PaymentFailed))}  # type: ignore[arg-type]
+    for payment_id, event in ends.items():
+        if payment_id not in played.stage.sent:
+            continue  # (not sent through the story's sendpayment: no entry was made for it)
+        status = HTLCStatus.Succeeded if payment_id in succeeded else HTLCStatus.Failed
+        record = records.get(payment_id)
+        if record is None or record.status is not status:
+            raise fail(played, event, f"every payment that ended still recorded on disk at the end: {status.name}",
+                       "its record is gone" if record is None else f"it is now {record!r}",
+                       "update the entry of the event's payment_id, and only it: never remove entries, nor clear or "
+                       "rebuild the whole map, as each write stores every payment's record.")
 
 
 def _expected(played: Played, payment_id: Any) -> Any:

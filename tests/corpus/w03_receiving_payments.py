@@ -177,6 +177,16 @@ def claimable_records_success(inbound_payments: Any, fs_store: Any, event: Any, 
     fs_store.write("", "", "inbound_payments", inbound_payments.encode())
 
 
+def claimed_in_a_fresh_map(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Keeps only this payment: the map cleared, then its entry written, so each write loses the others."""
+    secret = getattr(event.purpose, "payment_secret", None)
+    with inbound_payments.lock() as payments:
+        payments.clear()
+        payments[event.payment_hash] = PaymentInfo(event.purpose.preimage(), secret, HTLCStatus.Succeeded,
+                                                   event.amount_msat)
+    fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+
 def _returns_text(arm: Any) -> Any:
     def wrapped(**kw: Any) -> str:
         arm(**kw)
@@ -237,6 +247,8 @@ CASES = [
           why="fail_htlc_backwards, then claim_funds: the payer is refunded"),
     wrong(EX, "records_success_on_claimable", compose({CLAIMABLE: claimable_records_success}), "never claimed",
           "PaymentClaimed", why="writes Succeeded on PaymentClaimable, so the refunded payment is Succeeded on disk"),
+    wrong(EX, "clears_the_map_on_claimed", compose({CLAIMED: claimed_in_a_fresh_map}), "its record is gone",
+          "never clear", why="payments.clear(), then this payment's entry: the invoice's record is lost"),
     wrong(EX, "returns_text_from_claimed", compose({CLAIMED: _returns_text(_claimed(_write))}),
           "returned 'claimed'", "ReplayEvent", why="returns a string from the PaymentClaimed arm"),
 ]

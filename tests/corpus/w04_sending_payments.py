@@ -135,6 +135,17 @@ def failed_rebuilds_without_preimage(outbound_payments: Any, fs_store: Any, even
     _write(fs_store, outbound_payments)
 
 
+def failed_then_forgotten(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Writes the failure, then drops the entry from memory ("it is over"): the next write removes it from disk."""
+    with outbound_payments.lock() as payments:
+        info = payments.get(event.payment_id)
+        if info is not None and info.status is not HTLCStatus.Succeeded:
+            info.status = HTLCStatus.Failed
+        _write(fs_store, outbound_payments)
+        if info is not None and info.status is HTLCStatus.Failed:
+            del payments[event.payment_id]
+
+
 def _returning(value: Any, arm: Any) -> Any:
     def wrapped(**kw: Any) -> Any:
         arm(**kw)
@@ -189,6 +200,8 @@ CASES = [
     wrong(EX, "failed_after_success_loses_the_preimage", compose({FAILED: failed_rebuilds_without_preimage}),
           "with its preimage", "proof of payment",
           why="rebuilds the entry on PaymentFailed with preimage None, keeping Succeeded after a success"),
+    wrong(EX, "forgets_a_failed_payment", compose({FAILED: failed_then_forgotten}), "its record is gone",
+          "never remove", why="writes Failed, then deletes the entry from memory: a later write loses it"),
     wrong(EX, "returns_true", compose({SENT: _returning(True, GOOD_SENT)}), "returned True", "ReplayEvent",
           why="returns True from PaymentSent"),
 ]
