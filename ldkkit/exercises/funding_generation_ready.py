@@ -1,7 +1,8 @@
 """Workbook 2: ``FundingGenerationReady``. Fund the channels you open, and leave the broadcast to LDK.
 
 Rules, judged from the transactions your handler built and the chain:
-- one output of exactly ``channel_value_satoshis`` to ``output_script`` (bitcoind counts in BTC);
+- one output of exactly ``channel_value_satoshis`` to ``output_script`` (bitcoind counts in BTC), every other
+  output your wallet's, and a fee bitcoind would relay (at most its ``maxfeerate``, 10,000 sat/vB);
 - handed to ``funding_transaction_generated`` for the event's channel and peer;
 - never broadcast by your own code, by any method: LDK broadcasts it once the peer has signed;
 - every channel you open is pending, then ready after six blocks.
@@ -65,6 +66,12 @@ def judge_funding(played: Played) -> None:
             raise fail(where, event, f"one output of exactly {event.channel_value_satoshis:,} sats to output_script",
                        "no output to output_script" if value is None else f"{value:,} sats to output_script",
                        _unit_hint(played, handling))
+        trouble = _funding_trouble(played, tx, event)
+        if trouble:
+            raise fail(where, event, "the channel's output, change back to your wallet, and a fee bitcoind would "
+                       "relay (at most 10,000 sat/vB, its maxfeerate)", trouble,
+                       "let fund_raw_transaction add the inputs and the change output, and hand over what "
+                       "sign_raw_transaction_with_wallet returns, unchanged: every output but the channel's is yours.")
         if calls[0].error is not None:
             raise fail(where, event, "funding_transaction_generated to accept the transaction",
                        f"it raised {type(calls[0].error).__name__}: {calls[0].error}",
@@ -85,6 +92,39 @@ def _broadcast_by_you(played: Played, event: Any) -> bool:
     pending = played.events(Event.ChannelPending)
     signed = any(e.former_temporary_channel_id == event.temporary_channel_id for e in pending)
     return any(paying) or len(paying) > int(signed)
+
+
+#: bitcoind's default ``maxfeerate`` (0.10 BTC/kvB): a transaction paying more is refused as an absurd fee.
+MAX_FEERATE_SAT_PER_VB = 10_000
+
+
+def _funding_trouble(played: Played, tx: Any, event: Any) -> str:
+    """What is wrong with where the funding transaction's coins go, or ""."""
+    wallet, chain = played.me.bitcoind_client, played.world.chain
+    others = [o for o in tx.output if o.script_pubkey != event.output_script]
+    foreign = sum(o.value for o in others if not wallet.is_mine(o.script_pubkey))
+    if foreign:
+        return f"{foreign:,} sats go to scripts that are not your wallet's"
+    spent = [chain.get_transaction(i.previous_output.txid) for i in tx.input]
+    if None in spent:
+        return ""  # (inputs the chain does not know: the hand-over fails, and says so)
+    fee = sum(t.output[i.previous_output.vout].value for t, i in zip(spent, tx.input, strict=True)) - sum(
+        o.value for o in tx.output)
+    rate = fee / _vsize(tx)
+    return f"a fee of {fee:,} sats, {rate:,.0f} sat/vB" if rate > MAX_FEERATE_SAT_PER_VB else ""
+
+
+def _vsize(tx: Any) -> float:
+    """Virtual size: a witness byte weighs a quarter of any other."""
+    total = len(tx.serialize())
+    witness = sum(len(_compact(len(w))) + sum(len(_compact(len(item))) + len(item) for item in w)
+                  for w in (i.witness for i in tx.input))
+    stripped = total - (2 + witness if any(i.witness for i in tx.input) else 0)
+    return (3 * stripped + total) / 4
+
+
+def _compact(n: int) -> bytes:
+    return bytes([n]) if n < 0xFD else b"\xfd" + n.to_bytes(2, "little")
 
 
 def _pays(tx: Any, event: Event.FundingGenerationReady) -> int | None:

@@ -6,7 +6,7 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
-from ldkkit.bitcoin import Address, Transaction
+from ldkkit.bitcoin import Address, ScriptBuf, Transaction, TxOut
 from ldkkit.events import Event
 
 from . import Fresh, right, wrong
@@ -106,6 +106,28 @@ async def fund_in_a_thread(channel_manager: Any, bitcoind_client: Any, network: 
     channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
 
 
+def _fund_with_outputs(outputs_of: Any) -> Any:
+    """The base arm, but the funded transaction's outputs are rewritten by ``outputs_of(outputs, event)`` before it is
+    signed."""
+    from ldkkit.bitcoin import Address as _Address
+
+    def arm(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+        address = _Address.from_script(event.output_script, network)
+        raw = bitcoind_client.create_raw_transaction([{str(address): event.channel_value_satoshis / 100_000_000}])
+        funded = Transaction(bytes.fromhex(bitcoind_client.fund_raw_transaction(raw).hex))
+        rebuilt = Transaction.new(funded.version, funded.lock_time, list(funded.input),
+                                  outputs_of(list(funded.output), event))
+        signed = bitcoind_client.sign_raw_transaction_with_wallet(rebuilt.serialize().hex())
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id,
+                                                      Transaction(bytes.fromhex(signed.hex)))
+
+    return arm
+
+
+#: A script of nobody in the story.
+STRANGER = ScriptBuf.new_p2wpkh(b"\x02" * 33)
+
+
 def with_btc(amount: Any) -> Any:
     def arm(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
         tx = build_funding(bitcoind_client, network, event, btc=amount(event.channel_value_satoshis))
@@ -193,6 +215,13 @@ CASES = [
           compose({FUND: then(lambda tx, btc: spawn(asyncio.to_thread(btc.broadcast_transactions, [tx])))}),
           "your code broadcast the funding transaction", "LDK broadcasts",
           why="asyncio.to_thread(broadcast_transactions, [tx]) after the hand-over"),
+    wrong(EX, "drops_the_change", compose({FUND: _fund_with_outputs(
+        lambda outs, event: [o for o in outs if o.script_pubkey == event.output_script])}),
+        "a fee of", "sat/vB", why="keeps only the channel's output: the change becomes a fee of a third of a BTC"),
+    wrong(EX, "change_to_a_stranger", compose({FUND: _fund_with_outputs(
+        lambda outs, event: [o if o.script_pubkey == event.output_script else TxOut(o.value, STRANGER)
+                             for o in outs])}),
+        "not your wallet's", why="sends the change to a script that is not the wallet's"),
     wrong(EX, "broadcast_instead_of_handing_over", compose({FUND: broadcast_instead}),
           "broadcast the funding transaction", why="broadcasts and never calls funding_transaction_generated"),
     wrong(EX, "sats_as_btc", compose({FUND: with_btc(lambda sats: sats)}), "BTC", "100_000_000",
