@@ -5,7 +5,8 @@ Rules, judged from ``outbound_payments`` as stored on disk after each event:
 - ``PaymentFailed``: the entry is ``Failed``, its secret and amount kept;
 - ``PaymentFailed`` for a payment that already succeeded changes nothing (its preimage is kept);
 - each event is about its own ``payment_id``: a payment still on its way stays ``Pending``;
-- ``PaymentPathFailed`` is not the end of a payment (LDK retries): the entry is never ``Failed`` then;
+- ``PaymentPathFailed`` is not the end of a payment (LDK retries): the entry is never ``Failed`` then, and a
+  payment LDK could still complete is never abandoned (``abandon_payment``);
 - statuses are ``HTLCStatus`` members, and the storage is written before the handler returns.
 """
 
@@ -51,12 +52,30 @@ def story(stage: Stage) -> None:
 DAVE_S = 2.0
 
 
+def judge_completed(played: Played) -> None:
+    """No payment to an invoice its payee issued was given up by your code: LDK retries a failed path on its own."""
+    paid = {e.payment_id for e in played.events(Event.PaymentSent)}
+    abandoned = {c.arguments.get("payment_id") for c in played.recorder.calls_to("channel_manager.abandon_payment")}
+    for payment_id, record in played.stage.sent.items():
+        if record.secret != FAKE_SECRET and payment_id not in paid and payment_id in abandoned:
+            failed = next((e for e in played.events(Event.PaymentFailed) if e.payment_id == payment_id), None)
+            raise fail(played, failed, "the payment to a real invoice completed (PaymentSent): LDK finds another "
+                       "path when one fails", "you abandoned it, and it ended PaymentFailed" if failed else
+                       "you abandoned it, and it never completed",
+                       "PaymentPathFailed is about one path, and LDK retries another on its own (the payment's "
+                       "Retry): do not abandon_payment there, only to give up on purpose.")
+
+
+#: The payment secret of the story's invoices that no payee issued.
+FAKE_SECRET = PaymentSecret(b"\x44" * 32)
+
+
 def pay_fake(stage: Stage, payee: Any, tag: bytes = b"\x33", settle_s: float = 2.0) -> None:
     """An invoice that looks like the payee's, for a hash they never issued: they refuse it, and it fails."""
     fake = Bolt11Invoice.create(
         network=Network.Regtest, node_secret_key=payee.keys_manager.get_node_secret_key(),
         payment_hash=PaymentHash(tag * 24 + stage.world.seed.to_bytes(8, "big")),  # (each world's its own)
-        payment_secret=PaymentSecret(b"\x44" * 32),
+        payment_secret=FAKE_SECRET,
         amount_msat=10_000_000, description="never issued", timestamp=stage.world.clock.unix_time(),
     )
     stage.pay(stage.me, fake, settle_s=settle_s)
@@ -78,6 +97,7 @@ def pay_again(stage: Stage, invoice: Bolt11Invoice) -> None:
 
 def rules(session: Session, result: CheckResult) -> None:
     played = session.play("sending_payments", story)
+    judge_completed(played)
     counts = judge_outbound_records(played)
     result.add("PaymentSent: Succeeded on disk, with the preimage, secret and amount", count(counts["sent"], "payment"))
     result.add("PaymentFailed: Failed on disk, secret and amount kept", count(counts["failed"], "payment"))

@@ -146,6 +146,11 @@ def failed_then_forgotten(outbound_payments: Any, fs_store: Any, event: Any, **_
             del payments[event.payment_id]
 
 
+def abandons_on_path_failure(channel_manager: Any, event: Any, **_: Any) -> None:
+    """Gives up at the first failed path: abandon_payment, so LDK's retry never comes."""
+    channel_manager.abandon_payment(event.payment_id)
+
+
 def _returning(value: Any, arm: Any) -> Any:
     def wrapped(**kw: Any) -> Any:
         arm(**kw)
@@ -202,6 +207,8 @@ CASES = [
           why="rebuilds the entry on PaymentFailed with preimage None, keeping Succeeded after a success"),
     wrong(EX, "forgets_a_failed_payment", compose({FAILED: failed_then_forgotten}), "its record is gone",
           "never remove", why="writes Failed, then deletes the entry from memory: a later write loses it"),
+    wrong(EX, "abandons_on_path_failure", compose({PATH_FAILED: abandons_on_path_failure}), "completed",
+          "do not abandon_payment", why="abandon_payment on PaymentPathFailed: the retried payment never succeeds"),
     wrong(EX, "returns_true", compose({SENT: _returning(True, GOOD_SENT)}), "returned True", "ReplayEvent",
           why="returns True from PaymentSent"),
 ]
