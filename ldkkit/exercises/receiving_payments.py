@@ -125,7 +125,8 @@ def judge_claimed_records(played: Played, *, handlings: list | None = None) -> N
 
 def judge_unclaimed_records(played: Played) -> None:
     """In the end, on disk, every payment claimed is still ``Succeeded`` with its amount (a later write may not
-    lose it), and no payment is ``Succeeded`` that was never claimed: only ``PaymentClaimed`` says so."""
+    lose it), no payment received is kept among those sent, and no payment is ``Succeeded`` that was never claimed:
+    only ``PaymentClaimed`` says so."""
     claimed = {e.payment_hash for e in played.events(Event.PaymentClaimed)}
     records = final_records(played, "inbound_payments")
     for event in {e.payment_hash: e for e in played.events(Event.PaymentClaimed)}.values():
@@ -135,6 +136,12 @@ def judge_unclaimed_records(played: Played) -> None:
                        f"{event.amount_msat:,} msat", "its record is gone" if record is None else f"it is now "
                        f"{record!r}", "update the entry of the event's payment_hash, and only it: never clear or "
                        "rebuild the whole map, as each write stores every payment's record.")
+    strays = [k for k in final_records(played, "outbound_payments") if k not in played.stage.sent]
+    if strays:
+        raise fail(played, None, "outbound_payments holding only the payments you sent",
+                   f"on disk, it also holds {strays[0]!r}, a payment you never sent",
+                   "a payment you receive is recorded in inbound_payments, under its payment_hash; "
+                   "outbound_payments is for the payments your node sends.")
     for payment_hash, record in records.items():
         if record.status is HTLCStatus.Succeeded and payment_hash not in claimed:
             event = next((e for e in played.events(Event.PaymentClaimable) if e.payment_hash == payment_hash), None)

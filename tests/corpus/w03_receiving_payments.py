@@ -7,10 +7,11 @@ from typing import Any
 
 from ldkkit.events import Event, PaymentPurpose, ReplayEvent
 from ldkkit.payment_storage import HTLCStatus, PaymentInfo
-from ldkkit.types import PaymentPreimage
+from ldkkit.types import PaymentId, PaymentPreimage
 
 from . import Fresh, right, wrong
 from .arms import asks_again_always, asks_again_first, claimable, compose, only, spawn
+from .arms import claimed as good_claimed
 
 EX = "receiving_payments"
 CLAIMABLE, CLAIMED = Event.PaymentClaimable, Event.PaymentClaimed
@@ -187,6 +188,17 @@ def claimed_in_a_fresh_map(inbound_payments: Any, fs_store: Any, event: Any, **_
     fs_store.write("", "", "inbound_payments", inbound_payments.encode())
 
 
+def claimed_also_in_outbound(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any,
+                             **kw: Any) -> None:
+    """Records the payment rightly, and files a keysend among the payments sent too ("it has no invoice")."""
+    good_claimed(inbound_payments=inbound_payments, fs_store=fs_store, event=event, **kw)
+    if not isinstance(event.purpose, PaymentPurpose.Bolt11InvoicePayment):
+        with outbound_payments.lock() as payments:
+            payments[PaymentId(bytes(event.payment_hash))] = PaymentInfo(
+                event.purpose.preimage(), None, HTLCStatus.Succeeded, event.amount_msat)
+        fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+
+
 def _returns_text(arm: Any) -> Any:
     def wrapped(**kw: Any) -> str:
         arm(**kw)
@@ -249,6 +261,8 @@ CASES = [
           "PaymentClaimed", why="writes Succeeded on PaymentClaimable, so the refunded payment is Succeeded on disk"),
     wrong(EX, "clears_the_map_on_claimed", compose({CLAIMED: claimed_in_a_fresh_map}), "its record is gone",
           "never clear", why="payments.clear(), then this payment's entry: the invoice's record is lost"),
+    wrong(EX, "files_a_keysend_among_payments_sent", compose({CLAIMED: claimed_also_in_outbound}),
+          "a payment you never sent", "outbound_payments is for", why="keysends also written to outbound_payments"),
     wrong(EX, "returns_text_from_claimed", compose({CLAIMED: _returns_text(_claimed(_write))}),
           "returned 'claimed'", "ReplayEvent", why="returns a string from the PaymentClaimed arm"),
 ]
