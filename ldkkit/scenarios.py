@@ -79,10 +79,11 @@ class Stage:
     # --- peers and channels -----------------------------------------------------------------
 
     def peer(self, name: str, *, handler: Optional[Callable[..., Any]] = None, connect: bool = True,
-             fee_base_msat: int = 1000, fee_ppm: int = 0) -> Node:
-        """A stub peer running ldk-sample's handler (or ``handler``), connected to the learner."""
+             fee_base_msat: int = 1000, fee_ppm: int = 0, anchors: bool = True) -> Node:
+        """A stub peer running ldk-sample's handler (or ``handler``), connected to the learner; its channels have
+        anchor outputs unless ``anchors`` is False."""
         config = UserConfig(
-            ChannelHandshakeConfig(negotiate_anchors_zero_fee_htlc_tx=True, announce_for_forwarding=True,
+            ChannelHandshakeConfig(negotiate_anchors_zero_fee_htlc_tx=anchors, announce_for_forwarding=True,
                                    max_inbound_htlc_value_in_flight_percent_of_channel=100),
             ChannelConfig(fee_ppm, fee_base_msat, 72),
             manually_accept_inbound_channels=True,

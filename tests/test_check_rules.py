@@ -193,11 +193,11 @@ def test_workbook_1_says_a_rejection_of_another_channel_is_no_rejection():
 def test_workbook_1_tells_a_passing_handler_what_it_verified():
     assert _read(_handler()) == [
         "✅ open_channel_request: all 5 checks passed",
-        "  every request over 5,000,000 sats accepted, confirmed and ready  3 channels",
+        "  every request over 5,000,000 sats accepted, confirmed and ready  4 channels",
         "  every other request rejected at once, explicitly                 4 rejected",
         "  5,000,000 sats exactly is rejected                               yes: the policy is strictly over",
         "  user_channel_id drawn from get_secure_random_bytes()             yes, a different one per channel",
-        "  other events pass through without raising                        7 events"]
+        "  other events pass through without raising                        9 events"]
 
 
 def _opening(on_request, on_pending=None):

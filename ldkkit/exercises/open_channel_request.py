@@ -21,10 +21,16 @@ from .recorder import Call
 SIZES = (4_999_999, 5_000_000, 5_000_001, 6_000_000, LARGEST_NON_WUMBO_SATS)
 
 
+#: And a request over the line from a peer whose channels have no anchor outputs: the policy is about size only.
+WITHOUT_ANCHORS_SATS = 6_500_000
+
+
 def story(stage: Stage) -> None:
     peers = [stage.peer(f"peer{i}") for i in range(len(SIZES))]
     for peer, sats in zip(peers, SIZES, strict=True):
         peer.channel_manager.create_channel(stage.me.node_id, sats, 0, 1, None, None)
+    plain = stage.peer(f"peer{len(SIZES)}", anchors=False)
+    plain.channel_manager.create_channel(stage.me.node_id, WITHOUT_ANCHORS_SATS, 0, 1, None, None)
     stage.world.run()
     stage.mine(6)
     try:  # other events mixed in: a payment over an accepted channel, if there is one

@@ -143,6 +143,14 @@ async def answered_in_an_executor(channel_manager: Any, keys_manager: Any, event
     await asyncio.get_running_loop().run_in_executor(None, decide, channel_manager, keys_manager, event)
 
 
+def anchor_channels_only(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Accepts a large request only if its channel has anchor outputs: a policy of its own, not the workbook's."""
+    if event.funding_satoshis > 5_000_000 and event.channel_type.supports_anchors_zero_fee_htlc_tx():
+        _accept(channel_manager, keys_manager, event)
+    else:
+        _reject(channel_manager, event)
+
+
 def rejects_a_minute_later(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """Accepts large requests at once, and rejects the others from a task a minute later."""
     if event.funding_satoshis > 5_000_000:
@@ -244,6 +252,8 @@ CASES = [
           why="accepts and rejects through loop.run_in_executor, awaited in the handler"),
     right(EX, "user_channel_id_from_the_middle", compose({OPEN: uid_from_the_middle}),
           why="int.from_bytes(random[8:24], 'big'): 16 of the 32 bytes, not the first"),
+    wrong(EX, "accepts_anchor_channels_only", compose({OPEN: anchor_channels_only}), "6,500,000 sats",
+          "you rejected it", why="rejects a large request whose channel has no anchor outputs"),
     wrong(EX, "rejects_a_minute_later", compose({OPEN: rejects_a_minute_later}), "at once", "only 60 s later",
           why="rejects from a task that sleeps a minute first: the peer waits for nothing"),
     wrong(EX, "accepts_everything", compose({OPEN: _policy(lambda sats: True)}), "you accepted it", "strictly",
