@@ -59,9 +59,7 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check(exercise: str, handler: RemoteHandler, learner: LearnerProcess) -> dict[str, str]:
-    from ..exercises import ExerciseFailed, common, judge  # (a grade records no one's progress)
-
-    common.CANNOT_STOP = "It was still running, inside a call Python cannot interrupt: the grader ended its process."
+    from ..exercises import ExerciseFailed, judge  # (a grade records no one's progress)
 
     try:
         judge(exercise, handler)
@@ -81,8 +79,16 @@ def _load_the_check() -> None:
         pass
 
 
+def _tell_instructors() -> None:
+    """Words for an instructor, not a learner, where a check's own would be Jupyter's: this process is a grader's."""
+    from ..exercises import common
+
+    common.CANNOT_STOP = "It was still running, inside a call Python cannot interrupt: the grader ended its process."
+
+
 def main() -> int:
     jail_module.become_subreaper()
+    _tell_instructors()
     verdict_fd = os.dup(1)  # the verdict's own channel: nothing the check prints can mix with it
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     job = json.loads(sys.stdin.read())
