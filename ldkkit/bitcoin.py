@@ -181,6 +181,21 @@ class Transaction(HexBytes):
     def serialize(self) -> bytes:
         return self._data
 
+    def weight(self) -> int:
+        """Mirrors rust-bitcoin's ``Transaction::weight``: four units a byte, one a witness byte."""
+        from embit import compact
+
+        witnesses = [i.witness for i in self.input]
+        if not any(witnesses):
+            return 4 * len(self._data)
+        witness = 2 + sum(len(compact.to_bytes(len(w))) + sum(len(compact.to_bytes(len(item))) + len(item)
+                                                               for item in w) for w in witnesses)
+        return 4 * (len(self._data) - witness) + witness
+
+    def vsize(self) -> int:
+        """Mirrors rust-bitcoin's ``Transaction::vsize``: the weight over four, rounded up."""
+        return -(-self.weight() // 4)
+
     def short(self) -> str:
         return f"tx {self.compute_txid().short()}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 
-from ldkkit.bitcoin import Address, Network, OutPoint, ScriptBuf, Transaction
+from ldkkit.bitcoin import Address, Network, OutPoint, ScriptBuf, Transaction, TxIn
 from ldkkit.types import Txid
 from strategies import transactions
 
@@ -29,6 +29,18 @@ def test_the_genesis_coinbase_has_its_famous_txid():
 def test_built_transactions_parse_back_to_their_parts(tx):
     again = Transaction.new(tx.version, tx.lock_time, list(tx.input), list(tx.output))
     assert again == tx and again.compute_txid() == tx.compute_txid()
+
+
+@given(transactions)
+def test_weight_counts_a_witness_byte_once_and_any_other_four_times(tx):
+    bare = [TxIn(i.previous_output, i.script_sig, i.sequence, ()) for i in tx.input]  # (no witnesses: stripped)
+    stripped = Transaction.new(tx.version, tx.lock_time, bare, list(tx.output))
+    assert tx.weight() == 3 * len(stripped.serialize()) + len(tx.serialize())
+    assert tx.vsize() == -(-tx.weight() // 4)
+
+
+def test_the_genesis_coinbase_weighs_four_units_a_byte():
+    assert Transaction(GENESIS_COINBASE).weight() == 4 * len(GENESIS_COINBASE) == 4 * 204
 
 
 def test_garbage_is_not_a_transaction():

@@ -110,21 +110,8 @@ def _funding_trouble(played: Played, tx: Any, event: Any) -> str:
         return ""  # (inputs the chain does not know: the hand-over fails, and says so)
     fee = sum(t.output[i.previous_output.vout].value for t, i in zip(spent, tx.input, strict=True)) - sum(
         o.value for o in tx.output)
-    rate = fee / _vsize(tx)
+    rate = fee / tx.vsize()
     return f"a fee of {fee:,} sats, {rate:,.0f} sat/vB" if rate > MAX_FEERATE_SAT_PER_VB else ""
-
-
-def _vsize(tx: Any) -> float:
-    """Virtual size: a witness byte weighs a quarter of any other."""
-    total = len(tx.serialize())
-    witness = sum(len(_compact(len(w))) + sum(len(_compact(len(item))) + len(item) for item in w)
-                  for w in (i.witness for i in tx.input))
-    stripped = total - (2 + witness if any(i.witness for i in tx.input) else 0)
-    return (3 * stripped + total) / 4
-
-
-def _compact(n: int) -> bytes:
-    return bytes([n]) if n < 0xFD else b"\xfd" + n.to_bytes(2, "little")
 
 
 def _pays(tx: Any, event: Event.FundingGenerationReady) -> int | None:
