@@ -25,7 +25,7 @@ import pytest
 from ldkkit.cli import main
 from ldkkit.grading import find_workbooks, grade, learner_names, safe_csv, summary
 from ldkkit.sandbox import jail
-from ldkkit.sandbox.source import fingerprint, known_handlers, learner_code
+from ldkkit.sandbox.source import InvalidWorkbook, fingerprint, known_handlers, learner_code, read_workbook
 from ldkkit.sim import scratch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -567,6 +567,13 @@ def test_a_missing_submission_is_a_row(tmp_path):
     table = grade([tmp_path / "nobody-here"], tmp_path / "out", progress=False)
     assert list(table["status"]) == ["error"] and "does not exist" in table["hint"][0]
     assert (tmp_path / "out" / "grades.csv").exists() and (tmp_path / "out" / "report.html").exists()
+
+
+def test_an_old_notebook_is_told_how_to_make_it_gradable(tmp_path):
+    path = tmp_path / WB1
+    path.write_text(json.dumps({"nbformat": 3, "worksheets": [{"cells": []}], "metadata": {}}))
+    with pytest.raises(InvalidWorkbook, match="nbformat 3 notebook: open it in Jupyter and save it"):
+        read_workbook(path)
 
 
 @pytest.mark.parametrize("name", [f"{WB1[:-6]}-Copy1.ipynb", f"{WB1[:-6]} (1).ipynb"])

@@ -65,6 +65,9 @@ def read_workbook(path: Path) -> dict[str, Any]:
         notebook = json.loads(data)
     except (ValueError, RecursionError) as e:
         raise InvalidWorkbook(f"{path.name} is not valid JSON: {str(e)[:200]}") from None
+    if isinstance(notebook, dict) and "worksheets" in notebook and "cells" not in notebook:
+        raise InvalidWorkbook(f"{path.name} is an nbformat {notebook.get('nbformat', 3)} notebook: open it in Jupyter "
+                              "and save it (Jupyter writes nbformat 4), then grade it again")
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         raise InvalidWorkbook(f"{path.name} is JSON but not a notebook (it has no list of cells)")
     return notebook
