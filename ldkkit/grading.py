@@ -162,7 +162,8 @@ def find_workbooks(submissions: list[str | os.PathLike[str]]) -> list[tuple[str,
 def _skipped(path: Path) -> bool:
     name = path.name
     return (name.startswith(".") or name in _KIT_FILES or ".backup" in name
-            or (path.is_dir() and not path.is_symlink()))
+            or (path.is_dir() and not path.is_symlink() and path.suffix != ".ipynb"))  # (a folder named as a
+    # workbook gets a row: "not a regular file", where it was never mentioned)
 
 
 def learner_names(folders: list[Path]) -> dict[Path, str]:

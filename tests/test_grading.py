@@ -569,6 +569,12 @@ def test_a_missing_submission_is_a_row(tmp_path):
     assert (tmp_path / "out" / "grades.csv").exists() and (tmp_path / "out" / "report.html").exists()
 
 
+def test_a_folder_named_as_a_workbook_gets_a_row(tmp_path):
+    (tmp_path / "amy" / WB1).mkdir(parents=True)
+    table = grade([tmp_path / "amy"], None, progress=False)
+    assert list(table["status"]) == ["invalid notebook"] and "not a regular file" in table["hint"][0]
+
+
 def test_an_old_notebook_is_told_how_to_make_it_gradable(tmp_path):
     path = tmp_path / WB1
     path.write_text(json.dumps({"nbformat": 3, "worksheets": [{"cells": []}], "metadata": {}}))

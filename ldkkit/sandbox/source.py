@@ -55,9 +55,10 @@ def read_workbook(path: Path) -> dict[str, Any]:
         if path.is_symlink():
             raise InvalidWorkbook(f"{path.name} is a symbolic link; only a learner's own files are graded") from None
         raise InvalidWorkbook(f"{path.name} cannot be read: {e.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # (before fdopen, which refuses a folder with its own error)
+        os.close(fd)
+        raise InvalidWorkbook(f"{path.name} is not a regular file")
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise InvalidWorkbook(f"{path.name} is not a regular file")
         data = f.read(MAX_NOTEBOOK_BYTES + 1)
     if len(data) > MAX_NOTEBOOK_BYTES:
         raise InvalidWorkbook(f"{path.name} is over {MAX_NOTEBOOK_BYTES // 2**20} MiB")
