@@ -355,6 +355,27 @@ def test_workbook_2_says_bitcoind_counts_in_btc_when_sats_were_asked_for_first()
         "Hint: bitcoind counts in BTC, not sats: pass channel_value_satoshis / 100_000_000."]
 
 
+@pytest.mark.parametrize("error, bitcoind", [(IndexError("list index out of range"), False),
+                                             (None, True)])
+def test_workbook_2_blames_the_unit_only_for_bitcoinds_own_refusal(error, bitcoind):
+    """A handler's own IndexError ("out of range") is not bitcoind refusing an amount in sats."""
+    from ldkkit.events import Event
+
+    async def fails(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                    peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
+        if isinstance(event, Event.FundingGenerationReady):
+            if error is not None:
+                raise error
+            _build(bitcoind_client, network, event, event.channel_value_satoshis)  # sats as BTC: refused
+        return await reference(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                               peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network,
+                               event)
+
+    lines = _read(fails, W02)
+    assert lines[2].startswith("Happened: it raised " + ("BitcoindError" if bitcoind else "IndexError")), lines
+    assert ("bitcoind counts in BTC" in lines[-1]) is bitcoind, lines[-1]
+
+
 def test_workbook_2_says_no_output_when_what_was_handed_over_is_no_transaction():
     def hex_string(channel_manager, bitcoind_client, network, event):
         tx = _build(bitcoind_client, network, event, event.channel_value_satoshis / 100_000_000)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..bitcoind_client import BitcoindError
 from ..events import Event
 from ..scenarios import Stage
 from .common import LARGEST_NON_WUMBO_SATS, CheckResult, Played, Session, error_hint, fail
@@ -130,11 +131,11 @@ def _unit_hint(played: Played, handling: Any) -> str:
     return "one output, to Address.from_script(output_script, network), of channel_value_satoshis / 100_000_000 BTC."
 
 
-@error_hint(lambda e, event: isinstance(event, Event.FundingGenerationReady)
-             and ("nsufficient" in str(e) or "out of range" in str(e)))
+@error_hint(lambda e, event: isinstance(event, Event.FundingGenerationReady) and isinstance(e, BitcoindError)
+             and ("Insufficient funds" in str(e) or "Amount out of range" in str(e)))
 def _sats_as_btc(error: BaseException, event: Event, played: Played | None) -> str:
     return ("bitcoind counts in BTC, not sats: create_raw_transaction wants channel_value_satoshis / 100_000_000. "
-            f"Asked for {event.channel_value_satoshis:,} BTC, your wallet cannot pay.")
+            f"{event.channel_value_satoshis:,} BTC is more than your wallet can pay.")
 
 
 @error_hint(lambda e, event: isinstance(event, Event.FundingGenerationReady) and "No output matched" in str(e))
