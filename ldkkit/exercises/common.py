@@ -485,40 +485,34 @@ def trimmed(error: BaseException) -> BaseException:
 
 def final_records(played: Played, key: str) -> dict[Any, Any]:
     """The payment records your node has on disk at the end of the scenario (none if nothing was written)."""
-    from ..payment_storage import InboundPaymentInfoStorage, OutboundPaymentInfoStorage
     from .recorder import _read
 
-    storage = {"inbound_payments": InboundPaymentInfoStorage, "outbound_payments": OutboundPaymentInfoStorage}[key]
     data = _read(played.me, key)
-    if data is None:
-        return {}
-    try:
-        return dict(storage.decode(data).payments)
-    except Exception as e:
-        raise fail(played, None, f"{key} stored as {key}.encode()", f"what is stored cannot be read back: {e}",
-                   f"store exactly the bytes {key}.encode() returns.") from None
+    return {} if data is None else _decoded(played, None, key, data)
 
 
 def stored_record(played: Played, handling: Handling, key: str, payment_key: Any) -> Any:
     """The record your handler left on disk for one payment, right after it returned; fails if unreadable."""
-    from ..payment_storage import InboundPaymentInfoStorage, OutboundPaymentInfoStorage
-
-    storage = {"inbound_payments": InboundPaymentInfoStorage, "outbound_payments": OutboundPaymentInfoStorage}[key]
     data = handling.stored.get(key)
-    event = handling.event
     if data is None:
         writes = played.recorder.calls_for(handling, "fs_store.write")
         written = sorted({c["key"] for c in writes if "key" in c.arguments})
-        raise fail(played, event, f"{key} persisted before your handler returned: fs_store.write(\"\", \"\", "
-                   f"\"{key}\", {key}.encode())",
+        raise fail(played, handling.event, f"{key} persisted before your handler returned: fs_store.write(\"\", "
+                   f"\"\", \"{key}\", {key}.encode())",
                    f"nothing is stored under '{key}'" + (f"; you wrote under {written}" if written else ""),
                    f"ldk-sample keeps these records under the key '{key}'. LDK forgets an event once your handler "
                    "returns, so write what it changed before you return.")
+    return _decoded(played, handling.event, key, data).get(payment_key)
+
+
+def _decoded(played: Played, event: Optional[Event], key: str, data: bytes) -> dict[Any, Any]:
+    """The records stored under ``key``; fails, naming what is wrong, if they cannot be read back."""
+    from ..payment_storage import InboundPaymentInfoStorage, OutboundPaymentInfoStorage
+
+    storage = {"inbound_payments": InboundPaymentInfoStorage, "outbound_payments": OutboundPaymentInfoStorage}[key]
     try:
-        payments = storage.decode(data).payments
+        return dict(storage.decode(data).payments)
     except Exception as e:
-        status_hint = "HTLCStatus" in str(e)
         raise fail(played, event, f"{key} stored as {key}.encode()", f"what is stored cannot be read back: {e}",
-                   "statuses are HTLCStatus members (HTLCStatus.Succeeded), not strings." if status_hint else
-                   f"store exactly the bytes {key}.encode() returns.") from None
-    return payments.get(payment_key)
+                   "statuses are HTLCStatus members (HTLCStatus.Succeeded), not strings." if "HTLCStatus" in str(e)
+                   else f"store exactly the bytes {key}.encode() returns.") from None
