@@ -7,9 +7,13 @@ Rules, judged from the chain and the wallet:
 - every output of every ``SpendableOutputs`` is swept, by a confirmed transaction, into your wallet
   (a cooperative close's ``StaticOutput`` included: hand over ``outputs`` as they are, no exclusions,
   no far-off ``delay_until_height``);
+- each was in the sweeper's care (or spent by a transaction you broadcast) by the time your handler
+  returned: LDK forgets the event then, and a crash before a later hand-over would lose the coins;
 - every ``BumpTransaction`` is handed, as it is, to ``bump_tx_event_handler.handle_event``;
 - what each one asked for confirmed: the commitment transaction (``ChannelClose``) and the spend of
-  each HTLC output (``HTLCResolution``). LDK does not broadcast these itself while they pay too little.
+  each HTLC output (``HTLCResolution``). LDK does not broadcast these itself while they pay too little;
+- the payment stuck on the force-closed channel is recorded as workbook 4 says: ``Pending`` until
+  ``PaymentFailed`` (closing its channel does not end it), then ``Failed``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from ..events import Event
 from ..events.bump_transaction import BumpTransactionEvent
 from ..scenarios import Stage, vanish_when_paid
 from ..sign import SpendableOutputDescriptor, descriptor_outpoint
+from . import sending_payments
 from .common import CheckResult, Handling, Played, Session, count, fail, held_back
 
 
@@ -44,8 +49,10 @@ def rules(session: Session, result: CheckResult) -> None:
         raise fail(played, None, "SpendableOutputs and BumpTransaction events", f"{len(spendable)} and {len(bumps)}",
                    held_back(played) or "your handler must open and fund channels first (workbooks 1 and 2).")
     swept = judge_sweeps(played)
+    judge_kept_before_returning(played)
     judge_bumps(played)
     judge_bumped_confirmed(played)
+    sending_payments.judge_outbound_records(played)
     result.add("every spendable output swept into your wallet", f"{swept:,} sats from {count(len(spendable), 'event')}")
     result.add("BumpTransaction handed to the BumpTxEventHandler", count(len(bumps), "event"))
     result.add("your commitment and HTLC claims confirmed", "paid for from your wallet")
@@ -75,6 +82,26 @@ def judge_sweeps(played: Played) -> int:
                            "spends to an address of your wallet, and so must a spend of your own.")
             total += value
     return total
+
+
+def judge_kept_before_returning(played: Played) -> None:
+    """When your handler returned from each ``SpendableOutputs``, its outputs were the sweeper's to spend, or spent."""
+    broadcasts = played.recorder.broadcasts
+    for handling in played.handled(Event.SpendableOutputs):
+        spent = {txin.previous_output for tx, _ in broadcasts[:handling.broadcasts] for txin in tx.input}
+        for descriptor in handling.event.outputs:
+            outpoint = descriptor_outpoint(descriptor)
+            if outpoint in handling.held_by_sweeper or outpoint in spent:
+                continue
+            later = [c.at for c in played.recorder.calls_for(handling, "output_sweeper.track_spendable_outputs")
+                     if not c.during]
+            raise fail(played, handling.event, f"the output {outpoint} in the OutputSweeper's care when your "
+                       "handler returned", "it was handed over only "
+                       f"{later[0] - handling.finished:,.0f} s after your handler returned" if later else
+                       "your handler returned before anything took it",
+                       "LDK forgets an event once your handler returns, so a crash in between would lose these "
+                       "coins for good: call output_sweeper.track_spendable_outputs before you return (the sweeper "
+                       "persists them), not from a task that runs later.")
 
 
 #: What to do when nothing more specific is known about an output that never came back.

@@ -54,6 +54,10 @@ class Handling:
     result: Any = None
     calls: int = 0
     stored: dict[str, Optional[bytes]] = field(default_factory=dict)  # payment records on disk afterwards
+    #: What was in the OutputSweeper's care when your handler returned from a ``SpendableOutputs`` (LDK forgets the
+    #: event then), and how many transactions had been broadcast in the world by then.
+    held_by_sweeper: frozenset[Any] = frozenset()
+    broadcasts: int = 0
     order: int = field(default_factory=lambda: next(_ORDER))  # when it began, among hand-overs and calls
 
 
@@ -177,9 +181,13 @@ class Recorder:
         handling.result = result
         if replayed(handling):  # (an event handled is never handed over again: no count to reset)
             self._replays[id(handling.event)] = self._replays.get(id(handling.event), 0) + 1
+        handling.broadcasts = len(self.broadcasts)
         node = self.node
         if node is not None:
             handling.stored = {key: _read(node, key) for key in STORED_KEYS}
+            if type(handling.event) is Event.SpendableOutputs:
+                tracked = node.output_sweeper.tracked_spendable_outputs()
+                handling.held_by_sweeper = frozenset(o.outpoint() for o in tracked)
 
     def _proxy(self, name: str, component: Any) -> Any:
         return _Recorded(name, component, self) if name in _RECORDED else component

@@ -4,7 +4,8 @@ Rules, judged from ``outbound_payments`` as stored on disk after each event:
 - ``PaymentSent``: the entry is ``Succeeded``, with the preimage, its secret and amount kept;
 - ``PaymentFailed``: the entry is ``Failed``, its secret and amount kept;
 - ``PaymentFailed`` for a payment that already succeeded changes nothing (its preimage is kept);
-- each event is about its own ``payment_id``: a payment still on its way stays ``Pending``;
+- each event is about its own ``payment_id``: a payment still on its way stays ``Pending``, whatever
+  the event (a ``ChannelClosed`` ends no payment: LDK may still complete or fail it);
 - ``PaymentPathFailed`` is not the end of a payment (LDK retries): the entry is never ``Failed`` then, and a
   payment LDK could still complete is never abandoned (``abandon_payment``);
 - statuses are ``HTLCStatus`` members, and the storage is written before the handler returns.
@@ -129,7 +130,7 @@ def judge_outbound_records(played: Played) -> dict[str, int]:
                 counts["path"] += 1
         if isinstance(event, (Event.PaymentSent, Event.PaymentFailed)):
             ended.add(event.payment_id)
-            _judge_others_pending(played, handling, ended)
+        _judge_others_pending(played, handling, ended)  # (after any event: a channel closing ends no payment)
     _judge_final_records(played, succeeded)
     return counts
 
@@ -190,14 +191,20 @@ def _judge(played: Played, handling: Handling, payment_id: Any, status: HTLCStat
 
 def _judge_others_pending(played: Played, handling: Handling, ended: set[Any]) -> None:
     """The payments still on their way are still Pending on disk: an event is about its own payment_id only."""
+    if handling.stored.get("outbound_payments") is None:
+        return  # nothing written yet (judged where a payment's own event must have written it)
     for payment_id in played.stage.sent:
         if payment_id in ended:
             continue
         record = stored_record(played, handling, "outbound_payments", payment_id)
         if record is not None and record.status is not HTLCStatus.Pending:
+            about_payments = isinstance(handling.event, (Event.PaymentSent, Event.PaymentFailed,
+                                                         Event.PaymentPathFailed))
             raise fail(played, handling.event, f"the payment {payment_id!r}, still on its way, left Pending on disk",
                        f"on disk: {record!r}", "an event is about one payment: look its entry up by the event's "
-                       "payment_id, and leave the others as they are.")
+                       "payment_id, and leave the others as they are." if about_payments else
+                       "only PaymentSent and PaymentFailed end a payment: LDK may still complete or fail a payment "
+                       "whose channel closed (its HTLC is settled on chain), and tells you with one of them.")
 
 
 def _judge_not_failed(played: Played, handling: Handling, payment_id: Any) -> None:

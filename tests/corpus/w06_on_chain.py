@@ -7,10 +7,11 @@ from typing import Any
 
 from ldkkit.bitcoin import ScriptBuf, TxOut
 from ldkkit.events import Event
+from ldkkit.payment_storage import HTLCStatus
 from ldkkit.sign import SpendableOutputDescriptor
 
 from . import Fresh, right, wrong
-from .arms import asks_again_always, asks_again_first, compose
+from .arms import asks_again_always, asks_again_first, compose, spawn
 
 EX = "on_chain"
 SPEND, BUMP = Event.SpendableOutputs, Event.BumpTransaction
@@ -54,6 +55,17 @@ def handle_isinstance(channel_manager, bitcoind_client, network_graph, keys_mana
 
 
 _EARLIER = compose({SPEND: None, BUMP: None}, plain=True)
+
+
+def spend_to_my_wallet(keys_manager: Any, bitcoind_client: Any, event: Any, **_: Any) -> None:
+    """Spends the outputs itself, to its wallet, and broadcasts the spend before returning (no sweeper)."""
+    tx = keys_manager.spend_spendable_outputs(list(event.outputs), [], bitcoind_client.get_change_script(), 253, None)
+    bitcoind_client.broadcast_transactions([tx])
+
+
+async def track_in_a_thread(output_sweeper: Any, event: Any, **_: Any) -> None:
+    """Hands the outputs over from a worker thread, awaited before the handler returns."""
+    await asyncio.to_thread(output_sweeper.track_spendable_outputs, list(event.outputs), event.channel_id)
 
 
 # --- WRONG ------------------------------------------------------------------------------------------------
@@ -119,6 +131,46 @@ def only_open_channels(channel_manager: Any, output_sweeper: Any, event: Any, **
         output_sweeper.track_spendable_outputs(list(event.outputs), event.channel_id, False, None)
 
 
+def track_later(output_sweeper: Any, event: Any, **_: Any) -> None:
+    """Returns at once, and hands the outputs to the sweeper from a task ten minutes later."""
+    async def later() -> None:
+        await asyncio.sleep(600)
+        output_sweeper.track_spendable_outputs(list(event.outputs), event.channel_id)
+
+    spawn(later())
+
+
+def make_sweeps_once_an_hour() -> Any:
+    """Keeps the outputs in a list in memory, and a task sweeps what is in it every hour."""
+    kept: list[Any] = []
+    started: list[bool] = []
+
+    def arm(output_sweeper: Any, event: Any, **_: Any) -> None:
+        kept.extend(event.outputs)
+        if not started:
+            started.append(True)
+
+            async def hourly() -> None:
+                while True:
+                    await asyncio.sleep(3600)
+                    if kept:
+                        output_sweeper.track_spendable_outputs(list(kept), None)
+                        kept.clear()
+
+            spawn(hourly())
+
+    return compose({SPEND: arm})
+
+
+def fails_pending_on_close(outbound_payments: Any, fs_store: Any, **_: Any) -> None:
+    """On ChannelClosed, marks every Pending outbound payment Failed: "its channel is gone"."""
+    with outbound_payments.lock() as payments:
+        for info in payments.values():
+            if info.status is HTLCStatus.Pending:
+                info.status = HTLCStatus.Failed
+    fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+
+
 async def waits_forever(**_: Any) -> None:
     """Waits for something that never happens (say, a confirmation the handler expects to be told of)."""
     await asyncio.Event().wait()
@@ -142,6 +194,10 @@ CASES = [
     right(EX, "delay_until_current_height", compose({SPEND: track_at_current_height}),
           why="delay_until_height = the current height, already reached"),
     right(EX, "isinstance_plain_def", handle_isinstance, why="plain def, isinstance, a tuple of outputs"),
+    right(EX, "spends_to_its_wallet_itself", compose({SPEND: spend_to_my_wallet}),
+          why="keys_manager.spend_spendable_outputs to its wallet, broadcast before returning: no sweeper needed"),
+    right(EX, "tracks_in_a_worker_thread", compose({SPEND: track_in_a_thread}),
+          why="await asyncio.to_thread(output_sweeper.track_spendable_outputs, ...): handed over before returning"),
 
     wrong(EX, "excludes_static_outputs", compose({SPEND: track(exclude_static_outputs=True)}), "exclude",
           "StaticOutput", "exclude_static_outputs=False", why="track_spendable_outputs(..., True, None)"),
@@ -152,6 +208,14 @@ CASES = [
           "wait until block 215", "delay_until_height",
           why="delay_until_height = 215, the story's last block: the sweep is broadcast then, never confirmed (the "
               "message once gave no reason, and the hint said to hand the outputs over)"),
+    wrong(EX, "tracks_from_a_task_later", compose({SPEND: track_later}), "after your handler returned",
+          "before you return", why="a task hands the outputs to the sweeper ten minutes after the handler returned "
+          "(they were swept, so it once passed; a crash in between loses them)"),
+    wrong(EX, "keeps_outputs_in_memory", Fresh(make_sweeps_once_an_hour), "after your handler returned",
+          why="keeps the outputs in a Python list that a task sweeps once an hour (it once passed)"),
+    wrong(EX, "fails_pending_payments_on_close", compose({Event.ChannelClosed: fails_pending_on_close}),
+          "left Pending", why="marks every Pending payment Failed when a channel closes: the payment stuck on it "
+          "is still LDK's to fail or complete, hours later (it once passed)"),
     wrong(EX, "never_sweeps", compose({SPEND: None}), "never came back to your wallet", "track_spendable_outputs",
           "OutputSweeper", why="no SpendableOutputs arm"),
     wrong(EX, "ignores_bump_transaction", compose({BUMP: None}), "bump_tx_event_handler.handle_event",
