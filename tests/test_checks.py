@@ -221,6 +221,26 @@ def test_time_sleep_in_a_handler_is_caught_on_the_simulation_not_the_clock():
     assert "asyncio.sleep" in str(info.value)
 
 
+def test_a_library_that_waits_a_moment_for_its_own_thread_is_not_refused(tmp_path, monkeypatch):
+    """Jupyter's sys.stdout.flush() (and a logging handler that flushes it) waits in Condition.wait for its sending
+    thread: only the waits your code calls itself are refused, and a look that does not wait (timeout 0) is fine."""
+    from ldkkit.exercises import watch
+
+    library = tmp_path / "a_library.py"
+    library.write_text("import threading\n\ndef flush():\n    done = threading.Event()\n"
+                       "    threading.Timer(0.001, done.set).start()\n    done.wait(5)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(watch, "LIBRARY_DIRS", (*watch.LIBRARY_DIRS, str(tmp_path)))
+    import a_library
+
+    def flushes(cm, keys, event):
+        a_library.flush()
+        threading.Event().wait(0)
+        policy(cm, keys, event)
+
+    check("open_channel_request", opening(flushes))
+
+
 def _no_check_threads_left() -> bool:
     for _ in range(100):
         if not [t for t in threading.enumerate() if t.name.startswith("ldkkit-check") and t.is_alive()]:

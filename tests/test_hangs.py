@@ -120,8 +120,8 @@ def test_a_task_spawned_that_calls_time_sleep_is_told_with_the_event_that_spawne
         "Expected: the tasks your handler spawns to wait with await, never blocking the node",
         "Happened: a task it spawned called time.sleep(), which blocks the whole node, and the check stopped it"]
     assert lines[-1] == ("Hint: a task runs on the node's own loop: time.sleep() there stops the whole node, as in "
-                         "the handler. Await asyncio.sleep(...) instead: the task pauses, and the node goes on "
-                         "meanwhile.")
+                         "the handler. Await asyncio.sleep(...) (or asyncio's own Event or Queue) instead: the task "
+                         "pauses, and the node goes on meanwhile.")
     assert [tb.tb_frame.f_code.co_name for tb in _traceback(info.value.__cause__)] == ["sleeps"]  # your frames only
 
 

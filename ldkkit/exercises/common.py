@@ -427,7 +427,7 @@ def handler_error(error: EventHandlerError, played: Played) -> ExerciseFailed:
             continue
     happened = f"it raised {type(cause).__name__}: {cause}"
     if isinstance(cause, BlockingCall):
-        happened = f"it did not return: {cause}, and the check stopped it"
+        happened = f"{cause}" if cause.caught else f"it did not return: {cause}, and the check stopped it"
     failure = fail(played, error.event, "your handler to return promptly" if isinstance(cause, BlockingCall)
                    else "your handler to return normally", happened, hint)
     failure.__cause__ = trimmed(cause)
@@ -438,8 +438,9 @@ def task_blocked(error: TaskBlocked, played: Played) -> ExerciseFailed:
     """A task your handler spawned blocked the node: say so, name the event that spawned it, keep your frames."""
     failure = fail(played, error.event, "the tasks your handler spawns to wait with await, never blocking the node",
                    f"a task it spawned {str(error).removeprefix('it ')}, and the check stopped it",
-                   "a task runs on the node's own loop: time.sleep() there stops the whole node, as in the handler. "
-                   "Await asyncio.sleep(...) instead: the task pauses, and the node goes on meanwhile.")
+                   f"a task runs on the node's own loop: {error.error.call or 'time.sleep()'} there stops the whole "
+                   "node, as in the handler. Await asyncio.sleep(...) (or asyncio's own Event or Queue) instead: the "
+                   "task pauses, and the node goes on meanwhile.")
     failure.__cause__ = trimmed(error.error)
     return failure
 

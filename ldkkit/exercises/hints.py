@@ -22,9 +22,10 @@ def _polled(error: BaseException, event: Event, played: Optional[Played]) -> str
 
 @error_hint(lambda e, event: isinstance(e, BlockingCall))
 def _slept(error: BaseException, event: Event, played: Optional[Played]) -> str:
-    return ("time.sleep() stops the whole node: no other event is handled, no message answered, while it sleeps "
-            "(the check stopped it). To wait, spawn a task that awaits asyncio.sleep(...): "
-            "asyncio.get_running_loop().create_task(...).")
+    call = getattr(error, "call", "") or "time.sleep()"
+    return (f"{call} stops the whole node: no other event is handled, no message answered, while it waits "
+            "(the check stopped it). To wait, spawn a task that awaits asyncio.sleep(...) (or asyncio's own Event "
+            "or Queue): asyncio.get_running_loop().create_task(...).")
 
 
 @error_hint(lambda e, event: any(isinstance(x, OSError) for x in causes(e)))

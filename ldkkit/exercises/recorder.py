@@ -326,7 +326,7 @@ _METHOD_SIGNATURES: dict[Callable[..., Any], Optional[inspect.Signature]] = {}
 
 
 class TaskBlocked(Exception):
-    """A task your handler spawned called ``time.sleep`` (:class:`BlockingCall`), raised where the story meets it."""
+    """A task your handler spawned made a blocking call (:class:`BlockingCall`), raised where the story meets it."""
 
     def __init__(self, event: Event, error: BlockingCall) -> None:
         super().__init__(str(error))

@@ -1,5 +1,5 @@
-"""Watching your code while it runs: ``time.sleep`` refused, each step of a task you spawn timed,
-and whose code is on the stack (yours, or the kit's and its libraries').
+"""Watching your code while it runs: ``time.sleep`` and other blocking waits refused, each step of a task
+you spawn timed, and whose code is on the stack (yours, or the kit's and its libraries').
 
 The check (:mod:`.common`) hands your handler each event inside these watches; they never
 judge anything themselves, they only stop what would block the node and say so.
@@ -7,7 +7,9 @@ judge anything themselves, they only stop what would block the node and say so.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import queue
 import sys
 import sysconfig
 import threading
@@ -32,7 +34,13 @@ class HandlerStopped(BaseException):
 
 
 class BlockingCall(Exception):
-    """Raised inside a handler that calls ``time.sleep``: it would block every other event."""
+    """Raised inside a handler that calls ``time.sleep`` or waits on a thread: it would block every other event.
+    ``call`` names what it called; ``caught``: your code caught the first one, and this is raised as it returns."""
+
+    def __init__(self, message: str, call: str = "", caught: bool = False) -> None:
+        super().__init__(message)
+        self.call = call
+        self.caught = caught
 
 
 @dataclass(eq=False)
@@ -89,25 +97,65 @@ class Stepped:
                 throw = e
 
 
-_local = threading.local()  # .kit: the kit's own code is running
+_local = threading.local()  # .kit: the kit's own code is running; .refused: what a watch refused meanwhile
+
+#: Where Python's thread waits wait: ``threading.Event.wait``, ``queue.Queue.get``, ``Semaphore.acquire``,
+#: ``Barrier.wait`` and ``concurrent.futures.Future.result`` all block in ``Condition.wait``.
+_CONDITION_WAIT = threading.Condition.wait.__code__
+#: The waits refused when your code calls them: not a library's own (Jupyter's ``sys.stdout.flush()`` waits a
+#: moment for its sending thread, and so does a logging handler that flushes it).
+_BLOCKING = {f.__code__ for f in (
+    threading.Event.wait, threading.Condition.wait, threading.Condition.wait_for, threading.Semaphore.acquire,
+    threading.Barrier.wait, queue.Queue.get, queue.Queue.put, concurrent.futures.Future.result,
+    concurrent.futures.Future.exception, concurrent.futures.wait)}
 
 
 @contextlib.contextmanager
 def no_sleeping() -> Iterator[None]:
-    """While your code runs, ``time.sleep`` raises :class:`BlockingCall`."""
+    """While your code runs, ``time.sleep`` and a blocking wait on a thread raise :class:`BlockingCall`. Caught by your
+    code, it is raised again when the handler (or the task's step) returns: the call was refused all the same."""
 
     def watch(frame: Any, what: str, arg: Any) -> None:
-        if what == "c_call" and arg is time.sleep and not getattr(_local, "kit", False):
-            raise BlockingCall("it called time.sleep(), which blocks the whole node")
+        call = None
+        if what == "c_call" and arg is time.sleep:
+            call = "time.sleep()"
+        elif what == "call" and frame.f_code is _CONDITION_WAIT and frame.f_locals.get("timeout") != 0:
+            call = _called_by_you(frame)
+        if call is not None and not getattr(_local, "kit", False):
+            _local.refused = call
+            raise BlockingCall(_refused(call), call)
         if previous is not None:
             previous(frame, what, arg)
 
     previous = sys.getprofile()
+    _local.refused = None
     sys.setprofile(watch)
     try:
         yield
     finally:
         sys.setprofile(previous)
+        refused, _local.refused = getattr(_local, "refused", None), None
+    if refused is not None:  # (reached only if the body returned: your code caught the first one)
+        raise BlockingCall(f"{_refused(refused)} (your code caught the error the check raised there, and went on)",
+                           refused, caught=True)
+
+
+def _refused(call: str) -> str:
+    return f"it called {call}, which blocks the whole node"
+
+
+def _called_by_you(frame: Any) -> Optional[str]:
+    """The blocking call your code made that ended in this wait (``Event.wait()``), or None if your code called
+    something else (a library's function, which waits for its own reasons)."""
+    called = frame
+    while frame is not None and not _yours(frame):
+        called, frame = frame, frame.f_back
+    code = called.f_code
+    return f"{getattr(code, 'co_qualname', code.co_name)}()" if frame is not None and code in _BLOCKING else None
+
+
+def _yours(frame: Any) -> bool:
+    return not frame.f_code.co_filename.startswith((KIT_DIR, *LIBRARY_DIRS, "<frozen"))
 
 
 @contextlib.contextmanager
@@ -127,8 +175,7 @@ def learner_on_stack() -> bool:
     """Whether code that is neither the kit's nor a library's (yours) is on the current stack."""
     frame: Optional[Any] = sys._getframe()  # this frame, the kit's: the walk may start here
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith((KIT_DIR, *LIBRARY_DIRS, "<frozen")):
+        if _yours(frame):
             return True
         frame = frame.f_back
     return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -60,6 +61,15 @@ def ensure_future_timedelta(channel_manager: Any, keys_manager: Any, event: Any,
 CASES_RIGHT_PLAIN = compose({FWD: forward_after(lambda t, k: t + 4 * t * _fraction(k, 8))}, plain=True)
 
 # --- WRONG ------------------------------------------------------------------------------------------------
+
+
+def task_waits_on_an_event(channel_manager: Any, event: Any, **_: Any) -> None:
+    """A task that waits with threading.Event().wait(delay): it blocks the loop the task runs on."""
+    async def later() -> None:
+        threading.Event().wait(event.time_forwardable.total_seconds())
+        channel_manager.process_pending_htlc_forwards()
+
+    spawn(later())
 
 
 def sleeps_blocking(channel_manager: Any, event: Any, **_: Any) -> None:
@@ -179,6 +189,8 @@ CASES = [
         "spread over the range", "2**32", why="3 random bytes divided by 2**32: every delay within 2 % of t"),
     wrong(EX, "range_below_t", compose({FWD: forward_after(lambda t, k: t * _fraction(k))}),
           "a delay between 100 and 500 ms", why="[0, t)"),
+    wrong(EX, "task_waits_on_a_thread_event", compose({FWD: task_waits_on_an_event}), "Event.wait()",
+          "asyncio.sleep", why="a task waits with threading.Event().wait(delay): it was told '0 ms' and the formula"),
     wrong(EX, "milliseconds_as_seconds", compose({FWD: sleeps_milliseconds}), "already in seconds",
           why="await asyncio.sleep(t_ms): milliseconds slept as seconds"),
     wrong(EX, "time_sleep_in_handler", compose({FWD: sleeps_blocking}), "time.sleep", "asyncio.sleep",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -81,6 +82,19 @@ def replay_class(error: OSError) -> Any:
 def sleep_and_retry(error: OSError) -> None:
     time.sleep(0.05)
     raise error
+
+
+def wait_and_retry(error: OSError) -> None:
+    threading.Event().wait(0.05)  # "sleep" without time.sleep: it blocks all the same
+    raise error
+
+
+def sleep_swallowed_then_replay(error: OSError) -> ReplayEvent:
+    try:
+        time.sleep(0.05)
+    except Exception:  # (the check's refusal, swallowed: the node was to be blocked all the same)
+        pass
+    return ReplayEvent()
 
 
 INBOUND = lambda on_error, add=False: persisting(  # noqa: E731
@@ -263,6 +277,11 @@ CASES = [
           "raised OSError", "return ReplayEvent()", why="no try/except at all: the OSError escapes"),
     wrong(EX, "sleeps_before_retry", compose({CLAIMED: INBOUND(sleep_and_retry)}), "time.sleep",
           why="time.sleep before giving up"),
+    wrong(EX, "waits_on_an_event_before_retry", compose({CLAIMED: INBOUND(wait_and_retry)}), "Event.wait()",
+          "blocks the whole node", why="threading.Event().wait(0.05) before giving up (only time.sleep was refused)"),
+    wrong(EX, "sleeps_before_retry_swallowing_the_refusal", compose({CLAIMED: INBOUND(sleep_swallowed_then_replay)}),
+          "time.sleep", "caught the error",
+          why="time.sleep inside try/except Exception, then ReplayEvent: the check's refusal caught, and it passed"),
     wrong(EX, "updates_after_writing", compose({CLAIMED: update_after_write}), "status Pending",
           why="writes the old state, then updates memory"),
     wrong(EX, "always_replays_claimed", compose({CLAIMED: always_replay}), "ReplayEvent",
