@@ -11,13 +11,16 @@ Rules, judged from the payer's side and from ``inbound_payments`` as stored on d
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ..events import Event, PaymentPurpose
 from ..ln.outbound_payment import RecipientOnionFields, Retry
 from ..payment_storage import HTLCStatus
 from ..routing.router import PaymentParameters, RouteParameters
 from ..scenarios import Stage
 from ..types import PaymentId, PaymentPreimage
-from .common import CheckResult, Played, Session, fail, final_records, stored_record
+from .common import CheckResult, Handling, Played, Session, fail, final_records, stored_record
+from .recorder import Call
 
 #: A hash whose preimage your node never had: a payment to it cannot be claimed.
 UNKNOWN_PREIMAGE = PaymentPreimage(b"\x5a" * 32)
@@ -72,6 +75,29 @@ def _payer_outcome(played: Played, payment_hash: object) -> str:
     return "waiting"
 
 
+def _answers(played: Played, handling: Handling) -> list[Call]:
+    """The calls that answered this PaymentClaimable: those made while handling it, and those naming its payment
+    (a claim with its preimage, a fail-back of its hash) whoever made them (a task, a worker thread, an executor),
+    after it and before the next PaymentClaimable of the same hash."""
+    return [c for c in played.recorder.calls if c.handling is handling or _answering(played, c) is handling]
+
+
+def _answering(played: Played, call: Call) -> Optional[Handling]:
+    """The hand-over of the PaymentClaimable a claim or fail-back answers: the latest one, before the call, of the
+    payment it names."""
+    name = call.name.split(".")[-1]
+    if name in ("claim_funds", "claim_funds_with_known_custom_tlvs"):
+        preimage = call.arguments.get("payment_preimage")
+        payment_hash = preimage.payment_hash() if isinstance(preimage, PaymentPreimage) else None
+    elif name.startswith("fail_htlc_backwards"):
+        payment_hash = call.arguments.get("payment_hash")
+    else:
+        return None
+    claimables = [h for h in played.recorder.handled(Event.PaymentClaimable)
+                  if h.event.payment_hash == payment_hash and h.order < call.order]
+    return claimables[-1] if claimables else None
+
+
 def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
     """Each PaymentClaimable ends as it should, seen from the payer."""
     settled: set[object] = set()
@@ -80,7 +106,7 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
         preimage = event.purpose.preimage()
         outcome = _payer_outcome(played, event.payment_hash)
         repeat = refuse_repeats and event.payment_hash in settled
-        names = (c.name.split(".")[-1] for c in played.recorder.calls_for(handling))
+        names = (c.name.split(".")[-1] for c in _answers(played, handling))
         calls = [_CLAIMS.get(name, name) for name in names]
         if repeat and "claim_funds" in calls:
             raise fail(played, event, "fail_htlc_backwards(payment_hash): this invoice is already paid",

@@ -209,7 +209,36 @@ def _returns_text(arm: Any) -> Any:
 
 W13 = (Event.OpenChannelRequest, Event.PendingHTLCsForwardable, CLAIMABLE, CLAIMED)
 
+async def claimed_in_an_executor(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+    """Claims (or fails back) in the loop's default executor, which copies no context, awaiting it."""
+    await asyncio.get_running_loop().run_in_executor(None, lambda: claimable(
+        channel_manager=channel_manager, inbound_payments=inbound_payments, event=event))
+
+
+def claimed_by_one_worker() -> Any:
+    """One task, spawned with the first PaymentClaimable, claims or fails back each payment from a queue."""
+    queue: list[asyncio.Queue[Any]] = []
+
+    def arm(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+        if not queue:
+            queue.append(asyncio.Queue())
+
+            async def worker() -> None:
+                while True:
+                    claimable(channel_manager=channel_manager, inbound_payments=inbound_payments,
+                              event=await queue[0].get())
+
+            spawn(worker())
+        queue[0].put_nowait(event)
+
+    return compose({CLAIMABLE: arm})
+
+
 CASES = [
+    right(EX, "claimed_in_an_executor", compose({CLAIMABLE: claimed_in_an_executor}),
+          why="claims through loop.run_in_executor, awaited: judged by the payment it names (it once failed)"),
+    right(EX, "claimed_by_one_worker_task", Fresh(claimed_by_one_worker),
+          why="one task claims every payment from a queue: judged by the payment each call names (it once failed)"),
     right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first),
           why="returns ReplayEvent() the first time it sees each event, then handles it: each payment claimed once"),
     wrong(EX, "asks_again_for_claimables_for_ever", asks_again_always(Event.PaymentClaimable),
