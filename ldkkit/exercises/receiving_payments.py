@@ -133,6 +133,22 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
                        "pass the event's payment_hash to fail_htlc_backwards.")
         if preimage is not None and not repeat:
             settled.add(event.payment_hash)
+        _judge_not_yet_succeeded(played, handling)
+
+
+def _judge_not_yet_succeeded(played: Played, handling: Handling) -> None:
+    """A payment is not Succeeded on disk after its PaymentClaimable, unless a PaymentClaimed came before."""
+    event = handling.event
+    if handling.stored.get("inbound_payments") is None:
+        return
+    record = stored_record(played, handling, "inbound_payments", event.payment_hash)
+    claimed_before = any(h.event.payment_hash == event.payment_hash and h.order < handling.order
+                         for h in played.handled(Event.PaymentClaimed))
+    if record is not None and record.status is HTLCStatus.Succeeded and not claimed_before:
+        raise fail(played, event, "the payment not Succeeded on disk yet: PaymentClaimable says it can be claimed, "
+                   "not that it was", f"on disk after it: {record!r}",
+                   "record the payment when PaymentClaimed comes: only that event says the claim went through "
+                   "(LDK: wait for PaymentClaimed to be sure). Until then it is not yours.")
 
 
 def judge_claimed_records(played: Played, *, handlings: list | None = None) -> None:

@@ -178,6 +178,17 @@ def claimable_records_success(inbound_payments: Any, fs_store: Any, event: Any, 
     fs_store.write("", "", "inbound_payments", inbound_payments.encode())
 
 
+def claimable_records_what_it_claims(inbound_payments: Any, fs_store: Any, event: Any, **kw: Any) -> None:
+    """Claims, and writes the record as PaymentClaimed would, already on PaymentClaimable (and has no Claimed arm)."""
+    claimable(inbound_payments=inbound_payments, fs_store=fs_store, event=event, **kw)
+    preimage = event.purpose.preimage()
+    if preimage is not None:
+        with inbound_payments.lock() as payments:
+            payments[event.payment_hash] = PaymentInfo(preimage, getattr(event.purpose, "payment_secret", None),
+                                                       HTLCStatus.Succeeded, event.amount_msat)
+        fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+
 def claimed_in_a_fresh_map(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
     """Keeps only this payment: the map cleared, then its entry written, so each write loses the others."""
     secret = getattr(event.purpose, "payment_secret", None)
@@ -286,8 +297,13 @@ CASES = [
           "SHA-256", why="claim_funds(PaymentPreimage(bytes(payment_hash))): calls claim_funds, claims nothing"),
     wrong(EX, "fails_back_then_claims", compose({CLAIMABLE: fail_then_claim}), "the payer paid", "refunded",
           why="fail_htlc_backwards, then claim_funds: the payer is refunded"),
-    wrong(EX, "records_success_on_claimable", compose({CLAIMABLE: claimable_records_success}), "never claimed",
-          "PaymentClaimed", why="writes Succeeded on PaymentClaimable, so the refunded payment is Succeeded on disk"),
+    wrong(EX, "records_success_on_claimable", compose({CLAIMABLE: claimable_records_success}),
+          "not Succeeded on disk yet", "PaymentClaimed",
+          why="writes Succeeded on PaymentClaimable, so the refunded payment is Succeeded on disk"),
+    wrong(EX, "records_claims_on_claimable", compose({CLAIMABLE: claimable_records_what_it_claims, CLAIMED: None}),
+          "not Succeeded on disk yet", "PaymentClaimed",
+          why="writes Succeeded (preimage, secret, amount) right after claim_funds, with no PaymentClaimed arm: the "
+              "record was right by the time PaymentClaimed came, so it once passed"),
     wrong(EX, "clears_the_map_on_claimed", compose({CLAIMED: claimed_in_a_fresh_map}), "its record is gone",
           "never clear", why="payments.clear(), then this payment's entry: the invoice's record is lost"),
     wrong(EX, "files_a_keysend_among_payments_sent", compose({CLAIMED: claimed_also_in_outbound}),
