@@ -132,7 +132,35 @@ def judge_outbound_records(played: Played) -> dict[str, int]:
             ended.add(event.payment_id)
         _judge_others_pending(played, handling, ended)  # (after any event: a channel closing ends no payment)
     _judge_final_records(played, succeeded)
+    _judge_nothing_received(played)
+    _judge_sent_only_by_you(played)
     return counts
+
+
+def _judge_nothing_received(played: Played) -> None:
+    """``inbound_payments`` holds none of the payments your node sent."""
+    sent = {PaymentHash(bytes(payment_id)) for payment_id in played.stage.sent}  # (sendpayment's id is the hash)
+    strays = [k for k in final_records(played, "inbound_payments") if k in sent]
+    if strays:
+        raise fail(played, None, "inbound_payments holding only the payments your node received",
+                   f"on disk, it also holds {strays[0]!r}, a payment you sent",
+                   "a payment you send is recorded in outbound_payments, under its payment_id; inbound_payments is "
+                   "for the payments your node receives.")
+
+
+#: The ChannelManager's methods that send a payment.
+_SENDS = ("send_payment", "send_spontaneous_payment", "send_payment_with_route", "pay_for_offer")
+
+
+def _judge_sent_only_by_you(played: Played) -> None:
+    """Your handler sends no payment of its own: LDK retries a payment itself, under its own payment_id."""
+    for name in _SENDS:
+        for call in played.recorder.calls_to(f"channel_manager.{name}"):
+            raise fail(played, call.handling.event if call.handling else None,
+                       "no payment sent by your handler: LDK retries a failed path itself (the payment's Retry)",
+                       f"your code called channel_manager.{name}", "sending again under a new payment_id is a second "
+                       "payment: both may arrive, and the payee is paid twice. Leave retries to LDK, and only record "
+                       "how a payment ends.")
 
 
 def _judge_final_records(played: Played, succeeded: dict[Any, Any]) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from ldkkit.events import Event, ReplayEvent
+from ldkkit.ln.outbound_payment import RecipientOnionFields, Retry
 from ldkkit.payment_storage import HTLCStatus, PaymentInfo
+from ldkkit.routing.router import PaymentParameters, RouteParameters
+from ldkkit.types import PaymentId
 
-from . import right, wrong
-from .arms import compose
+from . import Fresh, right, wrong
+from .arms import compose, sent
 
 EX = "sending_payments"
 SENT, FAILED, PATH_FAILED = Event.PaymentSent, Event.PaymentFailed, Event.PaymentPathFailed
@@ -151,6 +154,40 @@ def abandons_on_path_failure(channel_manager: Any, event: Any, **_: Any) -> None
     channel_manager.abandon_payment(event.payment_id)
 
 
+def sent_also_as_received(outbound_payments: Any, inbound_payments: Any, fs_store: Any, event: Any,
+                          **kw: Any) -> None:
+    """Records PaymentSent rightly, and files it among the payments received as well."""
+    sent(outbound_payments=outbound_payments, fs_store=fs_store, event=event, **kw)
+    with inbound_payments.lock() as payments:
+        payments[event.payment_hash] = PaymentInfo(event.payment_preimage, None, HTLCStatus.Succeeded, None)
+    fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+
+def retries_itself_once() -> Any:
+    """On PaymentPathFailed, sends the payment again itself, once, under a new payment_id (recorded as sendpayment
+    would): LDK is retrying the first one all the while."""
+    retried: set[Any] = set()
+
+    def arm(channel_manager: Any, keys_manager: Any, outbound_payments: Any, fs_store: Any, event: Any,
+            **_: Any) -> None:
+        if event.payment_failed_permanently or event.payment_id in retried:
+            return
+        with outbound_payments.lock() as payments:
+            info = payments.get(event.payment_id)
+            if info is None or info.status is not HTLCStatus.Pending:
+                return
+            new_id = PaymentId(keys_manager.get_secure_random_bytes())
+            payments[new_id] = PaymentInfo(None, info.secret, HTLCStatus.Pending, info.amt_msat)
+            fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+        retried.update((event.payment_id, new_id))
+        params = RouteParameters.from_payment_params_and_value(
+            PaymentParameters.from_node_id(event.path.hops[-1].pubkey, 40), info.amt_msat)
+        channel_manager.send_payment(event.payment_hash, RecipientOnionFields.secret_only(info.secret), new_id,
+                                     params, Retry.Attempts(3))
+
+    return compose({Event.PaymentPathFailed: arm})
+
+
 def _returning(value: Any, arm: Any) -> Any:
     def wrapped(**kw: Any) -> Any:
         arm(**kw)
@@ -163,6 +200,12 @@ GOOD_SENT = set_status(HTLCStatus.Succeeded, preimage=True)
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
+    wrong(EX, "files_a_payment_sent_among_those_received", compose({Event.PaymentSent: sent_also_as_received}),
+          "a payment you sent", "inbound_payments is", why="PaymentSent also written to inbound_payments (it once "
+          "passed: the mirror of workbook 3's keysend filed among payments sent)"),
+    wrong(EX, "retries_a_failed_path_itself", Fresh(retries_itself_once), "channel_manager.send_payment",
+          "paid twice", why="on PaymentPathFailed, sends the payment again under a new payment_id: it once passed, "
+          "with two payments left in flight and 80,004 sats more spent"),
     right(EX, "isinstance_plain_def_rebuilt", handle_isinstance,
           why="plain def, isinstance, PaymentSent rebuilds the entry keeping secret and amount, == Pending"),
     right(EX, "write_by_keyword_outside_lock",
