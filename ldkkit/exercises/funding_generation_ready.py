@@ -2,7 +2,8 @@
 
 Rules, judged from the transactions your handler built and the chain:
 - one output of exactly ``channel_value_satoshis`` to ``output_script`` (bitcoind counts in BTC), every other
-  output your wallet's, and a fee bitcoind would relay (at most its ``maxfeerate``, 10,000 sat/vB);
+  output your wallet's, a fee bitcoind would relay (at least its ``minrelaytxfee``, 1 sat/vB, at most its
+  ``maxfeerate``, 10,000 sat/vB), and every input signed for this very transaction (as bitcoind checks);
 - handed to ``funding_transaction_generated`` for the event's channel and peer;
 - never broadcast by your own code, by any method: LDK broadcasts it once the peer has signed;
 - every channel you open is pending, then ready after six blocks.
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..bitcoin import ScriptBuf
 from ..bitcoind_client import BitcoindError
 from ..events import Event
 from ..scenarios import Stage
+from ..sign import p2wpkh_script_code, segwit_sighashes
 from .common import LARGEST_NON_WUMBO_SATS, CheckResult, Played, Session, error_hint, fail
 
 SIZES = (100_000, 1_000_000, LARGEST_NON_WUMBO_SATS)
@@ -69,8 +72,8 @@ def judge_funding(played: Played) -> None:
                        _unit_hint(played, handling))
         trouble = _funding_trouble(played, tx, event)
         if trouble:
-            raise fail(where, event, "the channel's output, change back to your wallet, and a fee bitcoind would "
-                       "relay (at most 10,000 sat/vB, its maxfeerate)", trouble,
+            raise fail(where, event, "the channel's output, change back to your wallet, a fee bitcoind would relay "
+                       "(1 to 10,000 sat/vB), and signatures bitcoind accepts", trouble,
                        "let fund_raw_transaction add the inputs and the change output, and hand over what "
                        "sign_raw_transaction_with_wallet returns, unchanged: every output but the channel's is yours.")
         if calls[0].error is not None:
@@ -109,10 +112,43 @@ def _funding_trouble(played: Played, tx: Any, event: Any) -> str:
     spent = [chain.get_transaction(i.previous_output.txid) for i in tx.input]
     if None in spent:
         return ""  # (inputs the chain does not know: the hand-over fails, and says so)
-    fee = sum(t.output[i.previous_output.vout].value for t, i in zip(spent, tx.input, strict=True)) - sum(
-        o.value for o in tx.output)
+    prevouts = [t.output[i.previous_output.vout] for t, i in zip(spent, tx.input, strict=True)]
+    fee = sum(o.value for o in prevouts) - sum(o.value for o in tx.output)
     rate = fee / tx.vsize()
-    return f"a fee of {fee:,} sats, {rate:,.0f} sat/vB" if rate > MAX_FEERATE_SAT_PER_VB else ""
+    if rate > MAX_FEERATE_SAT_PER_VB:
+        return f"a fee of {fee:,} sats, {rate:,.0f} sat/vB"
+    if rate < MIN_RELAY_SAT_PER_VB:
+        return f"a fee of {fee:,} sats, {rate:,.2f} sat/vB: less than bitcoind relays (its minrelaytxfee, 1 sat/vB)"
+    unsigned = _badly_signed(tx, prevouts)
+    if unsigned is None:
+        return ""
+    if not tx.input[unsigned].witness:
+        return f"input {unsigned} is not signed: bitcoind refuses it"
+    return f"the signature of input {unsigned} does not sign this transaction (was it changed after signing?)"
+
+
+#: bitcoind's default ``minrelaytxfee`` (0.00001 BTC/kvB): a transaction paying less is not relayed, nor mined.
+MIN_RELAY_SAT_PER_VB = 1
+
+
+def _badly_signed(tx: Any, prevouts: list[Any]) -> int | None:
+    """The first input spending a P2WPKH output whose witness is not a valid signature of ``tx``, as bitcoind checks
+    it (the simulated chain runs no scripts); None if every such input is signed."""
+    from coincurve import PublicKey
+
+    for index, (txin, prevout) in enumerate(zip(tx.input, prevouts, strict=True)):
+        witness = list(txin.witness)
+        if not prevout.script_pubkey.is_p2wpkh():
+            continue  # (not a wallet key's: nothing to check here)
+        if len(witness) != 2 or ScriptBuf.new_p2wpkh(witness[1]) != prevout.script_pubkey or witness[0][-1:] != b"\x01":
+            return index
+        digest = segwit_sighashes(tx, [(index, p2wpkh_script_code(witness[1]), prevout.value)])[0]
+        try:
+            if not PublicKey(witness[1]).verify(witness[0][:-1], digest, hasher=None):
+                return index
+        except (ValueError, TypeError):  # not a key, or not a DER signature
+            return index
+    return None
 
 
 def _pays(tx: Any, event: Event.FundingGenerationReady) -> int | None:

@@ -182,7 +182,39 @@ def first_channel_only_arm() -> Any:
 
 W12 = (Event.OpenChannelRequest, Event.FundingGenerationReady)
 
+def fund_without_fee(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+    """Change = the coins in - the channel's value: a transaction that pays no fee at all."""
+    address = Address.from_script(event.output_script, network)
+    raw = bitcoind_client.create_raw_transaction([{str(address): event.channel_value_satoshis / 100_000_000}])
+    funded = Transaction(bytes.fromhex(bitcoind_client.fund_raw_transaction(raw).hex))
+    coins = {u.outpoint: u.amount for u in bitcoind_client.list_unspent(0)}
+    value_in = sum(coins[i.previous_output] for i in funded.input)
+    outputs = [o if o.script_pubkey == event.output_script else TxOut(value_in - event.channel_value_satoshis,
+                                                                      o.script_pubkey) for o in funded.output]
+    tx = Transaction.new(funded.version, funded.lock_time, list(funded.input), outputs)
+    signed = bitcoind_client.sign_raw_transaction_with_wallet(tx.serialize().hex())
+    channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id,
+                                                  Transaction(bytes.fromhex(signed.hex)))
+
+
+def locktime_set_after_signing(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any,
+                               **_: Any) -> None:
+    """Signs, then sets nLockTime to the current height (anti-fee-sniping) without signing again."""
+    address = Address.from_script(event.output_script, network)
+    raw = bitcoind_client.create_raw_transaction([{str(address): event.channel_value_satoshis / 100_000_000}])
+    signed = Transaction(bytes.fromhex(bitcoind_client.sign_raw_transaction_with_wallet(
+        bitcoind_client.fund_raw_transaction(raw).hex).hex))
+    tweaked = Transaction.new(signed.version, bitcoind_client.get_block_height(), list(signed.input),
+                              list(signed.output))
+    channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tweaked)
+
+
 CASES = [
+    wrong(EX, "pays_no_fee", compose({FUND: fund_without_fee}), "minrelaytxfee", why="change = coins in - channel "
+          "value: no fee at all, which bitcoind never relays (it once passed: only the highest fee was judged)"),
+    wrong(EX, "locktime_changed_after_signing", compose({FUND: locktime_set_after_signing}), "does not sign this "
+          "transaction", why="nLockTime set after signing: every signature invalid, bitcoind refuses it (it once "
+          "passed: the simulated chain runs no scripts)"),
     right(EX, "keywords_everywhere", only(*W12, changes={FUND: fund_by_keywords}),
           why="keyword arguments to bitcoind and funding_transaction_generated; round(sats / 1e8, 8)"),
     right(EX, "isinstance_plain_def_divmod", handle_isinstance,
