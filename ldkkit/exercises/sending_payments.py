@@ -240,6 +240,10 @@ def _judge_not_failed(played: Played, handling: Handling, payment_id: Any) -> No
         return
     record = stored_record(played, handling, "outbound_payments", payment_id)
     if record is not None and record.status is HTLCStatus.Failed:
+        if handling.event.payment_failed_permanently:  # (LDK gives up, and says so with the PaymentFailed it queues)
+            raise fail(played, handling.event, "the payment still Pending: PaymentFailed, which follows, ends it",
+                       f"on disk: {record!r}", "payment_failed_permanently means LDK retries no more: it abandons the "
+                       "payment and queues PaymentFailed, and that event is where it is marked Failed.")
         raise fail(played, handling.event, "the payment still Pending: one path failed, and LDK retries another",
                    f"on disk: {record!r}", "PaymentPathFailed is about one path; LDK's background processor has "
                    "already given it to the scorer. Only PaymentFailed ends a payment.")

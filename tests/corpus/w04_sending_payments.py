@@ -188,6 +188,16 @@ def retries_itself_once() -> Any:
     return compose({Event.PaymentPathFailed: arm})
 
 
+def fails_on_a_permanent_path_failure(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Marks the payment Failed on a PaymentPathFailed whose payment_failed_permanently is True."""
+    if event.payment_failed_permanently:
+        with outbound_payments.lock() as payments:
+            info = payments.get(event.payment_id)
+            if info is not None and info.status is HTLCStatus.Pending:
+                info.status = HTLCStatus.Failed
+        fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+
+
 def _returning(value: Any, arm: Any) -> Any:
     def wrapped(**kw: Any) -> Any:
         arm(**kw)
@@ -200,6 +210,10 @@ GOOD_SENT = set_status(HTLCStatus.Succeeded, preimage=True)
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
+    wrong(EX, "fails_on_a_permanent_path_failure",
+          compose({Event.PaymentPathFailed: fails_on_a_permanent_path_failure}),
+          "PaymentFailed, which follows", "retries no more", why="Failed on PaymentPathFailed when "
+          "payment_failed_permanently: told 'LDK retries another' path, which it does not then"),
     wrong(EX, "files_a_payment_sent_among_those_received", compose({Event.PaymentSent: sent_also_as_received}),
           "a payment you sent", "inbound_payments is", why="PaymentSent also written to inbound_payments (it once "
           "passed: the mirror of workbook 3's keysend filed among payments sent)"),
