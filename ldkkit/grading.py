@@ -35,8 +35,13 @@ from .sandbox import jail as jail_module
 from .sandbox.source import InvalidWorkbook, learner_code, read_workbook
 from .sim.scratch import scratch_dir
 
-#: Workbook file names look like "03_receiving_payments.ipynb".
-_WORKBOOK = re.compile(r"^\d+_(?P<exercise>[a-z_]+)$")
+#: What a workbook's name looks like ("03_receiving_payments"): only the exact names the kit ships are graded,
+#: this is to tell a misnamed one ("3_receiving_payments") which name to give it.
+_WORKBOOK = re.compile(r"\d+_(?P<exercise>[a-z_]+)")
+#: How far below a submitted folder the grader looks for the workbooks it was not pointed at.
+_NESTED_DEPTH = 3
+#: A lone surrogate: a byte of a file name that is not UTF-8 (os.fsdecode's "surrogateescape"), or junk text.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 #: Files the kit itself puts in a learner's folder: no row for them.
 _KIT_FILES = {"README.md", "progress.json"}
 #: Extra seconds the worker gets to start and to report, past the workbook's own limit.
@@ -57,6 +62,23 @@ class Grade:
     hint: str
     seconds: float
     path: str = ""
+
+    def __post_init__(self) -> None:
+        # A name that is not UTF-8 (a Latin-1 file name, say) would stop the CSV and the report being written.
+        for name, value in vars(self).items():
+            if isinstance(value, str):
+                setattr(self, name, printable(value))
+
+
+def printable(text: str) -> str:
+    """``text`` as UTF-8 can write it: a byte of a name that is not UTF-8 as ``\\xe9``, any other lone surrogate
+    as ``\\ud800``, so the instructor can still tell which file it is."""
+    return _SURROGATE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
 @dataclass
@@ -138,15 +160,16 @@ def find_workbooks(submissions: list[str | os.PathLike[str]]) -> list[tuple[str,
     """(learner, file) pairs: a folder is one learner's workbooks and stray files; a file is one workbook.
 
     In a folder, hidden files, sub-folders, backups and the files the kit itself puts there
-    (README.md, progress.json) get no row; every other file does, a stray one saying so.
+    (README.md, progress.json) get no row; every other file does, a stray one saying so. A
+    folder that would get no row, whose sub-folders hold workbooks (the grader was pointed
+    a level too high), gets a row for each such sub-folder, saying to grade that one.
     """
     entries: list[tuple[Path, Path]] = []  # (learner folder, file)
     for submission in map(Path, submissions):
         submission = Path(os.path.abspath(submission))
         if submission.is_dir() and not submission.is_symlink():
-            for path in sorted(submission.iterdir()):
-                if not _skipped(path):
-                    entries.append((submission, path))
+            paths = [path for path in sorted(submission.iterdir()) if not _skipped(path)]
+            entries += [(submission, path) for path in paths or _nested_workbook_folders(submission)]
         else:
             entries.append((submission.parent, submission))
     names = learner_names([folder for folder, _ in entries])
@@ -162,8 +185,40 @@ def find_workbooks(submissions: list[str | os.PathLike[str]]) -> list[tuple[str,
 def _skipped(path: Path) -> bool:
     name = path.name
     return (name.startswith(".") or name in _KIT_FILES or ".backup" in name
-            or (path.is_dir() and not path.is_symlink() and path.suffix != ".ipynb"))  # (a folder named as a
+            or (_is_folder(path) and path.suffix != ".ipynb"))  # (a folder named as a
     # workbook gets a row: "not a regular file", where it was never mentioned)
+
+
+def _is_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _looks_like_a_workbook(path: Path) -> bool:
+    return path.suffix == ".ipynb" and _WORKBOOK.fullmatch(path.stem) is not None
+
+
+def _nested_workbook_folders(folder: Path) -> list[Path]:
+    """The highest sub-folders of ``folder`` (down to a few levels, never through a link) that hold workbooks."""
+    found, level = [], [folder]
+    for _ in range(_NESTED_DEPTH):
+        below = []
+        for parent in level:
+            try:
+                children = sorted(child for child in parent.iterdir()
+                                  if _is_folder(child) and not child.name.startswith("."))
+            except OSError:  # a folder the grader may not list is no learner's layout
+                continue
+            for child in children:
+                try:
+                    holds = any(_looks_like_a_workbook(path) for path in child.iterdir())
+                except OSError:
+                    holds = False
+                (found if holds else below).append(child)
+        level = below
+    for nested in found:
+        warnings.warn(f"ldkkit grade: {printable(str(folder))} holds no workbook, but {printable(str(nested))} does: "
+                      "point the grader at that folder", UserWarning, stacklevel=4)
+    return found
 
 
 def learner_names(folders: list[Path]) -> dict[Path, str]:
@@ -206,22 +261,22 @@ def _short_name(folder: Path, folders: list[Path]) -> str:
 
 
 def _exercise_of(path: Path) -> Optional[str]:
-    match = _WORKBOOK.match(path.stem)
-    return match["exercise"] if match else None
+    """The exercise of a workbook under the exact name the kit ships it as ("01_open_channel_request"), else None:
+    a copy under another name ("1_open_channel_request") is not graded beside it, counting its learner twice."""
+    from .exercises import EXERCISES, WORKBOOKS
+
+    return dict(zip(WORKBOOKS, EXERCISES, strict=True)).get(path.stem)
 
 
 def _rename_hint(path: Path) -> str:
-    """For a workbook saved under another name (Jupyter's "-Copy1", a download's " (1)"): the name it should have."""
-    from .exercises import WORKBOOKS
+    """For a workbook saved under another name (Jupyter's "-Copy1", a download's " (1)", "1_..." for "01_..."): the
+    name it should have."""
+    from .exercises import EXERCISES, WORKBOOKS
 
-    named = [workbook for workbook in WORKBOOKS if path.stem.startswith(workbook)]
+    misnumbered = _WORKBOOK.fullmatch(path.stem)
+    named = [workbook for workbook, exercise in zip(WORKBOOKS, EXERCISES, strict=True)
+             if path.stem.startswith(workbook) or (misnumbered and misnumbered["exercise"] == exercise)]
     return f"; rename it {named[0]}.ipynb to grade it" if named else ""
-
-
-def _exercise_ids() -> list[str]:
-    from . import exercises
-
-    return list(exercises.EXERCISES)
 
 
 # --- grading one workbook ------------------------------------------------------------------------
@@ -240,10 +295,13 @@ def grade_workbook(learner: str, path: Path, timeout_s: float = 120.0, batch: Op
     try:
         if not path.exists() and not path.is_symlink():
             return row("error", f"{path} does not exist")
+        if _is_folder(path) and path.suffix != ".ipynb":
+            return row("not a notebook", f"{path.name} is a folder of workbooks: grade them by pointing the grader "
+                                         f"at {path}")
         if path.suffix != ".ipynb":
             return row("not a notebook", f"{path.name} is not a .ipynb workbook")
         exercise = _exercise_of(path)
-        if exercise not in _exercise_ids():
+        if exercise is None:
             return row("unknown workbook", f"no exercise is called {path.stem!r}" + _rename_hint(path))
         try:
             code = learner_code(read_workbook(path))
@@ -383,13 +441,13 @@ def summary(table: Any) -> tuple[Any, Any]:
 def write_report(table: Any, out_dir: Path) -> None:
     """Save ``grades.csv`` (formula-safe) and a readable, escaped ``report.html``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    safe_csv(table).to_csv(out_dir / "grades.csv", index=False)
+    safe_csv(table).to_csv(out_dir / "grades.csv", index=False, encoding="utf-8")
     rates, hints = summary(table)
     html = ["<html><head><meta charset='utf-8'><title>LDK events workshop: grades</title></head><body>",
             "<h1>LDK events workshop: grades</h1>", "<h2>Pass rate per exercise</h2>", rates.to_html(),
             "<h2>What to explain again: the most common failing hints</h2>", hints.to_html(index=False),
             "<h2>Every workbook</h2>", table.to_html(index=False), "</body></html>"]
-    (out_dir / "report.html").write_text("\n".join(html))
+    (out_dir / "report.html").write_text("\n".join(html), encoding="utf-8")  # (as its meta tag says)
 
 
 def safe_csv(table: Any) -> Any:

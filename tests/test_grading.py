@@ -582,13 +582,37 @@ def test_an_old_notebook_is_told_how_to_make_it_gradable(tmp_path):
         read_workbook(path)
 
 
-@pytest.mark.parametrize("name", [f"{WB1[:-6]}-Copy1.ipynb", f"{WB1[:-6]} (1).ipynb"])
+@pytest.mark.parametrize("name", [f"{WB1[:-6]}-Copy1.ipynb", f"{WB1[:-6]} (1).ipynb", WB1[1:], f"0{WB1}",
+                                  f"{WB1[:-6]}\n.ipynb"])
 def test_a_workbook_saved_under_another_name_is_told_the_name_to_give_it(tmp_path, name):
     (tmp_path / "amy").mkdir()
     (tmp_path / "amy" / name).write_text(unfinished())
     table = grade([tmp_path / "amy"], None, progress=False)
-    assert list(table["status"]) == ["unknown workbook"]
+    assert list(table["status"]) == ["unknown workbook"] and list(table["exercise"]) == [""]
     assert table["hint"][0].endswith(f"; rename it {WB1} to grade it")
+
+
+def test_a_workbook_and_its_copy_under_another_number_count_once_in_the_pass_rate(tmp_path):
+    (tmp_path / "amy").mkdir()
+    for name in (WB1, WB1[1:]):  # 01_open_channel_request.ipynb and 1_open_channel_request.ipynb
+        (tmp_path / "amy" / name).write_text(notebook([code("x = 1")]))
+    table = grade([tmp_path / "amy"], None, progress=False)
+    assert sorted(table["status"]) == ["no handler", "unknown workbook"]
+    rates, _ = summary(table)
+    assert rates.to_dict("index") == {"open_channel_request": {"pass_rate": 0.0, "workbooks": 1}}
+
+
+def test_a_folder_whose_workbooks_are_in_a_sub_folder_is_told_which_folder_to_grade(tmp_path):
+    for learner, below in (("amy", "exercises"), ("bob", "ldk-events-workshop/exercises")):
+        (tmp_path / learner / below).mkdir(parents=True)
+        (tmp_path / learner / below / WB1).write_text(unfinished())
+    (tmp_path / "amy" / "notes").mkdir()  # a sub-folder without workbooks: no row
+    with pytest.warns(UserWarning, match="holds no workbook, but .*exercises does: point the grader at that folder"):
+        table = grade([tmp_path / "amy", tmp_path / "bob"], None, progress=False)
+    assert list(zip(table["learner"], table["workbook"], table["status"], strict=True)) == [
+        ("amy", "exercises", "not a notebook"), ("bob", "exercises", "not a notebook")]
+    assert table["hint"][0] == (f"exercises is a folder of workbooks: grade them by pointing the grader at "
+                                f"{tmp_path / 'amy' / 'exercises'}")
 
 
 def test_the_command_line(tmp_path, capsys):
@@ -780,3 +804,153 @@ def test_without_an_output_folder_nothing_is_written(tmp_path, monkeypatch, caps
     assert list(table["status"]) == ["not a notebook"]
     assert capsys.readouterr().err == "\rgrading [##############################] 1/1\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["amy"]
+
+
+# --- names that are not UTF-8 ----------------------------------------------------------------------------
+
+
+def test_names_that_are_not_utf8_are_escaped_and_every_row_is_written(tmp_path):
+    """A Latin-1 file or folder name (bytes Python reads as lone surrogates) is shown escaped, never the batch's end."""
+    learner = tmp_path / os.fsdecode(b"l\xe9a")
+    learner.mkdir()
+    (learner / os.fsdecode(b"r\xe9sum\xe9.txt")).write_text("my CV")
+    (tmp_path / "amy").mkdir()
+    (tmp_path / "amy" / "notes.md").write_text("x")
+    table = grade([learner, tmp_path / "amy"], tmp_path / "out", progress=False)
+    with open(tmp_path / "out" / "grades.csv", newline="", encoding="utf-8") as f:
+        rows = [(r["learner"], r["workbook"], r["status"], r["hint"]) for r in csv.DictReader(f)]
+    assert rows == [("amy", "notes.md", "not a notebook", "notes.md is not a .ipynb workbook"),
+                    ("l\\xe9a", "r\\xe9sum\\xe9.txt", "not a notebook", "r\\xe9sum\\xe9.txt is not a .ipynb workbook")]
+    assert list(table["path"])[1] == str(tmp_path / "l\\xe9a" / "r\\xe9sum\\xe9.txt")
+    assert "r\\xe9sum\\xe9.txt" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+
+
+@ROOT_ONLY
+def test_a_learner_folder_named_in_latin1_is_graded_like_any_other(tmp_path):
+    """Its path is hidden from the learner process like any other: the mount is given the name's own bytes."""
+    learner = tmp_path / os.fsdecode(b"\xe9l\xe8ve")
+    learner.mkdir()
+    (learner / WB1).write_text(own_handler(WB1, "eleve"))
+    table = own_grade([learner], None, timeout_s=60, jobs=1, progress=False)
+    assert list(zip(table["learner"], table["status"], strict=True)) == [("\\xe9l\\xe8ve", "passed")], table["hint"][0]
+
+
+# --- cells read as IPython reads them ------------------------------------------------------------------------
+
+
+def solution_handler(name: str) -> str:
+    """The cell of a solution workbook that defines its handler."""
+    sources = ["".join(cell["source"]) for cell in cells_of(name) if cell["cell_type"] == "code"]
+    return next(source for source in sources if "def handle_ldk_events" in source)
+
+
+def test_a_line_that_starts_with_percent_or_bang_inside_a_statement_is_python():
+    source = good("no").replace('"no"', "'no %s' \n                % 'thanks'").replace(
+        "if sats > 5_000_000:", "if (sats > 5_000_000\n                != False):")
+    found = learner_code({"cells": [code(source)]})
+    assert found.has_handler and "'no %s' % 'thanks'" in found.cells[0] and "!= False" in found.cells[0]
+
+
+@pytest.mark.parametrize("without_ipython", [False, True])
+def test_magics_and_shell_commands_are_read_as_ipython_reads_them(monkeypatch, without_ipython):
+    from ldkkit.sandbox import source
+
+    if without_ipython:  # the grader installed without Jupyter: a rougher reading, the same verdicts here
+        monkeypatch.setattr(source, "_ipython_transformer", lambda: None)
+    old = "def handle_ldk_events(*args):\n    pass\n"
+
+    def read(*cells: str):
+        return learner_code({"cells": [code(c) for c in cells]})
+
+    assert read("%%writefile handler.py\n" + good("no")).has_handler is False  # Jupyter only writes it to a file
+    assert read("%%script false\n" + good("no")).has_handler is False
+    written = read(good("no"), "%%writefile old.py\n" + old).cells[1]  # (no def: a call with the text)
+    assert not any(isinstance(node, ast.FunctionDef) for node in ast.walk(ast.parse(written)))
+    for magic in ("%%time", "%%capture out", "%%prun -s cumulative"):  # these run the cell in the notebook
+        found = read(magic + "\n%env X=1\n" + good("no"))
+        assert found.has_handler and found.cells[0].startswith("get_ipython().run_line_magic('env', 'X=1')\n")
+    assert read("%time handle_ldk_events = make()").cells == ["handle_ldk_events = make()"]
+    assert "solutions/" in read("%%time\n" + solution_handler(WB1)).copied
+    if not without_ipython:  # (only IPython reads these on a line of their own)
+        assert read("files = !ls\nEvent.OpenChannelRequest?\n" + good("no")).has_handler
+
+
+def test_a_workbook_with_magics_is_graded_as_jupyter_runs_it(tmp_path):
+    """An old handler kept in a %%writefile cell is not the handler; %time and %%time run; !ls runs nothing."""
+    (tmp_path / "amy").mkdir()
+    (tmp_path / "amy" / WB1).write_text(with_handler(
+        "%%time\n" + good("no", "assert FILES == [] and TIMED == 2"),
+        "FILES = !ls\n%time TIMED = 2\n%matplotlib inline\nEvent.OpenChannelRequest?",
+        "%%writefile first_try.py\ndef handle_ldk_events(*args):\n    pass\n"))
+    table = own_grade([tmp_path / "amy"], None, timeout_s=60, jobs=1, progress=False)
+    assert list(table["status"]) == ["passed"], table["hint"][0]
+
+
+# --- copy detection costs the workbook's size, however deep its functions nest ---------------------------
+
+
+def test_functions_nested_deep_are_fingerprinted_once_each(monkeypatch):
+    import hashlib
+    import types
+
+    from ldkkit.sandbox import source
+
+    known_handlers()  # (the kit's own handlers, read once, are not this workbook's cost)
+    hashed = []
+
+    def counting(data: bytes):
+        hashed.append(len(data))
+        return hashlib.sha256(data)
+
+    monkeypatch.setattr(source, "hashlib", types.SimpleNamespace(sha256=counting))
+    depth, lines = 60, 200
+    nested = "".join(" " * i + f"def g{i}(a, b):\n" for i in range(depth))
+    nested += "".join(" " * depth + f"x{j} = a + b * {j}\n" for j in range(lines))
+    found = learner_code({"cells": [code(nested)]})
+    assert len(hashed) == depth and not found.copied
+    body = len(ast.dump(ast.parse(nested), annotate_fields=False))
+    assert sum(hashed) < 2 * body  # each function's own code once: not ninety times the workbook
+
+
+def test_a_copy_is_named_however_deep_it_is_nested():
+    handler = solution_handler(WB1)
+    nested = "".join(" " * 4 * i + f"def outer{i}():\n" for i in range(30)) + textwrap.indent(handler, " " * 4 * 30)
+    assert "solutions/" in learner_code({"cells": [code(nested)]}).copied
+
+
+# --- nothing outlives a workbook ---------------------------------------------------------------------------
+
+
+def world_writable_folders() -> list[str]:
+    """The folders any user may write in, but the private ones (a learner process gets its own /tmp)."""
+    found = []
+    for top in ("/run", "/var", "/dev", "/srv", "/opt", "/mnt", "/media", "/etc"):
+        for folder, subfolders, _ in os.walk(top):
+            subfolders[:] = [s for s in subfolders if not os.path.islink(os.path.join(folder, s))]
+            if os.stat(folder).st_mode & 0o002 and folder not in ("/var/tmp", "/dev/shm"):
+                found.append(folder)
+    return found
+
+
+@ROOT_ONLY
+def test_a_learner_leaves_nothing_in_world_writable_folders_or_shared_memory(tmp_path):
+    folders = world_writable_folders()
+    key = 0x4C0000 + os.getpid() % 0xFFFF
+    (tmp_path / "amy").mkdir()
+    (tmp_path / "amy" / WB1).write_text(with_handler(
+        good("no"),
+        f"for folder in {folders!r}:\n    try:\n        open(folder + '/{MARKER}', 'w').write('for the next one')\n"
+        "    except OSError:\n        pass",
+        f"import ctypes\nlibc = ctypes.CDLL('libc.so.6')\nlibc.shmget({key}, 4096, 0o1666)\n"
+        f"libc.msgget({key}, 0o1666)\nlibc.semget({key}, 1, 0o1666)"))
+    try:
+        table = own_grade([tmp_path / "amy"], None, timeout_s=60, jobs=1, progress=False)
+        assert list(table["status"]) == ["passed"], table["hint"][0]
+        keys = {int(line.split()[0]) for kind in ("shm", "msg", "sem")
+                for line in Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]}
+        assert ([f for f in folders if os.path.lexists(f"{f}/{MARKER}")], key in keys) == ([], False)
+    finally:
+        for folder in folders:
+            Path(f"{folder}/{MARKER}").unlink(missing_ok=True)
+        for kind in ("-M", "-Q", "-S"):
+            subprocess.run(["ipcrm", kind, str(key)], capture_output=True, check=False)

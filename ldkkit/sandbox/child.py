@@ -204,6 +204,28 @@ def display(*objs: Any, **_: Any) -> None:
         print(repr(obj))
 
 
+class IPythonShell:
+    """``get_ipython()`` as a graded workbook's cells call it (IPython turns ``%magic``, ``!command`` and ``name?``
+    into calls on it). The grader already put the code that magics run in the workbook's namespace (``%%time``,
+    ``%time x = f()``) in their place (:mod:`ldkkit.sandbox.source`); every other one does nothing here, and a
+    shell command is not run (``files = !ls`` is an empty list)."""
+
+    def run_line_magic(self, name: str, line: str, _stack_depth: int = 1) -> None:
+        return None
+
+    def run_cell_magic(self, name: str, line: str, cell: str) -> None:
+        return None
+
+    def system(self, cmd: str) -> None:
+        return None
+
+    def getoutput(self, cmd: str, split: bool = True, depth: int = 0) -> list[str]:
+        return []
+
+    def show_usage(self) -> None:
+        return None
+
+
 class Learner:
     """The workbook's namespace, its handler, and the handler call in progress."""
 
@@ -211,7 +233,9 @@ class Learner:
         self.channel = channel
         self.loop = VirtualLoop()
         asyncio.set_event_loop(self.loop)
-        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__, "display": display}
+        shell = IPythonShell()
+        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__, "display": display,
+                                          "get_ipython": lambda: shell}
         self.components = {name: Remote(channel, (name,)) for name in COMPONENTS}
         self.current: Optional[asyncio.Task[Any]] = None
         self.handling = False

@@ -3,10 +3,12 @@
 When the grader runs as root (the usual case on a shared JupyterHub), each workbook's
 learner process, before it runs any learner code:
 
-- enters new mount and network namespaces: no network; every submission, the grades
+- enters new mount, network and IPC namespaces: no network, no System V shared memory,
+  semaphores or message queues shared with any other process; every submission, the grades
   folder, the kit's ``solutions/`` and other non-code folders are covered by empty
   read-only mounts; ``ldkkit/reference.py`` (and its bytecode) are covered by a stub;
-  ``/tmp``, ``/var/tmp`` and ``/dev/shm`` are fresh, private and small;
+  ``/tmp``, ``/var/tmp`` and ``/dev/shm`` are fresh, private and small, and every other
+  mount is read-only, so no world-writable folder (``/run/lock``, say) keeps anything;
 - gets resource limits it cannot raise again (address space, CPU time, open files,
   processes, file size, no core dumps);
 - becomes an unprivileged user of its own (a numeric uid no account uses, one per
@@ -22,8 +24,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno as errno_module
 import os
 import pwd
+import re
 import resource
 import signal
 import subprocess
@@ -33,8 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWNET = 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 4096, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+#: The flags a remount must give again to keep them (statvfs's ST_* values are the same as MS_*): nosuid, nodev,
+#: noexec, noatime, nodiratime, relatime.
+_KEPT_FLAGS = 2 | 4 | 8 | 1024 | 2048 | 4096
+#: The private folders each learner process gets, with their size (tmpfs is memory: small).
+PRIVATE = (("/tmp", "128m"), ("/var/tmp", "16m"), ("/dev/shm", "16m"))
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 #: The first uid tried for sandboxes; uids with an account, or with processes, are skipped.
@@ -113,12 +123,13 @@ def _libc() -> ctypes.CDLL:
 
 
 def _namespaces(jail: Jail, missing: list[str]) -> None:
-    """New mount and network namespaces, with everything the learner must not see covered."""
+    """New mount, network and IPC namespaces, with everything the learner must not see covered, and nothing it
+    may write outside its private folders (a world-writable folder would carry data to a learner graded later)."""
     libc = _libc()
-    if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:  # a container without CAP_SYS_ADMIN, say
+    if libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC) != 0:  # a container without CAP_SYS_ADMIN, say
         errno = ctypes.get_errno()
-        missing.append(f"no mount or network namespace ({os.strerror(errno)}): learners can reach the network "
-                       "and read what their uid may read; /tmp is shared")
+        missing.append(f"no mount or network namespace, nor an IPC one ({os.strerror(errno)}): learners can reach "
+                       "the network, read what their uid may read and share memory; /tmp and /run/lock are shared")
         return
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE, None)
     _expose(libc, _needed_paths(), missing)
@@ -134,12 +145,43 @@ def _namespaces(jail: Jail, missing: list[str]) -> None:
                 _mount(libc, "tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0555")
             except OSError as e:
                 missing.append(f"could not hide {path}: {e}")
+    _read_only(libc, missing)
     needed = _needed_paths()
-    for private, size in (("/tmp", "128m"), ("/var/tmp", "16m"), ("/dev/shm", "16m")):  # tmpfs is memory: small
+    for private, size in PRIVATE:
+        if not os.path.isdir(private):
+            continue
         if any(p == private or p.startswith(private + "/") for p in needed):
             missing.append(f"{private} is shared: the kit or Python lives there")
-        elif os.path.isdir(private):
+            # A mount of its own, made writable again; what is mounted inside it (covers, hidden folders) stays.
+            _mount(libc, private, private, None, MS_BIND | MS_REC, None)
+            _remount(libc, private, 0)
+        else:
             _mount(libc, "tmpfs", private, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
+
+
+def _read_only(libc: ctypes.CDLL, missing: list[str]) -> None:
+    """Every mount read-only in this namespace, but the kernel's own (/proc, /sys); device files still work."""
+    for target in _mount_points():
+        if target in ("/proc", "/sys") or target.startswith(("/proc/", "/sys/")):
+            continue
+        try:
+            _remount(libc, target, MS_RDONLY)
+        except OSError as e:  # (a mount under a covered folder is out of reach: its path is gone)
+            if e.errno != errno_module.ENOENT:
+                missing.append(f"{target} stays writable: {e}")
+
+
+def _mount_points() -> list[str]:
+    """Where each mount of this namespace is (``/proc/self/mountinfo`` writes a space in a path as ``\\040``)."""
+    with open("/proc/self/mountinfo", "rb") as f:
+        fields = [line.split(b" ")[4] for line in f]
+    return [os.fsdecode(re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), field)) for field in fields]
+
+
+def _remount(libc: ctypes.CDLL, target: str, flags: int) -> None:
+    """Change this namespace's mount at ``target`` only, keeping its nosuid, nodev, noexec and time flags."""
+    kept = os.statvfs(target).f_flag & _KEPT_FLAGS
+    _mount(libc, None, target, None, MS_REMOUNT | MS_BIND | kept | flags, None)
 
 
 def _needed_paths() -> list[str]:
@@ -187,8 +229,8 @@ def _expose(libc: ctypes.CDLL, needed: list[str], missing: list[str]) -> None:
 
 def _mount(libc: ctypes.CDLL, source: str | None, target: str, kind: str | None, flags: int,
            data: str | None) -> None:
-    def enc(text: str | None) -> bytes | None:
-        return text.encode() if text is not None else None
+    def enc(text: str | None) -> bytes | None:  # (a path that is not UTF-8 is passed on as its own bytes)
+        return os.fsencode(text) if text is not None else None
 
     if libc.mount(enc(source), enc(target), enc(kind), ctypes.c_ulong(flags), enc(data)) != 0:
         errno = ctypes.get_errno()

@@ -2,17 +2,19 @@
 
 The grader never trusts a notebook's structure. :func:`read_workbook` refuses symbolic
 links and oversized files and says why a notebook is invalid (a cell whose ``source`` is
-a number, say) instead of raising something else. :func:`learner_code` keeps every code
-cell but takes out calls to ``check`` (the grader runs the check itself), so a handler in
-the same cell as its check, or a comment mentioning ``check(``, is kept. The handler is
-found by name in the parsed code, wherever it is. :func:`fingerprint` hashes a
-function's shape, so a copy of the kit's reference handler or of a solution's is named
-whatever it was renamed, reformatted or commented into.
+a number, say) instead of raising something else. :func:`learner_code` reads each code
+cell as IPython does (:func:`python_of`: magics, ``!command``, ``name?``), keeps it but
+takes out calls to ``check`` (the grader runs the check itself), so a handler in the same
+cell as its check, or a comment mentioning ``check(``, is kept. The handler is found by
+name in the parsed code, wherever it is. :func:`fingerprint` hashes a function's shape,
+so a copy of the kit's reference handler or of a solution's is named whatever it was
+renamed, reformatted or commented into.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import functools
 import hashlib
 import json
@@ -29,8 +31,17 @@ MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024
 #: The code a workbook may hold, all its code cells together (its outputs are never graded, and may be large).
 MAX_CODE_BYTES = 8 * 1024 * 1024
 _ROOT = Path(__file__).resolve().parent.parent.parent
-#: Lines IPython reads as magics or shell commands: there is no IPython in the sandbox.
-_MAGIC = re.compile(r"^(\s*)[%!].*$", re.MULTILINE)
+#: IPython's cell magics that run the cell's code in the workbook's namespace. The others (``%%writefile``,
+#: ``%%script``, ``%%bash``, ``%%html``, ``%%timeit``...) write it to a file, give it to another program, show it
+#: or time it apart: in Jupyter the cell defines nothing, and graded it runs nothing.
+CELL_MAGICS_THAT_RUN = frozenset({"time", "capture", "prun"})
+#: IPython's line magics that run the rest of their line in the workbook's namespace (``%time x = f()``).
+LINE_MAGICS_THAT_RUN = frozenset({"time"})
+#: How many magics that run code, one inside another (``%%capture`` on a ``%%time`` cell), are read.
+_MAGICS_DEPTH = 4
+#: Without IPython: a cell magic (its first line), and lines that start with ``%`` or ``!``.
+_CELL_MAGIC = re.compile(r"\s*%%(\S+)[ \t]*([^\n]*)\n?(.*)", re.DOTALL)
+_LINE_MAGIC = re.compile(r"^([ \t]*)([%!])(%?)(\S*)[ \t]*(.*)$", re.MULTILINE)
 
 
 class InvalidWorkbook(Exception):
@@ -107,23 +118,104 @@ def learner_code(notebook: dict[str, Any]) -> LearnerCode:
 def _learner_code(notebook: dict[str, Any]) -> LearnerCode:
     cells, handler, copied = [], None, ""
     for source in code_cells(notebook):
-        source = _MAGIC.sub(r"\1pass", source)
+        source = python_of(source)
         try:
-            tree = ast.parse(source)
+            tree = _MagicsThatRun().visit(ast.parse(source))
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             cells.append(source)  # it fails in the sandbox as it failed in Jupyter; the others still run
             continue
         handler = _last_handler(tree) or handler
         # Any function in the workbook counts, not only the last handler: a copy kept under
         # another name, or behind a decoy, is still a copy.
-        copied = copied or _imports_reference_handler(tree) or next(
-            (why for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-             for why in [copy_of(node)] if why), "")
+        copied = copied or _imports_reference_handler(tree) or _copied_function(tree)
         try:
             cells.append(ast.unparse(_WithoutChecks().visit(tree)))
         except (RecursionError, ValueError):
             cells.append(source)
     return LearnerCode(cells, handler is not None, copied)
+
+
+# --- IPython's syntax ----------------------------------------------------------------------------
+
+
+def python_of(cell: str) -> str:
+    """The Python that IPython runs for a cell: a magic, ``!command`` or ``name?`` is a call on ``get_ipython()``
+    (``get_ipython().run_cell_magic('writefile', 'x.py', '...')``), where the rest of the cell is left alone (a
+    continuation line that starts with ``%`` is Python's)."""
+    transformer = _ipython_transformer()
+    if transformer is None:
+        return _without_ipython(cell)
+    try:
+        return transformer().transform_cell(cell)
+    except Exception:  # IPython could not read it: Jupyter would fail the cell, and Python fails it here
+        return cell
+
+
+@functools.cache
+def _ipython_transformer() -> Any:
+    """IPython's own reader of cells (it comes with Jupyter), or None where the grader runs without it."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    except ImportError:
+        return None
+    return TransformerManager
+
+
+def _without_ipython(cell: str) -> str:
+    """A rougher reading where IPython is not installed: a cell magic, then, in a cell that is not Python as it
+    is, each line that starts with ``%`` or ``!``."""
+    magic = _CELL_MAGIC.fullmatch(cell)
+    if magic is not None:
+        name, line, body = magic.groups()
+        return f"get_ipython().run_cell_magic({name!r}, {line.strip()!r}, {body!r})\n"
+    try:
+        ast.parse(cell)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return _LINE_MAGIC.sub(_as_ipython_call, cell)
+    return cell
+
+
+def _as_ipython_call(line: re.Match[str]) -> str:
+    indent, escape, _, name, rest = line.groups()
+    if escape == "!":
+        return f"{indent}get_ipython().system({(name + ' ' + rest).strip()!r})"
+    return f"{indent}get_ipython().run_line_magic({name!r}, {rest!r})"
+
+
+class _MagicsThatRun(ast.NodeTransformer):
+    """Puts the code that IPython's magics run in the workbook's namespace (``%%time``, ``%time x = f()``) in their
+    place, read as IPython reads it, so the sandbox runs it and copies are looked for in it. The calls of other
+    magics stay, and do nothing in the sandbox (``ldkkit.sandbox.child``'s ``get_ipython()``)."""
+
+    def __init__(self, depth: int = 0) -> None:
+        self.depth = depth
+
+    def visit_Expr(self, node: ast.Expr) -> Any:
+        code = _code_run_by(node.value)
+        if code is None:
+            return self.generic_visit(node)
+        if self.depth >= _MAGICS_DEPTH:  # each level reads its whole cell again: "%%time" a thousand times over
+            return node  # would cost a thousand readings of it (in Jupyter too); past a few, nothing runs
+        try:
+            return _MagicsThatRun(self.depth + 1).visit(ast.parse(python_of(code))).body or \
+                ast.copy_location(ast.Pass(), node)
+        except SyntaxError:  # IPython fails the cell, so nothing of it runs: the call, which does nothing, stays
+            return node
+
+
+def _code_run_by(call: ast.AST) -> Optional[str]:
+    """The code ``get_ipython().run_cell_magic('time', '', code)`` (or a line magic that runs its line) runs."""
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and not call.keywords
+            and isinstance(call.func.value, ast.Call) and isinstance(call.func.value.func, ast.Name)
+            and call.func.value.func.id == "get_ipython"
+            and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in call.args)):
+        return None
+    args = [a.value for a in call.args]  # type: ignore[attr-defined]
+    if call.func.attr == "run_cell_magic" and len(args) == 3 and args[0] in CELL_MAGICS_THAT_RUN:
+        return args[2]
+    if call.func.attr == "run_line_magic" and len(args) == 2 and args[0] in LINE_MAGICS_THAT_RUN:
+        return args[1]
+    return None
 
 
 class _WithoutChecks(ast.NodeTransformer):
@@ -255,19 +347,57 @@ def _is_docstring(node: ast.AST) -> bool:
 
 def fingerprint(function: ast.AST) -> str:
     """A hash of a function's shape that renaming, comments, docstrings and layout do not change."""
-    clone = ast.parse(ast.unparse(function)).body[0]
-    clone.name = "handler"  # type: ignore[attr-defined]
-    normal = _Normalise().visit(clone)
-    return hashlib.sha256(ast.dump(normal, annotate_fields=False).encode()).hexdigest()
+    return fingerprints(function)[function]
 
 
-def copy_of(function: ast.AST) -> str:
-    """Why ``function`` is a copy of a handler the kit ships, or ""."""
-    try:
-        mine = fingerprint(function)
-    except (RecursionError, ValueError, SyntaxError):
-        return ""
-    return known_handlers().get(mine, "")
+def fingerprints(tree: ast.AST) -> dict[ast.AST, str]:
+    """The fingerprint of every function in ``tree`` ("" for one too deep to read), innermost first.
+
+    A function nested in another counts in the outer one's fingerprint by its own fingerprint,
+    computed once: hashing each function with all it contains would cost a workbook of
+    functions nested ninety deep ninety times its size.
+    """
+    functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    found: dict[ast.AST, str] = {}
+    for function in reversed(functions):  # (ast.walk goes breadth first: a nested function comes after its own)
+        try:
+            clone = _own_code(function, found)
+            clone.name = "handler"  # type: ignore[attr-defined]
+            normal = _Normalise().visit(clone)
+            found[function] = hashlib.sha256(ast.dump(normal, annotate_fields=False).encode()).hexdigest()
+        except (RecursionError, ValueError):
+            found[function] = ""
+    return found
+
+
+def _own_code(node: ast.AST, nested: dict[ast.AST, str]) -> ast.AST:
+    """A copy of ``node`` in which each function ``nested`` has a fingerprint for is that fingerprint alone."""
+    clone = copy.copy(node)
+    for name, value in ast.iter_fields(node):
+        if isinstance(value, list):
+            setattr(clone, name, [_nested_or_own(item, nested) for item in value])
+        elif isinstance(value, ast.AST):
+            setattr(clone, name, _nested_or_own(value, nested))
+    return clone
+
+
+def _nested_or_own(node: Any, nested: dict[ast.AST, str]) -> Any:
+    if not isinstance(node, ast.AST):
+        return node
+    if node not in nested:
+        return _own_code(node, nested)
+    stub = copy.copy(node)  # its name, as the outer function binds it; its code, as its fingerprint
+    stub.args = ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None,
+                              defaults=[])
+    stub.body = [ast.Expr(ast.Constant(bytes.fromhex(nested[node])))]
+    stub.decorator_list = []
+    return stub
+
+
+def _copied_function(tree: ast.AST) -> str:
+    """Why one of the functions in ``tree`` is a copy of a handler the kit ships, or ""."""
+    known = known_handlers()
+    return next((known[digest] for digest in fingerprints(tree).values() if digest in known), "")
 
 
 @functools.cache
