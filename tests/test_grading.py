@@ -190,6 +190,7 @@ def build_class(root: Path, out: Path) -> list[Path]:
         f"otto/{WB1}": with_handler(good("no"), "import os\nos._exit(0)"),
         # a handler that sleeps: refused, as in the notebook
         f"oscar/{WB1}": with_handler(good("no", "import time; time.sleep(0.01)")),
+        f"olga/{WB1}": with_handler(good("no", "import threading; threading.Event().wait(0.01)")),
         # learners who are not finished, or whose files are broken
         f"bob/{WB1}": unfinished(),
         f"carol/{WB1}": "{not json",
@@ -426,7 +427,7 @@ def test_the_report_is_always_written(graded):
 
 
 @pytest.mark.parametrize("learner", ["p01", "p02", "p03", "p04", "p05", "p06", "p07", "p08", "p09", "p10",
-                                     "aaa-mallory", "mike", "nina", "sam", "kim", "oscar", "yuri"])
+                                     "aaa-mallory", "mike", "nina", "sam", "kim", "oscar", "olga", "yuri"])
 def test_no_cheat_passes(graded, learner):
     status, _ = row(graded, learner)
     assert status != "passed"
@@ -449,6 +450,11 @@ def test_the_reference_cannot_be_imported_into_the_learner_process(graded):
 def test_a_handler_that_sleeps_is_refused_as_in_the_notebook(graded):
     status, hint = row(graded, "oscar")
     assert status == "failed" and "BlockingCall" in hint
+
+
+def test_a_handler_that_waits_on_a_thread_event_is_refused_as_in_the_notebook(graded):
+    status, hint = row(graded, "olga")
+    assert status == "failed" and "BlockingCall" in hint and "Event.wait()" in hint
 
 
 def test_a_symlink_to_another_learners_notebook_is_refused(graded):

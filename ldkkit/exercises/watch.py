@@ -116,11 +116,7 @@ def no_sleeping() -> Iterator[None]:
     code, it is raised again when the handler (or the task's step) returns: the call was refused all the same."""
 
     def watch(frame: Any, what: str, arg: Any) -> None:
-        call = None
-        if what == "c_call" and arg is time.sleep:
-            call = "time.sleep()"
-        elif what == "call" and frame.f_code is _CONDITION_WAIT and frame.f_locals.get("timeout") != 0:
-            call = _called_by_you(frame)
+        call = blocking_call(frame, what, arg)
         if call is not None and not getattr(_local, "kit", False):
             _local.refused = call
             raise BlockingCall(_refused(call), call)
@@ -142,6 +138,16 @@ def no_sleeping() -> Iterator[None]:
 
 def _refused(call: str) -> str:
     return f"it called {call}, which blocks the whole node"
+
+
+def blocking_call(frame: Any, what: str, arg: Any) -> Optional[str]:
+    """For a profile hook (``sys.setprofile``): the blocking call your code is making (``"time.sleep()"``,
+    ``"Event.wait()"``), or None."""
+    if what == "c_call" and arg is time.sleep:
+        return "time.sleep()"
+    if what == "call" and frame.f_code is _CONDITION_WAIT and frame.f_locals.get("timeout") != 0:
+        return _called_by_you(frame)
+    return None
 
 
 def _called_by_you(frame: Any) -> Optional[str]:

@@ -22,6 +22,7 @@ import traceback
 import types
 from typing import Any, Optional
 
+from ..exercises.watch import blocking_call
 from ..sim.runtime import DelegatingSelector
 from . import jail as jail_module
 from . import wire
@@ -194,7 +195,15 @@ class Channel:
 
 
 class BlockingCall(Exception):
-    """``time.sleep`` in a handler or a task it spawned: as in the notebook's check, it is refused."""
+    """``time.sleep`` or a wait on a thread (``Event.wait()``, ``Queue.get()``...) in a handler or a task it spawned:
+    as in the notebook's check, it is refused."""
+
+
+def _refuse_waits(frame: Any, what: str, arg: Any) -> None:
+    """A profile hook while learner code runs: a blocking wait it makes is refused (``time.sleep`` is, below)."""
+    call = blocking_call(frame, what, arg)
+    if call is not None and call != "time.sleep()":
+        raise BlockingCall(f"{call} blocks the whole node: no other event is handled while it waits")
 
 
 def display(*objs: Any, **_: Any) -> None:
@@ -346,9 +355,12 @@ class Learner:
                 self.start_event(handler, message)
             if op in ("event", "step", "reset"):
                 self.handling = True
+                previous = sys.getprofile()
+                sys.setprofile(_refuse_waits)
                 try:
                     self.loop.step(int(message["now_us"]))
                 finally:
+                    sys.setprofile(previous)
                     self.handling = False
                 self.channel.send({"op": "idle", "handler": self.state(), "next_us": self.loop.next_us()})
             elif op == "stop":
