@@ -262,6 +262,58 @@ def test_work_handed_to_a_thread_that_never_ends_is_told_with_the_event_that_han
                                      "without ending, after Event.OpenChannelRequest. The check stopped it.")
 
 
+@pytest.mark.parametrize("how", ["thread", "pool"])
+def test_a_thread_of_your_own_is_waited_for_like_to_thread(how):
+    """A threading.Thread (or a pool of your own) that answers after blocking work: the clock waits for it, so the
+    verdict is the same on every run (1 ms of real time was 120 simulated seconds: pass or fail by the machine)."""
+    import concurrent.futures
+    import time
+
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+
+    async def decide(cm, keys, event):
+        def answer():
+            time.sleep(0.01)
+            policy(cm, keys, event)
+
+        threading.Thread(target=answer).start() if how == "thread" else pool.submit(answer)
+
+    for _ in range(3):
+        assert "all 5 checks passed" in repr(check("open_channel_request", opening_async(decide)))
+    pool.shutdown()
+
+
+def test_a_thread_of_your_own_that_never_ends_is_stopped_and_named(monkeypatch):
+    monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", 1.0)
+
+    def spins():
+        while True:
+            pass
+
+    async def decide(cm, keys, event):
+        threading.Thread(target=spins, daemon=True).start()
+
+    with pytest.raises(ExerciseFailed) as info:
+        check("open_channel_request", opening_async(decide))
+    assert _lines(info.value)[0] == ("open_channel_request: work your handler handed to a thread ran 1 seconds "
+                                     "without ending, after Event.OpenChannelRequest. The check stopped it.")
+
+
+def test_what_a_thread_of_your_own_raises_is_told_with_its_event():
+    async def decide(cm, keys, event):
+        def answer():
+            raise KeyError("no such peer in my database")
+
+        threading.Thread(target=answer).start()
+
+    with pytest.raises(ExerciseFailed) as info:
+        check("open_channel_request", opening_async(decide))
+    assert _lines(info.value)[:3] == [
+        "Scenario 'open_channel_request' on Event.OpenChannelRequest:",
+        "Expected: the thread your handler started to end normally",
+        "Happened: it raised KeyError: 'no such peer in my database'"]
+
+
 # --- the check's own thread --------------------------------------------------------------------------------
 
 

@@ -172,6 +172,8 @@ class Session:
             raise
         except Exception as e:  # (HandlerStopped is no Exception: it goes on up, to end the check)
             raise cannot_go_on(e, played) from None
+        if recorder.thread_errors:
+            raise thread_failed(played, *recorder.thread_errors[0])
         _check_handled(played)
         self.played.append(played)
         return played
@@ -442,6 +444,16 @@ def task_blocked(error: TaskBlocked, played: Played) -> ExerciseFailed:
                    "node, as in the handler. Await asyncio.sleep(...) (or asyncio's own Event or Queue) instead: the "
                    "task pauses, and the node goes on meanwhile.")
     failure.__cause__ = trimmed(error.error)
+    return failure
+
+
+def thread_failed(played: Played, event: Event, error: BaseException) -> ExerciseFailed:
+    """A thread your handler started raised: say so, with the event whose handling started it."""
+    failure = fail(played, event, "the thread your handler started to end normally",
+                   f"it raised {type(error).__name__}: {error}",
+                   "read the traceback above: its last lines point at the line that failed. An error in a thread "
+                   "reaches no one, so the node never learns that the work was not done.")
+    failure.__cause__ = trimmed(error)
     return failure
 
 

@@ -86,9 +86,11 @@ def judge_sweeps(played: Played) -> int:
 
 def judge_kept_before_returning(played: Played) -> None:
     """When your handler returned from each ``SpendableOutputs``, its outputs were the sweeper's to spend, or spent."""
-    broadcasts = played.recorder.broadcasts
+    broadcasts, chain = played.recorder.broadcasts, played.world.chain
     for handling in played.handled(Event.SpendableOutputs):
-        spent = {txin.previous_output for tx, _ in broadcasts[:handling.broadcasts] for txin in tx.input}
+        spent = {txin.previous_output for tx, _ in broadcasts[:handling.broadcasts]
+                 if chain.get_transaction(tx.compute_txid()) is not None  # (one the chain refused spent nothing)
+                 for txin in tx.input}
         for descriptor in handling.event.outputs:
             outpoint = descriptor_outpoint(descriptor)
             if outpoint in handling.held_by_sweeper or outpoint in spent:

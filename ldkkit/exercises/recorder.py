@@ -7,10 +7,12 @@ and catches what no outcome shows (a loop that calls the node for ever, an event
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextvars
 import functools
 import inspect
 import itertools
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +22,16 @@ from typing import Any, Optional
 from ..events import Event, ReplayEvent
 from ..node import HANDLER_PARAMETERS, Node
 from ..sim.world import World
-from .watch import BlockingCall, Stepped, TaskStep, learner_on_stack, no_sleeping, sleeping_allowed
+from .watch import (
+    CONDITION_WAIT,
+    BlockingCall,
+    Stepped,
+    TaskStep,
+    learner_on_stack,
+    no_sleeping,
+    sleeping_allowed,
+    yours,
+)
 
 #: More calls than this on the node for one event is a loop that waits for something: stopped, deterministically.
 MAX_CALLS_PER_EVENT = 10_000
@@ -79,6 +90,8 @@ class Call:
 
 
 _HANDLING: contextvars.ContextVar[Optional[Handling]] = contextvars.ContextVar("ldkkit_handling", default=None)
+#: The recorder of the hand-over in progress (with ``_HANDLING``): threads your code starts meanwhile are its jobs.
+_RECORDING: contextvars.ContextVar[Optional[Recorder]] = contextvars.ContextVar("ldkkit_recording", default=None)
 #: One count for hand-overs and calls, so that which came first is known even within one simulated instant.
 _ORDER = itertools.count()
 #: Components whose calls are recorded; the payment storages and ``network`` are handed over as they are.
@@ -123,6 +136,8 @@ class Recorder:
         self.node: Optional[Node] = None
         self.planned_draws: Optional[tuple[type, list[bytes]]] = None
         self.task_steps: list[TaskStep] = []
+        #: What the threads your code started raised, with the event whose handling started them.
+        self.thread_errors: list[tuple[Event, BaseException]] = []
         self._replays: dict[int, int] = {}  # id(event): how many times your handler asked for it again
         chain_broadcast = world.chain.broadcast
 
@@ -144,6 +159,7 @@ class Recorder:
             handling = Handling(event, given, self.world.clock.now(), time.monotonic(), threading.get_ident())
             self.handlings.append(handling)
             token = _HANDLING.set(handling)
+            recording = _RECORDING.set(self)
             try:
                 with no_sleeping():
                     result = handler(*proxies, given)
@@ -154,6 +170,7 @@ class Recorder:
                 raise
             finally:
                 _HANDLING.reset(token)
+                _RECORDING.reset(recording)
                 handling.wall_started = None
             if inspect.isawaitable(result):
                 return self._awaited(handling, result)
@@ -164,6 +181,7 @@ class Recorder:
 
     async def _awaited(self, handling: Handling, awaitable: Any) -> Any:
         token = _HANDLING.set(handling)
+        recording = _RECORDING.set(self)
         try:
             result = await Stepped(awaitable, handling)
         except (KeyboardInterrupt, SystemExit) as e:
@@ -173,6 +191,7 @@ class Recorder:
             raise
         finally:
             _HANDLING.reset(token)
+            _RECORDING.reset(recording)
         self._finish(handling, result)
         return result
 
@@ -297,6 +316,47 @@ class Recorder:
 
         return job
 
+    def counted(self, fn: Callable[..., Any], *, keep_errors: bool) -> Callable[..., Any]:
+        """``fn``, to run on a thread your code started (or a pool of yours), as a job of the world: the clock waits
+        for it (what it does lands at the same moment on every run, whatever the machine's speed) until it ends, or
+        until it first waits for another thread (a worker idle on its queue waits for your next event, as a task
+        does at an await). It is watched meanwhile. ``keep_errors``: what it raises is kept for the check (a thread
+        of its own has no one else to tell); otherwise raised on (a pool's future holds it, for your code)."""
+        handling = _HANDLING.get()
+        assert handling is not None  # (counted only while an event is handled)
+        done, steps, errors = self.world.runtime.job_started(), self.task_steps, self.thread_errors
+
+        def counted_fn(*args: Any, **kwargs: Any) -> Any:
+            step = TaskStep(handling.event, time.monotonic(), threading.get_ident(), in_thread=True)
+            steps.append(step)
+            ended = False
+
+            def end() -> None:
+                nonlocal ended
+                if not ended:
+                    ended = True
+                    steps.remove(step)
+                    done()
+
+            def idle_at_first_wait(frame: Any, what: str, arg: Any) -> None:
+                if what == "call" and frame.f_code is CONDITION_WAIT:
+                    sys.setprofile(None)
+                    end()
+
+            sys.setprofile(idle_at_first_wait)
+            try:
+                return fn(*args, **kwargs)
+            except BaseException as e:  # a thread's own: never lost in it, the check tells it, with the event
+                if not keep_errors:
+                    raise  # (a pool's future holds it, for your code)
+                errors.append((handling.event, e))
+                return None
+            finally:
+                sys.setprofile(None)
+                end()
+
+        return counted_fn
+
     async def _spawned(self, coro: Any, handling: Handling) -> Any:
         try:
             return await Stepped(coro, handling, self.task_steps)
@@ -357,3 +417,30 @@ def _counted(handlings: list[Handling]) -> Handling:
 def replayed(handling: Handling) -> bool:
     """Whether your handler asked for this event again (returned or raised ``ReplayEvent``)."""
     return isinstance(handling.result, ReplayEvent) or handling.result is ReplayEvent
+
+
+# --- threads your code starts ------------------------------------------------------------------------------------
+# Threads started by your code itself while an event is handled (not by a library: a thread pool's workers stay
+# alive, idle) are jobs of the check's world, like asyncio.to_thread's: see Recorder.count_thread.
+
+_thread_start = threading.Thread.start
+_pool_submit = concurrent.futures.ThreadPoolExecutor.submit
+
+
+def _start(self: threading.Thread) -> None:
+    recorder = _RECORDING.get()
+    if recorder is not None and yours(sys._getframe(1)):
+        self.run = recorder.counted(self.run, keep_errors=True)  # type: ignore[method-assign]
+    _thread_start(self)
+
+
+def _submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any,
+            **kwargs: Any) -> concurrent.futures.Future[Any]:
+    recorder = _RECORDING.get()
+    if recorder is not None and yours(sys._getframe(1)):
+        fn = recorder.counted(fn, keep_errors=False)
+    return _pool_submit(self, fn, *args, **kwargs)
+
+
+threading.Thread.start = _start  # type: ignore[method-assign]
+concurrent.futures.ThreadPoolExecutor.submit = _submit  # type: ignore[method-assign]

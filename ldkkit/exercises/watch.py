@@ -101,7 +101,7 @@ _local = threading.local()  # .kit: the kit's own code is running; .refused: wha
 
 #: Where Python's thread waits wait: ``threading.Event.wait``, ``queue.Queue.get``, ``Semaphore.acquire``,
 #: ``Barrier.wait`` and ``concurrent.futures.Future.result`` all block in ``Condition.wait``.
-_CONDITION_WAIT = threading.Condition.wait.__code__
+CONDITION_WAIT = threading.Condition.wait.__code__
 #: The waits refused when your code calls them: not a library's own (Jupyter's ``sys.stdout.flush()`` waits a
 #: moment for its sending thread, and so does a logging handler that flushes it).
 _BLOCKING = {f.__code__ for f in (
@@ -145,7 +145,7 @@ def blocking_call(frame: Any, what: str, arg: Any) -> Optional[str]:
     ``"Event.wait()"``), or None."""
     if what == "c_call" and arg is time.sleep:
         return "time.sleep()"
-    if what == "call" and frame.f_code is _CONDITION_WAIT and frame.f_locals.get("timeout") != 0:
+    if what == "call" and frame.f_code is CONDITION_WAIT and frame.f_locals.get("timeout") != 0:
         return _called_by_you(frame)
     return None
 
@@ -154,13 +154,14 @@ def _called_by_you(frame: Any) -> Optional[str]:
     """The blocking call your code made that ended in this wait (``Event.wait()``), or None if your code called
     something else (a library's function, which waits for its own reasons)."""
     called = frame
-    while frame is not None and not _yours(frame):
+    while frame is not None and not yours(frame):
         called, frame = frame, frame.f_back
     code = called.f_code
     return f"{getattr(code, 'co_qualname', code.co_name)}()" if frame is not None and code in _BLOCKING else None
 
 
-def _yours(frame: Any) -> bool:
+def yours(frame: Any) -> bool:
+    """Whether a frame runs your code: neither the kit's nor a library's."""
     return not frame.f_code.co_filename.startswith((KIT_DIR, *LIBRARY_DIRS, "<frozen"))
 
 
@@ -181,7 +182,7 @@ def learner_on_stack() -> bool:
     """Whether code that is neither the kit's nor a library's (yours) is on the current stack."""
     frame: Optional[Any] = sys._getframe()  # this frame, the kit's: the walk may start here
     while frame is not None:
-        if _yours(frame):
+        if yours(frame):
             return True
         frame = frame.f_back
     return False

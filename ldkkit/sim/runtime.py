@@ -272,6 +272,19 @@ class Runtime:
             )
         return False
 
+    def job_started(self) -> Callable[[], None]:
+        """Count a job run on a thread of its own (not ``run_in_executor``'s): the clock stands still until the
+        function returned is called, from any thread, when it is done."""
+        self.jobs += 1
+
+        def done() -> None:
+            try:
+                self.loop.call_soon_threadsafe(self._job_done, None)
+            except RuntimeError:  # the world is gone: nothing waits for it any more
+                pass
+
+        return done
+
     def _job_done(self, _future: Any) -> None:
         self.jobs -= 1
         if not self.jobs and self._jobs_done is not None and not self._jobs_done.done():

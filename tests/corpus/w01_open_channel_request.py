@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
+import time
 from typing import Any
 
 from ldkkit.events import Event
@@ -164,6 +166,17 @@ def rejects_a_minute_later(channel_manager: Any, keys_manager: Any, event: Any, 
     spawn(later())
 
 
+def answered_from_a_thread_after_a_lookup(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Answers from a thread of its own, after 20 ms of blocking work (a database lookup, say): the handler
+    returns at once."""
+    def answer() -> None:
+        time.sleep(0.02)
+        (_accept(channel_manager, keys_manager, event) if event.funding_satoshis > 5_000_000
+         else _reject(channel_manager, event))
+
+    threading.Thread(target=answer, daemon=True).start()
+
+
 def uid_from_the_middle(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """16 bytes from the middle of the draw: "take 16 of them", any 16."""
     if event.funding_satoshis > 5_000_000:
@@ -250,6 +263,9 @@ CASES = [
           why="one task answers every request from a queue: its calls are judged by the channel they name"),
     right(EX, "answered_in_an_executor", compose({OPEN: answered_in_an_executor}),
           why="accepts and rejects through loop.run_in_executor, awaited in the handler"),
+    right(EX, "answered_from_a_thread_after_a_lookup", compose({OPEN: answered_from_a_thread_after_a_lookup}),
+          why="a threading.Thread answers after 20 ms of blocking work: once judged on how far the simulated clock "
+              "ran meanwhile (1 ms of real time was 120 s), it passed or failed by the machine's speed"),
     right(EX, "user_channel_id_from_the_middle", compose({OPEN: uid_from_the_middle}),
           why="int.from_bytes(random[8:24], 'big'): 16 of the 32 bytes, not the first"),
     wrong(EX, "accepts_anchor_channels_only", compose({OPEN: anchor_channels_only}), "6,500,000 sats",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from decimal import Decimal
 from typing import Any
 
@@ -209,7 +210,22 @@ def locktime_set_after_signing(channel_manager: Any, bitcoind_client: Any, netwo
     channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tweaked)
 
 
+def funds_from_a_thread_pool(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any,
+                             **_: Any) -> None:
+    """Builds and hands over the funding transaction in a thread pool of its own, not waiting for it."""
+    def fund() -> None:
+        tx = build_funding(bitcoind_client, network, event)
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+
+    _POOL.submit(fund)
+
+
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="corpus-funding")
+
+
 CASES = [
+    right(EX, "funds_from_its_own_thread_pool", compose({FUND: funds_from_a_thread_pool}),
+          why="its own ThreadPoolExecutor builds the funding: once raced the simulated clock (3 of 20 runs failed)"),
     wrong(EX, "pays_no_fee", compose({FUND: fund_without_fee}), "minrelaytxfee", why="change = coins in - channel "
           "value: no fee at all, which bitcoind never relays (it once passed: only the highest fee was judged)"),
     wrong(EX, "locktime_changed_after_signing", compose({FUND: locktime_set_after_signing}), "does not sign this "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ldkkit.bitcoin import ScriptBuf, TxOut
+from ldkkit.bitcoin import ScriptBuf, Transaction, TxOut
 from ldkkit.events import Event
 from ldkkit.payment_storage import HTLCStatus
 from ldkkit.sign import SpendableOutputDescriptor
@@ -140,6 +140,16 @@ def track_later(output_sweeper: Any, event: Any, **_: Any) -> None:
     spawn(later())
 
 
+def refused_spend_then_track_later(keys_manager: Any, bitcoind_client: Any, output_sweeper: Any, event: Any,
+                                   **kw: Any) -> None:
+    """Broadcasts a spend the chain refuses (its outputs exceed its inputs) before returning, and hands the outputs
+    to the sweeper ten minutes later."""
+    tx = keys_manager.spend_spendable_outputs(list(event.outputs), [], bitcoind_client.get_change_script(), 253, None)
+    more = [TxOut(o.value + 10**9, o.script_pubkey) for o in tx.output]
+    bitcoind_client.broadcast_transactions([Transaction.new(tx.version, tx.lock_time, list(tx.input), more)])
+    track_later(output_sweeper=output_sweeper, event=event, **kw)
+
+
 def make_sweeps_once_an_hour() -> Any:
     """Keeps the outputs in a list in memory, and a task sweeps what is in it every hour."""
     kept: list[Any] = []
@@ -211,6 +221,9 @@ CASES = [
     wrong(EX, "tracks_from_a_task_later", compose({SPEND: track_later}), "after your handler returned",
           "before you return", why="a task hands the outputs to the sweeper ten minutes after the handler returned "
           "(they were swept, so it once passed; a crash in between loses them)"),
+    wrong(EX, "refused_spend_then_tracks_later", compose({SPEND: refused_spend_then_track_later}),
+          "after your handler returned", why="a spend the chain refused, broadcast before returning, counted as spent "
+          "(it once passed); the sweeper got the outputs ten minutes later"),
     wrong(EX, "keeps_outputs_in_memory", Fresh(make_sweeps_once_an_hour), "after your handler returned",
           why="keeps the outputs in a Python list that a task sweeps once an hour (it once passed)"),
     wrong(EX, "fails_pending_payments_on_close", compose({Event.ChannelClosed: fails_pending_on_close}),
