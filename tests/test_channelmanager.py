@@ -678,3 +678,55 @@ def test_every_block_asks_for_persisting_and_wakes_the_processor_once_it_is_hand
         assert cm.get_and_clear_needs_persistence()
     finally:
         world.close()
+
+
+def test_a_payment_made_again_while_the_first_is_claimable_is_failed_back_as_ldk_does():
+    """LDK's check_total_value: "Failing HTLC ... as payment is already claimable". The first payment stays
+    claimable (it was once replaced by the second, its HTLC left on the channel with nothing to claim it)."""
+    from ldkkit import reference
+
+    seen = []
+
+    def holds_claims(*args):
+        event = args[-1]
+        seen.append(type(event).__name__)
+        if isinstance(event, Event.PaymentClaimable):
+            return None  # claimed later, below
+        return reference.handle_ldk_events(*args)
+
+    with World(seed=1) as world:
+        me = world.add_node("me", handler=holds_claims)
+        stage = Stage(world, me)
+        bob = stage.peer("bob")
+        stage.open(bob, me, 6_000_000)
+        invoice = stage.invoice(me, 30_000_000)
+        stage.pay(bob, invoice)
+        stage.pay(bob, invoice, payment_id=PaymentId(b"\x02" * 32))
+        assert seen.count("PaymentClaimable") == 1 and "HTLCHandlingFailed" in seen
+        me.channel_manager.claim_funds(next(iter(me.channel_manager.claimable.values())).purpose.preimage())
+        stage.settle()
+        sent = [e for e in bob.events_seen if isinstance(e, (Event.PaymentSent, Event.PaymentFailed))]
+        assert [type(e).__name__ for e in sent] == ["PaymentFailed", "PaymentSent"]
+
+
+def test_funding_an_inbound_channel_is_refused_in_ldks_words(stage):
+    bob, request = open_request(stage)
+    cm = stage.me.channel_manager
+    cm.accept_inbound_channel(request.temporary_channel_id, bob.node_id, 1)
+    with pytest.raises(APIError.APIMisuseError) as info:
+        cm.funding_transaction_generated(request.temporary_channel_id, bob.node_id, Transaction.new(2, 0, [], []))
+    assert info.value.err == (f"Channel with id {request.temporary_channel_id} for the passed counterparty node_id "
+                              f"{bob.node_id} is not an unfunded, outbound V1 channel")
+
+
+def test_closing_a_channel_while_the_peer_is_away_is_refused_in_ldks_words():
+    with World(seed=3) as world:
+        stage = Stage(world, world.add_node("me"))
+        bob = stage.peer("bob")
+        stage.open(stage.me, bob, 1_000_000)
+        cm, chan = stage.me.channel_manager, stage.channel_between(stage.me, bob)
+        world.disconnect(stage.me, bob)
+        with pytest.raises(APIError.ChannelUnavailable) as info:
+            cm.close_channel(chan.channel_id, bob.node_id)
+    assert info.value.err == ("Cannot begin shutdown while peer is disconnected or we're waiting on a monitor "
+                              "update, maybe force-close instead?")

@@ -35,12 +35,13 @@ def close_channel_internal(cm: ChannelManager, channel_id: ChannelId, counterpar
     if not chan.is_funded():
         force_close_channel(cm, chan, ClosureReason.HolderForceClosed(False), broadcast=False)
         return
-    if chan.phase is ChannelPhase.ShuttingDown:
-        raise APIError.APIMisuseError("Shutdown already in progress")
+    if chan.phase is ChannelPhase.ShuttingDown:  # (LDK's Channel::get_shutdown, its messages)
+        if chan.locally_initiated_shutdown:
+            raise APIError.APIMisuseError("Shutdown already in progress")
+        raise APIError.ChannelUnavailable("Shutdown already in progress by remote")
     if counterparty_node_id not in cm.peers:
-        raise APIError.ChannelUnavailable(
-            "Cannot begin shutdown while peer is disconnected, maybe force-close instead?"
-        )
+        raise APIError.ChannelUnavailable("Cannot begin shutdown while peer is disconnected or we're waiting on a "
+                                          "monitor update, maybe force-close instead?")
     chan.locally_initiated_shutdown = True
     _begin_shutdown(cm, chan)
 

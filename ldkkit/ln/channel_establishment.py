@@ -277,7 +277,8 @@ def funding_transaction_generated_intern(
                 f"Channel with id {temporary_channel_id} not found for the passed counterparty node_id "
                 f"{counterparty_node_id}"
             )
-        raise APIError.APIMisuseError(f"Channel {temporary_channel_id} is not an unfunded, outbound V1 channel")
+        raise APIError.APIMisuseError(f"Channel with id {temporary_channel_id} for the passed counterparty node_id "
+                                      f"{counterparty_node_id} is not an unfunded, outbound V1 channel")
     refused = _funding_refusal(cm, funding_transaction)
     if refused is not None:  # LDK closes the channel: ProcessingError, and no DiscardFunding
         close_unfunded(cm, chan, ClosureReason.ProcessingError(f"Error in transaction funding: {refused}"))

@@ -66,8 +66,13 @@ def receive(cm: ChannelManager, chan: Channel, htlc: InboundHTLC) -> None:
                          htlc.cltv_expiry, final.total_msat, chan.counterparty_node_id)
     onion_fields = RecipientOnionFields(final.payment_secret, final.payment_metadata)
     claimable = cm.claimable.get(htlc.payment_hash)
-    if claimable is None or claimable.announced:
-        # A second payment for a hash already claimable: LDK raises it as its own payment.
+    if claimable is not None and claimable.announced:
+        # LDK's check_total_value: "Failing HTLC with payment_hash {} as payment is already claimable". (Once
+        # claimed, the hash is claimable no more: a payment made again then is a payment of its own.)
+        forwarding.fail_inbound(cm, chan, htlc, forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, None,
+                                HTLCDestination.FailedPayment(htlc.payment_hash))
+        return
+    if claimable is None:
         claimable = ClaimablePayment(htlc.payment_hash, purpose, onion_fields, (), 0, False)
         cm.claimable[htlc.payment_hash] = claimable
     claimable.htlcs = claimable.htlcs + (part,)
