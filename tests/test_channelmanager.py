@@ -15,7 +15,7 @@ from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
 from ldkkit.ln.outbound_payment import Retry
 from ldkkit.scenarios import Stage
 from ldkkit.sim.world import World
-from ldkkit.types import ChannelId, PaymentId, PublicKey
+from ldkkit.types import ChannelId, PaymentHash, PaymentId, PublicKey
 
 
 def quiet_handler(*args):
@@ -730,3 +730,29 @@ def test_closing_a_channel_while_the_peer_is_away_is_refused_in_ldks_words():
             cm.close_channel(chan.channel_id, bob.node_id)
     assert info.value.err == ("Cannot begin shutdown while peer is disconnected or we're waiting on a monitor "
                               "update, maybe force-close instead?")
+
+
+def test_fail_htlc_backwards_with_reason_fails_the_payment_back_with_ldks_failure_codes():
+    from ldkkit import reference
+    from ldkkit.ln.channelmanager import FailureCode
+
+    assert [c.code() for c in (FailureCode.TemporaryNodeFailure(), FailureCode.RequiredNodeFeatureMissing(),
+                               FailureCode.IncorrectOrUnknownPaymentDetails(), FailureCode.InvalidOnionPayload(None))
+            ] == [0x2000 | 2, 0x4000 | 0x2000 | 3, 0x4000 | 15, 0x4000 | 22]  # LDK's Into<u16> for FailureCode
+
+    def refuses(*args):
+        if isinstance(args[-1], Event.PaymentClaimable):
+            args[0].fail_htlc_backwards_with_reason(args[-1].payment_hash, FailureCode.TemporaryNodeFailure())
+            return None
+        return reference.handle_ldk_events(*args)
+
+    with World(seed=1) as world:
+        me = world.add_node("me", handler=refuses)
+        stage = Stage(world, me)
+        bob = stage.peer("bob")
+        stage.open(bob, me, 6_000_000)
+        stage.pay(bob, stage.invoice(me, 30_000_000))
+        assert any(isinstance(e, Event.HTLCHandlingFailed) for e in me.events_seen)
+        assert any(isinstance(e, Event.PaymentFailed) for e in bob.events_seen)
+        with pytest.raises(TypeError, match="must be a FailureCode"):
+            me.channel_manager.fail_htlc_backwards_with_reason(PaymentHash(b"\1" * 32), 0x2002)

@@ -130,13 +130,15 @@ def claim_funds(cm: ChannelManager, payment_preimage: PaymentPreimage) -> None:
     ))
 
 
-def fail_htlc_backwards(cm: ChannelManager, payment_hash: PaymentHash) -> None:
-    """Fail every part of a claimable payment back as incorrect_or_unknown_payment_details."""
+def fail_htlc_backwards(cm: ChannelManager, payment_hash: PaymentHash,
+                        failure_code: int = forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS) -> None:
+    """Fail every part of a claimable payment back with this BOLT 4 failure code (LDK's default:
+    incorrect_or_unknown_payment_details)."""
     claimable = cm.claimable.pop(payment_hash, None)
     if claimable is None:
         return
     for part in claimable.htlcs:  # each still pending on its channel, as in claim_funds
-        reason = msgs.FailureOnion(cm._our_node_id, forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, None, None)
+        reason = msgs.FailureOnion(cm._our_node_id, failure_code, None, None)
         forwarding.queue_fail_back(cm, forwarding.PendingFailBack(part.channel_id, part.htlc_id, reason,
                                                                   HTLCDestination.FailedPayment(payment_hash)))
 
