@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from .bitcoin import OutPoint, ScriptBuf, Transaction
+from .chain import BestBlock
 from .chain.chaininterface import ConfirmationTarget
 from .logger import Logger
 from .persist import (
@@ -27,7 +28,7 @@ from .persist import (
 from .ser import U32, Record, RustEnum
 from .sign import SpendableOutputDescriptor, descriptor_outpoint
 from .sim.chain import Block, Chain
-from .types import ChannelId, Txid
+from .types import BlockHash, ChannelId, Txid
 
 #: Mirrors ``lightning::chain::channelmonitor::ANTI_REORG_DELAY``: confirmations after which
 #: LDK treats a transaction as final.
@@ -171,10 +172,10 @@ class OutputSweeper:
         with self._lock:
             return list(self._state.outputs)
 
-    def current_best_block(self) -> tuple[int, str]:
-        """The height and hash of the last block the sweeper has processed."""
+    def current_best_block(self) -> BestBlock:
+        """Mirrors ``OutputSweeper::current_best_block``: the last block the sweeper has processed."""
         with self._lock:
-            return self._state.best_block_height, self._state.best_block_hash
+            return BestBlock(BlockHash(bytes.fromhex(self._state.best_block_hash)), self._state.best_block_height)
 
     def encode(self) -> bytes:
         with self._lock:

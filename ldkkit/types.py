@@ -142,6 +142,12 @@ class ClaimId(HexBytes):
     """Mirrors ``lightning::chain::ClaimId``: names an on-chain claim being fee-bumped."""
 
 
+class BlockHash(HexBytes):
+    """Mirrors ``bitcoin::BlockHash``: stored in internal byte order; shown, like bitcoind shows it, byte-reversed."""
+
+    DISPLAY_REVERSED = True
+
+
 class Txid(HexBytes):
     """Mirrors ``bitcoin::Txid``.
 

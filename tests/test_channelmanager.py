@@ -756,3 +756,15 @@ def test_fail_htlc_backwards_with_reason_fails_the_payment_back_with_ldks_failur
         assert any(isinstance(e, Event.PaymentFailed) for e in bob.events_seen)
         with pytest.raises(TypeError, match="must be a FailureCode"):
             me.channel_manager.fail_htlc_backwards_with_reason(PaymentHash(b"\1" * 32), 0x2002)
+
+
+def test_current_best_block_is_ldks_best_block_of_the_manager_and_of_the_sweeper():
+    from ldkkit.chain import BestBlock
+    from ldkkit.types import BlockHash
+
+    with World(seed=1) as world:
+        node = world.add_node("me")
+        world.mine(3)
+        tip = world.chain.blocks[-1]
+        expected = BestBlock(BlockHash(tip.block_hash), tip.height)
+        assert node.channel_manager.current_best_block() == expected == node.output_sweeper.current_best_block()

@@ -147,7 +147,7 @@ def test_state_is_persisted_on_every_change_and_read_back_after_a_restart(tmp_pa
     node.sweeper.stop()
     node.chain.mine(2)
     restarted = node.new_sweeper(node.store.read("", "", "output_sweeper"))
-    assert restarted.current_best_block()[0] == node.chain.height()
+    assert restarted.current_best_block().height == node.chain.height()
     assert statuses(restarted) == ["PendingThresholdConfirmations"]
     node.chain.mine(PRUNE_DELAY_BLOCKS - 2)
     assert restarted.tracked_spendable_outputs() == []

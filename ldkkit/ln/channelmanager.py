@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 from ..bitcoin import Transaction
+from ..chain import BestBlock
 from ..chain.chaininterface import ConfirmationTarget
 from ..chain.chainmonitor import (
     ANTI_REORG_DELAY,
@@ -63,6 +64,7 @@ from ..logger import Logger
 from ..routing.router import Path, Route, RouteParameters
 from ..ser import U16, U64, Record, RustEnum, decode
 from ..types import (
+    BlockHash,
     ChannelId,
     InterceptId,
     PaymentHash,
@@ -250,8 +252,11 @@ class ChannelManager:
         """Mirrors ``ChannelManager::get_our_node_id``."""
         return self._our_node_id
 
-    def current_best_block(self) -> int:
-        return self.best_block_height
+    def current_best_block(self) -> BestBlock:
+        """Mirrors ``ChannelManager::current_best_block``: the last block connected (``.height``, ``.block_hash``)."""
+        blocks = self.chain_monitor.chain.blocks
+        height = self.best_block_height
+        return BestBlock(BlockHash(blocks[height].block_hash if height < len(blocks) else bytes(32)), height)
 
     def list_channels(self) -> list[ChannelDetails]:
         """Mirrors ``ChannelManager::list_channels``: every channel that is not closed. A request not yet

@@ -31,7 +31,7 @@ def track_keywords(output_sweeper: Any, event: Any, **_: Any) -> None:
 def track_at_current_height(channel_manager: Any, output_sweeper: Any, event: Any, **_: Any) -> None:
     """A delay_until_height that is already reached: spent at once."""
     output_sweeper.track_spendable_outputs(event.outputs, event.channel_id, False,
-                                           channel_manager.current_best_block())
+                                           channel_manager.current_best_block().height)
 
 
 def bump_by_keyword(bump_tx_event_handler: Any, event: Any, **_: Any) -> None:
@@ -212,7 +212,7 @@ CASES = [
     wrong(EX, "excludes_static_outputs", compose({SPEND: track(exclude_static_outputs=True)}), "exclude",
           "StaticOutput", "exclude_static_outputs=False", why="track_spendable_outputs(..., True, None)"),
     wrong(EX, "far_delay_until_height",
-          compose({SPEND: track(delay_until_height=lambda cm: cm.current_best_block() + 10_000)}),
+          compose({SPEND: track(delay_until_height=lambda cm: cm.current_best_block().height + 10_000)}),
           "delay_until_height", "wait until block", why="delay_until_height = height + 10,000"),
     wrong(EX, "delay_until_the_last_block", compose({SPEND: track(delay_until_height=lambda cm: 215)}),
           "wait until block 215", "delay_until_height",
@@ -238,7 +238,7 @@ CASES = [
     wrong(EX, "filters_static_outputs_itself", compose({SPEND: track(outputs=not_static)}),
           "not among the outputs you handed over", why="drops StaticOutputs from the list before handing it over"),
     wrong(EX, "filters_static_outputs_delay_at_current_height",
-          compose({SPEND: track(outputs=not_static, delay_until_height=lambda cm: cm.current_best_block())}),
+          compose({SPEND: track(outputs=not_static, delay_until_height=lambda cm: cm.current_best_block().height)}),
           "not among the outputs you handed over", "hand event.outputs",
           why="drops StaticOutputs, with a delay_until_height already reached: the hint is about the outputs, "
               "not the delay (it once said 'pass delay_until_height=None')"),
