@@ -106,8 +106,11 @@ CONDITION_WAIT = threading.Condition.wait.__code__
 #: moment for its sending thread, and so does a logging handler that flushes it).
 _BLOCKING = {f.__code__ for f in (
     threading.Event.wait, threading.Condition.wait, threading.Condition.wait_for, threading.Semaphore.acquire,
-    threading.Barrier.wait, queue.Queue.get, queue.Queue.put, concurrent.futures.Future.result,
-    concurrent.futures.Future.exception, concurrent.futures.wait)}
+    threading.Barrier.wait, queue.Queue.get, queue.Queue.put, queue.Queue.join, concurrent.futures.Future.result,
+    concurrent.futures.Future.exception, concurrent.futures.wait, concurrent.futures.as_completed)} | {
+    c for c in concurrent.futures.Executor.map.__code__.co_consts if getattr(c, "co_name", "") == "result_iterator"}
+#: ``Thread.join`` waits in C, never in ``Condition.wait``: refused as it starts, if the thread is still running.
+_THREAD_JOIN = threading.Thread.join.__code__
 
 
 @contextlib.contextmanager
@@ -147,6 +150,9 @@ def blocking_call(frame: Any, what: str, arg: Any) -> Optional[str]:
         return "time.sleep()"
     if what == "call" and frame.f_code is CONDITION_WAIT and frame.f_locals.get("timeout") != 0:
         return _called_by_you(frame)
+    if what == "call" and frame.f_code is _THREAD_JOIN and yours(frame.f_back) \
+            and frame.f_locals.get("timeout") != 0 and frame.f_locals["self"].is_alive():
+        return "Thread.join()"
     return None
 
 

@@ -89,6 +89,14 @@ def wait_and_retry(error: OSError) -> None:
     raise error
 
 
+def join_a_timer_then_retry(error: OSError) -> None:
+    """Waits for a 50 ms timer thread to end (Thread.join blocks in C, never in a Condition) before giving up."""
+    timer = threading.Timer(0.05, lambda: None)
+    timer.start()
+    timer.join()
+    raise error
+
+
 def sleep_swallowed_then_replay(error: OSError) -> ReplayEvent:
     try:
         time.sleep(0.05)
@@ -279,6 +287,9 @@ CASES = [
           why="time.sleep before giving up"),
     wrong(EX, "waits_on_an_event_before_retry", compose({CLAIMED: INBOUND(wait_and_retry)}), "Event.wait()",
           "blocks the whole node", why="threading.Event().wait(0.05) before giving up (only time.sleep was refused)"),
+    wrong(EX, "joins_a_thread_before_retry", compose({CLAIMED: INBOUND(join_a_timer_then_retry)}), "Thread.join()",
+          "blocks the whole node", why="starts a 50 ms threading.Timer and joins it before giving up (it once "
+          "passed: Thread.join waits in C)"),
     wrong(EX, "sleeps_before_retry_swallowing_the_refusal", compose({CLAIMED: INBOUND(sleep_swallowed_then_replay)}),
           "time.sleep", "caught the error",
           why="time.sleep inside try/except Exception, then ReplayEvent: the check's refusal caught, and it passed"),
