@@ -6,7 +6,9 @@ Rules, judged from the transactions your handler built and the chain:
   ``maxfeerate``, 10,000 sat/vB), and every input signed for this very transaction (as bitcoind checks);
 - handed to ``funding_transaction_generated`` for the event's channel and peer;
 - never broadcast by your own code, by any method: LDK broadcasts it once the peer has signed;
-- every channel you open is pending, then ready after six blocks.
+- every channel you open is pending, then ready after six blocks;
+- a funding transaction LDK says to discard (``DiscardFunding``: the peer vanished before signing) is never
+  broadcast.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ..bitcoind_client import BitcoindError
 from ..events import Event
 from ..scenarios import Stage
 from ..sign import p2wpkh_script_code, segwit_sighashes
-from .common import LARGEST_NON_WUMBO_SATS, CheckResult, Played, Session, error_hint, fail
+from .common import LARGEST_NON_WUMBO_SATS, CheckResult, Played, Session, count, error_hint, fail
 
 SIZES = (100_000, 1_000_000, LARGEST_NON_WUMBO_SATS)
 
@@ -37,15 +39,58 @@ def story(stage: Stage) -> None:
     stage.mine(6)
 
 
+def vanishing_peer_story(stage: Stage) -> None:
+    """The peer disconnects as soon as you hand over the funding transaction, before it signs your refund: LDK
+    closes the channel (``DisconnectedPeer``) and hands the transaction back (``DiscardFunding``)."""
+    peer, cm = stage.peer("peer"), stage.me.channel_manager
+    stage.world.chain.fund({stage.me.bitcoind_client.get_new_address().script_pubkey: 30_000_000})
+    stage.mine(1)
+    hand_over = cm.funding_transaction_generated
+
+    def then_the_peer_vanishes(*args: Any, **kwargs: Any) -> None:
+        try:
+            hand_over(*args, **kwargs)
+        finally:
+            stage.world.disconnect(stage.me, peer)
+
+    cm.funding_transaction_generated = then_the_peer_vanishes
+    try:
+        cm.create_channel(peer.node_id, 1_000_000, 0, 1, None, None)
+        stage.world.run()
+        stage.mine(6)
+    finally:
+        del cm.funding_transaction_generated
+
+
+def judge_discarded(played: Played) -> int:
+    """No transaction LDK said to discard was broadcast: the channel it funds will never exist."""
+    discarded = played.handled(Event.DiscardFunding)
+    if not discarded:
+        raise fail(played, None, "ChannelClosed and DiscardFunding, once the peer vanished before signing",
+                   "no DiscardFunding", "fund the channel as in the first story: funding_transaction_generated with "
+                   "the signed transaction.")
+    for handling in discarded:
+        tx = handling.event.funding_info.transaction
+        if played.world.chain.get_transaction(tx.compute_txid()) is not None:
+            raise fail(played, handling.event, "the discarded funding transaction never broadcast",
+                       f"it was broadcast: {tx.compute_txid()!r} is on chain",
+                       "DiscardFunding means the channel closed before the peer signed your refund: LDK will never "
+                       "broadcast this transaction, and neither may you, as its output would hold your coins with no "
+                       "channel behind it. ldk-sample only logs the event; the coins stay in your wallet.")
+    return len(discarded)
+
+
 def rules(session: Session, result: CheckResult) -> None:
     played = session.play("funding_generation_ready", story)
     judge_funding(played)
+    discarded = judge_discarded(session.play("a peer vanishing before it signs", vanishing_peer_story))
     ready = played.events(Event.ChannelReady)
     result.add("each FundingGenerationReady funded", f"{len(played.events(Event.FundingGenerationReady))} "
                "transactions")
     result.add("one output of the exact value to output_script", "yes")
     result.add("the broadcast left to LDK", "yes: none of your code broadcast a funding transaction")
     result.add("channels pending, then ready after six blocks", f"{len(ready)} ready")
+    result.add("DiscardFunding: the transaction never broadcast", count(discarded, "transaction"))
 
 
 def judge_funding(played: Played) -> None:

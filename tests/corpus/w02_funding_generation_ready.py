@@ -223,7 +223,21 @@ def funds_from_a_thread_pool(channel_manager: Any, bitcoind_client: Any, network
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="corpus-funding")
 
 
+def broadcast_the_discarded(bitcoind_client: Any, event: Any, **_: Any) -> None:
+    """On DiscardFunding, broadcasts the transaction "so the coins are not lost"."""
+    bitcoind_client.broadcast_transactions([event.funding_info.transaction])
+
+
+def log_the_discarded(event: Any, **_: Any) -> None:
+    print(f"EVENT: funding of channel {event.channel_id} discarded")
+
+
 CASES = [
+    wrong(EX, "broadcasts_the_discarded_funding", compose({Event.DiscardFunding: broadcast_the_discarded}),
+          "discarded funding transaction never broadcast", "DiscardFunding means",
+          why="broadcasts the transaction of a DiscardFunding: coins locked with no channel (never exercised before)"),
+    right(EX, "logs_discard_funding", compose({Event.DiscardFunding: log_the_discarded}),
+          why="prints DiscardFunding, as ldk-sample does"),
     right(EX, "funds_from_its_own_thread_pool", compose({FUND: funds_from_a_thread_pool}),
           why="its own ThreadPoolExecutor builds the funding: once raced the simulated clock (3 of 20 runs failed)"),
     wrong(EX, "pays_no_fee", compose({FUND: fund_without_fee}), "minrelaytxfee", why="change = coins in - channel "
