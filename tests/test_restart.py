@@ -135,3 +135,35 @@ def test_a_channel_that_has_carried_an_htlc_resends_no_channel_ready_on_reconnec
             world.connect(stage.me, peer)
         stage.settle()
     assert sorted(_channel_ready_messages(world, since)) == [("dave", "learner"), ("learner", "dave")]
+
+
+def test_a_crash_in_a_check_ends_the_tasks_your_handler_spawned():
+    """A restart is a crash: a task the handler spawned to do its work later dies with the node's process (it once
+    went on, after the restart, and did what a crashed node never could)."""
+    import asyncio
+
+    from ldkkit.exercises import common
+
+    done: list[str] = []
+
+    async def handler(*args):
+        event = args[-1]
+        if isinstance(event, Event.ChannelReady):
+            async def later() -> None:
+                await asyncio.sleep(600)
+                done.append("after the crash")
+
+            asyncio.get_running_loop().create_task(later())
+        return await reference(*args)
+
+    def story(stage: Stage) -> None:
+        stage.open(stage.peer("bob"), stage.me, 6_000_000)
+        stage.world.restart_node(stage.me)
+        stage.settle(3600)
+
+    session = common.Session("background_processor", handler)
+    try:
+        session.play("a crash", story)
+    finally:
+        session.close()
+    assert done == []

@@ -150,6 +150,7 @@ class Session:
         recorder = Recorder(world)
         world.runtime.loop.set_task_factory(recorder.task_factory)
         world.runtime.watch_job = recorder.watched_job
+        world.on_restart.append(recorder.crashed)
         if draws_for is not None:
             recorder.planned_draws = (draws_for[0], list(draws_for[1]))
         self.recorders.append(recorder)

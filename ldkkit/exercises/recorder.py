@@ -136,6 +136,8 @@ class Recorder:
         self.node: Optional[Node] = None
         self.planned_draws: Optional[tuple[type, list[bytes]]] = None
         self.task_steps: list[TaskStep] = []
+        #: The tasks your code spawned and not yet done: a crash of your node ends them (``crashed``).
+        self.spawned: set[Any] = set()
         #: What the threads your code started raised, with the event whose handling started them.
         self.thread_errors: list[tuple[Event, BaseException]] = []
         self._replays: dict[int, int] = {}  # id(event): how many times your handler asked for it again
@@ -293,11 +295,19 @@ class Recorder:
         if handling is not None and inspect.iscoroutine(coro):
             yours = coro
             task = asyncio.Task(self._spawned(yours, handling), loop=loop, **kwargs)
+            self.spawned.add(task)
+            task.add_done_callback(self.spawned.discard)
             # Cancelled before it ran (the story ended first), your coroutine is closed here, so Python
             # does not warn that it "was never awaited"; one that ran to its end is closed already.
             task.add_done_callback(lambda _: yours.close())
             return task
         return asyncio.Task(coro, loop=loop, **kwargs)
+
+    def crashed(self, node: Node) -> None:
+        """Your node restarts as after a crash: the tasks your code spawned die with its process."""
+        if node is self.node:
+            for task in list(self.spawned):
+                task.cancel()
 
     def watched_job(self, func: Callable[..., Any]) -> Callable[..., Any]:
         """Work your code hands to a thread (``asyncio.to_thread``) is watched like a task's step while it runs."""

@@ -76,6 +76,8 @@ class World:
         self.nodes: dict[str, Node] = {}
         self._by_id: dict[PublicKey, Node] = {}
         self._connections: set[frozenset[PublicKey]] = set()
+        #: Called with a node just before it restarts (a crash): what lives only in its process ends with it.
+        self.on_restart: list[Callable[[Node], None]] = []
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
         #: When each node's timers next fire, and how many seconds of its schedule will then have passed (its
         #: ticks come every REBROADCAST_TIMER from when it was attached); and the one task that runs them all.
@@ -210,6 +212,8 @@ class World:
         storages back from disk, and reconnects to its peers. Events LDK does not
         persist (FundingGenerationReady, OpenChannelRequest, ...) are gone.
         """
+        for hook in self.on_restart:
+            hook(node)
         peers = [self._by_id[p] for pair in self._connections if node.node_id in pair for p in pair
                  if p != node.node_id]
         for peer in peers:
