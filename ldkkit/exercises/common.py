@@ -508,6 +508,10 @@ def final_records(played: Played, key: str) -> dict[Any, Any]:
 def stored_record(played: Played, handling: Handling, key: str, payment_key: Any) -> Any:
     """The record your handler left on disk for one payment, right after it returned; fails if unreadable."""
     data = handling.stored.get(key)
+    if data is None and handling.finished is None:
+        raise fail(played, handling.event, f"{key} persisted before your handler returned",
+                   "your handler had not returned from this event when the story ended: it was still waiting",
+                   held_back(played))
     if data is None:
         writes = played.recorder.calls_for(handling, "fs_store.write")
         written = sorted({c["key"] for c in writes if "key" in c.arguments})

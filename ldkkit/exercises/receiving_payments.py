@@ -19,7 +19,7 @@ from ..payment_storage import HTLCStatus
 from ..routing.router import PaymentParameters, RouteParameters
 from ..scenarios import Stage
 from ..types import PaymentId, PaymentPreimage
-from .common import CheckResult, Handling, Played, Session, fail, final_records, stored_record
+from .common import CheckResult, Handling, Played, Session, fail, final_records, held_back, stored_record
 from .recorder import Call
 
 #: A hash whose preimage your node never had: a payment to it cannot be claimed.
@@ -49,8 +49,8 @@ def rules(session: Session, result: CheckResult) -> None:
     claimables = played.events(Event.PaymentClaimable)
     if len(claimables) < 3:
         raise fail(played, None, "three PaymentClaimable events", f"{len(claimables)}",
-                   "HTLCs become PaymentClaimable only once process_pending_htlc_forwards has run (the "
-                   "PendingHTLCsForwardable arm given in the workbook).")
+                   held_back(played) or "HTLCs become PaymentClaimable only once process_pending_htlc_forwards has "
+                   "run (the PendingHTLCsForwardable arm given in the workbook).")
     judge_claims(played)
     judge_claimed_records(played)
     judge_unclaimed_records(played)

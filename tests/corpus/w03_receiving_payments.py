@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import queue
-import threading
 from typing import Any
 
 from ldkkit.events import Event, PaymentPurpose, ReplayEvent
@@ -248,25 +246,6 @@ def claimed_by_one_worker() -> Any:
     return compose({CLAIMABLE: arm})
 
 
-def claimed_by_one_worker_thread() -> Any:
-    """One daemon thread, started with the first PaymentClaimable, claims each payment it takes from a queue, and
-    idles on the queue in between (it never ends)."""
-    work: queue.Queue[Any] = queue.Queue()
-    started: list[threading.Thread] = []
-
-    def arm(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
-        if not started:
-            def worker() -> None:
-                while True:
-                    claimable(channel_manager=channel_manager, inbound_payments=inbound_payments, event=work.get())
-
-            started.append(threading.Thread(target=worker, daemon=True))
-            started[0].start()
-        work.put(event)
-
-    return compose({CLAIMABLE: arm})
-
-
 def claims_through_a_pool_by_keyword(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
     """Submits the claim to a thread pool of its own, arguments by keyword, and does not wait for it."""
     _POOL.submit(claimable, channel_manager=channel_manager, inbound_payments=inbound_payments, event=event)
@@ -276,9 +255,6 @@ _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=
 
 
 CASES = [
-    right(EX, "claimed_by_one_worker_thread", Fresh(claimed_by_one_worker_thread),
-          why="a daemon thread idling on a queue.Queue claims each payment: a thread waiting for work is not "
-              "waited for (it was once stopped as a hang)"),
     right(EX, "claims_through_its_own_pool_by_keyword", compose({CLAIMABLE: claims_through_a_pool_by_keyword}),
           why="pool.submit(claimable, channel_manager=..., ...): keyword arguments reach the function (once lost)"),
     right(EX, "claimed_in_an_executor", compose({CLAIMABLE: claimed_in_an_executor}),

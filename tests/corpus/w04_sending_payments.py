@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ldkkit.events import Event, ReplayEvent
@@ -198,6 +199,12 @@ def fails_on_a_permanent_path_failure(outbound_payments: Any, fs_store: Any, eve
         fs_store.write("", "", "outbound_payments", outbound_payments.encode())
 
 
+async def sent_then_waits_forever(**kw: Any) -> None:
+    """Records PaymentSent, then waits for something that never happens (a confirmation it expects)."""
+    sent(**kw)
+    await asyncio.Event().wait()
+
+
 def _returning(value: Any, arm: Any) -> Any:
     def wrapped(**kw: Any) -> Any:
         arm(**kw)
@@ -210,6 +217,9 @@ GOOD_SENT = set_status(HTLCStatus.Succeeded, preimage=True)
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
+    wrong(EX, "never_returns_from_payment_sent", compose({Event.PaymentSent: sent_then_waits_forever}),
+          "still waiting", "one at a time",
+          why="records PaymentSent, then awaits something that never comes: once told 'nothing is stored'"),
     wrong(EX, "fails_on_a_permanent_path_failure",
           compose({Event.PaymentPathFailed: fails_on_a_permanent_path_failure}),
           "PaymentFailed, which follows", "retries no more", why="Failed on PaymentPathFailed when "
