@@ -414,11 +414,12 @@ def test_workbook_2_names_the_channel_whose_funding_your_code_broadcast():
 
 def test_workbook_2_tells_a_passing_handler_what_it_verified():
     assert _read(_funding(_hand_over(lambda sats: sats / 100_000_000)), W02) == [
-        "✅ funding_generation_ready: all 4 checks passed",
-        "  each FundingGenerationReady funded              3 transactions",
-        "  one output of the exact value to output_script  yes",
-        "  the broadcast left to LDK                       yes: none of your code broadcast a funding transaction",
-        "  channels pending, then ready after six blocks   3 ready"]
+        "✅ funding_generation_ready: all 5 checks passed",
+        "  each FundingGenerationReady funded               3 transactions",
+        "  one output of the exact value to output_script   yes",
+        "  the broadcast left to LDK                        yes: none of your code broadcast a funding transaction",
+        "  channels pending, then ready after six blocks    3 ready",
+        "  DiscardFunding: the transaction never broadcast  1 transaction"]
 
 
 @pytest.fixture(scope="module")
