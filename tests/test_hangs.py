@@ -283,6 +283,32 @@ def test_a_thread_of_your_own_is_waited_for_like_to_thread(how):
     pool.shutdown()
 
 
+@pytest.mark.parametrize("how", ["timer", "heartbeat"])
+def test_time_in_a_thread_of_your_own_runs_on_the_simulations_clock(how):
+    """A threading.Timer, or a thread that time.sleeps in a loop (a heartbeat), waits on the simulated clock: the
+    Timer's answer lands 10 ms (simulated) after the request on every run, and the heartbeat is no hang."""
+    import time
+
+    beats: list[float] = []
+
+    async def decide(cm, keys, event):
+        if how == "timer":
+            threading.Timer(0.01, policy, (cm, keys, event)).start()
+            return
+
+        def heartbeat():
+            while True:
+                time.sleep(0.5)
+                beats.append(0.5)
+
+        threading.Thread(target=heartbeat, daemon=True).start()
+        policy(cm, keys, event)
+
+    for _ in range(3):
+        assert "all 5 checks passed" in repr(check("open_channel_request", opening_async(decide)))
+    assert how == "timer" or beats
+
+
 def test_a_thread_of_your_own_that_never_ends_is_stopped_and_named(monkeypatch):
     monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", 1.0)
 

@@ -23,6 +23,7 @@ from ..events import Event, ReplayEvent
 from ..node import HANDLER_PARAMETERS, Node
 from ..sim.world import World
 from .watch import (
+    _REAL_SLEEP,
     CONDITION_WAIT,
     BlockingCall,
     Stepped,
@@ -30,6 +31,7 @@ from .watch import (
     learner_on_stack,
     no_sleeping,
     sleeping_allowed,
+    sleeping_on,
     yours,
 )
 
@@ -326,15 +328,21 @@ class Recorder:
 
         return job
 
-    def counted(self, fn: Callable[..., Any], *, keep_errors: bool) -> Callable[..., Any]:
+    def counted(self, fn: Callable[..., Any], *, own_thread: bool) -> Callable[..., Any]:
         """``fn``, to run on a thread your code started (or a pool of yours), as a job of the world: the clock waits
         for it (what it does lands at the same moment on every run, whatever the machine's speed) until it ends, or
         until it first waits for another thread (a worker idle on its queue waits for your next event, as a task
-        does at an await). It is watched meanwhile. ``keep_errors``: what it raises is kept for the check (a thread
-        of its own has no one else to tell); otherwise raised on (a pool's future holds it, for your code)."""
+        does at an await). It is watched meanwhile.
+
+        ``own_thread``: a thread of its own, whose ``time.sleep`` waits on the world's clock (a heartbeat sleeps in
+        simulated time), and whose errors are kept for the check (it has no one else to tell). Otherwise work in a
+        pool: it sleeps in real time, the clock held still, as ``asyncio.to_thread``'s work does (work queued behind
+        a sleeper must not hold the clock that sleeper waits for), and its errors go to its future."""
         handling = _HANDLING.get()
         assert handling is not None  # (counted only while an event is handled)
-        done, steps, errors = self.world.runtime.job_started(), self.task_steps, self.thread_errors
+        runtime, steps, errors = self.world.runtime, self.task_steps, self.thread_errors
+        done = runtime.job_started()
+        context = contextvars.copy_context()  # (threads it starts, or work it submits, count too)
 
         def counted_fn(*args: Any, **kwargs: Any) -> Any:
             step = TaskStep(handling.event, time.monotonic(), threading.get_ident(), in_thread=True)
@@ -349,15 +357,30 @@ class Recorder:
                     done()
 
             def idle_at_first_wait(frame: Any, what: str, arg: Any) -> None:
-                if what == "call" and frame.f_code is CONDITION_WAIT:
+                if what == "call" and frame.f_code is CONDITION_WAIT and frame.f_locals.get("timeout") != 0:
                     sys.setprofile(None)
                     end()
 
+            def sleep(seconds: float) -> None:  # on the world's clock while it counts, and the world lasts
+                nonlocal ended
+                if ended or not own_thread:
+                    return _REAL_SLEEP(seconds)
+                steps.remove(step)
+                sys.setprofile(None)  # (its own wait for the world's clock is no wait for work)
+                if not runtime.sleep_job(seconds):  # the world is gone: it no longer counts, and sleeps for real
+                    ended = True
+                    return _REAL_SLEEP(seconds)
+                sys.setprofile(idle_at_first_wait)
+                step.wall_started = time.monotonic()
+                steps.append(step)
+                return None
+
             sys.setprofile(idle_at_first_wait)
             try:
-                return fn(*args, **kwargs)
+                with sleeping_on(sleep):
+                    return context.run(fn, *args, **kwargs)
             except BaseException as e:  # a thread's own: never lost in it, the check tells it, with the event
-                if not keep_errors:
+                if not own_thread:
                     raise  # (a pool's future holds it, for your code)
                 errors.append((handling.event, e))
                 return None
@@ -440,16 +463,35 @@ _pool_submit = concurrent.futures.ThreadPoolExecutor.submit
 def _start(self: threading.Thread) -> None:
     recorder = _RECORDING.get()
     if recorder is not None and yours(sys._getframe(1)):
-        self.run = recorder.counted(self.run, keep_errors=True)  # type: ignore[method-assign]
+        run = _timer_run(self) if isinstance(self, threading.Timer) else self.run
+        self.run = recorder.counted(run, own_thread=True)  # type: ignore[method-assign]
     _thread_start(self)
+
+
+def _timer_run(timer: threading.Timer) -> Callable[[], None]:
+    """A Timer's run, its interval waited on the world's clock (it waits in a Condition: idle, not counted)."""
+    def run() -> None:
+        time.sleep(timer.interval)
+        if not timer.finished.is_set():
+            timer.function(*timer.args, **timer.kwargs)
+        timer.finished.set()
+
+    return run
 
 
 def _submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any,
             **kwargs: Any) -> concurrent.futures.Future[Any]:
     recorder = _RECORDING.get()
-    if recorder is not None and yours(sys._getframe(1)):
-        fn = recorder.counted(fn, keep_errors=False)
+    if recorder is not None and _submitted_by_you(sys._getframe(1)):
+        fn = recorder.counted(fn, own_thread=False)
     return _pool_submit(self, fn, *args, **kwargs)
+
+
+def _submitted_by_you(frame: Any) -> bool:
+    """Whether your code submitted the work: itself, or through the pool's own helpers (``Executor.map``)."""
+    while frame is not None and frame.f_code.co_filename == concurrent.futures._base.__file__:
+        frame = frame.f_back
+    return frame is not None and yours(frame)
 
 
 threading.Thread.start = _start  # type: ignore[method-assign]

@@ -146,7 +146,9 @@ def _refused(call: str) -> str:
 def blocking_call(frame: Any, what: str, arg: Any) -> Optional[str]:
     """For a profile hook (``sys.setprofile``): the blocking call your code is making (``"time.sleep()"``,
     ``"Event.wait()"``), or None."""
-    if what == "c_call" and arg is time.sleep:
+    if what == "c_call" and arg is _REAL_SLEEP:  # (``from time import sleep`` before the kit was imported)
+        return "time.sleep()"
+    if what == "call" and frame.f_code is _SLEEP and yours(frame.f_back):
         return "time.sleep()"
     if what == "call" and frame.f_code is CONDITION_WAIT and frame.f_locals.get("timeout") != 0:
         return _called_by_you(frame)
@@ -192,3 +194,34 @@ def learner_on_stack() -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+# --- time.sleep in a thread your code starts, during a check -------------------------------------------------------
+# Such a thread is a job of the check's world (``Recorder.counted``): its time.sleep waits on the world's clock, as
+# an await asyncio.sleep does, so a thread that sleeps (a lookup, a heartbeat) acts at the same moment on every run.
+# Anywhere else, time.sleep is Python's own.
+
+_REAL_SLEEP = time.sleep
+_job = threading.local()  # .sleep: how this thread, a job of a world, sleeps
+
+
+def _sleep(seconds: float) -> None:
+    sleep = getattr(_job, "sleep", None)
+    if sleep is None:
+        return _REAL_SLEEP(seconds)
+    return sleep(seconds)
+
+
+_sleep.__doc__ = _REAL_SLEEP.__doc__
+_SLEEP = _sleep.__code__
+time.sleep = _sleep
+
+
+@contextlib.contextmanager
+def sleeping_on(sleep: Any) -> Iterator[None]:
+    """In this thread, ``time.sleep`` is ``sleep`` (a world's clock) meanwhile."""
+    _job.sleep = sleep
+    try:
+        yield
+    finally:
+        _job.sleep = None

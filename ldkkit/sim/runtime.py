@@ -203,6 +203,8 @@ class Runtime:
         #: Jobs handed to threads from the loop (``run_in_executor``), not yet done: the clock waits for them.
         self.jobs = 0
         self._jobs_done: Optional[asyncio.Future[None]] = None
+        #: Jobs' threads asleep on the world's clock (``sleep_job``): woken when the world closes, if not before.
+        self._sleepers: set[threading.Event] = set()
         #: Wraps each such job's function, if set (a check watches them for hangs, as it watches the handler).
         self.watch_job: Optional[Callable[[Callable[..., Any]], Callable[..., Any]]] = None
 
@@ -284,6 +286,29 @@ class Runtime:
                 pass
 
         return done
+
+    def sleep_job(self, seconds: float) -> bool:
+        """From a job's thread: sleep ``seconds`` on the world's clock (``time.sleep`` in a thread your code started,
+        during a check). The job stops counting until then, and counts again as it wakes, so time moves on meanwhile
+        and what it does next lands at the same moment on every run. False, at once, if the world is gone."""
+        woken = threading.Event()
+
+        def fall_asleep() -> None:  # (on the loop: its wake-up is set before it stops counting, so time cannot pass it)
+            self.loop.call_later(max(0.0, seconds), wake)
+            self._job_done(None)
+
+        def wake() -> None:
+            self.jobs += 1
+            self._sleepers.discard(woken)
+            woken.set()
+
+        self._sleepers.add(woken)
+        try:
+            self.loop.call_soon_threadsafe(fall_asleep)
+        except RuntimeError:  # the world is gone: nothing left to wait for
+            return False
+        woken.wait()
+        return not self.loop.is_closed()
 
     def _job_done(self, _future: Any) -> None:
         self.jobs -= 1
@@ -497,6 +522,8 @@ class Runtime:
         """Cancel what is still pending (handler tasks waiting for time) and close the loop."""
         if self.loop.is_closed():
             return
+        for sleeper in list(self._sleepers):  # (their threads go on, and meet a world that is gone)
+            sleeper.set()
         tasks = asyncio.all_tasks(self.loop)
         for task in tasks:
             task.cancel()
