@@ -100,6 +100,47 @@ def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_mana
 """
 
 
+ANSWERED_ELSEWHERE = """
+import asyncio, concurrent.futures, threading, time
+from ldkkit.events import Event
+
+POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+TASKS = set()  # the tasks the handler spawns, kept until done
+
+
+def answer(channel_manager, keys_manager, event, pause=0.0):
+    if pause:
+        time.sleep(pause)  # a lookup that takes a while, on a thread of its own: allowed there, as in the check
+    tcid, peer = event.temporary_channel_id, event.counterparty_node_id
+    if event.funding_satoshis > 5_000_000:
+        uid = int.from_bytes(keys_manager.get_secure_random_bytes()[:16], "big")
+        channel_manager.accept_inbound_channel(tcid, peer, uid)
+    else:
+        channel_manager.force_close_without_broadcasting_txn(tcid, peer, "too small")
+
+
+{kind}def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                      peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
+    if isinstance(event, Event.OpenChannelRequest):
+        {how}
+"""
+#: Workbook 1 answered on another thread: each passes the check (the clock waits for such work while it runs).
+THREADED = {
+    "tom": ("async ", "await asyncio.to_thread(answer, channel_manager, keys_manager, event)"),
+    "ted": ("", "threading.Thread(target=answer, args=(channel_manager, keys_manager, event)).start()"),
+    "tim": ("", "POOL.submit(answer, channel_manager, keys_manager, event)"),
+}
+
+
+def answered_elsewhere(kind: str, how: str) -> str:
+    return notebook([code(ANSWERED_ELSEWHERE.replace("{kind}", kind).replace("{how}", how))])
+
+
+def body(*lines: str) -> str:
+    """Lines of the handler's ``if`` block in ``ANSWERED_ELSEWHERE``, indented as it is."""
+    return "\n        ".join(lines)
+
+
 def big_outputs(workbook: str, size: int) -> str:
     """The workbook with ``size`` bytes of output on its last cell, as a cell that printed a lot leaves it."""
     nb = json.loads(workbook)
@@ -191,6 +232,18 @@ def build_class(root: Path, out: Path) -> list[Path]:
         # a handler that sleeps: refused, as in the notebook
         f"oscar/{WB1}": with_handler(good("no", "import time; time.sleep(0.01)")),
         f"olga/{WB1}": with_handler(good("no", "import threading; threading.Event().wait(0.01)")),
+        # refused calls the learner's code catches: refused all the same, as in the notebook (in the handler, in a task)
+        f"cleo/{WB1}": answered_elsewhere("", body("try:", "    threading.Event().wait(0.01)", "except Exception:",
+                                                   "    pass", "answer(channel_manager, keys_manager, event)")),
+        f"cory/{WB1}": answered_elsewhere("", body("async def later():", "    try:", "        time.sleep(0.01)",
+                                                   "    except Exception:", "        pass",
+                                                   "    answer(channel_manager, keys_manager, event)",
+                                                   "TASKS.add(task := asyncio.get_running_loop().create_task(later()))",
+                                                   "task.add_done_callback(TASKS.discard)")),
+        # the answer given on another thread: each twice (graded alike on every run); one that sleeps there first
+        **{f"{name}{run}/{WB1}": answered_elsewhere(*THREADED[name]) for name in THREADED for run in (1, 2)},
+        f"theo/{WB1}": answered_elsewhere("", "threading.Thread(target=answer, args=(channel_manager, keys_manager, "
+                                          "event, 0.02)).start()"),
         # learners who are not finished, or whose files are broken
         f"bob/{WB1}": unfinished(),
         f"carol/{WB1}": "{not json",
@@ -449,12 +502,37 @@ def test_the_reference_cannot_be_imported_into_the_learner_process(graded):
 
 def test_a_handler_that_sleeps_is_refused_as_in_the_notebook(graded):
     status, hint = row(graded, "oscar")
-    assert status == "failed" and "BlockingCall" in hint
+    assert status == "failed" and "it called time.sleep(), which blocks the whole node" in hint, hint
 
 
 def test_a_handler_that_waits_on_a_thread_event_is_refused_as_in_the_notebook(graded):
+    """Told as the check tells it: the call named in what happened and in the hint (not time.sleep's words)."""
     status, hint = row(graded, "olga")
-    assert status == "failed" and "BlockingCall" in hint and "Event.wait()" in hint
+    assert status == "failed" and "it called Event.wait(), which blocks the whole node" in hint, hint
+    assert "Hint: Event.wait() stops the whole node" in hint, hint
+
+
+def test_a_refused_call_the_handler_catches_fails_as_in_the_notebook(graded):
+    status, hint = row(graded, "cleo")
+    assert status == "failed" and "it called Event.wait(), which blocks the whole node (your code caught" in hint, hint
+
+
+def test_a_refused_call_a_spawned_task_catches_fails_as_in_the_notebook(graded):
+    status, hint = row(graded, "cory")
+    assert status == "failed" and "a task it spawned called time.sleep(), which blocks the whole node" in hint, hint
+
+
+@pytest.mark.parametrize("learner", sorted(THREADED))
+def test_a_handler_that_answers_on_another_thread_passes_on_every_run(graded, learner):
+    """asyncio.to_thread, a thread of its own, a pool of its own: the check waits for such work, so does the grader."""
+    for run in (1, 2):
+        status, hint = row(graded, f"{learner}{run}")
+        assert status == "passed", hint
+
+
+def test_a_thread_may_sleep_where_the_handler_may_not(graded):
+    status, hint = row(graded, "theo")
+    assert status == "passed", hint
 
 
 def test_a_symlink_to_another_learners_notebook_is_refused(graded):

@@ -183,7 +183,7 @@ class RemoteHandler:
         state = reply["handler"]
         if state.get("state") == "pending":
             return self._finish_later()
-        return _outcome(state)
+        return self._outcome(state)
 
     async def _finish_later(self) -> Any:
         """The learner's async handler is waiting for (virtual) time: let the world's clock run to it."""
@@ -192,7 +192,7 @@ class RemoteHandler:
             reply = self._exchange({"op": "step"})
             state = reply["handler"]
             if state.get("state") != "pending":
-                return _outcome(state)
+                return self._outcome(state)
             due = reply.get("next_us")
             if due is None:
                 raise HandlerTimeout("the handler awaits something that never happens (no timer is pending)")
@@ -236,9 +236,13 @@ class RemoteHandler:
             reply = learner.receive(EXCHANGE_LIMIT_S)
             self._apply_storage(reply)
             op = reply.get("op")
-            if op == "call":
-                learner.send(self._with_storage(self._serve_call(reply)))
+            if op == "call":  # (from any of the learner's threads: the reply names the call it answers)
+                answer = self._serve_call(reply)
+                if type(reply.get("id")) is int:
+                    answer["id"] = reply["id"]
+                learner.send(self._with_storage(answer))
             elif op == "idle" and isinstance(reply.get("handler"), dict):
+                self._task_blocked(reply.get("blocked"))
                 self._schedule(reply.get("next_us"))
                 return reply
             else:
@@ -280,6 +284,46 @@ class RemoteHandler:
             return context.run(_learner_call, method, args, kwargs)
         finally:
             self._entered.discard(origin)
+
+    def _task_blocked(self, blocked: Any) -> None:
+        """A task the learner's handler spawned was refused a blocking call, and dropped unawaited: the check's world
+        meets it from its loop (``TaskBlocked``, raised to the story), and so it meets this one."""
+        if blocked is None or self.runtime is None:
+            return
+        error = self._refusal(blocked.get("error"), blocked.get("blocking")) if type(blocked) is dict else None
+        if error is None:
+            self.learner.kill(LearnerGone("the learner process described a refused call badly"))
+            raise self.learner.dead  # type: ignore[misc]
+        self.runtime.loop.call_exception_handler({"message": "a task the learner's handler spawned was refused",
+                                                  "exception": error})
+
+    def _outcome(self, state: dict[str, Any]) -> Any:
+        """What the learner's handler did, as the world expects it; a refusal as the check's own."""
+        if state.get("state") == "raised":
+            refusal = self._refusal(state.get("error"), state.get("blocking"))
+            if refusal is not None:
+                raise refusal
+        return _outcome(state)
+
+    def _refusal(self, described: Any, blocking: Any) -> Optional[BaseException]:
+        """The check's ``BlockingCall`` for a call the learner process refused (or its ``TaskBlocked``, with the event
+        whose handling spawned the task), so the check tells it as it tells its own; None if it is none."""
+        from ..exercises.recorder import Handling, TaskBlocked
+        from ..exercises.watch import BlockingCall
+
+        if type(described) is not dict or described.get("name") not in ("BlockingCall", "_TaskBlocked") \
+                or type(blocking) is not dict:
+            return None
+        message, call, caught = described.get("message"), blocking.get("call"), blocking.get("caught")
+        if type(message) is not str or type(call) is not str or type(caught) is not bool:
+            return None
+        error = BlockingCall(message[:4000], call[:100], caught)
+        origin = blocking.get("origin")
+        if described["name"] == "BlockingCall" or type(origin) is not int:
+            return error
+        context = self._contexts.get(origin)
+        handling = next((v for v in (context or {}).values() if isinstance(v, Handling)), None)
+        return TaskBlocked(handling.event if handling is not None else None, error)  # type: ignore[arg-type]
 
     # --- payment storages --------------------------------------------------------------------
 

@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import concurrent.futures
 import contextvars
 import inspect
+import itertools
 import os
+import queue
 import sys
-import time
+import threading
 import traceback
 import types
+from collections.abc import Callable
 from typing import Any, Optional
 
-from ..exercises.watch import blocking_call
+from ..exercises.watch import CONDITION_WAIT, BlockingCall, no_sleeping, sleeping_allowed, yours
 from ..sim.runtime import DelegatingSelector
 from . import jail as jail_module
 from . import wire
@@ -66,8 +70,13 @@ def _no_checks_here() -> None:
 # --- the virtual-time loop --------------------------------------------------------------------
 
 
+#: How often (real seconds) the loop looks again while a job runs on another thread (its end wakes it sooner).
+_JOB_POLL_S = 0.05
+
+
 class _SteppingSelector(DelegatingSelector):
-    """Never waits: when the loop has nothing due, it stops, and the grader decides when it goes on."""
+    """Never waits for time: when the loop has nothing due, it stops, and the grader decides when it goes on.
+    While jobs run on other threads it waits for them in real time, as the check's world does (time stands still)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -75,6 +84,8 @@ class _SteppingSelector(DelegatingSelector):
 
     def select(self, timeout: float | None = None):  # type: ignore[no-untyped-def]
         if timeout != 0 and self.loop is not None:
+            if self.loop.jobs:
+                return self._real.select(_JOB_POLL_S)  # (a job's end wakes the loop through its self-pipe)
             self.loop.stop()  # idle until the world's clock reaches the next timer
         return self._real.select(0)
 
@@ -88,6 +99,35 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         selector.loop = self
         self.now_us = 0
         self._clock_resolution = 2e-6
+        #: Work on other threads that the clock waits for, as the check's world waits for it (``Runtime.jobs``):
+        #: ``run_in_executor``'s, and threads or pool work the handler's code started (:func:`_counted`).
+        self.jobs = 0
+        self._jobs_lock = threading.Lock()  # (a thread of the learner's starts a job, the loop ends it)
+
+    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """``asyncio.to_thread``: a job until done (its completion, on this loop, is what the handler awaits)."""
+        future = super().run_in_executor(executor, func, *args)
+        with self._jobs_lock:
+            self.jobs += 1
+        future.add_done_callback(self.job_done)
+        return future
+
+    def job_started(self) -> Callable[[], None]:
+        """Count a job on a thread of its own; the function returned ends it, from any thread."""
+        with self._jobs_lock:
+            self.jobs += 1
+
+        def done() -> None:
+            try:
+                self.call_soon_threadsafe(self.job_done)
+            except RuntimeError:  # the loop is closed: nothing waits for it any more
+                pass
+
+        return done
+
+    def job_done(self, *_: Any) -> None:
+        with self._jobs_lock:
+            self.jobs -= 1
 
     def time(self) -> float:
         return self.now_us / 1_000_000
@@ -96,6 +136,12 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         """Run everything due at ``now_us``; return when nothing more is (or a handler finished)."""
         self.now_us = now_us
         self.run_forever()
+
+    def settle(self, now_us: int) -> None:
+        """``step``, again until no job runs on another thread: the grader hears of nothing before (so time waits)."""
+        self.step(now_us)
+        while self.jobs:
+            self.step(now_us)
 
     def next_us(self) -> Optional[int]:
         """When this loop next has something to run: now if callbacks are ready, else its first timer."""
@@ -146,7 +192,10 @@ class Remote:
 
 
 class Channel:
-    """This process's end of the grading boundary."""
+    """This process's end of the grading boundary, safe for every thread of the learner's.
+
+    One thread reads the pipe (:meth:`start`): a reply goes to the thread whose call it answers (by the call's
+    ``id``), anything else to the main thread (:meth:`receive`). Messages are sent whole, one at a time."""
 
     def __init__(self, fd_in: int, fd_out: int) -> None:
         from ..payment_storage import InboundPaymentInfoStorage, OutboundPaymentInfoStorage
@@ -154,20 +203,58 @@ class Channel:
         self.fd_in, self.fd_out = fd_in, fd_out
         self.storages = {"inbound": InboundPaymentInfoStorage(), "outbound": OutboundPaymentInfoStorage()}
         self.synced: dict[str, bytes] = {}
+        self._lock = threading.Lock()  # one message on the pipe at a time, and ``synced`` with it
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, queue.SimpleQueue[Optional[dict[str, Any]]]] = {}  # call id: where its reply goes
+        self._ops: queue.SimpleQueue[Optional[dict[str, Any]]] = queue.SimpleQueue()  # None: the grader is gone
+        self._gone = False
+
+    def start(self) -> None:
+        """Start reading: from now on every message arrives through the reader thread."""
+        threading.Thread(target=self._read, name="ldkkit-grader-pipe", daemon=True).start()
 
     def send(self, message: dict[str, Any]) -> None:
-        storage = {}
-        for kind, store in self.storages.items():
-            data = store.encode()
-            if data != self.synced.get(kind):
-                storage[kind] = wire.to_wire(data)
-                self.synced[kind] = data
-        if storage:
-            message["storage"] = storage
-        wire.send(self.fd_out, message)
+        with self._lock:
+            storage = {}
+            for kind, store in self.storages.items():
+                data = store.encode()
+                if data != self.synced.get(kind):
+                    storage[kind] = wire.to_wire(data)
+                    self.synced[kind] = data
+            if storage:
+                message["storage"] = storage
+            wire.send(self.fd_out, message)
 
     def receive(self) -> dict[str, Any]:
-        message = wire.receive(self.fd_in, None)
+        """The grader's next message that is not a reply (an event, a step...); ProtocolError once it is gone."""
+        message = self._ops.get()
+        if message is None:
+            self._ops.put(None)  # (for whoever asks next)
+            raise wire.ProtocolError("the grader closed the channel")
+        return message
+
+    def _read(self) -> None:
+        try:
+            while True:
+                message = wire.receive(self.fd_in, None)
+                self._apply_storage(message)
+                if message.get("op") != "reply":
+                    self._ops.put(message)
+                    continue
+                with self._lock:
+                    waiter = self._waiting.pop(message.get("id"), None)  # type: ignore[arg-type]
+                if waiter is None:
+                    raise wire.ProtocolError("a reply to no call")
+                waiter.put(message)
+        except Exception:  # noqa: S110 - a message that does not read (or a closed pipe): the grader is gone
+            pass
+        with self._lock:  # every thread still waiting learns that the grader is gone
+            self._gone = True
+            waiters, self._waiting = list(self._waiting.values()), {}
+        for waiter in (*waiters, self._ops):
+            waiter.put(None)
+
+    def _apply_storage(self, message: dict[str, Any]) -> None:
         for kind, data in (message.get("storage") or {}).items():
             data = wire.from_wire(data)
             store = self.storages[kind]
@@ -175,13 +262,16 @@ class Channel:
             with store.lock() as payments:
                 payments.clear()
                 payments.update(fresh.payments)
-            self.synced[kind] = data
-        return message
+            with self._lock:
+                self.synced[kind] = data
 
     def call(self, path: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        self.send({"op": "call", "path": list(path), "origin": _ORIGIN.get(), "args": wire.to_wire(tuple(args)),
-                   "kwargs": wire.to_wire(dict(kwargs))})
-        reply = self.receive()
+        # The kit's own code, as in the check: no refusal, and no "first wait" of a thread (its reply's is not one).
+        with sleeping_allowed():
+            reply = self._ask({"op": "call", "path": list(path), "origin": _ORIGIN.get(),
+                               "args": wire.to_wire(tuple(args)), "kwargs": wire.to_wire(dict(kwargs))})
+        if reply is None:
+            raise SystemExit("the grader is gone")
         if reply.get("op") != "reply":
             raise SystemExit("the grader broke the protocol")
         if "error" in reply:
@@ -190,20 +280,137 @@ class Channel:
             return Remote(self, (f"#{reply['handle']}",))
         return wire.from_wire(reply.get("value"))
 
+    def _ask(self, message: dict[str, Any]) -> Optional[dict[str, Any]]:
+        """Send a call and wait for its own reply (None if the grader is gone)."""
+        box: queue.SimpleQueue[Optional[dict[str, Any]]] = queue.SimpleQueue()
+        message["id"] = number = next(self._ids)
+        with self._lock:
+            if self._gone:
+                return None
+            self._waiting[number] = box
+        self.send(message)
+        return box.get()
+
 
 # --- running the workbook and the handler ------------------------------------------------------
 
 
-class BlockingCall(Exception):
-    """``time.sleep`` or a wait on a thread (``Event.wait()``, ``Queue.get()``...) in a handler or a task it spawned:
-    as in the notebook's check, it is refused."""
+class _TaskBlocked(Exception):
+    """A task the handler spawned was refused a blocking call: the check's ``TaskBlocked``, with the number of the
+    event whose handling spawned the task (the grader knows the event by it)."""
+
+    def __init__(self, origin: int, error: BlockingCall) -> None:
+        super().__init__(str(error))
+        self.origin = origin
+        self.error = error
 
 
-def _refuse_waits(frame: Any, what: str, arg: Any) -> None:
-    """A profile hook while learner code runs: a blocking wait it makes is refused (``time.sleep`` is, below)."""
-    call = blocking_call(frame, what, arg)
-    if call is not None and call != "time.sleep()":
-        raise BlockingCall(f"{call} blocks the whole node: no other event is handled while it waits")
+def _blocking(error: BaseException) -> dict[str, Any]:
+    """What the check's ``BlockingCall`` (or ``TaskBlocked``) carries beyond its message: the call refused, whether it
+    was caught, and for a spawned task's, the event's number."""
+    if isinstance(error, _TaskBlocked):
+        return {"blocking": {**_blocking(error.error)["blocking"], "origin": error.origin}}
+    if not isinstance(error, BlockingCall):
+        return {}
+    return {"blocking": {"call": error.call, "caught": error.caught}}
+
+
+class _Watched:
+    """A coroutine run one step at a time, each step under the check's own watch (``no_sleeping``): a blocking call
+    there is refused, and one the learner's code caught is raised again as the step returns, as in the check. Only
+    this thread (the loop's) is watched: the learner's other threads may sleep and wait, as they may in the check."""
+
+    def __init__(self, coro: Any) -> None:
+        self._it = coro.__await__()
+
+    def __await__(self) -> Any:
+        throw: Optional[BaseException] = None
+        while True:
+            with no_sleeping():
+                try:
+                    yielded = self._it.send(None) if throw is None else self._it.throw(throw)
+                except StopIteration as stop:
+                    return stop.value
+            try:
+                yield yielded
+                throw = None
+            except BaseException as e:  # a cancellation, handed on to the coroutine
+                throw = e
+
+
+async def _watched(coro: Any) -> Any:
+    return await _Watched(coro)
+
+
+# --- threads the learner's code starts while an event is handled --------------------------------------------
+# As in the check (ldkkit.exercises.recorder: ``counted``, ``_start``, ``_submit``), a thread the learner's own code
+# starts while an event is handled, or work it submits to a pool of its own, is a job: the clock waits for it until
+# it ends or first waits on another thread (a Condition.wait with a timeout other than 0). It runs in the context it
+# was started in, so its calls name the event, and what it starts or submits counts too.
+
+
+def _counted(loop: VirtualLoop, fn: Callable[..., Any]) -> tuple[Callable[..., Any], Callable[[], None]]:
+    """``fn`` as a job of ``loop``, and what ends the job (if ``fn`` never runs: a thread that fails to start)."""
+    done = loop.job_started()
+    context = contextvars.copy_context()
+    ended = False
+
+    def end() -> None:  # (on the job's own thread, or on its starter's if it never ran)
+        nonlocal ended
+        if not ended:
+            ended = True
+            done()
+
+    def idle_at_first_wait(frame: Any, what: str, arg: Any) -> None:
+        if what == "call" and frame.f_code is CONDITION_WAIT and frame.f_locals.get("timeout") != 0:
+            sys.setprofile(None)
+            end()
+
+    def counted_fn(*args: Any, **kwargs: Any) -> Any:
+        sys.setprofile(idle_at_first_wait)
+        try:
+            return context.run(fn, *args, **kwargs)
+        finally:
+            sys.setprofile(None)
+            end()
+
+    return counted_fn, end
+
+
+def _count_threads(loop: VirtualLoop) -> None:
+    """Make threads and pool work the learner's code starts while an event is handled jobs of ``loop``."""
+    start, submit = threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit
+
+    def counting_start(self: threading.Thread) -> None:
+        if not (_ORIGIN.get() and yours(sys._getframe(1))):
+            return start(self)
+        self.run, end = _counted(loop, self.run)  # type: ignore[method-assign]
+        try:
+            return start(self)
+        except BaseException:  # (no thread to wait for: the sandbox's limit on threads, say)
+            end()
+            raise
+
+    def counting_submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any,
+                        **kwargs: Any) -> concurrent.futures.Future[Any]:
+        if not (_ORIGIN.get() and _submitted_by_you(sys._getframe(1))):
+            return submit(self, fn, *args, **kwargs)
+        job, end = _counted(loop, fn)
+        try:
+            return submit(self, job, *args, **kwargs)
+        except BaseException:  # (a pool shut down)
+            end()
+            raise
+
+    threading.Thread.start = counting_start  # type: ignore[method-assign]
+    concurrent.futures.ThreadPoolExecutor.submit = counting_submit  # type: ignore[method-assign]
+
+
+def _submitted_by_you(frame: Any) -> bool:
+    """Whether the learner's code submitted the work: itself, or through the pool's own helpers (``Executor.map``)."""
+    while frame is not None and frame.f_code.co_filename == concurrent.futures._base.__file__:
+        frame = frame.f_back
+    return frame is not None and yours(frame)
 
 
 def display(*objs: Any, **_: Any) -> None:
@@ -247,14 +454,31 @@ class Learner:
                                           "get_ipython": lambda: shell}
         self.components = {name: Remote(channel, (name,)) for name in COMPONENTS}
         self.current: Optional[asyncio.Task[Any]] = None
-        self.handling = False
-        self._sleep = time.sleep
-        time.sleep = self._guarded_sleep
+        #: Refusals in tasks the handler spawned that no one awaited, for the grader (its world meets them so).
+        self.blocked: list[_TaskBlocked] = []
+        self.loop.set_task_factory(self._task_factory)
+        self.loop.set_exception_handler(self._on_loop_error)
+        _count_threads(self.loop)
 
-    def _guarded_sleep(self, seconds: float) -> None:
-        if self.handling:
-            raise BlockingCall("time.sleep() blocks the whole node: no other event is handled while it sleeps")
-        self._sleep(seconds)
+    def _task_factory(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        """Tasks the handler spawns are watched step by step, like the handler (``Recorder.task_factory``)."""
+        origin = _ORIGIN.get()
+        if origin and inspect.iscoroutine(coro):
+            coro = self._spawned(coro, origin)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    @staticmethod
+    async def _spawned(coro: Any, origin: int) -> Any:
+        try:
+            return await _Watched(coro)
+        except BlockingCall as e:  # told with the event whose handling spawned the task, as the check tells it
+            raise _TaskBlocked(origin, e) from e
+
+    def _on_loop_error(self, loop: Any, context: dict[str, Any]) -> None:
+        """A task's error no one retrieved: a refusal goes to the grader, as the check's world keeps it to raise."""
+        error = context.get("exception")
+        if isinstance(error, _TaskBlocked):
+            self.blocked.append(error)
 
     def run_cells(self, cells: list[str]) -> None:
         """Each cell in turn, as Jupyter would with errors allowed: one failing cell does not stop the rest."""
@@ -307,7 +531,7 @@ class Learner:
         context = contextvars.copy_context()
         seq = message.get("seq")
         context.run(_ORIGIN.set, seq if type(seq) is int else 0)
-        self.current = context.run(self.loop.create_task, run())  # the task keeps a copy of this context
+        self.current = asyncio.Task(_watched(run()), loop=self.loop, context=context)  # (not a task it spawned)
         self.current.add_done_callback(lambda _: self.loop.stop())
 
     def state(self) -> dict[str, Any]:
@@ -324,9 +548,16 @@ class Learner:
             if isinstance(error, ReplayEvent):
                 return {"state": "returned", "replay": True}
             text = "".join(traceback.format_exception(error)[-6:])[-3000:]
-            return {"state": "raised", "error": wire.error_to_wire(error), "traceback": text}
+            return {"state": "raised", "error": wire.error_to_wire(error), "traceback": text, **_blocking(error)}
         result = task.result()
         return {"state": "returned", "replay": isinstance(result, ReplayEvent) or result is ReplayEvent}
+
+    def _blocked(self) -> dict[str, Any]:
+        """The first refusal met by a task the handler spawned since the last idle, for the grader to raise."""
+        if not self.blocked:
+            return {}
+        error, self.blocked = self.blocked[0], []
+        return {"blocked": {"error": wire.error_to_wire(error), **_blocking(error)}}
 
     def _trust(self, peers: Any) -> None:
         """Mirror the grader's ``TRUSTED_ZERO_CONF_PEERS`` into the stub the workbook imported it from."""
@@ -354,15 +585,9 @@ class Learner:
             if op == "event":
                 self.start_event(handler, message)
             if op in ("event", "step", "reset"):
-                self.handling = True
-                previous = sys.getprofile()
-                sys.setprofile(_refuse_waits)
-                try:
-                    self.loop.step(int(message["now_us"]))
-                finally:
-                    sys.setprofile(previous)
-                    self.handling = False
-                self.channel.send({"op": "idle", "handler": self.state(), "next_us": self.loop.next_us()})
+                self.loop.settle(int(message["now_us"]))  # (idle only once no job runs: the grader's time waits)
+                self.channel.send({"op": "idle", "handler": self.state(), "next_us": self.loop.next_us(),
+                                   **self._blocked()})
             elif op == "stop":
                 return
 
@@ -388,6 +613,7 @@ def main(argv: list[str]) -> int:
     for fd in (0, 1) if debug else (0, 1, 2):
         os.dup2(devnull, fd)
     channel = Channel(fd_in, fd_out)
+    channel.start()  # (before the workbook's cells: they may use up the threads the sandbox allows)
     learner = Learner(channel)
     channel.send({"op": "confined", "missing": missing})
     cells = channel.receive().get("cells")
