@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 
 import pytest
 from test_checks import _lines, policy, slow_story
@@ -323,6 +324,11 @@ def test_a_thread_of_your_own_that_never_ends_is_stopped_and_named(monkeypatch):
         check("open_channel_request", opening_async(decide))
     assert _lines(info.value)[0] == ("open_channel_request: work your handler handed to a thread ran 1 seconds "
                                      "without ending, after Event.OpenChannelRequest. The check stopped it.")
+    for _ in range(100):  # every one of them, not only the first: none spins on after the check
+        if not [t for t in threading.enumerate() if t.name.endswith("(spins)") and t.is_alive()]:
+            break
+        time.sleep(0.05)
+    assert not [t for t in threading.enumerate() if t.name.endswith("(spins)") and t.is_alive()]
 
 
 def test_what_a_thread_of_your_own_raises_is_told_with_its_event():

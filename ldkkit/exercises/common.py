@@ -191,6 +191,11 @@ class Session:
     def close(self) -> None:
         for world in self.worlds:
             world.close()
+        for recorder in self.recorders:  # threads of yours still at work outlive no check: stopped, as the handler is
+            for step in list(recorder.task_steps):
+                if step.in_thread:
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(step.thread),
+                                                               ctypes.py_object(HandlerStopped))
 
 
 def _check_untouched(played: Played) -> None:
