@@ -62,7 +62,7 @@ from ..ln.outbound_payment import (
 )
 from ..logger import Logger
 from ..routing.router import Path, Route, RouteParameters
-from ..ser import U16, U64, Record, RustEnum, decode
+from ..ser import Record, decode
 from ..types import (
     BlockHash,
     ChannelId,
@@ -84,7 +84,7 @@ from . import (
     onion_utils,
 )
 from .channel_establishment import MAX_UNFUNDED_CHANNEL_PEERS
-from .claimable_payments import MPP_TIMEOUT_TICKS, ClaimableHTLC, ClaimablePayment
+from .claimable_payments import MPP_TIMEOUT_TICKS, ClaimableHTLC, ClaimablePayment, FailureCode
 from .forwarding import MIN_HTLC_RELAY_HOLDING_CELL_MILLIS, PERMANENT_CHANNEL_FAILURE, PendingFailBack, PendingForward
 from .inbound_payment import InboundPayment
 
@@ -94,37 +94,6 @@ __all__ = [
     "MAX_UNFUNDED_CHANNEL_PEERS", "MIN_HTLC_RELAY_HOLDING_CELL_MILLIS", "MPP_TIMEOUT_TICKS", "ChannelManager",
     "ClaimableHTLC", "ClaimablePayment", "InboundPayment", "PendingFailBack", "PendingForward",
 ]
-
-
-class FailureCode(RustEnum):
-    """Mirrors ``lightning::ln::channelmanager::FailureCode``: why ``fail_htlc_backwards_with_reason`` fails a
-    payment back, as a BOLT 4 failure code. (The failure's data is not modelled.)"""
-
-    class TemporaryNodeFailure:
-        """A temporary error: the payer may want to retry."""
-
-    class RequiredNodeFeatureMissing:
-        """A feature you require was not in the onion (some metadata you need, say)."""
-
-    class IncorrectOrUnknownPaymentDetails:
-        """The preimage is unknown, or the HTLC expires too soon: what ``fail_htlc_backwards`` says."""
-
-    class InvalidOnionPayload:
-        """The payload could not be processed (a custom TLV of an even type you do not know, say)."""
-
-        data: Optional[tuple[U64, U16]] = None
-
-    def code(self) -> int:
-        """LDK's ``Into<u16>``: the BOLT 4 failure code."""
-        match self:
-            case FailureCode.TemporaryNodeFailure():
-                return forwarding.NODE | 2
-            case FailureCode.RequiredNodeFeatureMissing():
-                return forwarding.PERM | forwarding.NODE | 3
-            case FailureCode.IncorrectOrUnknownPaymentDetails():
-                return forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS
-            case _:
-                return forwarding.PERM | 22
 
 
 class ChannelManager:
@@ -577,12 +546,9 @@ class ChannelManager:
             claimable_payments.fail_htlc_backwards(self, payment_hash)
 
     def fail_htlc_backwards_with_reason(self, payment_hash: PaymentHash, failure_code: FailureCode) -> None:
-        """Mirrors ``ChannelManager::fail_htlc_backwards_with_reason``: ``fail_htlc_backwards``, telling the sender
-        why with ``failure_code`` (``FailureCode.IncorrectOrUnknownPaymentDetails()`` is the same as
-        ``fail_htlc_backwards``)."""
+        """Mirrors ``ChannelManager::fail_htlc_backwards_with_reason``: ``fail_htlc_backwards``, with a FailureCode."""
         if not isinstance(failure_code, FailureCode):
-            raise TypeError(f"failure_code must be a FailureCode (FailureCode.TemporaryNodeFailure(), ...), got "
-                            f"{failure_code!r}")
+            raise TypeError("failure_code must be a FailureCode, such as FailureCode.TemporaryNodeFailure()")
         with self._lock:
             claimable_payments.fail_htlc_backwards(self, payment_hash, failure_code.code())
 

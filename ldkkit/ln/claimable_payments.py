@@ -20,7 +20,7 @@ from ..events import ClaimedHTLC, Event, HTLCDestination, PaymentPurpose
 from ..ln import msgs
 from ..ln.channel import Channel, InboundHTLC
 from ..ln.outbound_payment import RecipientOnionFields
-from ..ser import Record
+from ..ser import U16, U64, Record, RustEnum
 from ..types import ChannelId, PaymentHash, PaymentId, PaymentPreimage, PublicKey
 from . import forwarding, inbound_payment
 
@@ -128,6 +128,37 @@ def claim_funds(cm: ChannelManager, payment_preimage: PaymentPreimage) -> None:
         onion_fields=claimable.onion_fields,
         payment_id=_inbound_payment_id(claimable),
     ))
+
+
+class FailureCode(RustEnum):
+    """Mirrors ``lightning::ln::channelmanager::FailureCode``: why ``fail_htlc_backwards_with_reason`` fails a
+    payment back, as a BOLT 4 failure code. (The failure's data is not modelled.)"""
+
+    class TemporaryNodeFailure:
+        """A temporary error: the payer may want to retry."""
+
+    class RequiredNodeFeatureMissing:
+        """A feature you require was not in the onion (some metadata you need, say)."""
+
+    class IncorrectOrUnknownPaymentDetails:
+        """The preimage is unknown, or the HTLC expires too soon: what ``fail_htlc_backwards`` says."""
+
+    class InvalidOnionPayload:
+        """The payload could not be processed (a custom TLV of an even type you do not know, say)."""
+
+        data: Optional[tuple[U64, U16]] = None
+
+    def code(self) -> int:
+        """LDK's ``Into<u16>``: the BOLT 4 failure code."""
+        match self:
+            case FailureCode.TemporaryNodeFailure():
+                return forwarding.NODE | 2
+            case FailureCode.RequiredNodeFeatureMissing():
+                return forwarding.PERM | forwarding.NODE | 3
+            case FailureCode.IncorrectOrUnknownPaymentDetails():
+                return forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS
+            case _:
+                return forwarding.PERM | 22
 
 
 def fail_htlc_backwards(cm: ChannelManager, payment_hash: PaymentHash,
