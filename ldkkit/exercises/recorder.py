@@ -454,7 +454,7 @@ def replayed(handling: Handling) -> bool:
 
 # --- threads your code starts ------------------------------------------------------------------------------------
 # Threads started by your code itself while an event is handled (not by a library: a thread pool's workers stay
-# alive, idle) are jobs of the check's world, like asyncio.to_thread's: see Recorder.count_thread.
+# alive, idle) are jobs of the check's world, like asyncio.to_thread's: see Recorder.counted.
 
 _thread_start = threading.Thread.start
 _pool_submit = concurrent.futures.ThreadPoolExecutor.submit
