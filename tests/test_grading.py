@@ -101,11 +101,17 @@ def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_mana
 
 
 ANSWERED_ELSEWHERE = """
-import asyncio, concurrent.futures, threading, time
+import asyncio, concurrent.futures, queue, threading, time
 from ldkkit.events import Event
 
 POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2)
 TASKS = set()  # the tasks the handler spawns, kept until done
+WORK, WORKER = queue.Queue(), []  # a worker thread of its own, idle on its queue between events
+
+
+def work():
+    while True:
+        answer(*WORK.get())
 
 
 def answer(channel_manager, keys_manager, event, pause=0.0):
@@ -124,21 +130,27 @@ def answer(channel_manager, keys_manager, event, pause=0.0):
     if isinstance(event, Event.OpenChannelRequest):
         {how}
 """
-#: Workbook 1 answered on another thread: each passes the check (the clock waits for such work while it runs).
-THREADED = {
-    "tom": ("async ", "await asyncio.to_thread(answer, channel_manager, keys_manager, event)"),
-    "ted": ("", "threading.Thread(target=answer, args=(channel_manager, keys_manager, event)).start()"),
-    "tim": ("", "POOL.submit(answer, channel_manager, keys_manager, event)"),
-}
-
-
-def answered_elsewhere(kind: str, how: str) -> str:
-    return notebook([code(ANSWERED_ELSEWHERE.replace("{kind}", kind).replace("{how}", how))])
 
 
 def body(*lines: str) -> str:
     """Lines of the handler's ``if`` block in ``ANSWERED_ELSEWHERE``, indented as it is."""
     return "\n        ".join(lines)
+
+
+#: Workbook 1 answered on another thread: each passes the check (the clock waits for such work while it runs).
+THREADED = {
+    "tom": ("async ", "await asyncio.to_thread(answer, channel_manager, keys_manager, event)"),
+    "ted": ("", "threading.Thread(target=answer, args=(channel_manager, keys_manager, event)).start()"),
+    "tim": ("", "POOL.submit(answer, channel_manager, keys_manager, event)"),
+    "quinn": ("", body("if not WORKER:", "    WORKER.append(threading.Thread(target=work, daemon=True))",
+                       "    WORKER[0].start()", "WORK.put((channel_manager, keys_manager, event))")),
+    "pia": ("", "threading.Thread(target=lambda: (POOL.submit(int).result(), answer(channel_manager, keys_manager, "
+                "event))).start()"),
+}
+
+
+def answered_elsewhere(kind: str, how: str) -> str:
+    return notebook([code(ANSWERED_ELSEWHERE.replace("{kind}", kind).replace("{how}", how))])
 
 
 def big_outputs(workbook: str, size: int) -> str:

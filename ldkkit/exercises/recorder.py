@@ -24,8 +24,9 @@ from ..node import HANDLER_PARAMETERS, Node
 from ..sim.world import World
 from .watch import (
     _REAL_SLEEP,
-    CONDITION_WAIT,
+    CLOCK,
     BlockingCall,
+    Counted,
     Stepped,
     TaskStep,
     learner_on_stack,
@@ -163,7 +164,7 @@ class Recorder:
             handling = Handling(event, given, self.world.clock.now(), time.monotonic(), threading.get_ident())
             self.handlings.append(handling)
             token = _HANDLING.set(handling)
-            recording = _RECORDING.set(self)
+            recording, clock = _RECORDING.set(self), CLOCK.set(_Clock(self, handling))
             try:
                 with no_sleeping():
                     result = handler(*proxies, given)
@@ -175,6 +176,7 @@ class Recorder:
             finally:
                 _HANDLING.reset(token)
                 _RECORDING.reset(recording)
+                CLOCK.reset(clock)
                 handling.wall_started = None
             if inspect.isawaitable(result):
                 return self._awaited(handling, result)
@@ -185,7 +187,7 @@ class Recorder:
 
     async def _awaited(self, handling: Handling, awaitable: Any) -> Any:
         token = _HANDLING.set(handling)
-        recording = _RECORDING.set(self)
+        recording, clock = _RECORDING.set(self), CLOCK.set(_Clock(self, handling))
         try:
             result = await Stepped(awaitable, handling)
         except (KeyboardInterrupt, SystemExit) as e:
@@ -196,6 +198,7 @@ class Recorder:
         finally:
             _HANDLING.reset(token)
             _RECORDING.reset(recording)
+            CLOCK.reset(clock)
         self._finish(handling, result)
         return result
 
@@ -328,11 +331,12 @@ class Recorder:
 
         return job
 
-    def counted(self, fn: Callable[..., Any], *, own_thread: bool) -> Callable[..., Any]:
-        """``fn``, to run on a thread your code started (or a pool of yours), as a job of the world: the clock waits
-        for it (what it does lands at the same moment on every run, whatever the machine's speed) until it ends, or
-        until it first waits for another thread (a worker idle on its queue waits for your next event, as a task
-        does at an await). It is watched meanwhile.
+    def counted(self, fn: Callable[..., Any], *, own_thread: bool) -> tuple[Callable[..., Any], Counted]:
+        """``fn``, to run on a thread your code started (or a pool of yours), as a job of the world, and its counting
+        (``watch.Counted``): the clock waits for it while it works, so what it does lands at the same moment on every
+        run whatever the machine's speed, and it is watched meanwhile. Not while it waits for another thread (a worker
+        idle on its queue waits for your next event, as a task does at an await): it counts again when your code wakes
+        it. Counted from now, until it ends (a pool's work: until its future is done, after it woke what waits on it).
 
         ``own_thread``: a thread of its own, whose ``time.sleep`` waits on the world's clock (a heartbeat sleeps in
         simulated time), and whose errors are kept for the check (it has no one else to tell). Otherwise work in a
@@ -340,61 +344,77 @@ class Recorder:
         a sleeper must not hold the clock that sleeper waits for), and its errors go to its future."""
         handling = _HANDLING.get()
         assert handling is not None  # (counted only while an event is handled)
-        runtime, steps, errors = self.world.runtime, self.task_steps, self.thread_errors
-        done = runtime.job_started()
+        counted = Counted(_Clock(self, handling))
+        counted.up()
         context = contextvars.copy_context()  # (threads it starts, or work it submits, count too)
 
+        def sleep(seconds: float) -> None:  # on the world's clock while it counts, and the world lasts
+            clock: _Clock = counted.clock  # type: ignore[assignment]
+            if not own_thread or not counted.counting:
+                return _REAL_SLEEP(seconds)
+            with counted.unbound():
+                if clock.sleep(counted, seconds):
+                    return None
+            counted.end()  # the world is gone: it no longer counts, and sleeps for real
+            return _REAL_SLEEP(seconds)
+
         def counted_fn(*args: Any, **kwargs: Any) -> Any:
-            step = TaskStep(handling.event, time.monotonic(), threading.get_ident(), in_thread=True)
-            steps.append(step)
-            ended = False
-
-            def end() -> None:
-                nonlocal ended
-                if not ended:
-                    ended = True
-                    steps.remove(step)
-                    done()
-
-            def idle_at_first_wait(frame: Any, what: str, arg: Any) -> None:
-                if what == "call" and frame.f_code is CONDITION_WAIT and frame.f_locals.get("timeout") != 0:
-                    sys.setprofile(None)
-                    end()
-
-            def sleep(seconds: float) -> None:  # on the world's clock while it counts, and the world lasts
-                nonlocal ended
-                if ended or not own_thread:
-                    return _REAL_SLEEP(seconds)
-                steps.remove(step)
-                sys.setprofile(None)  # (its own wait for the world's clock is no wait for work)
-                if not runtime.sleep_job(seconds):  # the world is gone: it no longer counts, and sleeps for real
-                    ended = True
-                    return _REAL_SLEEP(seconds)
-                sys.setprofile(idle_at_first_wait)
-                step.wall_started = time.monotonic()
-                steps.append(step)
-                return None
-
-            sys.setprofile(idle_at_first_wait)
+            counted.bind()
             try:
                 with sleeping_on(sleep):
                     return context.run(fn, *args, **kwargs)
             except BaseException as e:  # a thread's own: never lost in it, the check tells it, with the event
                 if not own_thread:
                     raise  # (a pool's future holds it, for your code)
-                errors.append((handling.event, e))
+                clock: _Clock = counted.clock  # type: ignore[assignment]  (the recorder's, or another check's)
+                clock.recorder.thread_errors.append((clock.handling.event, e))
                 return None
             finally:
-                sys.setprofile(None)
-                end()
+                if own_thread:
+                    counted.end()
 
-        return counted_fn
+        return counted_fn, counted
 
     async def _spawned(self, coro: Any, handling: Handling) -> Any:
         try:
             return await Stepped(coro, handling, self.task_steps)
         except BlockingCall as e:  # the story meets it later, from the loop: it is told with the event that spawned it
             raise TaskBlocked(handling.event, e) from e
+
+
+@dataclass(eq=False)
+class _Clock:
+    """The clock of a check's world, in which a thread of yours counts (``Recorder.counted``), and the event it works
+    for: the one being handled when the thread started, or when your code woke it."""
+
+    recorder: Recorder
+    handling: Handling
+
+    def start(self, counted: Counted) -> Callable[[], None]:
+        done = self.recorder.world.runtime.job_started()
+        steps = self.recorder.task_steps
+        counted.step = TaskStep(self.handling.event, time.monotonic(), counted.thread, in_thread=True)
+        steps.append(counted.step)
+
+        def stop() -> None:
+            if counted.step in steps:
+                steps.remove(counted.step)
+            counted.step = None
+            done()
+
+        return stop
+
+    def sleep(self, counted: Counted, seconds: float) -> bool:
+        """``time.sleep`` on the world's clock, from the thread; False at once if the world is gone."""
+        steps, step = self.recorder.task_steps, counted.step
+        if step in steps:
+            steps.remove(step)  # (its own wait for the world's clock is no wait for work)
+        if not self.recorder.world.runtime.sleep_job(seconds):
+            return False
+        if step is not None and counted.counting:
+            step.wall_started = time.monotonic()
+            steps.append(step)
+        return True
 
 
 def _signature(method: Callable[..., Any]) -> Optional[inspect.Signature]:
@@ -462,14 +482,19 @@ _pool_submit = concurrent.futures.ThreadPoolExecutor.submit
 
 def _start(self: threading.Thread) -> None:
     recorder = _RECORDING.get()
-    if recorder is not None and yours(sys._getframe(1)):
-        run = _timer_run(self) if isinstance(self, threading.Timer) else self.run
-        self.run = recorder.counted(run, own_thread=True)  # type: ignore[method-assign]
-    _thread_start(self)
+    if recorder is None or not yours(sys._getframe(1)):
+        return _thread_start(self)
+    run = _timer_run(self) if isinstance(self, threading.Timer) else self.run
+    self.run, counted = recorder.counted(run, own_thread=True)  # type: ignore[method-assign]
+    try:
+        return _thread_start(self)
+    except BaseException:  # (no thread to wait for)
+        counted.end()
+        raise
 
 
 def _timer_run(timer: threading.Timer) -> Callable[[], None]:
-    """A Timer's run, its interval waited on the world's clock (it waits in a Condition: idle, not counted)."""
+    """A Timer's run, its interval waited on the world's clock."""
     def run() -> None:
         time.sleep(timer.interval)
         if not timer.finished.is_set():
@@ -482,9 +507,16 @@ def _timer_run(timer: threading.Timer) -> Callable[[], None]:
 def _submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any,
             **kwargs: Any) -> concurrent.futures.Future[Any]:
     recorder = _RECORDING.get()
-    if recorder is not None and _submitted_by_you(sys._getframe(1)):
-        fn = recorder.counted(fn, own_thread=False)
-    return _pool_submit(self, fn, *args, **kwargs)
+    if recorder is None or not _submitted_by_you(sys._getframe(1)):
+        return _pool_submit(self, fn, *args, **kwargs)
+    job, counted = recorder.counted(fn, own_thread=False)
+    try:
+        future = _pool_submit(self, job, *args, **kwargs)
+    except BaseException:  # (a pool shut down)
+        counted.end()
+        raise
+    future.add_done_callback(lambda _: counted.end())  # (after it woke what waits on the future: that counts on)
+    return future
 
 
 def _submitted_by_you(frame: Any) -> bool:

@@ -7,17 +7,20 @@ judge anything themselves, they only stop what would block the node and say so.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
+import contextvars
+import itertools
 import queue
 import sys
 import sysconfig
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 from ..events import Event
 
@@ -225,3 +228,133 @@ def sleeping_on(sleep: Any) -> Iterator[None]:
         yield
     finally:
         _job.sleep = None
+
+
+# --- threads of yours, counted as jobs of a world's clock --------------------------------------------------------
+# A thread your code starts while an event is handled (or work it hands to a pool of its own) is a job of the check's
+# world (``Recorder.counted``): the clock waits while it works, so what it does lands at the same simulated moment on
+# every run, however loaded the machine. Not while it waits in ``Condition.wait`` for another thread (a worker idle
+# on its queue waits for your next event, as a task does at an await): it counts again as it is woken, from the
+# moment of the ``notify``, if the code that woke it counts itself (your handler, a task it spawned, such a thread).
+# ``Event.wait``, ``Queue.get``, ``Future.result`` and the rest all wait in ``Condition.wait``.
+
+class Clock(Protocol):
+    """A world's clock, as a thread of yours counts in it (``Recorder``'s, or the grader's learner process's)."""
+
+    def start(self, counted: Counted) -> Callable[[], None]:
+        """Count ``counted`` as a job until the function returned is called (from any thread)."""
+
+
+#: Set while your handler's code runs (and in tasks it spawns, and work it hands to ``asyncio.to_thread``): the clock
+#: that waits for it, in which a thread of yours it wakes counts again.
+CLOCK: contextvars.ContextVar[Optional[Clock]] = contextvars.ContextVar("ldkkit_clock", default=None)
+
+
+class Counted:
+    """One thread of yours, counted as a job of a world's clock while it works: ``up`` (by its starter, or the code that
+    wakes it, with that code's clock), ``down`` (as it waits), from any thread; nothing once it has ``end``-ed."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.thread = 0  # (its ident, once it runs)
+        self.step: Optional[TaskStep] = None  # (watched for hangs meanwhile: the clock's to set)
+        self._stop: Optional[Callable[[], None]] = None
+        self._lock = threading.Lock()
+        self.ended = False
+
+    @property
+    def counting(self) -> bool:
+        return self._stop is not None
+
+    def up(self, clock: Optional[Clock] = None) -> None:
+        with self._lock:
+            if self._stop is None and not self.ended:
+                self.clock = clock or self.clock  # (a worker of yours works for whoever woke it)
+                self._stop = self.clock.start(self)
+
+    def down(self) -> None:
+        with self._lock:
+            stop, self._stop = self._stop, None
+        if stop is not None:
+            stop()
+
+    def end(self) -> None:
+        """It is done (its function returned, or never will run): it counts no more, whoever wakes it."""
+        with self._lock:
+            self.ended = True
+        self.down()
+
+    def bind(self) -> None:
+        """The current thread is the one counted."""
+        self.thread = threading.get_ident()
+        if self.step is not None:
+            self.step.thread = self.thread
+        _job.counted = self
+
+    @contextlib.contextmanager
+    def unbound(self) -> Iterator[None]:
+        """Meanwhile its thread's waits are the clock's own (it sleeps on the world's clock), not waits for work."""
+        _job.counted = None
+        try:
+            yield
+        finally:
+            _job.counted = self
+
+
+def _counted_here() -> Optional[Counted]:
+    counted = getattr(_job, "counted", None)
+    return None if counted is None or counted.ended else counted
+
+
+def _clock_here() -> Optional[Clock]:
+    """The clock the running code holds still, if any: a thread of yours while it counts, or your handler's code."""
+    counted = _counted_here()
+    if counted is not None:
+        return counted.clock if counted.counting else None
+    return CLOCK.get()
+
+
+class _Waiters(collections.deque):  # type: ignore[type-arg]
+    """A Condition's waiters, each known by the thread of yours (its ``Counted``) waiting, if it is one."""
+
+    def __init__(self, waiters: Any) -> None:
+        super().__init__(waiters)
+        self.counted: dict[Any, Counted] = {}
+
+    def append(self, waiter: Any) -> None:  # (by Condition.wait, in the waiting thread)
+        counted = _counted_here()
+        if counted is not None:
+            self.counted[waiter] = counted
+        super().append(waiter)
+
+    def remove(self, waiter: Any) -> None:
+        self.counted.pop(waiter, None)
+        super().remove(waiter)
+
+
+_condition_wait, _condition_notify = threading.Condition.wait, threading.Condition.notify
+
+
+def _wait(self: threading.Condition, timeout: Optional[float] = None) -> bool:
+    counted = _counted_here()
+    if counted is not None and timeout != 0:  # (the condition's lock is held: no notify comes between these)
+        if not isinstance(self._waiters, _Waiters):  # type: ignore[attr-defined]
+            self._waiters = _Waiters(self._waiters)  # type: ignore[attr-defined]
+        counted.down()
+    return _condition_wait(self, timeout)
+
+
+def _notify(self: threading.Condition, n: int = 1) -> None:
+    waiters = self._waiters  # type: ignore[attr-defined]
+    clock = _clock_here() if isinstance(waiters, _Waiters) and waiters.counted else None
+    if clock is not None and self._is_owned():  # type: ignore[attr-defined]
+        for waiter in itertools.islice(waiters, n):  # (the ones Condition.notify wakes: the first n)
+            if waiter in waiters.counted:
+                waiters.counted[waiter].up(clock)
+    _condition_notify(self, n)
+
+
+_wait.__doc__, _notify.__doc__ = _condition_wait.__doc__, _condition_notify.__doc__
+_BLOCKING.add(_wait.__code__)  # (your code's Condition.wait() now calls this first)
+threading.Condition.wait = _wait  # type: ignore[method-assign]
+threading.Condition.notify = _notify  # type: ignore[method-assign]

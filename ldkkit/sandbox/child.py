@@ -26,7 +26,7 @@ import types
 from collections.abc import Callable
 from typing import Any, Optional
 
-from ..exercises.watch import CONDITION_WAIT, BlockingCall, no_sleeping, sleeping_allowed, yours
+from ..exercises.watch import CLOCK, BlockingCall, Counted, no_sleeping, sleeping_allowed, yours
 from ..sim.runtime import DelegatingSelector
 from . import jail as jail_module
 from . import wire
@@ -344,37 +344,37 @@ async def _watched(coro: Any) -> Any:
 
 # --- threads the learner's code starts while an event is handled --------------------------------------------
 # As in the check (ldkkit.exercises.recorder: ``counted``, ``_start``, ``_submit``), a thread the learner's own code
-# starts while an event is handled, or work it submits to a pool of its own, is a job: the clock waits for it until
-# it ends or first waits on another thread (a Condition.wait with a timeout other than 0). It runs in the context it
-# was started in, so its calls name the event, and what it starts or submits counts too.
+# starts while an event is handled, or work it submits to a pool of its own, is a job: the clock waits for it while it
+# works, not while it waits on another thread, until the code that counts wakes it (``watch.Counted``). It runs in
+# the context it was started in, so its calls name the event, and what it starts or submits counts too.
 
 
-def _counted(loop: VirtualLoop, fn: Callable[..., Any]) -> tuple[Callable[..., Any], Callable[[], None]]:
-    """``fn`` as a job of ``loop``, and what ends the job (if ``fn`` never runs: a thread that fails to start)."""
-    done = loop.job_started()
+class _LoopClock:
+    """The learner process's clock, in which the learner's threads count (``watch.Counted``)."""
+
+    def __init__(self, loop: VirtualLoop) -> None:
+        self.loop = loop
+
+    def start(self, counted: Counted) -> Callable[[], None]:
+        return self.loop.job_started()
+
+
+def _counted(loop: VirtualLoop, fn: Callable[..., Any], own_thread: bool) -> tuple[Callable[..., Any], Counted]:
+    """``fn`` as a job of ``loop`` from now, and its counting (to ``end`` if ``fn`` never runs; a pool's work ends
+    when its future is done)."""
+    counted = Counted(_LoopClock(loop))
+    counted.up()
     context = contextvars.copy_context()
-    ended = False
-
-    def end() -> None:  # (on the job's own thread, or on its starter's if it never ran)
-        nonlocal ended
-        if not ended:
-            ended = True
-            done()
-
-    def idle_at_first_wait(frame: Any, what: str, arg: Any) -> None:
-        if what == "call" and frame.f_code is CONDITION_WAIT and frame.f_locals.get("timeout") != 0:
-            sys.setprofile(None)
-            end()
 
     def counted_fn(*args: Any, **kwargs: Any) -> Any:
-        sys.setprofile(idle_at_first_wait)
+        counted.bind()
         try:
             return context.run(fn, *args, **kwargs)
         finally:
-            sys.setprofile(None)
-            end()
+            if own_thread:
+                counted.end()
 
-    return counted_fn, end
+    return counted_fn, counted
 
 
 def _count_threads(loop: VirtualLoop) -> None:
@@ -384,23 +384,25 @@ def _count_threads(loop: VirtualLoop) -> None:
     def counting_start(self: threading.Thread) -> None:
         if not (_ORIGIN.get() and yours(sys._getframe(1))):
             return start(self)
-        self.run, end = _counted(loop, self.run)  # type: ignore[method-assign]
+        self.run, counted = _counted(loop, self.run, own_thread=True)  # type: ignore[method-assign]
         try:
             return start(self)
         except BaseException:  # (no thread to wait for: the sandbox's limit on threads, say)
-            end()
+            counted.end()
             raise
 
     def counting_submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any,
                         **kwargs: Any) -> concurrent.futures.Future[Any]:
         if not (_ORIGIN.get() and _submitted_by_you(sys._getframe(1))):
             return submit(self, fn, *args, **kwargs)
-        job, end = _counted(loop, fn)
+        job, counted = _counted(loop, fn, own_thread=False)
         try:
-            return submit(self, job, *args, **kwargs)
+            future = submit(self, job, *args, **kwargs)
         except BaseException:  # (a pool shut down)
-            end()
+            counted.end()
             raise
+        future.add_done_callback(lambda _: counted.end())  # (after it woke what waits on the future)
+        return future
 
     threading.Thread.start = counting_start  # type: ignore[method-assign]
     concurrent.futures.ThreadPoolExecutor.submit = counting_submit  # type: ignore[method-assign]
@@ -458,6 +460,7 @@ class Learner:
         self.blocked: list[_TaskBlocked] = []
         self.loop.set_task_factory(self._task_factory)
         self.loop.set_exception_handler(self._on_loop_error)
+        self.clock = _LoopClock(self.loop)
         _count_threads(self.loop)
 
     def _task_factory(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
@@ -531,6 +534,7 @@ class Learner:
         context = contextvars.copy_context()
         seq = message.get("seq")
         context.run(_ORIGIN.set, seq if type(seq) is int else 0)
+        context.run(CLOCK.set, self.clock)
         self.current = asyncio.Task(_watched(run()), loop=self.loop, context=context)  # (not a task it spawned)
         self.current.add_done_callback(lambda _: self.loop.stop())
 

@@ -112,7 +112,7 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
         if runtime.watch_job is not None:
             func = runtime.watch_job(func)
         future = super().run_in_executor(executor, func, *args)
-        runtime.jobs += 1
+        runtime.job_started()
         future.add_done_callback(runtime._job_done)
         return future
 
@@ -202,6 +202,7 @@ class Runtime:
         self.after_call: list[Callable[[], None]] = []
         #: Jobs handed to threads from the loop (``run_in_executor``), not yet done: the clock waits for them.
         self.jobs = 0
+        self._jobs_lock = threading.Lock()  # (a job starts on any thread: the one that starts or wakes it)
         self._jobs_done: Optional[asyncio.Future[None]] = None
         #: Jobs' threads asleep on the world's clock (``sleep_job``): woken when the world closes, if not before.
         self._sleepers: set[threading.Event] = set()
@@ -277,7 +278,8 @@ class Runtime:
     def job_started(self) -> Callable[[], None]:
         """Count a job run on a thread of its own (not ``run_in_executor``'s): the clock stands still until the
         function returned is called, from any thread, when it is done."""
-        self.jobs += 1
+        with self._jobs_lock:
+            self.jobs += 1
 
         def done() -> None:
             try:
@@ -298,7 +300,8 @@ class Runtime:
             self._job_done(None)
 
         def wake() -> None:
-            self.jobs += 1
+            with self._jobs_lock:
+                self.jobs += 1
             self._sleepers.discard(woken)
             woken.set()
 
@@ -311,7 +314,8 @@ class Runtime:
         return not self.loop.is_closed()
 
     def _job_done(self, _future: Any) -> None:
-        self.jobs -= 1
+        with self._jobs_lock:
+            self.jobs -= 1
         if not self.jobs and self._jobs_done is not None and not self._jobs_done.done():
             self._jobs_done.set_result(None)
 

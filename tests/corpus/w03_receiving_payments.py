@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import queue
+import threading
 from typing import Any
 
 from ldkkit.events import Event, PaymentPurpose, ReplayEvent
@@ -227,6 +229,41 @@ async def claimed_in_an_executor(channel_manager: Any, inbound_payments: Any, ev
         channel_manager=channel_manager, inbound_payments=inbound_payments, event=event))
 
 
+def claimed_by_one_worker_thread() -> Any:
+    """One daemon thread, started with the first PaymentClaimable, claims each payment it takes from a queue (with the
+    components it came with: each play of a check is another node), and idles on the queue in between (it never ends).
+    """
+    work: queue.Queue[Any] = queue.Queue()
+    started: list[threading.Thread] = []
+
+    def worker() -> None:
+        while True:
+            components, event = work.get()
+            claimable(event=event, **components)
+
+    def arm(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+        if not started:
+            started.append(threading.Thread(target=worker, daemon=True))
+            started[0].start()
+        work.put(({"channel_manager": channel_manager, "inbound_payments": inbound_payments}, event))
+
+    return compose({CLAIMABLE: arm})
+
+
+def claimed_by_a_thread_waiting_on_its_pool() -> Any:
+    """Each PaymentClaimable starts a thread that waits for a lookup in a pool of its own, then claims or fails back."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+
+    def arm(event: Any, **components: Any) -> None:
+        def claim() -> None:
+            pool.submit(event.purpose.preimage).result()
+            claimable(event=event, **components)
+
+        threading.Thread(target=claim, daemon=True).start()
+
+    return compose({CLAIMABLE: arm})
+
+
 def claimed_by_one_worker() -> Any:
     """One task, spawned with the first PaymentClaimable, claims or fails back each payment from a queue."""
     queue: list[asyncio.Queue[Any]] = []
@@ -259,6 +296,11 @@ CASES = [
           why="pool.submit(claimable, channel_manager=..., ...): keyword arguments reach the function (once lost)"),
     right(EX, "claimed_in_an_executor", compose({CLAIMABLE: claimed_in_an_executor}),
           why="claims through loop.run_in_executor, awaited: judged by the payment it names (it once failed)"),
+    right(EX, "claimed_by_one_worker_thread", Fresh(claimed_by_one_worker_thread),
+          why="a daemon thread idling on a queue.Queue claims each payment: woken by the handler's put, it is waited "
+              "for again (under load its claims once raced the clock)"),
+    right(EX, "claimed_by_a_thread_waiting_on_its_pool", Fresh(claimed_by_a_thread_waiting_on_its_pool),
+          why="a thread waits for its pool's future: woken as the pool's work ends, it is waited for again"),
     right(EX, "claimed_by_one_worker_task", Fresh(claimed_by_one_worker),
           why="one task claims every payment from a queue: judged by the payment each call names (it once failed)"),
     right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first),
