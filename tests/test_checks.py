@@ -641,7 +641,7 @@ def test_a_hang_is_told_by_what_hung_and_whether_the_check_could_stop_it(stopped
         assert lines == [f"demo: {what} Tick. {still}", f"The event: {event!r}", hint]
 
 
-def test_a_component_the_handler_is_given_reads_and_writes_as_the_component_itself():
+def test_a_component_the_handler_is_given_reads_as_the_component_itself_and_refuses_writes():
     class Component:
         size = 3
 
@@ -658,10 +658,11 @@ def test_a_component_the_handler_is_given_reads_and_writes_as_the_component_itse
     component = Component()
     seen = recording._Recorded("component", component, recorder)
     assert repr(seen) == "Component(3 or more)" and seen.size == 3
-    seen.size = 10  # set on the component itself
-    assert component.size == 10 and seen.grow() == 11
+    with pytest.raises(AttributeError, match="^component cannot be changed from a handler$"):
+        seen.size = 10  # refused, as the grader's stand-in refuses it: the component is the node's
+    assert component.size == 3 and seen.grow() == 4
     assert [(c.name, c.arguments, c.returned, c.during, c.at) for c in recorder.calls] == [
-        ("component.grow", {"by": 1}, 11, False, 7.0)]  # made outside any hand-over: not during one
+        ("component.grow", {"by": 1}, 4, False, 7.0)]  # made outside any hand-over: not during one
 
 
 def test_the_hand_over_that_counts_is_the_events_own_first_one_not_asked_for_again():

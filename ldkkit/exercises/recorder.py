@@ -119,7 +119,9 @@ class _Recorded:
         return self._recorder.recorded(self._name, attr, value)
 
     def __setattr__(self, attr: str, value: Any) -> None:
-        setattr(self._component, attr, value)
+        # As the grader's stand-in refuses it (sandbox.child.Remote): a component is the node's, not your handler's
+        # to change (a method replaced there would be judged, or would judge, in the node's place).
+        raise AttributeError(f"{self._name} cannot be changed from a handler")
 
     def __repr__(self) -> str:
         return repr(self._component)

@@ -216,6 +216,12 @@ def right_but_mutate(channel_manager: Any, keys_manager: Any, event: Any, **_: A
         _reject(channel_manager, event)
 
 
+def keeps_a_count_on_the_channel_manager(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Decides rightly, and counts the requests in an attribute of its own on channel_manager."""
+    channel_manager.requests_seen = getattr(channel_manager, "requests_seen", 0) + 1
+    _policy(lambda sats: sats > 5_000_000)(channel_manager=channel_manager, keys_manager=keys_manager, event=event)
+
+
 def raises_on_other_events(**_: Any) -> None:
     raise ValueError("I only expected OpenChannelRequest")
 
@@ -251,6 +257,10 @@ CASES = [
     wrong(EX, "asks_again_for_requests_for_ever", asks_again_always(Event.OpenChannelRequest),
           "asked for it again each of the", "never handled",
           why="returns ReplayEvent() for every OpenChannelRequest"),
+    wrong(EX, "keeps_a_count_on_the_channel_manager", compose({OPEN: keeps_a_count_on_the_channel_manager}),
+          "channel_manager cannot be changed from a handler",
+          why="sets an attribute on channel_manager: the grader refuses it, and check() once let it through to the "
+              "node (a method replaced there could judge in the node's place)"),
     right(EX, "keywords_only_this_arm", only(changes={OPEN: accept_by_keywords}),
           why="accept_inbound_channel and force_close by keyword; no other arm at all"),
     right(EX, "isinstance_plain_def", handle_isinstance,

@@ -129,6 +129,17 @@ def _fund_with_outputs(outputs_of: Any) -> Any:
 STRANGER = ScriptBuf.new_p2wpkh(b"\x02" * 33)
 
 
+def _every_script_mine(bitcoind_client: Any, **_: Any) -> None:
+    bitcoind_client.is_mine = lambda script: True
+
+
+def change_to_a_stranger_hidden(**kw: Any) -> None:
+    """Sends the change to a stranger, having first replaced bitcoind_client.is_mine by one that says yes."""
+    _every_script_mine(**kw)
+    _fund_with_outputs(lambda outs, event: [o if o.script_pubkey == event.output_script else TxOut(o.value, STRANGER)
+                                            for o in outs])(**kw)
+
+
 def with_btc(amount: Any) -> Any:
     def arm(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
         tx = build_funding(bitcoind_client, network, event, btc=amount(event.channel_value_satoshis))
@@ -284,6 +295,10 @@ CASES = [
         lambda outs, event: [o if o.script_pubkey == event.output_script else TxOut(o.value, STRANGER)
                              for o in outs])}),
         "not your wallet's", why="sends the change to a script that is not the wallet's"),
+    wrong(EX, "change_to_a_stranger_behind_a_replaced_is_mine", compose({FUND: change_to_a_stranger_hidden}),
+          "bitcoind_client cannot be changed from a handler",
+          why="replaces bitcoind_client.is_mine, then sends the change to a stranger: the check asked the replaced "
+              "is_mine whose the change was, and passed it (the grader refuses the change)"),
     wrong(EX, "broadcast_instead_of_handing_over", compose({FUND: broadcast_instead}),
           "broadcast the funding transaction", why="broadcasts and never calls funding_transaction_generated"),
     wrong(EX, "sats_as_btc", compose({FUND: with_btc(lambda sats: sats)}), "BTC", "100_000_000",
