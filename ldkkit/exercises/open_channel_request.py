@@ -61,21 +61,23 @@ def _answers(played: Played, request: Event.OpenChannelRequest, *, attributed: b
     handling = played.recorder.handling_of(request)
     if attributed:
         calls = played.recorder.calls_for(handling)
-    else:
+    else:  # (made while handling it: in any of its hand-overs, one your handler asked for again included)
         calls = [c for c in played.recorder.calls if _answering(played, c) is handling
-                 or c.handling is handling and _answering(played, c) is None]  # (an id of no request: a mistake)
+                 or c.handling is not None and c.handling.event is request
+                 and _answering(played, c) is None]  # (an id of no request: a mistake)
     by = lambda *names: [c for c in calls if c.name.split(".")[-1] in names]  # noqa: E731
     return (by("accept_inbound_channel"), by("accept_inbound_channel_from_trusted_peer_0conf"),
             by("force_close_without_broadcasting_txn", "force_close_broadcasting_latest_txn"))
 
 
 def _answering(played: Played, call: Call) -> Optional[Handling]:
-    """The hand-over of the request a call answers: the latest one, before the call, of a request with the
-    temporary_channel_id it names (LDK's opener retries with the same id when a channel type is refused)."""
+    """The hand-over that counts of the request a call answers: the request handed over last, before the call, with
+    the temporary_channel_id it names (LDK's opener retries with the same id when a channel type is refused). A call
+    made in a hand-over your handler then asked for again (``ReplayEvent``) answers that request all the same."""
     tcid = call.arguments.get("temporary_channel_id") or call.arguments.get("channel_id")
-    requests = [h for h in played.recorder.handled(Event.OpenChannelRequest)
-                if h.event.temporary_channel_id == tcid and h.order < call.order]
-    return requests[-1] if requests else None
+    requests = [h for h in played.recorder.handlings if isinstance(h.event, Event.OpenChannelRequest)
+                and h.event.temporary_channel_id == tcid and h.order < call.order]
+    return played.recorder.handling_of(requests[-1].event) if requests else None
 
 
 #: How long after the request (simulated seconds) a rejection still counts as "at once": a task's few awaits.

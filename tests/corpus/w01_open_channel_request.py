@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from ldkkit.events import Event
+from ldkkit.events import Event, ReplayEvent
 
 from . import Fresh, right, wrong
 from .arms import asks_again_always, asks_again_first, compose, only, spawn, user_channel_id
@@ -216,6 +216,22 @@ def right_but_mutate(channel_manager: Any, keys_manager: Any, event: Any, **_: A
         _reject(channel_manager, event)
 
 
+def answers_then_asks_again_once() -> Any:
+    """Answers each request, then returns ReplayEvent() (say, its log write failed); handed the request again, it
+    sees that it has answered it already, and returns nothing."""
+    answered: set[bytes] = set()
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> Any:
+        if event.encode() in answered:
+            return None
+        answered.add(event.encode())
+        _policy(lambda sats: sats > 5_000_000)(channel_manager=channel_manager, keys_manager=keys_manager,
+                                               event=event)
+        return ReplayEvent()
+
+    return arm
+
+
 def keeps_a_count_on_the_channel_manager(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """Decides rightly, and counts the requests in an attribute of its own on channel_manager."""
     channel_manager.requests_seen = getattr(channel_manager, "requests_seen", 0) + 1
@@ -257,6 +273,9 @@ CASES = [
     wrong(EX, "asks_again_for_requests_for_ever", asks_again_always(Event.OpenChannelRequest),
           "asked for it again each of the", "never handled",
           why="returns ReplayEvent() for every OpenChannelRequest"),
+    right(EX, "answers_then_asks_again_once", Fresh(lambda: compose({OPEN: answers_then_asks_again_once()})),
+          why="answers each request, then returns ReplayEvent() once, and nothing when handed it again: its answers, "
+              "made in the hand-over it asked for again, were once not counted ('left to expire')"),
     wrong(EX, "keeps_a_count_on_the_channel_manager", compose({OPEN: keeps_a_count_on_the_channel_manager}),
           "channel_manager cannot be changed from a handler",
           why="sets an attribute on channel_manager: the grader refuses it, and check() once let it through to the "
