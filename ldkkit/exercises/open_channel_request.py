@@ -10,6 +10,7 @@ Rules, judged from the channels your node ends up with and what its peers were t
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 from ..errors import RetryableSendFailure
@@ -23,12 +24,20 @@ SIZES = (4_999_999, 5_000_000, 5_000_001, 6_000_000, LARGEST_NON_WUMBO_SATS)
 
 #: And a request over the line from a peer whose channels have no anchor outputs: the policy is about size only.
 WITHOUT_ANCHORS_SATS = 6_500_000
+#: The largest request is for a private channel (not announced), with some msat pushed to you: size only, again.
+PRIVATE_PUSHING = LARGEST_NON_WUMBO_SATS
+PUSH_MSAT = 1_000_000
 
 
 def story(stage: Stage) -> None:
     peers = [stage.peer(f"peer{i}") for i in range(len(SIZES))]
     for peer, sats in zip(peers, SIZES, strict=True):
-        peer.channel_manager.create_channel(stage.me.node_id, sats, 0, 1, None, None)
+        config, push_msat = None, 0
+        if sats == PRIVATE_PUSHING:
+            handshake = dataclasses.replace(peer.config.channel_handshake_config, announce_for_forwarding=False)
+            config = dataclasses.replace(peer.config, channel_handshake_config=handshake)
+            push_msat = PUSH_MSAT
+        peer.channel_manager.create_channel(stage.me.node_id, sats, push_msat, 1, None, config)
     plain = stage.peer(f"peer{len(SIZES)}", anchors=False)
     plain.channel_manager.create_channel(stage.me.node_id, WITHOUT_ANCHORS_SATS, 0, 1, None, None)
     stage.world.run()

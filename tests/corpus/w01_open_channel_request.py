@@ -153,6 +153,19 @@ def anchor_channels_only(channel_manager: Any, keys_manager: Any, event: Any, **
         _reject(channel_manager, event)
 
 
+def public_channels_only(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Accepts a large request only for a channel to be announced: a policy of its own, not the workbook's."""
+    (_accept(channel_manager, keys_manager, event) if event.funding_satoshis > 5_000_000 and event.is_announced
+     else _reject(channel_manager, event))
+
+
+def nothing_pushed_only(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Accepts a large request only if the opener pushes nothing to us ("a gift is suspicious")."""
+    pushed = getattr(event.channel_negotiation_type, "push_msat", 0)
+    (_accept(channel_manager, keys_manager, event) if event.funding_satoshis > 5_000_000 and pushed == 0
+     else _reject(channel_manager, event))
+
+
 def rejects_a_minute_later(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """Accepts large requests at once, and rejects the others from a task a minute later."""
     if event.funding_satoshis > 5_000_000:
@@ -299,6 +312,12 @@ CASES = [
           why="int.from_bytes(random[8:24], 'big'): 16 of the 32 bytes, not the first"),
     wrong(EX, "accepts_anchor_channels_only", compose({OPEN: anchor_channels_only}), "6,500,000 sats",
           "you rejected it", why="rejects a large request whose channel has no anchor outputs"),
+    wrong(EX, "accepts_public_channels_only", compose({OPEN: public_channels_only}), "16,777,215 sats",
+          "you rejected it", why="rejects a large request for a private channel (is_announced False): every peer "
+                                 "once asked for a public one, and it passed"),
+    wrong(EX, "accepts_nothing_pushed_only", compose({OPEN: nothing_pushed_only}), "16,777,215 sats",
+          "you rejected it", why="rejects a large request that pushes msat to us: no peer once pushed any, and it "
+                                 "passed"),
     wrong(EX, "rejects_a_minute_later", compose({OPEN: rejects_a_minute_later}), "at once", "only 60 s later",
           why="rejects from a task that sleeps a minute first: the peer waits for nothing"),
     wrong(EX, "accepts_everything", compose({OPEN: _policy(lambda sats: True)}), "you accepted it", "strictly",
