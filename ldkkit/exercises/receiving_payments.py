@@ -60,8 +60,10 @@ def rules(session: Session, result: CheckResult) -> None:
     result.add("PaymentClaimed stored as Succeeded on disk", "preimage, secret and amount, before returning")
 
 
-#: LDK's two ways to claim: with the custom TLVs the handler checked, or without any.
-_CLAIMS = {"claim_funds_with_known_custom_tlvs": "claim_funds"}
+#: LDK's two ways to claim (with the custom TLVs the handler checked, or without any), and its two ways to fail
+#: back (``fail_htlc_backwards`` is ``fail_htlc_backwards_with_reason`` with LDK's default FailureCode).
+_CLAIMS = {"claim_funds_with_known_custom_tlvs": "claim_funds",
+           "fail_htlc_backwards_with_reason": "fail_htlc_backwards"}
 _OUTCOMES = {"waiting": "still waits for an answer", "failed": "failed: it was refunded"}
 
 
@@ -162,7 +164,10 @@ def judge_claimed_records(played: Played, *, handlings: list | None = None) -> N
                     f"HTLCStatus.Succeeded, {event.amount_msat:,}) on disk")
         problem = _record_problem(record, event.purpose.preimage(), secret, event.amount_msat)
         if problem:
-            raise fail(played, event, expected, f"on disk: {record!r} ({problem})", _record_hint(problem, invoiced))
+            wrote = any(c.arguments.get("key") == "inbound_payments" and c.during
+                        for c in played.recorder.calls_for(handling, "fs_store.write"))
+            raise fail(played, event, expected, f"on disk: {record!r} ({problem})",
+                       _record_hint(problem, invoiced) if wrote else _NOT_WRITTEN)
 
 
 def judge_unclaimed_records(played: Played) -> None:
@@ -205,6 +210,12 @@ def _record_problem(record: object, preimage: object, secret: object, amount: in
     if record.amt_msat != amount:  # type: ignore[attr-defined]
         return f"amt_msat {record.amt_msat} for {amount} received"  # type: ignore[attr-defined]
     return ""
+
+
+#: The hint when the handler wrote no inbound_payments while handling the event: what is on disk is older.
+_NOT_WRITTEN = ("you did not write inbound_payments while handling this event (what is on disk was written before): "
+                "LDK forgets an event once your handler returns, so call fs_store.write(\"\", \"\", "
+                "\"inbound_payments\", inbound_payments.encode()) every time, before you return.")
 
 
 def _record_hint(problem: str, invoiced: bool) -> str:

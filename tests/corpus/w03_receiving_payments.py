@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from ldkkit.events import Event, PaymentPurpose, ReplayEvent
+from ldkkit.ln.channelmanager import FailureCode
 from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 from ldkkit.types import PaymentId, PaymentPreimage
 
@@ -291,7 +292,37 @@ def claims_through_a_pool_by_keyword(channel_manager: Any, inbound_payments: Any
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="corpus-claims")
 
 
+def fail_back_with_a_reason(channel_manager: Any, event: Any, **_: Any) -> None:
+    """Fails back with LDK's other call, naming the FailureCode fail_htlc_backwards uses by default."""
+    preimage = event.purpose.preimage()
+    if preimage is None:
+        channel_manager.fail_htlc_backwards_with_reason(event.payment_hash,
+                                                        FailureCode.IncorrectOrUnknownPaymentDetails())
+    else:
+        channel_manager.claim_funds(preimage)
+
+
+def writes_every_other_claimed() -> Any:
+    """Records every PaymentClaimed in memory, but writes inbound_payments only every other time ("it saves time")."""
+    seen: list[Any] = []
+
+    def arm(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+        _claimed(lambda *a: None)(inbound_payments=inbound_payments, fs_store=fs_store, event=event)
+        seen.append(event.payment_hash)
+        if len(seen) % 2 == 1:
+            fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+    return compose({CLAIMED: arm})
+
+
 CASES = [
+    right(EX, "fails_back_with_a_reason", compose({CLAIMABLE: fail_back_with_a_reason}),
+          why="fail_htlc_backwards_with_reason(hash, FailureCode.IncorrectOrUnknownPaymentDetails()): LDK's "
+              "fail_htlc_backwards itself (it was told 'left unclaimed, and the payer waits')"),
+    wrong(EX, "writes_every_other_claimed", Fresh(writes_every_other_claimed),
+          "you did not write inbound_payments while handling this event", "every time",
+          why="the keysend's record kept in memory only: it was told 'keysend payments have no invoice, so no entry "
+              "yet: insert one', though it had inserted one"),
     right(EX, "claims_through_its_own_pool_by_keyword", compose({CLAIMABLE: claims_through_a_pool_by_keyword}),
           why="pool.submit(claimable, channel_manager=..., ...): keyword arguments reach the function (once lost)"),
     right(EX, "claimed_in_an_executor", compose({CLAIMABLE: claimed_in_an_executor}),
