@@ -212,9 +212,15 @@ def _judge(played: Played, handling: Handling, payment_id: Any, status: HTLCStat
                    "entry as PaymentSent left it." if after_success else
                    "the preimage is your receipt, your proof of payment: keep event.payment_preimage.")
     if sent is not None and (record.secret != sent.secret or record.amt_msat != sent.amt_msat):
+        hint = ("update the fields of the entry you have (status, preimage); replacing it with a new PaymentInfo "
+                "loses what sendpayment recorded.")
+        fee = getattr(event, "fee_paid_msat", None)
+        if fee and record.secret == sent.secret and record.amt_msat == sent.amt_msat + fee:  # (the fee added to it)
+            hint = ("amt_msat stays what sendpayment recorded, the amount the payee asked for; the event's "
+                    "fee_paid_msat, what the route cost on top of it, is no part of it. Change only status and "
+                    "preimage.")
         raise fail(played, event, f"{expected}, its secret and amount kept ({sent.amt_msat:,} msat)",
-                   f"on disk: {record!r}", "update the fields of the entry you have (status, preimage); replacing "
-                   "it with a new PaymentInfo loses what sendpayment recorded.")
+                   f"on disk: {record!r}", hint)
 
 
 def _judge_others_pending(played: Played, handling: Handling, ended: set[Any]) -> None:

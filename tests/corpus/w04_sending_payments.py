@@ -220,10 +220,23 @@ def failed_only_when_rejected(outbound_payments: Any, fs_store: Any, event: Any,
             outbound_payments=outbound_payments, fs_store=fs_store, event=event)
 
 
+def sent_adds_the_fee(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Marks Succeeded with the preimage, and adds the event's fee_paid_msat to the entry's amount."""
+    with outbound_payments.lock() as payments:
+        info = payments.get(event.payment_id)
+        if info is not None:
+            info.status, info.preimage = HTLCStatus.Succeeded, event.payment_preimage
+            info.amt_msat += event.fee_paid_msat or 0
+    _write(fs_store, outbound_payments)
+
+
 GOOD_SENT = set_status(HTLCStatus.Succeeded, preimage=True)
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
+    wrong(EX, "sent_adds_the_fee_to_the_amount", compose({SENT: sent_adds_the_fee}), "amount kept", "fee_paid_msat",
+          why="amt_msat += fee_paid_msat on PaymentSent: it was told 'replacing it with a new PaymentInfo', though "
+              "it replaced nothing"),
     wrong(EX, "fails_only_rejected_payments", compose({FAILED: failed_only_when_rejected}), "HTLCStatus.Failed",
           why="PaymentFailed marks Failed only if reason is RecipientRejected (RetriesExhausted, RouteNotFound, "
               "PaymentExpired left Pending for ever)",
