@@ -768,3 +768,17 @@ def test_current_best_block_is_ldks_best_block_of_the_manager_and_of_the_sweeper
         tip = world.chain.blocks[-1]
         expected = BestBlock(BlockHash(tip.block_hash), tip.height)
         assert node.channel_manager.current_best_block() == expected == node.output_sweeper.current_best_block()
+
+
+def test_closing_a_channel_the_peer_is_closing_is_a_misuse_as_in_ldk():
+    """LDK's Channel::shutdown answers the peer's shutdown with ours at once (LOCAL_SHUTDOWN_SENT), so
+    get_shutdown's first check meets it: APIMisuseError 'Shutdown already in progress', whoever began."""
+    with World(seed=3) as world:
+        stage = Stage(world, world.add_node("me"))
+        bob = stage.peer("bob")
+        stage.open(bob, stage.me, 1_000_000)  # bob opened it: bob proposes the closing fee, so it stays closing
+        cm, chan = stage.me.channel_manager, stage.channel_between(stage.me, bob)
+        cm.handle_shutdown(bob.node_id, msgs.Shutdown(chan.channel_id, bob.keys_manager.get_shutdown_scriptpubkey()))
+        with pytest.raises(APIError.APIMisuseError) as info:
+            cm.close_channel(chan.channel_id, bob.node_id)
+    assert str(info.value) == "Misuse error: Shutdown already in progress"

@@ -35,10 +35,10 @@ def close_channel_internal(cm: ChannelManager, channel_id: ChannelId, counterpar
     if not chan.is_funded():
         force_close_channel(cm, chan, ClosureReason.HolderForceClosed(False), broadcast=False)
         return
-    if chan.phase is ChannelPhase.ShuttingDown:  # (LDK's Channel::get_shutdown, its messages)
-        if chan.locally_initiated_shutdown:
-            raise APIError.APIMisuseError("Shutdown already in progress")
-        raise APIError.ChannelUnavailable("Shutdown already in progress by remote")
+    if chan.phase is ChannelPhase.ShuttingDown:
+        # LDK's Channel::get_shutdown: our shutdown is sent (we answer the peer's at once, as Channel::shutdown
+        # does), so its first check is met whoever began; its "... by remote" is never reached here.
+        raise APIError.APIMisuseError("Shutdown already in progress")
     if counterparty_node_id not in cm.peers:
         raise APIError.ChannelUnavailable("Cannot begin shutdown while peer is disconnected or we're waiting on a "
                                           "monitor update, maybe force-close instead?")
