@@ -181,14 +181,20 @@ def forward_intercepted_htlc(
     cm: ChannelManager, intercept_id: InterceptId, next_hop_channel_id: ChannelId, next_node_id: PublicKey,
     amt_to_forward_msat: int,
 ) -> None:
-    """Release an intercepted HTLC onto a real channel, for the next processing to send."""
-    fwd = cm.intercepted.get(intercept_id)
+    """Release an intercepted HTLC onto a real channel, for the next processing to send. As LDK, the channel is
+    checked first (usable: ready and not shutting down, the peer online or not), then the intercept id."""
+    out_chan = cm._channel_for_peer(next_hop_channel_id, next_node_id)
+    if out_chan.phase is ChannelPhase.UnacceptedInbound:  # LDK keeps requests apart: not a channel yet
+        raise APIError.ChannelUnavailable(
+            f"Channel with id {next_hop_channel_id} not found for the passed counterparty node_id {next_node_id}")
+    if not out_chan.is_funded():
+        raise APIError.ChannelUnavailable(f"Channel with id {next_hop_channel_id} for the passed counterparty "
+                                          f"node_id {next_node_id} is still opening.")
+    if not out_chan.is_usable():
+        raise APIError.ChannelUnavailable(f"Channel with id {next_hop_channel_id} not fully established")
+    fwd = cm.intercepted.pop(intercept_id, None)
     if fwd is None:
         raise APIError.APIMisuseError(f"Payment with intercept id {intercept_id} not found")
-    out_chan = cm._channel_for_peer(next_hop_channel_id, next_node_id)
-    if not cm._is_usable(out_chan):
-        raise APIError.ChannelUnavailable(f"Channel with id {next_hop_channel_id} not fully established")
-    del cm.intercepted[intercept_id]
     # LDK puts it in forward_htlcs: it goes out on the next process_pending_htlc_forwards.
     cm._released_intercepts.append((fwd, out_chan.channel_id, amt_to_forward_msat))
     forwardable(cm)

@@ -1,0 +1,54 @@
+"""What a ChannelManager method checks first, and what it leaves to later, as LDK 0.1 does (channelmanager.rs,
+outbound_payment.rs at v0.1.12): the error a learner reads depends on that order."""
+
+from __future__ import annotations
+
+import pytest
+from test_ldk_rules import _intercepting_world, pay_through_an_intercept_scid
+
+from ldkkit.errors import APIError
+from ldkkit.events import Event, HTLCDestination
+from ldkkit.types import InterceptId
+
+
+def test_an_intercepted_htlc_may_be_forwarded_to_a_peer_that_is_away_and_fails_back_when_processed():
+    """``forward_intercepted_htlc`` asks ``ChannelContext::is_usable`` (ready, not shutting down), not whether the
+    peer is connected (``is_live``): it returns Ok; ``process_pending_htlc_forwards`` then cannot send it
+    (``send_htlc``: "Cannot send an HTLC while disconnected") and fails it back, naming the channel."""
+    world, stage, intercepts = _intercepting_world(51)
+    with world:
+        me = stage.me
+        alice, carol, _, _ = pay_through_an_intercept_scid(stage)
+        (intercepted,) = intercepts
+        to_carol, into = stage.channel_between(me, carol), stage.channel_between(me, alice)
+        world.disconnect(me, carol)
+        me.channel_manager.forward_intercepted_htlc(intercepted.intercept_id, to_carol.channel_id, carol.node_id,
+                                                    10_000_000)
+        stage.settle()
+        failed = [e for e in me.events_seen if isinstance(e, Event.HTLCHandlingFailed)]
+    assert failed == [Event.HTLCHandlingFailed(into.channel_id,
+                                               HTLCDestination.NextHopChannel(carol.node_id, to_carol.channel_id))]
+
+
+def test_forward_intercepted_htlc_checks_the_next_channel_before_the_intercept_id():
+    """LDK looks the channel up first: a channel still opening is "still opening." (``ChannelUnavailable``), an
+    unknown one "not found", whatever the intercept id; only then is an unknown id an ``APIMisuseError``."""
+    world, stage, intercepts = _intercepting_world(52)
+    with world:
+        me = stage.me
+        _, carol, _, _ = pay_through_an_intercept_scid(stage)
+        dave = stage.peer("dave")
+        opening = me.channel_manager.create_channel(dave.node_id, 1_000_000, 0, 5, None, None)  # not yet accepted
+        unknown_id = InterceptId(b"\x42" * 32)
+        to_carol = stage.channel_between(me, carol)
+        with pytest.raises(APIError.ChannelUnavailable) as still_opening:
+            me.channel_manager.forward_intercepted_htlc(unknown_id, opening, dave.node_id, 1)
+        with pytest.raises(APIError.ChannelUnavailable) as not_found:
+            me.channel_manager.forward_intercepted_htlc(unknown_id, to_carol.channel_id, dave.node_id, 1)
+        with pytest.raises(APIError.APIMisuseError) as unknown:
+            me.channel_manager.forward_intercepted_htlc(unknown_id, to_carol.channel_id, carol.node_id, 1)
+    assert still_opening.value.err == (f"Channel with id {opening} for the passed counterparty node_id "
+                                       f"{dave.node_id} is still opening.")
+    assert not_found.value.err == (f"Channel with id {to_carol.channel_id} not found for the passed counterparty "
+                                   f"node_id {dave.node_id}")
+    assert unknown.value.err == f"Payment with intercept id {unknown_id} not found"
