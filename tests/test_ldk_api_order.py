@@ -52,3 +52,38 @@ def test_forward_intercepted_htlc_checks_the_next_channel_before_the_intercept_i
     assert not_found.value.err == (f"Channel with id {to_carol.channel_id} not found for the passed counterparty "
                                    f"node_id {dave.node_id}")
     assert unknown.value.err == f"Payment with intercept id {unknown_id} not found"
+
+
+def test_send_payment_finds_its_route_before_it_refuses_a_payment_id_in_use():
+    """``send_payment_internal``: ``find_initial_route`` first (the invoice's expiry, then a route), and only then
+    ``add_new_pending_payment`` (``DuplicatePayment``): a payment id in use for a payment with no route is a
+    ``RouteNotFound``, for one whose invoice expired a ``PaymentExpired``."""
+    from ldkkit.errors import RetryableSendFailure
+    from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
+    from ldkkit.ln.outbound_payment import Retry
+    from ldkkit.reference import handle_ldk_events
+    from ldkkit.scenarios import Stage
+    from ldkkit.sim.world import World
+    from ldkkit.types import PaymentId
+
+    with World(seed=7) as world:
+        stage = Stage(world, world.add_node("learner", handler=handle_ldk_events))
+        bob = stage.peer("bob")
+        stage.open(stage.me, bob, 1_000_000)
+        cm, in_use = stage.me.channel_manager, PaymentId(b"\x01" * 32)
+
+        def send(amount_msat: int, expiry_secs: int = 3600) -> None:
+            invoice = bob.channel_manager.create_bolt11_invoice(amount_msat, "", expiry_secs)
+            payment_hash, onion, params = payment_parameters_from_invoice(invoice)
+            cm.send_payment(payment_hash, onion, in_use, params, Retry.Attempts(1))
+
+        send(10_000_000)  # in flight: the world is not settled
+        with pytest.raises(RetryableSendFailure.RouteNotFound):
+            send(2_000_000_000)
+        invoice = bob.channel_manager.create_bolt11_invoice(10_000, "", 60)
+        world.advance(120)
+        payment_hash, onion, params = payment_parameters_from_invoice(invoice)
+        with pytest.raises(RetryableSendFailure.PaymentExpired):
+            cm.send_payment(payment_hash, onion, in_use, params, Retry.Attempts(1))
+        with pytest.raises(RetryableSendFailure.DuplicatePayment):
+            send(10_000)

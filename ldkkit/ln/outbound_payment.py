@@ -175,8 +175,7 @@ class OutboundPayments:
         keysend_preimage: Optional[PaymentPreimage], retry_strategy: Retry, route_params: RouteParameters,
         find_route: FindRoute, send_along_path: SendAlongPath,
     ) -> None:
-        if payment_id in self.pending_outbound_payments:
-            raise RetryableSendFailure.DuplicatePayment()
+        # LDK's order: find_initial_route (the expiry, then a route), then add_new_pending_payment (a duplicate).
         params = route_params.payment_params
         if params.expiry_time is not None and params.expiry_time < self.clock.unix_time():
             raise RetryableSendFailure.PaymentExpired()
@@ -185,6 +184,8 @@ class OutboundPayments:
         except LightningError as e:
             self._log(f"Failed to find a route for payment {payment_id}: {e.err}")
             raise RetryableSendFailure.RouteNotFound() from None
+        if payment_id in self.pending_outbound_payments:
+            raise RetryableSendFailure.DuplicatePayment()
         payment = self._add_new_pending_payment(
             payment_id, payment_hash, recipient_onion, keysend_preimage, route_params.final_value_msat, retry_strategy,
         )
