@@ -87,3 +87,33 @@ def test_send_payment_finds_its_route_before_it_refuses_a_payment_id_in_use():
             cm.send_payment(payment_hash, onion, in_use, params, Retry.Attempts(1))
         with pytest.raises(RetryableSendFailure.DuplicatePayment):
             send(10_000)
+
+
+def test_payment_claimed_lists_the_parts_by_channel_id_whatever_order_they_came_in():
+    """LDK sorts a complete payment's parts (``claimable_payment.htlcs.sort()``; ``ClaimableHTLC``'s ``Ord``: channel
+    id, then HTLC id): ``PaymentClaimed.htlcs`` come in that order, not in the order they arrived."""
+    from test_ldk_rules import Learner
+
+    from ldkkit.ln.outbound_payment import RecipientOnionFields
+    from ldkkit.routing.router import Path, Route, RouteHop
+    from ldkkit.types import PaymentId
+
+    r = Learner(31, hold=(Event.PaymentClaimable,))
+    with r.world:
+        bob = r.stage.peer("bob")
+        r.stage.open(bob, r.me, 6_000_000)
+        r.stage.open(bob, r.me, 6_000_000)
+        by_id = sorted(bob.channel_manager.list_usable_channels(), key=lambda c: bytes(c.channel_id), reverse=True)
+        invoice = r.stage.invoice(r.me, 80_000_000)
+        paths = tuple(Path((RouteHop(r.me.node_id, b"", c.short_channel_id, b"", amount, 42, True),), None)
+                      for c, amount in zip(by_id, (30_000_000, 50_000_000), strict=True))  # the larger id first
+        bob.channel_manager.send_payment_with_route(Route(paths, None), invoice.payment_hash(),
+                                                    RecipientOnionFields.secret_only(invoice.payment_secret()),
+                                                    PaymentId(b"\x55" * 32))
+        r.stage.settle()
+        (claimable,) = r.of(Event.PaymentClaimable)
+        r.cm.claim_funds(claimable.purpose.preimage())
+        r.stage.settle()
+        (claimed,) = r.of(Event.PaymentClaimed)
+    assert [h.value_msat for h in claimed.htlcs] == [50_000_000, 30_000_000]
+    assert [bytes(h.channel_id) for h in claimed.htlcs] == sorted(bytes(h.channel_id) for h in claimed.htlcs)

@@ -552,8 +552,9 @@ def _mpp_paths(r, amounts: list[int]) -> tuple[Path, ...]:
 
 def test_an_mpp_payment_is_claimable_once_whole(receiver):
     """``process_pending_htlc_forwards``: the parts of one payment are collected; ``PaymentClaimable`` is raised
-    once, when they add up to ``total_msat``, naming the first part's channel and the earliest claim deadline;
-    ``PaymentClaimed`` lists every part and the total the sender intended."""
+    once, when they add up to ``total_msat``, naming the channel of the part that completed it (LDK's
+    ``via_channel_id: Some(prev_channel_id)``) and the earliest claim deadline; ``PaymentClaimed`` lists every
+    part, sorted as LDK's ``ClaimableHTLC`` (channel id, then HTLC id), and the total the sender intended."""
     r = receiver
     r.stage.open(r.bob, r.me, 6_000_000)
     invoice = r.stage.invoice(r.me, 80_000_000)
@@ -567,12 +568,14 @@ def test_an_mpp_payment_is_claimable_once_whole(receiver):
                    key=lambda h: h.amount_msat)
     assert claimable.amount_msat == 80_000_000
     assert claimable.onion_fields == RecipientOnionFields(invoice.payment_secret(), b"meta")
-    assert claimable.via_channel_id == r.cm._channel_by_scid(first.hops[0].short_channel_id).channel_id
+    assert claimable.via_channel_id == r.cm._channel_by_scid(second.hops[0].short_channel_id).channel_id
     assert claimable.claim_deadline == min(h.cltv_expiry for h in parts) - HTLC_FAIL_BACK_BUFFER
     r.cm.claim_funds(claimable.purpose.preimage())
     r.stage.settle()
     (claimed,) = r.of(Event.PaymentClaimed)
-    assert [h.value_msat for h in claimed.htlcs] == [30_000_000, 50_000_000]
+    by_channel = {r.cm._channel_by_scid(p.hops[0].short_channel_id).channel_id: p.final_value_msat()
+                  for p in (first, second)}
+    assert [h.value_msat for h in claimed.htlcs] == [by_channel[c] for c in sorted(by_channel, key=bytes)]
     assert (claimed.amount_msat, claimed.sender_intended_total_msat) == (80_000_000, 80_000_000)
     assert claimed.onion_fields == claimable.onion_fields and claimed.payment_id == claimable.payment_id
 

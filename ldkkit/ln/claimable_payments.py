@@ -79,7 +79,9 @@ def receive(cm: ChannelManager, chan: Channel, htlc: InboundHTLC) -> None:
     received = sum(h.amount_msat for h in claimable.htlcs)
     if received >= final.total_msat:
         claimable.announced = True
-        first = claimable.htlcs[0]
+        # LDK's check_total_value: the parts sorted (ClaimableHTLC's Ord: channel id, then HTLC id), as
+        # PaymentClaimed lists them; via_channel_id names the channel of the part that completed the payment.
+        claimable.htlcs = tuple(sorted(claimable.htlcs, key=lambda h: (bytes(h.channel_id), h.htlc_id)))
         cm._queue_event(Event.PaymentClaimable(
             receiver_node_id=cm._our_node_id,
             payment_hash=htlc.payment_hash,
@@ -87,8 +89,8 @@ def receive(cm: ChannelManager, chan: Channel, htlc: InboundHTLC) -> None:
             amount_msat=received,
             counterparty_skimmed_fee_msat=0,
             purpose=purpose,
-            via_channel_id=first.channel_id,
-            via_user_channel_id=first.user_channel_id,
+            via_channel_id=part.channel_id,
+            via_user_channel_id=part.user_channel_id,
             claim_deadline=min(h.cltv_expiry for h in claimable.htlcs) - HTLC_FAIL_BACK_BUFFER,
             payment_id=_inbound_payment_id(claimable),
         ))
