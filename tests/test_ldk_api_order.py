@@ -117,3 +117,46 @@ def test_payment_claimed_lists_the_parts_by_channel_id_whatever_order_they_came_
         (claimed,) = r.of(Event.PaymentClaimed)
     assert [h.value_msat for h in claimed.htlcs] == [50_000_000, 30_000_000]
     assert [bytes(h.channel_id) for h in claimed.htlcs] == sorted(bytes(h.channel_id) for h in claimed.htlcs)
+
+
+def test_a_fulfilled_payment_is_remembered_while_its_payment_sent_waits_for_the_handler():
+    """LDK's ``remove_stale_payments`` counts a fulfilled payment's idempotency ticks only once none of its
+    ``PaymentSent``, ``PaymentPathSuccessful`` or ``PaymentPathFailed`` is still queued: while the handler replays
+    its ``PaymentSent``, a second send with its id is a ``DuplicatePayment``, however many ticks pass."""
+    from ldkkit.errors import RetryableSendFailure
+    from ldkkit.events import ReplayEvent
+    from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
+    from ldkkit.ln.outbound_payment import Retry
+    from ldkkit.reference import handle_ldk_events
+    from ldkkit.scenarios import Stage
+    from ldkkit.sim.world import World
+    from ldkkit.types import PaymentId
+
+    holding = [True]
+
+    def holds_payment_sent(*args):
+        if holding[0] and isinstance(args[-1], Event.PaymentSent):
+            return ReplayEvent()
+        return handle_ldk_events(*args)
+
+    with World(seed=7) as world:
+        stage = Stage(world, world.add_node("learner", handler=holds_payment_sent))
+        bob = stage.peer("bob")
+        stage.open(stage.me, bob, 1_000_000)
+        invoice = stage.invoice(bob, 10_000_000)
+        payment_id = stage.pay(stage.me, invoice)
+        payment_hash, onion, params = payment_parameters_from_invoice(invoice)
+
+        def again() -> None:
+            stage.me.channel_manager.send_payment(payment_hash, onion, PaymentId(bytes(payment_id)), params,
+                                                  Retry.Attempts(0))
+
+        world.advance(60 * 10)  # ten ticks, PaymentSent still queued
+        with pytest.raises(RetryableSendFailure.DuplicatePayment):
+            again()
+        holding[0] = False
+        stage.settle()
+        assert any(isinstance(e, Event.PaymentSent) for e in stage.me.events_seen)
+        world.advance(60 * 7)  # seven ticks since it was handled: still remembered
+        with pytest.raises(RetryableSendFailure.DuplicatePayment):
+            again()

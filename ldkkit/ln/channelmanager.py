@@ -739,7 +739,7 @@ class ChannelManager:
         for 60 ticks, and fails incomplete multi-part payments after 3 ticks.
         """
         with self._lock:
-            self._pending_outbound_payments.remove_stale_payments()
+            self._pending_outbound_payments.remove_stale_payments(self._events.pending())
             channels_expired = channel_establishment.timer_tick(self)
             payments_timed_out = claimable_payments.timer_tick(self)
             if channels_expired or payments_timed_out:

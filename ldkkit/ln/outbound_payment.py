@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, Optional
 
@@ -333,13 +333,18 @@ class OutboundPayments:
         """Whether :meth:`remove_stale_payments` would change nothing: no fulfilled payment is remembered."""
         return not any(p.state is PaymentState.Fulfilled for p in self.pending_outbound_payments.values())
 
-    def remove_stale_payments(self) -> None:
+    def remove_stale_payments(self, pending_events: Iterable[events.Event] = ()) -> None:
         """Mirrors ``OutboundPayments::remove_stale_payments``: forget a fulfilled payment
-        IDEMPOTENCY_TIMEOUT_TICKS ticks after its last HTLC resolved."""
+        IDEMPOTENCY_TIMEOUT_TICKS ticks after its last HTLC resolved and its last event was handled (a
+        ``PaymentSent``, ``PaymentPathSuccessful`` or ``PaymentPathFailed`` of it still queued starts the count
+        again, as an HTLC in flight does)."""
+        waiting = {e.payment_id for e in pending_events
+                   if isinstance(e, (events.Event.PaymentSent, events.Event.PaymentPathSuccessful,
+                                     events.Event.PaymentPathFailed))}
         for payment in list(self.pending_outbound_payments.values()):
             if payment.state is not PaymentState.Fulfilled:
                 continue
-            if payment.inflight_htlcs:
+            if payment.inflight_htlcs or payment.payment_id in waiting:
                 payment.timer_ticks_without_htlcs = 0
                 continue
             payment.timer_ticks_without_htlcs += 1
