@@ -160,3 +160,24 @@ def test_a_fulfilled_payment_is_remembered_while_its_payment_sent_waits_for_the_
         world.advance(60 * 7)  # seven ticks since it was handled: still remembered
         with pytest.raises(RetryableSendFailure.DuplicatePayment):
             again()
+
+
+def test_our_payment_timed_out_on_chain_fails_its_path_blaming_the_first_hop_with_no_network_update():
+    """An HTLC of ours failed by our own node (timed out on chain after a force-close: LDK's
+    ``HTLCFailReason::from_failure_code(0x4000 | 8)``, a ``Reason``, not an onion) is decoded by
+    ``decode_onion_failure`` as ``network_update: None``, ``payment_failed_permanently: false``,
+    ``short_channel_id: Some(path.hops[0].short_channel_id)``."""
+    from ldkkit.events import PathFailure
+    from ldkkit.exercises import on_chain
+    from ldkkit.reference import handle_ldk_events
+    from ldkkit.scenarios import Stage
+    from ldkkit.sim.world import World
+
+    with World(seed=5) as world:
+        stage = Stage(world, world.add_node("learner", handler=handle_ldk_events))
+        on_chain.story(stage)  # a payment to carol stuck on a channel we force-close
+        failed = [e for e in stage.me.events_seen if isinstance(e, Event.PaymentPathFailed)]
+    (path_failed,) = failed
+    assert path_failed.failure == PathFailure.OnPath(None)
+    assert not path_failed.payment_failed_permanently
+    assert path_failed.short_channel_id == path_failed.path.hops[0].short_channel_id

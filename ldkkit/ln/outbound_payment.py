@@ -403,18 +403,23 @@ class OutboundPayments:
             self._forget(route.payment_id)
             return
         network_update = None
-        if reason.short_channel_id is not None and not at_payee:
+        scid = None if at_payee else reason.short_channel_id
+        if all(reason.origin != hop.pubkey for hop in route.path.hops):
+            # Failed by us, not by a hop (LDK's HTLCFailReasonRepr::Reason, e.g. timed out on chain): no onion to
+            # read, so decode_onion_failure blames the first hop, with no network update, never permanently.
+            scid = route.path.hops[0].short_channel_id
+            payment.failed_scids = payment.failed_scids + (scid,)
+        elif scid is not None:
             permanent_update = bool(reason.network_update_permanent)
-            network_update = NetworkUpdate.ChannelFailure(reason.short_channel_id, permanent_update)
-            payment.failed_scids = payment.failed_scids + (reason.short_channel_id,)
+            network_update = NetworkUpdate.ChannelFailure(scid, permanent_update)
+            payment.failed_scids = payment.failed_scids + (scid,)
         retry_now = not at_payee and payment.state is PaymentState.Retryable and payment.can_retry(self.clock.now_us())
         if not retry_now:
             self._mark_abandoned(payment, events.PaymentFailureReason.RecipientRejected if at_payee
                                  else events.PaymentFailureReason.RetriesExhausted)
         self._pending_events(events.Event.PaymentPathFailed(
             payment_id=route.payment_id, payment_hash=payment_hash, payment_failed_permanently=at_payee,
-            failure=events.PathFailure.OnPath(network_update), path=route.path,
-            short_channel_id=None if at_payee else reason.short_channel_id,
+            failure=events.PathFailure.OnPath(network_update), path=route.path, short_channel_id=scid,
         ))
         if payment.state is PaymentState.Abandoned and payment.inflight_htlcs == 0:
             self._payment_failed(payment)  # after its PaymentPathFailed, as LDK pushes them
