@@ -80,13 +80,15 @@ def _payer_outcome(played: Played, payment_hash: object) -> str:
 def _answers(played: Played, handling: Handling) -> list[Call]:
     """The calls that answered this PaymentClaimable: those made while handling it, and those naming its payment
     (a claim with its preimage, a fail-back of its hash) whoever made them (a task, a worker thread, an executor),
-    after it and before the next PaymentClaimable of the same hash."""
-    return [c for c in played.recorder.calls if c.handling is handling or _answering(played, c) is handling]
+    after it and before the next PaymentClaimable of the same hash. A call made in a hand-over your handler then asked
+    for again (``ReplayEvent``) answers it all the same."""
+    return [c for c in played.recorder.calls
+            if c.handling is not None and c.handling.event is handling.event or _answering(played, c) is handling]
 
 
 def _answering(played: Played, call: Call) -> Optional[Handling]:
-    """The hand-over of the PaymentClaimable a claim or fail-back answers: the latest one, before the call, of the
-    payment it names."""
+    """The hand-over that counts of the PaymentClaimable a claim or fail-back answers: the one handed over last, before
+    the call, of the payment it names."""
     name = call.name.split(".")[-1]
     if name in ("claim_funds", "claim_funds_with_known_custom_tlvs"):
         preimage = call.arguments.get("payment_preimage")
@@ -95,9 +97,9 @@ def _answering(played: Played, call: Call) -> Optional[Handling]:
         payment_hash = call.arguments.get("payment_hash")
     else:
         return None
-    claimables = [h for h in played.recorder.handled(Event.PaymentClaimable)
-                  if h.event.payment_hash == payment_hash and h.order < call.order]
-    return claimables[-1] if claimables else None
+    claimables = [h for h in played.recorder.handlings if isinstance(h.event, Event.PaymentClaimable)
+                  and h.event.payment_hash == payment_hash and h.order < call.order]
+    return played.recorder.handling_of(claimables[-1].event) if claimables else None
 
 
 def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:

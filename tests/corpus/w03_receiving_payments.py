@@ -230,6 +230,21 @@ async def claimed_in_an_executor(channel_manager: Any, inbound_payments: Any, ev
         channel_manager=channel_manager, inbound_payments=inbound_payments, event=event))
 
 
+def claims_then_asks_again_once() -> Any:
+    """Claims (or fails back) each payment, then returns ReplayEvent() (say, its log write failed); handed the event
+    again, it sees that it has answered it already, and returns nothing."""
+    answered: set[bytes] = set()
+
+    def arm(event: Any, **components: Any) -> Any:
+        if event.encode() in answered:
+            return None
+        answered.add(event.encode())
+        claimable(event=event, **components)
+        return ReplayEvent()
+
+    return compose({CLAIMABLE: arm})
+
+
 def claimed_by_one_worker_thread() -> Any:
     """One daemon thread, started with the first PaymentClaimable, claims each payment it takes from a queue (with the
     components it came with: each play of a check is another node), and idles on the queue in between (it never ends).
@@ -327,6 +342,9 @@ CASES = [
           why="pool.submit(claimable, channel_manager=..., ...): keyword arguments reach the function (once lost)"),
     right(EX, "claimed_in_an_executor", compose({CLAIMABLE: claimed_in_an_executor}),
           why="claims through loop.run_in_executor, awaited: judged by the payment it names (it once failed)"),
+    right(EX, "claims_then_asks_again_once", Fresh(claims_then_asks_again_once),
+          why="claims, returns ReplayEvent() once, and nothing when handed the event again: its claim, made in the "
+              "hand-over it asked for again, was once not counted ('it was never claimed')"),
     right(EX, "claimed_by_one_worker_thread", Fresh(claimed_by_one_worker_thread),
           why="a daemon thread idling on a queue.Queue claims each payment: woken by the handler's put, it is waited "
               "for again (under load its claims once raced the clock)"),
