@@ -74,6 +74,16 @@ def own_handler(name: str, author: str) -> str:
     return notebook(cells)
 
 
+def writes_from_a_thread(name: str, author: str) -> str:
+    """A learner's own workbook 3 whose PaymentClaimed arm hands its write to a thread it does not wait for."""
+    write = 'fs_store.write("", "", "inbound_payments", inbound_payments.encode())'
+    thread = ('__import__("threading").Thread(target=fs_store.write, args=("", "", "inbound_payments", '
+              'inbound_payments.encode())).start()')
+    workbook = own_handler(name, author)
+    assert json.dumps(write)[1:-1] in workbook
+    return workbook.replace(json.dumps(write)[1:-1], json.dumps(thread)[1:-1])
+
+
 def unfinished(*extra: str, before: str = "") -> str:
     """The shipped workbook 1 (its handler does nothing: it fails), with cells of the learner's own."""
     cells = cells_of(WB1, "exercises")
@@ -215,6 +225,7 @@ def build_class(root: Path, out: Path) -> list[Path]:
         "gina/07_background_processor.ipynb": own_handler("07_background_processor.ipynb", "gina"),
         "vera/02_funding_generation_ready.ipynb": own_handler("02_funding_generation_ready.ipynb", "vera"),
         "vera/03_receiving_payments.ipynb": own_handler("03_receiving_payments.ipynb", "vera"),
+        "wes/03_receiving_payments.ipynb": writes_from_a_thread("03_receiving_payments.ipynb", "wes"),
         "vera/06_on_chain.ipynb": own_handler("06_on_chain.ipynb", "vera"),
         # the handler and its check in one cell, and check( in a comment
         f"harriet/{WB1}": with_handler(good("too small, says harriet") + "\n# then: check(...)\n"
@@ -540,6 +551,16 @@ def test_a_handler_that_answers_on_another_thread_passes_on_every_run(graded, le
     for run in (1, 2):
         status, hint = row(graded, f"{learner}{run}")
         assert status == "passed", hint
+
+
+@pytest.mark.xfail(strict=True, reason="the check holds a thread's work until the handler has returned and its "
+                   "writes were read (recorder._after_the_step); the grader's learner process does not yet (a gate "
+                   "there made threaded right handlers fail under the fixture's load: not understood), so it passes")
+def test_a_write_left_to_a_thread_is_late_as_in_the_notebook(graded):
+    """Work handed to a thread acts once the handler has returned, in the grader's learner process as in the check."""
+    status, hint = row(graded, "wes", "03_receiving_payments.ipynb")
+    assert status == "failed" and "you wrote it only after your handler had returned" in hint, hint
+    assert row(graded, "vera", "03_receiving_payments.ipynb")[0] == "passed"
 
 
 def test_a_thread_may_sleep_where_the_handler_may_not(graded):

@@ -519,10 +519,13 @@ def stored_record(played: Played, handling: Handling, key: str, payment_key: Any
                    held_back(played))
     if data is None:
         writes = played.recorder.calls_for(handling, "fs_store.write")
-        written = sorted({c["key"] for c in writes if "key" in c.arguments})
+        written = sorted({c["key"] for c in writes if "key" in c.arguments and c.during})
+        late = not written and any(c.arguments.get("key") == key for c in writes)
         raise fail(played, handling.event, f"{key} persisted before your handler returned: fs_store.write(\"\", "
                    f"\"\", \"{key}\", {key}.encode())",
-                   f"nothing is stored under '{key}'" + (f"; you wrote under {written}" if written else ""),
+                   f"nothing is stored under '{key}'" + (f"; you wrote under {written}" if written else "")
+                   + ("; you wrote it only after your handler had returned (from a thread or task of yours)" if late
+                      else ""),
                    f"ldk-sample keeps these records under the key '{key}'. LDK forgets an event once your handler "
                    "returns, so write what it changed before you return.")
     return _decoded(played, handling.event, key, data).get(payment_key)

@@ -29,6 +29,8 @@ from .watch import (
     Counted,
     Stepped,
     TaskStep,
+    counted_here,
+    ends_with,
     learner_on_stack,
     no_sleeping,
     sleeping_allowed,
@@ -73,6 +75,15 @@ class Handling:
     held_by_sweeper: frozenset[Any] = frozenset()
     broadcasts: int = 0
     order: int = field(default_factory=lambda: next(_ORDER))  # when it began, among hand-overs and calls
+    #: Set while no step of your handler's code runs on it (it awaits, or returned and what it stored was read): work
+    #: it handed to another thread acts only then (``Recorder.recording``), so what it did by then is all its own.
+    paused: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def step_ended(self) -> None:
+        self.paused.set()
+
+    def step_began(self) -> None:
+        self.paused.clear()
 
 
 @dataclass
@@ -174,6 +185,7 @@ class Recorder:
                 raise LearnerExit(e) from e
             except BaseException as e:
                 self._finish(handling, e if isinstance(e, ReplayEvent) else None)  # raising ReplayEvent asks too
+                handling.step_ended()
                 raise
             finally:
                 _HANDLING.reset(token)
@@ -183,6 +195,7 @@ class Recorder:
             if inspect.isawaitable(result):
                 return self._awaited(handling, result)
             self._finish(handling, result)
+            handling.step_ended()
             return result
 
         return handle_ldk_events
@@ -196,12 +209,14 @@ class Recorder:
             raise LearnerExit(e) from e
         except BaseException as e:
             self._finish(handling, e if isinstance(e, ReplayEvent) else None)
+            handling.step_ended()
             raise
         finally:
             _HANDLING.reset(token)
             _RECORDING.reset(recording)
             CLOCK.reset(clock)
         self._finish(handling, result)
+        handling.step_ended()
         return result
 
     def _finish(self, handling: Handling, result: Any) -> None:
@@ -241,6 +256,7 @@ class Recorder:
                 return method(*args, **kwargs)  # Python's own TypeError, as the component would raise it
             if bound is not None:
                 bound.apply_defaults()
+            _after_the_step(_HANDLING.get())
             handling = _HANDLING.get()
             if handling is not None and handling.finished is None:
                 handling.calls += 1
@@ -419,6 +435,34 @@ class _Clock:
         return True
 
 
+def _after_the_step(handling: Optional[Handling]) -> None:
+    """Work your code handed to another thread (a thread or pool of yours, ``asyncio.to_thread``) acts on the node only
+    once the step of your handler that started it, or woke it, is over: when it awaits, or returned and the check read
+    what it had stored. A write your handler left to a thread lands after it returned on every run, however fast the
+    machine (LDK considers the event handled when the handler returns)."""
+    counted = counted_here()
+    if counted is not None and isinstance(counted.clock, _Clock):
+        handling = counted.clock.handling  # (a worker of yours works for the handling that woke it)
+    if handling is None or handling.paused.is_set() or handling.thread == threading.get_ident() or _in_a_loop():
+        return
+    if counted is None:
+        handling.paused.wait()
+        return
+    with counted.unbound():  # (the clock waits meanwhile: this work is still to do, now)
+        handling.paused.wait()
+
+
+def _in_a_loop() -> bool:
+    """Whether this thread runs an event loop (a task's step, on the loop, is never a thread's work)."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def _signature(method: Callable[..., Any]) -> Optional[inspect.Signature]:
     """``inspect.signature(method)``, or None if it has none. A method's is the same on every instance, and every
     call a handler makes asks for one: it is worked out once per function."""
@@ -517,7 +561,7 @@ def _submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any],
     except BaseException:  # (a pool shut down)
         counted.end()
         raise
-    future.add_done_callback(lambda _: counted.end())  # (after it woke what waits on the future: that counts on)
+    ends_with(future, counted)
     return future
 
 

@@ -70,6 +70,7 @@ class Stepped:
         if self._steps is None:
             self._handling.thread = threading.get_ident()
             self._handling.wall_started = time.monotonic()
+            self._handling.step_began()
             return None
         step = TaskStep(self._handling.event, time.monotonic(), threading.get_ident())
         self._steps.append(step)
@@ -91,6 +92,9 @@ class Stepped:
                     yielded = self._it.send(None) if throw is None else self._it.throw(throw)
                 except StopIteration as stop:
                     return stop.value
+                else:
+                    if step is None:
+                        self._handling.step_ended()  # (awaiting; once it returns, the recorder says when)
                 finally:
                     self._end(step)
             try:
@@ -301,14 +305,31 @@ class Counted:
             _job.counted = self
 
 
-def _counted_here() -> Optional[Counted]:
+def ends_with(future: concurrent.futures.Future[Any], counted: Counted) -> None:
+    """A pool's work counts until its future is done and has told everyone waiting on it: after every callback (an
+    ``asyncio.wrap_future``'s hands the result to a loop: the clock must not move before it has), and every thread
+    it woke (``notify`` counts them first)."""
+    invoke = future._invoke_callbacks  # type: ignore[attr-defined]  (what set_result and cancel call, at the end)
+
+    def invoke_then_end() -> None:
+        try:
+            invoke()
+        finally:
+            counted.end()
+
+    future._invoke_callbacks = invoke_then_end  # type: ignore[attr-defined]
+    if future.done():  # (done before this was in place: its callbacks have run)
+        counted.end()
+
+
+def counted_here() -> Optional[Counted]:
     counted = getattr(_job, "counted", None)
     return None if counted is None or counted.ended else counted
 
 
 def _clock_here() -> Optional[Clock]:
     """The clock the running code holds still, if any: a thread of yours while it counts, or your handler's code."""
-    counted = _counted_here()
+    counted = counted_here()
     if counted is not None:
         return counted.clock if counted.counting else None
     return CLOCK.get()
@@ -322,7 +343,7 @@ class _Waiters(collections.deque):  # type: ignore[type-arg]
         self.counted: dict[Any, Counted] = {}
 
     def append(self, waiter: Any) -> None:  # (by Condition.wait, in the waiting thread)
-        counted = _counted_here()
+        counted = counted_here()
         if counted is not None:
             self.counted[waiter] = counted
         super().append(waiter)
@@ -336,7 +357,7 @@ _condition_wait, _condition_notify = threading.Condition.wait, threading.Conditi
 
 
 def _wait(self: threading.Condition, timeout: Optional[float] = None) -> bool:
-    counted = _counted_here()
+    counted = counted_here()
     if counted is not None and timeout != 0:  # (the condition's lock is held: no notify comes between these)
         if not isinstance(self._waiters, _Waiters):  # type: ignore[attr-defined]
             self._waiters = _Waiters(self._waiters)  # type: ignore[attr-defined]

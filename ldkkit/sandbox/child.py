@@ -26,7 +26,15 @@ import types
 from collections.abc import Callable
 from typing import Any, Optional
 
-from ..exercises.watch import CLOCK, BlockingCall, Counted, no_sleeping, sleeping_allowed, yours
+from ..exercises.watch import (
+    CLOCK,
+    BlockingCall,
+    Counted,
+    ends_with,
+    no_sleeping,
+    sleeping_allowed,
+    yours,
+)
 from ..sim.runtime import DelegatingSelector
 from . import jail as jail_module
 from . import wire
@@ -401,7 +409,7 @@ def _count_threads(loop: VirtualLoop) -> None:
         except BaseException:  # (a pool shut down)
             counted.end()
             raise
-        future.add_done_callback(lambda _: counted.end())  # (after it woke what waits on the future)
+        ends_with(future, counted)
         return future
 
     threading.Thread.start = counting_start  # type: ignore[method-assign]

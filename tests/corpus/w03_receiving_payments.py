@@ -134,6 +134,26 @@ def _write_later(fs_store: Any, key: str, storage: Any) -> None:
     spawn(later())
 
 
+def _write_in_a_thread(fs_store: Any, key: str, storage: Any) -> None:
+    threading.Thread(target=_write, args=(fs_store, key, storage)).start()
+
+
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+
+
+def _write_in_a_pool(fs_store: Any, key: str, storage: Any) -> None:
+    _POOL.submit(_write, fs_store, key, storage)
+
+
+def claimed_awaiting_its_pool(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+    """An async arm: records the payment, then awaits its write, made in a pool of its own."""
+    async def arm() -> None:
+        _claimed(lambda *_: None)(inbound_payments=inbound_payments, fs_store=fs_store, event=event)
+        await asyncio.wrap_future(_POOL.submit(_write, fs_store, "inbound_payments", inbound_payments))
+
+    return arm()
+
+
 def claim_without_preimage(channel_manager: Any, event: Any, **_: Any) -> None:
     channel_manager.claim_funds(event.purpose.preimage())
 
@@ -383,6 +403,16 @@ CASES = [
           "nothing is stored under 'inbound_payments'", "inbound_payment'", why="writes under 'inbound_payment'"),
     wrong(EX, "never_writes", compose({CLAIMED: _claimed(_write, write=False)}), "fs_store.write",
           "before you return", why="updates memory, never persists"),
+    wrong(EX, "writes_from_a_thread", compose({CLAIMED: _claimed(_write_in_a_thread)}),
+          "you wrote it only after your handler had returned",
+          why="records the payment, then writes from a thread it starts and does not wait for: the write raced the "
+              "check's read (it passed, or failed, by the machine's speed)"),
+    wrong(EX, "writes_from_its_pool", compose({CLAIMED: _claimed(_write_in_a_pool)}),
+          "you wrote it only after your handler had returned",
+          why="records the payment, then hands the write to a pool of its own and returns"),
+    right(EX, "awaits_its_pool_writing", compose({CLAIMED: claimed_awaiting_its_pool}),
+          why="an async arm awaits the write it handed to a pool of its own (asyncio.wrap_future): written before "
+              "it returns"),
     wrong(EX, "writes_in_a_task_later", compose({CLAIMED: _claimed(_write_later)}), "before your handler returned",
           why="persists from a spawned task, after the handler returned"),
     wrong(EX, "status_as_string", compose({CLAIMED: _claimed(_write, status="Succeeded")}), "HTLCStatus",
