@@ -11,7 +11,7 @@ import dataclasses
 
 import pytest
 
-from ldkkit.events import Event
+from ldkkit.events import Event, PaymentFailureReason
 from ldkkit.exercises import ExerciseFailed, common, on_chain
 from ldkkit.exercises import recorder as recording
 from ldkkit.reference import handle_ldk_events as reference
@@ -881,6 +881,11 @@ W04_STRINGS = ["Expected: outbound_payments stored as outbound_payments.encode()
         W04_SCENARIO.format("PaymentFailed"), "Expected: outbound_payments[payment_id] HTLCStatus.Failed on disk",
         "Happened: on disk: PaymentInfo(preimage=None, secret=4444…4444, status=HTLCStatus.Succeeded, "
         "amt_msat=10,000,000 msat)", W04_EXACTLY]),
+    ("fails_only_rejected_payments", [
+        W04_SCENARIO.format("PaymentFailed"), "Expected: outbound_payments[payment_id] HTLCStatus.Failed on disk",
+        "Happened: no entry for this payment_id on disk",
+        "Hint: PaymentFailed ends the payment whatever its reason (here RouteNotFound): LDK tries it no more, and no "
+        "other event about it will come: mark it Failed and write outbound_payments before you return."]),
 ])
 def test_workbook_4_says_exactly_what_went_wrong(case, lines):
     assert _read(_corpus(case, W04), W04) == lines
@@ -892,9 +897,9 @@ def test_workbook_4_tells_a_passing_handler_what_it_verified():
     assert _read(compose(), W04) == [
         "✅ sending_payments: all 4 checks passed",
         "  PaymentSent: Succeeded on disk, with the preimage, secret and amount  4 payments",
-        "  PaymentFailed: Failed on disk, secret and amount kept                 3 payments",
+        "  PaymentFailed: Failed on disk, secret and amount kept                 4 payments",
         "  PaymentFailed after success: still Succeeded                          1 payment",
-        "  PaymentPathFailed: the payment not marked failed (LDK retries)        6 path failures"]
+        "  PaymentPathFailed: the payment not marked failed (LDK retries)        7 path failures"]
 
 
 # --- workbook 5: the words a learner reads, exactly -------------------------------------------------------
@@ -1017,7 +1022,8 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_
     to dave), one that succeeds (100,000 sat to bob), one refused (10,000 sat, a hash bob never issued); then two
     at a time twice (dave answers two seconds after a payment reaches him, bob sooner): one to dave refused (a
     hash he never issued) while 20,000 sat to bob succeed, and 30,000 sat to dave while one to bob is refused; and
-    the paid invoice paid again, refused after its success."""
+    the paid invoice paid again, refused after its success; last, 40,000 sat to erin, whom only bob reaches and
+    cannot forward to: LDK finds no other path, and gives up (RouteNotFound)."""
     from ldkkit.exercises import sending_payments
 
     session = common.Session(W04, reference)
@@ -1026,8 +1032,8 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_
     finally:
         session.close()
     seen = [(type(e).__name__, e.payment_id) for e in played.events() if getattr(e, "payment_id", None) is not None]
-    retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly, refused_meanwhile = dict.fromkeys(
-        p for _, p in seen)
+    retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly, refused_meanwhile, no_route = (
+        dict.fromkeys(p for _, p in seen))
     assert seen == [("PaymentPathFailed", retried), ("PaymentSent", retried), ("PaymentPathSuccessful", retried),
                     ("PaymentSent", paid), ("PaymentPathSuccessful", paid),
                     ("PaymentPathFailed", refused), ("PaymentFailed", refused),
@@ -1037,11 +1043,15 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_
                     ("PaymentPathFailed", refused_meanwhile), ("PaymentFailed", refused_meanwhile),
                     ("PaymentSent", paid_slowly), ("PaymentPathSuccessful", paid_slowly),
                     ("PaymentPathFailed", refused_slowly), ("PaymentFailed", refused_slowly),
-                    ("PaymentPathFailed", paid), ("PaymentFailed", paid)]
+                    ("PaymentPathFailed", paid), ("PaymentFailed", paid),
+                    ("PaymentPathFailed", no_route), ("PaymentFailed", no_route)]
     sent = played.stage.sent
     assert [sent[p].amt_msat for p in (retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly,
-                                       refused_meanwhile)] == [50_000_000, 100_000_000, 10_000_000, 20_000_000,
-                                                               10_000_000, 30_000_000, 10_000_000]
+                                       refused_meanwhile, no_route)] == [50_000_000, 100_000_000, 10_000_000,
+                                                                         20_000_000, 10_000_000, 30_000_000,
+                                                                         10_000_000, 40_000_000]
+    reasons = [e.reason for e in played.events(Event.PaymentFailed)]
+    assert reasons == [PaymentFailureReason.RecipientRejected] * 4 + [PaymentFailureReason.RouteNotFound]
 
 
 def test_workbook_4_judges_a_replayed_event_when_it_comes_again():

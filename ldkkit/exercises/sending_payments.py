@@ -19,7 +19,7 @@ from typing import Any
 from .. import scenarios
 from ..bitcoin import Network
 from ..errors import RetryableSendFailure
-from ..events import Event
+from ..events import Event, PaymentFailureReason
 from ..invoice import Bolt11Invoice
 from ..ln.bolt11_payment import payment_parameters_from_invoice
 from ..ln.outbound_payment import Retry
@@ -47,6 +47,11 @@ def story(stage: Stage) -> None:
     stage.pay(stage.me, stage.invoice(dave, 30_000_000), settle_s=0)
     pay_fake(stage, bob, b"\x66", settle_s=DAVE_S + 1)
     pay_again(stage, invoice)
+    # A payment LDK gives up on for a reason of its own: erin is reached only through bob, who cannot forward to her
+    # (she funded their channel), so once that path fails no other is left (PaymentFailed, reason RouteNotFound).
+    erin = stage.peer("erin", connect=False)
+    stage.open(erin, bob, 1_000_000)
+    stage.pay(stage.me, stage.invoice(erin, 40_000_000))
 
 
 #: How long dave waits before he processes a payment that reaches him (seconds).
@@ -184,6 +189,18 @@ def _expected(played: Played, payment_id: Any) -> Any:
     return played.stage.sent.get(payment_id)
 
 
+def _ends_for_another_reason(event: Any) -> bool:
+    """A PaymentFailed whose reason is not the recipient's refusal (LDK 0.1: RetriesExhausted, RouteNotFound, ...)."""
+    reason = getattr(event, "reason", None)
+    return isinstance(event, Event.PaymentFailed) and reason is not PaymentFailureReason.RecipientRejected
+
+
+def _whatever_the_reason(event: Any) -> str:
+    reason = event.reason.value if event.reason is not None else "none given"
+    return (f"PaymentFailed ends the payment whatever its reason (here {reason}): LDK tries it no more, and no "
+            "other event about it will come: ")
+
+
 def _judge(played: Played, handling: Handling, payment_id: Any, status: HTLCStatus, preimage: Any,
            after_success: bool = False) -> None:
     event = handling.event
@@ -198,13 +215,16 @@ def _judge(played: Played, handling: Handling, payment_id: Any, status: HTLCStat
                     for c in played.recorder.calls_for(handling, "fs_store.write"))
         raise fail(played, event, expected, "no entry for this payment_id on disk",
                    "update the entry sendpayment made (look it up by the event's payment_id); never remove it."
-                   if wrote else "you did not write outbound_payments while handling this event: LDK forgets an "
-                   "event once your handler returns, so call fs_store.write(\"\", \"\", \"outbound_payments\", "
-                   "outbound_payments.encode()) before you return.")
+                   if wrote else _whatever_the_reason(event) + "mark it Failed and write outbound_payments before "
+                   "you return." if _ends_for_another_reason(event) else "you did not write outbound_payments while "
+                   "handling this event: LDK forgets an event once your handler returns, so call fs_store.write(\"\", "
+                   "\"\", \"outbound_payments\", outbound_payments.encode()) before you return.")
     if record.status is not status:
         hint = ("a PaymentFailed after a PaymentSent changes nothing: the payment succeeded, and the preimage "
                 "proves it. Only mark it Failed if it has not succeeded." if after_success else
                 "the event says how the payment ended: record exactly that.")
+        if record.status is HTLCStatus.Pending and _ends_for_another_reason(event):
+            hint = _whatever_the_reason(event) + "mark it Failed, as for any other reason."
         raise fail(played, event, expected, f"on disk: {record!r}", hint)
     if preimage is not None and record.preimage != preimage:
         raise fail(played, event, expected, f"on disk: {record!r}",

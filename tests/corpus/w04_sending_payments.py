@@ -238,11 +238,10 @@ CASES = [
           why="amt_msat += fee_paid_msat on PaymentSent: it was told 'replacing it with a new PaymentInfo', though "
               "it replaced nothing"),
     wrong(EX, "fails_only_rejected_payments", compose({FAILED: failed_only_when_rejected}), "HTLCStatus.Failed",
+          "whatever its reason", "RouteNotFound",
           why="PaymentFailed marks Failed only if reason is RecipientRejected (RetriesExhausted, RouteNotFound, "
-              "PaymentExpired left Pending for ever)",
-          xfail="passes: every PaymentFailed in the story is RecipientRejected. The story needs a payment LDK gives "
-                "up on (RetriesExhausted or RouteNotFound); that changes the check's '3 payments' row, stored in "
-                "the notebooks' outputs"),
+              "PaymentExpired left Pending for ever): it once passed, every PaymentFailed of the story being "
+              "RecipientRejected"),
     wrong(EX, "never_returns_from_payment_sent", compose({Event.PaymentSent: sent_then_waits_forever}),
           "still waiting", "one at a time",
           why="records PaymentSent, then awaits something that never comes: once told 'nothing is stored'"),
