@@ -939,6 +939,19 @@ W05_AT_ONCE = ["Expected: a wait of 100 to 500 ms first", "Happened: it was call
                         "Happened: it was never called (not even 15 minutes later)",
                         "Hint: without it, HTLCs wait forever: nothing is forwarded or claimed. Spawn a task that "
                         "sleeps, then calls it."]),
+    ("draws_the_bytes_and_ignores_them", [
+        W05_SCENARIO, "Expected: the delay computed from the random bytes drawn for the event: the same bytes, the "
+        "same delay", "Happened: two events given the same random bytes waited 300 ms, then 110 ms",
+        "Hint: the delay must come from the bytes keys_manager.get_secure_random_bytes() gave you for this event, and "
+        "from nothing else (a counter, a list of delays, the clock, an unseeded random): fraction = "
+        "int.from_bytes(random[:4], 'big') / 2**32, then wait time_forwardable × (1 + 4 × fraction). A delay an "
+        "observer can predict tells them where the HTLC came from."]),
+    ("cycles_through_multiples_without_drawing", [
+        W05_SCENARIO, "Expected: the random delay taken from keys_manager.get_secure_random_bytes()",
+        "Happened: your code never called it while handling a PendingHTLCsForwardable",
+        "Hint: draw the randomness for each delay from keys_manager.get_secure_random_bytes(), the node's secure "
+        "source: fraction = int.from_bytes(random[:4], 'big') / 2**32, then wait time_forwardable × (1 + 4 × "
+        "fraction). A delay an observer can predict tells them where the HTLC came from."]),
 ])
 def test_workbook_5_says_exactly_what_went_wrong(case, lines):
     assert _read(_corpus(case, W05), W05) == lines
@@ -1525,13 +1538,14 @@ def test_workbook_5_story_forwards_ten_payments_from_alice_to_carol_with_the_ext
     50,000 and 70,000 sats two seconds apart; then 20,000, 30,000, 10,000 and 25,000 sats 0.35 s apart (two arrive
     while one waits: LDK gives one PendingHTLCsForwardable for both); then 15,000 sats, and 5,000 sats arriving
     0.05 s before carol (who forwards 0.3 s after she is told) claims the 15,000. The first two delays your handler
-    draws are the extremes, all zeros and all ones."""
+    draws are the extremes, all zeros and all ones; then bytes given again, the same bytes for the same delay, one
+    of them long enough for the fourth overlapping payment to arrive while the third waits."""
     from ldkkit.exercises import forwarding
 
     session = common.Session(W05, reference)
     try:
         played = session.play(W05, forwarding.story, draws_for=(Event.PendingHTLCsForwardable,
-                                                                forwarding.EXTREME_DRAWS))
+                                                                forwarding.PLANNED_DRAWS))
     finally:
         session.close()
     assert list(played.stage.peers) == ["alice", "carol"]
@@ -1547,6 +1561,7 @@ def test_workbook_5_story_forwards_ten_payments_from_alice_to_carol_with_the_ext
     delays = [c.at - h.started for h in played.handled(Event.PendingHTLCsForwardable)
               for c in played.recorder.calls_for(h, "channel_manager.process_pending_htlc_forwards")]
     assert len(delays) == 9 and delays[0] == pytest.approx(0.1, abs=1e-5) and delays[1] == pytest.approx(0.5)
+    assert delays[3] == delays[4] == delays[5] == delays[7] and delays[2] == delays[8] and delays[6] > 0.35
     # The last payment arrived 0.05 s before carol's claim of the one before came back.
     claims = [at for at, src, _dst, kind in played.world.message_log if src == "carol" and kind == "UpdateFulfillHTLC"]
     last = played.handled(Event.PendingHTLCsForwardable)[-1].started

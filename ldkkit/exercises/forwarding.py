@@ -5,6 +5,8 @@ Rules, judged on the simulation's clock (never on wall time):
 - after a random delay in ``[time_forwardable, 5 × time_forwardable)``, as LDK asks: the delays
   differ from event to event, spread over the range (at least ``time_forwardable`` between the shortest
   and the longest), and the extremes of the random bytes stay in range;
+- the delay comes from ``keys_manager.get_secure_random_bytes()``: drawn for the events, the same bytes given
+  twice give the same delay;
 - the wait happens in a spawned task: the handler itself returns at once, and never blocks the
   node with ``time.sleep``;
 - no HTLC goes on sooner than ``time_forwardable`` after the ``PendingHTLCsForwardable`` before it, when
@@ -14,6 +16,7 @@ Rules, judged on the simulation's clock (never on wall time):
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 
 from .. import scenarios
@@ -28,6 +31,11 @@ OVERLAPPING_MSAT, OVERLAP_S = (20_000_000, 30_000_000, 10_000_000, 25_000_000), 
 RACING_MSAT, CAROL_S, EARLY_S = (15_000_000, 5_000_000), 0.3, 0.05
 #: The random bytes your handler is given for its delays: the extremes first, so the range shows.
 EXTREME_DRAWS = (b"\x00" * 32, b"\xff" * 32)
+#: Then bytes that look random, given again in no pattern a counter could follow: the same bytes must give the same
+#: delay, or the delay does not come from them. (Read as ldk-sample would, they wait about 190, 400 and 480 ms: the
+#: 480 ms one makes the fourth overlapping payment arrive while the third waits.) The world's own bytes follow.
+_LOW, _MID, _HIGH = (hashlib.sha256(b"ldkkit forwarding %d" % i).digest() for i in (4, 5, 7))
+PLANNED_DRAWS = EXTREME_DRAWS + (_MID, _LOW, _LOW, _LOW, _HIGH, _LOW, _MID, _HIGH, _MID, _LOW)
 #: How far a measured delay may be off the range (the clock counts microseconds).
 SLACK_S = 0.001
 
@@ -61,7 +69,7 @@ def _until_sent_on(stage: Stage, limit_s: float = 1.0, step_s: float = 0.01) -> 
 
 
 def rules(session: Session, result: CheckResult) -> None:
-    played = session.play("forwarding", story, draws_for=(Event.PendingHTLCsForwardable, EXTREME_DRAWS))
+    played = session.play("forwarding", story, draws_for=(Event.PendingHTLCsForwardable, PLANNED_DRAWS))
     delays = judge_forwards(played)
     judge_forward_times(played)
     forwarded = played.events(Event.PaymentForwarded)
@@ -77,11 +85,12 @@ def rules(session: Session, result: CheckResult) -> None:
 
 
 def judge_forwards(played: Played) -> list[float]:
-    delays = []
+    delays, judged = [], []
     for handling in played.handled(Event.PendingHTLCsForwardable):
         delay = _judge_one(played, handling)
         if delay is not None:
             delays.append(delay)
+            judged.append((handling, delay))
     if len(delays) >= 3 and max(delays) - min(delays) < SLACK_S:
         raise fail(played, played.events(Event.PendingHTLCsForwardable)[-1], "a different random delay each time",
                    f"always {delays[0] * 1000:.0f} ms",
@@ -95,7 +104,35 @@ def judge_forwards(played: Played) -> list[float]:
                    f"all of them between {min(delays) * 1000:,.0f} and {max(delays) * 1000:,.0f} ms",
                    "the random fraction must cover [0, 1): divide the number you read by 2 to the power of its bits "
                    "(int.from_bytes(random[:4], 'big') / 2**32), then wait time_forwardable × (1 + 4 × fraction).")
+    _judge_from_the_bytes(played, judged)
     return delays
+
+
+def _judge_from_the_bytes(played: Played, judged: list[tuple[Handling, float]]) -> None:
+    """Two events whose handling drew the same random bytes waited the same delay: it comes from those bytes."""
+    first: dict[tuple[bytes, ...], tuple[Handling, float]] = {}
+    draws = {id(h): tuple(c.returned for c in played.recorder.calls_for(h, "keys_manager.get_secure_random_bytes"))
+             for h in played.handled(Event.PendingHTLCsForwardable)}
+    if judged and not any(draws.values()):
+        raise fail(played, judged[-1][0].event, "the random delay taken from keys_manager.get_secure_random_bytes()",
+                   "your code never called it while handling a PendingHTLCsForwardable",
+                   "draw the randomness for each delay from keys_manager.get_secure_random_bytes(), the node's "
+                   "secure source: fraction = int.from_bytes(random[:4], 'big') / 2**32, then wait "
+                   "time_forwardable × (1 + 4 × fraction). A delay an observer can predict tells them where the HTLC "
+                   "came from.")
+    for handling, delay in judged:
+        drawn = draws[id(handling)]
+        if not drawn:
+            continue  # (no bytes drawn for this event, as when a generator seeded once from them gives the delays)
+        earlier, earlier_delay = first.setdefault(drawn, (handling, delay))
+        if abs(delay - earlier_delay) > SLACK_S:
+            raise fail(played, handling.event, "the delay computed from the random bytes drawn for the event: the "
+                       "same bytes, the same delay", f"two events given the same random bytes waited "
+                       f"{earlier_delay * 1000:,.0f} ms, then {delay * 1000:,.0f} ms",
+                       "the delay must come from the bytes keys_manager.get_secure_random_bytes() gave you for this "
+                       "event, and from nothing else (a counter, a list of delays, the clock, an unseeded random): "
+                       "fraction = int.from_bytes(random[:4], 'big') / 2**32, then wait time_forwardable × "
+                       "(1 + 4 × fraction). A delay an observer can predict tells them where the HTLC came from.")
 
 
 def judge_forward_times(played: Played) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
 import threading
 import time
 from typing import Any
@@ -60,7 +62,37 @@ def ensure_future_timedelta(channel_manager: Any, keys_manager: Any, event: Any,
 
 CASES_RIGHT_PLAIN = compose({FWD: forward_after(lambda t, k: t + 4 * t * _fraction(k, 8))}, plain=True)
 
+
+def seeded_random(t: float, keys_manager: Any) -> float:
+    """Python's random, seeded from the bytes drawn for this event."""
+    return random.Random(keys_manager.get_secure_random_bytes()).uniform(t, 5 * t)
+
+
+def seeded_once() -> Any:
+    """Python's random, seeded once from the bytes drawn for the first event; the later delays come from it."""
+    generator: list[random.Random] = []
+
+    def delay(t: float, keys_manager: Any) -> float:
+        if not generator:
+            generator.append(random.Random(keys_manager.get_secure_random_bytes()))
+        return generator[0].uniform(t, 5 * t)
+
+    return compose({FWD: forward_after(delay)})
+
 # --- WRONG ------------------------------------------------------------------------------------------------
+
+
+def cycles_through_multiples(*, draws: bool) -> Any:
+    """Delays from a fixed list of multiples of time_forwardable, in turn, all in [t, 5t); the random bytes drawn
+    (when ``draws``) and ignored."""
+    multiples = itertools.cycle((1.5, 4.9, 2, 3, 1.1))
+
+    def delay(t: float, keys_manager: Any) -> float:
+        if draws:
+            keys_manager.get_secure_random_bytes()
+        return t * next(multiples)
+
+    return compose({FWD: forward_after(delay)})
 
 
 def task_waits_on_an_event(channel_manager: Any, event: Any, **_: Any) -> None:
@@ -174,12 +206,23 @@ CASES = [
           why="timedelta arithmetic, byte / 255, asyncio.ensure_future"),
     right(EX, "plain_def_eight_byte_fraction", CASES_RIGHT_PLAIN,
           why="plain def handler spawning on the running loop; an 8-byte fraction"),
+    right(EX, "random_seeded_from_the_bytes", compose({FWD: forward_after(seeded_random)}),
+          why="random.Random(keys_manager.get_secure_random_bytes()).uniform(t, 5t) for each event"),
+    right(EX, "random_seeded_once_from_the_bytes", Fresh(seeded_once),
+          why="one random.Random seeded from the first event's bytes gives every delay"),
     right(EX, "replays_each_payment_forwarded_once",
           Fresh(lambda: compose({Event.PaymentForwarded: replays_each_forward_once()})),
           why="returns ReplayEvent() the first time it sees each PaymentForwarded: ten forwards, not twenty"),
 
     wrong(EX, "fixed_delay", compose({FWD: forward_after(lambda t, k: 2 * t)}), "different random delay",
           "fixed delay", why="always 2 × time_forwardable"),
+    wrong(EX, "draws_the_bytes_and_ignores_them", Fresh(lambda: cycles_through_multiples(draws=True)),
+          "the same bytes, the same delay", "must come from the bytes",
+          why="draws the random bytes, then waits 1.5, 4.9, 2, 3, 1.1 × time_forwardable in turn: it passed, the "
+              "extremes only showing that the delays stay in range"),
+    wrong(EX, "cycles_through_multiples_without_drawing", Fresh(lambda: cycles_through_multiples(draws=False)),
+          "keys_manager.get_secure_random_bytes()", "never called it",
+          why="waits 1.5, 4.9, 2, 3, 1.1 × time_forwardable in turn, drawing no random bytes"),
     wrong(EX, "range_from_zero", compose({FWD: forward_after(lambda t, k: 5 * t * _fraction(k))}),
           "a delay between 100 and 500 ms", "1 + 4", why="[0, 5t)"),
     wrong(EX, "range_to_six", compose({FWD: forward_after(lambda t, k: t * (1 + 5 * _fraction(k)))}),
