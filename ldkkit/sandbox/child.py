@@ -30,6 +30,7 @@ from ..exercises.watch import (
     CLOCK,
     BlockingCall,
     Counted,
+    counted_here,
     ends_with,
     no_sleeping,
     sleeping_allowed,
@@ -175,6 +176,50 @@ class VirtualLoop(asyncio.SelectorEventLoop):
 _ORIGIN: contextvars.ContextVar[int] = contextvars.ContextVar("ldkkit_origin", default=0)
 
 
+class _Gate:
+    """As in the check (``recorder._after_the_step``): work the learner's code handed to a thread of its own acts on the
+    node only once the handler's step that started or woke it is over: the handler awaits, or it returned and the
+    grader has heard so (and read what it stored). Held here, that work does not count: the grader is told to come back
+    at once, at the same moment (``held``: it steps the learner's loop as a job of the world's)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = True
+        self._held: list[tuple[Counted, threading.Event]] = []
+
+    def close(self) -> None:
+        with self._lock:
+            self._open = False
+
+    def open(self) -> None:
+        with self._lock:
+            self._open = True
+            held, self._held = self._held, []
+        for counted, released in held:
+            counted.up()
+            released.set()  # (its own: a gate closed again meanwhile, by the next event, does not hold it back)
+
+    def holds(self) -> bool:
+        with self._lock:
+            return bool(self._held)
+
+    def wait(self) -> None:
+        counted = counted_here()
+        if counted is None:
+            return
+        released = threading.Event()
+        with self._lock:
+            if self._open:
+                return
+            self._held.append((counted, released))  # (first: its job ends with down(), then the loop asks what is held)
+        counted.down()
+        with counted.unbound():
+            released.wait()
+
+
+_GATE = _Gate()
+
+
 class Remote:
     """A component in the grader's process: attribute access builds a path, a call sends it."""
 
@@ -193,6 +238,7 @@ class Remote:
         raise AttributeError(f"{'.'.join(self._path)} cannot be changed from a handler")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        _GATE.wait()
         return self._channel.call(self._path, args, kwargs)
 
     def __repr__(self) -> str:
@@ -328,17 +374,22 @@ class _Watched:
     there is refused, and one the learner's code caught is raised again as the step returns, as in the check. Only
     this thread (the loop's) is watched: the learner's other threads may sleep and wait, as they may in the check."""
 
-    def __init__(self, coro: Any) -> None:
+    def __init__(self, coro: Any, gate: Optional[_Gate] = None) -> None:
         self._it = coro.__await__()
+        self._gate = gate  # (the handler's own steps: work it hands to its threads waits for them to end)
 
     def __await__(self) -> Any:
         throw: Optional[BaseException] = None
         while True:
+            if self._gate is not None:
+                self._gate.close()
             with no_sleeping():
                 try:
                     yielded = self._it.send(None) if throw is None else self._it.throw(throw)
                 except StopIteration as stop:
                     return stop.value
+            if self._gate is not None:
+                self._gate.open()  # (it awaits: its threads' work may go on)
             try:
                 yield yielded
                 throw = None
@@ -346,8 +397,8 @@ class _Watched:
                 throw = e
 
 
-async def _watched(coro: Any) -> Any:
-    return await _Watched(coro)
+async def _watched(coro: Any, gate: Optional[_Gate] = None) -> Any:
+    return await _Watched(coro, gate)
 
 
 # --- threads the learner's code starts while an event is handled --------------------------------------------
@@ -543,7 +594,8 @@ class Learner:
         seq = message.get("seq")
         context.run(_ORIGIN.set, seq if type(seq) is int else 0)
         context.run(CLOCK.set, self.clock)
-        self.current = asyncio.Task(_watched(run()), loop=self.loop, context=context)  # (not a task it spawned)
+        _GATE.close()
+        self.current = asyncio.Task(_watched(run(), _GATE), loop=self.loop, context=context)  # (not a task it spawned)
         self.current.add_done_callback(lambda _: self.loop.stop())
 
     def state(self) -> dict[str, Any]:
@@ -598,8 +650,12 @@ class Learner:
                 self.start_event(handler, message)
             if op in ("event", "step", "reset"):
                 self.loop.settle(int(message["now_us"]))  # (idle only once no job runs: the grader's time waits)
-                self.channel.send({"op": "idle", "handler": self.state(), "next_us": self.loop.next_us(),
+                state = self.state()
+                held = state["state"] != "pending" and _GATE.holds()  # (work held until the grader heard: it steps)
+                self.channel.send({"op": "idle", "handler": state, "next_us": self.loop.next_us(), "held": held,
                                    **self._blocked()})
+                if state["state"] != "pending":
+                    _GATE.open()
             elif op == "stop":
                 return
 
