@@ -17,7 +17,7 @@ from ..events import Event
 from ..persist import CHANNEL_MANAGER_PERSISTENCE_KEY
 from ..scenarios import Stage
 from . import receiving_payments, sending_payments
-from .common import CheckResult, Handling, Played, Session, fail
+from .common import CheckResult, Handling, Played, Session, fail, held_back
 
 FORMS = ("thread", "async")
 
@@ -96,6 +96,10 @@ def _judge_not_swallowed(played: Played, handling: Handling) -> None:
     keys = [w.arguments.get("key") for w in writes]
     lost = [w for at, w in enumerate(writes) if w.error is not None
             and not any(later.error is None for later in writes[at + 1:] if later.arguments.get("key") == keys[at])]
+    if lost and handling.finished is None:  # (it never returned: nothing it returned can be judged)
+        raise fail(played, handling.event, f"{keys[writes.index(lost[0])]} persisted before your handler returned",
+                   "your handler had not returned from this event when the story ended: it was still waiting",
+                   held_back(played))
     if lost and handling.result is None:
         raise fail(played, handling.event, "ReplayEvent() returned when the write failed, so LDK hands the event over "
                    "again", f"writing {keys[writes.index(lost[0])]} raised {type(lost[0].error).__name__} and your "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
@@ -213,6 +214,14 @@ def adds_when_handed_again(inbound_payments: Any, fs_store: Any, event: Any, **_
     return None
 
 
+async def claimed_then_waits_forever(inbound_payments: Any, fs_store: Any, event: Any, **kw: Any) -> Any:
+    """Writes the record (a failed write answered with ReplayEvent), then awaits an asyncio.Event nobody sets "until
+    the disk has settled": it never returns from PaymentClaimed."""
+    answer = good_claimed(inbound_payments=inbound_payments, fs_store=fs_store, event=event)
+    await asyncio.Event().wait()
+    return answer
+
+
 def remembers_what_it_wrote() -> Any:
     """Each payment event's record written once: one handed over again after its write succeeded is skipped (a set
     of what was written, kept by the handler). Right, and idempotent; it needs the check's plays not to repeat one
@@ -297,6 +306,10 @@ CASES = [
           why="writes the old state, then updates memory"),
     wrong(EX, "always_replays_claimed", compose({CLAIMED: always_replay}), "ReplayEvent",
           why="returns ReplayEvent() even after a successful write: the event never leaves LDK's queue"),
+    wrong(EX, "never_returns_after_a_failed_write", compose({CLAIMED: claimed_then_waits_forever}),
+          "never returned from PaymentClaimed", "still waiting",
+          why="catches the failed write and keeps ReplayEvent(), then awaits for ever: it was told it 'returned as if "
+              "all was well' and to return ReplayEvent(), which it had not failed to do"),
     wrong(EX, "plain_def_spawning_forwards", _plain_with(ALL_REPLAY), "async def",
           why="a plain def handler whose forwarding arm spawns on the running loop: under "
               "BackgroundProcessor.start there is none"),
