@@ -92,7 +92,8 @@ def judge_replays(played: Played) -> None:
 
 def _judge_not_swallowed(played: Played, handling: Handling) -> None:
     """A write that raised, of a key no later write of this hand-over wrote, and None returned: swallowed."""
-    writes = played.recorder.calls_for(handling, "fs_store.write")
+    # (only the writes made before it returned: a task's retry later is no write before LDK forgets the event)
+    writes = [w for w in played.recorder.calls_for(handling, "fs_store.write") if w.during]
     keys = [w.arguments.get("key") for w in writes]
     lost = [w for at, w in enumerate(writes) if w.error is not None
             and not any(later.error is None for later in writes[at + 1:] if later.arguments.get("key") == keys[at])]

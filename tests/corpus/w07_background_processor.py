@@ -12,7 +12,7 @@ from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 
 from . import Fresh, right, wrong
 from .arms import claimed as good_claimed
-from .arms import compose, failed, sent
+from .arms import compose, failed, sent, spawn
 from .w03_receiving_payments import claimed_retry_in_place
 
 EX = "background_processor"
@@ -222,6 +222,24 @@ async def claimed_then_waits_forever(inbound_payments: Any, fs_store: Any, event
     return answer
 
 
+def retries_from_a_task_later(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """On a failed write, returns None at once and retries the write from a task, once a second, until it works."""
+    _update_inbound(inbound_payments, event)
+    try:
+        fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+    except OSError:
+        async def retry() -> None:
+            for _ in range(10):
+                await asyncio.sleep(1)
+                try:
+                    fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+                    return
+                except OSError:
+                    pass
+
+        spawn(retry())
+
+
 def remembers_what_it_wrote() -> Any:
     """Each payment event's record written once: one handed over again after its write succeeded is skipped (a set
     of what was written, kept by the handler). Right, and idempotent; it needs the check's plays not to repeat one
@@ -310,6 +328,11 @@ CASES = [
           "never returned from PaymentClaimed", "still waiting",
           why="catches the failed write and keeps ReplayEvent(), then awaits for ever: it was told it 'returned as if "
               "all was well' and to return ReplayEvent(), which it had not failed to do"),
+    wrong(EX, "retries_from_a_task_later", compose({CLAIMED: retries_from_a_task_later}), "raised OSError",
+          "returned as if all was well",
+          why="returns None on a failed write, a task retrying it a second later: it was told \"nothing is stored "
+              "under 'inbound_payments'; you wrote under ['inbound_payments']\" (the task's later write counted as "
+              "the hand-over's own)"),
     wrong(EX, "plain_def_spawning_forwards", _plain_with(ALL_REPLAY), "async def",
           why="a plain def handler whose forwarding arm spawns on the running loop: under "
               "BackgroundProcessor.start there is none"),
