@@ -358,7 +358,10 @@ _condition_wait, _condition_notify = threading.Condition.wait, threading.Conditi
 
 def _wait(self: threading.Condition, timeout: Optional[float] = None) -> bool:
     counted = counted_here()
-    if counted is not None and timeout != 0:  # (the condition's lock is held: no notify comes between these)
+    # Only a wait your code makes (Queue.get, Future.result, Event.wait...) is a wait for another thread of yours: a
+    # library's own (Thread.start waits for the thread to run) is work, and whoever ends it may not count.
+    if counted is not None and timeout != 0 and _called_by_you(sys._getframe()) is not None:
+        # (the condition's lock is held: no notify comes between these)
         if not isinstance(self._waiters, _Waiters):  # type: ignore[attr-defined]
             self._waiters = _Waiters(self._waiters)  # type: ignore[attr-defined]
         counted.down()

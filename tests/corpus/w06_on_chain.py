@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import queue
+import threading
 from typing import Any
 
 from ldkkit.bitcoin import ScriptBuf, Transaction, TxOut
@@ -190,7 +193,79 @@ def not_static(outputs: Any) -> list[Any]:
     return [o for o in outputs if not isinstance(o, SpendableOutputDescriptor.StaticOutput)]
 
 
+def handed_over_by_a_worker_thread() -> Any:
+    """One worker thread of its own, started with the first SpendableOutputs, takes each hand-over from a queue.Queue;
+    the handler awaits its answer (an asyncio future set with call_soon_threadsafe) before returning."""
+    work: queue.Queue[Any] = queue.Queue()
+    started: list[bool] = []
+
+    def worker() -> None:
+        while True:
+            sweeper, outputs, channel_id, loop, done = work.get()
+            sweeper.track_spendable_outputs(outputs, channel_id)
+            loop.call_soon_threadsafe(done.set_result, None)
+
+    async def arm(output_sweeper: Any, event: Any, **_: Any) -> None:
+        if not started:
+            started.append(True)
+            threading.Thread(target=worker, daemon=True).start()
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        work.put((output_sweeper, list(event.outputs), event.channel_id, loop, done))
+        await done
+
+    return compose({SPEND: arm})
+
+
+def handed_over_by_a_thread_after_its_pool() -> Any:
+    """A thread of its own per event waits for a pool of its own (its first submit starts the pool's thread), then
+    hands over and tells the handler, which awaits that."""
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+
+    async def arm(output_sweeper: Any, event: Any, **_: Any) -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def run() -> None:
+            pool.submit(lambda: None).result()
+            output_sweeper.track_spendable_outputs(list(event.outputs), event.channel_id)
+            loop.call_soon_threadsafe(done.set_result, None)
+
+        threading.Thread(target=run, daemon=True).start()
+        await done
+
+    return compose({SPEND: arm})
+
+
+def handed_over_by_a_worker_later() -> Any:
+    """A worker thread woken from its queue.Queue hands over; the handler returns at once, without waiting."""
+    work: queue.Queue[Any] = queue.Queue()
+    started: list[bool] = []
+
+    def worker() -> None:
+        while True:
+            sweeper, outputs, channel_id = work.get()
+            sweeper.track_spendable_outputs(outputs, channel_id)
+
+    def arm(output_sweeper: Any, event: Any, **_: Any) -> None:
+        if not started:
+            started.append(True)
+            threading.Thread(target=worker, daemon=True).start()
+        work.put((output_sweeper, list(event.outputs), event.channel_id))
+
+    return compose({SPEND: arm})
+
+
 CASES = [
+    right(EX, "handed_over_by_a_worker_thread", Fresh(handed_over_by_a_worker_thread),
+          why="a worker thread woken from its queue hands the outputs over, the handler awaiting its answer: under "
+              "load it once raced the clock (3 of 10 runs passed, with three different messages)"),
+    right(EX, "handed_over_by_a_thread_after_its_pool", Fresh(handed_over_by_a_thread_after_its_pool),
+          why="a thread waits for its pool, then hands over; the handler awaits it (the pool's thread starting once "
+              "stopped the thread counting)"),
+    wrong(EX, "handed_over_by_a_worker_later", Fresh(handed_over_by_a_worker_later),
+          "in the OutputSweeper's care when your handler returned",
+          why="a worker thread hands the outputs over after the handler returned (it once passed now and then)"),
     right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first),
           why="returns ReplayEvent() the first time it sees each event, then handles it: each BumpTransaction "
               "handed over when handled"),
