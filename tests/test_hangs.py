@@ -263,6 +263,24 @@ def test_work_handed_to_a_thread_that_never_ends_is_told_with_the_event_that_han
                                      "without ending, after Event.OpenChannelRequest. The check stopped it.")
 
 
+def test_work_in_a_thread_blocked_for_ever_is_told_unstoppable_and_the_next_check_is_untouched(monkeypatch):
+    """A thread waiting in C for ever cannot be stopped: the check says so (not 'The check stopped it'), and raises
+    nothing in it that stays pending, so the next check, of a right handler, passes (it once timed out)."""
+    monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", 1.0)
+    never = threading.Event()  # (set at the end, or the stuck thread would keep Python from exiting)
+
+    async def decide(cm, keys, event):
+        await asyncio.to_thread(never.wait)
+
+    try:
+        with pytest.raises(ExerciseFailed) as info:
+            check("open_channel_request", opening_async(decide))
+        assert "It is still running, inside a call Python cannot interrupt" in _lines(info.value)[0]
+        assert check("open_channel_request", reference.handle_ldk_events)
+    finally:
+        never.set()
+
+
 @pytest.mark.parametrize("how", ["thread", "pool"])
 def test_a_thread_of_your_own_is_waited_for_like_to_thread(how):
     """A threading.Thread (or a pool of your own) that answers after blocking work: the clock waits for it, so the

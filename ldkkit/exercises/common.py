@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import gc
+import sys
 import threading
 import time
 import types
@@ -36,6 +37,7 @@ from .watch import (
     BlockingCall,
     HandlerStopped,
     TaskStep,
+    blocked_in_a_wait,
 )
 
 #: How long a handler may take on one event, from the moment it is handed over.
@@ -191,9 +193,10 @@ class Session:
     def close(self) -> None:
         for world in self.worlds:
             world.close()
+        frames = sys._current_frames()
         for recorder in self.recorders:  # threads of yours still at work outlive no check: stopped, as the handler is
             for step in list(recorder.task_steps):
-                if step.in_thread:
+                if step.in_thread and not blocked_in_a_wait(frames.get(step.thread)):
                     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(step.thread),
                                                                ctypes.py_object(HandlerStopped))
 
@@ -322,7 +325,9 @@ def _stop(thread: threading.Thread, handling: Handling | TaskStep) -> bool:
             if ident is not None:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(HandlerStopped))
         thread.join(POLL_S)
-    return not thread.is_alive()
+    # (work handed to another thread waiting in C for ever cannot be stopped: it is not, and the check says so)
+    return not thread.is_alive() and not (isinstance(handling, TaskStep) and handling.in_thread
+                                          and blocked_in_a_wait(sys._current_frames().get(handling.thread)))
 
 
 def _timed_out(session: Session, handling: Handling | TaskStep, stopped: bool) -> ExerciseFailed:

@@ -378,7 +378,15 @@ def _notify(self: threading.Condition, n: int = 1) -> None:
     _condition_notify(self, n)
 
 
+def blocked_in_a_wait(frame: Any) -> bool:
+    """Whether a thread whose current frame this is waits, in C, for another thread (which may never come): an
+    exception raised in it would stay pending for ever (and CPython's eval loop would keep looking for it, in every
+    thread). One that works, or sleeps, is stopped instead."""
+    return frame is not None and frame.f_code in _WAITS
+
+
 _wait.__doc__, _notify.__doc__ = _condition_wait.__doc__, _condition_notify.__doc__
+_WAITS = {CONDITION_WAIT, _wait.__code__, threading.Thread._wait_for_tstate_lock.__code__}
 _BLOCKING.add(_wait.__code__)  # (your code's Condition.wait() now calls this first)
 threading.Condition.wait = _wait  # type: ignore[method-assign]
 threading.Condition.notify = _notify  # type: ignore[method-assign]
