@@ -80,8 +80,27 @@ def judge_sweeps(played: Played) -> int:
                            f"the transaction that spent it ({txid!r}) paid {elsewhere:,} sats to scripts that are not "
                            "your wallet's", "sweep to your own wallet only: output_sweeper.track_spendable_outputs "
                            "spends to an address of your wallet, and so must a spend of your own.")
+            _judge_fee(played, handling, outpoint, value, txid, tx)
             total += value
     return total
+
+
+def _judge_fee(played: Played, handling: Handling, outpoint: Any, value: int, txid: Any, tx: Any) -> None:
+    """What a sweep pays miners stays within the node's own highest fee estimate: above it, coins that LDK handed you
+    go to miners, not back to your wallet (the sweeper spends at ``OutputSpendingFee``)."""
+    from ..chain.chaininterface import ConfirmationTarget
+
+    chain = played.world.chain
+    spent = sum(chain.get_transaction(i.previous_output.txid).output[i.previous_output.vout].value for i in tx.input)
+    fee = spent - sum(o.value for o in tx.output)
+    highest = played.me.bitcoind_client.get_est_sat_per_1000_weight(ConfirmationTarget.MaximumFeeEstimate)
+    if fee * 1000 > highest * tx.weight():
+        raise fail(played, handling.event, f"the output {outpoint} ({value:,} sats) swept into your wallet",
+                   f"the transaction that spent it ({txid!r}) paid {fee:,} of its {spent:,} sats to miners "
+                   f"({fee * 1000 // tx.weight():,} sat/kW, over the node's highest estimate, {highest:,} sat/kW)",
+                   "hand the outputs to output_sweeper.track_spendable_outputs, which spends them at LDK's "
+                   "OutputSpendingFee; a spend of your own takes its feerate from bitcoind_client"
+                   ".get_est_sat_per_1000_weight(ConfirmationTarget.OutputSpendingFee).")
 
 
 def judge_kept_before_returning(played: Played) -> None:
@@ -97,10 +116,15 @@ def judge_kept_before_returning(played: Played) -> None:
                 continue
             later = [c.at for c in played.recorder.calls_for(handling, "output_sweeper.track_spendable_outputs")
                      if not c.during]
+            stored = any(c.during for c in played.recorder.calls_for(handling, "fs_store.write"))
             raise fail(played, handling.event, f"the output {outpoint} in the OutputSweeper's care when your "
                        "handler returned", "it was handed over only "
                        f"{later[0] - handling.finished:,.0f} s after your handler returned" if later else
-                       "your handler returned before anything took it",
+                       "your handler stored something with fs_store.write, but returned before anything took it"
+                       if stored else "your handler returned before anything took it",
+                       "keeping the outputs on disk and spending them yourself later is what ldk-sample did before "
+                       "LDK had an OutputSweeper; this workbook hands them to output_sweeper.track_spendable_outputs "
+                       "before you return: it persists them, and sweeps them once they can be spent." if stored else
                        "LDK forgets an event once your handler returns, so a crash in between would lose these "
                        "coins for good: call output_sweeper.track_spendable_outputs before you return (the sweeper "
                        "persists them), not from a task that runs later.")

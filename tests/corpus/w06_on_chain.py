@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import queue
 import threading
 from typing import Any
@@ -64,6 +65,21 @@ def spend_to_my_wallet(keys_manager: Any, bitcoind_client: Any, event: Any, **_:
     """Spends the outputs itself, to its wallet, and broadcasts the spend before returning (no sweeper)."""
     tx = keys_manager.spend_spendable_outputs(list(event.outputs), [], bitcoind_client.get_change_script(), 253, None)
     bitcoind_client.broadcast_transactions([tx])
+
+
+def _spend_at(feerate: Any) -> Any:
+    def arm(keys_manager: Any, bitcoind_client: Any, event: Any, **_: Any) -> None:
+        rate = feerate(bitcoind_client)
+        tx = keys_manager.spend_spendable_outputs(list(event.outputs), [], bitcoind_client.get_change_script(), rate)
+        bitcoind_client.broadcast_transactions([tx])
+
+    return arm
+
+
+def _urgent(bitcoind_client: Any) -> int:
+    from ldkkit.chain.chaininterface import ConfirmationTarget
+
+    return bitcoind_client.get_est_sat_per_1000_weight(ConfirmationTarget.UrgentOnChainSweep)
 
 
 async def track_in_a_thread(output_sweeper: Any, event: Any, **_: Any) -> None:
@@ -256,7 +272,45 @@ def handed_over_by_a_worker_later() -> Any:
     return compose({SPEND: arm})
 
 
+def stores_them_and_sweeps_later() -> Any:
+    """ldk-sample before LDK had an OutputSweeper (0.0.118): each event written to disk before returning, and a task
+    spending what is on disk to the wallet every ten minutes."""
+    started: list[bool] = []
+
+    def arm(keys_manager: Any, bitcoind_client: Any, fs_store: Any, event: Any, **_: Any) -> None:
+        data = event.encode()
+        fs_store.write("spendable_outputs", "", hashlib.sha256(data).hexdigest(), data)
+        if not started:
+            started.append(True)
+
+            async def sweep_what_is_stored() -> None:
+                while True:
+                    await asyncio.sleep(600)
+                    keys = fs_store.list("spendable_outputs", "")
+                    outputs = [o for k in keys for o in Event.decode(fs_store.read("spendable_outputs", "", k)).outputs]
+                    if outputs:
+                        change = bitcoind_client.get_change_script()
+                        tx = keys_manager.spend_spendable_outputs(outputs, [], change, 253, None)
+                        bitcoind_client.broadcast_transactions([tx])
+                    for k in keys:
+                        fs_store.remove("spendable_outputs", "", k)
+
+            spawn(sweep_what_is_stored())
+
+    return compose({SPEND: arm})
+
+
 CASES = [
+    wrong(EX, "stores_them_and_sweeps_later", Fresh(stores_them_and_sweeps_later), "before LDK had an OutputSweeper",
+          "output_sweeper.track_spendable_outputs",
+          why="ldk-sample's way before the OutputSweeper: on disk before returning, swept later by a task. The "
+              "workbook hands them to the sweeper; it was told a crash would lose the coins, which on disk it won't"),
+    right(EX, "spends_its_own_at_the_urgent_feerate", compose({SPEND: _spend_at(_urgent)}),
+          why="spends the outputs itself to its wallet at UrgentOnChainSweep's feerate, within the node's estimates"),
+    wrong(EX, "spends_its_own_paying_most_to_miners", compose({SPEND: _spend_at(lambda _: 60_000)}),
+          "to miners", "over the node's highest estimate", "OutputSpendingFee",
+          why="spends the outputs itself to its wallet at 60,000 sat/kW, over MaximumFeeEstimate (more than the node "
+              "would ever pay); it once passed, what was left reaching its wallet and nowhere else"),
     right(EX, "handed_over_by_a_worker_thread", Fresh(handed_over_by_a_worker_thread),
           why="a worker thread woken from its queue hands the outputs over, the handler awaiting its answer: under "
               "load it once raced the clock (3 of 10 runs passed, with three different messages)"),
