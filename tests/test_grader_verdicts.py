@@ -13,6 +13,7 @@ import os
 import py_compile
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -527,3 +528,91 @@ def test_a_handler_the_check_cannot_stop_is_told_to_an_instructor_without_jupyte
     assert "restart the kernel" in common.CANNOT_STOP
     worker._tell_instructors()  # (what the worker's main does first)
     assert "kernel" not in common.CANNOT_STOP and "grader ended its process" in common.CANNOT_STOP
+
+
+# --- the grader's verdict is the check's, on handlers whose work is in a thread or a task, or that exit -----------
+
+def _solution_handler(workbook_name: str) -> str:
+    """A solution's handler cell as a learner who wrote it hands it in (a line of their own: no copy)."""
+    cells = json.loads((Path(__file__).resolve().parent.parent / "solutions" / workbook_name).read_text())["cells"]
+    for cell in cells:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code" and "def handle_ldk_events" in source:
+            source = "\n".join(line for line in source.splitlines() if "### " not in line) + "\n"
+            return source.replace("network, event):\n", "network, event):\n    written_by = 'a learner'\n", 1)
+    raise LookupError(workbook_name)
+
+
+_SETUP = ("import asyncio, concurrent.futures, logging, threading, time\n"
+          "log = logging.getLogger('mine')\n"
+          "from ldkkit.bitcoin import Address, Transaction\n"
+          "from ldkkit.events import Event, ReplayEvent\n"
+          "from ldkkit.payment_storage import HTLCStatus, PaymentInfo\n"
+          "POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2)\n"
+          "background_tasks = set()\n")
+_WRITE_IN = '                fs_store.write("", "", "inbound_payments", inbound_payments.encode())\n'
+_PAYMENT_CLAIMED = ('            secret = getattr(purpose, "payment_secret", None)  # keysend payments have none\n'
+                    '            with inbound_payments.lock() as payments:\n')
+
+
+def _arm_as(how: str, source: str) -> str:
+    """Workbook 3's PaymentClaimed arm made a function ``work`` of its own, then ``how``."""
+    start = source.index(_PAYMENT_CLAIMED)
+    end = source.index(_WRITE_IN, start) + len(_WRITE_IN)
+    arm = textwrap.indent(source[start:end], "    ")
+    return source[:start] + f"            {how.split(':')[0]}def work():\n" + arm + \
+        textwrap.indent(how.split(":", 1)[1] + "\n", "            ") + source[end:]
+
+
+#: (exercise, workbook, the handler's source): each graded as check() judges it in the learner's own process.
+_AS_THE_CHECK = {
+    # the storage's lock held while another thread of the learner's calls the node: the grader's storage mirror waited
+    # for that lock for ever (a timeout) where the check passes (the handler holds it, awaiting its write's thread)
+    "lock_held_awaiting_a_write": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
+        'fs_store.write("", "", "inbound_payments", inbound_payments.encode())',
+        'await asyncio.to_thread(fs_store.write, "", "", "inbound_payments", inbound_payments.encode())')),
+    # (the thread holds it, its write held until the handler returned: the check fails it as late)
+    "lock_held_by_a_late_write": ("receiving_payments", "03_receiving_payments.ipynb",
+                                  lambda s: _arm_as(":POOL.submit(work)", s)),
+    # a task's write after the handler returned: the learner process ran it before the grader heard the handler return
+    "a_task_writes_late": ("receiving_payments", "03_receiving_payments.ipynb", lambda s: "async " + _arm_as(
+        "async :background_tasks.add(asyncio.get_running_loop().create_task(work()))", s)),
+    # a thread that sleeps, or a Timer, before forwarding: it sleeps on the world's clock in the check; in the learner
+    # process it slept in real time, the clock still, so the forward came "0 ms" after the event (failed)
+    **{f"forwards_after_a_{kind}": ("forwarding", "05_forwarding.ipynb", lambda s, start=start: s.replace(
+        "            background_tasks.add(asyncio.get_running_loop().create_task(forward_later()))",
+        f"            {start}.start()")) for kind, start in (
+        ("thread_sleeps", "threading.Thread(target=lambda: (time.sleep(delay), "
+                          "channel_manager.process_pending_htlc_forwards()))"),
+        ("timer", "threading.Timer(delay, channel_manager.process_pending_htlc_forwards)"))},
+    # SystemExit raised by the handler: an error like any (asyncio would end the learner process with it, and the
+    # grader, waiting for that process to end, was refused its own time.sleep as the learner's)
+    "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
+        "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
+        "            if funding_satoshis > 5_000_000:")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_AS_THE_CHECK))
+def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
+    from ldkkit.exercises import check
+
+    exercise, name, change = _AS_THE_CHECK[case]
+    source = _SETUP + "\n\n" + change(_solution_handler(name))
+    module = tmp_path / f"learner_{case}.py"  # (a learner's file: the check sees its code as the learner's)
+    module.write_text(source)
+    spec = importlib.util.spec_from_file_location(module.stem, module)
+    learner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(learner)
+    try:
+        check(exercise, learner.handle_ldk_events)
+        expected = ("passed", "")
+    except ExerciseFailed as e:
+        expected = ("failed", str(e))
+    cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": source}
+    (tmp_path / "class").mkdir()
+    path = tmp_path / "class" / name
+    path.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    row = grading.grade_workbook("amy", path, timeout_s=60)
+    assert (row.status, row.hint) == expected
+    assert expected[0] == ("passed" if case.startswith(("lock_held_awaiting", "forwards_after")) else "failed")

@@ -213,14 +213,18 @@ class RemoteHandler:
 
     def _exchange(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send one message and serve the learner's calls until it is idle again."""
+        from ..exercises.watch import sleeping_allowed
+
         learner = self.learner
         if not learner.lock.acquire(timeout=EXCHANGE_LIMIT_S):
             raise HandlerTimeout("the learner process stayed busy")
         try:
-            message["now_us"] = self._now_us()
-            message["trusted"] = wire.to_wire(_trusted_peers())
-            learner.send(self._with_storage(message))
-            return self._serve_until_idle()
+            # The grader's own code: its waits (for a learner process that is ending, say) are no learner's sleep.
+            with sleeping_allowed():
+                message["now_us"] = self._now_us()
+                message["trusted"] = wire.to_wire(_trusted_peers())
+                learner.send(self._with_storage(message))
+                return self._serve_until_idle()
         except BaseException as e:
             # Interrupted half-way (the check stopped an overrunning handler, say): the two ends no
             # longer agree on where they are in the conversation, so the learner process goes.

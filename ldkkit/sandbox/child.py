@@ -21,12 +21,14 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 import types
 from collections.abc import Callable
 from typing import Any, Optional
 
 from ..exercises.watch import (
+    _REAL_SLEEP,
     CLOCK,
     BlockingCall,
     Counted,
@@ -34,6 +36,7 @@ from ..exercises.watch import (
     ends_with,
     no_sleeping,
     sleeping_allowed,
+    sleeping_on,
     yours,
 )
 from ..sim.runtime import DelegatingSelector
@@ -186,6 +189,9 @@ class _Gate:
         self._lock = threading.Lock()
         self._open = True
         self._held: list[tuple[Counted, threading.Event]] = []
+        #: Steps of tasks the handler spawned, due once it returned but before the grader heard so (as in the check,
+        #: where its return is read before the world's loop runs them): each waits on its future, on the loop.
+        self._deferred: list[asyncio.Future[None]] = []
 
     def close(self) -> None:
         with self._lock:
@@ -195,13 +201,27 @@ class _Gate:
         with self._lock:
             self._open = True
             held, self._held = self._held, []
+            deferred, self._deferred = self._deferred, []
+        for future in deferred:  # (on the loop's thread: the handler awaits, or the grader heard it return)
+            if not future.done():  # (a task cancelled meanwhile)
+                future.set_result(None)
         for counted, released in held:
             counted.up()
             released.set()  # (its own: a gate closed again meanwhile, by the next event, does not hold it back)
 
     def holds(self) -> bool:
         with self._lock:
-            return bool(self._held)
+            return bool(self._held) or any(not future.done() for future in self._deferred)
+
+    def deferral(self) -> Optional[asyncio.Future[None]]:
+        """For a spawned task's step, on the loop: a future to wait on while the gate is closed (the handler returned
+        and the grader has not heard so: the handler's own steps never run alongside a task's), else None."""
+        with self._lock:
+            if self._open:
+                return None
+            future = asyncio.get_running_loop().create_future()
+            self._deferred.append(future)
+            return future
 
     def wait(self) -> None:
         counted = counted_here()
@@ -271,8 +291,8 @@ class Channel:
         with self._lock:
             storage = {}
             for kind, store in self.storages.items():
-                data = store.encode()
-                if data != self.synced.get(kind):
+                data = _encoded_unless_held(store)
+                if data is not None and data != self.synced.get(kind):
                     storage[kind] = wire.to_wire(data)
                     self.synced[kind] = data
             if storage:
@@ -346,6 +366,19 @@ class Channel:
         return box.get()
 
 
+def _encoded_unless_held(store: Any) -> Optional[bytes]:
+    """The storage's bytes, or None while another thread of the learner's holds its lock (``with store.lock()``): it
+    is changing it, and a later message (its own, or the next idle) carries it. Waiting for it could wait for ever: the
+    holder may itself wait for this message's answer (its write, held by the gate, or awaited by the handler)."""
+    lock = store._lock  # (the kit's own RLock: the thread that holds it encodes)
+    if not lock.acquire(blocking=False):
+        return None
+    try:
+        return store.encode()  # type: ignore[no-any-return]
+    finally:
+        lock.release()
+
+
 # --- running the workbook and the handler ------------------------------------------------------
 
 
@@ -369,6 +402,11 @@ def _blocking(error: BaseException) -> dict[str, Any]:
     return {"blocking": {"call": error.call, "caught": error.caught}}
 
 
+def _exit_error(error: BaseException) -> Exception:
+    """``SystemExit`` or ``KeyboardInterrupt`` your handler raised, as an error of the same name and message."""
+    return type(type(error).__name__, (Exception,), {"__module__": "learner"})(str(error))
+
+
 class _Watched:
     """A coroutine run one step at a time, each step under the check's own watch (``no_sleeping``): a blocking call
     there is refused, and one the learner's code caught is raised again as the step returns, as in the check. Only
@@ -381,6 +419,12 @@ class _Watched:
     def __await__(self) -> Any:
         throw: Optional[BaseException] = None
         while True:
+            deferral = _GATE.deferral() if self._gate is None else None
+            if deferral is not None:  # (a spawned task's step, due once the handler returned: after the grader heard)
+                try:
+                    yield from deferral.__await__()
+                except BaseException as e:  # a cancellation meanwhile, handed on to the coroutine
+                    throw = e
             if self._gate is not None:
                 self._gate.close()
             with no_sleeping():
@@ -425,15 +469,42 @@ def _counted(loop: VirtualLoop, fn: Callable[..., Any], own_thread: bool) -> tup
     counted.up()
     context = contextvars.copy_context()
 
+    def sleep(seconds: float) -> None:  # a thread of its own sleeps on the world's clock while it counts (the check)
+        if not own_thread or not counted.counting:
+            return _REAL_SLEEP(seconds)
+        woken = threading.Event()
+
+        def wake() -> None:  # (on the loop, at the moment: it counts again before the loop goes idle)
+            counted.up()
+            woken.set()
+
+        loop.call_soon_threadsafe(loop.call_later, max(0.0, seconds), wake)  # (before down(): the loop arms it first)
+        with counted.unbound():
+            counted.down()
+            woken.wait()
+        return None
+
     def counted_fn(*args: Any, **kwargs: Any) -> Any:
         counted.bind()
         try:
-            return context.run(fn, *args, **kwargs)
+            with sleeping_on(sleep):
+                return context.run(fn, *args, **kwargs)
         finally:
             if own_thread:
                 counted.end()
 
     return counted_fn, counted
+
+
+def _timer_run(timer: threading.Timer) -> Callable[[], None]:
+    """A Timer's run, its interval waited on the world's clock (as the check's ``recorder._timer_run``)."""
+    def run() -> None:
+        time.sleep(timer.interval)
+        if not timer.finished.is_set():
+            timer.function(*timer.args, **timer.kwargs)
+        timer.finished.set()
+
+    return run
 
 
 def _count_threads(loop: VirtualLoop) -> None:
@@ -443,7 +514,8 @@ def _count_threads(loop: VirtualLoop) -> None:
     def counting_start(self: threading.Thread) -> None:
         if not (_ORIGIN.get() and yours(sys._getframe(1))):
             return start(self)
-        self.run, counted = _counted(loop, self.run, own_thread=True)  # type: ignore[method-assign]
+        run = _timer_run(self) if isinstance(self, threading.Timer) else self.run
+        self.run, counted = _counted(loop, run, own_thread=True)  # type: ignore[method-assign]
         try:
             return start(self)
         except BaseException:  # (no thread to wait for: the sandbox's limit on threads, say)
@@ -585,9 +657,12 @@ class Learner:
                 self.components["fs_store"], self.components["output_sweeper"], network, event)
 
         async def run() -> Any:
-            result = handler(*args)
-            if inspect.isawaitable(result):
-                result = await result
+            try:
+                result = handler(*args)
+                if inspect.isawaitable(result):
+                    result = await result
+            except (KeyboardInterrupt, SystemExit) as e:  # an error like any, as in the check (``LearnerExit``):
+                raise _exit_error(e) from e  # asyncio would end this process with it
             return result
 
         context = contextvars.copy_context()
