@@ -585,6 +585,11 @@ _AS_THE_CHECK = {
         ("thread_sleeps", "threading.Thread(target=lambda: (time.sleep(delay), "
                           "channel_manager.process_pending_htlc_forwards()))"),
         ("timer", "threading.Timer(delay, channel_manager.process_pending_htlc_forwards)"))},
+    # a thread of the learner's own that raises after its work: the check fails the play with it; the learner process
+    # lost it (the thread's error went to no one), so the grader passed the workbook
+    "a_thread_raises": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
+        "            if funding_satoshis > 5_000_000:", "            threading.Thread(target=lambda: 1 / 0).start()\n"
+        "            if funding_satoshis > 5_000_000:")),
     # SystemExit raised by the handler: an error like any (asyncio would end the learner process with it, and the
     # grader, waiting for that process to end, was refused its own time.sleep as the learner's)
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(

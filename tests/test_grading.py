@@ -478,6 +478,7 @@ def test_broken_submissions_get_their_own_rows(graded):
     assert status == "invalid notebook" and "int" in hint
     status, hint = row(graded, "judy")
     assert status in ("timed out", "failed") and "8 s" in hint
+    assert "a handler must return promptly" in hint and "traceback" not in hint, hint  # (there is none to read)
 
 
 def test_a_stray_file_in_a_folder_gets_a_row(graded):

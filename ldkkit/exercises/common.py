@@ -340,11 +340,14 @@ def _timed_out(session: Session, handling: Handling | TaskStep, stopped: bool) -
     else:
         what = f"a task your handler spawned ran {HANDLER_TIMEOUT_S:g} seconds without pausing, after"
     return ExerciseFailed(
-        f"{session.exercise}: {what} {type(event).__qualname__}. {still}\n  The event: {event!r}\n"
-        "  Hint: a handler must return promptly: never wait in a loop for something to happen (LDK gives you "
-        "another event when it does), and never call the node over and over. Work that must wait goes in a "
-        "task: asyncio.get_running_loop().create_task(...)."
+        f"{session.exercise}: {what} {type(event).__qualname__}. {still}\n  The event: {event!r}\n  Hint: {HANG_HINT}"
     )
+
+
+#: What a handler that never returns is told (and a workbook the grader stopped for it).
+HANG_HINT = ("a handler must return promptly: never wait in a loop for something to happen (LDK gives you another "
+             "event when it does), and never call the node over and over. Work that must wait goes in a task: "
+             "asyncio.get_running_loop().create_task(...).")
 
 
 # --- failing well ------------------------------------------------------------------------------------

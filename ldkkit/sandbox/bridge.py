@@ -247,6 +247,7 @@ class RemoteHandler:
                 learner.send(self._with_storage(answer))
             elif op == "idle" and isinstance(reply.get("handler"), dict):
                 self._task_blocked(reply.get("blocked"))
+                self._thread_failed(reply.get("thread_error"))
                 self._schedule(reply.get("next_us"))
                 if reply.get("held") is True:
                     self._step_held()
@@ -302,6 +303,17 @@ class RemoteHandler:
             raise self.learner.dead  # type: ignore[misc]
         self.runtime.loop.call_exception_handler({"message": "a task the learner's handler spawned was refused",
                                                   "exception": error})
+
+    def _thread_failed(self, failed: Any) -> None:
+        """A thread of the learner's own raised: the check keeps it with the event whose handling started the thread
+        (``Recorder.thread_errors``), and fails the play with it, as it does in a notebook."""
+        if failed is None:
+            return
+        context = self._contexts.get(failed.get("origin")) if type(failed) is dict else None
+        if context is None:
+            self.learner.kill(LearnerGone("the learner process described a thread's error badly"))
+            raise self.learner.dead  # type: ignore[misc]
+        context.run(_keep_thread_error, wire.error_from_wire(failed.get("error")))
 
     def _outcome(self, state: dict[str, Any]) -> Any:
         """What the learner's handler did, as the world expects it; a refusal as the check's own."""
@@ -480,6 +492,14 @@ def _public(target: Any, name: str) -> Any:
     if name.startswith("_") or not hasattr(target, name):
         raise LookupError(f"{type(target).__name__} has no attribute {name!r}")
     return getattr(target, name)
+
+
+def _keep_thread_error(error: BaseException) -> None:
+    from ..exercises import recorder
+
+    keeper, handling = recorder._RECORDING.get(), recorder._HANDLING.get()
+    if keeper is not None and handling is not None:
+        keeper.thread_errors.append((handling.event, error))
 
 
 def _outcome(state: dict[str, Any]) -> Any:

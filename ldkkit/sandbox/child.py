@@ -462,12 +462,17 @@ class _LoopClock:
         return self.loop.job_started()
 
 
+#: Errors raised in threads of the learner's own (the event's number, the error): told to the grader at the next idle.
+THREAD_ERRORS: list[tuple[int, BaseException]] = []
+
+
 def _counted(loop: VirtualLoop, fn: Callable[..., Any], own_thread: bool) -> tuple[Callable[..., Any], Counted]:
     """``fn`` as a job of ``loop`` from now, and its counting (to ``end`` if ``fn`` never runs; a pool's work ends
     when its future is done)."""
     counted = Counted(_LoopClock(loop))
     counted.up()
     context = contextvars.copy_context()
+    origin = context.run(_ORIGIN.get)
 
     def sleep(seconds: float) -> None:  # a thread of its own sleeps on the world's clock while it counts (the check)
         if not own_thread or not counted.counting:
@@ -489,6 +494,11 @@ def _counted(loop: VirtualLoop, fn: Callable[..., Any], own_thread: bool) -> tup
         try:
             with sleeping_on(sleep):
                 return context.run(fn, *args, **kwargs)
+        except BaseException as e:  # a thread's own: the grader tells it, with its event, as the check does
+            if not own_thread:
+                raise  # (a pool's future holds it, for the learner's code)
+            THREAD_ERRORS.append((origin, e))
+            return None
         finally:
             if own_thread:
                 counted.end()
@@ -691,6 +701,13 @@ class Learner:
         result = task.result()
         return {"state": "returned", "replay": isinstance(result, ReplayEvent) or result is ReplayEvent}
 
+    def _thread_failed(self) -> dict[str, Any]:
+        """The first error raised in a thread of the learner's own since the last idle, for the grader to keep."""
+        if not THREAD_ERRORS:
+            return {}
+        (origin, error), THREAD_ERRORS[:] = THREAD_ERRORS[0], []
+        return {"thread_error": {"origin": origin, "error": wire.error_to_wire(error)}}
+
     def _blocked(self) -> dict[str, Any]:
         """The first refusal met by a task the handler spawned since the last idle, for the grader to raise."""
         if not self.blocked:
@@ -728,7 +745,7 @@ class Learner:
                 state = self.state()
                 held = state["state"] != "pending" and _GATE.holds()  # (work held until the grader heard: it steps)
                 self.channel.send({"op": "idle", "handler": state, "next_us": self.loop.next_us(), "held": held,
-                                   **self._blocked()})
+                                   **self._thread_failed(), **self._blocked()})
                 if state["state"] != "pending":
                     _GATE.open()
             elif op == "stop":

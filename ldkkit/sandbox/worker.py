@@ -65,11 +65,21 @@ def _check(exercise: str, handler: RemoteHandler, learner: LearnerProcess) -> di
         judge(exercise, handler)
     except ExerciseFailed as e:
         if isinstance(learner.dead, HandlerTimeout):
-            return {"status": "timed out", "hint": f"{learner.dead}\n{e}"}
+            return {"status": "timed out", "hint": f"{learner.dead}\n{_as_a_hang(str(e))}"}
         return {"status": "failed", "hint": str(e)}
     if learner.dead is not None and not isinstance(learner.dead, LearnerGone):
         return {"status": "error", "hint": str(learner.dead)}
     return {"status": "passed", "hint": ""}
+
+
+def _as_a_hang(message: str) -> str:
+    """The check's message for a learner the grader stopped: not 'it raised HandlerTimeout' and a traceback to read
+    (there is none), but what the check tells a handler that never returns."""
+    from ..exercises.common import HANG_HINT
+
+    lines = ["  Happened: it never returned, and the grader stopped it" if "HandlerTimeout" in line else
+             f"  Hint: {HANG_HINT}" if line.lstrip().startswith("Hint:") else line for line in message.splitlines()]
+    return "\n".join(lines)
 
 
 def _load_the_check() -> None:
