@@ -35,6 +35,7 @@ from .watch import (
     no_sleeping,
     sleeping_allowed,
     sleeping_on,
+    timer_run,
     yours,
 )
 
@@ -530,24 +531,13 @@ def _start(self: threading.Thread) -> None:
     recorder = _RECORDING.get()
     if recorder is None or not yours(sys._getframe(1)):
         return _thread_start(self)
-    run = _timer_run(self) if isinstance(self, threading.Timer) else self.run
+    run = timer_run(self) if isinstance(self, threading.Timer) else self.run
     self.run, counted = recorder.counted(run, own_thread=True)  # type: ignore[method-assign]
     try:
         return _thread_start(self)
     except BaseException:  # (no thread to wait for)
         counted.end()
         raise
-
-
-def _timer_run(timer: threading.Timer) -> Callable[[], None]:
-    """A Timer's run, its interval waited on the world's clock."""
-    def run() -> None:
-        time.sleep(timer.interval)
-        if not timer.finished.is_set():
-            timer.function(*timer.args, **timer.kwargs)
-        timer.finished.set()
-
-    return run
 
 
 def _submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any,

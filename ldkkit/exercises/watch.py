@@ -224,6 +224,17 @@ _SLEEP = _sleep.__code__
 time.sleep = _sleep
 
 
+def timer_run(timer: threading.Timer) -> Callable[[], None]:
+    """A Timer's run, its interval waited on the world's clock."""
+    def run() -> None:
+        time.sleep(timer.interval)
+        if not timer.finished.is_set():
+            timer.function(*timer.args, **timer.kwargs)
+        timer.finished.set()
+
+    return run
+
+
 @contextlib.contextmanager
 def sleeping_on(sleep: Any) -> Iterator[None]:
     """In this thread, ``time.sleep`` is ``sleep`` (a world's clock) meanwhile."""

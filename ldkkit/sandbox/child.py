@@ -21,7 +21,6 @@ import os
 import queue
 import sys
 import threading
-import time
 import traceback
 import types
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from ..exercises.watch import (
     no_sleeping,
     sleeping_allowed,
     sleeping_on,
+    timer_run,
     yours,
 )
 from ..sim.runtime import DelegatingSelector
@@ -506,17 +506,6 @@ def _counted(loop: VirtualLoop, fn: Callable[..., Any], own_thread: bool) -> tup
     return counted_fn, counted
 
 
-def _timer_run(timer: threading.Timer) -> Callable[[], None]:
-    """A Timer's run, its interval waited on the world's clock (as the check's ``recorder._timer_run``)."""
-    def run() -> None:
-        time.sleep(timer.interval)
-        if not timer.finished.is_set():
-            timer.function(*timer.args, **timer.kwargs)
-        timer.finished.set()
-
-    return run
-
-
 def _count_threads(loop: VirtualLoop) -> None:
     """Make threads and pool work the learner's code starts while an event is handled jobs of ``loop``."""
     start, submit = threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit
@@ -524,7 +513,7 @@ def _count_threads(loop: VirtualLoop) -> None:
     def counting_start(self: threading.Thread) -> None:
         if not (_ORIGIN.get() and yours(sys._getframe(1))):
             return start(self)
-        run = _timer_run(self) if isinstance(self, threading.Timer) else self.run
+        run = timer_run(self) if isinstance(self, threading.Timer) else self.run
         self.run, counted = _counted(loop, run, own_thread=True)  # type: ignore[method-assign]
         try:
             return start(self)
