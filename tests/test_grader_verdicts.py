@@ -621,3 +621,43 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
     row = grading.grade_workbook("amy", path, timeout_s=60)
     assert (row.status, row.hint) == expected
     assert expected[0] == ("passed" if case.startswith(("lock_held_awaiting", "forwards_after")) else "failed")
+
+
+#: Workbook 5's forward, its random wait slept with time.sleep off the node's loop (the solution's arm, replaced).
+SLEPT_FORWARDS = {
+    "thread": "threading.Thread(target=work).start()",
+    "to_thread": "background_tasks.add(asyncio.get_running_loop().create_task(asyncio.to_thread(work)))",
+    "one_worker_pool": "POOL.submit(work)",
+    "too_long": "POOL.submit(work)",
+}
+
+
+def slept_forward(how: str) -> str:
+    notebook = json.loads((Path(__file__).resolve().parent.parent / "solutions" / "05_forwarding.ipynb").read_text())
+    arm = ("            def work():\n"
+           f"                time.sleep(delay{' * 1.2 + 0.01' if how == 'too_long' else ''})\n"
+           "                channel_manager.process_pending_htlc_forwards()\n\n"
+           f"            {SLEPT_FORWARDS[how]}\n")
+    for cell in notebook["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code" and "def handle_ldk_events" in source:
+            start = source.index("            async def forward_later")
+            source = source[:start] + arm + source[source.index("            ### END SOLUTION", start):]
+            cell["source"] = ("import concurrent.futures, threading, time\n"
+                              "POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1)\n" + source)
+    return json.dumps(notebook)
+
+
+@pytest.mark.parametrize("how", sorted(SLEPT_FORWARDS))
+def test_a_wait_slept_off_the_loop_is_graded_on_the_worlds_clock_as_in_the_check(tmp_path, how):
+    """time.sleep in a thread of the learner's, in asyncio.to_thread's work, or in a pool of theirs (of one worker: a
+    forward may queue behind another's wait) waits on the world's clock in the learner process, as in the check: the
+    delay is measured as slept (a thread's was graded 'Happened: 0 ms' where check() passed it)."""
+    path = tmp_path / "05_forwarding.ipynb"
+    path.write_text(slept_forward(how))
+    row = grading.grade_workbook("amy", path, batch=grading.Batch())
+    if how == "too_long":
+        assert row.status == "failed" and "Expected: a delay between 100 and 500 ms" in row.hint, row.hint
+        assert "Happened: 610 ms" in row.hint, row.hint
+    else:
+        assert row.status == "passed", row.hint

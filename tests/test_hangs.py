@@ -328,6 +328,52 @@ def test_time_in_a_thread_of_your_own_runs_on_the_simulations_clock(how):
     assert how == "timer" or beats
 
 
+@pytest.mark.parametrize("how", ["one_worker_pool", "to_thread", "awaited"])
+def test_time_sleep_in_work_handed_to_a_pool_runs_on_the_simulations_clock(how):
+    """time.sleep in work handed to a pool (of one worker: the second sleeper queued behind the first), to
+    asyncio.to_thread, or to asyncio.to_thread and awaited by the handler, waits on the simulated clock, as in a thread
+    of your own: each wait lasts its simulated time, the same on every run, and work queued behind a sleeper never
+    holds the clock that sleeper waits for (it once slept in real time, the clock standing still: "0 ms")."""
+    import concurrent.futures
+
+    waited: list[list[tuple[str, float]]] = []  # for each request: which wait ended, how long after it came
+
+    async def decide(cm, keys, event):
+        loop = asyncio.get_running_loop()
+        began, mine = loop.time(), []
+        waited.append(mine)
+
+        def after(seconds, name, answers=False):
+            time.sleep(seconds)
+            mine.append((name, round(loop.time() - began, 6)))
+            if answers:
+                policy(cm, keys, event)
+
+        if how == "one_worker_pool":
+            pool = concurrent.futures.ThreadPoolExecutor(1)
+            pool.submit(after, 0.3, "first")
+            pool.submit(after, 0.2, "second", True)
+            pool.shutdown(wait=False)
+        elif how == "to_thread":  # (asyncio's pool: a request's work may queue behind earlier requests' sleepers)
+            loop.create_task(asyncio.to_thread(after, 0.3, "first"))
+            loop.create_task(asyncio.to_thread(after, 0.2, "second", True))
+        else:
+            await asyncio.to_thread(after, 0.3, "first")
+            await asyncio.to_thread(after, 0.2, "second", True)
+
+    runs = []
+    for _ in range(2):
+        waited.clear()
+        assert "all 5 checks passed" in repr(check("open_channel_request", opening_async(decide)))
+        runs.append([sorted(each) for each in waited])  # (two waits may end at one instant, in either order)
+    assert runs[0] == runs[1]
+    if how == "to_thread":
+        assert runs[0][0] == [("first", 0.3), ("second", 0.2)]
+        assert all(dict(each)["first"] >= 0.3 and dict(each)["second"] >= 0.2 for each in runs[0]), runs[0]
+    else:
+        assert all(each == [("first", 0.3), ("second", 0.5)] for each in runs[0]), runs[0]
+
+
 def test_a_thread_of_your_own_that_never_ends_is_stopped_and_named(monkeypatch):
     monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", 1.0)
 

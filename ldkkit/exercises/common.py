@@ -151,7 +151,7 @@ class Session:
         self.worlds.append(world)
         recorder = Recorder(world)
         world.runtime.loop.set_task_factory(recorder.task_factory)
-        world.runtime.watch_job = recorder.watched_job
+        world.runtime.hand_over = recorder.handing_over
         world.on_restart.append(recorder.crashed)
         if draws_for is not None:
             recorder.planned_draws = (draws_for[0], list(draws_for[1]))

@@ -8,6 +8,7 @@ and catches what no outcome shows (a loop that calls the node for ever, an event
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -15,7 +16,7 @@ import itertools
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -23,18 +24,19 @@ from ..events import Event, ReplayEvent
 from ..node import HANDLER_PARAMETERS, Node
 from ..sim.world import World
 from .watch import (
-    _REAL_SLEEP,
     CLOCK,
+    HANDED_OVER,
     BlockingCall,
     Counted,
     Stepped,
     TaskStep,
     counted_here,
-    ends_with,
+    handed_over,
     learner_on_stack,
     no_sleeping,
     sleeping_allowed,
     sleeping_on,
+    submit_counted,
     timer_run,
     yours,
 )
@@ -333,22 +335,20 @@ class Recorder:
             for task in list(self.spawned):
                 task.cancel()
 
-    def watched_job(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        """Work your code hands to a thread (``asyncio.to_thread``) is watched like a task's step while it runs."""
-        handling = _HANDLING.get()
-        if handling is None:
-            return func
-        steps = self.task_steps
-
-        def job(*args: Any) -> Any:
-            step = TaskStep(handling.event, time.monotonic(), threading.get_ident(), in_thread=True)
-            steps.append(step)
-            try:
-                return func(*args)
-            finally:
-                steps.remove(step)
-
-        return job
+    @contextlib.contextmanager
+    def handing_over(self) -> Iterator[list[Counted]]:
+        """Around the world's ``run_in_executor``: work your code hands to a thread (``asyncio.to_thread``) while an
+        event is handled is counted as work it submits to a pool of its own (``Recorder.counted``). What it yields is
+        not empty once the work is counted so (the world need not count it)."""
+        if _HANDLING.get() is None:
+            yield []
+            return
+        handed: list[Counted] = []
+        token = HANDED_OVER.set(handed)
+        try:
+            yield handed
+        finally:
+            HANDED_OVER.reset(token)
 
     def counted(self, fn: Callable[..., Any], *, own_thread: bool) -> tuple[Callable[..., Any], Counted]:
         """``fn``, to run on a thread your code started (or a pool of yours), as a job of the world, and its counting
@@ -357,30 +357,21 @@ class Recorder:
         idle on its queue waits for your next event, as a task does at an await): it counts again when your code wakes
         it. Counted from now, until it ends (a pool's work: until its future is done, after it woke what waits on it).
 
-        ``own_thread``: a thread of its own, whose ``time.sleep`` waits on the world's clock (a heartbeat sleeps in
-        simulated time), and whose errors are kept for the check (it has no one else to tell). Otherwise work in a
-        pool: it sleeps in real time, the clock held still, as ``asyncio.to_thread``'s work does (work queued behind
-        a sleeper must not hold the clock that sleeper waits for), and its errors go to its future."""
+        ``own_thread``: a thread of its own, whose errors are kept for the check (it has no one else to tell); otherwise
+        work in a pool (of yours, or ``asyncio.to_thread``'s), whose errors go to its future. Either way its
+        ``time.sleep`` waits on the world's clock (``Counted.sleep``): a heartbeat, or a delay before a forward, sleeps
+        in simulated time, as ``await asyncio.sleep`` does (work queued in a pool behind a sleeper waits uncounted:
+        ``watch.submit_counted``)."""
         handling = _HANDLING.get()
         assert handling is not None  # (counted only while an event is handled)
         counted = Counted(_Clock(self, handling))
         counted.up()
         context = contextvars.copy_context()  # (threads it starts, or work it submits, count too)
 
-        def sleep(seconds: float) -> None:  # on the world's clock while it counts, and the world lasts
-            clock: _Clock = counted.clock  # type: ignore[assignment]
-            if not own_thread or not counted.counting:
-                return _REAL_SLEEP(seconds)
-            with counted.unbound():
-                if clock.sleep(counted, seconds):
-                    return None
-            counted.end()  # the world is gone: it no longer counts, and sleeps for real
-            return _REAL_SLEEP(seconds)
-
         def counted_fn(*args: Any, **kwargs: Any) -> Any:
             counted.bind()
             try:
-                with sleeping_on(sleep):
+                with sleeping_on(counted.sleep):
                     return context.run(fn, *args, **kwargs)
             except BaseException as e:  # a thread's own: never lost in it, the check tells it, with the event
                 if not own_thread:
@@ -408,6 +399,10 @@ class _Clock:
 
     recorder: Recorder
     handling: Handling
+
+    @property
+    def world(self) -> object:
+        return self.recorder.world
 
     def start(self, counted: Counted) -> Callable[[], None]:
         done = self.recorder.world.runtime.job_started()
@@ -543,16 +538,11 @@ def _start(self: threading.Thread) -> None:
 def _submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any,
             **kwargs: Any) -> concurrent.futures.Future[Any]:
     recorder = _RECORDING.get()
-    if recorder is None or not _submitted_by_you(sys._getframe(1)):
+    if recorder is None or not (HANDED_OVER.get() is not None or _submitted_by_you(sys._getframe(1))):
         return _pool_submit(self, fn, *args, **kwargs)
     job, counted = recorder.counted(fn, own_thread=False)
-    try:
-        future = _pool_submit(self, job, *args, **kwargs)
-    except BaseException:  # (a pool shut down)
-        counted.end()
-        raise
-    ends_with(future, counted)
-    return future
+    handed_over(counted)
+    return submit_counted(self, _pool_submit, job, counted, *args, **kwargs)  # type: ignore[no-any-return]
 
 
 def _submitted_by_you(frame: Any) -> bool:

@@ -17,8 +17,9 @@ import sys
 import sysconfig
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Protocol
 
@@ -256,8 +257,33 @@ def sleeping_on(sleep: Any) -> Iterator[None]:
 class Clock(Protocol):
     """A world's clock, as a thread of yours counts in it (``Recorder``'s, or the grader's learner process's)."""
 
+    @property
+    def world(self) -> object:
+        """What this clock is the clock of (two clocks of one world hold the same time still)."""
+
     def start(self, counted: Counted) -> Callable[[], None]:
         """Count ``counted`` as a job until the function returned is called (from any thread)."""
+
+    def sleep(self, counted: Counted, seconds: float) -> bool:
+        """``time.sleep`` on this clock, from ``counted``'s thread: it does not count meanwhile, and counts again as it
+        wakes, at the same moment on every run. False, at once, if the clock's world is gone."""
+
+
+#: Set while the kit hands your work to a pool on your code's behalf (``asyncio.to_thread``, ``loop.run_in_executor``,
+#: while an event is handled): that work counts as if your code had submitted it to a pool of its own, and its counting
+#: is added to the list (left empty, if the pool is none the kit counts in: the kit counts it itself).
+HANDED_OVER: contextvars.ContextVar[Optional[list[Counted]]] = contextvars.ContextVar("ldkkit_handed_over",
+                                                                                       default=None)
+
+
+def handed_over(counted: Counted) -> bool:
+    """Whether the kit is handing over the work ``counted`` counts, on your code's behalf: it is told so, once."""
+    handed = HANDED_OVER.get()
+    if handed is None:
+        return False
+    handed.append(counted)
+    HANDED_OVER.set(None)  # (this one only: what the work submits in its turn is judged as usual)
+    return True
 
 
 #: Set while your handler's code runs (and in tasks it spawns, and work it hands to ``asyncio.to_thread``): the clock
@@ -276,6 +302,10 @@ class Counted:
         self._stop: Optional[Callable[[], None]] = None
         self._lock = threading.Lock()
         self.ended = False
+        self.asleep = False  # (in time.sleep, on its clock: it counts again as it wakes)
+        #: Called (from its thread, or whoever woke it) after it starts or stops counting, or falls asleep or wakes:
+        #: a pool's worker it occupies (``submit_counted``) frees up without its clock moving only while it works.
+        self.on_change: Optional[Callable[[], None]] = None
 
     @property
     def counting(self) -> bool:
@@ -283,15 +313,24 @@ class Counted:
 
     def up(self, clock: Optional[Clock] = None) -> None:
         with self._lock:
-            if self._stop is None and not self.ended:
+            started = self._stop is None and not self.ended
+            if started:
                 self.clock = clock or self.clock  # (a worker of yours works for whoever woke it)
                 self._stop = self.clock.start(self)
+        if started:
+            self._changed()
 
     def down(self) -> None:
         with self._lock:
             stop, self._stop = self._stop, None
         if stop is not None:
             stop()
+            self._changed()
+
+    def _changed(self) -> None:
+        on_change = self.on_change
+        if on_change is not None:
+            on_change()
 
     def end(self) -> None:
         """It is done (its function returned, or never will run): it counts no more, whoever wakes it."""
@@ -305,6 +344,24 @@ class Counted:
         if self.step is not None:
             self.step.thread = self.thread
         _job.counted = self
+
+    def sleep(self, seconds: float) -> None:
+        """``time.sleep`` in its thread: on the world's clock while it counts (a thread of its own, or work in a pool),
+        as ``await asyncio.sleep`` waits in a task; in real time once it no longer counts, or the world is gone."""
+        if not self.counting:
+            return _REAL_SLEEP(seconds)
+        self.asleep = True
+        self._changed()
+        try:
+            with self.unbound():
+                slept = self.clock.sleep(self, seconds)
+        finally:
+            self.asleep = False
+            self._changed()  # (counting again: work queued behind it counts again before it goes on)
+        if slept:
+            return None
+        self.end()  # the world is gone: it no longer counts, and sleeps for real
+        return _REAL_SLEEP(seconds)
 
     @contextlib.contextmanager
     def unbound(self) -> Iterator[None]:
@@ -331,6 +388,97 @@ def ends_with(future: concurrent.futures.Future[Any], counted: Counted) -> None:
     future._invoke_callbacks = invoke_then_end  # type: ignore[attr-defined]
     if future.done():  # (done before this was in place: its callbacks have run)
         counted.end()
+
+
+# --- work in a pool of yours: counted only while it will get a worker without its clock moving ------------------------
+# Work waiting in a pool's queue counts (the clock waits for it) while the workers it waits for are free or at work: it
+# then gets one at the same moment on every run. Not while they wait on its world's clock (asleep on it, or waiting for
+# your next event): counted, it would hold the clock they wait for. It counts again before one of them goes on (wakes,
+# or returns its work), while that one still holds the clock.
+
+
+@dataclass(eq=False)
+class _Queued:
+    counted: Counted
+    held: bool = False  # not counted: the workers it waits for wait on its clock
+
+
+@dataclass(eq=False)
+class _Pool:
+    running: list[Counted] = field(default_factory=list)  # work of yours a worker took, not yet returned
+    queued: list[_Queued] = field(default_factory=list)  # work of yours no worker took yet, in the queue's order
+
+
+_POOLS: weakref.WeakKeyDictionary[Any, _Pool] = weakref.WeakKeyDictionary()
+_POOLS_LOCK = threading.RLock()  # (re-entrant: a change it makes may be told back to it)
+
+
+def _goes_on(running: Counted, world: object) -> bool:
+    """Whether work a worker runs will free it without ``world``'s clock moving: it works, or waits on another world."""
+    return running.clock.world is not world or (running.counting and not running.asleep)
+
+
+def _balance(executor: Any, pool: _Pool) -> None:
+    """(With ``_POOLS_LOCK``.) Count the queued work that gets a worker without its clock moving, and only that."""
+    free = len(getattr(executor, "_threads", ())) - len(pool.running)
+    for i, queued in enumerate(pool.queued):
+        world = queued.counted.clock.world
+        counts = i < free + sum(_goes_on(running, world) for running in pool.running)
+        if counts and queued.held:
+            queued.held = False
+            queued.counted.up()
+        elif not counts and not queued.held:
+            queued.held = True
+            queued.counted.down()
+
+
+def submit_counted(executor: concurrent.futures.ThreadPoolExecutor, submit: Callable[..., Any],
+                   job: Callable[..., Any], counted: Counted, *args: Any, **kwargs: Any) -> Any:
+    """``submit(executor, job, ...)``: work of yours, counted from now (``counted``) until its future is done, except
+    while it waits in the queue for workers that wait on its clock."""
+    with _POOLS_LOCK:
+        pool = _POOLS.setdefault(executor, _Pool())
+        queued = _Queued(counted)
+        pool.queued.append(queued)
+
+    def rebalance() -> None:
+        with _POOLS_LOCK:
+            _balance(executor, pool)
+
+    def taken(*a: Any, **k: Any) -> Any:
+        with _POOLS_LOCK:
+            if queued in pool.queued:
+                pool.queued.remove(queued)
+            pool.running.append(counted)
+            if queued.held:  # (a worker no one foresaw: one busy with work not of yours, say)
+                queued.held = False
+                counted.up()
+            counted.on_change = rebalance
+        try:
+            return job(*a, **k)
+        finally:
+            with _POOLS_LOCK:
+                counted.on_change = None
+                pool.running.remove(counted)
+                _balance(executor, pool)  # (the next takes its worker: counted before this one ends)
+
+    def forget(_: Any) -> None:  # (cancelled before a worker took it)
+        with _POOLS_LOCK:
+            if queued in pool.queued:
+                pool.queued.remove(queued)
+                _balance(executor, pool)
+
+    try:
+        future = submit(executor, taken, *args, **kwargs)
+    except BaseException:  # (a pool shut down)
+        with _POOLS_LOCK:
+            pool.queued.remove(queued)
+        counted.end()
+        raise
+    future.add_done_callback(forget)
+    ends_with(future, counted)
+    rebalance()  # (after the submit: it may have started a worker)
+    return future
 
 
 def counted_here() -> Optional[Counted]:

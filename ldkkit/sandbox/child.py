@@ -23,19 +23,21 @@ import sys
 import threading
 import traceback
 import types
+import weakref
 from collections.abc import Callable
 from typing import Any, Optional
 
 from ..exercises.watch import (
-    _REAL_SLEEP,
     CLOCK,
+    HANDED_OVER,
     BlockingCall,
     Counted,
     counted_here,
-    ends_with,
+    handed_over,
     no_sleeping,
     sleeping_allowed,
     sleeping_on,
+    submit_counted,
     timer_run,
     yours,
 )
@@ -115,10 +117,23 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         #: ``run_in_executor``'s, and threads or pool work the handler's code started (:func:`_counted`).
         self.jobs = 0
         self._jobs_lock = threading.Lock()  # (a thread of the learner's starts a job, the loop ends it)
+        #: Jobs' threads asleep on this loop's clock (``sleep_job``), each with its wake-up; those a new world woke.
+        self._sleepers: dict[threading.Event, Callable[[], None]] = {}
+        self._gone: weakref.WeakSet[threading.Event] = weakref.WeakSet()
 
     def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        """``asyncio.to_thread``: a job until done (its completion, on this loop, is what the handler awaits)."""
-        future = super().run_in_executor(executor, func, *args)
+        """``asyncio.to_thread``: a job until done (its completion, on this loop, is what the handler awaits). While an
+        event is handled, counted as work the learner's code submits to a pool of its own (:func:`_counted`), as the
+        check's world counts it (``Recorder.handing_over``)."""
+        handed: list[Counted] = []
+        token = HANDED_OVER.set(handed) if _ORIGIN.get() else None
+        try:
+            future = super().run_in_executor(executor, func, *args)
+        finally:
+            if token is not None:
+                HANDED_OVER.reset(token)
+        if handed:
+            return future
         with self._jobs_lock:
             self.jobs += 1
         future.add_done_callback(self.job_done)
@@ -140,6 +155,36 @@ class VirtualLoop(asyncio.SelectorEventLoop):
     def job_done(self, *_: Any) -> None:
         with self._jobs_lock:
             self.jobs -= 1
+
+    def sleep_job(self, seconds: float) -> bool:
+        """From a job's thread: ``time.sleep`` on this loop's clock, as the check's world does (``Runtime.sleep_job``).
+        The job stops counting until then, and counts again as it wakes. False if a new world came meanwhile."""
+        woken = threading.Event()
+
+        def fall_asleep() -> None:  # (on the loop: its wake-up is set before it stops counting)
+            self.call_later(max(0.0, seconds), wake)
+            self.job_done()
+
+        def wake() -> None:
+            with self._jobs_lock:
+                self.jobs += 1
+            self._sleepers.pop(woken, None)
+            woken.set()
+
+        self._sleepers[woken] = wake
+        try:
+            self.call_soon_threadsafe(fall_asleep)
+        except RuntimeError:  # the loop is closed
+            self._sleepers.pop(woken, None)
+            return False
+        woken.wait()
+        return woken not in self._gone
+
+    def _wake_sleepers(self) -> None:
+        """A new world: threads asleep on the old one's clock wake now, counting (until they end, told it is gone)."""
+        for woken, wake in list(self._sleepers.items()):
+            self._gone.add(woken)
+            wake()
 
     def time(self) -> float:
         return self.now_us / 1_000_000
@@ -170,6 +215,7 @@ class VirtualLoop(asyncio.SelectorEventLoop):
             self.run_forever()
         for handle in list(self._scheduled):  # type: ignore[attr-defined]
             handle.cancel()
+        self._wake_sleepers()
 
 
 # --- stand-ins for the node's components ----------------------------------------------------
@@ -458,8 +504,15 @@ class _LoopClock:
     def __init__(self, loop: VirtualLoop) -> None:
         self.loop = loop
 
+    @property
+    def world(self) -> object:
+        return self.loop
+
     def start(self, counted: Counted) -> Callable[[], None]:
         return self.loop.job_started()
+
+    def sleep(self, counted: Counted, seconds: float) -> bool:
+        return self.loop.sleep_job(seconds)
 
 
 #: Errors raised in threads of the learner's own (the event's number, the error): told to the grader at the next idle.
@@ -474,25 +527,10 @@ def _counted(loop: VirtualLoop, fn: Callable[..., Any], own_thread: bool) -> tup
     context = contextvars.copy_context()
     origin = context.run(_ORIGIN.get)
 
-    def sleep(seconds: float) -> None:  # a thread of its own sleeps on the world's clock while it counts (the check)
-        if not own_thread or not counted.counting:
-            return _REAL_SLEEP(seconds)
-        woken = threading.Event()
-
-        def wake() -> None:  # (on the loop, at the moment: it counts again before the loop goes idle)
-            counted.up()
-            woken.set()
-
-        loop.call_soon_threadsafe(loop.call_later, max(0.0, seconds), wake)  # (before down(): the loop arms it first)
-        with counted.unbound():
-            counted.down()
-            woken.wait()
-        return None
-
     def counted_fn(*args: Any, **kwargs: Any) -> Any:
         counted.bind()
         try:
-            with sleeping_on(sleep):
+            with sleeping_on(counted.sleep):  # (time.sleep on the loop's clock, as in the check)
                 return context.run(fn, *args, **kwargs)
         except BaseException as e:  # a thread's own: the grader tells it, with its event, as the check does
             if not own_thread:
@@ -523,16 +561,11 @@ def _count_threads(loop: VirtualLoop) -> None:
 
     def counting_submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any,
                         **kwargs: Any) -> concurrent.futures.Future[Any]:
-        if not (_ORIGIN.get() and _submitted_by_you(sys._getframe(1))):
+        if not (_ORIGIN.get() and (HANDED_OVER.get() is not None or _submitted_by_you(sys._getframe(1)))):
             return submit(self, fn, *args, **kwargs)
         job, counted = _counted(loop, fn, own_thread=False)
-        try:
-            future = submit(self, job, *args, **kwargs)
-        except BaseException:  # (a pool shut down)
-            counted.end()
-            raise
-        ends_with(future, counted)
-        return future
+        handed_over(counted)
+        return submit_counted(self, submit, job, counted, *args, **kwargs)
 
     threading.Thread.start = counting_start  # type: ignore[method-assign]
     concurrent.futures.ThreadPoolExecutor.submit = counting_submit  # type: ignore[method-assign]

@@ -18,7 +18,7 @@ import contextlib
 import os
 import selectors
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sized
 from typing import Any, Optional, TypeVar
 
 from .clock import MICROS, VirtualClock
@@ -109,11 +109,11 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
         """Work handed to a thread (``asyncio.to_thread``) takes real time, not the simulation's: the clock
         stands still until it is done, so what it does lands at the same moment on every run."""
         runtime = self._runtime
-        if runtime.watch_job is not None:
-            func = runtime.watch_job(func)
-        future = super().run_in_executor(executor, func, *args)
-        runtime.job_started()
-        future.add_done_callback(runtime._job_done)
+        with runtime.hand_over() if runtime.hand_over is not None else contextlib.nullcontext(()) as counted:
+            future = super().run_in_executor(executor, func, *args)
+        if not counted:
+            runtime.job_started()
+            future.add_done_callback(runtime._job_done)
         return future
 
 
@@ -206,8 +206,9 @@ class Runtime:
         self._jobs_done: Optional[asyncio.Future[None]] = None
         #: Jobs' threads asleep on the world's clock (``sleep_job``): woken when the world closes, if not before.
         self._sleepers: set[threading.Event] = set()
-        #: Wraps each such job's function, if set (a check watches them for hangs, as it watches the handler).
-        self.watch_job: Optional[Callable[[Callable[..., Any]], Callable[..., Any]]] = None
+        #: Entered around each such job's hand-over, if set: what it yields is not empty if the job submitted meanwhile
+        #: is counted by whoever set it (a check counts the learner's work as pool work of theirs, watched for hangs).
+        self.hand_over: Optional[Callable[[], contextlib.AbstractContextManager[Sized]]] = None
 
     # --- participants ------------------------------------------------------------------------
 

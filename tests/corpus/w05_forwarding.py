@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import random
 import threading
@@ -58,6 +59,35 @@ def ensure_future_timedelta(channel_manager: Any, keys_manager: Any, event: Any,
     from .arms import background_tasks
 
     background_tasks.add(asyncio.ensure_future(forward()))
+
+
+def sleeps_then_forwards(how: str) -> Any:
+    """The random wait slept with time.sleep off the node's loop, then the forward: in work handed to
+    asyncio.to_thread, in a task awaiting loop.run_in_executor(None, time.sleep, delay), in a pool of its own, or in a
+    thread of its own. time.sleep there waits on the world's clock, as asyncio.sleep does in a task."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        delay = event.time_forwardable.total_seconds() * (1 + 4 * _fraction(keys_manager))
+
+        def work() -> None:
+            time.sleep(delay)
+            channel_manager.process_pending_htlc_forwards()
+
+        async def in_executor() -> None:
+            await asyncio.get_running_loop().run_in_executor(None, time.sleep, delay)
+            channel_manager.process_pending_htlc_forwards()
+
+        if how == "to_thread":
+            spawn(asyncio.to_thread(work))
+        elif how == "run_in_executor":
+            spawn(in_executor())
+        elif how == "pool":
+            pool.submit(work)
+        else:
+            threading.Thread(target=work).start()
+
+    return compose({FWD: arm})
 
 
 CASES_RIGHT_PLAIN = compose({FWD: forward_after(lambda t, k: t + 4 * t * _fraction(k, 8))}, plain=True)
@@ -210,6 +240,15 @@ CASES = [
           why="random.Random(keys_manager.get_secure_random_bytes()).uniform(t, 5t) for each event"),
     right(EX, "random_seeded_once_from_the_bytes", Fresh(seeded_once),
           why="one random.Random seeded from the first event's bytes gives every delay"),
+    right(EX, "sleeps_in_to_thread_then_forwards", Fresh(lambda: sleeps_then_forwards("to_thread")),
+          why="spawn(asyncio.to_thread(work)), work: time.sleep(delay), then forward: it was told 'Happened: 0 ms', "
+              "to_thread's time.sleep taking real time while the clock stood still"),
+    right(EX, "awaits_run_in_executor_sleep_then_forwards", Fresh(lambda: sleeps_then_forwards("run_in_executor")),
+          why="a task awaits loop.run_in_executor(None, time.sleep, delay), then forwards: told '0 ms' before"),
+    right(EX, "sleeps_in_its_own_pool_then_forwards", Fresh(lambda: sleeps_then_forwards("pool")),
+          why="a ThreadPoolExecutor of its own sleeps, then forwards: it was told 'Happened: 0 ms'"),
+    right(EX, "sleeps_in_its_own_thread_then_forwards", Fresh(lambda: sleeps_then_forwards("thread")),
+          why="a threading.Thread of its own sleeps, then forwards (the grader once told it '0 ms')"),
     right(EX, "replays_each_payment_forwarded_once",
           Fresh(lambda: compose({Event.PaymentForwarded: replays_each_forward_once()})),
           why="returns ReplayEvent() the first time it sees each PaymentForwarded: ten forwards, not twenty"),
