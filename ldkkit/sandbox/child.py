@@ -32,7 +32,6 @@ from ..exercises.watch import (
     HANDED_OVER,
     BlockingCall,
     Counted,
-    counted_here,
     handed_over,
     no_sleeping,
     sleeping_allowed,
@@ -44,6 +43,7 @@ from ..exercises.watch import (
 from ..sim.runtime import DelegatingSelector
 from . import jail as jail_module
 from . import wire
+from .gate import Gate
 
 HANDLER_NAME = "handle_ldk_events"
 COMPONENTS = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
@@ -225,65 +225,7 @@ class VirtualLoop(asyncio.SelectorEventLoop):
 _ORIGIN: contextvars.ContextVar[int] = contextvars.ContextVar("ldkkit_origin", default=0)
 
 
-class _Gate:
-    """As in the check (``recorder._after_the_step``): work the learner's code handed to a thread of its own acts on the
-    node only once the handler's step that started or woke it is over: the handler awaits, or it returned and the
-    grader has heard so (and read what it stored). Held here, that work does not count: the grader is told to come back
-    at once, at the same moment (``held``: it steps the learner's loop as a job of the world's)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open = True
-        self._held: list[tuple[Counted, threading.Event]] = []
-        #: Steps of tasks the handler spawned, due once it returned but before the grader heard so (as in the check,
-        #: where its return is read before the world's loop runs them): each waits on its future, on the loop.
-        self._deferred: list[asyncio.Future[None]] = []
-
-    def close(self) -> None:
-        with self._lock:
-            self._open = False
-
-    def open(self) -> None:
-        with self._lock:
-            self._open = True
-            held, self._held = self._held, []
-            deferred, self._deferred = self._deferred, []
-        for future in deferred:  # (on the loop's thread: the handler awaits, or the grader heard it return)
-            if not future.done():  # (a task cancelled meanwhile)
-                future.set_result(None)
-        for counted, released in held:
-            counted.up()
-            released.set()  # (its own: a gate closed again meanwhile, by the next event, does not hold it back)
-
-    def holds(self) -> bool:
-        with self._lock:
-            return bool(self._held) or any(not future.done() for future in self._deferred)
-
-    def deferral(self) -> Optional[asyncio.Future[None]]:
-        """For a spawned task's step, on the loop: a future to wait on while the gate is closed (the handler returned
-        and the grader has not heard so: the handler's own steps never run alongside a task's), else None."""
-        with self._lock:
-            if self._open:
-                return None
-            future = asyncio.get_running_loop().create_future()
-            self._deferred.append(future)
-            return future
-
-    def wait(self) -> None:
-        counted = counted_here()
-        if counted is None:
-            return
-        released = threading.Event()
-        with self._lock:
-            if self._open:
-                return
-            self._held.append((counted, released))  # (first: its job ends with down(), then the loop asks what is held)
-        counted.down()
-        with counted.unbound():
-            released.wait()
-
-
-_GATE = _Gate()
+_GATE = Gate()
 
 
 class Remote:
@@ -458,7 +400,7 @@ class _Watched:
     there is refused, and one the learner's code caught is raised again as the step returns, as in the check. Only
     this thread (the loop's) is watched: the learner's other threads may sleep and wait, as they may in the check."""
 
-    def __init__(self, coro: Any, gate: Optional[_Gate] = None) -> None:
+    def __init__(self, coro: Any, gate: Optional[Gate] = None) -> None:
         self._it = coro.__await__()
         self._gate = gate  # (the handler's own steps: work it hands to its threads waits for them to end)
 
@@ -487,7 +429,7 @@ class _Watched:
                 throw = e
 
 
-async def _watched(coro: Any, gate: Optional[_Gate] = None) -> Any:
+async def _watched(coro: Any, gate: Optional[Gate] = None) -> Any:
     return await _Watched(coro, gate)
 
 
