@@ -79,7 +79,7 @@ class Handling:
     broadcasts: int = 0
     order: int = field(default_factory=lambda: next(_ORDER))  # when it began, among hand-overs and calls
     #: Set while no step of your handler's code runs on it (it awaits, or returned and what it stored was read): work
-    #: it handed to another thread acts only then (``Recorder.recording``), so what it did by then is all its own.
+    #: it handed to another thread acts only then (``_after_the_step``), so what it did by then is all its own.
     paused: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def step_ended(self) -> None:

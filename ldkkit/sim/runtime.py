@@ -106,8 +106,9 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
         return super().call_at(when, callback, *args, context=context)
 
     def run_in_executor(self, executor: Any, func: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
-        """Work handed to a thread (``asyncio.to_thread``) takes real time, not the simulation's: the clock
-        stands still until it is done, so what it does lands at the same moment on every run."""
+        """Work handed to a thread (``asyncio.to_thread``) is a job: the clock stands still while it works, so what it
+        does lands at the same moment on every run. While a check hands your handler an event, the check counts it
+        (``hand_over``: its ``time.sleep`` then waits on this clock); otherwise the runtime counts it until done."""
         runtime = self._runtime
         with runtime.hand_over() if runtime.hand_over is not None else contextlib.nullcontext(()) as counted:
             future = super().run_in_executor(executor, func, *args)
