@@ -138,20 +138,25 @@ def _write_in_a_thread(fs_store: Any, key: str, storage: Any) -> None:
     threading.Thread(target=_write, args=(fs_store, key, storage)).start()
 
 
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+def writes_in_a_pool() -> Any:
+    """Records the payment, then hands the write to a pool of its own (one per run of the check) and returns."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="corpus-writes")
+
+    def write(fs_store: Any, key: str, storage: Any) -> None:
+        pool.submit(_write, fs_store, key, storage)
+
+    return compose({CLAIMED: _claimed(write)})
 
 
-def _write_in_a_pool(fs_store: Any, key: str, storage: Any) -> None:
-    _POOL.submit(_write, fs_store, key, storage)
+def claimed_awaiting_its_pool() -> Any:
+    """An async arm: records the payment, then awaits its write, made in a pool of its own (one per run)."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="corpus-awaited-writes")
 
-
-def claimed_awaiting_its_pool(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
-    """An async arm: records the payment, then awaits its write, made in a pool of its own."""
-    async def arm() -> None:
+    async def arm(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
         _claimed(lambda *_: None)(inbound_payments=inbound_payments, fs_store=fs_store, event=event)
-        await asyncio.wrap_future(_POOL.submit(_write, fs_store, "inbound_payments", inbound_payments))
+        await asyncio.wrap_future(pool.submit(_write, fs_store, "inbound_payments", inbound_payments))
 
-    return arm()
+    return compose({CLAIMED: arm})
 
 
 def claim_without_preimage(channel_manager: Any, event: Any, **_: Any) -> None:
@@ -407,10 +412,10 @@ CASES = [
           "you wrote it only after your handler had returned",
           why="records the payment, then writes from a thread it starts and does not wait for: the write raced the "
               "check's read (it passed, or failed, by the machine's speed)"),
-    wrong(EX, "writes_from_its_pool", compose({CLAIMED: _claimed(_write_in_a_pool)}),
+    wrong(EX, "writes_from_its_pool", Fresh(writes_in_a_pool),
           "you wrote it only after your handler had returned",
           why="records the payment, then hands the write to a pool of its own and returns"),
-    right(EX, "awaits_its_pool_writing", compose({CLAIMED: claimed_awaiting_its_pool}),
+    right(EX, "awaits_its_pool_writing", Fresh(claimed_awaiting_its_pool),
           why="an async arm awaits the write it handed to a pool of its own (asyncio.wrap_future): written before "
               "it returns"),
     wrong(EX, "writes_in_a_task_later", compose({CLAIMED: _claimed(_write_later)}), "before your handler returned",
