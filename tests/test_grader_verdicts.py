@@ -584,7 +584,10 @@ _AS_THE_CHECK = {
         f"            {start}.start()")) for kind, start in (
         ("thread_sleeps", "threading.Thread(target=lambda: (time.sleep(delay), "
                           "channel_manager.process_pending_htlc_forwards()))"),
-        ("timer", "threading.Timer(delay, channel_manager.process_pending_htlc_forwards)"))},
+        ("timer", "threading.Timer(delay, channel_manager.process_pending_htlc_forwards)"),
+        # a timed Event.wait in a thread: it waited in real time, and the check told it "never called"
+        ("thread_waits_on_an_event", "threading.Thread(target=lambda: (threading.Event().wait(delay), "
+                                     "channel_manager.process_pending_htlc_forwards()))"))},
     # a thread of the learner's own that raises after its work: the check fails the play with it; the learner process
     # lost it (the thread's error went to no one), so the grader passed the workbook
     "a_thread_raises": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(

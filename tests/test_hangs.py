@@ -302,10 +302,11 @@ def test_a_thread_of_your_own_is_waited_for_like_to_thread(how):
     pool.shutdown()
 
 
-@pytest.mark.parametrize("how", ["timer", "heartbeat"])
+@pytest.mark.parametrize("how", ["timer", "event_wait", "heartbeat", "event_heartbeat"])
 def test_time_in_a_thread_of_your_own_runs_on_the_simulations_clock(how):
-    """A threading.Timer, or a thread that time.sleeps in a loop (a heartbeat), waits on the simulated clock: the
-    Timer's answer lands 10 ms (simulated) after the request on every run, and the heartbeat is no hang."""
+    """A threading.Timer, a thread's timed ``Event.wait``, or a thread that time.sleeps (or waits on an Event nobody
+    sets) in a loop (a heartbeat), waits on the simulated clock: the answer lands 10 ms (simulated) after the request
+    on every run, and the heartbeat is no hang (once its world is gone, it waits in real time)."""
     import time
 
     beats: list[float] = []
@@ -314,10 +315,14 @@ def test_time_in_a_thread_of_your_own_runs_on_the_simulations_clock(how):
         if how == "timer":
             threading.Timer(0.01, policy, (cm, keys, event)).start()
             return
+        if how == "event_wait":
+            threading.Thread(target=lambda: (threading.Event().wait(0.01), policy(cm, keys, event))).start()
+            return
+        stop = threading.Event()
 
         def heartbeat():
             while True:
-                time.sleep(0.5)
+                stop.wait(0.5) if how == "event_heartbeat" else time.sleep(0.5)
                 beats.append(0.5)
 
         threading.Thread(target=heartbeat, daemon=True).start()
@@ -325,7 +330,7 @@ def test_time_in_a_thread_of_your_own_runs_on_the_simulations_clock(how):
 
     for _ in range(3):
         assert "all 5 checks passed" in repr(check("open_channel_request", opening_async(decide)))
-    assert how == "timer" or beats
+    assert how in ("timer", "event_wait") or beats
 
 
 @pytest.mark.parametrize("how", ["one_worker_pool", "to_thread", "awaited"])

@@ -26,6 +26,7 @@ from ..sim.world import World
 from .watch import (
     CLOCK,
     HANDED_OVER,
+    Alarm,
     BlockingCall,
     Counted,
     Stepped,
@@ -417,6 +418,10 @@ class _Clock:
             done()
 
         return stop
+
+    def alarm(self, alarm: Alarm, seconds: float) -> bool:
+        """A timed wait on the world's clock, from the thread (``watch.Alarm``); False at once if the world is gone."""
+        return bool(self.recorder.world.runtime.alarm_job(alarm, seconds))
 
     def sleep(self, counted: Counted, seconds: float) -> bool:
         """``time.sleep`` on the world's clock, from the thread; False at once if the world is gone."""

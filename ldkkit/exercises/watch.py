@@ -169,11 +169,16 @@ def blocking_call(frame: Any, what: str, arg: Any) -> Optional[str]:
 def _called_by_you(frame: Any) -> Optional[str]:
     """The blocking call your code made that ended in this wait (``Event.wait()``), or None if your code called
     something else (a library's function, which waits for its own reasons)."""
+    code = _blocking_call_of_yours(frame)
+    return None if code is None else f"{getattr(code, 'co_qualname', code.co_name)}()"
+
+
+def _blocking_call_of_yours(frame: Any) -> Optional[Any]:
+    """The code of the blocking call your code made that ended in this wait, or None (see ``_called_by_you``)."""
     called = frame
     while frame is not None and not yours(frame):
         called, frame = frame, frame.f_back
-    code = called.f_code
-    return f"{getattr(code, 'co_qualname', code.co_name)}()" if frame is not None and code in _BLOCKING else None
+    return called.f_code if frame is not None and called.f_code in _BLOCKING else None
 
 
 def yours(frame: Any) -> bool:
@@ -252,7 +257,8 @@ def sleeping_on(sleep: Any) -> Iterator[None]:
 # every run, however loaded the machine. Not while it waits in ``Condition.wait`` for another thread (a worker idle
 # on its queue waits for your next event, as a task does at an await): it counts again as it is woken, from the
 # moment of the ``notify``, if the code that woke it counts itself (your handler, a task it spawned, such a thread).
-# ``Event.wait``, ``Queue.get``, ``Future.result`` and the rest all wait in ``Condition.wait``.
+# ``Event.wait``, ``Queue.get``, ``Future.result`` and the rest all wait in ``Condition.wait``. A timed ``Event.wait`` or
+# ``Condition.wait`` of yours also ends when its timeout has passed on the world's clock (``Alarm``), as ``time.sleep``.
 
 class Clock(Protocol):
     """A world's clock, as a thread of yours counts in it (``Recorder``'s, or the grader's learner process's)."""
@@ -267,6 +273,10 @@ class Clock(Protocol):
     def sleep(self, counted: Counted, seconds: float) -> bool:
         """``time.sleep`` on this clock, from ``counted``'s thread: it does not count meanwhile, and counts again as it
         wakes, at the same moment on every run. False, at once, if the clock's world is gone."""
+
+    def alarm(self, alarm: Alarm, seconds: float) -> bool:
+        """From ``alarm``'s thread, about to wait: ``alarm.start`` on this clock's loop, and ``alarm.set()`` should the
+        world go first. False, at once, if it is gone."""
 
 
 #: Set while the kit hands your work to a pool on your code's behalf (``asyncio.to_thread``, ``loop.run_in_executor``,
@@ -503,7 +513,7 @@ class _Waiters(collections.deque):  # type: ignore[type-arg]
 
     def append(self, waiter: Any) -> None:  # (by Condition.wait, in the waiting thread)
         counted = counted_here()
-        if counted is not None:
+        if counted is not None and not isinstance(waiter, Alarm):  # (an alarm counts its thread itself)
             self.counted[waiter] = counted
         super().append(waiter)
 
@@ -519,12 +529,108 @@ def _wait(self: threading.Condition, timeout: Optional[float] = None) -> bool:
     counted = counted_here()
     # Only a wait your code makes (Queue.get, Future.result, Event.wait...) is a wait for another thread of yours: a
     # library's own (Thread.start waits for the thread to run) is work, and whoever ends it may not count.
-    if counted is not None and timeout != 0 and _called_by_you(sys._getframe()) is not None:
+    call = _blocking_call_of_yours(sys._getframe()) if counted is not None and timeout != 0 else None
+    if call is not None:
         # (the condition's lock is held: no notify comes between these)
         if not isinstance(self._waiters, _Waiters):  # type: ignore[attr-defined]
             self._waiters = _Waiters(self._waiters)  # type: ignore[attr-defined]
-        counted.down()
+        if call in _WAITS_ONCE and timeout is not None and timeout > 0 and counted.counting:  # type: ignore[union-attr]
+            return _wait_on_the_clock(self, counted, timeout)  # type: ignore[arg-type]
+        counted.down()  # type: ignore[union-attr]
     return _condition_wait(self, timeout)
+
+
+class Alarm:
+    """A timed wait of a thread of yours (``Event.wait(timeout)``, ``Condition.wait(timeout)``) ends at the ``notify``
+    it waits for or once ``timeout`` has passed on its world's clock, whichever comes first, as ``time.sleep`` there
+    waits on that clock: it stops counting meanwhile, and counts again from the moment it is woken. It is the wait's
+    own entry in the condition's waiters, released once, by whichever comes first (or by the world's end)."""
+
+    def __init__(self, counted: Counted) -> None:
+        self.counted = counted
+        self.why: Optional[str] = None  # what released it: "notify", "clock", "gone" (the world), "abandoned"
+        self._cancel: Callable[[], None] = lambda: None  # takes its wake-up on the clock back
+        self._guard = threading.Lock()
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def start(self, loop: Any, seconds: float, forget: Callable[[], None]) -> bool:
+        """From its thread: on ``loop`` (the world's), set its wake-up ``seconds`` on, then stop counting; ``forget``
+        is called once it needs no word of the world's end. False, at once, if the loop is closed."""
+
+        def ring() -> None:  # (on the loop, when the time has come: it counts again from now, before it goes on)
+            forget()
+            self._end("clock", self.counted.up)
+
+        def arm() -> None:  # (on the loop, where time stands still: the wake-up is set before it stops counting)
+            with self._guard:
+                if self.why is None:
+                    handle = loop.call_later(max(0.0, seconds), ring)
+                    self._cancel = lambda: (forget(), _soon(loop, handle.cancel))
+                    self.counted.down()
+
+        return _soon(loop, arm)
+
+    def acquire(self) -> None:
+        self._lock.acquire()
+
+    def release(self) -> None:
+        """By ``Condition.notify``, in the notifying thread: counted again in its clock (if it counts), as any thread
+        of yours it wakes."""
+        clock = _clock_here()
+        if self._end("notify", lambda: clock is not None and self.counted.up(clock)):
+            self._cancel()
+
+    def set(self) -> None:
+        """By the world, as it closes: the wait goes on in real time, as ``time.sleep`` does once its world is gone."""
+        self._end("gone", lambda: None)
+
+    def abandon(self) -> None:
+        """By its thread, if the wait ended otherwise (an exception raised in it): nothing wakes it any more."""
+        if self._end("abandoned", lambda: None):
+            self._cancel()
+
+    def _end(self, why: str, then: Callable[[], Any]) -> bool:
+        with self._guard:
+            if self.why is not None:
+                return False
+            self.why = why
+            then()
+            self._lock.release()
+        return True
+
+
+def _soon(loop: Any, callback: Callable[[], Any]) -> bool:
+    try:
+        loop.call_soon_threadsafe(callback)
+        return True
+    except RuntimeError:  # the loop is closed: its world is gone
+        return False
+
+
+def _wait_on_the_clock(condition: threading.Condition, counted: Counted, timeout: float) -> bool:
+    """``Condition.wait(timeout)`` of a thread of yours that counts: see :class:`Alarm`."""
+    if not condition._is_owned():  # type: ignore[attr-defined]
+        raise RuntimeError("cannot wait on un-acquired lock")
+    alarm = Alarm(counted)
+    if not counted.clock.alarm(alarm, timeout):  # the world is gone: it no longer counts, and waits in real time
+        counted.end()
+        return _condition_wait(condition, timeout)
+    waiters = condition._waiters  # type: ignore[attr-defined]
+    waiters.append(alarm)
+    saved = condition._release_save()  # type: ignore[attr-defined]
+    try:
+        alarm.acquire()
+    finally:
+        condition._acquire_restore(saved)  # type: ignore[attr-defined]
+        alarm.abandon()  # (nothing, once released)
+        if alarm.why != "notify":  # (a notify takes its waiter out itself)
+            with contextlib.suppress(ValueError):
+                waiters.remove(alarm)
+    if alarm.why == "gone":
+        counted.end()
+        return _condition_wait(condition, timeout)
+    return alarm.why == "notify"
 
 
 def _notify(self: threading.Condition, n: int = 1) -> None:
@@ -547,5 +653,8 @@ def blocked_in_a_wait(frame: Any) -> bool:
 _wait.__doc__, _notify.__doc__ = _condition_wait.__doc__, _condition_notify.__doc__
 _WAITS = {CONDITION_WAIT, _wait.__code__, threading.Thread._wait_for_tstate_lock.__code__}
 _BLOCKING.add(_wait.__code__)  # (your code's Condition.wait() now calls this first)
+#: The waits that end after ``timeout`` on the world's clock (:class:`Alarm`): one wait each. Not those that wait again
+#: until real time has passed the limit (``Queue.get``, ``Condition.wait_for``...), which would make many.
+_WAITS_ONCE = {threading.Event.wait.__code__, _wait.__code__}
 threading.Condition.wait = _wait  # type: ignore[method-assign]
 threading.Condition.notify = _notify  # type: ignore[method-assign]

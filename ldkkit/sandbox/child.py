@@ -30,6 +30,7 @@ from typing import Any, Optional
 from ..exercises.watch import (
     CLOCK,
     HANDED_OVER,
+    Alarm,
     BlockingCall,
     Counted,
     handed_over,
@@ -179,6 +180,14 @@ class VirtualLoop(asyncio.SelectorEventLoop):
             return False
         woken.wait()
         return woken not in self._gone
+
+    def alarm_job(self, alarm: Any, seconds: float) -> bool:
+        """From a job's thread, about to wait with a time limit: as the check's world does (``Runtime.alarm_job``)."""
+        self._sleepers[alarm] = alarm.set
+        if alarm.start(self, seconds, lambda: self._sleepers.pop(alarm, None)):
+            return True
+        self._sleepers.pop(alarm, None)
+        return False
 
     def _wake_sleepers(self) -> None:
         """A new world: threads asleep on the old one's clock wake now, counting (until they end, told it is gone)."""
@@ -455,6 +464,9 @@ class _LoopClock:
 
     def sleep(self, counted: Counted, seconds: float) -> bool:
         return self.loop.sleep_job(seconds)
+
+    def alarm(self, alarm: Alarm, seconds: float) -> bool:
+        return self.loop.alarm_job(alarm, seconds)
 
 
 #: Errors raised in threads of the learner's own (the event's number, the error): told to the grader at the next idle.

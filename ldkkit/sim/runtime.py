@@ -205,8 +205,9 @@ class Runtime:
         self.jobs = 0
         self._jobs_lock = threading.Lock()  # (a job starts on any thread: the one that starts or wakes it)
         self._jobs_done: Optional[asyncio.Future[None]] = None
-        #: Jobs' threads asleep on the world's clock (``sleep_job``): woken when the world closes, if not before.
-        self._sleepers: set[threading.Event] = set()
+        #: Jobs' threads asleep on the world's clock (``sleep_job``, ``alarm_job``): woken (``set()``) when the world
+        #: closes, if not before.
+        self._sleepers: set[Any] = set()
         #: Entered around each such job's hand-over, if set: what it yields is not empty if the job submitted meanwhile
         #: is counted by whoever set it (a check counts the learner's work as pool work of theirs, watched for hangs).
         self.hand_over: Optional[Callable[[], contextlib.AbstractContextManager[Sized]]] = None
@@ -314,6 +315,16 @@ class Runtime:
             return False
         woken.wait()
         return not self.loop.is_closed()
+
+    def alarm_job(self, alarm: Any, seconds: float) -> bool:
+        """From a job's thread, about to wait with a time limit (``Event.wait(timeout)``): ``alarm.start`` on the
+        world's loop (see ``exercises.watch.Alarm``), and ``alarm.set()`` if the world closes first. False if it is
+        gone."""
+        self._sleepers.add(alarm)
+        if alarm.start(self.loop, seconds, lambda: self._sleepers.discard(alarm)):
+            return True
+        self._sleepers.discard(alarm)
+        return False
 
     def _job_done(self, _future: Any) -> None:
         with self._jobs_lock:

@@ -71,7 +71,13 @@ def sleeps_then_forwards(how: str) -> Any:
         delay = event.time_forwardable.total_seconds() * (1 + 4 * _fraction(keys_manager))
 
         def work() -> None:
-            time.sleep(delay)
+            if how == "event_wait":  # (a timed wait nothing ends early: the clock does)
+                threading.Event().wait(delay)
+            elif how == "condition_wait":
+                with (condition := threading.Condition()):
+                    condition.wait(delay)
+            else:
+                time.sleep(delay)
             channel_manager.process_pending_htlc_forwards()
 
         async def in_executor() -> None:
@@ -91,6 +97,38 @@ def sleeps_then_forwards(how: str) -> Any:
 
 
 CASES_RIGHT_PLAIN = compose({FWD: forward_after(lambda t, k: t + 4 * t * _fraction(k, 8))}, plain=True)
+
+
+def worker_woken_before_its_timeout(*, wait_s: float) -> Any:
+    """One worker thread, started at the first event: it waits for work with ``Event.wait(wait_s)`` (its timeout only
+    a safety net), and the handler hands it each delay and sets the event; the worker sleeps the delay, then forwards.
+    With ``wait_s`` short, the worker's own timeout ends each wait too: it then looks again for work."""
+    delays: list[float] = []
+    ready = threading.Event()
+    started: list[threading.Thread] = []
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        def worker() -> None:
+            while True:
+                if not ready.wait(wait_s):
+                    continue
+                ready.clear()
+                while delays:
+                    time.sleep(delays.pop(0))
+                    channel_manager.process_pending_htlc_forwards()
+
+        if not started:
+            started.append(threading.Thread(target=worker, daemon=True))
+            started[0].start()
+        delays.append(event.time_forwardable.total_seconds() * (1 + 4 * _fraction(keys_manager)))
+        ready.set()
+
+    return compose({FWD: arm})
+
+
+def waits_a_fixed_delay_on_an_event(channel_manager: Any, **_: Any) -> None:
+    threading.Thread(target=lambda: (threading.Event().wait(0.3), channel_manager.process_pending_htlc_forwards())
+                     ).start()
 
 
 def seeded_random(t: float, keys_manager: Any) -> float:
@@ -249,12 +287,27 @@ CASES = [
           why="a ThreadPoolExecutor of its own sleeps, then forwards: it was told 'Happened: 0 ms'"),
     right(EX, "sleeps_in_its_own_thread_then_forwards", Fresh(lambda: sleeps_then_forwards("thread")),
           why="a threading.Thread of its own sleeps, then forwards (the grader once told it '0 ms')"),
+    right(EX, "waits_on_an_event_in_its_own_thread_then_forwards", Fresh(lambda: sleeps_then_forwards("event_wait")),
+          why="a thread of its own waits with threading.Event().wait(delay), then forwards: the timed wait took real "
+              "time once the thread stopped counting, and the check told it 'never called'"),
+    right(EX, "worker_waits_on_an_event_with_a_long_timeout",
+          Fresh(lambda: worker_woken_before_its_timeout(wait_s=3600)),
+          why="a worker thread waits for work with Event.wait(3600); the handler sets the event: woken before its "
+              "timeout, it sleeps the delay, then forwards"),
+    right(EX, "worker_waits_on_an_event_with_a_short_timeout", Fresh(lambda: worker_woken_before_its_timeout(wait_s=7)),
+          why="the same worker, its Event.wait(7) timing out now and then on the world's clock between events"),
+    right(EX, "waits_on_a_condition_in_its_own_thread_then_forwards",
+          Fresh(lambda: sleeps_then_forwards("condition_wait")),
+          why="a thread of its own waits with Condition.wait(delay), then forwards (told 'never called' too)"),
     right(EX, "replays_each_payment_forwarded_once",
           Fresh(lambda: compose({Event.PaymentForwarded: replays_each_forward_once()})),
           why="returns ReplayEvent() the first time it sees each PaymentForwarded: ten forwards, not twenty"),
 
     wrong(EX, "fixed_delay", compose({FWD: forward_after(lambda t, k: 2 * t)}), "different random delay",
           "fixed delay", why="always 2 × time_forwardable"),
+    wrong(EX, "fixed_delay_waited_on_an_event", Fresh(lambda: compose({FWD: waits_a_fixed_delay_on_an_event})),
+          "different random delay", "fixed delay",
+          why="a thread of its own waits threading.Event().wait(0.3), then forwards: the delay never changes"),
     wrong(EX, "draws_the_bytes_and_ignores_them", Fresh(lambda: cycles_through_multiples(draws=True)),
           "the same bytes, the same delay", "must come from the bytes",
           why="draws the random bytes, then waits 1.5, 4.9, 2, 3, 1.1 × time_forwardable in turn: it passed, the "
