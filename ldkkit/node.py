@@ -27,6 +27,7 @@ from .routing.gossip import NetworkGraph
 from .routing.router import DefaultRouter
 from .routing.scoring import ProbabilisticScorer
 from .sign import KeysManager
+from .sim.clock import MICROS, VirtualClock
 from .sweep import OutputSweeper
 from .types import PublicKey
 
@@ -50,17 +51,43 @@ class EventLog(Sequence[tuple[float, int, Event]]):
     """What a node's handler was given: ``(simulation seconds, block height, event)`` entries, read as a list.
 
     Kept as three columns, each appended to: a tuple per event would be one more object for Python's garbage
-    collector to follow, which costs more than the logging itself once a node has logged many events."""
+    collector to follow, which costs more than the logging itself once a node has logged many events. The time
+    is kept as the clock keeps it, in whole microseconds, and turned into seconds when read: recording happens
+    once per event handed out, reading far less often."""
 
     def __init__(self) -> None:
-        self._times: list[float] = []
+        self._times: list[int] = []  # microseconds
         self._heights: list[int] = []
         self._events: list[Event] = []
 
     def record(self, time_s: float, height: int, event: Event) -> None:
-        self._times.append(time_s)
+        """Log ``event``, given at ``time_s`` (kept to the microsecond, as the world's clocks count)."""
+        self._times.append(round(time_s * MICROS))
         self._heights.append(height)
         self._events.append(event)  # (last: an entry is there once its event is)
+
+    def recorder(self, clock: VirtualClock, blocks: list[Any]) -> Callable[[Event], None]:
+        """What the world calls with each event just before a handler gets it (an event queue's ``observer``).
+
+        It runs once per event, so it is one call that appends ``clock``'s time and the height of the chain whose
+        ``blocks`` are given (``Chain.height``) straight to the columns: no method of this log, no conversion."""
+        times, heights, events = self._times.append, self._heights.append, self._events.append
+        if clock.is_virtual:  # its time read in place (``VirtualClock.now_us``, without the call)
+
+            def record(event: Event) -> None:
+                times(clock._now_us)
+                heights(len(blocks) - 1)
+                events(event)  # (last, as in ``record``)
+
+            return record
+        now_us = clock.now_us
+
+        def record_real_time(event: Event) -> None:
+            times(now_us())
+            heights(len(blocks) - 1)
+            events(event)
+
+        return record_real_time
 
     def __len__(self) -> int:
         return len(self._events)
@@ -74,14 +101,18 @@ class EventLog(Sequence[tuple[float, int, Event]]):
     def __getitem__(self, index: int | slice) -> Any:
         count = len(self._events)
         if isinstance(index, slice):
-            return [(self._times[i], self._heights[i], self._events[i]) for i in range(*index.indices(count))]
+            return [self._entry(i) for i in range(*index.indices(count))]
         position = index + count if index < 0 else index
         if not 0 <= position < count:
             raise IndexError(f"event log index {index} out of range: {count} events logged")
-        return self._times[position], self._heights[position], self._events[position]
+        return self._entry(position)
+
+    def _entry(self, position: int) -> tuple[float, int, Event]:
+        return self._times[position] / MICROS, self._heights[position], self._events[position]
 
     def __iter__(self) -> Iterator[tuple[float, int, Event]]:
-        return zip(self._times, self._heights, self._events, strict=False)  # (one half recorded is left out)
+        seconds = (us / MICROS for us in self._times)
+        return zip(seconds, self._heights, self._events, strict=False)  # (one half recorded is left out)
 
     def __repr__(self) -> str:
         return f"EventLog({list(self)!r})"

@@ -117,14 +117,16 @@ def crash_after_claimed(stage: Stage) -> None:
     bob = stage.peer("bob")
     stage.open(bob, stage.me, 6_000_000)
     me, kept = stage.me, {}
-    record = me.event_log.record  # (called as each event is handed to your handler)
+    queue = me.channel_manager._events
+    record = queue.observer  # (the world's: called as each event is handed to your handler, to log it)
 
-    def keep(at: float, height: int, event: Event) -> None:
+    def keep(event: Event) -> None:
         if isinstance(event, Event.PaymentClaimed) and "manager" not in kept:
             kept["manager"] = me.channel_manager.encode()  # the event still pending in it
-        record(at, height, event)
+        if record is not None:
+            record(event)
 
-    me.event_log.record = keep  # type: ignore[method-assign]
+    queue.observer = keep
     stage.pay(bob, stage.invoice(me, 50_000_000), settle_s=0)  # (and a keysend at once: both claimed together)
     stage.keysend(bob, me, 20_000_000)
     if "manager" in kept:  # (else the payment never reached your handler: judged as such)

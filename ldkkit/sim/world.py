@@ -23,7 +23,6 @@ from ..bitcoin import Network
 from ..bitcoind_client import BitcoindClient
 from ..chain.chainmonitor import ChainMonitor
 from ..config import UserConfig
-from ..events import Event
 from ..events.bump_transaction import BumpTransactionEventHandler
 from ..events.queue import EventHandlerError
 from ..fs_store import FilesystemStore
@@ -181,28 +180,15 @@ class World:
         node.world = self  # type: ignore[attr-defined]
         node.handle_ldk_events = handler
         node.event_handler = node.bind(handler)
-        log = self._event_logger(node)
-        node.channel_manager._events.observer = log
-        node.chain_monitor._events.observer = log
+        record = node.event_log.recorder(self.clock, self.chain.blocks)  # (blocks are only ever appended to)
+        node.channel_manager._events.observer = record
+        node.chain_monitor._events.observer = record
         loop = self.runtime.loop
         self._tasks[node.name] = [loop.create_task(self._drive(node), name=f"drive-{node.name}")]
         self._next_tick[node.name] = (self.clock.now_us() + REBROADCAST_TIMER * MICROS, REBROADCAST_TIMER)
         if self._timer_task is not None:  # it may be asleep until later than this node's first tick
             self._timer_task.cancel()
         self._timer_task = loop.create_task(self._timers(), name="timers")
-
-    def _event_logger(self, node: Node) -> Callable[[Event], None]:
-        """What records each event in ``node.event_log``, with the time and height, just before the handler gets it.
-
-        It runs once per event handed out, so it is one call: the chain's height and, on the virtual clock,
-        the time are read in place (``Chain.height`` and ``VirtualClock.now``, without their calls).
-        """
-        blocks = self.chain.blocks  # (only ever appended to)
-        clock = self.clock
-        if clock.is_virtual:
-            return lambda event: node.event_log.record(clock._now_us / MICROS, len(blocks) - 1, event)
-        now = clock.now
-        return lambda event: node.event_log.record(now(), len(blocks) - 1, event)
 
     def restart_node(self, node: Node, handler: Optional[Callable[..., Any]] = None) -> Node:
         """Stop a node and start it again from its storage folder, as after a crash.
