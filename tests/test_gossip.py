@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -16,6 +17,8 @@ from ldkkit.routing.gossip import (
     NetworkGraph,
     NetworkUpdate,
     RoutingFees,
+    _routing_row,
+    _RoutingView,
 )
 from ldkkit.routing.router import LightningError
 from ldkkit.ser import encode
@@ -179,6 +182,7 @@ class TestStalePruning:
         graph.remove_stale_channels_and_tracking_with_time(T0 + 2 * TWO_WEEKS + 1)
         info = graph.channel(4)
         assert info.as_directed_from(A) is not None and info.as_directed_from(D) is None
+        assert_view_is_a_fresh_build(graph)
 
     def test_nothing_is_pruned_before_two_weeks_of_unix_time(self, graph):
         g = NetworkGraph(Network.Regtest)
@@ -267,3 +271,63 @@ def test_concurrent_gossip_keeps_the_graph_consistent():
     channels = g.channels()
     assert len(channels) == 4 * 33
     assert {scid for scids in g.nodes().values() for scid in scids} == set(channels)
+
+
+# --- the router's view, shared by graphs holding the same channels -----------------------------------------
+
+
+def assert_view_is_a_fresh_build(g: NetworkGraph) -> None:
+    """The graph's view, shared or not, is what building one from its channels now gives; its rows match."""
+    assert g._routing_rows == {scid: _routing_row(info) for scid, info in g.channels().items()}
+    view, fresh = g._routing_view(), _RoutingView(g.channels())
+    assert (view.keys, view.index, view.scids, view._edges, view._peers) == (
+        fresh.keys, fresh.index, fresh.scids, fresh._edges, fresh._peers)
+    assert view.adjacency(2, 500) == fresh.adjacency(2, 500)
+
+
+def same_three_channels() -> NetworkGraph:
+    g = NetworkGraph(Network.Regtest)
+    for scid, a, b in ((3, C, D), (1, A, B), (2, B, C)):  # (another order: the view is by scid)
+        add(g, scid, a, b)
+    return g
+
+
+def test_graphs_holding_the_same_channels_share_one_view(graph):
+    assert same_three_channels()._routing_view() is graph._routing_view()
+
+
+def test_a_change_the_router_reads_gives_the_graph_a_view_of_its_own(graph):
+    other = same_three_channels()
+    shared = graph._routing_view()
+    other.update_channel(1, A, T0 + 1, True, 40, 1, 500_000_000, 999, 100)  # a new fee
+    assert other._routing_view() is not shared and graph._routing_view() is shared
+    assert_view_is_a_fresh_build(other)
+    other.update_channel(1, A, T0 + 2, True, 40, 1, 500_000_000, 1000, 100)  # the fee back
+    assert other._routing_view() is shared
+
+
+def test_a_change_the_router_does_not_read_keeps_the_view_shared(graph):
+    other = same_three_channels()
+    other.update_channel(1, A, T0 + 1, True, 40, 1, 500_000_000, 1000, 100)  # only the timestamp is new
+    assert other._routing_view() is graph._routing_view()
+
+
+@given(channel_specs, st.lists(st.tuples(st.integers(0, 3), st.integers(0, 7), st.integers(0, 2**32 - 1)), max_size=8))
+def test_a_graphs_view_is_always_a_fresh_build_of_its_channels(specs, ops):
+    g = graph_from(specs)
+    assert_view_is_a_fresh_build(g)
+    for op, i, t in ops:
+        scids = sorted(g.channels())
+        scid = scids[i % len(scids)] if scids else 0
+        if op == 0 and scids:
+            info = g.channel(scid)
+            with contextlib.suppress(LightningError):  # (an update no newer than the one kept)
+                g.update_channel(scid, (info.node_one, info.node_two)[i % 2], t, t % 3 != 0, 40, 0, 1000, t % 99, 1)
+        elif op == 1:
+            g.remove_channel(scid)
+        elif op == 2:
+            g.node_failed_permanent(KEYS[i])
+        else:
+            g.remove_stale_channels_and_tracking_with_time(min(t + TWO_WEEKS, 2**32 - 1))
+        assert_view_is_a_fresh_build(g)
+    assert_view_is_a_fresh_build(NetworkGraph.decode(g.encode()))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import weakref
 from typing import Any, Optional
 
 from ..bitcoin import Network
@@ -131,9 +132,10 @@ class NetworkGraph:
         self.network = network
         self.logger = logger
         self._lock = threading.RLock()
-        self._channels: dict[int, ChannelInfo] = {}
+        self._channels: dict[int, ChannelInfo] = {}  # written only by _put_channel and _drop_channel
+        self._routing_rows: dict[int, tuple] = {}  # what the router reads of each channel (_routing_row)
         self._nodes: dict[PublicKey, set[int]] = {}
-        self._view: Optional[_RoutingView] = None  # the router's adjacency, rebuilt after any change
+        self._view: Optional[_RoutingView] = None  # the router's adjacency, dropped at any change
 
     # --- reading: LDK's ReadOnlyNetworkGraph ---
 
@@ -188,10 +190,9 @@ class NetworkGraph:
         with self._lock:
             if short_channel_id in self._channels:
                 raise LightningError("Already have knowledge of channel")
-            self._channels[short_channel_id] = info
+            self._put_channel(short_channel_id, info)
             for node in (one, two):
                 self._nodes.setdefault(node, set()).add(short_channel_id)
-            self._view = None
         _log(self.logger, "trace", _MODULE, f"Added channel_announcement for {short_channel_id}")
 
     def update_channel(
@@ -218,20 +219,18 @@ class NetworkGraph:
                 raise LightningError("Update older than last processed update")
             if existing is not None and existing.last_update == timestamp:
                 raise LightningError("Update had same timestamp as last processed update")
-            self._channels[short_channel_id] = dataclasses.replace(info, **{field: update})
-            self._view = None
+            self._put_channel(short_channel_id, dataclasses.replace(info, **{field: update}))
         _log(self.logger, "trace", _MODULE, f"Updated channel {short_channel_id} from {from_node.short()}: "
              f"{'enabled' if enabled else 'disabled'}, fee {fee_base_msat} msat + {fee_proportional_millionths} ppm")
 
     def channel_failed_permanent(self, short_channel_id: int) -> None:
         """Forget a channel, and any node left with no channel (LDK's ``channel_failed_permanent``)."""
         with self._lock:
-            info = self._channels.pop(short_channel_id, None)
+            info = self._drop_channel(short_channel_id)
             if info is None:
                 return
             for node in (info.node_one, info.node_two):
                 self._forget_channel_of(node, short_channel_id)
-            self._view = None
 
     def remove_channel(self, short_channel_id: int) -> None:
         """Forget a channel (it closed): :meth:`channel_failed_permanent` under the simulation's name."""
@@ -242,6 +241,20 @@ class NetworkGraph:
         with self._lock:
             for scid in sorted(self._nodes.get(node_id, ())):
                 self.channel_failed_permanent(scid)
+
+    def _put_channel(self, short_channel_id: int, info: ChannelInfo) -> None:
+        """Every write of a channel comes here, so its routing row is never out of step with it."""
+        self._channels[short_channel_id] = info
+        self._routing_rows[short_channel_id] = _routing_row(info)
+        self._view = None
+
+    def _drop_channel(self, short_channel_id: int) -> Optional[ChannelInfo]:
+        """Every removal of a channel comes here (see :meth:`_put_channel`); returns it, if it was known."""
+        info = self._channels.pop(short_channel_id, None)
+        if info is not None:
+            del self._routing_rows[short_channel_id]
+            self._view = None
+        return info
 
     def _forget_channel_of(self, node: PublicKey, short_channel_id: int) -> None:
         scids = self._nodes.get(node)
@@ -285,9 +298,8 @@ class NetworkGraph:
                 if len(fresh) < 2 and info.announcement_received_time < min_time:
                     stale.append(scid)
                 elif fresh.keys() != {f for f in ("one_to_two", "two_to_one") if getattr(info, f) is not None}:
-                    self._channels[scid] = dataclasses.replace(
-                        info, one_to_two=fresh.get("one_to_two"), two_to_one=fresh.get("two_to_one"))
-                    self._view = None
+                    self._put_channel(scid, dataclasses.replace(
+                        info, one_to_two=fresh.get("one_to_two"), two_to_one=fresh.get("two_to_one")))
             for scid in stale:
                 _log(self.logger, "trace", _MODULE, f"Removing stale channel {scid}: a direction is missing and "
                      f"its announcement is older than {min_time}")
@@ -318,7 +330,7 @@ class NetworkGraph:
                     raise DecodeError.InvalidValue(f"bad channel entry in an encoded NetworkGraph: {item!r}")
             if not info.node_one < info.node_two or scid in graph._channels:
                 raise DecodeError.InvalidValue(f"channel {scid} in an encoded NetworkGraph is malformed or repeated")
-            graph._channels[scid] = info
+            graph._put_channel(scid, info)
             for node in (info.node_one, info.node_two):
                 graph._nodes.setdefault(node, set()).add(scid)
         return graph
@@ -336,10 +348,14 @@ class NetworkGraph:
     # --- the router's view ---
 
     def _routing_view(self) -> _RoutingView:
-        """The adjacency the router searches, cached until the graph next changes."""
+        """The adjacency the router searches, kept until the graph next changes.
+
+        Graphs holding the same channels share one view (see :func:`_shared_view`): in a simulated world
+        every node's graph hears the same gossip, and each would otherwise build the same view again.
+        """
         with self._lock:
             if self._view is None:
-                self._view = _RoutingView(self._channels)
+                self._view = _shared_view(self._channels, self._routing_rows)
             return self._view
 
 
@@ -353,6 +369,43 @@ def _check_update(info: ChannelInfo, update: ChannelUpdateInfo) -> None:
         raise LightningError("htlc_maximum_msat is larger than maximum possible msats")
     if info.capacity_sats is not None and update.htlc_maximum_msat > info.capacity_sats * 1000:
         raise LightningError("htlc_maximum_msat is larger than channel capacity or capacity is bogus")
+
+
+def _direction_row(update: Optional[ChannelUpdateInfo]) -> Optional[tuple[int, ...]]:
+    if update is None or not update.enabled:  # the router leaves the direction out either way
+        return None
+    fees = update.fees
+    return (fees.base_msat, fees.proportional_millionths, update.cltv_expiry_delta, update.htlc_minimum_msat,
+            update.htlc_maximum_msat)
+
+
+def _routing_row(info: ChannelInfo) -> tuple:
+    """Every field of a channel that :class:`_RoutingView` reads, as plain values (the keys as their bytes,
+    whose hash Python keeps): channels with equal rows give the router the same edges."""
+    return (bytes(info.node_one), bytes(info.node_two), info.capacity_sats, _direction_row(info.one_to_two),
+            _direction_row(info.two_to_one))
+
+
+#: The views in use, keyed by the rows of their channels sorted by scid. An entry lives only as long as
+#: some graph holds its view (a graph drops its view at any change), so none outlives the graphs it serves.
+_VIEWS: weakref.WeakValueDictionary[tuple, _RoutingView] = weakref.WeakValueDictionary()
+_VIEWS_LOCK = threading.Lock()
+
+
+def _shared_view(channels: dict[int, ChannelInfo], rows: dict[int, tuple]) -> _RoutingView:
+    """The view of ``channels``, shared with every graph whose channels have the same rows.
+
+    A view is a function of its channels' rows alone, and the key is all of them, so a shared view cannot
+    go stale: graphs that differ in anything the router reads never share one (timestamps may differ).
+    """
+    key = tuple(sorted(rows.items()))
+    with _VIEWS_LOCK:
+        view = _VIEWS.get(key)
+    if view is None:
+        view = _RoutingView(channels)
+        with _VIEWS_LOCK:
+            view = _VIEWS.setdefault(key, view)  # (an equal view another thread stored first, if any)
+    return view
 
 
 class _RoutingView:
