@@ -11,15 +11,20 @@ fixed reference.
 from __future__ import annotations
 
 import random
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
-from ldkkit.events import Event
-from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
-from ldkkit.ln.outbound_payment import Retry
-from ldkkit.scenarios import Stage
-from ldkkit.sim.world import World
-from ldkkit.types import PaymentId
+# The checkout this file is in, not whichever one the environment installed (as bench/pathfinding.py does).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ldkkit.events import Event  # noqa: E402
+from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice  # noqa: E402
+from ldkkit.ln.outbound_payment import Retry  # noqa: E402
+from ldkkit.scenarios import Stage  # noqa: E402
+from ldkkit.sim.world import World  # noqa: E402
+from ldkkit.types import PaymentId  # noqa: E402
 
 LDK_BENCH_SENDS_PAYMENTS_PER_S = 350
 
