@@ -236,6 +236,21 @@ def _fake_signature(*parts: bytes) -> bytes:
     return b"\x30\x44" + hashlib.sha256(b"".join(parts)).digest() * 2 + b"\x01"
 
 
+def _htlc_records(kept: dict[int, MonitorHTLC], htlcs: dict[int, Any], offered: bool) -> dict[int, MonitorHTLC]:
+    """The monitor's record of each of a channel's pending HTLCs one way, in the channel's order, by htlc id.
+
+    Records kept from the last update are reused (an HTLC's id, amount, hash and expiry never change while it is
+    pending), and the whole dict when no HTLC came or went that way: an update changes one side at most, and
+    comparing the ids is C work, where rebuilding is Python work per HTLC.
+    """
+    if list(kept) == list(htlcs):
+        return kept
+    return {
+        i: kept[i] if i in kept else MonitorHTLC(h.htlc_id, h.amount_msat, h.payment_hash, h.cltv_expiry, offered)
+        for i, h in htlcs.items()
+    }
+
+
 class ChainMonitor:
     """Mirrors ``lightning::chain::chainmonitor::ChainMonitor``."""
 
@@ -249,8 +264,8 @@ class ChainMonitor:
         self.keys_manager = keys_manager
         self.kv_store = kv_store
         self.monitors: dict[ChannelId, ChannelMonitor] = {}
-        #: Each channel's HTLC records at its last update, by (offered, htlc id): an update usually changes one.
-        self._htlc_records: dict[ChannelId, dict[tuple[bool, int], MonitorHTLC]] = {}
+        #: Each channel's HTLC records at its last update, offered and received, by htlc id (see _htlc_records).
+        self._htlc_records: dict[ChannelId, tuple[dict[int, MonitorHTLC], dict[int, MonitorHTLC]]] = {}
         self._vouts: dict[tuple[Transaction, tuple[MonitorHTLC, ...]], dict[int, int]] = {}  # see _htlc_vouts
         self._events = EventQueue("ChainMonitor")
         self._events.on_change = self._persist_pending_events
@@ -319,15 +334,11 @@ class ChainMonitor:
     def _snapshot(self, monitor: ChannelMonitor, chan: Any) -> None:
         monitor.to_self_msat = chan.value_to_self_msat
         monitor.to_remote_msat = chan.value_to_remote_msat()
-        kept, records = self._htlc_records.get(chan.channel_id, {}), {}
-        for offered, htlcs in ((True, chan.pending_outbound_htlcs), (False, chan.pending_inbound_htlcs)):
-            for h in htlcs.values():  # an HTLC's id, amount, hash and expiry never change while it is pending
-                record = kept.get((offered, h.htlc_id))
-                if record is None:
-                    record = MonitorHTLC(h.htlc_id, h.amount_msat, h.payment_hash, h.cltv_expiry, offered)
-                records[(offered, h.htlc_id)] = record
-        self._htlc_records[chan.channel_id] = records
-        monitor.htlcs = tuple(records.values())
+        kept_offered, kept_received = self._htlc_records.get(chan.channel_id, ({}, {}))
+        offered = _htlc_records(kept_offered, chan.pending_outbound_htlcs, True)
+        received = _htlc_records(kept_received, chan.pending_inbound_htlcs, False)
+        self._htlc_records[chan.channel_id] = (offered, received)
+        monitor.htlcs = (*offered.values(), *received.values())
         self._persist(monitor)
 
     def build_closing_tx(self, chan: Any, outputs: list[tuple[ScriptBuf, int]]) -> Transaction:
