@@ -50,7 +50,7 @@ class PaymentInfo(Record, frozen=False):
         for held_by, key in self.__dict__.get("_held", ()):
             payments = held_by()
             if payments is not None and dict.get(payments, key) is self:
-                payments.pieces[key] = None
+                payments.entry_changed(key)
 
     def __getstate__(self) -> dict[str, Any]:
         # A copy (or a pickle) is its fields: it is in no map, and weak references do not pickle.
@@ -62,19 +62,26 @@ _K = TypeVar("_K", bound=HexBytes)
 
 class _Payments(dict):  # type: ignore[type-arg]
     """A storage's map: a plain dict to the handler, that keeps each entry's encoded bytes beside it (``pieces``,
-    same keys, same order; None once the entry changes), so that encoding the whole map again, as ldk-sample does
-    after every payment, writes only the entries added or changed since."""
+    same keys, same order; None once the entry changes, its key then in ``stale``), so that encoding the whole map
+    again, as ldk-sample does after every payment, writes only the entries added or changed since, and finds them
+    without looking at the others."""
 
-    __slots__ = ("pieces", "__weakref__")
+    __slots__ = ("pieces", "stale", "__weakref__")
 
     def __init__(self, payments: dict[Any, PaymentInfo] | None = None) -> None:
         super().__init__()
         self.pieces: dict[Any, bytes | None] = {}
+        self.stale: dict[Any, None] = {}  # (a set that keeps order: entries are written in the order they changed)
         self.update(payments or {})
+
+    def entry_changed(self, key: Any) -> None:
+        """The entry under ``key`` is new or changed: its bytes are written again at the next encoding."""
+        self.stale[key] = None  # (first: whoever finds the piece None finds the key stale)
+        self.pieces[key] = None
 
     def __setitem__(self, key: Any, info: PaymentInfo) -> None:
         super().__setitem__(key, info)
-        self.pieces[key] = None  # (an equal key already there stays, in both: the same key objects, in order)
+        self.entry_changed(key)  # (an equal key already there stays, in both: the same key objects, in order)
         if isinstance(info, PaymentInfo):
             held = info.__dict__.get("_held", [])  # (maps gone meanwhile are left out: a map made again and
             held = [(by, k) for by, k in held if by() is not None]  # again from the same entries leaves none)
@@ -85,16 +92,19 @@ class _Payments(dict):  # type: ignore[type-arg]
     def __delitem__(self, key: Any) -> None:
         super().__delitem__(key)
         del self.pieces[key]
+        self.stale.pop(key, None)
 
     def pop(self, key: Any, *default: Any) -> Any:
         if key not in self:
             return super().pop(key, *default)
         self.pieces.pop(key)
+        self.stale.pop(key, None)
         return super().pop(key)
 
     def popitem(self) -> tuple[Any, PaymentInfo]:
         key, info = super().popitem()
         del self.pieces[key]
+        self.stale.pop(key, None)
         return key, info
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
@@ -113,6 +123,7 @@ class _Payments(dict):  # type: ignore[type-arg]
     def clear(self) -> None:
         super().clear()
         self.pieces.clear()
+        self.stale.clear()
 
     def __reduce__(self) -> Any:  # (copied or pickled: a plain dict, as the handler sees it)
         return dict, (dict(self),)
@@ -152,12 +163,14 @@ class _PaymentInfoStorage(Generic[_K]):
         its entries say which, see ``_Payments``)."""
         with self._lock:
             payments = self._payments
-            pieces = payments.pieces
+            pieces, stale = payments.pieces, payments.stale
             while True:
-                for key in [key for key, piece in pieces.items() if piece is None]:
-                    pieces[key] = encode_item((key, dict.__getitem__(payments, key)))
+                while stale:  # (not a scan of every entry: ldk-sample's maps only grow)
+                    for key in list(stale):
+                        del stale[key]  # (before writing it: a change meanwhile marks it stale again)
+                        pieces[key] = encode_item((key, dict.__getitem__(payments, key)))
                 encoded = list(pieces.values())
-                if None not in encoded:  # (else an entry changed meanwhile, by code that did not take the lock)
+                if not stale:  # (else an entry changed meanwhile, by code that did not take the lock)
                     return encode_tuple_of(encoded)  # type: ignore[arg-type]
 
     @classmethod
