@@ -240,11 +240,19 @@ def _htlc_records(kept: dict[int, MonitorHTLC], htlcs: dict[int, Any], offered: 
     """The monitor's record of each of a channel's pending HTLCs one way, in the channel's order, by htlc id.
 
     Records kept from the last update are reused (an HTLC's id, amount, hash and expiry never change while it is
-    pending), and the whole dict when no HTLC came or went that way: an update changes one side at most, and
-    comparing the ids is C work, where rebuilding is Python work per HTLC.
+    pending): the whole dict when no HTLC came or went that way, a copy of it (a C copy) when HTLCs were only
+    added after those kept (ids only grow); otherwise they are looked up one by one.
     """
-    if list(kept) == list(htlcs):
+    ids, kept_ids = list(htlcs), list(kept)
+    if ids == kept_ids:
         return kept
+    n = len(kept_ids)
+    if ids[:n] == kept_ids:
+        records = dict(kept)
+        for i in ids[n:]:
+            h = htlcs[i]
+            records[i] = MonitorHTLC(h.htlc_id, h.amount_msat, h.payment_hash, h.cltv_expiry, offered)
+        return records
     return {
         i: kept[i] if i in kept else MonitorHTLC(h.htlc_id, h.amount_msat, h.payment_hash, h.cltv_expiry, offered)
         for i, h in htlcs.items()
