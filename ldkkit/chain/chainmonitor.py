@@ -733,6 +733,8 @@ class ChainMonitor:
 
     def _release_claim_events(self) -> None:
         """The fee-bump requests join the queue, each in place of an older request for the same claim."""
+        if not self._claim_events:  # (most wake-ups: read without the lock, as one added meanwhile wakes us again)
+            return
         with self._lock:
             fresh, self._claim_events = list(self._claim_events.values()), {}
         for event in fresh:

@@ -122,19 +122,19 @@ def _process_one_forward(cm: ChannelManager, fwd: PendingForward) -> None:
         return
     # LDK's can_forward_htlc: our fee and CLTV delta for the next channel, and room on it. Each failure
     # raises HTLCHandlingFailed naming the next channel (process_pending_update_add_htlcs).
-    next_hop = HTLCDestination.NextHopChannel(out_chan.counterparty_node_id, out_chan.channel_id)
     ppm = out_chan.forwarding_fee_proportional_millionths
     fee_needed = out_chan.forwarding_fee_base_msat + hop.amt_to_forward * ppm // 1_000_000
     if htlc.amount_msat - hop.amt_to_forward < fee_needed:
-        fail_inbound(cm, chan, htlc, FEE_INSUFFICIENT, scid, next_hop)
+        failure = FEE_INSUFFICIENT
+    elif htlc.cltv_expiry - hop.outgoing_cltv_value < out_chan.cltv_expiry_delta:
+        failure = INCORRECT_CLTV_EXPIRY
+    elif not cm._is_usable(out_chan) or hop.amt_to_forward > out_chan.next_outbound_htlc_limit_msat():
+        failure = TEMPORARY_CHANNEL_FAILURE
+    else:
+        _send_on(cm, chan, htlc, out_chan, hop.amt_to_forward)
         return
-    if htlc.cltv_expiry - hop.outgoing_cltv_value < out_chan.cltv_expiry_delta:
-        fail_inbound(cm, chan, htlc, INCORRECT_CLTV_EXPIRY, scid, next_hop)
-        return
-    if not cm._is_usable(out_chan) or hop.amt_to_forward > out_chan.next_outbound_htlc_limit_msat():
-        fail_inbound(cm, chan, htlc, TEMPORARY_CHANNEL_FAILURE, scid, next_hop)
-        return
-    _send_on(cm, chan, htlc, out_chan, hop.amt_to_forward)
+    next_hop = HTLCDestination.NextHopChannel(out_chan.counterparty_node_id, out_chan.channel_id)
+    fail_inbound(cm, chan, htlc, failure, scid, next_hop)
 
 
 def _send_on(cm: ChannelManager, chan: Channel, htlc: InboundHTLC, out_chan: Channel, amount_msat: int) -> None:
