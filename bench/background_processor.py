@@ -13,13 +13,18 @@ Prints one `name value unit` line per figure:
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from ldkkit.background_processor import BackgroundProcessor, GossipSync
-from ldkkit.events import Event
-from ldkkit.sim.world import World
+# The checkout this file is in, not whichever one the environment installed (as bench/payments.py does).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ldkkit.background_processor import BackgroundProcessor, GossipSync  # noqa: E402
+from ldkkit.events import Event  # noqa: E402
+from ldkkit.sim.world import World  # noqa: E402
 
 N_EVENTS = 20_000
 ROUNDS = 5

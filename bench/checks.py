@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("LDKKIT_PROGRESS_FILE", os.path.join(tempfile.mkdtemp(), "progress.json"))
+# The checkout this file is in, not whichever one the environment installed (as bench/payments.py does).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ldkkit import scenarios  # noqa: E402
 from ldkkit.exercises import EXERCISES, check  # noqa: E402
@@ -64,7 +66,8 @@ print(time.perf_counter() - started)
 
 def first_in_process(name: str) -> float:
     """The first check in a new process (the kit imported first), in seconds."""
-    out = subprocess.run([sys.executable, "-c", _FIRST, name], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", _FIRST, name], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)  # (-c: this checkout's kit first on the path)
     return float(out.stdout.split()[-1])
 
 

@@ -257,8 +257,8 @@ def sleeping_on(sleep: Any) -> Iterator[None]:
 # every run, however loaded the machine. Not while it waits in ``Condition.wait`` for another thread (a worker idle
 # on its queue waits for your next event, as a task does at an await): it counts again as it is woken, from the
 # moment of the ``notify``, if the code that woke it counts itself (your handler, a task it spawned, such a thread).
-# ``Event.wait``, ``Queue.get``, ``Future.result`` and the rest all wait in ``Condition.wait``. A timed ``Event.wait`` or
-# ``Condition.wait`` of yours also ends when its timeout has passed on the world's clock (``Alarm``), as ``time.sleep``.
+# ``Event.wait``, ``Queue.get``, ``Future.result`` and the rest all wait in ``Condition.wait``. A timed
+# ``Event.wait`` or ``Condition.wait`` of yours also ends once its timeout has passed on the world's clock (``Alarm``).
 
 class Clock(Protocol):
     """A world's clock, as a thread of yours counts in it (``Recorder``'s, or the grader's learner process's)."""
