@@ -39,7 +39,7 @@ from datetime import timedelta
 from typing import Any, Optional
 
 from .events import Event, PathFailure, ReplayEvent
-from .events.queue import EventHandlerError
+from .events.queue import EventHandlerError, ReturnedUnawaited, answer
 from .persist import (
     CHANNEL_MANAGER_PERSISTENCE_KEY,
     NETWORK_GRAPH_PERSISTENCE_KEY,
@@ -229,7 +229,9 @@ class _RunBody(QuietLoop):
             self._persist_logged(SCORER_PERSISTENCE_KEY, self.scorer)
 
     async def _timed(self, awaitable: Awaitable[Any], event: Event, started: float) -> Any:
-        result = await awaitable
+        result = answer(await awaitable)  # (the thread form hands the queue its final answer: never one to await)
+        if isinstance(result, ReturnedUnawaited):
+            raise result  # (the handler's error: the queue names the event)
         elapsed = time.perf_counter() - started
         if elapsed > SLOW_HANDLER_WARNING_S:
             self._warn_slow(event, elapsed)

@@ -21,7 +21,7 @@ from ldkkit import scenarios
 from ldkkit.background_processor import BackgroundProcessor, GossipSync, run_processor
 from ldkkit.errors import RetryableSendFailure
 from ldkkit.events import Event, ReplayEvent
-from ldkkit.events.queue import EventHandlerError
+from ldkkit.events.queue import EventHandlerError, ReturnedUnawaited
 from ldkkit.fs_store import FilesystemStore
 from ldkkit.ln.outbound_payment import RecipientOnionFields, Retry
 from ldkkit.reference import handle_ldk_events, ldk_sample_handle_ldk_events
@@ -52,6 +52,41 @@ def world():
 # (ldk-sample's) waits on a sleeper of the interval itself: PING every 10 s.
 TWO_HOURS = {"freshness": 1 + 118, "ping": 654, "rebroadcast": 1 + 232, "network_prune": 2, "scorer_persist": 23}
 TWO_HOURS_ASYNC_PINGS = 720
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_an_async_handler_returning_a_coroutine_unawaited_stops_the_processor_with_its_error(world, form):
+    """Under either processor form, a coroutine an async handler returns unawaited is its error, named with the event:
+    the thread form once waited for ever to run it on the loop it was itself waiting for (a check never ended)."""
+    async def persist():
+        pass
+
+    async def handler(*args):
+        if isinstance(args[-1], Event.OpenChannelRequest):
+            return persist()
+        return None
+
+    node = world.add_node("learner", handler=handler)
+    peer = world.add_node("bob")
+    outcome: list[BaseException] = []
+
+    def play() -> None:
+        try:
+            with run_processor(node, form):
+                world.connect(peer, node)
+                peer.channel_manager.create_channel(node.node_id, 1_000_000, 0, 1, None, None)
+                world.run()
+                world.advance(1)
+        except BaseException as e:  # (what the processor ended with, raised as it stops)
+            outcome.append(e)
+
+    thread = threading.Thread(target=play, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the play never ended"
+    error = outcome[0] if outcome else None
+    assert isinstance(error, EventHandlerError) and isinstance(error.error, ReturnedUnawaited), outcome
+    assert isinstance(error.event, Event.OpenChannelRequest)
 
 
 @pytest.mark.parametrize("form", ["thread", "async"])

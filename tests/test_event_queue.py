@@ -14,7 +14,7 @@ import pytest
 from test_wakers import _Untouchable  # (a stand-in for a lock that must not be taken)
 
 from ldkkit.events import Event, ReplayEvent
-from ldkkit.events.queue import EventHandlerError, EventQueue
+from ldkkit.events.queue import EventHandlerError, EventQueue, ReturnedUnawaited
 from ldkkit.types import PaymentId
 
 
@@ -142,6 +142,40 @@ def test_an_async_handlers_error_names_its_event():
     with pytest.raises(EventHandlerError) as info:
         asyncio.run(queue.process_async(handler))
     assert info.value.event == failed(2) and queue.pending() == [failed(2)]
+
+
+@pytest.mark.parametrize("form", ["plain", "async"])
+def test_an_async_handler_returning_a_coroutine_unawaited_is_an_error_naming_it(form, recwarn):
+    """``return persist(...)`` in an async handler, its ``await`` forgotten: that code never runs, so the event is not
+    handled. It is the handler's error, which says what to write, and the coroutine is closed (no warning later)."""
+    queue = queue_of(failed(1))
+    ran: list[Event] = []
+
+    async def persist(event):
+        ran.append(event)
+
+    async def handler(event):
+        return persist(event)
+
+    with pytest.raises(EventHandlerError) as info:
+        queue.process(handler) if form == "plain" else asyncio.run(queue.process_async(handler))
+    assert isinstance(info.value.error, ReturnedUnawaited) and queue.pending() == [failed(1)] and not ran
+    assert str(info.value.error) == ("it returned persist(...) without awaiting it, so that code never ran. Write "
+                                     "return await persist(...): a handler's answer is None or ReplayEvent()")
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]
+
+
+def test_what_an_async_handler_returns_after_awaiting_is_its_answer():
+    """``return await persist(...)``: the answer is what persist returned (here, a replay)."""
+    queue = queue_of(failed(1))
+
+    async def persist(event):
+        return ReplayEvent()
+
+    async def handler(event):
+        return await persist(event)
+
+    assert queue.process(handler) == 0 and queue.replay_requested and queue.pending() == [failed(1)]
 
 
 def test_the_error_says_what_raised_on_which_event_and_that_nothing_is_lost():

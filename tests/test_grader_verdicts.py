@@ -565,6 +565,12 @@ def _arm_as(how: str, source: str) -> str:
 
 
 #: (exercise, workbook, the handler's source): each graded as check() judges it in the learner's own process.
+#: Solution 07's write of inbound_payments, as the PaymentClaimed arm has it.
+_INBOUND_WRITE = ("                try:\n"
+                  "                    fs_store.write(\"\", \"\", \"inbound_payments\", inbound_payments.encode())\n"
+                  "                except OSError:\n"
+                  "                    return ReplayEvent()  # nothing is lost: LDK hands this event over again")
+
 _AS_THE_CHECK = {
     # the storage's lock held while another thread of the learner's calls the node: the grader's storage mirror waited
     # for that lock for ever (a timeout) where the check passes (the handler holds it, awaiting its write's thread)
@@ -588,6 +594,11 @@ _AS_THE_CHECK = {
         # a timed Event.wait in a thread: it waited in real time, and the check told it "never called"
         ("thread_waits_on_an_event", "threading.Thread(target=lambda: (threading.Event().wait(delay), "
                                      "channel_manager.process_pending_htlc_forwards()))"))},
+    # an async handler's write returned unawaited (return persist(...)): the check waited for ever under
+    # BackgroundProcessor.start (it now fails it, naming the forgotten await), and so must the grader
+    "returns_its_write_unawaited": ("background_processor", "07_background_processor.ipynb", lambda s: (
+        "async def persist(fs_store, storage):\n    fs_store.write('', '', 'inbound_payments', storage.encode())\n\n\n"
+        + s.replace(_INBOUND_WRITE, "                return persist(fs_store, inbound_payments)", 1))),
     # a thread of the learner's own that raises after its work: the check fails the play with it; the learner process
     # lost it (the thread's error went to no one), so the grader passed the workbook
     "a_thread_raises": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(

@@ -124,7 +124,7 @@ class EventQueue:
                             result = e
                         if result is not None:  # None, the usual answer, needs no more thought
                             if inspect.isawaitable(result):
-                                result = run_coroutine_blocking(result, self.runner)
+                                result = answer(run_coroutine_blocking(result, self.runner))
                             if not self._judge(event, result):
                                 return handled + done
                         done += 1
@@ -151,7 +151,7 @@ class EventQueue:
                         result = _call(handler, event)
                         if inspect.isawaitable(result):
                             try:
-                                result = await result
+                                result = answer(await result)
                             except asyncio.CancelledError:
                                 raise
                             except BaseException as e:  # judged below, with the event named
@@ -197,6 +197,30 @@ class EventQueue:
                 del self._events[:count]
             if self.on_change is not None:
                 self.on_change()
+
+
+class ReturnedUnawaited(TypeError):
+    """A handler answered with something still to await: in an async handler, ``return persist(...)`` with its
+    ``await`` forgotten. That coroutine never runs, so the event is not handled."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        #: What the handler did, in words.
+        self.happened = f"it returned {name}(...) without awaiting it, so that code never ran"
+        super().__init__(f"{self.happened}. Write return await {name}(...): a handler's answer is None or "
+                         "ReplayEvent()")
+
+
+def answer(result: Any) -> Any:
+    """What an async handler answered, once awaited: None or ``ReplayEvent``. An answer that is itself awaitable is
+    :class:`ReturnedUnawaited` (a coroutine is closed: it never ran, and Python need not warn of it later), judged
+    as an error the handler raised: awaiting it here could wait for ever on the very loop that runs the handler."""
+    if not inspect.isawaitable(result):
+        return result
+    name = getattr(result, "__name__", None) or type(result).__name__  # (a coroutine: its function's name)
+    if inspect.iscoroutine(result):
+        result.close()
+    return ReturnedUnawaited(name)
 
 
 def _call(handler: Callable[[Event], Any], event: Event) -> Any:

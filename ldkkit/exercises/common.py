@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..events import Event
-from ..events.queue import EventHandlerError
+from ..events.queue import EventHandlerError, ReturnedUnawaited
 from ..node import Node
 from ..scenarios import Stage
 from ..sim.runtime import one_cpu
@@ -442,6 +442,8 @@ def handler_error(error: EventHandlerError, played: Played) -> ExerciseFailed:
         except Exception:  # a hint that cannot be worked out falls back to the general one
             continue
     happened = f"it raised {type(cause).__name__}: {cause}"
+    if isinstance(cause, ReturnedUnawaited):  # (not raised: returned, and made an error of)
+        happened = cause.happened
     if isinstance(cause, BlockingCall):
         happened = f"{cause}" if cause.caught else f"it did not return: {cause}, and the check stopped it"
     failure = fail(played, error.event, "your handler to return promptly" if isinstance(cause, BlockingCall)

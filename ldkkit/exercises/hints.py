@@ -11,6 +11,7 @@ import dataclasses
 from typing import Optional
 
 from ..events import Event
+from ..events.queue import ReturnedUnawaited
 from .common import BlockingCall, Played, causes, error_hint
 
 
@@ -45,6 +46,13 @@ def _no_such_field(error: BaseException, event: Event, played: Optional[Played])
     names = ", ".join(f.name for f in dataclasses.fields(event))
     return (f"{type(event).__qualname__} has no field {error.name!r}. Its fields are: {names}. "  # type: ignore
             "(In a match arm, name the fields you need: case Event.X(field=name).)")
+
+
+@error_hint(lambda e, event: isinstance(e, ReturnedUnawaited))
+def _unawaited(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("calling an async function only makes a coroutine: its code runs when something awaits it, and a "
+            "handler's answer is never awaited (it is None, or ReplayEvent()). Await the call in your handler: "
+            "return await it, and what it returns is your answer.")
 
 
 @error_hint(lambda e, event: isinstance(e, RuntimeError) and "no running event loop" in str(e))

@@ -515,6 +515,11 @@ def _outcome(state: dict[str, Any]) -> Any:
 
 def _learner_error(described: Any, trace: Any) -> BaseException:
     """The learner's exception, by class name and message (a class of that name, made here)."""
+    from ..events.queue import ReturnedUnawaited
+
+    returned = described.get("returned") if isinstance(described, dict) else None
+    if described.get("name") == "ReturnedUnawaited" and type(returned) is str:  # type: ignore[union-attr]
+        return ReturnedUnawaited(returned[:100])  # (the check's own error, with its own words)
     try:
         error = wire.error_from_wire(described)
     except wire.ProtocolError:

@@ -27,6 +27,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Optional
 
+from ..events.queue import ReturnedUnawaited, answer
 from ..exercises.watch import (
     CLOCK,
     HANDED_OVER,
@@ -674,7 +675,9 @@ class Learner:
                 return {"state": "returned", "replay": True}
             text = "".join(traceback.format_exception(error)[-6:])[-3000:]
             return {"state": "raised", "error": wire.error_to_wire(error), "traceback": text, **_blocking(error)}
-        result = task.result()
+        result = answer(task.result())
+        if isinstance(result, ReturnedUnawaited):  # (its coroutine closed: as the check judges it, an error)
+            return {"state": "raised", "error": {**wire.error_to_wire(result), "returned": result.name}}
         return {"state": "returned", "replay": isinstance(result, ReplayEvent) or result is ReplayEvent}
 
     def _thread_failed(self) -> dict[str, Any]:

@@ -286,6 +286,24 @@ def writes_in_a_thread_after_its_pool() -> Any:
     return compose({CLAIMED: via_thread(good_claimed), SENT: via_thread(sent), Event.PaymentFailed: via_thread(failed)})
 
 
+def returns_its_write_unawaited(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+    """Records the claim, then ``return persist(...)``: the async helper that writes it, its ``await`` forgotten."""
+
+    async def persist() -> Any:
+        try:
+            fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+        except OSError:
+            return ReplayEvent()
+        return None
+
+    _update_inbound(inbound_payments, event)
+
+    async def arm() -> Any:  # (the composed handler awaits this; what it returns, it returns: a coroutine)
+        return persist()
+
+    return arm()
+
+
 CASES = [
     right(EX, "writes_in_a_thread_after_its_pool", Fresh(writes_in_a_thread_after_its_pool),
           why="each record is written by a thread that first waits for its pool, the handler awaiting it: it failed "
@@ -308,6 +326,10 @@ CASES = [
                                                    FAILED: OUTBOUND(replay_class)}),
           why="return ReplayEvent (the class): the kit's queue accepts it"),
 
+    wrong(EX, "returns_its_write_unawaited", compose({CLAIMED: returns_its_write_unawaited}),
+          "without awaiting it", "return await",
+          why="return persist(...) from the async handler, its await forgotten: the check waited for ever (under "
+              "BackgroundProcessor.start, the processor ran the coroutine on the loop it was itself waiting for)"),
     wrong(EX, "protects_only_inbound", compose({SENT: unprotected(_update_outbound, "outbound_payments"),
                                                 FAILED: unprotected(_update_outbound, "outbound_payments")}),
           "raised OSError", "ReplayEvent", why="try/except around the inbound write only"),
