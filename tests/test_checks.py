@@ -739,3 +739,21 @@ def test_a_components_method_is_recorded_as_it_is_when_called():
             ("thing.act", {"x": 1}, ("real", 1)), ("thing.act", {"x": 2}, ("other", 2)),
             ("thing.act", {"x": 3}, ("replaced", 3)), ("thing.act", {"x": 4}, ("new", 4)),
             ("thing.act", {"x": 5}, ("REAL", 5))]
+
+
+def test_no_two_plays_of_a_check_share_a_seed(monkeypatch):
+    """Every play of a check is a world with a seed of its own, the capstone's scenarios included: two plays with one
+    seed give the same keys, invoices and payment hashes, and a handler that remembers the hashes it recorded (right,
+    on one node) would take the second play's payments for repeats."""
+    from ldkkit.sim.world import World
+
+    seeds: list[int] = []
+    build = World.__init__
+
+    def world_of(self, seed=0, **kw):
+        seeds.append(seed)
+        build(self, seed, **kw)
+
+    monkeypatch.setattr(World, "__init__", world_of)
+    check("capstone", reference.handle_ldk_events)
+    assert len(seeds) > 30 and len(seeds) == len(set(seeds))

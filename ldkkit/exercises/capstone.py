@@ -89,13 +89,14 @@ def judge_zero_conf(played: Played) -> None:
                    "no usable channel with the LSP", "accept it with accept_inbound_channel_from_trusted_peer_0conf.")
 
 
-REFERENCE_SEED = 5
+#: Far from the seeds the check's other plays take (``common.FIRST_SEED``, then one more for each play).
+REFERENCE_SEED = 1000
 
 
 def reference_seed(name: str) -> int:
     """The seed a scenario is played with in the capstone: ``REFERENCE_SEED``, one more for each scenario before it,
-    so that no two scenarios give the same keys, invoices or payment hashes (a handler that remembers what it
-    already wrote meets each scenario's payments as new)."""
+    so that no two plays of the check give the same keys, invoices or payment hashes (a handler that remembers what
+    it already wrote meets each play's payments as new)."""
     return REFERENCE_SEED + scenarios.names().index(name)
 
 

@@ -230,10 +230,24 @@ def sent_adds_the_fee(outbound_payments: Any, fs_store: Any, event: Any, **_: An
     _write(fs_store, outbound_payments)
 
 
+def failed_writes_the_inbound_map(outbound_payments: Any, inbound_payments: Any, fs_store: Any, event: Any,
+                                  **_: Any) -> None:
+    """Copied from the PaymentClaimed arm: the key changed to outbound_payments, the map written left inbound."""
+    with outbound_payments.lock() as payments:
+        info = payments.get(event.payment_id)
+        if info is not None and info.status is not HTLCStatus.Succeeded:
+            info.status = HTLCStatus.Failed
+        fs_store.write("", "", "outbound_payments", inbound_payments.encode())
+
+
 GOOD_SENT = set_status(HTLCStatus.Succeeded, preimage=True)
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
+    wrong(EX, "failed_writes_the_inbound_map", compose({FAILED: failed_writes_the_inbound_map}),
+          "inbound_payments.encode()", why="PaymentFailed writes inbound_payments.encode() under 'outbound_payments'",
+          xfail="told 'update the entry sendpayment made (look it up by the event's payment_id); never remove it', "
+                "which it did: the bytes it wrote are another map's"),
     wrong(EX, "sent_adds_the_fee_to_the_amount", compose({SENT: sent_adds_the_fee}), "amount kept", "fee_paid_msat",
           why="amt_msat += fee_paid_msat on PaymentSent: it was told 'replacing it with a new PaymentInfo', though "
               "it replaced nothing"),

@@ -300,7 +300,25 @@ def stores_them_and_sweeps_later() -> Any:
     return compose({SPEND: arm})
 
 
+def bumps_each_claim_once() -> Any:
+    """Hands each claim_id to the BumpTxEventHandler the first time only ("once is enough"): LDK's later asks,
+    at a higher feerate, are dropped."""
+    seen: set[Any] = set()
+
+    def arm(bump_tx_event_handler: Any, event: Any, **_: Any) -> None:
+        if event.bump_event.claim_id not in seen:
+            seen.add(event.bump_event.claim_id)
+            bump_tx_event_handler.handle_event(event.bump_event)
+
+    return compose({BUMP: arm})
+
+
 CASES = [
+    wrong(EX, "bumps_each_claim_once", Fresh(bumps_each_claim_once), "not handed over", "asks again",
+          why="hands each claim_id over the first time only: LDK's later asks for the same claim are dropped",
+          xfail="the hint says to match Event.BumpTransaction(bump_event) and hand it over whatever its kind, "
+                "which it did the first time: it should say LDK asks again for the same claim, and each ask is "
+                "handed over"),
     wrong(EX, "stores_them_and_sweeps_later", Fresh(stores_them_and_sweeps_later), "before LDK had an OutputSweeper",
           "output_sweeper.track_spendable_outputs",
           why="ldk-sample's way before the OutputSweeper: on disk before returning, swept later by a task. The "

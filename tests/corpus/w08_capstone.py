@@ -192,6 +192,29 @@ def write_first(inbound_payments: Any, fs_store: Any, event: Any, **kw: Any) -> 
     return None
 
 
+def remembers_the_hashes_it_recorded() -> Any:
+    """The workbook's test at PaymentClaimable (inbound_payments says Succeeded), plus a set of the hashes whose
+    Succeeded record this handler wrote: on one node a hash recorded is a hash paid, so the set refuses nothing
+    inbound_payments would let through. Right; it needs the check's plays not to repeat one another's hashes."""
+    from .arms import claimable, claimed
+
+    recorded: set[bytes] = set()
+
+    def claimable_arm(channel_manager: Any, event: Any, **kw: Any) -> None:
+        if bytes(event.payment_hash) in recorded:
+            channel_manager.fail_htlc_backwards(event.payment_hash)
+        else:
+            claimable(channel_manager=channel_manager, event=event, **kw)
+
+    def claimed_arm(event: Any, **kw: Any) -> Any:
+        answer = claimed(event=event, **kw)
+        if answer is None:
+            recorded.add(bytes(event.payment_hash))
+        return answer
+
+    return compose({CLAIMABLE: claimable_arm, CLAIMED: claimed_arm})
+
+
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
@@ -211,6 +234,12 @@ CASES = [
         Event.PendingHTLCsForwardable: forward_after(lambda t, k: t * (5 - 4 * int.from_bytes(
             k.get_secure_random_bytes()[:2], "big") / 65536)),
     }), slow=True, why="keyword accept with a zero-conf branch first, sweeper defaults, a delay in (t, 5t]"),
+
+    right(EX, "remembers_the_hashes_it_recorded", Fresh(remembers_the_hashes_it_recorded), slow=True,
+          why="fails back a hash whose Succeeded record it wrote itself (a set), as well as what inbound_payments "
+              "says was paid: it failed, the capstone playing workbook 7's restart_replay and comparing "
+              "handler_replay both with seed 28 (reference seeds 5..29 overlapped the plays' 17..31), the same "
+              "invoice hash coming twice"),
 
     wrong(EX, "zero_conf_from_anyone", compose({OPEN: zero_conf_from_anyone}), "TRUSTED_ZERO_CONF_PEERS",
           "you accepted it", why="accept_inbound_channel_from_trusted_peer_0conf for any zero-conf request"),
