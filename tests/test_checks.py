@@ -757,3 +757,19 @@ def test_no_two_plays_of_a_check_share_a_seed(monkeypatch):
     monkeypatch.setattr(World, "__init__", world_of)
     check("capstone", reference.handle_ldk_events)
     assert len(seeds) > 30 and len(seeds) == len(set(seeds))
+
+
+def test_a_workbook_checked_again_in_one_kernel_says_a_handlers_own_memory_outlives_a_check(monkeypatch):
+    """A handler that remembers what it wrote (a set of its own) and skips it next time passes its first check; the
+    next check of that workbook plays the same payments on new nodes, and its failure says why it may fail."""
+    from corpus.w07_background_processor import remembers_what_it_wrote
+
+    monkeypatch.setattr(exercises, "_CHECKED", __import__("collections").Counter())
+    handler = remembers_what_it_wrote()
+    check("background_processor", handler)
+    with pytest.raises(ExerciseFailed) as again:
+        check("07_background_processor", handler)  # (by file name: the same workbook)
+    assert str(again.value).endswith(exercises.CHECKED_BEFORE)
+    with pytest.raises(ExerciseFailed) as first:
+        check("receiving_payments", lambda *args: None)
+    assert exercises.CHECKED_BEFORE not in str(first.value)

@@ -20,6 +20,7 @@ own traceback; one that never returns is stopped after
 
 from __future__ import annotations
 
+import collections
 import importlib
 from collections.abc import Callable
 from typing import Any
@@ -32,15 +33,32 @@ __all__ = ["EXERCISES", "HANDLER_TIMEOUT_S", "WORKBOOKS", "CheckResult", "Exerci
            "reset"]
 
 
+#: What a failure says when the workbook was checked before in this kernel (see ``check``).
+CHECKED_BEFORE = ("Note: this workbook was checked before in this kernel, and every check plays new nodes with the "
+                  "same payments. If your handler remembers what it did in a set or dict of its own, that memory is "
+                  "of an earlier check's nodes: run the cell that makes it again, so it starts empty, as a node's "
+                  "memory does when it restarts.")
+_CHECKED: collections.Counter[str] = collections.Counter()  # (how often each workbook was checked in this process)
+
+
 def check(exercise: str, handle_ldk_events: Callable[..., Any]) -> CheckResult:
     """Check your ``handle_ldk_events`` for one workbook; raise :class:`ExerciseFailed` if it falls short.
 
     ``exercise`` is the workbook's id (``"receiving_payments"``) or file name (``"03_receiving_payments"``).
-    A pass is recorded in your progress (``progress()``).
+    A pass is recorded in your progress (``progress()``). A failure of a workbook checked before in this kernel
+    says so (``CHECKED_BEFORE``): each check's payments are the same, and a handler's own memory outlives a check.
     """
+    try:
+        key = exercise_id(exercise)
+    except ValueError:  # (judge says so)
+        key = str(exercise)
+    before = _CHECKED[key]
+    _CHECKED[key] += 1
     try:
         result = judge(exercise, handle_ldk_events)
     except ExerciseFailed as failure:
+        if before:
+            failure.args = (f"{failure}\n  {CHECKED_BEFORE}",)
         raise failure.with_traceback(None) from failure.__cause__  # your frames only, not the kit's
     record_pass(result.exercise)
     return result
