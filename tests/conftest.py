@@ -3,6 +3,7 @@ mutation testing (``python3 kit.py mutate --tests ...``, see tools/mutation.py).
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("kit", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -22,3 +23,13 @@ def pytest_collection_modifyitems(config, items):
     kept = [item for item in items if item.nodeid.startswith(tuple(prefixes))]
     config.hook.pytest_deselected(items=[item for item in items if item not in kept])
     items[:] = kept
+
+
+@pytest.fixture(autouse=True)
+def _each_test_a_fresh_kernel():
+    """Each test checks as a fresh kernel does: a failure never says its workbook was checked before (a note
+    ``check`` adds in a kernel that checked it already), whatever the tests before it checked."""
+    from ldkkit import exercises
+
+    exercises._CHECKED.clear()
+    yield

@@ -158,15 +158,21 @@ def _explain(played: Played, handling: Handling, descriptor: Any) -> tuple[str, 
 
 
 def judge_bumps(played: Played) -> None:
+    claims_handed: set[Any] = set()  # (the claims of the requests handed over so far)
     for handling in played.handled(Event.BumpTransaction):
+        bump = handling.event.bump_event
         handed = [c for c in played.recorder.calls_for(handling, "bump_tx_event_handler.handle_event")
-                  if c.arguments.get("event") == handling.event.bump_event]
+                  if c.arguments.get("event") == bump]
         if not handed:
-            kind = type(handling.event.bump_event).__name__
+            kind = type(bump).__name__
+            again = getattr(bump, "claim_id", None) in claims_handed
             raise fail(played, handling.event, f"bump_tx_event_handler.handle_event(the inner {kind})",
-                       "it was not handed over", "match Event.BumpTransaction(bump_event) and hand bump_event over, "
-                       "whatever its kind: on an anchor channel, only a fee-paying child gets your commitment (or "
-                       "an HTLC claim) confirmed.")
+                       "it was not handed over" + (" (you handed this claim over before)" if again else ""),
+                       "LDK asks again for a claim that has not confirmed (every 30 seconds, and as the feerate it "
+                       "needs rises): each ask is a new request, to be handed over as the first was." if again else
+                       "match Event.BumpTransaction(bump_event) and hand bump_event over, whatever its kind: on an "
+                       "anchor channel, only a fee-paying child gets your commitment (or an HTLC claim) confirmed.")
+        claims_handed.add(getattr(bump, "claim_id", None))
 
 
 def judge_bumped_confirmed(played: Played) -> None:

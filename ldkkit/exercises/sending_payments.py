@@ -214,6 +214,9 @@ def _judge(played: Played, handling: Handling, payment_id: Any, status: HTLCStat
         wrote = any(c.arguments.get("key") == "outbound_payments"
                     for c in played.recorder.calls_for(handling, "fs_store.write"))
         raise fail(played, event, expected, "no entry for this payment_id on disk",
+                   "outbound_payments holds this payment, but the bytes you wrote under 'outbound_payments' do not: "
+                   "write outbound_payments.encode(), the map you updated (not another map's bytes, nor a copy made "
+                   "before)." if wrote and payment_id in played.me.outbound_payments.payments else
                    "update the entry sendpayment made (look it up by the event's payment_id); never remove it."
                    if wrote else _whatever_the_reason(event) + "mark it Failed and write outbound_payments before "
                    "you return." if _ends_for_another_reason(event) else "you did not write outbound_payments while "

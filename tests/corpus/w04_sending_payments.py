@@ -245,9 +245,9 @@ NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
     wrong(EX, "failed_writes_the_inbound_map", compose({FAILED: failed_writes_the_inbound_map}),
-          "inbound_payments.encode()", why="PaymentFailed writes inbound_payments.encode() under 'outbound_payments'",
-          xfail="told 'update the entry sendpayment made (look it up by the event's payment_id); never remove it', "
-                "which it did: the bytes it wrote are another map's"),
+          "write outbound_payments.encode()", "not another map's bytes",
+          why="PaymentFailed writes inbound_payments.encode() under 'outbound_payments': it was told 'update the "
+              "entry sendpayment made (look it up by the event's payment_id); never remove it', which it did"),
     wrong(EX, "sent_adds_the_fee_to_the_amount", compose({SENT: sent_adds_the_fee}), "amount kept", "fee_paid_msat",
           why="amt_msat += fee_paid_msat on PaymentSent: it was told 'replacing it with a new PaymentInfo', though "
               "it replaced nothing"),

@@ -315,10 +315,8 @@ def bumps_each_claim_once() -> Any:
 
 CASES = [
     wrong(EX, "bumps_each_claim_once", Fresh(bumps_each_claim_once), "not handed over", "asks again",
-          why="hands each claim_id over the first time only: LDK's later asks for the same claim are dropped",
-          xfail="the hint says to match Event.BumpTransaction(bump_event) and hand it over whatever its kind, "
-                "which it did the first time: it should say LDK asks again for the same claim, and each ask is "
-                "handed over"),
+          why="hands each claim_id over the first time only: LDK's later asks for the same claim are dropped (it was "
+              "told to match Event.BumpTransaction(bump_event) and hand it over whatever its kind, which it did)"),
     wrong(EX, "stores_them_and_sweeps_later", Fresh(stores_them_and_sweeps_later), "before LDK had an OutputSweeper",
           "output_sweeper.track_spendable_outputs",
           why="ldk-sample's way before the OutputSweeper: on disk before returning, swept later by a task. The "
