@@ -39,6 +39,8 @@ from .sim.chain import Chain, ChainError
 from .types import Txid
 
 COIN = 100_000_000
+#: The smallest amount bitcoind takes, in BTC: an amount with more decimal places is refused ("Invalid amount").
+_SATOSHI = Decimal("0.00000001")
 #: Keys derived ahead of the last used one, so a client rebuilt from the same seed (a restart) finds its
 #: coins. Like BIP 44's gap limit (20), but larger: unbroadcast fundings leave unused change keys behind.
 GAP_LIMIT = 50
@@ -301,7 +303,11 @@ class BitcoindClient:
                 seen.add(addr)
                 if isinstance(btc, bool) or not isinstance(btc, (int, float, Decimal)) or not 0 <= btc <= 21_000_000:
                     raise BitcoindError(f"Amount out of range: {btc!r} (amounts are in BTC, e.g. 0.001)")
-                txouts.append(TxOut(round(Decimal(str(btc)) * COIN), script))  # JSON-RPC takes a Decimal too
+                amount = Decimal(str(btc))  # (as the JSON text carries it: a float's shortest repr)
+                if amount != amount.quantize(_SATOSHI):  # bitcoind's AmountFromValue: ParseFixedPoint(value, 8)
+                    raise BitcoindError(f"Invalid amount: {btc!r} (bitcoind takes at most 8 decimal places: "
+                                        "divide the satoshis by 100_000_000)")
+                txouts.append(TxOut(int(amount * COIN), script))  # JSON-RPC takes a Decimal too
         return RawTx(_serialize(2, 0, [], txouts).hex())
 
     def fund_raw_transaction(self, raw_tx: RawTx) -> FundedTx:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 
 import pytest
 from coincurve import PublicKey as Point
@@ -16,6 +17,7 @@ from ldkkit.logger import Level
 from ldkkit.sign import p2wpkh_script_code, segwit_sighashes
 from ldkkit.sim.chain import Chain
 from ldkkit.sim.clock import VirtualClock
+from ldkkit.sim.world import World
 from ldkkit.types import Txid
 
 CHANNEL_SCRIPT = ScriptBuf.new_p2wsh(b"\x52\x53\xae")  # stands in for a 2-of-2 funding script
@@ -299,3 +301,18 @@ def test_wallet_keys_are_bip84_keys_of_the_seed():
         secret, public, script = _derive(seed, 1, branch, index)
         assert (secret, public) == (key.key.secret, key.get_public_key().sec())
         assert script == ScriptBuf.new_p2wpkh(public)
+
+
+def test_an_amount_with_more_than_eight_decimal_places_is_refused_as_bitcoind_refuses_it():
+    """bitcoind reads an amount with ParseFixedPoint(value, 8): ``sats * 1e-8`` (0.060000000000000005 for 6,000,000
+    sats) is an "Invalid amount"; ``sats / 100_000_000`` (0.06) and its text are what it takes."""
+    with World(seed=3) as world:
+        client = world.add_node("a").bitcoind_client
+        address = str(client.get_new_address())
+        with pytest.raises(BitcoindError, match="Invalid amount: 0.060000000000000005"):
+            client.create_raw_transaction([{address: 6_000_000 * 1e-8}])
+        with pytest.raises(BitcoindError, match="Invalid amount"):
+            client.create_raw_transaction([{address: "0.123456789"}])
+        for amount in (6_000_000 / 100_000_000, "0.06", Decimal("0.06000000")):
+            assert client.create_raw_transaction([{address: amount}]) == client.create_raw_transaction(
+                [{address: 0.06}])

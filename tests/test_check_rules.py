@@ -74,9 +74,12 @@ def test_every_output_of_an_event_is_judged_not_only_the_first(sweep_in_mempool)
 
 
 def _read(handler, exercise="open_channel_request") -> list[str]:
-    """The check's verdict on ``handler`` as the learner reads it, without the event's and the path's lines."""
+    """The check's verdict on ``handler`` as the learner reads it, without the event's and the path's lines (as a
+    fresh kernel's first check of the workbook: no note that it was checked before)."""
+    from ldkkit import exercises
     from ldkkit.exercises import check
 
+    exercises._CHECKED.clear()
     try:
         return repr(check(exercise, handler)).splitlines()
     except ExerciseFailed as failure:
@@ -283,10 +286,10 @@ W02_ONE_OUTPUT = ("Hint: one output, to Address.from_script(output_script, netwo
 @pytest.mark.parametrize("case, lines", [
     ("broadcast_transactions_too", [W02_SCENARIO.format(" (100,000 sats)"), *W02_BROADCAST]),
     ("never_handed_over", [W02_SCENARIO.format(" (100,000 sats)"), *W02_NEVER]),
-    ("first_channel_only", [W02_SCENARIO.format(" (1,000,000 sats)"), *W02_NEVER]),
+    ("first_channel_only", [W02_SCENARIO.format(" (6,000,000 sats)"), *W02_NEVER]),
     ("divided_twice", [W02_SCENARIO.format(""), "Expected: your handler to return normally",
-                       "Happened: it raised APIMisuseError: Misuse error: No output matched the script_pubkey and "
-                       "value in the FundingGenerationReady event",
+                       "Happened: it raised BitcoindError: Invalid amount: 1.0000000000000001e-11 (bitcoind takes at "
+                       "most 8 decimal places: divide the satoshis by 100_000_000)",
                        "Hint: you divided twice: channel_value_satoshis / 100_000_000 is already in BTC."]),
     ("to_own_address", [W02_SCENARIO.format(""), "Expected: your handler to return normally",
                         "Happened: it raised APIMisuseError: Misuse error: No output matched the script_pubkey and "
@@ -333,13 +336,30 @@ def _hand_over(btc):
 
 
 def test_workbook_2_names_the_value_handed_over_and_the_unit_mistake():
-    assert _read(_funding(_hand_over(lambda sats: sats / 100_000_000 / 100_000_000)), W02) == [
+    assert _read(_funding(_hand_over(lambda sats: 0)), W02) == [
         W02_SCENARIO.format(" (100,000 sats)"), "Expected: one output of exactly 100,000 sats to output_script",
-        "Happened: 0 sats to output_script",
-        "Hint: you divided twice: channel_value_satoshis / 100_000_000 is already in BTC."]
+        "Happened: 0 sats to output_script", W02_ONE_OUTPUT]
     assert _read(_funding(_hand_over(lambda sats: sats / 100_000_000 + 0.00000001)), W02)[1:] == [
         "Expected: one output of exactly 100,000 sats to output_script", "Happened: 100,001 sats to output_script",
         W02_ONE_OUTPUT]
+
+
+@pytest.mark.parametrize("btc, sats, hint", [
+    (lambda sats: sats / 100_000_000 / 100_000_000, 100_000,
+     "Invalid amount: 1.0000000000000001e-11 (bitcoind takes at most 8 decimal places: divide the satoshis by "
+     "100_000_000); your code went on. You divided twice: channel_value_satoshis / 100_000_000 is already in BTC."),
+    (lambda sats: sats * 1e-8, 6_000_000,  # (exact for 100,000 sats: not for 6,000,000)
+     "Invalid amount: 0.060000000000000005 (bitcoind takes at most 8 decimal places: divide the satoshis by "
+     "100_000_000); your code went on. As a float, 6,000,000 × 1e-8 is 0.060000000000000005, not 0.06: bitcoind "
+     "refuses an amount with more than 8 decimal places. Divide: channel_value_satoshis / 100_000_000."),
+])
+def test_workbook_2_names_bitcoinds_refusal_of_an_amount_and_the_unit_mistake_behind_it(btc, sats, hint):
+    """bitcoind refuses an amount with more than 8 decimal places; a handler that caught the refusal is told of it."""
+    assert _read(_funding(_hand_over(btc)), W02) == [
+        W02_SCENARIO.format(f" ({sats:,} sats)"),
+        "Expected: funding_transaction_generated(temporary_channel_id, counterparty_node_id, transaction)",
+        "Happened: nothing: the channel was never funded",
+        f"Hint: bitcoind_client.create_raw_transaction raised BitcoindError: {hint}"]
 
 
 def test_workbook_2_says_bitcoind_counts_in_btc_when_sats_were_asked_for_first():
@@ -405,10 +425,10 @@ def test_workbook_2_names_the_channel_whose_funding_your_code_broadcast():
     def broadcasts_the_middle_one(channel_manager, bitcoind_client, network, event):
         tx = _build(bitcoind_client, network, event, event.channel_value_satoshis / 100_000_000)
         channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
-        if event.channel_value_satoshis == 1_000_000:
+        if event.channel_value_satoshis == 6_000_000:
             bitcoind_client.broadcast_transactions([tx])
 
-    assert _read(_funding(broadcasts_the_middle_one), W02) == [W02_SCENARIO.format(" (1,000,000 sats)"),
+    assert _read(_funding(broadcasts_the_middle_one), W02) == [W02_SCENARIO.format(" (6,000,000 sats)"),
                                                                *W02_BROADCAST]
 
 

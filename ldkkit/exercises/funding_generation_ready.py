@@ -22,7 +22,9 @@ from ..scenarios import Stage
 from ..sign import p2wpkh_script_code, segwit_sighashes
 from .common import LARGEST_NON_WUMBO_SATS, CheckResult, Played, Session, count, error_hint, fail
 
-SIZES = (100_000, 1_000_000, LARGEST_NON_WUMBO_SATS)
+#: The channels the story opens. 6,000,000 sats times 1e-8 is the float 0.060000000000000005, an amount bitcoind
+#: refuses (more than 8 decimal places): only a division, channel_value_satoshis / 100_000_000, gives 0.06.
+SIZES = (100_000, 6_000_000, LARGEST_NON_WUMBO_SATS)
 
 
 def story(stage: Stage) -> None:
@@ -106,9 +108,7 @@ def judge_funding(played: Played) -> None:
                  if c.arguments.get("temporary_channel_id") == event.temporary_channel_id]
         if not calls:
             raise fail(where, event, "funding_transaction_generated(temporary_channel_id, counterparty_node_id, "
-                       "transaction)", "nothing: the channel was never funded",
-                       "build the transaction with bitcoind_client (create_raw_transaction, fund_raw_transaction, "
-                       "sign_raw_transaction_with_wallet), to the address Address.from_script(output_script, network).")
+                       "transaction)", "nothing: the channel was never funded", _unfunded_hint(played, handling))
         tx = calls[0]["funding_transaction"]
         value = _pays(tx, event)
         if value != event.channel_value_satoshis:
@@ -201,6 +201,19 @@ def _pays(tx: Any, event: Event.FundingGenerationReady) -> int | None:
     return outputs[0] if len(outputs) == 1 else None
 
 
+def _unfunded_hint(played: Played, handling: Any) -> str:
+    """Why a channel was never funded: a bitcoind call that raised (and your code caught), else how to build it."""
+    for name in ("create_raw_transaction", "fund_raw_transaction", "sign_raw_transaction_with_wallet"):
+        for call in played.recorder.calls_for(handling, f"bitcoind_client.{name}"):
+            if call.error is not None:
+                said = f"bitcoind_client.{name} raised {type(call.error).__name__}: {call.error}; your code went on. "
+                hint = (_unit_hint(played, handling) if name == "create_raw_transaction" else
+                        "the channel is funded only once funding_transaction_generated has the signed transaction.")
+                return said + hint[:1].upper() + hint[1:]
+    return ("build the transaction with bitcoind_client (create_raw_transaction, fund_raw_transaction, "
+            "sign_raw_transaction_with_wallet), to the address Address.from_script(output_script, network).")
+
+
 def _unit_hint(played: Played, handling: Any) -> str:
     for call in played.recorder.calls_for(handling, "bitcoind_client.create_raw_transaction"):
         amounts = [v for output in call["outputs"] for v in output.values()]
@@ -209,6 +222,9 @@ def _unit_hint(played: Played, handling: Any) -> str:
             return "bitcoind counts in BTC, not sats: pass channel_value_satoshis / 100_000_000."
         if any(a == sats / 100_000_000 / 100_000_000 for a in amounts):
             return "you divided twice: channel_value_satoshis / 100_000_000 is already in BTC."
+        if any(isinstance(a, float) and a != sats / 100_000_000 and round(a * 100_000_000) == sats for a in amounts):
+            return (f"as a float, {sats:,} × 1e-8 is {sats * 1e-8!r}, not {sats / 100_000_000!r}: bitcoind refuses "
+                    "an amount with more than 8 decimal places. Divide: channel_value_satoshis / 100_000_000.")
     return "one output, to Address.from_script(output_script, network), of channel_value_satoshis / 100_000_000 BTC."
 
 
@@ -219,7 +235,8 @@ def _sats_as_btc(error: BaseException, event: Event, played: Played | None) -> s
             f"{event.channel_value_satoshis:,} BTC is more than your wallet can pay.")
 
 
-@error_hint(lambda e, event: isinstance(event, Event.FundingGenerationReady) and "No output matched" in str(e))
+@error_hint(lambda e, event: isinstance(event, Event.FundingGenerationReady)
+            and ("No output matched" in str(e) or isinstance(e, BitcoindError) and "Invalid amount" in str(e)))
 def _wrong_output(error: BaseException, event: Event, played: Played | None) -> str:
     if played is not None:
         return _unit_hint(played, played.recorder.handling_of(event))

@@ -181,10 +181,14 @@ def judge_unclaimed_records(played: Played) -> None:
     for event in {e.payment_hash: e for e in played.events(Event.PaymentClaimed)}.values():
         record = records.get(event.payment_hash)
         if record is None or record.status is not HTLCStatus.Succeeded or record.amt_msat != event.amount_msat:
+            paid_again = sum(e.payment_hash == event.payment_hash for e in played.events(Event.PaymentClaimable)) > 1
             raise fail(played, event, "every payment received still recorded on disk at the end: Succeeded, "
                        f"{event.amount_msat:,} msat", "its record is gone" if record is None else f"it is now "
-                       f"{record!r}", "update the entry of the event's payment_hash, and only it: never clear or "
-                       "rebuild the whole map, as each write stores every payment's record.")
+                       f"{record!r}", "a payment made again for an invoice already paid is failed back, and that is "
+                       "all: the invoice's record stays the first payment's (failing back the second takes nothing "
+                       "from the first)." if paid_again and record is not None else "update the entry of the event's "
+                       "payment_hash, and only it: never clear or rebuild the whole map, as each write stores every "
+                       "payment's record.")
     strays = [k for k in final_records(played, "outbound_payments") if k not in played.stage.sent]
     if strays:
         raise fail(played, None, "outbound_payments holding only the payments you sent",

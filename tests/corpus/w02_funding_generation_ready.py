@@ -305,6 +305,10 @@ CASES = [
           why="passes channel_value_satoshis to bitcoind, which counts in BTC"),
     wrong(EX, "divided_twice", compose({FUND: with_btc(lambda sats: sats / 100_000_000 / 100_000_000)}),
           "divided twice", why="sats / 1e8 / 1e8"),
+    wrong(EX, "times_1e_minus_8", compose({FUND: with_btc(lambda sats: sats * 1e-8)}), "Invalid amount",
+          "8 decimal places",
+          why="sats * 1e-8: 6,000,000 sats is 0.060000000000000005 as a float, which bitcoind refuses (more than 8 "
+              "decimal places); the kit rounded it and passed it"),
     wrong(EX, "msat_as_btc", compose({FUND: with_btc(lambda sats: sats * 1000 / 100_000_000)}),
           "channel_value_satoshis / 100_000_000", why="sats * 1000 / 1e8: msat over 1e8"),
     wrong(EX, "to_own_address", compose({FUND: to_own_address}), "output_script", "Address.from_script",

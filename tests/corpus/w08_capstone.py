@@ -172,6 +172,21 @@ def refuses_any_known_hash(channel_manager: Any, inbound_payments: Any, event: A
         channel_manager.claim_funds(event.purpose.preimage())
 
 
+def marks_the_paid_invoice_failed(channel_manager: Any, inbound_payments: Any, fs_store: Any, event: Any,
+                                  **kw: Any) -> Any:
+    """Fails back a second payment of a paid invoice, and 'records the refusal': the invoice's entry set Failed."""
+    from .arms import claimable
+
+    with inbound_payments.lock() as payments:
+        info = payments.get(event.payment_hash)
+        if info is not None and info.status is HTLCStatus.Succeeded:
+            channel_manager.fail_htlc_backwards(event.payment_hash)
+            info.status = HTLCStatus.Failed
+            fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+            return None
+    return claimable(channel_manager=channel_manager, inbound_payments=inbound_payments, event=event, **kw)
+
+
 def sats_as_btc(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
     from .arms import build_funding
 
@@ -252,6 +267,10 @@ CASES = [
           "never came back to your wallet", why="no SpendableOutputs arm"),
     wrong(EX, "claims_a_payment_made_twice", compose({CLAIMABLE: claims_every_time}), "receive_duplicate_payment",
           "fail the second", why="claims the second payment of an already Succeeded hash"),
+    wrong(EX, "marks_the_paid_invoice_failed", compose({CLAIMABLE: marks_the_paid_invoice_failed}),
+          "made again for an invoice already paid", "stays the first payment's",
+          why="fails back the second payment and sets the invoice's entry Failed: it was told to update only the "
+              "event's payment_hash and never rebuild the map, which it had done"),
     wrong(EX, "refuses_any_known_hash", compose({CLAIMABLE: refuses_any_known_hash}), "claim_funds",
           "you failed it back", why="treats the invoice's own Pending entry as a payment made before"),
     wrong(EX, "sats_as_btc", compose({Event.FundingGenerationReady: sats_as_btc}), "BTC", "100_000_000",
