@@ -550,5 +550,15 @@ def _decoded(played: Played, event: Optional[Event], key: str, data: bytes) -> d
         return dict(storage.decode(data).payments)
     except Exception as e:
         raise fail(played, event, f"{key} stored as {key}.encode()", f"what is stored cannot be read back: {e}",
-                   "statuses are HTLCStatus members (HTLCStatus.Succeeded), not strings." if "HTLCStatus" in str(e)
-                   else f"store exactly the bytes {key}.encode() returns.") from None
+                   _unreadable_hint(key, str(e))) from None
+
+
+def _unreadable_hint(key: str, error: str) -> str:
+    """What made a payment storage unreadable, from its decoder's words: a status, a key or a record of another type."""
+    if "status must be" in error:
+        return "statuses are HTLCStatus members (HTLCStatus.Succeeded), not strings."
+    if "pairs, but the data has" in error:
+        by = "payment_hash (a PaymentHash)" if key == "inbound_payments" else "payment_id (a PaymentId)"
+        return (f"{key} maps the event's {by} to a PaymentInfo: use the event's value as the key, as it is (not its "
+                ".hex() or bytes()), and a PaymentInfo as each value.")
+    return f"store exactly the bytes {key}.encode() returns."

@@ -376,10 +376,13 @@ class RemoteHandler:
             store = self._stores()[kind]
             try:
                 raw = wire.from_wire(data)
-                fresh = type(store).decode(raw)
-            except Exception as e:  # DecodeError, ProtocolError, TypeError: the learner sent bad bytes
+            except Exception as e:  # ProtocolError, TypeError: not the bytes of anything
                 self.learner.kill(LearnerGone(f"the learner process sent an unreadable {kind}_payments: {e}"))
                 raise self.learner.dead from None  # type: ignore[misc]
+            try:
+                fresh = type(store).decode(raw)
+            except Exception:  # (keys or records of another type: the learner's own mistake, judged from the disk
+                continue  # as the check judges it, where its own encode() wrote them; this copy keeps what it had)
             with store.lock() as payments:
                 payments.clear()
                 payments.update(fresh.payments)

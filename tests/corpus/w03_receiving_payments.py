@@ -270,6 +270,15 @@ def claims_then_asks_again_once() -> Any:
     return compose({CLAIMABLE: arm})
 
 
+def claimed_keyed_by_hex(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """A new record for each claimed payment, keyed by the hash's hex text rather than the hash itself."""
+    with inbound_payments.lock() as payments:
+        payments[event.payment_hash.hex()] = PaymentInfo(event.purpose.preimage(),
+                                                         getattr(event.purpose, "payment_secret", None),
+                                                         HTLCStatus.Succeeded, event.amount_msat)
+        fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+
 def claimed_by_one_worker_thread() -> Any:
     """One daemon thread, started with the first PaymentClaimable, claims each payment it takes from a queue (with the
     components it came with: each play of a check is another node), and idles on the queue in between (it never ends).
@@ -359,6 +368,10 @@ CASES = [
     right(EX, "fails_back_with_a_reason", compose({CLAIMABLE: fail_back_with_a_reason}),
           why="fail_htlc_backwards_with_reason(hash, FailureCode.IncorrectOrUnknownPaymentDetails()): LDK's "
               "fail_htlc_backwards itself (it was told 'left unclaimed, and the payer waits')"),
+    wrong(EX, "keys_records_by_hex", compose({CLAIMED: claimed_keyed_by_hex}), "cannot be read back",
+          "not its .hex() or bytes()",
+          why="inbound_payments[payment_hash.hex()]: it was told statuses are HTLCStatus members, not strings (its "
+              "status was one)"),
     wrong(EX, "writes_every_other_claimed", Fresh(writes_every_other_claimed),
           "you did not write inbound_payments while handling this event", "every time",
           why="the keysend's record kept in memory only: it was told 'keysend payments have no invoice, so no entry "
