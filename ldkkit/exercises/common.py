@@ -177,6 +177,8 @@ class Session:
             raise cannot_go_on(e, played) from None
         if recorder.thread_errors:
             raise thread_failed(played, *recorder.thread_errors[0])
+        if recorder.task_errors:
+            raise thread_failed(played, *recorder.task_errors[0], what="task")
         _check_handled(played)
         self.played.append(played)
         return played
@@ -463,11 +465,13 @@ def task_blocked(error: TaskBlocked, played: Played) -> ExerciseFailed:
     return failure
 
 
-def thread_failed(played: Played, event: Event, error: BaseException) -> ExerciseFailed:
-    """A thread your handler started raised: say so, with the event whose handling started it."""
-    failure = fail(played, event, "the thread your handler started to end normally",
+def thread_failed(played: Played, event: Event, error: BaseException, what: str = "thread") -> ExerciseFailed:
+    """A thread your handler started (or a task it spawned: ``what``) raised: say so, with the event whose handling
+    started it."""
+    started = "started" if what == "thread" else "spawned"
+    failure = fail(played, event, f"the {what} your handler {started} to end normally",
                    f"it raised {type(error).__name__}: {error}",
-                   "read the traceback above: its last lines point at the line that failed. An error in a thread "
+                   f"read the traceback above: its last lines point at the line that failed. An error in a {what} "
                    "reaches no one, so the node never learns that the work was not done.")
     failure.__cause__ = trimmed(error)
     return failure

@@ -160,6 +160,8 @@ class Recorder:
         self.spawned: set[Any] = set()
         #: What the threads your code started raised, with the event whose handling started them.
         self.thread_errors: list[tuple[Event, BaseException]] = []
+        #: What tasks your handler spawned raised, with the event whose handling spawned each (told as threads' are).
+        self.task_errors: list[tuple[Event, BaseException]] = []
         self._replays: dict[int, int] = {}  # id(event): how many times your handler asked for it again
         chain_broadcast = world.chain.broadcast
 
@@ -327,6 +329,7 @@ class Recorder:
             # Cancelled before it ran (the story ended first), your coroutine is closed here, so Python
             # does not warn that it "was never awaited"; one that ran to its end is closed already.
             task.add_done_callback(lambda _: yours.close())
+            task.add_done_callback(_retrieved)  # (its error is told by the check: asyncio need not log it, when GC'd)
             return task
         return asyncio.Task(coro, loop=loop, **kwargs)
 
@@ -391,6 +394,9 @@ class Recorder:
             return await Stepped(coro, handling, self.task_steps)
         except BlockingCall as e:  # the story meets it later, from the loop: it is told with the event that spawned it
             raise TaskBlocked(handling.event, e) from e
+        except Exception as e:  # (kept to be told, as asyncio would only log it, if ever: raised on, for an awaiter)
+            self.task_errors.append((handling.event, e))
+            raise
 
 
 @dataclass(eq=False)
@@ -500,6 +506,18 @@ class LearnerExit(Exception):
     def __init__(self, error: BaseException) -> None:
         super().__init__(f"{type(error).__name__}({error})")
         self.error = error
+
+
+def _retrieved(task: Any) -> None:
+    """A spawned task is done: its error, if any, is the check's to tell (``task_errors``), not asyncio's to log when
+    the task is collected, at a moment no run repeats. A refused call (``TaskBlocked``) the world meets from its loop,
+    now: as it met it when asyncio reported it."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if isinstance(error, TaskBlocked):
+        task.get_loop().call_exception_handler({"message": "a task was refused a call", "exception": error,
+                                                "task": task})
 
 
 def _read(node: Node, key: str) -> Optional[bytes]:

@@ -305,15 +305,16 @@ class RemoteHandler:
                                                   "exception": error})
 
     def _thread_failed(self, failed: Any) -> None:
-        """A thread of the learner's own raised: the check keeps it with the event whose handling started the thread
-        (``Recorder.thread_errors``), and fails the play with it, as it does in a notebook."""
+        """A thread of the learner's own (or a task its handler spawned) raised: the check keeps it with the event
+        whose handling started it (``Recorder.thread_errors``, ``task_errors``), and fails the play with it, as it does
+        in a notebook."""
         if failed is None:
             return
         context = self._contexts.get(failed.get("origin")) if type(failed) is dict else None
         if context is None:
             self.learner.kill(LearnerGone("the learner process described a thread's error badly"))
             raise self.learner.dead  # type: ignore[misc]
-        context.run(_keep_thread_error, wire.error_from_wire(failed.get("error")))
+        context.run(_keep_thread_error, wire.error_from_wire(failed.get("error")), failed.get("what") == "task")
 
     def _outcome(self, state: dict[str, Any]) -> Any:
         """What the learner's handler did, as the world expects it; a refusal as the check's own."""
@@ -497,12 +498,12 @@ def _public(target: Any, name: str) -> Any:
     return getattr(target, name)
 
 
-def _keep_thread_error(error: BaseException) -> None:
+def _keep_thread_error(error: BaseException, in_a_task: bool) -> None:
     from ..exercises import recorder
 
     keeper, handling = recorder._RECORDING.get(), recorder._HANDLING.get()
     if keeper is not None and handling is not None:
-        keeper.thread_errors.append((handling.event, error))
+        (keeper.task_errors if in_a_task else keeper.thread_errors).append((handling.event, error))
 
 
 def _outcome(state: dict[str, Any]) -> Any:

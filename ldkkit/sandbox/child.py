@@ -472,6 +472,8 @@ class _LoopClock:
 
 #: Errors raised in threads of the learner's own (the event's number, the error): told to the grader at the next idle.
 THREAD_ERRORS: list[tuple[int, BaseException]] = []
+#: Errors raised in tasks the handler spawned (the event's number, the error): told as threads' are, after them.
+TASK_ERRORS: list[tuple[int, BaseException]] = []
 
 
 def _counted(loop: VirtualLoop, fn: Callable[..., Any], own_thread: bool) -> tuple[Callable[..., Any], Counted]:
@@ -594,6 +596,9 @@ class Learner:
             return await _Watched(coro)
         except BlockingCall as e:  # told with the event whose handling spawned the task, as the check tells it
             raise _TaskBlocked(origin, e) from e
+        except Exception as e:  # (told to the grader, as the check tells it: raised on, for an awaiter)
+            TASK_ERRORS.append((origin, e))
+            raise
 
     def _on_loop_error(self, loop: Any, context: dict[str, Any]) -> None:
         """A task's error no one retrieved: a refusal goes to the grader, as the check's world keeps it to raise."""
@@ -681,11 +686,13 @@ class Learner:
         return {"state": "returned", "replay": isinstance(result, ReplayEvent) or result is ReplayEvent}
 
     def _thread_failed(self) -> dict[str, Any]:
-        """The first error raised in a thread of the learner's own since the last idle, for the grader to keep."""
-        if not THREAD_ERRORS:
-            return {}
-        (origin, error), THREAD_ERRORS[:] = THREAD_ERRORS[0], []
-        return {"thread_error": {"origin": origin, "error": wire.error_to_wire(error)}}
+        """The first error raised in a thread of the learner's own (else in a task the handler spawned) since the last
+        idle, for the grader to keep."""
+        for what, errors in (("thread", THREAD_ERRORS), ("task", TASK_ERRORS)):
+            if errors:
+                (origin, error), errors[:] = errors[0], []
+                return {"thread_error": {"origin": origin, "error": wire.error_to_wire(error), "what": what}}
+        return {}
 
     def _blocked(self) -> dict[str, Any]:
         """The first refusal met by a task the handler spawned since the last idle, for the grader to raise."""

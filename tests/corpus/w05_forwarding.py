@@ -8,6 +8,7 @@ import itertools
 import random
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 from ldkkit.events import Event, ReplayEvent
@@ -305,6 +306,9 @@ CASES = [
 
     wrong(EX, "fixed_delay", compose({FWD: forward_after(lambda t, k: 2 * t)}), "different random delay",
           "fixed delay", why="always 2 × time_forwardable"),
+    wrong(EX, "sleeps_the_timedelta_itself", compose({FWD: forward_after(lambda t, k: timedelta(seconds=t))}),
+          "the task your handler spawned to end normally", "TypeError",
+          why="await asyncio.sleep(a timedelta): the task raised TypeError, and the check said 'never called'"),
     wrong(EX, "fixed_delay_waited_on_an_event", Fresh(lambda: compose({FWD: waits_a_fixed_delay_on_an_event})),
           "different random delay", "fixed delay",
           why="a thread of its own waits threading.Event().wait(0.3), then forwards: the delay never changes"),
