@@ -67,6 +67,20 @@ def test_force_closing_an_unknown_channel(stage):
     assert info.value.err == f"Channel with id {missing} not found for the passed counterparty node_id {bob.node_id}"
 
 
+def test_close_channel_knows_no_request_not_yet_accepted_and_leaves_it_to_be_answered(stage):
+    """LDK 0.1's ``close_channel`` looks only among channels; a request not yet accepted is kept apart
+    (``inbound_channel_request_by_id``): ``ChannelUnavailable``, and the request is still there to accept."""
+    bob, request = open_request(stage)
+    cm = stage.me.channel_manager
+    with pytest.raises(APIError.ChannelUnavailable) as info:
+        cm.close_channel(request.temporary_channel_id, bob.node_id)
+    assert info.value.err == (f"Channel with id {request.temporary_channel_id} not found for the passed counterparty "
+                              f"node_id {bob.node_id}")
+    cm.accept_inbound_channel(request.temporary_channel_id, bob.node_id, 7)
+    stage.world.run()
+    assert [c.channel_id for c in cm.list_channels()] != []
+
+
 def test_rejecting_a_request_raises_no_channel_closed_and_logs_who_and_why(stage):
     bob, request = open_request(stage)
     cm = stage.me.channel_manager

@@ -73,5 +73,10 @@ def _zero_conf_request(error: BaseException, event: Event, played: Optional[Play
 
 @error_hint(lambda e, event: isinstance(event, Event.OpenChannelRequest) and type(e).__name__ == "ChannelUnavailable")
 def _wrong_request(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    recorder = played.recorder if played is not None else None
+    if recorder is not None and recorder.calls_for(recorder.handling_of(event), "channel_manager.close_channel"):
+        return ("close_channel closes a channel that exists, and a request you have not accepted is none yet: reject "
+                "it with channel_manager.force_close_without_broadcasting_txn(temporary_channel_id, "
+                "counterparty_node_id, a message for the peer).")
     return ("LDK has no such request from that peer: pass this event's own temporary_channel_id and "
             "counterparty_node_id, in that order (the first two arguments).")

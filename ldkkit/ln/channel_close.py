@@ -30,8 +30,12 @@ if TYPE_CHECKING:
 
 
 def close_channel_internal(cm: ChannelManager, channel_id: ChannelId, counterparty_node_id: PublicKey) -> None:
-    """Start a cooperative close; a channel not yet funded is simply dropped."""
+    """Start a cooperative close; a channel not yet funded is simply dropped. A request not yet accepted is no channel
+    (LDK keeps it apart, in ``inbound_channel_request_by_id``): only a force-close rejects it."""
     chan = cm._channel_for_peer(channel_id, counterparty_node_id)
+    if chan.phase is ChannelPhase.UnacceptedInbound:
+        raise APIError.ChannelUnavailable(
+            f"Channel with id {channel_id} not found for the passed counterparty node_id {counterparty_node_id}")
     if not chan.is_funded():
         force_close_channel(cm, chan, ClosureReason.HolderForceClosed(False), broadcast=False)
         return

@@ -199,6 +199,13 @@ def uid_from_the_middle(channel_manager: Any, keys_manager: Any, event: Any, **_
         _reject(channel_manager, event)
 
 
+def rejects_with_close_channel(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    if event.funding_satoshis > 5_000_000:
+        _accept(channel_manager, keys_manager, event)
+    else:
+        channel_manager.close_channel(event.temporary_channel_id, event.counterparty_node_id)
+
+
 def swapped_arguments(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     if event.funding_satoshis > 5_000_000:
         channel_manager.accept_inbound_channel(event.counterparty_node_id, event.temporary_channel_id,
@@ -289,6 +296,10 @@ CASES = [
     right(EX, "answers_then_asks_again_once", Fresh(lambda: compose({OPEN: answers_then_asks_again_once()})),
           why="answers each request, then returns ReplayEvent() once, and nothing when handed it again: its answers, "
               "made in the hand-over it asked for again, were once not counted ('left to expire')"),
+    wrong(EX, "rejects_with_close_channel", compose({OPEN: rejects_with_close_channel}), "ChannelUnavailable",
+          "force_close_without_broadcasting_txn",
+          why="close_channel on a request not yet accepted: LDK 0.1 answers ChannelUnavailable (no such channel); "
+              "the kit dropped the request silently and told it 'left to expire'"),
     wrong(EX, "keeps_a_count_on_the_channel_manager", compose({OPEN: keeps_a_count_on_the_channel_manager}),
           "channel_manager cannot be changed from a handler",
           why="sets an attribute on channel_manager: the grader refuses it, and check() once let it through to the "
