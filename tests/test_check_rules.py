@@ -150,8 +150,36 @@ def test_workbook_1_says_exactly_what_went_wrong(case, lines):
 
 def test_workbook_1_names_a_reused_random_id_again():
     lines = _read(_corpus("one_draw_for_every_channel"))
-    assert lines[:2] == [W01_SCENARIO.format("", "OpenChannelRequest"), W01_RANDOM] and lines[3] == W01_RANDOM_HINT
+    assert lines[:2] == [W01_SCENARIO.format("", "OpenChannelRequest"), W01_RANDOM] and lines[3] == (
+        "Hint: each channel gets an id of its own: draw fresh random bytes for every request (a number drawn once "
+        "gives every channel the same id, and your node could not tell them apart).")
     assert lines[2].startswith("Happened: user_channel_id=") and lines[2].endswith(" again")
+
+
+@pytest.mark.parametrize("draw, hint", [
+    (lambda keys, event: int.from_bytes(keys.get_secure_random_bytes()[:8], "big"),
+     "Hint: you read 8 of the random bytes: take 16 of the 32, as user_channel_id is a 128-bit number "
+     "(int.from_bytes(keys_manager.get_secure_random_bytes()[:16], 'big'))."),
+    (lambda keys, event: int.from_bytes(bytes(event.temporary_channel_id)[:16], "big"),
+     "Hint: draw it from keys_manager.get_secure_random_bytes(), the node's own randomness (not Python's secrets, "
+     "uuid or random, nor the event's ids): take 16 of the 32 bytes and read them as an int "
+     "(int.from_bytes(..., 'big')).")])
+def test_workbook_1_names_what_is_wrong_with_a_user_channel_id(draw, hint):
+    """Too few of the random bytes, or a number from somewhere else (a helper's probe: both were told that a fixed
+    number gives every channel the same id)."""
+    def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                          peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
+        if not isinstance(event, Event.OpenChannelRequest):
+            return
+        if event.funding_satoshis > 5_000_000:
+            channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id,
+                                                   draw(keys_manager, event))
+        else:
+            channel_manager.force_close_without_broadcasting_txn(event.temporary_channel_id,
+                                                                 event.counterparty_node_id, "too small")
+
+    lines = _read(handle_ldk_events)
+    assert lines[1] == W01_RANDOM and lines[2].startswith("Happened: user_channel_id=") and lines[3] == hint
 
 
 def _handler(accept_id=None, reject_id=None):

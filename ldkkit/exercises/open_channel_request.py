@@ -109,6 +109,10 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
     should_accept = sats > POLICY_MIN_EXCLUSIVE_SATS
     if should_accept and not (channels and channels[0].is_channel_ready):
         answer = (accepts or tried or [None])[0]
+        if accepts and rejects:
+            raise failing(f"a channel that confirms and is ready: {sats:,} is over 5,000,000",
+                          "you accepted it and rejected it", "answer each request once: accept it, or else "
+                          "(an else: branch, not a second if) reject it.")
         happened = ("you rejected it" if rejects else
                     "nothing: the request was left unanswered" if answer is None else
                     "you answered, but no channel came of it: " + _accept_trouble(answer, request))
@@ -162,10 +166,37 @@ def judge_user_channel_ids(played: Played) -> None:
         if not _drawn_from(uid, draws) or uid in seen:
             raise fail(played, request, "a user_channel_id drawn from keys_manager.get_secure_random_bytes(), "
                        "a different one for each channel", f"user_channel_id={uid!r}" +
-                       (" again" if uid in seen else ""),
-                       "take 16 of the 32 random bytes and read them as an int (int.from_bytes(..., 'big')): a "
-                       "fixed number would give every channel the same id, and your node could not tell them apart.")
+                       (" again" if uid in seen else ""), _uid_hint(uid, draws, seen))
         seen.add(uid)
+
+
+def _uid_hint(uid: object, draws: list[bytes], seen: set[int]) -> str:
+    """Why a user_channel_id is not one the workbook asks for: repeated, too few bytes, or not the node's randomness."""
+    if uid in seen:
+        return ("each channel gets an id of its own: draw fresh random bytes for every request (a number drawn once "
+                "gives every channel the same id, and your node could not tell them apart).")
+    if not isinstance(uid, int) or uid < 2**32:
+        return ("take 16 of the 32 random bytes and read them as an int (int.from_bytes(..., 'big')): a fixed number "
+                "would give every channel the same id, and your node could not tell them apart.")
+    short = _bytes_read(uid, draws)
+    if short is not None:
+        return (f"you read {short} of the random bytes: take 16 of the 32, as user_channel_id is a 128-bit number "
+                "(int.from_bytes(keys_manager.get_secure_random_bytes()[:16], 'big')).")
+    return ("draw it from keys_manager.get_secure_random_bytes(), the node's own randomness (not Python's secrets, "
+            "uuid or random, nor the event's ids): take 16 of the 32 bytes and read them as an int "
+            "(int.from_bytes(..., 'big')).")
+
+
+def _bytes_read(uid: object, draws: list[bytes]) -> int | None:
+    """How many bytes in a row of one draw ``uid`` reads as an int: 4 to 15 (fewer may match a fixed number)."""
+    if not isinstance(uid, int) or isinstance(uid, bool) or uid <= 0:
+        return None
+    for n in range(4, 16):
+        for data in draws:
+            chunks = (data[i:i + n] for i in range(len(data) - n + 1))
+            if any(uid in (int.from_bytes(c, "big"), int.from_bytes(c, "little")) for c in chunks):
+                return n
+    return None
 
 
 def _drawn_from(value: object, draws: list[bytes]) -> bool:

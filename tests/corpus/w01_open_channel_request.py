@@ -199,6 +199,12 @@ def uid_from_the_middle(channel_manager: Any, keys_manager: Any, event: Any, **_
         _reject(channel_manager, event)
 
 
+def forgets_the_else(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    if event.funding_satoshis > 5_000_000:
+        _accept(channel_manager, keys_manager, event)
+    _reject(channel_manager, event)  # (meant for the else: branch)
+
+
 def rejects_with_close_channel(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     if event.funding_satoshis > 5_000_000:
         _accept(channel_manager, keys_manager, event)
@@ -296,6 +302,10 @@ CASES = [
     right(EX, "answers_then_asks_again_once", Fresh(lambda: compose({OPEN: answers_then_asks_again_once()})),
           why="answers each request, then returns ReplayEvent() once, and nothing when handed it again: its answers, "
               "made in the hand-over it asked for again, were once not counted ('left to expire')"),
+    wrong(EX, "forgets_the_else", compose({OPEN: forgets_the_else}), "you accepted it and rejected it",
+          "answer each request once",
+          why="accepts when over 5,000,000, then rejects every request (the else: forgotten): it was told to compare "
+              "funding_satoshis strictly, which it did"),
     wrong(EX, "rejects_with_close_channel", compose({OPEN: rejects_with_close_channel}), "ChannelUnavailable",
           "force_close_without_broadcasting_txn",
           why="close_channel on a request not yet accepted: LDK 0.1 answers ChannelUnavailable (no such channel); "
