@@ -49,6 +49,8 @@ _CHILD_MAIN = ("import os, sys; sys.path.insert(0, sys.argv[1]); from ldkkit.san
                "os._exit(main(sys.argv[1:]))")
 
 
+#: How the learner process's traceback of an error begins, as a note on the error (a grade's row shows it).
+LEARNERS_TRACEBACK = "In the learner's process:"
 #: LDKKIT_SANDBOX_DEBUG=1 in the grader's environment: the learner process's stderr is the grader's.
 _DEBUG = bool(os.environ.get("LDKKIT_SANDBOX_DEBUG"))
 
@@ -533,5 +535,5 @@ def _learner_error(described: Any, trace: Any) -> BaseException:
         kind = type(name[:80], (Exception,), {"__module__": "learner"})
         error = kind(str(described.get("message", ""))[:4000])
     if isinstance(trace, str):
-        error.add_note(f"In the learner's process:\n{trace[-3000:]}") if hasattr(error, "add_note") else None
+        error.add_note(f"{LEARNERS_TRACEBACK}\n{trace[-3000:]}") if hasattr(error, "add_note") else None
     return error

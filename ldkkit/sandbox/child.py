@@ -17,6 +17,7 @@ import concurrent.futures
 import contextvars
 import inspect
 import itertools
+import linecache
 import os
 import queue
 import sys
@@ -31,6 +32,8 @@ from ..events.queue import ReturnedUnawaited, answer
 from ..exercises.watch import (
     CLOCK,
     HANDED_OVER,
+    KIT_DIR,
+    LIBRARY_DIRS,
     Alarm,
     BlockingCall,
     Counted,
@@ -470,6 +473,18 @@ class _LoopClock:
         return self.loop.alarm_job(alarm, seconds)
 
 
+def _your_traceback(error: BaseException) -> str:
+    """What a notebook shows the learner of ``error`` (or of the error it was raised from, as an exit is): their own
+    frames, then the error; the kit's frames are noise to them, and to their instructor."""
+    for raised in (error, error.__cause__):
+        frames = [] if raised is None else [f for f in traceback.extract_tb(raised.__traceback__)
+                                            if not f.filename.startswith((KIT_DIR, *LIBRARY_DIRS))]
+        if frames:
+            return ("Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+                    + "".join(traceback.format_exception_only(raised)))  # type: ignore[arg-type]
+    return "".join(traceback.format_exception_only(error))
+
+
 #: Errors raised in threads of the learner's own (the event's number, the error): told to the grader at the next idle.
 THREAD_ERRORS: list[tuple[int, BaseException]] = []
 #: Errors raised in tasks the handler spawned (the event's number, the error): told as threads' are, after them.
@@ -609,8 +624,10 @@ class Learner:
     def run_cells(self, cells: list[str]) -> None:
         """Each cell in turn, as Jupyter would with errors allowed: one failing cell does not stop the rest."""
         for number, source in enumerate(cells, 1):
+            name = f"<cell {number}>"
+            linecache.cache[name] = (len(source), None, source.splitlines(keepends=True), name)  # (a traceback's lines)
             try:
-                code = compile(source, f"<cell {number}>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+                code = compile(source, name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
                 result = eval(code, self.namespace)  # noqa: S307 - the learner's own cell, in the sandbox
                 if inspect.iscoroutine(result):
                     self._run_to_end(result)
@@ -678,7 +695,7 @@ class Learner:
         if error is not None:
             if isinstance(error, ReplayEvent):
                 return {"state": "returned", "replay": True}
-            text = "".join(traceback.format_exception(error)[-6:])[-3000:]
+            text = _your_traceback(error)[-3000:]
             return {"state": "raised", "error": wire.error_to_wire(error), "traceback": text, **_blocking(error)}
         result = answer(task.result())
         if isinstance(result, ReturnedUnawaited):  # (its coroutine closed: as the check judges it, an error)

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..sim import scratch as scratch_folders
 from . import jail as jail_module
-from .bridge import HandlerTimeout, LearnerGone, LearnerProcess, RemoteHandler
+from .bridge import LEARNERS_TRACEBACK, HandlerTimeout, LearnerGone, LearnerProcess, RemoteHandler
 
 
 def grade(job: dict[str, Any]) -> dict[str, Any]:
@@ -66,10 +66,20 @@ def _check(exercise: str, handler: RemoteHandler, learner: LearnerProcess) -> di
     except ExerciseFailed as e:
         if isinstance(learner.dead, HandlerTimeout):
             return {"status": "timed out", "hint": f"{learner.dead}\n{_as_a_hang(str(e))}"}
-        return {"status": "failed", "hint": str(e)}
+        return {"status": "failed", "hint": _with_the_learners_traceback(e)}
     if learner.dead is not None and not isinstance(learner.dead, LearnerGone):
         return {"status": "error", "hint": str(learner.dead)}
     return {"status": "passed", "hint": ""}
+
+
+def _with_the_learners_traceback(failure: BaseException) -> str:
+    """The check's words; where they send the learner to a traceback (a notebook shows one above them), the row has it
+    below, as the learner process told it (the learner's own frames): a grade has no notebook."""
+    message = str(failure)
+    notes = [n for n in getattr(failure.__cause__, "__notes__", ()) if n.startswith(LEARNERS_TRACEBACK)]
+    if not notes or "read the traceback above" not in message:
+        return message
+    return message.replace("read the traceback above", "read the traceback below") + "\n" + notes[-1]
 
 
 def _as_a_hang(message: str) -> str:
