@@ -612,6 +612,12 @@ _AS_THE_CHECK = {
     "a_thread_raises": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            threading.Thread(target=lambda: 1 / 0).start()\n"
         "            if funding_satoshis > 5_000_000:")),
+    # a KeyError and a FileNotFoundError of the handler's: the grader's words were another's (the key quoted twice,
+    # the file's name lost), as the error crossed from the learner process by its words
+    **{f"raises_{kind}": ("open_channel_request", "01_open_channel_request.ipynb", lambda s, line=line: s.replace(
+        "            if funding_satoshis > 5_000_000:",
+        f"            {line}\n            if funding_satoshis > 5_000_000:"))
+       for kind, line in (("a_key_error", "{}['missing']"), ("a_missing_file", "open('/nowhere-at-all/x')"))},
     # SystemExit raised by the handler: an error like any (asyncio would end the learner process with it, and the
     # grader, waiting for that process to end, was refused its own time.sleep as the learner's)
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(

@@ -169,8 +169,18 @@ def _dict(pairs: list[Any], depth: int) -> dict[Any, Any]:
 
 # --- exceptions ------------------------------------------------------------------------------
 
+class _KeyError(KeyError):
+    """A KeyError rebuilt from its words: ``str`` gives them as they came (a KeyError's own quotes its key, which would
+    quote the words again)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+_KeyError.__name__ = _KeyError.__qualname__ = "KeyError"  # (as the learner's own is told: "it raised KeyError: ...")
+
 #: Builtin exceptions re-raised as themselves on the other side (with their message only).
-_BUILTIN = {cls.__name__: cls for cls in (ValueError, TypeError, KeyError, IndexError, LookupError, RuntimeError,
+_BUILTIN = {cls.__name__: cls for cls in (ValueError, TypeError, _KeyError, IndexError, LookupError, RuntimeError,
                                           AssertionError, NotImplementedError, ArithmeticError, ZeroDivisionError,
                                           AttributeError, PermissionError, TimeoutError)}
 
@@ -188,6 +198,8 @@ def error_to_wire(error: BaseException) -> dict[str, Any]:
     if isinstance(error, OSError):
         described["errno"] = error.errno if isinstance(error.errno, int) else None
         described["strerror"] = str(error.strerror or error)[:4000]
+        if isinstance(error.filename, str):  # (named in its words: "... No such file or directory: 'x'")
+            described["filename"] = error.filename[:4000]
     return described
 
 
@@ -204,10 +216,13 @@ def error_from_wire(data: Any) -> BaseException:
     if type(name) is not str or type(message) is not str:
         raise ProtocolError("an error has no name or message")
     if "errno" in data:
-        errno, strerror = data.get("errno"), data.get("strerror")
-        if errno is not None and type(errno) is not int or type(strerror) is not str:
+        errno, strerror, filename = data.get("errno"), data.get("strerror"), data.get("filename")
+        if (errno is not None and type(errno) is not int or type(strerror) is not str
+                or filename is not None and type(filename) is not str):
             raise ProtocolError("an OSError is badly described")
-        return OSError(errno, strerror) if errno is not None else OSError(strerror)
+        if errno is None:
+            return OSError(strerror)
+        return OSError(errno, strerror) if filename is None else OSError(errno, strerror, filename)
     cls = _BUILTIN.get(name)
     return cls(message) if cls is not None else RuntimeError(f"{name}: {message}")
 
