@@ -535,8 +535,19 @@ def stored_record(played: Played, handling: Handling, key: str, payment_key: Any
         writes = played.recorder.calls_for(handling, "fs_store.write")
         written = sorted({c["key"] for c in writes if "key" in c.arguments and c.during})
         late = not written and any(c.arguments.get("key") == key for c in writes)
-        raise fail(played, handling.event, f"{key} persisted before your handler returned: fs_store.write(\"\", "
-                   f"\"\", \"{key}\", {key}.encode())",
+        expected = (f"{key} persisted before your handler returned: fs_store.write(\"\", \"\", \"{key}\", "
+                    f"{key}.encode())")
+        spaces = [(c.arguments.get("primary_namespace"), c.arguments.get("secondary_namespace")) for c in writes
+                  if c.during and c.arguments.get("key") == key]
+        elsewhere = next((s for s in spaces if s != ("", "")), None)
+        if elsewhere is not None:  # (the right key, in namespaces of its own: found only there)
+            raise fail(played, handling.event, expected,
+                       f"nothing is stored under '{key}' in the namespaces \"\" and \"\": you wrote it under "
+                       f"primary_namespace {elsewhere[0]!r}, secondary_namespace {elsewhere[1]!r}",
+                       "a key is found only in the namespaces it was written in, and ldk-sample writes its payment "
+                       f"records, and reads them back when it starts, in \"\" and \"\": fs_store.write(\"\", \"\", "
+                       f"\"{key}\", {key}.encode()).")
+        raise fail(played, handling.event, expected,
                    f"nothing is stored under '{key}'" + (f"; you wrote under {written}" if written else "")
                    + ("; you wrote it only after your handler had returned (from a thread or task of yours)" if late
                       else ""),

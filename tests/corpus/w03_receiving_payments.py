@@ -247,6 +247,12 @@ def _returns_text(arm: Any) -> Any:
     return wrapped
 
 
+def claimed_in_a_namespace(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Records the payment rightly, and writes it under the right key, in a namespace of its own ("payments")."""
+    _claimed(lambda *a: None)(inbound_payments=inbound_payments, fs_store=fs_store, event=event)
+    fs_store.write("payments", "", "inbound_payments", inbound_payments.encode())
+
+
 W13 = (Event.OpenChannelRequest, Event.PendingHTLCsForwardable, CLAIMABLE, CLAIMED)
 
 async def claimed_in_an_executor(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
@@ -365,6 +371,10 @@ def writes_every_other_claimed() -> Any:
 
 
 CASES = [
+    wrong(EX, "writes_in_a_namespace_of_its_own", compose({CLAIMED: claimed_in_a_namespace}),
+          "primary_namespace 'payments'", 'fs_store.write("", "", "inbound_payments"',
+          why='fs_store.write("payments", "", "inbound_payments", ...): it was told "nothing is stored under '
+              "'inbound_payments'; you wrote under ['inbound_payments']\", the key it had used"),
     right(EX, "fails_back_with_a_reason", compose({CLAIMABLE: fail_back_with_a_reason}),
           why="fail_htlc_backwards_with_reason(hash, FailureCode.IncorrectOrUnknownPaymentDetails()): LDK's "
               "fail_htlc_backwards itself (it was told 'left unclaimed, and the payer waits')"),
