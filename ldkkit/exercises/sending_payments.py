@@ -226,8 +226,17 @@ def _judge(played: Played, handling: Handling, payment_id: Any, status: HTLCStat
         hint = ("a PaymentFailed after a PaymentSent changes nothing: the payment succeeded, and the preimage "
                 "proves it. Only mark it Failed if it has not succeeded." if after_success else
                 "the event says how the payment ended: record exactly that.")
-        if record.status is HTLCStatus.Pending and _ends_for_another_reason(event):
+        wrote = any(c.arguments.get("key") == "outbound_payments" and c.during
+                    for c in played.recorder.calls_for(handling, "fs_store.write"))
+        in_memory = played.me.outbound_payments.payments.get(payment_id)  # (as the story left it)
+        if record.status is HTLCStatus.Pending and wrote and getattr(in_memory, "status", None) is status:
+            hint = ("the record was written before it was updated: change the entry first, then write "
+                    "outbound_payments.encode(), before you return.")
+        elif record.status is HTLCStatus.Pending and _ends_for_another_reason(event):
             hint = _whatever_the_reason(event) + "mark it Failed, as for any other reason."
+        elif record.status is HTLCStatus.Pending and wrote:
+            hint += (" Change the entry outbound_payments holds under the event's payment_id, that entry itself (not "
+                     "a copy of it, which outbound_payments.encode() never sees), then write.")
         raise fail(played, event, expected, f"on disk: {record!r}", hint)
     if preimage is not None and record.preimage != preimage:
         raise fail(played, event, expected, f"on disk: {record!r}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from ldkkit.events import Event, PaymentFailureReason, ReplayEvent
@@ -240,10 +241,32 @@ def failed_writes_the_inbound_map(outbound_payments: Any, inbound_payments: Any,
         fs_store.write("", "", "outbound_payments", inbound_payments.encode())
 
 
+def sent_writes_first(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Writes outbound_payments, then marks the entry Succeeded with its preimage: disk keeps it Pending."""
+    _write(fs_store, outbound_payments)
+    set_status(HTLCStatus.Succeeded, preimage=True, write=False)(outbound_payments=outbound_payments,
+                                                                  fs_store=fs_store, event=event)
+
+
+def failed_updates_a_copy(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Marks Failed a copy of the entry (dataclasses.replace, "so as not to change the original"), then writes."""
+    with outbound_payments.lock() as payments:
+        info = dataclasses.replace(payments[event.payment_id])
+        if info.status is not HTLCStatus.Succeeded:
+            info.status = HTLCStatus.Failed
+    _write(fs_store, outbound_payments)
+
+
 GOOD_SENT = set_status(HTLCStatus.Succeeded, preimage=True)
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
+    wrong(EX, "sent_writes_before_updating", compose({SENT: sent_writes_first}), "HTLCStatus.Succeeded",
+          "written before it was updated", why="fs_store.write first, then the entry marked Succeeded: it was told "
+          "'the event says how the payment ended: record exactly that', which it had done, in memory"),
+    wrong(EX, "failed_updates_a_copy", compose({FAILED: failed_updates_a_copy}), "HTLCStatus.Failed", "not a copy",
+          why="marks Failed a dataclasses.replace copy of the entry: it was told only 'the event says how the payment "
+              "ended: record exactly that'"),
     wrong(EX, "failed_writes_the_inbound_map", compose({FAILED: failed_writes_the_inbound_map}),
           "write outbound_payments.encode()", "not another map's bytes",
           why="PaymentFailed writes inbound_payments.encode() under 'outbound_payments': it was told 'update the "
