@@ -208,17 +208,35 @@ class ChannelTypeFeatures(Record):
     def _has(self, bit: int) -> bool:
         return bool(self.bits & (0b11 << bit))
 
-    def requires_zero_conf(self) -> bool:
+    def _requires(self, bit: int) -> bool:
+        return bool(self.bits & (1 << bit))
+
+    # LDK's two getters of each feature: supports_* (either bit set) and requires_* (the even bit set). A channel
+    # type sets the even bit, so for a channel type they agree.
+
+    def supports_zero_conf(self) -> bool:
         return self._has(self.ZERO_CONF)
+
+    def requires_zero_conf(self) -> bool:
+        return self._requires(self.ZERO_CONF)
 
     def supports_anchors_zero_fee_htlc_tx(self) -> bool:
         return self._has(self.ANCHORS_ZERO_FEE_HTLC_TX)
 
+    def requires_anchors_zero_fee_htlc_tx(self) -> bool:
+        return self._requires(self.ANCHORS_ZERO_FEE_HTLC_TX)
+
     def supports_static_remote_key(self) -> bool:
         return self._has(self.STATIC_REMOTE_KEY)
 
+    def requires_static_remote_key(self) -> bool:
+        return self._requires(self.STATIC_REMOTE_KEY)
+
     def supports_scid_privacy(self) -> bool:
         return self._has(self.SCID_PRIVACY)
+
+    def requires_scid_privacy(self) -> bool:
+        return self._requires(self.SCID_PRIVACY)
 
     def __str__(self) -> str:
         names = ("static_remote_key", "anchors_zero_fee_htlc_tx", "scid_privacy", "zero_conf")

@@ -114,6 +114,18 @@ def open_with_keywords_and_zero_conf(channel_manager: Any, keys_manager: Any, ev
     accept_by_keywords(channel_manager=channel_manager, keys_manager=keys_manager, event=event)
 
 
+def open_zero_conf_by_supports(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Tells a zero-conf request by LDK's other getter of the feature, channel_type.supports_zero_conf()."""
+    tcid, peer = event.temporary_channel_id, event.counterparty_node_id
+    zero_conf = event.channel_type.supports_zero_conf()
+    if zero_conf and peer in TRUSTED_ZERO_CONF_PEERS:
+        channel_manager.accept_inbound_channel_from_trusted_peer_0conf(tcid, peer, user_channel_id(keys_manager))
+    elif event.funding_satoshis > 5_000_000 and not zero_conf:
+        channel_manager.accept_inbound_channel(tcid, peer, user_channel_id(keys_manager))
+    else:
+        channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
+
+
 # --- WRONG ------------------------------------------------------------------------------------------------
 
 def zero_conf_from_anyone(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
@@ -233,6 +245,9 @@ def remembers_the_hashes_it_recorded() -> Any:
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
+    right(EX, "zero_conf_by_supports_zero_conf", compose({OPEN: open_zero_conf_by_supports}), slow=True,
+          why="channel_type.supports_zero_conf(), LDK's getter beside requires_zero_conf() (a channel type sets the "
+              "required bit): it raised AttributeError, the kit's ChannelTypeFeatures having only requires_zero_conf"),
     right(EX, "remembers_what_it_wrote", Fresh(remembers_what_it_wrote), slow=True,
           why="workbook 7's handler that skips what it already wrote, across every story of the capstone"),
     right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first), slow=True,
