@@ -562,8 +562,8 @@ W03_KEY_HINT = ("Hint: ldk-sample keeps these records under the key 'inbound_pay
         W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
         "Happened: on disk: PaymentInfo(preimage=f645…34fb, secret=b55a…161e, status=HTLCStatus.Succeeded, "
         "amt_msat=50,000 msat) (amt_msat 50000 for 50000000 received)",
-        "Hint: record the amount this event says you received, once: a replayed PaymentClaimed must not add it "
-        "again. Set the fields; never add to them."]),
+        "Hint: amt_msat is in millisatoshis, as the event's amount_msat is: store event.amount_msat as it is, not "
+        "divided by 1,000."]),
     ("stores_outbound_bytes", [
         W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
         "Happened: on disk: None (no entry for this payment_hash)",
@@ -1577,8 +1577,8 @@ def test_workbook_7_judges_the_records_after_a_restart():
         "Scenario 'restart_replay' on Event.PaymentClaimed:", W07_RECORD,
         "Happened: on disk: PaymentInfo(preimage=693e…c6ab, secret=2c7a…3852, status=HTLCStatus.Succeeded, "
         "amt_msat=50,000 msat) (amt_msat 50000 for 50000000 received)",
-        "Hint: record the amount this event says you received, once: a replayed PaymentClaimed must not add it "
-        "again. Set the fields; never add to them."]
+        "Hint: amt_msat is in millisatoshis, as the event's amount_msat is: store event.amount_msat as it is, not "
+        "divided by 1,000."]
 
 
 def test_workbook_5_story_forwards_ten_payments_from_alice_to_carol_with_the_extreme_draws_first():

@@ -169,7 +169,7 @@ def judge_claimed_records(played: Played, *, handlings: list | None = None) -> N
             wrote = any(c.arguments.get("key") == "inbound_payments" and c.during
                         for c in played.recorder.calls_for(handling, "fs_store.write"))
             raise fail(played, event, expected, f"on disk: {record!r} ({problem})",
-                       _record_hint(problem, invoiced) if wrote else _NOT_WRITTEN)
+                       _record_hint(problem, invoiced, record, event.amount_msat) if wrote else _NOT_WRITTEN)
 
 
 def judge_unclaimed_records(played: Played) -> None:
@@ -224,7 +224,7 @@ _NOT_WRITTEN = ("you did not write inbound_payments while handling this event (w
                 "\"inbound_payments\", inbound_payments.encode()) every time, before you return.")
 
 
-def _record_hint(problem: str, invoiced: bool) -> str:
+def _record_hint(problem: str, invoiced: bool, record: object = None, amount: int = 0) -> str:
     if problem.startswith("status Pending"):
         return ("the record was written before it was updated, or not updated: change the entry first, then "
                 "write inbound_payments.encode(), before you return.")
@@ -233,11 +233,22 @@ def _record_hint(problem: str, invoiced: bool) -> str:
     if "secret" in problem:
         return "keep the invoice's payment secret (purpose.payment_secret for an invoice payment; keysend has none)."
     if "amt_msat" in problem:
-        return ("record the amount this event says you received, once: a replayed PaymentClaimed must not add it "
-                "again. Set the fields; never add to them.")
+        return _amount_hint(getattr(record, "amt_msat", None), amount)
     if "no entry" in problem and invoiced:
         return ("the invoice's entry is gone: update the entry for payment_hash in place (status, preimage, "
                 "secret), never remove or replace the map, then write inbound_payments.encode().")
     if "no entry" in problem:
         return "keysend payments have no invoice, so no entry yet: insert one when there is none."
     return "the preimage is your proof of payment: take it from purpose.preimage()."
+
+
+def _amount_hint(stored: Optional[int], amount: int) -> str:
+    """What an amount on disk that is not the event's says of how it was made."""
+    if stored is not None and amount and stored > amount and stored % amount == 0:  # (the amount added again)
+        return ("record the amount this event says you received, once: a replayed PaymentClaimed must not add it "
+                "again. Set the fields; never add to them.")
+    if stored is not None and stored * 1000 == amount:
+        return ("amt_msat is in millisatoshis, as the event's amount_msat is: store event.amount_msat as it is, not "
+                "divided by 1,000.")
+    return ("record the amount this event says you received, event.amount_msat (a keysend has no invoice, so no "
+            "amount of its own to keep).")

@@ -247,6 +247,16 @@ def _returns_text(arm: Any) -> Any:
     return wrapped
 
 
+def claimed_keeps_the_invoice_amount(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """The amount taken from the entry getinvoice made, whatever came: a keysend, with no entry, gets None."""
+    with inbound_payments.lock() as payments:
+        old = payments.get(event.payment_hash)
+        payments[event.payment_hash] = PaymentInfo(event.purpose.preimage(),
+                                                   getattr(event.purpose, "payment_secret", None),
+                                                   HTLCStatus.Succeeded, old.amt_msat if old is not None else None)
+    fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+
 def claimed_in_a_namespace(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
     """Records the payment rightly, and writes it under the right key, in a namespace of its own ("payments")."""
     _claimed(lambda *a: None)(inbound_payments=inbound_payments, fs_store=fs_store, event=event)
@@ -448,7 +458,11 @@ CASES = [
     wrong(EX, "no_entry_for_keysend", compose({CLAIMED: _claimed(_write, insert=False)}), "no entry",
           "insert one", why="updates existing entries only: keysend has none"),
     wrong(EX, "amount_in_sats", compose({CLAIMED: _claimed(_write, amount=lambda msat: msat // 1000)}), "amt_msat",
-          why="amt_msat stored as sats"),
+          "millisatoshis", why="amt_msat stored as sats: it was told 'a replayed PaymentClaimed must not add it "
+          "again', though it had added nothing"),
+    wrong(EX, "keysend_amount_from_no_invoice", compose({CLAIMED: claimed_keeps_the_invoice_amount}),
+          "amt_msat None", "event.amount_msat", why="the amount copied from the invoice's entry, None for a keysend: "
+          "it was told 'a replayed PaymentClaimed must not add it again', though it had added nothing"),
     wrong(EX, "stores_outbound_bytes", compose({CLAIMED: claimed_writes_outbound}), "inbound_payments.encode()",
           why="writes outbound_payments.encode() (empty) under inbound_payments"),
     right(EX, "claims_with_known_custom_tlvs", compose({CLAIMABLE: claim_with_known_tlvs}),
