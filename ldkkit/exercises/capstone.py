@@ -80,8 +80,14 @@ def judge_zero_conf(played: Played) -> None:
                        "zero-conf method: that is what the trusted list is for.")
         untrusted = request.counterparty_node_id == stranger.node_id and request.channel_type.requires_zero_conf()
         if untrusted and (accepts or zero_conf or not rejects):  # (its later plain request is just a channel)
+            refused = next((c.error for c in accepts if c.error is not None and not zero_conf
+                            and c.arguments.get("temporary_channel_id") == request.temporary_channel_id), None)
+            happened = ("you accepted it" if (accepts or zero_conf) and refused is None else
+                        f"you tried to accept it with accept_inbound_channel, and LDK refused it for you "
+                        f"({type(refused).__name__}: {refused}), which is no rejection of yours"
+                        if refused is not None else "it was left unanswered")
             raise fail(played, request, "the request rejected: a zero-conf channel from a peer you do not trust",
-                       "you accepted it" if accepts or zero_conf else "it was left unanswered",
+                       happened,
                        "before the funding confirms, the opener can double-spend it: accept zero-conf only from "
                        "peers in TRUSTED_ZERO_CONF_PEERS, and reject it from anyone else.")
     if not [c for c in played.me.channel_manager.list_usable_channels() if c.counterparty.node_id == lsp.node_id]:

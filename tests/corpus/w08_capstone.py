@@ -167,6 +167,22 @@ def zero_conf_ignored_by_policy(channel_manager: Any, keys_manager: Any, event: 
         channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
 
 
+def tries_every_request_as_plain(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Trusted zero-conf aside, accepts over 5,000,000 sats with accept_inbound_channel, and swallows LDK's refusal."""
+    from ldkkit.errors import APIError
+
+    tcid, peer = event.temporary_channel_id, event.counterparty_node_id
+    if event.channel_type.requires_zero_conf() and peer in TRUSTED_ZERO_CONF_PEERS:
+        channel_manager.accept_inbound_channel_from_trusted_peer_0conf(tcid, peer, user_channel_id(keys_manager))
+    elif event.funding_satoshis > 5_000_000:
+        try:
+            channel_manager.accept_inbound_channel(tcid, peer, user_channel_id(keys_manager))
+        except APIError:
+            pass
+    else:
+        channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
+
+
 def claims_every_time(channel_manager: Any, event: Any, **_: Any) -> None:
     preimage = event.purpose.preimage()
     if preimage is not None:
@@ -276,6 +292,10 @@ CASES = [
     wrong(EX, "zero_conf_from_peers_with_a_channel", compose({OPEN: zero_conf_from_peers_with_a_channel}),
           "a peer you do not trust", "you accepted it", slow=True,
           why="zero-conf accepted from any peer it already has a ready channel with, not only the trusted LSP"),
+    wrong(EX, "zero_conf_tried_as_plain_and_refused", compose({OPEN: tries_every_request_as_plain}),
+          "a peer you do not trust", "LDK refused", "APIMisuseError",
+          why="a stranger's zero-conf request tried with accept_inbound_channel, its APIMisuseError swallowed: it "
+              "was told 'you accepted it', though the call had failed"),
     wrong(EX, "zero_conf_accepted_as_normal", compose({OPEN: zero_conf_ignored_by_policy}),
           "TRUSTED_ZERO_CONF_PEERS", why="the workbook-1 arm: zero-conf requests accepted with accept_inbound_channel"),
     wrong(EX, "never_sweeps", compose({Event.SpendableOutputs: None}), "track_spendable_outputs",
