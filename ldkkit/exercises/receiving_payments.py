@@ -138,6 +138,7 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
         if preimage is not None and not repeat:
             settled.add(event.payment_hash)
         _judge_not_yet_succeeded(played, handling)
+    _judge_no_success_written_early(played)
 
 
 def _judge_not_yet_succeeded(played: Played, handling: Handling) -> None:
@@ -153,6 +154,32 @@ def _judge_not_yet_succeeded(played: Played, handling: Handling) -> None:
                    "not that it was", f"on disk after it: {record!r}",
                    "record the payment when PaymentClaimed comes: only that event says the claim went through "
                    "(LDK: wait for PaymentClaimed to be sure). Until then it is not yours.")
+
+
+def _judge_no_success_written_early(played: Played) -> None:
+    """No write of inbound_payments, whoever made it (a task, a thread), says Succeeded for a payment that waits to be
+    claimed: one whose PaymentClaimable was handed over, and its PaymentClaimed not yet."""
+    from ..payment_storage import InboundPaymentInfoStorage
+
+    for call in played.recorder.calls_to("fs_store.write"):
+        if call.arguments.get("key") != "inbound_payments" or call.error is not None:
+            continue
+        try:
+            written = InboundPaymentInfoStorage.decode(bytes(call.arguments.get("buf"))).payments
+        except Exception:
+            continue  # (unreadable bytes: judged where they are read back)
+        for handling in played.handled(Event.PaymentClaimable):
+            event = handling.event
+            record = written.get(event.payment_hash)
+            if (handling.order > call.order or record is None or record.status is not HTLCStatus.Succeeded
+                    or any(h.event.payment_hash == event.payment_hash and h.order < call.order
+                           for h in played.recorder.handlings if isinstance(h.event, Event.PaymentClaimed))):
+                continue
+            raise fail(played, event, "the payment not Succeeded on disk yet: PaymentClaimable says it can be "
+                       "claimed, not that it was", f"you wrote {record!r} before PaymentClaimed came"
+                       + ("" if call.during else " (from a task or thread of yours)"),
+                       "record the payment when PaymentClaimed comes: only that event says the claim went through "
+                       "(LDK: wait for PaymentClaimed to be sure). Until then it is not yours.")
 
 
 def judge_claimed_records(played: Played, *, handlings: list | None = None) -> None:

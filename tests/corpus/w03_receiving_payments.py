@@ -257,6 +257,24 @@ def claimed_keeps_the_invoice_amount(inbound_payments: Any, fs_store: Any, event
     fs_store.write("", "", "inbound_payments", inbound_payments.encode())
 
 
+def claims_and_records_in_a_task(channel_manager: Any, inbound_payments: Any, fs_store: Any, event: Any,
+                                 **_: Any) -> None:
+    """A task claims, then writes the payment Succeeded at once, as records_claims_on_claimable does in the handler."""
+    preimage = event.purpose.preimage()
+    if preimage is None:
+        channel_manager.fail_htlc_backwards(event.payment_hash)
+        return
+
+    async def claim_and_record() -> None:
+        channel_manager.claim_funds(preimage)
+        with inbound_payments.lock() as payments:
+            payments[event.payment_hash] = PaymentInfo(preimage, getattr(event.purpose, "payment_secret", None),
+                                                       HTLCStatus.Succeeded, event.amount_msat)
+        fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+    spawn(claim_and_record())
+
+
 def claimed_in_a_namespace(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
     """Records the payment rightly, and writes it under the right key, in a namespace of its own ("payments")."""
     _claimed(lambda *a: None)(inbound_payments=inbound_payments, fs_store=fs_store, event=event)
@@ -381,6 +399,11 @@ def writes_every_other_claimed() -> Any:
 
 
 CASES = [
+    wrong(EX, "records_claims_in_its_claim_task", compose({CLAIMABLE: claims_and_records_in_a_task, CLAIMED: None}),
+          "not Succeeded on disk yet", "PaymentClaimed",
+          why="a task spawned on PaymentClaimable claims and writes Succeeded at once, with no PaymentClaimed arm: it "
+              "passed, the disk being read only when a hand-over ended (records_claims_on_claimable, doing the same "
+              "in the handler, failed)"),
     wrong(EX, "writes_in_a_namespace_of_its_own", compose({CLAIMED: claimed_in_a_namespace}),
           "primary_namespace 'payments'", 'fs_store.write("", "", "inbound_payments"',
           why='fs_store.write("payments", "", "inbound_payments", ...): it was told "nothing is stored under '
