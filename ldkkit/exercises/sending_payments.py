@@ -264,6 +264,10 @@ def _judge_others_pending(played: Played, handling: Handling, ended: set[Any]) -
             continue
         record = stored_record(played, handling, "outbound_payments", payment_id)
         if record is not None and record.status is not HTLCStatus.Pending:
+            path_failed = _made_by_its_path_failure(played, payment_id, record.status)
+            if path_failed is not None:  # (written by a task or thread: seen at a later hand-over)
+                _judge_not_failed(played, played.recorder.handling_of(path_failed), payment_id, record=record,
+                                  late=True)
             about_payments = isinstance(handling.event, (Event.PaymentSent, Event.PaymentFailed,
                                                          Event.PaymentPathFailed))
             raise fail(played, handling.event, f"the payment {payment_id!r}, still on its way, left Pending on disk",
@@ -273,15 +277,38 @@ def _judge_others_pending(played: Played, handling: Handling, ended: set[Any]) -
                        "whose channel closed (its HTLC is settled on chain), and tells you with one of them.")
 
 
-def _judge_not_failed(played: Played, handling: Handling, payment_id: Any) -> None:
-    if handling.stored.get("outbound_payments") is None:
+def _made_by_its_path_failure(played: Played, payment_id: Any, status: HTLCStatus) -> Any:
+    """The PaymentPathFailed of this payment under whose hand-over (a task or thread it started, after it returned)
+    the first write giving the payment ``status`` was made; None if that write came from elsewhere."""
+    from ..payment_storage import OutboundPaymentInfoStorage
+
+    for call in played.recorder.calls_to("fs_store.write"):
+        if call.arguments.get("key") != "outbound_payments" or call.error is not None:
+            continue
+        try:
+            record = OutboundPaymentInfoStorage.decode(bytes(call.arguments.get("buf"))).payments.get(payment_id)
+        except Exception:
+            continue
+        if record is not None and record.status is status:
+            event = call.handling.event if call.handling is not None else None
+            ours = isinstance(event, Event.PaymentPathFailed) and event.payment_id == payment_id and not call.during
+            return event if ours else None
+    return None
+
+
+def _judge_not_failed(played: Played, handling: Handling, payment_id: Any, *, record: Any = None,
+                      late: bool = False) -> None:
+    """``late``: ``record`` was written by a task or thread this hand-over started, after the handler returned."""
+    if record is None and handling.stored.get("outbound_payments") is None:
         return
-    record = stored_record(played, handling, "outbound_payments", payment_id)
+    record = record if late else stored_record(played, handling, "outbound_payments", payment_id)
+    on_disk = f"on disk: {record!r}" + (", written after your handler returned (from a task or thread of yours)"
+                                        if late else "")
     if record is not None and record.status is HTLCStatus.Failed:
         if handling.event.payment_failed_permanently:  # (LDK gives up, and says so with the PaymentFailed it queues)
             raise fail(played, handling.event, "the payment still Pending: PaymentFailed, which follows, ends it",
-                       f"on disk: {record!r}", "payment_failed_permanently means LDK retries no more: it abandons the "
+                       on_disk, "payment_failed_permanently means LDK retries no more: it abandons the "
                        "payment and queues PaymentFailed, and that event is where it is marked Failed.")
         raise fail(played, handling.event, "the payment still Pending: one path failed, and LDK retries another",
-                   f"on disk: {record!r}", "PaymentPathFailed is about one path; LDK's background processor has "
+                   on_disk, "PaymentPathFailed is about one path; LDK's background processor has "
                    "already given it to the scorer. Only PaymentFailed ends a payment.")

@@ -13,7 +13,7 @@ from ldkkit.routing.router import PaymentParameters, RouteParameters
 from ldkkit.types import PaymentId
 
 from . import Fresh, right, wrong
-from .arms import compose, sent
+from .arms import compose, sent, spawn
 
 EX = "sending_payments"
 SENT, FAILED, PATH_FAILED = Event.PaymentSent, Event.PaymentFailed, Event.PaymentPathFailed
@@ -257,10 +257,23 @@ def failed_updates_a_copy(outbound_payments: Any, fs_store: Any, event: Any, **_
     _write(fs_store, outbound_payments)
 
 
+def path_failed_in_a_task(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Marks the payment Failed on PaymentPathFailed, from a task it spawns (the write lands after it returned)."""
+    async def mark() -> None:
+        set_status(HTLCStatus.Failed, when=lambda info: info.status is HTLCStatus.Pending)(
+            outbound_payments=outbound_payments, fs_store=fs_store, event=event)
+
+    spawn(mark())
+
+
 GOOD_SENT = set_status(HTLCStatus.Succeeded, preimage=True)
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
+    wrong(EX, "failed_on_path_failure_in_a_task", compose({PATH_FAILED: path_failed_in_a_task}),
+          "one path failed", "Only PaymentFailed ends a payment",
+          why="marks Failed on PaymentPathFailed from a spawned task: caught at a later event, it was told 'look its "
+              "entry up by the event's payment_id, and leave the others as they are', which it had done"),
     wrong(EX, "sent_writes_before_updating", compose({SENT: sent_writes_first}), "HTLCStatus.Succeeded",
           "written before it was updated", why="fs_store.write first, then the entry marked Succeeded: it was told "
           "'the event says how the payment ended: record exactly that', which it had done, in memory"),
