@@ -425,13 +425,18 @@ class KeysManager:
         change_destination_script: ScriptBuf, feerate_sat_per_1000_weight: int, locktime: Optional[int] = None,
     ) -> Transaction:
         """Mirrors ``KeysManager::spend_spendable_outputs``: one signed transaction spending every
-        descriptor, paying ``outputs`` and the rest, less the fee, to ``change_destination_script``."""
-        from .chain.chaininterface import FEERATE_FLOOR_SATS_PER_KW, fee_for_weight, tx_weight
+        descriptor, paying ``outputs`` and the rest, less the fee, to ``change_destination_script``.
+
+        The feerate is used as given, as LDK's is (no floor): one below bitcoind's minimum relay fee (253 sat/kW)
+        gives a transaction that is never relayed."""
+        from .chain.chaininterface import fee_for_weight, tx_weight
 
         inputs = self._spending_inputs(descriptors)
         value_in = sum(value for _, value in inputs)
         value_out = sum(o.value for o in outputs)
-        feerate = max(feerate_sat_per_1000_weight, FEERATE_FLOOR_SATS_PER_KW)
+        feerate = feerate_sat_per_1000_weight
+        if isinstance(feerate, bool) or not isinstance(feerate, int) or feerate < 0:
+            raise TypeError(f"feerate_sat_per_1000_weight must be an int of 0 or more (a u32), got {feerate!r}")
         txins = [txin for txin, _ in inputs]
         change = TxOut(0, change_destination_script)
         with_change = self._placeholder_tx(txins, [*outputs, change], locktime, descriptors)

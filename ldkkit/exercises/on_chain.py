@@ -6,7 +6,7 @@ over it is stuck, so your commitment carries an HTLC and must confirm urgently.
 Rules, judged from the chain and the wallet:
 - every output of every ``SpendableOutputs`` is swept, by a confirmed transaction, into your wallet
   (a cooperative close's ``StaticOutput`` included: hand over ``outputs`` as they are, no exclusions,
-  no far-off ``delay_until_height``);
+  no far-off ``delay_until_height``), at a fee bitcoind relays and no more than the node's highest estimate;
 - each was in the sweeper's care (or spent by a transaction you broadcast) by the time your handler
   returned: LDK forgets the event then, and a crash before a later hand-over would lose the coins;
 - every ``BumpTransaction`` is handed, as it is, to ``bump_tx_event_handler.handle_event``;
@@ -26,6 +26,7 @@ from ..scenarios import Stage, vanish_when_paid
 from ..sign import SpendableOutputDescriptor, descriptor_outpoint
 from . import sending_payments
 from .common import CheckResult, Handling, Played, Session, count, fail, held_back
+from .funding_generation_ready import MIN_RELAY_SAT_PER_VB
 
 
 def story(stage: Stage) -> None:
@@ -94,6 +95,13 @@ def _judge_fee(played: Played, handling: Handling, outpoint: Any, value: int, tx
     spent = sum(chain.get_transaction(i.previous_output.txid).output[i.previous_output.vout].value for i in tx.input)
     fee = spent - sum(o.value for o in tx.output)
     highest = played.me.bitcoind_client.get_est_sat_per_1000_weight(ConfirmationTarget.MaximumFeeEstimate)
+    if fee < tx.vsize() * MIN_RELAY_SAT_PER_VB:  # (the simulated chain takes it; bitcoind never would)
+        raise fail(played, handling.event, f"the output {outpoint} ({value:,} sats) swept into your wallet",
+                   f"the transaction that spent it ({txid!r}) paid {fee:,} sats to miners, {fee / tx.vsize():,.2f} "
+                   "sat/vB: less than bitcoind relays (its minrelaytxfee, 1 sat/vB), so it would never confirm",
+                   "spend_spendable_outputs takes its feerate in sats per 1000 weight units (1 sat/vB is 250 of "
+                   "them): take it from bitcoind_client.get_est_sat_per_1000_weight(ConfirmationTarget"
+                   ".OutputSpendingFee), or hand the outputs to output_sweeper.track_spendable_outputs, which does.")
     if fee * 1000 > highest * tx.weight():
         raise fail(played, handling.event, f"the output {outpoint} ({value:,} sats) swept into your wallet",
                    f"the transaction that spent it ({txid!r}) paid {fee:,} of its {spent:,} sats to miners "

@@ -323,6 +323,11 @@ CASES = [
               "workbook hands them to the sweeper; it was told a crash would lose the coins, which on disk it won't"),
     right(EX, "spends_its_own_at_the_urgent_feerate", compose({SPEND: _spend_at(_urgent)}),
           why="spends the outputs itself to its wallet at UrgentOnChainSweep's feerate, within the node's estimates"),
+    wrong(EX, "spends_its_own_at_one_sat_per_kw", compose({SPEND: _spend_at(lambda _: 1)}),
+          "less than bitcoind relays", "per 1000 weight units", "OutputSpendingFee",
+          why="spends the outputs itself at feerate 1 (\"1 sat/vB\"), which is 1 sat per 1000 weight units: bitcoind "
+              "never relays it. It passed: the kit's spend_spendable_outputs raised the feerate to 253 (LDK's does "
+              "not), and the check judged only the highest fee"),
     wrong(EX, "spends_its_own_paying_most_to_miners", compose({SPEND: _spend_at(lambda _: 60_000)}),
           "to miners", "over the node's highest estimate", "OutputSpendingFee",
           why="spends the outputs itself to its wallet at 60,000 sat/kW, over MaximumFeeEstimate (more than the node "
