@@ -547,6 +547,15 @@ def stored_record(played: Played, handling: Handling, key: str, payment_key: Any
                        "a key is found only in the namespaces it was written in, and ldk-sample writes its payment "
                        f"records, and reads them back when it starts, in \"\" and \"\": fs_store.write(\"\", \"\", "
                        f"\"{key}\", {key}.encode()).")
+        before = [c for h in played.recorder.handlings if h.event is handling.event and h is not handling
+                  for c in played.recorder.calls_for(h, "fs_store.write") if c.during and c.arguments.get("key") == key]
+        if not written and any(c.error is not None for c in before):  # (it failed, and the replay wrote nothing)
+            raise fail(played, handling.event, expected,
+                       f"nothing is stored under '{key}': writing it failed when this event was handed over before, "
+                       "and when it was handed over again your handler wrote nothing",
+                       "an event handed over again must be handled again, in full: your handler's memory already "
+                       "held the change, but the disk did not. Write the record each time (the same record written "
+                       "twice is the same record): what counts is what is on disk when you return.")
         raise fail(played, handling.event, expected,
                    f"nothing is stored under '{key}'" + (f"; you wrote under {written}" if written else "")
                    + ("; you wrote it only after your handler had returned (from a thread or task of yours)" if late

@@ -304,7 +304,21 @@ def returns_its_write_unawaited(inbound_payments: Any, fs_store: Any, event: Any
     return arm()
 
 
+def skips_what_memory_says_is_recorded(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+    """Idempotent by memory: returns at once when the payment is already Succeeded in inbound_payments. But memory
+    was changed before the write that failed, so when the event is handed over again nothing is written."""
+    with inbound_payments.lock() as payments:
+        info = payments.get(event.payment_hash)
+        if info is not None and info.status is HTLCStatus.Succeeded:
+            return None  # "already recorded"
+    return good_claimed(inbound_payments=inbound_payments, fs_store=fs_store, event=event)
+
+
 CASES = [
+    wrong(EX, "skips_what_memory_says_is_recorded", compose({CLAIMED: skips_what_memory_says_is_recorded}),
+          "handed over again", "Write the record each time",
+          why="returns at once when memory already says Succeeded: the replay after the failed write writes nothing. "
+              "It was told to write under the key 'inbound_payments', which it had"),
     right(EX, "writes_in_a_thread_after_its_pool", Fresh(writes_in_a_thread_after_its_pool),
           why="each record is written by a thread that first waits for its pool, the handler awaiting it: it failed "
               "9 runs in 10 ('never returned'), the pool's thread starting having stopped the thread counting"),
