@@ -253,5 +253,11 @@ def _unsigned(error: BaseException, event: Event, played: Played | None) -> str:
 @error_hint(lambda e, event: isinstance(event, Event.FundingGenerationReady)
             and type(e).__name__ == "ChannelUnavailable")
 def _no_such_channel(error: BaseException, event: Event, played: Played | None) -> str:
+    handed = [] if played is None else [
+        c for c in played.recorder.calls if c.name == "channel_manager.funding_transaction_generated"
+        and c.error is None and c.arguments.get("temporary_channel_id") == event.temporary_channel_id]
+    if handed:
+        return ("you had already handed a funding transaction over for this channel, and LDK takes one: once it has "
+                "it, the channel no longer awaits funding (LDK answers ChannelUnavailable). Hand it over once.")
     return ("LDK has no channel awaiting funding under those ids: the arguments are the event's temporary_channel_id, "
             "then its counterparty_node_id, then the transaction.")

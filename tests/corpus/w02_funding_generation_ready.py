@@ -82,6 +82,13 @@ def then(after: Any) -> Any:
     return arm
 
 
+def hands_over_twice(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+    """Hands the funding over, then "to be sure" the same transaction again."""
+    tx = build_funding(bitcoind_client, network, event)
+    channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+    channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+
+
 async def _broadcast_soon(tx: Transaction, bitcoind_client: Any) -> None:
     await asyncio.sleep(1)
     bitcoind_client.broadcast_transactions([tx])
@@ -317,6 +324,9 @@ CASES = [
           why="hands over the funded but unsigned transaction"),
     wrong(EX, "never_handed_over", compose({FUND: built_not_handed}), "never funded",
           "funding_transaction_generated", why="builds the transaction and forgets to hand it over"),
+    wrong(EX, "hands_over_twice", compose({FUND: hands_over_twice}), "ChannelUnavailable", "already handed",
+          "once", why="funding_transaction_generated twice with the same ids and transaction: LDK answers the second "
+          "ChannelUnavailable, as a funding transaction was already provided; the hint said the ids were wrong"),
     wrong(EX, "swapped_arguments", compose({FUND: swapped}), "ChannelUnavailable", "temporary_channel_id",
           why="counterparty_node_id and temporary_channel_id swapped"),
     wrong(EX, "first_channel_only", Fresh(lambda: compose({FUND: first_channel_only_arm()})), "never funded",
