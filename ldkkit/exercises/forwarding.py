@@ -191,8 +191,21 @@ def _judge_one(played: Played, handling: Handling) -> float | None:
                    "(asyncio.get_running_loop().create_task(...)) instead of awaiting it in the handler.")
     if not t - SLACK_S <= delay <= 5 * t + SLACK_S:
         unit = (f" That is {delay:g} s: time_forwardable.total_seconds() is already in seconds."
-                if delay > 50 * t else "")
+                if delay > 50 * t else _too_short_unit(played, t) if delay < t / 50 else "")
         raise fail(played, event, f"a delay between {t * 1000:.0f} and {5 * t * 1000:.0f} ms",
                    f"{delay * 1000:,.0f} ms", "LDK asks for a random delay between time_forwardable and five times "
                    f"it: time_forwardable × (1 + 4 × a random fraction in [0, 1)).{unit}")
     return delay
+
+
+def _too_short_unit(played: Played, t: float) -> str:
+    """What a unit slip says of delays all far below ``t`` (not a range from 0: its other delays reach 5 t)."""
+    delays = [calls[0].at - h.started for h in played.handled(Event.PendingHTLCsForwardable)
+              if (calls := played.recorder.calls_for(h, "channel_manager.process_pending_htlc_forwards"))]
+    if max(delays, default=t) >= t / 50:
+        return ""
+    if max(delays) < 1e-6:
+        return (" Every delay was 0 ms: did your task wait at all? (time_forwardable.seconds counts whole seconds "
+                f"only, 0 for {t * 1000:.0f} ms: time_forwardable.total_seconds() is the whole of it.)")
+    return (f" Every delay was under {t * 1000 / 50:.0f} ms: time_forwardable.total_seconds() is already in seconds "
+            "(divided by 1000, it is a thousand times too short).")

@@ -204,6 +204,17 @@ def sleeps_milliseconds(channel_manager: Any, keys_manager: Any, event: Any, **_
     spawn(later())
 
 
+def whole_seconds(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """time_forwardable.seconds for total_seconds(): timedelta's whole seconds, 0 for 100 ms."""
+    delay = event.time_forwardable.seconds * (1 + 4 * _fraction(keys_manager))
+
+    async def later() -> None:
+        await asyncio.sleep(delay)
+        channel_manager.process_pending_htlc_forwards()
+
+    spawn(later())
+
+
 def forgets_to_forward(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     async def later() -> None:
         await asyncio.sleep(event.time_forwardable.total_seconds() * (1 + 4 * _fraction(keys_manager)))
@@ -332,6 +343,12 @@ CASES = [
           "asyncio.sleep", why="a task waits with threading.Event().wait(delay): it was told '0 ms' and the formula"),
     wrong(EX, "milliseconds_as_seconds", compose({FWD: sleeps_milliseconds}), "already in seconds",
           why="await asyncio.sleep(t_ms): milliseconds slept as seconds"),
+    wrong(EX, "whole_seconds_of_the_timedelta", compose({FWD: whole_seconds}), "0 ms", ".seconds",
+          "total_seconds()", why="time_forwardable.seconds (whole seconds: 0) for total_seconds(): every delay 0 ms; "
+          "the hint gave the formula it had already written"),
+    wrong(EX, "seconds_divided_by_1000", compose({FWD: forward_after(lambda t, k: t / 1000 * (1 + 4 * _fraction(k)))}),
+          "already in seconds", why="total_seconds() / 1000, \"to make it seconds\": every delay under a millisecond; "
+          "the hint gave the formula it had already written"),
     wrong(EX, "time_sleep_in_handler", compose({FWD: sleeps_blocking}), "time.sleep", "asyncio.sleep",
           why="time.sleep in the handler"),
     wrong(EX, "awaits_in_handler", compose({FWD: awaits_in_handler}), "the handler itself waited", "create_task",
