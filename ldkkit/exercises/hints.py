@@ -80,3 +80,23 @@ def _wrong_request(error: BaseException, event: Event, played: Optional[Played])
                 "counterparty_node_id, a message for the peer).")
     return ("LDK has no such request from that peer: pass this event's own temporary_channel_id and "
             "counterparty_node_id, in that order (the first two arguments).")
+
+
+@error_hint(lambda e, event: isinstance(event, Event.OpenChannelRequest) and type(e).__name__ == "APIMisuseError"
+            and "user_channel_id must be" in str(e))
+def _not_a_u128(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    take = "take 16 of the 32 random bytes and read them as one: int.from_bytes(random[:16], 'big')."
+    uid = None
+    if played is not None:
+        calls = [c for c in played.recorder.calls if c.name.startswith("channel_manager.accept_inbound_channel")
+                 and c.arguments.get("temporary_channel_id") == event.temporary_channel_id and c.error is not None]
+        uid = calls[-1].arguments.get("user_channel_id") if calls else None
+    if isinstance(uid, int) and not isinstance(uid, bool) and uid < 0:
+        return "user_channel_id is a u128, never negative: read the bytes unsigned (no signed=True), and " + take
+    if isinstance(uid, int) and not isinstance(uid, bool):
+        whole = " (all 32 random bytes are 256 bits)" if uid.bit_length() > 248 else ""
+        return f"user_channel_id is a u128, 128 bits, and this number has {uid.bit_length()}{whole}: {take}"
+    if isinstance(uid, float):
+        return f"user_channel_id is a u128, an int: a float cannot hold 128 bits exactly. {take.capitalize()}"
+    kind = type(uid).__name__ if uid is not None else "a value of another type"
+    return f"user_channel_id is a u128, an int, not {kind}: {take}"

@@ -190,6 +190,19 @@ def answered_from_a_thread_after_a_lookup(channel_manager: Any, keys_manager: An
     threading.Thread(target=answer, daemon=True).start()
 
 
+def uid_of(make: Any) -> Any:
+    """An arm that accepts over 5,000,000 sats with ``make(random_bytes)`` as the user_channel_id."""
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        if event.funding_satoshis > 5_000_000:
+            uid = make(keys_manager.get_secure_random_bytes())
+            channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id, uid)
+        else:
+            _reject(channel_manager, event)
+
+    return arm
+
+
 def uid_from_the_middle(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """16 bytes from the middle of the draw: "take 16 of them", any 16."""
     if event.funding_satoshis > 5_000_000:
@@ -331,6 +344,15 @@ CASES = [
               "ran meanwhile (1 ms of real time was 120 s), it passed or failed by the machine's speed"),
     right(EX, "user_channel_id_from_the_middle", compose({OPEN: uid_from_the_middle}),
           why="int.from_bytes(random[8:24], 'big'): 16 of the 32 bytes, not the first"),
+    wrong(EX, "user_channel_id_from_all_32_bytes", compose({OPEN: uid_of(lambda r: int.from_bytes(r, "big"))}),
+          "a u128", "all 32 random bytes", "[:16]",
+          why="int.from_bytes(all 32 random bytes): a 256-bit number, which LDK refuses; the hint only said to read "
+              "the traceback"),
+    wrong(EX, "user_channel_id_as_bytes", compose({OPEN: uid_of(lambda r: r[:16])}), "a u128", "not bytes",
+          "int.from_bytes", why="the 16 random bytes themselves, not read as an int: the hint said to read the "
+              "traceback"),
+    wrong(EX, "user_channel_id_signed", compose({OPEN: uid_of(lambda r: int.from_bytes(r[:16], "big", signed=True))}),
+          "never negative", why="int.from_bytes(..., signed=True): half the ids negative"),
     wrong(EX, "accepts_anchor_channels_only", compose({OPEN: anchor_channels_only}), "6,500,000 sats",
           "you rejected it", why="rejects a large request whose channel has no anchor outputs"),
     wrong(EX, "accepts_public_channels_only", compose({OPEN: public_channels_only}), "16,777,215 sats",
