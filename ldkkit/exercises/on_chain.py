@@ -70,8 +70,12 @@ def judge_sweeps(played: Played) -> int:
             value = chain.get_transaction(outpoint.txid).output[outpoint.vout].value
             txid = spenders.get(outpoint)
             tx = chain.get_transaction(txid) if txid is not None else None
-            if tx is None or not chain.confirmations(txid) or not any(wallet.is_mine(o.script_pubkey)
-                                                                     for o in tx.output):
+            if tx is not None and chain.confirmations(txid) and not any(wallet.is_mine(o.script_pubkey)
+                                                                        for o in tx.output):
+                raise fail(played, handling.event, f"the output {outpoint} ({value:,} sats) swept into your wallet",
+                           f"it never came back to your wallet: the transaction that spent it ({txid!r}) paid all of "
+                           "it to scripts that are not your wallet's", _NOT_YOURS)
+            if tx is None or not chain.confirmations(txid):
                 why, hint = _explain(played, handling, descriptor)
                 raise fail(played, handling.event, f"the output {outpoint} ({value:,} sats) swept into your wallet",
                            f"it never came back to your wallet{why}", hint)
@@ -79,11 +83,16 @@ def judge_sweeps(played: Played) -> int:
             if elsewhere:
                 raise fail(played, handling.event, f"the output {outpoint} ({value:,} sats) swept into your wallet",
                            f"the transaction that spent it ({txid!r}) paid {elsewhere:,} sats to scripts that are not "
-                           "your wallet's", "sweep to your own wallet only: output_sweeper.track_spendable_outputs "
-                           "spends to an address of your wallet, and so must a spend of your own.")
+                           "your wallet's", _NOT_YOURS)
             _judge_fee(played, handling, outpoint, value, txid, tx)
             total += value
     return total
+
+
+#: What to do when a sweep of your own pays scripts that are not your wallet's.
+_NOT_YOURS = ("sweep to your own wallet only: output_sweeper.track_spendable_outputs spends to an address of your "
+              "wallet, and so must a spend of your own (bitcoind_client.get_change_script(); "
+              "keys_manager.get_destination_script() is LDK's key, not your wallet's).")
 
 
 def _judge_fee(played: Played, handling: Handling, outpoint: Any, value: int, txid: Any, tx: Any) -> None:

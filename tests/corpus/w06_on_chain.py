@@ -115,6 +115,13 @@ def spend_to_a_stranger(keys_manager: Any, bitcoind_client: Any, event: Any, **_
     bitcoind_client.broadcast_transactions([tx])
 
 
+def spend_to_the_keys_managers_script(keys_manager: Any, bitcoind_client: Any, event: Any, **_: Any) -> None:
+    """Spends the outputs itself to keys_manager.get_destination_script() ("the node's own address"): LDK's key, not
+    the bitcoind wallet's."""
+    tx = keys_manager.spend_spendable_outputs(list(event.outputs), [], keys_manager.get_destination_script(), 253, None)
+    bitcoind_client.broadcast_transactions([tx])
+
+
 def spend_mostly_to_a_stranger(keys_manager: Any, bitcoind_client: Any, event: Any, **_: Any) -> None:
     """Spends the outputs itself to a stranger's script ("my cold storage"), keeping only a little change."""
     total = sum(_value(o) for o in event.outputs)
@@ -396,6 +403,10 @@ CASES = [
           why="keys_manager.spend_spendable_outputs builds a transaction that is never broadcast"),
     wrong(EX, "sweeps_mostly_to_a_stranger", compose({SPEND: spend_mostly_to_a_stranger}),
           "scripts that are not your wallet's", why="spends them itself to a foreign script, a little change back"),
+    wrong(EX, "sweeps_to_the_keys_managers_script", compose({SPEND: spend_to_the_keys_managers_script}),
+          "never came back to your wallet", "paid all of it to scripts that are not your wallet's",
+          why="spends them itself to keys_manager.get_destination_script(), confirmed: it was told its outputs were "
+              "never handed to the OutputSweeper, as if a spend of its own were the mistake"),
     wrong(EX, "sweeps_to_a_stranger", compose({SPEND: spend_to_a_stranger}), "never came back to your wallet",
           why="spends the outputs itself to a script that is not the wallet's: swept and confirmed, but not back"),
     wrong(EX, "hands_over_the_outer_event", compose({BUMP: bump_whole_event}), "not handed over", "bump_event",
