@@ -345,7 +345,8 @@ def _default_fetch_time(clock: Any) -> Callable[[], timedelta]:
 def _announce_error(body: _RunBody, error: BaseException) -> None:
     """Show a handler's error at once, in the notebook, without waiting for stop() or join()."""
     body.logger.error(_MODULE, str(error))
-    print(f"BackgroundProcessor stopped: {error}\nCall stop() or join() to get the exception.", file=sys.stderr)
+    if getattr(body.runtime, "announce_errors", True):
+        print(f"BackgroundProcessor stopped: {error}\nCall stop() or join() to get the exception.", file=sys.stderr)
 
 
 # --- the threaded form --------------------------------------------------------------------------

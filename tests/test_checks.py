@@ -774,3 +774,15 @@ def test_a_workbook_checked_again_in_one_kernel_says_a_handlers_own_memory_outli
     with pytest.raises(ExerciseFailed) as first:
         check("receiving_payments", lambda *args: None)
     assert exercises.CHECKED_BEFORE not in str(first.value)
+
+
+def test_a_handler_that_stops_the_processor_under_a_check_is_told_by_the_verdict_alone(capsys):
+    """The processor announces a handler's error on stderr for the learner who started it ("Call stop() or join() to
+    get the exception", "then process events again"). Under check() the learner started none, and the check stops it
+    and says what happened: the announcement, printed above the verdict, would tell them to do what does not apply."""
+    from corpus import all_cases
+
+    case = next(c for c in all_cases() if c.id == "background_processor:raises_oserror_unchanged")
+    with pytest.raises(ExerciseFailed, match="raised OSError"):
+        check(case.exercise, case.new_handler())
+    assert "stop() or join()" not in capsys.readouterr().err

@@ -152,6 +152,7 @@ class Session:
         recorder = Recorder(world)
         world.runtime.loop.set_task_factory(recorder.task_factory)
         world.runtime.hand_over = recorder.handing_over
+        world.runtime.announce_errors = False  # (the verdict tells what stopped a processor)
         world.on_restart.append(recorder.crashed)
         if draws_for is not None:
             recorder.planned_draws = (draws_for[0], list(draws_for[1]))

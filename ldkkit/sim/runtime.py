@@ -211,6 +211,9 @@ class Runtime:
         #: Entered around each such job's hand-over, if set: what it yields is not empty if the job submitted meanwhile
         #: is counted by whoever set it (a check counts the learner's work as pool work of theirs, watched for hangs).
         self.hand_over: Optional[Callable[[], contextlib.AbstractContextManager[Sized]]] = None
+        #: Whether a background processor on this runtime prints a handler's error as it stops (a check says
+        #: so in its verdict instead: the learner started no processor to stop() or join()).
+        self.announce_errors = True
 
     # --- participants ------------------------------------------------------------------------
 
