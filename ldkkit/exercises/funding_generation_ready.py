@@ -243,6 +243,18 @@ def _wrong_output(error: BaseException, event: Event, played: Played | None) -> 
     return "one output, to Address.from_script(output_script, network), of channel_value_satoshis / 100_000_000 BTC."
 
 
+@error_hint(lambda e, event: isinstance(event, Event.FundingGenerationReady) and isinstance(e, BitcoindError)
+            and "Invalid Bitcoin address" in str(e))
+def _other_network(error: BaseException, event: Event, played: Played | None) -> str:
+    text = str(error).partition("Invalid Bitcoin address: ")[2].lower()
+    if text.startswith(("bc1", "tb1", "bcrt1")):
+        network = played.me.bitcoind_client.network.name if played is not None else "its own"
+        return (f"bitcoind takes addresses of its own network ({network}), and this one is of another: make it "
+                "with the network your handler is given, Address.from_script(output_script, network).")
+    return ("bitcoind takes an address, as text: str(Address.from_script(output_script, network)), with the network "
+            "your handler is given.")
+
+
 @error_hint(lambda e, event: isinstance(event, Event.FundingGenerationReady) and "fully signed" in str(e))
 def _unsigned(error: BaseException, event: Event, played: Played | None) -> str:
     return ("LDK takes only a signed transaction: sign the funded one with "

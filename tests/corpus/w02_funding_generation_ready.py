@@ -7,7 +7,7 @@ import concurrent.futures
 from decimal import Decimal
 from typing import Any
 
-from ldkkit.bitcoin import Address, ScriptBuf, Transaction, TxOut
+from ldkkit.bitcoin import Address, Network, ScriptBuf, Transaction, TxOut
 from ldkkit.events import Event
 
 from . import Fresh, right, wrong
@@ -161,6 +161,12 @@ def to_own_address(channel_manager: Any, bitcoind_client: Any, network: Any, eve
     signed = bitcoind_client.sign_raw_transaction_with_wallet(bitcoind_client.fund_raw_transaction(raw).hex)
     channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id,
                                                   Transaction(bytes.fromhex(signed.hex)))
+
+
+def mainnet_address(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+    """Address.from_script(output_script, Network.Bitcoin): the network written out, not the one given."""
+    tx = build_funding(bitcoind_client, Network.Bitcoin, event)
+    channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
 
 
 def unsigned(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
@@ -320,6 +326,9 @@ CASES = [
           "channel_value_satoshis / 100_000_000", why="sats * 1000 / 1e8: msat over 1e8"),
     wrong(EX, "to_own_address", compose({FUND: to_own_address}), "output_script", "Address.from_script",
           why="pays a fresh wallet address instead of output_script"),
+    wrong(EX, "mainnet_address", compose({FUND: mainnet_address}), "Invalid Bitcoin address", "network",
+          "Address.from_script(output_script, network)", why="the funding address made for Network.Bitcoin: bitcoind "
+          "on regtest refuses it; the hint said only to read the traceback"),
     wrong(EX, "unsigned_transaction", compose({FUND: unsigned}), "sign_raw_transaction_with_wallet",
           why="hands over the funded but unsigned transaction"),
     wrong(EX, "never_handed_over", compose({FUND: built_not_handed}), "never funded",
