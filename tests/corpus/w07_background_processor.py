@@ -314,11 +314,32 @@ def skips_what_memory_says_is_recorded(inbound_payments: Any, fs_store: Any, eve
     return good_claimed(inbound_payments=inbound_payments, fs_store=fs_store, event=event)
 
 
+def writes_under_a_namespace(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any,
+                             **_: Any) -> Any:
+    """Every write under the primary namespace "payments": ldk-sample reads the records back from "", "" on restart."""
+    if isinstance(event, Event.PaymentClaimed):
+        storage, key = inbound_payments, "inbound_payments"
+        _update_inbound(storage, event)
+    else:
+        storage, key = outbound_payments, "outbound_payments"
+        _update_outbound(storage, event)
+    try:
+        fs_store.write("payments", "", key, storage.encode())
+    except OSError:
+        return ReplayEvent()
+    return None
+
+
 CASES = [
     wrong(EX, "skips_what_memory_says_is_recorded", compose({CLAIMED: skips_what_memory_says_is_recorded}),
           "handed over again", "Write the record each time",
           why="returns at once when memory already says Succeeded: the replay after the failed write writes nothing. "
               "It was told to write under the key 'inbound_payments', which it had"),
+    wrong(EX, "writes_under_a_namespace", compose({CLAIMED: writes_under_a_namespace, SENT: writes_under_a_namespace,
+                                                   FAILED: writes_under_a_namespace}),
+          "primary_namespace 'payments'", 'in "" and ""',
+          why="fs_store.write(\"payments\", \"\", key, ...): it was told \"nothing is stored under 'inbound_payments'; "
+              "you wrote under ['inbound_payments']\", and to use that key, which it had"),
     right(EX, "writes_in_a_thread_after_its_pool", Fresh(writes_in_a_thread_after_its_pool),
           why="each record is written by a thread that first waits for its pool, the handler awaiting it: it failed "
               "9 runs in 10 ('never returned'), the pool's thread starting having stopped the thread counting"),
