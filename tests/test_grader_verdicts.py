@@ -694,3 +694,36 @@ def test_a_wait_slept_off_the_loop_is_graded_on_the_worlds_clock_as_in_the_check
         assert "Happened: 610 ms" in row.hint, row.hint
     else:
         assert row.status == "passed", row.hint
+
+
+#: Workbook 1 right but for its accept: zero-conf, for an unknown peer, reached through another component.
+ZERO_CONF_THROUGH_PEER_MANAGER = (
+    "from ldkkit.events import Event\n\n"
+    "def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,\n"
+    "                      peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network,\n"
+    "                      event):\n"
+    "    if isinstance(event, Event.OpenChannelRequest):\n"
+    "        tcid, peer = event.temporary_channel_id, event.counterparty_node_id\n"
+    "        if event.funding_satoshis > 5_000_000:\n"
+    "            uid = int.from_bytes(keys_manager.get_secure_random_bytes()[:16], 'big')\n"
+    "            peer_manager.channel_manager.accept_inbound_channel_from_trusted_peer_0conf(tcid, peer, uid)\n"
+    "        else:\n"
+    "            channel_manager.force_close_without_broadcasting_txn(tcid, peer, 'too small')\n")
+
+
+def test_a_forbidden_call_made_through_another_component_is_judged_as_made(tmp_path):
+    """peer_manager.channel_manager is the node's channel_manager: a call through it was not recorded, so the zero-conf
+    accept the workbook forbids went unseen, and the check and the grader passed the workbook."""
+    from ldkkit.exercises import check
+
+    namespace: dict = {}
+    exec(compile(ZERO_CONF_THROUGH_PEER_MANAGER, str(tmp_path / "learner.py"), "exec"), namespace)  # noqa: S102
+    with pytest.raises(ExerciseFailed, match="trusted_peer_0conf"):
+        check("open_channel_request", namespace["handle_ldk_events"])
+    cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+            "source": ZERO_CONF_THROUGH_PEER_MANAGER}
+    path = tmp_path / "01_open_channel_request.ipynb"
+    path.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    row = grading.grade_workbook("amy", path, batch=grading.Batch())
+    assert row.status == "failed" and "Happened: accept_inbound_channel_from_trusted_peer_0conf(...)" in row.hint, \
+        row.hint

@@ -129,8 +129,11 @@ class _Recorded:
 
     def __getattr__(self, attr: str) -> Any:
         value = getattr(self._component, attr)
-        if attr.startswith("_") or not callable(value) or isinstance(value, type):
+        if attr.startswith("_") or isinstance(value, type):
             return value
+        if not callable(value):  # another of your components, reached through this one: recorded as itself
+            name = next((n for n, c in self._recorder.components if c is value), None)  # (peer_manager.channel_manager)
+            return value if name is None else self._recorder._proxy(name, value)
         return self._recorder.recorded(self._name, attr, value)
 
     def __setattr__(self, attr: str, value: Any) -> None:
@@ -163,6 +166,8 @@ class Recorder:
         #: What tasks your handler spawned raised, with the event whose handling spawned each (told as threads' are).
         self.task_errors: list[tuple[Event, BaseException]] = []
         self._replays: dict[int, int] = {}  # id(event): how many times your handler asked for it again
+        #: The components your handler was last given (name, component): one reached through another is recorded too.
+        self.components: list[tuple[str, Any]] = []
         chain_broadcast = world.chain.broadcast
 
         def broadcast(tx: Any) -> Any:
@@ -179,6 +184,7 @@ class Recorder:
             if self._replays.get(id(event), 0) >= MAX_REPLAYS:
                 raise NeverHandled(event)
             given = Event.decode(event.encode())
+            self.components = [(n, c) for n, c in zip(HANDLER_PARAMETERS, components, strict=True) if n in _RECORDED]
             proxies = [self._proxy(name, c) for name, c in zip(HANDLER_PARAMETERS, components, strict=True)]
             handling = Handling(event, given, self.world.clock.now(), time.monotonic(), threading.get_ident())
             self.handlings.append(handling)
