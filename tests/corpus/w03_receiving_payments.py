@@ -398,6 +398,23 @@ def writes_every_other_claimed() -> Any:
     return compose({CLAIMED: arm})
 
 
+def claimed_status_and_preimage_only(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """The invoice's entry updated in place, status and preimage only (its secret is the invoice's already)."""
+    info = inbound_payments.payments.get(event.payment_hash)
+    if info is not None:
+        info.status, info.preimage = HTLCStatus.Succeeded, event.purpose.preimage()
+    else:
+        inbound_payments.payments[event.payment_hash] = PaymentInfo(event.purpose.preimage(), None,
+                                                                    HTLCStatus.Succeeded, event.amount_msat)
+    fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+
+def claimed_replaced_without_secret(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    inbound_payments.payments[event.payment_hash] = PaymentInfo(event.purpose.preimage(), None, HTLCStatus.Succeeded,
+                                                                event.amount_msat)
+    fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+
 CASES = [
     wrong(EX, "records_claims_in_its_claim_task", compose({CLAIMABLE: claims_and_records_in_a_task, CLAIMED: None}),
           "not Succeeded on disk yet", "PaymentClaimed",
@@ -507,4 +524,11 @@ CASES = [
           "a payment you never sent", "outbound_payments is for", why="keysends also written to outbound_payments"),
     wrong(EX, "returns_text_from_claimed", compose({CLAIMED: _returns_text(_claimed(_write))}),
           "returned 'claimed'", "ReplayEvent", why="returns a string from the PaymentClaimed arm"),
+    right(EX, "updates_status_and_preimage_only", compose({CLAIMED: claimed_status_and_preimage_only}),
+          why="the invoice's entry updated in place, status and preimage (its secret already the invoice's); a new "
+              "entry, secret None, for a keysend"),
+    wrong(EX, "replaces_the_entry_without_a_secret", compose({CLAIMED: claimed_replaced_without_secret}),
+          "the payment secret is missing", "purpose.payment_secret",
+          why="the entry replaced by PaymentInfo(preimage, None, Succeeded, amount): the workbook named a secret but "
+              "never said where it comes from (now it says purpose.payment_secret)"),
 ]
