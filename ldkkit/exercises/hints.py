@@ -100,3 +100,20 @@ def _not_a_u128(error: BaseException, event: Event, played: Optional[Played]) ->
         return f"user_channel_id is a u128, an int: a float cannot hold 128 bits exactly. {take.capitalize()}"
     kind = type(uid).__name__ if uid is not None else "a value of another type"
     return f"user_channel_id is a u128, an int, not {kind}: {take}"
+
+
+def _payment_storage(error: BaseException) -> bool:
+    """An error of a handler that used a payment storage as the dict it holds (``storage[key]``, ``storage.get``)."""
+    from ..payment_storage import _PaymentInfoStorage
+
+    if isinstance(error, AttributeError):
+        return isinstance(getattr(error, "obj", None), _PaymentInfoStorage)
+    return isinstance(error, TypeError) and any(f"'{name}' object" in str(error) for name in
+                                                ("InboundPaymentInfoStorage", "OutboundPaymentInfoStorage"))
+
+
+@error_hint(lambda e, event: _payment_storage(e))
+def _storage_is_no_dict(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("inbound_payments and outbound_payments are not dicts but ldk-sample's storages, a dict behind a lock "
+            "(its Mutex): take the dict under the lock, with inbound_payments.lock() as payments: (the dict is "
+            "payments there; it is also inbound_payments.payments), and look the entry up or set it in that.")

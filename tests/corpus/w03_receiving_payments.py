@@ -415,6 +415,20 @@ def claimed_replaced_without_secret(inbound_payments: Any, fs_store: Any, event:
     fs_store.write("", "", "inbound_payments", inbound_payments.encode())
 
 
+def claimed_into_the_storage_itself(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    secret = getattr(event.purpose, "payment_secret", None)
+    inbound_payments[event.payment_hash] = PaymentInfo(event.purpose.preimage(), secret, HTLCStatus.Succeeded,
+                                                       event.amount_msat)
+    fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+
+def claimed_looked_up_in_the_storage(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    info = inbound_payments.get(event.payment_hash)
+    if info is not None:
+        info.status, info.preimage = HTLCStatus.Succeeded, event.purpose.preimage()
+    fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+
 CASES = [
     wrong(EX, "records_claims_in_its_claim_task", compose({CLAIMABLE: claims_and_records_in_a_task, CLAIMED: None}),
           "not Succeeded on disk yet", "PaymentClaimed",
@@ -531,4 +545,11 @@ CASES = [
           "the payment secret is missing", "purpose.payment_secret",
           why="the entry replaced by PaymentInfo(preimage, None, Succeeded, amount): the workbook named a secret but "
               "never said where it comes from (now it says purpose.payment_secret)"),
+    wrong(EX, "sets_the_entry_in_the_storage_itself", compose({CLAIMED: claimed_into_the_storage_itself}),
+          "does not support item assignment", "inbound_payments.lock() as payments",
+          why="inbound_payments[payment_hash] = PaymentInfo(...): the workbook never said where the dict is, and the "
+              "hint was only to read the traceback"),
+    wrong(EX, "looks_the_entry_up_in_the_storage_itself", compose({CLAIMED: claimed_looked_up_in_the_storage}),
+          "no attribute 'get'", "inbound_payments.lock() as payments",
+          why="inbound_payments.get(payment_hash): as above"),
 ]
