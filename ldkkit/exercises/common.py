@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ..bitcoin import Network
 from ..events import Event
 from ..events.queue import EventHandlerError, ReturnedUnawaited
 from ..node import Node
@@ -135,7 +136,8 @@ class Session:
         self.played: list[Played] = []
 
     def play(self, name: str, story: Callable[[Stage], None], *, seed: Optional[int] = None,
-             processor: Optional[str] = None, draws_for: Optional[tuple[type, tuple[bytes, ...]]] = None) -> Played:
+             processor: Optional[str] = None, draws_for: Optional[tuple[type, tuple[bytes, ...]]] = None,
+             network: Optional[Network] = None) -> Played:
         """Play ``story`` against a fresh node running the handler (under ``processor``, if named).
 
         Unless ``seed`` is given, each play of a check has a world of its own, seeded ``FIRST_SEED``, then one
@@ -144,10 +146,12 @@ class Session:
 
         ``draws_for`` is ``(event kind, random byte strings)``: while handling that kind of event,
         ``get_secure_random_bytes()`` gives these first (the extremes show a range's edges).
+
+        ``network``: the world's, if not regtest (a handler given ``network`` must use it, not name one itself).
         """
         from ..background_processor import run_processor
 
-        world = World(seed=FIRST_SEED + len(self.worlds) if seed is None else seed)
+        world = World(seed=FIRST_SEED + len(self.worlds) if seed is None else seed, network=network or Network.Regtest)
         self.worlds.append(world)
         recorder = Recorder(world)
         world.runtime.loop.set_task_factory(recorder.task_factory)

@@ -256,6 +256,15 @@ def log_the_discarded(event: Any, **_: Any) -> None:
     print(f"EVENT: funding of channel {event.channel_id} discarded")
 
 
+def regtest_address(channel_manager: Any, bitcoind_client: Any, event: Any, **_: Any) -> None:
+    """The address made for Network.Regtest, the network the kit's main story runs on, not the one given."""
+    address = Address.from_script(event.output_script, Network.Regtest)
+    raw_tx = bitcoind_client.create_raw_transaction([{str(address): event.channel_value_satoshis / 100_000_000}])
+    signed_tx = bitcoind_client.sign_raw_transaction_with_wallet(bitcoind_client.fund_raw_transaction(raw_tx).hex)
+    channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id,
+                                                  Transaction(bytes.fromhex(signed_tx.hex)))
+
+
 CASES = [
     wrong(EX, "broadcasts_the_discarded_funding", compose({Event.DiscardFunding: broadcast_the_discarded}),
           "discarded funding transaction never broadcast", "DiscardFunding means",
@@ -340,4 +349,8 @@ CASES = [
           why="counterparty_node_id and temporary_channel_id swapped"),
     wrong(EX, "first_channel_only", Fresh(lambda: compose({FUND: first_channel_only_arm()})), "never funded",
           why="funds one channel, ignores the others"),
+    wrong(EX, "regtest_address", compose({FUND: regtest_address}), "Invalid Bitcoin address",
+          "Address.from_script(output_script, network)",
+          why="Address.from_script(output_script, Network.Regtest), not the network given: every story ran on "
+              "regtest, so it passed (now the vanishing peer's story runs on signet)"),
 ]
