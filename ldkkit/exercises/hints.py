@@ -114,6 +114,8 @@ def _payment_storage(error: BaseException) -> bool:
 
 @error_hint(lambda e, event: _payment_storage(e))
 def _storage_is_no_dict(error: BaseException, event: Event, played: Optional[Played]) -> str:
-    return ("inbound_payments and outbound_payments are not dicts but ldk-sample's storages, a dict behind a lock "
-            "(its Mutex): take the dict under the lock, with inbound_payments.lock() as payments: (the dict is "
-            "payments there; it is also inbound_payments.payments), and look the entry up or set it in that.")
+    name = "outbound_payments" if "Outbound" in (type(getattr(error, "obj", None)).__name__ + str(error)) \
+        else "inbound_payments"
+    return (f"{name} is not a dict but ldk-sample's storage, a dict behind a lock (its Mutex): take the dict under "
+            f"the lock, with {name}.lock() as payments: (it is also {name}.payments), and look the entry up, or set "
+            "it, in that dict.")

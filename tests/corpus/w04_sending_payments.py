@@ -269,6 +269,12 @@ def path_failed_in_a_task(outbound_payments: Any, fs_store: Any, event: Any, **_
 GOOD_SENT = set_status(HTLCStatus.Succeeded, preimage=True)
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
+def sent_into_the_storage_itself(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    info = outbound_payments[event.payment_id]
+    info.status, info.preimage = HTLCStatus.Succeeded, event.payment_preimage
+    fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+
+
 CASES = [
     wrong(EX, "failed_on_path_failure_in_a_task", compose({PATH_FAILED: path_failed_in_a_task}),
           "one path failed", "Only PaymentFailed ends a payment",
@@ -353,4 +359,8 @@ CASES = [
           "do not abandon_payment", why="abandon_payment on PaymentPathFailed: the retried payment never succeeds"),
     wrong(EX, "returns_true", compose({SENT: _returning(True, GOOD_SENT)}), "returned True", "ReplayEvent",
           why="returns True from PaymentSent"),
+    wrong(EX, "looks_the_entry_up_in_the_storage_itself", compose({Event.PaymentSent: sent_into_the_storage_itself}),
+          "not subscriptable", "outbound_payments.lock() as payments",
+          why="outbound_payments[payment_id]: the storage used as the dict it holds; the hint was only to read the "
+              "traceback"),
 ]
