@@ -1539,3 +1539,16 @@ def test_each_forwarder_peels_its_own_hop_off_the_onion():
         forwarded = [len([e for e in n.events_seen if isinstance(e, Event.PaymentForwarded)]) for n in (me, carol)]
         sent = [e for e in alice.events_seen if isinstance(e, Event.PaymentSent)]
     assert forwarded == [1, 1] and len(sent) == 1
+
+
+def test_channel_closed_counts_an_htlc_we_offered_and_still_have_in_flight_as_ours():
+    """``ChannelClosed::last_local_balance_msat`` is LDK's ``ChannelContext::value_to_self_msat`` (``force_shutdown``
+    puts it in ``ShutdownResult``), from which an HTLC we offered is taken only once it is fulfilled
+    (``FundedChannel::revoke_and_ack``): forwarding 100,000 sat to carol, who never settles, we close holding our
+    3,000,000 sat push with the HTLC still ours, not 2,900,000."""
+    from ldkkit import scenarios
+
+    result = scenarios.run("force_close_htlc_in_flight")
+    (closed,) = [e for e in result.events if isinstance(e, Event.ChannelClosed)]
+    assert closed.reason == ClosureReason.HTLCsTimedOut()
+    assert closed.last_local_balance_msat == 3_000_000_000

@@ -163,6 +163,12 @@ class Channel(Record, frozen=False):
     def pending_inbound_msat(self) -> int:
         return sum(map(_AMOUNT_MSAT, self.pending_inbound_htlcs.values()))
 
+    def holder_balance_msat(self) -> int:
+        """LDK's ``ChannelContext::value_to_self_msat``, which ``ShutdownResult::last_local_balance_msat`` reports:
+        LDK takes an HTLC we offered off it only once it is fulfilled (``revoke_and_ack``), so an HTLC still in
+        flight counts as ours; one offered to us counts only once we fulfil it, as here."""
+        return self.value_to_self_msat + self.pending_outbound_msat()
+
     def value_to_remote_msat(self) -> int:
         return (
             self.channel_value_satoshis * 1000

@@ -202,7 +202,7 @@ def close_unfunded(cm: ChannelManager, chan: Channel, reason: ClosureReason) -> 
     cm._queue_event(Event.ChannelClosed(
         channel_id=channel_id, user_channel_id=chan.user_channel_id, reason=reason,
         counterparty_node_id=chan.counterparty_node_id, channel_capacity_sats=chan.channel_value_satoshis,
-        channel_funding_txo=txo, last_local_balance_msat=chan.value_to_self_msat,
+        channel_funding_txo=txo, last_local_balance_msat=chan.holder_balance_msat(),
     ))
     if chan.funding_transaction is not None:
         cm._queue_event(Event.DiscardFunding(channel_id, FundingInfo.Tx(chan.funding_transaction)))
@@ -215,7 +215,7 @@ def closed(cm: ChannelManager, chan: Channel, reason: ClosureReason) -> None:
     cm._queue_event(Event.ChannelClosed(
         channel_id=chan.channel_id, user_channel_id=chan.user_channel_id, reason=reason,
         counterparty_node_id=chan.counterparty_node_id, channel_capacity_sats=chan.channel_value_satoshis,
-        channel_funding_txo=chan.funding_txo, last_local_balance_msat=chan.value_to_self_msat,
+        channel_funding_txo=chan.funding_txo, last_local_balance_msat=chan.holder_balance_msat(),
     ))
     # Inbound HTLCs not yet forwarded or claimed fail back now; outbound ones resolve on chain.
     for htlc in list(chan.pending_inbound_htlcs.values()):
