@@ -1423,7 +1423,7 @@ W06_UNCONFIRMED = ["Scenario 'on_chain' on Event.BumpTransaction:", "Expected: {
                    "Hint: hand event.bump_event to bump_tx_event_handler.handle_event: on an anchor channel it pays "
                    "no fee of its own, and only the transaction the handler builds from your wallet's coins gets it "
                    "confirmed."]
-W06_COMMITMENT = "813c915d09797c28949b24d082fc6d49231e45702efbd084afb265c88af46cf7"
+W06_COMMITMENT = "60b7b4bd5e8a7ca7b8d3f4d90c584cbc0e365d51268746c710d1a317e9624ec1"
 W06_CHANNEL = "f739ae680efcce960b12e94bb7d7f38654f88df07dfe4e72c143863407bb745d"
 
 

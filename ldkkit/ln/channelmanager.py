@@ -724,8 +724,8 @@ class ChannelManager:
         first = self._channel_by_scid(args.path.hops[0].short_channel_id)
         if first is None or not self._is_usable(first):
             raise APIError.ChannelUnavailable("No channel available with first hop!")
-        onion, amount, cltv = onion_utils.build_onion_payloads(
-            args.path, args.total_value, args.recipient_onion, self.best_block_height, args.keysend_preimage
+        onion, amount, cltv = onion_utils.build_onion_payloads(  # (LDK's cur_height: the next block's, as it goes out)
+            args.path, args.total_value, args.recipient_onion, self.best_block_height + 1, args.keysend_preimage
         )
         route = HTLCOutboundRoute(args.payment_id, args.path, args.is_probe)
         self._add_outbound_htlc(first, amount, args.payment_hash, cltv, onion, previous_hop=None, route=route)

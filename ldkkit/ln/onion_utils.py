@@ -20,7 +20,8 @@ def build_onion_payloads(
 ) -> tuple[msgs.Onion, int, int]:
     """The onion for ``path``, and the amount and CLTV expiry of the HTLC that carries it to the first hop.
 
-    ``starting_htlc_offset`` is the current block height, which the CLTV deltas add to.
+    ``starting_htlc_offset`` is the height the CLTV deltas add to: LDK's ``cur_height``, the current block's plus one
+    (the HTLC goes out as the next block is being mined).
     """
     hops = path.hops
     final_cltv = starting_htlc_offset + hops[-1].cltv_expiry_delta
