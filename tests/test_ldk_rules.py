@@ -1552,3 +1552,15 @@ def test_channel_closed_counts_an_htlc_we_offered_and_still_have_in_flight_as_ou
     (closed,) = [e for e in result.events if isinstance(e, Event.ChannelClosed)]
     assert closed.reason == ClosureReason.HTLCsTimedOut()
     assert closed.last_local_balance_msat == 3_000_000_000
+
+
+def test_a_payment_goes_out_at_ldks_cur_height_the_next_blocks():
+    """LDK's ``pay_route_internal``: ``cur_height = best_block_height + 1``, to which the invoice's final CLTV delta
+    adds (the kit draws no shadow route); ``PaymentClaimable.claim_deadline`` is that, less HTLC_FAIL_BACK_BUFFER."""
+    from ldkkit import scenarios
+    from ldkkit.invoice import MIN_FINAL_CLTV_EXPIRY_DELTA
+
+    result = scenarios.run("receive_invoice_payment")
+    claimable = next(e for e in result.events if isinstance(e, Event.PaymentClaimable))
+    height = result.world.chain.height()  # (no block since the payment)
+    assert claimable.claim_deadline == height + 1 + MIN_FINAL_CLTV_EXPIRY_DELTA - HTLC_FAIL_BACK_BUFFER
