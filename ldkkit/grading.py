@@ -310,7 +310,9 @@ def grade_workbook(learner: str, path: Path, timeout_s: float = 120.0, batch: Op
         if code.copied:
             return row("copied", f"{code.copied}: a copy is not graded")
         if not code.has_handler:
-            return row("no handler", "the workbook never defines handle_ldk_events (def handle_ldk_events(...))")
+            return row("no handler", "the workbook's code has no def handle_ldk_events(...): the grader grades the "
+                                     "handler a workbook defines with def (one built at run time, with exec, is not "
+                                     "graded)")
         if own_batch:
             batch = Batch.make([path.parent], None, 1)
         verdict = _run_worker(exercise, code.cells, timeout_s, batch)  # type: ignore[arg-type]

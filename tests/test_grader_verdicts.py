@@ -215,7 +215,8 @@ def test_a_workbook_without_a_handler_is_graded_no_handler(tmp_path):
     row = grading.grade_workbook("amy", path, batch=grading.Batch())
     assert (row.exercise, row.status, row.hint) == (
         "open_channel_request", "no handler",
-        "the workbook never defines handle_ldk_events (def handle_ldk_events(...))")
+        "the workbook's code has no def handle_ldk_events(...): the grader grades the handler a workbook defines with "
+        "def (one built at run time, with exec, is not graded)")
 
 
 def test_the_row_says_how_long_the_workbook_took_to_the_hundredth(tmp_path, monkeypatch):
