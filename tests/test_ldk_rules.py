@@ -1131,7 +1131,7 @@ def test_a_path_refused_for_another_reason_blames_no_channel():
 
 
 def test_a_commitment_confirming_unannounced_closes_the_channel():
-    """``process_pending_monitor_events``: a peer that force-closes while disconnected (its error never arrives)
+    """``Channel::transactions_confirmed``: a peer that force-closes while disconnected (its error never arrives)
     is noticed when its commitment confirms: ``ChannelClosed`` with ``CommitmentTxConfirmed``, once."""
     learner = Learner(97)
     with learner.world:

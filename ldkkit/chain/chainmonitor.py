@@ -151,7 +151,8 @@ class MonitorEvent(Record):
     """Mirrors ``lightning::chain::channelmonitor::MonitorEvent``: news for the ChannelManager."""
 
     channel_id: ChannelId
-    kind: str  # "CommitmentTxConfirmed" or "HTLCTimedOut"
+    kind: str  # "HTLCTimedOut" (LDK's HTLCEvent with no preimage); a peer's commitment confirming is
+    # no MonitorEvent in LDK 0.1: the ChannelManager sees it itself (``Channel::transactions_confirmed``)
     htlc_id: Optional[U64]
 
 
@@ -599,8 +600,6 @@ class ChainMonitor:
             if any(txin.previous_output == monitor.funding_txo for txin in tx.input):
                 monitor.spend_txid = tx.compute_txid()
                 monitor.spend_height = height
-                if monitor.spend_txid != monitor.closing_txid and monitor.holder_commitment_tx is None:
-                    self._monitor_events.append(MonitorEvent(monitor.channel_id, "CommitmentTxConfirmed", None))
                 self._drop_claim(monitor, None)  # the funding output is spent: our commitment's claim is over
                 self._persist(monitor)
                 return

@@ -379,7 +379,11 @@ class ChannelManager:
     # --- chain ---------------------------------------------------------------------------------
 
     def block_connected(self, block: Any, height: int) -> None:
-        """Mirrors ``chain::Listen::block_connected``: watch funding confirm and HTLCs expire.
+        """Mirrors ``chain::Listen::block_connected``: watch funding confirm, funding spends and HTLCs expire.
+
+        As LDK's ``Channel::transactions_confirmed``, the manager itself looks for a transaction spending
+        an open channel's funding output: a commitment its peer broadcast closes the channel with
+        ``ClosureReason::CommitmentTxConfirmed``. (No ``MonitorEvent`` carries that news in LDK 0.1.)
 
         As LDK's ``transactions_confirmed`` and ``best_block_updated`` (both ``NotifyOption::DoPersist``),
         every block marks the manager for persisting and wakes the background processor, once the block is
@@ -392,10 +396,18 @@ class ChannelManager:
                 if chan.phase is ChannelPhase.Closed or chan.funding_txo is None:
                     continue
                 channel_establishment.best_block_updated(self, chan, txids, height)
+                if self._funding_spent(chan, block):
+                    channel_close.closed(self, chan, ClosureReason.CommitmentTxConfirmed())
+                    continue
                 self._check_htlc_timeouts(chan, height)
             claimable_payments.fail_expired(self, height)
             self._handle_monitor_events()
             self._changed()
+
+    @staticmethod
+    def _funding_spent(chan: Channel, block: Any) -> bool:
+        """``Channel::transactions_confirmed``: "Detected channel-closing tx ... spending" the funding output."""
+        return any(txin.previous_output == chan.funding_txo for tx in block.txdata for txin in tx.input)
 
     def _handle_monitor_events(self) -> None:
         """Act on what the ChainMonitor saw on chain (LDK's ``process_pending_monitor_events``)."""
@@ -403,9 +415,7 @@ class ChannelManager:
             chan = self.channels.get(event.channel_id)
             if chan is None:  # a manager read back older than its monitors; LDK skips such news too
                 continue
-            if event.kind == "CommitmentTxConfirmed" and chan.phase is not ChannelPhase.Closed:
-                channel_close.closed(self, chan, ClosureReason.CommitmentTxConfirmed())
-            elif event.kind == "HTLCTimedOut":
+            if event.kind == "HTLCTimedOut":
                 self._resolve_outbound_htlc_on_chain(chan, event.htlc_id, None)
 
     def _check_htlc_timeouts(self, chan: Channel, height: int) -> None:
