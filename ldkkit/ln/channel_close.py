@@ -13,7 +13,7 @@ Each function takes the ChannelManager; its caller holds the manager's lock.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..chain.chaininterface import ConfirmationTarget
 from ..errors import APIError
@@ -124,6 +124,16 @@ def force_close_sending_error(
         cm._changed()
         return
     force_close_channel(cm, chan, ClosureReason.HolderForceClosed(broadcast), broadcast)
+
+
+def closed_on_chain(cm: ChannelManager, chan: Channel, block: Any) -> bool:
+    """Mirrors ``Channel::transactions_confirmed``: a transaction in ``block`` spending the open channel's funding
+    output ("Detected channel-closing tx") closes it, ``ClosureReason::CommitmentTxConfirmed``. The manager sees it
+    itself: no ``MonitorEvent`` carries that news in LDK 0.1. True if it closed."""
+    if not any(txin.previous_output == chan.funding_txo for tx in block.txdata for txin in tx.input):
+        return False
+    closed(cm, chan, ClosureReason.CommitmentTxConfirmed())
+    return True
 
 
 def force_close_channel(cm: ChannelManager, chan: Channel, reason: ClosureReason, broadcast: bool) -> None:

@@ -379,11 +379,8 @@ class ChannelManager:
     # --- chain ---------------------------------------------------------------------------------
 
     def block_connected(self, block: Any, height: int) -> None:
-        """Mirrors ``chain::Listen::block_connected``: watch funding confirm, funding spends and HTLCs expire.
-
-        As LDK's ``Channel::transactions_confirmed``, the manager itself looks for a transaction spending
-        an open channel's funding output: a commitment its peer broadcast closes the channel with
-        ``ClosureReason::CommitmentTxConfirmed``. (No ``MonitorEvent`` carries that news in LDK 0.1.)
+        """Mirrors ``chain::Listen::block_connected``: watch funding confirm, funding spends (the manager sees those
+        itself, ``channel_close.closed_on_chain``) and HTLCs expire.
 
         As LDK's ``transactions_confirmed`` and ``best_block_updated`` (both ``NotifyOption::DoPersist``),
         every block marks the manager for persisting and wakes the background processor, once the block is
@@ -396,18 +393,12 @@ class ChannelManager:
                 if chan.phase is ChannelPhase.Closed or chan.funding_txo is None:
                     continue
                 channel_establishment.best_block_updated(self, chan, txids, height)
-                if self._funding_spent(chan, block):
-                    channel_close.closed(self, chan, ClosureReason.CommitmentTxConfirmed())
+                if channel_close.closed_on_chain(self, chan, block):
                     continue
                 self._check_htlc_timeouts(chan, height)
             claimable_payments.fail_expired(self, height)
             self._handle_monitor_events()
             self._changed()
-
-    @staticmethod
-    def _funding_spent(chan: Channel, block: Any) -> bool:
-        """``Channel::transactions_confirmed``: "Detected channel-closing tx ... spending" the funding output."""
-        return any(txin.previous_output == chan.funding_txo for tx in block.txdata for txin in tx.input)
 
     def _handle_monitor_events(self) -> None:
         """Act on what the ChainMonitor saw on chain (LDK's ``process_pending_monitor_events``)."""
