@@ -78,7 +78,8 @@ def judge_discarded(played: Played) -> int:
                        f"it was broadcast: {tx.compute_txid()!r} is on chain",
                        "DiscardFunding means the channel closed before the peer signed your refund: LDK will never "
                        "broadcast this transaction, and neither may you, as its output would hold your coins with no "
-                       "channel behind it. ldk-sample only logs the event; the coins stay in your wallet.")
+                       "channel behind it. ldk-sample does nothing with the event: the coins were never spent, so "
+                       "they stay in your wallet.")
     return len(discarded)
 
 

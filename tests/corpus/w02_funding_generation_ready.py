@@ -270,7 +270,7 @@ CASES = [
           "discarded funding transaction never broadcast", "DiscardFunding means",
           why="broadcasts the transaction of a DiscardFunding: coins locked with no channel (never exercised before)"),
     right(EX, "logs_discard_funding", compose({Event.DiscardFunding: log_the_discarded}),
-          why="prints DiscardFunding, as ldk-sample does"),
+          why="prints DiscardFunding (ldk-sample does nothing with it)"),
     right(EX, "funds_from_its_own_thread_pool", compose({FUND: funds_from_a_thread_pool}),
           why="its own ThreadPoolExecutor builds the funding: once raced the simulated clock (3 of 20 runs failed)"),
     wrong(EX, "pays_no_fee", compose({FUND: fund_without_fee}), "minrelaytxfee", why="change = coins in - channel "
