@@ -1420,9 +1420,12 @@ def test_workbook_6_names_the_error_a_handler_hid_from_the_sweeper():
 
 
 W06_UNCONFIRMED = ["Scenario 'on_chain' on Event.BumpTransaction:", "Expected: {}", "Happened: it never confirmed",
-                   "Hint: hand event.bump_event to bump_tx_event_handler.handle_event: on an anchor channel it pays "
-                   "no fee of its own, and only the transaction the handler builds from your wallet's coins gets it "
-                   "confirmed."]
+                   "Hint: hand event.bump_event to bump_tx_event_handler.handle_event: on an anchor channel {}"]
+W06_UNPAID = {"ChannelClose": "your commitment pays only the feerate agreed when it was signed, too little now, and "
+                              "only the child the handler builds from your wallet's coins, spending its anchor, pays "
+                              "the rest.",
+              "HTLCResolution": "the HTLC transaction pays no fee of its own, and only your wallet's coins, which the "
+                                "handler adds to it, pay one."}
 W06_COMMITMENT = "60b7b4bd5e8a7ca7b8d3f4d90c584cbc0e365d51268746c710d1a317e9624ec1"
 W06_CHANNEL = "f739ae680efcce960b12e94bb7d7f38654f88df07dfe4e72c143863407bb745d"
 
@@ -1447,7 +1450,8 @@ def test_workbook_6_judges_the_chain_not_the_hand_over(monkeypatch, unpaid, expe
 
     monkeypatch.setattr(BumpTransactionEventHandler, "handle_event", pays_all_but_one_kind)
     lines = _read(compose(), W06)
-    assert lines == [W06_UNCONFIRMED[0], W06_UNCONFIRMED[1].format(expected), *W06_UNCONFIRMED[2:]]
+    assert lines == [W06_UNCONFIRMED[0], W06_UNCONFIRMED[1].format(expected), W06_UNCONFIRMED[2],
+                     W06_UNCONFIRMED[3].format(W06_UNPAID[unpaid])]
 
 
 # --- workbook 7: the words a learner reads, exactly -------------------------------------------------------

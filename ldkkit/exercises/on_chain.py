@@ -202,14 +202,16 @@ def judge_bumped_confirmed(played: Played) -> None:
                 if chain.confirmations(tx.compute_txid()):
                     continue
                 what = f"your commitment transaction {tx.compute_txid()} of channel {channel_id} confirmed"
+                why = ("your commitment pays only the feerate agreed when it was signed, too little now, and only the "
+                       "child the handler builds from your wallet's coins, spending its anchor, pays the rest.")
             case BumpTransactionEvent.HTLCResolution(htlc_descriptors=descriptors, channel_id=channel_id):
                 unspent = [d.outpoint() for d in descriptors if not chain.confirmations(spenders.get(d.outpoint()))]
                 if not unspent:
                     continue
                 what = f"the HTLC output {unspent[0]} of channel {channel_id} taken back by a confirmed transaction"
+                why = ("the HTLC transaction pays no fee of its own, and only your wallet's coins, which the handler "
+                       "adds to it, pay one.")
             case _:
                 continue
         raise fail(played, handling.event, what, "it never confirmed",
-                   "hand event.bump_event to bump_tx_event_handler.handle_event: on an anchor channel it pays "
-                   "no fee of its own, and only the transaction the handler builds from your wallet's coins "
-                   "gets it confirmed.")
+                   f"hand event.bump_event to bump_tx_event_handler.handle_event: on an anchor channel {why}")
