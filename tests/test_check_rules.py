@@ -1365,7 +1365,8 @@ W06_HAND_OVER = ("Hint: LDK never spends these itself: hand event.outputs and ev
 W06_BUMP = ["Scenario 'on_chain' on Event.BumpTransaction:",
             "Expected: bump_tx_event_handler.handle_event(the inner {})", "Happened: it was not handed over",
             "Hint: match Event.BumpTransaction(bump_event) and hand bump_event over, whatever its kind: on an anchor "
-            "channel, only a fee-paying child gets your commitment (or an HTLC claim) confirmed."]
+            "channel, only your wallet's coins get your commitment (through a child spending its anchor) or an HTLC "
+            "claim (added to its transaction) confirmed in time."]
 
 
 @pytest.mark.parametrize("case, lines", [

@@ -188,7 +188,8 @@ def judge_bumps(played: Played) -> None:
                        "LDK asks again for a claim that has not confirmed (every 30 seconds, and as the feerate it "
                        "needs rises): each ask is a new request, to be handed over as the first was." if again else
                        "match Event.BumpTransaction(bump_event) and hand bump_event over, whatever its kind: on an "
-                       "anchor channel, only a fee-paying child gets your commitment (or an HTLC claim) confirmed.")
+                       "anchor channel, only your wallet's coins get your commitment (through a child spending its "
+                       "anchor) or an HTLC claim (added to its transaction) confirmed in time.")
         claims_handed.add(getattr(bump, "claim_id", None))
 
 
