@@ -179,7 +179,8 @@ class ParameterError(ProbeSendFailure):
 
 class DuplicateProbe(ProbeSendFailure):
     def __init__(self) -> None:
-        super().__init__("A probe with the same path and payment hash is already in flight.")
+        super().__init__("A payment for the provided PaymentId is already in-flight and has not yet completed "
+                         "(no ProbeSuccessful or ProbeFailed yet).")
 
 
 ProbeRouteNotFound.__name__ = "RouteNotFound"
