@@ -587,6 +587,20 @@ def test_workbook_3_names_each_key_written_under_once_and_reads_are_not_writes()
         W03_PERSISTED, "Happened: nothing is stored under 'inbound_payments'; you wrote under ['inbound', 'payments']"]
 
 
+def test_workbook_3_says_a_key_the_store_refuses_is_no_disk_failure_to_replay():
+    """A key LDK's FilesystemStore refuses (a '.') fails every time: ReplayEvent would hand the event over for ever."""
+    def claimed(fs_store, inbound_payments, event, **_):
+        fs_store.write("", "", "inbound_payments.json", inbound_payments.encode())
+
+    lines = _read(_receiving(claimed=claimed), W03)
+    assert lines[2].startswith("Happened: it raised KVStoreError: Failed to write //inbound_payments.json: ")
+    assert lines[3] == ("Hint: no disk failed: the store refused the namespaces or the key themselves, as LDK's "
+                        "FilesystemStore does (check_namespace_key_validity), and it refuses them every time, so "
+                        "ReplayEvent() would only hand the event over again and again. Fix the name: ldk-sample "
+                        'writes its records with fs_store.write("", "", "inbound_payments", ...) and '
+                        '"outbound_payments".')
+
+
 def test_workbook_3_says_bytes_that_are_not_a_record_cannot_be_read_back():
     def claimed(fs_store, event, **_):
         fs_store.write("", "", "inbound_payments", b"not a record")

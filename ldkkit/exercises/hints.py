@@ -29,6 +29,21 @@ def _slept(error: BaseException, event: Event, played: Optional[Played]) -> str:
             "or Queue): asyncio.get_running_loop().create_task(...).")
 
 
+def _refused_name(error: BaseException) -> bool:
+    """The store refused the namespaces or key themselves (LDK's ``check_namespace_key_validity``): no disk failed."""
+    from ..persist import KVStoreError, NotFound
+
+    return any(isinstance(x, KVStoreError) and not isinstance(x, NotFound) for x in causes(error))
+
+
+@error_hint(lambda e, event: _refused_name(e))
+def _invalid_key(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("no disk failed: the store refused the namespaces or the key themselves, as LDK's FilesystemStore does "
+            "(check_namespace_key_validity), and it refuses them every time, so ReplayEvent() would only hand the "
+            "event over again and again. Fix the name: ldk-sample writes its records with fs_store.write(\"\", \"\", "
+            "\"inbound_payments\", ...) and \"outbound_payments\".")
+
+
 @error_hint(lambda e, event: any(isinstance(x, OSError) for x in causes(e)))
 def _unsaved(error: BaseException, event: Event, played: Optional[Played]) -> str:
     return ("writing to disk failed, and raising stops the node's event processing. When you cannot persist what "
