@@ -601,6 +601,20 @@ def test_workbook_3_says_a_key_the_store_refuses_is_no_disk_failure_to_replay():
                         '"outbound_payments".')
 
 
+def test_workbook_3_says_a_key_never_written_is_no_disk_failure_to_replay():
+    """Reading a key never written raises NotFound every time: no disk failed, and ReplayEvent would not help."""
+    def claimed(fs_store, event, **_):
+        fs_store.read("", "", "inbound_payments")
+
+    lines = _read(_receiving(claimed=claimed), W03)
+    assert lines[2].startswith("Happened: it raised NotFound: Nothing is stored under 'inbound_payments' in ")
+    assert lines[3] == ("Hint: no disk failed: nothing was ever written under that key, and reading a key never "
+                        "written raises NotFound (LDK's FilesystemStore: io::ErrorKind::NotFound), every time, so "
+                        "ReplayEvent() would not make it appear. Your records are in memory (inbound_payments, "
+                        "outbound_payments): update them there, then write them; ldk-sample reads them from disk "
+                        "only when it starts.")
+
+
 def test_workbook_3_says_bytes_that_are_not_a_record_cannot_be_read_back():
     def claimed(fs_store, event, **_):
         fs_store.write("", "", "inbound_payments", b"not a record")

@@ -44,6 +44,14 @@ def _invalid_key(error: BaseException, event: Event, played: Optional[Played]) -
             "\"inbound_payments\", ...) and \"outbound_payments\".")
 
 
+@error_hint(lambda e, event: any(type(x).__name__ == "NotFound" for x in causes(e)))
+def _never_written(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("no disk failed: nothing was ever written under that key, and reading a key never written raises "
+            "NotFound (LDK's FilesystemStore: io::ErrorKind::NotFound), every time, so ReplayEvent() would not make "
+            "it appear. Your records are in memory (inbound_payments, outbound_payments): update them there, then "
+            "write them; ldk-sample reads them from disk only when it starts.")
+
+
 @error_hint(lambda e, event: any(isinstance(x, OSError) for x in causes(e)))
 def _unsaved(error: BaseException, event: Event, played: Optional[Played]) -> str:
     return ("writing to disk failed, and raising stops the node's event processing. When you cannot persist what "
