@@ -1389,7 +1389,8 @@ W06_SPENDABLE = ["Scenario 'on_chain' on Event.SpendableOutputs:",
                  "(999,830 sats) swept into your wallet"]
 W06_NEVER = "Happened: it never came back to your wallet"
 W06_HAND_OVER = ("Hint: LDK never spends these itself: hand event.outputs and event.channel_id to "
-                 "output_sweeper.track_spendable_outputs, which sweeps them to your wallet once they confirm.")
+                 "output_sweeper.track_spendable_outputs, which spends them to your wallet at once, and spends them "
+                 "again each block until that sweep confirms.")
 W06_BUMP = ["Scenario 'on_chain' on Event.BumpTransaction:",
             "Expected: bump_tx_event_handler.handle_event(the inner {})", "Happened: it was not handed over",
             "Hint: match Event.BumpTransaction(bump_event) and hand bump_event over, whatever its kind: on an anchor "

@@ -149,7 +149,8 @@ def judge_kept_before_returning(played: Played) -> None:
 
 #: What to do when nothing more specific is known about an output that never came back.
 HAND_OVER = ("LDK never spends these itself: hand event.outputs and event.channel_id to "
-             "output_sweeper.track_spendable_outputs, which sweeps them to your wallet once they confirm.")
+             "output_sweeper.track_spendable_outputs, which spends them to your wallet at once, and spends them "
+             "again each block until that sweep confirms.")
 
 
 def _explain(played: Played, handling: Handling, descriptor: Any) -> tuple[str, str]:
