@@ -1,7 +1,8 @@
 """A grader-owned worker: grades one workbook, running no learner code itself.
 
 ``python -m ldkkit.sandbox.worker`` reads a job (JSON) on stdin and writes a verdict
-(JSON) on stdout. It starts the confined learner process, runs the workbook's cells there,
+(JSON) on stdout. It reads the workbook's code (:mod:`ldkkit.sandbox.source`, in a process of its own that it
+stops at the workbook's time limit), starts the confined learner process, runs the workbook's cells there,
 and runs the check here, in its own simulated world, with a :class:`RemoteHandler`. The
 learner cannot reach this process: it runs as another user (as root) and talks to it only
 through two pipes, in the strict format of :mod:`ldkkit.sandbox.wire`.
@@ -13,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -23,6 +25,13 @@ from typing import Any
 from ..sim import scratch as scratch_folders
 from . import jail as jail_module
 from .bridge import LEARNERS_TRACEBACK, HandlerTimeout, LearnerGone, LearnerProcess, RemoteHandler
+from .source import LearnerCode, magic_lines
+
+NO_HANDLER = ("the workbook's code has no def handle_ldk_events(...): the grader grades the handler a workbook defines "
+              "with def (one built at run time, with exec, is not graded)")
+#: Of the workbook's time, what a reading that takes all the rest leaves the worker to stop the learner process and
+#: answer, within the grader's grace (the learner would have had no time left anyway).
+_ANSWER_S = 0.5
 
 
 def grade(job: dict[str, Any]) -> dict[str, Any]:
@@ -34,14 +43,30 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
     else:  # root: the learner process makes it, on its private /tmp (or on the shared one, named unguessably)
         scratch = jail.scratch = f"{jail_module.SCRATCH}-{secrets.token_hex(8)}"
     learner = None
-    # The check and its world load while the learner process starts, on another core. Only then does this
-    # process go on, so no two of its threads ever import the kit at once.
-    loading = threading.Thread(target=_load_the_check, name="ldkkit-worker-import", daemon=True)
+    # The check and its world load, and the workbook's code is read (by a process of its own, stopped at the
+    # workbook's limit: IPython may take minutes to read a hostile cell), while the learner process starts, on other
+    # cores. Only then does this process go on, so no two of its threads ever import the kit at once.
+    sources = [str(cell) for cell in job["cells"]]
+    debug = bool(os.environ.get("LDKKIT_SANDBOX_DEBUG"))
+    reader = subprocess.Popen([sys.executable, "-m", "ldkkit.sandbox.source"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=None if debug else subprocess.DEVNULL)
+    read: dict[str, Any] = {}
+    loading = threading.Thread(target=_load_the_check_and_read, args=(reader, sources, deadline, read),
+                               name="ldkkit-worker-import", daemon=True)
     loading.start()
     try:
         learner = LearnerProcess(jail, deadline)
         loading.join()
-        kind, why = learner.run_cells(list(job["cells"]))
+        if "timed out" in read:
+            return {"status": "timed out", "hint": _too_slow_to_read(sources, float(job["timeout_s"]))}
+        if "error" in read:
+            raise read["error"]
+        code: LearnerCode = read["code"]
+        if code.copied:
+            return {"status": "copied", "hint": f"{code.copied}: a copy is not graded", "missing": learner.missing}
+        if not code.has_handler:
+            return {"status": "no handler", "hint": NO_HANDLER, "missing": learner.missing}
+        kind, why = learner.run_cells(code.cells)
         if kind is None:
             return {"status": "no handler", "hint": why, "missing": learner.missing}
         return {**_check(job["exercise"], RemoteHandler(learner, kind), learner), "missing": learner.missing}
@@ -56,6 +81,15 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
             jail_module.kill_uid(jail.uid)
         jail_module.kill_descendants(os.getpid())
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _too_slow_to_read(sources: list[str], timeout_s: float) -> str:
+    size, magics = sum(len(source) for source in sources), magic_lines(sources)
+    why = (f", {magics} of its lines shell commands or magics (!ls, %time): IPython reads a whole cell again for "
+           "each of them" if magics else "")
+    return (f"the grader could not read the workbook's code within its {timeout_s:g} s limit ({size / 1024:.0f} KiB "
+            f"of code{why}). Keep in it the handler and what the handler needs (the kit's own workbooks hold under "
+            "10 KiB of code), then grade it again")
 
 
 def _check(exercise: str, handler: RemoteHandler, learner: LearnerProcess) -> dict[str, str]:
@@ -92,11 +126,24 @@ def _as_a_hang(message: str) -> str:
     return "\n".join(lines)
 
 
-def _load_the_check() -> None:
+def _load_the_check_and_read(reader: subprocess.Popen[bytes], sources: list[str], deadline: float,
+                             read: dict[str, Any]) -> None:
     try:
         import ldkkit.exercises  # noqa: F401
     except Exception:  # raised again, with its traceback, by the check's own import
         pass
+    try:
+        out, _ = reader.communicate(json.dumps(sources).encode(),
+                                    timeout=max(0.0, deadline - _ANSWER_S - time.monotonic()))
+        read["code"] = LearnerCode(**json.loads(out))
+    except subprocess.TimeoutExpired:
+        read["timed out"] = True
+    except Exception as e:  # raised again by the main thread: the grader's failure, this row's
+        read["error"] = RuntimeError(f"the workbook's code could not be read (the reader's exit code: "
+                                     f"{reader.poll()}): {type(e).__name__}: {e}")
+    finally:
+        reader.kill()
+        reader.communicate()
 
 
 def _tell_instructors() -> None:
