@@ -742,3 +742,49 @@ def test_a_forbidden_call_made_through_another_component_is_judged_as_made(tmp_p
     row = grading.grade_workbook("amy", path, batch=grading.Batch())
     assert row.status == "failed" and "Happened: accept_inbound_channel_from_trusted_peer_0conf(...)" in row.hint, \
         row.hint
+
+
+# --- a cgroup of its own for each learner process, where the machine has one to give ----------------------------
+
+
+def _cgroup_notes(tmp_path: Path, monkeypatch) -> list[str]:
+    monkeypatch.setattr(grading.jail_module, "CGROUP_ROOT", str(tmp_path))
+    missing: list[str] = []
+    grading.jail_module._own_cgroup(grading.jail_module.Jail(64_321, grading.jail_module.Limits(processes=9)), missing)
+    return missing
+
+
+def test_without_a_cpu_controller_the_sandbox_says_it_has_no_cgroup(tmp_path, monkeypatch):
+    assert _cgroup_notes(tmp_path, monkeypatch) == [
+        "no cgroup of its own (no cpu controller here): a learner's processes, each in a session of its own, take "
+        "CPU time from the other workbooks graded at once (grade where root may make cgroups with the cpu controller: "
+        "cgroup v1's cpu hierarchy, or a cgroup v2 that lends it to its children)"]
+
+
+def test_with_cgroup_v2_the_learner_joins_a_cgroup_of_its_own_with_its_limit_on_tasks(tmp_path, monkeypatch):
+    """(Files stand in for cgroupfs here: what is written where.)"""
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    (tmp_path / "cgroup.subtree_control").write_text("memory\n")
+    own = next(line.split(":", 2)[2].strip() for line in Path("/proc/self/cgroup").read_text().splitlines()
+               if line.startswith("0::"))
+    parent = tmp_path / own.strip("/")
+    parent.mkdir(parents=True, exist_ok=True)
+    for name, text in (("cgroup.controllers", "cpu pids memory\n"), ("cgroup.subtree_control", "memory\n")):
+        (parent / name).write_text(text)
+    assert _cgroup_notes(tmp_path, monkeypatch) == []
+    assert (parent / "cgroup.subtree_control").read_text() == "+cpu +pids"  # lent to its children
+    folder = parent / "ldkkit-64321"
+    assert ((folder / "pids.max").read_text(), (folder / "cgroup.procs").read_text()) == ("9", str(os.getpid()))
+    assert grading.jail_module.cgroups(64_321) == [str(folder)]
+
+
+def test_where_cgroup_v2_lends_no_cpu_controller_the_sandbox_says_why(tmp_path, monkeypatch):
+    (tmp_path / "cgroup.controllers").write_text("cpu pids\n")
+    own = next(line.split(":", 2)[2].strip() for line in Path("/proc/self/cgroup").read_text().splitlines()
+               if line.startswith("0::"))
+    parent = tmp_path / own.strip("/")
+    parent.mkdir(parents=True, exist_ok=True)
+    (parent / "cgroup.controllers").write_text("cpu pids\n")
+    (parent / "cgroup.subtree_control").mkdir()  # (as the kernel refuses it where the grader's cgroup has processes)
+    [note] = _cgroup_notes(tmp_path, monkeypatch)
+    assert note.startswith("no cgroup of its own (") and "take CPU time from the other workbooks" in note

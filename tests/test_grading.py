@@ -13,6 +13,7 @@ import ast
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -607,6 +608,46 @@ def test_limits_hold(graded):
     assert status == "failed" and "limited: memory" in hint
     status, hint = row(graded, "rita")
     assert status == "failed" and "limited: processes" in hint
+
+
+def _cpu_cgroup_here() -> bool:
+    """Whether the grader may give a sandbox a cgroup with the cpu controller (v1's, or v2's where it is lent)."""
+    for folder in jail.cgroups(0):
+        parent = os.path.dirname(folder)
+        if not os.access(parent, os.W_OK):
+            continue
+        if not os.path.exists(f"{jail.CGROUP_ROOT}/cgroup.controllers"):
+            if "cpu" in parent[len(jail.CGROUP_ROOT) + 1:].split("/")[0].split(","):
+                return True
+        elif "cpu" in Path(parent, "cgroup.subtree_control").read_text().split():
+            return True
+    return False
+
+
+@ROOT_ONLY
+@pytest.mark.skipif(not _cpu_cgroup_here(), reason="no cgroup with the cpu controller for the grader here")
+def test_every_process_of_a_learner_shares_one_cgroup_whatever_session_it_makes(tmp_path):
+    """A learner's processes that each call os.setsid() get an autogroup, a share of the CPU, each: 60 of them made
+    a classmate's right workbook 4 times slower, and its time limit his row's. In a cgroup they share one, and go
+    first when memory runs out."""
+    (tmp_path / "ursula").mkdir()
+    (tmp_path / "ursula" / WB1).write_text(with_handler(
+        good("no", "raise RuntimeError(f'limited: uid={os.getuid()} seen={SEEN!r}')"),
+        "import os\nr, w = os.pipe()\nif os.fork() == 0:\n    os.setsid()\n"
+        "    os.write(w, (open('/proc/self/cgroup').read() + '|' + open('/proc/self/oom_score_adj').read()).encode())\n"
+        "    os._exit(0)\nos.close(w)\nSEEN = os.read(r, 65536).decode()\nos.wait()"))
+    table = own_grade([tmp_path / "ursula"], None, timeout_s=60, jobs=1, progress=False)
+    hint = table["hint"][0]
+    uid, seen = re.search(r"limited: uid=(\d+) seen='(.*?)'", hint, re.DOTALL).groups()
+    memberships, oom_score_adj = seen.encode().decode("unicode_escape").split("|")
+    lines = {tuple(line.split(":", 2)[1:]) for line in memberships.splitlines()}
+    v2 = os.path.exists(f"{jail.CGROUP_ROOT}/cgroup.controllers")
+    for folder in jail.cgroups(int(uid)):  # (v1: /sys/fs/cgroup/cpu/.../ldkkit-UID is "N:cpu:/.../ldkkit-UID")
+        inside = folder[len(jail.CGROUP_ROOT):]
+        controllers, path = ("", inside) if v2 else (inside.split("/")[1], inside[len(inside.split("/")[1]) + 1:])
+        assert (controllers, path) in lines, (folder, lines)
+    assert oom_score_adj.strip() == "1000"
+    assert all(not os.path.exists(folder) for folder in jail.cgroups(int(uid)))  # removed with the workbook
 
 
 def test_no_process_of_the_batch_is_alive_and_scratch_is_removed(graded):

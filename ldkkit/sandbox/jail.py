@@ -11,6 +11,9 @@ learner process, before it runs any learner code:
   mount is read-only, so no world-writable folder (``/run/lock``, say) keeps anything;
 - gets resource limits it cannot raise again (address space, CPU time, open files,
   processes, file size, no core dumps);
+- joins a cgroup of its own, so all its processes, however many sessions they make, share
+  one part of the CPU (where the machine has a cgroup to give: else the grader warns), and
+  is the first process the kernel kills when memory runs out;
 - becomes an unprivileged user of its own (a numeric uid no account uses, one per
   workbook graded at once), with no supplementary groups;
 - works in a scratch folder that is its HOME and TMPDIR, on the private ``/tmp``.
@@ -51,6 +54,7 @@ PR_SET_NO_NEW_PRIVS = 38
 UID_BASE = 64_100
 UID_SPAN = 400
 SCRATCH = "/tmp/ldkkit-sandbox"
+CGROUP_ROOT = "/sys/fs/cgroup"
 
 
 @dataclass
@@ -95,6 +99,8 @@ def enter(jail: Jail) -> list[str]:
     """Confine this process (the learner process, before any learner code); returns what was not possible."""
     missing: list[str] = []
     if jail.uid is not None:
+        _first_to_go(missing)
+        _own_cgroup(jail, missing)
         _namespaces(jail, missing)
     if os.path.lexists(jail.scratch) and jail.uid is not None:
         raise SystemExit(f"the scratch folder {jail.scratch} already exists")  # never adopt a planted folder
@@ -116,6 +122,79 @@ def enter(jail: Jail) -> list[str]:
                        "LANG": "C.UTF-8", "LDKKIT_PROGRESS_FILE": f"{jail.scratch}/progress.json",
                        "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
     return missing
+
+
+def cgroups(uid: int) -> list[str]:
+    """The cgroups of the sandbox of ``uid``, under the ones this process is in (a limit on the grader holds its
+    learners too): cgroup v2's one, or v1's cpu and pids ones, where those controllers are mounted; else none."""
+    own: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            own[controllers] = path.rstrip("/")
+    if os.path.exists(f"{CGROUP_ROOT}/cgroup.controllers"):  # cgroup v2 only
+        return [f"{CGROUP_ROOT}{own.get('', '')}/ldkkit-{uid}"]
+    return [f"{CGROUP_ROOT}/{controllers}{path}/ldkkit-{uid}" for controllers, path in sorted(own.items())
+            if {"cpu", "pids"} & set(controllers.split(",")) and os.path.isdir(f"{CGROUP_ROOT}/{controllers}")]
+
+
+def _first_to_go(missing: list[str]) -> None:
+    """This process, and every one it starts, first to be killed when the machine runs out of memory."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:  # (written as root: the learner cannot lower it again)
+            f.write("1000")
+    except OSError as e:
+        missing.append(f"no oom_score_adj ({e.strerror})")
+
+
+def _own_cgroup(jail: Jail, missing: list[str]) -> None:
+    """This process, and every one it starts, in a cgroup of its own: one share of the CPU however many processes
+    it starts (a process that calls setsid() outside a cgroup gets an autogroup, a share, of its own), and at most
+    ``limits.processes`` tasks."""
+    held: set[str] = set()
+    why = "no cpu controller here"
+    try:
+        for folder in cgroups(jail.uid):  # type: ignore[arg-type]
+            controllers = _cgroup_controllers(folder)
+            if controllers:
+                os.makedirs(folder, mode=0o755, exist_ok=True)
+                if "pids" in controllers:
+                    Path(folder, "pids.max").write_text(str(jail.limits.processes))
+                Path(folder, "cgroup.procs").write_text(str(os.getpid()))
+                held |= controllers
+    except OSError as e:
+        why = f"{e.filename}: {e.strerror}" if e.filename else str(e)
+    if "cpu" not in held:
+        missing.append(f"no cgroup of its own ({why}): a learner's processes, each in a session of its own, take "
+                       "CPU time from the other workbooks graded at once (grade where root may make cgroups with "
+                       "the cpu controller: cgroup v1's cpu hierarchy, or a cgroup v2 that lends it to its children)")
+
+
+def _cgroup_controllers(folder: str) -> set[str]:
+    """The controllers that will hold ``folder`` (cgroup v2: those its parent gives its children, given them here
+    if need be; v1: its hierarchy's)."""
+    parent = os.path.dirname(folder)
+    if not os.path.exists(f"{CGROUP_ROOT}/cgroup.controllers"):
+        return {"cpu", "pids"} & set(parent[len(CGROUP_ROOT) + 1:].split("/", 1)[0].split(","))
+    wanted = {"cpu", "pids"} & set(Path(parent, "cgroup.controllers").read_text().split())
+    given = set(Path(parent, "cgroup.subtree_control").read_text().split())
+    if wanted - given:  # (refused where the grader's own cgroup holds processes: v2 has them only in leaves)
+        Path(parent, "cgroup.subtree_control").write_text(" ".join(f"+{name}" for name in sorted(wanted - given)))
+    return wanted
+
+
+def remove_cgroups(uid: int) -> None:
+    """Remove the sandbox cgroups of ``uid`` (:func:`kill_uid` does, once it has killed every process in them)."""
+    for folder in cgroups(uid):
+        for _ in range(50):
+            try:
+                os.rmdir(folder)
+            except FileNotFoundError:
+                break
+            except OSError:  # (busy a moment longer, while its last process exits)
+                time.sleep(0.01)
+                continue
+            break
 
 
 def _libc() -> ctypes.CDLL:
@@ -348,9 +427,10 @@ def pids_of(uid: int) -> list[int]:
 
 
 def kill_uid(uid: int) -> None:
-    """Kill every process of ``uid`` (as that uid: ``kill -KILL -1``), until none is left."""
+    """Kill every process of ``uid`` (as that uid: ``kill -KILL -1``), until none is left; then its cgroups go."""
     for _ in range(50):
         if not pids_of(uid):
+            remove_cgroups(uid)
             return
         try:  # as that uid, kill -1 reaches every process of it at once, faster than it can fork
             subprocess.run(["kill", "-KILL", "-1"], user=uid, group=uid, extra_groups=[], check=False,
