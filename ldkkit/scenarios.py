@@ -472,7 +472,9 @@ def force_close_local(s: Stage) -> None:
 
 @scenario
 def force_close_remote(s: Stage) -> None:
-    """Your peer force-closes: their commitment confirms and your balance is yours to sweep."""
+    """You pay your peer, then it force-closes; on its error you broadcast your commitment too. The payment's HTLC is
+    still on your previous commitment, so the closing is urgent: you are asked to bump yours (``BumpTransaction``,
+    every 30 seconds) until theirs, first in the mempool, confirms; your balance is then yours to sweep."""
     bob = s.peer("bob")
     s.open(s.me, bob, 1_000_000)
     s.pay(s.me, s.invoice(bob, 100_000_000))

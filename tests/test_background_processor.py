@@ -1061,10 +1061,14 @@ def test_a_handlers_error_is_logged_by_the_background_processor(world, form):
 @pytest.mark.parametrize("scenario", ["receive_invoice_payment", "force_close_remote"])  # the latter: monitor events
 def test_each_event_is_handed_over_the_moment_it_is_queued_as_when_the_world_hands_it(form, scenario):
     """The manager's and the monitor's futures wake the processor at once: events are handled at the same
-    simulated times as without a processor, never held until the next poll or timer."""
+    simulated times as without a processor, never held until the next poll or timer. (A fee bump asked for again
+    comes with the rebroadcast timer, the thread form's every 31 s: only the first ask of a run is compared; the
+    runs' lengths are in test_thread_and_async_forms_give_the_same_events.)"""
     def times(processor):
-        return [(round(t, 3), type(e).__name__) for t, _, e in  # to the millisecond: a poll is 100 ms
-                scenarios.run(scenario, processor=processor).node.event_log]
+        log = [(round(t, 3), type(e).__name__) for t, _, e in  # to the millisecond: a poll is 100 ms
+               scenarios.run(scenario, processor=processor).node.event_log]
+        return [entry for i, entry in enumerate(log)
+                if not (entry[1] == "BumpTransaction" and i and log[i - 1][1] == "BumpTransaction")]
 
     assert times(form) == times(None)
 

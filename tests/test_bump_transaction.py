@@ -205,3 +205,17 @@ def test_htlc_resolution_spends_the_htlc_output_to_our_delayed_script_with_a_wal
     assert list(node.chain.mempool.values()) == [tx]
     node.chain.mine(1)
     assert node.wallet.get_balance() == before - fee
+
+
+def test_a_child_for_a_commitment_that_lost_to_the_peers_keeps_its_wallet_coin():
+    """In ``force_close_remote`` our commitment, urgent after the payment, loses to bob's, first in the mempool (the
+    simulated chain keeps the first seen: no replacement, no reorganisation): it is refused, and so is the CPFP child
+    the handler builds for it, again at every ask. The wallet coin the child would spend stays the wallet's."""
+    from ldkkit import scenarios
+
+    result = scenarios.run("force_close_remote")
+    wallet, chain = result.node.bitcoind_client, result.world.chain
+    refused = [r.tx for r in wallet.rejected]
+    children = [tx for tx in refused if len(tx.input) == 2]
+    assert children and all(chain.confirmations(tx.compute_txid()) is None for tx in refused)
+    assert {tx.input[1].previous_output for tx in children} <= {u.outpoint for u in wallet.list_unspent()}

@@ -1564,3 +1564,33 @@ def test_a_payment_goes_out_at_ldks_cur_height_the_next_blocks():
     claimable = next(e for e in result.events if isinstance(e, Event.PaymentClaimable))
     height = result.world.chain.height()  # (no block since the payment)
     assert claimable.claim_deadline == height + 1 + MIN_FINAL_CLTV_EXPIRY_DELTA - HTLC_FAIL_BACK_BUFFER
+
+
+# --- closing by force after a payment (channelmonitor.rs: closure_conf_target) -----------------------------------
+
+def test_a_force_close_after_a_payment_is_urgent_so_our_anchor_commitment_is_bumped():
+    """``ChannelMonitorImpl::closure_conf_target``: a closing is urgent (``UrgentOnChainSweep``) while an HTLC is on
+    the current holder commitment, the previous one (``prev_holder_signed_commitment_tx``, replaced only by the next
+    commitment) or the current or previous counterparty commitment. A paid HTLC stays on our previous commitment:
+    forcing the channel closed after paying bob, our anchor commitment, which pays only ``AnchorChannelFee``, is not
+    broadcast as it is but asked for as ``BumpTransaction::ChannelClose`` at the urgent feerate. Before any payment
+    (``OutputSpendingFee``) it is broadcast with no event."""
+    from ldkkit.chain.chaininterface import ConfirmationTarget
+    from ldkkit.events.bump_transaction import BumpTransactionEvent
+
+    learner = Learner(105)
+    with learner.world:
+        s = learner.stage
+        bob = s.peer("bob")
+        s.open(learner.me, bob, 1_000_000)
+        s.pay(learner.me, s.invoice(bob, 100_000_000))
+        (chan,) = learner.cm.list_channels()
+        channel = learner.cm.channels[chan.channel_id]
+        assert learner.of(Event.PaymentSent) and not channel.pending_outbound_htlcs  # the HTLC is settled
+        learner.cm.force_close_broadcasting_latest_txn(chan.channel_id, bob.node_id, "after a payment")
+        s.settle()
+        urgent = learner.me.bitcoind_client.get_est_sat_per_1000_weight(ConfirmationTarget.UrgentOnChainSweep)
+    bumps = [e.bump_event for e in learner.of(Event.BumpTransaction)]
+    assert bumps and all(isinstance(b, BumpTransactionEvent.ChannelClose) for b in bumps)
+    assert bumps[0].channel_id == chan.channel_id and bumps[0].pending_htlcs == ()
+    assert bumps[0].package_target_feerate_sat_per_1000_weight == urgent

@@ -44,7 +44,10 @@ CANONICAL = {
     "coop_close_remote": OPEN_OUT + ["ChannelClosed", "SpendableOutputs"],
     # No HTLC on the commitment: it already pays OutputSpendingFee, so the monitor broadcasts it, no bump.
     "force_close_local": OPEN_OUT + ["ChannelClosed", "SpendableOutputs"],
-    "force_close_remote": OPEN_OUT + ["PaymentSent", "PaymentPathSuccessful", "ChannelClosed", "SpendableOutputs"],
+    # The payment's HTLC is on our previous commitment: closing is urgent (closure_conf_target), so ours, broadcast
+    # on bob's error, is asked to be bumped until bob's commitment, first in the mempool, confirms.
+    "force_close_remote": OPEN_OUT + ["PaymentSent", "PaymentPathSuccessful", "ChannelClosed"]
+    + ["BumpTransaction"] * ASKED_UNTIL_THE_NEXT_BLOCK + ["SpendableOutputs"],
     # An HTLC on it: UrgentOnChainSweep. The commitment (ChannelClose), then the HTLC's second stage (HTLCResolution).
     "force_close_htlc_in_flight": OPEN_IN + OPEN_IN + ["PendingHTLCsForwardable", "ChannelClosed"]
     + ["BumpTransaction"] * ASKED_UNTIL_THE_NEXT_BLOCK * 2

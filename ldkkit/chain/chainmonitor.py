@@ -9,7 +9,8 @@ builds and broadcasts the commitment transaction on a force-close, and raises
 On a force-close the monitor presses claims until they confirm, as LDK's ``OnchainTxHandler``
 does: our commitment transaction, then the second-stage transaction that takes back each HTLC
 we offered once it expires. On an anchor channel both pay (almost) no fee of their own: unless
-the commitment already pays the target feerate, the monitor does not broadcast it but raises
+the commitment already pays the target feerate (urgent while an HTLC is on our latest or previous
+commitment or the counterparty's), the monitor does not broadcast it but raises
 ``BumpTransaction``, again on every block and every ``rebroadcast_pending_claims`` until it
 confirms, so a handler that ignores the event leaves it unconfirmed.
 
@@ -142,6 +143,13 @@ class ChannelMonitor(Record, frozen=False):
     pending_claims: tuple[PendingClaim, ...] = ()
     htlc_spends: tuple[HTLCSpend, ...] = ()
     swept_htlcs: tuple[U64, ...] = ()  # HTLCs whose second-stage output was raised as spendable
+    #: The HTLCs of the commitments LDK keeps besides our latest (``htlcs``): our previous one
+    #: (``prev_holder_signed_commitment_tx``; None before the first replaced), the counterparty's latest and
+    #: previous ones (``counterparty_claimable_outpoints`` of ``current_``/``prev_counterparty_commitment_txid``;
+    #: None once revoked). See ``ChainMonitor._commitment_signed``.
+    prev_holder_htlcs: Optional[tuple[MonitorHTLC, ...]] = None
+    counterparty_htlcs: tuple[MonitorHTLC, ...] = ()
+    prev_counterparty_htlcs: Optional[tuple[MonitorHTLC, ...]] = None
 
     def storage_key(self) -> str:
         return f"{self.funding_txo.txid}_{self.funding_txo.vout}"
@@ -347,8 +355,20 @@ class ChainMonitor:
         offered = _htlc_records(kept_offered, chan.pending_outbound_htlcs, True)
         received = _htlc_records(kept_received, chan.pending_inbound_htlcs, False)
         self._htlc_records[chan.channel_id] = (offered, received)
-        monitor.htlcs = (*offered.values(), *received.values())
+        htlcs = (*offered.values(), *received.values())
+        if htlcs != monitor.htlcs:  # (records kept are the same objects: compared by identity first)
+            self._commitment_signed(monitor, htlcs)
         self._persist(monitor)
+
+    @staticmethod
+    def _commitment_signed(monitor: ChannelMonitor, htlcs: tuple[MonitorHTLC, ...]) -> None:
+        """A new pair of commitments carrying ``htlcs``. The kit makes each HTLC change at once on both sides,
+        as one whole round of LDK's ``ChannelMonitorUpdate``s: ``provide_latest_counterparty_commitment_tx``
+        (their new commitment, the one it replaces kept as previous), ``provide_secret`` (their revocation of
+        it: no longer kept) and ``provide_latest_holder_commitment_tx`` (ours, the one it replaces kept as
+        ``prev_holder_signed_commitment_tx`` until the next)."""
+        monitor.counterparty_htlcs, monitor.prev_counterparty_htlcs = htlcs, None  # theirs, the last revoked
+        monitor.prev_holder_htlcs, monitor.htlcs = monitor.htlcs, htlcs
 
     def build_closing_tx(self, chan: Any, outputs: list[tuple[ScriptBuf, int]]) -> Transaction:
         """The cooperative closing transaction both sides build identically."""
@@ -412,9 +432,15 @@ class ChainMonitor:
 
     # --- claims: what the monitor presses until it confirms -----------------------------------
 
-    def _closure_conf_target(self, monitor: ChannelMonitor) -> ConfirmationTarget:
-        """Mirrors ``ChannelMonitorImpl::closure_conf_target``: urgent while HTLCs are on the commitment."""
-        return ConfirmationTarget.UrgentOnChainSweep if monitor.htlcs else ConfirmationTarget.OutputSpendingFee
+    @staticmethod
+    def _closure_conf_target(monitor: ChannelMonitor) -> ConfirmationTarget:
+        """Mirrors ``ChannelMonitorImpl::closure_conf_target``: urgent while an HTLC is on our latest commitment,
+        on our previous one (kept, though revoked, until the next replaces it), or on the counterparty's latest or
+        not yet revoked previous one. So also after a payment: its HTLC stays on our previous commitment."""
+        if (monitor.htlcs or monitor.prev_holder_htlcs or monitor.counterparty_htlcs
+                or monitor.prev_counterparty_htlcs):
+            return ConfirmationTarget.UrgentOnChainSweep
+        return ConfirmationTarget.OutputSpendingFee
 
     def _press(self, monitor: ChannelMonitor, claim: PendingClaim, strategy: FeerateStrategy) -> list[Transaction]:
         """Make ``claim`` again (LDK's ``OnchainTxHandler::generate_claim``): the transactions to broadcast,

@@ -75,7 +75,11 @@ REFERENCE_EVENTS: dict[str, tuple[str, ...]] = {
     ),
     "force_close_remote": (
         "FundingGenerationReady", "ChannelPending", "ChannelReady", "PaymentSent", "PaymentPathSuccessful",
-        "ChannelClosed", "SpendableOutputs",
+        "ChannelClosed", "BumpTransaction", "BumpTransaction", "BumpTransaction", "BumpTransaction",
+        "BumpTransaction", "BumpTransaction", "BumpTransaction", "BumpTransaction", "BumpTransaction",
+        "BumpTransaction", "BumpTransaction", "BumpTransaction", "BumpTransaction", "BumpTransaction",
+        "BumpTransaction", "BumpTransaction", "BumpTransaction", "BumpTransaction", "BumpTransaction",
+        "BumpTransaction", "BumpTransaction", "SpendableOutputs",
     ),
     "force_close_htlc_in_flight": (
         "OpenChannelRequest", "ChannelPending", "ChannelReady", "OpenChannelRequest", "ChannelPending",
