@@ -10,7 +10,7 @@ On a force-close the monitor presses claims until they confirm, as LDK's ``Oncha
 does: our commitment transaction, then the second-stage transaction that takes back each HTLC
 we offered once it expires. On an anchor channel both pay (almost) no fee of their own: unless
 the commitment already pays the target feerate (urgent while an HTLC is on our latest or previous
-commitment or the counterparty's), the monitor does not broadcast it but raises
+commitment), the monitor does not broadcast it but raises
 ``BumpTransaction``, again on every block and every ``rebroadcast_pending_claims`` until it
 confirms, so a handler that ignores the event leaves it unconfirmed.
 
@@ -143,13 +143,9 @@ class ChannelMonitor(Record, frozen=False):
     pending_claims: tuple[PendingClaim, ...] = ()
     htlc_spends: tuple[HTLCSpend, ...] = ()
     swept_htlcs: tuple[U64, ...] = ()  # HTLCs whose second-stage output was raised as spendable
-    #: The HTLCs of the commitments LDK keeps besides our latest (``htlcs``): our previous one
-    #: (``prev_holder_signed_commitment_tx``; None before the first replaced), the counterparty's latest and
-    #: previous ones (``counterparty_claimable_outpoints`` of ``current_``/``prev_counterparty_commitment_txid``;
-    #: None once revoked). See ``ChainMonitor._commitment_signed``.
+    #: The HTLCs of our previous commitment (LDK's ``prev_holder_signed_commitment_tx``; None before one was
+    #: replaced). See ``ChainMonitor._commitment_signed``.
     prev_holder_htlcs: Optional[tuple[MonitorHTLC, ...]] = None
-    counterparty_htlcs: tuple[MonitorHTLC, ...] = ()
-    prev_counterparty_htlcs: Optional[tuple[MonitorHTLC, ...]] = None
 
     def storage_key(self) -> str:
         return f"{self.funding_txo.txid}_{self.funding_txo.vout}"
@@ -362,12 +358,10 @@ class ChainMonitor:
 
     @staticmethod
     def _commitment_signed(monitor: ChannelMonitor, htlcs: tuple[MonitorHTLC, ...]) -> None:
-        """A new pair of commitments carrying ``htlcs``. The kit makes each HTLC change at once on both sides,
-        as one whole round of LDK's ``ChannelMonitorUpdate``s: ``provide_latest_counterparty_commitment_tx``
-        (their new commitment, the one it replaces kept as previous), ``provide_secret`` (their revocation of
-        it: no longer kept) and ``provide_latest_holder_commitment_tx`` (ours, the one it replaces kept as
-        ``prev_holder_signed_commitment_tx`` until the next)."""
-        monitor.counterparty_htlcs, monitor.prev_counterparty_htlcs = htlcs, None  # theirs, the last revoked
+        """A new commitment of ours carrying ``htlcs`` (LDK's ``provide_latest_holder_commitment_tx``): the one it
+        replaces is kept as ``prev_holder_signed_commitment_tx`` until the next. The kit makes each HTLC change on
+        both sides at once, so the counterparty's latest commitment carries these same HTLCs and its previous one
+        is revoked at once: LDK's records of theirs would add nothing here."""
         monitor.prev_holder_htlcs, monitor.htlcs = monitor.htlcs, htlcs
 
     def build_closing_tx(self, chan: Any, outputs: list[tuple[ScriptBuf, int]]) -> Transaction:
@@ -434,11 +428,11 @@ class ChainMonitor:
 
     @staticmethod
     def _closure_conf_target(monitor: ChannelMonitor) -> ConfirmationTarget:
-        """Mirrors ``ChannelMonitorImpl::closure_conf_target``: urgent while an HTLC is on our latest commitment,
-        on our previous one (kept, though revoked, until the next replaces it), or on the counterparty's latest or
-        not yet revoked previous one. So also after a payment: its HTLC stays on our previous commitment."""
-        if (monitor.htlcs or monitor.prev_holder_htlcs or monitor.counterparty_htlcs
-                or monitor.prev_counterparty_htlcs):
+        """Mirrors ``ChannelMonitorImpl::closure_conf_target``: urgent while an HTLC is on our latest commitment or
+        on our previous one (kept, though revoked, until the next replaces it), so also just after a payment: its
+        HTLC stays on our previous commitment. (LDK also looks at the counterparty's latest and unrevoked previous
+        commitments: in the kit they carry our latest's HTLCs, see ``_commitment_signed``.)"""
+        if monitor.htlcs or monitor.prev_holder_htlcs:
             return ConfirmationTarget.UrgentOnChainSweep
         return ConfirmationTarget.OutputSpendingFee
 
