@@ -102,6 +102,23 @@ def _answering(played: Played, call: Call) -> Optional[Handling]:
     return played.recorder.handling_of(claimables[-1].event) if claimables else None
 
 
+def _unpaid_entry_hint(played: Played, event: Event.PaymentClaimable) -> str:
+    """The hint for a payment failed back that had a preimage. A handler that claims others, and fails back one whose
+    hash has an entry in inbound_payments that is not Succeeded (the invoice's own, Pending), took that entry for a
+    payment made before."""
+    with played.me.inbound_payments.lock() as payments:
+        entry = payments.get(event.payment_hash)
+    claims_others = any(h.event.payment_hash != event.payment_hash and h.event.purpose.preimage() is not None
+                        and any(_CLAIMS.get(name, name) == "claim_funds"
+                                for name in (c.name.split(".")[-1] for c in _answers(played, h)))
+                        for h in played.handled(Event.PaymentClaimable))
+    if entry is not None and entry.status is not HTLCStatus.Succeeded and claims_others:
+        return ("this payment has a preimage and was never paid before: claim it. inbound_payments holds an "
+                "entry for its hash, but not a Succeeded one: the invoice made it, Pending, when it was issued. Only "
+                "an entry already Succeeded means the invoice was paid, and a second payment is failed back.")
+    return "the preimage is in the event's purpose: purpose.preimage() works for invoices and keysend."
+
+
 def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
     """Each PaymentClaimable ends as it should, seen from the payer."""
     settled: set[object] = set()
@@ -119,6 +136,7 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
         if preimage is not None and not repeat and "claim_funds" not in calls:
             raise fail(played, event, "claim_funds(purpose.preimage())",
                        "you failed it back" if "fail_htlc_backwards" in calls else "it was never claimed",
+                       _unpaid_entry_hint(played, event) if "fail_htlc_backwards" in calls else
                        "the preimage is in the event's purpose: purpose.preimage() works for invoices and keysend.")
         if preimage is not None and not repeat and outcome != "paid":
             raise fail(played, event, "the payment claimed: the payer paid, and PaymentClaimed followed",

@@ -307,7 +307,9 @@ CASES = [
           why="fails back the second payment and sets the invoice's entry Failed: it was told to update only the "
               "event's payment_hash and never rebuild the map, which it had done"),
     wrong(EX, "refuses_any_known_hash", compose({CLAIMABLE: refuses_any_known_hash}), "claim_funds",
-          "you failed it back", why="treats the invoice's own Pending entry as a payment made before"),
+          "you failed it back", "not a Succeeded one", "Pending",
+          why="treats the invoice's own Pending entry as a payment made before: it was told 'the preimage is in the "
+              "event's purpose', which it had used"),
     wrong(EX, "sats_as_btc", compose({Event.FundingGenerationReady: sats_as_btc}), "BTC", "100_000_000",
           why="workbook 2's mistake in the capstone"),
     wrong(EX, "failed_on_path_failure",
