@@ -1222,6 +1222,9 @@ CAPSTONE_SCENARIO = "Scenario 'zero-conf requests' on Event.OpenChannelRequest:"
 TRUSTED_EXPECTED = "Expected: accept_inbound_channel_from_trusted_peer_0conf: this peer is in TRUSTED_ZERO_CONF_PEERS"
 TRUSTED_HINT = ("Hint: a request whose channel_type.requires_zero_conf() from a trusted peer is accepted with the "
                 "zero-conf method: that is what the trusted list is for.")
+TRUSTED_REJECTED_HINT = TRUSTED_HINT + (" Look the peer up in TRUSTED_ZERO_CONF_PEERS itself when its request comes: "
+                                        "the scenario adds the LSP's node id while it plays, so a copy of the set "
+                                        "taken before (at import, or in a set of your own) does not hold it.")
 UNTRUSTED_EXPECTED = "Expected: the request rejected: a zero-conf channel from a peer you do not trust"
 UNTRUSTED_HINT = ("Hint: before the funding confirms, the opener can double-spend it: accept zero-conf only from "
                   "peers in TRUSTED_ZERO_CONF_PEERS, and reject it from anyone else.")
@@ -1229,7 +1232,8 @@ UNTRUSTED_HINT = ("Hint: before the funding confirms, the opener can double-spen
 
 @pytest.mark.parametrize("lsp, stranger, lines", [
     ("0conf", "reject", []),
-    ("reject", "reject", [CAPSTONE_SCENARIO, TRUSTED_EXPECTED, "Happened: you rejected it", TRUSTED_HINT]),
+    ("reject", "reject", [CAPSTONE_SCENARIO, TRUSTED_EXPECTED, "Happened: you rejected it",
+                          TRUSTED_REJECTED_HINT]),
     ("ignore", "reject", [CAPSTONE_SCENARIO, TRUSTED_EXPECTED, "Happened: it was not accepted zero-conf",
                           TRUSTED_HINT]),
     ("0conf", "0conf", [CAPSTONE_SCENARIO, UNTRUSTED_EXPECTED, "Happened: you accepted it", UNTRUSTED_HINT]),

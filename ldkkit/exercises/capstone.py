@@ -77,7 +77,10 @@ def judge_zero_conf(played: Played) -> None:
             raise fail(played, request, "accept_inbound_channel_from_trusted_peer_0conf: this peer is in "
                        "TRUSTED_ZERO_CONF_PEERS", "you rejected it" if rejects else "it was not accepted zero-conf",
                        "a request whose channel_type.requires_zero_conf() from a trusted peer is accepted with the "
-                       "zero-conf method: that is what the trusted list is for.")
+                       "zero-conf method: that is what the trusted list is for." + (
+                           " Look the peer up in TRUSTED_ZERO_CONF_PEERS itself when its request comes: the scenario "
+                           "adds the LSP's node id while it plays, so a copy of the set taken before (at import, or "
+                           "in a set of your own) does not hold it." if rejects else ""))
         untrusted = request.counterparty_node_id == stranger.node_id and request.channel_type.requires_zero_conf()
         if untrusted and (accepts or zero_conf or not rejects):  # (its later plain request is just a channel)
             refused = next((c.error for c in accepts if c.error is not None and not zero_conf

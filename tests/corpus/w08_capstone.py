@@ -167,6 +167,23 @@ def zero_conf_ignored_by_policy(channel_manager: Any, keys_manager: Any, event: 
         channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
 
 
+TRUSTED_AT_IMPORT = frozenset(TRUSTED_ZERO_CONF_PEERS)  # a copy taken before any scenario adds its LSP
+
+
+def trusts_a_copy_taken_at_import(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """The capstone's rules, but the trusted set copied once, when the module was imported."""
+    tcid, peer = event.temporary_channel_id, event.counterparty_node_id
+    if event.funding_satoshis <= 5_000_000:
+        channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
+    elif event.channel_type.requires_zero_conf():
+        if peer in TRUSTED_AT_IMPORT:
+            channel_manager.accept_inbound_channel_from_trusted_peer_0conf(tcid, peer, user_channel_id(keys_manager))
+        else:
+            channel_manager.force_close_without_broadcasting_txn(tcid, peer, "no zero-conf from strangers")
+    else:
+        channel_manager.accept_inbound_channel(tcid, peer, user_channel_id(keys_manager))
+
+
 def tries_every_request_as_plain(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """Trusted zero-conf aside, accepts over 5,000,000 sats with accept_inbound_channel, and swallows LDK's refusal."""
     from ldkkit.errors import APIError
@@ -296,6 +313,10 @@ CASES = [
           "a peer you do not trust", "LDK refused", "APIMisuseError",
           why="a stranger's zero-conf request tried with accept_inbound_channel, its APIMisuseError swallowed: it "
               "was told 'you accepted it', though the call had failed"),
+    wrong(EX, "trusts_a_copy_taken_at_import", compose({OPEN: trusts_a_copy_taken_at_import}),
+          "TRUSTED_ZERO_CONF_PEERS itself", "a copy",
+          why="frozenset(TRUSTED_ZERO_CONF_PEERS) at import, before the scenario adds its LSP: it was told only "
+              "'that is what the trusted list is for', though it did look the peer up"),
     wrong(EX, "zero_conf_accepted_as_normal", compose({OPEN: zero_conf_ignored_by_policy}),
           "TRUSTED_ZERO_CONF_PEERS", why="the workbook-1 arm: zero-conf requests accepted with accept_inbound_channel"),
     wrong(EX, "never_sweeps", compose({Event.SpendableOutputs: None}), "track_spendable_outputs",
