@@ -8,6 +8,7 @@ the first that matches words the failure. Workbook-specific hints live beside th
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Optional
 
 from ..events import Event
@@ -64,11 +65,39 @@ def _nothing_to_claim(error: BaseException, event: Event, played: Optional[Playe
             "channel_manager.fail_htlc_backwards(payment_hash), and the payer gets their money back at once.")
 
 
-@error_hint(lambda e, event: isinstance(e, AttributeError) and type(getattr(e, "obj", None)) is type(event))
+def _missing(error: BaseException) -> tuple[str, str]:
+    """What an AttributeError says is missing, ``(its object's type, the attribute)``, read from its words: they are
+    what crosses from a graded workbook's process (``'X' object has no attribute 'y'``)."""
+    if not isinstance(error, AttributeError):
+        return ("", "")
+    found = re.match(r"'(\w+)' object has no attribute '(\w+)'", str(error))
+    return found.groups() if found else ("", "")  # type: ignore[return-value]
+
+
+def _field_of_kind(event: Event, kind: str) -> object:
+    """The event's field that is an object of type ``kind`` (a ``purpose``, a ``bump_event``), if any."""
+    return next((v for f in dataclasses.fields(event) if dataclasses.is_dataclass(v := getattr(event, f.name))
+                 and type(v).__name__ == kind), None)
+
+
+@error_hint(lambda e, event: _missing(e)[0] == type(event).__name__)
 def _no_such_field(error: BaseException, event: Event, played: Optional[Played]) -> str:
     names = ", ".join(f.name for f in dataclasses.fields(event))
-    return (f"{type(event).__qualname__} has no field {error.name!r}. Its fields are: {names}. "  # type: ignore
+    return (f"{type(event).__qualname__} has no field {_missing(error)[1]!r}. Its fields are: {names}. "
             "(In a match arm, name the fields you need: case Event.X(field=name).)")
+
+
+@error_hint(lambda e, event: _field_of_kind(event, _missing(e)[0]) is not None)
+def _no_such_field_inside(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    kind, name = _missing(error)
+    inside = _field_of_kind(event, kind)
+    names = ", ".join(f.name for f in dataclasses.fields(inside)) or "none"  # type: ignore[arg-type]
+    said = f"this {type(inside).__qualname__} has no field {name!r} (its fields: {names})."
+    if kind == "SpontaneousPayment" and name == "payment_secret":
+        return (f"{said} A keysend has no invoice, so no secret: take it as getattr(purpose, \"payment_secret\", "
+                "None), or match on the purpose's variant.")
+    return (f"{said} A field of an enum holds one of its variants, each with fields of its own: match on the variant "
+            "(case Kind.Variant(field=name)) before you read one.")
 
 
 @error_hint(lambda e, event: isinstance(e, ReturnedUnawaited))

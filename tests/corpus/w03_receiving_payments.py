@@ -281,6 +281,15 @@ def claimed_in_a_namespace(inbound_payments: Any, fs_store: Any, event: Any, **_
     fs_store.write("payments", "", "inbound_payments", inbound_payments.encode())
 
 
+def claimed_reading_the_secret_of_every_purpose(inbound_payments: Any, fs_store: Any, event: Any,
+                                                **_: Any) -> None:
+    """Reads purpose.payment_secret outright: a keysend's purpose (SpontaneousPayment) has none."""
+    with inbound_payments.lock() as payments:
+        payments[event.payment_hash] = PaymentInfo(event.purpose.preimage(), event.purpose.payment_secret,
+                                                   HTLCStatus.Succeeded, event.amount_msat)
+    fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+
 W13 = (Event.OpenChannelRequest, Event.PendingHTLCsForwardable, CLAIMABLE, CLAIMED)
 
 async def claimed_in_an_executor(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
@@ -435,6 +444,10 @@ CASES = [
           why="a task spawned on PaymentClaimable claims and writes Succeeded at once, with no PaymentClaimed arm: it "
               "passed, the disk being read only when a hand-over ended (records_claims_on_claimable, doing the same "
               "in the handler, failed)"),
+    wrong(EX, "reads_a_keysends_secret", compose({CLAIMED: claimed_reading_the_secret_of_every_purpose}),
+          "has no field 'payment_secret'", 'getattr(purpose, "payment_secret", None)',
+          why="purpose.payment_secret read for every payment: a keysend's raised AttributeError, and the hint only "
+              "said to read the traceback, though the workbook names this very case"),
     wrong(EX, "writes_in_a_namespace_of_its_own", compose({CLAIMED: claimed_in_a_namespace}),
           "primary_namespace 'payments'", 'fs_store.write("", "", "inbound_payments"',
           why='fs_store.write("payments", "", "inbound_payments", ...): it was told "nothing is stored under '
