@@ -424,14 +424,24 @@ def _result(future: concurrent.futures.Future[Grade], learner: str, path: Path) 
 
 
 def summary(table: Any) -> tuple[Any, Any]:
-    """Pass rate per exercise, and the most common failing hints (first line of each)."""
+    """Pass rate per exercise, and the most common failing hints (a check's Hint line, else the first line)."""
     graded = table[table["exercise"] != ""]  # files that are no exercise at all get a row, not a rate
     rates = graded.assign(passed=graded["status"] == "passed").groupby("exercise")["passed"].agg(["mean", "count"])
     rates = rates.rename(columns={"mean": "pass_rate", "count": "workbooks"})
     failing = table[table["status"] != "passed"]
-    first_lines = failing["hint"].str.split("\n").str[0].where(failing["hint"] != "", failing["status"])
-    hints = first_lines.value_counts().rename_axis("failing hint").reset_index(name="learners")
+    gists = failing["hint"].map(_gist).where(failing["hint"] != "", failing["status"])
+    hints = gists.value_counts().rename_axis("failing hint").reset_index(name="learners")
     return rates, hints
+
+
+def _gist(hint: str) -> str:
+    """What to explain again of one row: a check's message begins with where it failed ("Scenario 'forwarding' on
+    Event.PendingHTLCsForwardable:") and says why in its Hint line; other rows say it in their first line."""
+    lines = hint.split("\n")
+    return next((line.strip()[len(_HINT):] for line in lines if line.strip().startswith(_HINT)), lines[0])
+
+
+_HINT = "Hint: "
 
 
 def write_report(table: Any, out_dir: Path) -> None:

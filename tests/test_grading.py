@@ -912,6 +912,23 @@ def test_the_summary_gives_each_exercises_pass_rate_and_the_commonest_failing_hi
         {"failing hint": "essay.txt is not a .ipynb workbook", "learners": 1}]
 
 
+def test_what_to_explain_again_is_the_checks_hint_not_the_scenario_it_failed_in():
+    """A check's message begins with its scenario ("Scenario 'forwarding' on Event.X:"); what to explain is its Hint
+    line: three learners who failed one scenario for three reasons are three hints, not one scenario three times."""
+    def failure(scenario: str, hint: str) -> str:
+        return (f"Scenario '{scenario}' on Event.PendingHTLCsForwardable:\n  Expected: a random delay\n"
+                f"  Happened: something else\n  Events so far: [PendingHTLCsForwardable]\n  Hint: {hint}")
+
+    table = a_table([("bob", "forwarding", "failed", failure("forwarding", "draw a random fraction")),
+                     ("cy", "forwarding", "failed", failure("forwarding", "use total_seconds()")),
+                     ("dee", "forwarding", "failed", failure("forwarding", "never time.sleep in a handler")),
+                     ("eve", "forwarding", "failed", failure("forwarding (again)", "draw a random fraction"))])
+    _, hints = summary(table)
+    assert hints.to_dict("records") == [{"failing hint": "draw a random fraction", "learners": 2},
+                                        {"failing hint": "use total_seconds()", "learners": 1},
+                                        {"failing hint": "never time.sleep in a handler", "learners": 1}]
+
+
 def test_the_report_shows_pass_rates_hints_and_every_workbook(tmp_path):
     from ldkkit.grading import write_report
 
