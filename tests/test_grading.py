@@ -696,6 +696,32 @@ def test_only_check_calls_are_left_out():
     assert "check(" not in found.cells[0].replace("check( in", "") and "print('still here')" in found.cells[0]
 
 
+#: A learner's own handler (no solution's: it answers in words of its own), kept in a class of theirs.
+OWN_STATIC_HANDLER = ("class MyNode:\n    @staticmethod\n"
+                      "    def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager,\n"
+                      "                          bump_tx_event_handler, peer_manager, inbound_payments,\n"
+                      "                          outbound_payments, fs_store, output_sweeper, network, event):\n"
+                      "        return None  # my own, in a class of my own\n\n\n")
+
+
+@pytest.mark.parametrize("taken, copied", [
+    ("handle_ldk_events = MyNode.handle_ldk_events\n", False),  # the learner's own class: no copy
+    ("handle_ldk_events = getattr(MyNode, 'handle_ldk_events')\n", False),
+    ("import ldkkit.reference as R\nhandle_ldk_events = R.handle_ldk_events\n", True),
+    ("import ldkkit.reference\nhandle_ldk_events = ldkkit.reference.handle_ldk_events\n", True),
+    ("from ldkkit import reference\nhandle_ldk_events = reference.handle_ldk_events\n", True),
+    ("import sys\nhandle_ldk_events = sys.modules['ldkkit.reference'].handle_ldk_events\n", True),
+])
+def test_a_handler_taken_from_the_kit_is_a_copy_and_one_taken_from_the_learners_own_class_is_not(taken, copied):
+    """``handle_ldk_events = X.handle_ldk_events`` is a copy when X is the kit's: a learner's own handler, kept in a
+    class of their own, was graded 'copied' ('it takes handle_ldk_events from a module') where check() passed it."""
+    found = learner_code({"cells": [code(OWN_STATIC_HANDLER), code(taken)]})
+    assert found.has_handler
+    assert bool(found.copied) is copied, found.copied
+    if copied:
+        assert found.copied == "it takes handle_ldk_events from a module instead of writing it"
+
+
 def test_fingerprints_survive_renaming_but_not_new_logic():
     a = ast.parse("def f(x, y):\n    '''doc'''\n    return x.accept(y, 'no')").body[0]
     b = ast.parse("def handle(p, q):  # mine\n    return p.accept(q,\n 'no')").body[0]

@@ -135,7 +135,7 @@ def magic_lines(sources: list[str]) -> int:
 
 
 def _code_of(sources: list[str]) -> LearnerCode:
-    cells, handler, copied = [], None, ""
+    cells, handler, copied, kit_names = [], None, "", set()
     for source in sources:
         source = python_of(source)
         try:
@@ -146,7 +146,7 @@ def _code_of(sources: list[str]) -> LearnerCode:
         handler = _last_handler(tree) or handler
         # Any function in the workbook counts, not only the last handler: a copy kept under
         # another name, or behind a decoy, is still a copy.
-        copied = copied or _imports_reference_handler(tree) or _copied_function(tree)
+        copied = copied or _imports_reference_handler(tree, kit_names) or _copied_function(tree)
         try:
             cells.append(ast.unparse(_WithoutChecks().visit(tree)))
         except (RecursionError, ValueError):
@@ -273,19 +273,41 @@ def _last_handler(tree: ast.Module) -> Optional[ast.AST]:
     return found
 
 
-def _imports_reference_handler(tree: ast.Module) -> str:
-    """Why the cell makes a kit handler its own ``handle_ldk_events``, or ""."""
+def _imports_reference_handler(tree: ast.Module, kit_names: set[str]) -> str:
+    """Why the cell makes a kit handler its own ``handle_ldk_events``, or "". ``kit_names``: the names the workbook's
+    cells so far bind to the kit (``R`` of ``import ldkkit.reference as R``), this cell's added."""
+    kit_names |= _kit_names(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ldkkit"):
             for alias in node.names:
                 if (alias.asname or alias.name) == HANDLER_NAME or alias.name == "*":
                     return f"it imports {HANDLER_NAME} from {node.module} instead of writing it"
-        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if any(isinstance(t, ast.Name) and t.id == HANDLER_NAME for t in targets) and any(
-                    isinstance(n, ast.Attribute) and n.attr.endswith(HANDLER_NAME) for n in ast.walk(node)):
+                    isinstance(n, ast.Attribute) and n.attr.endswith(HANDLER_NAME) for n in ast.walk(node.value)) \
+                    and _from_the_kit(node.value, kit_names):  # (not a class of the learner's own)
                 return f"it takes {HANDLER_NAME} from a module instead of writing it"
     return ""
+
+
+def _kit_names(tree: ast.Module) -> set[str]:
+    """The names ``tree`` binds to the kit's modules and objects (``import ldkkit.reference`` binds ``ldkkit``)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.asname or alias.name.split(".")[0] for alias in node.names
+                      if alias.name.split(".")[0] == "ldkkit"}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "ldkkit":
+            names |= {alias.asname or alias.name for alias in node.names}
+    return names
+
+
+def _from_the_kit(value: ast.AST, kit_names: set[str]) -> bool:
+    """Whether ``value`` reaches into the kit: a name bound to it, or a module named by its text."""
+    return any(isinstance(n, ast.Name) and n.id in kit_names
+               or isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.startswith("ldkkit")
+               for n in ast.walk(value))
 
 
 # --- fingerprints --------------------------------------------------------------------------------
