@@ -805,6 +805,13 @@ def test_the_command_line(tmp_path, capsys):
     assert (tmp_path / "out" / "grades.csv").exists()
 
 
+def test_the_command_line_also_runs_as_python_m_ldkkit(tmp_path):
+    """Where the ldkkit script is not on PATH (a kit run from its checkout), ``python -m ldkkit grade`` is the same."""
+    done = subprocess.run([sys.executable, "-m", "ldkkit", "grade", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "usage: ldkkit grade" in done.stdout and "--jobs" in done.stdout
+
 
 def test_a_worker_stopped_mid_check_leaves_no_worlds_store_behind(tmp_path):
     """A check still running at the time limit is stopped with its worlds open: their stores were in the worker's
