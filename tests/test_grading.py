@@ -835,6 +835,22 @@ def test_the_time_limit_is_per_workbook_not_per_cell(tmp_path):
     assert sandbox_processes() == [] and grader_scratch() - before == set()
 
 
+def test_cells_that_time_out_are_told_by_the_cell_still_running(tmp_path):
+    """Every shipped workbook ends with a cell that plays a scenario with the handler: one that never returns hangs
+    that cell (in the notebook too), and the row said only 'an endless loop?', naming neither the cell nor the
+    handler."""
+    (tmp_path / "sid").mkdir()
+    hang = "def handle_ldk_events(*args):\n    while True:\n        pass\n"
+    demo = "from ldkkit import scenarios\n\nprint(scenarios.run('inbound_open_accept', handle_ldk_events))\n"
+    (tmp_path / "sid" / WB1).write_text(notebook([code("x = 1\n"), code(hang), code(demo)]))
+    table = own_grade([tmp_path / "sid"], None, timeout_s=4, jobs=1, progress=False)
+    assert list(table["status"]) == ["timed out"]
+    assert table["hint"][0] == (
+        "the workbook's cells did not finish within its time limit: code cell 3 of 3 was still running "
+        "(print(scenarios.run('inbound_open_accept', handle_ldk_events))). An endless loop, or a handler that never "
+        "returns, called by that cell?")
+
+
 @ROOT_ONLY
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) drops a capability for this test")
 def test_root_without_namespaces_still_grades_and_says_what_it_could_not_do(tmp_path):

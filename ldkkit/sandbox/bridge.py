@@ -117,10 +117,14 @@ class LearnerProcess:
     def run_cells(self, cells: list[str]) -> tuple[Optional[str], str]:
         """Run the workbook; return its handler's kind ("plain", "async" or None) and why it has none."""
         self.send({"cells": cells})
+        running = 0
         try:
             ready = self.receive(self.remaining())
+            while ready.get("op") == "cell" and type(ready.get("number")) is int and 0 < ready["number"] <= len(cells):
+                running = ready["number"]
+                ready = self.receive(self.remaining())
         except HandlerTimeout:
-            self.dead = HandlerTimeout("the workbook's cells did not finish within its time limit (an endless loop?)")
+            self.dead = HandlerTimeout(_cells_timed_out(cells, running))
             raise self.dead from None
         kind, why = ready.get("handler"), ready.get("why")
         if ready.get("op") != "ready" or kind not in ("plain", "async", None) or not isinstance(why, str):
@@ -150,6 +154,18 @@ class LearnerProcess:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _cells_timed_out(cells: list[str], running: int) -> str:
+    """Why a workbook's cells timed out, naming the code cell still running (a demo cell that calls a handler that
+    never returns, say: in the notebook, too, it never ends)."""
+    if not running:
+        return "the workbook's cells did not finish within its time limit (an endless loop?)"
+    lines = [line.strip() for line in cells[running - 1].splitlines() if line.strip()]
+    shown = next((line for line in lines if "handle_ldk_events" in line), lines[0] if lines else "")
+    shown = shown if len(shown) <= 100 else shown[:99] + "…"
+    return (f"the workbook's cells did not finish within its time limit: code cell {running} of {len(cells)} was "
+            f"still running ({shown}). An endless loop, or a handler that never returns, called by that cell?")
 
 
 def _child_env() -> dict[str, str]:

@@ -624,6 +624,7 @@ class Learner:
     def run_cells(self, cells: list[str]) -> None:
         """Each cell in turn, as Jupyter would with errors allowed: one failing cell does not stop the rest."""
         for number, source in enumerate(cells, 1):
+            self.channel.send({"op": "cell", "number": number})  # (the grader names the cell its time ran out in)
             name = f"<cell {number}>"
             linecache.cache[name] = (len(source), None, source.splitlines(keepends=True), name)  # (a traceback's lines)
             try:
