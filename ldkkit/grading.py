@@ -345,7 +345,7 @@ def _run_worker(exercise: str, cells: list[str], timeout_s: float, batch: Batch)
 def _start_worker() -> subprocess.Popen[bytes]:
     """A worker in a session of its own (its process group is killed whole when its workbook ends)."""
     debug = bool(os.environ.get("LDKKIT_SANDBOX_DEBUG"))  # the worker's and learner's stderr, to debug the kit
-    return subprocess.Popen([sys.executable, "-m", "ldkkit.sandbox.worker"], stdin=subprocess.PIPE,
+    return subprocess.Popen(jail_module.kit_python("ldkkit.sandbox.worker"), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=None if debug else subprocess.DEVNULL,
                             start_new_session=True)
 

@@ -835,6 +835,25 @@ def test_the_time_limit_is_per_workbook_not_per_cell(tmp_path):
     assert sandbox_processes() == [] and grader_scratch() - before == set()
 
 
+def test_the_worker_and_its_reader_are_the_graders_own_kit_whatever_folder_it_runs_in(tmp_path, monkeypatch):
+    """``python -m ldkkit.sandbox.worker`` imports an ``ldkkit`` folder in the current directory first: an instructor
+    grading from a learner's checkout of the workshop (it holds the kit's code, the learner's to change) ran the
+    learner's worker, as root, and gave its verdict. The worker and the reader it starts import the grader's kit."""
+    fake = tmp_path / "checkout" / "ldkkit" / "sandbox"
+    fake.mkdir(parents=True)
+    for init in (fake.parent / "__init__.py", fake / "__init__.py"):
+        init.write_text("")
+    (fake / "worker.py").write_text("import json, sys\nsys.stdin.read()\n"
+                                    "print(json.dumps({'status': 'passed', 'hint': 'a learner wrote this worker'}))\n")
+    (fake / "source.py").write_text("import json, sys\nsys.stdin.read()\nprint(json.dumps({'cells': [], "
+                                    "'has_handler': True, 'copied': 'a learner wrote this reader'}))\n")
+    (tmp_path / "amy").mkdir()
+    (tmp_path / "amy" / WB1).write_text(unfinished())
+    monkeypatch.chdir(tmp_path / "checkout")
+    table = own_grade([tmp_path / "amy"], None, timeout_s=60, jobs=1, progress=False)
+    assert list(table["status"]) == ["failed"] and "a learner wrote" not in table["hint"][0], table["hint"][0]
+
+
 def test_cells_that_time_out_are_told_by_the_cell_still_running(tmp_path):
     """Every shipped workbook ends with a cell that plays a scenario with the handler: one that never returns hangs
     that cell (in the notebook too), and the row said only 'an endless loop?', naming neither the cell nor the

@@ -336,6 +336,18 @@ def become_subreaper() -> None:
 # --- uids and cleaning up ---------------------------------------------------------------------
 
 
+#: The folder that holds the kit this process runs (the ``ldkkit`` package's parent).
+KIT_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def kit_python(module: str) -> list[str]:
+    """The command that runs ``module``'s ``main()`` from the kit this process runs. ``python -m`` would import an
+    ``ldkkit`` folder in the current directory first: a learner's checkout of the workshop holds one, theirs to
+    change, and the grader's worker runs as root."""
+    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {KIT_PARENT!r}); '' in sys.path and "
+            f"sys.path.remove(''); from {module} import main; sys.exit(main())"]
+
+
 def is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 

@@ -48,7 +48,7 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
     # cores. Only then does this process go on, so no two of its threads ever import the kit at once.
     sources = [str(cell) for cell in job["cells"]]
     debug = bool(os.environ.get("LDKKIT_SANDBOX_DEBUG"))
-    reader = subprocess.Popen([sys.executable, "-m", "ldkkit.sandbox.source"], stdin=subprocess.PIPE,
+    reader = subprocess.Popen(jail_module.kit_python("ldkkit.sandbox.source"), stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=None if debug else subprocess.DEVNULL)
     read: dict[str, Any] = {}
     loading = threading.Thread(target=_load_the_check_and_read, args=(reader, sources, deadline, read),
