@@ -451,9 +451,19 @@ def write_report(table: Any, out_dir: Path) -> None:
     rates, hints = summary(table)
     html = ["<html><head><meta charset='utf-8'><title>LDK events workshop: grades</title></head><body>",
             "<h1>LDK events workshop: grades</h1>", "<h2>Pass rate per exercise</h2>", rates.to_html(),
-            "<h2>What to explain again: the most common failing hints</h2>", hints.to_html(index=False),
-            "<h2>Every workbook</h2>", table.to_html(index=False), "</body></html>"]
+            "<h2>What to explain again: the most common failing hints</h2>", _html_table(hints),
+            "<h2>Every workbook</h2>", _html_table(table), "</body></html>"]
     (out_dir / "report.html").write_text("\n".join(html), encoding="utf-8")  # (as its meta tag says)
+
+
+def _html_table(table: Any) -> str:
+    """``table`` in HTML, its text escaped and its hints' lines kept as lines (pandas writes a line break as \\n)."""
+    import html
+
+    def cell(value: Any) -> Any:
+        return html.escape(value).replace("\n", "<br>") if isinstance(value, str) else value
+
+    return table.apply(lambda column: column.map(cell)).to_html(index=False, escape=False)
 
 
 def safe_csv(table: Any) -> Any:

@@ -1016,6 +1016,19 @@ def test_the_report_shows_pass_rates_hints_and_every_workbook(tmp_path):
                                         "1.0", "/c/bob"]]
 
 
+def test_the_report_shows_a_hints_lines_as_lines(tmp_path):
+    """A check's message is lines (Scenario, Expected, Happened, Hint): pandas' to_html wrote each line break as the
+    two characters \\n, so every failing row of report.html read 'Scenario ...:\\n  Expected: ...\\n  Happened: ...'."""
+    from ldkkit.grading import write_report
+
+    hint = "Scenario 'small' on Event.OpenChannelRequest:\n  Expected: <a rejection>\n  Hint: reject it & say why"
+    write_report(a_table([("bob", "open_channel_request", "failed", hint)]), tmp_path)
+    report = (tmp_path / "report.html").read_text()
+    assert "\\n" not in report
+    assert ("<td>Scenario 'small' on Event.OpenChannelRequest:<br>&nbsp;&nbsp;Expected: &lt;a rejection&gt;<br>"
+            "&nbsp;&nbsp;Hint: reject it &amp; say why</td>") in report.replace("&#x27;", "'")
+
+
 def test_a_cell_a_spreadsheet_would_read_as_a_formula_is_quoted_and_others_kept():
     import pandas as pd
 
