@@ -618,7 +618,7 @@ _AS_THE_CHECK = {
     # the learner's map could not read that map, and stopped the learner process ('LearnerGone', another event)
     "keys_records_by_hex": ("receiving_payments", "03_receiving_payments.ipynb", lambda s: s.replace(
         "payments[payment_hash] = PaymentInfo(", "payments[payment_hash.hex()] = PaymentInfo(")),
-    # a keysend's purpose has no payment_secret: the hint names it in both (the grader's AttributeError crosses as words)
+    # a keysend's purpose has no payment_secret: the hint names it in both (an AttributeError crosses as words)
     "reads_a_keysends_secret": ("receiving_payments", "03_receiving_payments.ipynb", lambda s: s.replace(
         'secret = getattr(purpose, "payment_secret", None)', "secret = purpose.payment_secret")),
     # a task that raises (asyncio.sleep given the timedelta): told 'never called' by both, the error lost; now the
