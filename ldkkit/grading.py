@@ -162,14 +162,16 @@ def find_workbooks(submissions: list[str | os.PathLike[str]]) -> list[tuple[str,
     In a folder, hidden files, sub-folders, backups and the files the kit itself puts there
     (README.md, progress.json) get no row; every other file does, a stray one saying so. A
     folder that would get no row, whose sub-folders hold workbooks (the grader was pointed
-    a level too high), gets a row for each such sub-folder, saying to grade that one.
+    a level too high), gets a row for each such sub-folder, saying to grade that one; one
+    with nothing to grade at all gets a row saying so.
     """
     entries: list[tuple[Path, Path]] = []  # (learner folder, file)
     for submission in map(Path, submissions):
         submission = Path(os.path.abspath(submission))
         if submission.is_dir() and not submission.is_symlink():
             paths = [path for path in sorted(submission.iterdir()) if not _skipped(path)]
-            entries += [(submission, path) for path in paths or _nested_workbook_folders(submission)]
+            # (a folder with nothing to grade at all is a row too: a learner who handed nothing in is not left out)
+            entries += [(submission, path) for path in paths or _nested_workbook_folders(submission) or [submission]]
         else:
             entries.append((submission.parent, submission))
     names = learner_names([folder for folder, _ in entries])
@@ -295,6 +297,8 @@ def grade_workbook(learner: str, path: Path, timeout_s: float = 120.0, batch: Op
     try:
         if not path.exists() and not path.is_symlink():
             return row("error", f"{path} does not exist")
+        if _is_folder(path) and path.suffix != ".ipynb" and not any(map(_looks_like_a_workbook, path.iterdir())):
+            return row("not a notebook", f"{path.name} holds no workbook to grade: was anything handed in?")
         if _is_folder(path) and path.suffix != ".ipynb":
             return row("not a notebook", f"{path.name} is a folder of workbooks: grade them by pointing the grader "
                                          f"at {path}")

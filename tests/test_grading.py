@@ -797,6 +797,19 @@ def test_a_folder_whose_workbooks_are_in_a_sub_folder_is_told_which_folder_to_gr
                                 f"{tmp_path / 'amy' / 'exercises'}")
 
 
+def test_a_learner_folder_with_nothing_to_grade_gets_a_row_saying_so(tmp_path):
+    (tmp_path / "hal").mkdir()  # handed nothing in
+    (tmp_path / "ivy").mkdir()
+    (tmp_path / "ivy" / "progress.json").write_text("{}")  # only what the kit itself puts there
+    (tmp_path / "amy").mkdir()
+    (tmp_path / "amy" / WB1).write_text(unfinished())
+    table = grade([tmp_path / "amy", tmp_path / "hal", tmp_path / "ivy"], None, progress=False)
+    rows = list(zip(table["learner"], table["status"], table["hint"], strict=True))
+    assert rows[1:] == [("hal", "not a notebook", "hal holds no workbook to grade: was anything handed in?"),
+                        ("ivy", "not a notebook", "ivy holds no workbook to grade: was anything handed in?")]
+    assert rows[0][:2] == ("amy", "failed")
+
+
 def test_the_command_line(tmp_path, capsys):
     (tmp_path / "zoe").mkdir()
     (tmp_path / "zoe" / "notes.md").write_text("# not a workbook")
