@@ -132,13 +132,17 @@ def retry_outbound_in_place(outbound_payments: Any, fs_store: Any, event: Any, *
     return ReplayEvent()
 
 
-def write_by_keyword(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+def _updated(inbound_payments: Any, outbound_payments: Any, event: Any) -> tuple[Any, str]:
+    """The event's record updated in its storage: the storage, and the key it is written under."""
     if isinstance(event, Event.PaymentClaimed):
-        storage, key = inbound_payments, "inbound_payments"
-        _update_inbound(storage, event)
-    else:
-        storage, key = outbound_payments, "outbound_payments"
-        _update_outbound(storage, event)
+        _update_inbound(inbound_payments, event)
+        return inbound_payments, "inbound_payments"
+    _update_outbound(outbound_payments, event)
+    return outbound_payments, "outbound_payments"
+
+
+def write_by_keyword(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+    storage, key = _updated(inbound_payments, outbound_payments, event)
     try:
         fs_store.write(primary_namespace="", secondary_namespace="", key=key, buf=storage.encode())
     except OSError:
@@ -317,12 +321,7 @@ def skips_what_memory_says_is_recorded(inbound_payments: Any, fs_store: Any, eve
 def writes_under_a_namespace(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any,
                              **_: Any) -> Any:
     """Every write under the primary namespace "payments": ldk-sample reads the records back from "", "" on restart."""
-    if isinstance(event, Event.PaymentClaimed):
-        storage, key = inbound_payments, "inbound_payments"
-        _update_inbound(storage, event)
-    else:
-        storage, key = outbound_payments, "outbound_payments"
-        _update_outbound(storage, event)
+    storage, key = _updated(inbound_payments, outbound_payments, event)
     try:
         fs_store.write("payments", "", key, storage.encode())
     except OSError:
