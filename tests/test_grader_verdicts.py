@@ -621,6 +621,9 @@ _AS_THE_CHECK = {
     # a keysend's purpose has no payment_secret: the hint names it in both (an AttributeError crosses as words)
     "reads_a_keysends_secret": ("receiving_payments", "03_receiving_payments.ipynb", lambda s: s.replace(
         'secret = getattr(purpose, "payment_secret", None)', "secret = purpose.payment_secret")),
+    # the storage used as the dict it holds: the hint names it in both (read from the error's words)
+    "looks_its_entry_up_in_the_storage": ("receiving_payments", "03_receiving_payments.ipynb", lambda s: s.replace(
+        "info = payments.get(payment_hash)", "info = inbound_payments.get(payment_hash)")),
     # a task that raises (asyncio.sleep given the timedelta): told 'never called' by both, the error lost; now the
     # check tells the task's error with its event, and so must the grader
     "a_task_raises": ("forwarding", "05_forwarding.ipynb", lambda s: s.replace(

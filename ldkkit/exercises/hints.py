@@ -154,20 +154,21 @@ def _not_a_u128(error: BaseException, event: Event, played: Optional[Played]) ->
     return f"user_channel_id is a u128, an int, not {kind}: {take}"
 
 
-def _payment_storage(error: BaseException) -> bool:
-    """An error of a handler that used a payment storage as the dict it holds (``storage[key]``, ``storage.get``)."""
-    from ..payment_storage import _PaymentInfoStorage
-
-    if isinstance(error, AttributeError):
-        return isinstance(getattr(error, "obj", None), _PaymentInfoStorage)
-    return isinstance(error, TypeError) and any(f"'{name}' object" in str(error) for name in
-                                                ("InboundPaymentInfoStorage", "OutboundPaymentInfoStorage"))
+#: ldk-sample's payment storages, by class, and the parameter a handler is given each as.
+_STORAGES = {"InboundPaymentInfoStorage": "inbound_payments", "OutboundPaymentInfoStorage": "outbound_payments"}
 
 
-@error_hint(lambda e, event: _payment_storage(e))
+def _storage_used_as_a_dict(error: BaseException) -> Optional[str]:
+    """The storage a handler used as the dict it holds (``storage[key]``, ``storage.get``), read from the error's words
+    (``'InboundPaymentInfoStorage' object is not subscriptable``): they cross from a graded workbook's process."""
+    if not isinstance(error, (AttributeError, TypeError)):
+        return None
+    return next((name for kind, name in _STORAGES.items() if f"'{kind}' object" in str(error)), None)
+
+
+@error_hint(lambda e, event: _storage_used_as_a_dict(e) is not None)
 def _storage_is_no_dict(error: BaseException, event: Event, played: Optional[Played]) -> str:
-    name = "outbound_payments" if "Outbound" in (type(getattr(error, "obj", None)).__name__ + str(error)) \
-        else "inbound_payments"
+    name = _storage_used_as_a_dict(error)
     return (f"{name} is not a dict but ldk-sample's storage, a dict behind a lock (its Mutex): take the dict under "
             f"the lock, with {name}.lock() as payments: (it is also {name}.payments), and look the entry up, or set "
             "it, in that dict.")
