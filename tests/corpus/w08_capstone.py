@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from ldkkit.bitcoin import Address, Transaction
-from ldkkit.events import Event, ReplayEvent
+from ldkkit.events import ClosureReason, Event, ReplayEvent
 from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 from ldkkit.reference import TRUSTED_ZERO_CONF_PEERS
 
@@ -275,6 +275,22 @@ def remembers_the_hashes_it_recorded() -> Any:
     return compose({CLAIMABLE: claimable_arm, CLAIMED: claimed_arm})
 
 
+def ignores_bumps_once_the_peer_closed() -> Any:
+    """Hands BumpTransaction over, except for a channel its peer force-closed (the peer's commitment will do)."""
+    from .arms import bump
+    closed_by_peer: set[Any] = set()
+
+    def closed_arm(event: Any, **_: Any) -> None:
+        if isinstance(event.reason, ClosureReason.CounterpartyForceClosed):
+            closed_by_peer.add(event.channel_id)
+
+    def bump_arm(event: Any, **kw: Any) -> None:
+        if getattr(event.bump_event, "channel_id", None) not in closed_by_peer:
+            bump(event=event, **kw)
+
+    return compose({Event.ChannelClosed: closed_arm, Event.BumpTransaction: bump_arm})
+
+
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
@@ -319,6 +335,11 @@ CASES = [
               "'that is what the trusted list is for', though it did look the peer up"),
     wrong(EX, "zero_conf_accepted_as_normal", compose({OPEN: zero_conf_ignored_by_policy}),
           "TRUSTED_ZERO_CONF_PEERS", why="the workbook-1 arm: zero-conf requests accepted with accept_inbound_channel"),
+    wrong(EX, "ignores_bumps_once_the_peer_closed", Fresh(ignores_bumps_once_the_peer_closed),
+          "force_close_remote", "bump_tx_event_handler.handle_event", "not handed over", slow=True,
+          why="skips BumpTransaction for a channel the peer force-closed: it passed, force_close_remote's bumps "
+              "(asked for, as LDK does, the closing being urgent) collapsing into one event in the comparison "
+              "whether handed over or not"),
     wrong(EX, "never_sweeps", compose({Event.SpendableOutputs: None}), "track_spendable_outputs",
           "never came back to your wallet", why="no SpendableOutputs arm"),
     wrong(EX, "claims_a_payment_made_twice", compose({CLAIMABLE: claims_every_time}), "receive_duplicate_payment",
