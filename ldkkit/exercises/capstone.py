@@ -5,7 +5,7 @@ Rules:
 - a zero-conf request is accepted, with ``accept_inbound_channel_from_trusted_peer_0conf``, only
   from a peer in ``TRUSTED_ZERO_CONF_PEERS``, and rejected from anyone else;
 - a payment made twice is claimed once: the second ``PaymentClaimable`` for a hash already
-  ``Succeeded`` is failed back, and the record keeps the first amount;
+  ``Succeeded`` is failed back, whatever its amount, and the record keeps the first amount;
 - under the background processor, every one of the kit's scenarios gives your node the same
   events as the reference node (the second line of evidence), and in each one every
   ``BumpTransaction`` is handed over, as workbook 6 says (the peer's force-close included).
@@ -17,7 +17,11 @@ import functools
 
 from .. import policy, scenarios
 from ..events import Event
+from ..ln.bolt11_payment import payment_parameters_from_invoice
+from ..ln.outbound_payment import Retry
+from ..routing.router import RouteParameters
 from ..scenarios import Stage
+from ..types import PaymentId
 from . import (
     background_processor,
     forwarding,
@@ -45,6 +49,18 @@ def zero_conf_story(stage: Stage) -> None:
         policy.TRUSTED_ZERO_CONF_PEERS.discard(lsp.node_id)
 
 
+def paid_again_for_more_story(stage: Stage) -> None:
+    """An invoice paid, then paid again for more (LDK accepts an overpayment): a repeat all the same."""
+    bob = stage.peer("bob")
+    stage.open(bob, stage.me, 6_000_000)
+    invoice = stage.invoice(stage.me, 30_000_000)
+    stage.pay(bob, invoice)
+    payment_hash, onion, params = payment_parameters_from_invoice(invoice)
+    more = RouteParameters.from_payment_params_and_value(params.payment_params, 31_000_000)
+    bob.channel_manager.send_payment(payment_hash, onion, PaymentId(b"\x02" * 32), more, Retry.Attempts(0))
+    stage.settle()
+
+
 def rules(session: Session, result: CheckResult) -> None:
     for workbook in EARLIER:
         name = workbook.__name__.rsplit(".", 1)[-1]
@@ -52,7 +68,8 @@ def rules(session: Session, result: CheckResult) -> None:
         result.add(f"every rule of {name}", "yes")
     judge_zero_conf(session.play("zero-conf requests", zero_conf_story))
     result.add("zero-conf accepted from the trusted LSP only", "LSP accepted, stranger rejected")
-    count = compare_with_reference(session)
+    count = compare_with_reference(session)  # (its receive_duplicate_payment first: the same amount twice)
+    judge_duplicate(session.play("a payment made twice, the second for more", paid_again_for_more_story))
     result.add("a payment made twice claimed once", "the second failed back")
     result.add("every scenario under the background processor: the reference's events", f"{count} scenarios")
 

@@ -132,7 +132,8 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
         if repeat and "claim_funds" in calls:
             raise fail(played, event, "fail_htlc_backwards(payment_hash): this invoice is already paid",
                        "you claimed it a second time", "look the payment_hash up in inbound_payments first: if it "
-                       "is already Succeeded, fail the second payment back instead of claiming it.")
+                       "is already Succeeded, fail the second payment back instead of claiming it, whatever its "
+                       "amount: an invoice is paid once.")
         if preimage is not None and not repeat and "claim_funds" not in calls:
             raise fail(played, event, "claim_funds(purpose.preimage())",
                        "you failed it back" if "fail_htlc_backwards" in calls else "it was never claimed",

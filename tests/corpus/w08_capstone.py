@@ -291,6 +291,18 @@ def ignores_bumps_once_the_peer_closed() -> Any:
     return compose({Event.ChannelClosed: closed_arm, Event.BumpTransaction: bump_arm})
 
 
+def refuses_only_a_repeat_of_the_same_amount(channel_manager: Any, inbound_payments: Any, event: Any,
+                                              **_: Any) -> None:
+    """Fails back a second payment of a paid invoice only if it is for the amount recorded: one for more is claimed."""
+    with inbound_payments.lock() as payments:
+        info = payments.get(event.payment_hash)
+        repeat = info is not None and info.status is HTLCStatus.Succeeded and info.amt_msat == event.amount_msat
+    if event.purpose.preimage() is None or repeat:
+        channel_manager.fail_htlc_backwards(event.payment_hash)
+    else:
+        channel_manager.claim_funds(event.purpose.preimage())
+
+
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
@@ -340,6 +352,10 @@ CASES = [
           why="skips BumpTransaction for a channel the peer force-closed: it passed, force_close_remote's bumps "
               "(asked for, as LDK does, the closing being urgent) collapsing into one event in the comparison "
               "whether handed over or not"),
+    wrong(EX, "claims_a_repeat_of_another_amount", compose({CLAIMABLE: refuses_only_a_repeat_of_the_same_amount}),
+          "already paid", "you claimed it a second time", "whatever its amount", slow=True,
+          why="claims a second payment of a paid invoice when its amount differs: it passed, the only payment made "
+              "twice (receive_duplicate_payment) paying the same amount both times"),
     wrong(EX, "never_sweeps", compose({Event.SpendableOutputs: None}), "track_spendable_outputs",
           "never came back to your wallet", why="no SpendableOutputs arm"),
     wrong(EX, "claims_a_payment_made_twice", compose({CLAIMABLE: claims_every_time}), "receive_duplicate_payment",
