@@ -794,3 +794,17 @@ def test_where_cgroup_v2_lends_no_cpu_controller_the_sandbox_says_why(tmp_path, 
     (parent / "cgroup.subtree_control").mkdir()  # (as the kernel refuses it where the grader's cgroup has processes)
     [note] = _cgroup_notes(tmp_path, monkeypatch)
     assert note.startswith("no cgroup of its own (") and "take CPU time from the other workbooks" in note
+
+
+def test_where_there_is_no_proc_cgroup_there_is_no_cgroup_to_make_or_remove(monkeypatch):
+    """(A machine without /proc/self/cgroup: the sandbox says it has none, and killing a uid's processes goes on.)"""
+    real_open = open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path) == "/proc/self/cgroup":
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", no_proc)
+    assert grading.jail_module.cgroups(64_321) == []
+    grading.jail_module.remove_cgroups(64_321)  # (nothing to remove, and no error)

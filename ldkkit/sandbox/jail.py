@@ -128,10 +128,13 @@ def cgroups(uid: int) -> list[str]:
     """The cgroups of the sandbox of ``uid``, under the ones this process is in (a limit on the grader holds its
     learners too): cgroup v2's one, or v1's cpu and pids ones, where those controllers are mounted; else none."""
     own: dict[str, str] = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            own[controllers] = path.rstrip("/")
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                own[controllers] = path.rstrip("/")
+    except OSError:  # (no /proc, or no cgroups: none to make, none to remove)
+        return []
     if os.path.exists(f"{CGROUP_ROOT}/cgroup.controllers"):  # cgroup v2 only
         return [f"{CGROUP_ROOT}{own.get('', '')}/ldkkit-{uid}"]
     return [f"{CGROUP_ROOT}/{controllers}{path}/ldkkit-{uid}" for controllers, path in sorted(own.items())
