@@ -52,7 +52,7 @@ def learner_process_seconds() -> float:
     scratch = f"{jail.SCRATCH}-bench" if uid is not None else tempfile.mkdtemp()
     start = time.perf_counter()
     learner = LearnerProcess(jail.Jail(uid, jail.Limits(), [], {}, scratch), time.monotonic() + 60)
-    learner.run_cells(code.cells)
+    learner.run_cells(code.cells, "open_channel_request")
     learner.close()
     took = time.perf_counter() - start
     if uid is not None:

@@ -38,6 +38,9 @@ from .sim.scratch import scratch_dir
 #: What a workbook's name looks like ("03_receiving_payments"): only the exact names the kit ships are graded,
 #: this is to tell a misnamed one ("3_receiving_payments") which name to give it.
 _WORKBOOK = re.compile(r"\d+_(?P<exercise>[a-z_]+)")
+#: ``from myhandler import handle_ldk_events``: a handler kept in a module of the learner's own.
+_IMPORTED_HANDLER = re.compile(r"^[ \t]*from[ \t]+(?P<module>[\w.]{1,80})[ \t]+import\b[^\n]*\bhandle_ldk_events\b",
+                               re.MULTILINE)
 #: How far below a submitted folder the grader looks for the workbooks it was not pointed at.
 _NESTED_DEPTH = 3
 #: A lone surrogate: a byte of a file name that is not UTF-8 (os.fsdecode's "surrogateescape"), or junk text.
@@ -308,18 +311,36 @@ def grade_workbook(learner: str, path: Path, timeout_s: float = 120.0, batch: Op
         if exercise is None:
             return row("unknown workbook", f"no exercise is called {path.stem!r}" + _rename_hint(path))
         try:  # (what the cells hold, the handler and copies, the worker reads: in time that the code's size
-            cells = code_cells(read_workbook(path))  # alone does not bound, so within the workbook's limit)
+            notebook = read_workbook(path)  # alone does not bound, so within the workbook's limit)
+            cells = code_cells(notebook)
         except InvalidWorkbook as e:
             return row("invalid notebook", str(e))
         if own_batch:
             batch = Batch.make([path.parent], None, 1)
         verdict = _run_worker(exercise, cells, timeout_s, batch)  # type: ignore[arg-type]
-        return row(verdict["status"], verdict["hint"])
+        return row(verdict["status"], verdict["hint"] + (_handler_elsewhere(notebook, cells)
+                                                         if verdict["status"] == "no handler" else ""))
     except Exception as e:  # the grader's own failure on this file is this file's row, never the batch's end
         return row("error", f"the grader failed on this workbook: {type(e).__name__}: {str(e)[:300]}")
     finally:
         if own_batch and batch is not None:
             batch.close()
+
+
+def _handler_elsewhere(notebook: dict[str, Any], cells: list[str]) -> str:
+    """Where the handler of a workbook with none is: a module of the learner's own it imports (not graded: the grader
+    grades the workbook), or a markdown or raw cell, which Jupyter never runs."""
+    imported = next(filter(None, (_IMPORTED_HANDLER.search(source) for source in cells)), None)
+    if imported is not None:
+        return (f". It imports handle_ldk_events from {imported['module']}, a module beside it: the grader grades "
+                "the workbook alone, so the handler belongs in the workbook")
+    for number, cell in enumerate(notebook["cells"], 1):
+        source = cell.get("source") if isinstance(cell, dict) else None
+        source = "".join(source) if isinstance(source, list) and all(isinstance(s, str) for s in source) else source
+        if cell.get("cell_type") != "code" and isinstance(source, str) and "def handle_ldk_events" in source:
+            return (f". Cell {number} holds def handle_ldk_events, but it is a {str(cell.get('cell_type'))[:20]} "
+                    "cell, which Jupyter does not run: make it a code cell")
+    return ""
 
 
 def _run_worker(exercise: str, cells: list[str], timeout_s: float, batch: Batch) -> dict[str, str]:

@@ -26,7 +26,7 @@ import pytest
 from ldkkit.cli import main
 from ldkkit.grading import find_workbooks, grade, learner_names, safe_csv, summary
 from ldkkit.sandbox import jail
-from ldkkit.sandbox.source import InvalidWorkbook, fingerprint, known_handlers, learner_code, read_workbook
+from ldkkit.sandbox.source import fingerprint, known_handlers, learner_code, read_workbook
 from ldkkit.sim import scratch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,9 +86,16 @@ def writes_from_a_thread(name: str, author: str) -> str:
 
 
 def unfinished(*extra: str, before: str = "") -> str:
-    """The shipped workbook 1 (its handler does nothing: it fails), with cells of the learner's own."""
+    """The shipped workbook 1 (its handler does nothing: it fails), with cells of the learner's own before its check
+    cell (Run All runs nothing after it that could change its verdict: the grader runs up to it)."""
     cells = cells_of(WB1, "exercises")
-    return notebook(([code(before)] if before else []) + cells + [code(c) for c in extra])
+    at = next(i for i, c in enumerate(cells) if c["cell_type"] == "code" and "check(" in "".join(c["source"]))
+    return notebook(([code(before)] if before else []) + cells[:at] + [code(c) for c in extra] + cells[at:])
+
+
+def quietly(source: str) -> str:
+    """``source`` in a cell that does not raise when refused (Run All would stop at it, and the cells after it)."""
+    return "try:\n" + textwrap.indent(source, "    ") + "\nexcept OSError:\n    pass"
 
 
 def with_handler(handler: str, *extra: str) -> str:
@@ -215,6 +222,11 @@ def reference_copy() -> str:
 # --- the class ------------------------------------------------------------------------------------
 
 
+#: A process a learner leaves behind, writing a forged grade until it is killed.
+STAYS_BEHIND = ("import time\nfor _ in range(600):\n    time.sleep(0.1)\n"
+                "    try: open({grades!r}, 'w').write('mallory,passed')\n    except OSError: pass")
+
+
 def build_class(root: Path, out: Path) -> list[Path]:
     """Write every learner's folder; return the submissions in the order an instructor would list them."""
     alice_wb = root / "alice" / WB1
@@ -315,11 +327,10 @@ def build_class(root: Path, out: Path) -> list[Path]:
                                  "        exec(''.join(c['source']))"),
         # writing where it must not: another learner's notebook, the grades, and staying behind
         f"aaa-mallory/{WB1}": unfinished(
-            f"open({str(alice_wb)!r}, 'w').write('{{}}')",
-            f"open({str(out / 'grades.csv')!r}, 'w').write('learner,status\\nmallory,passed\\n')",
-            "import subprocess, sys\n"
-            f"loop = 'import time\\nfor _ in range(600):\\n    time.sleep(0.1)\\n    try: "
-            f"open({str(out / 'grades.csv')!r}, \"w\").write(\"mallory,passed\")\\n    except OSError: pass'\n"
+            quietly(f"open({str(alice_wb)!r}, 'w').write('{{}}')"),
+            quietly(f"open({str(out / 'grades.csv')!r}, 'w').write('learner,status\\nmallory,passed\\n')"),
+            "import subprocess, sys\n"  # (the loop's text as a repr: the path's quotes once ended it, a SyntaxError)
+            f"loop = {STAYS_BEHIND.format(grades=str(out / 'grades.csv'))!r}\n"
             f"subprocess.Popen([sys.executable, '-c', loop, {MARKER!r}], start_new_session=True)\n"
             f"subprocess.Popen(['sleep', '600', {MARKER!r}], start_new_session=True)"),
         # limits: each of these handlers is right only if the limit did not hold
@@ -688,12 +699,14 @@ def test_formulas_are_neutralised_and_html_escaped(graded):
 # --- reading workbooks without running them -------------------------------------------------------
 
 
-def test_only_check_calls_are_left_out():
-    cells = [code("def handle_ldk_events(*args):\n    pass  # check( in a comment\ncheck('x', handle_ldk_events)\n"
-                  "result = check('x', handle_ldk_events)\nprint('still here')")]
+def test_check_calls_stay_and_a_handler_given_to_check_under_another_name_is_the_handler():
+    """The learner process's check only notes the handler it is given (the grader runs the check): the calls stay,
+    and the handler is the one the check is given, as in Jupyter."""
+    cells = [code("def mine(*args):\n    pass  # check( in a comment\ncheck('x', mine)\nprint('still here')")]
     found = learner_code({"cells": cells})
     assert found.has_handler and not found.copied
-    assert "check(" not in found.cells[0].replace("check( in", "") and "print('still here')" in found.cells[0]
+    assert "check('x', mine)" in found.cells[0] and "print('still here')" in found.cells[0]
+    assert not learner_code({"cells": [code("mine = 1\ncheck('x', mine)")]}).has_handler
 
 
 #: A learner's own handler (no solution's: it answers in words of its own), kept in a class of theirs.
@@ -757,11 +770,10 @@ def test_a_folder_named_as_a_workbook_gets_a_row(tmp_path):
     assert list(table["status"]) == ["invalid notebook"] and "not a regular file" in table["hint"][0]
 
 
-def test_an_old_notebook_is_told_how_to_make_it_gradable(tmp_path):
+def test_an_old_notebook_without_cells_is_read_as_jupyter_reads_it(tmp_path):
     path = tmp_path / WB1
-    path.write_text(json.dumps({"nbformat": 3, "worksheets": [{"cells": []}], "metadata": {}}))
-    with pytest.raises(InvalidWorkbook, match="nbformat 3 notebook: open it in Jupyter and save it"):
-        read_workbook(path)
+    path.write_text(json.dumps({"nbformat": 3, "worksheets": [{"cells": []}, "junk"], "metadata": {}}))
+    assert read_workbook(path)["cells"] == []
 
 
 @pytest.mark.parametrize("name", [f"{WB1[:-6]}-Copy1.ipynb", f"{WB1[:-6]} (1).ipynb", WB1[1:], f"0{WB1}",

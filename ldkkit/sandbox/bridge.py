@@ -26,6 +26,7 @@ import threading
 import time
 import types
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from . import jail as jail_module
@@ -61,6 +62,16 @@ class HandlerTimeout(Exception):
 
 class LearnerGone(Exception):
     """The learner process died, or broke the protocol, and was stopped."""
+
+
+@dataclass
+class Ready:
+    """How the workbook's cells ended (:meth:`LearnerProcess.run_cells`)."""
+
+    kind: Optional[str]  # the handler's: "plain", "async", or None for none
+    why: str  # why there is none
+    stopped: bool  # a cell raised before the check: Run All stopped there
+    others: list[str]  # the other workbooks it called check for
 
 
 class LearnerProcess:
@@ -114,9 +125,9 @@ class LearnerProcess:
                                   "or a crash"))
         raise self.dead  # type: ignore[misc]
 
-    def run_cells(self, cells: list[str]) -> tuple[Optional[str], str]:
-        """Run the workbook; return its handler's kind ("plain", "async" or None) and why it has none."""
-        self.send({"cells": cells})
+    def run_cells(self, cells: list[str], exercise: str) -> Ready:
+        """Run the workbook, graded as workbook ``exercise``, up to its check: how it ended."""
+        self.send({"cells": cells, "exercise": exercise})
         running = 0
         try:
             ready = self.receive(self.remaining())
@@ -126,11 +137,12 @@ class LearnerProcess:
         except HandlerTimeout:
             self.dead = HandlerTimeout(_cells_timed_out(cells, running))
             raise self.dead from None
-        kind, why = ready.get("handler"), ready.get("why")
-        if ready.get("op") != "ready" or kind not in ("plain", "async", None) or not isinstance(why, str):
+        kind, why, others = ready.get("handler"), ready.get("why"), ready.get("others")
+        if (ready.get("op") != "ready" or kind not in ("plain", "async", None) or not isinstance(why, str)
+                or not isinstance(others, list) or not all(isinstance(other, str) for other in others)):
             self.kill(LearnerGone("the learner process broke the protocol"))
             raise self.dead  # type: ignore[misc]
-        return kind, why[:300]
+        return Ready(kind, why[:1000], ready.get("stopped") is True, [other[:60] for other in others[:3]])
 
     def kill(self, why: Exception) -> None:
         """Stop the learner process for good; later calls raise ``why``."""

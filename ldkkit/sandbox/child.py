@@ -15,6 +15,7 @@ import ast
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import inspect
 import itertools
 import linecache
@@ -26,6 +27,7 @@ import traceback
 import types
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..events.queue import ReturnedUnawaited, answer
@@ -78,12 +80,85 @@ def _stub_reference() -> types.ModuleType:
     return stub
 
 
+@dataclass
+class _Checks:
+    """What the workbook's calls of ``check`` asked for: the grader runs the check itself, on the handler the first
+    call for the graded workbook was given, as Run All shows that call's verdict."""
+
+    exercise: str = ""  # the graded workbook's
+    reached: bool = False
+    handler: Any = None
+    others: list[str] = field(default_factory=list)  # the other workbooks' checks it called (``check("forwarding")``)
+
+
+CHECKS = _Checks()
+
+
+class _Checked(BaseException):  # (not an Exception: a learner's ``except Exception`` around the check lets it by)
+    """The workbook reached its check: what runs after it cannot change what the check said in Jupyter."""
+
+
+def _check(exercise: Any = None, handle_ldk_events: Any = None, *args: Any, **kwargs: Any) -> None:
+    """``ldkkit.exercises.check`` in the learner process (under any name it is imported as): notes the handler it is
+    given, for the graded workbook, and stops the workbook there; another workbook's check does nothing."""
+    from ..exercises.learner import exercise_id
+
+    try:
+        asked = exercise_id(exercise) if isinstance(exercise, str) else None
+    except ValueError:
+        asked = None
+    if CHECKS.reached:
+        return None
+    if asked == CHECKS.exercise:
+        CHECKS.reached, CHECKS.handler = True, handle_ldk_events
+        raise _Checked
+    CHECKS.others.append(repr(exercise)[:60])
+    return None
+
+
 def _no_checks_here() -> None:
-    """``check`` does nothing in the learner process: the grader runs it, and a call by another name
-    (``from ldkkit.exercises import check as verify``) should not spend the workbook's time."""
+    """``check`` runs no check in the learner process: the grader runs it (:class:`_Checks`)."""
     exercises = sys.modules.get("ldkkit.exercises")
     if exercises is not None:
-        exercises.check = lambda *args, **kwargs: None  # type: ignore[attr-defined]
+        exercises.check = _check  # type: ignore[attr-defined]
+
+
+def _quit(*args: Any, **kwargs: Any) -> None:
+    """``exit()``/``quit()`` in a Jupyter cell: the kernel asks its front end to close, and goes on running."""
+
+
+def _input(prompt: Any = "") -> str:
+    """``input()``: in Jupyter the learner types an answer and the workbook goes on; graded, it is an empty one."""
+    return ""
+
+
+def _stopped_at(number: int, error: BaseException) -> str:
+    """Why Run All stopped at code cell ``number``, before the workbook's check."""
+    told = " ".join(traceback.format_exception_only(error)[-1].split())  # (one line: no "Hint:" line of its own)
+    if isinstance(error, SyntaxError) and error.lineno:
+        told += f" (line {error.lineno})"
+    told = told if len(told) <= 300 else told[:299] + "…"
+    why = (f"code cell {number} raised {told}. In Jupyter, Run All stops at a cell that raises, so the check cell "
+           "never ran: fix or remove that cell")
+    if isinstance(error, (ImportError, FileNotFoundError)):
+        why += (". The grader runs the workbook alone, without the files beside it: code from a module of the "
+                "learner's own (myhandler.py) belongs in the workbook")
+    return why
+
+
+def _defined_in_the_workbook(handler: Any) -> bool:
+    """Whether ``handler``'s code is a function a cell defined: itself, or what a ``functools.partial``, a bound
+    method or an object's ``__call__`` runs."""
+    for _ in range(8):
+        if isinstance(handler, types.FunctionType):
+            return handler.__code__.co_filename.startswith("<cell ")
+        if isinstance(handler, functools.partial):
+            handler = handler.func
+        elif isinstance(handler, types.MethodType):
+            handler = handler.__func__
+        else:
+            handler = getattr(type(handler), "__call__", None)  # noqa: B004 - the class's, as a call runs it
+    return False
 
 
 # --- the virtual-time loop --------------------------------------------------------------------
@@ -588,7 +663,8 @@ class Learner:
         asyncio.set_event_loop(self.loop)
         shell = IPythonShell()
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__, "display": display,
-                                          "get_ipython": lambda: shell}
+                                          "get_ipython": lambda: shell, "exit": _quit, "quit": _quit,
+                                          "input": _input}
         self.components = {name: Remote(channel, (name,)) for name in COMPONENTS}
         self.current: Optional[asyncio.Task[Any]] = None
         #: Refusals in tasks the handler spawned that no one awaited, for the grader (its world meets them so).
@@ -621,8 +697,9 @@ class Learner:
         if isinstance(error, _TaskBlocked):
             self.blocked.append(error)
 
-    def run_cells(self, cells: list[str]) -> None:
-        """Each cell in turn, as Jupyter would with errors allowed: one failing cell does not stop the rest."""
+    def run_cells(self, cells: list[str]) -> str:
+        """Each cell in turn, as Jupyter's Run All runs them: up to the workbook's check, stopping at a cell that
+        raises (its check never runs then: returns why)."""
         for number, source in enumerate(cells, 1):
             self.channel.send({"op": "cell", "number": number})  # (the grader names the cell its time ran out in)
             name = f"<cell {number}>"
@@ -632,14 +709,18 @@ class Learner:
                 result = eval(code, self.namespace)  # noqa: S307 - the learner's own cell, in the sandbox
                 if inspect.iscoroutine(result):
                     self._run_to_end(result)
-            except BaseException:  # noqa: B036 - a cell's error (even SystemExit) ends that cell only
-                continue
+            except BaseException as e:  # noqa: B036 - even SystemExit: IPython shows it, and Run All stops
+                return "" if CHECKS.reached else _stopped_at(number, e)
+            if CHECKS.reached:  # (a check the learner's own code caught)
+                return ""
+        return ""
 
     def _run_to_end(self, coro: Any) -> None:
         task = self.loop.create_task(coro)
         for _ in range(100_000):
             self.loop.step(self.loop.now_us)
             if task.done():
+                task.result()  # (its error is the cell's, as in Jupyter)
                 return
             due = self.loop.next_us()
             if due is None:
@@ -648,12 +729,13 @@ class Learner:
             self.loop.now_us = due
 
     def handler(self) -> tuple[Optional[Any], str]:
-        """The workbook's handler, if it is a function the workbook's own code defined."""
-        handler = self.namespace.get(HANDLER_NAME)
+        """The handler the workbook's check was given (else its ``handle_ldk_events``), if the workbook's own code
+        defined it."""
+        handler = CHECKS.handler if CHECKS.reached else self.namespace.get(HANDLER_NAME)
         if handler is None:
-            return None, "the workbook never defines handle_ldk_events"
-        code = getattr(handler, "__code__", None)
-        if not isinstance(handler, types.FunctionType) or code is None or not code.co_filename.startswith("<cell "):
+            return None, ("the workbook's check was given None, not its handler" if CHECKS.reached else
+                          "the workbook never defines handle_ldk_events")
+        if not _defined_in_the_workbook(handler):
             return None, "handle_ldk_events is not a function defined in the workbook"
         return handler, ""
 
@@ -780,11 +862,12 @@ def main(argv: list[str]) -> int:
     channel.start()  # (before the workbook's cells: they may use up the threads the sandbox allows)
     learner = Learner(channel)
     channel.send({"op": "confined", "missing": missing})
-    cells = channel.receive().get("cells")
-    learner.run_cells([c for c in cells if isinstance(c, str)] if isinstance(cells, list) else [])
-    handler, why = learner.handler()
+    job = channel.receive()
+    cells, CHECKS.exercise = job.get("cells"), str(job.get("exercise"))
+    stopped = learner.run_cells([c for c in cells if isinstance(c, str)] if isinstance(cells, list) else [])
+    handler, why = (None, stopped) if stopped else learner.handler()
     kind = None if handler is None else ("async" if inspect.iscoroutinefunction(handler) else "plain")
-    channel.send({"op": "ready", "handler": kind, "why": why})
+    channel.send({"op": "ready", "handler": kind, "why": why, "stopped": bool(stopped), "others": CHECKS.others})
     if handler is not None:
         learner.serve(handler)
     return 0

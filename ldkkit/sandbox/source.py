@@ -3,10 +3,10 @@
 The grader never trusts a notebook's structure. :func:`read_workbook` refuses symbolic
 links and oversized files and says why a notebook is invalid (a cell whose ``source`` is
 a number, say) instead of raising something else. :func:`learner_code` reads each code
-cell as IPython does (:func:`python_of`: magics, ``!command``, ``name?``), keeps it but
-takes out calls to ``check`` (the grader runs the check itself), so a handler in the same
-cell as its check, or a comment mentioning ``check(``, is kept. The handler is found by
-name in the parsed code, wherever it is. :func:`fingerprint` hashes a function's shape,
+cell as IPython does (:func:`python_of`: magics, ``!command``, ``name?``); its calls to
+``check`` stay (in the learner process, ``check`` only notes the handler it is given: the
+grader runs the check itself). The handler is found by name in the parsed code, wherever
+it is, or by the name ``check`` is given. :func:`fingerprint` hashes a function's shape,
 so a copy of the kit's reference handler or of a solution's is named whatever it was
 renamed, reformatted or commented into.
 """
@@ -56,7 +56,7 @@ class InvalidWorkbook(Exception):
 
 @dataclass
 class LearnerCode:
-    """A workbook's code, ready for the sandbox: one source per code cell, check calls removed."""
+    """A workbook's code, ready for the sandbox: one source per code cell."""
 
     cells: list[str]
     has_handler: bool
@@ -79,16 +79,38 @@ def read_workbook(path: Path) -> dict[str, Any]:
         data = f.read(MAX_NOTEBOOK_BYTES + 1)
     if len(data) > MAX_NOTEBOOK_BYTES:
         raise InvalidWorkbook(f"{path.name} is over {MAX_NOTEBOOK_BYTES // 2**20} MiB")
+    if not data.strip():
+        raise InvalidWorkbook(f"{path.name} is empty: Jupyter cannot open it either (the learner's work is not in it)")
+    # Jupyter reads a notebook as UTF-8 text, with no byte-order mark: what it cannot open, the learner never ran.
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise InvalidWorkbook(f"{path.name} starts with a byte-order mark (an editor other than Jupyter saved it): "
+                              "Jupyter cannot open it (\"Unreadable Notebook\"). Save it again without the mark")
     try:
-        notebook = json.loads(data)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        what = "a zip archive" if data.startswith(b"PK\x03\x04") else "not UTF-8 text"
+        raise InvalidWorkbook(f"{path.name} is {what} (byte {data[e.start]:#04x} at offset {e.start}), not a "
+                              "notebook: Jupyter cannot open it either") from None
+    try:
+        notebook = json.loads(text)
     except (ValueError, RecursionError) as e:
         raise InvalidWorkbook(f"{path.name} is not valid JSON: {str(e)[:200]}") from None
     if isinstance(notebook, dict) and "worksheets" in notebook and "cells" not in notebook:
-        raise InvalidWorkbook(f"{path.name} is an nbformat {notebook.get('nbformat', 3)} notebook: open it in Jupyter "
-                              "and save it (Jupyter writes nbformat 4), then grade it again")
+        notebook = _from_nbformat_3(notebook)
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         raise InvalidWorkbook(f"{path.name} is JSON but not a notebook (it has no list of cells)")
     return notebook
+
+
+def _from_nbformat_3(notebook: dict[str, Any]) -> dict[str, Any]:
+    """An nbformat 3 notebook's cells as nbformat 4 has them, as Jupyter converts it when it opens it: the cells of
+    every worksheet, a code cell's ``input`` its source."""
+    sheets = notebook["worksheets"] if isinstance(notebook["worksheets"], list) else []
+    cells = [cell for sheet in sheets if isinstance(sheet, dict) and isinstance(sheet.get("cells"), list)
+             for cell in sheet["cells"]]
+    return {**notebook, "cells": [{**cell, "source": cell.get("input", "")}
+                                  if isinstance(cell, dict) and cell.get("cell_type") == "code" else cell
+                                  for cell in cells]}
 
 
 def code_cells(notebook: dict[str, Any]) -> list[str]:
@@ -117,7 +139,7 @@ _AST_LOCK = threading.RLock()
 
 
 def learner_code(notebook: dict[str, Any]) -> LearnerCode:
-    """The code the sandbox runs: every code cell, minus calls to ``check``; and what the grader sees in it."""
+    """The code the sandbox runs: every code cell, as IPython reads it; and what the grader sees in it."""
     return code_of(code_cells(notebook))
 
 
@@ -136,22 +158,25 @@ def magic_lines(sources: list[str]) -> int:
 
 def _code_of(sources: list[str]) -> LearnerCode:
     cells, handler, copied, kit_names = [], None, "", set()
+    checked, defined = set(), set()  # the names the check calls are given, and those a def binds
     for source in sources:
         source = python_of(source)
         try:
             tree = _MagicsThatRun().visit(ast.parse(source))
         except (SyntaxError, ValueError, RecursionError, MemoryError):
-            cells.append(source)  # it fails in the sandbox as it failed in Jupyter; the others still run
+            cells.append(source)  # it fails in the sandbox as it failed in Jupyter, and Run All stops there
             continue
         handler = _last_handler(tree) or handler
+        checked |= _checked_names(tree)
+        defined |= {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
         # Any function in the workbook counts, not only the last handler: a copy kept under
         # another name, or behind a decoy, is still a copy.
         copied = copied or _imports_reference_handler(tree, kit_names) or _copied_function(tree)
         try:
-            cells.append(ast.unparse(_WithoutChecks().visit(tree)))
+            cells.append(ast.unparse(tree))
         except (RecursionError, ValueError):
             cells.append(source)
-    return LearnerCode(cells, handler is not None, copied)
+    return LearnerCode(cells, handler is not None or bool(checked & defined), copied)
 
 
 # --- IPython's syntax ----------------------------------------------------------------------------
@@ -237,18 +262,15 @@ def _code_run_by(call: ast.AST) -> Optional[str]:
     return None
 
 
-class _WithoutChecks(ast.NodeTransformer):
-    """Drops ``check(...)`` statements and turns other calls to ``check`` into ``None``."""
-
-    def visit_Expr(self, node: ast.Expr) -> Any:
-        if _is_check_call(node.value):
-            return ast.copy_location(ast.Pass(), node)
-        return self.generic_visit(node)
-
-    def visit_Call(self, node: ast.Call) -> Any:
+def _checked_names(tree: ast.AST) -> set[str]:
+    """The names ``check`` is given as the handler (``check("forwarding", my_handler)``): the check in Jupyter takes
+    the handler it is given, whatever its name."""
+    names = set()
+    for node in ast.walk(tree):
         if _is_check_call(node):
-            return ast.copy_location(ast.Constant(None), node)
-        return self.generic_visit(node)
+            given = [*node.args[1:2], *(k.value for k in node.keywords if k.arg == HANDLER_NAME)]  # type: ignore
+            names |= {value.id for value in given if isinstance(value, ast.Name)}
+    return names
 
 
 def _is_check_call(node: ast.AST) -> bool:

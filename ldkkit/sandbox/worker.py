@@ -66,10 +66,15 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
             return {"status": "copied", "hint": f"{code.copied}: a copy is not graded", "missing": learner.missing}
         if not code.has_handler:
             return {"status": "no handler", "hint": NO_HANDLER, "missing": learner.missing}
-        kind, why = learner.run_cells(code.cells)
-        if kind is None:
-            return {"status": "no handler", "hint": why, "missing": learner.missing}
-        return {**_check(job["exercise"], RemoteHandler(learner, kind), learner), "missing": learner.missing}
+        ready = learner.run_cells(code.cells, job["exercise"])
+        if ready.kind is None:
+            status = "failed" if ready.stopped else "no handler"
+            return {"status": status, "hint": ready.why, "missing": learner.missing}
+        verdict = _check(job["exercise"], RemoteHandler(learner, ready.kind), learner)
+        if ready.others and verdict["status"] != "passed":  # (the learner saw another workbook's verdict)
+            verdict["hint"] += (f"\n(The workbook calls check({', '.join(ready.others)}, ...), another workbook's "
+                                f"check: this row is the check of {job['exercise']!r}, the workbook's own.)")
+        return {**verdict, "missing": learner.missing}
     except HandlerTimeout as e:
         return {"status": "timed out", "hint": str(e)}
     except LearnerGone as e:

@@ -1,0 +1,143 @@
+"""A grade is what the learner saw in Jupyter's Run All: the check as its cell ran it, and no check after an error.
+
+Run All runs the cells top to bottom and stops at the first that raises; the check cell checks
+the handler it is given as it stands then, and nothing after it changes what it said. Each
+workbook below was run for real with nbclient (Run All's semantics) to learn what the learner
+sees; the grader must give the same verdict, and a row that says why where no check ran. One
+class is graded once (the ``graded`` fixture).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+
+from ldkkit.grading import grade
+from ldkkit.sandbox.source import InvalidWorkbook, code_cells, read_workbook
+
+WB1 = "01_open_channel_request.ipynb"
+HEAD = "from ldkkit.events import Event\nfrom ldkkit.exercises import check\n"
+RIGHT = """def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                      peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
+    match event:
+        case Event.OpenChannelRequest(temporary_channel_id=tcid, counterparty_node_id=peer, funding_satoshis=sats):
+            if sats > 5_000_000:
+                uid = int.from_bytes(keys_manager.get_secure_random_bytes()[:16], "big")
+                channel_manager.accept_inbound_channel(tcid, peer, uid)
+            else:
+                channel_manager.force_close_without_broadcasting_txn(tcid, peer, "run all says no")
+"""
+#: Accepts every request, the small ones too: check() fails it.
+WRONG = """def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                      peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
+    if isinstance(event, Event.OpenChannelRequest):
+        uid = int.from_bytes(keys_manager.get_secure_random_bytes()[:16], "big")
+        channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id, uid)
+"""
+CHECK = 'check("open_channel_request", handle_ldk_events)'
+STOPS = "In Jupyter, Run All stops at a cell that raises, so the check cell never ran"
+
+
+def code(source: str) -> dict:
+    return {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": source}
+
+
+def notebook(*cells: str | dict) -> str:
+    return json.dumps({"cells": [code(c) if isinstance(c, str) else c for c in cells], "metadata": {},
+                       "nbformat": 4, "nbformat_minor": 5})
+
+
+#: learner -> (workbook 1, Run All's verdict as nbclient gave it, words the row must hold)
+CLASS = {
+    # a cell that raises before the check: Run All stops there; the learner never sees a verdict
+    "raises": (notebook(HEAD, RIGHT, "1/0", CHECK), "failed", ["code cell 3 raised ZeroDivisionError", STOPS]),
+    "typo": (notebook(HEAD, RIGHT, "print('unclosed'", CHECK), "failed",
+             ["code cell 3 raised SyntaxError: '(' was never closed (line 1)", STOPS]),
+    "exits": (notebook(HEAD, RIGHT, "import sys\nsys.exit(0)", CHECK), "failed", ["raised SystemExit", STOPS]),
+    "awaits": (notebook(HEAD, RIGHT, "import asyncio\nawait asyncio.sleep(0)\n{}['x']", CHECK), "failed",
+               ["code cell 3 raised KeyError: 'x'", STOPS]),
+    "deletes": (notebook(HEAD, RIGHT, "del handle_ldk_events", CHECK), "failed",
+                ["code cell 4 raised NameError: name 'handle_ldk_events' is not defined", STOPS]),
+    # the check checks the handler as it stands at the check cell; what comes after changes nothing
+    "fixes_too_late": (notebook(HEAD, WRONG, CHECK, RIGHT), "failed", ["Hint:"]),
+    "breaks_after": (notebook(HEAD, RIGHT, CHECK, WRONG), "passed", []),
+    "checks_twice": (notebook(HEAD, WRONG, CHECK, RIGHT, CHECK), "failed", ["Hint:"]),
+    "ends_after": (notebook(HEAD, RIGHT, CHECK, "import os\nos._exit(0)"), "passed", []),
+    "goes_on": (notebook(HEAD, RIGHT, CHECK, "def handle_ldk_events(*args):\n    pass\n",
+                         'check("forwarding", handle_ldk_events)'), "passed", []),
+    # what the check is given: any callable of the workbook's own, under any name
+    "partial": (notebook(HEAD, "import functools\n" + RIGHT.replace("(channel_manager,", "(tag, channel_manager,"),
+                         "handle_ldk_events = functools.partial(handle_ldk_events, 'mine')", CHECK), "passed", []),
+    "callable": (notebook(HEAD, RIGHT.replace("def handle_ldk_events", "def _answer"),
+                          "class Handler:\n    def __call__(self, *args):\n        return _answer(*args)\n",
+                          "handle_ldk_events = Handler()", CHECK), "passed", []),
+    "own_name": (notebook(HEAD, RIGHT.replace("def handle_ldk_events", "def mine"),
+                          'check("open_channel_request", mine)'), "passed", []),
+    # what a Jupyter kernel does that a plain process does not: exit() asks the front end, input() gets an answer
+    "asks": (notebook(HEAD, RIGHT, "exit()\nquit()\nname = input('who are you? ')", CHECK), "passed", []),
+    # another workbook's check: the learner saw that one's verdict; the row says which check it is
+    "wrong_check": (notebook(HEAD, WRONG, 'check("forwarding", handle_ldk_events)'), "failed",
+                    ["Hint:", "check('forwarding', ...), another workbook's check",
+                     "this row is the check of 'open_channel_request'"]),
+    # a handler Jupyter never runs, or one the grader cannot see: told where it is
+    "raw_cell": (notebook(HEAD, {"cell_type": "raw", "metadata": {}, "source": RIGHT}, CHECK), "no handler",
+                 ["Cell 2 holds def handle_ldk_events, but it is a raw cell, which Jupyter does not run"]),
+    "own_module": (notebook(HEAD, "from myhandler import handle_ldk_events", CHECK), "no handler",
+                   ["imports handle_ldk_events from myhandler, a module beside it",
+                    "the handler belongs in the workbook"]),
+}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run-all")
+    for learner, (content, _, _) in CLASS.items():
+        (root / learner).mkdir()
+        (root / learner / WB1).write_text(content)
+    (root / "own_module" / "myhandler.py").write_text("from ldkkit.events import Event\n\n" + RIGHT)
+    table = grade(sorted(root.iterdir()), timeout_s=60, jobs=2, progress=False)
+    return {row.learner: (row.status, row.hint) for row in table.itertuples() if row.workbook == WB1}
+
+
+@pytest.mark.parametrize("learner", sorted(CLASS))
+def test_each_row_is_what_run_all_showed(graded, learner):
+    status, hint = graded[learner]
+    _, expected, words = CLASS[learner]
+    assert status == expected, hint
+    for word in words:
+        assert word in hint, hint
+
+
+# --- files Jupyter cannot open, or opens as another format -----------------------------------------
+
+
+def test_a_version_3_notebook_is_read_as_jupyter_converts_it(tmp_path):
+    path = tmp_path / WB1
+    path.write_text(json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": [{"cells": [
+        {"cell_type": "code", "input": HEAD, "language": "python", "outputs": [], "metadata": {}},
+        {"cell_type": "heading", "level": 1, "source": "Mine", "metadata": {}},
+        {"cell_type": "code", "input": RIGHT, "language": "python", "outputs": [], "metadata": {}}]}]}))
+    assert code_cells(read_workbook(path)) == [HEAD, RIGHT]
+
+
+@pytest.mark.parametrize("data, words", [
+    (b"", "is empty"),
+    (b"\xef\xbb\xbf" + notebook(HEAD).encode(), "starts with a byte-order mark"),
+    (notebook("# cafe").replace("cafe", "caf\u00e9").encode("latin-1"), "is not UTF-8 text (byte 0xe9"),
+    (None, "is a zip archive"),
+])
+def test_a_file_jupyter_cannot_open_says_why(tmp_path, data, words):
+    if data is None:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr(WB1, notebook(HEAD))
+        data = buffer.getvalue()
+    path = tmp_path / WB1
+    path.write_bytes(data)
+    with pytest.raises(InvalidWorkbook, match="Jupyter cannot open it") as raised:
+        read_workbook(path)
+    assert words in str(raised.value)
+
