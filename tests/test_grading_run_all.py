@@ -16,6 +16,7 @@ import zipfile
 import pytest
 
 from ldkkit.grading import grade
+from ldkkit.sandbox import source
 from ldkkit.sandbox.source import InvalidWorkbook, code_cells, read_workbook
 
 WB1 = "01_open_channel_request.ipynb"
@@ -78,6 +79,8 @@ CLASS = {
                           'check("open_channel_request", mine)'), "passed", []),
     # what a Jupyter kernel does that a plain process does not: exit() asks the front end, input() gets an answer
     "asks": (notebook(HEAD, RIGHT, "exit()\nquit()\nname = input('who are you? ')", CHECK), "passed", []),
+    "shell": (notebook(HEAD, RIGHT, "ip = get_ipython()\nip.user_ns['seen'] = 1\nip.run_cell('x = 1')", CHECK),
+              "passed", []),
     # another workbook's check: the learner saw that one's verdict; the row says which check it is
     "wrong_check": (notebook(HEAD, WRONG, 'check("forwarding", handle_ldk_events)'), "failed",
                     ["Hint:", "check('forwarding', ...), another workbook's check",
@@ -141,3 +144,13 @@ def test_a_file_jupyter_cannot_open_says_why(tmp_path, data, words):
         read_workbook(path)
     assert words in str(raised.value)
 
+
+
+def test_a_notebook_too_large_to_read_says_what_to_clear(tmp_path, monkeypatch):
+    """Its outputs make it large (Jupyter opens it): the row says how to make it gradable."""
+    monkeypatch.setattr(source, "MAX_NOTEBOOK_BYTES", 1000)
+    path = tmp_path / WB1
+    path.write_text(notebook(HEAD, {**code(RIGHT), "outputs": [{"output_type": "stream", "name": "stdout",
+                                                               "text": "x" * 2000}]}))
+    with pytest.raises(InvalidWorkbook, match="its saved outputs most likely: clear them in Jupyter"):
+        read_workbook(path)

@@ -140,9 +140,9 @@ def _stopped_at(number: int, error: BaseException) -> str:
     told = told if len(told) <= 300 else told[:299] + "…"
     why = (f"code cell {number} raised {told}. In Jupyter, Run All stops at a cell that raises, so the check cell "
            "never ran: fix or remove that cell")
-    if isinstance(error, (ImportError, FileNotFoundError)):
-        why += (". The grader runs the workbook alone, without the files beside it: code from a module of the "
-                "learner's own (myhandler.py) belongs in the workbook")
+    if isinstance(error, (ImportError, FileNotFoundError)):  # (it may have worked in Jupyter: say what differs)
+        why += (". The grader runs the workbook alone, without the files beside it: if it needs a file or module of "
+                "the learner's own (myhandler.py), what the handler needs belongs in the workbook")
     return why
 
 
@@ -653,6 +653,12 @@ class IPythonShell:
     def show_usage(self) -> None:
         return None
 
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        """Any other of IPython's methods (``get_ipython().run_cell(...)``): it does nothing here."""
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: None
+
 
 class Learner:
     """The workbook's namespace, its handler, and the handler call in progress."""
@@ -665,6 +671,7 @@ class Learner:
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__, "display": display,
                                           "get_ipython": lambda: shell, "exit": _quit, "quit": _quit,
                                           "input": _input}
+        shell.user_ns = self.namespace  # type: ignore[attr-defined]  # (IPython's name for it)
         self.components = {name: Remote(channel, (name,)) for name in COMPONENTS}
         self.current: Optional[asyncio.Task[Any]] = None
         #: Refusals in tasks the handler spawned that no one awaited, for the grader (its world meets them so).

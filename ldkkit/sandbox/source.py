@@ -78,7 +78,8 @@ def read_workbook(path: Path) -> dict[str, Any]:
     with os.fdopen(fd, "rb") as f:
         data = f.read(MAX_NOTEBOOK_BYTES + 1)
     if len(data) > MAX_NOTEBOOK_BYTES:
-        raise InvalidWorkbook(f"{path.name} is over {MAX_NOTEBOOK_BYTES // 2**20} MiB")
+        raise InvalidWorkbook(f"{path.name} is over {MAX_NOTEBOOK_BYTES // 2**20} MiB, its saved outputs most likely: "
+                              "clear them in Jupyter (Edit > Clear Outputs of All Cells), save, and grade it again")
     if not data.strip():
         raise InvalidWorkbook(f"{path.name} is empty: Jupyter cannot open it either (the learner's work is not in it)")
     # Jupyter reads a notebook as UTF-8 text, with no byte-order mark: what it cannot open, the learner never ran.
