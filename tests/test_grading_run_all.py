@@ -79,7 +79,7 @@ CLASS = {
                           'check("open_channel_request", mine)'), "passed", []),
     # what a Jupyter kernel does that a plain process does not: exit() asks the front end, input() gets an answer
     "asks": (notebook(HEAD, RIGHT, "exit()\nquit()\nname = input('who are you? ')", CHECK), "passed", []),
-    "shell": (notebook(HEAD, RIGHT, "ip = get_ipython()\nip.user_ns['seen'] = 1\nip.run_cell('x = 1')", CHECK),
+    "shell": (notebook(HEAD, RIGHT, "ip = get_ipython()\nip.user_ns['seen'] = 1\nassert seen == 1", CHECK),
               "passed", []),
     # another workbook's check: the learner saw that one's verdict; the row says which check it is
     "wrong_check": (notebook(HEAD, WRONG, 'check("forwarding", handle_ldk_events)'), "failed",

@@ -653,12 +653,6 @@ class IPythonShell:
     def show_usage(self) -> None:
         return None
 
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        """Any other of IPython's methods (``get_ipython().run_cell(...)``): it does nothing here."""
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return lambda *args, **kwargs: None
-
 
 class Learner:
     """The workbook's namespace, its handler, and the handler call in progress."""
