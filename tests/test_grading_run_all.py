@@ -69,6 +69,11 @@ CLASS = {
     "ends_after": (notebook(HEAD, RIGHT, CHECK, "import os\nos._exit(0)"), "passed", []),
     "goes_on": (notebook(HEAD, RIGHT, CHECK, "def handle_ldk_events(*args):\n    pass\n",
                          'check("forwarding", handle_ldk_events)'), "passed", []),
+    # a cell the grader cannot run as Jupyter does (the scenarios' peers run the kit's reference handlers, which a
+    # learner process has not got) does not stop it: another workbook's check, then "See it work"
+    "sees_it_work": (notebook(HEAD, RIGHT, "from ldkkit import scenarios\n"
+                              "print(scenarios.run('inbound_open_accept', handle_ldk_events).event_names())", CHECK),
+                     "passed", []),
     # what the check is given: any callable of the workbook's own, under any name
     "partial": (notebook(HEAD, "import functools\n" + RIGHT.replace("(channel_manager,", "(tag, channel_manager,"),
                          "handle_ldk_events = functools.partial(handle_ldk_events, 'mine')", CHECK), "passed", []),
