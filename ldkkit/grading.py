@@ -5,7 +5,8 @@
 
 Each submission is a learner's folder of workbooks, or one workbook. The verdict comes
 from a process the learner's code cannot touch: a grader-owned worker runs the check in
-its own simulated world, while the workbook's code (its cells, minus ``check`` calls)
+its own simulated world, while the workbook's code (its cells as Run All runs them, up to
+the check, which there only notes the handler it is given, or to a cell that raises)
 runs in a sandboxed learner process (:mod:`ldkkit.sandbox`), which sees each event as
 bytes and whose every call on the node comes back to the worker as a request. As root,
 that process is another user, in its own mount and network namespaces, with limits, and

@@ -1,7 +1,7 @@
 """The grader's sandbox: learner code in a confined process, the verdict in the grader's.
 
 - :mod:`~ldkkit.sandbox.source` reads a workbook without running it: its cells, its
-  handler, its ``check`` calls (taken out) and whether the handler is a copy;
+  handler, the names its ``check`` calls are given, and whether the handler is a copy;
 - :mod:`~ldkkit.sandbox.jail` confines the learner process (another user, namespaces,
   limits) and kills what it leaves behind;
 - :mod:`~ldkkit.sandbox.wire` is the only language the two processes share: JSON

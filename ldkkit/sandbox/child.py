@@ -1,4 +1,4 @@
-"""The learner process: runs a workbook's cells, then answers the grader's events with its handler.
+"""The learner process: runs a workbook's cells as Run All does, then answers the grader's events with its handler.
 
 Started by the grader's worker as ``python -I -m ldkkit.sandbox.child IN OUT`` (two pipe
 file descriptors), it confines itself (:mod:`ldkkit.sandbox.jail`) before it runs any
@@ -15,7 +15,6 @@ import ast
 import asyncio
 import concurrent.futures
 import contextvars
-import functools
 import inspect
 import itertools
 import linecache
@@ -27,7 +26,6 @@ import traceback
 import types
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..events.queue import ReturnedUnawaited, answer
@@ -51,6 +49,16 @@ from ..sim.runtime import DelegatingSelector
 from . import jail as jail_module
 from . import wire
 from .gate import Gate
+from .kernel import (
+    CHECKS,
+    IPythonShell,
+    defined_in_the_workbook,
+    display,
+    input_,
+    noted_check,
+    quit_,
+    stopped_at,
+)
 
 HANDLER_NAME = "handle_ldk_events"
 COMPONENTS = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
@@ -85,85 +93,11 @@ def _stub_reference() -> types.ModuleType:
     return stub
 
 
-@dataclass
-class _Checks:
-    """What the workbook's calls of ``check`` asked for: the grader runs the check itself, on the handler the first
-    call for the graded workbook was given, as Run All shows that call's verdict."""
-
-    exercise: str = ""  # the graded workbook's
-    reached: bool = False
-    handler: Any = None
-    others: list[str] = field(default_factory=list)  # the other workbooks' checks it called (``check("forwarding")``)
-
-
-CHECKS = _Checks()
-
-
-class _Checked(BaseException):  # (not an Exception: a learner's ``except Exception`` around the check lets it by)
-    """The workbook reached its check: what runs after it cannot change what the check said in Jupyter."""
-
-
-def _check(exercise: Any = None, handle_ldk_events: Any = None, *args: Any, **kwargs: Any) -> None:
-    """``ldkkit.exercises.check`` in the learner process (under any name it is imported as): notes the handler it is
-    given, for the graded workbook, and stops the workbook there; another workbook's check does nothing."""
-    from ..exercises.learner import exercise_id
-
-    try:
-        asked = exercise_id(exercise) if isinstance(exercise, str) else None
-    except ValueError:
-        asked = None
-    if CHECKS.reached:
-        return None
-    if asked == CHECKS.exercise:
-        CHECKS.reached, CHECKS.handler = True, handle_ldk_events
-        raise _Checked
-    CHECKS.others.append(repr(exercise)[:60])
-    return None
-
-
 def _no_checks_here() -> None:
-    """``check`` runs no check in the learner process: the grader runs it (:class:`_Checks`)."""
+    """``check`` runs no check in the learner process: the grader runs it (:func:`.kernel.noted_check`)."""
     exercises = sys.modules.get("ldkkit.exercises")
     if exercises is not None:
-        exercises.check = _check  # type: ignore[attr-defined]
-
-
-def _quit(*args: Any, **kwargs: Any) -> None:
-    """``exit()``/``quit()`` in a Jupyter cell: the kernel asks its front end to close, and goes on running."""
-
-
-def _input(prompt: Any = "") -> str:
-    """``input()``: in Jupyter the learner types an answer and the workbook goes on; graded, it is an empty one."""
-    return ""
-
-
-def _stopped_at(number: int, error: BaseException) -> str:
-    """Why Run All stopped at code cell ``number``, before the workbook's check."""
-    told = " ".join(traceback.format_exception_only(error)[-1].split())  # (one line: no "Hint:" line of its own)
-    if isinstance(error, SyntaxError) and error.lineno:
-        told += f" (line {error.lineno})"
-    told = told if len(told) <= 300 else told[:299] + "…"
-    why = (f"code cell {number} raised {told}. In Jupyter, Run All stops at a cell that raises, so the check cell "
-           "never ran: fix or remove that cell")
-    if isinstance(error, (ImportError, FileNotFoundError)):  # (it may have worked in Jupyter: say what differs)
-        why += (". The grader runs the workbook alone, without the files beside it: if it needs a file or module of "
-                "the learner's own (myhandler.py), what the handler needs belongs in the workbook")
-    return why
-
-
-def _defined_in_the_workbook(handler: Any) -> bool:
-    """Whether ``handler``'s code is a function a cell defined: itself, or what a ``functools.partial``, a bound
-    method or an object's ``__call__`` runs."""
-    for _ in range(8):
-        if isinstance(handler, types.FunctionType):
-            return handler.__code__.co_filename.startswith("<cell ")
-        if isinstance(handler, functools.partial):
-            handler = handler.func
-        elif isinstance(handler, types.MethodType):
-            handler = handler.__func__
-        else:
-            handler = getattr(type(handler), "__call__", None)  # noqa: B004 - the class's, as a call runs it
-    return False
+        exercises.check = noted_check  # type: ignore[attr-defined]
 
 
 # --- the virtual-time loop --------------------------------------------------------------------
@@ -630,35 +564,6 @@ def _submitted_by_you(frame: Any) -> bool:
     return frame is not None and yours(frame)
 
 
-def display(*objs: Any, **_: Any) -> None:
-    """Jupyter's ``display()``, which a workbook may call without importing it: here, each object's repr printed,
-    as IPython's own display does outside a notebook."""
-    for obj in objs:
-        print(repr(obj))
-
-
-class IPythonShell:
-    """``get_ipython()`` as a graded workbook's cells call it (IPython turns ``%magic``, ``!command`` and ``name?``
-    into calls on it). The grader already put the code that magics run in the workbook's namespace (``%%time``,
-    ``%time x = f()``) in their place (:mod:`ldkkit.sandbox.source`); every other one does nothing here, and a
-    shell command is not run (``files = !ls`` is an empty list)."""
-
-    def run_line_magic(self, name: str, line: str, _stack_depth: int = 1) -> None:
-        return None
-
-    def run_cell_magic(self, name: str, line: str, cell: str) -> None:
-        return None
-
-    def system(self, cmd: str) -> None:
-        return None
-
-    def getoutput(self, cmd: str, split: bool = True, depth: int = 0) -> list[str]:
-        return []
-
-    def show_usage(self) -> None:
-        return None
-
-
 class Learner:
     """The workbook's namespace, its handler, and the handler call in progress."""
 
@@ -668,8 +573,8 @@ class Learner:
         asyncio.set_event_loop(self.loop)
         shell = IPythonShell()
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__, "display": display,
-                                          "get_ipython": lambda: shell, "exit": _quit, "quit": _quit,
-                                          "input": _input}
+                                          "get_ipython": lambda: shell, "exit": quit_, "quit": quit_,
+                                          "input": input_}
         shell.user_ns = self.namespace  # type: ignore[attr-defined]  # (IPython's name for it)
         self.components = {name: Remote(channel, (name,)) for name in COMPONENTS}
         self.current: Optional[asyncio.Task[Any]] = None
@@ -719,7 +624,7 @@ class Learner:
             except BaseException as e:  # noqa: B036 - even SystemExit: IPython shows it, and Run All stops
                 if len(_REFERENCE_CALLS) > reference_calls and not CHECKS.reached:
                     continue  # (``scenarios.run``, whose peers' handlers are not here: it ran in Jupyter)
-                return "" if CHECKS.reached else _stopped_at(number, e)
+                return "" if CHECKS.reached else stopped_at(number, e)
             if CHECKS.reached:  # (a check the learner's own code caught)
                 return ""
         return ""
@@ -744,7 +649,7 @@ class Learner:
         if handler is None:
             return None, ("the workbook's check was given None, not its handler" if CHECKS.reached else
                           "the workbook never defines handle_ldk_events")
-        if not _defined_in_the_workbook(handler):
+        if not defined_in_the_workbook(handler):
             return None, "handle_ldk_events is not a function defined in the workbook"
         return handler, ""
 

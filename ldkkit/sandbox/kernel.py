@@ -1,0 +1,119 @@
+"""What a Jupyter kernel gives a graded workbook's cells, and how Run All runs them (:mod:`.child` runs them).
+
+Run All runs the cells top to bottom and stops at the first that raises; the check cell checks
+the handler it is given, as it stands then, and what runs after it cannot change what it said.
+So, in the learner process, ``check`` only notes the handler (:func:`noted_check`) and stops the
+workbook there: the grader runs the check itself. What a kernel adds to a plain process is here
+too: ``display``, ``get_ipython()``, and an ``exit()`` or ``input()`` that does not stop a cell.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Checks:
+    """What the workbook's calls of ``check`` asked for: the grader runs the check itself, on the handler the first
+    call for the graded workbook was given, as Run All shows that call's verdict."""
+
+    exercise: str = ""  # the graded workbook's
+    reached: bool = False
+    handler: Any = None
+    others: list[str] = field(default_factory=list)  # the other workbooks' checks it called (``check("forwarding")``)
+
+
+CHECKS = Checks()
+
+
+class Checked(BaseException):  # (not an Exception: a learner's ``except Exception`` around the check lets it by)
+    """The workbook reached its check: what runs after it cannot change what the check said in Jupyter."""
+
+
+def noted_check(exercise: Any = None, handle_ldk_events: Any = None, *args: Any, **kwargs: Any) -> None:
+    """``ldkkit.exercises.check`` in the learner process (under any name it is imported as): notes the handler it is
+    given, for the graded workbook, and stops the workbook there; another workbook's check does nothing."""
+    from ..exercises.learner import exercise_id
+
+    try:
+        asked = exercise_id(exercise) if isinstance(exercise, str) else None
+    except ValueError:
+        asked = None
+    if CHECKS.reached:
+        return None
+    if asked == CHECKS.exercise:
+        CHECKS.reached, CHECKS.handler = True, handle_ldk_events
+        raise Checked
+    CHECKS.others.append(repr(exercise)[:60])
+    return None
+
+
+def quit_(*args: Any, **kwargs: Any) -> None:
+    """``exit()``/``quit()`` in a Jupyter cell: the kernel asks its front end to close, and goes on running."""
+
+
+def input_(prompt: Any = "") -> str:
+    """``input()``: in Jupyter the learner types an answer and the workbook goes on; graded, it is an empty one."""
+    return ""
+
+
+def stopped_at(number: int, error: BaseException) -> str:
+    """Why Run All stopped at code cell ``number``, before the workbook's check."""
+    told = " ".join(traceback.format_exception_only(error)[-1].split())  # (one line: no "Hint:" line of its own)
+    if isinstance(error, SyntaxError) and error.lineno:
+        told += f" (line {error.lineno})"
+    told = told if len(told) <= 300 else told[:299] + "…"
+    why = (f"code cell {number} raised {told}. In Jupyter, Run All stops at a cell that raises, so the check cell "
+           "never ran: fix or remove that cell")
+    if isinstance(error, (ImportError, FileNotFoundError)):  # (it may have worked in Jupyter: say what differs)
+        why += (". The grader runs the workbook alone, without the files beside it: if it needs a file or module of "
+                "the learner's own (myhandler.py), what the handler needs belongs in the workbook")
+    return why
+
+
+def defined_in_the_workbook(handler: Any) -> bool:
+    """Whether ``handler``'s code is a function a cell defined: itself, or what a ``functools.partial``, a bound
+    method or an object's ``__call__`` runs."""
+    for _ in range(8):
+        if isinstance(handler, types.FunctionType):
+            return handler.__code__.co_filename.startswith("<cell ")
+        if isinstance(handler, functools.partial):
+            handler = handler.func
+        elif isinstance(handler, types.MethodType):
+            handler = handler.__func__
+        else:
+            handler = getattr(type(handler), "__call__", None)  # noqa: B004 - the class's, as a call runs it
+    return False
+
+
+def display(*objs: Any, **_: Any) -> None:
+    """Jupyter's ``display()``, which a workbook may call without importing it: here, each object's repr printed,
+    as IPython's own display does outside a notebook."""
+    for obj in objs:
+        print(repr(obj))
+
+
+class IPythonShell:
+    """``get_ipython()`` as a graded workbook's cells call it (IPython turns ``%magic``, ``!command`` and ``name?``
+    into calls on it). The grader already put the code that magics run in the workbook's namespace (``%%time``,
+    ``%time x = f()``) in their place (:mod:`ldkkit.sandbox.source`); every other one does nothing here, and a
+    shell command is not run (``files = !ls`` is an empty list)."""
+
+    def run_line_magic(self, name: str, line: str, _stack_depth: int = 1) -> None:
+        return None
+
+    def run_cell_magic(self, name: str, line: str, cell: str) -> None:
+        return None
+
+    def system(self, cmd: str) -> None:
+        return None
+
+    def getoutput(self, cmd: str, split: bool = True, depth: int = 0) -> list[str]:
+        return []
+
+    def show_usage(self) -> None:
+        return None
