@@ -136,6 +136,7 @@ def judge_outbound_records(played: Played) -> dict[str, int]:
         if isinstance(event, (Event.PaymentSent, Event.PaymentFailed)):
             ended.add(event.payment_id)
         _judge_others_pending(played, handling, ended)  # (after any event: a channel closing ends no payment)
+        _judge_succeeded_kept(played, handling, succeeded)  # (PaymentPathSuccessful follows PaymentSent, for one)
     _judge_final_records(played, succeeded)
     _judge_nothing_received(played)
     _judge_sent_only_by_you(played)
@@ -275,6 +276,24 @@ def _judge_others_pending(played: Played, handling: Handling, ended: set[Any]) -
                        "payment_id, and leave the others as they are." if about_payments else
                        "only PaymentSent and PaymentFailed end a payment: LDK may still complete or fail a payment "
                        "whose channel closed (its HTLC is settled on chain), and tells you with one of them.")
+
+
+def _judge_succeeded_kept(played: Played, handling: Handling, succeeded: dict[Any, Any]) -> None:
+    """A payment that succeeded stays Succeeded on disk, with its preimage, whatever event comes after it."""
+    if handling.stored.get("outbound_payments") is None:
+        return
+    for payment_id, preimage in succeeded.items():
+        record = stored_record(played, handling, "outbound_payments", payment_id)
+        if payment_id not in played.stage.sent or record is None or (record.status is HTLCStatus.Succeeded
+                                                                     and record.preimage == preimage):
+            continue  # (no entry: judged at the end, which says its record is gone)
+        own = getattr(handling.event, "payment_id", None) == payment_id
+        raise fail(played, handling.event, f"the payment {payment_id!r}, which succeeded, still Succeeded on disk "
+                   "with its preimage", f"on disk after this event: {record!r}",
+                   f"PaymentSent said how it ended, and {type(handling.event).__name__} changes nothing of it (it "
+                   "carries no preimage): leave the entry as PaymentSent left it, the preimage your receipt."
+                   if own else "an event is about one payment: look its entry up by the event's payment_id, and "
+                   "leave the others as they are.")
 
 
 def _made_by_its_path_failure(played: Played, payment_id: Any, status: HTLCStatus) -> Any:
