@@ -157,6 +157,7 @@ def compare_with_reference(session: Session) -> int:
         if name in JUDGED:
             JUDGED[name](played)
         on_chain.judge_bumps(played)  # (a bump asked again comes after itself: the comparison would not tell)
+        sending_payments.judge_only_payments_sent(played)  # (the probes' scenarios: a probe is no payment)
         mine = _without_replays([type(e).__name__ for e in played.events()])
         expected = _without_replays(list(_reference_events(name)))
         if mine != expected:

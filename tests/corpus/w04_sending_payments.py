@@ -168,6 +168,14 @@ def path_successful_marks_succeeded(outbound_payments: Any, fs_store: Any, event
     fs_store.write("", "", "outbound_payments", outbound_payments.encode())
 
 
+def records_probes(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Files each probe among the payments sent, Failed or Succeeded as the probe went."""
+    status = HTLCStatus.Failed if isinstance(event, Event.ProbeFailed) else HTLCStatus.Succeeded
+    with outbound_payments.lock() as payments:
+        payments[event.payment_id] = PaymentInfo(None, None, status, None)
+    fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+
+
 def abandons_on_path_failure(channel_manager: Any, event: Any, **_: Any) -> None:
     """Gives up at the first failed path: abandon_payment, so LDK's retry never comes."""
     channel_manager.abandon_payment(event.payment_id)
@@ -380,6 +388,10 @@ CASES = [
     right(EX, "path_successful_marks_succeeded",
           compose({Event.PaymentPathSuccessful: path_successful_marks_succeeded}),
           why="sets Succeeded again on PaymentPathSuccessful, which LDK always sends after PaymentSent"),
+    wrong(EX, "records_probes", compose({Event.ProbeFailed: records_probes, Event.ProbeSuccessful: records_probes}),
+          "a probe's id", "a probe is no payment",
+          why="records each probe in outbound_payments: it passed, no probe being sent in the story (nor judged in the "
+              "capstone's probe scenarios), though the workbook says to do nothing with them"),
     wrong(EX, "abandons_on_path_failure", compose({PATH_FAILED: abandons_on_path_failure}), "completed",
           "do not abandon_payment", why="abandon_payment on PaymentPathFailed: the retried payment never succeeds"),
     wrong(EX, "returns_true", compose({SENT: _returning(True, GOOD_SENT)}), "returned True", "ReplayEvent",
