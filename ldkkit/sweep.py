@@ -139,7 +139,8 @@ class OutputSweeper:
 
         Outputs already tracked are ignored, so handling the same ``SpendableOutputs`` event
         twice is harmless. Due outputs are swept at once, as in LDK 0.1. Raises ``OSError``
-        if the state cannot be persisted (LDK returns ``Err(())``).
+        if the state cannot be persisted (LDK returns ``Err(())``), "in which case the call may be
+        safely retried": the state is persisted on every call, outputs new or not, as LDK does.
         """
         for d in output_descriptors:
             if not isinstance(d, SpendableOutputDescriptor):
@@ -158,11 +159,10 @@ class OutputSweeper:
                 known.add(outpoint)
                 status = OutputSpendStatus.PendingInitialBroadcast(delay_until_height)
                 added.append(TrackedSpendableOutput(descriptor, channel_id, status))
-            if not added:
-                return
-            self._set_outputs(self._state.outputs + tuple(added))
-            self.logger.info(_MODULE, f"Tracking {len(added)} spendable output(s) of channel {channel_id}: "
-                             f"{', '.join(str(o.outpoint()) for o in added)}")
+            if added:
+                self._set_outputs(self._state.outputs + tuple(added))
+                self.logger.info(_MODULE, f"Tracking {len(added)} spendable output(s) of channel {channel_id}: "
+                                 f"{', '.join(str(o.outpoint()) for o in added)}")
             to_broadcast = self._regenerate_spend_if_necessary()
             self._persist()
         self._broadcast(to_broadcast)

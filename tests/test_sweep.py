@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -116,6 +117,28 @@ def test_retracking_is_idempotent():
     node.sweeper.track_spendable_outputs(descriptors, CHANNEL, False, None)
     node.sweeper.track_spendable_outputs(descriptors, CHANNEL, False, None)
     assert len(node.sweeper.tracked_spendable_outputs()) == 1 and len(node.chain.mempool) == 1
+
+
+def test_a_failed_persist_is_made_good_by_calling_again():
+    """LDK 0.1: track_spendable_outputs "returns Err on persistence failure, in which case the call may be safely
+    retried": the retry persists the state, though its outputs are already tracked in memory."""
+
+    class FailingOnce(MemoryStore):
+        failed = False
+
+        def write(self, primary: str, secondary: str, key: str, buf: bytes) -> None:
+            if not self.failed:
+                self.failed = True
+                raise OSError("disk full")
+            super().write(primary, secondary, key, buf)
+
+    node = Node(FailingOnce())
+    descriptors = node.static_outputs(40_000)
+    with pytest.raises(OSError):
+        node.sweeper.track_spendable_outputs(descriptors, CHANNEL, False, None)
+    node.sweeper.track_spendable_outputs(descriptors, CHANNEL, False, None)  # (a handler's retry, or a replay)
+    (stored,) = node.store.data.values()
+    assert [o.descriptor for o in node.new_sweeper(stored).tracked_spendable_outputs()] == descriptors
 
 
 def test_static_outputs_can_be_excluded():

@@ -69,7 +69,8 @@ def rules(session: Session, result: CheckResult) -> None:
     judge_zero_conf(session.play("zero-conf requests", zero_conf_story))
     result.add("zero-conf accepted from the trusted LSP only", "LSP accepted, stranger rejected")
     count = compare_with_reference(session)  # (its receive_duplicate_payment first: the same amount twice)
-    judge_duplicate(session.play("a payment made twice, the second for more", paid_again_for_more_story))
+    judge_duplicate(session.play("a payment made twice, the second for more", paid_again_for_more_story,
+                                 play_on=Event.PaymentClaimable))
     result.add("a payment made twice claimed once", "the second failed back")
     result.add("every scenario under the background processor: the reference's events", f"{count} scenarios")
 
@@ -151,17 +152,25 @@ def _without_replays(names: list[str]) -> list[str]:
 
 def compare_with_reference(session: Session) -> int:
     for name in scenarios.names():
-        played = session.play(name, scenarios._SCENARIOS[name], seed=reference_seed(name), processor="thread")
+        played = session.play(name, scenarios._SCENARIOS[name], seed=reference_seed(name), processor="thread",
+                              play_on=Event.PaymentClaimable)
         if name in JUDGED:
             JUDGED[name](played)
         on_chain.judge_bumps(played)  # (a bump asked again comes after itself: the comparison would not tell)
+        sending_payments.judge_only_payments_sent(played)  # (the probes' scenarios: a probe is no payment)
         mine = _without_replays([type(e).__name__ for e in played.events()])
         expected = _without_replays(list(_reference_events(name)))
         if mine != expected:
             pairs = enumerate(zip(mine, expected, strict=False))
             first = next((i for i, (a, b) in pairs if a != b), min(len(mine), len(expected)))
+            # (the same events in another order: the expected one came later, and what came in its place too)
+            later = (next((j for j in range(first + 1, len(mine)) if mine[j] == expected[first]), None)
+                     if first < len(expected) and first < len(mine) and mine[first] in expected[first + 1:] else None)
             raise fail(played, None, " → ".join(expected), " → ".join(mine),
                        f"the first difference is at event {first + 1}: "
                        + (f"{expected[first]} was expected" if first < len(expected) else f"{mine[first]} came too")
+                       + (f", and came only at event {later + 1}, later than the reference's: did your handler put "
+                          "off what leads to it? (the reference answers each event as it handles it)"
+                          if later is not None else "")
                        + f". {scenarios.describe(name)}")
     return len(scenarios.names())

@@ -137,7 +137,7 @@ class Session:
 
     def play(self, name: str, story: Callable[[Stage], None], *, seed: Optional[int] = None,
              processor: Optional[str] = None, draws_for: Optional[tuple[type, tuple[bytes, ...]]] = None,
-             network: Optional[Network] = None) -> Played:
+             network: Optional[Network] = None, play_on: Optional[type] = None) -> Played:
         """Play ``story`` against a fresh node running the handler (under ``processor``, if named).
 
         Unless ``seed`` is given, each play of a check has a world of its own, seeded ``FIRST_SEED``, then one
@@ -148,6 +148,10 @@ class Session:
         ``get_secure_random_bytes()`` gives these first (the extremes show a range's edges).
 
         ``network``: the world's, if not regtest (a handler given ``network`` must use it, not name one itself).
+
+        ``play_on``: an event kind whose answer your handler may put off (LDK lets you claim a payment until its claim
+        deadline): once the story ends, the world plays on while a task spawned for such an event still works, for up
+        to ``PLAY_ON_S``, so that what the task does then is judged too.
         """
         from ..background_processor import run_processor
 
@@ -168,10 +172,14 @@ class Session:
         try:
             if processor is None:
                 story(stage)
+                if play_on is not None:
+                    _play_on(played, play_on)
             else:
                 with one_cpu(), run_processor(me, processor):
                     story(stage)
                     stage.settle()
+                    if play_on is not None:
+                        _play_on(played, play_on)
         except EventHandlerError as e:
             raise handler_error(e, played)  # noqa: B904  (its __cause__ is your error, frames trimmed)
         except TaskBlocked as e:
@@ -206,6 +214,20 @@ class Session:
                 if step.in_thread and not blocked_in_a_wait(frames.get(step.thread)):
                     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(step.thread),
                                                                ctypes.py_object(HandlerStopped))
+
+
+#: How long (simulated seconds) a story plays on after its end while a task of yours still works on an event whose
+#: answer you may put off (``Session.play``'s ``play_on``).
+PLAY_ON_S = 300
+
+
+def _play_on(played: Played, kind: type) -> None:
+    waited = 0
+    while waited < PLAY_ON_S and played.recorder.waiting(kind):
+        played.stage.settle(1)
+        waited += 1
+    if waited:
+        played.stage.settle()  # (what the task did, claim or fail back, reaches the payer)
 
 
 def _check_untouched(played: Played) -> None:

@@ -2,8 +2,10 @@
 
 Rules, judged from the payer's side and from ``inbound_payments`` as stored on disk:
 - a ``PaymentClaimable`` with a preimage is claimed (the payer sees it succeed);
-- one without a preimage is failed back at once with ``fail_htlc_backwards`` (the payer sees it fail
-  long before the claim deadline);
+- one without a preimage is failed back with ``fail_htlc_backwards`` (the payer sees it fail long before the claim
+  deadline);
+- an answer may be put off (LDK allows it until the claim deadline): a task that answers later is waited for, up to
+  ``PLAY_ON_S`` after the story;
 - after ``PaymentClaimed``, the record on disk is ``Succeeded``, with the preimage, the invoice's
   secret (none for keysend) and the amount received, written before the handler returned;
 - in the end, no payment is ``Succeeded`` on disk that LDK never claimed (``PaymentClaimable`` is no success).
@@ -19,7 +21,7 @@ from ..payment_storage import HTLCStatus
 from ..routing.router import PaymentParameters, RouteParameters
 from ..scenarios import Stage
 from ..types import PaymentId, PaymentPreimage
-from .common import CheckResult, Handling, Played, Session, fail, final_records, held_back, stored_record
+from .common import PLAY_ON_S, CheckResult, Handling, Played, Session, fail, final_records, held_back, stored_record
 from .recorder import Call
 
 #: A hash whose preimage your node never had: a payment to it cannot be claimed.
@@ -45,7 +47,7 @@ def pay_unknown_hash(stage: Stage, payer: object, amount_msat: int) -> None:
 
 
 def rules(session: Session, result: CheckResult) -> None:
-    played = session.play("receiving_payments", story)
+    played = session.play("receiving_payments", story, play_on=Event.PaymentClaimable)
     claimables = played.events(Event.PaymentClaimable)
     if len(claimables) < 3:
         raise fail(played, None, "three PaymentClaimable events", f"{len(claimables)}",
@@ -68,13 +70,11 @@ _OUTCOMES = {"waiting": "still waits for an answer", "failed": "failed: it was r
 
 
 def _payer_outcome(played: Played, payment_hash: object) -> str:
-    for peer in played.stage.peers.values():
-        for event in peer.events_seen:
-            if isinstance(event, Event.PaymentSent) and event.payment_hash == payment_hash:
-                return "paid"
-            if isinstance(event, Event.PaymentFailed) and event.payment_hash == payment_hash:
-                return "failed"
-    return "waiting"
+    """How the payment of this hash ended for its payer: paid if any payment of it was (a second payment of the hash,
+    failed back, ends no first one, whichever the payer heard of first), else failed, else still waiting."""
+    seen = {type(e) for peer in played.stage.peers.values() for e in peer.events_seen
+            if isinstance(e, (Event.PaymentSent, Event.PaymentFailed)) and e.payment_hash == payment_hash}
+    return "paid" if Event.PaymentSent in seen else "failed" if Event.PaymentFailed in seen else "waiting"
 
 
 def _answers(played: Played, handling: Handling) -> list[Call]:
@@ -119,6 +119,19 @@ def _unpaid_entry_hint(played: Played, event: Event.PaymentClaimable) -> str:
     return "the preimage is in the event's purpose: purpose.preimage() works for invoices and keysend."
 
 
+def _still_waiting(played: Played, event: Event.PaymentClaimable, done: str) -> str:
+    """What happened to a payment a task of yours was still working on when the check stopped waiting; "" if none."""
+    if not any(e is event for e in played.recorder.waiting(Event.PaymentClaimable)):
+        return ""
+    return (f"a task you spawned while handling it had still not {done} when the check stopped waiting, "
+            f"{PLAY_ON_S} s after the story ended (the payer's HTLCs were held all that time)")
+
+
+#: The hint for a payment a task of yours never answered while the check waited.
+_PUT_OFF = (f"LDK lets you answer until the payment's claim_deadline, and the check waits {PLAY_ON_S} s after the "
+            "story for an answer put off: yours never came. Answer as you handle the event, or soon after.")
+
+
 def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
     """Each PaymentClaimable ends as it should, seen from the payer."""
     settled: set[object] = set()
@@ -135,10 +148,12 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
                        "is already Succeeded, fail the second payment back instead of claiming it, whatever its "
                        "amount: an invoice is paid once.")
         if preimage is not None and not repeat and "claim_funds" not in calls:
+            waiting = "fail_htlc_backwards" not in calls and _still_waiting(played, event, "claimed it")
             raise fail(played, event, "claim_funds(purpose.preimage())",
-                       "you failed it back" if "fail_htlc_backwards" in calls else "it was never claimed",
-                       _unpaid_entry_hint(played, event) if "fail_htlc_backwards" in calls else
-                       "the preimage is in the event's purpose: purpose.preimage() works for invoices and keysend.")
+                       "you failed it back" if "fail_htlc_backwards" in calls else waiting or "it was never claimed",
+                       _unpaid_entry_hint(played, event) if "fail_htlc_backwards" in calls else _PUT_OFF if waiting
+                       else "the preimage is in the event's purpose: purpose.preimage() works for invoices and "
+                       "keysend.")
         if preimage is not None and not repeat and outcome != "paid":
             raise fail(played, event, "the payment claimed: the payer paid, and PaymentClaimed followed",
                        f"you called claim_funds, but for the payer the payment {_OUTCOMES[outcome]}",
@@ -147,10 +162,12 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
                        in calls else "claim_funds claims only with this payment's own preimage, purpose.preimage() "
                        "(its SHA-256 is the payment_hash): with any other it finds nothing to claim.")
         if preimage is None and "fail_htlc_backwards" not in calls:
+            waiting = "claim_funds" not in calls and _still_waiting(played, event, "failed it back")
             raise fail(played, event, "fail_htlc_backwards(payment_hash): there is no preimage to claim with",
-                       "you tried to claim it" if "claim_funds" in calls else "it was left unclaimed, and the "
-                       "payer waits until the claim deadline", "when purpose.preimage() is None you cannot claim; "
-                       "channel_manager.fail_htlc_backwards(payment_hash) gives the payer their money back now.")
+                       "you tried to claim it" if "claim_funds" in calls else waiting or "it was left unclaimed, and "
+                       "the payer waits until the claim deadline", _PUT_OFF if waiting else "when "
+                       "purpose.preimage() is None you cannot claim; channel_manager.fail_htlc_backwards(payment_hash) "
+                       "gives the payer their money back now.")
         if preimage is None and outcome != "failed":
             raise fail(played, event, "the payer refunded at once", f"the payment is {outcome} for the payer",
                        "pass the event's payment_hash to fail_htlc_backwards.")

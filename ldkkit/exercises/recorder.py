@@ -161,6 +161,8 @@ class Recorder:
         self.task_steps: list[TaskStep] = []
         #: The tasks your code spawned and not yet done: a crash of your node ends them (``crashed``).
         self.spawned: set[Any] = set()
+        #: Every task your code spawned, with the hand-over it was spawned under (``waiting``).
+        self.tasks: list[tuple[Handling, Any]] = []
         #: What the threads your code started raised, with the event whose handling started them.
         self.thread_errors: list[tuple[Event, BaseException]] = []
         #: What tasks your handler spawned raised, with the event whose handling spawned each (told as threads' are).
@@ -322,6 +324,11 @@ class Recorder:
         time), and the steps of spawned tasks running now."""
         return [h for h in self.handlings if h.finished is None] + list(self.task_steps)
 
+    def waiting(self, kind: type) -> list[Event]:
+        """The events of ``kind`` a task your code spawned while handling them still works on (not done)."""
+        return list({id(h.event): h.event for h, task in self.tasks
+                     if isinstance(h.event, kind) and not task.done()}.values())
+
     def task_factory(self, loop: Any, coro: Any, **kwargs: Any) -> Any:
         """Tasks your code spawns while handling an event run step by step, watched like the handler."""
         import asyncio
@@ -331,6 +338,7 @@ class Recorder:
             yours = coro
             task = asyncio.Task(self._spawned(yours, handling), loop=loop, **kwargs)
             self.spawned.add(task)
+            self.tasks.append((handling, task))
             task.add_done_callback(self.spawned.discard)
             # Cancelled before it ran (the story ended first), your coroutine is closed here, so Python
             # does not warn that it "was never awaited"; one that ran to its end is closed already.

@@ -8,6 +8,7 @@ Rules, judged from ``outbound_payments`` as stored on disk after each event:
   the event (a ``ChannelClosed`` ends no payment: LDK may still complete or fail it);
 - ``PaymentPathFailed`` is not the end of a payment (LDK retries): the entry is never ``Failed`` then, and a
   payment LDK could still complete is never abandoned (``abandon_payment``);
+- a probe (``ProbeSuccessful``, ``ProbeFailed``) is no payment: ``outbound_payments`` holds only what you sent;
 - statuses are ``HTLCStatus`` members, and the storage is written before the handler returns.
 """
 
@@ -24,6 +25,7 @@ from ..invoice import Bolt11Invoice
 from ..ln.bolt11_payment import payment_parameters_from_invoice
 from ..ln.outbound_payment import Retry
 from ..payment_storage import HTLCStatus
+from ..routing.router import PaymentParameters, RouteParameters
 from ..scenarios import Stage
 from ..types import PaymentHash, PaymentId, PaymentSecret
 from .common import CheckResult, Handling, Played, Session, count, fail, final_records, replayed, stored_record
@@ -52,6 +54,16 @@ def story(stage: Stage) -> None:
     erin = stage.peer("erin", connect=False)
     stage.open(erin, bob, 1_000_000)
     stage.pay(stage.me, stage.invoice(erin, 40_000_000))
+    probe(stage, dave, 10_000_000)
+
+
+def probe(stage: Stage, target: Any, amount_msat: int) -> None:
+    """A probe (``send_probe``) of a path to ``target``: ProbeSuccessful or ProbeFailed, and no payment to record."""
+    params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(target.node_id, 42),
+                                                           amount_msat)
+    route = stage.me.router.find_route(stage.me.node_id, params, stage.me.channel_manager.list_usable_channels(), None)
+    stage.me.channel_manager.send_probe(route.paths[0])
+    stage.settle()
 
 
 #: How long dave waits before he processes a payment that reaches him (seconds).
@@ -136,9 +148,11 @@ def judge_outbound_records(played: Played) -> dict[str, int]:
         if isinstance(event, (Event.PaymentSent, Event.PaymentFailed)):
             ended.add(event.payment_id)
         _judge_others_pending(played, handling, ended)  # (after any event: a channel closing ends no payment)
+        _judge_succeeded_kept(played, handling, succeeded)  # (PaymentPathSuccessful follows PaymentSent, for one)
     _judge_final_records(played, succeeded)
     _judge_nothing_received(played)
     _judge_sent_only_by_you(played)
+    judge_only_payments_sent(played)
     return counts
 
 
@@ -155,6 +169,20 @@ def _judge_nothing_received(played: Played) -> None:
 
 #: The ChannelManager's methods that send a payment.
 _SENDS = ("send_payment", "send_spontaneous_payment", "send_payment_with_route", "pay_for_offer")
+
+
+def judge_only_payments_sent(played: Played) -> None:
+    """``outbound_payments`` holds only the payments your node sent (sendpayment's entries): a probe is none."""
+    strays = [k for k in final_records(played, "outbound_payments") if k not in played.stage.sent]
+    if not strays:
+        return
+    event = next((e for e in played.events() if getattr(e, "payment_id", None) == strays[0]), None)
+    probe = isinstance(event, (Event.ProbeSuccessful, Event.ProbeFailed))
+    raise fail(played, event, "outbound_payments holding only the payments you sent",
+               f"on disk, it also holds {strays[0]!r}" + (", a probe's id" if probe else ", a payment you never sent"),
+               "a probe is no payment: ProbeSuccessful and ProbeFailed only teach the scorer which channels have "
+               "liquidity (LDK's background processor has already given them to it). Record nothing for them."
+               if probe else "update the entry sendpayment made for the event's payment_id; add none of your own.")
 
 
 def _judge_sent_only_by_you(played: Played) -> None:
@@ -275,6 +303,24 @@ def _judge_others_pending(played: Played, handling: Handling, ended: set[Any]) -
                        "payment_id, and leave the others as they are." if about_payments else
                        "only PaymentSent and PaymentFailed end a payment: LDK may still complete or fail a payment "
                        "whose channel closed (its HTLC is settled on chain), and tells you with one of them.")
+
+
+def _judge_succeeded_kept(played: Played, handling: Handling, succeeded: dict[Any, Any]) -> None:
+    """A payment that succeeded stays Succeeded on disk, with its preimage, whatever event comes after it."""
+    if handling.stored.get("outbound_payments") is None:
+        return
+    for payment_id, preimage in succeeded.items():
+        record = stored_record(played, handling, "outbound_payments", payment_id)
+        if payment_id not in played.stage.sent or record is None or (record.status is HTLCStatus.Succeeded
+                                                                     and record.preimage == preimage):
+            continue  # (no entry: judged at the end, which says its record is gone)
+        own = getattr(handling.event, "payment_id", None) == payment_id
+        raise fail(played, handling.event, f"the payment {payment_id!r}, which succeeded, still Succeeded on disk "
+                   "with its preimage", f"on disk after this event: {record!r}",
+                   f"PaymentSent said how it ended, and {type(handling.event).__name__} changes nothing of it (it "
+                   "carries no preimage): leave the entry as PaymentSent left it, the preimage your receipt."
+                   if own else "an event is about one payment: look its entry up by the event's payment_id, and "
+                   "leave the others as they are.")
 
 
 def _made_by_its_path_failure(played: Played, payment_id: Any, status: HTLCStatus) -> Any:

@@ -438,7 +438,26 @@ def claimed_looked_up_in_the_storage(inbound_payments: Any, fs_store: Any, event
     fs_store.write("", "", "inbound_payments", inbound_payments.encode())
 
 
+def answers_after(seconds: float) -> Any:
+    """The right answer (claim, or fail back), from a task that waits ``seconds`` first: "once it is safe"."""
+
+    def put_off(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+        async def later() -> None:
+            await asyncio.sleep(seconds)
+            claimable(channel_manager=channel_manager, inbound_payments=inbound_payments, event=event)
+
+        spawn(later())
+
+    return put_off
+
+
 CASES = [
+    right(EX, "answers_a_minute_later", compose({CLAIMABLE: answers_after(60)}),
+          why="a task claims (or fails back) each payment a minute after it is handed over: LDK allows it until the "
+              "claim deadline. It was told 'it was never claimed': the story had ended 2 s after the last payment"),
+    wrong(EX, "answers_after_the_check_stops_waiting", compose({CLAIMABLE: answers_after(3600)}),
+          "had still not claimed it when the check stopped waiting", "claim_deadline",
+          why="a task answers each payment an hour later: it was told 'it was never claimed', though it would be"),
     wrong(EX, "records_claims_in_its_claim_task", compose({CLAIMABLE: claims_and_records_in_a_task, CLAIMED: None}),
           "not Succeeded on disk yet", "PaymentClaimed",
           why="a task spawned on PaymentClaimable claims and writes Succeeded at once, with no PaymentClaimed arm: it "

@@ -151,6 +151,31 @@ def failed_then_forgotten(outbound_payments: Any, fs_store: Any, event: Any, **_
             del payments[event.payment_id]
 
 
+def path_successful_rebuilds_the_entry(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Marks the payment Succeeded again on PaymentPathSuccessful, rebuilding its entry: the preimage is lost."""
+    with outbound_payments.lock() as payments:
+        old = payments.get(event.payment_id)
+        if old is not None:
+            payments[event.payment_id] = PaymentInfo(None, old.secret, HTLCStatus.Succeeded, old.amt_msat)
+    fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+
+
+def path_successful_marks_succeeded(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Sets Succeeded again on PaymentPathSuccessful (it always follows PaymentSent): changes nothing."""
+    with outbound_payments.lock() as payments:
+        if event.payment_id in payments:
+            payments[event.payment_id].status = HTLCStatus.Succeeded
+    fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+
+
+def records_probes(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Files each probe among the payments sent, Failed or Succeeded as the probe went."""
+    status = HTLCStatus.Failed if isinstance(event, Event.ProbeFailed) else HTLCStatus.Succeeded
+    with outbound_payments.lock() as payments:
+        payments[event.payment_id] = PaymentInfo(None, None, status, None)
+    fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+
+
 def abandons_on_path_failure(channel_manager: Any, event: Any, **_: Any) -> None:
     """Gives up at the first failed path: abandon_payment, so LDK's retry never comes."""
     channel_manager.abandon_payment(event.payment_id)
@@ -355,6 +380,18 @@ CASES = [
           why="rebuilds the entry on PaymentFailed with preimage None, keeping Succeeded after a success"),
     wrong(EX, "forgets_a_failed_payment", compose({FAILED: failed_then_forgotten}), "its record is gone",
           "never remove", why="writes Failed, then deletes the entry from memory: a later write loses it"),
+    wrong(EX, "path_successful_rebuilds_the_entry",
+          compose({Event.PaymentPathSuccessful: path_successful_rebuilds_the_entry}),
+          "on Event.PaymentPathSuccessful", "PaymentPathSuccessful changes nothing",
+          why="rebuilds the entry on PaymentPathSuccessful with preimage None: it was told at a later PaymentFailed "
+              "that PaymentFailed carries no preimage, and passed when none came after a success"),
+    right(EX, "path_successful_marks_succeeded",
+          compose({Event.PaymentPathSuccessful: path_successful_marks_succeeded}),
+          why="sets Succeeded again on PaymentPathSuccessful, which LDK always sends after PaymentSent"),
+    wrong(EX, "records_probes", compose({Event.ProbeFailed: records_probes, Event.ProbeSuccessful: records_probes}),
+          "a probe's id", "a probe is no payment",
+          why="records each probe in outbound_payments: it passed, no probe being sent in the story (nor judged in the "
+              "capstone's probe scenarios), though the workbook says to do nothing with them"),
     wrong(EX, "abandons_on_path_failure", compose({PATH_FAILED: abandons_on_path_failure}), "completed",
           "do not abandon_payment", why="abandon_payment on PaymentPathFailed: the retried payment never succeeds"),
     wrong(EX, "returns_true", compose({SENT: _returning(True, GOOD_SENT)}), "returned True", "ReplayEvent",
