@@ -1277,6 +1277,24 @@ def test_a_processor_woken_from_outside_the_world_is_done_before_the_world_goes_
     assert heights[written:][:2] == [connected_at, connected_at + 1], heights
 
 
+def test_a_processor_thread_slow_to_start_changes_nothing(monkeypatch):
+    """``BackgroundProcessor.start`` returns before its thread has run its startup; the world's next step waits for
+    that thread to sleep, so a thread slow to start (a loaded machine) gives the same events and the same writes, in
+    the same order. (The world used to go first: the startup tick, and every write after it, then came later.)"""
+    unhurried = played_with_every_write("send_retries_exhausted", "thread")
+    run = bp_module._ThreadState.run
+
+    def slow_to_start(self):
+        for _ in range(30):  # until the world has taken its turn (0.3 s at most)
+            if self.body.runtime.turn.locked():
+                break
+            watch._REAL_SLEEP(0.01)
+        run(self)
+
+    monkeypatch.setattr(bp_module._ThreadState, "run", slow_to_start)
+    assert played_with_every_write("send_retries_exhausted", "thread") == unhurried
+
+
 def _mined_under_a_processor(form: str, quiet_wakes: bool) -> tuple[int, dict, list]:
     """Twenty blocks and a minute and a half under a processor, after its first wake: how many times its loop
     woke meanwhile, each timer's count and last firing, and the height of each manager written."""
