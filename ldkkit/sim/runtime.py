@@ -439,7 +439,7 @@ class Runtime:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            with self._lock, self.turn:
+            with self._lock, self.world_turn():
                 caller, self._caller = self._caller, threading.get_ident()
                 try:
                     result = fn()
@@ -493,14 +493,14 @@ class Runtime:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            with self.turn:
+            with self.world_turn():
                 return self.loop.run_until_complete(coro)
         # This thread already runs a loop (a Jupyter kernel does): use a helper thread.
         box: dict[str, Any] = {}
 
         def work() -> None:
             try:
-                with self.turn:
+                with self.world_turn():
                     box["result"] = self.loop.run_until_complete(coro)
             except BaseException as e:  # re-raised in the caller's thread below
                 box["error"] = e
@@ -511,6 +511,16 @@ class Runtime:
         if "error" in box:
             raise box["error"]
         return box["result"]
+
+    @contextlib.contextmanager
+    def world_turn(self) -> Iterator[None]:
+        """The world's turn, once every participant is asleep again. What changes a node from outside the world's
+        turn (a peer connected, a payment sent from a cell) wakes its processor there and then; the world's next
+        step waits for that work, as for the work of a wake of its own, so that it lands before the step on every
+        run (taking the turn first, a loaded machine's world mined a block before the woken thread persisted)."""
+        with self.turn:
+            self.wait_participants_idle()
+            yield
 
     @contextlib.contextmanager
     def participant_turn(self) -> Iterator[None]:
