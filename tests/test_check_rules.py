@@ -1763,3 +1763,67 @@ def test_workbook_7_judges_writes_only_a_read_that_finds_nothing_is_no_lost_writ
 
     assert _read(compose({Event.PaymentClaimed: reads_its_log_first}), W07)[0] == (
         "✅ background_processor: all 3 checks passed")
+
+
+def _written_early(played, *, key="inbound_payments", error=None, during=True, status=None):
+    """Workbook 3 played by the reference, with one write more: the record the keysend's PaymentClaimed wrote, made
+    instead between its PaymentClaimable and that PaymentClaimed (the invoice's payment claimed before it), under
+    ``key``, failing with ``error``, from a task unless ``during``, with the keysend's entry of ``status`` if given."""
+    from ldkkit.payment_storage import HTLCStatus, InboundPaymentInfoStorage
+
+    claimable = played.handled(Event.PaymentClaimable)[1]
+    claimed = next(h for h in played.handled(Event.PaymentClaimed)
+                   if h.event.payment_hash == claimable.event.payment_hash)
+    assert any(h.order < claimable.order for h in played.handled(Event.PaymentClaimed))  # (another hash's claim)
+    write = next(c for c in played.recorder.calls_for(claimed, "fs_store.write")
+                 if c.arguments["key"] == "inbound_payments")
+    buf = bytes(write.arguments["buf"])
+    if status is not None:
+        storage = InboundPaymentInfoStorage.decode(buf)
+        storage.payments[claimable.event.payment_hash].status = status
+        buf = storage.encode()
+    assert InboundPaymentInfoStorage.decode(buf).payments[claimable.event.payment_hash].status is (
+        status or HTLCStatus.Succeeded)
+    return dataclasses.replace(write, arguments={**write.arguments, "key": key, "buf": buf}, error=error,
+                               during=during, handling=claimable, order=claimable.order + 0.5)
+
+
+@pytest.mark.parametrize("during, says", [(True, "before PaymentClaimed came\n"),
+                                          (False, "before PaymentClaimed came (from a task or thread of yours)")])
+def test_a_payment_written_succeeded_before_its_payment_claimed_fails_whoever_wrote_it(received_by_the_reference,
+                                                                                         during, says):
+    """A write of inbound_payments holding Succeeded for a payment whose PaymentClaimable came and its PaymentClaimed
+    not yet fails, though another payment was claimed before it; one made from a task says so."""
+    from ldkkit.exercises import receiving_payments
+
+    played = received_by_the_reference
+    calls = played.recorder.calls
+    played.recorder.calls = [*calls, _written_early(played, during=during)]
+    try:
+        with pytest.raises(ExerciseFailed) as failure:
+            receiving_payments._judge_no_success_written_early(played)
+    finally:
+        played.recorder.calls = calls
+    assert "Expected: the payment not Succeeded on disk yet" in str(failure.value)
+    assert says in str(failure.value) + "\n", str(failure.value)
+    receiving_payments._judge_no_success_written_early(played)  # (the reference's own writes: none early)
+
+
+@pytest.mark.parametrize("early", [
+    pytest.param({"error": OSError("disk full")}, id="a write that failed: nothing reached the disk"),
+    pytest.param({"key": "inbound_payments_backup"}, id="another key: not the record ldk-sample reads back"),
+    pytest.param({"status": "Pending"}, id="the entry written Pending: not yet Succeeded, as it should be"),
+])
+def test_only_succeeded_written_to_the_record_before_payment_claimed_fails(received_by_the_reference, early):
+    from ldkkit.exercises import receiving_payments
+    from ldkkit.payment_storage import HTLCStatus
+
+    played = received_by_the_reference
+    if early.get("status"):
+        early = {"status": HTLCStatus[early["status"]]}
+    calls = played.recorder.calls
+    played.recorder.calls = [*calls, _written_early(played, **early)]
+    try:
+        receiving_payments._judge_no_success_written_early(played)
+    finally:
+        played.recorder.calls = calls
