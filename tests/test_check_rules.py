@@ -1827,3 +1827,25 @@ def test_only_succeeded_written_to_the_record_before_payment_claimed_fails(recei
         receiving_payments._judge_no_success_written_early(played)
     finally:
         played.recorder.calls = calls
+
+
+@pytest.mark.parametrize("missing, says, not_said", [
+    ("payment_secret", "this PaymentPurpose.SpontaneousPayment has no field 'payment_secret' (its fields: "
+     "payment_preimage). A keysend has no invoice, so no secret: take it as getattr(purpose, \"payment_secret\", None)",
+     "A field of an enum"),
+    ("payment_context", "this PaymentPurpose.SpontaneousPayment has no field 'payment_context' (its fields: "
+     "payment_preimage). A field of an enum holds one of its variants", "A keysend has no invoice"),
+])
+def test_a_field_the_events_purpose_lacks_is_told_from_the_errors_words_alone(received_by_the_reference, missing,
+                                                                            says, not_said):
+    """An AttributeError on a field of the event's purpose names the purpose's fields; the keysend's missing secret
+    is told how to take it, any other missing field to match on the variant. Only the error's words are read: they
+    are what crosses from a graded workbook's process."""
+    from ldkkit.events.queue import EventHandlerError
+
+    played = received_by_the_reference
+    keysend = next(e for e in played.events(Event.PaymentClaimable)
+                   if type(e.purpose).__name__ == "SpontaneousPayment")
+    error = AttributeError(f"'SpontaneousPayment' object has no attribute '{missing}'")  # (no obj, no name)
+    hint = str(common.handler_error(EventHandlerError(keysend, error), played)).splitlines()[-1]
+    assert says in hint and not_said not in hint, hint
