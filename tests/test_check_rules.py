@@ -1849,3 +1849,29 @@ def test_a_field_the_events_purpose_lacks_is_told_from_the_errors_words_alone(re
     error = AttributeError(f"'SpontaneousPayment' object has no attribute '{missing}'")  # (no obj, no name)
     hint = str(common.handler_error(EventHandlerError(keysend, error), played)).splitlines()[-1]
     assert says in hint and not_said not in hint, hint
+
+
+@pytest.mark.parametrize("below, fails", [(0, False), (1, True)])
+def test_a_sweep_of_your_own_paying_exactly_bitcoinds_relay_fee_passes_and_a_sat_less_fails(sweep_in_mempool, below,
+                                                                                             fails):
+    """bitcoind refuses a transaction paying less than minrelaytxfee (1 sat/vB) for its size, and relays one paying
+    exactly that: the sweeper's sweep, its first output worth more so that it pays vsize - ``below`` sats."""
+    from ldkkit.bitcoin import Transaction, TxOut
+
+    played = sweep_in_mempool
+    handling = played.handled(Event.SpendableOutputs)[0]
+    chain = played.world.chain
+    sweep = next(iter(chain.mempool.values()))
+    spent = sum(chain.get_transaction(i.previous_output.txid).output[i.previous_output.vout].value
+                for i in sweep.input)
+    first, *rest = sweep.output
+    paid = spent - sum(o.value for o in rest) - sweep.vsize() + below
+    tx = Transaction.new(sweep.version, sweep.lock_time, list(sweep.input),
+                         [TxOut(value=paid, script_pubkey=first.script_pubkey), *rest])
+    assert tx.vsize() == sweep.vsize() and spent - sum(o.value for o in tx.output) == tx.vsize() - below
+    outpoint = sweep.input[0].previous_output
+    if not fails:
+        on_chain._judge_fee(played, handling, outpoint, 1_000, tx.compute_txid(), tx)
+        return
+    with pytest.raises(ExerciseFailed, match="less than bitcoind relays"):
+        on_chain._judge_fee(played, handling, outpoint, 1_000, tx.compute_txid(), tx)
