@@ -1875,3 +1875,21 @@ def test_a_sweep_of_your_own_paying_exactly_bitcoinds_relay_fee_passes_and_a_sat
         return
     with pytest.raises(ExerciseFailed, match="less than bitcoind relays"):
         on_chain._judge_fee(played, handling, outpoint, 1_000, tx.compute_txid(), tx)
+
+
+def test_a_unit_slip_is_told_only_when_every_forwarding_delay_is_far_too_short():
+    """Delays all under time_forwardable / 50 are a unit slip (0 ms: .seconds; a little more: divided by 1000); one
+    short delay among others reaching 5 t is a range from 0, not a unit slip, and is told nothing of units."""
+    from types import SimpleNamespace
+
+    from ldkkit.exercises import forwarding
+
+    def played_with(*delays: float) -> SimpleNamespace:
+        handlings = [SimpleNamespace(started=10.0 * i) for i in range(len(delays))]
+        calls = {id(h): [SimpleNamespace(at=h.started + d)] for h, d in zip(handlings, delays, strict=True)}
+        return SimpleNamespace(handled=lambda kind: handlings,
+                               recorder=SimpleNamespace(calls_for=lambda h, name: calls[id(h)]))
+
+    assert forwarding._too_short_unit(played_with(0.001, 0.002), 1.0).startswith(" Every delay was under 20 ms: ")
+    assert forwarding._too_short_unit(played_with(0.0, 0.0), 1.0).startswith(" Every delay was 0 ms: ")
+    assert forwarding._too_short_unit(played_with(0.001, 4.0), 1.0) == ""
