@@ -1763,3 +1763,133 @@ def test_workbook_7_judges_writes_only_a_read_that_finds_nothing_is_no_lost_writ
 
     assert _read(compose({Event.PaymentClaimed: reads_its_log_first}), W07)[0] == (
         "✅ background_processor: all 3 checks passed")
+
+
+def _written_early(played, *, key="inbound_payments", error=None, during=True, status=None):
+    """Workbook 3 played by the reference, with one write more: the record the keysend's PaymentClaimed wrote, made
+    instead between its PaymentClaimable and that PaymentClaimed (the invoice's payment claimed before it), under
+    ``key``, failing with ``error``, from a task unless ``during``, with the keysend's entry of ``status`` if given."""
+    from ldkkit.payment_storage import HTLCStatus, InboundPaymentInfoStorage
+
+    claimable = played.handled(Event.PaymentClaimable)[1]
+    claimed = next(h for h in played.handled(Event.PaymentClaimed)
+                   if h.event.payment_hash == claimable.event.payment_hash)
+    assert any(h.order < claimable.order for h in played.handled(Event.PaymentClaimed))  # (another hash's claim)
+    write = next(c for c in played.recorder.calls_for(claimed, "fs_store.write")
+                 if c.arguments["key"] == "inbound_payments")
+    buf = bytes(write.arguments["buf"])
+    if status is not None:
+        storage = InboundPaymentInfoStorage.decode(buf)
+        storage.payments[claimable.event.payment_hash].status = status
+        buf = storage.encode()
+    assert InboundPaymentInfoStorage.decode(buf).payments[claimable.event.payment_hash].status is (
+        status or HTLCStatus.Succeeded)
+    return dataclasses.replace(write, arguments={**write.arguments, "key": key, "buf": buf}, error=error,
+                               during=during, handling=claimable, order=claimable.order + 0.5)
+
+
+@pytest.mark.parametrize("during, says", [(True, "before PaymentClaimed came\n"),
+                                          (False, "before PaymentClaimed came (from a task or thread of yours)")])
+def test_a_payment_written_succeeded_before_its_payment_claimed_fails_whoever_wrote_it(received_by_the_reference,
+                                                                                         during, says):
+    """A write of inbound_payments holding Succeeded for a payment whose PaymentClaimable came and its PaymentClaimed
+    not yet fails, though another payment was claimed before it; one made from a task says so."""
+    from ldkkit.exercises import receiving_payments
+
+    played = received_by_the_reference
+    calls = played.recorder.calls
+    played.recorder.calls = [*calls, _written_early(played, during=during)]
+    try:
+        with pytest.raises(ExerciseFailed) as failure:
+            receiving_payments._judge_no_success_written_early(played)
+    finally:
+        played.recorder.calls = calls
+    assert "Expected: the payment not Succeeded on disk yet" in str(failure.value)
+    assert says in str(failure.value) + "\n", str(failure.value)
+    receiving_payments._judge_no_success_written_early(played)  # (the reference's own writes: none early)
+
+
+@pytest.mark.parametrize("early", [
+    pytest.param({"error": OSError("disk full")}, id="a write that failed: nothing reached the disk"),
+    pytest.param({"key": "inbound_payments_backup"}, id="another key: not the record ldk-sample reads back"),
+    pytest.param({"status": "Pending"}, id="the entry written Pending: not yet Succeeded, as it should be"),
+])
+def test_only_succeeded_written_to_the_record_before_payment_claimed_fails(received_by_the_reference, early):
+    from ldkkit.exercises import receiving_payments
+    from ldkkit.payment_storage import HTLCStatus
+
+    played = received_by_the_reference
+    if early.get("status"):
+        early = {"status": HTLCStatus[early["status"]]}
+    calls = played.recorder.calls
+    played.recorder.calls = [*calls, _written_early(played, **early)]
+    try:
+        receiving_payments._judge_no_success_written_early(played)
+    finally:
+        played.recorder.calls = calls
+
+
+@pytest.mark.parametrize("missing, says, not_said", [
+    ("payment_secret", "this PaymentPurpose.SpontaneousPayment has no field 'payment_secret' (its fields: "
+     "payment_preimage). A keysend has no invoice, so no secret: take it as getattr(purpose, \"payment_secret\", None)",
+     "A field of an enum"),
+    ("payment_context", "this PaymentPurpose.SpontaneousPayment has no field 'payment_context' (its fields: "
+     "payment_preimage). A field of an enum holds one of its variants", "A keysend has no invoice"),
+])
+def test_a_field_the_events_purpose_lacks_is_told_from_the_errors_words_alone(received_by_the_reference, missing,
+                                                                            says, not_said):
+    """An AttributeError on a field of the event's purpose names the purpose's fields; the keysend's missing secret
+    is told how to take it, any other missing field to match on the variant. Only the error's words are read: they
+    are what crosses from a graded workbook's process."""
+    from ldkkit.events.queue import EventHandlerError
+
+    played = received_by_the_reference
+    keysend = next(e for e in played.events(Event.PaymentClaimable)
+                   if type(e.purpose).__name__ == "SpontaneousPayment")
+    error = AttributeError(f"'SpontaneousPayment' object has no attribute '{missing}'")  # (no obj, no name)
+    hint = str(common.handler_error(EventHandlerError(keysend, error), played)).splitlines()[-1]
+    assert says in hint and not_said not in hint, hint
+
+
+@pytest.mark.parametrize("below, fails", [(0, False), (1, True)])
+def test_a_sweep_of_your_own_paying_exactly_bitcoinds_relay_fee_passes_and_a_sat_less_fails(sweep_in_mempool, below,
+                                                                                             fails):
+    """bitcoind refuses a transaction paying less than minrelaytxfee (1 sat/vB) for its size, and relays one paying
+    exactly that: the sweeper's sweep, its first output worth more so that it pays vsize - ``below`` sats."""
+    from ldkkit.bitcoin import Transaction, TxOut
+
+    played = sweep_in_mempool
+    handling = played.handled(Event.SpendableOutputs)[0]
+    chain = played.world.chain
+    sweep = next(iter(chain.mempool.values()))
+    spent = sum(chain.get_transaction(i.previous_output.txid).output[i.previous_output.vout].value
+                for i in sweep.input)
+    first, *rest = sweep.output
+    paid = spent - sum(o.value for o in rest) - sweep.vsize() + below
+    tx = Transaction.new(sweep.version, sweep.lock_time, list(sweep.input),
+                         [TxOut(value=paid, script_pubkey=first.script_pubkey), *rest])
+    assert tx.vsize() == sweep.vsize() and spent - sum(o.value for o in tx.output) == tx.vsize() - below
+    outpoint = sweep.input[0].previous_output
+    if not fails:
+        on_chain._judge_fee(played, handling, outpoint, 1_000, tx.compute_txid(), tx)
+        return
+    with pytest.raises(ExerciseFailed, match="less than bitcoind relays"):
+        on_chain._judge_fee(played, handling, outpoint, 1_000, tx.compute_txid(), tx)
+
+
+def test_a_unit_slip_is_told_only_when_every_forwarding_delay_is_far_too_short():
+    """Delays all under time_forwardable / 50 are a unit slip (0 ms: .seconds; a little more: divided by 1000); one
+    short delay among others reaching 5 t is a range from 0, not a unit slip, and is told nothing of units."""
+    from types import SimpleNamespace
+
+    from ldkkit.exercises import forwarding
+
+    def played_with(*delays: float) -> SimpleNamespace:
+        handlings = [SimpleNamespace(started=10.0 * i) for i in range(len(delays))]
+        calls = {id(h): [SimpleNamespace(at=h.started + d)] for h, d in zip(handlings, delays, strict=True)}
+        return SimpleNamespace(handled=lambda kind: handlings,
+                               recorder=SimpleNamespace(calls_for=lambda h, name: calls[id(h)]))
+
+    assert forwarding._too_short_unit(played_with(0.001, 0.002), 1.0).startswith(" Every delay was under 20 ms: ")
+    assert forwarding._too_short_unit(played_with(0.0, 0.0), 1.0).startswith(" Every delay was 0 ms: ")
+    assert forwarding._too_short_unit(played_with(0.001, 4.0), 1.0) == ""

@@ -222,6 +222,20 @@ def test_a_workbook_of_more_code_than_the_grader_reads_is_told_so_at_once(tmp_pa
     assert row.seconds < 5
 
 
+def test_the_code_cap_counts_every_code_cell_together_up_to_exactly_max_code_bytes():
+    """MAX_CODE_BYTES bounds all the code cells together (many small cells are as long to read as one large one), and
+    a workbook of exactly that much code is read."""
+    from ldkkit.sandbox.source import MAX_CODE_BYTES, InvalidWorkbook, code_cells
+
+    def cells(*sizes: int) -> dict:
+        return {"cells": [{"cell_type": "code", "source": "#" * size} for size in sizes]}
+
+    assert [len(c) for c in code_cells(cells(MAX_CODE_BYTES - 10, 10))] == [MAX_CODE_BYTES - 10, 10]
+    for over in (cells(MAX_CODE_BYTES - 10, 11), cells(MAX_CODE_BYTES + 1, 0), cells(10, MAX_CODE_BYTES - 9)):
+        with pytest.raises(InvalidWorkbook, match="its code cells hold over 1 MiB of code"):
+            code_cells(over)
+
+
 def test_a_workbook_without_a_handler_is_graded_no_handler(tmp_path):
     path = tmp_path / "01_open_channel_request.ipynb"
     path.write_text(json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],

@@ -717,6 +717,10 @@ OWN_STATIC_HANDLER = ("class MyNode:\n    @staticmethod\n"
                       "        return None  # my own, in a class of my own\n\n\n")
 
 
+#: Where a case of ``taken`` below goes on in a code cell of its own.
+NEXT_CELL = "# --- next cell ---\n"
+
+
 @pytest.mark.parametrize("taken, copied", [
     ("handle_ldk_events = MyNode.handle_ldk_events\n", False),  # the learner's own class: no copy
     ("handle_ldk_events = getattr(MyNode, 'handle_ldk_events')\n", False),
@@ -724,11 +728,12 @@ OWN_STATIC_HANDLER = ("class MyNode:\n    @staticmethod\n"
     ("import ldkkit.reference\nhandle_ldk_events = ldkkit.reference.handle_ldk_events\n", True),
     ("from ldkkit import reference\nhandle_ldk_events = reference.handle_ldk_events\n", True),
     ("import sys\nhandle_ldk_events = sys.modules['ldkkit.reference'].handle_ldk_events\n", True),
+    ("import ldkkit.reference as R\n" + NEXT_CELL + "handle_ldk_events = R.handle_ldk_events\n", True),
 ])
 def test_a_handler_taken_from_the_kit_is_a_copy_and_one_taken_from_the_learners_own_class_is_not(taken, copied):
     """``handle_ldk_events = X.handle_ldk_events`` is a copy when X is the kit's: a learner's own handler, kept in a
     class of their own, was graded 'copied' ('it takes handle_ldk_events from a module') where check() passed it."""
-    found = learner_code({"cells": [code(OWN_STATIC_HANDLER), code(taken)]})
+    found = learner_code({"cells": [code(OWN_STATIC_HANDLER), *map(code, taken.split(NEXT_CELL))]})
     assert found.has_handler
     assert bool(found.copied) is copied, found.copied
     if copied:

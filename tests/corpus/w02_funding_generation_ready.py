@@ -89,6 +89,18 @@ def hands_over_twice(channel_manager: Any, bitcoind_client: Any, network: Any, e
     channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
 
 
+def names_the_first_peer_for_every_channel() -> Any:
+    """Remembers the first channel's peer as "the peer", and names it when it funds every channel after."""
+    first: list[Any] = []
+
+    def arm(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+        tx = build_funding(bitcoind_client, network, event)
+        first[:] = first or [event.counterparty_node_id]
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, first[0], tx)
+
+    return compose({FUND: arm})
+
+
 async def _broadcast_soon(tx: Transaction, bitcoind_client: Any) -> None:
     await asyncio.sleep(1)
     bitcoind_client.broadcast_transactions([tx])
@@ -345,6 +357,11 @@ CASES = [
     wrong(EX, "hands_over_twice", compose({FUND: hands_over_twice}), "ChannelUnavailable", "already handed",
           "once", why="funding_transaction_generated twice with the same ids and transaction: LDK answers the second "
           "ChannelUnavailable, as a funding transaction was already provided; the hint said the ids were wrong"),
+    wrong(EX, "names_the_first_peer_for_every_channel", Fresh(names_the_first_peer_for_every_channel),
+          "ChannelUnavailable", "no channel awaiting funding under those ids", "counterparty_node_id",
+          why="the second channel's temporary_channel_id with the first channel's peer: LDK answers "
+          "ChannelUnavailable, the first channel funded and this one's hand-over failed, neither of them a hand-over "
+          "of this channel (a hint counting either as one would say 'already handed')"),
     wrong(EX, "swapped_arguments", compose({FUND: swapped}), "ChannelUnavailable", "temporary_channel_id",
           why="counterparty_node_id and temporary_channel_id swapped"),
     wrong(EX, "first_channel_only", Fresh(lambda: compose({FUND: first_channel_only_arm()})), "never funded",

@@ -520,7 +520,9 @@ CASES = [
     wrong(EX, "leaves_unclaimable_waiting", compose({CLAIMABLE: claim_or_ignore}), "fail_htlc_backwards",
           "claim deadline", why="a payment without a preimage is left to time out"),
     wrong(EX, "fails_everything_back", compose({CLAIMABLE: fail_everything}), "claim_funds", "you failed it back",
-          why="fail_htlc_backwards for every payment"),
+          "purpose.preimage() works", why="fail_htlc_backwards for every payment: it claims none, so it is told "
+          "where the preimage is, not that the invoice's Pending entry is no earlier payment (that is for a handler "
+          "that claims others)"),
     wrong(EX, "never_claims", compose({CLAIMABLE: None}), "claim_funds", "never claimed",
           why="no PaymentClaimable arm"),
     wrong(EX, "wrong_storage_key", compose({CLAIMED: _claimed(_write, key="inbound_payment")}),

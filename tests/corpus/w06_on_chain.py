@@ -335,6 +335,9 @@ CASES = [
           why="spends the outputs itself at feerate 1 (\"1 sat/vB\"), which is 1 sat per 1000 weight units: bitcoind "
               "never relays it. It passed: the kit's spend_spendable_outputs raised the feerate to 253 (LDK's does "
               "not), and the check judged only the highest fee"),
+    wrong(EX, "spends_its_own_at_half_a_sat_per_vb", compose({SPEND: _spend_at(lambda _: 125)}),
+          "less than bitcoind relays", "0.50 sat/vB", why="spends the outputs itself at 125 sat/kW, 0.5 sat/vB: under "
+          "bitcoind's 1 sat/vB, though far over 1 sat/kW (a bar at an eighth of bitcoind's went unnoticed)"),
     wrong(EX, "spends_its_own_paying_most_to_miners", compose({SPEND: _spend_at(lambda _: 60_000)}),
           "to miners", "over the node's highest estimate", "OutputSpendingFee",
           why="spends the outputs itself to its wallet at 60,000 sat/kW, over MaximumFeeEstimate (more than the node "
