@@ -1113,7 +1113,7 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_
     at a time twice (dave answers two seconds after a payment reaches him, bob sooner): one to dave refused (a
     hash he never issued) while 20,000 sat to bob succeed, and 30,000 sat to dave while one to bob is refused; and
     the paid invoice paid again, refused after its success; last, 40,000 sat to erin, whom only bob reaches and
-    cannot forward to: LDK finds no other path, and gives up (RouteNotFound)."""
+    cannot forward to: LDK finds no other path, and gives up (RouteNotFound); and a probe, which is no payment."""
     from ldkkit.exercises import sending_payments
 
     session = common.Session(W04, reference)
@@ -1122,7 +1122,7 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_
     finally:
         session.close()
     seen = [(type(e).__name__, e.payment_id) for e in played.events() if getattr(e, "payment_id", None) is not None]
-    retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly, refused_meanwhile, no_route = (
+    retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly, refused_meanwhile, no_route, probe = (
         dict.fromkeys(p for _, p in seen))
     assert seen == [("PaymentPathFailed", retried), ("PaymentSent", retried), ("PaymentPathSuccessful", retried),
                     ("PaymentSent", paid), ("PaymentPathSuccessful", paid),
@@ -1134,8 +1134,9 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_
                     ("PaymentSent", paid_slowly), ("PaymentPathSuccessful", paid_slowly),
                     ("PaymentPathFailed", refused_slowly), ("PaymentFailed", refused_slowly),
                     ("PaymentPathFailed", paid), ("PaymentFailed", paid),
-                    ("PaymentPathFailed", no_route), ("PaymentFailed", no_route)]
+                    ("PaymentPathFailed", no_route), ("PaymentFailed", no_route), ("ProbeFailed", probe)]
     sent = played.stage.sent
+    assert probe not in sent
     assert [sent[p].amt_msat for p in (retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly,
                                        refused_meanwhile, no_route)] == [50_000_000, 100_000_000, 10_000_000,
                                                                          20_000_000, 10_000_000, 30_000_000,
