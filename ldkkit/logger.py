@@ -43,13 +43,15 @@ class Logger:
     def __init__(self, name: str = "", clock_now: Callable[[], float] | None = None, max_records: int = 10_000):
         self.name = name
         self._now = clock_now or (lambda: 0.0)
-        self._records: list[LogRecord] = []
+        #: Each record's fields, as a tuple: a LogRecord is built only when read (a payment's hop logs a line or two,
+        #: and a frozen dataclass costs half of that; most lines are never read).
+        self._records: list[tuple[Level, str, str, float]] = []
         self._max = max_records
         self._lock = threading.Lock()
 
     def log(self, level: Level, module_path: str, message: str) -> None:
         with self._lock:
-            self._records.append(LogRecord(level, module_path, message, self._now()))
+            self._records.append((level, module_path, message, self._now()))
             if len(self._records) > self._max:
                 del self._records[: self._max // 10]
 
@@ -70,7 +72,7 @@ class Logger:
 
     def records(self, min_level: Level = Level.Gossip) -> list[LogRecord]:
         with self._lock:
-            return [r for r in self._records if r.level >= min_level]
+            return [LogRecord(*r) for r in self._records if r[0] >= min_level]
 
     def lines(self, min_level: Level = Level.Info) -> list[str]:
         return [str(r) for r in self.records(min_level)]

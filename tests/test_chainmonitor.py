@@ -390,3 +390,67 @@ def test_requests_for_two_claims_wait_side_by_side_each_replaced_only_by_its_own
         world.advance(95)  # rebroadcasts: each claim asked again
         queued = [e.bump_event for e in me.chain_monitor.pending_events() if isinstance(e, Event.BumpTransaction)]
     assert sorted(b.channel_id for b in queued) == sorted(c.channel_id for c, _ in channels)
+
+
+def test_monitor_updates_match_the_channel_with_many_htlcs_in_flight(monkeypatch):
+    """The monitor keeps each channel's HTLC records and their totals from one update to the next (a channel carries
+    dozens while payments are in flight): after every update its balances and HTLCs are what the channel says, as
+    HTLCs are added, settled in any order, and added and settled between two updates (an HTLC offered to us is
+    recorded at the next update)."""
+    from datetime import timedelta
+
+    from ldkkit.chain.chainmonitor import ChainMonitor, MonitorHTLC
+    from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
+    from ldkkit.ln.outbound_payment import Retry
+    from ldkkit.types import PaymentId
+
+    checked = []
+    update = ChainMonitor.channel_updated
+
+    def channel_updated(self, chan, preimage=None):
+        update(self, chan, preimage)
+        monitor = self.monitors[chan.channel_id]
+        assert (monitor.to_self_msat, monitor.to_remote_msat) == (chan.value_to_self_msat, chan.value_to_remote_msat())
+        assert monitor.htlcs == (
+            *(MonitorHTLC(h.htlc_id, h.amount_msat, h.payment_hash, h.cltv_expiry, True)
+              for h in chan.pending_outbound_htlcs.values()),
+            *(MonitorHTLC(h.htlc_id, h.amount_msat, h.payment_hash, h.cltv_expiry, False)
+              for h in chan.pending_inbound_htlcs.values()),
+        )
+        checked.append(len(monitor.htlcs))
+
+    monkeypatch.setattr(ChainMonitor, "channel_updated", channel_updated)
+    with World(seed=5) as world:
+        stage = Stage(world, world.add_node("a", persist=False))
+        a, b, c = stage.me, stage.peer("b"), stage.peer("c")
+        stage.open(a, b, 5_000_000)
+        stage.open(b, c, 5_000_000)
+        stage.open(c, a, 5_000_000)
+        for i in range(40):  # both ways round the triangle, all in flight at once
+            payer, payee = [(a, c), (c, a), (b, a), (a, b)][i % 4]
+            invoice = stage.invoice(payee, 10_000 + i)
+            payment_hash, onion, params = payment_parameters_from_invoice(invoice)
+            payer.channel_manager.send_payment(payment_hash, onion, PaymentId(bytes(payment_hash)), params,
+                                               Retry.Timeout(timedelta(seconds=10)))
+        world.advance(5)
+        sent = sum(isinstance(e, Event.PaymentSent) for n in (a, b, c) for e in n.events_seen)
+        assert sent == 40 and max(checked) >= 10
+
+
+def test_log_records_are_built_when_read(monkeypatch):
+    """A hop logs a line or two that nobody may read: the logger keeps their fields and builds each LogRecord when
+    asked, the same records in the same order, levels filtered and the oldest tenth dropped past the limit."""
+    from ldkkit.logger import Level, Logger, LogRecord
+
+    built = []
+    init = LogRecord.__init__
+    monkeypatch.setattr(LogRecord, "__init__", lambda self, *a: built.append(a) or init(self, *a))
+    times = iter(range(100))
+    logger = Logger("n", lambda: float(next(times)), max_records=20)
+    for i in range(25):
+        logger.log(Level.Debug if i % 2 else Level.Info, "m", f"line {i}")
+    assert built == []  # nothing read yet
+    records = logger.records(Level.Info)
+    assert records == [LogRecord(Level.Info, "m", f"line {i}", float(i)) for i in range(6, 25, 2)]
+    assert logger.lines()[-1] == str(records[-1]) == "    24.000 INFO  [m] line 24"
+    assert len(logger.records()) == 19  # each time past 20, the oldest 2 went: lines 6 to 24 are left
