@@ -37,6 +37,18 @@ class LogRecord:
         return f"{self.time:10.3f} {self.level.name.upper():5} [{self.module_path}] {self.args}"
 
 
+class Lazy:
+    """A message made only when a record is read: for lines whose words cost more than logging them (a route)."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self.make = make
+
+    def __str__(self) -> str:
+        return self.make()
+
+
 class Logger:
     """Mirrors the ``lightning::util::logger::Logger`` trait, keeping what it is told."""
 
@@ -49,7 +61,7 @@ class Logger:
         self._max = max_records
         self._lock = threading.Lock()
 
-    def log(self, level: Level, module_path: str, message: str) -> None:
+    def log(self, level: Level, module_path: str, message: str | Lazy) -> None:
         with self._lock:
             self._records.append((level, module_path, message, self._now()))
             if len(self._records) > self._max:
@@ -72,7 +84,8 @@ class Logger:
 
     def records(self, min_level: Level = Level.Gossip) -> list[LogRecord]:
         with self._lock:
-            return [LogRecord(*r) for r in self._records if r[0] >= min_level]
+            return [LogRecord(level, module_path, message if type(message) is str else str(message), time)
+                    for level, module_path, message, time in self._records if level >= min_level]
 
     def lines(self, min_level: Level = Level.Info) -> list[str]:
         return [str(r) for r in self.records(min_level)]

@@ -482,3 +482,23 @@ def test_a_channel_with_no_data_is_priced_by_the_search_as_the_scorer_prices_it(
     path, cost = _find_path(P, params(amount=amount), g, [first_hop(1, X)], None, scorer, DEFAULT)
     assert [h.short_channel_id for h in path.hops] == [1, 2]
     assert cost == scorer.channel_penalty_msat(2, X, Q, amount, 1_000_000_000, DEFAULT) > 0
+
+
+def test_a_route_is_put_in_words_only_when_its_log_line_is_read(monkeypatch):
+    """find_route logs "Got route: ..." as LDK does; the kit's Logger makes those words only when the line is read
+    (they cost more than the search on a small graph), and any other logger gets them at once, the same words."""
+    from ldkkit.logger import Level, Logger
+    from ldkkit.routing import router
+
+    made = []
+    monkeypatch.setattr(router.Route, "__str__", lambda self: made.append(self) or "the route")
+    kit_logger, lines = Logger("payer"), []
+
+    class OwnLogger:
+        def info(self, module_path, message):
+            lines.append(message)
+
+    for logger in (kit_logger, OwnLogger()):
+        router._log_lazily(logger, "info", "m", lambda: f"Got route: {router.Route((), None)}")
+    assert len(made) == 1 and lines == ["Got route: the route"]  # the other logger's, at once
+    assert kit_logger.lines(Level.Info) == ["     0.000 INFO  [m] Got route: the route"] and len(made) == 2

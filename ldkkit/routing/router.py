@@ -17,6 +17,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, Optional
 
+from ..logger import Lazy, Level, Logger
 from ..ser import U8, U32, U64, Record
 from ..types import PublicKey
 from .log_approx import log10_times_2048
@@ -197,6 +198,15 @@ def _log(logger: Any, level: str, module_path: str, message: str) -> None:
     method = getattr(logger, level, None) if logger is not None else None
     if method is not None:
         method(module_path, message)
+
+
+def _log_lazily(logger: Any, level: str, module_path: str, make: Callable[[], str]) -> None:
+    """:func:`_log` with the words ``make`` returns: the kit's own Logger makes them only if the line is read (a
+    route's words cost more than finding it on a small graph); any other logger is given them at once."""
+    if type(logger) is Logger:
+        logger.log(Level[level.capitalize()], module_path, Lazy(make))
+    else:
+        _log(logger, level, module_path, make())
 
 
 _MODULE = "lightning::routing::router"
@@ -523,7 +533,7 @@ def find_route(
     """
     path, _cost = _find_path(our_node_pubkey, route_params, network_graph, first_hops, logger, scorer, score_params)
     route = Route((path,), route_params)
-    _log(logger, "info", _MODULE, f"Got route: {route}")
+    _log_lazily(logger, "info", _MODULE, lambda: f"Got route: {route}")
     return route
 
 
