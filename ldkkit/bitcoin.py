@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from .ser import U32, U64, Record, register
-from .types import HexBytes, Txid
+from .types import HexBytes, Txid, found_valid, known_valid
 
 
 @register
@@ -103,6 +103,8 @@ class Transaction(HexBytes):
     LENGTH = None
 
     def _validate(self, data: bytes) -> None:
+        if known_valid(Transaction, data):
+            return
         from embit.transaction import Transaction as _Tx
 
         try:
@@ -111,6 +113,7 @@ class Transaction(HexBytes):
             raise ValueError(f"these {len(data)} bytes are not a valid Bitcoin transaction ({e})") from None
         if parsed.serialize() != data:
             raise ValueError("these bytes are not a canonically serialized Bitcoin transaction")
+        found_valid(Transaction, data)
 
     @classmethod
     def new(cls, version: int, lock_time: int, input: list[TxIn], output: list[TxOut]) -> Transaction:

@@ -18,6 +18,26 @@ from .ser import Record, decode, encode, register
 
 _T = TypeVar("_T", bound="HexBytes")
 
+#: Bytes already found valid, by the class that checked them (``PublicKey``, ``Transaction``): a check is a pure
+#: function of the bytes, and decoding a copy of every event handed over checked the same keys and transactions
+#: again and again (a curve point parsed, a transaction parsed and written back). At most ``_MAX_KNOWN_VALID`` each.
+_KNOWN_VALID: dict[type, set[bytes]] = {}
+_MAX_KNOWN_VALID = 8_192
+
+
+def known_valid(cls: type, data: bytes) -> bool:
+    """Whether ``cls._validate`` already accepted ``data`` (see :func:`found_valid`)."""
+    known = _KNOWN_VALID.get(cls)
+    return known is not None and data in known
+
+
+def found_valid(cls: type, data: bytes) -> None:
+    """Remember that ``cls._validate`` accepted ``data``: it would accept it again."""
+    known = _KNOWN_VALID.setdefault(cls, set())
+    if len(known) >= _MAX_KNOWN_VALID:
+        known.clear()
+    known.add(data)
+
 
 @immutable  # (it refuses to be set: see __setattr__)
 class HexBytes:
@@ -163,12 +183,15 @@ class PublicKey(HexBytes):
     LENGTH = 33
 
     def _validate(self, data: bytes) -> None:
+        if known_valid(PublicKey, data):
+            return
         from coincurve import PublicKey as _Point  # lazy: keeps `import ldkkit` light
 
         try:
             _Point(data)
         except ValueError:
             raise ValueError(f"PublicKey {data.hex()} is not a valid compressed secp256k1 point") from None
+        found_valid(PublicKey, data)
 
     @classmethod
     def from_secret_key(cls, secret: bytes) -> PublicKey:
