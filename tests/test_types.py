@@ -59,6 +59,37 @@ def test_public_keys_are_real_curve_points():
         PublicKey(bytes(32))
 
 
+def test_bytes_found_valid_once_are_not_checked_again_and_bad_ones_always_are(monkeypatch):
+    """A check hands over a copy of every event, decoded: its keys (and transactions) are checked once per process."""
+    import coincurve
+
+    from ldkkit import types
+
+    parsed: list[bytes] = []
+    real_point = coincurve.PublicKey
+
+    def counting_point(data: bytes) -> object:
+        parsed.append(data)
+        return real_point(data)
+
+    monkeypatch.setattr(coincurve, "PublicKey", counting_point)
+    monkeypatch.setattr(types, "_KNOWN_VALID", {})
+    good = bytes(PublicKey.from_secret_key(b"\x02" * 32))
+    types._KNOWN_VALID.clear()  # (as in a new process)
+    parsed.clear()
+    assert PublicKey(good) == PublicKey(good) == PublicKey(good)
+    assert parsed == [good]  # the curve point parsed once
+    bad = b"\x02" + b"\xff" * 32
+    for _ in range(2):
+        with pytest.raises(ValueError, match="not a valid compressed secp256k1 point"):
+            PublicKey(bad)
+    assert parsed == [good, bad, bad]
+    monkeypatch.setattr(types, "_MAX_KNOWN_VALID", 1)  # (bounded: the remembered bytes are dropped when full)
+    other = bytes(PublicKey.from_secret_key(b"\x03" * 32))
+    PublicKey(other)
+    assert types._KNOWN_VALID[PublicKey] == {other}
+
+
 def test_payment_hash_is_sha256_of_the_preimage():
     preimage = PaymentPreimage(bytes(32))
     assert preimage.payment_hash().hex() == "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925"
