@@ -429,7 +429,7 @@ class Runtime:
     def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coro`` on the loop to completion, then let everything it started settle."""
         with self._lock:
-            return self._in_loop_thread(self._run_and_settle(coro))
+            return self._run_settled(coro)
 
     def call(self, fn: Callable[[], _T]) -> _T:
         """``run`` for a plain function: called here, in the world's turn, with the loop run only to settle what it
@@ -466,9 +466,16 @@ class Runtime:
             if self.clock.is_virtual:
                 self.allowed_until_us = target
             try:
-                self._in_loop_thread(self._run_and_settle(asyncio.sleep(seconds)))
+                self._run_settled(asyncio.sleep(seconds))
             finally:
                 self.allowed_until_us = self.clock.now_us()
+
+    def _run_settled(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        try:
+            return self._in_loop_thread(self._run_and_settle(coro))
+        except BaseException:
+            coro.close()  # (never started if the world's turn was not had: closed, Python warns of no lost coroutine)
+            raise
 
     async def _run_and_settle(self, coro: Coroutine[Any, Any, _T]) -> _T:
         result = await coro
@@ -490,6 +497,14 @@ class Runtime:
                 return
 
     def _in_loop_thread(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        try:
+            return self._on_loop(coro)
+        except BaseException:
+            if asyncio.iscoroutine(coro):  # (as in _run_settled; a gathering future needs no closing)
+                coro.close()
+            raise
+
+    def _on_loop(self, coro: Coroutine[Any, Any, _T]) -> _T:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
