@@ -6,6 +6,7 @@ import contextlib
 import gc
 import itertools
 import threading
+import time
 import types
 import warnings
 from collections import Counter
@@ -962,6 +963,42 @@ def test_a_handler_slower_than_a_second_is_named_in_the_log_and_a_quick_one_is_n
     parts.run_async(async_handler if asynchronous else handler, seconds=10)
     assert parts.logged == [("warn", "The event handler took 2.5 s on Event.ProbeSuccessful; "
                                      "nothing else was processed meanwhile")]
+
+
+@pytest.mark.parametrize("form", ["thread", "async, plain handler", "async"])
+def test_only_the_handlers_own_time_counts_toward_the_slow_handler_warning(monkeypatch, form):
+    """The processor reads the clock once per event: an event's time runs from the end of the one before. Neither
+    what comes before the hand-over (the startup's timer ticks) nor LDK's own updates (the scorer taught and
+    written) count as the handler's: each takes 3 s here, the handler 0.5 s, and no handler is named slow."""
+    now = [100.0]
+    monkeypatch.setattr(bp_module.time, "perf_counter", lambda: now[0])
+    parts = _Parts(graph=False)
+    note = parts.note
+
+    def slow_note(what, *args):
+        now[0] += 3.0
+        note(what, *args)
+
+    parts.note = slow_note
+    for event in (Event.PendingHTLCsForwardable(time_forwardable=timedelta(seconds=1)), _path_event("ProbeSuccessful")):
+        parts.manager._events.push(event)
+
+    def handler(event):
+        now[0] += 0.5
+
+    async def async_handler(event):
+        handler(event)
+
+    if form == "thread":
+        processor = BackgroundProcessor.start(parts, handler, parts.monitor, parts.manager, None, GossipSync.none(),
+                                              parts.peers, parts, parts.scorer)
+        while processor.events_handled < 2 and processor.is_running():
+            time.sleep(0.001)
+        processor.stop()
+    else:
+        parts.run_async(async_handler if form == "async" else handler, seconds=10)
+    assert [c[1] for c in parts.calls[:4]] == ["freshness", "rebroadcast", "probe_successful", "wrote scorer"]
+    assert parts.logged == []
 
 
 def test_the_processor_counts_the_events_it_handed_over_and_says_whether_it_runs(world):
