@@ -430,12 +430,17 @@ class _ThreadState:
 
         if runtime is None:
             return asyncio.run(capture())
-        future = asyncio.run_coroutine_threadsafe(capture(), runtime.loop)
-        future.add_done_callback(lambda _: self.participant.wake())
-        stopping = self.stop_flag.is_set
-        with runtime.turn_released():
-            while not future.done() and not stopping():  # idle while the world runs it
-                self.participant.wait(None, lambda: future.done() or stopping())
+        participant = self.participant
+        participant.handler_started()
+        try:
+            future = asyncio.run_coroutine_threadsafe(capture(), runtime.loop)
+            future.add_done_callback(lambda _: participant.handler_done())
+            stopping = self.stop_flag.is_set
+            with runtime.turn_released():
+                while not future.done() and not stopping():  # idle while the world runs it
+                    participant.wait(None, lambda: future.done() or stopping())
+        finally:
+            participant.in_handler = False  # (stopped meanwhile: the coroutine is abandoned below)
         return future.result() if future.done() else _abandon(future)
 
     def _arm(self, futures: list[Any]) -> None:
@@ -680,19 +685,23 @@ def _on_runtime(body: _RunBody, runtime: Any, participant: Optional[Participant]
 
 async def _await_on_world(awaitable: Awaitable[Any], runtime: Any, participant: Participant) -> Any:
     """Await a handler's coroutine on the world's loop, idle meanwhile so the world can run it."""
-    future = asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), runtime.loop)
-    future.add_done_callback(lambda _: participant.wake())  # busy again the moment it is done
-    with runtime.turn_released():
-        with runtime.cond:
-            if not future.done():
-                participant.idle = True
-                runtime.cond.notify_all()
-        waiting = asyncio.wrap_future(future)
-        while not waiting.done():
-            if participant.stopping:
-                return _abandon(future)
-            await asyncio.wait({waiting}, timeout=0.05)  # real time: only the stop request is polled
-        return waiting.result()
+    participant.handler_started()
+    try:
+        future = asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), runtime.loop)
+        future.add_done_callback(lambda _: participant.handler_done())  # busy again the moment it is done
+        with runtime.turn_released():
+            with runtime.cond:
+                if not future.done():
+                    participant.idle = True
+                    runtime.cond.notify_all()
+            waiting = asyncio.wrap_future(future)
+            while not waiting.done():
+                if participant.stopping:
+                    return _abandon(future)
+                await asyncio.wait({waiting}, timeout=0.05)  # real time: only the stop request is polled
+            return waiting.result()
+    finally:
+        participant.in_handler = False
 
 
 def _abandon(future: Any) -> ReplayEvent:

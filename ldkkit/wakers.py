@@ -16,7 +16,8 @@ class Future:
 
     def __init__(self, notifier: Notifier) -> None:
         self._notifier = notifier
-        self._callbacks: list[Callable[[], None]] = []
+        #: Each callback, with what says whether its call counts as the wake delivered (None: it always does).
+        self._callbacks: list[tuple[Callable[[], None], Callable[[], bool] | None]] = []
         self._complete = False
 
     def is_complete(self) -> bool:
@@ -29,7 +30,7 @@ class Future:
             self._complete = True
             callbacks, self._callbacks = self._callbacks, []
             self._notifier._cond.notify_all()
-        for callback in callbacks:  # outside the lock: a callback may take others
+        for callback, _ in callbacks:  # outside the lock: a callback may take others
             callback()
 
     def register_callback_fn(self, callback: Callable[[], None]) -> None:
@@ -37,9 +38,15 @@ class Future:
 
         As in LDK, the callback must not call back into the ChannelManager.
         """
+        self.watch(callback, None)
+
+    def watch(self, callback: Callable[[], None], counts: Callable[[], bool] | None) -> None:
+        """Not LDK's: ``register_callback_fn``, for a callback that counts as the wake delivered (LDK's
+        ``callbacks_made``) only while ``counts()`` holds. Otherwise a notify it receives is still remembered
+        for the next future, as LDK remembers one that only a ``Sleeper`` got (see ``Notifier.notify``)."""
         with self._notifier._lock:
             if not self._complete:
-                self._callbacks.append(callback)
+                self._callbacks.append((callback, counts))
                 return
         callback()
 
@@ -63,6 +70,8 @@ class Notifier:
         self._cond = threading.Condition(self._lock)
         self._future: Future | None = None
         self._pending = False  # a notify nobody has seen yet
+        #: Called at the next notify, taking nothing from the next future's holder (see ``watch``).
+        self._watchers: list[Callable[[], None]] = []
 
     def notify(self) -> None:
         """Complete the current future. As in LDK, a notification that a callback receives is delivered;
@@ -77,13 +86,24 @@ class Notifier:
             future = self._future
             if future is not None and not future.is_complete():
                 self._future = None
-                delivered = bool(future._callbacks)
+                delivered = any(counts is None or counts() for _, counts in future._callbacks)
             else:
                 future, delivered = None, False
             if not delivered:
                 self._pending = True
+            watchers, self._watchers = self._watchers, []
         if future is not None:
             future._set_complete()
+        for watcher in watchers:
+            watcher()
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Not LDK's: call ``callback`` at the next notify that is not already pending, without taking anything
+        from whoever gets the next future. The world watches a node this way while a background processor runs
+        it: LDK's processor is the notifier's only taker, and a future the world took would take its wake-up."""
+        with self._lock:
+            if callback not in self._watchers:
+                self._watchers.append(callback)
 
     def get_future(self) -> Future:
         with self._lock:

@@ -617,6 +617,45 @@ def test_stopping_while_an_async_handler_is_mid_event_ends_and_loses_nothing(for
         assert any(isinstance(e, Event.PaymentClaimable) for e in queued)  # kept, to be handed over again
 
 
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_the_manager_is_not_written_mid_event_and_is_written_once_the_handler_returns(form):
+    """LDK's processor awaits the handler inside ``process_pending_events``: it persists nothing until the handler
+    returns, then the manager with the event gone (handling events is a ``DoPersist``). A node that crashes
+    mid-event has on disk what it had before the event; one that crashes once its handler returned, the event
+    handled. (The world used to do the loop's work for a processor waiting on an async handler as its coroutine
+    ended, persisting the manager with the event still queued; and the world's own watch on the node took the
+    processor's wake-up, so the manager after the event was only written at the next block.)"""
+    import asyncio
+
+    async def slow(channel_manager, *args):
+        if isinstance(args[-1], Event.PaymentClaimable):
+            await asyncio.sleep(30)  # claims 30 s later, on the world's clock
+        return await handle_ldk_events(channel_manager, *args)
+
+    with World(seed=4) as world:
+        me = world.add_node("learner", handler=slow)
+        written: list[tuple[int, list[str], bool]] = []  # when, the events it holds, whether handed over then
+        write = me.fs_store.write
+
+        def recorded(primary, secondary, key, buf):
+            if key == "manager":
+                events = [type(e).__name__ for e in decode(buf, dict)["events"]]
+                written.append((world.clock.now_us(), events, me.channel_manager._events._busy.locked()))
+            return write(primary, secondary, key, buf)
+
+        me.fs_store.write = recorded
+        stage = Stage(world, me)
+        bob = stage.peer("bob")
+        stage.open(bob, me, 6_000_000)
+        with run_processor(me, form):
+            stage.pay(bob, stage.invoice(me, 10_000_000))  # PaymentClaimable: its handler is asleep
+            paid_at = world.clock.now_us()
+            world.advance(60)
+    assert [w for w in written if w[2]] == []
+    returned_at = paid_at + 30 * 1_000_000
+    assert [events for at, events, _ in written if paid_at < at <= returned_at] == [[]], written
+
+
 def test_a_handler_error_ends_the_loop_with_no_final_persist(world):
     """LDK's loop returns its error with `?`: nothing more is persisted once the handler has failed."""
     failed = []

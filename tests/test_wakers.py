@@ -61,3 +61,24 @@ def test_a_notification_while_one_is_kept_takes_no_lock_and_is_still_one():
     notifier._lock = lock
     assert notifier.get_future().is_complete()
     assert not notifier.get_future().is_complete()
+
+
+def test_a_watch_that_does_not_count_leaves_the_notification_for_the_next_future():
+    """Not LDK's: the world's watch on a node a processor runs is woken, but takes nothing from the processor (as a
+    ``Sleeper`` no longer waiting takes nothing in LDK): its next future completes at once."""
+    notifier = Notifier()
+    seen: list[str] = []
+    notifier.get_future().watch(lambda: seen.append("future"), lambda: False)
+    notifier.watch(lambda: seen.append("notifier"))
+    notifier.notify()
+    assert seen == ["future", "notifier"]
+    assert notifier.get_future().is_complete()
+    notifier.notify()  # a watch on the notifier is called once
+    assert seen == ["future", "notifier"]
+
+
+def test_a_watch_that_counts_takes_the_notification_as_a_callback_does():
+    notifier = Notifier()
+    notifier.get_future().watch(lambda: None, lambda: True)
+    notifier.notify()
+    assert not notifier.get_future().is_complete()

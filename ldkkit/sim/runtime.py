@@ -142,6 +142,9 @@ class Participant:
         self.wake_deferred = False  # woken by the world, which does that work before it goes on
         #: Set when its processor is asked to stop: a wait on the world must not outlive that.
         self.stopping = False
+        #: Its processor awaits a handler's coroutine that the world runs (``handler_started``): LDK's loop is then
+        #: inside ``process_pending_events``, and does nothing else until the handler returns.
+        self.in_handler = False
 
     def stop(self) -> None:
         self.stopping = True
@@ -153,12 +156,29 @@ class Participant:
         point where the woken thread would first get the turn, before the world goes on or time moves."""
         runtime = self.runtime
         with runtime.cond:
+            if self.in_handler and not self.stopping:  # (what woke it, a future now complete, is its loop's to see)
+                return
             if (self.on_wake is not None and self.idle and not self.ticking and not self.stopping
                     and runtime.clock.is_virtual and runtime.holds_turn()):
                 self.wake_deferred = True
                 return
             self.idle = False
             runtime.cond.notify_all()
+
+    def handler_started(self) -> None:
+        """Its processor hands an event to a handler whose coroutine the world runs, and waits for it: until
+        ``handler_done``, the world neither wakes it nor does its loop's work for it (``on_wake``). LDK's processor
+        is inside ``process_pending_events`` meanwhile: it persists nothing and runs no timer until the handler
+        returns, so a node that crashes mid-event has on disk what it had before the event."""
+        with self.runtime.cond:
+            self.in_handler = True
+
+    def handler_done(self) -> None:
+        """The handler's coroutine is over (from any thread): its processor goes on with its own iteration."""
+        with self.runtime.cond:
+            self.in_handler = False
+            self.idle = False
+            self.runtime.cond.notify_all()
 
     def wait(self, deadline_us: int | None, ready: Callable[[], bool]) -> None:
         """Block until woken, ``ready()`` holds, or the world's clock reaches ``deadline_us``.

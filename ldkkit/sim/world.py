@@ -260,11 +260,18 @@ class World:
             else:
                 self.runtime.call_soon_threadsafe(wake.set)
 
+        def processor_free() -> bool:
+            return not cm.background_processor_attached
+
         def arm() -> None:
+            if cm.background_processor_attached:  # its wake-ups are its processor's: watched, none taken
+                cm._notifier.watch(woken)
+                monitor._events.notifier.watch(woken)
+                return
             for i, future in enumerate((cm.get_event_or_persistence_needed_future(), monitor.get_update_future())):
                 if armed[i] is not future:
                     armed[i] = future
-                    future.register_callback_fn(woken)
+                    future.watch(woken, processor_free)  # (one armed before a processor took over takes nothing)
 
         while True:
             arm()
