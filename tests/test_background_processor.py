@@ -1360,6 +1360,51 @@ def test_a_processor_woken_from_outside_the_world_is_done_before_the_world_goes_
     assert heights[written:][:2] == [connected_at, connected_at + 1], heights
 
 
+def _manager_writes_around_two_outside_calls(form: str, pause: str, monkeypatch) -> list[bytes]:
+    """A peer connected, then a channel opened, from the story's thread (as ``Stage.open`` does) under a
+    processor; ``pause`` (real time) lets the processor's thread or the story's go first: every manager written."""
+    wait = bp_module.Participant.wait
+
+    def slow_to_take_the_turn(self, *args):
+        wait(self, *args)
+        if not self.stopping:
+            watch._REAL_SLEEP(0.1)
+
+    if pause == "processor":
+        monkeypatch.setattr(bp_module.Participant, "wait", slow_to_take_the_turn)
+    written: list[bytes] = []
+    with World(seed=11) as world:
+        node = world.add_node("learner", handler=handle_ldk_events)
+        bob = world.add_node("bob", persist=False)
+        write = node.fs_store.write
+
+        def recorded(primary, secondary, key, buf):
+            if key == "manager":
+                written.append(bytes(buf))
+            return write(primary, secondary, key, buf)
+
+        node.fs_store.write = recorded
+        with run_processor(node, form):
+            world.mine(1)  # its first wake is its own (it decays the scorer)
+            world.connect(bob, node)  # the manager changed (a peer): the processor is woken to persist it
+            if pause == "story":
+                watch._REAL_SLEEP(0.1)
+            node.channel_manager.create_channel(bob.node_id, 1_000_000, 0, 42, None, None)
+            world.run()
+    monkeypatch.undo()
+    return written
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_a_processor_woken_from_outside_the_world_never_overlaps_the_next_outside_call(form, monkeypatch):
+    """What a call from outside the world's turn (the story's or a cell's thread) wakes a sleeping processor for is
+    done at the world's next step, not meanwhile: the story's next call into the node lands before it however the
+    threads are scheduled. (The woken thread used to work at once: the manager it wrote held the channel opened
+    next, or not, as the story's thread or the processor's ran first.)"""
+    assert (_manager_writes_around_two_outside_calls(form, "story", monkeypatch)
+            == _manager_writes_around_two_outside_calls(form, "processor", monkeypatch))
+
+
 def test_a_processor_thread_slow_to_start_changes_nothing(monkeypatch):
     """``BackgroundProcessor.start`` returns before its thread has run its startup; the world's next step waits for
     that thread to sleep, so a thread slow to start (a loaded machine) gives the same events and the same writes, in

@@ -169,8 +169,8 @@ def test_a_scenario_under_a_processor_runs_it_on_the_worlds_cpu(processor):
 
 def test_a_sleeper_the_world_wakes_has_its_work_done_by_the_world_before_anything_moves_on():
     """A participant with ``on_wake`` work, woken from the world's turn as it sleeps, stays asleep: the world does
-    that work (``run_deferred_wakes``) before ``call`` returns, and counts it busy until then. Woken from any other
-    thread, or if the work says it must wake, it wakes as usual."""
+    that work (``run_deferred_wakes``) before ``call`` returns, and counts it busy until then. Woken from a thread
+    outside the world's turn, that is left to the world's next step. If the work says it must wake, it wakes."""
     with World(seed=1) as world:
         runtime = world.runtime
         sleeper = runtime.join("a sleeping processor")
@@ -204,11 +204,13 @@ def test_a_sleeper_the_world_wakes_has_its_work_done_by_the_world_before_anythin
         runtime.call(sleeper.wake)
         assert done == [now, now] and woke == [1]
 
-        other = threading.Thread(target=sleeper.wake)  # not the world's thread: woken at once, nothing done for it
+        other = threading.Thread(target=sleeper.wake)  # not in the world's turn (a cell's): left to its next step
         other.start()
         other.join()
+        assert sleeper.wake_deferred and done == [now, now] and woke == [1]
+        runtime.call(lambda: None)  # the world's next step does its work first (more to do: its thread is woken)
         asleep()
-        assert done == [now, now] and woke == [1, 1]
+        assert done == [now, now, now] and woke == [1, 1]
         sleeper.stop()
         thread.join()
         runtime.leave(sleeper)

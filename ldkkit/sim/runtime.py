@@ -18,6 +18,7 @@ import contextlib
 import os
 import selectors
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator, Sized
 from typing import Any, Optional, TypeVar
 
@@ -151,15 +152,18 @@ class Participant:
         self.wake()
 
     def wake(self) -> None:
-        """Wake it, or, when the world's own thread wakes it as it sleeps on the virtual clock and it has
-        ``on_wake`` work, leave that to the world: the world does it (``Runtime.run_deferred_wakes``) at the
-        point where the woken thread would first get the turn, before the world goes on or time moves."""
+        """Wake it, or, as it sleeps on the virtual clock, leave that to the world's next step
+        (``Runtime.run_deferred_wakes``, before the world goes on or time moves): when the world's own thread wakes
+        it and it has ``on_wake`` work, the world does that work at the point where the woken thread would first get
+        the turn; when a thread outside the world's turn wakes it (the story's or a cell's, connecting a peer or
+        sending a payment), its work waits for the world's next step, so that it never overlaps that thread's next
+        call into a node (which would then land before or after it, as the threads were scheduled)."""
         runtime = self.runtime
         with runtime.cond:
             if self.in_handler and not self.stopping:  # (what woke it, a future now complete, is its loop's to see)
                 return
-            if (self.on_wake is not None and self.idle and not self.ticking and not self.stopping
-                    and runtime.clock.is_virtual and runtime.holds_turn()):
+            if (self.idle and not self.ticking and not self.stopping and runtime.clock.is_virtual
+                    and (self.on_wake is not None or not runtime.holds_turn())):
                 self.wake_deferred = True
                 return
             self.idle = False
@@ -271,7 +275,8 @@ class Runtime:
                 p.ticking = True  # (its thread, should anything wake it meanwhile, waits until this is done)
             later = None
             try:
-                later = p.on_wake(self.clock.now_us())  # type: ignore[misc]  # (components' locks: not ours)
+                if p.on_wake is not None:
+                    later = p.on_wake(self.clock.now_us())  # (components' locks: not ours)
             finally:
                 with self.cond:
                     p.ticking = False
@@ -287,19 +292,26 @@ class Runtime:
         self.run_deferred_wakes()
         if self.all_idle():
             return True
-        self.turn.release()  # the loop's thread holds it: hand it to the busy participants
-        try:
-            with self.cond:
-                done = self.cond.wait_for(self.all_idle, self.stuck_after_s)
-                busy = [p.name for p in self.participants if not p.idle]  # named now: it may finish before we go on
-        finally:
-            self.turn.acquire()  # (a participant still at work holds the turn until it is done)
-        if not done:
-            raise RuntimeError(
-                f"the world cannot move time on: {', '.join(busy)} has been busy for more than "
-                f"{self.stuck_after_s:g} s of real time. Is its event handler stuck?"
-            )
-        return False
+        give_up = time.monotonic() + self.stuck_after_s
+        while True:
+            self.turn.release()  # the loop's thread holds it: hand it to the busy participants
+            try:
+                with self.cond:  # (a wake left to the world meanwhile, by a thread outside its turn, is done below)
+                    done = self.cond.wait_for(self._asleep_or_left_to_the_world, give_up - time.monotonic())
+                    busy = [p.name for p in self.participants if not p.idle]  # named now: it may finish soon
+            finally:
+                self.turn.acquire()  # (a participant still at work holds the turn until it is done)
+            if not done:
+                raise RuntimeError(
+                    f"the world cannot move time on: {', '.join(busy)} has been busy for more than "
+                    f"{self.stuck_after_s:g} s of real time. Is its event handler stuck?"
+                )
+            self.run_deferred_wakes()
+            if self.all_idle():
+                return False
+
+    def _asleep_or_left_to_the_world(self) -> bool:
+        return all(p.idle for p in self.participants) or any(p.wake_deferred for p in self.participants)
 
     def job_started(self) -> Callable[[], None]:
         """Count a job run on a thread of its own (not ``run_in_executor``'s): the clock stands still until the
