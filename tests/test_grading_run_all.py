@@ -39,6 +39,8 @@ WRONG = """def handle_ldk_events(channel_manager, bitcoind_client, network_graph
         channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id, uid)
 """
 CHECK = 'check("open_channel_request", handle_ldk_events)'
+SCENARIO = ("from ldkkit import scenarios\n"
+            "print(scenarios.run('inbound_open_accept', handle_ldk_events).event_names())\n")
 STOPS = "In Jupyter, Run All stops at a cell that raises, so the check cell never ran"
 
 
@@ -74,7 +76,24 @@ CLASS = {
     "sees_it_work": (notebook(HEAD, RIGHT, "from ldkkit import scenarios\n"
                               "print(scenarios.run('inbound_open_accept', handle_ldk_events).event_names())", CHECK),
                      "passed", []),
-    # what the check is given: any callable of the workbook's own, under any name
+    # a scenario cell runs on in Jupyter, but an error of the learner's own after it (or one that swallowed the stub's)
+    # stops Run All, and what the rest of that cell binds counts at the check
+    "scenario_then_rebinds": (notebook(HEAD, RIGHT, WRONG.replace("def handle_ldk_events", "def wrong"),
+                                       SCENARIO + "handle_ldk_events = wrong", CHECK), "failed", ["Hint:"]),
+    "scenario_then_raises": (notebook(HEAD, RIGHT, SCENARIO + "1/0", CHECK), "failed",
+                             ["code cell 3 raised ZeroDivisionError", STOPS]),
+    "scenario_result": (notebook(HEAD, RIGHT, "from ldkkit import scenarios\nresult = scenarios.run("
+                                 "'inbound_open_accept', handle_ldk_events)\nprint(result.event_names())", CHECK),
+                        "passed", []),
+    "swallows_the_stub": (notebook(HEAD, RIGHT, "import ldkkit.reference as r\ntry:\n    r.handle_ldk_events()\n"
+                                   "except Exception:\n    pass\n1/0", CHECK), "failed",
+                          ["code cell 3 raised ZeroDivisionError", STOPS]),
+    # a check the learner process cannot run (judge: the check recording nothing) is noted as check is
+    "judges_first": (notebook(HEAD, WRONG, "from ldkkit.exercises import judge\n"
+                              "judge('open_channel_request', handle_ldk_events)", RIGHT, CHECK), "failed", ["Hint:"]),
+    # what the check is given: any callable of the workbook's own, under any name; the workbook under any name
+    "path_name": (notebook(HEAD, RIGHT, "from pathlib import Path\ncheck(Path('01_open_channel_request.ipynb'), "
+                           "handle_ldk_events)", WRONG), "passed", []),
     "partial": (notebook(HEAD, "import functools\n" + RIGHT.replace("(channel_manager,", "(tag, channel_manager,"),
                          "handle_ldk_events = functools.partial(handle_ldk_events, 'mine')", CHECK), "passed", []),
     "callable": (notebook(HEAD, RIGHT.replace("def handle_ldk_events", "def _answer"),

@@ -9,11 +9,13 @@ too: ``display``, ``get_ipython()``, and an ``exit()`` or ``input()`` that does 
 
 from __future__ import annotations
 
+import ast
 import functools
 import traceback
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 
 @dataclass
@@ -28,6 +30,8 @@ class Checks:
 
 
 CHECKS = Checks()
+#: The errors the stub reference handlers raised (the kit's scenarios' peers run them: ``scenarios.run`` in a cell).
+STUB_ERRORS: list[BaseException] = []
 
 
 class Checked(BaseException):  # (not an Exception: a learner's ``except Exception`` around the check lets it by)
@@ -35,13 +39,14 @@ class Checked(BaseException):  # (not an Exception: a learner's ``except Excepti
 
 
 def noted_check(exercise: Any = None, handle_ldk_events: Any = None, *args: Any, **kwargs: Any) -> None:
-    """``ldkkit.exercises.check`` in the learner process (under any name it is imported as): notes the handler it is
-    given, for the graded workbook, and stops the workbook there; another workbook's check does nothing."""
+    """``ldkkit.exercises.check`` (and ``judge``, the same check recording nothing) in the learner process, under any
+    name it is imported as: notes the handler it is given, for the graded workbook, and stops the workbook there;
+    another workbook's check does nothing."""
     from ..exercises.learner import exercise_id
 
-    try:
-        asked = exercise_id(exercise) if isinstance(exercise, str) else None
-    except ValueError:
+    try:  # (any name the check takes: a Path too, which it reads as its text)
+        asked = exercise_id(exercise) if exercise is not None else None
+    except Exception:
         asked = None
     if CHECKS.reached:
         return None
@@ -73,6 +78,63 @@ def stopped_at(number: int, error: BaseException) -> str:
         why += (". The grader runs the workbook alone, without the files beside it: if it needs a file or module of "
                 "the learner's own (myhandler.py), what the handler needs belongs in the workbook")
     return why
+
+
+def from_the_stub(error: BaseException, since: int) -> bool:
+    """Whether a cell's ``error`` comes of an error a stub reference handler raised (a scenario's peer ran it) since
+    ``since`` of them, and of nothing that ran a check here: only then did the cell run on in Jupyter. An error the
+    learner's code raised after catching the stub's is its own, and stops Run All as it did there."""
+    from ..exercises import ExerciseFailed
+
+    raised, seen = error, 0
+    while raised is not None and seen < 50 and not isinstance(error, ExerciseFailed):
+        if any(raised is stub for stub in STUB_ERRORS[since:]):
+            return True
+        raised, seen = raised.__cause__ or raised.__context__, seen + 1
+    return False
+
+
+def after_a_scenario(source: str, name: str, error: BaseException,
+                     run: Callable[[ast.Module, str], None]) -> Optional[BaseException]:
+    """Run the statements of cell ``name`` after the one a scenario stopped (``error``: its peers' handlers are not
+    here), each on its own, as they ran in Jupyter (``handle_ldk_events = other`` there counts at the check). What
+    that statement bound is not bound here: a statement that stops on one of those names is passed over too. The
+    error that stops Run All, if one does."""
+    line = next((tb.tb_lineno for tb in _tracebacks(error) if tb.tb_frame.f_code.co_filename == name), 0)
+    unbound: set[str] = set()
+    for statement in ast.parse(source).body:
+        if statement.lineno <= line:  # (it, or what ran before it)
+            unbound |= _bound(statement) if line <= (statement.end_lineno or 0) else set()
+            continue
+        since = len(STUB_ERRORS)
+        try:
+            run(ast.Module([statement], []), name)
+        except BaseException as e:  # noqa: B036 - as the cell's own
+            if not (isinstance(e, NameError) and e.name in unbound or from_the_stub(e, since)):
+                return e
+            unbound |= _bound(statement)
+    return None
+
+
+def _tracebacks(error: BaseException) -> list[types.TracebackType]:
+    tb, found = error.__traceback__, []
+    while tb is not None:
+        found.append(tb)
+        tb = tb.tb_next
+    return found
+
+
+def _bound(statement: ast.stmt) -> set[str]:
+    """The names ``statement`` may bind."""
+    names = set()
+    for node in ast.walk(statement):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return names
 
 
 def defined_in_the_workbook(handler: Any) -> bool:
