@@ -92,6 +92,11 @@ CLASS = {
     "judges_first": (notebook(HEAD, WRONG, "from ldkkit.exercises import judge\n"
                               "judge('open_channel_request', handle_ldk_events)", RIGHT, CHECK), "failed", ["Hint:"]),
     # what the check is given: any callable of the workbook's own, under any name; the workbook under any name
+    # a call the check refuses: Run All stops at it
+    "misnamed_argument": (notebook(HEAD, RIGHT, 'check("open_channel_request", handler=handle_ldk_events)'), "failed",
+                          ["TypeError: check() got an unexpected keyword argument 'handler'", STOPS]),
+    "no_handler_given": (notebook(HEAD, RIGHT, 'check("open_channel_request")'), "failed",
+                         ["TypeError: check() missing 1 required positional argument: 'handle_ldk_events'", STOPS]),
     "path_name": (notebook(HEAD, RIGHT, "from pathlib import Path\ncheck(Path('01_open_channel_request.ipynb'), "
                            "handle_ldk_events)", WRONG), "passed", []),
     "partial": (notebook(HEAD, "import functools\n" + RIGHT.replace("(channel_manager,", "(tag, channel_manager,"),

@@ -38,10 +38,11 @@ class Checked(BaseException):  # (not an Exception: a learner's ``except Excepti
     """The workbook reached its check: what runs after it cannot change what the check said in Jupyter."""
 
 
-def noted_check(exercise: Any = None, handle_ldk_events: Any = None, *args: Any, **kwargs: Any) -> None:
+def check(exercise: Any, handle_ldk_events: Any) -> None:
     """``ldkkit.exercises.check`` (and ``judge``, the same check recording nothing) in the learner process, under any
     name it is imported as: notes the handler it is given, for the graded workbook, and stops the workbook there;
-    another workbook's check does nothing."""
+    another workbook's check does nothing. Its name and parameters are the check's: a call the check refuses
+    (``check(name, handler=h)``) raises the same TypeError, and Run All stops there."""
     from ..exercises.learner import exercise_id
 
     try:  # (any name the check takes: a Path too, which it reads as its text)
@@ -55,6 +56,9 @@ def noted_check(exercise: Any = None, handle_ldk_events: Any = None, *args: Any,
         raise Checked
     CHECKS.others.append(repr(exercise)[:60])
     return None
+
+
+noted_check = check
 
 
 def quit_(*args: Any, **kwargs: Any) -> None:
