@@ -88,6 +88,11 @@ CLASS = {
     "swallows_the_stub": (notebook(HEAD, RIGHT, "import ldkkit.reference as r\ntry:\n    r.handle_ldk_events()\n"
                                    "except Exception:\n    pass\n1/0", CHECK), "failed",
                           ["code cell 3 raised ZeroDivisionError", STOPS]),
+    # the kit's reference handler, wrapped in a def of the workbook's own (ldkkit.scenarios had the real one in the
+    # learner process): Run All passes it, but it is never graded as the learner's own
+    "wraps_the_reference": (notebook(HEAD, "from ldkkit import scenarios\nR = scenarios.reference\n"
+                                     "def handle_ldk_events(*args):\n    return R.handle_ldk_events(*args)\n", CHECK),
+                            "failed", ["the kit's reference handlers are not available while grading"]),
     # a check the learner process cannot run (judge: the check recording nothing) is noted as check is
     "judges_first": (notebook(HEAD, WRONG, "from ldkkit.exercises import judge\n"
                               "judge('open_channel_request', handle_ldk_events)", RIGHT, CHECK), "failed", ["Hint:"]),

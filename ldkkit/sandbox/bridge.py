@@ -46,8 +46,9 @@ _CALLABLE = ("channel_manager", "bitcoind_client", "network_graph", "keys_manage
 
 #: The learner process imports the very kit the grader runs (-I: no PYTHONPATH, no user site).
 _KIT_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_CHILD_MAIN = ("import os, sys; sys.path.insert(0, sys.argv[1]); from ldkkit.sandbox.child import main; "
-               "os._exit(main(sys.argv[1:]))")
+#: The stub ``ldkkit.reference`` goes in before the kit loads: the kit's modules that import it get the stub.
+_CHILD_MAIN = ("import os, sys; sys.path.insert(0, sys.argv[1]); from ldkkit.sandbox.kernel import stub_reference; "
+               "stub_reference(); from ldkkit.sandbox.child import main; os._exit(main(sys.argv[1:]))")
 
 
 #: How the learner process's traceback of an error begins, as a note on the error (a grade's row shows it).

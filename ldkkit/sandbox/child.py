@@ -23,7 +23,6 @@ import queue
 import sys
 import threading
 import traceback
-import types
 import weakref
 from collections.abc import Callable
 from typing import Any, Optional
@@ -61,6 +60,7 @@ from .kernel import (
     noted_check,
     quit_,
     stopped_at,
+    stub_reference,
 )
 
 HANDLER_NAME = "handle_ldk_events"
@@ -76,21 +76,6 @@ PRELOAD = ("asyncio", "logging", "dataclasses", "json", "random", "secrets", "ha
            # learner may not be able to read the virtual environment once the sandbox has closed.
            "coincurve", "embit.bip32", "embit.compact", "embit.networks", "embit.script", "embit.transaction",
            "bolt11")
-
-
-def _stub_reference() -> types.ModuleType:
-    """``ldkkit.reference`` as the learner process sees it: the constants, never the handlers."""
-    stub = types.ModuleType("ldkkit.reference", "The reference handlers are not available while grading.")
-
-    def unavailable(*args: Any, **kwargs: Any) -> Any:
-        STUB_ERRORS.append(error := RuntimeError("the kit's reference handlers are not available while grading: "
-                                                  "write your own"))
-        raise error
-
-    stub.MIN_FUNDING_SATOSHIS_EXCLUSIVE = 5_000_000  # type: ignore[attr-defined]
-    stub.TRUSTED_ZERO_CONF_PEERS = set()  # type: ignore[attr-defined]
-    stub.handle_ldk_events = stub.ldk_sample_handle_ldk_events = unavailable  # type: ignore[attr-defined]
-    return stub
 
 
 def _no_checks_here() -> None:
@@ -766,10 +751,7 @@ def main(argv: list[str]) -> int:
     for fd in (fd_in, fd_out):
         os.set_inheritable(fd, False)
     setup = wire.receive(fd_in, None)
-    sys.modules["ldkkit.reference"] = stub = _stub_reference()
-    import ldkkit
-
-    ldkkit.reference = stub  # type: ignore[attr-defined]
+    stub_reference()  # (the learner process's start did it before any kit module loaded: this is for the record)
     for name in PRELOAD:
         try:
             __import__(name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import sys
 import traceback
 import types
 from collections.abc import Callable
@@ -82,6 +83,34 @@ def stopped_at(number: int, error: BaseException) -> str:
         why += (". The grader runs the workbook alone, without the files beside it: if it needs a file or module of "
                 "the learner's own (myhandler.py), what the handler needs belongs in the workbook")
     return why
+
+
+def stub_reference() -> types.ModuleType:
+    """Make ``ldkkit.reference`` in this process a stub: the constants, never the handlers. Run before any kit module
+    that imports it loads (``ldkkit.scenarios`` does: its ``reference`` was the real one, whose handler a cell could
+    wrap and pass as its own); any kit module loaded already has its ``reference`` replaced."""
+    stub = sys.modules.get("ldkkit.reference")
+    if not getattr(stub, "STUB", False):
+        stub = types.ModuleType("ldkkit.reference", "The reference handlers are not available while grading.")
+
+        def unavailable(*args: Any, **kwargs: Any) -> Any:
+            STUB_ERRORS.append(error := RuntimeError("the kit's reference handlers are not available while grading: "
+                                                      "write your own"))
+            raise error
+
+        stub.STUB = True  # type: ignore[attr-defined]
+        stub.MIN_FUNDING_SATOSHIS_EXCLUSIVE = 5_000_000  # type: ignore[attr-defined]
+        stub.TRUSTED_ZERO_CONF_PEERS = set()  # type: ignore[attr-defined]
+        stub.handle_ldk_events = stub.ldk_sample_handle_ldk_events = unavailable  # type: ignore[attr-defined]
+        sys.modules["ldkkit.reference"] = stub
+    for name, module in list(sys.modules.items()):
+        if (name == "ldkkit" or name.startswith("ldkkit.")) and isinstance(vars(module).get("reference"),
+                                                                              types.ModuleType):
+            module.reference = stub  # type: ignore[attr-defined]
+    import ldkkit
+
+    ldkkit.reference = stub  # type: ignore[attr-defined]
+    return stub
 
 
 def from_the_stub(error: BaseException, since: int) -> bool:
