@@ -102,6 +102,11 @@ CLASS = {
                           ["TypeError: check() got an unexpected keyword argument 'handler'", STOPS]),
     "no_handler_given": (notebook(HEAD, RIGHT, 'check("open_channel_request")'), "failed",
                          ["TypeError: check() missing 1 required positional argument: 'handle_ldk_events'", STOPS]),
+    "misspelt_workbook": (notebook(HEAD, RIGHT, 'check("Open_Channel_Request", handle_ldk_events)'), "failed",
+                          ["raised ldkkit.exercises.common.ExerciseFailed: no workbook called 'Open_Channel_Request'",
+                           STOPS]),
+    "given_none": (notebook(HEAD, RIGHT, 'check("open_channel_request", None)'), "failed",
+                   ["check() needs your handle_ldk_events function, got None", STOPS]),
     "path_name": (notebook(HEAD, RIGHT, "from pathlib import Path\ncheck(Path('01_open_channel_request.ipynb'), "
                            "handle_ldk_events)", WRONG), "passed", []),
     "partial": (notebook(HEAD, "import functools\n" + RIGHT.replace("(channel_manager,", "(tag, channel_manager,"),

@@ -64,8 +64,9 @@ def check(exercise: str, handle_ldk_events: Callable[..., Any]) -> CheckResult:
     return result
 
 
-def judge(exercise: str, handle_ldk_events: Callable[..., Any]) -> CheckResult:
-    """``check``, recording nothing: what the grader runs for someone else's workbook."""
+def asked(exercise: str, handle_ldk_events: Callable[..., Any]) -> str:
+    """The exercise a check is asked for; ExerciseFailed, the check's failure, for a workbook that does not exist or
+    a handler that is no function (the grader's learner process fails the same way: ``sandbox.kernel``)."""
     try:
         exercise = exercise_id(exercise)
     except ValueError as e:
@@ -73,6 +74,12 @@ def judge(exercise: str, handle_ldk_events: Callable[..., Any]) -> CheckResult:
     if not callable(handle_ldk_events):
         raise ExerciseFailed(f"check() needs your handle_ldk_events function, got {handle_ldk_events!r}. "
                              "Run the cell that defines it first.")
+    return exercise
+
+
+def judge(exercise: str, handle_ldk_events: Callable[..., Any]) -> CheckResult:
+    """``check``, recording nothing: what the grader runs for someone else's workbook."""
+    exercise = asked(exercise, handle_ldk_events)
     rules = importlib.import_module(f"{__name__}.{exercise}").rules
 
     def body(session: Any) -> CheckResult:

@@ -44,15 +44,11 @@ def check(exercise: Any, handle_ldk_events: Any) -> None:
     name it is imported as: notes the handler it is given, for the graded workbook, and stops the workbook there;
     another workbook's check does nothing. Its name and parameters are the check's: a call the check refuses
     (``check(name, handler=h)``) raises the same TypeError, and Run All stops there."""
-    from ..exercises.learner import exercise_id
+    from ..exercises import asked
 
-    try:  # (any name the check takes: a Path too, which it reads as its text)
-        asked = exercise_id(exercise) if exercise is not None else None
-    except Exception:
-        asked = None
     if CHECKS.reached:
         return None
-    if asked == CHECKS.exercise:
+    if asked(exercise, handle_ldk_events) == CHECKS.exercise:  # (an unknown workbook fails as the check does)
         CHECKS.reached, CHECKS.handler = True, handle_ldk_events
         raise Checked
     CHECKS.others.append(repr(exercise)[:60])
