@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from ldkkit.grading import grade
-from ldkkit.sandbox import source
+from ldkkit.sandbox import jail, source
 from ldkkit.sandbox.source import InvalidWorkbook, code_cells, read_workbook
 
 WB1 = "01_open_channel_request.ipynb"
@@ -193,3 +196,23 @@ def test_a_notebook_too_large_to_read_says_what_to_clear(tmp_path, monkeypatch):
                                                                "text": "x" * 2000}]}))
     with pytest.raises(InvalidWorkbook, match="its saved outputs most likely: clear them in Jupyter"):
         read_workbook(path)
+
+
+@pytest.mark.skipif(not jail.is_root(), reason="the sandbox's user and namespaces need root")
+def test_another_checkout_of_the_kit_in_home_cannot_be_read(tmp_path):
+    """An instructor's checkout holds the solutions: a cell that reads one there and runs it as its own passed."""
+    teacher = Path("/home") / f"ldkkit-teacher-{os.getpid()}"
+    solution = teacher / "ldk-events-workshop" / "solutions" / "handler.py"
+    try:
+        solution.parent.mkdir(parents=True)
+        solution.write_text(RIGHT)
+        for folder in (teacher, *teacher.rglob("*")):
+            folder.chmod(0o755 if folder.is_dir() else 0o644)
+        (tmp_path / "eve").mkdir()
+        (tmp_path / "eve" / WB1).write_text(notebook(
+            HEAD, f"exec(compile(open({str(solution)!r}).read(), '<cell 2>', 'exec'))\n"
+                  "handle_ldk_events = handle_ldk_events", CHECK))
+        row = grade([tmp_path / "eve"], timeout_s=60, progress=False).iloc[0]
+    finally:
+        shutil.rmtree(teacher, ignore_errors=True)
+    assert row.status == "failed" and "FileNotFoundError" in row.hint, row.hint

@@ -266,6 +266,10 @@ def _remount(libc: ctypes.CDLL, target: str, flags: int) -> None:
     _mount(libc, None, target, None, MS_REMOUNT | MS_BIND | kept | flags, None)
 
 
+#: Users' homes: hidden from a learner process but for the folders Python and the kit are loaded from (:func:`_expose`).
+HOMES = "/home"
+
+
 def _needed_paths() -> list[str]:
     """The folders Python and the kit are loaded from (the learner process must read them)."""
     paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(sys.executable), *sys.path)
@@ -284,14 +288,17 @@ def _blocker(path: str) -> str | None:
 
 
 def _expose(libc: ctypes.CDLL, needed: list[str], missing: list[str]) -> None:
-    """Make Python and the kit reachable when they live under a private folder (a pyenv in /root).
+    """Make Python and the kit reachable when they live under a private folder (a pyenv in /root), or in /home.
 
     The private folder is covered by an empty tmpfs (so the rest of it stays hidden), and the
     folders needed are bind-mounted back at their own paths: nothing else of it is visible.
+    /home is covered always: another checkout of the kit there (an instructor's) holds the
+    solutions, which a cell could read and run as its own.
     """
-    by_blocker: dict[str, list[str]] = {}
+    homes = {HOMES: []} if os.path.isdir(HOMES) and not os.path.islink(HOMES) else {}
+    by_blocker: dict[str, list[str]] = dict(homes)
     for path in needed:
-        blocker = _blocker(path)
+        blocker = HOMES if homes and path.startswith(HOMES + "/") else _blocker(path)
         if blocker is not None:
             by_blocker.setdefault(blocker, []).append(path)
     old_umask = os.umask(0o022)
