@@ -9,6 +9,7 @@ class is graded once (the ``graded`` fixture).
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -133,6 +134,12 @@ CLASS = {
     "own_module": (notebook(HEAD, "from myhandler import handle_ldk_events", CHECK), "no handler",
                    ["imports handle_ldk_events from myhandler, a module beside it",
                     "the handler belongs in the workbook"]),
+    # text run as code: a solution kept as text (here base64) passes in Jupyter, and no reading of the cells sees it
+    "runs_text": (notebook(HEAD, "import base64\ndef handle_ldk_events(*args):\n    pass\n\n"
+                                 f"exec(compile(base64.b64decode({base64.b64encode(RIGHT.encode())!r}), '<cell 2>', "
+                                 "'exec'))", CHECK), "no handler",
+                  ["code cell 2 calls exec(): a workbook that runs text as code is not graded"]),
+    "compiles_a_pattern": (notebook(HEAD, "import re\nPEER = re.compile('^02')\n" + RIGHT, CHECK), "passed", []),
 }
 
 
@@ -210,8 +217,8 @@ def test_another_checkout_of_the_kit_in_home_cannot_be_read(tmp_path):
             folder.chmod(0o755 if folder.is_dir() else 0o644)
         (tmp_path / "eve").mkdir()
         (tmp_path / "eve" / WB1).write_text(notebook(
-            HEAD, f"exec(compile(open({str(solution)!r}).read(), '<cell 2>', 'exec'))\n"
-                  "handle_ldk_events = handle_ldk_events", CHECK))
+            HEAD, "def handle_ldk_events(*args):\n    pass\n",
+            f"solution = open({str(solution)!r}).read()  # (to run as the cell's own: see runs_text)", CHECK))
         row = grade([tmp_path / "eve"], timeout_s=60, progress=False).iloc[0]
     finally:
         shutil.rmtree(teacher, ignore_errors=True)

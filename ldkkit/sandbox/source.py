@@ -62,6 +62,8 @@ class LearnerCode:
     has_handler: bool
     #: Why the handler is a copy (the kit's reference, a solution, an import of either), or "".
     copied: str
+    #: Where the workbook runs text as code (``exec``, ``eval``, ``compile``), or "": such code is not graded.
+    runs_text: str = ""
 
 
 def read_workbook(path: Path) -> dict[str, Any]:
@@ -158,9 +160,9 @@ def magic_lines(sources: list[str]) -> int:
 
 
 def _code_of(sources: list[str]) -> LearnerCode:
-    cells, handler, copied, kit_names = [], None, "", set()
+    cells, handler, copied, kit_names, runs_text = [], None, "", set(), ""
     checked, defined = set(), set()  # the names the check calls are given, and those a def binds
-    for source in sources:
+    for number, source in enumerate(sources, 1):
         source = python_of(source)
         try:
             tree = _MagicsThatRun().visit(ast.parse(source))
@@ -173,11 +175,31 @@ def _code_of(sources: list[str]) -> LearnerCode:
         # Any function in the workbook counts, not only the last handler: a copy kept under
         # another name, or behind a decoy, is still a copy.
         copied = copied or _imports_reference_handler(tree, kit_names) or _copied_function(tree)
+        runs_text = runs_text or _runs_text(tree, number)
         try:
             cells.append(ast.unparse(tree))
         except (RecursionError, ValueError):
             cells.append(source)
-    return LearnerCode(cells, handler is not None or bool(checked & defined), copied)
+    return LearnerCode(cells, handler is not None or bool(checked & defined), copied, runs_text)
+
+
+#: The builtins that run text as code: what they run is no code the grader can read (or compare with the solutions).
+_RUN_TEXT = frozenset({"exec", "eval", "compile"})
+
+
+def _runs_text(tree: ast.AST, number: int) -> str:
+    """Where the cell calls ``exec``, ``eval`` or ``compile`` (or ``builtins.exec``...), as "code cell N calls exec"; ""
+    if it does not. (``re.compile`` and other methods of that name are no builtin.)"""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if (
+            isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+            and func.value.id in ("builtins", "__builtins__")) else None
+        if name in _RUN_TEXT:
+            return f"code cell {number} calls {name}()"
+    return ""
 
 
 # --- IPython's syntax ----------------------------------------------------------------------------

@@ -29,6 +29,9 @@ from .source import LearnerCode, magic_lines
 
 NO_HANDLER = ("the workbook's code has no def handle_ldk_events(...): the grader grades the handler a workbook defines "
               "with def (one built at run time, with exec, is not graded)")
+RUNS_TEXT = ("{}: a workbook that runs text as code is not graded, as that code could be anything, a solution "
+             "included, where the grader reads only the workbook's own cells. Write the handler in a cell, with def, "
+             "and take that call out")
 #: Of the workbook's time, what a reading that takes all the rest leaves the worker to stop the learner process and
 #: answer, within the grader's grace (the learner would have had no time left anyway).
 _ANSWER_S = 0.5
@@ -64,6 +67,8 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
         code: LearnerCode = read["code"]
         if code.copied:
             return {"status": "copied", "hint": f"{code.copied}: a copy is not graded", "missing": learner.missing}
+        if code.runs_text:
+            return {"status": "no handler", "hint": RUNS_TEXT.format(code.runs_text), "missing": learner.missing}
         if not code.has_handler:
             return {"status": "no handler", "hint": NO_HANDLER, "missing": learner.missing}
         ready = learner.run_cells(code.cells, job["exercise"])
