@@ -1512,3 +1512,35 @@ def test_a_quiet_wake_is_the_loops_iteration_or_wakes_the_loop(world):
 
     node.channel_manager._queue_event(Event.PendingHTLCsForwardable(timedelta(seconds=1)))
     assert body.quiet_wake(now) is None
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_a_notification_while_the_loop_works_is_kept_and_the_loop_goes_round_to_persist(form):
+    """LDK's ``Sleeper`` (the thread form) and ``Selector`` (the async form) count a wake-up as taken only once their
+    wait has seen the future complete (``callbacks_made``); until then a ``Notifier`` keeps the notification, and
+    the loop's next wait returns at once. Here the loop wakes for a ChainMonitor event, so the wake-up its wait left
+    on the manager's future is still there as the handler calls into the manager, which then wants persisting. The
+    kit counted that stale wake-up as the notification delivered: the loop went to sleep, and the manager was
+    written only at the next block. Now it goes round at once and writes it."""
+    invoices: list[Any] = []
+
+    def handler(channel_manager, *args):
+        if isinstance(args[-1], Event.SpendableOutputs):
+            invoices.append(channel_manager.create_inbound_payment(10_000, 3600))
+
+    with World(seed=5) as world:
+        node = world.add_node("learner", handler=handler)
+        written: list[bytes] = []
+        write = node.fs_store.write
+
+        def recorded(primary, secondary, key, buf):
+            if key == "manager":
+                written.append(buf)
+            return write(primary, secondary, key, buf)
+
+        node.fs_store.write = recorded
+        with run_processor(node, form):
+            world.advance(1)
+            node.chain_monitor._events.push(Event.SpendableOutputs((), None))
+            world.advance(1)  # no block: only the loop's own wake writes the manager
+            assert invoices and written and written[-1] == node.channel_manager.encode()
