@@ -584,7 +584,8 @@ def test_learners_junk_on_the_grader_pipes_is_their_own_error(graded):
 def test_solutions_and_other_learners_work_cannot_be_read(graded):
     for cheat in ("p08", "p10"):  # solutions/ and alice's notebook, read to be run (as exec'd text: not graded)
         status, hint = row(graded, cheat)
-        assert status == "failed" and "FileNotFoundError" in hint, hint
+        assert status == "failed" and ("FileNotFoundError" in hint or "PermissionError" in hint), hint  # (hidden, or
+        # unreadable where the kit itself lives in /tmp and the sandbox shares it)
 
 
 @ROOT_ONLY
