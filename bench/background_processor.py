@@ -17,6 +17,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -66,8 +67,9 @@ class Throughput:
 def throughput() -> Throughput:
     """The processor against the bare loop, in ``ROUNDS`` interleaved rounds.
 
-    - A processor run is the manager queueing ``N_EVENTS`` events (``EventQueue.push``, from this thread, as the
-      node's own work queues them) and the processor's thread waking, taking them in batches, logging each in the
+    - A processor run is the manager queueing ``N_EVENTS`` events (``EventQueue.push``, in a step of the world, as
+      the node's own work queues them: on the virtual clock a processor woken from outside the world's turn works at
+      its next step) and the processor's thread waking, taking them in batches, logging each in the
       node's event log (the world's observer), handing it to the handler through LDK's wrapper (its updates first,
       the slow-handler timing), and persisting the manager after each batch; timed from the first push to the moment
       the handler is given the last event (stamped by the handler: this thread waits without polling, taking no
@@ -88,7 +90,7 @@ def throughput() -> Throughput:
         queue = node.channel_manager._events
         for _ in range(ROUNDS):
             batches = _count_batches(queue)
-            through, through_cpu, window = processor_run(queue, events)
+            through, through_cpu, window = processor_run(world.runtime.call, queue, events)
             while not processor._state.participant.idle:  # (its last batch's persist: not the bare loop's time)
                 time.sleep(0.0005)
             rounds.append((through, through_cpu, *bare_rate(events, window), batches[0]))
@@ -125,17 +127,21 @@ def bare_rate(events: list[Event], window: float) -> tuple[float, float]:
             return handled / elapsed, handled / (time.process_time() - began_cpu)
 
 
-def processor_run(queue: Any, events: list[Event]) -> tuple[float, float, float]:
-    """Queue ``events`` as the manager would; the processor's events per second on real time and on CPU time, and
-    the run's length."""
+def processor_run(step: Callable[[Callable[[], None]], None], queue: Any, events: list[Event]) -> tuple[float, ...]:
+    """Queue ``events`` as the manager would, in a world's ``step``; the processor's events per second on real time
+    and on CPU time, and the run's length."""
     ended.clear()
     finished.clear()
     began, began_cpu = time.perf_counter(), time.process_time()
-    for event in events:
-        queue.push(event)
+    step(lambda: _push(queue, events))
     finished.wait()
     (end, end_cpu), = ended
     return len(events) / (end - began), len(events) / (end_cpu - began_cpu), end - began
+
+
+def _push(queue: Any, events: list[Event]) -> None:
+    for event in events:
+        queue.push(event)
 
 
 def latency(samples: int = 200) -> list[float]:
