@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_grading import good
 
 from ldkkit.grading import grade
 from ldkkit.sandbox import jail, source
@@ -25,16 +26,7 @@ from ldkkit.sandbox.source import InvalidWorkbook, code_cells, read_workbook
 
 WB1 = "01_open_channel_request.ipynb"
 HEAD = "from ldkkit.events import Event\nfrom ldkkit.exercises import check\n"
-RIGHT = """def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
-                      peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
-    match event:
-        case Event.OpenChannelRequest(temporary_channel_id=tcid, counterparty_node_id=peer, funding_satoshis=sats):
-            if sats > 5_000_000:
-                uid = int.from_bytes(keys_manager.get_secure_random_bytes()[:16], "big")
-                channel_manager.accept_inbound_channel(tcid, peer, uid)
-            else:
-                channel_manager.force_close_without_broadcasting_txn(tcid, peer, "run all says no")
-"""
+RIGHT = good("run all says no")  # (test_grading's right handler for workbook 1)
 #: Accepts every request, the small ones too: check() fails it.
 WRONG = """def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
                       peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):

@@ -46,7 +46,7 @@ from ..exercises.watch import (
 )
 from ..sim.runtime import DelegatingSelector
 from . import jail as jail_module
-from . import wire
+from . import kernel, wire
 from .gate import Gate
 from .kernel import (
     CHECKS,
@@ -57,7 +57,6 @@ from .kernel import (
     display,
     from_the_stub,
     input_,
-    noted_check,
     quit_,
     stopped_at,
     stub_reference,
@@ -79,11 +78,11 @@ PRELOAD = ("asyncio", "logging", "dataclasses", "json", "random", "secrets", "ha
 
 
 def _no_checks_here() -> None:
-    """``check`` (or ``judge``) runs no check in the learner process: the grader runs it (:func:`.kernel.noted_check`).
+    """``check`` (or ``judge``) runs no check in the learner process: the grader runs it (:func:`.kernel.check`).
     (A check run here would meet the stub reference handlers, and its failure would pass for a scenario's.)"""
     exercises = sys.modules.get("ldkkit.exercises")
     if exercises is not None:
-        exercises.check = exercises.judge = noted_check  # type: ignore[attr-defined]
+        exercises.check = exercises.judge = kernel.check  # type: ignore[attr-defined]
 
 
 # --- the virtual-time loop --------------------------------------------------------------------

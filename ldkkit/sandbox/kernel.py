@@ -2,7 +2,7 @@
 
 Run All runs the cells top to bottom and stops at the first that raises; the check cell checks
 the handler it is given, as it stands then, and what runs after it cannot change what it said.
-So, in the learner process, ``check`` only notes the handler (:func:`noted_check`) and stops the
+So, in the learner process, ``check`` only notes the handler (:func:`check`) and stops the
 workbook there: the grader runs the check itself. What a kernel adds to a plain process is here
 too: ``display``, ``get_ipython()``, and an ``exit()`` or ``input()`` that does not stop a cell.
 """
@@ -54,8 +54,6 @@ def check(exercise: Any, handle_ldk_events: Any) -> None:
     CHECKS.others.append(repr(exercise)[:60])
     return None
 
-
-noted_check = check
 
 
 def quit_(*args: Any, **kwargs: Any) -> None:
@@ -115,8 +113,10 @@ def from_the_stub(error: BaseException, since: int) -> bool:
     learner's code raised after catching the stub's is its own, and stops Run All as it did there."""
     from ..exercises import ExerciseFailed
 
+    if isinstance(error, ExerciseFailed):  # (a check's failure is never a scenario's)
+        return False
     raised, seen = error, 0
-    while raised is not None and seen < 50 and not isinstance(error, ExerciseFailed):
+    while raised is not None and seen < 50:
         if any(raised is stub for stub in STUB_ERRORS[since:]):
             return True
         raised, seen = raised.__cause__ or raised.__context__, seen + 1
