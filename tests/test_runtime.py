@@ -106,6 +106,34 @@ def test_a_call_that_wakes_a_participant_returns_once_it_is_done():
         runtime.leave(helper)
 
 
+
+def test_a_participant_woken_by_the_turns_holder_is_told_as_the_turn_is_given_back():
+    """Woken while the world holds its turn, a processor's thread would only run to the turn and wait there (two
+    thread switches for nothing): it is told as the turn is given back, and is then awake at once."""
+    import time
+
+    with World(seed=1) as world:
+        runtime = world.runtime
+        helper = runtime.join("a helper")
+        woke: list[bool] = []  # whether the turn was free when its wait returned
+
+        def work() -> None:
+            helper.wait(None, lambda: helper.stopping)
+            woke.append(not runtime.turn.locked())
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        while not helper.idle:
+            time.sleep(0.001)
+        with runtime.turn:
+            helper.handler_done()  # (from the loop's thread, as an async handler's coroutine ends)
+            thread.join(0.2)
+            assert thread.is_alive() and not woke  # not yet
+        thread.join(5)
+        assert woke == [True]
+        runtime.leave(helper)
+
+
 # --- one_cpu -------------------------------------------------------------------------------------
 
 LINUX_SMP = pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
