@@ -8,6 +8,8 @@ the background processor. Build one with :meth:`ldkkit.sim.world.World.add_node`
 from __future__ import annotations
 
 import functools
+import itertools
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, overload
@@ -52,13 +54,20 @@ class EventLog(Sequence[tuple[float, int, Event]]):
 
     Kept as three columns, each appended to: a tuple per event would be one more object for Python's garbage
     collector to follow, which costs more than the logging itself once a node has logged many events. The time
-    is kept as the clock keeps it, in whole microseconds, and turned into seconds when read: recording happens
-    once per event handed out, reading far less often."""
+    is kept as the clock keeps it, in whole microseconds, and turned into seconds when read.
+
+    On the world's virtual clock an event is logged as it is handed out by a bare ``list.append`` (no Python call
+    of ours, the processor's costliest step per event); its time and height, which only move in the world's steps,
+    are filled in by ``stamp`` just before either moves on (``World._stamp_logs``), or as the log is read: the same
+    entries as reading the clock at each event, for a call per step of the world instead of one per event."""
 
     def __init__(self) -> None:
         self._times: list[int] = []  # microseconds
         self._heights: list[int] = []
         self._events: list[Event] = []
+        self._lock = threading.Lock()  # (stamped by the world's thread and by readers)
+        #: The time and height now, for the events not stamped yet (set by ``recorder`` on a virtual clock).
+        self._now: Optional[Callable[[], tuple[int, int]]] = None
 
     def record(self, time_s: float, height: int, event: Event) -> None:
         """Log ``event``, given at ``time_s`` (kept to the microsecond, as the world's clocks count)."""
@@ -67,30 +76,41 @@ class EventLog(Sequence[tuple[float, int, Event]]):
         self._events.append(event)  # (last: an entry is there once its event is)
 
     def recorder(self, clock: VirtualClock, blocks: list[Any]) -> Callable[[Event], None]:
-        """What the world calls with each event just before a handler gets it (an event queue's ``observer``).
+        """What the world calls with each event just before a handler gets it (an event queue's ``observer``), on
+        ``clock``, with the chain whose ``blocks`` are given (``Chain.height``: they are only ever appended to).
 
-        It runs once per event, so it is one call that appends ``clock``'s time and the height of the chain whose
-        ``blocks`` are given (``Chain.height``) straight to the columns: no method of this log, no conversion."""
+        On a virtual clock it only appends the event (see the class's docstring); on a real one, whose time moves
+        by itself, it appends its time and height too, one call a straight append to each column."""
         times, heights, events = self._times.append, self._heights.append, self._events.append
-        if clock.is_virtual:  # its time read in place (``VirtualClock.now_us``, without the call)
-
-            def record(event: Event) -> None:
-                times(clock._now_us)
-                heights(len(blocks) - 1)
-                events(event)  # (last, as in ``record``)
-
-            return record
+        if clock.is_virtual:
+            self._now = lambda: (clock._now_us, len(blocks) - 1)
+            return events
         now_us = clock.now_us
 
         def record_real_time(event: Event) -> None:
             times(now_us())
             heights(len(blocks) - 1)
-            events(event)
+            events(event)  # (last, as in ``record``)
 
         return record_real_time
 
+    def stamp(self, now_us: int, height: int) -> None:
+        """Give the events logged but not stamped yet ``now_us`` and ``height``: they were handed out since the
+        clock or the chain last moved (the world calls this just before either moves on)."""
+        if len(self._events) > len(self._times):
+            with self._lock:
+                missing = len(self._events) - len(self._times)  # (an event logged meanwhile: handed out now too)
+                self._times.extend(itertools.repeat(now_us, missing))
+                self._heights.extend(itertools.repeat(height, missing))
+
+    def _stamped(self) -> int:
+        """Stamp what was handed out since the world last moved with the time and height now; the entries whole."""
+        if self._now is not None and len(self._events) > len(self._times):
+            self.stamp(*self._now())
+        return min(len(self._times), len(self._heights), len(self._events))
+
     def __len__(self) -> int:
-        return len(self._events)
+        return self._stamped()
 
     @overload
     def __getitem__(self, index: int) -> tuple[float, int, Event]: ...
@@ -99,7 +119,7 @@ class EventLog(Sequence[tuple[float, int, Event]]):
     def __getitem__(self, index: slice) -> list[tuple[float, int, Event]]: ...
 
     def __getitem__(self, index: int | slice) -> Any:
-        count = len(self._events)
+        count = self._stamped()
         if isinstance(index, slice):
             return [self._entry(i) for i in range(*index.indices(count))]
         position = index + count if index < 0 else index
@@ -111,8 +131,9 @@ class EventLog(Sequence[tuple[float, int, Event]]):
         return self._times[position] / MICROS, self._heights[position], self._events[position]
 
     def __iter__(self) -> Iterator[tuple[float, int, Event]]:
-        seconds = (us / MICROS for us in self._times)
-        return zip(seconds, self._heights, self._events, strict=False)  # (one half recorded is left out)
+        count = self._stamped()
+        seconds = (us / MICROS for us in self._times[:count])
+        return zip(seconds, self._heights[:count], self._events[:count], strict=False)
 
     def __repr__(self) -> str:
         return f"EventLog({list(self)!r})"

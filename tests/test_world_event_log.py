@@ -65,3 +65,35 @@ def test_an_entry_half_recorded_is_not_read():
     log._times.append(2.0)  # (recording the second: its time is in, its height and event not yet)
     assert len(log) == 1 and list(log) == [(1.0, 1, "first")] and log[-1] == (1.0, 1, "first") and log[:] == [
         (1.0, 1, "first")]
+
+
+def test_an_event_handed_after_a_handler_let_time_pass_is_logged_at_its_own_time():
+    """On the virtual clock an event's time and height are stamped as the clock or the chain moves on, not at each
+    event: two events of one batch, the first's async handler sleeping 5 s in the world, are 5 s apart in the log,
+    and one handed out after a block mined at the same moment carries the block's height."""
+    import asyncio
+    from datetime import timedelta
+
+    from ldkkit.background_processor import run_processor
+    from ldkkit.events import Event
+
+    with World(seed=5) as world:
+        async def handler(*args):
+            if isinstance(args[-1], Event.PendingHTLCsForwardable):
+                await asyncio.sleep(5)
+
+        node = world.add_node("learner", handler=handler)
+        with run_processor(node, "thread"):
+            world.advance(1)
+            queue = node.channel_manager._events
+            world.runtime.call(lambda: [queue.push(Event.PendingHTLCsForwardable(timedelta(seconds=1))),
+                                        queue.push(Event.ConnectionNeeded(node.node_id, ()))])
+            world.advance(10)
+            log = node.event_log
+            assert [(t, type(e).__name__) for t, _, e in log][-2:] == [
+                (1.0, "PendingHTLCsForwardable"), (6.0, "ConnectionNeeded")]
+            for _ in range(2):  # an event, then a block with no time passing (add_node's funding is mined so), again
+                world.runtime.call(lambda: queue.push(Event.ConnectionNeeded(node.node_id, ())))
+                world.runtime.call(world._mine_one)
+            height = world.chain.height()
+            assert [entry[:2] for entry in log[-2:]] == [(11.0, height - 2), (11.0, height - 1)]

@@ -9,6 +9,7 @@ times. Time is kept in whole microseconds so that LDK's timer intervals add up e
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 #: The simulation starts at 2026-01-01 00:00:00 UTC, so invoice timestamps are stable.
@@ -24,9 +25,17 @@ class VirtualClock:
 
     def __init__(self) -> None:
         self._now_us = 0
+        #: Called just before the time moves (the world's: its nodes' event logs stamp what was handed until then).
+        self.before_move: Callable[[], None] | None = None
 
     def now_us(self) -> int:
         return self._now_us
+
+    def move_to(self, now_us: int) -> None:
+        """Move the time to ``now_us`` (only the world's runtime does), telling ``before_move`` first."""
+        if now_us != self._now_us and self.before_move is not None:
+            self.before_move()
+        self._now_us = now_us
 
     def now(self) -> float:
         """Seconds since the simulation started."""

@@ -436,7 +436,7 @@ class Runtime:
                 next_us = max(min(candidates), self.clock.now_us())
                 if next_us > self.allowed_until_us + _ROUNDING_SLACK_US:
                     break
-                self.clock._now_us = next_us
+                self.clock.move_to(next_us)
                 moved = True
                 due = [p for p in self.participants if p.deadline_us is not None and p.deadline_us <= next_us]
                 quiet = [p for p in due if p.on_deadline is not None and p.idle]
@@ -476,7 +476,7 @@ class Runtime:
             # kept so that this path never moves time further than jump would.)
             if target_us > self.allowed_until_us + _ROUNDING_SLACK_US:  # pragma: no mutate
                 return False
-            self.clock._now_us = max(target_us, self.clock.now_us())
+            self.clock.move_to(max(target_us, self.clock.now_us()))
             return True
         if not self.all_idle():
             return False
@@ -493,7 +493,8 @@ class Runtime:
             later = p.on_deadline(now_us, until_us)  # type: ignore[misc]
             if later is None or later <= now_us or later >= until_us or not p.idle:  # something else comes first
                 break
-            self.clock._now_us = now_us = later
+            self.clock.move_to(later)
+            now_us = later
         with self.cond:
             p.ticking = False
             asleep = later is not None and later > now_us and p.idle

@@ -72,6 +72,9 @@ class World:
         self.clock = RealClock() if real_time else VirtualClock()
         self.runtime = Runtime(self.clock)
         self.chain = Chain(self.clock)
+        # The nodes' event logs take an event's time and height as they move on, not at each event (see EventLog).
+        self.clock.before_move = self._stamp_logs
+        self.chain.add_listener(lambda block: self._stamp_logs(block.height - 1))  # (the first: before any node's)
         self.nodes: dict[str, Node] = {}
         self._by_id: dict[PublicKey, Node] = {}
         self._connections: set[frozenset[PublicKey]] = set()
@@ -171,6 +174,13 @@ class World:
         node = self.nodes[name]
         node.chain_monitor.block_connected(block, block.height)
         node.channel_manager.block_connected(block, block.height)
+
+    def _stamp_logs(self, height: Optional[int] = None) -> None:
+        """Stamp the events handed since the clock or the chain last moved with the time and height they were
+        handed at (now, and ``height`` or the chain's), just before either moves on."""
+        now_us, height = self.clock._now_us, self.chain.height() if height is None else height
+        for node in self.nodes.values():
+            node.event_log.stamp(now_us, height)
 
     def _attach(self, node: Node, handler: Optional[Callable[..., Any]]) -> None:
         if handler is None:  # a stub peer: ldk-sample's own handler, which accepts every channel
@@ -398,7 +408,8 @@ class World:
                 runtime.jump(target_us)
         reached_us = self.clock.now_us() if sleepers else target_us
         self._count_ticks(reached_us)
-        self.clock._now_us = runtime.allowed_until_us = reached_us
+        self.clock.move_to(reached_us)
+        runtime.allowed_until_us = reached_us
         return reached_us == target_us and runtime.all_idle()
 
     def _count_ticks(self, until_us: int) -> None:
