@@ -99,14 +99,20 @@ class EventLog(Sequence[tuple[float, int, Event]]):
         clock or the chain last moved (the world calls this just before either moves on)."""
         if len(self._events) > len(self._times):
             with self._lock:
-                missing = len(self._events) - len(self._times)  # (an event logged meanwhile: handed out now too)
-                self._times.extend(itertools.repeat(now_us, missing))
-                self._heights.extend(itertools.repeat(height, missing))
+                self._fill(now_us, height)
+
+    def _fill(self, now_us: int, height: int) -> None:
+        missing = len(self._events) - len(self._times)  # (counted under the lock: an event logged meanwhile is now's)
+        self._times.extend(itertools.repeat(now_us, missing))
+        self._heights.extend(itertools.repeat(height, missing))
 
     def _stamped(self) -> int:
-        """Stamp what was handed out since the world last moved with the time and height now; the entries whole."""
+        """Stamp what was handed out since the world last moved with the time and height now; the entries whole.
+        (Now is read under the lock: the world stamps under it too before it moves on, so a reader in another
+        thread never stamps with a time the world has left.)"""
         if self._now is not None and len(self._events) > len(self._times):
-            self.stamp(*self._now())
+            with self._lock:
+                self._fill(*self._now())
         return min(len(self._times), len(self._heights), len(self._events))
 
     def __len__(self) -> int:
