@@ -94,12 +94,14 @@ class EventLog(Sequence[tuple[float, int, Event]]):
 
         return record_real_time
 
-    def stamp(self, now_us: int, height: int) -> None:
-        """Give the events logged but not stamped yet ``now_us`` and ``height``: they were handed out since the
-        clock or the chain last moved (the world calls this just before either moves on)."""
-        if len(self._events) > len(self._times):
+    def stamp(self, height: Optional[int] = None) -> None:
+        """Give the events logged but not stamped yet the time now and ``height`` (by default the chain's): they were
+        handed out since the clock or the chain last moved (the world calls this just before either moves on, once
+        per node and move: the time and height are only read when there is something to stamp)."""
+        if len(self._events) > len(self._times) and self._now is not None:
             with self._lock:
-                self._fill(now_us, height)
+                now_us, now_height = self._now()
+                self._fill(now_us, now_height if height is None else height)
 
     def _fill(self, now_us: int, height: int) -> None:
         missing = len(self._events) - len(self._times)  # (counted under the lock: an event logged meanwhile is now's)
@@ -143,6 +145,32 @@ class EventLog(Sequence[tuple[float, int, Event]]):
 
     def __repr__(self) -> str:
         return f"EventLog({list(self)!r})"
+
+
+class EventLogs:
+    """A world's nodes' event logs, stamped together just before its clock or chain moves on (``EventLog.stamp``).
+    Which have events to stamp is told by their columns' lengths, compared in C: a world of a hundred nodes moves its
+    clock hundreds of times a second of payments, and a Python call per log and move cost more than the calls per
+    event it saves."""
+
+    def __init__(self) -> None:
+        self._logs: list[EventLog] = []
+        self._events: list[list[Event]] = []
+        self._times: list[list[int]] = []
+
+    def add(self, log: EventLog) -> None:
+        if all(known is not log for known in self._logs):  # (a node restarted keeps its log)
+            self._logs.append(log)
+            self._events.append(log._events)
+            self._times.append(log._times)
+
+    def stamp(self, height: Optional[int] = None) -> None:
+        """``EventLog.stamp`` for each log with events to stamp."""
+        logged, stamped = list(map(len, self._events)), list(map(len, self._times))
+        if logged != stamped:
+            for log, n_logged, n_stamped in zip(self._logs, logged, stamped, strict=True):
+                if n_logged > n_stamped:
+                    log.stamp(height)
 
 
 @dataclass(eq=False)

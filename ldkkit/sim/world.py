@@ -30,7 +30,7 @@ from ..ln import msgs
 from ..ln.channelmanager import ChannelManager
 from ..ln.peer_handler import PeerManager
 from ..logger import Logger
-from ..node import Node
+from ..node import EventLogs, Node
 from ..payment_storage import InboundPaymentInfoStorage, OutboundPaymentInfoStorage
 from ..persist import CHANNEL_MANAGER_PERSISTENCE_KEY, InMemoryStore
 from ..routing.gossip import NetworkGraph
@@ -73,8 +73,9 @@ class World:
         self.runtime = Runtime(self.clock)
         self.chain = Chain(self.clock)
         # The nodes' event logs take an event's time and height as they move on, not at each event (see EventLog).
-        self.clock.before_move = self._stamp_logs
-        self.chain.add_listener(lambda block: self._stamp_logs(block.height - 1))  # (the first: before any node's)
+        self._logs = EventLogs()
+        self.clock.before_move = self._logs.stamp
+        self.chain.add_listener(lambda block: self._logs.stamp(block.height - 1))  # (the first: before any node's)
         self.nodes: dict[str, Node] = {}
         self._by_id: dict[PublicKey, Node] = {}
         self._connections: set[frozenset[PublicKey]] = set()
@@ -175,13 +176,6 @@ class World:
         node.chain_monitor.block_connected(block, block.height)
         node.channel_manager.block_connected(block, block.height)
 
-    def _stamp_logs(self, height: Optional[int] = None) -> None:
-        """Stamp the events handed since the clock or the chain last moved with the time and height they were
-        handed at (now, and ``height`` or the chain's), just before either moves on."""
-        now_us, height = self.clock._now_us, self.chain.height() if height is None else height
-        for node in self.nodes.values():
-            node.event_log.stamp(now_us, height)
-
     def _attach(self, node: Node, handler: Optional[Callable[..., Any]]) -> None:
         if handler is None:  # a stub peer: ldk-sample's own handler, which accepts every channel
             from ..reference import ldk_sample_handle_ldk_events as handler
@@ -191,6 +185,7 @@ class World:
         node.handle_ldk_events = handler
         node.event_handler = node.bind(handler)
         record = node.event_log.recorder(self.clock, self.chain.blocks)  # (blocks are only ever appended to)
+        self._logs.add(node.event_log)
         node.channel_manager._events.observer = record
         node.chain_monitor._events.observer = record
         loop = self.runtime.loop
