@@ -142,6 +142,16 @@ class Transaction(HexBytes):
         tx.__dict__["_parsed"] = parsed
         return tx
 
+    @classmethod
+    def _without_witness(cls, data: bytes, input: tuple[TxIn, ...], output: tuple[TxOut, ...]) -> Transaction:
+        """A transaction with no witness, serialized here as ``data`` from these (immutable) parts, as the chain's
+        coinbases are: no bytes to check, nothing to parse, and its txid is the hash of ``data`` itself."""
+        tx = object.__new__(cls)
+        object.__setattr__(tx, "_data", data)
+        tx.__dict__.update(input=input, output=output,
+                           _txid=Txid(hashlib.sha256(hashlib.sha256(data).digest()).digest()))
+        return tx
+
     @cached_property
     def _parsed(self):
         from embit.transaction import Transaction as _Tx

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
-from ldkkit.bitcoin import Address, Network, OutPoint, ScriptBuf, Transaction, TxIn
+from ldkkit.bitcoin import Address, Network, OutPoint, ScriptBuf, Transaction, TxIn, TxOut
+from ldkkit.sim import chain
 from ldkkit.types import Txid
-from strategies import transactions
+from strategies import scripts, transactions
 
 GENESIS_COINBASE = bytes.fromhex(
     "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff4d04ffff001d01044554"
@@ -41,6 +43,19 @@ def test_weight_counts_a_witness_byte_once_and_any_other_four_times(tx):
 
 def test_the_genesis_coinbase_weighs_four_units_a_byte():
     assert Transaction(GENESIS_COINBASE).weight() == 4 * len(GENESIS_COINBASE) == 4 * 204
+
+
+@given(st.lists(st.tuples(scripts | st.binary(min_size=253, max_size=300).map(ScriptBuf),
+                          st.integers(0, 21_000_000 * 10**8)), min_size=1, max_size=3).map(tuple),
+       st.binary(min_size=1, max_size=5))
+def test_a_coinbase_from_the_chains_template_is_the_transaction_built_from_its_parts(outputs, tag):
+    """The chain writes its coinbases' bytes itself: they are what ``Transaction.new`` writes (through embit)."""
+    coinbase = chain._coinbase.__wrapped__(outputs, tag)
+    txin = TxIn(OutPoint(Txid(bytes(32)), 0xFFFFFFFF), ScriptBuf(b"\x04" + tag[:4].ljust(4, b"\0")), 0xFFFFFFFF, ())
+    built = Transaction.new(2, 0, [txin], [TxOut(value, script) for script, value in outputs])
+    assert coinbase.serialize() == built.serialize() and coinbase.compute_txid() == built.compute_txid()
+    assert (coinbase.input, coinbase.output, coinbase.version, coinbase.lock_time) == (
+        built.input, built.output, 2, 0)
 
 
 def test_garbage_is_not_a_transaction():
