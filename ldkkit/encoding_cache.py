@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
 import types
 import typing
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
-from .ser import _WRITERS, _field_values, encode_item
+from .ser import _WRITERS, _field_values, encode, encode_item
 
 _T = TypeVar("_T")
 
@@ -50,6 +51,8 @@ class EncodingCache:
 
     def __init__(self) -> None:
         self._kept: dict[int, tuple[Any, tuple[Any, ...], tuple[type, ...], Encoded]] = {}
+        #: What :meth:`encoded_dict` last wrote of a quiet dict: its items but the last, and their bytes.
+        self._quiet: tuple[tuple[tuple[str, Any], ...], bytes] | None = None
 
     def encoded(self, records: Iterable[Any]) -> tuple[Encoded, ...]:
         """Each record's encoding (as :func:`encode_item`), kept ones reused; only these records are kept on."""
@@ -72,6 +75,22 @@ class EncodingCache:
                 self._kept[id(record)] = entry
             out.append(item)
         return tuple(out)
+
+    def encoded_dict(self, head: dict[str, Any], key: str, value: Any) -> bytes:
+        """``encode({**head, key: value})``. A quiet dict, each of ``head``'s values a tuple of this cache's kept
+        encodings (or empty), as a manager is between blocks: when ``head`` holds the same encodings (the same
+        objects) under the same keys as at the last call, the bytes written then up to ``value`` are reused, and
+        only ``value`` (the manager's height) is written anew."""
+        items = tuple(head.items())
+        values = head.values()
+        if set(map(type, values)) != {tuple} or not set(map(type, itertools.chain.from_iterable(values))) <= {Encoded}:
+            return encode({**head, key: value})
+        last = encode_item(value)
+        if self._quiet is not None and self._quiet[0] == items:  # (Encoded compares by identity)
+            return self._quiet[1] + last
+        data = encode({**head, key: value})
+        self._quiet = (items, data[:len(data) - len(last)])
+        return data
 
 
 _IMMUTABLE: dict[type, bool] = {t: True for t in (int, bool, str, bytes, type(None), timedelta)}

@@ -365,6 +365,34 @@ def test_every_manager_persisted_in_a_scenario_is_the_manager_encoded_afresh(mon
     assert len(compared) > 250
 
 
+def test_a_quiet_managers_write_reuses_its_last_bytes_but_its_height():
+    """A manager whose channels all kept their encodings and with nothing else to write (no events, payments or
+    HTLCs) is written as its last write up to its height, then the height: the same bytes as a fresh encoding. Any
+    other part, or a channel encoded again, writes it all anew."""
+    cm = scenarios.run("inbound_open_accept").node.channel_manager
+    encoded: list[object] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(encoding_cache, "encode", lambda v: encoded.append(v) or ser.encode(v))
+        cm.encode()
+        encoded.clear()
+        for height in (cm.best_block_height + 1, 2**40):  # (a height written in more bytes than the last)
+            cm.best_block_height = height
+            kept = cm.encode()
+            cache, cm._encoded_channels = cm._encoded_channels, EncodingCache()
+            assert kept == cm.encode()
+            cm._encoded_channels = cache
+        assert len(encoded) == 2  # the fresh ones only
+        cm.intercept_scids.add(7)  # another part: written whole
+        assert cm.encode() == ser.encode(encoded[-1]) and len(encoded) == 2 + 1
+        cm.intercept_scids.clear()  # quiet again, as before it
+        cm.encode()
+        assert len(encoded) == 2 + 1
+        chan = next(iter(cm.channels.values()))
+        chan.push_msat += 1  # a channel encoded again: the dict too
+        cm.encode()
+        assert len(encoded) == 2 + 2
+
+
 def test_short_strings_are_kept_as_written_and_the_kept_ones_stay_few():
     """A string's bytes are kept for its next write (field names, dict keys), only the short ones and at most
     ``_MAX_STRS``: a kit that encodes a million distinct texts keeps no more, and every one reads back."""

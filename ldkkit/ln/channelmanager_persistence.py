@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import Event
 from ..ln.channel import ChannelPhase
-from ..ser import encode
 
 if TYPE_CHECKING:
     from .channelmanager import ChannelManager
@@ -25,7 +24,7 @@ def write(cm: ChannelManager) -> bytes:
     """``ChannelManager::write``: channels that never got funded are left out, as LDK drops them on write."""
     outbound = cm._pending_outbound_payments
     channels = (c for c in cm.channels.values() if c.is_funded() or c.phase is ChannelPhase.Closed)
-    return encode({
+    return cm._encoded_channels.encoded_dict({
         "channels": cm._encoded_channels.encoded(channels),  # (quiet channels are not encoded at every block)
         "events": tuple(e for e in cm._events.pending() if type(e).persisted),
         "inbound_payments": tuple(cm.inbound_payments.values()),
@@ -39,8 +38,7 @@ def write(cm: ChannelManager) -> bytes:
         "intercepted": tuple(cm.intercepted.items()),
         "released_intercepts": tuple(cm._released_intercepts),
         "intercept_scids": tuple(sorted(cm.intercept_scids)),
-        "best_block_height": cm.best_block_height,
-    })
+    }, "best_block_height", cm.best_block_height)  # (most blocks change only this: see encoded_dict)
 
 
 def read(cm: ChannelManager, state: dict[str, Any]) -> None:
