@@ -327,6 +327,23 @@ def test_a_bad_character_gets_ldks_message_then_the_rule(any_store, operation):
     assert str(info.value) == f"Failed to {operation} {what} must be valid: {persist._RULE}."
 
 
+def test_names_found_valid_are_kept_but_only_with_a_key(monkeypatch):
+    """A name found valid is not checked again (a node writes its manager at every block), but only a whole name
+    is kept: a missing key is still refused for what needs one."""
+    checked: list[str] = []
+    real = persist.is_valid_kvstore_str
+    monkeypatch.setattr(persist, "is_valid_kvstore_str", lambda s: checked.append(s) or real(s))
+    monkeypatch.setattr(persist, "_VALID_NAMES", set())
+    for _ in range(3):
+        persist.check_namespace_key_validity("monitors", "", "abcd_0", "write")
+    persist.check_namespace_key_validity("monitors", "", None, "list")
+    assert checked == ["monitors", "", "abcd_0", "monitors", ""]  # once each
+    with pytest.raises(KVStoreError, match="key may not be empty"):
+        persist.check_namespace_key_validity("monitors", "", None, "write")
+    with pytest.raises(KVStoreError, match="must be valid"):
+        persist.check_namespace_key_validity("monitors", "", "abcd 0", "write")
+
+
 def test_a_scratch_store_skips_rewriting_what_the_file_already_holds(tmp_path, monkeypatch):
     from ldkkit import fs_store
 
