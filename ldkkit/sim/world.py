@@ -249,8 +249,10 @@ class World:
         wake = asyncio.Event()
         cm, monitor = node.channel_manager, node.chain_monitor
         armed: list[Any] = [None, None]  # the futures a callback waits on: each is armed once
+        sources = (cm.get_event_or_persistence_needed_future, monitor.get_update_future)
+        notifiers = (cm._notifier, monitor._events.notifier)
 
-        def woken() -> None:
+        def woken(source: int) -> None:
             # Every block wakes every node (LDK's DoPersist). With no messages or events waiting, the world's
             # only work is to persist a manager it keeps and no processor persists: without that (a stub peer's
             # block, or any under a processor), it goes on sleeping. (Whether the world drives the node is asked
@@ -258,25 +260,28 @@ class World:
             if cm.pending_msg_events or cm.has_pending_events() or monitor.has_pending_events():
                 self.runtime.call_soon_threadsafe(wake.set)
             elif not node.persist or cm.background_processor_attached:
-                arm()
+                arm(source)
             elif self.runtime.in_call_with_nothing_queued():  # a block: persisted as the call returns
                 self._quiet_persists.append(node)
-                arm()
+                arm(source)
             else:
                 self.runtime.call_soon_threadsafe(wake.set)
+
+        # One callback per source: a wake-up re-arms only the future it came from (the other is still armed).
+        callbacks = (lambda: woken(0), lambda: woken(1))
 
         def processor_free() -> bool:
             return not cm.background_processor_attached
 
-        def arm() -> None:
-            if cm.background_processor_attached:  # its wake-ups are its processor's: watched, none taken
-                cm._notifier.watch(woken)
-                monitor._events.notifier.watch(woken)
-                return
-            for i, future in enumerate((cm.get_event_or_persistence_needed_future(), monitor.get_update_future())):
+        def arm(source: Optional[int] = None) -> None:
+            for i in (0, 1) if source is None else (source,):
+                if cm.background_processor_attached:  # its wake-ups are its processor's: watched, none taken
+                    notifiers[i].watch(callbacks[i])
+                    continue
+                future = sources[i]()
                 if armed[i] is not future:
                     armed[i] = future
-                    future.watch(woken, processor_free)  # (one armed before a processor took over takes nothing)
+                    future.watch(callbacks[i], processor_free)  # (one armed before a processor took over takes nothing)
 
         while True:
             arm()
