@@ -39,6 +39,7 @@ class FilesystemStore:
         self._lock = threading.Lock()  # one writer at a time, as LDK's per-path locks
         #: Not durable: what this store last wrote under each key, at which path, and the file's identity just after.
         self._written: dict[tuple[str, str, str], tuple[bytes, str, tuple[int, int, int]]] = {}
+        self._files: dict[tuple[str, str, str], str] = {}  # each key's file (see _file)
         self._remove_interrupted_writes()
 
     def _remove_interrupted_writes(self) -> None:
@@ -55,8 +56,14 @@ class FilesystemStore:
 
     def _file(self, primary_namespace: str, secondary_namespace: str, key: str) -> str:
         """A key's file, as a plain string: a node reads and writes on every change, and pathlib's objects doubled
-        a write's time."""
-        return os.path.join(self.data_dir, *(p for p in (primary_namespace, secondary_namespace, key) if p))
+        a write's time. Each key's is kept (the manager's is written at every block)."""
+        name = (primary_namespace, secondary_namespace, key)
+        path = self._files.get(name)
+        if path is None:
+            path = os.path.join(self.data_dir, *(p for p in name if p))
+            if len(self._files) < 1024:
+                self._files[name] = path
+        return path
 
     def _path(self, primary_namespace: str, secondary_namespace: str, key: str = "") -> Path:
         return self.data_dir.joinpath(*(p for p in (primary_namespace, secondary_namespace, key) if p))
@@ -103,8 +110,11 @@ class FilesystemStore:
         fd = _open(dest, os.O_WRONLY | os.O_CREAT)
         try:
             _write_fully(fd, buf)
-            os.ftruncate(fd, len(buf))  # (a shorter value leaves no tail of the old one)
-            identity = _identity_of(os.fstat(fd))
+            st = os.fstat(fd)
+            if st.st_size != len(buf):  # a shorter value leaves no tail of the old one (a value that grows, or
+                os.ftruncate(fd, len(buf))  # keeps its length, as a manager's at every block, needs no call)
+                st = os.fstat(fd)
+            identity = _identity_of(st)
         finally:
             os.close(fd)
         self._written[name] = (bytes(buf), dest, identity)

@@ -369,6 +369,23 @@ def test_a_scratch_store_rewrites_in_place_leaving_no_tail_and_no_temporary_file
     assert path.stat().st_ino == first and sorted(p.name for p in tmp_path.rglob("*")) == ["abcd_0", "monitors"]
 
 
+def test_a_scratch_store_cuts_the_file_only_when_the_value_is_shorter(tmp_path, monkeypatch):
+    """A value as long as the last, or longer (a manager at every block), is written with no truncation call."""
+    from ldkkit import fs_store
+
+    cuts: list[int] = []
+    real = os.ftruncate
+    monkeypatch.setattr(fs_store.os, "ftruncate", lambda fd, n: cuts.append(n) or real(fd, n))
+    store = FilesystemStore(tmp_path, durable=False)
+    for value in (b"first", b"again", b"longer value", b"short"):
+        store.write("", "", "manager", value)
+        assert (tmp_path / "manager").read_bytes() == value
+    assert cuts == [5]
+    (tmp_path / "manager").write_bytes(b"a longer value from outside")
+    store.write("", "", "manager", b"short")
+    assert (tmp_path / "manager").read_bytes() == b"short" and cuts == [5, 5]
+
+
 def test_a_scratch_store_read_never_sees_half_a_write(tmp_path, monkeypatch):
     """Its reads wait for a write in another thread to finish: they get the old value or the new, whole."""
     import threading
