@@ -29,7 +29,8 @@ class Future:
                 return
             self._complete = True
             callbacks, self._callbacks = self._callbacks, []
-            self._notifier._cond.notify_all()
+            if self._notifier._cond._waiters:  # type: ignore[attr-defined]  # (a Python-level call: only if one waits)
+                self._notifier._cond.notify_all()
         for callback, _ in callbacks:  # outside the lock: a callback may take others
             callback()
 

@@ -13,6 +13,7 @@ state persisted. A node handed to a real ``BackgroundProcessor`` is left to it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import shutil
 import weakref
@@ -249,8 +250,9 @@ class World:
         wake = asyncio.Event()
         cm, monitor = node.channel_manager, node.chain_monitor
         armed: list[Any] = [None, None]  # the futures a callback waits on: each is armed once
-        sources = (cm.get_event_or_persistence_needed_future, monitor.get_update_future)
+        # (their futures are the manager's get_event_or_persistence_needed_future and the monitor's get_update_future)
         notifiers = (cm._notifier, monitor._events.notifier)
+        sources = (cm._notifier.get_future, monitor._events.notifier.get_future)
 
         def woken(source: int) -> None:
             # Every block wakes every node (LDK's DoPersist). With no messages or events waiting, the world's
@@ -268,7 +270,7 @@ class World:
                 self.runtime.call_soon_threadsafe(wake.set)
 
         # One callback per source: a wake-up re-arms only the future it came from (the other is still armed).
-        callbacks = (lambda: woken(0), lambda: woken(1))
+        callbacks = (functools.partial(woken, 0), functools.partial(woken, 1))
 
         def processor_free() -> bool:
             return not cm.background_processor_attached
