@@ -378,7 +378,7 @@ def best_block_updated(cm: ChannelManager, chan: Channel, txids: dict[Txid, int]
         tx_index = txids[chan.funding_txo.txid]
         chan.short_channel_id = (height << 40) | (tx_index << 16) | chan.funding_txo.vout
         cm._changed()
-    if chan.phase is ChannelPhase.AwaitingChannelReady:
+    if chan.phase is _AWAITING_CHANNEL_READY:  # (a global: see channel._FUNDED_PHASES)
         _check_funding_depth(cm, chan, height)
 
 
@@ -455,12 +455,13 @@ def drop_unfunded_channels(cm: ChannelManager, counterparty_node_id: PublicKey) 
 #: The phases of a channel not yet funded, aged by each tick until UNFUNDED_CHANNEL_AGE_LIMIT_TICKS.
 _UNFUNDED_PHASES = (ChannelPhase.OutboundAwaitingAccept, ChannelPhase.AwaitingFundingTx,
                     ChannelPhase.InboundAwaitingFunding, ChannelPhase.FundingCreatedSent)
+_AGING_PHASES = (ChannelPhase.UnacceptedInbound, *_UNFUNDED_PHASES)  # what timer_tick ages
+_AWAITING_CHANNEL_READY = ChannelPhase.AwaitingChannelReady
 
 
 def nothing_to_age(cm: ChannelManager) -> bool:
     """Whether :func:`timer_tick` would change nothing: no request waiting for an answer, no channel unfunded."""
-    return not any(c.phase is ChannelPhase.UnacceptedInbound or c.phase in _UNFUNDED_PHASES
-                   for c in cm.channels.values())
+    return not any(c.phase in _AGING_PHASES for c in cm.channels.values())
 
 
 def timer_tick(cm: ChannelManager) -> bool:

@@ -389,8 +389,9 @@ class ChannelManager:
         with self._lock:
             self.best_block_height = height
             txids = {tx.compute_txid(): i for i, tx in enumerate(block.txdata)}
+            closed = ChannelPhase.Closed  # (read once: see channel._FUNDED_PHASES)
             for chan in list(self.channels.values()):
-                if chan.phase is ChannelPhase.Closed or chan.funding_txo is None:
+                if chan.phase is closed or chan.funding_txo is None:
                     continue
                 channel_establishment.best_block_updated(self, chan, txids, height)
                 if channel_close.closed_on_chain(self, chan, block):

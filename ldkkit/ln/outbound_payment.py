@@ -331,7 +331,8 @@ class OutboundPayments:
 
     def nothing_stale(self) -> bool:
         """Whether :meth:`remove_stale_payments` would change nothing: no fulfilled payment is remembered."""
-        return not any(p.state is PaymentState.Fulfilled for p in self.pending_outbound_payments.values())
+        fulfilled = PaymentState.Fulfilled  # (read once: see channel._FUNDED_PHASES)
+        return not any(p.state is fulfilled for p in self.pending_outbound_payments.values())
 
     def remove_stale_payments(self, pending_events: Iterable[events.Event] = ()) -> None:
         """Mirrors ``OutboundPayments::remove_stale_payments``: forget a fulfilled payment
