@@ -85,7 +85,7 @@ class Notifier:
             return
         with self._lock:
             future = self._future
-            if future is not None and not future.is_complete():
+            if future is not None and not future._complete:
                 self._future = None
                 delivered = any(counts is None or counts() for _, counts in future._callbacks)
             else:
@@ -108,7 +108,7 @@ class Notifier:
 
     def get_future(self) -> Future:
         with self._lock:
-            if self._future is not None and not self._future.is_complete():
+            if self._future is not None and not self._future._complete:
                 return self._future
             future = Future(self)
             self._future = future
