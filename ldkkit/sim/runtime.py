@@ -70,6 +70,11 @@ class _VirtualTimeSelector(DelegatingSelector):
 
     def select(self, timeout: float | None = None):  # type: ignore[no-untyped-def]
         runtime = self._runtime
+        if timeout == 0 and runtime.clock.is_virtual and len(self._real.get_map()) <= 1:
+            # The loop has callbacks ready, and no file but its self-pipe: whoever wrote to that pipe (a thread's
+            # call_soon_threadsafe) queued its callback already, so there is nothing to learn from polling it. It
+            # is read at the next wait. (A poll per step of the loop cost a system call each.)
+            return []
         if not runtime.clock.is_virtual or timeout == 0:
             return self._real.select(timeout)
         # Time may only move once every participant (a background processor thread, say)
