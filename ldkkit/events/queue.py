@@ -16,10 +16,9 @@ Mirrors the event handling shared by ``ChannelManager`` and ``ChainMonitor``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from ..wakers import Future, Notifier
@@ -103,13 +102,11 @@ class EventQueue:
 
     def process(self, handler: Callable[[Event], Any]) -> int:
         """Hand every event to a plain handler; returns how many were handled."""
-        if not self._events:  # (every block wakes the processor, most often with nothing queued)
+        if not self._events or not self._begin():  # (every block wakes the processor, most often with nothing queued)
             return 0
-        with self._processing() as mine:
-            if not mine:
-                return 0
+        try:
             handled = 0
-            while batch := self.pending():  # all that is queued, under one lock; then whatever came meanwhile
+            while self._events and (batch := self.pending()):  # all queued, under one lock; then what came meanwhile
                 observer = self.observer
                 done = 0
                 try:
@@ -132,16 +129,16 @@ class EventQueue:
                     self._drop(done)
                 handled += done
             return handled
+        finally:
+            self._end()
 
     async def process_async(self, handler: Callable[[Event], Any]) -> int:
         """Hand every event to a plain or async handler, awaiting it."""
-        if not self._events:
+        if not self._events or not self._begin():
             return 0
-        with self._processing() as mine:
-            if not mine:
-                return 0
+        try:
             handled = 0
-            while batch := self.pending():
+            while self._events and (batch := self.pending()):
                 observer = self.observer
                 done = 0
                 try:
@@ -156,29 +153,30 @@ class EventQueue:
                                 raise
                             except BaseException as e:  # judged below, with the event named
                                 result = e
-                        if not self._judge(event, result):
+                        if result is not None and not self._judge(event, result):  # (None: handled)
                             return handled + done
                         done += 1
                 finally:
                     self._drop(done)
                 handled += done
             return handled
+        finally:
+            self._end()
 
-    @contextlib.contextmanager
-    def _processing(self) -> Iterator[bool]:
+    def _begin(self) -> bool:
         """One caller at a time: LDK's ``pending_events_processor`` flag. A second caller, from
         another thread or from inside the handler itself, returns at once (as LDK's does): the
-        caller already handing out events hands out the new ones too. Yields whether to process."""
+        caller already handing out events hands out the new ones too. True if this caller is to
+        process, and must then call :meth:`_end` once done."""
         if getattr(self._local, "active", False) or not self._busy.acquire(blocking=False):
-            yield False
-            return
+            return False
         self._local.active = True
         self.replay_requested = False
-        try:
-            yield True
-        finally:
-            self._local.active = False
-            self._busy.release()
+        return True
+
+    def _end(self) -> None:
+        self._local.active = False
+        self._busy.release()
 
     def _judge(self, event: Event, result: Any) -> bool:
         """True if the handler handled ``event``; False if it asked for a replay; raise if it failed."""
