@@ -87,7 +87,11 @@ class Notifier:
             future = self._future
             if future is not None and not future._complete:
                 self._future = None
-                delivered = any(counts is None or counts() for _, counts in future._callbacks)
+                delivered = False
+                for _, counts in future._callbacks:  # (a loop, not any() over a generator: every wake-up is here)
+                    if counts is None or counts():
+                        delivered = True
+                        break
             else:
                 future, delivered = None, False
             if not delivered:
