@@ -72,10 +72,13 @@ class ChannelDetails(Record):
 
         ``is_usable`` is the manager's to say: the channel must be ready and its peer connected.
         """
-        shutdown = {
-            ChannelPhase.ShuttingDown: ChannelShutdownState.ShutdownInitiated,
-            ChannelPhase.Closed: ChannelShutdownState.ShutdownComplete,
-        }.get(chan.phase, ChannelShutdownState.NotShuttingDown)
+        phase, funded = chan.phase, chan.is_funded()
+        if phase is ChannelPhase.ShuttingDown:
+            shutdown = ChannelShutdownState.ShutdownInitiated
+        elif phase is ChannelPhase.Closed:
+            shutdown = ChannelShutdownState.ShutdownComplete
+        else:
+            shutdown = ChannelShutdownState.NotShuttingDown
         confirmations = None
         if chan.funding_height is not None:
             confirmations = max(0, best_block_height - chan.funding_height + 1)
@@ -97,11 +100,11 @@ class ChannelDetails(Record):
             next_outbound_htlc_limit_msat=chan.next_outbound_htlc_limit_msat() if is_usable else 0,
             next_outbound_htlc_minimum_msat=chan.htlc_minimum_msat,
             inbound_capacity_msat=chan.inbound_capacity_msat(),
-            confirmations_required=chan.minimum_depth if chan.is_funded() or chan.minimum_depth else None,
+            confirmations_required=chan.minimum_depth if funded or chan.minimum_depth else None,
             confirmations=confirmations,
-            force_close_spend_delay=chan.counterparty_selected_contest_delay if chan.is_funded() else None,
+            force_close_spend_delay=chan.counterparty_selected_contest_delay if funded else None,
             is_outbound=chan.is_outbound,
-            is_channel_ready=chan.phase in (ChannelPhase.Ready, ChannelPhase.ShuttingDown),
+            is_channel_ready=phase is ChannelPhase.Ready or phase is ChannelPhase.ShuttingDown,
             channel_shutdown_state=shutdown,
             is_usable=is_usable,
             is_announced=chan.is_announced,
