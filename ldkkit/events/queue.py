@@ -213,7 +213,7 @@ def answer(result: Any) -> Any:
     """What an async handler answered, once awaited: None or ``ReplayEvent``. An answer that is itself awaitable is
     :class:`ReturnedUnawaited` (a coroutine is closed: it never ran, and Python need not warn of it later), judged
     as an error the handler raised: awaiting it here could wait for ever on the very loop that runs the handler."""
-    if not inspect.isawaitable(result):
+    if result is None or not inspect.isawaitable(result):  # (None, the usual answer, skips the ABC check)
         return result
     name = getattr(result, "__name__", None) or type(result).__name__  # (a coroutine: its function's name)
     if inspect.iscoroutine(result):
