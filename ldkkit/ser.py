@@ -200,7 +200,7 @@ def _check_fields(record: Any, only: frozenset[str] | None = None) -> None:
 
 def _inline_test(hint: Any, env: dict[str, Any]) -> str | None:
     """A Python expression over ``{v}`` that holds exactly when ``_checker(hint)`` accepts the value as it is;
-    None for sequences and maps, whose checker copies them."""
+    None for maps, whose checker copies them, and for sequences of them."""
     origin = typing.get_origin(hint)
     if origin is Annotated:
         width = next(e for e in typing.get_args(hint)[1:] if isinstance(e, _UInt))
@@ -208,6 +208,12 @@ def _inline_test(hint: Any, env: dict[str, Any]) -> str | None:
     if origin in (typing.Union, types.UnionType):
         inner = _inline_test([a for a in typing.get_args(hint) if a is not type(None)][0], env)
         return None if inner is None else f"({{v}} is None or {inner})"
+    if origin is tuple:  # a tuple whose items all pass as they are is kept as it is (``check_seq``)
+        inner = _inline_test(typing.get_args(hint)[0], env)
+        if inner is None:
+            return None
+        item = f"_item{next(_ITEM_NAMES)}"  # (its own name: a tuple of tuples nests one test in another)
+        return f"(type({{v}}) is tuple and all({inner.replace('{v}', item)} for {item} in {{v}}))"
     if origin is not None:
         return None
     if hint in (int, bool, str, bytes):
@@ -219,10 +225,14 @@ def _inline_test(hint: Any, env: dict[str, Any]) -> str | None:
     return f"isinstance({{v}}, {name})"
 
 
+_ITEM_NAMES = itertools.count()
+
+
 def _compile_checks(cls: type) -> Callable[[Any], None]:
     """``cls``'s field checks as one function, as ``dataclasses`` writes ``__init__``: building a record is hot
     (a payment builds dozens), and a loop calling a checker per field took two thirds of the time. A value that
-    fails goes to :func:`_check_fields`, which names the field; sequences and maps always go there."""
+    fails goes to :func:`_check_fields`, which names the field; so does a sequence to be stored anew as a tuple (a
+    list, or items to convert), and a map always does (its checker copies it)."""
     hints = typing.get_type_hints(cls, include_extras=True)
     env: dict[str, Any] = {"_cls": cls, "_check_fields": _check_fields, "_build": Record.__post_init__}
     tests, copied = [], []
