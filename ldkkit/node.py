@@ -58,8 +58,9 @@ class EventLog(Sequence[tuple[float, int, Event]]):
 
     On the world's virtual clock an event is logged as it is handed out by a bare ``list.append`` (no Python call
     of ours, the processor's costliest step per event); its time and height, which only move in the world's steps,
-    are filled in by ``stamp`` just before either moves on (``World._stamp_logs``), or as the log is read: the same
-    entries as reading the clock at each event, for a call per step of the world instead of one per event."""
+    are filled in by ``stamp`` just before either moves on (``VirtualClock.before_move``, ``Chain.before_block``), or
+    as the log is read: the same entries as reading the clock at each event, for a call per step of the world
+    instead of one per event."""
 
     def __init__(self) -> None:
         self._times: list[int] = []  # microseconds
@@ -94,14 +95,13 @@ class EventLog(Sequence[tuple[float, int, Event]]):
 
         return record_real_time
 
-    def stamp(self, height: Optional[int] = None) -> None:
-        """Give the events logged but not stamped yet the time now and ``height`` (by default the chain's): they were
-        handed out since the clock or the chain last moved (the world calls this just before either moves on, once
-        per node and move: the time and height are only read when there is something to stamp)."""
+    def stamp(self) -> None:
+        """Give the events logged but not stamped yet the time and the chain's height now: they were handed out since
+        the clock or the chain last moved (the world calls this just before either moves on, once per node and move:
+        the time and height are only read when there is something to stamp)."""
         if len(self._events) > len(self._times) and self._now is not None:
             with self._lock:
-                now_us, now_height = self._now()
-                self._fill(now_us, now_height if height is None else height)
+                self._fill(*self._now())
 
     def _fill(self, now_us: int, height: int) -> None:
         missing = len(self._events) - len(self._times)  # (counted under the lock: an event logged meanwhile is now's)
@@ -164,13 +164,13 @@ class EventLogs:
             self._events.append(log._events)
             self._times.append(log._times)
 
-    def stamp(self, height: Optional[int] = None) -> None:
+    def stamp(self) -> None:
         """``EventLog.stamp`` for each log with events to stamp."""
         logged, stamped = list(map(len, self._events)), list(map(len, self._times))
         if logged != stamped:
             for log, n_logged, n_stamped in zip(self._logs, logged, stamped, strict=True):
                 if n_logged > n_stamped:
-                    log.stamp(height)
+                    log.stamp()
 
 
 @dataclass(eq=False)

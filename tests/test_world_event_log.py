@@ -97,3 +97,27 @@ def test_an_event_handed_after_a_handler_let_time_pass_is_logged_at_its_own_time
                 world.runtime.call(world._mine_one)
             height = world.chain.height()
             assert [entry[:2] for entry in log[-2:]] == [(11.0, height - 2), (11.0, height - 1)]
+
+
+def test_a_reader_as_a_block_is_added_does_not_stamp_earlier_events_with_its_height():
+    """The logs are stamped before a block is added, not by a listener once it is in: a reader in another thread (a
+    dashboard, a learner's task while ``mine_async`` runs) reading just after the block is in, before the listeners
+    are told, stamped the events handed before it with the new block's height."""
+    from ldkkit.events import Event
+
+    with World(seed=5) as world:
+        node = world.add_node("learner", handler=lambda *args: None)
+        world.advance(1)
+        queue = node.channel_manager._events
+        world.runtime.call(lambda: queue.push(Event.ConnectionNeeded(node.node_id, ())))
+        before, mine_block = world.chain.height(), world.chain._mine_block
+
+        def mine_block_read_meanwhile(*args):
+            block = mine_block(*args)
+            len(node.event_log)  # (the other thread's read, at this moment)
+            return block
+
+        world.chain._mine_block = mine_block_read_meanwhile
+        world.runtime.call(world._mine_one)
+        assert world.chain.height() == before + 1
+        assert [(t, h, type(e).__name__) for t, h, e in node.event_log][-1] == (1.0, before, "ConnectionNeeded")

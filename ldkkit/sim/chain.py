@@ -59,6 +59,10 @@ class Chain:
         self._fees: dict[Txid, int] = {}
         self._funded = 0
         self._listeners: list[Callable[[Block], None]] = []
+        #: Called just before a block is added (the world's: its nodes' event logs stamp what was handed until then,
+        #: at the height it was handed at; a listener, told once the block is in, would let a reader in another
+        #: thread stamp them with the new height meanwhile).
+        self.before_block: Callable[[], None] | None = None
         self._lock = threading.RLock()
         self._mine_block([], {})
 
@@ -172,6 +176,8 @@ class Chain:
         header = prev + b"".join(bytes(tx.compute_txid()) for tx in all_txs) + height.to_bytes(4, "little")
         block_hash = hashlib.sha256(hashlib.sha256(header).digest()).digest()[::-1]
         block = Block(height, block_hash, self.clock.unix_time(), tuple(all_txs))
+        if self.before_block is not None:
+            self.before_block()
         self.blocks.append(block)
         return block
 

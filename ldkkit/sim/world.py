@@ -75,8 +75,7 @@ class World:
         self.chain = Chain(self.clock)
         # The nodes' event logs take an event's time and height as they move on, not at each event (see EventLog).
         self._logs = EventLogs()
-        self.clock.before_move = self._logs.stamp
-        self.chain.add_listener(lambda block: self._logs.stamp(block.height - 1))  # (the first: before any node's)
+        self.clock.before_move = self.chain.before_block = self._logs.stamp
         self.nodes: dict[str, Node] = {}
         self._by_id: dict[PublicKey, Node] = {}
         self._connections: set[frozenset[PublicKey]] = set()
