@@ -72,6 +72,7 @@ class EventLog(Sequence[tuple[float, int, Event]]):
 
     def record(self, time_s: float, height: int, event: Event) -> None:
         """Log ``event``, given at ``time_s`` (kept to the microsecond, as the world's clocks count)."""
+        self._stamped()  # (events handed out before it and not stamped yet take the time now, each in its place)
         self._times.append(round(time_s * MICROS))
         self._heights.append(height)
         self._events.append(event)  # (last: an entry is there once its event is)

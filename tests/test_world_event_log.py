@@ -67,6 +67,21 @@ def test_an_entry_half_recorded_is_not_read():
         (1.0, 1, "first")]
 
 
+def test_an_event_recorded_after_events_not_stamped_yet_keeps_its_own_time():
+    """On a virtual clock an event handed out is stamped later (as the world moves on): one recorded with its own
+    time meanwhile comes after them, and they take the time now, each entry whole."""
+    from ldkkit.node import EventLog
+    from ldkkit.sim.clock import VirtualClock
+
+    clock, blocks = VirtualClock(), ["genesis", "block 1"]
+    log = EventLog()
+    handed = log.recorder(clock, blocks)
+    clock.move_to(2_000_000)
+    handed("handed out")
+    log.record(5.0, 7, "recorded")
+    assert list(log) == [(2.0, 1, "handed out"), (5.0, 7, "recorded")]
+
+
 def test_an_event_handed_after_a_handler_let_time_pass_is_logged_at_its_own_time():
     """On the virtual clock an event's time and height are stamped as the clock or the chain moves on, not at each
     event: two events of one batch, the first's async handler sleeping 5 s in the world, are 5 s apart in the log,
