@@ -553,7 +553,12 @@ def _stop_thread(state: _ThreadState, thread: threading.Thread) -> None:
     if state.participant is not None:
         state.participant.stop()
     if thread is not threading.current_thread():
-        thread.join()
+        runtime = state.participant.runtime if state.participant is not None else None
+        if runtime is not None and runtime.turn.held_here():  # (stopped from inside the world's turn, as by a story's
+            with runtime.turn_released():                   # step: its last iteration and persist need the turn)
+                thread.join()
+        else:
+            thread.join()
     _release(state.body.channel_manager)
 
 
