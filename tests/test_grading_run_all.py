@@ -131,6 +131,9 @@ CLASS = {
                                  f"exec(compile(base64.b64decode({base64.b64encode(RIGHT.encode())!r}), '<cell 2>', "
                                  "'exec'))", CHECK), "no handler",
                   ["code cell 2 calls exec(): a workbook that runs text as code is not graded"]),
+    # no check cell: Run All shows no verdict, and the handler is graded all the same, the row saying so
+    "no_check_cell": (notebook(HEAD, RIGHT), "passed", ["The workbook has no check(...) cell"]),
+    "no_check_cell_wrong": (notebook(HEAD, WRONG), "failed", ["Hint:", "The workbook has no check(...) cell"]),
     "compiles_a_pattern": (notebook(HEAD, "import re\nPEER = re.compile('^02')\n" + RIGHT, CHECK), "passed", []),
 }
 

@@ -64,6 +64,8 @@ class LearnerCode:
     copied: str
     #: Where the workbook runs text as code (``exec``, ``eval``, ``compile``), or "": such code is not graded.
     runs_text: str = ""
+    #: Whether a cell calls ``check(...)``: without one, Run All shows no verdict (its handler is graded all the same).
+    has_check: bool = True
 
 
 def read_workbook(path: Path) -> dict[str, Any]:
@@ -162,6 +164,7 @@ def magic_lines(sources: list[str]) -> int:
 def _code_of(sources: list[str]) -> LearnerCode:
     cells, handler, copied, kit_names, runs_text = [], None, "", set(), ""
     checked, defined = set(), set()  # the names the check calls are given, and those a def binds
+    has_check = False
     for number, source in enumerate(sources, 1):
         source = python_of(source)
         try:
@@ -171,6 +174,7 @@ def _code_of(sources: list[str]) -> LearnerCode:
             continue
         handler = _last_handler(tree) or handler
         checked |= _checked_names(tree)
+        has_check = has_check or any(_is_check_call(node) for node in ast.walk(tree))
         defined |= {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
         # Any function in the workbook counts, not only the last handler: a copy kept under
         # another name, or behind a decoy, is still a copy.
@@ -180,7 +184,7 @@ def _code_of(sources: list[str]) -> LearnerCode:
             cells.append(ast.unparse(tree))
         except (RecursionError, ValueError):
             cells.append(source)
-    return LearnerCode(cells, handler is not None or bool(checked & defined), copied, runs_text)
+    return LearnerCode(cells, handler is not None or bool(checked & defined), copied, runs_text, has_check)
 
 
 #: The builtins that run text as code: what they run is no code the grader can read (or compare with the solutions).

@@ -29,6 +29,8 @@ from .source import LearnerCode, magic_lines
 
 NO_HANDLER = ("the workbook's code has no def handle_ldk_events(...): the grader grades the handler a workbook defines "
               "with def (one built at run time, with exec, is not graded)")
+NO_CHECK_CELL = ("(The workbook has no check(...) cell, so Run All shows no verdict in Jupyter: this row is its "
+                 "handle_ldk_events checked as the workbook's check would.)")
 RUNS_TEXT = ("{}: a workbook that runs text as code is not graded, as that code could be anything, a solution "
              "included, where the grader reads only the workbook's own cells. Write the handler in a cell, with def, "
              "and take that call out")
@@ -76,6 +78,8 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
             status = "failed" if ready.stopped else "no handler"
             return {"status": status, "hint": ready.why, "missing": learner.missing}
         verdict = _check(job["exercise"], RemoteHandler(learner, ready.kind), learner)
+        if not code.has_check:  # (in Jupyter, Run All shows no verdict: say what this row is)
+            verdict["hint"] = (verdict["hint"] + "\n" if verdict["hint"] else "") + NO_CHECK_CELL
         if ready.others and verdict["status"] != "passed":  # (the learner saw another workbook's verdict)
             verdict["hint"] += (f"\n(The workbook calls check({', '.join(ready.others)}, ...), another workbook's "
                                 f"check: this row is the check of {job['exercise']!r}, the workbook's own.)")
