@@ -89,36 +89,48 @@ class QuietLoop:
         Counted, not stepped through: the polls run ``poll_interval_s`` apart from ``deadline_us`` (a poll at which
         a timer falls due), so each timer falls due at the first poll at or after its threshold, then once a period
         (its interval, with the thread form's extra second), whatever the others do.
-        The first poll at which a timer that does more falls due ends the count."""
-        actions = self._timer_actions
-        idle = self._idle_timers()
+        The first poll at which a timer that does more falls due ends the count. Whether a timer would only count
+        is asked in the order the timers fall due, and only of those due before the count ends (a persist that
+        changes nothing is found by encoding the scorer): a later one's answer would change nothing counted."""
         poll_us = round(self.poll_interval_s * MICROS)
-        first = {name: deadline_us + max(0, _ceil_div(timer.threshold_us - deadline_us, poll_us)) * poll_us
-                 for name, timer in self.timers.items()}
-        busy_us = min([first[name] for name in first if name not in idle], default=None)
-        end_us = until_us if busy_us is None else min(busy_us, until_us)  # (the first busy poll is not counted)
-        following = [] if busy_us is None else [busy_us]
-        for name in idle:
-            timer = self.timers[name]
+        timers = self.timers
+        first: list[tuple[int, str]] = []
+        for name, timer in timers.items():
+            ahead_us = timer.threshold_us - deadline_us
+            first.append((deadline_us - (-ahead_us // poll_us) * poll_us if ahead_us > 0 else deadline_us, name))
+        first.sort()  # (a tie counts the same either way: the one due with a busy timer is not counted)
+        end_us, idle, left_us = until_us, [], None
+        for first_us, name in first:
+            if first_us >= end_us:
+                left_us = first_us
+                break
+            if not self._only_counts(name):
+                end_us = left_us = first_us  # (the first busy poll is not counted)
+                break
+            idle.append((first_us, name))
+        following = [] if left_us is None else [left_us]  # (the first not counted: busy, or due after the end)
+        for first_us, name in idle:
+            timer = timers[name]
             period_us = timer.threshold_us - timer.last_us  # (whole seconds, so whole polls)
-            count = max(0, _ceil_div(end_us - first[name], period_us))
+            count = -(-(end_us - first_us) // period_us)  # (none if due with the busy one, at the end)
             if count:
-                timer.last_us = first[name] + (count - 1) * period_us
+                timer.last_us = first_us + (count - 1) * period_us
                 self.timer_counts[name] += count
                 if name == "ping":
-                    actions["ping"].__self__.ticks_occurred(count)
-            following.append(first[name] + count * period_us)
+                    self._timer_actions["ping"].__self__.ticks_occurred(count)
+            following.append(first_us + count * period_us)
         return min(following)
 
-    def _idle_timers(self) -> set[str]:
-        """The timers whose ticks now would only count (see ``_count_quiet``)."""
-        actions = self._timer_actions
-        idle = {name for name in ("freshness", "rebroadcast") if tick_changes_nothing(actions[name])}
-        if getattr(actions["ping"], "only_counts", False):
-            idle.add("ping")
-        if self._scorer_persist_changes_nothing():
-            idle.add("scorer_persist")
-        return idle
+    def _only_counts(self, name: str) -> bool:
+        """Whether timer ``name``'s tick now would only count (see ``_count_quiet``)."""
+        match name:
+            case "ping":
+                return bool(getattr(self._timer_actions["ping"], "only_counts", False))
+            case "freshness" | "rebroadcast":
+                return tick_changes_nothing(self._timer_actions[name])
+            case "scorer_persist":
+                return self._scorer_persist_changes_nothing()
+        return False
 
     def _scorer_persist_changes_nothing(self) -> bool:
         """Whether the scorer's persist now would change nothing: there is no scorer, or it has learned nothing
