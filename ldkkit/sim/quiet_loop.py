@@ -74,8 +74,9 @@ class QuietLoop:
         if not self._run_timers(now_us, quiet=True) or self._work_left():  # (an event asked for again is queued)
             return None
         futures = self.futures()
-        if any(f.is_complete() for f in futures):  # notified meanwhile: the loop goes round again at once
-            return None
+        for future in futures:
+            if future.is_complete():  # notified meanwhile: the loop goes round again at once
+                return None
         self.arm_wakeup(futures)
         return self.next_deadline_us(now_us, self.poll_interval_s)
 

@@ -310,9 +310,11 @@ class Runtime:
         """Do the work of the participants the world woke as they slept (``Participant.on_wake``), here, where
         their threads would have taken the turn: one that has more to do is woken after all."""
         while True:
-            with self.cond:
-                p = next((p for p in self.participants if p.wake_deferred), None)
-                if p is None:
+            with self.cond:  # (a plain loop: most calls find none, at every step of the world)
+                for p in self.participants:
+                    if p.wake_deferred:
+                        break
+                else:
                     return
                 p.wake_deferred = False
                 p.ticking = True  # (its thread, should anything wake it meanwhile, waits until this is done)
@@ -433,30 +435,37 @@ class Runtime:
         """
         moved = False
         while not self.jobs:
-            with self.cond:
-                deadlines = [p.deadline_us for p in self.participants if p.deadline_us is not None]
-                candidates = [t for t in [target_us, *deadlines] if t is not None]
-                if not candidates:
+            with self.cond:  # (one pass over the participants each, not a list per question: a stop per block)
+                first_us = target_us
+                for p in self.participants:
+                    if p.deadline_us is not None and (first_us is None or p.deadline_us < first_us):
+                        first_us = p.deadline_us
+                if first_us is None:
                     break
-                next_us = max(min(candidates), self.clock.now_us())
+                next_us = max(first_us, self.clock.now_us())
                 if next_us > self.allowed_until_us + _ROUNDING_SLACK_US:
                     break
                 self.clock.move_to(next_us)
                 moved = True
-                due = [p for p in self.participants if p.deadline_us is not None and p.deadline_us <= next_us]
-                quiet = [p for p in due if p.on_deadline is not None and p.idle]
-                for p in due:
-                    if p in quiet:
+                quiet: list[Participant] = []
+                due, others_us = 0, target_us  # (the first deadline of anything not due now)
+                for p in self.participants:
+                    if p.deadline_us is None:
+                        continue
+                    if p.deadline_us > next_us:
+                        others_us = p.deadline_us if others_us is None else min(others_us, p.deadline_us)
+                        continue
+                    due += 1
+                    if p.on_deadline is not None and p.idle:
                         p.ticking = True
+                        quiet.append(p)
                     else:
                         p.idle = False
-                woken = len(quiet) < len(due)
+                woken = len(quiet) < due
                 if woken:  # a sleeper whose deadline the runtime works through stays asleep: no need to wake it
                     self.rouse()
                 # A lone sleeper may go on through its own deadlines until anything else falls due.
-                others = [t for t in (target_us, *(q.deadline_us for q in self.participants if q not in due))
-                          if t is not None]
-                horizon_us = min(others, default=None) if len(due) == 1 else next_us
+                horizon_us = others_us if due == 1 else next_us
             for p in quiet:
                 woken |= not self._tick(p, next_us, horizon_us)
             if woken or (target_us is not None and next_us >= target_us):
@@ -541,7 +550,10 @@ class Runtime:
         """Whether every participant is asleep with nothing left for the world to do for it (``cond``'s lock is
         re-entrant: a holder may ask too)."""
         with self.cond:
-            return all(p.idle and not p.wake_deferred for p in self.participants)
+            for p in self.participants:
+                if not p.idle or p.wake_deferred:
+                    return False
+            return True
 
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` of (virtual) time pass, running whatever falls due on the way."""
