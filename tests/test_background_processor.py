@@ -275,6 +275,36 @@ def test_quiet_ticks_are_counted_as_the_loop_would_fire_them_poll_by_poll(whole_
     assert runs[0] == runs[1]
 
 
+class _AskedTooSoon(_Ticks):
+    """Stand-ins whose freshness tick and scorer may not be asked about: neither falls due before the count ends."""
+
+    def freshness(self) -> None:
+        raise AssertionError("never run")
+
+    freshness.changes_nothing_when = lambda self: pytest.fail("asked whether a tick long after the count only counts")
+
+    def encode(self) -> bytes:
+        raise AssertionError("the scorer encoded for a persist due after the count")
+
+
+def test_a_count_asks_only_of_the_timers_due_before_it_ends():
+    """Whether a timer would only count is asked only of those that fall due before the count ends: a count that
+    ends before the scorer's persist does not encode the scorer (most of a sleeping processor's counts), nor asks
+    the manager about a freshness tick that comes after it."""
+    start = 1_000_000_000
+    body = bp_module._RunBody.__new__(bp_module._RunBody)
+    body.clock = types.SimpleNamespace(is_virtual=True)
+    body.timer_counts = Counter()
+    body.timers = {name: bp_module._Timer(interval, start, True) for name, interval in _INTERVALS}
+    ticks = _AskedTooSoon({"ping", "rebroadcast"})
+    body.scorer, body.persister, body.have_decayed_scorer = ticks, ticks, True
+    body._timer_actions = {"freshness": ticks.freshness, "rebroadcast": ticks.rebroadcast, "ping": ticks.ping}
+    deadline = body.next_deadline_us(start, bp_module.POLL_INTERVAL_S)  # the first ping's, 11 s on
+    left = body._count_quiet(deadline, start + 40_000_000)
+    assert dict(body.timer_counts) == {"ping": 3, "rebroadcast": 1} and ticks.pings == 3
+    assert left == start + 44_000_000  # the fourth ping's
+
+
 def test_a_scorer_persist_is_counted_only_when_it_would_change_nothing(tmp_path):
     """Counted, not run, only with no scorer, or a scorer with nothing to decay whose bytes the kit's own store
     already holds; anything else (a learned scorer, other bytes, a durable folder, a write of your own) runs."""
