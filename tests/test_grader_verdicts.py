@@ -677,10 +677,11 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
         expected = ("passed", "")
     except ExerciseFailed as e:
         expected = ("failed", str(e))
-    cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": source}
+    cells = [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": text}
+             for text in (source, f"from ldkkit.exercises import check\ncheck({exercise!r}, handle_ldk_events)")]
     (tmp_path / "class").mkdir()
     path = tmp_path / "class" / name
-    path.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
     row = grading.grade_workbook("amy", path, timeout_s=60)
     # (where the check sends the learner to the traceback a notebook shows above, a grade shows the learner's below)
     hint, _, trace = row.hint.partition("\nIn the learner's process:\n")
