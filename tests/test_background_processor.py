@@ -1229,16 +1229,7 @@ def test_without_a_graph_the_prune_timer_keeps_its_first_interval_as_in_ldk(worl
 
 def test_a_forgotten_processor_does_not_keep_python_from_exiting():
     """Like LDK's #[must_use] processor dropped at the end of main: the interpreter exits, stopping it."""
-    import subprocess
-    import sys
-
-    script = ("from ldkkit.sim.world import World\nfrom ldkkit.reference import handle_ldk_events\n"
-              "from ldkkit.background_processor import BackgroundProcessor, GossipSync\n"
-              "world = World(seed=1)\nnode = world.add_node('learner', handler=handle_ldk_events)\n"
-              "keep = BackgroundProcessor.start(node.fs_store, node.event_handler, node.chain_monitor, "
-              "node.channel_manager, None, GossipSync.p2p(node.network_graph), node.peer_manager, node.logger, "
-              "node.scorer)\nworld.advance(10)\nprint('leaving')\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = _in_a_process_of_its_own("world.advance(10)\nprint('leaving')\n")
     assert (done.returncode, done.stdout) == (0, "leaving\n"), done.stderr
 
 
@@ -1246,18 +1237,24 @@ def test_a_processor_stopped_from_inside_the_worlds_turn_stops_and_persists():
     """``stop()`` called by code that holds the world's turn (a story's step in ``runtime.call``, an async handler on
     the world's loop) gives the turn up while it joins: the thread's last iteration and persist need it. (In a
     process of its own: before, it waited for ever.)"""
+    done = _in_a_process_of_its_own(
+        "world.advance(5)\nworld.mine(1)\nworld.runtime.call(processor.stop)\nprint(processor._thread.is_alive(), "
+        "node.fs_store.read('', '', 'manager') == node.channel_manager.encode())\n")
+    assert (done.returncode, done.stdout) == (0, "False True\n"), done.stderr
+
+
+def _in_a_process_of_its_own(then: str):
+    """A world with a node under ``BackgroundProcessor.start`` (``processor``), then ``then``, in a new Python."""
     import subprocess
     import sys
 
     script = ("from ldkkit.sim.world import World\nfrom ldkkit.reference import handle_ldk_events\n"
               "from ldkkit.background_processor import BackgroundProcessor, GossipSync\n"
-              "world = World(seed=3)\nnode = world.add_node('learner', handler=handle_ldk_events)\n"
-              "bp = BackgroundProcessor.start(node.fs_store, node.event_handler, node.chain_monitor, "
+              "world = World(seed=1)\nnode = world.add_node('learner', handler=handle_ldk_events)\n"
+              "processor = BackgroundProcessor.start(node.fs_store, node.event_handler, node.chain_monitor, "
               "node.channel_manager, None, GossipSync.p2p(node.network_graph), node.peer_manager, node.logger, "
-              "node.scorer)\nworld.advance(5)\nworld.mine(1)\nworld.runtime.call(bp.stop)\n"
-              "print(bp._thread.is_alive(), node.fs_store.read('', '', 'manager') == node.channel_manager.encode())\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert (done.returncode, done.stdout) == (0, "False True\n"), done.stderr
+              "node.scorer)\n" + then)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
 
 
 def test_a_handler_stuck_outside_the_simulation_is_named_when_the_world_gives_up_waiting():

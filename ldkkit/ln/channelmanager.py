@@ -232,7 +232,8 @@ class ChannelManager:
         accepted is not a channel yet (LDK keeps those apart, in ``inbound_channel_request_by_id``)."""
         with self._lock:
             feerate = self._feerate(ConfirmationTarget.AnchorChannelFee)  # (asked once: the same for every channel)
-            return [self._details(c, feerate) for c in self.channels.values()
+            return [ChannelDetails.from_channel(c, self.best_block_height, feerate, self._is_usable(c))
+                    for c in self.channels.values()
                     if c.phase is not ChannelPhase.Closed and c.phase is not ChannelPhase.UnacceptedInbound]
 
     def list_usable_channels(self) -> list[ChannelDetails]:
@@ -244,9 +245,6 @@ class ChannelManager:
 
     def _is_usable(self, chan: Channel) -> bool:
         return chan.is_usable() and chan.counterparty_node_id in self.peers
-
-    def _details(self, chan: Channel, feerate: int) -> ChannelDetails:
-        return ChannelDetails.from_channel(chan, self.best_block_height, feerate, self._is_usable(chan))
 
     # --- events --------------------------------------------------------------------------------
 
