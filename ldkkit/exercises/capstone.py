@@ -8,12 +8,18 @@ Rules:
   ``Succeeded`` is failed back, whatever its amount, and the record keeps the first amount;
 - under the background processor, every one of the kit's scenarios gives your node the same
   events as the reference node (the second line of evidence), and in each one every
-  ``BumpTransaction`` is handed over, as workbook 6 says (the peer's force-close included).
+  ``BumpTransaction`` is handed over, as workbook 6 says (the peer's force-close included). Where your
+  answer to a ``PaymentClaimable`` came later, from a task (workbook 3 allows it), the reference's is put
+  off as long: LDK goes on meanwhile (a payment made again while the first is still claimable, LDK fails
+  back itself).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import math
+from typing import Any, Optional
 
 from .. import policy, scenarios
 from ..events import Event
@@ -31,7 +37,7 @@ from . import (
     receiving_payments,
     sending_payments,
 )
-from .common import CheckResult, Played, Session, fail
+from .common import PLAY_ON_S, CheckResult, Played, Session, fail
 
 EARLIER = (open_channel_request, funding_generation_ready, receiving_payments, sending_payments, forwarding,
            on_chain, background_processor)
@@ -50,12 +56,19 @@ def zero_conf_story(stage: Stage) -> None:
 
 
 def paid_again_for_more_story(stage: Stage) -> None:
-    """An invoice paid, then paid again for more (LDK accepts an overpayment): a repeat all the same."""
+    """An invoice paid, then paid again for more (LDK accepts an overpayment): a repeat all the same. The second
+    payment is made once the first is paid, however long your claim was put off (while the first is still claimable,
+    LDK itself fails the second back, and your handler never sees it)."""
     bob = stage.peer("bob")
     stage.open(bob, stage.me, 6_000_000)
     invoice = stage.invoice(stage.me, 30_000_000)
     stage.pay(bob, invoice)
     payment_hash, onion, params = payment_parameters_from_invoice(invoice)
+    waited = 0
+    while waited < PLAY_ON_S and not any(isinstance(e, (Event.PaymentSent, Event.PaymentFailed))
+                                         and e.payment_hash == payment_hash for e in bob.events_seen):
+        stage.settle(1)
+        waited += 1
     more = RouteParameters.from_payment_params_and_value(params.payment_params, 31_000_000)
     bob.channel_manager.send_payment(payment_hash, onion, PaymentId(b"\x02" * 32), more, Retry.Attempts(0))
     stage.settle()
@@ -150,6 +163,72 @@ def _without_replays(names: list[str]) -> list[str]:
     return [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n]
 
 
+def put_off(played: Played) -> tuple[Optional[float], ...]:
+    """For each PaymentClaimable your handler was given, in order, how long after it was handed over its answer (a
+    claim or a fail-back) came from a task or thread of yours: None if your handler answered while handling it (or
+    never), ``math.inf`` if the task spawned for it died unanswered in a crash of your node. Workbook 3 allows an answer
+    put off (LDK: until the claim deadline), and LDK meanwhile goes on: a payment made again while the first is still
+    claimable is failed back at once (``process_pending_htlc_forwards``: "payment is already claimable")."""
+    delays: list[Optional[float]] = []
+    for handling in played.handled(Event.PaymentClaimable):
+        answers = [c for c in receiving_payments._answers(played, handling) if c.name.split(".")[-1] in _ANSWERS]
+        if answers:
+            delays.append(None if answers[0].during else answers[0].at - handling.started)
+        else:
+            died = any(h.event is handling.event and task in played.recorder.killed
+                       for h, task in played.recorder.tasks)
+            delays.append(math.inf if died else None)
+    return tuple(delays)
+
+
+#: The calls that answer a PaymentClaimable (LDK's two ways to claim, and its two ways to fail back).
+_ANSWERS = ("claim_funds", "claim_funds_with_known_custom_tlvs", "fail_htlc_backwards",
+            "fail_htlc_backwards_with_reason")
+
+
+@functools.cache
+def reference_events_put_off(name: str, delays: tuple[Optional[float], ...]) -> tuple[str, ...]:
+    """``reference_events``, with the reference's answer to each PaymentClaimable put off as ``delays`` says (see
+    ``put_off``), played as the capstone plays yours: under the background processor, and waited for."""
+    from .. import reference
+    from ..background_processor import run_processor
+    from ..sim.runtime import one_cpu
+    from ..sim.world import World
+
+    pending: set[asyncio.Task[Any]] = set()
+    given = iter(delays)
+
+    async def handle_ldk_events(*args: Any) -> Any:
+        delay = next(given, None) if isinstance(args[-1], Event.PaymentClaimable) else None
+        if delay is None:
+            return await reference.handle_ldk_events(*args)
+        if delay != math.inf:  # (else it dies with the node, unanswered)
+            async def later() -> None:
+                await asyncio.sleep(delay)
+                await reference.handle_ldk_events(*args)
+
+            task = asyncio.get_running_loop().create_task(later())
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        return None
+
+    world = World(seed=reference_seed(name))
+    try:
+        stage = Stage(world, world.add_node(scenarios.LEARNER, handler=handle_ldk_events))
+        with one_cpu(), run_processor(stage.me, "thread"):
+            scenarios._SCENARIOS[name](stage)
+            stage.settle()
+            waited = 0  # (as common._play_on waits for yours)
+            while waited < PLAY_ON_S and pending:
+                stage.settle(1)
+                waited += 1
+            if waited:
+                stage.settle()
+        return tuple(type(e).__name__ for e in world.nodes[scenarios.LEARNER].events_seen)
+    finally:
+        world.close()
+
+
 def compare_with_reference(session: Session) -> int:
     for name in scenarios.names():
         played = session.play(name, scenarios._SCENARIOS[name], seed=reference_seed(name), processor="thread",
@@ -158,19 +237,27 @@ def compare_with_reference(session: Session) -> int:
             JUDGED[name](played)
         on_chain.judge_bumps(played)  # (a bump asked again comes after itself: the comparison would not tell)
         sending_payments.judge_only_payments_sent(played)  # (the probes' scenarios: a probe is no payment)
+        delays = put_off(played)
+        deferred = any(d is not None for d in delays)
         mine = _without_replays([type(e).__name__ for e in played.events()])
-        expected = _without_replays(list(_reference_events(name)))
+        expected = _without_replays(list(reference_events_put_off(name, delays) if deferred
+                                         else _reference_events(name)))
         if mine != expected:
             pairs = enumerate(zip(mine, expected, strict=False))
             first = next((i for i, (a, b) in pairs if a != b), min(len(mine), len(expected)))
             # (the same events in another order: the expected one came later, and what came in its place too)
             later = (next((j for j in range(first + 1, len(mine)) if mine[j] == expected[first]), None)
                      if first < len(expected) and first < len(mine) and mine[first] in expected[first + 1:] else None)
-            raise fail(played, None, " → ".join(expected), " → ".join(mine),
+            raise fail(played, None, " → ".join(expected) + (
+                           " (the reference's answers to PaymentClaimable put off as long as yours)" if deferred
+                           else ""), " → ".join(mine),
                        f"the first difference is at event {first + 1}: "
                        + (f"{expected[first]} was expected" if first < len(expected) else f"{mine[first]} came too")
                        + (f", and came only at event {later + 1}, later than the reference's: did your handler put "
-                          "off what leads to it? (the reference answers each event as it handles it)"
+                          "off what leads to it? " + ("(the reference put off its answers to PaymentClaimable as "
+                                                      "yours were, and answers every other event as it handles it)"
+                                                      if deferred else
+                                                      "(the reference answers each event as it handles it)")
                           if later is not None else "")
                        + f". {scenarios.describe(name)}")
     return len(scenarios.names())

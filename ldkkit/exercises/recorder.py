@@ -163,6 +163,8 @@ class Recorder:
         self.spawned: set[Any] = set()
         #: Every task your code spawned, with the hand-over it was spawned under (``waiting``).
         self.tasks: list[tuple[Handling, Any]] = []
+        #: The tasks of yours a crash of your node ended (``crashed``): what they were to do died with them.
+        self.killed: set[Any] = set()
         #: What the threads your code started raised, with the event whose handling started them.
         self.thread_errors: list[tuple[Event, BaseException]] = []
         #: What tasks your handler spawned raised, with the event whose handling spawned each (told as threads' are).
@@ -351,6 +353,7 @@ class Recorder:
         """Your node restarts as after a crash: the tasks your code spawned die with its process."""
         if node is self.node:
             for task in list(self.spawned):
+                self.killed.add(task)
                 task.cancel()
 
     @contextlib.contextmanager

@@ -200,6 +200,19 @@ def tries_every_request_as_plain(channel_manager: Any, keys_manager: Any, event:
         channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
 
 
+def answers_later(arm: Any, seconds: float) -> Any:
+    """``arm``'s answer, from a task that waits ``seconds`` first."""
+
+    def put_off(**kw: Any) -> None:
+        async def later() -> None:
+            await asyncio.sleep(seconds)
+            arm(**kw)
+
+        spawn(later())
+
+    return put_off
+
+
 def claims_every_time(channel_manager: Any, event: Any, **_: Any) -> None:
     preimage = event.purpose.preimage()
     if preimage is not None:
@@ -306,10 +319,24 @@ def refuses_only_a_repeat_of_the_same_amount(channel_manager: Any, inbound_payme
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
-    wrong(EX, "claims_put_off", compose({CLAIMABLE: answers_after(5)}), "came only at event", slow=True,
+    right(EX, "claims_put_off", compose({CLAIMABLE: answers_after(5)}), slow=True,
           why="a task claims each payment 5 s later (workbook 3 allows it): a payment made twice then meets the first "
-              "still unclaimed, and the scenario's events differ from the reference's. It was told 'it was never "
-              "claimed' and, once the check waited, that the payer was refunded (the second payment's failure)"),
+              "still claimable, and LDK fails the second back itself. It failed, the scenario's events compared with "
+              "the reference's answering at once ('came only at event 10: did your handler put off what leads to "
+              "it?'); and once, where the story crashed the node 2 s after the payment, with its task unanswered"),
+    right(EX, "claims_put_off_a_minute", compose({CLAIMABLE: answers_after(60)}), slow=True,
+          why="as claims_put_off, a minute later (workbook 3's own RIGHT case answers_a_minute_later)"),
+    wrong(EX, "claims_every_payment_a_little_later", compose({CLAIMABLE: answers_later(claims_every_time, 1)}),
+          "already paid", "you claimed it a second time", slow=True,
+          why="a task claims every payment, a repeat too, 1 s later: the first is claimed before the second comes"),
+    wrong(EX, "claims_every_payment_later", compose({CLAIMABLE: answers_later(claims_every_time, 5)}),
+          "a payment made twice, the second for more", "you claimed it a second time", slow=True,
+          why="a task claims every payment, a repeat too, 5 s later: the second payment came while the first was "
+              "still claimable, and LDK failed it back itself, so no repeat was ever handed over (the story of a "
+              "payment made again for more now waits until the first is paid)"),
+    wrong(EX, "claims_put_off_past_the_wait", compose({CLAIMABLE: answers_after(3600)}),
+          "had still not claimed it when the check stopped waiting", "claim_deadline",
+          why="a task claims each payment an hour later: never, within the check's wait"),
     right(EX, "zero_conf_by_supports_zero_conf", compose({OPEN: open_zero_conf_by_supports}), slow=True,
           why="channel_type.supports_zero_conf(), LDK's getter beside requires_zero_conf() (a channel type sets the "
               "required bit): it raised AttributeError, the kit's ChannelTypeFeatures having only requires_zero_conf"),
@@ -392,4 +419,3 @@ CASES = [
                                                              "small"))}),
         "exactly 5,000,000", why="workbook 1's mistake in the capstone"),
 ]
-_ = spawn  # the arms module's spawn is used by composed handlers
