@@ -68,6 +68,44 @@ def probe(stage: Stage, target: Any, amount_msat: int) -> None:
 
 #: How long dave waits before he processes a payment that reaches him (seconds).
 DAVE_S = 2.0
+#: How long the payee of ``probes_story`` waits before it claims a payment (seconds): both probes end meanwhile.
+CLAIM_S = 20.0
+
+
+def claims_after(delay_s: float) -> Any:
+    """A payee that claims each payment ``delay_s`` after it is claimable (ldk-sample's handler otherwise): a payment
+    to it stays on its way, and a probe through it does not (a probe is failed back as soon as it arrives)."""
+    import asyncio
+
+    from .. import reference
+
+    def handle(channel_manager: Any, *args: Any) -> Any:
+        if isinstance(args[-1], Event.PaymentClaimable):
+            async def later() -> None:
+                await asyncio.sleep(delay_s)
+                await reference.ldk_sample_handle_ldk_events(channel_manager, *args)
+
+            reference._spawn(later())
+            return None
+        return reference.ldk_sample_handle_ldk_events(channel_manager, *args)
+
+    return handle
+
+
+def probes_story(stage: Stage) -> None:
+    """A payment of yours on its way (its payee claims it only ``CLAIM_S`` later) while two probes end: one gets to
+    its target (ProbeSuccessful), one fails on the way, at bob, who has nothing on his side towards carol
+    (ProbeFailed). Neither ends the payment: it succeeds once claimed."""
+    bob = stage.peer("bob")
+    carol = stage.peer("carol", connect=False)
+    dave = stage.peer("dave", connect=False, handler=claims_after(CLAIM_S))
+    stage.open(stage.me, bob, 1_000_000)
+    stage.open(bob, dave, 1_000_000)
+    stage.open(carol, bob, 1_000_000)  # carol funded it: bob cannot forward towards carol
+    stage.pay(stage.me, stage.invoice(dave, 50_000_000), settle_s=0)
+    probe(stage, dave, 10_000_000)
+    probe(stage, carol, 10_000_000)
+    stage.settle(CLAIM_S + 2)
 
 
 def judge_completed(played: Played) -> None:
@@ -117,6 +155,7 @@ def rules(session: Session, result: CheckResult) -> None:
     played = session.play("sending_payments", story)
     judge_completed(played)
     counts = judge_outbound_records(played)
+    judge_outbound_records(session.play("probes while a payment is on its way", probes_story))
     result.add("PaymentSent: Succeeded on disk, with the preimage, secret and amount", count(counts["sent"], "payment"))
     result.add("PaymentFailed: Failed on disk, secret and amount kept", count(counts["failed"], "payment"))
     result.add("PaymentFailed after success: still Succeeded", count(counts["after"], "payment"))
@@ -298,9 +337,14 @@ def _judge_others_pending(played: Played, handling: Handling, ended: set[Any]) -
                                   late=True)
             about_payments = isinstance(handling.event, (Event.PaymentSent, Event.PaymentFailed,
                                                          Event.PaymentPathFailed))
+            about_a_probe = isinstance(handling.event, (Event.ProbeSuccessful, Event.ProbeFailed))
             raise fail(played, handling.event, f"the payment {payment_id!r}, still on its way, left Pending on disk",
                        f"on disk: {record!r}", "an event is about one payment: look its entry up by the event's "
                        "payment_id, and leave the others as they are." if about_payments else
+                       f"a probe is no payment, and {type(handling.event).__name__} ends none of yours: it only "
+                       "teaches the scorer which channels have liquidity (LDK's background processor has already "
+                       "given it to it). Record nothing for it; only PaymentSent and PaymentFailed end a payment."
+                       if about_a_probe else
                        "only PaymentSent and PaymentFailed end a payment: LDK may still complete or fail a payment "
                        "whose channel closed (its HTLC is settled on chain), and tells you with one of them.")
 

@@ -176,6 +176,15 @@ def records_probes(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) 
     fs_store.write("", "", "outbound_payments", outbound_payments.encode())
 
 
+def probe_fails_pending_payments(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Takes a probe's end for the end of the payments on their way: every Pending entry marked Failed."""
+    with outbound_payments.lock() as payments:
+        for info in payments.values():
+            if info.status is HTLCStatus.Pending:
+                info.status = HTLCStatus.Failed
+    fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+
+
 def abandons_on_path_failure(channel_manager: Any, event: Any, **_: Any) -> None:
     """Gives up at the first failed path: abandon_payment, so LDK's retry never comes."""
     channel_manager.abandon_payment(event.payment_id)
@@ -392,6 +401,14 @@ CASES = [
           "a probe's id", "a probe is no payment",
           why="records each probe in outbound_payments: it passed, no probe being sent in the story (nor judged in the "
               "capstone's probe scenarios), though the workbook says to do nothing with them"),
+    wrong(EX, "probe_failed_fails_pending_payments", compose({Event.ProbeFailed: probe_fails_pending_payments}),
+          "on Event.ProbeFailed", "still on its way, left Pending", "a probe is no payment",
+          why="marks every Pending payment Failed on ProbeFailed: it passed, the story's probe ending when no payment "
+              "was on its way"),
+    wrong(EX, "probe_successful_fails_pending_payments",
+          compose({Event.ProbeSuccessful: probe_fails_pending_payments}),
+          "on Event.ProbeSuccessful", "still on its way, left Pending", "a probe is no payment",
+          why="marks every Pending payment Failed on ProbeSuccessful (as above)"),
     wrong(EX, "abandons_on_path_failure", compose({PATH_FAILED: abandons_on_path_failure}), "completed",
           "do not abandon_payment", why="abandon_payment on PaymentPathFailed: the retried payment never succeeds"),
     wrong(EX, "returns_true", compose({SENT: _returning(True, GOOD_SENT)}), "returned True", "ReplayEvent",

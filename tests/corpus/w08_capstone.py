@@ -14,7 +14,7 @@ from . import Fresh, right, wrong
 from .arms import asks_again_first, compose, spawn, user_channel_id
 from .w01_open_channel_request import accept_by_keywords
 from .w03_receiving_payments import answers_after, claimed_retry_in_place
-from .w04_sending_payments import set_status
+from .w04_sending_payments import probe_fails_pending_payments, set_status
 from .w05_forwarding import forward_after
 from .w06_on_chain import track_defaults
 from .w07_background_processor import INBOUND, OUTBOUND, remembers_what_it_wrote, retry_outbound_in_place, swallow
@@ -404,6 +404,9 @@ CASES = [
     wrong(EX, "failed_on_path_failure",
           compose({Event.PaymentPathFailed: set_status(HTLCStatus.Failed, **NOT_SUCCEEDED)}), "PaymentPathFailed",
           why="workbook 4's mistake in the capstone"),
+    wrong(EX, "probe_fails_pending_payments", compose({Event.ProbeFailed: probe_fails_pending_payments}),
+          "on Event.ProbeFailed", "still on its way, left Pending", "a probe is no payment",
+          why="workbook 4's mistake in the capstone: every Pending payment marked Failed on ProbeFailed"),
     wrong(EX, "fixed_forward_delay", compose({Event.PendingHTLCsForwardable: forward_after(lambda t, k: 3 * t)}),
           "random", why="workbook 5's mistake in the capstone"),
     wrong(EX, "swallows_oserror", compose({CLAIMED: INBOUND(swallow), Event.PaymentSent: OUTBOUND(swallow),
