@@ -121,6 +121,18 @@ class Stage:
         """Let a little time pass: forwards wait 100-500 ms before they are processed."""
         self.world.advance(seconds)
 
+    def until_answered(self, node: Node) -> None:
+        """Let time pass while ``node`` has a channel request it has not answered: an accept may come later, from a
+        task, and LDK waits for it until the request is ``UNACCEPTED_INBOUND_CHANNEL_AGE_LIMIT_TICKS`` timer ticks old
+        (then drops it)."""
+        from .ln.channel import UNACCEPTED_INBOUND_CHANNEL_AGE_LIMIT_TICKS, ChannelPhase
+        from .sim.world import FRESHNESS_TIMER
+
+        for _ in range((UNACCEPTED_INBOUND_CHANNEL_AGE_LIMIT_TICKS + 1) * FRESHNESS_TIMER):
+            if not any(c.phase is ChannelPhase.UnacceptedInbound for c in node.channel_manager.channels.values()):
+                return
+            self.settle(1)
+
     def channel_between(self, a: Node, b: Node) -> Any:
         return next(c for c in a.channel_manager.list_channels() if c.counterparty.node_id == b.node_id)
 
@@ -253,6 +265,7 @@ def inbound_open_zero_conf(s: Stage) -> None:
     lsp = s.peer("lsp")
     with _trusting(lsp):
         s.open(lsp, s.me, 6_000_000, confirm=False, zero_conf=True)
+        s.until_answered(s.me)
         s.settle()
 
 

@@ -17,11 +17,13 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 from typing import Any, Optional
 
-from .. import policy, scenarios
+from .. import policy, reference, scenarios
+from ..errors import APIError
 from ..events import Event
 from ..ln.bolt11_payment import payment_parameters_from_invoice
 from ..ln.outbound_payment import Retry
@@ -37,7 +39,7 @@ from . import (
     receiving_payments,
     sending_payments,
 )
-from .common import PLAY_ON_S, CheckResult, Played, Session, fail
+from .common import PLAY_ON_S, CheckResult, Handling, Played, Session, fail
 
 EARLIER = (open_channel_request, funding_generation_ready, receiving_payments, sending_payments, forwarding,
            on_chain, background_processor)
@@ -50,6 +52,7 @@ def zero_conf_story(stage: Stage) -> None:
         stage.open(stranger, stage.me, 6_000_000)  # a peer you have a channel with is still no trusted LSP
         stage.open(lsp, stage.me, 6_000_000, confirm=False, zero_conf=True)
         stage.open(stranger, stage.me, 6_000_000, confirm=False, zero_conf=True)
+        stage.until_answered(stage.me)
         stage.settle()
     finally:
         policy.TRUSTED_ZERO_CONF_PEERS.discard(lsp.node_id)
@@ -143,8 +146,6 @@ def reference_seed(name: str) -> int:
 
 def reference_events(name: str) -> tuple[str, ...]:
     """What the reference node is given in a scenario, run with its ``reference_seed``."""
-    from .. import reference
-
     return tuple(scenarios.run(name, reference.handle_ldk_events, seed=reference_seed(name)).event_names())
 
 
@@ -163,54 +164,77 @@ def _without_replays(names: list[str]) -> list[str]:
     return [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n]
 
 
-def put_off(played: Played) -> tuple[Optional[float], ...]:
-    """For each PaymentClaimable your handler was given, in order, how long after it was handed over its answer (a
-    claim or a fail-back) came from a task or thread of yours: None if your handler answered while handling it (or
-    never), ``math.inf`` if the task spawned for it died unanswered in a crash of your node. Workbook 3 allows an answer
-    put off (LDK: until the claim deadline), and LDK meanwhile goes on: a payment made again while the first is still
-    claimable is failed back at once (``process_pending_htlc_forwards``: "payment is already claimable")."""
-    delays: list[Optional[float]] = []
-    for handling in played.handled(Event.PaymentClaimable):
-        answers = [c for c in receiving_payments._answers(played, handling) if c.name.split(".")[-1] in _ANSWERS]
-        if answers:
-            delays.append(None if answers[0].during else answers[0].at - handling.started)
-        else:
-            died = any(h.event is handling.event and task in played.recorder.killed
-                       for h, task in played.recorder.tasks)
-            delays.append(math.inf if died else None)
-    return tuple(delays)
+#: The events whose answer your handler may put off, and the calls that answer each: workbook 1 judges the channel an
+#: accept makes, whoever made it and when (a rejection comes at once), and workbook 3 allows a claim or fail-back until
+#: the claim deadline. LDK goes on meanwhile: a payment made again while the first is still claimable, LDK fails back
+#: itself (``process_pending_htlc_forwards``: "payment is already claimable"), and your handler never sees it.
+PUT_OFF: dict[type, tuple[str, ...]] = {
+    Event.OpenChannelRequest: ("accept_inbound_channel", "accept_inbound_channel_from_trusted_peer_0conf",
+                               "force_close_without_broadcasting_txn", "force_close_broadcasting_latest_txn"),
+    Event.PaymentClaimable: ("claim_funds", "claim_funds_with_known_custom_tlvs", "fail_htlc_backwards",
+                             "fail_htlc_backwards_with_reason"),
+}
+
+#: For each kind of ``PUT_OFF``, for each event of it your handler was given, in order: how long after it was handed
+#: over your answer came from a task or thread of yours. None if your handler answered while handling it (or never);
+#: ``math.inf`` if the task spawned for it died unanswered, in a crash of your node.
+Delays = tuple[tuple[Optional[float], ...], ...]
 
 
-#: The calls that answer a PaymentClaimable (LDK's two ways to claim, and its two ways to fail back).
-_ANSWERS = ("claim_funds", "claim_funds_with_known_custom_tlvs", "fail_htlc_backwards",
-            "fail_htlc_backwards_with_reason")
+def put_off(played: Played) -> Delays:
+    return tuple(tuple(_delay(played, handling, kind) for handling in played.handled(kind)) for kind in PUT_OFF)
+
+
+def _delay(played: Played, handling: Handling, kind: type) -> Optional[float]:
+    calls = (receiving_payments._answers(played, handling) if kind is Event.PaymentClaimable
+             else [c for calls in open_channel_request._answers(played, handling.event) for c in calls])
+    answers = sorted((c for c in calls if c.name.split(".")[-1] in PUT_OFF[kind]), key=lambda c: c.order)
+    if answers:
+        return None if answers[0].during else answers[0].at - handling.started
+    died = any(h.event is handling.event and task in played.recorder.killed for h, task in played.recorder.tasks)
+    return math.inf if died else None
+
+
+class _PutOff:
+    """A ChannelManager whose answers (``names``) the reference makes ``delay`` seconds after it decided them, from a
+    task (never, if ``math.inf``: the task died with its node), as yours were."""
+
+    def __init__(self, manager: Any, names: tuple[str, ...], delay: float) -> None:
+        self._manager, self._names, self._delay = manager, names, delay
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._manager, name)
+        if name not in self._names:
+            return method
+
+        def later(*args: Any, **kwargs: Any) -> None:
+            async def answer() -> None:
+                await asyncio.sleep(self._delay)
+                with contextlib.suppress(APIError):  # (as the reference logs a refused answer, and goes on)
+                    method(*args, **kwargs)
+
+            if self._delay != math.inf:
+                reference._spawn(answer())
+
+        return later
 
 
 @functools.cache
-def reference_events_put_off(name: str, delays: tuple[Optional[float], ...]) -> tuple[str, ...]:
-    """``reference_events``, with the reference's answer to each PaymentClaimable put off as ``delays`` says (see
-    ``put_off``), played as the capstone plays yours: under the background processor, and waited for."""
-    from .. import reference
+def reference_events_put_off(name: str, delays: Delays, played_on: int) -> tuple[str, ...]:
+    """``reference_events``, the reference's answers put off as ``delays`` says (see ``put_off``), played as the
+    capstone plays yours: under the background processor, and on for ``played_on`` seconds after the story."""
     from ..background_processor import run_processor
     from ..sim.runtime import one_cpu
     from ..sim.world import World
 
-    pending: set[asyncio.Task[Any]] = set()
-    given = iter(delays)
+    given = {kind: iter(kind_delays) for kind, kind_delays in zip(PUT_OFF, delays, strict=True)}
 
     async def handle_ldk_events(*args: Any) -> Any:
-        delay = next(given, None) if isinstance(args[-1], Event.PaymentClaimable) else None
-        if delay is None:
-            return await reference.handle_ldk_events(*args)
-        if delay != math.inf:  # (else it dies with the node, unanswered)
-            async def later() -> None:
-                await asyncio.sleep(delay)
-                await reference.handle_ldk_events(*args)
-
-            task = asyncio.get_running_loop().create_task(later())
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-        return None
+        kind = type(args[-1])
+        delay = next(given[kind], None) if kind in given else None
+        if delay is not None:
+            args = (_PutOff(args[0], PUT_OFF[kind], delay), *args[1:])
+        return await reference.handle_ldk_events(*args)
 
     world = World(seed=reference_seed(name))
     try:
@@ -218,11 +242,9 @@ def reference_events_put_off(name: str, delays: tuple[Optional[float], ...]) -> 
         with one_cpu(), run_processor(stage.me, "thread"):
             scenarios._SCENARIOS[name](stage)
             stage.settle()
-            waited = 0  # (as common._play_on waits for yours)
-            while waited < PLAY_ON_S and pending:
+            for _ in range(played_on):  # (as common._play_on played on for yours)
                 stage.settle(1)
-                waited += 1
-            if waited:
+            if played_on:
                 stage.settle()
         return tuple(type(e).__name__ for e in world.nodes[scenarios.LEARNER].events_seen)
     finally:
@@ -238,10 +260,10 @@ def compare_with_reference(session: Session) -> int:
         on_chain.judge_bumps(played)  # (a bump asked again comes after itself: the comparison would not tell)
         sending_payments.judge_only_payments_sent(played)  # (the probes' scenarios: a probe is no payment)
         delays = put_off(played)
-        deferred = any(d is not None for d in delays)
+        deferred = any(d is not None for kind_delays in delays for d in kind_delays)
         mine = _without_replays([type(e).__name__ for e in played.events()])
-        expected = _without_replays(list(reference_events_put_off(name, delays) if deferred
-                                         else _reference_events(name)))
+        expected = _without_replays(list(reference_events_put_off(name, delays, played.played_on)
+                                         if deferred or played.played_on else _reference_events(name)))
         if mine != expected:
             pairs = enumerate(zip(mine, expected, strict=False))
             first = next((i for i, (a, b) in pairs if a != b), min(len(mine), len(expected)))
@@ -249,13 +271,13 @@ def compare_with_reference(session: Session) -> int:
             later = (next((j for j in range(first + 1, len(mine)) if mine[j] == expected[first]), None)
                      if first < len(expected) and first < len(mine) and mine[first] in expected[first + 1:] else None)
             raise fail(played, None, " → ".join(expected) + (
-                           " (the reference's answers to PaymentClaimable put off as long as yours)" if deferred
-                           else ""), " → ".join(mine),
+                           " (the reference's answers put off as long as yours)" if deferred else ""), " → ".join(mine),
                        f"the first difference is at event {first + 1}: "
                        + (f"{expected[first]} was expected" if first < len(expected) else f"{mine[first]} came too")
                        + (f", and came only at event {later + 1}, later than the reference's: did your handler put "
-                          "off what leads to it? " + ("(the reference put off its answers to PaymentClaimable as "
-                                                      "yours were, and answers every other event as it handles it)"
+                          "off what leads to it? " + ("(the reference put off its answers to "
+                                                      f"{' and '.join(k.__name__ for k in PUT_OFF)} as yours were, "
+                                                      "and answers every other event as it handles it)"
                                                       if deferred else
                                                       "(the reference answers each event as it handles it)")
                           if later is not None else "")

@@ -103,6 +103,8 @@ class Played:
     world: World
     stage: Stage
     recorder: Recorder
+    #: How long (simulated seconds) the world played on after the story, waiting for answers put off (``play_on``).
+    played_on: int = 0
 
     @property
     def me(self) -> Node:
@@ -137,7 +139,7 @@ class Session:
 
     def play(self, name: str, story: Callable[[Stage], None], *, seed: Optional[int] = None,
              processor: Optional[str] = None, draws_for: Optional[tuple[type, tuple[bytes, ...]]] = None,
-             network: Optional[Network] = None, play_on: Optional[type] = None) -> Played:
+             network: Optional[Network] = None, play_on: Optional[type | tuple[type, ...]] = None) -> Played:
         """Play ``story`` against a fresh node running the handler (under ``processor``, if named).
 
         Unless ``seed`` is given, each play of a check has a world of its own, seeded ``FIRST_SEED``, then one
@@ -149,9 +151,9 @@ class Session:
 
         ``network``: the world's, if not regtest (a handler given ``network`` must use it, not name one itself).
 
-        ``play_on``: an event kind whose answer your handler may put off (LDK lets you claim a payment until its claim
-        deadline): once the story ends, the world plays on while a task spawned for such an event still works, for up
-        to ``PLAY_ON_S``, so that what the task does then is judged too.
+        ``play_on``: an event kind (or kinds) whose answer your handler may put off (LDK lets you claim a payment until
+        its claim deadline): once the story ends, the world plays on while a task spawned for such an event still
+        works, for up to ``PLAY_ON_S``, so that what the task does then is judged too.
         """
         from ..background_processor import run_processor
 
@@ -221,13 +223,14 @@ class Session:
 PLAY_ON_S = 300
 
 
-def _play_on(played: Played, kind: type) -> None:
+def _play_on(played: Played, kind: type | tuple[type, ...]) -> None:
     waited = 0
     while waited < PLAY_ON_S and played.recorder.waiting(kind):
         played.stage.settle(1)
         waited += 1
     if waited:
         played.stage.settle()  # (what the task did, claim or fail back, reaches the payer)
+    played.played_on = waited
 
 
 def _check_untouched(played: Played) -> None:

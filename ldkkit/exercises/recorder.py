@@ -326,7 +326,7 @@ class Recorder:
         time), and the steps of spawned tasks running now."""
         return [h for h in self.handlings if h.finished is None] + list(self.task_steps)
 
-    def waiting(self, kind: type) -> list[Event]:
+    def waiting(self, kind: type | tuple[type, ...]) -> list[Event]:
         """The events of ``kind`` a task your code spawned while handling them still works on (not done)."""
         return list({id(h.event): h.event for h, task in self.tasks
                      if isinstance(h.event, kind) and not task.done()}.values())

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from ldkkit.events import Event, ReplayEvent
+from ldkkit.reference import TRUSTED_ZERO_CONF_PEERS
 
 from . import Fresh, right, wrong
 from .arms import asks_again_always, asks_again_first, compose, only, spawn, user_channel_id
@@ -179,6 +180,29 @@ def rejects_a_minute_later(channel_manager: Any, keys_manager: Any, event: Any, 
     spawn(later())
 
 
+def accepts_later(seconds: float) -> Any:
+    """Rejects at once, and accepts (with the zero-conf method for a trusted peer's zero-conf request) from a task
+    ``seconds`` later ("once the peer is checked"): the decision made at once, the call put off."""
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        tcid, peer, kind = event.temporary_channel_id, event.counterparty_node_id, event.channel_type
+        trusted = kind.requires_zero_conf() and peer in TRUSTED_ZERO_CONF_PEERS
+        if not trusted and (kind.requires_zero_conf() or event.funding_satoshis <= 5_000_000):
+            _reject(channel_manager, event)
+            return
+        accept = (channel_manager.accept_inbound_channel_from_trusted_peer_0conf if trusted
+                  else channel_manager.accept_inbound_channel)
+        uid = user_channel_id(keys_manager)
+
+        async def later() -> None:
+            await asyncio.sleep(seconds)
+            accept(tcid, peer, uid)
+
+        spawn(later())
+
+    return arm
+
+
 def answered_from_a_thread_after_a_lookup(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """Answers from a thread of its own, after 20 ms of blocking work (a database lookup, say): the handler
     returns at once."""
@@ -337,6 +361,8 @@ CASES = [
 
     right(EX, "answered_by_one_worker_task", Fresh(lambda: compose({OPEN: answered_by_one_worker()})),
           why="one task answers every request from a queue: its calls are judged by the channel they name"),
+    right(EX, "accepts_from_a_task_later", compose({OPEN: accepts_later(30)}),
+          why="accepts from a task 30 s later (LDK waits two timer ticks for an answer); rejects at once"),
     right(EX, "answered_in_an_executor", compose({OPEN: answered_in_an_executor}),
           why="accepts and rejects through loop.run_in_executor, awaited in the handler"),
     right(EX, "answered_from_a_thread_after_a_lookup", compose({OPEN: answered_from_a_thread_after_a_lookup}),

@@ -12,7 +12,7 @@ from ldkkit.reference import TRUSTED_ZERO_CONF_PEERS
 
 from . import Fresh, right, wrong
 from .arms import asks_again_first, compose, spawn, user_channel_id
-from .w01_open_channel_request import accept_by_keywords
+from .w01_open_channel_request import accept_by_keywords, accepts_later
 from .w03_receiving_payments import answers_after, claimed_retry_in_place
 from .w04_sending_payments import probe_fails_pending_payments, set_status
 from .w05_forwarding import forward_after
@@ -337,6 +337,9 @@ CASES = [
     wrong(EX, "claims_put_off_past_the_wait", compose({CLAIMABLE: answers_after(3600)}),
           "had still not claimed it when the check stopped waiting", "claim_deadline",
           why="a task claims each payment an hour later: never, within the check's wait"),
+    right(EX, "accepts_put_off", compose({OPEN: accepts_later(5)}), slow=True,
+          why="accepts (zero-conf from the trusted LSP) from a task 5 s later, as workbook 1 allows: it failed, the "
+              "zero-conf stories ending before the accept ('it was not accepted zero-conf')"),
     right(EX, "zero_conf_by_supports_zero_conf", compose({OPEN: open_zero_conf_by_supports}), slow=True,
           why="channel_type.supports_zero_conf(), LDK's getter beside requires_zero_conf() (a channel type sets the "
               "required bit): it raised AttributeError, the kit's ChannelTypeFeatures having only requires_zero_conf"),
