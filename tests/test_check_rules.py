@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 
 import pytest
 
@@ -1384,6 +1385,45 @@ def test_the_capstone_fails_a_claim_of_a_payment_made_twice(capstone_alone):
         "Scenario 'receive_duplicate_payment' on Event.PaymentClaimable:",
         "Expected: fail_htlc_backwards(payment_hash): this invoice is already paid",
         "Happened: you claimed it a second time"]
+
+
+def test_a_payment_made_again_while_the_first_is_claimable_is_failed_back_by_ldk_itself():
+    """LDK 0.1.12's check_total_value: an HTLC set for a hash already claimable is failed back ("payment is already
+    claimable"), and the handler never sees it; once claimed, a payment made again is a PaymentClaimable of its own.
+    The reference put off as a handler may put off its claim gives the first; answering at once, the second."""
+    from ldkkit.exercises import capstone
+
+    at_once = ("PaymentClaimable", "PaymentClaimed", "PendingHTLCsForwardable", "PaymentClaimable",
+               "HTLCHandlingFailed", "PendingHTLCsForwardable")
+    put_off = ("PaymentClaimable", "PendingHTLCsForwardable", "HTLCHandlingFailed", "PendingHTLCsForwardable",
+               "PaymentClaimed")
+    assert capstone.reference_events_put_off("receive_duplicate_payment", ((None,), (None,)), 0)[-6:] == at_once
+    assert capstone.reference_events_put_off("receive_duplicate_payment", ((None,), (5.0,)), 0)[-5:] == put_off
+    assert capstone._reference_events("receive_duplicate_payment")[-6:] == at_once
+    # (a claim that died with its task, in a crash: the payment is never claimed, as LDK hands it over only once)
+    assert capstone.reference_events_put_off("restart_replay", ((None,), (math.inf,)), 0)[-2:] == (
+        "PendingHTLCsForwardable", "PaymentClaimable")
+
+
+def test_a_difference_from_the_reference_put_off_says_the_reference_put_off_its_answers(capstone_alone, monkeypatch):
+    """A handler that puts its claims off is compared with the reference put off as long: a difference then never
+    says that the reference answers each event as it handles it."""
+    from corpus.arms import compose
+    from corpus.w03_receiving_payments import answers_after
+
+    from ldkkit.exercises import capstone
+
+    real = capstone.reference_events_put_off
+    monkeypatch.setattr(capstone, "reference_events_put_off", lambda name, delays, played_on: (
+        real(name, delays, played_on) if name != "receive_invoice_payment" else
+        ("OpenChannelRequest", "ChannelPending", "ChannelReady", "PendingHTLCsForwardable", "PaymentClaimed",
+         "PaymentClaimable")))
+    lines = _read(compose({Event.PaymentClaimable: answers_after(5)}), "capstone")
+    assert lines[1].endswith("PaymentClaimed → PaymentClaimable (the reference's answers put off as long as yours)")
+    assert lines[3].startswith("Hint: the first difference is at event 5: PaymentClaimed was expected, and came only "
+                               "at event 6, later than the reference's: did your handler put off what leads to it? "
+                               "(the reference put off its answers to OpenChannelRequest and PaymentClaimable as "
+                               "yours were, and answers every other event as it handles it)")
 
 
 # --- workbook 6: the words a learner reads, exactly -------------------------------------------------------
