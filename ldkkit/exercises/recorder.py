@@ -157,6 +157,7 @@ class Recorder:
         #: Every transaction broadcast in the world: (transaction, whether your code was on the stack).
         self.broadcasts: list[tuple[Any, bool]] = []
         self.node: Optional[Node] = None
+        self.handler: Optional[Callable[..., Any]] = None  # yours, as ``wrap`` was given it
         self.planned_draws: Optional[tuple[type, list[bytes]]] = None
         self.task_steps: list[TaskStep] = []
         #: The tasks your code spawned and not yet done: a crash of your node ends them (``crashed``).
@@ -182,6 +183,7 @@ class Recorder:
 
     # What the world calls: the twelve-parameter handler, wrapping yours.
     def wrap(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        self.handler = handler
         @functools.wraps(handler)
         def handle_ldk_events(*args: Any) -> Any:
             components, event = args[:-1], args[-1]
@@ -352,9 +354,14 @@ class Recorder:
     def crashed(self, node: Node) -> None:
         """Your node restarts as after a crash: the tasks your code spawned die with its process."""
         if node is self.node:
-            for task in list(self.spawned):
-                self.killed.add(task)
-                task.cancel()
+            for _, task in self.tasks:
+                if not task.done():
+                    self.killed.add(task)
+                    task.cancel()
+            from ..sandbox.bridge import RemoteHandler
+
+            if isinstance(self.handler, RemoteHandler):  # (the grader's: its learner process's tasks die too)
+                self.handler.crashed()
 
     @contextlib.contextmanager
     def handing_over(self) -> Iterator[list[Counted]]:

@@ -200,6 +200,10 @@ class RemoteHandler:
         self._contexts: dict[int, contextvars.Context] = {}  # per event handed over: the check's context
         self._entered: set[int] = set()
         self._handles: list[Any] = []  # kit objects a call returned that have no bytes: reached by number
+        #: The events (by number) a task the learner's handler spawned still works for, as its process last said; and
+        #: their stand-ins among the check's tasks (``Recorder.tasks``), one per event.
+        self.waiting: set[int] = set()
+        self._stand_ins: dict[int, LearnerTasks] = {}
         self.__name__ = self.__qualname__ = "handle_ldk_events"
 
     def __call__(self, *args: Any) -> Any:
@@ -277,6 +281,7 @@ class RemoteHandler:
                     answer["id"] = reply["id"]
                 learner.send(self._with_storage(answer))
             elif op == "idle" and isinstance(reply.get("handler"), dict):
+                self._note_waiting(reply.get("waiting"))
                 self._task_blocked(reply.get("blocked"))
                 self._thread_failed(reply.get("thread_error"))
                 self._schedule(reply.get("next_us"))
@@ -322,6 +327,28 @@ class RemoteHandler:
             return context.run(_learner_call, method, args, kwargs)
         finally:
             self._entered.discard(origin)
+
+    def _note_waiting(self, waiting: Any) -> None:
+        """The learner process's tasks still at work, each event's a stand-in task the check waits for as for its own
+        (``Session.play``'s ``play_on``)."""
+        from ..exercises import recorder
+
+        if type(waiting) is not list or not all(type(origin) is int for origin in waiting):
+            self.learner.kill(LearnerGone("the learner process described its tasks badly"))
+            raise self.learner.dead  # type: ignore[misc]
+        self.waiting = set(waiting)
+        for origin in self.waiting - set(self._stand_ins):
+            context = self._contexts.get(origin)
+            keeper = context.get(recorder._RECORDING) if context is not None else None
+            handling = context.get(recorder._HANDLING) if context is not None else None
+            if keeper is not None and handling is not None:
+                self._stand_ins[origin] = LearnerTasks(self, origin)
+                keeper.tasks.append((handling, self._stand_ins[origin]))
+
+    def crashed(self) -> None:
+        """The learner's node restarts as after a crash (``Recorder.crashed``): its tasks die with its process."""
+        if self.learner.dead is None and self.runtime is not None:
+            self._exchange({"op": "crash"})
 
     def _task_blocked(self, blocked: Any) -> None:
         """A task the learner's handler spawned was refused a blocking call, and dropped unawaited: the check's world
@@ -459,6 +486,25 @@ class RemoteHandler:
             return
         self._timer = None
         self._exchange({"op": "step"})
+
+
+class LearnerTasks:
+    """For the check, the tasks the learner's handler spawned, in its process, while handling one event: an
+    ``asyncio.Task`` as ``Recorder.waiting`` and ``Recorder.crashed`` ask of one."""
+
+    def __init__(self, handler: RemoteHandler, origin: int) -> None:
+        self.handler, self.origin = handler, origin
+        self._cancelled = False
+
+    def done(self) -> bool:
+        return self._cancelled or self.origin not in self.handler.waiting or self.handler.learner.dead is not None
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def cancel(self) -> bool:
+        self._cancelled = True  # (the learner process cancels them itself: ``RemoteHandler.crashed``)
+        return True
 
 
 # The learner's calls are made through a frame that is not the kit's: to the check, whose

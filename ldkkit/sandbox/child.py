@@ -565,6 +565,9 @@ class Learner:
         self.current: Optional[asyncio.Task[Any]] = None
         #: Refusals in tasks the handler spawned that no one awaited, for the grader (its world meets them so).
         self.blocked: list[_TaskBlocked] = []
+        #: The tasks the handler spawned and not yet done, with the number of the event whose handling spawned each: the
+        #: check waits for one working on an answer it allows to be put off (``Recorder.waiting``).
+        self.spawned: list[tuple[int, asyncio.Task[Any]]] = []
         self.loop.set_task_factory(self._task_factory)
         self.loop.set_exception_handler(self._on_loop_error)
         self.clock = _LoopClock(self.loop)
@@ -574,8 +577,24 @@ class Learner:
         """Tasks the handler spawns are watched step by step, like the handler (``Recorder.task_factory``)."""
         origin = _ORIGIN.get()
         if origin and inspect.iscoroutine(coro):
-            coro = self._spawned(coro, origin)
+            task = asyncio.Task(self._spawned(coro, origin), loop=loop, **kwargs)
+            self.spawned.append((origin, task))
+            return task
         return asyncio.Task(coro, loop=loop, **kwargs)
+
+    def waiting(self) -> list[int]:
+        """The events (by number) a task the handler spawned while handling them still works for."""
+        self.spawned = [(origin, task) for origin, task in self.spawned if not task.done()]
+        return sorted({origin for origin, _ in self.spawned})
+
+    def crashed(self) -> None:
+        """The node restarts as after a crash: the tasks the handler spawned die with its process, as in the check
+        (``Recorder.crashed``); its threads go on (the check's do too)."""
+        for _, task in self.spawned:
+            task.cancel()
+        for _ in range(3):
+            self.loop.run_forever()
+        self.waiting()
 
     @staticmethod
     async def _spawned(coro: Any, origin: int) -> Any:
@@ -731,14 +750,16 @@ class Learner:
             if op == "reset":
                 self.loop.cancel_everything()
                 self.current = None
+            if op == "crash":
+                self.crashed()
             if op == "event":
                 self.start_event(handler, message)
-            if op in ("event", "step", "reset"):
+            if op in ("event", "step", "reset", "crash"):
                 self.loop.settle(int(message["now_us"]))  # (idle only once no job runs: the grader's time waits)
                 state = self.state()
                 held = state["state"] != "pending" and _GATE.holds()  # (work held until the grader heard: it steps)
                 self.channel.send({"op": "idle", "handler": state, "next_us": self.loop.next_us(), "held": held,
-                                   **self._thread_failed(), **self._blocked()})
+                                   "waiting": self.waiting(), **self._thread_failed(), **self._blocked()})
                 if state["state"] != "pending":
                     _GATE.open()
             elif op == "stop":
