@@ -580,6 +580,29 @@ def test_an_mpp_payment_is_claimable_once_whole(receiver):
     assert claimed.onion_fields == claimable.onion_fields and claimed.payment_id == claimable.payment_id
 
 
+def test_a_part_of_another_total_is_failed_back_and_the_parts_before_it_wait(receiver):
+    """``check_total_value``: "Failing HTLCs with payment_hash {} as the HTLCs had inconsistent total values": a part
+    whose ``total_msat`` is not that of the parts already arrived is failed back, at once, and only it (it was added,
+    and the payment claimable for more than either total)."""
+    r = receiver
+    r.stage.open(r.bob, r.me, 6_000_000)
+    invoice = r.stage.invoice(r.me, 80_000_000)
+    bcm = r.bob.channel_manager
+    bcm.send_payment_with_route(
+        Route(_mpp_paths(r, [30_000_000, 50_000_000]), None), invoice.payment_hash(),
+        RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x56" * 32))
+    bcm.pending_msg_events.pop()  # the 50,000 sat part never arrives
+    r.stage.settle()
+    (other,) = _mpp_paths(r, [90_000_000])  # (one part of a payment of 90,000 sats, to the same invoice)
+    bcm.send_payment_with_route(Route((other,), None), invoice.payment_hash(),
+                                RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x57" * 32))
+    r.stage.settle()
+    assert r.of(Event.PaymentClaimable) == []
+    assert [e.failed_next_destination for e in r.of(Event.HTLCHandlingFailed)] == [
+        HTLCDestination.FailedPayment(invoice.payment_hash())]
+    assert [h.amount_msat for h in r.cm.claimable[invoice.payment_hash()].htlcs] == [30_000_000]
+
+
 def test_an_incomplete_mpp_payment_fails_back_on_the_third_tick(receiver):
     """``timer_tick_occurred``: the parts of a payment still incomplete are failed back once their
     ``timer_ticks`` reach ``MPP_TIMEOUT_TICKS`` (3): nothing after two ticks, ``HTLCHandlingFailed`` on the third."""

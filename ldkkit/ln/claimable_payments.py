@@ -66,9 +66,13 @@ def receive(cm: ChannelManager, chan: Channel, htlc: InboundHTLC) -> None:
                          htlc.cltv_expiry, final.total_msat, chan.counterparty_node_id)
     onion_fields = RecipientOnionFields(final.payment_secret, final.payment_metadata)
     claimable = cm.claimable.get(htlc.payment_hash)
-    if claimable is not None and claimable.announced:
-        # LDK's check_total_value: "Failing HTLC with payment_hash {} as payment is already claimable". (Once
-        # claimed, the hash is claimable no more: a payment made again then is a payment of its own.)
+    if claimable is not None and (claimable.announced or claimable.purpose != purpose
+                                  or claimable.onion_fields != onion_fields
+                                  or any(h.total_msat != final.total_msat for h in claimable.htlcs)):
+        # LDK's check_total_value fails the new HTLC, and only it: "payment is already claimable" (once claimed, the
+        # hash is claimable no more: a payment made again then is a payment of its own); a part of another purpose
+        # (keysend or not), whose onion fields do not merge (``check_merge``: secret, metadata), or "the HTLCs had
+        # inconsistent total values".
         forwarding.fail_inbound(cm, chan, htlc, forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, None,
                                 HTLCDestination.FailedPayment(htlc.payment_hash))
         return
