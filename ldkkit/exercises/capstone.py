@@ -9,9 +9,9 @@ Rules:
 - under the background processor, every one of the kit's scenarios gives your node the same
   events as the reference node (the second line of evidence), and in each one every
   ``BumpTransaction`` is handed over, as workbook 6 says (the peer's force-close included). Where your
-  answer to a ``PaymentClaimable`` came later, from a task (workbook 3 allows it), the reference's is put
-  off as long: LDK goes on meanwhile (a payment made again while the first is still claimable, LDK fails
-  back itself).
+  answer to an ``OpenChannelRequest`` or a ``PaymentClaimable`` came later, from a task (workbooks 1 and 3
+  allow it), the reference's is put off as long: LDK goes on meanwhile (a payment made again while the
+  first is still claimable, LDK fails back itself).
 """
 
 from __future__ import annotations
@@ -182,6 +182,7 @@ Delays = tuple[tuple[Optional[float], ...], ...]
 
 
 def put_off(played: Played) -> Delays:
+    """How long your handler put off its answers (``Delays``), as the recorder saw them made."""
     return tuple(tuple(_delay(played, handling, kind) for handling in played.handled(kind)) for kind in PUT_OFF)
 
 
