@@ -376,6 +376,28 @@ def claimed_by_one_worker() -> Any:
     return compose({CLAIMABLE: arm})
 
 
+def claimed_by_a_worker_per_loop() -> Any:
+    """One task claims or fails back each payment from a queue, with the components handed over with it, and is started
+    again when it is not running on the loop now running: each play of a check is another node, with a loop of its own
+    (the capstone's hint for the worker above)."""
+    worker: list[Any] = []  # [its task, its queue]
+
+    def arm(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+        loop = asyncio.get_running_loop()
+        if not worker or worker[0].done() or worker[0].get_loop() is not loop:
+            work: asyncio.Queue[Any] = asyncio.Queue()
+
+            async def claim() -> None:
+                while True:
+                    claimable(**await work.get())
+
+            worker[:] = [loop.create_task(claim()), work]
+        worker[1].put_nowait({"channel_manager": channel_manager, "inbound_payments": inbound_payments,
+                              "event": event})
+
+    return compose({CLAIMABLE: arm})
+
+
 def claims_through_a_pool_by_keyword(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
     """Submits the claim to a thread pool of its own, arguments by keyword, and does not wait for it."""
     _POOL.submit(claimable, channel_manager=channel_manager, inbound_payments=inbound_payments, event=event)
@@ -496,6 +518,8 @@ CASES = [
           why="a thread waits for its pool's future: woken as the pool's work ends, it is waited for again"),
     right(EX, "claimed_by_one_worker_task", Fresh(claimed_by_one_worker),
           why="one task claims every payment from a queue: judged by the payment each call names (it once failed)"),
+    right(EX, "claimed_by_a_worker_per_loop", Fresh(claimed_by_a_worker_per_loop),
+          why="one task per node's loop claims every payment from a queue, with the components handed over with it"),
     right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first),
           why="returns ReplayEvent() the first time it sees each event, then handles it: each payment claimed once"),
     wrong(EX, "asks_again_for_claimables_for_ever", asks_again_always(Event.PaymentClaimable),
