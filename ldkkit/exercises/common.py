@@ -170,6 +170,8 @@ class Session:
         world.on_restart.append(recorder.crashed)
         if draws_for is not None:
             recorder.planned_draws = (draws_for[0], list(draws_for[1]))
+        if self.recorders:
+            self.recorders[-1].successor = recorder
         self.recorders.append(recorder)
         me = world.add_node("learner", handler=recorder.wrap(self.handler))
         recorder.node = me

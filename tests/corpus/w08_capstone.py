@@ -15,6 +15,7 @@ from .arms import asks_again_first, compose, spawn, user_channel_id
 from .w01_open_channel_request import accept_by_keywords, accepts_later, answered_by_one_worker
 from .w03_receiving_payments import (
     answers_after,
+    claimed_by_a_thread_with_its_manager,
     claimed_by_a_worker_per_loop,
     claimed_by_one_worker,
     claimed_retry_in_place,
@@ -407,6 +408,10 @@ CASES = [
               "'an earlier event was not handled... Run the earlier checks first'"),
     right(EX, "claimed_by_a_worker_per_loop", Fresh(claimed_by_a_worker_per_loop),
           why="the worker started again on each node's loop, handed the components with each payment (the hint above)"),
+    right(EX, "claimed_by_a_thread_with_its_manager", Fresh(claimed_by_a_thread_with_its_manager),
+          why="a thread of an earlier play, with that play's channel_manager, claims each payment from a queue.Queue: "
+              "in the check its claims went to the earlier play's node ('never claimed'), in the grader to the node "
+              "playing (the learner process has one stand-in for every play's)"),
     wrong(EX, "never_sweeps", compose({Event.SpendableOutputs: None}), "track_spendable_outputs",
           "never came back to your wallet", why="no SpendableOutputs arm"),
     wrong(EX, "claims_a_payment_made_twice", compose({CLAIMABLE: claims_every_time}), "receive_duplicate_payment",
