@@ -64,9 +64,11 @@ STORIES: dict[str, Callable[[Stage], None]] = {
 def rules(session: Session, result: CheckResult) -> None:
     for form in FORMS:
         for title, story in STORIES.items():
-            played = session.play(f"{title}, under {_form(form)}", story, processor=form)
+            receives = story is receive_with_failing_disk  # (claimed, or the write that fails is never tried)
+            played = session.play(f"{title}, under {_form(form)}", story, processor=form,
+                                  play_on=Event.PaymentClaimable if receives else None)
             judge_replays(played)
-            if story is receive_with_failing_disk:  # (claimed, or the write that fails is never tried)
+            if receives:
                 receiving_payments.judge_claims(played)
     result.add("a failed write loses nothing: ReplayEvent, and the record ends right",
                "inbound and outbound, both processor forms")
