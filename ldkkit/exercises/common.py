@@ -428,6 +428,8 @@ def _handed_to_a_gone_task(played: Played, event: Optional[Event]) -> str:
     the handler or anything it spawned. "" if there is none. Each play is a new node with an event loop of its own (the
     grader's learner process cancels the old node's tasks): the earlier task never runs again, so what it is handed
     is never done. A real node runs one loop for its life; the check plays many nodes against one handler."""
+    if not played.gone:
+        return ""
     running = {id(h) for h, task in played.recorder.tasks if not task.done()}
     for handling in played.recorder.handlings:
         kind = type(handling.event)
