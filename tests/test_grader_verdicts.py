@@ -600,6 +600,59 @@ _INBOUND_WRITE = ("                try:\n"
                   "                except OSError:\n"
                   "                    return ReplayEvent()  # nothing is lost: LDK hands this event over again")
 
+#: Solution 08's answer to PaymentClaimable, and what the workers below put in its place.
+_CLAIM_ARM = ("            with inbound_payments.lock() as payments:\n                paid_before",
+              "                channel_manager.fail_htlc_backwards(payment_hash)\n")
+_WORKERS = {
+    # one task, spawned with the first PaymentClaimable of the check, claims from an asyncio.Queue: it runs on the loop
+    # of that play's node only (the learner process cancels it as the next play begins)
+    "task": ("if not WORK:\n"
+             "    WORK.append(asyncio.Queue())\n"
+             "    async def worker():\n"
+             "        while True:\n"
+             "            payments, event = await WORK[0].get()\n"
+             "            CLAIM(channel_manager, payments, event)\n"
+             "    background_tasks.add(asyncio.get_running_loop().create_task(worker()))\n"
+             "WORK[0].put_nowait((inbound_payments, event))\n"),
+    # one thread, started with the first PaymentClaimable of the check, keeps that play's channel_manager
+    "thread": ("if not WORK:\n"
+               "    import queue\n"
+               "    WORK.append(queue.Queue())\n"
+               "    def worker():\n"
+               "        while True:\n"
+               "            payments, event = WORK[0].get()\n"
+               "            CLAIM(channel_manager, payments, event)\n"
+               "    threading.Thread(target=worker, daemon=True).start()\n"
+               "WORK[0].put((inbound_payments, event))\n"),
+    # one task per loop, kept by the loop it runs on: the check gives each play's node a loop of its own, and so does
+    # the learner process (it had one loop for every play: the task of the first, cancelled, was never started again)
+    "per_loop": ("loop = asyncio.get_running_loop()\n"
+                 "if loop not in LOOPS:\n"
+                 "    LOOPS[loop] = asyncio.Queue()\n"
+                 "    async def worker(work):\n"
+                 "        while True:\n"
+                 "            payments, event = await work.get()\n"
+                 "            CLAIM(channel_manager, payments, event)\n"
+                 "    background_tasks.add(loop.create_task(worker(LOOPS[loop])))\n"
+                 "LOOPS[loop].put_nowait((inbound_payments, event))\n"),
+}
+_CLAIM = ("from ldkkit.policy import TRUSTED_ZERO_CONF_PEERS\nWORK, LOOPS = [], {}\n\n\n"
+          "def CLAIM(channel_manager, inbound_payments, event):\n"
+          "    with inbound_payments.lock() as payments:\n"
+          "        paid = payments.get(event.payment_hash)\n"
+          "    paid = paid is not None and paid.status is HTLCStatus.Succeeded\n"
+          "    if event.purpose.preimage() is not None and not paid:\n"
+          "        channel_manager.claim_funds(event.purpose.preimage())\n"
+          "    else:\n"
+          "        channel_manager.fail_htlc_backwards(event.payment_hash)\n\n\n")
+
+
+def _claimed_by_one_worker(how: str, source: str) -> str:
+    start = source.index(_CLAIM_ARM[0])
+    end = source.index(_CLAIM_ARM[1], start) + len(_CLAIM_ARM[1])
+    return _CLAIM + source[:start] + textwrap.indent(_WORKERS[how], " " * 12) + source[end:]
+
+
 _AS_THE_CHECK = {
     # the storage's lock held while another thread of the learner's calls the node: the grader's storage mirror waited
     # for that lock for ever (a timeout) where the check passes (the handler holds it, awaiting its write's thread)
@@ -655,6 +708,11 @@ _AS_THE_CHECK = {
        for kind, line in (("a_key_error", "{}['missing']"), ("a_missing_file", "open('/nowhere-at-all/x')"))},
     # SystemExit raised by the handler: an error like any (asyncio would end the learner process with it, and the
     # grader, waiting for that process to end, was refused its own time.sleep as the learner's)
+    # a worker started once, in the capstone's first play with a payment: a task was told "the preimage is in the
+    # event's purpose" (its play's loop runs no more); a thread kept that play's channel_manager, and claimed there in
+    # the check ("never claimed") but on the node playing in the grader (one stand-in for every play's)
+    **{f"claimed_by_one_worker_{how}": ("capstone", "08_capstone.ipynb",
+                                        lambda s, how=how: _claimed_by_one_worker(how, s)) for how in _WORKERS},
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),
@@ -687,7 +745,10 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
     hint, _, trace = row.hint.partition("\nIn the learner's process:\n")
     assert (row.status, hint) == (expected[0], expected[1].replace("read the traceback above", "read the traceback "
                                                                    "below") if trace else expected[1])
-    assert expected[0] == ("passed" if case.startswith(("lock_held_awaiting", "forwards_after")) else "failed")
+    passes = ("lock_held_awaiting", "forwards_after", "claimed_by_one_worker_thread", "claimed_by_one_worker_per_loop")
+    assert expected[0] == ("passed" if case.startswith(passes) else "failed")
+    if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
+        assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint
     if case == "exits":  # the learner's own line, and none of the kit's
         assert trace.startswith("Traceback") and "raise SystemExit(0)" in trace and "ldkkit" not in trace
 

@@ -2,6 +2,7 @@
 
 Rules, judged under both of LDK's forms (``BackgroundProcessor.start`` and ``process_events_async``),
 from what is on disk once the processor has stopped:
+- the payment received is claimed (as workbook 3 says), so that the write that fails is tried;
 - when writing ``inbound_payments`` or ``outbound_payments`` fails, the event is not lost: the
   handler returns ``ReplayEvent()`` (or retries the write itself) and the record ends right;
 - the handler never raises for it (that would stop the node's processing);
@@ -63,8 +64,12 @@ STORIES: dict[str, Callable[[Stage], None]] = {
 def rules(session: Session, result: CheckResult) -> None:
     for form in FORMS:
         for title, story in STORIES.items():
-            played = session.play(f"{title}, under {_form(form)}", story, processor=form)
+            receives = story is receive_with_failing_disk  # (claimed, or the write that fails is never tried)
+            played = session.play(f"{title}, under {_form(form)}", story, processor=form,
+                                  play_on=Event.PaymentClaimable if receives else None)
             judge_replays(played)
+            if receives:
+                receiving_payments.judge_claims(played)
     result.add("a failed write loses nothing: ReplayEvent, and the record ends right",
                "inbound and outbound, both processor forms")
     result.add("a replayed event is not counted twice", "the amount stored is the amount received")

@@ -105,6 +105,10 @@ class Played:
     recorder: Recorder
     #: How long (simulated seconds) the world played on after the story, waiting for answers put off (``play_on``).
     played_on: int = 0
+    #: The hand-overs whose spawned tasks were still at work when this play ended (its node's loop runs no more).
+    left_running: list[Handling] = field(default_factory=list)
+    #: Those of the check's earlier plays, with each play's name: tasks that no longer run (``_handed_to_a_gone_task``).
+    gone: list[tuple[str, Handling]] = field(default_factory=list)
 
     @property
     def me(self) -> Node:
@@ -166,11 +170,13 @@ class Session:
         world.on_restart.append(recorder.crashed)
         if draws_for is not None:
             recorder.planned_draws = (draws_for[0], list(draws_for[1]))
+        if self.recorders:
+            self.recorders[-1].successor = recorder
         self.recorders.append(recorder)
         me = world.add_node("learner", handler=recorder.wrap(self.handler))
         recorder.node = me
         stage = Stage(world, me)
-        played = Played(name, world, stage, recorder)
+        played = Played(name, world, stage, recorder, gone=[(p.name, h) for p in self.played for h in p.left_running])
         try:
             if processor is None:
                 story(stage)
@@ -195,6 +201,7 @@ class Session:
         if recorder.task_errors:
             raise thread_failed(played, *recorder.task_errors[0], what="task")
         _check_handled(played)
+        played.left_running = list({id(h): h for h, task in recorder.tasks if not task.done()}.values())
         self.played.append(played)
         return played
 
@@ -386,10 +393,14 @@ HANG_HINT = ("a handler must return promptly: never wait in a loop for something
 
 
 def fail(played: Played | str, event: Optional[Event], expected: str, happened: str,
-         hint: str, *, scenario: str = "", note_changes: bool = True) -> ExerciseFailed:
+         hint: str, *, scenario: str = "", note_changes: bool = True, explained: bool = False) -> ExerciseFailed:
     """A failure that names the scenario (``played``'s, or the one given) and the event, shows the path of
-    events, and teaches."""
+    events, and teaches. Unless ``explained`` (an error of yours is the cause), an event your handler left to a task
+    of an earlier play is told as such (``_handed_to_a_gone_task``): the hint for a handler that did nothing would
+    name another cause."""
     scenario = scenario or (played if isinstance(played, str) else played.name)
+    if isinstance(played, Played) and not explained:
+        hint = _handed_to_a_gone_task(played, event) or hint
     where = f" on {type(event).__qualname__}" if event is not None else ""
     lines = [f"Scenario '{scenario}'{where}:", f"  Expected: {expected}", f"  Happened: {happened}"]
     if event is not None:
@@ -402,6 +413,53 @@ def fail(played: Played | str, event: Optional[Event], expected: str, happened: 
         lines.append(f"  Also: your handler changed this event's {', '.join(changed)}. That changes nothing (the "
                      "check judges LDK's own copy), but events are LDK's record: read them, never change them.")
     return ExerciseFailed("\n".join(lines))
+
+
+#: The events a handler answers with a call (to the node, its disk, its sweeper): one handled with none, in a play
+#: after one whose task for such an event still worked at its end, was handed to that task (``_handed_to_a_gone_task``).
+ANSWERED = (Event.OpenChannelRequest, Event.FundingGenerationReady, Event.PaymentClaimable, Event.PaymentClaimed,
+            Event.PaymentSent, Event.PaymentFailed, Event.PendingHTLCsForwardable, Event.SpendableOutputs,
+            Event.BumpTransaction)
+
+
+def _handed_to_a_gone_task(played: Played, event: Optional[Event]) -> str:
+    """The hint for an event (``event``, or any of the play's if None) your handler left to a task spawned in an
+    earlier play: one of the same kind still at work when that play ended, where this event got no call at all, from
+    the handler or anything it spawned. "" if there is none. Each play is a new node with an event loop of its own (the
+    grader's learner process cancels the old node's tasks): the earlier task never runs again, so what it is handed
+    is never done. A real node runs one loop for its life; the check plays many nodes against one handler."""
+    if not played.gone:
+        return ""
+    running = {id(h) for h, task in played.recorder.tasks if not task.done()}
+    for handling in played.recorder.handlings:
+        kind = type(handling.event)
+        if (event is not None and handling.event is not event) or kind not in ANSWERED or handling.finished is None \
+                or replayed(handling) or id(handling) in running or played.recorder.calls_for(handling):
+            continue
+        earlier = next(((name, h) for name, h in played.gone if type(h.event) is kind), None)
+        if earlier is not None:
+            a = "an" if kind.__name__[0] in "AEIOU" else "a"
+            which = "this" if event is not None else f"event {_number(played, handling)}, {a}"
+            return (f"your handler made no call for {which} {kind.__name__}: it handed it to a task spawned in an "
+                    f"earlier play of this check (scenario '{earlier[0]}', while handling {a} {kind.__name__}), "
+                    "and that task no longer runs. Each play is a new node with an event loop of its own, and a "
+                    "task runs only on its node's loop (a real node runs one loop for its life, so one long-lived "
+                    "worker is sound in LDK; the check plays many nodes). Answer in the handler or in a task spawned "
+                    "for this event; or start the worker again when it is not running on the current loop "
+                    "(task.done() or task.get_loop() is not asyncio.get_running_loop()), handing it this node's "
+                    "components with each event.")
+    return ""
+
+
+def _number(played: Played, handling: Handling) -> int:
+    """Which event of the play (counted as the path of events shows them, a replay with its event) ``handling`` was."""
+    events: list[int] = []
+    for h in played.recorder.handlings:
+        if not events or events[-1] != id(h.event):
+            events.append(id(h.event))
+        if h is handling:
+            break
+    return len(events)
 
 
 def _changed_fields(played: Played, event: Optional[Event]) -> list[str]:
@@ -479,7 +537,7 @@ def handler_error(error: EventHandlerError, played: Played) -> ExerciseFailed:
     if isinstance(cause, BlockingCall):
         happened = f"{cause}" if cause.caught else f"it did not return: {cause}, and the check stopped it"
     failure = fail(played, error.event, "your handler to return promptly" if isinstance(cause, BlockingCall)
-                   else "your handler to return normally", happened, hint)
+                   else "your handler to return normally", happened, hint, explained=True)
     failure.__cause__ = trimmed(cause)
     return failure
 
@@ -490,7 +548,7 @@ def task_blocked(error: TaskBlocked, played: Played) -> ExerciseFailed:
                    f"a task it spawned {str(error).removeprefix('it ')}, and the check stopped it",
                    f"a task runs on the node's own loop: {error.error.call or 'time.sleep()'} there stops the whole "
                    "node, as in the handler. Await asyncio.sleep(...) (or asyncio's own Event or Queue) instead: the "
-                   "task pauses, and the node goes on meanwhile.")
+                   "task pauses, and the node goes on meanwhile.", explained=True)
     failure.__cause__ = trimmed(error.error)
     return failure
 
@@ -502,7 +560,7 @@ def thread_failed(played: Played, event: Event, error: BaseException, what: str 
     failure = fail(played, event, f"the {what} your handler {started} to end normally",
                    f"it raised {type(error).__name__}: {error}",
                    f"read the traceback above: its last lines point at the line that failed. An error in a {what} "
-                   "reaches no one, so the node never learns that the work was not done.")
+                   "reaches no one, so the node never learns that the work was not done.", explained=True)
     failure.__cause__ = trimmed(error)
     return failure
 

@@ -128,6 +128,11 @@ class _Recorded:
         object.__setattr__(self, "_recorder", recorder)
 
     def __getattr__(self, attr: str) -> Any:
+        now = self._recorder.latest()
+        if now is not self._recorder:  # kept from an earlier play (by a thread of yours): see ``Recorder.successor``
+            component = dict(now.components).get(self._name)
+            if component is not None:
+                return getattr(now._proxy(self._name, component), attr)
         value = getattr(self._component, attr)
         if attr.startswith("_") or isinstance(value, type):
             return value
@@ -173,6 +178,10 @@ class Recorder:
         self._replays: dict[int, int] = {}  # id(event): how many times your handler asked for it again
         #: The components your handler was last given (name, component): one reached through another is recorded too.
         self.components: list[tuple[str, Any]] = []
+        #: The recorder of the check's next play. A component your code kept from this play (in a thread of yours that
+        #: outlives it) stands for the node playing now, as the grader's stand-ins do, and as a real node's components
+        #: are the same for its life: the check plays many nodes against one handler.
+        self.successor: Optional[Recorder] = None
         chain_broadcast = world.chain.broadcast
 
         def broadcast(tx: Any) -> Any:
@@ -301,6 +310,13 @@ class Recorder:
         if plan is not None and handling is not None and isinstance(handling.event, plan[0]) and plan[1]:
             return plan[1].pop(0)
         return drawn
+
+    def latest(self) -> Recorder:
+        """The recorder of the check's play now (``successor``)."""
+        recorder = self
+        while recorder.successor is not None:
+            recorder = recorder.successor
+        return recorder
 
     # --- questions a check asks -------------------------------------------------------------
 

@@ -515,15 +515,16 @@ def _counted(loop: VirtualLoop, fn: Callable[..., Any], own_thread: bool) -> tup
     return counted_fn, counted
 
 
-def _count_threads(loop: VirtualLoop) -> None:
-    """Make threads and pool work the learner's code starts while an event is handled jobs of ``loop``."""
+def _count_threads(learner: Learner) -> None:
+    """Make threads and pool work the learner's code starts while an event is handled jobs of the learner's loop (the
+    world's now)."""
     start, submit = threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit
 
     def counting_start(self: threading.Thread) -> None:
         if not (_ORIGIN.get() and yours(sys._getframe(1))):
             return start(self)
         run = timer_run(self) if isinstance(self, threading.Timer) else self.run
-        self.run, counted = _counted(loop, run, own_thread=True)  # type: ignore[method-assign]
+        self.run, counted = _counted(learner.loop, run, own_thread=True)  # type: ignore[method-assign]
         try:
             return start(self)
         except BaseException:  # (no thread to wait for: the sandbox's limit on threads, say)
@@ -534,7 +535,7 @@ def _count_threads(loop: VirtualLoop) -> None:
                         **kwargs: Any) -> concurrent.futures.Future[Any]:
         if not (_ORIGIN.get() and (HANDED_OVER.get() is not None or _submitted_by_you(sys._getframe(1)))):
             return submit(self, fn, *args, **kwargs)
-        job, counted = _counted(loop, fn, own_thread=False)
+        job, counted = _counted(learner.loop, fn, own_thread=False)
         handed_over(counted)
         return submit_counted(self, submit, job, counted, *args, **kwargs)
 
@@ -554,8 +555,7 @@ class Learner:
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
-        self.loop = VirtualLoop()
-        asyncio.set_event_loop(self.loop)
+        self._new_loop()
         shell = IPythonShell()
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__, "display": display,
                                           "get_ipython": lambda: shell, "exit": quit_, "quit": quit_,
@@ -568,10 +568,16 @@ class Learner:
         #: The tasks the handler spawned and not yet done, with the number of the event whose handling spawned each: the
         #: check waits for one working on an answer it allows to be put off (``Recorder.waiting``).
         self.spawned: list[tuple[int, asyncio.Task[Any]]] = []
+        _count_threads(self)
+
+    def _new_loop(self) -> None:
+        """A loop of its own for each world, as the check gives each play's node (its world's): a task of an earlier
+        node's never runs again, and a handler that starts a task per loop starts one for each node, as in the check."""
+        self.loop = VirtualLoop()
+        asyncio.set_event_loop(self.loop)
         self.loop.set_task_factory(self._task_factory)
         self.loop.set_exception_handler(self._on_loop_error)
         self.clock = _LoopClock(self.loop)
-        _count_threads(self.loop)
 
     def _task_factory(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
         """Tasks the handler spawns are watched step by step, like the handler (``Recorder.task_factory``)."""
@@ -749,6 +755,10 @@ class Learner:
             self._trust(message.get("trusted"))
             if op == "reset":
                 self.loop.cancel_everything()
+                old, now_us = self.loop, self.loop.now_us
+                self._new_loop()
+                self.loop.now_us = now_us
+                old.close()
                 self.current = None
             if op == "crash":
                 self.crashed()

@@ -343,6 +343,27 @@ def claimed_by_one_worker_thread() -> Any:
     return compose({CLAIMABLE: arm})
 
 
+def claimed_by_a_thread_with_its_manager() -> Any:
+    """One daemon thread, started with the first PaymentClaimable, keeps the channel_manager it was started with (a
+    node's is the same for its life), and claims each payment the handler puts on its queue with its inbound_payments.
+    """
+    work: queue.Queue[Any] = queue.Queue()
+    started: list[threading.Thread] = []
+
+    def arm(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+        def worker() -> None:
+            while True:
+                payments, payment = work.get()
+                claimable(channel_manager=channel_manager, inbound_payments=payments, event=payment)
+
+        if not started:
+            started.append(threading.Thread(target=worker, daemon=True))
+            started[0].start()
+        work.put((inbound_payments, event))
+
+    return compose({CLAIMABLE: arm})
+
+
 def claimed_by_a_thread_waiting_on_its_pool() -> Any:
     """Each PaymentClaimable starts a thread that waits for a lookup in a pool of its own, then claims or fails back."""
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
@@ -372,6 +393,28 @@ def claimed_by_one_worker() -> Any:
 
             spawn(worker())
         queue[0].put_nowait(event)
+
+    return compose({CLAIMABLE: arm})
+
+
+def claimed_by_a_worker_per_loop() -> Any:
+    """One task claims or fails back each payment from a queue, with the components handed over with it, and is started
+    again when it is not running on the loop now running: each play of a check is another node, with a loop of its own
+    (the capstone's hint for the worker above)."""
+    worker: list[Any] = []  # [its task, its queue]
+
+    def arm(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+        loop = asyncio.get_running_loop()
+        if not worker or worker[0].done() or worker[0].get_loop() is not loop:
+            work: asyncio.Queue[Any] = asyncio.Queue()
+
+            async def claim() -> None:
+                while True:
+                    claimable(**await work.get())
+
+            worker[:] = [loop.create_task(claim()), work]
+        worker[1].put_nowait({"channel_manager": channel_manager, "inbound_payments": inbound_payments,
+                              "event": event})
 
     return compose({CLAIMABLE: arm})
 
@@ -492,10 +535,14 @@ CASES = [
     right(EX, "claimed_by_one_worker_thread", Fresh(claimed_by_one_worker_thread),
           why="a daemon thread idling on a queue.Queue claims each payment: woken by the handler's put, it is waited "
               "for again (under load its claims once raced the clock)"),
+    right(EX, "claimed_by_a_thread_with_its_manager", Fresh(claimed_by_a_thread_with_its_manager),
+          why="a daemon thread keeps the channel_manager it started with and claims each payment from a queue.Queue"),
     right(EX, "claimed_by_a_thread_waiting_on_its_pool", Fresh(claimed_by_a_thread_waiting_on_its_pool),
           why="a thread waits for its pool's future: woken as the pool's work ends, it is waited for again"),
     right(EX, "claimed_by_one_worker_task", Fresh(claimed_by_one_worker),
           why="one task claims every payment from a queue: judged by the payment each call names (it once failed)"),
+    right(EX, "claimed_by_a_worker_per_loop", Fresh(claimed_by_a_worker_per_loop),
+          why="one task per node's loop claims every payment from a queue, with the components handed over with it"),
     right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first),
           why="returns ReplayEvent() the first time it sees each event, then handles it: each payment claimed once"),
     wrong(EX, "asks_again_for_claimables_for_ever", asks_again_always(Event.PaymentClaimable),

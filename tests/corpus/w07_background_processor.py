@@ -13,11 +13,16 @@ from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 
 from . import Fresh, right, wrong
 from .arms import claimed as good_claimed
-from .arms import compose, failed, sent, spawn
-from .w03_receiving_payments import claimed_retry_in_place
+from .arms import compose, failed, nothing, sent, spawn
+from .w03_receiving_payments import (
+    answers_after,
+    claimed_by_a_worker_per_loop,
+    claimed_by_one_worker,
+    claimed_retry_in_place,
+)
 
 EX = "background_processor"
-CLAIMED, SENT, FAILED = Event.PaymentClaimed, Event.PaymentSent, Event.PaymentFailed
+CLAIMABLE, CLAIMED, SENT, FAILED = Event.PaymentClaimable, Event.PaymentClaimed, Event.PaymentSent, Event.PaymentFailed
 
 
 def _update_inbound(inbound_payments: Any, event: Any, *, add: bool = False) -> None:
@@ -330,6 +335,16 @@ def writes_under_a_namespace(inbound_payments: Any, outbound_payments: Any, fs_s
 
 
 CASES = [
+    wrong(EX, "never_claims", compose({CLAIMABLE: nothing}), "it was never claimed",
+          why="no PaymentClaimable arm at all: the write that fails was never tried, and the workbook passed it"),
+    wrong(EX, "claimed_by_one_worker_task", Fresh(claimed_by_one_worker), "a task spawned in an earlier play",
+          "event loop of its own",
+          why="one task, spawned with the first PaymentClaimable of the check, claims from a queue: from the second "
+              "play on it claimed nothing, and the workbook passed it (the failed writes of those plays never tried)"),
+    right(EX, "claims_a_minute_later", compose({CLAIMABLE: answers_after(60)}),
+          why="claims from a task a minute later, as workbook 3 allows: waited for, as workbook 3 waits"),
+    right(EX, "claimed_by_a_worker_per_loop", Fresh(claimed_by_a_worker_per_loop),
+          why="one task per node's loop claims every payment from a queue, with the components handed over with it"),
     wrong(EX, "skips_what_memory_says_is_recorded", compose({CLAIMED: skips_what_memory_says_is_recorded}),
           "handed over again", "Write the record each time",
           why="returns at once when memory already says Succeeded: the replay after the failed write writes nothing. "

@@ -12,8 +12,14 @@ from ldkkit.reference import TRUSTED_ZERO_CONF_PEERS
 
 from . import Fresh, right, wrong
 from .arms import asks_again_first, compose, spawn, user_channel_id
-from .w01_open_channel_request import accept_by_keywords, accepts_later
-from .w03_receiving_payments import answers_after, claimed_retry_in_place
+from .w01_open_channel_request import accept_by_keywords, accepts_later, answered_by_one_worker
+from .w03_receiving_payments import (
+    answers_after,
+    claimed_by_a_thread_with_its_manager,
+    claimed_by_a_worker_per_loop,
+    claimed_by_one_worker,
+    claimed_retry_in_place,
+)
 from .w04_sending_payments import probe_fails_pending_payments, set_status
 from .w05_forwarding import forward_after
 from .w06_on_chain import track_defaults
@@ -390,6 +396,22 @@ CASES = [
           "already paid", "you claimed it a second time", "whatever its amount", slow=True,
           why="claims a second payment of a paid invoice when its amount differs: it passed, the only payment made "
               "twice (receive_duplicate_payment) paying the same amount both times"),
+    # (right for one node, which runs one loop for its life; the capstone plays many, each with a loop of its own)
+    wrong(EX, "claimed_by_one_worker_task", Fresh(claimed_by_one_worker), "made no call for this PaymentClaimable",
+          "spawned in an earlier play", "a new node with an event loop of its own", "task.get_loop()",
+          why="one task, spawned with the first PaymentClaimable of the check, claims from a queue: it was told 'the "
+              "preimage is in the event's purpose', though its handler had handed the payment to that task"),
+    wrong(EX, "answered_by_one_worker_task", Fresh(lambda: compose({OPEN: answered_by_one_worker()})),
+          "made no call for event 1, an OpenChannelRequest", "spawned in an earlier play",
+          "a new node with an event loop of its own",
+          why="one task, spawned with the first OpenChannelRequest of the check, answers from a queue: it was told "
+              "'an earlier event was not handled... Run the earlier checks first'"),
+    right(EX, "claimed_by_a_worker_per_loop", Fresh(claimed_by_a_worker_per_loop),
+          why="the worker started again on each node's loop, handed the components with each payment (the hint above)"),
+    right(EX, "claimed_by_a_thread_with_its_manager", Fresh(claimed_by_a_thread_with_its_manager),
+          why="a thread of an earlier play, with that play's channel_manager, claims each payment from a queue.Queue: "
+              "in the check its claims went to the earlier play's node ('never claimed'), in the grader to the node "
+              "playing (the learner process has one stand-in for every play's)"),
     wrong(EX, "never_sweeps", compose({Event.SpendableOutputs: None}), "track_spendable_outputs",
           "never came back to your wallet", why="no SpendableOutputs arm"),
     wrong(EX, "claims_a_payment_made_twice", compose({CLAIMABLE: claims_every_time}), "receive_duplicate_payment",
