@@ -112,7 +112,7 @@ class QuietLoop:
         following = [] if left_us is None else [left_us]  # (the first not counted: busy, or due after the end)
         for first_us, name in idle:
             timer = timers[name]
-            period_us = timer.threshold_us - timer.last_us  # (whole seconds, so whole polls)
+            period_us = timer.period_us  # (whole seconds, so whole polls)
             count = -(-(end_us - first_us) // period_us)  # (none if due with the busy one, at the end)
             if count:
                 timer.last_us = first_us + (count - 1) * period_us

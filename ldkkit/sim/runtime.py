@@ -134,6 +134,7 @@ class Turn:
     def __init__(self, cond: threading.Condition) -> None:
         self._lock = threading.Lock()
         self._cond = cond
+        self._cond_lock = cond._lock  # type: ignore[attr-defined]  # (see Runtime.cond_lock)
         self._holder: int | None = None
         self.rouse_pending = False  # participants were woken by the holder: notify them as it lets go
 
@@ -145,7 +146,7 @@ class Turn:
         self._holder = None
         self._lock.release()
         if self.rouse_pending:
-            with self._cond:
+            with self._cond_lock:
                 self.rouse_pending = False
                 self._cond.notify_all()
 
@@ -202,7 +203,7 @@ class Participant:
         sending a payment), its work waits for the world's next step, so that it never overlaps that thread's next
         call into a node (which would then land before or after it, as the threads were scheduled)."""
         runtime = self.runtime
-        with runtime.cond:
+        with runtime.cond_lock:
             if self.in_handler and not self.stopping:  # (what woke it, a future now complete, is its loop's to see)
                 return
             if (self.idle and not self.ticking and not self.stopping and runtime.clock.is_virtual
@@ -217,12 +218,12 @@ class Participant:
         ``handler_done``, the world neither wakes it nor does its loop's work for it (``on_wake``). LDK's processor
         is inside ``process_pending_events`` meanwhile: it persists nothing and runs no timer until the handler
         returns, so a node that crashes mid-event has on disk what it had before the event."""
-        with self.runtime.cond:
+        with self.runtime.cond_lock:
             self.in_handler = True
 
     def handler_done(self) -> None:
         """The handler's coroutine is over (from any thread): its processor goes on with its own iteration."""
-        with self.runtime.cond:
+        with self.runtime.cond_lock:
             self.in_handler = False
             self.idle = False
             self.runtime.rouse()
@@ -233,7 +234,7 @@ class Participant:
         ``ready`` is checked under the lock that ``wake`` takes, so no wake-up is lost.
         """
         runtime = self.runtime
-        with runtime.cond:
+        with runtime.cond_lock:
             if ready() or (deadline_us is not None and runtime.clock.now_us() >= deadline_us):
                 return
             self.deadline_us = deadline_us
@@ -256,7 +257,10 @@ class Runtime:
         self.allowed_until_us = clock.now_us()
         self.loop = _VirtualTimeLoop(self)
         self._lock = threading.RLock()
-        self.cond = threading.Condition()
+        #: The lock of ``cond``, taken directly where nothing waits: a Condition's own ``with`` is two Python-level
+        #: calls, and the world takes it a dozen times a block (as ``wakers.Notifier`` does its own).
+        self.cond_lock = threading.RLock()
+        self.cond = threading.Condition(self.cond_lock)
         self.participants: list[Participant] = []
         #: How long (real seconds) a participant may stay busy before the world reports it as stuck.
         self.stuck_after_s = 30.0
@@ -285,13 +289,13 @@ class Runtime:
     # --- participants ------------------------------------------------------------------------
 
     def join(self, name: str) -> Participant:
-        with self.cond:
+        with self.cond_lock:
             participant = Participant(self, name)
             self.participants.append(participant)
             return participant
 
     def leave(self, participant: Participant) -> None:
-        with self.cond:
+        with self.cond_lock:
             if participant in self.participants:
                 self.participants.remove(participant)
             self.cond.notify_all()
@@ -310,7 +314,7 @@ class Runtime:
         """Do the work of the participants the world woke as they slept (``Participant.on_wake``), here, where
         their threads would have taken the turn: one that has more to do is woken after all."""
         while True:
-            with self.cond:  # (a plain loop: most calls find none, at every step of the world)
+            with self.cond_lock:  # (a plain loop: most calls find none, at every step of the world)
                 for p in self.participants:
                     if p.wake_deferred:
                         break
@@ -323,7 +327,7 @@ class Runtime:
                 if p.on_wake is not None:
                     later = p.on_wake(self.clock.now_us())  # (components' locks: not ours)
             finally:
-                with self.cond:
+                with self.cond_lock:
                     p.ticking = False
                     if later is not None and p.idle:  # still asleep, until then
                         p.deadline_us = later
@@ -349,7 +353,7 @@ class Runtime:
         while True:
             self.turn.release()  # the loop's thread holds it: hand it to the busy participants
             try:
-                with self.cond:  # (a wake left to the world meanwhile, by a thread outside its turn, is done below)
+                with self.cond_lock:  # (a wake left to the world meanwhile, by a thread outside its turn: done below)
                     done = self.cond.wait_for(self._asleep_or_left_to_the_world, give_up - time.monotonic())
                     busy = [p.name for p in self.participants if not p.idle]  # named now: it may finish soon
             finally:
@@ -435,7 +439,7 @@ class Runtime:
         """
         moved = False
         while not self.jobs:
-            with self.cond:  # (one pass over the participants each, not a list per question: a stop per block)
+            with self.cond_lock:  # (one pass over the participants each, not a list per question: a stop per block)
                 first_us = target_us
                 for p in self.participants:
                     if p.deadline_us is not None and (first_us is None or p.deadline_us < first_us):
@@ -509,7 +513,7 @@ class Runtime:
                 break
             self.clock.move_to(later)
             now_us = later
-        with self.cond:
+        with self.cond_lock:
             p.ticking = False
             asleep = later is not None and later > now_us and p.idle
             if asleep:  # still asleep: its thread, waiting for "not idle", has nothing to see
@@ -549,7 +553,7 @@ class Runtime:
     def all_idle(self) -> bool:
         """Whether every participant is asleep with nothing left for the world to do for it (``cond``'s lock is
         re-entrant: a holder may ask too)."""
-        with self.cond:
+        with self.cond_lock:
             for p in self.participants:
                 if not p.idle or p.wake_deferred:
                     return False

@@ -398,7 +398,7 @@ class World:
         if not all(_only_pings(self.nodes[name]) for name, (due_us, _) in self._next_tick.items()
                    if due_us <= target_us and self._world_drives(self.nodes[name])):
             return False
-        with runtime.cond:
+        with runtime.cond_lock:
             if not all(p.idle and not p.ticking and p.deadline_us is not None and p.on_deadline is not None
                        for p in runtime.participants):
                 return False
