@@ -337,7 +337,11 @@ class _RunBody(QuietLoop):
                 or bool(self.channel_manager.pending_msg_events))
 
     def _due(self, now_us: int) -> set[str]:
-        return {name for name, timer in self.timers.items() if now_us >= timer.threshold_us}
+        due = set()  # (a plain loop: asked at every wake and quiet tick)
+        for name, timer in self.timers.items():
+            if now_us >= timer.threshold_us:
+                due.add(name)
+        return due
 
     def _fire(self, name: str, now_us: int) -> None:
         """A due timer fires: it counts, and its interval starts again now."""
