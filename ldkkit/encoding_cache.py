@@ -66,7 +66,7 @@ class EncodingCache:
                 item = entry[3]  # (the snapshot on the left: its empty dicts compare with the fields' contents)
             else:
                 item = Encoded(encode_item(record))
-                if all(_immutable(k) or (k is dict and not v) for k, v in zip(kinds, fields, strict=True)):
+                if _keepable(kinds, fields):
                     snapshot = tuple({} if k is dict else v for k, v in zip(kinds, fields, strict=True))
                     entry = (record, snapshot, kinds, item)
                 else:
@@ -94,6 +94,24 @@ class EncodingCache:
 
 
 _IMMUTABLE: dict[type, bool] = {t: True for t in (int, bool, str, bytes, type(None), timedelta)}
+#: For each tuple of field types met: None if one can change in place, else where the dicts are (kept while empty).
+_DICTS_AT: dict[tuple[type, ...], tuple[int, ...] | None] = {}
+_UNKNOWN: Any = object()
+
+
+def _keepable(kinds: tuple[type, ...], fields: tuple[Any, ...]) -> bool:
+    """Whether a record with these fields' types and values may be kept: each immutable, or an empty dict. (Asked of
+    every record encoded again, field by field: the types' answer is kept, the dicts' emptiness is looked at.)"""
+    dicts = _DICTS_AT.get(kinds, _UNKNOWN)
+    if dicts is _UNKNOWN:
+        ok = all(_immutable(k) or k is dict for k in kinds)
+        dicts = _DICTS_AT[kinds] = tuple(i for i, k in enumerate(kinds) if k is dict) if ok else None
+    if dicts is None:
+        return False
+    for i in dicts:
+        if fields[i]:
+            return False
+    return True
 
 
 def _immutable(cls: type) -> bool:
