@@ -149,7 +149,8 @@ class _Timer:
     @last_us.setter
     def last_us(self, value: int) -> None:
         self._last_us = value
-        self.threshold_us = value + self._interval_us + self._slack_us  #: the first moment it counts as elapsed
+        self.period_us = self._interval_us + self._slack_us  #: from one tick to the next, while nothing else wakes it
+        self.threshold_us = value + self.period_us  #: the first moment it counts as elapsed
 
     @property
     def interval_us(self) -> int:
@@ -318,7 +319,7 @@ class _RunBody(QuietLoop):
     def _timer(self, name: str, now: int, quiet: bool) -> bool:
         """Fire due timer ``name``; False if its action raised while quiet (undone)."""
         timer = self.timers[name]
-        last_us = timer.last_us
+        last_us = timer._last_us  # (not the property: every tick comes here)
         self._fire(name, now)
         try:
             self._timer_actions[name]()
@@ -336,7 +337,11 @@ class _RunBody(QuietLoop):
                 or bool(self.channel_manager.pending_msg_events))
 
     def _due(self, now_us: int) -> set[str]:
-        return {name for name, timer in self.timers.items() if now_us >= timer.threshold_us}
+        due = set()  # (a plain loop: asked at every wake and quiet tick)
+        for name, timer in self.timers.items():
+            if now_us >= timer.threshold_us:
+                due.add(name)
+        return due
 
     def _fire(self, name: str, now_us: int) -> None:
         """A due timer fires: it counts, and its interval starts again now."""
@@ -711,7 +716,7 @@ async def _await_on_world(awaitable: Awaitable[Any], runtime: Any, participant: 
         future = asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), runtime.loop)
         future.add_done_callback(lambda _: participant.handler_done())  # busy again the moment it is done
         with runtime.turn_released():
-            with runtime.cond:
+            with runtime.cond_lock:
                 if not future.done():
                     participant.idle = True
                     runtime.cond.notify_all()

@@ -66,11 +66,16 @@ class EncodingCache:
                 item = entry[3]  # (the snapshot on the left: its empty dicts compare with the fields' contents)
             else:
                 item = Encoded(encode_item(record))
-                if all(_immutable(k) or (k is dict and not v) for k, v in zip(kinds, fields, strict=True)):
-                    snapshot = tuple({} if k is dict else v for k, v in zip(kinds, fields, strict=True))
-                    entry = (record, snapshot, kinds, item)
-                else:
+                dicts = _empty_dicts_at(kinds, fields)
+                if dicts is None:
                     entry = None
+                elif dicts:  # (each of its dicts, empty now, kept as a dict of its own: the record's may fill up)
+                    snapshot = list(fields)
+                    for i in dicts:
+                        snapshot[i] = {}
+                    entry = (record, tuple(snapshot), kinds, item)
+                else:
+                    entry = (record, fields, kinds, item)
             if entry is not None:
                 self._kept[id(record)] = entry
             out.append(item)
@@ -94,6 +99,24 @@ class EncodingCache:
 
 
 _IMMUTABLE: dict[type, bool] = {t: True for t in (int, bool, str, bytes, type(None), timedelta)}
+#: For each tuple of field types met: None if one can change in place, else where the dicts are (kept while empty).
+_DICTS_AT: dict[tuple[type, ...], tuple[int, ...] | None] = {}
+_UNKNOWN: Any = object()
+
+
+def _empty_dicts_at(kinds: tuple[type, ...], fields: tuple[Any, ...]) -> tuple[int, ...] | None:
+    """Where a record with these fields' types and values has its dicts, if it may be kept: each field immutable, or
+    an empty dict; None if not. (Asked of every record encoded again: the types' answer is kept, and only the dicts'
+    emptiness is looked at, not every field.)"""
+    dicts = _DICTS_AT.get(kinds, _UNKNOWN)
+    if dicts is _UNKNOWN:
+        ok = all(_immutable(k) or k is dict for k in kinds)
+        dicts = _DICTS_AT[kinds] = tuple(i for i, k in enumerate(kinds) if k is dict) if ok else None
+    if dicts is not None:
+        for i in dicts:
+            if fields[i]:
+                return None
+    return dicts
 
 
 def _immutable(cls: type) -> bool:

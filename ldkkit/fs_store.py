@@ -109,12 +109,17 @@ class FilesystemStore:
         dest = self._file(*name)
         fd = _open(dest, os.O_WRONLY | os.O_CREAT)
         try:
-            _write_fully(fd, buf)
+            if type(buf) is bytes:  # (the usual: one os.write takes it all, with no view of it to make)
+                written = os.write(fd, buf)
+                if written < len(buf):
+                    _write_fully(fd, memoryview(buf)[written:])
+            else:
+                _write_fully(fd, buf)
             st = os.fstat(fd)
             if st.st_size != len(buf):  # a shorter value leaves no tail of the old one (a value that grows, or
                 os.ftruncate(fd, len(buf))  # keeps its length, as a manager's at every block, needs no call)
                 st = os.fstat(fd)
-            identity = _identity_of(st)
+            identity = st.st_ino, st.st_size, st.st_mtime_ns  # (_identity_of, inline: a write at every block)
         finally:
             os.close(fd)
         self._written[name] = (bytes(buf), dest, identity)

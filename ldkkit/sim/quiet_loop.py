@@ -24,10 +24,6 @@ def tick_changes_nothing(tick: Callable[..., Any], *args: Any) -> bool:
     return when is not None and bool(when(tick.__self__, *args))
 
 
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 class QuietLoop:
     """The processor loop's work while it sleeps (mixed into ``background_processor._RunBody``)."""
 
@@ -112,7 +108,7 @@ class QuietLoop:
         following = [] if left_us is None else [left_us]  # (the first not counted: busy, or due after the end)
         for first_us, name in idle:
             timer = timers[name]
-            period_us = timer.threshold_us - timer.last_us  # (whole seconds, so whole polls)
+            period_us = timer.period_us  # (whole seconds, so whole polls)
             count = -(-(end_us - first_us) // period_us)  # (none if due with the busy one, at the end)
             if count:
                 timer.last_us = first_us + (count - 1) * period_us
@@ -152,5 +148,9 @@ class QuietLoop:
         poll_us = round(poll_s * MICROS)
         if not self.clock.is_virtual:
             return wait_start_us + poll_us
-        first_us = min([t.threshold_us for t in self.timers.values()])  # the poll at which the first one is due
-        return wait_start_us + max(1, _ceil_div(first_us - wait_start_us, poll_us)) * poll_us
+        first_us = None  # (a plain loop, and the division inline: asked at every sleep of the loop)
+        for timer in self.timers.values():
+            if first_us is None or timer.threshold_us < first_us:
+                first_us = timer.threshold_us
+        assert first_us is not None
+        return wait_start_us + max(1, -((wait_start_us - first_us) // poll_us)) * poll_us  # the poll it is due at

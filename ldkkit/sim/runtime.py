@@ -19,6 +19,7 @@ import os
 import selectors
 import threading
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Iterator, Sized
 from typing import Any, Optional, TypeVar
 
@@ -99,6 +100,14 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
         super().__init__(_VirtualTimeSelector(runtime))
         self._runtime = runtime
         self._clock_resolution = 1 / MICROS
+        #: Its tasks, for ``Runtime.close``: ``asyncio.all_tasks`` looks through every task of the process, those of
+        #: worlds gone but not yet collected too (hundreds, at each of a check's forty closes).
+        self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+
+    def create_task(self, coro: Any, *, name: Any = None, context: Any = None) -> asyncio.Task[Any]:
+        task = super().create_task(coro, name=name, context=context)
+        self.tasks.add(task)
+        return task
 
     def time(self) -> float:
         return self._runtime.clock.now_us() / MICROS
@@ -134,6 +143,7 @@ class Turn:
     def __init__(self, cond: threading.Condition) -> None:
         self._lock = threading.Lock()
         self._cond = cond
+        self._cond_lock = cond._lock  # type: ignore[attr-defined]  # (see Runtime.cond_lock)
         self._holder: int | None = None
         self.rouse_pending = False  # participants were woken by the holder: notify them as it lets go
 
@@ -145,7 +155,7 @@ class Turn:
         self._holder = None
         self._lock.release()
         if self.rouse_pending:
-            with self._cond:
+            with self._cond_lock:
                 self.rouse_pending = False
                 self._cond.notify_all()
 
@@ -155,8 +165,7 @@ class Turn:
     def held_here(self) -> bool:
         return self._holder == threading.get_ident()
 
-    def __enter__(self) -> None:
-        self.acquire()
+    __enter__ = acquire  # (not a method calling it: the world takes its turn at every block)
 
     def __exit__(self, *exc: object) -> None:
         self.release()
@@ -202,7 +211,7 @@ class Participant:
         sending a payment), its work waits for the world's next step, so that it never overlaps that thread's next
         call into a node (which would then land before or after it, as the threads were scheduled)."""
         runtime = self.runtime
-        with runtime.cond:
+        with runtime.cond_lock:
             if self.in_handler and not self.stopping:  # (what woke it, a future now complete, is its loop's to see)
                 return
             if (self.idle and not self.ticking and not self.stopping and runtime.clock.is_virtual
@@ -217,12 +226,12 @@ class Participant:
         ``handler_done``, the world neither wakes it nor does its loop's work for it (``on_wake``). LDK's processor
         is inside ``process_pending_events`` meanwhile: it persists nothing and runs no timer until the handler
         returns, so a node that crashes mid-event has on disk what it had before the event."""
-        with self.runtime.cond:
+        with self.runtime.cond_lock:
             self.in_handler = True
 
     def handler_done(self) -> None:
         """The handler's coroutine is over (from any thread): its processor goes on with its own iteration."""
-        with self.runtime.cond:
+        with self.runtime.cond_lock:
             self.in_handler = False
             self.idle = False
             self.runtime.rouse()
@@ -233,7 +242,7 @@ class Participant:
         ``ready`` is checked under the lock that ``wake`` takes, so no wake-up is lost.
         """
         runtime = self.runtime
-        with runtime.cond:
+        with runtime.cond_lock:
             if ready() or (deadline_us is not None and runtime.clock.now_us() >= deadline_us):
                 return
             self.deadline_us = deadline_us
@@ -256,7 +265,10 @@ class Runtime:
         self.allowed_until_us = clock.now_us()
         self.loop = _VirtualTimeLoop(self)
         self._lock = threading.RLock()
-        self.cond = threading.Condition()
+        #: The lock of ``cond``, taken directly where nothing waits: a Condition's own ``with`` is two Python-level
+        #: calls, and the world takes it a dozen times a block (as ``wakers.Notifier`` does its own).
+        self.cond_lock = threading.RLock()
+        self.cond = threading.Condition(self.cond_lock)
         self.participants: list[Participant] = []
         #: How long (real seconds) a participant may stay busy before the world reports it as stuck.
         self.stuck_after_s = 30.0
@@ -285,13 +297,13 @@ class Runtime:
     # --- participants ------------------------------------------------------------------------
 
     def join(self, name: str) -> Participant:
-        with self.cond:
+        with self.cond_lock:
             participant = Participant(self, name)
             self.participants.append(participant)
             return participant
 
     def leave(self, participant: Participant) -> None:
-        with self.cond:
+        with self.cond_lock:
             if participant in self.participants:
                 self.participants.remove(participant)
             self.cond.notify_all()
@@ -310,7 +322,7 @@ class Runtime:
         """Do the work of the participants the world woke as they slept (``Participant.on_wake``), here, where
         their threads would have taken the turn: one that has more to do is woken after all."""
         while True:
-            with self.cond:  # (a plain loop: most calls find none, at every step of the world)
+            with self.cond_lock:  # (a plain loop: most calls find none, at every step of the world)
                 for p in self.participants:
                     if p.wake_deferred:
                         break
@@ -323,7 +335,7 @@ class Runtime:
                 if p.on_wake is not None:
                     later = p.on_wake(self.clock.now_us())  # (components' locks: not ours)
             finally:
-                with self.cond:
+                with self.cond_lock:
                     p.ticking = False
                     if later is not None and p.idle:  # still asleep, until then
                         p.deadline_us = later
@@ -349,7 +361,7 @@ class Runtime:
         while True:
             self.turn.release()  # the loop's thread holds it: hand it to the busy participants
             try:
-                with self.cond:  # (a wake left to the world meanwhile, by a thread outside its turn, is done below)
+                with self.cond_lock:  # (a wake left to the world meanwhile, by a thread outside its turn: done below)
                     done = self.cond.wait_for(self._asleep_or_left_to_the_world, give_up - time.monotonic())
                     busy = [p.name for p in self.participants if not p.idle]  # named now: it may finish soon
             finally:
@@ -435,7 +447,7 @@ class Runtime:
         """
         moved = False
         while not self.jobs:
-            with self.cond:  # (one pass over the participants each, not a list per question: a stop per block)
+            with self.cond_lock:  # (one pass over the participants each, not a list per question: a stop per block)
                 first_us = target_us
                 for p in self.participants:
                     if p.deadline_us is not None and (first_us is None or p.deadline_us < first_us):
@@ -509,7 +521,7 @@ class Runtime:
                 break
             self.clock.move_to(later)
             now_us = later
-        with self.cond:
+        with self.cond_lock:
             p.ticking = False
             asleep = later is not None and later > now_us and p.idle
             if asleep:  # still asleep: its thread, waiting for "not idle", has nothing to see
@@ -532,7 +544,8 @@ class Runtime:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            with self._lock, self.world_turn():
+            with self._lock, self.turn:  # (world_turn, inline: one call less of contextlib's, at every block)
+                self.wait_participants_idle()
                 caller, self._caller = self._caller, threading.get_ident()
                 try:
                     result = fn()
@@ -549,7 +562,7 @@ class Runtime:
     def all_idle(self) -> bool:
         """Whether every participant is asleep with nothing left for the world to do for it (``cond``'s lock is
         re-entrant: a holder may ask too)."""
-        with self.cond:
+        with self.cond_lock:
             for p in self.participants:
                 if not p.idle or p.wake_deferred:
                     return False
@@ -663,7 +676,7 @@ class Runtime:
             return
         for sleeper in list(self._sleepers):  # (their threads go on, and meet a world that is gone)
             sleeper.set()
-        tasks = asyncio.all_tasks(self.loop)
+        tasks = {task for task in list(self.loop.tasks) if not task.done()}  # (asyncio.all_tasks, of this loop's)
         for task in tasks:
             task.cancel()
         if tasks:

@@ -395,13 +395,14 @@ class World:
         waiting = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
         if self._timers_wake is None or waiting != [self._timers_wake]:
             return False
-        if not all(_only_pings(self.nodes[name]) for name, (due_us, _) in self._next_tick.items()
-                   if due_us <= target_us and self._world_drives(self.nodes[name])):
-            return False
-        with runtime.cond:
-            if not all(p.idle and not p.ticking and p.deadline_us is not None and p.on_deadline is not None
-                       for p in runtime.participants):
+        for name, (due_us, _) in self._next_tick.items():  # (plain loops: asked before every block)
+            node = self.nodes[name]
+            if due_us <= target_us and self._world_drives(node) and not _only_pings(node):
                 return False
+        with runtime.cond_lock:
+            for p in runtime.participants:
+                if not p.idle or p.ticking or p.deadline_us is None or p.on_deadline is None:
+                    return False
             sleepers = bool(runtime.participants)
         if sleepers:
             with runtime.turn:  # (as the loop's own jumps do: the processor's quiet work happens in the world's turn)
