@@ -109,6 +109,9 @@ class Played:
     left_running: list[Handling] = field(default_factory=list)
     #: Those of the check's earlier plays, with each play's name: tasks that no longer run (``_handed_to_a_gone_task``).
     gone: list[tuple[str, Handling]] = field(default_factory=list)
+    #: The records read back from each (key, bytes) stored, once: a check reads the same bytes many times over
+    #: (the judges only read them).
+    decoded: dict[tuple[str, bytes], dict[Any, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def me(self) -> Node:
@@ -657,12 +660,18 @@ def _decoded(played: Played, event: Optional[Event], key: str, data: bytes) -> d
     """The records stored under ``key``; fails, naming what is wrong, if they cannot be read back."""
     from ..payment_storage import InboundPaymentInfoStorage, OutboundPaymentInfoStorage
 
+    decoded = played.decoded.get((key, data)) if isinstance(played, Played) else None
+    if decoded is not None:
+        return dict(decoded)
     storage = {"inbound_payments": InboundPaymentInfoStorage, "outbound_payments": OutboundPaymentInfoStorage}[key]
     try:
-        return dict(storage.decode(data).payments)
+        decoded = dict(storage.decode(data).payments)
     except Exception as e:
         raise fail(played, event, f"{key} stored as {key}.encode()", f"what is stored cannot be read back: {e}",
                    _unreadable_hint(key, str(e))) from None
+    if isinstance(played, Played):
+        played.decoded[(key, data)] = decoded
+    return dict(decoded)
 
 
 def _unreadable_hint(key: str, error: str) -> str:
