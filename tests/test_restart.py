@@ -72,7 +72,7 @@ def test_a_node_restarted_after_time_down_is_given_the_blocks_it_missed(monkeypa
         stage.open(stage.me, bob, 1_000_000, confirm=False)
         stage.settle()
         down_at = world.chain.height()
-        stage.me.driven_by_world = False  # down: nothing handles or persists the learner's node any more
+        world.crash(stage.me)  # nothing handles or persists the learner's node any more
         world.mine(6)
         restarted = world.restart_node(stage.me)
         (channel,) = restarted.channel_manager.list_channels()
@@ -99,7 +99,7 @@ def test_a_channel_that_confirmed_while_a_node_was_down_is_usable_once_its_peer_
         stage.open(stage.me, bob, 1_000_000, confirm=False)
         stage.settle()
         world.disconnect(stage.me, bob)
-        stage.me.driven_by_world = False  # down: its persisted manager stays where it was
+        world.crash(stage.me)  # its persisted manager stays where it was
         stage.mine(6)
         restarted = world.restart_node(stage.me, handler=recording)
         stage.settle()
