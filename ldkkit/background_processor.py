@@ -203,6 +203,8 @@ class _RunBody(QuietLoop):
         self._timer_actions = {"freshness": channel_manager.timer_tick_occurred,
                                "ping": peer_manager.timer_tick_occurred,
                                "rebroadcast": chain_monitor.rebroadcast_pending_claims}
+        #: Set when the node's process dies (``World.crash``): the loop stops where it is, with no last persist.
+        self.crashed = False
         #: What the loop hands each event to, and when the time of the next one started (see ``_decorate``).
         self.decorated = self._decorate()
         self.since = time.perf_counter()
@@ -349,7 +351,9 @@ class _RunBody(QuietLoop):
         self.timer_counts[name] += 1
 
     def on_exit(self) -> None:
-        """Persist the manager, scorer and graph one last time (errors are returned)."""
+        """Persist the manager, scorer and graph one last time (errors are returned); nothing if the process died."""
+        if self.crashed:
+            return
         self.persist_manager()
         if self.scorer is not None:
             self.persister.write("", "", SCORER_PERSISTENCE_KEY, self.scorer.encode())
@@ -506,7 +510,7 @@ class BackgroundProcessor:
         """Mirrors ``BackgroundProcessor::start``: run the loop in a new thread."""
         body = _RunBody(persister, event_handler, chain_monitor, channel_manager, gossip_sync, peer_manager, logger,
                         scorer, _default_fetch_time(channel_manager.clock), whole_seconds=True)
-        _take_over(channel_manager)
+        _take_over(channel_manager, body)
         state = _ThreadState(body)
         thread = threading.Thread(target=state.run, name="ldk-background-processor", daemon=True)
         thread.start()
@@ -567,9 +571,14 @@ def _stop_thread(state: _ThreadState, thread: threading.Thread) -> None:
     _release(state.body.channel_manager)
 
 
-def _take_over(channel_manager: Any) -> None:
+#: The loop of the processor running each ChannelManager (``_take_over``): what a crash of its node ends.
+_LOOPS: weakref.WeakKeyDictionary[Any, _RunBody] = weakref.WeakKeyDictionary()
+
+
+def _take_over(channel_manager: Any, body: _RunBody) -> None:
     """While a processor runs a node, the world leaves that node's events and timers to it."""
     channel_manager.background_processor_attached = True
+    _LOOPS[channel_manager] = body
 
 
 def _release(channel_manager: Any) -> None:
@@ -643,7 +652,7 @@ async def process_events_async(
         participant.on_wake = body.quiet_wake
         body.arm_wakeup = functools.partial(_arm_async, body, participant)
     token = _current_participant.set(participant)
-    _take_over(channel_manager)
+    _take_over(channel_manager, body)
     poll_s = POLL_INTERVAL_S if mobile_interruptable_platform else FASTEST_TIMER
     turn = _turn(runtime)
     try:
@@ -748,38 +757,80 @@ def run_processor(node: Any, form: str = "thread") -> Iterator[Any]:
 
     ``form`` is ``"thread"`` (``BackgroundProcessor.start``) or ``"async"``
     (``process_events_async`` on an event loop of its own, in a thread). Leaving the block
-    stops the processor and raises any error that ended it.
+    stops the processor and raises the first error that ended one.
+
+    A crash of the node (``World.crash``) is its process dying: its processor stops where it is, without
+    its final persist, and hands nothing more over. The node restarted from disk (``World.restart_node``)
+    gets a processor of the same form, started as ldk-sample starts it: before it reconnects to its peers.
     """
-    args = (node.fs_store, node.event_handler, node.chain_monitor, node.channel_manager, None,
-            GossipSync.p2p(node.network_graph), node.peer_manager, node.logger, node.scorer)
-    if form == "thread":
-        processor = BackgroundProcessor.start(*args)
-        try:
-            yield processor
-        finally:
-            processor.stop()
-        return
-    if form != "async":
+    if form not in ("thread", "async"):
         raise ValueError(f"form must be 'thread' or 'async', not {form!r}")
-    exit_signal = ExitSignal()
-    errors: list[BaseException] = []
+    lives = [_Life(node, form)]  # the processor of each of the node's processes; the last one runs
 
-    fetch_time = node.channel_manager.clock.duration_since_epoch
+    def crashed(dead: Any) -> None:
+        if dead is lives[-1].node:
+            lives[-1].end(crashed=True)
 
-    def main() -> None:
-        try:
-            asyncio.run(process_events_async(*args, exit_signal.sleeper, False, fetch_time))
-        except BaseException as e:  # handed to the caller below
-            errors.append(e)
+    def started(new: Any) -> None:
+        if new.name == node.name:
+            lives.append(_Life(new, form))
 
-    thread = threading.Thread(target=main, name="ldk-process-events-async", daemon=True)
-    thread.start()
-    while not node.channel_manager.background_processor_attached and thread.is_alive():
-        time.sleep(0.001)  # until it has joined the world's clock, so no time passes without it
+    world = getattr(node, "world", None)
+    hooks = ((world.on_crash, crashed), (world.on_start, started)) if world is not None else ()
+    for hook_list, hook in hooks:
+        hook_list.append(hook)
     try:
-        yield exit_signal
+        yield lives[0].handle
     finally:
-        exit_signal.stop()
-        thread.join()
+        for hook_list, hook in hooks:
+            hook_list.remove(hook)
+        lives[-1].end()
+        errors = [life.error for life in lives if life.error is not None]
         if errors:
             raise errors[0]
+
+
+class _Life:
+    """One processor of ``run_processor``'s node: the first, or the one its restart started."""
+
+    def __init__(self, node: Any, form: str) -> None:
+        self.node, self.ended = node, False
+        self.error: Optional[BaseException] = None
+        args = (node.fs_store, node.event_handler, node.chain_monitor, node.channel_manager, None,
+                GossipSync.p2p(node.network_graph), node.peer_manager, node.logger, node.scorer)
+        self.handle: Any
+        if form == "thread":
+            self.handle = BackgroundProcessor.start(*args)
+            return
+        self.handle = ExitSignal()
+        self._errors: list[BaseException] = []
+        fetch_time = node.channel_manager.clock.duration_since_epoch
+
+        def main() -> None:
+            try:
+                asyncio.run(process_events_async(*args, self.handle.sleeper, False, fetch_time))
+            except BaseException as e:  # handed to the caller by end()
+                self._errors.append(e)
+
+        self._thread = threading.Thread(target=main, name="ldk-process-events-async", daemon=True)
+        self._thread.start()
+        while not node.channel_manager.background_processor_attached and self._thread.is_alive():
+            time.sleep(0.001)  # until it has joined the world's clock, so no time passes without it
+
+    def end(self, crashed: bool = False) -> None:
+        """Stop the processor (its process dying, if ``crashed``), keeping the error that ended it."""
+        if self.ended:
+            return
+        self.ended = True
+        body = _LOOPS.get(self.node.channel_manager)
+        if crashed and body is not None:
+            body.crashed = True
+        if isinstance(self.handle, BackgroundProcessor):
+            try:
+                self.handle.stop()
+            except BaseException as e:  # (raised by run_processor, once every processor has ended)
+                self.error = e
+            return
+        self.handle.stop()
+        self._thread.join()
+        self.error = self._errors[0] if self._errors else None

@@ -200,8 +200,10 @@ class Node:
     #: The Fn(Event) the world drives this node with: ``handle_ldk_events`` bound to this node.
     event_handler: Optional[Callable[[Event], Any]] = None
     #: Whether the world hands this node its events, runs its timers and persists it. Set it
-    #: to False to pause the node (as if crashed); a BackgroundProcessor also takes these over.
+    #: to False to pause the node (``World.crash`` crashes it); a BackgroundProcessor also takes these over.
     driven_by_world: bool = True
+    #: Whether its process died (``World.crash``): what is left of it waits for ``World.restart_node``.
+    crashed: bool = False
     persist: bool = True
     #: Every event handed to the handler, with when: (simulation seconds, block height, event).
     event_log: EventLog = field(default_factory=EventLog)

@@ -566,7 +566,7 @@ def restart_replay(s: Stage) -> None:
     bob = s.peer("bob")
     s.open(bob, s.me, 6_000_000)
     invoice = s.invoice(s.me, 50_000_000)
-    s.me.driven_by_world = False  # the crash: nothing handles the learner's events any more
+    s.world.crash(s.me)  # nothing handles the learner's events any more (its processor, if any, stops)
     s.pay(bob, invoice)
     # What the node had last persisted, with the payment's HTLC just arrived, is what survives.
     s.me.fs_store.write("", "", "manager", s.me.channel_manager.encode())

@@ -917,8 +917,8 @@ def put_off(name: str, seconds: int) -> dict:
                                                      ("08_capstone.ipynb", "capstone", 5)])
 def test_an_answer_put_off_in_a_task_is_waited_for_by_the_grader_as_by_the_check(tmp_path, name, exercise, seconds):
     """The grader waits for the learner process's tasks as the check waits for a task in the notebook (they
-    are in another process: it says which events they still work for); workbook 3 failed 'it was never claimed'. In
-    the capstone, a crash of the node ends them there too (restart_replay), as in the check."""
+    are in another process: it says which events they still work for); workbook 3 failed 'it was never claimed'. The
+    capstone plays every scenario under a processor, its crash and restart too (restart_replay), as the check does."""
     from ldkkit.exercises import check
 
     nb = put_off(name, seconds)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
+from ldkkit import scenarios
+from ldkkit.background_processor import run_processor
 from ldkkit.events import Event, ReplayEvent
 from ldkkit.ln.channelmanager import ChannelManager
 from ldkkit.reference import handle_ldk_events as reference
 from ldkkit.scenarios import Stage
+from ldkkit.ser import decode
 from ldkkit.sim.world import World
 
 
@@ -67,7 +72,7 @@ def test_a_node_restarted_after_time_down_is_given_the_blocks_it_missed(monkeypa
         stage.open(stage.me, bob, 1_000_000, confirm=False)
         stage.settle()
         down_at = world.chain.height()
-        stage.me.driven_by_world = False  # down: nothing handles or persists the learner's node any more
+        world.crash(stage.me)  # nothing handles or persists the learner's node any more
         world.mine(6)
         restarted = world.restart_node(stage.me)
         (channel,) = restarted.channel_manager.list_channels()
@@ -94,7 +99,7 @@ def test_a_channel_that_confirmed_while_a_node_was_down_is_usable_once_its_peer_
         stage.open(stage.me, bob, 1_000_000, confirm=False)
         stage.settle()
         world.disconnect(stage.me, bob)
-        stage.me.driven_by_world = False  # down: its persisted manager stays where it was
+        world.crash(stage.me)  # its persisted manager stays where it was
         stage.mine(6)
         restarted = world.restart_node(stage.me, handler=recording)
         stage.settle()
@@ -167,3 +172,42 @@ def test_a_crash_in_a_check_ends_the_tasks_your_handler_spawned():
     finally:
         session.close()
     assert done == []
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_a_crash_under_a_processor_is_the_crash_the_world_plays(form):
+    """restart_replay: the node crashes as a payment arrives. Under a background processor as when the world drives
+    the node, nothing is handed over between the crash and the restart (the processor dies with its process), and the
+    processor the restarted node starts with hands over what was persisted: the same events, at the same times and
+    heights. (The processor went on handing events over after the crash: the payment was claimed before it.)"""
+
+    def log(processor: str | None) -> list[tuple[float, int, str]]:
+        played = scenarios.run("restart_replay", seed=3, processor=processor)
+        return [(at, height, type(event).__name__) for at, height, event in played.node.event_log]
+
+    assert log(form) == log(None)
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_a_node_restarted_under_a_processor_runs_under_a_new_one_and_the_dead_one_writes_nothing(form):
+    """A restart is a crash: the old process's processor stops without its last persist and writes nothing over the
+    restarted node's manager; the restarted node runs under a processor of the same form, which persists it at every
+    block. (The old processor went on, and its last persist, at the end, left a manager blocks behind on disk.)"""
+    with World(seed=3) as world:
+        node = world.add_node("learner", handler=reference)
+        store, late = node.fs_store, []
+        write = store.write
+
+        def recorded(primary, secondary, key, buf):
+            late.append(key)
+            write(primary, secondary, key, buf)
+
+        with run_processor(node, form):
+            world.mine(1)
+            store.write = recorded  # (the world's restart reads its storage; it writes nothing)
+            restarted = world.restart_node(node)
+            assert restarted.channel_manager.background_processor_attached
+            world.mine(3)
+        assert late == []
+        on_disk = decode(restarted.fs_store.read("", "", "manager"), dict)
+        assert on_disk["best_block_height"] == world.chain.height()

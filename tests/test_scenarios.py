@@ -225,7 +225,7 @@ def test_a_spendable_output_queued_at_a_crash_comes_back_after_the_restart():
         channel = stage.channel_between(me, bob)
         me.channel_manager.close_channel(channel.channel_id, bob.node_id)
         stage.settle()
-        me.driven_by_world = False  # the crash: the SpendableOutputs is raised but never handled
+        world.crash(me)  # the SpendableOutputs is raised but never handled
         stage.mine(12)
         queued = [e for e in me.chain_monitor.pending_events() if isinstance(e, Event.SpendableOutputs)]
         assert queued

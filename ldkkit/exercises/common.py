@@ -170,7 +170,7 @@ class Session:
         world.runtime.loop.set_task_factory(recorder.task_factory)
         world.runtime.hand_over = recorder.handing_over
         world.runtime.announce_errors = False  # (the verdict tells what stopped a processor)
-        world.on_restart.append(recorder.crashed)
+        world.on_crash.append(recorder.crashed)
         if draws_for is not None:
             recorder.planned_draws = (draws_for[0], list(draws_for[1]))
         if self.recorders:

@@ -368,7 +368,7 @@ class Recorder:
         return asyncio.Task(coro, loop=loop, **kwargs)
 
     def crashed(self, node: Node) -> None:
-        """Your node restarts as after a crash: the tasks your code spawned die with its process."""
+        """Your node's process dies (``World.crash``): the tasks your code spawned die with it."""
         if node is self.node:
             for _, task in self.tasks:
                 if not task.done():

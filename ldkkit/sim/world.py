@@ -79,8 +79,10 @@ class World:
         self.nodes: dict[str, Node] = {}
         self._by_id: dict[PublicKey, Node] = {}
         self._connections: set[frozenset[PublicKey]] = set()
-        #: Called with a node just before it restarts (a crash): what lives only in its process ends with it.
-        self.on_restart: list[Callable[[Node], None]] = []
+        #: Called with a node whose process dies (``crash``): what lives only in its process ends with it.
+        self.on_crash: list[Callable[[Node], None]] = []
+        #: Called with a node restarted from disk, before it reconnects to its peers (ldk-sample's start-up order).
+        self.on_start: list[Callable[[Node], None]] = []
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
         #: When each node's timers next fire, and how many seconds of its schedule will then have passed (its
         #: ticks come every REBROADCAST_TIMER from when it was attached); and the one task that runs them all.
@@ -195,16 +197,28 @@ class World:
             self._timer_task.cancel()
         self._timer_task = loop.create_task(self._timers(), name="timers")
 
+    def crash(self, node: Node) -> None:
+        """The node's process dies now: nothing handles its events or persists its manager any more, the tasks its
+        handler spawned die, and a background processor running it stops where it is, without its final persist
+        (``on_crash``). Its peers' messages still reach it until :meth:`restart_node`, so that a payment can arrive
+        at a node that will hand its events over only once restarted."""
+        if node.crashed:
+            return
+        node.crashed, node.driven_by_world = True, False
+        for hook in self.on_crash:
+            hook(node)
+
     def restart_node(self, node: Node, handler: Optional[Callable[..., Any]] = None) -> Node:
         """Stop a node and start it again from its storage folder, as after a crash.
 
         The new node reads its ChannelManager (channels, payments and the events LDK
         persists), its ChannelMonitors, its output sweeper and ldk-sample's payment
         storages back from disk, and reconnects to its peers. Events LDK does not
-        persist (FundingGenerationReady, OpenChannelRequest, ...) are gone.
+        persist (FundingGenerationReady, OpenChannelRequest, ...) are gone. A node
+        not crashed yet (:meth:`crash`) crashes first; a background processor that ran
+        it is started again on the new node (``on_start``).
         """
-        for hook in self.on_restart:
-            hook(node)
+        self.crash(node)
         peers = [self._by_id[p] for pair in self._connections if node.node_id in pair for p in pair
                  if p != node.node_id]
         for peer in peers:
@@ -233,6 +247,8 @@ class World:
         new.event_log = node.event_log  # one history across the restart
         del self.nodes[node.name]
         self._attach(new, handler or node.handle_ldk_events)
+        for hook in self.on_start:
+            hook(new)
         for peer in peers:
             self.connect(new, peer)
         return new

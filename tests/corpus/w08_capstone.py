@@ -322,6 +322,24 @@ def refuses_only_a_repeat_of_the_same_amount(channel_manager: Any, inbound_payme
         channel_manager.claim_funds(event.purpose.preimage())
 
 
+def answers_with_the_first_manager_per_node() -> Any:
+    """Keeps the first ChannelManager it is given for each node (by node id), and answers every event with it. A
+    restarted node keeps its id: its events are then answered with the crashed process's manager, and the payment
+    that came back after the restart is never claimed."""
+    managers: dict[Any, Any] = {}
+    handle = compose()
+
+    async def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager,  # noqa: ANN001
+                                bump_tx_event_handler, peer_manager, inbound_payments, outbound_payments,
+                                fs_store, output_sweeper, network, event):
+        channel_manager = managers.setdefault(channel_manager.get_our_node_id(), channel_manager)
+        return await handle(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                            peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network,
+                            event)
+
+    return handle_ldk_events
+
+
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
@@ -446,4 +464,8 @@ CASES = [
         channel_manager.force_close_without_broadcasting_txn(event.temporary_channel_id, event.counterparty_node_id,
                                                              "small"))}),
         "exactly 5,000,000", why="workbook 1's mistake in the capstone"),
+    wrong(EX, "answers_with_the_first_manager_per_node", Fresh(answers_with_the_first_manager_per_node),
+          "restart_replay", "PaymentClaimable was expected", slow=True,
+          why="a registry of managers by node id, the first kept: after a restart, the dead process's. It passed: "
+              "under the processor, the crash stopped nothing, and the payment was claimed before the restart"),
 ]
