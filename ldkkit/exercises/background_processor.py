@@ -7,7 +7,8 @@ from what is on disk once the processor has stopped:
   handler returns ``ReplayEvent()`` (or retries the write itself) and the record ends right;
 - the handler never raises for it (that would stop the node's processing);
 - handling an event again never counts it twice: the amount stored is the amount received;
-- after a crash and a restart, the replayed events leave the same records.
+- after a crash and a restart, the replayed events leave the same records (these two stories are played as the
+  world drives the node: the capstone plays ``restart_replay`` under the processor too).
 """
 
 from __future__ import annotations
