@@ -434,10 +434,17 @@ def _handed_to_a_gone_task(played: Played, event: Optional[Event]) -> str:
     if not played.gone:
         return ""
     running = {id(h) for h, task in played.recorder.tasks if not task.done()}
+    ours = {id(h) for h in played.recorder.handlings}
+    # Kinds this play's own tasks or threads answer: a worker of this play, started with an earlier event of the kind,
+    # answers this one under that event's hand-over (a worker started again per loop), so no call names this hand-over.
+    worked = {type(h.event) for h, _ in played.recorder.tasks} | {
+        type(c.handling.event) for c in played.recorder.calls if not c.during and c.handling is not None
+        and id(c.handling) in ours}
     for handling in played.recorder.handlings:
         kind = type(handling.event)
         if (event is not None and handling.event is not event) or kind not in ANSWERED or handling.finished is None \
-                or replayed(handling) or id(handling) in running or played.recorder.calls_for(handling):
+                or replayed(handling) or id(handling) in running or played.recorder.calls_for(handling) \
+                or kind in worked:
             continue
         earlier = next(((name, h) for name, h in played.gone if type(h.event) is kind), None)
         if earlier is not None:

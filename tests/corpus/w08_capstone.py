@@ -340,6 +340,26 @@ def answers_with_the_first_manager_per_node() -> Any:
     return handle_ldk_events
 
 
+def claims_every_payment_by_a_worker_per_loop() -> Any:
+    """claimed_by_a_worker_per_loop's worker (right: started again on each node's loop), claiming every payment, a
+    repeat too."""
+    worker: list[Any] = []  # [its task, its queue]
+
+    def arm(channel_manager: Any, event: Any, **_: Any) -> None:
+        loop = asyncio.get_running_loop()
+        if not worker or worker[0].done() or worker[0].get_loop() is not loop:
+            work: asyncio.Queue[Any] = asyncio.Queue()
+
+            async def claim() -> None:
+                while True:
+                    claims_every_time(**await work.get())
+
+            worker[:] = [loop.create_task(claim()), work]
+        worker[1].put_nowait({"channel_manager": channel_manager, "event": event})
+
+    return compose({CLAIMABLE: arm})
+
+
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
@@ -426,6 +446,12 @@ CASES = [
               "'an earlier event was not handled... Run the earlier checks first'"),
     right(EX, "claimed_by_a_worker_per_loop", Fresh(claimed_by_a_worker_per_loop),
           why="the worker started again on each node's loop, handed the components with each payment (the hint above)"),
+    wrong(EX, "claims_every_payment_by_a_worker_per_loop", Fresh(claims_every_payment_by_a_worker_per_loop),
+          "you claimed it a second time", "look the payment_hash up in inbound_payments first",
+          why="the worker per loop above, claiming a repeat too: its hint said 'made no call for this "
+              "PaymentClaimable: "
+              "it handed it to a task spawned in an earlier play' (the worker of this play had claimed it, under the "
+              "first payment's hand-over; earlier plays' workers still waited on their queues)"),
     right(EX, "claimed_by_a_thread_with_its_manager", Fresh(claimed_by_a_thread_with_its_manager),
           why="a thread of an earlier play, with that play's channel_manager, claims each payment from a queue.Queue: "
               "in the check its claims went to the earlier play's node ('never claimed'), in the grader to the node "
