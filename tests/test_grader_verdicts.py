@@ -713,6 +713,9 @@ _AS_THE_CHECK = {
     # the check ("never claimed") but on the node playing in the grader (one stand-in for every play's)
     **{f"claimed_by_one_worker_{how}": ("capstone", "08_capstone.ipynb",
                                         lambda s, how=how: _claimed_by_one_worker(how, s)) for how in _WORKERS},
+    # the worker per loop claiming a repeat too: its hint said the payment was handed to a task of an earlier play
+    "per_loop_worker_claims_a_repeat": ("capstone", "08_capstone.ipynb", lambda s: _claimed_by_one_worker(
+        "per_loop", s).replace(" and not paid:", ":")),
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),
@@ -749,6 +752,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint
+    if case == "per_loop_worker_claims_a_repeat":  # the cause named: the repeat claimed, by this play's worker
+        assert "you claimed it a second time" in row.hint and "earlier play" not in hint, hint
     if case == "exits":  # the learner's own line, and none of the kit's
         assert trace.startswith("Traceback") and "raise SystemExit(0)" in trace and "ldkkit" not in trace
 
