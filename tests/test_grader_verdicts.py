@@ -713,6 +713,17 @@ _AS_THE_CHECK = {
     # the check ("never claimed") but on the node playing in the grader (one stand-in for every play's)
     **{f"claimed_by_one_worker_{how}": ("capstone", "08_capstone.ipynb",
                                         lambda s, how=how: _claimed_by_one_worker(how, s)) for how in _WORKERS},
+    # a claim put off a minute in a thread that sleeps first: the check waited for a task's claim only ("it was never
+    # claimed"), and the learner process told the grader of its tasks only
+    "claimed_from_a_thread_a_minute_later": ("receiving_payments", "03_receiving_payments.ipynb", lambda s: s.replace(
+        "            preimage = purpose.preimage()\n            if preimage is not None:\n"
+        "                channel_manager.claim_funds(preimage)\n            else:\n"
+        "                channel_manager.fail_htlc_backwards(payment_hash)\n",
+        "            def later(preimage=purpose.preimage(), payment_hash=payment_hash):\n"
+        "                time.sleep(60)\n"
+        "                if preimage is not None:\n                    channel_manager.claim_funds(preimage)\n"
+        "                else:\n                    channel_manager.fail_htlc_backwards(payment_hash)\n"
+        "            threading.Thread(target=later).start()\n")),
     # the worker per loop claiming a repeat too: its hint said the payment was handed to a task of an earlier play
     "per_loop_worker_claims_a_repeat": ("capstone", "08_capstone.ipynb", lambda s: _claimed_by_one_worker(
         "per_loop", s).replace(" and not paid:", ":")),
@@ -748,7 +759,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
     hint, _, trace = row.hint.partition("\nIn the learner's process:\n")
     assert (row.status, hint) == (expected[0], expected[1].replace("read the traceback above", "read the traceback "
                                                                    "below") if trace else expected[1])
-    passes = ("lock_held_awaiting", "forwards_after", "claimed_by_one_worker_thread", "claimed_by_one_worker_per_loop")
+    passes = ("lock_held_awaiting", "forwards_after", "claimed_by_one_worker_thread", "claimed_by_one_worker_per_loop",
+              "claimed_from_a_thread")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint

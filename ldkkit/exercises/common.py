@@ -159,8 +159,8 @@ class Session:
         ``network``: the world's, if not regtest (a handler given ``network`` must use it, not name one itself).
 
         ``play_on``: an event kind (or kinds) whose answer your handler may put off (LDK lets you claim a payment until
-        its claim deadline): once the story ends, the world plays on while a task spawned for such an event still
-        works, for up to ``PLAY_ON_S``, so that what the task does then is judged too.
+        its claim deadline): once the story ends, the world plays on while a task spawned (or a thread started) for
+        such an event still works, for up to ``PLAY_ON_S``, so that what it does then is judged too.
         """
         from ..background_processor import run_processor
 

@@ -4,8 +4,8 @@ Rules, judged from the payer's side and from ``inbound_payments`` as stored on d
 - a ``PaymentClaimable`` with a preimage is claimed (the payer sees it succeed);
 - one without a preimage is failed back with ``fail_htlc_backwards`` (the payer sees it fail long before the claim
   deadline);
-- an answer may be put off (LDK allows it until the claim deadline): a task that answers later is waited for, up to
-  ``PLAY_ON_S`` after the story;
+- an answer may be put off (LDK allows it until the claim deadline): a task, or a thread, that answers later is
+  waited for, up to ``PLAY_ON_S`` after the story;
 - after ``PaymentClaimed``, the record on disk is ``Succeeded``, with the preimage, the invoice's
   secret (none for keysend) and the amount received, written before the handler returned;
 - in the end, no payment is ``Succeeded`` on disk that LDK never claimed (``PaymentClaimable`` is no success).
@@ -123,7 +123,7 @@ def _still_waiting(played: Played, event: Event.PaymentClaimable, done: str) -> 
     """What happened to a payment a task of yours was still working on when the check stopped waiting; "" if none."""
     if not any(e is event for e in played.recorder.waiting(Event.PaymentClaimable)):
         return ""
-    return (f"a task you spawned while handling it had still not {done} when the check stopped waiting, "
+    return (f"a task or thread your handler started for it had still not {done} when the check stopped waiting, "
             f"{PLAY_ON_S} s after the story ended (the payer's HTLCs were held all that time)")
 
 

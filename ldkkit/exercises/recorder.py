@@ -171,6 +171,8 @@ class Recorder:
         self.spawned: set[Any] = set()
         #: Every task your code spawned, with the hand-over it was spawned under (``waiting``).
         self.tasks: list[tuple[Handling, Any]] = []
+        #: The threads your code started (and work it handed to a pool), with the hand-over they were started under.
+        self.threads: list[tuple[Handling, Counted]] = []
         #: The tasks of yours a crash of your node ended (``crashed``): what they were to do died with them.
         self.killed: set[Any] = set()
         #: What the threads your code started raised, with the event whose handling started them.
@@ -347,9 +349,11 @@ class Recorder:
         return [h for h in self.handlings if h.finished is None] + list(self.task_steps)
 
     def waiting(self, kind: type | tuple[type, ...]) -> list[Event]:
-        """The events of ``kind`` a task your code spawned while handling them still works on (not done)."""
-        return list({id(h.event): h.event for h, task in self.tasks
-                     if isinstance(h.event, kind) and not task.done()}.values())
+        """The events of ``kind`` a task your code spawned while handling them still works on (not done), or a thread
+        it started then still works or sleeps for (counted: not idle, waiting for your next event)."""
+        at_work = [*((h, task) for h, task in self.tasks if not task.done()),
+                   *((h, c) for h, c in self.threads if c.counting)]
+        return list({id(h.event): h.event for h, _ in at_work if isinstance(h.event, kind)}.values())
 
     def task_factory(self, loop: Any, coro: Any, **kwargs: Any) -> Any:
         """Tasks your code spawns while handling an event run step by step, watched like the handler."""
@@ -410,6 +414,7 @@ class Recorder:
         assert handling is not None  # (counted only while an event is handled)
         counted = Counted(_Clock(self, handling))
         counted.up()
+        self.threads.append((handling, counted))
         context = contextvars.copy_context()  # (threads it starts, or work it submits, count too)
 
         def counted_fn(*args: Any, **kwargs: Any) -> Any:

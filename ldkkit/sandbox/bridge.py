@@ -204,6 +204,10 @@ class RemoteHandler:
         #: their stand-ins among the check's tasks (``Recorder.tasks``), one per event.
         self.waiting: set[int] = set()
         self._stand_ins: dict[int, LearnerTasks] = {}
+        #: The events (by number) a thread the learner's code started still works or sleeps for; their stand-ins among
+        #: the check's threads (``Recorder.threads``).
+        self.working: set[int] = set()
+        self._thread_stand_ins: dict[int, LearnerThreads] = {}
         self.__name__ = self.__qualname__ = "handle_ldk_events"
 
     def __call__(self, *args: Any) -> Any:
@@ -281,7 +285,7 @@ class RemoteHandler:
                     answer["id"] = reply["id"]
                 learner.send(self._with_storage(answer))
             elif op == "idle" and isinstance(reply.get("handler"), dict):
-                self._note_waiting(reply.get("waiting"))
+                self._note_waiting(reply.get("waiting"), reply.get("working"))
                 self._task_blocked(reply.get("blocked"))
                 self._thread_failed(reply.get("thread_error"))
                 self._schedule(reply.get("next_us"))
@@ -328,22 +332,25 @@ class RemoteHandler:
         finally:
             self._entered.discard(origin)
 
-    def _note_waiting(self, waiting: Any) -> None:
-        """The learner process's tasks still at work, each event's a stand-in task the check waits for as for its own
-        (``Session.play``'s ``play_on``)."""
+    def _note_waiting(self, waiting: Any, working: Any) -> None:
+        """The learner process's tasks still at work, and the events its threads work or sleep for: each event's a
+        stand-in task (or thread) the check waits for as for its own (``Session.play``'s ``play_on``)."""
         from ..exercises import recorder
 
-        if type(waiting) is not list or not all(type(origin) is int for origin in waiting):
-            self.learner.kill(LearnerGone("the learner process described its tasks badly"))
-            raise self.learner.dead  # type: ignore[misc]
-        self.waiting = set(waiting)
-        for origin in self.waiting - set(self._stand_ins):
-            context = self._contexts.get(origin)
-            keeper = context.get(recorder._RECORDING) if context is not None else None
-            handling = context.get(recorder._HANDLING) if context is not None else None
-            if keeper is not None and handling is not None:
-                self._stand_ins[origin] = LearnerTasks(self, origin)
-                keeper.tasks.append((handling, self._stand_ins[origin]))
+        for told in (waiting, working):
+            if type(told) is not list or not all(type(origin) is int for origin in told):
+                self.learner.kill(LearnerGone("the learner process described its tasks badly"))
+                raise self.learner.dead  # type: ignore[misc]
+        self.waiting, self.working = set(waiting), set(working)
+        for origins, stand_ins, make in ((self.waiting, self._stand_ins, LearnerTasks),
+                                         (self.working, self._thread_stand_ins, LearnerThreads)):
+            for origin in origins - set(stand_ins):
+                context = self._contexts.get(origin)
+                keeper = context.get(recorder._RECORDING) if context is not None else None
+                handling = context.get(recorder._HANDLING) if context is not None else None
+                if keeper is not None and handling is not None:
+                    stand_ins[origin] = make(self, origin)
+                    (keeper.tasks if make is LearnerTasks else keeper.threads).append((handling, stand_ins[origin]))
 
     def crashed(self) -> None:
         """The learner's node restarts as after a crash (``Recorder.crashed``): its tasks die with its process."""
@@ -505,6 +512,18 @@ class LearnerTasks:
     def cancel(self) -> bool:
         self._cancelled = True  # (the learner process cancels them itself: ``RemoteHandler.crashed``)
         return True
+
+
+class LearnerThreads:
+    """For the check, the threads the learner's code started, in its process, while handling one event: a
+    ``watch.Counted`` as ``Recorder.waiting`` asks of one (counting while one of them works or sleeps)."""
+
+    def __init__(self, handler: RemoteHandler, origin: int) -> None:
+        self.handler, self.origin = handler, origin
+
+    @property
+    def counting(self) -> bool:
+        return self.origin in self.handler.working and self.handler.learner.dead is None
 
 
 # The learner's calls are made through a frame that is not the kit's: to the check, whose

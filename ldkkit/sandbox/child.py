@@ -525,6 +525,7 @@ def _count_threads(learner: Learner) -> None:
             return start(self)
         run = timer_run(self) if isinstance(self, threading.Timer) else self.run
         self.run, counted = _counted(learner.loop, run, own_thread=True)  # type: ignore[method-assign]
+        learner.threads.append((_ORIGIN.get(), counted))
         try:
             return start(self)
         except BaseException:  # (no thread to wait for: the sandbox's limit on threads, say)
@@ -536,6 +537,7 @@ def _count_threads(learner: Learner) -> None:
         if not (_ORIGIN.get() and (HANDED_OVER.get() is not None or _submitted_by_you(sys._getframe(1)))):
             return submit(self, fn, *args, **kwargs)
         job, counted = _counted(learner.loop, fn, own_thread=False)
+        learner.threads.append((_ORIGIN.get(), counted))
         handed_over(counted)
         return submit_counted(self, submit, job, counted, *args, **kwargs)
 
@@ -568,6 +570,8 @@ class Learner:
         #: The tasks the handler spawned and not yet done, with the number of the event whose handling spawned each: the
         #: check waits for one working on an answer it allows to be put off (``Recorder.waiting``).
         self.spawned: list[tuple[int, asyncio.Task[Any]]] = []
+        #: The threads (and pool work) the learner's code started, with the number of the event it was handling.
+        self.threads: list[tuple[int, Counted]] = []
         _count_threads(self)
 
     def _new_loop(self) -> None:
@@ -592,6 +596,12 @@ class Learner:
         """The events (by number) a task the handler spawned while handling them still works for."""
         self.spawned = [(origin, task) for origin, task in self.spawned if not task.done()]
         return sorted({origin for origin, _ in self.spawned})
+
+    def working(self) -> list[int]:
+        """The events (by number) a thread the learner's code started while handling them still works or sleeps for
+        (counted: not idle, waiting for the next event), as ``Recorder.waiting`` asks of the check's."""
+        self.threads = [(origin, counted) for origin, counted in self.threads if not counted.ended]
+        return sorted({origin for origin, counted in self.threads if counted.counting})
 
     def crashed(self) -> None:
         """The node restarts as after a crash: the tasks the handler spawned die with its process, as in the check
@@ -769,7 +779,8 @@ class Learner:
                 state = self.state()
                 held = state["state"] != "pending" and _GATE.holds()  # (work held until the grader heard: it steps)
                 self.channel.send({"op": "idle", "handler": state, "next_us": self.loop.next_us(), "held": held,
-                                   "waiting": self.waiting(), **self._thread_failed(), **self._blocked()})
+                                   "waiting": self.waiting(), "working": self.working(),
+                                   **self._thread_failed(), **self._blocked()})
                 if state["state"] != "pending":
                     _GATE.open()
             elif op == "stop":

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import queue
 import threading
+import time
 from typing import Any
 
 from ldkkit.events import Event, PaymentPurpose, ReplayEvent
@@ -494,7 +495,23 @@ def answers_after(seconds: float) -> Any:
     return put_off
 
 
+def answers_from_a_thread_after(seconds: float) -> Any:
+    """answers_after's answer, from a thread of its own that sleeps ``seconds`` first."""
+
+    def put_off(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+        def later() -> None:
+            time.sleep(seconds)
+            claimable(channel_manager=channel_manager, inbound_payments=inbound_payments, event=event)
+
+        threading.Thread(target=later).start()
+
+    return put_off
+
+
 CASES = [
+    right(EX, "answers_from_a_thread_a_minute_later", compose({CLAIMABLE: answers_from_a_thread_after(60)}),
+          why="answers_a_minute_later from a thread that sleeps first: it was told 'it was never claimed' and 'the "
+              "preimage is in the event's purpose' (the check waited for a task working on a claim, not a thread)"),
     right(EX, "answers_a_minute_later", compose({CLAIMABLE: answers_after(60)}),
           why="a task claims (or fails back) each payment a minute after it is handed over: LDK allows it until the "
               "claim deadline. It was told 'it was never claimed': the story had ended 2 s after the last payment"),

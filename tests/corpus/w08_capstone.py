@@ -15,6 +15,7 @@ from .arms import asks_again_first, compose, spawn, user_channel_id
 from .w01_open_channel_request import accept_by_keywords, accepts_later, answered_by_one_worker
 from .w03_receiving_payments import (
     answers_after,
+    answers_from_a_thread_after,
     claimed_by_a_thread_with_its_manager,
     claimed_by_a_worker_per_loop,
     claimed_by_one_worker,
@@ -368,6 +369,8 @@ CASES = [
               "still claimable, and LDK fails the second back itself. It failed, the scenario's events compared with "
               "the reference's answering at once ('came only at event 10: did your handler put off what leads to "
               "it?'); and once, where the story crashed the node 2 s after the payment, with its task unanswered"),
+    right(EX, "claims_put_off_in_a_thread", compose({CLAIMABLE: answers_from_a_thread_after(5)}), slow=True,
+          why="as claims_put_off, from a thread that sleeps first: workbook 3's play ended before its claims"),
     right(EX, "claims_put_off_a_minute", compose({CLAIMABLE: answers_after(60)}), slow=True,
           why="as claims_put_off, a minute later (workbook 3's own RIGHT case answers_a_minute_later)"),
     wrong(EX, "claims_every_payment_a_little_later", compose({CLAIMABLE: answers_later(claims_every_time, 1)}),
