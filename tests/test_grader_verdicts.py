@@ -724,6 +724,12 @@ _AS_THE_CHECK = {
         "                if preimage is not None:\n                    channel_manager.claim_funds(preimage)\n"
         "                else:\n                    channel_manager.fail_htlc_backwards(payment_hash)\n"
         "            threading.Thread(target=later).start()\n")),
+    # the first payment storages kept, and used in every play: the check failed it ('Succeeded on disk ... never
+    # claimed', an earlier play's record), the grader passed it (one storage of each kind for every play)
+    "keeps_the_first_storages": ("capstone", "08_capstone.ipynb", lambda s: (
+        "from ldkkit.policy import TRUSTED_ZERO_CONF_PEERS\nKEPT = {}\n") + s.replace(
+        "    match event:\n", "    inbound_payments = KEPT.setdefault('in', inbound_payments)\n"
+        "    outbound_payments = KEPT.setdefault('out', outbound_payments)\n    match event:\n", 1)),
     # the worker per loop claiming a repeat too: its hint said the payment was handed to a task of an earlier play
     "per_loop_worker_claims_a_repeat": ("capstone", "08_capstone.ipynb", lambda s: _claimed_by_one_worker(
         "per_loop", s).replace(" and not paid:", ":")),
@@ -760,7 +766,7 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
     assert (row.status, hint) == (expected[0], expected[1].replace("read the traceback above", "read the traceback "
                                                                    "below") if trace else expected[1])
     passes = ("lock_held_awaiting", "forwards_after", "claimed_by_one_worker_thread", "claimed_by_one_worker_per_loop",
-              "claimed_from_a_thread")
+              "claimed_from_a_thread", "keeps_the_first_storages")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint

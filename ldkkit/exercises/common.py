@@ -175,6 +175,7 @@ class Session:
             recorder.planned_draws = (draws_for[0], list(draws_for[1]))
         if self.recorders:
             self.recorders[-1].successor = recorder
+            recorder.storages_given = self.recorders[-1].storages_given
         self.recorders.append(recorder)
         me = world.add_node("learner", handler=recorder.wrap(self.handler))
         recorder.node = me

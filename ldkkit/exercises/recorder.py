@@ -186,6 +186,9 @@ class Recorder:
         #: outlives it) stands for the node playing now, as the grader's stand-ins do, and as a real node's components
         #: are the same for its life: the check plays many nodes against one handler.
         self.successor: Optional[Recorder] = None
+        #: The payment storages your handler was given, by name, oldest first: the check's plays share it
+        #: (``_storages_now``).
+        self.storages_given: dict[str, list[Any]] = {}
         chain_broadcast = world.chain.broadcast
 
         def broadcast(tx: Any) -> Any:
@@ -204,6 +207,7 @@ class Recorder:
                 raise NeverHandled(event)
             given = Event.decode(event.encode())
             self.components = [(n, c) for n, c in zip(HANDLER_PARAMETERS, components, strict=True) if n in _RECORDED]
+            self._storages_now(components)
             proxies = [self._proxy(name, c) for name, c in zip(HANDLER_PARAMETERS, components, strict=True)]
             handling = Handling(event, given, self.world.clock.now(), time.monotonic(), threading.get_ident())
             self.handlings.append(handling)
@@ -249,6 +253,20 @@ class Recorder:
         self._finish(handling, result)
         handling.step_ended()
         return result
+
+    def _storages_now(self, components: tuple[Any, ...]) -> None:
+        """A payment storage your handler was given by an earlier play's node, or before your node restarted, is from
+        now on the storage it is given now, as a component kept is (``_Recorded``): a real node's storages are the same
+        for its process's life (and the grader's learner process has one of each for every play). The storages are
+        handed over as they are (not recorded), so the one given before shares the state of the one given now."""
+        for name, storage in zip(HANDLER_PARAMETERS, components, strict=True):
+            if name in STORED_KEYS:
+                given = self.storages_given.setdefault(name, [])
+                if given and given[-1] is not storage:
+                    for old in given:
+                        old.__dict__ = storage.__dict__
+                if not given or given[-1] is not storage:
+                    given.append(storage)
 
     def _finish(self, handling: Handling, result: Any) -> None:
         handling.finished = self.world.clock.now()

@@ -361,6 +361,24 @@ def claims_every_payment_by_a_worker_per_loop() -> Any:
     return compose({CLAIMABLE: arm})
 
 
+def keeps_the_first_storages_it_was_given() -> Any:
+    """Keeps the first inbound_payments and outbound_payments it is given, and answers every event with them: one
+    process runs one node, whose storages are the same for its life (ldk-sample hands its handler the same Arcs)."""
+    kept: dict[str, Any] = {}
+    handle = compose()
+
+    async def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager,  # noqa: ANN001
+                                bump_tx_event_handler, peer_manager, inbound_payments, outbound_payments,
+                                fs_store, output_sweeper, network, event):
+        inbound_payments = kept.setdefault("inbound", inbound_payments)
+        outbound_payments = kept.setdefault("outbound", outbound_payments)
+        return await handle(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                            peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network,
+                            event)
+
+    return handle_ldk_events
+
+
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
 CASES = [
@@ -455,6 +473,10 @@ CASES = [
               "PaymentClaimable: "
               "it handed it to a task spawned in an earlier play' (the worker of this play had claimed it, under the "
               "first payment's hand-over; earlier plays' workers still waited on their queues)"),
+    right(EX, "keeps_the_first_storages_it_was_given", Fresh(keeps_the_first_storages_it_was_given), slow=True,
+          why="the payment storages of the check's first play kept, and used in every other: it was told 'Succeeded "
+              "on disk ... and it was never claimed' (the record came from an earlier play's storage) in check(), "
+              "and passed in the grader (one storage of each kind in the learner process for every play)"),
     right(EX, "claimed_by_a_thread_with_its_manager", Fresh(claimed_by_a_thread_with_its_manager),
           why="a thread of an earlier play, with that play's channel_manager, claims each payment from a queue.Queue: "
               "in the check its claims went to the earlier play's node ('never claimed'), in the grader to the node "
