@@ -34,7 +34,7 @@ import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Optional
 
@@ -585,6 +585,14 @@ def _release(channel_manager: Any) -> None:
     channel_manager.background_processor_attached = False
 
 
+def process_died(channel_manager: Any) -> None:
+    """Not LDK's: the node's process died (``World.crash``), so the loop of the processor running it ends with no
+    last persist (a crash runs no code of the process's own)."""
+    body = _LOOPS.get(channel_manager)
+    if body is not None:
+        body.crashed = True
+
+
 # --- the async form ---------------------------------------------------------------------------
 
 _current_participant: contextvars.ContextVar[Optional[Participant]] = contextvars.ContextVar(
@@ -748,89 +756,3 @@ def _abandon(future: Any) -> ReplayEvent:
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
-
-
-
-@contextlib.contextmanager
-def run_processor(node: Any, form: str = "thread") -> Iterator[Any]:
-    """Run ``node`` under a background processor for a ``with`` block, wired as ldk-sample wires it.
-
-    ``form`` is ``"thread"`` (``BackgroundProcessor.start``) or ``"async"``
-    (``process_events_async`` on an event loop of its own, in a thread). Leaving the block
-    stops the processor and raises the first error that ended one.
-
-    A crash of the node (``World.crash``) is its process dying: its processor stops where it is, without
-    its final persist, and hands nothing more over. The node restarted from disk (``World.restart_node``)
-    gets a processor of the same form, started as ldk-sample starts it: before it reconnects to its peers.
-    """
-    if form not in ("thread", "async"):
-        raise ValueError(f"form must be 'thread' or 'async', not {form!r}")
-    lives = [_Life(node, form)]  # the processor of each of the node's processes; the last one runs
-
-    def crashed(dead: Any) -> None:
-        if dead is lives[-1].node:
-            lives[-1].end(crashed=True)
-
-    def started(new: Any) -> None:
-        if new.name == node.name:
-            lives.append(_Life(new, form))
-
-    world = getattr(node, "world", None)
-    hooks = ((world.on_crash, crashed), (world.on_start, started)) if world is not None else ()
-    for hook_list, hook in hooks:
-        hook_list.append(hook)
-    try:
-        yield lives[0].handle
-    finally:
-        for hook_list, hook in hooks:
-            hook_list.remove(hook)
-        lives[-1].end()
-        errors = [life.error for life in lives if life.error is not None]
-        if errors:
-            raise errors[0]
-
-
-class _Life:
-    """One processor of ``run_processor``'s node: the first, or the one its restart started."""
-
-    def __init__(self, node: Any, form: str) -> None:
-        self.node, self.ended = node, False
-        self.error: Optional[BaseException] = None
-        args = (node.fs_store, node.event_handler, node.chain_monitor, node.channel_manager, None,
-                GossipSync.p2p(node.network_graph), node.peer_manager, node.logger, node.scorer)
-        self.handle: Any
-        if form == "thread":
-            self.handle = BackgroundProcessor.start(*args)
-            return
-        self.handle = ExitSignal()
-        self._errors: list[BaseException] = []
-        fetch_time = node.channel_manager.clock.duration_since_epoch
-
-        def main() -> None:
-            try:
-                asyncio.run(process_events_async(*args, self.handle.sleeper, False, fetch_time))
-            except BaseException as e:  # handed to the caller by end()
-                self._errors.append(e)
-
-        self._thread = threading.Thread(target=main, name="ldk-process-events-async", daemon=True)
-        self._thread.start()
-        while not node.channel_manager.background_processor_attached and self._thread.is_alive():
-            time.sleep(0.001)  # until it has joined the world's clock, so no time passes without it
-
-    def end(self, crashed: bool = False) -> None:
-        """Stop the processor (its process dying, if ``crashed``), keeping the error that ended it."""
-        if self.ended:
-            return
-        self.ended = True
-        body = _LOOPS.get(self.node.channel_manager)
-        if crashed and body is not None:
-            body.crashed = True
-        if isinstance(self.handle, BackgroundProcessor):
-            try:
-                self.handle.stop()
-            except BaseException as e:  # (raised by run_processor, once every processor has ended)
-                self.error = e
-            return
-        self.handle.stop()
-        self._thread.join()
-        self.error = self._errors[0] if self._errors else None

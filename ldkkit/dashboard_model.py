@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from .background_processor import run_processor
 from .config import ChannelHandshakeConfig, UserConfig
 from .errors import RetryableSendFailure
 from .events import Event
@@ -26,6 +25,7 @@ from .ln.outbound_payment import Retry
 from .node import Node
 from .routing.router import PaymentParameters, RouteParameters
 from .scenarios import Stage
+from .sim.node_process import run_processor
 from .sim.world import World
 from .types import PublicKey
 

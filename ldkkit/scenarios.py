@@ -223,7 +223,7 @@ def run(
 @contextlib.contextmanager
 def _processing(node: Node, processor: Optional[str]) -> Iterator[None]:
     """Run a background processor over the learner's node for the duration of a scenario."""
-    from .background_processor import run_processor
+    from .sim.node_process import run_processor
 
     if processor is None:
         yield

@@ -20,7 +20,7 @@ from played import played_with_every_write
 
 from ldkkit import background_processor as bp_module
 from ldkkit import scenarios
-from ldkkit.background_processor import BackgroundProcessor, GossipSync, run_processor
+from ldkkit.background_processor import BackgroundProcessor, GossipSync
 from ldkkit.errors import RetryableSendFailure
 from ldkkit.events import Event, ReplayEvent
 from ldkkit.events.queue import EventHandlerError, ReturnedUnawaited
@@ -31,6 +31,7 @@ from ldkkit.reference import handle_ldk_events, ldk_sample_handle_ldk_events
 from ldkkit.routing.router import PaymentParameters, RouteParameters
 from ldkkit.scenarios import Stage
 from ldkkit.ser import decode
+from ldkkit.sim.node_process import run_processor
 from ldkkit.sim.world import World
 from ldkkit.types import PaymentId, PaymentPreimage
 from ldkkit.wakers import Notifier
@@ -612,8 +613,8 @@ def test_stopping_while_an_async_handler_is_mid_event_ends_and_loses_nothing(for
     import asyncio
     import threading
 
-    from ldkkit.background_processor import run_processor
     from ldkkit.scenarios import Stage
+    from ldkkit.sim.node_process import run_processor
     from ldkkit.sim.world import World
 
     async def slow(channel_manager, *args):
@@ -1263,8 +1264,8 @@ def test_a_handler_stuck_outside_the_simulation_is_named_when_the_world_gives_up
     import threading
     from datetime import timedelta
 
-    from ldkkit.background_processor import run_processor
     from ldkkit.events import Event
+    from ldkkit.sim.node_process import run_processor
     from ldkkit.sim.world import World
 
     release = threading.Event()
@@ -1304,8 +1305,8 @@ def test_after_a_wake_the_thread_forms_polls_run_100_ms_apart_from_that_wake(wok
     first poll after that, 61.05 s: not at 61 s, and not a poll later."""
     from datetime import timedelta
 
-    from ldkkit.background_processor import run_processor
     from ldkkit.events import Event
+    from ldkkit.sim.node_process import run_processor
     from ldkkit.sim.world import World
 
     with World(seed=0) as world:

@@ -11,7 +11,6 @@ from datetime import timedelta
 import pytest
 from test_channelmanager import pay_through_an_intercept_scid
 
-from ldkkit.background_processor import run_processor
 from ldkkit.bitcoin import OutPoint, Transaction
 from ldkkit.chain.chainmonitor import HTLC_FAIL_BACK_BUFFER
 from ldkkit.errors import APIError
@@ -47,6 +46,7 @@ from ldkkit.routing.router import LightningError, Path, PaymentParameters, Route
 from ldkkit.scenarios import Stage
 from ldkkit.ser import DecodeError, decode, encode
 from ldkkit.sim.clock import VirtualClock
+from ldkkit.sim.node_process import run_processor
 from ldkkit.sim.world import World
 from ldkkit.types import ChannelId, PaymentHash, PaymentId, PaymentPreimage, PaymentSecret, PublicKey
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from ldkkit import scenarios
-from ldkkit.background_processor import run_processor
 from ldkkit.events import Event, ReplayEvent
 from ldkkit.ln.channelmanager import ChannelManager
 from ldkkit.reference import handle_ldk_events as reference
 from ldkkit.scenarios import Stage
 from ldkkit.ser import decode
+from ldkkit.sim.node_process import run_processor
 from ldkkit.sim.world import World
 
 

@@ -13,12 +13,12 @@ from collections import Counter
 
 import pytest
 
-from ldkkit.background_processor import run_processor
 from ldkkit.errors import RetryableSendFailure
 from ldkkit.events import Event, ReplayEvent
 from ldkkit.payment_storage import HTLCStatus, InboundPaymentInfoStorage
 from ldkkit.reference import handle_ldk_events
 from ldkkit.scenarios import Stage
+from ldkkit.sim.node_process import run_processor
 from ldkkit.sim.world import World
 
 PAYMENTS = 24

@@ -89,8 +89,8 @@ def test_an_event_handed_after_a_handler_let_time_pass_is_logged_at_its_own_time
     import asyncio
     from datetime import timedelta
 
-    from ldkkit.background_processor import run_processor
     from ldkkit.events import Event
+    from ldkkit.sim.node_process import run_processor
 
     with World(seed=5) as world:
         async def handler(*args):

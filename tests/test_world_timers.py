@@ -17,12 +17,12 @@ from played import played_with_every_write
 
 from ldkkit import background_processor as bp_module
 from ldkkit import scenarios
-from ldkkit.background_processor import run_processor
 from ldkkit.config import UserConfig
 from ldkkit.events import Event
 from ldkkit.ln.outbound_payment import RecipientOnionFields
 from ldkkit.routing.router import Path, Route, RouteHop
 from ldkkit.scenarios import _SCENARIOS, Stage
+from ldkkit.sim.node_process import run_processor
 from ldkkit.sim.runtime import Runtime
 from ldkkit.sim.world import World
 from ldkkit.types import PaymentId
@@ -77,7 +77,7 @@ def test_moving_the_clock_ahead_never_passes_a_coroutine_waiting_for_time():
 def test_a_sleeping_processors_timers_never_run_past_a_coroutine_waiting_for_time():
     """Under a BackgroundProcessor, the runtime runs its quiet timers (ping, freshness, rebroadcast) back to
     back while it sleeps, but stops for anything else due first: a coroutine's sleep(45) wakes at 45 s."""
-    from ldkkit.background_processor import run_processor
+    from ldkkit.sim.node_process import run_processor
 
     with World(seed=0) as world:
         a = world.add_node("a", persist=False)

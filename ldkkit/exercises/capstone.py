@@ -224,7 +224,7 @@ class _PutOff:
 def reference_events_put_off(name: str, delays: Delays, played_on: int) -> tuple[str, ...]:
     """``reference_events``, the reference's answers put off as ``delays`` says (see ``put_off``), played as the
     capstone plays yours: under the background processor, and on for ``played_on`` seconds after the story."""
-    from ..background_processor import run_processor
+    from ..sim.node_process import run_processor
     from ..sim.runtime import one_cpu
     from ..sim.world import World
 

@@ -162,7 +162,7 @@ class Session:
         its claim deadline): once the story ends, the world plays on while a task spawned (or a thread started) for
         such an event still works, for up to ``PLAY_ON_S``, so that what it does then is judged too.
         """
-        from ..background_processor import run_processor
+        from ..sim.node_process import run_processor
 
         world = World(seed=FIRST_SEED + len(self.worlds) if seed is None else seed, network=network or Network.Regtest)
         self.worlds.append(world)
