@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from test_channelmanager import pay_through_an_intercept_scid
@@ -580,19 +581,25 @@ def test_an_mpp_payment_is_claimable_once_whole(receiver):
     assert claimed.onion_fields == claimable.onion_fields and claimed.payment_id == claimable.payment_id
 
 
+def _first_of_two_parts_arrives(r: Any, payment_id: PaymentId) -> Any:
+    """bob pays an 80,000 sat invoice of ``r.me``'s in two parts, and only the first (30,000 sats) arrives."""
+    r.stage.open(r.bob, r.me, 6_000_000)
+    invoice = r.stage.invoice(r.me, 80_000_000)
+    r.bob.channel_manager.send_payment_with_route(
+        Route(_mpp_paths(r, [30_000_000, 50_000_000]), None), invoice.payment_hash(),
+        RecipientOnionFields.secret_only(invoice.payment_secret()), payment_id)
+    r.bob.channel_manager.pending_msg_events.pop()  # the 50,000 sat part never arrives
+    r.stage.settle()
+    return invoice
+
+
 def test_a_part_of_another_total_is_failed_back_and_the_parts_before_it_wait(receiver):
     """``check_total_value``: "Failing HTLCs with payment_hash {} as the HTLCs had inconsistent total values": a part
     whose ``total_msat`` is not that of the parts already arrived is failed back, at once, and only it (it was added,
     and the payment claimable for more than either total)."""
     r = receiver
-    r.stage.open(r.bob, r.me, 6_000_000)
-    invoice = r.stage.invoice(r.me, 80_000_000)
+    invoice = _first_of_two_parts_arrives(r, PaymentId(b"\x56" * 32))
     bcm = r.bob.channel_manager
-    bcm.send_payment_with_route(
-        Route(_mpp_paths(r, [30_000_000, 50_000_000]), None), invoice.payment_hash(),
-        RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x56" * 32))
-    bcm.pending_msg_events.pop()  # the 50,000 sat part never arrives
-    r.stage.settle()
     (other,) = _mpp_paths(r, [90_000_000])  # (one part of a payment of 90,000 sats, to the same invoice)
     bcm.send_payment_with_route(Route((other,), None), invoice.payment_hash(),
                                 RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x57" * 32))
@@ -607,14 +614,7 @@ def test_an_incomplete_mpp_payment_fails_back_on_the_third_tick(receiver):
     """``timer_tick_occurred``: the parts of a payment still incomplete are failed back once their
     ``timer_ticks`` reach ``MPP_TIMEOUT_TICKS`` (3): nothing after two ticks, ``HTLCHandlingFailed`` on the third."""
     r = receiver
-    r.stage.open(r.bob, r.me, 6_000_000)
-    invoice = r.stage.invoice(r.me, 80_000_000)
-    bcm = r.bob.channel_manager
-    bcm.send_payment_with_route(
-        Route(_mpp_paths(r, [30_000_000, 50_000_000]), None), invoice.payment_hash(),
-        RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x55" * 32))
-    bcm.pending_msg_events.pop()  # the 50,000 sat part never arrives
-    r.stage.settle()
+    invoice = _first_of_two_parts_arrives(r, PaymentId(b"\x55" * 32))
     failed = lambda: [e for e in r.seen + r.cm.pending_events() if isinstance(e, Event.HTLCHandlingFailed)]  # noqa: E731
     for _ in range(MPP_TIMEOUT_TICKS - 1):  # (the world's own timer, every 60 s, has not ticked since)
         r.cm.timer_tick_occurred()
