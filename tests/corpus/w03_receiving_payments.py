@@ -398,10 +398,10 @@ def claimed_by_one_worker() -> Any:
     return compose({CLAIMABLE: arm})
 
 
-def claimed_by_a_worker_per_loop() -> Any:
-    """One task claims or fails back each payment from a queue, with the components handed over with it, and is started
-    again when it is not running on the loop now running: each play of a check is another node, with a loop of its own
-    (the capstone's hint for the worker above)."""
+def claimed_by_a_worker_per_loop(answer: Any = None) -> Any:
+    """One task claims or fails back each payment from a queue (with ``answer``, ``claimable`` unless given), with the
+    components handed over with it, and is started again when it is not running on the loop now running: each play of
+    a check is another node, with a loop of its own (the capstone's hint for the worker above)."""
     worker: list[Any] = []  # [its task, its queue]
 
     def arm(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
@@ -411,7 +411,7 @@ def claimed_by_a_worker_per_loop() -> Any:
 
             async def claim() -> None:
                 while True:
-                    claimable(**await work.get())
+                    (answer or claimable)(**await work.get())
 
             worker[:] = [loop.create_task(claim()), work]
         worker[1].put_nowait({"channel_manager": channel_manager, "inbound_payments": inbound_payments,

@@ -344,21 +344,7 @@ def answers_with_the_first_manager_per_node() -> Any:
 def claims_every_payment_by_a_worker_per_loop() -> Any:
     """claimed_by_a_worker_per_loop's worker (right: started again on each node's loop), claiming every payment, a
     repeat too."""
-    worker: list[Any] = []  # [its task, its queue]
-
-    def arm(channel_manager: Any, event: Any, **_: Any) -> None:
-        loop = asyncio.get_running_loop()
-        if not worker or worker[0].done() or worker[0].get_loop() is not loop:
-            work: asyncio.Queue[Any] = asyncio.Queue()
-
-            async def claim() -> None:
-                while True:
-                    claims_every_time(**await work.get())
-
-            worker[:] = [loop.create_task(claim()), work]
-        worker[1].put_nowait({"channel_manager": channel_manager, "event": event})
-
-    return compose({CLAIMABLE: arm})
+    return claimed_by_a_worker_per_loop(claims_every_time)
 
 
 def keeps_the_first_storages_it_was_given() -> Any:
