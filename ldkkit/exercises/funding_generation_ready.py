@@ -2,8 +2,9 @@
 
 Rules, judged from the transactions your handler built and the chain:
 - one output of exactly ``channel_value_satoshis`` to ``output_script`` (bitcoind counts in BTC), every other
-  output your wallet's, a fee bitcoind would relay (at least its ``minrelaytxfee``, 1 sat/vB, at most its
-  ``maxfeerate``, 10,000 sat/vB), and every input signed for this very transaction (as bitcoind checks);
+  output your wallet's and none of them dust, a fee bitcoind would relay (at least its ``minrelaytxfee``,
+  1 sat/vB, at most its ``maxfeerate``, 10,000 sat/vB), and every input signed for this very transaction
+  (as bitcoind checks);
 - handed to ``funding_transaction_generated`` for the event's channel and peer;
 - never broadcast by your own code, by any method: LDK broadcasts it once the peer has signed;
 - every channel you open is pending, then ready after six blocks;
@@ -19,7 +20,7 @@ from ..bitcoin import Network, ScriptBuf
 from ..bitcoind_client import BitcoindError
 from ..events import Event
 from ..scenarios import Stage
-from ..sign import p2wpkh_script_code, segwit_sighashes
+from ..sign import min_non_dust_value, p2wpkh_script_code, segwit_sighashes
 from .common import LARGEST_NON_WUMBO_SATS, CheckResult, Played, Session, count, error_hint, fail
 
 #: The channels the story opens. 6,000,000 sats times 1e-8 is the float 0.060000000000000005, an amount bitcoind
@@ -158,6 +159,10 @@ def _funding_trouble(played: Played, tx: Any, event: Any) -> str:
     foreign = sum(o.value for o in others if not wallet.is_mine(o.script_pubkey))
     if foreign:
         return f"{foreign:,} sats go to scripts that are not your wallet's"
+    for o in others:  # bitcoind's IsDust (its dustrelayfee): a spendable output worth less than spending it
+        if bytes(o.script_pubkey)[:1] != b"\x6a" and o.value < min_non_dust_value(o.script_pubkey):
+            return (f"an output of {o.value:,} sats, below the dust limit ({min_non_dust_value(o.script_pubkey):,} "
+                    "sats): bitcoind does not relay a transaction with dust")
     spent = [chain.get_transaction(i.previous_output.txid) for i in tx.input]
     if None in spent:
         return ""  # (inputs the chain does not know: the hand-over fails, and says so)

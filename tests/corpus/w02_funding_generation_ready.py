@@ -268,6 +268,17 @@ def log_the_discarded(event: Any, **_: Any) -> None:
     print(f"EVENT: funding of channel {event.channel_id} discarded")
 
 
+def dust_marker(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+    """Adds a 100-sat output to a wallet address of its own (a "marker" of the funding) beside the channel's."""
+    address = Address.from_script(event.output_script, network)
+    marker = bitcoind_client.get_new_address()
+    raw = bitcoind_client.create_raw_transaction([{str(address): event.channel_value_satoshis / 100_000_000,
+                                                   str(marker): 0.000001}])
+    signed = bitcoind_client.sign_raw_transaction_with_wallet(bitcoind_client.fund_raw_transaction(raw).hex)
+    channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id,
+                                                  Transaction(bytes.fromhex(signed.hex)))
+
+
 def regtest_address(channel_manager: Any, bitcoind_client: Any, event: Any, **_: Any) -> None:
     """The address made for Network.Regtest, the network the kit's main story runs on, not the one given."""
     address = Address.from_script(event.output_script, Network.Regtest)
@@ -366,6 +377,9 @@ CASES = [
           why="counterparty_node_id and temporary_channel_id swapped"),
     wrong(EX, "first_channel_only", Fresh(lambda: compose({FUND: first_channel_only_arm()})), "never funded",
           why="funds one channel, ignores the others"),
+    wrong(EX, "dust_output_of_its_own", compose({FUND: dust_marker}), "dust limit", "294 sats",
+          why="a 100-sat output to its own wallet beside the channel's: bitcoind relays no transaction with dust, so "
+              "the channel never confirms (it passed: the simulated chain relays dust)"),
     wrong(EX, "regtest_address", compose({FUND: regtest_address}), "Invalid Bitcoin address",
           "Address.from_script(output_script, network)",
           why="Address.from_script(output_script, Network.Regtest), not the network given: every story ran on "
