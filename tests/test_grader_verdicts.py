@@ -733,6 +733,18 @@ _AS_THE_CHECK = {
     # the worker per loop claiming a repeat too: its hint said the payment was handed to a task of an earlier play
     "per_loop_worker_claims_a_repeat": ("capstone", "08_capstone.ipynb", lambda s: _claimed_by_one_worker(
         "per_loop", s).replace(" and not paid:", ":")),
+    # one worker thread of the learner's handing every fee bump over: the check counted its hand-overs for the event
+    # whose handling started it ('not handed over'); the grader's calls cross as copies of the request
+    "bumps_from_one_worker_thread": ("on_chain", "06_on_chain.ipynb", lambda s: (
+        "import queue\nBUMPS = queue.Queue()\nWORKER = []\n") + s.replace(
+        "            bump_tx_event_handler.handle_event(bump_event)\n",
+        "            if not WORKER:\n"
+        "                def worker():\n"
+        "                    while True:\n"
+        "                        bump_tx_event_handler.handle_event(BUMPS.get())\n"
+        "                WORKER.append(threading.Thread(target=worker, daemon=True))\n"
+        "                WORKER[0].start()\n"
+        "            BUMPS.put(bump_event)\n", 1)),
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),
@@ -766,7 +778,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
     assert (row.status, hint) == (expected[0], expected[1].replace("read the traceback above", "read the traceback "
                                                                    "below") if trace else expected[1])
     passes = ("lock_held_awaiting", "forwards_after", "claimed_by_one_worker_thread", "claimed_by_one_worker_per_loop",
-              "claimed_from_a_thread", "keeps_the_first_storages")
+              "claimed_from_a_thread", "keeps_the_first_storages",
+              "bumps_from_one_worker")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint

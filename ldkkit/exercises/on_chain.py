@@ -177,10 +177,14 @@ def _explain(played: Played, handling: Handling, descriptor: Any) -> tuple[str, 
 
 def judge_bumps(played: Played) -> None:
     claims_handed: set[Any] = set()  # (the claims of the requests handed over so far)
+    # Each hand-over answers one request: the first one still unanswered that it equals, made before it, whatever the
+    # thread (a worker of yours, started for an earlier event, hands a request over under that event's handling).
+    unanswered = list(played.recorder.calls_to("bump_tx_event_handler.handle_event"))
     for handling in played.handled(Event.BumpTransaction):
         bump = handling.event.bump_event
-        handed = [c for c in played.recorder.calls_for(handling, "bump_tx_event_handler.handle_event")
-                  if c.arguments.get("event") == bump]
+        handed = [c for c in unanswered if c.order > handling.order and c.arguments.get("event") == bump][:1]
+        if handed:
+            unanswered.remove(handed[0])
         if not handed:
             kind = type(bump).__name__
             again = getattr(bump, "claim_id", None) in claims_handed

@@ -307,6 +307,25 @@ def stores_them_and_sweeps_later() -> Any:
     return compose({SPEND: arm})
 
 
+def bumps_from_one_worker_thread() -> Any:
+    """One worker thread of its own, started with the first BumpTransaction, takes each request from a queue.Queue and
+    hands it to the BumpTxEventHandler; the handler returns at once (LDK asks again until the claim confirms)."""
+    work: queue.Queue[Any] = queue.Queue()
+    started: list[threading.Thread] = []
+
+    def arm(bump_tx_event_handler: Any, event: Any, **_: Any) -> None:
+        if not started:
+            def worker() -> None:
+                while True:
+                    bump_tx_event_handler.handle_event(work.get())
+
+            started.append(threading.Thread(target=worker, daemon=True))
+            started[0].start()
+        work.put(event.bump_event)
+
+    return compose({BUMP: arm})
+
+
 def bumps_each_claim_once() -> Any:
     """Hands each claim_id to the BumpTxEventHandler the first time only ("once is enough"): LDK's later asks,
     at a higher feerate, are dropped."""
@@ -321,6 +340,10 @@ def bumps_each_claim_once() -> Any:
 
 
 CASES = [
+    right(EX, "bumps_from_one_worker_thread", Fresh(bumps_from_one_worker_thread),
+          why="one worker thread takes every request from a queue and hands it over: every request after the first "
+              "was 'not handed over (you handed this claim over before)', the worker's hand-overs counted for the "
+              "event whose handling started it"),
     wrong(EX, "bumps_each_claim_once", Fresh(bumps_each_claim_once), "not handed over", "asks again",
           why="hands each claim_id over the first time only: LDK's later asks for the same claim are dropped (it was "
               "told to match Event.BumpTransaction(bump_event) and hand it over whatever its kind, which it did)"),
