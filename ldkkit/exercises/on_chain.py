@@ -177,8 +177,8 @@ def _explain(played: Played, handling: Handling, descriptor: Any) -> tuple[str, 
 
 def judge_bumps(played: Played) -> None:
     claims_handed: set[Any] = set()  # (the claims of the requests handed over so far)
-    # Each hand-over answers one request: the first one still unanswered that it equals, made before it, whatever the
-    # thread (a worker of yours, started for an earlier event, hands a request over under that event's handling).
+    # Each request is answered by the first hand-over equal to it, made after it was given and answering no other,
+    # from whatever thread (a worker of yours, started for an earlier event, hands over under that event's handling).
     unanswered = list(played.recorder.calls_to("bump_tx_event_handler.handle_event"))
     for handling in played.handled(Event.BumpTransaction):
         bump = handling.event.bump_event
