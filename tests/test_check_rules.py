@@ -1038,8 +1038,8 @@ def test_workbook_5_says_exactly_what_went_wrong(case, lines):
 def test_workbook_5_tells_a_passing_handler_what_it_verified():
     assert _read(_corpus("plain_def_eight_byte_fraction", W05), W05) == [
         "✅ forwarding: all 3 checks passed",
-        "  process_pending_htlc_forwards after a random delay in [t, 5t)  9 times, 100 to 500 ms",
-        "  the handler returned at once; a task waited                    9 events",
+        "  process_pending_htlc_forwards after a random delay in [t, 5t)  11 times, 100 to 500 ms",
+        "  the handler returned at once; a task waited                    11 events",
         "  payments forwarded                                             10, earning 10,000 msat"]
 
 
@@ -1667,7 +1667,9 @@ def test_workbook_5_story_forwards_ten_payments_from_alice_to_carol_with_the_ext
     while one waits: LDK gives one PendingHTLCsForwardable for both); then 15,000 sats, and 5,000 sats arriving
     0.05 s before carol (who forwards 0.3 s after she is told) claims the 15,000. The first two delays your handler
     draws are the extremes, all zeros and all ones; then bytes given again, the same bytes for the same delay, one
-    of them long enough for the fourth overlapping payment to arrive while the third waits."""
+    of them long enough for the fourth overlapping payment to arrive while the third waits. Last, alice pays carol
+    10,000 sats for a hash carol never issued: she refuses it, and you fail it back (HTLCHandlingFailed, then
+    PendingHTLCsForwardable)."""
     from ldkkit.exercises import forwarding
 
     session = common.Session(W05, reference)
@@ -1688,12 +1690,17 @@ def test_workbook_5_story_forwards_ten_payments_from_alice_to_carol_with_the_ext
     assert sorted(c.outbound_capacity_msat for c in channels) == [465_010_000, 2_415_000_000]
     delays = [c.at - h.started for h in played.handled(Event.PendingHTLCsForwardable)
               for c in played.recorder.calls_for(h, "channel_manager.process_pending_htlc_forwards")]
-    assert len(delays) == 9 and delays[0] == pytest.approx(0.1, abs=1e-5) and delays[1] == pytest.approx(0.5)
+    assert len(delays) == 11 and delays[0] == pytest.approx(0.1, abs=1e-5) and delays[1] == pytest.approx(0.5)
     assert delays[3] == delays[4] == delays[5] == delays[7] and delays[2] == delays[8] and delays[6] > 0.35
-    # The last payment arrived 0.05 s before carol's claim of the one before came back.
+    # The last payment forwarded arrived 0.05 s before carol's claim of the one before came back.
     claims = [at for at, src, _dst, kind in played.world.message_log if src == "carol" and kind == "UpdateFulfillHTLC"]
-    last = played.handled(Event.PendingHTLCsForwardable)[-1].started
+    last = played.handled(Event.PendingHTLCsForwardable)[-3].started
     assert 0.04 <= min(claim - last for claim in claims if claim > last) <= 0.05  # (time is let pass 10 ms at a time)
+    # The refused one: sent on to carol, failed back by her, then by you to alice, a delay after HTLCHandlingFailed.
+    [failed] = played.handled(Event.HTLCHandlingFailed)
+    [back] = [at for at, src, _dst, kind in played.world.message_log
+              if src == played.me.name and kind == "UpdateFailHTLC"]
+    assert played.handled(Event.PendingHTLCsForwardable)[-1].started == failed.started and back - failed.started >= 0.1
 
 
 def test_workbook_5_names_a_fixed_delay_on_the_last_event_once_every_delay_showed():
@@ -1702,8 +1709,8 @@ def test_workbook_5_names_a_fixed_delay_on_the_last_event_once_every_delay_showe
     with pytest.raises(ExerciseFailed) as failure:
         check(W05, _corpus("fixed_delay", W05))
     path = next(line.strip() for line in str(failure.value).splitlines() if line.strip().startswith("Events so far:"))
-    assert path.endswith("PendingHTLCsForwardable → [PendingHTLCsForwardable]")  # the last of nine
-    assert path.count("PendingHTLCsForwardable") == 6 and "..." in path
+    assert path.endswith("HTLCHandlingFailed → [PendingHTLCsForwardable]")  # the last of eleven
+    assert path.count("PendingHTLCsForwardable") == 5 and "..." in path
 
 
 @pytest.mark.parametrize("story, kinds, sent, channel_sats, refusals", [

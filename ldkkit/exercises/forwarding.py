@@ -10,7 +10,8 @@ Rules, judged on the simulation's clock (never on wall time):
 - the wait happens in a spawned task: the handler itself returns at once, and never blocks the
   node with ``time.sleep``;
 - no HTLC goes on sooner than ``time_forwardable`` after the ``PendingHTLCsForwardable`` before it, when
-  payments overlap too (a loop that polls, or a call from another event's arm, forwards one at once);
+  payments overlap too (a loop that polls, or a call from another event's arm, forwards one at once); nor
+  goes back, failed by the next hop, sooner than that after the ``HTLCHandlingFailed`` that told of it;
 - every payment routed through you is forwarded (``PaymentForwarded``).
 """
 
@@ -22,6 +23,7 @@ from collections import Counter
 from .. import scenarios
 from ..events import Event
 from ..scenarios import Stage
+from . import sending_payments
 from .common import CheckResult, Handling, Played, Session, fail, held_back
 
 PAYMENTS_MSAT = (100_000_000, 200_000_000, 50_000_000, 70_000_000)
@@ -53,6 +55,9 @@ def story(stage: Stage) -> None:
         stage.pay(alice, stage.invoice(carol, amount), settle_s=0)
         _until_sent_on(stage)
         stage.settle(CAROL_S - EARLY_S)
+    # Then a payment carol refuses (a hash she never issued): you fail it back, told by HTLCHandlingFailed, then
+    # PendingHTLCsForwardable (a call from the first one's arm fails it back at once).
+    sending_payments.pay_fake(stage, carol, payer=alice)
     stage.settle(900)  # long enough for a delay read in the wrong unit to show
 
 
@@ -137,26 +142,33 @@ def _judge_from_the_bytes(played: Played, judged: list[tuple[Handling, float]]) 
 
 def judge_forward_times(played: Played) -> None:
     """Each HTLC your node sent on went at least ``time_forwardable`` after the PendingHTLCsForwardable before it
-    (one LDK gave while it was still waiting goes with that one's: LDK gives a single event for them all)."""
-    announced = played.handled(Event.PendingHTLCsForwardable)
-    for at in _sent_on(played):
-        before = [h for h in announced if h.started <= at]
+    (one LDK gave while it was still waiting goes with that one's: LDK gives a single event for them all), and each
+    it failed back at least that long after the HTLCHandlingFailed before it (LDK gives both events at once)."""
+    forwardable = played.handled(Event.PendingHTLCsForwardable)
+    announced = {"UpdateAddHTLC": forwardable,
+                 "UpdateFailHTLC": sorted([*forwardable, *played.handled(Event.HTLCHandlingFailed)],
+                                          key=lambda h: h.order)}
+    for at, kind in _sent_on(played, tuple(announced)):
+        before = [h for h in announced[kind] if h.started <= at]
         if not before:
             continue  # (not a forward: nothing was announced; the story pays nothing from your node)
         last = before[-1]
-        t, gap = last.event.time_forwardable.total_seconds(), at - last.started
+        t, gap = forwardable[-1].event.time_forwardable.total_seconds(), at - last.started
         if gap < t - SLACK_S:
-            raise fail(played, last.event, f"each HTLC sent on at least {t * 1000:.0f} ms after the "
-                       "PendingHTLCsForwardable before it", f"one went on {gap * 1000:,.0f} ms after it",
+            sent = "sent on" if kind == "UpdateAddHTLC" else "failed back"
+            raise fail(played, last.event, f"each HTLC {sent} at least {t * 1000:.0f} ms after the "
+                       f"{type(last.event).__name__} before it", f"one was {sent} {gap * 1000:,.0f} ms after it",
                        "call process_pending_htlc_forwards only from the task each PendingHTLCsForwardable spawns, "
-                       "after its own random wait: a loop that polls, or a call from another event's arm, sends on "
-                       "an HTLC that has just arrived, and the timing tells an observer where it came from.")
+                       "after its own random wait: a loop that polls, or a call from another event's arm (an "
+                       "HTLCHandlingFailed needs no action), sends on or fails back an HTLC that has just arrived, "
+                       "and the timing tells an observer where it came from.")
 
 
-def _sent_on(played: Played) -> list[float]:
-    """When your node sent an HTLC on (an ``update_add_htlc`` of its own: in this story, only forwards)."""
+def _sent_on(played: Played, kinds: tuple[str, ...] = ("UpdateAddHTLC",)) -> list[tuple[float, str]]:
+    """When your node sent an HTLC on (an ``update_add_htlc`` of its own: in this story, only forwards), or failed one
+    back (``update_fail_htlc``), with which."""
     me = played.me.name
-    return [at for at, src, _dst, kind in played.world.message_log if src == me and kind == "UpdateAddHTLC"]
+    return [(at, kind) for at, src, _dst, kind in played.world.message_log if src == me and kind in kinds]
 
 
 def _judge_one(played: Played, handling: Handling) -> float | None:
@@ -165,7 +177,7 @@ def _judge_one(played: Played, handling: Handling) -> float | None:
     event = handling.event
     t = event.time_forwardable.total_seconds()
     calls = played.recorder.calls_for(handling, "channel_manager.process_pending_htlc_forwards")
-    later = [at for at in _sent_on(played) if at >= handling.started]
+    later = [at for at, _ in _sent_on(played, ("UpdateAddHTLC", "UpdateFailHTLC")) if at >= handling.started]
     if not calls and later and later[0] - handling.started <= 5 * t + SLACK_S:
         return None
     if not calls and later:

@@ -126,15 +126,16 @@ def judge_completed(played: Played) -> None:
 FAKE_SECRET = PaymentSecret(b"\x44" * 32)
 
 
-def pay_fake(stage: Stage, payee: Any, tag: bytes = b"\x33", settle_s: float = 2.0) -> None:
-    """An invoice that looks like the payee's, for a hash they never issued: they refuse it, and it fails."""
+def pay_fake(stage: Stage, payee: Any, tag: bytes = b"\x33", settle_s: float = 2.0, payer: Any = None) -> None:
+    """An invoice that looks like the payee's, for a hash they never issued: they refuse it, and it fails. Paid by
+    your node, unless ``payer`` is another."""
     fake = Bolt11Invoice.create(
         network=Network.Regtest, node_secret_key=payee.keys_manager.get_node_secret_key(),
         payment_hash=PaymentHash(tag * 24 + stage.world.seed.to_bytes(8, "big")),  # (each world's its own)
         payment_secret=FAKE_SECRET,
         amount_msat=10_000_000, description="never issued", timestamp=stage.world.clock.unix_time(),
     )
-    stage.pay(stage.me, fake, settle_s=settle_s)
+    stage.pay(payer or stage.me, fake, settle_s=settle_s)
 
 
 def pay_again(stage: Stage, invoice: Bolt11Invoice) -> None:

@@ -97,6 +97,11 @@ def sleeps_then_forwards(how: str) -> Any:
     return compose({FWD: arm})
 
 
+
+def fails_back_at_once(channel_manager: Any, **_: Any) -> None:
+    """On HTLCHandlingFailed, process_pending_htlc_forwards() at once, "so that the failure goes back"."""
+    channel_manager.process_pending_htlc_forwards()
+
 CASES_RIGHT_PLAIN = compose({FWD: forward_after(lambda t, k: t + 4 * t * _fraction(k, 8))}, plain=True)
 
 
@@ -373,6 +378,10 @@ CASES = [
     wrong(EX, "flushes_on_payment_forwarded", compose({Event.PaymentForwarded: flushes_when_forwarded}),
           "after the PendingHTLCsForwardable", "another event's arm",
           why="process_pending_htlc_forwards() on PaymentForwarded too: an HTLC just arrived goes on at once"),
+    wrong(EX, "fails_back_at_once_on_htlc_handling_failed", compose({Event.HTLCHandlingFailed: fails_back_at_once}),
+          "failed back 0 ms after", "HTLCHandlingFailed needs no action",
+          why="process_pending_htlc_forwards() from the HTLCHandlingFailed arm: the HTLC carol refused goes back at "
+              "once (it passed: no HTLC failed in the story)"),
     wrong(EX, "task_forgets_to_forward", compose({FWD: forgets_to_forward}), "process_pending_htlc_forwards",
           why="the task sleeps and never calls process_pending_htlc_forwards"),
 ]
