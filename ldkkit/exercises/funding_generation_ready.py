@@ -124,6 +124,9 @@ def judge_funding(played: Played) -> None:
         if trouble:
             raise fail(where, event, "the channel's output, change back to your wallet, a fee bitcoind would relay "
                        "(1 to 10,000 sat/vB), and signatures bitcoind accepts", trouble,
+                       "give create_raw_transaction one output, the channel's: fund_raw_transaction adds the change "
+                       "only when it is worth more than its dust limit, and bitcoind relays no transaction with an "
+                       "output worth less than spending it." if "dust limit" in trouble else
                        "let fund_raw_transaction add the inputs and the change output, and hand over what "
                        "sign_raw_transaction_with_wallet returns, unchanged: every output but the channel's is yours.")
         if calls[0].error is not None:

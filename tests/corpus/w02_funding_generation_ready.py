@@ -378,6 +378,7 @@ CASES = [
     wrong(EX, "first_channel_only", Fresh(lambda: compose({FUND: first_channel_only_arm()})), "never funded",
           why="funds one channel, ignores the others"),
     wrong(EX, "dust_output_of_its_own", compose({FUND: dust_marker}), "dust limit", "294 sats",
+          "one output, the channel's",
           why="a 100-sat output to its own wallet beside the channel's: bitcoind relays no transaction with dust, so "
               "the channel never confirms (it passed: the simulated chain relays dust)"),
     wrong(EX, "regtest_address", compose({FUND: regtest_address}), "Invalid Bitcoin address",
