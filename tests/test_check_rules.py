@@ -1941,3 +1941,31 @@ def test_a_unit_slip_is_told_only_when_every_forwarding_delay_is_far_too_short()
     assert forwarding._too_short_unit(played_with(0.001, 0.002), 1.0).startswith(" Every delay was under 20 ms: ")
     assert forwarding._too_short_unit(played_with(0.0, 0.0), 1.0).startswith(" Every delay was 0 ms: ")
     assert forwarding._too_short_unit(played_with(0.001, 4.0), 1.0) == ""
+
+
+def test_a_failure_back_waits_for_the_htlc_handling_failed_given_with_its_own_pending_htlcs_forwardable():
+    """An update_fail_htlc goes back at least time_forwardable after the HTLCHandlingFailed before it, if LDK gave a
+    PendingHTLCsForwardable with it; one given while a PendingHTLCsForwardable waited comes alone, and goes back with
+    that one's processing (ldk-sample's handler: no sooner than that one allows)."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from ldkkit.events import HTLCDestination
+    from ldkkit.exercises import forwarding
+    from ldkkit.types import ChannelId
+
+    def played(*given: tuple[str, float], fail_back_at: float) -> SimpleNamespace:
+        events = {"PHF": Event.PendingHTLCsForwardable(timedelta(milliseconds=100)),
+                  "HHF": Event.HTLCHandlingFailed(ChannelId(b"\x01" * 32), HTLCDestination.UnknownNextHop(42))}
+        handlings = [SimpleNamespace(event=events[kind], started=at, order=i) for i, (kind, at) in enumerate(given)]
+        return SimpleNamespace(
+            name="forwarding", handled=lambda kind=Event: [h for h in handlings if isinstance(h.event, kind)],
+            me=SimpleNamespace(name="learner"), events=lambda kind=Event: [h.event for h in handlings],
+            world=SimpleNamespace(message_log=[(fail_back_at, "learner", "alice", "UpdateFailHTLC")]))
+
+    # alone, while the PendingHTLCsForwardable of 0.0 waits: its processing at 0.15 fails it back, 0.05 after it
+    forwarding.judge_forward_times(played(("PHF", 0.0), ("HHF", 0.1), fail_back_at=0.15))
+    # given with its own: 0.05 after it is too soon (as when the HTLCHandlingFailed arm processes at once)
+    with pytest.raises(ExerciseFailed, match="failed back 50 ms after"):
+        forwarding.judge_forward_times(played(("PHF", 0.0), ("HHF", 0.1), ("PHF", 0.1), fail_back_at=0.15))
+    forwarding.judge_forward_times(played(("PHF", 0.0), ("HHF", 0.1), ("PHF", 0.1), fail_back_at=0.2))

@@ -143,11 +143,15 @@ def _judge_from_the_bytes(played: Played, judged: list[tuple[Handling, float]]) 
 def judge_forward_times(played: Played) -> None:
     """Each HTLC your node sent on went at least ``time_forwardable`` after the PendingHTLCsForwardable before it
     (one LDK gave while it was still waiting goes with that one's: LDK gives a single event for them all), and each
-    it failed back at least that long after the HTLCHandlingFailed before it (LDK gives both events at once)."""
+    it failed back at least that long after the HTLCHandlingFailed before it (given with a PendingHTLCsForwardable,
+    if none was waiting)."""
     forwardable = played.handled(Event.PendingHTLCsForwardable)
+    given = played.handled()
+    # (an HTLCHandlingFailed while a PendingHTLCsForwardable waits comes alone: that one's wait is the failure's too)
+    failed = [h for h, after in zip(given, given[1:], strict=False) if isinstance(h.event, Event.HTLCHandlingFailed)
+              and isinstance(after.event, Event.PendingHTLCsForwardable)]
     announced = {"UpdateAddHTLC": forwardable,
-                 "UpdateFailHTLC": sorted([*forwardable, *played.handled(Event.HTLCHandlingFailed)],
-                                          key=lambda h: h.order)}
+                 "UpdateFailHTLC": sorted([*forwardable, *failed], key=lambda h: h.order)}
     for at, kind in _sent_on(played, tuple(announced)):
         before = [h for h in announced[kind] if h.started <= at]
         if not before:
