@@ -1963,8 +1963,8 @@ def test_a_failure_back_waits_for_the_htlc_handling_failed_given_with_its_own_pe
             me=SimpleNamespace(name="learner"), events=lambda kind=Event: [h.event for h in handlings],
             world=SimpleNamespace(message_log=[(fail_back_at, "learner", "alice", "UpdateFailHTLC")]))
 
-    # alone, while the PendingHTLCsForwardable of 0.0 waits: its processing at 0.15 fails it back, 0.05 after it
-    forwarding.judge_forward_times(played(("PHF", 0.0), ("HHF", 0.1), fail_back_at=0.15))
+    # two alone, while the PendingHTLCsForwardable of 0.0 waits: its processing at 0.15 fails them back
+    forwarding.judge_forward_times(played(("PHF", 0.0), ("HHF", 0.1), ("HHF", 0.12), fail_back_at=0.15))
     # given with its own: 0.05 after it is too soon (as when the HTLCHandlingFailed arm processes at once)
     with pytest.raises(ExerciseFailed, match="failed back 50 ms after"):
         forwarding.judge_forward_times(played(("PHF", 0.0), ("HHF", 0.1), ("PHF", 0.1), fail_back_at=0.15))
