@@ -949,7 +949,8 @@ W04_STRINGS = ["Expected: outbound_payments stored as outbound_payments.encode()
         "Expected: outbound_payments[payment_id] HTLCStatus.Succeeded with the preimage on disk",
         "Happened: on disk: PaymentInfo(preimage=None, secret=1e89…1475, status=HTLCStatus.Pending, "
         "amt_msat=50,000,000 msat)", W04_EXACTLY + " Change the entry outbound_payments holds under the event's "
-        "payment_id, that entry itself (not a copy of it, which outbound_payments.encode() never sees), then write."]),
+        "payment_id (the key sendpayment used, not its payment_hash), that entry itself (not a copy of it, which "
+        "outbound_payments.encode() never sees), then write."]),
     ("wrong_storage_key", [W04_SCENARIO.format("PaymentSent"), W04_PERSISTED,
                            "Happened: nothing is stored under 'outbound_payments'; you wrote under ['outbound']",
                            W04_KEY_HINT]),

@@ -303,8 +303,9 @@ def _judge(played: Played, handling: Handling, payment_id: Any, status: HTLCStat
         elif record.status is HTLCStatus.Pending and _ends_for_another_reason(event):
             hint = _whatever_the_reason(event) + "mark it Failed, as for any other reason."
         elif record.status is HTLCStatus.Pending and wrote:
-            hint += (" Change the entry outbound_payments holds under the event's payment_id, that entry itself (not "
-                     "a copy of it, which outbound_payments.encode() never sees), then write.")
+            hint += (" Change the entry outbound_payments holds under the event's payment_id (the key sendpayment "
+                     "used, not its payment_hash), that entry itself (not a copy of it, which "
+                     "outbound_payments.encode() never sees), then write.")
         raise fail(played, event, expected, f"on disk: {record!r}", hint)
     if preimage is not None and record.preimage != preimage:
         raise fail(played, event, expected, f"on disk: {record!r}",

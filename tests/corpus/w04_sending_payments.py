@@ -371,7 +371,7 @@ CASES = [
     wrong(EX, "failed_removes_entry", compose({FAILED: failed_removes}), "no entry", "never remove it",
           why="deletes the failed payment's entry"),
     wrong(EX, "sent_looked_up_by_hash", compose({SENT: sent_by_hash}), "HTLCStatus.Succeeded", "record exactly that",
-          why="looks the entry up by payment_hash"),
+          "not its payment_hash", why="looks the entry up by payment_hash (the hint named only a copy)"),
     wrong(EX, "wrong_storage_key", compose({SENT: set_status(HTLCStatus.Succeeded, preimage=True,
                                                               key="outbound")}),
           "nothing is stored under 'outbound_payments'", why="writes under 'outbound'"),
