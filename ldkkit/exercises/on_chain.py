@@ -134,9 +134,11 @@ def judge_kept_before_returning(played: Played) -> None:
             later = [c.at for c in played.recorder.calls_for(handling, "output_sweeper.track_spendable_outputs")
                      if not c.during]
             stored = any(c.during for c in played.recorder.calls_for(handling, "fs_store.write"))
+            gap = later[0] - handling.finished if later else 0.0
             raise fail(played, handling.event, f"the output {outpoint} in the OutputSweeper's care when your "
-                       "handler returned", "it was handed over only "
-                       f"{later[0] - handling.finished:,.0f} s after your handler returned" if later else
+                       "handler returned", f"it was handed over only {gap:,.0f} s after your handler returned"
+                       if gap >= 0.5 else "it was handed over only after your handler returned, by code of yours "
+                       "still running then" if later else
                        "your handler stored something with fs_store.write, but returned before anything took it"
                        if stored else "your handler returned before anything took it",
                        "keeping the outputs on disk and spending them yourself later is what ldk-sample did before "
@@ -157,6 +159,13 @@ def _explain(played: Played, handling: Handling, descriptor: Any) -> tuple[str, 
     """Why ``descriptor`` never came back, from the handler's first hand-over to the sweeper, and the hint
     for that reason (never one for another reason: a right delay_until_height is not blamed)."""
     calls = played.recorder.calls_for(handling, "output_sweeper.track_spendable_outputs")
+    built = [c for c in played.recorder.calls_for(handling, "keys_manager.spend_spendable_outputs")
+             if descriptor in tuple(c.arguments.get("descriptors", ()))]
+    if not calls and built:
+        return (": you built a transaction spending it (keys_manager.spend_spendable_outputs), and none spending it "
+                "confirmed", "a transaction you build reaches the chain only once you broadcast it "
+                "(bitcoind_client.broadcast_transactions([tx])), and must be broadcast again until it confirms: "
+                "output_sweeper.track_spendable_outputs(event.outputs, event.channel_id, False, None) does all that.")
     if not calls:
         return ": the event's outputs were never handed to the OutputSweeper", HAND_OVER
     call = calls[0]
@@ -185,6 +194,13 @@ def judge_bumps(played: Played) -> None:
         handed = [c for c in unanswered if c.order > handling.order and c.arguments.get("event") == bump][:1]
         if handed:
             unanswered.remove(handed[0])
+        outer = any(isinstance(c.arguments.get("event"), Event.BumpTransaction)
+                    for c in played.recorder.calls_for(handling, "bump_tx_event_handler.handle_event"))
+        if not handed and outer:
+            raise fail(played, handling.event, f"bump_tx_event_handler.handle_event(the inner {type(bump).__name__})",
+                       "you handed over the Event.BumpTransaction itself, not its bump_event",
+                       "the BumpTxEventHandler takes what the event carries, a BumpTransactionEvent: match "
+                       "Event.BumpTransaction(bump_event) and hand bump_event over.")
         if not handed:
             kind = type(bump).__name__
             again = getattr(bump, "claim_id", None) in claims_handed

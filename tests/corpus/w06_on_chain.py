@@ -372,8 +372,9 @@ CASES = [
           why="a thread waits for its pool, then hands over; the handler awaits it (the pool's thread starting once "
               "stopped the thread counting)"),
     wrong(EX, "handed_over_by_a_worker_later", Fresh(handed_over_by_a_worker_later),
-          "in the OutputSweeper's care when your handler returned",
-          why="a worker thread hands the outputs over after the handler returned (it once passed now and then)"),
+          "in the OutputSweeper's care when your handler returned", "by code of yours still running then",
+          why="a worker thread hands the outputs over after the handler returned (it once passed now and then; it was "
+              "told 'handed over only 0 s after your handler returned')"),
     right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first),
           why="returns ReplayEvent() the first time it sees each event, then handles it: each BumpTransaction "
               "handed over when handled"),
@@ -426,7 +427,9 @@ CASES = [
           why="drops StaticOutputs, with a delay_until_height already reached: the hint is about the outputs, "
               "not the delay (it once said 'pass delay_until_height=None')"),
     wrong(EX, "spends_with_keys_manager_unbroadcast", compose({SPEND: spend_myself}), "track_spendable_outputs",
-          why="keys_manager.spend_spendable_outputs builds a transaction that is never broadcast"),
+          "you built a transaction spending it", "broadcast it",
+          why="keys_manager.spend_spendable_outputs builds a transaction that is never broadcast (it was told only "
+              "that the outputs were never handed to the OutputSweeper)"),
     wrong(EX, "sweeps_mostly_to_a_stranger", compose({SPEND: spend_mostly_to_a_stranger}),
           "scripts that are not your wallet's", why="spends them itself to a foreign script, a little change back"),
     wrong(EX, "sweeps_to_the_keys_managers_script", compose({SPEND: spend_to_the_keys_managers_script}),
@@ -435,8 +438,10 @@ CASES = [
               "never handed to the OutputSweeper, as if a spend of its own were the mistake"),
     wrong(EX, "sweeps_to_a_stranger", compose({SPEND: spend_to_a_stranger}), "never came back to your wallet",
           why="spends the outputs itself to a script that is not the wallet's: swept and confirmed, but not back"),
-    wrong(EX, "hands_over_the_outer_event", compose({BUMP: bump_whole_event}), "not handed over", "bump_event",
-          why="handle_event(event) with the outer Event.BumpTransaction (and the error swallowed)"),
+    wrong(EX, "hands_over_the_outer_event", compose({BUMP: bump_whole_event}),
+          "you handed over the Event.BumpTransaction itself, not its bump_event", "hand bump_event over",
+          why="handle_event(event) with the outer Event.BumpTransaction (and the error swallowed): it was told only "
+              "'it was not handed over'"),
     wrong(EX, "bumps_htlc_resolution_only", compose({BUMP: bump_close_only}), "bump_tx_event_handler.handle_event",
           why="hands over HTLCResolution only, never ChannelClose"),
     wrong(EX, "bumps_channel_close_only", compose({BUMP: bump_htlc_close_only}), "HTLCResolution",
