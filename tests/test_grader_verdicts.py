@@ -745,6 +745,15 @@ _AS_THE_CHECK = {
         "                WORKER.append(threading.Thread(target=worker, daemon=True))\n"
         "                WORKER[0].start()\n"
         "            BUMPS.put(bump_event)\n", 1)),
+    # the outer event handed to the BumpTxEventHandler, and a sweep built but never broadcast: the hint names each
+    "hands_over_the_outer_bump_event": ("on_chain", "06_on_chain.ipynb", lambda s: s.replace(
+        "            bump_tx_event_handler.handle_event(bump_event)\n",
+        "            try:\n                bump_tx_event_handler.handle_event(event)\n"
+        "            except Exception:\n                pass\n", 1)),
+    "builds_a_sweep_never_broadcast": ("on_chain", "06_on_chain.ipynb", lambda s: s.replace(
+        "            output_sweeper.track_spendable_outputs(list(outputs), channel_id, False, None)\n",
+        "            keys_manager.spend_spendable_outputs(\n"
+        "                list(outputs), [], bitcoind_client.get_change_script(), 253)\n", 1)),
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),
@@ -785,6 +794,10 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint
     if case == "per_loop_worker_claims_a_repeat":  # the cause named: the repeat claimed, by this play's worker
         assert "you claimed it a second time" in row.hint and "earlier play" not in hint, hint
+    if case == "hands_over_the_outer_bump_event":  # the cause named, the call crossing with the outer event
+        assert "you handed over the Event.BumpTransaction itself" in row.hint, row.hint
+    if case == "builds_a_sweep_never_broadcast":  # the cause named, the descriptors crossing as copies
+        assert "you built a transaction spending it" in row.hint, row.hint
     if case == "exits":  # the learner's own line, and none of the kit's
         assert trace.startswith("Traceback") and "raise SystemExit(0)" in trace and "ldkkit" not in trace
 
