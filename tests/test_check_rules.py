@@ -315,7 +315,10 @@ W02_ONE_OUTPUT = ("Hint: one output, to Address.from_script(output_script, netwo
 @pytest.mark.parametrize("case, lines", [
     ("broadcast_transactions_too", [W02_SCENARIO.format(" (100,000 sats)"), *W02_BROADCAST]),
     ("never_handed_over", [W02_SCENARIO.format(" (100,000 sats)"), *W02_NEVER]),
-    ("first_channel_only", [W02_SCENARIO.format(" (6,000,000 sats)"), *W02_NEVER]),
+    ("first_channel_only", [W02_SCENARIO.format(" (6,000,000 sats)"), *W02_NEVER[:2],
+                            "Hint: your handler funded another channel, and did nothing for this one: each "
+                            "FundingGenerationReady is a channel of its own, to fund with a transaction of its own, "
+                            "whatever was funded before."]),
     ("divided_twice", [W02_SCENARIO.format(""), "Expected: your handler to return normally",
                        "Happened: it raised BitcoindError: Invalid amount: 1.0000000000000001e-11 (bitcoind takes at "
                        "most 8 decimal places: divide the satoshis by 100_000_000)",

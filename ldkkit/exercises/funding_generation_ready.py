@@ -222,6 +222,11 @@ def _unfunded_hint(played: Played, handling: Any) -> str:
                 hint = (_unit_hint(played, handling) if name == "create_raw_transaction" else
                         "the channel is funded only once funding_transaction_generated has the signed transaction.")
                 return said + hint[:1].upper() + hint[1:]
+    others = {c.arguments.get("temporary_channel_id") for c in played.recorder.calls_to(
+        "channel_manager.funding_transaction_generated") if c.error is None}
+    if others and not played.recorder.calls_for(handling):
+        return ("your handler funded another channel, and did nothing for this one: each FundingGenerationReady is a "
+                "channel of its own, to fund with a transaction of its own, whatever was funded before.")
     return ("build the transaction with bitcoind_client (create_raw_transaction, fund_raw_transaction, "
             "sign_raw_transaction_with_wallet), to the address Address.from_script(output_script, network).")
 

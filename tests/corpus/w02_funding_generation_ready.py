@@ -376,7 +376,8 @@ CASES = [
     wrong(EX, "swapped_arguments", compose({FUND: swapped}), "ChannelUnavailable", "temporary_channel_id",
           why="counterparty_node_id and temporary_channel_id swapped"),
     wrong(EX, "first_channel_only", Fresh(lambda: compose({FUND: first_channel_only_arm()})), "never funded",
-          why="funds one channel, ignores the others"),
+          "funded another channel, and did nothing for this one",
+          why="funds one channel, ignores the others (the hint said how to build a transaction)"),
     wrong(EX, "dust_output_of_its_own", compose({FUND: dust_marker}), "dust limit", "294 sats",
           "one output, the channel's",
           why="a 100-sat output to its own wallet beside the channel's: bitcoind relays no transaction with dust, so "
