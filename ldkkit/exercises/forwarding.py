@@ -160,12 +160,25 @@ def judge_forward_times(played: Played) -> None:
         t, gap = forwardable[-1].event.time_forwardable.total_seconds(), at - last.started
         if gap < t - SLACK_S:
             sent = "sent on" if kind == "UpdateAddHTLC" else "failed back"
+            arm = _other_arm_calling(played, at)
             raise fail(played, last.event, f"each HTLC {sent} at least {t * 1000:.0f} ms after the "
                        f"{type(last.event).__name__} before it", f"one was {sent} {gap * 1000:,.0f} ms after it",
-                       "call process_pending_htlc_forwards only from the task each PendingHTLCsForwardable spawns, "
-                       "after its own random wait: a loop that polls, or a call from another event's arm (an "
-                       "HTLCHandlingFailed needs no action), sends on or fails back an HTLC that has just arrived, "
-                       "and the timing tells an observer where it came from.")
+                       (f"your handler called process_pending_htlc_forwards while it handled {arm}, which needs no "
+                        "such call: " if arm else "") + "call process_pending_htlc_forwards only from the task each "
+                       "PendingHTLCsForwardable spawns, after its own random wait: a loop that polls, or a call from "
+                       "another event's arm, sends on or fails back an HTLC that has just arrived, and the timing "
+                       "tells an observer where it came from.")
+
+
+def _other_arm_calling(played: Played, at: float) -> str:
+    """The kind of event (not a PendingHTLCsForwardable) whose handler made the last process_pending_htlc_forwards call
+    by ``at``, or ""."""
+    calls = [c for c in played.recorder.calls_to("channel_manager.process_pending_htlc_forwards") if c.at <= at]
+    last = max(calls, key=lambda c: c.order, default=None)
+    if last is None or last.handling is None or not last.during:
+        return ""
+    kind = type(last.handling.event)
+    return "" if kind is Event.PendingHTLCsForwardable else kind.__name__
 
 
 def _sent_on(played: Played, kinds: tuple[str, ...] = ("UpdateAddHTLC",)) -> list[tuple[float, str]]:

@@ -376,10 +376,10 @@ CASES = [
           "only from the task each", why="one loop forwards every random [t, 5t) for ever: an HTLC that arrives "
           "just before its turn goes on at once", slow=True),
     wrong(EX, "flushes_on_payment_forwarded", compose({Event.PaymentForwarded: flushes_when_forwarded}),
-          "after the PendingHTLCsForwardable", "another event's arm",
+          "after the PendingHTLCsForwardable", "another event's arm", "while it handled PaymentForwarded",
           why="process_pending_htlc_forwards() on PaymentForwarded too: an HTLC just arrived goes on at once"),
     wrong(EX, "fails_back_at_once_on_htlc_handling_failed", compose({Event.HTLCHandlingFailed: fails_back_at_once}),
-          "failed back 0 ms after", "HTLCHandlingFailed needs no action",
+          "failed back 0 ms after", "while it handled HTLCHandlingFailed, which needs no such call",
           why="process_pending_htlc_forwards() from the HTLCHandlingFailed arm: the HTLC carol refused goes back at "
               "once (it passed: no HTLC failed in the story)"),
     wrong(EX, "task_forgets_to_forward", compose({FWD: forgets_to_forward}), "process_pending_htlc_forwards",
