@@ -1965,6 +1965,7 @@ def test_a_failure_back_waits_for_the_htlc_handling_failed_given_with_its_own_pe
         return SimpleNamespace(
             name="forwarding", handled=lambda kind=Event: [h for h in handlings if isinstance(h.event, kind)],
             me=SimpleNamespace(name="learner"), events=lambda kind=Event: [h.event for h in handlings],
+            recorder=SimpleNamespace(calls_to=lambda name: []),
             world=SimpleNamespace(message_log=[(fail_back_at, "learner", "alice", "UpdateFailHTLC")]))
 
     # two alone, while the PendingHTLCsForwardable of 0.0 waits: its processing at 0.15 fails them back
