@@ -754,6 +754,11 @@ _AS_THE_CHECK = {
         "            output_sweeper.track_spendable_outputs(list(outputs), channel_id, False, None)\n",
         "            keys_manager.spend_spendable_outputs(\n"
         "                list(outputs), [], bitcoind_client.get_change_script(), 253)\n", 1)),
+    # an HTLC failed back at once from the HTLCHandlingFailed arm: the hint names the arm in both
+    "fails_back_at_once": ("forwarding", "05_forwarding.ipynb", lambda s: s.replace(
+        "        case Event.PaymentForwarded(",
+        "        case Event.HTLCHandlingFailed():\n            channel_manager.process_pending_htlc_forwards()\n"
+        "        case Event.PaymentForwarded(", 1)),
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),
@@ -798,6 +803,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
         assert "you handed over the Event.BumpTransaction itself" in row.hint, row.hint
     if case == "builds_a_sweep_never_broadcast":  # the cause named, the descriptors crossing as copies
         assert "you built a transaction spending it" in row.hint, row.hint
+    if case == "fails_back_at_once":
+        assert "while it handled HTLCHandlingFailed" in row.hint, row.hint
     if case == "exits":  # the learner's own line, and none of the kit's
         assert trace.startswith("Traceback") and "raise SystemExit(0)" in trace and "ldkkit" not in trace
 
