@@ -571,14 +571,16 @@ def _stop_thread(state: _ThreadState, thread: threading.Thread) -> None:
     _release(state.body.channel_manager)
 
 
-#: The loop of the processor running each ChannelManager (``_take_over``): what a crash of its node ends.
-_LOOPS: weakref.WeakKeyDictionary[Any, _RunBody] = weakref.WeakKeyDictionary()
+#: The loop of the processor running each ChannelManager (``_take_over``): what a crash of its node ends. Held
+#: weakly on both sides: the loop holds its manager, so a loop held here would keep every manager a processor ever
+#: ran, and its world with it, for the life of the process (each capstone check's forty worlds).
+_LOOPS: weakref.WeakKeyDictionary[Any, weakref.ref[_RunBody]] = weakref.WeakKeyDictionary()
 
 
 def _take_over(channel_manager: Any, body: _RunBody) -> None:
     """While a processor runs a node, the world leaves that node's events and timers to it."""
     channel_manager.background_processor_attached = True
-    _LOOPS[channel_manager] = body
+    _LOOPS[channel_manager] = weakref.ref(body)
 
 
 def _release(channel_manager: Any) -> None:
@@ -588,7 +590,8 @@ def _release(channel_manager: Any) -> None:
 def process_died(channel_manager: Any) -> None:
     """Not LDK's: the node's process died (``World.crash``), so the loop of the processor running it ends with no
     last persist (a crash runs no code of the process's own)."""
-    body = _LOOPS.get(channel_manager)
+    loop = _LOOPS.get(channel_manager)
+    body = loop() if loop is not None else None  # (none: its thread is over, and nothing held it)
     if body is not None:
         body.crashed = True
 

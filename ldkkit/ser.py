@@ -491,11 +491,22 @@ def _write_int(out: bytearray, v: int) -> None:
         out.append(_INT)
         out.append(v << 1)
         return
-    zigzag = (v << 1) if v >= 0 else ((-v << 1) - 1)
-    if zigzag.bit_length() > 7 * _MAX_VARINT_BYTES:  # what the reader would refuse is never written
-        raise ValueError(f"ldkkit cannot encode the integer {v}: it is larger than any LDK integer")
-    out.append(_INT)
-    _write_varint(out, zigzag)
+    written = _INTS.get(v)
+    if written is None:
+        zigzag = (v << 1) if v >= 0 else ((-v << 1) - 1)
+        if zigzag.bit_length() > 7 * _MAX_VARINT_BYTES:  # what the reader would refuse is never written
+            raise ValueError(f"ldkkit cannot encode the integer {v}: it is larger than any LDK integer")
+        written = bytearray([_INT])
+        _write_varint(written, zigzag)
+        if len(_INTS) < _MAX_INTS:
+            _INTS[v] = written = bytes(written)
+    out += written
+
+
+#: Larger integers as written, kept as ``_STRS`` keeps strings: a check writes a few hundred distinct ones (amounts,
+#: heights, delays, feerates) some twelve thousand times, and each took a varint's loop of seven bits a turn.
+_INTS: dict[int, bytes] = {}
+_MAX_INTS = 4096
 
 
 def _write_tuple(out: bytearray, v: Any) -> None:

@@ -9,6 +9,7 @@ import threading
 import time
 import types
 import warnings
+import weakref
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -546,6 +547,21 @@ def test_a_forgotten_processor_stops_when_collected(world):
     thread.join(5)
     assert not thread.is_alive()
     assert node.channel_manager.background_processor_attached is False
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
+def test_a_world_run_under_a_processor_is_collected_once_gone(form):
+    """The processor's record of the loop running each manager (for a crash to end it) keeps neither alive: it kept
+    every world a processor ever ran, forty more at each capstone check, for the life of the kernel."""
+    world = World(seed=3)
+    node = world.add_node("learner", handler=handle_ldk_events)
+    with run_processor(node, form):
+        Stage(world, node).open(world.add_node("bob"), node, 6_000_000)
+    world.close()
+    gone = weakref.ref(world)
+    del world, node
+    gc.collect()
+    assert gone() is None
 
 
 def _asked(names: list[str]) -> list[tuple[str, int]]:

@@ -683,15 +683,16 @@ class ChainMonitor:
         tx = self.chain.get_transaction(monitor.spend_txid)
         confirmations = height - monitor.spend_height + 1
         keys = self._keys(monitor)
-        anchors = monitor.channel_type.supports_anchors_zero_fee_htlc_tx()
         holder_tx = monitor.holder_commitment_tx
         holder = holder_tx is not None and monitor.spend_txid == holder_tx.compute_txid()
+        ours = self._our_scripts(monitor, keys, holder)
         ready: list[SpendableOutputDescriptor] = []
         for vout, out in enumerate(tx.output):
-            if vout in monitor.reported_outputs:
+            kind = ours.get(out.script_pubkey)
+            if kind is None or vout in monitor.reported_outputs:  # (theirs, or an anchor: looked at every block)
                 continue
-            outpoint = OutPoint(monitor.spend_txid, vout)
-            descriptor = self._our_output(monitor, keys, anchors, holder, outpoint, out, confirmations, height)
+            descriptor = self._our_output(monitor, keys, kind, OutPoint(monitor.spend_txid, vout), out,
+                                          confirmations, height)
             if descriptor is not None:
                 ready.append(descriptor)
                 monitor.reported_outputs = monitor.reported_outputs + (vout,)
@@ -699,38 +700,51 @@ class ChainMonitor:
             self._persist(monitor)
             self._events.push(Event.SpendableOutputs(tuple(ready), monitor.channel_id))
 
-    def _our_output(
-        self, monitor: ChannelMonitor, keys: Any, anchors: bool, holder: bool, outpoint: OutPoint, out: TxOut,
-        confirmations: int, height: int,
-    ) -> Optional[SpendableOutputDescriptor]:
-        script = out.script_pubkey
+    def _our_scripts(self, monitor: ChannelMonitor, keys: Any, holder: bool) -> dict[ScriptBuf, Any]:
+        """The scripts of the closing spend's outputs that can be ours, each with what it pays: ``"shutdown"`` on a
+        cooperative close, ``"to_local"`` on our commitment, ``"to_remote"`` or an HTLC we offered (the first of
+        those with that script) on theirs."""
         if monitor.spend_txid == monitor.closing_txid:
-            if script == self.keys_manager.get_shutdown_scriptpubkey() and confirmations >= ANTI_REORG_DELAY:
+            return {self.keys_manager.get_shutdown_scriptpubkey(): "shutdown"}
+        if holder:  # (its HTLCs are claimed by the second stage: see _claim_expired_htlcs)
+            return {to_local_script(keys.delayed_payment_basepoint, keys.revocation_basepoint,
+                                    monitor.to_self_delay): "to_local"}
+        anchors = monitor.channel_type.supports_anchors_zero_fee_htlc_tx()
+        ours: dict[ScriptBuf, Any] = {to_remote_script(monitor.holder_funding_pubkey, anchors): "to_remote"}
+        for htlc in monitor.htlcs:
+            if htlc.offered:
+                ours.setdefault(htlc_script(htlc.payment_hash, htlc.cltv_expiry), htlc)
+        return ours
+
+    def _our_output(
+        self, monitor: ChannelMonitor, keys: Any, kind: Any, outpoint: OutPoint, out: TxOut, confirmations: int,
+        height: int,
+    ) -> Optional[SpendableOutputDescriptor]:
+        """The descriptor of our output ``kind`` (see ``_our_scripts``) once it can be spent, else None."""
+        if kind == "shutdown":
+            if confirmations >= ANTI_REORG_DELAY:
                 return SpendableOutputDescriptor.StaticOutput(outpoint, out, monitor.channel_keys_id)
             return None
-        if holder and script == to_local_script(keys.delayed_payment_basepoint, keys.revocation_basepoint,
-                                                monitor.to_self_delay):
+        if kind == "to_local":
             if confirmations >= monitor.to_self_delay:
                 return SpendableOutputDescriptor.DelayedPaymentOutput(DelayedPaymentOutputDescriptor(
                     outpoint, keys.delayed_payment_basepoint, monitor.to_self_delay, out, keys.revocation_basepoint,
                     monitor.channel_keys_id, monitor.channel_value_satoshis,
                 ))
             return None
-        if not holder and script == to_remote_script(monitor.holder_funding_pubkey, anchors):
+        if kind == "to_remote":
             if confirmations >= ANTI_REORG_DELAY:
                 return SpendableOutputDescriptor.StaticPaymentOutput(StaticPaymentOutputDescriptor(
                     outpoint, out, monitor.channel_keys_id, monitor.channel_value_satoshis,
                 ))
             return None
-        for htlc in monitor.htlcs if not holder else ():  # on our own commitment: the second stage, above
-            if script == htlc_script(htlc.payment_hash, htlc.cltv_expiry) and htlc.offered:
-                # On their commitment, our HTLC is ours again once it expires and the close is final
-                # (LDK claims it with a transaction of its own; simplified to the output itself).
-                if height >= htlc.cltv_expiry and confirmations >= ANTI_REORG_DELAY:
-                    if htlc.htlc_id not in monitor.resolved_htlcs:
-                        monitor.resolved_htlcs = monitor.resolved_htlcs + (htlc.htlc_id,)
-                        self._monitor_events.append(MonitorEvent(monitor.channel_id, "HTLCTimedOut", htlc.htlc_id))
-                    return SpendableOutputDescriptor.StaticOutput(outpoint, out, monitor.channel_keys_id)
+        # Our HTLC on their commitment is ours again once it expires and the close is final (LDK claims it with a
+        # transaction of its own; simplified to the output itself).
+        if height >= kind.cltv_expiry and confirmations >= ANTI_REORG_DELAY:
+            if kind.htlc_id not in monitor.resolved_htlcs:
+                monitor.resolved_htlcs = monitor.resolved_htlcs + (kind.htlc_id,)
+                self._monitor_events.append(MonitorEvent(monitor.channel_id, "HTLCTimedOut", kind.htlc_id))
+            return SpendableOutputDescriptor.StaticOutput(outpoint, out, monitor.channel_keys_id)
         return None
 
     def release_pending_monitor_events(self) -> list[MonitorEvent]:

@@ -158,6 +158,7 @@ class Recorder:
     def __init__(self, world: World) -> None:
         self.world = world
         self.handlings: list[Handling] = []
+        self._finished_before = 0  # every hand-over before this index has returned (see in_progress)
         self.calls: list[Call] = []
         self._recordings: dict[tuple[Any, ...], Callable[..., Any]] = {}  # see ``recorded``
         self.random_draws: list[bytes] = []
@@ -363,8 +364,14 @@ class Recorder:
 
     def in_progress(self) -> list[Handling | TaskStep]:
         """Hand-overs not yet returned from (one waiting on the simulation's clock counts as running for no
-        time), and the steps of spawned tasks running now."""
-        return [h for h in self.handlings if h.finished is None] + list(self.task_steps)
+        time), and the steps of spawned tasks running now. (The check's watchdog asks every 50 ms, of every play's
+        recorder: the hand-overs that returned before the first one still running are not looked at again, since
+        one that returned stays so.)"""
+        handlings, first = self.handlings, self._finished_before
+        while first < len(handlings) and handlings[first].finished is not None:
+            first += 1
+        self._finished_before = first
+        return [h for h in handlings[first:] if h.finished is None] + list(self.task_steps)
 
     def waiting(self, kind: type | tuple[type, ...]) -> list[Event]:
         """The events of ``kind`` a task your code spawned while handling them still works on (not done), or a thread
