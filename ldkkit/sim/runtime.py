@@ -101,13 +101,15 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._runtime = runtime
         self._clock_resolution = 1 / MICROS
         #: Its tasks, for ``Runtime.close``: ``asyncio.all_tasks`` looks through every task of the process, those of
-        #: worlds gone but not yet collected too (hundreds, at each of a check's forty closes).
+        #: worlds gone but not yet collected too (hundreds, at each of a check's forty closes). Each is known by the
+        #: step it schedules (``call_soon``), so one built directly (``asyncio.Task(coro)``, no ``create_task``) too.
         self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
-    def create_task(self, coro: Any, *, name: Any = None, context: Any = None) -> asyncio.Task[Any]:
-        task = super().create_task(coro, name=name, context=context)
-        self.tasks.add(task)
-        return task
+    def call_soon(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:
+        task = getattr(callback, "__self__", None)  # (a task's step, its first one among them)
+        if isinstance(task, asyncio.Task) and task not in self.tasks:
+            self.tasks.add(task)
+        return super().call_soon(callback, *args, context=context)
 
     def time(self) -> float:
         return self._runtime.clock.now_us() / MICROS
