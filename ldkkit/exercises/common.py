@@ -168,6 +168,7 @@ class Session:
         self.worlds.append(world)
         recorder = Recorder(world)
         world.runtime.loop.set_task_factory(recorder.task_factory)
+        world.runtime.loop.scheduling = recorder.scheduling
         world.runtime.hand_over = recorder.handing_over
         world.runtime.announce_errors = False  # (the verdict tells what stopped a processor)
         world.on_crash.append(recorder.crashed)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import selectors
 import threading
@@ -104,12 +105,17 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
         #: worlds gone but not yet collected too (hundreds, at each of a check's forty closes). Each is known by the
         #: step it schedules (``call_soon``), so one built directly (``asyncio.Task(coro)``, no ``create_task``) too.
         self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        #: A check's (``Recorder.scheduling``): given how each callback is scheduled (the loop's own method), the
+        #: callback, its arguments and context, it schedules it, and counts one your code scheduled as a task.
+        self.scheduling: Optional[Callable[..., Any]] = None
 
     def call_soon(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:
         task = getattr(callback, "__self__", None)  # (a task's step, its first one among them)
         if isinstance(task, asyncio.Task) and task not in self.tasks:
             self.tasks.add(task)
-        return super().call_soon(callback, *args, context=context)
+        if self.scheduling is None:
+            return super().call_soon(callback, *args, context=context)
+        return self.scheduling(super().call_soon, callback, args, context)  # type: ignore[no-any-return]
 
     def time(self) -> float:
         return self._runtime.clock.now_us() / MICROS
@@ -120,7 +126,9 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
         now_us = self._runtime.clock.now_us()
         if when * MICROS - now_us > _SUB_MICROSECOND and round(when * MICROS) <= now_us:
             when = (now_us + 1) / MICROS
-        return super().call_at(when, callback, *args, context=context)
+        if self.scheduling is None:
+            return super().call_at(when, callback, *args, context=context)
+        return self.scheduling(functools.partial(super().call_at, when), callback, args, context)
 
     def run_in_executor(self, executor: Any, func: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
         """Work handed to a thread (``asyncio.to_thread``) is a job: the clock stands still while it works, so what it
