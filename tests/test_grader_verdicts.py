@@ -705,6 +705,12 @@ _AS_THE_CHECK = {
     "a_thread_raises": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            threading.Thread(target=lambda: 1 / 0).start()\n"
         "            if funding_satoshis > 5_000_000:")),
+    # a callback the handler scheduled on the loop itself that raises: told as the callback's, with its event, by both
+    # (asyncio only logs it: the check's world stopped the story with it, the learner process lost it)
+    "a_callback_raises": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
+        "            if funding_satoshis > 5_000_000:",
+        "            asyncio.get_running_loop().call_later(1, lambda: 1 / 0)\n"
+        "            if funding_satoshis > 5_000_000:")),
     # a KeyError and a FileNotFoundError of the handler's: the grader's words were another's (the key quoted twice,
     # the file's name lost), as the error crossed from the learner process by its words
     **{f"raises_{kind}": ("open_channel_request", "01_open_channel_request.ipynb", lambda s, line=line: s.replace(
@@ -795,6 +801,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint
     if case == "per_loop_worker_claims_a_repeat":  # the cause named: the repeat claimed, by this play's worker
         assert "you claimed it a second time" in row.hint and "earlier play" not in hint, hint
+    if case == "a_callback_raises":
+        assert "the callback your handler scheduled to end normally" in hint and "ZeroDivisionError" in hint, hint
     if case == "exits":  # the learner's own line, and none of the kit's
         assert trace.startswith("Traceback") and "raise SystemExit(0)" in trace and "ldkkit" not in trace
 

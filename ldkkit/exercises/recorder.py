@@ -184,6 +184,8 @@ class Recorder:
         self.thread_errors: list[tuple[Event, BaseException]] = []
         #: What tasks your handler spawned raised, with the event whose handling spawned each (told as threads' are).
         self.task_errors: list[tuple[Event, BaseException]] = []
+        #: What callbacks your code scheduled on the loop itself raised (``scheduling``), with the event of each.
+        self.callback_errors: list[tuple[Event, BaseException]] = []
         self._replays: dict[int, int] = {}  # id(event): how many times your handler asked for it again
         #: The components your handler was last given (name, component): one reached through another is recorded too.
         self.components: list[tuple[str, Any]] = []
@@ -411,7 +413,7 @@ class Recorder:
             owner.add_done_callback(functools.partial(self._built_task_done, handling))
         if owner is not None and isinstance(owner, asyncio.Future):  # (a task's or future's step: asyncio's own)
             return schedule(callback, *args, context=context)
-        later = Later(callback, lambda e: self.task_errors.append((handling.event, e)))
+        later = Later(callback, lambda e: self.callback_errors.append((handling.event, e)))
         later.handle = schedule(later, *args, context=context)
         self.tasks.append((handling, later))
         return later.handle

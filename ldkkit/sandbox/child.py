@@ -342,6 +342,8 @@ def _your_traceback(error: BaseException) -> str:
 THREAD_ERRORS: list[tuple[int, BaseException]] = []
 #: Errors raised in tasks the handler spawned (the event's number, the error): told as threads' are, after them.
 TASK_ERRORS: list[tuple[int, BaseException]] = []
+#: Errors raised in callbacks the learner's code scheduled on the loop itself (``Learner._scheduling``): told last.
+CALLBACK_ERRORS: list[tuple[int, BaseException]] = []
 
 
 def _counted(loop: VirtualLoop, fn: Callable[..., Any], own_thread: bool) -> tuple[Callable[..., Any], Counted]:
@@ -468,7 +470,7 @@ class Learner:
             owner.add_done_callback(lambda task: _built_task_done(origin, task))
         if owner is not None and isinstance(owner, asyncio.Future):  # (a task's or future's step: asyncio's own)
             return schedule(callback, *args, context=context)
-        later = Later(callback, lambda e: TASK_ERRORS.append((origin, e)))
+        later = Later(callback, lambda e: CALLBACK_ERRORS.append((origin, e)))
         later.handle = schedule(later, *args, context=context)
         self.spawned.append((origin, later))
         return later.handle
@@ -610,9 +612,9 @@ class Learner:
         return {"state": "returned", "replay": isinstance(result, ReplayEvent) or result is ReplayEvent}
 
     def _thread_failed(self) -> dict[str, Any]:
-        """The first error raised in a thread of the learner's own (else in a task the handler spawned) since the last
-        idle, for the grader to keep."""
-        for what, errors in (("thread", THREAD_ERRORS), ("task", TASK_ERRORS)):
+        """The first error raised in a thread of the learner's own (else in a task the handler spawned, else in a
+        callback it scheduled) since the last idle, for the grader to keep."""
+        for what, errors in (("thread", THREAD_ERRORS), ("task", TASK_ERRORS), ("callback", CALLBACK_ERRORS)):
             if errors:
                 (origin, error), errors[:] = errors[0], []
                 return {"thread_error": {"origin": origin, "error": wire.error_to_wire(error), "what": what}}

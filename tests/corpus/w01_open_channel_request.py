@@ -385,11 +385,11 @@ CASES = [
             why=f"accepts_from_a_task_later, the accept put off with {how}: the story plays on for an hour meanwhile")
       for how in LATER),
     wrong(EX, "accepts_by_call_later_after_two_ticks", compose({OPEN: accepts_put_off("call_later", 180)}),
-          "No such channel awaiting to be accepted", "to end normally",
+          "No such channel awaiting to be accepted", "the callback your handler scheduled to end normally",
           why="loop.call_later(180, accept_inbound_channel, ...): LDK dropped the request at its second timer tick. "
               "Its error reached the loop: 'it could not go on', the hint blaming an earlier event not handled"),
     wrong(EX, "accepts_by_a_task_built_directly_after_two_ticks", compose({OPEN: accepts_put_off("Task", 180)}),
-          "No such channel awaiting to be accepted", "to end normally",
+          "No such channel awaiting to be accepted", "the task your handler spawned to end normally",
           why="asyncio.Task(coro) accepting 180 s later: LDK dropped the request at its second timer tick. Its "
               "error reached the loop: 'it could not go on', the hint blaming an earlier event not handled"),
     right(EX, "answered_in_an_executor", compose({OPEN: answered_in_an_executor}),
