@@ -31,7 +31,7 @@ from ..node import Node
 from ..scenarios import Stage
 from ..sim.runtime import one_cpu
 from ..sim.world import World
-from .recorder import Handling, LearnerExit, NeverHandled, Recorder, TaskBlocked, _counted, replayed
+from .recorder import _HANDLING, Handling, LearnerExit, NeverHandled, Recorder, TaskBlocked, _counted, replayed
 from .watch import (
     KIT_DIR,
     LIBRARY_DIRS,
@@ -168,7 +168,7 @@ class Session:
         self.worlds.append(world)
         recorder = Recorder(world)
         world.runtime.loop.set_task_factory(recorder.task_factory)
-        world.runtime.loop.scheduling = recorder.scheduling
+        world.runtime.loop.scheduling, world.runtime.loop.scheduling_while = recorder.scheduling, _HANDLING
         world.runtime.hand_over = recorder.handing_over
         world.runtime.announce_errors = False  # (the verdict tells what stopped a processor)
         world.on_crash.append(recorder.crashed)
