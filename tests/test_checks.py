@@ -466,6 +466,42 @@ def test_a_task_your_handler_spawned_that_never_ran_is_closed_without_a_never_aw
     assert not [w for w in caught if "never awaited" in str(w.message)], [str(w.message) for w in caught]
 
 
+def test_what_your_handler_schedules_on_the_loop_itself_is_waited_for_until_a_crash_cancels_it():
+    """``loop.call_later(...)`` and a task built directly (``asyncio.Task(coro)``, no task factory's), made while an
+    event is handled, are work still to do for that event, as a task spawned with ``create_task`` is: the check waits
+    for them (``Recorder.waiting``), and a crash of your node cancels them (they die with its process)."""
+    import asyncio
+
+    ran: list[str] = []
+    tasks: set[asyncio.Task] = set()
+    waiting: dict[str, list] = {}
+
+    async def handle(*args):
+        if isinstance(args[-1], Event.OpenChannelRequest):
+            async def later():
+                await asyncio.sleep(30)
+                ran.append("Task")
+
+            asyncio.get_running_loop().call_later(30, ran.append, "call_later")
+            tasks.add(asyncio.Task(later()))
+        return await reference.handle_ldk_events(*args)
+
+    def story(stage):
+        stage.open(stage.peer("bob"), stage.me, 6_000_000, confirm=False)
+        waiting["before"] = session.recorders[-1].waiting(Event.OpenChannelRequest)
+        stage.world.crash(stage.me)
+        stage.settle(60)
+        waiting["after"] = session.recorders[-1].waiting(Event.OpenChannelRequest)
+
+    session = common.Session("demo", handle)
+    try:
+        played = session.play("a crash while a channel is accepted", story)
+    finally:
+        session.close()
+    assert [type(e) for e in waiting["before"]] == [Event.OpenChannelRequest] and waiting["after"] == []
+    assert ran == [] and len(played.recorder.killed) == 2
+
+
 # --- the machinery's own words: what every check says, whatever the workbook ---------------------------------
 
 

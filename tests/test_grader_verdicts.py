@@ -653,6 +653,11 @@ def _claimed_by_one_worker(how: str, source: str) -> str:
     return _CLAIM + source[:start] + textwrap.indent(_WORKERS[how], " " * 12) + source[end:]
 
 
+#: Solution 03's answer to PaymentClaimable, made as the handler handles it.
+_CLAIMED_AT_ONCE = ("            preimage = purpose.preimage()\n            if preimage is not None:\n"
+                    "                channel_manager.claim_funds(preimage)\n            else:\n"
+                    "                channel_manager.fail_htlc_backwards(payment_hash)\n")
+
 _AS_THE_CHECK = {
     # the storage's lock held while another thread of the learner's calls the node: the grader's storage mirror waited
     # for that lock for ever (a timeout) where the check passes (the handler holds it, awaiting its write's thread)
@@ -700,6 +705,12 @@ _AS_THE_CHECK = {
     "a_thread_raises": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            threading.Thread(target=lambda: 1 / 0).start()\n"
         "            if funding_satoshis > 5_000_000:")),
+    # a callback the handler scheduled on the loop itself that raises: told as the callback's, with its event, by both
+    # (asyncio only logs it: the check's world stopped the story with it, the learner process lost it)
+    "a_callback_raises": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
+        "            if funding_satoshis > 5_000_000:",
+        "            asyncio.get_running_loop().call_later(1, lambda: 1 / 0)\n"
+        "            if funding_satoshis > 5_000_000:")),
     # a KeyError and a FileNotFoundError of the handler's: the grader's words were another's (the key quoted twice,
     # the file's name lost), as the error crossed from the learner process by its words
     **{f"raises_{kind}": ("open_channel_request", "01_open_channel_request.ipynb", lambda s, line=line: s.replace(
@@ -716,14 +727,32 @@ _AS_THE_CHECK = {
     # a claim put off a minute in a thread that sleeps first: the check waited for a task's claim only ("it was never
     # claimed"), and the learner process told the grader of its tasks only
     "claimed_from_a_thread_a_minute_later": ("receiving_payments", "03_receiving_payments.ipynb", lambda s: s.replace(
-        "            preimage = purpose.preimage()\n            if preimage is not None:\n"
-        "                channel_manager.claim_funds(preimage)\n            else:\n"
-        "                channel_manager.fail_htlc_backwards(payment_hash)\n",
+        _CLAIMED_AT_ONCE,
         "            def later(preimage=purpose.preimage(), payment_hash=payment_hash):\n"
         "                time.sleep(60)\n"
         "                if preimage is not None:\n                    channel_manager.claim_funds(preimage)\n"
         "                else:\n                    channel_manager.fail_htlc_backwards(payment_hash)\n"
         "            threading.Thread(target=later).start()\n")),
+    # a claim put off a minute with the loop's own call_later, or by a task built directly (asyncio.Task(coro)): LDK
+    # allows it until the claim deadline, but neither the check nor the learner process counted a timer handle (or a
+    # task no factory made) as work still to do for the event ("it was never claimed")
+    **{f"claimed_a_minute_later_by_{how}": ("receiving_payments", "03_receiving_payments.ipynb", lambda s, later=later:
+                                            s.replace(_CLAIMED_AT_ONCE, later)) for how, later in (
+        ("call_later", "            loop, preimage = asyncio.get_running_loop(), purpose.preimage()\n"
+                       "            if preimage is not None:\n"
+                       "                loop.call_later(60, channel_manager.claim_funds, preimage)\n"
+                       "            else:\n"
+                       "                loop.call_later(60, channel_manager.fail_htlc_backwards, payment_hash)\n"),
+        ("a_task_built_directly",
+         "            async def later(preimage=purpose.preimage(), payment_hash=payment_hash):\n"
+         "                await asyncio.sleep(60)\n"
+         "                if preimage is not None:\n"
+         "                    channel_manager.claim_funds(preimage)\n"
+         "                else:\n"
+         "                    channel_manager.fail_htlc_backwards(payment_hash)\n"
+         "            task = asyncio.Task(later())\n"
+         "            background_tasks.add(task)\n"
+         "            task.add_done_callback(background_tasks.discard)\n"))},
     # the first payment storages kept, and used in every play: the check failed it ('Succeeded on disk ... never
     # claimed', an earlier play's record), the grader passed it (one storage of each kind for every play)
     "keeps_the_first_storages": ("capstone", "08_capstone.ipynb", lambda s: (
@@ -792,7 +821,7 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
     assert (row.status, hint) == (expected[0], expected[1].replace("read the traceback above", "read the traceback "
                                                                    "below") if trace else expected[1])
     passes = ("lock_held_awaiting", "forwards_after", "claimed_by_one_worker_thread", "claimed_by_one_worker_per_loop",
-              "claimed_from_a_thread", "keeps_the_first_storages",
+              "claimed_from_a_thread", "keeps_the_first_storages", "claimed_a_minute_later",
               "bumps_from_one_worker")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
@@ -805,6 +834,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
         assert "you built a transaction spending it" in row.hint, row.hint
     if case == "fails_back_at_once":
         assert "while it handled HTLCHandlingFailed" in row.hint, row.hint
+    if case == "a_callback_raises":
+        assert "the callback your handler scheduled to end normally" in hint and "ZeroDivisionError" in hint, hint
     if case == "exits":  # the learner's own line, and none of the kit's
         assert trace.startswith("Traceback") and "raise SystemExit(0)" in trace and "ldkkit" not in trace
 

@@ -284,3 +284,22 @@ def test_a_wait_shorter_than_a_microsecond_lets_time_move():
         loop.create_task(until(start + 0.5e-6))
         world.advance(1)
         assert done == [start + 1e-6]
+
+
+@pytest.mark.parametrize("build", ["create_task", "Task"])
+def test_a_task_still_waiting_when_the_world_closes_is_cancelled_however_it_was_built(build):
+    """Its coroutine ends as the world closes (its ``finally`` runs then, in the world's turn): a task built directly,
+    ``asyncio.Task(coro)``, with no ``create_task``, was left pending on the closed loop."""
+    world = World(seed=1)
+    loop, ended = world.runtime.loop, []
+
+    async def waits():
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            ended.append(world.clock.now())
+
+    task = loop.create_task(waits()) if build == "create_task" else asyncio.Task(waits(), loop=loop)
+    world.advance(1)
+    world.close()
+    assert task.cancelled() and ended == [world.clock.now()]

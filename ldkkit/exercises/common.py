@@ -31,7 +31,7 @@ from ..node import Node
 from ..scenarios import Stage
 from ..sim.runtime import one_cpu
 from ..sim.world import World
-from .recorder import Handling, LearnerExit, NeverHandled, Recorder, TaskBlocked, _counted, replayed
+from .recorder import _HANDLING, Handling, LearnerExit, NeverHandled, Recorder, TaskBlocked, _counted, replayed
 from .watch import (
     KIT_DIR,
     LIBRARY_DIRS,
@@ -168,6 +168,7 @@ class Session:
         self.worlds.append(world)
         recorder = Recorder(world)
         world.runtime.loop.set_task_factory(recorder.task_factory)
+        world.runtime.loop.scheduling, world.runtime.loop.scheduling_while = recorder.scheduling, _HANDLING
         world.runtime.hand_over = recorder.handing_over
         world.runtime.announce_errors = False  # (the verdict tells what stopped a processor)
         world.on_crash.append(recorder.crashed)
@@ -204,6 +205,8 @@ class Session:
             raise thread_failed(played, *recorder.thread_errors[0])
         if recorder.task_errors:
             raise thread_failed(played, *recorder.task_errors[0], what="task")
+        if recorder.callback_errors:
+            raise thread_failed(played, *recorder.callback_errors[0], what="callback")
         _check_handled(played)
         played.left_running = list({id(h): h for h, task in recorder.tasks if not task.done()}.values())
         self.played.append(played)
@@ -565,9 +568,9 @@ def task_blocked(error: TaskBlocked, played: Played) -> ExerciseFailed:
 
 
 def thread_failed(played: Played, event: Event, error: BaseException, what: str = "thread") -> ExerciseFailed:
-    """A thread your handler started (or a task it spawned: ``what``) raised: say so, with the event whose handling
-    started it."""
-    started = "started" if what == "thread" else "spawned"
+    """A thread your handler started (or a task it spawned, a callback it scheduled: ``what``) raised: say so, with the
+    event whose handling started it."""
+    started = {"thread": "started", "task": "spawned"}.get(what, "scheduled")
     failure = fail(played, event, f"the {what} your handler {started} to end normally",
                    f"it raised {type(error).__name__}: {error}",
                    f"read the traceback above: its last lines point at the line that failed. An error in a {what} "

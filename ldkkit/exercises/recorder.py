@@ -7,6 +7,7 @@ and catches what no outcome shows (a loop that calls the node for ever, an event
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
@@ -29,12 +30,15 @@ from .watch import (
     Alarm,
     BlockingCall,
     Counted,
+    Later,
     Stepped,
     TaskStep,
     counted_here,
     handed_over,
+    just_built,
     learner_on_stack,
     no_sleeping,
+    scheduled_by_you,
     sleeping_allowed,
     sleeping_on,
     submit_counted,
@@ -170,7 +174,8 @@ class Recorder:
         self.task_steps: list[TaskStep] = []
         #: The tasks your code spawned and not yet done: a crash of your node ends them (``crashed``).
         self.spawned: set[Any] = set()
-        #: Every task your code spawned, with the hand-over it was spawned under (``waiting``).
+        #: Every task your code spawned, with the hand-over it was spawned under (``waiting``); and each callback it
+        #: scheduled on the loop itself (``scheduling``), as a task.
         self.tasks: list[tuple[Handling, Any]] = []
         #: The threads your code started (and work it handed to a pool), with the hand-over they were started under.
         self.threads: list[tuple[Handling, Counted]] = []
@@ -180,6 +185,8 @@ class Recorder:
         self.thread_errors: list[tuple[Event, BaseException]] = []
         #: What tasks your handler spawned raised, with the event whose handling spawned each (told as threads' are).
         self.task_errors: list[tuple[Event, BaseException]] = []
+        #: What callbacks your code scheduled on the loop itself raised (``scheduling``), with the event of each.
+        self.callback_errors: list[tuple[Event, BaseException]] = []
         self._replays: dict[int, int] = {}  # id(event): how many times your handler asked for it again
         #: The components your handler was last given (name, component): one reached through another is recorded too.
         self.components: list[tuple[str, Any]] = []
@@ -382,8 +389,6 @@ class Recorder:
 
     def task_factory(self, loop: Any, coro: Any, **kwargs: Any) -> Any:
         """Tasks your code spawns while handling an event run step by step, watched like the handler."""
-        import asyncio
-
         handling = _HANDLING.get()
         if handling is not None and inspect.iscoroutine(coro):
             yours = coro
@@ -397,6 +402,34 @@ class Recorder:
             task.add_done_callback(_retrieved)  # (its error is told by the check: asyncio need not log it, when GC'd)
             return task
         return asyncio.Task(coro, loop=loop, **kwargs)
+
+    def scheduling(self, schedule: Callable[..., Any], callback: Callable[..., Any], args: tuple[Any, ...],
+                   context: Any) -> Any:
+        """A callback scheduled on the world's loop (``_VirtualTimeLoop.scheduling``). One your code schedules itself
+        while an event is handled (``loop.call_later(60, channel_manager.claim_funds, preimage)``, ``call_soon``,
+        ``call_at``) is work still to do for that event until it has run, as a task spawned then is (``waiting``); so is
+        a task it builds directly (``asyncio.Task(coro)``, no task factory's). A crash of your node cancels both."""
+        handling = _HANDLING.get()
+        if handling is None or not scheduled_by_you(sys._getframe(2)):  # (2: the caller of the loop's method)
+            return schedule(callback, *args, context=context)
+        owner = getattr(callback, "__self__", None)
+        if just_built(owner):
+            self.spawned.add(owner)
+            self.tasks.append((handling, owner))
+            owner.add_done_callback(self.spawned.discard)
+            owner.add_done_callback(functools.partial(self._built_task_done, handling))
+        if owner is not None and isinstance(owner, asyncio.Future):  # (a task's or future's step: asyncio's own)
+            return schedule(callback, *args, context=context)
+        later = Later(callback, lambda e: self.callback_errors.append((handling.event, e)))
+        later.handle = schedule(later, *args, context=context)
+        self.tasks.append((handling, later))
+        return later.handle
+
+    def _built_task_done(self, handling: Handling, task: asyncio.Task[Any]) -> None:
+        """A task your code built directly ended: its error is told with its event, as a spawned task's is."""
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, Exception):
+            self.task_errors.append((handling.event, error))
 
     def crashed(self, node: Node) -> None:
         """Your node's process dies (``World.crash``): the tasks your code spawned die with it."""
@@ -531,8 +564,6 @@ def _after_the_step(handling: Optional[Handling]) -> None:
 
 def _in_a_loop() -> bool:
     """Whether this thread runs an event loop (a task's step, on the loop, is never a thread's work)."""
-    import asyncio
-
     try:
         asyncio.get_running_loop()
     except RuntimeError:

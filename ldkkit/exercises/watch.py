@@ -7,10 +7,13 @@ judge anything themselves, they only stop what would block the node and say so.
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.base_events
 import collections
 import concurrent.futures
 import contextlib
 import contextvars
+import inspect
 import itertools
 import queue
 import sys
@@ -184,6 +187,63 @@ def _blocking_call_of_yours(frame: Any) -> Optional[Any]:
 def yours(frame: Any) -> bool:
     """Whether a frame runs your code: neither the kit's nor a library's."""
     return not frame.f_code.co_filename.startswith((KIT_DIR, *LIBRARY_DIRS, "<frozen"))
+
+
+# --- callbacks your code schedules on a loop itself (call_soon, call_later, call_at, asyncio.Task(coro)) -----------
+
+_BASE_EVENTS = asyncio.base_events.__file__  # (the loop's call_later calls its call_at)
+
+
+def scheduled_by_you(frame: Any) -> bool:
+    """Whether your code scheduled a callback on a loop: itself (``call_soon``, ``call_at``, or building
+    ``asyncio.Task(coro)``), or through the loop's own ``call_later``. Not asyncio's helpers (``asyncio.sleep``'s
+    timer, a queue's wake-up): their work is a task's, watched as the task."""
+    while frame is not None and frame.f_code.co_filename == _BASE_EVENTS:
+        frame = frame.f_back
+    return frame is not None and yours(frame)
+
+
+def just_built(owner: Any) -> bool:
+    """Whether a callback's owner is a task whose first step is being scheduled: built now (``asyncio.Task(coro)``)."""
+    if not isinstance(owner, asyncio.Task):
+        return False
+    coro = owner.get_coro()
+    return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
+
+
+class Later:
+    """A callback your code scheduled on a loop while an event was handled (``loop.call_later(60, claim, preimage)``):
+    work still to do for that event until it has run or is cancelled, as a task is until done (a check waits for it,
+    and a crash of your node cancels it). What it raises goes to ``failed``, as a task's error is told with its event
+    (asyncio would only log it)."""
+
+    __slots__ = ("callback", "failed", "handle", "ran")
+
+    def __init__(self, callback: Callable[..., Any], failed: Callable[[BaseException], None]) -> None:
+        self.callback, self.failed = callback, failed
+        self.handle: Any = None
+        self.ran = False
+
+    def __call__(self, *args: Any) -> None:
+        try:
+            self.callback(*args)
+        except Exception as e:
+            self.failed(e)
+        finally:
+            self.ran = True
+
+    def done(self) -> bool:
+        return self.ran or self.handle.cancelled()
+
+    def cancelled(self) -> bool:
+        return bool(self.handle.cancelled())
+
+    def cancel(self) -> bool:
+        self.handle.cancel()
+        return True
+
+    def __repr__(self) -> str:
+        return f"Later({self.callback!r})"
 
 
 @contextlib.contextmanager

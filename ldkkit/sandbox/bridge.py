@@ -370,16 +370,16 @@ class RemoteHandler:
                                                   "exception": error})
 
     def _thread_failed(self, failed: Any) -> None:
-        """A thread of the learner's own (or a task its handler spawned) raised: the check keeps it with the event
-        whose handling started it (``Recorder.thread_errors``, ``task_errors``), and fails the play with it, as it does
-        in a notebook."""
+        """A thread of the learner's own (or a task its handler spawned, a callback it scheduled) raised: the check
+        keeps it with the event whose handling started it (``Recorder.thread_errors``, ``task_errors``,
+        ``callback_errors``), and fails the play with it, as it does in a notebook."""
         if failed is None:
             return
         context = self._contexts.get(failed.get("origin")) if type(failed) is dict else None
         if context is None:
             self.learner.kill(LearnerGone("the learner process described a thread's error badly"))
             raise self.learner.dead  # type: ignore[misc]
-        context.run(_keep_thread_error, wire.error_from_wire(failed.get("error")), failed.get("what") == "task")
+        context.run(_keep_thread_error, wire.error_from_wire(failed.get("error")), failed.get("what"))
 
     def _outcome(self, state: dict[str, Any]) -> Any:
         """What the learner's handler did, as the world expects it; a refusal as the check's own."""
@@ -594,12 +594,14 @@ def _public(target: Any, name: str) -> Any:
     return getattr(target, name)
 
 
-def _keep_thread_error(error: BaseException, in_a_task: bool) -> None:
+def _keep_thread_error(error: BaseException, what: Any) -> None:
+    """``what`` (a thread's, a task's or a callback's) the learner's code raised, kept as the check keeps its own."""
     from ..exercises import recorder
 
     keeper, handling = recorder._RECORDING.get(), recorder._HANDLING.get()
     if keeper is not None and handling is not None:
-        (keeper.task_errors if in_a_task else keeper.thread_errors).append((handling.event, error))
+        kept = {"task": keeper.task_errors, "callback": keeper.callback_errors}.get(what, keeper.thread_errors)
+        kept.append((handling.event, error))
 
 
 def _outcome(state: dict[str, Any]) -> Any:

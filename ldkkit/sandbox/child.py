@@ -35,8 +35,11 @@ from ..exercises.watch import (
     Alarm,
     BlockingCall,
     Counted,
+    Later,
     handed_over,
+    just_built,
     no_sleeping,
+    scheduled_by_you,
     sleeping_allowed,
     sleeping_on,
     submit_counted,
@@ -339,6 +342,8 @@ def _your_traceback(error: BaseException) -> str:
 THREAD_ERRORS: list[tuple[int, BaseException]] = []
 #: Errors raised in tasks the handler spawned (the event's number, the error): told as threads' are, after them.
 TASK_ERRORS: list[tuple[int, BaseException]] = []
+#: Errors raised in callbacks the learner's code scheduled on the loop itself (``Learner._scheduling``): told last.
+CALLBACK_ERRORS: list[tuple[int, BaseException]] = []
 
 
 def _counted(loop: VirtualLoop, fn: Callable[..., Any], own_thread: bool) -> tuple[Callable[..., Any], Counted]:
@@ -403,6 +408,13 @@ def _submitted_by_you(frame: Any) -> bool:
     return frame is not None and yours(frame)
 
 
+def _built_task_done(origin: int, task: asyncio.Task[Any]) -> None:
+    """A task the learner's code built directly ended: its error is told as a spawned task's (``TASK_ERRORS``)."""
+    error = None if task.cancelled() else task.exception()
+    if isinstance(error, Exception):
+        TASK_ERRORS.append((origin, error))
+
+
 class Learner:
     """The workbook's namespace, its handler, and the handler call in progress."""
 
@@ -420,7 +432,7 @@ class Learner:
         self.blocked: list[_TaskBlocked] = []
         #: The tasks the handler spawned and not yet done, with the number of the event whose handling spawned each: the
         #: check waits for one working on an answer it allows to be put off (``Recorder.waiting``).
-        self.spawned: list[tuple[int, asyncio.Task[Any]]] = []
+        self.spawned: list[tuple[int, asyncio.Task[Any] | Later]] = []
         #: The threads (and pool work) the learner's code started, with the number of the event it was handling.
         self.threads: list[tuple[int, Counted]] = []
         _count_threads(self)
@@ -431,6 +443,7 @@ class Learner:
         self.loop = VirtualLoop()
         asyncio.set_event_loop(self.loop)
         self.loop.set_task_factory(self._task_factory)
+        self.loop.scheduling = self._scheduling
         self.loop.set_exception_handler(self._on_loop_error)
         self.clock = _LoopClock(self.loop)
 
@@ -443,8 +456,28 @@ class Learner:
             return task
         return asyncio.Task(coro, loop=loop, **kwargs)
 
+    def _scheduling(self, schedule: Callable[..., Any], callback: Callable[..., Any], args: tuple[Any, ...],
+                    context: Any) -> Any:
+        """A callback the learner's code scheduled on the loop itself while an event was handled (``call_later``), or a
+        task it built directly (``asyncio.Task(coro)``): work still to do for that event, as a task it spawned is, as
+        the check counts it (``Recorder.scheduling``)."""
+        origin = _ORIGIN.get()
+        if not origin or not scheduled_by_you(sys._getframe(2)):  # (2: the caller of the loop's method)
+            return schedule(callback, *args, context=context)
+        owner = getattr(callback, "__self__", None)
+        if just_built(owner):
+            self.spawned.append((origin, owner))
+            owner.add_done_callback(lambda task: _built_task_done(origin, task))
+        if owner is not None and isinstance(owner, asyncio.Future):  # (a task's or future's step: asyncio's own)
+            return schedule(callback, *args, context=context)
+        later = Later(callback, lambda e: CALLBACK_ERRORS.append((origin, e)))
+        later.handle = schedule(later, *args, context=context)
+        self.spawned.append((origin, later))
+        return later.handle
+
     def waiting(self) -> list[int]:
-        """The events (by number) a task the handler spawned while handling them still works for."""
+        """The events (by number) a task the handler spawned while handling them still works for (or a callback the
+        learner's code scheduled then has yet to run: ``_scheduling``)."""
         self.spawned = [(origin, task) for origin, task in self.spawned if not task.done()]
         return sorted({origin for origin, _ in self.spawned})
 
@@ -579,9 +612,9 @@ class Learner:
         return {"state": "returned", "replay": isinstance(result, ReplayEvent) or result is ReplayEvent}
 
     def _thread_failed(self) -> dict[str, Any]:
-        """The first error raised in a thread of the learner's own (else in a task the handler spawned) since the last
-        idle, for the grader to keep."""
-        for what, errors in (("thread", THREAD_ERRORS), ("task", TASK_ERRORS)):
+        """The first error raised in a thread of the learner's own (else in a task the handler spawned, else in a
+        callback it scheduled) since the last idle, for the grader to keep."""
+        for what, errors in (("thread", THREAD_ERRORS), ("task", TASK_ERRORS), ("callback", CALLBACK_ERRORS)):
             if errors:
                 (origin, error), errors[:] = errors[0], []
                 return {"thread_error": {"origin": origin, "error": wire.error_to_wire(error), "what": what}}

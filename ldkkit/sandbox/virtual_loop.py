@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import threading
 import weakref
 from collections.abc import Callable
@@ -56,6 +57,20 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         #: Jobs' threads asleep on this loop's clock (``sleep_job``), each with its wake-up; those a new world woke.
         self._sleepers: dict[threading.Event, Callable[[], None]] = {}
         self._gone: weakref.WeakSet[threading.Event] = weakref.WeakSet()
+        #: The learner's (``child.Learner._scheduling``), as the check's world has the check's: given how a callback is
+        #: scheduled (this loop's method), the callback, its arguments and context, it schedules it, and counts one the
+        #: learner's code scheduled while an event was handled as a task.
+        self.scheduling: Optional[Callable[..., Any]] = None
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:
+        if self.scheduling is None:
+            return super().call_soon(callback, *args, context=context)
+        return self.scheduling(super().call_soon, callback, args, context)  # type: ignore[no-any-return]
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> Any:
+        if self.scheduling is None:
+            return super().call_at(when, callback, *args, context=context)
+        return self.scheduling(functools.partial(super().call_at, when), callback, args, context)
 
     def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         """``asyncio.to_thread``: a job until done (its completion, on this loop, is what the handler awaits). While an

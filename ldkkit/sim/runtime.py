@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import os
 import selectors
 import threading
@@ -95,19 +97,68 @@ class _VirtualTimeSelector(DelegatingSelector):
         return self._real.select(timeout)
 
 
+class _StepCatcher:
+    """Stands for a loop while a task is built: what the task schedules first is its step."""
+
+    step: Any = None
+
+    def get_debug(self) -> bool:
+        return False
+
+    def call_soon(self, callback: Any, *args: Any, context: Any = None) -> None:
+        self.step = callback
+
+
+def _task_step_type() -> type:
+    """The type of a task's steps as it schedules them (``TaskStepMethWrapper``, of asyncio's C tasks): a loop tells a
+    task's step by it at once, where ``getattr(callback, "__self__", None)`` raised and caught an AttributeError for
+    every other callback."""
+
+    async def nothing() -> None:
+        return None
+
+    catcher, coro = _StepCatcher(), nothing()
+    task = asyncio.Task(coro, loop=catcher)  # type: ignore[arg-type]
+    task._log_destroy_pending = False  # type: ignore[attr-defined]
+    coro.close()
+    return type(catcher.step)
+
+
+_TASK_STEP = _task_step_type()
+_call_soon, _call_at = asyncio.SelectorEventLoop.call_soon, asyncio.SelectorEventLoop.call_at
+
+
 class _VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(_VirtualTimeSelector(runtime))
         self._runtime = runtime
         self._clock_resolution = 1 / MICROS
         #: Its tasks, for ``Runtime.close``: ``asyncio.all_tasks`` looks through every task of the process, those of
-        #: worlds gone but not yet collected too (hundreds, at each of a check's forty closes).
+        #: worlds gone but not yet collected too (hundreds, at each of a check's forty closes). Each is known by the
+        #: step it schedules (``call_soon``), so one built directly (``asyncio.Task(coro)``, no ``create_task``) too.
         self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        #: A check's (``Recorder.scheduling``), asked of each callback scheduled while ``scheduling_while`` is set (an
+        #: event is handled): given how it is scheduled (the loop's own method), the callback, its arguments and
+        #: context, it schedules it, and counts one your code scheduled as a task.
+        self.scheduling: Optional[Callable[..., Any]] = None
+        self.scheduling_while: Optional[contextvars.ContextVar[Any]] = None
 
-    def create_task(self, coro: Any, *, name: Any = None, context: Any = None) -> asyncio.Task[Any]:
-        task = super().create_task(coro, name=name, context=context)
-        self.tasks.add(task)
-        return task
+    def call_soon(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:
+        """asyncio's, but a task's first step makes it one of ``tasks``, and a callback scheduled while an event is
+        handled goes through ``scheduling``. (asyncio's own body: a check calls it thousands of times.)"""
+        if type(callback) is _TASK_STEP:
+            task = callback.__self__
+            # (its first step, however it was built: asyncio.Task(coro) has no create_task. Its coroutine is not
+            # suspended then; Python 3.10's has no cr_suspended, and every step adds it again, to no harm)
+            if isinstance(task, asyncio.Task) and not getattr(task.get_coro(), "cr_suspended", False):
+                self.tasks.add(task)
+        during = self.scheduling_while
+        if during is not None and during.get() is not None:
+            return self.scheduling(functools.partial(_call_soon, self), callback, args, context)  # type: ignore[misc]
+        if self._debug:  # type: ignore[attr-defined]
+            return _call_soon(self, callback, *args, context=context)
+        self._check_closed()  # type: ignore[attr-defined]
+        return self._call_soon(callback, args, context)  # type: ignore[attr-defined,no-any-return]
 
     def time(self) -> float:
         return self._runtime.clock.now_us() / MICROS
@@ -118,7 +169,10 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
         now_us = self._runtime.clock.now_us()
         if when * MICROS - now_us > _SUB_MICROSECOND and round(when * MICROS) <= now_us:
             when = (now_us + 1) / MICROS
-        return super().call_at(when, callback, *args, context=context)
+        during = self.scheduling_while
+        if during is not None and during.get() is not None:
+            return self.scheduling(functools.partial(_call_at, self, when), callback, args, context)  # type: ignore[misc]
+        return _call_at(self, when, callback, *args, context=context)
 
     def run_in_executor(self, executor: Any, func: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
         """Work handed to a thread (``asyncio.to_thread``) is a job: the clock stands still while it works, so what it

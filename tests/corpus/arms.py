@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
@@ -33,6 +34,41 @@ def spawn(coro: Any) -> None:
         raise
     background_tasks.add(task)
     task.add_done_callback(background_tasks.discard)
+
+
+#: The ways ``later`` puts a call off with the loop's own means, none of them a task made with ``create_task``.
+LATER = ("call_later", "call_at", "call_soon", "run_in_executor", "Task", "ensure_future")
+
+
+def later(how: str, seconds: float, fn: Callable[..., Any], *args: Any) -> None:
+    """``fn(*args)``, ``seconds`` from now (``call_soon``: now, once the handler returns), put off ``how``: a timer
+    handle of the running loop, work in its default executor (not awaited, sleeping first), or a task built directly
+    (``asyncio.Task(coro)``, ``asyncio.ensure_future(coro)``). LDK asks only that the answer comes in time."""
+    loop = asyncio.get_running_loop()
+
+    async def after() -> None:
+        await asyncio.sleep(seconds)
+        fn(*args)
+
+    def slept() -> None:
+        time.sleep(seconds)
+        fn(*args)
+
+    match how:
+        case "call_later":
+            loop.call_later(seconds, fn, *args)
+        case "call_at":
+            loop.call_at(loop.time() + seconds, fn, *args)
+        case "call_soon":
+            loop.call_soon(fn, *args)
+        case "run_in_executor":
+            loop.run_in_executor(None, slept)
+        case "Task" | "ensure_future":
+            task = asyncio.Task(after()) if how == "Task" else asyncio.ensure_future(after())
+            background_tasks.add(task)
+            task.add_done_callback(background_tasks.discard)
+        case _:
+            raise ValueError(how)
 
 
 def user_channel_id(keys_manager: Any) -> int:

@@ -16,7 +16,7 @@ from ldkkit.events import Event, ReplayEvent
 from ldkkit.reference import TRUSTED_ZERO_CONF_PEERS
 
 from . import Fresh, right, wrong
-from .arms import asks_again_always, asks_again_first, compose, only, spawn, user_channel_id
+from .arms import LATER, asks_again_always, asks_again_first, compose, later, only, spawn, user_channel_id
 
 EX = "open_channel_request"
 OPEN = Event.OpenChannelRequest
@@ -203,6 +203,23 @@ def accepts_later(seconds: float) -> Any:
     return arm
 
 
+def accepts_put_off(how: str, seconds: float) -> Any:
+    """accepts_later's accept, put off ``seconds`` with the loop's own means (``arms.later``):
+    ``loop.call_later(30, channel_manager.accept_inbound_channel, tcid, peer, uid)``; rejects at once."""
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        tcid, peer, kind = event.temporary_channel_id, event.counterparty_node_id, event.channel_type
+        trusted = kind.requires_zero_conf() and peer in TRUSTED_ZERO_CONF_PEERS
+        if not trusted and (kind.requires_zero_conf() or event.funding_satoshis <= 5_000_000):
+            _reject(channel_manager, event)
+            return
+        accept = (channel_manager.accept_inbound_channel_from_trusted_peer_0conf if trusted
+                  else channel_manager.accept_inbound_channel)
+        later(how, seconds, accept, tcid, peer, user_channel_id(keys_manager))
+
+    return arm
+
+
 def answered_from_a_thread_after_a_lookup(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """Answers from a thread of its own, after 20 ms of blocking work (a database lookup, say): the handler
     returns at once."""
@@ -363,6 +380,18 @@ CASES = [
           why="one task answers every request from a queue: its calls are judged by the channel they name"),
     right(EX, "accepts_from_a_task_later", compose({OPEN: accepts_later(30)}),
           why="accepts from a task 30 s later (LDK waits two timer ticks for an answer); rejects at once"),
+    *(right(EX, f"accepts_later_by_{how.lower()}",
+            compose({OPEN: accepts_put_off(how, 0 if how == "call_soon" else 30)}),
+            why=f"accepts_from_a_task_later, the accept put off with {how}: the story plays on for an hour meanwhile")
+      for how in LATER),
+    wrong(EX, "accepts_by_call_later_after_two_ticks", compose({OPEN: accepts_put_off("call_later", 180)}),
+          "No such channel awaiting to be accepted", "the callback your handler scheduled to end normally",
+          why="loop.call_later(180, accept_inbound_channel, ...): LDK dropped the request at its second timer tick. "
+              "Its error reached the loop: 'it could not go on', the hint blaming an earlier event not handled"),
+    wrong(EX, "accepts_by_a_task_built_directly_after_two_ticks", compose({OPEN: accepts_put_off("Task", 180)}),
+          "No such channel awaiting to be accepted", "the task your handler spawned to end normally",
+          why="asyncio.Task(coro) accepting 180 s later: LDK dropped the request at its second timer tick. Its "
+              "error reached the loop: 'it could not go on', the hint blaming an earlier event not handled"),
     right(EX, "answered_in_an_executor", compose({OPEN: answered_in_an_executor}),
           why="accepts and rejects through loop.run_in_executor, awaited in the handler"),
     right(EX, "answered_from_a_thread_after_a_lookup", compose({OPEN: answered_from_a_thread_after_a_lookup}),

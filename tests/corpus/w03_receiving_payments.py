@@ -15,7 +15,7 @@ from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 from ldkkit.types import PaymentId, PaymentPreimage
 
 from . import Fresh, right, wrong
-from .arms import asks_again_always, asks_again_first, claimable, compose, only, spawn
+from .arms import LATER, asks_again_always, asks_again_first, claimable, compose, later, only, spawn
 from .arms import claimed as good_claimed
 
 EX = "receiving_payments"
@@ -508,7 +508,39 @@ def answers_from_a_thread_after(seconds: float) -> Any:
     return put_off
 
 
+def answers_put_off(how: str, seconds: float) -> Any:
+    """The right answer (claim, or fail back), decided at once, its call on the node put off ``seconds`` with the
+    loop's own means (``arms.later``): ``loop.call_later(60, channel_manager.claim_funds, preimage)``."""
+
+    def put_off(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+        with inbound_payments.lock() as payments:
+            info = payments.get(event.payment_hash)
+        preimage = event.purpose.preimage()
+        if preimage is not None and not (info is not None and info.status is HTLCStatus.Succeeded):
+            later(how, seconds, channel_manager.claim_funds, preimage)
+        else:
+            later(how, seconds, channel_manager.fail_htlc_backwards, event.payment_hash)
+
+    return put_off
+
+
 CASES = [
+    *(right(EX, f"answers_a_minute_later_by_{how.lower()}", compose({CLAIMABLE: answers_put_off(how, 60)}),
+            why=f"answers_a_minute_later, the call put off with {how} (LDK allows it until the claim deadline): with "
+                "call_later, call_at or asyncio.Task it was told 'it was never claimed', the check waiting only for "
+                "tasks a task factory made, and threads")
+      for how in LATER if how != "call_soon"),
+    right(EX, "answers_by_call_soon", compose({CLAIMABLE: answers_put_off("call_soon", 0)}),
+          why="loop.call_soon(channel_manager.claim_funds, preimage): answered once the handler returns"),
+    wrong(EX, "answers_by_call_later_after_the_check_stops_waiting",
+          compose({CLAIMABLE: answers_put_off("call_later", 3600)}),
+          "had still not claimed it when the check stopped waiting", "claim_deadline",
+          why="loop.call_later(3600, ...): an hour later, never within the check's wait (as a task's); it was told "
+              "'it was never claimed' and 'the preimage is in the event's purpose'"),
+    wrong(EX, "answers_by_a_task_built_directly_after_the_check_stops_waiting",
+          compose({CLAIMABLE: answers_put_off("Task", 3600)}),
+          "had still not claimed it when the check stopped waiting", "claim_deadline",
+          why="asyncio.Task(coro) sleeping an hour first: never within the check's wait"),
     right(EX, "answers_from_a_thread_a_minute_later", compose({CLAIMABLE: answers_from_a_thread_after(60)}),
           why="answers_a_minute_later from a thread that sleeps first: it was told 'it was never claimed' and 'the "
               "preimage is in the event's purpose' (the check waited for a task working on a claim, not a thread)"),

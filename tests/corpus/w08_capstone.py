@@ -12,10 +12,11 @@ from ldkkit.reference import TRUSTED_ZERO_CONF_PEERS
 
 from . import Fresh, right, wrong
 from .arms import asks_again_first, compose, spawn, user_channel_id
-from .w01_open_channel_request import accept_by_keywords, accepts_later, answered_by_one_worker
+from .w01_open_channel_request import accept_by_keywords, accepts_later, accepts_put_off, answered_by_one_worker
 from .w03_receiving_payments import (
     answers_after,
     answers_from_a_thread_after,
+    answers_put_off,
     claimed_by_a_thread_with_its_manager,
     claimed_by_a_worker_per_loop,
     claimed_by_one_worker,
@@ -388,6 +389,15 @@ CASES = [
     wrong(EX, "claims_put_off_past_the_wait", compose({CLAIMABLE: answers_after(3600)}),
           "had still not claimed it when the check stopped waiting", "claim_deadline",
           why="a task claims each payment an hour later: never, within the check's wait"),
+    *(right(EX, f"claims_put_off_by_{how.lower()}", compose({CLAIMABLE: answers_put_off(how, 5)}), slow=True,
+            why=f"as claims_put_off, the claim put off with {how} (loop.call_later(5, channel_manager.claim_funds, "
+                "preimage)): workbook 3's play ended before its claims")
+      for how in ("call_later", "run_in_executor", "Task")),
+    wrong(EX, "claims_put_off_past_the_wait_by_call_later", compose({CLAIMABLE: answers_put_off("call_later", 3600)}),
+          "had still not claimed it when the check stopped waiting", "claim_deadline",
+          why="loop.call_later(3600, ...): never, within the check's wait"),
+    right(EX, "accepts_put_off_by_call_later", compose({OPEN: accepts_put_off("call_later", 5)}), slow=True,
+          why="as accepts_put_off, the accept put off with loop.call_later"),
     right(EX, "accepts_put_off", compose({OPEN: accepts_later(5)}), slow=True,
           why="accepts (zero-conf from the trusted LSP) from a task 5 s later, as workbook 1 allows: it failed, the "
               "zero-conf stories ending before the accept ('it was not accepted zero-conf')"),
