@@ -620,6 +620,8 @@ class World:
         if not self._closed:
             self._closed = True
             self.runtime.close()
+            self._timer_task = None
+            self._tasks.clear()
 
     def __enter__(self) -> World:
         return self
