@@ -753,6 +753,19 @@ _AS_THE_CHECK = {
          "            task = asyncio.Task(later())\n"
          "            background_tasks.add(task)\n"
          "            task.add_done_callback(background_tasks.discard)\n"))},
+    # time.sleep in a callback the handler scheduled on the loop itself, in a task it built directly, or in a task it
+    # spawned and kept (background_tasks): refused with the task's hint by both. The learner process let the first two
+    # sleep (only a spawned task's steps were watched), and told the third's refusal only if the task was collected
+    # unretrieved, never while the learner kept it: the grader passed all three
+    **{f"sleeps_in_{how}": ("receiving_payments", "03_receiving_payments.ipynb", lambda s, put_off=put_off:
+                            s.replace(_CLAIMED_AT_ONCE, put_off + _CLAIMED_AT_ONCE)) for how, put_off in (
+        ("a_callback", "            def nap():\n                time.sleep(1)\n"
+                       "            asyncio.get_running_loop().call_later(1, nap)\n"),
+        *((f"a_task_{kind}", "            async def nap():\n                await asyncio.sleep(1)\n"
+                             "                time.sleep(1)\n"
+                             f"            background_tasks.add({build}(nap()))\n")
+          for kind, build in (("built_directly", "asyncio.Task"),
+                              ("kept", "asyncio.get_running_loop().create_task"))))},
     # the first payment storages kept, and used in every play: the check failed it ('Succeeded on disk ... never
     # claimed', an earlier play's record), the grader passed it (one storage of each kind for every play)
     "keeps_the_first_storages": ("capstone", "08_capstone.ipynb", lambda s: (

@@ -29,6 +29,7 @@ from .watch import (
     HANDED_OVER,
     Alarm,
     BlockingCall,
+    BuiltStep,
     Counted,
     Later,
     Stepped,
@@ -38,6 +39,7 @@ from .watch import (
     just_built,
     learner_on_stack,
     no_sleeping,
+    refused_in,
     scheduled_by_you,
     sleeping_allowed,
     sleeping_on,
@@ -418,17 +420,68 @@ class Recorder:
             self.tasks.append((handling, owner))
             owner.add_done_callback(self.spawned.discard)
             owner.add_done_callback(functools.partial(self._built_task_done, handling))
+            if context is not None:  # (its first step, in its own context: so are the next, and its wake-ups)
+                callback = self._watch_built(handling, owner, context)(callback)
         if owner is not None and isinstance(owner, asyncio.Future):  # (a task's or future's step: asyncio's own)
             return schedule(callback, *args, context=context)
-        later = Later(callback, lambda e: self.callback_errors.append((handling.event, e)))
+        later = Later(functools.partial(self._watched_step, handling, callback),
+                      functools.partial(self._callback_failed, handling))
         later.handle = schedule(later, *args, context=context)
         self.tasks.append((handling, later))
         return later.handle
 
+    def _watch_built(self, handling: Handling, task: asyncio.Task[Any],
+                     context: contextvars.Context) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Each step of a task your code built directly, scheduled in its context (``_VirtualTimeLoop.stepping``), is
+        watched as a spawned task's is (``_watched_step``), until it is done."""
+        stepping, key = self.world.runtime.loop.stepping, id(context)
+
+        def watch(step: Callable[..., Any]) -> Callable[..., Any]:
+            if getattr(step, "__self__", None) is not task:  # (another callback in its context: a done callback)
+                return step
+            return BuiltStep(task, step, functools.partial(self._built_step, handling, task))
+
+        stepping[key] = watch
+        task.add_done_callback(lambda _: stepping.pop(key, None))
+        return watch
+
+    def _watched_step(self, handling: Handling, callback: Callable[..., Any], *args: Any) -> Any:
+        """A callback your code scheduled, or a step of a task it built directly, run as a spawned task's step is
+        (``Stepped``): watched for running too long without pausing, and refused a blocking call."""
+        step = TaskStep(handling.event, time.monotonic(), threading.get_ident())
+        self.task_steps.append(step)
+        try:
+            with no_sleeping():
+                return callback(*args)
+        finally:
+            self.task_steps.remove(step)
+
+    def _built_step(self, handling: Handling, task: asyncio.Task[Any], step: Callable[..., Any],
+                    args: tuple[Any, ...]) -> None:
+        try:
+            self._watched_step(handling, step, *args)
+        except BlockingCall as e:  # (your task caught the refusal and went on; one it did not ended it: told when done)
+            if not refused_in(task):
+                self._blocked(handling, e)
+
+    def _callback_failed(self, handling: Handling, error: Exception) -> None:
+        """A callback your code scheduled raised: told with its event; a refused blocking call as a task's is."""
+        if isinstance(error, BlockingCall):
+            self._blocked(handling, error)
+        else:
+            self.callback_errors.append((handling.event, error))
+
+    def _blocked(self, handling: Handling, error: BlockingCall) -> None:
+        """The world meets a refusal in a task (or callback) of yours from its loop, as ``_retrieved`` hands it one."""
+        self.world.runtime.loop.call_exception_handler({"message": "a task was refused a call",
+                                                        "exception": TaskBlocked(handling.event, error)})
+
     def _built_task_done(self, handling: Handling, task: asyncio.Task[Any]) -> None:
         """A task your code built directly ended: its error is told with its event, as a spawned task's is."""
         error = None if task.cancelled() else task.exception()
-        if isinstance(error, Exception):
+        if isinstance(error, BlockingCall):
+            self._blocked(handling, error)
+        elif isinstance(error, Exception):
             self.task_errors.append((handling.event, error))
 
     def crashed(self, node: Node) -> None:

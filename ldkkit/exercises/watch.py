@@ -246,6 +246,26 @@ class Later:
         return f"Later({self.callback!r})"
 
 
+class BuiltStep:
+    """A step of a task your code built directly (``asyncio.Task(coro)``), as its loop runs it: ``watch(step, args)``
+    runs it watched, as ``Stepped`` runs a spawned task's (a task no factory made cannot be stepped from inside).
+    ``__self__`` is the task, as the step's own is: the loop tells it by it."""
+
+    __slots__ = ("__self__", "step", "watch")
+
+    def __init__(self, task: Any, step: Callable[..., Any], watch: Callable[[Callable[..., Any], tuple[Any, ...]], Any]
+                 ) -> None:
+        self.__self__, self.step, self.watch = task, step, watch
+
+    def __call__(self, *args: Any) -> Any:
+        return self.watch(self.step, args)
+
+
+def refused_in(task: Any) -> bool:
+    """Whether ``task`` ended with a blocking call refused in it (``BlockingCall``): told as its error, not again."""
+    return bool(task.done() and not task.cancelled() and isinstance(task.exception(), BlockingCall))
+
+
 @contextlib.contextmanager
 def sleeping_allowed() -> Iterator[None]:
     """The kit's own code, called by your handler, is not watched (and runs at full speed)."""

@@ -15,6 +15,7 @@ import ast
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import inspect
 import itertools
 import linecache
@@ -34,11 +35,13 @@ from ..exercises.watch import (
     LIBRARY_DIRS,
     Alarm,
     BlockingCall,
+    BuiltStep,
     Counted,
     Later,
     handed_over,
     just_built,
     no_sleeping,
+    refused_in,
     scheduled_by_you,
     sleeping_allowed,
     sleeping_on,
@@ -295,6 +298,13 @@ class _Watched:
                 throw = e
 
 
+def _watched_step(callback: Callable[..., Any], *args: Any) -> Any:
+    """A callback the learner's code scheduled, or a step of a task it built directly, under the watch a spawned task's
+    step runs under (``_Watched``): a blocking call there is refused."""
+    with no_sleeping():
+        return callback(*args)
+
+
 async def _watched(coro: Any, gate: Optional[Gate] = None) -> Any:
     return await _Watched(coro, gate)
 
@@ -408,11 +418,6 @@ def _submitted_by_you(frame: Any) -> bool:
     return frame is not None and yours(frame)
 
 
-def _built_task_done(origin: int, task: asyncio.Task[Any]) -> None:
-    """A task the learner's code built directly ended: its error is told as a spawned task's (``TASK_ERRORS``)."""
-    error = None if task.cancelled() else task.exception()
-    if isinstance(error, Exception):
-        TASK_ERRORS.append((origin, error))
 
 
 class Learner:
@@ -453,6 +458,7 @@ class Learner:
         if origin and inspect.iscoroutine(coro):
             task = asyncio.Task(self._spawned(coro, origin), loop=loop, **kwargs)
             self.spawned.append((origin, task))
+            task.add_done_callback(self._retrieved)
             return task
         return asyncio.Task(coro, loop=loop, **kwargs)
 
@@ -467,13 +473,60 @@ class Learner:
         owner = getattr(callback, "__self__", None)
         if just_built(owner):
             self.spawned.append((origin, owner))
-            owner.add_done_callback(lambda task: _built_task_done(origin, task))
+            owner.add_done_callback(functools.partial(self._built_task_done, origin))
+            if context is not None:  # (its first step, in its own context: so are the next, and its wake-ups)
+                callback = self._watch_built(origin, owner, context)(callback)
         if owner is not None and isinstance(owner, asyncio.Future):  # (a task's or future's step: asyncio's own)
             return schedule(callback, *args, context=context)
-        later = Later(callback, lambda e: CALLBACK_ERRORS.append((origin, e)))
+        later = Later(functools.partial(_watched_step, callback), functools.partial(self._callback_failed, origin))
         later.handle = schedule(later, *args, context=context)
         self.spawned.append((origin, later))
         return later.handle
+
+    def _watch_built(self, origin: int, task: asyncio.Task[Any],
+                     context: contextvars.Context) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Each step of a task the learner's code built directly is watched as a spawned task's is (``no_sleeping``),
+        as the check watches it (``Recorder._watch_built``)."""
+        stepping, key = self.loop.stepping, id(context)
+
+        def watch(step: Callable[..., Any]) -> Callable[..., Any]:
+            if getattr(step, "__self__", None) is not task:  # (another callback in its context: a done callback)
+                return step
+            return BuiltStep(task, step, functools.partial(self._built_step, origin, task))
+
+        stepping[key] = watch
+        task.add_done_callback(lambda _: stepping.pop(key, None))
+        return watch
+
+    def _built_step(self, origin: int, task: asyncio.Task[Any], step: Callable[..., Any],
+                    args: tuple[Any, ...]) -> None:
+        try:
+            _watched_step(step, *args)
+        except BlockingCall as e:  # (the task caught the refusal and went on; one it did not ended it: told when done)
+            if not refused_in(task):
+                self.blocked.append(_TaskBlocked(origin, e))
+
+    def _callback_failed(self, origin: int, error: Exception) -> None:
+        """A callback the learner's code scheduled raised: told with its event; a refused call as a task's is."""
+        if isinstance(error, BlockingCall):
+            self.blocked.append(_TaskBlocked(origin, error))
+        else:
+            CALLBACK_ERRORS.append((origin, error))
+
+    def _built_task_done(self, origin: int, task: asyncio.Task[Any]) -> None:
+        """A task the learner's code built directly ended: its error is told as a spawned task's (``TASK_ERRORS``)."""
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, BlockingCall):
+            self.blocked.append(_TaskBlocked(origin, error))
+        elif isinstance(error, Exception):
+            TASK_ERRORS.append((origin, error))
+
+    def _retrieved(self, task: asyncio.Task[Any]) -> None:
+        """A spawned task refused a blocking call is told at once, as the check's ``_retrieved`` tells it, not only if
+        the task is collected unretrieved (one the learner keeps in a set never is)."""
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, _TaskBlocked):
+            self.blocked.append(error)
 
     def waiting(self) -> list[int]:
         """The events (by number) a task the handler spawned while handling them still works for (or a callback the

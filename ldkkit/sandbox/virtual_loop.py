@@ -61,8 +61,15 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         #: scheduled (this loop's method), the callback, its arguments and context, it schedules it, and counts one the
         #: learner's code scheduled while an event was handled as a task.
         self.scheduling: Optional[Callable[..., Any]] = None
+        #: The tasks the learner's code built directly (``asyncio.Task(coro)``), by the id of their context: each gives
+        #: back a step of its own scheduled in it watched (``child.Learner._watch_built``), as the check's world does.
+        self.stepping: dict[int, Callable[[Callable[..., Any]], Callable[..., Any]]] = {}
 
     def call_soon(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:
+        if self.stepping and context is not None:
+            watch = self.stepping.get(id(context))
+            if watch is not None:
+                callback = watch(callback)
         if self.scheduling is None:
             return super().call_soon(callback, *args, context=context)
         return self.scheduling(super().call_soon, callback, args, context)  # type: ignore[no-any-return]

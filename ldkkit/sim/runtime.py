@@ -142,6 +142,9 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
         #: context, it schedules it, and counts one your code scheduled as a task.
         self.scheduling: Optional[Callable[..., Any]] = None
         self.scheduling_while: Optional[contextvars.ContextVar[Any]] = None
+        #: The tasks your code built directly (``asyncio.Task(coro)``), by the id of their context: given a callback
+        #: scheduled in it, each gives back its step watched (``Recorder.watch_built``), as a spawned task's steps are.
+        self.stepping: dict[int, Callable[[Callable[..., Any]], Callable[..., Any]]] = {}
 
     def call_soon(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:
         """asyncio's, but a task's first step makes it one of ``tasks``, and a callback scheduled while an event is
@@ -152,6 +155,10 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
             # suspended then; Python 3.10's has no cr_suspended, and every step adds it again, to no harm)
             if isinstance(task, asyncio.Task) and not getattr(task.get_coro(), "cr_suspended", False):
                 self.tasks.add(task)
+        if self.stepping and context is not None:
+            watch = self.stepping.get(id(context))
+            if watch is not None:
+                callback = watch(callback)
         during = self.scheduling_while
         if during is not None and during.get() is not None:
             return self.scheduling(functools.partial(_call_soon, self), callback, args, context)  # type: ignore[misc]

@@ -524,12 +524,44 @@ def answers_put_off(how: str, seconds: float) -> Any:
     return put_off
 
 
+def answers_then_puts_off(how: str, work: Any) -> Any:
+    """The right answer at once, and ``work`` put off a second with the loop's own means (``arms.later``): a callback
+    (``loop.call_later(1, work)``) or a task built directly (``asyncio.Task(coro)``), not a task made with
+    ``create_task``."""
+
+    def arm(event: Any, **components: Any) -> None:
+        claimable(event=event, **components)
+        later(how, 1, work)
+
+    return arm
+
+
+def spins() -> None:
+    while True:  # "poll until it is done": the node's loop never gets a turn
+        pass
+
+
+def naps() -> None:
+    time.sleep(0.01)
+
+
 CASES = [
     *(right(EX, f"answers_a_minute_later_by_{how.lower()}", compose({CLAIMABLE: answers_put_off(how, 60)}),
             why=f"answers_a_minute_later, the call put off with {how} (LDK allows it until the claim deadline): with "
                 "call_later, call_at or asyncio.Task it was told 'it was never claimed', the check waiting only for "
                 "tasks a task factory made, and threads")
       for how in LATER if how != "call_soon"),
+    *(wrong(EX, f"spins_in_what_it_put_off_by_{how.lower()}", compose({CLAIMABLE: answers_then_puts_off(how, spins)}),
+            "a task your handler spawned ran 10 seconds without pausing, after Event.PaymentClaimable",
+            "The check stopped it", "must return promptly", slow=True,
+            why=f"work put off with {how} spins for ever (while True: pass): the check hung for ever, such a callback "
+                "(or a step of a task built directly) ran unwatched, where a create_task task's step is stopped")
+      for how in ("call_later", "Task")),
+    *(wrong(EX, f"sleeps_in_what_it_put_off_by_{how.lower()}", compose({CLAIMABLE: answers_then_puts_off(how, naps)}),
+            "a task it spawned called time.sleep(), which blocks the whole node", "Await asyncio.sleep",
+            why=f"work put off with {how} calls time.sleep: it passed, the sleep allowed there (a create_task task "
+                "is refused it, with the hint to await asyncio.sleep)")
+      for how in ("call_later", "Task")),
     right(EX, "answers_by_call_soon", compose({CLAIMABLE: answers_put_off("call_soon", 0)}),
           why="loop.call_soon(channel_manager.claim_funds, preimage): answered once the handler returns"),
     wrong(EX, "answers_by_call_later_after_the_check_stops_waiting",
