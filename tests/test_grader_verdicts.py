@@ -766,6 +766,22 @@ _AS_THE_CHECK = {
                              f"            background_tasks.add({build}(nap()))\n")
           for kind, build in (("built_directly", "asyncio.Task"),
                               ("kept", "asyncio.get_running_loop().create_task"))))},
+    # the same put-off work spinning for ever (while True: pass): the check stops it, 'a task your handler spawned ran
+    # 10 seconds without pausing' (failed); the grader's wait on the learner process (8 s) ran out first, and it knew
+    # of no step running: 'timed out', 'it never returned'
+    **{f"spins_in_{how}": ("receiving_payments", "03_receiving_payments.ipynb", lambda s, put_off=put_off:
+                           s.replace(_CLAIMED_AT_ONCE, put_off + _CLAIMED_AT_ONCE)) for how, put_off in (
+        ("a_callback", "            def spin():\n                while True:\n                    pass\n"
+                       "            asyncio.get_running_loop().call_later(1, spin)\n"),
+        *((f"a_task_{kind}", "            async def spin():\n                await asyncio.sleep(1)\n"
+                             "                while True:\n                    pass\n"
+                             f"            background_tasks.add({build}(spin()))\n")
+          for kind, build in (("built_directly", "asyncio.Task"),
+                              ("kept", "asyncio.get_running_loop().create_task"))),
+        # (from its first step, held until the grader heard the handler return: it ran in the next event's exchange,
+        # and the grader told that handler's overrun, 'did not return within 10 seconds of being given PaymentClaimed')
+        ("a_task_at_once", "            async def spin():\n                while True:\n                    pass\n"
+                           "            background_tasks.add(asyncio.get_running_loop().create_task(spin()))\n"))},
     # the first payment storages kept, and used in every play: the check failed it ('Succeeded on disk ... never
     # claimed', an earlier play's record), the grader passed it (one storage of each kind for every play)
     "keeps_the_first_storages": ("capstone", "08_capstone.ipynb", lambda s: (
@@ -845,6 +861,9 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
         assert "you handed over the Event.BumpTransaction itself" in row.hint, row.hint
     if case == "builds_a_sweep_never_broadcast":  # the cause named, the descriptors crossing as copies
         assert "you built a transaction spending it" in row.hint, row.hint
+    if case.startswith("spins_in_"):  # the task's own words, the check's stop
+        assert "a task your handler spawned ran 10 seconds without pausing, after Event.PaymentClaimable. The check " \
+               "stopped it." in hint, hint
     if case == "fails_back_at_once":
         assert "while it handled HTLCHandlingFailed" in row.hint, row.hint
     if case == "a_callback_raises":

@@ -20,6 +20,7 @@ import asyncio
 import contextvars
 import inspect
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -27,13 +28,15 @@ import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 from . import jail as jail_module
 from . import wire
 
 #: The longest the learner may take to answer one message (the check's own limit is 10 s).
 EXCHANGE_LIMIT_S = 8.0
+#: How often a wait on the learner looks up (the check's watchdog stops the waiting thread between looks).
+LOOK_S = 0.05
 #: How many kit objects without bytes (a graph, say) calls may hand the learner, by number.
 MAX_HANDLES = 10_000
 #: How long a learner process that closed its end of the pipe is given to be gone, so its exit code is known.
@@ -114,8 +117,7 @@ class LearnerProcess:
         try:
             return wire.receive(self._r, limit)
         except wire.WireTimeout:
-            self.kill(HandlerTimeout(f"the learner's code did not answer within {limit:.0f} s, so its process "
-                                     "was stopped (an endless loop, or a sleep in the handler?)"))
+            self.time_out(limit)
         except wire.ProtocolError as e:
             try:  # (its end closed the pipe a moment before the process is gone)
                 code: Optional[int] = self.process.wait(timeout=EXIT_WAIT_S)
@@ -125,6 +127,21 @@ class LearnerProcess:
                                   f"the workbook's code ended its own process (exit code {code}): os._exit(), "
                                   "or a crash"))
         raise self.dead  # type: ignore[misc]
+
+    def time_out(self, limit: float) -> NoReturn:
+        """The learner did not answer within ``limit`` seconds: its process is stopped."""
+        self.kill(HandlerTimeout(f"the learner's code did not answer within {limit:.0f} s, so its process "
+                                 "was stopped (an endless loop, or a sleep in the handler?)"))
+        raise self.dead  # type: ignore[misc]
+
+    def answers_within(self, limit: float) -> bool:
+        """Whether the learner process says something within ``limit`` seconds, waited for in short looks: the check's
+        watchdog may stop this thread meanwhile (``HandlerStopped``, raised between two looks)."""
+        deadline = time.monotonic() + limit
+        while (wait := deadline - time.monotonic()) > 0:
+            if select.select([self._r], [], [], min(wait, LOOK_S))[0]:
+                return True
+        return False
 
     def run_cells(self, cells: list[str], exercise: str) -> Ready:
         """Run the workbook, graded as workbook ``exercise``, up to its check: how it ended."""
@@ -197,6 +214,7 @@ class RemoteHandler:
         self.runtime: Any = None
         self._timer: Any = None
         self._seq = 0
+        self._asked = 0  # the grader's questions "where are you?" (``_serve_until_idle``), by number
         self._contexts: dict[int, contextvars.Context] = {}  # per event handed over: the check's context
         self._entered: set[int] = set()
         self._handles: list[Any] = []  # kit objects a call returned that have no bytes: reached by number
@@ -274,27 +292,77 @@ class RemoteHandler:
             learner.lock.release()
 
     def _serve_until_idle(self) -> dict[str, Any]:
+        """Serve the learner's calls until it is idle. One that says nothing for :data:`EXCHANGE_LIMIT_S` is asked
+        where it is: stuck in a step of a task its handler spawned, that step is the check's to watch (a ``TaskStep``,
+        stopped and told as the check tells it), and the learner has as long again; anywhere else, it timed out."""
+        learner, began = self.learner, time.monotonic()
+        asked, step = None, None
+        try:
+            while True:
+                if not learner.answers_within(EXCHANGE_LIMIT_S):
+                    if asked is not None:
+                        learner.time_out(EXCHANGE_LIMIT_S)
+                    self._asked = asked = self._asked + 1
+                    learner.send({"op": "where", "id": asked})
+                    continue
+                reply = learner.receive(EXCHANGE_LIMIT_S)
+                if reply.get("op") == "stepping":  # (an answer to an earlier exchange's question, late: none now)
+                    if asked is not None and reply.get("id") == asked:
+                        step = self._watch_step(reply, began)
+                    continue
+                idle = self._serve(reply)
+                if idle is not None:
+                    return idle
+        finally:
+            if step is not None:
+                keeper, watched, paused = step
+                keeper.task_steps.remove(watched)
+                for handling, started in paused:
+                    handling.wall_started = started
+
+    def _watch_step(self, stepping: dict[str, Any], began: float) -> tuple[Any, Any, list[tuple[Any, float]]]:
+        """The spawned task's step the learner's loop is in, as a ``TaskStep`` among the check's
+        (``Recorder.task_steps``), begun when it says (not before this exchange began); none: it timed out. A handler
+        call still in progress (a step held until the grader heard an earlier one return runs in the next event's
+        exchange) does not run meanwhile: it is paused, as one awaiting is, so the check tells the task's overrun."""
+        from ..exercises import recorder
+        from ..exercises.watch import TaskStep
+
+        origin, since = stepping.get("origin"), stepping.get("since")
+        context = self._contexts.get(origin) if type(origin) is int else None
+        keeper = context.get(recorder._RECORDING) if context is not None else None
+        handling = context.get(recorder._HANDLING) if context is not None else None
+        if keeper is None or handling is None or type(since) not in (int, float):
+            self.learner.time_out(EXCHANGE_LIMIT_S)
+        step = TaskStep(handling.event, max(float(since), began), threading.get_ident())  # type: ignore[arg-type]
+        paused = [(h, h.wall_started) for h in keeper.handlings if h.finished is None and h.wall_started is not None]
+        for h, _ in paused:
+            h.wall_started = None
+        keeper.task_steps.append(step)
+        return keeper, step, paused
+
+    def _serve(self, reply: dict[str, Any]) -> Optional[dict[str, Any]]:
+        """One message of the learner's served; the message itself once it is idle."""
         learner = self.learner
-        while True:
-            reply = learner.receive(EXCHANGE_LIMIT_S)
-            self._apply_storage(reply)
-            op = reply.get("op")
-            if op == "call":  # (from any of the learner's threads: the reply names the call it answers)
-                answer = self._serve_call(reply)
-                if type(reply.get("id")) is int:
-                    answer["id"] = reply["id"]
-                learner.send(self._with_storage(answer))
-            elif op == "idle" and isinstance(reply.get("handler"), dict):
-                self._note_waiting(reply.get("waiting"), reply.get("working"))
-                self._task_blocked(reply.get("blocked"))
-                self._thread_failed(reply.get("thread_error"))
-                self._schedule(reply.get("next_us"))
-                if reply.get("held") is True:
-                    self._step_held()
-                return reply
-            else:
-                learner.kill(LearnerGone("the learner process broke the protocol"))
-                raise learner.dead  # type: ignore[misc]
+        self._apply_storage(reply)
+        op = reply.get("op")
+        if op == "call":  # (from any of the learner's threads: the reply names the call it answers)
+            answer = self._serve_call(reply)
+            if type(reply.get("id")) is int:
+                answer["id"] = reply["id"]
+            learner.send(self._with_storage(answer))
+            return None
+        elif op == "idle" and isinstance(reply.get("handler"), dict):
+            self._note_waiting(reply.get("waiting"), reply.get("working"))
+            self._task_blocked(reply.get("blocked"))
+            self._thread_failed(reply.get("thread_error"))
+            self._schedule(reply.get("next_us"))
+            if reply.get("held") is True:
+                self._step_held()
+            return reply
+        else:
+            learner.kill(LearnerGone("the learner process broke the protocol"))
+            raise learner.dead  # type: ignore[misc]
 
     def _serve_call(self, request: dict[str, Any]) -> dict[str, Any]:
         try:

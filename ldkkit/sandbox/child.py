@@ -23,8 +23,10 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Optional
 
 from ..events.queue import ReturnedUnawaited, answer
@@ -169,6 +171,12 @@ class Channel:
             while True:
                 message = wire.receive(self.fd_in, None)
                 self._apply_storage(message)
+                if message.get("op") == "where":  # (answered here: the loop's thread may be stuck in a step)
+                    stepping = _STEPPING[:1]
+                    where = dict(zip(("origin", "since"), stepping[0], strict=True)) if stepping else {}
+                    with self._lock:
+                        wire.send(self.fd_out, {"op": "stepping", "id": message.get("id"), **where})
+                    continue
                 if message.get("op") != "reply":
                     self._ops.put(message)
                     continue
@@ -264,6 +272,23 @@ def _exit_error(error: BaseException) -> Exception:
     return type(type(error).__name__, (Exception,), {"__module__": "learner"})(str(error))
 
 
+#: The spawned task's step (or scheduled callback) running now on the learner's loop, outermost first: the number of
+#: the event whose handling spawned it, and when it began (``time.monotonic``, one clock for both processes). The
+#: grader asks for it when an exchange runs long (``RemoteHandler._serve_until_idle``): the check watches such a step.
+_STEPPING: list[tuple[int, float]] = []
+
+
+@contextmanager
+def _step() -> Iterator[None]:
+    """A spawned task's step, watched as the check watches one (``no_sleeping``, and known to be running)."""
+    _STEPPING.append((_ORIGIN.get(), time.monotonic()))
+    try:
+        with no_sleeping():
+            yield
+    finally:
+        _STEPPING.pop()
+
+
 class _Watched:
     """A coroutine run one step at a time, each step under the check's own watch (``no_sleeping``): a blocking call
     there is refused, and one the learner's code caught is raised again as the step returns, as in the check. Only
@@ -284,7 +309,7 @@ class _Watched:
                     throw = e
             if self._gate is not None:
                 self._gate.close()
-            with no_sleeping():
+            with no_sleeping() if self._gate is not None else _step():
                 try:
                     yielded = self._it.send(None) if throw is None else self._it.throw(throw)
                 except StopIteration as stop:
@@ -301,7 +326,7 @@ class _Watched:
 def _watched_step(callback: Callable[..., Any], *args: Any) -> Any:
     """A callback the learner's code scheduled, or a step of a task it built directly, under the watch a spawned task's
     step runs under (``_Watched``): a blocking call there is refused."""
-    with no_sleeping():
+    with _step():
         return callback(*args)
 
 
