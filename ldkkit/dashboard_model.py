@@ -85,7 +85,8 @@ class CallRecorder:
         "channel_manager": (
             "accept_inbound_channel", "accept_inbound_channel_from_trusted_peer_0conf",
             "force_close_without_broadcasting_txn", "force_close_broadcasting_latest_txn", "close_channel",
-            "funding_transaction_generated", "claim_funds", "fail_htlc_backwards", "process_pending_htlc_forwards",
+            "funding_transaction_generated", "batch_funding_transaction_generated", "claim_funds",
+            "fail_htlc_backwards", "process_pending_htlc_forwards",
         ),
         "output_sweeper": ("track_spendable_outputs",),
         "bump_tx_event_handler": ("handle_event",),

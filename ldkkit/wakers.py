@@ -1,8 +1,8 @@
 """Futures that wake the background processor when there is work.
 
 Mirrors ``lightning::util::wakers`` (``Notifier``, ``Future``, ``Sleeper``). A notify
-that arrives while nobody waits is remembered, so the next future completes at once:
-the processor never misses a wake-up.
+that arrives while nobody waits is remembered, and every future handed out completes at once
+until one delivers it (LDK's ``callbacks_made``): the processor never misses a wake-up.
 """
 
 from __future__ import annotations
@@ -21,7 +21,22 @@ class Future:
         self._complete = False
 
     def is_complete(self) -> bool:
-        return self._complete
+        """Whether this completed: LDK's ``poll``. Seen complete, its notification is delivered (LDK's
+        ``callbacks_made``): the notifier's next future waits for a new one."""
+        if not self._complete:
+            return False
+        self._delivered()
+        return True
+
+    def _delivered(self) -> None:
+        """LDK's ``callbacks_made``, set on the notifier's current future: its ``get_future`` then clears the pending
+        notification and makes a new future (done at once here: the same for every call that follows)."""
+        notifier = self._notifier
+        if notifier._future is self:  # (read unlocked first: most futures seen complete are no longer current)
+            with notifier._lock:
+                if notifier._future is self:
+                    notifier._future = None
+                    notifier._pending = False
 
     def _set_complete(self) -> None:
         with self._notifier._lock:
@@ -49,16 +64,22 @@ class Future:
             if not self._complete:
                 self._callbacks.append((callback, counts))
                 return
+        if counts is None or counts():
+            self._delivered()
         callback()
 
     def wait(self) -> None:
         with self._notifier._cond:
             self._notifier._cond.wait_for(lambda: self._complete)
+        self._delivered()  # (LDK's waits through a Sleeper, which sets callbacks_made once it returns)
 
     def wait_timeout(self, timeout_s: float) -> bool:
         """Wait at most ``timeout_s`` seconds; True if it completed."""
         with self._notifier._cond:
-            return self._notifier._cond.wait_for(lambda: self._complete, timeout_s)
+            done = self._notifier._cond.wait_for(lambda: self._complete, timeout_s)
+        if done:
+            self._delivered()
+        return done
 
 
 class Notifier:
@@ -86,15 +107,16 @@ class Notifier:
         with self._lock:
             future = self._future
             if future is not None and not future._complete:
-                self._future = None
                 delivered = False
                 for _, counts in future._callbacks:  # (a loop, not any() over a generator: every wake-up is here)
                     if counts is None or counts():
                         delivered = True
                         break
+                if delivered:  # (LDK's callbacks_made: its next get_future makes a new future)
+                    self._future = None
             else:
                 future, delivered = None, False
-            if not delivered:
+            if not delivered:  # kept, with the future now complete, until its notification is delivered
                 self._pending = True
             watchers, self._watchers = self._watchers, []
         if future is not None:
@@ -111,15 +133,14 @@ class Notifier:
                 self._watchers.append(callback)
 
     def get_future(self) -> Future:
+        """LDK's ``get_future``: the current future, shared by every caller until its notification is delivered
+        (a callback called, a wait returned, a poll seen complete; see ``Future._delivered``). So while a
+        notification is pending, every call gets a complete future."""
         with self._lock:
-            if self._future is not None and not self._future._complete:
-                return self._future
-            future = Future(self)
-            self._future = future
-            if self._pending:
-                self._pending = False
-                self._future = None
-                future._complete = True
+            future = self._future
+            if future is None:
+                future = self._future = Future(self)
+                future._complete = self._pending
             return future
 
 

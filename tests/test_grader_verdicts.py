@@ -817,6 +817,11 @@ _AS_THE_CHECK = {
         "        case Event.PaymentForwarded(",
         "        case Event.HTLCHandlingFailed():\n            channel_manager.process_pending_htlc_forwards()\n"
         "        case Event.PaymentForwarded(", 1)),
+    # LDK 0.1's batch_funding_transaction_generated with one channel (what funding_transaction_generated calls): right
+    "funds_as_a_batch_of_one": ("funding_generation_ready", "02_funding_generation_ready.ipynb", lambda s: s.replace(
+        "channel_manager.funding_transaction_generated(temporary_channel_id, counterparty_node_id, funding_tx)",
+        "channel_manager.batch_funding_transaction_generated([(temporary_channel_id, counterparty_node_id)], "
+        "funding_tx)", 1)),
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),
@@ -851,7 +856,7 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
                                                                    "below") if trace else expected[1])
     passes = ("lock_held_awaiting", "forwards_after", "claimed_by_one_worker_thread", "claimed_by_one_worker_per_loop",
               "claimed_from_a_thread", "keeps_the_first_storages", "claimed_a_minute_later",
-              "bumps_from_one_worker")
+              "bumps_from_one_worker", "funds_as_a_batch_of_one")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint

@@ -681,6 +681,54 @@ def test_payment_forwarded_carries_both_channels_and_the_fee(forwarder):
     assert f.of(Event.HTLCHandlingFailed) == []
 
 
+
+def test_a_forward_claimed_after_its_upstream_channel_closed_earns_a_fee_of_none():
+    """``claim_mpp_part``: the previous hop's channel is gone (force-closed while the HTLC went on), so the preimage
+    goes to its ChannelMonitor and ``completion_action(None, false)`` gives ``PaymentForwarded`` at once with
+    ``total_fee_earned_msat`` None (the on-chain fee is still unknown); the rest as for a channel still open."""
+    from ldkkit.scenarios import forwards_after
+
+    learner = Learner(41)
+    f, s = learner, learner.stage
+    f.alice, f.carol = s.peer("alice"), s.peer("carol", handler=forwards_after(2.0))
+    s.open(f.alice, f.me, 6_000_000)
+    s.open(f.carol, f.me, 6_000_000, push_msat=3_000_000_000)
+    try:
+        invoice = s.invoice(f.carol, 100_000_000)
+        payment_hash, onion, params = payment_parameters_from_invoice(invoice)
+        f.alice.channel_manager.send_payment(payment_hash, onion, PaymentId(bytes(payment_hash)), params,
+                                             Retry.Attempts(0))
+        s.settle(1.0)  # sent on to carol, who claims 2 s after she is told
+        into, out = s.channel_between(f.me, f.alice), s.channel_between(f.me, f.carol)
+        assert out.pending_outbound_htlcs
+        f.cm.force_close_broadcasting_latest_txn(into.channel_id, f.alice.node_id, "closed while forwarding")
+        s.settle(5.0)
+        assert f.of(Event.PaymentForwarded) == [Event.PaymentForwarded(
+            prev_channel_id=into.channel_id, next_channel_id=out.channel_id,
+            prev_user_channel_id=into.user_channel_id, next_user_channel_id=out.user_channel_id,
+            prev_node_id=f.alice.node_id, next_node_id=f.carol.node_id, total_fee_earned_msat=None,
+            skimmed_fee_msat=None, claim_from_onchain_tx=False, outbound_amount_forwarded_msat=100_000_000)]
+    finally:
+        f.world.close()
+
+
+
+def test_claiming_a_forward_again_on_a_channel_still_open_raises_nothing(forwarder, monkeypatch):
+    """``claim_mpp_part``: ``DuplicateClaim`` (the inbound HTLC already claimed, its channel still open) runs the
+    completion action with ``definitely_duplicate``: no second ``PaymentForwarded``."""
+    from ldkkit.ln import forwarding
+
+    f, claims = forwarder, []
+    real = forwarding.claim_previous_hop
+    monkeypatch.setattr(forwarding, "claim_previous_hop", lambda *a: (claims.append(a), real(*a)))
+    _alice_pays_carol(f)
+    (claim,) = claims
+    with f.cm._lock:
+        real(*claim)
+    assert len(f.of(Event.PaymentForwarded)) == 1 and not [
+        e for e in f.cm.pending_events() if isinstance(e, Event.PaymentForwarded)]
+
+
 # --- a restart (ChannelManager::write and ::read) ------------------------------------------------------------------
 
 def test_a_restart_keeps_an_intercepted_htlc_to_forward():

@@ -26,7 +26,43 @@ def test_a_future_with_no_callback_still_completes_and_the_notification_is_kept(
     notifier = Notifier()
     future = notifier.get_future()
     notifier.notify()
-    assert future.is_complete() and notifier.get_future().is_complete()
+    assert notifier.get_future() is future and future.is_complete()
+    assert not notifier.get_future().is_complete()  # (seen complete: delivered)
+
+
+def test_every_future_handed_out_while_a_notification_is_pending_is_complete_until_one_is_seen():
+    """LDK's ``get_future`` keeps ``notify_pending`` until a future's callbacks are made: two calls while it is
+    pending both get a complete future (one call must not take the wake-up from the other's caller)."""
+    notifier = Notifier()
+    notifier.notify()
+    first, second = notifier.get_future(), notifier.get_future()
+    assert first is second
+    seen: list[str] = []
+    second.register_callback_fn(lambda: seen.append("second"))  # on a complete future: called now, delivered
+    assert seen == ["second"] and first.is_complete()
+    assert not notifier.get_future().is_complete()
+
+
+def test_a_notification_seen_by_a_wait_or_a_watch_that_counts_is_delivered():
+    """``Future::wait_timeout`` (through a ``Sleeper``) and a callback registered on a complete future make its
+    callbacks: the next future waits for new work. A watch that does not count leaves it pending."""
+    notifier = Notifier()
+    notifier.notify()
+    notifier.get_future().watch(lambda: None, lambda: False)
+    assert notifier.get_future().wait_timeout(0.0)
+    assert not notifier.get_future().is_complete()
+    notifier.notify()
+    notifier.get_future().watch(lambda: None, lambda: True)
+    assert not notifier.get_future().is_complete()
+
+
+def test_a_notification_after_the_pending_one_was_seen_is_kept_again():
+    """LDK's ``notify`` on a future whose callbacks were made drops it: the notification is pending again."""
+    notifier = Notifier()
+    notifier.notify()
+    assert notifier.get_future().is_complete()
+    notifier.notify()
+    assert notifier.get_future().is_complete()
 
 
 def test_waiters_share_the_future_until_it_completes():

@@ -52,3 +52,11 @@ def test_solution_markers_become_placeholders_at_the_same_indentation():
     assert strip_solutions(source) == "def f():\n    x = 1\n    # YOUR CODE HERE\n    pass\n"
     with pytest.raises(ValueError, match="BEGIN SOLUTION"):
         strip_solutions("### BEGIN SOLUTION\nx = 1\n")
+
+
+def test_workbook_5_says_the_fee_earned_can_be_none():
+    """LDK's ``PaymentForwarded::total_fee_earned_msat`` is None when the channel the payment came in on closed
+    before the claim (and the event may then come twice): the workbook that introduces the event says so."""
+    notebook = nbformat.read(ROOT / "solutions" / "05_forwarding.ipynb", as_version=4)
+    text = " ".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    assert "`total_fee_earned_msat`, which is `None` when the channel the payment came in on closed" in text

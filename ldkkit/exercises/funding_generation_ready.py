@@ -14,6 +14,7 @@ Rules, judged from the transactions your handler built and the chain:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ..bitcoin import Network, ScriptBuf
@@ -22,6 +23,7 @@ from ..events import Event
 from ..scenarios import Stage
 from ..sign import min_non_dust_value, p2wpkh_script_code, segwit_sighashes
 from .common import LARGEST_NON_WUMBO_SATS, CheckResult, Played, Session, count, error_hint, fail
+from .recorder import Call
 
 #: The channels the story opens. 6,000,000 sats times 1e-8 is the float 0.060000000000000005, an amount bitcoind
 #: refuses (more than 8 decimal places): only a division, channel_value_satoshis / 100_000_000, gives 0.06.
@@ -48,21 +50,22 @@ def vanishing_peer_story(stage: Stage) -> None:
     peer, cm = stage.peer("peer"), stage.me.channel_manager
     stage.world.chain.fund({stage.me.bitcoind_client.get_new_address().script_pubkey: 30_000_000})
     stage.mine(1)
-    hand_over = cm.funding_transaction_generated
+    hand_over = cm.batch_funding_transaction_generated  # (funding_transaction_generated calls it, as in LDK)
 
+    @functools.wraps(hand_over)
     def then_the_peer_vanishes(*args: Any, **kwargs: Any) -> None:
         try:
             hand_over(*args, **kwargs)
         finally:
             stage.world.disconnect(stage.me, peer)
 
-    cm.funding_transaction_generated = then_the_peer_vanishes
+    cm.batch_funding_transaction_generated = then_the_peer_vanishes
     try:
         cm.create_channel(peer.node_id, 1_000_000, 0, 1, None, None)
         stage.world.run()
         stage.mine(6)
     finally:
-        del cm.funding_transaction_generated
+        del cm.batch_funding_transaction_generated
 
 
 def judge_discarded(played: Played) -> int:
@@ -109,8 +112,7 @@ def judge_funding(played: Played) -> None:
                        "more", "your code broadcast the funding transaction itself",
                        "LDK broadcasts the funding transaction once the peer has signed the transaction that "
                        "refunds you; broadcasting it first risks your coins if the peer vanishes.")
-        calls = [c for c in played.recorder.calls_to("channel_manager.funding_transaction_generated")
-                 if c.arguments.get("temporary_channel_id") == event.temporary_channel_id]
+        calls = [c for tcid, c in _handed_over(played) if tcid == event.temporary_channel_id]
         if not calls:
             raise fail(where, event, "funding_transaction_generated(temporary_channel_id, counterparty_node_id, "
                        "transaction)", "nothing: the channel was never funded", _unfunded_hint(played, handling))
@@ -208,6 +210,21 @@ def _badly_signed(tx: Any, prevouts: list[Any]) -> int | None:
     return None
 
 
+def _handed_over(played: Played) -> list[tuple[Any, Call]]:
+    """Each channel your code handed a funding transaction to, with the call: ``funding_transaction_generated``, or
+    ``batch_funding_transaction_generated`` for each channel it lists (LDK's funding_transaction_generated is a batch
+    of one)."""
+    handed: list[tuple[Any, Call]] = []
+    for call in played.recorder.calls:
+        if call.name == "channel_manager.funding_transaction_generated":
+            handed.append((call.arguments.get("temporary_channel_id"), call))
+        elif call.name == "channel_manager.batch_funding_transaction_generated":
+            listed = call.arguments.get("temporary_channels")
+            handed += [(entry[0] if isinstance(entry, tuple | list) and entry else None, call)
+                       for entry in (listed if isinstance(listed, tuple | list) else ())]
+    return handed
+
+
 def _pays(tx: Any, event: Event.FundingGenerationReady) -> int | None:
     outputs = [o.value for o in getattr(tx, "output", ()) if o.script_pubkey == event.output_script]
     return outputs[0] if len(outputs) == 1 else None
@@ -222,8 +239,7 @@ def _unfunded_hint(played: Played, handling: Any) -> str:
                 hint = (_unit_hint(played, handling) if name == "create_raw_transaction" else
                         "the channel is funded only once funding_transaction_generated has the signed transaction.")
                 return said + hint[:1].upper() + hint[1:]
-    others = {c.arguments.get("temporary_channel_id") for c in played.recorder.calls_to(
-        "channel_manager.funding_transaction_generated") if c.error is None}
+    others = {tcid for tcid, c in _handed_over(played) if c.error is None}
     if others and not played.recorder.calls_for(handling):
         return ("your handler funded another channel, and did nothing for this one: each FundingGenerationReady is a "
                 "channel of its own, to fund with a transaction of its own, whatever was funded before.")
@@ -283,8 +299,7 @@ def _unsigned(error: BaseException, event: Event, played: Played | None) -> str:
             and type(e).__name__ == "ChannelUnavailable")
 def _no_such_channel(error: BaseException, event: Event, played: Played | None) -> str:
     handed = [] if played is None else [
-        c for c in played.recorder.calls if c.name == "channel_manager.funding_transaction_generated"
-        and c.error is None and c.arguments.get("temporary_channel_id") == event.temporary_channel_id]
+        c for tcid, c in _handed_over(played) if c.error is None and tcid == event.temporary_channel_id]
     if handed:
         return ("you had already handed a funding transaction over for this channel, and LDK takes one: once it has "
                 "it, the channel no longer awaits funding (LDK answers ChannelUnavailable). Hand it over once.")

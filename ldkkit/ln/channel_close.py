@@ -216,6 +216,28 @@ def close_unfunded(cm: ChannelManager, chan: Channel, reason: ClosureReason) -> 
     ))
     if chan.funding_transaction is not None:
         cm._queue_event(Event.DiscardFunding(channel_id, FundingInfo.Tx(chan.funding_transaction)))
+    if cm.funding_batches:
+        _close_rest_of_batch(cm, chan)
+
+
+def close_batch_member(cm: ChannelManager, chan: Channel, reason: ClosureReason) -> None:
+    """Close a channel whose funding transaction was never broadcast (LDK's ``force_shutdown(false, ..)``): its
+    ChannelClosed, then DiscardFunding, signed by its peer or not."""
+    if not chan.is_funded():
+        close_unfunded(cm, chan, reason)
+        return
+    closed(cm, chan, reason)
+    cm._queue_event(Event.DiscardFunding(chan.channel_id, FundingInfo.Tx(chan.funding_transaction)))
+
+
+def _close_rest_of_batch(cm: ChannelManager, chan: Channel) -> None:
+    """LDK's ``finish_close_channel``: a channel of a funding batch not yet broadcast closes the others too
+    (``FundingBatchClosure``)."""
+    txo = chan.funding_txo
+    batch = cm.funding_batches.pop(txo.txid, None) if txo is not None else None
+    for other in batch or ():
+        if other is not chan and other.phase is not ChannelPhase.Closed and other.channel_id in cm.channels:
+            close_batch_member(cm, other, ClosureReason.FundingBatchClosure())
 
 
 def closed(cm: ChannelManager, chan: Channel, reason: ClosureReason) -> None:
@@ -230,4 +252,6 @@ def closed(cm: ChannelManager, chan: Channel, reason: ClosureReason) -> None:
     # Inbound HTLCs not yet forwarded or claimed fail back now; outbound ones resolve on chain.
     for htlc in list(chan.pending_inbound_htlcs.values()):
         cm.claimable.pop(htlc.payment_hash, None)
+    if cm.funding_batches:
+        _close_rest_of_batch(cm, chan)
     cm._changed()

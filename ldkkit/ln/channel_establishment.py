@@ -14,6 +14,7 @@ Each function takes the ChannelManager; its caller holds the manager's lock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
 from ..bitcoin import OutPoint, ScriptBuf, Transaction
@@ -33,7 +34,7 @@ from ..ln.channel import (
     holder_selected_channel_reserve_satoshis,
 )
 from ..types import ChannelId, ChannelTypeFeatures, PublicKey, Txid
-from .channel_close import close_unfunded, force_close_channel
+from .channel_close import close_batch_member, close_unfunded, force_close_channel
 
 if TYPE_CHECKING:
     from .channelmanager import ChannelManager
@@ -260,29 +261,66 @@ def _funding_script(cm: ChannelManager, chan: Channel) -> ScriptBuf:
 # --- funding --------------------------------------------------------------------------------------
 
 
-def funding_transaction_generated_intern(
-    cm: ChannelManager, temporary_channel_id: ChannelId, counterparty_node_id: PublicKey,
-    funding_transaction: Transaction,
+def batch_funding_transaction_generated_intern(
+    cm: ChannelManager, temporary_channels: Sequence[tuple[ChannelId, PublicKey]], funding_transaction: Transaction,
 ) -> None:
-    """Check the handler's funding transaction, find the channel's output in it, send ``funding_created``."""
-    chan = cm._channel_for_peer(temporary_channel_id, counterparty_node_id)
+    """LDK's ``batch_funding_transaction_generated_intern``: check the transaction, then hand it to each channel in
+    turn (``funding_transaction_generated_intern``). On the first error every channel of the batch closes
+    (``ProcessingError``, the peer told "Failed to fund channel") and the error is raised. A batch of several is
+    broadcast only once every peer has signed (``funding_batch_states``); an empty list does nothing."""
     if not isinstance(funding_transaction, Transaction):
         raise APIError.APIMisuseError(
             f"funding_transaction must be a Transaction, got {type(funding_transaction).__name__}; "
             "build one with Transaction(bytes.fromhex(signed_tx.hex))"
         )
+    error = _funding_refusal(cm, funding_transaction)
+    txid = funding_transaction.compute_txid()
+    batch: Optional[list[Channel]] = None
+    if len(temporary_channels) > 1:
+        if txid in cm.funding_batches:
+            error = error or APIError.APIMisuseError("Batch funding transaction with the same txid already exists")
+        else:
+            batch = cm.funding_batches[txid] = []
+    for temporary_channel_id, counterparty_node_id in temporary_channels:
+        if error is not None:
+            break
+        try:
+            chan = _funding_transaction_generated(cm, temporary_channel_id, counterparty_node_id, funding_transaction)
+        except APIError as e:
+            error = e
+        else:
+            if batch is not None:
+                batch.append(chan)
+    if error is None:
+        return
+    # (LDK removes the batch state of this txid, even an earlier batch's, and each channel still under its id)
+    doomed = cm.funding_batches.pop(txid, []) if len(temporary_channels) > 1 else []
+    for tcid, peer in temporary_channels:
+        chan = cm.channels.get(tcid)
+        if chan is not None and chan.counterparty_node_id == peer and chan.phase in _TEMPORARY_ID_PHASES:
+            doomed.append(chan)
+    reason = ClosureReason.ProcessingError(f"Error in transaction funding: {error}")
+    for chan in doomed:
+        if chan.phase is not ChannelPhase.Closed and cm.channels.get(chan.channel_id) is chan:
+            cm._send(chan.counterparty_node_id, msgs.ErrorMessage(_current_id(chan), "Failed to fund channel"))
+            close_batch_member(cm, chan, reason)
+    raise error
+
+
+def _funding_transaction_generated(
+    cm: ChannelManager, temporary_channel_id: ChannelId, counterparty_node_id: PublicKey,
+    funding_transaction: Transaction,
+) -> Channel:
+    """LDK's ``funding_transaction_generated_intern``: find the channel's output, send ``funding_created``."""
+    chan = cm._channel_for_peer(temporary_channel_id, counterparty_node_id)
     if chan.phase is not ChannelPhase.AwaitingFundingTx:
-        if chan.is_outbound:
+        if chan.is_outbound or chan.phase is ChannelPhase.UnacceptedInbound:  # (LDK keeps requests apart)
             raise APIError.ChannelUnavailable(
                 f"Channel with id {temporary_channel_id} not found for the passed counterparty node_id "
                 f"{counterparty_node_id}"
             )
         raise APIError.APIMisuseError(f"Channel with id {temporary_channel_id} for the passed counterparty node_id "
                                       f"{counterparty_node_id} is not an unfunded, outbound V1 channel")
-    refused = _funding_refusal(cm, funding_transaction)
-    if refused is not None:  # LDK closes the channel: ProcessingError, and no DiscardFunding
-        close_unfunded(cm, chan, ClosureReason.ProcessingError(f"Error in transaction funding: {refused}"))
-        raise refused
     matches = [
         i for i, out in enumerate(funding_transaction.output)
         if out.script_pubkey == chan.funding_output_script and out.value == chan.channel_value_satoshis
@@ -293,6 +331,7 @@ def funding_transaction_generated_intern(
             if not matches
             else "Multiple outputs matched the expected script and value"
         )
+        cm._send(counterparty_node_id, msgs.ErrorMessage(temporary_channel_id, err))
         close_unfunded(cm, chan, ClosureReason.ProcessingError(err))  # not handed over: no DiscardFunding
         raise APIError.APIMisuseError(err)
     txid = funding_transaction.compute_txid()
@@ -301,6 +340,18 @@ def funding_transaction_generated_intern(
     chan.phase = ChannelPhase.FundingCreatedSent
     cm._send(counterparty_node_id, msgs.FundingCreated(temporary_channel_id, txid, matches[0]))
     cm._changed()
+    return chan
+
+
+#: The phases in which LDK's ``channel_by_id`` still holds a channel under its temporary id.
+_TEMPORARY_ID_PHASES = (ChannelPhase.OutboundAwaitingAccept, ChannelPhase.AwaitingFundingTx,
+                        ChannelPhase.InboundAwaitingFunding)
+
+
+def _current_id(chan: Channel) -> ChannelId:
+    """The id LDK knows the channel by: its real one once the funding outpoint is known."""
+    txo = chan.funding_txo
+    return ChannelId.v1_from_funding_outpoint(txo.txid, txo.vout) if txo is not None else chan.channel_id
 
 
 def _funding_refusal(cm: ChannelManager, tx: Transaction) -> Optional[APIError]:
@@ -340,8 +391,15 @@ def internal_funding_signed(cm: ChannelManager, counterparty_node_id: PublicKey,
     if chan is None:
         return
     _mark_funded(cm, chan)
-    cm.tx_broadcaster.broadcast_transactions([chan.funding_transaction])
-    _channel_pending(cm, chan)
+    batch = cm.funding_batches.get(chan.funding_txo.txid) if cm.funding_batches else None
+    if batch is None:
+        cm.tx_broadcaster.broadcast_transactions([chan.funding_transaction])
+        _channel_pending(cm, chan)
+    elif all(c.is_funded() for c in batch):  # LDK's batch_completed: broadcast once, then each ChannelPending
+        del cm.funding_batches[chan.funding_txo.txid]
+        cm.tx_broadcaster.broadcast_transactions([chan.funding_transaction])
+        for c in batch:
+            _channel_pending(cm, c)
 
 
 def _mark_funded(cm: ChannelManager, chan: Channel) -> None:

@@ -72,6 +72,7 @@ from ..types import (
     PaymentPreimage,
     PaymentSecret,
     PublicKey,
+    Txid,
 )
 from ..wakers import Future
 from . import (
@@ -152,6 +153,8 @@ class ChannelManager:
         #: True while a BackgroundProcessor drives this manager's events and timers.
         self.background_processor_attached = False
         self._awaiting_funding_since: dict[ChannelId, int] = {}  # inbound channels: height funding was promised
+        #: LDK's ``funding_batch_states``: the channels of each batch funding transaction not yet broadcast.
+        self.funding_batches: dict[Txid, list[Channel]] = {}
 
     @property
     def pending_outbound(self) -> dict[PaymentId, PendingOutboundPayment]:
@@ -352,14 +355,25 @@ class ChannelManager:
     def funding_transaction_generated(
         self, temporary_channel_id: ChannelId, counterparty_node_id: PublicKey, funding_transaction: Transaction
     ) -> None:
-        """Mirrors ``ChannelManager::funding_transaction_generated``.
+        """Mirrors ``ChannelManager::funding_transaction_generated``: a batch of one channel, as in LDK.
 
         Hands over the signed funding transaction. LDK broadcasts it once the peer has
         signed; do not broadcast it yourself.
         """
+        self.batch_funding_transaction_generated([(temporary_channel_id, counterparty_node_id)], funding_transaction)
+
+    def batch_funding_transaction_generated(
+        self, temporary_channels: list[tuple[ChannelId, PublicKey]], funding_transaction: Transaction
+    ) -> None:
+        """Mirrors ``ChannelManager::batch_funding_transaction_generated``: one transaction funding each channel
+        ``(temporary_channel_id, counterparty_node_id)`` listed.
+
+        Errors are those of ``funding_transaction_generated``, for each channel and output; on an error every
+        channel of the batch is closed. LDK broadcasts the transaction once every peer has signed.
+        """
         with self._lock:
-            channel_establishment.funding_transaction_generated_intern(
-                self, temporary_channel_id, counterparty_node_id, funding_transaction
+            channel_establishment.batch_funding_transaction_generated_intern(
+                self, temporary_channels, funding_transaction
             )
 
     def handle_funding_created(self, counterparty_node_id: PublicKey, msg: msgs.FundingCreated) -> None:

@@ -147,11 +147,25 @@ def _send_on(cm: ChannelManager, chan: Channel, htlc: InboundHTLC, out_chan: Cha
 def claim_previous_hop(
     cm: ChannelManager, chan: Channel, htlc: OutboundHTLC, preimage: PaymentPreimage, on_chain: bool
 ) -> None:
-    """LDK's ``claim_funds_from_hop``: a forwarded HTLC was fulfilled, so claim the one it came in on."""
+    """LDK's ``claim_funds_internal`` for a forward (``claim_funds_from_hop``, ``claim_mpp_part``): a forwarded
+    HTLC was fulfilled, so claim the one it came in on and raise ``PaymentForwarded``.
+
+    As LDK: on a channel still open the claim earns ``total_fee_earned_msat`` (in - out), and claiming an HTLC no
+    longer pending there (``DuplicateClaim``) raises nothing. On a channel closed meanwhile (gone from LDK's
+    ``channel_by_id``) the preimage goes to its monitor and the event comes at once with the fee None: the on-chain
+    fee is still unknown (LDK's doc: only then may the event be duplicated)."""
     prev = htlc.previous_hop
     prev_chan = cm.channels[prev.channel_id]  # a funded channel is kept, closed or not
-    if prev.htlc_id in prev_chan.pending_inbound_htlcs:
-        cm._fulfill_inbound(prev_chan, prev_chan.pending_inbound_htlcs[prev.htlc_id], preimage)
+    inbound = prev_chan.pending_inbound_htlcs.get(prev.htlc_id)
+    if prev_chan.phase is ChannelPhase.Closed:
+        fee = None
+        if inbound is not None:  # (claiming it on chain by its preimage is not modelled)
+            del prev_chan.pending_inbound_htlcs[prev.htlc_id]
+    elif inbound is None:
+        return
+    else:
+        cm._fulfill_inbound(prev_chan, inbound, preimage)
+        fee = inbound.amount_msat - htlc.amount_msat
     cm._queue_event(Event.PaymentForwarded(
         prev_channel_id=prev.channel_id,
         next_channel_id=chan.channel_id,
@@ -159,7 +173,7 @@ def claim_previous_hop(
         next_user_channel_id=chan.user_channel_id,
         prev_node_id=prev.counterparty_node_id,
         next_node_id=chan.counterparty_node_id,
-        total_fee_earned_msat=prev.amount_msat - htlc.amount_msat,
+        total_fee_earned_msat=fee,
         skimmed_fee_msat=None,
         claim_from_onchain_tx=on_chain,
         outbound_amount_forwarded_msat=htlc.amount_msat,

@@ -69,6 +69,12 @@ def fund_decimal(channel_manager: Any, bitcoind_client: Any, network: Any, event
     channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
 
 
+def fund_as_a_batch_of_one(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+    """LDK 0.1's batch_funding_transaction_generated with one channel: what funding_transaction_generated calls."""
+    tx = build_funding(bitcoind_client, network, event)
+    channel_manager.batch_funding_transaction_generated([(event.temporary_channel_id, event.counterparty_node_id)], tx)
+
+
 # --- WRONG ------------------------------------------------------------------------------------------------
 
 def then(after: Any) -> Any:
@@ -309,6 +315,9 @@ CASES = [
     right(EX, "bitcoind_calls_in_a_thread", compose({FUND: fund_in_a_thread}),
           why="awaits asyncio.to_thread for the bitcoind calls (the verdict once depended on the machine's speed)"),
     right(EX, "decimal_btc", compose({FUND: fund_decimal}), why="Decimal BTC, as with python-bitcoinrpc"),
+    right(EX, "batch_of_one", compose({FUND: fund_as_a_batch_of_one}),
+          why="batch_funding_transaction_generated([(temporary_channel_id, counterparty_node_id)], tx): LDK 0.1's "
+          "funding_transaction_generated is that call (it once raised AttributeError)"),
 
     wrong(EX, "broadcast_transactions_too", compose({FUND: then(lambda tx, btc: btc.broadcast_transactions([tx]))}),
           "your code broadcast the funding transaction", "LDK broadcasts",
