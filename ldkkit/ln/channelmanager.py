@@ -334,10 +334,8 @@ class ChannelManager:
     def accept_inbound_channel_from_trusted_peer_0conf(
         self, temporary_channel_id: ChannelId, counterparty_node_id: PublicKey, user_channel_id: int
     ) -> None:
-        """Mirrors the LDK method: accept, and use the channel before its funding confirms.
-
-        Only for peers you trust completely: if they never confirm the funding, you lose.
-        """
+        """Mirrors the LDK method: accept, and use the channel before its funding confirms. Only for peers you trust
+        completely: if they never confirm the funding, you lose."""
         self._accept_request(temporary_channel_id, counterparty_node_id, user_channel_id, zero_conf=True)
 
     def _accept_request(self, tcid: ChannelId, peer: PublicKey, user_channel_id: int, zero_conf: bool) -> None:
@@ -352,29 +350,20 @@ class ChannelManager:
         with self._lock:
             channel_establishment.internal_accept_channel(self, counterparty_node_id, msg)
 
-    def funding_transaction_generated(
-        self, temporary_channel_id: ChannelId, counterparty_node_id: PublicKey, funding_transaction: Transaction
-    ) -> None:
-        """Mirrors ``ChannelManager::funding_transaction_generated``: a batch of one channel, as in LDK.
-
-        Hands over the signed funding transaction. LDK broadcasts it once the peer has
-        signed; do not broadcast it yourself.
-        """
+    def funding_transaction_generated(self, temporary_channel_id: ChannelId, counterparty_node_id: PublicKey,
+                                      funding_transaction: Transaction) -> None:
+        """Mirrors ``ChannelManager::funding_transaction_generated`` (a batch of one, as in LDK): hands over the signed
+        funding transaction, which LDK broadcasts once the peer has signed. Do not broadcast it yourself."""
         self.batch_funding_transaction_generated([(temporary_channel_id, counterparty_node_id)], funding_transaction)
 
-    def batch_funding_transaction_generated(
-        self, temporary_channels: list[tuple[ChannelId, PublicKey]], funding_transaction: Transaction
-    ) -> None:
-        """Mirrors ``ChannelManager::batch_funding_transaction_generated``: one transaction funding each channel
-        ``(temporary_channel_id, counterparty_node_id)`` listed.
-
-        Errors are those of ``funding_transaction_generated``, for each channel and output; on an error every
-        channel of the batch is closed. LDK broadcasts the transaction once every peer has signed.
-        """
+    def batch_funding_transaction_generated(self, temporary_channels: list[tuple[ChannelId, PublicKey]],
+                                            funding_transaction: Transaction) -> None:
+        """Mirrors ``ChannelManager::batch_funding_transaction_generated``: one transaction funds each channel listed
+        ``(temporary_channel_id, counterparty_node_id)``, broadcast once every peer has signed. The errors are those of
+        ``funding_transaction_generated``; on the first, every channel of the batch closes."""
         with self._lock:
-            channel_establishment.batch_funding_transaction_generated_intern(
-                self, temporary_channels, funding_transaction
-            )
+            channel_establishment.batch_funding_transaction_generated_intern(self, temporary_channels,
+                                                                             funding_transaction)
 
     def handle_funding_created(self, counterparty_node_id: PublicKey, msg: msgs.FundingCreated) -> None:
         with self._lock:
@@ -573,11 +562,8 @@ class ChannelManager:
             forwarding.internal_update_add_htlc(self, counterparty_node_id, msg)
 
     def process_pending_htlc_forwards(self) -> None:
-        """Mirrors ``ChannelManager::process_pending_htlc_forwards``.
-
-        Forwards waiting HTLCs, fails back those that cannot go on, turns HTLCs to us into
-        ``PaymentClaimable``, and retries failed payment paths.
-        """
+        """Mirrors ``ChannelManager::process_pending_htlc_forwards``: forwards waiting HTLCs, fails back those that
+        cannot go on, turns HTLCs to us into ``PaymentClaimable``, and retries failed payment paths."""
         with self._lock:
             forwarding.process_pending_htlc_forwards(self)
             self._pending_outbound_payments.check_retry_payments(self._find_route, self._send_payment_along_path)
@@ -718,10 +704,8 @@ class ChannelManager:
             )
 
     def abandon_payment(self, payment_id: PaymentId) -> None:
-        """Mirrors ``ChannelManager::abandon_payment``: stop retrying.
-
-        ``PaymentFailed { reason: UserAbandoned }`` follows once no part is in flight.
-        """
+        """Mirrors ``ChannelManager::abandon_payment``: stop retrying (``PaymentFailed { reason: UserAbandoned }``
+        follows once no part is in flight)."""
         with self._lock:
             self._pending_outbound_payments.abandon_payment(payment_id)
 
