@@ -29,7 +29,6 @@ from .watch import (
     HANDED_OVER,
     Alarm,
     BlockingCall,
-    BuiltStep,
     Counted,
     Later,
     Stepped,
@@ -45,6 +44,7 @@ from .watch import (
     sleeping_on,
     submit_counted,
     timer_run,
+    watch_built,
     yours,
 )
 
@@ -421,7 +421,8 @@ class Recorder:
             owner.add_done_callback(self.spawned.discard)
             owner.add_done_callback(functools.partial(self._built_task_done, handling))
             if context is not None:  # (its first step, in its own context: so are the next, and its wake-ups)
-                callback = self._watch_built(handling, owner, context)(callback)
+                callback = watch_built(self.world.runtime.loop.stepping, owner, context,
+                                       functools.partial(self._built_step, handling, owner))(callback)
         if owner is not None and isinstance(owner, asyncio.Future):  # (a task's or future's step: asyncio's own)
             return schedule(callback, *args, context=context)
         later = Later(functools.partial(self._watched_step, handling, callback),
@@ -429,21 +430,6 @@ class Recorder:
         later.handle = schedule(later, *args, context=context)
         self.tasks.append((handling, later))
         return later.handle
-
-    def _watch_built(self, handling: Handling, task: asyncio.Task[Any],
-                     context: contextvars.Context) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Each step of a task your code built directly, scheduled in its context (``_VirtualTimeLoop.stepping``), is
-        watched as a spawned task's is (``_watched_step``), until it is done."""
-        stepping, key = self.world.runtime.loop.stepping, id(context)
-
-        def watch(step: Callable[..., Any]) -> Callable[..., Any]:
-            if getattr(step, "__self__", None) is not task:  # (another callback in its context: a done callback)
-                return step
-            return BuiltStep(task, step, functools.partial(self._built_step, handling, task))
-
-        stepping[key] = watch
-        task.add_done_callback(lambda _: stepping.pop(key, None))
-        return watch
 
     def _watched_step(self, handling: Handling, callback: Callable[..., Any], *args: Any) -> Any:
         """A callback your code scheduled, or a step of a task it built directly, run as a spawned task's step is

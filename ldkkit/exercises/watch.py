@@ -261,6 +261,21 @@ class BuiltStep:
         return self.watch(self.step, args)
 
 
+def watch_built(stepping: dict[int, Any], task: Any, context: Any,
+                watch: Callable[[Callable[..., Any], tuple[Any, ...]], Any]) -> Callable[[Callable[..., Any]], Any]:
+    """Each step of ``task``, built directly and scheduled in ``context`` (its loop's ``stepping``), runs through
+    ``watch`` (a :class:`BuiltStep`) until the task is done; another callback in its context (a done callback) does not.
+    """
+    key = id(context)
+
+    def wrap(step: Callable[..., Any]) -> Any:
+        return BuiltStep(task, step, watch) if getattr(step, "__self__", None) is task else step
+
+    stepping[key] = wrap
+    task.add_done_callback(lambda _: stepping.pop(key, None))
+    return wrap
+
+
 def refused_in(task: Any) -> bool:
     """Whether ``task`` ended with a blocking call refused in it (``BlockingCall``): told as its error, not again."""
     return bool(task.done() and not task.cancelled() and isinstance(task.exception(), BlockingCall))

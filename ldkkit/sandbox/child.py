@@ -37,7 +37,6 @@ from ..exercises.watch import (
     LIBRARY_DIRS,
     Alarm,
     BlockingCall,
-    BuiltStep,
     Counted,
     Later,
     handed_over,
@@ -49,6 +48,7 @@ from ..exercises.watch import (
     sleeping_on,
     submit_counted,
     timer_run,
+    watch_built,
     yours,
 )
 from . import jail as jail_module
@@ -500,28 +500,14 @@ class Learner:
             self.spawned.append((origin, owner))
             owner.add_done_callback(functools.partial(self._built_task_done, origin))
             if context is not None:  # (its first step, in its own context: so are the next, and its wake-ups)
-                callback = self._watch_built(origin, owner, context)(callback)
+                callback = watch_built(self.loop.stepping, owner, context,
+                                       functools.partial(self._built_step, origin, owner))(callback)
         if owner is not None and isinstance(owner, asyncio.Future):  # (a task's or future's step: asyncio's own)
             return schedule(callback, *args, context=context)
         later = Later(functools.partial(_watched_step, callback), functools.partial(self._callback_failed, origin))
         later.handle = schedule(later, *args, context=context)
         self.spawned.append((origin, later))
         return later.handle
-
-    def _watch_built(self, origin: int, task: asyncio.Task[Any],
-                     context: contextvars.Context) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Each step of a task the learner's code built directly is watched as a spawned task's is (``no_sleeping``),
-        as the check watches it (``Recorder._watch_built``)."""
-        stepping, key = self.loop.stepping, id(context)
-
-        def watch(step: Callable[..., Any]) -> Callable[..., Any]:
-            if getattr(step, "__self__", None) is not task:  # (another callback in its context: a done callback)
-                return step
-            return BuiltStep(task, step, functools.partial(self._built_step, origin, task))
-
-        stepping[key] = watch
-        task.add_done_callback(lambda _: stepping.pop(key, None))
-        return watch
 
     def _built_step(self, origin: int, task: asyncio.Task[Any], step: Callable[..., Any],
                     args: tuple[Any, ...]) -> None:

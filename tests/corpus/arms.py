@@ -42,8 +42,9 @@ LATER = ("call_later", "call_at", "call_soon", "run_in_executor", "Task", "ensur
 
 def later(how: str, seconds: float, fn: Callable[..., Any], *args: Any) -> None:
     """``fn(*args)``, ``seconds`` from now (``call_soon``: now, once the handler returns), put off ``how``: a timer
-    handle of the running loop, work in its default executor (not awaited, sleeping first), or a task built directly
-    (``asyncio.Task(coro)``, ``asyncio.ensure_future(coro)``). LDK asks only that the answer comes in time."""
+    handle of the running loop, work in its default executor (not awaited, sleeping first), a task spawned
+    (``create_task``) or one built directly (``asyncio.Task(coro)``, ``asyncio.ensure_future(coro)``). LDK asks only
+    that the answer comes in time."""
     loop = asyncio.get_running_loop()
 
     async def after() -> None:
@@ -63,6 +64,8 @@ def later(how: str, seconds: float, fn: Callable[..., Any], *args: Any) -> None:
             loop.call_soon(fn, *args)
         case "run_in_executor":
             loop.run_in_executor(None, slept)
+        case "create_task":
+            spawn(after())
         case "Task" | "ensure_future":
             task = asyncio.Task(after()) if how == "Task" else asyncio.ensure_future(after())
             background_tasks.add(task)

@@ -183,28 +183,11 @@ def rejects_a_minute_later(channel_manager: Any, keys_manager: Any, event: Any, 
 def accepts_later(seconds: float) -> Any:
     """Rejects at once, and accepts (with the zero-conf method for a trusted peer's zero-conf request) from a task
     ``seconds`` later ("once the peer is checked"): the decision made at once, the call put off."""
-
-    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
-        tcid, peer, kind = event.temporary_channel_id, event.counterparty_node_id, event.channel_type
-        trusted = kind.requires_zero_conf() and peer in TRUSTED_ZERO_CONF_PEERS
-        if not trusted and (kind.requires_zero_conf() or event.funding_satoshis <= 5_000_000):
-            _reject(channel_manager, event)
-            return
-        accept = (channel_manager.accept_inbound_channel_from_trusted_peer_0conf if trusted
-                  else channel_manager.accept_inbound_channel)
-        uid = user_channel_id(keys_manager)
-
-        async def later() -> None:
-            await asyncio.sleep(seconds)
-            accept(tcid, peer, uid)
-
-        spawn(later())
-
-    return arm
+    return accepts_put_off("create_task", seconds)
 
 
 def accepts_put_off(how: str, seconds: float) -> Any:
-    """accepts_later's accept, put off ``seconds`` with the loop's own means (``arms.later``):
+    """accepts_later's accept, put off ``seconds`` ``how`` (``arms.later``): a task, or the loop's own means,
     ``loop.call_later(30, channel_manager.accept_inbound_channel, tcid, peer, uid)``; rejects at once."""
 
     def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
