@@ -1016,7 +1016,10 @@ W05_AT_ONCE = ["Expected: a wait of 100 to 500 ms first", "Happened: it was call
     ("never_returns_from_payment_forwarded", ["Scenario 'forwarding':", "Expected: 10 PaymentForwarded events",
                                               "Happened: 1", W_HELD_BACK.format("PaymentForwarded")]),
     ("disconnects_the_next_hop", ["Scenario 'forwarding':", "Expected: 10 PaymentForwarded events", "Happened: 2",
-                                  "Hint: a forward completes once the next hop's preimage comes back through you."]),
+                                  "Hint: your handler disconnected a peer (peer_manager.disconnect_by_node_id, while "
+                                  "it handled PaymentForwarded): the HTLCs still to go on to it were failed back. A "
+                                  "forward completes once the next hop's preimage comes back through you, so leave "
+                                  "the connections to the PeerManager."]),
     ("never_forwards", [W05_SCENARIO, "Expected: process_pending_htlc_forwards() called after a short delay",
                         "Happened: it was never called (not even 15 minutes later)",
                         "Hint: without it, HTLCs wait forever: nothing is forwarded or claimed. Spawn a task that "

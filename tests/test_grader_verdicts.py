@@ -817,6 +817,14 @@ _AS_THE_CHECK = {
         "        case Event.PaymentForwarded(",
         "        case Event.HTLCHandlingFailed():\n            channel_manager.process_pending_htlc_forwards()\n"
         "        case Event.PaymentForwarded(", 1)),
+    # the next hop disconnected from the PaymentForwarded arm: the hint names the call and the arm in both
+    "disconnects_the_next_hop": ("forwarding", "05_forwarding.ipynb", lambda s: s.replace(
+        '            log.info("Forwarded a payment, earning %s msat", fee)\n',
+        '            log.info("Forwarded a payment, earning %s msat", fee)\n'
+        '            FORWARDS.append(event)\n'
+        '            if len(FORWARDS) == 2:\n'
+        '                peer_manager.disconnect_by_node_id(event.next_node_id)\n', 1).replace(
+        "async def handle_ldk_events(", "FORWARDS = []\n\n\nasync def handle_ldk_events(", 1)),
     # LDK 0.1's batch_funding_transaction_generated with one channel (what funding_transaction_generated calls): right
     "funds_as_a_batch_of_one": ("funding_generation_ready", "02_funding_generation_ready.ipynb", lambda s: s.replace(
         "channel_manager.funding_transaction_generated(temporary_channel_id, counterparty_node_id, funding_tx)",
@@ -871,6 +879,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
                "stopped it." in hint, hint
     if case == "fails_back_at_once":
         assert "while it handled HTLCHandlingFailed" in row.hint, row.hint
+    if case == "disconnects_the_next_hop":
+        assert "disconnect_by_node_id, while it handled PaymentForwarded" in row.hint, row.hint
     if case == "a_callback_raises":
         assert "the callback your handler scheduled to end normally" in hint and "ZeroDivisionError" in hint, hint
     if case == "exits":  # the learner's own line, and none of the kit's

@@ -81,12 +81,25 @@ def rules(session: Session, result: CheckResult) -> None:
     payments = len(PAYMENTS_MSAT) + len(OVERLAPPING_MSAT) + len(RACING_MSAT)
     if len(forwarded) != payments:
         raise fail(played, None, f"{payments} PaymentForwarded events", f"{len(forwarded)}",
-                   held_back(played) or "a forward completes once the next hop's preimage comes back through you.")
+                   held_back(played) or _disconnected(played)
+                   or "a forward completes once the next hop's preimage comes back through you.")
     fees = sum(e.total_fee_earned_msat or 0 for e in forwarded)
     result.add("process_pending_htlc_forwards after a random delay in [t, 5t)",
                f"{len(delays)} times, {min(delays) * 1000:.0f} to {max(delays) * 1000:.0f} ms")
     result.add("the handler returned at once; a task waited", f"{len(delays)} events")
     result.add("payments forwarded", f"{len(forwarded)}, earning {fees:,} msat")
+
+
+def _disconnected(played: Played) -> str:
+    """The hint for a handler that disconnected a peer: the HTLCs it had not yet forwarded there were failed back."""
+    calls = played.recorder.calls_to("peer_manager.disconnect_by_node_id")
+    if not calls:
+        return ""
+    during = calls[0].handling
+    arm = f", while it handled {type(during.event).__name__}" if during is not None else ""
+    return (f"your handler disconnected a peer (peer_manager.disconnect_by_node_id{arm}): the HTLCs still to go on "
+            "to it were failed back. A forward completes once the next hop's preimage comes back through you, so "
+            "leave the connections to the PeerManager.")
 
 
 def judge_forwards(played: Played) -> list[float]:

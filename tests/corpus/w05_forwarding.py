@@ -370,7 +370,8 @@ CASES = [
               "once said a forward completes once the preimage comes back)"),
     wrong(EX, "disconnects_the_next_hop", Fresh(lambda: compose({Event.PaymentForwarded:
                                                                   disconnects_after_two_forwards()})),
-          "10 PaymentForwarded events", "next hop's preimage",
+          "10 PaymentForwarded events",
+          "disconnected a peer (peer_manager.disconnect_by_node_id, while it handled PaymentForwarded)",
           why="disconnects carol after two forwards: the other HTLCs cannot go on, and are failed back"),
     wrong(EX, "polls_in_a_loop", Fresh(lambda: compose({FWD: polls_forever()})), "after the PendingHTLCsForwardable",
           "only from the task each", why="one loop forwards every random [t, 5t) for ever: an HTLC that arrives "
