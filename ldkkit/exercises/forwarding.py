@@ -25,6 +25,7 @@ from ..events import Event
 from ..scenarios import Stage
 from . import sending_payments
 from .common import CheckResult, Handling, Played, Session, fail, held_back
+from .recorder import Call
 
 PAYMENTS_MSAT = (100_000_000, 200_000_000, 50_000_000, 70_000_000)
 #: Then payments this far apart (seconds): each arrives while the one before may still wait to go on.
@@ -165,15 +166,19 @@ def judge_forward_times(played: Played) -> None:
               and isinstance(after.event, Event.PendingHTLCsForwardable)]
     announced = {"UpdateAddHTLC": forwardable,
                  "UpdateFailHTLC": sorted([*forwardable, *failed], key=lambda h: h.order)}
+    calls = played.recorder.calls_to("channel_manager.process_pending_htlc_forwards")
     for at, kind in _sent_on(played, tuple(announced)):
-        before = [h for h in announced[kind] if h.started <= at]
+        # What was announced before the call that sent it: not the events that very call raised (failing a new HTLC
+        # while it sends an older one's failure back), though they come at the same instant.
+        sender = max((c for c in calls if c.at <= at), key=lambda c: c.order, default=None)
+        before = [h for h in announced[kind] if h.started <= at and (sender is None or h.order < sender.order)]
         if not before:
             continue  # (not a forward: nothing was announced; the story pays nothing from your node)
         last = before[-1]
         t, gap = forwardable[-1].event.time_forwardable.total_seconds(), at - last.started
         if gap < t - SLACK_S:
             sent = "sent on" if kind == "UpdateAddHTLC" else "failed back"
-            arm = _other_arm_calling(played, at)
+            arm = _other_arm_calling(sender)
             raise fail(played, last.event, f"each HTLC {sent} at least {t * 1000:.0f} ms after the "
                        f"{type(last.event).__name__} before it", f"one was {sent} {gap * 1000:,.0f} ms after it",
                        (f"your handler called process_pending_htlc_forwards while it handled {arm}, which needs no "
@@ -183,14 +188,12 @@ def judge_forward_times(played: Played) -> None:
                        "tells an observer where it came from.")
 
 
-def _other_arm_calling(played: Played, at: float) -> str:
-    """The kind of event (not a PendingHTLCsForwardable) whose handler made the last process_pending_htlc_forwards call
-    by ``at``, or ""."""
-    calls = [c for c in played.recorder.calls_to("channel_manager.process_pending_htlc_forwards") if c.at <= at]
-    last = max(calls, key=lambda c: c.order, default=None)
-    if last is None or last.handling is None or not last.during:
+def _other_arm_calling(call: Call | None) -> str:
+    """The kind of event (not a PendingHTLCsForwardable) whose handler made this process_pending_htlc_forwards call,
+    or ""."""
+    if call is None or call.handling is None or not call.during:
         return ""
-    kind = type(last.handling.event)
+    kind = type(call.handling.event)
     return "" if kind is Event.PendingHTLCsForwardable else kind.__name__
 
 

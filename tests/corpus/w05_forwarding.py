@@ -240,13 +240,13 @@ def replays_each_forward_once() -> Any:
     return arm
 
 
-def disconnects_after_two_forwards() -> Any:
-    """A PaymentForwarded arm that disconnects the next hop after the second forward ("enough for today")."""
+def disconnects_after_forwards(n: int) -> Any:
+    """A PaymentForwarded arm that disconnects the next hop after the ``n``-th forward ("enough for today")."""
     forwards: list[Any] = []
 
     def arm(peer_manager: Any, event: Any, **_: Any) -> None:
         forwards.append(event)
-        if len(forwards) == 2:
+        if len(forwards) == n:
             peer_manager.disconnect_by_node_id(event.next_node_id)
 
     return arm
@@ -369,10 +369,17 @@ CASES = [
           why="awaits forever on the first PaymentForwarded: the later forwards never reach the handler (the hint "
               "once said a forward completes once the preimage comes back)"),
     wrong(EX, "disconnects_the_next_hop", Fresh(lambda: compose({Event.PaymentForwarded:
-                                                                  disconnects_after_two_forwards()})),
+                                                                  disconnects_after_forwards(2)})),
           "10 PaymentForwarded events",
           "disconnected a peer (peer_manager.disconnect_by_node_id, while it handled PaymentForwarded)",
           why="disconnects carol after two forwards: the other HTLCs cannot go on, and are failed back"),
+    wrong(EX, "disconnects_the_next_hop_at_once", Fresh(lambda: compose({Event.PaymentForwarded:
+                                                                          disconnects_after_forwards(1)})),
+          "10 PaymentForwarded events",
+          "disconnected a peer (peer_manager.disconnect_by_node_id, while it handled PaymentForwarded)",
+          why="disconnects carol at the first forward: one processing both fails a new HTLC and sends an older one's "
+              "failure back, and the events it raised were read as coming before that (it was told 'failed back 0 ms "
+              "after' and to stop calling process_pending_htlc_forwards from other arms, which it never did)"),
     wrong(EX, "polls_in_a_loop", Fresh(lambda: compose({FWD: polls_forever()})), "after the PendingHTLCsForwardable",
           "only from the task each", why="one loop forwards every random [t, 5t) for ever: an HTLC that arrives "
           "just before its turn goes on at once", slow=True),
