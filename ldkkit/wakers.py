@@ -7,6 +7,7 @@ until one delivers it (LDK's ``callbacks_made``): the processor never misses a w
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 
@@ -38,17 +39,6 @@ class Future:
                     notifier._future = None
                     notifier._pending = False
 
-    def _set_complete(self) -> None:
-        with self._notifier._lock:
-            if self._complete:
-                return
-            self._complete = True
-            callbacks, self._callbacks = self._callbacks, []
-            if self._notifier._cond._waiters:  # type: ignore[attr-defined]  # (a Python-level call: only if one waits)
-                self._notifier._cond.notify_all()
-        for callback, _ in callbacks:  # outside the lock: a callback may take others
-            callback()
-
     def register_callback_fn(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once this completes (at once if it already has).
 
@@ -59,7 +49,7 @@ class Future:
     def watch(self, callback: Callable[[], None], counts: Callable[[], bool] | None) -> None:
         """Not LDK's: ``register_callback_fn``, for a callback that counts as the wake delivered (LDK's
         ``callbacks_made``) only while ``counts()`` holds. Otherwise a notify it receives is still remembered
-        for the next future, as LDK remembers one that only a ``Sleeper`` got (see ``Notifier.notify``)."""
+        for the next future, as LDK remembers one that only a ``Sleeper``'s callback got (see ``Sleeper``)."""
         with self._notifier._lock:
             if not self._complete:
                 self._callbacks.append((callback, counts))
@@ -69,35 +59,28 @@ class Future:
         callback()
 
     def wait(self) -> None:
-        with self._notifier._cond:
-            self._notifier._cond.wait_for(lambda: self._complete)
-        self._delivered()  # (LDK's waits through a Sleeper, which sets callbacks_made once it returns)
+        """LDK's ``Future::wait``: ``Sleeper::from_single_future(self).wait()``."""
+        Sleeper.from_single_future(self).wait()
 
     def wait_timeout(self, timeout_s: float) -> bool:
-        """Wait at most ``timeout_s`` seconds; True if it completed."""
-        with self._notifier._cond:
-            done = self._notifier._cond.wait_for(lambda: self._complete, timeout_s)
-        if done:
-            self._delivered()
-        return done
+        """LDK's ``Future::wait_timeout``: wait at most ``timeout_s`` seconds; True if it completed."""
+        return Sleeper.from_single_future(self).wait_timeout(timeout_s)
 
 
 class Notifier:
     """Mirrors LDK's internal ``Notifier``: hands out futures and completes them."""
 
     def __init__(self) -> None:
-        # One lock: taken directly where nothing waits (a Condition's own ``with`` is a Python-level call, and
-        # every block takes this lock a dozen times), and by the Condition that waits on it.
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
         self._future: Future | None = None
         self._pending = False  # a notify nobody has seen yet
         #: Called at the next notify, taking nothing from the next future's holder (see ``watch``).
         self._watchers: list[Callable[[], None]] = []
 
     def notify(self) -> None:
-        """Complete the current future. As in LDK, a notification that a callback receives is delivered;
-        one that nobody receives (no callback waiting) is remembered, so the next future completes at once."""
+        """Complete the current future. As in LDK, a notification that a callback registered on it receives is
+        delivered; one that nobody receives, or only a ``Sleeper``'s wait (delivered once that returns), is
+        remembered, so the next future completes at once."""
         if self._pending:
             # Already remembered (and then no future waits: get_future takes the flag with the future), so this
             # one changes nothing: skip the lock, as a burst of queued events notifies once per batch. Read
@@ -105,22 +88,21 @@ class Notifier:
             # is taken after that work, and whoever holds its future sees it.
             return
         with self._lock:
-            future = self._future
-            if future is not None and not future._complete:
-                delivered = False
-                for _, counts in future._callbacks:  # (a loop, not any() over a generator: every wake-up is here)
+            future, callbacks, delivered = self._future, [], False
+            if future is not None and not future._complete:  # LDK's complete_future, in the same lock
+                future._complete = True
+                callbacks, future._callbacks = future._callbacks, []
+                for _, counts in callbacks:  # (a loop, not any() over a generator: every wake-up is here)
                     if counts is None or counts():
                         delivered = True
                         break
                 if delivered:  # (LDK's callbacks_made: its next get_future makes a new future)
                     self._future = None
-            else:
-                future, delivered = None, False
             if not delivered:  # kept, with the future now complete, until its notification is delivered
                 self._pending = True
             watchers, self._watchers = self._watchers, []
-        if future is not None:
-            future._set_complete()
+        for callback, _ in callbacks:  # outside the lock: a callback may take others
+            callback()
         for watcher in watchers:
             watcher()
 
@@ -145,13 +127,16 @@ class Notifier:
 
 
 class Sleeper:
-    """Mirrors ``lightning::util::wakers::Sleeper``: waits for any of several futures."""
+    """Mirrors ``lightning::util::wakers::Sleeper``: waits for any of several futures.
+
+    As LDK's, making one takes nothing: each wait watches the futures (``setup_wait``: the first one complete
+    already, in order, or else the first to complete) with callbacks that do not count as the wake delivered
+    (``callbacks_with_state``), and only once the wait returns is that one future's notification delivered
+    (``callbacks_made``). A wait that times out, or a callback a past wait left behind, takes nothing: the
+    notification stays pending for the next future."""
 
     def __init__(self, futures: list[Future]) -> None:
         self._futures = futures
-        self._event = threading.Event()
-        for future in futures:
-            future.register_callback_fn(self._event.set)
 
     @classmethod
     def from_single_future(cls, future: Future) -> Sleeper:
@@ -161,9 +146,35 @@ class Sleeper:
     def from_two_futures(cls, a: Future, b: Future) -> Sleeper:
         return cls([a, b])
 
-    def wait(self) -> None:
-        self._event.wait()
+    @classmethod
+    def from_three_futures(cls, a: Future, b: Future, c: Future) -> Sleeper:
+        return cls([a, b, c])
 
-    def wait_timeout(self, timeout_s: float) -> bool:
-        """True if a future completed within ``timeout_s`` seconds."""
-        return self._event.wait(timeout_s)
+    def wait(self) -> None:
+        """Wait until one of the futures completes."""
+        self.wait_timeout(None)
+
+    def wait_timeout(self, timeout_s: float | None) -> bool:
+        """True if a future completed within ``timeout_s`` seconds (None: no limit)."""
+        woke: list[Future] = []
+        event = threading.Event()
+
+        def wake(future: Future) -> None:
+            woke.append(future)
+            event.set()
+
+        for future in self._futures:
+            with future._notifier._lock:
+                if future._complete:
+                    woke.append(future)
+                    event.set()
+                    break
+                future._callbacks.append((functools.partial(wake, future), _never))
+        if not event.wait(timeout_s):
+            return False
+        woke[-1]._delivered()  # (LDK's notified future is the last to set it)
+        return True
+
+
+def _never() -> bool:
+    return False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ldkkit.wakers import Notifier
+from ldkkit.wakers import Notifier, Sleeper
 
 
 def test_a_notification_nobody_waits_for_is_kept_for_the_next_future():
@@ -118,3 +118,51 @@ def test_a_watch_that_counts_takes_the_notification_as_a_callback_does():
     notifier.get_future().watch(lambda: None, lambda: True)
     notifier.notify()
     assert not notifier.get_future().is_complete()
+
+
+def _both(a: Notifier, b: Notifier) -> Sleeper:
+    return Sleeper.from_two_futures(a.get_future(), b.get_future())
+
+
+def test_a_sleeper_delivers_only_the_notification_that_ended_its_wait():
+    """LDK's ``test_multi_future_sleep``: making a ``Sleeper`` takes nothing, and its wait delivers (sets
+    ``callbacks_made`` on) the one future that woke it, the first complete in order; the other's stays pending."""
+    a, b = Notifier(), Notifier()
+    a.notify()
+    b.notify()
+    _both(a, b)  # made, never waited on
+    assert _both(a, b).wait_timeout(0.0)  # a's
+    assert _both(a, b).wait_timeout(0.0)  # b's, still pending
+    assert not _both(a, b).wait_timeout(0.0)
+    a.notify()
+    assert _both(a, b).wait_timeout(0.0)
+    assert not a.get_future().is_complete() and not b.get_future().is_complete()
+
+
+def test_a_notification_a_sleeper_no_longer_waits_for_is_kept():
+    """LDK's ``Sleeper`` watches with ``callbacks_with_state``, which never count: one whose wait timed out (the
+    processor gone back to work) leaves the next notification pending, and the next wait returns at once."""
+    notifier = Notifier()
+    sleeper = Sleeper.from_single_future(notifier.get_future())
+    assert not sleeper.wait_timeout(0.0)
+    assert not notifier.get_future().wait_timeout(0.0)
+    notifier.notify()
+    assert notifier.get_future().is_complete()
+
+
+def test_a_sleeper_and_callbacks_share_the_notifications_as_in_ldk():
+    """LDK's ``sleeper_with_pending_callbacks``: a callback registered on a complete future is called at once and
+    delivers it; one registered on a waiting future is called, and delivers, at the next notify."""
+    a, b = Notifier(), Notifier()
+    a.notify()
+    b.notify()
+    _both(a, b).wait()  # takes a's
+    called: list[str] = []
+    a.get_future().register_callback_fn(lambda: called.append("a"))
+    b.get_future().register_callback_fn(lambda: called.append("b"))
+    assert called == ["b"]
+    a.notify()
+    b.notify()
+    assert called == ["b", "a"]
+    assert _both(a, b).wait_timeout(0.0)  # b's second notification, pending
+    assert not _both(a, b).wait_timeout(0.0)
