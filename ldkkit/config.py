@@ -30,6 +30,10 @@ class ChannelConfig(Record):
     forwarding_fee_proportional_millionths: U32 = 0
     forwarding_fee_base_msat: U32 = 1000
     cltv_expiry_delta: U16 = 72
+    #: Let the counterparty skim a fee off our inbound HTLCs (an LSP forwarding an intercepted HTLC for less): an
+    #: HTLC short of its onion's amount by at most its ``skimmed_fee_msat`` is accepted, and PaymentClaimable's
+    #: ``counterparty_skimmed_fee_msat`` says how much was taken.
+    accept_underpaying_htlcs: bool = False
 
 
 class UserConfig(Record):

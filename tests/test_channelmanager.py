@@ -8,7 +8,7 @@ import pytest
 
 from ldkkit.bitcoin import Address, Transaction
 from ldkkit.errors import APIError, RetryableSendFailure
-from ldkkit.events import ClosureReason, Event, ReplayEvent
+from ldkkit.events import ClosureReason, Event, HTLCDestination, ReplayEvent
 from ldkkit.events.queue import EventHandlerError
 from ldkkit.ln import msgs
 from ldkkit.ln.bolt11_payment import payment_parameters_from_invoice
@@ -480,6 +480,90 @@ def test_a_released_intercepted_htlc_goes_out_on_the_next_processing():
         stage.settle()
         assert any(isinstance(e, Event.PaymentSent) for e in alice.events_seen)
 
+
+
+def _intercepting_lsp(world):
+    """A learner node that intercepts HTLCs (noting them) and runs ldk-sample's handler for the rest."""
+    from ldkkit.config import UserConfig
+    from ldkkit.reference import handle_ldk_events
+
+    intercepts: list[Event.HTLCIntercepted] = []
+
+    async def lsp(*args):
+        if isinstance(args[-1], Event.HTLCIntercepted):
+            intercepts.append(args[-1])
+            return None
+        return await handle_ldk_events(*args)
+
+    config = dataclasses.replace(UserConfig.ldk_sample(), accept_intercept_htlcs=True)
+    return world.add_node("learner", handler=lsp, config=config), intercepts
+
+
+@pytest.mark.parametrize("accepts", [True, False])
+def test_an_intercepted_htlc_forwarded_for_less_skims_a_fee_the_recipient_may_accept(accepts):
+    """LDK's ``forward_intercepted_htlc`` with less than ``expected_outbound_amount_msat``: the outbound HTLC carries
+    the difference as ``skimmed_fee_msat`` (channelmanager.rs ``forward_intercepted_htlc``), ``PaymentForwarded``
+    reports it, within ``total_fee_earned_msat`` (``claim_funds_internal``). The recipient takes it only with
+    ``ChannelConfig.accept_underpaying_htlcs``, its ``PaymentClaimable.counterparty_skimmed_fee_msat`` saying how
+    much; otherwise it fails the HTLC back with ``final_incorrect_htlc_amount`` (19: onion_payment.rs
+    ``create_recv_pending_htlc_info``)."""
+    from ldkkit.ln.outbound_payment import OutboundPayments
+
+    with World(seed=12) as world:
+        me, intercepts = _intercepting_lsp(world)
+        alice, carol, _, invoice = pay_through_an_intercept_scid(Stage(world, me))
+        stage = Stage(world, me)
+        if accepts:
+            config = carol.channel_manager.config
+            carol.channel_manager.config = dataclasses.replace(
+                config, channel_config=dataclasses.replace(config.channel_config, accept_underpaying_htlcs=True))
+        codes: list[int] = []
+        fail_htlc = OutboundPayments.fail_htlc
+
+        def noted(self, route, payment_hash, reason):
+            codes.append(reason.failure_code)
+            return fail_htlc(self, route, payment_hash, reason)
+
+        (intercepted,) = intercepts
+        assert intercepted.expected_outbound_amount_msat == 10_000_000
+        to_carol = stage.channel_between(me, carol)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(OutboundPayments, "fail_htlc", noted)
+            me.channel_manager.forward_intercepted_htlc(
+                intercepted.intercept_id, to_carol.channel_id, carol.node_id, 9_900_000)
+            stage.settle()
+        forwarded = [e for e in me.events_seen if isinstance(e, Event.PaymentForwarded)]
+        claimable = [e for e in carol.events_seen if isinstance(e, Event.PaymentClaimable)]
+        if not accepts:
+            assert codes == [19] and not forwarded and not claimable
+            assert any(isinstance(e, Event.HTLCHandlingFailed) and e.failed_next_destination
+                       == HTLCDestination.FailedPayment(invoice.payment_hash()) for e in carol.events_seen)
+            return
+        (forwarded,), (claimable,) = forwarded, claimable
+        assert forwarded.skimmed_fee_msat == 100_000
+        assert forwarded.total_fee_earned_msat == 10_001_000 - 9_900_000
+        assert forwarded.outbound_amount_forwarded_msat == 9_900_000
+        assert (claimable.amount_msat, claimable.counterparty_skimmed_fee_msat) == (9_900_000, 100_000)
+        (claimed,) = [e for e in carol.events_seen if isinstance(e, Event.PaymentClaimed)]
+        assert [h.counterparty_skimmed_fee_msat for h in claimed.htlcs] == [100_000]
+        assert any(isinstance(e, Event.PaymentSent) for e in alice.events_seen)
+
+
+def test_an_intercepted_htlc_forwarded_in_full_skims_nothing():
+    """``skimmed_fee_msat`` is None, not Some(0), when the whole expected amount is forwarded."""
+    with World(seed=12) as world:
+        me, intercepts = _intercepting_lsp(world)
+        stage = Stage(world, me)
+        _, carol, _, _ = pay_through_an_intercept_scid(stage)
+        (intercepted,) = intercepts
+        to_carol = stage.channel_between(me, carol)
+        me.channel_manager.forward_intercepted_htlc(intercepted.intercept_id, to_carol.channel_id, carol.node_id,
+                                                    intercepted.expected_outbound_amount_msat)
+        stage.settle()
+        (forwarded,) = [e for e in me.events_seen if isinstance(e, Event.PaymentForwarded)]
+        (claimable,) = [e for e in carol.events_seen if isinstance(e, Event.PaymentClaimable)]
+        assert forwarded.skimmed_fee_msat is None and forwarded.total_fee_earned_msat == 1_000
+        assert claimable.counterparty_skimmed_fee_msat == 0
 
 def pay_through_an_intercept_scid(stage):
     """alice pays carol 10,000,000 msat through the learner node, to a fake scid it gave out for intercepts

@@ -94,6 +94,7 @@ class InboundHTLC(Record, frozen=False):
     cltv_expiry: U32
     onion: Onion
     state: HTLCState
+    skimmed_fee_msat: Optional[U64] = None  # its update_add_htlc's (LDK's PendingHTLCInfo.skimmed_fee_msat)
 
 
 class OutboundHTLC(Record, frozen=False):
@@ -106,6 +107,7 @@ class OutboundHTLC(Record, frozen=False):
     previous_hop: Optional[HTLCPreviousHop]
     route: Optional[HTLCOutboundRoute]
     state: HTLCState
+    skimmed_fee_msat: Optional[U64] = None  # LDK's OutboundHTLCOutput.skimmed_fee_msat: sent in its update_add_htlc
 
 
 class Channel(Record, frozen=False):

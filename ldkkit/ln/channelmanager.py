@@ -593,15 +593,16 @@ class ChannelManager:
     def _add_outbound_htlc(
         self, chan: Channel, amount_msat: int, payment_hash: PaymentHash, cltv_expiry: int, onion: msgs.Onion,
         previous_hop: Optional[HTLCPreviousHop], route: Optional[HTLCOutboundRoute],
+        skimmed_fee_msat: Optional[int] = None,
     ) -> None:
         htlc_id = chan.next_outbound_htlc_id
         chan.next_outbound_htlc_id += 1
         chan.value_to_self_msat -= amount_msat
         chan.pending_outbound_htlcs[htlc_id] = OutboundHTLC(
-            htlc_id, amount_msat, payment_hash, cltv_expiry, previous_hop, route, HTLCState.Committed
+            htlc_id, amount_msat, payment_hash, cltv_expiry, previous_hop, route, HTLCState.Committed, skimmed_fee_msat
         )
         self._send(chan.counterparty_node_id, msgs.UpdateAddHTLC(
-            chan.channel_id, htlc_id, amount_msat, payment_hash, cltv_expiry, onion
+            chan.channel_id, htlc_id, amount_msat, payment_hash, cltv_expiry, onion, skimmed_fee_msat
         ))
         self.chain_monitor.channel_updated(chan)
 

@@ -37,10 +37,12 @@ class ClaimableHTLC(Record):
     channel_id: ChannelId
     htlc_id: int
     user_channel_id: int
-    amount_msat: int
+    amount_msat: int  # LDK's value: what arrived
     cltv_expiry: int
     total_msat: int
     counterparty_node_id: PublicKey
+    sender_intended_value: int  # what the onion says should have: a payment is whole when these make its total
+    counterparty_skimmed_fee_msat: Optional[int]
 
 
 class ClaimablePayment(Record, frozen=False):
@@ -57,13 +59,24 @@ class ClaimablePayment(Record, frozen=False):
 def receive(cm: ChannelManager, chan: Channel, htlc: InboundHTLC) -> None:
     """The HTLC is for us: check it, collect the parts, raise PaymentClaimable when whole."""
     final = htlc.onion.final
+    # LDK's create_recv_pending_htlc_info: the CLTV, then the amount (short of the onion's by at most the skimmed
+    # fee, if the config accepts underpaying HTLCs), each with BOLT 4's code; then the payment itself.
+    allowed_short = (htlc.skimmed_fee_msat or 0) if cm.config.channel_config.accept_underpaying_htlcs else 0
     purpose = inbound_payment.payment_purpose(cm.inbound_payments, htlc.payment_hash, final, cm.clock.unix_time())
-    if purpose is None or final.amt_to_forward > htlc.amount_msat or final.outgoing_cltv_value > htlc.cltv_expiry:
-        forwarding.fail_inbound(cm, chan, htlc, forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, None,
-                                HTLCDestination.FailedPayment(htlc.payment_hash))
+    if final.outgoing_cltv_value > htlc.cltv_expiry:
+        code = forwarding.FINAL_INCORRECT_CLTV_EXPIRY
+    elif final.amt_to_forward > htlc.amount_msat + allowed_short:
+        code = forwarding.FINAL_INCORRECT_HTLC_AMOUNT
+    elif purpose is None:
+        code = forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS
+    else:
+        code = None
+    if code is not None:
+        forwarding.fail_inbound(cm, chan, htlc, code, None, HTLCDestination.FailedPayment(htlc.payment_hash))
         return
     part = ClaimableHTLC(chan.channel_id, htlc.htlc_id, chan.user_channel_id, htlc.amount_msat,
-                         htlc.cltv_expiry, final.total_msat, chan.counterparty_node_id)
+                         htlc.cltv_expiry, final.total_msat, chan.counterparty_node_id, final.amt_to_forward,
+                         htlc.skimmed_fee_msat)
     onion_fields = RecipientOnionFields(final.payment_secret, final.payment_metadata)
     claimable = cm.claimable.get(htlc.payment_hash)
     if claimable is not None and (claimable.announced or claimable.purpose != purpose
@@ -80,8 +93,10 @@ def receive(cm: ChannelManager, chan: Channel, htlc: InboundHTLC) -> None:
         claimable = ClaimablePayment(htlc.payment_hash, purpose, onion_fields, (), 0, False)
         cm.claimable[htlc.payment_hash] = claimable
     claimable.htlcs = claimable.htlcs + (part,)
-    received = sum(h.amount_msat for h in claimable.htlcs)
-    if received >= final.total_msat:
+    # LDK's check_total_value: whole when what the sender meant to send makes the total (a hop that overpaid, or
+    # skimmed a fee we accept, changes nothing); PaymentClaimable's amount is what arrived.
+    if sum(h.sender_intended_value for h in claimable.htlcs) >= final.total_msat:
+        received = sum(h.amount_msat for h in claimable.htlcs)
         claimable.announced = True
         # LDK's check_total_value: the parts sorted (ClaimableHTLC's Ord: channel id, then HTLC id), as
         # PaymentClaimed lists them; via_channel_id names the channel of the part that completed the payment.
@@ -91,7 +106,7 @@ def receive(cm: ChannelManager, chan: Channel, htlc: InboundHTLC) -> None:
             payment_hash=htlc.payment_hash,
             onion_fields=onion_fields,
             amount_msat=received,
-            counterparty_skimmed_fee_msat=0,
+            counterparty_skimmed_fee_msat=sum(h.counterparty_skimmed_fee_msat or 0 for h in claimable.htlcs),
             purpose=purpose,
             via_channel_id=part.channel_id,
             via_user_channel_id=part.user_channel_id,
@@ -123,7 +138,8 @@ def claim_funds(cm: ChannelManager, payment_preimage: PaymentPreimage) -> None:
     for part in claimable.htlcs:
         chan = cm.channels[part.channel_id]
         cm._fulfill_inbound(chan, chan.pending_inbound_htlcs[part.htlc_id], payment_preimage)
-        htlcs.append(ClaimedHTLC(part.channel_id, part.user_channel_id, part.cltv_expiry, part.amount_msat, 0))
+        htlcs.append(ClaimedHTLC(part.channel_id, part.user_channel_id, part.cltv_expiry, part.amount_msat,
+                                 part.counterparty_skimmed_fee_msat or 0))
     cm._queue_event(Event.PaymentClaimed(
         receiver_node_id=cm._our_node_id,
         payment_hash=payment_hash,

@@ -38,6 +38,8 @@ UNKNOWN_NEXT_PEER = PERM | 10
 TEMPORARY_CHANNEL_FAILURE = UPDATE | 7
 FEE_INSUFFICIENT = UPDATE | 12
 INCORRECT_CLTV_EXPIRY = UPDATE | 13
+FINAL_INCORRECT_CLTV_EXPIRY = 18
+FINAL_INCORRECT_HTLC_AMOUNT = 19
 MPP_TIMEOUT = 23
 PERMANENT_CHANNEL_FAILURE = PERM | 8
 
@@ -68,7 +70,8 @@ def internal_update_add_htlc(cm: ChannelManager, counterparty_node_id: PublicKey
         return
     chan.next_counterparty_htlc_id = msg.htlc_id + 1
     chan.pending_inbound_htlcs[msg.htlc_id] = InboundHTLC(
-        msg.htlc_id, msg.amount_msat, msg.payment_hash, msg.cltv_expiry, msg.onion, HTLCState.Committed
+        msg.htlc_id, msg.amount_msat, msg.payment_hash, msg.cltv_expiry, msg.onion, HTLCState.Committed,
+        msg.skimmed_fee_msat,
     )
     cm.forward_htlcs.append(PendingForward(chan.channel_id, msg.htlc_id))
     forwardable(cm)
@@ -137,11 +140,15 @@ def _process_one_forward(cm: ChannelManager, fwd: PendingForward) -> None:
     fail_inbound(cm, chan, htlc, failure, scid, next_hop)
 
 
-def _send_on(cm: ChannelManager, chan: Channel, htlc: InboundHTLC, out_chan: Channel, amount_msat: int) -> None:
+def _send_on(
+    cm: ChannelManager, chan: Channel, htlc: InboundHTLC, out_chan: Channel, amount_msat: int,
+    skimmed_fee_msat: Optional[int] = None,
+) -> None:
     """Offer the HTLC on ``out_chan``, its onion peeled of our hop, remembering where it came from."""
     previous = HTLCPreviousHop(chan.channel_id, htlc.htlc_id, htlc.amount_msat, chan.counterparty_node_id)
     cm._add_outbound_htlc(out_chan, amount_msat, htlc.payment_hash, htlc.onion.hops[0].outgoing_cltv_value,
-                          msgs.Onion(htlc.onion.hops[1:], htlc.onion.final), previous_hop=previous, route=None)
+                          msgs.Onion(htlc.onion.hops[1:], htlc.onion.final), previous_hop=previous, route=None,
+                          skimmed_fee_msat=skimmed_fee_msat)
 
 
 def claim_previous_hop(
@@ -153,10 +160,14 @@ def claim_previous_hop(
     As LDK: on a channel still open the claim earns ``total_fee_earned_msat`` (in - out), and claiming an HTLC no
     longer pending there (``DuplicateClaim``) raises nothing. On a channel closed meanwhile (gone from LDK's
     ``channel_by_id``) the preimage goes to its monitor and the event comes at once with the fee None: the on-chain
-    fee is still unknown (LDK's doc: only then may the event be duplicated)."""
+    fee is still unknown (LDK's doc: only then may the event be duplicated). ``skimmed_fee_msat`` is what the
+    outbound HTLC held back (``update_fulfill_htlc`` returns it with the HTLC's source); a claim seen on chain
+    (``MonitorEvent::HTLCEvent``) knows neither it nor the next channel's ``user_channel_id``, and its amount is
+    in whole satoshis (``htlc_value_satoshis``)."""
     prev = htlc.previous_hop
     prev_chan = cm.channels[prev.channel_id]  # a funded channel is kept, closed or not
     inbound = prev_chan.pending_inbound_htlcs.get(prev.htlc_id)
+    forwarded = htlc.amount_msat // 1000 * 1000 if on_chain else htlc.amount_msat
     if prev_chan.phase is ChannelPhase.Closed:
         fee = None
         if inbound is not None:  # (claiming it on chain by its preimage is not modelled)
@@ -165,18 +176,18 @@ def claim_previous_hop(
         return
     else:
         cm._fulfill_inbound(prev_chan, inbound, preimage)
-        fee = inbound.amount_msat - htlc.amount_msat
+        fee = inbound.amount_msat - forwarded
     cm._queue_event(Event.PaymentForwarded(
         prev_channel_id=prev.channel_id,
         next_channel_id=chan.channel_id,
         prev_user_channel_id=prev_chan.user_channel_id,
-        next_user_channel_id=chan.user_channel_id,
+        next_user_channel_id=None if on_chain else chan.user_channel_id,
         prev_node_id=prev.counterparty_node_id,
         next_node_id=chan.counterparty_node_id,
         total_fee_earned_msat=fee,
-        skimmed_fee_msat=None,
+        skimmed_fee_msat=None if on_chain else htlc.skimmed_fee_msat,
         claim_from_onchain_tx=on_chain,
-        outbound_amount_forwarded_msat=htlc.amount_msat,
+        outbound_amount_forwarded_msat=forwarded,
     ))
 
 
@@ -230,7 +241,10 @@ def _forward_released(cm: ChannelManager, fwd: PendingForward, out_channel_id: C
         next_hop = HTLCDestination.NextHopChannel(out_chan.counterparty_node_id, out_chan.channel_id)
         fail_inbound(cm, chan, htlc, TEMPORARY_CHANNEL_FAILURE, requested, next_hop)
         return
-    _send_on(cm, chan, htlc, out_chan, amount_msat)
+    # LDK's forward_intercepted_htlc: what the onion asked to forward, less what is forwarded, is skimmed (None if
+    # nothing); the next hop sees it in update_add_htlc and our PaymentForwarded reports it.
+    skimmed = max(htlc.onion.hops[0].amt_to_forward - amount_msat, 0)
+    _send_on(cm, chan, htlc, out_chan, amount_msat, skimmed or None)
 
 
 def fail_intercepted_htlc(cm: ChannelManager, intercept_id: InterceptId) -> None:

@@ -153,6 +153,10 @@ class UpdateAddHTLC(Record):
     payment_hash: PaymentHash
     cltv_expiry: U32
     onion: Onion
+    #: LDK's ``skimmed_fee_msat`` TLV: what the sender held back of what the onion asked it to forward (an
+    #: intercepted HTLC forwarded for less); the recipient accepts the shortfall only with
+    #: ``ChannelConfig.accept_underpaying_htlcs``.
+    skimmed_fee_msat: Optional[U64] = None
 
 
 class UpdateFulfillHTLC(Record):
