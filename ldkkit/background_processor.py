@@ -48,6 +48,7 @@ from .persist import (
 from .sim.clock import MICROS
 from .sim.quiet_loop import QuietLoop
 from .sim.runtime import Participant
+from .wakers import never, take_wake
 
 #: LDK's timer intervals, in seconds (lightning-background-processor 0.1, release build).
 FRESHNESS_TIMER = 60
@@ -197,8 +198,6 @@ class _RunBody(QuietLoop):
         self.have_decayed_scorer = False
         #: Set by the form: how its wait registers its wake-up on the futures it sleeps on (see ``quiet_wake``).
         self.arm_wakeup: Optional[Callable[[list[Any]], None]] = None
-        #: Whether the loop waits on its futures: only then does a notify that reaches its wake-up count as taken.
-        self.asleep = False
         self._handed_over: Optional[BaseException] = None  # what a quiet wake met, for the loop to raise
         self._timer_actions = {"freshness": channel_manager.timer_tick_occurred,
                                "ping": peer_manager.timer_tick_occurred,
@@ -364,13 +363,6 @@ class _RunBody(QuietLoop):
         """Whether the handler asked for an event to come back: retry it at the next poll."""
         return self.channel_manager.replay_requested() or self.chain_monitor.replay_requested()
 
-    def is_asleep(self) -> bool:
-        """Whether a notify that calls the loop's wake-up counts as delivered (``Future.watch``). LDK's ``Sleeper``
-        and the async form's ``Selector`` set ``callbacks_made`` only once their wait saw the future complete: one
-        that calls a wake-up an earlier wait left on a future while the loop works (an event's handler calling into
-        the manager) stays pending, and the loop's next wait returns at once."""
-        return self.asleep
-
     def futures(self) -> list[Any]:
         return [self.channel_manager.get_event_or_persistence_needed_future(), self.chain_monitor.get_update_future()]
 
@@ -462,9 +454,9 @@ class _ThreadState:
         return future.result() if future.done() else _abandon(future)
 
     def _arm(self, futures: list[Any]) -> None:
-        wake, asleep = self.participant.wake, self.body.is_asleep  # type: ignore[union-attr]
+        wake = self.participant.wake  # type: ignore[union-attr]
         for future in futures:
-            future.watch(wake, asleep)
+            future.watch(wake, never)
 
     def _wait(self) -> None:
         body = self.body
@@ -478,15 +470,12 @@ class _ThreadState:
             while not ready() and time.monotonic() < end:
                 time.sleep(0.005)
             return
-        body.asleep = True  # (before arming: from then on, a notify is this wait's to see)
-        try:
-            self._arm(futures)
-            now = body.clock.now_us()
-            poll_us = round(POLL_INTERVAL_S * MICROS)
-            deadline_us = body.next_deadline_us(now, POLL_INTERVAL_S) if futures else now + poll_us
-            self.participant.wait(deadline_us, ready)
-        finally:
-            body.asleep = False
+        self._arm(futures)
+        now = body.clock.now_us()
+        poll_us = round(POLL_INTERVAL_S * MICROS)
+        deadline_us = body.next_deadline_us(now, POLL_INTERVAL_S) if futures else now + poll_us
+        self.participant.wait(deadline_us, ready)
+        take_wake(futures)
 
 
 class BackgroundProcessor:
@@ -679,7 +668,6 @@ async def process_events_async(
                 _announce_error(body, e)
                 raise
             futures = [] if body.replay_pending() else body.futures()
-            body.asleep = True  # (see the thread form's _wait)
             if participant is not None:
                 _arm_async(body, participant, futures)
             if any(f.is_complete() for f in futures):
@@ -690,7 +678,7 @@ async def process_events_async(
                     now = body.clock.now_us()
                     wait_s = (body.next_deadline_us(now, POLL_INTERVAL_S) - now) / MICROS
                 exit_requested = await sleeper(timedelta(seconds=wait_s))
-            body.asleep = False
+                take_wake(futures)  # (LDK's Selector polls the futures before the sleeper)
             if exit_requested:
                 break
             with turn():
@@ -707,7 +695,7 @@ async def process_events_async(
 def _arm_async(body: _RunBody, participant: Participant, futures: list[Any]) -> None:
     participant.wake_pending = False
     for future in futures:
-        future.watch(lambda: _flag_wake(participant), body.is_asleep)
+        future.watch(lambda: _flag_wake(participant), never)
 
 
 def _flag_wake(participant: Participant) -> None:

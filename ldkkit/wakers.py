@@ -169,12 +169,24 @@ class Sleeper:
                     woke.append(future)
                     event.set()
                     break
-                future._callbacks.append((functools.partial(wake, future), _never))
+                future._callbacks.append((functools.partial(wake, future), never))
         if not event.wait(timeout_s):
             return False
         woke[-1]._delivered()  # (LDK's notified future is the last to set it)
         return True
 
 
-def _never() -> bool:
+def never() -> bool:
+    """For ``Future.watch``: a wake-up that never counts as the notification delivered (LDK's
+    ``callbacks_with_state`` and ``std_future_callbacks``: a sleeper or a task woken counts once its wait returns)."""
+    return False
+
+
+def take_wake(futures: list[Future]) -> bool:
+    """What LDK's ``Sleeper`` wait and the async ``Selector`` do as they return: the first of their futures found
+    complete, in order, has its notification delivered (``callbacks_made``); the others' stay pending, and the next
+    wait on them returns at once. True if one was complete."""
+    for future in futures:
+        if future.is_complete():
+            return True
     return False

@@ -1518,6 +1518,17 @@ def test_a_processor_sleeps_through_quiet_blocks_while_the_world_does_its_iterat
 
 
 @pytest.mark.parametrize("form", ["thread", "async"])
+def test_a_block_wakes_the_loop_twice_as_ldks_sleeper_takes_one_future_at_a_time(form):
+    """A block notifies the ChainMonitor and the ChannelManager. LDK's ``Sleeper`` (and the async form's
+    ``Selector``) takes one future's notification as its wait returns (wakers.rs ``Sleeper::wait_timeout`` sets
+    ``callbacks_made`` on the notified future only; its callbacks never count); the other stays pending and the
+    next wait returns at once: the loop goes round twice a block. The kit counted every wake-up as its callback
+    fired, so both at once, and the loop went round once a block."""
+    woke, _, _ = _mined_under_a_processor(form, quiet_wakes=False)
+    assert woke == 2 * 20
+
+
+@pytest.mark.parametrize("form", ["thread", "async"])
 def test_a_manager_write_failing_in_a_quiet_wake_ends_the_loop_with_that_error(world, form):
     """LDK's loop ends when persisting the manager fails: the world, persisting for a sleeping processor,
     hands the error to it, which raises it, even though the disk would take the next write."""

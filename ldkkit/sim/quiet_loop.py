@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 from ..persist import SCORER_PERSISTENCE_KEY
+from ..wakers import take_wake
 from .clock import MICROS
 
 
@@ -61,6 +62,10 @@ class QuietLoop:
         it saves is two thread hand-overs a block. A failed persist is handed to the loop, which raises it."""
         if self.arm_wakeup is None or not self.have_decayed_scorer:
             return None
+        # The loop's wait returns, taking one future's wake-up (LDK's Sleeper); another complete too (a block notifies
+        # the manager and the monitor) makes its next wait return at once, for a round that finds nothing more.
+        while take_wake(self.futures()):
+            pass
         if self.channel_manager.get_and_clear_needs_persistence():
             try:
                 self.persist_manager()
