@@ -132,7 +132,7 @@ def test_an_unanswered_request_expires_after_two_ticks(stage):
     "args, message",
     [
         ((999, 0), "Channel value must be at least 1000 satoshis. It was 999"),
-        ((20_000_000, 0), "funding_value must not exceed 16777215"),
+        ((21_000_000 * 100_000_000, 0), "funding_value must be smaller than the total bitcoin supply, it was"),
         ((100_000, 100_000_001), r"Push value \(100000001\) was larger than channel_value \(100000000\)"),
     ],
 )
@@ -141,6 +141,25 @@ def test_create_channel_checks_its_arguments(stage, args, message):
     with pytest.raises(APIError.APIMisuseError, match=message):
         stage.me.channel_manager.create_channel(bob.node_id, *args, 1, None, None)
 
+
+def test_a_large_channel_is_proposed_to_an_ldk_peer_which_refuses_it_when_accepted(stage):
+    """LDK's nodes support large channels (``provided_init_features`` sets wumbo), so ``create_channel`` of more than
+    2^24 - 1 sats to one is proposed (channel.rs ``OutboundV1Channel::new`` checks wumbo only against a peer without
+    it); the acceptor's default ``max_funding_satoshis`` refuses it as it is accepted (``InboundV1Channel::new``,
+    channel.rs:1919-1922): ``ChannelUnavailable``, the request gone, the opener told why."""
+    bob = stage.peer("bob")
+    cm = stage.me.channel_manager
+    bob.channel_manager.create_channel(stage.me.node_id, 20_000_000, 0, 1, None, None)
+    stage.world.run()
+    (request,) = [e for e in cm.pending_events() if isinstance(e, Event.OpenChannelRequest)]
+    assert request.funding_satoshis == 20_000_000
+    why = ("Per our config, funding must be at most 16777215. It was 20000000. Peer contribution: 20000000. "
+           "Our contribution: 0")
+    with pytest.raises(APIError.ChannelUnavailable, match=why):
+        cm.accept_inbound_channel(request.temporary_channel_id, bob.node_id, 1)
+    assert (bob.node_id, msgs.ErrorMessage(request.temporary_channel_id, why)) in cm.get_and_clear_pending_msg_events()
+    with pytest.raises(APIError.APIMisuseError, match="No such channel awaiting to be accepted."):
+        cm.accept_inbound_channel(request.temporary_channel_id, bob.node_id, 1)
 
 def test_create_channel_needs_a_connected_peer(stage):
     bob = stage.peer("bob", connect=False)

@@ -29,8 +29,12 @@ FUNDING_CONF_DEADLINE_BLOCKS = 2016
 UNFUNDED_CHANNEL_AGE_LIMIT_TICKS = 60
 #: LDK's ``UNACCEPTED_INBOUND_CHANNEL_AGE_LIMIT_TICKS``.
 UNACCEPTED_INBOUND_CHANNEL_AGE_LIMIT_TICKS = 2
-#: Largest channel without ``option_support_large_channel`` ("wumbo"): 2^24 - 1 sat.
+#: Largest channel without ``option_support_large_channel`` ("wumbo"): 2^24 - 1 sat. LDK's nodes support wumbo
+#: (``provided_init_features``), so an LDK opener is not held to it; an LDK acceptor is, by default
+#: (``ChannelHandshakeLimits::max_funding_satoshis``).
 MAX_FUNDING_SATOSHIS_NO_WUMBO = (1 << 24) - 1
+#: LDK's ``TOTAL_BITCOIN_SUPPLY_SATOSHIS``.
+TOTAL_BITCOIN_SUPPLY_SATOSHIS = 21_000_000 * 100_000_000
 #: Value of each anchor output on an anchor channel's commitment transaction.
 ANCHOR_OUTPUT_VALUE_SATOSHI = 330
 #: Weights used for commitment transaction fees (BOLT 3).

@@ -27,6 +27,7 @@ from ..ln.channel import (
     FUNDING_CONF_DEADLINE_BLOCKS,
     MAX_FUNDING_SATOSHIS_NO_WUMBO,
     MIN_CHAN_DUST_LIMIT_SATOSHIS,
+    TOTAL_BITCOIN_SUPPLY_SATOSHIS,
     UNACCEPTED_INBOUND_CHANNEL_AGE_LIMIT_TICKS,
     UNFUNDED_CHANNEL_AGE_LIMIT_TICKS,
     Channel,
@@ -52,23 +53,24 @@ def create_channel(
     cm: ChannelManager, their_network_key: PublicKey, channel_value_satoshis: int, push_msat: int,
     user_channel_id: int, temporary_channel_id: Optional[ChannelId], override_config: Optional[UserConfig],
 ) -> ChannelId:
-    """Check the proposal, then send ``open_channel``; returns the temporary channel id."""
+    """Check the proposal, then send ``open_channel``; returns the temporary channel id. LDK's checks, in its order:
+    ``create_channel``'s, then ``OutboundV1Channel::new``'s (no wumbo limit: every peer here is an LDK node, which
+    supports large channels)."""
     if channel_value_satoshis < 1000:
         raise APIError.APIMisuseError(f"Channel value must be at least 1000 satoshis. It was {channel_value_satoshis}")
-    if channel_value_satoshis > MAX_FUNDING_SATOSHIS_NO_WUMBO:
-        raise APIError.APIMisuseError(
-            f"funding_value must not exceed {MAX_FUNDING_SATOSHIS_NO_WUMBO}, it was {channel_value_satoshis}"
-        )
-    if push_msat > channel_value_satoshis * 1000:
-        raise APIError.APIMisuseError(
-            f"Push value ({push_msat}) was larger than channel_value ({channel_value_satoshis * 1000})"
-        )
     if their_network_key not in cm.peers:
         raise APIError.APIMisuseError(f"Not connected to node: {their_network_key}")
     config = override_config or cm.config
     tcid = temporary_channel_id or ChannelId(cm._random_bytes())
     if tcid in cm.channels:
         raise APIError.APIMisuseError(f"Channel with temporary channel ID {tcid} already exists!")
+    if channel_value_satoshis >= TOTAL_BITCOIN_SUPPLY_SATOSHIS:
+        raise APIError.APIMisuseError(
+            f"funding_value must be smaller than the total bitcoin supply, it was {channel_value_satoshis}")
+    if push_msat > channel_value_satoshis * 1000:
+        raise APIError.APIMisuseError(
+            f"Push value ({push_msat}) was larger than channel_value ({channel_value_satoshis * 1000})"
+        )
     handshake = config.channel_handshake_config
     channel_type = (
         ChannelTypeFeatures.anchors_zero_htlc_fee_and_dependencies()
@@ -143,6 +145,8 @@ def internal_open_channel(cm: ChannelManager, counterparty_node_id: PublicKey, m
     ):
         cm._send(counterparty_node_id, msgs.ErrorMessage(msg.temporary_channel_id, TOO_MANY_UNFUNDED_PEERS))
         return
+    if not cm.config.manually_accept_inbound_channels and _refused_funding(cm, counterparty_node_id, msg) is not None:
+        return
     no_user_channel_id_yet = 0  # accepting sets it; a request is never seen with one  # pragma: no mutate
     chan = _new_channel(
         cm, msg.temporary_channel_id, counterparty_node_id, False, no_user_channel_id_yet, msg.funding_satoshis,
@@ -180,6 +184,10 @@ def do_accept_inbound_channel(
     chan = cm.channels.get(tcid)
     if chan is None or chan.counterparty_node_id != peer or chan.phase is not ChannelPhase.UnacceptedInbound:
         raise APIError.APIMisuseError("No such channel awaiting to be accepted.")
+    refused = _refused_funding(cm, peer, chan)
+    if refused is not None:  # (LDK's InboundV1Channel::new fails: the request is gone, the peer told why)
+        del cm.channels[tcid]
+        raise APIError.ChannelUnavailable(refused)
     if chan.channel_type.requires_zero_conf() and not zero_conf:
         del cm.channels[tcid]
         cm._send(peer, msgs.ErrorMessage(tcid, "No zero confirmation channels accepted"))
@@ -197,6 +205,19 @@ def do_accept_inbound_channel(
 def _open_channels(cm: ChannelManager) -> list[Channel]:
     """LDK's channels and requests of each peer (a closed channel is gone from them)."""
     return [c for c in cm.channels.values() if c.phase is not ChannelPhase.Closed]
+
+
+def _refused_funding(cm: ChannelManager, peer: PublicKey, proposal: msgs.OpenChannel | Channel) -> Optional[str]:
+    """``InboundV1Channel::new``'s funding limit (``ChannelHandshakeLimits::max_funding_satoshis``, by default
+    ``MAX_FUNDING_SATOSHIS_NO_WUMBO``), checked as a channel is accepted: why it refuses, told to the peer, or None."""
+    funding = proposal.funding_satoshis if isinstance(proposal, msgs.OpenChannel) else proposal.channel_value_satoshis
+    if funding <= MAX_FUNDING_SATOSHIS_NO_WUMBO:
+        return None
+    tcid = proposal.temporary_channel_id
+    why = (f"Per our config, funding must be at most {MAX_FUNDING_SATOSHIS_NO_WUMBO}. It was {funding}. "
+           f"Peer contribution: {funding}. Our contribution: 0")
+    cm._send(peer, msgs.ErrorMessage(tcid, why))
+    return why
 
 
 def _peers_without_funded_channels(cm: ChannelManager) -> set[PublicKey]:
