@@ -175,8 +175,11 @@ class Sender:
         self.out.send_payment(HASH, RecipientOnionFields.secret_only(None), PID, retry, params, self.find_route,
                               self.send_along_path)
 
-    def fail(self, p: Path, origin: PublicKey = HOP, scid: int | None = None, permanent: bool | None = False) -> None:
-        reason = FailureOnion(origin, 0x1007, scid, permanent if scid is not None else None)
+    def fail(self, p: Path, origin: PublicKey = HOP, scid: int | None = None, permanent: bool | None = False,
+             code: int | None = None) -> None:
+        if code is None:  # a hop's temporary_channel_failure, a payee's incorrect_or_unknown_payment_details
+            code = 0x4000 | 15 if origin == PAYEE else 0x1007
+        reason = FailureOnion(origin, code, scid, permanent if scid is not None else None)
         self.out.fail_htlc(HTLCOutboundRoute(PID, p, False), HASH, reason)
 
     def claim(self, p: Path) -> None:
@@ -256,6 +259,37 @@ def test_a_part_failing_after_the_payment_succeeded_raises_nothing():
     s.retry()
     assert s.names() == ["PaymentSent", "PaymentPathSuccessful"] and s.forwardable == 0 and len(s.sent) == 2
 
+
+@pytest.mark.parametrize("code, update, blamed", [
+    (23, None, None),  # mpp_timeout: the payment failed, nothing to blame
+    (19, None, 11),  # final_incorrect_htlc_amount: the last channel, whose value did not match the onion
+    (0x2000 | 2, NetworkUpdate.NodeFailure(PAYEE, False), 11),  # temporary_node_failure (FailureCode's first)
+])
+def test_a_recipients_failure_without_the_perm_bit_is_retried(code, update, blamed):
+    """LDK's ``process_onion_failure`` for a failure from the final node: ``payment_failed_permanently`` only with
+    the PERM bit (onion_utils.rs:857), so ``fail_htlc`` retries the others (outbound_payment.rs ``fail_htlc``:
+    ``payment_failed_permanently`` alone abandons as RecipientRejected), each code with its own network update and
+    blamed channel (onion_utils.rs:777-850). The kit took every failure from the recipient as final."""
+    a, b = path(10), path(20)
+    s = Sender([route(a), route(b)])
+    s.pay(Retry.Attempts(3))
+    s.fail(a, origin=PAYEE, code=code)
+    assert s.events == [Event.PaymentPathFailed(PID, HASH, False, PathFailure.OnPath(update), a, blamed)]
+    s.retry()
+    assert s.sent == [a, b]
+    s.fail(b, origin=PAYEE, code=0x4000 | 15)  # refused for good: abandoned, as the recipient rejected it
+    assert s.events[-2:] == [Event.PaymentPathFailed(PID, HASH, True, PathFailure.OnPath(None), b, None),
+                             Event.PaymentFailed(PID, HASH, PaymentFailureReason.RecipientRejected)]
+
+
+def test_a_recipients_temporary_failure_of_a_payment_not_retried_is_retries_exhausted():
+    """``send_payment_with_route`` (no retry): a recipient's failure without the PERM bit abandons the payment as
+    RetriesExhausted, not RecipientRejected (outbound_payment.rs ``fail_htlc``)."""
+    a = path(10)
+    s = Sender([route(a)])
+    s.pay(Retry.Attempts(0))
+    s.fail(a, origin=PAYEE, code=23)
+    assert s.events[-1] == Event.PaymentFailed(PID, HASH, PaymentFailureReason.RetriesExhausted)
 
 def test_a_refused_mpp_payment_fails_once_its_last_part_is_back():
     """``fail_htlc``: a part refused by the recipient abandons the payment (RecipientRejected), but

@@ -382,8 +382,9 @@ class OutboundPayments:
 
         A part of a payment already fulfilled raises nothing. A probe reports what it learned.
         A payment raises ``PaymentPathFailed``; it is retried if its strategy allows, else
-        abandoned (``RecipientRejected`` if the recipient refused it, ``RetriesExhausted``),
-        and once an abandoned payment's last part is back, ``PaymentFailed`` follows.
+        abandoned (``RecipientRejected`` if the recipient refused it for good, ``RetriesExhausted``),
+        and once an abandoned payment's last part is back, ``PaymentFailed`` follows. What the recipient's failure
+        teaches is LDK's ``process_onion_failure`` (see :func:`_payee_failure`).
         """
         payment = self.pending_outbound_payments.get(route.payment_id)
         if payment is None:
@@ -395,17 +396,20 @@ class OutboundPayments:
         if payment.state is PaymentState.Fulfilled:
             return  # LDK: "Received failure of HTLC ... after payment completion"; kept for IDEMPOTENCY_TIMEOUT_TICKS
         at_payee = reason.origin == route.path.hops[-1].pubkey
+        permanent, network_update, scid = False, None, reason.short_channel_id
+        if at_payee:
+            permanent, network_update, scid = _payee_failure(route.path, reason.failure_code)
         if route.is_probe:
-            if at_payee:
+            if permanent:
                 self._pending_events(events.Event.ProbeSuccessful(route.payment_id, payment_hash, route.path))
             else:
-                self._pending_events(events.Event.ProbeFailed(route.payment_id, payment_hash, route.path,
-                                                              reason.short_channel_id))
+                self._pending_events(events.Event.ProbeFailed(route.payment_id, payment_hash, route.path, scid))
             self._forget(route.payment_id)
             return
-        network_update = None
-        scid = None if at_payee else reason.short_channel_id
-        if all(reason.origin != hop.pubkey for hop in route.path.hops):
+        if at_payee:
+            if scid is not None:
+                payment.failed_scids = payment.failed_scids + (scid,)
+        elif all(reason.origin != hop.pubkey for hop in route.path.hops):
             # Failed by us, not by a hop (LDK's HTLCFailReasonRepr::Reason, e.g. timed out on chain): no onion to
             # read, so decode_onion_failure blames the first hop, with no network update, never permanently.
             scid = route.path.hops[0].short_channel_id
@@ -414,12 +418,12 @@ class OutboundPayments:
             permanent_update = bool(reason.network_update_permanent)
             network_update = NetworkUpdate.ChannelFailure(scid, permanent_update)
             payment.failed_scids = payment.failed_scids + (scid,)
-        retry_now = not at_payee and payment.state is PaymentState.Retryable and payment.can_retry(self.clock.now_us())
+        retry_now = not permanent and payment.state is PaymentState.Retryable and payment.can_retry(self.clock.now_us())
         if not retry_now:
-            self._mark_abandoned(payment, events.PaymentFailureReason.RecipientRejected if at_payee
+            self._mark_abandoned(payment, events.PaymentFailureReason.RecipientRejected if permanent
                                  else events.PaymentFailureReason.RetriesExhausted)
         self._pending_events(events.Event.PaymentPathFailed(
-            payment_id=route.payment_id, payment_hash=payment_hash, payment_failed_permanently=at_payee,
+            payment_id=route.payment_id, payment_hash=payment_hash, payment_failed_permanently=permanent,
             failure=events.PathFailure.OnPath(network_update), path=route.path, short_channel_id=scid,
         ))
         if payment.state is PaymentState.Abandoned and payment.inflight_htlcs == 0:
@@ -438,3 +442,27 @@ class OutboundPayments:
         self.pending_outbound_payments.pop(payment_id, None)
         self.route_params.pop(payment_id, None)
         self.payment_paths.pop(payment_id, None)
+
+
+# BOLT 4's failure code flags.
+_PERM, _NODE = 0x4000, 0x2000
+
+
+def _payee_failure(path: Path, code: int) -> tuple[bool, Optional[NetworkUpdate], Optional[int]]:
+    """LDK's ``process_onion_failure`` for a failure from the recipient (``is_from_final_node``): whether the payment
+    failed for good (the PERM bit: ``payment_failed_permanently``), the network update and the channel it blames.
+    A code that says the payment itself failed (15-19, 23) updates nothing, blaming the last channel only for a value
+    that does not match the onion (18, 19); without the PERM bit it is retried, as a temporary node failure is."""
+    last = path.hops[-1]
+    permanent = bool(code & _PERM)
+    payment_failed = code & 0xFF in (15, 16, 17, 18, 19, 23)
+    if code & _NODE:
+        return permanent, NetworkUpdate.NodeFailure(last.pubkey, permanent), last.short_channel_id
+    if permanent:
+        if payment_failed:
+            return True, None, None
+        return True, NetworkUpdate.ChannelFailure(last.short_channel_id, True), last.short_channel_id
+    if payment_failed:
+        return False, None, last.short_channel_id if code & 0xFF in (18, 19) else None
+    # (an update code without the channel_update LDK would read, or a code it does not know: it gives up on the node)
+    return False, NetworkUpdate.NodeFailure(last.pubkey, True), last.short_channel_id
