@@ -584,9 +584,37 @@ def test_an_intercepted_htlc_forwarded_in_full_skims_nothing():
         assert forwarded.skimmed_fee_msat is None and forwarded.total_fee_earned_msat == 1_000
         assert claimable.counterparty_skimmed_fee_msat == 0
 
+
+def test_an_intercepted_htlc_not_forwarded_in_time_is_failed_back():
+    """LDK's ``best_block_updated`` (channelmanager.rs:11538-11564): an intercepted HTLC still held
+    ``HTLC_FAIL_BACK_BUFFER`` blocks before its outgoing expiry is failed back (temporary_node_failure,
+    ``HTLCHandlingFailed`` with ``InvalidForward`` naming the intercept scid); forwarding it then is an
+    ``APIMisuseError`` ("Errors if the event was not handled in time"). The kit held it for ever."""
+    from ldkkit.chain.chainmonitor import HTLC_FAIL_BACK_BUFFER
+
+    with World(seed=12) as world:
+        me, intercepts = _intercepting_lsp(world)
+        stage = Stage(world, me)
+        alice, carol, fake_scid, _ = pay_through_an_intercept_scid(stage)
+        (intercepted,) = intercepts
+        cm = me.channel_manager
+        (htlc,) = [h for c in cm.channels.values() for h in c.pending_inbound_htlcs.values()]
+        expiry = htlc.onion.hops[0].outgoing_cltv_value
+        stage.mine(expiry - HTLC_FAIL_BACK_BUFFER - cm.best_block_height - 1)
+        assert not any(isinstance(e, Event.HTLCHandlingFailed) for e in me.events_seen)
+        stage.mine(1)
+        stage.settle()
+        assert [e.failed_next_destination for e in me.events_seen if isinstance(e, Event.HTLCHandlingFailed)] == [
+            HTLCDestination.InvalidForward(fake_scid)]
+        assert any(isinstance(e, Event.PaymentFailed) for e in alice.events_seen)
+        to_carol = stage.channel_between(me, carol)
+        with pytest.raises(APIError.APIMisuseError, match="Payment with intercept id .* not found"):
+            cm.forward_intercepted_htlc(intercepted.intercept_id, to_carol.channel_id, carol.node_id, 10_000_000)
+
 def pay_through_an_intercept_scid(stage):
     """alice pays carol 10,000,000 msat through the learner node, to a fake scid it gave out for intercepts
-    (channels alice→me 6,000,000 and me→carol 1,000,000 sats); settled. Returns (alice, carol, fake_scid, invoice)."""
+    (channels alice→me 6,000,000 and me→carol 1,000,000 sats; the HTLC expires 144 blocks on, so blocks mined
+    meanwhile do not time the intercept out); settled. Returns (alice, carol, fake_scid, invoice)."""
     from ldkkit.ln.outbound_payment import RecipientOnionFields
     from ldkkit.routing.router import Path, Route, RouteHop
     from ldkkit.types import PaymentId
@@ -599,7 +627,7 @@ def pay_through_an_intercept_scid(stage):
     invoice = stage.invoice(carol, 10_000_000)
     first = alice.channel_manager.list_usable_channels()[0].short_channel_id
     path = Path((RouteHop(me.node_id, b"", first, b"", 1_000, 72, True),
-             RouteHop(carol.node_id, b"", fake_scid, b"", 10_000_000, 24, True)), None)
+             RouteHop(carol.node_id, b"", fake_scid, b"", 10_000_000, 144, True)), None)
     alice.channel_manager.send_payment_with_route(
         Route((path,), None), invoice.payment_hash(),
         RecipientOnionFields.secret_only(invoice.payment_secret()), PaymentId(b"\x07" * 32))

@@ -399,6 +399,7 @@ class ChannelManager:
                     continue
                 self._check_htlc_timeouts(chan, height)
             claimable_payments.fail_expired(self, height)
+            forwarding.fail_expired_intercepts(self, height)
             self._handle_monitor_events()
             self._changed()
 

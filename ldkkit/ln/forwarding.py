@@ -16,6 +16,7 @@ import hashlib
 from datetime import timedelta
 from typing import TYPE_CHECKING, Optional
 
+from ..chain.chainmonitor import HTLC_FAIL_BACK_BUFFER
 from ..errors import APIError
 from ..events import Event, HTLCDestination
 from ..ln import msgs
@@ -245,6 +246,20 @@ def _forward_released(cm: ChannelManager, fwd: PendingForward, out_channel_id: C
     # nothing); the next hop sees it in update_add_htlc and our PaymentForwarded reports it.
     skimmed = max(htlc.onion.hops[0].amt_to_forward - amount_msat, 0)
     _send_on(cm, chan, htlc, out_chan, amount_msat, skimmed or None)
+
+
+def fail_expired_intercepts(cm: ChannelManager, height: int) -> None:
+    """LDK's ``best_block_updated``: an intercepted HTLC still held ``HTLC_FAIL_BACK_BUFFER`` blocks before its
+    outgoing expiry is failed back (temporary_node_failure, ``InvalidForward`` naming the intercept scid); a
+    ``forward_intercepted_htlc`` for it then finds it no more ("was not handled in time")."""
+    for intercept_id, fwd in list(cm.intercepted.items()):
+        chan = cm.channels[fwd.channel_id]
+        htlc = chan.pending_inbound_htlcs[fwd.htlc_id]
+        hop = htlc.onion.hops[0]
+        if height >= hop.outgoing_cltv_value - HTLC_FAIL_BACK_BUFFER:
+            del cm.intercepted[intercept_id]
+            scid = hop.short_channel_id
+            fail_inbound(cm, chan, htlc, NODE | 2, scid, HTLCDestination.InvalidForward(scid))
 
 
 def fail_intercepted_htlc(cm: ChannelManager, intercept_id: InterceptId) -> None:
