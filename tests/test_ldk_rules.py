@@ -291,6 +291,27 @@ def test_a_recipients_temporary_failure_of_a_payment_not_retried_is_retries_exha
     s.fail(a, origin=PAYEE, code=23)
     assert s.events[-1] == Event.PaymentFailed(PID, HASH, PaymentFailureReason.RetriesExhausted)
 
+@pytest.mark.parametrize("delta, received", [(21, False), (22, True)])  # (expiry: the next block plus delta)
+def test_a_payment_expiring_too_soon_to_claim_on_chain_is_failed_as_it_arrives(delta, received):
+    """LDK's ``create_recv_pending_htlc_info`` (onion_payment.rs:190-204): an HTLC to us whose expiry is at most
+    ``HTLC_FAIL_BACK_BUFFER + 1`` blocks away is failed at once (incorrect_or_unknown_payment_details,
+    ``FailedPayment``), never claimable. The kit made it claimable, to fail it back at the next block."""
+    with World(seed=3) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        bob = stage.peer("bob")
+        stage.open(bob, stage.me, 6_000_000)
+        invoice = stage.invoice(stage.me, 10_000_000)
+        scid = bob.channel_manager.list_usable_channels()[0].short_channel_id
+        path = Path((RouteHop(stage.me.node_id, b"", scid, b"", 10_000_000, delta, True),), None)
+        bob.channel_manager.send_payment_with_route(
+            Route((path,), None), invoice.payment_hash(), RecipientOnionFields.secret_only(invoice.payment_secret()),
+            PaymentId(b"\x05" * 32))
+        stage.settle()
+        seen = stage.me.events_seen
+        assert any(isinstance(e, Event.PaymentClaimable) for e in seen) is received
+        assert any(isinstance(e, Event.HTLCHandlingFailed) and e.failed_next_destination
+                   == HTLCDestination.FailedPayment(invoice.payment_hash()) for e in seen) is not received
+
 def test_a_refused_mpp_payment_fails_once_its_last_part_is_back():
     """``fail_htlc``: a part refused by the recipient abandons the payment (RecipientRejected), but
     ``PaymentFailed`` waits for ``remaining_parts() == 0``: each part raises its ``PaymentPathFailed``

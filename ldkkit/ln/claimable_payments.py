@@ -59,12 +59,15 @@ class ClaimablePayment(Record, frozen=False):
 def receive(cm: ChannelManager, chan: Channel, htlc: InboundHTLC) -> None:
     """The HTLC is for us: check it, collect the parts, raise PaymentClaimable when whole."""
     final = htlc.onion.final
-    # LDK's create_recv_pending_htlc_info: the CLTV, then the amount (short of the onion's by at most the skimmed
-    # fee, if the config accepts underpaying HTLCs), each with BOLT 4's code; then the payment itself.
+    # LDK's create_recv_pending_htlc_info: the CLTV, an expiry too soon to claim on chain in time, then the amount
+    # (short of the onion's by at most the skimmed fee, if the config accepts underpaying HTLCs), each with BOLT 4's
+    # code; then the payment itself.
     allowed_short = (htlc.skimmed_fee_msat or 0) if cm.config.channel_config.accept_underpaying_htlcs else 0
     purpose = inbound_payment.payment_purpose(cm.inbound_payments, htlc.payment_hash, final, cm.clock.unix_time())
     if final.outgoing_cltv_value > htlc.cltv_expiry:
         code = forwarding.FINAL_INCORRECT_CLTV_EXPIRY
+    elif htlc.cltv_expiry <= cm.best_block_height + HTLC_FAIL_BACK_BUFFER + 1:
+        code = forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS
     elif final.amt_to_forward > htlc.amount_msat + allowed_short:
         code = forwarding.FINAL_INCORRECT_HTLC_AMOUNT
     elif purpose is None:
