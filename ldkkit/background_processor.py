@@ -455,7 +455,7 @@ class _ThreadState:
 
     def _arm(self, futures: list[Any]) -> None:
         wake = self.participant.wake  # type: ignore[union-attr]
-        for future in futures:
+        for future in futures:  # LDK's Sleeper: its wake-ups take nothing; its wait's return does (take_wake)
             future.watch(wake, never)
 
     def _wait(self) -> None:
