@@ -345,13 +345,17 @@ def _handler_elsewhere(notebook: dict[str, Any], cells: list[str]) -> str:
 
 
 def _run_worker(exercise: str, cells: list[str], timeout_s: float, batch: Batch) -> dict[str, str]:
-    """Run the worker for one workbook, with one wall-clock limit, and leave no process behind."""
+    """Run the worker for one workbook, with one wall-clock limit, and leave no process behind. Its check stops a
+    handler at this process's hang limit (``common.HANDLER_TIMEOUT_S``), which only the grader's own code sets."""
+    from .exercises import common
+
     uid = batch.uids.get() if batch.uids is not None else None
     temp = scratch_dir("ldkkit-worker-")  # (the check's worlds keep their stores in it)
     try:
         limits = jail_module.Limits(**{**vars(batch.limits), "cpu_s": max(1, int(timeout_s) + 1)})
         jail = jail_module.Jail(uid, limits, batch.hide, batch.stubs())
-        job = {"exercise": exercise, "cells": cells, "timeout_s": timeout_s, "jail": jail.to_dict(), "temp": temp}
+        job = {"exercise": exercise, "cells": cells, "timeout_s": timeout_s, "jail": jail.to_dict(), "temp": temp,
+               "hang_limit_s": common.HANDLER_TIMEOUT_S}
         worker = _start_worker()
         try:
             out, _ = worker.communicate(json.dumps(job).encode(), timeout=timeout_s + _GRACE_S)

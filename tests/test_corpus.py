@@ -7,8 +7,8 @@ the kit gets wrong is a strict xfail whose reason says what the kit does and sho
 ``test_eight_at_a_time_gives_what_alone_gives`` runs many of the same cases alone and asserts
 their verdict, headline and hint are exactly what they were side by side.
 
-The two handlers that never return (``*_slow``) take up to 10 s each; after their verdict no
-thread of the check may be left running (``test_no_check_thread_left``).
+The handlers that never return (``*_slow``) run alone, and are stopped at the kit's 10 s (one of them) or sooner
+(``Case.hang_limit_s``); after their verdict no thread of the check may be left running (``test_no_check_thread_left``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pytest
 from corpus import FAIL, PASS, Case, all_cases
 
-from ldkkit.exercises import ExerciseFailed, check
+from ldkkit.exercises import ExerciseFailed, check, common
 
 #: ``LDKKIT_CORPUS_ONLY=<workbook>[,<workbook>...]`` (mutation testing's ``--corpus``): those workbooks'
 #: cases only, each judged on its own, so that a mutant runs only the cases that reach the code it changed.
@@ -66,11 +66,18 @@ def run(case: Case) -> Outcome:
 
 
 def run_alone(case: Case) -> Outcome:
-    """Run one case; afterwards, wait (a few seconds at most) for the check's threads to end."""
+    """Run one case, under its own hang limit if it has one; afterwards, for a handler stopped for overrunning (whose
+    leftovers ``test_no_check_thread_left`` judges), wait (a few seconds at most) for the threads it started to end.
+    (Only for those: a right handler's own worker thread that lives on cost every other case 5 s of waiting.)"""
     before = set(threading.enumerate())
-    outcome = run(case)
+    kits = common.HANDLER_TIMEOUT_S
+    common.HANDLER_TIMEOUT_S = case.hang_limit_s or kits
+    try:
+        outcome = run(case)
+    finally:
+        common.HANDLER_TIMEOUT_S = kits
     left: list[threading.Thread] = []
-    for _ in range(50):
+    for _ in range(50 if _never_returns(case) else 0):
         left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
         if not any(t.name.startswith("ldkkit-check") for t in left) and not left:
             break

@@ -282,6 +282,7 @@ def test_the_worker_gets_the_workbook_its_limits_and_a_scratch_folder_removed_af
     assert (row.status, row.hint) == ("failed", "Hint: x")
     job = json.loads(job_file.read_text())
     assert (job["exercise"], job["timeout_s"]) == ("open_channel_request", timeout_s)
+    assert job["hang_limit_s"] == 10.0  # the check's limit, the kit's own unless the grader's code set another
     assert len(job["cells"]) == 1 and "written_by = 'the test of the grader'" in job["cells"][0]
     # the learner process may use the workbook's limit in CPU seconds, rounded up past it; the rest is the batch's
     assert job["jail"]["limits"] == {**vars(grading.jail_module.Limits(memory_mb=512)), "cpu_s": cpu_s}
@@ -559,6 +560,16 @@ def test_a_handler_the_check_cannot_stop_is_told_to_an_instructor_without_jupyte
     assert "kernel" not in common.CANNOT_STOP and "grader ended its process" in common.CANNOT_STOP
 
 
+def test_the_graders_wait_on_the_learner_is_eight_tenths_of_the_checks_hang_limit(monkeypatch):
+    """Silent that long, the learner is asked where it is: a spawned task's step found spinning is the check's to stop
+    at its limit, before the learner's time (as long again) runs out and the row would say 'timed out'."""
+    from ldkkit.exercises import common
+
+    assert (common.HANDLER_TIMEOUT_S, bridge.exchange_limit_s()) == (10.0, 8.0)
+    monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", 3.0)
+    assert bridge.exchange_limit_s() == pytest.approx(2.4)
+
+
 # --- the grader's verdict is the check's, on handlers whose work is in a thread or a task, or that exit -----------
 
 def _solution_handler(workbook_name: str) -> str:
@@ -768,7 +779,8 @@ _AS_THE_CHECK = {
                               ("kept", "asyncio.get_running_loop().create_task"))))},
     # the same put-off work spinning for ever (while True: pass): the check stops it, 'a task your handler spawned ran
     # 10 seconds without pausing' (failed); the grader's wait on the learner process (8 s) ran out first, and it knew
-    # of no step running: 'timed out', 'it never returned'
+    # of no step running: 'timed out', 'it never returned'. (Played under a hang limit of SPIN_LIMIT_S: the grader's
+    # check and wait scale with it.)
     **{f"spins_in_{how}": ("receiving_payments", "03_receiving_payments.ipynb", lambda s, put_off=put_off:
                            s.replace(_CLAIMED_AT_ONCE, put_off + _CLAIMED_AT_ONCE)) for how, put_off in (
         ("a_callback", "            def spin():\n                while True:\n                    pass\n"
@@ -779,7 +791,7 @@ _AS_THE_CHECK = {
           for kind, build in (("built_directly", "asyncio.Task"),
                               ("kept", "asyncio.get_running_loop().create_task"))),
         # (from its first step, held until the grader heard the handler return: it ran in the next event's exchange,
-        # and the grader told that handler's overrun, 'did not return within 10 seconds of being given PaymentClaimed')
+        # and the grader told that handler's overrun, 'did not return within ... seconds of being given PaymentClaimed')
         ("a_task_at_once", "            async def spin():\n                while True:\n                    pass\n"
                            "            background_tasks.add(asyncio.get_running_loop().create_task(spin()))\n"))},
     # the first payment storages kept, and used in every play: the check failed it ('Succeeded on disk ... never
@@ -836,10 +848,17 @@ _AS_THE_CHECK = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(_AS_THE_CHECK))
-def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
-    from ldkkit.exercises import check
+#: The hang limit the spinning cases are played under, by the check here and by the grader's (its job hands the
+#: worker this process's): each waits for it twice (the kit's 10 s made each case 20 s).
+SPIN_LIMIT_S = 3.0
 
+
+@pytest.mark.parametrize("case", sorted(_AS_THE_CHECK))
+def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch, case):
+    from ldkkit.exercises import check, common
+
+    if case.startswith("spins_in_"):
+        monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", SPIN_LIMIT_S)
     exercise, name, change = _AS_THE_CHECK[case]
     source = _SETUP + "\n\n" + change(_solution_handler(name))
     module = tmp_path / f"learner_{case}.py"  # (a learner's file: the check sees its code as the learner's)
@@ -874,9 +893,9 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
         assert "you handed over the Event.BumpTransaction itself" in row.hint, row.hint
     if case == "builds_a_sweep_never_broadcast":  # the cause named, the descriptors crossing as copies
         assert "you built a transaction spending it" in row.hint, row.hint
-    if case.startswith("spins_in_"):  # the task's own words, the check's stop
-        assert "a task your handler spawned ran 10 seconds without pausing, after Event.PaymentClaimable. The check " \
-               "stopped it." in hint, hint
+    if case.startswith("spins_in_"):  # the task's own words, the check's stop, at the limit the grader was given
+        assert f"a task your handler spawned ran {SPIN_LIMIT_S:g} seconds without pausing, after " \
+               "Event.PaymentClaimable. The check stopped it." in hint, hint
     if case == "fails_back_at_once":
         assert "while it handled HTLCHandlingFailed" in row.hint, row.hint
     if case == "disconnects_the_next_hop":

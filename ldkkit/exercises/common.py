@@ -41,7 +41,9 @@ from .watch import (
     blocked_in_a_wait,
 )
 
-#: How long a handler may take on one event, from the moment it is handed over.
+#: How long a handler may take on one event, from the moment it is handed over. The grader hands its own value to
+#: its worker (``hang_limit_s`` in the job), whose wait on the learner process scales with it
+#: (``bridge.exchange_limit_s``): a test that lowers it in its process lowers it for the grader's check too.
 HANDLER_TIMEOUT_S = 10.0
 #: How often the check looks at a handler's running time, and at whether a handler it stopped has ended.
 POLL_S = 0.05

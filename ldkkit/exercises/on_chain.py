@@ -188,20 +188,22 @@ def judge_bumps(played: Played) -> None:
     claims_handed: set[Any] = set()  # (the claims of the requests handed over so far)
     # Each request is answered by the first hand-over equal to it, made after it was given and answering no other,
     # from whatever thread (a worker of yours, started for an earlier event, hands over under that event's handling).
+    # (Looked for up to the first only: comparing a request with every later hand-over, deeply, took a handler whose
+    # claims never confirmed, asked again at every block, minutes.)
     unanswered = list(played.recorder.calls_to("bump_tx_event_handler.handle_event"))
     for handling in played.handled(Event.BumpTransaction):
         bump = handling.event.bump_event
-        handed = [c for c in unanswered if c.order > handling.order and c.arguments.get("event") == bump][:1]
-        if handed:
-            unanswered.remove(handed[0])
+        handed = next((c for c in unanswered if c.order > handling.order and c.arguments.get("event") == bump), None)
+        if handed is not None:
+            unanswered.remove(handed)
         outer = any(isinstance(c.arguments.get("event"), Event.BumpTransaction)
                     for c in played.recorder.calls_for(handling, "bump_tx_event_handler.handle_event"))
-        if not handed and outer:
+        if handed is None and outer:
             raise fail(played, handling.event, f"bump_tx_event_handler.handle_event(the inner {type(bump).__name__})",
                        "you handed over the Event.BumpTransaction itself, not its bump_event",
                        "the BumpTxEventHandler takes what the event carries, a BumpTransactionEvent: match "
                        "Event.BumpTransaction(bump_event) and hand bump_event over.")
-        if not handed:
+        if handed is None:
             kind = type(bump).__name__
             again = getattr(bump, "claim_id", None) in claims_handed
             raise fail(played, handling.event, f"bump_tx_event_handler.handle_event(the inner {kind})",

@@ -10,7 +10,7 @@ message only). When the learner's loop has a timer (a task sleeping before
 ``process_pending_htlc_forwards``), a wake-up is scheduled on the world's own loop at
 that virtual time, and the learner's loop is told to run what is due then.
 
-Every wait on the learner is bounded: past :data:`EXCHANGE_LIMIT_S` the learner process
+Every wait on the learner is bounded: past :func:`exchange_limit_s` the learner process
 is killed and the handler raises :class:`HandlerTimeout`.
 """
 
@@ -33,8 +33,10 @@ from typing import Any, NoReturn, Optional
 from . import jail as jail_module
 from . import wire
 
-#: The longest the learner may take to answer one message (the check's own limit is 10 s).
-EXCHANGE_LIMIT_S = 8.0
+#: The longest the learner may take to answer one message, as a share of the check's hang limit (8 s of its 10 s):
+#: then asked where it is, a spawned task's step it is in is the check's to stop at that limit, well before the
+#: learner's time runs out again.
+EXCHANGE_SHARE = 0.8
 #: How often a wait on the learner looks up (the check's watchdog stops the waiting thread between looks).
 LOOK_S = 0.05
 #: How many kit objects without bytes (a graph, say) calls may hand the learner, by number.
@@ -58,6 +60,14 @@ _CHILD_MAIN = ("import os, sys; sys.path.insert(0, sys.argv[1]); from ldkkit.san
 LEARNERS_TRACEBACK = "In the learner's process:"
 #: LDKKIT_SANDBOX_DEBUG=1 in the grader's environment: the learner process's stderr is the grader's.
 _DEBUG = bool(os.environ.get("LDKKIT_SANDBOX_DEBUG"))
+
+
+def exchange_limit_s() -> float:
+    """The longest the learner may take to answer one message: :data:`EXCHANGE_SHARE` of the check's hang limit
+    (``common.HANDLER_TIMEOUT_S``, the grader's, handed to its worker in the job)."""
+    from ..exercises import common
+
+    return EXCHANGE_SHARE * common.HANDLER_TIMEOUT_S
 
 
 class HandlerTimeout(Exception):
@@ -273,7 +283,7 @@ class RemoteHandler:
         from ..exercises.watch import sleeping_allowed
 
         learner = self.learner
-        if not learner.lock.acquire(timeout=EXCHANGE_LIMIT_S):
+        if not learner.lock.acquire(timeout=exchange_limit_s()):
             raise HandlerTimeout("the learner process stayed busy")
         try:
             # The grader's own code: its waits (for a learner process that is ending, say) are no learner's sleep.
@@ -292,20 +302,20 @@ class RemoteHandler:
             learner.lock.release()
 
     def _serve_until_idle(self) -> dict[str, Any]:
-        """Serve the learner's calls until it is idle. One that says nothing for :data:`EXCHANGE_LIMIT_S` is asked
+        """Serve the learner's calls until it is idle. One that says nothing for :func:`exchange_limit_s` is asked
         where it is: stuck in a step of a task its handler spawned, that step is the check's to watch (a ``TaskStep``,
         stopped and told as the check tells it), and the learner has as long again; anywhere else, it timed out."""
-        learner, began = self.learner, time.monotonic()
+        learner, began, limit = self.learner, time.monotonic(), exchange_limit_s()
         asked, step = None, None
         try:
             while True:
-                if not learner.answers_within(EXCHANGE_LIMIT_S):
+                if not learner.answers_within(limit):
                     if asked is not None:
-                        learner.time_out(EXCHANGE_LIMIT_S)
+                        learner.time_out(limit)
                     self._asked = asked = self._asked + 1
                     learner.send({"op": "where", "id": asked})
                     continue
-                reply = learner.receive(EXCHANGE_LIMIT_S)
+                reply = learner.receive(limit)
                 if reply.get("op") == "stepping":  # (an answer to an earlier exchange's question, late: none now)
                     if asked is not None and reply.get("id") == asked:
                         step = self._watch_step(reply, began)
@@ -333,7 +343,7 @@ class RemoteHandler:
         keeper = context.get(recorder._RECORDING) if context is not None else None
         handling = context.get(recorder._HANDLING) if context is not None else None
         if keeper is None or handling is None or type(since) not in (int, float):
-            self.learner.time_out(EXCHANGE_LIMIT_S)
+            self.learner.time_out(exchange_limit_s())
         step = TaskStep(handling.event, max(float(since), began), threading.get_ident())  # type: ignore[arg-type]
         paused = [(h, h.wall_started) for h in keeper.handlings if h.finished is None and h.wall_started is not None]
         for h, _ in paused:

@@ -41,7 +41,10 @@ _ANSWER_S = 0.5
 
 def grade(job: dict[str, Any]) -> dict[str, Any]:
     """The verdict on one workbook: {"status", "hint", "missing": what the sandbox could not do}."""
+    from ..exercises import common  # (loaded already: ``main`` tells it first whom it speaks to)
+
     deadline = time.monotonic() + float(job["timeout_s"])
+    common.HANDLER_TIMEOUT_S = float(job["hang_limit_s"])  # the grader's, so its check says what check() says
     jail = jail_module.Jail.from_dict(job["jail"])
     if jail.uid is None:  # not root: a scratch folder of our own making
         scratch = jail.scratch = tempfile.mkdtemp(prefix="ldkkit-sandbox-")

@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 PASS, FAIL = "pass", "fail"
+#: The hang limit (``common.HANDLER_TIMEOUT_S``) a case whose handler never returns may be checked under, instead of
+#: the kit's 10 s: such a case runs alone, and is stopped as soon. ``open_channel_request:spins_forever`` keeps the
+#: kit's own limit, and its words.
+QUICK_HANG_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class Case:
     why: str = ""  # what the learner did, in a sentence
     xfail: Optional[str] = None  # the kit gets this one wrong today: why (strict xfail)
     slow: bool = False  # takes many seconds alone (a timeout, or a whole capstone)
+    hang_limit_s: Optional[float] = None  # the check's hang limit for this case (QUICK_HANG_S), None: the kit's
     marks: tuple[str, ...] = field(default=())
 
     def new_handler(self) -> Callable[..., Any]:
@@ -49,6 +54,8 @@ class Case:
     def __post_init__(self) -> None:
         assert self.expect in (PASS, FAIL), self.expect
         assert self.expect == PASS or self.words, f"{self.id}: a WRONG case names the words its message needs"
+        # (a limit is the process's: only a case that runs alone, never beside others, may have one of its own)
+        assert self.hang_limit_s is None or (self.slow and self.expect == FAIL), f"{self.id}: runs alone"
 
 
 def right(exercise: str, name: str, handler: Callable[..., Any], why: str = "", **kw: Any) -> Case:

@@ -14,7 +14,7 @@ from ldkkit.ln.channelmanager import FailureCode
 from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 from ldkkit.types import PaymentId, PaymentPreimage
 
-from . import Fresh, right, wrong
+from . import QUICK_HANG_S, Fresh, right, wrong
 from .arms import LATER, asks_again_always, asks_again_first, claimable, compose, later, only, spawn
 from .arms import claimed as good_claimed
 
@@ -552,8 +552,8 @@ CASES = [
                 "tasks a task factory made, and threads")
       for how in LATER if how != "call_soon"),
     *(wrong(EX, f"spins_in_what_it_put_off_by_{how.lower()}", compose({CLAIMABLE: answers_then_puts_off(how, spins)}),
-            "a task your handler spawned ran 10 seconds without pausing, after Event.PaymentClaimable",
-            "The check stopped it", "must return promptly", slow=True,
+            f"a task your handler spawned ran {QUICK_HANG_S:g} seconds without pausing, after Event.PaymentClaimable",
+            "The check stopped it", "must return promptly", slow=True, hang_limit_s=QUICK_HANG_S,
             why=f"work put off with {how} spins for ever (while True: pass): the check hung for ever, such a callback "
                 "(or a step of a task built directly) ran unwatched, where a create_task task's step is stopped")
       for how in ("call_later", "Task")),
