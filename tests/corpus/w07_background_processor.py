@@ -16,6 +16,7 @@ from .arms import claimed as good_claimed
 from .arms import compose, failed, nothing, sent, spawn
 from .w03_receiving_payments import (
     answers_after,
+    answers_from_a_thread_after,
     claimed_by_a_worker_per_loop,
     claimed_by_one_worker,
     claimed_retry_in_place,
@@ -399,6 +400,13 @@ CASES = [
     wrong(EX, "counts_a_payment_handed_over_again", compose({CLAIMED: adds_when_handed_again}),
           "a crash just after PaymentClaimed", "amt_msat", why="adds the amount to a Succeeded record, memory put "
           "back after a failed write: a PaymentClaimed handed over again after a crash counts twice"),
+    *(wrong(EX, f"counts_a_payment_handed_over_again_claimed_{how}",
+            compose({CLAIMABLE: answer, CLAIMED: adds_when_handed_again}),
+            "a crash just after PaymentClaimed", "amt_msat",
+            why=f"counts_a_payment_handed_over_again, each payment claimed 3 s later from a {how} (workbook 3 allows "
+                "it): it passed, the story's crash coming only once a PaymentClaimed had been handed over, and the "
+                "story ending before that")
+      for how, answer in (("task", answers_after(3)), ("thread", answers_from_a_thread_after(3)))),
     wrong(EX, "raises_on_failed_write", compose({CLAIMED: INBOUND(reraise_as_runtime),
                                                  SENT: OUTBOUND(reraise_as_runtime),
                                                  FAILED: OUTBOUND(reraise_as_runtime)}),
