@@ -13,7 +13,11 @@ from what is on disk once the processor has stopped:
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from ..events import Event
 from ..persist import CHANNEL_MANAGER_PERSISTENCE_KEY
@@ -25,11 +29,20 @@ FORMS = ("thread", "async")
 
 
 def _failing(stage: Stage, key: str, times: int = 1) -> None:
-    """The node's disk refuses the next ``times`` writes of ``key``, as a full disk would."""
+    """The node's disk refuses the next ``times`` writes of ``key``, as a full disk would: through its
+    ``fs_store``, and through any other writer of the key's file (``open()``, a ``FilesystemStore`` of your own)."""
     store = stage.me.fs_store
     real_write = store.write
     failing = key
     failures = [OSError(f"disk full (simulated) writing {key}") for _ in range(times)]
+    with _HOOKING:  # (an audit hook is never removed: only a process that plays a failing disk has one, ~1% slower)
+        if not _HOOKED:
+            sys.addaudithook(_refuse_open)
+            _HOOKED.append(_refuse_open)
+    for path, left in list(_REFUSED.items()):  # (those of plays over: refused all, or their world gone)
+        if not left or not os.path.isdir(os.path.dirname(path)):
+            _REFUSED.pop(path, None)
+    _REFUSED[os.path.abspath(store._file("", "", key))] = failures
 
     def write(primary_namespace: str, secondary_namespace: str, key: str, buf: bytes) -> None:
         """FilesystemStore.write, with its own parameter names (a handler may pass them as keywords)."""
@@ -38,6 +51,26 @@ def _failing(stage: Stage, key: str, times: int = 1) -> None:
         real_write(primary_namespace, secondary_namespace, key, buf)
 
     store.write = write  # type: ignore[method-assign]
+
+
+#: The files a failing disk refuses to write, each with the failures still to come (``_failing``). Every check in the
+#: process shares it: their nodes' folders differ.
+_REFUSED: dict[str, list[OSError]] = {}
+
+
+def _refuse_open(event: str, args: tuple[Any, ...]) -> None:
+    """An audit hook: a refused file opened for writing by anyone (a key's own file, or the temporary file a
+    FilesystemStore writes it through) raises the disk's error."""
+    if event != "open" or not _REFUSED or not isinstance(args[0], (str, bytes, os.PathLike)) \
+            or not (isinstance(args[2], int) and args[2] & (os.O_WRONLY | os.O_RDWR)):
+        return
+    folder, name = os.path.split(os.path.abspath(os.fsdecode(args[0])))
+    failures = _REFUSED.get(os.path.join(folder, name.split(".", 1)[0]))  # (keys have no '.': "key.<hex>.tmp")
+    if failures:
+        raise failures.pop()
+
+
+_HOOKING, _HOOKED = threading.Lock(), []  # (the hook, once added)
 
 
 def receive_with_failing_disk(stage: Stage) -> None:

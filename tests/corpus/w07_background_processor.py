@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 import time
 from typing import Any
@@ -335,6 +336,33 @@ def writes_under_a_namespace(inbound_payments: Any, outbound_payments: Any, fs_s
     return None
 
 
+def by_open(catches: bool) -> Any:
+    """An arm writing the record with open() in the node's folder, not fs_store.write; ReplayEvent on OSError if
+    ``catches``."""
+
+    def arm(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+        storage, key = _updated(inbound_payments, outbound_payments, event)
+        try:
+            with open(os.path.join(fs_store.get_data_dir(), key), "wb") as file:
+                file.write(storage.encode())
+        except OSError:
+            if not catches:
+                raise
+            return ReplayEvent()
+        return None
+
+    return arm
+
+
+def by_a_store_of_its_own(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any,
+                          **_: Any) -> None:
+    """Writes the record with a FilesystemStore of its own, on the node's folder, and no try/except."""
+    from ldkkit.fs_store import FilesystemStore
+
+    storage, key = _updated(inbound_payments, outbound_payments, event)
+    FilesystemStore(fs_store.get_data_dir()).write("", "", key, storage.encode())
+
+
 CASES = [
     wrong(EX, "never_claims", compose({CLAIMABLE: nothing}), "it was never claimed",
           why="no PaymentClaimable arm at all: the write that fails was never tried, and the workbook passed it"),
@@ -407,6 +435,18 @@ CASES = [
                 "it): it passed, the story's crash coming only once a PaymentClaimed had been handed over, and the "
                 "story ending before that")
       for how, answer in (("task", answers_after(3)), ("thread", answers_from_a_thread_after(3)))),
+    wrong(EX, "writes_with_open", compose({CLAIMED: by_open(False), SENT: by_open(False), FAILED: by_open(False)}),
+          "raised OSError", "return ReplayEvent()",
+          why="open(os.path.join(fs_store.get_data_dir(), key), 'wb') with no try/except: it passed, the check's "
+              "full disk refusing only fs_store.write"),
+    wrong(EX, "writes_with_a_store_of_its_own", compose({CLAIMED: by_a_store_of_its_own, SENT: by_a_store_of_its_own,
+                                                         FAILED: by_a_store_of_its_own}),
+          "raised OSError", "return ReplayEvent()",
+          why="FilesystemStore(fs_store.get_data_dir()).write(...), no try/except: it passed, as writes_with_open"),
+    right(EX, "writes_with_open_catching", compose({CLAIMED: by_open(True), SENT: by_open(True),
+                                                    FAILED: by_open(True)}),
+          why="open() in the node's folder, ReplayEvent on OSError: the full disk refuses it too, and it asks again "
+              "(the grader cannot run it: a PosixPath does not cross to the learner's process)"),
     wrong(EX, "raises_on_failed_write", compose({CLAIMED: INBOUND(reraise_as_runtime),
                                                  SENT: OUTBOUND(reraise_as_runtime),
                                                  FAILED: OUTBOUND(reraise_as_runtime)}),
