@@ -24,6 +24,7 @@ from ..persist import CHANNEL_MANAGER_PERSISTENCE_KEY
 from ..scenarios import Stage
 from . import receiving_payments, sending_payments
 from .common import PLAY_ON_S, CheckResult, Handling, Played, Session, fail, held_back
+from .recorder import _HANDLING, _RECORDING, Call
 
 FORMS = ("thread", "async")
 
@@ -65,9 +66,17 @@ def _refuse_open(event: str, args: tuple[Any, ...]) -> None:
             or not (isinstance(args[2], int) and args[2] & (os.O_WRONLY | os.O_RDWR)):
         return
     folder, name = os.path.split(os.path.abspath(os.fsdecode(args[0])))
-    failures = _REFUSED.get(os.path.join(folder, name.split(".", 1)[0]))  # (keys have no '.': "key.<hex>.tmp")
-    if failures:
-        raise failures.pop()
+    key = name.split(".", 1)[0]  # (keys have no '.': "key.<hex>.tmp")
+    failures = _REFUSED.get(os.path.join(folder, key))
+    if failures is None:
+        return
+    error = failures.pop() if failures else None
+    recorder, handling = _RECORDING.get(), _HANDLING.get()
+    if recorder is not None and handling is not None:  # (your own write: judged as a write of fs_store's is)
+        recorder.calls.append(Call("open", {"key": key}, handling, handling.finished is None,
+                                   recorder.world.clock.now(), error))
+    if error is not None:
+        raise error
 
 
 _HOOKING, _HOOKED = threading.Lock(), []  # (the hook, once added)
@@ -132,7 +141,7 @@ def judge_replays(played: Played) -> None:
 def _judge_not_swallowed(played: Played, handling: Handling) -> None:
     """A write that raised, of a key no later write of this hand-over wrote, and None returned: swallowed."""
     # (only the writes made before it returned: a task's retry later is no write before LDK forgets the event)
-    writes = [w for w in played.recorder.calls_for(handling, "fs_store.write") if w.during]
+    writes = [w for w in played.recorder.calls_for(handling) if w.name in ("fs_store.write", "open") and w.during]
     keys = [w.arguments.get("key") for w in writes]
     lost = [w for at, w in enumerate(writes) if w.error is not None
             and not any(later.error is None for later in writes[at + 1:] if later.arguments.get("key") == keys[at])]
