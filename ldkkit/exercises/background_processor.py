@@ -24,7 +24,7 @@ from ..persist import CHANNEL_MANAGER_PERSISTENCE_KEY
 from ..scenarios import Stage
 from . import receiving_payments, sending_payments
 from .common import PLAY_ON_S, CheckResult, Handling, Played, Session, fail, held_back
-from .recorder import _HANDLING, _RECORDING, Call
+from .recorder import _HANDLING, _RECORDING, Call, replayed
 
 FORMS = ("thread", "async")
 
@@ -149,10 +149,11 @@ def _judge_not_swallowed(played: Played, handling: Handling) -> None:
         raise fail(played, handling.event, f"{keys[writes.index(lost[0])]} persisted before your handler returned",
                    "your handler had not returned from this event when the story ended: it was still waiting",
                    held_back(played))
-    if lost and handling.result is None:
+    if lost and not replayed(handling):  # (None, or an answer LDK's handler has not: False, "retry"... all handled)
+        returned = "" if handling.result is None else f" ({handling.result!r}, which LDK takes as handled)"
         raise fail(played, handling.event, "ReplayEvent() returned when the write failed, so LDK hands the event over "
                    "again", f"writing {keys[writes.index(lost[0])]} raised {type(lost[0].error).__name__} and your "
-                   "handler returned as if all was well: the record is lost",
+                   f"handler returned as if all was well{returned}: the record is lost",
                    "catch OSError around fs_store.write and return ReplayEvent(): an event counts as handled only "
                    "once your handler returns normally.")
 

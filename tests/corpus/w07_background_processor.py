@@ -464,6 +464,12 @@ CASES = [
           "raised OSError", "returned as if all was well",
           why="open() in the node's folder, the OSError printed and dropped: it was told \"nothing is stored under "
               "'inbound_payments'\" and that ldk-sample keeps the records under that key, which it had used"),
+    wrong(EX, "returns_false_when_the_write_fails", compose({CLAIMED: INBOUND(lambda error: False),
+                                                             SENT: OUTBOUND(lambda error: False),
+                                                             FAILED: OUTBOUND(lambda error: False)}),
+          "raised OSError", "(False, which LDK takes as handled)", "return ReplayEvent()",
+          why="return False on a failed write: it was told \"nothing is stored under 'inbound_payments'; you wrote "
+              "under ['inbound_payments']\" and that ldk-sample keeps the records under that key, which it had used"),
     wrong(EX, "raises_on_failed_write", compose({CLAIMED: INBOUND(reraise_as_runtime),
                                                  SENT: OUTBOUND(reraise_as_runtime),
                                                  FAILED: OUTBOUND(reraise_as_runtime)}),
