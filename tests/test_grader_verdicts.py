@@ -854,6 +854,13 @@ _AS_THE_CHECK = {
     # an answer LDK's handler has not ("ok"), for an event handled well: check() names it; the grader took it as None
     "returns_ok_when_done": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
         '            log.info("%r", event)\n', '            log.info("%r", event)\n            return "ok"\n', 1)),
+    # a protected write at PaymentClaimable too, the PaymentClaimed arm swallowing its failure: the failing disk is
+    # refused in the PaymentClaimed's hand-over (it spent its failures on the PaymentClaimable's writes: passed)
+    "persists_at_claimable_swallows_at_claimed": ("background_processor", "07_background_processor.ipynb",
+                                                  lambda s: s.replace(_CLAIMED_AT_ONCE, _CLAIMED_AT_ONCE + (
+        "            try:\n                fs_store.write('', '', 'inbound_payments', inbound_payments.encode())\n"
+        "            except OSError:\n                return ReplayEvent()\n"), 1).replace(
+        _INBOUND_WRITE, _INBOUND_WRITE.replace("return ReplayEvent()", "pass"), 1)),
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),

@@ -30,33 +30,48 @@ FORMS = ("thread", "async")
 
 
 def _failing(stage: Stage, key: str, times: int = 1) -> None:
-    """The node's disk refuses the next ``times`` writes of ``key``, as a full disk would: through its
-    ``fs_store``, and through any other writer of the key's file (``open()``, a ``FilesystemStore`` of your own)."""
+    """The node's disk refuses the next ``times`` writes of ``key`` made while your handler handles an event whose
+    record it is (``RECORDED_BY``), or by a task or thread started then, as a full disk would: through its
+    ``fs_store``, and through any other writer of the key's file (``open()``, a ``FilesystemStore`` of your own). A
+    write of it while handling another event (a PaymentClaimable, a PaymentPathFailed) is not refused: a handler that
+    writes there too must still meet the failure in the arm that records the payment."""
     store = stage.me.fs_store
     real_write = store.write
-    failing = key
+    failing, kinds = key, RECORDED_BY[key]
     failures = [OSError(f"disk full (simulated) writing {key}") for _ in range(times)]
     with _HOOKING:  # (an audit hook is never removed: only a process that plays a failing disk has one, ~1% slower)
         if not _HOOKED:
             sys.addaudithook(_refuse_open)
             _HOOKED.append(_refuse_open)
-    for path, left in list(_REFUSED.items()):  # (those of plays over: refused all, or their world gone)
+    for path, (left, _) in list(_REFUSED.items()):  # (those of plays over: refused all, or their world gone)
         if not left or not os.path.isdir(os.path.dirname(path)):
             _REFUSED.pop(path, None)
-    _REFUSED[os.path.abspath(store._file("", "", key))] = failures
+    _REFUSED[os.path.abspath(store._file("", "", key))] = (failures, kinds)
 
     def write(primary_namespace: str, secondary_namespace: str, key: str, buf: bytes) -> None:
         """FilesystemStore.write, with its own parameter names (a handler may pass them as keywords)."""
-        if key == failing and failures:
+        if key == failing and failures and _handling(kinds):
             raise failures.pop()
         real_write(primary_namespace, secondary_namespace, key, buf)
 
     store.write = write  # type: ignore[method-assign]
 
 
-#: The files a failing disk refuses to write, each with the failures still to come (``_failing``). Every check in the
-#: process shares it: their nodes' folders differ.
-_REFUSED: dict[str, list[OSError]] = {}
+#: The events whose handling records each key (what workbook 7's failing disk refuses a write of it in).
+RECORDED_BY: dict[str, tuple[type, ...]] = {"inbound_payments": (Event.PaymentClaimed,),
+                                            "outbound_payments": (Event.PaymentSent, Event.PaymentFailed)}
+
+
+def _handling(kinds: tuple[type, ...]) -> bool:
+    """Whether the code running now does so for your handler's hand-over of an event of ``kinds``."""
+    handling = _HANDLING.get()
+    return handling is not None and isinstance(handling.event, kinds)
+
+
+#: The files a failing disk refuses to write, each with the failures still to come and the events they come in
+#: (``_failing``). Every check in the process shares it: their nodes' folders differ.
+_REFUSED: dict[str, tuple[list[OSError], tuple[type, ...]]] = {}
+_HOOKING, _HOOKED = threading.Lock(), []  # (the hook, once added)
 
 
 def _refuse_open(event: str, args: tuple[Any, ...]) -> None:
@@ -67,19 +82,17 @@ def _refuse_open(event: str, args: tuple[Any, ...]) -> None:
         return
     folder, name = os.path.split(os.path.abspath(os.fsdecode(args[0])))
     key = name.split(".", 1)[0]  # (keys have no '.': "key.<hex>.tmp")
-    failures = _REFUSED.get(os.path.join(folder, key))
-    if failures is None:
+    refused = _REFUSED.get(os.path.join(folder, key))
+    if refused is None:
         return
-    error = failures.pop() if failures else None
+    failures, kinds = refused
+    error = failures.pop() if failures and _handling(kinds) else None
     recorder, handling = _RECORDING.get(), _HANDLING.get()
     if recorder is not None and handling is not None:  # (your own write: judged as a write of fs_store's is)
         recorder.calls.append(Call("open", {"key": key}, handling, handling.finished is None,
                                    recorder.world.clock.now(), error))
     if error is not None:
         raise error
-
-
-_HOOKING, _HOOKED = threading.Lock(), []  # (the hook, once added)
 
 
 def receive_with_failing_disk(stage: Stage) -> None:

@@ -13,6 +13,7 @@ from ldkkit.events import Event, ReplayEvent
 from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 
 from . import Fresh, right, wrong
+from .arms import claimable as good_claimable
 from .arms import claimed as good_claimed
 from .arms import compose, failed, nothing, sent, spawn
 from .w03_receiving_payments import (
@@ -371,6 +372,25 @@ def by_a_store_of_its_own(inbound_payments: Any, outbound_payments: Any, fs_stor
     FilesystemStore(fs_store.get_data_dir()).write("", "", key, storage.encode())
 
 
+def claims_and_persists(channel_manager: Any, inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+    """PaymentClaimable: claims, then writes inbound_payments too ("in case"), ReplayEvent if that write fails."""
+    good_claimable(channel_manager=channel_manager, inbound_payments=inbound_payments, event=event)
+    try:
+        fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+    except OSError:
+        return ReplayEvent()
+    return None
+
+
+def persists_unchanged(outbound_payments: Any, fs_store: Any, **_: Any) -> Any:
+    """PaymentPathFailed: writes outbound_payments as it is ("so nothing is lost"), ReplayEvent if that fails."""
+    try:
+        fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+    except OSError:
+        return ReplayEvent()
+    return None
+
+
 CASES = [
     wrong(EX, "never_claims", compose({CLAIMABLE: nothing}), "it was never claimed",
           why="no PaymentClaimable arm at all: the write that fails was never tried, and the workbook passed it"),
@@ -470,6 +490,16 @@ CASES = [
           "raised OSError", "(False, which LDK takes as handled)", "return ReplayEvent()",
           why="return False on a failed write: it was told \"nothing is stored under 'inbound_payments'; you wrote "
               "under ['inbound_payments']\" and that ldk-sample keeps the records under that key, which it had used"),
+    wrong(EX, "persists_at_claimable_swallows_at_claimed", compose({CLAIMABLE: claims_and_persists,
+                                                                    CLAIMED: INBOUND(swallow)}),
+          "on Event.PaymentClaimed", "raised OSError", "returned as if all was well",
+          why="a protected write at PaymentClaimable too, the PaymentClaimed arm swallowing its failure: it passed, "
+              "the disk's two failures spent on the PaymentClaimable's writes"),
+    wrong(EX, "persists_at_path_failed_swallows_at_failed", compose({Event.PaymentPathFailed: persists_unchanged,
+                                                                     FAILED: OUTBOUND(swallow)}),
+          "on Event.PaymentFailed", "raised OSError", "returned as if all was well",
+          why="a protected write at PaymentPathFailed too, the PaymentFailed arm swallowing its failure: it passed, "
+              "the disk's failure spent on the PaymentPathFailed's write"),
     wrong(EX, "raises_on_failed_write", compose({CLAIMED: INBOUND(reraise_as_runtime),
                                                  SENT: OUTBOUND(reraise_as_runtime),
                                                  FAILED: OUTBOUND(reraise_as_runtime)}),
