@@ -63,9 +63,13 @@ RECORDED_BY: dict[str, tuple[type, ...]] = {"inbound_payments": (Event.PaymentCl
 
 
 def _handling(kinds: tuple[type, ...]) -> bool:
-    """Whether the code running now does so for your handler's hand-over of an event of ``kinds``."""
-    handling = _HANDLING.get()
-    return handling is not None and isinstance(handling.event, kinds)
+    """Whether the code running now works for an event of ``kinds``: it runs for its hand-over (or in a task or thread
+    started then), or while your handler handles one (a worker of yours started earlier, writing for it)."""
+    handling, recorder = _HANDLING.get(), _RECORDING.get()
+    if handling is not None and isinstance(handling.event, kinds):
+        return True
+    return recorder is not None and any(isinstance(h, Handling) and isinstance(h.event, kinds)
+                                        for h in recorder.in_progress())
 
 
 #: The files a failing disk refuses to write, each with the failures still to come and the events they come in

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import queue
 import threading
 import time
 from typing import Any
@@ -15,7 +16,7 @@ from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 from . import Fresh, right, wrong
 from .arms import claimable as good_claimable
 from .arms import claimed as good_claimed
-from .arms import compose, failed, nothing, sent, spawn
+from .arms import compose, failed, fund_channel, nothing, open_channel, sent, spawn
 from .w03_receiving_payments import (
     answers_after,
     answers_from_a_thread_after,
@@ -391,6 +392,46 @@ def persists_unchanged(outbound_payments: Any, fs_store: Any, **_: Any) -> Any:
     return None
 
 
+def writes_by_one_worker(protected: bool) -> Any:
+    """One writer thread, started with the node's first channel event, writes every record from a queue.Queue; the
+    handler awaits each write's future (ReplayEvent if it failed and ``protected``, else the OSError goes up)."""
+    jobs: queue.Queue[Any] = queue.Queue()
+    worker: list[threading.Thread] = []
+
+    def write() -> None:
+        while True:
+            done, fs_store, key, data = jobs.get()
+            try:
+                fs_store.write("", "", key, data)
+                done.set_result(None)
+            except OSError as e:
+                done.set_exception(e)
+
+    def starting(arm: Any) -> Any:
+        def started(**kw: Any) -> Any:
+            if not worker:
+                worker.append(threading.Thread(target=write, daemon=True))
+                worker[0].start()
+            return arm(**kw)
+
+        return started
+
+    async def record(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+        storage, key = _updated(inbound_payments, outbound_payments, event)
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        jobs.put((done, fs_store, key, storage.encode()))
+        try:
+            await asyncio.wrap_future(done)
+        except OSError:
+            if not protected:
+                raise
+            return ReplayEvent()
+        return None
+
+    return compose({Event.OpenChannelRequest: starting(open_channel), Event.FundingGenerationReady:
+                    starting(fund_channel), CLAIMED: record, SENT: record, FAILED: record})
+
+
 CASES = [
     wrong(EX, "never_claims", compose({CLAIMABLE: nothing}), "it was never claimed",
           why="no PaymentClaimable arm at all: the write that fails was never tried, and the workbook passed it"),
@@ -500,6 +541,13 @@ CASES = [
           "on Event.PaymentFailed", "raised OSError", "returned as if all was well",
           why="a protected write at PaymentPathFailed too, the PaymentFailed arm swallowing its failure: it passed, "
               "the disk's failure spent on the PaymentPathFailed's write"),
+    wrong(EX, "writes_by_one_worker_unprotected", Fresh(lambda: writes_by_one_worker(False)), "raised OSError",
+          "return ReplayEvent()",
+          why="one writer thread, started with the first channel event, its failed write raised in the handler: it "
+              "passed once the disk failed only in a PaymentClaimed's hand-over (the worker's writes were the "
+              "OpenChannelRequest's)"),
+    right(EX, "writes_by_one_worker", Fresh(lambda: writes_by_one_worker(True)),
+          why="one writer thread for every record, each write awaited, ReplayEvent if it failed"),
     wrong(EX, "raises_on_failed_write", compose({CLAIMED: INBOUND(reraise_as_runtime),
                                                  SENT: OUTBOUND(reraise_as_runtime),
                                                  FAILED: OUTBOUND(reraise_as_runtime)}),
