@@ -4,11 +4,13 @@ Rules, judged under both of LDK's forms (``BackgroundProcessor.start`` and ``pro
 from what is on disk once the processor has stopped:
 - the payment received is claimed (as workbook 3 says), so that the write that fails is tried;
 - when writing ``inbound_payments`` or ``outbound_payments`` fails, the event is not lost: the
-  handler returns ``ReplayEvent()`` (or retries the write itself) and the record ends right;
+  handler returns ``ReplayEvent()`` (or retries the write itself) and the record ends right (the disk fails while
+  the event that records the key is handled, for every writer of its file: ``fs_store``, ``open()``, a worker);
 - the handler never raises for it (that would stop the node's processing);
 - handling an event again never counts it twice: the amount stored is the amount received;
 - after a crash and a restart, the replayed events leave the same records (these two stories are played as the
-  world drives the node: the capstone plays ``restart_replay`` under the processor too).
+  world drives the node: the capstone plays ``restart_replay`` under the processor too; the crash just after
+  ``PaymentClaimed`` waits for claims put off, as workbook 3 allows).
 """
 
 from __future__ import annotations
