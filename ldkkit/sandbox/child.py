@@ -674,6 +674,9 @@ class Learner:
         if isinstance(result, ReturnedUnawaited):  # (its coroutine closed: as the check judges it, an error)
             return {"state": "raised", "error": {**wire.error_to_wire(result), "returned": result.name}}
         replay = isinstance(result, ReplayEvent) or result is ReplayEvent
+        if isinstance(result, BaseException) and not replay:  # (returned, not raised: the world's queue takes it as
+            text = _your_traceback(result)[-3000:]  # raised, the check's too)
+            return {"state": "raised", "error": wire.error_to_wire(result), "traceback": text, **_blocking(result)}
         if result is None or replay:
             return {"state": "returned", "replay": replay}
         try:  # (an answer LDK's handler has not, handled all the same: the check names it by its repr)
