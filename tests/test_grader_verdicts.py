@@ -669,6 +669,11 @@ _CLAIMED_AT_ONCE = ("            preimage = purpose.preimage()\n            if p
                     "                channel_manager.claim_funds(preimage)\n            else:\n"
                     "                channel_manager.fail_htlc_backwards(payment_hash)\n")
 
+#: _CLAIMED_AT_ONCE, from a task 3 s later (workbook 3 allows it).
+_CLAIM_LATER = ("            async def claim_later():\n                await asyncio.sleep(3)\n"
+                + textwrap.indent(_CLAIMED_AT_ONCE, "    ")
+                + "            background_tasks.add(asyncio.get_running_loop().create_task(claim_later()))\n")
+
 _AS_THE_CHECK = {
     # the storage's lock held while another thread of the learner's calls the node: the grader's storage mirror waited
     # for that lock for ever (a timeout) where the check passes (the handler holds it, awaiting its write's thread)
@@ -842,6 +847,51 @@ _AS_THE_CHECK = {
         "channel_manager.funding_transaction_generated(temporary_channel_id, counterparty_node_id, funding_tx)",
         "channel_manager.batch_funding_transaction_generated([(temporary_channel_id, counterparty_node_id)], "
         "funding_tx)", 1)),
+    # each payment claimed 3 s later from a task, and a replayed PaymentClaimed adding its amount again (memory put
+    # back after a failed write): the crash story crashed only once a PaymentClaimed came, and ended first (passed)
+    "counts_a_claim_put_off_twice_after_a_crash": ("background_processor", "07_background_processor.ipynb",
+                                                   lambda s: s.replace(_CLAIMED_AT_ONCE, _CLAIM_LATER, 1).replace(
+        "                else:\n                    info.status, info.preimage, info.secret",
+        "                else:\n                    before = (info.status, info.amt_msat)\n"
+        "                    if info.status is HTLCStatus.Succeeded:\n"
+        "                        info.amt_msat += amount_msat\n"
+        "                    info.status, info.preimage, info.secret", 1).replace(
+        _INBOUND_WRITE, _INBOUND_WRITE.replace("                    return ReplayEvent()",
+                                               "                    if info is not None:\n"
+                                               "                        info.status, info.amt_msat = before\n"
+                                               "                    return ReplayEvent()"), 1)),
+    # False returned for a failed write (LDK takes it as handled): the cause named in both, not the record's key
+    "returns_false_when_the_write_fails": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
+        _INBOUND_WRITE, _INBOUND_WRITE.replace("return ReplayEvent()", "return False"), 1)),
+    # an answer LDK's handler has not ("ok"), for an event handled well: check() names it; the grader took it as None
+    "returns_ok_when_done": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
+        '            log.info("%r", event)\n', '            log.info("%r", event)\n            return "ok"\n', 1)),
+    # a protected write at PaymentClaimable too, the PaymentClaimed arm swallowing its failure: the failing disk is
+    # refused in the PaymentClaimed's hand-over (it spent its failures on the PaymentClaimable's writes: passed)
+    "persists_at_claimable_swallows_at_claimed": ("background_processor", "07_background_processor.ipynb",
+                                                  lambda s: s.replace(_CLAIMED_AT_ONCE, _CLAIMED_AT_ONCE + (
+        "            try:\n                fs_store.write('', '', 'inbound_payments', inbound_payments.encode())\n"
+        "            except OSError:\n                return ReplayEvent()\n"), 1).replace(
+        _INBOUND_WRITE, _INBOUND_WRITE.replace("return ReplayEvent()", "pass"), 1)),
+    # one writer thread, started with the first event, writes inbound_payments for the handler, which awaits it with
+    # no try/except: the failing disk refuses the worker's write while a PaymentClaimed is handled (it was the first
+    # event's thread, and passed)
+    "writes_by_one_worker_unprotected": ("background_processor", "07_background_processor.ipynb", lambda s: (
+        "import queue\nJOBS, WORKER = queue.Queue(), []\n\n\ndef write_by_worker(fs_store, key, data):\n"
+        "    if not WORKER:\n        def work():\n            while True:\n"
+        "                done, store, name, buf = JOBS.get()\n                try:\n"
+        "                    store.write('', '', name, buf)\n                    done.set_result(None)\n"
+        "                except OSError as e:\n                    done.set_exception(e)\n"
+        "        WORKER.append(threading.Thread(target=work, daemon=True))\n        WORKER[0].start()\n"
+        "    done = concurrent.futures.Future()\n    JOBS.put((done, fs_store, key, data))\n    return done\n\n\n"
+        + s.replace("    match event:\n", "    write_by_worker(fs_store, 'started', b'')\n    match event:\n",
+                    1).replace(_INBOUND_WRITE, "                await asyncio.wrap_future(write_by_worker("
+                                               "fs_store, 'inbound_payments', inbound_payments.encode()))", 1))),
+    # the write's OSError returned, not raised: the check judges it as raised (the queue does), and so must the grader
+    # (it took it as None, handled, and passed)
+    "returns_the_write_error": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
+        _INBOUND_WRITE, _INBOUND_WRITE.replace("except OSError:", "except OSError as error:").replace(
+            "return ReplayEvent()", "return error"), 1)),
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),
@@ -896,6 +946,10 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
     if case.startswith("spins_in_"):  # the task's own words, the check's stop, at the limit the grader was given
         assert f"a task your handler spawned ran {SPIN_LIMIT_S:g} seconds without pausing, after " \
                "Event.PaymentClaimable. The check stopped it." in hint, hint
+    if case == "returns_ok_when_done":
+        assert "your handler returned 'ok'" in hint, hint
+    if case == "returns_false_when_the_write_fails":
+        assert "(False, which LDK takes as handled)" in hint, hint
     if case == "fails_back_at_once":
         assert "while it handled HTLCHandlingFailed" in row.hint, row.hint
     if case == "disconnects_the_next_hop":

@@ -4,40 +4,101 @@ Rules, judged under both of LDK's forms (``BackgroundProcessor.start`` and ``pro
 from what is on disk once the processor has stopped:
 - the payment received is claimed (as workbook 3 says), so that the write that fails is tried;
 - when writing ``inbound_payments`` or ``outbound_payments`` fails, the event is not lost: the
-  handler returns ``ReplayEvent()`` (or retries the write itself) and the record ends right;
+  handler returns ``ReplayEvent()`` (or retries the write itself) and the record ends right (the disk fails while
+  the event that records the key is handled, for every writer of its file: ``fs_store``, ``open()``, a worker);
 - the handler never raises for it (that would stop the node's processing);
 - handling an event again never counts it twice: the amount stored is the amount received;
 - after a crash and a restart, the replayed events leave the same records (these two stories are played as the
-  world drives the node: the capstone plays ``restart_replay`` under the processor too).
+  world drives the node: the capstone plays ``restart_replay`` under the processor too; the crash just after
+  ``PaymentClaimed`` waits for claims put off, as workbook 3 allows).
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from ..events import Event
 from ..persist import CHANNEL_MANAGER_PERSISTENCE_KEY
 from ..scenarios import Stage
 from . import receiving_payments, sending_payments
-from .common import CheckResult, Handling, Played, Session, fail, held_back
+from .common import PLAY_ON_S, CheckResult, Handling, Played, Session, fail, held_back
+from .recorder import _HANDLING, _RECORDING, Call, replayed
 
 FORMS = ("thread", "async")
 
 
 def _failing(stage: Stage, key: str, times: int = 1) -> None:
-    """The node's disk refuses the next ``times`` writes of ``key``, as a full disk would."""
+    """The node's disk refuses the next ``times`` writes of ``key`` made while your handler handles an event whose
+    record it is (``RECORDED_BY``), or by a task or thread started then, as a full disk would: through its
+    ``fs_store``, and through any other writer of the key's file (``open()``, a ``FilesystemStore`` of your own). A
+    write of it while handling another event (a PaymentClaimable, a PaymentPathFailed) is not refused: a handler that
+    writes there too must still meet the failure in the arm that records the payment."""
     store = stage.me.fs_store
     real_write = store.write
-    failing = key
+    failing, kinds = key, RECORDED_BY[key]
     failures = [OSError(f"disk full (simulated) writing {key}") for _ in range(times)]
+    with _HOOKING:  # (an audit hook is never removed: only a process that plays a failing disk has one, ~1% slower)
+        if not _HOOKED:
+            sys.addaudithook(_refuse_open)
+            _HOOKED.append(_refuse_open)
+    for path, (left, _) in list(_REFUSED.items()):  # (those of plays over: refused all, or their world gone)
+        if not left or not os.path.isdir(os.path.dirname(path)):
+            _REFUSED.pop(path, None)
+    _REFUSED[os.path.abspath(store._file("", "", key))] = (failures, kinds)
 
     def write(primary_namespace: str, secondary_namespace: str, key: str, buf: bytes) -> None:
         """FilesystemStore.write, with its own parameter names (a handler may pass them as keywords)."""
-        if key == failing and failures:
+        if key == failing and failures and _handling(kinds):
             raise failures.pop()
         real_write(primary_namespace, secondary_namespace, key, buf)
 
     store.write = write  # type: ignore[method-assign]
+
+
+#: The events whose handling records each key (what workbook 7's failing disk refuses a write of it in).
+RECORDED_BY: dict[str, tuple[type, ...]] = {"inbound_payments": (Event.PaymentClaimed,),
+                                            "outbound_payments": (Event.PaymentSent, Event.PaymentFailed)}
+
+
+def _handling(kinds: tuple[type, ...]) -> bool:
+    """Whether the code running now works for an event of ``kinds``: it runs for its hand-over (or in a task or thread
+    started then), or while your handler handles one (a worker of yours started earlier, writing for it)."""
+    handling, recorder = _HANDLING.get(), _RECORDING.get()
+    if handling is not None and isinstance(handling.event, kinds):
+        return True
+    return recorder is not None and any(isinstance(h, Handling) and isinstance(h.event, kinds)
+                                        for h in recorder.in_progress())
+
+
+#: The files a failing disk refuses to write, each with the failures still to come and the events they come in
+#: (``_failing``). Every check in the process shares it: their nodes' folders differ.
+_REFUSED: dict[str, tuple[list[OSError], tuple[type, ...]]] = {}
+_HOOKING, _HOOKED = threading.Lock(), []  # (the hook, once added)
+
+
+def _refuse_open(event: str, args: tuple[Any, ...]) -> None:
+    """An audit hook: a refused file opened for writing by anyone (a key's own file, or the temporary file a
+    FilesystemStore writes it through) raises the disk's error."""
+    if event != "open" or not _REFUSED or not isinstance(args[0], (str, bytes, os.PathLike)) \
+            or not (isinstance(args[2], int) and args[2] & (os.O_WRONLY | os.O_RDWR)):
+        return
+    folder, name = os.path.split(os.path.abspath(os.fsdecode(args[0])))
+    key = name.split(".", 1)[0]  # (keys have no '.': "key.<hex>.tmp")
+    refused = _REFUSED.get(os.path.join(folder, key))
+    if refused is None:
+        return
+    failures, kinds = refused
+    error = failures.pop() if failures and _handling(kinds) else None
+    recorder, handling = _RECORDING.get(), _HANDLING.get()
+    if recorder is not None and handling is not None:  # (your own write: judged as a write of fs_store's is)
+        recorder.calls.append(Call("open", {"key": key}, handling, handling.finished is None,
+                                   recorder.world.clock.now(), error))
+    if error is not None:
+        raise error
 
 
 def receive_with_failing_disk(stage: Stage) -> None:
@@ -99,7 +160,7 @@ def judge_replays(played: Played) -> None:
 def _judge_not_swallowed(played: Played, handling: Handling) -> None:
     """A write that raised, of a key no later write of this hand-over wrote, and None returned: swallowed."""
     # (only the writes made before it returned: a task's retry later is no write before LDK forgets the event)
-    writes = [w for w in played.recorder.calls_for(handling, "fs_store.write") if w.during]
+    writes = [w for w in played.recorder.calls_for(handling) if w.name in ("fs_store.write", "open") and w.during]
     keys = [w.arguments.get("key") for w in writes]
     lost = [w for at, w in enumerate(writes) if w.error is not None
             and not any(later.error is None for later in writes[at + 1:] if later.arguments.get("key") == keys[at])]
@@ -107,10 +168,11 @@ def _judge_not_swallowed(played: Played, handling: Handling) -> None:
         raise fail(played, handling.event, f"{keys[writes.index(lost[0])]} persisted before your handler returned",
                    "your handler had not returned from this event when the story ended: it was still waiting",
                    held_back(played))
-    if lost and handling.result is None:
+    if lost and not replayed(handling):  # (None, or an answer LDK's handler has not: False, "retry"... all handled)
+        returned = "" if handling.result is None else f" ({handling.result!r}, which LDK takes as handled)"
         raise fail(played, handling.event, "ReplayEvent() returned when the write failed, so LDK hands the event over "
                    "again", f"writing {keys[writes.index(lost[0])]} raised {type(lost[0].error).__name__} and your "
-                   "handler returned as if all was well: the record is lost",
+                   f"handler returned as if all was well{returned}: the record is lost",
                    "catch OSError around fs_store.write and return ReplayEvent(): an event counts as handled only "
                    "once your handler returns normally.")
 
@@ -125,16 +187,23 @@ def crash_after_claimed(stage: Stage) -> None:
     me, kept = stage.me, {}
     queue = me.channel_manager._events
     record = queue.observer  # (the world's: called as each event is handed to your handler, to log it)
+    claimed: set[bytes] = set()
 
     def keep(event: Event) -> None:
-        if isinstance(event, Event.PaymentClaimed) and "manager" not in kept:
+        if isinstance(event, Event.PaymentClaimed):  # (the last: a claim put off comes in a hand-over of its own)
             kept["manager"] = me.channel_manager.encode()  # the event still pending in it
+            claimed.add(bytes(event.payment_hash))
         if record is not None:
             record(event)
 
     queue.observer = keep
-    stage.pay(bob, stage.invoice(me, 50_000_000), settle_s=0)  # (and a keysend at once: both claimed together)
-    stage.keysend(bob, me, 20_000_000)
+    invoice = stage.invoice(me, 50_000_000)
+    stage.pay(bob, invoice, settle_s=0)  # (and a keysend at once: both claimed together)
+    paid = {bytes(invoice.payment_hash()), bytes(stage.keysend(bob, me, 20_000_000))}
+    waited = 0  # a claim put off (workbook 3 allows it): the crash comes once both are claimed, not before
+    while waited < PLAY_ON_S and not paid <= claimed:
+        stage.settle(1)
+        waited += 1
     if "manager" in kept:  # (else the payment never reached your handler: judged as such)
         me.fs_store.write("", "", CHANNEL_MANAGER_PERSISTENCE_KEY, kept["manager"])
         stage.me = stage.world.restart_node(me)

@@ -682,12 +682,24 @@ def _keep_thread_error(error: BaseException, what: Any) -> None:
         kept.append((handling.event, error))
 
 
+class _Answer:
+    """What the learner's handler returned that is neither None nor ``ReplayEvent`` (``False``, ``"ok"``): handled, as
+    the world takes it, and shown by the learner's own repr of it, as check() shows it."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown[:200]
+
+    def __repr__(self) -> str:
+        return self.shown
+
+
 def _outcome(state: dict[str, Any]) -> Any:
     """What the learner's handler did, as the world expects it: None, ReplayEvent(), or an exception."""
     from ..events import ReplayEvent
 
     if state.get("state") == "returned":
-        return ReplayEvent() if state.get("replay") is True else None
+        shown = state.get("answer")
+        return ReplayEvent() if state.get("replay") is True else None if type(shown) is not str else _Answer(shown)
     if state.get("state") == "raised":
         raise _learner_error(state.get("error"), state.get("traceback"))
     raise LearnerGone("the learner process reported a handler state that does not exist")

@@ -673,7 +673,17 @@ class Learner:
         result = answer(task.result())
         if isinstance(result, ReturnedUnawaited):  # (its coroutine closed: as the check judges it, an error)
             return {"state": "raised", "error": {**wire.error_to_wire(result), "returned": result.name}}
-        return {"state": "returned", "replay": isinstance(result, ReplayEvent) or result is ReplayEvent}
+        replay = isinstance(result, ReplayEvent) or result is ReplayEvent
+        if isinstance(result, BaseException) and not replay:  # (returned, not raised: the world's queue takes it as
+            text = _your_traceback(result)[-3000:]  # raised, the check's too)
+            return {"state": "raised", "error": wire.error_to_wire(result), "traceback": text, **_blocking(result)}
+        if result is None or replay:
+            return {"state": "returned", "replay": replay}
+        try:  # (an answer LDK's handler has not, handled all the same: the check names it by its repr)
+            shown = repr(result)[:200]
+        except Exception:
+            shown = f"a {type(result).__name__}"
+        return {"state": "returned", "replay": False, "answer": shown}
 
     def _thread_failed(self) -> dict[str, Any]:
         """The first error raised in a thread of the learner's own (else in a task the handler spawned, else in a

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import queue
 import threading
 import time
 from typing import Any
@@ -12,10 +14,12 @@ from ldkkit.events import Event, ReplayEvent
 from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 
 from . import Fresh, right, wrong
+from .arms import claimable as good_claimable
 from .arms import claimed as good_claimed
-from .arms import compose, failed, nothing, sent, spawn
+from .arms import compose, failed, fund_channel, nothing, open_channel, sent, spawn
 from .w03_receiving_payments import (
     answers_after,
+    answers_from_a_thread_after,
     claimed_by_a_worker_per_loop,
     claimed_by_one_worker,
     claimed_retry_in_place,
@@ -334,6 +338,100 @@ def writes_under_a_namespace(inbound_payments: Any, outbound_payments: Any, fs_s
     return None
 
 
+def by_open(on_error: str, tries: int = 1) -> Any:
+    """An arm writing the record with open() in the node's folder, not fs_store.write, ``tries`` times at most; when
+    the last fails, ``on_error``: "raise" it, "replay" (ReplayEvent), or "print" it and return None."""
+
+    def arm(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+        storage, key = _updated(inbound_payments, outbound_payments, event)
+        for attempt in range(tries):
+            try:
+                with open(os.path.join(fs_store.get_data_dir(), key), "wb") as file:
+                    file.write(storage.encode())
+                return None
+            except OSError as error:
+                if attempt + 1 < tries:
+                    continue
+                match on_error:
+                    case "raise":
+                        raise
+                    case "replay":
+                        return ReplayEvent()
+                    case _:
+                        print("could not save:", error)
+        return None
+
+    return arm
+
+
+def by_a_store_of_its_own(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any,
+                          **_: Any) -> None:
+    """Writes the record with a FilesystemStore of its own, on the node's folder, and no try/except."""
+    from ldkkit.fs_store import FilesystemStore
+
+    storage, key = _updated(inbound_payments, outbound_payments, event)
+    FilesystemStore(fs_store.get_data_dir()).write("", "", key, storage.encode())
+
+
+def claims_and_persists(channel_manager: Any, inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+    """PaymentClaimable: claims, then writes inbound_payments too ("in case"), ReplayEvent if that write fails."""
+    good_claimable(channel_manager=channel_manager, inbound_payments=inbound_payments, event=event)
+    try:
+        fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+    except OSError:
+        return ReplayEvent()
+    return None
+
+
+def persists_unchanged(outbound_payments: Any, fs_store: Any, **_: Any) -> Any:
+    """PaymentPathFailed: writes outbound_payments as it is ("so nothing is lost"), ReplayEvent if that fails."""
+    try:
+        fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+    except OSError:
+        return ReplayEvent()
+    return None
+
+
+def writes_by_one_worker(protected: bool) -> Any:
+    """One writer thread, started with the node's first channel event, writes every record from a queue.Queue; the
+    handler awaits each write's future (ReplayEvent if it failed and ``protected``, else the OSError goes up)."""
+    jobs: queue.Queue[Any] = queue.Queue()
+    worker: list[threading.Thread] = []
+
+    def write() -> None:
+        while True:
+            done, fs_store, key, data = jobs.get()
+            try:
+                fs_store.write("", "", key, data)
+                done.set_result(None)
+            except OSError as e:
+                done.set_exception(e)
+
+    def starting(arm: Any) -> Any:
+        def started(**kw: Any) -> Any:
+            if not worker:
+                worker.append(threading.Thread(target=write, daemon=True))
+                worker[0].start()
+            return arm(**kw)
+
+        return started
+
+    async def record(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+        storage, key = _updated(inbound_payments, outbound_payments, event)
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        jobs.put((done, fs_store, key, storage.encode()))
+        try:
+            await asyncio.wrap_future(done)
+        except OSError:
+            if not protected:
+                raise
+            return ReplayEvent()
+        return None
+
+    return compose({Event.OpenChannelRequest: starting(open_channel), Event.FundingGenerationReady:
+                    starting(fund_channel), CLAIMED: record, SENT: record, FAILED: record})
+
+
 CASES = [
     wrong(EX, "never_claims", compose({CLAIMABLE: nothing}), "it was never claimed",
           why="no PaymentClaimable arm at all: the write that fails was never tried, and the workbook passed it"),
@@ -399,6 +497,57 @@ CASES = [
     wrong(EX, "counts_a_payment_handed_over_again", compose({CLAIMED: adds_when_handed_again}),
           "a crash just after PaymentClaimed", "amt_msat", why="adds the amount to a Succeeded record, memory put "
           "back after a failed write: a PaymentClaimed handed over again after a crash counts twice"),
+    *(wrong(EX, f"counts_a_payment_handed_over_again_claimed_{how}",
+            compose({CLAIMABLE: answer, CLAIMED: adds_when_handed_again}),
+            "a crash just after PaymentClaimed", "amt_msat",
+            why=f"counts_a_payment_handed_over_again, each payment claimed 3 s later from a {how} (workbook 3 allows "
+                "it): it passed, the story's crash coming only once a PaymentClaimed had been handed over, and the "
+                "story ending before that")
+      for how, answer in (("task", answers_after(3)), ("thread", answers_from_a_thread_after(3)))),
+    wrong(EX, "writes_with_open", compose({CLAIMED: by_open("raise"), SENT: by_open("raise"),
+                                           FAILED: by_open("raise")}),
+          "raised OSError", "return ReplayEvent()",
+          why="open(os.path.join(fs_store.get_data_dir(), key), 'wb') with no try/except: it passed, the check's "
+              "full disk refusing only fs_store.write"),
+    wrong(EX, "writes_with_a_store_of_its_own", compose({CLAIMED: by_a_store_of_its_own, SENT: by_a_store_of_its_own,
+                                                         FAILED: by_a_store_of_its_own}),
+          "raised OSError", "return ReplayEvent()",
+          why="FilesystemStore(fs_store.get_data_dir()).write(...), no try/except: it passed, as writes_with_open"),
+    right(EX, "writes_with_open_catching", compose({CLAIMED: by_open("replay"), SENT: by_open("replay"),
+                                                    FAILED: by_open("replay")}),
+          why="open() in the node's folder, ReplayEvent on OSError: the full disk refuses it too, and it asks again "
+              "(the grader cannot run it: a PosixPath does not cross to the learner's process)"),
+    right(EX, "writes_with_open_retrying", compose({CLAIMED: by_open("replay", 5), SENT: by_open("replay", 5),
+                                                    FAILED: by_open("replay", 5)}),
+          why="open() retried in place until it works (as retry_in_place does with fs_store.write)"),
+    wrong(EX, "writes_with_open_swallowing", compose({CLAIMED: by_open("print"), SENT: by_open("print"),
+                                                      FAILED: by_open("print")}),
+          "raised OSError", "returned as if all was well",
+          why="open() in the node's folder, the OSError printed and dropped: it was told \"nothing is stored under "
+              "'inbound_payments'\" and that ldk-sample keeps the records under that key, which it had used"),
+    wrong(EX, "returns_false_when_the_write_fails", compose({CLAIMED: INBOUND(lambda error: False),
+                                                             SENT: OUTBOUND(lambda error: False),
+                                                             FAILED: OUTBOUND(lambda error: False)}),
+          "raised OSError", "(False, which LDK takes as handled)", "return ReplayEvent()",
+          why="return False on a failed write: it was told \"nothing is stored under 'inbound_payments'; you wrote "
+              "under ['inbound_payments']\" and that ldk-sample keeps the records under that key, which it had used"),
+    wrong(EX, "persists_at_claimable_swallows_at_claimed", compose({CLAIMABLE: claims_and_persists,
+                                                                    CLAIMED: INBOUND(swallow)}),
+          "on Event.PaymentClaimed", "raised OSError", "returned as if all was well",
+          why="a protected write at PaymentClaimable too, the PaymentClaimed arm swallowing its failure: it passed, "
+              "the disk's two failures spent on the PaymentClaimable's writes"),
+    wrong(EX, "persists_at_path_failed_swallows_at_failed", compose({Event.PaymentPathFailed: persists_unchanged,
+                                                                     FAILED: OUTBOUND(swallow)}),
+          "on Event.PaymentFailed", "raised OSError", "returned as if all was well",
+          why="a protected write at PaymentPathFailed too, the PaymentFailed arm swallowing its failure: it passed, "
+              "the disk's failure spent on the PaymentPathFailed's write"),
+    wrong(EX, "writes_by_one_worker_unprotected", Fresh(lambda: writes_by_one_worker(False)), "raised OSError",
+          "return ReplayEvent()",
+          why="one writer thread, started with the first channel event, its failed write raised in the handler: it "
+              "passed once the disk failed only in a PaymentClaimed's hand-over (the worker's writes were the "
+              "OpenChannelRequest's)"),
+    right(EX, "writes_by_one_worker", Fresh(lambda: writes_by_one_worker(True)),
+          why="one writer thread for every record, each write awaited, ReplayEvent if it failed"),
     wrong(EX, "raises_on_failed_write", compose({CLAIMED: INBOUND(reraise_as_runtime),
                                                  SENT: OUTBOUND(reraise_as_runtime),
                                                  FAILED: OUTBOUND(reraise_as_runtime)}),
