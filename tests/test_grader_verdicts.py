@@ -830,6 +830,11 @@ _AS_THE_CHECK = {
         "channel_manager.funding_transaction_generated(temporary_channel_id, counterparty_node_id, funding_tx)",
         "channel_manager.batch_funding_transaction_generated([(temporary_channel_id, counterparty_node_id)], "
         "funding_tx)", 1)),
+    # an async helper called without await, its coroutine dropped: the hint names the await, in the learner process too
+    "claims_unawaited": ("receiving_payments", "03_receiving_payments.ipynb", lambda s: (
+        "async def claim(channel_manager, preimage):\n    channel_manager.claim_funds(preimage)\n\n\n" + s.replace(
+            "                channel_manager.claim_funds(preimage)", "                claim(channel_manager, preimage)",
+            1))),
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),
@@ -883,6 +888,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
         assert "disconnect_by_node_id, while it handled PaymentForwarded" in row.hint, row.hint
     if case == "a_callback_raises":
         assert "the callback your handler scheduled to end normally" in hint and "ZeroDivisionError" in hint, hint
+    if case == "claims_unawaited":
+        assert "your handler called claim(...) without await" in hint, hint
     if case == "exits":  # the learner's own line, and none of the kit's
         assert trace.startswith("Traceback") and "raise SystemExit(0)" in trace and "ldkkit" not in trace
 

@@ -16,7 +16,16 @@ from typing import Optional
 from ..errors import RetryableSendFailure
 from ..events import Event
 from ..scenarios import Stage
-from .common import LARGEST_NON_WUMBO_SATS, POLICY_MIN_EXCLUSIVE_SATS, CheckResult, Handling, Played, Session, fail
+from .common import (
+    LARGEST_NON_WUMBO_SATS,
+    POLICY_MIN_EXCLUSIVE_SATS,
+    CheckResult,
+    Handling,
+    Played,
+    Session,
+    fail,
+    unawaited_hint,
+)
 from .recorder import Call
 
 SIZES = (4_999_999, 5_000_000, 5_000_001, 6_000_000, LARGEST_NON_WUMBO_SATS)
@@ -117,7 +126,8 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
                     "nothing: the request was left unanswered" if answer is None else
                     "you answered, but no channel came of it: " + _accept_trouble(answer, request))
         raise failing(f"a channel that confirms and is ready: {sats:,} is over 5,000,000", happened,
-                   "compare funding_satoshis with 5_000_000 and accept when it is strictly greater, with "
+                   answer is None and not rejects and unawaited_hint(played, request)
+                   or "compare funding_satoshis with 5_000_000 and accept when it is strictly greater, with "
                    "channel_manager.accept_inbound_channel, passing the temporary_channel_id and "
                    "counterparty_node_id of the event you are handling.")
     if not should_accept:
@@ -138,6 +148,7 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
         else:
             return
         raise failing(f"an explicit rejection, at once{exactly}", happened,
+                      not this and not rejects and not rejected_elsewhere and unawaited_hint(played, request) or
                       "reject with channel_manager.force_close_without_broadcasting_txn while you handle the event, "
                       "passing its temporary_channel_id and counterparty_node_id and a message for the peer; "
                       "silence, or an answer put off, makes the peer wait for nothing.")

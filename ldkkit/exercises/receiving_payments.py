@@ -21,7 +21,18 @@ from ..payment_storage import HTLCStatus
 from ..routing.router import PaymentParameters, RouteParameters
 from ..scenarios import Stage
 from ..types import PaymentId, PaymentPreimage
-from .common import PLAY_ON_S, CheckResult, Handling, Played, Session, fail, final_records, held_back, stored_record
+from .common import (
+    PLAY_ON_S,
+    CheckResult,
+    Handling,
+    Played,
+    Session,
+    fail,
+    final_records,
+    held_back,
+    stored_record,
+    unawaited_hint,
+)
 from .recorder import Call
 
 #: A hash whose preimage your node never had: a payment to it cannot be claimed.
@@ -152,7 +163,8 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
             raise fail(played, event, "claim_funds(purpose.preimage())",
                        "you failed it back" if "fail_htlc_backwards" in calls else waiting or "it was never claimed",
                        _unpaid_entry_hint(played, event) if "fail_htlc_backwards" in calls else _PUT_OFF if waiting
-                       else "the preimage is in the event's purpose: purpose.preimage() works for invoices and "
+                       else not calls and unawaited_hint(played, event)
+                       or "the preimage is in the event's purpose: purpose.preimage() works for invoices and "
                        "keysend.")
         if preimage is not None and not repeat and outcome != "paid":
             raise fail(played, event, "the payment claimed: the payer paid, and PaymentClaimed followed",
@@ -165,7 +177,8 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
             waiting = "claim_funds" not in calls and _still_waiting(played, event, "failed it back")
             raise fail(played, event, "fail_htlc_backwards(payment_hash): there is no preimage to claim with",
                        "you tried to claim it" if "claim_funds" in calls else waiting or "it was left unclaimed, and "
-                       "the payer waits until the claim deadline", _PUT_OFF if waiting else "when "
+                       "the payer waits until the claim deadline", _PUT_OFF if waiting else not calls
+                       and unawaited_hint(played, event) or "when "
                        "purpose.preimage() is None you cannot claim; channel_manager.fail_htlc_backwards(payment_hash) "
                        "gives the payer their money back now.")
         if preimage is None and outcome != "failed":

@@ -324,6 +324,18 @@ def polls_channels(channel_manager: Any, **_: Any) -> None:
         channel_manager.list_channels()
 
 
+async def _reject_politely(channel_manager: Any, event: Any) -> None:
+    _reject(channel_manager, event)
+
+
+def rejects_through_an_async_helper(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Accepts at once; rejects through an async helper of its own, called without await: it never runs."""
+    if event.funding_satoshis > 5_000_000:
+        _accept(channel_manager, keys_manager, event)
+    else:
+        _reject_politely(channel_manager, event)
+
+
 def _with_default(arm: Any) -> Any:
     """The base handler with every other event raising (no ``case _``)."""
     return compose({OPEN: arm}, base={})
@@ -409,6 +421,10 @@ CASES = [
           why="rejects all"),
     wrong(EX, "threshold_in_msat", compose({OPEN: _policy(lambda sats: sats > 5_000_000_000)}), "you rejected it",
           "strictly greater", why="compares sats with a msat threshold"),
+    wrong(EX, "rejects_through_an_async_helper_unawaited", compose({OPEN: rejects_through_an_async_helper}),
+          "your handler called _reject_politely(...) without await", "await _reject_politely(...)",
+          why="_reject_politely(channel_manager, event), an async def, called without await: its code never ran, and "
+              "the hint was to reject with force_close_without_broadcasting_txn, which its code does"),
     wrong(EX, "silent_on_small", compose({OPEN: lambda channel_manager, keys_manager, event, **_: (
         _accept(channel_manager, keys_manager, event) if event.funding_satoshis > 5_000_000 else None)}),
         "force_close_without_broadcasting_txn", "expire",

@@ -482,6 +482,28 @@ def claimed_looked_up_in_the_storage(inbound_payments: Any, fs_store: Any, event
     fs_store.write("", "", "inbound_payments", inbound_payments.encode())
 
 
+async def _claim(channel_manager: Any, preimage: Any) -> None:
+    channel_manager.claim_funds(preimage)
+
+
+def claims_through_an_async_helper(channel_manager: Any, event: Any, **_: Any) -> None:
+    """Fails back at once; claims through an async helper of its own, called without await: it never runs."""
+    if event.purpose.preimage() is None:
+        channel_manager.fail_htlc_backwards(event.payment_hash)
+    else:
+        _claim(channel_manager, event.purpose.preimage())
+
+
+async def _persist(fs_store: Any, storage: Any) -> None:
+    fs_store.write("", "", "inbound_payments", storage.encode())
+
+
+def claimed_written_through_an_async_helper(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Records the payment, then writes it through an async helper of its own, called without await: it never runs."""
+    _claimed(lambda *a: None)(inbound_payments=inbound_payments, fs_store=fs_store, event=event)
+    _persist(fs_store, inbound_payments)
+
+
 def answers_after(seconds: float) -> Any:
     """The right answer (claim, or fail back), from a task that waits ``seconds`` first: "once it is safe"."""
 
@@ -562,6 +584,14 @@ CASES = [
             why=f"work put off with {how} calls time.sleep: it passed, the sleep allowed there (a create_task task "
                 "is refused it, with the hint to await asyncio.sleep)")
       for how in ("call_later", "Task")),
+    wrong(EX, "claims_through_an_async_helper_unawaited", compose({CLAIMABLE: claims_through_an_async_helper}),
+          "your handler called _claim(...) without await", "await _claim(...)",
+          why="_claim(channel_manager, preimage), an async def, called without await: its code never ran, and the "
+              "hint was that the preimage is in the event's purpose, which is where it took it from"),
+    wrong(EX, "writes_through_an_async_helper_unawaited", compose({CLAIMED: claimed_written_through_an_async_helper}),
+          "nothing is stored under 'inbound_payments'", "your handler called _persist(...) without await",
+          why="_persist(fs_store, inbound_payments), an async def, called without await: nothing written, and the "
+              "hint was that ldk-sample keeps these records under 'inbound_payments', the key its code writes"),
     right(EX, "answers_by_call_soon", compose({CLAIMABLE: answers_put_off("call_soon", 0)}),
           why="loop.call_soon(channel_manager.claim_funds, preimage): answered once the handler returns"),
     wrong(EX, "answers_by_call_later_after_the_check_stops_waiting",
