@@ -835,6 +835,9 @@ _AS_THE_CHECK = {
         "async def claim(channel_manager, preimage):\n    channel_manager.claim_funds(preimage)\n\n\n" + s.replace(
             "                channel_manager.claim_funds(preimage)", "                claim(channel_manager, preimage)",
             1))),
+    # answers each request, then asks for it again: the replay's answer raises, its hint read from the recorded calls
+    "answers_then_asks_again": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
+        "        case _:\n", "            return ReplayEvent()\n        case _:\n", 1)),
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),
@@ -888,6 +891,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, case):
         assert "disconnect_by_node_id, while it handled PaymentForwarded" in row.hint, row.hint
     if case == "a_callback_raises":
         assert "the callback your handler scheduled to end normally" in hint and "ZeroDivisionError" in hint, hint
+    if case == "answers_then_asks_again":
+        assert "answered this request when it was handed over before" in hint, hint
     if case == "claims_unawaited":
         assert "your handler called claim(...) without await" in hint, hint
     if case == "exits":  # the learner's own line, and none of the kit's

@@ -450,6 +450,10 @@ CASES = [
                                                 base={e: raises_on_other_events for e in (
                                                     Event.ChannelPending, Event.ChannelReady)}),
           "raised ValueError", "I only expected OpenChannelRequest", why="raises on every other event kind"),
+    wrong(EX, "answers_then_asks_again_always", compose({OPEN: returns(ReplayEvent())}),
+          "ChannelUnavailable", "answered this request when it was handed over before", "return nothing",
+          why="answers each request, then returns ReplayEvent() every time: handed over again, its answer raised "
+              "ChannelUnavailable, and the hint was to pass the event's own temporary_channel_id, which it did"),
     wrong(EX, "returns_42", compose({OPEN: returns(42)}), "returned 42", "ReplayEvent",
           why="LDK's handler returns Ok(()) or Err(ReplayEvent()); 42 means nothing"),
     wrong(EX, "returns_a_string", compose({OPEN: returns("handled")}), "returned 'handled'", "ReplayEvent",
