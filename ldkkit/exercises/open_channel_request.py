@@ -145,6 +145,10 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
                         if rejects or rejected_elsewhere else "nothing: it was left to expire after two timer ticks")
         elif done[0].at - started > AT_ONCE_S:
             happened = f"you rejected it only {done[0].at - started:,.0f} s later"
+            if done[0].during:  # (the handler itself awaited first: it did reject while handling the event)
+                raise failing(f"an explicit rejection, at once{exactly}", happened + ", awaiting in your handler first",
+                              "decide from the event's fields and reject before your handler awaits anything: the "
+                              "peer waits for your answer meanwhile. Work that takes time can come after it.")
         else:
             return
         raise failing(f"an explicit rejection, at once{exactly}", happened,

@@ -203,6 +203,15 @@ def accepts_put_off(how: str, seconds: float) -> Any:
     return arm
 
 
+async def rejects_after_awaiting_a_lookup(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Accepts at once; awaits a 5-second lookup in the handler itself before it rejects."""
+    if event.funding_satoshis > 5_000_000:
+        _accept(channel_manager, keys_manager, event)
+        return
+    await asyncio.sleep(5)  # "is this peer on our list?"
+    _reject(channel_manager, event)
+
+
 def answered_from_a_thread_after_a_lookup(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """Answers from a thread of its own, after 20 ms of blocking work (a database lookup, say): the handler
     returns at once."""
@@ -413,6 +422,10 @@ CASES = [
                                  "passed"),
     wrong(EX, "rejects_a_minute_later", compose({OPEN: rejects_a_minute_later}), "at once", "only 60 s later",
           why="rejects from a task that sleeps a minute first: the peer waits for nothing"),
+    wrong(EX, "rejects_after_awaiting_a_lookup", compose({OPEN: rejects_after_awaiting_a_lookup}),
+          "only 5 s later, awaiting in your handler first", "before your handler awaits anything",
+          why="awaits 5 s in the handler, then rejects: it was told to reject 'while you handle the event', which it "
+              "did (and the workbook asked only for 'explicitly'; it now says 'and at once')"),
     wrong(EX, "accepts_everything", compose({OPEN: _policy(lambda sats: True)}), "you accepted it", "strictly",
           why="no policy"),
     wrong(EX, "accepts_exactly_5m", compose({OPEN: _policy(lambda sats: sats >= 5_000_000)}),
