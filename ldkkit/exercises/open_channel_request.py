@@ -139,10 +139,13 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
         this = [c for c in rejects if c.arguments.get("channel_id") == request.temporary_channel_id
                 and c.arguments.get("counterparty_node_id") == request.counterparty_node_id]
         done = [c for c in this if c.error is None]
+        cut = played.recorder.calls_for(played.recorder.handling_of(request), "peer_manager.disconnect_by_node_id")
         if not done:
             happened = (f"you rejected it {this[0].at - started:,.0f} s later, when LDK had already dropped it"
                         if this else "you called force_close for another channel or peer"
-                        if rejects or rejected_elsewhere else "nothing: it was left to expire after two timer ticks")
+                        if rejects or rejected_elsewhere else "you disconnected the peer instead, which drops its "
+                        "request and tells it nothing" if cut
+                        else "nothing: it was left to expire after two timer ticks")
         elif done[0].at - started > AT_ONCE_S:
             happened = f"you rejected it only {done[0].at - started:,.0f} s later"
             if done[0].during:  # (the handler itself awaited first: it did reject while handling the event)

@@ -333,6 +333,14 @@ def polls_channels(channel_manager: Any, **_: Any) -> None:
         channel_manager.list_channels()
 
 
+def disconnects_small(channel_manager: Any, keys_manager: Any, peer_manager: Any, event: Any, **_: Any) -> None:
+    """Accepts large requests; "rejects" the others by disconnecting the peer."""
+    if event.funding_satoshis > 5_000_000:
+        _accept(channel_manager, keys_manager, event)
+    else:
+        peer_manager.disconnect_by_node_id(event.counterparty_node_id)
+
+
 async def _reject_politely(channel_manager: Any, event: Any) -> None:
     _reject(channel_manager, event)
 
@@ -438,6 +446,10 @@ CASES = [
           "your handler called _reject_politely(...) without await", "await _reject_politely(...)",
           why="_reject_politely(channel_manager, event), an async def, called without await: its code never ran, and "
               "the hint was to reject with force_close_without_broadcasting_txn, which its code does"),
+    wrong(EX, "disconnects_instead_of_rejecting", compose({OPEN: disconnects_small}),
+          "you disconnected the peer instead", "force_close_without_broadcasting_txn",
+          why="peer_manager.disconnect_by_node_id for a small request: LDK drops the request at once, and it was told "
+              "'nothing: it was left to expire after two timer ticks'"),
     wrong(EX, "silent_on_small", compose({OPEN: lambda channel_manager, keys_manager, event, **_: (
         _accept(channel_manager, keys_manager, event) if event.funding_satoshis > 5_000_000 else None)}),
         "force_close_without_broadcasting_txn", "expire",
