@@ -39,10 +39,16 @@ from .recorder import Call
 UNKNOWN_PREIMAGE = PaymentPreimage(b"\x5a" * 32)
 
 
+#: An invoice issued and never paid: its entry in inbound_payments stays Pending, whatever else is claimed.
+UNPAID_MSAT = 70_000_000
+
+
 def story(stage: Stage) -> None:
     bob = stage.peer("bob")
     stage.open(bob, stage.me, 6_000_000)
-    stage.pay(bob, stage.invoice(stage.me, 50_000_000))
+    paid = stage.invoice(stage.me, 50_000_000)
+    stage.invoice(stage.me, UNPAID_MSAT)
+    stage.pay(bob, paid)
     stage.keysend(bob, stage.me, 20_000_000)
     pay_unknown_hash(stage, bob, 30_000_000)
 
@@ -123,6 +129,9 @@ def _unpaid_entry_hint(played: Played, event: Event.PaymentClaimable) -> str:
                         and any(_CLAIMS.get(name, name) == "claim_funds"
                                 for name in (c.name.split(".")[-1] for c in _answers(played, h)))
                         for h in played.handled(Event.PaymentClaimable))
+    if entry is None and isinstance(event.purpose, PaymentPurpose.SpontaneousPayment) and claims_others:
+        return ("this is a keysend: the payer chose its preimage and sent it in the onion, so no invoice of yours, and "
+                "no entry in inbound_payments, stands behind it. Its preimage is in purpose: claim it all the same.")
     if entry is not None and entry.status is not HTLCStatus.Succeeded and claims_others:
         return ("this payment has a preimage and was never paid before: claim it. inbound_payments holds an "
                 "entry for its hash, but not a Succeeded one: the invoice made it, Pending, when it was issued. Only "
@@ -276,6 +285,8 @@ def judge_unclaimed_records(played: Played) -> None:
             event = next((e for e in played.events(Event.PaymentClaimable) if e.payment_hash == payment_hash), None)
             raise fail(played, event, "Succeeded on disk only for a payment LDK says it claimed (PaymentClaimed)",
                        f"on disk, the payment {payment_hash!r} is Succeeded, and it was never claimed",
+                       "no payment of this hash ever came: it is an invoice you issued, never paid. On PaymentClaimed, "
+                       "update the entry of the event's payment_hash, and only it." if event is None else
                        "PaymentClaimable only says a payment waits to be claimed: it may still fail (a payment "
                        "you cannot claim is failed back). Record Succeeded on PaymentClaimed, once the money is yours.")
 

@@ -504,6 +504,27 @@ def claimed_written_through_an_async_helper(inbound_payments: Any, fs_store: Any
     _persist(fs_store, inbound_payments)
 
 
+def claimed_marks_every_pending_entry(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Inserts a keysend's entry, then marks every Pending entry Succeeded ("the payment that was waiting")."""
+    secret = getattr(event.purpose, "payment_secret", None)
+    with inbound_payments.lock() as payments:
+        payments.setdefault(event.payment_hash, PaymentInfo(None, secret, HTLCStatus.Pending, event.amount_msat))
+        for info in payments.values():
+            if info.status is HTLCStatus.Pending:
+                info.status, info.preimage = HTLCStatus.Succeeded, event.purpose.preimage()
+    fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+
+def claims_what_it_has_an_entry_for(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+    """Claims only a payment inbound_payments has an entry for ("one of my invoices"); fails back the rest."""
+    with inbound_payments.lock() as payments:
+        known = event.payment_hash in payments
+    if known and event.purpose.preimage() is not None:
+        channel_manager.claim_funds(event.purpose.preimage())
+    else:
+        channel_manager.fail_htlc_backwards(event.payment_hash)
+
+
 def answers_after(seconds: float) -> Any:
     """The right answer (claim, or fail back), from a task that waits ``seconds`` first: "once it is safe"."""
 
@@ -592,6 +613,13 @@ CASES = [
           "nothing is stored under 'inbound_payments'", "your handler called _persist(...) without await",
           why="_persist(fs_store, inbound_payments), an async def, called without await: nothing written, and the "
               "hint was that ldk-sample keeps these records under 'inbound_payments', the key its code writes"),
+    wrong(EX, "marks_every_pending_entry_succeeded", compose({CLAIMED: claimed_marks_every_pending_entry}),
+          "is Succeeded, and it was never claimed", "an invoice you issued, never paid",
+          why="on PaymentClaimed, every Pending entry set Succeeded: it passed, the paid invoice being the only one"),
+    wrong(EX, "claims_only_what_it_has_an_entry_for", compose({CLAIMABLE: claims_what_it_has_an_entry_for}),
+          "you failed it back", "this is a keysend", "claim it all the same",
+          why="fails back a payment with no inbound_payments entry, the keysend: it was told the preimage is in "
+              "purpose, though its code reads it there"),
     right(EX, "answers_by_call_soon", compose({CLAIMABLE: answers_put_off("call_soon", 0)}),
           why="loop.call_soon(channel_manager.claim_funds, preimage): answered once the handler returns"),
     wrong(EX, "answers_by_call_later_after_the_check_stops_waiting",
