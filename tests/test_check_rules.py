@@ -261,13 +261,14 @@ def test_workbook_1_says_a_big_request_was_left_unanswered():
     assert lines[2] == "Happened: nothing: the request was left unanswered" and lines[3] == W01_ACCEPT
 
 
-def test_workbook_1_says_an_accepted_channel_closed_before_it_was_ready_never_became_ready():
+def test_workbook_1_says_an_accepted_channel_the_handler_closed_was_closed_by_it():
     def close(channel_manager, event):
         channel_manager.force_close_broadcasting_latest_txn(event.channel_id, event.counterparty_node_id, "changed")
 
     assert _read(_opening(_policy, close))[1:3] == [
-        "Expected: a channel that confirms and is ready: 5,000,001 is over 5,000,000",
-        "Happened: you answered, but no channel came of it: the channel never became ready"]
+        "Expected: a channel that confirms and is ready, and stays open: 5,000,001 is over 5,000,000",
+        "Happened: you accepted it, then your handler closed the channel "
+        "(channel_manager.force_close_broadcasting_latest_txn, while it handled ChannelPending)"]
 
 
 def test_workbook_1_counts_an_accept_of_a_small_request_even_when_it_failed():

@@ -98,6 +98,9 @@ def _answering(played: Played, call: Call) -> Optional[Handling]:
     return played.recorder.handling_of(requests[-1].event) if requests else None
 
 
+#: ChannelManager's ways to close a channel (and to reject a request: named by its temporary_channel_id).
+_CLOSES = ("close_channel", "close_channel_with_feerate_and_script", "force_close_broadcasting_latest_txn",
+           "force_close_without_broadcasting_txn")
 #: How long after the request (simulated seconds) a rejection still counts as "at once": a task's few awaits.
 AT_ONCE_S = 1.0
 
@@ -118,6 +121,15 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
     should_accept = sats > POLICY_MIN_EXCLUSIVE_SATS
     if should_accept and not (channels and channels[0].is_channel_ready):
         answer = (accepts or tried or [None])[0]
+        closed = [c for c in played.recorder.calls if c.error is None and c.name.split(".")[-1] in _CLOSES
+                  and c.arguments.get("counterparty_node_id") == request.counterparty_node_id
+                  and c.arguments.get("channel_id") != request.temporary_channel_id]
+        if accepts and closed:  # (the channel it became, closed later by the handler itself)
+            during = f", while it handled {type(closed[0].handling.event).__name__}" if closed[0].handling else ""
+            raise failing(f"a channel that confirms and is ready, and stays open: {sats:,} is over 5,000,000",
+                          f"you accepted it, then your handler closed the channel ({closed[0].name}{during})",
+                          "the policy is about size only: a channel over 5,000,000 sats, once accepted, is kept. "
+                          "Close nothing in the other arms; they only pass events through.")
         if accepts and rejects:
             raise failing(f"a channel that confirms and is ready: {sats:,} is over 5,000,000",
                           "you accepted it and rejected it", "answer each request once: accept it, or else "

@@ -333,6 +333,11 @@ def polls_channels(channel_manager: Any, **_: Any) -> None:
         channel_manager.list_channels()
 
 
+def closes_once_ready(channel_manager: Any, event: Any, **_: Any) -> None:
+    """On ChannelReady, closes the channel cooperatively ("done testing it")."""
+    channel_manager.close_channel(event.channel_id, event.counterparty_node_id)
+
+
 def disconnects_small(channel_manager: Any, keys_manager: Any, peer_manager: Any, event: Any, **_: Any) -> None:
     """Accepts large requests; "rejects" the others by disconnecting the peer."""
     if event.funding_satoshis > 5_000_000:
@@ -446,6 +451,11 @@ CASES = [
           "your handler called _reject_politely(...) without await", "await _reject_politely(...)",
           why="_reject_politely(channel_manager, event), an async def, called without await: its code never ran, and "
               "the hint was to reject with force_close_without_broadcasting_txn, which its code does"),
+    wrong(EX, "closes_what_it_accepted_once_ready", compose({Event.ChannelReady: closes_once_ready}),
+          "then your handler closed the channel (channel_manager.close_channel, while it handled ChannelReady)",
+          "once accepted, is kept",
+          why="accepts rightly, then closes each channel on ChannelReady: it was told 'the channel never became ready' "
+              "and to accept with accept_inbound_channel, which it had done"),
     wrong(EX, "disconnects_instead_of_rejecting", compose({OPEN: disconnects_small}),
           "you disconnected the peer instead", "force_close_without_broadcasting_txn",
           why="peer_manager.disconnect_by_node_id for a small request: LDK drops the request at once, and it was told "
