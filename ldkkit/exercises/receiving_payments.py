@@ -134,8 +134,9 @@ def _unpaid_entry_hint(played: Played, event: Event.PaymentClaimable) -> str:
                 "no entry in inbound_payments, stands behind it. Its preimage is in purpose: claim it all the same.")
     if entry is not None and entry.status is not HTLCStatus.Succeeded and claims_others:
         return ("this payment has a preimage and was never paid before: claim it. inbound_payments holds an "
-                "entry for its hash, but not a Succeeded one: the invoice made it, Pending, when it was issued. Only "
-                "an entry already Succeeded means the invoice was paid, and a second payment is failed back.")
+                "entry for its hash, but not a Succeeded one: the invoice made it, Pending and with no preimage, when "
+                "it was issued (the preimage is in purpose.preimage()). Only an entry already Succeeded means the "
+                "invoice was paid, and a second payment is failed back.")
     return "the preimage is in the event's purpose: purpose.preimage() works for invoices and keysend."
 
 

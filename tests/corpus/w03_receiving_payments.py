@@ -525,6 +525,17 @@ def claims_what_it_has_an_entry_for(channel_manager: Any, inbound_payments: Any,
         channel_manager.fail_htlc_backwards(event.payment_hash)
 
 
+def claims_with_the_entrys_preimage(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+    """Claims with the preimage of the payment's inbound_payments entry, if it has one (the invoice's has none)."""
+    with inbound_payments.lock() as payments:
+        info = payments.get(event.payment_hash)
+    preimage = info.preimage if info is not None else event.purpose.preimage()
+    if preimage is not None:
+        channel_manager.claim_funds(preimage)
+    else:
+        channel_manager.fail_htlc_backwards(event.payment_hash)
+
+
 def answers_after(seconds: float) -> Any:
     """The right answer (claim, or fail back), from a task that waits ``seconds`` first: "once it is safe"."""
 
@@ -616,6 +627,10 @@ CASES = [
     wrong(EX, "marks_every_pending_entry_succeeded", compose({CLAIMED: claimed_marks_every_pending_entry}),
           "is Succeeded, and it was never claimed", "an invoice you issued, never paid",
           why="on PaymentClaimed, every Pending entry set Succeeded: it passed, the paid invoice being the only one"),
+    wrong(EX, "claims_with_the_entrys_preimage", compose({CLAIMABLE: claims_with_the_entrys_preimage}),
+          "you failed it back", "Pending and with no preimage", "purpose.preimage()",
+          why="takes the preimage from the invoice's entry, which getinvoice made with none, and fails the payment "
+              "back: it was told only that a Pending entry is no earlier payment"),
     wrong(EX, "claims_only_what_it_has_an_entry_for", compose({CLAIMABLE: claims_what_it_has_an_entry_for}),
           "you failed it back", "this is a keysend", "claim it all the same",
           why="fails back a payment with no inbound_payments entry, the keysend: it was told the preimage is in "
