@@ -117,7 +117,7 @@ class Call:
 
 
 _HANDLING: contextvars.ContextVar[Optional[Handling]] = contextvars.ContextVar("ldkkit_handling", default=None)
-DROPPED.append(lambda name: None if (h := _HANDLING.get()) is None else h.unawaited.append(name))
+DROPPED.append(lambda name: (h := _HANDLING.get()) and len(h.unawaited) < 8 and h.unawaited.append(name))
 #: The recorder of the hand-over in progress (with ``_HANDLING``): threads your code starts meanwhile are its jobs.
 _RECORDING: contextvars.ContextVar[Optional[Recorder]] = contextvars.ContextVar("ldkkit_recording", default=None)
 #: One count for hand-overs and calls, so that which came first is known even within one simulated instant.

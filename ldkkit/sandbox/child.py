@@ -382,7 +382,7 @@ TASK_ERRORS: list[tuple[int, BaseException]] = []
 CALLBACK_ERRORS: list[tuple[int, BaseException]] = []
 #: The async functions the learner's code called without await (the event's number, the name): told at the next idle.
 UNAWAITED: list[tuple[int, str]] = []
-DROPPED.append(lambda name: _ORIGIN.get() and UNAWAITED.append((_ORIGIN.get(), name[:100])))
+DROPPED.append(lambda name: _ORIGIN.get() and len(UNAWAITED) < 8 and UNAWAITED.append((_ORIGIN.get(), name[:100])))
 
 
 def _counted(loop: VirtualLoop, fn: Callable[..., Any], own_thread: bool) -> tuple[Callable[..., Any], Counted]:
