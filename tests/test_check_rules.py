@@ -679,10 +679,10 @@ def test_an_event_asked_for_again_every_time_is_named_with_its_hand_overs():
     assert lines == [
         W03_SCENARIO.format("PaymentClaimable"),
         "Expected: the event handled in the end (None returned once what failed works again)",
-        "Happened: your handler asked for it again each of the 57 times it was handed over, so it was never "
+        "Happened: your handler asked for it again each of the 56 times it was handed over, so it was never "
         "handled, and LDK hands over no event after it until it is",
         "Events so far: OpenChannelRequest → ChannelPending → ChannelReady → PendingHTLCsForwardable → "
-        "[PaymentClaimable ×57]",
+        "[PaymentClaimable ×56]",
         "Hint: return ReplayEvent() only when something failed that may work next time, such as fs_store.write "
         "raising OSError; once it works, return nothing."]
 
