@@ -261,13 +261,14 @@ def test_workbook_1_says_a_big_request_was_left_unanswered():
     assert lines[2] == "Happened: nothing: the request was left unanswered" and lines[3] == W01_ACCEPT
 
 
-def test_workbook_1_says_an_accepted_channel_closed_before_it_was_ready_never_became_ready():
+def test_workbook_1_says_an_accepted_channel_the_handler_closed_was_closed_by_it():
     def close(channel_manager, event):
         channel_manager.force_close_broadcasting_latest_txn(event.channel_id, event.counterparty_node_id, "changed")
 
     assert _read(_opening(_policy, close))[1:3] == [
-        "Expected: a channel that confirms and is ready: 5,000,001 is over 5,000,000",
-        "Happened: you answered, but no channel came of it: the channel never became ready"]
+        "Expected: a channel that confirms and is ready, and stays open: 5,000,001 is over 5,000,000",
+        "Happened: you accepted it, then your handler closed the channel "
+        "(channel_manager.force_close_broadcasting_latest_txn, while it handled ChannelPending)"]
 
 
 def test_workbook_1_counts_an_accept_of_a_small_request_even_when_it_failed():
@@ -678,10 +679,10 @@ def test_an_event_asked_for_again_every_time_is_named_with_its_hand_overs():
     assert lines == [
         W03_SCENARIO.format("PaymentClaimable"),
         "Expected: the event handled in the end (None returned once what failed works again)",
-        "Happened: your handler asked for it again each of the 57 times it was handed over, so it was never "
+        "Happened: your handler asked for it again each of the 56 times it was handed over, so it was never "
         "handled, and LDK hands over no event after it until it is",
         "Events so far: OpenChannelRequest → ChannelPending → ChannelReady → PendingHTLCsForwardable → "
-        "[PaymentClaimable ×57]",
+        "[PaymentClaimable ×56]",
         "Hint: return ReplayEvent() only when something failed that may work next time, such as fs_store.write "
         "raising OSError; once it works, return nothing."]
 

@@ -892,6 +892,18 @@ _AS_THE_CHECK = {
     "returns_the_write_error": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
         _INBOUND_WRITE, _INBOUND_WRITE.replace("except OSError:", "except OSError as error:").replace(
             "return ReplayEvent()", "return error"), 1)),
+    # an async helper called without await, its coroutine dropped: the hint names the await, in the learner process too
+    "claims_unawaited": ("receiving_payments", "03_receiving_payments.ipynb", lambda s: (
+        "async def claim(channel_manager, preimage):\n    channel_manager.claim_funds(preimage)\n\n\n" + s.replace(
+            "                channel_manager.claim_funds(preimage)", "                claim(channel_manager, preimage)",
+            1))),
+    # answers each request, then asks for it again: the replay's answer raises, its hint read from the recorded calls
+    "answers_then_asks_again": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
+        "        case _:\n", "            return ReplayEvent()\n        case _:\n", 1)),
+    # awaits in the handler, then rejects: 'awaiting in your handler first', told from the call's own hand-over
+    "rejects_after_awaiting": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
+        "def handle_ldk_events(", "async def handle_ldk_events(", 1).replace(
+        "            else:\n", "            else:\n                await asyncio.sleep(5)\n", 1)),
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),
@@ -956,6 +968,12 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
         assert "disconnect_by_node_id, while it handled PaymentForwarded" in row.hint, row.hint
     if case == "a_callback_raises":
         assert "the callback your handler scheduled to end normally" in hint and "ZeroDivisionError" in hint, hint
+    if case == "answers_then_asks_again":
+        assert "answered this request when it was handed over before" in hint, hint
+    if case == "rejects_after_awaiting":
+        assert "awaiting in your handler first" in hint, hint
+    if case == "claims_unawaited":
+        assert "your handler called claim(...) without await" in hint, hint
     if case == "exits":  # the learner's own line, and none of the kit's
         assert trace.startswith("Traceback") and "raise SystemExit(0)" in trace and "ldkkit" not in trace
 

@@ -467,6 +467,18 @@ def _handed_to_a_gone_task(played: Played, event: Optional[Event]) -> str:
     return ""
 
 
+def unawaited_hint(played: Played, event: Optional[Event]) -> str:
+    """The hint for an event your handler did nothing for, having called an async function without await while it
+    handled it (``Handling.unawaited``): that function's code never ran. "" if it called none."""
+    names = [name for h in played.recorder.handlings if h.event is event for name in h.unawaited]
+    if not names:
+        return ""
+    name = names[0].split(".")[-1]
+    return (f"your handler called {name}(...) without await while it handled this event, so none of its code ran: "
+            "calling an async function only makes a coroutine (Python warns that it 'was never awaited'). Await it, "
+            f"await {name}(...) in an async def handler, or spawn it: asyncio.get_running_loop().create_task(...).")
+
+
 def _number(played: Played, handling: Handling) -> int:
     """Which event of the play (counted as the path of events shows them, a replay with its event) ``handling`` was."""
     events: list[int] = []
@@ -663,7 +675,7 @@ def stored_record(played: Played, handling: Handling, key: str, payment_key: Any
         raise fail(played, handling.event, expected,
                    f"nothing is stored under '{key}'" + (f"; you wrote under {written}" if written else "")
                    + ("; you wrote it only after your handler had returned (from a thread or task of yours)" if late
-                      else ""),
+                      else ""), not writes and unawaited_hint(played, handling.event) or
                    f"ldk-sample keeps these records under the key '{key}'. LDK forgets an event once your handler "
                    "returns, so write what it changed before you return.")
     return _decoded(played, handling.event, key, data).get(payment_key)

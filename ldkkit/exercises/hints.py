@@ -126,6 +126,13 @@ def _zero_conf_request(error: BaseException, event: Event, played: Optional[Play
 @error_hint(lambda e, event: isinstance(event, Event.OpenChannelRequest) and type(e).__name__ == "ChannelUnavailable")
 def _wrong_request(error: BaseException, event: Event, played: Optional[Played]) -> str:
     recorder = played.recorder if played is not None else None
+    before = [h for h in recorder.handlings if h.event is event][:-1] if recorder is not None else []
+    answered = any(c.error is None and c.name.split(".")[-1].startswith(("accept_inbound_channel", "force_close"))
+                   for h in before for c in recorder.calls_for(h))  # type: ignore[union-attr]
+    if answered:  # (an earlier hand-over of this very request answered it, then asked for it again)
+        return ("your handler answered this request when it was handed over before, then returned ReplayEvent(), so "
+                "LDK handed it over again, and a request answered is gone: ReplayEvent() asks for an event you could "
+                "not handle yet (a write that failed, say). Once you have answered, return nothing.")
     if recorder is not None and recorder.calls_for(recorder.handling_of(event), "channel_manager.close_channel"):
         return ("close_channel closes a channel that exists, and a request you have not accepted is none yet: reject "
                 "it with channel_manager.force_close_without_broadcasting_txn(temporary_channel_id, "

@@ -16,7 +16,16 @@ from typing import Optional
 from ..errors import RetryableSendFailure
 from ..events import Event
 from ..scenarios import Stage
-from .common import LARGEST_NON_WUMBO_SATS, POLICY_MIN_EXCLUSIVE_SATS, CheckResult, Handling, Played, Session, fail
+from .common import (
+    LARGEST_NON_WUMBO_SATS,
+    POLICY_MIN_EXCLUSIVE_SATS,
+    CheckResult,
+    Handling,
+    Played,
+    Session,
+    fail,
+    unawaited_hint,
+)
 from .recorder import Call
 
 SIZES = (4_999_999, 5_000_000, 5_000_001, 6_000_000, LARGEST_NON_WUMBO_SATS)
@@ -89,6 +98,9 @@ def _answering(played: Played, call: Call) -> Optional[Handling]:
     return played.recorder.handling_of(requests[-1].event) if requests else None
 
 
+#: ChannelManager's ways to close a channel (and to reject a request: named by its temporary_channel_id).
+_CLOSES = ("close_channel", "close_channel_with_feerate_and_script", "force_close_broadcasting_latest_txn",
+           "force_close_without_broadcasting_txn")
 #: How long after the request (simulated seconds) a rejection still counts as "at once": a task's few awaits.
 AT_ONCE_S = 1.0
 
@@ -109,6 +121,15 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
     should_accept = sats > POLICY_MIN_EXCLUSIVE_SATS
     if should_accept and not (channels and channels[0].is_channel_ready):
         answer = (accepts or tried or [None])[0]
+        closed = [c for c in played.recorder.calls if c.error is None and c.name.split(".")[-1] in _CLOSES
+                  and c.arguments.get("counterparty_node_id") == request.counterparty_node_id
+                  and c.arguments.get("channel_id") != request.temporary_channel_id]
+        if accepts and closed:  # (the channel it became, closed later by the handler itself)
+            during = f", while it handled {type(closed[0].handling.event).__name__}" if closed[0].handling else ""
+            raise failing(f"a channel that confirms and is ready, and stays open: {sats:,} is over 5,000,000",
+                          f"you accepted it, then your handler closed the channel ({closed[0].name}{during})",
+                          "the policy is about size only: a channel over 5,000,000 sats, once accepted, is kept. "
+                          "Close nothing in the other arms; they only pass events through.")
         if accepts and rejects:
             raise failing(f"a channel that confirms and is ready: {sats:,} is over 5,000,000",
                           "you accepted it and rejected it", "answer each request once: accept it, or else "
@@ -117,7 +138,8 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
                     "nothing: the request was left unanswered" if answer is None else
                     "you answered, but no channel came of it: " + _accept_trouble(answer, request))
         raise failing(f"a channel that confirms and is ready: {sats:,} is over 5,000,000", happened,
-                   "compare funding_satoshis with 5_000_000 and accept when it is strictly greater, with "
+                   answer is None and not rejects and unawaited_hint(played, request)
+                   or "compare funding_satoshis with 5_000_000 and accept when it is strictly greater, with "
                    "channel_manager.accept_inbound_channel, passing the temporary_channel_id and "
                    "counterparty_node_id of the event you are handling.")
     if not should_accept:
@@ -129,15 +151,23 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
         this = [c for c in rejects if c.arguments.get("channel_id") == request.temporary_channel_id
                 and c.arguments.get("counterparty_node_id") == request.counterparty_node_id]
         done = [c for c in this if c.error is None]
+        cut = played.recorder.calls_for(played.recorder.handling_of(request), "peer_manager.disconnect_by_node_id")
         if not done:
             happened = (f"you rejected it {this[0].at - started:,.0f} s later, when LDK had already dropped it"
                         if this else "you called force_close for another channel or peer"
-                        if rejects or rejected_elsewhere else "nothing: it was left to expire after two timer ticks")
+                        if rejects or rejected_elsewhere else "you disconnected the peer instead, which drops its "
+                        "request and tells it nothing" if cut
+                        else "nothing: it was left to expire after two timer ticks")
         elif done[0].at - started > AT_ONCE_S:
             happened = f"you rejected it only {done[0].at - started:,.0f} s later"
+            if done[0].during:  # (the handler itself awaited first: it did reject while handling the event)
+                raise failing(f"an explicit rejection, at once{exactly}", happened + ", awaiting in your handler first",
+                              "decide from the event's fields and reject before your handler awaits anything: the "
+                              "peer waits for your answer meanwhile. Work that takes time can come after it.")
         else:
             return
         raise failing(f"an explicit rejection, at once{exactly}", happened,
+                      not this and not rejects and not rejected_elsewhere and unawaited_hint(played, request) or
                       "reject with channel_manager.force_close_without_broadcasting_txn while you handle the event, "
                       "passing its temporary_channel_id and counterparty_node_id and a message for the peer; "
                       "silence, or an answer put off, makes the peer wait for nothing.")

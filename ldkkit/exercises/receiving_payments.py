@@ -21,17 +21,34 @@ from ..payment_storage import HTLCStatus
 from ..routing.router import PaymentParameters, RouteParameters
 from ..scenarios import Stage
 from ..types import PaymentId, PaymentPreimage
-from .common import PLAY_ON_S, CheckResult, Handling, Played, Session, fail, final_records, held_back, stored_record
+from .common import (
+    PLAY_ON_S,
+    CheckResult,
+    Handling,
+    Played,
+    Session,
+    fail,
+    final_records,
+    held_back,
+    stored_record,
+    unawaited_hint,
+)
 from .recorder import Call
 
 #: A hash whose preimage your node never had: a payment to it cannot be claimed.
 UNKNOWN_PREIMAGE = PaymentPreimage(b"\x5a" * 32)
 
 
+#: An invoice issued and never paid: its entry in inbound_payments stays Pending, whatever else is claimed.
+UNPAID_MSAT = 70_000_000
+
+
 def story(stage: Stage) -> None:
     bob = stage.peer("bob")
     stage.open(bob, stage.me, 6_000_000)
-    stage.pay(bob, stage.invoice(stage.me, 50_000_000))
+    paid = stage.invoice(stage.me, 50_000_000)
+    stage.invoice(stage.me, UNPAID_MSAT)
+    stage.pay(bob, paid)
     stage.keysend(bob, stage.me, 20_000_000)
     pay_unknown_hash(stage, bob, 30_000_000)
 
@@ -112,10 +129,14 @@ def _unpaid_entry_hint(played: Played, event: Event.PaymentClaimable) -> str:
                         and any(_CLAIMS.get(name, name) == "claim_funds"
                                 for name in (c.name.split(".")[-1] for c in _answers(played, h)))
                         for h in played.handled(Event.PaymentClaimable))
+    if entry is None and isinstance(event.purpose, PaymentPurpose.SpontaneousPayment) and claims_others:
+        return ("this is a keysend: the payer chose its preimage and sent it in the onion, so no invoice of yours, and "
+                "no entry in inbound_payments, stands behind it. Its preimage is in purpose: claim it all the same.")
     if entry is not None and entry.status is not HTLCStatus.Succeeded and claims_others:
         return ("this payment has a preimage and was never paid before: claim it. inbound_payments holds an "
-                "entry for its hash, but not a Succeeded one: the invoice made it, Pending, when it was issued. Only "
-                "an entry already Succeeded means the invoice was paid, and a second payment is failed back.")
+                "entry for its hash, but not a Succeeded one: the invoice made it, Pending and with no preimage, when "
+                "it was issued (the preimage is in purpose.preimage()). Only an entry already Succeeded means the "
+                "invoice was paid, and a second payment is failed back.")
     return "the preimage is in the event's purpose: purpose.preimage() works for invoices and keysend."
 
 
@@ -152,7 +173,8 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
             raise fail(played, event, "claim_funds(purpose.preimage())",
                        "you failed it back" if "fail_htlc_backwards" in calls else waiting or "it was never claimed",
                        _unpaid_entry_hint(played, event) if "fail_htlc_backwards" in calls else _PUT_OFF if waiting
-                       else "the preimage is in the event's purpose: purpose.preimage() works for invoices and "
+                       else not calls and unawaited_hint(played, event)
+                       or "the preimage is in the event's purpose: purpose.preimage() works for invoices and "
                        "keysend.")
         if preimage is not None and not repeat and outcome != "paid":
             raise fail(played, event, "the payment claimed: the payer paid, and PaymentClaimed followed",
@@ -165,7 +187,8 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
             waiting = "claim_funds" not in calls and _still_waiting(played, event, "failed it back")
             raise fail(played, event, "fail_htlc_backwards(payment_hash): there is no preimage to claim with",
                        "you tried to claim it" if "claim_funds" in calls else waiting or "it was left unclaimed, and "
-                       "the payer waits until the claim deadline", _PUT_OFF if waiting else "when "
+                       "the payer waits until the claim deadline", _PUT_OFF if waiting else not calls
+                       and unawaited_hint(played, event) or "when "
                        "purpose.preimage() is None you cannot claim; channel_manager.fail_htlc_backwards(payment_hash) "
                        "gives the payer their money back now.")
         if preimage is None and outcome != "failed":
@@ -263,6 +286,8 @@ def judge_unclaimed_records(played: Played) -> None:
             event = next((e for e in played.events(Event.PaymentClaimable) if e.payment_hash == payment_hash), None)
             raise fail(played, event, "Succeeded on disk only for a payment LDK says it claimed (PaymentClaimed)",
                        f"on disk, the payment {payment_hash!r} is Succeeded, and it was never claimed",
+                       "no payment of this hash ever came: it is an invoice you issued, never paid. On PaymentClaimed, "
+                       "update the entry of the event's payment_hash, and only it." if event is None else
                        "PaymentClaimable only says a payment waits to be claimed: it may still fail (a payment "
                        "you cannot claim is failed back). Record Succeeded on PaymentClaimed, once the money is yours.")
 

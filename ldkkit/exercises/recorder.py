@@ -26,6 +26,7 @@ from ..node import HANDLER_PARAMETERS, Node
 from ..sim.world import World
 from .watch import (
     CLOCK,
+    DROPPED,
     HANDED_OVER,
     Alarm,
     BlockingCall,
@@ -88,6 +89,8 @@ class Handling:
     #: Set while no step of your handler's code runs on it (it awaits, or returned and what it stored was read): work
     #: it handed to another thread acts only then (``_after_the_step``), so what it did by then is all its own.
     paused: threading.Event = field(default_factory=threading.Event, repr=False)
+    #: The async functions your code called without await while handling it (``watch.DROPPED``): none of them ran.
+    unawaited: list[str] = field(default_factory=list)
 
     def step_ended(self) -> None:
         self.paused.set()
@@ -114,6 +117,7 @@ class Call:
 
 
 _HANDLING: contextvars.ContextVar[Optional[Handling]] = contextvars.ContextVar("ldkkit_handling", default=None)
+DROPPED.append(lambda name: (h := _HANDLING.get()) and len(h.unawaited) < 8 and h.unawaited.append(name))
 #: The recorder of the hand-over in progress (with ``_HANDLING``): threads your code starts meanwhile are its jobs.
 _RECORDING: contextvars.ContextVar[Optional[Recorder]] = contextvars.ContextVar("ldkkit_recording", default=None)
 #: One count for hand-overs and calls, so that which came first is known even within one simulated instant.

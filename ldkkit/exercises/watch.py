@@ -20,6 +20,7 @@ import sys
 import sysconfig
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -753,3 +754,23 @@ _BLOCKING.add(_wait.__code__)  # (your code's Condition.wait() now calls this fi
 _WAITS_ONCE = {threading.Event.wait.__code__, _wait.__code__}
 threading.Condition.wait = _wait  # type: ignore[method-assign]
 threading.Condition.notify = _notify  # type: ignore[method-assign]
+
+
+# --- coroutines your code makes and drops, never awaited ---------------------------------------------------------
+#: What is told of a coroutine of yours dropped before it ever ran (``_dropped``), by its function's name: the check's
+#: recorder (``Recorder.unawaited``) and the grader's learner process register here.
+DROPPED: list[Callable[[str], None]] = []
+_warn_unawaited = warnings._warn_unawaited_coroutine  # type: ignore[attr-defined]
+
+
+def _dropped(coro: Any) -> None:
+    """Python's own "coroutine ... was never awaited" (CPython calls ``warnings._warn_unawaited_coroutine``): an async
+    function your code called without ``await`` ran none of its code, so what it was to do was never done."""
+    code = getattr(coro, "cr_code", None)
+    if code is not None and not code.co_filename.startswith((KIT_DIR, *LIBRARY_DIRS, "<frozen")):
+        for tell in DROPPED:
+            tell(getattr(coro, "__qualname__", code.co_name))
+    _warn_unawaited(coro)
+
+
+warnings._warn_unawaited_coroutine = _dropped  # type: ignore[attr-defined]

@@ -366,6 +366,7 @@ class RemoteHandler:
             self._note_waiting(reply.get("waiting"), reply.get("working"))
             self._task_blocked(reply.get("blocked"))
             self._thread_failed(reply.get("thread_error"))
+            self._unawaited(reply.get("unawaited"))
             self._schedule(reply.get("next_us"))
             if reply.get("held") is True:
                 self._step_held()
@@ -458,6 +459,18 @@ class RemoteHandler:
             self.learner.kill(LearnerGone("the learner process described a thread's error badly"))
             raise self.learner.dead  # type: ignore[misc]
         context.run(_keep_thread_error, wire.error_from_wire(failed.get("error")), failed.get("what"))
+
+    def _unawaited(self, told: Any) -> None:
+        """The async functions the learner's code called without await, kept with the hand-over whose handling called
+        each (``Handling.unawaited``), as the check keeps its own."""
+        from ..exercises import recorder
+
+        for item in told if type(told) is list else ():
+            origin, name = item if type(item) is list and len(item) == 2 else (None, None)
+            context = self._contexts.get(origin) if type(origin) is int and type(name) is str else None
+            handling = context.get(recorder._HANDLING) if context is not None else None
+            if handling is not None:
+                handling.unawaited.append(name)
 
     def _outcome(self, state: dict[str, Any]) -> Any:
         """What the learner's handler did, as the world expects it; a refusal as the check's own."""

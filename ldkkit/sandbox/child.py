@@ -32,6 +32,7 @@ from typing import Any, Optional
 from ..events.queue import ReturnedUnawaited, answer
 from ..exercises.watch import (
     CLOCK,
+    DROPPED,
     HANDED_OVER,
     KIT_DIR,
     LIBRARY_DIRS,
@@ -379,6 +380,9 @@ THREAD_ERRORS: list[tuple[int, BaseException]] = []
 TASK_ERRORS: list[tuple[int, BaseException]] = []
 #: Errors raised in callbacks the learner's code scheduled on the loop itself (``Learner._scheduling``): told last.
 CALLBACK_ERRORS: list[tuple[int, BaseException]] = []
+#: The async functions the learner's code called without await (the event's number, the name): told at the next idle.
+UNAWAITED: list[tuple[int, str]] = []
+DROPPED.append(lambda name: _ORIGIN.get() and len(UNAWAITED) < 8 and UNAWAITED.append((_ORIGIN.get(), name[:100])))
 
 
 def _counted(loop: VirtualLoop, fn: Callable[..., Any], own_thread: bool) -> tuple[Callable[..., Any], Counted]:
@@ -738,7 +742,8 @@ class Learner:
                 held = state["state"] != "pending" and _GATE.holds()  # (work held until the grader heard: it steps)
                 self.channel.send({"op": "idle", "handler": state, "next_us": self.loop.next_us(), "held": held,
                                    "waiting": self.waiting(), "working": self.working(),
-                                   **self._thread_failed(), **self._blocked()})
+                                   "unawaited": UNAWAITED[:], **self._thread_failed(), **self._blocked()})
+                UNAWAITED.clear()
                 if state["state"] != "pending":
                     _GATE.open()
             elif op == "stop":

@@ -203,6 +203,15 @@ def accepts_put_off(how: str, seconds: float) -> Any:
     return arm
 
 
+async def rejects_after_awaiting_a_lookup(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Accepts at once; awaits a 5-second lookup in the handler itself before it rejects."""
+    if event.funding_satoshis > 5_000_000:
+        _accept(channel_manager, keys_manager, event)
+        return
+    await asyncio.sleep(5)  # "is this peer on our list?"
+    _reject(channel_manager, event)
+
+
 def answered_from_a_thread_after_a_lookup(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """Answers from a thread of its own, after 20 ms of blocking work (a database lookup, say): the handler
     returns at once."""
@@ -324,6 +333,31 @@ def polls_channels(channel_manager: Any, **_: Any) -> None:
         channel_manager.list_channels()
 
 
+def closes_once_ready(channel_manager: Any, event: Any, **_: Any) -> None:
+    """On ChannelReady, closes the channel cooperatively ("done testing it")."""
+    channel_manager.close_channel(event.channel_id, event.counterparty_node_id)
+
+
+def disconnects_small(channel_manager: Any, keys_manager: Any, peer_manager: Any, event: Any, **_: Any) -> None:
+    """Accepts large requests; "rejects" the others by disconnecting the peer."""
+    if event.funding_satoshis > 5_000_000:
+        _accept(channel_manager, keys_manager, event)
+    else:
+        peer_manager.disconnect_by_node_id(event.counterparty_node_id)
+
+
+async def _reject_politely(channel_manager: Any, event: Any) -> None:
+    _reject(channel_manager, event)
+
+
+def rejects_through_an_async_helper(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Accepts at once; rejects through an async helper of its own, called without await: it never runs."""
+    if event.funding_satoshis > 5_000_000:
+        _accept(channel_manager, keys_manager, event)
+    else:
+        _reject_politely(channel_manager, event)
+
+
 def _with_default(arm: Any) -> Any:
     """The base handler with every other event raising (no ``case _``)."""
     return compose({OPEN: arm}, base={})
@@ -401,6 +435,10 @@ CASES = [
                                  "passed"),
     wrong(EX, "rejects_a_minute_later", compose({OPEN: rejects_a_minute_later}), "at once", "only 60 s later",
           why="rejects from a task that sleeps a minute first: the peer waits for nothing"),
+    wrong(EX, "rejects_after_awaiting_a_lookup", compose({OPEN: rejects_after_awaiting_a_lookup}),
+          "only 5 s later, awaiting in your handler first", "before your handler awaits anything",
+          why="awaits 5 s in the handler, then rejects: it was told to reject 'while you handle the event', which it "
+              "did (and the workbook asked only for 'explicitly'; it now says 'and at once')"),
     wrong(EX, "accepts_everything", compose({OPEN: _policy(lambda sats: True)}), "you accepted it", "strictly",
           why="no policy"),
     wrong(EX, "accepts_exactly_5m", compose({OPEN: _policy(lambda sats: sats >= 5_000_000)}),
@@ -409,6 +447,19 @@ CASES = [
           why="rejects all"),
     wrong(EX, "threshold_in_msat", compose({OPEN: _policy(lambda sats: sats > 5_000_000_000)}), "you rejected it",
           "strictly greater", why="compares sats with a msat threshold"),
+    wrong(EX, "rejects_through_an_async_helper_unawaited", compose({OPEN: rejects_through_an_async_helper}),
+          "your handler called _reject_politely(...) without await", "await _reject_politely(...)",
+          why="_reject_politely(channel_manager, event), an async def, called without await: its code never ran, and "
+              "the hint was to reject with force_close_without_broadcasting_txn, which its code does"),
+    wrong(EX, "closes_what_it_accepted_once_ready", compose({Event.ChannelReady: closes_once_ready}),
+          "then your handler closed the channel (channel_manager.close_channel, while it handled ChannelReady)",
+          "once accepted, is kept",
+          why="accepts rightly, then closes each channel on ChannelReady: it was told 'the channel never became ready' "
+              "and to accept with accept_inbound_channel, which it had done"),
+    wrong(EX, "disconnects_instead_of_rejecting", compose({OPEN: disconnects_small}),
+          "you disconnected the peer instead", "force_close_without_broadcasting_txn",
+          why="peer_manager.disconnect_by_node_id for a small request: LDK drops the request at once, and it was told "
+              "'nothing: it was left to expire after two timer ticks'"),
     wrong(EX, "silent_on_small", compose({OPEN: lambda channel_manager, keys_manager, event, **_: (
         _accept(channel_manager, keys_manager, event) if event.funding_satoshis > 5_000_000 else None)}),
         "force_close_without_broadcasting_txn", "expire",
@@ -434,6 +485,10 @@ CASES = [
                                                 base={e: raises_on_other_events for e in (
                                                     Event.ChannelPending, Event.ChannelReady)}),
           "raised ValueError", "I only expected OpenChannelRequest", why="raises on every other event kind"),
+    wrong(EX, "answers_then_asks_again_always", compose({OPEN: returns(ReplayEvent())}),
+          "ChannelUnavailable", "answered this request when it was handed over before", "return nothing",
+          why="answers each request, then returns ReplayEvent() every time: handed over again, its answer raised "
+              "ChannelUnavailable, and the hint was to pass the event's own temporary_channel_id, which it did"),
     wrong(EX, "returns_42", compose({OPEN: returns(42)}), "returned 42", "ReplayEvent",
           why="LDK's handler returns Ok(()) or Err(ReplayEvent()); 42 means nothing"),
     wrong(EX, "returns_a_string", compose({OPEN: returns("handled")}), "returned 'handled'", "ReplayEvent",

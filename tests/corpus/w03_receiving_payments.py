@@ -482,6 +482,60 @@ def claimed_looked_up_in_the_storage(inbound_payments: Any, fs_store: Any, event
     fs_store.write("", "", "inbound_payments", inbound_payments.encode())
 
 
+async def _claim(channel_manager: Any, preimage: Any) -> None:
+    channel_manager.claim_funds(preimage)
+
+
+def claims_through_an_async_helper(channel_manager: Any, event: Any, **_: Any) -> None:
+    """Fails back at once; claims through an async helper of its own, called without await: it never runs."""
+    if event.purpose.preimage() is None:
+        channel_manager.fail_htlc_backwards(event.payment_hash)
+    else:
+        _claim(channel_manager, event.purpose.preimage())
+
+
+async def _persist(fs_store: Any, storage: Any) -> None:
+    fs_store.write("", "", "inbound_payments", storage.encode())
+
+
+def claimed_written_through_an_async_helper(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Records the payment, then writes it through an async helper of its own, called without await: it never runs."""
+    _claimed(lambda *a: None)(inbound_payments=inbound_payments, fs_store=fs_store, event=event)
+    _persist(fs_store, inbound_payments)
+
+
+def claimed_marks_every_pending_entry(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Inserts a keysend's entry, then marks every Pending entry Succeeded ("the payment that was waiting")."""
+    secret = getattr(event.purpose, "payment_secret", None)
+    with inbound_payments.lock() as payments:
+        payments.setdefault(event.payment_hash, PaymentInfo(None, secret, HTLCStatus.Pending, event.amount_msat))
+        for info in payments.values():
+            if info.status is HTLCStatus.Pending:
+                info.status, info.preimage = HTLCStatus.Succeeded, event.purpose.preimage()
+    fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+
+def claims_what_it_has_an_entry_for(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+    """Claims only a payment inbound_payments has an entry for ("one of my invoices"); fails back the rest."""
+    with inbound_payments.lock() as payments:
+        known = event.payment_hash in payments
+    if known and event.purpose.preimage() is not None:
+        channel_manager.claim_funds(event.purpose.preimage())
+    else:
+        channel_manager.fail_htlc_backwards(event.payment_hash)
+
+
+def claims_with_the_entrys_preimage(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+    """Claims with the preimage of the payment's inbound_payments entry, if it has one (the invoice's has none)."""
+    with inbound_payments.lock() as payments:
+        info = payments.get(event.payment_hash)
+    preimage = info.preimage if info is not None else event.purpose.preimage()
+    if preimage is not None:
+        channel_manager.claim_funds(preimage)
+    else:
+        channel_manager.fail_htlc_backwards(event.payment_hash)
+
+
 def answers_after(seconds: float) -> Any:
     """The right answer (claim, or fail back), from a task that waits ``seconds`` first: "once it is safe"."""
 
@@ -562,6 +616,25 @@ CASES = [
             why=f"work put off with {how} calls time.sleep: it passed, the sleep allowed there (a create_task task "
                 "is refused it, with the hint to await asyncio.sleep)")
       for how in ("call_later", "Task")),
+    wrong(EX, "claims_through_an_async_helper_unawaited", compose({CLAIMABLE: claims_through_an_async_helper}),
+          "your handler called _claim(...) without await", "await _claim(...)",
+          why="_claim(channel_manager, preimage), an async def, called without await: its code never ran, and the "
+              "hint was that the preimage is in the event's purpose, which is where it took it from"),
+    wrong(EX, "writes_through_an_async_helper_unawaited", compose({CLAIMED: claimed_written_through_an_async_helper}),
+          "nothing is stored under 'inbound_payments'", "your handler called _persist(...) without await",
+          why="_persist(fs_store, inbound_payments), an async def, called without await: nothing written, and the "
+              "hint was that ldk-sample keeps these records under 'inbound_payments', the key its code writes"),
+    wrong(EX, "marks_every_pending_entry_succeeded", compose({CLAIMED: claimed_marks_every_pending_entry}),
+          "is Succeeded, and it was never claimed", "an invoice you issued, never paid",
+          why="on PaymentClaimed, every Pending entry set Succeeded: it passed, the paid invoice being the only one"),
+    wrong(EX, "claims_with_the_entrys_preimage", compose({CLAIMABLE: claims_with_the_entrys_preimage}),
+          "you failed it back", "Pending and with no preimage", "purpose.preimage()",
+          why="takes the preimage from the invoice's entry, which getinvoice made with none, and fails the payment "
+              "back: it was told only that a Pending entry is no earlier payment"),
+    wrong(EX, "claims_only_what_it_has_an_entry_for", compose({CLAIMABLE: claims_what_it_has_an_entry_for}),
+          "you failed it back", "this is a keysend", "claim it all the same",
+          why="fails back a payment with no inbound_payments entry, the keysend: it was told the preimage is in "
+              "purpose, though its code reads it there"),
     right(EX, "answers_by_call_soon", compose({CLAIMABLE: answers_put_off("call_soon", 0)}),
           why="loop.call_soon(channel_manager.claim_funds, preimage): answered once the handler returns"),
     wrong(EX, "answers_by_call_later_after_the_check_stops_waiting",
