@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -822,3 +823,40 @@ def test_a_handler_that_stops_the_processor_under_a_check_is_told_by_the_verdict
     with pytest.raises(ExerciseFailed, match="raised OSError"):
         check(case.exercise, case.new_handler())
     assert "stop() or join()" not in capsys.readouterr().err
+
+
+#: Two threads entering and leaving the check's watch, beside a Python audit hook that lets another thread run
+#: while one sets its profile (as workbook 7's failing disk adds one): CPython's guard against a second
+#: sys.setprofile is one flag for the process, so without the watch's own lock one of them is refused.
+_PROFILES_BESIDE_AN_AUDIT_HOOK = """
+import sys, threading, time
+from ldkkit.exercises import watch
+
+sys.addaudithook(lambda event, args: time.sleep(0.0005) if event == "sys.setprofile" else None)
+errors = []
+
+def enter_and_leave():
+    try:
+        for _ in range(300):
+            with watch.no_sleeping():
+                with watch.sleeping_allowed():
+                    pass
+    except RuntimeError as e:
+        errors.append(e)
+
+threads = [threading.Thread(target=enter_and_leave) for _ in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(repr(errors[:1]))
+"""
+
+
+def test_the_watch_sets_profiles_one_thread_at_a_time_beside_an_audit_hook() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _PROFILES_BESIDE_AN_AUDIT_HOOK], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert out.stdout.strip() == "[]", out.stdout

@@ -125,6 +125,17 @@ _BLOCKING = {f.__code__ for f in (
 _THREAD_JOIN = threading.Thread.join.__code__
 
 
+def set_profile(profile: Optional[Callable[..., Any]]) -> None:
+    """``sys.setprofile``, one thread at a time. CPython refuses a call while another thread's is under way ("Cannot
+    install a profile function while another profile function is being installed": its guard is one flag for the
+    whole process), and a Python audit hook (workbook 7's failing disk adds one) lets another thread run meanwhile."""
+    with _SETTING_PROFILE:
+        sys.setprofile(profile)
+
+
+_SETTING_PROFILE = threading.RLock()  # (re-entrant: a finalizer run by the call may set one too, and be refused)
+
+
 @contextlib.contextmanager
 def no_sleeping() -> Iterator[None]:
     """While your code runs, ``time.sleep`` and a blocking wait on a thread raise :class:`BlockingCall`. Caught by your
@@ -140,11 +151,11 @@ def no_sleeping() -> Iterator[None]:
 
     previous = sys.getprofile()
     _local.refused = None
-    sys.setprofile(watch)
+    set_profile(watch)
     try:
         yield
     finally:
-        sys.setprofile(previous)
+        set_profile(previous)
         refused, _local.refused = getattr(_local, "refused", None), None
     if refused is not None:  # (reached only if the body returned: your code caught the first one)
         raise BlockingCall(f"{_refused(refused)} (your code caught the error the check raised there, and went on)",
@@ -286,13 +297,13 @@ def refused_in(task: Any) -> bool:
 def sleeping_allowed() -> Iterator[None]:
     """The kit's own code, called by your handler, is not watched (and runs at full speed)."""
     previous, was = sys.getprofile(), getattr(_local, "kit", False)
-    sys.setprofile(None)
+    set_profile(None)
     _local.kit = True
     try:
         yield
     finally:
         _local.kit = was
-        sys.setprofile(previous)
+        set_profile(previous)
 
 
 def learner_on_stack() -> bool:
