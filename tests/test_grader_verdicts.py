@@ -570,6 +570,23 @@ def test_the_graders_wait_on_the_learner_is_eight_tenths_of_the_checks_hang_limi
     assert bridge.exchange_limit_s() == pytest.approx(2.4)
 
 
+def test_a_learner_that_cannot_say_where_it_is_times_out(tmp_path, monkeypatch):
+    """A handler stuck in C holding the GIL (a regular expression that backtracks for ever): the learner process cannot
+    answer "where" (a notebook's kernel would hang, its check with it), so the grader cannot hand the handler to the
+    check's watch. Its row says it timed out: the grader stopped it, not the check."""
+    from ldkkit.exercises import common
+
+    monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", SPIN_LIMIT_S)
+    path = workbook(tmp_path)
+    cell = HANDLER.replace("    return None\n", "    import re\n    re.match(r'(a+)+$', 'a' * 64 + 'b')\n")
+    notebook = json.loads(path.read_text())
+    notebook["cells"][0]["source"] = cell
+    path.write_text(json.dumps(notebook))
+    row = grading.grade_workbook("amy", path, timeout_s=60)
+    assert row.status == "timed out", row.hint
+    assert row.hint.startswith(f"the learner's code did not answer within {bridge.exchange_limit_s():.0f} s"), row.hint
+
+
 # --- the grader's verdict is the check's, on handlers whose work is in a thread or a task, or that exit -----------
 
 def _solution_handler(workbook_name: str) -> str:
@@ -794,6 +811,22 @@ _AS_THE_CHECK = {
         # and the grader told that handler's overrun, 'did not return within ... seconds of being given PaymentClaimed')
         ("a_task_at_once", "            async def spin():\n                while True:\n                    pass\n"
                            "            background_tasks.add(asyncio.get_running_loop().create_task(spin()))\n"))},
+    # the handler itself never returning: spinning (plain, or async before or after an await), or asking time.sleep
+    # over and over, catching each refusal. The check stops it, 'your handler did not return within 10 seconds of
+    # being given' (failed); the grader's wait on the learner process ran out first, and it knew of no step running:
+    # 'timed out', 'did not answer within 8 s'
+    **{f"spins_in_the_handler_{how}": ("receiving_payments", "03_receiving_payments.ipynb",
+                                       lambda s, spin=spin, kind=kind: s.replace(
+                                           _CLAIMED_AT_ONCE, spin + _CLAIMED_AT_ONCE).replace(
+                                           "def handle_ldk_events(", kind + "def handle_ldk_events(", 1))
+       for how, kind, spin in (
+           ("plain", "", "            while True:\n                pass\n"),
+           ("plain_caught_sleeping", "", "            while True:\n                try:\n"
+                                         "                    time.sleep(1)\n                except Exception:\n"
+                                         "                    pass\n"),
+           ("async_at_once", "async ", "            while True:\n                pass\n"),
+           ("async_after_an_await", "async ", "            await asyncio.sleep(1)\n"
+                                              "            while True:\n                pass\n"))},
     # the first payment storages kept, and used in every play: the check failed it ('Succeeded on disk ... never
     # claimed', an earlier play's record), the grader passed it (one storage of each kind for every play)
     "keeps_the_first_storages": ("capstone", "08_capstone.ipynb", lambda s: (
@@ -893,7 +926,10 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
         assert "you handed over the Event.BumpTransaction itself" in row.hint, row.hint
     if case == "builds_a_sweep_never_broadcast":  # the cause named, the descriptors crossing as copies
         assert "you built a transaction spending it" in row.hint, row.hint
-    if case.startswith("spins_in_"):  # the task's own words, the check's stop, at the limit the grader was given
+    if case.startswith("spins_in_the_handler_"):  # the handler's own words, the check's stop, at the grader's limit
+        assert f"your handler did not return within {SPIN_LIMIT_S:g} seconds of being given " \
+               "Event.PaymentClaimable. The check stopped it." in hint, hint
+    elif case.startswith("spins_in_"):  # the task's own words, the check's stop, at the limit the grader was given
         assert f"a task your handler spawned ran {SPIN_LIMIT_S:g} seconds without pausing, after " \
                "Event.PaymentClaimable. The check stopped it." in hint, hint
     if case == "fails_back_at_once":

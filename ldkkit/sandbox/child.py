@@ -173,7 +173,7 @@ class Channel:
                 self._apply_storage(message)
                 if message.get("op") == "where":  # (answered here: the loop's thread may be stuck in a step)
                     stepping = _STEPPING[:1]
-                    where = dict(zip(("origin", "since"), stepping[0], strict=True)) if stepping else {}
+                    where = dict(zip(("origin", "since", "handler"), stepping[0], strict=True)) if stepping else {}
                     with self._lock:
                         wire.send(self.fd_out, {"op": "stepping", "id": message.get("id"), **where})
                     continue
@@ -272,16 +272,17 @@ def _exit_error(error: BaseException) -> Exception:
     return type(type(error).__name__, (Exception,), {"__module__": "learner"})(str(error))
 
 
-#: The spawned task's step (or scheduled callback) running now on the learner's loop, outermost first: the number of
-#: the event whose handling spawned it, and when it began (``time.monotonic``, one clock for both processes). The
-#: grader asks for it when an exchange runs long (``RemoteHandler._serve_until_idle``): the check watches such a step.
-_STEPPING: list[tuple[int, float]] = []
+#: The step running now on the learner's loop, outermost first: a spawned task's (or a scheduled callback), or the
+#: handler's own; the number of the event it works for, when it began (``time.monotonic``, one clock for both
+#: processes), and whether it is the handler's. The grader asks for it when an exchange runs long
+#: (``RemoteHandler._serve_until_idle``): the check watches such a step, and judges one that overruns.
+_STEPPING: list[tuple[int, float, bool]] = []
 
 
 @contextmanager
-def _step() -> Iterator[None]:
-    """A spawned task's step, watched as the check watches one (``no_sleeping``, and known to be running)."""
-    _STEPPING.append((_ORIGIN.get(), time.monotonic()))
+def _step(handler: bool = False) -> Iterator[None]:
+    """A step, watched as the check watches one (``no_sleeping``, and known to be running)."""
+    _STEPPING.append((_ORIGIN.get(), time.monotonic(), handler))
     try:
         with no_sleeping():
             yield
@@ -309,7 +310,7 @@ class _Watched:
                     throw = e
             if self._gate is not None:
                 self._gate.close()
-            with no_sleeping() if self._gate is not None else _step():
+            with _step(handler=self._gate is not None):
                 try:
                     yielded = self._it.send(None) if throw is None else self._it.throw(throw)
                 except StopIteration as stop:
