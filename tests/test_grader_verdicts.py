@@ -832,6 +832,17 @@ _AS_THE_CHECK = {
            ("async_at_once", "async ", "            while True:\n                pass\n"),
            ("async_after_an_await", "async ", "            await asyncio.sleep(1)\n"
                                               "            while True:\n                pass\n"))},
+    # work handed to a thread of the learner's own (started, or submitted to a pool) spinning: the check stops it,
+    # 'work your handler handed to a thread ran 10 seconds without ending' (failed); the grader knew of no step running:
+    # 'timed out'
+    **{f"spins_in_a_thread_{how}": ("receiving_payments", "03_receiving_payments.ipynb",
+                                    lambda s, start=start: s.replace(_CLAIMED_AT_ONCE, "            def spin():\n"
+                                                                     "                while True:\n"
+                                                                     "                    pass\n"
+                                                                     + start + _CLAIMED_AT_ONCE))
+       for how, start in (
+        ("started", "            threading.Thread(target=spin, daemon=True).start()\n"),
+        ("of_a_pool", "            POOL.submit(spin)\n"))},
     # the first payment storages kept, and used in every play: the check failed it ('Succeeded on disk ... never
     # claimed', an earlier play's record), the grader passed it (one storage of each kind for every play)
     "keeps_the_first_storages": ("capstone", "08_capstone.ipynb", lambda s: (
@@ -933,6 +944,9 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
         assert "you built a transaction spending it" in row.hint, row.hint
     if case.startswith("spins_in_the_handler_"):  # the handler's own words, the check's stop, at the grader's limit
         assert f"your handler did not return within {SPIN_LIMIT_S:g} seconds of being given " \
+               "Event.PaymentClaimable. The check stopped it." in hint, hint
+    elif case.startswith("spins_in_a_thread_"):  # the thread's own words, the check's stop, at the grader's limit
+        assert f"work your handler handed to a thread ran {SPIN_LIMIT_S:g} seconds without ending, after " \
                "Event.PaymentClaimable. The check stopped it." in hint, hint
     elif case.startswith("spins_in_"):  # the task's own words, the check's stop, at the limit the grader was given
         assert f"a task your handler spawned ran {SPIN_LIMIT_S:g} seconds without pausing, after " \

@@ -11,8 +11,9 @@ message only). When the learner's loop has a timer (a task sleeping before
 that virtual time, and the learner's loop is told to run what is due then.
 
 Every wait on the learner is bounded: silent past :func:`exchange_limit_s`, the learner is
-asked where it is. In a step (its handler's, or a task's it spawned), that step is the
-check's to watch, stop and tell at the check's own limit, in the check's own words;
+asked where it is. In a step (its handler's, or a task's it spawned) or in work it handed
+to a thread of its own, that is the check's to watch, stop and tell at the check's own
+limit, in the check's own words;
 anywhere else, or silent still, its process is killed and the handler raises
 :class:`HandlerTimeout`.
 """
@@ -307,9 +308,10 @@ class RemoteHandler:
 
     def _serve_until_idle(self) -> dict[str, Any]:
         """Serve the learner's calls until it is idle. One that says nothing for :func:`exchange_limit_s` is asked
-        where it is: stuck in a step (of a task its handler spawned, or of the handler itself), that step is the
-        check's to watch and to judge, as the check judges its own, and the learner has until the check's limit for it
-        (and as long again as it had); anywhere else, or silent still, it timed out."""
+        where it is: stuck in a step (of a task its handler spawned, or of the handler itself), or in work handed to
+        a thread of its own, that is the check's to watch and to judge, as the check judges its own, and the learner
+        has until the check's limit for it (and as long again as it had); anywhere else, or silent still, it timed
+        out."""
         learner, began, limit = self.learner, time.monotonic(), exchange_limit_s()
         asked, watched, wait = None, None, limit
         try:
@@ -339,30 +341,31 @@ class RemoteHandler:
                 watched.restore()
 
     def _watch_step(self, stepping: dict[str, Any], began: float) -> Watched:
-        """The step the learner's loop is in, the check's to watch from when it says it began (not before this
-        exchange began): a spawned task's, as a ``TaskStep`` among the check's (``Recorder.task_steps``); the handler's
-        own, as its hand-over (``Handling``), running. None: it timed out. Watching a spawned task's step, a handler
-        call still in progress (a step held until the grader heard an earlier one return runs in the next event's
-        exchange) does not run meanwhile: it is paused, as one awaiting is, so the check tells the task's overrun."""
+        """Where the learner is, the check's to watch from when it says it began (not before this exchange began): a
+        spawned task's step, or work handed to a thread of its own, as a ``TaskStep`` among the check's
+        (``Recorder.task_steps``); the handler's own step, as its hand-over (``Handling``), running. None: it timed
+        out. Watching a task's step or a thread, a handler call still in progress (a step held until the grader heard
+        an earlier one return runs in the next event's exchange) does not run meanwhile: it is paused, as one awaiting
+        is, so the check tells the task's (or thread's) overrun."""
         from ..exercises import recorder
         from ..exercises.watch import TaskStep
 
-        origin, since, handler = stepping.get("origin"), stepping.get("since"), stepping.get("handler")
+        origin, since, kind = stepping.get("origin"), stepping.get("since"), stepping.get("kind")
         context = self._contexts.get(origin) if type(origin) is int else None
         keeper = context.get(recorder._RECORDING) if context is not None else None
         handling = context.get(recorder._HANDLING) if context is not None else None
-        if keeper is None or handling is None or type(since) not in (int, float) or type(handler) is not bool \
-                or (handler and handling.finished is not None):
+        if keeper is None or handling is None or type(since) not in (int, float) \
+                or kind not in ("task", "handler", "thread") or (kind == "handler" and handling.finished is not None):
             self.learner.time_out(exchange_limit_s())
         start, thread = max(float(since), began), threading.get_ident()  # type: ignore[arg-type]
-        if handler:  # (its hand-over runs already, unless the step is one the world's clock woke: it runs from now)
+        if kind == "handler":  # (its hand-over runs already, unless the world's clock woke the step: it runs from now)
             watched = Watched(keeper, None, [(handling, handling.wall_started, handling.thread)])
             if handling.wall_started is None:
                 handling.wall_started = start
             handling.thread = thread
             watched.since = handling.wall_started
             return watched
-        step = TaskStep(handling.event, start, thread)
+        step = TaskStep(handling.event, start, thread, in_thread=kind == "thread")
         paused = [(h, h.wall_started, h.thread) for h in keeper.handlings
                   if h.finished is None and h.wall_started is not None]
         for h, _, _ in paused:
