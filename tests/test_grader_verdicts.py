@@ -208,10 +208,15 @@ def test_a_copied_solution_is_graded_copied_and_says_whose(tmp_path):
     assert row.hint.endswith(": a copy is not graded") and "solutions/01_open_channel_request" in row.hint
 
 
-def test_a_workbook_of_more_code_than_the_grader_reads_is_told_so_at_once(tmp_path):
-    """A megabyte of code is a hundred times the kit's largest workbook; reading 8 MiB took minutes and gigabytes."""
+def test_a_workbook_of_more_code_than_the_grader_reads_is_told_so_at_once(tmp_path, monkeypatch):
+    """A megabyte of code is a hundred times the kit's largest workbook; reading 8 MiB took minutes and gigabytes. It
+    is told at once: no cell of it is read as IPython reads it, and no worker starts for it."""
+    from ldkkit.sandbox import source
     from ldkkit.sandbox.source import MAX_CODE_BYTES
 
+    done: list[str] = []
+    monkeypatch.setattr(source, "python_of", lambda cell: done.append("read"))
+    monkeypatch.setattr(grading, "_start_worker", lambda: done.append("worker"))
     path = tmp_path / "01_open_channel_request.ipynb"
     path.write_text(json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],
                                            "source": HANDLER + "x = 1\n" * (MAX_CODE_BYTES // 6)}]}))
@@ -219,7 +224,7 @@ def test_a_workbook_of_more_code_than_the_grader_reads_is_told_so_at_once(tmp_pa
     assert MAX_CODE_BYTES == 2**20 and (row.status, row.hint) == (
         "invalid notebook", "its code cells hold over 1 MiB of code: keep in it the handler and what the handler "
                             "needs (the kit's own workbooks hold under 10 KiB of code)")
-    assert row.seconds < 5
+    assert done == []
 
 
 def test_the_code_cap_counts_every_code_cell_together_up_to_exactly_max_code_bytes():
@@ -570,6 +575,23 @@ def test_the_graders_wait_on_the_learner_is_eight_tenths_of_the_checks_hang_limi
     assert bridge.exchange_limit_s() == pytest.approx(2.4)
 
 
+def test_a_learner_that_cannot_say_where_it_is_times_out(tmp_path, monkeypatch):
+    """A handler stuck in C holding the GIL (a regular expression that backtracks for ever): the learner process cannot
+    answer "where" (a notebook's kernel would hang, its check with it), so the grader cannot hand the handler to the
+    check's watch. Its row says it timed out: the grader stopped it, not the check."""
+    from ldkkit.exercises import common
+
+    monkeypatch.setattr(common, "HANDLER_TIMEOUT_S", SPIN_LIMIT_S)
+    path = workbook(tmp_path)
+    cell = HANDLER.replace("    return None\n", "    import re\n    re.match(r'(a+)+$', 'a' * 64 + 'b')\n")
+    notebook = json.loads(path.read_text())
+    notebook["cells"][0]["source"] = cell
+    path.write_text(json.dumps(notebook))
+    row = grading.grade_workbook("amy", path, timeout_s=60)
+    assert row.status == "timed out", row.hint
+    assert row.hint.startswith(f"the learner's code did not answer within {bridge.exchange_limit_s():.0f} s"), row.hint
+
+
 # --- the grader's verdict is the check's, on handlers whose work is in a thread or a task, or that exit -----------
 
 def _solution_handler(workbook_name: str) -> str:
@@ -799,6 +821,33 @@ _AS_THE_CHECK = {
         # and the grader told that handler's overrun, 'did not return within ... seconds of being given PaymentClaimed')
         ("a_task_at_once", "            async def spin():\n                while True:\n                    pass\n"
                            "            background_tasks.add(asyncio.get_running_loop().create_task(spin()))\n"))},
+    # the handler itself never returning: spinning (plain, or async before or after an await), or asking time.sleep
+    # over and over, catching each refusal. The check stops it, 'your handler did not return within 10 seconds of
+    # being given' (failed); the grader's wait on the learner process ran out first, and it knew of no step running:
+    # 'timed out', 'did not answer within 8 s'
+    **{f"spins_in_the_handler_{how}": ("receiving_payments", "03_receiving_payments.ipynb",
+                                       lambda s, spin=spin, kind=kind: s.replace(
+                                           _CLAIMED_AT_ONCE, spin + _CLAIMED_AT_ONCE).replace(
+                                           "def handle_ldk_events(", kind + "def handle_ldk_events(", 1))
+       for how, kind, spin in (
+           ("plain", "", "            while True:\n                pass\n"),
+           ("plain_caught_sleeping", "", "            while True:\n                try:\n"
+                                         "                    time.sleep(1)\n                except Exception:\n"
+                                         "                    pass\n"),
+           ("async_at_once", "async ", "            while True:\n                pass\n"),
+           ("async_after_an_await", "async ", "            await asyncio.sleep(1)\n"
+                                              "            while True:\n                pass\n"))},
+    # work handed to a thread of the learner's own (started, or submitted to a pool) spinning: the check stops it,
+    # 'work your handler handed to a thread ran 10 seconds without ending' (failed); the grader knew of no step running:
+    # 'timed out'
+    **{f"spins_in_a_thread_{how}": ("receiving_payments", "03_receiving_payments.ipynb",
+                                    lambda s, start=start: s.replace(_CLAIMED_AT_ONCE, "            def spin():\n"
+                                                                     "                while True:\n"
+                                                                     "                    pass\n"
+                                                                     + start + _CLAIMED_AT_ONCE))
+       for how, start in (
+        ("started", "            threading.Thread(target=spin, daemon=True).start()\n"),
+        ("of_a_pool", "            POOL.submit(spin)\n"))},
     # the first payment storages kept, and used in every play: the check failed it ('Succeeded on disk ... never
     # claimed', an earlier play's record), the grader passed it (one storage of each kind for every play)
     "keeps_the_first_storages": ("capstone", "08_capstone.ipynb", lambda s: (
@@ -955,7 +1004,13 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
         assert "you handed over the Event.BumpTransaction itself" in row.hint, row.hint
     if case == "builds_a_sweep_never_broadcast":  # the cause named, the descriptors crossing as copies
         assert "you built a transaction spending it" in row.hint, row.hint
-    if case.startswith("spins_in_"):  # the task's own words, the check's stop, at the limit the grader was given
+    if case.startswith("spins_in_the_handler_"):  # the handler's own words, the check's stop, at the grader's limit
+        assert f"your handler did not return within {SPIN_LIMIT_S:g} seconds of being given " \
+               "Event.PaymentClaimable. The check stopped it." in hint, hint
+    elif case.startswith("spins_in_a_thread_"):  # the thread's own words, the check's stop, at the grader's limit
+        assert f"work your handler handed to a thread ran {SPIN_LIMIT_S:g} seconds without ending, after " \
+               "Event.PaymentClaimable. The check stopped it." in hint, hint
+    elif case.startswith("spins_in_"):  # the task's own words, the check's stop, at the limit the grader was given
         assert f"a task your handler spawned ran {SPIN_LIMIT_S:g} seconds without pausing, after " \
                "Event.PaymentClaimable. The check stopped it." in hint, hint
     if case == "returns_ok_when_done":

@@ -10,8 +10,12 @@ message only). When the learner's loop has a timer (a task sleeping before
 ``process_pending_htlc_forwards``), a wake-up is scheduled on the world's own loop at
 that virtual time, and the learner's loop is told to run what is due then.
 
-Every wait on the learner is bounded: past :func:`exchange_limit_s` the learner process
-is killed and the handler raises :class:`HandlerTimeout`.
+Every wait on the learner is bounded: silent past :func:`exchange_limit_s`, the learner is
+asked where it is. In a step (its handler's, or a task's it spawned) or in work it handed
+to a thread of its own, that is the check's to watch, stop and tell at the check's own
+limit, in the check's own words;
+anywhere else, or silent still, its process is killed and the handler raises
+:class:`HandlerTimeout`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, Optional
 
+from ..exercises.watch import HandlerStopped
 from . import jail as jail_module
 from . import wire
 
@@ -303,13 +308,15 @@ class RemoteHandler:
 
     def _serve_until_idle(self) -> dict[str, Any]:
         """Serve the learner's calls until it is idle. One that says nothing for :func:`exchange_limit_s` is asked
-        where it is: stuck in a step of a task its handler spawned, that step is the check's to watch (a ``TaskStep``,
-        stopped and told as the check tells it), and the learner has as long again; anywhere else, it timed out."""
+        where it is: stuck in a step (of a task its handler spawned, or of the handler itself), or in work handed to
+        a thread of its own, that is the check's to watch and to judge, as the check judges its own, and the learner
+        has until the check's limit for it (and as long again as it had); anywhere else, or silent still, it timed
+        out."""
         learner, began, limit = self.learner, time.monotonic(), exchange_limit_s()
-        asked, step = None, None
+        asked, watched, wait = None, None, limit
         try:
             while True:
-                if not learner.answers_within(limit):
+                if not learner.answers_within(wait):
                     if asked is not None:
                         learner.time_out(limit)
                     self._asked = asked = self._asked + 1
@@ -317,39 +324,54 @@ class RemoteHandler:
                     continue
                 reply = learner.receive(limit)
                 if reply.get("op") == "stepping":  # (an answer to an earlier exchange's question, late: none now)
-                    if asked is not None and reply.get("id") == asked:
-                        step = self._watch_step(reply, began)
+                    if asked is not None and reply.get("id") == asked and watched is None:
+                        watched = self._watch_step(reply, began)
+                        # (the check stops the step at its limit, from when it is watched: this wait outlasts that)
+                        wait = max(limit, watched.since + _hang_limit_s() - time.monotonic() + limit)
                     continue
                 idle = self._serve(reply)
                 if idle is not None:
                     return idle
+        except HandlerStopped:  # (the check's watch of a hand-over ran out while the learner could not say where it is)
+            if asked is not None and watched is None:
+                learner.time_out(limit)
+            raise
         finally:
-            if step is not None:
-                keeper, watched, paused = step
-                keeper.task_steps.remove(watched)
-                for handling, started in paused:
-                    handling.wall_started = started
+            if watched is not None:
+                watched.restore()
 
-    def _watch_step(self, stepping: dict[str, Any], began: float) -> tuple[Any, Any, list[tuple[Any, float]]]:
-        """The spawned task's step the learner's loop is in, as a ``TaskStep`` among the check's
-        (``Recorder.task_steps``), begun when it says (not before this exchange began); none: it timed out. A handler
-        call still in progress (a step held until the grader heard an earlier one return runs in the next event's
-        exchange) does not run meanwhile: it is paused, as one awaiting is, so the check tells the task's overrun."""
+    def _watch_step(self, stepping: dict[str, Any], began: float) -> Watched:
+        """Where the learner is, the check's to watch from when it says it began (not before this exchange began): a
+        spawned task's step, or work handed to a thread of its own, as a ``TaskStep`` among the check's
+        (``Recorder.task_steps``); the handler's own step, as its hand-over (``Handling``), running. None: it timed
+        out. Watching a task's step or a thread, a handler call still in progress (a step held until the grader heard
+        an earlier one return runs in the next event's exchange) does not run meanwhile: it is paused, as one awaiting
+        is, so the check tells the task's (or thread's) overrun."""
         from ..exercises import recorder
         from ..exercises.watch import TaskStep
 
-        origin, since = stepping.get("origin"), stepping.get("since")
+        origin, since, kind = stepping.get("origin"), stepping.get("since"), stepping.get("kind")
         context = self._contexts.get(origin) if type(origin) is int else None
         keeper = context.get(recorder._RECORDING) if context is not None else None
         handling = context.get(recorder._HANDLING) if context is not None else None
-        if keeper is None or handling is None or type(since) not in (int, float):
+        if keeper is None or handling is None or type(since) not in (int, float) \
+                or kind not in ("task", "handler", "thread") or (kind == "handler" and handling.finished is not None):
             self.learner.time_out(exchange_limit_s())
-        step = TaskStep(handling.event, max(float(since), began), threading.get_ident())  # type: ignore[arg-type]
-        paused = [(h, h.wall_started) for h in keeper.handlings if h.finished is None and h.wall_started is not None]
-        for h, _ in paused:
+        start, thread = max(float(since), began), threading.get_ident()  # type: ignore[arg-type]
+        if kind == "handler":  # (its hand-over runs already, unless the world's clock woke the step: it runs from now)
+            watched = Watched(keeper, None, [(handling, handling.wall_started, handling.thread)])
+            if handling.wall_started is None:
+                handling.wall_started = start
+            handling.thread = thread
+            watched.since = handling.wall_started
+            return watched
+        step = TaskStep(handling.event, start, thread, in_thread=kind == "thread")
+        paused = [(h, h.wall_started, h.thread) for h in keeper.handlings
+                  if h.finished is None and h.wall_started is not None]
+        for h, _, _ in paused:
             h.wall_started = None
         keeper.task_steps.append(step)
-        return keeper, step, paused
+        return Watched(keeper, step, paused, start)
 
     def _serve(self, reply: dict[str, Any]) -> Optional[dict[str, Any]]:
         """One message of the learner's served; the message itself once it is idle."""
@@ -584,6 +606,30 @@ class RemoteHandler:
             return
         self._timer = None
         self._exchange({"op": "step"})
+
+
+@dataclass
+class Watched:
+    """A step of the learner's the check watches (``RemoteHandler._watch_step``): its ``TaskStep`` if a spawned task's,
+    and the hand-overs whose watch was changed for it, as they were; put back once the exchange ends."""
+
+    keeper: Any
+    step: Any
+    changed: list[tuple[Any, Optional[float], int]]
+    since: float = 0.0  # when the check's watch of it began (time.monotonic)
+
+    def restore(self) -> None:
+        if self.step is not None:
+            self.keeper.task_steps.remove(self.step)
+        for handling, started, thread in self.changed:
+            handling.wall_started, handling.thread = started, thread
+
+
+def _hang_limit_s() -> float:
+    """The check's hang limit (``common.HANDLER_TIMEOUT_S``)."""
+    from ..exercises import common
+
+    return common.HANDLER_TIMEOUT_S
 
 
 class LearnerTasks:

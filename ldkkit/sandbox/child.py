@@ -173,8 +173,7 @@ class Channel:
                 message = wire.receive(self.fd_in, None)
                 self._apply_storage(message)
                 if message.get("op") == "where":  # (answered here: the loop's thread may be stuck in a step)
-                    stepping = _STEPPING[:1]
-                    where = dict(zip(("origin", "since"), stepping[0], strict=True)) if stepping else {}
+                    where = _where()
                     with self._lock:
                         wire.send(self.fd_out, {"op": "stepping", "id": message.get("id"), **where})
                     continue
@@ -273,16 +272,30 @@ def _exit_error(error: BaseException) -> Exception:
     return type(type(error).__name__, (Exception,), {"__module__": "learner"})(str(error))
 
 
-#: The spawned task's step (or scheduled callback) running now on the learner's loop, outermost first: the number of
-#: the event whose handling spawned it, and when it began (``time.monotonic``, one clock for both processes). The
-#: grader asks for it when an exchange runs long (``RemoteHandler._serve_until_idle``): the check watches such a step.
-_STEPPING: list[tuple[int, float]] = []
+#: The step running now on the learner's loop, outermost first: a spawned task's (or a scheduled callback), or the
+#: handler's own; the number of the event it works for, when it began (``time.monotonic``, one clock for both
+#: processes), and whether it is the handler's. The grader asks for it when an exchange runs long
+#: (``RemoteHandler._serve_until_idle``): the check watches such a step, and judges one that overruns.
+_STEPPING: list[tuple[int, float, bool]] = []
+#: The learner's threads (and pool work) at work now, as the check watches each (``recorder._Clock``): the number of the
+#: event whose handling started or woke it, and when it began to work (or woke from a sleep on the clock).
+_WORKING: dict[Counted, tuple[int, float]] = {}
+
+
+def _where() -> dict[str, Any]:
+    """Where the learner's code is, for the grader: the step its loop is in, else the thread at work longest; {} if
+    neither (the grader times it out)."""
+    if stepping := _STEPPING[:1]:
+        origin, since, handler = stepping[0]
+        return {"origin": origin, "since": since, "kind": "handler" if handler else "task"}
+    working = sorted(list(_WORKING.values()), key=lambda w: w[1])[:1]  # (copied at once: threads change it)
+    return {"origin": working[0][0], "since": working[0][1], "kind": "thread"} if working else {}
 
 
 @contextmanager
-def _step() -> Iterator[None]:
-    """A spawned task's step, watched as the check watches one (``no_sleeping``, and known to be running)."""
-    _STEPPING.append((_ORIGIN.get(), time.monotonic()))
+def _step(handler: bool = False) -> Iterator[None]:
+    """A step, watched as the check watches one (``no_sleeping``, and known to be running)."""
+    _STEPPING.append((_ORIGIN.get(), time.monotonic(), handler))
     try:
         with no_sleeping():
             yield
@@ -310,7 +323,7 @@ class _Watched:
                     throw = e
             if self._gate is not None:
                 self._gate.close()
-            with no_sleeping() if self._gate is not None else _step():
+            with _step(handler=self._gate is not None):
                 try:
                     yielded = self._it.send(None) if throw is None else self._it.throw(throw)
                 except StopIteration as stop:
@@ -353,10 +366,21 @@ class _LoopClock:
         return self.loop
 
     def start(self, counted: Counted) -> Callable[[], None]:
-        return self.loop.job_started()
+        _WORKING[counted] = (_ORIGIN.get(), time.monotonic())  # (from whoever starts or wakes it, in its context)
+        done = self.loop.job_started()
+
+        def stop() -> None:
+            _WORKING.pop(counted, None)
+            done()
+
+        return stop
 
     def sleep(self, counted: Counted, seconds: float) -> bool:
-        return self.loop.sleep_job(seconds)
+        working = _WORKING.pop(counted, None)  # (its own wait for the clock is no work, as in the check)
+        slept = self.loop.sleep_job(seconds)
+        if working is not None and slept and counted.counting:
+            _WORKING[counted] = (working[0], time.monotonic())
+        return slept
 
     def alarm(self, alarm: Alarm, seconds: float) -> bool:
         return self.loop.alarm_job(alarm, seconds)
