@@ -892,6 +892,23 @@ _AS_THE_CHECK = {
     "returns_the_write_error": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
         _INBOUND_WRITE, _INBOUND_WRITE.replace("except OSError:", "except OSError as error:").replace(
             "return ReplayEvent()", "return error"), 1)),
+    # the record written with open() in the node's folder (fs_store.get_data_dir()): the check's full disk refuses it
+    # as it refuses fs_store.write; the learner process was told "a PosixPath cannot cross the grading boundary"
+    **{f"writes_with_open_{how}": ("background_processor", "07_background_processor.ipynb",
+                                   lambda s, arm=arm: s.replace(_INBOUND_WRITE,
+        "                import os\n                try:\n"
+        "                    with open(os.path.join(fs_store.get_data_dir(), 'inbound_payments'), 'wb') as file:\n"
+        "                        file.write(inbound_payments.encode())\n"
+        f"                except OSError as error:\n                    {arm}", 1))
+       for how, arm in (("catching", "return ReplayEvent()"), ("raising", "raise"),
+                        ("swallowing", "print('could not save:', error)"))},
+    # the record written with fs_store.write, then read back with open() to make sure: the learner process's view of
+    # the node's folder holds what the node wrote there (it held only the learner's own files: FileNotFoundError)
+    "reads_its_write_back_with_open": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
+        _INBOUND_WRITE, _INBOUND_WRITE + "\n                import os\n"
+        "                with open(os.path.join(fs_store.get_data_dir(), 'inbound_payments'), 'rb') as file:\n"
+        "                    if file.read() != inbound_payments.encode():\n"
+        "                        return ReplayEvent()", 1)),
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),
@@ -933,7 +950,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
                                                                    "below") if trace else expected[1])
     passes = ("lock_held_awaiting", "forwards_after", "claimed_by_one_worker_thread", "claimed_by_one_worker_per_loop",
               "claimed_from_a_thread", "keeps_the_first_storages", "claimed_a_minute_later",
-              "bumps_from_one_worker", "funds_as_a_batch_of_one")
+              "bumps_from_one_worker", "funds_as_a_batch_of_one", "writes_with_open_catching",
+              "reads_its_write_back")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint
@@ -1165,3 +1183,38 @@ def test_a_manager_kept_from_before_a_restart_is_the_restarted_nodes_for_the_gra
     path.write_text(json.dumps(nb))
     row = grading.grade_workbook("amy", path, timeout_s=120, batch=grading.Batch())
     assert (row.status, row.hint) == ("passed", ""), row.hint
+
+
+class _GivenNothing:
+    """A learner process that only ever says what a test makes it say: killed, it is gone."""
+
+    scratch = "/nowhere"
+    dead: Exception | None = None
+
+    def kill(self, why: Exception) -> None:
+        self.dead = why
+
+
+@pytest.mark.parametrize("message", [
+    {"op": "open", "view": 0, "name": "../escape", "mode": "wb", "flags": os.O_WRONLY},
+    {"op": "open", "view": 1, "name": "inbound_payments", "mode": "wb", "flags": os.O_WRONLY},
+    {"files": {"0": {"../escape": {"b": ""}}}},
+    {"files": {"0": {"sub/inbound_payments": {"b": ""}}}},
+    {"files": {"1": {"inbound_payments": {"b": ""}}}},
+    {"files": {"0": {"inbound_payments": "not bytes"}}}])
+def test_the_learner_writes_in_a_nodes_folder_only_plain_files_of_a_folder_it_was_given(tmp_path, message):
+    """A node's folder reaches the learner process as a view of its own (``get_data_dir``); what it says it wrote
+    there is written in that folder only, by a plain name: anything else stops the learner process, writing nothing."""
+    handler = bridge.RemoteHandler(_GivenNothing(), "async")  # type: ignore[arg-type]
+    node = tmp_path / "node"
+    node.mkdir()
+    assert handler._view(str(node)) == Path("/nowhere", bridge.VIEWS, "0")
+    with pytest.raises(bridge.LearnerGone):
+        if message.get("op") == "open":
+            handler._serve_open(message)
+        else:
+            handler._apply_files(message)
+    assert list(tmp_path.rglob("*")) == [node]
+    handler.learner.dead = None
+    handler._apply_files({"files": {"0": {"inbound_payments": {"b": "AAE="}}}})
+    assert (node / "inbound_payments").read_bytes() == b"\0\1"

@@ -28,6 +28,7 @@ import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path, PurePath
 from typing import Any, NoReturn, Optional
 
 from . import jail as jail_module
@@ -45,6 +46,11 @@ MAX_HANDLES = 10_000
 EXIT_WAIT_S = 1.0
 _PARAMETERS = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
                "peer_manager", "inbound_payments", "outbound_payments", "fs_store", "output_sweeper", "network")
+#: Where, in its scratch folder, the learner process sees each node's folder (``fs_store.get_data_dir()``): one folder
+#: per node's, by number. What the learner writes there crosses as the files' bytes (``RemoteHandler._apply_files``).
+VIEWS = "ldk_data"
+#: The largest file of a node's folder the learner process hands over (a record is a few KiB).
+MAX_FILE_BYTES = 1 << 20
 _CALLABLE = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
              "peer_manager", "fs_store", "output_sweeper")
 
@@ -97,6 +103,7 @@ class LearnerProcess:
         self.dead: Optional[Exception] = None
         to_child, self._w = os.pipe()
         self._r, from_child = os.pipe()
+        self.scratch = jail.scratch
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-c", _CHILD_MAIN, _KIT_PARENT, str(to_child), str(from_child)],
             pass_fds=(to_child, from_child), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -228,6 +235,7 @@ class RemoteHandler:
         self._contexts: dict[int, contextvars.Context] = {}  # per event handed over: the check's context
         self._entered: set[int] = set()
         self._handles: list[Any] = []  # kit objects a call returned that have no bytes: reached by number
+        self._views: list[str] = []  # the nodes' folders the learner was given (``get_data_dir``), by number
         #: The events (by number) a task the learner's handler spawned still works for, as its process last said; and
         #: their stand-ins among the check's tasks (``Recorder.tasks``), one per event.
         self.waiting: set[int] = set()
@@ -355,9 +363,10 @@ class RemoteHandler:
         """One message of the learner's served; the message itself once it is idle."""
         learner = self.learner
         self._apply_storage(reply)
+        self._apply_files(reply)
         op = reply.get("op")
-        if op == "call":  # (from any of the learner's threads: the reply names the call it answers)
-            answer = self._serve_call(reply)
+        if op in ("call", "open"):  # (from any of the learner's threads: the reply names the call it answers)
+            answer = self._serve_call(reply) if op == "call" else self._serve_open(reply)
             if type(reply.get("id")) is int:
                 answer["id"] = reply["id"]
             learner.send(self._with_storage(answer))
@@ -390,6 +399,11 @@ class RemoteHandler:
             value = self._in_context(request.get("origin"), method, args, kwargs)
         except Exception as e:  # the component's answer, raised again in the learner process
             return {"op": "reply", "error": wire.error_to_wire(e)}
+        if isinstance(value, PurePath):  # a node's folder (FilesystemStore.get_data_dir), as the learner sees it
+            if getattr(method, "__name__", None) != "get_data_dir":
+                return {"op": "reply", "error": wire.error_to_wire(TypeError(
+                    f"a {type(value).__qualname__} cannot cross the grading boundary"))}
+            value = self._view(str(value))
         try:
             return {"op": "reply", "value": wire.to_wire(value)}
         except TypeError as e:
@@ -397,6 +411,57 @@ class RemoteHandler:
                 self._handles.append(value)
                 return {"op": "reply", "handle": len(self._handles) - 1}
             return {"op": "reply", "error": wire.error_to_wire(TypeError(str(e)))}
+
+    def _view(self, folder: str) -> Path:
+        """The learner process's own folder standing for the node's ``folder``: its files are written there, and their
+        opening for writing is seen here first (``_serve_open``), as the node's disk sees it in the check."""
+        if folder not in self._views:
+            self._views.append(folder)
+        return Path(self.learner.scratch, VIEWS, str(self._views.index(folder)))
+
+    def _serve_open(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The learner's code opens a file of its view of a node's folder: the same open is announced here (an audit
+        event, as ``open()`` raises it), in the context of the event it works for, so whatever watches the node's disk
+        (workbook 7's failing disk) refuses or records it as it does in the check. Nothing is opened for writing here:
+        the reply carries the file's bytes as they are on the node's disk (None: no such file), for the view to hold
+        them before the learner's own open reads, appends to or replaces them."""
+        view, name, mode, flags = (request.get(k) for k in ("view", "name", "mode", "flags"))
+        if (type(view) is not int or not 0 <= view < len(self._views) or not _plain_name(name)
+                or mode is not None and (type(mode) is not str or len(mode) > 16) or type(flags) is not int):
+            self.learner.kill(LearnerGone("the learner process described a file it opens badly"))
+            raise self.learner.dead  # type: ignore[misc]
+        path = os.path.join(self._views[view], name)
+        try:
+            self._in_context(request.get("origin"), sys.audit, ("open", path, mode, flags), {})
+        except Exception as e:  # (the disk's refusal, raised again by the learner's open())
+            return {"op": "reply", "error": wire.error_to_wire(e)}
+        return {"op": "reply", "value": None if (data := contextvars.Context().run(_read_file, path)) is None
+                else wire.to_wire(data)}
+
+    def _apply_files(self, message: dict[str, Any]) -> None:
+        """The files the learner wrote in its view of a node's folder, written in that folder. Their opening was seen
+        already (``_serve_open``): this is no write of anyone's to judge (a fresh context: no event's, no story's)."""
+        files = message.get("files")
+        if files is None:
+            return
+        if type(files) is not dict or not all(type(v) is str and v.isdigit() and int(v) < len(self._views)
+                                              and type(named) is dict and all(map(_plain_name, named))
+                                              for v, named in files.items()):
+            self.learner.kill(LearnerGone("the learner process sent the files of a node's folder badly"))
+            raise self.learner.dead  # type: ignore[misc]
+        for view, named in files.items():
+            for name, data in named.items():
+                try:
+                    data = wire.from_wire(data)
+                except wire.ProtocolError:
+                    data = None
+                if type(data) is not bytes or len(data) > MAX_FILE_BYTES:
+                    self.learner.kill(LearnerGone("the learner process sent the bytes of a file badly"))
+                    raise self.learner.dead  # type: ignore[misc]
+                try:
+                    contextvars.Context().run(_write_file, os.path.join(self._views[int(view)], name), data)
+                except OSError:  # (the folder of a play over, removed with its world: nothing left to judge there)
+                    continue
 
     def _in_context(self, origin: Any, method: Callable[..., Any], args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
@@ -611,6 +676,30 @@ _TRAMPOLINE: dict[str, Any] = {}
 exec(compile("def learner_call(method, args, kwargs):\n    return method(*args, **kwargs)\n",  # noqa: S102
              "<learner's code, in the sandbox>", "exec"), _TRAMPOLINE)
 _learner_call: Callable[..., Any] = _TRAMPOLINE["learner_call"]
+
+
+def _plain_name(name: Any) -> bool:
+    """A file's name right in a folder: no folder of its own, no way up."""
+    return (type(name) is str and 0 < len(name) <= 255 and name not in (".", "..") and "/" not in name
+            and "\0" not in name)
+
+
+def _read_file(path: str) -> Optional[bytes]:
+    """A file of a node's folder as the learner may see it (None: none, or none it may read whole)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        data = file.read(MAX_FILE_BYTES + 1)
+    return data if len(data) <= MAX_FILE_BYTES else None
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """Write a file the learner wrote in its view of the node's folder (never through a link it could not make)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
 
 
 def _trusted_peers() -> tuple[Any, ...]:
