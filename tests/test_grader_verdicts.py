@@ -915,6 +915,18 @@ _AS_THE_CHECK = {
         _INBOUND_WRITE, "                for pause in (0, 2, 4):\n                    await asyncio.sleep(pause)\n"
         + textwrap.indent(_INBOUND_WRITE.split("  #")[0].replace("return ReplayEvent()", "continue"), "    ")
         + "\n                    break\n                else:\n                    return ReplayEvent()", 1)),
+    # the write, then an await that never ends: the processor waits PLAY_ON_S for it, and the check fails it (the hint
+    # says how long it waited); the grader must say the same
+    "waits_for_ever_after_its_write": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
+        _INBOUND_WRITE, _INBOUND_WRITE + "\n                await asyncio.Event().wait()", 1)),
+    # (an async handler of workbook 4 that never returns from PaymentSent: the grader's worker told 'it raised
+    # HandlerTimeout: the handler awaits something that never happens', where the check tells it 'still waiting')
+    "never_returns_from_payment_sent": ("sending_payments", "04_sending_payments.ipynb", lambda s: s.replace(
+        "def handle_ldk_events(", "async def handle_ldk_events(", 1).replace(
+        '                fs_store.write("", "", "outbound_payments", outbound_payments.encode())\n'
+        '        case Event.PaymentFailed(',
+        '                fs_store.write("", "", "outbound_payments", outbound_payments.encode())\n'
+        '            await asyncio.Event().wait()\n        case Event.PaymentFailed(', 1)),
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),
@@ -970,6 +982,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
     if case.startswith("spins_in_"):  # the task's own words, the check's stop, at the limit the grader was given
         assert f"a task your handler spawned ran {SPIN_LIMIT_S:g} seconds without pausing, after " \
                "Event.PaymentClaimable. The check stopped it." in hint, hint
+    if case == "waits_for_ever_after_its_write":  # the check's words: the processor waited for it, as LDK's does
+        assert "the processor waited 300 simulated seconds after the story ended" in hint, hint
     if case == "returns_ok_when_done":
         assert "your handler returned 'ok'" in hint, hint
     if case == "returns_false_when_the_write_fails":

@@ -269,9 +269,9 @@ class RemoteHandler:
             if state.get("state") != "pending":
                 return self._outcome(state)
             due = reply.get("next_us")
-            if due is None:
-                raise HandlerTimeout("the handler awaits something that never happens (no timer is pending)")
-            await asyncio.sleep(max(0.0, due / 1_000_000 - loop.time()))
+            # (no timer due in the learner's loop: its threads may still wake it; the check decides how long the
+            # processor waits, as for a handler of its own, so it is asked again each simulated second)
+            await asyncio.sleep(1.0 if due is None else max(0.0, due / 1_000_000 - loop.time()))
 
     def _adopt(self, args: tuple[Any, ...]) -> None:
         """Remember the node's components; a new world means the learner's old tasks are cancelled."""
