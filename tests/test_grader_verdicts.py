@@ -20,7 +20,7 @@ import pytest
 
 from ldkkit import grading
 from ldkkit.exercises import ExerciseFailed
-from ldkkit.sandbox import bridge, worker
+from ldkkit.sandbox import bridge, node_folders, worker
 
 HANDLER = ("from ldkkit.events import Event\n\n"
            "def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager, "
@@ -1228,7 +1228,7 @@ def test_the_learner_writes_in_a_nodes_folder_only_plain_files_of_a_folder_it_wa
     handler = bridge.RemoteHandler(_GivenNothing(), "async")  # type: ignore[arg-type]
     node = tmp_path / "node"
     node.mkdir()
-    assert handler._view(str(node)) == Path("/nowhere", bridge.VIEWS, "0")
+    assert handler._view(str(node)) == Path("/nowhere", node_folders.VIEWS, "0")
     with pytest.raises(bridge.LearnerGone):
         if message.get("op") == "open":
             handler._serve_open(message)

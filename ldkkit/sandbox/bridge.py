@@ -32,7 +32,7 @@ from pathlib import Path, PurePath
 from typing import Any, NoReturn, Optional
 
 from . import jail as jail_module
-from . import wire
+from . import node_folders, wire
 
 #: The longest the learner may take to answer one message, as a share of the check's hang limit (8 s of its 10 s):
 #: then asked where it is, a spawned task's step it is in is the check's to stop at that limit, well before the
@@ -46,11 +46,6 @@ MAX_HANDLES = 10_000
 EXIT_WAIT_S = 1.0
 _PARAMETERS = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
                "peer_manager", "inbound_payments", "outbound_payments", "fs_store", "output_sweeper", "network")
-#: Where, in its scratch folder, the learner process sees each node's folder (``fs_store.get_data_dir()``): one folder
-#: per node's, by number. What the learner writes there crosses as the files' bytes (``RemoteHandler._apply_files``).
-VIEWS = "ldk_data"
-#: The largest file of a node's folder the learner process hands over (a record is a few KiB).
-MAX_FILE_BYTES = 1 << 20
 _CALLABLE = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
              "peer_manager", "fs_store", "output_sweeper")
 
@@ -413,11 +408,11 @@ class RemoteHandler:
             return {"op": "reply", "error": wire.error_to_wire(TypeError(str(e)))}
 
     def _view(self, folder: str) -> Path:
-        """The learner process's own folder standing for the node's ``folder``: its files are written there, and their
-        opening for writing is seen here first (``_serve_open``), as the node's disk sees it in the check."""
+        """The learner process's own folder standing for the node's ``folder`` (:mod:`.node_folders`): each open of a
+        file there is seen here first (``_serve_open``), and what is written there is written in ``folder``."""
         if folder not in self._views:
             self._views.append(folder)
-        return Path(self.learner.scratch, VIEWS, str(self._views.index(folder)))
+        return Path(self.learner.scratch, node_folders.VIEWS, str(self._views.index(folder)))
 
     def _serve_open(self, request: dict[str, Any]) -> dict[str, Any]:
         """The learner's code opens a file of its view of a node's folder: the same open is announced here (an audit
@@ -426,7 +421,7 @@ class RemoteHandler:
         the reply carries the file's bytes as they are on the node's disk (None: no such file), for the view to hold
         them before the learner's own open reads, appends to or replaces them."""
         view, name, mode, flags = (request.get(k) for k in ("view", "name", "mode", "flags"))
-        if (type(view) is not int or not 0 <= view < len(self._views) or not _plain_name(name)
+        if (type(view) is not int or not 0 <= view < len(self._views) or not node_folders.plain_name(name)
                 or mode is not None and (type(mode) is not str or len(mode) > 16) or type(flags) is not int):
             self.learner.kill(LearnerGone("the learner process described a file it opens badly"))
             raise self.learner.dead  # type: ignore[misc]
@@ -435,8 +430,8 @@ class RemoteHandler:
             self._in_context(request.get("origin"), sys.audit, ("open", path, mode, flags), {})
         except Exception as e:  # (the disk's refusal, raised again by the learner's open())
             return {"op": "reply", "error": wire.error_to_wire(e)}
-        return {"op": "reply", "value": None if (data := contextvars.Context().run(_read_file, path)) is None
-                else wire.to_wire(data)}
+        data = contextvars.Context().run(node_folders.read_file, path)
+        return {"op": "reply", "value": None if data is None else wire.to_wire(data)}
 
     def _apply_files(self, message: dict[str, Any]) -> None:
         """The files the learner wrote in its view of a node's folder, written in that folder. Their opening was seen
@@ -444,8 +439,9 @@ class RemoteHandler:
         files = message.get("files")
         if files is None:
             return
-        if type(files) is not dict or not all(type(v) is str and v.isdigit() and int(v) < len(self._views)
-                                              and type(named) is dict and all(map(_plain_name, named))
+        if type(files) is not dict or not all(type(v) is str and v.isascii() and v.isdigit()
+                                              and int(v) < len(self._views) and type(named) is dict
+                                              and all(map(node_folders.plain_name, named))
                                               for v, named in files.items()):
             self.learner.kill(LearnerGone("the learner process sent the files of a node's folder badly"))
             raise self.learner.dead  # type: ignore[misc]
@@ -455,11 +451,11 @@ class RemoteHandler:
                     data = wire.from_wire(data)
                 except wire.ProtocolError:
                     data = None
-                if type(data) is not bytes or len(data) > MAX_FILE_BYTES:
+                if type(data) is not bytes or len(data) > node_folders.MAX_FILE_BYTES:
                     self.learner.kill(LearnerGone("the learner process sent the bytes of a file badly"))
                     raise self.learner.dead  # type: ignore[misc]
                 try:
-                    contextvars.Context().run(_write_file, os.path.join(self._views[int(view)], name), data)
+                    contextvars.Context().run(node_folders.write_file, os.path.join(self._views[int(view)], name), data)
                 except OSError:  # (the folder of a play over, removed with its world: nothing left to judge there)
                     continue
 
@@ -676,30 +672,6 @@ _TRAMPOLINE: dict[str, Any] = {}
 exec(compile("def learner_call(method, args, kwargs):\n    return method(*args, **kwargs)\n",  # noqa: S102
              "<learner's code, in the sandbox>", "exec"), _TRAMPOLINE)
 _learner_call: Callable[..., Any] = _TRAMPOLINE["learner_call"]
-
-
-def _plain_name(name: Any) -> bool:
-    """A file's name right in a folder: no folder of its own, no way up."""
-    return (type(name) is str and 0 < len(name) <= 255 and name not in (".", "..") and "/" not in name
-            and "\0" not in name)
-
-
-def _read_file(path: str) -> Optional[bytes]:
-    """A file of a node's folder as the learner may see it (None: none, or none it may read whole)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as file:
-        data = file.read(MAX_FILE_BYTES + 1)
-    return data if len(data) <= MAX_FILE_BYTES else None
-
-
-def _write_file(path: str, data: bytes) -> None:
-    """Write a file the learner wrote in its view of the node's folder (never through a link it could not make)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
 
 
 def _trusted_peers() -> tuple[Any, ...]:

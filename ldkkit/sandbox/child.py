@@ -51,8 +51,8 @@ from ..exercises.watch import (
     watch_built,
     yours,
 )
-from . import bridge, kernel, wire
 from . import jail as jail_module
+from . import kernel, node_folders, wire
 from .gate import Gate
 from .kernel import (
     CHECKS,
@@ -136,10 +136,7 @@ class Channel:
         self.fd_in, self.fd_out = fd_in, fd_out
         self.storages = {"inbound": InboundPaymentInfoStorage(), "outbound": OutboundPaymentInfoStorage()}
         self.synced: dict[str, bytes] = {}
-        #: Where this process sees the nodes' folders (``bridge.VIEWS``), and each file there as last handed over.
-        self.views = ""
-        self.files: dict[tuple[str, str], tuple[tuple[int, int, int], bytes]] = {}
-        self.own = threading.local()  # ``own.files``: this thread opens the view's files for the channel
+        self.views = node_folders.Views()  # its views of the nodes' folders
         self._lock = threading.Lock()  # one message on the pipe at a time, and ``synced`` with it
         self._ids = itertools.count(1)
         self._waiting: dict[int, queue.SimpleQueue[Optional[dict[str, Any]]]] = {}  # call id: where its reply goes
@@ -160,50 +157,16 @@ class Channel:
                     self.synced[kind] = data
             if storage:
                 message["storage"] = storage
-            before, self.own.files = getattr(self.own, "files", False), True
-            try:
-                files = self._changed_files()
-            finally:
-                self.own.files = before
+            files = self.views.changed()
             if files:
-                message["files"] = files
+                message["files"] = {view: {name: wire.to_wire(data) for name, data in named.items()}
+                                    for view, named in files.items()}
             wire.send(self.fd_out, message)
 
-    def _changed_files(self) -> dict[str, dict[str, Any]]:
-        """The files written in this process's view of a node's folder since the last message: the grader writes them
-        in the node's own (``RemoteHandler._apply_files``)."""
-        changed: dict[str, dict[str, Any]] = {}
-        if not self.views or not os.path.isdir(self.views):
-            return changed
-        size = 0
-        for view in os.scandir(self.views):
-            if not (view.name.isdigit() and view.is_dir(follow_symlinks=False)):
-                continue
-            for entry in os.scandir(view.path):
-                if not entry.is_file(follow_symlinks=False):
-                    continue
-                stat = entry.stat(follow_symlinks=False)
-                seen = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-                kept = self.files.get((view.name, entry.name))
-                if kept is not None and kept[0] == seen or stat.st_size > bridge.MAX_FILE_BYTES:
-                    continue
-                try:
-                    with open(entry.path, "rb") as file:
-                        data = file.read(bridge.MAX_FILE_BYTES + 1)
-                except OSError:  # (gone meanwhile)
-                    continue
-                if len(data) > bridge.MAX_FILE_BYTES or size + len(data) > wire.MAX_MESSAGE_BYTES // 4:
-                    continue  # (too big for one message: the next takes it)
-                self.files[(view.name, entry.name)] = (seen, data)
-                if kept is None or kept[1] != data:
-                    changed.setdefault(view.name, {})[entry.name] = wire.to_wire(data)
-                    size += len(data)
-        return changed
-
-    def opened(self, view: str, name: str, mode: Any, flags: int) -> None:
+    def opened(self, view: str, name: str, mode: Any, flags: int) -> Optional[bytes]:
         """The learner's code opens ``name`` in its view of a node's folder: the grader sees the same open first
         (``RemoteHandler._serve_open``); its refusal (a full disk) is raised here, by ``open()`` itself, else the view
-        is given the file as it is on the node's disk before the learner's open goes on."""
+        is given the file as it is on the node's disk (None: it has none) before the learner's open goes on."""
         _GATE.wait()
         with sleeping_allowed():
             reply = self._ask({"op": "open", "view": int(view), "name": name, "origin": _ORIGIN.get(),
@@ -214,18 +177,8 @@ class Channel:
             raise SystemExit("the grader broke the protocol")
         if "error" in reply:
             raise wire.error_from_wire(reply["error"])
-        data, path = wire.from_wire(reply.get("value")), os.path.join(self.views, view, name)
-        with self._lock:  # (the view's file as the grader's: never handed back to it as the learner's)
-            if data is None:
-                self.files.pop((view, name), None)
-                if os.path.lexists(path):
-                    os.unlink(path)
-                return
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as file:
-                file.write(data)
-            stat = os.stat(path, follow_symlinks=False)
-            self.files[(view, name)] = ((stat.st_mtime_ns, stat.st_size, stat.st_ino), data)
+        data = wire.from_wire(reply.get("value"))
+        return data if type(data) is bytes else None
 
     def receive(self) -> dict[str, Any]:
         """The grader's next message that is not a reply (an event, a step...); ProtocolError once it is gone."""
@@ -286,10 +239,7 @@ class Channel:
             raise wire.error_from_wire(reply["error"])
         if type(reply.get("handle")) is int:  # a kit object that stays in the grader: its methods are calls
             return Remote(self, (f"#{reply['handle']}",))
-        value = wire.from_wire(reply.get("value"))
-        if isinstance(value, os.PathLike) and self.views and os.path.dirname(value) == self.views:
-            os.makedirs(value, exist_ok=True)  # (a node's folder, as this process sees it: empty until written)
-        return value
+        return self.views.given(wire.from_wire(reply.get("value")))
 
     def _ask(self, message: dict[str, Any]) -> Optional[dict[str, Any]]:
         """Send a call and wait for its own reply (None if the grader is gone)."""
@@ -817,28 +767,6 @@ class Learner:
                 return
 
 
-def _watch_views(channel: Channel, views: str) -> None:
-    """An audit hook: a file of a node's folder (as this process sees it) opened by any means is first told to the
-    grader, which may refuse it, and hands over the file as the node has it (``Channel.opened``)."""
-    channel.views = views
-
-    own = channel.own
-
-    def opening(event: str, args: tuple[Any, ...]) -> None:
-        if event != "open" or getattr(own, "files", False) or not isinstance(args[0], (str, bytes, os.PathLike)) \
-                or not isinstance(args[2], int):
-            return
-        folder, name = os.path.split(os.path.abspath(os.fsdecode(args[0])))
-        if os.path.dirname(folder) == views and os.path.basename(folder).isdigit() and os.path.isdir(folder):
-            own.files = True  # (its own opens of the view, and the channel's, while it asks)
-            try:
-                channel.opened(os.path.basename(folder), name, args[1], args[2])
-            finally:
-                own.files = False
-
-    sys.addaudithook(opening)
-
-
 def main(argv: list[str]) -> int:
     fd_in, fd_out = int(argv[1]), int(argv[2])
     for fd in (fd_in, fd_out):
@@ -858,7 +786,7 @@ def main(argv: list[str]) -> int:
     for fd in (0, 1) if debug else (0, 1, 2):
         os.dup2(devnull, fd)
     channel = Channel(fd_in, fd_out)
-    _watch_views(channel, os.path.join(os.path.abspath(jail.scratch), bridge.VIEWS))
+    channel.views.watch(os.path.join(os.path.abspath(jail.scratch), node_folders.VIEWS), channel.opened)
     channel.start()  # (before the workbook's cells: they may use up the threads the sandbox allows)
     learner = Learner(channel)
     channel.send({"op": "confined", "missing": missing})
