@@ -902,6 +902,14 @@ _AS_THE_CHECK = {
         f"                except OSError as error:\n                    {arm}", 1))
        for how, arm in (("catching", "return ReplayEvent()"), ("raising", "raise"),
                         ("swallowing", "print('could not save:', error)"))},
+    # ... and with a FilesystemStore of the learner's own on that folder (its temporary file, then a rename)
+    **{f"writes_with_a_store_of_its_own_{how}": ("background_processor", "07_background_processor.ipynb",
+                                                 lambda s, arm=arm: s.replace(_INBOUND_WRITE,
+        "                from ldkkit.fs_store import FilesystemStore\n                try:\n"
+        "                    FilesystemStore(fs_store.get_data_dir()).write('', '', 'inbound_payments', "
+        "inbound_payments.encode())\n"
+        f"                except OSError as error:\n                    {arm}", 1))
+       for how, arm in (("catching", "return ReplayEvent()"), ("raising", "raise"))},
     # the record written with fs_store.write, then read back with open() to make sure: the learner process's view of
     # the node's folder holds what the node wrote there (it held only the learner's own files: FileNotFoundError)
     "reads_its_write_back_with_open": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
@@ -969,7 +977,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
     passes = ("lock_held_awaiting", "forwards_after", "claimed_by_one_worker_thread", "claimed_by_one_worker_per_loop",
               "claimed_from_a_thread", "keeps_the_first_storages", "claimed_a_minute_later",
               "bumps_from_one_worker", "funds_as_a_batch_of_one", "writes_with_open_catching",
-              "reads_its_write_back", "retries_after_pauses")
+              "reads_its_write_back", "retries_after_pauses",
+              "writes_with_a_store_of_its_own_catching")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint
