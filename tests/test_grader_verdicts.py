@@ -923,6 +923,13 @@ _AS_THE_CHECK = {
         _INBOUND_WRITE, "                for pause in (0, 2, 4):\n                    await asyncio.sleep(pause)\n"
         + textwrap.indent(_INBOUND_WRITE.split("  #")[0].replace("return ReplayEvent()", "continue"), "    ")
         + "\n                    break\n                else:\n                    return ReplayEvent()", 1)),
+    # ... and of workbook 6 from ChannelClosed, its story hours long on the world's clock: nothing in the learner
+    # process can wake it, so the grader waits as the check does (asked again each simulated second, it took 37 s)
+    "never_returns_from_channel_closed": ("on_chain", "06_on_chain.ipynb", lambda s: s.replace(
+        "        case Event.ChannelPending() | Event.ChannelReady() | Event.ChannelClosed() "
+        "| Event.DiscardFunding():\n",
+        "        case Event.ChannelClosed():\n            await asyncio.Event().wait()\n"
+        "        case Event.ChannelPending() | Event.ChannelReady() | Event.DiscardFunding():\n", 1)),
     # the write, then an await that never ends: the processor waits PLAY_ON_S for it, and the check fails it (the hint
     # says how long it waited); the grader must say the same
     "waits_for_ever_after_its_write": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(

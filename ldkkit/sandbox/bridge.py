@@ -264,9 +264,12 @@ class RemoteHandler:
             if state.get("state") != "pending":
                 return self._outcome(state)
             due = reply.get("next_us")
-            # (no timer due in the learner's loop: its threads may still wake it; the check decides how long the
-            # processor waits, as for a handler of its own, so it is asked again each simulated second)
-            await asyncio.sleep(1.0 if due is None else max(0.0, due / 1_000_000 - loop.time()))
+            if due is not None:
+                await asyncio.sleep(max(0.0, due / 1_000_000 - loop.time()))
+            elif self.working or self.waiting:  # (no timer due: a thread or task of the learner's may still wake it)
+                await asyncio.sleep(1.0)
+            else:  # nothing can wake it: it awaits for ever, as it would in the check, which decides what that means
+                await loop.create_future()
 
     def _adopt(self, args: tuple[Any, ...]) -> None:
         """Remember the node's components; a new world means the learner's old tasks are cancelled."""
