@@ -20,7 +20,7 @@ import pytest
 
 from ldkkit import grading
 from ldkkit.exercises import ExerciseFailed
-from ldkkit.sandbox import bridge, worker
+from ldkkit.sandbox import bridge, node_folders, worker
 
 HANDLER = ("from ldkkit.events import Event\n\n"
            "def handle_ldk_events(channel_manager, bitcoind_client, network_graph, keys_manager, "
@@ -953,6 +953,56 @@ _AS_THE_CHECK = {
     "rejects_after_awaiting": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "def handle_ldk_events(", "async def handle_ldk_events(", 1).replace(
         "            else:\n", "            else:\n                await asyncio.sleep(5)\n", 1)),
+    # the record written with open() in the node's folder (fs_store.get_data_dir()): the check's full disk refuses it
+    # as it refuses fs_store.write; the learner process was told "a PosixPath cannot cross the grading boundary"
+    **{f"writes_with_open_{how}": ("background_processor", "07_background_processor.ipynb",
+                                   lambda s, arm=arm: s.replace(_INBOUND_WRITE,
+        "                import os\n                try:\n"
+        "                    with open(os.path.join(fs_store.get_data_dir(), 'inbound_payments'), 'wb') as file:\n"
+        "                        file.write(inbound_payments.encode())\n"
+        f"                except OSError as error:\n                    {arm}", 1))
+       for how, arm in (("catching", "return ReplayEvent()"), ("raising", "raise"),
+                        ("swallowing", "print('could not save:', error)"))},
+    # ... and with a FilesystemStore of the learner's own on that folder (its temporary file, then a rename)
+    **{f"writes_with_a_store_of_its_own_{how}": ("background_processor", "07_background_processor.ipynb",
+                                                 lambda s, arm=arm: s.replace(_INBOUND_WRITE,
+        "                from ldkkit.fs_store import FilesystemStore\n                try:\n"
+        "                    FilesystemStore(fs_store.get_data_dir()).write('', '', 'inbound_payments', "
+        "inbound_payments.encode())\n"
+        f"                except OSError as error:\n                    {arm}", 1))
+       for how, arm in (("catching", "return ReplayEvent()"), ("raising", "raise"))},
+    # the record written with fs_store.write, then read back with open() to make sure: the learner process's view of
+    # the node's folder holds what the node wrote there (it held only the learner's own files: FileNotFoundError)
+    "reads_its_write_back_with_open": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
+        _INBOUND_WRITE, _INBOUND_WRITE + "\n                import os\n"
+        "                with open(os.path.join(fs_store.get_data_dir(), 'inbound_payments'), 'rb') as file:\n"
+        "                    if file.read() != inbound_payments.encode():\n"
+        "                        return ReplayEvent()", 1)),
+    # the write retried in the handler after 2 s, then 4 s (asyncio.sleep): LDK's processor waits for the handler, and
+    # so does the check, on the world's clock; the grader must too (the check once failed it, "still waiting")
+    "retries_after_pauses": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
+        _INBOUND_WRITE, "                for pause in (0, 2, 4):\n                    await asyncio.sleep(pause)\n"
+        + textwrap.indent(_INBOUND_WRITE.split("  #")[0].replace("return ReplayEvent()", "continue"), "    ")
+        + "\n                    break\n                else:\n                    return ReplayEvent()", 1)),
+    # ... and of workbook 6 from ChannelClosed, its story hours long on the world's clock: nothing in the learner
+    # process can wake it, so the grader waits as the check does (asked again each simulated second, it took 37 s)
+    "never_returns_from_channel_closed": ("on_chain", "06_on_chain.ipynb", lambda s: s.replace(
+        "        case Event.ChannelPending() | Event.ChannelReady() | Event.ChannelClosed() "
+        "| Event.DiscardFunding():\n",
+        "        case Event.ChannelClosed():\n            await asyncio.Event().wait()\n"
+        "        case Event.ChannelPending() | Event.ChannelReady() | Event.DiscardFunding():\n", 1)),
+    # the write, then an await that never ends: the processor waits PLAY_ON_S for it, and the check fails it (the hint
+    # says how long it waited); the grader must say the same
+    "waits_for_ever_after_its_write": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
+        _INBOUND_WRITE, _INBOUND_WRITE + "\n                await asyncio.Event().wait()", 1)),
+    # (an async handler of workbook 4 that never returns from PaymentSent: the grader's worker told 'it raised
+    # HandlerTimeout: the handler awaits something that never happens', where the check tells it 'still waiting')
+    "never_returns_from_payment_sent": ("sending_payments", "04_sending_payments.ipynb", lambda s: s.replace(
+        "def handle_ldk_events(", "async def handle_ldk_events(", 1).replace(
+        '                fs_store.write("", "", "outbound_payments", outbound_payments.encode())\n'
+        '        case Event.PaymentFailed(',
+        '                fs_store.write("", "", "outbound_payments", outbound_payments.encode())\n'
+        '            await asyncio.Event().wait()\n        case Event.PaymentFailed(', 1)),
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),
@@ -994,7 +1044,9 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
                                                                    "below") if trace else expected[1])
     passes = ("lock_held_awaiting", "forwards_after", "claimed_by_one_worker_thread", "claimed_by_one_worker_per_loop",
               "claimed_from_a_thread", "keeps_the_first_storages", "claimed_a_minute_later",
-              "bumps_from_one_worker", "funds_as_a_batch_of_one")
+              "bumps_from_one_worker", "funds_as_a_batch_of_one", "writes_with_open_catching",
+              "reads_its_write_back", "retries_after_pauses",
+              "writes_with_a_store_of_its_own_catching")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint
@@ -1013,6 +1065,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
     elif case.startswith("spins_in_"):  # the task's own words, the check's stop, at the limit the grader was given
         assert f"a task your handler spawned ran {SPIN_LIMIT_S:g} seconds without pausing, after " \
                "Event.PaymentClaimable. The check stopped it." in hint, hint
+    if case == "waits_for_ever_after_its_write":  # the check's words: the processor waited for it, as LDK's does
+        assert "the processor waited 300 simulated seconds after the story ended" in hint, hint
     if case == "returns_ok_when_done":
         assert "your handler returned 'ok'" in hint, hint
     if case == "returns_false_when_the_write_fails":
@@ -1238,3 +1292,38 @@ def test_a_manager_kept_from_before_a_restart_is_the_restarted_nodes_for_the_gra
     path.write_text(json.dumps(nb))
     row = grading.grade_workbook("amy", path, timeout_s=120, batch=grading.Batch())
     assert (row.status, row.hint) == ("passed", ""), row.hint
+
+
+class _GivenNothing:
+    """A learner process that only ever says what a test makes it say: killed, it is gone."""
+
+    scratch = "/nowhere"
+    dead: Exception | None = None
+
+    def kill(self, why: Exception) -> None:
+        self.dead = why
+
+
+@pytest.mark.parametrize("message", [
+    {"op": "open", "view": 0, "name": "../escape", "mode": "wb", "flags": os.O_WRONLY},
+    {"op": "open", "view": 1, "name": "inbound_payments", "mode": "wb", "flags": os.O_WRONLY},
+    {"files": {"0": {"../escape": {"b": ""}}}},
+    {"files": {"0": {"sub/inbound_payments": {"b": ""}}}},
+    {"files": {"1": {"inbound_payments": {"b": ""}}}},
+    {"files": {"0": {"inbound_payments": "not bytes"}}}])
+def test_the_learner_writes_in_a_nodes_folder_only_plain_files_of_a_folder_it_was_given(tmp_path, message):
+    """A node's folder reaches the learner process as a view of its own (``get_data_dir``); what it says it wrote
+    there is written in that folder only, by a plain name: anything else stops the learner process, writing nothing."""
+    handler = bridge.RemoteHandler(_GivenNothing(), "async")  # type: ignore[arg-type]
+    node = tmp_path / "node"
+    node.mkdir()
+    assert handler._view(str(node)) == Path("/nowhere", node_folders.VIEWS, "0")
+    with pytest.raises(bridge.LearnerGone):
+        if message.get("op") == "open":
+            handler._serve_open(message)
+        else:
+            handler._apply_files(message)
+    assert list(tmp_path.rglob("*")) == [node]
+    handler.learner.dead = None
+    handler._apply_files({"files": {"0": {"inbound_payments": {"b": "AAE="}}}})
+    assert (node / "inbound_payments").read_bytes() == b"\0\1"

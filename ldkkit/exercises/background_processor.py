@@ -7,6 +7,8 @@ from what is on disk once the processor has stopped:
   handler returns ``ReplayEvent()`` (or retries the write itself) and the record ends right (the disk fails while
   the event that records the key is handled, for every writer of its file: ``fs_store``, ``open()``, a worker);
 - the handler never raises for it (that would stop the node's processing);
+- a retry may come after a pause (``asyncio.sleep``): the processor waits for the handler to return, as LDK's does, on
+  the simulated clock, for up to ``PLAY_ON_S`` after the story (``common._wait_for_the_handler``);
 - handling an event again never counts it twice: the amount stored is the amount received;
 - after a crash and a restart, the replayed events leave the same records (these two stories are played as the
   world drives the node: the capstone plays ``restart_replay`` under the processor too; the crash just after

@@ -107,6 +107,8 @@ class Played:
     recorder: Recorder
     #: How long (simulated seconds) the world played on after the story, waiting for answers put off (``play_on``).
     played_on: int = 0
+    #: How long (simulated seconds) the processor played on after the story, waiting for a hand-over to return.
+    waited_for_handler: int = 0
     #: The hand-overs whose spawned tasks were still at work when this play ended (its node's loop runs no more).
     left_running: list[Handling] = field(default_factory=list)
     #: Those of the check's earlier plays, with each play's name: tasks that no longer run (``_handed_to_a_gone_task``).
@@ -193,8 +195,10 @@ class Session:
                 with one_cpu(), run_processor(me, processor):
                     story(stage)
                     stage.settle()
+                    _wait_for_the_handler(played)
                     if play_on is not None:
                         _play_on(played, play_on)
+                        _wait_for_the_handler(played)
         except EventHandlerError as e:
             raise handler_error(e, played)  # noqa: B904  (its __cause__ is your error, frames trimmed)
         except TaskBlocked as e:
@@ -249,6 +253,21 @@ def _play_on(played: Played, kind: type | tuple[type, ...]) -> None:
     played.played_on = waited
 
 
+def _wait_for_the_handler(played: Played) -> None:
+    """The processor awaits your handler: LDK's ``process_pending_events`` counts an event handled only once the handler
+    returns, and bounds no handler's time (a write retried after a pause is fine). Once the story ends, the world plays
+    on while a hand-over has not returned, for up to ``PLAY_ON_S`` on the simulated clock, so that what it does then
+    (and the events LDK hands over after it) is judged too."""
+    waited = 0
+    while played.waited_for_handler + waited < PLAY_ON_S and any(h.finished is None
+                                                                 for h in played.recorder.handlings):
+        played.stage.settle(1)
+        waited += 1
+    if waited:
+        played.stage.settle()  # (what it did, and the events after it, reach their ends)
+    played.waited_for_handler += waited
+
+
 def _check_untouched(played: Played) -> None:
     """Changing the event you were given changes nothing, but it is a mistake worth naming."""
     for handling in played.recorder.handlings:
@@ -283,6 +302,12 @@ def held_back(played: Played) -> str:
     stuck = next((h for h in played.recorder.handlings if h.finished is None), None)
     if stuck is None:
         return ""
+    if played.waited_for_handler:  # (the processor waited for it, as LDK's does: a pause that ends is fine)
+        return (f"your handler never returned from {type(stuck.event).__name__}: the processor waited "
+                f"{played.waited_for_handler} simulated seconds after the story ended, and it was still waiting. LDK "
+                "hands events over one at a time, so none after it reached your handler. A pause before retrying a "
+                "write is fine, but never wait in the handler for something that may never happen: return "
+                "ReplayEvent() and LDK hands the event over again.")
     return (f"your handler never returned from {type(stuck.event).__name__} (it is still waiting), and LDK hands "
             "events over one at a time: none after it reached your handler. Never wait in the handler for "
             "something that happens later.")

@@ -32,11 +32,12 @@ import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path, PurePath
 from typing import Any, NoReturn, Optional
 
 from ..exercises.watch import HandlerStopped
 from . import jail as jail_module
-from . import wire
+from . import node_folders, wire
 
 #: The longest the learner may take to answer one message, as a share of the check's hang limit (8 s of its 10 s):
 #: then asked where it is, a spawned task's step it is in is the check's to stop at that limit, well before the
@@ -102,6 +103,7 @@ class LearnerProcess:
         self.dead: Optional[Exception] = None
         to_child, self._w = os.pipe()
         self._r, from_child = os.pipe()
+        self.scratch = jail.scratch
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-c", _CHILD_MAIN, _KIT_PARENT, str(to_child), str(from_child)],
             pass_fds=(to_child, from_child), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -233,6 +235,7 @@ class RemoteHandler:
         self._contexts: dict[int, contextvars.Context] = {}  # per event handed over: the check's context
         self._entered: set[int] = set()
         self._handles: list[Any] = []  # kit objects a call returned that have no bytes: reached by number
+        self._views: list[str] = []  # the nodes' folders the learner was given (``get_data_dir``), by number
         #: The events (by number) a task the learner's handler spawned still works for, as its process last said; and
         #: their stand-ins among the check's tasks (``Recorder.tasks``), one per event.
         self.waiting: set[int] = set()
@@ -266,9 +269,12 @@ class RemoteHandler:
             if state.get("state") != "pending":
                 return self._outcome(state)
             due = reply.get("next_us")
-            if due is None:
-                raise HandlerTimeout("the handler awaits something that never happens (no timer is pending)")
-            await asyncio.sleep(max(0.0, due / 1_000_000 - loop.time()))
+            if due is not None:
+                await asyncio.sleep(max(0.0, due / 1_000_000 - loop.time()))
+            elif self.working or self.waiting:  # (no timer due: a thread or task of the learner's may still wake it)
+                await asyncio.sleep(1.0)
+            else:  # nothing can wake it: it awaits for ever, as it would in the check, which decides what that means
+                await loop.create_future()
 
     def _adopt(self, args: tuple[Any, ...]) -> None:
         """Remember the node's components; a new world means the learner's old tasks are cancelled."""
@@ -377,9 +383,10 @@ class RemoteHandler:
         """One message of the learner's served; the message itself once it is idle."""
         learner = self.learner
         self._apply_storage(reply)
+        self._apply_files(reply)
         op = reply.get("op")
-        if op == "call":  # (from any of the learner's threads: the reply names the call it answers)
-            answer = self._serve_call(reply)
+        if op in ("call", "open"):  # (from any of the learner's threads: the reply names the call it answers)
+            answer = self._serve_call(reply) if op == "call" else self._serve_open(reply)
             if type(reply.get("id")) is int:
                 answer["id"] = reply["id"]
             learner.send(self._with_storage(answer))
@@ -413,6 +420,11 @@ class RemoteHandler:
             value = self._in_context(request.get("origin"), method, args, kwargs)
         except Exception as e:  # the component's answer, raised again in the learner process
             return {"op": "reply", "error": wire.error_to_wire(e)}
+        if isinstance(value, PurePath):  # a node's folder (FilesystemStore.get_data_dir), as the learner sees it
+            if getattr(method, "__name__", None) != "get_data_dir":
+                return {"op": "reply", "error": wire.error_to_wire(TypeError(
+                    f"a {type(value).__qualname__} cannot cross the grading boundary"))}
+            value = self._view(str(value))
         try:
             return {"op": "reply", "value": wire.to_wire(value)}
         except TypeError as e:
@@ -420,6 +432,58 @@ class RemoteHandler:
                 self._handles.append(value)
                 return {"op": "reply", "handle": len(self._handles) - 1}
             return {"op": "reply", "error": wire.error_to_wire(TypeError(str(e)))}
+
+    def _view(self, folder: str) -> Path:
+        """The learner process's own folder standing for the node's ``folder`` (:mod:`.node_folders`): each open of a
+        file there is seen here first (``_serve_open``), and what is written there is written in ``folder``."""
+        if folder not in self._views:
+            self._views.append(folder)
+        return Path(self.learner.scratch, node_folders.VIEWS, str(self._views.index(folder)))
+
+    def _serve_open(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The learner's code opens a file of its view of a node's folder: the same open is announced here (an audit
+        event, as ``open()`` raises it), in the context of the event it works for, so whatever watches the node's disk
+        (workbook 7's failing disk) refuses or records it as it does in the check. Nothing is opened for writing here:
+        the reply carries the file's bytes as they are on the node's disk (None: no such file), for the view to hold
+        them before the learner's own open reads, appends to or replaces them."""
+        view, name, mode, flags = (request.get(k) for k in ("view", "name", "mode", "flags"))
+        if (type(view) is not int or not 0 <= view < len(self._views) or not node_folders.plain_name(name)
+                or mode is not None and (type(mode) is not str or len(mode) > 16) or type(flags) is not int):
+            self.learner.kill(LearnerGone("the learner process described a file it opens badly"))
+            raise self.learner.dead  # type: ignore[misc]
+        path = os.path.join(self._views[view], name)
+        try:
+            self._in_context(request.get("origin"), sys.audit, ("open", path, mode, flags), {})
+        except Exception as e:  # (the disk's refusal, raised again by the learner's open())
+            return {"op": "reply", "error": wire.error_to_wire(e)}
+        data = contextvars.Context().run(node_folders.read_file, path)
+        return {"op": "reply", "value": None if data is None else wire.to_wire(data)}
+
+    def _apply_files(self, message: dict[str, Any]) -> None:
+        """The files the learner wrote in its view of a node's folder, written in that folder. Their opening was seen
+        already (``_serve_open``): this is no write of anyone's to judge (a fresh context: no event's, no story's)."""
+        files = message.get("files")
+        if files is None:
+            return
+        if type(files) is not dict or not all(type(v) is str and v.isascii() and v.isdigit()
+                                              and int(v) < len(self._views) and type(named) is dict
+                                              and all(map(node_folders.plain_name, named))
+                                              for v, named in files.items()):
+            self.learner.kill(LearnerGone("the learner process sent the files of a node's folder badly"))
+            raise self.learner.dead  # type: ignore[misc]
+        for view, named in files.items():
+            for name, data in named.items():
+                try:
+                    data = wire.from_wire(data)
+                except wire.ProtocolError:
+                    data = None
+                if type(data) is not bytes or len(data) > node_folders.MAX_FILE_BYTES:
+                    self.learner.kill(LearnerGone("the learner process sent the bytes of a file badly"))
+                    raise self.learner.dead  # type: ignore[misc]
+                try:
+                    contextvars.Context().run(node_folders.write_file, os.path.join(self._views[int(view)], name), data)
+                except OSError:  # (the folder of a play over, removed with its world: nothing left to judge there)
+                    continue
 
     def _in_context(self, origin: Any, method: Callable[..., Any], args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:

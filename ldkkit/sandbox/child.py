@@ -53,7 +53,7 @@ from ..exercises.watch import (
     yours,
 )
 from . import jail as jail_module
-from . import kernel, wire
+from . import kernel, node_folders, wire
 from .gate import Gate
 from .kernel import (
     CHECKS,
@@ -137,6 +137,7 @@ class Channel:
         self.fd_in, self.fd_out = fd_in, fd_out
         self.storages = {"inbound": InboundPaymentInfoStorage(), "outbound": OutboundPaymentInfoStorage()}
         self.synced: dict[str, bytes] = {}
+        self.views = node_folders.Views()  # its views of the nodes' folders
         self._lock = threading.Lock()  # one message on the pipe at a time, and ``synced`` with it
         self._ids = itertools.count(1)
         self._waiting: dict[int, queue.SimpleQueue[Optional[dict[str, Any]]]] = {}  # call id: where its reply goes
@@ -157,7 +158,28 @@ class Channel:
                     self.synced[kind] = data
             if storage:
                 message["storage"] = storage
+            files = self.views.changed()
+            if files:
+                message["files"] = {view: {name: wire.to_wire(data) for name, data in named.items()}
+                                    for view, named in files.items()}
             wire.send(self.fd_out, message)
+
+    def opened(self, view: str, name: str, mode: Any, flags: int) -> Optional[bytes]:
+        """The learner's code opens ``name`` in its view of a node's folder: the grader sees the same open first
+        (``RemoteHandler._serve_open``); its refusal (a full disk) is raised here, by ``open()`` itself, else the view
+        is given the file as it is on the node's disk (None: it has none) before the learner's open goes on."""
+        _GATE.wait()
+        with sleeping_allowed():
+            reply = self._ask({"op": "open", "view": int(view), "name": name, "origin": _ORIGIN.get(),
+                               "mode": mode if isinstance(mode, str) else None, "flags": flags})
+        if reply is None:
+            raise SystemExit("the grader is gone")
+        if reply.get("op") != "reply":
+            raise SystemExit("the grader broke the protocol")
+        if "error" in reply:
+            raise wire.error_from_wire(reply["error"])
+        data = wire.from_wire(reply.get("value"))
+        return data if type(data) is bytes else None
 
     def receive(self) -> dict[str, Any]:
         """The grader's next message that is not a reply (an event, a step...); ProtocolError once it is gone."""
@@ -217,7 +239,7 @@ class Channel:
             raise wire.error_from_wire(reply["error"])
         if type(reply.get("handle")) is int:  # a kit object that stays in the grader: its methods are calls
             return Remote(self, (f"#{reply['handle']}",))
-        return wire.from_wire(reply.get("value"))
+        return self.views.given(wire.from_wire(reply.get("value")))
 
     def _ask(self, message: dict[str, Any]) -> Optional[dict[str, Any]]:
         """Send a call and wait for its own reply (None if the grader is gone)."""
@@ -787,11 +809,13 @@ def main(argv: list[str]) -> int:
             continue
     debug = os.environ.get("LDKKIT_SANDBOX_DEBUG")
     _no_checks_here()
-    missing = jail_module.enter(jail_module.Jail.from_dict(setup["jail"]))
+    jail = jail_module.Jail.from_dict(setup["jail"])
+    missing = jail_module.enter(jail)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1) if debug else (0, 1, 2):
         os.dup2(devnull, fd)
     channel = Channel(fd_in, fd_out)
+    channel.views.watch(os.path.join(os.path.abspath(jail.scratch), node_folders.VIEWS), channel.opened)
     channel.start()  # (before the workbook's cells: they may use up the threads the sandbox allows)
     learner = Learner(channel)
     channel.send({"op": "confined", "missing": missing})

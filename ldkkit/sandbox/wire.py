@@ -16,6 +16,7 @@ import select
 import struct
 import time
 from decimal import Decimal
+from pathlib import Path, PurePath
 from typing import Any
 
 #: No honest message comes near this; a bigger one is a learner's attempt to exhaust memory.
@@ -75,7 +76,7 @@ def _read_exactly(fd: int, count: int, deadline: float | None) -> bytes:
 #
 # JSON carries None, bools, ints, floats, strings and lists as themselves; the rest is an
 # object with exactly one key: {"b": base64} bytes, {"t": [...]} a tuple, {"d": [[k, v], ...]}
-# a dict, {"n": "0.01"} a Decimal, {"k": base64} a kit value in ldkkit.ser's encoding.
+# a dict, {"n": "0.01"} a Decimal, {"p": "/a/b"} a path, {"k": base64} a kit value in ldkkit.ser's encoding.
 
 _MAX_DEPTH = 32
 
@@ -97,6 +98,8 @@ def to_wire(value: Any, depth: int = 0) -> Any:
         return {"n": str(value)}
     if kind is bytes or kind is bytearray:
         return {"b": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, PurePath):  # (a node's folder, as the learner process sees it: RemoteHandler._view)
+        return {"p": str(value)}
     if kind is list:
         return [to_wire(v, depth + 1) for v in value]
     if kind is tuple:
@@ -131,6 +134,8 @@ def from_wire(data: Any, depth: int = 0) -> Any:
             raise ProtocolError("a decimal is not a number") from None
         if number.is_finite():
             return number
+    if tag == "p" and type(inner) is str and len(inner) <= 4096 and "\0" not in inner:
+        return Path(inner)
     if tag == "t" and type(inner) is list:
         return tuple(from_wire(v, depth + 1) for v in inner)
     if tag == "d" and type(inner) is list:

@@ -236,6 +236,27 @@ async def claimed_then_waits_forever(inbound_payments: Any, fs_store: Any, event
     return answer
 
 
+def retries_after_pauses(pauses: tuple[float, ...], then: str) -> Any:
+    """An async arm writing the record, retried after each of ``pauses`` (simulated seconds, ``asyncio.sleep``) while
+    it fails; when the last fails too, ``then``: "replay" (ReplayEvent) or "swallow" (printed, None)."""
+
+    async def arm(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+        storage, key = _updated(inbound_payments, outbound_payments, event)
+        for pause in (0, *pauses):
+            await asyncio.sleep(pause)
+            try:
+                fs_store.write("", "", key, storage.encode())
+                return None
+            except OSError as error:
+                failed = error
+        if then == "replay":
+            return ReplayEvent()
+        print("could not save:", failed)
+        return None
+
+    return arm
+
+
 def retries_from_a_task_later(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
     """On a failed write, returns None at once and retries the write from a task, once a second, until it works."""
     _update_inbound(inbound_payments, event)
@@ -516,7 +537,7 @@ CASES = [
     right(EX, "writes_with_open_catching", compose({CLAIMED: by_open("replay"), SENT: by_open("replay"),
                                                     FAILED: by_open("replay")}),
           why="open() in the node's folder, ReplayEvent on OSError: the full disk refuses it too, and it asks again "
-              "(the grader cannot run it: a PosixPath does not cross to the learner's process)"),
+              "(the grader could not run it: a PosixPath did not cross to the learner's process)"),
     right(EX, "writes_with_open_retrying", compose({CLAIMED: by_open("replay", 5), SENT: by_open("replay", 5),
                                                     FAILED: by_open("replay", 5)}),
           why="open() retried in place until it works (as retry_in_place does with fs_store.write)"),
@@ -571,9 +592,19 @@ CASES = [
     wrong(EX, "always_replays_claimed", compose({CLAIMED: always_replay}), "ReplayEvent",
           why="returns ReplayEvent() even after a successful write: the event never leaves LDK's queue"),
     wrong(EX, "never_returns_after_a_failed_write", compose({CLAIMED: claimed_then_waits_forever}),
-          "never returned from PaymentClaimed", "still waiting",
+          "never returned from PaymentClaimed", "the processor waited 300 simulated seconds", "still waiting",
           why="catches the failed write and keeps ReplayEvent(), then awaits for ever: it was told it 'returned as if "
               "all was well' and to return ReplayEvent(), which it had not failed to do"),
+    *(right(EX, f"retries_after_pauses_of_{'_'.join(f'{p:g}' for p in pauses)}_s",
+            compose({CLAIMED: arm, SENT: arm, FAILED: arm}),
+            why=f"retries the write in the handler after awaiting {' then '.join(f'{p:g} s' for p in pauses)} "
+                "(workbook 7: retrying it yourself is fine; LDK's processor waits for the handler): it failed, 'still "
+                "waiting ... Never wait in the handler', the story ending 4 s after the PaymentClaimed")
+      for pauses in ((2, 4), (30, 60)) for arm in (retries_after_pauses(pauses, "replay"),)),
+    wrong(EX, "retries_after_a_pause_then_swallows", compose({CLAIMED: retries_after_pauses((5,), "swallow")}),
+          "raised OSError", "returned as if all was well",
+          why="one retry 5 s later, then the error printed and dropped (the disk refuses twice): it was told 'still "
+              "waiting ... Never wait in the handler', not the lost record"),
     wrong(EX, "retries_from_a_task_later", compose({CLAIMED: retries_from_a_task_later}), "raised OSError",
           "returned as if all was well",
           why="returns None on a failed write, a task retrying it a second later: it was told \"nothing is stored "
