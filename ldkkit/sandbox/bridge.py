@@ -32,12 +32,13 @@ import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any, NoReturn, Optional
 
 from ..exercises.watch import HandlerStopped
 from . import jail as jail_module
 from . import node_folders, wire
+from .learner_work import LearnerTasks, LearnerThreads, Watched
 
 #: The longest the learner may take to answer one message, as a share of the check's hang limit (8 s of its 10 s):
 #: then asked where it is, a spawned task's step it is in is the check's to stop at that limit, well before the
@@ -68,12 +69,16 @@ LEARNERS_TRACEBACK = "In the learner's process:"
 _DEBUG = bool(os.environ.get("LDKKIT_SANDBOX_DEBUG"))
 
 
-def exchange_limit_s() -> float:
-    """The longest the learner may take to answer one message: :data:`EXCHANGE_SHARE` of the check's hang limit
-    (``common.HANDLER_TIMEOUT_S``, the grader's, handed to its worker in the job)."""
+def hang_limit_s() -> float:
+    """The check's hang limit (``common.HANDLER_TIMEOUT_S``, the grader's, handed to its worker in the job)."""
     from ..exercises import common
 
-    return EXCHANGE_SHARE * common.HANDLER_TIMEOUT_S
+    return common.HANDLER_TIMEOUT_S
+
+
+def exchange_limit_s() -> float:
+    """The longest the learner may take to answer one message: :data:`EXCHANGE_SHARE` of the check's hang limit."""
+    return EXCHANGE_SHARE * hang_limit_s()
 
 
 class HandlerTimeout(Exception):
@@ -235,7 +240,7 @@ class RemoteHandler:
         self._contexts: dict[int, contextvars.Context] = {}  # per event handed over: the check's context
         self._entered: set[int] = set()
         self._handles: list[Any] = []  # kit objects a call returned that have no bytes: reached by number
-        self._views: list[str] = []  # the nodes' folders the learner was given (``get_data_dir``), by number
+        self._folders = node_folders.Folders(learner.scratch)  # the nodes' folders the learner was given
         #: The events (by number) a task the learner's handler spawned still works for, as its process last said; and
         #: their stand-ins among the check's tasks (``Recorder.tasks``), one per event.
         self.waiting: set[int] = set()
@@ -333,7 +338,7 @@ class RemoteHandler:
                     if asked is not None and reply.get("id") == asked and watched is None:
                         watched = self._watch_step(reply, began)
                         # (the check stops the step at its limit, from when it is watched: this wait outlasts that)
-                        wait = max(limit, watched.since + _hang_limit_s() - time.monotonic() + limit)
+                        wait = max(limit, watched.since + hang_limit_s() - time.monotonic() + limit)
                     continue
                 idle = self._serve(reply)
                 if idle is not None:
@@ -424,7 +429,7 @@ class RemoteHandler:
             if getattr(method, "__name__", None) != "get_data_dir":
                 return {"op": "reply", "error": wire.error_to_wire(TypeError(
                     f"a {type(value).__qualname__} cannot cross the grading boundary"))}
-            value = self._view(str(value))
+            value = self._folders.view(str(value))
         try:
             return {"op": "reply", "value": wire.to_wire(value)}
         except TypeError as e:
@@ -433,57 +438,25 @@ class RemoteHandler:
                 return {"op": "reply", "handle": len(self._handles) - 1}
             return {"op": "reply", "error": wire.error_to_wire(TypeError(str(e)))}
 
-    def _view(self, folder: str) -> Path:
-        """The learner process's own folder standing for the node's ``folder`` (:mod:`.node_folders`): each open of a
-        file there is seen here first (``_serve_open``), and what is written there is written in ``folder``."""
-        if folder not in self._views:
-            self._views.append(folder)
-        return Path(self.learner.scratch, node_folders.VIEWS, str(self._views.index(folder)))
-
     def _serve_open(self, request: dict[str, Any]) -> dict[str, Any]:
-        """The learner's code opens a file of its view of a node's folder: the same open is announced here (an audit
-        event, as ``open()`` raises it), in the context of the event it works for, so whatever watches the node's disk
-        (workbook 7's failing disk) refuses or records it as it does in the check. Nothing is opened for writing here:
-        the reply carries the file's bytes as they are on the node's disk (None: no such file), for the view to hold
-        them before the learner's own open reads, appends to or replaces them."""
-        view, name, mode, flags = (request.get(k) for k in ("view", "name", "mode", "flags"))
-        if (type(view) is not int or not 0 <= view < len(self._views) or not node_folders.plain_name(name)
-                or mode is not None and (type(mode) is not str or len(mode) > 16) or type(flags) is not int):
-            self.learner.kill(LearnerGone("the learner process described a file it opens badly"))
-            raise self.learner.dead  # type: ignore[misc]
-        path = os.path.join(self._views[view], name)
+        """The learner's code opens a file of its view of a node's folder (:meth:`.node_folders.Folders.opened`), in
+        the context of the event it works for."""
+        announce = lambda *args: self._in_context(request.get("origin"), sys.audit, args, {})  # noqa: E731
         try:
-            self._in_context(request.get("origin"), sys.audit, ("open", path, mode, flags), {})
-        except Exception as e:  # (the disk's refusal, raised again by the learner's open())
-            return {"op": "reply", "error": wire.error_to_wire(e)}
-        data = contextvars.Context().run(node_folders.read_file, path)
-        return {"op": "reply", "value": None if data is None else wire.to_wire(data)}
+            return self._folders.opened(request, announce)
+        except node_folders.BadFiles as e:
+            self._stop_for(e)
 
     def _apply_files(self, message: dict[str, Any]) -> None:
-        """The files the learner wrote in its view of a node's folder, written in that folder. Their opening was seen
-        already (``_serve_open``): this is no write of anyone's to judge (a fresh context: no event's, no story's)."""
-        files = message.get("files")
-        if files is None:
-            return
-        if type(files) is not dict or not all(type(v) is str and v.isascii() and v.isdigit()
-                                              and int(v) < len(self._views) and type(named) is dict
-                                              and all(map(node_folders.plain_name, named))
-                                              for v, named in files.items()):
-            self.learner.kill(LearnerGone("the learner process sent the files of a node's folder badly"))
-            raise self.learner.dead  # type: ignore[misc]
-        for view, named in files.items():
-            for name, data in named.items():
-                try:
-                    data = wire.from_wire(data)
-                except wire.ProtocolError:
-                    data = None
-                if type(data) is not bytes or len(data) > node_folders.MAX_FILE_BYTES:
-                    self.learner.kill(LearnerGone("the learner process sent the bytes of a file badly"))
-                    raise self.learner.dead  # type: ignore[misc]
-                try:
-                    contextvars.Context().run(node_folders.write_file, os.path.join(self._views[int(view)], name), data)
-                except OSError:  # (the folder of a play over, removed with its world: nothing left to judge there)
-                    continue
+        """The files the learner wrote in its views of the nodes' folders, written there (``Folders.apply``)."""
+        try:
+            self._folders.apply(message.get("files"))
+        except node_folders.BadFiles as e:
+            self._stop_for(e)
+
+    def _stop_for(self, error: node_folders.BadFiles) -> NoReturn:
+        self.learner.kill(LearnerGone(str(error)))
+        raise self.learner.dead from None  # type: ignore[misc]
 
     def _in_context(self, origin: Any, method: Callable[..., Any], args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
@@ -670,61 +643,6 @@ class RemoteHandler:
             return
         self._timer = None
         self._exchange({"op": "step"})
-
-
-@dataclass
-class Watched:
-    """A step of the learner's the check watches (``RemoteHandler._watch_step``): its ``TaskStep`` if a spawned task's,
-    and the hand-overs whose watch was changed for it, as they were; put back once the exchange ends."""
-
-    keeper: Any
-    step: Any
-    changed: list[tuple[Any, Optional[float], int]]
-    since: float = 0.0  # when the check's watch of it began (time.monotonic)
-
-    def restore(self) -> None:
-        if self.step is not None:
-            self.keeper.task_steps.remove(self.step)
-        for handling, started, thread in self.changed:
-            handling.wall_started, handling.thread = started, thread
-
-
-def _hang_limit_s() -> float:
-    """The check's hang limit (``common.HANDLER_TIMEOUT_S``)."""
-    from ..exercises import common
-
-    return common.HANDLER_TIMEOUT_S
-
-
-class LearnerTasks:
-    """For the check, the tasks the learner's handler spawned, in its process, while handling one event: an
-    ``asyncio.Task`` as ``Recorder.waiting`` and ``Recorder.crashed`` ask of one."""
-
-    def __init__(self, handler: RemoteHandler, origin: int) -> None:
-        self.handler, self.origin = handler, origin
-        self._cancelled = False
-
-    def done(self) -> bool:
-        return self._cancelled or self.origin not in self.handler.waiting or self.handler.learner.dead is not None
-
-    def cancelled(self) -> bool:
-        return self._cancelled
-
-    def cancel(self) -> bool:
-        self._cancelled = True  # (the learner process cancels them itself: ``RemoteHandler.crashed``)
-        return True
-
-
-class LearnerThreads:
-    """For the check, the threads the learner's code started, in its process, while handling one event: a
-    ``watch.Counted`` as ``Recorder.waiting`` asks of one (counting while one of them works or sleeps)."""
-
-    def __init__(self, handler: RemoteHandler, origin: int) -> None:
-        self.handler, self.origin = handler, origin
-
-    @property
-    def counting(self) -> bool:
-        return self.origin in self.handler.working and self.handler.learner.dead is None
 
 
 # The learner's calls are made through a frame that is not the kit's: to the check, whose

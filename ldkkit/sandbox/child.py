@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import concurrent.futures
 import contextvars
 import functools
 import inspect
@@ -33,24 +32,17 @@ from ..events.queue import ReturnedUnawaited, answer
 from ..exercises.watch import (
     CLOCK,
     DROPPED,
-    HANDED_OVER,
     KIT_DIR,
     LIBRARY_DIRS,
-    Alarm,
     BlockingCall,
     Counted,
     Later,
-    handed_over,
     just_built,
     no_sleeping,
     refused_in,
     scheduled_by_you,
     sleeping_allowed,
-    sleeping_on,
-    submit_counted,
-    timer_run,
     watch_built,
-    yours,
 )
 from . import jail as jail_module
 from . import kernel, node_folders, wire
@@ -68,6 +60,7 @@ from .kernel import (
     stopped_at,
     stub_reference,
 )
+from .learner_threads import THREAD_ERRORS, WORKING, LoopClock, count_threads
 from .virtual_loop import ORIGIN as _ORIGIN
 from .virtual_loop import VirtualLoop
 
@@ -299,9 +292,6 @@ def _exit_error(error: BaseException) -> Exception:
 #: processes), and whether it is the handler's. The grader asks for it when an exchange runs long
 #: (``RemoteHandler._serve_until_idle``): the check watches such a step, and judges one that overruns.
 _STEPPING: list[tuple[int, float, bool]] = []
-#: The learner's threads (and pool work) at work now, as the check watches each (``recorder._Clock``): the number of the
-#: event whose handling started or woke it, and when it began to work (or woke from a sleep on the clock).
-_WORKING: dict[Counted, tuple[int, float]] = {}
 
 
 def _where() -> dict[str, Any]:
@@ -310,7 +300,7 @@ def _where() -> dict[str, Any]:
     if stepping := _STEPPING[:1]:
         origin, since, handler = stepping[0]
         return {"origin": origin, "since": since, "kind": "handler" if handler else "task"}
-    working = sorted(list(_WORKING.values()), key=lambda w: w[1])[:1]  # (copied at once: threads change it)
+    working = sorted(list(WORKING.values()), key=lambda w: w[1])[:1]  # (copied at once: threads change it)
     return {"origin": working[0][0], "since": working[0][1], "kind": "thread"} if working else {}
 
 
@@ -370,44 +360,6 @@ async def _watched(coro: Any, gate: Optional[Gate] = None) -> Any:
     return await _Watched(coro, gate)
 
 
-# --- threads the learner's code starts while an event is handled --------------------------------------------
-# As in the check (ldkkit.exercises.recorder: ``counted``, ``_start``, ``_submit``), a thread the learner's own code
-# starts while an event is handled, or work it submits to a pool of its own, is a job: the clock waits for it while it
-# works, not while it waits on another thread, until the code that counts wakes it (``watch.Counted``). It runs in
-# the context it was started in, so its calls name the event, and what it starts or submits counts too.
-
-
-class _LoopClock:
-    """The learner process's clock, in which the learner's threads count (``watch.Counted``)."""
-
-    def __init__(self, loop: VirtualLoop) -> None:
-        self.loop = loop
-
-    @property
-    def world(self) -> object:
-        return self.loop
-
-    def start(self, counted: Counted) -> Callable[[], None]:
-        _WORKING[counted] = (_ORIGIN.get(), time.monotonic())  # (from whoever starts or wakes it, in its context)
-        done = self.loop.job_started()
-
-        def stop() -> None:
-            _WORKING.pop(counted, None)
-            done()
-
-        return stop
-
-    def sleep(self, counted: Counted, seconds: float) -> bool:
-        working = _WORKING.pop(counted, None)  # (its own wait for the clock is no work, as in the check)
-        slept = self.loop.sleep_job(seconds)
-        if working is not None and slept and counted.counting:
-            _WORKING[counted] = (working[0], time.monotonic())
-        return slept
-
-    def alarm(self, alarm: Alarm, seconds: float) -> bool:
-        return self.loop.alarm_job(alarm, seconds)
-
-
 def _your_traceback(error: BaseException) -> str:
     """What a notebook shows the learner of ``error`` (or of the error it was raised from, as an exit is): their own
     frames, then the error; the kit's frames are noise to them, and to their instructor."""
@@ -420,8 +372,6 @@ def _your_traceback(error: BaseException) -> str:
     return "".join(traceback.format_exception_only(error))
 
 
-#: Errors raised in threads of the learner's own (the event's number, the error): told to the grader at the next idle.
-THREAD_ERRORS: list[tuple[int, BaseException]] = []
 #: Errors raised in tasks the handler spawned (the event's number, the error): told as threads' are, after them.
 TASK_ERRORS: list[tuple[int, BaseException]] = []
 #: Errors raised in callbacks the learner's code scheduled on the loop itself (``Learner._scheduling``): told last.
@@ -429,70 +379,6 @@ CALLBACK_ERRORS: list[tuple[int, BaseException]] = []
 #: The async functions the learner's code called without await (the event's number, the name): told at the next idle.
 UNAWAITED: list[tuple[int, str]] = []
 DROPPED.append(lambda name: _ORIGIN.get() and len(UNAWAITED) < 8 and UNAWAITED.append((_ORIGIN.get(), name[:100])))
-
-
-def _counted(loop: VirtualLoop, fn: Callable[..., Any], own_thread: bool) -> tuple[Callable[..., Any], Counted]:
-    """``fn`` as a job of ``loop`` from now, and its counting (to ``end`` if ``fn`` never runs; a pool's work ends
-    when its future is done)."""
-    counted = Counted(_LoopClock(loop))
-    counted.up()
-    context = contextvars.copy_context()
-    origin = context.run(_ORIGIN.get)
-
-    def counted_fn(*args: Any, **kwargs: Any) -> Any:
-        counted.bind()
-        try:
-            with sleeping_on(counted.sleep):  # (time.sleep on the loop's clock, as in the check)
-                return context.run(fn, *args, **kwargs)
-        except BaseException as e:  # a thread's own: the grader tells it, with its event, as the check does
-            if not own_thread:
-                raise  # (a pool's future holds it, for the learner's code)
-            THREAD_ERRORS.append((origin, e))
-            return None
-        finally:
-            if own_thread:
-                counted.end()
-
-    return counted_fn, counted
-
-
-def _count_threads(learner: Learner) -> None:
-    """Make threads and pool work the learner's code starts while an event is handled jobs of the learner's loop (the
-    world's now)."""
-    start, submit = threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit
-
-    def counting_start(self: threading.Thread) -> None:
-        if not (_ORIGIN.get() and yours(sys._getframe(1))):
-            return start(self)
-        run = timer_run(self) if isinstance(self, threading.Timer) else self.run
-        self.run, counted = _counted(learner.loop, run, own_thread=True)  # type: ignore[method-assign]
-        learner.threads.append((_ORIGIN.get(), counted))
-        try:
-            return start(self)
-        except BaseException:  # (no thread to wait for: the sandbox's limit on threads, say)
-            counted.end()
-            raise
-
-    def counting_submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any,
-                        **kwargs: Any) -> concurrent.futures.Future[Any]:
-        if not (_ORIGIN.get() and (HANDED_OVER.get() is not None or _submitted_by_you(sys._getframe(1)))):
-            return submit(self, fn, *args, **kwargs)
-        job, counted = _counted(learner.loop, fn, own_thread=False)
-        learner.threads.append((_ORIGIN.get(), counted))
-        handed_over(counted)
-        return submit_counted(self, submit, job, counted, *args, **kwargs)
-
-    threading.Thread.start = counting_start  # type: ignore[method-assign]
-    concurrent.futures.ThreadPoolExecutor.submit = counting_submit  # type: ignore[method-assign]
-
-
-def _submitted_by_you(frame: Any) -> bool:
-    """Whether the learner's code submitted the work: itself, or through the pool's own helpers (``Executor.map``)."""
-    while frame is not None and frame.f_code.co_filename == concurrent.futures._base.__file__:
-        frame = frame.f_back
-    return frame is not None and yours(frame)
-
-
 
 
 class Learner:
@@ -515,7 +401,7 @@ class Learner:
         self.spawned: list[tuple[int, asyncio.Task[Any] | Later]] = []
         #: The threads (and pool work) the learner's code started, with the number of the event it was handling.
         self.threads: list[tuple[int, Counted]] = []
-        _count_threads(self)
+        count_threads(self)
 
     def _new_loop(self) -> None:
         """A loop of its own for each world, as the check gives each play's node (its world's): a task of an earlier
@@ -525,7 +411,7 @@ class Learner:
         self.loop.set_task_factory(self._task_factory)
         self.loop.scheduling = self._scheduling
         self.loop.set_exception_handler(self._on_loop_error)
-        self.clock = _LoopClock(self.loop)
+        self.clock = LoopClock(self.loop)
 
     def _task_factory(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
         """Tasks the handler spawns are watched step by step, like the handler (``Recorder.task_factory``)."""

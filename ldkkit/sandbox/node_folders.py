@@ -12,12 +12,16 @@ names only: the learner process writes nowhere else than it could before (its sc
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Optional
+
+from . import wire
 
 #: Where, in its scratch folder, the learner process sees each node's folder: one folder per node's, by number.
 VIEWS = "ldk_data"
@@ -129,3 +133,62 @@ class Views:
                         changed.setdefault(view.name, {})[entry.name] = data
                         size += len(data)
         return changed
+
+
+class BadFiles(Exception):
+    """The learner process described a file it opens, or sent one, badly: it is stopped."""
+
+
+class Folders:
+    """The grader's end: the nodes' folders the learner process was given views of (``get_data_dir``), by number."""
+
+    def __init__(self, scratch: str) -> None:
+        self.scratch = scratch  # the learner process's scratch folder
+        self.folders: list[str] = []
+
+    def view(self, folder: str) -> Path:
+        """The learner process's own folder standing for the node's ``folder``: each open of a file there is seen here
+        first (``opened``), and what is written there is written in ``folder`` (``apply``)."""
+        if folder not in self.folders:
+            self.folders.append(folder)
+        return Path(self.scratch, VIEWS, str(self.folders.index(folder)))
+
+    def opened(self, request: dict[str, Any], announce: Callable[..., None]) -> dict[str, Any]:
+        """The learner's code opens a file of its view: the same open is announced here (``announce``: an audit event,
+        as ``open()`` raises it, in the context of the event it works for), so whatever watches the node's disk
+        (workbook 7's failing disk) refuses or records it as it does in the check. Nothing is opened for writing here:
+        the reply carries the file's bytes as they are on the node's disk (None: no such file), for the view to hold
+        them before the learner's own open reads, appends to or replaces them."""
+        view, name, mode, flags = (request.get(k) for k in ("view", "name", "mode", "flags"))
+        if (type(view) is not int or not 0 <= view < len(self.folders) or not plain_name(name)
+                or mode is not None and (type(mode) is not str or len(mode) > 16) or type(flags) is not int):
+            raise BadFiles("the learner process described a file it opens badly")
+        path = os.path.join(self.folders[view], name)
+        try:
+            announce("open", path, mode, flags)
+        except Exception as e:  # (the disk's refusal, raised again by the learner's open())
+            return {"op": "reply", "error": wire.error_to_wire(e)}
+        data = contextvars.Context().run(read_file, path)
+        return {"op": "reply", "value": None if data is None else wire.to_wire(data)}
+
+    def apply(self, files: Any) -> None:
+        """The files the learner wrote in its views, written in the nodes' folders. Their opening was seen already
+        (``opened``): this is no write of anyone's to judge (a fresh context: no event's, no story's)."""
+        if files is None:
+            return
+        if type(files) is not dict or not all(type(v) is str and v.isascii() and v.isdigit()
+                                              and int(v) < len(self.folders) and type(named) is dict
+                                              and all(map(plain_name, named)) for v, named in files.items()):
+            raise BadFiles("the learner process sent the files of a node's folder badly")
+        for view, named in files.items():
+            for name, data in named.items():
+                try:
+                    data = wire.from_wire(data)
+                except wire.ProtocolError:
+                    data = None
+                if type(data) is not bytes or len(data) > MAX_FILE_BYTES:
+                    raise BadFiles("the learner process sent the bytes of a file badly")
+                try:
+                    contextvars.Context().run(write_file, os.path.join(self.folders[int(view)], name), data)
+                except OSError:  # (the folder of a play over, removed with its world: nothing left to judge there)
+                    continue

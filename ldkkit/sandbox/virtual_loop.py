@@ -51,7 +51,7 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         self.now_us = 0
         self._clock_resolution = 2e-6
         #: Work on other threads that the clock waits for, as the check's world waits for it (``Runtime.jobs``):
-        #: ``run_in_executor``'s, and threads or pool work the handler's code started (``child._counted``).
+        #: ``run_in_executor``'s, and threads or pool work the handler's code started (``learner_threads.counting``).
         self.jobs = 0
         self._jobs_lock = threading.Lock()  # (a thread of the learner's starts a job, the loop ends it)
         #: Jobs' threads asleep on this loop's clock (``sleep_job``), each with its wake-up; those a new world woke.
@@ -81,8 +81,8 @@ class VirtualLoop(asyncio.SelectorEventLoop):
 
     def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         """``asyncio.to_thread``: a job until done (its completion, on this loop, is what the handler awaits). While an
-        event is handled, counted as work the learner's code submits to a pool of its own (``child._counted``), as the
-        check's world counts it (``Recorder.handing_over``)."""
+        event is handled, counted as work the learner's code submits to a pool of its own
+        (``learner_threads.counting``), as the check's world counts it (``Recorder.handing_over``)."""
         handed: list[Counted] = []
         token = HANDED_OVER.set(handed) if ORIGIN.get() else None
         try:
