@@ -1317,7 +1317,7 @@ def test_the_learner_writes_in_a_nodes_folder_only_plain_files_of_a_folder_it_wa
     handler = bridge.RemoteHandler(_GivenNothing(), "async")  # type: ignore[arg-type]
     node = tmp_path / "node"
     node.mkdir()
-    assert handler._view(str(node)) == Path("/nowhere", node_folders.VIEWS, "0")
+    assert handler._folders.view(str(node)) == Path("/nowhere", node_folders.VIEWS, "0")
     with pytest.raises(bridge.LearnerGone):
         if message.get("op") == "open":
             handler._serve_open(message)
