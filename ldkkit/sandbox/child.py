@@ -162,15 +162,8 @@ class Channel:
         (``RemoteHandler._serve_open``); its refusal (a full disk) is raised here, by ``open()`` itself, else the view
         is given the file as it is on the node's disk (None: it has none) before the learner's open goes on."""
         _GATE.wait()
-        with sleeping_allowed():
-            reply = self._ask({"op": "open", "view": int(view), "name": name, "origin": _ORIGIN.get(),
-                               "mode": mode if isinstance(mode, str) else None, "flags": flags})
-        if reply is None:
-            raise SystemExit("the grader is gone")
-        if reply.get("op") != "reply":
-            raise SystemExit("the grader broke the protocol")
-        if "error" in reply:
-            raise wire.error_from_wire(reply["error"])
+        reply = self._answer({"op": "open", "view": int(view), "name": name, "origin": _ORIGIN.get(),
+                              "mode": mode if isinstance(mode, str) else None, "flags": flags})
         data = wire.from_wire(reply.get("value"))
         return data if type(data) is bytes else None
 
@@ -220,19 +213,24 @@ class Channel:
                 self.synced[kind] = data
 
     def call(self, path: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        # The kit's own code, as in the check: no refusal, and no "first wait" of a thread (its reply's is not one).
+        reply = self._answer({"op": "call", "path": list(path), "origin": _ORIGIN.get(),
+                              "args": wire.to_wire(tuple(args)), "kwargs": wire.to_wire(dict(kwargs))})
+        if type(reply.get("handle")) is int:  # a kit object that stays in the grader: its methods are calls
+            return Remote(self, (f"#{reply['handle']}",))
+        return self.views.given(wire.from_wire(reply.get("value")))
+
+    def _answer(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Ask the grader, and have its answer (its error raised here). The kit's own code, as in the check: no
+        refusal, and no "first wait" of a thread (its reply's is not one)."""
         with sleeping_allowed():
-            reply = self._ask({"op": "call", "path": list(path), "origin": _ORIGIN.get(),
-                               "args": wire.to_wire(tuple(args)), "kwargs": wire.to_wire(dict(kwargs))})
+            reply = self._ask(message)
         if reply is None:
             raise SystemExit("the grader is gone")
         if reply.get("op") != "reply":
             raise SystemExit("the grader broke the protocol")
         if "error" in reply:
             raise wire.error_from_wire(reply["error"])
-        if type(reply.get("handle")) is int:  # a kit object that stays in the grader: its methods are calls
-            return Remote(self, (f"#{reply['handle']}",))
-        return self.views.given(wire.from_wire(reply.get("value")))
+        return reply
 
     def _ask(self, message: dict[str, Any]) -> Optional[dict[str, Any]]:
         """Send a call and wait for its own reply (None if the grader is gone)."""
