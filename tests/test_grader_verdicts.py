@@ -687,6 +687,17 @@ def _claimed_by_one_worker(how: str, source: str) -> str:
 
 
 #: Solution 03's answer to PaymentClaimable, made as the handler handles it.
+def _put_off(work: str) -> list[tuple[str, str]]:
+    """``work`` (statements) put off a second by the handler's PaymentClaimable arm: in a callback it schedules on the
+    loop itself, in a task it builds directly, and in a task it spawns and keeps (``background_tasks``)."""
+    body = textwrap.indent(work, " " * 16)
+    tasks = (("built_directly", "asyncio.Task"), ("kept", "asyncio.get_running_loop().create_task"))
+    return [("a_callback", f"            def work():\n{body}"
+                           "            asyncio.get_running_loop().call_later(1, work)\n"),
+            *((f"a_task_{kind}", f"            async def work():\n                await asyncio.sleep(1)\n{body}"
+                                 f"            background_tasks.add({build}(work()))\n") for kind, build in tasks)]
+
+
 _CLAIMED_AT_ONCE = ("            preimage = purpose.preimage()\n            if preimage is not None:\n"
                     "                channel_manager.claim_funds(preimage)\n            else:\n"
                     "                channel_manager.fail_htlc_backwards(payment_hash)\n")
@@ -796,27 +807,15 @@ _AS_THE_CHECK = {
     # sleep (only a spawned task's steps were watched), and told the third's refusal only if the task was collected
     # unretrieved, never while the learner kept it: the grader passed all three
     **{f"sleeps_in_{how}": ("receiving_payments", "03_receiving_payments.ipynb", lambda s, put_off=put_off:
-                            s.replace(_CLAIMED_AT_ONCE, put_off + _CLAIMED_AT_ONCE)) for how, put_off in (
-        ("a_callback", "            def nap():\n                time.sleep(1)\n"
-                       "            asyncio.get_running_loop().call_later(1, nap)\n"),
-        *((f"a_task_{kind}", "            async def nap():\n                await asyncio.sleep(1)\n"
-                             "                time.sleep(1)\n"
-                             f"            background_tasks.add({build}(nap()))\n")
-          for kind, build in (("built_directly", "asyncio.Task"),
-                              ("kept", "asyncio.get_running_loop().create_task"))))},
+                            s.replace(_CLAIMED_AT_ONCE, put_off + _CLAIMED_AT_ONCE))
+       for how, put_off in _put_off("time.sleep(1)\n")},
     # the same put-off work spinning for ever (while True: pass): the check stops it, 'a task your handler spawned ran
     # 10 seconds without pausing' (failed); the grader's wait on the learner process (8 s) ran out first, and it knew
     # of no step running: 'timed out', 'it never returned'. (Played under a hang limit of SPIN_LIMIT_S: the grader's
     # check and wait scale with it.)
     **{f"spins_in_{how}": ("receiving_payments", "03_receiving_payments.ipynb", lambda s, put_off=put_off:
                            s.replace(_CLAIMED_AT_ONCE, put_off + _CLAIMED_AT_ONCE)) for how, put_off in (
-        ("a_callback", "            def spin():\n                while True:\n                    pass\n"
-                       "            asyncio.get_running_loop().call_later(1, spin)\n"),
-        *((f"a_task_{kind}", "            async def spin():\n                await asyncio.sleep(1)\n"
-                             "                while True:\n                    pass\n"
-                             f"            background_tasks.add({build}(spin()))\n")
-          for kind, build in (("built_directly", "asyncio.Task"),
-                              ("kept", "asyncio.get_running_loop().create_task"))),
+        *_put_off("while True:\n    pass\n"),
         # (from its first step, held until the grader heard the handler return: it ran in the next event's exchange,
         # and the grader told that handler's overrun, 'did not return within ... seconds of being given PaymentClaimed')
         ("a_task_at_once", "            async def spin():\n                while True:\n                    pass\n"
