@@ -79,3 +79,58 @@ def test_kit_test_runs_in_one_process_on_one_cpu(monkeypatch):
     kit = _kit()
     monkeypatch.setattr(kit.os, "sched_getaffinity", lambda pid: {3}, raising=False)
     assert kit.parallel([]) == []
+
+
+def _runs(kit, monkeypatch, failing: str) -> list[str]:
+    """The commands ``kit.install`` runs, each whose words include ``failing`` exiting 1."""
+    ran: list[str] = []
+
+    def run(cmd, **kwargs):
+        ran.append(" ".join(cmd[1:]))
+        code = 1 if failing and failing in cmd else 0
+        if code and kwargs.get("check"):
+            raise kit.subprocess.CalledProcessError(code, cmd)
+        return kit.subprocess.CompletedProcess(cmd, code)
+
+    monkeypatch.setattr(kit.subprocess, "run", run)
+    return ran
+
+
+def test_kit_installs_the_kit_with_uv_where_it_can(monkeypatch):
+    kit = _kit()
+    ran = _runs(kit, monkeypatch, failing="")
+    kit.install(kit.Path("/venv/bin/python"))
+    assert ran == ["-m pip install -q uv",
+                   f"-m uv pip install -q --python /venv/bin/python -e {kit.ROOT}[lab,test]"]
+
+
+@pytest.mark.parametrize("failing", ["uv", "--python"])  # (uv not installable; uv installed, its install failing)
+def test_kit_installs_the_kit_with_pip_where_uv_cannot(failing, monkeypatch, capsys):
+    kit = _kit()
+    ran = _runs(kit, monkeypatch, failing=failing)
+    kit.install(kit.Path("/venv/bin/python"))
+    assert ran[-2:] == ["-m pip install -q --upgrade pip", f"-m pip install -q -e {kit.ROOT}[lab,test]"]
+    assert "installing it with pip instead" in capsys.readouterr().out
+
+
+def test_kit_install_fails_loudly_when_pip_fails_too(monkeypatch):
+    kit = _kit()
+    _runs(kit, monkeypatch, failing="-e")
+    with pytest.raises(kit.subprocess.CalledProcessError):
+        kit.install(kit.Path("/venv/bin/python"))
+
+
+def test_the_test_tools_install_alongside_and_their_error_is_raised_after():
+    kit = _kit()
+    started, order = kit.threading.Event(), []
+
+    def tools():
+        started.wait(5)
+        order.append("tools")
+        raise RuntimeError("npm failed")
+
+    with pytest.raises(RuntimeError, match="npm failed"):
+        with kit.alongside(tools):
+            order.append("packages")  # (the tools wait for this: they run alongside, not before)
+            started.set()
+    assert order == ["packages", "tools"]
