@@ -101,7 +101,7 @@ def test_kit_installs_the_kit_with_uv_where_it_can(monkeypatch):
     ran = _runs(kit, monkeypatch, failing="")
     kit.install(kit.Path("/venv/bin/python"))
     assert ran == ["-m pip install -q uv",
-                   f"-m uv pip install -q --python /venv/bin/python -e {kit.ROOT}[lab,test]"]
+                   f"-m uv pip install -q --compile-bytecode --python /venv/bin/python -e {kit.ROOT}[lab,test]"]
 
 
 @pytest.mark.parametrize("failing", ["uv", "--python"])  # (uv not installable; uv installed, its install failing)
