@@ -142,7 +142,14 @@ def no_sleeping() -> Iterator[None]:
     code, it is raised again when the handler (or the task's step) returns: the call was refused all the same."""
 
     def watch(frame: Any, what: str, arg: Any) -> None:
-        call = blocking_call(frame, what, arg)
+        # (asked at every call and return while your handler runs, the kit's calls included: most are none of the
+        # calls ``blocking_call`` looks at, and are told so here, at the cost of a comparison or two)
+        if what == "call":
+            code = frame.f_code
+            may_block = code is _SLEEP or code is CONDITION_WAIT or code is _THREAD_JOIN
+        else:
+            may_block = what == "c_call" and arg is _REAL_SLEEP
+        call = blocking_call(frame, what, arg) if may_block else None
         if call is not None and not getattr(_local, "kit", False):
             _local.refused = call
             raise BlockingCall(_refused(call), call)
