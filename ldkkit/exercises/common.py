@@ -51,7 +51,10 @@ POLL_S = 0.05
 STOP_GRACE_S = 2.0
 #: While a check runs, Python's youngest generation is collected after this many new objects, not 700: a check
 #: makes millions, kept a moment, and each collection promotes some, until a full collection of everything the
-#: kernel holds (a quarter of a second with pandas loaded) stops the check. Restored when the check ends.
+#: kernel holds (a quarter of a second with pandas loaded) stops the check. Restored when the check ends. What the
+#: kernel held before is set aside meanwhile (``gc.freeze``): no collection during the check looks at it, and it is
+#: handed back, as the oldest generation, when the check ends (in a process with IPython and pandas loaded, the
+#: collector took a tenth of each capstone check, and stopped one in ten for a third of a second).
 CHECK_GC_THRESHOLD = 10_000
 #: The workshop's policy: accept a channel exactly when it is strictly over this.
 POLICY_MIN_EXCLUSIVE_SATS = 5_000_000
@@ -362,12 +365,16 @@ def run_check(exercise: str, handler: Callable[..., Any], body: Callable[[Sessio
 
 def _collect_less_often() -> None:
     """See ``CHECK_GC_THRESHOLD``. Checks may run at once, in threads (the tests' corpus runs eight): the first to
-    start sets it, the last to end puts back what was there before."""
+    start sets it and sets aside what the process holds, the last to end puts back what was there before. Objects
+    someone else set aside (``gc.freeze``, in your code or a library's) are left as they were, and so is all else."""
     with _COLLECTING_LOCK:
         if not _COLLECTING:
             before = gc.get_threshold()
             gc.set_threshold(max(before[0], CHECK_GC_THRESHOLD), *before[1:])
-            _COLLECTING.append(before)
+            frozen = gc.get_freeze_count() == 0
+            if frozen:
+                gc.freeze()
+            _COLLECTING.append((before, frozen))
         _COLLECTING.append(None)
 
 
@@ -375,11 +382,14 @@ def _collect_as_before() -> None:
     with _COLLECTING_LOCK:
         _COLLECTING.pop()
         if len(_COLLECTING) == 1:
-            gc.set_threshold(*_COLLECTING.pop())
+            before, frozen = _COLLECTING.pop()  # type: ignore[misc]
+            gc.set_threshold(*before)
+            if frozen:
+                gc.unfreeze()
 
 
-#: While checks run: the thresholds they found, then one entry per check running.
-_COLLECTING: list[Optional[tuple[int, ...]]] = []
+#: While checks run: the thresholds they found and whether they set objects aside, then one entry per check running.
+_COLLECTING: list[Optional[tuple[tuple[int, ...], bool]]] = []
 _COLLECTING_LOCK = threading.Lock()
 
 
