@@ -5,8 +5,10 @@ Prints one `name value unit` line per check: ``check_<id>`` with the reference h
 process, as ``check()`` runs in a notebook (the median of five runs after one to warm up, and its CPU
 time, the least of three runs, which a busy machine changes least); ``check_<id>_first_in_process``, the
 first check in a new process, as a learner's first in a fresh kernel (keys derived, invoices signed and
-tables built once per process: the kit imported before the clock starts); ``grade_<id>`` for the finished
-workbook graded as an instructor grades it, sandbox included (a learner process, the check in a worker).
+tables built once per process: the kit imported before the clock starts);
+``check_<id>_beside_ipython_and_pandas``, the median in a process that holds what a kernel holds (whose
+objects the garbage collector looks at too); ``grade_<id>`` for the finished workbook graded as an
+instructor grades it, sandbox included (a learner process, the check in a worker).
 The baseline, from the same run, is how long one bare scenario takes (the unit every check is built from).
 The workshop aims for half a second per check.
 """
@@ -71,6 +73,28 @@ def first_in_process(name: str) -> float:
     return float(out.stdout.split()[-1])
 
 
+_IN_A_KERNEL = """
+import statistics, sys, time
+import IPython, pandas  # (what a learner's kernel holds: its objects are the collector's to look at too)
+from ldkkit.exercises import check
+from ldkkit.reference import handle_ldk_events
+check(sys.argv[1], handle_ldk_events)
+walls = []
+for _ in range(5):
+    started = time.perf_counter()
+    check(sys.argv[1], handle_ldk_events)
+    walls.append(time.perf_counter() - started)
+print(statistics.median(walls))
+"""
+
+
+def in_a_kernel(name: str) -> float:
+    """The median check, after one, in a process that holds what a notebook's kernel holds (IPython, pandas)."""
+    out = subprocess.run([sys.executable, "-c", _IN_A_KERNEL, name], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    return float(out.stdout.split()[-1])
+
+
 def own_copy(solution: Path, folder: Path) -> Path:
     """The finished workbook with one line of the learner's own, so the grader does not take it for a copy."""
     notebook = json.loads(solution.read_text())
@@ -91,6 +115,7 @@ def main() -> None:
         print(f"check_{name} {median_timed(lambda name=name: check(name, handle_ldk_events)) * 1000:.0f} ms")
         print(f"check_{name}_cpu_min_of_3 {cpu_timed(lambda name=name: check(name, handle_ldk_events)) * 1000:.0f} ms")
         print(f"check_{name}_first_in_process {first_in_process(name) * 1000:.0f} ms")
+        print(f"check_{name}_beside_ipython_and_pandas {in_a_kernel(name) * 1000:.0f} ms")
     from ldkkit.grading import grade_workbook
 
     folder = Path(tempfile.mkdtemp())
