@@ -175,7 +175,8 @@ def _refused(call: str) -> str:
 
 def blocking_call(frame: Any, what: str, arg: Any) -> Optional[str]:
     """For a profile hook (``sys.setprofile``): the blocking call your code is making (``"time.sleep()"``,
-    ``"Event.wait()"``), or None."""
+    ``"Event.wait()"``), or None. (``no_sleeping``'s hook asks it only of a call to one of the codes tested here, and
+    of ``time.sleep``'s own: a case added here is added there too.)"""
     if what == "c_call" and arg is _REAL_SLEEP:  # (``from time import sleep`` before the kit was imported)
         return "time.sleep()"
     if what == "call" and frame.f_code is _SLEEP and yours(frame.f_back):
