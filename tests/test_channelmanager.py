@@ -471,23 +471,8 @@ def test_the_reference_handler_connects_when_ldk_needs_a_connection():
 
 def test_a_released_intercepted_htlc_goes_out_on_the_next_processing():
     """LDK's forward_intercepted_htlc queues the HTLC: it is sent when process_pending_htlc_forwards runs."""
-    import dataclasses as dc
-
-    from ldkkit.config import UserConfig
-
     with World(seed=12) as world:
-        config = dc.replace(UserConfig.ldk_sample(), accept_intercept_htlcs=True)
-        intercepts: list[Event.HTLCIntercepted] = []
-
-        async def lsp(*args):  # notes intercepted HTLCs; ldk-sample's handler for the rest
-            if isinstance(args[-1], Event.HTLCIntercepted):
-                intercepts.append(args[-1])
-                return None
-            from ldkkit.reference import handle_ldk_events
-
-            return await handle_ldk_events(*args)
-
-        me = world.add_node("learner", handler=lsp, config=config)
+        me, intercepts = intercepting_lsp(world)
         stage = Stage(world, me)
         alice, carol, fake_scid, invoice = pay_through_an_intercept_scid(stage)
         (intercepted,) = intercepts
@@ -501,8 +486,9 @@ def test_a_released_intercepted_htlc_goes_out_on_the_next_processing():
 
 
 
-def _intercepting_lsp(world):
-    """A learner node that intercepts HTLCs (noting them) and runs ldk-sample's handler for the rest."""
+def intercepting_lsp(world, accept: bool = True):
+    """A learner node that takes intercepts if ``accept``, noting each ``HTLCIntercepted`` and answering nothing, and
+    runs ldk-sample's handler for the rest. Returns (the node, its intercepts)."""
     from ldkkit.config import UserConfig
     from ldkkit.reference import handle_ldk_events
 
@@ -514,7 +500,7 @@ def _intercepting_lsp(world):
             return None
         return await handle_ldk_events(*args)
 
-    config = dataclasses.replace(UserConfig.ldk_sample(), accept_intercept_htlcs=True)
+    config = dataclasses.replace(UserConfig.ldk_sample(), accept_intercept_htlcs=accept)
     return world.add_node("learner", handler=lsp, config=config), intercepts
 
 
@@ -529,7 +515,7 @@ def test_an_intercepted_htlc_forwarded_for_less_skims_a_fee_the_recipient_may_ac
     from ldkkit.ln.outbound_payment import OutboundPayments
 
     with World(seed=12) as world:
-        me, intercepts = _intercepting_lsp(world)
+        me, intercepts = intercepting_lsp(world)
         alice, carol, _, invoice = pay_through_an_intercept_scid(Stage(world, me))
         stage = Stage(world, me)
         if accepts:
@@ -571,7 +557,7 @@ def test_an_intercepted_htlc_forwarded_for_less_skims_a_fee_the_recipient_may_ac
 def test_an_intercepted_htlc_forwarded_in_full_skims_nothing():
     """``skimmed_fee_msat`` is None, not Some(0), when the whole expected amount is forwarded."""
     with World(seed=12) as world:
-        me, intercepts = _intercepting_lsp(world)
+        me, intercepts = intercepting_lsp(world)
         stage = Stage(world, me)
         _, carol, _, _ = pay_through_an_intercept_scid(stage)
         (intercepted,) = intercepts
@@ -593,7 +579,7 @@ def test_an_intercepted_htlc_not_forwarded_in_time_is_failed_back():
     from ldkkit.chain.chainmonitor import HTLC_FAIL_BACK_BUFFER
 
     with World(seed=12) as world:
-        me, intercepts = _intercepting_lsp(world)
+        me, intercepts = intercepting_lsp(world)
         stage = Stage(world, me)
         alice, carol, fake_scid, _ = pay_through_an_intercept_scid(stage)
         (intercepted,) = intercepts

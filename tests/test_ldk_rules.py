@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from test_channelmanager import pay_through_an_intercept_scid
+from test_channelmanager import intercepting_lsp, pay_through_an_intercept_scid
 
 from ldkkit.bitcoin import OutPoint, Transaction
 from ldkkit.chain.chainmonitor import HTLC_FAIL_BACK_BUFFER
@@ -1360,21 +1360,11 @@ def test_a_forward_of_exactly_what_the_next_channel_can_carry_goes_on_and_a_msat
 
 
 def _intercepting_world(seed: int, accept: bool = True):
-    """A world whose learner takes intercepts if ``accept``: its handler notes ``HTLCIntercepted`` and answers
-    nothing; ldk-sample's handler does the rest. Returns (world, stage, intercepts)."""
-    from ldkkit.config import UserConfig
-
-    intercepts: list[Event.HTLCIntercepted] = []
-
-    async def lsp(*args):
-        if isinstance(args[-1], Event.HTLCIntercepted):
-            intercepts.append(args[-1])
-            return None
-        return await reference(*args)
-
+    """A world whose learner takes intercepts if ``accept`` (``intercepting_lsp``). Returns (world, stage,
+    intercepts)."""
     world = World(seed=seed)
-    config = dataclasses.replace(UserConfig.ldk_sample(), accept_intercept_htlcs=accept)
-    return world, Stage(world, world.add_node("learner", handler=lsp, config=config)), intercepts
+    me, intercepts = intercepting_lsp(world, accept)
+    return world, Stage(world, me), intercepts
 
 
 def _released(stage: Stage, intercepts: list, amount_of) -> tuple:
