@@ -217,18 +217,19 @@ class _RunBody(QuietLoop):
         hand-over for the first, from the end of LDK's own updates for an event they saw first: ``since``). What
         lies between two events, the event log's entry, takes microseconds against the warning's second; two clock
         readings were a quarter of the processor's time per event (``bench/background_processor.py``)."""
-        user_handler, learn_from, ldk_first, clock = self.user_handler, self._learn_from, _LDK_HANDLES_FIRST, time
+        user_handler, learn_from, ldk_first = self.user_handler, self._learn_from, _LDK_HANDLES_FIRST
+        perf_counter, slow_s = time.perf_counter, SLOW_HANDLER_WARNING_S  # (as they are when the processor starts)
 
         def decorated(event: Event) -> Any:
             if type(event) in ldk_first:
                 learn_from(event)
-                self.since = clock.perf_counter()  # (LDK's updates, and the scorer's persist, are not your handler's)
+                self.since = perf_counter()  # (LDK's updates, and the scorer's persist, are not your handler's)
             result = user_handler(event)
             if result is not None and inspect.isawaitable(result):
                 timed = self._timed(result, event, self.since)
                 return timed if self.run_awaitable is None else self.run_awaitable(timed)
-            now = clock.perf_counter()
-            if now - self.since > SLOW_HANDLER_WARNING_S:
+            now = perf_counter()
+            if now - self.since > slow_s:
                 self._warn_slow(event, now - self.since)
             self.since = now
             self.events_handled += 1
