@@ -533,6 +533,32 @@ def test_what_your_handler_schedules_on_the_loop_itself_is_waited_for_until_a_cr
     assert ran == [] and len(played.recorder.killed) == 2
 
 
+def test_a_handler_is_given_a_nodes_components_as_the_same_objects_until_the_node_restarts():
+    """A real node's components are the same for its process's life: a handler that keeps what it knows of a node by
+    them (``functools.cache`` on keys_manager, a dict keyed by channel_manager) keeps it at every event, and a
+    restarted node's are new. So are the ones the check gives (and the grader's stand-ins, for the same verdict)."""
+    from ldkkit import scenarios
+
+    given: list[tuple[object, tuple]] = []  # (the node's own channel_manager, the components handed over with an event)
+
+    async def handle(*args):
+        given.append((object.__getattribute__(args[0], "_component"), args[:-1]))
+        return await reference.handle_ldk_events(*args)
+
+    session = common.Session("demo", handle)
+    try:
+        session.play("restart_replay", scenarios._SCENARIOS["restart_replay"])
+    finally:
+        session.close()
+    nodes = list(dict.fromkeys(node for node, _ in given))
+    runs = [[args for node, args in given if node is run] for run in nodes]
+    assert len(runs) == 2 and all(len(run) >= 2 for run in runs)  # the node before the restart, and after
+    for run in runs:  # one object for each component, at every event of the node's life
+        assert all(a is b for args in run for a, b in zip(args, run[0], strict=True))
+    recorded = [i for i, name in enumerate(recording.HANDLER_PARAMETERS[:11]) if name in recording._RECORDED]
+    assert recorded and all(runs[0][0][i] is not runs[1][0][i] for i in recorded)  # the restarted node's are new
+
+
 # --- the machinery's own words: what every check says, whatever the workbook ---------------------------------
 
 

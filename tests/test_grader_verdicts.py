@@ -1002,10 +1002,41 @@ _AS_THE_CHECK = {
         '        case Event.PaymentFailed(',
         '                fs_store.write("", "", "outbound_payments", outbound_payments.encode())\n'
         '            await asyncio.Event().wait()\n        case Event.PaymentFailed(', 1)),
+    # the user_channel_id drawn once per keys_manager (functools.cache): a node's components are the same at every
+    # event, so every channel gets the same id, in the check as in the grader (the check gave a new keys_manager to
+    # each event, and passed it)
+    "draws_one_id_per_keys_manager": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
+        'int.from_bytes(keys_manager.get_secure_random_bytes()[:16], "big")', "uid_of(keys_manager)", 1)
+        .replace("def handle_ldk_events(", "import functools\n\n\n@functools.cache\ndef uid_of(keys_manager):\n"
+                 "    return int.from_bytes(keys_manager.get_secure_random_bytes()[:16], 'big')\n\n\n"
+                 "def handle_ldk_events(", 1)),
+    # a node's components are the same for its life and new for the next node's (the grader's stand-ins were the
+    # learner process's for good): a handler that accepts one channel per node, telling nodes apart by their
+    # channel_manager, accepts each play's channel, in the check as in the grader
+    "accepts_one_channel_per_node": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
+        "            if funding_satoshis > 5_000_000:",
+        "            if funding_satoshis > 5_000_000 and channel_manager not in ACCEPTED_FOR:\n"
+        "                ACCEPTED_FOR.add(channel_manager)", 1).replace(
+        "async def handle_ldk_events(", "ACCEPTED_FOR = set()\n\n\nasync def handle_ldk_events(", 1)),
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),
 }
+
+
+def test_the_learners_stand_ins_are_the_same_at_every_event_and_new_once_its_node_restarts():
+    """As a real node's components, and as the check's (``Recorder._proxy``): a handler that keeps what it knows of a
+    node by its components (a dict keyed by channel_manager) forgets it when the node's process dies."""
+    from ldkkit.sandbox import child
+
+    learner = child.Learner.__new__(child.Learner)  # (no process of its own: only its stand-ins are looked at)
+    learner.channel, learner.spawned, learner.threads = None, [], []
+    learner.loop = type("Loop", (), {"run_forever": lambda self: None})()
+    learner._new_node()
+    before = dict(learner.components)
+    assert learner.components == before and sorted(before) == sorted(child.COMPONENTS)
+    learner.crashed()
+    assert all(learner.components[name] is not before[name] for name in before)
 
 
 #: The hang limit the spinning cases are played under, by the check here and by the grader's (its job hands the
@@ -1045,7 +1076,7 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
               "claimed_from_a_thread", "keeps_the_first_storages", "claimed_a_minute_later",
               "bumps_from_one_worker", "funds_as_a_batch_of_one", "writes_with_open_catching",
               "reads_its_write_back", "retries_after_pauses",
-              "writes_with_a_store_of_its_own_catching")
+              "writes_with_a_store_of_its_own_catching", "accepts_one_channel_per_node")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint

@@ -196,6 +196,7 @@ class Recorder:
         self._replays: dict[int, int] = {}  # id(event): how many times your handler asked for it again
         #: The components your handler was last given (name, component): one reached through another is recorded too.
         self.components: list[tuple[str, Any]] = []
+        self._proxies: dict[str, _Recorded] = {}  # see ``_proxy``
         #: The recorder of the check's next play. A component your code kept from this play (in a thread of yours that
         #: outlives it) stands for the node playing now, as the grader's stand-ins do, and as a real node's components
         #: are the same for its life: the check plays many nodes against one handler.
@@ -296,7 +297,15 @@ class Recorder:
                 handling.held_by_sweeper = frozenset(o.outpoint() for o in tracked)
 
     def _proxy(self, name: str, component: Any) -> Any:
-        return _Recorded(name, component, self) if name in _RECORDED else component
+        """What your handler is given for ``component``: the same object at every event, as a real node's components
+        are the same for its process's life (a handler that keeps state by component, ``functools.cache`` on
+        ``keys_manager`` say, keeps it here as there); a new one once the node restarts, as its components are new."""
+        if name not in _RECORDED:
+            return component
+        proxy = self._proxies.get(name)
+        if proxy is None or proxy._component is not component:
+            proxy = self._proxies[name] = _Recorded(name, component, self)
+        return proxy
 
     def recorded(self, component: str, attr: str, method: Callable[..., Any]) -> Callable[..., Any]:
         """``recording`` of ``component.attr``, made once per method: a handler reaches for its components' methods

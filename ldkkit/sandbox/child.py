@@ -390,7 +390,8 @@ class Learner:
                                           "get_ipython": lambda: shell, "exit": quit_, "quit": quit_,
                                           "input": input_}
         shell.user_ns = self.namespace  # type: ignore[attr-defined]  # (IPython's name for it)
-        self.components = {name: Remote(channel, (name,)) for name in COMPONENTS}
+        self.components: dict[str, Remote] = {}
+        self._new_node()
         self.current: Optional[asyncio.Task[Any]] = None
         #: Refusals in tasks the handler spawned that no one awaited, for the grader (its world meets them so).
         self.blocked: list[_TaskBlocked] = []
@@ -400,6 +401,12 @@ class Learner:
         #: The threads (and pool work) the learner's code started, with the number of the event it was handling.
         self.threads: list[tuple[int, Counted]] = []
         count_threads(self)
+
+    def _new_node(self) -> None:
+        """Stand-ins of the node's components: the same at every event, new for each node (a world's, or the node
+        restarted), as a real node's are and as the check gives them (``Recorder._proxy``). Any of them, kept from
+        before, still stands for the node playing now: a call names its component, not the node."""
+        self.components = {name: Remote(self.channel, (name,)) for name in COMPONENTS}
 
     def _new_loop(self) -> None:
         """A loop of its own for each world, as the check gives each play's node (its world's): a task of an earlier
@@ -493,6 +500,7 @@ class Learner:
         for _ in range(3):
             self.loop.run_forever()
         self.waiting()
+        self._new_node()
 
     @staticmethod
     async def _spawned(coro: Any, origin: int) -> Any:
@@ -659,6 +667,7 @@ class Learner:
                 self.loop.cancel_everything()
                 old, now_us = self.loop, self.loop.now_us
                 self._new_loop()
+                self._new_node()
                 self.loop.now_us = now_us
                 old.close()
                 self.current = None

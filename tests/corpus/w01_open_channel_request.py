@@ -7,6 +7,7 @@ changes its event, or never returns): the first check is the cheapest place to j
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import threading
 import time
@@ -101,6 +102,20 @@ def same_user_channel_id_arm() -> Any:
             drawn.append(user_channel_id(keys_manager))
         if event.funding_satoshis > 5_000_000:
             channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id, drawn[0])
+        else:
+            _reject(channel_manager, event)
+
+    return arm
+
+
+def user_channel_id_per_keys_manager_arm() -> Any:
+    """One id per node: ``functools.cache`` on keys_manager, the same object at every event of a node."""
+    drawn = functools.cache(user_channel_id)
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        if event.funding_satoshis > 5_000_000:
+            channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id,
+                                                   drawn(keys_manager))
         else:
             _reject(channel_manager, event)
 
@@ -475,6 +490,10 @@ CASES = [
           why="user_channel_id from a counter"),
     wrong(EX, "one_draw_for_every_channel", Fresh(lambda: compose({OPEN: same_user_channel_id_arm()})), "again",
           "get_secure_random_bytes", why="draws the random id once and reuses it"),
+    wrong(EX, "one_draw_per_keys_manager", Fresh(lambda: compose({OPEN: user_channel_id_per_keys_manager_arm()})),
+          "again", "get_secure_random_bytes",
+          why="draws the random id once per node (functools.cache on keys_manager): the check passed it while it gave "
+              "each event a keys_manager of its own"),
     wrong(EX, "swapped_arguments", compose({OPEN: swapped_arguments}), "ChannelUnavailable", "temporary_channel_id",
           why="counterparty_node_id and temporary_channel_id swapped"),
     wrong(EX, "accept_all_then_mutate_event", compose({OPEN: accept_all_then_mutate}), "funding_satoshis",
