@@ -752,6 +752,7 @@ def test_a_component_the_handler_is_given_reads_as_the_component_itself_and_refu
     component = Component()
     seen = recording._Recorded("component", component, recorder)
     assert repr(seen) == "Component(3 or more)" and seen.size == 3
+    assert isinstance(seen, Component)  # (a handler may ask, as of a real node's)
     with pytest.raises(AttributeError, match="^component cannot be changed from a handler$"):
         seen.size = 10  # refused, as the grader's stand-in refuses it: the component is the node's
     assert component.size == 3 and seen.grow() == 4

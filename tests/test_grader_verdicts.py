@@ -1018,6 +1018,13 @@ _AS_THE_CHECK = {
         "            if funding_satoshis > 5_000_000 and channel_manager not in ACCEPTED_FOR:\n"
         "                ACCEPTED_FOR.add(channel_manager)", 1).replace(
         "async def handle_ldk_events(", "ACCEPTED_FOR = set()\n\n\nasync def handle_ldk_events(", 1)),
+    # the components asked what they are: a node's are what they say, and so are the check's and the grader's stand-ins
+    # (the check once failed it: "AssertionError: <class 'ldkkit.exercises.recorder._Recorded'>")
+    "asks_what_its_components_are": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
+        "    match event:\n", "    from ldkkit.ln.channelmanager import ChannelManager\n"
+        "    from ldkkit.sign import KeysManager\n"
+        "    assert isinstance(channel_manager, ChannelManager) and isinstance(keys_manager, KeysManager)\n"
+        "    match event:\n", 1)),
     "exits": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "            if funding_satoshis > 5_000_000:", "            raise SystemExit(0)\n"
         "            if funding_satoshis > 5_000_000:")),
@@ -1076,7 +1083,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
               "claimed_from_a_thread", "keeps_the_first_storages", "claimed_a_minute_later",
               "bumps_from_one_worker", "funds_as_a_batch_of_one", "writes_with_open_catching",
               "reads_its_write_back", "retries_after_pauses",
-              "writes_with_a_store_of_its_own_catching", "accepts_one_channel_per_node")
+              "writes_with_a_store_of_its_own_catching", "accepts_one_channel_per_node",
+              "asks_what_its_components_are")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint

@@ -161,6 +161,10 @@ class _Recorded:
     def __repr__(self) -> str:
         return repr(self._component)
 
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # (``isinstance(channel_manager, ChannelManager)`` holds, as in a real node)
+        return type(self._component)
+
 
 class Recorder:
     """Everything one learner node's handler was given and did, across restarts."""
