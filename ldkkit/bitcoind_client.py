@@ -168,7 +168,11 @@ class BitcoindClient:
     notebook cells) at once.
     """
 
-    def __init__(self, chain: Chain, network: Network, wallet_seed: bytes, logger: Logger | None = None) -> None:
+    def __init__(self, chain: Chain, network: Network, wallet_seed: bytes, logger: Logger | None = None, *,
+                 new: bool = False) -> None:
+        """``new``: a wallet nothing on ``chain`` can have paid yet (a node the world adds) derives each key as it
+        hands it out, none ahead: ``GAP_LIMIT`` keys ahead are only for a client rebuilt from a used seed (a restart),
+        to find the coins its earlier self was paid. (A check builds a hundred new wallets: a tenth of a second.)"""
         if not isinstance(wallet_seed, (bytes, bytearray)) or not 16 <= len(wallet_seed) <= 64:
             raise ValueError("BitcoindClient needs a wallet_seed of 16 to 64 bytes (BIP 32's limits)")
         self.chain = chain
@@ -178,7 +182,8 @@ class BitcoindClient:
         self.rejected: list[RejectedTx] = []
         self._lock = threading.RLock()
         self._wallet = (bytes(wallet_seed), 0 if network is Network.Bitcoin else 1)  # what _derive is keyed by
-        keys, index, scripts = _first_keys(*self._wallet)
+        self._ahead = 1 if new else GAP_LIMIT  # keys derived past the next unused one (see _derive_ahead)
+        keys, index, scripts = ({}, {}, ((), ())) if new else _first_keys(*self._wallet)
         self._keys: dict[ScriptBuf, tuple[bytes, bytes]] = dict(keys)  # script -> (secret, compressed pubkey)
         self._index: dict[ScriptBuf, tuple[int, int]] = dict(index)  # script -> (chain, index)
         #: The receive (0) and change (1) chains.
@@ -186,14 +191,18 @@ class BitcoindClient:
         self._next = [0, 0]  # the next unused index on each chain
         self._reserved: set[OutPoint] = set()
         self._feerates = dict(DEFAULT_FEERATES)
-        self._recover_used_keys()
+        if new:  # (nothing on the chain is its yet)
+            self._derive_ahead(0)
+            self._derive_ahead(1)
+        else:
+            self._recover_used_keys()
 
     # --- keys -------------------------------------------------------------------------------
 
     def _derive_ahead(self, branch: int) -> None:
-        """Keep GAP_LIMIT keys derived past the next unused one, so coins paid to them are seen."""
+        """Keep ``_ahead`` keys derived past the next unused one, so coins paid to them are seen."""
         scripts = self._scripts[branch]
-        while len(scripts) < self._next[branch] + GAP_LIMIT:
+        while len(scripts) < self._next[branch] + self._ahead:
             secret, pubkey, script = _derive(*self._wallet, branch, len(scripts))
             self._keys[script] = (secret, pubkey)
             self._index[script] = (branch, len(scripts))

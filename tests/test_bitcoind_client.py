@@ -256,6 +256,33 @@ def test_same_wallet_seed_rebuilt_finds_its_coins_and_does_not_reuse_addresses()
     assert again.get_new_address() != late
 
 
+def test_a_new_wallet_derives_its_keys_as_it_hands_them_out_and_its_rebuilt_self_finds_its_coins():
+    """A new wallet (a node the world adds) has nothing on the chain to look for: it derives each key as it hands it
+    out, none ahead. Rebuilt from its seed (the node restarted), it derives ``GAP_LIMIT`` ahead and finds its coins."""
+    chain = Chain(VirtualClock())
+    new = BitcoindClient(chain, Network.Regtest, b"\x03" * 32, new=True)
+    rebuilt_first = BitcoindClient(chain, Network.Regtest, b"\x03" * 32)
+    handed_out = [new.get_new_address() for _ in range(3)]
+    assert [rebuilt_first.get_new_address() for _ in range(3)] == handed_out  # (the same keys, in the same order)
+    next_one, ahead = rebuilt_first.get_new_address(), rebuilt_first.get_new_address()
+    assert all(new.is_mine(a.script_pubkey) for a in handed_out) and not new.is_mine(ahead.script_pubkey)
+    assert new.is_mine(new.get_change_script())
+    chain.fund({handed_out[0].script_pubkey: 4_000, handed_out[2].script_pubkey: 6_000})
+    chain.mine(1)
+    assert new.get_balance() == 10_000
+    again = BitcoindClient(chain, Network.Regtest, b"\x03" * 32)  # (a restart: the seed was used)
+    assert again.get_balance() == 10_000 and again.get_new_address() == next_one
+
+
+def test_the_world_adds_nodes_with_new_wallets_and_restarts_them_with_rebuilt_ones():
+    with World(seed=4) as world:
+        node = world.add_node("amy")
+        assert node.bitcoind_client._ahead == 1
+        restarted = world.restart_node(node)
+        assert restarted.bitcoind_client._ahead > 1
+        assert restarted.bitcoind_client.get_balance() == node.bitcoind_client.get_balance() > 0
+
+
 def test_clients_from_one_seed_keep_their_own_books():
     """Every client starts from the same first keys (derived once per process), but each keeps its own: one
     handing out addresses past the gap limit changes nothing for another."""

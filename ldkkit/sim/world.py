@@ -124,7 +124,7 @@ class World:
         """
         if name in self.nodes:
             raise ValueError(f"the world already has a node called {name!r}")
-        node = self._build(name, config or UserConfig.ldk_sample(), storage_dir, persist)
+        node = self._build(name, config or UserConfig.ldk_sample(), storage_dir, persist, new=True)
         self._attach(node, handler)
         self.chain.add_listener(lambda block: self._block_to(name, block))
         if funds_sat:
@@ -132,10 +132,13 @@ class World:
             self.runtime.call(self._mine_one)
         return node
 
-    def _build(self, name: str, config: UserConfig, storage_dir: Optional[str], persist: bool) -> Node:
+    def _build(self, name: str, config: UserConfig, storage_dir: Optional[str], persist: bool,
+               new: bool = False) -> Node:
+        """A node's components, as ldk-sample wires them; ``new`` unless the node restarts (its wallet's seed is
+        unused on this world's chain: names are unique, and so are their seeds)."""
         logger = Logger(name, self.clock.now)
         keys_manager = KeysManager(self._seed_for(name, b"keys"), EPOCH_UNIX_SECONDS, 0)
-        bitcoind_client = BitcoindClient(self.chain, self.network, self._seed_for(name, b"wallet"), logger)
+        bitcoind_client = BitcoindClient(self.chain, self.network, self._seed_for(name, b"wallet"), logger, new=new)
         # Nodes that never restart keep their state in memory, like LDK's TestStore.
         folder = storage_dir or self._scratch_dir(name)
         # A scratch folder is the world's own and goes with it: no fsync (see FilesystemStore's durable).
