@@ -983,6 +983,27 @@ _AS_THE_CHECK = {
         _INBOUND_WRITE, "                for pause in (0, 2, 4):\n                    await asyncio.sleep(pause)\n"
         + textwrap.indent(_INBOUND_WRITE.split("  #")[0].replace("return ReplayEvent()", "continue"), "    ")
         + "\n                    break\n                else:\n                    return ReplayEvent()", 1)),
+    # the write in a task the handler awaits, through asyncio.wait_for or gather (each wraps it in a task), the OSError
+    # caught: it reached the handler, which asked for the event again. The check once failed it: "the task your handler
+    # spawned [...] raised OSError", as if no one had taken it
+    **{f"awaits_its_write_through_{how}": ("background_processor", "07_background_processor.ipynb",
+                                           lambda s, wrap=wrap: s.replace(_INBOUND_WRITE, _INBOUND_WRITE.replace(
+        'fs_store.write("", "", "inbound_payments", inbound_payments.encode())',
+        wrap % 'asyncio.to_thread(fs_store.write, "", "", "inbound_payments", inbound_payments.encode())'), 1))
+       for how, wrap in (("wait_for", "await asyncio.wait_for(%s, 5)"), ("gather", "await asyncio.gather(%s)"))},
+    # ... and in a task it awaits a simulated second later: the error is the handler's to take until it returns
+    "awaits_its_write_task_after_a_pause": ("background_processor", "07_background_processor.ipynb",
+                                            lambda s: s.replace(_INBOUND_WRITE,
+        "                writing = asyncio.get_running_loop().create_task(asyncio.to_thread(\n"
+        '                    fs_store.write, "", "", "inbound_payments", inbound_payments.encode()))\n'
+        "                await asyncio.sleep(1)\n" + _INBOUND_WRITE.replace(
+            'fs_store.write("", "", "inbound_payments", inbound_payments.encode())', "await writing"), 1)),
+    # ... and a task the handler spawns and never awaits, whose write fails: that error reaches no one
+    "spawns_its_write_and_forgets_it": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
+        _INBOUND_WRITE, _INBOUND_WRITE.replace(
+            'fs_store.write("", "", "inbound_payments", inbound_payments.encode())',
+            'background_tasks.add(asyncio.get_running_loop().create_task(asyncio.to_thread(fs_store.write, "", "", '
+            '"inbound_payments", inbound_payments.encode())))'), 1)),
     # ... and of workbook 6 from ChannelClosed, its story hours long on the world's clock: nothing in the learner
     # process can wake it, so the grader waits as the check does (asked again each simulated second, it took 37 s)
     "never_returns_from_channel_closed": ("on_chain", "06_on_chain.ipynb", lambda s: s.replace(
@@ -1084,7 +1105,7 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
               "bumps_from_one_worker", "funds_as_a_batch_of_one", "writes_with_open_catching",
               "reads_its_write_back", "retries_after_pauses",
               "writes_with_a_store_of_its_own_catching", "accepts_one_channel_per_node",
-              "asks_what_its_components_are")
+              "asks_what_its_components_are", "awaits_its_write")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint

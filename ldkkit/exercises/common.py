@@ -212,6 +212,7 @@ class Session:
             raise cannot_go_on(e, played) from None
         if recorder.thread_errors:
             raise thread_failed(played, *recorder.thread_errors[0])
+        recorder.settle_task_failures()
         if recorder.task_errors:
             raise thread_failed(played, *recorder.task_errors[0], what="task")
         if recorder.callback_errors:

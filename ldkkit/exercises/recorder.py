@@ -193,8 +193,11 @@ class Recorder:
         self.killed: set[Any] = set()
         #: What the threads your code started raised, with the event whose handling started them.
         self.thread_errors: list[tuple[Event, BaseException]] = []
-        #: What tasks your handler spawned raised, with the event whose handling spawned each (told as threads' are).
+        #: What tasks your handler spawned raised, with the event whose handling spawned each (told as threads' are),
+        #: once ``settle_task_failures`` has found that it reached no one.
         self.task_errors: list[tuple[Event, BaseException]] = []
+        #: What they raised, with the hand-over and the task, until ``settle_task_failures`` tells or drops each.
+        self._task_failures: list[tuple[Handling, BaseException, Any]] = []
         #: What callbacks your code scheduled on the loop itself raised (``scheduling``), with the event of each.
         self.callback_errors: list[tuple[Event, BaseException]] = []
         self._replays: dict[int, int] = {}  # id(event): how many times your handler asked for it again
@@ -406,6 +409,23 @@ class Recorder:
                    *((h, c) for h, c in self.threads if c.counting)]
         return list({id(h.event): h.event for h, _ in at_work if isinstance(h.event, kind)}.values())
 
+    def settle_task_failures(self) -> None:
+        """Tell (``task_errors``) what a task your handler spawned raised that nothing of yours took (``await task``,
+        ``asyncio.wait_for``, ``gather``, ``task.exception()``) once the work for its event is over: asyncio's own test
+        of an error that "was never retrieved". One your code caught reached it, and is no failure of the task's. The
+        grader's learner process asks the same at each idle (``child.Learner._settle_task_failures``)."""
+        busy = {id(h) for h, task in self.tasks if not task.done()}
+        pending = []
+        for handling, error, task in self._task_failures:
+            if not untaken(task):
+                continue
+            if id(handling) in busy or handling.finished is None:
+                pending.append((handling, error, task))
+                continue
+            task.exception()  # (taken now: asyncio has nothing to log once the task is collected)
+            self.task_errors.append((handling.event, error))
+        self._task_failures = pending
+
     def task_factory(self, loop: Any, coro: Any, **kwargs: Any) -> Any:
         """Tasks your code spawns while handling an event run step by step, watched like the handler."""
         handling = _HANDLING.get()
@@ -481,11 +501,12 @@ class Recorder:
 
     def _built_task_done(self, handling: Handling, task: asyncio.Task[Any]) -> None:
         """A task your code built directly ended: its error is told with its event, as a spawned task's is."""
-        error = None if task.cancelled() else task.exception()
+        error = error_of(task)
         if isinstance(error, BlockingCall):
+            task.exception()
             self._blocked(handling, error)
         elif isinstance(error, Exception):
-            self.task_errors.append((handling.event, error))
+            self._task_failures.append((handling, error, task))
 
     def crashed(self, node: Node) -> None:
         """Your node's process dies (``World.crash``): the tasks your code spawned die with it."""
@@ -553,8 +574,8 @@ class Recorder:
             return await Stepped(coro, handling, self.task_steps)
         except BlockingCall as e:  # the story meets it later, from the loop: it is told with the event that spawned it
             raise TaskBlocked(handling.event, e) from e
-        except Exception as e:  # (kept to be told, as asyncio would only log it, if ever: raised on, for an awaiter)
-            self.task_errors.append((handling.event, e))
+        except Exception as e:  # (kept to be told if no awaiter takes it: raised on, for one)
+            self._task_failures.append((handling, e, asyncio.current_task()))
             raise
 
 
@@ -666,15 +687,26 @@ class LearnerExit(Exception):
 
 
 def _retrieved(task: Any) -> None:
-    """A spawned task is done: its error, if any, is the check's to tell (``task_errors``), not asyncio's to log when
-    the task is collected, at a moment no run repeats. A refused call (``TaskBlocked``) the world meets from its loop,
-    now: as it met it when asyncio reported it."""
-    if task.cancelled():
-        return
-    error = task.exception()
+    """A spawned task is done: a refused call (``TaskBlocked``) the world meets from its loop, now, as it met it when
+    asyncio reported it. Any other error is left for an awaiter of yours to take, and told by the check if none does
+    (``settle_task_failures``), not by asyncio once the task is collected, at a moment no run repeats."""
+    error = error_of(task)
     if isinstance(error, TaskBlocked):
+        task.exception()
         task.get_loop().call_exception_handler({"message": "a task was refused a call", "exception": error,
                                                 "task": task})
+
+
+def error_of(task: Any) -> Optional[BaseException]:
+    """What a done task raised, looked at without taking it (``exception()`` would: asyncio's test of an error that
+    reached no one is whether anyone took it)."""
+    return None if task.cancelled() else getattr(task, "_exception", None)
+
+
+def untaken(task: Any) -> bool:
+    """Whether nothing took what ``task`` raised: no ``await`` of it, no ``result()`` or ``exception()`` (asyncio's
+    ``_log_traceback``, by which it logs "Task exception was never retrieved")."""
+    return bool(getattr(task, "_log_traceback", True))
 
 
 def _read(node: Node, key: str) -> Optional[bytes]:

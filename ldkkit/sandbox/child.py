@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from typing import Any, Optional
 
 from ..events.queue import ReturnedUnawaited, answer
+from ..exercises.recorder import error_of, untaken
 from ..exercises.watch import (
     CLOCK,
     DROPPED,
@@ -408,6 +409,9 @@ class Learner:
         self.components: dict[str, Remote] = {}
         self._new_node()
         self.current: Optional[asyncio.Task[Any]] = None
+        self.current_origin = 0  # the number of the event it handles
+        #: What tasks the handler spawned raised, with the number of the event and the task (``_settle_task_failures``).
+        self.task_failures: list[tuple[int, BaseException, asyncio.Task[Any]]] = []
         #: Refusals in tasks the handler spawned that no one awaited, for the grader (its world meets them so).
         self.blocked: list[_TaskBlocked] = []
         #: The tasks the handler spawned and not yet done, with the number of the event whose handling spawned each: the
@@ -482,18 +486,38 @@ class Learner:
 
     def _built_task_done(self, origin: int, task: asyncio.Task[Any]) -> None:
         """A task the learner's code built directly ended: its error is told as a spawned task's (``TASK_ERRORS``)."""
-        error = None if task.cancelled() else task.exception()
+        error = error_of(task)
         if isinstance(error, BlockingCall):
+            task.exception()
             self.blocked.append(_TaskBlocked(origin, error))
         elif isinstance(error, Exception):
-            TASK_ERRORS.append((origin, error))
+            self.task_failures.append((origin, error, task))
 
     def _retrieved(self, task: asyncio.Task[Any]) -> None:
         """A spawned task refused a blocking call is told at once, as the check's ``_retrieved`` tells it, not only if
-        the task is collected unretrieved (one the learner keeps in a set never is)."""
-        error = None if task.cancelled() else task.exception()
+        the task is collected unretrieved (one the learner keeps in a set never is). Any other error is left for an
+        awaiter of the learner's to take (``_settle_task_failures``)."""
+        error = error_of(task)
         if isinstance(error, _TaskBlocked):
+            task.exception()
             self.blocked.append(error)
+
+    def _settle_task_failures(self) -> None:
+        """What a task the handler spawned raised that nothing of the learner's took, once the work for its event is
+        over, is told (``TASK_ERRORS``), as the check's ``Recorder.settle_task_failures`` tells it."""
+        busy = set(self.waiting())
+        if self.current is not None and not self.current.done():
+            busy.add(self.current_origin)
+        pending = []
+        for origin, error, task in self.task_failures:
+            if not untaken(task):
+                continue
+            if origin in busy:
+                pending.append((origin, error, task))
+                continue
+            task.exception()
+            TASK_ERRORS.append((origin, error))
+        self.task_failures = pending
 
     def waiting(self) -> list[int]:
         """The events (by number) a task the handler spawned while handling them still works for (or a callback the
@@ -517,14 +541,13 @@ class Learner:
         self.waiting()
         self._new_node()
 
-    @staticmethod
-    async def _spawned(coro: Any, origin: int) -> Any:
+    async def _spawned(self, coro: Any, origin: int) -> Any:
         try:
             return await _Watched(coro)
         except BlockingCall as e:  # told with the event whose handling spawned the task, as the check tells it
             raise _TaskBlocked(origin, e) from e
-        except Exception as e:  # (told to the grader, as the check tells it: raised on, for an awaiter)
-            TASK_ERRORS.append((origin, e))
+        except Exception as e:  # (told to the grader if no awaiter takes it, as the check tells it: raised on, for one)
+            self.task_failures.append((origin, e, asyncio.current_task()))
             raise
 
     def _on_loop_error(self, loop: Any, context: dict[str, Any]) -> None:
@@ -606,6 +629,7 @@ class Learner:
 
         context = contextvars.copy_context()
         seq = message.get("seq")
+        self.current_origin = seq if type(seq) is int else 0
         context.run(_ORIGIN.set, seq if type(seq) is int else 0)
         context.run(CLOCK.set, self.clock)
         _GATE.close()
@@ -645,6 +669,7 @@ class Learner:
     def _thread_failed(self) -> dict[str, Any]:
         """The first error raised in a thread of the learner's own (else in a task the handler spawned, else in a
         callback it scheduled) since the last idle, for the grader to keep."""
+        self._settle_task_failures()
         for what, errors in (("thread", THREAD_ERRORS), ("task", TASK_ERRORS), ("callback", CALLBACK_ERRORS)):
             if errors:
                 (origin, error), errors[:] = errors[0], []

@@ -159,6 +159,17 @@ def write_by_keyword(inbound_payments: Any, outbound_payments: Any, fs_store: An
     return None
 
 
+async def write_through_wait_for(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any,
+                                 **_: Any) -> Any:
+    """The write in a thread, awaited through asyncio.wait_for (a task of its own): its OSError reaches the handler."""
+    storage, key = _updated(inbound_payments, outbound_payments, event)
+    try:
+        await asyncio.wait_for(asyncio.to_thread(fs_store.write, "", "", key, storage.encode()), 5)
+    except (OSError, asyncio.TimeoutError):
+        return ReplayEvent()
+    return None
+
+
 def update_after_write(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
     """Writes first "so nothing is half-done", then updates memory: the disk keeps the old record."""
     try:
@@ -490,6 +501,10 @@ CASES = [
     right(EX, "write_by_keyword", compose({CLAIMED: write_by_keyword, SENT: write_by_keyword,
                                            FAILED: write_by_keyword}),
           why="fs_store.write(primary_namespace=, secondary_namespace=, key=, buf=): KVStore's own parameter names"),
+    right(EX, "writes_through_wait_for", compose({CLAIMED: write_through_wait_for, SENT: write_through_wait_for,
+                                                  FAILED: write_through_wait_for}),
+          why="awaits its write through asyncio.wait_for, catching OSError: the check once told the task's error as if "
+              "no one had taken it"),
     right(EX, "returns_the_replay_class", compose({CLAIMED: INBOUND(replay_class), SENT: OUTBOUND(replay_class),
                                                    FAILED: OUTBOUND(replay_class)}),
           why="return ReplayEvent (the class): the kit's queue accepts it"),
