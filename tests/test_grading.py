@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from ldkkit.cli import main
-from ldkkit.grading import find_workbooks, grade, learner_names, safe_csv, summary
+from ldkkit.grading import Batch, find_workbooks, grade, grade_workbook, learner_names, safe_csv, summary
 from ldkkit.sandbox import jail
 from ldkkit.sandbox.source import fingerprint, known_handlers, learner_code, read_workbook
 from ldkkit.sim import scratch
@@ -1232,6 +1232,46 @@ def test_functions_nested_deep_are_fingerprinted_once_each(monkeypatch):
     assert len(hashed) == depth and not found.copied
     body = len(ast.dump(ast.parse(nested), annotate_fields=False))
     assert sum(hashed) < 2 * body  # each function's own code once: not ninety times the workbook
+
+
+def _as_a_learner_writes_it(source: str, comment: str = "# LDK hands it back to me") -> str:
+    """A solution's handler cell as a learner who filled in the exercise writes it: the code the workbook asks for,
+    without the solution's marks, its comments in the learner's own words."""
+    lines = [line for line in source.splitlines() if "### " not in line]
+    return "\n".join(re.sub(r"  # .*$", "  " + comment, line) for line in lines) + "\n"
+
+
+@pytest.mark.parametrize("name", ["01_open_channel_request.ipynb", "02_funding_generation_ready.ipynb",
+                                  "03_receiving_payments.ipynb", "06_on_chain.ipynb",
+                                  "07_background_processor.ipynb"])
+def test_the_answer_a_workbook_dictates_written_in_the_learners_own_words_is_no_copy(name):
+    """Workbook 7 asks for each write to be caught and the event asked for again: a learner who does just that has the
+    solution's shape. What makes a copy is the solution's own words: its marks, comments and messages."""
+    source = solution_handler(name)
+    assert learner_code({"cells": [code(_as_a_learner_writes_it(source))]}).copied == ""
+    assert f"solutions/{name}" in learner_code({"cells": [code(source)]}).copied  # (pasted whole: its marks)
+
+
+def test_a_solution_pasted_without_its_marks_is_a_copy_by_its_own_comments_and_messages():
+    source = solution_handler("07_background_processor.ipynb")
+    kept = _as_a_learner_writes_it(source, comment="# nothing is lost: LDK hands this event over again")
+    assert "solutions/07_background_processor" in learner_code({"cells": [code(kept)]}).copied
+    message = _as_a_learner_writes_it(solution_handler("05_forwarding.ipynb"))
+    assert "Forwarded a payment, earning %s msat" in message
+    assert "solutions/05_forwarding" in learner_code({"cells": [code(message)]}).copied
+
+
+def test_a_workbook_dictates_its_answer_graded_on_what_it_does(tmp_path):
+    """The learner of workbook 7 who writes what it asks, in their own words, is graded: it passes."""
+    cells = cells_of("07_background_processor.ipynb")
+    for cell in cells:
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "code" and "def handle_ldk_events" in source:
+            cell["source"] = _as_a_learner_writes_it(source)
+    path = tmp_path / "07_background_processor.ipynb"
+    path.write_text(notebook(cells))
+    row = grade_workbook("amy", path, batch=Batch())
+    assert (row.status, row.hint) == ("passed", "")
 
 
 def test_a_copy_is_named_however_deep_it_is_nested():

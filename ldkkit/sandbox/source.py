@@ -178,7 +178,7 @@ def _code_of(sources: list[str]) -> LearnerCode:
         defined |= {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
         # Any function in the workbook counts, not only the last handler: a copy kept under
         # another name, or behind a decoy, is still a copy.
-        copied = copied or _imports_reference_handler(tree, kit_names) or _copied_function(tree)
+        copied = copied or _imports_reference_handler(tree, kit_names) or _copied_function(tree, source)
         runs_text = runs_text or _runs_text(tree, number)
         try:
             cells.append(ast.unparse(tree))
@@ -484,10 +484,15 @@ def _nested_or_own(node: Any, nested: dict[ast.AST, str]) -> Any:
     return stub
 
 
-def _copied_function(tree: ast.AST) -> str:
-    """Why one of the functions in ``tree`` is a copy of a handler the kit ships, or ""."""
-    known = known_handlers()
-    return next((known[digest] for digest in fingerprints(tree).values() if digest in known), "")
+def _copied_function(tree: ast.AST, source: str) -> str:
+    """Why one of the functions in ``tree`` (the code of ``source``) is a copy of a handler the kit ships, or "".
+
+    The reference handler's shape is a copy wherever it is met. A solution's shape is one only with the solution's own
+    words (``own_words``): where a workbook's text dictates its answer (workbook 7's writes, each caught and asked for
+    again), a learner who writes that answer has the solution's shape, and did not copy it."""
+    known, words = known_handlers(), own_words()
+    return next((known[digest] for digest in fingerprints(tree).values() if digest in known
+                 and (digest not in words or any(word in source for word in words[digest]))), "")
 
 
 @functools.cache
@@ -514,6 +519,37 @@ def known_handlers() -> dict[str, str]:
             if node is not None:
                 known.setdefault(fingerprint(node), f"its handler is the one in solutions/{path.name}")
     return known
+
+
+@functools.cache
+def own_words() -> dict[str, frozenset[str]]:
+    """For each solution workbook's handler (by fingerprint), the words of its own that a copy carries: its comments
+    (the ``### BEGIN SOLUTION`` marks among them) and its messages (strings with a space), less what the exercise
+    workbook shows its learner (its hints, and the code it gives)."""
+    import io
+    import tokenize
+
+    words: dict[str, frozenset[str]] = {}
+    for path in sorted((_ROOT / "solutions").glob("*.ipynb")):
+        try:
+            cells = code_cells(json.loads(path.read_text()))
+            shown = (_ROOT / "exercises" / path.name).read_text() if (_ROOT / "exercises" / path.name).exists() else ""
+        except (OSError, ValueError, InvalidWorkbook):
+            continue
+        for source in cells:
+            try:
+                node = _last_handler(ast.parse(source))
+                tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+            except (SyntaxError, tokenize.TokenError):
+                continue
+            if node is None:
+                continue
+            found = {t.string.lstrip("#").strip() for t in tokens if t.type == tokenize.COMMENT}
+            found |= {ast.literal_eval(t.string) for t in tokens if t.type == tokenize.STRING and " " in t.string}
+            own = {w for w in found if isinstance(w, str) and w and json.dumps(w)[1:-1] not in shown}
+            digest = fingerprint(node)
+            words[digest] = words.get(digest, frozenset()) | own
+    return words
 
 
 def _reference_origin() -> Optional[Path]:
