@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 from ..events import Event, ReplayEvent
 from ..node import HANDLER_PARAMETERS, Node
@@ -122,6 +122,7 @@ DROPPED.append(lambda name: (h := _HANDLING.get()) and len(h.unawaited) < 8 and 
 _RECORDING: contextvars.ContextVar[Optional[Recorder]] = contextvars.ContextVar("ldkkit_recording", default=None)
 #: One count for hand-overs and calls, so that which came first is known even within one simulated instant.
 _ORDER = itertools.count()
+_K = TypeVar("_K")  # (``settled``: what a failed task worked for)
 #: Components whose calls are recorded; the payment storages and ``network`` are handed over as they are.
 _RECORDED = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
              "peer_manager", "fs_store", "output_sweeper")
@@ -415,16 +416,8 @@ class Recorder:
         of an error that "was never retrieved". One your code caught reached it, and is no failure of the task's. The
         grader's learner process asks the same at each idle (``child.Learner._settle_task_failures``)."""
         busy = {id(h) for h, task in self.tasks if not task.done()}
-        pending = []
-        for handling, error, task in self._task_failures:
-            if not untaken(task):
-                continue
-            if id(handling) in busy or handling.finished is None:
-                pending.append((handling, error, task))
-                continue
-            task.exception()  # (taken now: asyncio has nothing to log once the task is collected)
-            self.task_errors.append((handling.event, error))
-        self._task_failures = pending
+        self._task_failures, told = settled(self._task_failures, lambda h: id(h) in busy or h.finished is None)
+        self.task_errors += [(handling.event, error) for handling, error in told]
 
     def task_factory(self, loop: Any, coro: Any, **kwargs: Any) -> Any:
         """Tasks your code spawns while handling an event run step by step, watched like the handler."""
@@ -701,6 +694,23 @@ def error_of(task: Any) -> Optional[BaseException]:
     """What a done task raised, looked at without taking it (``exception()`` would: asyncio's test of an error that
     reached no one is whether anyone took it)."""
     return None if task.cancelled() else getattr(task, "_exception", None)
+
+
+def settled(failures: list[tuple[_K, BaseException, Any]], busy: Callable[[_K], bool]
+            ) -> tuple[list[tuple[_K, BaseException, Any]], list[tuple[_K, BaseException]]]:
+    """Of ``failures`` (what, raised, in which task: ``what`` names the work it did, a hand-over or an event's number),
+    those nothing took (``untaken``): still pending while ``busy(what)``, else told now. A task told is taken here, so
+    that asyncio has nothing to log once it is collected."""
+    pending, told = [], []
+    for what, error, task in failures:
+        if not untaken(task):
+            continue
+        if busy(what):
+            pending.append((what, error, task))
+            continue
+        task.exception()
+        told.append((what, error))
+    return pending, told
 
 
 def untaken(task: Any) -> bool:

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from typing import Any, Optional
 
 from ..events.queue import ReturnedUnawaited, answer
-from ..exercises.recorder import error_of, untaken
+from ..exercises.recorder import error_of, settled
 from ..exercises.watch import (
     CLOCK,
     DROPPED,
@@ -508,16 +508,8 @@ class Learner:
         busy = set(self.waiting())
         if self.current is not None and not self.current.done():
             busy.add(self.current_origin)
-        pending = []
-        for origin, error, task in self.task_failures:
-            if not untaken(task):
-                continue
-            if origin in busy:
-                pending.append((origin, error, task))
-                continue
-            task.exception()
-            TASK_ERRORS.append((origin, error))
-        self.task_failures = pending
+        self.task_failures, told = settled(self.task_failures, busy.__contains__)
+        TASK_ERRORS.extend(told)
 
     def waiting(self) -> list[int]:
         """The events (by number) a task the handler spawned while handling them still works for (or a callback the
@@ -630,7 +622,7 @@ class Learner:
         context = contextvars.copy_context()
         seq = message.get("seq")
         self.current_origin = seq if type(seq) is int else 0
-        context.run(_ORIGIN.set, seq if type(seq) is int else 0)
+        context.run(_ORIGIN.set, self.current_origin)
         context.run(CLOCK.set, self.clock)
         _GATE.close()
         self.current = asyncio.Task(_watched(run(), _GATE), loop=self.loop, context=context)  # (not a task it spawned)
