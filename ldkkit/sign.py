@@ -431,6 +431,7 @@ class KeysManager:
         gives a transaction that is never relayed."""
         from .chain.chaininterface import fee_for_weight, tx_weight
 
+        descriptors, outputs = list(descriptors), list(outputs)  # (LDK takes slices: a generator is read once, here)
         inputs = self._spending_inputs(descriptors)
         value_in = sum(value for _, value in inputs)
         value_out = sum(o.value for o in outputs)

@@ -142,6 +142,7 @@ class OutputSweeper:
         if the state cannot be persisted (LDK returns ``Err(())``), "in which case the call may be
         safely retried": the state is persisted on every call, outputs new or not, as LDK does.
         """
+        output_descriptors = list(output_descriptors)  # (LDK takes a Vec: a generator is read once, here)
         for d in output_descriptors:
             if not isinstance(d, SpendableOutputDescriptor):
                 raise TypeError(f"track_spendable_outputs takes SpendableOutputDescriptors, got {type(d).__name__}")

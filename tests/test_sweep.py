@@ -119,6 +119,16 @@ def test_retracking_is_idempotent():
     assert len(node.sweeper.tracked_spendable_outputs()) == 1 and len(node.chain.mempool) == 1
 
 
+def test_outputs_handed_over_as_any_iterable_are_all_tracked_and_spent():
+    """LDK takes a Vec: a generator (or map, filter) handed over is read once, whole, not used up by a type check."""
+    node = Node()
+    descriptors = node.static_outputs(40_000, 50_000)
+    node.sweeper.track_spendable_outputs((d for d in descriptors), CHANNEL, False, None)
+    assert [o.descriptor for o in node.sweeper.tracked_spendable_outputs()] == descriptors
+    tx = node.keys.spend_spendable_outputs((d for d in descriptors), iter(()), node.wallet.get_change_script(), 253)
+    assert {i.previous_output for i in tx.input} == {d.outpoint for d in descriptors}
+
+
 def test_a_failed_persist_is_made_good_by_calling_again():
     """LDK 0.1: track_spendable_outputs "returns Err on persistence failure, in which case the call may be safely
     retried": the retry persists the state, though its outputs are already tracked in memory."""
