@@ -12,6 +12,8 @@ Rules, judged on the simulation's clock (never on wall time):
 - no HTLC goes on sooner than ``time_forwardable`` after the ``PendingHTLCsForwardable`` before it, when
   payments overlap too (a loop that polls, or a call from another event's arm, forwards one at once); nor
   goes back, failed by the next hop, sooner than that after the ``HTLCHandlingFailed`` that told of it;
+- no more ``process_pending_htlc_forwards()`` calls than ``PendingHTLCsForwardable`` events asked for: a loop
+  that polls is wrong even when its polls find nothing waiting;
 - every payment routed through you is forwarded (``PaymentForwarded``).
 """
 
@@ -78,6 +80,7 @@ def rules(session: Session, result: CheckResult) -> None:
     played = session.play("forwarding", story, draws_for=(Event.PendingHTLCsForwardable, PLANNED_DRAWS))
     delays = judge_forwards(played)
     judge_forward_times(played)
+    judge_calls_asked_for(played)
     forwarded = played.events(Event.PaymentForwarded)
     payments = len(PAYMENTS_MSAT) + len(OVERLAPPING_MSAT) + len(RACING_MSAT)
     if len(forwarded) != payments:
@@ -186,6 +189,24 @@ def judge_forward_times(played: Played) -> None:
                        "PendingHTLCsForwardable spawns, after its own random wait: a loop that polls, or a call from "
                        "another event's arm, sends on or fails back an HTLC that has just arrived, and the timing "
                        "tells an observer where it came from.")
+
+
+def judge_calls_asked_for(played: Played) -> None:
+    """No more ``process_pending_htlc_forwards`` calls than ``PendingHTLCsForwardable`` hand-overs: each asks for one.
+    A loop that polls, or a call made again "in case", is wrong whenever it falls, though a poll that finds nothing
+    waiting sends nothing (``judge_forward_times`` sees only the polls that forward an HTLC too soon)."""
+    calls = played.recorder.calls_to("channel_manager.process_pending_htlc_forwards")
+    asked = [h for h in played.recorder.handlings if isinstance(h.event, Event.PendingHTLCsForwardable)]
+    if len(calls) <= len(asked):
+        return
+    # The first call beyond those asked for so far, and the event whose handling made it.
+    extra = next(c for i, c in enumerate(calls) if i >= sum(h.order < c.order for h in asked))
+    event = extra.handling.event if extra.handling is not None else asked[-1].event
+    raise fail(played, event, f"process_pending_htlc_forwards() called once for each PendingHTLCsForwardable "
+               f"({len(asked)} of them)", f"your code called it {len(calls)} times",
+               "call it only from the task each PendingHTLCsForwardable spawns, once, after its own random wait. "
+               "LDK gives you that event whenever an HTLC waits to go on: a loop that polls, or a call made again "
+               "in case, sends on an HTLC that has just arrived, and the timing tells an observer where it came from.")
 
 
 def _other_arm_calling(call: Call | None) -> str:

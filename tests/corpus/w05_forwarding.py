@@ -272,6 +272,40 @@ def polls_forever() -> Any:
     return arm
 
 
+def with_a_safety_net(period_s: float) -> Any:
+    """ldk-sample's arm, plus one loop, started at the first event, that calls process_pending_htlc_forwards() every
+    ``period_s`` seconds "in case an event is ever missed"."""
+    started: list[bool] = []
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **kw: Any) -> None:
+        forward_after(lambda t, k: t * (1 + 4 * _fraction(k)))(channel_manager=channel_manager,
+                                                               keys_manager=keys_manager, event=event, **kw)
+        if not started:
+            started.append(True)
+
+            async def safety_net() -> None:
+                while True:
+                    await asyncio.sleep(period_s)
+                    channel_manager.process_pending_htlc_forwards()
+
+            spawn(safety_net())
+
+    return compose({FWD: arm})
+
+
+def forwards_twice(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """The random wait, the forward, and the forward again 50 ms later, "in case something came meanwhile"."""
+    delay = event.time_forwardable.total_seconds() * (1 + 4 * _fraction(keys_manager))
+
+    async def forward() -> None:
+        await asyncio.sleep(delay)
+        channel_manager.process_pending_htlc_forwards()
+        await asyncio.sleep(0.05)
+        channel_manager.process_pending_htlc_forwards()
+
+    spawn(forward())
+
+
 def flushes_when_forwarded(channel_manager: Any, **_: Any) -> None:
     """On PaymentForwarded: "forward anything else waiting" at once."""
     channel_manager.process_pending_htlc_forwards()
@@ -390,6 +424,12 @@ CASES = [
           "failed back 0 ms after", "while it handled HTLCHandlingFailed, which needs no such call",
           why="process_pending_htlc_forwards() from the HTLCHandlingFailed arm: the HTLC carol refused goes back at "
               "once (it passed: no HTLC failed in the story)"),
+    wrong(EX, "polls_as_a_safety_net", Fresh(lambda: with_a_safety_net(60)), "called once for each "
+          "PendingHTLCsForwardable", "a loop that polls", why="ldk-sample's arm, plus a loop forwarding every minute "
+          "in case: it passed, its polls never falling just after an HTLC arrived (the workbook names such a loop)"),
+    wrong(EX, "forwards_again_50_ms_later", compose({FWD: forwards_twice}), "called once for each "
+          "PendingHTLCsForwardable", why="after its random wait, forwards, then again 50 ms later: it passed, the "
+          "second call finding nothing waiting"),
     wrong(EX, "task_forgets_to_forward", compose({FWD: forgets_to_forward}), "process_pending_htlc_forwards",
           why="the task sleeps and never calls process_pending_htlc_forwards"),
 ]
