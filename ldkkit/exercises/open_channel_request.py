@@ -1,7 +1,8 @@
 """Workbook 1: ``OpenChannelRequest``. Accept exactly the channels over 5,000,000 sats, reject the rest.
 
 Rules, judged from the channels your node ends up with and what its peers were told:
-- a request over 5,000,000 sats becomes a channel that confirms and is ready;
+- a request over 5,000,000 sats is accepted, whatever its channel type, and becomes a channel that confirms and
+  is ready (a rejected one counts as rejected, though LDK's opener then proposes it again without anchors);
 - any other request (5,000,000 exactly included) is rejected at once, explicitly;
 - only ``accept_inbound_channel``: zero-conf is for trusted peers, and there are none here;
 - each channel's ``user_channel_id`` comes from ``keys_manager.get_secure_random_bytes()``;
@@ -142,6 +143,12 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
                    or "compare funding_satoshis with 5_000_000 and accept when it is strictly greater, with "
                    "channel_manager.accept_inbound_channel, passing the temporary_channel_id and "
                    "counterparty_node_id of the event you are handling.")
+    refused = [c for c in rejects if c.error is None]
+    if should_accept and refused:  # (a channel came of it all the same: the opener's second proposal, accepted)
+        raise failing(f"the request accepted: {sats:,} is over 5,000,000", "you rejected it; the channel you have "
+                      "came of the peer's second proposal (LDK's opener, refused, proposes again with fewer features: "
+                      "without anchor outputs)", "the policy is about size only: accept every request over 5,000,000 "
+                      "sats, whatever its channel_type, with channel_manager.accept_inbound_channel.")
     if not should_accept:
         exactly = " (exactly 5,000,000 is not over 5,000,000)" if sats == POLICY_MIN_EXCLUSIVE_SATS else ""
         if channels or accepts:

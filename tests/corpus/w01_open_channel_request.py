@@ -169,6 +169,15 @@ def anchor_channels_only(channel_manager: Any, keys_manager: Any, event: Any, **
         _reject(channel_manager, event)
 
 
+def no_anchor_channels(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Accepts a large request only if its channel has no anchor outputs ("they need a reserve of coins"): a policy
+    of its own, which every first proposal meets, LDK's opener then proposing the channel again without anchors."""
+    if event.funding_satoshis > 5_000_000 and not event.channel_type.supports_anchors_zero_fee_htlc_tx():
+        _accept(channel_manager, keys_manager, event)
+    else:
+        _reject(channel_manager, event)
+
+
 def public_channels_only(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """Accepts a large request only for a channel to be announced: a policy of its own, not the workbook's."""
     (_accept(channel_manager, keys_manager, event) if event.funding_satoshis > 5_000_000 and event.is_announced
@@ -440,6 +449,9 @@ CASES = [
               "traceback"),
     wrong(EX, "user_channel_id_signed", compose({OPEN: uid_of(lambda r: int.from_bytes(r[:16], "big", signed=True))}),
           "never negative", why="int.from_bytes(..., signed=True): half the ids negative"),
+    wrong(EX, "refuses_anchor_channels", compose({OPEN: no_anchor_channels}), "5,000,001 sats", "you rejected it",
+          "whatever its channel_type", why="rejects every request with anchor outputs: it passed, each refused "
+          "opener proposing again without them, and the channel it then accepted counting for the first"),
     wrong(EX, "accepts_anchor_channels_only", compose({OPEN: anchor_channels_only}), "6,500,000 sats",
           "you rejected it", why="rejects a large request whose channel has no anchor outputs"),
     wrong(EX, "accepts_public_channels_only", compose({OPEN: public_channels_only}), "16,777,215 sats",
