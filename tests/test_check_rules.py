@@ -1628,18 +1628,15 @@ def _swallows_from(nth_failure: int):
 
 
 @pytest.mark.parametrize("nth_failure, scenario, key", [
-    (1, _w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), "inbound_payments"),
-    (2, _w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), "inbound_payments"),
-    (3, _w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentSent"), "outbound_payments"),
-    (4, _w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentFailed"), "outbound_payments"),
-    (5, _w07_scenario(W07_INBOUND, W07_ASYNC, "PaymentClaimed"), "inbound_payments"),
-    (6, _w07_scenario(W07_INBOUND, W07_ASYNC, "PaymentClaimed"), "inbound_payments"),
-    (7, _w07_scenario(W07_OUTBOUND, W07_ASYNC, "PaymentSent"), "outbound_payments"),
-    (8, _w07_scenario(W07_OUTBOUND, W07_ASYNC, "PaymentFailed"), "outbound_payments"),
+    (nth, _w07_scenario(story, form, kind), "inbound_payments" if story == W07_INBOUND else "outbound_payments")
+    for nth, (form, story, kind) in enumerate(
+        [(form, story, kind) for form in (W07_THREAD, W07_ASYNC)
+         for story, kind in ((W07_INBOUND, "PaymentClaimed"), (W07_OUTBOUND, "PaymentSent"),
+                             (W07_OUTBOUND, "PaymentFailed")) for _ in range(2)], start=1)
 ])
 def test_workbook_7_judges_every_failed_write_under_both_processor_forms(nth_failure, scenario, key):
-    """The disk refuses eight writes in all, in this order: inbound twice in a row, then outbound once for a payment
-    that succeeds and once for one that fails, under BackgroundProcessor.start, then the same under
+    """The disk refuses twelve writes in all, in this order: inbound twice in a row, then outbound twice in a row for a
+    payment that succeeds and twice for one that fails, under BackgroundProcessor.start, then the same under
     process_events_async. Swallowing any one of them fails, in the story and form it happened in."""
     assert _read(_swallows_from(nth_failure), W07) == [scenario, W07_SWALLOWED[0], W07_SWALLOWED[1].format(key),
                                                        W07_SWALLOWED[2]]
@@ -1723,13 +1720,12 @@ def test_workbook_5_names_a_fixed_delay_on_the_last_event_once_every_delay_showe
 
 @pytest.mark.parametrize("story, kinds, sent, channel_sats, refusals", [
     ("receive_with_failing_disk", ["PaymentClaimed"], [], 6_000_000, 2),
-    ("send_with_failing_disk", ["PaymentSent", "PaymentFailed"], [100_000_000, 10_000_000], 1_000_000, 1),
+    ("send_with_failing_disk", ["PaymentSent", "PaymentFailed"], [100_000_000, 10_000_000], 1_000_000, 2),
 ])
 def test_workbook_7_stories_refuse_the_first_writes_of_each_payment_event(story, kinds, sent, channel_sats, refusals):
     """What the rules are judged on: bob opens 6,000,000 sats to you and pays you 50,000 sats; or you open
     1,000,000 sats to bob and pay him 100,000 sats, then 10,000 sats he refuses. The disk refuses the first write of
-    each payment event's record (twice in a row for the payment received), and no other; a right handler asks for
-    the event again each time."""
+    each payment event's record twice in a row, and no other; a right handler asks for the event again each time."""
     from ldkkit.exercises import background_processor
 
     session = common.Session(W07, reference)

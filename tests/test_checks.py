@@ -870,6 +870,18 @@ def test_a_workbook_checked_again_in_one_kernel_says_a_handlers_own_memory_outli
     assert exercises.CHECKED_BEFORE not in str(first.value)
 
 
+def test_a_worker_thread_from_an_earlier_check_meets_this_checks_failing_disk():
+    """A learner runs the check's cell again: the writer thread their handler started in the first check works on, and
+    it writes for the second check's node when that check's handler wakes it. The second check's disk refuses it as the
+    first's did (it passed, the thread still counted on the first check's world, whose disk was gone)."""
+    from corpus.w07_background_processor import writes_by_one_worker
+
+    handler = writes_by_one_worker(False)
+    for _ in range(2):
+        with pytest.raises(ExerciseFailed, match="raised OSError: disk full"):
+            check("background_processor", handler)
+
+
 def test_a_handler_that_stops_the_processor_under_a_check_is_told_by_the_verdict_alone(capsys):
     """The processor announces a handler's error on stderr for the learner who started it ("Call stop() or join() to
     get the exception", "then process events again"). Under check() the learner started none, and the check stops it

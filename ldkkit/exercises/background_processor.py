@@ -4,8 +4,9 @@ Rules, judged under both of LDK's forms (``BackgroundProcessor.start`` and ``pro
 from what is on disk once the processor has stopped:
 - the payment received is claimed (as workbook 3 says), so that the write that fails is tried;
 - when writing ``inbound_payments`` or ``outbound_payments`` fails, the event is not lost: the
-  handler returns ``ReplayEvent()`` (or retries the write itself) and the record ends right (the disk fails while
-  the event that records the key is handled, for every writer of its file: ``fs_store``, ``open()``, a worker);
+  handler returns ``ReplayEvent()`` (or retries the write itself) and the record ends right (the disk fails twice in
+  a row while the event that records the key is handled, for every writer of its file: ``fs_store``, ``open()``, a
+  file moved onto it, a worker, whenever it was started);
 - the handler never raises for it (that would stop the node's processing);
 - a retry may come after a pause (``asyncio.sleep``): the processor waits for the handler to return, as LDK's does, on
   the simulated clock, for up to ``PLAY_ON_S`` after the story (``common._wait_for_the_handler``);
@@ -28,7 +29,8 @@ from ..persist import CHANNEL_MANAGER_PERSISTENCE_KEY
 from ..scenarios import Stage
 from . import receiving_payments, sending_payments
 from .common import PLAY_ON_S, CheckResult, Handling, Played, Session, fail, held_back
-from .recorder import _HANDLING, _RECORDING, Call, replayed
+from .recorder import _HANDLING, _RECORDING, Call, _Clock, replayed
+from .watch import counted_here
 
 FORMS = ("thread", "async")
 
@@ -70,6 +72,9 @@ def _handling(kinds: tuple[type, ...]) -> bool:
     """Whether the code running now works for an event of ``kinds``: it runs for its hand-over (or in a task or thread
     started then), or while your handler handles one (a worker of yours started earlier, writing for it)."""
     handling, recorder = _HANDLING.get(), _RECORDING.get()
+    counted = counted_here()
+    if counted is not None and counted.counting and isinstance(counted.clock, _Clock):
+        handling, recorder = counted.clock.handling, counted.clock.recorder  # (a worker works for whoever woke it)
     if handling is not None and isinstance(handling.event, kinds):
         return True
     return recorder is not None and any(isinstance(h, Handling) and isinstance(h.event, kinds)
@@ -84,11 +89,15 @@ _HOOKING, _HOOKED = threading.Lock(), []  # (the hook, once added)
 
 def _refuse_open(event: str, args: tuple[Any, ...]) -> None:
     """An audit hook: a refused file opened for writing by anyone (a key's own file, or the temporary file a
-    FilesystemStore writes it through) raises the disk's error."""
-    if event != "open" or not _REFUSED or not isinstance(args[0], (str, bytes, os.PathLike)) \
-            or not (isinstance(args[2], int) and args[2] & (os.O_WRONLY | os.O_RDWR)):
+    FilesystemStore writes it through), or a file of any name moved onto it (``os.replace``, ``os.rename``,
+    ``shutil.move``, a temporary file's usual end), raises the disk's error."""
+    if not _REFUSED or not (event == "open" and isinstance(args[2], int) and args[2] & (os.O_WRONLY | os.O_RDWR)
+                            or event == "os.rename"):
         return
-    folder, name = os.path.split(os.path.abspath(os.fsdecode(args[0])))
+    path = args[1] if event == "os.rename" else args[0]
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        return
+    folder, name = os.path.split(os.path.abspath(os.fsdecode(path)))
     key = name.split(".", 1)[0]  # (keys have no '.': "key.<hex>.tmp")
     refused = _REFUSED.get(os.path.join(folder, key))
     if refused is None:
@@ -113,9 +122,9 @@ def receive_with_failing_disk(stage: Stage) -> None:
 def send_with_failing_disk(stage: Stage) -> None:
     bob = stage.peer("bob")
     stage.open(stage.me, bob, 1_000_000)
-    _failing(stage, "outbound_payments")
+    _failing(stage, "outbound_payments", times=2)  # (twice, as inbound_payments: one retry in place is not enough)
     stage.pay(stage.me, stage.invoice(bob, 100_000_000))
-    _failing(stage, "outbound_payments")
+    _failing(stage, "outbound_payments", times=2)
     sending_payments.pay_fake(stage, bob)
 
 

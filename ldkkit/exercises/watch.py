@@ -645,8 +645,10 @@ def _wait(self: threading.Condition, timeout: Optional[float] = None) -> bool:
     counted = counted_here()
     # Only a wait your code makes (Queue.get, Future.result, Event.wait...) is a wait for another thread of yours: a
     # library's own (Thread.start waits for the thread to run) is work, and whoever ends it may not count.
-    call = _blocking_call_of_yours(sys._getframe()) if counted is not None and timeout != 0 else None
+    call = _blocking_call_of_yours(sys._getframe()) if (counted is not None or _thread_of_yours()) \
+        and timeout != 0 else None
     if call is not None:
+        counted = counted or _adopted()
         # (the condition's lock is held: no notify comes between these)
         if not isinstance(self._waiters, _Waiters):  # type: ignore[attr-defined]
             self._waiters = _Waiters(self._waiters)  # type: ignore[attr-defined]
@@ -654,6 +656,43 @@ def _wait(self: threading.Condition, timeout: Optional[float] = None) -> bool:
             return _wait_on_the_clock(self, counted, timeout)  # type: ignore[arg-type]
         counted.down()  # type: ignore[union-attr]
     return _condition_wait(self, timeout)
+
+
+def _thread_of_yours() -> bool:
+    """Whether this thread runs a function of yours (its ``target``, or the ``run`` of a Thread class of yours)."""
+    thread = threading.current_thread()
+    run = getattr(thread, "_target", None) or type(thread).run
+    code = getattr(run, "__code__", None)
+    return code is not None and not code.co_filename.startswith((KIT_DIR, *LIBRARY_DIRS, "<frozen"))
+
+
+def _adopted() -> Counted:
+    """This thread of yours, which no check started (a worker started when a cell ran, before the check), waiting for
+    work: from now on it counts as a thread started while an event is handled does, from the moment code that counts
+    wakes it, on that code's clock. Otherwise the world's clock would run on while it works, and what it does would
+    land at a moment that depends on the machine's speed."""
+    counted = Counted(_NO_CLOCK)
+    counted.bind()
+    _job.sleep = counted.sleep  # (real time until it counts: see Counted.sleep)
+    return counted
+
+
+class _NoClock:
+    """The clock of a thread adopted while it waits: none, until code that counts wakes it (``Counted.up``)."""
+
+    world = None
+
+    def start(self, counted: Counted) -> Callable[[], None]:
+        raise AssertionError("an adopted thread counts only on the clock of the code that wakes it")
+
+    def sleep(self, counted: Counted, seconds: float) -> bool:
+        raise AssertionError("an adopted thread sleeps in real time until it counts")
+
+    def alarm(self, alarm: Alarm, seconds: float) -> bool:
+        raise AssertionError("an adopted thread waits in real time until it counts")
+
+
+_NO_CLOCK = _NoClock()
 
 
 class Alarm:

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import os
 import queue
+import tempfile
 import threading
 import time
 from typing import Any
@@ -213,6 +214,18 @@ def retries_once_then_swallows(inbound_payments: Any, fs_store: Any, event: Any,
                 print("could not save inbound_payments:", error)
 
 
+def retries_a_sent_payment_once_then_swallows(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """The same on PaymentSent and PaymentFailed: one retry in place, then the error printed and dropped."""
+    _update_outbound(outbound_payments, event)
+    for attempt in range(2):
+        try:
+            fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+            return
+        except OSError as error:
+            if attempt:
+                print("could not save outbound_payments:", error)
+
+
 def adds_when_handed_again(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
     """Adds the amount to a record already Succeeded ("another part arrived"), and puts memory back as it was when
     the write fails: right after a failed write, but a PaymentClaimed handed over again after a crash counts twice."""
@@ -370,15 +383,23 @@ def writes_under_a_namespace(inbound_payments: Any, outbound_payments: Any, fs_s
     return None
 
 
-def by_open(on_error: str, tries: int = 1) -> Any:
+def by_open(on_error: str, tries: int = 1, *, through_a_temporary_file: bool = False) -> Any:
     """An arm writing the record with open() in the node's folder, not fs_store.write, ``tries`` times at most; when
-    the last fails, ``on_error``: "raise" it, "replay" (ReplayEvent), or "print" it and return None."""
+    the last fails, ``on_error``: "raise" it, "replay" (ReplayEvent), or "print" it and return None. Or, ``through a
+    temporary file``: written under a name of tempfile's, then moved onto the key's (os.replace), as files are saved
+    whole."""
 
     def arm(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
         storage, key = _updated(inbound_payments, outbound_payments, event)
+        path = os.path.join(fs_store.get_data_dir(), key)
         for attempt in range(tries):
             try:
-                with open(os.path.join(fs_store.get_data_dir(), key), "wb") as file:
+                if through_a_temporary_file:
+                    with tempfile.NamedTemporaryFile(dir=fs_store.get_data_dir(), delete=False) as file:
+                        file.write(storage.encode())
+                    os.replace(file.name, path)
+                    return None
+                with open(path, "wb") as file:
                     file.write(storage.encode())
                 return None
             except OSError as error:
@@ -422,6 +443,39 @@ def persists_unchanged(outbound_payments: Any, fs_store: Any, **_: Any) -> Any:
     except OSError:
         return ReplayEvent()
     return None
+
+
+def writes_by_a_worker_started_first(protected: bool) -> Any:
+    """One writer thread, started as the cell runs (before the check: no event is being handled), writes every record
+    from a queue.Queue; the handler awaits each write's future (ReplayEvent if it failed and ``protected``; otherwise
+    the worker prints the error and reports the write done, "so that the handler goes on")."""
+    jobs: queue.Queue[Any] = queue.Queue()
+
+    def write() -> None:
+        while True:
+            done, fs_store, key, data = jobs.get()
+            try:
+                fs_store.write("", "", key, data)
+            except OSError as e:
+                if protected:
+                    done.set_exception(e)
+                    continue
+                print(f"could not save {key}: {e}")
+            done.set_result(None)
+
+    threading.Thread(target=write, daemon=True).start()
+
+    async def record(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+        storage, key = _updated(inbound_payments, outbound_payments, event)
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        jobs.put((done, fs_store, key, storage.encode()))
+        try:
+            await asyncio.wrap_future(done)
+        except OSError:
+            return ReplayEvent()
+        return None
+
+    return compose({CLAIMED: record, SENT: record, FAILED: record})
 
 
 def writes_by_one_worker(protected: bool) -> Any:
@@ -530,6 +584,10 @@ CASES = [
           why="info.amt_msat += amount_msat: a replayed PaymentClaimed adds it again"),
     wrong(EX, "retries_once_then_swallows", compose({CLAIMED: retries_once_then_swallows}), "raised OSError",
           "ReplayEvent", why="one retry in place, then the error printed and dropped: the disk refuses twice"),
+    wrong(EX, "retries_a_sent_payment_once_then_swallows", compose({SENT: retries_a_sent_payment_once_then_swallows,
+                                                                   FAILED: retries_a_sent_payment_once_then_swallows}),
+          "raised OSError", "ReplayEvent", why="one retry in place on PaymentSent and PaymentFailed, then the error "
+          "printed and dropped: it passed, the disk refusing outbound_payments once only"),
     wrong(EX, "counts_a_payment_handed_over_again", compose({CLAIMED: adds_when_handed_again}),
           "a crash just after PaymentClaimed", "amt_msat", why="adds the amount to a Succeeded record, memory put "
           "back after a failed write: a PaymentClaimed handed over again after a crash counts twice"),
@@ -553,6 +611,14 @@ CASES = [
                                                     FAILED: by_open("replay")}),
           why="open() in the node's folder, ReplayEvent on OSError: the full disk refuses it too, and it asks again "
               "(the grader could not run it: a PosixPath did not cross to the learner's process)"),
+    wrong(EX, "writes_through_a_temporary_file", compose({
+              kind: by_open("raise", through_a_temporary_file=True) for kind in (CLAIMED, SENT, FAILED)}),
+          "raised OSError", "return ReplayEvent()",
+          why="tempfile.NamedTemporaryFile in the node's folder, then os.replace onto the key, no try/except: it "
+              "passed, the full disk refusing only files named after the key"),
+    right(EX, "writes_through_a_temporary_file_catching", compose({
+              kind: by_open("replay", through_a_temporary_file=True) for kind in (CLAIMED, SENT, FAILED)}),
+          why="the same, with ReplayEvent on OSError"),
     right(EX, "writes_with_open_retrying", compose({CLAIMED: by_open("replay", 5), SENT: by_open("replay", 5),
                                                     FAILED: by_open("replay", 5)}),
           why="open() retried in place until it works (as retry_in_place does with fs_store.write)"),
@@ -582,6 +648,13 @@ CASES = [
           why="one writer thread, started with the first channel event, its failed write raised in the handler: it "
               "passed once the disk failed only in a PaymentClaimed's hand-over (the worker's writes were the "
               "OpenChannelRequest's)"),
+    right(EX, "writes_by_a_worker_started_before_the_check", Fresh(lambda: writes_by_a_worker_started_first(True)),
+          why="a writer thread started as the cell runs, before any event; the handler awaits each write and returns "
+              "ReplayEvent() when it failed: it passed or failed from run to run, the clock running on while the "
+              "thread wrote"),
+    wrong(EX, "worker_started_before_the_check_swallows", Fresh(lambda: writes_by_a_worker_started_first(False)),
+          "nothing is stored", why="the same thread prints a failed write and reports it done: it passed, the disk "
+          "never refusing a thread no check had started"),
     right(EX, "writes_by_one_worker", Fresh(lambda: writes_by_one_worker(True)),
           why="one writer thread for every record, each write awaited, ReplayEvent if it failed"),
     wrong(EX, "raises_on_failed_write", compose({CLAIMED: INBOUND(reraise_as_runtime),
