@@ -22,14 +22,14 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Optional
 
 from ..events import Event
 from ..persist import CHANNEL_MANAGER_PERSISTENCE_KEY
 from ..scenarios import Stage
 from . import receiving_payments, sending_payments
 from .common import PLAY_ON_S, CheckResult, Handling, Played, Session, fail, held_back
-from .recorder import _HANDLING, _RECORDING, Call, _Clock, replayed
+from .recorder import _RECORDING, Call, Recorder, _Clock, replayed, working_for
 from .watch import counted_here
 
 FORMS = ("thread", "async")
@@ -71,14 +71,19 @@ RECORDED_BY: dict[str, tuple[type, ...]] = {"inbound_payments": (Event.PaymentCl
 def _handling(kinds: tuple[type, ...]) -> bool:
     """Whether the code running now works for an event of ``kinds``: it runs for its hand-over (or in a task or thread
     started then), or while your handler handles one (a worker of yours started earlier, writing for it)."""
-    handling, recorder = _HANDLING.get(), _RECORDING.get()
-    counted = counted_here()
-    if counted is not None and counted.counting and isinstance(counted.clock, _Clock):
-        handling, recorder = counted.clock.handling, counted.clock.recorder  # (a worker works for whoever woke it)
+    handling, recorder = _working_for()
     if handling is not None and isinstance(handling.event, kinds):
         return True
     return recorder is not None and any(isinstance(h, Handling) and isinstance(h.event, kinds)
                                         for h in recorder.in_progress())
+
+
+def _working_for() -> tuple[Optional[Handling], Optional[Recorder]]:
+    """The hand-over the running code works for (``recorder.working_for``), and the recorder of its play."""
+    counted = counted_here()
+    if counted is not None and isinstance(counted.clock, _Clock):  # (a thread of yours: for the code that woke it)
+        return counted.clock.handling, counted.clock.recorder
+    return working_for(), _RECORDING.get()
 
 
 #: The files a failing disk refuses to write, each with the failures still to come and the events they come in
@@ -104,7 +109,7 @@ def _refuse_open(event: str, args: tuple[Any, ...]) -> None:
         return
     failures, kinds = refused
     error = failures.pop() if failures and _handling(kinds) else None
-    recorder, handling = _RECORDING.get(), _HANDLING.get()
+    handling, recorder = _working_for()
     if recorder is not None and handling is not None:  # (your own write: judged as a write of fs_store's is)
         recorder.calls.append(Call("open", {"key": key}, handling, handling.finished is None,
                                    recorder.world.clock.now(), error))

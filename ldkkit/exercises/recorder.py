@@ -336,8 +336,8 @@ class Recorder:
                 return method(*args, **kwargs)  # Python's own TypeError, as the component would raise it
             if bound is not None:
                 bound.apply_defaults()
-            _after_the_step(_HANDLING.get())
-            handling = _HANDLING.get()
+            handling = working_for()
+            _after_the_step(handling)
             if handling is not None and handling.finished is None:
                 handling.calls += 1
                 if handling.calls > MAX_CALLS_PER_EVENT:
@@ -615,14 +615,21 @@ class _Clock:
         return True
 
 
+def working_for() -> Optional[Handling]:
+    """The hand-over the running code works for: the one it runs under, or, in a thread of yours, the one whose code
+    last woke it (a worker started for an earlier event, or before the check, works for whoever hands it work)."""
+    counted = counted_here()
+    if counted is not None and isinstance(counted.clock, _Clock):
+        return counted.clock.handling
+    return _HANDLING.get()
+
+
 def _after_the_step(handling: Optional[Handling]) -> None:
     """Work your code handed to another thread (a thread or pool of yours, ``asyncio.to_thread``) acts on the node only
     once the step of your handler that started it, or woke it, is over: when it awaits, or returned and the check read
     what it had stored. A write your handler left to a thread lands after it returned on every run, however fast the
     machine (LDK considers the event handled when the handler returns)."""
     counted = counted_here()
-    if counted is not None and isinstance(counted.clock, _Clock):
-        handling = counted.clock.handling  # (a worker of yours works for the handling that woke it)
     if handling is None or handling.paused.is_set() or handling.thread == threading.get_ident() or _in_a_loop():
         return
     if counted is None:

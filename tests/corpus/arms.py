@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import queue
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Optional
@@ -72,6 +74,27 @@ def later(how: str, seconds: float, fn: Callable[..., Any], *args: Any) -> None:
             task.add_done_callback(background_tasks.discard)
         case _:
             raise ValueError(how)
+
+
+def by_a_worker_started_first(arm: Arm) -> Arm:
+    """``arm``, run by one thread of the learner's, started now (as the cell runs: before any check, no event being
+    handled), which takes each event's arguments from a queue.Queue; the handler only puts them there."""
+    jobs: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    def work() -> None:
+        while True:
+            kwargs = jobs.get()
+            try:
+                arm(**kwargs)
+            except Exception as error:  # (a worker's error reaches no one: printed, as a learner's worker would)
+                print(f"worker: {type(error).__name__}: {error}")
+
+    threading.Thread(target=work, daemon=True).start()
+
+    def handed_over(**kwargs: Any) -> None:
+        jobs.put(kwargs)
+
+    return handed_over
 
 
 def user_channel_id(keys_manager: Any) -> int:

@@ -17,7 +17,18 @@ from ldkkit.events import Event, ReplayEvent
 from ldkkit.reference import TRUSTED_ZERO_CONF_PEERS
 
 from . import Fresh, right, wrong
-from .arms import LATER, asks_again_always, asks_again_first, compose, later, only, spawn, user_channel_id
+from .arms import (
+    LATER,
+    asks_again_always,
+    asks_again_first,
+    by_a_worker_started_first,
+    compose,
+    later,
+    only,
+    open_channel,
+    spawn,
+    user_channel_id,
+)
 
 EX = "open_channel_request"
 OPEN = Event.OpenChannelRequest
@@ -417,6 +428,10 @@ CASES = [
           why="a guard in the case, rejection with force_close_broadcasting_latest_txn"),
     right(EX, "whole_base_plain_def", compose(plain=True), why="every arm, plain def"),
 
+    right(EX, "answered_by_a_worker_thread_started_before_the_check",
+          Fresh(lambda: compose({OPEN: by_a_worker_started_first(open_channel)})),
+          why="a thread started as the cell runs answers each request from a queue: it passed or failed from run to "
+              "run (told it rejected 120 s to an hour later), the clock running on while the thread worked"),
     right(EX, "answered_by_one_worker_task", Fresh(lambda: compose({OPEN: answered_by_one_worker()})),
           why="one task answers every request from a queue: its calls are judged by the channel they name"),
     right(EX, "accepts_from_a_task_later", compose({OPEN: accepts_later(30)}),

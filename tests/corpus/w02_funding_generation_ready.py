@@ -11,7 +11,7 @@ from ldkkit.bitcoin import Address, Network, ScriptBuf, Transaction, TxOut
 from ldkkit.events import Event
 
 from . import Fresh, right, wrong
-from .arms import build_funding, compose, only, spawn
+from .arms import build_funding, by_a_worker_started_first, compose, fund_channel, only, spawn
 
 EX = "funding_generation_ready"
 FUND = Event.FundingGenerationReady
@@ -300,6 +300,10 @@ CASES = [
           why="broadcasts the transaction of a DiscardFunding: coins locked with no channel (never exercised before)"),
     right(EX, "logs_discard_funding", compose({Event.DiscardFunding: log_the_discarded}),
           why="prints DiscardFunding (ldk-sample does nothing with it)"),
+    right(EX, "funded_by_a_worker_thread_started_before_the_check",
+          Fresh(lambda: compose({FUND: by_a_worker_started_first(fund_channel)})),
+          why="a thread started as the cell runs funds each channel from a queue: it failed on most runs ('never "
+              "funded'), the clock running on while the thread worked"),
     right(EX, "funds_from_its_own_thread_pool", compose({FUND: funds_from_a_thread_pool}),
           why="its own ThreadPoolExecutor builds the funding: once raced the simulated clock (3 of 20 runs failed)"),
     wrong(EX, "pays_no_fee", compose({FUND: fund_without_fee}), "minrelaytxfee", why="change = coins in - channel "

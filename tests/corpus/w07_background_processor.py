@@ -653,8 +653,9 @@ CASES = [
               "ReplayEvent() when it failed: it passed or failed from run to run, the clock running on while the "
               "thread wrote"),
     wrong(EX, "worker_started_before_the_check_swallows", Fresh(lambda: writes_by_a_worker_started_first(False)),
-          "nothing is stored", why="the same thread prints a failed write and reports it done: it passed, the disk "
-          "never refusing a thread no check had started"),
+          "raised OSError", "returned as if all was well", why="the same thread prints a failed write and reports it "
+          "done: it passed, the disk never refusing a thread no check had started (it counts for the event whose "
+          "handler woke it, and its write is judged as one made while that event was handled)"),
     right(EX, "writes_by_one_worker", Fresh(lambda: writes_by_one_worker(True)),
           why="one writer thread for every record, each write awaited, ReplayEvent if it failed"),
     wrong(EX, "raises_on_failed_write", compose({CLAIMED: INBOUND(reraise_as_runtime),
