@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import math
 
 import pytest
@@ -1649,11 +1650,10 @@ def test_workbook_7_judges_the_records_after_a_restart():
     from corpus.w07_background_processor import INBOUND, replay
 
     right = INBOUND(replay)
-    seen = [0]
+    seen = itertools.count(1)  # (no memory a crash puts back: the count goes on past the restart)
 
     def in_sats_after_six(event, **kw):
-        seen[0] += 1
-        if seen[0] > 6:
+        if next(seen) > 6:
             event = dataclasses.replace(event, amount_msat=event.amount_msat // 1000)
         return right(event=event, **kw)
 

@@ -8,6 +8,7 @@ import json
 import os
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -539,10 +540,11 @@ def test_a_handler_is_given_a_nodes_components_as_the_same_objects_until_the_nod
     restarted node's are new. So are the ones the check gives (and the grader's stand-ins, for the same verdict)."""
     from ldkkit import scenarios
 
-    given: list[tuple[object, tuple]] = []  # (the node's own channel_manager, the components handed over with an event)
+    # (the node's own channel_manager, the components handed over with an event), kept where no crash puts it back
+    seen = types.SimpleNamespace(given=[])
 
     async def handle(*args):
-        given.append((object.__getattribute__(args[0], "_component"), args[:-1]))
+        seen.given.append((object.__getattribute__(args[0], "_component"), args[:-1]))
         return await reference.handle_ldk_events(*args)
 
     session = common.Session("demo", handle)
@@ -550,8 +552,8 @@ def test_a_handler_is_given_a_nodes_components_as_the_same_objects_until_the_nod
         session.play("restart_replay", scenarios._SCENARIOS["restart_replay"])
     finally:
         session.close()
-    nodes = list(dict.fromkeys(node for node, _ in given))
-    runs = [[args for node, args in given if node is run] for run in nodes]
+    nodes = list(dict.fromkeys(node for node, _ in seen.given))
+    runs = [[args for node, args in seen.given if node is run] for run in nodes]
     assert len(runs) == 2 and all(len(run) >= 2 for run in runs)  # the node before the restart, and after
     for run in runs:  # one object for each component, at every event of the node's life
         assert all(a is b for args in run for a, b in zip(args, run[0], strict=True))

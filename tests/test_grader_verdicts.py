@@ -952,6 +952,20 @@ _AS_THE_CHECK = {
            ("writes_by_a_worker_started_first", "            done.set_exception(e)\n            continue\n"),
            # (the same thread prints the error and reports the write done: it passed, the disk never refusing it)
            ("swallowed_by_a_worker_started_first", "            print('could not save', name, e)\n"))},
+    # each payment counted once, a set in memory saying which: after the crash, the check and the learner process both
+    # put the set back as the workbook's cells made it, and the PaymentClaimed handed over again is counted twice
+    "counts_once_by_a_set_in_memory": ("background_processor", "07_background_processor.ipynb", lambda s: (
+        "COUNTED = set()\n\n\n" + s.replace(
+            "                if info is None:\n                    payments[payment_hash] = "
+            "PaymentInfo(purpose.preimage(), secret, HTLCStatus.Succeeded, amount_msat)\n                else:\n"
+            "                    info.status, "
+            "info.preimage, info.secret = HTLCStatus.Succeeded, purpose.preimage(), secret\n",
+            "                if payment_hash not in COUNTED:\n                    if info is None:\n"
+            "                        info = payments[payment_hash] = PaymentInfo(purpose.preimage(), secret, "
+            "HTLCStatus.Succeeded, 0)\n                    elif info.status is not HTLCStatus.Succeeded:\n"
+            "                        info.amt_msat = 0\n                    info.status, info.preimage, info.secret = "
+            "HTLCStatus.Succeeded, purpose.preimage(), secret\n                    info.amt_msat += amount_msat\n"
+            "                    COUNTED.add(payment_hash)\n", 1))),
     # the write's OSError returned, not raised: the check judges it as raised (the queue does), and so must the grader
     # (it took it as None, handled, and passed)
     "returns_the_write_error": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(

@@ -11,9 +11,10 @@ from what is on disk once the processor has stopped:
 - a retry may come after a pause (``asyncio.sleep``): the processor waits for the handler to return, as LDK's does, on
   the simulated clock, for up to ``PLAY_ON_S`` after the story (``common._wait_for_the_handler``);
 - handling an event again never counts it twice: the amount stored is the amount received;
-- after a crash and a restart, the replayed events leave the same records (these two stories are played as the
-  world drives the node: the capstone plays ``restart_replay`` under the processor too; the crash just after
-  ``PaymentClaimed`` waits for claims put off, as workbook 3 allows).
+- after a crash and a restart, the replayed events leave the same records, though what your code kept in memory (a
+  set, a dict, a count) is back as the check found it, as a restarted process loads it (``memory.Memory``; these two
+  stories are played as the world drives the node: the capstone plays ``restart_replay`` under the processor too; the
+  crash just after ``PaymentClaimed`` waits for claims put off, as workbook 3 allows).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from ..node import Node
 from ..scenarios import Stage
 from ..sim.runtime import one_cpu
 from ..sim.world import World
+from .memory import Memory
 from .recorder import _HANDLING, Handling, LearnerExit, NeverHandled, Recorder, TaskBlocked, _counted, replayed
 from .watch import (
     KIT_DIR,
@@ -147,6 +148,7 @@ class Session:
     def __init__(self, exercise: str, handler: Callable[..., Any]) -> None:
         self.exercise = exercise
         self.handler = handler
+        self.memory = Memory(handler)  # (what a crash of your node puts back, as a new process would have it)
         self.recorders: list[Recorder] = []
         self.worlds: list[World] = []
         self.played: list[Played] = []
@@ -179,6 +181,7 @@ class Session:
         world.runtime.hand_over = recorder.handing_over
         world.runtime.announce_errors = False  # (the verdict tells what stopped a processor)
         world.on_crash.append(recorder.crashed)
+        recorder.memory = self.memory
         if draws_for is not None:
             recorder.planned_draws = (draws_for[0], list(draws_for[1]))
         if self.recorders:
@@ -457,6 +460,10 @@ def fail(played: Played | str, event: Optional[Event], expected: str, happened: 
     if changed:
         lines.append(f"  Also: your handler changed this event's {', '.join(changed)}. That changes nothing (the "
                      "check judges LDK's own copy), but events are LDK's record: read them, never change them.")
+    if isinstance(played, Played) and played.recorder.memory_put_back:
+        lines.append("  Note: your node crashed and came back in this scenario, and what your code kept in memory (a "
+                     "set, a dict or a count of its own) came back as it was when the check began, as a restarted "
+                     "process loads it: only what is on disk outlives a crash.")
     return ExerciseFailed("\n".join(lines))
 
 

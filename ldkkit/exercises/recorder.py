@@ -24,6 +24,7 @@ from typing import Any, Optional, TypeVar
 from ..events import Event, ReplayEvent
 from ..node import HANDLER_PARAMETERS, Node
 from ..sim.world import World
+from .memory import Memory
 from .watch import (
     CLOCK,
     DROPPED,
@@ -169,6 +170,11 @@ class _Recorded:
 
 class Recorder:
     """Everything one learner node's handler was given and did, across restarts."""
+
+    #: Your handler's memory, put back as it was when your node crashes (``memory.Memory``), and whether something in
+    #: it had changed then (a failure says so).
+    memory: Optional[Memory] = None
+    memory_put_back = False
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -502,14 +508,18 @@ class Recorder:
             self._task_failures.append((handling, error, task))
 
     def crashed(self, node: Node) -> None:
-        """Your node's process dies (``World.crash``): the tasks your code spawned die with it."""
+        """Your node's process dies (``World.crash``): the tasks your code spawned die with it, and what your code kept
+        in memory is as the process loaded it when it comes back (``memory.Memory``)."""
         if node is self.node:
             for _, task in self.tasks:
                 if not task.done():
                     self.killed.add(task)
                     task.cancel()
+            if self.memory is not None and self.memory.forget():
+                self.memory_put_back = True
             if type(self.handler).__module__ == "ldkkit.sandbox.bridge":  # (the grader's RemoteHandler: the tasks
-                self.handler.crashed()  # in its learner process die too; the sandbox is not imported in a notebook)
+                if self.handler.crashed():  # in its learner process die too, and its memory is put back there)
+                    self.memory_put_back = True  # (the sandbox is not imported in a notebook)
 
     @contextlib.contextmanager
     def handing_over(self) -> Iterator[list[Counted]]:

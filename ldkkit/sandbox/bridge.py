@@ -490,10 +490,12 @@ class RemoteHandler:
                     stand_ins[origin] = make(self, origin)
                     (keeper.tasks if make is LearnerTasks else keeper.threads).append((handling, stand_ins[origin]))
 
-    def crashed(self) -> None:
-        """The learner's node restarts as after a crash (``Recorder.crashed``): its tasks die with its process."""
+    def crashed(self) -> bool:
+        """The learner's node restarts as after a crash (``Recorder.crashed``): its tasks die with its process, and its
+        handler's memory is put back as it was loaded (``memory.Memory``). True if any of that memory had changed."""
         if self.learner.dead is None and self.runtime is not None:
-            self._exchange({"op": "crash"})
+            return self._exchange({"op": "crash"}).get("forgot") is True
+        return False
 
     def _task_blocked(self, blocked: Any) -> None:
         """A task the learner's handler spawned was refused a blocking call, and dropped unawaited: the check's world

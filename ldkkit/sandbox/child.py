@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from typing import Any, Optional
 
 from ..events.queue import ReturnedUnawaited, answer
+from ..exercises.memory import Memory
 from ..exercises.recorder import error_of, settled
 from ..exercises.watch import (
     CLOCK,
@@ -688,6 +689,7 @@ class Learner:
 
     def serve(self, handler: Any) -> None:
         """Answer the grader until it hangs up: events, clock steps, new worlds."""
+        memory = Memory(handler)  # (as the workbook's cells left it: what a crash puts back, as the check does)
         while True:
             try:
                 message = self.channel.receive()
@@ -703,6 +705,7 @@ class Learner:
                 self.loop.now_us = now_us
                 old.close()
                 self.current = None
+            forgot = op == "crash" and memory.forget()  # (before the node's restart: a new process's memory)
             if op == "crash":
                 self.crashed()
             if op == "event":
@@ -713,7 +716,8 @@ class Learner:
                 held = state["state"] != "pending" and _GATE.holds()  # (work held until the grader heard: it steps)
                 self.channel.send({"op": "idle", "handler": state, "next_us": self.loop.next_us(), "held": held,
                                    "waiting": self.waiting(), "working": self.working(),
-                                   "unawaited": UNAWAITED[:], **self._thread_failed(), **self._blocked()})
+                                   "unawaited": UNAWAITED[:], "forgot": forgot, **self._thread_failed(),
+                                   **self._blocked()})
                 UNAWAITED.clear()
                 if state["state"] != "pending":
                     _GATE.open()

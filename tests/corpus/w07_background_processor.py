@@ -322,6 +322,33 @@ def remembers_what_it_wrote() -> Any:
                     Event.PaymentFailed: once(failed, lambda e: e.payment_id)})
 
 
+def counts_once_by_memory() -> Any:
+    """Adds each payment's amount to its record once: a set in memory says which it counted ("idempotent"). After a
+    real crash the set is gone, and the PaymentClaimed handed over again is counted twice."""
+    counted: set[bytes] = set()
+
+    def claimed(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+        secret = getattr(event.purpose, "payment_secret", None)
+        with inbound_payments.lock() as payments:
+            info = payments.get(event.payment_hash)
+            if bytes(event.payment_hash) not in counted:
+                if info is None:
+                    info = payments[event.payment_hash] = PaymentInfo(event.purpose.preimage(), secret,
+                                                                      HTLCStatus.Succeeded, 0)
+                elif info.status is not HTLCStatus.Succeeded:
+                    info.amt_msat = 0
+                info.status, info.preimage, info.secret = HTLCStatus.Succeeded, event.purpose.preimage(), secret
+                info.amt_msat += event.amount_msat
+                counted.add(bytes(event.payment_hash))
+            try:
+                fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+            except OSError:
+                return ReplayEvent()
+        return None
+
+    return compose({CLAIMED: claimed})
+
+
 def writes_in_a_thread_after_its_pool() -> Any:
     """Each payment event's record is written by a thread of its own, which first waits for a pool of its own, then
     writes (ReplayEvent if the write failed); the handler awaits its answer."""
@@ -588,6 +615,10 @@ CASES = [
                                                                    FAILED: retries_a_sent_payment_once_then_swallows}),
           "raised OSError", "ReplayEvent", why="one retry in place on PaymentSent and PaymentFailed, then the error "
           "printed and dropped: it passed, the disk refusing outbound_payments once only"),
+    wrong(EX, "counts_once_by_a_set_in_memory", Fresh(counts_once_by_memory), "a crash just after PaymentClaimed",
+          "amt_msat", "only what is on disk outlives a crash",
+          why="adds the amount once, a set in memory saying which payments it counted: it passed, the check's restart "
+              "keeping the set a real restart loses, and the PaymentClaimed handed over again is counted twice"),
     wrong(EX, "counts_a_payment_handed_over_again", compose({CLAIMED: adds_when_handed_again}),
           "a crash just after PaymentClaimed", "amt_msat", why="adds the amount to a Succeeded record, memory put "
           "back after a failed write: a PaymentClaimed handed over again after a crash counts twice"),

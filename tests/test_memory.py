@@ -1,0 +1,115 @@
+"""What a crash takes from a handler (``ldkkit.exercises.memory``): its memory, put back as the check found it."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from typing import Any
+
+from ldkkit import policy, reference
+from ldkkit.exercises.memory import Memory
+
+
+def learner(source: str) -> dict[str, Any]:
+    """The namespace a learner's cell makes: its code is the learner's (neither the kit's nor a library's)."""
+    namespace: dict[str, Any] = {}
+    exec(compile(textwrap.dedent(source), "<a learner's cell>", "exec"), namespace)  # noqa: S102
+    return namespace
+
+
+def test_the_containers_and_values_a_handler_names_come_back_as_they_were_in_place():
+    cell = learner("""
+        import collections
+        SEEN, TOTALS, LOG, RECENT, COUNT = set(), {}, [], collections.deque(maxlen=3), 0
+        KEPT_ELSEWHERE = {"kept": 1}
+
+        def handle(event):
+            global COUNT
+            SEEN.add(event); TOTALS[event] = TOTALS.get(event, 0) + 1; LOG.append(event); RECENT.append(event)
+            COUNT += 1
+    """)
+    seen, totals = cell["SEEN"], cell["TOTALS"]
+    memory = Memory(cell["handle"])
+    for event in ("a", "b", "a"):
+        cell["handle"](event)
+    assert memory.forget() is True
+    assert (cell["SEEN"], cell["TOTALS"], cell["LOG"], list(cell["RECENT"]), cell["COUNT"]) == (set(), {}, [], [], 0)
+    assert cell["SEEN"] is seen and cell["TOTALS"] is totals  # (in place: whatever else holds them sees it)
+    assert cell["KEPT_ELSEWHERE"] == {"kept": 1}  # (not named by the handler: not its memory)
+    cell["handle"]("c")
+    assert memory.forget() is True and cell["SEEN"] == set()  # (each crash comes back to the same memory)
+    assert memory.forget() is False  # (nothing changed since: nothing was taken)
+
+
+def test_closures_tables_of_functions_and_an_objects_attributes_are_memory_too():
+    cell = learner("""
+        def make():
+            seen = set()
+            def on_claimed(event):
+                seen.add(event)
+            arms = {"claimed": on_claimed}
+            def handle(event):
+                arms["claimed"](event)
+            return handle, seen
+
+        class Node:
+            def __init__(self):
+                self.paid = {}
+            def handle(self, event):
+                self.paid[event] = True
+            def __call__(self, event):
+                self.handle(event)
+    """)
+    handle, seen = cell["make"]()
+    node = cell["Node"]()
+    memories = [Memory(handle), Memory(node.handle), Memory(node)]
+    handle("x")
+    node("y")
+    assert [m.forget() for m in memories] == [True, True, False]  # (the last finds the dict already put back)
+    assert seen == set() and node.paid == {}
+
+
+def test_what_the_kit_shares_and_what_cannot_be_copied_are_left_alone():
+    cell = learner("""
+        import threading
+        from ldkkit.policy import TRUSTED_ZERO_CONF_PEERS
+        HELD = [threading.Lock()]
+        background_tasks = set()
+
+        def handle(event):
+            if event in TRUSTED_ZERO_CONF_PEERS:
+                HELD.append(event)
+            background_tasks.add(event)
+    """)
+    memory = Memory(cell["handle"])
+    policy.TRUSTED_ZERO_CONF_PEERS.add("lsp")  # (a scenario adds its trusted LSP while it plays)
+    try:
+        cell["handle"]("lsp")
+        memory.forget()
+        assert "lsp" in policy.TRUSTED_ZERO_CONF_PEERS and len(cell["HELD"]) == 2
+    finally:
+        policy.TRUSTED_ZERO_CONF_PEERS.discard("lsp")
+    assert cell["background_tasks"] == set()
+
+
+def test_work_in_progress_put_back_is_no_memory_taken():
+    """A set of tasks (the workbooks' ``background_tasks``) is emptied at a crash, as the tasks die: no record of what
+    was handled was lost, so a failure does not say so."""
+    cell = learner("""
+        background_tasks = set()
+
+        def handle(task):
+            background_tasks.add(task)
+    """)
+    memory = Memory(cell["handle"])
+    loop = asyncio.new_event_loop()
+    try:
+        cell["handle"](loop.create_future())
+        assert memory.forget() is False and cell["background_tasks"] == set()
+    finally:
+        loop.close()
+
+
+def test_the_kits_own_handler_has_no_memory_of_a_learners():
+    memory = Memory(reference.handle_ldk_events)
+    assert memory.forget() is False and not memory._containers and not memory._names
