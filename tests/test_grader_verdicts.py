@@ -966,6 +966,11 @@ _AS_THE_CHECK = {
             "                        info.amt_msat = 0\n                    info.status, info.preimage, info.secret = "
             "HTLCStatus.Succeeded, purpose.preimage(), secret\n                    info.amt_msat += amount_msat\n"
             "                    COUNTED.add(payment_hash)\n", 1))),
+    # the write handed to a pool in a with block, whose end joins the pool's thread: refused as Thread.join is (it hung
+    # for the hang limit, told it was polling, and the next check in the kernel failed too)
+    "writes_in_a_pool_of_a_with_block": ("receiving_payments", "03_receiving_payments.ipynb", lambda s: s.replace(
+        _WRITE_IN, "                with concurrent.futures.ThreadPoolExecutor(1) as pool:\n                    "
+        "pool.submit(fs_store.write, '', '', 'inbound_payments', inbound_payments.encode())\n", 1)),
     # the write's OSError returned, not raised: the check judges it as raised (the queue does), and so must the grader
     # (it took it as None, handled, and passed)
     "returns_the_write_error": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(

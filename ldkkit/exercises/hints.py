@@ -25,6 +25,10 @@ def _polled(error: BaseException, event: Event, played: Optional[Played]) -> str
 @error_hint(lambda e, event: isinstance(e, BlockingCall))
 def _slept(error: BaseException, event: Event, played: Optional[Played]) -> str:
     call = getattr(error, "call", "") or "time.sleep()"
+    if call in ("Executor.__exit__()", "ThreadPoolExecutor.shutdown()"):  # (the end of `with ThreadPoolExecutor()`)
+        return (f"{call} waits for the pool's threads, and stops the whole node meanwhile: no other event is handled "
+                "(the check stopped it). Make the pool once, outside your handler, and await what you hand it: "
+                "await asyncio.get_running_loop().run_in_executor(pool, fn, ...).")
     return (f"{call} stops the whole node: no other event is handled, no message answered, while it waits "
             "(the check stopped it). To wait, spawn a task that awaits asyncio.sleep(...) (or asyncio's own Event "
             "or Queue): asyncio.get_running_loop().create_task(...).")

@@ -119,7 +119,8 @@ CONDITION_WAIT = threading.Condition.wait.__code__
 _BLOCKING = {f.__code__ for f in (
     threading.Event.wait, threading.Condition.wait, threading.Condition.wait_for, threading.Semaphore.acquire,
     threading.Barrier.wait, queue.Queue.get, queue.Queue.put, queue.Queue.join, concurrent.futures.Future.result,
-    concurrent.futures.Future.exception, concurrent.futures.wait, concurrent.futures.as_completed)} | {
+    concurrent.futures.Future.exception, concurrent.futures.wait, concurrent.futures.as_completed,
+    concurrent.futures.ThreadPoolExecutor.shutdown, concurrent.futures.Executor.__exit__)} | {
     c for c in concurrent.futures.Executor.map.__code__.co_consts if getattr(c, "co_name", "") == "result_iterator"}
 #: ``Thread.join`` waits in C, never in ``Condition.wait``: refused as it starts, if the thread is still running.
 _THREAD_JOIN = threading.Thread.join.__code__
@@ -183,9 +184,10 @@ def blocking_call(frame: Any, what: str, arg: Any) -> Optional[str]:
         return "time.sleep()"
     if what == "call" and frame.f_code is CONDITION_WAIT and frame.f_locals.get("timeout") != 0:
         return _called_by_you(frame)
-    if what == "call" and frame.f_code is _THREAD_JOIN and yours(frame.f_back) \
-            and frame.f_locals.get("timeout") != 0 and frame.f_locals["self"].is_alive():
-        return "Thread.join()"
+    if what == "call" and frame.f_code is _THREAD_JOIN and frame.f_locals.get("timeout") != 0 \
+            and frame.f_locals["self"].is_alive():
+        # (yours, or a pool's shutdown that waits for its threads: `with ThreadPoolExecutor() as pool:` at its end)
+        return "Thread.join()" if yours(frame.f_back) else _called_by_you(frame)
     return None
 
 

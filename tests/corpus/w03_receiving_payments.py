@@ -149,6 +149,12 @@ def writes_in_a_pool() -> Any:
     return compose({CLAIMED: _claimed(write)})
 
 
+def _write_in_a_with_block(fs_store: Any, key: str, storage: Any) -> None:
+    """The write handed to a pool made for it, waited for as the ``with`` block ends (its shutdown joins the thread)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(_write, fs_store, key, storage)
+
+
 def claimed_awaiting_its_pool() -> Any:
     """An async arm: records the payment, then awaits its write, made in a pool of its own (one per run)."""
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="corpus-awaited-writes")
@@ -734,6 +740,10 @@ CASES = [
           "you wrote it only after your handler had returned",
           why="records the payment, then writes from a thread it starts and does not wait for: the write raced the "
               "check's read (it passed, or failed, by the machine's speed)"),
+    wrong(EX, "writes_in_a_pool_of_a_with_block", compose({CLAIMED: _claimed(_write_in_a_with_block)}),
+          "Executor.__exit__()", "run_in_executor", why="`with ThreadPoolExecutor(1) as pool: pool.submit(write)`: "
+          "the end of the block waits for the pool's thread, as Thread.join does: it hung for the check's 10 s, told "
+          "it was polling, and the next check in the kernel failed too"),
     wrong(EX, "writes_from_its_pool", Fresh(writes_in_a_pool),
           "you wrote it only after your handler had returned",
           why="records the payment, then hands the write to a pool of its own and returns"),
