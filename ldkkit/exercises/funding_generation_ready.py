@@ -75,15 +75,22 @@ def judge_discarded(played: Played) -> int:
         raise fail(played, None, "ChannelClosed and DiscardFunding, once the peer vanished before signing",
                    "no DiscardFunding", "fund the channel as in the first story: funding_transaction_generated with "
                    "the signed transaction.")
+    chain = played.world.chain
+    funding_scripts = {e.output_script for e in played.events(Event.FundingGenerationReady)}
     for handling in discarded:
         tx = handling.event.funding_info.transaction
-        if played.world.chain.get_transaction(tx.compute_txid()) is not None:
-            raise fail(played, handling.event, "the discarded funding transaction never broadcast",
-                       f"it was broadcast: {tx.compute_txid()!r} is on chain",
+        txid = tx.compute_txid()
+        scripts = funding_scripts & {o.script_pubkey for o in tx.output}  # (the dead channel's 2-of-2)
+        paying = [t for t, spent in chain.transactions.items() if t == txid or any(
+            o.script_pubkey in scripts for o in spent.output)]
+        if paying:
+            raise fail(played, handling.event, "the discarded funding transaction never broadcast, nor its output "
+                       "paid by another", f"it was broadcast: {txid!r} is on chain" if paying[0] == txid else
+                       f"{paying[0]!r}, a transaction paying its funding output, is on chain",
                        "DiscardFunding means the channel closed before the peer signed your refund: LDK will never "
                        "broadcast this transaction, and neither may you, as its output would hold your coins with no "
-                       "channel behind it. ldk-sample does nothing with the event: the coins were never spent, so "
-                       "they stay in your wallet.")
+                       "channel behind it (funding it again, or bumping its fee, pays that output too). ldk-sample "
+                       "does nothing with the event: the coins were never spent, so they stay in your wallet.")
     return len(discarded)
 
 

@@ -411,9 +411,10 @@ class Recorder:
 
     def waiting(self, kind: type | tuple[type, ...]) -> list[Event]:
         """The events of ``kind`` a task your code spawned while handling them still works on (not done), or a thread
-        it started then still works or sleeps for (counted: not idle, waiting for your next event)."""
+        it started then still works, sleeps or waits a while for (``at_work``: not idle, waiting for your next
+        event)."""
         at_work = [*((h, task) for h, task in self.tasks if not task.done()),
-                   *((h, c) for h, c in self.threads if c.counting)]
+                   *((h, c) for h, c in self.threads if c.at_work)]
         return list({id(h.event): h.event for h, _ in at_work if isinstance(h.event, kind)}.values())
 
     def settle_task_failures(self) -> None:

@@ -93,16 +93,21 @@ def claims_after(delay_s: float) -> Any:
 
 
 def probes_story(stage: Stage) -> None:
-    """A payment of yours on its way (its payee claims it only ``CLAIM_S`` later) while two probes end: one gets to
-    its target (ProbeSuccessful), one fails on the way, at bob, who has nothing on his side towards carol
-    (ProbeFailed). Neither ends the payment: it succeeds once claimed."""
+    """A payment of yours on its way (its payee claims it only ``CLAIM_S`` later) while a channel of yours it does not
+    use closes (ChannelClosed) and two probes end: one gets to its target (ProbeSuccessful), one fails on the way, at
+    bob, who has nothing on his side towards carol (ProbeFailed). None of them ends the payment: it succeeds once
+    claimed."""
     bob = stage.peer("bob")
     carol = stage.peer("carol", connect=False)
     dave = stage.peer("dave", connect=False, handler=claims_after(CLAIM_S))
+    erin = stage.peer("erin")
     stage.open(stage.me, bob, 1_000_000)
     stage.open(bob, dave, 1_000_000)
     stage.open(carol, bob, 1_000_000)  # carol funded it: bob cannot forward towards carol
+    stage.open(stage.me, erin, 1_000_000)
     stage.pay(stage.me, stage.invoice(dave, 50_000_000), settle_s=0)
+    stage.me.channel_manager.close_channel(stage.channel_between(stage.me, erin).channel_id, erin.node_id)
+    stage.settle()
     probe(stage, dave, 10_000_000)
     probe(stage, carol, 10_000_000)
     stage.settle(CLAIM_S + 2)
@@ -156,7 +161,7 @@ def rules(session: Session, result: CheckResult) -> None:
     played = session.play("sending_payments", story)
     judge_completed(played)
     counts = judge_outbound_records(played)
-    judge_outbound_records(session.play("probes while a payment is on its way", probes_story))
+    judge_outbound_records(session.play("probes and a channel closing while a payment is on its way", probes_story))
     result.add("PaymentSent: Succeeded on disk, with the preimage, secret and amount", count(counts["sent"], "payment"))
     result.add("PaymentFailed: Failed on disk, secret and amount kept", count(counts["failed"], "payment"))
     result.add("PaymentFailed after success: still Succeeded", count(counts["after"], "payment"))

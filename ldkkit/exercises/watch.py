@@ -431,6 +431,7 @@ class Counted:
         self._lock = threading.Lock()
         self.ended = False
         self.asleep = False  # (in time.sleep, on its clock: it counts again as it wakes)
+        self.alarmed = False  # (in a timed wait, woken by its clock at the latest: ``Alarm``)
         #: Called (from its thread, or whoever woke it) after it starts or stops counting, or falls asleep or wakes:
         #: a pool's worker it occupies (``submit_counted``) frees up without its clock moving only while it works.
         self.on_change: Optional[Callable[[], None]] = None
@@ -438,6 +439,11 @@ class Counted:
     @property
     def counting(self) -> bool:
         return self._stop is not None
+
+    @property
+    def at_work(self) -> bool:
+        """Working, asleep on its clock, or in a timed wait on it: not idle, waiting for work (see ``Alarm``)."""
+        return self.counting or self.alarmed
 
     def up(self, clock: Optional[Clock] = None) -> None:
         with self._lock:
@@ -724,6 +730,7 @@ class Alarm:
                 if self.why is None:
                     handle = loop.call_later(max(0.0, seconds), ring)
                     self._cancel = lambda: (forget(), _soon(loop, handle.cancel))
+                    self.counted.alarmed = True
                     self.counted.down()
 
         return _soon(loop, arm)
@@ -752,6 +759,7 @@ class Alarm:
             if self.why is not None:
                 return False
             self.why = why
+            self.counted.alarmed = False
             then()
             self._lock.release()
         return True

@@ -519,10 +519,10 @@ class Learner:
         return sorted({origin for origin, _ in self.spawned})
 
     def working(self) -> list[int]:
-        """The events (by number) a thread the learner's code started while handling them still works or sleeps for
-        (counted: not idle, waiting for the next event), as ``Recorder.waiting`` asks of the check's."""
+        """The events (by number) a thread the learner's code started while handling them still works, sleeps or waits a
+        while for (``at_work``: not idle, waiting for the next event), as ``Recorder.waiting`` asks of the check's."""
         self.threads = [(origin, counted) for origin, counted in self.threads if not counted.ended]
-        return sorted({origin for origin, counted in self.threads if counted.counting})
+        return sorted({origin for origin, counted in self.threads if counted.at_work})
 
     def crashed(self) -> None:
         """The node restarts as after a crash: the tasks the handler spawned die with its process, as in the check

@@ -48,11 +48,12 @@ class LearnerTasks:
 
 class LearnerThreads:
     """For the check, the threads the learner's code started, in its process, while handling one event: a
-    ``watch.Counted`` as ``Recorder.waiting`` asks of one (counting while one of them works or sleeps)."""
+    ``watch.Counted`` as ``Recorder.waiting`` asks of one (at work while one of them works, sleeps or waits a while:
+    the learner process's ``working``)."""
 
     def __init__(self, handler: RemoteHandler, origin: int) -> None:
         self.handler, self.origin = handler, origin
 
     @property
-    def counting(self) -> bool:
+    def at_work(self) -> bool:
         return self.origin in self.handler.working and self.handler.learner.dead is None

@@ -274,6 +274,16 @@ def log_the_discarded(event: Any, **_: Any) -> None:
     print(f"EVENT: funding of channel {event.channel_id} discarded")
 
 
+def funds_the_discarded_again(bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+    """On DiscardFunding, "retries the funding": a new transaction paying the discarded one's channel output."""
+    channel_output = next(o for o in event.funding_info.transaction.output
+                          if not bitcoind_client.is_mine(o.script_pubkey))
+    raw = bitcoind_client.create_raw_transaction(
+        [{str(Address.from_script(channel_output.script_pubkey, network)): channel_output.value / 100_000_000}])
+    signed = bitcoind_client.sign_raw_transaction_with_wallet(bitcoind_client.fund_raw_transaction(raw).hex)
+    bitcoind_client.send_raw_transaction(signed.hex)
+
+
 def dust_marker(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
     """Adds a 100-sat output to a wallet address of its own (a "marker" of the funding) beside the channel's."""
     address = Address.from_script(event.output_script, network)
@@ -298,6 +308,9 @@ CASES = [
     wrong(EX, "broadcasts_the_discarded_funding", compose({Event.DiscardFunding: broadcast_the_discarded}),
           "discarded funding transaction never broadcast", "DiscardFunding means",
           why="broadcasts the transaction of a DiscardFunding: coins locked with no channel (never exercised before)"),
+    wrong(EX, "funds_a_discarded_channel_again", compose({Event.DiscardFunding: funds_the_discarded_again}),
+          "paying its funding output", "DiscardFunding means", why="pays the discarded channel's output with a new "
+          "transaction: it passed, only the discarded transaction itself being looked for on chain"),
     right(EX, "logs_discard_funding", compose({Event.DiscardFunding: log_the_discarded}),
           why="prints DiscardFunding (ldk-sample does nothing with it)"),
     right(EX, "funded_by_a_worker_thread_started_before_the_check",

@@ -555,12 +555,12 @@ def answers_after(seconds: float) -> Any:
     return put_off
 
 
-def answers_from_a_thread_after(seconds: float) -> Any:
-    """answers_after's answer, from a thread of its own that sleeps ``seconds`` first."""
+def answers_from_a_thread_after(seconds: float, *, wait: Any = time.sleep) -> Any:
+    """answers_after's answer, from a thread of its own that sleeps ``seconds`` first (or waits them, ``wait``)."""
 
     def put_off(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
         def later() -> None:
-            time.sleep(seconds)
+            wait(seconds)
             claimable(channel_manager=channel_manager, inbound_payments=inbound_payments, event=event)
 
         threading.Thread(target=later).start()
@@ -652,6 +652,10 @@ CASES = [
           compose({CLAIMABLE: answers_put_off("Task", 3600)}),
           "had still not claimed it when the check stopped waiting", "claim_deadline",
           why="asyncio.Task(coro) sleeping an hour first: never within the check's wait"),
+    right(EX, "answers_from_a_thread_after_a_timed_wait", compose({CLAIMABLE: answers_from_a_thread_after(
+        60, wait=lambda seconds: threading.Event().wait(seconds))}),
+          why="a thread of its own waits a minute with threading.Event().wait(60), then answers: it was failed ('never "
+              "claimed'), the check taking a thread in a timed wait for one idle, and ending the story before it woke"),
     right(EX, "answers_from_a_thread_a_minute_later", compose({CLAIMABLE: answers_from_a_thread_after(60)}),
           why="answers_a_minute_later from a thread that sleeps first: it was told 'it was never claimed' and 'the "
               "preimage is in the event's purpose' (the check waited for a task working on a claim, not a thread)"),

@@ -382,6 +382,10 @@ CASES = [
     wrong(EX, "sent_marks_every_pending", compose({SENT: every_pending_as(HTLCStatus.Succeeded, preimage=True)}),
           "still on its way, left Pending", "event's payment_id",
           why="on PaymentSent, marks every Pending entry Succeeded: another payment still on its way too"),
+    wrong(EX, "channel_closed_fails_every_pending", compose({Event.ChannelClosed: every_pending_as(HTLCStatus.Failed)}),
+          "still on its way, left Pending", "only PaymentSent and PaymentFailed end a payment",
+          why="marks every Pending payment Failed when a channel closes: it passed, no channel closing in the "
+              "workbook's stories while a payment was on its way"),
     wrong(EX, "failed_marks_every_pending", compose({FAILED: every_pending_as(HTLCStatus.Failed)}),
           "still on its way, left Pending", why="on PaymentFailed, marks every Pending entry Failed"),
     wrong(EX, "failed_after_success_loses_the_preimage", compose({FAILED: failed_rebuilds_without_preimage}),
