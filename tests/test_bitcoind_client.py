@@ -15,7 +15,7 @@ from ldkkit.bitcoind_client import BitcoindClient, BitcoindError, FundedTx, RawT
 from ldkkit.chain.chaininterface import FEERATE_FLOOR_SATS_PER_KW, ConfirmationTarget, fee_for_weight, tx_weight
 from ldkkit.logger import Level
 from ldkkit.sign import p2wpkh_script_code, segwit_sighashes
-from ldkkit.sim.chain import Chain
+from ldkkit.sim.chain import Chain, ChainError
 from ldkkit.sim.clock import VirtualClock
 from ldkkit.sim.world import World
 from ldkkit.types import Txid
@@ -194,6 +194,26 @@ def test_send_raw_transaction_reports_chain_refusals_as_bitcoind_errors():
         client.send_raw_transaction(double_spend.serialize().hex())
     with pytest.raises(BitcoindError, match="TX decode failed"):
         client.send_raw_transaction("zz")
+
+
+@pytest.mark.parametrize("lock_time, sequence, final", [
+    (0, 0, True), (1, 0, True),  # (the chain is at block 1: the next is 2)
+    (2, 0, False), (2, 0xFFFFFFFF, True), (1_000, 0xFFFFFFFE, False),
+    (500_000_000, 0, True), (4_000_000_000, 0, False), (4_000_000_000, 0xFFFFFFFF, True),  # (times: 1985, 2096)
+])
+def test_a_transaction_whose_lock_time_is_not_reached_is_refused_as_non_final(lock_time, sequence, final):
+    """Bitcoin Core's IsFinalTx for the next block: an nLockTime below 500,000,000 is a height, from it a time (the
+    median of the last eleven blocks'); an input whose nSequence is 0xffffffff opts out of it, all of them the tx."""
+    chain, client = funded_client()
+    coin = client.list_unspent()[0]
+    tx = Transaction.new(2, lock_time, [TxIn(coin.outpoint, ScriptBuf(b""), sequence, ())],
+                         [TxOut(coin.amount - 1_000, CHANNEL_SCRIPT)])
+    if final:
+        assert chain.broadcast(tx) == tx.compute_txid()
+        return
+    with pytest.raises(ChainError, match=f"^non-final: its nLockTime \\({lock_time:,}\\) is not yet reached"):
+        chain.broadcast(tx)
+    assert chain.get_transaction(tx.compute_txid()) is None
 
 
 def test_rejected_broadcasts_are_logged_and_kept_never_dropped():

@@ -181,19 +181,21 @@ def test_htlc_resolution_spends_the_htlc_output_to_our_delayed_script_with_a_wal
     claim's lock time; a wallet coin pays the whole transaction's fee at the target, change back to the wallet."""
     from ldkkit.chain.chainmonitor import htlc_script, to_local_script
 
+    EXPIRY = 20  # noqa: N806  (the HTLC's cltv_expiry, and the claim's lock time)
+
     node = Node(100_000_000)
     kid = node.keys.generate_channel_keys_id(False, CHANNEL_VALUE, 1)
     signer = node.keys.derive_channel_keys(CHANNEL_VALUE, kid)
-    htlc = HTLCOutputInCommitment(True, 50_000_000, 500, PaymentHash(b"\x44" * 32), 1)
-    commitment = node.chain.fund({ScriptBuf.new_p2wsh(b"\x51"): 1_000, htlc_script(htlc.payment_hash, 500): 50_000})
-    node.chain.mine(1)
+    htlc = HTLCOutputInCommitment(True, 50_000_000, EXPIRY, PaymentHash(b"\x44" * 32), 1)
+    commitment = node.chain.fund({ScriptBuf.new_p2wsh(b"\x51"): 1_000, htlc_script(htlc.payment_hash, EXPIRY): 50_000})
+    node.chain.mine(EXPIRY - node.chain.height())  # (LDK asks once the HTLC has expired: its lock time is reached)
     descriptor = HTLCDescriptor(ChannelDerivationParameters(CHANNEL_VALUE, kid, ChannelTransactionParameters(144)),
                                 commitment.compute_txid(), 0, PEER, 0, htlc, None)
-    event = BumpTransactionEvent.HTLCResolution(CHANNEL, PEER, ClaimId(b"\x66" * 32), 2_000, (descriptor,), 500)
+    event = BumpTransactionEvent.HTLCResolution(CHANNEL, PEER, ClaimId(b"\x66" * 32), 2_000, (descriptor,), EXPIRY)
     before = node.wallet.get_balance()
     node.handler.handle_event(event)
     (tx,) = node.chain.mempool.values()
-    assert tx.lock_time == 500
+    assert tx.lock_time == EXPIRY
     assert tx.input[0].previous_output == OutPoint(commitment.compute_txid(), 1)
     assert tx.output[0] == TxOut(50_000, to_local_script(signer.delayed_payment_basepoint,
                                                          signer.revocation_basepoint, 144))

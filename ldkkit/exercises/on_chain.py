@@ -24,6 +24,7 @@ from ..events import Event
 from ..events.bump_transaction import BumpTransactionEvent
 from ..scenarios import Stage, vanish_when_paid
 from ..sign import SpendableOutputDescriptor, descriptor_outpoint
+from ..sim.chain import is_final
 from . import sending_payments
 from .common import CheckResult, Handling, Played, Session, count, fail, held_back
 from .funding_generation_ready import MIN_RELAY_SAT_PER_VB
@@ -161,6 +162,14 @@ def _explain(played: Played, handling: Handling, descriptor: Any) -> tuple[str, 
     calls = played.recorder.calls_for(handling, "output_sweeper.track_spendable_outputs")
     built = [c for c in played.recorder.calls_for(handling, "keys_manager.spend_spendable_outputs")
              if descriptor in tuple(c.arguments.get("descriptors", ()))]
+    chain = played.world.chain
+    late = [c.returned for c in built if c.returned is not None and not is_final(
+        c.returned, chain.height() + 1, chain.median_time_past())]
+    if not calls and late:
+        return (f": you built a transaction spending it (keys_manager.spend_spendable_outputs) with nLockTime "
+                f"{late[0].lock_time:,}, a block after the story's last ({chain.height():,}), and bitcoind refuses "
+                "such a transaction (non-final)", "leave locktime=None (the current height: LDK's own choice), or "
+                "hand the outputs to output_sweeper.track_spendable_outputs, which spends them as soon as it may.")
     if not calls and built:
         return (": you built a transaction spending it (keys_manager.spend_spendable_outputs), and none spending it "
                 "confirmed", "a transaction you build reaches the chain only once you broadcast it "

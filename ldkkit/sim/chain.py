@@ -93,6 +93,11 @@ class Chain:
                     out.append((outpoint, txout, self.confirmations(outpoint.txid) or 0))
             return out
 
+    def median_time_past(self) -> int:
+        """The median time of the last eleven blocks: what a time-based nLockTime is compared with (BIP 113)."""
+        times = sorted(block.time for block in self.blocks[-11:])
+        return times[len(times) // 2] if times else 0
+
     def add_listener(self, listener: Callable[[Block], None]) -> None:
         """Call ``listener(block)`` for every block mined from now on (``chain::Listen``)."""
         self._listeners.append(listener)
@@ -105,6 +110,9 @@ class Chain:
             txid = tx.compute_txid()
             if txid in self.transactions:
                 return txid  # already known: rebroadcasting is harmless
+            if not is_final(tx, len(self.blocks), self.median_time_past()):
+                raise ChainError(f"non-final: its nLockTime ({tx.lock_time:,}) is not yet reached (the next block is "
+                                 f"{len(self.blocks):,}), and not every input's nSequence is final (0xffffffff)")
             inputs = tx.input
             value_in = 0
             for txin in inputs:
@@ -180,6 +188,21 @@ class Chain:
             self.before_block()
         self.blocks.append(block)
         return block
+
+
+#: Below it, an nLockTime is a block height; from it on, a time (Bitcoin Core's ``LOCKTIME_THRESHOLD``).
+LOCKTIME_THRESHOLD = 500_000_000
+#: An input's nSequence that opts out of the nLockTime (``CTxIn::SEQUENCE_FINAL``).
+SEQUENCE_FINAL = 0xFFFFFFFF
+
+
+def is_final(tx: Transaction, next_height: int, median_time_past: int) -> bool:
+    """Bitcoin Core's ``IsFinalTx``, as its mempool asks it for the next block: a transaction whose nLockTime is not yet
+    reached may enter no block, unless every input's nSequence opts out of it. (bitcoind refuses it: "non-final".)"""
+    lock_time = tx.lock_time
+    if lock_time == 0 or lock_time < (next_height if lock_time < LOCKTIME_THRESHOLD else median_time_past):
+        return True
+    return all(txin.sequence == SEQUENCE_FINAL for txin in tx.input)
 
 
 @functools.lru_cache(maxsize=4096)
