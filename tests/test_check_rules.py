@@ -1823,7 +1823,7 @@ def _written_early(played, *, key="inbound_payments", error=None, during=True, s
     ``key``, failing with ``error``, from a task unless ``during``, with the keysend's entry of ``status`` if given."""
     from ldkkit.payment_storage import HTLCStatus, InboundPaymentInfoStorage
 
-    claimable = played.handled(Event.PaymentClaimable)[1]
+    claimable = [h for h in played.handled(Event.PaymentClaimable) if h.event.purpose.preimage() is not None][1]
     claimed = next(h for h in played.handled(Event.PaymentClaimed)
                    if h.event.payment_hash == claimable.event.payment_hash)
     assert any(h.order < claimable.order for h in played.handled(Event.PaymentClaimed))  # (another hash's claim)

@@ -49,8 +49,8 @@ def story(stage: Stage) -> None:
     paid = stage.invoice(stage.me, 50_000_000)
     stage.invoice(stage.me, UNPAID_MSAT)
     stage.pay(bob, paid)
+    pay_unknown_hash(stage, bob, 30_000_000)  # (before the keysend: its record is written after, memory and all)
     stage.keysend(bob, stage.me, 20_000_000)
-    pay_unknown_hash(stage, bob, 30_000_000)
 
 
 def pay_unknown_hash(stage: Stage, payer: object, amount_msat: int) -> None:

@@ -214,6 +214,20 @@ def claimable_records_success(inbound_payments: Any, fs_store: Any, event: Any, 
     fs_store.write("", "", "inbound_payments", inbound_payments.encode())
 
 
+def claimable_marks_success_in_memory(inbound_payments: Any, event: Any, **kw: Any) -> None:
+    """Answers as it should, and marks the payment Succeeded in memory already (every one, even one it fails back);
+    the PaymentClaimed arm only writes the map."""
+    claimable(inbound_payments=inbound_payments, event=event, **kw)
+    with inbound_payments.lock() as payments:
+        payments[event.payment_hash] = PaymentInfo(event.purpose.preimage(), getattr(event.purpose, "payment_secret",
+                                                                                     None), HTLCStatus.Succeeded,
+                                                   event.amount_msat)
+
+
+def claimed_only_writes(inbound_payments: Any, fs_store: Any, **_: Any) -> None:
+    fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+
 def claimable_records_what_it_claims(inbound_payments: Any, fs_store: Any, event: Any, **kw: Any) -> None:
     """Claims, and writes the record as PaymentClaimed would, already on PaymentClaimable (and has no Claimed arm)."""
     claimable(inbound_payments=inbound_payments, fs_store=fs_store, event=event, **kw)
@@ -774,6 +788,10 @@ CASES = [
           "SHA-256", why="claim_funds(PaymentPreimage(bytes(payment_hash))): calls claim_funds, claims nothing"),
     wrong(EX, "fails_back_then_claims", compose({CLAIMABLE: fail_then_claim}), "the payer paid", "refunded",
           why="fail_htlc_backwards, then claim_funds: the payer is refunded"),
+    wrong(EX, "marks_success_in_memory_on_claimable", compose({CLAIMABLE: claimable_marks_success_in_memory,
+                                                               CLAIMED: claimed_only_writes}),
+          "not Succeeded on disk yet", why="marks every payment Succeeded in memory on PaymentClaimable, the one it "
+          "fails back too, and only writes on PaymentClaimed: it passed, no record written after the one failed back"),
     wrong(EX, "records_success_on_claimable", compose({CLAIMABLE: claimable_records_success}),
           "not Succeeded on disk yet", "PaymentClaimed",
           why="writes Succeeded on PaymentClaimable, so the refunded payment is Succeeded on disk"),
