@@ -345,9 +345,15 @@ def _judge_others_pending(played: Played, handling: Handling, ended: set[Any]) -
             about_payments = isinstance(handling.event, (Event.PaymentSent, Event.PaymentFailed,
                                                          Event.PaymentPathFailed))
             about_a_probe = isinstance(handling.event, (Event.ProbeSuccessful, Event.ProbeFailed))
+            its_path_failed = record.status is HTLCStatus.Failed and any(
+                isinstance(h.event, Event.PaymentPathFailed) and h.event.payment_id == payment_id
+                and h.order < handling.order for h in played.recorder.handlings)
             raise fail(played, handling.event, f"the payment {payment_id!r}, still on its way, left Pending on disk",
-                       f"on disk: {record!r}", "an event is about one payment: look its entry up by the event's "
-                       "payment_id, and leave the others as they are." if about_payments else
+                       f"on disk: {record!r}", (f"this event's write stored {payment_id!r} as your code had left it "
+                       "in memory, maybe since a PaymentPathFailed of its own: one path failing is not the end of a "
+                       "payment (LDK retries another), so leave its entry Pending until PaymentFailed. And "
+                       if its_path_failed else "") + "an event is about one payment: look its entry up by the "
+                       "event's payment_id, and leave the others as they are." if about_payments else
                        f"a probe is no payment, and {type(handling.event).__name__} ends none of yours: it only "
                        "teaches the scorer which channels have liquidity (LDK's background processor has already "
                        "given it to it). Record nothing for it; only PaymentSent and PaymentFailed end a payment."

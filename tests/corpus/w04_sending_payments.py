@@ -72,6 +72,14 @@ def failed_early_return(outbound_payments: Any, fs_store: Any, event: Any, **_: 
     return None
 
 
+def path_failed_in_memory(outbound_payments: Any, event: Any, **_: Any) -> None:
+    """Marks the payment Failed in memory on PaymentPathFailed, leaving the write to the next event's arm."""
+    with outbound_payments.lock() as payments:
+        info = payments.get(event.payment_id)
+        if info is not None and info.status is HTLCStatus.Pending:
+            info.status = HTLCStatus.Failed
+
+
 def path_failed_logged(channel_manager: Any, event: Any, **_: Any) -> None:
     channel_manager.logger.info("learner", f"a path of {event.payment_id} failed; LDK retries")
 
@@ -382,6 +390,10 @@ CASES = [
     wrong(EX, "sent_marks_every_pending", compose({SENT: every_pending_as(HTLCStatus.Succeeded, preimage=True)}),
           "still on its way, left Pending", "event's payment_id",
           why="on PaymentSent, marks every Pending entry Succeeded: another payment still on its way too"),
+    wrong(EX, "path_failed_marks_failed_in_memory", compose({Event.PaymentPathFailed: path_failed_in_memory}),
+          "still on its way, left Pending", "since a PaymentPathFailed of its own", "Pending until PaymentFailed",
+          why="marks Failed in memory on PaymentPathFailed, and another payment's write stores it: it was told to look "
+              "that other event's entry up by its payment_id, which it did"),
     wrong(EX, "channel_closed_fails_every_pending", compose({Event.ChannelClosed: every_pending_as(HTLCStatus.Failed)}),
           "still on its way, left Pending", "only PaymentSent and PaymentFailed end a payment",
           why="marks every Pending payment Failed when a channel closes: it passed, no channel closing in the "
