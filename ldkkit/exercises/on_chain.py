@@ -10,8 +10,9 @@ Rules, judged from the chain and the wallet:
 - each was in the sweeper's care (or spent by a transaction you broadcast) by the time your handler
   returned: LDK forgets the event then, and a crash before a later hand-over would lose the coins;
 - every ``BumpTransaction`` is handed, as it is, to ``bump_tx_event_handler.handle_event``;
-- what each one asked for confirmed: the commitment transaction (``ChannelClose``) and the spend of
-  each HTLC output (``HTLCResolution``). LDK does not broadcast these itself while they pay too little;
+- what each one asked for confirmed: the commitment transaction (``ChannelClose``), before the HTLC on it
+  expires, and the spend of each HTLC output (``HTLCResolution``). LDK does not broadcast these itself while they pay
+  too little;
 - the payment stuck on the force-closed channel is recorded as workbook 4 says: ``Pending`` until
   ``PaymentFailed`` (closing its channel does not end it), then ``Failed``.
 """
@@ -231,10 +232,19 @@ def judge_bumped_confirmed(played: Played) -> None:
     spenders = {txin.previous_output: txid for txid, tx in chain.transactions.items() for txin in tx.input}
     for handling in played.handled(Event.BumpTransaction):
         match handling.event.bump_event:
-            case BumpTransactionEvent.ChannelClose(commitment_tx=tx, channel_id=channel_id):
-                if chain.confirmations(tx.compute_txid()):
+            case BumpTransactionEvent.ChannelClose(commitment_tx=tx, channel_id=channel_id, pending_htlcs=htlcs):
+                txid = tx.compute_txid()
+                expiry = min((h.cltv_expiry for h in htlcs), default=None)
+                confirmed_at = chain.confirmed_at.get(txid) if chain.confirmations(txid) else None
+                if confirmed_at is not None and (expiry is None or confirmed_at < expiry):
                     continue
-                what = f"your commitment transaction {tx.compute_txid()} of channel {channel_id} confirmed"
+                what = (f"your commitment transaction {txid} of channel {channel_id} confirmed" +
+                        (f" before the HTLC on it expires (block {expiry:,})" if expiry is not None else ""))
+                if confirmed_at is not None:  # (too late: an HTLC is taken back only once the commitment is in)
+                    raise fail(played, handling.event, what, f"it confirmed only at block {confirmed_at:,}",
+                               "hand each BumpTransaction over as it comes: LDK asks for the commitment with an HTLC "
+                               "on it urgently, as only once it confirms can the HTLC be taken back before the peer "
+                               "claims it, and a fee bump put off misses that deadline.")
                 why = ("your commitment pays only the feerate agreed when it was signed, too little now, and only the "
                        "child the handler builds from your wallet's coins, spending its anchor, pays the rest.")
             case BumpTransactionEvent.HTLCResolution(htlc_descriptors=descriptors, channel_id=channel_id):

@@ -166,6 +166,15 @@ def only_open_channels(channel_manager: Any, output_sweeper: Any, event: Any, **
         output_sweeper.track_spendable_outputs(list(event.outputs), event.channel_id, False, None)
 
 
+def bump_hours_later(bump_tx_event_handler: Any, event: Any, **_: Any) -> None:
+    """Hands each fee bump over from a task six hours later ("fee bumps batched a few times a day")."""
+    async def later() -> None:
+        await asyncio.sleep(6 * 3600)
+        bump_tx_event_handler.handle_event(event.bump_event)
+
+    spawn(later())
+
+
 def track_later(output_sweeper: Any, event: Any, **_: Any) -> None:
     """Returns at once, and hands the outputs to the sweeper from a task ten minutes later."""
     async def later() -> None:
@@ -356,6 +365,9 @@ CASES = [
     wrong(EX, "bumps_each_claim_once", Fresh(bumps_each_claim_once), "not handed over", "asks again",
           why="hands each claim_id over the first time only: LDK's later asks for the same claim are dropped (it was "
               "told to match Event.BumpTransaction(bump_event) and hand it over whatever its kind, which it did)"),
+    wrong(EX, "bumps_six_hours_later", compose({BUMP: bump_hours_later}), "before the HTLC on it expires",
+          "hand each BumpTransaction over as it comes", why="hands each fee bump over six hours later: it passed, "
+          "its commitment confirming 11 blocks after the HTLC on it expired"),
     wrong(EX, "stores_them_and_sweeps_later", Fresh(stores_them_and_sweeps_later), "before LDK had an OutputSweeper",
           "output_sweeper.track_spendable_outputs",
           why="ldk-sample's way before the OutputSweeper: on disk before returning, swept later by a task. The "
