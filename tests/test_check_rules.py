@@ -1515,7 +1515,8 @@ W06_CHANNEL = "f739ae680efcce960b12e94bb7d7f38654f88df07dfe4e72c143863407bb745d"
 
 
 @pytest.mark.parametrize("unpaid, expected", [
-    ("ChannelClose", f"your commitment transaction {W06_COMMITMENT} of channel {W06_CHANNEL} confirmed"),
+    ("ChannelClose", f"your commitment transaction {W06_COMMITMENT} of channel {W06_CHANNEL} confirmed before the "
+                     "HTLC on it expires (block 40)"),
     ("HTLCResolution", f"the HTLC output {W06_COMMITMENT}:1 of channel {W06_CHANNEL} taken back by a confirmed "
                        "transaction"),
 ])

@@ -166,7 +166,7 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
                         "request and tells it nothing" if cut
                         else "nothing: it was left to expire after two timer ticks")
         elif done[0].at - started > AT_ONCE_S:
-            happened = f"you rejected it only {done[0].at - started:,.1f} s later"  # (1.1 s is over the 1 s allowed)
+            happened = f"you rejected it only {done[0].at - started:,.1f}".removesuffix(".0") + " s later"  # (1.1 s)
             if done[0].during:  # (the handler itself awaited first: it did reject while handling the event)
                 raise failing(f"an explicit rejection, at once{exactly}", happened + ", awaiting in your handler first",
                               "decide from the event's fields and reject before your handler awaits anything: the "
