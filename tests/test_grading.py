@@ -706,7 +706,11 @@ def test_check_calls_stay_and_a_handler_given_to_check_under_another_name_is_the
     found = learner_code({"cells": cells})
     assert found.has_handler and not found.copied
     assert "check('x', mine)" in found.cells[0] and "print('still here')" in found.cells[0]
-    assert not learner_code({"cells": [code("mine = 1\ncheck('x', mine)")]}).has_handler
+    assert not learner_code({"cells": [code("check('x', 1)")]}).has_handler
+    # (a name bound by =, a method, a lambda: the learner process asks, once the cells ran, whether the workbook
+    # defined what it is; see test_a_handler_given_to_check_as_a_method_or_a_lambda_is_the_workbooks_own)
+    for given in ("mine = 1\ncheck('x', mine)", "check('x', node.handle)", "check('x', lambda *a: None)"):
+        assert learner_code({"cells": [code(given)]}).has_handler
 
 
 #: A learner's own handler (no solution's: it answers in words of its own), kept in a class of theirs.
@@ -1272,6 +1276,57 @@ def test_a_workbook_dictates_its_answer_graded_on_what_it_does(tmp_path):
     path.write_text(notebook(cells))
     row = grade_workbook("amy", path, batch=Batch())
     assert (row.status, row.hint) == ("passed", "")
+
+
+#: Workbook 1's policy, the learner's own words, as a method of a class of theirs (no def handle_ldk_events at all).
+POLICY_CLASS = ("from ldkkit.events import Event\nfrom ldkkit.exercises import check\n\n\n"
+                "class ChannelPolicy:\n    def __init__(self, minimum):\n        self.minimum = minimum\n\n"
+                "    def handle(self, channel_manager, bitcoind_client, network_graph, keys_manager,\n"
+                "               bump_tx_event_handler, peer_manager, inbound_payments, outbound_payments, fs_store,\n"
+                "               output_sweeper, network, event):\n"
+                "        if isinstance(event, Event.OpenChannelRequest):\n"
+                "            if event.funding_satoshis > self.minimum:\n"
+                "                uid = int.from_bytes(keys_manager.get_secure_random_bytes()[:16], 'big')\n"
+                "                channel_manager.accept_inbound_channel(event.temporary_channel_id,\n"
+                "                                                       event.counterparty_node_id, uid)\n"
+                "            else:\n"
+                "                channel_manager.force_close_without_broadcasting_txn(\n"
+                "                    event.temporary_channel_id, event.counterparty_node_id, 'too small for us')\n\n\n"
+                "policy = ChannelPolicy(5_000_000)\nmy_handler = policy.handle\n")
+
+
+@pytest.mark.parametrize("given", ["policy.handle", "my_handler", "lambda *args: policy.handle(*args)"])
+def test_a_handler_given_to_check_as_a_method_or_a_lambda_is_the_workbooks_own(tmp_path, given):
+    """check() in Jupyter takes the handler it is given: a method of the learner's own class, a name bound to one, a
+    lambda. Graded "no handler" (its hint blaming an exec the learner never wrote) while the notebook passed."""
+    path = tmp_path / WB1
+    path.write_text(notebook([code(POLICY_CLASS), code(f"check('open_channel_request', {given})")]))
+    row = grade_workbook("amy", path, batch=Batch())
+    assert (row.status, row.hint) == ("passed", "")
+
+
+def test_a_handler_compiled_elsewhere_and_named_as_a_cell_is_not_the_workbooks():
+    """A function counts as the workbook's only if compiling its cell's own text makes it: code made elsewhere and given
+    a cell's name (marshal, exec of a string, a solution's) is not, though its file name says "<cell 2>"."""
+    import linecache
+    import types
+
+    from ldkkit.sandbox.kernel import defined_in_the_workbook
+
+    cell = "import types\n\n\ndef handle_ldk_events(*args):\n    pass\n"
+    linecache.cache["<cell 2>"] = (len(cell), None, cell.splitlines(keepends=True), "<cell 2>")
+    try:
+        ran: dict = {}
+        exec(compile(cell, "<cell 2>", "exec"), ran)  # noqa: S102  (the cell, as the sandbox runs it)
+        assert defined_in_the_workbook(ran["handle_ldk_events"])
+        for elsewhere in ("def handle_ldk_events(*args):\n    return 'the solution'\n",  # (another body)
+                          "\n\n\ndef handle_ldk_events(*args):\n    return 'the solution'\n"):  # (on the def's line)
+            made: dict = {}
+            exec(compile(elsewhere, "<cell 2>", "exec"), made)  # noqa: S102
+            assert not defined_in_the_workbook(made["handle_ldk_events"])
+            assert not defined_in_the_workbook(types.MethodType(made["handle_ldk_events"], object()))
+    finally:
+        linecache.cache.pop("<cell 2>", None)
 
 
 def test_a_copy_is_named_however_deep_it_is_nested():

@@ -20,6 +20,7 @@ import itertools
 import linecache
 import os
 import queue
+import reprlib
 import sys
 import threading
 import time
@@ -599,7 +600,9 @@ class Learner:
             return None, ("the workbook's check was given None, not its handler" if CHECKS.reached else
                           "the workbook never defines handle_ldk_events")
         if not defined_in_the_workbook(handler):
-            return None, "handle_ldk_events is not a function defined in the workbook"
+            return None, (f"the workbook's check was given {type(handler).__name__} {_shown(handler)}, not a function "
+                          "the workbook's own cells define" if CHECKS.reached else
+                          "handle_ldk_events is not a function defined in the workbook")
         return handler, ""
 
     def start_event(self, handler: Any, message: dict[str, Any]) -> None:
@@ -723,6 +726,14 @@ class Learner:
                     _GATE.open()
             elif op == "stop":
                 return
+
+
+def _shown(value: Any) -> str:
+    """A short repr of what the workbook's check was given, for the grader's row."""
+    try:
+        return reprlib.repr(value)
+    except Exception:  # (a repr of the learner's that raises)
+        return "(no repr)"
 
 
 def main(argv: list[str]) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import linecache
 import sys
 import traceback
 import types
@@ -168,16 +169,34 @@ def _bound(statement: ast.stmt) -> set[str]:
 
 def defined_in_the_workbook(handler: Any) -> bool:
     """Whether ``handler``'s code is a function a cell defined: itself, or what a ``functools.partial``, a bound
-    method or an object's ``__call__`` runs."""
+    method or an object's ``__call__`` runs. Its code must be what that cell's own text compiles to, where the cell
+    says: code made elsewhere and given a cell's name (``marshal``, ``exec`` of a string) is not the workbook's."""
     for _ in range(8):
         if isinstance(handler, types.FunctionType):
-            return handler.__code__.co_filename.startswith("<cell ")
+            return handler.__code__.co_filename.startswith("<cell ") and _compiled_from_its_cell(handler.__code__)
         if isinstance(handler, functools.partial):
             handler = handler.func
         elif isinstance(handler, types.MethodType):
             handler = handler.__func__
         else:
             handler = getattr(type(handler), "__call__", None)  # noqa: B004 - the class's, as a call runs it
+    return False
+
+
+def _compiled_from_its_cell(code: types.CodeType) -> bool:
+    """Whether compiling the text of the cell ``code`` names (as it ran: ``linecache``) makes ``code``: the same
+    instructions, named alike, starting on the same line."""
+    lines = linecache.getlines(code.co_filename)
+    try:
+        compiled = compile("".join(lines), code.co_filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    except (SyntaxError, ValueError):
+        return False
+    found = [compiled]
+    while found:
+        made = found.pop()
+        if (made.co_name, made.co_firstlineno, made.co_code) == (code.co_name, code.co_firstlineno, code.co_code):
+            return True
+        found.extend(c for c in made.co_consts if isinstance(c, types.CodeType))
     return False
 
 

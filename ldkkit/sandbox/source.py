@@ -164,7 +164,7 @@ def magic_lines(sources: list[str]) -> int:
 def _code_of(sources: list[str]) -> LearnerCode:
     cells, handler, copied, kit_names, runs_text = [], None, "", set(), ""
     checked, defined = set(), set()  # the names the check calls are given, and those a def binds
-    has_check = False
+    has_check = given = False  # (given: a check call is given a handler other than by name, a method say)
     for number, source in enumerate(sources, 1):
         source = python_of(source)
         try:
@@ -174,8 +174,12 @@ def _code_of(sources: list[str]) -> LearnerCode:
             continue
         handler = _last_handler(tree) or handler
         checked |= _checked_names(tree)
+        given = given or _given_an_expression(tree)
         has_check = has_check or any(_is_check_call(node) for node in ast.walk(tree))
         defined |= {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        defined |= {target.id for node in ast.walk(tree) if isinstance(node, (ast.Assign, ast.AnnAssign))  # (a name
+                    for target in (node.targets if isinstance(node, ast.Assign) else [node.target])  # bound by =)
+                    if isinstance(target, ast.Name)}
         # Any function in the workbook counts, not only the last handler: a copy kept under
         # another name, or behind a decoy, is still a copy.
         copied = copied or _imports_reference_handler(tree, kit_names) or _copied_function(tree, source)
@@ -184,7 +188,7 @@ def _code_of(sources: list[str]) -> LearnerCode:
             cells.append(ast.unparse(tree))
         except (RecursionError, ValueError):
             cells.append(source)
-    return LearnerCode(cells, handler is not None or bool(checked & defined), copied, runs_text, has_check)
+    return LearnerCode(cells, handler is not None or bool(checked & defined) or given, copied, runs_text, has_check)
 
 
 #: The builtins that run text as code: what they run is no code the grader can read (or compare with the solutions).
@@ -298,6 +302,14 @@ def _checked_names(tree: ast.AST) -> set[str]:
             given = [*node.args[1:2], *(k.value for k in node.keywords if k.arg == HANDLER_NAME)]  # type: ignore
             names |= {value.id for value in given if isinstance(value, ast.Name)}
     return names
+
+
+def _given_an_expression(tree: ast.AST) -> bool:
+    """Whether a ``check`` call is given its handler as an expression other than a name (``policy.handle``, a
+    ``lambda``): the sandbox asks, once the cells ran, whether what it is was defined in the workbook."""
+    return any(isinstance(value, (ast.Attribute, ast.Lambda, ast.Call, ast.Subscript)) for node in ast.walk(tree)
+               if _is_check_call(node)
+               for value in [*node.args[1:2], *(k.value for k in node.keywords if k.arg == HANDLER_NAME)])  # type: ignore
 
 
 def _is_check_call(node: ast.AST) -> bool:
