@@ -975,6 +975,10 @@ _AS_THE_CHECK = {
     "writes_in_a_pool_of_a_with_block": ("receiving_payments", "03_receiving_payments.ipynb", lambda s: s.replace(
         _WRITE_IN, "                with concurrent.futures.ThreadPoolExecutor(1) as pool:\n                    "
         "pool.submit(fs_store.write, '', '', 'inbound_payments', inbound_payments.encode())\n", 1)),
+    # a plain attribute of a component read (its network): the check's stand-in gives the value itself, and the
+    # grader's gave a stand-in of it, which Address.from_script refused ("must be a Network")
+    "reads_a_components_network": ("funding_generation_ready", "02_funding_generation_ready.ipynb", lambda s: s.replace(
+        "Address.from_script(output_script, network)", "Address.from_script(output_script, bitcoind_client.network)")),
     # the write's OSError returned, not raised: the check judges it as raised (the queue does), and so must the grader
     # (it took it as None, handled, and passed)
     "returns_the_write_error": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
@@ -1145,7 +1149,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
               "bumps_from_one_worker", "funds_as_a_batch_of_one", "writes_with_open_catching",
               "reads_its_write_back", "retries_after_pauses",
               "writes_with_a_store_of_its_own_catching", "accepts_one_channel_per_node",
-              "asks_what_its_components_are", "awaits_its_write", "writes_by_a_worker_started_first")
+              "asks_what_its_components_are", "awaits_its_write", "writes_by_a_worker_started_first",
+              "reads_a_components_network")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint

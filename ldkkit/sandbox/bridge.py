@@ -390,8 +390,8 @@ class RemoteHandler:
         self._apply_storage(reply)
         self._apply_files(reply)
         op = reply.get("op")
-        if op in ("call", "open"):  # (from any of the learner's threads: the reply names the call it answers)
-            answer = self._serve_call(reply) if op == "call" else self._serve_open(reply)
+        if op in ("call", "get", "open"):  # (from any of the learner's threads: the reply names the call it answers)
+            answer = self._serve_call(reply) if op in ("call", "get") else self._serve_open(reply)
             if type(reply.get("id")) is int:
                 answer["id"] = reply["id"]
             learner.send(self._with_storage(answer))
@@ -410,10 +410,15 @@ class RemoteHandler:
             raise learner.dead  # type: ignore[misc]
 
     def _serve_call(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A call of a component's method (``call``), or a read of a component's attribute that is no method (``get``:
+        a value, as the check's stand-in gives it, or a kit object, whose methods are then calls)."""
         try:
-            method = _resolve(self.components, self._handles, request.get("path"))
-            args = wire.from_wire(request.get("args"))
-            kwargs = wire.from_wire(request.get("kwargs"))
+            if request.get("op") == "get":
+                method, args, kwargs = _attribute(self.components, request.get("path")), (), {}
+            else:
+                method = _resolve(self.components, self._handles, request.get("path"))
+                args = wire.from_wire(request.get("args"))
+                kwargs = wire.from_wire(request.get("kwargs"))
             if type(args) is not tuple or type(kwargs) is not dict or not all(type(k) is str for k in kwargs):
                 raise wire.ProtocolError("a call's arguments are badly formed")
         except wire.ProtocolError as e:
@@ -433,6 +438,9 @@ class RemoteHandler:
         try:
             return {"op": "reply", "value": wire.to_wire(value)}
         except TypeError as e:
+            known = next((i for i, kept in enumerate(self._handles) if kept is value), None)  # (channel_manager.logger,
+            if known is not None:  # read at every event, is one handle)
+                return {"op": "reply", "handle": known}
             if _kit_object(value) and len(self._handles) < MAX_HANDLES:  # e.g. network_graph.read_only()
                 self._handles.append(value)
                 return {"op": "reply", "handle": len(self._handles) - 1}
@@ -694,6 +702,17 @@ def _resolve(components: dict[str, Any], handles: list[Any], path: Any) -> Calla
     if not _kit_code(method):
         raise LookupError(f"{'.'.join(path)} is not a method of a node component")
     return method
+
+
+def _attribute(components: dict[str, Any], path: Any) -> Callable[[], Any]:
+    """How to read the attribute a learner's ``component.name`` names, where it is no method: public, of a component."""
+    if type(path) is not list or len(path) != 2 or not all(type(p) is str for p in path):
+        raise wire.ProtocolError("a read names no attribute")
+    if path[0] not in _CALLABLE:
+        raise LookupError(f"{path[0]} is not a component a handler can read")
+    target = components[path[0]]
+    _public(target, path[1])
+    return lambda: getattr(target, path[1])
 
 
 def _kit_object(value: Any) -> bool:

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Optional
@@ -105,9 +106,13 @@ class Remote:
         object.__setattr__(self, "_channel", channel)
         object.__setattr__(self, "_path", path)
 
-    def __getattr__(self, name: str) -> Remote:
+    def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or len(self._path) >= 3 or (len(self._path) >= 2 and self._path[0][0] == "#"):
             raise AttributeError(name)
+        component = _component_classes().get(self._path)
+        static = inspect.getattr_static(component, name, None) if component is not None else None
+        if component is not None and not isinstance(static, (types.FunctionType, staticmethod, classmethod)):
+            return self._channel.read((*self._path, name))  # (no method: a value, as the check's stand-in gives it)
         return Remote(self._channel, (*self._path, name))
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -234,6 +239,13 @@ class Channel:
         reply = self._answer({"op": "call", "path": list(path), "origin": _ORIGIN.get(),
                               "args": wire.to_wire(tuple(args)), "kwargs": wire.to_wire(dict(kwargs))})
         if type(reply.get("handle")) is int:  # a kit object that stays in the grader: its methods are calls
+            return Remote(self, (f"#{reply['handle']}",))
+        return self.views.given(wire.from_wire(reply.get("value")))
+
+    def read(self, path: tuple[str, ...]) -> Any:
+        """A component's attribute that is no method: its value, or a kit object whose methods are calls."""
+        reply = self._answer({"op": "get", "path": list(path), "origin": _ORIGIN.get()})
+        if type(reply.get("handle")) is int:
             return Remote(self, (f"#{reply['handle']}",))
         return self.views.given(wire.from_wire(reply.get("value")))
 
