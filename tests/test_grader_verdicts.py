@@ -785,7 +785,12 @@ _AS_THE_CHECK = {
         "                if preimage is not None:\n                    channel_manager.claim_funds(preimage)\n"
         "                else:\n                    channel_manager.fail_htlc_backwards(payment_hash)\n"
         "            threading.Thread(target=later).start()\n"))
-       for name, wait in (("", "time.sleep(60)"), ("_by_a_timed_wait", "threading.Event().wait(60)"))},
+       for name, wait in (("", "time.sleep(60)"), ("_by_a_timed_wait", "threading.Event().wait(60)"),
+                          # (or sleeps until time.monotonic() says a minute passed: it read wall time, and its
+                          # verdict went with the machine's speed)
+                          ("_by_the_clock", "end = time.monotonic() + 60\n"
+                                            "                while time.monotonic() < end:\n"
+                                            "                    time.sleep(1)"))},
     # a claim put off a minute with the loop's own call_later, or by a task built directly (asyncio.Task(coro)): LDK
     # allows it until the claim deadline, but neither the check nor the learner process counted a timer handle (or a
     # task no factory made) as work still to do for the event ("it was never claimed")

@@ -595,6 +595,9 @@ class _Clock:
     def world(self) -> object:
         return self.recorder.world
 
+    def now_us(self) -> int:
+        return self.recorder.world.clock.now_us()
+
     def start(self, counted: Counted) -> Callable[[], None]:
         done = self.recorder.world.runtime.job_started()
         steps = self.recorder.task_steps

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 from ..events import Event
+from ..sim.clock import EPOCH_UNIX_SECONDS
 
 if TYPE_CHECKING:
     from .recorder import Handling
@@ -385,6 +386,9 @@ class Clock(Protocol):
     def world(self) -> object:
         """What this clock is the clock of (two clocks of one world hold the same time still)."""
 
+    def now_us(self) -> int:
+        """The world's time now, in microseconds since the simulation began (``VirtualClock.now_us``)."""
+
     def start(self, counted: Counted) -> Callable[[], None]:
         """Count ``counted`` as a job until the function returned is called (from any thread)."""
 
@@ -628,6 +632,35 @@ def _clock_here() -> Optional[Clock]:
     return CLOCK.get()
 
 
+# --- the time your code reads, during a check --------------------------------------------------------------------
+# Where your code runs as a job of a world (your handler, a task it spawned, a thread of yours while it counts),
+# time.monotonic() and time.time() read the world's clock, as its time.sleep and asyncio.sleep wait on it: a thread
+# that sleeps until a moment it measured ("retry for five seconds") acts at the same simulated moment on every run,
+# whatever the machine's speed. Anywhere else, and for the kit's and libraries' own code, they are Python's own.
+# (``from time import monotonic`` made before the kit was imported keeps Python's own, as for time.sleep.)
+
+_REAL_MONOTONIC, _REAL_TIME = time.monotonic, time.time
+
+
+def _world_now_us(caller: Any) -> Optional[int]:
+    clock = _clock_here()
+    return None if clock is None or not yours(caller) else clock.now_us()
+
+
+def _monotonic() -> float:
+    now_us = _world_now_us(sys._getframe(1))
+    return _REAL_MONOTONIC() if now_us is None else now_us / 1_000_000
+
+
+def _time() -> float:
+    now_us = _world_now_us(sys._getframe(1))
+    return _REAL_TIME() if now_us is None else EPOCH_UNIX_SECONDS + now_us / 1_000_000
+
+
+_monotonic.__doc__, _time.__doc__ = _REAL_MONOTONIC.__doc__, _REAL_TIME.__doc__
+time.monotonic, time.time = _monotonic, _time  # type: ignore[assignment]
+
+
 class _Waiters(collections.deque):  # type: ignore[type-arg]
     """A Condition's waiters, each known by the thread of yours (its ``Counted``) waiting, if it is one."""
 
@@ -692,6 +725,9 @@ class _NoClock:
 
     def start(self, counted: Counted) -> Callable[[], None]:
         raise AssertionError("an adopted thread counts only on the clock of the code that wakes it")
+
+    def now_us(self) -> int:
+        raise AssertionError("an adopted thread reads real time until it counts")
 
     def sleep(self, counted: Counted, seconds: float) -> bool:
         raise AssertionError("an adopted thread sleeps in real time until it counts")

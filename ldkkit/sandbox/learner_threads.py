@@ -51,6 +51,9 @@ class LoopClock:
     def world(self) -> object:
         return self.loop
 
+    def now_us(self) -> int:
+        return self.loop.now_us
+
     def start(self, counted: Counted) -> Callable[[], None]:
         WORKING[counted] = (_ORIGIN.get(), time.monotonic())  # (from whoever starts or wakes it, in its context)
         done = self.loop.job_started()

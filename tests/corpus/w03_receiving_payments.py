@@ -582,6 +582,12 @@ def answers_from_a_thread_after(seconds: float, *, wait: Any = time.sleep) -> An
     return put_off
 
 
+def _until_the_clock_says(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(1)
+
+
 def answers_put_off(how: str, seconds: float) -> Any:
     """The right answer (claim, or fail back), decided at once, its call on the node put off ``seconds`` with the
     loop's own means (``arms.later``): ``loop.call_later(60, channel_manager.claim_funds, preimage)``."""
@@ -666,6 +672,11 @@ CASES = [
           compose({CLAIMABLE: answers_put_off("Task", 3600)}),
           "had still not claimed it when the check stopped waiting", "claim_deadline",
           why="asyncio.Task(coro) sleeping an hour first: never within the check's wait"),
+    right(EX, "answers_from_a_thread_after_a_minute_by_the_clock", compose({CLAIMABLE: answers_from_a_thread_after(
+        60, wait=_until_the_clock_says)}),
+          why="a thread of its own sleeps a second at a time until time.monotonic() says a minute has passed, then "
+              "answers: it passed or failed with the machine's speed, the check's clock racing through a minute while "
+              "time.monotonic() moved a few milliseconds"),
     right(EX, "answers_from_a_thread_after_a_timed_wait", compose({CLAIMABLE: answers_from_a_thread_after(
         60, wait=lambda seconds: threading.Event().wait(seconds))}),
           why="a thread of its own waits a minute with threading.Event().wait(60), then answers: it was failed ('never "
