@@ -2,7 +2,8 @@
 
 Rules, judged from the transactions your handler built and the chain:
 - one output of exactly ``channel_value_satoshis`` to ``output_script`` (bitcoind counts in BTC), every other
-  output your wallet's and none of them dust, a fee bitcoind would relay (at least its ``minrelaytxfee``,
+  output your wallet's (or another channel's, funded by the same batch: ``batch_funding_transaction_generated``)
+  and none of them dust, a fee bitcoind would relay (at least its ``minrelaytxfee``,
   1 sat/vB, at most its ``maxfeerate``, 10,000 sat/vB), and every input signed for this very transaction
   (as bitcoind checks);
 - handed to ``funding_transaction_generated`` for the event's channel and peer;
@@ -167,7 +168,11 @@ MAX_FEERATE_SAT_PER_VB = 10_000
 def _funding_trouble(played: Played, tx: Any, event: Any) -> str:
     """What is wrong with where the funding transaction's coins go, or ""."""
     wallet, chain = played.me.bitcoind_client, played.world.chain
-    others = [o for o in tx.output if o.script_pubkey != event.output_script]
+    # (a batch, LDK's batch_funding_transaction_generated: the other channels it was handed over for are yours too)
+    batch = {e.output_script for e in played.events(Event.FundingGenerationReady)
+             for tcid, call in _handed_over(played) if tcid == e.temporary_channel_id
+             and call["funding_transaction"] is tx and _pays(tx, e) == e.channel_value_satoshis}
+    others = [o for o in tx.output if o.script_pubkey != event.output_script and o.script_pubkey not in batch]
     foreign = sum(o.value for o in others if not wallet.is_mine(o.script_pubkey))
     if foreign:
         return f"{foreign:,} sats go to scripts that are not your wallet's"

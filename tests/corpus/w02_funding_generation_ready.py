@@ -69,6 +69,32 @@ def fund_decimal(channel_manager: Any, bitcoind_client: Any, network: Any, event
     channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
 
 
+def funds_in_batches() -> Any:
+    """Funds the channels whose FundingGenerationReady came within a second of each other with one transaction:
+    LDK's batch_funding_transaction_generated, from a task that waits that second for the others."""
+    pending: list[Any] = []
+
+    def arm(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+        pending.append(event)
+        if len(pending) > 1:
+            return
+
+        async def batch() -> None:
+            await asyncio.sleep(1)
+            events = list(pending)
+            pending.clear()
+            raw = bitcoind_client.create_raw_transaction([{str(Address.from_script(e.output_script, network)):
+                                                           e.channel_value_satoshis / 100_000_000} for e in events])
+            signed = bitcoind_client.sign_raw_transaction_with_wallet(bitcoind_client.fund_raw_transaction(raw).hex)
+            channel_manager.batch_funding_transaction_generated(
+                [(e.temporary_channel_id, e.counterparty_node_id) for e in events],
+                Transaction(bytes.fromhex(signed.hex)))
+
+        spawn(batch())
+
+    return compose({FUND: arm})
+
+
 def fund_as_a_batch_of_one(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
     """LDK 0.1's batch_funding_transaction_generated with one channel: what funding_transaction_generated calls."""
     tx = build_funding(bitcoind_client, network, event)
@@ -332,6 +358,9 @@ CASES = [
     right(EX, "bitcoind_calls_in_a_thread", compose({FUND: fund_in_a_thread}),
           why="awaits asyncio.to_thread for the bitcoind calls (the verdict once depended on the machine's speed)"),
     right(EX, "decimal_btc", compose({FUND: fund_decimal}), why="Decimal BTC, as with python-bitcoinrpc"),
+    right(EX, "funds_in_batches", Fresh(funds_in_batches),
+          why="one transaction for the channels opened within a second (batch_funding_transaction_generated): it was "
+              "told the other channels' outputs went to scripts that are not its wallet's"),
     right(EX, "batch_of_one", compose({FUND: fund_as_a_batch_of_one}),
           why="batch_funding_transaction_generated([(temporary_channel_id, counterparty_node_id)], tx): LDK 0.1's "
           "funding_transaction_generated is that call (it once raised AttributeError)"),
