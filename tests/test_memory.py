@@ -112,4 +112,4 @@ def test_work_in_progress_put_back_is_no_memory_taken():
 
 def test_the_kits_own_handler_has_no_memory_of_a_learners():
     memory = Memory(reference.handle_ldk_events)
-    assert memory.forget() is False and not memory._containers and not memory._names
+    assert memory.forget() is False and not memory._containers and not memory._values

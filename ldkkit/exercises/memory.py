@@ -6,9 +6,11 @@ events it had not seen handled over again then, so a handler that skips an event
 twice after a real crash ("Event handling must be idempotent", ``lightning::events``).
 
 The check's node restarts inside the same Python process, so at each crash of your node the check puts your handler's
-memory back as it was when the check began (``Memory.forget``): the containers and plain values your handler's code
-reaches by name (its module's globals, its closures, its object's attributes), in place. Anything else (a lock, a
-thread, a queue, the kit's own objects) is left as it is: a new process would have new ones, not old ones emptied.
+memory back as it was when the check began (``Memory.forget``): what your code reaches by name (its module's globals,
+its closures, its functions' defaults and attributes, its classes' and objects' attributes, a module of yours it
+imports) and its caches (``functools.lru_cache``, emptied). Containers are put back in place, plain values rebound.
+Anything else (a lock, a thread, a queue, an event loop, the kit's own objects) is left as it is: a new process would
+have new ones, not old ones emptied.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import asyncio
 import collections
 import concurrent.futures
 import copy
+import dataclasses
+import enum
 import sys
 import threading
 import types
@@ -24,7 +28,7 @@ from typing import Any
 
 from .watch import KIT_DIR, LIBRARY_DIRS
 
-#: What is put back in place: containers (with ``collections``' dicts), and values rebound by name.
+#: What is put back in place: containers (with ``collections``' dicts), and values rebound where they are held.
 _CONTAINERS = (set, dict, list, collections.deque, bytearray)
 _VALUES = (int, float, str, bytes, bool, tuple, frozenset, type(None))
 
@@ -35,31 +39,57 @@ class Memory:
     def __init__(self, handler: Any) -> None:
         shared = _kit_state()
         self._containers: list[tuple[Any, Any]] = []
-        self._names: list[tuple[dict[str, Any], str, Any]] = []
-        for namespace, name, value in _reached(handler):
+        self._values: list[tuple[Any, Any, Any]] = []  # (where it is held, its key there, the value)
+        self._caches: list[Any] = []
+        for holder, key, value in _reached(handler):
             if id(value) in shared:  # (the kit's own state, shared with the scenarios: TRUSTED_ZERO_CONF_PEERS)
                 continue
-            if isinstance(value, _CONTAINERS):
-                try:
-                    self._containers.append((value, copy.deepcopy(value)))
-                except Exception:  # (it holds what cannot be copied: a thread, a lock; left as it is)
-                    continue
-            elif isinstance(value, _VALUES) and namespace is not None:
-                self._names.append((namespace, name, value))
+            if isinstance(value, _CONTAINERS) and (_plain(value) or _working(value)):
+                self._containers.append((value, copy.deepcopy(value) if _plain(value) else type(value)()))
+            elif isinstance(value, _VALUES) and holder is not None:
+                self._values.append((holder, key, value))
+            elif callable(getattr(value, "cache_clear", None)) and hasattr(value, "cache_info"):
+                self._caches.append(value)
 
     def forget(self) -> bool:
         """Put the memory back as it was when the check began, as a restarted process would have it. True if any of it
         had changed since (the crash took something)."""
-        changed = any(namespace.get(name, _GONE) is not value for namespace, name, value in self._names)
+        changed = any(_held(holder, key) is not value for holder, key, value in self._values)
         for container, kept in self._containers:
             changed = changed or _differs(container, kept)
             _put_back(container, copy.deepcopy(kept))
-        for namespace, name, value in self._names:
-            namespace[name] = value
+        for holder, key, value in self._values:
+            _hold(holder, key, value)
+        for cache in self._caches:
+            changed = changed or bool(cache.cache_info().currsize)
+            cache.cache_clear()
         return changed
 
 
 _GONE = object()
+
+
+def _held(holder: Any, key: Any) -> Any:
+    if isinstance(holder, dict):
+        return holder.get(key, _GONE)
+    if isinstance(holder, types.CellType):
+        try:
+            return holder.cell_contents
+        except ValueError:
+            return _GONE
+    return getattr(holder, key, _GONE)
+
+
+def _hold(holder: Any, key: Any, value: Any) -> None:
+    if isinstance(holder, dict):
+        holder[key] = value
+    elif isinstance(holder, types.CellType):
+        holder.cell_contents = value
+    else:
+        try:
+            setattr(holder, key, value)
+        except (AttributeError, TypeError):  # (a frozen object: left as it is)
+            pass
 
 
 def _differs(container: Any, kept: Any) -> bool:
@@ -75,6 +105,29 @@ def _differs(container: Any, kept: Any) -> bool:
 
 #: Work in progress, which a crash ends (and a restarted process starts again): no record of what was handled.
 _WORK = (asyncio.Future, concurrent.futures.Future, threading.Thread)
+
+
+def _working(container: Any) -> bool:
+    """A set or list of work in progress (the workbooks' ``background_tasks``): a restarted process has none."""
+    return isinstance(container, (set, list)) and bool(container) and all(isinstance(i, _WORK) for i in container)
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is data only, to copy and put back: values, containers of them, dataclass records (payment
+    records, hashes). Not an event loop, a lock or a thread, whose copy would be a broken one."""
+    if depth > 20:
+        return False
+    if isinstance(value, _VALUES):
+        return all(_plain(item, depth + 1) for item in value) if isinstance(value, (tuple, frozenset)) else True
+    if isinstance(value, dict):
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
+    if isinstance(value, _CONTAINERS):
+        return all(_plain(item, depth + 1) for item in value)
+    if isinstance(value, enum.Enum):
+        return True
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return all(_plain(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value))
+    return False
 
 
 def _put_back(container: Any, kept: Any) -> None:
@@ -93,49 +146,71 @@ def _yours(code: Any) -> bool:
     return isinstance(code, types.CodeType) and not code.co_filename.startswith((KIT_DIR, *LIBRARY_DIRS, "<frozen"))
 
 
-def _reached(handler: Any) -> list[tuple[dict[str, Any] | None, str, Any]]:
-    """(namespace, name, value) for each value your code reaches by name: the globals its functions name, the cells
-    they close over, and the attributes of the object the handler is a method of (or is, if it is callable). A
-    function of yours found there is followed too. ``namespace`` is None where a value cannot be rebound (a cell, an
-    attribute): only a container there is put back."""
-    found: list[tuple[dict[str, Any] | None, str, Any]] = []
+def _of_yours(value: Any) -> bool:
+    """Whether ``value`` is a class, an object or a module of your code's (not the kit's, nor a library's)."""
+    if isinstance(value, types.ModuleType):
+        return _module_of_yours(value)
+    cls = value if isinstance(value, type) else type(value)
+    return cls is types.SimpleNamespace or _module_of_yours(sys.modules.get(cls.__module__)) or any(
+        _yours(getattr(f, "__code__", None)) for f in vars(cls).values() if isinstance(f, types.FunctionType))
+
+
+def _module_of_yours(module: Any) -> bool:
+    """A notebook's own namespace (``__main__``), a module of your files, or one your code made (no file, no spec)."""
+    if not isinstance(module, types.ModuleType):
+        return False
+    file = getattr(module, "__file__", None)
+    if file is None:
+        return module.__name__ == "__main__" or getattr(module, "__spec__", None) is None
+    return not str(file).startswith((KIT_DIR, *LIBRARY_DIRS))
+
+
+def _reached(handler: Any) -> list[tuple[Any, Any, Any]]:
+    """(where it is held, its key there, the value) for each value your code reaches: the globals its functions name,
+    the cells they close over, their defaults and attributes, and the attributes of its classes, objects and modules.
+    Functions, tables of functions, classes, objects and modules of yours found there are followed in turn."""
+    found: list[tuple[Any, Any, Any]] = []
     seen: set[int] = set()
-    functions = [handler]
-    while functions:
-        function = functions.pop()
-        if id(function) in seen:
+    todo = [handler]
+    while todo:
+        item = todo.pop()
+        if id(item) in seen:
             continue
-        seen.add(id(function))
-        if isinstance(function, (dict, list, tuple)):  # (a table of functions, as a dispatch by event kind)
-            functions.extend(function.values() if isinstance(function, dict) else function)
+        seen.add(id(item))
+        held: list[tuple[Any, Any, Any]] = []
+        if isinstance(item, (dict, list, tuple)):  # (a table of functions, as a dispatch by event kind)
+            todo.extend(item.values() if isinstance(item, dict) else item)
             continue
-        owner = None
-        if isinstance(function, types.MethodType):  # (a method of an object of yours: its attributes too)
-            owner, function = function.__self__, function.__func__
-        elif not isinstance(function, types.FunctionType):  # (an object of yours called as a function)
-            call = next((vars(k)["__call__"] for k in type(function).__mro__ if "__call__" in vars(k)), None)
-            if isinstance(function, type) or not isinstance(call, types.FunctionType):
+        if isinstance(item, types.MethodType):
+            todo += [item.__self__, item.__func__]
+            continue
+        if isinstance(item, types.FunctionType):
+            if not _yours(item.__code__):
                 continue
-            owner, function = function, call
-        code = function.__code__
-        if not _yours(code):
-            continue
-        if owner is not None and not isinstance(owner, (type, types.ModuleType)):
-            found.extend((None, name, value) for name, value in getattr(owner, "__dict__", {}).items())
-        namespace = function.__globals__
-        for name in _names_in(code):
-            if name in namespace:
-                value = namespace[name]
-                found.append((namespace, name, value))
-                functions.append(value)
-        for cell in function.__closure__ or ():
-            try:
-                value = cell.cell_contents
-            except ValueError:  # (a cell not yet filled)
-                continue
-            found.append((None, "", value))
-            functions.append(value)
+            held += [(item.__globals__, name, item.__globals__[name]) for name in _names_in(item.__code__)
+                     if name in item.__globals__]
+            held += [(cell, None, cell.cell_contents) for cell in item.__closure__ or () if _filled(cell)]
+            held += [(None, None, default) for default in (*(item.__defaults__ or ()),
+                                                           *(item.__kwdefaults__ or {}).values())]
+            held += [(item.__dict__, name, value) for name, value in item.__dict__.items()]
+        elif _of_yours(item) and not callable(getattr(item, "cache_clear", None)):
+            if not isinstance(item, (type, types.ModuleType)):
+                call = next((vars(k)["__call__"] for k in type(item).__mro__ if "__call__" in vars(k)), None)
+                todo.append(call)
+                todo.append(type(item))
+            held += [(item, name, value) for name, value in list(getattr(item, "__dict__", {}).items())
+                     if not name.startswith("__")]
+        found += held
+        todo += [value for _, _, value in held]
     return found
+
+
+def _filled(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:  # (a cell not yet filled)
+        return False
+    return True
 
 
 def _names_in(code: types.CodeType) -> set[str]:

@@ -599,6 +599,9 @@ class _Clock:
         return self.recorder.world.clock.now_us()
 
     def start(self, counted: Counted) -> Callable[[], None]:
+        threads = self.recorder.threads
+        if not any(known is counted for _, known in threads):  # (a thread started before the check, adopted as your
+            threads.append((self.handling, counted))  # code woke it: the story waits for it, as for one started here)
         done = self.recorder.world.runtime.job_started()
         steps = self.recorder.task_steps
         counted.step = TaskStep(self.handling.event, time.monotonic(), counted.thread, in_thread=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import os
 import queue
 import tempfile
@@ -322,16 +323,33 @@ def remembers_what_it_wrote() -> Any:
                     Event.PaymentFailed: once(failed, lambda e: e.payment_id)})
 
 
-def counts_once_by_memory() -> Any:
+def counts_once_by_memory(where: str = "closure") -> Any:
     """Adds each payment's amount to its record once: a set in memory says which it counted ("idempotent"). After a
-    real crash the set is gone, and the PaymentClaimed handed over again is counted twice."""
+    real crash the set is gone, and the PaymentClaimed handed over again is counted twice. ``where`` the set is kept:
+    a closure's cell, a mutable default argument, a class attribute, an attribute of the function, an lru_cache."""
     counted: set[bytes] = set()
+
+    class Seen:
+        hashes: set[bytes] = set()
+
+    def remembered(payment_hash: bytes, seen: set[bytes] = set()) -> set[bytes]:  # noqa: B006 (the learner's slip)
+        return {"closure": counted, "default": seen, "class": Seen.hashes, "function": claimed.seen}[where]
+
+    @functools.cache
+    def first_time(payment_hash: bytes) -> list[bool]:
+        return [True]
+
+    def is_new(payment_hash: bytes) -> bool:
+        if where == "lru_cache":  # (the first call for a hash returns a list it then empties)
+            answer = first_time(payment_hash)
+            return bool(answer and answer.pop())
+        return payment_hash not in remembered(payment_hash)
 
     def claimed(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
         secret = getattr(event.purpose, "payment_secret", None)
         with inbound_payments.lock() as payments:
             info = payments.get(event.payment_hash)
-            if bytes(event.payment_hash) not in counted:
+            if is_new(bytes(event.payment_hash)):
                 if info is None:
                     info = payments[event.payment_hash] = PaymentInfo(event.purpose.preimage(), secret,
                                                                       HTLCStatus.Succeeded, 0)
@@ -339,13 +357,15 @@ def counts_once_by_memory() -> Any:
                     info.amt_msat = 0
                 info.status, info.preimage, info.secret = HTLCStatus.Succeeded, event.purpose.preimage(), secret
                 info.amt_msat += event.amount_msat
-                counted.add(bytes(event.payment_hash))
+                if where != "lru_cache":
+                    remembered(bytes(event.payment_hash)).add(bytes(event.payment_hash))
             try:
                 fs_store.write("", "", "inbound_payments", inbound_payments.encode())
             except OSError:
                 return ReplayEvent()
         return None
 
+    claimed.seen = set()  # type: ignore[attr-defined]
     return compose({CLAIMED: claimed})
 
 
@@ -619,6 +639,11 @@ CASES = [
           "amt_msat", "only what is on disk outlives a crash",
           why="adds the amount once, a set in memory saying which payments it counted: it passed, the check's restart "
               "keeping the set a real restart loses, and the PaymentClaimed handed over again is counted twice"),
+    *(wrong(EX, f"counts_once_by_a_set_in_memory_kept_in_{where}", Fresh(lambda where=where: counts_once_by_memory(
+        where)), "a crash just after PaymentClaimed", "amt_msat", why=f"the same, the set kept in {what}: it passed, "
+        "the check putting back only what a handler names, and its closures")
+      for where, what in (("default", "a mutable default argument"), ("class", "a class attribute"),
+                          ("function", "an attribute of the function"), ("lru_cache", "an lru_cache"))),
     wrong(EX, "counts_a_payment_handed_over_again", compose({CLAIMED: adds_when_handed_again}),
           "a crash just after PaymentClaimed", "amt_msat", why="adds the amount to a Succeeded record, memory put "
           "back after a failed write: a PaymentClaimed handed over again after a crash counts twice"),
