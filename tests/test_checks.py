@@ -6,9 +6,9 @@ import contextlib
 import dataclasses
 import json
 import os
+import queue
 import threading
 import time
-import types
 from pathlib import Path
 
 import pytest
@@ -540,11 +540,12 @@ def test_a_handler_is_given_a_nodes_components_as_the_same_objects_until_the_nod
     restarted node's are new. So are the ones the check gives (and the grader's stand-ins, for the same verdict)."""
     from ldkkit import scenarios
 
-    # (the node's own channel_manager, the components handed over with an event), kept where no crash puts it back
-    seen = types.SimpleNamespace(given=[])
+    # (the node's own channel_manager, the components handed over with an event), kept where no crash puts it back:
+    # in a queue (a crash puts back a handler's plain data only)
+    seen: queue.SimpleQueue[tuple[object, tuple]] = queue.SimpleQueue()
 
     async def handle(*args):
-        seen.given.append((object.__getattribute__(args[0], "_component"), args[:-1]))
+        seen.put((object.__getattribute__(args[0], "_component"), args[:-1]))
         return await reference.handle_ldk_events(*args)
 
     session = common.Session("demo", handle)
@@ -552,8 +553,9 @@ def test_a_handler_is_given_a_nodes_components_as_the_same_objects_until_the_nod
         session.play("restart_replay", scenarios._SCENARIOS["restart_replay"])
     finally:
         session.close()
-    nodes = list(dict.fromkeys(node for node, _ in seen.given))
-    runs = [[args for node, args in seen.given if node is run] for run in nodes]
+    given = [seen.get() for _ in range(seen.qsize())]
+    nodes = list(dict.fromkeys(node for node, _ in given))
+    runs = [[args for node, args in given if node is run] for run in nodes]
     assert len(runs) == 2 and all(len(run) >= 2 for run in runs)  # the node before the restart, and after
     for run in runs:  # one object for each component, at every event of the node's life
         assert all(a is b for args in run for a, b in zip(args, run[0], strict=True))

@@ -15,7 +15,17 @@ from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 from ldkkit.types import PaymentId, PaymentPreimage
 
 from . import QUICK_HANG_S, Fresh, right, wrong
-from .arms import LATER, asks_again_always, asks_again_first, claimable, compose, later, only, spawn
+from .arms import (
+    LATER,
+    asks_again_always,
+    asks_again_first,
+    by_a_worker_started_first,
+    claimable,
+    compose,
+    later,
+    only,
+    spawn,
+)
 from .arms import claimed as good_claimed
 
 EX = "receiving_payments"
@@ -582,6 +592,14 @@ def answers_from_a_thread_after(seconds: float, *, wait: Any = time.sleep) -> An
     return put_off
 
 
+def _after(seconds: float, arm: Any) -> Any:
+    def slept(**kwargs: Any) -> Any:
+        time.sleep(seconds)
+        return arm(**kwargs)
+
+    return slept
+
+
 def _until_the_clock_says(seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -677,6 +695,10 @@ CASES = [
           why="a thread of its own sleeps a second at a time until time.monotonic() says a minute has passed, then "
               "answers: it passed or failed with the machine's speed, the check's clock racing through a minute while "
               "time.monotonic() moved a few milliseconds"),
+    right(EX, "answered_by_a_worker_started_before_the_check_3_s_later",
+          Fresh(lambda: compose({CLAIMABLE: by_a_worker_started_first(_after(3, claimable))})),
+          why="one thread, started as the cell runs, takes each payment from a queue, sleeps 3 s and answers: it was "
+              "failed ('left unclaimed'), the story ending while the thread the handler woke still slept"),
     right(EX, "answers_from_a_thread_after_a_timed_wait", compose({CLAIMABLE: answers_from_a_thread_after(
         60, wait=lambda seconds: threading.Event().wait(seconds))}),
           why="a thread of its own waits a minute with threading.Event().wait(60), then answers: it was failed ('never "
