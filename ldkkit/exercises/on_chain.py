@@ -169,8 +169,9 @@ def _explain(played: Played, handling: Handling, descriptor: Any) -> tuple[str, 
     if not calls and late:
         return (f": you built a transaction spending it (keys_manager.spend_spendable_outputs) with nLockTime "
                 f"{late[0].lock_time:,}, a block after the story's last ({chain.height():,}), and bitcoind refuses "
-                "such a transaction (non-final)", "leave locktime=None (the current height: LDK's own choice), or "
-                "hand the outputs to output_sweeper.track_spendable_outputs, which spends them as soon as it may.")
+                "such a transaction (non-final)", "pass the current height (bitcoind_client.get_block_height(), as LDK "
+                "recommends and its sweeper does) or locktime=None (0: no lock), or hand the outputs to "
+                "output_sweeper.track_spendable_outputs, which spends them as soon as it may.")
     if not calls and built:
         return (": you built a transaction spending it (keys_manager.spend_spendable_outputs), and none spending it "
                 "confirmed", "a transaction you build reaches the chain only once you broadcast it "

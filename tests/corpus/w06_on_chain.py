@@ -458,8 +458,8 @@ CASES = [
           why="spends them itself to keys_manager.get_destination_script(), confirmed: it was told its outputs were "
               "never handed to the OutputSweeper, as if a spend of its own were the mistake"),
     wrong(EX, "sweeps_with_a_far_lock_time", compose({SPEND: spend_with_a_lock_time}), "never came back to your "
-          "wallet", "non-final", "locktime=None", why="its own sweep, its nLockTime a thousand blocks on: it passed, "
-          "the simulated chain taking a transaction bitcoind refuses until then"),
+          "wallet", "non-final", "pass the current height", why="its own sweep, its nLockTime a thousand blocks on: "
+          "it passed, the simulated chain taking a transaction bitcoind refuses until then"),
     wrong(EX, "sweeps_to_a_stranger", compose({SPEND: spend_to_a_stranger}), "never came back to your wallet",
           why="spends the outputs itself to a script that is not the wallet's: swept and confirmed, but not back"),
     wrong(EX, "hands_over_the_outer_event", compose({BUMP: bump_whole_event}),
