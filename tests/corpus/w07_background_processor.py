@@ -203,28 +203,21 @@ def _plain_with(changes: dict) -> Any:
 
 ALL_REPLAY = {CLAIMED: INBOUND(replay), SENT: OUTBOUND(replay), FAILED: OUTBOUND(replay)}
 
-def retries_once_then_swallows(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
-    """Retries the failed write once, then logs and returns as if all was well ("the disk is full anyway")."""
-    _update_inbound(inbound_payments, event)
-    for attempt in range(2):
-        try:
-            fs_store.write("", "", "inbound_payments", inbound_payments.encode())
-            return
-        except OSError as error:
-            if attempt:
-                print("could not save inbound_payments:", error)
+def retries_once_then_swallows(key: str) -> Any:
+    """Retries the failed write of ``key`` once, then logs and returns as if all was well ("the disk is full
+    anyway")."""
+    def arm(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+        storage = inbound_payments if key == "inbound_payments" else outbound_payments
+        (_update_inbound if key == "inbound_payments" else _update_outbound)(storage, event)
+        for attempt in range(2):
+            try:
+                fs_store.write("", "", key, storage.encode())
+                return
+            except OSError as error:
+                if attempt:
+                    print(f"could not save {key}:", error)
 
-
-def retries_a_sent_payment_once_then_swallows(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
-    """The same on PaymentSent and PaymentFailed: one retry in place, then the error printed and dropped."""
-    _update_outbound(outbound_payments, event)
-    for attempt in range(2):
-        try:
-            fs_store.write("", "", "outbound_payments", outbound_payments.encode())
-            return
-        except OSError as error:
-            if attempt:
-                print("could not save outbound_payments:", error)
+    return arm
 
 
 def adds_when_handed_again(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
@@ -492,6 +485,24 @@ def persists_unchanged(outbound_payments: Any, fs_store: Any, **_: Any) -> Any:
     return None
 
 
+def _written_by_a_worker(jobs: queue.Queue[Any], protected: bool = True) -> Any:
+    """An arm that updates its record, puts the write on ``jobs`` for a worker, and awaits it: ReplayEvent if it failed
+    and ``protected``, else the OSError goes up."""
+    async def record(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+        storage, key = _updated(inbound_payments, outbound_payments, event)
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        jobs.put((done, fs_store, key, storage.encode()))
+        try:
+            await asyncio.wrap_future(done)
+        except OSError:
+            if not protected:
+                raise
+            return ReplayEvent()
+        return None
+
+    return record
+
+
 def writes_by_a_worker_started_first(protected: bool) -> Any:
     """One writer thread, started as the cell runs (before the check: no event is being handled), writes every record
     from a queue.Queue; the handler awaits each write's future (ReplayEvent if it failed and ``protected``; otherwise
@@ -511,17 +522,7 @@ def writes_by_a_worker_started_first(protected: bool) -> Any:
             done.set_result(None)
 
     threading.Thread(target=write, daemon=True).start()
-
-    async def record(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
-        storage, key = _updated(inbound_payments, outbound_payments, event)
-        done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        jobs.put((done, fs_store, key, storage.encode()))
-        try:
-            await asyncio.wrap_future(done)
-        except OSError:
-            return ReplayEvent()
-        return None
-
+    record = _written_by_a_worker(jobs)
     return compose({CLAIMED: record, SENT: record, FAILED: record})
 
 
@@ -549,17 +550,7 @@ def writes_by_one_worker(protected: bool) -> Any:
 
         return started
 
-    async def record(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
-        storage, key = _updated(inbound_payments, outbound_payments, event)
-        done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        jobs.put((done, fs_store, key, storage.encode()))
-        try:
-            await asyncio.wrap_future(done)
-        except OSError:
-            if not protected:
-                raise
-            return ReplayEvent()
-        return None
+    record = _written_by_a_worker(jobs, protected)
 
     return compose({Event.OpenChannelRequest: starting(open_channel), Event.FundingGenerationReady:
                     starting(fund_channel), CLAIMED: record, SENT: record, FAILED: record})
@@ -629,10 +620,11 @@ CASES = [
           "message once said nothing was stored under 'inbound_payments', judging only the last write)"),
     wrong(EX, "counts_replay_twice", compose({CLAIMED: INBOUND(replay, add=True)}), "amt_msat", "once",
           why="info.amt_msat += amount_msat: a replayed PaymentClaimed adds it again"),
-    wrong(EX, "retries_once_then_swallows", compose({CLAIMED: retries_once_then_swallows}), "raised OSError",
-          "ReplayEvent", why="one retry in place, then the error printed and dropped: the disk refuses twice"),
-    wrong(EX, "retries_a_sent_payment_once_then_swallows", compose({SENT: retries_a_sent_payment_once_then_swallows,
-                                                                   FAILED: retries_a_sent_payment_once_then_swallows}),
+    wrong(EX, "retries_once_then_swallows", compose({CLAIMED: retries_once_then_swallows("inbound_payments")}),
+          "raised OSError", "ReplayEvent",
+          why="one retry in place, then the error printed and dropped: the disk refuses twice"),
+    wrong(EX, "retries_a_sent_payment_once_then_swallows", compose({
+              kind: retries_once_then_swallows("outbound_payments") for kind in (SENT, FAILED)}),
           "raised OSError", "ReplayEvent", why="one retry in place on PaymentSent and PaymentFailed, then the error "
           "printed and dropped: it passed, the disk refusing outbound_payments once only"),
     wrong(EX, "counts_once_by_a_set_in_memory", Fresh(counts_once_by_memory), "a crash just after PaymentClaimed",
