@@ -25,6 +25,7 @@ from ..events import Event, ReplayEvent
 from ..node import HANDLER_PARAMETERS, Node
 from ..sim.world import World
 from .memory import Memory
+from .pools import submit_counted
 from .watch import (
     CLOCK,
     DROPPED,
@@ -44,7 +45,6 @@ from .watch import (
     scheduled_by_you,
     sleeping_allowed,
     sleeping_on,
-    submit_counted,
     timer_run,
     watch_built,
     yours,
@@ -548,7 +548,7 @@ class Recorder:
         work in a pool (of yours, or ``asyncio.to_thread``'s), whose errors go to its future. Either way its
         ``time.sleep`` waits on the world's clock (``Counted.sleep``): a heartbeat, or a delay before a forward, sleeps
         in simulated time, as ``await asyncio.sleep`` does (work queued in a pool behind a sleeper waits uncounted:
-        ``watch.submit_counted``)."""
+        ``pools.submit_counted``)."""
         handling = _HANDLING.get()
         assert handling is not None  # (counted only while an event is handled)
         counted = Counted(_Clock(self, handling))

@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..exercises.pools import submit_counted
 from ..exercises.watch import (
     HANDED_OVER,
     Alarm,
     Counted,
     handed_over,
     sleeping_on,
-    submit_counted,
     timer_run,
     yours,
 )
