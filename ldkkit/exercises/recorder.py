@@ -171,10 +171,8 @@ class _Recorded:
 class Recorder:
     """Everything one learner node's handler was given and did, across restarts."""
 
-    #: Your handler's memory, put back as it was when your node crashes (``memory.Memory``), and whether something in
-    #: it had changed then (a failure says so).
-    memory: Optional[Memory] = None
-    memory_put_back = False
+    memory: Optional[Memory] = None  # your handler's, put back as it was when your node crashes (``memory.Memory``)
+    memory_put_back = False  # (and something in it had changed then: a failure says so)
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -599,9 +597,8 @@ class _Clock:
         return self.recorder.world.clock.now_us()
 
     def start(self, counted: Counted) -> Callable[[], None]:
-        threads = self.recorder.threads
-        if not any(known is counted for _, known in threads):  # (a thread started before the check, adopted as your
-            threads.append((self.handling, counted))  # code woke it: the story waits for it, as for one started here)
+        if not any(known is counted for _, known in self.recorder.threads):  # (adopted: waited for as one started)
+            self.recorder.threads.append((self.handling, counted))
         done = self.recorder.world.runtime.job_started()
         steps = self.recorder.task_steps
         counted.step = TaskStep(self.handling.event, time.monotonic(), counted.thread, in_thread=True)
