@@ -23,15 +23,14 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 from ..events import Event
 from ..persist import CHANNEL_MANAGER_PERSISTENCE_KEY
 from ..scenarios import Stage
 from . import receiving_payments, sending_payments
 from .common import PLAY_ON_S, CheckResult, Handling, Played, Session, fail, held_back
-from .recorder import _RECORDING, Call, Recorder, _Clock, replayed, working_for
-from .watch import counted_here
+from .recorder import Call, replayed, working_for
 
 FORMS = ("thread", "async")
 
@@ -72,19 +71,11 @@ RECORDED_BY: dict[str, tuple[type, ...]] = {"inbound_payments": (Event.PaymentCl
 def _handling(kinds: tuple[type, ...]) -> bool:
     """Whether the code running now works for an event of ``kinds``: it runs for its hand-over (or in a task or thread
     started then), or while your handler handles one (a worker of yours started earlier, writing for it)."""
-    handling, recorder = _working_for()
+    handling, recorder = working_for()
     if handling is not None and isinstance(handling.event, kinds):
         return True
     return recorder is not None and any(isinstance(h, Handling) and isinstance(h.event, kinds)
                                         for h in recorder.in_progress())
-
-
-def _working_for() -> tuple[Optional[Handling], Optional[Recorder]]:
-    """The hand-over the running code works for (``recorder.working_for``), and the recorder of its play."""
-    counted = counted_here()
-    if counted is not None and isinstance(counted.clock, _Clock):  # (a thread of yours: for the code that woke it)
-        return counted.clock.handling, counted.clock.recorder
-    return working_for(), _RECORDING.get()
 
 
 #: The files a failing disk refuses to write, each with the failures still to come and the events they come in
@@ -110,7 +101,7 @@ def _refuse_open(event: str, args: tuple[Any, ...]) -> None:
         return
     failures, kinds = refused
     error = failures.pop() if failures and _handling(kinds) else None
-    handling, recorder = _working_for()
+    handling, recorder = working_for()
     if recorder is not None and handling is not None:  # (your own write: judged as a write of fs_store's is)
         recorder.calls.append(Call("open", {"key": key}, handling, handling.finished is None,
                                    recorder.world.clock.now(), error))

@@ -340,7 +340,7 @@ class Recorder:
                 return method(*args, **kwargs)  # Python's own TypeError, as the component would raise it
             if bound is not None:
                 bound.apply_defaults()
-            handling = working_for()
+            handling, _ = working_for()
             _after_the_step(handling)
             if handling is not None and handling.finished is None:
                 handling.calls += 1
@@ -629,13 +629,14 @@ class _Clock:
         return True
 
 
-def working_for() -> Optional[Handling]:
-    """The hand-over the running code works for: the one it runs under, or, in a thread of yours, the one whose code
-    last woke it (a worker started for an earlier event, or before the check, works for whoever hands it work)."""
+def working_for() -> tuple[Optional[Handling], Optional[Recorder]]:
+    """The hand-over the running code works for, and the recorder of its play: the one it runs under, or, in a thread of
+    yours, the one whose code last woke it (a worker started for an earlier event, or before the check, works for
+    whoever hands it work)."""
     counted = counted_here()
     if counted is not None and isinstance(counted.clock, _Clock):
-        return counted.clock.handling
-    return _HANDLING.get()
+        return counted.clock.handling, counted.clock.recorder
+    return _HANDLING.get(), _RECORDING.get()
 
 
 def _after_the_step(handling: Optional[Handling]) -> None:

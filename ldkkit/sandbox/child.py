@@ -236,16 +236,15 @@ class Channel:
                 self.synced[kind] = data
 
     def call(self, path: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        reply = self._answer({"op": "call", "path": list(path), "origin": _ORIGIN.get(),
-                              "args": wire.to_wire(tuple(args)), "kwargs": wire.to_wire(dict(kwargs))})
-        if type(reply.get("handle")) is int:  # a kit object that stays in the grader: its methods are calls
-            return Remote(self, (f"#{reply['handle']}",))
-        return self.views.given(wire.from_wire(reply.get("value")))
+        return self._returned(self._answer({"op": "call", "path": list(path), "origin": _ORIGIN.get(),
+                                            "args": wire.to_wire(tuple(args)), "kwargs": wire.to_wire(dict(kwargs))}))
 
     def read(self, path: tuple[str, ...]) -> Any:
         """A component's attribute that is no method: its value, or a kit object whose methods are calls."""
-        reply = self._answer({"op": "get", "path": list(path), "origin": _ORIGIN.get()})
-        if type(reply.get("handle")) is int:
+        return self._returned(self._answer({"op": "get", "path": list(path), "origin": _ORIGIN.get()}))
+
+    def _returned(self, reply: dict[str, Any]) -> Any:
+        if type(reply.get("handle")) is int:  # a kit object that stays in the grader: its methods are calls
             return Remote(self, (f"#{reply['handle']}",))
         return self.views.given(wire.from_wire(reply.get("value")))
 
