@@ -135,8 +135,7 @@ def rules(session: Session, result: CheckResult) -> None:
     for form in FORMS:
         for title, story in STORIES.items():
             receives = story is receive_with_failing_disk  # (claimed, or the write that fails is never tried)
-            played = session.play(f"{title}, under {_form(form)}", story, processor=form,
-                                  play_on=Event.PaymentClaimable if receives else None)
+            played = session.play(f"{title}, under {_form(form)}", story, processor=form)
             judge_replays(played)
             if receives:
                 receiving_payments.judge_claims(played)

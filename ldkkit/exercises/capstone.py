@@ -85,8 +85,7 @@ def rules(session: Session, result: CheckResult) -> None:
     judge_zero_conf(session.play("zero-conf requests", zero_conf_story))
     result.add("zero-conf accepted from the trusted LSP only", "LSP accepted, stranger rejected")
     count = compare_with_reference(session)  # (its receive_duplicate_payment first: the same amount twice)
-    judge_duplicate(session.play("a payment made twice, the second for more", paid_again_for_more_story,
-                                 play_on=Event.PaymentClaimable))
+    judge_duplicate(session.play("a payment made twice, the second for more", paid_again_for_more_story))
     result.add("a payment made twice claimed once", "the second failed back")
     result.add("every scenario under the background processor: the reference's events", f"{count} scenarios")
 
@@ -254,8 +253,7 @@ def reference_events_put_off(name: str, delays: Delays, played_on: int) -> tuple
 
 def compare_with_reference(session: Session) -> int:
     for name in scenarios.names():
-        played = session.play(name, scenarios._SCENARIOS[name], seed=reference_seed(name), processor="thread",
-                              play_on=Event.PaymentClaimable)
+        played = session.play(name, scenarios._SCENARIOS[name], seed=reference_seed(name), processor="thread")
         if name in JUDGED:
             JUDGED[name](played)
         on_chain.judge_bumps(played)  # (a bump asked again comes after itself: the comparison would not tell)

@@ -109,7 +109,7 @@ class Played:
     world: World
     stage: Stage
     recorder: Recorder
-    #: How long (simulated seconds) the world played on after the story, waiting for answers put off (``play_on``).
+    #: How long (simulated seconds) the world played on after the story, waiting for your work on its events.
     played_on: int = 0
     #: How long (simulated seconds) the processor played on after the story, waiting for a hand-over to return.
     waited_for_handler: int = 0
@@ -155,7 +155,7 @@ class Session:
 
     def play(self, name: str, story: Callable[[Stage], None], *, seed: Optional[int] = None,
              processor: Optional[str] = None, draws_for: Optional[tuple[type, tuple[bytes, ...]]] = None,
-             network: Optional[Network] = None, play_on: Optional[type | tuple[type, ...]] = None) -> Played:
+             network: Optional[Network] = None) -> Played:
         """Play ``story`` against a fresh node running the handler (under ``processor``, if named).
 
         Unless ``seed`` is given, each play of a check has a world of its own, seeded ``FIRST_SEED``, then one
@@ -167,9 +167,10 @@ class Session:
 
         ``network``: the world's, if not regtest (a handler given ``network`` must use it, not name one itself).
 
-        ``play_on``: an event kind (or kinds) whose answer your handler may put off (LDK lets you claim a payment until
-        its claim deadline): once the story ends, the world plays on while a task spawned (or a thread started) for
-        such an event still works, for up to ``PLAY_ON_S``, so that what it does then is judged too.
+        Once the story ends, the world plays on while a task your handler spawned (or a thread it started) still works
+        for an event of this play, for up to ``PLAY_ON_S``, so that what it does then is judged too: a real node goes
+        on after a story's last step, and LDK lets you put off answers (a claim until its deadline, an accept until the
+        request expires).
         """
         from ..sim.node_process import run_processor
 
@@ -195,16 +196,14 @@ class Session:
         try:
             if processor is None:
                 story(stage)
-                if play_on is not None:
-                    _play_on(played, play_on)
+                _play_on(played)
             else:
                 with one_cpu(), run_processor(me, processor):
                     story(stage)
                     stage.settle()
                     _wait_for_the_handler(played)
-                    if play_on is not None:
-                        _play_on(played, play_on)
-                        _wait_for_the_handler(played)
+                    _play_on(played)
+                    _wait_for_the_handler(played)
         except EventHandlerError as e:
             raise handler_error(e, played)  # noqa: B904  (its __cause__ is your error, frames trimmed)
         except TaskBlocked as e:
@@ -245,14 +244,14 @@ class Session:
                                                                ctypes.py_object(HandlerStopped))
 
 
-#: How long (simulated seconds) a story plays on after its end while a task of yours still works on an event whose
-#: answer you may put off (``Session.play``'s ``play_on``).
+#: How long (simulated seconds) a story plays on after its end while a task or thread of yours still works for one of
+#: its events (``_play_on``).
 PLAY_ON_S = 300
 
 
-def _play_on(played: Played, kind: type | tuple[type, ...]) -> None:
+def _play_on(played: Played) -> None:
     waited = 0
-    while waited < PLAY_ON_S and played.recorder.waiting(kind):
+    while waited < PLAY_ON_S and played.recorder.waiting():
         played.stage.settle(1)
         waited += 1
     if waited:

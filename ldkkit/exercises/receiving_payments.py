@@ -64,7 +64,7 @@ def pay_unknown_hash(stage: Stage, payer: object, amount_msat: int) -> None:
 
 
 def rules(session: Session, result: CheckResult) -> None:
-    played = session.play("receiving_payments", story, play_on=Event.PaymentClaimable)
+    played = session.play("receiving_payments", story)
     claimables = played.events(Event.PaymentClaimable)
     if len(claimables) < 3:
         raise fail(played, None, "three PaymentClaimable events", f"{len(claimables)}",

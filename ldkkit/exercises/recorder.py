@@ -407,8 +407,8 @@ class Recorder:
         self._finished_before = first
         return [h for h in handlings[first:] if h.finished is None] + list(self.task_steps)
 
-    def waiting(self, kind: type | tuple[type, ...]) -> list[Event]:
-        """The events of ``kind`` a task your code spawned while handling them still works on (not done), or a thread
+    def waiting(self, kind: type | tuple[type, ...] = Event) -> list[Event]:
+        """The events (of ``kind``) a task your code spawned while handling them still works on (not done), or a thread
         it started then still works, sleeps or waits a while for (``at_work``: not idle, waiting for your next
         event)."""
         at_work = [*((h, task) for h, task in self.tasks if not task.done()),

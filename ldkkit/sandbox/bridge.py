@@ -480,7 +480,7 @@ class RemoteHandler:
 
     def _note_waiting(self, waiting: Any, working: Any) -> None:
         """The learner process's tasks still at work, and the events its threads work or sleep for: each event's a
-        stand-in task (or thread) the check waits for as for its own (``Session.play``'s ``play_on``)."""
+        stand-in task (or thread) the check waits for as for its own (``common._play_on``)."""
         from ..exercises import recorder
 
         for told in (waiting, working):

@@ -39,7 +39,6 @@ from ..exercises.watch import (
     KIT_DIR,
     LIBRARY_DIRS,
     BlockingCall,
-    Counted,
     Later,
     just_built,
     no_sleeping,
@@ -64,7 +63,7 @@ from .kernel import (
     stopped_at,
     stub_reference,
 )
-from .learner_threads import THREAD_ERRORS, WORKING, LoopClock, count_threads
+from .learner_threads import THREAD_ERRORS, WORKED_FOR, WORKING, LoopClock, count_threads
 from .virtual_loop import ORIGIN as _ORIGIN
 from .virtual_loop import VirtualLoop
 
@@ -428,10 +427,8 @@ class Learner:
         #: Refusals in tasks the handler spawned that no one awaited, for the grader (its world meets them so).
         self.blocked: list[_TaskBlocked] = []
         #: The tasks the handler spawned and not yet done, with the number of the event whose handling spawned each: the
-        #: check waits for one working on an answer it allows to be put off (``Recorder.waiting``).
+        #: check plays on while one still works (``Recorder.waiting``).
         self.spawned: list[tuple[int, asyncio.Task[Any] | Later]] = []
-        #: The threads (and pool work) the learner's code started, with the number of the event it was handling.
-        self.threads: list[tuple[int, Counted]] = []
         count_threads(self)
 
     def _new_node(self) -> None:
@@ -531,10 +528,14 @@ class Learner:
         return sorted({origin for origin, _ in self.spawned})
 
     def working(self) -> list[int]:
-        """The events (by number) a thread the learner's code started while handling them still works, sleeps or waits a
-        while for (``at_work``: not idle, waiting for the next event), as ``Recorder.waiting`` asks of the check's."""
-        self.threads = [(origin, counted) for origin, counted in self.threads if not counted.ended]
-        return sorted({origin for origin, counted in self.threads if counted.at_work})
+        """The events (by number) a thread the learner's code started, or the code handling them woke, still works,
+        sleeps or waits a while for (``at_work``: not idle, waiting for the next event), as ``Recorder.waiting`` asks
+        of the check's."""
+        worked_for = list(WORKED_FOR.items())  # (copied at once: threads change it)
+        for counted, _ in worked_for:
+            if counted.ended:
+                WORKED_FOR.pop(counted, None)
+        return sorted({origin for counted, origin in worked_for if counted.at_work and not counted.ended})
 
     def crashed(self) -> None:
         """The node restarts as after a crash: the tasks the handler spawned die with its process, as in the check

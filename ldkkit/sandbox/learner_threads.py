@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 #: The learner's threads (and pool work) at work now, as the check watches each (``recorder._Clock``): the number of the
 #: event whose handling started or woke it, and when it began to work (or woke from a sleep on the clock).
 WORKING: dict[Counted, tuple[int, float]] = {}
+#: Each of the learner's threads (and pool work) that has counted, with the number of the event whose handling started
+#: or last woke it: a worker started in one play and woken by a later play's event works for that play, which the check
+#: plays on for (``Learner.working``), as ``recorder._Clock`` does for the check's.
+WORKED_FOR: dict[Counted, int] = {}
 
 
 #: Errors raised in threads of the learner's own (the event's number, the error): told to the grader at the next idle.
@@ -55,7 +59,8 @@ class LoopClock:
         return self.loop.now_us
 
     def start(self, counted: Counted) -> Callable[[], None]:
-        WORKING[counted] = (_ORIGIN.get(), time.monotonic())  # (from whoever starts or wakes it, in its context)
+        origin = _ORIGIN.get()  # (whoever starts or wakes it, in its context)
+        WORKING[counted], WORKED_FOR[counted] = (origin, time.monotonic()), origin
         done = self.loop.job_started()
 
         def stop() -> None:
@@ -110,7 +115,6 @@ def count_threads(learner: Learner) -> None:
             return start(self)
         run = timer_run(self) if isinstance(self, threading.Timer) else self.run
         self.run, counted = counting(learner.loop, run, own_thread=True)  # type: ignore[method-assign]
-        learner.threads.append((_ORIGIN.get(), counted))
         try:
             return start(self)
         except BaseException:  # (no thread to wait for: the sandbox's limit on threads, say)
@@ -122,7 +126,6 @@ def count_threads(learner: Learner) -> None:
         if not (_ORIGIN.get() and (HANDED_OVER.get() is not None or _submitted_by_you(sys._getframe(1)))):
             return submit(self, fn, *args, **kwargs)
         job, counted = counting(learner.loop, fn, own_thread=False)
-        learner.threads.append((_ORIGIN.get(), counted))
         handed_over(counted)
         return submit_counted(self, submit, job, counted, *args, **kwargs)
 

@@ -133,8 +133,8 @@ def names_the_first_peer_for_every_channel() -> Any:
     return compose({FUND: arm})
 
 
-async def _broadcast_soon(tx: Transaction, bitcoind_client: Any) -> None:
-    await asyncio.sleep(1)
+async def _broadcast_soon(tx: Transaction, bitcoind_client: Any, seconds: float = 1) -> None:
+    await asyncio.sleep(seconds)
     bitcoind_client.broadcast_transactions([tx])
 
 
@@ -379,6 +379,11 @@ CASES = [
           compose({FUND: then(lambda tx, btc: spawn(_broadcast_soon(tx, btc)))}),
           "your code broadcast the funding transaction", "LDK broadcasts",
           why="a spawned task broadcasts it a second later"),
+    wrong(EX, "broadcast_from_a_task_after_the_story",
+          compose({FUND: then(lambda tx, btc: spawn(_broadcast_soon(tx, btc, 3700)))}),
+          "your code broadcast the funding transaction", "LDK broadcasts",
+          why="a spawned task broadcasts it an hour and a bit later: it passed, the story ending before (the check "
+              "played on only for a task answering a PaymentClaimable)"),
     wrong(EX, "broadcast_handed_to_the_loop_first", compose({FUND: broadcast_from_the_loop_first}),
           "your code broadcast the funding transaction", "LDK broadcasts",
           why="loop.call_soon(send_raw_transaction, tx), then the hand-over: out before the peer signed"),

@@ -353,16 +353,17 @@ def claimed_keyed_by_hex(inbound_payments: Any, fs_store: Any, event: Any, **_: 
         fs_store.write("", "", "inbound_payments", inbound_payments.encode())
 
 
-def claimed_by_one_worker_thread() -> Any:
+def claimed_by_one_worker_thread(seconds: float = 0) -> Any:
     """One daemon thread, started with the first PaymentClaimable, claims each payment it takes from a queue (with the
-    components it came with: each play of a check is another node), and idles on the queue in between (it never ends).
-    """
+    components it came with: each play of a check is another node), ``seconds`` after taking it, and idles on the queue
+    in between (it never ends)."""
     work: queue.Queue[Any] = queue.Queue()
     started: list[threading.Thread] = []
 
     def worker() -> None:
         while True:
             components, event = work.get()
+            time.sleep(seconds)
             claimable(event=event, **components)
 
     def arm(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:

@@ -20,6 +20,7 @@ from .w03_receiving_payments import (
     claimed_by_a_thread_with_its_manager,
     claimed_by_a_worker_per_loop,
     claimed_by_one_worker,
+    claimed_by_one_worker_thread,
     claimed_retry_in_place,
 )
 from .w04_sending_payments import probe_fails_pending_payments, set_status
@@ -461,6 +462,10 @@ CASES = [
           "a new node with an event loop of its own",
           why="one task, spawned with the first OpenChannelRequest of the check, answers from a queue: it was told "
               "'an earlier event was not handled... Run the earlier checks first'"),
+    right(EX, "claimed_by_one_worker_thread_3_s_later", Fresh(lambda: claimed_by_one_worker_thread(3)),
+          why="one thread, started with the first PaymentClaimable, sleeps 3 s before each claim: it was told 'it was "
+              "never claimed', the thread having slept through the end of workbook 1's story (which has a payment), "
+              "then met its gone node, and died"),
     right(EX, "claimed_by_a_worker_per_loop", Fresh(claimed_by_a_worker_per_loop),
           why="the worker started again on each node's loop, handed the components with each payment (the hint above)"),
     wrong(EX, "claims_every_payment_by_a_worker_per_loop", Fresh(claims_every_payment_by_a_worker_per_loop),
