@@ -987,6 +987,13 @@ _AS_THE_CHECK = {
             "                        info.amt_msat = 0\n                    info.status, info.preimage, info.secret = "
             "HTLCStatus.Succeeded, purpose.preimage(), secret\n                    info.amt_msat += amount_msat\n"
             "                    COUNTED.add(payment_hash)\n", 1))),
+    # the same set kept in a dict beside the lock that guards it: the check and the learner process both kept it across
+    # the crash (neither put back what a dict holding more than data holds), and both passed the workbook
+    "counts_once_by_a_set_in_memory_beside_its_lock": ("background_processor", "07_background_processor.ipynb",
+                                                       lambda s: _AS_THE_CHECK["counts_once_by_a_set_in_memory"][2](s)
+                                                       .replace("COUNTED = set()", "STATE = {'lock': threading.Lock(), "
+                                                                "'counted': set()}", 1)
+                                                       .replace("COUNTED", "STATE['counted']")),
     # the write handed to a pool in a with block, whose end joins the pool's thread: refused as Thread.join is (it hung
     # for the hang limit, told it was polling, and the next check in the kernel failed too)
     "writes_in_a_pool_of_a_with_block": ("receiving_payments", "03_receiving_payments.ipynb", lambda s: s.replace(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import textwrap
 from typing import Any
 
@@ -81,15 +82,74 @@ def test_what_the_kit_shares_and_what_cannot_be_copied_are_left_alone():
                 HELD.append(event)
             background_tasks.add(event)
     """)
-    memory = Memory(cell["handle"])
+    lock, memory = cell["HELD"][0], Memory(cell["handle"])
     policy.TRUSTED_ZERO_CONF_PEERS.add("lsp")  # (a scenario adds its trusted LSP while it plays)
     try:
         cell["handle"]("lsp")
         memory.forget()
-        assert "lsp" in policy.TRUSTED_ZERO_CONF_PEERS and len(cell["HELD"]) == 2
+        assert "lsp" in policy.TRUSTED_ZERO_CONF_PEERS and cell["HELD"] == [lock]  # (the same lock, no copy)
     finally:
         policy.TRUSTED_ZERO_CONF_PEERS.discard("lsp")
     assert cell["background_tasks"] == set()
+
+
+def test_data_kept_beside_a_lock_in_slots_or_in_an_in_memory_database_is_memory_too():
+    """What a handler counted, kept in a dict or list beside the lock that guards it, in an object with ``__slots__``,
+    or in an in-memory sqlite3 database, is gone after a real crash as a plain set is: each is put back (the lock
+    itself is the same object). A database on disk outlives a crash, and is left as it is."""
+    cell = learner("""
+        import sqlite3, threading
+        STATE = {"lock": threading.Lock(), "counted": set(), "total": 0}
+        PAIR = [threading.Lock(), {}]
+
+        class Tracker:
+            __slots__ = ("lock", "seen", "count")
+            def __init__(self):
+                self.lock, self.seen, self.count = threading.Lock(), set(), 0
+        TRACKER = Tracker()
+        DB = sqlite3.connect(":memory:", check_same_thread=False)
+        DB.execute("create table counted (h text primary key)")
+
+        def handle(event, disk):
+            with STATE["lock"]:
+                STATE["counted"].add(event)
+                STATE["total"] += 1
+                STATE[event] = True
+            PAIR[1][event] = 1
+            PAIR.append(event)
+            TRACKER.seen.add(event)
+            TRACKER.count += 1
+            DB.execute("insert into counted values (?)", (event,))
+            disk.execute("insert into counted values (?)", (event,))
+    """)
+    lock, counted = cell["STATE"]["lock"], cell["STATE"]["counted"]
+    disk = sqlite3.connect(":memory:")
+    disk.execute("create table counted (h text primary key)")
+    memory = Memory(cell["handle"])
+    cell["handle"]("a", disk)
+    assert memory.forget() is True
+    assert cell["STATE"] == {"lock": lock, "counted": set(), "total": 0} and cell["STATE"]["counted"] is counted
+    assert cell["PAIR"][1:] == [{}] and cell["PAIR"][0] is not None
+    assert (cell["TRACKER"].seen, cell["TRACKER"].count) == (set(), 0)
+    assert cell["DB"].execute("select count(*) from counted").fetchone() == (0,)
+    assert disk.execute("select count(*) from counted").fetchone() == (1,)  # (not the handler's: handed to it)
+    assert memory.forget() is False
+
+
+def test_a_database_on_disk_outlives_a_crash(tmp_path):
+    cell = learner(f"""
+        import sqlite3
+        DB = sqlite3.connect({str(tmp_path / "seen.sqlite")!r})
+        DB.execute("create table counted (h text primary key)")
+
+        def handle(event):
+            DB.execute("insert into counted values (?)", (event,))
+            DB.commit()
+    """)
+    memory = Memory(cell["handle"])
+    cell["handle"]("a")
+    assert memory.forget() is False
+    assert cell["DB"].execute("select count(*) from counted").fetchone() == (1,)
 
 
 def test_work_in_progress_put_back_is_no_memory_taken():

@@ -7,10 +7,11 @@ twice after a real crash ("Event handling must be idempotent", ``lightning::even
 
 The check's node restarts inside the same Python process, so at each crash of your node the check puts your handler's
 memory back as it was when the check began (``Memory.forget``): what your code reaches by name (its module's globals,
-its closures, its functions' defaults and attributes, its classes' and objects' attributes, a module of yours it
-imports) and its caches (``functools.lru_cache``, emptied). Containers are put back in place, plain values rebound.
-Anything else (a lock, a thread, a queue, an event loop, the kit's own objects) is left as it is: a new process would
-have new ones, not old ones emptied.
+its closures, its functions' defaults and attributes, its classes' and objects' attributes (``__slots__`` too), a
+module of yours it imports, what a dict or list of yours holds beside a lock), its caches (``functools.lru_cache``,
+emptied) and its in-memory ``sqlite3`` databases. Containers are put back in place, plain values rebound. Anything
+else (a lock, a thread, a queue, an event loop, the kit's own objects) is left as it is: a new process would have new
+ones, not old ones emptied.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import concurrent.futures
 import copy
 import dataclasses
 import enum
+import sqlite3
 import sys
 import threading
 import types
@@ -41,20 +43,29 @@ class Memory:
         self._containers: list[tuple[Any, Any]] = []
         self._values: list[tuple[Any, Any, Any]] = []  # (where it is held, its key there, the value)
         self._caches: list[Any] = []
+        self._holders: list[tuple[Any, Any]] = []  # (a dict or list of more than data, a shallow copy): see _reached
+        self._databases: list[tuple[sqlite3.Connection, bytes]] = []
         for holder, key, value in _reached(handler):
             if id(value) in shared:  # (the kit's own state, shared with the scenarios: TRUSTED_ZERO_CONF_PEERS)
                 continue
             if isinstance(value, _CONTAINERS) and (_plain(value) or _working(value)):
                 self._containers.append((value, copy.deepcopy(value) if _plain(value) else type(value)()))
+            elif isinstance(value, (dict, list)):
+                self._holders.append((value, copy.copy(value)))
             elif isinstance(value, _VALUES) and holder is not None:
                 self._values.append((holder, key, value))
             elif callable(getattr(value, "cache_clear", None)) and hasattr(value, "cache_info"):
                 self._caches.append(value)
+            elif isinstance(value, sqlite3.Connection) and (database := _in_memory(value)) is not None:
+                self._databases.append((value, database))
 
     def forget(self) -> bool:
         """Put the memory back as it was when the check began, as a restarted process would have it. True if any of it
         had changed since (the crash took something)."""
         changed = any(_held(holder, key) is not value for holder, key, value in self._values)
+        for holder, kept in self._holders:  # (the same objects again: those that are data are put back below)
+            changed = changed or _rebound(holder, kept)
+            _put_back(holder, kept)
         for container, kept in self._containers:
             changed = changed or _differs(container, kept)
             _put_back(container, copy.deepcopy(kept))
@@ -63,7 +74,23 @@ class Memory:
         for cache in self._caches:
             changed = changed or bool(cache.cache_info().currsize)
             cache.cache_clear()
+        for connection, database in self._databases:
+            try:
+                changed = changed or connection.serialize() != database
+                connection.deserialize(database)
+            except sqlite3.Error:  # (one made in another thread, say: left as it is)
+                pass
         return changed
+
+
+def _in_memory(connection: sqlite3.Connection) -> bytes | None:
+    """An in-memory database's contents (``Connection.serialize``, Python 3.11), to put back; None for a database on
+    disk, which outlives a crash, or one that cannot be read here."""
+    try:
+        files = [row[2] for row in connection.execute("PRAGMA database_list")]
+        return connection.serialize() if files == [""] and hasattr(connection, "deserialize") else None
+    except sqlite3.Error:
+        return None
 
 
 _GONE = object()
@@ -90,6 +117,13 @@ def _hold(holder: Any, key: Any, value: Any) -> None:
             setattr(holder, key, value)
         except (AttributeError, TypeError):  # (a frozen object: left as it is)
             pass
+
+
+def _rebound(holder: Any, kept: Any) -> bool:
+    """Whether a dict or list of more than data holds other objects than it did."""
+    if isinstance(holder, dict):
+        return holder.keys() != kept.keys() or any(holder[k] is not v for k, v in kept.items())
+    return len(holder) != len(kept) or any(a is not b for a, b in zip(holder, kept, strict=True))
 
 
 def _differs(container: Any, kept: Any) -> bool:
@@ -178,9 +212,11 @@ def _reached(handler: Any) -> list[tuple[Any, Any, Any]]:
             continue
         seen.add(id(item))
         held: list[tuple[Any, Any, Any]] = []
-        if isinstance(item, (dict, list, tuple)):  # (a table of functions, as a dispatch by event kind)
-            todo.extend(item.values() if isinstance(item, dict) else item)
-            continue
+        if isinstance(item, (dict, list, tuple)):  # (a table of functions, or data kept beside a lock: what it holds)
+            if _plain(item):
+                continue  # (put back whole)
+            held += ([(item, key, value) for key, value in list(item.items())] if isinstance(item, dict)
+                     else [(None, None, value) for value in item])
         if isinstance(item, types.MethodType):
             todo += [item.__self__, item.__func__]
             continue
@@ -200,9 +236,21 @@ def _reached(handler: Any) -> list[tuple[Any, Any, Any]]:
                 todo.append(type(item))
             held += [(item, name, value) for name, value in list(getattr(item, "__dict__", {}).items())
                      if not name.startswith("__")]
+            held += [(item, name, getattr(item, name)) for name in _slots(item) if hasattr(item, name)]
         found += held
         todo += [value for _, _, value in held]
     return found
+
+
+def _slots(item: Any) -> list[str]:
+    """The ``__slots__`` attributes of an object of yours (a class's own are in its ``__dict__``)."""
+    if isinstance(item, (type, types.ModuleType)):
+        return []
+    names = []
+    for cls in type(item).__mro__:
+        slots = vars(cls).get("__slots__", ())
+        names += [slots] if isinstance(slots, str) else [n for n in slots if n not in ("__dict__", "__weakref__")]
+    return names
 
 
 def _filled(cell: types.CellType) -> bool:

@@ -7,6 +7,7 @@ import concurrent.futures
 import functools
 import os
 import queue
+import sqlite3
 import tempfile
 import threading
 import time
@@ -319,14 +320,34 @@ def remembers_what_it_wrote() -> Any:
 def counts_once_by_memory(where: str = "closure") -> Any:
     """Adds each payment's amount to its record once: a set in memory says which it counted ("idempotent"). After a
     real crash the set is gone, and the PaymentClaimed handed over again is counted twice. ``where`` the set is kept:
-    a closure's cell, a mutable default argument, a class attribute, an attribute of the function, an lru_cache."""
+    a closure's cell, a mutable default argument, a class attribute, an attribute of the function, an lru_cache, a
+    dict beside its lock, an object with ``__slots__``, an in-memory sqlite3 database."""
     counted: set[bytes] = set()
+    state = {"lock": threading.Lock(), "counted": set()}
 
     class Seen:
         hashes: set[bytes] = set()
 
-    def remembered(payment_hash: bytes, seen: set[bytes] = set()) -> set[bytes]:  # noqa: B006 (the learner's slip)
-        return {"closure": counted, "default": seen, "class": Seen.hashes, "function": claimed.seen}[where]
+    class Slotted:
+        __slots__ = ("hashes",)
+
+        def __init__(self) -> None:
+            self.hashes: set[bytes] = set()
+
+    slotted = Slotted()
+    database = sqlite3.connect(":memory:", check_same_thread=False)
+    database.execute("create table counted (h blob primary key)")
+
+    class InTheDatabase:  # (the set's two calls, on the database)
+        def __contains__(self, payment_hash: bytes) -> bool:
+            return database.execute("select 1 from counted where h = ?", (payment_hash,)).fetchone() is not None
+
+        def add(self, payment_hash: bytes) -> None:
+            database.execute("insert into counted values (?)", (payment_hash,))
+
+    def remembered(payment_hash: bytes, seen: set[bytes] = set()) -> Any:  # noqa: B006 (the learner's slip)
+        return {"closure": counted, "default": seen, "class": Seen.hashes, "function": claimed.seen,
+                "dict_with_its_lock": state["counted"], "slots": slotted.hashes, "sqlite": InTheDatabase()}[where]
 
     @functools.cache
     def first_time(payment_hash: bytes) -> list[bool]:
@@ -636,6 +657,11 @@ CASES = [
         "the check putting back only what a handler names, and its closures")
       for where, what in (("default", "a mutable default argument"), ("class", "a class attribute"),
                           ("function", "an attribute of the function"), ("lru_cache", "an lru_cache"))),
+    *(wrong(EX, f"counts_once_by_a_set_in_memory_kept_in_{where}", Fresh(lambda where=where: counts_once_by_memory(
+        where)), "a crash just after PaymentClaimed", "amt_msat", why=f"the same, the set kept in {what}: it passed, "
+        "the check putting back neither what a dict of more than data holds, nor slots, nor a database in memory")
+      for where, what in (("dict_with_its_lock", "a dict beside the lock that guards it"),
+                          ("slots", "an object with __slots__"), ("sqlite", "an in-memory sqlite3 database"))),
     wrong(EX, "counts_a_payment_handed_over_again", compose({CLAIMED: adds_when_handed_again}),
           "a crash just after PaymentClaimed", "amt_msat", why="adds the amount to a Succeeded record, memory put "
           "back after a failed write: a PaymentClaimed handed over again after a crash counts twice"),
