@@ -163,9 +163,16 @@ def _explain(played: Played, handling: Handling, descriptor: Any) -> tuple[str, 
     calls = played.recorder.calls_for(handling, "output_sweeper.track_spendable_outputs")
     built = [c for c in played.recorder.calls_for(handling, "keys_manager.spend_spendable_outputs")
              if descriptor in tuple(c.arguments.get("descriptors", ()))]
-    chain = played.world.chain
-    late = [c.returned for c in built if c.returned is not None and not is_final(
-        c.returned, chain.height() + 1, chain.median_time_past())]
+    chain, txs = played.world.chain, [c.returned for c in built if c.returned is not None]
+    refused = [r for r in played.me.bitcoind_client.rejected if r.reason.startswith("non-final") and r.tx in txs]
+    late = [tx for tx in txs if not is_final(tx, chain.height() + 1, chain.median_time_past())]
+    if not calls and refused:  # (broadcast while its nLockTime was not reached, and never again once it was)
+        return (f": you built a transaction spending it (keys_manager.spend_spendable_outputs) with nLockTime "
+                f"{refused[0].tx.lock_time:,} and broadcast it, and bitcoind refused it ({refused[0].reason}); it was "
+                "not broadcast again", "pass the current height (bitcoind_client.get_block_height(), as LDK recommends "
+                "and its sweeper does: a transaction may enter only a block above its nLockTime) or locktime=None (0: "
+                "no lock), or hand the outputs to output_sweeper.track_spendable_outputs, which broadcasts again until "
+                "it confirms.")
     if not calls and late:
         return (f": you built a transaction spending it (keys_manager.spend_spendable_outputs) with nLockTime "
                 f"{late[0].lock_time:,}, a block after the story's last ({chain.height():,}), and bitcoind refuses "

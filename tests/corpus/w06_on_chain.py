@@ -67,13 +67,17 @@ def spend_to_my_wallet(keys_manager: Any, bitcoind_client: Any, event: Any, **_:
     bitcoind_client.broadcast_transactions([tx])
 
 
-def spend_with_a_lock_time(keys_manager: Any, bitcoind_client: Any, event: Any, **_: Any) -> None:
-    """Spends the outputs itself, to its wallet, with an nLockTime a thousand blocks on ("so that no one can mine it
-    early"): bitcoind refuses the transaction until then (non-final)."""
-    locktime = bitcoind_client.get_block_height() + 1_000
-    tx = keys_manager.spend_spendable_outputs(list(event.outputs), [], bitcoind_client.get_change_script(), 253,
-                                              locktime)
-    bitcoind_client.broadcast_transactions([tx])
+def spend_with_a_lock_time(blocks: int = 1_000) -> Any:
+    """Spends the outputs itself, to its wallet, with an nLockTime ``blocks`` on ("so that no one can mine it early"):
+    bitcoind refuses the transaction until a block above it (non-final), and it is broadcast once only."""
+
+    def arm(keys_manager: Any, bitcoind_client: Any, event: Any, **_: Any) -> None:
+        locktime = bitcoind_client.get_block_height() + blocks
+        tx = keys_manager.spend_spendable_outputs(list(event.outputs), [], bitcoind_client.get_change_script(), 253,
+                                                  locktime)
+        bitcoind_client.broadcast_transactions([tx])
+
+    return arm
 
 
 def _spend_at(feerate: Any) -> Any:
@@ -457,9 +461,13 @@ CASES = [
           "never came back to your wallet", "paid all of it to scripts that are not your wallet's",
           why="spends them itself to keys_manager.get_destination_script(), confirmed: it was told its outputs were "
               "never handed to the OutputSweeper, as if a spend of its own were the mistake"),
-    wrong(EX, "sweeps_with_a_far_lock_time", compose({SPEND: spend_with_a_lock_time}), "never came back to your "
+    wrong(EX, "sweeps_with_a_far_lock_time", compose({SPEND: spend_with_a_lock_time()}), "never came back to your "
           "wallet", "non-final", "pass the current height", why="its own sweep, its nLockTime a thousand blocks on: "
           "it passed, the simulated chain taking a transaction bitcoind refuses until then"),
+    wrong(EX, "sweeps_locked_to_the_next_block", compose({SPEND: spend_with_a_lock_time(1)}), "never came back to "
+          "your wallet", "and broadcast it, and bitcoind refused it (non-final", "pass the current height",
+          why="its own sweep, its nLockTime the next block's height, broadcast once: bitcoind refuses it (it may enter "
+              "only a block above its nLockTime); the check said to broadcast it, which it had done"),
     wrong(EX, "sweeps_to_a_stranger", compose({SPEND: spend_to_a_stranger}), "never came back to your wallet",
           why="spends the outputs itself to a script that is not the wallet's: swept and confirmed, but not back"),
     wrong(EX, "hands_over_the_outer_event", compose({BUMP: bump_whole_event}),
