@@ -75,6 +75,8 @@ class Stage:
         self.peers: dict[str, Node] = {}
         #: What ``pay`` recorded for each payment before sending it, as ldk-sample's ``sendpayment`` does.
         self.sent: dict[PaymentId, PaymentInfo] = {}
+        #: What ``invoice`` recorded for each invoice of yours (your node's), as ldk-sample's ``getinvoice`` does.
+        self.issued: dict[PaymentHash, PaymentInfo] = {}
 
     # --- peers and channels -----------------------------------------------------------------
 
@@ -141,9 +143,11 @@ class Stage:
     def invoice(self, payee: Node, amount_msat: int, description: str = "ldkkit workshop") -> Bolt11Invoice:
         """ldk-sample's ``getinvoice``: create an invoice and record it as a pending inbound payment."""
         invoice = payee.channel_manager.create_bolt11_invoice(amount_msat, description, 3600)
+        record = PaymentInfo(None, invoice.payment_secret(), HTLCStatus.Pending, amount_msat)
+        if payee is self.me:
+            self.issued[invoice.payment_hash()] = dataclasses.replace(record)  # (a copy: handlers change the other)
         with payee.inbound_payments.lock() as payments:
-            payments[invoice.payment_hash()] = PaymentInfo(None, invoice.payment_secret(), HTLCStatus.Pending,
-                                                          amount_msat)
+            payments[invoice.payment_hash()] = record
         return invoice
 
     def pay(self, payer: Node, invoice: Bolt11Invoice, *, retry: Optional[Retry] = None,

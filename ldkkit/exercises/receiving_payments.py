@@ -260,8 +260,9 @@ def judge_claimed_records(played: Played, *, handlings: list | None = None) -> N
 
 def judge_unclaimed_records(played: Played) -> None:
     """In the end, on disk, every payment claimed is still ``Succeeded`` with its amount (a later write may not
-    lose it), no payment received is kept among those sent, and no payment is ``Succeeded`` that was never claimed:
-    only ``PaymentClaimed`` says so."""
+    lose it), no payment received is kept among those sent, no payment is ``Succeeded`` that was never claimed:
+    only ``PaymentClaimed`` says so, and an invoice of yours no payment came for is still recorded as it was issued
+    (Pending: no event was about it)."""
     claimed = {e.payment_hash for e in played.events(Event.PaymentClaimed)}
     records = final_records(played, "inbound_payments")
     for event in {e.payment_hash: e for e in played.events(Event.PaymentClaimed)}.values():
@@ -290,6 +291,15 @@ def judge_unclaimed_records(played: Played) -> None:
                        "update the entry of the event's payment_hash, and only it." if event is None else
                        "PaymentClaimable only says a payment waits to be claimed: it may still fail (a payment "
                        "you cannot claim is failed back). Record Succeeded on PaymentClaimed, once the money is yours.")
+    came = {e.payment_hash for e in played.events(Event.PaymentClaimable)}
+    for payment_hash, issued in played.stage.issued.items():
+        record = records.get(payment_hash)
+        if payment_hash not in came and records and record != issued:
+            raise fail(played, None, f"the invoice {payment_hash!r}, never paid, still recorded on disk as it was "
+                       f"issued: {issued!r}", "its record is gone" if record is None else f"it is now {record!r}",
+                       "no event was about this invoice: no payment of its hash ever came. On PaymentClaimed, update "
+                       "the entry of the event's payment_hash, and only it: the others are payments you may still "
+                       "receive.")
 
 
 def _record_problem(record: object, preimage: object, secret: object, amount: int) -> str:

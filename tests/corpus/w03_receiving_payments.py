@@ -593,6 +593,23 @@ def answers_from_a_thread_after(seconds: float, *, wait: Any = time.sleep) -> An
     return put_off
 
 
+def claimed_and_the_other_invoices(change: str) -> Any:
+    """Records the payment claimed rightly, and ``change``s every other invoice still Pending ("expired", or "cleaned
+    up"): an invoice no payment came for is one the node may still be paid."""
+
+    def arm(inbound_payments: Any, event: Any, **kw: Any) -> Any:
+        with inbound_payments.lock() as payments:
+            for payment_hash in [h for h, info in payments.items()
+                                 if h != event.payment_hash and info.status is HTLCStatus.Pending]:
+                if change == "fail":
+                    payments[payment_hash].status = HTLCStatus.Failed
+                else:
+                    del payments[payment_hash]
+        return good_claimed(inbound_payments=inbound_payments, event=event, **kw)
+
+    return compose({CLAIMED: arm})
+
+
 def _after(seconds: float, arm: Any) -> Any:
     def slept(**kwargs: Any) -> Any:
         time.sleep(seconds)
@@ -718,6 +735,10 @@ CASES = [
           why="a task spawned on PaymentClaimable claims and writes Succeeded at once, with no PaymentClaimed arm: it "
               "passed, the disk being read only when a hand-over ended (records_claims_on_claimable, doing the same "
               "in the handler, failed)"),
+    *(wrong(EX, f"claimed_and_{change}s_the_other_invoices", claimed_and_the_other_invoices(change),
+            "never paid, still recorded on disk as it was issued", "update the entry of the event's payment_hash, "
+            "and only it", why=f"on PaymentClaimed, {change}s every other invoice still Pending: it passed, only an "
+            "entry wrongly Succeeded being looked for") for change in ("fail", "delete")),
     wrong(EX, "reads_a_keysends_secret", compose({CLAIMED: claimed_reading_the_secret_of_every_purpose}),
           "has no field 'payment_secret'", 'getattr(purpose, "payment_secret", None)',
           why="purpose.payment_secret read for every payment: a keysend's raised AttributeError, and the hint only "
