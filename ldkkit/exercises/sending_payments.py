@@ -114,17 +114,28 @@ def probes_story(stage: Stage) -> None:
 
 
 def judge_completed(played: Played) -> None:
-    """No payment to an invoice its payee issued was given up by your code: LDK retries a failed path on its own."""
-    paid = {e.payment_id for e in played.events(Event.PaymentSent)}
-    abandoned = {c.arguments.get("payment_id") for c in played.recorder.calls_to("channel_manager.abandon_payment")}
-    for payment_id, record in played.stage.sent.items():
-        if record.secret != FAKE_SECRET and payment_id not in paid and payment_id in abandoned:
-            failed = next((e for e in played.events(Event.PaymentFailed) if e.payment_id == payment_id), None)
-            raise fail(played, failed, "the payment to a real invoice completed (PaymentSent): LDK finds another "
-                       "path when one fails", "you abandoned it, and it ended PaymentFailed" if failed else
-                       "you abandoned it, and it never completed",
-                       "PaymentPathFailed is about one path, and LDK retries another on its own (the payment's "
-                       "Retry): do not abandon_payment there, only to give up on purpose.")
+    """No payment to an invoice its payee issued was given up by your code while LDK could still complete it: LDK
+    retries a failed path on its own, and an abandoned payment is retried no more (``abandon_payment`` "does not
+    prevent a payment from succeeding", but the next path to fail ends it). One abandoned once it ended (its
+    PaymentSent or PaymentFailed handed over) is left as it was: LDK no longer knows it."""
+    ends = {}
+    for handling in played.handled((Event.PaymentSent, Event.PaymentFailed)):
+        ends.setdefault(handling.event.payment_id, handling)
+    for call in played.recorder.calls_to("channel_manager.abandon_payment"):
+        payment_id = call.arguments.get("payment_id")
+        record, end = played.stage.sent.get(payment_id), ends.get(payment_id)
+        if record is None or record.secret == FAKE_SECRET or (end is not None and end.order < call.order):
+            continue
+        arm = f" (while handling {type(call.handling.event).__name__})" if call.handling is not None else ""
+        outcome = ("and it ended PaymentFailed" if isinstance(end.event, Event.PaymentFailed) else "and it still "
+                   "succeeded (no path failed after: LDK would have retried it no more)") if end is not None else \
+            "and it never completed"
+        raise fail(played, end.event if end is not None else call.handling.event if call.handling else None,
+                   "the payment to a real invoice left to LDK until it ends (PaymentSent or PaymentFailed): LDK "
+                   "finds another path when one fails", f"you abandoned it while it was on its way{arm}, {outcome}",
+                   "PaymentPathFailed is about one path, and LDK retries another on its own (the payment's Retry), "
+                   "whatever else happens (a channel closing ends no payment): do not abandon_payment, only to give "
+                   "up on purpose.")
 
 
 #: The payment secret of the story's invoices that no payee issued.
@@ -161,7 +172,9 @@ def rules(session: Session, result: CheckResult) -> None:
     played = session.play("sending_payments", story)
     judge_completed(played)
     counts = judge_outbound_records(played)
-    judge_outbound_records(session.play("probes and a channel closing while a payment is on its way", probes_story))
+    probes = session.play("probes and a channel closing while a payment is on its way", probes_story)
+    judge_completed(probes)
+    judge_outbound_records(probes)
     result.add("PaymentSent: Succeeded on disk, with the preimage, secret and amount", count(counts["sent"], "payment"))
     result.add("PaymentFailed: Failed on disk, secret and amount kept", count(counts["failed"], "payment"))
     result.add("PaymentFailed after success: still Succeeded", count(counts["after"], "payment"))

@@ -13,7 +13,7 @@ from ldkkit.routing.router import PaymentParameters, RouteParameters
 from ldkkit.types import PaymentId
 
 from . import Fresh, right, wrong
-from .arms import compose, sent, spawn
+from .arms import compose, failed, sent, spawn
 
 EX = "sending_payments"
 SENT, FAILED, PATH_FAILED = Event.PaymentSent, Event.PaymentFailed, Event.PaymentPathFailed
@@ -191,6 +191,22 @@ def probe_fails_pending_payments(outbound_payments: Any, fs_store: Any, event: A
             if info.status is HTLCStatus.Pending:
                 info.status = HTLCStatus.Failed
     fs_store.write("", "", "outbound_payments", outbound_payments.encode())
+
+
+def abandons_the_pending_when_a_channel_closes(channel_manager: Any, outbound_payments: Any, **_: Any) -> None:
+    """On ChannelClosed, abandons every payment still Pending ("its channel may be gone: stop retrying")."""
+    with outbound_payments.lock() as payments:
+        pending = [payment_id for payment_id, info in payments.items() if info.status is HTLCStatus.Pending]
+    for payment_id in pending:
+        channel_manager.abandon_payment(payment_id)
+
+
+def abandons_once_failed(channel_manager: Any, event: Any, **kw: Any) -> Any:
+    """The workbook's PaymentFailed arm, then abandon_payment ("make sure LDK stops"): LDK forgot the payment as it
+    queued PaymentFailed, and the call does nothing."""
+    answer = failed(event=event, **kw)
+    channel_manager.abandon_payment(event.payment_id)
+    return answer
 
 
 def abandons_on_path_failure(channel_manager: Any, event: Any, **_: Any) -> None:
@@ -425,8 +441,17 @@ CASES = [
           compose({Event.ProbeSuccessful: probe_fails_pending_payments}),
           "on Event.ProbeSuccessful", "still on its way, left Pending", "a probe is no payment",
           why="marks every Pending payment Failed on ProbeSuccessful (as above)"),
-    wrong(EX, "abandons_on_path_failure", compose({PATH_FAILED: abandons_on_path_failure}), "completed",
+    wrong(EX, "abandons_on_path_failure", compose({PATH_FAILED: abandons_on_path_failure}), "left to LDK until it ends",
           "do not abandon_payment", why="abandon_payment on PaymentPathFailed: the retried payment never succeeds"),
+    wrong(EX, "abandons_the_pending_when_a_channel_closes",
+          compose({Event.ChannelClosed: abandons_the_pending_when_a_channel_closes}),
+          "you abandoned it while it was on its way (while handling ChannelClosed)", "do not abandon_payment",
+          why="abandons every Pending payment on ChannelClosed: it passed, the payment in flight completing all the "
+              "same (abandon_payment does not stop one that succeeds, but LDK would retry it no more)"),
+    right(EX, "abandons_once_failed", compose({FAILED: abandons_once_failed}),
+          why="abandon_payment after the PaymentFailed arm, a call that does nothing: it failed, told it had "
+              "abandoned a payment that should have completed (erin's, which no path reaches) and to leave "
+              "PaymentPathFailed alone"),
     wrong(EX, "returns_true", compose({SENT: _returning(True, GOOD_SENT)}), "returned True", "ReplayEvent",
           why="returns True from PaymentSent"),
     wrong(EX, "looks_the_entry_up_in_the_storage_itself", compose({Event.PaymentSent: sent_into_the_storage_itself}),
