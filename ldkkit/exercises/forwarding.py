@@ -14,7 +14,9 @@ Rules, judged on the simulation's clock (never on wall time):
   goes back, failed by the next hop, sooner than that after the ``HTLCHandlingFailed`` that told of it;
 - no more ``process_pending_htlc_forwards()`` calls than ``PendingHTLCsForwardable`` events asked for: a loop
   that polls is wrong even when its polls find nothing waiting;
-- every payment routed through you is forwarded (``PaymentForwarded``).
+- every payment routed through you is forwarded (``PaymentForwarded``), and the one the next hop refuses is failed
+  back; no channel closes (nothing in the story asks for it: ``HTLCHandlingFailed`` is LDK telling you it failed an
+  HTLC back itself).
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def rules(session: Session, result: CheckResult) -> None:
     delays = judge_forwards(played)
     judge_forward_times(played)
     judge_calls_asked_for(played)
+    judge_channels_kept(played)
     forwarded = played.events(Event.PaymentForwarded)
     payments = len(PAYMENTS_MSAT) + len(OVERLAPPING_MSAT) + len(RACING_MSAT)
     if len(forwarded) != payments:
@@ -92,6 +95,30 @@ def rules(session: Session, result: CheckResult) -> None:
                f"{len(delays)} times, {min(delays) * 1000:.0f} to {max(delays) * 1000:.0f} ms")
     result.add("the handler returned at once; a task waited", f"{len(delays)} events")
     result.add("payments forwarded", f"{len(forwarded)}, earning {fees:,} msat")
+
+
+#: The ChannelManager's calls that close a channel.
+CLOSING = ("close_channel", "close_channel_with_feerate_and_script", "force_close_broadcasting_latest_txn",
+           "force_close_without_broadcasting_txn", "force_close_all_channels_broadcasting_latest_txn",
+           "force_close_all_channels_without_broadcasting_txn")
+
+
+def judge_channels_kept(played: Played) -> None:
+    """No channel of your node closed: nothing in this story asks for it, and a closed channel fails every HTLC still
+    on it (or leaves it to time out on chain)."""
+    closed = played.events(Event.ChannelClosed)
+    if not closed:
+        return
+    calls = [c for name in CLOSING for c in played.recorder.calls_to(f"channel_manager.{name}")]
+    first = min(calls, key=lambda c: c.order, default=None)
+    arm = type(first.handling.event).__name__ if first is not None and first.handling is not None else ""
+    raise fail(played, closed[0], "every channel still open at the end: nothing in this story closes one",
+               f"the channel with {closed[0].counterparty_node_id!r} closed ({closed[0].reason})",
+               (f"your handler called channel_manager.{first.name.split('.')[-1]}"
+                + (f" while it handled {arm}" if arm else "") + ". " if first is not None else "")
+               + "An HTLCHandlingFailed only tells you that an HTLC could not go on: LDK fails it back itself (the "
+               "PendingHTLCsForwardable that follows sends the failure). There is nothing to do for it, and closing "
+               "the channel it came on fails or strands every other HTLC there.")
 
 
 def _disconnected(played: Played) -> str:
@@ -108,11 +135,16 @@ def _disconnected(played: Played) -> str:
 
 def judge_forwards(played: Played) -> list[float]:
     delays, judged = [], []
+    calls = played.recorder.calls_to("channel_manager.process_pending_htlc_forwards")
     for handling in played.handled(Event.PendingHTLCsForwardable):
         delay = _judge_one(played, handling)
         if delay is not None:
             delays.append(delay)
             judged.append((handling, delay))
+        elif went := [c.at - handling.started for c in calls if c.order > handling.order]:
+            # (made for another event, as by a worker of yours, or a wait already running: the wait it had all the
+            # same is judged for its spread, not against the bytes drawn for it)
+            delays.append(went[0])
     if len(delays) >= 3 and max(delays) - min(delays) < SLACK_S:
         raise fail(played, played.events(Event.PendingHTLCsForwardable)[-1], "a different random delay each time",
                    f"always {delays[0] * 1000:.0f} ms",
@@ -231,6 +263,10 @@ def _judge_one(played: Played, handling: Handling) -> float | None:
     event = handling.event
     t = event.time_forwardable.total_seconds()
     calls = played.recorder.calls_for(handling, "channel_manager.process_pending_htlc_forwards")
+    waited = handling.finished - handling.started if handling.finished is not None else 0.0
+    if waited > SLACK_S and not (calls and calls[0].during):  # (waited, then handed the call to a task)
+        raise fail(played, event, "the handler to return at once, and the forward to happen later",
+                   f"the handler itself waited {waited * 1000:,.0f} ms before returning", _WAIT_IN_A_TASK)
     later = [at for at, _ in _sent_on(played, ("UpdateAddHTLC", "UpdateFailHTLC")) if at >= handling.started]
     if not calls and later and later[0] - handling.started <= 5 * t + SLACK_S:
         return None
@@ -252,9 +288,7 @@ def _judge_one(played: Played, handling: Handling) -> float | None:
                    "wait a random time first, in a task.")
     if call.during:
         raise fail(played, event, "the handler to return at once, and the forward to happen later",
-                   f"the handler itself waited {delay * 1000:,.0f} ms before returning",
-                   "while your handler waits, no other event is handled: spawn the wait in a task "
-                   "(asyncio.get_running_loop().create_task(...)) instead of awaiting it in the handler.")
+                   f"the handler itself waited {delay * 1000:,.0f} ms before returning", _WAIT_IN_A_TASK)
     if not t - SLACK_S <= delay <= 5 * t + SLACK_S:
         unit = (f" That is {delay:g} s: time_forwardable.total_seconds() is already in seconds."
                 if delay > 50 * t else _too_short_unit(played, t) if delay < t / 50 else "")
@@ -262,6 +296,10 @@ def _judge_one(played: Played, handling: Handling) -> float | None:
                    f"{delay * 1000:,.0f} ms", "LDK asks for a random delay between time_forwardable and five times "
                    f"it: time_forwardable × (1 + 4 × a random fraction in [0, 1)).{unit}")
     return delay
+
+
+_WAIT_IN_A_TASK = ("while your handler waits, no other event is handled: spawn the wait in a task "
+                   "(asyncio.get_running_loop().create_task(...)) instead of awaiting it in the handler.")
 
 
 def _too_short_unit(played: Played, t: float) -> str:

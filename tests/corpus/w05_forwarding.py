@@ -188,6 +188,47 @@ async def awaits_in_handler(channel_manager: Any, keys_manager: Any, event: Any,
     channel_manager.process_pending_htlc_forwards()
 
 
+async def awaits_in_handler_then_spawns(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Waits the random delay in the handler itself, then spawns a task that forwards at once."""
+    await asyncio.sleep(event.time_forwardable.total_seconds() * (1 + 4 * _fraction(keys_manager)))
+
+    async def now() -> None:
+        channel_manager.process_pending_htlc_forwards()
+
+    spawn(now())
+
+
+def one_worker_per_loop(delay_of: Any) -> Any:
+    """One task per event loop forwards for every event: each event queues its delay, ``delay_of(t, keys_manager)``,
+    the worker waits it, then forwards."""
+    workers: dict[Any, asyncio.Queue[Any]] = {}
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        loop = asyncio.get_running_loop()
+        if loop not in workers:
+            work: asyncio.Queue[Any] = asyncio.Queue()
+            workers[loop] = work
+
+            async def worker() -> None:
+                while True:
+                    delay = await work.get()
+                    await asyncio.sleep(delay)
+                    channel_manager.process_pending_htlc_forwards()
+
+            spawn(worker())
+        workers[loop].put_nowait(delay_of(event.time_forwardable.total_seconds(), keys_manager))
+
+    return compose({FWD: arm})
+
+
+def closes_on_handling_failed(channel_manager: Any, event: Any, **_: Any) -> None:
+    """Force-closes the channel a failed HTLC came in on ("that peer sent a payment that failed")."""
+    for channel in channel_manager.list_channels():
+        if channel.channel_id == event.prev_channel_id:
+            channel_manager.force_close_broadcasting_latest_txn(channel.channel_id, channel.counterparty.node_id,
+                                                                "a payment that failed")
+
+
 def forwards_at_once(channel_manager: Any, **_: Any) -> None:
     channel_manager.process_pending_htlc_forwards()
 
@@ -390,6 +431,20 @@ CASES = [
           "the hint gave the formula it had already written"),
     wrong(EX, "time_sleep_in_handler", compose({FWD: sleeps_blocking}), "time.sleep", "asyncio.sleep",
           why="time.sleep in the handler"),
+    wrong(EX, "awaits_in_handler_then_spawns", compose({FWD: awaits_in_handler_then_spawns}),
+          "the handler itself waited", "create_task", why="awaits the random delay in the handler, then spawns a task "
+          "that forwards at once: it passed, only the call's own time being looked at"),
+    wrong(EX, "one_worker_per_loop_with_a_fixed_delay",
+          Fresh(lambda: one_worker_per_loop(lambda t, keys_manager: keys_manager.get_secure_random_bytes() and 2 * t)),
+          "a different random delay each time", "always 200 ms", why="one worker task per loop, each event queuing "
+          "the same 2 t (bytes drawn, and ignored): it passed, only the first event's delay being judged, the "
+          "worker's calls all made for it"),
+    right(EX, "one_worker_per_loop_with_random_delays",
+          Fresh(lambda: one_worker_per_loop(lambda t, keys_manager: t * (1 + 4 * _fraction(keys_manager))))),
+    wrong(EX, "force_closes_on_handling_failed", compose({Event.HTLCHandlingFailed: closes_on_handling_failed}),
+          "every channel still open at the end", "force_close_broadcasting_latest_txn while it handled "
+          "HTLCHandlingFailed", why="force-closes the channel a failed HTLC came in on: it passed, the channels "
+          "never looked at"),
     wrong(EX, "awaits_in_handler", compose({FWD: awaits_in_handler}), "the handler itself waited", "create_task",
           why="awaits the sleep inside the handler instead of spawning"),
     wrong(EX, "forwards_at_once", compose({FWD: forwards_at_once}), "called at once", "wait a random time",
