@@ -14,15 +14,17 @@ Rules, judged on the simulation's clock (never on wall time):
   goes back, failed by the next hop, sooner than that after the ``HTLCHandlingFailed`` that told of it;
 - no more ``process_pending_htlc_forwards()`` calls than ``PendingHTLCsForwardable`` events asked for: a loop
   that polls is wrong even when its polls find nothing waiting;
-- every payment routed through you is forwarded (``PaymentForwarded``), and the one the next hop refuses is failed
-  back; no channel closes (nothing in the story asks for it: ``HTLCHandlingFailed`` is LDK telling you it failed an
-  HTLC back itself).
+- every payment routed through you is forwarded (``PaymentForwarded``), and your code closes no channel (nothing asks
+  for it: ``HTLCHandlingFailed`` is LDK telling you it fails an HTLC back itself);
+- the same after a restart, when LDK asks with a ``time_forwardable`` of 2 s (it is no constant), and for a forward
+  whose inbound channel closed meanwhile, whose ``total_fee_earned_msat`` is None (a sum that adds it raises).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from typing import Any
 
 from .. import scenarios
 from ..events import Event
@@ -66,6 +68,29 @@ def story(stage: Stage) -> None:
     stage.settle(900)  # long enough for a delay read in the wrong unit to show
 
 
+#: A payment that arrives as your node crashes, and one whose inbound channel alice force-closes once it went on.
+RESTARTED_MSAT, CLOSED_MSAT = 40_000_000, 35_000_000
+
+
+def restart_and_close_story(stage: Stage) -> None:
+    """A payment arrives as your node crashes: restarted from what it had persisted, the HTLC just arrived, it is asked
+    to forward with a time_forwardable of 2 s (no constant). Then alice force-closes the channel a payment came in on
+    once it went on: its PaymentForwarded comes with no fee (None: LDK claims it on chain)."""
+    alice, carol = stage.peer("alice"), stage.peer("carol", handler=scenarios.forwards_after(CAROL_S))
+    stage.open(alice, stage.me, 6_000_000)
+    stage.open(carol, stage.me, 6_000_000, push_msat=3_000_000_000)
+    stage.world.crash(stage.me)
+    stage.pay(alice, stage.invoice(carol, RESTARTED_MSAT), settle_s=0.05)
+    stage.me.fs_store.write("", "", "manager", stage.me.channel_manager.encode())
+    stage.me = stage.world.restart_node(stage.me)
+    stage.settle(12)
+    stage.pay(alice, stage.invoice(carol, CLOSED_MSAT), settle_s=0)
+    _until_sent_on(stage, limit_s=12)
+    alice.channel_manager.force_close_broadcasting_latest_txn(stage.channel_between(alice, stage.me).channel_id,
+                                                              stage.me.node_id, "alice is gone")
+    stage.settle()
+
+
 def _until_sent_on(stage: Stage, limit_s: float = 1.0, step_s: float = 0.01) -> None:
     """Let time pass until your node has sent on every HTLC it was given (at most ``limit_s``)."""
     def waiting() -> bool:
@@ -80,21 +105,30 @@ def _until_sent_on(stage: Stage, limit_s: float = 1.0, step_s: float = 0.01) -> 
 
 def rules(session: Session, result: CheckResult) -> None:
     played = session.play("forwarding", story, draws_for=(Event.PendingHTLCsForwardable, PLANNED_DRAWS))
-    delays = judge_forwards(played)
-    judge_forward_times(played)
-    judge_calls_asked_for(played)
-    judge_channels_kept(played)
+    delays = judge_played(played, len(PAYMENTS_MSAT) + len(OVERLAPPING_MSAT) + len(RACING_MSAT))
     forwarded = played.events(Event.PaymentForwarded)
-    payments = len(PAYMENTS_MSAT) + len(OVERLAPPING_MSAT) + len(RACING_MSAT)
-    if len(forwarded) != payments:
-        raise fail(played, None, f"{payments} PaymentForwarded events", f"{len(forwarded)}",
-                   held_back(played) or _disconnected(played)
-                   or "a forward completes once the next hop's preimage comes back through you.")
+    later = session.play("a forward across a restart, and one whose channel closes", restart_and_close_story)
+    judge_played(later, 2)
     fees = sum(e.total_fee_earned_msat or 0 for e in forwarded)
     result.add("process_pending_htlc_forwards after a random delay in [t, 5t)",
                f"{len(delays)} times, {min(delays) * 1000:.0f} to {max(delays) * 1000:.0f} ms")
     result.add("the handler returned at once; a task waited", f"{len(delays)} events")
     result.add("payments forwarded", f"{len(forwarded)}, earning {fees:,} msat")
+    result.add("after a restart (time_forwardable 2 s), and with no fee (None)", "forwarded")
+
+
+def judge_played(played: Played, payments: int) -> list[float]:
+    """Every rule, on one play of ``payments`` forwards: the delays each wait took."""
+    delays = judge_forwards(played)
+    judge_forward_times(played)
+    judge_calls_asked_for(played)
+    judge_channels_kept(played)
+    forwarded = played.events(Event.PaymentForwarded)
+    if len(forwarded) != payments:
+        raise fail(played, None, f"{payments} PaymentForwarded events", f"{len(forwarded)}",
+                   held_back(played) or _disconnected(played)
+                   or "a forward completes once the next hop's preimage comes back through you.")
+    return delays
 
 
 #: The ChannelManager's calls that close a channel.
@@ -104,21 +138,22 @@ CLOSING = ("close_channel", "close_channel_with_feerate_and_script", "force_clos
 
 
 def judge_channels_kept(played: Played) -> None:
-    """No channel of your node closed: nothing in this story asks for it, and a closed channel fails every HTLC still
-    on it (or leaves it to time out on chain)."""
-    closed = played.events(Event.ChannelClosed)
-    if not closed:
-        return
+    """Your code closed no channel: nothing in these stories asks for it (alice closes one herself), and a closed
+    channel fails every HTLC still on it (or leaves it to time out on chain)."""
     calls = [c for name in CLOSING for c in played.recorder.calls_to(f"channel_manager.{name}")]
-    first = min(calls, key=lambda c: c.order, default=None)
-    arm = type(first.handling.event).__name__ if first is not None and first.handling is not None else ""
-    raise fail(played, closed[0], "every channel still open at the end: nothing in this story closes one",
-               f"the channel with {closed[0].counterparty_node_id!r} closed ({closed[0].reason})",
-               (f"your handler called channel_manager.{first.name.split('.')[-1]}"
-                + (f" while it handled {arm}" if arm else "") + ". " if first is not None else "")
-               + "An HTLCHandlingFailed only tells you that an HTLC could not go on: LDK fails it back itself (the "
-               "PendingHTLCsForwardable that follows sends the failure). There is nothing to do for it, and closing "
-               "the channel it came on fails or strands every other HTLC there.")
+    if not calls:
+        return
+    first = min(calls, key=lambda c: c.order)
+    closed = [h.event for h in played.handled(Event.ChannelClosed) if h.order > first.order]
+    arm = type(first.handling.event).__name__ if first.handling is not None else ""
+    raise fail(played, closed[0] if closed else None, "every channel still open at the end (but one alice closes): "
+               "nothing in this story asks you to close one", (f"the channel with "
+               f"{closed[0].counterparty_node_id!r} closed ({closed[0].reason})" if closed else "you closed one"),
+               f"your handler called channel_manager.{first.name.split('.')[-1]}"
+               + (f" while it handled {arm}" if arm else "") + ". An HTLCHandlingFailed only tells you that an HTLC "
+               "could not go on: LDK fails it back itself (the PendingHTLCsForwardable that follows sends the "
+               "failure). There is nothing to do for it, and closing the channel it came on fails or strands every "
+               "other HTLC there.")
 
 
 def _disconnected(played: Played) -> str:
@@ -136,7 +171,9 @@ def _disconnected(played: Played) -> str:
 def judge_forwards(played: Played) -> list[float]:
     delays, judged = [], []
     calls = played.recorder.calls_to("channel_manager.process_pending_htlc_forwards")
-    for handling in played.handled(Event.PendingHTLCsForwardable):
+    handled = played.handled(Event.PendingHTLCsForwardable)
+    usual = min(h.event.time_forwardable for h in handled)  # (the story's, but after the restart)
+    for handling in [h for h in handled if h.event.time_forwardable == usual]:
         delay = _judge_one(played, handling)
         if delay is not None:
             delays.append(delay)
@@ -150,7 +187,7 @@ def judge_forwards(played: Played) -> list[float]:
                    f"always {delays[0] * 1000:.0f} ms",
                    "a fixed delay tells an observer exactly when you got the HTLC; draw a random fraction from "
                    "keys_manager.get_secure_random_bytes() for each event.")
-    t = played.events(Event.PendingHTLCsForwardable)[-1].time_forwardable.total_seconds()
+    t = usual.total_seconds()
     if len(delays) >= 3 and max(delays) - min(delays) < t:
         raise fail(played, played.events(Event.PendingHTLCsForwardable)[-1],
                    f"delays spread over the range {t * 1000:.0f} to {5 * t * 1000:.0f} ms (the first two events' "
@@ -158,13 +195,19 @@ def judge_forwards(played: Played) -> list[float]:
                    f"all of them between {min(delays) * 1000:,.0f} and {max(delays) * 1000:,.0f} ms",
                    "the random fraction must cover [0, 1): divide the number you read by 2 to the power of its bits "
                    "(int.from_bytes(random[:4], 'big') / 2**32), then wait time_forwardable × (1 + 4 × fraction).")
+    for handling in [h for h in handled if h.event.time_forwardable != usual]:  # (once the story's usual are judged)
+        delay = _judge_one(played, handling)
+        if delay is not None:
+            delays.append(delay)
+            judged.append((handling, delay))
     _judge_from_the_bytes(played, judged)
     return delays
 
 
 def _judge_from_the_bytes(played: Played, judged: list[tuple[Handling, float]]) -> None:
-    """Two events whose handling drew the same random bytes waited the same delay: it comes from those bytes."""
-    first: dict[tuple[bytes, ...], tuple[Handling, float]] = {}
+    """Two events whose handling drew the same random bytes waited the same delay (for the same time_forwardable): it
+    comes from those bytes."""
+    first: dict[tuple[Any, ...], tuple[Handling, float]] = {}
     draws = {id(h): tuple(c.returned for c in played.recorder.calls_for(h, "keys_manager.get_secure_random_bytes"))
              for h in played.handled(Event.PendingHTLCsForwardable)}
     if judged and not any(draws.values()):
@@ -178,7 +221,7 @@ def _judge_from_the_bytes(played: Played, judged: list[tuple[Handling, float]]) 
         drawn = draws[id(handling)]
         if not drawn:
             continue  # (no bytes drawn for this event, as when a generator seeded once from them gives the delays)
-        earlier, earlier_delay = first.setdefault(drawn, (handling, delay))
+        earlier, earlier_delay = first.setdefault((*drawn, handling.event.time_forwardable), (handling, delay))
         if abs(delay - earlier_delay) > SLACK_S:
             raise fail(played, handling.event, "the delay computed from the random bytes drawn for the event: the "
                        "same bytes, the same delay", f"two events given the same random bytes waited "
@@ -210,7 +253,8 @@ def judge_forward_times(played: Played) -> None:
         if not before:
             continue  # (not a forward: nothing was announced; the story pays nothing from your node)
         last = before[-1]
-        t, gap = forwardable[-1].event.time_forwardable.total_seconds(), at - last.started
+        waits = [h for h in forwardable if h.order <= last.order] or forwardable  # (its own, or the one it went with)
+        t, gap = waits[-1].event.time_forwardable.total_seconds(), at - last.started
         if gap < t - SLACK_S:
             sent = "sent on" if kind == "UpdateAddHTLC" else "failed back"
             arm = _other_arm_calling(sender)

@@ -104,6 +104,14 @@ def _no_such_field_inside(error: BaseException, event: Event, played: Optional[P
             "(case Kind.Variant(field=name)) before you read one.")
 
 
+@error_hint(lambda e, event: isinstance(event, Event.PaymentForwarded) and event.total_fee_earned_msat is None
+            and isinstance(e, TypeError) and "NoneType" in str(e))
+def _no_fee(error: BaseException, event: Event, played: Optional[Played]) -> str:
+    return ("this PaymentForwarded has no fee: total_fee_earned_msat is None when the channel the payment came in on "
+            "closed meanwhile (LDK claims it on chain, at a fee not known yet, and may give the event twice). Log it "
+            "as it is, and add it to a total only when it is not None.")
+
+
 @error_hint(lambda e, event: isinstance(e, ReturnedUnawaited))
 def _unawaited(error: BaseException, event: Event, played: Optional[Played]) -> str:
     return ("calling an async function only makes a coroutine: its code runs when something awaits it, and a "

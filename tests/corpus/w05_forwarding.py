@@ -221,6 +221,16 @@ def one_worker_per_loop(delay_of: Any) -> Any:
     return compose({FWD: arm})
 
 
+def adds_up_fees() -> Any:
+    """Keeps the total of the fees earned, adding each PaymentForwarded's ``total_fee_earned_msat`` as it is."""
+    total = [0]
+
+    def arm(event: Any, **_: Any) -> None:
+        total[0] += event.total_fee_earned_msat
+
+    return compose({Event.PaymentForwarded: arm})
+
+
 def closes_on_handling_failed(channel_manager: Any, event: Any, **_: Any) -> None:
     """Force-closes the channel a failed HTLC came in on ("that peer sent a payment that failed")."""
     for channel in channel_manager.list_channels():
@@ -441,6 +451,13 @@ CASES = [
           "worker's calls all made for it"),
     right(EX, "one_worker_per_loop_with_random_delays",
           Fresh(lambda: one_worker_per_loop(lambda t, keys_manager: t * (1 + 4 * _fraction(keys_manager))))),
+    wrong(EX, "adds_up_fees_unchecked", Fresh(adds_up_fees), "TypeError", "total_fee_earned_msat is None",
+          "only when it is not None", why="adds every total_fee_earned_msat to a total: it passed, no story giving a "
+          "PaymentForwarded with no fee, though the workbook says never to add it up unchecked"),
+    wrong(EX, "waits_from_100_ms_whatever_time_forwardable_says",
+          compose({FWD: forward_after(lambda t, keys_manager: 0.1 * (1 + 4 * _fraction(keys_manager)))}),
+          "a delay between 2000 and 10000 ms", why="ldk-sample's formula on a constant 100 ms, time_forwardable "
+          "never read: it passed, every event of the story saying 100 ms (LDK says 2 s after a restart)"),
     wrong(EX, "force_closes_on_handling_failed", compose({Event.HTLCHandlingFailed: closes_on_handling_failed}),
           "every channel still open at the end", "force_close_broadcasting_latest_txn while it handled "
           "HTLCHandlingFailed", why="force-closes the channel a failed HTLC came in on: it passed, the channels "
