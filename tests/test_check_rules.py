@@ -226,11 +226,11 @@ def test_workbook_1_says_a_rejection_of_another_channel_is_no_rejection():
 def test_workbook_1_tells_a_passing_handler_what_it_verified():
     assert _read(_handler()) == [
         "✅ open_channel_request: all 5 checks passed",
-        "  every request over 5,000,000 sats accepted, confirmed and ready  4 channels",
+        "  every request over 5,000,000 sats accepted, confirmed and ready  5 channels",
         "  every other request rejected at once, explicitly                 4 rejected",
         "  5,000,000 sats exactly is rejected                               yes: the policy is strictly over",
         "  user_channel_id drawn from get_secure_random_bytes()             yes, a different one per channel",
-        "  other events pass through without raising                        9 events"]
+        "  other events pass through without raising                        11 events"]
 
 
 def _opening(on_request, on_pending=None):
@@ -1046,10 +1046,11 @@ def test_workbook_5_says_exactly_what_went_wrong(case, lines):
 
 def test_workbook_5_tells_a_passing_handler_what_it_verified():
     assert _read(_corpus("plain_def_eight_byte_fraction", W05), W05) == [
-        "✅ forwarding: all 3 checks passed",
-        "  process_pending_htlc_forwards after a random delay in [t, 5t)  11 times, 100 to 500 ms",
-        "  the handler returned at once; a task waited                    11 events",
-        "  payments forwarded                                             10, earning 10,000 msat"]
+        "✅ forwarding: all 4 checks passed",
+        "  process_pending_htlc_forwards after a random delay in [t, 5t)   11 times, 100 to 500 ms",
+        "  the handler returned at once; a task waited                     11 events",
+        "  payments forwarded                                              10, earning 10,000 msat",
+        "  after a restart (time_forwardable 2 s), and with no fee (None)  forwarded"]
 
 
 def _sending(**arms):

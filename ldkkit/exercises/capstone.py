@@ -116,6 +116,9 @@ def judge_zero_conf(played: Played) -> None:
                            "adds the LSP's node id while it plays, so a copy of the set taken before (at import, or "
                            "in a set of your own) does not hold it." if rejects else ""))
         untrusted = request.counterparty_node_id == stranger.node_id and request.channel_type.requires_zero_conf()
+        expected = "the request rejected: a zero-conf channel from a peer you do not trust"
+        why = ("before the funding confirms, the opener can double-spend it: accept zero-conf only from peers in "
+               "TRUSTED_ZERO_CONF_PEERS, and reject it from anyone else.")
         if untrusted and (accepts or zero_conf or not rejects):  # (its later plain request is just a channel)
             refused = next((c.error for c in accepts if c.error is not None and not zero_conf
                             and c.arguments.get("temporary_channel_id") == request.temporary_channel_id), None)
@@ -123,10 +126,13 @@ def judge_zero_conf(played: Played) -> None:
                         f"you tried to accept it with accept_inbound_channel, and LDK refused it for you "
                         f"({type(refused).__name__}: {refused}), which is no rejection of yours"
                         if refused is not None else "it was left unanswered")
-            raise fail(played, request, "the request rejected: a zero-conf channel from a peer you do not trust",
-                       happened,
-                       "before the funding confirms, the opener can double-spend it: accept zero-conf only from "
-                       "peers in TRUSTED_ZERO_CONF_PEERS, and reject it from anyone else.")
+            raise fail(played, request, expected, happened, why)
+        if untrusted:  # (rejected, as workbook 1 judges a rejection: a call LDK took, at once)
+            _, _, elsewhere = open_channel_request._answers(played, request, attributed=True)
+            open_channel_request.judge_rejected_at_once(
+                played, request, lambda *args, request=request: fail(played, request, *args), rejects, elsewhere,
+                ": a zero-conf channel from a peer you do not trust")
+    open_channel_request.judge_user_channel_ids(played)
     if not [c for c in played.me.channel_manager.list_usable_channels() if c.counterparty.node_id == lsp.node_id]:
         raise fail(played, None, "the LSP's zero-conf channel usable at once, before any block",
                    "no usable channel with the LSP", "accept it with accept_inbound_channel_from_trusted_peer_0conf.")

@@ -12,7 +12,7 @@ Rules, judged from the channels your node ends up with and what its peers were t
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Any, Optional
 
 from ..errors import RetryableSendFailure
 from ..events import Event
@@ -37,6 +37,8 @@ WITHOUT_ANCHORS_SATS = 6_500_000
 #: The largest request is for a private channel (not announced), with some msat pushed to you: size only, again.
 PRIVATE_PUSHING = LARGEST_NON_WUMBO_SATS
 PUSH_MSAT = 1_000_000
+#: And a second request over the line from the peer of the 6,000,000 sats one: each channel its own user_channel_id.
+SECOND_FROM_A_PEER_SATS = 7_000_000
 
 
 def story(stage: Stage) -> None:
@@ -50,6 +52,11 @@ def story(stage: Stage) -> None:
         peer.channel_manager.create_channel(stage.me.node_id, sats, push_msat, 1, None, config)
     plain = stage.peer(f"peer{len(SIZES)}", anchors=False)
     plain.channel_manager.create_channel(stage.me.node_id, WITHOUT_ANCHORS_SATS, 0, 1, None, None)
+    stage.world.run()
+    stage.mine(6)
+    # (once its first is funded: a peer's wallet funding two at once would spend one coin twice)
+    peers[SIZES.index(6_000_000)].channel_manager.create_channel(stage.me.node_id, SECOND_FROM_A_PEER_SATS, 0, 2, None,
+                                                                 None)
     stage.world.run()
     stage.mine(6)
     try:  # other events mixed in: a payment over an accepted channel, if there is one
@@ -154,30 +161,37 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
         if channels or accepts:
             raise failing(f"the request rejected{exactly}", "you accepted it",
                        "accept only when funding_satoshis > 5_000_000: strictly greater.")
-        started = played.recorder.handling_of(request).started
-        this = [c for c in rejects if c.arguments.get("channel_id") == request.temporary_channel_id
-                and c.arguments.get("counterparty_node_id") == request.counterparty_node_id]
-        done = [c for c in this if c.error is None]
-        cut = played.recorder.calls_for(played.recorder.handling_of(request), "peer_manager.disconnect_by_node_id")
-        if not done:
-            happened = (f"you rejected it {this[0].at - started:,.0f} s later, when LDK had already dropped it"
-                        if this else "you called force_close for another channel or peer"
-                        if rejects or rejected_elsewhere else "you disconnected the peer instead, which drops its "
-                        "request and tells it nothing" if cut
-                        else "nothing: it was left to expire after two timer ticks")
-        elif done[0].at - started > AT_ONCE_S:
-            happened = f"you rejected it only {done[0].at - started:,.1f}".removesuffix(".0") + " s later"  # (1.1 s)
-            if done[0].during:  # (the handler itself awaited first: it did reject while handling the event)
-                raise failing(f"an explicit rejection, at once{exactly}", happened + ", awaiting in your handler first",
-                              "decide from the event's fields and reject before your handler awaits anything: the "
-                              "peer waits for your answer meanwhile. Work that takes time can come after it.")
-        else:
-            return
-        raise failing(f"an explicit rejection, at once{exactly}", happened,
-                      not this and not rejects and not rejected_elsewhere and unawaited_hint(played, request) or
-                      "reject with channel_manager.force_close_without_broadcasting_txn while you handle the event, "
-                      "passing its temporary_channel_id and counterparty_node_id and a message for the peer; "
-                      "silence, or an answer put off, makes the peer wait for nothing.")
+        judge_rejected_at_once(played, request, failing, rejects, rejected_elsewhere, exactly)
+
+
+def judge_rejected_at_once(played: Played, request: Event.OpenChannelRequest, failing: Any, rejects: list,
+                           rejected_elsewhere: list, exactly: str = "") -> None:
+    """A request to refuse was rejected explicitly (a call LDK took), and at once: within ``AT_ONCE_S`` of its
+    hand-over, before the handler awaited anything."""
+    started = played.recorder.handling_of(request).started
+    this = [c for c in rejects if c.arguments.get("channel_id") == request.temporary_channel_id
+            and c.arguments.get("counterparty_node_id") == request.counterparty_node_id]
+    done = [c for c in this if c.error is None]
+    cut = played.recorder.calls_for(played.recorder.handling_of(request), "peer_manager.disconnect_by_node_id")
+    if not done:
+        happened = (f"you rejected it {this[0].at - started:,.0f} s later, when LDK had already dropped it"
+                    if this else "you called force_close for another channel or peer"
+                    if rejects or rejected_elsewhere else "you disconnected the peer instead, which drops its "
+                    "request and tells it nothing" if cut
+                    else "nothing: it was left to expire after two timer ticks")
+    elif done[0].at - started > AT_ONCE_S:
+        happened = f"you rejected it only {done[0].at - started:,.1f}".removesuffix(".0") + " s later"  # (1.1 s)
+        if done[0].during:  # (the handler itself awaited first: it did reject while handling the event)
+            raise failing(f"an explicit rejection, at once{exactly}", happened + ", awaiting in your handler first",
+                          "decide from the event's fields and reject before your handler awaits anything: the "
+                          "peer waits for your answer meanwhile. Work that takes time can come after it.")
+    else:
+        return
+    raise failing(f"an explicit rejection, at once{exactly}", happened,
+                  not this and not rejects and not rejected_elsewhere and unawaited_hint(played, request) or
+                  "reject with channel_manager.force_close_without_broadcasting_txn while you handle the event, "
+                  "passing its temporary_channel_id and counterparty_node_id and a message for the peer; "
+                  "silence, or an answer put off, makes the peer wait for nothing.")
 
 
 def _accept_trouble(call, request: Event.OpenChannelRequest) -> str:

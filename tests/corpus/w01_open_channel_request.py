@@ -133,6 +133,20 @@ def user_channel_id_per_keys_manager_arm() -> Any:
     return arm
 
 
+def user_channel_id_per_peer_arm() -> Any:
+    """One id per peer ("easier to look up"): every channel from the same peer shares it."""
+    ids: dict[Any, int] = {}
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        if event.funding_satoshis > 5_000_000:
+            uid = ids.setdefault(event.counterparty_node_id, user_channel_id(keys_manager))
+            channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id, uid)
+        else:
+            _reject(channel_manager, event)
+
+    return arm
+
+
 def counter_user_channel_id_arm() -> Any:
     ids = itertools.count(1)
 
@@ -527,6 +541,9 @@ CASES = [
           "again", "get_secure_random_bytes",
           why="draws the random id once per node (functools.cache on keys_manager): the check passed it while it gave "
               "each event a keys_manager of its own"),
+    wrong(EX, "one_draw_per_peer", Fresh(lambda: compose({OPEN: user_channel_id_per_peer_arm()})), "again",
+          "draw fresh random bytes for every request", why="draws the random id once per peer: it passed, every "
+          "channel of the story coming from a peer of its own"),
     wrong(EX, "swapped_arguments", compose({OPEN: swapped_arguments}), "ChannelUnavailable", "temporary_channel_id",
           why="counterparty_node_id and temporary_channel_id swapped"),
     wrong(EX, "accept_all_then_mutate_event", compose({OPEN: accept_all_then_mutate}), "funding_satoshis",

@@ -6,12 +6,13 @@ import asyncio
 from typing import Any
 
 from ldkkit.bitcoin import Address, Transaction
+from ldkkit.errors import APIError
 from ldkkit.events import ClosureReason, Event, ReplayEvent
 from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 from ldkkit.reference import TRUSTED_ZERO_CONF_PEERS
 
 from . import Fresh, right, wrong
-from .arms import asks_again_first, compose, spawn, user_channel_id
+from .arms import asks_again_first, compose, open_channel, spawn, user_channel_id
 from .w01_open_channel_request import accept_by_keywords, accepts_later, accepts_put_off, answered_by_one_worker
 from .w03_receiving_payments import (
     answers_after,
@@ -174,6 +175,37 @@ def zero_conf_ignored_by_policy(channel_manager: Any, keys_manager: Any, event: 
         channel_manager.accept_inbound_channel(tcid, peer, user_channel_id(keys_manager))
     else:
         channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
+
+
+def zero_conf_answered(reject: Any = None, uid: Any = None) -> Any:
+    """The reference's answers to OpenChannelRequest, but a stranger's zero-conf request rejected by ``reject(channel_
+    manager, event)`` and a trusted one accepted with ``uid(keys_manager)``, when given."""
+
+    async def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        tcid, peer, zero_conf = event.temporary_channel_id, event.counterparty_node_id, event.channel_type
+        if zero_conf.requires_zero_conf() and peer in TRUSTED_ZERO_CONF_PEERS and uid is not None:
+            channel_manager.accept_inbound_channel_from_trusted_peer_0conf(tcid, peer, uid(keys_manager))
+        elif zero_conf.requires_zero_conf() and peer not in TRUSTED_ZERO_CONF_PEERS and reject is not None:
+            await reject(channel_manager, event)
+        else:
+            open_channel(channel_manager=channel_manager, keys_manager=keys_manager, event=event)
+
+    return arm
+
+
+async def _reject_swapped(channel_manager: Any, event: Any) -> None:
+    """The arguments swapped, the error caught and logged as ldk-sample logs its own."""
+    try:
+        channel_manager.force_close_without_broadcasting_txn(event.counterparty_node_id, event.temporary_channel_id,
+                                                             "refused")
+    except APIError as e:
+        print("could not reject:", e)
+
+
+async def _reject_after_a_lookup(channel_manager: Any, event: Any) -> None:
+    await asyncio.sleep(5)  # ("is this peer on a list somewhere?")
+    channel_manager.force_close_without_broadcasting_txn(event.temporary_channel_id, event.counterparty_node_id,
+                                                         "refused")
 
 
 TRUSTED_AT_IMPORT = frozenset(TRUSTED_ZERO_CONF_PEERS)  # a copy taken before any scenario adds its LSP
@@ -441,6 +473,19 @@ CASES = [
           "TRUSTED_ZERO_CONF_PEERS itself", "a copy",
           why="frozenset(TRUSTED_ZERO_CONF_PEERS) at import, before the scenario adds its LSP: it was told only "
               "'that is what the trusted list is for', though it did look the peer up"),
+    wrong(EX, "rejects_the_strangers_zero_conf_by_a_call_that_raised",
+          compose({OPEN: zero_conf_answered(reject=_reject_swapped)}), "an explicit rejection, at once",
+          "you called force_close for another channel or peer", why="rejects the stranger's zero-conf request with "
+          "the arguments swapped, the APIError caught: it passed, a call that raised counting as a rejection, and "
+          "LDK dropping the request two timer ticks later"),
+    wrong(EX, "rejects_the_strangers_zero_conf_after_awaiting", compose({OPEN: zero_conf_answered(
+          reject=_reject_after_a_lookup)}), "only 5 s later, awaiting in your handler first",
+          why="awaits 5 s before rejecting the stranger's zero-conf request: it passed, the capstone asking only "
+              "whether a rejection came, not as workbook 1 does (at once)"),
+    wrong(EX, "accepts_zero_conf_with_a_fixed_user_channel_id", compose({OPEN: zero_conf_answered(
+          uid=lambda keys_manager: 0)}), "user_channel_id=0", "a different one for each channel",
+          why="accepts the trusted LSP's zero-conf request with user_channel_id 0: it passed, user_channel_id judged "
+              "in workbook 1's story only, which has no zero-conf request"),
     wrong(EX, "zero_conf_accepted_as_normal", compose({OPEN: zero_conf_ignored_by_policy}),
           "TRUSTED_ZERO_CONF_PEERS", why="the workbook-1 arm: zero-conf requests accepted with accept_inbound_channel"),
     wrong(EX, "ignores_bumps_once_the_peer_closed", Fresh(ignores_bumps_once_the_peer_closed),
