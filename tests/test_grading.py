@@ -1329,6 +1329,20 @@ def test_a_handler_compiled_elsewhere_and_named_as_a_cell_is_not_the_workbooks()
         linecache.cache.pop("<cell 2>", None)
 
 
+@pytest.mark.parametrize("padding", ["0", "None", "event", "event = event", "_ = 0"])
+@pytest.mark.parametrize("name", [WB1, "03_receiving_payments.ipynb", "08_capstone.ipynb"])
+def test_a_pasted_solution_padded_with_a_statement_that_does_nothing_or_made_async_is_a_copy(name, padding):
+    """A value or a name alone, ``x = x``, ``_ = 0``: statements that do nothing hide no copy, nor does ``async def``
+    for ``def``. (Each made a pasted solution 'passed'.)"""
+    source = solution_handler(name)
+    padded = source.replace("    match event:\n", f"    {padding}\n    match event:\n", 1)
+    assert padded != source and f"solutions/{name}" in learner_code({"cells": [code(padded)]}).copied
+    flipped = source.replace("async def handle_ldk_events", "def handle_ldk_events").replace(
+        "def handle_ldk_events", "async def handle_ldk_events") if "async def" not in source else \
+        source.replace("async def handle_ldk_events", "def handle_ldk_events")
+    assert flipped != source and f"solutions/{name}" in learner_code({"cells": [code(flipped)]}).copied
+
+
 def test_a_copy_is_named_however_deep_it_is_nested():
     handler = solution_handler(WB1)
     nested = "".join(" " * 4 * i + f"def outer{i}():\n" for i in range(30)) + textwrap.indent(handler, " " * 4 * 30)

@@ -376,7 +376,8 @@ def _from_the_kit(value: ast.AST, kit_names: set[str]) -> bool:
 
 class _Normalise(ast.NodeTransformer):
     """Names become their order of first appearance; docstrings, annotations and statements that do nothing
-    (``pass``, ``if True:`` around code that would run anyway) go."""
+    (``pass``, ``if True:`` around code that would run anyway, a value or a name alone, ``x = x``, ``_ = 0``) go, and
+    ``async def`` is ``def``."""
 
     def __init__(self) -> None:
         self.names: dict[str, str] = {}
@@ -395,12 +396,21 @@ class _Normalise(ast.NodeTransformer):
         node.returns = None
         node.decorator_list = []
         node.body = [s for s in node.body if not _is_docstring(s)] or [ast.Pass()]
+        if isinstance(node, ast.AsyncFunctionDef):  # (async def or def: the same code, as a copy goes)
+            node = ast.FunctionDef(name=node.name, args=node.args, body=node.body, decorator_list=[], returns=None)
         return self.generic_visit(node)
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_Expr(self, node: ast.Expr) -> Any:
-        return None if _is_docstring(node) else self.generic_visit(node)
+        return None if isinstance(node.value, (ast.Constant, ast.Name)) else self.generic_visit(node)
+
+    def visit_Assign(self, node: ast.Assign) -> Any:
+        target = node.targets[0] if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) else None
+        if target is not None and (isinstance(node.value, ast.Name) and node.value.id == target.id
+                                   or target.id == "_" and isinstance(node.value, ast.Constant)):
+            return None
+        return self.generic_visit(node)
 
     def visit_Pass(self, node: ast.Pass) -> Any:
         return None
