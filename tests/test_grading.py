@@ -1305,6 +1305,18 @@ def test_a_handler_given_to_check_as_a_method_or_a_lambda_is_the_workbooks_own(t
     assert (row.status, row.hint) == ("passed", "")
 
 
+@pytest.mark.parametrize("calls", ["from ldkkit.exercises import check as c\nc('open_channel_request', my_handler)",
+                                   "from ldkkit.exercises import judge\njudge('open_channel_request', my_handler)",
+                                   "run = check\nrun('open_channel_request', my_handler)"])
+def test_the_check_under_another_name_takes_the_handler_it_is_given(tmp_path, calls):
+    """check imported as another name, bound to another, or judge (the check without its record): graded "no handler"
+    (its hint blaming an exec never written), while the notebook passed."""
+    path = tmp_path / WB1
+    path.write_text(notebook([code(POLICY_CLASS), code(calls)]))
+    row = grade_workbook("amy", path, batch=Batch())
+    assert (row.status, row.hint) == ("passed", "")
+
+
 def test_a_handler_compiled_elsewhere_and_named_as_a_cell_is_not_the_workbooks():
     """A function counts as the workbook's only if compiling its cell's own text makes it: code made elsewhere and given
     a cell's name (marshal, exec of a string, a solution's) is not, though its file name says "<cell 2>"."""

@@ -164,6 +164,7 @@ def magic_lines(sources: list[str]) -> int:
 def _code_of(sources: list[str]) -> LearnerCode:
     cells, handler, copied, kit_names, runs_text = [], None, "", set(), ""
     checked, defined = set(), set()  # the names the check calls are given, and those a def binds
+    check_names = set(_CHECKS)  # the names the check goes by (check as c, run = check)
     has_check = given = False  # (given: a check call is given a handler other than by name, a method say)
     for number, source in enumerate(sources, 1):
         source = python_of(source)
@@ -173,9 +174,10 @@ def _code_of(sources: list[str]) -> LearnerCode:
             cells.append(source)  # it fails in the sandbox as it failed in Jupyter, and Run All stops there
             continue
         handler = _last_handler(tree) or handler
-        checked |= _checked_names(tree)
-        given = given or _given_an_expression(tree)
-        has_check = has_check or any(_is_check_call(node) for node in ast.walk(tree))
+        check_names |= _names_of_the_check(tree, check_names)
+        checked |= _checked_names(tree, check_names)
+        given = given or _given_an_expression(tree, check_names)
+        has_check = has_check or any(_is_check_call(node, check_names) for node in ast.walk(tree))
         defined |= {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
         defined |= {target.id for node in ast.walk(tree) if isinstance(node, (ast.Assign, ast.AnnAssign))  # (a name
                     for target in (node.targets if isinstance(node, ast.Assign) else [node.target])  # bound by =)
@@ -293,31 +295,46 @@ def _code_run_by(call: ast.AST) -> Optional[str]:
     return None
 
 
-def _checked_names(tree: ast.AST) -> set[str]:
-    """The names ``check`` is given as the handler (``check("forwarding", my_handler)``): the check in Jupyter takes
-    the handler it is given, whatever its name."""
+#: What the exercises module calls its check: ``check``, and ``judge`` (the check without its record).
+_CHECKS = frozenset({"check", "judge"})
+
+
+def _names_of_the_check(tree: ast.AST, known: set[str]) -> set[str]:
+    """The names the cell binds to the check: ``from ldkkit.exercises import check as c``, ``run = check``."""
     names = set()
     for node in ast.walk(tree):
-        if _is_check_call(node):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ldkkit"):
+            names |= {alias.asname or alias.name for alias in node.names if alias.name in _CHECKS}
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id in known | names:
+            names |= {target.id for target in node.targets if isinstance(target, ast.Name)}
+    return names
+
+
+def _checked_names(tree: ast.AST, check_names: set[str]) -> set[str]:
+    """The names ``check`` is given as the handler (``check("forwarding", my_handler)``): the check in Jupyter takes
+    the handler it is given, whatever its name (and whatever the check's)."""
+    names = set()
+    for node in ast.walk(tree):
+        if _is_check_call(node, check_names):
             given = [*node.args[1:2], *(k.value for k in node.keywords if k.arg == HANDLER_NAME)]  # type: ignore
             names |= {value.id for value in given if isinstance(value, ast.Name)}
     return names
 
 
-def _given_an_expression(tree: ast.AST) -> bool:
+def _given_an_expression(tree: ast.AST, check_names: set[str]) -> bool:
     """Whether a ``check`` call is given its handler as an expression other than a name (``policy.handle``, a
     ``lambda``): the sandbox asks, once the cells ran, whether what it is was defined in the workbook."""
     return any(isinstance(value, (ast.Attribute, ast.Lambda, ast.Call, ast.Subscript)) for node in ast.walk(tree)
-               if _is_check_call(node)
+               if _is_check_call(node, check_names)
                for value in [*node.args[1:2], *(k.value for k in node.keywords if k.arg == HANDLER_NAME)])  # type: ignore
 
 
-def _is_check_call(node: ast.AST) -> bool:
+def _is_check_call(node: ast.AST, check_names: set[str]) -> bool:
     if not isinstance(node, ast.Call):
         return False
     func = node.func
-    return (isinstance(func, ast.Name) and func.id == "check") or (
-        isinstance(func, ast.Attribute) and func.attr == "check")
+    return (isinstance(func, ast.Name) and func.id in check_names) or (
+        isinstance(func, ast.Attribute) and func.attr in _CHECKS)
 
 
 def _last_handler(tree: ast.Module) -> Optional[ast.AST]:
