@@ -1317,6 +1317,19 @@ def test_the_check_under_another_name_takes_the_handler_it_is_given(tmp_path, ca
     assert (row.status, row.hint) == ("passed", "")
 
 
+def test_the_workbooks_namespace_is_the_module_main_as_in_jupyter(tmp_path):
+    """A class of the workbook's, pickled by the handler (pickle looks it up as __main__.Decision): graded 'failed'
+    (PicklingError), while it passed in Jupyter, whose notebook namespace is the module __main__."""
+    arm = "        if isinstance(event, Event.OpenChannelRequest):\n"
+    cell = ("import pickle\nfrom dataclasses import dataclass\n\n\n@dataclass\nclass Decision:\n    ok: bool\n\n\n"
+            + POLICY_CLASS.replace(arm, "        pickle.loads(pickle.dumps(Decision(True)))\n" + arm, 1))
+    path = tmp_path / WB1
+    path.write_text(notebook([code(cell), code("import __main__\nassert __main__.Decision is Decision\n"
+                                               "check('open_channel_request', my_handler)")]))
+    row = grade_workbook("amy", path, batch=Batch())
+    assert (row.status, row.hint) == ("passed", "")
+
+
 def test_a_handler_compiled_elsewhere_and_named_as_a_cell_is_not_the_workbooks():
     """A function counts as the workbook's only if compiling its cell's own text makes it: code made elsewhere and given
     a cell's name (marshal, exec of a string, a solution's) is not, though its file name says "<cell 2>"."""

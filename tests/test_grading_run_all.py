@@ -118,8 +118,11 @@ CLASS = {
               "passed", []),
     # another workbook's check: the learner saw that one's verdict; the row says which check it is
     "wrong_check": (notebook(HEAD, WRONG, 'check("forwarding", handle_ldk_events)'), "failed",
-                    ["Hint:", "check('forwarding', ...), another workbook's check",
+                    ["Hint:", "check('forwarding', ...) before its own, another workbook's check",
                      "this row is the check of 'open_channel_request'"]),
+    # and before its own, passed: Run All stopped at the other check if that one failed, so the row says it was there
+    "other_check_first": (notebook(HEAD, RIGHT, 'check("forwarding", handle_ldk_events)', CHECK), "passed",
+                          ["check('forwarding', ...) before its own", "Run All stops at that other check"]),
     # a handler Jupyter never runs, or one the grader cannot see: told where it is
     "raw_cell": (notebook(HEAD, {"cell_type": "raw", "metadata": {}, "source": RIGHT}, CHECK), "no handler",
                  ["Cell 2 holds def handle_ldk_events, but it is a raw cell, which Jupyter does not run"]),

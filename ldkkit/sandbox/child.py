@@ -414,9 +414,13 @@ class Learner:
         self.channel = channel
         self._new_loop()
         shell = IPythonShell()
-        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__, "display": display,
-                                          "get_ipython": lambda: shell, "exit": quit_, "quit": quit_,
-                                          "input": input_}
+        # The workbook's namespace is the module __main__, as IPython makes a notebook's: what looks a class of the
+        # workbook's up by its module (pickle, typing.get_type_hints, import __main__) finds it there.
+        main = types.ModuleType("__main__")
+        sys.modules["__main__"] = main
+        self.namespace: dict[str, Any] = main.__dict__
+        self.namespace.update({"__builtins__": __builtins__, "display": display, "get_ipython": lambda: shell,
+                               "exit": quit_, "quit": quit_, "input": input_})
         shell.user_ns = self.namespace  # type: ignore[attr-defined]  # (IPython's name for it)
         self.components: dict[str, Remote] = {}
         self._new_node()

@@ -83,9 +83,11 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
         verdict = _check(job["exercise"], RemoteHandler(learner, ready.kind), learner)
         if not code.has_check:  # (in Jupyter, Run All shows no verdict: say what this row is)
             verdict["hint"] = (verdict["hint"] + "\n" if verdict["hint"] else "") + NO_CHECK_CELL
-        if ready.others and verdict["status"] != "passed":  # (the learner saw another workbook's verdict)
-            verdict["hint"] += (f"\n(The workbook calls check({', '.join(ready.others)}, ...), another workbook's "
-                                f"check: this row is the check of {job['exercise']!r}, the workbook's own.)")
+        if ready.others:  # (the learner saw another workbook's verdict first, or Run All stopped there)
+            verdict["hint"] = (verdict["hint"] + "\n" if verdict["hint"] else "") + (
+                f"(The workbook calls check({', '.join(ready.others)}, ...) before its own, another workbook's check, "
+                f"not run here: this row is the check of {job['exercise']!r}, the workbook's own. In Jupyter, Run All "
+                "stops at that other check if it fails.)")
         return {**verdict, "missing": learner.missing}
     except HandlerTimeout as e:
         return {"status": "timed out", "hint": str(e)}
