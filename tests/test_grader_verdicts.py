@@ -777,7 +777,10 @@ _AS_THE_CHECK = {
     **{f"raises_{kind}": ("open_channel_request", "01_open_channel_request.ipynb", lambda s, line=line: s.replace(
         "            if funding_satoshis > 5_000_000:",
         f"            {line}\n            if funding_satoshis > 5_000_000:"))
-       for kind, line in (("a_key_error", "{}['missing']"), ("a_missing_file", "open('/nowhere-at-all/x')"))},
+       for kind, line in (("a_key_error", "{}['missing']"), ("a_missing_file", "open('/nowhere-at-all/x')"),
+                          # (next() on an empty iterator: the grader told 'RuntimeError: coroutine raised
+                          # StopIteration', its coroutine calling the plain handler making it one, PEP 479)
+                          ("stop_iteration", "next(iter(()))"))},
     # SystemExit raised by the handler: an error like any (asyncio would end the learner process with it, and the
     # grader, waiting for that process to end, was refused its own time.sleep as the learner's)
     # a worker started once, in the capstone's first play with a payment: a task was told "the preimage is in the

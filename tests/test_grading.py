@@ -1146,7 +1146,8 @@ def test_a_line_that_starts_with_percent_or_bang_inside_a_statement_is_python():
     source = good("no").replace('"no"', "'no %s' \n                % 'thanks'").replace(
         "if sats > 5_000_000:", "if (sats > 5_000_000\n                != False):")
     found = learner_code({"cells": [code(source)]})
-    assert found.has_handler and "'no %s' % 'thanks'" in found.cells[0] and "!= False" in found.cells[0]
+    assert found.has_handler and "'no %s' \n                % 'thanks'" in found.cells[0] and "!= False" in found.cells[0]
+    assert "get_ipython" not in found.cells[0]  # (run as the Python it is, as written)
 
 
 @pytest.mark.parametrize("without_ipython", [False, True])
@@ -1328,6 +1329,30 @@ def test_the_workbooks_namespace_is_the_module_main_as_in_jupyter(tmp_path):
                                                "check('open_channel_request', my_handler)")]))
     row = grade_workbook("amy", path, batch=Batch())
     assert (row.status, row.hint) == ("passed", "")
+
+
+def test_a_rows_traceback_names_the_line_of_the_cell_as_the_learner_wrote_it(tmp_path):
+    """The cell runs as its text is, comments and blank lines kept: the line a traceback names is the learner's (the
+    cell once ran as ast.unparse gave it back, and line 9 was named for line 14)."""
+    cell = ("from ldkkit.exercises import check\n\n\n# my handler, with notes\n\n"
+            "def handle_ldk_events(*args):\n    # first, nothing\n\n    event = args[-1]\n\n\n"
+            "    # then the line that fails\n    total = 0\n    return event.funding_satoshis / total  # line 14\n")
+    assert cell.splitlines()[13].endswith("# line 14")
+    path = tmp_path / WB1
+    path.write_text(notebook([code(cell), code("check('open_channel_request', handle_ldk_events)")]))
+    row = grade_workbook("amy", path, batch=Batch())
+    assert row.status == "failed" and 'File "<cell 1>", line 14, in handle_ldk_events' in row.hint, row.hint
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("can't start new thread"),
+                                   OSError(24, "Too many open files")])
+def test_a_cell_stopped_by_the_graders_limits_is_told_so_not_as_its_own_error(error):
+    """A cell starting 70 threads, or holding 3 GiB, runs in Jupyter: stopped by the sandbox's limits, the row said only
+    that Run All stops at a cell that raises, as if Jupyter would have too."""
+    from ldkkit.sandbox.kernel import stopped_at
+
+    assert "the grader's limits on a workbook's process" in stopped_at(2, error)
+    assert "limits" not in stopped_at(2, KeyError("x"))
 
 
 def test_a_handler_compiled_elsewhere_and_named_as_a_cell_is_not_the_workbooks():

@@ -407,6 +407,15 @@ UNAWAITED: list[tuple[int, str]] = []
 DROPPED.append(lambda name: _ORIGIN.get() and len(UNAWAITED) < 8 and UNAWAITED.append((_ORIGIN.get(), name[:100])))
 
 
+class _Stopped(Exception):
+    """A StopIteration a plain handler raised (``next()`` on an empty iterator), carried out of the coroutine that
+    called it as it is, as the check tells it."""
+
+    def __init__(self, stop: StopIteration) -> None:
+        super().__init__()
+        self.stop = stop
+
+
 class Learner:
     """The workbook's namespace, its handler, and the handler call in progress."""
 
@@ -637,6 +646,8 @@ class Learner:
                     result = await result
             except (KeyboardInterrupt, SystemExit) as e:  # an error like any, as in the check (``LearnerExit``):
                 raise _exit_error(e) from e  # asyncio would end this process with it
+            except StopIteration as e:  # (a plain handler's: out of this coroutine, PEP 479 would make it another)
+                raise _Stopped(e) from e
             return result
 
         context = contextvars.copy_context()
@@ -658,6 +669,8 @@ class Learner:
         if task.cancelled():
             return {"state": "raised", "error": {"name": "CancelledError", "message": "the handler was cancelled"}}
         error = task.exception()
+        if isinstance(error, _Stopped):
+            error = error.stop
         if error is not None:
             if isinstance(error, ReplayEvent):
                 return {"state": "returned", "replay": True}

@@ -10,6 +10,7 @@ too: ``display``, ``get_ipython()``, and an ``exit()`` or ``input()`` that does 
 from __future__ import annotations
 
 import ast
+import errno
 import functools
 import linecache
 import sys
@@ -72,12 +73,23 @@ def stopped_at(number: int, error: BaseException) -> str:
     if isinstance(error, SyntaxError) and error.lineno:
         told += f" (line {error.lineno})"
     told = told if len(told) <= 300 else told[:299] + "…"
+    if _beyond_the_limits(error):  # (it may have run in Jupyter: say what differs first)
+        return (f"code cell {number} raised {told}: it went beyond one of the grader's limits on a workbook's process "
+                "(its memory, its processes and threads, its open files: the README's 'Limits'), which Jupyter does "
+                "not have. A cell that raises stops Run All, so the check cell never ran: keep the workbook within "
+                "them")
     why = (f"code cell {number} raised {told}. In Jupyter, Run All stops at a cell that raises, so the check cell "
            "never ran: fix or remove that cell")
     if isinstance(error, (ImportError, FileNotFoundError)):  # (it may have worked in Jupyter: say what differs)
         why += (". The grader runs the workbook alone, without the files beside it: if it needs a file or module of "
                 "the learner's own (myhandler.py), what the handler needs belongs in the workbook")
     return why
+
+
+def _beyond_the_limits(error: BaseException) -> bool:
+    """Whether ``error`` is what a process meets at one of the sandbox's limits (``jail.Limits``)."""
+    return isinstance(error, MemoryError) or isinstance(error, RuntimeError) and "can't start new thread" in str(
+        error) or isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.EAGAIN, errno.ENOMEM)
 
 
 def stub_reference() -> types.ModuleType:

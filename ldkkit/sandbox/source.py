@@ -168,8 +168,9 @@ def _code_of(sources: list[str]) -> LearnerCode:
     has_check = given = False  # (given: a check call is given a handler other than by name, a method say)
     for number, source in enumerate(sources, 1):
         source = python_of(source)
+        magics = _MagicsThatRun()
         try:
-            tree = _MagicsThatRun().visit(ast.parse(source))
+            tree = magics.visit(ast.parse(source))
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             cells.append(source)  # it fails in the sandbox as it failed in Jupyter, and Run All stops there
             continue
@@ -186,8 +187,8 @@ def _code_of(sources: list[str]) -> LearnerCode:
         # another name, or behind a decoy, is still a copy.
         copied = copied or _imports_reference_handler(tree, kit_names) or _copied_function(tree, source)
         runs_text = runs_text or _runs_text(tree, number)
-        try:
-            cells.append(ast.unparse(tree))
+        try:  # (as it is, unless a magic's code was put in its place: a traceback's lines are the cell's own)
+            cells.append(ast.unparse(tree) if magics.replaced else source)
         except (RecursionError, ValueError):
             cells.append(source)
     return LearnerCode(cells, handler is not None or bool(checked & defined) or given, copied, runs_text, has_check)
@@ -266,6 +267,7 @@ class _MagicsThatRun(ast.NodeTransformer):
 
     def __init__(self, depth: int = 0) -> None:
         self.depth = depth
+        self.replaced = False  # (whether a magic's code was put in its place)
 
     def visit_Expr(self, node: ast.Expr) -> Any:
         code = _code_run_by(node.value)
@@ -274,8 +276,9 @@ class _MagicsThatRun(ast.NodeTransformer):
         if self.depth >= _MAGICS_DEPTH:  # each level reads its whole cell again: "%%time" a thousand times over
             return node  # would cost a thousand readings of it (in Jupyter too); past a few, nothing runs
         try:
-            return _MagicsThatRun(self.depth + 1).visit(ast.parse(python_of(code))).body or \
-                ast.copy_location(ast.Pass(), node)
+            run = _MagicsThatRun(self.depth + 1).visit(ast.parse(python_of(code))).body
+            self.replaced = True
+            return run or ast.copy_location(ast.Pass(), node)
         except SyntaxError:  # IPython fails the cell, so nothing of it runs: the call, which does nothing, stays
             return node
 
