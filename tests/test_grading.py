@@ -1146,7 +1146,8 @@ def test_a_line_that_starts_with_percent_or_bang_inside_a_statement_is_python():
     source = good("no").replace('"no"', "'no %s' \n                % 'thanks'").replace(
         "if sats > 5_000_000:", "if (sats > 5_000_000\n                != False):")
     found = learner_code({"cells": [code(source)]})
-    assert found.has_handler and "'no %s' \n                % 'thanks'" in found.cells[0] and "!= False" in found.cells[0]
+    cell = found.cells[0]
+    assert found.has_handler and "'no %s' \n                % 'thanks'" in cell and "!= False" in cell
     assert "get_ipython" not in found.cells[0]  # (run as the Python it is, as written)
 
 
