@@ -636,10 +636,21 @@ def thread_failed(played: Played, event: Event, error: BaseException, what: str 
 
 
 def cannot_go_on(error: BaseException, played: Played) -> ExerciseFailed:
+    closing = next((c for c in played.recorder.calls if c.error is None and c.name.startswith("channel_manager.")
+                    and c.name.split(".")[-1].startswith(("close_channel", "force_close"))
+                    and c.arguments.get("channel_id") not in _requests(played)), None)
+    arm = f" while it handled {type(closing.handling.event).__name__}" if closing and closing.handling else ""
     return fail(played, None, "the scenario played to its end",
                 f"it could not go on: {type(error).__name__}: {error}",
+                f"your handler closed a channel (channel_manager.{closing.name.split('.')[-1]}{arm}), and the story "
+                "needed it: close a channel only when the workbook asks you to." if closing is not None else
                 "this usually means an earlier event was not handled (a channel never accepted or funded, so "
                 "there is no route for a payment). Run the earlier checks first.")
+
+
+def _requests(played: Played) -> set[Any]:
+    """The temporary channel ids of the requests the story made (a rejection names one: no channel closed)."""
+    return {e.temporary_channel_id for e in played.events(Event.OpenChannelRequest)}
 
 
 def internal_error(exercise: str, error: BaseException) -> ExerciseFailed:

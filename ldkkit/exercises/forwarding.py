@@ -319,6 +319,12 @@ def _judge_one(played: Played, handling: Handling) -> float | None:
                    "after it", f"its HTLCs went on only {(later[0] - handling.started) * 1000:,.0f} ms later",
                    "each PendingHTLCsForwardable needs its own call: spawn a task for every one, that waits its "
                    "random delay, then calls process_pending_htlc_forwards().")
+    if not calls and any(e is event for e in played.recorder.waiting(Event.PendingHTLCsForwardable)):
+        raise fail(played, event, f"process_pending_htlc_forwards() called {t * 1000:.0f} to {5 * t * 1000:.0f} ms "
+                   "after it", "it was never called: the task your handler spawned for it still waited when the check "
+                   "stopped waiting for it", "its wait is far too long: time_forwardable.total_seconds() is in "
+                   "seconds (a fraction of one here), and asyncio.sleep takes seconds: wait time_forwardable."
+                   "total_seconds() × (1 + 4 × fraction), not a count of milliseconds or microseconds.")
     if not calls:
         raise fail(played, event, "process_pending_htlc_forwards() called after a short delay",
                    "it was never called (not even 15 minutes later)",

@@ -610,6 +610,16 @@ def claimed_and_the_other_invoices(change: str) -> Any:
     return compose({CLAIMED: arm})
 
 
+def fails_back_then_closes_its_channel(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+    """Answers as the workbook asks, then force-closes the channel a payment it cannot claim came through."""
+    claimable(channel_manager=channel_manager, inbound_payments=inbound_payments, event=event)
+    if event.purpose.preimage() is None:
+        for channel in channel_manager.list_channels():
+            if channel.channel_id == event.via_channel_id:
+                channel_manager.force_close_broadcasting_latest_txn(channel.channel_id, channel.counterparty.node_id,
+                                                                    "an unknown payment")
+
+
 def _after(seconds: float, arm: Any) -> Any:
     def slept(**kwargs: Any) -> Any:
         time.sleep(seconds)
@@ -739,6 +749,10 @@ CASES = [
             "never paid, still recorded on disk as it was issued", "update the entry of the event's payment_hash, "
             "and only it", why=f"on PaymentClaimed, {change}s every other invoice still Pending: it passed, only an "
             "entry wrongly Succeeded being looked for") for change in ("fail", "delete")),
+    wrong(EX, "fails_back_then_closes_its_channel", compose({CLAIMABLE: fails_back_then_closes_its_channel}),
+          "your handler closed a channel (channel_manager.force_close_broadcasting_latest_txn while it handled "
+          "PaymentClaimable)", why="force-closes the channel an unclaimable payment came through: the story could "
+          "not go on, and it was told an earlier event was not handled, to run the earlier checks first"),
     wrong(EX, "reads_a_keysends_secret", compose({CLAIMED: claimed_reading_the_secret_of_every_purpose}),
           "has no field 'payment_secret'", 'getattr(purpose, "payment_secret", None)',
           why="purpose.payment_secret read for every payment: a keysend's raised AttributeError, and the hint only "

@@ -451,6 +451,10 @@ CASES = [
           "worker's calls all made for it"),
     right(EX, "one_worker_per_loop_with_random_delays",
           Fresh(lambda: one_worker_per_loop(lambda t, keys_manager: t * (1 + 4 * _fraction(keys_manager))))),
+    wrong(EX, "sleeps_microseconds_as_seconds",
+          compose({FWD: forward_after(lambda t, keys_manager: t * 1e6 * (1 + 4 * _fraction(keys_manager)))}),
+          "the task your handler spawned for it still waited", "far too long", why="the delay in microseconds slept "
+          "as seconds: it was told 'it was never called' and to spawn a task that sleeps, which it did"),
     wrong(EX, "adds_up_fees_unchecked", Fresh(adds_up_fees), "TypeError", "total_fee_earned_msat is None",
           "only when it is not None", why="adds every total_fee_earned_msat to a total: it passed, no story giving a "
           "PaymentForwarded with no fee, though the workbook says never to add it up unchecked"),
