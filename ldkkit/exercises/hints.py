@@ -29,9 +29,18 @@ def _slept(error: BaseException, event: Event, played: Optional[Played]) -> str:
         return (f"{call} waits for the pool's threads, and stops the whole node meanwhile: no other event is handled "
                 "(the check stopped it). Make the pool once, outside your handler, and await what you hand it: "
                 "await asyncio.get_running_loop().run_in_executor(pool, fn, ...).")
-    return (f"{call} stops the whole node: no other event is handled, no message answered, while it waits "
-            "(the check stopped it). To wait, spawn a task that awaits asyncio.sleep(...) (or asyncio's own Event "
-            "or Queue): asyncio.get_running_loop().create_task(...).")
+    said = (f"{call} stops the whole node: no other event is handled, no message answered, while it waits "
+            "(the check stopped it).")
+    if isinstance(event, Event.SpendableOutputs):  # (a task would hand them over after LDK forgot the event)
+        return (f"{said} The outputs must be in the OutputSweeper's care when your handler returns: call "
+                "output_sweeper.track_spendable_outputs(...) in the handler itself (it returns at once), with no "
+                "thread or task to wait for.")
+    if isinstance(event, (Event.PaymentClaimed, Event.PaymentSent, Event.PaymentFailed)):  # (written before returning)
+        return (f"{said} The record must be on disk when your handler returns: write it in the handler itself, or "
+                "await the work you hand out (await asyncio.to_thread(...), await loop.run_in_executor(...)) instead "
+                "of blocking on it.")
+    return (f"{said} To wait, spawn a task that awaits asyncio.sleep(...) (or asyncio's own Event or Queue): "
+            "asyncio.get_running_loop().create_task(...).")
 
 
 def _refused_name(error: BaseException) -> bool:

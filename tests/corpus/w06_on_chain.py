@@ -67,6 +67,14 @@ def spend_to_my_wallet(keys_manager: Any, bitcoind_client: Any, event: Any, **_:
     bitcoind_client.broadcast_transactions([tx])
 
 
+def tracks_from_a_thread_it_joins(output_sweeper: Any, event: Any, **_: Any) -> None:
+    """Hands the outputs over from a thread of its own, and waits for it (Thread.join)."""
+    thread = threading.Thread(target=output_sweeper.track_spendable_outputs,
+                              args=(list(event.outputs), event.channel_id, False, None))
+    thread.start()
+    thread.join()
+
+
 def spend_with_a_lock_time(blocks: int = 1_000) -> Any:
     """Spends the outputs itself, to its wallet, with an nLockTime ``blocks`` on ("so that no one can mine it early"):
     bitcoind refuses the transaction until a block above it (non-final), and it is broadcast once only."""
@@ -464,6 +472,9 @@ CASES = [
     wrong(EX, "sweeps_with_a_far_lock_time", compose({SPEND: spend_with_a_lock_time()}), "never came back to your "
           "wallet", "non-final", "pass the current height", why="its own sweep, its nLockTime a thousand blocks on: "
           "it passed, the simulated chain taking a transaction bitcoind refuses until then"),
+    wrong(EX, "tracks_from_a_thread_it_joins", compose({SPEND: tracks_from_a_thread_it_joins}, plain=True),
+          "Thread.join()", "in the handler itself (it returns at once)", why="a plain handler that hands the outputs "
+          "over from a thread and joins it: its hint said to spawn a task, which hands them over too late"),
     wrong(EX, "sweeps_locked_to_the_next_block", compose({SPEND: spend_with_a_lock_time(1)}), "never came back to "
           "your wallet", "and broadcast it, and bitcoind refused it (non-final", "pass the current height",
           why="its own sweep, its nLockTime the next block's height, broadcast once: bitcoind refuses it (it may enter "
