@@ -115,6 +115,15 @@ def judge_funding(played: Played) -> None:
     for event in sorted(played.events(Event.FundingGenerationReady), key=lambda e: e.channel_value_satoshis):
         where = f"{played.name} ({event.channel_value_satoshis:,} sats)"
         handling = played.recorder.handling_of(event)
+        shared = _shared_one_by_one(played, event)
+        if shared > 1:
+            raise fail(where, event, "each channel funded by a transaction of its own, or one transaction for "
+                       "several handed over once, for them all", f"you handed one transaction over for {shared} "
+                       "channels, one funding_transaction_generated call each", "LDK broadcasts a transaction handed "
+                       "over this way as soon as that one channel's peer signs, before the other peers have signed "
+                       "the transactions that refund you. To fund several channels with one transaction, hand it "
+                       "over once: channel_manager.batch_funding_transaction_generated([(temporary_channel_id, "
+                       "counterparty_node_id), ...], transaction), and LDK broadcasts it only once every peer signed.")
         if _broadcast_by_you(played, event):
             raise fail(where, event, "the signed transaction handed to funding_transaction_generated, and nothing "
                        "more", "your code broadcast the funding transaction itself",
@@ -220,6 +229,21 @@ def _badly_signed(tx: Any, prevouts: list[Any]) -> int | None:
         except (ValueError, TypeError):  # not a key, or not a DER signature
             return index
     return None
+
+
+def _shared_one_by_one(played: Played, event: Event.FundingGenerationReady) -> int:
+    """How many channels the transaction handed over for this one by ``funding_transaction_generated`` was handed over
+    for that way (1: its own)."""
+    singles = [(c.arguments.get("temporary_channel_id"), txid(c.arguments.get("funding_transaction")))
+               for c in played.recorder.calls_to("channel_manager.funding_transaction_generated") if c.error is None]
+    mine = next((tx for tcid, tx in singles if tcid == event.temporary_channel_id and tx is not None), None)
+    return len({tcid for tcid, tx in singles if tx == mine}) if mine is not None else 0
+
+
+def txid(tx: Any) -> Any:
+    """A transaction's id, or None for what is no transaction."""
+    compute = getattr(tx, "compute_txid", None)
+    return compute() if callable(compute) else None
 
 
 def _handed_over(played: Played) -> list[tuple[Any, Call]]:

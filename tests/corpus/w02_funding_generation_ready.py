@@ -69,9 +69,10 @@ def fund_decimal(channel_manager: Any, bitcoind_client: Any, network: Any, event
     channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
 
 
-def funds_in_batches() -> Any:
+def funds_in_batches(one_by_one: bool = False) -> Any:
     """Funds the channels whose FundingGenerationReady came within a second of each other with one transaction:
-    LDK's batch_funding_transaction_generated, from a task that waits that second for the others."""
+    LDK's batch_funding_transaction_generated, from a task that waits that second for the others (``one_by_one``:
+    funding_transaction_generated for each, the same transaction)."""
     pending: list[Any] = []
 
     def arm(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
@@ -86,9 +87,12 @@ def funds_in_batches() -> Any:
             raw = bitcoind_client.create_raw_transaction([{str(Address.from_script(e.output_script, network)):
                                                            e.channel_value_satoshis / 100_000_000} for e in events])
             signed = bitcoind_client.sign_raw_transaction_with_wallet(bitcoind_client.fund_raw_transaction(raw).hex)
-            channel_manager.batch_funding_transaction_generated(
-                [(e.temporary_channel_id, e.counterparty_node_id) for e in events],
-                Transaction(bytes.fromhex(signed.hex)))
+            tx = Transaction(bytes.fromhex(signed.hex))
+            if not one_by_one:
+                channel_manager.batch_funding_transaction_generated(
+                    [(e.temporary_channel_id, e.counterparty_node_id) for e in events], tx)
+            for e in events if one_by_one else ():
+                channel_manager.funding_transaction_generated(e.temporary_channel_id, e.counterparty_node_id, tx)
 
         spawn(batch())
 
@@ -358,6 +362,10 @@ CASES = [
     right(EX, "bitcoind_calls_in_a_thread", compose({FUND: fund_in_a_thread}),
           why="awaits asyncio.to_thread for the bitcoind calls (the verdict once depended on the machine's speed)"),
     right(EX, "decimal_btc", compose({FUND: fund_decimal}), why="Decimal BTC, as with python-bitcoinrpc"),
+    wrong(EX, "funds_one_transaction_channel_by_channel", Fresh(lambda: funds_in_batches(one_by_one=True)),
+          "one funding_transaction_generated call each", "batch_funding_transaction_generated",
+          why="funds_in_batches, handing the shared transaction over with funding_transaction_generated for each "
+              "channel: it was told 'your code broadcast the funding transaction itself', which LDK did"),
     right(EX, "funds_in_batches", Fresh(funds_in_batches),
           why="one transaction for the channels opened within a second (batch_funding_transaction_generated): it was "
               "told the other channels' outputs went to scripts that are not its wallet's"),
