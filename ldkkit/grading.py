@@ -282,7 +282,11 @@ def _rename_hint(path: Path) -> str:
     misnumbered = _WORKBOOK.fullmatch(path.stem)
     named = [workbook for workbook, exercise in zip(WORKBOOKS, EXERCISES, strict=True)
              if path.stem.startswith(workbook) or (misnumbered and misnumbered["exercise"] == exercise)]
-    return f"; rename it {named[0]}.ipynb to grade it" if named else ""
+    if not named:
+        return ""
+    if (path.parent / f"{named[0]}.ipynb").exists():  # (renamed, it would replace the one graded)
+        return f"; {named[0]}.ipynb beside it is the one graded (to grade this one instead, put it in its place)"
+    return f"; rename it {named[0]}.ipynb to grade it"
 
 
 # --- grading one workbook ------------------------------------------------------------------------

@@ -801,6 +801,9 @@ def test_a_workbook_and_its_copy_under_another_number_count_once_in_the_pass_rat
         (tmp_path / "amy" / name).write_text(notebook([code("x = 1")]))
     table = grade([tmp_path / "amy"], None, progress=False)
     assert sorted(table["status"]) == ["no handler", "unknown workbook"]
+    # (renamed as it once was told, the copy would replace the workbook graded beside it)
+    hint = table["hint"][list(table["status"]).index("unknown workbook")]
+    assert hint.endswith(f"; {WB1} beside it is the one graded (to grade this one instead, put it in its place)")
     rates, _ = summary(table)
     assert rates.to_dict("index") == {"open_channel_request": {"pass_rate": 0.0, "workbooks": 1}}
 

@@ -138,6 +138,10 @@ CLASS = {
     "no_check_cell": (notebook(HEAD, RIGHT), "passed", ["The workbook has no check(...) cell"]),
     "no_check_cell_wrong": (notebook(HEAD, WRONG), "failed", ["Hint:", "The workbook has no check(...) cell"]),
     "compiles_a_pattern": (notebook(HEAD, "import re\nPEER = re.compile('^02')\n" + RIGHT, CHECK), "passed", []),
+    # (re's compile, imported by name: no builtin either; it was graded 'no handler', running text as code)
+    "imports_compile": (notebook(HEAD, "from re import compile\nPEER = compile('^02')\n" + RIGHT, CHECK), "passed", []),
+    "compile_from_builtins": (notebook(HEAD, "from builtins import compile\n" + RIGHT + "\nexec(compile('x = 1', "
+                                       "'<cell 2>', 'exec'))", CHECK), "no handler", ["calls exec()"]),
 }
 
 

@@ -165,6 +165,7 @@ def _code_of(sources: list[str]) -> LearnerCode:
     cells, handler, copied, kit_names, runs_text = [], None, "", set(), ""
     checked, defined = set(), set()  # the names the check calls are given, and those a def binds
     check_names = set(_CHECKS)  # the names the check goes by (check as c, run = check)
+    imported: set[str] = set()  # the names imported from a module, not the builtins (from re import compile)
     has_check = given = False  # (given: a check call is given a handler other than by name, a method say)
     for number, source in enumerate(sources, 1):
         source = python_of(source)
@@ -186,7 +187,9 @@ def _code_of(sources: list[str]) -> LearnerCode:
         # Any function in the workbook counts, not only the last handler: a copy kept under
         # another name, or behind a decoy, is still a copy.
         copied = copied or _imports_reference_handler(tree, kit_names) or _copied_function(tree, source)
-        runs_text = runs_text or _runs_text(tree, number)
+        imported |= {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                     and node.module not in ("builtins", None) for alias in node.names}
+        runs_text = runs_text or _runs_text(tree, number, imported)
         try:  # (as it is, unless a magic's code was put in its place: a traceback's lines are the cell's own)
             cells.append(ast.unparse(tree) if magics.replaced else source)
         except (RecursionError, ValueError):
@@ -198,14 +201,15 @@ def _code_of(sources: list[str]) -> LearnerCode:
 _RUN_TEXT = frozenset({"exec", "eval", "compile"})
 
 
-def _runs_text(tree: ast.AST, number: int) -> str:
+def _runs_text(tree: ast.AST, number: int, imported: set[str]) -> str:
     """Where the cell calls ``exec``, ``eval`` or ``compile`` (or ``builtins.exec``...), as "code cell N calls exec"; ""
-    if it does not. (``re.compile`` and other methods of that name are no builtin.)"""
+    if it does not. (``re.compile`` and other methods of that name are no builtin, nor is ``compile`` imported from
+    ``re``.)"""
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
         func = node.func
-        name = func.id if isinstance(func, ast.Name) else func.attr if (
+        name = func.id if isinstance(func, ast.Name) and func.id not in imported else func.attr if (
             isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
             and func.value.id in ("builtins", "__builtins__")) else None
         if name in _RUN_TEXT:
