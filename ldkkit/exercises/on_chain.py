@@ -19,6 +19,7 @@ Rules, judged from the chain and the wallet:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ..events import Event
@@ -221,6 +222,16 @@ def judge_bumps(played: Played) -> None:
                        "you handed over the Event.BumpTransaction itself, not its bump_event",
                        "the BumpTxEventHandler takes what the event carries, a BumpTransactionEvent: match "
                        "Event.BumpTransaction(bump_event) and hand bump_event over.")
+        changed = next((c.arguments.get("event") for c in played.recorder.calls_for(handling,
+                        "bump_tx_event_handler.handle_event") if type(c.arguments.get("event")) is type(bump)
+                        and getattr(c.arguments.get("event"), "claim_id", None) == getattr(bump, "claim_id", None)),
+                       None) if handed is None else None
+        if changed is not None:  # (a copy of it, made with a field of its own)
+            fields = [f.name for f in dataclasses.fields(bump) if getattr(changed, f.name) != getattr(bump, f.name)]
+            raise fail(played, handling.event, f"bump_tx_event_handler.handle_event(the inner {type(bump).__name__}, "
+                       "as it is)", f"you handed over a copy of it with {', '.join(fields)} changed",
+                       "LDK's request says what it needs (its feerate is the one the claim must reach to confirm in "
+                       "time, no more): hand bump_event over as you were given it.")
         if handed is None:
             kind = type(bump).__name__
             again = getattr(bump, "claim_id", None) in claims_handed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import hashlib
 import queue
 import threading
@@ -65,6 +66,13 @@ def spend_to_my_wallet(keys_manager: Any, bitcoind_client: Any, event: Any, **_:
     """Spends the outputs itself, to its wallet, and broadcasts the spend before returning (no sweeper)."""
     tx = keys_manager.spend_spendable_outputs(list(event.outputs), [], bitcoind_client.get_change_script(), 253, None)
     bitcoind_client.broadcast_transactions([tx])
+
+
+def bumps_at_twice_the_feerate(bump_tx_event_handler: Any, event: Any, **_: Any) -> None:
+    """Hands over a copy of the request asking for twice its feerate ("to be sure it confirms")."""
+    bump = event.bump_event
+    field = next(f.name for f in dataclasses.fields(bump) if f.name.endswith("feerate_sat_per_1000_weight"))
+    bump_tx_event_handler.handle_event(dataclasses.replace(bump, **{field: 2 * getattr(bump, field)}))
 
 
 def tracks_from_a_thread_it_joins(output_sweeper: Any, event: Any, **_: Any) -> None:
@@ -472,6 +480,9 @@ CASES = [
     wrong(EX, "sweeps_with_a_far_lock_time", compose({SPEND: spend_with_a_lock_time()}), "never came back to your "
           "wallet", "non-final", "pass the current height", why="its own sweep, its nLockTime a thousand blocks on: "
           "it passed, the simulated chain taking a transaction bitcoind refuses until then"),
+    wrong(EX, "bumps_at_twice_the_feerate", compose({BUMP: bumps_at_twice_the_feerate}),
+          "a copy of it with package_target_feerate_sat_per_1000_weight changed", "as you were given it",  # (the first)
+          why="hands over a copy asking twice the feerate: it was told 'it was not handed over'"),
     wrong(EX, "tracks_from_a_thread_it_joins", compose({SPEND: tracks_from_a_thread_it_joins}, plain=True),
           "Thread.join()", "in the handler itself (it returns at once)", why="a plain handler that hands the outputs "
           "over from a thread and joins it: its hint said to spawn a task, which hands them over too late"),
