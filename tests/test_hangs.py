@@ -483,3 +483,30 @@ def test_a_story_played_on_top_of_frames_python_runs_frozen_counts_no_broadcast_
         session.close()
     assert repr(result).splitlines()[0] == f"✅ funding_generation_ready: all {len(result.rows)} checks passed"
     assert result.rows
+
+
+def test_the_frames_of_the_threads_are_read_with_the_collector_off_and_it_is_left_as_it_was():
+    """sys._current_frames() under CPython 3.11 may collect while it holds the lock of the list of threads, and a
+    finalizer letting another thread run then deadlocks the process (python/cpython#106883): the check reads them with
+    the collector off, and puts it back as it found it."""
+    import gc
+    import threading
+
+    from ldkkit.exercises import common
+
+    seen = []
+    real = common.sys._current_frames
+
+    def spy():
+        seen.append(gc.isenabled())
+        return real()
+
+    common.sys._current_frames = spy
+    try:
+        for was in (True, False):
+            (gc.enable if was else gc.disable)()
+            assert threading.get_ident() in common.current_frames() and gc.isenabled() is was
+    finally:
+        common.sys._current_frames = real
+        gc.enable()
+    assert seen == [False, False]

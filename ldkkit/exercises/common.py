@@ -236,7 +236,7 @@ class Session:
     def close(self) -> None:
         for world in self.worlds:
             world.close()
-        frames = sys._current_frames()
+        frames = current_frames()
         for recorder in self.recorders:  # threads of yours still at work outlive no check: stopped, as the handler is
             for step in list(recorder.task_steps):
                 if step.in_thread and not blocked_in_a_wait(frames.get(step.thread)):
@@ -413,7 +413,24 @@ def _stop(thread: threading.Thread, handling: Handling | TaskStep) -> bool:
         thread.join(POLL_S)
     # (work handed to another thread waiting in C for ever cannot be stopped: it is not, and the check says so)
     return not thread.is_alive() and not (isinstance(handling, TaskStep) and handling.in_thread
-                                          and blocked_in_a_wait(sys._current_frames().get(handling.thread)))
+                                          and blocked_in_a_wait(current_frames().get(handling.thread)))
+
+
+_FRAMES_LOCK = threading.Lock()
+
+
+def current_frames() -> dict[int, Any]:
+    """``sys._current_frames()``, with the garbage collector off meanwhile: CPython 3.11 may collect while it holds the
+    lock of the list of threads, and a finalizer that lets another thread run then deadlocks the whole process
+    (python/cpython#106883: a check stopping threads found every thread waiting, none running)."""
+    with _FRAMES_LOCK:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return sys._current_frames()
+        finally:
+            if enabled:
+                gc.enable()
 
 
 def _timed_out(session: Session, handling: Handling | TaskStep, stopped: bool) -> ExerciseFailed:

@@ -37,8 +37,10 @@ WITHOUT_ANCHORS_SATS = 6_500_000
 #: The largest request is for a private channel (not announced), with some msat pushed to you: size only, again.
 PRIVATE_PUSHING = LARGEST_NON_WUMBO_SATS
 PUSH_MSAT = 1_000_000
-#: And a second request over the line from the peer of the 6,000,000 sats one: each channel its own user_channel_id.
+#: And a second request over the line from the peer of the 6,000,000 sats one: each channel its own user_channel_id. It
+#: asks for other parameters than the others (a longer to_self_delay, fewer HTLCs in flight): size only, again.
 SECOND_FROM_A_PEER_SATS = 7_000_000
+SECOND_TO_SELF_DELAY, SECOND_MAX_ACCEPTED_HTLCS = 720, 30
 
 
 def story(stage: Stage) -> None:
@@ -55,8 +57,11 @@ def story(stage: Stage) -> None:
     stage.world.run()
     stage.mine(6)
     # (once its first is funded: a peer's wallet funding two at once would spend one coin twice)
-    peers[SIZES.index(6_000_000)].channel_manager.create_channel(stage.me.node_id, SECOND_FROM_A_PEER_SATS, 0, 2, None,
-                                                                 None)
+    again = peers[SIZES.index(6_000_000)]
+    handshake = dataclasses.replace(again.config.channel_handshake_config, our_to_self_delay=SECOND_TO_SELF_DELAY,
+                                    our_max_accepted_htlcs=SECOND_MAX_ACCEPTED_HTLCS)
+    again.channel_manager.create_channel(stage.me.node_id, SECOND_FROM_A_PEER_SATS, 0, 2, None,
+                                         dataclasses.replace(again.config, channel_handshake_config=handshake))
     stage.world.run()
     stage.mine(6)
     try:  # other events mixed in: a payment over an accepted channel, if there is one
@@ -147,6 +152,10 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
                     "you answered, but no channel came of it: " + _accept_trouble(answer, request))
         raise failing(f"a channel that confirms and is ready: {sats:,} is over 5,000,000", happened,
                    answer is None and not rejects and unawaited_hint(played, request)
+                   or ("the policy is about size only: accept every request over 5,000,000 sats, whatever else it "
+                       "asks for (its channel_type, its params, what it pushes, whether it is announced), with "
+                       "channel_manager.accept_inbound_channel." if rejects and _accepted_others(played, request)
+                       else "")
                    or "compare funding_satoshis with 5_000_000 and accept when it is strictly greater, with "
                    "channel_manager.accept_inbound_channel, passing the temporary_channel_id and "
                    "counterparty_node_id of the event you are handling.")
@@ -192,6 +201,12 @@ def judge_rejected_at_once(played: Played, request: Event.OpenChannelRequest, fa
                   "reject with channel_manager.force_close_without_broadcasting_txn while you handle the event, "
                   "passing its temporary_channel_id and counterparty_node_id and a message for the peer; "
                   "silence, or an answer put off, makes the peer wait for nothing.")
+
+
+def _accepted_others(played: Played, request: Event.OpenChannelRequest) -> bool:
+    """Whether your handler accepted another request over the line: it told this one apart by more than its size."""
+    return any(c.channel_value_satoshis > POLICY_MIN_EXCLUSIVE_SATS and c.channel_value_satoshis !=
+               request.funding_satoshis for c in played.me.channel_manager.list_channels() if not c.is_outbound)
 
 
 def _accept_trouble(call, request: Event.OpenChannelRequest) -> str:

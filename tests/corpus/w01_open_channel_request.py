@@ -133,6 +133,15 @@ def user_channel_id_per_keys_manager_arm() -> Any:
     return arm
 
 
+def short_delays_only(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Over 5,000,000 sats, and only if the peer asks for no more than a day's to_self_delay and 50 HTLCs in flight."""
+    if event.funding_satoshis > 5_000_000 and event.params.to_self_delay <= 144 and \
+            event.params.max_accepted_htlcs >= 50:
+        _accept(channel_manager, keys_manager, event)
+    else:
+        _reject(channel_manager, event)
+
+
 def user_channel_id_per_peer_arm() -> Any:
     """One id per peer ("easier to look up"): every channel from the same peer shares it."""
     ids: dict[Any, int] = {}
@@ -541,6 +550,9 @@ CASES = [
           "again", "get_secure_random_bytes",
           why="draws the random id once per node (functools.cache on keys_manager): the check passed it while it gave "
               "each event a keys_manager of its own"),
+    wrong(EX, "short_delays_only", compose({OPEN: short_delays_only}), "the policy is about size only",
+          "whatever else it asks for", why="a policy on the request's params too: it passed, every request of the "
+          "story asking for the same params"),
     wrong(EX, "one_draw_per_peer", Fresh(lambda: compose({OPEN: user_channel_id_per_peer_arm()})), "again",
           "draw fresh random bytes for every request", why="draws the random id once per peer: it passed, every "
           "channel of the story coming from a peer of its own"),
