@@ -173,3 +173,26 @@ def test_work_in_progress_put_back_is_no_memory_taken():
 def test_the_kits_own_handler_has_no_memory_of_a_learners():
     memory = Memory(reference.handle_ldk_events)
     assert memory.forget() is False and not memory._containers and not memory._values
+
+
+def test_workers_a_cell_started_are_put_back_as_they_were_not_emptied():
+    """A restarted process runs its cells again, and starts its workers again: a list of the threads a cell started is
+    put back as it was (the same threads, still running here), not emptied (WORKERS[h % len(WORKERS)] divided by 0)."""
+    cell = learner("""
+        import threading
+        stop = threading.Event()
+        WORKERS = [threading.Thread(target=stop.wait, daemon=True) for _ in range(2)]
+        for worker in WORKERS:
+            worker.start()
+
+        def handle(event):
+            return WORKERS[event % len(WORKERS)]
+    """)
+    workers = list(cell["WORKERS"])
+    memory = Memory(cell["handle"])
+    try:
+        cell["WORKERS"].append(cell["handle"](1))  # (one more, after the check began)
+        memory.forget()
+        assert cell["WORKERS"] == workers and all(a is b for a, b in zip(cell["WORKERS"], workers, strict=True))
+    finally:
+        cell["stop"].set()

@@ -43,14 +43,14 @@ class Memory:
         self._containers: list[tuple[Any, Any]] = []
         self._values: list[tuple[Any, Any, Any]] = []  # (where it is held, its key there, the value)
         self._caches: list[Any] = []
-        self._holders: list[tuple[Any, Any]] = []  # (a dict or list of more than data, a shallow copy): see _reached
+        self._holders: list[tuple[Any, Any]] = []  # (a dict, list or set of more than data, a copy): see _reached
         self._databases: list[tuple[sqlite3.Connection, bytes]] = []
         for holder, key, value in _reached(handler):
             if id(value) in shared:  # (the kit's own state, shared with the scenarios: TRUSTED_ZERO_CONF_PEERS)
                 continue
             if isinstance(value, _CONTAINERS) and (_plain(value) or _working(value)):
                 self._containers.append((value, copy.deepcopy(value) if _plain(value) else type(value)()))
-            elif isinstance(value, (dict, list)):
+            elif isinstance(value, (dict, list, set)):
                 self._holders.append((value, copy.copy(value)))
             elif isinstance(value, _VALUES) and holder is not None:
                 self._values.append((holder, key, value))
@@ -120,7 +120,9 @@ def _hold(holder: Any, key: Any, value: Any) -> None:
 
 
 def _rebound(holder: Any, kept: Any) -> bool:
-    """Whether a dict or list of more than data holds other objects than it did."""
+    """Whether a dict, list or set of more than data holds other objects than it did."""
+    if isinstance(holder, set):
+        return holder != kept
     if isinstance(holder, dict):
         return holder.keys() != kept.keys() or any(holder[k] is not v for k, v in kept.items())
     return len(holder) != len(kept) or any(a is not b for a, b in zip(holder, kept, strict=True))
@@ -137,13 +139,16 @@ def _differs(container: Any, kept: Any) -> bool:
         return True
 
 
-#: Work in progress, which a crash ends (and a restarted process starts again): no record of what was handled.
+#: Work in progress: no record of what was handled.
 _WORK = (asyncio.Future, concurrent.futures.Future, threading.Thread)
+#: Work a crash ends, and a restarted process has none of: tasks and futures. (Threads a cell started, as workers, a
+#: restarted process starts again as its cells run: a list of them is put back as it was, the same threads.)
+_DIES = (asyncio.Future, concurrent.futures.Future)
 
 
 def _working(container: Any) -> bool:
-    """A set or list of work in progress (the workbooks' ``background_tasks``): a restarted process has none."""
-    return isinstance(container, (set, list)) and bool(container) and all(isinstance(i, _WORK) for i in container)
+    """A set or list of work a crash ends (the workbooks' ``background_tasks``): a restarted process has none."""
+    return isinstance(container, (set, list)) and bool(container) and all(isinstance(i, _DIES) for i in container)
 
 
 def _plain(value: Any, depth: int = 0) -> bool:
