@@ -652,10 +652,16 @@ def thread_failed(played: Played, event: Event, error: BaseException, what: str 
     return failure
 
 
+#: The ChannelManager's calls that close a channel (a force_close_* of a request's temporary_channel_id rejects it).
+CLOSING = ("close_channel", "close_channel_with_feerate_and_script", "force_close_broadcasting_latest_txn",
+           "force_close_without_broadcasting_txn", "force_close_all_channels_broadcasting_latest_txn",
+           "force_close_all_channels_without_broadcasting_txn")
+
+
 def cannot_go_on(error: BaseException, played: Played) -> ExerciseFailed:
     closing = next((c for c in played.recorder.calls if c.error is None and c.name.startswith("channel_manager.")
-                    and c.name.split(".")[-1].startswith(("close_channel", "force_close"))
-                    and c.arguments.get("channel_id") not in _requests(played)), None)
+                    and c.name.split(".")[-1] in CLOSING and c.arguments.get("channel_id") not in _requests(played)),
+                   None)
     arm = f" while it handled {type(closing.handling.event).__name__}" if closing and closing.handling else ""
     return fail(played, None, "the scenario played to its end",
                 f"it could not go on: {type(error).__name__}: {error}",

@@ -30,7 +30,7 @@ from .. import scenarios
 from ..events import Event
 from ..scenarios import Stage
 from . import sending_payments
-from .common import CheckResult, Handling, Played, Session, fail, held_back
+from .common import CLOSING, CheckResult, Handling, Played, Session, fail, held_back
 from .recorder import Call
 
 PAYMENTS_MSAT = (100_000_000, 200_000_000, 50_000_000, 70_000_000)
@@ -129,12 +129,6 @@ def judge_played(played: Played, payments: int) -> list[float]:
                    held_back(played) or _disconnected(played)
                    or "a forward completes once the next hop's preimage comes back through you.")
     return delays
-
-
-#: The ChannelManager's calls that close a channel.
-CLOSING = ("close_channel", "close_channel_with_feerate_and_script", "force_close_broadcasting_latest_txn",
-           "force_close_without_broadcasting_txn", "force_close_all_channels_broadcasting_latest_txn",
-           "force_close_all_channels_without_broadcasting_txn")
 
 
 def judge_channels_kept(played: Played) -> None:

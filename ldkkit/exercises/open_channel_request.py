@@ -18,6 +18,7 @@ from ..errors import RetryableSendFailure
 from ..events import Event
 from ..scenarios import Stage
 from .common import (
+    CLOSING,
     LARGEST_NON_WUMBO_SATS,
     POLICY_MIN_EXCLUSIVE_SATS,
     CheckResult,
@@ -111,9 +112,6 @@ def _answering(played: Played, call: Call) -> Optional[Handling]:
     return played.recorder.handling_of(requests[-1].event) if requests else None
 
 
-#: ChannelManager's ways to close a channel (and to reject a request: named by its temporary_channel_id).
-_CLOSES = ("close_channel", "close_channel_with_feerate_and_script", "force_close_broadcasting_latest_txn",
-           "force_close_without_broadcasting_txn")
 #: How long after the request (simulated seconds) a rejection still counts as "at once": a task's few awaits.
 AT_ONCE_S = 1.0
 
@@ -134,7 +132,7 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
     should_accept = sats > POLICY_MIN_EXCLUSIVE_SATS
     if should_accept and not (channels and channels[0].is_channel_ready):
         answer = (accepts or tried or [None])[0]
-        closed = [c for c in played.recorder.calls if c.error is None and c.name.split(".")[-1] in _CLOSES
+        closed = [c for c in played.recorder.calls if c.error is None and c.name.split(".")[-1] in CLOSING
                   and c.arguments.get("counterparty_node_id") == request.counterparty_node_id
                   and c.arguments.get("channel_id") != request.temporary_channel_id]
         if accepts and closed:  # (the channel it became, closed later by the handler itself)
