@@ -1976,3 +1976,14 @@ def test_a_failure_back_waits_for_the_htlc_handling_failed_given_with_its_own_pe
     with pytest.raises(ExerciseFailed, match="failed back 50 ms after"):
         forwarding.judge_forward_times(played(("PHF", 0.0), ("HHF", 0.1), ("PHF", 0.1), fail_back_at=0.15))
     forwarding.judge_forward_times(played(("PHF", 0.0), ("HHF", 0.1), ("PHF", 0.1), fail_back_at=0.2))
+
+
+def test_workbook_5_with_no_htlc_ever_waiting_judges_no_delay_and_raises_nothing_of_its_own():
+    """A play where no PendingHTLCsForwardable came (its channels never opened): the forwards' count says what went
+    wrong, not an IndexError of the check's (as the story's last event was read unconditionally)."""
+    from types import SimpleNamespace
+
+    from ldkkit.exercises import forwarding
+
+    played = SimpleNamespace(handled=lambda kind: [], recorder=SimpleNamespace(calls_to=lambda name: []))
+    assert forwarding.judge_forwards(played) == []

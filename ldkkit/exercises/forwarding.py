@@ -166,6 +166,8 @@ def judge_forwards(played: Played) -> list[float]:
     delays, judged = [], []
     calls = played.recorder.calls_to("channel_manager.process_pending_htlc_forwards")
     handled = played.handled(Event.PendingHTLCsForwardable)
+    if not handled:  # (no HTLC ever waited: the count of forwards says what went wrong)
+        return delays
     usual = min(h.event.time_forwardable for h in handled)  # (the story's, but after the restart)
     for handling in [h for h in handled if h.event.time_forwardable == usual]:
         delay = _judge_one(played, handling)
