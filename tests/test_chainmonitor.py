@@ -454,3 +454,19 @@ def test_log_records_are_built_when_read(monkeypatch):
     assert records == [LogRecord(Level.Info, "m", f"line {i}", float(i)) for i in range(6, 25, 2)]
     assert logger.lines()[-1] == str(records[-1]) == "    24.000 INFO  [m] line 24"
     assert len(logger.records()) == 19  # each time past 20, the oldest 2 went: lines 6 to 24 are left
+    assert all(type(r.level) is Level for r in logger.records())
+
+
+def test_kept_log_lines_are_left_alone_by_the_garbage_collector():
+    """A busy world keeps tens of thousands of log lines: each is a tuple of plain values, which a collection stops
+    looking at (a Level in it, an object of its own, kept every line in every full collection)."""
+    import gc
+
+    from ldkkit.logger import Level, Logger
+
+    logger = Logger("n", lambda: 1.0)
+    for level in Level:
+        logger.log(level, "m", f"a {level.name} line")
+    gc.collect()
+    assert not any(gc.is_tracked(fields) for fields in logger._records)
+    assert [r.level for r in logger.records()] == list(Level)
