@@ -54,6 +54,9 @@ def story(stage: Stage) -> None:
     erin = stage.peer("erin", connect=False)
     stage.open(erin, bob, 1_000_000)
     stage.pay(stage.me, stage.invoice(erin, 40_000_000))
+    # And one that may not be retried at all (Retry.Attempts(0)): its first path fails, and LDK gives up at once
+    # (PaymentFailed, reason RetriesExhausted). Whatever the reason, PaymentFailed ends the payment.
+    stage.pay(stage.me, stage.invoice(erin, 45_000_000), retry=Retry.Attempts(0))
     probe(stage, dave, 10_000_000)
 
 

@@ -279,6 +279,13 @@ def failed_only_when_rejected(outbound_payments: Any, fs_store: Any, event: Any,
             outbound_payments=outbound_payments, fs_store=fs_store, event=event)
 
 
+def failed_unless_retries_exhausted(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Leaves a payment Pending when LDK ran out of retries or time ("only a timeout: it may be tried again")."""
+    if event.reason not in (PaymentFailureReason.RetriesExhausted, PaymentFailureReason.PaymentExpired):
+        set_status(HTLCStatus.Failed, when=lambda info: info.status is not HTLCStatus.Succeeded)(
+            outbound_payments=outbound_payments, fs_store=fs_store, event=event)
+
+
 def sent_adds_the_fee(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
     """Marks Succeeded with the preimage, and adds the event's fee_paid_msat to the entry's amount."""
     with outbound_payments.lock() as payments:
@@ -356,6 +363,10 @@ CASES = [
           why="PaymentFailed marks Failed only if reason is RecipientRejected (RetriesExhausted, RouteNotFound, "
               "PaymentExpired left Pending for ever): it once passed, every PaymentFailed of the story being "
               "RecipientRejected"),
+    wrong(EX, "leaves_retries_exhausted_pending", compose({FAILED: failed_unless_retries_exhausted}),
+          "HTLCStatus.Failed", "whatever its reason", "RetriesExhausted",
+          why="PaymentFailed left Pending when its reason is RetriesExhausted or PaymentExpired: it passed, no "
+              "payment of the stories running out of retries"),
     wrong(EX, "never_returns_from_payment_sent", compose({Event.PaymentSent: sent_then_waits_forever}),
           "still waiting", "one at a time",
           why="records PaymentSent, then awaits something that never comes: once told 'nothing is stored'"),
