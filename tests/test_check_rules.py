@@ -227,7 +227,7 @@ def test_workbook_1_tells_a_passing_handler_what_it_verified():
     assert _read(_handler()) == [
         "✅ open_channel_request: all 5 checks passed",
         "  every request over 5,000,000 sats accepted, confirmed and ready  5 channels",
-        "  every other request rejected at once, explicitly                 4 rejected",
+        "  every other request rejected at once, explicitly                 6 rejected",
         "  5,000,000 sats exactly is rejected                               yes: the policy is strictly over",
         "  user_channel_id drawn from get_secure_random_bytes()             yes, a different one per channel",
         "  other events pass through without raising                        11 events"]
@@ -981,9 +981,9 @@ def test_workbook_4_tells_a_passing_handler_what_it_verified():
     assert _read(compose(), W04) == [
         "✅ sending_payments: all 4 checks passed",
         "  PaymentSent: Succeeded on disk, with the preimage, secret and amount  4 payments",
-        "  PaymentFailed: Failed on disk, secret and amount kept                 4 payments",
+        "  PaymentFailed: Failed on disk, secret and amount kept                 5 payments",
         "  PaymentFailed after success: still Succeeded                          1 payment",
-        "  PaymentPathFailed: the payment not marked failed (LDK retries)        7 path failures"]
+        "  PaymentPathFailed: the payment not marked failed (LDK retries)        8 path failures"]
 
 
 # --- workbook 5: the words a learner reads, exactly -------------------------------------------------------
@@ -1124,7 +1124,9 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_
     at a time twice (dave answers two seconds after a payment reaches him, bob sooner): one to dave refused (a
     hash he never issued) while 20,000 sat to bob succeed, and 30,000 sat to dave while one to bob is refused; and
     the paid invoice paid again, refused after its success; last, 40,000 sat to erin, whom only bob reaches and
-    cannot forward to: LDK finds no other path, and gives up (RouteNotFound); and a probe, which is no payment."""
+    cannot forward to: LDK finds no other path, and gives up (RouteNotFound); 45,000 sat to erin that LDK may not
+    retry (Retry.Attempts(0)): it gives up at the first failed path (RetriesExhausted); and a probe, which is no
+    payment."""
     from ldkkit.exercises import sending_payments
 
     session = common.Session(W04, reference)
@@ -1133,8 +1135,8 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_
     finally:
         session.close()
     seen = [(type(e).__name__, e.payment_id) for e in played.events() if getattr(e, "payment_id", None) is not None]
-    retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly, refused_meanwhile, no_route, probe = (
-        dict.fromkeys(p for _, p in seen))
+    (retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly, refused_meanwhile, no_route, no_retry,
+     probe) = dict.fromkeys(p for _, p in seen)
     assert seen == [("PaymentPathFailed", retried), ("PaymentSent", retried), ("PaymentPathSuccessful", retried),
                     ("PaymentSent", paid), ("PaymentPathSuccessful", paid),
                     ("PaymentPathFailed", refused), ("PaymentFailed", refused),
@@ -1145,15 +1147,16 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_
                     ("PaymentSent", paid_slowly), ("PaymentPathSuccessful", paid_slowly),
                     ("PaymentPathFailed", refused_slowly), ("PaymentFailed", refused_slowly),
                     ("PaymentPathFailed", paid), ("PaymentFailed", paid),
-                    ("PaymentPathFailed", no_route), ("PaymentFailed", no_route), ("ProbeFailed", probe)]
+                    ("PaymentPathFailed", no_route), ("PaymentFailed", no_route),
+                    ("PaymentPathFailed", no_retry), ("PaymentFailed", no_retry), ("ProbeFailed", probe)]
     sent = played.stage.sent
     assert probe not in sent
     assert [sent[p].amt_msat for p in (retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly,
-                                       refused_meanwhile, no_route)] == [50_000_000, 100_000_000, 10_000_000,
-                                                                         20_000_000, 10_000_000, 30_000_000,
-                                                                         10_000_000, 40_000_000]
+                                       refused_meanwhile, no_route, no_retry)] == [
+        50_000_000, 100_000_000, 10_000_000, 20_000_000, 10_000_000, 30_000_000, 10_000_000, 40_000_000, 45_000_000]
     reasons = [e.reason for e in played.events(Event.PaymentFailed)]
-    assert reasons == [PaymentFailureReason.RecipientRejected] * 4 + [PaymentFailureReason.RouteNotFound]
+    assert reasons == [PaymentFailureReason.RecipientRejected] * 4 + [PaymentFailureReason.RouteNotFound,
+                                                                      PaymentFailureReason.RetriesExhausted]
 
 
 def test_workbook_4_judges_a_replayed_event_when_it_comes_again():

@@ -12,6 +12,7 @@ Rules, judged from the channels your node ends up with and what its peers were t
 from __future__ import annotations
 
 import dataclasses
+import random
 from typing import Any, Optional
 
 from ..errors import RetryableSendFailure
@@ -35,13 +36,24 @@ SIZES = (4_999_999, 5_000_000, 5_000_001, 6_000_000, LARGEST_NON_WUMBO_SATS)
 
 #: And a request over the line from a peer whose channels have no anchor outputs: the policy is about size only.
 WITHOUT_ANCHORS_SATS = 6_500_000
-#: The largest request is for a private channel (not announced), with some msat pushed to you: size only, again.
+#: The largest request is for a private channel (not announced), pushing you so much that what the opener keeps is
+#: under the line: size only, again (its size is what the channel holds, whoever holds it).
 PRIVATE_PUSHING = LARGEST_NON_WUMBO_SATS
-PUSH_MSAT = 1_000_000
+PUSH_MSAT = 12_000_000_000
 #: And a second request over the line from the peer of the 6,000,000 sats one: each channel its own user_channel_id. It
 #: asks for other parameters than the others (a longer to_self_delay, fewer HTLCs in flight): size only, again.
 SECOND_FROM_A_PEER_SATS = 7_000_000
 SECOND_TO_SELF_DELAY, SECOND_MAX_ACCEPTED_HTLCS = 720, 30
+
+
+def drawn_small_sats(seed: int) -> int:
+    """One more request under the line, of a size the workbook does not name: drawn from the play's seed (a policy
+    is a comparison, not the list of sizes the workbook tells)."""
+    return random.Random(f"open_channel_request {seed}").randrange(MIN_CHANNEL_SATS, POLICY_MIN_EXCLUSIVE_SATS)
+
+
+#: The smallest request drawn: well over LDK's dust limits, a channel a peer might really ask for.
+MIN_CHANNEL_SATS = 100_000
 
 
 def story(stage: Stage) -> None:
@@ -55,6 +67,8 @@ def story(stage: Stage) -> None:
         peer.channel_manager.create_channel(stage.me.node_id, sats, push_msat, 1, None, config)
     plain = stage.peer(f"peer{len(SIZES)}", anchors=False)
     plain.channel_manager.create_channel(stage.me.node_id, WITHOUT_ANCHORS_SATS, 0, 1, None, None)
+    drawn = stage.peer(f"peer{len(SIZES) + 1}")
+    drawn.channel_manager.create_channel(stage.me.node_id, drawn_small_sats(stage.world.seed), 0, 1, None, None)
     stage.world.run()
     stage.mine(6)
     # (once its first is funded: a peer's wallet funding two at once would spend one coin twice)
@@ -73,8 +87,11 @@ def story(stage: Stage) -> None:
 
 def rules(session: Session, result: CheckResult) -> None:
     played = session.play("open_channel_request", story)
-    requests = sorted(played.events(Event.OpenChannelRequest), key=lambda r: r.funding_satoshis)
-    for request in requests:  # smallest first: the clearest failure
+    drawn = drawn_small_sats(played.stage.world.seed)
+    # Smallest first, the clearest failure; the size drawn last: a handler it alone catches hard-codes sizes.
+    requests = sorted(played.events(Event.OpenChannelRequest), key=lambda r: (r.funding_satoshis == drawn,
+                                                                               r.funding_satoshis))
+    for request in requests:
         judge_request(played, request)
     accepted = [r for r in requests if r.funding_satoshis > POLICY_MIN_EXCLUSIVE_SATS]
     judge_user_channel_ids(played)

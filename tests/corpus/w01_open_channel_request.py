@@ -225,6 +225,18 @@ def nothing_pushed_only(channel_manager: Any, keys_manager: Any, event: Any, **_
      else _reject(channel_manager, event))
 
 
+def net_of_what_it_pushes(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Accepts when what the opener keeps, after what it pushes to us, is over 5,000,000 sats."""
+    kept = event.funding_satoshis - getattr(event.channel_negotiation_type, "push_msat", 0) // 1000
+    _accept(channel_manager, keys_manager, event) if kept > 5_000_000 else _reject(channel_manager, event)
+
+
+def rejects_the_sizes_the_workbook_names(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Rejects the two sizes under the line the workbook says the check asks for, and accepts every other."""
+    (_reject(channel_manager, event) if event.funding_satoshis in (4_999_999, 5_000_000)
+     else _accept(channel_manager, keys_manager, event))
+
+
 def rejects_a_minute_later(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """Accepts large requests at once, and rejects the others from a task a minute later."""
     if event.funding_satoshis > 5_000_000:
@@ -501,6 +513,12 @@ CASES = [
     wrong(EX, "accepts_nothing_pushed_only", compose({OPEN: nothing_pushed_only}), "16,777,215 sats",
           "you rejected it", why="rejects a large request that pushes msat to us: no peer once pushed any, and it "
                                  "passed"),
+    wrong(EX, "accepts_net_of_what_it_pushes", compose({OPEN: net_of_what_it_pushes}), "16,777,215 sats",
+          "you rejected it", "what it pushes", why="funding_satoshis minus push_msat compared with 5,000,000: the one "
+          "request that pushed, pushed 1,000 sats, and it passed"),
+    wrong(EX, "rejects_the_sizes_the_workbook_names", compose({OPEN: rejects_the_sizes_the_workbook_names}),
+          "the request rejected", "you accepted it", why="rejects 4,999,999 and 5,000,000 sats only, the sizes the "
+          "workbook names: every request under the line was one of them, and it passed"),
     wrong(EX, "rejects_a_minute_later", compose({OPEN: rejects_a_minute_later}), "at once", "only 60 s later",
           why="rejects from a task that sleeps a minute first: the peer waits for nothing"),
     wrong(EX, "rejects_after_awaiting_a_short_lookup", compose({OPEN: rejects_after_awaiting_a_lookup(1.1)}),
