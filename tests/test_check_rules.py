@@ -871,7 +871,8 @@ def test_the_capstone_refuses_a_second_claim_of_a_paid_invoice(received_by_the_r
                      "Expected: fail_htlc_backwards(payment_hash): this invoice is already paid",
                      "Happened: you claimed it a second time",
                      "Hint: look the payment_hash up in inbound_payments first: if it is already Succeeded, fail the "
-                     "second payment back instead of claiming it, whatever its amount: an invoice is paid once."]
+                     "second payment back instead of claiming it, whatever its amount and whatever its purpose (an "
+                     "invoice's or a keysend): a payment_hash is paid once."]
     receiving_payments.judge_claims(played, refuse_repeats=True)  # each paid once: nothing refused
 
 

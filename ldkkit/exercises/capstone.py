@@ -26,10 +26,10 @@ from .. import policy, reference, scenarios
 from ..errors import APIError
 from ..events import Event
 from ..ln.bolt11_payment import payment_parameters_from_invoice
-from ..ln.outbound_payment import Retry
-from ..routing.router import RouteParameters
+from ..ln.outbound_payment import RecipientOnionFields, Retry
+from ..routing.router import PaymentParameters, RouteParameters
 from ..scenarios import Stage
-from ..types import PaymentId
+from ..types import PaymentId, PaymentPreimage
 from . import (
     background_processor,
     forwarding,
@@ -45,6 +45,10 @@ EARLIER = (open_channel_request, funding_generation_ready, receiving_payments, s
            on_chain, background_processor)
 
 
+#: The size of the trusted LSP's ordinary request (no zero-conf asked): under workbook 1's line, so rejected.
+LSP_ORDINARY_SATS = 1_000_000
+
+
 def zero_conf_story(stage: Stage) -> None:
     lsp, stranger = stage.peer("lsp"), stage.peer("stranger")
     policy.TRUSTED_ZERO_CONF_PEERS.add(lsp.node_id)
@@ -52,6 +56,8 @@ def zero_conf_story(stage: Stage) -> None:
         stage.open(stranger, stage.me, 6_000_000)  # a peer you have a channel with is still no trusted LSP
         stage.open(lsp, stage.me, 6_000_000, confirm=False, zero_conf=True)
         stage.open(stranger, stage.me, 6_000_000, confirm=False, zero_conf=True)
+        # The trusted LSP's ordinary request, under the line: trust is about zero-conf; workbook 1's policy holds.
+        lsp.channel_manager.create_channel(stage.me.node_id, LSP_ORDINARY_SATS, 0, 2, None, None)
         stage.until_answered(stage.me)
         stage.settle()
     finally:
@@ -59,22 +65,37 @@ def zero_conf_story(stage: Stage) -> None:
 
 
 def paid_again_for_more_story(stage: Stage) -> None:
-    """An invoice paid, then paid again for more (LDK accepts an overpayment): a repeat all the same. The second
-    payment is made once the first is paid, however long your claim was put off (while the first is still claimable,
-    LDK itself fails the second back, and your handler never sees it)."""
+    """An invoice paid, then paid again for more (LDK accepts an overpayment): a repeat all the same; then a keysend
+    made twice with the same preimage (no invoice, the same hash). Each second payment is made once the first is
+    paid, however long your claim was put off (while the first is still claimable, LDK itself fails the second back,
+    and your handler never sees it)."""
     bob = stage.peer("bob")
     stage.open(bob, stage.me, 6_000_000)
     invoice = stage.invoice(stage.me, 30_000_000)
     stage.pay(bob, invoice)
     payment_hash, onion, params = payment_parameters_from_invoice(invoice)
-    waited = 0
-    while waited < PLAY_ON_S and not any(isinstance(e, (Event.PaymentSent, Event.PaymentFailed))
-                                         and e.payment_hash == payment_hash for e in bob.events_seen):
-        stage.settle(1)
-        waited += 1
+    _until_it_ends(stage, bob, payment_hash)
     more = RouteParameters.from_payment_params_and_value(params.payment_params, 31_000_000)
     bob.channel_manager.send_payment(payment_hash, onion, PaymentId(b"\x02" * 32), more, Retry.Attempts(0))
     stage.settle()
+    # A keysend made twice with the same preimage: the second is a repeat too, though no invoice was issued.
+    preimage = PaymentPreimage(bob.keys_manager.get_secure_random_bytes())
+    keysend = RouteParameters.from_payment_params_and_value(PaymentParameters.for_keysend(stage.me.node_id, 40, False),
+                                                            20_000_000)
+    for payment_id in (PaymentId(b"\x03" * 32), PaymentId(b"\x04" * 32)):
+        bob.channel_manager.send_spontaneous_payment(preimage, RecipientOnionFields.spontaneous_empty(), payment_id,
+                                                     keysend, Retry.Attempts(0))
+        _until_it_ends(stage, bob, preimage.payment_hash())
+    stage.settle()
+
+
+def _until_it_ends(stage: Stage, payer: Any, payment_hash: Any) -> None:
+    """Let time pass until the payer learns how its payment ended, however long your claim was put off."""
+    waited = 0
+    while waited < PLAY_ON_S and not any(isinstance(e, (Event.PaymentSent, Event.PaymentFailed))
+                                         and e.payment_hash == payment_hash for e in payer.events_seen):
+        stage.settle(1)
+        waited += 1
 
 
 def rules(session: Session, result: CheckResult) -> None:
@@ -85,7 +106,8 @@ def rules(session: Session, result: CheckResult) -> None:
     judge_zero_conf(session.play("zero-conf requests", zero_conf_story))
     result.add("zero-conf accepted from the trusted LSP only", "LSP accepted, stranger rejected")
     count = compare_with_reference(session)  # (its receive_duplicate_payment first: the same amount twice)
-    judge_duplicate(session.play("a payment made twice, the second for more", paid_again_for_more_story))
+    judge_duplicate(session.play("payments made twice: an invoice (the second time for more), a keysend",
+                                 paid_again_for_more_story))
     result.add("a payment made twice claimed once", "the second failed back")
     result.add("every scenario under the background processor: the reference's events", f"{count} scenarios")
 
@@ -107,6 +129,9 @@ def judge_zero_conf(played: Played) -> None:
     for request in played.events(Event.OpenChannelRequest):
         accepts, zero_conf, rejects = open_channel_request._answers(played, request)
         trusted = request.counterparty_node_id == lsp.node_id
+        if trusted and not request.channel_type.requires_zero_conf():
+            _judge_trusted_ordinary(played, request, accepts, zero_conf, rejects)
+            continue
         if trusted and not zero_conf:
             raise fail(played, request, "accept_inbound_channel_from_trusted_peer_0conf: this peer is in "
                        "TRUSTED_ZERO_CONF_PEERS", "you rejected it" if rejects else "it was not accepted zero-conf",
@@ -136,6 +161,23 @@ def judge_zero_conf(played: Played) -> None:
     if not [c for c in played.me.channel_manager.list_usable_channels() if c.counterparty.node_id == lsp.node_id]:
         raise fail(played, None, "the LSP's zero-conf channel usable at once, before any block",
                    "no usable channel with the LSP", "accept it with accept_inbound_channel_from_trusted_peer_0conf.")
+
+
+def _judge_trusted_ordinary(played: Played, request: Event.OpenChannelRequest, accepts: list, zero_conf: list,
+                            rejects: list) -> None:
+    """The trusted LSP's request that asks for no zero-conf, under the line: rejected at once, as workbook 1 says."""
+    sats = request.funding_satoshis
+    failing = lambda *args: fail(played, request, *args)  # noqa: E731
+    expected = (f"the request rejected: {sats:,} sats is not over 5,000,000, and it asks for no zero-conf "
+                "(channel_type.requires_zero_conf() is False)")
+    if accepts or zero_conf:
+        raise failing(expected, "you accepted it" + (" zero-conf" if zero_conf else ""),
+                      "TRUSTED_ZERO_CONF_PEERS is about zero-conf requests only: an ordinary request from a trusted "
+                      "peer meets workbook 1's policy like any other (accept only over 5,000,000 sats). Ask "
+                      "channel_type.requires_zero_conf() first.")
+    _, _, elsewhere = open_channel_request._answers(played, request, attributed=True)
+    open_channel_request.judge_rejected_at_once(played, request, failing, rejects, elsewhere,
+                                                ": an ordinary request under the line, from a trusted peer too")
 
 
 #: Far from the seeds the check's other plays take (``common.FIRST_SEED``, then one more for each play).

@@ -164,10 +164,13 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
         names = (c.name.split(".")[-1] for c in _answers(played, handling))
         calls = [_CLAIMS.get(name, name) for name in names]
         if repeat and "claim_funds" in calls:
-            raise fail(played, event, "fail_htlc_backwards(payment_hash): this invoice is already paid",
+            keysend = isinstance(event.purpose, PaymentPurpose.SpontaneousPayment)
+            raise fail(played, event, "fail_htlc_backwards(payment_hash): " + (
+                           "this payment_hash is already paid (a keysend made again with the same preimage)" if keysend
+                           else "this invoice is already paid"),
                        "you claimed it a second time", "look the payment_hash up in inbound_payments first: if it "
                        "is already Succeeded, fail the second payment back instead of claiming it, whatever its "
-                       "amount: an invoice is paid once.")
+                       "amount and whatever its purpose (an invoice's or a keysend): a payment_hash is paid once.")
         if preimage is not None and not repeat and "claim_funds" not in calls:
             waiting = "fail_htlc_backwards" not in calls and _still_waiting(played, event, "claimed it")
             raise fail(played, event, "claim_funds(purpose.preimage())",

@@ -7,7 +7,7 @@ from typing import Any
 
 from ldkkit.bitcoin import Address, Transaction
 from ldkkit.errors import APIError
-from ldkkit.events import ClosureReason, Event, ReplayEvent
+from ldkkit.events import ClosureReason, Event, PaymentPurpose, ReplayEvent
 from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 from ldkkit.reference import TRUSTED_ZERO_CONF_PEERS
 
@@ -143,6 +143,17 @@ def zero_conf_from_anyone(channel_manager: Any, keys_manager: Any, event: Any, *
     if event.channel_type.requires_zero_conf():
         channel_manager.accept_inbound_channel_from_trusted_peer_0conf(tcid, peer, user_channel_id(keys_manager))
     elif event.funding_satoshis > 5_000_000:
+        channel_manager.accept_inbound_channel(tcid, peer, user_channel_id(keys_manager))
+    else:
+        channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
+
+
+def anything_from_a_trusted_peer_zero_conf(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Accepts every request of a peer in TRUSTED_ZERO_CONF_PEERS zero-conf, whatever its size or type."""
+    tcid, peer = event.temporary_channel_id, event.counterparty_node_id
+    if peer in TRUSTED_ZERO_CONF_PEERS:
+        channel_manager.accept_inbound_channel_from_trusted_peer_0conf(tcid, peer, user_channel_id(keys_manager))
+    elif event.funding_satoshis > 5_000_000 and not event.channel_type.requires_zero_conf():
         channel_manager.accept_inbound_channel(tcid, peer, user_channel_id(keys_manager))
     else:
         channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
@@ -357,6 +368,17 @@ def refuses_only_a_repeat_of_the_same_amount(channel_manager: Any, inbound_payme
         channel_manager.claim_funds(event.purpose.preimage())
 
 
+def refuses_only_an_invoice_paid_again(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+    """Fails back a payment whose hash is already Succeeded only when it pays an invoice: a keysend is claimed."""
+    with inbound_payments.lock() as payments:
+        info = payments.get(event.payment_hash)
+        repeat = info is not None and info.status is HTLCStatus.Succeeded
+    if event.purpose.preimage() is None or repeat and isinstance(event.purpose, PaymentPurpose.Bolt11InvoicePayment):
+        channel_manager.fail_htlc_backwards(event.payment_hash)
+    else:
+        channel_manager.claim_funds(event.purpose.preimage())
+
+
 def answers_with_the_first_manager_per_node() -> Any:
     """Keeps the first ChannelManager it is given for each node (by node id), and answers every event with it. A
     restarted node keeps its id: its events are then answered with the manager kept from before the crash, which
@@ -415,7 +437,8 @@ CASES = [
           "already paid", "you claimed it a second time", slow=True,
           why="a task claims every payment, a repeat too, 1 s later: the first is claimed before the second comes"),
     wrong(EX, "claims_every_payment_later", compose({CLAIMABLE: answers_later(claims_every_time, 5)}),
-          "a payment made twice, the second for more", "you claimed it a second time", slow=True,
+          "payments made twice: an invoice (the second time for more), a keysend", "you claimed it a second time",
+          slow=True,
           why="a task claims every payment, a repeat too, 5 s later: the second payment came while the first was "
               "still claimable, and LDK failed it back itself, so no repeat was ever handed over (the story of a "
               "payment made again for more now waits until the first is paid)"),
@@ -462,6 +485,14 @@ CASES = [
 
     wrong(EX, "zero_conf_from_anyone", compose({OPEN: zero_conf_from_anyone}), "TRUSTED_ZERO_CONF_PEERS",
           "you accepted it", why="accept_inbound_channel_from_trusted_peer_0conf for any zero-conf request"),
+    wrong(EX, "anything_from_a_trusted_peer_zero_conf", compose({OPEN: anything_from_a_trusted_peer_zero_conf}),
+          "1,000,000 sats is not over 5,000,000", "you accepted it zero-conf", "requires_zero_conf() first",
+          why="any request of a trusted peer accepted zero-conf: it passed, the LSP never asking for an ordinary "
+              "channel"),
+    wrong(EX, "claims_a_keysend_made_again", compose({CLAIMABLE: refuses_only_an_invoice_paid_again}),
+          "already paid (a keysend made again with the same preimage)", "you claimed it a second time", slow=True,
+          why="fails back only an invoice paid again, and claims a keysend repeated with the same preimage: it passed, "
+              "no keysend being made twice"),
     wrong(EX, "zero_conf_from_peers_with_a_channel", compose({OPEN: zero_conf_from_peers_with_a_channel}),
           "a peer you do not trust", "you accepted it", slow=True,
           why="zero-conf accepted from any peer it already has a ready channel with, not only the trusted LSP"),
