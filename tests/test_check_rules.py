@@ -16,6 +16,7 @@ import pytest
 from ldkkit.events import Event, PaymentFailureReason
 from ldkkit.exercises import ExerciseFailed, common, on_chain
 from ldkkit.exercises import recorder as recording
+from ldkkit.exercises.background_processor import REFUSALS
 from ldkkit.reference import handle_ldk_events as reference
 
 
@@ -854,10 +855,11 @@ def test_the_capstone_refuses_a_second_claim_of_a_paid_invoice(received_by_the_r
     played = received_by_the_reference
     handlings = played.recorder.handlings
     invoice_paid = next(h for h in handlings if isinstance(h.event, Event.PaymentClaimable))
-    paid_again = dataclasses.replace(invoice_paid, event=dataclasses.replace(invoice_paid.event))  # a 2nd payment
+    later = max(x.order for x in (*handlings, *played.recorder.calls)) + 1  # (after all: a second payment)
+    paid_again = dataclasses.replace(invoice_paid, event=dataclasses.replace(invoice_paid.event), order=later)
     calls = played.recorder.calls
-    played.recorder.calls = [*calls, *(dataclasses.replace(c, handling=paid_again)
-                                       for c in played.recorder.calls_for(invoice_paid))]
+    played.recorder.calls = [*calls, *(dataclasses.replace(c, handling=paid_again, order=later + 1 + i)
+                                       for i, c in enumerate(played.recorder.calls_for(invoice_paid)))]
     played.recorder.handlings = [*handlings, paid_again]  # the same invoice paid and claimed again
     try:
         receiving_payments.judge_claims(played)
@@ -1584,7 +1586,7 @@ def _w07_scenario(story: str, form: str, kind: str) -> str:
                                 W07_SWALLOWED[1].format("outbound_payments"), W07_SWALLOWED[2]]),
     ("counts_replay_twice", [_w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), W07_RECORD,
                              "Happened: on disk: PaymentInfo(preimage=f645…34fb, secret=b55a…161e, "
-                             "status=HTLCStatus.Succeeded, amt_msat=200,000,000 msat) (amt_msat 200000000 for "
+                             "status=HTLCStatus.Succeeded, amt_msat=400,000,000 msat) (amt_msat 400000000 for "
                              "50000000 received)",
                              "Hint: record the amount this event says you received, once: a replayed PaymentClaimed "
                              "must not add it again. Set the fields; never add to them."]),
@@ -1639,19 +1641,20 @@ def _swallows_from(nth_failure: int):
     for nth, (form, story, kind) in enumerate(
         [(form, story, kind) for form in (W07_THREAD, W07_ASYNC)
          for story, kind in ((W07_INBOUND, "PaymentClaimed"), (W07_OUTBOUND, "PaymentSent"),
-                             (W07_OUTBOUND, "PaymentFailed")) for _ in range(2)], start=1)
+                             (W07_OUTBOUND, "PaymentFailed")) for _ in range(REFUSALS)], start=1)
 ])
 def test_workbook_7_judges_every_failed_write_under_both_processor_forms(nth_failure, scenario, key):
-    """The disk refuses twelve writes in all, in this order: inbound twice in a row, then outbound twice in a row for a
-    payment that succeeds and twice for one that fails, under BackgroundProcessor.start, then the same under
+    """The disk refuses thirty-six writes in all, in this order: inbound six times in a row, then outbound six times in
+    a row for a payment that succeeds and six for one that fails, under BackgroundProcessor.start, then the same under
     process_events_async. Swallowing any one of them fails, in the story and form it happened in."""
     assert _read(_swallows_from(nth_failure), W07) == [scenario, W07_SWALLOWED[0], W07_SWALLOWED[1].format(key),
                                                        W07_SWALLOWED[2]]
 
 
 def test_workbook_7_judges_the_records_after_a_restart():
-    """A handler right under both processor forms that stores a wrong amount from the seventh PaymentClaimed on:
-    the one a restarted node is handed again (the crash came before anything handled it) is judged too."""
+    """A handler right under both processor forms that stores a wrong amount from the PaymentClaimed after those of the
+    failing disk on (each handed over once and again for each refusal, under both forms): the one a restarted node is
+    handed again (the crash came before anything handled it) is judged too."""
     from corpus.arms import compose
     from corpus.w07_background_processor import INBOUND, replay
 
@@ -1659,7 +1662,7 @@ def test_workbook_7_judges_the_records_after_a_restart():
     seen = itertools.count(1)  # (no memory a crash puts back: the count goes on past the restart)
 
     def in_sats_after_six(event, **kw):
-        if next(seen) > 6:
+        if next(seen) > 2 * (REFUSALS + 1):
             event = dataclasses.replace(event, amount_msat=event.amount_msat // 1000)
         return right(event=event, **kw)
 
@@ -1725,13 +1728,14 @@ def test_workbook_5_names_a_fixed_delay_on_the_last_event_once_every_delay_showe
 
 
 @pytest.mark.parametrize("story, kinds, sent, channel_sats, refusals", [
-    ("receive_with_failing_disk", ["PaymentClaimed"], [], 6_000_000, 2),
-    ("send_with_failing_disk", ["PaymentSent", "PaymentFailed"], [100_000_000, 10_000_000], 1_000_000, 2),
+    ("receive_with_failing_disk", ["PaymentClaimed"], [], 6_000_000, 6),
+    ("send_with_failing_disk", ["PaymentSent", "PaymentFailed"], [100_000_000, 10_000_000], 1_000_000, 6),
 ])
 def test_workbook_7_stories_refuse_the_first_writes_of_each_payment_event(story, kinds, sent, channel_sats, refusals):
     """What the rules are judged on: bob opens 6,000,000 sats to you and pays you 50,000 sats; or you open
-    1,000,000 sats to bob and pay him 100,000 sats, then 10,000 sats he refuses. The disk refuses the first write of
-    each payment event's record twice in a row, and no other; a right handler asks for the event again each time."""
+    1,000,000 sats to bob and pay him 100,000 sats, then 10,000 sats he refuses. The disk refuses the first writes of
+    each payment event's record six times in a row (more than a handler giving up after a few tries would try), and
+    no other; a right handler asks for the event again each time."""
     from ldkkit.exercises import background_processor
 
     session = common.Session(W07, reference)
@@ -1748,7 +1752,7 @@ def test_workbook_7_stories_refuse_the_first_writes_of_each_payment_event(story,
     errors = [str(c.error) for h in handed for c in played.recorder.calls_for(h, "fs_store.write")]
     assert errors == ([f"disk full (simulated) writing {key}"] * refusals + ["None"]) * len(kinds)
     if story.startswith("receive"):
-        assert [h.event.amount_msat for h in handed] == [50_000_000] * 3
+        assert [h.event.amount_msat for h in handed] == [50_000_000] * (refusals + 1)
 
 
 def test_workbook_5_says_how_long_a_handler_waited_when_it_awaited_milliseconds_as_seconds():

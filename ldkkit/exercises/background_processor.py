@@ -4,9 +4,10 @@ Rules, judged under both of LDK's forms (``BackgroundProcessor.start`` and ``pro
 from what is on disk once the processor has stopped:
 - the payment received is claimed (as workbook 3 says), so that the write that fails is tried;
 - when writing ``inbound_payments`` or ``outbound_payments`` fails, the event is not lost: the
-  handler returns ``ReplayEvent()`` (or retries the write itself) and the record ends right (the disk fails twice in
-  a row while the event that records the key is handled, for every writer of its file: ``fs_store``, ``open()``, a
-  file moved onto it, a worker, whenever it was started);
+  handler returns ``ReplayEvent()`` (or retries the write itself) and the record ends right (the disk fails
+  ``REFUSALS`` times in a row while the event that records the key is handled, for every writer of its file:
+  ``fs_store``, ``open()``, a file moved onto it, a worker, whenever it was started; the workbook says only "several
+  times": a handler that gives up after a few tries, in place or by asking for the event again, loses the record);
 - the handler never raises for it (that would stop the node's processing);
 - a retry may come after a pause (``asyncio.sleep``): the processor waits for the handler to return, as LDK's does, on
   the simulated clock, for up to ``PLAY_ON_S`` after the story (``common._wait_for_the_handler``);
@@ -35,24 +36,25 @@ from .recorder import Call, replayed, working_for
 FORMS = ("thread", "async")
 
 
-def _failing(stage: Stage, key: str, times: int = 1) -> None:
+def _failing(stage: Stage, key: str, times: int = 1, kinds: tuple[type, ...] | None = None) -> None:
     """The node's disk refuses the next ``times`` writes of ``key`` made while your handler handles an event whose
-    record it is (``RECORDED_BY``), or by a task or thread started then, as a full disk would: through its
-    ``fs_store``, and through any other writer of the key's file (``open()``, a ``FilesystemStore`` of your own). A
-    write of it while handling another event (a PaymentClaimable, a PaymentPathFailed) is not refused: a handler that
-    writes there too must still meet the failure in the arm that records the payment."""
+    record it is (``kinds``, by default ``RECORDED_BY``), or by a task or thread started then, as a full disk would:
+    through its ``fs_store``, and through any other writer of the key's file (``open()``, a ``FilesystemStore`` of your
+    own). A write of it while handling another event (a PaymentClaimable, a PaymentPathFailed) is not refused: a
+    handler that writes there too must still meet the failure in the arm that records the payment."""
     store = stage.me.fs_store
     real_write = store.write
-    failing, kinds = key, RECORDED_BY[key]
+    failing, kinds = key, kinds or RECORDED_BY[key]
     failures = [OSError(f"disk full (simulated) writing {key}") for _ in range(times)]
     with _HOOKING:  # (an audit hook is never removed: only a process that plays a failing disk has one, ~1% slower)
         if not _HOOKED:
             sys.addaudithook(_refuse_open)
             _HOOKED.append(_refuse_open)
-    for path, (left, _) in list(_REFUSED.items()):  # (those of plays over: refused all, or their world gone)
-        if not left or not os.path.isdir(os.path.dirname(path)):
+    for path, refusals in list(_REFUSED.items()):  # (those of plays over: refused all, or their world gone)
+        refusals[:] = [(left, of) for left, of in refusals if left]
+        if not refusals or not os.path.isdir(os.path.dirname(path)):
             _REFUSED.pop(path, None)
-    _REFUSED[os.path.abspath(store._file("", "", key))] = (failures, kinds)
+    _REFUSED.setdefault(os.path.abspath(store._file("", "", key)), []).append((failures, kinds))
 
     def write(primary_namespace: str, secondary_namespace: str, key: str, buf: bytes) -> None:
         """FilesystemStore.write, with its own parameter names (a handler may pass them as keywords)."""
@@ -78,9 +80,10 @@ def _handling(kinds: tuple[type, ...]) -> bool:
                                         for h in recorder.in_progress())
 
 
-#: The files a failing disk refuses to write, each with the failures still to come and the events they come in
-#: (``_failing``). Every check in the process shares it: their nodes' folders differ.
-_REFUSED: dict[str, tuple[list[OSError], tuple[type, ...]]] = {}
+#: The files a failing disk refuses to write, each with the failures still to come and the events they come in, a
+#: pair for each ``_failing`` of it (the first whose events are handled now refuses). Every check in the process
+#: shares it: their nodes' folders differ.
+_REFUSED: dict[str, list[tuple[list[OSError], tuple[type, ...]]]] = {}
 _HOOKING, _HOOKED = threading.Lock(), []  # (the hook, once added)
 
 
@@ -96,11 +99,11 @@ def _refuse_open(event: str, args: tuple[Any, ...]) -> None:
         return
     folder, name = os.path.split(os.path.abspath(os.fsdecode(path)))
     key = name.split(".", 1)[0]  # (keys have no '.': "key.<hex>.tmp")
-    refused = _REFUSED.get(os.path.join(folder, key))
-    if refused is None:
+    refusals = _REFUSED.get(os.path.join(folder, key))
+    if refusals is None:
         return
-    failures, kinds = refused
-    error = failures.pop() if failures and _handling(kinds) else None
+    failures = next((left for left, kinds in refusals if left and _handling(kinds)), None)
+    error = failures.pop() if failures else None
     handling, recorder = working_for()
     if recorder is not None and handling is not None:  # (your own write: judged as a write of fs_store's is)
         recorder.calls.append(Call("open", {"key": key}, handling, handling.finished is None,
@@ -109,19 +112,29 @@ def _refuse_open(event: str, args: tuple[Any, ...]) -> None:
         raise error
 
 
+#: How many times in a row the disk refuses the record of a payment event: more than a handler that gives up after a
+#: few tries (in place, or asking for the event again a few times) would try, so such a handler loses the record,
+#: as it would when a disk stays full a little longer. A handler that never gives up is right whatever the number.
+REFUSALS = 6
+
+
 def receive_with_failing_disk(stage: Stage) -> None:
     bob = stage.peer("bob")
     stage.open(bob, stage.me, 6_000_000)
-    _failing(stage, "inbound_payments", times=2)  # (twice in a row: a handler that retries once still must not drop it)
+    _failing(stage, "inbound_payments", times=REFUSALS)
     stage.pay(bob, stage.invoice(stage.me, 50_000_000))
 
 
 def send_with_failing_disk(stage: Stage) -> None:
     bob = stage.peer("bob")
     stage.open(stage.me, bob, 1_000_000)
-    _failing(stage, "outbound_payments", times=2)  # (twice, as inbound_payments: one retry in place is not enough)
+    _failing(stage, "outbound_payments", times=REFUSALS, kinds=(Event.PaymentSent,))
     stage.pay(stage.me, stage.invoice(bob, 100_000_000))
-    _failing(stage, "outbound_payments", times=2)
+    for _ in range(PLAY_ON_S):  # (a handler pausing between its retries may take a while: the next payment waits)
+        if not stage.me.channel_manager.has_pending_events():
+            break
+        stage.settle(1)
+    _failing(stage, "outbound_payments", times=REFUSALS, kinds=(Event.PaymentFailed,))
     sending_payments.pay_fake(stage, bob)
 
 

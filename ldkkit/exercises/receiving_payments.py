@@ -95,12 +95,18 @@ def _payer_outcome(played: Played, payment_hash: object) -> str:
 
 
 def _answers(played: Played, handling: Handling) -> list[Call]:
-    """The calls that answered this PaymentClaimable: those made while handling it, and those naming its payment
-    (a claim with its preimage, a fail-back of its hash) whoever made them (a task, a worker thread, an executor),
-    after it and before the next PaymentClaimable of the same hash. A call made in a hand-over your handler then asked
+    """The calls that answered this PaymentClaimable: those naming its payment (a claim with its preimage, a fail-back
+    of its hash) whoever made them (a task, a worker thread, an executor), after it and before the next
+    PaymentClaimable of the same hash; and those made while handling it that name no payment handed over (a claim with
+    a wrong preimage). A call naming another payment answers that one, whoever it was made for: a worker taking work
+    already queued goes on working for the event that last woke it. A call made in a hand-over your handler then asked
     for again (``ReplayEvent``) answers it all the same."""
-    return [c for c in played.recorder.calls
-            if c.handling is not None and c.handling.event is handling.event or _answering(played, c) is handling]
+    answers = []
+    for call in played.recorder.calls:
+        named = _answering(played, call)
+        if named is handling or named is None and call.handling is not None and call.handling.event is handling.event:
+            answers.append(call)
+    return answers
 
 
 def _answering(played: Played, call: Call) -> Optional[Handling]:

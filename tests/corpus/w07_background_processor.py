@@ -204,19 +204,36 @@ def _plain_with(changes: dict) -> Any:
 
 ALL_REPLAY = {CLAIMED: INBOUND(replay), SENT: OUTBOUND(replay), FAILED: OUTBOUND(replay)}
 
-def retries_once_then_swallows(key: str) -> Any:
-    """Retries the failed write of ``key`` once, then logs and returns as if all was well ("the disk is full
-    anyway")."""
+def retries_once_then_swallows(key: str, tries: int = 2) -> Any:
+    """Retries the failed write of ``key`` (``tries`` attempts in all, twice by default), then logs and returns as if
+    all was well ("the disk is full anyway")."""
     def arm(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
         storage = inbound_payments if key == "inbound_payments" else outbound_payments
         (_update_inbound if key == "inbound_payments" else _update_outbound)(storage, event)
-        for attempt in range(2):
+        for attempt in range(tries):
             try:
                 fs_store.write("", "", key, storage.encode())
                 return
             except OSError as error:
-                if attempt:
+                if attempt == tries - 1:
                     print(f"could not save {key}:", error)
+
+    return arm
+
+
+def replays_a_few_times_then_gives_up(times: int) -> Any:
+    """Returns ReplayEvent for a failed write ``times`` times per event (counted by payment hash), then returns None
+    ("it will never work")."""
+    asked: dict[Any, int] = {}
+
+    def arm(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+        storage, key = _updated(inbound_payments, outbound_payments, event)
+        try:
+            fs_store.write("", "", key, storage.encode())
+        except OSError:
+            asked[event.payment_hash] = asked.get(event.payment_hash, 0) + 1
+            return ReplayEvent() if asked[event.payment_hash] <= times else None
+        return None
 
     return arm
 
@@ -644,6 +661,15 @@ CASES = [
     wrong(EX, "retries_once_then_swallows", compose({CLAIMED: retries_once_then_swallows("inbound_payments")}),
           "raised OSError", "ReplayEvent",
           why="one retry in place, then the error printed and dropped: the disk refuses twice"),
+    wrong(EX, "retries_thrice_then_swallows", compose({
+              CLAIMED: retries_once_then_swallows("inbound_payments", 4),
+              **{kind: retries_once_then_swallows("outbound_payments", 4) for kind in (SENT, FAILED)}}),
+          "raised OSError", "ReplayEvent", why="three retries in place, then the error printed and dropped: it passed, "
+          "the disk refusing twice in a row"),
+    wrong(EX, "asks_for_the_event_thrice_then_gives_up", Fresh(lambda: compose({
+              kind: replays_a_few_times_then_gives_up(3) for kind in (CLAIMED, SENT, FAILED)})),
+          "raised OSError", "ReplayEvent", why="ReplayEvent three times per payment, then None: it passed, the disk "
+          "refusing twice in a row"),
     wrong(EX, "retries_a_sent_payment_once_then_swallows", compose({
               kind: retries_once_then_swallows("outbound_payments") for kind in (SENT, FAILED)}),
           "raised OSError", "ReplayEvent", why="one retry in place on PaymentSent and PaymentFailed, then the error "
