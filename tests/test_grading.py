@@ -10,6 +10,7 @@ tests that depend on them say so and are skipped without it.
 from __future__ import annotations
 
 import ast
+import base64
 import csv
 import json
 import os
@@ -91,6 +92,24 @@ def unfinished(*extra: str, before: str = "") -> str:
     cells = cells_of(WB1, "exercises")
     at = next(i for i, c in enumerate(cells) if c["cell_type"] == "code" and "check(" in "".join(c["source"]))
     return notebook(([code(before)] if before else []) + cells[:at] + [code(c) for c in extra] + cells[at:])
+
+
+#: A handler of the workbook's own that hands every event to the solution's, made from ``text`` (base64) by ``run``.
+SOLUTION_AS_TEXT = """
+import base64
+text, found = base64.b64decode({text!r}).decode(), {{"Event": Event}}
+{run}
+real = found["handle_ldk_events"]
+
+
+def handle_ldk_events(*args):
+    return real(*args)
+"""
+
+
+def _solution_handler_source() -> str:
+    cell = next("".join(c["source"]) for c in cells_of(WB1) if "def handle_ldk_events" in "".join(c["source"]))
+    return cell[cell.index("def handle_ldk_events"):]
 
 
 def quietly(source: str) -> str:
@@ -318,6 +337,17 @@ def build_class(root: Path, out: Path) -> list[Path]:
                                  f"nb = json.loads((root / 'solutions' / {WB1!r}).read_text())"),  # (to run it)
         f"p09/{WB1}": with_handler("def handle_ldk_events(*args):\n    print('LDKKIT_VERDICT {oops')\n"),
         f"p10/{WB1}": unfinished(f"import json\nnb = json.loads(open({str(alice_wb)!r}).read())"),
+        # the solution's handler run from text or from a file of its own, behind a handler of the workbook's cells
+        f"p11/{WB1}": with_handler(SOLUTION_AS_TEXT.format(
+            text=base64.b64encode(_solution_handler_source().encode()).decode(),
+            run="import builtins\ngetattr(builtins, 'ex' + 'ec')(text, found)")),
+        f"p12/{WB1}": with_handler(SOLUTION_AS_TEXT.format(
+            text=base64.b64encode(_solution_handler_source().encode()).decode(),
+            run="import importlib, pathlib, sys, tempfile\n"
+                "folder = pathlib.Path(tempfile.mkdtemp())\n"
+                "(folder / 'helpers.py').write_text('from ldkkit.events import Event\\n' + text)\n"
+                "sys.path.insert(0, str(folder))\n"
+                "found.update(vars(importlib.import_module('helpers')))")),
         # writing where it must not: another learner's notebook, the grades, and staying behind
         f"aaa-mallory/{WB1}": unfinished(
             quietly(f"open({str(alice_wb)!r}, 'w').write('{{}}')"),
@@ -514,7 +544,8 @@ def test_the_report_is_always_written(graded):
 
 
 @pytest.mark.parametrize("learner", ["p01", "p02", "p03", "p04", "p05", "p06", "p07", "p08", "p09", "p10",
-                                     "aaa-mallory", "mike", "nina", "sam", "kim", "oscar", "olga", "yuri"])
+                                     "p11", "p12", "aaa-mallory", "mike", "nina", "sam", "kim", "oscar", "olga",
+                                     "yuri"])
 def test_no_cheat_passes(graded, learner):
     status, _ = row(graded, learner)
     assert status != "passed"
@@ -527,6 +558,15 @@ def test_copies_are_named(graded):
     status, hint = row(graded, "lena")
     assert status == "copied" and "reference" in hint
     assert row(graded, "mike")[0] == "copied"  # imported the reference handler
+
+
+def test_a_handler_running_code_from_text_or_a_file_of_its_own_is_no_handler(graded):
+    """The solution's handler, run with exec reached through getattr(builtins, ...), or written to a module and
+    imported, behind a handler of the workbook's own: what the handler runs is not the workbook's cells."""
+    for learner, made in (("p11", "code made from text (named <string>)"), ("p12", "helpers.py")):
+        status, hint = row(graded, learner)
+        assert status == "no handler" and "the handler runs handle_ldk_events()" in hint and made in hint, hint
+        assert "not a function of the workbook's cells" in hint, hint
 
 
 def test_the_reference_cannot_be_imported_into_the_learner_process(graded):

@@ -153,7 +153,7 @@ def test_a_task_spawned_that_still_waits_when_the_check_ends_is_cancelled_so_its
         asyncio.get_running_loop().create_task(waits(spawned[-1]))
 
     assert "all 5 checks passed" in repr(check("open_channel_request", opening_async(spawn)))
-    assert len(spawned) == 9 and sorted(cleaned) == spawned  # one per request of the story, each cancelled once
+    assert len(spawned) == 11 and sorted(cleaned) == spawned  # one per request of the story, each cancelled once
 
 
 def test_a_task_your_handler_cancels_is_cancelled_where_it_paused():
@@ -178,7 +178,7 @@ def test_a_task_your_handler_cancels_is_cancelled_where_it_paused():
         await asyncio.gather(task, return_exceptions=True)
 
     assert "all 5 checks passed" in repr(check("open_channel_request", opening_async(spawn)))
-    assert seen == ["cancelled"] * 9  # one per request of the story
+    assert seen == ["cancelled"] * 11  # one per request of the story
 
 
 def test_a_task_waiting_on_the_simulations_clock_is_not_taken_for_a_hang(monkeypatch):
@@ -213,7 +213,7 @@ def test_a_task_spawned_with_its_own_context_runs_in_it():
         await asyncio.sleep(0)
 
     check("open_channel_request", opening_async(spawn))
-    assert seen == ["the handler's"] * 9  # one per request of the story
+    assert seen == ["the handler's"] * 11  # one per request of the story
 
     from ldkkit.sim.world import World
 

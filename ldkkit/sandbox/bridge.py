@@ -106,6 +106,7 @@ class LearnerProcess:
         self.deadline = deadline
         self.lock = threading.Lock()
         self.dead: Optional[Exception] = None
+        self.foreign = ""  # why the handler ran code from outside the workbook's cells (``provenance``), if it did
         to_child, self._w = os.pipe()
         self._r, from_child = os.pipe()
         self.scratch = jail.scratch
@@ -401,6 +402,8 @@ class RemoteHandler:
             self._task_blocked(reply.get("blocked"))
             self._thread_failed(reply.get("thread_error"))
             self._unawaited(reply.get("unawaited"))
+            if isinstance(reply.get("foreign"), str) and reply["foreign"] and not learner.foreign:
+                learner.foreign = reply["foreign"][:300]
             self._schedule(reply.get("next_us"))
             if reply.get("held") is True:
                 self._step_held()

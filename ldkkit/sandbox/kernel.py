@@ -185,7 +185,7 @@ def defined_in_the_workbook(handler: Any) -> bool:
     says: code made elsewhere and given a cell's name (``marshal``, ``exec`` of a string) is not the workbook's."""
     for _ in range(8):
         if isinstance(handler, types.FunctionType):
-            return handler.__code__.co_filename.startswith("<cell ") and _compiled_from_its_cell(handler.__code__)
+            return handler.__code__.co_filename.startswith("<cell ") and compiled_from_its_cell(handler.__code__)
         if isinstance(handler, functools.partial):
             handler = handler.func
         elif isinstance(handler, types.MethodType):
@@ -195,7 +195,7 @@ def defined_in_the_workbook(handler: Any) -> bool:
     return False
 
 
-def _compiled_from_its_cell(code: types.CodeType) -> bool:
+def compiled_from_its_cell(code: types.CodeType) -> bool:
     """Whether compiling the text of the cell ``code`` names (as it ran: ``linecache``) makes ``code``: the same
     instructions, named alike, starting on the same line."""
     lines = linecache.getlines(code.co_filename)

@@ -81,6 +81,8 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
             status = "failed" if ready.stopped else "no handler"
             return {"status": status, "hint": ready.why, "missing": learner.missing}
         verdict = _check(job["exercise"], RemoteHandler(learner, ready.kind), learner)
+        if learner.foreign:  # (whatever the check said: it judged code that is not the workbook's)
+            return {"status": "no handler", "hint": RUNS_TEXT.format(learner.foreign), "missing": learner.missing}
         if not code.has_check:  # (in Jupyter, Run All shows no verdict: say what this row is)
             verdict["hint"] = (verdict["hint"] + "\n" if verdict["hint"] else "") + NO_CHECK_CELL
         if ready.others:  # (the learner saw another workbook's verdict first, or Run All stopped there)
