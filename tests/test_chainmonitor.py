@@ -7,6 +7,7 @@ confirms. HTLCs we offered come back through a second-stage transaction (``HTLCR
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ldkkit import reference
@@ -470,3 +471,73 @@ def test_kept_log_lines_are_left_alone_by_the_garbage_collector():
     gc.collect()
     assert not any(gc.is_tracked(fields) for fields in logger._records)
     assert [r.level for r in logger.records()] == list(Level)
+
+
+def test_an_htlc_the_confirmed_commitment_does_not_carry_is_failed_back_once_the_close_is_final():
+    """LDK's ``fail_unbroadcast_htlcs!`` (channelmonitor.rs:2751): an HTLC we offered that the commitment which
+    confirmed holds no output for can never come back on chain; ANTI_REORG_DELAY blocks after it confirmed it is
+    failed back. Here a dust HTLC (200 sats) we forwarded: the node force-closes its outbound channel when it
+    expires, and the HTLC it came in on is failed back then, not left until that channel expires too."""
+    with World(seed=0) as world:
+        me = world.add_node("learner", handler=reference.handle_ldk_events)
+        stage = Stage(world, me)
+        alice, carol = stage.peer("alice"), stage.peer("carol", handler=vanish_when_paid)
+        stage.open(alice, me, 6_000_000)
+        stage.open(carol, me, 6_000_000, push_msat=3_000_000_000)
+        stage.pay(alice, stage.invoice(carol, 200_000))
+        stage.mine(60)
+        closed = [h for _, h, e in me.event_log if isinstance(e, Event.ChannelClosed)]
+        failed = [(h, e.failed_next_destination) for _, h, e in me.event_log if isinstance(e, Event.HTLCHandlingFailed)]
+        alice_failed = [e for e in alice.events_seen if isinstance(e, Event.PaymentFailed)]
+        spent_at = next(iter(m.spend_height for m in me.chain_monitor.monitors.values() if m.spend_height))
+    assert len(closed) == 1 and [h for h, _ in failed] == [spent_at + ANTI_REORG_DELAY - 1]
+    assert failed[0][1].node_id == carol.node_id and len(alice_failed) == 1
+
+
+def test_our_htlc_missing_from_the_peers_confirmed_commitment_fails_the_payment():
+    """The peer's commitment that confirmed no longer holds the HTLC we offered (she failed it back as it neared its
+    expiry, while offline): the payment fails once the close is final, where it waited for ever."""
+    with World(seed=11) as world:
+        me = world.add_node("learner", handler=reference.ldk_sample_handle_ldk_events)
+        stage = Stage(world, me)
+        carol = stage.peer("carol", handler=vanish_when_paid)
+        stage.open(carol, me, 6_000_000, push_msat=3_000_000_000)
+        chan = stage.channel_between(me, carol)
+        stage.pay(me, stage.invoice(carol, 100_000_000))
+        (htlc,) = me.channel_manager.channels[chan.channel_id].pending_outbound_htlcs.values()
+        stage.mine(htlc.cltv_expiry + 1 - world.chain.height())
+        carol.channel_manager.force_close_broadcasting_latest_txn(chan.channel_id, me.node_id, "bye")
+        stage.settle()
+        stage.mine(10)
+        monitor = me.chain_monitor.monitors[chan.channel_id]
+        failed = [h for _, h, e in me.event_log if isinstance(e, Event.PaymentFailed)]
+    assert failed == [monitor.spend_height + ANTI_REORG_DELAY - 1]
+    assert monitor.resolved_htlcs == (htlc.htlc_id,)
+
+
+def test_outputs_maturing_in_one_block_are_each_a_spendable_outputs_event_of_its_own(monkeypatch):
+    """LDK's monitor raises ``SpendableOutputs { outputs: vec![descriptor] }`` for each output as it matures
+    (channelmonitor.rs:4412-4417), never one event for several. Our expired HTLC on the peer's commitment made
+    to mature with our balance, in the same block: two events."""
+    from ldkkit.chain import chainmonitor
+
+    real = chainmonitor.ChainMonitor._our_output
+
+    def at_once(self, monitor, keys, kind, outpoint, out, confirmations, height):  # (the HTLC's expiry passed over)
+        if isinstance(kind, chainmonitor.MonitorHTLC):
+            kind = dataclasses.replace(kind, cltv_expiry=0)
+        return real(self, monitor, keys, kind, outpoint, out, confirmations, height)
+
+    monkeypatch.setattr(chainmonitor.ChainMonitor, "_our_output", at_once)
+    with World(seed=11) as world:
+        me = world.add_node("learner", handler=reference.ldk_sample_handle_ldk_events)
+        stage = Stage(world, me)
+        carol = stage.peer("carol", handler=vanish_when_paid)
+        stage.open(carol, me, 6_000_000, push_msat=3_000_000_000)
+        chan = stage.channel_between(me, carol)
+        stage.pay(me, stage.invoice(carol, 100_000_000))
+        carol.channel_manager.force_close_broadcasting_latest_txn(chan.channel_id, me.node_id, "bye")
+        stage.settle()
+        stage.mine(10)
+        spendable = [(h, len(e.outputs)) for _, h, e in me.event_log if isinstance(e, Event.SpendableOutputs)]
+    assert len(spendable) == 2 and spendable[0][0] == spendable[1][0] and {n for _, n in spendable} == {1}

@@ -134,12 +134,31 @@ def test_an_unanswered_request_expires_after_two_ticks(stage):
         ((999, 0), "Channel value must be at least 1000 satoshis. It was 999"),
         ((21_000_000 * 100_000_000, 0), "funding_value must be smaller than the total bitcoin supply, it was"),
         ((100_000, 100_000_001), r"Push value \(100000001\) was larger than channel_value \(100000000\)"),
+        # OutboundV1Channel::new (channel.rs:2276-2278): 253 sat/kW x (1124 + 4 x 172) / 1000 = 458 sat, beyond the
+        # two anchors' 660; functional_tests.rs:1752 has the same words
+        ((1117, 0), r"Funding amount \(1117\) can't even pay fee for initial commitment transaction fee of 458\."),
+        ((100_000, 98_900_000), r"Funding amount \(1100\) can't even pay fee for initial commitment transaction fee"),
     ],
 )
 def test_create_channel_checks_its_arguments(stage, args, message):
     bob = stage.peer("bob")
     with pytest.raises(APIError.APIMisuseError, match=message):
         stage.me.channel_manager.create_channel(bob.node_id, *args, 1, None, None)
+    assert not stage.me.channel_manager.list_channels()
+    stage.me.channel_manager.create_channel(bob.node_id, 1118, 0, 1, None, None)  # (one sat more: affordable)
+
+
+def test_create_channel_refuses_an_unreasonable_to_self_delay(stage):
+    """LDK's OutboundV1Channel::new (channel.rs:2259-2261): under BREAKDOWN_TIMEOUT (144 blocks) the opener's own
+    funds are at risk."""
+    bob = stage.peer("bob")
+    config = stage.me.config
+    handshake = dataclasses.replace(config.channel_handshake_config, our_to_self_delay=143)
+    with pytest.raises(APIError.APIMisuseError, match=r"Configured with an unreasonable our_to_self_delay \(143\) "
+                                                      r"putting user funds at risks$"):
+        stage.me.channel_manager.create_channel(bob.node_id, 100_000, 0, 1, None,
+                                                dataclasses.replace(config, channel_handshake_config=handshake))
+    assert not stage.me.channel_manager.list_channels()
 
 
 def test_a_large_channel_is_proposed_to_an_ldk_peer_which_refuses_it_when_accepted(stage):

@@ -61,8 +61,8 @@ def code(source: str) -> dict:
 def own_handler(name: str, author: str) -> str:
     """A solution workbook as a learner who wrote it would hand it in: the same logic, their own code.
 
-    The handler gets a line of the learner's own (so it is no copy of the solution); the
-    behaviour is the solution's, so it passes.
+    The handler gets lines of the learner's own (so it is no copy of the solution: a name given a value that nothing
+    reads would be code that does nothing, which a copy may hold); the behaviour is the solution's, so it passes.
     """
     cells = cells_of(name)
     for cell in cells:
@@ -71,7 +71,7 @@ def own_handler(name: str, author: str) -> str:
             tree = ast.parse(source)
             for node in ast.walk(tree):
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "handle_ldk_events":
-                    node.body.insert(0, ast.parse(f"written_by = {author!r}").body[0])
+                    node.body[:0] = ast.parse(f"written_by = {author!r}\nassert written_by").body
             cell["source"] = ast.unparse(tree)
     return notebook(cells)
 
@@ -1423,7 +1423,8 @@ def test_a_handler_compiled_elsewhere_and_named_as_a_cell_is_not_the_workbooks()
         linecache.cache.pop("<cell 2>", None)
 
 
-@pytest.mark.parametrize("padding", ["0", "None", "event", "event = event", "_ = 0"])
+@pytest.mark.parametrize("padding", ["0", "None", "event", "event = event", "_ = 0", "seen = 0",
+                                     "unused = (1, 'x', -2 * 3)"])
 @pytest.mark.parametrize("name", [WB1, "03_receiving_payments.ipynb", "08_capstone.ipynb"])
 def test_a_pasted_solution_padded_with_a_statement_that_does_nothing_or_made_async_is_a_copy(name, padding):
     """A value or a name alone, ``x = x``, ``_ = 0``: statements that do nothing hide no copy, nor does ``async def``
@@ -1435,6 +1436,30 @@ def test_a_pasted_solution_padded_with_a_statement_that_does_nothing_or_made_asy
         "def handle_ldk_events", "async def handle_ldk_events") if "async def" not in source else \
         source.replace("async def handle_ldk_events", "def handle_ldk_events")
     assert flipped != source and f"solutions/{name}" in learner_code({"cells": [code(flipped)]}).copied
+
+
+@pytest.mark.parametrize("negated", ["not", "opposite"])
+def test_a_pasted_solution_with_an_if_turned_round_is_a_copy(negated):
+    """``if x: a else: b`` written ``if not x: b else: a``, or with the opposite comparison (``<=`` for ``>``): the
+    same code. (A copy turned round so 'passed'.)"""
+    source = solution_handler("08_capstone.ipynb")
+    tree = ast.parse(source)
+    turned = 0
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and node.orelse:
+            compared = isinstance(node.test, ast.Compare) and len(node.test.ops) == 1 and type(node.test.ops[0]) in (
+                ast.Gt, ast.Lt, ast.Eq, ast.In, ast.Is)
+            if negated == "not":
+                node.test = ast.UnaryOp(ast.Not(), node.test)
+            elif compared:
+                opposite = {ast.Gt: ast.LtE, ast.Lt: ast.GtE, ast.Eq: ast.NotEq, ast.In: ast.NotIn, ast.Is: ast.IsNot}
+                node.test.ops = [opposite[type(node.test.ops[0])]()]
+            else:
+                continue
+            node.body, node.orelse = node.orelse, node.body
+            turned += 1
+    assert turned
+    assert "solutions/08_capstone.ipynb" in learner_code({"cells": [code(ast.unparse(tree))]}).copied
 
 
 def test_a_copy_is_named_however_deep_it_is_nested():

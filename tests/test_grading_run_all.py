@@ -207,6 +207,17 @@ def test_a_notebook_too_large_to_read_says_what_to_clear(tmp_path, monkeypatch):
         read_workbook(path)
 
 
+def test_a_notebook_of_millions_of_empty_cells_is_refused_before_it_is_read(tmp_path):
+    """Under the size limit, but each of its cells an object the grader's own process would hold (a 63 MB notebook of
+    {} cells took 1.8 GB there): refused before it is parsed, and a workbook of the kit is far from the limit."""
+    path = tmp_path / WB1
+    path.write_text('{"cells": [' + ", ".join(["{}"] * (source.MAX_JSON_CONTAINERS + 1)) + '], "metadata": {}}')
+    with pytest.raises(InvalidWorkbook, match="JSON objects and lists, where a workbook holds a few hundred"):
+        read_workbook(path)
+    text = (Path(__file__).resolve().parent.parent / "solutions" / "08_capstone.ipynb").read_bytes()
+    assert text.count(b"{") + text.count(b"[") < source.MAX_JSON_CONTAINERS // 100
+
+
 @pytest.mark.skipif(not jail.is_root(), reason="the sandbox's user and namespaces need root")
 def test_another_checkout_of_the_kit_in_home_cannot_be_read(tmp_path):
     """An instructor's checkout holds the solutions: a cell that reads one there and runs it as its own passed."""

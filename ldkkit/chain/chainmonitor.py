@@ -598,6 +598,7 @@ class ChainMonitor:
                 if monitor.spend_txid is None:
                     self._find_spend(monitor, block, height)
                 if monitor.spend_txid is not None:
+                    self._fail_unbroadcast_htlcs(monitor, height)
                     self._mature_outputs(monitor, height)
                 if self._holder_confirmed(monitor):
                     self._find_htlc_spends(monitor, block, height)
@@ -623,6 +624,26 @@ class ChainMonitor:
                 self._drop_claim(monitor, None)  # the funding output is spent: our commitment's claim is over
                 self._persist(monitor)
                 return
+
+    def _fail_unbroadcast_htlcs(self, monitor: ChannelMonitor, height: int) -> None:
+        """LDK's ``fail_unbroadcast_htlcs!``: an HTLC we offered that the confirmed commitment does not carry (a dust
+        one, or one the other side's commitment no longer held) can never come back on chain, so once the close is
+        final (``ANTI_REORG_DELAY`` confirmations) it is failed back (an ``HTLCUpdate`` with no preimage)."""
+        if monitor.spend_txid == monitor.closing_txid or height - monitor.spend_height + 1 < ANTI_REORG_DELAY:
+            return
+        waiting = [h for h in monitor.htlcs if h.offered and h.htlc_id not in monitor.resolved_htlcs]
+        if not waiting:
+            return
+        if self._holder_confirmed(monitor):
+            carried = set(self._htlc_vouts(monitor))
+        else:
+            scripts = {out.script_pubkey for out in self.chain.get_transaction(monitor.spend_txid).output}
+            carried = {h.htlc_id for h in waiting if htlc_script(h.payment_hash, h.cltv_expiry) in scripts}
+        for htlc in waiting:
+            if htlc.htlc_id not in carried:
+                monitor.resolved_htlcs = monitor.resolved_htlcs + (htlc.htlc_id,)
+                self._monitor_events.append(MonitorEvent(monitor.channel_id, "HTLCTimedOut", htlc.htlc_id))
+                self._persist(monitor)
 
     def _claim_expired_htlcs(self, monitor: ChannelMonitor, height: int) -> list[Transaction]:
         """Once an HTLC we offered expires, claim it back from our confirmed commitment (second stage)."""
@@ -679,7 +700,8 @@ class ChainMonitor:
                 )),), monitor.channel_id))
 
     def _mature_outputs(self, monitor: ChannelMonitor, height: int) -> None:
-        """Raise SpendableOutputs for each of our outputs of the closing spend once it matures."""
+        """Raise a SpendableOutputs for each of our outputs of the closing spend once it matures (LDK 0.1's
+        ``ChannelMonitorImpl``: one descriptor per event, channelmonitor.rs:4412-4417)."""
         tx = self.chain.get_transaction(monitor.spend_txid)
         confirmations = height - monitor.spend_height + 1
         keys = self._keys(monitor)
@@ -696,9 +718,10 @@ class ChainMonitor:
             if descriptor is not None:
                 ready.append(descriptor)
                 monitor.reported_outputs = monitor.reported_outputs + (vout,)
-        if ready:
+        if ready:  # (one event per output, as LDK's monitor raises them: ``outputs: vec![descriptor]``)
             self._persist(monitor)
-            self._events.push(Event.SpendableOutputs(tuple(ready), monitor.channel_id))
+            for descriptor in ready:
+                self._events.push(Event.SpendableOutputs((descriptor,), monitor.channel_id))
 
     def _our_scripts(self, monitor: ChannelMonitor, keys: Any, holder: bool) -> dict[ScriptBuf, Any]:
         """The scripts of the closing spend's outputs that can be ours, each with what it pays: ``"shutdown"`` on a

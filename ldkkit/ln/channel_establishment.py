@@ -18,12 +18,17 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
 from ..bitcoin import OutPoint, ScriptBuf, Transaction
-from ..chain.chaininterface import ConfirmationTarget
+from ..chain.chaininterface import FEERATE_FLOOR_SATS_PER_KW, ConfirmationTarget
 from ..config import UserConfig
 from ..errors import APIError
 from ..events import ClosureReason, Event, InboundChannelFunds
 from ..ln import msgs
 from ..ln.channel import (
+    ANCHOR_OUTPUT_VALUE_SATOSHI,
+    BREAKDOWN_TIMEOUT,
+    COMMITMENT_TX_BASE_ANCHOR_WEIGHT,
+    COMMITMENT_TX_BASE_WEIGHT,
+    COMMITMENT_TX_WEIGHT_PER_HTLC,
     FUNDING_CONF_DEADLINE_BLOCKS,
     MAX_FUNDING_SATOSHIS_NO_WUMBO,
     MIN_CHAN_DUST_LIMIT_SATOSHIS,
@@ -46,7 +51,25 @@ MAX_UNFUNDED_CHANNEL_PEERS = 50
 TOO_MANY_UNFUNDED_PEERS = "Have too many peers with unfunded channels, not accepting new ones"
 
 
+#: LDK's ``MIN_AFFORDABLE_HTLC_COUNT``: the HTLCs an opener's balance must pay the commitment's fee for, at the least.
+MIN_AFFORDABLE_HTLC_COUNT = 4
+
+
 # --- proposing and accepting ------------------------------------------------------------------------
+
+
+def _check_affordable(cm: ChannelManager, value_to_self_msat: int, channel_type: ChannelTypeFeatures) -> None:
+    """``OutboundV1Channel::new``'s last check: what the opener keeps, less its anchors, pays the first commitment's
+    fee with room for ``MIN_AFFORDABLE_HTLC_COUNT`` HTLCs (``commit_tx_fee_sat``, at the bounded feerate)."""
+    anchors = channel_type.supports_anchors_zero_fee_htlc_tx()
+    target = ConfirmationTarget.AnchorChannelFee if anchors else ConfirmationTarget.NonAnchorChannelFee
+    weight = (COMMITMENT_TX_BASE_ANCHOR_WEIGHT if anchors else COMMITMENT_TX_BASE_WEIGHT) \
+        + MIN_AFFORDABLE_HTLC_COUNT * COMMITMENT_TX_WEIGHT_PER_HTLC
+    fee_msat = max(cm._feerate(target), FEERATE_FLOOR_SATS_PER_KW) * weight // 1000 * 1000
+    anchors_msat = 2 * ANCHOR_OUTPUT_VALUE_SATOSHI * 1000 if anchors else 0
+    if max(0, value_to_self_msat - anchors_msat) < fee_msat:
+        raise APIError.APIMisuseError(f"Funding amount ({value_to_self_msat // 1000}) can't even pay fee for initial "
+                                      f"commitment transaction fee of {fee_msat // 1000}.")
 
 
 def create_channel(
@@ -72,11 +95,15 @@ def create_channel(
             f"Push value ({push_msat}) was larger than channel_value ({channel_value_satoshis * 1000})"
         )
     handshake = config.channel_handshake_config
+    if handshake.our_to_self_delay < BREAKDOWN_TIMEOUT:
+        raise APIError.APIMisuseError(f"Configured with an unreasonable our_to_self_delay "
+                                      f"({handshake.our_to_self_delay}) putting user funds at risks")
     channel_type = (
         ChannelTypeFeatures.anchors_zero_htlc_fee_and_dependencies()
         if handshake.negotiate_anchors_zero_fee_htlc_tx
         else ChannelTypeFeatures.only_static_remote_key()
     )
+    _check_affordable(cm, channel_value_satoshis * 1000 - push_msat, channel_type)
     chan = _new_channel(
         cm, tcid, their_network_key, True, user_channel_id, channel_value_satoshis, push_msat,
         channel_type, handshake.announce_for_forwarding, config,

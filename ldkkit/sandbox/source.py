@@ -34,6 +34,10 @@ MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024
 #: the workbook's time limit, but Python parses a cell without letting another thread run: 1 MiB takes 2.4 s and
 #: 280 MB, where 8 MiB took 19 s and 2 GB, past the limit's grace, in a worker no memory limit holds.
 MAX_CODE_BYTES = 1024 * 1024
+#: The JSON objects and arrays a notebook may hold, counted by their opening brackets (strings' own too, so over):
+#: each takes a hundred bytes or more once read, and the grader reads every notebook in its own process, which no
+#: memory limit holds (a 63 MB notebook of empty cells took 1.8 GB). The kit's workbooks hold under a thousand.
+MAX_JSON_CONTAINERS = 1_000_000
 _ROOT = Path(__file__).resolve().parent.parent.parent
 #: IPython's cell magics that run the cell's code in the workbook's namespace. The others (``%%writefile``,
 #: ``%%script``, ``%%bash``, ``%%html``, ``%%timeit``...) write it to a file, give it to another program, show it
@@ -86,6 +90,9 @@ def read_workbook(path: Path) -> dict[str, Any]:
                               "clear them in Jupyter (Edit > Clear Outputs of All Cells), save, and grade it again")
     if not data.strip():
         raise InvalidWorkbook(f"{path.name} is empty: Jupyter cannot open it either (the learner's work is not in it)")
+    if data.count(b"{") + data.count(b"[") > MAX_JSON_CONTAINERS:
+        raise InvalidWorkbook(f"{path.name} holds over {MAX_JSON_CONTAINERS:,} JSON objects and lists, where a "
+                              "workbook holds a few hundred: not a workbook Jupyter saved from the learner's work")
     # Jupyter reads a notebook as UTF-8 text, with no byte-order mark: what it cannot open, the learner never ran.
     if data.startswith(b"\xef\xbb\xbf"):
         raise InvalidWorkbook(f"{path.name} starts with a byte-order mark (an editor other than Jupyter saved it): "
@@ -398,13 +405,19 @@ def _from_the_kit(value: ast.AST, kit_names: set[str]) -> bool:
 # --- fingerprints --------------------------------------------------------------------------------
 
 
+#: A comparison and its opposite: ``if a <= b: x else: y`` is ``if a > b: y else: x``.
+_OPPOSITE = {ast.LtE: ast.Gt, ast.GtE: ast.Lt, ast.NotEq: ast.Eq, ast.NotIn: ast.In, ast.IsNot: ast.Is}
+
+
 class _Normalise(ast.NodeTransformer):
     """Names become their order of first appearance; docstrings, annotations and statements that do nothing
-    (``pass``, ``if True:`` around code that would run anyway, a value or a name alone, ``x = x``, ``_ = 0``) go, and
-    ``async def`` is ``def``."""
+    (``pass``, ``if True:`` around code that would run anyway, a value or a name alone, ``x = x``, ``_ = 0``, a value
+    given a name nothing reads) go, ``async def`` is ``def``, and an ``if`` whose test is negated has its branches
+    the other way round (``if not x: a else: b`` is ``if x: b else: a``)."""
 
     def __init__(self) -> None:
         self.names: dict[str, str] = {}
+        self.read: set[str] = set()  # the names the functions read (or declare global: a write there is seen)
 
     def _rename(self, name: str) -> str:
         return self.names.setdefault(name, f"v{len(self.names)}")
@@ -416,6 +429,8 @@ class _Normalise(ast.NodeTransformer):
         return ast.arg(self._rename(node.arg))
 
     def visit_FunctionDef(self, node: Any) -> Any:
+        self.read |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Store)}
+        self.read |= {name for n in ast.walk(node) if isinstance(n, (ast.Global, ast.Nonlocal)) for name in n.names}
         node.name = self._rename(node.name)
         node.returns = None
         node.decorator_list = []
@@ -432,7 +447,8 @@ class _Normalise(ast.NodeTransformer):
     def visit_Assign(self, node: ast.Assign) -> Any:
         target = node.targets[0] if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) else None
         if target is not None and (isinstance(node.value, ast.Name) and node.value.id == target.id
-                                   or target.id == "_" and isinstance(node.value, ast.Constant)):
+                                   or target.id == "_" and isinstance(node.value, ast.Constant)
+                                   or target.id not in self.read and _plain_value(node.value)):
             return None
         return self.generic_visit(node)
 
@@ -446,6 +462,12 @@ class _Normalise(ast.NodeTransformer):
                 done = self.visit(statement)
                 kept += [] if done is None else done if isinstance(done, list) else [done]
             return kept
+        test = node.test
+        if node.orelse and isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            node = ast.If(test.operand, node.orelse, node.body)
+        elif node.orelse and isinstance(test, ast.Compare) and len(test.ops) == 1 and type(test.ops[0]) in _OPPOSITE:
+            node = ast.If(ast.Compare(test.left, [_OPPOSITE[type(test.ops[0])]()], test.comparators), node.orelse,
+                          node.body)
         return self.generic_visit(node)
 
     def visit_MatchAs(self, node: ast.MatchAs) -> Any:
@@ -479,6 +501,13 @@ class _Normalise(ast.NodeTransformer):
 
 def _is_docstring(node: ast.AST) -> bool:
     return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _plain_value(node: ast.AST) -> bool:
+    """Whether working ``node`` out does nothing but make a value: constants and names, and tuples, lists, signs and
+    sums of them (no call, no attribute, nothing that may run code)."""
+    return all(isinstance(n, (ast.Constant, ast.Name, ast.Load, ast.Tuple, ast.List, ast.UnaryOp, ast.BinOp,
+                              ast.unaryop, ast.operator)) for n in ast.walk(node))
 
 
 def fingerprint(function: ast.AST) -> str:
