@@ -1256,6 +1256,32 @@ def test_a_path_refused_for_another_reason_blames_no_channel():
     assert isinstance(event.failure.err, APIError.APIMisuseError) and event.short_channel_id is None
 
 
+def test_a_route_more_than_the_first_channel_can_carry_fails_at_once_and_moves_nothing():
+    """``Channel::send_htlc`` (channel.rs:7885-7887) refuses an HTLC over ``next_outbound_htlc_limit_msat`` ("Cannot
+    send more than our next-HTLC maximum - N msat"), so ``send_payment_with_route`` raises ``PaymentPathFailed`` with
+    ``InitialSend``, and, its FixedRouter giving the route only once, ``PaymentFailed`` with ``RouteNotFound``
+    (outbound_payment.rs ``handle_pay_route_err``). It once sent 5,000,000 sats over 1,000,000 (a balance below
+    zero), and a payment whose first hop refused it waited for ever."""
+    learner = Learner(98)
+    with learner.world:
+        s = learner.stage
+        bob = s.peer("bob")
+        s.open(learner.me, bob, 1_000_000)
+        (chan,) = learner.cm.list_usable_channels()
+        invoice = s.invoice(bob, 5_000_000_000)
+        hop = RouteHop(bob.node_id, b"", chan.short_channel_id, b"", 5_000_000_000, 42, True)
+        learner.cm.send_payment_with_route(Route((Path((hop,), None),), None), invoice.payment_hash(),
+                                           RecipientOnionFields.secret_only(invoice.payment_secret()), PID)
+        s.settle(10)
+        balance = learner.cm.channels[chan.channel_id].value_to_self_msat
+    (path_failed,), (failed,) = learner.of(Event.PaymentPathFailed), learner.of(Event.PaymentFailed)
+    assert isinstance(path_failed.failure, PathFailure.InitialSend)
+    assert path_failed.failure.err == APIError.ChannelUnavailable(
+        f"Cannot send more than our next-HTLC maximum - {chan.next_outbound_htlc_limit_msat} msat")
+    assert (failed.payment_id, failed.reason) == (PID, PaymentFailureReason.RouteNotFound)
+    assert balance == 1_000_000_000 and not learner.of(Event.PaymentSent)
+
+
 def test_a_commitment_confirming_unannounced_closes_the_channel():
     """``Channel::transactions_confirmed``: a peer that force-closes while disconnected (its error never arrives)
     is noticed when its commitment confirms: ``ChannelClosed`` with ``CommitmentTxConfirmed``, once."""

@@ -202,8 +202,9 @@ class OutboundPayments:
             raise RetryableSendFailure.DuplicatePayment()
         total = sum(p.final_value_msat() for p in route.paths)
         payment = self._add_new_pending_payment(payment_id, payment_hash, recipient_onion, None, total, None)
-        for path in route.paths:
-            self._send_path(payment, path, total, send_along_path)
+        sent = [self._send_path(payment, path, total, send_along_path, retry=False) for path in route.paths]
+        if not all(sent):  # LDK retries at once, through a FixedRouter that gives the route only once: no route
+            self._abandon(payment, events.PaymentFailureReason.RouteNotFound)
 
     def send_probe(
         self, path: Path, entropy_source: Callable[[], bytes], send_along_path: SendAlongPath
@@ -241,20 +242,24 @@ class OutboundPayments:
         return payment
 
     def _send_path(
-        self, payment: PendingOutboundPayment, path: Path, total_msat: int, send_along_path: SendAlongPath
-    ) -> None:
-        """Send one path; if the first hop cannot take it, the path fails and is retried on the next forwards."""
+        self, payment: PendingOutboundPayment, path: Path, total_msat: int, send_along_path: SendAlongPath,
+        retry: bool = True,
+    ) -> bool:
+        """Send one path; True if it left. If the first hop cannot take it, the path fails (and, ``retry``, it is
+        retried on the next forwards)."""
         err = self._pay_path(payment, path, total_msat, send_along_path)
         if err is None:
-            return
+            return True
         # LDK's push_path_failed_evs_and_scids: an unavailable first channel is blamed, and avoided on retry.
         scid = path.hops[0].short_channel_id if isinstance(err, APIError.ChannelUnavailable) else None
         if scid is not None:
             payment.failed_scids = payment.failed_scids + (scid,)
         self._pending_events(events.Event.PaymentPathFailed(
             payment.payment_id, payment.payment_hash, False, events.PathFailure.InitialSend(err), path, scid))
-        payment.pending_retry = True
-        self._forwardable()
+        if retry:
+            payment.pending_retry = True
+            self._forwardable()
+        return False
 
     def _pay_path(
         self, payment: PendingOutboundPayment, path: Path, total_msat: int, send_along_path: SendAlongPath
