@@ -96,12 +96,14 @@ def in_a_kernel(name: str) -> float:
 
 
 def own_copy(solution: Path, folder: Path) -> Path:
-    """The finished workbook with one line of the learner's own, so the grader does not take it for a copy."""
+    """The finished workbook with lines of the learner's own, so the grader does not take it for a copy (a name given
+    a value nothing reads would be code that does nothing, which a copy may hold: the name is read)."""
     notebook = json.loads(solution.read_text())
     for cell in notebook["cells"]:
         source = "".join(cell["source"])
         if cell["cell_type"] == "code" and "def handle_ldk_events" in source:
-            source = re.sub(r"(def handle_ldk_events\([^)]*\):\n)", r"\1    graded_in_a_benchmark = True\n", source)
+            own = r"\1    graded_in_a_benchmark = True\n    assert graded_in_a_benchmark\n"
+            source = re.sub(r"(def handle_ldk_events\([^)]*\):\n)", own, source)
             cell["source"] = source.splitlines(keepends=True)
     path = folder / solution.name
     path.write_text(json.dumps(notebook))
