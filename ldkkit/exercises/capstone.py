@@ -3,9 +3,11 @@
 Rules:
 - everything workbooks 1 to 7 check, judged the same way;
 - a zero-conf request is accepted, with ``accept_inbound_channel_from_trusted_peer_0conf``, only
-  from a peer in ``TRUSTED_ZERO_CONF_PEERS``, and rejected from anyone else;
+  from a peer in ``TRUSTED_ZERO_CONF_PEERS``, and rejected from anyone else; a trusted peer's ordinary
+  request (no zero-conf asked) meets workbook 1's policy like any other;
 - a payment made twice is claimed once: the second ``PaymentClaimable`` for a hash already
-  ``Succeeded`` is failed back, whatever its amount, and the record keeps the first amount;
+  ``Succeeded`` is failed back, whatever its amount and whatever its purpose (an invoice's, or a keysend
+  made again with the same preimage), and the record keeps the first amount;
 - under the background processor, every one of the kit's scenarios gives your node the same
   events as the reference node (the second line of evidence), and in each one every
   ``BumpTransaction`` is handed over, as workbook 6 says (the peer's force-close included). Where your
