@@ -563,10 +563,52 @@ def test_copies_are_named(graded):
 def test_a_handler_running_code_from_text_or_a_file_of_its_own_is_no_handler(graded):
     """The solution's handler, run with exec reached through getattr(builtins, ...), or written to a module and
     imported, behind a handler of the workbook's own: what the handler runs is not the workbook's cells."""
-    for learner, made in (("p11", "code made from text (named <string>)"), ("p12", "helpers.py")):
-        status, hint = row(graded, learner)
-        assert status == "no handler" and "the handler runs handle_ldk_events()" in hint and made in hint, hint
-        assert "not a function of the workbook's cells" in hint, hint
+    status, hint = row(graded, "p11")
+    assert status == "no handler" and "the handler can run handle_ldk_events(), code made from text (named " \
+        "<string>), not a function of the workbook's cells" in hint, hint
+    status, hint = row(graded, "p12")
+    assert status == "no handler" and "the handler can run code read from " in hint, hint
+    assert "helpers.py (module helpers), not the workbook's" in hint, hint
+
+
+def test_code_a_library_makes_from_text_is_no_code_of_the_learners():
+    """attrs compiles a class's methods under names of its own, jinja2 a template's: the workbook's handler may use
+    them (a check once graded such handlers no handler). Text the workbook compiles itself, under any name, and a
+    function it holds from a module of its own, are not the workbook's."""
+    import importlib.util
+    import sys as sys_
+
+    import attrs
+    import jinja2
+
+    from ldkkit.sandbox.provenance import Provenance
+
+    seen = Provenance()
+    seen.install()
+
+    @attrs.define
+    class Policy:
+        minimum: int = 5_000_000
+
+    Policy.__module__ = "__main__"  # (as a class a cell defines)
+    template = jinja2.Template("{{ sats }} sats")
+    namespace = {"Policy": Policy, "policy": Policy(), "words": template, "render": template.render}
+    assert seen.why(namespace) == ""
+    made: dict = {}
+    exec(compile("def handle(*args):\n    return None\n", "<template>", "exec"), made)  # noqa: S102
+    assert "handle(), code made from text (named <template>)" in seen.why({**namespace, "real": made["handle"]})
+    other = Provenance()
+    other.install()
+    folder = Path(tempfile.mkdtemp())
+    (folder / "mine_elsewhere.py").write_text("def handle(*args):\n    return None\n")
+    spec = importlib.util.spec_from_file_location("mine_elsewhere", folder / "mine_elsewhere.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys_.modules["mine_elsewhere"] = module
+    try:
+        assert "code read from" in other.why({"real": module.handle}) and "mine_elsewhere.py" in other.foreign
+    finally:
+        del sys_.modules["mine_elsewhere"]
 
 
 def test_the_reference_cannot_be_imported_into_the_learner_process(graded):

@@ -723,7 +723,6 @@ class Learner:
     def serve(self, handler: Any) -> None:
         """Answer the grader until it hangs up: events, clock steps, new worlds."""
         memory = Memory(handler)  # (as the workbook's cells left it: what a crash puts back, as the check does)
-        PROVENANCE.armed = True
         while True:
             try:
                 message = self.channel.receive()
@@ -750,8 +749,8 @@ class Learner:
                 held = state["state"] != "pending" and _GATE.holds()  # (work held until the grader heard: it steps)
                 self.channel.send({"op": "idle", "handler": state, "next_us": self.loop.next_us(), "held": held,
                                    "waiting": self.waiting(), "working": self.working(),
-                                   "unawaited": UNAWAITED[:], "forgot": forgot, "foreign": PROVENANCE.why(),
-                                   **self._thread_failed(), **self._blocked()})
+                                   "unawaited": UNAWAITED[:], "forgot": forgot, **self._thread_failed(),
+                                   "foreign": PROVENANCE.why(self.namespace), **self._blocked()})
                 UNAWAITED.clear()
                 if state["state"] != "pending":
                     _GATE.open()
@@ -792,7 +791,7 @@ def main(argv: list[str]) -> int:
     channel.send({"op": "confined", "missing": missing})
     job = channel.receive()
     cells, CHECKS.exercise = job.get("cells"), str(job.get("exercise"))
-    PROVENANCE.install()  # (before the cells: a thread they start is traced too)
+    PROVENANCE.install()  # (before the cells: what they compile, and the modules they import, are told apart)
     stopped = learner.run_cells([c for c in cells if isinstance(c, str)] if isinstance(cells, list) else [])
     handler, why = (None, stopped) if stopped else learner.handler()
     kind = None if handler is None else ("async" if inspect.iscoroutinefunction(handler) else "plain")

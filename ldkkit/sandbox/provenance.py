@@ -1,18 +1,22 @@
-"""Where the code a graded handler runs comes from: the workbook's cells, or Python and its libraries.
+"""Where the code a graded handler can run comes from: the workbook's cells, or Python and its libraries.
 
 A handler is the workbook's when its cells define it (``kernel.defined_in_the_workbook``), and so must be the code it
-runs: a handler that hands its events to code made from text (``exec`` however it is reached, ``getattr(builtins,
+reaches: a handler that hands its events to code made from text (``exec`` however it is reached, ``getattr(builtins,
 ...)`` say) or read from a file the workbook wrote or found (``importlib``) runs code the grader cannot read or
 compare with the solutions, a solution's included. Its row is ``no handler``, as a cell calling ``exec`` is
-(``source._runs_text``). Python's ``sys.settrace`` sees each function as it starts, in every thread the learner
-process runs from before the cells; only what runs once the events come is judged (``armed``), each code object once.
+(``source._runs_text``).
+
+What the workbook's namespace holds is looked at as the events come (:meth:`Provenance.why`, at each hand-over's end):
+its functions, those its classes define, and those kept in its dicts, lists and objects, a level deep; and the modules
+it imported. No trace of every call: that would slow the learner's threads, whose timing the check must not feel.
+Libraries make code from text too (a dataclass's methods, attrs', a jinja2 template's): text is the learner's only
+when the workbook's own code compiled it (an audit hook notes the names it compiled under, and any ``marshal`` load).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import threading
 import types
 from typing import Any
 
@@ -20,71 +24,116 @@ from ..exercises.watch import KIT_DIR, LIBRARY_DIRS
 from ..ser import MADE_FROM_TEXT
 from .kernel import compiled_from_its_cell
 
-#: What the standard library makes from text: a dataclass's methods (``dataclasses._create_fn``) and a namedtuple's.
+#: What the standard library makes from text under Python's own name for it: a dataclass's methods and a namedtuple's.
 _GENERATED_QUALNAME = "__create_fn__.<locals>."
 _GENERATED_MODULE = "namedtuple_"
 
 
 class Provenance:
-    """The trace, and the first code it met that is neither the cells' nor a library's."""
+    """The first code from elsewhere the workbook's namespace holds, and what its own code compiled from text."""
 
     def __init__(self) -> None:
-        self.armed = False
         self.foreign = ""
+        self.compiled_by_you: set[str] = set()  # the names of the text the workbook's own code compiled
+        self.modules_before: set[str] = set()
         self._judged: dict[types.CodeType, bool] = {}
+        self._seen: tuple[Any, ...] = ()
 
     def install(self) -> None:
-        sys.settrace(self.trace)
-        threading.settrace(self.trace)
+        """Before the cells run: note the modules there are, and listen for what the cells compile or load."""
+        self.modules_before = set(sys.modules)
+        sys.addaudithook(self._audit)
 
-    def trace(self, frame: types.FrameType, event: str, arg: Any) -> None:
-        if self.armed and event == "call":
-            code = frame.f_code
-            ours = self._judged.get(code)
-            if ours is None or not ours and code.co_name == "<module>":  # (judged by who runs it: see _ours)
-                try:
-                    ours = _ours(code, frame)
-                except Exception:  # (an error here would end the trace: Python takes a failing trace away)
-                    ours = False
-                self._judged[code] = ours
-                if not ours and not self.foreign:
-                    self.foreign = _described(code)
-        return None  # (no line events: only calls are judged)
+    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
+        if event not in ("compile", "marshal.loads", "marshal.load"):
+            return
+        try:  # (an audit hook must never raise: the compile or load itself would fail)
+            caller = sys._getframe(1)
+            if _library(caller.f_code) or caller.f_code.co_filename.startswith("<frozen "):
+                return
+            if event == "compile":
+                self.compiled_by_you.add(os.fsdecode(args[1]) if isinstance(args[1], (str, bytes)) else "<string>")
+            elif not self.foreign:
+                self.foreign = "the workbook loads code with marshal, code the grader cannot read"
+        except Exception:  # noqa: S110
+            pass
 
-    def why(self) -> str:
-        """Why the handler is not the workbook's, if it is not: "" while all it ran came from the cells or libraries
-        (and the trace is still in place, in this thread and for the threads to come)."""
-        if not self.foreign and (sys.gettrace() != self.trace or threading.gettrace() != self.trace):
-            self.foreign = "the workbook took away the grader's sys.settrace, which sees what code the handler runs"
+    def why(self, namespace: dict[str, Any]) -> str:
+        """Why the handler is not the workbook's, if it is not: "" while what the namespace holds is its own. (Looked
+        at again only once the namespace or the modules changed: at every hand-over's end, most often they did not.)"""
+        seen = (len(sys.modules), *((id(v), len(v) if isinstance(v, (dict, list, set)) else -1)
+                                    for v in list(namespace.values())))
+        if self.foreign or seen == self._seen:
+            return self.foreign
+        self._seen = seen
+        if not self.foreign:
+            for name in [m for m in list(sys.modules) if m not in self.modules_before]:
+                path = getattr(sys.modules.get(name), "__file__", None)
+                if isinstance(path, str) and not _library_path(path):
+                    self.foreign = f"the handler can run code read from {path} (module {name}), not the workbook's"
+                    break
+        if not self.foreign:
+            for value in list(namespace.values()):
+                self._look_at(value, 2)
+                if self.foreign:
+                    break
         return self.foreign
 
+    def _look_at(self, value: Any, depth: int) -> None:
+        match value:
+            case types.FunctionType():
+                self._judge(value.__code__, value.__globals__)
+            case types.MethodType() | staticmethod() | classmethod():
+                self._look_at(value.__func__, depth)
+            case type() if value.__module__ == "__main__" and depth:
+                for member in list(vars(value).values()):
+                    self._look_at(member, depth - 1)
+            case dict() if depth:
+                for member in list(value.values())[:1000]:
+                    self._look_at(member, depth - 1)
+            case list() | tuple() | set() | frozenset() if depth:
+                for member in list(value)[:1000]:
+                    self._look_at(member, depth - 1)
+            case _ if depth and type(value).__module__ == "__main__":
+                self._look_at(type(value), depth - 1)
+                self._look_at(getattr(value, "__dict__", {}), depth - 1)
 
-def _ours(code: types.CodeType, frame: types.FrameType) -> bool:
-    name = code.co_filename
-    if code in MADE_FROM_TEXT:  # (the kit's: each record class's checks)
-        return True
-    if name.startswith("<cell "):
-        return compiled_from_its_cell(code)
-    if name.startswith("<frozen "):
-        return True
-    if name == "<string>":  # what the standard library makes from text, or a library evaluates (typing, annotations)
-        qualname = getattr(code, "co_qualname", "")
-        return (qualname.startswith(_GENERATED_QUALNAME) or not qualname and code.co_name.startswith("__")  # (3.10)
-                or str(frame.f_globals.get("__name__", "")).startswith(_GENERATED_MODULE)
-                or code.co_name == "<module>" and frame.f_back is not None and _library(frame.f_back.f_code))
-    return not name.startswith("<") and _library(code)
+    def _judge(self, code: types.CodeType, globals_: dict[str, Any]) -> None:
+        ours = self._judged.get(code)
+        if ours is None:
+            ours = self._judged[code] = self._ours(code, globals_)
+        if not ours and not self.foreign:
+            self.foreign = _described(code)
+
+    def _ours(self, code: types.CodeType, globals_: dict[str, Any]) -> bool:
+        name = code.co_filename
+        if code in MADE_FROM_TEXT or name.startswith("<frozen "):  # (the kit's own checks of a record class)
+            return True
+        if name.startswith("<cell "):
+            return compiled_from_its_cell(code)
+        if name == "<string>":  # Python's own name for text: a dataclass's methods and a namedtuple's are made so
+            qualname = getattr(code, "co_qualname", "")
+            return (qualname.startswith(_GENERATED_QUALNAME) or not qualname and code.co_name.startswith("__")
+                    or str(globals_.get("__name__", "")).startswith(_GENERATED_MODULE))  # (3.10: no co_qualname)
+        if name.startswith("<"):  # a library's name for its text (attrs, jinja2), unless your own code compiled it
+            return name not in self.compiled_by_you
+        return _library_path(name)
 
 
 def _library(code: types.CodeType) -> bool:
-    """Whether ``code`` is Python's, a library's or the kit's, read from its file."""
-    return os.path.realpath(code.co_filename).startswith((KIT_DIR, *LIBRARY_DIRS))
+    return _library_path(code.co_filename)
+
+
+def _library_path(path: str) -> bool:
+    """Whether ``path`` is Python's, a library's or the kit's."""
+    return os.path.realpath(path).startswith((KIT_DIR, *LIBRARY_DIRS))
 
 
 def _described(code: types.CodeType) -> str:
     where = code.co_filename
     made = f"code made from text (named {where})" if where.startswith("<") else f"code read from {where}"
     name = getattr(code, "co_qualname", code.co_name)
-    return f"the handler runs {name}(), {made}, not a function of the workbook's cells"
+    return f"the handler can run {name}(), {made}, not a function of the workbook's cells"
 
 
 PROVENANCE = Provenance()
