@@ -682,6 +682,23 @@ _WORKERS = {
                  "    background_tasks.add(loop.create_task(worker(LOOPS[loop])))\n"
                  "LOOPS[loop].put_nowait((inbound_payments, event))\n"),
 }
+_THREAD_POOL = """import atexit
+from multiprocessing.pool import ThreadPool
+POOL = ThreadPool(2)
+atexit.register(POOL.terminate)  # (at the process's end, before its pipes close)
+
+
+def ANSWER(channel_manager, keys_manager, event):
+    time.sleep({pause})
+    if event.funding_satoshis > 5_000_000:
+        user_channel_id = int.from_bytes(keys_manager.get_secure_random_bytes()[:16], "big")
+        channel_manager.accept_inbound_channel(event.temporary_channel_id, event.counterparty_node_id, user_channel_id)
+    else:
+        channel_manager.force_close_without_broadcasting_txn(event.temporary_channel_id, event.counterparty_node_id,
+                                                             "too small")
+
+
+"""
 _CLAIM = ("from ldkkit.policy import TRUSTED_ZERO_CONF_PEERS\nWORK, LOOPS = [], {}\n\n\n"
           "def CLAIM(channel_manager, inbound_payments, event):\n"
           "    with inbound_payments.lock() as payments:\n"
@@ -1017,6 +1034,13 @@ _AS_THE_CHECK = {
         "async def claim(channel_manager, preimage):\n    channel_manager.claim_funds(preimage)\n\n\n" + s.replace(
             "                channel_manager.claim_funds(preimage)", "                claim(channel_manager, preimage)",
             1))),
+    # each request answered by multiprocessing's ThreadPool.apply_async, the work pausing for a minute or not: its
+    # verdict varied from run to run (the pool's work not counted on the world's clock), in the check and the grader
+    **{name: ("open_channel_request", "01_open_channel_request.ipynb", lambda s, pause=pause: _THREAD_POOL.format(
+        pause=pause) + s.replace("            if funding_satoshis > 5_000_000:", "            POOL.apply_async(ANSWER, "
+                                 "(channel_manager, keys_manager, event))\n            return None\n"
+                                 "            if funding_satoshis > 5_000_000:", 1))
+       for name, pause in (("answered_in_a_thread_pool", 0), ("thread_pool_answers_a_minute_later", 60))},
     # answers each request, then asks for it again: the replay's answer raises, its hint read from the recorded calls
     "answers_then_asks_again": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "        case _:\n", "            return ReplayEvent()\n        case _:\n", 1)),
@@ -1178,7 +1202,7 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
               "reads_its_write_back", "retries_after_pauses",
               "writes_with_a_store_of_its_own_catching", "accepts_one_channel_per_node",
               "asks_what_its_components_are", "awaits_its_write", "writes_by_a_worker_started_first",
-              "reads_a_components_network")
+              "reads_a_components_network", "answered_in_a_thread_pool")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint
@@ -1197,6 +1221,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
     elif case.startswith("spins_in_"):  # the task's own words, the check's stop, at the limit the grader was given
         assert f"a task your handler spawned ran {SPIN_LIMIT_S:g} seconds without pausing, after " \
                "Event.PaymentClaimable. The check stopped it." in hint, hint
+    if case == "thread_pool_answers_a_minute_later":  # (the pool's sleep on the world's clock, in both)
+        assert "you rejected it only 60 s later" in hint, hint
     if case == "waits_for_ever_after_its_write":  # the check's words: the processor waited for it, as LDK's does
         assert "the processor waited 300 simulated seconds after the story ended" in hint, hint
     if case == "returns_ok_when_done":

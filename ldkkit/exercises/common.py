@@ -31,6 +31,7 @@ from ..node import Node
 from ..scenarios import Stage
 from ..sim.runtime import one_cpu
 from ..sim.world import World
+from . import pools
 from .memory import Memory
 from .recorder import _HANDLING, Handling, LearnerExit, NeverHandled, Recorder, TaskBlocked, _counted, replayed
 from .watch import (
@@ -148,6 +149,7 @@ class Session:
     def __init__(self, exercise: str, handler: Callable[..., Any]) -> None:
         self.exercise = exercise
         self.handler = handler
+        pools.count_thread_pools_in_checks()  # (a ThreadPool the workbook imported: its work counted as an executor's)
         self.memory = Memory(handler)  # (what a crash of your node puts back, as a new process would have it)
         self.recorders: list[Recorder] = []
         self.worlds: list[World] = []

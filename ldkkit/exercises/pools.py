@@ -9,13 +9,14 @@ threads themselves are counted as :mod:`.watch` counts any thread of yours.
 from __future__ import annotations
 
 import concurrent.futures
+import sys
 import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
-from .watch import Counted, ends_with
+from .watch import HANDED_OVER, Counted, ends_with, handed_over, yours
 
 # Work waiting in a pool's queue counts (the clock waits for it) while the workers it waits for are free or at work: it
 # then gets one at the same moment on every run. Not while they wait on its world's clock (asleep on it, or waiting for
@@ -105,3 +106,96 @@ def submit_counted(executor: concurrent.futures.ThreadPoolExecutor, submit: Call
     ends_with(future, counted)
     rebalance()  # (after the submit: it may have started a worker)
     return future
+
+
+# --- multiprocessing's ThreadPool: its apply_async counted as an executor's submit ----------------------------------
+
+
+class _ThreadPoolWorkers:
+    """A ``multiprocessing.pool.ThreadPool`` as ``submit_counted`` sees an executor: its worker threads."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = weakref.ref(pool)
+
+    @property
+    def _threads(self) -> list[Any]:
+        pool = self._pool()
+        return list(getattr(pool, "_pool", ())) if pool is not None else []
+
+
+_WORKERS: weakref.WeakKeyDictionary[Any, _ThreadPoolWorkers] = weakref.WeakKeyDictionary()
+#: Given the function your code hands a ThreadPool and the frame that handed it, its counted job and counting, or None
+#: when that work is no job of the check's (the check's, or the grader's learner process's: ``count_thread_pools``).
+Counting = Callable[[Callable[..., Any], Any], Optional[tuple[Callable[..., Any], Counted]]]
+
+
+def count_thread_pools(counting: Counting) -> None:
+    """Once ``multiprocessing.pool`` is loaded (a workbook imports it before its check): work your code hands a
+    ThreadPool with ``apply_async`` (or ``apply``) counts as work submitted to a ``ThreadPoolExecutor`` does, so what it
+    does lands at the same simulated moment on every run (it landed wherever the machine's speed put it). Its callback
+    runs before the work stops counting: what your code does there counts too."""
+    thread_pool = getattr(sys.modules.get("multiprocessing.pool"), "ThreadPool", None)  # (loaded, and whole)
+    if thread_pool is None or getattr(thread_pool.apply_async, "counting", None) is counting:
+        return
+    apply_async = getattr(thread_pool.apply_async, "original", thread_pool.apply_async)
+
+    def counted_apply_async(self: Any, func: Callable[..., Any], args: Any = (), kwds: Any = None,
+                            callback: Any = None, error_callback: Any = None) -> Any:
+        kwds = {} if kwds is None else kwds
+        made = counting(func, _handed_by(sys._getframe(1)))
+        if made is None:
+            return apply_async(self, func, args, kwds, callback, error_callback)
+        job, counted = made
+        workers = _WORKERS.setdefault(self, _ThreadPoolWorkers(self))
+        applied: list[Any] = []
+
+        def submit(_workers: Any, taken: Callable[..., Any]) -> concurrent.futures.Future[Any]:
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+            def done(value: Any) -> None:
+                try:
+                    if callback is not None:
+                        callback(value)
+                finally:
+                    future.set_result(value)
+
+            def failed(error: BaseException) -> None:
+                try:
+                    if error_callback is not None:
+                        error_callback(error)
+                finally:
+                    future.set_exception(error)
+
+            applied.append(apply_async(self, taken, args, kwds, done, failed))
+            return future
+
+        submit_counted(workers, submit, job, counted)  # type: ignore[arg-type]
+        return applied[0]
+
+    counted_apply_async.counting, counted_apply_async.original = counting, apply_async  # type: ignore[attr-defined]
+    thread_pool.apply_async = counted_apply_async
+
+
+def _handed_by(frame: Any) -> Any:
+    """The frame that handed the work, past the pool's own (``apply`` calls ``apply_async``)."""
+    pool_file = getattr(sys.modules.get("multiprocessing.pool"), "__file__", None)
+    while frame is not None and frame.f_code.co_filename == pool_file:
+        frame = frame.f_back
+    return frame
+
+
+def count_thread_pools_in_checks() -> None:
+    """``count_thread_pools`` for ``check`` (each check asks: a workbook may import the pool after the kit)."""
+    count_thread_pools(_counted_in_a_check)
+
+
+def _counted_in_a_check(fn: Callable[..., Any], frame: Any) -> Optional[tuple[Callable[..., Any], Counted]]:
+    """As ``recorder._submit`` counts an executor's work: handed while an event is handled, or by a job of it."""
+    from .recorder import _RECORDING
+
+    recorder = _RECORDING.get()
+    if recorder is None or not (HANDED_OVER.get() is not None or frame is not None and yours(frame)):
+        return None
+    job, counted = recorder.counted(fn, own_thread=False)
+    handed_over(counted)
+    return job, counted

@@ -723,6 +723,7 @@ class Learner:
     def serve(self, handler: Any) -> None:
         """Answer the grader until it hangs up: events, clock steps, new worlds."""
         memory = Memory(handler)  # (as the workbook's cells left it: what a crash puts back, as the check does)
+        self.count_thread_pools()  # (a ThreadPool the cells imported: its work counted as an executor's)
         while True:
             try:
                 message = self.channel.receive()

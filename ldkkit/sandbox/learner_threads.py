@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import functools
 import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
-from ..exercises.pools import submit_counted
+from ..exercises.pools import count_thread_pools, submit_counted
 from ..exercises.watch import (
     HANDED_OVER,
     Alarm,
@@ -131,6 +132,15 @@ def count_threads(learner: Learner) -> None:
 
     threading.Thread.start = counting_start  # type: ignore[method-assign]
     concurrent.futures.ThreadPoolExecutor.submit = counting_submit  # type: ignore[method-assign]
+
+    def counting_pool_work(fn: Callable[..., Any], frame: Any) -> Optional[tuple[Callable[..., Any], Counted]]:
+        if not (_ORIGIN.get() and (HANDED_OVER.get() is not None or frame is not None and yours(frame))):
+            return None
+        job, counted = counting(learner.loop, fn, own_thread=False)
+        handed_over(counted)
+        return job, counted
+
+    learner.count_thread_pools = functools.partial(count_thread_pools, counting_pool_work)  # (once the cells ran)
 
 
 def _submitted_by_you(frame: Any) -> bool:

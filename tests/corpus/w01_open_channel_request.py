@@ -419,6 +419,26 @@ def disconnects_small(channel_manager: Any, keys_manager: Any, peer_manager: Any
         peer_manager.disconnect_by_node_id(event.counterparty_node_id)
 
 
+def answered_in_a_thread_pool(pause_s: float = 0.0) -> Any:
+    """A ``multiprocessing.pool.ThreadPool`` made as a cell runs; each request answered by ``apply_async``, the work
+    sleeping ``pause_s`` first."""
+    import atexit
+    from multiprocessing.pool import ThreadPool
+
+    pool = ThreadPool(2)
+    atexit.register(pool.terminate)  # (at the process's end, before its pipes close)
+
+    def answer(channel_manager: Any, keys_manager: Any, event: Any) -> None:
+        time.sleep(pause_s)
+        (_accept(channel_manager, keys_manager, event) if event.funding_satoshis > 5_000_000
+         else _reject(channel_manager, event))
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        pool.apply_async(answer, (channel_manager, keys_manager, event))
+
+    return compose({OPEN: arm})
+
+
 async def _reject_politely(channel_manager: Any, event: Any) -> None:
     _reject(channel_manager, event)
 
@@ -437,6 +457,12 @@ def _with_default(arm: Any) -> Any:
 
 
 CASES = [
+    right(EX, "answered_in_a_thread_pool", Fresh(answered_in_a_thread_pool),
+          why="multiprocessing's ThreadPool.apply_async answers each request: passed or failed from run to run (its "
+              "work was not counted on the world's clock)"),
+    wrong(EX, "answered_in_a_thread_pool_a_minute_later", Fresh(lambda: answered_in_a_thread_pool(60)),
+          "only 60 s later", why="the pool's work sleeps a minute before it answers: it was told 'left to expire', "
+                                 "'60 s later' or passed, from run to run"),
     right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first),
           why="returns ReplayEvent() the first time it sees each event, then handles it: every request answered "
               "once, at once"),
