@@ -494,16 +494,22 @@ def test_an_htlc_the_confirmed_commitment_does_not_carry_is_failed_back_once_the
     assert failed[0][1].node_id == carol.node_id and len(alice_failed) == 1
 
 
+def _paying_carol(world: World) -> tuple[Any, Stage, Any, Any]:
+    """The learner, with a channel carol opened (pushing half to it), paying her 100,000 sats as she goes offline."""
+    me = world.add_node("learner", handler=reference.ldk_sample_handle_ldk_events)
+    stage = Stage(world, me)
+    carol = stage.peer("carol", handler=vanish_when_paid)
+    stage.open(carol, me, 6_000_000, push_msat=3_000_000_000)
+    chan = stage.channel_between(me, carol)
+    stage.pay(me, stage.invoice(carol, 100_000_000))
+    return me, stage, carol, chan
+
+
 def test_our_htlc_missing_from_the_peers_confirmed_commitment_fails_the_payment():
     """The peer's commitment that confirmed no longer holds the HTLC we offered (she failed it back as it neared its
     expiry, while offline): the payment fails once the close is final, where it waited for ever."""
     with World(seed=11) as world:
-        me = world.add_node("learner", handler=reference.ldk_sample_handle_ldk_events)
-        stage = Stage(world, me)
-        carol = stage.peer("carol", handler=vanish_when_paid)
-        stage.open(carol, me, 6_000_000, push_msat=3_000_000_000)
-        chan = stage.channel_between(me, carol)
-        stage.pay(me, stage.invoice(carol, 100_000_000))
+        me, stage, carol, chan = _paying_carol(world)
         (htlc,) = me.channel_manager.channels[chan.channel_id].pending_outbound_htlcs.values()
         stage.mine(htlc.cltv_expiry + 1 - world.chain.height())
         carol.channel_manager.force_close_broadcasting_latest_txn(chan.channel_id, me.node_id, "bye")
@@ -530,12 +536,7 @@ def test_outputs_maturing_in_one_block_are_each_a_spendable_outputs_event_of_its
 
     monkeypatch.setattr(chainmonitor.ChainMonitor, "_our_output", at_once)
     with World(seed=11) as world:
-        me = world.add_node("learner", handler=reference.ldk_sample_handle_ldk_events)
-        stage = Stage(world, me)
-        carol = stage.peer("carol", handler=vanish_when_paid)
-        stage.open(carol, me, 6_000_000, push_msat=3_000_000_000)
-        chan = stage.channel_between(me, carol)
-        stage.pay(me, stage.invoice(carol, 100_000_000))
+        me, stage, carol, chan = _paying_carol(world)
         carol.channel_manager.force_close_broadcasting_latest_txn(chan.channel_id, me.node_id, "bye")
         stage.settle()
         stage.mine(10)
