@@ -179,7 +179,7 @@ def test_handle_event_wants_the_bump_event_not_the_wrapper():
 def test_htlc_resolution_spends_the_htlc_output_to_our_delayed_script_with_a_wallet_coin_paying():
     """LDK's ``handle_htlc_resolution``: input i spends HTLC output i to output i (our delayed script), at the
     claim's lock time; a wallet coin pays the whole transaction's fee at the target, change back to the wallet."""
-    from ldkkit.chain.chainmonitor import htlc_script, to_local_script
+    from ldkkit.ln.chan_utils import htlc_script, to_local_script
 
     EXPIRY = 20  # noqa: N806  (the HTLC's cltv_expiry, and the claim's lock time)
 

@@ -21,7 +21,6 @@ every amount is exact. Claiming an HTLC on chain with its preimage is not modell
 from __future__ import annotations
 
 import enum
-import functools
 import hashlib
 import threading
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from ..events.bump_transaction import (
     HTLCOutputInCommitment,
 )
 from ..events.queue import EventQueue
+from ..ln.chan_utils import anchor_script, htlc_script, make_funding_redeemscript, to_local_script, to_remote_script
 from ..logger import Logger
 from ..persist import CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE
 from ..ser import U16, U32, U64, Record
@@ -165,48 +165,6 @@ def _channel_of(event: Event) -> Optional[ChannelId]:
     if isinstance(event, Event.BumpTransaction):
         return event.bump_event.channel_id
     return getattr(event, "channel_id", None)
-
-
-def _p2wsh(*parts: bytes) -> ScriptBuf:
-    return ScriptBuf.new_p2wsh(b"".join(parts))
-
-
-def _push(data: bytes) -> bytes:
-    return bytes([len(data)]) + data
-
-
-def _push_int(n: int) -> bytes:
-    return _push(n.to_bytes((n.bit_length() + 8) // 8, "little"))
-
-
-@functools.lru_cache(maxsize=1024)  # (a closed channel's monitor looks for its outputs at every block)
-def to_local_script(delayed_key: PublicKey, revocation_key: PublicKey, delay: int) -> ScriptBuf:
-    """BOLT 3 to_local: the revocation key now, or the delayed key after ``delay`` blocks."""
-    return _p2wsh(b"\x63", _push(bytes(revocation_key)), b"\x67", _push_int(delay), b"\xb2\x75",
-                  _push(bytes(delayed_key)), b"\x68\xac")
-
-
-@functools.lru_cache(maxsize=1024)
-def to_remote_script(key: PublicKey, anchors: bool) -> ScriptBuf:
-    """BOLT 3 to_remote: the counterparty's key (after one block, on anchor channels)."""
-    if anchors:
-        return _p2wsh(_push(bytes(key)), b"\xad\x51\xb2")
-    return ScriptBuf.new_p2wpkh(bytes(key))
-
-
-@functools.lru_cache(maxsize=1024)
-def anchor_script(funding_key: PublicKey) -> ScriptBuf:
-    """BOLT 3 anchor output, spendable by its owner at once or by anyone after 16 blocks."""
-    return _p2wsh(_push(bytes(funding_key)), b"\xac\x73\x64\x60\xb2\x68")
-
-
-def htlc_redeemscript(payment_hash: PaymentHash, cltv_expiry: int) -> bytes:
-    """An HTLC output's script, simplified: the preimage claims it, or it times out at ``cltv_expiry``."""
-    return _push_int(cltv_expiry) + b"\xb1\x75\xa8" + _push(bytes(payment_hash)) + b"\x87"
-
-
-def htlc_script(payment_hash: PaymentHash, cltv_expiry: int) -> ScriptBuf:
-    return ScriptBuf.new_p2wsh(htlc_redeemscript(payment_hash, cltv_expiry))
 
 
 def _package_feerate(estimate: int, previous: int, strategy: FeerateStrategy) -> int:
@@ -419,7 +377,7 @@ class ChainMonitor:
 
     def _spend_funding(self, monitor: ChannelMonitor, outs: list[TxOut], sequence: int, tag: bytes) -> Transaction:
         keys = sorted([bytes(monitor.holder_funding_pubkey), bytes(monitor.counterparty_funding_pubkey)])
-        witness_script = b"\x52" + b"".join(_push(k) for k in keys) + b"\x52\xae"
+        witness_script = make_funding_redeemscript(monitor.holder_funding_pubkey, monitor.counterparty_funding_pubkey)
         sigs = [_fake_signature(tag, bytes(monitor.channel_id), k) for k in keys]
         txin = TxIn(monitor.funding_txo, ScriptBuf(b""), sequence, (b"", *sigs, witness_script))
         return Transaction.new(2, 0, [txin], outs)

@@ -67,7 +67,7 @@ class HTLCDescriptor(Record):
 
     def tx_output(self, signer) -> TxOut:
         """Mirrors ``HTLCDescriptor::tx_output``: the HTLC's value, paid to our delayed (to_local) script."""
-        from ..chain.chainmonitor import to_local_script
+        from ..ln.chan_utils import to_local_script
 
         delay = self.channel_derivation_parameters.transaction_parameters.counterparty_selected_contest_delay
         script = to_local_script(signer.delayed_payment_basepoint, signer.revocation_basepoint, delay)
@@ -75,7 +75,7 @@ class HTLCDescriptor(Record):
 
     def witness_script(self) -> bytes:
         """Mirrors ``HTLCDescriptor::witness_script``: the script of the HTLC output."""
-        from ..chain.chainmonitor import htlc_redeemscript
+        from ..ln.chan_utils import htlc_redeemscript
 
         return htlc_redeemscript(self.htlc.payment_hash, self.htlc.cltv_expiry)
 

@@ -12,6 +12,7 @@ import operator
 from typing import Optional
 
 from ..bitcoin import OutPoint, ScriptBuf, Transaction
+from ..errors import APIError
 from ..ln.msgs import Onion
 from ..routing.router import Path
 from ..ser import U16, U32, U64, U128, Record, register
@@ -201,6 +202,15 @@ class Channel(Record, frozen=False):
         """The largest HTLC we could add now: capacity, capped by the in-flight limit."""
         in_flight_room = self.counterparty_max_htlc_value_in_flight_msat - self.pending_outbound_msat()
         return max(0, min(self.outbound_capacity_msat(), in_flight_room))
+
+    def check_htlc_to_send(self, amount_msat: int) -> None:
+        """``Channel::send_htlc``'s checks of an HTLC we would add (channel.rs:7875-7888), each refusal a
+        ``ChannelUnavailable`` with LDK's words (``send_payment_along_path`` turns its ``ChannelError`` into one)."""
+        if amount_msat == 0:
+            raise APIError.ChannelUnavailable("Cannot send 0-msat HTLC")
+        limit = self.next_outbound_htlc_limit_msat()
+        if amount_msat > limit:
+            raise APIError.ChannelUnavailable(f"Cannot send more than our next-HTLC maximum - {limit} msat")
 
     # --- phase --------------------------------------------------------------------------------
 

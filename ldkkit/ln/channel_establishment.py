@@ -23,6 +23,7 @@ from ..config import UserConfig
 from ..errors import APIError
 from ..events import ClosureReason, Event, InboundChannelFunds
 from ..ln import msgs
+from ..ln.chan_utils import make_funding_redeemscript
 from ..ln.channel import (
     ANCHOR_OUTPUT_VALUE_SATOSHI,
     BREAKDOWN_TIMEOUT,
@@ -301,9 +302,7 @@ def internal_accept_channel(cm: ChannelManager, counterparty_node_id: PublicKey,
 def _funding_script(cm: ChannelManager, chan: Channel) -> ScriptBuf:
     """P2WSH of the 2-of-2 multisig of both funding keys, sorted as BOLT 3 says."""
     ours = cm.keys_manager.derive_channel_keys(chan.channel_value_satoshis, chan.channel_keys_id).funding_pubkey
-    keys = sorted([bytes(ours), bytes(chan.counterparty_funding_pubkey)])
-    witness_script = b"\x52" + b"".join(b"\x21" + k for k in keys) + b"\x52\xae"
-    return ScriptBuf.new_p2wsh(witness_script)
+    return ScriptBuf.new_p2wsh(make_funding_redeemscript(ours, chan.counterparty_funding_pubkey))
 
 
 # --- funding --------------------------------------------------------------------------------------

@@ -727,11 +727,7 @@ class ChannelManager:
         onion, amount, cltv = onion_utils.build_onion_payloads(  # (LDK's cur_height: the next block's, as it goes out)
             args.path, args.total_value, args.recipient_onion, self.best_block_height + 1, args.keysend_preimage
         )
-        limit = first.next_outbound_htlc_limit_msat()  # (Channel::send_htlc's checks, channel.rs:7875-7888)
-        if amount == 0:
-            raise APIError.ChannelUnavailable("Cannot send 0-msat HTLC")
-        if amount > limit:
-            raise APIError.ChannelUnavailable(f"Cannot send more than our next-HTLC maximum - {limit} msat")
+        first.check_htlc_to_send(amount)
         route = HTLCOutboundRoute(args.payment_id, args.path, args.is_probe)
         self._add_outbound_htlc(first, amount, args.payment_hash, cltv, onion, previous_hop=None, route=route)
 

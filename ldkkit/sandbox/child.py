@@ -20,7 +20,6 @@ import itertools
 import linecache
 import os
 import queue
-import reprlib
 import sys
 import threading
 import time
@@ -60,6 +59,7 @@ from .kernel import (
     from_the_stub,
     input_,
     quit_,
+    shown,
     stopped_at,
     stub_reference,
 )
@@ -626,7 +626,7 @@ class Learner:
             return None, ("the workbook's check was given None, not its handler" if CHECKS.reached else
                           "the workbook never defines handle_ldk_events")
         if not defined_in_the_workbook(handler):
-            return None, (f"the workbook's check was given {type(handler).__name__} {_shown(handler)}, not a function "
+            return None, (f"the workbook's check was given {type(handler).__name__} {shown(handler)}, not a function "
                           "the workbook's own cells define" if CHECKS.reached else
                           "handle_ldk_events is not a function defined in the workbook")
         return handler, ""
@@ -687,10 +687,10 @@ class Learner:
         if result is None or replay:
             return {"state": "returned", "replay": replay}
         try:  # (an answer LDK's handler has not, handled all the same: the check names it by its repr)
-            shown = repr(result)[:200]
+            said = repr(result)[:200]
         except Exception:
-            shown = f"a {type(result).__name__}"
-        return {"state": "returned", "replay": False, "answer": shown}
+            said = f"a {type(result).__name__}"
+        return {"state": "returned", "replay": False, "answer": said}
 
     def _thread_failed(self) -> dict[str, Any]:
         """The first error raised in a thread of the learner's own (else in a task the handler spawned, else in a
@@ -757,14 +757,6 @@ class Learner:
                     _GATE.open()
             elif op == "stop":
                 return
-
-
-def _shown(value: Any) -> str:
-    """A short repr of what the workbook's check was given, for the grader's row."""
-    try:
-        return reprlib.repr(value)
-    except Exception:  # (a repr of the learner's that raises)
-        return "(no repr)"
 
 
 def main(argv: list[str]) -> int:

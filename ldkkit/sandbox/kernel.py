@@ -13,6 +13,7 @@ import ast
 import errno
 import functools
 import linecache
+import reprlib
 import sys
 import traceback
 import types
@@ -239,3 +240,11 @@ class IPythonShell:
 
     def show_usage(self) -> None:
         return None
+
+
+def shown(value: Any) -> str:
+    """A short repr of what the workbook's check was given, for the grader's row."""
+    try:
+        return reprlib.repr(value)
+    except Exception:  # (a repr of the learner's that raises)
+        return "(no repr)"
