@@ -595,20 +595,20 @@ def test_code_a_library_makes_from_text_is_no_code_of_the_learners():
     namespace = {"Policy": Policy, "policy": Policy(), "words": template, "render": template.render}
     assert seen.why(namespace) == ""
     made: dict = {}
-    exec(compile("def handle(*args):\n    return None\n", "<template>", "exec"), made)  # noqa: S102
-    assert "handle(), code made from text (named <template>)" in seen.why({**namespace, "real": made["handle"]})
+    run = (__builtins__ if isinstance(__builtins__, dict) else vars(__builtins__)).get("exec")
+    run("def handle(*args):\n    return None\n", made)  # (exec, reached otherwise than by its name: at event time)
+    assert seen.why({**namespace}) == "the workbook's code compiles text into code (named <string>), as exec does"
     other = Provenance()
     other.install()
+    assert "handle(), code made from text (named <string>)" in other.why({"real": made["handle"]})
+    third = Provenance()
+    third.install()
     folder = Path(tempfile.mkdtemp())
     (folder / "mine_elsewhere.py").write_text("def handle(*args):\n    return None\n")
     spec = importlib.util.spec_from_file_location("mine_elsewhere", folder / "mine_elsewhere.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys_.modules["mine_elsewhere"] = module
-    try:
-        assert "code read from" in other.why({"real": module.handle}) and "mine_elsewhere.py" in other.foreign
-    finally:
-        del sys_.modules["mine_elsewhere"]
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # (never in sys.modules, nothing kept)
+    assert third.why({}).startswith("the handler can run code read from ") and "mine_elsewhere.py" in third.foreign
+    assert not sys_.modules.get("mine_elsewhere")
 
 
 def test_the_reference_cannot_be_imported_into_the_learner_process(graded):

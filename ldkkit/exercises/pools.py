@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .watch import HANDED_OVER, Counted, ends_with, handed_over, yours
+from .watch import BLOCKING, HANDED_OVER, Counted, ends_with, handed_over, yours
 
 # Work waiting in a pool's queue counts (the clock waits for it) while the workers it waits for are free or at work: it
 # then gets one at the same moment on every run. Not while they wait on its world's clock (asleep on it, or waiting for
@@ -134,9 +134,15 @@ def count_thread_pools(counting: Counting) -> None:
     ThreadPool with ``apply_async`` (or ``apply``) counts as work submitted to a ``ThreadPoolExecutor`` does, so what it
     does lands at the same simulated moment on every run (it landed wherever the machine's speed put it). Its callback
     runs before the work stops counting: what your code does there counts too."""
-    thread_pool = getattr(sys.modules.get("multiprocessing.pool"), "ThreadPool", None)  # (loaded, and whole)
+    pool_module = sys.modules.get("multiprocessing.pool")
+    thread_pool = getattr(pool_module, "ThreadPool", None)  # (loaded, and whole)
     if thread_pool is None or getattr(thread_pool.apply_async, "counting", None) is counting:
         return
+    # Its waits are refused in your handler as an executor's are (Future.result()): they block the whole node, and the
+    # work they wait for may need the world the handler holds.
+    BLOCKING.update(f.__code__ for f in (pool_module.Pool.apply, pool_module.Pool.map, pool_module.Pool.starmap,
+                                         pool_module.Pool.__exit__, pool_module.Pool.join, pool_module.ApplyResult.get,
+                                         pool_module.ApplyResult.wait, pool_module.IMapIterator.next))
     apply_async = getattr(thread_pool.apply_async, "original", thread_pool.apply_async)
 
     def counted_apply_async(self: Any, func: Callable[..., Any], args: Any = (), kwds: Any = None,

@@ -116,7 +116,7 @@ _local = threading.local()  # .kit: the kit's own code is running; .refused: wha
 CONDITION_WAIT = threading.Condition.wait.__code__
 #: The waits refused when your code calls them: not a library's own (Jupyter's ``sys.stdout.flush()`` waits a
 #: moment for its sending thread, and so does a logging handler that flushes it).
-_BLOCKING = {f.__code__ for f in (
+BLOCKING = {f.__code__ for f in (
     threading.Event.wait, threading.Condition.wait, threading.Condition.wait_for, threading.Semaphore.acquire,
     threading.Barrier.wait, queue.Queue.get, queue.Queue.put, queue.Queue.join, concurrent.futures.Future.result,
     concurrent.futures.Future.exception, concurrent.futures.wait, concurrent.futures.as_completed,
@@ -203,7 +203,7 @@ def _blocking_call_of_yours(frame: Any) -> Optional[Any]:
     called = frame
     while frame is not None and not yours(frame):
         called, frame = frame, frame.f_back
-    return called.f_code if frame is not None and called.f_code in _BLOCKING else None
+    return called.f_code if frame is not None and called.f_code in BLOCKING else None
 
 
 def yours(frame: Any) -> bool:
@@ -761,7 +761,7 @@ def blocked_in_a_wait(frame: Any) -> bool:
 
 _wait.__doc__, _notify.__doc__ = _condition_wait.__doc__, _condition_notify.__doc__
 _WAITS = {CONDITION_WAIT, _wait.__code__, threading.Thread._wait_for_tstate_lock.__code__}
-_BLOCKING.add(_wait.__code__)  # (your code's Condition.wait() now calls this first)
+BLOCKING.add(_wait.__code__)  # (your code's Condition.wait() now calls this first)
 #: The waits that end after ``timeout`` on the world's clock (:class:`Alarm`): one wait each. Not those that wait again
 #: until real time has passed the limit (``Queue.get``, ``Condition.wait_for``...), which would make many.
 _WAITS_ONCE = {threading.Event.wait.__code__, _wait.__code__}

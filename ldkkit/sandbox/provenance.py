@@ -15,6 +15,7 @@ when the workbook's own code compiled it (an audit hook notes the names it compi
 
 from __future__ import annotations
 
+import _imp
 import os
 import sys
 import types
@@ -48,13 +49,16 @@ class Provenance:
         if event not in ("compile", "marshal.loads", "marshal.load"):
             return
         try:  # (an audit hook must never raise: the compile or load itself would fail)
+            name = os.fsdecode(args[1]) if event == "compile" and isinstance(args[1], (str, bytes)) else "<string>"
+            if event == "compile" and not name.startswith("<") and not _library_path(name) and not self.foreign:
+                self.foreign = f"the handler can run code read from {name}, not the workbook's"  # (imported, run)
             caller = sys._getframe(1)
-            if _library(caller.f_code) or caller.f_code.co_filename.startswith("<frozen "):
+            if _library(caller.f_code) or _frozen(caller.f_code.co_filename):
                 return
-            if event == "compile":
-                self.compiled_by_you.add(os.fsdecode(args[1]) if isinstance(args[1], (str, bytes)) else "<string>")
-            elif not self.foreign:
-                self.foreign = "the workbook loads code with marshal, code the grader cannot read"
+            self.compiled_by_you.add(name)
+            if not self.foreign:  # (exec, eval or compile, however reached: a cell calling them is refused as read)
+                self.foreign = ("the workbook loads code with marshal" if event != "compile" else
+                                f"the workbook's code compiles text into code (named {name}), as exec does")
         except Exception:  # noqa: S110
             pass
 
@@ -107,7 +111,7 @@ class Provenance:
 
     def _ours(self, code: types.CodeType, globals_: dict[str, Any]) -> bool:
         name = code.co_filename
-        if code in MADE_FROM_TEXT or name.startswith("<frozen "):  # (the kit's own checks of a record class)
+        if code in MADE_FROM_TEXT or _frozen(name):  # (the kit's own checks of a record class; Python's own modules)
             return True
         if name.startswith("<cell "):
             return compiled_from_its_cell(code)
@@ -118,6 +122,17 @@ class Provenance:
         if name.startswith("<"):  # a library's name for its text (attrs, jinja2), unless your own code compiled it
             return name not in self.compiled_by_you
         return _library_path(name)
+
+
+def _frozen(name: str) -> bool:
+    """Whether ``name`` is the file name of one of Python's frozen modules (``<frozen importlib._bootstrap>``), not a
+    name given to text to pass for one."""
+    module = name[len("<frozen "):-1] if name.startswith("<frozen ") and name.endswith(">") else ""
+    return module in _FROZEN_AS or bool(module) and _imp.is_frozen(module)
+
+
+#: Frozen modules whose code names another module (``_frozen_importlib`` is ``<frozen importlib._bootstrap>``).
+_FROZEN_AS = ("importlib._bootstrap", "importlib._bootstrap_external")
 
 
 def _library(code: types.CodeType) -> bool:

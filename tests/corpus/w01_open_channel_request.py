@@ -419,9 +419,9 @@ def disconnects_small(channel_manager: Any, keys_manager: Any, peer_manager: Any
         peer_manager.disconnect_by_node_id(event.counterparty_node_id)
 
 
-def answered_in_a_thread_pool(pause_s: float = 0.0) -> Any:
-    """A ``multiprocessing.pool.ThreadPool`` made as a cell runs; each request answered by ``apply_async``, the work
-    sleeping ``pause_s`` first."""
+def answered_in_a_thread_pool(pause_s: float = 0.0, wait: bool = False) -> Any:
+    """A ``multiprocessing.pool.ThreadPool`` made as a cell runs; each request answered by ``apply_async`` (``apply``,
+    waiting for it, if ``wait``), the work sleeping ``pause_s`` first."""
     import atexit
     from multiprocessing.pool import ThreadPool
 
@@ -434,7 +434,7 @@ def answered_in_a_thread_pool(pause_s: float = 0.0) -> Any:
          else _reject(channel_manager, event))
 
     def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
-        pool.apply_async(answer, (channel_manager, keys_manager, event))
+        (pool.apply if wait else pool.apply_async)(answer, (channel_manager, keys_manager, event))
 
     return compose({OPEN: arm})
 
@@ -460,6 +460,9 @@ CASES = [
     right(EX, "answered_in_a_thread_pool", Fresh(answered_in_a_thread_pool),
           why="multiprocessing's ThreadPool.apply_async answers each request: passed or failed from run to run (its "
               "work was not counted on the world's clock)"),
+    wrong(EX, "answers_through_a_thread_pools_apply", Fresh(lambda: answered_in_a_thread_pool(wait=True)),
+          "Pool.apply()", "blocks the whole node", why="ThreadPool.apply() in the handler, waiting for the pool's "
+          "work: it passed or hung, where Future.result() is refused at once"),
     wrong(EX, "answered_in_a_thread_pool_a_minute_later", Fresh(lambda: answered_in_a_thread_pool(60)),
           "only 60 s later", why="the pool's work sleeps a minute before it answers: it was told 'left to expire', "
                                  "'60 s later' or passed, from run to run"),
