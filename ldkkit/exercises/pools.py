@@ -9,6 +9,7 @@ threads themselves are counted as :mod:`.watch` counts any thread of yours.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import sys
 import threading
 import weakref
@@ -126,60 +127,139 @@ class _ThreadPoolWorkers:
 _WORKERS: weakref.WeakKeyDictionary[Any, _ThreadPoolWorkers] = weakref.WeakKeyDictionary()
 #: Given the function your code hands a ThreadPool and the frame that handed it, its counted job and counting, or None
 #: when that work is no job of the check's (the check's, or the grader's learner process's: ``count_thread_pools``).
-Counting = Callable[[Callable[..., Any], Any], Optional[tuple[Callable[..., Any], Counted]]]
+#: Given None for the function, it only answers (None, or a pair of Nones), counting nothing.
+Counting = Callable[[Optional[Callable[..., Any]], Any], Optional[tuple[Any, Any]]]
 
 
 def count_thread_pools(counting: Counting) -> None:
     """Once ``multiprocessing.pool`` is loaded (a workbook imports it before its check): work your code hands a
-    ThreadPool with ``apply_async`` (or ``apply``) counts as work submitted to a ``ThreadPoolExecutor`` does, so what it
-    does lands at the same simulated moment on every run (it landed wherever the machine's speed put it). Its callback
-    runs before the work stops counting: what your code does there counts too."""
+    ThreadPool (``apply_async``, and ``map_async``, ``starmap_async``, ``imap``, ``imap_unordered``, handed element by
+    element) counts as work submitted to a ``ThreadPoolExecutor`` does, so what it does lands at the same simulated
+    moment on every run (it landed wherever the machine's speed put it). A callback runs before the work stops
+    counting: what your code does there counts too. Its waits are refused in your handler as ``Future.result()`` is."""
     pool_module = sys.modules.get("multiprocessing.pool")
     thread_pool = getattr(pool_module, "ThreadPool", None)  # (loaded, and whole)
     if thread_pool is None or getattr(thread_pool.apply_async, "counting", None) is counting:
         return
-    # Its waits are refused in your handler as an executor's are (Future.result()): they block the whole node, and the
-    # work they wait for may need the world the handler holds.
     BLOCKING.update(f.__code__ for f in (pool_module.Pool.apply, pool_module.Pool.map, pool_module.Pool.starmap,
                                          pool_module.Pool.__exit__, pool_module.Pool.join, pool_module.ApplyResult.get,
-                                         pool_module.ApplyResult.wait, pool_module.IMapIterator.next))
+                                         pool_module.ApplyResult.wait, pool_module.IMapIterator.next,
+                                         MapResult.get, MapResult.wait, imap_results))
     apply_async = getattr(thread_pool.apply_async, "original", thread_pool.apply_async)
+    map_async = getattr(thread_pool._map_async, "original", thread_pool._map_async)
+    imap, imap_unordered = (getattr(f, "original", f) for f in (thread_pool.imap, thread_pool.imap_unordered))
 
     def counted_apply_async(self: Any, func: Callable[..., Any], args: Any = (), kwds: Any = None,
                             callback: Any = None, error_callback: Any = None) -> Any:
-        kwds = {} if kwds is None else kwds
         made = counting(func, _handed_by(sys._getframe(1)))
         if made is None:
-            return apply_async(self, func, args, kwds, callback, error_callback)
-        job, counted = made
-        workers = _WORKERS.setdefault(self, _ThreadPoolWorkers(self))
-        applied: list[Any] = []
+            return apply_async(self, func, args, {} if kwds is None else kwds, callback, error_callback)
+        return _apply_counted(self, apply_async, made, args, {} if kwds is None else kwds, callback, error_callback)
 
-        def submit(_workers: Any, taken: Callable[..., Any]) -> concurrent.futures.Future[Any]:
-            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    def counted_map_async(self: Any, func: Callable[..., Any], iterable: Any, mapper: Any, chunksize: Any = None,
+                          callback: Any = None, error_callback: Any = None) -> Any:
+        frame = _handed_by(sys._getframe(1))
+        if counting(None, frame) is None:  # (asked only: is this work to count?)
+            return map_async(self, func, iterable, mapper, chunksize, callback, error_callback)
+        star, items = mapper is pool_module.starmapstar, list(iterable)
+        applied = MapResult(len(items), callback, error_callback)
+        for index, item in enumerate(items):
+            applied.results.append(_apply_counted(
+                self, apply_async, counting(func, frame), tuple(item) if star else (item,), {},
+                functools.partial(applied.one_done, index), applied.failed))
+        applied.one_done(None, None)  # (all handed over)
+        return applied
 
-            def done(value: Any) -> None:
-                try:
-                    if callback is not None:
-                        callback(value)
-                finally:
-                    future.set_result(value)
+    def counted_imap(self: Any, func: Callable[..., Any], iterable: Any, chunksize: int = 1,
+                     *, unordered: bool = False) -> Any:
+        frame = _handed_by(sys._getframe(1))
+        if counting(None, frame) is None:
+            return (imap_unordered if unordered else imap)(self, func, iterable, chunksize)
+        return imap_results([_apply_counted(self, apply_async, counting(func, frame), (item,), {}, None, None)
+                          for item in list(iterable)])
 
-            def failed(error: BaseException) -> None:
-                try:
-                    if error_callback is not None:
-                        error_callback(error)
-                finally:
-                    future.set_exception(error)
+    for patched, original in ((counted_apply_async, apply_async), (counted_map_async, map_async),
+                              (counted_imap, imap)):
+        patched.counting, patched.original = counting, original  # type: ignore[attr-defined]
+    thread_pool.apply_async, thread_pool._map_async, thread_pool.imap = counted_apply_async, counted_map_async, \
+        counted_imap
+    thread_pool.imap_unordered = functools.partialmethod(counted_imap, unordered=True)
 
-            applied.append(apply_async(self, taken, args, kwds, done, failed))
-            return future
 
-        submit_counted(workers, submit, job, counted)  # type: ignore[arg-type]
-        return applied[0]
+def _apply_counted(pool: Any, apply_async: Callable[..., Any], made: Any, args: Any, kwds: Any, callback: Any,
+                   error_callback: Any) -> Any:
+    """``apply_async`` of the counted job ``made`` (its counting ends once its callback has run)."""
+    job, counted = made
+    workers = _WORKERS.setdefault(pool, _ThreadPoolWorkers(pool))
+    applied: list[Any] = []
 
-    counted_apply_async.counting, counted_apply_async.original = counting, apply_async  # type: ignore[attr-defined]
-    thread_pool.apply_async = counted_apply_async
+    def submit(_workers: Any, taken: Callable[..., Any]) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def done(value: Any) -> None:
+            try:
+                if callback is not None:
+                    callback(value)
+            finally:
+                future.set_result(value)
+
+        def failed(error: BaseException) -> None:
+            try:
+                if error_callback is not None:
+                    error_callback(error)
+            finally:
+                future.set_exception(error)
+
+        applied.append(apply_async(pool, taken, args, kwds, done, failed))
+        return future
+
+    submit_counted(workers, submit, job, counted)  # type: ignore[arg-type]
+    return applied[0]
+
+
+class MapResult:
+    """multiprocessing's ``MapResult``, for work handed element by element: its results in order, once all are in
+    (the callback given them then, or the error callback the first error)."""
+
+    def __init__(self, count: int, callback: Any, error_callback: Any) -> None:
+        self.results: list[Any] = []
+        self._values: list[Any] = [None] * count
+        self._callback, self._error_callback = callback, error_callback
+        self._left, self._lock, self._failed = count + 1, threading.Lock(), False  # (+1: until all are handed over)
+
+    def one_done(self, index: Optional[int], value: Any) -> None:
+        with self._lock:
+            if index is not None:
+                self._values[index] = value
+            self._left -= 1
+            last = self._left == 0 and not self._failed
+        if last and self._callback is not None:
+            self._callback(list(self._values))
+
+    def failed(self, error: BaseException) -> None:
+        with self._lock:
+            first, self._failed = not self._failed, True
+        if first and self._error_callback is not None:
+            self._error_callback(error)
+
+    def ready(self) -> bool:
+        return all(r.ready() for r in self.results)
+
+    def successful(self) -> bool:
+        return all(r.successful() for r in self.results)
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        for result in self.results:
+            result.wait(timeout)
+
+    def get(self, timeout: Optional[float] = None) -> list[Any]:
+        return [result.get(timeout) for result in self.results]
+
+
+def imap_results(results: list[Any]) -> Any:
+    """What ``imap`` gives back for work handed element by element: each result as it is asked for, in order."""
+    for result in results:
+        yield result.get()
 
 
 def _handed_by(frame: Any) -> Any:
@@ -195,13 +275,15 @@ def count_thread_pools_in_checks() -> None:
     count_thread_pools(_counted_in_a_check)
 
 
-def _counted_in_a_check(fn: Callable[..., Any], frame: Any) -> Optional[tuple[Callable[..., Any], Counted]]:
+def _counted_in_a_check(fn: Optional[Callable[..., Any]], frame: Any) -> Optional[tuple[Any, Any]]:
     """As ``recorder._submit`` counts an executor's work: handed while an event is handled, or by a job of it."""
     from .recorder import _RECORDING
 
     recorder = _RECORDING.get()
     if recorder is None or not (HANDED_OVER.get() is not None or frame is not None and yours(frame)):
         return None
+    if fn is None:
+        return None, None
     job, counted = recorder.counted(fn, own_thread=False)
     handed_over(counted)
     return job, counted

@@ -133,9 +133,11 @@ def count_threads(learner: Learner) -> None:
     threading.Thread.start = counting_start  # type: ignore[method-assign]
     concurrent.futures.ThreadPoolExecutor.submit = counting_submit  # type: ignore[method-assign]
 
-    def counting_pool_work(fn: Callable[..., Any], frame: Any) -> Optional[tuple[Callable[..., Any], Counted]]:
+    def counting_pool_work(fn: Optional[Callable[..., Any]], frame: Any) -> Optional[tuple[Any, Any]]:
         if not (_ORIGIN.get() and (HANDED_OVER.get() is not None or frame is not None and yours(frame))):
             return None
+        if fn is None:  # (asked only)
+            return None, None
         job, counted = counting(learner.loop, fn, own_thread=False)
         handed_over(counted)
         return job, counted

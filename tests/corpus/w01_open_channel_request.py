@@ -419,9 +419,9 @@ def disconnects_small(channel_manager: Any, keys_manager: Any, peer_manager: Any
         peer_manager.disconnect_by_node_id(event.counterparty_node_id)
 
 
-def answered_in_a_thread_pool(pause_s: float = 0.0, wait: bool = False) -> Any:
+def answered_in_a_thread_pool(pause_s: float = 0.0, wait: bool = False, starmap: bool = False) -> Any:
     """A ``multiprocessing.pool.ThreadPool`` made as a cell runs; each request answered by ``apply_async`` (``apply``,
-    waiting for it, if ``wait``), the work sleeping ``pause_s`` first."""
+    waiting for it, if ``wait``; ``starmap_async`` if ``starmap``), the work sleeping ``pause_s`` first."""
     import atexit
     from multiprocessing.pool import ThreadPool
 
@@ -434,6 +434,9 @@ def answered_in_a_thread_pool(pause_s: float = 0.0, wait: bool = False) -> Any:
          else _reject(channel_manager, event))
 
     def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        if starmap:
+            pool.starmap_async(answer, [(channel_manager, keys_manager, event)])
+            return
         (pool.apply if wait else pool.apply_async)(answer, (channel_manager, keys_manager, event))
 
     return compose({OPEN: arm})
@@ -460,6 +463,11 @@ CASES = [
     right(EX, "answered_in_a_thread_pool", Fresh(answered_in_a_thread_pool),
           why="multiprocessing's ThreadPool.apply_async answers each request: passed or failed from run to run (its "
               "work was not counted on the world's clock)"),
+    right(EX, "answered_in_a_thread_pools_starmap", Fresh(lambda: answered_in_a_thread_pool(starmap=True)),
+          why="ThreadPool.starmap_async answers each request: its verdict varied from run to run"),
+    wrong(EX, "thread_pools_starmap_answers_a_minute_later",
+          Fresh(lambda: answered_in_a_thread_pool(60, starmap=True)), "only 60 s later",
+          why="starmap_async's work sleeps a minute first: told 'left to expire' or '60 s later' from run to run"),
     wrong(EX, "answers_through_a_thread_pools_apply", Fresh(lambda: answered_in_a_thread_pool(wait=True)),
           "Pool.apply()", "blocks the whole node", why="ThreadPool.apply() in the handler, waiting for the pool's "
           "work: it passed or hung, where Future.result() is refused at once"),
