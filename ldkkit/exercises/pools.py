@@ -147,7 +147,8 @@ def count_thread_pools(counting: Counting) -> None:
                                          MapResult.get, MapResult.wait, imap_results))
     apply_async = getattr(thread_pool.apply_async, "original", thread_pool.apply_async)
     map_async = getattr(thread_pool._map_async, "original", thread_pool._map_async)
-    imap, imap_unordered = (getattr(f, "original", f) for f in (thread_pool.imap, thread_pool.imap_unordered))
+    imap = getattr(thread_pool.imap, "original", thread_pool.imap)
+    imap_unordered = getattr(thread_pool.imap, "original_unordered", thread_pool.imap_unordered)
 
     def counted_apply_async(self: Any, func: Callable[..., Any], args: Any = (), kwds: Any = None,
                             callback: Any = None, error_callback: Any = None) -> Any:
@@ -176,11 +177,12 @@ def count_thread_pools(counting: Counting) -> None:
         if counting(None, frame) is None:
             return (imap_unordered if unordered else imap)(self, func, iterable, chunksize)
         return imap_results([_apply_counted(self, apply_async, counting(func, frame), (item,), {}, None, None)
-                          for item in list(iterable)])
+                             for item in list(iterable)])
 
     for patched, original in ((counted_apply_async, apply_async), (counted_map_async, map_async),
                               (counted_imap, imap)):
         patched.counting, patched.original = counting, original  # type: ignore[attr-defined]
+    counted_imap.original_unordered = imap_unordered  # type: ignore[attr-defined]  (patched again: the pool's own)
     thread_pool.apply_async, thread_pool._map_async, thread_pool.imap = counted_apply_async, counted_map_async, \
         counted_imap
     thread_pool.imap_unordered = functools.partialmethod(counted_imap, unordered=True)
