@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ast
 import base64
+import contextlib
 import csv
+import io
 import json
 import os
 import re
@@ -20,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -609,6 +613,65 @@ def test_code_a_library_makes_from_text_is_no_code_of_the_learners():
     spec.loader.exec_module(importlib.util.module_from_spec(spec))  # (never in sys.modules, nothing kept)
     assert third.why({}).startswith("the handler can run code read from ") and "mine_elsewhere.py" in third.foreign
     assert not sys_.modules.get("mine_elsewhere")
+
+
+def test_text_a_console_or_a_timer_compiles_for_the_workbook_is_the_workbooks():
+    """codeop, code's interpreter, timeit's setup and importlib's source_to_code compile the text their caller hands
+    them, under any name: what the workbook keeps from them is not its cells' code (each once graded passed). Using
+    them on the workbook's own statements (a profile, a timing), beside a dataclass's methods, is no foreign code."""
+    import code
+    import codeop
+    import collections
+    import cProfile
+    import dataclasses
+    import importlib.machinery
+    import timeit
+
+    from ldkkit.sandbox.provenance import Provenance
+
+    text = "def handle(*args):\n    return None\n"
+    wrapped = "def __create_fn__():\n    def handle(*args):\n        return None\n    return handle\n"
+
+    def first_function(compiled: types.CodeType) -> types.FunctionType:
+        return types.FunctionType(next(c for c in compiled.co_consts if isinstance(c, types.CodeType)), {})
+
+    def interpreted() -> Any:
+        kept: dict = {}
+        code.InteractiveInterpreter(kept).runsource(text, "<input>", "exec")
+        return kept["handle"]
+
+    def timed() -> Any:
+        kept: dict = {}
+        timeit.Timer("pass", setup="global handle\n" + text, globals=kept).timeit(1)
+        return kept["handle"]
+
+    made = {
+        "<input>": lambda: first_function(codeop.Compile()(text, "<input>", "exec")),
+        "<frozen mine>": lambda: first_function(codeop.Compile()(text, "<frozen mine>", "exec")),
+        "<input> ": interpreted,
+        "<timeit-src>": timed,
+        "<x>": lambda: first_function(importlib.machinery.SourceFileLoader.source_to_code(None, text, "<x>")),
+        "<string>": lambda: first_function(codeop.Compile()(wrapped, "<string>", "exec"))(),
+    }
+    for name, make in made.items():
+        seen = Provenance()
+        seen.install()
+        real = make()
+        assert f"code made from text (named {name.strip()})" in seen.why({"real": real}), name
+
+    seen = Provenance()
+    seen.install()
+
+    @dataclasses.dataclass
+    class Policy:
+        minimum: int = 5_000_000
+
+    Policy.__module__ = "__main__"  # (as a class a cell defines)
+    Pair = collections.namedtuple("Pair", "a b")
+    with contextlib.redirect_stdout(io.StringIO()):
+        cProfile.run("sum(range(10))")  # (compiled under "<string>", the dataclass's name too)
+    timeit.timeit("1 + 1", number=3)
+    assert seen.why({"Policy": Policy, "policy": Policy(), "Pair": Pair, "pair": Pair(1, 2)}) == ""
 
 
 def test_the_reference_cannot_be_imported_into_the_learner_process(graded):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import _imp
 import os
 import sys
+import sysconfig
 import types
 from typing import Any
 
@@ -54,6 +55,8 @@ class Provenance:
                 self.foreign = f"the handler can run code read from {name}, not the workbook's"  # (imported, run)
             caller = sys._getframe(1)
             if _library(caller.f_code) or _frozen(caller.f_code.co_filename):
+                if _handed_by_the_workbook(caller):  # (a console's, a timer's: what it keeps is the workbook's text)
+                    self.compiled_by_you.add(name)
                 return
             self.compiled_by_you.add(name)
             if not self.foreign:  # (exec, eval or compile, however reached: a cell calling them is refused as read)
@@ -116,8 +119,8 @@ class Provenance:
         if name.startswith("<cell "):
             return compiled_from_its_cell(code)
         if name == "<string>":  # Python's own name for text: a dataclass's methods and a namedtuple's are made so
-            qualname = getattr(code, "co_qualname", "")
-            return (qualname.startswith(_GENERATED_QUALNAME) or not qualname and code.co_name.startswith("__")
+            qualname, dunder = getattr(code, "co_qualname", ""), _dunder(code.co_name)
+            return (qualname.startswith(_GENERATED_QUALNAME) and dunder or not qualname and dunder
                     or str(globals_.get("__name__", "")).startswith(_GENERATED_MODULE))  # (3.10: no co_qualname)
         if name.startswith("<"):  # a library's name for its text (attrs, jinja2), unless your own code compiled it
             return name not in self.compiled_by_you
@@ -133,6 +136,35 @@ def _frozen(name: str) -> bool:
 
 #: Frozen modules whose code names another module (``_frozen_importlib`` is ``<frozen importlib._bootstrap>``).
 _FROZEN_AS = ("importlib._bootstrap", "importlib._bootstrap_external")
+
+
+def _dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__")
+
+
+#: Python's modules that compile the text their caller hands them (a console, a timer's statement, a debugger's or a
+#: profiler's command, a doctest, IPython's cells), and importlib's ``source_to_code``: text they compile is the text
+#: of whoever called them, unlike a dataclass's methods, which the ``dataclasses`` module writes itself.
+_RUNNERS = frozenset(os.path.realpath(os.path.join(sysconfig.get_paths()["stdlib"], f"{module}.py")) for module in (
+    "code", "codeop", "timeit", "pdb", "bdb", "profile", "cProfile", "trace", "doctest", "runpy"))
+_RUNNER_FOLDERS = (f"{os.sep}IPython{os.sep}core{os.sep}",)
+
+
+def _handed_by_the_workbook(frame: Any) -> bool:
+    """Whether a library compiles text on behalf of the workbook's code: the calls from the compile up to the first
+    code of the workbook's own pass through one of :data:`_RUNNERS`."""
+    through_a_runner = False
+    while frame is not None:
+        code = frame.f_code
+        if _frozen(code.co_filename):
+            through_a_runner = through_a_runner or code.co_name == "source_to_code"
+        elif _library(code):
+            path = os.path.realpath(code.co_filename)
+            through_a_runner = through_a_runner or path in _RUNNERS or any(f in path for f in _RUNNER_FOLDERS)
+        else:
+            return through_a_runner
+        frame = frame.f_back
+    return False
 
 
 def _library(code: types.CodeType) -> bool:
