@@ -426,17 +426,39 @@ def test_a_payment_written_after_its_retry_reads_back_as_it_was():
 
 def test_a_path_the_first_hop_refuses_blames_that_channel():
     """``push_path_failed_evs_and_scids``: a path whose first channel is unavailable raises ``PaymentPathFailed``
-    with ``PathFailure::InitialSend`` and that channel as ``short_channel_id``, not permanent; the retry avoids it."""
-    a = path(10)
-    s = Sender([route(a), route(path(30))], refuse_first_hop=True)
+    with ``PathFailure::InitialSend`` and that channel as ``short_channel_id``, not permanent; ``handle_pay_route_err``
+    retries at once, inside ``send_payment`` (no PendingHTLCsForwardable), around that channel; the route is looked
+    for before the retries are counted (``find_route_and_send_payment``)."""
+    a, b, c = path(10), path(30), path(50)
+    s = Sender([route(a), route(b), route(c)], refuse_first_hop=True)
     s.pay(Retry.Attempts(1))
-    (event,) = s.events
-    assert isinstance(event, Event.PaymentPathFailed) and isinstance(event.failure, PathFailure.InitialSend)
-    assert (event.payment_id, event.payment_hash, event.payment_failed_permanently, event.path,
-            event.short_channel_id) == (PID, HASH, False, a, 10)
-    assert isinstance(event.failure.err, APIError.ChannelUnavailable) and s.forwardable == 1
-    s.retry()
-    assert s.asked[-1].payment_params.previously_failed_channels == (10,)
+    first, second, failed = s.events
+    assert isinstance(first, Event.PaymentPathFailed) and isinstance(first.failure, PathFailure.InitialSend)
+    assert (first.payment_id, first.payment_hash, first.payment_failed_permanently, first.path,
+            first.short_channel_id) == (PID, HASH, False, a, 10)
+    assert isinstance(first.failure.err, APIError.ChannelUnavailable) and s.forwardable == 0
+    assert (second.path, second.short_channel_id) == (b, 30)  # (the one retry: its first hop refused it too)
+    assert [q.payment_params.previously_failed_channels for q in s.asked] == [(), (10,), (10, 30)]
+    assert (failed.payment_id, failed.reason) == (PID, PaymentFailureReason.RetriesExhausted)
+    assert not s.sent and not s.out.pending_outbound_payments
+
+
+def test_a_path_the_first_hop_refuses_is_sent_again_at_once():
+    """The retry ``send_payment`` makes itself, when it leaves: one PaymentPathFailed, the next route sent, nothing to
+    forward, and the payment in flight (it once waited for the learner's next ``process_pending_htlc_forwards``)."""
+
+    class RefusedOnce(Sender):
+        def send_along_path(self, args) -> None:
+            try:
+                super().send_along_path(args)
+            finally:
+                self.refuse = False
+
+    s = RefusedOnce([route(path(10)), route(path(30))], refuse_first_hop=True)
+    s.pay(Retry.Attempts(1))
+    assert s.names() == ["PaymentPathFailed"] and s.sent == [path(30)] and s.forwardable == 0
+    (payment,) = s.out.pending_outbound_payments.values()
+    assert (payment.attempts, payment.inflight_htlcs) == (2, 1)
 
 
 # --- a node in the simulated world: ldk-sample's handler, every event recorded ------------------------------------
@@ -1252,8 +1274,9 @@ def test_a_path_refused_for_another_reason_blames_no_channel():
     refused with another error raises ``PaymentPathFailed`` with ``InitialSend`` and no ``short_channel_id``."""
     s = Sender([route(path(10))], refuse_first_hop="misuse")
     s.pay(Retry.Attempts(0))
-    (event,) = s.events
+    event, failed = s.events
     assert isinstance(event.failure.err, APIError.APIMisuseError) and event.short_channel_id is None
+    assert failed.reason == PaymentFailureReason.RouteNotFound  # (the router, asked first, had no route left)
 
 
 def test_a_route_more_than_the_first_channel_can_carry_fails_at_once_and_moves_nothing():

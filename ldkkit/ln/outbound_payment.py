@@ -190,8 +190,7 @@ class OutboundPayments:
             payment_id, payment_hash, recipient_onion, keysend_preimage, route_params.final_value_msat, retry_strategy,
         )
         self.route_params[payment_id] = route_params
-        for path in route.paths:
-            self._send_path(payment, path, route_params.final_value_msat, send_along_path)
+        self._send_route(payment, route, route_params.final_value_msat, find_route, send_along_path)
 
     def send_payment_with_route(
         self, route: Route, payment_hash: PaymentHash, recipient_onion: RecipientOnionFields, payment_id: PaymentId,
@@ -202,7 +201,7 @@ class OutboundPayments:
             raise RetryableSendFailure.DuplicatePayment()
         total = sum(p.final_value_msat() for p in route.paths)
         payment = self._add_new_pending_payment(payment_id, payment_hash, recipient_onion, None, total, None)
-        sent = [self._send_path(payment, path, total, send_along_path, retry=False) for path in route.paths]
+        sent = [self._send_path(payment, path, total, send_along_path) for path in route.paths]
         if not all(sent):  # LDK retries at once, through a FixedRouter that gives the route only once: no route
             self._abandon(payment, events.PaymentFailureReason.RouteNotFound)
 
@@ -243,10 +242,8 @@ class OutboundPayments:
 
     def _send_path(
         self, payment: PendingOutboundPayment, path: Path, total_msat: int, send_along_path: SendAlongPath,
-        retry: bool = True,
     ) -> bool:
-        """Send one path; True if it left. If the first hop cannot take it, the path fails (and, ``retry``, it is
-        retried on the next forwards)."""
+        """Send one path; True if it left. If the first hop cannot take it, the path fails: PaymentPathFailed."""
         err = self._pay_path(payment, path, total_msat, send_along_path)
         if err is None:
             return True
@@ -256,10 +253,41 @@ class OutboundPayments:
             payment.failed_scids = payment.failed_scids + (scid,)
         self._pending_events(events.Event.PaymentPathFailed(
             payment.payment_id, payment.payment_hash, False, events.PathFailure.InitialSend(err), path, scid))
-        if retry:
-            payment.pending_retry = True
-            self._forwardable()
         return False
+
+    def _send_route(
+        self, payment: PendingOutboundPayment, route: Route, total_msat: int, find_route: FindRoute,
+        send_along_path: SendAlongPath,
+    ) -> None:
+        """LDK's ``pay_route_internal``, then ``handle_pay_route_err``: a path the first hop refused is retried at
+        once, inside the call that sent it (not on the next forwards: no PendingHTLCsForwardable is asked for)."""
+        if not all([self._send_path(payment, path, total_msat, send_along_path) for path in route.paths]):
+            self._find_route_and_send(payment, find_route, send_along_path)
+
+    def _find_route_and_send(
+        self, payment: PendingOutboundPayment, find_route: FindRoute, send_along_path: SendAlongPath
+    ) -> None:
+        """Mirrors ``OutboundPayments::find_route_and_send_payment``: route the payment again, around the channels
+        that failed it, and send it; expired, with no route, or out of retries (asked in that order), it is
+        abandoned (``PaymentExpired``, ``RouteNotFound``, ``RetriesExhausted``)."""
+        base = self.route_params[payment.payment_id]
+        params = base.payment_params
+        if params.expiry_time is not None and params.expiry_time < self.clock.unix_time():
+            self._abandon(payment, events.PaymentFailureReason.PaymentExpired)
+            return
+        for scid in payment.failed_scids:
+            params = params.with_previously_failed_channel(scid)
+        route_params = RouteParameters(params, base.final_value_msat, base.max_total_routing_fee_msat)
+        try:
+            route = find_route(route_params)
+        except LightningError:
+            self._abandon(payment, events.PaymentFailureReason.RouteNotFound)
+            return
+        if not payment.can_retry(self.clock.now_us()):
+            self._abandon(payment, events.PaymentFailureReason.RetriesExhausted)
+            return
+        payment.attempts += 1
+        self._send_route(payment, route, route_params.final_value_msat, find_route, send_along_path)
 
     def _pay_path(
         self, payment: PendingOutboundPayment, path: Path, total_msat: int, send_along_path: SendAlongPath
@@ -285,9 +313,9 @@ class OutboundPayments:
     # --- retrying and abandoning ----------------------------------------------------------------
 
     def check_retry_payments(self, find_route: FindRoute, send_along_path: SendAlongPath) -> None:
-        """Mirrors ``OutboundPayments::check_retry_payments``: route each payment marked for retry again,
-        around the channels that failed it. One whose strategy ran out meanwhile, or with no route, is
-        abandoned (``RetriesExhausted``, ``RouteNotFound``), and fails once nothing is in flight."""
+        """Mirrors ``OutboundPayments::check_retry_payments``: each payment marked for retry is sent again
+        (:meth:`_find_route_and_send`). One whose strategy ran out meanwhile is abandoned (``RetriesExhausted``),
+        and fails once nothing is in flight."""
         for payment in list(self.pending_outbound_payments.values()):
             if not payment.pending_retry:
                 continue
@@ -301,18 +329,7 @@ class OutboundPayments:
                 if payment.inflight_htlcs == 0:
                     self._abandon(payment, events.PaymentFailureReason.RetriesExhausted)
                 continue
-            params = base.payment_params
-            for scid in payment.failed_scids:
-                params = params.with_previously_failed_channel(scid)
-            route_params = RouteParameters(params, base.final_value_msat, base.max_total_routing_fee_msat)
-            try:
-                route = find_route(route_params)
-            except LightningError:
-                self._abandon(payment, events.PaymentFailureReason.RouteNotFound)
-                continue
-            payment.attempts += 1
-            for path in route.paths:
-                self._send_path(payment, path, route_params.final_value_msat, send_along_path)
+            self._find_route_and_send(payment, find_route, send_along_path)
 
     def abandon_payment(self, payment_id: PaymentId) -> None:
         """Mirrors ``OutboundPayments::abandon_payment``: no more retries; PaymentFailed once nothing is in flight."""
