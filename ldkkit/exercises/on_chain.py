@@ -1,7 +1,8 @@
 """Workbook 6: on chain. Every spendable output comes back to your wallet; every fee bump is paid.
 
 The story: you close one channel cooperatively and force-close another while a payment you sent
-over it is stuck, so your commitment carries an HTLC and must confirm urgently.
+over it is stuck, so your commitment carries an HTLC and must confirm urgently; a third peer force-closes
+its channel with you, so its commitment pays your balance (a ``StaticPaymentOutput``).
 
 Rules, judged from the chain and the wallet:
 - every output of every ``SpendableOutputs`` is swept, by a confirmed transaction, into your wallet
@@ -33,14 +34,17 @@ from .funding_generation_ready import MIN_RELAY_SAT_PER_VB
 
 
 def story(stage: Stage) -> None:
-    bob, carol = stage.peer("bob"), stage.peer("carol", handler=vanish_when_paid)
+    bob, carol, dave = stage.peer("bob"), stage.peer("carol", handler=vanish_when_paid), stage.peer("dave")
     stage.open(stage.me, bob, 1_000_000)
     stage.open(stage.me, carol, 1_000_000)
+    stage.open(stage.me, dave, 1_000_000)
     stage.pay(stage.me, stage.invoice(carol, 50_000_000))  # carol goes offline: the HTLC stays on the channel
     me = stage.me.channel_manager
     bob_channel, carol_channel = stage.channel_between(stage.me, bob), stage.channel_between(stage.me, carol)
     me.close_channel(bob_channel.channel_id, bob.node_id)
     me.force_close_broadcasting_latest_txn(carol_channel.channel_id, carol.node_id, "going away")
+    dave_channel = stage.channel_between(dave, stage.me)  # dave force-closes: its commitment pays you directly
+    dave.channel_manager.force_close_broadcasting_latest_txn(dave_channel.channel_id, stage.me.node_id, "going away")
     stage.settle()
     stage.mine(150)  # the commitment's own output matures, and the HTLC expires and is taken back
     stage.mine(50)  # the HTLC's second-stage output matures
@@ -158,6 +162,16 @@ HAND_OVER = ("LDK never spends these itself: hand event.outputs and event.channe
              "again each block until that sweep confirms.")
 
 
+#: What each kind of output is, in words (``SpendableOutputDescriptor``'s variants).
+_KIND = {
+    SpendableOutputDescriptor.StaticOutput: "a StaticOutput: a cooperative close pays you so",
+    SpendableOutputDescriptor.DelayedPaymentOutput: "a DelayedPaymentOutput: your balance on a commitment you "
+                                                    "broadcast, yours after to_self_delay blocks",
+    SpendableOutputDescriptor.StaticPaymentOutput: "a StaticPaymentOutput: your balance on a commitment your peer "
+                                                   "broadcast, as much yours to sweep as any other",
+}
+
+
 def _explain(played: Played, handling: Handling, descriptor: Any) -> tuple[str, str]:
     """Why ``descriptor`` never came back, from the handler's first hand-over to the sweeper, and the hint
     for that reason (never one for another reason: a right delay_until_height is not blamed)."""
@@ -197,7 +211,7 @@ def _explain(played: Played, handling: Handling, descriptor: Any) -> tuple[str, 
         return (f": you told the sweeper to wait until block {call['delay_until_height']:,}",
                 "pass delay_until_height=None: the sweeper spends outputs as soon as they are spendable.")
     if descriptor not in tuple(call["output_descriptors"]):
-        return ": it was not among the outputs you handed over", HAND_OVER
+        return f": it was not among the outputs you handed over ({_KIND[type(descriptor)]})", HAND_OVER
     if call.error is not None:
         return f": track_spendable_outputs raised {type(call.error).__name__}: {call.error}", HAND_OVER
     return "", HAND_OVER

@@ -16,7 +16,7 @@ from ldkkit.payment_storage import HTLCStatus
 from ldkkit.sign import SpendableOutputDescriptor
 
 from . import Fresh, right, wrong
-from .arms import asks_again_always, asks_again_first, compose, spawn
+from .arms import BASE, asks_again_always, asks_again_first, compose, spawn
 
 EX = "on_chain"
 SPEND, BUMP = Event.SpendableOutputs, Event.BumpTransaction
@@ -254,6 +254,27 @@ def not_static(outputs: Any) -> list[Any]:
     return [o for o in outputs if not isinstance(o, SpendableOutputDescriptor.StaticOutput)]
 
 
+def not_static_payment(outputs: Any) -> list[Any]:
+    return [o for o in outputs if not isinstance(o, SpendableOutputDescriptor.StaticPaymentOutput)]
+
+
+def not_after_the_peers_close() -> Any:
+    """Believes a peer's force-close pays it directly: remembers the channels its peers closed (ChannelClosed), and
+    sweeps nothing of theirs."""
+    closed_by_the_peer: set[Any] = set()
+
+    def remember(event: Any, **_: Any) -> None:
+        if type(event.reason).__name__ in ("CounterpartyForceClosed", "CommitmentTxConfirmed"):
+            closed_by_the_peer.add(event.channel_id)
+
+    def sweep(event: Any, **kw: Any) -> Any:
+        if event.channel_id not in closed_by_the_peer:
+            return BASE[SPEND](event=event, **kw)
+        return None
+
+    return compose({Event.ChannelClosed: remember, SPEND: sweep})
+
+
 def handed_over_by_a_worker_thread() -> Any:
     """One worker thread of its own, started with the first SpendableOutputs, takes each hand-over from a queue.Queue;
     the handler awaits its answer (an asyncio future set with call_soon_threadsafe) before returning."""
@@ -439,9 +460,9 @@ CASES = [
     wrong(EX, "far_delay_until_height",
           compose({SPEND: track(delay_until_height=lambda cm: cm.current_best_block().height + 10_000)}),
           "delay_until_height", "wait until block", why="delay_until_height = height + 10,000"),
-    wrong(EX, "delay_until_the_last_block", compose({SPEND: track(delay_until_height=lambda cm: 215)}),
-          "wait until block 215", "delay_until_height",
-          why="delay_until_height = 215, the story's last block: the sweep is broadcast then, never confirmed (the "
+    wrong(EX, "delay_until_the_last_block", compose({SPEND: track(delay_until_height=lambda cm: 222)}),
+          "wait until block 222", "delay_until_height",
+          why="delay_until_height = 222, the story's last block: the sweep is broadcast then, never confirmed (the "
               "message once gave no reason, and the hint said to hand the outputs over)"),
     wrong(EX, "tracks_from_a_task_later", compose({SPEND: track_later}), "after your handler returned",
           "before you return", why="a task hands the outputs to the sweeper ten minutes after the handler returned "
@@ -460,6 +481,12 @@ CASES = [
           "not handed over", why="no BumpTransaction arm"),
     wrong(EX, "only_for_open_channels", compose({SPEND: only_open_channels}), "never handed to the OutputSweeper",
           why="tracks outputs only of channels list_channels() still shows: a closed channel never is"),
+    wrong(EX, "leaves_out_static_payment_outputs", compose({SPEND: track(outputs=not_static_payment)}),
+          "not among the outputs you handed over", "StaticPaymentOutput: your balance on a commitment your peer",
+          why="drops the StaticPaymentOutput, the balance a peer's force-close pays it, from what it hands over"),
+    wrong(EX, "sweeps_nothing_after_a_peers_force_close", Fresh(not_after_the_peers_close),
+          "never handed to the OutputSweeper",
+          why="believes a peer's force-close pays it directly, and hands over nothing of the channels peers closed"),
     wrong(EX, "filters_static_outputs_itself", compose({SPEND: track(outputs=not_static)}),
           "not among the outputs you handed over", why="drops StaticOutputs from the list before handing it over"),
     wrong(EX, "filters_static_outputs_delay_at_current_height",
