@@ -606,7 +606,7 @@ def _solution_handler(workbook_name: str) -> str:
     raise LookupError(workbook_name)
 
 
-_SETUP = ("import asyncio, concurrent.futures, logging, threading, time\n"
+_SETUP = ("import asyncio, concurrent.futures, logging, os, threading, time\n"
           "log = logging.getLogger('mine')\n"
           "from ldkkit.bitcoin import Address, Transaction\n"
           "from ldkkit.events import Event, ReplayEvent\n"
@@ -1024,6 +1024,13 @@ _AS_THE_CHECK = {
     # grader's gave a stand-in of it, which Address.from_script refused ("must be a Network")
     "reads_a_components_network": ("funding_generation_ready", "02_funding_generation_ready.ipynb", lambda s: s.replace(
         "Address.from_script(output_script, network)", "Address.from_script(output_script, bitcoind_client.network)")),
+    # ldk-sample's PaymentForwarded arm names the nodes from the graph (network_graph.read_only().nodes(), a frozenset),
+    # and a receipt is kept in the node's folder read as fs_store.data_dir (a path): neither crossed to the grader
+    "reads_the_graphs_nodes_and_its_folder": ("forwarding", "05_forwarding.ipynb", lambda s: s.replace(
+        '            log.info("Forwarded a payment, earning %s msat", fee)\n',
+        '            nodes = network_graph.read_only().nodes()\n'
+        '            with open(os.path.join(fs_store.data_dir, "receipts"), "a") as receipts:\n'
+        '                receipts.write(f"{fee} msat, {len(nodes)} nodes known\\n")\n', 1)),
     # the write's OSError returned, not raised: the check judges it as raised (the queue does), and so must the grader
     # (it took it as None, handled, and passed)
     "returns_the_write_error": ("background_processor", "07_background_processor.ipynb", lambda s: s.replace(
@@ -1202,7 +1209,7 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
               "reads_its_write_back", "retries_after_pauses",
               "writes_with_a_store_of_its_own_catching", "accepts_one_channel_per_node",
               "asks_what_its_components_are", "awaits_its_write", "writes_by_a_worker_started_first",
-              "reads_a_components_network", "answered_in_a_thread_pool")
+              "reads_a_components_network", "answered_in_a_thread_pool", "reads_the_graphs_nodes_and_its_folder")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint

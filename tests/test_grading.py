@@ -1080,8 +1080,9 @@ def test_the_wire_carries_values_and_refuses_anything_else():
     from ldkkit.errors import APIError
     from ldkkit.sandbox import wire
 
-    value = ([{"bcrt1q": Decimal("0.05")}], 0.5, (b"\x00", None, Network.Regtest), {1: "a"})
+    value = ([{"bcrt1q": Decimal("0.05")}], 0.5, (b"\x00", None, Network.Regtest), {1: "a"}, frozenset({1, 2}), {b"a"})
     assert wire.from_wire(wire.to_wire(value)) == value
+    assert [type(v) for v in wire.from_wire(wire.to_wire(value))[-2:]] == [frozenset, set]
     error = wire.error_from_wire(wire.error_to_wire(APIError.APIMisuseError("no such channel")))
     assert type(error) is APIError.APIMisuseError and str(error) == str(APIError.APIMisuseError("no such channel"))
     assert isinstance(wire.error_from_wire(wire.error_to_wire(FileNotFoundError(2, "gone"))), FileNotFoundError)
@@ -1092,7 +1093,8 @@ def test_the_wire_carries_values_and_refuses_anything_else():
         back = wire.error_from_wire(wire.error_to_wire(raised))
         assert (type(back).__name__, str(back)) == (type(raised).__name__, str(raised))
         assert isinstance(back, type(raised))
-    junks = ({"n": "NaN"}, {"n": 5}, {"q": 1}, {"k": "AAAA"}, {"b": "!!"}, {"t": 1}, {"d": [[1]]}, {"a": 1, "b": 2})
+    junks = ({"n": "NaN"}, {"n": 5}, {"q": 1}, {"k": "AAAA"}, {"b": "!!"}, {"t": 1}, {"d": [[1]]}, {"a": 1, "b": 2},
+             {"f": [[1]]}, {"s": 1})
     for junk in junks:
         with pytest.raises(wire.ProtocolError):
             wire.from_wire(junk)

@@ -433,8 +433,8 @@ class RemoteHandler:
             value = self._in_context(request.get("origin"), method, args, kwargs)
         except Exception as e:  # the component's answer, raised again in the learner process
             return {"op": "reply", "error": wire.error_to_wire(e)}
-        if isinstance(value, PurePath):  # a node's folder (FilesystemStore.get_data_dir), as the learner sees it
-            if getattr(method, "__name__", None) != "get_data_dir":
+        if isinstance(value, PurePath):  # a node's folder (fs_store.get_data_dir(), .data_dir), as the learner sees it
+            if _FOLDER_READS.isdisjoint({getattr(method, "__name__", None), str(request.get("path"))}):
                 return {"op": "reply", "error": wire.error_to_wire(TypeError(
                     f"a {type(value).__qualname__} cannot cross the grading boundary"))}
             value = self._folders.view(str(value))
@@ -705,6 +705,10 @@ def _resolve(components: dict[str, Any], handles: list[Any], path: Any) -> Calla
     if not _kit_code(method):
         raise LookupError(f"{'.'.join(path)} is not a method of a node component")
     return method
+
+
+#: What gives a node's folder (the learner's view of it): ``fs_store.get_data_dir()`` and ``fs_store.data_dir``.
+_FOLDER_READS = frozenset({"get_data_dir", str(["fs_store", "data_dir"])})
 
 
 def _attribute(components: dict[str, Any], path: Any) -> Callable[[], Any]:

@@ -75,10 +75,13 @@ def _read_exactly(fd: int, count: int, deadline: float | None) -> bytes:
 # --- values ------------------------------------------------------------------------------------
 #
 # JSON carries None, bools, ints, floats, strings and lists as themselves; the rest is an
-# object with exactly one key: {"b": base64} bytes, {"t": [...]} a tuple, {"d": [[k, v], ...]}
-# a dict, {"n": "0.01"} a Decimal, {"p": "/a/b"} a path, {"k": base64} a kit value in ldkkit.ser's encoding.
+# object with exactly one key: {"b": base64} bytes, {"t": [...]} a tuple, {"f": [...]} a frozenset (the network
+# graph's nodes()), {"s": [...]} a set, {"d": [[k, v], ...]} a dict, {"n": "0.01"} a Decimal, {"p": "/a/b"} a path,
+# {"k": base64} a kit value in ldkkit.ser's encoding.
 
 _MAX_DEPTH = 32
+_TAGS: dict[type, str] = {tuple: "t", frozenset: "f", set: "s"}
+_KINDS: dict[str, type] = {tag: kind for kind, tag in _TAGS.items()}
 
 
 def to_wire(value: Any, depth: int = 0) -> Any:
@@ -102,8 +105,8 @@ def to_wire(value: Any, depth: int = 0) -> Any:
         return {"p": str(value)}
     if kind is list:
         return [to_wire(v, depth + 1) for v in value]
-    if kind is tuple:
-        return {"t": [to_wire(v, depth + 1) for v in value]}
+    if kind is tuple or kind is frozenset or kind is set:
+        return {_TAGS[kind]: [to_wire(v, depth + 1) for v in value]}
     if issubclass(kind, dict):  # (a payment storage's map is one: it crosses as the plain dict it is)
         return {"d": [[to_wire(k, depth + 1), to_wire(v, depth + 1)] for k, v in value.items()]}
     from ..ser import encode
@@ -136,8 +139,11 @@ def from_wire(data: Any, depth: int = 0) -> Any:
             return number
     if tag == "p" and type(inner) is str and len(inner) <= 4096 and "\0" not in inner:
         return Path(inner)
-    if tag == "t" and type(inner) is list:
-        return tuple(from_wire(v, depth + 1) for v in inner)
+    if tag in _KINDS and type(inner) is list:
+        try:
+            return _KINDS[tag](from_wire(v, depth + 1) for v in inner)
+        except TypeError:
+            raise ProtocolError("a set's member cannot be a member") from None
     if tag == "d" and type(inner) is list:
         return _dict(inner, depth)
     if tag == "k":
