@@ -252,6 +252,23 @@ def test_a_workbook_without_a_handler_is_graded_no_handler(tmp_path):
         "def (one built at run time, with exec, is not graded)")
 
 
+@pytest.mark.parametrize("typo, words", [
+    ("    return None", "raised SyntaxError: expected ':' (line 3)"),
+    ("      return None", "raised IndentationError: unexpected indent (line 5)")])
+def test_a_handler_cell_that_is_no_python_fails_where_run_all_stops(tmp_path, typo, words):
+    """The commonest slip, a handler cell Python cannot read: Run All stops at it, so the row is failed, naming the
+    cell and the error (it was "no handler", which sends the learner looking for a missing def)."""
+    handler = HANDLER.replace("network, event):", "network, event)" if "Syntax" in words else "network, event):")
+    handler = handler.replace("    return None", typo)
+    path = tmp_path / "01_open_channel_request.ipynb"
+    cells = [{"cell_type": "code", "metadata": {}, "outputs": [], "source": text}
+             for text in ("x = 1", handler, "from ldkkit.exercises import check\ncheck('open_channel_request', "
+                                                "handle_ldk_events)")]
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    row = grading.grade_workbook("amy", path, batch=grading.Batch())
+    assert row.status == "failed" and row.hint.startswith(f"code cell 2 {words}. In Jupyter, Run All stops"), row.hint
+
+
 def test_the_row_says_how_long_the_workbook_took_to_the_hundredth(tmp_path, monkeypatch):
     clock = iter([100.0, 102.3456])
     monkeypatch.setattr(grading.time, "perf_counter", lambda: next(clock))

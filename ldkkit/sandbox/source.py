@@ -70,6 +70,8 @@ class LearnerCode:
     runs_text: str = ""
     #: Whether a cell calls ``check(...)``: without one, Run All shows no verdict (its handler is graded all the same).
     has_check: bool = True
+    #: The number of the first code cell that is no Python (a SyntaxError), or 0: Run All stops there.
+    unreadable: int = 0
 
 
 def read_workbook(path: Path) -> dict[str, Any]:
@@ -174,6 +176,7 @@ def _code_of(sources: list[str]) -> LearnerCode:
     check_names = set(_CHECKS)  # the names the check goes by (check as c, run = check)
     imported: set[str] = set()  # the names imported from a module, not the builtins (from re import compile)
     has_check = given = False  # (given: a check call is given a handler other than by name, a method say)
+    unreadable = 0
     for number, source in enumerate(sources, 1):
         source = python_of(source)
         magics = _MagicsThatRun()
@@ -181,6 +184,7 @@ def _code_of(sources: list[str]) -> LearnerCode:
             tree = magics.visit(ast.parse(source))
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             cells.append(source)  # it fails in the sandbox as it failed in Jupyter, and Run All stops there
+            unreadable = unreadable or number
             continue
         handler = _last_handler(tree) or handler
         check_names |= _names_of_the_check(tree, check_names)
@@ -201,7 +205,8 @@ def _code_of(sources: list[str]) -> LearnerCode:
             cells.append(ast.unparse(tree) if magics.replaced else source)
         except (RecursionError, ValueError):
             cells.append(source)
-    return LearnerCode(cells, handler is not None or bool(checked & defined) or given, copied, runs_text, has_check)
+    return LearnerCode(cells, handler is not None or bool(checked & defined) or given, copied, runs_text, has_check,
+                       unreadable)
 
 
 #: The builtins that run text as code: what they run is no code the grader can read (or compare with the solutions).

@@ -74,7 +74,7 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
             return {"status": "copied", "hint": f"{code.copied}: a copy is not graded", "missing": learner.missing}
         if code.runs_text:
             return {"status": "no handler", "hint": RUNS_TEXT.format(code.runs_text), "missing": learner.missing}
-        if not code.has_handler:
+        if not code.has_handler and not code.unreadable:  # (one that is: the cells run, and Run All stops there)
             return {"status": "no handler", "hint": NO_HANDLER, "missing": learner.missing}
         ready = learner.run_cells(code.cells, job["exercise"])
         if ready.kind is None:
