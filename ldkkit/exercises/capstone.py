@@ -49,6 +49,9 @@ EARLIER = (open_channel_request, funding_generation_ready, receiving_payments, s
 
 #: The size of the trusted LSP's ordinary request (no zero-conf asked): under workbook 1's line, so rejected.
 LSP_ORDINARY_SATS = 1_000_000
+#: The size of its zero-conf request: under the line too (an LSP's just-in-time channel is often small), and accepted
+#: zero-conf all the same: trust, not size, decides a zero-conf request.
+LSP_ZERO_CONF_SATS = 2_000_000
 
 
 def zero_conf_story(stage: Stage) -> None:
@@ -56,7 +59,7 @@ def zero_conf_story(stage: Stage) -> None:
     policy.TRUSTED_ZERO_CONF_PEERS.add(lsp.node_id)
     try:
         stage.open(stranger, stage.me, 6_000_000)  # a peer you have a channel with is still no trusted LSP
-        stage.open(lsp, stage.me, 6_000_000, confirm=False, zero_conf=True)
+        stage.open(lsp, stage.me, LSP_ZERO_CONF_SATS, confirm=False, zero_conf=True)
         stage.open(stranger, stage.me, 6_000_000, confirm=False, zero_conf=True)
         # The trusted LSP's ordinary request, under the line: trust is about zero-conf; workbook 1's policy holds.
         lsp.channel_manager.create_channel(stage.me.node_id, LSP_ORDINARY_SATS, 0, 2, None, None)

@@ -148,6 +148,15 @@ def zero_conf_from_anyone(channel_manager: Any, keys_manager: Any, event: Any, *
         channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
 
 
+def zero_conf_only_over_the_line(channel_manager: Any, keys_manager: Any, event: Any, **kw: Any) -> None:
+    """Holds every request to workbook 1's line first, a trusted peer's zero-conf request too."""
+    if event.funding_satoshis <= 5_000_000:
+        channel_manager.force_close_without_broadcasting_txn(event.temporary_channel_id, event.counterparty_node_id,
+                                                             "too small")
+        return
+    open_with_keywords_and_zero_conf(channel_manager=channel_manager, keys_manager=keys_manager, event=event, **kw)
+
+
 def anything_from_a_trusted_peer_zero_conf(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """Accepts every request of a peer in TRUSTED_ZERO_CONF_PEERS zero-conf, whatever its size or type."""
     tcid, peer = event.temporary_channel_id, event.counterparty_node_id
@@ -485,6 +494,10 @@ CASES = [
 
     wrong(EX, "zero_conf_from_anyone", compose({OPEN: zero_conf_from_anyone}), "TRUSTED_ZERO_CONF_PEERS",
           "you accepted it", why="accept_inbound_channel_from_trusted_peer_0conf for any zero-conf request"),
+    wrong(EX, "zero_conf_only_over_the_line", compose({OPEN: zero_conf_only_over_the_line}),
+          "accept_inbound_channel_from_trusted_peer_0conf", "you rejected it",
+          why="a trusted LSP's zero-conf request held to the 5,000,000-sat line: it passed, every zero-conf request "
+              "being over the line"),
     wrong(EX, "anything_from_a_trusted_peer_zero_conf", compose({OPEN: anything_from_a_trusted_peer_zero_conf}),
           "1,000,000 sats is not over 5,000,000", "you accepted it zero-conf", "requires_zero_conf() first",
           why="any request of a trusted peer accepted zero-conf: it passed, the LSP never asking for an ordinary "
