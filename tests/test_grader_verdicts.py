@@ -269,6 +269,19 @@ def test_a_handler_cell_that_is_no_python_fails_where_run_all_stops(tmp_path, ty
     assert row.status == "failed" and row.hint.startswith(f"code cell 2 {words}. In Jupyter, Run All stops"), row.hint
 
 
+def test_a_workbook_that_switches_off_what_the_learner_process_looks_at_is_graded_no_handler(tmp_path):
+    """A helper's probe: these lines, and a solution run from text, were graded passed."""
+    path = tmp_path / "01_open_channel_request.ipynb"
+    cells = [{"cell_type": "code", "metadata": {}, "outputs": [], "source": text} for text in (
+        "import ldkkit.sandbox.provenance as _p\n_p.PROVENANCE.foreign = ''\n_p.PROVENANCE.why = lambda namespace: ''",
+        HANDLER)]
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    row = grading.grade_workbook("amy", path, batch=grading.Batch())
+    assert (row.status, row.hint) == ("no handler", "code cell 1 names ldkkit.sandbox.provenance, the grader's own: a "
+                                      "workbook that reaches into the grader is not graded, as it could change what "
+                                      "the grader looks at. A handler needs none of it: take that code out")
+
+
 def test_the_row_says_how_long_the_workbook_took_to_the_hundredth(tmp_path, monkeypatch):
     clock = iter([100.0, 102.3456])
     monkeypatch.setattr(grading.time, "perf_counter", lambda: next(clock))

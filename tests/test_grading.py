@@ -844,6 +844,25 @@ def test_formulas_are_neutralised_and_html_escaped(graded):
 # --- reading workbooks without running them -------------------------------------------------------
 
 
+@pytest.mark.parametrize("cell", [
+    "import ldkkit.sandbox.provenance as p\np.PROVENANCE.foreign = ''",
+    "from ldkkit.sandbox import provenance",
+    "from ldkkit import sandbox",
+    "import sys\nsys.modules['ldkkit.sandbox.provenance'].why = lambda namespace: ''",
+    "import gc\n[o for o in gc.get_objects() if type(o).__name__ == 'x'][0].PROVENANCE = None"])
+def test_a_workbook_that_names_the_graders_own_modules_is_not_graded(cell):
+    """The learner process looks at what the workbook's namespace holds (``provenance``): code of the workbook's that
+    switched that off had a solution run from text graded passed (a helper's probe). A handler needs none of it."""
+    found = learner_code({"cells": [code(cell), code("def handle_ldk_events(*args):\n    return None")]})
+    assert found.reaches_the_grader.startswith("code cell 1 names ") and "the grader's own" in found.reaches_the_grader
+
+
+def test_a_workbook_may_say_sandbox_and_provenance_in_its_words():
+    cells = [code("log.info('entering the sandbox now')  # sandbox\nprovenance_of_funds = {}\n"
+                  "def handle_ldk_events(*args):\n    \"\"\"Where the funds came from: their provenance.\"\"\"\n")]
+    assert learner_code({"cells": cells}).reaches_the_grader == ""
+
+
 def test_check_calls_stay_and_a_handler_given_to_check_under_another_name_is_the_handler():
     """The learner process's check only notes the handler it is given (the grader runs the check): the calls stay,
     and the handler is the one the check is given, as in Jupyter."""

@@ -72,6 +72,9 @@ class LearnerCode:
     has_check: bool = True
     #: The number of the first code cell that is no Python (a SyntaxError), or 0: Run All stops there.
     unreadable: int = 0
+    #: Where the workbook's code names the grader's own modules (``ldkkit.sandbox``), or "": it could switch off what
+    #: they look at in the learner process, so such a workbook is not graded.
+    reaches_the_grader: str = ""
 
 
 def read_workbook(path: Path) -> dict[str, Any]:
@@ -176,7 +179,7 @@ def _code_of(sources: list[str]) -> LearnerCode:
     check_names = set(_CHECKS)  # the names the check goes by (check as c, run = check)
     imported: set[str] = set()  # the names imported from a module, not the builtins (from re import compile)
     has_check = given = False  # (given: a check call is given a handler other than by name, a method say)
-    unreadable = 0
+    unreadable, grader = 0, ""
     for number, source in enumerate(sources, 1):
         source = python_of(source)
         magics = _MagicsThatRun()
@@ -201,12 +204,13 @@ def _code_of(sources: list[str]) -> LearnerCode:
         imported |= {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                      and node.module not in ("builtins", None) for alias in node.names}
         runs_text = runs_text or _runs_text(tree, number, imported)
+        grader = grader or _reaches_the_grader(tree, number)
         try:  # (as it is, unless a magic's code was put in its place: a traceback's lines are the cell's own)
             cells.append(ast.unparse(tree) if magics.replaced else source)
         except (RecursionError, ValueError):
             cells.append(source)
     return LearnerCode(cells, handler is not None or bool(checked & defined) or given, copied, runs_text, has_check,
-                       unreadable)
+                       unreadable, grader)
 
 
 #: The builtins that run text as code: what they run is no code the grader can read (or compare with the solutions).
@@ -226,6 +230,27 @@ def _runs_text(tree: ast.AST, number: int, imported: set[str]) -> str:
             and func.value.id in ("builtins", "__builtins__")) else None
         if name in _RUN_TEXT:
             return f"code cell {number} calls {name}()"
+    return ""
+
+
+#: The grader's own modules and what they keep, by the names a workbook would reach them by.
+_GRADER_NAMES = re.compile(r"(^|\.)(sandbox|provenance|PROVENANCE)(\.|$)")
+
+
+def _reaches_the_grader(tree: ast.AST, number: int) -> str:
+    """Where the cell names the grader's modules (``import ldkkit.sandbox.provenance``, ``x.PROVENANCE``), as "code
+    cell N names ldkkit.sandbox.provenance"; "" if it does not. A learner's handler never needs them."""
+    for node in ast.walk(tree):
+        match node:
+            case ast.Import(names=aliases) | ast.ImportFrom(names=aliases):
+                names = [alias.name for alias in aliases] + [getattr(node, "module", None) or ""]
+            case ast.Attribute(attr=name) | ast.Name(id=name) | ast.Constant(value=str() as name):
+                names = [name]
+            case _:
+                continue
+        found = next((name for name in names if len(name) < 200 and _GRADER_NAMES.search(name)), None)
+        if found is not None:
+            return f"code cell {number} names {found}, the grader's own"
     return ""
 
 

@@ -34,6 +34,8 @@ NO_CHECK_CELL = ("(The workbook has no check(...) cell, so Run All shows no verd
 RUNS_TEXT = ("{}: a workbook that runs text as code is not graded, as that code could be anything, a solution "
              "included, where the grader reads only the workbook's own cells. Write the handler in a cell, with def, "
              "and take that call out")
+REACHES_THE_GRADER = ("{}: a workbook that reaches into the grader is not graded, as it could change what the grader "
+                      "looks at. A handler needs none of it: take that code out")
 #: Of the workbook's time, what a reading that takes all the rest leaves the worker to stop the learner process and
 #: answer, within the grader's grace (the learner would have had no time left anyway).
 _ANSWER_S = 0.5
@@ -72,6 +74,9 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
         code: LearnerCode = read["code"]
         if code.copied:
             return {"status": "copied", "hint": f"{code.copied}: a copy is not graded", "missing": learner.missing}
+        if code.reaches_the_grader:
+            return {"status": "no handler", "hint": REACHES_THE_GRADER.format(code.reaches_the_grader),
+                    "missing": learner.missing}
         if code.runs_text:
             return {"status": "no handler", "hint": RUNS_TEXT.format(code.runs_text), "missing": learner.missing}
         if not code.has_handler and not code.unreadable:  # (one that is: the cells run, and Run All stops there)
