@@ -1449,6 +1449,7 @@ W06_SPENDABLE = ["Scenario 'on_chain' on Event.SpendableOutputs:",
                  "Expected: the output 08763478b58e8ff127cc9e280825f0c12725627d520ed811c7bac95100f5828f:0 "
                  "(999,830 sats) swept into your wallet"]
 W06_NEVER = "Happened: it never came back to your wallet"
+W06_NOT_AMONG = ": it was not among the outputs you handed over (a StaticOutput: a cooperative close pays you so)"
 W06_HAND_OVER = ("Hint: LDK never spends these itself: hand event.outputs and event.channel_id to "
                  "output_sweeper.track_spendable_outputs, which spends them to your wallet at once, and spends them "
                  "again each block until that sweep confirms.")
@@ -1463,18 +1464,16 @@ W06_BUMP = ["Scenario 'on_chain' on Event.BumpTransaction:",
     ("excludes_static_outputs", [*W06_SPENDABLE, W06_NEVER + ": you told the sweeper to exclude static outputs, and "
                                  "this is one", "Hint: a cooperative close pays you a plain StaticOutput: excluding "
                                  "static outputs leaves it unswept. Pass exclude_static_outputs=False."]),
-    ("far_delay_until_height", [*W06_SPENDABLE, W06_NEVER + ": you told the sweeper to wait until block 10,021",
+    ("far_delay_until_height", [*W06_SPENDABLE, W06_NEVER + ": you told the sweeper to wait until block 10,028",
                                 "Hint: pass delay_until_height=None: the sweeper spends outputs as soon as they are "
                                 "spendable."]),
-    ("delay_until_the_last_block", [*W06_SPENDABLE, W06_NEVER + ": you told the sweeper to wait until block 215",
+    ("delay_until_the_last_block", [*W06_SPENDABLE, W06_NEVER + ": you told the sweeper to wait until block 222",
                                     "Hint: pass delay_until_height=None: the sweeper spends outputs as soon as they "
                                     "are spendable."]),
     ("never_sweeps", [*W06_SPENDABLE, W06_NEVER + ": the event's outputs were never handed to the OutputSweeper",
                       W06_HAND_OVER]),
-    ("filters_static_outputs_itself", [*W06_SPENDABLE, W06_NEVER + ": it was not among the outputs you handed over",
-                                       W06_HAND_OVER]),
-    ("filters_static_outputs_delay_at_current_height", [
-        *W06_SPENDABLE, W06_NEVER + ": it was not among the outputs you handed over", W06_HAND_OVER]),
+    ("filters_static_outputs_itself", [*W06_SPENDABLE, W06_NEVER + W06_NOT_AMONG, W06_HAND_OVER]),
+    ("filters_static_outputs_delay_at_current_height", [*W06_SPENDABLE, W06_NEVER + W06_NOT_AMONG, W06_HAND_OVER]),
     ("never_returns_from_channel_closed", ["Scenario 'on_chain':",
                                            "Expected: SpendableOutputs and BumpTransaction events",
                                            "Happened: 0 and 0", W_HELD_BACK.format("ChannelClosed")]),
@@ -1491,7 +1490,7 @@ def test_workbook_6_says_exactly_what_went_wrong(case, lines):
 def test_workbook_6_tells_a_passing_handler_what_it_verified():
     assert _read(_corpus("track_with_defaults", W06), W06) == [
         "✅ on_chain: all 3 checks passed",
-        "  every spendable output swept into your wallet     1,998,843 sats from 3 events",
+        "  every spendable output swept into your wallet     2,997,899 sats from 4 events",
         "  BumpTransaction handed to the BumpTxEventHandler  42 events",
         "  your commitment and HTLC claims confirmed         paid for from your wallet"]
 
@@ -1517,13 +1516,13 @@ W06_UNPAID = {"ChannelClose": "your commitment pays only the feerate agreed when
                               "the rest.",
               "HTLCResolution": "the HTLC transaction pays no fee of its own, and only your wallet's coins, which the "
                                 "handler adds to it, pay one."}
-W06_COMMITMENT = "60b7b4bd5e8a7ca7b8d3f4d90c584cbc0e365d51268746c710d1a317e9624ec1"
+W06_COMMITMENT = "49603d130130d0ef2cd331af65d733894b6ef0e6f3a1f86a4a087442d5f7e12d"
 W06_CHANNEL = "f739ae680efcce960b12e94bb7d7f38654f88df07dfe4e72c143863407bb745d"
 
 
 @pytest.mark.parametrize("unpaid, expected", [
     ("ChannelClose", f"your commitment transaction {W06_COMMITMENT} of channel {W06_CHANNEL} confirmed before the "
-                     "HTLC on it expires (block 40)"),
+                     "HTLC on it expires (block 47)"),
     ("HTLCResolution", f"the HTLC output {W06_COMMITMENT}:1 of channel {W06_CHANNEL} taken back by a confirmed "
                        "transaction"),
 ])
@@ -1768,10 +1767,10 @@ def test_workbook_5_says_how_long_a_handler_waited_when_it_awaited_milliseconds_
 
 
 def test_workbook_6_story_closes_one_channel_cooperatively_and_force_closes_one_with_a_stuck_htlc():
-    """What the rules are judged on: you open 1,000,000 sats to bob and to carol and pay carol 50,000 sats; she
-    goes offline as it arrives, so the HTLC stays. You close bob's channel cooperatively (a StaticOutput to sweep)
+    """What the rules are judged on: you open 1,000,000 sats to bob, to carol and to dave and pay carol 50,000 sats;
+    she goes offline as it arrives, so the HTLC stays. You close bob's channel cooperatively (a StaticOutput to sweep)
     and force-close carol's: your commitment, its HTLC taken back once it expires, and both delayed outputs to
-    sweep once they mature."""
+    sweep once they mature. Dave force-closes his: his commitment pays your balance (a StaticPaymentOutput)."""
     from ldkkit.events.bump_transaction import BumpTransactionEvent
 
     session = common.Session(W06, reference)
@@ -1779,11 +1778,11 @@ def test_workbook_6_story_closes_one_channel_cooperatively_and_force_closes_one_
         played = session.play(W06, on_chain.story)
     finally:
         session.close()
-    assert list(played.stage.peers) == ["bob", "carol"]
-    assert [e.channel_capacity_sats for e in played.events(Event.ChannelClosed)] == [1_000_000, 1_000_000]
+    assert list(played.stage.peers) == ["bob", "carol", "dave"]
+    assert [e.channel_capacity_sats for e in played.events(Event.ChannelClosed)] == [1_000_000] * 3
     spendable = played.events(Event.SpendableOutputs)
     assert [[type(o).__name__ for o in e.outputs] for e in spendable] == [
-        ["StaticOutput"], ["DelayedPaymentOutput"], ["DelayedPaymentOutput"]]
+        ["StaticOutput"], ["StaticPaymentOutput"], ["DelayedPaymentOutput"], ["DelayedPaymentOutput"]]
     bumps = [e.bump_event for e in played.events(Event.BumpTransaction)]
     htlcs = {d.htlc.amount_msat for b in bumps if isinstance(b, BumpTransactionEvent.HTLCResolution)
              for d in b.htlc_descriptors}

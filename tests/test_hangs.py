@@ -156,6 +156,31 @@ def test_a_task_spawned_that_still_waits_when_the_check_ends_is_cancelled_so_its
     assert len(spawned) == 11 and sorted(cleaned) == spawned  # one per request of the story, each cancelled once
 
 
+def test_a_task_that_will_not_end_when_cancelled_does_not_hold_the_check_for_ever():
+    """A task that catches its cancellation and waits again (as one under anyio's shielded scope does) is left once
+    the check has waited a moment for it: the check ended only when it did, never (a helper's probe hung a grade)."""
+    cancelled: list[int] = []
+
+    async def stubborn():
+        while True:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled.append(1)
+
+    async def spawn(cm, keys, event):
+        policy(cm, keys, event)
+        asyncio.get_running_loop().create_task(stubborn())
+
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(check("open_channel_request", opening_async(spawn))),
+                              daemon=True)
+    worker.start()
+    worker.join(120)  # (no threshold on how long: only that it ends)
+    assert not worker.is_alive() and "all 5 checks passed" in repr(result[0])
+    assert cancelled  # (each was asked to end)
+
+
 def test_a_task_your_handler_cancels_is_cancelled_where_it_paused():
     """``await asyncio.sleep(0)`` pauses a task without waiting for anything: cancelled there, the task sees
     asyncio.CancelledError there, and runs no further."""

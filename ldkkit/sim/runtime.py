@@ -741,8 +741,25 @@ class Runtime:
         for task in tasks:
             task.cancel()
         if tasks:
-            self._in_loop_thread(asyncio.gather(*tasks, return_exceptions=True))
+            self._in_loop_thread(_ended(tasks))
         self.loop.close()
+
+
+#: How long (in real time: the world's clock no longer moves) a world being closed waits for its cancelled tasks.
+CLOSE_WAIT_S = 2.0
+
+
+async def _ended(tasks: set[asyncio.Task[Any]]) -> None:
+    """Let cancelled tasks end: those awaiting a thread's work get its answer. One that goes on when cancelled (under
+    a shield of its own, say) is left after ``CLOSE_WAIT_S``: the world is gone, and a check must end."""
+    deadline = time.perf_counter() + CLOSE_WAIT_S
+    while not all(task.done() for task in tasks) and time.perf_counter() < deadline:
+        await asyncio.sleep(0)
+        if not all(task.done() for task in tasks):
+            threading.Event().wait(0.001)  # (a thread's answer, call_soon_threadsafe, comes in meanwhile)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # (taken: asyncio would log it, once collected, at a moment no run repeats)
 
 
 @contextlib.contextmanager

@@ -176,6 +176,14 @@ def claimed_awaiting_its_pool() -> Any:
     return compose({CLAIMED: arm})
 
 
+async def claimed_awaiting_anyio(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """An async arm: records the payment, then awaits its write in anyio's worker thread (``anyio.to_thread``)."""
+    import anyio.to_thread
+
+    _claimed(lambda *_: None)(inbound_payments=inbound_payments, fs_store=fs_store, event=event)
+    await anyio.to_thread.run_sync(_write, fs_store, "inbound_payments", inbound_payments)
+
+
 def claim_without_preimage(channel_manager: Any, event: Any, **_: Any) -> None:
     channel_manager.claim_funds(event.purpose.preimage())
 
@@ -837,6 +845,9 @@ CASES = [
     right(EX, "awaits_its_pool_writing", Fresh(claimed_awaiting_its_pool),
           why="an async arm awaits the write it handed to a pool of its own (asyncio.wrap_future): written before "
               "it returns"),
+    right(EX, "awaits_its_write_through_anyio", compose({CLAIMED: claimed_awaiting_anyio}),
+          why="awaits the write in anyio's worker thread (anyio.to_thread.run_sync): its verdict varied from run to "
+              "run, three ways, anyio's thread not counted on the world's clock"),
     wrong(EX, "writes_in_a_task_later", compose({CLAIMED: _claimed(_write_later)}), "before your handler returned",
           why="persists from a spawned task, after the handler returned"),
     wrong(EX, "status_as_string", compose({CLAIMED: _claimed(_write, status="Succeeded")}), "HTLCStatus",
