@@ -263,7 +263,13 @@ def judge_forward_times(played: Played) -> None:
                        "tells an observer where it came from.")
 
 
-def judge_calls_asked_for(played: Played) -> None:
+#: Why calls beyond those asked for are wrong, as workbook 5 teaches it.
+EXTRA_CALLS = ("call it only from the task each PendingHTLCsForwardable spawns, once, after its own random wait. "
+               "LDK gives you that event whenever an HTLC waits to go on: a loop that polls, or a call made again "
+               "in case, sends on an HTLC that has just arrived, and the timing tells an observer where it came from.")
+
+
+def judge_calls_asked_for(played: Played, hint: str = EXTRA_CALLS) -> None:
     """No more ``process_pending_htlc_forwards`` calls than ``PendingHTLCsForwardable`` hand-overs: each asks for one.
     A loop that polls, or a call made again "in case", is wrong whenever it falls, though a poll that finds nothing
     waiting sends nothing (``judge_forward_times`` sees only the polls that forward an HTLC too soon)."""
@@ -275,10 +281,12 @@ def judge_calls_asked_for(played: Played) -> None:
     extra = next(c for i, c in enumerate(calls) if i >= sum(h.order < c.order for h in asked))
     event = extra.handling.event if extra.handling is not None else asked[-1].event
     raise fail(played, event, f"process_pending_htlc_forwards() called once for each PendingHTLCsForwardable "
-               f"({len(asked)} of them)", f"your code called it {len(calls)} times",
-               "call it only from the task each PendingHTLCsForwardable spawns, once, after its own random wait. "
-               "LDK gives you that event whenever an HTLC waits to go on: a loop that polls, or a call made again "
-               "in case, sends on an HTLC that has just arrived, and the timing tells an observer where it came from.")
+               f"({len(asked)} of them)", f"your code called it {len(calls)} times" + _from_other_arms(calls), hint)
+
+
+def _from_other_arms(calls: list[Call]) -> str:
+    kinds = list(dict.fromkeys(kind for kind in map(_other_arm_calling, calls) if kind))
+    return f", from your {' and '.join(kinds)} arm{'s' if len(kinds) > 1 else ''} too" if kinds else ""
 
 
 def _other_arm_calling(call: Call | None) -> str:

@@ -172,16 +172,27 @@ def pay_again(stage: Stage, invoice: Bolt11Invoice) -> None:
 
 
 def rules(session: Session, result: CheckResult) -> None:
+    from .forwarding import judge_calls_asked_for  # (forwarding builds on this workbook's rules)
+
     played = session.play("sending_payments", story)
     judge_completed(played)
     counts = judge_outbound_records(played)
+    judge_calls_asked_for(played, EXTRA_CALLS)
     probes = session.play("probes and a channel closing while a payment is on its way", probes_story)
     judge_completed(probes)
     judge_outbound_records(probes)
+    judge_calls_asked_for(probes, EXTRA_CALLS)
     result.add("PaymentSent: Succeeded on disk, with the preimage, secret and amount", count(counts["sent"], "payment"))
     result.add("PaymentFailed: Failed on disk, secret and amount kept", count(counts["failed"], "payment"))
     result.add("PaymentFailed after success: still Succeeded", count(counts["after"], "payment"))
     result.add("PaymentPathFailed: the payment not marked failed (LDK retries)", count(counts["path"], "path failure"))
+
+
+#: Why calls beyond those asked for are wrong, as workbook 4 says it.
+EXTRA_CALLS = ("call it only from your PendingHTLCsForwardable arm, once for each: LDK asks whenever there is "
+               "something to send on, a retry included (it queues a PendingHTLCsForwardable of its own for that), and "
+               "a PaymentPathFailed needs nothing more of you. A call made in case sends on at once an HTLC LDK would "
+               "have held back a moment, a forward of someone else's included.")
 
 
 def judge_outbound_records(played: Played) -> dict[str, int]:

@@ -340,7 +340,16 @@ def sent_into_the_storage_itself(outbound_payments: Any, fs_store: Any, event: A
     fs_store.write("", "", "outbound_payments", outbound_payments.encode())
 
 
+def sends_the_retry_now(channel_manager: Any, **_: Any) -> None:
+    """On PaymentPathFailed, processes the forwards "so that the retry goes out now"."""
+    channel_manager.process_pending_htlc_forwards()
+
+
 CASES = [
+    wrong(EX, "sends_the_retry_now", compose({PATH_FAILED: sends_the_retry_now}), "called it",
+          "from your PaymentPathFailed arm", "a PaymentPathFailed needs nothing more of you",
+          why="calls process_pending_htlc_forwards from its PaymentPathFailed arm: LDK asks for the retry itself, and "
+              "the call sends on at once whatever waited its delay"),
     wrong(EX, "failed_on_path_failure_in_a_task", compose({PATH_FAILED: path_failed_in_a_task}),
           "one path failed", "Only PaymentFailed ends a payment",
           why="marks Failed on PaymentPathFailed from a spawned task: caught at a later event, it was told 'look its "
