@@ -318,7 +318,7 @@ W02_ONE_OUTPUT = ("Hint: one output, to Address.from_script(output_script, netwo
 @pytest.mark.parametrize("case, lines", [
     ("broadcast_transactions_too", [W02_SCENARIO.format(" (100,000 sats)"), *W02_BROADCAST]),
     ("never_handed_over", [W02_SCENARIO.format(" (100,000 sats)"), *W02_NEVER]),
-    ("first_channel_only", [W02_SCENARIO.format(" (6,000,000 sats)"), *W02_NEVER[:2],
+    ("first_channel_only", [W02_SCENARIO.format(" (2,000,000 sats)"), *W02_NEVER[:2],
                             "Hint: your handler funded another channel, and did nothing for this one: each "
                             "FundingGenerationReady is a channel of its own, to fund with a transaction of its own, "
                             "whatever was funded before."]),
@@ -470,10 +470,10 @@ def test_workbook_2_names_the_channel_whose_funding_your_code_broadcast():
 def test_workbook_2_tells_a_passing_handler_what_it_verified():
     assert _read(_funding(_hand_over(lambda sats: sats / 100_000_000)), W02) == [
         "✅ funding_generation_ready: all 5 checks passed",
-        "  each FundingGenerationReady funded               3 transactions",
+        "  each FundingGenerationReady funded               4 transactions",
         "  one output of the exact value to output_script   yes",
         "  the broadcast left to LDK                        yes: none of your code broadcast a funding transaction",
-        "  channels pending, then ready after six blocks    3 ready",
+        "  channels pending, then ready after six blocks    4 ready",
         "  DiscardFunding: the transaction never broadcast  1 transaction"]
 
 
@@ -493,8 +493,8 @@ def test_workbook_2_story_mines_exactly_six_blocks_after_the_fundings(funded_by_
     """'Ready after six blocks': the story mines six blocks once the funding transactions are out, not seven."""
     played = funded_by_the_reference
     pending = played.events(Event.ChannelPending)
-    assert len(pending) == 3
-    assert [played.world.chain.confirmations(p.funding_txo.txid) for p in pending] == [6, 6, 6]
+    assert len(pending) == 4
+    assert [played.world.chain.confirmations(p.funding_txo.txid) for p in pending] == [6, 6, 6, 6]
 
 
 def test_workbook_2_fails_a_funded_channel_that_never_became_ready(funded_by_the_reference):
@@ -510,9 +510,9 @@ def test_workbook_2_fails_a_funded_channel_that_never_became_ready(funded_by_the
     finally:
         played.recorder.handlings = handlings
     lines = [line.strip() for line in str(failure.value).splitlines() if not line.strip().startswith("Events so far:")]
-    assert lines == ["Scenario 'funding_generation_ready':", "Expected: 3 channels ready after six blocks",
-                     "Happened: 3 pending, 2 ready", "Hint: every channel you open needs its own funding transaction."]
-    funding_generation_ready.judge_funding(played)  # all three ready: no failure
+    assert lines == ["Scenario 'funding_generation_ready':", "Expected: 4 channels ready after six blocks",
+                     "Happened: 4 pending, 3 ready", "Hint: every channel you open needs its own funding transaction."]
+    funding_generation_ready.judge_funding(played)  # all four ready: no failure
 
 
 # --- workbook 3: the words a learner reads, exactly -------------------------------------------------------

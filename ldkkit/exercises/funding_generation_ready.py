@@ -29,17 +29,20 @@ from .recorder import Call
 #: The channels the story opens. 6,000,000 sats times 1e-8 is the float 0.060000000000000005, an amount bitcoind
 #: refuses (more than 8 decimal places): only a division, channel_value_satoshis / 100_000_000, gives 0.06.
 SIZES = (100_000, 6_000_000, LARGEST_NON_WUMBO_SATS)
+#: A second channel with the first peer: a node may have several with one peer, and each is funded.
+SECOND_WITH_ONE_PEER_SATS = 2_000_000
 
 
 def story(stage: Stage) -> None:
     peers = [stage.peer(f"peer{i}") for i in range(len(SIZES))]
+    channels = [*zip(peers, SIZES, strict=True), (peers[0], SECOND_WITH_ONE_PEER_SATS)]
     wallet = stage.me.bitcoind_client
     # A coin per channel (bitcoind does not lock coins between fundings), each bigger than any channel: what
     # exactly they hold, and how deep they are buried, no verdict depends on.
-    for i in range(len(SIZES)):
+    for i in range(len(channels)):
         stage.world.chain.fund({wallet.get_new_address().script_pubkey: 30_000_000 + i})  # pragma: no mutate
     stage.mine(1)  # pragma: no mutate  (confirmed coins, one block deep or two)
-    for peer, sats in zip(peers, SIZES, strict=True):  # pragma: no mutate  (peers are made from SIZES)
+    for peer, sats in channels:
         stage.me.channel_manager.create_channel(peer.node_id, sats, 0, sats, None, None)
     stage.world.run()
     stage.mine(6)

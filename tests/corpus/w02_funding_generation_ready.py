@@ -251,6 +251,20 @@ def first_channel_only_arm() -> Any:
     return arm
 
 
+def once_per_peer_arm() -> Any:
+    """Guards against funding twice, by the peer: a second channel with a peer is never funded."""
+    funded: set[Any] = set()
+
+    def arm(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
+        if event.counterparty_node_id in funded:
+            return
+        funded.add(event.counterparty_node_id)
+        tx = build_funding(bitcoind_client, network, event)
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+
+    return arm
+
+
 #: funding_transaction_generated raises (as LDK returns Err) before judge_funding can explain.
 
 W12 = (Event.OpenChannelRequest, Event.FundingGenerationReady)
@@ -443,6 +457,10 @@ CASES = [
           "of this channel (a hint counting either as one would say 'already handed')"),
     wrong(EX, "swapped_arguments", compose({FUND: swapped}), "ChannelUnavailable", "temporary_channel_id",
           why="counterparty_node_id and temporary_channel_id swapped"),
+    wrong(EX, "once_per_peer", Fresh(lambda: compose({FUND: once_per_peer_arm()})), "never funded",
+          "each FundingGenerationReady is a channel of its own",
+          why="a 'never fund twice' guard keyed by the peer: a second channel with one peer was never funded (it "
+              "passed: every channel of the story had a peer of its own)"),
     wrong(EX, "first_channel_only", Fresh(lambda: compose({FUND: first_channel_only_arm()})), "never funded",
           "funded another channel, and did nothing for this one",
           why="funds one channel, ignores the others (the hint said how to build a transaction)"),
