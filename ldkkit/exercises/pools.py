@@ -8,8 +8,12 @@ threads themselves are counted as :mod:`.watch` counts any thread of yours.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import contextvars
 import functools
+import importlib
+import importlib.util
 import sys
 import threading
 import weakref
@@ -137,6 +141,7 @@ def count_thread_pools(counting: Counting) -> None:
     element) counts as work submitted to a ``ThreadPoolExecutor`` does, so what it does lands at the same simulated
     moment on every run (it landed wherever the machine's speed put it). A callback runs before the work stops
     counting: what your code does there counts too. Its waits are refused in your handler as ``Future.result()`` is."""
+    _anyio_to_thread_as_asyncios()
     pool_module = sys.modules.get("multiprocessing.pool")
     thread_pool = getattr(pool_module, "ThreadPool", None)  # (loaded, and whole)
     if thread_pool is None or getattr(thread_pool.apply_async, "counting", None) is counting:
@@ -270,6 +275,33 @@ def _handed_by(frame: Any) -> Any:
     while frame is not None and frame.f_code.co_filename == pool_file:
         frame = frame.f_back
     return frame
+
+
+def _anyio_to_thread_as_asyncios() -> None:
+    """Where anyio is installed (Jupyter brings it): its ``to_thread.run_sync``, on the kit's loops, runs as
+    ``asyncio.to_thread`` does, in the loop's executor, whose work the kit counts. anyio's own worker threads, which
+    anyio starts, were not counted: the clock ran on while they worked, and an awaited write landed wherever the
+    machine's speed put it. (Loaded now, once: a handler may import anyio as an event comes, too late to be seen.)"""
+    if "anyio" not in sys.modules and importlib.util.find_spec("anyio") is None:
+        return
+    try:  # (anyio loads its asyncio backend only when first used)
+        backend = importlib.import_module("anyio._backends._asyncio").AsyncIOBackend
+    except (ImportError, AttributeError):  # (another anyio than the one this was written for: left as it is)
+        return
+    if getattr(backend.run_sync_in_worker_thread, "ldkkit", False):
+        return
+    anyios = backend.run_sync_in_worker_thread
+
+    async def run_sync_in_worker_thread(cls: Any, func: Callable[..., Any], args: tuple[Any, ...],
+                                        abandon_on_cancel: bool = False, limiter: Any = None) -> Any:
+        loop = asyncio.get_running_loop()
+        if not type(loop).__module__.startswith("ldkkit."):
+            return await anyios(func, args, abandon_on_cancel, limiter)
+        async with limiter or cls.current_default_thread_limiter():
+            return await loop.run_in_executor(None, functools.partial(contextvars.copy_context().run, func, *args))
+
+    run_sync_in_worker_thread.ldkkit = True  # type: ignore[attr-defined]
+    backend.run_sync_in_worker_thread = classmethod(run_sync_in_worker_thread)
 
 
 def count_thread_pools_in_checks() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..events import Event, PaymentPurpose
+from ..events import Event, PaymentFailureReason, PaymentPurpose
 from ..ln.outbound_payment import RecipientOnionFields, Retry
 from ..payment_storage import HTLCStatus
 from ..routing.router import PaymentParameters, RouteParameters
@@ -203,10 +203,27 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
         if preimage is None and outcome != "failed":
             raise fail(played, event, "the payer refunded at once", f"the payment is {outcome} for the payer",
                        "pass the event's payment_hash to fail_htlc_backwards.")
+        if preimage is None:
+            _judge_failed_for_good(played, event)
         if preimage is not None and not repeat:
             settled.add(event.payment_hash)
         _judge_not_yet_succeeded(played, handling)
     _judge_no_success_written_early(played)
+
+
+def _judge_failed_for_good(played: Played, event: Event.PaymentClaimable) -> None:
+    """A payment failed back is failed for good: the payer is told you reject it (a failure code with BOLT 4's PERM
+    bit, as ``fail_htlc_backwards`` sends), and does not try it again over another path."""
+    reasons = [e.reason for peer in played.stage.peers.values() for e in peer.events_seen
+               if isinstance(e, Event.PaymentFailed) and e.payment_hash == event.payment_hash]
+    if reasons and reasons[0] is not PaymentFailureReason.RecipientRejected:
+        ended = getattr(reasons[0], "name", reasons[0])
+        raise fail(played, event, "the payment failed back for good: the payer told that you reject it (its "
+                   "PaymentFailed reason RecipientRejected)", f"the payer's payment ended {ended}: told of a "
+                   "failure that may pass, it tried the payment again until it ran out of ways",
+                   "fail_htlc_backwards(payment_hash) tells the payer, for good, that you know no such payment "
+                   "(incorrect_or_unknown_payment_details). A temporary failure code (TemporaryNodeFailure) has it "
+                   "retry a payment that can never be claimed.")
 
 
 def _judge_not_yet_succeeded(played: Played, handling: Handling) -> None:

@@ -184,6 +184,16 @@ async def claimed_awaiting_anyio(inbound_payments: Any, fs_store: Any, event: An
     await anyio.to_thread.run_sync(_write, fs_store, "inbound_payments", inbound_payments)
 
 
+def fails_back_as_temporary(channel_manager: Any, event: Any, **_: Any) -> None:
+    """Claims what it can; fails the rest back as a temporary node failure, not for good."""
+    from ldkkit.ln.claimable_payments import FailureCode
+
+    if event.purpose.preimage() is not None:
+        channel_manager.claim_funds(event.purpose.preimage())
+    else:
+        channel_manager.fail_htlc_backwards_with_reason(event.payment_hash, FailureCode.TemporaryNodeFailure())
+
+
 def claim_without_preimage(channel_manager: Any, event: Any, **_: Any) -> None:
     channel_manager.claim_funds(event.purpose.preimage())
 
@@ -845,6 +855,10 @@ CASES = [
     right(EX, "awaits_its_pool_writing", Fresh(claimed_awaiting_its_pool),
           why="an async arm awaits the write it handed to a pool of its own (asyncio.wrap_future): written before "
               "it returns"),
+    wrong(EX, "fails_back_as_a_temporary_failure", compose({CLAIMABLE: fails_back_as_temporary}),
+          "failed back for good", "ended RetriesExhausted", "incorrect_or_unknown_payment_details",
+          why="fail_htlc_backwards_with_reason(hash, FailureCode.TemporaryNodeFailure()): the payer retries a payment "
+              "that can never be claimed (it passed: any fail-back was taken for a refusal)"),
     right(EX, "awaits_its_write_through_anyio", compose({CLAIMED: claimed_awaiting_anyio}),
           why="awaits the write in anyio's worker thread (anyio.to_thread.run_sync): its verdict varied from run to "
               "run, three ways, anyio's thread not counted on the world's clock"),
