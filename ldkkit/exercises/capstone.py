@@ -70,16 +70,20 @@ def zero_conf_story(stage: Stage) -> None:
 
 
 def paid_again_for_more_story(stage: Stage) -> None:
-    """An invoice paid, then paid again for more (LDK accepts an overpayment): a repeat all the same; then a keysend
-    made twice with the same preimage (no invoice, the same hash). Each second payment is made once the first is
-    paid, however long your claim was put off (while the first is still claimable, LDK itself fails the second back,
-    and your handler never sees it)."""
+    """An invoice paid, then, once your node has restarted (what your handler kept in memory is gone, what it wrote
+    is not), paid again for more (LDK accepts an overpayment): a repeat all the same; then a keysend made twice with
+    the same preimage (no invoice, the same hash). Each second payment is made once the first is paid, however long
+    your claim was put off (while the first is still claimable, LDK itself fails the second back, and your handler
+    never sees it)."""
     bob = stage.peer("bob")
     stage.open(bob, stage.me, 6_000_000)
     invoice = stage.invoice(stage.me, 30_000_000)
     stage.pay(bob, invoice)
     payment_hash, onion, params = payment_parameters_from_invoice(invoice)
     _until_it_ends(stage, bob, payment_hash)
+    stage.me.fs_store.write("", "", "manager", stage.me.channel_manager.encode())  # (as a background processor does)
+    stage.me = stage.world.restart_node(stage.me)
+    stage.settle(12)
     more = RouteParameters.from_payment_params_and_value(params.payment_params, 31_000_000)
     bob.channel_manager.send_payment(payment_hash, onion, PaymentId(b"\x02" * 32), more, Retry.Attempts(0))
     stage.settle()

@@ -12,7 +12,7 @@ from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 from ldkkit.reference import TRUSTED_ZERO_CONF_PEERS
 
 from . import Fresh, right, wrong
-from .arms import asks_again_first, compose, open_channel, spawn, user_channel_id
+from .arms import BASE, asks_again_first, compose, open_channel, spawn, user_channel_id
 from .w01_open_channel_request import accept_by_keywords, accepts_later, accepts_put_off, answered_by_one_worker
 from .w03_receiving_payments import (
     answers_after,
@@ -388,6 +388,24 @@ def refuses_only_an_invoice_paid_again(channel_manager: Any, inbound_payments: A
         channel_manager.claim_funds(event.purpose.preimage())
 
 
+def paid_before_from_memory() -> Any:
+    """Tells a payment made again by a set of the hashes it claimed, kept in memory, not by inbound_payments."""
+    paid: set[Any] = set()
+
+    def claimable(channel_manager: Any, event: Any, **_: Any) -> None:
+        preimage = event.purpose.preimage()
+        if preimage is None or event.payment_hash in paid:
+            channel_manager.fail_htlc_backwards(event.payment_hash)
+        else:
+            channel_manager.claim_funds(preimage)
+
+    def claimed(event: Any, **kw: Any) -> Any:
+        paid.add(event.payment_hash)
+        return BASE[Event.PaymentClaimed](event=event, **kw)
+
+    return compose({CLAIMABLE: claimable, Event.PaymentClaimed: claimed})
+
+
 def answers_with_the_first_manager_per_node() -> Any:
     """Keeps the first ChannelManager it is given for each node (by node id), and answers every event with it. A
     restarted node keeps its id: its events are then answered with the manager kept from before the crash, which
@@ -502,6 +520,10 @@ CASES = [
           "1,000,000 sats is not over 5,000,000", "you accepted it zero-conf", "requires_zero_conf() first",
           why="any request of a trusted peer accepted zero-conf: it passed, the LSP never asking for an ordinary "
               "channel"),
+    wrong(EX, "paid_before_from_memory", Fresh(paid_before_from_memory), "this invoice is already paid",
+          "you claimed it a second time",
+          why="tells a repeat by a set in memory: after a restart it claimed an invoice paid before (it passed: no "
+              "payment was made again across a restart)"),
     wrong(EX, "claims_a_keysend_made_again", compose({CLAIMABLE: refuses_only_an_invoice_paid_again}),
           "already paid (a keysend made again with the same preimage)", "you claimed it a second time", slow=True,
           why="fails back only an invoice paid again, and claims a keysend repeated with the same preimage: it passed, "
