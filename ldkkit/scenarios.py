@@ -151,14 +151,18 @@ class Stage:
         return invoice
 
     def pay(self, payer: Node, invoice: Bolt11Invoice, *, retry: Optional[Retry] = None,
-            payment_id: Optional[PaymentId] = None, settle_s: float = 2.0) -> PaymentId:
+            payment_id: Optional[PaymentId] = None, settle_s: float = 2.0, amount_msat: Optional[int] = None
+            ) -> PaymentId:
         """ldk-sample's ``sendpayment``: record a pending outbound payment, then send it, and let ``settle_s``
-        seconds pass.
+        seconds pass. ``amount_msat``, if given, is what is sent instead of the invoice's amount (more: LDK's payee
+        takes an overpayment).
 
         Like ldk-sample, it retries for up to ten seconds unless told otherwise.
         """
         retry = retry or Retry.Timeout(timedelta(seconds=10))
         payment_hash, onion, route_params = payment_parameters_from_invoice(invoice)
+        if amount_msat is not None:
+            route_params = RouteParameters.from_payment_params_and_value(route_params.payment_params, amount_msat)
         payment_id = payment_id or PaymentId(bytes(payment_hash))
         record = PaymentInfo(None, invoice.payment_secret(), HTLCStatus.Pending, invoice.amount_milli_satoshis())
         if payer is self.me:

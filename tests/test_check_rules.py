@@ -646,7 +646,7 @@ def _receiving(claimable=None, claimed=None, forwardable=True):
 def test_workbook_3_tells_a_passing_handler_what_it_verified():
     assert _read(_receiving(), W03) == [
         "✅ receiving_payments: all 3 checks passed",
-        "  claimed with the preimage from purpose      2 payments, the payer paid",
+        "  claimed with the preimage from purpose      3 payments, the payer paid",
         "  failed back what cannot be claimed          1 payment, the payer refunded at once",
         "  PaymentClaimed stored as Succeeded on disk  preimage, secret and amount, before returning"]
 
@@ -666,7 +666,7 @@ def test_workbook_3_counts_a_payment_claimable_asked_for_again_once():
         return BASE[Event.PaymentClaimable](**kw)
 
     assert _read(_receiving(claimable=replays_each_once), W03)[1] == (
-        "  claimed with the preimage from purpose      2 payments, the payer paid")
+        "  claimed with the preimage from purpose      3 payments, the payer paid")
 
 
 def test_an_event_asked_for_again_every_time_is_named_with_its_hand_overs():
@@ -681,10 +681,10 @@ def test_an_event_asked_for_again_every_time_is_named_with_its_hand_overs():
     assert lines == [
         W03_SCENARIO.format("PaymentClaimable"),
         "Expected: the event handled in the end (None returned once what failed works again)",
-        "Happened: your handler asked for it again each of the 56 times it was handed over, so it was never "
+        "Happened: your handler asked for it again each of the 76 times it was handed over, so it was never "
         "handled, and LDK hands over no event after it until it is",
         "Events so far: OpenChannelRequest → ChannelPending → ChannelReady → PendingHTLCsForwardable → "
-        "[PaymentClaimable ×56]",
+        "[PaymentClaimable ×76]",
         "Hint: return ReplayEvent() only when something failed that may work next time, such as fs_store.write "
         "raising OSError; once it works, return nothing."]
 
@@ -774,7 +774,7 @@ def test_the_path_of_events_shows_the_first_three_and_the_last_ten_runs_up_to_th
 
 def test_workbook_3_says_htlcs_need_forwarding_before_they_are_claimable():
     assert _read(_receiving(forwardable=False), W03) == [
-        "Scenario 'receiving_payments':", "Expected: three PaymentClaimable events", "Happened: 0",
+        "Scenario 'receiving_payments':", "Expected: four PaymentClaimable events", "Happened: 0",
         "Hint: HTLCs become PaymentClaimable only once process_pending_htlc_forwards has run (the "
         "PendingHTLCsForwardable arm given in the workbook)."]
 

@@ -41,6 +41,8 @@ UNKNOWN_PREIMAGE = PaymentPreimage(b"\x5a" * 32)
 
 #: An invoice issued and never paid: its entry in inbound_payments stays Pending, whatever else is claimed.
 UNPAID_MSAT = 70_000_000
+#: An invoice paid with more than it asks (LDK's payee takes an overpayment): claimed all the same.
+OVERPAID_MSAT, OVERPAID_BY_MSAT = 40_000_000, 1_000_000
 
 
 def story(stage: Stage) -> None:
@@ -49,6 +51,7 @@ def story(stage: Stage) -> None:
     paid = stage.invoice(stage.me, 50_000_000)
     stage.invoice(stage.me, UNPAID_MSAT)
     stage.pay(bob, paid)
+    stage.pay(bob, stage.invoice(stage.me, OVERPAID_MSAT), amount_msat=OVERPAID_MSAT + OVERPAID_BY_MSAT)
     pay_unknown_hash(stage, bob, 30_000_000)  # (before the keysend: its record is written after, memory and all)
     stage.keysend(bob, stage.me, 20_000_000)
 
@@ -66,8 +69,8 @@ def pay_unknown_hash(stage: Stage, payer: object, amount_msat: int) -> None:
 def rules(session: Session, result: CheckResult) -> None:
     played = session.play("receiving_payments", story)
     claimables = played.events(Event.PaymentClaimable)
-    if len(claimables) < 3:
-        raise fail(played, None, "three PaymentClaimable events", f"{len(claimables)}",
+    if len(claimables) < 4:
+        raise fail(played, None, "four PaymentClaimable events", f"{len(claimables)}",
                    held_back(played) or "HTLCs become PaymentClaimable only once process_pending_htlc_forwards has "
                    "run (the PendingHTLCsForwardable arm given in the workbook).")
     judge_claims(played)
@@ -129,6 +132,11 @@ def _unpaid_entry_hint(played: Played, event: Event.PaymentClaimable) -> str:
     """The hint for a payment failed back that had a preimage. A handler that claims others, and fails back one whose
     hash has an entry in inbound_payments that is not Succeeded (the invoice's own, Pending), took that entry for a
     payment made before."""
+    issued = played.stage.issued.get(event.payment_hash)
+    if issued is not None and issued.amt_msat is not None and event.amount_msat > issued.amt_msat:
+        return (f"the payer paid {event.amount_msat:,} msat for an invoice of {issued.amt_msat:,}: LDK takes an "
+                "overpayment (PaymentClaimable's amount_msat may be greater than the invoice's), and so do you. A "
+                "payment you can claim is claimed, whatever its amount.")
     with played.me.inbound_payments.lock() as payments:
         entry = payments.get(event.payment_hash)
     claims_others = any(h.event.payment_hash != event.payment_hash and h.event.purpose.preimage() is not None
@@ -276,7 +284,7 @@ def judge_claimed_records(played: Played, *, handlings: list | None = None) -> N
         secret = event.purpose.payment_secret if invoiced else None
         expected = (f"inbound_payments[payment_hash] = PaymentInfo(preimage, {'secret' if secret else 'None'}, "
                     f"HTLCStatus.Succeeded, {event.amount_msat:,}) on disk")
-        problem = _record_problem(record, event.purpose.preimage(), secret, event.amount_msat)
+        problem = _record_problem(record, event.purpose.preimage(), secret, _amounts(played, event))
         if problem:
             wrote = any(c.arguments.get("key") == "inbound_payments" and c.during
                         for c in played.recorder.calls_for(handling, "fs_store.write"))
@@ -293,7 +301,8 @@ def judge_unclaimed_records(played: Played) -> None:
     records = final_records(played, "inbound_payments")
     for event in {e.payment_hash: e for e in played.events(Event.PaymentClaimed)}.values():
         record = records.get(event.payment_hash)
-        if record is None or record.status is not HTLCStatus.Succeeded or record.amt_msat != event.amount_msat:
+        if record is None or record.status is not HTLCStatus.Succeeded or record.amt_msat not in _amounts(played,
+                                                                                                           event):
             paid_again = sum(e.payment_hash == event.payment_hash for e in played.events(Event.PaymentClaimable)) > 1
             raise fail(played, event, "every payment received still recorded on disk at the end: Succeeded, "
                        f"{event.amount_msat:,} msat", "its record is gone" if record is None else f"it is now "
@@ -328,7 +337,15 @@ def judge_unclaimed_records(played: Played) -> None:
                        "receive.")
 
 
-def _record_problem(record: object, preimage: object, secret: object, amount: int) -> str:
+def _amounts(played: Played, event: Event.PaymentClaimed) -> tuple[int, ...]:
+    """The amounts a record of this payment may say: what was received, or, in the entry an invoice of yours made,
+    the invoice's own amount (ldk-sample updates such an entry's status, preimage and secret, and keeps its amount:
+    they differ only when the payer paid more than it asked)."""
+    issued = played.stage.issued.get(event.payment_hash)
+    return (event.amount_msat,) if issued is None or issued.amt_msat is None else (event.amount_msat, issued.amt_msat)
+
+
+def _record_problem(record: object, preimage: object, secret: object, amounts: tuple[int, ...]) -> str:
     if record is None:
         return "no entry for this payment_hash"
     if record.status is not HTLCStatus.Succeeded:  # type: ignore[attr-defined]
@@ -337,8 +354,8 @@ def _record_problem(record: object, preimage: object, secret: object, amount: in
         return "the preimage is missing" if record.preimage is None else "the preimage is wrong"  # type: ignore
     if record.secret != secret:  # type: ignore[attr-defined]
         return "the payment secret is missing" if record.secret is None else "the secret is wrong"  # type: ignore
-    if record.amt_msat != amount:  # type: ignore[attr-defined]
-        return f"amt_msat {record.amt_msat} for {amount} received"  # type: ignore[attr-defined]
+    if record.amt_msat not in amounts:  # type: ignore[attr-defined]
+        return f"amt_msat {record.amt_msat} for {amounts[0]} received"  # type: ignore[attr-defined]
     return ""
 
 

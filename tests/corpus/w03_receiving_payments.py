@@ -194,6 +194,17 @@ def fails_back_as_temporary(channel_manager: Any, event: Any, **_: Any) -> None:
         channel_manager.fail_htlc_backwards_with_reason(event.payment_hash, FailureCode.TemporaryNodeFailure())
 
 
+def claims_only_the_amount_invoiced(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+    """Claims a payment of an invoice only when it pays exactly the invoice's amount; fails back anything else."""
+    with inbound_payments.lock() as payments:
+        entry = payments.get(event.payment_hash)
+    exact = entry is None or entry.amt_msat is None or entry.amt_msat == event.amount_msat
+    if event.purpose.preimage() is not None and exact:
+        channel_manager.claim_funds(event.purpose.preimage())
+    else:
+        channel_manager.fail_htlc_backwards(event.payment_hash)
+
+
 def claim_without_preimage(channel_manager: Any, event: Any, **_: Any) -> None:
     channel_manager.claim_funds(event.purpose.preimage())
 
@@ -855,6 +866,9 @@ CASES = [
     right(EX, "awaits_its_pool_writing", Fresh(claimed_awaiting_its_pool),
           why="an async arm awaits the write it handed to a pool of its own (asyncio.wrap_future): written before "
               "it returns"),
+    wrong(EX, "claims_only_the_amount_invoiced", compose({CLAIMABLE: claims_only_the_amount_invoiced}),
+          "you failed it back", "LDK takes an overpayment",
+          why="fails back a payment of more than the invoice asked: it passed, every payment paying exactly"),
     wrong(EX, "fails_back_as_a_temporary_failure", compose({CLAIMABLE: fails_back_as_temporary}),
           "failed back for good", "ended RetriesExhausted", "incorrect_or_unknown_payment_details",
           why="fail_htlc_backwards_with_reason(hash, FailureCode.TemporaryNodeFailure()): the payer retries a payment "
