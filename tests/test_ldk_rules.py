@@ -294,8 +294,10 @@ def test_a_recipients_temporary_failure_of_a_payment_not_retried_is_retries_exha
 @pytest.mark.parametrize("delta, received", [(21, False), (22, True)])  # (expiry: the next block plus delta)
 def test_a_payment_expiring_too_soon_to_claim_on_chain_is_failed_as_it_arrives(delta, received):
     """LDK's ``create_recv_pending_htlc_info`` (onion_payment.rs:190-204): an HTLC to us whose expiry is at most
-    ``HTLC_FAIL_BACK_BUFFER + 1`` blocks away is failed at once (incorrect_or_unknown_payment_details,
-    ``FailedPayment``), never claimable. The kit made it claimable, to fail it back at the next block."""
+    ``HTLC_FAIL_BACK_BUFFER + 1`` blocks away is failed as it arrives (incorrect_or_unknown_payment_details), never
+    claimable, and with no event: ``internal_update_add_htlc`` stores it resolved as failed, and ``revoke_and_ack``
+    sends the failure (channel.rs:5533-5546). The kit made it claimable, to fail it back at the next block, and then
+    raised HTLCHandlingFailed for it."""
     with World(seed=3) as world:
         stage = Stage(world, world.add_node("learner", handler=reference))
         bob = stage.peer("bob")
@@ -309,8 +311,9 @@ def test_a_payment_expiring_too_soon_to_claim_on_chain_is_failed_as_it_arrives(d
         stage.settle()
         seen = stage.me.events_seen
         assert any(isinstance(e, Event.PaymentClaimable) for e in seen) is received
-        assert any(isinstance(e, Event.HTLCHandlingFailed) and e.failed_next_destination
-                   == HTLCDestination.FailedPayment(invoice.payment_hash()) for e in seen) is not received
+        assert not any(isinstance(e, Event.HTLCHandlingFailed) for e in seen)
+        failed = [e for e in bob.events_seen if isinstance(e, Event.PaymentFailed)]
+        assert [e.reason for e in failed] == ([] if received else [PaymentFailureReason.RecipientRejected])
 
 def test_a_refused_mpp_payment_fails_once_its_last_part_is_back():
     """``fail_htlc``: a part refused by the recipient abandons the payment (RecipientRejected), but
@@ -579,15 +582,14 @@ def _bob_sends(r, payment_hash, onion: RecipientOnionFields, amount: int, tamper
 ])
 def test_an_htlc_that_does_not_match_its_onion_is_failed_back(receiver, tamper):
     """``create_recv_pending_htlc_info``: an HTLC paying less than its onion's ``amt_to_forward``, or expiring before
-    its ``outgoing_cltv_value``, is failed back: ``HTLCHandlingFailed`` with ``FailedPayment``, no PaymentClaimable."""
+    its ``outgoing_cltv_value``, is failed back as it arrives, with no event (``internal_update_add_htlc`` stores it
+    resolved as failed: channel.rs:4897, 5533-5546); no PaymentClaimable. The payer is told."""
     r = receiver
     invoice = r.stage.invoice(r.me, 50_000_000)
     _bob_sends(r, invoice.payment_hash(), RecipientOnionFields.secret_only(invoice.payment_secret()), 50_000_000,
                tamper)
-    chan = r.stage.channel_between(r.me, r.bob)
-    assert r.of(Event.PaymentClaimable) == []
-    assert r.of(Event.HTLCHandlingFailed) == [
-        Event.HTLCHandlingFailed(chan.channel_id, HTLCDestination.FailedPayment(invoice.payment_hash()))]
+    assert r.of(Event.PaymentClaimable) == [] and r.of(Event.HTLCHandlingFailed) == []
+    assert [type(e) for e in r.bob.events_seen if isinstance(e, Event.PaymentFailed)] == [Event.PaymentFailed]
 
 
 def test_a_keysend_whose_preimage_does_not_match_its_hash_is_failed_back(receiver):
@@ -730,16 +732,14 @@ def _alice_pays_carol(f, tamper=None):
     pytest.param(lambda m: dataclasses.replace(m, amount_msat=m.amount_msat - 1), id="fee_insufficient"),
     pytest.param(lambda m: dataclasses.replace(m, cltv_expiry=m.cltv_expiry - 1), id="incorrect_cltv_expiry"),
 ])
-def test_a_forward_refused_by_our_channel_policy_raises_htlc_handling_failed(forwarder, tamper):
-    """``can_forward_htlc`` (``htlc_satisfies_config``): an HTLC leaving us too small a fee or too short a CLTV
-    delta for the next channel fails back, and ``process_pending_update_add_htlcs`` raises ``HTLCHandlingFailed``
-    with ``NextHopChannel`` (the next peer and channel); nothing is forwarded."""
+def test_a_forward_refused_by_our_channel_policy_fails_back_with_no_event(forwarder, tamper):
+    """``can_forward_htlc`` (``htlc_satisfies_config``), as the HTLC arrives: one leaving us too small a fee or too
+    short a CLTV delta for the next channel fails back, with no event (``HTLCHandlingFailed``'s doc: "does not get
+    generated if an HTLC fails to meet the forwarding requirements"); nothing is forwarded. The kit raised one."""
     f = forwarder
     _alice_pays_carol(f, tamper)
-    into, out = f.stage.channel_between(f.me, f.alice), f.stage.channel_between(f.me, f.carol)
-    assert f.of(Event.HTLCHandlingFailed) == [
-        Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(f.carol.node_id, out.channel_id))]
-    assert f.of(Event.PaymentForwarded) == []
+    assert f.of(Event.HTLCHandlingFailed) == [] and f.of(Event.PaymentForwarded) == []
+    assert [type(e) for e in f.alice.events_seen if isinstance(e, Event.PaymentFailed)] == [Event.PaymentFailed]
 
 
 def test_payment_forwarded_carries_both_channels_and_the_fee(forwarder):
@@ -1177,18 +1177,18 @@ def test_the_opening_events_carry_the_channel():
 
 
 def test_a_forward_to_an_unknown_or_unusable_channel_fails_back_naming_it(forwarder):
-    """``can_forward_htlc``: an HTLC for a channel we do not know fails back with ``HTLCHandlingFailed``
-    (``UnknownNextHop``, the scid asked for); one for a channel whose peer is gone, with ``NextHopChannel``."""
+    """``can_forward_htlc``, as the HTLC arrives: an HTLC for a channel we do not know ("Don't have available channel
+    for forwarding as requested"), or for one whose peer is gone ("Forwarding channel is not in a ready state"),
+    fails back with no event; the payer is told which channel failed."""
     f = forwarder
     out = f.stage.channel_between(f.me, f.carol)
     _alice_pays_carol(f, lambda m: dataclasses.replace(m, onion=dataclasses.replace(
         m.onion, hops=(dataclasses.replace(m.onion.hops[0], short_channel_id=12345),))))
     f.world.disconnect(f.me, f.carol)
     _alice_pays_carol(f)
-    into = f.stage.channel_between(f.me, f.alice)
-    assert f.of(Event.HTLCHandlingFailed) == [
-        Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.UnknownNextHop(12345)),
-        Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(f.carol.node_id, out.channel_id))]
+    assert f.of(Event.HTLCHandlingFailed) == []
+    assert [e.short_channel_id for e in f.alice.events_seen if isinstance(e, Event.PaymentPathFailed)] == [
+        12345, out.short_channel_id]
 
 
 def test_force_closing_a_channel_carrying_a_forward_raises_channel_closed():
@@ -1371,7 +1371,7 @@ def test_a_forward_refused_by_our_channel_policy_is_blamed_on_the_next_channel_f
 def test_a_forward_pays_the_proportional_fee_rounded_down_and_not_a_msat_less():
     """``htlc_satisfies_config``: the fee a forward must leave is ``base + amount * ppm / 1_000_000`` in integers
     (rounded down). Paying exactly that is forwarded (``PaymentForwarded`` with that fee); a msat less fails back
-    with ``HTLCHandlingFailed`` naming the next channel."""
+    as it arrives, with no event."""
     with World(seed=43) as world:
         stage = Stage(world, world.add_node("learner", handler=reference))
         alice, bob = stage.peer("alice"), stage.peer("bob", fee_ppm=10_000)
@@ -1381,11 +1381,10 @@ def test_a_forward_pays_the_proportional_fee_rounded_down_and_not_a_msat_less():
         amount = 100_000_050  # 1,000,000.5 msat at 10,000 ppm: 1,000,000 is due, with the base 1,000
         _pay_through(stage, alice, bob, 1_001_000, out.short_channel_id, stage.me, amount, b"\x41")
         _pay_through(stage, alice, bob, 1_000_999, out.short_channel_id, stage.me, amount, b"\x42")
-        into = stage.channel_between(bob, alice)
         assert [e.total_fee_earned_msat for e in bob.events_seen if isinstance(e, Event.PaymentForwarded)] == [
             1_001_000]
-        assert [e for e in bob.events_seen if isinstance(e, Event.HTLCHandlingFailed)] == [
-            Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.NextHopChannel(stage.me.node_id, out.channel_id))]
+        assert [e for e in bob.events_seen if isinstance(e, Event.HTLCHandlingFailed)] == []
+        assert sum(isinstance(e, Event.PaymentFailed) for e in alice.events_seen) == 1
 
 
 def test_a_forward_of_exactly_what_the_next_channel_can_carry_goes_on_and_a_msat_more_fails_back():
@@ -1429,14 +1428,14 @@ def _released(stage: Stage, intercepts: list, amount_of) -> tuple:
 
 def test_without_accept_intercept_htlcs_an_intercept_scid_is_an_unknown_next_hop():
     """``can_forward_htlc``: a scid from ``get_intercept_scid`` is intercepted only when ``accept_intercept_htlcs``
-    is set; otherwise it is a channel we do not know: ``HTLCHandlingFailed`` with ``UnknownNextHop`` (the scid)."""
+    is set; otherwise it is a channel we do not know, failed back as it arrives, with no event."""
     world, stage, intercepts = _intercepting_world(45, accept=False)
     with world:
         alice, _, fake_scid, _ = pay_through_an_intercept_scid(stage)
         into = stage.channel_between(stage.me, alice)
         failed = [e for e in stage.me.events_seen if isinstance(e, Event.HTLCHandlingFailed)]
-    assert intercepts == []
-    assert failed == [Event.HTLCHandlingFailed(into.channel_id, HTLCDestination.UnknownNextHop(fake_scid))]
+    assert intercepts == [] and failed == []
+    assert into is not None
 
 
 def test_with_accept_intercept_htlcs_an_htlc_for_a_real_channel_is_forwarded_not_intercepted():

@@ -56,26 +56,31 @@ class ClaimablePayment(Record, frozen=False):
     announced: bool  # PaymentClaimable was raised
 
 
-def receive(cm: ChannelManager, chan: Channel, htlc: InboundHTLC) -> None:
-    """The HTLC is for us: check it, collect the parts, raise PaymentClaimable when whole."""
+def refused_on_arrival(cm: ChannelManager, htlc: InboundHTLC) -> Optional[tuple[int, None]]:
+    """LDK's ``create_recv_pending_htlc_info``, as the HTLC arrives: the CLTV, an expiry too soon to claim on chain in
+    time, the amount (short of the onion's by at most the skimmed fee, if the config accepts underpaying HTLCs), then
+    a payment secret or a keysend preimage; each failure with BOLT 4's code (no event: see ``forwarding``)."""
     final = htlc.onion.final
-    # LDK's create_recv_pending_htlc_info: the CLTV, an expiry too soon to claim on chain in time, then the amount
-    # (short of the onion's by at most the skimmed fee, if the config accepts underpaying HTLCs), each with BOLT 4's
-    # code; then the payment itself.
     allowed_short = (htlc.skimmed_fee_msat or 0) if cm.config.channel_config.accept_underpaying_htlcs else 0
-    purpose = inbound_payment.payment_purpose(cm.inbound_payments, htlc.payment_hash, final, cm.clock.unix_time())
     if final.outgoing_cltv_value > htlc.cltv_expiry:
-        code = forwarding.FINAL_INCORRECT_CLTV_EXPIRY
-    elif htlc.cltv_expiry <= cm.best_block_height + HTLC_FAIL_BACK_BUFFER + 1:
-        code = forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS
-    elif final.amt_to_forward > htlc.amount_msat + allowed_short:
-        code = forwarding.FINAL_INCORRECT_HTLC_AMOUNT
-    elif purpose is None:
-        code = forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS
-    else:
-        code = None
-    if code is not None:
-        forwarding.fail_inbound(cm, chan, htlc, code, None, HTLCDestination.FailedPayment(htlc.payment_hash))
+        return forwarding.FINAL_INCORRECT_CLTV_EXPIRY, None
+    if htlc.cltv_expiry <= cm.best_block_height + HTLC_FAIL_BACK_BUFFER + 1:
+        return forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, None
+    if final.amt_to_forward > htlc.amount_msat + allowed_short:
+        return forwarding.FINAL_INCORRECT_HTLC_AMOUNT, None
+    if final.payment_secret is None and final.keysend_preimage is None:  # ("We require payment_secrets")
+        return forwarding.REQUIRED_NODE_FEATURE_MISSING, None
+    return None
+
+
+def receive(cm: ChannelManager, chan: Channel, htlc: InboundHTLC) -> None:
+    """The HTLC is for us (checked as it arrived: ``refused_on_arrival``): is it a payment of ours? Collect the
+    parts, raise PaymentClaimable when whole."""
+    final = htlc.onion.final
+    purpose = inbound_payment.payment_purpose(cm.inbound_payments, htlc.payment_hash, final, cm.clock.unix_time())
+    if purpose is None:
+        forwarding.fail_inbound(cm, chan, htlc, forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, None,
+                                HTLCDestination.FailedPayment(htlc.payment_hash))
         return
     part = ClaimableHTLC(chan.channel_id, htlc.htlc_id, chan.user_channel_id, htlc.amount_msat,
                          htlc.cltv_expiry, final.total_msat, chan.counterparty_node_id, final.amt_to_forward,

@@ -43,6 +43,7 @@ FINAL_INCORRECT_CLTV_EXPIRY = 18
 FINAL_INCORRECT_HTLC_AMOUNT = 19
 MPP_TIMEOUT = 23
 PERMANENT_CHANNEL_FAILURE = PERM | 8
+REQUIRED_NODE_FEATURE_MISSING = PERM | NODE | 3
 
 
 class PendingForward(Record):
@@ -65,17 +66,49 @@ class PendingFailBack(Record):
 
 
 def internal_update_add_htlc(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.UpdateAddHTLC) -> None:
-    """LDK's ``internal_update_add_htlc``: take the HTLC in; where it goes is decided on the next processing."""
+    """LDK's ``internal_update_add_htlc``: take the HTLC in, and check its onion at once
+    (``decode_update_add_htlc_onion``, ``construct_pending_htlc_status``). One that fails those checks is failed back
+    with no event (LDK stores it resolved as failed, and sends the failure with its next commitment update); the rest
+    wait for the next processing, which decides where they go."""
     chan = cm._find_channel(counterparty_node_id, msg.channel_id)
     if chan is None or chan.phase not in (ChannelPhase.Ready, ChannelPhase.ShuttingDown):
         return
     chan.next_counterparty_htlc_id = msg.htlc_id + 1
-    chan.pending_inbound_htlcs[msg.htlc_id] = InboundHTLC(
-        msg.htlc_id, msg.amount_msat, msg.payment_hash, msg.cltv_expiry, msg.onion, HTLCState.Committed,
-        msg.skimmed_fee_msat,
-    )
+    htlc = InboundHTLC(msg.htlc_id, msg.amount_msat, msg.payment_hash, msg.cltv_expiry, msg.onion,
+                       HTLCState.Committed, msg.skimmed_fee_msat)
+    chan.pending_inbound_htlcs[msg.htlc_id] = htlc
+    failure = _refused_on_arrival(cm, htlc)
+    if failure is not None:
+        code, scid = failure
+        _fail_back_now(cm, chan.channel_id, htlc.htlc_id, msgs.FailureOnion(cm._our_node_id, code, scid,
+                                                                            bool(code & PERM)))
+        return
     cm.forward_htlcs.append(PendingForward(chan.channel_id, msg.htlc_id))
     forwardable(cm)
+
+
+def _refused_on_arrival(cm: ChannelManager, htlc: InboundHTLC) -> Optional[tuple[int, Optional[int]]]:
+    """The BOLT 4 code an HTLC is failed with as it arrives, and the channel blamed, or None. A forward: LDK's
+    ``can_forward_htlc`` (a next channel we know, live, whose fee and CLTV delta it pays); a payment to us:
+    ``create_recv_pending_htlc_info`` (its CLTV, an expiry too soon, its amount, a secret or a keysend preimage).
+    Whether the next channel has room, and whether the payment is one of ours, are asked on processing."""
+    if not htlc.onion.hops:
+        return claimable_payments.refused_on_arrival(cm, htlc)
+    hop = htlc.onion.hops[0]
+    scid = hop.short_channel_id
+    out_chan = cm._channel_by_scid(scid)
+    if out_chan is None:
+        intercepted = scid in cm.intercept_scids and cm.config.accept_intercept_htlcs
+        return None if intercepted else (UNKNOWN_NEXT_PEER, scid)
+    fee_needed = (out_chan.forwarding_fee_base_msat
+                  + hop.amt_to_forward * out_chan.forwarding_fee_proportional_millionths // 1_000_000)
+    if not cm._is_usable(out_chan):
+        return TEMPORARY_CHANNEL_FAILURE, scid
+    if htlc.amount_msat - hop.amt_to_forward < fee_needed:
+        return FEE_INSUFFICIENT, scid
+    if htlc.cltv_expiry - hop.outgoing_cltv_value < out_chan.cltv_expiry_delta:
+        return INCORRECT_CLTV_EXPIRY, scid
+    return None
 
 
 def forwardable(cm: ChannelManager) -> None:
@@ -97,7 +130,7 @@ def process_pending_htlc_forwards(cm: ChannelManager) -> None:
     for fwd, out_channel_id, amount_msat in released:
         _forward_released(cm, fwd, out_channel_id, amount_msat)
     for fail in fail_backs:
-        _fail_back_now(cm, fail)
+        _fail_back_now(cm, fail.channel_id, fail.htlc_id, fail.reason)
 
 
 def _process_one_forward(cm: ChannelManager, fwd: PendingForward) -> None:
@@ -121,24 +154,16 @@ def _process_one_forward(cm: ChannelManager, fwd: PendingForward) -> None:
         ))
         return
     out_chan = cm._channel_by_scid(scid)
-    if out_chan is None:
+    if out_chan is None:  # (closed since the HTLC arrived)
         fail_inbound(cm, chan, htlc, UNKNOWN_NEXT_PEER, scid, HTLCDestination.UnknownNextHop(scid))
         return
-    # LDK's can_forward_htlc: our fee and CLTV delta for the next channel, and room on it. Each failure
-    # raises HTLCHandlingFailed naming the next channel (process_pending_update_add_htlcs).
-    ppm = out_chan.forwarding_fee_proportional_millionths
-    fee_needed = out_chan.forwarding_fee_base_msat + hop.amt_to_forward * ppm // 1_000_000
-    if htlc.amount_msat - hop.amt_to_forward < fee_needed:
-        failure = FEE_INSUFFICIENT
-    elif htlc.cltv_expiry - hop.outgoing_cltv_value < out_chan.cltv_expiry_delta:
-        failure = INCORRECT_CLTV_EXPIRY
-    elif not cm._is_usable(out_chan) or hop.amt_to_forward > out_chan.next_outbound_htlc_limit_msat():
-        failure = TEMPORARY_CHANNEL_FAILURE
-    else:
+    # Its fee and CLTV delta were checked as it arrived: now, whether the next channel can take it (LDK's
+    # forward_htlcs processing). A failure raises HTLCHandlingFailed naming the next channel.
+    if cm._is_usable(out_chan) and hop.amt_to_forward <= out_chan.next_outbound_htlc_limit_msat():
         _send_on(cm, chan, htlc, out_chan, hop.amt_to_forward)
         return
     next_hop = HTLCDestination.NextHopChannel(out_chan.counterparty_node_id, out_chan.channel_id)
-    fail_inbound(cm, chan, htlc, failure, scid, next_hop)
+    fail_inbound(cm, chan, htlc, TEMPORARY_CHANNEL_FAILURE, scid, next_hop)
 
 
 def _send_on(
@@ -294,13 +319,13 @@ def queue_fail_back(cm: ChannelManager, fail: PendingFailBack) -> None:
     forwardable(cm)
 
 
-def _fail_back_now(cm: ChannelManager, fail: PendingFailBack) -> None:
-    """Send the queued ``update_fail_htlc``; on a closed channel the HTLC is only dropped."""
-    chan = cm.channels.get(fail.channel_id)
-    if chan is None or fail.htlc_id not in chan.pending_inbound_htlcs:
+def _fail_back_now(cm: ChannelManager, channel_id: ChannelId, htlc_id: int, reason: msgs.FailureOnion) -> None:
+    """Send the ``update_fail_htlc``; on a closed channel the HTLC is only dropped."""
+    chan = cm.channels.get(channel_id)
+    if chan is None or htlc_id not in chan.pending_inbound_htlcs:
         return
-    del chan.pending_inbound_htlcs[fail.htlc_id]
+    del chan.pending_inbound_htlcs[htlc_id]
     if chan.phase is not ChannelPhase.Closed:
-        cm._send(chan.counterparty_node_id, msgs.UpdateFailHTLC(chan.channel_id, fail.htlc_id, fail.reason))
+        cm._send(chan.counterparty_node_id, msgs.UpdateFailHTLC(chan.channel_id, htlc_id, reason))
         cm.chain_monitor.channel_updated(chan)
     maybe_closing_signed(cm, chan)
