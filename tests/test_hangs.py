@@ -181,6 +181,32 @@ def test_a_task_that_will_not_end_when_cancelled_does_not_hold_the_check_for_eve
     assert cancelled  # (each was asked to end)
 
 
+def test_large_values_handed_to_the_node_are_refused_past_a_bound(monkeypatch):
+    """The check keeps every call's arguments: calls handing megabytes in a loop took a grader's memory (and its
+    scratch disk) by the gigabyte. Past ``MAX_LARGE_ARGUMENT_BYTES`` a call with a large value is refused, neither
+    kept nor made; small ones go on as ever."""
+    monkeypatch.setattr(recording, "MAX_LARGE_ARGUMENT_BYTES", 4 * 2**20)
+    refused: list[str] = []
+    written: list[int] = []
+
+    async def handle(channel_manager, bitcoind_client, network_graph, keys_manager, bump_tx_event_handler,
+                     peer_manager, inbound_payments, outbound_payments, fs_store, output_sweeper, network, event):
+        if isinstance(event, Event.OpenChannelRequest):
+            for _ in range(4):
+                try:
+                    fs_store.write("", "", "junk", b"\0" * 2**20)
+                    written.append(1)
+                except common.BlockingCall as e:
+                    refused.append(str(e))
+            policy(channel_manager, keys_manager, event)
+        return None
+
+    assert "all 5 checks passed" in repr(check("open_channel_request", handle))
+    assert len(written) == 4 and refused  # (4 MiB kept, then refused)
+    assert refused[0].startswith("its calls handed the node over 4 MiB in large values (the last, 1,048,576 bytes to "
+                                 "fs_store.write)")
+
+
 def test_a_task_your_handler_cancels_is_cancelled_where_it_paused():
     """``await asyncio.sleep(0)`` pauses a task without waiting for anything: cancelled there, the task sees
     asyncio.CancelledError there, and runs no further."""

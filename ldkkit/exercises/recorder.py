@@ -52,6 +52,10 @@ from .watch import (
 
 #: More calls than this on the node for one event is a loop that waits for something: stopped, deterministically.
 MAX_CALLS_PER_EVENT = 10_000
+#: What the calls of a check may hand the node in large values (each over ``LARGE_BYTES``), all told: a record is a
+#: few hundred bytes, and the check keeps every call's arguments to judge them (megabytes a call, in a loop, took the
+#: grader's memory by the gigabyte). Beyond it, stopped as a loop is.
+MAX_LARGE_ARGUMENT_BYTES, LARGE_BYTES = 64 * 2**20, 64 * 2**10
 
 
 #: An event your handler asked for again (ReplayEvent) this many times in a row will not be handled: stopped.
@@ -179,6 +183,7 @@ class Recorder:
         self.handlings: list[Handling] = []
         self._finished_before = 0  # every hand-over before this index has returned (see in_progress)
         self.calls: list[Call] = []
+        self.large_argument_bytes, self.too_large = 0, ""  # see MAX_LARGE_ARGUMENT_BYTES
         self._recordings: dict[tuple[Any, ...], Callable[..., Any]] = {}  # see ``recorded``
         self.random_draws: list[bytes] = []
         #: Every transaction broadcast in the world: (transaction, whether your code was on the stack).
@@ -346,6 +351,10 @@ class Recorder:
                 handling.calls += 1
                 if handling.calls > MAX_CALLS_PER_EVENT:
                     raise BlockingCall(f"it called the node {MAX_CALLS_PER_EVENT:,} times while handling one event")
+            if self._too_large(name, (*args, *kwargs.values())):  # (not kept, not made: the memory and disk stay)
+                self.calls.append(Call(name, {}, handling, handling is not None and handling.finished is None,
+                                       self.world.clock.now(), BlockingCall(self.too_large)))
+                raise BlockingCall(self.too_large)
             record = Call(name, dict(bound.arguments) if bound else {"args": args, **kwargs}, handling,
                           handling is not None and handling.finished is None, self.world.clock.now())
             self.calls.append(record)
@@ -361,6 +370,16 @@ class Recorder:
             return record.returned
 
         return call
+
+    def _too_large(self, name: str, values: tuple[Any, ...]) -> bool:
+        """Whether this call's large values take the check past ``MAX_LARGE_ARGUMENT_BYTES`` (``too_large`` says so)."""
+        large = [len(v) for v in values if isinstance(v, (str, bytes, bytearray, memoryview)) and len(v) > LARGE_BYTES]
+        if not large or self.large_argument_bytes + sum(large) <= MAX_LARGE_ARGUMENT_BYTES:
+            self.large_argument_bytes += sum(large)
+            return False
+        self.too_large = (f"its calls handed the node over {MAX_LARGE_ARGUMENT_BYTES // 2**20} MiB in large values "
+                          f"(the last, {max(large):,} bytes to {name}): a record is a few hundred bytes")
+        return True
 
     def _draw(self, handling: Optional[Handling], drawn: bytes) -> bytes:
         plan = self.planned_draws
