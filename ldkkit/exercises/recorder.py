@@ -52,9 +52,9 @@ from .watch import (
 
 #: More calls than this on the node for one event is a loop that waits for something: stopped, deterministically.
 MAX_CALLS_PER_EVENT = 10_000
-#: What the calls of a check may hand the node in large values (each over ``LARGE_BYTES``), all told: a record is a
-#: few hundred bytes, and the check keeps every call's arguments to judge them (megabytes a call, in a loop, took the
-#: grader's memory by the gigabyte). Beyond it, stopped as a loop is.
+#: What the calls of a check (all its plays) may hand the node in large values (each over ``LARGE_BYTES``), all
+#: told: a record is a few hundred bytes, and the check keeps every call's arguments to judge them (megabytes a call,
+#: in a loop, took the grader's memory by the gigabyte). Beyond it, such a call is refused.
 MAX_LARGE_ARGUMENT_BYTES, LARGE_BYTES = 64 * 2**20, 64 * 2**10
 
 
