@@ -858,7 +858,7 @@ def test_a_workbook_that_names_the_graders_own_modules_is_not_graded(cell):
 
 
 def test_a_workbook_may_say_sandbox_and_provenance_in_its_words():
-    cells = [code("log.info('entering the sandbox now')  # sandbox\nprovenance_of_funds = {}\n"
+    cells = [code("log.info('entering the sandbox now')  # sandbox\nprovenance_of_funds = {}\nsandbox = True\n"
                   "def handle_ldk_events(*args):\n    \"\"\"Where the funds came from: their provenance.\"\"\"\n")]
     assert learner_code({"cells": cells}).reaches_the_grader == ""
 

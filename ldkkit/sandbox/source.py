@@ -233,25 +233,41 @@ def _runs_text(tree: ast.AST, number: int, imported: set[str]) -> str:
     return ""
 
 
-#: The grader's own modules and what they keep, by the names a workbook would reach them by.
-_GRADER_NAMES = re.compile(r"(^|\.)(sandbox|provenance|PROVENANCE)(\.|$)")
+#: The grader's own modules (``ldkkit.sandbox``) and what they keep (``PROVENANCE``), as a workbook would name them.
+_GRADER_NAMES = re.compile(r"\bldkkit\.sandbox\b|^PROVENANCE$|\.PROVENANCE$")
 
 
 def _reaches_the_grader(tree: ast.AST, number: int) -> str:
-    """Where the cell names the grader's modules (``import ldkkit.sandbox.provenance``, ``x.PROVENANCE``), as "code
-    cell N names ldkkit.sandbox.provenance"; "" if it does not. A learner's handler never needs them."""
+    """Where the cell names the grader's modules (``import ldkkit.sandbox.provenance``, ``from ldkkit import
+    sandbox``, ``x.PROVENANCE``, the module's name as text), as "code cell N names ...", or "". A handler needs none
+    of it, and a variable of the workbook's own called ``sandbox`` is no name of the grader's."""
     for node in ast.walk(tree):
         match node:
-            case ast.Import(names=aliases) | ast.ImportFrom(names=aliases):
-                names = [alias.name for alias in aliases] + [getattr(node, "module", None) or ""]
-            case ast.Attribute(attr=name) | ast.Name(id=name) | ast.Constant(value=str() as name):
-                names = [name]
+            case ast.Import(names=aliases):
+                names = [alias.name for alias in aliases]
+            case ast.ImportFrom(module=module, names=aliases):
+                names = [f"{module}.{alias.name}" for alias in aliases]
+            case ast.Attribute() | ast.Name():
+                names = [_dotted(node)]
+            case ast.Constant(value=str() as text) if len(text) < 200:
+                names = [text]
             case _:
                 continue
-        found = next((name for name in names if len(name) < 200 and _GRADER_NAMES.search(name)), None)
+        found = next((name for name in names if _GRADER_NAMES.search(name)), None)
         if found is not None:
             return f"code cell {number} names {found}, the grader's own"
     return ""
+
+
+def _dotted(node: ast.AST) -> str:
+    """``a.b.c`` for a chain of attributes of a name (the part it can read)."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return ".".join(reversed(parts))
 
 
 # --- IPython's syntax ----------------------------------------------------------------------------
