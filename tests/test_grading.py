@@ -674,6 +674,59 @@ def test_text_a_console_or_a_timer_compiles_for_the_workbook_is_the_workbooks():
     assert seen.why({"Policy": Policy, "policy": Policy(), "Pair": Pair, "pair": Pair(1, 2)}) == ""
 
 
+def test_code_the_workbook_reaches_around_the_compiler_for_is_not_the_workbooks():
+    """A helper's probe had a solution run from text graded passed by: exec bounced through a frozen importlib frame
+    (``_call_with_frames_removed``), pickle's pure-Python unpickler calling exec, a code object built with
+    ``types.CodeType`` under a library's file name, each kept in a closure of the cell's handler. Looking through the
+    interpreter's objects (``gc``) and replacing a function's code are refused as they happen."""
+    import gc
+    import importlib._bootstrap
+    import pickle
+
+    from ldkkit.sandbox.provenance import Provenance
+
+    text = "def handle(*args):\n    return None\n"
+
+    def kept(real: Any) -> types.FunctionType:
+        def handler(*args: Any) -> Any:
+            return real(*args)
+        return handler
+
+    def trampolined() -> Any:
+        made: dict = {}
+        importlib._bootstrap._call_with_frames_removed(getattr(builtins, "ex" + "ec"), text, made)
+        return made["handle"]
+
+    def unpickled() -> Any:
+        source = text + "import pickle\npickle.made_by_exec = handle\n"
+        pickle._loads(b"cbuiltins\nexec\n(" + pickle.dumps(source, protocol=0)[:-1].rstrip(b"p0\n").rstrip(b"\n")
+                      + b"\ntR.")
+        return vars(pickle).pop("made_by_exec")
+
+    import builtins
+
+    for make in (trampolined, unpickled):
+        seen = Provenance()
+        seen.install()
+        handler = kept(make())
+        seen._judged[handler.__code__] = True  # (the cell's own handler: this test's file stands for its cell)
+        assert "handle(), code made from text (named <string>)" in seen.why({"handle_ldk_events": handler}), make
+    for reach, words in ((lambda: gc.get_objects(), "looks through the interpreter's objects (gc.get_objects)"),
+                         (lambda: types.CodeType(*_code_fields(kept.__code__)), "makes a code object itself"),
+                         (lambda: setattr(kept, "__code__", kept.__code__), "replaces a function's code")):
+        seen = Provenance()
+        seen.install()
+        reach()
+        assert seen.why({}) == f"the workbook's code {words}" or words in seen.why({}), words
+
+
+def _code_fields(code: types.CodeType) -> list[Any]:
+    names = ("co_argcount", "co_posonlyargcount", "co_kwonlyargcount", "co_nlocals", "co_stacksize", "co_flags",
+             "co_code", "co_consts", "co_names", "co_varnames", "co_filename", "co_name", "co_qualname",
+             "co_firstlineno", "co_linetable", "co_exceptiontable", "co_freevars", "co_cellvars")
+    return [getattr(code, name) for name in names]
+
+
 def test_the_reference_cannot_be_imported_into_the_learner_process(graded):
     status, hint = row(graded, "nina")  # her handler calls ldkkit.reference's: it is not there while grading
     assert status == "failed" and "not available while grading" in hint
@@ -849,7 +902,7 @@ def test_formulas_are_neutralised_and_html_escaped(graded):
     "from ldkkit.sandbox import provenance",
     "from ldkkit import sandbox",
     "import sys\nsys.modules['ldkkit.sandbox.provenance'].why = lambda namespace: ''",
-    "import gc\n[o for o in gc.get_objects() if type(o).__name__ == 'x'][0].PROVENANCE = None"])
+    "import importlib\nimportlib.import_module('ldkkit.sandbox.provenance').PROVENANCE.foreign = ''"])
 def test_a_workbook_that_names_the_graders_own_modules_is_not_graded(cell):
     """The learner process looks at what the workbook's namespace holds (``provenance``): code of the workbook's that
     switched that off had a solution run from text graded passed (a helper's probe). A handler needs none of it."""
@@ -859,6 +912,7 @@ def test_a_workbook_that_names_the_graders_own_modules_is_not_graded(cell):
 
 def test_a_workbook_may_say_sandbox_and_provenance_in_its_words():
     cells = [code("log.info('entering the sandbox now')  # sandbox\nprovenance_of_funds = {}\nsandbox = True\n"
+                  "PROVENANCE = {}\n"
                   "def handle_ldk_events(*args):\n    \"\"\"Where the funds came from: their provenance.\"\"\"\n")]
     assert learner_code({"cells": cells}).reaches_the_grader == ""
 

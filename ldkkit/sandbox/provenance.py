@@ -18,7 +18,6 @@ from __future__ import annotations
 import _imp
 import os
 import sys
-import sysconfig
 import types
 from typing import Any
 
@@ -47,6 +46,8 @@ class Provenance:
         sys.addaudithook(self._audit)
 
     def _audit(self, event: str, args: tuple[Any, ...]) -> None:
+        if event in _REACHING:
+            self._reaching(event, args)
         if event not in ("compile", "marshal.loads", "marshal.load"):
             return
         try:  # (an audit hook must never raise: the compile or load itself would fail)
@@ -62,6 +63,18 @@ class Provenance:
             if not self.foreign:  # (exec, eval or compile, however reached: a cell calling them is refused as read)
                 self.foreign = ("the workbook loads code with marshal" if event != "compile" else
                                 f"the workbook's code compiles text into code (named {name}), as exec does")
+        except Exception:  # noqa: S110
+            pass
+
+    def _reaching(self, event: str, args: tuple[Any, ...]) -> None:
+        """The workbook's own code looking through the interpreter's objects (``gc``), making code objects itself, or
+        replacing a function's code: none of it writes a handler, and each is a way around what is looked at here."""
+        try:
+            if event == "object.__setattr__" and args[1] != "__code__" or self.foreign:
+                return
+            caller = sys._getframe(2)  # (1 is _audit's)
+            if not (_library(caller.f_code) or _frozen(caller.f_code.co_filename)):
+                self.foreign = f"the workbook's code {_REACHING[event]}"
         except Exception:  # noqa: S110
             pass
 
@@ -90,6 +103,10 @@ class Provenance:
         match value:
             case types.FunctionType():
                 self._judge(value.__code__, value.__globals__)
+                if depth:  # (what it keeps: a closure's cells, its defaults)
+                    kept = [c.cell_contents for c in value.__closure__ or () if _filled(c)]
+                    for member in [*kept, *(value.__defaults__ or ()), *(value.__kwdefaults__ or {}).values()]:
+                        self._look_at(member, depth - 1)
             case types.MethodType() | staticmethod() | classmethod():
                 self._look_at(value.__func__, depth)
             case type() if value.__module__ == "__main__" and depth:
@@ -138,31 +155,49 @@ def _frozen(name: str) -> bool:
 _FROZEN_AS = ("importlib._bootstrap", "importlib._bootstrap_external")
 
 
+#: What the workbook's own code may not do (see ``Provenance._reaching``), and how a row says it.
+_REACHING = {
+    "gc.get_objects": "looks through the interpreter's objects (gc.get_objects)",
+    "gc.get_referrers": "looks through the interpreter's objects (gc.get_referrers)",
+    "gc.get_referents": "looks through the interpreter's objects (gc.get_referents)",
+    "code.__new__": "makes a code object itself (types.CodeType)",
+    "object.__setattr__": "replaces a function's code (__code__)",
+}
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:  # (a cell not yet filled)
+        return False
+    return True
+
+
 def _dunder(name: str) -> bool:
     return name.startswith("__") and name.endswith("__")
 
 
-#: Python's modules that compile the text their caller hands them (a console, a timer's statement, a debugger's or a
-#: profiler's command, a doctest, IPython's cells), and importlib's ``source_to_code``: text they compile is the text
-#: of whoever called them, unlike a dataclass's methods, which the ``dataclasses`` module writes itself.
-_RUNNERS = frozenset(os.path.realpath(os.path.join(sysconfig.get_paths()["stdlib"], f"{module}.py")) for module in (
-    "code", "codeop", "timeit", "pdb", "bdb", "profile", "cProfile", "trace", "doctest", "runpy"))
-_RUNNER_FOLDERS = (f"{os.sep}IPython{os.sep}core{os.sep}",)
+#: The libraries that write code of their own from what they are given (a dataclass's methods, a namedtuple's, attrs'
+#: and pydantic's, a jinja2 template's), reached through their public functions (``dataclass``, ``namedtuple``, not
+#: ``dataclasses._create_fn``). Text any other library compiles for the workbook's code (codeop, code's interpreter,
+#: timeit's setup, importlib's or pickle's exec) is the workbook's text.
+_GENERATORS = frozenset({"dataclasses", "collections", "typing", "enum", "attr", "attrs", "jinja2", "pydantic",
+                         "pydantic_core"})
 
 
 def _handed_by_the_workbook(frame: Any) -> bool:
-    """Whether a library compiles text on behalf of the workbook's code: the calls from the compile up to the first
-    code of the workbook's own pass through one of :data:`_RUNNERS`."""
-    through_a_runner = False
+    """Whether a library compiles text on behalf of the workbook's code (see ``_GENERATORS``): the calls from the
+    compile up to the first code of the workbook's own, the outermost a public function of no code-writing library."""
+    outermost = None
     while frame is not None:
         code = frame.f_code
-        if _frozen(code.co_filename):
-            through_a_runner = through_a_runner or code.co_name == "source_to_code"
-        elif _library(code):
-            path = os.path.realpath(code.co_filename)
-            through_a_runner = through_a_runner or path in _RUNNERS or any(f in path for f in _RUNNER_FOLDERS)
-        else:
-            return through_a_runner
+        if not (_library(code) or _frozen(code.co_filename)):
+            if outermost is None:
+                return False
+            package = str(outermost.f_globals.get("__name__", "")).split(".")[0]
+            private = outermost.f_code.co_name.startswith("_") and not _dunder(outermost.f_code.co_name)
+            return package not in _GENERATORS or private
+        outermost = frame
         frame = frame.f_back
     return False
 

@@ -233,14 +233,14 @@ def _runs_text(tree: ast.AST, number: int, imported: set[str]) -> str:
     return ""
 
 
-#: The grader's own modules (``ldkkit.sandbox``) and what they keep (``PROVENANCE``), as a workbook would name them.
-_GRADER_NAMES = re.compile(r"\bldkkit\.sandbox\b|^PROVENANCE$|\.PROVENANCE$")
+#: The grader's own modules (``ldkkit.sandbox``), as a workbook would name them.
+_GRADER_NAMES = re.compile(r"\bldkkit\.sandbox\b")
 
 
 def _reaches_the_grader(tree: ast.AST, number: int) -> str:
     """Where the cell names the grader's modules (``import ldkkit.sandbox.provenance``, ``from ldkkit import
-    sandbox``, ``x.PROVENANCE``, the module's name as text), as "code cell N names ...", or "". A handler needs none
-    of it, and a variable of the workbook's own called ``sandbox`` is no name of the grader's."""
+    sandbox``, the module's name as text), as "code cell N names ...", or "". A handler needs none of them, and a
+    variable of the workbook's own called ``sandbox`` or ``PROVENANCE`` is no name of the grader's."""
     for node in ast.walk(tree):
         match node:
             case ast.Import(names=aliases):
