@@ -183,9 +183,9 @@ def test_a_task_that_will_not_end_when_cancelled_does_not_hold_the_check_for_eve
 
 def test_large_values_handed_to_the_node_are_refused_past_a_bound(monkeypatch):
     """The check keeps every call's arguments: calls handing megabytes in a loop took a grader's memory (and its
-    scratch disk) by the gigabyte. Past ``MAX_LARGE_ARGUMENT_BYTES`` a call with a large value is refused, neither
-    kept nor made; small ones go on as ever."""
-    monkeypatch.setattr(recording, "MAX_LARGE_ARGUMENT_BYTES", 4 * 2**20)
+    scratch disk) by the gigabyte. Past ``MAX_ARGUMENT_BYTES`` a call handing text or bytes is refused, neither kept
+    nor made; others go on as ever."""
+    monkeypatch.setattr(recording, "MAX_ARGUMENT_BYTES", 4 * 2**20 + 10_000)
     refused: list[str] = []
     written: list[int] = []
 
@@ -203,8 +203,8 @@ def test_large_values_handed_to_the_node_are_refused_past_a_bound(monkeypatch):
 
     assert "all 5 checks passed" in repr(check("open_channel_request", handle))
     assert len(written) == 4 and refused  # (4 MiB kept, then refused)
-    assert refused[0].startswith("its calls handed the node over 4 MiB in large values (the last, 1,048,576 bytes to "
-                                 "fs_store.write)")
+    assert refused[0].startswith("its calls handed the node over 4 MiB of text and bytes (the last, 1,048,580 bytes "
+                                 "to fs_store.write)")
 
 
 def test_a_task_your_handler_cancels_is_cancelled_where_it_paused():

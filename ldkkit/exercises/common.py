@@ -190,7 +190,7 @@ class Session:
         if self.recorders:
             self.recorders[-1].successor = recorder
             recorder.storages_given = self.recorders[-1].storages_given
-            recorder.large_argument_bytes = self.recorders[-1].large_argument_bytes  # (the bound is the check's)
+            recorder.argument_bytes = self.recorders[-1].argument_bytes  # (the bound is the check's)
         self.recorders.append(recorder)
         me = world.add_node("learner", handler=recorder.wrap(self.handler))
         recorder.node = me

@@ -52,10 +52,10 @@ from .watch import (
 
 #: More calls than this on the node for one event is a loop that waits for something: stopped, deterministically.
 MAX_CALLS_PER_EVENT = 10_000
-#: What the calls of a check (all its plays) may hand the node in large values (each over ``LARGE_BYTES``), all
-#: told: a record is a few hundred bytes, and the check keeps every call's arguments to judge them (megabytes a call,
-#: in a loop, took the grader's memory by the gigabyte). Beyond it, such a call is refused.
-MAX_LARGE_ARGUMENT_BYTES, LARGE_BYTES = 64 * 2**20, 64 * 2**10
+#: What the calls of a check (all its plays) may hand the node in text and bytes, all told: a record is a few hundred
+#: bytes, and the check keeps every call's arguments to judge them (megabytes a call, in a loop, took the grader's
+#: memory by the gigabyte; 64 KiB a call, as fast). Beyond it, a call handing any is refused.
+MAX_ARGUMENT_BYTES = 64 * 2**20
 
 
 #: An event your handler asked for again (ReplayEvent) this many times in a row will not be handled: stopped.
@@ -183,7 +183,7 @@ class Recorder:
         self.handlings: list[Handling] = []
         self._finished_before = 0  # every hand-over before this index has returned (see in_progress)
         self.calls: list[Call] = []
-        self.large_argument_bytes, self.too_large = 0, ""  # see MAX_LARGE_ARGUMENT_BYTES
+        self.argument_bytes, self.too_large = 0, ""  # see MAX_ARGUMENT_BYTES
         self._recordings: dict[tuple[Any, ...], Callable[..., Any]] = {}  # see ``recorded``
         self.random_draws: list[bytes] = []
         #: Every transaction broadcast in the world: (transaction, whether your code was on the stack).
@@ -372,13 +372,13 @@ class Recorder:
         return call
 
     def _too_large(self, name: str, values: tuple[Any, ...]) -> bool:
-        """Whether this call's large values take the check past ``MAX_LARGE_ARGUMENT_BYTES`` (``too_large`` says so)."""
-        large = [len(v) for v in values if isinstance(v, (str, bytes, bytearray, memoryview)) and len(v) > LARGE_BYTES]
-        if not large or self.large_argument_bytes + sum(large) <= MAX_LARGE_ARGUMENT_BYTES:
-            self.large_argument_bytes += sum(large)
+        """Whether this call's text and bytes take the check past ``MAX_ARGUMENT_BYTES`` (``too_large`` says so)."""
+        sizes = [len(v) for v in values if isinstance(v, (str, bytes, bytearray, memoryview))]
+        if not sizes or self.argument_bytes + sum(sizes) <= MAX_ARGUMENT_BYTES:
+            self.argument_bytes += sum(sizes)
             return False
-        self.too_large = (f"its calls handed the node over {MAX_LARGE_ARGUMENT_BYTES // 2**20} MiB in large values "
-                          f"(the last, {max(large):,} bytes to {name}): a record is a few hundred bytes")
+        self.too_large = (f"its calls handed the node over {MAX_ARGUMENT_BYTES // 2**20} MiB of text and bytes (the "
+                          f"last, {sum(sizes):,} bytes to {name}): a record is a few hundred bytes")
         return True
 
     def _draw(self, handling: Optional[Handling], drawn: bytes) -> bytes:
