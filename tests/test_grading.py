@@ -576,11 +576,16 @@ def test_a_handler_running_code_from_text_or_a_file_of_its_own_is_no_handler(gra
 
 
 def test_code_a_library_makes_from_text_is_no_code_of_the_learners():
-    """attrs compiles a class's methods under names of its own, jinja2 a template's: the workbook's handler may use
-    them (a check once graded such handlers no handler). Text the workbook compiles itself, under any name, and a
-    function it holds from a module of its own, are not the workbook's."""
+    """attrs compiles a class's methods under names of its own, jinja2 a template's, dataclasses and namedtuple
+    theirs: the workbook's handler may use them (a check once graded such handlers no handler), and profile or time
+    statements of its own (cProfile, timeit). Text the workbook compiles itself, under any name, and a function it
+    holds from a module of its own, are not the workbook's."""
+    import collections
+    import cProfile
+    import dataclasses
     import importlib.util
     import sys as sys_
+    import timeit
 
     import attrs
     import jinja2
@@ -594,9 +599,18 @@ def test_code_a_library_makes_from_text_is_no_code_of_the_learners():
     class Policy:
         minimum: int = 5_000_000
 
-    Policy.__module__ = "__main__"  # (as a class a cell defines)
+    @dataclasses.dataclass
+    class Record:
+        sats: int = 0
+
+    Policy.__module__ = Record.__module__ = "__main__"  # (as classes a cell defines)
     template = jinja2.Template("{{ sats }} sats")
-    namespace = {"Policy": Policy, "policy": Policy(), "words": template, "render": template.render}
+    Pair = collections.namedtuple("Pair", "a b")
+    with contextlib.redirect_stdout(io.StringIO()):
+        cProfile.run("sum(range(10))")  # (statements of the workbook's, profiled: compiled under "<string>")
+    timeit.timeit("1 + 1", number=3)
+    namespace = {"Policy": Policy, "policy": Policy(), "words": template, "render": template.render,
+                 "Record": Record, "record": Record(), "Pair": Pair, "pair": Pair(1, 2)}
     assert seen.why(namespace) == ""
     made: dict = {}
     run = (__builtins__ if isinstance(__builtins__, dict) else vars(__builtins__)).get("exec")
@@ -617,13 +631,10 @@ def test_code_a_library_makes_from_text_is_no_code_of_the_learners():
 
 def test_text_a_console_or_a_timer_compiles_for_the_workbook_is_the_workbooks():
     """codeop, code's interpreter, timeit's setup and importlib's source_to_code compile the text their caller hands
-    them, under any name: what the workbook keeps from them is not its cells' code (each once graded passed). Using
-    them on the workbook's own statements (a profile, a timing), beside a dataclass's methods, is no foreign code."""
+    them, under any name: what the workbook keeps from them is not its cells' code (each once graded passed). (Used
+    on the workbook's own statements, a profile or a timing, they make no foreign code: see the test above.)"""
     import code
     import codeop
-    import collections
-    import cProfile
-    import dataclasses
     import importlib.machinery
     import timeit
 
@@ -658,20 +669,6 @@ def test_text_a_console_or_a_timer_compiles_for_the_workbook_is_the_workbooks():
         seen.install()
         real = make()
         assert f"code made from text (named {name.strip()})" in seen.why({"real": real}), name
-
-    seen = Provenance()
-    seen.install()
-
-    @dataclasses.dataclass
-    class Policy:
-        minimum: int = 5_000_000
-
-    Policy.__module__ = "__main__"  # (as a class a cell defines)
-    Pair = collections.namedtuple("Pair", "a b")
-    with contextlib.redirect_stdout(io.StringIO()):
-        cProfile.run("sum(range(10))")  # (compiled under "<string>", the dataclass's name too)
-    timeit.timeit("1 + 1", number=3)
-    assert seen.why({"Policy": Policy, "policy": Policy(), "Pair": Pair, "pair": Pair(1, 2)}) == ""
 
 
 def test_code_the_workbook_reaches_around_the_compiler_for_is_not_the_workbooks():
