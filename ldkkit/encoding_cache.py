@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import itertools
+import threading
 import types
 import typing
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 
 from .ser import _WRITERS, _field_values, encode, encode_item
 
@@ -99,6 +100,7 @@ class EncodingCache:
 
 
 _IMMUTABLE: dict[type, bool] = {t: True for t in (int, bool, str, bytes, type(None), timedelta)}
+_IMMUTABLE_LOCK = threading.RLock()  # (re-entrant: a record's fields are looked at from within its own look)
 #: For each tuple of field types met: None if one can change in place, else where the dicts are (kept while empty).
 _DICTS_AT: dict[tuple[type, ...], tuple[int, ...] | None] = {}
 _UNKNOWN: Any = object()
@@ -121,20 +123,34 @@ def _empty_dicts_at(kinds: tuple[type, ...], fields: tuple[Any, ...]) -> tuple[i
 
 def _immutable(cls: type) -> bool:
     """Whether a value of type ``cls`` can never change: numbers, text, bytes, enums, types declared
-    :func:`immutable`, and frozen records whose fields' types are immutable too."""
+    :func:`immutable`, and frozen records whose fields' types are immutable too. A record that holds its own type, at
+    any depth, is not kept: whichever type of such a cycle is asked about first (the answer once depended on it, and
+    so on the order a process met them in)."""
     known = _IMMUTABLE.get(cls)
     if known is None:
-        _IMMUTABLE[cls] = False  # (a record that holds its own type is looked at once, and is not kept)
-        if issubclass(cls, enum.Enum):
-            known = True
-        elif dataclasses.is_dataclass(cls):
-            hints = typing.get_type_hints(cls, include_extras=True)
-            known = cls.__dataclass_params__.frozen and all(  # type: ignore[attr-defined]
-                _immutable_hint(hints[f.name]) for f in dataclasses.fields(cls))
-        else:  # (a subclass of bytes, or of a type declared so: ids, scripts and transactions refuse to be set)
-            known = any(_IMMUTABLE.get(base) for base in cls.__mro__[1:])
-        _IMMUTABLE[cls] = known
+        with _IMMUTABLE_LOCK:
+            known = _IMMUTABLE[cls] = _looked_at(cls, set())
     return known
+
+
+def _looked_at(cls: type, looking: set[type]) -> bool:
+    known = _IMMUTABLE.get(cls)
+    if known is not None:
+        return known
+    if cls in looking:
+        return False
+    looking.add(cls)
+    try:
+        if issubclass(cls, enum.Enum):
+            return True
+        if dataclasses.is_dataclass(cls):
+            hints = typing.get_type_hints(cls, include_extras=True)
+            return cls.__dataclass_params__.frozen and all(  # type: ignore[attr-defined]
+                _immutable_hint(hints[f.name], looking) for f in dataclasses.fields(cls))
+        # (a subclass of bytes, or of a type declared so: ids, scripts and transactions refuse to be set)
+        return any(_IMMUTABLE.get(base) for base in cls.__mro__[1:])
+    finally:
+        looking.discard(cls)
 
 
 def immutable(cls: type[_T]) -> type[_T]:
@@ -143,10 +159,11 @@ def immutable(cls: type[_T]) -> type[_T]:
     return cls
 
 
-def _immutable_hint(hint: Any) -> bool:
+def _immutable_hint(hint: Any, looking: Optional[set[type]] = None) -> bool:
+    looking = set() if looking is None else looking
     origin = typing.get_origin(hint)
     if origin is Annotated:
-        return _immutable_hint(typing.get_args(hint)[0])
+        return _immutable_hint(typing.get_args(hint)[0], looking)
     if origin in (typing.Union, types.UnionType, tuple):
-        return all(_immutable_hint(a) for a in typing.get_args(hint) if a is not Ellipsis)
-    return origin is None and isinstance(hint, type) and _immutable(hint)
+        return all(_immutable_hint(a, looking) for a in typing.get_args(hint) if a is not Ellipsis)
+    return origin is None and isinstance(hint, type) and _looked_at(hint, looking)
