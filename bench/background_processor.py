@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ldkkit.background_processor import BackgroundProcessor, GossipSync  # noqa: E402
 from ldkkit.events import Event  # noqa: E402
-from ldkkit.sim.runtime import one_cpu  # noqa: E402
+from ldkkit.sim.cpus import one_cpu  # noqa: E402
 from ldkkit.sim.world import World  # noqa: E402
 
 N_EVENTS = 20_000
@@ -79,7 +79,7 @@ def throughput() -> Throughput:
       the rounds' (a round's ratio is of its own two windows).
     - Both on real time, and on the process's CPU time (its threads' together: what the other work on a loaded
       machine does not change; waits for a wake-up are not counted).
-    - Both threads run on one CPU (``runtime.one_cpu``), as a check runs a play under a processor.
+    - Both threads run on one CPU (``cpus.one_cpu``), as a check runs a play under a processor.
     """
     rounds: list[tuple[float, float, float, float, int]] = []
     with one_cpu(), World(seed=1) as world:

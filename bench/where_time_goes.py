@@ -15,7 +15,7 @@ First, what the processor's own thread costs: the library played world-driven an
 ``BackgroundProcessor``, with user and kernel CPU time and how often a thread blocked. Each hand-over
 between the world and the processor thread blocks one of them, and a switch costs the kernel tens of
 microseconds on a virtual machine: kernel time the instruction counts of ``bench/instructions.py`` leave out.
-Plays keep both threads on one CPU (``runtime.one_cpu``); ``thread_on_any_cpu`` is the same without.
+Plays keep both threads on one CPU (``cpus.one_cpu``); ``thread_on_any_cpu`` is the same without.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from ldkkit.exercises.capstone import reference_seed  # noqa: E402
 from ldkkit.ln.channelmanager import ChannelManager  # noqa: E402
 from ldkkit.scenarios import Stage  # noqa: E402
 from ldkkit.sim.chain import Chain  # noqa: E402
-from ldkkit.sim.runtime import one_cpu  # noqa: E402
+from ldkkit.sim.cpus import one_cpu  # noqa: E402
 from ldkkit.sim.world import BLOCK_INTERVAL_S, World  # noqa: E402
 
 COUNTED = {  # what is counted: the kit's function, and the figure's name and unit
@@ -128,7 +128,7 @@ def handovers() -> None:
         print("(handovers: the resource module is Unix only)", file=sys.stderr)
         return
     for label, processor in (("world_driven", None), ("thread", "thread"), ("thread_on_any_cpu", "thread")):
-        if label == "thread_on_any_cpu":  # (as before runtime.one_cpu: the world's and the processor's threads
+        if label == "thread_on_any_cpu":  # (as before cpus.one_cpu: the world's and the processor's threads
             scenarios.one_cpu = contextlib.nullcontext  # wherever the kernel puts them)
         before = resource.getrusage(resource.RUSAGE_SELF)
         try:

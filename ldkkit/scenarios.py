@@ -34,7 +34,7 @@ from .ln.outbound_payment import RecipientOnionFields, Retry
 from .node import Node
 from .payment_storage import HTLCStatus, PaymentInfo
 from .routing.router import Path, PaymentParameters, Route, RouteHop, RouteParameters
-from .sim.runtime import one_cpu
+from .sim.cpus import one_cpu
 from .sim.world import World
 from .types import PaymentHash, PaymentId, PaymentPreimage, PaymentSecret
 

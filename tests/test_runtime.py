@@ -13,6 +13,7 @@ import pytest
 from ldkkit import scenarios
 from ldkkit.events import Event
 from ldkkit.reference import handle_ldk_events
+from ldkkit.sim import cpus as cpus_module
 from ldkkit.sim import runtime as runtime_module
 from ldkkit.sim.world import World
 
@@ -152,7 +153,7 @@ def _cpus_of_a_thread_started_now() -> set[int]:
 def test_one_cpu_keeps_the_thread_and_those_it_starts_on_its_cpu_and_gives_the_others_back():
     before = os.sched_getaffinity(0)
     with pytest.raises(KeyError):
-        with runtime_module.one_cpu():
+        with cpus_module.one_cpu():
             (cpu,) = os.sched_getaffinity(0)
             assert cpu in before and _cpus_of_a_thread_started_now() == {cpu}
             raise KeyError("an error in the play")
@@ -164,16 +165,16 @@ def test_one_cpu_keeps_the_thread_and_those_it_starts_on_its_cpu_and_gives_the_o
 def test_one_cpu_changes_nothing_where_it_cannot_tell_or_is_refused(monkeypatch, case):
     before = os.sched_getaffinity(0)
     if case == "cpu unknown":
-        monkeypatch.setattr(runtime_module, "_current_cpu", lambda: None)
+        monkeypatch.setattr(cpus_module, "_current_cpu", lambda: None)
     elif case == "one cpu allowed":  # (this thread's: the machine's others are not for it)
-        monkeypatch.setattr(runtime_module, "_allowed_cpus", lambda: {min(before)})
-        monkeypatch.setattr(runtime_module, "_current_cpu", lambda: min(before))
+        monkeypatch.setattr(cpus_module, "_allowed_cpus", lambda: {min(before)})
+        monkeypatch.setattr(cpus_module, "_current_cpu", lambda: min(before))
     else:
         def refuse(pid, cpus):
             raise OSError("not in this container")
-        monkeypatch.setattr(runtime_module.os, "sched_setaffinity", refuse)
+        monkeypatch.setattr(cpus_module.os, "sched_setaffinity", refuse)
     with pytest.raises(KeyError) as raised:
-        with runtime_module.one_cpu():
+        with cpus_module.one_cpu():
             assert os.sched_getaffinity(0) == before
             raise KeyError("an error in the play")
     assert os.sched_getaffinity(0) == before

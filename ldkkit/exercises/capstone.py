@@ -280,8 +280,8 @@ class _PutOff:
 def reference_events_put_off(name: str, delays: Delays, played_on: int) -> tuple[str, ...]:
     """``reference_events``, the reference's answers put off as ``delays`` says (see ``put_off``), played as the
     capstone plays yours: under the background processor, and on for ``played_on`` seconds after the story."""
+    from ..sim.cpus import one_cpu
     from ..sim.node_process import run_processor
-    from ..sim.runtime import one_cpu
     from ..sim.world import World
 
     given = {kind: iter(kind_delays) for kind, kind_delays in zip(PUT_OFF, delays, strict=True)}

@@ -29,7 +29,7 @@ from ..events import Event
 from ..events.queue import EventHandlerError, ReturnedUnawaited
 from ..node import Node
 from ..scenarios import Stage
-from ..sim.runtime import one_cpu
+from ..sim.cpus import one_cpu
 from ..sim.world import World
 from . import pools
 from .memory import Memory

@@ -8,7 +8,6 @@ and catches what no outcome shows (a loop that calls the node for ever, an event
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import contextvars
 import functools
@@ -24,8 +23,8 @@ from typing import Any, Optional, TypeVar
 from ..events import Event, ReplayEvent
 from ..node import HANDLER_PARAMETERS, Node
 from ..sim.world import World
+from . import own_threads  # noqa: F401  (threads your code starts, and pools it submits to, counted in checks)
 from .memory import Memory
-from .pools import submit_counted
 from .watch import (
     CLOCK,
     DROPPED,
@@ -37,7 +36,6 @@ from .watch import (
     Stepped,
     TaskStep,
     counted_here,
-    handed_over,
     just_built,
     learner_on_stack,
     no_sleeping,
@@ -45,9 +43,7 @@ from .watch import (
     scheduled_by_you,
     sleeping_allowed,
     sleeping_on,
-    timer_run,
     watch_built,
-    yours,
 )
 
 #: More calls than this on the node for one event is a loop that waits for something: stopped, deterministically.
@@ -775,45 +771,3 @@ def _counted(handlings: list[Handling]) -> Handling:
 def replayed(handling: Handling) -> bool:
     """Whether your handler asked for this event again (returned or raised ``ReplayEvent``)."""
     return isinstance(handling.result, ReplayEvent) or handling.result is ReplayEvent
-
-
-# --- threads your code starts ------------------------------------------------------------------------------------
-# Threads started by your code itself while an event is handled (not by a library: a thread pool's workers stay
-# alive, idle) are jobs of the check's world, like asyncio.to_thread's: see Recorder.counted.
-
-_thread_start = threading.Thread.start
-_pool_submit = concurrent.futures.ThreadPoolExecutor.submit
-
-
-def _start(self: threading.Thread) -> None:
-    recorder = _RECORDING.get()
-    if recorder is None or not yours(sys._getframe(1)):
-        return _thread_start(self)
-    run = timer_run(self) if isinstance(self, threading.Timer) else self.run
-    self.run, counted = recorder.counted(run, own_thread=True)  # type: ignore[method-assign]
-    try:
-        return _thread_start(self)
-    except BaseException:  # (no thread to wait for)
-        counted.end()
-        raise
-
-
-def _submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any,
-            **kwargs: Any) -> concurrent.futures.Future[Any]:
-    recorder = _RECORDING.get()
-    if recorder is None or not (HANDED_OVER.get() is not None or _submitted_by_you(sys._getframe(1))):
-        return _pool_submit(self, fn, *args, **kwargs)
-    job, counted = recorder.counted(fn, own_thread=False)
-    handed_over(counted)
-    return submit_counted(self, _pool_submit, job, counted, *args, **kwargs)  # type: ignore[no-any-return]
-
-
-def _submitted_by_you(frame: Any) -> bool:
-    """Whether your code submitted the work: itself, or through the pool's own helpers (``Executor.map``)."""
-    while frame is not None and frame.f_code.co_filename == concurrent.futures._base.__file__:
-        frame = frame.f_back
-    return frame is not None and yours(frame)
-
-
-threading.Thread.start = _start  # type: ignore[method-assign]
-concurrent.futures.ThreadPoolExecutor.submit = _submit  # type: ignore[method-assign]
