@@ -191,6 +191,14 @@ def judge_forwards(played: Played) -> list[float]:
                    f"all of them between {min(delays) * 1000:,.0f} and {max(delays) * 1000:,.0f} ms",
                    "the random fraction must cover [0, 1): divide the number you read by 2 to the power of its bits "
                    "(int.from_bytes(random[:4], 'big') / 2**32), then wait time_forwardable × (1 + 4 × fraction).")
+    if len(delays) >= 5 and all(abs(d / t - round(d / t)) * t < SLACK_S for d in delays):
+        shown = ", ".join(f"{d * 1000:,.0f}" for d in sorted(set(round(d, 3) for d in delays)))
+        raise fail(played, played.events(Event.PendingHTLCsForwardable)[-1],
+                   "delays anywhere in the range, drawn afresh for each event",
+                   f"every one a whole multiple of time_forwardable ({t * 1000:.0f} ms): {shown} ms",
+                   "a choice among a few delays is one an observer can guess: take a fraction in [0, 1) from the "
+                   "bytes (int.from_bytes(random[:4], 'big') / 2**32), then wait time_forwardable × (1 + 4 × "
+                   "fraction).")
     for handling in [h for h in handled if h.event.time_forwardable != usual]:  # (once the story's usual are judged)
         delay = _judge_one(played, handling)
         if delay is not None:

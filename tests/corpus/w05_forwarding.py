@@ -169,6 +169,16 @@ def cycles_through_multiples(*, draws: bool) -> Any:
     return compose({FWD: forward_after(delay)})
 
 
+def whole_multiples_of(choices: int) -> Any:
+    """A delay of 1 to ``choices`` times time_forwardable, picked by a random byte: in the range, from the bytes, and
+    one of a few an observer can guess (``choices`` 2: t or 5t)."""
+    def delay(t: float, keys_manager: Any) -> float:
+        pick = keys_manager.get_secure_random_bytes()[0] % choices
+        return t * (1 + (pick * 4 if choices == 2 else pick))
+
+    return compose({FWD: forward_after(delay)})
+
+
 def task_waits_on_an_event(channel_manager: Any, event: Any, **_: Any) -> None:
     """A task that waits with threading.Event().wait(delay): it blocks the loop the task runs on."""
     async def later() -> None:
@@ -413,6 +423,10 @@ CASES = [
     wrong(EX, "fixed_delay_waited_on_an_event", Fresh(lambda: compose({FWD: waits_a_fixed_delay_on_an_event})),
           "different random delay", "fixed delay",
           why="a thread of its own waits threading.Event().wait(0.3), then forwards: the delay never changes"),
+    wrong(EX, "waits_t_or_five_t", whole_multiples_of(2), "a whole multiple of time_forwardable",
+          why="t or 5t, by a random byte: it passed, the extremes and the spread being all that was judged"),
+    wrong(EX, "waits_a_whole_multiple", whole_multiples_of(5), "a whole multiple of time_forwardable",
+          why="1 to 5 times t, by a random byte: a choice among five delays, not a time in the range"),
     wrong(EX, "draws_the_bytes_and_ignores_them", Fresh(lambda: cycles_through_multiples(draws=True)),
           "the same bytes, the same delay", "must come from the bytes",
           why="draws the random bytes, then waits 1.5, 4.9, 2, 3, 1.1 × time_forwardable in turn: it passed, the "
