@@ -1432,10 +1432,9 @@ def test_without_accept_intercept_htlcs_an_intercept_scid_is_an_unknown_next_hop
     world, stage, intercepts = _intercepting_world(45, accept=False)
     with world:
         alice, _, fake_scid, _ = pay_through_an_intercept_scid(stage)
-        into = stage.channel_between(stage.me, alice)
         failed = [e for e in stage.me.events_seen if isinstance(e, Event.HTLCHandlingFailed)]
     assert intercepts == [] and failed == []
-    assert into is not None
+    assert [e.short_channel_id for e in alice.events_seen if isinstance(e, Event.PaymentPathFailed)] == [fake_scid]
 
 
 def test_with_accept_intercept_htlcs_an_htlc_for_a_real_channel_is_forwarded_not_intercepted():

@@ -16,6 +16,7 @@ when the workbook's own code compiled it (an audit hook notes the names it compi
 from __future__ import annotations
 
 import _imp
+import functools
 import os
 import sys
 import types
@@ -56,7 +57,7 @@ class Provenance:
                 self.foreign = f"the handler can run code read from {name}, not the workbook's"  # (imported, run)
             caller = sys._getframe(1)
             if _library(caller.f_code) or _frozen(caller.f_code.co_filename):
-                if _handed_by_the_workbook(caller):  # (a console's, a timer's: what it keeps is the workbook's text)
+                if event == "compile" and _handed_by_the_workbook(caller):  # (a console's, a timer's text, say)
                     self.compiled_by_you.add(name)
                 return
             self.compiled_by_you.add(name)
@@ -137,7 +138,7 @@ class Provenance:
             return compiled_from_its_cell(code)
         if name == "<string>":  # Python's own name for text: a dataclass's methods and a namedtuple's are made so
             qualname, dunder = getattr(code, "co_qualname", ""), _dunder(code.co_name)
-            return (qualname.startswith(_GENERATED_QUALNAME) and dunder or not qualname and dunder
+            return (dunder and (qualname.startswith(_GENERATED_QUALNAME) or not qualname)
                     or str(globals_.get("__name__", "")).startswith(_GENERATED_MODULE))  # (3.10: no co_qualname)
         if name.startswith("<"):  # a library's name for its text (attrs, jinja2), unless your own code compiled it
             return name not in self.compiled_by_you
@@ -206,8 +207,9 @@ def _library(code: types.CodeType) -> bool:
     return _library_path(code.co_filename)
 
 
+@functools.lru_cache(maxsize=4096)
 def _library_path(path: str) -> bool:
-    """Whether ``path`` is Python's, a library's or the kit's."""
+    """Whether ``path`` is Python's, a library's or the kit's (asked of every frame a compile or load walks: kept)."""
     return os.path.realpath(path).startswith((KIT_DIR, *LIBRARY_DIRS))
 
 
