@@ -196,3 +196,36 @@ def test_workers_a_cell_started_are_put_back_as_they_were_not_emptied():
         assert cell["WORKERS"] == workers and all(a is b for a, b in zip(cell["WORKERS"], workers, strict=True))
     finally:
         cell["stop"].set()
+
+
+def test_memory_a_thread_of_yours_changes_while_the_check_reads_it_is_read_all_the_same():
+    """A set or dict a thread of yours adds to while the check reads your memory (a worker started in an earlier cell,
+    another check's task): the check reads what it holds at once, not item by item ("Set changed size during
+    iteration" failed a right handler in CI). Here the reading of one item is what adds the next, so the race is
+    certain."""
+    cell = learner("""
+        import threading
+        SEEN, BY_HASH = set(), {}
+
+        class Busy:
+            '''An item whose reading lets a thread of yours in: it adds to SEEN and BY_HASH meanwhile (and reads as
+            a number, so the check reads on).'''
+            count = 0
+
+            @property
+            def __class__(self):
+                Busy.count += 1
+                SEEN.add(Busy.count)
+                BY_HASH[Busy.count] = Busy.count
+                return int
+
+        SEEN.add(Busy())
+        BY_HASH[0] = Busy()
+
+        def handle(event):
+            return SEEN, BY_HASH
+    """)
+    memory = Memory(cell["handle"])
+    cell["SEEN"].add("after")
+    memory.forget()
+    assert "after" not in cell["SEEN"]

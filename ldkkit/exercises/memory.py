@@ -49,7 +49,7 @@ class Memory:
             if id(value) in shared:  # (the kit's own state, shared with the scenarios: TRUSTED_ZERO_CONF_PEERS)
                 continue
             if isinstance(value, _CONTAINERS) and (_plain(value) or _working(value)):
-                self._containers.append((value, copy.deepcopy(value) if _plain(value) else type(value)()))
+                self._containers.append((value, _copied(value) if _plain(value) else type(value)()))
             elif isinstance(value, (dict, list, set)):
                 self._holders.append((value, copy.copy(value)))
             elif isinstance(value, _VALUES) and holder is not None:
@@ -130,7 +130,7 @@ def _rebound(holder: Any, kept: Any) -> bool:
 
 def _differs(container: Any, kept: Any) -> bool:
     """Whether what ``container`` records changed (not the work it keeps: the tasks of ``background_tasks``)."""
-    items = container.values() if isinstance(container, dict) else container
+    items = tuple(container.values()) if isinstance(container, dict) else _now(container)
     if any(isinstance(item, _WORK) for item in items):
         return False
     try:
@@ -148,7 +148,24 @@ _DIES = (asyncio.Future, concurrent.futures.Future)
 
 def _working(container: Any) -> bool:
     """A set or list of work a crash ends (the workbooks' ``background_tasks``): a restarted process has none."""
-    return isinstance(container, (set, list)) and bool(container) and all(isinstance(i, _DIES) for i in container)
+    return isinstance(container, (set, list)) and bool(container) and all(isinstance(i, _DIES) for i in _now(container))
+
+
+def _now(container: Any) -> tuple[Any, ...]:
+    """What ``container`` holds now (a dict: its items), read at once: ``tuple`` runs no Python code between items, so
+    a thread of yours that adds to it meanwhile cannot break the reading ("Set changed size during iteration")."""
+    return tuple(container.items()) if isinstance(container, dict) else tuple(container)
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of data, read again if a thread of yours changed it while it was copied."""
+    for _ in range(99):
+        try:
+            return copy.deepcopy(value)
+        except RuntimeError as error:  # ("dictionary changed size during iteration")
+            if "changed size" not in str(error) and "mutated" not in str(error):
+                raise
+    return copy.deepcopy(value)
 
 
 def _plain(value: Any, depth: int = 0) -> bool:
@@ -159,9 +176,9 @@ def _plain(value: Any, depth: int = 0) -> bool:
     if isinstance(value, _VALUES):
         return all(_plain(item, depth + 1) for item in value) if isinstance(value, (tuple, frozenset)) else True
     if isinstance(value, dict):
-        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in _now(value))
     if isinstance(value, _CONTAINERS):
-        return all(_plain(item, depth + 1) for item in value)
+        return all(_plain(item, depth + 1) for item in _now(value))
     if isinstance(value, enum.Enum):
         return True
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -220,8 +237,8 @@ def _reached(handler: Any) -> list[tuple[Any, Any, Any]]:
         if isinstance(item, (dict, list, tuple)):  # (a table of functions, or data kept beside a lock: what it holds)
             if _plain(item):
                 continue  # (put back whole)
-            held += ([(item, key, value) for key, value in list(item.items())] if isinstance(item, dict)
-                     else [(None, None, value) for value in item])
+            held += ([(item, key, value) for key, value in _now(item)] if isinstance(item, dict)
+                     else [(None, None, value) for value in _now(item)])
         if isinstance(item, types.MethodType):
             todo += [item.__self__, item.__func__]
             continue
