@@ -7,6 +7,7 @@ unforeseen, a worker that prints nonsense) and reads the row.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
@@ -1529,3 +1530,21 @@ def test_the_learner_writes_in_a_nodes_folder_only_plain_files_of_a_folder_it_wa
     handler.learner.dead = None
     handler._apply_files({"files": {"0": {"inbound_payments": {"b": "AAE="}}}})
     assert (node / "inbound_payments").read_bytes() == b"\0\1"
+
+
+def test_the_files_a_learner_writes_in_its_nodes_folders_are_bounded_in_all(tmp_path, monkeypatch):
+    """A helper's probe: a handler writing new 1 MiB files in its node's folder filled the grader's scratch disk, and
+    other learners' workbooks failed (no space left). Past ``MAX_FOLDER_BYTES`` in all the learner process is stopped,
+    saying why; a file written again counts once, at its size now."""
+    monkeypatch.setattr(node_folders, "MAX_FOLDER_BYTES", 3 << 10)
+    handler = bridge.RemoteHandler(_GivenNothing(), "async")  # type: ignore[arg-type]
+    node = tmp_path / "node"
+    node.mkdir()
+    handler._folders.view(str(node))
+    kib = {"b": base64.b64encode(b"\0" * 1024).decode()}
+    for _ in range(5):  # (the same file again and again: 1 KiB on disk)
+        handler._apply_files({"files": {"0": {"inbound_payments": kib}}})
+    handler._apply_files({"files": {"0": {"a": kib, "b": kib}}})
+    with pytest.raises(bridge.LearnerGone, match="wrote over 0 MiB of files in its node's folder"):
+        handler._apply_files({"files": {"0": {"c": kib}}})
+    assert sorted(p.name for p in node.iterdir()) == ["a", "b", "inbound_payments"]

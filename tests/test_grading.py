@@ -668,7 +668,8 @@ def test_text_a_console_or_a_timer_compiles_for_the_workbook_is_the_workbooks():
         seen = Provenance()
         seen.install()
         real = make()
-        assert f"code made from text (named {name.strip()})" in seen.why({"real": real}), name
+        assert f"text into code (named {name.strip()})" in seen.why({"real": real}) or (  # (a console's: at once)
+            f"code made from text (named {name.strip()})" in seen.why({"real": real})), name
 
 
 def test_code_the_workbook_reaches_around_the_compiler_for_is_not_the_workbooks():
@@ -707,7 +708,9 @@ def test_code_the_workbook_reaches_around_the_compiler_for_is_not_the_workbooks(
         seen.install()
         handler = kept(make())
         seen._judged[handler.__code__] = True  # (the cell's own handler: this test's file stands for its cell)
-        assert "handle(), code made from text (named <string>)" in seen.why({"handle_ldk_events": handler}), make
+        why = seen.why({"handle_ldk_events": handler})
+        assert "handle(), code made from text (named <string>)" in why or (  # (importlib's, pickle's: at once)
+            "text into code (named <string>) through " in why), make
     for reach, words in ((lambda: gc.get_objects(), "looks through the interpreter's objects (gc.get_objects)"),
                          (lambda: types.CodeType(*_code_fields(kept.__code__)), "makes a code object itself"),
                          (lambda: setattr(kept, "__code__", kept.__code__), "replaces a function's code")):
@@ -715,6 +718,67 @@ def test_code_the_workbook_reaches_around_the_compiler_for_is_not_the_workbooks(
         seen.install()
         reach()
         assert seen.why({}) == f"the workbook's code {words}" or words in seen.why({}), words
+
+
+#: A workbook's code that first switches off what the learner process looks at, as a helper's probe did: this module's
+#: globals and Provenance object (found by a computed name in sys.modules, or through gc), and builtins.
+_SWITCHED_OFF = """
+import builtins, code, dataclasses, gc, json, os, sys
+p = sys.modules["ldkkit.sandbox." + "prov" + "enance"]
+p.PROVENANCE.foreign = ""
+p.PROVENANCE.why = lambda namespace: ""
+p._library_path = p._frozen = lambda name: True
+p._GENERATORS, p.KIT_DIR, p.LIBRARY_DIRS, p.os = frozenset(), "/", ("/",), None
+p._REACHING.clear()
+builtins.len = builtins.next = None
+"""
+
+
+@pytest.mark.parametrize("cheat, told", [
+    ('getattr(builtins, "ex" + "ec")("def handle(*args):\\n    return None\\n", {})',
+     "the workbook's code compiles text into code (named <string>), as exec does"),
+    ("dataclasses._create_fn('__h__', ['event'], ['return None'], globals={})",
+     "the workbook's code compiles text into code (named <string>) through dataclasses's private _create_fn(), as "
+     "exec does"),
+    ("gc.get_objects()", "the workbook's code looks through the interpreter's objects (gc.get_objects)"),
+    ("code.InteractiveInterpreter(vars(json)).runsource('def H(*args): pass', '<input>', 'exec')",
+     "the workbook's code compiles text into code (named <input>) through code, as exec does"),
+    ("f = lambda: None\nf.__code__ = (lambda: 1).__code__", "the workbook's code replaces a function's code"),
+    ("folder = os.path.join(sys.argv[2], 'mine')\nos.mkdir(folder)\n"
+     "open(os.path.join(folder, 'helpers.py'), 'w').write('def handle(*args): pass')\n"
+     "sys.path.insert(0, folder)\nimport helpers", "the handler can run code read from "),
+])
+def test_what_the_learner_process_sees_its_code_do_is_told_at_once_and_nothing_takes_it_back(tmp_path, cheat, told):
+    """The audit hook holds its judges in its closure and, seeing the workbook's code compile text or reach around the
+    compiler, tells the grader's pipe and ends the process: a solution run from text behind the lines of
+    ``_SWITCHED_OFF`` was graded passed (a helper's probe), as the verdict was the learner process's own to report."""
+    read, tell = os.pipe()
+    script = (f"import os, sys\nsys.path.insert(0, {str(Path(__file__).parent.parent)!r})\n"
+              "from ldkkit.sandbox.provenance import PROVENANCE\nPROVENANCE.install(int(sys.argv[1]))\n"
+              f"{_SWITCHED_OFF}\n{cheat}\nos._exit(0)\n")
+    ended = subprocess.run([sys.executable, "-c", script, str(tell), str(tmp_path)], pass_fds=(tell,), timeout=60,
+                           capture_output=True, text=True)
+    os.close(tell)
+    assert ended.returncode == 86, ended.stderr
+    assert os.read(read, 4096).decode().startswith(told)
+
+
+def test_what_a_handler_of_its_own_uses_ends_no_learner_process(tmp_path):
+    """The same hook, with what honest workbooks do: dataclasses, namedtuples, a timing, a module of Python's not yet
+    imported, a profile. (Text a console or timer compiles is the workbook's only if it keeps its code: see above.)"""
+    read, tell = os.pipe()
+    honest = ("import collections, dataclasses, timeit, cProfile, io, contextlib, colorsys\n"
+              "@dataclasses.dataclass\nclass Record:\n    sats: int = 0\n"
+              "Pair = collections.namedtuple('Pair', 'a b')\ntimeit.timeit('1 + 1', setup='x = 2', number=3)\n"
+              "with contextlib.redirect_stdout(io.StringIO()):\n    cProfile.run('sum(range(10))')\n"
+              "print(Record(1), Pair(1, 2), colorsys.rgb_to_hsv(0.1, 0.2, 0.3))\n")
+    script = (f"import os, sys\nsys.path.insert(0, {str(Path(__file__).parent.parent)!r})\n"
+              "from ldkkit.sandbox.provenance import PROVENANCE\nPROVENANCE.install(int(sys.argv[1]))\n"
+              f"{honest}os._exit(0)\n")
+    ended = subprocess.run([sys.executable, "-c", script, str(tell)], pass_fds=(tell,), timeout=60,
+                           capture_output=True, text=True)
+    os.close(tell)
+    assert (ended.returncode, os.read(read, 4096)) == (0, b""), ended.stderr
 
 
 def _code_fields(code: types.CodeType) -> list[Any]:
@@ -905,6 +969,18 @@ def test_a_workbook_that_names_the_graders_own_modules_is_not_graded(cell):
     switched that off had a solution run from text graded passed (a helper's probe). A handler needs none of it."""
     found = learner_code({"cells": [code(cell), code("def handle_ldk_events(*args):\n    return None")]})
     assert found.reaches_the_grader.startswith("code cell 1 names ") and "the grader's own" in found.reaches_the_grader
+
+
+def test_a_helper_of_the_workbooks_own_called_eval_or_compile_is_no_builtin():
+    """A helper's probe: a workbook defining its own eval() (or compile(), a class called exec) was graded no handler,
+    "code cell 2 calls eval()". The builtin, called by name or through builtins, is still refused."""
+    for name in ("eval", "compile", "exec"):
+        own = code(f"def {name}(policy, sats):\n    return sats > policy\n")
+        calls = code(f"def handle_ldk_events(*args):\n    return {name}(5_000_000, 6_000_000)\n")
+        assert learner_code({"cells": [own, calls]}).runs_text == "", name
+        assert learner_code({"cells": [calls]}).runs_text == f"code cell 1 calls {name}()", name
+    through = code("def eval(x):\n    return builtins.eval(x)\n")
+    assert learner_code({"cells": [through]}).runs_text == "code cell 1 calls eval()"
 
 
 def test_a_workbook_may_say_sandbox_and_provenance_in_its_words():
@@ -1476,6 +1552,17 @@ def test_the_answer_a_workbook_dictates_written_in_the_learners_own_words_is_no_
     source = solution_handler(name)
     assert learner_code({"cells": [code(_as_a_learner_writes_it(source))]}).copied == ""
     assert f"solutions/{name}" in learner_code({"cells": [code(source)]}).copied  # (pasted whole: its marks)
+
+
+@pytest.mark.parametrize("name", ["05_forwarding.ipynb", "08_capstone.ipynb"])
+def test_a_solution_pasted_with_a_print_of_its_own_is_a_copy(name):
+    """A helper's probe: a solution pasted whole, marks and all, with one print() added, was graded passed (its shape
+    was no longer the solution's). A line printed changes nothing the handler does."""
+    source = solution_handler(name).replace("    match event:\n", "    print('handling', event)\n    match event:\n", 1)
+    assert "print('handling'" in source
+    assert f"solutions/{name}" in learner_code({"cells": [code(source)]}).copied
+    logged = source.replace("print('handling', event)", "handled.append(event)")  # (a statement that does something)
+    assert learner_code({"cells": [code(logged)]}).copied == ""
 
 
 def test_a_solution_pasted_without_its_marks_is_a_copy_by_its_own_comments_and_messages():

@@ -39,6 +39,7 @@ from ..exercises.watch import HandlerStopped
 from . import jail as jail_module
 from . import node_folders, wire
 from .learner_work import LearnerTasks, LearnerThreads, Watched
+from .provenance import FOREIGN_EXIT
 
 #: The longest the learner may take to answer one message, as a share of the check's hang limit (8 s of its 10 s):
 #: then asked where it is, a spawned task's step it is in is the check's to stop at that limit, well before the
@@ -109,13 +110,15 @@ class LearnerProcess:
         self.foreign = ""  # why the handler ran code from outside the workbook's cells (``provenance``), if it did
         to_child, self._w = os.pipe()
         self._r, from_child = os.pipe()
+        self._told, tell = os.pipe()  # (``provenance``: why the learner process ended itself, if it did so)
+        os.set_blocking(self._told, False)
         self.scratch = jail.scratch
         self.process = subprocess.Popen(
-            [sys.executable, "-I", "-c", _CHILD_MAIN, _KIT_PARENT, str(to_child), str(from_child)],
-            pass_fds=(to_child, from_child), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            [sys.executable, "-I", "-c", _CHILD_MAIN, _KIT_PARENT, str(to_child), str(from_child), str(tell)],
+            pass_fds=(to_child, from_child, tell), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=None if _DEBUG else subprocess.DEVNULL, env=_child_env(), cwd="/", close_fds=True)
-        os.close(to_child)
-        os.close(from_child)
+        for fd in (to_child, from_child, tell):
+            os.close(fd)
         self.send({"jail": jail.to_dict()})
         confined = self.receive(self.remaining())
         if confined.get("op") != "confined":
@@ -194,6 +197,16 @@ class LearnerProcess:
         except OSError:
             pass
         self.process.wait()
+        if self.process.returncode == FOREIGN_EXIT and not self.foreign:
+            self.foreign = self._told_why() or "the workbook's code compiles text into code, as exec does"
+
+    def _told_why(self) -> str:
+        """Why the learner process ended itself: code of the workbook's was seen doing what writes no handler of its
+        own (``provenance``), told before it ended."""
+        try:
+            return os.read(self._told, 4096).decode("utf-8", "replace")[:300]
+        except OSError:
+            return ""
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -202,7 +215,7 @@ class LearnerProcess:
             except OSError:
                 pass
         self.kill(LearnerGone("the grading is over"))
-        for fd in (self._r, self._w):
+        for fd in (self._r, self._w, self._told):
             try:
                 os.close(fd)
             except OSError:

@@ -760,8 +760,8 @@ class Learner:
 
 
 def main(argv: list[str]) -> int:
-    fd_in, fd_out = int(argv[1]), int(argv[2])
-    for fd in (fd_in, fd_out):
+    fd_in, fd_out, fd_tell = int(argv[1]), int(argv[2]), int(argv[3])
+    for fd in (fd_in, fd_out, fd_tell):
         os.set_inheritable(fd, False)
     setup = wire.receive(fd_in, None)
     stub_reference()  # (the learner process's start did it before any kit module loaded: this is for the record)
@@ -784,7 +784,7 @@ def main(argv: list[str]) -> int:
     channel.send({"op": "confined", "missing": missing})
     job = channel.receive()
     cells, CHECKS.exercise = job.get("cells"), str(job.get("exercise"))
-    PROVENANCE.install()  # (before the cells: what they compile, and the modules they import, are told apart)
+    PROVENANCE.install(fd_tell)  # (before the cells: what they compile, and the modules they import, are told apart)
     stopped = learner.run_cells([c for c in cells if isinstance(c, str)] if isinstance(cells, list) else [])
     handler, why = (None, stopped) if stopped else learner.handler()
     kind = None if handler is None else ("async" if inspect.iscoroutinefunction(handler) else "plain")

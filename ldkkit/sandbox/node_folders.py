@@ -29,6 +29,9 @@ VIEWS = "ldk_data"
 MAX_FILE_BYTES = 1 << 20
 #: The most bytes of files one message carries (the rest goes with the next).
 MAX_MESSAGE_FILES = 4 << 20
+#: The most bytes the files the learner writes in the nodes' folders may hold in all (one learner's files filled the
+#: grader's scratch disk, and failed others' workbooks): a node's records are a few KiB.
+MAX_FOLDER_BYTES = 64 << 20
 
 
 def plain_name(name: Any) -> bool:
@@ -145,6 +148,8 @@ class Folders:
     def __init__(self, scratch: str) -> None:
         self.scratch = scratch  # the learner process's scratch folder
         self.folders: list[str] = []
+        self._sizes: dict[str, int] = {}  # what each file the learner wrote holds now
+        self._written = 0  # and all of them
 
     def view(self, folder: str) -> Path:
         """The learner process's own folder standing for the node's ``folder``: each open of a file there is seen here
@@ -188,7 +193,14 @@ class Folders:
                     data = None
                 if type(data) is not bytes or len(data) > MAX_FILE_BYTES:
                     raise BadFiles("the learner process sent the bytes of a file badly")
+                path = os.path.join(self.folders[int(view)], name)
+                self._written += len(data) - self._sizes.get(path, 0)
+                self._sizes[path] = len(data)
+                if self._written > MAX_FOLDER_BYTES:
+                    raise BadFiles(f"the workbook's code wrote over {MAX_FOLDER_BYTES >> 20} MiB of files in its "
+                                   "node's folder (fs_store.get_data_dir()), where a node's records take a few KiB: "
+                                   "write there only the records the workbook asks for")
                 try:
-                    contextvars.Context().run(write_file, os.path.join(self.folders[int(view)], name), data)
+                    contextvars.Context().run(write_file, path, data)
                 except OSError:  # (the folder of a play over, removed with its world: nothing left to judge there)
                     continue

@@ -16,10 +16,10 @@ when the workbook's own code compiled it (an audit hook notes the names it compi
 from __future__ import annotations
 
 import _imp
-import functools
 import os
 import sys
 import types
+from collections.abc import Callable
 from typing import Any
 
 from ..exercises.watch import KIT_DIR, LIBRARY_DIRS
@@ -41,43 +41,14 @@ class Provenance:
         self._judged: dict[types.CodeType, bool] = {}
         self._seen: tuple[Any, ...] = ()
 
-    def install(self) -> None:
-        """Before the cells run: note the modules there are, and listen for what the cells compile or load."""
+    def install(self, tell: int | None = None) -> None:
+        """Before the cells run: note the modules there are, and listen for what the cells compile or load.
+
+        With ``tell`` (a pipe to the grader), what the workbook's own code is seen doing that writes no handler of its
+        own (compiling text, looking through the interpreter's objects) is written there at once, and the process
+        ends: nothing the workbook's code does next can take it back."""
         self.modules_before = set(sys.modules)
-        sys.addaudithook(self._audit)
-
-    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
-        if event in _REACHING:
-            self._reaching(event, args)
-        if event not in ("compile", "marshal.loads", "marshal.load"):
-            return
-        try:  # (an audit hook must never raise: the compile or load itself would fail)
-            name = os.fsdecode(args[1]) if event == "compile" and isinstance(args[1], (str, bytes)) else "<string>"
-            if event == "compile" and not name.startswith("<") and not _library_path(name) and not self.foreign:
-                self.foreign = f"the handler can run code read from {name}, not the workbook's"  # (imported, run)
-            caller = sys._getframe(1)
-            if _library(caller.f_code) or _frozen(caller.f_code.co_filename):
-                if event == "compile" and _handed_by_the_workbook(caller):  # (a console's, a timer's text, say)
-                    self.compiled_by_you.add(name)
-                return
-            self.compiled_by_you.add(name)
-            if not self.foreign:  # (exec, eval or compile, however reached: a cell calling them is refused as read)
-                self.foreign = ("the workbook loads code with marshal" if event != "compile" else
-                                f"the workbook's code compiles text into code (named {name}), as exec does")
-        except Exception:  # noqa: S110
-            pass
-
-    def _reaching(self, event: str, args: tuple[Any, ...]) -> None:
-        """The workbook's own code looking through the interpreter's objects (``gc``), making code objects itself, or
-        replacing a function's code: none of it writes a handler, and each is a way around what is looked at here."""
-        try:
-            if event == "object.__setattr__" and args[1] != "__code__" or self.foreign:
-                return
-            caller = sys._getframe(2)  # (1 is _audit's)
-            if not (_library(caller.f_code) or _frozen(caller.f_code.co_filename)):
-                self.foreign = f"the workbook's code {_REACHING[event]}"
-        except Exception:  # noqa: S110
-            pass
+        sys.addaudithook(_listener(self, tell))
 
     def why(self, namespace: dict[str, Any]) -> str:
         """Why the handler is not the workbook's, if it is not: "" while what the namespace holds is its own. (Looked
@@ -145,18 +116,11 @@ class Provenance:
         return _library_path(name)
 
 
-def _frozen(name: str) -> bool:
-    """Whether ``name`` is the file name of one of Python's frozen modules (``<frozen importlib._bootstrap>``), not a
-    name given to text to pass for one."""
-    module = name[len("<frozen "):-1] if name.startswith("<frozen ") and name.endswith(">") else ""
-    return module in _FROZEN_AS or bool(module) and _imp.is_frozen(module)
-
-
 #: Frozen modules whose code names another module (``_frozen_importlib`` is ``<frozen importlib._bootstrap>``).
 _FROZEN_AS = ("importlib._bootstrap", "importlib._bootstrap_external")
 
 
-#: What the workbook's own code may not do (see ``Provenance._reaching``), and how a row says it.
+#: What the workbook's own code may not do (see ``_listener``), and how a row says it.
 _REACHING = {
     "gc.get_objects": "looks through the interpreter's objects (gc.get_objects)",
     "gc.get_referrers": "looks through the interpreter's objects (gc.get_referrers)",
@@ -179,38 +143,139 @@ def _dunder(name: str) -> bool:
 
 
 #: The libraries that write code of their own from what they are given (a dataclass's methods, a namedtuple's, attrs'
-#: and pydantic's, a jinja2 template's), reached through their public functions (``dataclass``, ``namedtuple``, not
-#: ``dataclasses._create_fn``). Text any other library compiles for the workbook's code (codeop, code's interpreter,
-#: timeit's setup, importlib's or pickle's exec) is the workbook's text.
+#: and pydantic's, a jinja2 template's), reached through their public functions (``dataclass``, ``namedtuple``). Text
+#: any other library compiles for the workbook's code (codeop, code's interpreter, timeit's setup, importlib's or
+#: pickle's exec) is the workbook's text; so is text a private function of theirs compiles (``_create_fn``).
 _GENERATORS = frozenset({"dataclasses", "collections", "typing", "enum", "attr", "attrs", "jinja2", "pydantic",
                          "pydantic_core"})
+#: Libraries that compile the text they are handed, which no workbook's handler needs: an interactive console's
+#: (``code``, ``codeop``), pickle's ``exec`` and importlib's ``source_to_code`` (text, not a module's file).
+_CONSOLES = frozenset({"code", "codeop", "pickle", "importlib"})
+#: The exit code of a learner process whose code was seen doing what ``_REACHING`` names, or compiling text itself.
+FOREIGN_EXIT = 86
+#: At most this much of why is told (one write to a pipe: whole, never mixed with another).
+_TELL_BYTES = 512
 
 
-def _handed_by_the_workbook(frame: Any) -> bool:
-    """Whether a library compiles text on behalf of the workbook's code (see ``_GENERATORS``): the calls from the
-    compile up to the first code of the workbook's own, the outermost a public function of no code-writing library."""
-    outermost = None
-    while frame is not None:
-        code = frame.f_code
-        if not (_library(code) or _frozen(code.co_filename)):
-            if outermost is None:
-                return False
-            package = str(outermost.f_globals.get("__name__", "")).split(".")[0]
-            private = outermost.f_code.co_name.startswith("_") and not _dunder(outermost.f_code.co_name)
-            return package not in _GENERATORS or private
-        outermost = frame
-        frame = frame.f_back
-    return False
+def _spellings(folder: str) -> set[str]:
+    return {os.path.join(folder, ""), os.path.join(os.path.realpath(folder), "")}
 
 
-def _library(code: types.CodeType) -> bool:
-    return _library_path(code.co_filename)
+#: The folders of Python, its libraries and the kit, as Python imports from them and as they really are, read as this
+#: module loads (before the learner process drops its privileges: it may not look up some of them after), and where
+#: the package of a file below them begins (``site-packages`` inside Python's own folder is a root of its own).
+_LIBRARY_FOLDERS = tuple(sorted({s for f in (KIT_DIR, *LIBRARY_DIRS) for s in _spellings(f)} | {
+    os.path.join(p, "") for p in sys.path if p and any(os.path.realpath(p).startswith(f.rstrip("/"))
+                                                       for f in (KIT_DIR, *LIBRARY_DIRS))}))
+_LIBRARY_ROOTS = tuple(sorted({*_LIBRARY_FOLDERS, *(s for f in LIBRARY_DIRS for s in _spellings(os.path.join(
+    f, "site-packages"))), *_spellings(os.path.dirname(KIT_DIR))}, key=len, reverse=True))
 
 
-@functools.lru_cache(maxsize=4096)
-def _library_path(path: str) -> bool:
-    """Whether ``path`` is Python's, a library's or the kit's (asked of every frame a compile or load walks: kept)."""
-    return os.path.realpath(path).startswith((KIT_DIR, *LIBRARY_DIRS))
+def _judges() -> tuple[Callable[[str], bool], Callable[[str], bool], Callable[[Any], bool], Callable[[Any], Any]]:
+    """(library_path, frozen, library, library_caller): where code comes from, judged with Python's own functions held
+    here, not looked up where the workbook's code could replace them (this module's globals, ``os.path``, builtins).
+
+    ``library_path(name)``: whether a file is Python's, a library's or the kit's (under one of their folders as
+    Python imports from them, or as the folder really is). ``frozen(name)``: whether ``name`` is one of Python's
+    frozen modules (``<frozen importlib._bootstrap>``), not a name given to text to pass for one. ``library(code)``:
+    whether code is either's. ``library_caller(frame)``: the outermost of the library calls from ``frame`` up to the
+    workbook's own code, as (package, function name); None if no code of the workbook's made them."""
+    is_frozen, len_, next_, realpath = _imp.is_frozen, len, next, os.path.realpath
+    startswith, endswith, rpartition, split = str.startswith, str.endswith, str.rpartition, str.split
+    folders, roots = _LIBRARY_FOLDERS, _LIBRARY_ROOTS
+    frozen_as, known = _FROZEN_AS, dict[str, bool]()
+
+    def library_path(name: str) -> bool:
+        if name in known:
+            return known[name]
+        found = startswith(name, folders) or startswith(realpath(name), folders)  # (a folder spelt otherwise)
+        if len_(known) < 65536:
+            known[name] = found
+        return found
+
+    def frozen(name: str) -> bool:
+        module = name[8:-1] if startswith(name, "<frozen ") and endswith(name, ">") else ""
+        return module in frozen_as or module != "" and is_frozen(module)
+
+    def library(code: types.CodeType) -> bool:
+        name = code.co_filename
+        return frozen(name) if startswith(name, "<") else library_path(name)
+
+    def package(code: types.CodeType) -> str:
+        name = code.co_filename
+        if startswith(name, "<"):
+            return rpartition(name[8:-1], ".")[0] or name[8:-1]
+        below = split(next_((name[len_(root):] for root in roots if startswith(name, root)), name), "/")
+        first = next_((part for part in below if part not in ("", "dist-packages")), "")
+        return rpartition(first, ".py")[0] or first
+
+    def library_caller(frame: Any) -> Any:
+        outermost = None
+        while frame is not None:
+            if not library(frame.f_code):
+                return None if outermost is None else (package(outermost.f_code), outermost.f_code.co_name)
+            outermost, frame = frame, frame.f_back
+        return None
+
+    return library_path, frozen, library, library_caller
+
+
+def _listener(provenance: Provenance, tell: int | None) -> Callable[[str, tuple[Any, ...]], None]:
+    """The audit hook: what the workbook's own code compiles or loads, and whether it reaches around the compiler.
+    What it uses it holds in its closure, reachable from no module: the workbook's code cannot swap a judge of it for
+    one of its own, and ``gc``, the one way to find it, is refused here."""
+    library_path, _, library, library_caller = _judges()
+    getframe, write, end, decode, add, type_ = sys._getframe, os.write, os._exit, bytes.decode, set.add, type
+    startswith, same, str_, bytes_, error = str.startswith, str.__eq__, str, bytes, Exception
+    compiled, reaching, generators, consoles = provenance.compiled_by_you, dict(_REACHING), _GENERATORS, _CONSOLES
+    watched = frozenset({"compile", "marshal.loads", "marshal.load", *reaching})
+
+    def found(why: str) -> None:
+        if tell is not None:
+            try:
+                write(tell, why.encode("utf-8", "replace")[:_TELL_BYTES])
+            finally:
+                end(FOREIGN_EXIT)
+        if not provenance.foreign:
+            provenance.foreign = why
+
+    def private(function: str) -> bool:
+        return startswith(function, "_") and not (startswith(function, "__") and function[-2:] == "__")
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event not in watched:
+            return
+        try:  # (an audit hook must never raise: the compile or load itself would fail)
+            caller = getframe(1)
+            if event in reaching:
+                if (event != "object.__setattr__" or same(args[1], "__code__")) and not library(caller.f_code):
+                    found(f"the workbook's code {reaching[event]}")
+                return
+            name = args[1] if event == "compile" else "<string>"
+            name = name if type_(name) is str_ else decode(name, "utf-8", "replace") if type_(name) is bytes_ else "<?>"
+            if event == "compile" and not startswith(name, "<") and not library_path(name):
+                found(f"the handler can run code read from {name}, not the workbook's")  # (imported, run)
+            if not library(caller.f_code):  # (exec, eval or compile, however reached: a cell calling them is refused)
+                add(compiled, name)
+                found("the workbook loads code with marshal" if event != "compile" else
+                      f"the workbook's code compiles text into code (named {name}), as exec does")
+            elif event == "compile" and (made := library_caller(caller)) is not None:
+                package, function = made
+                if package in consoles and startswith(name, "<"):  # (no workbook has a use for them but this)
+                    found(f"the workbook's code compiles text into code (named {name}) through {package}, as exec "
+                          "does")
+                elif package not in generators:
+                    add(compiled, name)  # (a timer's or a profile's text, say: the workbook's if it keeps its code)
+                elif private(function):
+                    found(f"the workbook's code compiles text into code (named {name}) through {package}'s private "
+                          f"{function}(), as exec does")
+        except error:  # noqa: S110
+            pass
+
+    return hook
+
+
+_library_path, _frozen, _, _ = _judges()  # (the namespace's look, at each hand-over's end: its own, as the hook has)
 
 
 def _described(code: types.CodeType) -> str:

@@ -177,7 +177,7 @@ def _code_of(sources: list[str]) -> LearnerCode:
     cells, handler, copied, kit_names, runs_text = [], None, "", set(), ""
     checked, defined = set(), set()  # the names the check calls are given, and those a def binds
     check_names = set(_CHECKS)  # the names the check goes by (check as c, run = check)
-    imported: set[str] = set()  # the names imported from a module, not the builtins (from re import compile)
+    imported: set[str] = set()  # names imported from a module or defined, not the builtins (from re import compile)
     has_check = given = False  # (given: a check call is given a handler other than by name, a method say)
     unreadable, grader = 0, ""
     for number, source in enumerate(sources, 1):
@@ -203,6 +203,9 @@ def _code_of(sources: list[str]) -> LearnerCode:
         copied = copied or _imports_reference_handler(tree, kit_names) or _copied_function(tree, source)
         imported |= {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                      and node.module not in ("builtins", None) for alias in node.names}
+        own = {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                          ast.ClassDef))}
+        imported |= own & _RUN_TEXT  # (a helper of the workbook's own called eval or compile is no builtin)
         runs_text = runs_text or _runs_text(tree, number, imported)
         grader = grader or _reaches_the_grader(tree, number)
         try:  # (as it is, unless a magic's code was put in its place: a traceback's lines are the cell's own)
@@ -458,8 +461,8 @@ _OPPOSITE = {ast.LtE: ast.Gt, ast.GtE: ast.Lt, ast.NotEq: ast.Eq, ast.NotIn: ast
 class _Normalise(ast.NodeTransformer):
     """Names become their order of first appearance; docstrings, annotations and statements that do nothing
     (``pass``, ``if True:`` around code that would run anyway, a value or a name alone, ``x = x``, ``_ = 0``, a value
-    given a name nothing reads) go, ``async def`` is ``def``, and an ``if`` whose test is negated has its branches
-    the other way round (``if not x: a else: b`` is ``if x: b else: a``)."""
+    given a name nothing reads, a ``print()``) go, ``async def`` is ``def``, and an ``if`` whose test is negated has
+    its branches the other way round (``if not x: a else: b`` is ``if x: b else: a``)."""
 
     def __init__(self) -> None:
         self.names: dict[str, str] = {}
@@ -488,7 +491,9 @@ class _Normalise(ast.NodeTransformer):
     visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_Expr(self, node: ast.Expr) -> Any:
-        return None if isinstance(node.value, (ast.Constant, ast.Name)) else self.generic_visit(node)
+        printed = (isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
+                   and node.value.func.id == "print")  # (output only: a line printed changes no outcome)
+        return None if printed or isinstance(node.value, (ast.Constant, ast.Name)) else self.generic_visit(node)
 
     def visit_Assign(self, node: ast.Assign) -> Any:
         target = node.targets[0] if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) else None

@@ -99,6 +99,8 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
     except HandlerTimeout as e:
         return {"status": "timed out", "hint": str(e)}
     except LearnerGone as e:
+        if learner is not None and learner.foreign:  # (it ended itself, telling why: see ``provenance``)
+            return {"status": "no handler", "hint": RUNS_TEXT.format(learner.foreign), "missing": learner.missing}
         return {"status": "error", "hint": str(e)}
     finally:
         if learner is not None:
