@@ -173,6 +173,19 @@ class Stage:
         self.settle(settle_s)
         return payment_id
 
+    def pay_in_parts(self, payer: Node, invoice: Bolt11Invoice, payment_id: PaymentId) -> None:
+        """A multi-path payment of the invoice: an equal part over each of the payer's channels to its payee, one
+        payment of several HTLCs (its ``PaymentClaimable`` and ``PaymentClaimed`` come once, for the whole)."""
+        payee = invoice.payee_pub_key()
+        scids = [c.short_channel_id for c in payer.channel_manager.list_usable_channels()
+                 if c.counterparty.node_id == payee]
+        part = invoice.amount_milli_satoshis() // len(scids)
+        paths = tuple(Path((RouteHop(payee, b"", scid, b"", part, 42, True),), None) for scid in scids)
+        payer.channel_manager.send_payment_with_route(
+            Route(paths, None), invoice.payment_hash(), RecipientOnionFields.secret_only(invoice.payment_secret()),
+            payment_id)
+        self.settle()
+
     def keysend(self, payer: Node, payee: Node, amount_msat: int) -> PaymentHash:
         """ldk-sample's ``keysend``: a spontaneous payment with a fresh preimage."""
         preimage = PaymentPreimage(payer.keys_manager.get_secure_random_bytes())
@@ -344,16 +357,7 @@ def receive_mpp(s: Stage) -> None:
     bob = s.peer("bob")
     s.open(bob, s.me, 6_000_000)
     s.open(bob, s.me, 6_000_000)
-    invoice = s.invoice(s.me, 80_000_000)
-    scids = [c.short_channel_id for c in bob.channel_manager.list_usable_channels()]
-    paths = tuple(
-        Path((RouteHop(s.me.node_id, b"", scid, b"", 40_000_000, 42, True),), None) for scid in scids
-    )
-    bob.channel_manager.send_payment_with_route(
-        Route(paths, None), invoice.payment_hash(), RecipientOnionFields.secret_only(invoice.payment_secret()),
-        PaymentId(b"\x03" * 32),
-    )
-    s.settle()
+    s.pay_in_parts(bob, s.invoice(s.me, 80_000_000), PaymentId(b"\x03" * 32))
 
 
 @scenario

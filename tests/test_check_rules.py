@@ -535,18 +535,18 @@ W03_KEY_HINT = ("Hint: ldk-sample keeps these records under the key 'inbound_pay
 @pytest.mark.parametrize("case, lines", [
     ("writes_before_updating", [
         W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
-        "Happened: on disk: PaymentInfo(preimage=None, secret=b55a…161e, status=HTLCStatus.Pending, "
+        "Happened: on disk: PaymentInfo(preimage=None, secret=6c00…21cf, status=HTLCStatus.Pending, "
         "amt_msat=50,000,000 msat) (status Pending)",
         "Hint: the record was written before it was updated, or not updated: change the entry first, then write "
         "inbound_payments.encode(), before you return."]),
     ("drops_the_secret", [
         W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
-        "Happened: on disk: PaymentInfo(preimage=f645…34fb, secret=None, status=HTLCStatus.Succeeded, "
+        "Happened: on disk: PaymentInfo(preimage=9b53…0c0b, secret=None, status=HTLCStatus.Succeeded, "
         "amt_msat=50,000,000 msat) (the payment secret is missing)",
         "Hint: keep the invoice's payment secret (purpose.payment_secret for an invoice payment; keysend has none)."]),
     ("drops_the_preimage", [
         W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
-        "Happened: on disk: PaymentInfo(preimage=None, secret=b55a…161e, status=HTLCStatus.Succeeded, "
+        "Happened: on disk: PaymentInfo(preimage=None, secret=6c00…21cf, status=HTLCStatus.Succeeded, "
         "amt_msat=50,000,000 msat) (the preimage is missing)",
         "Hint: the preimage is your proof of payment: take it from purpose.preimage()."]),
     ("leaves_unclaimable_waiting", [
@@ -567,7 +567,7 @@ W03_KEY_HINT = ("Hint: ldk-sample keeps these records under the key 'inbound_pay
         "Hint: keysend payments have no invoice, so no entry yet: insert one when there is none."]),
     ("amount_in_sats", [
         W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
-        "Happened: on disk: PaymentInfo(preimage=f645…34fb, secret=b55a…161e, status=HTLCStatus.Succeeded, "
+        "Happened: on disk: PaymentInfo(preimage=9b53…0c0b, secret=6c00…21cf, status=HTLCStatus.Succeeded, "
         "amt_msat=50,000 msat) (amt_msat 50000 for 50000000 received)",
         "Hint: amt_msat is in millisatoshis, as the event's amount_msat is: store event.amount_msat as it is, not "
         "divided by 1,000."]),
@@ -646,7 +646,7 @@ def _receiving(claimable=None, claimed=None, forwardable=True):
 def test_workbook_3_tells_a_passing_handler_what_it_verified():
     assert _read(_receiving(), W03) == [
         "✅ receiving_payments: all 3 checks passed",
-        "  claimed with the preimage from purpose      3 payments, the payer paid",
+        "  claimed with the preimage from purpose      4 payments, the payer paid",
         "  failed back what cannot be claimed          1 payment, the payer refunded at once",
         "  PaymentClaimed stored as Succeeded on disk  preimage, secret and amount, before returning"]
 
@@ -666,7 +666,7 @@ def test_workbook_3_counts_a_payment_claimable_asked_for_again_once():
         return BASE[Event.PaymentClaimable](**kw)
 
     assert _read(_receiving(claimable=replays_each_once), W03)[1] == (
-        "  claimed with the preimage from purpose      3 payments, the payer paid")
+        "  claimed with the preimage from purpose      4 payments, the payer paid")
 
 
 def test_an_event_asked_for_again_every_time_is_named_with_its_hand_overs():
@@ -681,10 +681,10 @@ def test_an_event_asked_for_again_every_time_is_named_with_its_hand_overs():
     assert lines == [
         W03_SCENARIO.format("PaymentClaimable"),
         "Expected: the event handled in the end (None returned once what failed works again)",
-        "Happened: your handler asked for it again each of the 76 times it was handed over, so it was never "
+        "Happened: your handler asked for it again each of the 99 times it was handed over, so it was never "
         "handled, and LDK hands over no event after it until it is",
-        "Events so far: OpenChannelRequest → ChannelPending → ChannelReady → PendingHTLCsForwardable → "
-        "[PaymentClaimable ×76]",
+        "Events so far: OpenChannelRequest → ChannelPending → ChannelReady → OpenChannelRequest → ChannelPending → "
+        "ChannelReady → PendingHTLCsForwardable → [PaymentClaimable ×99]",
         "Hint: return ReplayEvent() only when something failed that may work next time, such as fs_store.write "
         "raising OSError; once it works, return nothing."]
 
@@ -774,7 +774,7 @@ def test_the_path_of_events_shows_the_first_three_and_the_last_ten_runs_up_to_th
 
 def test_workbook_3_says_htlcs_need_forwarding_before_they_are_claimable():
     assert _read(_receiving(forwardable=False), W03) == [
-        "Scenario 'receiving_payments':", "Expected: four PaymentClaimable events", "Happened: 0",
+        "Scenario 'receiving_payments':", "Expected: five PaymentClaimable events", "Happened: 0",
         "Hint: HTLCs become PaymentClaimable only once process_pending_htlc_forwards has run (the "
         "PendingHTLCsForwardable arm given in the workbook)."]
 
@@ -1489,10 +1489,11 @@ def test_workbook_6_says_exactly_what_went_wrong(case, lines):
 
 def test_workbook_6_tells_a_passing_handler_what_it_verified():
     assert _read(_corpus("track_with_defaults", W06), W06) == [
-        "✅ on_chain: all 3 checks passed",
+        "✅ on_chain: all 4 checks passed",
         "  every spendable output swept into your wallet     2,997,899 sats from 4 events",
         "  BumpTransaction handed to the BumpTxEventHandler  42 events",
-        "  your commitment and HTLC claims confirmed         paid for from your wallet"]
+        "  your commitment and HTLC claims confirmed         paid for from your wallet",
+        "  DiscardFunding: the transaction never broadcast   1 transaction"]
 
 
 def test_workbook_6_names_the_error_a_handler_hid_from_the_sweeper():

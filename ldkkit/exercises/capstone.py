@@ -47,8 +47,9 @@ EARLIER = (open_channel_request, funding_generation_ready, receiving_payments, s
            on_chain, background_processor)
 
 
-#: The size of the trusted LSP's ordinary request (no zero-conf asked): under workbook 1's line, so rejected.
-LSP_ORDINARY_SATS = 1_000_000
+#: The sizes of the trusted LSP's ordinary requests (no zero-conf asked): one under workbook 1's line, so rejected, and
+#: one over it, accepted as any peer's is (with ``accept_inbound_channel``: trust is about zero-conf only).
+LSP_ORDINARY_SATS, LSP_ORDINARY_OVER_SATS = 1_000_000, 6_000_000
 #: The size of its zero-conf request: under the line too (an LSP's just-in-time channel is often small), and accepted
 #: zero-conf all the same: trust, not size, decides a zero-conf request.
 LSP_ZERO_CONF_SATS = 2_000_000
@@ -62,8 +63,9 @@ def zero_conf_story(stage: Stage) -> None:
         stage.open(lsp, stage.me, LSP_ZERO_CONF_SATS, confirm=False, zero_conf=True)
         stage.open(stranger, stage.me, 6_000_000, confirm=False, zero_conf=True)
         # The trusted LSP's ordinary request, under the line: trust is about zero-conf; workbook 1's policy holds.
-        lsp.channel_manager.create_channel(stage.me.node_id, LSP_ORDINARY_SATS, 0, 2, None, None)
-        stage.until_answered(stage.me)
+        for user_channel_id, sats in enumerate((LSP_ORDINARY_SATS, LSP_ORDINARY_OVER_SATS), start=2):
+            lsp.channel_manager.create_channel(stage.me.node_id, sats, 0, user_channel_id, None, None)
+            stage.until_answered(stage.me)
         stage.settle()
     finally:
         policy.TRUSTED_ZERO_CONF_PEERS.discard(lsp.node_id)
@@ -129,7 +131,15 @@ def judge_duplicate(played: Played) -> None:
     receiving_payments.judge_unclaimed_records(played)
 
 
-#: Library scenarios whose outcomes the capstone judges too, before their events are compared with the reference's.
+def judge_received(played: Played) -> None:
+    """A scenario where a payment to you was claimed (a payment in parts, say): what is on disk says so."""
+    if played.events(Event.PaymentClaimed):
+        receiving_payments.judge_claimed_records(played)
+        receiving_payments.judge_unclaimed_records(played)
+
+
+#: Library scenarios whose outcomes the capstone judges too, before their events are compared with the reference's
+#: (every other is judged by ``judge_received``).
 JUDGED = {"receive_duplicate_payment": judge_duplicate}
 
 
@@ -174,9 +184,22 @@ def judge_zero_conf(played: Played) -> None:
 
 def _judge_trusted_ordinary(played: Played, request: Event.OpenChannelRequest, accepts: list, zero_conf: list,
                             rejects: list) -> None:
-    """The trusted LSP's request that asks for no zero-conf, under the line: rejected at once, as workbook 1 says."""
+    """The trusted LSP's request that asks for no zero-conf: workbook 1's policy, as from any peer. Over the line,
+    accepted with ``accept_inbound_channel`` (zero-conf, its channel would be used before its funding confirms: if it
+    never does, what went over it is lost); under it, rejected at once."""
     sats = request.funding_satoshis
     failing = lambda *args: fail(played, request, *args)  # noqa: E731
+    if sats > 5_000_000:
+        if zero_conf or not accepts:
+            raise failing(f"accept_inbound_channel: {sats:,} sats is over 5,000,000, and the request asks for no "
+                          "zero-conf (channel_type.requires_zero_conf() is False)",
+                          "you accepted it zero-conf (accept_inbound_channel_from_trusted_peer_0conf)" if zero_conf
+                          else "you rejected it" if rejects else "it was left unanswered",
+                          "TRUSTED_ZERO_CONF_PEERS is about zero-conf requests only: an ordinary request from a "
+                          "trusted peer meets workbook 1's policy like any other, and is accepted as any other is. "
+                          "Accepted zero-conf, a channel is used before its funding confirms: if it never does, what "
+                          "went over it is lost. Ask channel_type.requires_zero_conf() first.")
+        return
     expected = (f"the request rejected: {sats:,} sats is not over 5,000,000, and it asks for no zero-conf "
                 "(channel_type.requires_zero_conf() is False)")
     if accepts or zero_conf:
@@ -311,8 +334,7 @@ def reference_events_put_off(name: str, delays: Delays, played_on: int) -> tuple
 def compare_with_reference(session: Session) -> int:
     for name in scenarios.names():
         played = session.play(name, scenarios._SCENARIOS[name], seed=reference_seed(name), processor="thread")
-        if name in JUDGED:
-            JUDGED[name](played)
+        JUDGED.get(name, judge_received)(played)
         on_chain.judge_bumps(played)  # (a bump asked again comes after itself: the comparison would not tell)
         sending_payments.judge_only_payments_sent(played)  # (the probes' scenarios: a probe is no payment)
         delays = put_off(played)

@@ -662,16 +662,24 @@ CLOSING = ("close_channel", "close_channel_with_feerate_and_script", "force_clos
 
 
 def cannot_go_on(error: BaseException, played: Played) -> ExerciseFailed:
+    closed = closed_a_channel(played)
+    return fail(played, None, "the scenario played to its end",
+                f"it could not go on: {type(error).__name__}: {error}",
+                f"{closed}, and the story needed it: close a channel only when the workbook asks you to." if closed
+                else "this usually means an earlier event was not handled (a channel never accepted or funded, so "
+                "there is no route for a payment). Run the earlier checks first.")
+
+
+def closed_a_channel(played: Played) -> str:
+    """"your handler closed a channel (the call, the event it handled)", if it closed one (a rejected request's
+    temporary channel is none); "" if not."""
     closing = next((c for c in played.recorder.calls if c.error is None and c.name.startswith("channel_manager.")
                     and c.name.split(".")[-1] in CLOSING and c.arguments.get("channel_id") not in _requests(played)),
                    None)
-    arm = f" while it handled {type(closing.handling.event).__name__}" if closing and closing.handling else ""
-    return fail(played, None, "the scenario played to its end",
-                f"it could not go on: {type(error).__name__}: {error}",
-                f"your handler closed a channel (channel_manager.{closing.name.split('.')[-1]}{arm}), and the story "
-                "needed it: close a channel only when the workbook asks you to." if closing is not None else
-                "this usually means an earlier event was not handled (a channel never accepted or funded, so "
-                "there is no route for a payment). Run the earlier checks first.")
+    if closing is None:
+        return ""
+    arm = f" while it handled {type(closing.handling.event).__name__}" if closing.handling else ""
+    return f"your handler closed a channel (channel_manager.{closing.name.split('.')[-1]}{arm})"
 
 
 def _requests(played: Played) -> set[Any]:

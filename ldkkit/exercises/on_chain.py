@@ -2,7 +2,8 @@
 
 The story: you close one channel cooperatively and force-close another while a payment you sent
 over it is stuck, so your commitment carries an HTLC and must confirm urgently; a third peer force-closes
-its channel with you, so its commitment pays your balance (a ``StaticPaymentOutput``).
+its channel with you, so its commitment pays your balance (a ``StaticPaymentOutput``). Then workbook 2's peer
+vanishes before it signs: its funding is discarded.
 
 Rules, judged from the chain and the wallet:
 - every output of every ``SpendableOutputs`` is swept, by a confirmed transaction, into your wallet
@@ -15,7 +16,8 @@ Rules, judged from the chain and the wallet:
   expires, and the spend of each HTLC output (``HTLCResolution``). LDK does not broadcast these itself while they pay
   too little;
 - the payment stuck on the force-closed channel is recorded as workbook 4 says: ``Pending`` until
-  ``PaymentFailed`` (closing its channel does not end it), then ``Failed``.
+  ``PaymentFailed`` (closing its channel does not end it), then ``Failed``;
+- a funding transaction LDK says to discard (``DiscardFunding``) is never broadcast, as workbook 2 says.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from ..events.bump_transaction import BumpTransactionEvent
 from ..scenarios import Stage, vanish_when_paid
 from ..sign import SpendableOutputDescriptor, descriptor_outpoint
 from ..sim.chain import is_final
-from . import sending_payments
+from . import funding_generation_ready, sending_payments
 from .common import CheckResult, Handling, Played, Session, count, fail, held_back
 from .funding_generation_ready import MIN_RELAY_SAT_PER_VB
 
@@ -61,9 +63,12 @@ def rules(session: Session, result: CheckResult) -> None:
     judge_bumps(played)
     judge_bumped_confirmed(played)
     sending_payments.judge_outbound_records(played)
+    discarded = funding_generation_ready.judge_discarded(
+        session.play("a peer vanishing before it signs", funding_generation_ready.vanishing_peer_story))
     result.add("every spendable output swept into your wallet", f"{swept:,} sats from {count(len(spendable), 'event')}")
     result.add("BumpTransaction handed to the BumpTxEventHandler", count(len(bumps), "event"))
     result.add("your commitment and HTLC claims confirmed", "paid for from your wallet")
+    result.add("DiscardFunding: the transaction never broadcast", count(discarded, "transaction"))
 
 
 def judge_sweeps(played: Played) -> int:

@@ -7,7 +7,8 @@ Rules, judged from the payer's side and from ``inbound_payments`` as stored on d
 - an answer may be put off (LDK allows it until the claim deadline): a task, or a thread, that answers later is
   waited for, up to ``PLAY_ON_S`` after the story;
 - after ``PaymentClaimed``, the record on disk is ``Succeeded``, with the preimage, the invoice's
-  secret (none for keysend) and the amount received, written before the handler returned;
+  secret (none for keysend) and the amount received (the whole of a payment made in parts), written before the
+  handler returned;
 - in the end, no payment is ``Succeeded`` on disk that LDK never claimed (``PaymentClaimable`` is no success).
 """
 
@@ -27,6 +28,7 @@ from .common import (
     Handling,
     Played,
     Session,
+    closed_a_channel,
     fail,
     final_records,
     held_back,
@@ -45,12 +47,18 @@ UNPAID_MSAT = 70_000_000
 OVERPAID_MSAT, OVERPAID_BY_MSAT = 40_000_000, 1_000_000
 
 
+#: An invoice paid in two parts, over two channels: one payment, two HTLCs, its events about the whole.
+IN_PARTS_MSAT = 60_000_000
+
+
 def story(stage: Stage) -> None:
     bob = stage.peer("bob")
     stage.open(bob, stage.me, 6_000_000)
+    stage.open(bob, stage.me, 6_000_000)  # (a second channel: the payment in parts takes both)
     paid = stage.invoice(stage.me, 50_000_000)
     stage.invoice(stage.me, UNPAID_MSAT)
     stage.pay(bob, paid)
+    stage.pay_in_parts(bob, stage.invoice(stage.me, IN_PARTS_MSAT), PaymentId(b"\x03" * 32))
     stage.pay(bob, stage.invoice(stage.me, OVERPAID_MSAT), amount_msat=OVERPAID_MSAT + OVERPAID_BY_MSAT)
     pay_unknown_hash(stage, bob, 30_000_000)  # (before the keysend: its record is written after, memory and all)
     stage.keysend(bob, stage.me, 20_000_000)
@@ -69,8 +77,8 @@ def pay_unknown_hash(stage: Stage, payer: object, amount_msat: int) -> None:
 def rules(session: Session, result: CheckResult) -> None:
     played = session.play("receiving_payments", story)
     claimables = played.events(Event.PaymentClaimable)
-    if len(claimables) < 4:
-        raise fail(played, None, "four PaymentClaimable events", f"{len(claimables)}",
+    if len(claimables) < 5:
+        raise fail(played, None, "five PaymentClaimable events", f"{len(claimables)}",
                    held_back(played) or "HTLCs become PaymentClaimable only once process_pending_htlc_forwards has "
                    "run (the PendingHTLCsForwardable arm given in the workbook).")
     judge_claims(played)
@@ -209,7 +217,11 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
                        "purpose.preimage() is None you cannot claim; channel_manager.fail_htlc_backwards(payment_hash) "
                        "gives the payer their money back now.")
         if preimage is None and outcome != "failed":
+            closed = closed_a_channel(played)
             raise fail(played, event, "the payer refunded at once", f"the payment is {outcome} for the payer",
+                       f"{closed}: a fail-back goes back over the channel the payment came in on, and once that "
+                       "channel is closed it waits for the chain instead (the payer is refunded only when the HTLC "
+                       "times out). Close a channel only when the workbook asks you to." if closed else
                        "pass the event's payment_hash to fail_htlc_backwards.")
         if preimage is None:
             _judge_failed_for_good(played, event)
@@ -289,7 +301,7 @@ def judge_claimed_records(played: Played, *, handlings: list | None = None) -> N
             wrote = any(c.arguments.get("key") == "inbound_payments" and c.during
                         for c in played.recorder.calls_for(handling, "fs_store.write"))
             raise fail(played, event, expected, f"on disk: {record!r} ({problem})",
-                       _record_hint(problem, invoiced, record, event.amount_msat) if wrote else _NOT_WRITTEN)
+                       _record_hint(problem, invoiced, record, event) if wrote else _NOT_WRITTEN)
 
 
 def judge_unclaimed_records(played: Played) -> None:
@@ -365,7 +377,7 @@ _NOT_WRITTEN = ("you did not write inbound_payments while handling this event (w
                 "\"inbound_payments\", inbound_payments.encode()) every time, before you return.")
 
 
-def _record_hint(problem: str, invoiced: bool, record: object = None, amount: int = 0) -> str:
+def _record_hint(problem: str, invoiced: bool, record: object, event: Event.PaymentClaimed) -> str:
     if problem.startswith("status Pending"):
         return ("the record was written before it was updated, or not updated: change the entry first, then "
                 "write inbound_payments.encode(), before you return.")
@@ -374,7 +386,7 @@ def _record_hint(problem: str, invoiced: bool, record: object = None, amount: in
     if "secret" in problem:
         return "keep the invoice's payment secret (purpose.payment_secret for an invoice payment; keysend has none)."
     if "amt_msat" in problem:
-        return _amount_hint(getattr(record, "amt_msat", None), amount)
+        return _amount_hint(getattr(record, "amt_msat", None), event)
     if "no entry" in problem and invoiced:
         return ("the invoice's entry is gone: update the entry for payment_hash in place (status, preimage, "
                 "secret), never remove or replace the map, then write inbound_payments.encode().")
@@ -383,8 +395,13 @@ def _record_hint(problem: str, invoiced: bool, record: object = None, amount: in
     return "the preimage is your proof of payment: take it from purpose.preimage()."
 
 
-def _amount_hint(stored: Optional[int], amount: int) -> str:
+def _amount_hint(stored: Optional[int], event: Event.PaymentClaimed) -> str:
     """What an amount on disk that is not the event's says of how it was made."""
+    amount = event.amount_msat
+    if len(event.htlcs) > 1 and stored in {htlc.value_msat for htlc in event.htlcs}:
+        return (f"this payment came in {len(event.htlcs)} parts, an HTLC over each of {len(event.htlcs)} channels "
+                "(event.htlcs lists them): PaymentClaimed comes once, for the whole, and its amount_msat is what you "
+                "received in all. Record amount_msat, not one part's value_msat.")
     if stored is not None and amount and stored > amount and stored % amount == 0:  # (the amount added again)
         return ("record the amount this event says you received, once: a replayed PaymentClaimed must not add it "
                 "again. Set the fields; never add to them.")

@@ -168,6 +168,28 @@ class _Recorded:
         return type(self._component)
 
 
+def _text_bytes(values: tuple[Any, ...]) -> int:
+    """The text and bytes arguments hold, in lists, tuples, sets and dicts too (a list of megabytes of bytes is kept
+    as they are). Past ``_LOOKED_AT`` items, what is left counts as more than any bound."""
+    size, todo, looked = 0, list(values), 0
+    while todo:
+        value = todo.pop()
+        looked += 1
+        if looked > _LOOKED_AT:
+            return MAX_ARGUMENT_BYTES + 1
+        if isinstance(value, (str, bytes, bytearray, memoryview)):
+            size += len(value)
+        elif isinstance(value, dict):
+            todo += [*value.keys(), *value.values()]
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            todo += value
+    return size
+
+
+#: How many values ``_text_bytes`` looks at in one call's arguments (a record, a list of them: far fewer).
+_LOOKED_AT = 100_000
+
+
 class Recorder:
     """Everything one learner node's handler was given and did, across restarts."""
 
@@ -369,12 +391,12 @@ class Recorder:
 
     def _too_large(self, name: str, values: tuple[Any, ...]) -> bool:
         """Whether this call's text and bytes take the check past ``MAX_ARGUMENT_BYTES`` (``too_large`` says so)."""
-        sizes = [len(v) for v in values if isinstance(v, (str, bytes, bytearray, memoryview))]
-        if not sizes or self.argument_bytes + sum(sizes) <= MAX_ARGUMENT_BYTES:
-            self.argument_bytes += sum(sizes)
+        size = _text_bytes(values)
+        if self.argument_bytes + size <= MAX_ARGUMENT_BYTES:
+            self.argument_bytes += size
             return False
         self.too_large = (f"its calls handed the node over {MAX_ARGUMENT_BYTES // 2**20} MiB of text and bytes (the "
-                          f"last, {sum(sizes):,} bytes to {name}): a record is a few hundred bytes")
+                          f"last, {size:,} bytes to {name}): a record is a few hundred bytes")
         return True
 
     def _draw(self, handling: Optional[Handling], drawn: bytes) -> bytes:

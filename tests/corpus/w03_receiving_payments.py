@@ -205,6 +205,14 @@ def claims_only_the_amount_invoiced(channel_manager: Any, inbound_payments: Any,
         channel_manager.fail_htlc_backwards(event.payment_hash)
 
 
+def records_one_parts_amount(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Records a fresh entry with what the first HTLC brought, not the event's amount_msat."""
+    with inbound_payments.lock() as payments:
+        payments[event.payment_hash] = PaymentInfo(event.purpose.preimage(), getattr(event.purpose, "payment_secret",
+                                                   None), HTLCStatus.Succeeded, event.htlcs[0].value_msat)
+    fs_store.write("", "", "inbound_payments", inbound_payments.encode())
+
+
 def claim_without_preimage(channel_manager: Any, event: Any, **_: Any) -> None:
     channel_manager.claim_funds(event.purpose.preimage())
 
@@ -869,6 +877,10 @@ CASES = [
     wrong(EX, "claims_only_the_amount_invoiced", compose({CLAIMABLE: claims_only_the_amount_invoiced}),
           "you failed it back", "LDK takes an overpayment",
           why="fails back a payment of more than the invoice asked: it passed, every payment paying exactly"),
+    wrong(EX, "records_one_parts_amount", compose({CLAIMED: records_one_parts_amount}), "HTLCStatus.Succeeded, "
+          "60,000,000) on disk", "amt_msat 30000000 for 60000000 received", "came in 2 parts",
+          why="a payment's amount taken from its first HTLC, htlcs[0].value_msat: it passed, every payment of the "
+              "story coming in one part"),
     wrong(EX, "fails_back_as_a_temporary_failure", compose({CLAIMABLE: fails_back_as_temporary}),
           "failed back for good", "ended RetriesExhausted", "incorrect_or_unknown_payment_details",
           why="fail_htlc_backwards_with_reason(hash, FailureCode.TemporaryNodeFailure()): the payer retries a payment "

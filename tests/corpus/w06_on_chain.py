@@ -181,6 +181,11 @@ def bump_htlc_close_only(bump_tx_event_handler: Any, event: Any, **_: Any) -> No
         bump_tx_event_handler.handle_event(event.bump_event)
 
 
+def broadcasts_what_is_discarded(bitcoind_client: Any, event: Any, **_: Any) -> None:
+    """Broadcasts the funding transaction LDK hands back ("so the coins are not lost")."""
+    bitcoind_client.send_raw_transaction(event.funding_info.transaction)
+
+
 def only_open_channels(channel_manager: Any, output_sweeper: Any, event: Any, **_: Any) -> None:
     if any(c.channel_id == event.channel_id for c in channel_manager.list_channels()):
         output_sweeper.track_spendable_outputs(list(event.outputs), event.channel_id, False, None)
@@ -406,6 +411,10 @@ CASES = [
     wrong(EX, "bumps_each_claim_once", Fresh(bumps_each_claim_once), "not handed over", "asks again",
           why="hands each claim_id over the first time only: LDK's later asks for the same claim are dropped (it was "
               "told to match Event.BumpTransaction(bump_event) and hand it over whatever its kind, which it did)"),
+    wrong(EX, "broadcasts_what_is_discarded", compose({Event.DiscardFunding: broadcasts_what_is_discarded}),
+          "the discarded funding transaction never broadcast", "it was broadcast",
+          why="the DiscardFunding arm (written in this workbook) broadcasts the transaction: it passed, no funding "
+              "being discarded in the story (the capstone caught it)"),
     wrong(EX, "bumps_six_hours_later", compose({BUMP: bump_hours_later}), "before the HTLC on it expires",
           "hand each BumpTransaction over as it comes", why="hands each fee bump over six hours later: it passed, "
           "its commitment confirming 11 blocks after the HTLC on it expired"),

@@ -157,6 +157,18 @@ def zero_conf_only_over_the_line(channel_manager: Any, keys_manager: Any, event:
     open_with_keywords_and_zero_conf(channel_manager=channel_manager, keys_manager=keys_manager, event=event, **kw)
 
 
+def large_from_a_trusted_peer_zero_conf(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """A trusted peer's request accepted zero-conf when it asks for zero-conf, or when it is over the line."""
+    tcid, peer = event.temporary_channel_id, event.counterparty_node_id
+    trusted = peer in TRUSTED_ZERO_CONF_PEERS
+    if trusted and (event.channel_type.requires_zero_conf() or event.funding_satoshis > 5_000_000):
+        channel_manager.accept_inbound_channel_from_trusted_peer_0conf(tcid, peer, user_channel_id(keys_manager))
+    elif event.funding_satoshis > 5_000_000 and not event.channel_type.requires_zero_conf():
+        channel_manager.accept_inbound_channel(tcid, peer, user_channel_id(keys_manager))
+    else:
+        channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
+
+
 def anything_from_a_trusted_peer_zero_conf(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """Accepts every request of a peer in TRUSTED_ZERO_CONF_PEERS zero-conf, whatever its size or type."""
     tcid, peer = event.temporary_channel_id, event.counterparty_node_id
@@ -520,6 +532,10 @@ CASES = [
           "1,000,000 sats is not over 5,000,000", "you accepted it zero-conf", "requires_zero_conf() first",
           why="any request of a trusted peer accepted zero-conf: it passed, the LSP never asking for an ordinary "
               "channel"),
+    wrong(EX, "large_from_a_trusted_peer_zero_conf", compose({OPEN: large_from_a_trusted_peer_zero_conf}),
+          "accept_inbound_channel: 6,000,000 sats is over 5,000,000", "you accepted it zero-conf",
+          why="a trusted LSP's ordinary request over the line accepted zero-conf (its channel used before its funding "
+              "confirms): it passed, the LSP's only ordinary request being under the line"),
     wrong(EX, "paid_before_from_memory", Fresh(paid_before_from_memory), "this invoice is already paid",
           "you claimed it a second time",
           why="tells a repeat by a set in memory: after a restart it claimed an invoice paid before (it passed: no "
