@@ -1637,6 +1637,81 @@ def test_a_keysend_without_a_preimage_sends_a_fresh_one_and_retries_as_told():
     assert (sent.payment_hash, sent.payment_preimage) == (payment_hash, preimage)
 
 
+def test_a_first_hop_whose_peer_is_offline_is_refused_in_ldks_words():
+    """LDK's ``send_payment_along_path``: a first hop it does not know is "No channel available with first hop!"; one
+    it knows, whose peer is disconnected, is "Peer for first hop currently disconnected" (channelmanager.rs:4666)."""
+    from ldkkit.errors import ProbeSendFailure
+
+    with World(seed=21) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        bob, carol = stage.peer("bob"), stage.peer("carol")
+        stage.open(stage.me, bob, 1_000_000)
+        stage.open(bob, carol, 1_000_000)
+        stage.settle(5)
+        params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(carol.node_id, 40),
+                                                               10_000_000)
+        path = stage.me.channel_manager._find_route(params).paths[0]
+        world.disconnect(stage.me, bob)
+        with pytest.raises(ProbeSendFailure.ParameterError) as offline:
+            stage.me.channel_manager.send_probe(path)
+        unknown = dataclasses.replace(path, hops=(dataclasses.replace(path.hops[0], short_channel_id=12345),
+                                                  *path.hops[1:]))
+        with pytest.raises(ProbeSendFailure.ParameterError) as nowhere:
+            stage.me.channel_manager.send_probe(unknown)
+    assert offline.value.err == APIError.ChannelUnavailable("Peer for first hop currently disconnected")
+    assert nowhere.value.err == APIError.ChannelUnavailable("No channel available with first hop!")
+
+
+def test_recent_payments_are_listed_by_their_state_and_all_channels_can_be_closed_at_once():
+    """``list_recent_payments`` (ldk-sample's start-up reads it): a payment in flight is ``Pending`` with its total, a
+    paid one ``Fulfilled`` (kept a few ticks), an abandoned one ``Abandoned``. And
+    ``force_close_all_channels_without_broadcasting_txn`` closes each channel, broadcasting nothing."""
+    from ldkkit.ln.outbound_payment import RecentPaymentDetails
+    from ldkkit.scenarios import vanish_when_paid
+
+    with World(seed=22) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        bob, carol = stage.peer("bob"), stage.peer("carol", handler=vanish_when_paid)
+        stage.open(stage.me, bob, 1_000_000)
+        stage.open(stage.me, carol, 1_000_000)
+        paid = stage.pay(stage.me, stage.invoice(bob, 10_000_000))
+        stuck = stage.pay(stage.me, stage.invoice(carol, 20_000_000))
+        cm = stage.me.channel_manager
+        recent = {d.payment_id: d for d in cm.list_recent_payments()}
+        assert recent[paid] == RecentPaymentDetails.Fulfilled(paid, recent[paid].payment_hash)
+        assert isinstance(recent[stuck], RecentPaymentDetails.Pending) and recent[stuck].total_msat == 20_000_000
+        cm.abandon_payment(stuck)
+        assert isinstance({d.payment_id: d for d in cm.list_recent_payments()}[stuck], RecentPaymentDetails.Abandoned)
+        cm.force_close_all_channels_without_broadcasting_txn("going away")
+        stage.settle()
+        assert cm.list_channels() == []
+        closed = [e.reason for e in stage.me.events_seen if isinstance(e, Event.ChannelClosed)]
+        assert closed == [ClosureReason.HolderForceClosed(False)] * 2, closed
+
+
+@pytest.mark.parametrize("late_s, claimable", [(120, True), (60 + 7200 + 120, False)])
+def test_a_payment_a_little_after_its_invoice_expired_is_claimable_and_long_after_it_is_not(late_s, claimable):
+    """LDK's ``inbound_payment::create`` adds two hours to the expiry (block header time may lag): a payment made two
+    minutes after a one-minute invoice expired is ``PaymentClaimable``, the handler's to judge; one made two hours
+    later is failed back by LDK, with no event of its own."""
+    with World(seed=23) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        bob = stage.peer("bob")
+        stage.open(bob, stage.me, 6_000_000)
+        payment_hash, secret = stage.me.channel_manager.create_inbound_payment(50_000_000, 60)
+        stage.settle(late_s)
+        before = len(stage.me.events_seen)
+        params = RouteParameters.from_payment_params_and_value(PaymentParameters.from_node_id(stage.me.node_id, 40),
+                                                               50_000_000)
+        bob.channel_manager.send_payment(payment_hash, RecipientOnionFields.secret_only(secret),
+                                         PaymentId(bytes(payment_hash)), params, Retry.Attempts(0))
+        stage.settle()
+        seen = {type(e).__name__ for e in stage.me.events_seen[before:]}
+        ended = {type(e).__name__ for e in bob.events_seen if getattr(e, "payment_hash", None) == payment_hash}
+    assert ("PaymentClaimable" in seen) is claimable, seen
+    assert ended & {"PaymentSent", "PaymentFailed"} == ({"PaymentSent"} if claimable else {"PaymentFailed"}), ended
+
+
 def test_a_probe_its_first_hop_refuses_raises_that_error_and_is_forgotten():
     """``send_probe``: a path the first channel cannot take raises ``ProbeSendFailure::ParameterError`` with the
     channel's ``APIError``; nothing is left pending and no event is raised."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..chain.chaininterface import ConfirmationTarget
 from ..errors import APIError
 from ..events import ClosureReason, Event, FundingInfo
-from ..ln import msgs
+from ..ln import channel_gossip, msgs
 from ..ln.channel import Channel, ChannelPhase
 from ..types import ChannelId, ChannelTypeFeatures, PublicKey
 
@@ -242,7 +242,7 @@ def _close_rest_of_batch(cm: ChannelManager, chan: Channel) -> None:
 
 def closed(cm: ChannelManager, chan: Channel, reason: ClosureReason) -> None:
     """A funded channel is closing: raise ChannelClosed and settle its HTLCs."""
-    cm._announce(chan, enabled=False)
+    channel_gossip.announce(cm, chan, enabled=False)
     chan.phase = ChannelPhase.Closed
     cm._queue_event(Event.ChannelClosed(
         channel_id=chan.channel_id, user_channel_id=chan.user_channel_id, reason=reason,

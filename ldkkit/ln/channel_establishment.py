@@ -22,7 +22,7 @@ from ..chain.chaininterface import FEERATE_FLOOR_SATS_PER_KW, ConfirmationTarget
 from ..config import UserConfig
 from ..errors import APIError
 from ..events import ClosureReason, Event, InboundChannelFunds
-from ..ln import msgs
+from ..ln import channel_gossip, msgs
 from ..ln.chan_utils import make_funding_redeemscript
 from ..ln.channel import (
     ANCHOR_OUTPUT_VALUE_SATOSHI,
@@ -531,7 +531,7 @@ def _maybe_ready(cm: ChannelManager, chan: Channel) -> None:
     """Both sides sent ``channel_ready``: the channel is usable (ChannelReady)."""
     if chan.sent_channel_ready and chan.received_channel_ready and chan.phase is ChannelPhase.AwaitingChannelReady:
         chan.phase = ChannelPhase.Ready
-        cm._announce(chan)
+        channel_gossip.announce(cm, chan)
         cm._queue_event(Event.ChannelReady(
             channel_id=chan.channel_id,
             user_channel_id=chan.user_channel_id,

@@ -56,6 +56,7 @@ from ..ln.channel_state import ChannelDetails
 from ..ln.outbound_payment import (
     OutboundPayments,
     PendingOutboundPayment,
+    RecentPaymentDetails,
     RecipientOnionFields,
     Retry,
     SendAlongPathArgs,
@@ -456,33 +457,18 @@ class ChannelManager:
             )
 
     def force_close_all_channels_broadcasting_latest_txn(self, error_message: str) -> None:
+        """Mirrors the LDK method: each channel force-closed, as ``force_close_broadcasting_latest_txn`` does."""
         for details in self.list_channels():
             self.force_close_broadcasting_latest_txn(details.channel_id, details.counterparty.node_id, error_message)
+
+    def force_close_all_channels_without_broadcasting_txn(self, error_message: str) -> None:
+        """Mirrors the LDK method: each channel force-closed, as ``force_close_without_broadcasting_txn`` does."""
+        for details in self.list_channels():
+            self.force_close_without_broadcasting_txn(details.channel_id, details.counterparty.node_id, error_message)
 
     def handle_error(self, counterparty_node_id: PublicKey, msg: msgs.ErrorMessage) -> None:
         with self._lock:
             channel_close.handle_error(self, counterparty_node_id, msg)
-
-    # --- gossip --------------------------------------------------------------------------------------
-
-    def _announce(self, chan: Channel, enabled: bool = True) -> None:
-        """Gossip a public channel: its announcement (from the opener) and our policy for it.
-
-        ``None`` as the destination means "broadcast to the network" (LDK's
-        ``BroadcastChannelAnnouncement`` and ``BroadcastChannelUpdate``).
-        """
-        if not chan.is_announced or chan.short_channel_id is None:
-            return
-        if enabled and chan.is_outbound:
-            self.pending_msg_events.append((None, msgs.ChannelAnnouncement(
-                chan.short_channel_id, self._our_node_id, chan.counterparty_node_id, chan.channel_value_satoshis
-            )))
-        self.pending_msg_events.append((None, msgs.ChannelUpdate(
-            chan.short_channel_id, self._our_node_id, self.clock.unix_time(), enabled, chan.cltv_expiry_delta,
-            chan.htlc_minimum_msat, chan.channel_value_satoshis * 1000, chan.forwarding_fee_base_msat,
-            chan.forwarding_fee_proportional_millionths,
-        )))
-        self._notifier.notify()
 
     # --- payments: receiving (see inbound_payment and claimable_payments) ------------------------
 
@@ -705,6 +691,11 @@ class ChannelManager:
                 route, payment_hash, recipient_onion, payment_id, self._send_payment_along_path
             )
 
+    def list_recent_payments(self) -> list[RecentPaymentDetails]:
+        """Mirrors ``ChannelManager::list_recent_payments``: the payments sent still in flight or ended lately."""
+        with self._lock:
+            return self._pending_outbound_payments.recent_payments()
+
     def abandon_payment(self, payment_id: PaymentId) -> None:
         """Mirrors ``ChannelManager::abandon_payment``: stop retrying (``PaymentFailed { reason: UserAbandoned }``
         follows once no part is in flight)."""
@@ -722,8 +713,10 @@ class ChannelManager:
     def _send_payment_along_path(self, args: SendAlongPathArgs) -> None:
         """LDK's ``send_payment_along_path``: build the onion for one path and offer its first HTLC."""
         first = self._channel_by_scid(args.path.hops[0].short_channel_id)
-        if first is None or not self._is_usable(first):
+        if first is None:
             raise APIError.ChannelUnavailable("No channel available with first hop!")
+        if not self._is_usable(first):  # (LDK's ``!chan.context.is_live()``)
+            raise APIError.ChannelUnavailable("Peer for first hop currently disconnected")
         onion, amount, cltv = onion_utils.build_onion_payloads(  # (LDK's cur_height: the next block's, as it goes out)
             args.path, args.total_value, args.recipient_onion, self.best_block_height + 1, args.keysend_preimage
         )

@@ -27,6 +27,13 @@ class InboundPayment(Record, frozen=False):
     expires_at: int
 
 
+#: LDK adds two hours to an inbound payment's expiry (``inbound_payment::create``): it is judged against the newest
+#: block's header time, which may lag the clock by that much, and a payment must never be failed too early. A payment
+#: made a little after its invoice expired is claimable (LDK: "If you need exact expiry semantics, you should enforce
+#: them upon receipt of PaymentClaimable").
+EXPIRY_MARGIN_SECS = 7200
+
+
 def create(
     inbound_payments: dict[PaymentHash, InboundPayment], min_value_msat: Optional[int],
     invoice_expiry_delta_secs: int, entropy_source: Callable[[], bytes], current_time: int,
@@ -36,7 +43,7 @@ def create(
     secret = PaymentSecret(entropy_source())
     payment_hash = preimage.payment_hash()
     inbound_payments[payment_hash] = InboundPayment(
-        payment_hash, secret, preimage, min_value_msat, current_time + invoice_expiry_delta_secs
+        payment_hash, secret, preimage, min_value_msat, current_time + invoice_expiry_delta_secs + EXPIRY_MARGIN_SECS
     )
     return payment_hash, secret
 
@@ -48,7 +55,7 @@ def create_from_hash(
     """Mirrors ``inbound_payment::create_from_hash``: the caller keeps the preimage; we only know the hash."""
     secret = PaymentSecret(entropy_source())
     inbound_payments[payment_hash] = InboundPayment(
-        payment_hash, secret, None, min_value_msat, current_time + invoice_expiry_delta_secs
+        payment_hash, secret, None, min_value_msat, current_time + invoice_expiry_delta_secs + EXPIRY_MARGIN_SECS
     )
     return secret
 

@@ -124,6 +124,35 @@ FindRoute = Callable[[RouteParameters], Route]
 SendAlongPath = Callable[[SendAlongPathArgs], None]
 
 
+class RecentPaymentDetails(RustEnum):
+    """Mirrors ``lightning::ln::channelmanager::RecentPaymentDetails``: a payment ``list_recent_payments`` knows of,
+    still in flight or ended a moment ago (ldk-sample's start-up marks those it lost track of ``Failed``)."""
+
+    class AwaitingInvoice:
+        """A BOLT 12 payment waiting for its invoice (never, here: the kit pays BOLT 11 invoices)."""
+
+        payment_id: PaymentId
+
+    class Pending:
+        """Sent, and not yet ended: a part may be in flight, or a retry due."""
+
+        payment_id: PaymentId
+        payment_hash: PaymentHash
+        total_msat: U64
+
+    class Fulfilled:
+        """Paid: its ``PaymentSent`` came, and it is kept a few timer ticks to refuse a second send."""
+
+        payment_id: PaymentId
+        payment_hash: Optional[PaymentHash]
+
+    class Abandoned:
+        """Given up: no more retries, its ``PaymentFailed`` coming once no part is in flight."""
+
+        payment_id: PaymentId
+        payment_hash: PaymentHash
+
+
 class OutboundPayments:
     """Mirrors LDK's ``OutboundPayments``: the payments we send, owned by the ChannelManager.
 
@@ -330,6 +359,13 @@ class OutboundPayments:
                     self._abandon(payment, events.PaymentFailureReason.RetriesExhausted)
                 continue
             self._find_route_and_send(payment, find_route, send_along_path)
+
+    def recent_payments(self) -> list[RecentPaymentDetails]:
+        """LDK's ``list_recent_payments``: each payment kept, by its state."""
+        details = RecentPaymentDetails
+        return [details.Pending(i, p.payment_hash, p.total_msat) if p.state is PaymentState.Retryable else
+                details.Fulfilled(i, p.payment_hash) if p.state is PaymentState.Fulfilled else
+                details.Abandoned(i, p.payment_hash) for i, p in self.pending_outbound_payments.items()]
 
     def abandon_payment(self, payment_id: PaymentId) -> None:
         """Mirrors ``OutboundPayments::abandon_payment``: no more retries; PaymentFailed once nothing is in flight."""
