@@ -179,7 +179,8 @@ def _judges() -> tuple[Callable[[str], bool], Callable[[str], bool], Callable[[A
     Python imports from them, or as the folder really is). ``frozen(name)``: whether ``name`` is one of Python's
     frozen modules (``<frozen importlib._bootstrap>``), not a name given to text to pass for one. ``library(code)``:
     whether code is either's. ``library_caller(frame)``: the outermost of the library calls from ``frame`` up to the
-    workbook's own code, as (package, function name); None if no code of the workbook's made them."""
+    workbook's own code, as (package, function name, every package on the way); None if no code of the workbook's
+    made them."""
     is_frozen, len_, next_, realpath = _imp.is_frozen, len, next, os.path.realpath
     startswith, endswith, rpartition, split = str.startswith, str.endswith, str.rpartition, str.split
     folders, roots = _LIBRARY_FOLDERS, _LIBRARY_ROOTS
@@ -210,10 +211,11 @@ def _judges() -> tuple[Callable[[str], bool], Callable[[str], bool], Callable[[A
         return rpartition(first, ".py")[0] or first
 
     def library_caller(frame: Any) -> Any:
-        outermost = None
+        outermost, packages = None, set()
         while frame is not None:
             if not library(frame.f_code):
-                return None if outermost is None else (package(outermost.f_code), outermost.f_code.co_name)
+                return None if outermost is None else (package(outermost.f_code), outermost.f_code.co_name, packages)
+            packages.add(package(frame.f_code))
             outermost, frame = frame, frame.f_back
         return None
 
@@ -260,8 +262,8 @@ def _listener(provenance: Provenance, tell: int | None) -> Callable[[str, tuple[
                 found("the workbook loads code with marshal" if event != "compile" else
                       f"the workbook's code compiles text into code (named {name}), as exec does")
             elif event == "compile" and (made := library_caller(caller)) is not None:
-                package, function = made
-                if package in consoles and startswith(name, "<"):  # (no workbook has a use for them but this)
+                package, function, packages = made
+                if packages <= consoles and startswith(name, "<"):  # (text the workbook handed them: no other use)
                     found(f"the workbook's code compiles text into code (named {name}) through {package}, as exec "
                           "does")
                 elif package not in generators:
