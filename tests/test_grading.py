@@ -765,7 +765,8 @@ def test_what_the_learner_process_sees_its_code_do_is_told_at_once_and_nothing_t
 
 def test_what_a_handler_of_its_own_uses_ends_no_learner_process(tmp_path):
     """The same hook, with what honest workbooks do: dataclasses, namedtuples, a timing, modules not yet imported (some
-    compile text of their own as they load, under importlib: once graded no handler), a profile. (Text a console or timer compiles is the workbook's only if it keeps its code: see above.)"""
+    compile text of their own as they load, under importlib: once graded no handler), a profile. (Text a timer
+    compiles is the workbook's only if it keeps its code: see above.)"""
     read, tell = os.pipe()
     honest = ("import collections, dataclasses, timeit, cProfile, io, contextlib, colorsys\n"
               "import attrs, jinja2, pydantic, yaml  # (libraries that compile text of their own as they load)\n"
