@@ -605,12 +605,19 @@ def test_code_a_library_makes_from_text_is_no_code_of_the_learners():
 
     Policy.__module__ = Record.__module__ = "__main__"  # (as classes a cell defines)
     template = jinja2.Template("{{ sats }} sats")
+    sqla, orm = pytest.importorskip("sqlalchemy"), pytest.importorskip("sqlalchemy.orm")
+
+    class Request(orm.declarative_base()):  # (an ORM's class: its __init__ is made from text of its own)
+        __tablename__ = "requests"
+        id = sqla.Column(sqla.Integer, primary_key=True)
+
+    Request.__module__ = "__main__"
     Pair = collections.namedtuple("Pair", "a b")
     with contextlib.redirect_stdout(io.StringIO()):
         cProfile.run("sum(range(10))")  # (statements of the workbook's, profiled: compiled under "<string>")
     timeit.timeit("1 + 1", number=3)
     namespace = {"Policy": Policy, "policy": Policy(), "words": template, "render": template.render,
-                 "Record": Record, "record": Record(), "Pair": Pair, "pair": Pair(1, 2)}
+                 "Record": Record, "record": Record(), "Pair": Pair, "pair": Pair(1, 2), "Request": Request}
     assert seen.why(namespace) == ""
     made: dict = {}
     run = (__builtins__ if isinstance(__builtins__, dict) else vars(__builtins__)).get("exec")
@@ -770,6 +777,11 @@ def test_what_a_handler_of_its_own_uses_ends_no_learner_process(tmp_path):
     read, tell = os.pipe()
     honest = ("import collections, dataclasses, timeit, cProfile, io, contextlib, colorsys\n"
               "import attrs, jinja2, pydantic, yaml  # (libraries that compile text of their own as they load)\n"
+              "import ast, tempfile\nast.parse('x = 1', filename='notes on the handler')  # (parsed, not compiled)\n"
+              "folder = tempfile.mkdtemp()\nopen(os.path.join(folder, 'no.txt'), 'w').write('{{ sats }} sats')\n"
+              "jinja2.Environment(loader=jinja2.FileSystemLoader(folder)).get_template('no.txt').render(sats=1)\n"
+              "try:\n    import mako.template, sqlalchemy\n    mako.template.Template('${sats}').render(sats=1)\n"
+              "except ImportError:\n    pass\n"
               "@dataclasses.dataclass\nclass Record:\n    sats: int = 0\n"
               "Pair = collections.namedtuple('Pair', 'a b')\ntimeit.timeit('1 + 1', setup='x = 2', number=3)\n"
               "with contextlib.redirect_stdout(io.StringIO()):\n    cProfile.run('sum(range(10))')\n"
@@ -983,6 +995,7 @@ def test_a_helper_of_the_workbooks_own_called_eval_or_compile_is_no_builtin():
         assert learner_code({"cells": [calls]}).runs_text == f"code cell 1 calls {name}()", name
     through = code("def eval(x):\n    return builtins.eval(x)\n")
     assert learner_code({"cells": [through]}).runs_text == "code cell 1 calls eval()"
+    assert learner_code({"cells": [code("exec = print\nexec('hello')")]}).runs_text == ""  # (the process judges it)
 
 
 def test_a_workbook_may_say_sandbox_and_provenance_in_its_words():

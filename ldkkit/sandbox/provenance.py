@@ -151,6 +151,13 @@ _GENERATORS = frozenset({"dataclasses", "collections", "typing", "enum", "attr",
 #: Libraries that compile the text they are handed, which no workbook's handler needs: an interactive console's
 #: (``code``, ``codeop``), pickle's ``exec`` and importlib's ``source_to_code`` (text, not a module's file).
 _CONSOLES = frozenset({"code", "codeop", "pickle", "importlib"})
+#: Libraries that run the text they are handed (a timer's statement, a profile's, a doctest's): what the workbook keeps
+#: of the code they make is not its cells' (``Provenance._ours``). Any other library compiling text (an ORM's
+#: ``__init__``, a template's render function, what a module compiles as it loads) makes code of its own.
+_RUNNERS = frozenset({"timeit", "cProfile", "profile", "doctest", "pdb", "bdb", "trace", "runpy", "IPython"})
+#: Python's machinery for loading a module from its file: a file it compiles outside the libraries' folders is one the
+#: workbook wrote or found (a parser's or a template's file name is no module's).
+_IMPORTERS = frozenset({"importlib", "runpy", "pkgutil", "zipimport"})
 #: The exit code of a learner process whose code was seen doing what ``_REACHING`` names, or compiling text itself.
 FOREIGN_EXIT = 86
 #: At most this much of why is told (one write to a pipe: whole, never mixed with another).
@@ -230,6 +237,7 @@ def _listener(provenance: Provenance, tell: int | None) -> Callable[[str, tuple[
     getframe, write, end, decode, add, type_ = sys._getframe, os.write, os._exit, bytes.decode, set.add, type
     startswith, same, str_, bytes_, error = str.startswith, str.__eq__, str, bytes, Exception
     compiled, reaching, generators, consoles = provenance.compiled_by_you, dict(_REACHING), _GENERATORS, _CONSOLES
+    runners, importers = _RUNNERS, _IMPORTERS
     watched = frozenset({"compile", "marshal.loads", "marshal.load", *reaching})
 
     def found(why: str) -> None:
@@ -255,20 +263,20 @@ def _listener(provenance: Provenance, tell: int | None) -> Callable[[str, tuple[
                 return
             name = args[1] if event == "compile" else "<string>"
             name = name if type_(name) is str_ else decode(name, "utf-8", "replace") if type_(name) is bytes_ else "<?>"
-            if event == "compile" and not startswith(name, "<") and not library_path(name):
-                found(f"the handler can run code read from {name}, not the workbook's")  # (imported, run)
             if not library(caller.f_code):  # (exec, eval or compile, however reached: a cell calling them is refused)
                 add(compiled, name)
                 found("the workbook loads code with marshal" if event != "compile" else
                       f"the workbook's code compiles text into code (named {name}), as exec does")
             elif event == "compile" and (made := library_caller(caller)) is not None:
                 package, function, packages = made
-                if packages <= consoles and startswith(name, "<"):  # (text the workbook handed them: no other use)
+                if not startswith(name, "<") and packages <= importers and not library_path(name):
+                    found(f"the handler can run code read from {name}, not the workbook's")  # (imported, run)
+                elif packages <= consoles and startswith(name, "<"):  # (text the workbook handed them: no other use)
                     found(f"the workbook's code compiles text into code (named {name}) through {package}, as exec "
                           "does")
-                elif package not in generators:
+                elif package in runners:
                     add(compiled, name)  # (a timer's or a profile's text, say: the workbook's if it keeps its code)
-                elif private(function):
+                elif package in generators and private(function):
                     found(f"the workbook's code compiles text into code (named {name}) through {package}'s private "
                           f"{function}(), as exec does")
         except error:  # noqa: S110

@@ -205,6 +205,8 @@ def _code_of(sources: list[str]) -> LearnerCode:
                      and node.module not in ("builtins", None) for alias in node.names}
         own = {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
                                                                           ast.ClassDef))}
+        own |= {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) for t in node.targets
+                if isinstance(t, ast.Name)}  # (exec = print: what it names is the learner's process's to judge)
         imported |= own & _RUN_TEXT  # (a helper of the workbook's own called eval or compile is no builtin)
         runs_text = runs_text or _runs_text(tree, number, imported)
         grader = grader or _reaches_the_grader(tree, number)
