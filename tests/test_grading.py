@@ -728,26 +728,33 @@ def test_code_the_workbook_reaches_around_the_compiler_for_is_not_the_workbooks(
 
 
 #: A workbook's code that first switches off what the learner process looks at, as a helper's probe did: this module's
-#: globals and Provenance object (found by a computed name in sys.modules, or through gc), and builtins.
+#: globals and Provenance object (found by a computed name in sys.modules, or through gc); one case patches builtins.
 _SWITCHED_OFF = """
-import builtins, code, dataclasses, gc, json, os, sys
+import builtins, code, copy, dataclasses, functools, gc, json, os, sys, threading, types
 p = sys.modules["ldkkit.sandbox." + "prov" + "enance"]
 p.PROVENANCE.foreign = ""
 p.PROVENANCE.why = lambda namespace: ""
 p._library_path = p._frozen = lambda name: True
 p._GENERATORS, p.KIT_DIR, p.LIBRARY_DIRS, p.os = frozenset(), "/", ("/",), None
 p._REACHING.clear()
-builtins.len = builtins.next = None
 """
 
 
 @pytest.mark.parametrize("cheat, told", [
-    ('getattr(builtins, "ex" + "ec")("def handle(*args):\\n    return None\\n", {})',
+    ('builtins.len = builtins.next = builtins.type = None\ngetattr(builtins, "ex" + "ec")("def handle(*args):\\n'
+     '    return None\\n", {})',
      "the workbook's code compiles text into code (named <string>), as exec does"),
     ("dataclasses._create_fn('__h__', ['event'], ['return None'], globals={})",
      "the workbook's code compiles text into code (named <string>) through dataclasses's private _create_fn(), as "
      "exec does"),
     ("gc.get_objects()", "the workbook's code looks through the interpreter's objects (gc.get_objects)"),
+    ("t = threading.Thread(target=compile, args=('x = 1', json.__file__, 'exec'))\nt.start()\nt.join()",
+     "the workbook's code compiles text into code (named /"),
+    ("functools.singledispatch(compile)('x = 1', '<mine>', 'exec')",
+     "the workbook's code compiles text into code (named <mine>)"),
+    ("class Made:\n    def __reduce_ex__(self, protocol):\n        c = (lambda: 1).__code__\n"
+     "        return types.CodeType, (0, 0, 0, 0, c.co_stacksize, c.co_flags, c.co_code, c.co_consts, (), (), "
+     "'x', 'h', 'h', 1, b'', b'', (), ())\ncopy.copy(Made())", "the workbook's code makes a code object itself"),
     ("code.InteractiveInterpreter(vars(json)).runsource('def H(*args): pass', '<input>', 'exec')",
      "the workbook's code compiles text into code (named <input>) through code, as exec does"),
     ("f = lambda: None\nf.__code__ = (lambda: 1).__code__", "the workbook's code replaces a function's code"),

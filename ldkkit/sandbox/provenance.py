@@ -158,6 +158,10 @@ _RUNNERS = frozenset({"timeit", "cProfile", "profile", "doctest", "pdb", "bdb", 
 #: Python's machinery for loading a module from its file: a file it compiles outside the libraries' folders is one the
 #: workbook wrote or found (a parser's or a template's file name is no module's).
 _IMPORTERS = frozenset({"importlib", "runpy", "pkgutil", "zipimport"})
+#: Libraries that call what they are handed (a pool, a thread, a dispatcher, copy's reconstruction), and never
+#: ``compile`` or ``types.CodeType`` of their own accord: called by one of them, those were handed over as callables.
+_INVOKERS = frozenset({"concurrent", "threading", "functools", "copy", "copyreg", "asyncio", "multiprocessing",
+                       "operator", "contextvars", "queue", "sched", "atexit", "weakref"})
 #: The exit code of a learner process whose code was seen doing what ``_REACHING`` names, or compiling text itself.
 FOREIGN_EXIT = 86
 #: At most this much of why is told (one write to a pipe: whole, never mixed with another).
@@ -178,16 +182,17 @@ _LIBRARY_ROOTS = tuple(sorted({*_LIBRARY_FOLDERS, *(s for f in LIBRARY_DIRS for 
     f, "site-packages"))), *_spellings(os.path.dirname(KIT_DIR))}, key=len, reverse=True))
 
 
-def _judges() -> tuple[Callable[[str], bool], Callable[[str], bool], Callable[[Any], bool], Callable[[Any], Any]]:
-    """(library_path, frozen, library, library_caller): where code comes from, judged with Python's own functions held
-    here, not looked up where the workbook's code could replace them (this module's globals, ``os.path``, builtins).
+def _judges() -> tuple[Callable[[str], bool], Callable[[str], bool], Callable[[Any], bool], Callable[[Any], Any],
+                       Callable[[Any], str]]:
+    """(library_path, frozen, library, library_caller, package): where code comes from, judged with Python's own
+    functions held here, not looked up where the workbook's code could replace them (its module's globals, builtins).
 
     ``library_path(name)``: whether a file is Python's, a library's or the kit's (under one of their folders as
     Python imports from them, or as the folder really is). ``frozen(name)``: whether ``name`` is one of Python's
     frozen modules (``<frozen importlib._bootstrap>``), not a name given to text to pass for one. ``library(code)``:
     whether code is either's. ``library_caller(frame)``: the outermost of the library calls from ``frame`` up to the
-    workbook's own code, as (package, function name, every package on the way); None if no code of the workbook's
-    made them."""
+    workbook's own code, as (package, function name, every package on the way); None if no library made them.
+    ``package(code)``: the package a library's code is of (``dataclasses``, ``attr``, ``importlib``)."""
     is_frozen, len_, next_, realpath = _imp.is_frozen, len, next, os.path.realpath
     startswith, endswith, rpartition, split = str.startswith, str.endswith, str.rpartition, str.split
     folders, roots = _LIBRARY_FOLDERS, _LIBRARY_ROOTS
@@ -224,20 +229,20 @@ def _judges() -> tuple[Callable[[str], bool], Callable[[str], bool], Callable[[A
                 return None if outermost is None else (package(outermost.f_code), outermost.f_code.co_name, packages)
             packages.add(package(frame.f_code))
             outermost, frame = frame, frame.f_back
-        return None
+        return None if outermost is None else ("", "", packages)  # (a thread's: no workbook code under it)
 
-    return library_path, frozen, library, library_caller
+    return library_path, frozen, library, library_caller, package
 
 
 def _listener(provenance: Provenance, tell: int | None) -> Callable[[str, tuple[Any, ...]], None]:
     """The audit hook: what the workbook's own code compiles or loads, and whether it reaches around the compiler.
     What it uses it holds in its closure, reachable from no module: the workbook's code cannot swap a judge of it for
     one of its own, and ``gc``, the one way to find it, is refused here."""
-    library_path, _, library, library_caller = _judges()
+    library_path, _, library, library_caller, package_of = _judges()
     getframe, write, end, decode, add, type_ = sys._getframe, os.write, os._exit, bytes.decode, set.add, type
     startswith, same, str_, bytes_, error = str.startswith, str.__eq__, str, bytes, Exception
     compiled, reaching, generators, consoles = provenance.compiled_by_you, dict(_REACHING), _GENERATORS, _CONSOLES
-    runners, importers = _RUNNERS, _IMPORTERS
+    runners, importers, invokers = _RUNNERS, _IMPORTERS, _INVOKERS
     watched = frozenset({"compile", "marshal.loads", "marshal.load", *reaching})
 
     def found(why: str) -> None:
@@ -257,18 +262,21 @@ def _listener(provenance: Provenance, tell: int | None) -> Callable[[str, tuple[
             return
         try:  # (an audit hook must never raise: the compile or load itself would fail)
             caller = getframe(1)
+            handed = library(caller.f_code) and package_of(caller.f_code) in invokers  # (compile handed as a callable)
             if event in reaching:
-                if (event != "object.__setattr__" or same(args[1], "__code__")) and not library(caller.f_code):
+                if (event != "object.__setattr__" or same(args[1], "__code__")) and (
+                        handed or not library(caller.f_code)):
                     found(f"the workbook's code {reaching[event]}")
                 return
             name = args[1] if event == "compile" else "<string>"
             name = name if type_(name) is str_ else decode(name, "utf-8", "replace") if type_(name) is bytes_ else "<?>"
-            if not library(caller.f_code):  # (exec, eval or compile, however reached: a cell calling them is refused)
-                add(compiled, name)
+            if handed or not library(caller.f_code):  # (exec, eval or compile, however reached: a cell calling
+                add(compiled, name)                         # them is refused as read; a pool handed compile is too)
                 found("the workbook loads code with marshal" if event != "compile" else
                       f"the workbook's code compiles text into code (named {name}), as exec does")
             elif event == "compile" and (made := library_caller(caller)) is not None:
                 package, function, packages = made
+                packages = packages - invokers  # (a pool or a thread of the workbook's own makes the text no other's)
                 if not startswith(name, "<") and packages <= importers and not library_path(name):
                     found(f"the handler can run code read from {name}, not the workbook's")  # (imported, run)
                 elif packages <= consoles and startswith(name, "<"):  # (text the workbook handed them: no other use)
@@ -285,7 +293,7 @@ def _listener(provenance: Provenance, tell: int | None) -> Callable[[str, tuple[
     return hook
 
 
-_library_path, _frozen, _, _ = _judges()  # (the namespace's look, at each hand-over's end: its own, as the hook has)
+_library_path, _frozen, _, _, _ = _judges()  # (the namespace's look, at each hand-over's end: its own, as the hook has)
 
 
 def _described(code: types.CodeType) -> str:
