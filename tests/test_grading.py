@@ -992,6 +992,19 @@ def test_a_workbook_that_names_the_graders_own_modules_is_not_graded(cell):
     assert found.reaches_the_grader.startswith("code cell 1 names ") and "the grader's own" in found.reaches_the_grader
 
 
+def test_a_workbook_that_clears_linecache_keeps_its_handler(tmp_path):
+    """A helper's probe: a cell calling ``linecache.clearcache()`` (tornado's templates do) after the handler's had the
+    row say the check "was given function handle_ldk_events, not a function the workbook's own cells define": the
+    learner process read the cells' text back from linecache. It keeps the text itself."""
+    cells = json.loads(own_handler(WB1, "amy"))["cells"]
+    check_at = next(i for i, c in enumerate(cells) if "check(" in "".join(c["source"]))
+    cells.insert(check_at, code("import linecache\nlinecache.clearcache()"))
+    path = tmp_path / WB1
+    path.write_text(notebook(cells))
+    row = grade_workbook("amy", path, batch=Batch())
+    assert (row.status, row.hint) == ("passed", ""), row.hint
+
+
 def test_a_helper_of_the_workbooks_own_called_eval_or_compile_is_no_builtin():
     """A helper's probe: a workbook defining its own eval() (or compile(), a class called exec) was graded no handler,
     "code cell 2 calls eval()". The builtin, called by name or through builtins, is still refused."""

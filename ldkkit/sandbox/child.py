@@ -50,6 +50,7 @@ from . import jail as jail_module
 from . import kernel, node_folders, wire
 from .gate import Gate
 from .kernel import (
+    CELL_SOURCES,
     CHECKS,
     STUB_ERRORS,
     IPythonShell,
@@ -583,6 +584,7 @@ class Learner:
             self.channel.send({"op": "cell", "number": number})  # (the grader names the cell its time ran out in)
             name = f"<cell {number}>"
             linecache.cache[name] = (len(source), None, source.splitlines(keepends=True), name)  # (a traceback's lines)
+            CELL_SOURCES[name] = source  # (what the cell ran, whatever clears linecache: see compiled_from_its_cell)
             since = len(STUB_ERRORS)
             try:
                 self.run_code(source, name)

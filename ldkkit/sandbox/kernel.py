@@ -196,12 +196,18 @@ def defined_in_the_workbook(handler: Any) -> bool:
     return False
 
 
+#: The text each cell ran, by its name (``<cell 3>``), kept here as well as in ``linecache``: a library that clears
+#: ``linecache`` (tornado's templates, ``linecache.clearcache()``) must not make the handler no longer the workbook's.
+CELL_SOURCES: dict[str, str] = {}
+
+
 def compiled_from_its_cell(code: types.CodeType) -> bool:
-    """Whether compiling the text of the cell ``code`` names (as it ran: ``linecache``) makes ``code``: the same
-    instructions, named alike, starting on the same line."""
-    lines = linecache.getlines(code.co_filename)
+    """Whether compiling the text of the cell ``code`` names (as it ran) makes ``code``: the same instructions, named
+    alike, starting on the same line."""
+    text = CELL_SOURCES.get(code.co_filename)
+    text = "".join(linecache.getlines(code.co_filename)) if text is None else text
     try:
-        compiled = compile("".join(lines), code.co_filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        compiled = compile(text, code.co_filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     except (SyntaxError, ValueError):
         return False
     found = [compiled]
