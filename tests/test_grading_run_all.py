@@ -218,6 +218,23 @@ def test_a_notebook_of_millions_of_empty_cells_is_refused_before_it_is_read(tmp_
     assert text.count(b"{") + text.count(b"[") < source.MAX_JSON_CONTAINERS // 100
 
 
+def test_a_notebook_of_millions_of_short_strings_is_refused_before_it_is_read(tmp_path):
+    """A helper's probe: a 61 MiB notebook whose metadata held 12.9 million short strings took the grader to 1.1 GB
+    as it parsed. Refused before it is parsed; quotes escaped inside a string are none, and a workbook of the kit,
+    its outputs included, is far from the limit."""
+    path = tmp_path / WB1
+    strings = ", ".join(['"a"'] * (source.MAX_JSON_STRINGS + 1))
+    path.write_text('{"cells": [], "metadata": {"x": [' + strings + ']}}')
+    with pytest.raises(InvalidWorkbook, match="JSON strings, where a workbook holds a few thousand"):
+        read_workbook(path)
+    quoted = json.dumps({"cells": [], "metadata": {"x": '\"' * (source.MAX_JSON_STRINGS * 2 + 10)}})
+    path.write_text(quoted)
+    assert read_workbook(path)["cells"] == []
+    for name in ("08_capstone.ipynb", "03_receiving_payments.ipynb"):
+        text = (Path(__file__).resolve().parent.parent / "solutions" / name).read_bytes()
+        assert text.count(b'"') // 2 < source.MAX_JSON_STRINGS // 100
+
+
 @pytest.mark.skipif(not jail.is_root(), reason="the sandbox's user and namespaces need root")
 def test_another_checkout_of_the_kit_in_home_cannot_be_read(tmp_path):
     """An instructor's checkout holds the solutions: a cell that reads one there and runs it as its own passed."""

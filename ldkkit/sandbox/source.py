@@ -38,6 +38,10 @@ MAX_CODE_BYTES = 1024 * 1024
 #: each takes a hundred bytes or more once read, and the grader reads every notebook in its own process, which no
 #: memory limit holds (a 63 MB notebook of empty cells took 1.8 GB). The kit's workbooks hold under a thousand.
 MAX_JSON_CONTAINERS = 1_000_000
+#: The JSON strings a notebook may hold, counted by their quotes: each takes some fifty bytes or more once read (a
+#: 61 MiB notebook of 12.9 million short strings in its metadata took the grader to 1.1 GB). A notebook's lines are
+#: strings each, so this is over a million lines of code and outputs.
+MAX_JSON_STRINGS = 2_000_000
 _ROOT = Path(__file__).resolve().parent.parent.parent
 #: IPython's cell magics that run the cell's code in the workbook's namespace. The others (``%%writefile``,
 #: ``%%script``, ``%%bash``, ``%%html``, ``%%timeit``...) write it to a file, give it to another program, show it
@@ -98,6 +102,10 @@ def read_workbook(path: Path) -> dict[str, Any]:
     if data.count(b"{") + data.count(b"[") > MAX_JSON_CONTAINERS:
         raise InvalidWorkbook(f"{path.name} holds over {MAX_JSON_CONTAINERS:,} JSON objects and lists, where a "
                               "workbook holds a few hundred: not a workbook Jupyter saved from the learner's work")
+    if (data.count(b'"') - data.count(b'\\"')) // 2 > MAX_JSON_STRINGS:  # (a quote escaped in a string is none)
+        raise InvalidWorkbook(f"{path.name} holds over {MAX_JSON_STRINGS:,} JSON strings, where a workbook holds a "
+                              "few thousand: not a workbook Jupyter saved from the learner's work (if its saved "
+                              "outputs are that long, clear them in Jupyter, save, and grade it again)")
     # Jupyter reads a notebook as UTF-8 text, with no byte-order mark: what it cannot open, the learner never ran.
     if data.startswith(b"\xef\xbb\xbf"):
         raise InvalidWorkbook(f"{path.name} starts with a byte-order mark (an editor other than Jupyter saved it): "
