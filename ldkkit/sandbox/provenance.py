@@ -6,11 +6,14 @@ reaches: a handler that hands its events to code made from text (``exec`` howeve
 compare with the solutions, a solution's included. Its row is ``no handler``, as a cell calling ``exec`` is
 (``source._runs_text``).
 
-What the workbook's namespace holds is looked at as the events come (:meth:`Provenance.why`, at each hand-over's end):
-its functions, those its classes define, and those kept in its dicts, lists and objects, a level deep; and the modules
-it imported. No trace of every call: that would slow the learner's threads, whose timing the check must not feel.
-Libraries make code from text too (a dataclass's methods, attrs', a jinja2 template's): text is the learner's only
-when the workbook's own code compiled it (an audit hook notes the names it compiled under, and any ``marshal`` load).
+An audit hook (:func:`_listener`) sees the workbook's own code compile or load text, or reach around the compiler
+(``gc``, ``types.CodeType``, a function's ``__code__``), and ends the learner process at once, telling the grader why
+on a pipe of its own: nothing the workbook's code does next can take it back. Libraries make code from text too (a
+dataclass's methods, attrs', an ORM's, a template's): that is theirs, unless the workbook handed the text to one that
+runs text (a timer, a profile, a doctest). What the workbook keeps of such code is looked for in its namespace as the
+events come (:meth:`Provenance.why`, at each hand-over's end): its functions, those its classes define, and those kept
+in its dicts, lists and objects, a level deep; and the modules it imported. No trace of every call: that would slow
+the learner's threads, whose timing the check must not feel.
 """
 
 from __future__ import annotations
