@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Optional
@@ -32,7 +32,7 @@ from .invoice import Bolt11Invoice
 from .ln.bolt11_payment import payment_parameters_from_invoice
 from .ln.outbound_payment import RecipientOnionFields, Retry
 from .node import Node
-from .payment_storage import HTLCStatus, PaymentInfo
+from .payment_storage import INBOUND_PAYMENTS_FNAME, OUTBOUND_PAYMENTS_FNAME, HTLCStatus, PaymentInfo
 from .routing.router import Path, PaymentParameters, Route, RouteHop, RouteParameters
 from .sim.cpus import one_cpu
 from .sim.world import World
@@ -77,6 +77,8 @@ class Stage:
         self.sent: dict[PaymentId, PaymentInfo] = {}
         #: What ``invoice`` recorded for each invoice of yours (your node's), as ldk-sample's ``getinvoice`` does.
         self.issued: dict[PaymentHash, PaymentInfo] = {}
+        #: Every bytes the story wrote under each node's (name's) payment records key, as ldk-sample's CLI does.
+        self.written: dict[tuple[str, str], set[bytes]] = {}
 
     # --- peers and channels -----------------------------------------------------------------
 
@@ -141,13 +143,12 @@ class Stage:
     # --- payments ----------------------------------------------------------------------------
 
     def invoice(self, payee: Node, amount_msat: int, description: str = "ldkkit workshop") -> Bolt11Invoice:
-        """ldk-sample's ``getinvoice``: create an invoice and record it as a pending inbound payment."""
+        """ldk-sample's ``getinvoice``: create an invoice and record it as a pending inbound payment, on disk."""
         invoice = payee.channel_manager.create_bolt11_invoice(amount_msat, description, 3600)
         record = PaymentInfo(None, invoice.payment_secret(), HTLCStatus.Pending, amount_msat)
         if payee is self.me:
             self.issued[invoice.payment_hash()] = dataclasses.replace(record)  # (a copy: handlers change the other)
-        with payee.inbound_payments.lock() as payments:
-            payments[invoice.payment_hash()] = record
+        self._record(payee, INBOUND_PAYMENTS_FNAME, invoice.payment_hash(), record)
         return invoice
 
     def pay(self, payer: Node, invoice: Bolt11Invoice, *, retry: Optional[Retry] = None,
@@ -165,13 +166,34 @@ class Stage:
             route_params = RouteParameters.from_payment_params_and_value(route_params.payment_params, amount_msat)
         payment_id = payment_id or PaymentId(bytes(payment_hash))
         record = PaymentInfo(None, invoice.payment_secret(), HTLCStatus.Pending, invoice.amount_milli_satoshis())
-        if payer is self.me:
-            self.sent[payment_id] = dataclasses.replace(record)  # a copy: the handler changes the original
-        with payer.outbound_payments.lock() as payments:
-            payments[payment_id] = record
-        payer.channel_manager.send_payment(payment_hash, onion, payment_id, route_params, retry)
+        self._send(payer, payment_id, record,
+                   lambda: payer.channel_manager.send_payment(payment_hash, onion, payment_id, route_params, retry))
         self.settle(settle_s)
         return payment_id
+
+    def _send(self, payer: Node, payment_id: PaymentId, record: PaymentInfo, send: Callable[[], Any]) -> Any:
+        """What ldk-sample's ``sendpayment`` and ``keysend`` do around the send: record the payment as pending, on
+        disk; send it; and if LDK refuses it at once, record it failed (here the refusal is raised on, to the
+        story)."""
+        if payer is self.me:
+            self.sent[payment_id] = dataclasses.replace(record)  # a copy: the handler changes the original
+        self._record(payer, OUTBOUND_PAYMENTS_FNAME, payment_id, record)
+        try:
+            return send()
+        except Exception:
+            self._record(payer, OUTBOUND_PAYMENTS_FNAME, payment_id,
+                         dataclasses.replace(record, status=HTLCStatus.Failed))
+            raise
+
+    def _record(self, node: Node, key: str, payment_key: Any, record: PaymentInfo) -> None:
+        """Put ``record`` in the node's payment records of ``key`` and write them, as ldk-sample's CLI does each
+        time."""
+        storage = node.inbound_payments if key == INBOUND_PAYMENTS_FNAME else node.outbound_payments
+        with storage.lock() as payments:
+            payments[payment_key] = record
+            data = storage.encode()
+            self.written.setdefault((node.name, key), set()).add(data)
+            node.fs_store.write("", "", key, data)
 
     def pay_in_parts(self, payer: Node, invoice: Bolt11Invoice, payment_id: PaymentId) -> None:
         """A multi-path payment of the invoice: an equal part over each of the payer's channels to its payee, one
@@ -186,15 +208,18 @@ class Stage:
             payment_id)
         self.settle()
 
-    def keysend(self, payer: Node, payee: Node, amount_msat: int) -> PaymentHash:
-        """ldk-sample's ``keysend``: a spontaneous payment with a fresh preimage."""
+    def keysend(self, payer: Node, payee: Node, amount_msat: int,
+                custom_tlvs: Sequence[tuple[int, bytes]] = ()) -> PaymentHash:
+        """ldk-sample's ``keysend``: a spontaneous payment with a fresh preimage, recorded as ``sendpayment`` records
+        its payments (and ``custom_tlvs``, if given, as a chat app would send a message)."""
         preimage = PaymentPreimage(payer.keys_manager.get_secure_random_bytes())
         params = PaymentParameters.for_keysend(payee.node_id, 40, False)
         route_params = RouteParameters.from_payment_params_and_value(params, amount_msat)
         payment_id = PaymentId(bytes(preimage.payment_hash()))
-        payment_hash = payer.channel_manager.send_spontaneous_payment(
-            preimage, RecipientOnionFields.spontaneous_empty(), payment_id, route_params, Retry.Attempts(3)
-        )
+        onion = RecipientOnionFields.spontaneous_empty().with_custom_tlvs(list(custom_tlvs))
+        payment_hash = self._send(payer, payment_id, PaymentInfo(None, None, HTLCStatus.Pending, amount_msat),
+                                  lambda: payer.channel_manager.send_spontaneous_payment(
+                                      preimage, onion, payment_id, route_params, Retry.Timeout(timedelta(seconds=10))))
         self.settle()
         return payment_hash
 
@@ -568,8 +593,9 @@ def handler_replay(s: Stage) -> None:
                 raise error
         real_write(primary, secondary, key, buf)
 
+    invoice = s.invoice(s.me, 50_000_000)  # (its record written first, as getinvoice does: the disk fails after)
     store.write = flaky_write  # type: ignore[method-assign]
-    s.pay(bob, s.invoice(s.me, 50_000_000))
+    s.pay(bob, invoice)
 
 
 @scenario

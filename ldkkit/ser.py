@@ -134,6 +134,16 @@ def _checker(hint: Any) -> tuple[_Check, str]:
             return {check_k(k): check_v(x) for k, x in v.items()}
 
         return check_map, f"a dict of {desc_k} to {desc_v}"
+    if origin is tuple and typing.get_args(hint)[-1] is not Ellipsis:  # a fixed tuple, (u64, bytes) say
+        checks, descs = zip(*(_checker(a) for a in typing.get_args(hint)), strict=True)
+
+        def check_fixed(v: Any) -> Any:
+            if not isinstance(v, (list, tuple)) or len(v) != len(checks):
+                raise ValueError
+            items = tuple(check(x) for check, x in zip(checks, v, strict=True))
+            return v if type(v) is tuple and all(a is b for a, b in zip(items, v, strict=True)) else items
+
+        return check_fixed, f"a tuple of ({', '.join(descs)})"
     if origin is tuple:
         inner, desc = _checker(typing.get_args(hint)[0])
 
@@ -208,6 +218,13 @@ def _inline_test(hint: Any, env: dict[str, Any]) -> str | None:
     if origin in (typing.Union, types.UnionType):
         inner = _inline_test([a for a in typing.get_args(hint) if a is not type(None)][0], env)
         return None if inner is None else f"({{v}} is None or {inner})"
+    if origin is tuple and typing.get_args(hint)[-1] is not Ellipsis:  # (``check_fixed``)
+        args = typing.get_args(hint)
+        inners = [_inline_test(a, env) for a in args]
+        if None in inners:
+            return None
+        items = " and ".join(t.replace("{v}", f"{{v}}[{i}]") for i, t in enumerate(inners))  # type: ignore[union-attr]
+        return f"(type({{v}}) is tuple and len({{v}}) == {len(args)} and {items})"
     if origin is tuple:  # a tuple whose items all pass as they are is kept as it is (``check_seq``)
         inner = _inline_test(typing.get_args(hint)[0], env)
         if inner is None:

@@ -56,6 +56,8 @@ def for_type(hint: typing.Any) -> st.SearchStrategy:
     if origin in (typing.Union, types.UnionType):
         (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
         return st.none() | for_type(inner)
+    if origin is tuple and typing.get_args(hint)[-1] is not Ellipsis:  # a fixed tuple, (u64, bytes) say
+        return st.tuples(*(for_type(a) for a in typing.get_args(hint)))
     if origin is tuple:
         return st.lists(for_type(typing.get_args(hint)[0]), max_size=3).map(tuple)
     if origin is dict:

@@ -167,13 +167,16 @@ def test_a_request_whose_input_is_spent_meanwhile_is_taken_back():
         assert not [e for e in me.chain_monitor.pending_events() if isinstance(e, Event.BumpTransaction)]
 
 
-def test_a_replayed_request_is_kept_once_per_claim_and_never_written_to_disk():
+def test_a_replayed_request_is_forgotten_until_the_monitor_asks_again_and_never_written_to_disk():
+    """LDK's "repeated events": a fee-bump request the handler asks to replay is not handed over again at the next
+    poll (``get_repeated_events`` took it): the monitor asks again at its next rebroadcast (every 30 s) or block."""
     with World(seed=13) as world:
         stage, _ = force_close_with_an_htlc(world, replay_bumps)
         me = stage.me
-        world.advance(95)  # three rebroadcasts: each asks again for the same claim
-        queued = [e for e in me.chain_monitor.pending_events() if isinstance(e, Event.BumpTransaction)]
-        assert len(queued) == 1  # the newer request took the older one's place
+        asked = len(bumps(me))
+        world.advance(95)  # three rebroadcasts, no block
+        assert len(bumps(me)) - asked == 3
+        assert not [e for e in me.chain_monitor.pending_events() if isinstance(e, Event.BumpTransaction)]
         for key in me.fs_store.list(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, ""):
             stored = ChannelMonitor.decode(me.fs_store.read(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, "", key))
             assert not any(isinstance(e, Event.BumpTransaction) for e in stored.pending_events)
@@ -373,24 +376,55 @@ def test_the_monitor_logs_the_fee_bump_it_asks_for():
         f"{first.package_target_feerate_sat_per_1000_weight} sat/kW")
 
 
-def test_requests_for_two_claims_wait_side_by_side_each_replaced_only_by_its_own():
-    """``pending_claim_events``: one fee-bump request per claim; with two channels force-closed (two claims), each
-    newer request takes the place of its own claim's older one only, so both stay queued."""
+def two_closed_channels(world: World, handler: Any) -> tuple[Stage, list[Any]]:
+    """The learner force-closes its channels to carol and dave, each with a payment of its own stuck on it."""
+    me = world.add_node("learner", handler=handler)
+    stage = Stage(world, me)
+    channels = []
+    for name in ("carol", "dave"):
+        peer = stage.peer(name, handler=vanish_when_paid)
+        stage.open(peer, me, 6_000_000, push_msat=3_000_000_000)
+        stage.pay(me, stage.invoice(peer, 100_000_000))
+        channels.append((stage.channel_between(me, peer), peer))
+    for channel, peer in channels:
+        me.channel_manager.force_close_broadcasting_latest_txn(channel.channel_id, peer.node_id, "going away")
+    stage.settle()
+    return stage, [channel for channel, _ in channels]
+
+
+def test_each_claims_request_comes_at_every_rebroadcast_whatever_the_other_claims_answer():
+    """One fee-bump request per claim and monitor: with two channels force-closed, each monitor hands its own
+    request over at every rebroadcast, though the handler asks to replay every one."""
     with World(seed=16) as world:
-        me = world.add_node("learner", handler=replay_bumps)
-        stage = Stage(world, me)
-        channels = []
-        for name in ("carol", "dave"):
-            peer = stage.peer(name, handler=vanish_when_paid)
-            stage.open(peer, me, 6_000_000, push_msat=3_000_000_000)
-            stage.pay(me, stage.invoice(peer, 100_000_000))
-            channels.append((stage.channel_between(me, peer), peer))
-        for channel, peer in channels:
-            me.channel_manager.force_close_broadcasting_latest_txn(channel.channel_id, peer.node_id, "going away")
-        stage.settle()
-        world.advance(95)  # rebroadcasts: each claim asked again
-        queued = [e.bump_event for e in me.chain_monitor.pending_events() if isinstance(e, Event.BumpTransaction)]
-    assert sorted(b.channel_id for b in queued) == sorted(c.channel_id for c, _ in channels)
+        stage, channels = two_closed_channels(world, replay_bumps)
+        before = len(bumps(stage.me))
+        world.advance(95)  # three rebroadcasts
+        asked = [b.channel_id for b in bumps(stage.me)[before:]]
+        assert sorted(asked) == sorted([c.channel_id for c in channels] * 3)
+
+
+def test_a_replay_for_one_channel_holds_back_no_other_channels_events():
+    """ChainMonitor::process_pending_events asks each monitor in turn: a SpendableOutputs the handler asks to replay
+    comes again, but the other channel's SpendableOutputs, and a channel's fee-bump requests, are handed over."""
+    refused: list[Any] = []
+
+    def replay_first_channels_outputs(channel_manager: Any, *args: Any) -> Any:
+        event = args[-1]
+        if isinstance(event, Event.SpendableOutputs) and event.channel_id in refused[:1]:
+            return ReplayEvent()
+        if isinstance(event, Event.SpendableOutputs) and not refused:
+            refused.append(event.channel_id)
+            return ReplayEvent()
+        return reference.ldk_sample_handle_ldk_events(channel_manager, *args)
+
+    with World(seed=17) as world:
+        stage, channels = two_closed_channels(world, replay_first_channels_outputs)
+        stage.mine(200)
+        handed = [e.channel_id for _, _, e in stage.me.event_log if isinstance(e, Event.SpendableOutputs)]
+        (other,) = [c.channel_id for c in channels if c.channel_id not in refused]
+        assert refused and handed.count(refused[0]) > 1 and other in handed
+        still = [e.channel_id for e in stage.me.chain_monitor.pending_events() if isinstance(e, Event.SpendableOutputs)]
+        assert refused[0] in still and other not in still
 
 
 def test_monitor_updates_match_the_channel_with_many_htlcs_in_flight(monkeypatch):

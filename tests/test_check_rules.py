@@ -530,6 +530,8 @@ W03_PERSISTED = ('Expected: inbound_payments persisted before your handler retur
                  '"inbound_payments", inbound_payments.encode())')
 W03_KEY_HINT = ("Hint: ldk-sample keeps these records under the key 'inbound_payments'. LDK forgets an event once "
                 "your handler returns, so write what it changed before you return.")
+W03_NOTHING_OF_YOURS = ("Happened: nothing of yours is stored under 'inbound_payments' (what is there, the CLI wrote, "
+                        "as ldk-sample's getinvoice and sendpayment do)")
 
 
 @pytest.mark.parametrize("case, lines", [
@@ -557,10 +559,10 @@ W03_KEY_HINT = ("Hint: ldk-sample keeps these records under the key 'inbound_pay
     ("never_claims", [W03_SCENARIO.format("PaymentClaimable"), "Expected: claim_funds(purpose.preimage())",
                       "Happened: it was never claimed", W03_CLAIM_HINT]),
     ("wrong_storage_key", [W03_SCENARIO.format("PaymentClaimed"), W03_PERSISTED,
-                           "Happened: nothing is stored under 'inbound_payments'; you wrote under ['inbound_payment']",
-                           W03_KEY_HINT]),
-    ("never_writes", [W03_SCENARIO.format("PaymentClaimed"), W03_PERSISTED,
-                      "Happened: nothing is stored under 'inbound_payments'", W03_KEY_HINT]),
+                           W03_NOTHING_OF_YOURS + "; you wrote under ['inbound_payment']", W03_KEY_HINT]),
+    ("never_writes", [W03_SCENARIO.format("PaymentClaimed"), W03_PERSISTED, W03_NOTHING_OF_YOURS,
+                      "Hint: you did not write inbound_payments while handling this event: LDK forgets an event once "
+                      "your handler returns, so write what it changed every time, before you return."]),
     ("no_entry_for_keysend", [
         W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("None", "20,000,000"),
         "Happened: on disk: None (no entry for this payment_hash)",
@@ -591,7 +593,7 @@ def test_workbook_3_names_each_key_written_under_once_and_reads_are_not_writes()
             fs_store.write("", "", key, inbound_payments.encode())
 
     assert _read(_receiving(claimed=claimed), W03)[1:3] == [
-        W03_PERSISTED, "Happened: nothing is stored under 'inbound_payments'; you wrote under ['inbound', 'payments']"]
+        W03_PERSISTED, W03_NOTHING_OF_YOURS + "; you wrote under ['inbound', 'payments']"]
 
 
 def test_workbook_3_says_a_key_the_store_refuses_is_no_disk_failure_to_replay():
@@ -611,10 +613,10 @@ def test_workbook_3_says_a_key_the_store_refuses_is_no_disk_failure_to_replay():
 def test_workbook_3_says_a_key_never_written_is_no_disk_failure_to_replay():
     """Reading a key never written raises NotFound every time: no disk failed, and ReplayEvent would not help."""
     def claimed(fs_store, event, **_):
-        fs_store.read("", "", "inbound_payments")
+        fs_store.read("", "", "inbound_payment")
 
     lines = _read(_receiving(claimed=claimed), W03)
-    assert lines[2].startswith("Happened: it raised NotFound: Nothing is stored under 'inbound_payments' in ")
+    assert lines[2].startswith("Happened: it raised NotFound: Nothing is stored under 'inbound_payment' in ")
     assert lines[3] == ("Hint: no disk failed: nothing was ever written under that key, and reading a key never "
                         "written raises NotFound (LDK's FilesystemStore: io::ErrorKind::NotFound), every time, so "
                         "ReplayEvent() would not make it appear. Your records are in memory (inbound_payments, "
@@ -645,9 +647,10 @@ def _receiving(claimable=None, claimed=None, forwardable=True):
 
 def test_workbook_3_tells_a_passing_handler_what_it_verified():
     assert _read(_receiving(), W03) == [
-        "✅ receiving_payments: all 3 checks passed",
+        "✅ receiving_payments: all 4 checks passed",
         "  claimed with the preimage from purpose      4 payments, the payer paid",
         "  failed back what cannot be claimed          1 payment, the payer refunded at once",
+        "  refused a payment with an unknown even TLV  1 keysend, the payer refunded",
         "  PaymentClaimed stored as Succeeded on disk  preimage, secret and amount, before returning"]
 
 
@@ -681,10 +684,10 @@ def test_an_event_asked_for_again_every_time_is_named_with_its_hand_overs():
     assert lines == [
         W03_SCENARIO.format("PaymentClaimable"),
         "Expected: the event handled in the end (None returned once what failed works again)",
-        "Happened: your handler asked for it again each of the 99 times it was handed over, so it was never "
+        "Happened: your handler asked for it again each of the 100 times it was handed over, so it was never "
         "handled, and LDK hands over no event after it until it is",
         "Events so far: OpenChannelRequest → ChannelPending → ChannelReady → OpenChannelRequest → ChannelPending → "
-        "ChannelReady → PendingHTLCsForwardable → [PaymentClaimable ×99]",
+        "ChannelReady → PendingHTLCsForwardable → [PaymentClaimable ×100]",
         "Hint: return ReplayEvent() only when something failed that may work next time, such as fs_store.write "
         "raising OSError; once it works, return nothing."]
 
@@ -774,7 +777,7 @@ def test_the_path_of_events_shows_the_first_three_and_the_last_ten_runs_up_to_th
 
 def test_workbook_3_says_htlcs_need_forwarding_before_they_are_claimable():
     assert _read(_receiving(forwardable=False), W03) == [
-        "Scenario 'receiving_payments':", "Expected: five PaymentClaimable events", "Happened: 0",
+        "Scenario 'receiving_payments':", "Expected: six PaymentClaimable events", "Happened: 0",
         "Hint: HTLCs become PaymentClaimable only once process_pending_htlc_forwards has run (the "
         "PendingHTLCsForwardable arm given in the workbook)."]
 
@@ -905,6 +908,10 @@ W04_PERSISTED = ('Expected: outbound_payments persisted before your handler retu
 W04_KEY_HINT = ("Hint: ldk-sample keeps these records under the key 'outbound_payments'. LDK forgets an event once "
                 "your handler returns, so write what it changed before you return.")
 W04_EXACTLY = "Hint: the event says how the payment ended: record exactly that."
+W04_NOTHING_OF_YOURS = ("Happened: nothing of yours is stored under 'outbound_payments' (what is there, the CLI wrote, "
+                        "as ldk-sample's getinvoice and sendpayment do)")
+W04_UNWRITTEN = ("Hint: you did not write outbound_payments while handling this event: LDK forgets an event once your "
+                 "handler returns, so write what it changed every time, before you return.")
 W04_STRINGS = ["Expected: outbound_payments stored as outbound_payments.encode()",
                "Happened: what is stored cannot be read back: bad PaymentInfo in the data: PaymentInfo.status must be "
                "a HTLCStatus, got '{}'", "Hint: statuses are HTLCStatus members (HTLCStatus.Succeeded), not strings."]
@@ -942,12 +949,8 @@ W04_STRINGS = ["Expected: outbound_payments stored as outbound_payments.encode()
         "Happened: on disk: PaymentInfo(preimage=None, secret=1e89…1475, status=HTLCStatus.Succeeded, "
         "amt_msat=50,000,000 msat)",
         "Hint: the preimage is your receipt, your proof of payment: keep event.payment_preimage."]),
-    ("failed_never_written", [
-        W04_SCENARIO.format("PaymentFailed"), "Expected: outbound_payments[payment_id] HTLCStatus.Failed on disk",
-        "Happened: no entry for this payment_id on disk",
-        "Hint: you did not write outbound_payments while handling this event: LDK forgets an event once your handler "
-        'returns, so call fs_store.write("", "", "outbound_payments", outbound_payments.encode()) before you '
-        "return."]),
+    ("failed_never_written", [W04_SCENARIO.format("PaymentFailed"), W04_PERSISTED, W04_NOTHING_OF_YOURS,
+                              W04_UNWRITTEN]),
     ("failed_removes_entry", [
         W04_SCENARIO.format("PaymentFailed"), "Expected: outbound_payments[payment_id] HTLCStatus.Failed on disk",
         "Happened: no entry for this payment_id on disk",
@@ -960,18 +963,15 @@ W04_STRINGS = ["Expected: outbound_payments stored as outbound_payments.encode()
         "payment_id (the key sendpayment used, not its payment_hash), that entry itself (not a copy of it, which "
         "outbound_payments.encode() never sees), then write."]),
     ("wrong_storage_key", [W04_SCENARIO.format("PaymentSent"), W04_PERSISTED,
-                           "Happened: nothing is stored under 'outbound_payments'; you wrote under ['outbound']",
-                           W04_KEY_HINT]),
-    ("sent_ignored", [W04_SCENARIO.format("PaymentSent"), W04_PERSISTED,
-                      "Happened: nothing is stored under 'outbound_payments'", W04_KEY_HINT]),
+                           W04_NOTHING_OF_YOURS + "; you wrote under ['outbound']", W04_KEY_HINT]),
+    ("sent_ignored", [W04_SCENARIO.format("PaymentSent"), W04_PERSISTED, W04_NOTHING_OF_YOURS, W04_UNWRITTEN]),
     ("failed_marks_succeeded", [
         W04_SCENARIO.format("PaymentFailed"), "Expected: outbound_payments[payment_id] HTLCStatus.Failed on disk",
         "Happened: on disk: PaymentInfo(preimage=None, secret=4444…4444, status=HTLCStatus.Succeeded, "
         "amt_msat=10,000,000 msat)", W04_EXACTLY]),
     ("fails_only_rejected_payments", [
-        W04_SCENARIO.format("PaymentFailed"), "Expected: outbound_payments[payment_id] HTLCStatus.Failed on disk",
-        "Happened: no entry for this payment_id on disk",
-        "Hint: PaymentFailed ends the payment whatever its reason (here RouteNotFound): LDK tries it no more, and no "
+        W04_SCENARIO.format("PaymentFailed"), W04_PERSISTED, W04_NOTHING_OF_YOURS,
+        "Hint: PaymentFailed ends the payment whatever its reason (here UserAbandoned): LDK tries it no more, and no "
         "other event about it will come: mark it Failed and write outbound_payments before you return."]),
 ])
 def test_workbook_4_says_exactly_what_went_wrong(case, lines):
@@ -984,9 +984,9 @@ def test_workbook_4_tells_a_passing_handler_what_it_verified():
     assert _read(compose(), W04) == [
         "✅ sending_payments: all 4 checks passed",
         "  PaymentSent: Succeeded on disk, with the preimage, secret and amount  4 payments",
-        "  PaymentFailed: Failed on disk, secret and amount kept                 5 payments",
+        "  PaymentFailed: Failed on disk, secret and amount kept                 6 payments",
         "  PaymentFailed after success: still Succeeded                          1 payment",
-        "  PaymentPathFailed: the payment not marked failed (LDK retries)        8 path failures"]
+        "  PaymentPathFailed: the payment not marked failed (LDK retries)        9 path failures"]
 
 
 # --- workbook 5: the words a learner reads, exactly -------------------------------------------------------
@@ -1126,7 +1126,8 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_
     to dave), one that succeeds (100,000 sat to bob), one refused (10,000 sat, a hash bob never issued); then two
     at a time twice (dave answers two seconds after a payment reaches him, bob sooner): one to dave refused (a
     hash he never issued) while 20,000 sat to bob succeed, and 30,000 sat to dave while one to bob is refused; and
-    the paid invoice paid again, refused after its success; last, 40,000 sat to erin, whom only bob reaches and
+    the paid invoice paid again, refused after its success; one to dave that you abandon while he holds it
+    (UserAbandoned, once it fails back); last, 40,000 sat to erin, whom only bob reaches and
     cannot forward to: LDK finds no other path, and gives up (RouteNotFound); 45,000 sat to erin that LDK may not
     retry (Retry.Attempts(0)): it gives up at the first failed path (RetriesExhausted); and a probe, which is no
     payment."""
@@ -1138,8 +1139,8 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_
     finally:
         session.close()
     seen = [(type(e).__name__, e.payment_id) for e in played.events() if getattr(e, "payment_id", None) is not None]
-    (retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly, refused_meanwhile, no_route, no_retry,
-     probe) = dict.fromkeys(p for _, p in seen)
+    (retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly, refused_meanwhile, abandoned, no_route,
+     no_retry, probe) = dict.fromkeys(p for _, p in seen)
     assert seen == [("PaymentPathFailed", retried), ("PaymentSent", retried), ("PaymentPathSuccessful", retried),
                     ("PaymentSent", paid), ("PaymentPathSuccessful", paid),
                     ("PaymentPathFailed", refused), ("PaymentFailed", refused),
@@ -1150,16 +1151,18 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_
                     ("PaymentSent", paid_slowly), ("PaymentPathSuccessful", paid_slowly),
                     ("PaymentPathFailed", refused_slowly), ("PaymentFailed", refused_slowly),
                     ("PaymentPathFailed", paid), ("PaymentFailed", paid),
+                    ("PaymentPathFailed", abandoned), ("PaymentFailed", abandoned),
                     ("PaymentPathFailed", no_route), ("PaymentFailed", no_route),
                     ("PaymentPathFailed", no_retry), ("PaymentFailed", no_retry), ("ProbeFailed", probe)]
     sent = played.stage.sent
     assert probe not in sent
     assert [sent[p].amt_msat for p in (retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly,
-                                       refused_meanwhile, no_route, no_retry)] == [
-        50_000_000, 100_000_000, 10_000_000, 20_000_000, 10_000_000, 30_000_000, 10_000_000, 40_000_000, 45_000_000]
+                                       refused_meanwhile, abandoned, no_route, no_retry)] == [
+        50_000_000, 100_000_000, 10_000_000, 20_000_000, 10_000_000, 30_000_000, 10_000_000, 10_000_000, 40_000_000,
+        45_000_000]
     reasons = [e.reason for e in played.events(Event.PaymentFailed)]
-    assert reasons == [PaymentFailureReason.RecipientRejected] * 4 + [PaymentFailureReason.RouteNotFound,
-                                                                      PaymentFailureReason.RetriesExhausted]
+    assert reasons == [PaymentFailureReason.RecipientRejected] * 4 + [
+        PaymentFailureReason.UserAbandoned, PaymentFailureReason.RouteNotFound, PaymentFailureReason.RetriesExhausted]
 
 
 def test_workbook_4_judges_a_replayed_event_when_it_comes_again():

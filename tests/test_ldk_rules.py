@@ -607,6 +607,31 @@ def test_a_keysend_whose_preimage_does_not_match_its_hash_is_failed_back(receive
     assert claimable.purpose == PaymentPurpose.SpontaneousPayment(good)
 
 
+def test_a_payment_with_an_even_custom_tlv_is_failed_back_by_claim_funds_and_claimed_only_when_known(receiver):
+    """``RecipientOnionFields::with_custom_tlvs`` (sorted; types under 2^16, LDK's own, or repeated are refused)
+    reach ``PaymentClaimable::onion_fields``. ``claim_funds`` fails back a payment with an even one
+    (``begin_claiming_payment``: "unknown even TLVs", ``invalid_onion_payload``, a permanent failure for the payer);
+    an odd one is claimed; ``claim_funds_with_known_custom_tlvs`` claims the even one."""
+    r = receiver
+    for bad in ([(5, b"")], [(5482373484, b"")], [(70_000, b""), (70_000, b"x")]):
+        with pytest.raises(ValueError, match="65,536"):
+            RecipientOnionFields.spontaneous_empty().with_custom_tlvs(bad)
+    even, odd = (100_000, b"even"), (100_001, b"odd")
+    hashes = [r.stage.keysend(r.bob, r.me, 10_000_000, custom_tlvs=tlvs) for tlvs in ([odd, even], [odd], [even])]
+    claimables = {e.payment_hash: e for e in r.of(Event.PaymentClaimable)}
+    assert [claimables[h].onion_fields.custom_tlvs for h in hashes] == [(even, odd), (odd,), (even,)]
+    for h in hashes[:2]:
+        r.cm.claim_funds(claimables[h].purpose.preimage())
+    r.cm.claim_funds_with_known_custom_tlvs(claimables[hashes[2]].purpose.preimage())
+    r.stage.settle()
+    assert [e.payment_hash for e in r.of(Event.PaymentClaimed)] == hashes[1:]
+    chan = r.stage.channel_between(r.me, r.bob)
+    assert r.of(Event.HTLCHandlingFailed) == [
+        Event.HTLCHandlingFailed(chan.channel_id, HTLCDestination.FailedPayment(hashes[0]))]
+    (failed,) = [e for e in r.bob.events_seen if isinstance(e, Event.PaymentFailed)]
+    assert (failed.payment_hash, failed.reason) == (hashes[0], PaymentFailureReason.RecipientRejected)
+
+
 def test_fail_htlc_backwards_raises_htlc_handling_failed_and_ignores_unknown_hashes(receiver):
     """``fail_htlc_backwards``: each part of the claimable payment fails back with ``HTLCHandlingFailed``
     (``FailedPayment``); a hash with nothing claimable does nothing; the payer sees its path rejected."""

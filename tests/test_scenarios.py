@@ -236,3 +236,32 @@ def test_a_spendable_output_queued_at_a_crash_comes_back_after_the_restart():
         handed = [e for e in restarted.events_seen if isinstance(e, Event.SpendableOutputs)]
         assert handed[-1] == queued[0]
         assert restarted.output_sweeper.tracked_spendable_outputs()
+
+
+def test_the_stage_keeps_payment_records_on_disk_as_ldk_samples_cli_does():
+    """ldk-sample's getinvoice, sendpayment and keysend (cli.rs) write inbound_payments or outbound_payments as soon
+    as they record a payment, and sendpayment records it Failed when LDK refuses it at once: a node that crashes
+    before its handler writes anything still finds them when it restarts."""
+    from ldkkit.errors import RetryableSendFailure
+    from ldkkit.payment_storage import HTLCStatus, InboundPaymentInfoStorage, OutboundPaymentInfoStorage
+    from ldkkit.scenarios import Stage
+    from ldkkit.sim.world import World
+    from ldkkit.types import PaymentId
+
+    def on_disk(node, key, storage):
+        return storage.decode(node.fs_store.read("", "", key)).payments
+
+    with World(seed=5) as world:
+        stage = Stage(world, world.add_node("learner"))
+        bob = stage.peer("bob")
+        stage.open(stage.me, bob, 1_000_000)
+        invoice = stage.invoice(stage.me, 30_000_000)
+        assert on_disk(stage.me, "inbound_payments", InboundPaymentInfoStorage)[invoice.payment_hash()].status \
+            is HTLCStatus.Pending
+        paid = stage.pay(stage.me, stage.invoice(bob, 20_000_000), settle_s=0)
+        sent = stage.keysend(stage.me, bob, 10_000_000)
+        records = on_disk(stage.me, "outbound_payments", OutboundPaymentInfoStorage)
+        assert records[paid].amt_msat == 20_000_000 and records[PaymentId(bytes(sent))].amt_msat == 10_000_000
+        with pytest.raises(RetryableSendFailure.DuplicatePayment):
+            stage.pay(stage.me, stage.invoice(bob, 20_000_000), payment_id=paid)
+        assert on_disk(stage.me, "outbound_payments", OutboundPaymentInfoStorage)[paid].status is HTLCStatus.Failed

@@ -42,7 +42,6 @@ from ..events.bump_transaction import (
     HTLCDescriptor,
     HTLCOutputInCommitment,
 )
-from ..events.queue import EventQueue
 from ..ln.chan_utils import anchor_script, htlc_script, make_funding_redeemscript, to_local_script, to_remote_script
 from ..logger import Logger
 from ..persist import CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE
@@ -54,6 +53,7 @@ from ..sign import (
 )
 from ..types import ChannelId, ChannelTypeFeatures, ClaimId, PaymentHash, PublicKey, Txid
 from ..wakers import Future
+from .monitor_events import MonitorEvents
 
 #: LDK's ``ANTI_REORG_DELAY``: confirmations before an output counts as ours to spend.
 ANTI_REORG_DELAY = 6
@@ -238,11 +238,11 @@ class ChainMonitor:
         #: Each channel's HTLC records at its last update, offered and received, by htlc id (see _htlc_records).
         self._htlc_records: dict[ChannelId, tuple[dict[int, MonitorHTLC], dict[int, MonitorHTLC]]] = {}
         self._vouts: dict[tuple[Transaction, tuple[MonitorHTLC, ...]], dict[int, int]] = {}  # see _htlc_vouts
-        self._events = EventQueue("ChainMonitor")
+        self._events = MonitorEvents(self._take_claim_events, self._has_claim_events)
         self._events.on_change = self._persist_pending_events
         self._monitor_events: list[MonitorEvent] = []
         #: Fee-bump requests made since events were last processed, at most one per claim (LDK's
-        #: ``pending_claim_events``): they join the queue when the handler is next called.
+        #: ``pending_claim_events``): handed over after their monitor's events, and forgotten (``MonitorEvents``).
         self._claim_events: dict[ClaimId, Event] = {}
         self._lock = threading.RLock()
 
@@ -263,7 +263,7 @@ class ChainMonitor:
     def _persist_pending_events(self) -> None:
         """Each monitor keeps the events raised for its channel that are still waiting for the handler."""
         with self._lock:
-            waiting = [e for e in self._events.pending() if not isinstance(e, Event.BumpTransaction)]
+            waiting = self._events.pending()
             for monitor in self.monitors.values():
                 mine = tuple(e for e in waiting if _channel_of(e) == monitor.channel_id)
                 if mine != monitor.pending_events:
@@ -429,6 +429,7 @@ class ChainMonitor:
         self.logger.info(_MODULE, f"Yielding onchain event {type(bump).__name__} for claim "
                          f"{claim.claim_id} of channel {monitor.channel_id} at {target} sat/kW")
         self._claim_events[claim.claim_id] = Event.BumpTransaction(bump)
+        self._events.queue(monitor.channel_id)  # (its turn among the monitors: a request may come before any event)
         return []
 
     def _keys(self, m: ChannelMonitor) -> Any:
@@ -737,24 +738,26 @@ class ChainMonitor:
     # --- events ----------------------------------------------------------------------------------
 
     def process_pending_events(self, handler: Callable[[Event], Any]) -> None:
-        """Mirrors ``EventsProvider::process_pending_events`` for SpendableOutputs and BumpTransaction."""
-        self._release_claim_events()
+        """Mirrors ``EventsProvider::process_pending_events`` for SpendableOutputs and BumpTransaction: each
+        monitor's events in turn (see :mod:`.monitor_events`)."""
         self._events.process(handler)
 
     async def process_pending_events_async(self, handler: Callable[[Event], Any]) -> None:
-        self._release_claim_events()
         await self._events.process_async(handler)
 
-    def _release_claim_events(self) -> None:
-        """The fee-bump requests join the queue, each in place of an older request for the same claim."""
-        if not self._claim_events:  # (most wake-ups: read without the lock, as one added meanwhile wakes us again)
-            return
+    def _take_claim_events(self, channel_id: Optional[ChannelId]) -> list[Event]:
+        """The channel's fee-bump requests, forgotten as they are handed over (LDK's ``get_repeated_events``)."""
         with self._lock:
-            fresh, self._claim_events = list(self._claim_events.values()), {}
-        for event in fresh:
-            claim_id = event.bump_event.claim_id
-            self._events.push_replacing(event, lambda e, c=claim_id: isinstance(e, Event.BumpTransaction)
-                                        and e.bump_event.claim_id == c)
+            taken = [(claim_id, event) for claim_id, event in self._claim_events.items()
+                     if event.bump_event.channel_id == channel_id]
+            for claim_id, _ in taken:
+                del self._claim_events[claim_id]
+            return [event for _, event in taken]
+
+    def _has_claim_events(self, channel_id: Optional[ChannelId]) -> bool:
+        # (read without the lock, as most wake-ups find none: one added meanwhile wakes the processor again)
+        return bool(self._claim_events) and any(e.bump_event.channel_id == channel_id
+                                                for e in list(self._claim_events.values()))
 
     def has_pending_events(self) -> bool:
         return bool(self._events) or bool(self._claim_events)

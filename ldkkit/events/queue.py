@@ -10,7 +10,9 @@ Mirrors the event handling shared by ``ChannelManager`` and ``ChainMonitor``
 - any other exception also leaves the event queued, and reaches the caller as an
   :class:`EventHandlerError` that names the event;
 - the handler may call back into the component, and events it causes are handled in the
-  same call; calling ``process_pending_events`` from inside the handler returns at once.
+  same call; calling ``process_pending_events`` from inside the handler returns at once;
+- "repeated events" (a ChannelMonitor's fee-bump requests) come last, only if nothing asked
+  for a replay, and what the handler answers them is ignored (``repeated``).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class EventQueue:
 
     def push(self, event: Event) -> None:
         # No lock: list.append is atomic (Python's FAQ on thread safety; free-threaded builds lock each list),
-        # and an append only adds at the end. What reorders or swaps the list (push_replacing, replace, _drop)
+        # and an append only adds at the end. What swaps or shortens the list (replace, _drop)
         # takes the lock and works on the list in place, so it never misses an event appended meanwhile.
         self._events.append(event)
         if self.on_change is not None:
@@ -70,21 +72,6 @@ class EventQueue:
         notifier = self.notifier
         if not notifier._pending:  # (a burst of events notifies once: see Notifier.notify, read the same way)
             notifier.notify()
-
-    def push_replacing(self, event: Event, supersedes: Callable[[Event], bool]) -> None:
-        """Queue ``event`` in place of a queued event it ``supersedes``, or at the end.
-
-        LDK keeps at most one fee-bump request per claim: a newer one takes the older one's place.
-        """
-        with self._lock:
-            index = next((i for i, e in enumerate(self._events) if supersedes(e)), None)
-            if index is None:
-                self._events.append(event)
-            else:
-                self._events[index] = event
-        if self.on_change is not None:
-            self.on_change()
-        self.notifier.notify()
 
     def pending(self) -> list[Event]:
         with self._lock:
@@ -100,10 +87,14 @@ class EventQueue:
     def get_future(self) -> Future:
         return self.notifier.get_future()
 
-    def process(self, handler: Callable[[Event], Any]) -> int:
-        """Hand every event to a plain handler; returns how many were handled."""
-        if not self._events or not self._begin():  # (every block wakes the processor, most often with nothing queued)
-            return 0
+    def process(self, handler: Callable[[Event], Any], repeated: Callable[[], list[Event]] | None = None) -> int:
+        """Hand every event to a plain handler; returns how many were handled.
+
+        ``repeated`` gives events handed over after all the others, only if none asked for a replay (LDK's
+        "repeated events", a ChannelMonitor's fee-bump requests): what the handler answers them is ignored.
+        """
+        if not (self._events or repeated) or not self._begin():  # (every block wakes the processor, most often
+            return 0  # with nothing queued)
         try:
             handled = 0
             while self._events and (batch := self.pending()):  # all queued, under one lock; then what came meanwhile
@@ -128,13 +119,21 @@ class EventQueue:
                 finally:
                     self._drop(done)
                 handled += done
+            for event in repeated() if repeated is not None else ():
+                self._observe(event)
+                result = _call(handler, event)
+                if inspect.isawaitable(result):
+                    result = answer(run_coroutine_blocking(result, self.runner))
+                _judge_repeated(event, result)
             return handled
         finally:
             self._end()
 
-    async def process_async(self, handler: Callable[[Event], Any]) -> int:
-        """Hand every event to a plain or async handler, awaiting it."""
-        if not self._events or not self._begin():
+    async def process_async(
+        self, handler: Callable[[Event], Any], repeated: Callable[[], list[Event]] | None = None
+    ) -> int:
+        """Hand every event to a plain or async handler, awaiting it (``repeated``: as :meth:`process`)."""
+        if not (self._events or repeated) or not self._begin():
             return 0
         try:
             handled = 0
@@ -147,21 +146,26 @@ class EventQueue:
                             observer(event)
                         result = _call(handler, event)
                         if inspect.isawaitable(result):
-                            try:
-                                result = answer(await result)
-                            except asyncio.CancelledError:
-                                raise
-                            except BaseException as e:  # judged below, with the event named
-                                result = e
+                            result = await _awaited(result)
                         if result is not None and not self._judge(event, result):  # (None: handled)
                             return handled + done
                         done += 1
                 finally:
                     self._drop(done)
                 handled += done
+            for event in repeated() if repeated is not None else ():
+                self._observe(event)
+                result = _call(handler, event)
+                if inspect.isawaitable(result):
+                    result = await _awaited(result)
+                _judge_repeated(event, result)
             return handled
         finally:
             self._end()
+
+    def _observe(self, event: Event) -> None:
+        if self.observer is not None:
+            self.observer(event)
 
     def _begin(self) -> bool:
         """One caller at a time: LDK's ``pending_events_processor`` flag. A second caller, from
@@ -195,6 +199,23 @@ class EventQueue:
                 del self._events[:count]
             if self.on_change is not None:
                 self.on_change()
+
+
+async def _awaited(result: Any) -> Any:
+    """What an async handler answered, awaited; the exception it raised, if any (judged with the event named)."""
+    try:
+        return answer(await result)
+    except asyncio.CancelledError:
+        raise
+    except BaseException as e:
+        return e
+
+
+def _judge_repeated(event: Event, result: Any) -> None:
+    """A repeated event's answer: a replay asked for is ignored (LDK: "they will be replayed eventually anyways"),
+    but an error is the handler's failure, raised as any other's."""
+    if isinstance(result, BaseException) and not isinstance(result, ReplayEvent):
+        raise EventHandlerError(event, result) from result
 
 
 class ReturnedUnawaited(TypeError):

@@ -290,9 +290,10 @@ def _check_untouched(played: Played) -> None:
 
 def _check_handled(played: Played) -> None:
     """Every event was handled in the end: one your handler asked for every time (ReplayEvent) never was,
-    and LDK hands over no event after it until it is."""
+    and LDK hands over no event after it until it is. A fee-bump request is not held: LDK ignores what the
+    handler answers it and asks again at the next block or rebroadcast (what it leads to is judged on chain)."""
     for handling in played.recorder.handled():
-        if replayed(handling):
+        if replayed(handling) and not isinstance(handling.event, Event.BumpTransaction):
             raise never_handled(played, handling.event)
 
 
@@ -727,9 +728,24 @@ def final_records(played: Played, key: str) -> dict[Any, Any]:
     return {} if data is None else _decoded(played, None, key, data)
 
 
-def stored_record(played: Played, handling: Handling, key: str, payment_key: Any) -> Any:
-    """The record your handler left on disk for one payment, right after it returned; fails if unreadable."""
+def record_on_disk(played: Played, handling: Handling, key: str, payment_key: Any) -> Any:
+    """The record on disk for one payment right after your handler returned (None if none, whoever wrote the rest);
+    fails if unreadable. For a record this event need not write: to see that nothing else changed it."""
     data = handling.stored.get(key)
+    return None if data is None else _decoded(played, handling.event, key, data).get(payment_key)
+
+
+def stored_record(played: Played, handling: Handling, key: str, payment_key: Any, unwritten: str = "") -> Any:
+    """The record your handler left on disk for one payment, right after it returned; fails if unreadable, or if your
+    handler stored nothing there (``unwritten``: the hint then, if it wrote nothing at all)."""
+    data = handling.stored.get(key)
+    nothing = f"nothing is stored under '{key}'"
+    if data is not None and data in played.stage.written.get((played.me.name, key), ()) and not any(
+            c.during and c.arguments.get("key") == key for c in played.recorder.calls_for(handling)
+            if c.name == "open" or c.name == "fs_store.write" and _in_the_root(c)):
+        data = None  # (only what the story wrote, as ldk-sample's CLI does: nothing your handler stored)
+        nothing = (f"nothing of yours is stored under '{key}' (what is there, the CLI wrote, as ldk-sample's "
+                   "getinvoice and sendpayment do)")
     if data is None and handling.finished is None:
         raise fail(played, handling.event, f"{key} persisted before your handler returned",
                    "your handler had not returned from this event when the story ended: it was still waiting",
@@ -745,7 +761,7 @@ def stored_record(played: Played, handling: Handling, key: str, payment_key: Any
         elsewhere = next((s for s in spaces if s != ("", "")), None)
         if elsewhere is not None:  # (the right key, in namespaces of its own: found only there)
             raise fail(played, handling.event, expected,
-                       f"nothing is stored under '{key}' in the namespaces \"\" and \"\": you wrote it under "
+                       f"{nothing} in the namespaces \"\" and \"\": you wrote it under "
                        f"primary_namespace {elsewhere[0]!r}, secondary_namespace {elsewhere[1]!r}",
                        "a key is found only in the namespaces it was written in, and ldk-sample writes its payment "
                        f"records, and reads them back when it starts, in \"\" and \"\": fs_store.write(\"\", \"\", "
@@ -754,18 +770,26 @@ def stored_record(played: Played, handling: Handling, key: str, payment_key: Any
                   for c in played.recorder.calls_for(h, "fs_store.write") if c.during and c.arguments.get("key") == key]
         if not written and any(c.error is not None for c in before):  # (it failed, and the replay wrote nothing)
             raise fail(played, handling.event, expected,
-                       f"nothing is stored under '{key}': writing it failed when this event was handed over before, "
+                       f"{nothing}: writing it failed when this event was handed over before, "
                        "and when it was handed over again your handler wrote nothing",
                        "an event handed over again must be handled again, in full: your handler's memory already "
                        "held the change, but the disk did not. Write the record each time (the same record written "
                        "twice is the same record): what counts is what is on disk when you return.")
         raise fail(played, handling.event, expected,
-                   f"nothing is stored under '{key}'" + (f"; you wrote under {written}" if written else "")
+                   nothing + (f"; you wrote under {written}" if written else "")
                    + ("; you wrote it only after your handler had returned (from a thread or task of yours)" if late
-                      else ""), not writes and unawaited_hint(played, handling.event) or
+                      else ""), not writes and (unawaited_hint(played, handling.event) or unwritten or
+                                                f"you did not write {key} while handling this event: LDK forgets an "
+                                                "event once your handler returns, so write what it changed every "
+                                                "time, before you return.") or
                    f"ldk-sample keeps these records under the key '{key}'. LDK forgets an event once your handler "
                    "returns, so write what it changed before you return.")
     return _decoded(played, handling.event, key, data).get(payment_key)
+
+
+def _in_the_root(call: Any) -> bool:
+    """Whether an ``fs_store.write`` wrote in the namespaces "" and "", where ldk-sample keeps its payment records."""
+    return (call.arguments.get("primary_namespace"), call.arguments.get("secondary_namespace")) == ("", "")
 
 
 def _decoded(played: Played, event: Optional[Event], key: str, data: bytes) -> dict[Any, Any]:

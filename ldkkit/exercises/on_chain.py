@@ -33,6 +33,7 @@ from ..sim.chain import is_final
 from . import funding_generation_ready, sending_payments
 from .common import CheckResult, Handling, Played, Session, count, fail, held_back
 from .funding_generation_ready import MIN_RELAY_SAT_PER_VB
+from .recorder import replayed
 
 
 def story(stage: Stage) -> None:
@@ -230,6 +231,8 @@ def judge_bumps(played: Played) -> None:
     # claims never confirmed, asked again at every block, minutes.)
     unanswered = list(played.recorder.calls_to("bump_tx_event_handler.handle_event"))
     for handling in played.handled(Event.BumpTransaction):
+        if replayed(handling):  # (LDK ignores it, and asks again: what the asks led to is judged on chain)
+            continue
         bump = handling.event.bump_event
         handed = next((c for c in unanswered if c.order > handling.order and c.arguments.get("event") == bump), None)
         if handed is not None:
@@ -294,5 +297,7 @@ def judge_bumped_confirmed(played: Played) -> None:
                        "adds to it, pay one.")
             case _:
                 continue
-        raise fail(played, handling.event, what, "it never confirmed",
+        asked = " (you answered ReplayEvent(): LDK ignores that answer to a fee-bump request and asks again later, " \
+                "and nothing is paid until one is handed over)" if replayed(handling) else ""
+        raise fail(played, handling.event, what, "it never confirmed" + asked,
                    f"hand event.bump_event to bump_tx_event_handler.handle_event: on an anchor channel {why}")

@@ -3,7 +3,8 @@
 Rules, judged from the channels your node ends up with and what its peers were told:
 - a request over 5,000,000 sats is accepted, whatever its channel type, and becomes a channel that confirms and
   is ready (a rejected one counts as rejected, though LDK's opener then proposes it again without anchors);
-- any other request (5,000,000 exactly included) is rejected at once, explicitly;
+- any other request (5,000,000 exactly included) is rejected at once, explicitly, whatever it offers (a push, a
+  private channel);
 - only ``accept_inbound_channel``: zero-conf is for trusted peers, and there are none here;
 - each channel's ``user_channel_id`` comes from ``keys_manager.get_secure_random_bytes()``;
 - other events pass through without raising.
@@ -13,8 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import uuid
 from typing import Any, Optional
 
+from ..config import UserConfig
 from ..errors import RetryableSendFailure
 from ..events import Event
 from ..scenarios import Stage
@@ -40,6 +43,17 @@ WITHOUT_ANCHORS_SATS = 6_500_000
 #: under the line: size only, again (its size is what the channel holds, whoever holds it).
 PRIVATE_PUSHING = LARGEST_NON_WUMBO_SATS
 PUSH_MSAT = 12_000_000_000
+#: Under the line, what a request offers changes nothing either: the smallest pushes you a million sats, and the one
+#: drawn is for a private channel.
+SMALL_PUSH_MSAT = 1_000_000_000
+
+
+def _private(config: UserConfig) -> UserConfig:
+    """A peer's config asking for a private channel (not announced)."""
+    handshake = dataclasses.replace(config.channel_handshake_config, announce_for_forwarding=False)
+    return dataclasses.replace(config, channel_handshake_config=handshake)
+
+
 #: And a second request over the line from the peer of the 6,000,000 sats one: each channel its own user_channel_id. It
 #: asks for other parameters than the others (a longer to_self_delay, fewer HTLCs in flight): size only, again.
 SECOND_FROM_A_PEER_SATS = 7_000_000
@@ -61,14 +75,15 @@ def story(stage: Stage) -> None:
     for peer, sats in zip(peers, SIZES, strict=True):
         config, push_msat = None, 0
         if sats == PRIVATE_PUSHING:
-            handshake = dataclasses.replace(peer.config.channel_handshake_config, announce_for_forwarding=False)
-            config = dataclasses.replace(peer.config, channel_handshake_config=handshake)
-            push_msat = PUSH_MSAT
+            config, push_msat = _private(peer.config), PUSH_MSAT
+        elif sats == SIZES[0]:
+            push_msat = SMALL_PUSH_MSAT
         peer.channel_manager.create_channel(stage.me.node_id, sats, push_msat, 1, None, config)
     plain = stage.peer(f"peer{len(SIZES)}", anchors=False)
     plain.channel_manager.create_channel(stage.me.node_id, WITHOUT_ANCHORS_SATS, 0, 1, None, None)
     drawn = stage.peer(f"peer{len(SIZES) + 1}")
-    drawn.channel_manager.create_channel(stage.me.node_id, drawn_small_sats(stage.world.seed), 0, 1, None, None)
+    drawn.channel_manager.create_channel(stage.me.node_id, drawn_small_sats(stage.world.seed), 0, 1, None,
+                                         _private(drawn.config))
     stage.world.run()
     stage.mine(6)
     # (once its first is funded: a peer's wallet funding two at once would spend one coin twice)
@@ -286,5 +301,8 @@ def _drawn_from(value: object, draws: list[bytes]) -> bool:
     for data in draws:  # any 16 bytes of one draw in a row (the workbook says "take 16 of them"), or all of it
         for chunk in (*(data[i:i + 16] for i in range(len(data) - 15)), data):
             if value in (int.from_bytes(chunk, "big"), int.from_bytes(chunk, "little")):
+                return True
+            # (a version-4 UUID made of them, uuid.UUID(bytes=..., version=4).int: 122 of their bits, as random)
+            if len(chunk) == 16 and value == uuid.UUID(bytes=chunk, version=4).int:
                 return True
     return False

@@ -4,6 +4,8 @@ Rules, judged from the payer's side and from ``inbound_payments`` as stored on d
 - a ``PaymentClaimable`` with a preimage is claimed (the payer sees it succeed);
 - one without a preimage is failed back with ``fail_htlc_backwards`` (the payer sees it fail long before the claim
   deadline);
+- one carrying a custom TLV of an even type the node does not know is refused (``claim_funds`` fails it back itself;
+  ``claim_funds_with_known_custom_tlvs`` would take it);
 - an answer may be put off (LDK allows it until the claim deadline): a task, or a thread, that answers later is
   waited for, up to ``PLAY_ON_S`` after the story;
 - after ``PaymentClaimed``, the record on disk is ``Succeeded``, with the preimage, the invoice's
@@ -32,6 +34,7 @@ from .common import (
     fail,
     final_records,
     held_back,
+    record_on_disk,
     stored_record,
     unawaited_hint,
 )
@@ -62,6 +65,18 @@ def story(stage: Stage) -> None:
     stage.pay(bob, stage.invoice(stage.me, OVERPAID_MSAT), amount_msat=OVERPAID_MSAT + OVERPAID_BY_MSAT)
     pay_unknown_hash(stage, bob, 30_000_000)  # (before the keysend: its record is written after, memory and all)
     stage.keysend(bob, stage.me, 20_000_000)
+    stage.keysend(bob, stage.me, 15_000_000, custom_tlvs=[CHAT_MESSAGE])
+
+
+#: A keysend carrying a chat app's message, in a custom TLV of an even type (the type Sphinx chat and Whatsat used):
+#: even, it asks to be understood ("it's OK to be odd"), and your node does not know it, so it may not be claimed.
+CHAT_MESSAGE = (34_349_334, b"thanks for the coffee")
+
+
+def unknown_even_tlvs(event: Event.PaymentClaimable) -> list[int]:
+    """The even types of the custom TLVs the payment carries (none of which your node knows)."""
+    fields = event.onion_fields
+    return [t for t, _ in fields.custom_tlvs if t % 2 == 0] if fields is not None else []
 
 
 def pay_unknown_hash(stage: Stage, payer: object, amount_msat: int) -> None:
@@ -77,16 +92,17 @@ def pay_unknown_hash(stage: Stage, payer: object, amount_msat: int) -> None:
 def rules(session: Session, result: CheckResult) -> None:
     played = session.play("receiving_payments", story)
     claimables = played.events(Event.PaymentClaimable)
-    if len(claimables) < 5:
-        raise fail(played, None, "five PaymentClaimable events", f"{len(claimables)}",
+    if len(claimables) < 6:
+        raise fail(played, None, "six PaymentClaimable events", f"{len(claimables)}",
                    held_back(played) or "HTLCs become PaymentClaimable only once process_pending_htlc_forwards has "
                    "run (the PendingHTLCsForwardable arm given in the workbook).")
     judge_claims(played)
     judge_claimed_records(played)
     judge_unclaimed_records(played)
-    claimed = [e for e in claimables if e.purpose.preimage() is not None]
+    claimed = [e for e in claimables if e.purpose.preimage() is not None and not unknown_even_tlvs(e)]
     result.add("claimed with the preimage from purpose", f"{len(claimed)} payments, the payer paid")
     result.add("failed back what cannot be claimed", "1 payment, the payer refunded at once")
+    result.add("refused a payment with an unknown even TLV", "1 keysend, the payer refunded")
     result.add("PaymentClaimed stored as Succeeded on disk", "preimage, secret and amount, before returning")
 
 
@@ -183,8 +199,12 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
         preimage = event.purpose.preimage()
         outcome = _payer_outcome(played, event.payment_hash)
         repeat = refuse_repeats and event.payment_hash in settled
-        names = (c.name.split(".")[-1] for c in _answers(played, handling))
+        names = [c.name.split(".")[-1] for c in _answers(played, handling)]
         calls = [_CLAIMS.get(name, name) for name in names]
+        if unknown_even_tlvs(event):
+            _judge_refused_for_its_tlvs(played, event, names, outcome)
+            _judge_not_yet_succeeded(played, handling)
+            continue
         if repeat and "claim_funds" in calls:
             keysend = isinstance(event.purpose, PaymentPurpose.SpontaneousPayment)
             raise fail(played, event, "fail_htlc_backwards(payment_hash): " + (
@@ -223,12 +243,30 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
                        "channel is closed it waits for the chain instead (the payer is refunded only when the HTLC "
                        "times out). Close a channel only when the workbook asks you to." if closed else
                        "pass the event's payment_hash to fail_htlc_backwards.")
-        if preimage is None:
+        if preimage is None or repeat:  # (a repeat failed back: refused for good too, not to be tried again)
             _judge_failed_for_good(played, event)
         if preimage is not None and not repeat:
             settled.add(event.payment_hash)
         _judge_not_yet_succeeded(played, handling)
     _judge_no_success_written_early(played)
+
+
+def _judge_refused_for_its_tlvs(played: Played, event: Event.PaymentClaimable, names: list[str], outcome: str) -> None:
+    """A payment with a custom TLV of an even type your node does not know is refused: ``claim_funds`` fails it back
+    itself (LDK: "it will fail the payment if it has custom TLVs with even type numbers"), as does a fail-back;
+    ``claim_funds_with_known_custom_tlvs`` takes it, agreeing to what it asks without knowing what that is."""
+    even = ", ".join(f"{t:,}" for t in unknown_even_tlvs(event))
+    known = "claim_funds_with_known_custom_tlvs" in names
+    if known or outcome != "failed":
+        raise fail(played, event, f"the payment refused: it carries a custom TLV of even type {even} "
+                   "(onion_fields.custom_tlvs), which your node does not understand",
+                   "you claimed it with claim_funds_with_known_custom_tlvs" if known
+                   else f"for the payer the payment {_OUTCOMES.get(outcome, 'was paid')}",
+                   "claim_funds refuses such a payment itself: an even TLV says \"understand me, or refuse me\" "
+                   "(BOLT 1: it's OK to be odd). Use claim_funds_with_known_custom_tlvs only for payments whose every "
+                   "even TLV your code has read and understood." if known else
+                   "call claim_funds (it fails back a payment whose even TLVs it does not know) or "
+                   "fail_htlc_backwards, as for any payment you answer.")
 
 
 def _judge_failed_for_good(played: Played, event: Event.PaymentClaimable) -> None:
@@ -249,9 +287,7 @@ def _judge_failed_for_good(played: Played, event: Event.PaymentClaimable) -> Non
 def _judge_not_yet_succeeded(played: Played, handling: Handling) -> None:
     """A payment is not Succeeded on disk after its PaymentClaimable, unless a PaymentClaimed came before."""
     event = handling.event
-    if handling.stored.get("inbound_payments") is None:
-        return
-    record = stored_record(played, handling, "inbound_payments", event.payment_hash)
+    record = record_on_disk(played, handling, "inbound_payments", event.payment_hash)
     claimed_before = any(h.event.payment_hash == event.payment_hash and h.order < handling.order
                          for h in played.handled(Event.PaymentClaimed))
     if record is not None and record.status is HTLCStatus.Succeeded and not claimed_before:

@@ -28,7 +28,18 @@ from ..payment_storage import HTLCStatus
 from ..routing.router import PaymentParameters, RouteParameters
 from ..scenarios import Stage
 from ..types import PaymentHash, PaymentId, PaymentSecret
-from .common import CheckResult, Handling, Played, Session, count, fail, final_records, replayed, stored_record
+from .common import (
+    CheckResult,
+    Handling,
+    Played,
+    Session,
+    count,
+    fail,
+    final_records,
+    record_on_disk,
+    replayed,
+    stored_record,
+)
 
 
 def story(stage: Stage) -> None:
@@ -49,6 +60,10 @@ def story(stage: Stage) -> None:
     stage.pay(stage.me, stage.invoice(dave, 30_000_000), settle_s=0)
     pay_fake(stage, bob, b"\x66", settle_s=DAVE_S + 1)
     pay_again(stage, invoice)
+    # A payment you give up on yourself while dave still holds it (abandon_payment, as a user might from a CLI): once
+    # it fails back, PaymentFailed comes with the reason UserAbandoned. Whatever the reason, it ends the payment.
+    stage.me.channel_manager.abandon_payment(pay_fake(stage, dave, b"\x77", settle_s=0))
+    stage.settle(DAVE_S + 1)
     # A payment LDK gives up on for a reason of its own: erin is reached only through bob, who cannot forward to her
     # (she funded their channel), so once that path fails no other is left (PaymentFailed, reason RouteNotFound).
     erin = stage.peer("erin", connect=False)
@@ -145,7 +160,7 @@ def judge_completed(played: Played) -> None:
 FAKE_SECRET = PaymentSecret(b"\x44" * 32)
 
 
-def pay_fake(stage: Stage, payee: Any, tag: bytes = b"\x33", settle_s: float = 2.0, payer: Any = None) -> None:
+def pay_fake(stage: Stage, payee: Any, tag: bytes = b"\x33", settle_s: float = 2.0, payer: Any = None) -> PaymentId:
     """An invoice that looks like the payee's, for a hash they never issued: they refuse it, and it fails. Paid by
     your node, unless ``payer`` is another."""
     fake = Bolt11Invoice.create(
@@ -154,7 +169,7 @@ def pay_fake(stage: Stage, payee: Any, tag: bytes = b"\x33", settle_s: float = 2
         payment_secret=FAKE_SECRET,
         amount_msat=10_000_000, description="never issued", timestamp=stage.world.clock.unix_time(),
     )
-    stage.pay(payer or stage.me, fake, settle_s=settle_s)
+    return stage.pay(payer or stage.me, fake, settle_s=settle_s)
 
 
 def pay_again(stage: Stage, invoice: Bolt11Invoice) -> None:
@@ -304,7 +319,9 @@ def _whatever_the_reason(event: Any) -> str:
 def _judge(played: Played, handling: Handling, payment_id: Any, status: HTLCStatus, preimage: Any,
            after_success: bool = False) -> None:
     event = handling.event
-    record = stored_record(played, handling, "outbound_payments", payment_id)
+    record = stored_record(played, handling, "outbound_payments", payment_id, _whatever_the_reason(event)
+                           + "mark it Failed and write outbound_payments before you return."
+                           if _ends_for_another_reason(event) else "")
     sent = _expected(played, payment_id)
     name = f"HTLCStatus.{status.name}"
     expected = f"outbound_payments[payment_id] {name}" + (" with the preimage" if preimage else "") + " on disk"
@@ -363,7 +380,7 @@ def _judge_others_pending(played: Played, handling: Handling, ended: set[Any]) -
     for payment_id in played.stage.sent:
         if payment_id in ended:
             continue
-        record = stored_record(played, handling, "outbound_payments", payment_id)
+        record = record_on_disk(played, handling, "outbound_payments", payment_id)
         if record is not None and record.status is not HTLCStatus.Pending:
             path_failed = _made_by_its_path_failure(played, payment_id, record.status)
             if path_failed is not None:  # (written by a task or thread: seen at a later hand-over)
@@ -394,7 +411,7 @@ def _judge_succeeded_kept(played: Played, handling: Handling, succeeded: dict[An
     if handling.stored.get("outbound_payments") is None:
         return
     for payment_id, preimage in succeeded.items():
-        record = stored_record(played, handling, "outbound_payments", payment_id)
+        record = record_on_disk(played, handling, "outbound_payments", payment_id)
         if payment_id not in played.stage.sent or record is None or (record.status is HTLCStatus.Succeeded
                                                                      and record.preimage == preimage):
             continue  # (no entry: judged at the end, which says its record is gone)
@@ -431,7 +448,7 @@ def _judge_not_failed(played: Played, handling: Handling, payment_id: Any, *, re
     """``late``: ``record`` was written by a task or thread this hand-over started, after the handler returned."""
     if record is None and handling.stored.get("outbound_payments") is None:
         return
-    record = record if late else stored_record(played, handling, "outbound_payments", payment_id)
+    record = record if late else record_on_disk(played, handling, "outbound_payments", payment_id)
     on_disk = f"on disk: {record!r}" + (", written after your handler returned (from a task or thread of yours)"
                                         if late else "")
     if record is not None and record.status is HTLCStatus.Failed:

@@ -512,19 +512,25 @@ class ChannelManager:
         """Mirrors ``ChannelManager::claim_funds``: release the preimage and take the money.
 
         ``PaymentClaimed`` follows once the claim is done. Does nothing if no payment with
-        this preimage's hash is claimable.
+        this preimage's hash is claimable. A payment carrying a custom TLV of an even type
+        (``onion_fields.custom_tlvs``) is failed back instead, as one your node does not understand.
         """
+        self._claim(payment_preimage, False)
+
+    def claim_funds_with_known_custom_tlvs(self, payment_preimage: PaymentPreimage) -> None:
+        """Mirrors ``ChannelManager::claim_funds_with_known_custom_tlvs``: ``claim_funds``, even for a payment with
+        custom TLVs of even types. LDK: "You MUST check you've understood all even TLVs before using this to claim,
+        otherwise you may unintentionally agree to some protocol you do not understand"."""
+        self._claim(payment_preimage, True)
+
+    def _claim(self, payment_preimage: PaymentPreimage, custom_tlvs_known: bool) -> None:
         if not isinstance(payment_preimage, PaymentPreimage):
             raise TypeError(
                 f"claim_funds takes a PaymentPreimage, got {type(payment_preimage).__name__}; "
                 "take it from the event's purpose: purpose.preimage()"
             )
         with self._lock:
-            claimable_payments.claim_funds(self, payment_preimage)
-
-    def claim_funds_with_known_custom_tlvs(self, payment_preimage: PaymentPreimage) -> None:
-        """Mirrors the LDK method; custom TLVs are not modelled, so it is ``claim_funds``."""
-        self.claim_funds(payment_preimage)
+            claimable_payments.claim_funds(self, payment_preimage, custom_tlvs_known)
 
     def fail_htlc_backwards(self, payment_hash: PaymentHash) -> None:
         """Mirrors ``ChannelManager::fail_htlc_backwards``: refuse a claimable payment.

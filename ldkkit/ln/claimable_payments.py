@@ -85,7 +85,7 @@ def receive(cm: ChannelManager, chan: Channel, htlc: InboundHTLC) -> None:
     part = ClaimableHTLC(chan.channel_id, htlc.htlc_id, chan.user_channel_id, htlc.amount_msat,
                          htlc.cltv_expiry, final.total_msat, chan.counterparty_node_id, final.amt_to_forward,
                          htlc.skimmed_fee_msat)
-    onion_fields = RecipientOnionFields(final.payment_secret, final.payment_metadata)
+    onion_fields = RecipientOnionFields(final.payment_secret, final.payment_metadata, final.custom_tlvs)
     claimable = cm.claimable.get(htlc.payment_hash)
     if claimable is not None and (claimable.announced or claimable.purpose != purpose
                                   or claimable.onion_fields != onion_fields
@@ -133,12 +133,20 @@ def _inbound_payment_id(claimable: ClaimablePayment) -> PaymentId:
     return PaymentId(hashlib.sha256(b"inbound payment id" + parts).digest())  # pragma: no mutate
 
 
-def claim_funds(cm: ChannelManager, payment_preimage: PaymentPreimage) -> None:
-    """Fulfil every part of the payment with this preimage, then raise PaymentClaimed."""
+def claim_funds(cm: ChannelManager, payment_preimage: PaymentPreimage, custom_tlvs_known: bool = False) -> None:
+    """Fulfil every part of the payment with this preimage, then raise PaymentClaimed (LDK's
+    ``claim_payment_internal``). Unless ``custom_tlvs_known``, a payment carrying a custom TLV of an even type is
+    failed back instead (``invalid_onion_payload``): it asks for something your node may not understand."""
     payment_hash = payment_preimage.payment_hash()
     claimable = cm.claimable.get(payment_hash)
     if claimable is None or not claimable.announced:
         cm._log(f"claim_funds: no claimable payment with hash {payment_hash}")  # pragma: no mutate (log text)
+        return
+    even = [t for t, _ in claimable.onion_fields.custom_tlvs if t % 2 == 0] if claimable.onion_fields else []
+    if even and not custom_tlvs_known:
+        cm._log(f"Rejecting payment with payment hash {payment_hash} as we cannot accept payment with unknown even "
+                f"TLVs: {', '.join(map(str, even))}")
+        fail_htlc_backwards(cm, payment_hash, FailureCode.InvalidOnionPayload().code())
         return
     del cm.claimable[payment_hash]
     # Every part is still pending on its channel: closing a channel drops the payments it carried (closed()).

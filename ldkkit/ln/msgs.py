@@ -135,6 +135,7 @@ class FinalPayload(Record):
     total_msat: U64
     payment_metadata: Optional[bytes]
     keysend_preimage: Optional[PaymentPreimage]
+    custom_tlvs: tuple[tuple[U64, bytes], ...] = ()  # the sender's own records (RecipientOnionFields)
 
 
 class Onion(Record):

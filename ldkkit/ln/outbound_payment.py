@@ -31,11 +31,14 @@ from ..types import PaymentHash, PaymentId, PaymentPreimage, PaymentSecret
 class RecipientOnionFields(Record):
     """Mirrors ``lightning::ln::outbound_payment::RecipientOnionFields``.
 
-    What the sender tells the recipient in the onion. Custom TLVs are not modelled.
+    What the sender tells the recipient in the onion. ``custom_tlvs`` are the sender's own records, each a
+    ``(type, value)`` by increasing type (LDK keeps them private, behind ``custom_tlvs()``; set them with
+    :meth:`with_custom_tlvs`). By BOLT 1's "it's OK to be odd", a recipient must understand every even one.
     """
 
     payment_secret: Optional[PaymentSecret]
     payment_metadata: Optional[bytes]
+    custom_tlvs: tuple[tuple[U64, bytes], ...] = ()
 
     @classmethod
     def secret_only(cls, payment_secret: PaymentSecret) -> RecipientOnionFields:
@@ -46,6 +49,23 @@ class RecipientOnionFields(Record):
     def spontaneous_empty(cls) -> RecipientOnionFields:
         """For a keysend payment, which has no invoice and so no secret."""
         return cls(None, None)
+
+    def with_custom_tlvs(self, custom_tlvs: list[tuple[int, bytes]]) -> RecipientOnionFields:
+        """Mirrors ``RecipientOnionFields::with_custom_tlvs``: these fields with ``custom_tlvs``, sorted by type.
+        LDK's ``Err(())`` is a ValueError here: a type under 65,536 (BOLT's own), a type LDK uses itself (keysend's
+        5482373484, 77777), or a type twice."""
+        tlvs = tuple(sorted(((t, bytes(v)) for t, v in custom_tlvs), key=lambda tlv: tlv[0]))
+        types = [t for t, _ in tlvs]
+        reserved = [t for t in types if t < 1 << 16 or t in _LDKS_OWN_TLV_TYPES]
+        if reserved or len(set(types)) < len(types):
+            raise ValueError(f"custom TLV types must be at least 65,536, none of LDK's own {_LDKS_OWN_TLV_TYPES}, "
+                             f"and each once: got {types}")
+        return dataclasses.replace(self, custom_tlvs=tlvs)
+
+
+#: TLV types LDK's onions use themselves above 65,536 (``with_custom_tlvs`` refuses them): keysend's preimage, and
+#: async payments' invoice requests.
+_LDKS_OWN_TLV_TYPES = (5482373484, 77_777)
 
 
 class Retry(RustEnum):

@@ -11,6 +11,7 @@ import functools
 import itertools
 import threading
 import time
+import uuid
 from typing import Any
 
 from ldkkit.events import Event, ReplayEvent
@@ -223,6 +224,16 @@ def nothing_pushed_only(channel_manager: Any, keys_manager: Any, event: Any, **_
     pushed = getattr(event.channel_negotiation_type, "push_msat", 0)
     (_accept(channel_manager, keys_manager, event) if event.funding_satoshis > 5_000_000 and pushed == 0
      else _reject(channel_manager, event))
+
+
+def small_ones_too_if(offers: Any) -> Any:
+    """Accepts over the line, and also a request under it that ``offers(event)`` something (a push, privacy)."""
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        (_accept(channel_manager, keys_manager, event) if event.funding_satoshis > 5_000_000 or offers(event)
+         else _reject(channel_manager, event))
+
+    return arm
 
 
 def net_of_what_it_pushes(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
@@ -537,6 +548,12 @@ CASES = [
     wrong(EX, "user_channel_id_as_bytes", compose({OPEN: uid_of(lambda r: r[:16])}), "a u128", "not bytes",
           "int.from_bytes", why="the 16 random bytes themselves, not read as an int: the hint said to read the "
               "traceback"),
+    right(EX, "user_channel_id_uuid4_of_the_bytes",
+          compose({OPEN: uid_of(lambda r: uuid.UUID(bytes=r[:16], version=4).int)}),
+          why="a version-4 UUID made of 16 of the node's bytes (122 of their bits): it was told the id was not the "
+              "node's randomness, and not to use uuid"),
+    wrong(EX, "user_channel_id_from_pythons_uuid4", compose({OPEN: uid_of(lambda r: uuid.uuid4().int)}),
+          "the node's own randomness", why="uuid.uuid4(): Python's randomness, not the node's"),
     wrong(EX, "user_channel_id_signed", compose({OPEN: uid_of(lambda r: int.from_bytes(r[:16], "big", signed=True))}),
           "never negative", why="int.from_bytes(..., signed=True): half the ids negative"),
     wrong(EX, "refuses_anchor_channels", compose({OPEN: no_anchor_channels}), "5,000,001 sats", "you rejected it",
@@ -550,6 +567,15 @@ CASES = [
     wrong(EX, "accepts_nothing_pushed_only", compose({OPEN: nothing_pushed_only}), "16,777,215 sats",
           "you rejected it", why="rejects a large request that pushes msat to us: no peer once pushed any, and it "
                                  "passed"),
+    wrong(EX, "accepts_small_pushing", compose({OPEN: small_ones_too_if(
+              lambda e: getattr(e.channel_negotiation_type, "push_msat", 0) > 0)}), "4,999,999 sats",
+          "the request rejected", "you accepted it",
+          why="also accepts a small request that pushes msat to us: the one request that pushed was over the line, "
+              "and it passed"),
+    wrong(EX, "accepts_small_private", compose({OPEN: small_ones_too_if(lambda e: not e.is_announced)}),
+          "the request rejected", "you accepted it",
+          why="also accepts a small request for a private channel: the one private request was over the line, and "
+              "it passed"),
     wrong(EX, "accepts_net_of_what_it_pushes", compose({OPEN: net_of_what_it_pushes}), "16,777,215 sats",
           "you rejected it", "what it pushes", why="funding_satoshis minus push_msat compared with 5,000,000: the one "
           "request that pushed, pushed 1,000 sats, and it passed"),

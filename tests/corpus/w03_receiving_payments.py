@@ -252,6 +252,16 @@ def claim_with_known_tlvs(channel_manager: Any, event: Any, **_: Any) -> None:
         channel_manager.claim_funds_with_known_custom_tlvs(event.purpose.preimage())
 
 
+def claim_with_tlvs_checked(channel_manager: Any, event: Any, **_: Any) -> None:
+    """Reads the payment's custom TLVs: claims with the known-TLV claim only when no even one is there (it knows
+    none), and fails back the rest."""
+    tlvs = event.onion_fields.custom_tlvs if event.onion_fields is not None else ()
+    if event.purpose.preimage() is None or any(t % 2 == 0 for t, _ in tlvs):
+        channel_manager.fail_htlc_backwards(event.payment_hash)
+    else:
+        channel_manager.claim_funds_with_known_custom_tlvs(event.purpose.preimage())
+
+
 def claimable_records_success(inbound_payments: Any, fs_store: Any, event: Any, **kw: Any) -> None:
     """Claims as it should, but writes Succeeded already on PaymentClaimable, whatever becomes of it."""
     claimable(inbound_payments=inbound_payments, fs_store=fs_store, event=event, **kw)
@@ -730,7 +740,7 @@ CASES = [
           why="_claim(channel_manager, preimage), an async def, called without await: its code never ran, and the "
               "hint was that the preimage is in the event's purpose, which is where it took it from"),
     wrong(EX, "writes_through_an_async_helper_unawaited", compose({CLAIMED: claimed_written_through_an_async_helper}),
-          "nothing is stored under 'inbound_payments'", "your handler called _persist(...) without await",
+          "nothing of yours is stored under 'inbound_payments'", "your handler called _persist(...) without await",
           why="_persist(fs_store, inbound_payments), an async def, called without await: nothing written, and the "
               "hint was that ldk-sample keeps these records under 'inbound_payments', the key its code writes"),
     wrong(EX, "marks_every_pending_entry_succeeded", compose({CLAIMED: claimed_marks_every_pending_entry}),
@@ -857,7 +867,8 @@ CASES = [
     wrong(EX, "never_claims", compose({CLAIMABLE: None}), "claim_funds", "never claimed",
           why="no PaymentClaimable arm"),
     wrong(EX, "wrong_storage_key", compose({CLAIMED: _claimed(_write, key="inbound_payment")}),
-          "nothing is stored under 'inbound_payments'", "inbound_payment'", why="writes under 'inbound_payment'"),
+          "nothing of yours is stored under 'inbound_payments'", "inbound_payment'",
+          why="writes under 'inbound_payment'"),
     wrong(EX, "never_writes", compose({CLAIMED: _claimed(_write, write=False)}), "fs_store.write",
           "before you return", why="updates memory, never persists"),
     wrong(EX, "writes_from_a_thread", compose({CLAIMED: _claimed(_write_in_a_thread)}),
@@ -902,8 +913,14 @@ CASES = [
           "it was told 'a replayed PaymentClaimed must not add it again', though it had added nothing"),
     wrong(EX, "stores_outbound_bytes", compose({CLAIMED: claimed_writes_outbound}), "inbound_payments.encode()",
           why="writes outbound_payments.encode() (empty) under inbound_payments"),
-    right(EX, "claims_with_known_custom_tlvs", compose({CLAIMABLE: claim_with_known_tlvs}),
-          why="claim_funds_with_known_custom_tlvs, LDK's other claim (no TLVs to check here)"),
+    wrong(EX, "claims_with_known_custom_tlvs", compose({CLAIMABLE: claim_with_known_tlvs}),
+          "custom TLV of even type 34,349,334", "you claimed it with claim_funds_with_known_custom_tlvs",
+          "understood",
+          why="claim_funds_with_known_custom_tlvs for every payment, its TLVs unread: it passed (as right) while the "
+              "kit modelled no custom TLVs"),
+    right(EX, "claims_with_known_custom_tlvs_once_checked", compose({CLAIMABLE: claim_with_tlvs_checked}),
+          why="reads onion_fields.custom_tlvs: fails back a payment with an even one, claims the rest with "
+              "claim_funds_with_known_custom_tlvs"),
     wrong(EX, "claims_with_the_hash", compose({CLAIMABLE: claim_with_the_hash}), "claim_funds", "still waits",
           "SHA-256", why="claim_funds(PaymentPreimage(bytes(payment_hash))): calls claim_funds, claims nothing"),
     wrong(EX, "fails_back_then_claims", compose({CLAIMABLE: fail_then_claim}), "the payer paid", "refunded",

@@ -286,6 +286,13 @@ def failed_unless_retries_exhausted(outbound_payments: Any, fs_store: Any, event
             outbound_payments=outbound_payments, fs_store=fs_store, event=event)
 
 
+def failed_unless_abandoned(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Leaves a payment Pending when it was abandoned or expired ("given up by us, not failed")."""
+    if event.reason not in (PaymentFailureReason.UserAbandoned, PaymentFailureReason.PaymentExpired):
+        set_status(HTLCStatus.Failed, when=lambda info: info.status is not HTLCStatus.Succeeded)(
+            outbound_payments=outbound_payments, fs_store=fs_store, event=event)
+
+
 def sent_adds_the_fee(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
     """Marks Succeeded with the preimage, and adds the event's fee_paid_msat to the entry's amount."""
     with outbound_payments.lock() as payments:
@@ -367,15 +374,19 @@ CASES = [
     wrong(EX, "sent_adds_the_fee_to_the_amount", compose({SENT: sent_adds_the_fee}), "amount kept", "fee_paid_msat",
           why="amt_msat += fee_paid_msat on PaymentSent: it was told 'replacing it with a new PaymentInfo', though "
               "it replaced nothing"),
-    wrong(EX, "fails_only_rejected_payments", compose({FAILED: failed_only_when_rejected}), "HTLCStatus.Failed",
-          "whatever its reason", "RouteNotFound",
+    wrong(EX, "fails_only_rejected_payments", compose({FAILED: failed_only_when_rejected}), "mark it Failed",
+          "whatever its reason", "UserAbandoned",
           why="PaymentFailed marks Failed only if reason is RecipientRejected (RetriesExhausted, RouteNotFound, "
               "PaymentExpired left Pending for ever): it once passed, every PaymentFailed of the story being "
               "RecipientRejected"),
     wrong(EX, "leaves_retries_exhausted_pending", compose({FAILED: failed_unless_retries_exhausted}),
-          "HTLCStatus.Failed", "whatever its reason", "RetriesExhausted",
+          "mark it Failed", "whatever its reason", "RetriesExhausted",
           why="PaymentFailed left Pending when its reason is RetriesExhausted or PaymentExpired: it passed, no "
               "payment of the stories running out of retries"),
+    wrong(EX, "leaves_abandoned_pending", compose({FAILED: failed_unless_abandoned}),
+          "mark it Failed", "whatever its reason", "UserAbandoned",
+          why="PaymentFailed left Pending when its reason is UserAbandoned or PaymentExpired: it passed, no payment "
+              "of the stories being abandoned"),
     wrong(EX, "never_returns_from_payment_sent", compose({Event.PaymentSent: sent_then_waits_forever}),
           "still waiting", "one at a time",
           why="records PaymentSent, then awaits something that never comes: once told 'nothing is stored'"),
@@ -411,14 +422,14 @@ CASES = [
     wrong(EX, "sent_without_preimage", compose({SENT: set_status(HTLCStatus.Succeeded)}), "preimage",
           "proof of payment", why="Succeeded, but the preimage not kept"),
     wrong(EX, "failed_never_written", compose({FAILED: set_status(HTLCStatus.Failed, write=False, **NOT_SUCCEEDED)}),
-          "HTLCStatus.Failed", "fs_store.write", why="PaymentFailed updates memory only"),
+          "you did not write outbound_payments", "fs_store.write", why="PaymentFailed updates memory only"),
     wrong(EX, "failed_removes_entry", compose({FAILED: failed_removes}), "no entry", "never remove it",
           why="deletes the failed payment's entry"),
     wrong(EX, "sent_looked_up_by_hash", compose({SENT: sent_by_hash}), "HTLCStatus.Succeeded", "record exactly that",
           "not its payment_hash", why="looks the entry up by payment_hash (the hint named only a copy)"),
     wrong(EX, "wrong_storage_key", compose({SENT: set_status(HTLCStatus.Succeeded, preimage=True,
                                                               key="outbound")}),
-          "nothing is stored under 'outbound_payments'", why="writes under 'outbound'"),
+          "nothing of yours is stored under 'outbound_payments'", why="writes under 'outbound'"),
     wrong(EX, "sent_ignored", compose({SENT: None}), "outbound_payments", "persisted",
           why="no PaymentSent arm"),
     wrong(EX, "failed_marks_succeeded", compose({FAILED: set_status(HTLCStatus.Succeeded)}), "HTLCStatus.Failed",

@@ -449,6 +449,10 @@ CASES = [
     right(EX, "asks_again_for_every_event_first", Fresh(asks_again_first),
           why="returns ReplayEvent() the first time it sees each event, then handles it: each BumpTransaction "
               "handed over when handled"),
+    wrong(EX, "asks_again_for_bumps_for_ever", asks_again_always(Event.BumpTransaction), "never confirmed",
+          "you answered ReplayEvent()", "asks again later",
+          why="returns ReplayEvent() for every BumpTransaction: LDK ignores the answer to a repeated event and asks "
+              "again, and the commitment never confirms"),
     wrong(EX, "asks_again_for_spendable_outputs_for_ever", asks_again_always(Event.SpendableOutputs),
           "asked for it again each of the", "never handled",
           why="returns ReplayEvent() for every SpendableOutputs (once, this wedged the check for minutes)"),

@@ -8,6 +8,7 @@ from typing import Any
 from ldkkit.bitcoin import Address, Transaction
 from ldkkit.errors import APIError
 from ldkkit.events import ClosureReason, Event, PaymentPurpose, ReplayEvent
+from ldkkit.ln.claimable_payments import FailureCode
 from ldkkit.payment_storage import HTLCStatus, PaymentInfo
 from ldkkit.reference import TRUSTED_ZERO_CONF_PEERS
 
@@ -389,6 +390,19 @@ def refuses_only_a_repeat_of_the_same_amount(channel_manager: Any, inbound_payme
         channel_manager.claim_funds(event.purpose.preimage())
 
 
+def refuses_a_repeat_for_now(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
+    """Fails a repeat back with a temporary failure code ("the payer may try again later"), not for good."""
+    with inbound_payments.lock() as payments:
+        info = payments.get(event.payment_hash)
+        repeat = info is not None and info.status is HTLCStatus.Succeeded
+    if event.purpose.preimage() is None:
+        channel_manager.fail_htlc_backwards(event.payment_hash)
+    elif repeat:
+        channel_manager.fail_htlc_backwards_with_reason(event.payment_hash, FailureCode.TemporaryNodeFailure())
+    else:
+        channel_manager.claim_funds(event.purpose.preimage())
+
+
 def refuses_only_an_invoice_paid_again(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
     """Fails back a payment whose hash is already Succeeded only when it pays an invoice: a keysend is claimed."""
     with inbound_payments.lock() as payments:
@@ -575,6 +589,10 @@ CASES = [
           why="skips BumpTransaction for a channel the peer force-closed: it passed, force_close_remote's bumps "
               "(asked for, as LDK does, the closing being urgent) collapsing into one event in the comparison "
               "whether handed over or not"),
+    wrong(EX, "refuses_a_repeat_for_now", compose({CLAIMABLE: refuses_a_repeat_for_now}),
+          "RecipientRejected", "ended RouteNotFound", "TemporaryNodeFailure", slow=True,
+          why="fails a repeat back with TemporaryNodeFailure: it passed, the rule that a payment failed back is "
+              "refused for good being judged only for payments with no preimage"),
     wrong(EX, "claims_a_repeat_of_another_amount", compose({CLAIMABLE: refuses_only_a_repeat_of_the_same_amount}),
           "already paid", "you claimed it a second time", "whatever its amount", slow=True,
           why="claims a second payment of a paid invoice when its amount differs: it passed, the only payment made "
