@@ -152,16 +152,17 @@ class Stage:
         return invoice
 
     def pay(self, payer: Node, invoice: Bolt11Invoice, *, retry: Optional[Retry] = None,
-            payment_id: Optional[PaymentId] = None, settle_s: float = 2.0, amount_msat: Optional[int] = None
-            ) -> PaymentId:
+            payment_id: Optional[PaymentId] = None, settle_s: float = 2.0, amount_msat: Optional[int] = None,
+            custom_tlvs: Sequence[tuple[int, bytes]] = ()) -> PaymentId:
         """ldk-sample's ``sendpayment``: record a pending outbound payment, then send it, and let ``settle_s``
         seconds pass. ``amount_msat``, if given, is what is sent instead of the invoice's amount (more: LDK's payee
-        takes an overpayment).
+        takes an overpayment); ``custom_tlvs``, records of the payer's own in the onion.
 
         Like ldk-sample, it retries for up to ten seconds unless told otherwise.
         """
         retry = retry or Retry.Timeout(timedelta(seconds=10))
         payment_hash, onion, route_params = payment_parameters_from_invoice(invoice)
+        onion = onion.with_custom_tlvs(list(custom_tlvs)) if custom_tlvs else onion
         if amount_msat is not None:
             route_params = RouteParameters.from_payment_params_and_value(route_params.payment_params, amount_msat)
         payment_id = payment_id or PaymentId(bytes(payment_hash))

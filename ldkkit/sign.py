@@ -117,6 +117,14 @@ def _channel_child_secret(seed: bytes, child: int) -> bytes:
     return HDKey.from_seed(seed).derive([3 + 0x80000000, child + 0x80000000]).key.secret
 
 
+@functools.lru_cache(maxsize=64)
+def _inbound_payment_key_material(seed: bytes) -> bytes:
+    """The hardened child ``m/5'``'s secret: LDK's KeysManager's ``inbound_payment_key`` (once per seed, as above)."""
+    from embit.bip32 import HDKey
+
+    return HDKey.from_seed(seed).derive("m/5h").key.secret
+
+
 @functools.lru_cache(maxsize=65_536)
 def _pubkey(secret: bytes) -> bytes:
     """The compressed public key of ``secret``: worked out once per process, since every world built from the same
@@ -363,6 +371,13 @@ class KeysManager:
 
     def get_node_secret_key(self) -> bytes:
         return self._node_secret
+
+    def get_inbound_payment_key(self) -> Any:
+        """Mirrors ``NodeSigner::get_inbound_payment_key``: the keys the node's payment secrets are made with
+        (an ``ExpandedKey``), from the material at ``m/5'``, as LDK's KeysManager derives it."""
+        from .ln.inbound_payment import ExpandedKey
+
+        return ExpandedKey.new(_inbound_payment_key_material(self._seed))
 
     def get_secure_random_bytes(self) -> bytes:
         """32 bytes, different on every call and the same sequence for the same (seed, time)."""

@@ -1599,7 +1599,8 @@ def test_a_notification_while_the_loop_works_is_kept_and_the_loop_goes_round_to_
 
     def handler(channel_manager, *args):
         if isinstance(args[-1], Event.SpendableOutputs):
-            invoices.append(channel_manager.create_inbound_payment(10_000, 3600))
+            invoices.append(args[-1])
+            channel_manager.process_pending_htlc_forwards()  # (a call after which the manager wants persisting)
 
     with World(seed=5) as world:
         node = world.add_node("learner", handler=handler)

@@ -576,3 +576,32 @@ def test_outputs_maturing_in_one_block_are_each_a_spendable_outputs_event_of_its
         stage.mine(10)
         spendable = [(h, len(e.outputs)) for _, h, e in me.event_log if isinstance(e, Event.SpendableOutputs)]
     assert len(spendable) == 2 and spendable[0][0] == spendable[1][0] and {n for _, n in spendable} == {1}
+
+
+def test_a_monitors_fee_bump_requests_are_taken_as_its_turn_begins_and_dropped_if_an_event_is_replayed():
+    """channelmonitor.rs ``process_events_body``: the repeated events are taken (and cleared) before any event is
+    handed over; if one is replayed they are not handed over at all, and come again only when the monitor makes them
+    again (the next block or rebroadcast). Another monitor's turn is not held up."""
+    from ldkkit.chain.monitor_events import MonitorEvents
+    from ldkkit.types import ChannelId
+
+    mine, other = ChannelId(b"\x01" * 32), ChannelId(b"\x02" * 32)
+    request = Event.SpendableOutputs((), mine)  # (a stand-in for a BumpTransaction: its type is not looked at)
+    requests: dict[Any, list[Any]] = {mine: [request]}
+    queues = MonitorEvents(lambda c: requests.pop(c, []), lambda c: c in requests)
+    replayed, handled = Event.SpendableOutputs((), mine), []
+    queues.push(replayed)
+    queues.push(Event.SpendableOutputs((), other))
+
+    def handler(event: Any) -> Any:
+        handled.append(event)
+        return ReplayEvent() if event is replayed else None
+
+    queues.process(handler)
+    assert handled == [replayed, Event.SpendableOutputs((), other)] and requests == {} and queues.replay_requested
+    handled.clear()
+    queues.process(handler)  # (no request made again meanwhile: none handed over)
+    assert handled == [replayed]
+    requests[mine] = [request]
+    queues.process(lambda event: handled.append(event))
+    assert handled[1:] == [replayed, request] and not queues.replay_requested

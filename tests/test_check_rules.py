@@ -537,18 +537,18 @@ W03_NOTHING_OF_YOURS = ("Happened: nothing of yours is stored under 'inbound_pay
 @pytest.mark.parametrize("case, lines", [
     ("writes_before_updating", [
         W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
-        "Happened: on disk: PaymentInfo(preimage=None, secret=6c00…21cf, status=HTLCStatus.Pending, "
+        "Happened: on disk: PaymentInfo(preimage=None, secret=9b53…f371, status=HTLCStatus.Pending, "
         "amt_msat=50,000,000 msat) (status Pending)",
         "Hint: the record was written before it was updated, or not updated: change the entry first, then write "
         "inbound_payments.encode(), before you return."]),
     ("drops_the_secret", [
         W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
-        "Happened: on disk: PaymentInfo(preimage=9b53…0c0b, secret=None, status=HTLCStatus.Succeeded, "
+        "Happened: on disk: PaymentInfo(preimage=75e0…1229, secret=None, status=HTLCStatus.Succeeded, "
         "amt_msat=50,000,000 msat) (the payment secret is missing)",
         "Hint: keep the invoice's payment secret (purpose.payment_secret for an invoice payment; keysend has none)."]),
     ("drops_the_preimage", [
         W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
-        "Happened: on disk: PaymentInfo(preimage=None, secret=6c00…21cf, status=HTLCStatus.Succeeded, "
+        "Happened: on disk: PaymentInfo(preimage=None, secret=9b53…f371, status=HTLCStatus.Succeeded, "
         "amt_msat=50,000,000 msat) (the preimage is missing)",
         "Hint: the preimage is your proof of payment: take it from purpose.preimage()."]),
     ("leaves_unclaimable_waiting", [
@@ -569,7 +569,7 @@ W03_NOTHING_OF_YOURS = ("Happened: nothing of yours is stored under 'inbound_pay
         "Hint: keysend payments have no invoice, so no entry yet: insert one when there is none."]),
     ("amount_in_sats", [
         W03_SCENARIO.format("PaymentClaimed"), W03_RECORD.format("secret", "50,000,000"),
-        "Happened: on disk: PaymentInfo(preimage=9b53…0c0b, secret=6c00…21cf, status=HTLCStatus.Succeeded, "
+        "Happened: on disk: PaymentInfo(preimage=75e0…1229, secret=9b53…f371, status=HTLCStatus.Succeeded, "
         "amt_msat=50,000 msat) (amt_msat 50000 for 50000000 received)",
         "Hint: amt_msat is in millisatoshis, as the event's amount_msat is: store event.amount_msat as it is, not "
         "divided by 1,000."]),
@@ -648,9 +648,9 @@ def _receiving(claimable=None, claimed=None, forwardable=True):
 def test_workbook_3_tells_a_passing_handler_what_it_verified():
     assert _read(_receiving(), W03) == [
         "✅ receiving_payments: all 4 checks passed",
-        "  claimed with the preimage from purpose      4 payments, the payer paid",
+        "  claimed with the preimage from purpose      5 payments, the payer paid",
         "  failed back what cannot be claimed          1 payment, the payer refunded at once",
-        "  refused a payment with an unknown even TLV  1 keysend, the payer refunded",
+        "  refused a payment with an unknown even TLV  2 payments, the payer refunded",
         "  PaymentClaimed stored as Succeeded on disk  preimage, secret and amount, before returning"]
 
 
@@ -669,7 +669,7 @@ def test_workbook_3_counts_a_payment_claimable_asked_for_again_once():
         return BASE[Event.PaymentClaimable](**kw)
 
     assert _read(_receiving(claimable=replays_each_once), W03)[1] == (
-        "  claimed with the preimage from purpose      4 payments, the payer paid")
+        "  claimed with the preimage from purpose      5 payments, the payer paid")
 
 
 def test_an_event_asked_for_again_every_time_is_named_with_its_hand_overs():
@@ -777,7 +777,7 @@ def test_the_path_of_events_shows_the_first_three_and_the_last_ten_runs_up_to_th
 
 def test_workbook_3_says_htlcs_need_forwarding_before_they_are_claimable():
     assert _read(_receiving(forwardable=False), W03) == [
-        "Scenario 'receiving_payments':", "Expected: six PaymentClaimable events", "Happened: 0",
+        "Scenario 'receiving_payments':", "Expected: eight PaymentClaimable events", "Happened: 0",
         "Hint: HTLCs become PaymentClaimable only once process_pending_htlc_forwards has run (the "
         "PendingHTLCsForwardable arm given in the workbook)."]
 
@@ -921,7 +921,7 @@ W04_STRINGS = ["Expected: outbound_payments stored as outbound_payments.encode()
     ("failed_on_path_failure", [
         W04_SCENARIO.format("PaymentPathFailed"),
         "Expected: the payment still Pending: one path failed, and LDK retries another",
-        "Happened: on disk: PaymentInfo(preimage=None, secret=1e89…1475, status=HTLCStatus.Failed, "
+        "Happened: on disk: PaymentInfo(preimage=None, secret=5ee2…2e84, status=HTLCStatus.Failed, "
         "amt_msat=50,000,000 msat)",
         "Hint: PaymentPathFailed is about one path; LDK's background processor has already given it to the scorer. "
         "Only PaymentFailed ends a payment."]),
@@ -929,7 +929,7 @@ W04_STRINGS = ["Expected: outbound_payments stored as outbound_payments.encode()
         W04_SCENARIO.format("PaymentSent"),
         "Expected: outbound_payments[payment_id] HTLCStatus.Succeeded with the preimage on disk, its secret and "
         "amount kept (50,000,000 msat)",
-        "Happened: on disk: PaymentInfo(preimage=5ee2…e75d, secret=None, status=HTLCStatus.Succeeded, amt_msat=None)",
+        "Happened: on disk: PaymentInfo(preimage=f0d0…2cbb, secret=None, status=HTLCStatus.Succeeded, amt_msat=None)",
         "Hint: update the fields of the entry you have (status, preimage); replacing it with a new PaymentInfo loses "
         "what sendpayment recorded."]),
     ("status_string_succeeded", [W04_SCENARIO.format("PaymentSent"), W04_STRINGS[0],
@@ -939,14 +939,14 @@ W04_STRINGS = ["Expected: outbound_payments stored as outbound_payments.encode()
     ("failed_after_success", [
         W04_SCENARIO.format("PaymentFailed"),
         "Expected: the entry left Succeeded, with its preimage: this payment already succeeded",
-        "Happened: on disk: PaymentInfo(preimage=f395…9648, secret=822f…a6ff, status=HTLCStatus.Failed, "
+        "Happened: on disk: PaymentInfo(preimage=d01b…b389, secret=f395…7012, status=HTLCStatus.Failed, "
         "amt_msat=100,000,000 msat)",
         "Hint: a PaymentFailed after a PaymentSent changes nothing: the payment succeeded, and the preimage proves "
         "it. Only mark it Failed if it has not succeeded."]),
     ("sent_without_preimage", [
         W04_SCENARIO.format("PaymentSent"),
         "Expected: outbound_payments[payment_id] HTLCStatus.Succeeded with the preimage on disk",
-        "Happened: on disk: PaymentInfo(preimage=None, secret=1e89…1475, status=HTLCStatus.Succeeded, "
+        "Happened: on disk: PaymentInfo(preimage=None, secret=5ee2…2e84, status=HTLCStatus.Succeeded, "
         "amt_msat=50,000,000 msat)",
         "Hint: the preimage is your receipt, your proof of payment: keep event.payment_preimage."]),
     ("failed_never_written", [W04_SCENARIO.format("PaymentFailed"), W04_PERSISTED, W04_NOTHING_OF_YOURS,
@@ -958,7 +958,7 @@ W04_STRINGS = ["Expected: outbound_payments stored as outbound_payments.encode()
     ("sent_looked_up_by_hash", [
         W04_SCENARIO.format("PaymentSent"),
         "Expected: outbound_payments[payment_id] HTLCStatus.Succeeded with the preimage on disk",
-        "Happened: on disk: PaymentInfo(preimage=None, secret=1e89…1475, status=HTLCStatus.Pending, "
+        "Happened: on disk: PaymentInfo(preimage=None, secret=5ee2…2e84, status=HTLCStatus.Pending, "
         "amt_msat=50,000,000 msat)", W04_EXACTLY + " Change the entry outbound_payments holds under the event's "
         "payment_id (the key sendpayment used, not its payment_hash), that entry itself (not a copy of it, which "
         "outbound_payments.encode() never sees), then write."]),
@@ -1520,7 +1520,7 @@ W06_UNPAID = {"ChannelClose": "your commitment pays only the feerate agreed when
                               "the rest.",
               "HTLCResolution": "the HTLC transaction pays no fee of its own, and only your wallet's coins, which the "
                                 "handler adds to it, pay one."}
-W06_COMMITMENT = "49603d130130d0ef2cd331af65d733894b6ef0e6f3a1f86a4a087442d5f7e12d"
+W06_COMMITMENT = "5bffcc10d72fc473f82f108aad28a60cd0eebfd76ded98177e790e1baa85d2e4"
 W06_CHANNEL = "f739ae680efcce960b12e94bb7d7f38654f88df07dfe4e72c143863407bb745d"
 
 
@@ -1588,7 +1588,7 @@ def _w07_scenario(story: str, form: str, kind: str) -> str:
     ("swallows_outbound_only", [_w07_scenario(W07_OUTBOUND, W07_THREAD, "PaymentSent"), W07_SWALLOWED[0],
                                 W07_SWALLOWED[1].format("outbound_payments"), W07_SWALLOWED[2]]),
     ("counts_replay_twice", [_w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"), W07_RECORD,
-                             "Happened: on disk: PaymentInfo(preimage=f645…34fb, secret=b55a…161e, "
+                             "Happened: on disk: PaymentInfo(preimage=1316…e5df, secret=f645…0145, "
                              "status=HTLCStatus.Succeeded, amt_msat=400,000,000 msat) (amt_msat 400000000 for "
                              "50000000 received)",
                              "Hint: record the amount this event says you received, once: a replayed PaymentClaimed "
@@ -1596,7 +1596,7 @@ def _w07_scenario(story: str, form: str, kind: str) -> str:
     ("always_replays_claimed", [_w07_scenario(W07_INBOUND, W07_THREAD, "PaymentClaimed"),
                                 "Expected: the event handled in the end (None returned once what failed works "
                                 "again)",
-                                "Happened: your handler asked for it again each of the 37 times it was handed over, "
+                                "Happened: your handler asked for it again each of the 100 times it was handed over, "
                                 "so it was never handled, and LDK hands over no event after it until it is",
                                 "Hint: return ReplayEvent() only when something failed that may work next time, such "
                                 "as fs_store.write raising OSError; once it works, return nothing."]),
@@ -1671,7 +1671,7 @@ def test_workbook_7_judges_the_records_after_a_restart():
 
     assert _read(compose({Event.PaymentClaimed: in_sats_after_six}), W07) == [
         "Scenario 'restart_replay' on Event.PaymentClaimed:", W07_RECORD,
-        "Happened: on disk: PaymentInfo(preimage=693e…c6ab, secret=2c7a…3852, status=HTLCStatus.Succeeded, "
+        "Happened: on disk: PaymentInfo(preimage=dc64…e459, secret=693e…e188, status=HTLCStatus.Succeeded, "
         "amt_msat=50,000 msat) (amt_msat 50000 for 50000000 received)",
         "Hint: amt_msat is in millisatoshis, as the event's amount_msat is: store event.amount_msat as it is, not "
         "divided by 1,000."]

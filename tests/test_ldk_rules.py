@@ -512,7 +512,8 @@ def test_payment_claimable_then_claimed_carry_the_payment(receiver):
     (claimable,) = r.of(Event.PaymentClaimable)
     chan = r.stage.channel_between(r.me, r.bob)
     (htlc,) = r.cm.channels[chan.channel_id].pending_inbound_htlcs.values()
-    purpose = PaymentPurpose.Bolt11InvoicePayment(r.cm.inbound_payments[invoice.payment_hash()].payment_preimage,
+    purpose = PaymentPurpose.Bolt11InvoicePayment(r.cm.get_payment_preimage(invoice.payment_hash(),
+                                                                            invoice.payment_secret()),
                                                   invoice.payment_secret())
     onion = RecipientOnionFields(invoice.payment_secret(), None)
     assert (claimable.receiver_node_id, claimable.payment_hash, claimable.amount_msat,
@@ -619,7 +620,7 @@ def test_a_payment_with_an_even_custom_tlv_is_failed_back_by_claim_funds_and_cla
     even, odd = (100_000, b"even"), (100_001, b"odd")
     hashes = [r.stage.keysend(r.bob, r.me, 10_000_000, custom_tlvs=tlvs) for tlvs in ([odd, even], [odd], [even])]
     claimables = {e.payment_hash: e for e in r.of(Event.PaymentClaimable)}
-    assert [claimables[h].onion_fields.custom_tlvs for h in hashes] == [(even, odd), (odd,), (even,)]
+    assert [claimables[h].onion_fields.custom_tlvs() for h in hashes] == [(even, odd), (odd,), (even,)]
     for h in hashes[:2]:
         r.cm.claim_funds(claimables[h].purpose.preimage())
     r.cm.claim_funds_with_known_custom_tlvs(claimables[hashes[2]].purpose.preimage())
@@ -1081,9 +1082,9 @@ def test_a_restart_restores_what_the_manager_wrote():
         new = world.restart_node(stage.me, handler=reference).channel_manager
         out, new_out = cm._pending_outbound_payments, new._pending_outbound_payments
         assert new.channels == {k: c for k, c in cm.channels.items() if c.is_funded()}
-        assert (new.inbound_payments, new.claimable, new_out.pending_outbound_payments, new_out.route_params,
+        assert (new.claimable, new_out.pending_outbound_payments, new_out.route_params,
                 new_out.payment_paths, new.forward_htlcs, new.fail_backs, new.best_block_height) == (
-            cm.inbound_payments, cm.claimable, out.pending_outbound_payments, out.route_params, out.payment_paths,
+            cm.claimable, out.pending_outbound_payments, out.route_params, out.payment_paths,
             cm.forward_htlcs, cm.fail_backs, cm.best_block_height)
         assert new.pending_events() == [e for e in cm.pending_events() if type(e).persisted] + [
             Event.PendingHTLCsForwardable(timedelta(seconds=2))]
@@ -1737,6 +1738,42 @@ def test_a_payment_a_little_after_its_invoice_expired_is_claimable_and_long_afte
     assert ended & {"PaymentSent", "PaymentFailed"} == ({"PaymentSent"} if claimable else {"PaymentFailed"}), ended
 
 
+def test_inbound_payments_are_stateless_an_invoice_made_before_a_crash_is_paid_after_it():
+    """LDK's ``inbound_payment`` stores nothing: the secret carries the minimum amount and the expiry, encrypted under
+    the node's ``ExpandedKey``, and the preimage of a hash LDK made is found again from it. So a manager restored from
+    bytes written before the invoice was made accepts the payment (``PaymentClaimable`` with the preimage);
+    ``get_payment_preimage`` gives it; a secret not made by the node, or too small a payment, is failed back."""
+    from ldkkit.errors import APIError
+
+    with World(seed=24) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        bob = stage.peer("bob")
+        stage.open(bob, stage.me, 6_000_000)
+        cm = stage.me.channel_manager
+        before = cm.encode()  # the manager as it was before the invoices: restored from these bytes below
+        payment_hash, secret = cm.create_inbound_payment(50_000_000, 3600)
+        preimage = cm.get_payment_preimage(payment_hash, secret)
+        assert preimage.payment_hash() == payment_hash
+        user_hash = PaymentHash(b"\x61" * 32)
+        user_secret = cm.create_inbound_payment_for_hash(user_hash, None, 3600)
+        with pytest.raises(APIError.APIMisuseError, match="instead got UserPaymentHash"):
+            cm.get_payment_preimage(user_hash, user_secret)
+        stage.me.fs_store.write("", "", "manager", before)
+        stage.me = world.restart_node(stage.me)
+        params = PaymentParameters.from_node_id(stage.me.node_id, 40)
+        for hash_, secret_, amount, pid in ((payment_hash, PaymentSecret(b"\x62" * 32), 50_000_000, b"\x01"),
+                                            (payment_hash, secret, 40_000_000, b"\x02"),
+                                            (payment_hash, secret, 50_000_000, b"\x03")):
+            bob.channel_manager.send_payment(hash_, RecipientOnionFields.secret_only(secret_), PaymentId(pid * 32),
+                                             RouteParameters.from_payment_params_and_value(params, amount),
+                                             Retry.Attempts(0))
+            stage.settle()
+        claimable = [e for e in stage.me.events_seen if isinstance(e, Event.PaymentClaimable)]
+        assert [e.purpose for e in claimable] == [PaymentPurpose.Bolt11InvoicePayment(preimage, secret)]
+        failed = [e.payment_id for e in bob.events_seen if isinstance(e, Event.PaymentFailed)]
+        assert failed == [PaymentId(b"\x01" * 32), PaymentId(b"\x02" * 32)]
+
+
 def test_a_probe_its_first_hop_refuses_raises_that_error_and_is_forgotten():
     """``send_probe``: a path the first channel cannot take raises ``ProbeSendFailure::ParameterError`` with the
     channel's ``APIError``; nothing is left pending and no event is raised."""
@@ -1857,3 +1894,20 @@ def test_a_force_close_after_a_payment_is_urgent_so_our_anchor_commitment_is_bum
     assert bumps and all(isinstance(b, BumpTransactionEvent.ChannelClose) for b in bumps)
     assert bumps[0].channel_id == chan.channel_id and bumps[0].pending_htlcs == ()
     assert bumps[0].package_target_feerate_sat_per_1000_weight == urgent
+
+
+def test_custom_tlvs_too_large_for_the_onion_are_refused_before_routing():
+    """``set_max_path_length`` (outbound_payment.rs, before routing): a payment whose own onion data (here custom TLVs)
+    leaves the 1,300-byte onion no room is refused with ``OnionPacketSizeExceeded``, and nothing is sent; one that
+    fits goes."""
+    from ldkkit.errors import RetryableSendFailure
+
+    with World(seed=25) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        bob = stage.peer("bob")
+        stage.open(stage.me, bob, 1_000_000)
+        with pytest.raises(RetryableSendFailure.OnionPacketSizeExceeded):
+            stage.keysend(stage.me, bob, 10_000, custom_tlvs=[(100_001, b"x" * 1_200)])
+        assert not stage.me.channel_manager.list_recent_payments()
+        stage.keysend(stage.me, bob, 10_000, custom_tlvs=[(100_001, b"x" * 1_100)])
+        assert any(isinstance(e, Event.PaymentSent) for e in stage.me.events_seen)

@@ -6,9 +6,10 @@ Mirrors LDK 0.1's ``ChainMonitor::process_pending_events`` (and its async form),
 - a monitor's events go to the handler oldest first, then the next monitor's;
 - a ``ReplayEvent`` stops only that monitor's events: they come again at the next call, while the
   other monitors' are handled now (LDK only notifies, to be called again soon);
-- a monitor's fee-bump requests (``BumpTransaction``, LDK's "repeated events") come after its
-  other events, only if none asked for a replay. What the handler answers them is ignored, and they
-  are not kept: the monitor asks again at the next block or ``rebroadcast_pending_claims``.
+- a monitor's fee-bump requests (``BumpTransaction``, LDK's "repeated events") are taken as its
+  turn begins and come after its other events, only if none asked for a replay. What the handler
+  answers them is ignored, and they are not kept: the monitor asks again at the next block or
+  ``rebroadcast_pending_claims``.
 """
 
 from __future__ import annotations

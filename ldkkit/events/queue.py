@@ -90,12 +90,14 @@ class EventQueue:
     def process(self, handler: Callable[[Event], Any], repeated: Callable[[], list[Event]] | None = None) -> int:
         """Hand every event to a plain handler; returns how many were handled.
 
-        ``repeated`` gives events handed over after all the others, only if none asked for a replay (LDK's
-        "repeated events", a ChannelMonitor's fee-bump requests): what the handler answers them is ignored.
+        ``repeated`` gives events taken as processing begins and handed over after all the others, only if none
+        asked for a replay (LDK's "repeated events", a ChannelMonitor's fee-bump requests, which it forgets as it
+        takes them): what the handler answers them is ignored.
         """
         if not (self._events or repeated) or not self._begin():  # (every block wakes the processor, most often
             return 0  # with nothing queued)
         try:
+            last = repeated() if repeated is not None else ()
             handled = 0
             while self._events and (batch := self.pending()):  # all queued, under one lock; then what came meanwhile
                 observer = self.observer
@@ -119,7 +121,7 @@ class EventQueue:
                 finally:
                     self._drop(done)
                 handled += done
-            for event in repeated() if repeated is not None else ():
+            for event in last:
                 self._observe(event)
                 result = _call(handler, event)
                 if inspect.isawaitable(result):
@@ -136,6 +138,7 @@ class EventQueue:
         if not (self._events or repeated) or not self._begin():
             return 0
         try:
+            last = repeated() if repeated is not None else ()
             handled = 0
             while self._events and (batch := self.pending()):
                 observer = self.observer
@@ -153,7 +156,7 @@ class EventQueue:
                 finally:
                     self._drop(done)
                 handled += done
-            for event in repeated() if repeated is not None else ():
+            for event in last:
                 self._observe(event)
                 result = _call(handler, event)
                 if inspect.isawaitable(result):

@@ -266,15 +266,29 @@ def _wait_for_the_handler(played: Played) -> None:
     """The processor awaits your handler: LDK's ``process_pending_events`` counts an event handled only once the handler
     returns, and bounds no handler's time (a write retried after a pause is fine). Once the story ends, the world plays
     on while a hand-over has not returned, for up to ``PLAY_ON_S`` on the simulated clock, so that what it does then
-    (and the events LDK hands over after it) is judged too."""
-    waited = 0
-    while played.waited_for_handler + waited < PLAY_ON_S and any(h.finished is None
-                                                                 for h in played.recorder.handlings):
+    (and the events LDK hands over after it) is judged too; and while an event your handler asked for again waits to
+    be handed over again, for up to ``REPLAYS_ON_S`` (an answer that came late is not judged by how late it came)."""
+    waited = replaying = 0
+    while played.waited_for_handler + waited < PLAY_ON_S and (
+            any(h.finished is None for h in played.recorder.handlings)
+            or replaying < REPLAYS_ON_S and _replay_waiting(played)):
+        replaying += not any(h.finished is None for h in played.recorder.handlings)
         played.stage.settle(1)
         waited += 1
     if waited:
         played.stage.settle()  # (what it did, and the events after it, reach their ends)
     played.waited_for_handler += waited
+
+
+#: How long (simulated seconds) a story plays on after its end while an event your handler asked for again waits to be
+#: handed over again (the processor hands it over at its next poll, 100 ms later).
+REPLAYS_ON_S = 10
+
+
+def _replay_waiting(played: Played) -> bool:
+    """Whether the node holds an event its handler asked to be handed over again (``ReplayEvent``)."""
+    node = played.me
+    return node.channel_manager.replay_requested() or node.chain_monitor.replay_requested()
 
 
 def _check_untouched(played: Played) -> None:

@@ -278,6 +278,11 @@ def _uid_hint(uid: object, draws: list[bytes], seen: set[int]) -> str:
     if short is not None:
         return (f"you read {short} of the random bytes: take 16 of the 32, as user_channel_id is a 128-bit number "
                 "(int.from_bytes(keys_manager.get_secure_random_bytes()[:16], 'big')).")
+    if draws:  # (your code drew the node's bytes: the id is made from them some other way, or from something else)
+        return ("read 16 of the 32 bytes of keys_manager.get_secure_random_bytes() as they are, as a number "
+                "(int.from_bytes(random_bytes[:16], 'big')), as the workbook asks: an id made from them otherwise "
+                "(hashed, say) cannot be told from one made from no randomness at all, and one from Python's own "
+                "(secrets, uuid.uuid4(), random) is not the node's.")
     return ("draw it from keys_manager.get_secure_random_bytes(), the node's own randomness (not Python's secrets, "
             "uuid or random, nor the event's ids): take 16 of the 32 bytes and read them as an int "
             "(int.from_bytes(..., 'big')).")

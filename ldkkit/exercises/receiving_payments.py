@@ -65,18 +65,26 @@ def story(stage: Stage) -> None:
     stage.pay(bob, stage.invoice(stage.me, OVERPAID_MSAT), amount_msat=OVERPAID_MSAT + OVERPAID_BY_MSAT)
     pay_unknown_hash(stage, bob, 30_000_000)  # (before the keysend: its record is written after, memory and all)
     stage.keysend(bob, stage.me, 20_000_000)
+    # Custom TLVs: a chat message (even) on a keysend; a note (odd) on another, claimed all the same; and an invoice
+    # paid with both, the odd one first (TLVs come sorted by type): its even one makes it refused too.
     stage.keysend(bob, stage.me, 15_000_000, custom_tlvs=[CHAT_MESSAGE])
+    stage.keysend(bob, stage.me, 12_000_000, custom_tlvs=[PAYER_NOTE])
+    stage.pay(bob, stage.invoice(stage.me, TLVS_MSAT), custom_tlvs=[PAYER_NOTE, CHAT_MESSAGE])
 
 
-#: A keysend carrying a chat app's message, in a custom TLV of an even type (the type Sphinx chat and Whatsat used):
-#: even, it asks to be understood ("it's OK to be odd"), and your node does not know it, so it may not be claimed.
+#: A chat app's message, in a custom TLV of an even type (the type Sphinx chat and Whatsat used): even, it asks to be
+#: understood ("it's OK to be odd"), and your node does not know it, so a payment carrying it may not be claimed.
 CHAT_MESSAGE = (34_349_334, b"thanks for the coffee")
+#: A note of the payer's, in a custom TLV of an odd type: yours to ignore, and the payment is claimed as any other.
+PAYER_NOTE = (65_537, b"table 4")
+#: An invoice paid with both TLVs.
+TLVS_MSAT = 35_000_000
 
 
 def unknown_even_tlvs(event: Event.PaymentClaimable) -> list[int]:
     """The even types of the custom TLVs the payment carries (none of which your node knows)."""
     fields = event.onion_fields
-    return [t for t, _ in fields.custom_tlvs if t % 2 == 0] if fields is not None else []
+    return [t for t, _ in fields.custom_tlvs() if t % 2 == 0] if fields is not None else []
 
 
 def pay_unknown_hash(stage: Stage, payer: object, amount_msat: int) -> None:
@@ -92,8 +100,8 @@ def pay_unknown_hash(stage: Stage, payer: object, amount_msat: int) -> None:
 def rules(session: Session, result: CheckResult) -> None:
     played = session.play("receiving_payments", story)
     claimables = played.events(Event.PaymentClaimable)
-    if len(claimables) < 6:
-        raise fail(played, None, "six PaymentClaimable events", f"{len(claimables)}",
+    if len(claimables) < 8:
+        raise fail(played, None, "eight PaymentClaimable events", f"{len(claimables)}",
                    held_back(played) or "HTLCs become PaymentClaimable only once process_pending_htlc_forwards has "
                    "run (the PendingHTLCsForwardable arm given in the workbook).")
     judge_claims(played)
@@ -102,7 +110,7 @@ def rules(session: Session, result: CheckResult) -> None:
     claimed = [e for e in claimables if e.purpose.preimage() is not None and not unknown_even_tlvs(e)]
     result.add("claimed with the preimage from purpose", f"{len(claimed)} payments, the payer paid")
     result.add("failed back what cannot be claimed", "1 payment, the payer refunded at once")
-    result.add("refused a payment with an unknown even TLV", "1 keysend, the payer refunded")
+    result.add("refused a payment with an unknown even TLV", "2 payments, the payer refunded")
     result.add("PaymentClaimed stored as Succeeded on disk", "preimage, secret and amount, before returning")
 
 
@@ -156,6 +164,11 @@ def _unpaid_entry_hint(played: Played, event: Event.PaymentClaimable) -> str:
     """The hint for a payment failed back that had a preimage. A handler that claims others, and fails back one whose
     hash has an entry in inbound_payments that is not Succeeded (the invoice's own, Pending), took that entry for a
     payment made before."""
+    odd = [t for t, _ in event.onion_fields.custom_tlvs()] if event.onion_fields is not None else []
+    if odd:  # (all odd: a payment with an even one is judged apart)
+        return (f"the payment carries a custom TLV of odd type {odd[0]:,}: \"it's OK to be odd\" (BOLT 1), so a TLV "
+                "your node does not know that is odd is yours to ignore. Refuse a payment only for an even one, "
+                "and claim this one as any other.")
     issued = played.stage.issued.get(event.payment_hash)
     if issued is not None and issued.amt_msat is not None and event.amount_msat > issued.amt_msat:
         return (f"the payer paid {event.amount_msat:,} msat for an invoice of {issued.amt_msat:,}: LDK takes an "
@@ -203,6 +216,7 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
         calls = [_CLAIMS.get(name, name) for name in names]
         if unknown_even_tlvs(event):
             _judge_refused_for_its_tlvs(played, event, names, outcome)
+            _judge_failed_for_good(played, event)
             _judge_not_yet_succeeded(played, handling)
             continue
         if repeat and "claim_funds" in calls:
@@ -259,12 +273,13 @@ def _judge_refused_for_its_tlvs(played: Played, event: Event.PaymentClaimable, n
     known = "claim_funds_with_known_custom_tlvs" in names
     if known or outcome != "failed":
         raise fail(played, event, f"the payment refused: it carries a custom TLV of even type {even} "
-                   "(onion_fields.custom_tlvs), which your node does not understand",
+                   "(onion_fields.custom_tlvs()), which your node does not understand",
                    "you claimed it with claim_funds_with_known_custom_tlvs" if known
                    else f"for the payer the payment {_OUTCOMES.get(outcome, 'was paid')}",
-                   "claim_funds refuses such a payment itself: an even TLV says \"understand me, or refuse me\" "
-                   "(BOLT 1: it's OK to be odd). Use claim_funds_with_known_custom_tlvs only for payments whose every "
-                   "even TLV your code has read and understood." if known else
+                   "your node understands no custom TLV (workbook 3 says so), and an even one says \"understand me, "
+                   "or refuse me\" (BOLT 1: it's OK to be odd): claim_funds refuses such a payment itself. "
+                   "claim_funds_with_known_custom_tlvs is for a node that has read every even TLV and knows what it "
+                   "agrees to." if known else
                    "call claim_funds (it fails back a payment whose even TLVs it does not know) or "
                    "fail_htlc_backwards, as for any payment you answer.")
 

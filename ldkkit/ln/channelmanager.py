@@ -88,13 +88,12 @@ from . import (
 from .channel_establishment import MAX_UNFUNDED_CHANNEL_PEERS
 from .claimable_payments import MPP_TIMEOUT_TICKS, ClaimableHTLC, ClaimablePayment, FailureCode
 from .forwarding import MIN_HTLC_RELAY_HOLDING_CELL_MILLIS, PERMANENT_CHANNEL_FAILURE, PendingFailBack, PendingForward
-from .inbound_payment import InboundPayment
 
 # The names this module defined before its parts moved out stay importable from here.
 __all__ = [
     "ANTI_REORG_DELAY", "CLTV_CLAIM_BUFFER", "HTLC_FAIL_BACK_BUFFER", "LATENCY_GRACE_PERIOD_BLOCKS",
     "MAX_UNFUNDED_CHANNEL_PEERS", "MIN_HTLC_RELAY_HOLDING_CELL_MILLIS", "MPP_TIMEOUT_TICKS", "ChannelManager",
-    "ClaimableHTLC", "ClaimablePayment", "InboundPayment", "PendingFailBack", "PendingForward",
+    "ClaimableHTLC", "ClaimablePayment", "PendingFailBack", "PendingForward",
 ]
 
 
@@ -134,7 +133,8 @@ class ChannelManager:
         self.peers: set[PublicKey] = set()
         self.pending_msg_events: list[tuple[PublicKey, Record]] = []
         self._encoded_channels = EncodingCache()  # (what the last persist wrote of each channel)
-        self.inbound_payments: dict[PaymentHash, InboundPayment] = {}
+        #: LDK's ``inbound_payment_key``: the node's keys for the secrets of the payments it expects (nothing stored).
+        self.inbound_payment_key = keys_manager.get_inbound_payment_key()
         self.claimable: dict[PaymentHash, ClaimablePayment] = {}
         #: LDK's ``pending_outbound_payments``: the payments we send (see :mod:`ldkkit.ln.outbound_payment`).
         self._pending_outbound_payments = OutboundPayments(
@@ -476,24 +476,23 @@ class ChannelManager:
         self, min_value_msat: Optional[int], invoice_expiry_delta_secs: int,
         min_final_cltv_expiry_delta: Optional[int] = None,
     ) -> tuple[PaymentHash, PaymentSecret]:
-        """Mirrors ``ChannelManager::create_inbound_payment``: a fresh hash and secret to be paid to."""
-        with self._lock:
-            created = inbound_payment.create(self.inbound_payments, min_value_msat, invoice_expiry_delta_secs,
-                                             self._random_bytes, self.clock.unix_time())
-            self._changed()
-            return created
+        """Mirrors ``ChannelManager::create_inbound_payment``: a fresh hash and secret to be paid to. Nothing is
+        stored: the secret carries what the node needs to accept the payment (see :mod:`.inbound_payment`)."""
+        return inbound_payment.create(self.inbound_payment_key, min_value_msat, invoice_expiry_delta_secs,
+                                      self._random_bytes, self.clock.unix_time())
 
     def create_inbound_payment_for_hash(
         self, payment_hash: PaymentHash, min_value_msat: Optional[int], invoice_expiry_delta_secs: int,
         min_final_cltv_expiry: Optional[int] = None,
     ) -> PaymentSecret:
         """Mirrors the LDK method: you keep the preimage; the PaymentClaimable will not carry it."""
-        with self._lock:
-            secret = inbound_payment.create_from_hash(self.inbound_payments, min_value_msat, payment_hash,
-                                                      invoice_expiry_delta_secs, self._random_bytes,
-                                                      self.clock.unix_time())
-            self._changed()
-            return secret
+        return inbound_payment.create_from_hash(self.inbound_payment_key, min_value_msat, payment_hash,
+                                                invoice_expiry_delta_secs, self.clock.unix_time())
+
+    def get_payment_preimage(self, payment_hash: PaymentHash, payment_secret: PaymentSecret) -> PaymentPreimage:
+        """Mirrors ``ChannelManager::get_payment_preimage``: the preimage of a payment hash this node made
+        (``create_inbound_payment``), from its secret; ``APIMisuseError`` for any other."""
+        return inbound_payment.get_payment_preimage(payment_hash, payment_secret, self.inbound_payment_key)
 
     def create_bolt11_invoice(
         self, amount_msats: Optional[int] = None, description: str = "", invoice_expiry_delta_secs: int = 3600,
@@ -513,7 +512,7 @@ class ChannelManager:
 
         ``PaymentClaimed`` follows once the claim is done. Does nothing if no payment with
         this preimage's hash is claimable. A payment carrying a custom TLV of an even type
-        (``onion_fields.custom_tlvs``) is failed back instead, as one your node does not understand.
+        (``onion_fields.custom_tlvs()``) is failed back instead, as one your node does not understand.
         """
         self._claim(payment_preimage, False)
 

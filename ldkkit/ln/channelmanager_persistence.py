@@ -27,7 +27,6 @@ def write(cm: ChannelManager) -> bytes:
     return cm._encoded_channels.encoded_dict({
         "channels": cm._encoded_channels.encoded(channels),  # (quiet channels are not encoded at every block)
         "events": tuple(e for e in cm._events.pending() if type(e).persisted),
-        "inbound_payments": tuple(cm.inbound_payments.values()),
         "claimable": tuple(cm.claimable.values()),
         "pending_outbound": tuple(outbound.pending_outbound_payments.values()),
         "route_params": tuple(outbound.route_params.items()),
@@ -45,7 +44,6 @@ def read(cm: ChannelManager, state: dict[str, Any]) -> None:
     """``ChannelManager::read``, into a freshly built manager: what :func:`write` wrote."""
     cm.channels = {c.channel_id: c for c in state["channels"]}
     cm._events.replace(list(state["events"]))
-    cm.inbound_payments = {p.payment_hash: p for p in state["inbound_payments"]}
     cm.claimable = {c.payment_hash: c for c in state["claimable"]}
     outbound = cm._pending_outbound_payments
     outbound.pending_outbound_payments = {p.payment_id: p for p in state["pending_outbound"]}

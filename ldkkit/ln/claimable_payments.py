@@ -77,7 +77,7 @@ def receive(cm: ChannelManager, chan: Channel, htlc: InboundHTLC) -> None:
     """The HTLC is for us (checked as it arrived: ``refused_on_arrival``): is it a payment of ours? Collect the
     parts, raise PaymentClaimable when whole."""
     final = htlc.onion.final
-    purpose = inbound_payment.payment_purpose(cm.inbound_payments, htlc.payment_hash, final, cm.clock.unix_time())
+    purpose = inbound_payment.payment_purpose(cm.inbound_payment_key, htlc.payment_hash, final, cm.clock.unix_time())
     if purpose is None:
         forwarding.fail_inbound(cm, chan, htlc, forwarding.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, None,
                                 HTLCDestination.FailedPayment(htlc.payment_hash))
@@ -142,7 +142,7 @@ def claim_funds(cm: ChannelManager, payment_preimage: PaymentPreimage, custom_tl
     if claimable is None or not claimable.announced:
         cm._log(f"claim_funds: no claimable payment with hash {payment_hash}")  # pragma: no mutate (log text)
         return
-    even = [t for t, _ in claimable.onion_fields.custom_tlvs if t % 2 == 0] if claimable.onion_fields else []
+    even = [t for t, _ in claimable.onion_fields.custom_tlvs() if t % 2 == 0] if claimable.onion_fields else []
     if even and not custom_tlvs_known:
         cm._log(f"Rejecting payment with payment hash {payment_hash} as we cannot accept payment with unknown even "
                 f"TLVs: {', '.join(map(str, even))}")

@@ -27,7 +27,7 @@ def build_onion_payloads(
     final_cltv = starting_htlc_offset + hops[-1].cltv_expiry_delta
     final = msgs.FinalPayload(
         hops[-1].fee_msat, final_cltv, recipient_onion.payment_secret, total_msat,
-        recipient_onion.payment_metadata, keysend_preimage, recipient_onion.custom_tlvs,
+        recipient_onion.payment_metadata, keysend_preimage, recipient_onion.custom_tlvs(),
     )
     # Walk back from the recipient: each hop forwards what the next needs, plus its fee.
     payloads: list[msgs.HopPayload] = []

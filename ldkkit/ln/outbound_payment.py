@@ -31,14 +31,14 @@ from ..types import PaymentHash, PaymentId, PaymentPreimage, PaymentSecret
 class RecipientOnionFields(Record):
     """Mirrors ``lightning::ln::outbound_payment::RecipientOnionFields``.
 
-    What the sender tells the recipient in the onion. ``custom_tlvs`` are the sender's own records, each a
-    ``(type, value)`` by increasing type (LDK keeps them private, behind ``custom_tlvs()``; set them with
-    :meth:`with_custom_tlvs`). By BOLT 1's "it's OK to be odd", a recipient must understand every even one.
+    What the sender tells the recipient in the onion. Its custom TLVs are the sender's own records, each a
+    ``(type, value)`` by increasing type: private, as in LDK, read with :meth:`custom_tlvs` and set with
+    :meth:`with_custom_tlvs`. By BOLT 1's "it's OK to be odd", a recipient must understand every even one.
     """
 
     payment_secret: Optional[PaymentSecret]
     payment_metadata: Optional[bytes]
-    custom_tlvs: tuple[tuple[U64, bytes], ...] = ()
+    _custom_tlvs: tuple[tuple[U64, bytes], ...] = ()
 
     @classmethod
     def secret_only(cls, payment_secret: PaymentSecret) -> RecipientOnionFields:
@@ -60,7 +60,37 @@ class RecipientOnionFields(Record):
         if reserved or len(set(types)) < len(types):
             raise ValueError(f"custom TLV types must be at least 65,536, none of LDK's own {_LDKS_OWN_TLV_TYPES}, "
                              f"and each once: got {types}")
-        return dataclasses.replace(self, custom_tlvs=tlvs)
+        return dataclasses.replace(self, _custom_tlvs=tlvs)
+
+    def custom_tlvs(self) -> tuple[tuple[int, bytes], ...]:
+        """Mirrors ``RecipientOnionFields::custom_tlvs``: the custom TLVs sent or received, by increasing type."""
+        return self._custom_tlvs
+
+
+#: BOLT 4: the onion's hop payloads take 1,300 bytes in all, each followed by a 32-byte HMAC.
+ONION_DATA_LEN, PAYLOAD_HMAC_LEN = 1300, 32
+
+
+def _bigsize_len(n: int) -> int:
+    return 1 if n < 0xFD else 3 if n <= 0xFFFF else 5 if n <= 0xFFFF_FFFF else 9
+
+
+def _tlv_len(tlv_type: int, value_len: int) -> int:
+    return _bigsize_len(tlv_type) + _bigsize_len(value_len) + value_len
+
+
+def _final_payload_len(onion: RecipientOnionFields, keysend_preimage: Optional[PaymentPreimage]) -> int:
+    """The recipient's payload as BOLT 4 encodes it, its length prefix included (amounts at their widest): what LDK's
+    ``set_max_path_length`` reserves for it before it routes, refusing a payment whose own data leaves no room."""
+    size = _tlv_len(2, 8) + _tlv_len(4, 4)  # amt_to_forward, outgoing_cltv_value
+    if onion.payment_secret is not None:
+        size += _tlv_len(8, 32 + 8)  # payment_data: the secret and total_msat
+    if onion.payment_metadata is not None:
+        size += _tlv_len(16, len(onion.payment_metadata))
+    if keysend_preimage is not None:
+        size += _tlv_len(5482373484, 32)
+    size += sum(_tlv_len(t, len(v)) for t, v in onion.custom_tlvs())
+    return _bigsize_len(size) + size
 
 
 #: TLV types LDK's onions use themselves above 65,536 (``with_custom_tlvs`` refuses them): keysend's preimage, and
@@ -228,6 +258,8 @@ class OutboundPayments:
         params = route_params.payment_params
         if params.expiry_time is not None and params.expiry_time < self.clock.unix_time():
             raise RetryableSendFailure.PaymentExpired()
+        if _final_payload_len(recipient_onion, keysend_preimage) + PAYLOAD_HMAC_LEN > ONION_DATA_LEN:
+            raise RetryableSendFailure.OnionPacketSizeExceeded()  # (LDK's set_max_path_length)
         try:
             route = find_route(route_params)
         except LightningError as e:

@@ -553,7 +553,7 @@ CASES = [
           why="a version-4 UUID made of 16 of the node's bytes (122 of their bits): it was told the id was not the "
               "node's randomness, and not to use uuid"),
     wrong(EX, "user_channel_id_from_pythons_uuid4", compose({OPEN: uid_of(lambda r: uuid.uuid4().int)}),
-          "the node's own randomness", why="uuid.uuid4(): Python's randomness, not the node's"),
+          "uuid.uuid4()", "is not the node's", why="uuid.uuid4(): Python's randomness, not the node's"),
     wrong(EX, "user_channel_id_signed", compose({OPEN: uid_of(lambda r: int.from_bytes(r[:16], "big", signed=True))}),
           "never negative", why="int.from_bytes(..., signed=True): half the ids negative"),
     wrong(EX, "refuses_anchor_channels", compose({OPEN: no_anchor_channels}), "5,000,001 sats", "you rejected it",

@@ -255,11 +255,28 @@ def claim_with_known_tlvs(channel_manager: Any, event: Any, **_: Any) -> None:
 def claim_with_tlvs_checked(channel_manager: Any, event: Any, **_: Any) -> None:
     """Reads the payment's custom TLVs: claims with the known-TLV claim only when no even one is there (it knows
     none), and fails back the rest."""
-    tlvs = event.onion_fields.custom_tlvs if event.onion_fields is not None else ()
+    tlvs = event.onion_fields.custom_tlvs() if event.onion_fields is not None else ()
     if event.purpose.preimage() is None or any(t % 2 == 0 for t, _ in tlvs):
         channel_manager.fail_htlc_backwards(event.payment_hash)
     else:
         channel_manager.claim_funds_with_known_custom_tlvs(event.purpose.preimage())
+
+
+def tlvs_judged_by(refuse: Any, refuse_with: Any = None) -> Any:
+    """Claims with the known-TLV claim unless ``refuse(types)``; then fails back (``refuse_with``, if given, as the
+    failure code)."""
+
+    def arm(channel_manager: Any, event: Any, **_: Any) -> None:
+        types = [t for t, _ in event.onion_fields.custom_tlvs()] if event.onion_fields is not None else []
+        if event.purpose.preimage() is None or refuse(types):
+            if refuse_with is None:
+                channel_manager.fail_htlc_backwards(event.payment_hash)
+            else:
+                channel_manager.fail_htlc_backwards_with_reason(event.payment_hash, refuse_with)
+        else:
+            channel_manager.claim_funds_with_known_custom_tlvs(event.purpose.preimage())
+
+    return arm
 
 
 def claimable_records_success(inbound_payments: Any, fs_store: Any, event: Any, **kw: Any) -> None:
@@ -915,11 +932,22 @@ CASES = [
           why="writes outbound_payments.encode() (empty) under inbound_payments"),
     wrong(EX, "claims_with_known_custom_tlvs", compose({CLAIMABLE: claim_with_known_tlvs}),
           "custom TLV of even type 34,349,334", "you claimed it with claim_funds_with_known_custom_tlvs",
-          "understood",
+          "understands no custom TLV",
           why="claim_funds_with_known_custom_tlvs for every payment, its TLVs unread: it passed (as right) while the "
               "kit modelled no custom TLVs"),
+    wrong(EX, "known_tlvs_judged_by_the_first_only", compose({CLAIMABLE: tlvs_judged_by(
+              lambda types: bool(types) and types[0] % 2 == 0)}),
+          "custom TLV of even type 34,349,334", "you claimed it with claim_funds_with_known_custom_tlvs",
+          why="looks at the first custom TLV only: an odd one of a lower type (they come sorted) hid the even one"),
+    wrong(EX, "refuses_every_custom_tlv", compose({CLAIMABLE: tlvs_judged_by(bool)}),
+          "claim_funds(purpose.preimage())", "it's OK to be odd", "claim this one",
+          why="fails back every payment with a custom TLV, an odd one too: it passed while the only TLV was even"),
+    wrong(EX, "refuses_an_even_tlv_for_now", compose({CLAIMABLE: tlvs_judged_by(
+              lambda types: any(t % 2 == 0 for t in types), FailureCode.TemporaryNodeFailure())}),
+          "RecipientRejected", "TemporaryNodeFailure",
+          why="refuses a payment with an even TLV with TemporaryNodeFailure: the payer retries it"),
     right(EX, "claims_with_known_custom_tlvs_once_checked", compose({CLAIMABLE: claim_with_tlvs_checked}),
-          why="reads onion_fields.custom_tlvs: fails back a payment with an even one, claims the rest with "
+          why="reads onion_fields.custom_tlvs(): fails back a payment with an even one, claims the rest with "
               "claim_funds_with_known_custom_tlvs"),
     wrong(EX, "claims_with_the_hash", compose({CLAIMABLE: claim_with_the_hash}), "claim_funds", "still waits",
           "SHA-256", why="claim_funds(PaymentPreimage(bytes(payment_hash))): calls claim_funds, claims nothing"),
