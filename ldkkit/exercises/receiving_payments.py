@@ -32,13 +32,11 @@ from .common import (
     Session,
     closed_a_channel,
     fail,
-    final_records,
     held_back,
-    record_on_disk,
-    stored_record,
     unawaited_hint,
 )
 from .recorder import Call
+from .records import final_records, record_on_disk, stored_record
 
 #: A hash whose preimage your node never had: a payment to it cannot be claimed.
 UNKNOWN_PREIMAGE = PaymentPreimage(b"\x5a" * 32)

@@ -35,11 +35,9 @@ from .common import (
     Session,
     count,
     fail,
-    final_records,
-    record_on_disk,
     replayed,
-    stored_record,
 )
+from .records import final_records, record_on_disk, stored_record
 
 
 def story(stage: Stage) -> None:
