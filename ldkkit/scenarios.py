@@ -77,7 +77,7 @@ class Stage:
         self.sent: dict[PaymentId, PaymentInfo] = {}
         #: What ``invoice`` recorded for each invoice of yours (your node's), as ldk-sample's ``getinvoice`` does.
         self.issued: dict[PaymentHash, PaymentInfo] = {}
-        #: Every bytes the story wrote under each node's (name's) payment records key, as ldk-sample's CLI does.
+        #: Each byte string the story wrote under a node's (name's) payment records key, as ldk-sample's CLI does.
         self.written: dict[tuple[str, str], set[bytes]] = {}
 
     # --- peers and channels -----------------------------------------------------------------
