@@ -933,3 +933,30 @@ def test_closing_a_channel_the_peer_is_closing_is_a_misuse_as_in_ldk():
         with pytest.raises(APIError.APIMisuseError) as info:
             cm.close_channel(chan.channel_id, bob.node_id)
     assert str(info.value) == "Misuse error: Shutdown already in progress"
+
+
+def test_channel_details_count_confirmations_from_zero_and_a_closing_channel_is_no_longer_ready():
+    """``ChannelDetails::from_channel_context``: ``confirmations`` is ``Some(get_funding_tx_confirmations)``, 0 until
+    the funding confirms; ``is_channel_ready`` and ``outbound_scid_alias`` follow ``context.is_usable()``, which a
+    shutdown ends, though the channel stays open until its HTLC is resolved."""
+    from ldkkit import reference
+
+    def holds_payments(*args):  # bob keeps the payment claimable: its HTLC stays on the channel
+        if not isinstance(args[-1], Event.PaymentClaimable):
+            return reference.ldk_sample_handle_ldk_events(*args)
+
+    with World(seed=6) as world:
+        stage = Stage(world, world.add_node("learner"))
+        bob = stage.peer("bob", handler=holds_payments)
+        stage.open(stage.me, bob, 1_000_000, confirm=False)
+        (pending,) = stage.me.channel_manager.list_channels()
+        assert (pending.confirmations, pending.is_channel_ready, pending.outbound_scid_alias) == (0, False, None)
+        stage.mine(6)
+        (ready,) = stage.me.channel_manager.list_channels()
+        assert ready.confirmations == 6 and ready.is_channel_ready and ready.outbound_scid_alias is not None
+        stage.pay(stage.me, stage.invoice(bob, 10_000_000))
+        stage.me.channel_manager.close_channel(ready.channel_id, bob.node_id)
+        stage.settle()
+        (closing,) = stage.me.channel_manager.list_channels()
+        assert closing.channel_shutdown_state is not None and closing.channel_shutdown_state.name != "NotShuttingDown"
+        assert (closing.is_channel_ready, closing.is_usable, closing.outbound_scid_alias) == (False, False, None)

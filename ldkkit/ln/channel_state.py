@@ -79,9 +79,9 @@ class ChannelDetails(Record):
             shutdown = ChannelShutdownState.ShutdownComplete
         else:
             shutdown = ChannelShutdownState.NotShuttingDown
-        confirmations = None
-        if chan.funding_height is not None:
-            confirmations = max(0, best_block_height - chan.funding_height + 1)
+        # LDK's get_funding_tx_confirmations: 0 until the funding transaction confirms (Some, never None).
+        confirmations = 0 if chan.funding_height is None else max(0, best_block_height - chan.funding_height + 1)
+        ready = phase is ChannelPhase.Ready  # LDK's context.is_usable(): ready, and no shutdown begun
         return cls(
             channel_id=chan.channel_id,
             counterparty=ChannelCounterparty(
@@ -90,7 +90,7 @@ class ChannelDetails(Record):
             funding_txo=chan.funding_txo,
             channel_type=chan.channel_type,
             short_channel_id=chan.short_channel_id,
-            outbound_scid_alias=chan.outbound_scid_alias,
+            outbound_scid_alias=chan.outbound_scid_alias if ready else None,
             inbound_scid_alias=None,
             channel_value_satoshis=chan.channel_value_satoshis,
             unspendable_punishment_reserve=chan.counterparty_selected_channel_reserve_satoshis,
@@ -104,7 +104,7 @@ class ChannelDetails(Record):
             confirmations=confirmations,
             force_close_spend_delay=chan.counterparty_selected_contest_delay if funded else None,
             is_outbound=chan.is_outbound,
-            is_channel_ready=phase is ChannelPhase.Ready or phase is ChannelPhase.ShuttingDown,
+            is_channel_ready=ready,
             channel_shutdown_state=shutdown,
             is_usable=is_usable,
             is_announced=chan.is_announced,
