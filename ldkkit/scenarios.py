@@ -142,9 +142,10 @@ class Stage:
 
     # --- payments ----------------------------------------------------------------------------
 
-    def invoice(self, payee: Node, amount_msat: int, description: str = "ldkkit workshop") -> Bolt11Invoice:
+    def invoice(self, payee: Node, amount_msat: int, description: str = "ldkkit workshop",
+                expiry_secs: int = 3600) -> Bolt11Invoice:
         """ldk-sample's ``getinvoice``: create an invoice and record it as a pending inbound payment, on disk."""
-        invoice = payee.channel_manager.create_bolt11_invoice(amount_msat, description, 3600)
+        invoice = payee.channel_manager.create_bolt11_invoice(amount_msat, description, expiry_secs)
         record = PaymentInfo(None, invoice.payment_secret(), HTLCStatus.Pending, amount_msat)
         if payee is self.me:
             self.issued[invoice.payment_hash()] = dataclasses.replace(record)  # (a copy: handlers change the other)

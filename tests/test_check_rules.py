@@ -984,9 +984,9 @@ def test_workbook_4_tells_a_passing_handler_what_it_verified():
     assert _read(compose(), W04) == [
         "✅ sending_payments: all 4 checks passed",
         "  PaymentSent: Succeeded on disk, with the preimage, secret and amount  4 payments",
-        "  PaymentFailed: Failed on disk, secret and amount kept                 6 payments",
+        "  PaymentFailed: Failed on disk, secret and amount kept                 7 payments",
         "  PaymentFailed after success: still Succeeded                          1 payment",
-        "  PaymentPathFailed: the payment not marked failed (LDK retries)        9 path failures"]
+        "  PaymentPathFailed: the payment not marked failed (LDK retries)        11 path failures"]
 
 
 # --- workbook 5: the words a learner reads, exactly -------------------------------------------------------
@@ -1129,7 +1129,8 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_
     the paid invoice paid again, refused after its success; one to dave that you abandon while he holds it
     (UserAbandoned, once it fails back); last, 40,000 sat to erin, whom only bob reaches and
     cannot forward to: LDK finds no other path, and gives up (RouteNotFound); 45,000 sat to erin that LDK may not
-    retry (Retry.Attempts(0)): it gives up at the first failed path (RetriesExhausted); and a probe, which is no
+    retry (Retry.Attempts(0)): it gives up at the first failed path (RetriesExhausted); 25,000 sat to fay on a
+    one-second invoice, whose paths fail until LDK finds it expired (PaymentExpired); and a probe, which is no
     payment."""
     from ldkkit.exercises import sending_payments
 
@@ -1140,7 +1141,7 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_
         session.close()
     seen = [(type(e).__name__, e.payment_id) for e in played.events() if getattr(e, "payment_id", None) is not None]
     (retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly, refused_meanwhile, abandoned, no_route,
-     no_retry, probe) = dict.fromkeys(p for _, p in seen)
+     no_retry, expired, probe) = dict.fromkeys(p for _, p in seen)
     assert seen == [("PaymentPathFailed", retried), ("PaymentSent", retried), ("PaymentPathSuccessful", retried),
                     ("PaymentSent", paid), ("PaymentPathSuccessful", paid),
                     ("PaymentPathFailed", refused), ("PaymentFailed", refused),
@@ -1153,16 +1154,19 @@ def test_workbook_4_story_shows_a_retried_path_a_success_a_refusal_overlaps_and_
                     ("PaymentPathFailed", paid), ("PaymentFailed", paid),
                     ("PaymentPathFailed", abandoned), ("PaymentFailed", abandoned),
                     ("PaymentPathFailed", no_route), ("PaymentFailed", no_route),
-                    ("PaymentPathFailed", no_retry), ("PaymentFailed", no_retry), ("ProbeFailed", probe)]
+                    ("PaymentPathFailed", no_retry), ("PaymentFailed", no_retry),
+                    ("PaymentPathFailed", expired), ("PaymentPathFailed", expired), ("PaymentFailed", expired),
+                    ("ProbeFailed", probe)]
     sent = played.stage.sent
     assert probe not in sent
     assert [sent[p].amt_msat for p in (retried, paid, refused, paid_meanwhile, refused_slowly, paid_slowly,
-                                       refused_meanwhile, abandoned, no_route, no_retry)] == [
+                                       refused_meanwhile, abandoned, no_route, no_retry, expired)] == [
         50_000_000, 100_000_000, 10_000_000, 20_000_000, 10_000_000, 30_000_000, 10_000_000, 10_000_000, 40_000_000,
-        45_000_000]
+        45_000_000, 25_000_000]
     reasons = [e.reason for e in played.events(Event.PaymentFailed)]
     assert reasons == [PaymentFailureReason.RecipientRejected] * 4 + [
-        PaymentFailureReason.UserAbandoned, PaymentFailureReason.RouteNotFound, PaymentFailureReason.RetriesExhausted]
+        PaymentFailureReason.UserAbandoned, PaymentFailureReason.RouteNotFound, PaymentFailureReason.RetriesExhausted,
+        PaymentFailureReason.PaymentExpired]
 
 
 def test_workbook_4_judges_a_replayed_event_when_it_comes_again():

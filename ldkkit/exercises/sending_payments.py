@@ -70,6 +70,12 @@ def story(stage: Stage) -> None:
     # And one that may not be retried at all (Retry.Attempts(0)): its first path fails, and LDK gives up at once
     # (PaymentFailed, reason RetriesExhausted). Whatever the reason, PaymentFailed ends the payment.
     stage.pay(stage.me, stage.invoice(erin, 45_000_000), retry=Retry.Attempts(0))
+    # And one whose one-second invoice expires while LDK retries it: a path fails (bob cannot forward towards dave, and
+    # dave, who holds it DAVE_S, cannot forward to fay, who funded their channel), and LDK, about to try another,
+    # finds the invoice expired (PaymentFailed, reason PaymentExpired).
+    fay = stage.peer("fay", connect=False)
+    stage.open(fay, dave, 1_000_000)
+    stage.pay(stage.me, stage.invoice(fay, 25_000_000, expiry_secs=1), settle_s=EXPIRED_SETTLE_S)
     probe(stage, dave, 10_000_000)
 
 
@@ -84,6 +90,9 @@ def probe(stage: Stage, target: Any, amount_msat: int) -> None:
 
 #: How long dave waits before he processes a payment that reaches him (seconds).
 DAVE_S = 2.0
+#: Long enough for a path failure to come back and LDK's retry of it to be tried (your handler forwards up to five
+#: times ``time_forwardable`` after PendingHTLCsForwardable), and for dave's hold of the retried path.
+EXPIRED_SETTLE_S = 20.0
 #: How long the payee of ``probes_story`` waits before it claims a payment (seconds): both probes end meanwhile.
 CLAIM_S = 20.0
 

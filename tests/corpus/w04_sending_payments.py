@@ -286,6 +286,13 @@ def failed_unless_retries_exhausted(outbound_payments: Any, fs_store: Any, event
             outbound_payments=outbound_payments, fs_store=fs_store, event=event)
 
 
+def failed_unless_expired(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Leaves a payment Pending when its invoice expired ("not failed: it ran out of time")."""
+    if event.reason is not PaymentFailureReason.PaymentExpired:
+        set_status(HTLCStatus.Failed, when=lambda info: info.status is not HTLCStatus.Succeeded)(
+            outbound_payments=outbound_payments, fs_store=fs_store, event=event)
+
+
 def failed_unless_abandoned(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
     """Leaves a payment Pending when it was abandoned or expired ("given up by us, not failed")."""
     if event.reason not in (PaymentFailureReason.UserAbandoned, PaymentFailureReason.PaymentExpired):
@@ -383,6 +390,10 @@ CASES = [
           "mark it Failed", "whatever its reason", "RetriesExhausted",
           why="PaymentFailed left Pending when its reason is RetriesExhausted or PaymentExpired: it passed, no "
               "payment of the stories running out of retries"),
+    wrong(EX, "leaves_expired_pending", compose({FAILED: failed_unless_expired}),
+          "mark it Failed", "whatever its reason", "PaymentExpired",
+          why="PaymentFailed left Pending when its reason is PaymentExpired: it passed, no payment of the stories "
+              "expiring while LDK retried it"),
     wrong(EX, "leaves_abandoned_pending", compose({FAILED: failed_unless_abandoned}),
           "mark it Failed", "whatever its reason", "UserAbandoned",
           why="PaymentFailed left Pending when its reason is UserAbandoned or PaymentExpired: it passed, no payment "
