@@ -279,25 +279,16 @@ def failed_only_when_rejected(outbound_payments: Any, fs_store: Any, event: Any,
             outbound_payments=outbound_payments, fs_store=fs_store, event=event)
 
 
-def failed_unless_retries_exhausted(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
-    """Leaves a payment Pending when LDK ran out of retries or time ("only a timeout: it may be tried again")."""
-    if event.reason not in (PaymentFailureReason.RetriesExhausted, PaymentFailureReason.PaymentExpired):
-        set_status(HTLCStatus.Failed, when=lambda info: info.status is not HTLCStatus.Succeeded)(
-            outbound_payments=outbound_payments, fs_store=fs_store, event=event)
+def failed_unless(*reasons: Any) -> Any:
+    """Leaves a payment Pending when PaymentFailed gives one of ``reasons`` ("only a timeout: it may be tried again",
+    "given up by us, not failed"): marks it Failed otherwise."""
 
+    def arm(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+        if event.reason not in reasons:
+            set_status(HTLCStatus.Failed, when=lambda info: info.status is not HTLCStatus.Succeeded)(
+                outbound_payments=outbound_payments, fs_store=fs_store, event=event)
 
-def failed_unless_expired(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
-    """Leaves a payment Pending when its invoice expired ("not failed: it ran out of time")."""
-    if event.reason is not PaymentFailureReason.PaymentExpired:
-        set_status(HTLCStatus.Failed, when=lambda info: info.status is not HTLCStatus.Succeeded)(
-            outbound_payments=outbound_payments, fs_store=fs_store, event=event)
-
-
-def failed_unless_abandoned(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
-    """Leaves a payment Pending when it was abandoned or expired ("given up by us, not failed")."""
-    if event.reason not in (PaymentFailureReason.UserAbandoned, PaymentFailureReason.PaymentExpired):
-        set_status(HTLCStatus.Failed, when=lambda info: info.status is not HTLCStatus.Succeeded)(
-            outbound_payments=outbound_payments, fs_store=fs_store, event=event)
+    return arm
 
 
 def sent_adds_the_fee(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
@@ -386,15 +377,17 @@ CASES = [
           why="PaymentFailed marks Failed only if reason is RecipientRejected (RetriesExhausted, RouteNotFound, "
               "PaymentExpired left Pending for ever): it once passed, every PaymentFailed of the story being "
               "RecipientRejected"),
-    wrong(EX, "leaves_retries_exhausted_pending", compose({FAILED: failed_unless_retries_exhausted}),
+    wrong(EX, "leaves_retries_exhausted_pending", compose({FAILED: failed_unless(
+              PaymentFailureReason.RetriesExhausted, PaymentFailureReason.PaymentExpired)}),
           "mark it Failed", "whatever its reason", "RetriesExhausted",
           why="PaymentFailed left Pending when its reason is RetriesExhausted or PaymentExpired: it passed, no "
               "payment of the stories running out of retries"),
-    wrong(EX, "leaves_expired_pending", compose({FAILED: failed_unless_expired}),
+    wrong(EX, "leaves_expired_pending", compose({FAILED: failed_unless(PaymentFailureReason.PaymentExpired)}),
           "mark it Failed", "whatever its reason", "PaymentExpired",
           why="PaymentFailed left Pending when its reason is PaymentExpired: it passed, no payment of the stories "
               "expiring while LDK retried it"),
-    wrong(EX, "leaves_abandoned_pending", compose({FAILED: failed_unless_abandoned}),
+    wrong(EX, "leaves_abandoned_pending", compose({FAILED: failed_unless(
+              PaymentFailureReason.UserAbandoned, PaymentFailureReason.PaymentExpired)}),
           "mark it Failed", "whatever its reason", "UserAbandoned",
           why="PaymentFailed left Pending when its reason is UserAbandoned or PaymentExpired: it passed, no payment "
               "of the stories being abandoned"),
