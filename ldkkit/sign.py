@@ -117,7 +117,7 @@ def _channel_child_secret(seed: bytes, child: int) -> bytes:
     return HDKey.from_seed(seed).derive([3 + 0x80000000, child + 0x80000000]).key.secret
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=4096)
 def _inbound_payment_key_material(seed: bytes) -> bytes:
     """The hardened child ``m/5'``'s secret: LDK's KeysManager's ``inbound_payment_key`` (once per seed, as above)."""
     from embit.bip32 import HDKey
