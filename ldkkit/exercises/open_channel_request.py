@@ -144,7 +144,9 @@ def _answering(played: Played, call: Call) -> Optional[Handling]:
     return played.recorder.handling_of(requests[-1].event) if requests else None
 
 
-#: How long after the request (simulated seconds) a rejection still counts as "at once": a task's few awaits.
+#: How long after the request (simulated seconds) a rejection from a task the handler spawned still counts as
+#: "at once": the task's few awaits. A rejection the handler makes itself comes before it awaits anything, so
+#: before any simulated time has passed.
 AT_ONCE_S = 1.0
 
 
@@ -205,8 +207,8 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
 
 def judge_rejected_at_once(played: Played, request: Event.OpenChannelRequest, failing: Any, rejects: list,
                            rejected_elsewhere: list, exactly: str = "") -> None:
-    """A request to refuse was rejected explicitly (a call LDK took), and at once: within ``AT_ONCE_S`` of its
-    hand-over, before the handler awaited anything."""
+    """A request to refuse was rejected explicitly (a call LDK took), and at once: by the handler before any simulated
+    time passed (before it awaited anything), or by a task it spawned within ``AT_ONCE_S`` of the hand-over."""
     started = played.recorder.handling_of(request).started
     this = [c for c in rejects if c.arguments.get("channel_id") == request.temporary_channel_id
             and c.arguments.get("counterparty_node_id") == request.counterparty_node_id]
@@ -218,8 +220,8 @@ def judge_rejected_at_once(played: Played, request: Event.OpenChannelRequest, fa
                     if rejects or rejected_elsewhere else "you disconnected the peer instead, which drops its "
                     "request and tells it nothing" if cut
                     else "nothing: it was left to expire after two timer ticks")
-    elif done[0].at - started > AT_ONCE_S:
-        happened = f"you rejected it only {done[0].at - started:,.1f}".removesuffix(".0") + " s later"  # (1.1 s)
+    elif done[0].at - started > (0 if done[0].during else AT_ONCE_S):
+        happened = f"you rejected it only {_seconds(done[0].at - started)} later"
         if done[0].during:  # (the handler itself awaited first: it did reject while handling the event)
             raise failing(f"an explicit rejection, at once{exactly}", happened + ", awaiting in your handler first",
                           "decide from the event's fields and reject before your handler awaits anything: the "
@@ -231,6 +233,11 @@ def judge_rejected_at_once(played: Played, request: Event.OpenChannelRequest, fa
                   "reject with channel_manager.force_close_without_broadcasting_txn while you handle the event, "
                   "passing its temporary_channel_id and counterparty_node_id and a message for the peer; "
                   "silence, or an answer put off, makes the peer wait for nothing.")
+
+
+def _seconds(s: float) -> str:
+    """A short delay as a learner reads it: ``1.1 s``, ``2 s``, ``40 ms``."""
+    return f"{s:,.1f}".removesuffix(".0") + " s" if s >= 0.1 else f"{s * 1000:,.0f} ms"
 
 
 def _accepted_others(played: Played, request: Event.OpenChannelRequest) -> bool:

@@ -587,6 +587,10 @@ CASES = [
     wrong(EX, "rejects_after_awaiting_a_short_lookup", compose({OPEN: rejects_after_awaiting_a_lookup(1.1)}),
           "only 1.1 s later, awaiting in your handler first", why="awaits 1.1 s in the handler, then rejects: it was "
           "told it rejected 'only 1 s later', beside the 1 s it may take"),
+    wrong(EX, "rejects_after_awaiting_under_a_second", compose({OPEN: rejects_after_awaiting_a_lookup(0.9)}),
+          "only 0.9 s later, awaiting in your handler first", "before your handler awaits anything",
+          why="awaits 0.9 s in the handler ('rate-limit refusals a little'), then rejects: it passed, within the 1 s "
+              "a task spawned to reject may take"),
     wrong(EX, "rejects_after_awaiting_a_lookup", compose({OPEN: rejects_after_awaiting_a_lookup()}),
           "only 5 s later, awaiting in your handler first", "before your handler awaits anything",
           why="awaits 5 s in the handler, then rejects: it was told to reject 'while you handle the event', which it "
