@@ -237,7 +237,7 @@ def judge_rejected_at_once(played: Played, request: Event.OpenChannelRequest, fa
 
 def _seconds(s: float) -> str:
     """A short delay as a learner reads it: ``1.1 s``, ``2 s``, ``40 ms``."""
-    return f"{s:,.1f}".removesuffix(".0") + " s" if s >= 0.1 else f"{s * 1000:,.0f} ms"
+    return f"{s:,.1f}".removesuffix(".0") + " s" if s >= 0.1 else f"{s * 1000:.3g} ms"
 
 
 def _accepted_others(played: Played, request: Event.OpenChannelRequest) -> bool:
