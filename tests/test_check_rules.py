@@ -334,6 +334,19 @@ def test_workbook_2_says_exactly_what_went_wrong(case, lines):
     assert _read(_corpus(case, W02), W02) == lines
 
 
+def test_workbook_2_says_when_a_passing_handler_let_the_hand_over_error_out():
+    """A peer gone before the hand-over: a handler that lets LDK's error out stops its node, and passes (nothing was
+    broadcast) with a row that says so; one that catches it, as ldk-sample does, gets a plain yes."""
+    from corpus.arms import compose, fund_channel
+    from corpus.w02_funding_generation_ready import when_the_hand_over_fails
+
+    row = "  a channel gone before you funded it: nothing broadcast  "
+    assert _read(compose({Event.FundingGenerationReady: when_the_hand_over_fails("log")}), W02)[-1] == row + "yes"
+    assert _read(compose({Event.FundingGenerationReady: fund_channel}), W02)[-1] == row + (
+        "yes, but your code let funding_transaction_generated's APIError out (from the handler, that stops a node): "
+        "catch it and say so, as ldk-sample does")
+
+
 def _funding(arm):
     """A workbook 2 handler: ldk-sample's handling of every event but FundingGenerationReady, which ``arm`` gets.
     The arm's errors are swallowed, as a learner's try/except would: the check judges what came of the hand-over."""
@@ -469,12 +482,14 @@ def test_workbook_2_names_the_channel_whose_funding_your_code_broadcast():
 
 def test_workbook_2_tells_a_passing_handler_what_it_verified():
     assert _read(_funding(_hand_over(lambda sats: sats / 100_000_000)), W02) == [
-        "✅ funding_generation_ready: all 5 checks passed",
-        "  each FundingGenerationReady funded               4 transactions",
-        "  one output of the exact value to output_script   yes",
-        "  the broadcast left to LDK                        yes: none of your code broadcast a funding transaction",
-        "  channels pending, then ready after six blocks    4 ready",
-        "  DiscardFunding: the transaction never broadcast  1 transaction"]
+        "✅ funding_generation_ready: all 6 checks passed",
+        "  each FundingGenerationReady funded                      4 transactions",
+        "  one output of the exact value to output_script          yes",
+        "  the broadcast left to LDK                               yes: none of your code broadcast a funding "
+        "transaction",
+        "  channels pending, then ready after six blocks           4 ready",
+        "  DiscardFunding: the transaction never broadcast         1 transaction",
+        "  a channel gone before you funded it: nothing broadcast  yes"]
 
 
 @pytest.fixture(scope="module")

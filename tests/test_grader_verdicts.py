@@ -640,6 +640,7 @@ def _solution_handler(workbook_name: str) -> str:
 _SETUP = ("import asyncio, concurrent.futures, logging, os, threading, time\n"
           "log = logging.getLogger('mine')\n"
           "from ldkkit.bitcoin import Address, Transaction\n"
+          "from ldkkit.errors import APIError\n"
           "from ldkkit.events import Event, ReplayEvent\n"
           "from ldkkit.payment_storage import HTLCStatus, PaymentInfo\n"
           "POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2)\n"

@@ -118,6 +118,9 @@ class Played:
     left_running: list[Handling] = field(default_factory=list)
     #: Those of the check's earlier plays, with each play's name: tasks that no longer run (``_handed_to_a_gone_task``).
     gone: list[tuple[str, Handling]] = field(default_factory=list)
+    #: Errors of your tasks and threads the story let pass (``Session.play``'s ``let_out``): LDK refused a call for a
+    #: reason the story itself made (a channel gone meanwhile), and nothing was lost.
+    let_out: list[BaseException] = field(default_factory=list)
     #: The records read back from each (key, bytes) stored, once: a check reads the same bytes many times over
     #: (the judges only read them).
     decoded: dict[tuple[str, bytes], dict[Any, Any]] = field(default_factory=dict, repr=False)
@@ -157,7 +160,8 @@ class Session:
 
     def play(self, name: str, story: Callable[[Stage], None], *, seed: Optional[int] = None,
              processor: Optional[str] = None, draws_for: Optional[tuple[type, tuple[bytes, ...]]] = None,
-             network: Optional[Network] = None) -> Played:
+             network: Optional[Network] = None,
+             let_out: Optional[Callable[[BaseException], bool]] = None) -> Played:
         """Play ``story`` against a fresh node running the handler (under ``processor``, if named).
 
         Unless ``seed`` is given, each play of a check has a world of its own, seeded ``FIRST_SEED``, then one
@@ -168,6 +172,9 @@ class Session:
         ``get_secure_random_bytes()`` gives these first (the extremes show a range's edges).
 
         ``network``: the world's, if not regtest (a handler given ``network`` must use it, not name one itself).
+
+        ``let_out``: which errors of LDK's a task or thread of your handler may let out in this story, unjudged (kept in
+        ``Played.let_out``): the story made LDK refuse the call, and says what your handler did about it.
 
         Once the story ends, the world plays on while a task your handler spawned (or a thread it started) still works
         for an event of this play, for up to ``PLAY_ON_S``, so that what it does then is judged too: a real node goes
@@ -215,9 +222,12 @@ class Session:
             raise
         except Exception as e:  # (HandlerStopped is no Exception: it goes on up, to end the check)
             raise cannot_go_on(e, played) from None
+        recorder.settle_task_failures()
+        for kept in (recorder.thread_errors, recorder.task_errors, recorder.callback_errors):
+            played.let_out += [error for _, error in kept if let_out is not None and let_out(error)]
+            kept[:] = [(event, error) for event, error in kept if let_out is None or not let_out(error)]
         if recorder.thread_errors:
             raise thread_failed(played, *recorder.thread_errors[0])
-        recorder.settle_task_failures()
         if recorder.task_errors:
             raise thread_failed(played, *recorder.task_errors[0], what="task")
         if recorder.callback_errors:

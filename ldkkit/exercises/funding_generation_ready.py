@@ -10,7 +10,9 @@ Rules, judged from the transactions your handler built and the chain:
 - never broadcast by your own code, by any method: LDK broadcasts it once the peer has signed;
 - every channel you open is pending, then ready after six blocks;
 - a funding transaction LDK says to discard (``DiscardFunding``: the peer vanished before signing) is never
-  broadcast.
+  broadcast;
+- nor is one LDK refused because the channel went away before you handed it over (``funding_transaction_generated``
+  raises ``APIError.ChannelUnavailable``): ldk-sample checks for the error and says so.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from typing import Any
 
 from ..bitcoin import Network, ScriptBuf
 from ..bitcoind_client import BitcoindError
+from ..errors import APIError
 from ..events import Event
+from ..events.queue import EventHandlerError
 from ..scenarios import Stage
 from ..sign import min_non_dust_value, p2wpkh_script_code, segwit_sighashes
 from .common import LARGEST_NON_WUMBO_SATS, CheckResult, Played, Session, count, error_hint, fail
@@ -72,6 +76,70 @@ def vanishing_peer_story(stage: Stage) -> None:
         del cm.batch_funding_transaction_generated
 
 
+def gone_before_funding_story(stage: Stage) -> None:
+    """The peer disconnects as soon as it has accepted, before you hand the funding transaction over: LDK has already
+    closed the channel (``DisconnectedPeer``), so ``funding_transaction_generated`` raises ``ChannelUnavailable``
+    (``Err(APIError::ChannelUnavailable)`` in Rust, which ldk-sample checks with ``.is_err()``). The transaction was
+    never broadcast: its coins are still your wallet's.
+
+    A handler that lets the error out stops the node, as ``unwrap()`` would panic a Rust one. It is started again
+    from its folder (LDK never persists a FundingGenerationReady: peers drop unfunded channels on disconnect), and the
+    story goes on (a task or thread of yours that lets it out stops nothing: see ``_channel_gone``); the verdict is
+    what reached the chain."""
+    peer, world = stage.peer("peer"), stage.world
+    world.chain.fund({stage.me.bitcoind_client.get_new_address().script_pubkey: 30_000_000})
+    stage.mine(1)
+    cm = stage.me.channel_manager
+    accept = cm.handle_accept_channel
+
+    @functools.wraps(accept)
+    def then_the_peer_vanishes(*args: Any, **kwargs: Any) -> None:
+        try:
+            accept(*args, **kwargs)
+        finally:
+            world.disconnect(stage.me, peer)
+
+    cm.handle_accept_channel = then_the_peer_vanishes  # type: ignore[method-assign]
+    try:
+        cm.create_channel(peer.node_id, 1_000_000, 0, 1, None, None)
+        world.run()
+        stage.mine(6)  # (a handler that asked for the event again first meets LDK's refusal now)
+    except EventHandlerError as e:
+        if not (_channel_gone(e.error) and type(e.event) is Event.FundingGenerationReady):
+            raise
+        stage.me = world.restart_node(stage.me)
+        stage.mine(6)
+    finally:
+        del cm.handle_accept_channel
+
+
+def _channel_gone(error: BaseException) -> bool:
+    """LDK's refusal of a funding hand-over for a channel that closed before it (``gone_before_funding_story``)."""
+    return isinstance(error, APIError.ChannelUnavailable)
+
+
+def judge_gone_before_funding(played: Played) -> bool:
+    """Nothing paid the output of the channel that went away before it was funded; returns whether your code let
+    LDK's error out (from your handler, it stopped your node, which the story restarted)."""
+    event = played.events(Event.FundingGenerationReady)[0]
+    scripts = {event.output_script}
+    if _broadcast_by_you(played, event) or _on_chain_paying(played, scripts):
+        raise fail(played, event, "nothing broadcast: the channel went away before you funded it (the peer "
+                   "disconnected), so LDK refused the transaction, and its coins stay in your wallet",
+                   "you broadcast a transaction paying the channel's funding output",
+                   "funding_transaction_generated raises APIError (ChannelUnavailable) when the channel is gone: "
+                   "there is no channel to fund, and a transaction paying output_script would lock your coins in a "
+                   "2-of-2 with nobody behind it. Catch the error and say so, as ldk-sample does (\"Channel went away "
+                   "before we could fund it\"); never broadcast the transaction yourself.")
+    return played.recorder.node.crashed or bool(played.let_out)
+
+
+def _on_chain_paying(played: Played, scripts: set, txid: Any = None) -> list:
+    """The transactions on chain that are ``txid``, or pay one of ``scripts``."""
+    return [t for t, spent in played.world.chain.transactions.items()
+            if t == txid or any(o.script_pubkey in scripts for o in spent.output)]
+
+
 def judge_discarded(played: Played) -> int:
     """No transaction LDK said to discard was broadcast: the channel it funds will never exist."""
     discarded = played.handled(Event.DiscardFunding)
@@ -79,14 +147,12 @@ def judge_discarded(played: Played) -> int:
         raise fail(played, None, "ChannelClosed and DiscardFunding, once the peer vanished before signing",
                    "no DiscardFunding", "fund the channel as in the first story: funding_transaction_generated with "
                    "the signed transaction.")
-    chain = played.world.chain
     funding_scripts = {e.output_script for e in played.events(Event.FundingGenerationReady)}
     for handling in discarded:
         tx = handling.event.funding_info.transaction
         txid = tx.compute_txid()
         scripts = funding_scripts & {o.script_pubkey for o in tx.output}  # (the dead channel's 2-of-2)
-        paying = [t for t, spent in chain.transactions.items() if t == txid or any(
-            o.script_pubkey in scripts for o in spent.output)]
+        paying = _on_chain_paying(played, scripts, txid)
         if paying:
             raise fail(played, handling.event, "the discarded funding transaction never broadcast, nor its output "
                        "paid by another", f"it was broadcast: {txid!r} is on chain" if paying[0] == txid else
@@ -105,6 +171,8 @@ def rules(session: Session, result: CheckResult) -> None:
     # builds an address bitcoind refuses there, as a real node on another network would)
     discarded = judge_discarded(session.play("a peer vanishing before it signs", vanishing_peer_story,
                                              network=Network.Signet))
+    stopped = judge_gone_before_funding(session.play("a peer gone before you fund its channel",
+                                                     gone_before_funding_story, let_out=_channel_gone))
     ready = played.events(Event.ChannelReady)
     result.add("each FundingGenerationReady funded", f"{len(played.events(Event.FundingGenerationReady))} "
                "transactions")
@@ -112,6 +180,9 @@ def rules(session: Session, result: CheckResult) -> None:
     result.add("the broadcast left to LDK", "yes: none of your code broadcast a funding transaction")
     result.add("channels pending, then ready after six blocks", f"{len(ready)} ready")
     result.add("DiscardFunding: the transaction never broadcast", count(discarded, "transaction"))
+    result.add("a channel gone before you funded it: nothing broadcast", "yes" if not stopped else
+               "yes, but your code let funding_transaction_generated's APIError out (from the handler, that stops "
+               "a node): catch it and say so, as ldk-sample does")
 
 
 def judge_funding(played: Played) -> None:

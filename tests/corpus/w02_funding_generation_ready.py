@@ -8,7 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from ldkkit.bitcoin import Address, Network, ScriptBuf, Transaction, TxOut
-from ldkkit.events import Event
+from ldkkit.errors import APIError
+from ldkkit.events import Event, ReplayEvent
 
 from . import Fresh, right, wrong
 from .arms import build_funding, by_a_worker_started_first, compose, fund_channel, only, spawn
@@ -348,7 +349,37 @@ def regtest_address(channel_manager: Any, bitcoind_client: Any, event: Any, **_:
                                                   Transaction(bytes.fromhex(signed_tx.hex)))
 
 
+def when_the_hand_over_fails(then: str) -> Any:
+    """Funds as ldk-sample does, and when funding_transaction_generated raises (the channel went away before it was
+    funded): ``log`` it, as ldk-sample does; ``broadcast`` the transaction itself ("so it gets out"); or ``replay``."""
+
+    def arm(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> Any:
+        tx = build_funding(bitcoind_client, network, event)
+        try:
+            channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+        except APIError as e:
+            match then:
+                case "log":
+                    channel_manager.logger.info("learner", f"Channel went away before we could fund it: {e}")
+                case "broadcast":
+                    bitcoind_client.send_raw_transaction(tx)
+                case _:
+                    return ReplayEvent()
+        return None
+
+    return arm
+
+
 CASES = [
+    right(EX, "logs_the_hand_over_error", compose({FUND: when_the_hand_over_fails("log")}),
+          why="catches funding_transaction_generated's APIError and logs it, as ldk-sample does"),
+    wrong(EX, "broadcasts_when_the_hand_over_fails", compose({FUND: when_the_hand_over_fails("broadcast")}),
+          "you broadcast a transaction paying the channel's funding output", "Channel went away",
+          why="broadcasts the transaction itself when LDK refuses it: it passed, as no story's hand-over failed; a "
+              "peer gone before the hand-over leaves the coins in a 2-of-2 with no channel behind it"),
+    wrong(EX, "replays_when_the_hand_over_fails", compose({FUND: when_the_hand_over_fails("replay")}),
+          "asked for it again", why="returns ReplayEvent() when LDK refuses the transaction: the channel is gone for "
+          "good, so the event is never handled"),
     wrong(EX, "broadcasts_the_discarded_funding", compose({Event.DiscardFunding: broadcast_the_discarded}),
           "discarded funding transaction never broadcast", "DiscardFunding means",
           why="broadcasts the transaction of a DiscardFunding: coins locked with no channel (never exercised before)"),
