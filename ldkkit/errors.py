@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 
 from .ser import DecodeError, register
 
-__all__ = ["APIError", "DecodeError", "ProbeSendFailure", "RetryableSendFailure"]
+__all__ = ["APIError", "CreationError", "DecodeError", "ProbeSendFailure", "RetryableSendFailure",
+           "SignOrCreationError"]
 
 
 class _LdkError(Exception):
@@ -185,3 +186,59 @@ class DuplicateProbe(ProbeSendFailure):
 
 ProbeRouteNotFound.__name__ = "RouteNotFound"
 _kinds(ProbeSendFailure, ProbeRouteNotFound, ParameterError, DuplicateProbe)
+
+
+class CreationError(_FixedMessageError):
+    """Mirrors ``lightning_invoice::CreationError``: why an invoice could not be made (the message: LDK's
+    ``Display``)."""
+
+
+class DescriptionTooLong(CreationError):
+    MESSAGE = "The supplied description string was longer than 639 bytes"
+
+
+class RouteTooLong(CreationError):
+    MESSAGE = "The specified route has too many hops and can't be encoded"
+
+
+class TimestampOutOfBounds(CreationError):
+    MESSAGE = "The Unix timestamp of the supplied date is less than zero or greater than 35-bits"
+
+
+class InvalidAmount(CreationError):
+    MESSAGE = "The supplied millisatoshi amount was greater than the total bitcoin supply"
+
+
+class MissingRouteHints(CreationError):
+    MESSAGE = "The invoice required route hints and they weren't provided"
+
+
+class MinFinalCltvExpiryDeltaTooShort(CreationError):
+    MESSAGE = "The supplied final CLTV expiry delta was less than LDK's `MIN_FINAL_CLTV_EXPIRY_DELTA`"
+
+
+_kinds(CreationError, DescriptionTooLong, RouteTooLong, TimestampOutOfBounds, InvalidAmount, MissingRouteHints,
+       MinFinalCltvExpiryDeltaTooShort)
+
+
+class SignOrCreationError(_LdkError):
+    """Mirrors ``lightning_invoice::SignOrCreationError``, raised by ``ChannelManager.create_bolt11_invoice``."""
+
+
+class SignError(SignOrCreationError):
+    def __init__(self) -> None:
+        super().__init__("An error occurred during signing")
+
+
+class _InvoiceNotCreated(SignOrCreationError):
+    """``SignOrCreationError::CreationError(err)``: ``err`` is the :class:`CreationError` that says why."""
+
+    SER_FIELDS = ("err",)
+
+    def __init__(self, err: CreationError) -> None:
+        super().__init__(str(err))
+        self.err = err
+
+
+_InvoiceNotCreated.__name__ = "CreationError"
+_kinds(SignOrCreationError, SignError, _InvoiceNotCreated)

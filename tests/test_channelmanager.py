@@ -340,6 +340,42 @@ def test_an_invoice_for_a_negative_amount_is_refused():
             node.channel_manager.create_bolt11_invoice(-1000, "refund?", 3600)
 
 
+def test_an_invoices_final_cltv_delta_is_three_blocks_more_than_asked_and_never_under_ldks_minimum():
+    """LDK 0.1's create_bolt11_invoice: a delta given is written 3 longer, and one that is then under
+    MIN_FINAL_CLTV_EXPIRY_DELTA (24) is refused with SignOrCreationError::CreationError."""
+    import bolt11
+
+    from ldkkit.errors import CreationError, SignOrCreationError
+
+    with World(seed=0) as world:
+        cm = world.add_node("alice").channel_manager
+        assert [bolt11.decode(str(cm.create_bolt11_invoice(1_000, "x", 3600, delta))).min_final_cltv_expiry
+                for delta in (None, 21, 40, 0xFFFF)] == [24, 24, 43, 0xFFFF]
+        with pytest.raises(SignOrCreationError.CreationError) as refused:
+            cm.create_bolt11_invoice(1_000, "x", 3600, 20)
+        assert refused.value.err == CreationError.MinFinalCltvExpiryDeltaTooShort()
+        assert str(refused.value) == ("The supplied final CLTV expiry delta was less than LDK's "
+                                      "`MIN_FINAL_CLTV_EXPIRY_DELTA`")
+
+
+def test_an_invoice_for_a_hash_you_give_is_paid_to_that_hash_and_ldk_knows_no_preimage():
+    """create_bolt11_invoice(payment_hash=...): the invoice is for your hash, and LDK does not know its preimage."""
+    import hashlib
+
+    from ldkkit.types import PaymentPreimage
+
+    with World(seed=7) as world:
+        stage = Stage(world, world.add_node("alice"))
+        bob = stage.peer("bob")
+        stage.open(bob, stage.me, 6_000_000)
+        preimage = PaymentPreimage(hashlib.sha256(b"mine").digest())
+        invoice = stage.me.channel_manager.create_bolt11_invoice(50_000, "yours", 3600, None, preimage.payment_hash())
+        assert invoice.payment_hash() == preimage.payment_hash()
+        stage.pay(bob, invoice)
+        claimable = [e for e in stage.me.events_seen if isinstance(e, Event.PaymentClaimable)]
+        assert [(e.payment_hash, e.purpose.preimage()) for e in claimable] == [(preimage.payment_hash(), None)]
+
+
 def test_a_request_whose_peer_went_away_is_logged_not_wedging_the_node():
     """ldk-sample logs a refused accept and goes on; raising would replay the stale request forever."""
     from ldkkit.scenarios import Stage

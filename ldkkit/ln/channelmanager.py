@@ -38,7 +38,7 @@ from ..chain.chainmonitor import (
 )
 from ..config import UserConfig
 from ..encoding_cache import EncodingCache
-from ..errors import APIError
+from ..errors import APIError, CreationError, SignOrCreationError
 from ..events import ClosureReason, Event, HTLCDestination
 from ..events.queue import EventQueue
 from ..invoice import MIN_FINAL_CLTV_EXPIRY_DELTA, Bolt11Invoice
@@ -496,15 +496,28 @@ class ChannelManager:
 
     def create_bolt11_invoice(
         self, amount_msats: Optional[int] = None, description: str = "", invoice_expiry_delta_secs: int = 3600,
-        min_final_cltv_expiry_delta: Optional[int] = None,
+        min_final_cltv_expiry_delta: Optional[int] = None, payment_hash: Optional[PaymentHash] = None,
     ) -> Bolt11Invoice:
-        """Mirrors ``ChannelManager::create_bolt11_invoice`` (its ``Bolt11InvoiceParameters`` as arguments)."""
-        payment_hash, secret = self.create_inbound_payment(amount_msats, invoice_expiry_delta_secs)
+        """Mirrors ``ChannelManager::create_bolt11_invoice`` (its ``Bolt11InvoiceParameters`` as arguments).
+
+        A ``min_final_cltv_expiry_delta`` you give is written 3 blocks longer (for blocks found while the payment is on
+        its way), and must then be at least ``MIN_FINAL_CLTV_EXPIRY_DELTA``: otherwise
+        ``SignOrCreationError.CreationError`` (``CreationError.MinFinalCltvExpiryDeltaTooShort``). With a
+        ``payment_hash``, you keep its preimage (``create_inbound_payment_for_hash``)."""
+        if min_final_cltv_expiry_delta is not None and min_final_cltv_expiry_delta + 3 < MIN_FINAL_CLTV_EXPIRY_DELTA:
+            raise SignOrCreationError.CreationError(CreationError.MinFinalCltvExpiryDeltaTooShort())
+        if payment_hash is None:
+            payment_hash, secret = self.create_inbound_payment(amount_msats, invoice_expiry_delta_secs,
+                                                               min_final_cltv_expiry_delta)
+        else:
+            secret = self.create_inbound_payment_for_hash(payment_hash, amount_msats, invoice_expiry_delta_secs,
+                                                          min_final_cltv_expiry_delta)
         return Bolt11Invoice.create(
             network=self.network, node_secret_key=self.keys_manager.get_node_secret_key(),
             payment_hash=payment_hash, payment_secret=secret, amount_msat=amount_msats, description=description,
             timestamp=self.clock.unix_time(), expiry_secs=invoice_expiry_delta_secs,
-            min_final_cltv_expiry_delta=min_final_cltv_expiry_delta or MIN_FINAL_CLTV_EXPIRY_DELTA,
+            min_final_cltv_expiry_delta=(MIN_FINAL_CLTV_EXPIRY_DELTA if min_final_cltv_expiry_delta is None
+                                         else min(min_final_cltv_expiry_delta + 3, 0xFFFF)),  # (u16, saturating)
         )
 
     def claim_funds(self, payment_preimage: PaymentPreimage) -> None:
