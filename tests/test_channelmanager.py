@@ -376,6 +376,39 @@ def test_an_invoice_for_a_hash_you_give_is_paid_to_that_hash_and_ldk_knows_no_pr
         assert [(e.payment_hash, e.purpose.preimage()) for e in claimable] == [(preimage.payment_hash(), None)]
 
 
+def test_list_channels_shows_each_htlc_in_flight_as_ldks_htlc_details():
+    """ChannelDetails.pending_outbound_htlcs is LDK 0.1's Vec<OutboundHTLCDetails> (not a count): each HTLC's id,
+    amount, expiry, hash, state, and whether it is dust on our commitment (under the 354-sat dust limit, with zero-fee
+    anchors); the counterparty's side shows it as an InboundHTLCDetails."""
+    from ldkkit.ln.channel_state import InboundHTLCStateDetails, OutboundHTLCStateDetails
+    from ldkkit.scenarios import vanish_when_paid
+    from ldkkit.ser import decode, encode
+
+    with World(seed=5) as world:
+        stage = Stage(world, world.add_node("alice"))
+        carol = stage.peer("carol", handler=vanish_when_paid)
+        stage.open(stage.me, carol, 6_000_000)
+        hashes = []
+        for amount_msat in (1_000_000, 100_000):
+            payment_hash, onion, params = payment_parameters_from_invoice(stage.invoice(carol, amount_msat))
+            stage.me.channel_manager.send_payment(payment_hash, onion, PaymentId(bytes(payment_hash)), params,
+                                                  Retry.Attempts(0))
+            hashes.append(payment_hash)
+        [mine] = stage.me.channel_manager.list_channels()
+        assert mine.pending_inbound_htlcs == ()
+        assert [(h.htlc_id, h.amount_msat, h.payment_hash, h.state, h.skimmed_fee_msat, h.is_dust)
+                for h in mine.pending_outbound_htlcs] == [
+            (0, 1_000_000, hashes[0], OutboundHTLCStateDetails.Committed, None, False),
+            (1, 100_000, hashes[1], OutboundHTLCStateDetails.Committed, None, True)]
+        assert decode(encode(mine)) == mine
+        stage.settle(5)  # (carol never claims: the HTLCs stay in flight)
+        [theirs] = carol.channel_manager.list_channels()
+        assert [(h.htlc_id, h.amount_msat, h.payment_hash, h.state, h.is_dust)
+                for h in theirs.pending_inbound_htlcs] == [
+            (0, 1_000_000, hashes[0], InboundHTLCStateDetails.Committed, False),
+            (1, 100_000, hashes[1], InboundHTLCStateDetails.Committed, True)]
+
+
 def test_a_request_whose_peer_went_away_is_logged_not_wedging_the_node():
     """ldk-sample logs a refused accept and goes on; raising would replay the stale request forever."""
     from ldkkit.scenarios import Stage

@@ -1,7 +1,7 @@
 """What ``list_channels`` tells you about each channel.
 
 Mirrors ``lightning::ln::channel_state`` (``ChannelDetails``, ``ChannelCounterparty``,
-``ChannelShutdownState``).
+``ChannelShutdownState``, and the HTLC details: ``InboundHTLCDetails``, ``OutboundHTLCDetails``).
 """
 
 from __future__ import annotations
@@ -11,8 +11,11 @@ from typing import Optional
 
 from ..bitcoin import OutPoint
 from ..ser import U16, U32, U64, U128, Record, register
-from ..types import ChannelId, ChannelTypeFeatures, PublicKey
-from .channel import Channel, ChannelPhase
+from ..types import ChannelId, ChannelTypeFeatures, PaymentHash, PublicKey
+from .channel import Channel, ChannelPhase, HTLCState
+
+#: LDK's ``htlc_success_tx_weight`` for a channel without anchor outputs (``chan_utils``).
+HTLC_SUCCESS_TX_WEIGHT = 703
 
 
 @register
@@ -24,6 +27,68 @@ class ChannelShutdownState(enum.Enum):
     ResolvingHTLCs = "ResolvingHTLCs"
     NegotiatingClosingFee = "NegotiatingClosingFee"
     ShutdownComplete = "ShutdownComplete"
+
+
+@register
+class InboundHTLCStateDetails(enum.Enum):
+    """Mirrors ``lightning::ln::channel_state::InboundHTLCStateDetails``."""
+
+    AwaitingRemoteRevokeToAdd = "AwaitingRemoteRevokeToAdd"
+    Committed = "Committed"
+    AwaitingRemoteRevokeToRemoveFulfill = "AwaitingRemoteRevokeToRemoveFulfill"
+    AwaitingRemoteRevokeToRemoveFail = "AwaitingRemoteRevokeToRemoveFail"
+
+
+@register
+class OutboundHTLCStateDetails(enum.Enum):
+    """Mirrors ``lightning::ln::channel_state::OutboundHTLCStateDetails``."""
+
+    AwaitingRemoteRevokeToAdd = "AwaitingRemoteRevokeToAdd"
+    Committed = "Committed"
+    AwaitingRemoteRevokeToRemoveSuccess = "AwaitingRemoteRevokeToRemoveSuccess"
+    AwaitingRemoteRevokeToRemoveFailure = "AwaitingRemoteRevokeToRemoveFailure"
+
+
+class InboundHTLCDetails(Record):
+    """Mirrors ``lightning::ln::channel_state::InboundHTLCDetails``: an HTLC the counterparty offered us."""
+
+    htlc_id: U64
+    amount_msat: U64
+    cltv_expiry: U32
+    payment_hash: PaymentHash
+    state: Optional[InboundHTLCStateDetails]
+    is_dust: bool
+
+
+class OutboundHTLCDetails(Record):
+    """Mirrors ``lightning::ln::channel_state::OutboundHTLCDetails``: an HTLC we offered the counterparty."""
+
+    htlc_id: Optional[U64]
+    amount_msat: U64
+    cltv_expiry: U32
+    payment_hash: PaymentHash
+    state: Optional[OutboundHTLCStateDetails]
+    skimmed_fee_msat: Optional[U64]
+    is_dust: bool
+
+
+def _dust_limit_sat(chan: Channel, feerate_per_kw: int) -> int:
+    """Under this many sats an HTLC is dust on our commitment (LDK's ``holder_dust_limit_success_sat``): the dust
+    limit, plus, without zero-fee anchors, the fee of the second-stage transaction at LDK's dust buffer feerate
+    (``get_dust_buffer_feerate``: 2,530 sat/kW or a quarter more than now, whichever is higher). LDK uses the
+    HTLC-success weight for the HTLCs of both directions."""
+    if chan.channel_type is not None and chan.channel_type.supports_anchors_zero_fee_htlc_tx():
+        return chan.dust_limit_satoshis
+    buffer_feerate = max(feerate_per_kw + 2530, feerate_per_kw * 1250 // 1000)
+    return chan.dust_limit_satoshis + buffer_feerate * HTLC_SUCCESS_TX_WEIGHT // 1000
+
+
+_INBOUND_STATE = {HTLCState.Committed: InboundHTLCStateDetails.Committed,
+                  HTLCState.Fulfilled: InboundHTLCStateDetails.AwaitingRemoteRevokeToRemoveFulfill,
+                  HTLCState.Failed: InboundHTLCStateDetails.AwaitingRemoteRevokeToRemoveFail}
+_OUTBOUND_STATE = {HTLCState.Committed: OutboundHTLCStateDetails.Committed,
+                   HTLCState.Fulfilled: OutboundHTLCStateDetails.AwaitingRemoteRevokeToRemoveSuccess,
+                   HTLCState.Failed: OutboundHTLCStateDetails.AwaitingRemoteRevokeToRemoveFailure}
 
 
 class ChannelCounterparty(Record):
@@ -62,8 +127,8 @@ class ChannelDetails(Record):
     is_announced: bool
     inbound_htlc_minimum_msat: Optional[U64]
     inbound_htlc_maximum_msat: Optional[U64]
-    pending_inbound_htlcs: U32
-    pending_outbound_htlcs: U32
+    pending_inbound_htlcs: tuple[InboundHTLCDetails, ...]
+    pending_outbound_htlcs: tuple[OutboundHTLCDetails, ...]
 
     @classmethod
     def from_channel(cls, chan: Channel, best_block_height: int, feerate_sat_per_1000_weight: int,
@@ -82,6 +147,7 @@ class ChannelDetails(Record):
         # LDK's get_funding_tx_confirmations: 0 until the funding transaction confirms (Some, never None).
         confirmations = 0 if chan.funding_height is None else max(0, best_block_height - chan.funding_height + 1)
         ready = phase is ChannelPhase.Ready  # LDK's context.is_usable(): ready, and no shutdown begun
+        dust = _dust_limit_sat(chan, feerate_sat_per_1000_weight)
         return cls(
             channel_id=chan.channel_id,
             counterparty=ChannelCounterparty(
@@ -110,8 +176,13 @@ class ChannelDetails(Record):
             is_announced=chan.is_announced,
             inbound_htlc_minimum_msat=chan.htlc_minimum_msat,
             inbound_htlc_maximum_msat=chan.max_htlc_value_in_flight_msat,
-            pending_inbound_htlcs=len(chan.pending_inbound_htlcs),
-            pending_outbound_htlcs=len(chan.pending_outbound_htlcs),
+            pending_inbound_htlcs=tuple(
+                InboundHTLCDetails(h.htlc_id, h.amount_msat, h.cltv_expiry, h.payment_hash, _INBOUND_STATE[h.state],
+                                   h.amount_msat // 1000 < dust) for h in chan.pending_inbound_htlcs.values()),
+            pending_outbound_htlcs=tuple(
+                OutboundHTLCDetails(h.htlc_id, h.amount_msat, h.cltv_expiry, h.payment_hash, _OUTBOUND_STATE[h.state],
+                                    h.skimmed_fee_msat, h.amount_msat // 1000 < dust)
+                for h in chan.pending_outbound_htlcs.values()),
         )
 
     def get_outbound_payment_scid(self) -> Optional[int]:
