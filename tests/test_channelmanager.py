@@ -409,6 +409,21 @@ def test_list_channels_shows_each_htlc_in_flight_as_ldks_htlc_details():
             (1, 100_000, hashes[1], InboundHTLCStateDetails.Committed, True)]
 
 
+def test_a_channels_inbound_scid_alias_is_the_one_its_counterparty_gave_it():
+    """ChannelDetails.inbound_scid_alias: the alias in the counterparty's channel_ready (its outbound_scid_alias),
+    None until that message comes."""
+    with World(seed=5) as world:
+        stage = Stage(world, world.add_node("alice"))
+        carol = stage.peer("carol")
+        stage.open(stage.me, carol, 6_000_000, confirm=False)
+        assert [c.inbound_scid_alias for c in stage.me.channel_manager.list_channels()] == [None]
+        stage.mine(6)
+        [mine], [theirs] = stage.me.channel_manager.list_channels(), carol.channel_manager.list_channels()
+        assert mine.inbound_scid_alias == theirs.outbound_scid_alias is not None
+        assert theirs.inbound_scid_alias == mine.outbound_scid_alias is not None
+        assert mine.inbound_scid_alias != mine.outbound_scid_alias
+
+
 def test_a_request_whose_peer_went_away_is_logged_not_wedging_the_node():
     """ldk-sample logs a refused accept and goes on; raising would replay the stale request forever."""
     from ldkkit.scenarios import Stage

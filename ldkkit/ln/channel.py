@@ -166,6 +166,8 @@ class Channel(Record, frozen=False):
     forwarding_fee_base_msat: U32
     forwarding_fee_proportional_millionths: U32
     cltv_expiry_delta: U16
+    #: The alias the counterparty gave the channel in its ``channel_ready`` (LDK's ``latest_inbound_scid_alias``).
+    latest_inbound_scid_alias: Optional[U64] = None
 
     # --- balances ---------------------------------------------------------------------------
 

@@ -501,7 +501,7 @@ def _send_channel_ready(cm: ChannelManager, chan: Channel) -> None:
     if chan.sent_channel_ready:
         return
     chan.sent_channel_ready = True
-    cm._send(chan.counterparty_node_id, msgs.ChannelReady(chan.channel_id, chan.short_channel_id))
+    cm._send(chan.counterparty_node_id, msgs.ChannelReady(chan.channel_id, chan.outbound_scid_alias))
     _maybe_ready(cm, chan)
 
 
@@ -516,7 +516,7 @@ def resend_channel_ready(cm: ChannelManager, counterparty_node_id: PublicKey) ->
             continue
         if chan.phase is ChannelPhase.AwaitingChannelReady or (
                 chan.phase is ChannelPhase.Ready and chan.at_first_commitment()):
-            cm._send(counterparty_node_id, msgs.ChannelReady(chan.channel_id, chan.short_channel_id))
+            cm._send(counterparty_node_id, msgs.ChannelReady(chan.channel_id, chan.outbound_scid_alias))
 
 
 def internal_channel_ready(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.ChannelReady) -> None:
@@ -524,6 +524,8 @@ def internal_channel_ready(cm: ChannelManager, counterparty_node_id: PublicKey, 
     if chan is None or chan.phase is not ChannelPhase.AwaitingChannelReady:
         return
     chan.received_channel_ready = True
+    if msg.short_channel_id is not None:  # (the alias they gave the channel: LDK keeps the latest)
+        chan.latest_inbound_scid_alias = msg.short_channel_id
     _maybe_ready(cm, chan)
 
 

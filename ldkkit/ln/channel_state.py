@@ -157,7 +157,7 @@ class ChannelDetails(Record):
             channel_type=chan.channel_type,
             short_channel_id=chan.short_channel_id,
             outbound_scid_alias=chan.outbound_scid_alias if ready else None,
-            inbound_scid_alias=None,
+            inbound_scid_alias=chan.latest_inbound_scid_alias,
             channel_value_satoshis=chan.channel_value_satoshis,
             unspendable_punishment_reserve=chan.counterparty_selected_channel_reserve_satoshis,
             user_channel_id=chan.user_channel_id,

@@ -112,7 +112,8 @@ class FundingSigned(Record):
 
 
 class ChannelReady(Record):
-    """BOLT 2 ``channel_ready``: the sender sees the funding deep enough."""
+    """BOLT 2 ``channel_ready``: the sender sees the funding deep enough. ``short_channel_id`` is its TLV of that name:
+    the alias the sender gives the channel (its ``outbound_scid_alias``), which the receiver may route by."""
 
     channel_id: ChannelId
     short_channel_id: Optional[U64]
