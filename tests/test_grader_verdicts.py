@@ -1093,6 +1093,22 @@ _AS_THE_CHECK = {
     "rejects_after_awaiting": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "def handle_ldk_events(", "async def handle_ldk_events(", 1).replace(
         "            else:\n", "            else:\n                await asyncio.sleep(5)\n", 1)),
+    # the same under a second: the learner process tells the grader the handler's own code made the call
+    "rejects_after_awaiting_under_a_second": ("open_channel_request", "01_open_channel_request.ipynb",
+                                              lambda s: s.replace("def handle_ldk_events(",
+                                                                  "async def handle_ldk_events(", 1).replace(
+        "            else:\n", "            else:\n                await asyncio.sleep(0.9)\n", 1)),
+    # a task rejects 50 ms later while the handler awaits 0.5 s: the task's call is no call of the handler's own
+    "rejects_from_a_task_while_awaiting": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
+        "def handle_ldk_events(", "async def handle_ldk_events(", 1).replace(
+        "            else:\n                channel_manager.force_close_without_broadcasting_txn(\n",
+        "            else:\n                async def later():\n                    await asyncio.sleep(0.05)\n"
+        "                    channel_manager.force_close_without_broadcasting_txn(\n", 1).replace(
+        '                    temporary_channel_id, counterparty_node_id, "We only accept channels over '
+        '5,000,000 sats"\n                )\n',
+        '                        temporary_channel_id, counterparty_node_id, "We only accept channels over 5,000,000 '
+        'sats"\n                    )\n                task = asyncio.get_running_loop().create_task(later())\n'
+        "                background_tasks.add(task)\n                await asyncio.sleep(0.5)\n", 1)),
     # the record written with open() in the node's folder (fs_store.get_data_dir()): the check's full disk refuses it
     # as it refuses fs_store.write; the learner process was told "a PosixPath cannot cross the grading boundary"
     **{f"writes_with_open_{how}": ("background_processor", "07_background_processor.ipynb",
@@ -1248,7 +1264,7 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
               "writes_with_a_store_of_its_own_catching", "accepts_one_channel_per_node",
               "asks_what_its_components_are", "awaits_its_write", "writes_by_a_worker_started_first",
               "reads_a_components_network", "answered_in_a_thread_pool", "reads_the_graphs_nodes_and_its_folder",
-              "awaits_its_write_through_anyio")
+              "awaits_its_write_through_anyio", "rejects_from_a_task_while_awaiting")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint
@@ -1283,7 +1299,7 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
         assert "the callback your handler scheduled to end normally" in hint and "ZeroDivisionError" in hint, hint
     if case == "answers_then_asks_again":
         assert "answered this request when it was handed over before" in hint, hint
-    if case == "rejects_after_awaiting":
+    if case.startswith("rejects_after_awaiting"):
         assert "awaiting in your handler first" in hint, hint
     if case == "claims_unawaited":
         assert "your handler called claim(...) without await" in hint, hint

@@ -17,6 +17,7 @@ Rules, judged from the transactions your handler built and the chain:
 
 from __future__ import annotations
 
+import builtins
 import functools
 from typing import Any
 
@@ -111,11 +112,23 @@ def gone_before_funding_story(stage: Stage) -> None:
         stage.mine(6)
     finally:
         del cm.handle_accept_channel
+    stage.settle(GONE_PLAYS_ON_S)  # (what your code put off, an hour or two, happens too: the coins must stay)
+
+
+#: ``asyncio.TaskGroup``'s errors come in one of these (Python 3.11 on; none before).
+_GROUPS: Any = getattr(builtins, "BaseExceptionGroup", ())
+#: How long (simulated seconds) the story of a channel gone before its funding plays on after it: a day.
+GONE_PLAYS_ON_S = 86_400
 
 
 def _channel_gone(error: BaseException) -> bool:
-    """LDK's refusal of a funding hand-over for a channel that closed before it (``gone_before_funding_story``)."""
-    return isinstance(error, APIError.ChannelUnavailable)
+    """LDK's refusal of a funding hand-over for a channel that closed before it (``gone_before_funding_story``): the
+    error itself, or every error of a group that carries it (``asyncio.TaskGroup``), or one raised from it
+    (``raise ... from e``, as Rust's ``expect``)."""
+    if isinstance(error, _GROUPS):
+        return all(map(_channel_gone, error.exceptions))
+    return isinstance(error, APIError.ChannelUnavailable) or (error.__cause__ is not None
+                                                              and _channel_gone(error.__cause__))
 
 
 def judge_gone_before_funding(played: Played) -> bool:
@@ -123,6 +136,17 @@ def judge_gone_before_funding(played: Played) -> bool:
     LDK's error out (from your handler, it stopped your node, which the story restarted)."""
     event = played.events(Event.FundingGenerationReady)[0]
     scripts = {event.output_script}
+    chain, wallet = played.world.chain, played.me.bitcoind_client
+    spending = [txid for txid, tx in chain.transactions.items() if any(
+        (prev := chain.transactions.get(i.previous_output.txid)) is not None
+        and wallet.is_mine(prev.output[i.previous_output.vout].script_pubkey) for i in tx.input)]
+    if spending and not (_broadcast_by_you(played, event) or _on_chain_paying(played, scripts)):
+        raise fail(played, event, "nothing broadcast: the channel went away before you funded it (the peer "
+                   "disconnected), so LDK refused the transaction, and its coins stay in your wallet",
+                   f"{spending[0]!r}, a transaction spending your wallet's coins, was broadcast",
+                   "nothing in this story spends your coins: when funding_transaction_generated raises APIError "
+                   "(ChannelUnavailable), there is no channel to pay. Catch the error and say so, as ldk-sample does "
+                   "(\"Channel went away before we could fund it\"), and leave the coins where they are.")
     if _broadcast_by_you(played, event) or _on_chain_paying(played, scripts):
         raise fail(played, event, "nothing broadcast: the channel went away before you funded it (the peer "
                    "disconnected), so LDK refused the transaction, and its coins stay in your wallet",

@@ -207,9 +207,10 @@ def judge_request(played: Played, request: Event.OpenChannelRequest) -> None:
 
 def judge_rejected_at_once(played: Played, request: Event.OpenChannelRequest, failing: Any, rejects: list,
                            rejected_elsewhere: list, exactly: str = "") -> None:
-    """A request to refuse was rejected explicitly (a call LDK took), and at once: by the handler before any simulated
-    time passed (before it awaited anything), or by a task it spawned within ``AT_ONCE_S`` of the hand-over."""
-    started = played.recorder.handling_of(request).started
+    """A request to refuse was rejected explicitly (a call LDK took), and at once: by the handler's own code before any
+    simulated time passed in that hand-over (before it awaited anything), or by a task, thread or callback it started;
+    either way within ``AT_ONCE_S`` of the request's first hand-over (asking for it again puts off the answer too)."""
+    started = min(h.started for h in played.recorder.handlings if h.event is request)
     this = [c for c in rejects if c.arguments.get("channel_id") == request.temporary_channel_id
             and c.arguments.get("counterparty_node_id") == request.counterparty_node_id]
     done = [c for c in this if c.error is None]
@@ -220,12 +221,20 @@ def judge_rejected_at_once(played: Played, request: Event.OpenChannelRequest, fa
                     if rejects or rejected_elsewhere else "you disconnected the peer instead, which drops its "
                     "request and tells it nothing" if cut
                     else "nothing: it was left to expire after two timer ticks")
-    elif done[0].at - started > (0 if done[0].during else AT_ONCE_S):
+    elif done[0].by_handler and done[0].at > done[0].handling.started:  # (it awaited first, in that hand-over)
+        raise failing(f"an explicit rejection, at once{exactly}", f"you rejected it only "
+                      f"{_seconds(done[0].at - started)} later, awaiting in your handler first",
+                      "decide from the event's fields and reject before your handler awaits anything: the "
+                      "peer waits for your answer meanwhile. Work that takes time can come after it.")
+    elif done[0].at - started > AT_ONCE_S:
+        asked = sum(h.event is request for h in played.recorder.handlings) - 1
         happened = f"you rejected it only {_seconds(done[0].at - started)} later"
-        if done[0].during:  # (the handler itself awaited first: it did reject while handling the event)
-            raise failing(f"an explicit rejection, at once{exactly}", happened + ", awaiting in your handler first",
-                          "decide from the event's fields and reject before your handler awaits anything: the "
-                          "peer waits for your answer meanwhile. Work that takes time can come after it.")
+        if asked > 1:
+            raise failing(f"an explicit rejection, at once{exactly}",
+                          f"{happened}, asking for it again {asked} times first (ReplayEvent)",
+                          "return ReplayEvent() only when something failed that may work next time; deciding "
+                          "whether to reject needs nothing that can fail, and LDK hands over no other event while it "
+                          "waits for this one.")
     else:
         return
     raise failing(f"an explicit rejection, at once{exactly}", happened,

@@ -92,6 +92,9 @@ class Handling:
     paused: threading.Event = field(default_factory=threading.Event, repr=False)
     #: The async functions your code called without await while handling it (``watch.DROPPED``): none of them ran.
     unawaited: list[str] = field(default_factory=list)
+    #: Where the handler's own code runs: its thread, and the id of the task running it (0 outside a loop). An id, not
+    #: the task: a hand-over kept (in a thread's context) must not keep its world alive.
+    own: tuple[int, int] = (0, 0)
 
     def step_ended(self) -> None:
         self.paused.set()
@@ -112,6 +115,8 @@ class Call:
     error: Optional[BaseException] = None
     returned: Any = None
     order: int = field(default_factory=lambda: next(_ORDER))  # when it was made, among hand-overs and calls
+    #: Made by the handler's own code, as it ran (not by a task, thread or callback it started, even meanwhile).
+    by_handler: bool = False
 
     def __getitem__(self, argument: str) -> Any:
         return self.arguments[argument]
@@ -119,6 +124,9 @@ class Call:
 
 _HANDLING: contextvars.ContextVar[Optional[Handling]] = contextvars.ContextVar("ldkkit_handling", default=None)
 DROPPED.append(lambda name: (h := _HANDLING.get()) and len(h.unawaited) < 8 and h.unawaited.append(name))
+#: For a call the grader's learner process made: whether the handler's own code made it, as that process tells (the
+#: grader cannot see its tasks and threads); None for a call made here, which ``_running_here`` tells.
+CALLED_BY_HANDLER: contextvars.ContextVar[Optional[bool]] = contextvars.ContextVar("ldkkit_by_handler", default=None)
 #: The recorder of the hand-over in progress (with ``_HANDLING``): threads your code starts meanwhile are its jobs.
 _RECORDING: contextvars.ContextVar[Optional[Recorder]] = contextvars.ContextVar("ldkkit_recording", default=None)
 #: One count for hand-overs and calls, so that which came first is known even within one simulated instant.
@@ -260,6 +268,7 @@ class Recorder:
             self._storages_now(components)
             proxies = [self._proxy(name, c) for name, c in zip(HANDLER_PARAMETERS, components, strict=True)]
             handling = Handling(event, given, self.world.clock.now(), time.monotonic(), threading.get_ident())
+            handling.own = _running_here()
             self.handlings.append(handling)
             token = _HANDLING.set(handling)
             recording, clock = _RECORDING.set(self), CLOCK.set(_Clock(self, handling))
@@ -286,6 +295,7 @@ class Recorder:
         return handle_ldk_events
 
     async def _awaited(self, handling: Handling, awaitable: Any) -> Any:
+        handling.own = _running_here()  # (the coroutine's task: where an async handler's own code runs)
         token = _HANDLING.set(handling)
         recording, clock = _RECORDING.set(self), CLOCK.set(_Clock(self, handling))
         try:
@@ -373,8 +383,11 @@ class Recorder:
                 self.calls.append(Call(name, {}, handling, handling is not None and handling.finished is None,
                                        self.world.clock.now(), BlockingCall(self.too_large)))
                 raise BlockingCall(self.too_large)
-            record = Call(name, dict(bound.arguments) if bound else {"args": args, **kwargs}, handling,
-                          handling is not None and handling.finished is None, self.world.clock.now())
+            during = handling is not None and handling.finished is None
+            told = CALLED_BY_HANDLER.get()
+            record = Call(name, dict(bound.arguments) if bound else {"args": args, **kwargs}, handling, during,
+                          self.world.clock.now(),
+                          by_handler=during and (told if told is not None else _running_here() == handling.own))
             self.calls.append(record)
             with sleeping_allowed():
                 try:
@@ -689,6 +702,16 @@ def _after_the_step(handling: Optional[Handling]) -> None:
         return
     with counted.unbound():  # (the clock waits meanwhile: this work is still to do, now)
         handling.paused.wait()
+
+
+def _running_here() -> tuple[int, int]:
+    """This thread, and the id of the task running in it (0 outside one; while the handler runs, its task is alive, so
+    no other task has its id)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # (no loop runs in this thread)
+        task = None
+    return threading.get_ident(), 0 if task is None else id(task)
 
 
 def _in_a_loop() -> bool:

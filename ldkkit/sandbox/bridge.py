@@ -267,7 +267,7 @@ class RemoteHandler:
         except LookupError as e:
             return {"op": "reply", "error": wire.error_to_wire(AttributeError(str(e)))}
         try:
-            value = self._in_context(request.get("origin"), method, args, kwargs)
+            value = self._in_context(request.get("origin"), method, args, kwargs, by_handler=request.get("own") is True)
         except Exception as e:  # the component's answer, raised again in the learner process
             return {"op": "reply", "error": wire.error_to_wire(e)}
         if isinstance(value, PurePath):  # a node's folder (fs_store.get_data_dir(), .data_dir), as the learner sees it
@@ -307,14 +307,15 @@ class RemoteHandler:
         raise self.learner.dead from None  # type: ignore[misc]
 
     def _in_context(self, origin: Any, method: Callable[..., Any], args: tuple[Any, ...],
-                    kwargs: dict[str, Any]) -> Any:
-        """Make the call in the context of the handler call whose code (or spawned task) asked for it."""
+                    kwargs: dict[str, Any], by_handler: Optional[bool] = None) -> Any:
+        """Make the call in the context of the handler call whose code (or spawned task) asked for it; ``by_handler``:
+        whether the learner process says the handler's own code made it (``recorder.CALLED_BY_HANDLER``)."""
         context = self._contexts.get(origin) if type(origin) is int else None
         if context is None or origin in self._entered:
-            return _learner_call(method, args, kwargs)
+            return _told_call(by_handler, method, args, kwargs)
         self._entered.add(origin)
         try:
-            return context.run(_learner_call, method, args, kwargs)
+            return context.run(_told_call, by_handler, method, args, kwargs)
         finally:
             self._entered.discard(origin)
 
@@ -502,6 +503,17 @@ _TRAMPOLINE: dict[str, Any] = {}
 exec(compile("def learner_call(method, args, kwargs):\n    return method(*args, **kwargs)\n",  # noqa: S102
              "<learner's code, in the sandbox>", "exec"), _TRAMPOLINE)
 _learner_call: Callable[..., Any] = _TRAMPOLINE["learner_call"]
+
+
+def _told_call(by_handler: Optional[bool], method: Callable[..., Any], args: tuple[Any, ...],
+               kwargs: dict[str, Any]) -> Any:
+    from ..exercises import recorder
+
+    token = recorder.CALLED_BY_HANDLER.set(by_handler)
+    try:
+        return _learner_call(method, args, kwargs)
+    finally:
+        recorder.CALLED_BY_HANDLER.reset(token)
 
 
 def _trusted_peers() -> tuple[Any, ...]:

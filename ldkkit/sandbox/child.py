@@ -238,7 +238,8 @@ class Channel:
 
     def call(self, path: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self._returned(self._answer({"op": "call", "path": list(path), "origin": _ORIGIN.get(),
-                                            "args": wire.to_wire(tuple(args)), "kwargs": wire.to_wire(dict(kwargs))}))
+                                            "own": _by_the_handler(), "args": wire.to_wire(tuple(args)),
+                                            "kwargs": wire.to_wire(dict(kwargs))}))
 
     def read(self, path: tuple[str, ...]) -> Any:
         """A component's attribute that is no method: its value, or a kit object whose methods are calls."""
@@ -313,6 +314,18 @@ def _blocking(error: BaseException) -> dict[str, Any]:
 def _exit_error(error: BaseException) -> Exception:
     """``SystemExit`` or ``KeyboardInterrupt`` your handler raised, as an error of the same name and message."""
     return type(type(error).__name__, (Exception,), {"__module__": "learner"})(str(error))
+
+
+#: The task running the current hand-over's handler (``Learner.hand_over``): its own code, not a task it spawned.
+_HANDLER_TASK: list[Optional[asyncio.Task[Any]]] = [None]
+
+
+def _by_the_handler() -> bool:
+    """Whether the handler's own code runs now (in its task, not in a task, callback or thread it started)."""
+    try:
+        return asyncio.current_task() is _HANDLER_TASK[0] is not None
+    except RuntimeError:  # (no loop runs in this thread: a thread of the learner's)
+        return False
 
 
 #: The step running now on the learner's loop, outermost first: a spawned task's (or a scheduled callback), or the
@@ -660,6 +673,7 @@ class Learner:
         context.run(CLOCK.set, self.clock)
         _GATE.close()
         self.current = asyncio.Task(_watched(run(), _GATE), loop=self.loop, context=context)  # (not a task it spawned)
+        _HANDLER_TASK[0] = self.current
         self.current.add_done_callback(lambda _: self.loop.stop())
 
     def state(self) -> dict[str, Any]:

@@ -296,6 +296,41 @@ def rejects_after_awaiting_a_lookup(seconds: float = 5) -> Any:
     return arm
 
 
+def asks_again_before_rejecting(times: int) -> Any:
+    """Accepts at once; rejects a small request only after asking for it again ``times`` times (``ReplayEvent``), the
+    node handing over nothing else meanwhile. Build one per run (``Fresh``): it counts the hand-overs."""
+    counts: dict[bytes, int] = {}
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> Any:
+        if event.funding_satoshis > 5_000_000:
+            _accept(channel_manager, keys_manager, event)
+            return None
+        counts[event.encode()] = counts.get(event.encode(), 0) + 1
+        if counts[event.encode()] <= times:
+            return ReplayEvent()
+        _reject(channel_manager, event)
+        return None
+
+    return arm
+
+
+def rejects_from_a_task_then_awaits_an_audit(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> Any:
+    """Decides at once; a task it spawns rejects after a 50 ms lookup, while the handler awaits a 0.5 s audit write."""
+    async def handle() -> None:
+        if event.funding_satoshis > 5_000_000:
+            _accept(channel_manager, keys_manager, event)
+            return
+
+        async def reject_after_a_lookup() -> None:
+            await asyncio.sleep(0.05)
+            _reject(channel_manager, event)
+
+        spawn(reject_after_a_lookup())
+        await asyncio.sleep(0.5)  # "audit log written"
+
+    return handle()
+
+
 def answered_from_a_thread_after_a_lookup(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     """Answers from a thread of its own, after 20 ms of blocking work (a database lookup, say): the handler
     returns at once."""
@@ -591,6 +626,15 @@ CASES = [
           "only 0.9 s later, awaiting in your handler first", "before your handler awaits anything",
           why="awaits 0.9 s in the handler ('rate-limit refusals a little'), then rejects: it passed, within the 1 s "
               "a task spawned to reject may take"),
+    wrong(EX, "rejects_after_asking_again_many_times", Fresh(lambda: compose({OPEN: asks_again_before_rejecting(98)})),
+          "asking for it again 98 times first", "ReplayEvent() only when something failed",
+          why="returns ReplayEvent() 98 times, then rejects: it passed, the delay counted from the last hand-over "
+              "(9.7 s during which the node handled nothing else)"),
+    right(EX, "rejects_from_a_task_while_it_awaits_an_audit", compose({OPEN: rejects_from_a_task_then_awaits_an_audit}),
+          why="a task rejects 50 ms after the request while the handler awaits a 0.5 s audit write: it was told it "
+              "awaited in the handler first, the task's call counted as the handler's own"),
+    right(EX, "rejects_after_asking_again_once", Fresh(lambda: compose({OPEN: asks_again_before_rejecting(1)})),
+          why="asks for a small request again once (as after a failed write), then rejects: 0.1 s"),
     wrong(EX, "rejects_after_awaiting_a_lookup", compose({OPEN: rejects_after_awaiting_a_lookup()}),
           "only 5 s later, awaiting in your handler first", "before your handler awaits anything",
           why="awaits 5 s in the handler, then rejects: it was told to reject 'while you handle the event', which it "

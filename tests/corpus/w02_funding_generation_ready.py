@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -351,7 +352,13 @@ def regtest_address(channel_manager: Any, bitcoind_client: Any, event: Any, **_:
 
 def when_the_hand_over_fails(then: str) -> Any:
     """Funds as ldk-sample does, and when funding_transaction_generated raises (the channel went away before it was
-    funded): ``log`` it, as ldk-sample does; ``broadcast`` the transaction itself ("so it gets out"); or ``replay``."""
+    funded): ``log`` it, as ldk-sample does; ``broadcast`` the transaction itself ("so it gets out"), or do so from a
+    task an hour ``later``; pay the channel's value ``to_peer`` ("it was promised"); ``expect`` (raise an error of its
+    own from LDK's, as Rust's ``expect``); or ``replay``."""
+
+    async def broadcast_later(bitcoind_client: Any, tx: Any) -> None:
+        await asyncio.sleep(4_000)
+        bitcoind_client.send_raw_transaction(tx)
 
     def arm(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> Any:
         tx = build_funding(bitcoind_client, network, event)
@@ -363,11 +370,32 @@ def when_the_hand_over_fails(then: str) -> Any:
                     channel_manager.logger.info("learner", f"Channel went away before we could fund it: {e}")
                 case "broadcast":
                     bitcoind_client.send_raw_transaction(tx)
+                case "later":
+                    spawn(broadcast_later(bitcoind_client, tx))
+                case "to_peer":
+                    peer = Address.from_script(ScriptBuf.new_p2wpkh(bytes(event.counterparty_node_id)), network)
+                    raw = bitcoind_client.create_raw_transaction([{str(peer): event.channel_value_satoshis / 1e8}])
+                    signed = bitcoind_client.sign_raw_transaction_with_wallet(
+                        bitcoind_client.fund_raw_transaction(raw).hex)
+                    bitcoind_client.send_raw_transaction(signed.hex)
+                case "expect":
+                    raise RuntimeError("Channel went away before we could fund it") from e
                 case _:
                     return ReplayEvent()
         return None
 
     return arm
+
+
+async def fund_in_a_task_group(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any,
+                               **_: Any) -> None:
+    """Hands the transaction over from a task of an ``asyncio.TaskGroup``, catching nothing."""
+    async def hand_over() -> None:
+        tx = build_funding(bitcoind_client, network, event)
+        channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(hand_over())
 
 
 CASES = [
@@ -377,6 +405,18 @@ CASES = [
           "you broadcast a transaction paying the channel's funding output", "Channel went away",
           why="broadcasts the transaction itself when LDK refuses it: it passed, as no story's hand-over failed; a "
               "peer gone before the hand-over leaves the coins in a 2-of-2 with no channel behind it"),
+    wrong(EX, "broadcasts_an_hour_after_the_hand_over_fails", compose({FUND: when_the_hand_over_fails("later")}),
+          "you broadcast a transaction paying the channel's funding output",
+          why="broadcasts the refused transaction from a task an hour later: it passed, the story over by then"),
+    wrong(EX, "pays_the_peer_when_the_hand_over_fails", compose({FUND: when_the_hand_over_fails("to_peer")}),
+          "a transaction spending your wallet's coins", "leave the coins where they are",
+          why="pays the channel's value to the peer's key when LDK refuses the transaction: it passed, only payments "
+              "to output_script being looked for"),
+    right(EX, "raises_its_own_error_from_the_hand_over_error", compose({FUND: when_the_hand_over_fails("expect")}),
+          why="raise RuntimeError(...) from e, as Rust's expect: it failed, while LDK's own error let out passed"),
+    *([right(EX, "hands_over_in_a_task_group", compose({FUND: fund_in_a_task_group}),
+             why="asyncio.TaskGroup, catching nothing: it failed on the ExceptionGroup wrapping LDK's error")]
+      if sys.version_info >= (3, 11) else []),
     wrong(EX, "replays_when_the_hand_over_fails", compose({FUND: when_the_hand_over_fails("replay")}),
           "asked for it again", why="returns ReplayEvent() when LDK refuses the transaction: the channel is gone for "
           "good, so the event is never handled"),
