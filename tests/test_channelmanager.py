@@ -424,6 +424,20 @@ def test_a_channels_inbound_scid_alias_is_the_one_its_counterparty_gave_it():
         assert mine.inbound_scid_alias != mine.outbound_scid_alias
 
 
+def test_the_largest_htlc_each_side_may_offer_leaves_both_reserves_and_respects_the_in_flight_limit():
+    """LDK's get_htlc_maximum_msat: min((value - both reserves) x 1000, the receiver's max_htlc_value_in_flight_msat).
+    Alice lets 10% of the channel be in flight towards her; carol (100%) is bound by the two 1% reserves. What one side
+    may offer (counterparty.outbound_htlc_maximum_msat) is what the other accepts (inbound_htlc_maximum_msat)."""
+    with World(seed=5) as world:
+        stage = Stage(world, world.add_node("alice"))
+        carol = stage.peer("carol")
+        stage.open(stage.me, carol, 6_000_000)
+        [mine], [theirs] = stage.me.channel_manager.list_channels(), carol.channel_manager.list_channels()
+        assert (mine.inbound_htlc_maximum_msat, theirs.inbound_htlc_maximum_msat) == (600_000_000, 5_880_000_000)
+        assert mine.counterparty.outbound_htlc_maximum_msat == theirs.inbound_htlc_maximum_msat
+        assert theirs.counterparty.outbound_htlc_maximum_msat == mine.inbound_htlc_maximum_msat
+
+
 def test_a_request_whose_peer_went_away_is_logged_not_wedging_the_node():
     """ldk-sample logs a refused accept and goes on; raising would replay the stale request forever."""
     from ldkkit.scenarios import Stage

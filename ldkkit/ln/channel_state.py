@@ -83,6 +83,13 @@ def _dust_limit_sat(chan: Channel, feerate_per_kw: int) -> int:
     return chan.dust_limit_satoshis + buffer_feerate * HTLC_SUCCESS_TX_WEIGHT // 1000
 
 
+def _htlc_maximum_msat(chan: Channel, max_htlc_value_in_flight_msat: int) -> int:
+    """The largest HTLC one side may offer (LDK's ``get_htlc_maximum_msat``): what is left of the channel once both
+    reserves are set aside, at most what the other side lets be in flight."""
+    left = chan.channel_value_satoshis - chan.counterparty_selected_channel_reserve_satoshis
+    return min((left - chan.holder_selected_channel_reserve_satoshis) * 1000, max_htlc_value_in_flight_msat)
+
+
 _INBOUND_STATE = {HTLCState.Committed: InboundHTLCStateDetails.Committed,
                   HTLCState.Fulfilled: InboundHTLCStateDetails.AwaitingRemoteRevokeToRemoveFulfill,
                   HTLCState.Failed: InboundHTLCStateDetails.AwaitingRemoteRevokeToRemoveFail}
@@ -92,11 +99,12 @@ _OUTBOUND_STATE = {HTLCState.Committed: OutboundHTLCStateDetails.Committed,
 
 
 class ChannelCounterparty(Record):
-    """Mirrors ``lightning::ln::channel_state::ChannelCounterparty``."""
+    """Mirrors ``lightning::ln::channel_state::ChannelCounterparty`` (less its ``features`` and ``forwarding_info``)."""
 
     node_id: PublicKey
     unspendable_punishment_reserve: U64
     outbound_htlc_minimum_msat: Optional[U64]
+    outbound_htlc_maximum_msat: Optional[U64] = None
 
 
 class ChannelDetails(Record):
@@ -151,7 +159,8 @@ class ChannelDetails(Record):
         return cls(
             channel_id=chan.channel_id,
             counterparty=ChannelCounterparty(
-                chan.counterparty_node_id, chan.holder_selected_channel_reserve_satoshis, chan.htlc_minimum_msat
+                chan.counterparty_node_id, chan.holder_selected_channel_reserve_satoshis, chan.htlc_minimum_msat,
+                _htlc_maximum_msat(chan, chan.counterparty_max_htlc_value_in_flight_msat),
             ),
             funding_txo=chan.funding_txo,
             channel_type=chan.channel_type,
@@ -175,7 +184,7 @@ class ChannelDetails(Record):
             is_usable=is_usable,
             is_announced=chan.is_announced,
             inbound_htlc_minimum_msat=chan.htlc_minimum_msat,
-            inbound_htlc_maximum_msat=chan.max_htlc_value_in_flight_msat,
+            inbound_htlc_maximum_msat=_htlc_maximum_msat(chan, chan.max_htlc_value_in_flight_msat),
             pending_inbound_htlcs=tuple(
                 InboundHTLCDetails(h.htlc_id, h.amount_msat, h.cltv_expiry, h.payment_hash, _INBOUND_STATE[h.state],
                                    h.amount_msat // 1000 < dust) for h in chan.pending_inbound_htlcs.values()),
