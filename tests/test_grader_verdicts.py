@@ -1093,6 +1093,21 @@ _AS_THE_CHECK = {
     "rejects_after_awaiting": ("open_channel_request", "01_open_channel_request.ipynb", lambda s: s.replace(
         "def handle_ldk_events(", "async def handle_ldk_events(", 1).replace(
         "            else:\n", "            else:\n                await asyncio.sleep(5)\n", 1)),
+    # workbook 2's peer gone before the hand-over: LDK's error raised again in the except, and let out of a TaskGroup;
+    # what the error came from (its cause, a group's errors) crosses from the learner process
+    "raises_while_handling_the_hand_over_error": ("funding_generation_ready", "02_funding_generation_ready.ipynb",
+                                                  lambda s: s.replace(
+        'log.info("Channel went away before we could fund it")',
+        'raise RuntimeError("Channel went away before we could fund it")', 1)),
+    "hands_over_in_a_task_group_catching_nothing": ("funding_generation_ready", "02_funding_generation_ready.ipynb",
+                                                    lambda s: s.replace(
+        "def handle_ldk_events(", "async def handle_ldk_events(", 1).replace(
+        "            try:\n                channel_manager.funding_transaction_generated(",
+        "            async def hand_over():\n"
+        "                channel_manager.funding_transaction_generated(", 1).replace(
+        "            except APIError:  # the peer went away before we could hand it over: nothing was broadcast\n"
+        '                log.info("Channel went away before we could fund it")\n',
+        "            async with asyncio.TaskGroup() as group:\n                group.create_task(hand_over())\n", 1)),
     # the same under a second: the learner process tells the grader the handler's own code made the call
     "rejects_after_awaiting_under_a_second": ("open_channel_request", "01_open_channel_request.ipynb",
                                               lambda s: s.replace("def handle_ldk_events(",
@@ -1264,7 +1279,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
               "writes_with_a_store_of_its_own_catching", "accepts_one_channel_per_node",
               "asks_what_its_components_are", "awaits_its_write", "writes_by_a_worker_started_first",
               "reads_a_components_network", "answered_in_a_thread_pool", "reads_the_graphs_nodes_and_its_folder",
-              "awaits_its_write_through_anyio", "rejects_from_a_task_while_awaiting")
+              "awaits_its_write_through_anyio", "rejects_from_a_task_while_awaiting",
+              "raises_while_handling_the_hand_over_error", "hands_over_in_a_task_group_catching_nothing")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint

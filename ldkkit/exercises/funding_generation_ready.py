@@ -123,12 +123,12 @@ GONE_PLAYS_ON_S = 86_400
 
 def _channel_gone(error: BaseException) -> bool:
     """LDK's refusal of a funding hand-over for a channel that closed before it (``gone_before_funding_story``): the
-    error itself, or every error of a group that carries it (``asyncio.TaskGroup``), or one raised from it
-    (``raise ... from e``, as Rust's ``expect``)."""
+    error itself, or every error of a group that carries it (``asyncio.TaskGroup``), or one raised from it or while
+    handling it (``raise ... from e``, or a plain ``raise`` in the ``except``, as Rust's ``expect``)."""
     if isinstance(error, _GROUPS):
         return all(map(_channel_gone, error.exceptions))
-    return isinstance(error, APIError.ChannelUnavailable) or (error.__cause__ is not None
-                                                              and _channel_gone(error.__cause__))
+    came_from = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    return isinstance(error, APIError.ChannelUnavailable) or (came_from is not None and _channel_gone(came_from))
 
 
 def judge_gone_before_funding(played: Played) -> bool:

@@ -265,6 +265,30 @@ def judge_bumps(played: Played) -> None:
                        "anchor channel, only your wallet's coins get your commitment (through a child spending its "
                        "anchor) or an HTLC claim (added to its transaction) confirmed in time.")
         claims_handed.add(getattr(bump, "claim_id", None))
+    _judge_only_what_was_asked(played)
+
+
+def _judge_only_what_was_asked(played: Played) -> None:
+    """No fee bump handed over is one LDK never asked for: a copy of a request with a field changed (a feerate ten times
+    LDK's, "to be sure it confirms") pays that much, and its transaction, first in the mempool, is the one that
+    confirms, however right the copy handed over after it."""
+    asked = {h.event.bump_event for h in played.recorder.handlings if type(h.event) is Event.BumpTransaction}
+    for call in played.recorder.calls_to("bump_tx_event_handler.handle_event"):
+        given = call.arguments.get("event")
+        if not isinstance(given, _BUMP_KINDS) or given in asked:
+            continue
+        request = next((b for b in asked if type(b) is type(given) and b.claim_id == given.claim_id), None)
+        fields = [f.name for f in dataclasses.fields(given)
+                  if request is not None and getattr(given, f.name) != getattr(request, f.name)]
+        raise fail(played, call.handling.event if call.handling is not None else None,
+                   f"bump_tx_event_handler.handle_event(the inner {type(given).__name__}, as it is), and nothing else",
+                   f"you also handed over a copy of it with {', '.join(fields) or 'its fields'} changed",
+                   "LDK's request says what it needs (its feerate is the one the claim must reach to confirm in "
+                   "time, no more): hand bump_event over as you were given it, and only it.")
+
+
+#: The kinds of fee bump LDK asks for (``BumpTransactionEvent``'s variants).
+_BUMP_KINDS = (BumpTransactionEvent.ChannelClose, BumpTransactionEvent.HTLCResolution)
 
 
 def judge_bumped_confirmed(played: Played) -> None:

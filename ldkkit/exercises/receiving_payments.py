@@ -214,7 +214,7 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
         calls = [_CLAIMS.get(name, name) for name in names]
         if unknown_even_tlvs(event):
             _judge_refused_for_its_tlvs(played, event, names, outcome)
-            _judge_failed_for_good(played, event)
+            _judge_failed_for_good(played, event, blames_nothing=False)  # (LDK's own code for it blames the channel)
             _judge_not_yet_succeeded(played, handling)
             continue
         if repeat and "claim_funds" in calls:
@@ -282,11 +282,14 @@ def _judge_refused_for_its_tlvs(played: Played, event: Event.PaymentClaimable, n
                    "fail_htlc_backwards, as for any payment you answer.")
 
 
-def _judge_failed_for_good(played: Played, event: Event.PaymentClaimable) -> None:
+def _judge_failed_for_good(played: Played, event: Event.PaymentClaimable, blames_nothing: bool = True) -> None:
     """A payment failed back is failed for good: the payer is told you reject it (a failure code with BOLT 4's PERM
-    bit, as ``fail_htlc_backwards`` sends), and does not try it again over another path."""
-    reasons = [e.reason for peer in played.stage.peers.values() for e in peer.events_seen
-               if isinstance(e, Event.PaymentFailed) and e.payment_hash == event.payment_hash]
+    bit, as ``fail_htlc_backwards`` sends), and does not try it again over another path. Unless ``blames_nothing`` is
+    False, the code blames no node or channel either: ``incorrect_or_unknown_payment_details`` (BOLT 4's code for a
+    payment hash you do not know) leaves the payer's graph as it was, where a node or channel failure code has it
+    drop your node or channel (LDK's ``NetworkUpdate``)."""
+    seen = [e for peer in played.stage.peers.values() for e in peer.events_seen]
+    reasons = [e.reason for e in seen if isinstance(e, Event.PaymentFailed) and e.payment_hash == event.payment_hash]
     if reasons and reasons[0] is not PaymentFailureReason.RecipientRejected:
         ended = getattr(reasons[0], "name", reasons[0])
         raise fail(played, event, "the payment failed back for good: the payer told that you reject it (its "
@@ -295,6 +298,19 @@ def _judge_failed_for_good(played: Played, event: Event.PaymentClaimable) -> Non
                    "fail_htlc_backwards(payment_hash) tells the payer, for good, that you know no such payment "
                    "(incorrect_or_unknown_payment_details). A temporary failure code (TemporaryNodeFailure) has it "
                    "retry a payment that can never be claimed.")
+    yours = {played.me.node_id, *(scid for c in played.me.channel_manager.channels.values()
+                                  for scid in (c.short_channel_id, c.outbound_scid_alias) if scid is not None)}
+    updates = [getattr(e.failure, "network_update", None) for e in seen
+               if isinstance(e, Event.PaymentPathFailed) and e.payment_hash == event.payment_hash]
+    blamed = next((u for u in updates if u is not None and (getattr(u, "node_id", None) in yours
+                                                            or getattr(u, "short_channel_id", None) in yours)),
+                  None)  # (a failure further up the path, met before the payment reached you, is none of yours)
+    if blames_nothing and blamed is not None:
+        raise fail(played, event, "the payment failed back as one you do not know (incorrect_or_unknown_payment_"
+                   "details), which blames nothing on its path", f"the payer was told to blame the path: {blamed!r}",
+                   "fail_htlc_backwards(payment_hash) sends BOLT 4's code for a payment you do not know; a node or "
+                   "channel failure code has the payer's LDK drop your node or channel from its graph, and route "
+                   "around you from then on.")
 
 
 def _judge_not_yet_succeeded(played: Played, handling: Handling) -> None:

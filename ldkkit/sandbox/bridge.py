@@ -637,7 +637,8 @@ def _learner_error(described: Any, trace: Any) -> BaseException:
     name = described.get("name") if isinstance(described, dict) else None
     if isinstance(name, str) and name.isidentifier() and type(error) is RuntimeError and name != "RuntimeError":
         kind = type(name[:80], (Exception,), {"__module__": "learner"})
-        error = kind(str(described.get("message", ""))[:4000])
+        error, came_from = kind(str(described.get("message", ""))[:4000]), error.__cause__
+        error.__cause__ = came_from
     if isinstance(trace, str):
         error.add_note(f"{LEARNERS_TRACEBACK}\n{trace[-3000:]}") if hasattr(error, "add_note") else None
     return error

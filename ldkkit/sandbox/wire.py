@@ -10,6 +10,7 @@ the grader turns into that one submission's row.
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import os
 import select
@@ -196,8 +197,15 @@ _BUILTIN = {cls.__name__: cls for cls in (ValueError, TypeError, _KeyError, Inde
                                           AttributeError, PermissionError, TimeoutError)}
 
 
-def error_to_wire(error: BaseException) -> dict[str, Any]:
-    """Describe an exception so the other side can raise one of the same class and message."""
+#: How deep an error's causes and groups are described, and how many errors of a group (``error_to_wire``).
+_CHAIN_DEPTH, _GROUP_SIZE = 3, 8
+#: ``asyncio.TaskGroup``'s errors come in one of these (Python 3.11 on; none before).
+_GROUPS: Any = getattr(builtins, "BaseExceptionGroup", ())
+
+
+def error_to_wire(error: BaseException, depth: int = 0) -> dict[str, Any]:
+    """Describe an exception so the other side can raise one of the same class and message, with what it came from
+    (its cause, or the error being handled when it was raised) and, for a group, its errors: a few levels deep."""
     from ..ser import _REGISTRY, encode
 
     if _REGISTRY.get(type(error).__qualname__) is type(error):
@@ -205,17 +213,41 @@ def error_to_wire(error: BaseException) -> dict[str, Any]:
             return {"kit": base64.b64encode(encode(error)).decode(), "message": str(error)}
         except Exception:  # an exception the kit cannot encode after all: described by name below
             pass
-    described = {"name": type(error).__name__[:100], "message": str(error)[:4000]}
+    described: dict[str, Any] = {"name": type(error).__name__[:100], "message": str(error)[:4000 if not depth else 400]}
     if isinstance(error, OSError):
         described["errno"] = error.errno if isinstance(error.errno, int) else None
         described["strerror"] = str(error.strerror or error)[:4000]
         if isinstance(error.filename, str):  # (named in its words: "... No such file or directory: 'x'")
             described["filename"] = error.filename[:4000]
+    if depth < _CHAIN_DEPTH:
+        if isinstance(error, _GROUPS) and depth < 2:  # (two levels of groups at most: a few dozen errors in all)
+            described["group"] = [error_to_wire(e, depth + 1) for e in error.exceptions[:_GROUP_SIZE]]
+        came_from = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+        if came_from is not None:
+            described["cause"] = error_to_wire(came_from, depth + 1)
     return described
 
 
-def error_from_wire(data: Any) -> BaseException:
-    """An exception like the one ``error_to_wire`` described; only known classes are built."""
+def error_from_wire(data: Any, depth: int = 0) -> BaseException:
+    """An exception like the one ``error_to_wire`` described, with what it came from (as its ``__cause__``) and a
+    group's errors; only known classes are built."""
+    error = _error_alone(data)
+    if depth >= _CHAIN_DEPTH:
+        return error
+    group, came_from = data.get("group"), data.get("cause")
+    if group is not None:
+        if type(group) is not list or not group or len(group) > _GROUP_SIZE:
+            raise ProtocolError("an error group is badly described")
+        if _GROUPS:
+            errors = [error_from_wire(e, depth + 1) for e in group]
+            error = builtins.BaseExceptionGroup(str(data.get("message")), errors)
+    if came_from is not None:
+        error.__cause__ = error_from_wire(came_from, depth + 1)
+    return error
+
+
+def _error_alone(data: Any) -> BaseException:
+    """The exception ``data`` describes, by itself."""
     if type(data) is not dict:
         raise ProtocolError("an error is not described as an object")
     if "kit" in data:

@@ -186,12 +186,19 @@ async def claimed_awaiting_anyio(inbound_payments: Any, fs_store: Any, event: An
 
 def fails_back_as_temporary(channel_manager: Any, event: Any, **_: Any) -> None:
     """Claims what it can; fails the rest back as a temporary node failure, not for good."""
-    from ldkkit.ln.claimable_payments import FailureCode
+    fails_back_with(lambda: FailureCode.TemporaryNodeFailure())(channel_manager, event)
 
-    if event.purpose.preimage() is not None:
-        channel_manager.claim_funds(event.purpose.preimage())
-    else:
-        channel_manager.fail_htlc_backwards_with_reason(event.payment_hash, FailureCode.TemporaryNodeFailure())
+
+def fails_back_with(code: Any) -> Any:
+    """Claims what it can; fails the rest back with ``code()`` (fail_htlc_backwards_with_reason)."""
+
+    def arm(channel_manager: Any, event: Any, **_: Any) -> None:
+        if event.purpose.preimage() is not None:
+            channel_manager.claim_funds(event.purpose.preimage())
+        else:
+            channel_manager.fail_htlc_backwards_with_reason(event.payment_hash, code())
+
+    return arm
 
 
 def claims_only_the_amount_invoiced(channel_manager: Any, inbound_payments: Any, event: Any, **_: Any) -> None:
@@ -913,6 +920,13 @@ CASES = [
           "failed back for good", "ended RetriesExhausted", "incorrect_or_unknown_payment_details",
           why="fail_htlc_backwards_with_reason(hash, FailureCode.TemporaryNodeFailure()): the payer retries a payment "
               "that can never be claimed (it passed: any fail-back was taken for a refusal)"),
+    *(wrong(EX, f"fails_back_as_{name}", compose({CLAIMABLE: fails_back_with(code)}),
+            "which blames nothing on its path", f"NetworkUpdate.{update}", "drop your node or channel",
+            why=f"fail_htlc_backwards_with_reason(hash, FailureCode.{name}()): for good, as asked, but the payer's LDK "
+                f"drops your {what} from its graph (it passed: only the PERM bit was judged)")
+      for name, code, update, what in (
+          ("RequiredNodeFeatureMissing", lambda: FailureCode.RequiredNodeFeatureMissing(), "NodeFailure", "node"),
+          ("InvalidOnionPayload", lambda: FailureCode.InvalidOnionPayload(), "ChannelFailure", "channel"))),
     right(EX, "awaits_its_write_through_anyio", compose({CLAIMED: claimed_awaiting_anyio}),
           why="awaits the write in anyio's worker thread (anyio.to_thread.run_sync): its verdict varied from run to "
               "run, three ways, anyio's thread not counted on the world's clock"),

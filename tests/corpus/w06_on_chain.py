@@ -75,6 +75,15 @@ def bumps_at_twice_the_feerate(bump_tx_event_handler: Any, event: Any, **_: Any)
     bump_tx_event_handler.handle_event(dataclasses.replace(bump, **{field: 2 * getattr(bump, field)}))
 
 
+def bumps_at_ten_times_first(bump_tx_event_handler: Any, event: Any, **_: Any) -> None:
+    """Hands over a copy of the request at ten times its feerate ("to be sure it confirms"), then the request as it
+    came, as the workbook says."""
+    bump = event.bump_event
+    field = next(f.name for f in dataclasses.fields(bump) if f.name.endswith("feerate_sat_per_1000_weight"))
+    bump_tx_event_handler.handle_event(dataclasses.replace(bump, **{field: 10 * getattr(bump, field)}))
+    bump_tx_event_handler.handle_event(bump)
+
+
 def tracks_from_a_thread_it_joins(output_sweeper: Any, event: Any, **_: Any) -> None:
     """Hands the outputs over from a thread of its own, and waits for it (Thread.join)."""
     thread = threading.Thread(target=output_sweeper.track_spendable_outputs,
@@ -520,6 +529,10 @@ CASES = [
     wrong(EX, "sweeps_with_a_far_lock_time", compose({SPEND: spend_with_a_lock_time()}), "never came back to your "
           "wallet", "non-final", "pass the current height", why="its own sweep, its nLockTime a thousand blocks on: "
           "it passed, the simulated chain taking a transaction bitcoind refuses until then"),
+    wrong(EX, "bumps_at_ten_times_first", compose({BUMP: bumps_at_ten_times_first}), "and nothing else",
+          "package_target_feerate_sat_per_1000_weight changed", "and only it",
+          why="a copy at ten times LDK's feerate first, then the request itself: it passed (the request was handed "
+              "over), while the copy's transaction, first in the mempool, paid ten times the fees"),
     wrong(EX, "bumps_at_twice_the_feerate", compose({BUMP: bumps_at_twice_the_feerate}),
           "a copy of it with package_target_feerate_sat_per_1000_weight changed", "as you were given it",  # (the first)
           why="hands over a copy asking twice the feerate: it was told 'it was not handed over'"),
