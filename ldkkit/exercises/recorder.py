@@ -18,13 +18,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 from ..events import Event, ReplayEvent
 from ..node import HANDLER_PARAMETERS, Node
 from ..sim.world import World
 from . import own_threads  # noqa: F401  (threads your code starts, and pools it submits to, counted in checks)
 from .memory import Memory
+from .task_failures import error_of, settled
 from .watch import (
     CLOCK,
     DROPPED,
@@ -131,7 +132,6 @@ CALLED_BY_HANDLER: contextvars.ContextVar[Optional[bool]] = contextvars.ContextV
 _RECORDING: contextvars.ContextVar[Optional[Recorder]] = contextvars.ContextVar("ldkkit_recording", default=None)
 #: One count for hand-overs and calls, so that which came first is known even within one simulated instant.
 _ORDER = itertools.count()
-_K = TypeVar("_K")  # (``settled``: what a failed task worked for)
 #: Components whose calls are recorded; the payment storages and ``network`` are handed over as they are.
 _RECORDED = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
              "peer_manager", "fs_store", "output_sweeper")
@@ -770,35 +770,6 @@ def _retrieved(task: Any) -> None:
         task.exception()
         task.get_loop().call_exception_handler({"message": "a task was refused a call", "exception": error,
                                                 "task": task})
-
-
-def error_of(task: Any) -> Optional[BaseException]:
-    """What a done task raised, looked at without taking it (``exception()`` would: asyncio's test of an error that
-    reached no one is whether anyone took it)."""
-    return None if task.cancelled() else getattr(task, "_exception", None)
-
-
-def settled(failures: list[tuple[_K, BaseException, Any]], busy: Callable[[_K], bool]
-            ) -> tuple[list[tuple[_K, BaseException, Any]], list[tuple[_K, BaseException]]]:
-    """Of ``failures`` (what, raised, in which task: ``what`` names the work it did, a hand-over or an event's number),
-    those nothing took (``untaken``): still pending while ``busy(what)``, else told now. A task told is taken here, so
-    that asyncio has nothing to log once it is collected."""
-    pending, told = [], []
-    for what, error, task in failures:
-        if not untaken(task):
-            continue
-        if busy(what):
-            pending.append((what, error, task))
-            continue
-        task.exception()
-        told.append((what, error))
-    return pending, told
-
-
-def untaken(task: Any) -> bool:
-    """Whether nothing took what ``task`` raised: no ``await`` of it, no ``result()`` or ``exception()`` (asyncio's
-    ``_log_traceback``, by which it logs "Task exception was never retrieved")."""
-    return bool(getattr(task, "_log_traceback", True))
 
 
 def _read(node: Node, key: str) -> Optional[bytes]:

@@ -300,7 +300,7 @@ def watch_built(stepping: dict[int, Any], task: Any, context: Any,
 
 def refused_in(task: Any) -> bool:
     """Whether ``task`` ended with a blocking call refused in it (``BlockingCall``): told as its error, not again. (Its
-    error is looked at, not taken: see ``recorder.error_of``.)"""
+    error is looked at, not taken: see ``task_failures.error_of``.)"""
     return bool(task.done() and not task.cancelled() and isinstance(getattr(task, "_exception", None), BlockingCall))
 
 

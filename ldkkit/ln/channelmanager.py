@@ -38,10 +38,10 @@ from ..chain.chainmonitor import (
 )
 from ..config import UserConfig
 from ..encoding_cache import EncodingCache
-from ..errors import APIError, CreationError, SignOrCreationError
+from ..errors import APIError
 from ..events import ClosureReason, Event, HTLCDestination
 from ..events.queue import EventQueue
-from ..invoice import MIN_FINAL_CLTV_EXPIRY_DELTA, Bolt11Invoice
+from ..invoice import Bolt11Invoice
 from ..ln import msgs
 from ..ln.channel import (
     Channel,
@@ -83,6 +83,7 @@ from . import (
     claimable_payments,
     forwarding,
     inbound_payment,
+    invoice_utils,
     onion_utils,
 )
 from .channel_establishment import MAX_UNFUNDED_CHANNEL_PEERS
@@ -498,27 +499,10 @@ class ChannelManager:
         self, amount_msats: Optional[int] = None, description: str = "", invoice_expiry_delta_secs: int = 3600,
         min_final_cltv_expiry_delta: Optional[int] = None, payment_hash: Optional[PaymentHash] = None,
     ) -> Bolt11Invoice:
-        """Mirrors ``ChannelManager::create_bolt11_invoice`` (its ``Bolt11InvoiceParameters`` as arguments).
-
-        A ``min_final_cltv_expiry_delta`` you give is written 3 blocks longer (for blocks found while the payment is on
-        its way), and must then be at least ``MIN_FINAL_CLTV_EXPIRY_DELTA``: otherwise
-        ``SignOrCreationError.CreationError`` (``CreationError.MinFinalCltvExpiryDeltaTooShort``). With a
-        ``payment_hash``, you keep its preimage (``create_inbound_payment_for_hash``)."""
-        if min_final_cltv_expiry_delta is not None and min_final_cltv_expiry_delta + 3 < MIN_FINAL_CLTV_EXPIRY_DELTA:
-            raise SignOrCreationError.CreationError(CreationError.MinFinalCltvExpiryDeltaTooShort())
-        if payment_hash is None:
-            payment_hash, secret = self.create_inbound_payment(amount_msats, invoice_expiry_delta_secs,
-                                                               min_final_cltv_expiry_delta)
-        else:
-            secret = self.create_inbound_payment_for_hash(payment_hash, amount_msats, invoice_expiry_delta_secs,
-                                                          min_final_cltv_expiry_delta)
-        return Bolt11Invoice.create(
-            network=self.network, node_secret_key=self.keys_manager.get_node_secret_key(),
-            payment_hash=payment_hash, payment_secret=secret, amount_msat=amount_msats, description=description,
-            timestamp=self.clock.unix_time(), expiry_secs=invoice_expiry_delta_secs,
-            min_final_cltv_expiry_delta=(MIN_FINAL_CLTV_EXPIRY_DELTA if min_final_cltv_expiry_delta is None
-                                         else min(min_final_cltv_expiry_delta + 3, 0xFFFF)),  # (u16, saturating)
-        )
+        """Mirrors ``ChannelManager::create_bolt11_invoice`` (its ``Bolt11InvoiceParameters`` as arguments): see
+        :func:`.invoice_utils.create_bolt11_invoice`."""
+        return invoice_utils.create_bolt11_invoice(self, amount_msats, description, invoice_expiry_delta_secs,
+                                                   min_final_cltv_expiry_delta, payment_hash)
 
     def claim_funds(self, payment_preimage: PaymentPreimage) -> None:
         """Mirrors ``ChannelManager::claim_funds``: release the preimage and take the money.

@@ -507,6 +507,7 @@ _learner_call: Callable[..., Any] = _TRAMPOLINE["learner_call"]
 
 def _told_call(by_handler: Optional[bool], method: Callable[..., Any], args: tuple[Any, ...],
                kwargs: dict[str, Any]) -> Any:
+    """The learner's call, with what its process said of who made it (``recorder.CALLED_BY_HANDLER``)."""
     from ..exercises import recorder
 
     token = recorder.CALLED_BY_HANDLER.set(by_handler)

@@ -31,7 +31,7 @@ from typing import Any, Optional
 
 from ..events.queue import ReturnedUnawaited, answer
 from ..exercises.memory import Memory
-from ..exercises.recorder import error_of, settled
+from ..exercises.task_failures import error_of, settled
 from ..exercises.watch import (
     CLOCK,
     DROPPED,
@@ -66,8 +66,8 @@ from .kernel import (
 )
 from .learner_threads import THREAD_ERRORS, WORKED_FOR, WORKING, LoopClock, count_threads
 from .provenance import PROVENANCE
+from .virtual_loop import HANDLER_TASK, VirtualLoop, by_the_handler
 from .virtual_loop import ORIGIN as _ORIGIN
-from .virtual_loop import VirtualLoop
 
 HANDLER_NAME = "handle_ldk_events"
 COMPONENTS = ("channel_manager", "bitcoind_client", "network_graph", "keys_manager", "bump_tx_event_handler",
@@ -238,7 +238,7 @@ class Channel:
 
     def call(self, path: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self._returned(self._answer({"op": "call", "path": list(path), "origin": _ORIGIN.get(),
-                                            "own": _by_the_handler(), "args": wire.to_wire(tuple(args)),
+                                            "own": by_the_handler(), "args": wire.to_wire(tuple(args)),
                                             "kwargs": wire.to_wire(dict(kwargs))}))
 
     def read(self, path: tuple[str, ...]) -> Any:
@@ -314,18 +314,6 @@ def _blocking(error: BaseException) -> dict[str, Any]:
 def _exit_error(error: BaseException) -> Exception:
     """``SystemExit`` or ``KeyboardInterrupt`` your handler raised, as an error of the same name and message."""
     return type(type(error).__name__, (Exception,), {"__module__": "learner"})(str(error))
-
-
-#: The task running the current hand-over's handler (``Learner.hand_over``): its own code, not a task it spawned.
-_HANDLER_TASK: list[Optional[asyncio.Task[Any]]] = [None]
-
-
-def _by_the_handler() -> bool:
-    """Whether the handler's own code runs now (in its task, not in a task, callback or thread it started)."""
-    try:
-        return asyncio.current_task() is _HANDLER_TASK[0] is not None
-    except RuntimeError:  # (no loop runs in this thread: a thread of the learner's)
-        return False
 
 
 #: The step running now on the learner's loop, outermost first: a spawned task's (or a scheduled callback), or the
@@ -673,7 +661,7 @@ class Learner:
         context.run(CLOCK.set, self.clock)
         _GATE.close()
         self.current = asyncio.Task(_watched(run(), _GATE), loop=self.loop, context=context)  # (not a task it spawned)
-        _HANDLER_TASK[0] = self.current
+        HANDLER_TASK[0] = self.current
         self.current.add_done_callback(lambda _: self.loop.stop())
 
     def state(self) -> dict[str, Any]:

@@ -20,6 +20,17 @@ from ..sim.runtime import DelegatingSelector
 
 #: The number of the event whose handler call (or spawned task) is running: calls name it.
 ORIGIN: contextvars.ContextVar[int] = contextvars.ContextVar("ldkkit_origin", default=0)
+#: The task running the current hand-over's handler (``Learner.hand_over``): its own code, not a task it spawned.
+HANDLER_TASK: list[Optional[asyncio.Task[Any]]] = [None]
+
+
+def by_the_handler() -> bool:
+    """Whether the handler's own code runs now (in its task, not in a task, callback or thread it started): told to
+    the grader with each call (``recorder.CALLED_BY_HANDLER``)."""
+    try:
+        return asyncio.current_task() is HANDLER_TASK[0] is not None
+    except RuntimeError:  # (no loop runs in this thread: a thread of the learner's)
+        return False
 
 #: How often (real seconds) the loop looks again while a job runs on another thread (its end wakes it sooner).
 _JOB_POLL_S = 0.05
