@@ -140,10 +140,11 @@ class ChannelDetails(Record):
 
     @classmethod
     def from_channel(cls, chan: Channel, best_block_height: int, feerate_sat_per_1000_weight: int,
-                     is_usable: bool) -> ChannelDetails:
+                     is_usable: bool, htlcs: bool = True) -> ChannelDetails:
         """Mirrors ``ChannelDetails::from_channel_context``: what the manager shows of one channel.
 
-        ``is_usable`` is the manager's to say: the channel must be ready and its peer connected.
+        ``is_usable`` is the manager's to say: the channel must be ready and its peer connected. Without ``htlcs``,
+        the HTLCs in flight are left out (for the manager's own router, which reads none of them).
         """
         phase, funded = chan.phase, chan.is_funded()
         if phase is ChannelPhase.ShuttingDown:
@@ -155,7 +156,7 @@ class ChannelDetails(Record):
         # LDK's get_funding_tx_confirmations: 0 until the funding transaction confirms (Some, never None).
         confirmations = 0 if chan.funding_height is None else max(0, best_block_height - chan.funding_height + 1)
         ready = phase is ChannelPhase.Ready  # LDK's context.is_usable(): ready, and no shutdown begun
-        dust = _dust_limit_sat(chan, feerate_sat_per_1000_weight)
+        dust = _dust_limit_sat(chan, feerate_sat_per_1000_weight) if htlcs else 0
         return cls(
             channel_id=chan.channel_id,
             counterparty=ChannelCounterparty(
@@ -187,11 +188,11 @@ class ChannelDetails(Record):
             inbound_htlc_maximum_msat=_htlc_maximum_msat(chan, chan.max_htlc_value_in_flight_msat),
             pending_inbound_htlcs=tuple(
                 InboundHTLCDetails(h.htlc_id, h.amount_msat, h.cltv_expiry, h.payment_hash, _INBOUND_STATE[h.state],
-                                   h.amount_msat // 1000 < dust) for h in chan.pending_inbound_htlcs.values()),
+                                   h.amount_msat // 1000 < dust) for h in chan.pending_inbound_htlcs.values() if htlcs),
             pending_outbound_htlcs=tuple(
                 OutboundHTLCDetails(h.htlc_id, h.amount_msat, h.cltv_expiry, h.payment_hash, _OUTBOUND_STATE[h.state],
                                     h.skimmed_fee_msat, h.amount_msat // 1000 < dust)
-                for h in chan.pending_outbound_htlcs.values()),
+                for h in chan.pending_outbound_htlcs.values() if htlcs),
         )
 
     def get_outbound_payment_scid(self) -> Optional[int]:

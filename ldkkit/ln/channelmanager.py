@@ -235,15 +235,21 @@ class ChannelManager:
     def list_channels(self) -> list[ChannelDetails]:
         """Mirrors ``ChannelManager::list_channels``: every channel that is not closed. A request not yet
         accepted is not a channel yet (LDK keeps those apart, in ``inbound_channel_request_by_id``)."""
-        with self._lock:
-            feerate = self._feerate(ConfirmationTarget.AnchorChannelFee)  # (asked once: the same for every channel)
-            return [ChannelDetails.from_channel(c, self.best_block_height, feerate, self._is_usable(c))
-                    for c in self.channels.values()
-                    if c.phase is not ChannelPhase.Closed and c.phase is not ChannelPhase.UnacceptedInbound]
+        return self._details()
 
     def list_usable_channels(self) -> list[ChannelDetails]:
         """Mirrors ``ChannelManager::list_usable_channels``: channels that can send now."""
-        return [c for c in self.list_channels() if c.is_usable]
+        return self._details(usable_only=True)
+
+    def _details(self, usable_only: bool = False, htlcs: bool = True) -> list[ChannelDetails]:
+        """The channels' details; without each HTLC's (``htlcs=False``) for the router, which reads none of them and
+        asks at every payment (building one per HTLC in flight made a busy node's payments a seventh slower)."""
+        with self._lock:
+            feerate = self._feerate(ConfirmationTarget.AnchorChannelFee)  # (asked once: the same for every channel)
+            return [ChannelDetails.from_channel(c, self.best_block_height, feerate, usable, htlcs)
+                    for c in self.channels.values()
+                    if c.phase is not ChannelPhase.Closed and c.phase is not ChannelPhase.UnacceptedInbound
+                    and ((usable := self._is_usable(c)) or not usable_only)]
 
     def list_channels_with_counterparty(self, counterparty_node_id: PublicKey) -> list[ChannelDetails]:
         return [c for c in self.list_channels() if c.counterparty.node_id == counterparty_node_id]
@@ -710,7 +716,8 @@ class ChannelManager:
             return self._pending_outbound_payments.send_probe(path, self._random_bytes, self._send_payment_along_path)
 
     def _find_route(self, route_params: RouteParameters) -> Route:
-        return self.router.find_route(self._our_node_id, route_params, self.list_usable_channels(), None)
+        return self.router.find_route(self._our_node_id, route_params, self._details(usable_only=True, htlcs=False),
+                                      None)
 
     def _send_payment_along_path(self, args: SendAlongPathArgs) -> None:
         """LDK's ``send_payment_along_path``: build the onion for one path and offer its first HTLC."""
