@@ -233,8 +233,7 @@ class ChannelManager:
         return BestBlock(BlockHash(blocks[height].block_hash if height < len(blocks) else bytes(32)), height)
 
     def list_channels(self) -> list[ChannelDetails]:
-        """Mirrors ``ChannelManager::list_channels``: every channel that is not closed. A request not yet
-        accepted is not a channel yet (LDK keeps those apart, in ``inbound_channel_request_by_id``)."""
+        """Mirrors ``ChannelManager::list_channels``: every channel not closed (a request not accepted is none yet)."""
         return self._details()
 
     def list_usable_channels(self) -> list[ChannelDetails]:
@@ -242,8 +241,7 @@ class ChannelManager:
         return self._details(usable_only=True)
 
     def _details(self, usable_only: bool = False, htlcs: bool = True) -> list[ChannelDetails]:
-        """The channels' details; without each HTLC's (``htlcs=False``) for the router, which reads none of them and
-        asks at every payment (building one per HTLC in flight made a busy node's payments a seventh slower)."""
+        """The channels' details; for the router, which reads no HTLC's, without them (``htlcs=False``: faster)."""
         with self._lock:
             feerate = self._feerate(ConfirmationTarget.AnchorChannelFee)  # (asked once: the same for every channel)
             return [ChannelDetails.from_channel(c, self.best_block_height, feerate, usable, htlcs)
@@ -254,7 +252,7 @@ class ChannelManager:
     def list_channels_with_counterparty(self, counterparty_node_id: PublicKey) -> list[ChannelDetails]:
         return [c for c in self.list_channels() if c.counterparty.node_id == counterparty_node_id]
 
-    def _is_usable(self, chan: Channel) -> bool:
+    def _is_usable(self, chan: Channel) -> bool:  # (ready, and its peer connected)
         return chan.is_usable() and chan.counterparty_node_id in self.peers
 
     # --- events --------------------------------------------------------------------------------
