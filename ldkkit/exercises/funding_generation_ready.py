@@ -135,26 +135,21 @@ def judge_gone_before_funding(played: Played) -> bool:
     """Nothing paid the output of the channel that went away before it was funded; returns whether your code let
     LDK's error out (from your handler, it stopped your node, which the story restarted)."""
     event = played.events(Event.FundingGenerationReady)[0]
-    scripts = {event.output_script}
     chain, wallet = played.world.chain, played.me.bitcoind_client
+    paid = _broadcast_by_you(played, event) or _on_chain_paying(played, {event.output_script})
     spending = [txid for txid, tx in chain.transactions.items() if any(
         (prev := chain.transactions.get(i.previous_output.txid)) is not None
         and wallet.is_mine(prev.output[i.previous_output.vout].script_pubkey) for i in tx.input)]
-    if spending and not (_broadcast_by_you(played, event) or _on_chain_paying(played, scripts)):
+    if paid or spending:
         raise fail(played, event, "nothing broadcast: the channel went away before you funded it (the peer "
                    "disconnected), so LDK refused the transaction, and its coins stay in your wallet",
+                   "you broadcast a transaction paying the channel's funding output" if paid else
                    f"{spending[0]!r}, a transaction spending your wallet's coins, was broadcast",
-                   "nothing in this story spends your coins: when funding_transaction_generated raises APIError "
-                   "(ChannelUnavailable), there is no channel to pay. Catch the error and say so, as ldk-sample does "
-                   "(\"Channel went away before we could fund it\"), and leave the coins where they are.")
-    if _broadcast_by_you(played, event) or _on_chain_paying(played, scripts):
-        raise fail(played, event, "nothing broadcast: the channel went away before you funded it (the peer "
-                   "disconnected), so LDK refused the transaction, and its coins stay in your wallet",
-                   "you broadcast a transaction paying the channel's funding output",
                    "funding_transaction_generated raises APIError (ChannelUnavailable) when the channel is gone: "
-                   "there is no channel to fund, and a transaction paying output_script would lock your coins in a "
-                   "2-of-2 with nobody behind it. Catch the error and say so, as ldk-sample does (\"Channel went away "
-                   "before we could fund it\"); never broadcast the transaction yourself.")
+                   "there is no channel to fund" + (", and a transaction paying output_script would lock your coins "
+                   "in a 2-of-2 with nobody behind it" if paid else ", and nothing in this story spends your coins")
+                   + ". Catch the error and say so, as ldk-sample does (\"Channel went away before we could fund "
+                   "it\"); never broadcast the transaction yourself, and leave the coins where they are.")
     return played.recorder.node.crashed or bool(played.let_out)
 
 
