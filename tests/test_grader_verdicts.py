@@ -1155,6 +1155,14 @@ _AS_THE_CHECK = {
         _INBOUND_WRITE, "                for pause in (0, 2, 4):\n                    await asyncio.sleep(pause)\n"
         + textwrap.indent(_INBOUND_WRITE.split("  #")[0].replace("return ReplayEvent()", "continue"), "    ")
         + "\n                    break\n                else:\n                    return ReplayEvent()", 1)),
+    # tries the write in place ten times and gives up, or keeps trying until it works: the disk stays full for the
+    # hand-over that met it whichever process the writes come from (ten tries passed when it refused six writes)
+    **{name: ("background_processor", "07_background_processor.ipynb", lambda s, tries=tries: s.replace(
+        _INBOUND_WRITE, f"                for _ in {tries}:\n"
+        + textwrap.indent(_INBOUND_WRITE.split("  #")[0].replace("return ReplayEvent()", "continue"), "    ")
+        + "\n                    break", 1))
+       for name, tries in (("retries_ten_times_in_place_then_gives_up", "range(10)"),
+                           ("retries_in_place_until_it_works", "iter(int, 1)"))},
     # the write in a task the handler awaits, through asyncio.wait_for or gather (each wraps it in a task), the OSError
     # caught: it reached the handler, which asked for the event again. The check once failed it: "the task your handler
     # spawned [...] raised OSError", as if no one had taken it
@@ -1280,7 +1288,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
               "asks_what_its_components_are", "awaits_its_write", "writes_by_a_worker_started_first",
               "reads_a_components_network", "answered_in_a_thread_pool", "reads_the_graphs_nodes_and_its_folder",
               "awaits_its_write_through_anyio", "rejects_from_a_task_while_awaiting",
-              "raises_while_handling_the_hand_over_error", "hands_over_in_a_task_group_catching_nothing")
+              "raises_while_handling_the_hand_over_error", "hands_over_in_a_task_group_catching_nothing",
+              "retries_in_place_until_it_works")
     assert expected[0] == ("passed" if case.startswith(passes) else "failed")
     if case == "claimed_by_one_worker_task":  # the cause named: the task of an earlier play no longer runs
         assert "a task spawned in an earlier play" in hint and "event loop of its own" in hint, hint
@@ -1303,6 +1312,8 @@ def test_the_grader_gives_the_checks_own_verdict_and_words(tmp_path, monkeypatch
         assert "you rejected it only 60 s later" in hint, hint
     if case == "waits_for_ever_after_its_write":  # the check's words: the processor waited for it, as LDK's does
         assert "the processor waited 300 simulated seconds after the story ended" in hint, hint
+    if case == "retries_ten_times_in_place_then_gives_up":
+        assert "returned as if all was well after 10 tries" in hint and "never give up" in hint, hint
     if case == "returns_ok_when_done":
         assert "your handler returned 'ok'" in hint, hint
     if case == "returns_false_when_the_write_fails":

@@ -5,9 +5,10 @@ from what is on disk once the processor has stopped:
 - the payment received is claimed (as workbook 3 says), so that the write that fails is tried;
 - when writing ``inbound_payments`` or ``outbound_payments`` fails, the event is not lost: the
   handler returns ``ReplayEvent()`` (or retries the write itself) and the record ends right (the disk fails
-  ``REFUSALS`` times in a row while the event that records the key is handled, for every writer of its file:
-  ``fs_store``, ``open()``, a file moved onto it, a worker, whenever it was started; the workbook says only "several
-  times": a handler that gives up after a few tries, in place or by asking for the event again, loses the record);
+  ``REFUSALS`` times in a row while the event that records the key is handled, and then stays full for the hand-over
+  that met it for a while (``FULL_FOR_S``), for every writer of its file: ``fs_store``, ``open()``, a file moved onto
+  it, a worker, whenever it was started; the workbook says "your handler cannot know: it must not give up": a handler
+  that gives up after some tries, in place or by asking for the event again a few times, loses the record);
 - the handler never raises for it (that would stop the node's processing);
 - a retry may come after a pause (``asyncio.sleep``): the processor waits for the handler to return, as LDK's does, on
   the simulated clock, for up to ``PLAY_ON_S`` after the story (``common._wait_for_the_handler``);
@@ -24,6 +25,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..events import Event
@@ -36,30 +38,31 @@ from .recorder import Call, replayed, working_for
 FORMS = ("thread", "async")
 
 
-def _failing(stage: Stage, key: str, times: int = 1, kinds: tuple[type, ...] | None = None) -> None:
-    """The node's disk refuses the next ``times`` writes of ``key`` made while your handler handles an event whose
-    record it is (``kinds``, by default ``RECORDED_BY``), or by a task or thread started then, as a full disk would:
-    through its ``fs_store``, and through any other writer of the key's file (``open()``, a ``FilesystemStore`` of your
-    own). A write of it while handling another event (a PaymentClaimable, a PaymentPathFailed) is not refused: a
-    handler that writes there too must still meet the failure in the arm that records the payment."""
+def _failing(stage: Stage, key: str, kinds: tuple[type, ...] | None = None) -> None:
+    """The node's disk is full for ``key`` while your handler handles an event whose record it is (``kinds``, by
+    default ``RECORDED_BY``), or a task or thread started then writes it, as a full disk would: through its
+    ``fs_store``, and through any other writer of the key's file (``open()``, a ``FilesystemStore`` of your own). See
+    :class:`_Full` for how long. A write of it while handling another event (a PaymentClaimable, a PaymentPathFailed)
+    is not refused: a handler that writes there too must still meet the failure in the arm that records the
+    payment."""
     store = stage.me.fs_store
     real_write = store.write
-    failing, kinds = key, kinds or RECORDED_BY[key]
-    failures = [OSError(f"disk full (simulated) writing {key}") for _ in range(times)]
+    full = _Full(key, kinds or RECORDED_BY[key], stage.world.clock.now)
     with _HOOKING:  # (an audit hook is never removed: only a process that plays a failing disk has one, ~1% slower)
         if not _HOOKED:
             sys.addaudithook(_refuse_open)
             _HOOKED.append(_refuse_open)
-    for path, refusals in list(_REFUSED.items()):  # (those of plays over: refused all, or their world gone)
-        refusals[:] = [(left, of) for left, of in refusals if left]
-        if not refusals or not os.path.isdir(os.path.dirname(path)):
+    for path, fulls in list(_REFUSED.items()):  # (those of plays over: the disk freed, or their world gone)
+        fulls[:] = [f for f in fulls if not f.freed]
+        if not fulls or not os.path.isdir(os.path.dirname(path)):
             _REFUSED.pop(path, None)
-    _REFUSED.setdefault(os.path.abspath(store._file("", "", key)), []).append((failures, kinds))
+    _REFUSED.setdefault(os.path.abspath(store._file("", "", key)), []).append(full)
 
     def write(primary_namespace: str, secondary_namespace: str, key: str, buf: bytes) -> None:
         """FilesystemStore.write, with its own parameter names (a handler may pass them as keywords)."""
-        if key == failing and failures and _handling(kinds):
-            raise failures.pop()
+        error = full.refusal() if key == full.key else None
+        if error is not None:
+            raise error
         real_write(primary_namespace, secondary_namespace, key, buf)
 
     store.write = write  # type: ignore[method-assign]
@@ -69,21 +72,56 @@ def _failing(stage: Stage, key: str, times: int = 1, kinds: tuple[type, ...] | N
 RECORDED_BY: dict[str, tuple[type, ...]] = {"inbound_payments": (Event.PaymentClaimed,),
                                             "outbound_payments": (Event.PaymentSent, Event.PaymentFailed)}
 
+#: How many writes in a row the full disk refuses, whoever makes them: more than a handler that gives up after a few
+#: tries (in place, or asking for the event again a few times) would try, so such a handler loses the record.
+REFUSALS = 6
+#: After those, the disk stays full for the hand-over that met it, for up to ``FULL_FOR_S`` simulated seconds and
+#: ``TRIES`` writes: a handler trying again and again in place (at once, or after a few short pauses) and then giving
+#: up loses the record, however many tries it allowed itself, as it would on a disk that stays full a little longer.
+#: A handler that never gives up is right whatever the numbers: asked again (``ReplayEvent()``), each hand-over's
+#: first write goes through; trying on, its write goes through once the spell is over.
+FULL_FOR_S, TRIES = 30, 1_000
 
-def _handling(kinds: tuple[type, ...]) -> bool:
-    """Whether the code running now works for an event of ``kinds``: it runs for its hand-over (or in a task or thread
-    started then), or while your handler handles one (a worker of yours started earlier, writing for it)."""
+
+@dataclass
+class _Full:
+    """A disk full for one key while events of ``kinds`` are handled: see ``REFUSALS`` and ``FULL_FOR_S``."""
+
+    key: str
+    kinds: tuple[type, ...]
+    now: Callable[[], float]
+    left: int = REFUSALS
+    spells: dict[int, tuple[float, int]] = field(default_factory=dict)  # a hand-over's: first refused at, refusals
+    freed: bool = False  # a write went through once the refusals were over: the disk has room again
+
+    def refusal(self) -> OSError | None:
+        """The disk's error for a write of the key made now, or None if it goes through."""
+        handling = None if self.freed else _handling(self.kinds)
+        if handling is None:
+            return None
+        now, (since, refused) = self.now(), self.spells.get(handling.order, (None, 0))
+        if self.left:
+            self.left -= 1
+        elif since is None or now - since >= FULL_FOR_S or refused >= TRIES:
+            self.freed = True
+            return None
+        self.spells[handling.order] = (now if since is None else since, refused + 1)
+        return OSError(f"disk full (simulated) writing {self.key}")
+
+
+def _handling(kinds: tuple[type, ...]) -> Handling | None:
+    """The hand-over of an event of ``kinds`` the code running now works for: the one it runs for (or in a task or
+    thread started then), or one your handler is handling (a worker of yours started earlier, writing for it)."""
     handling, recorder = working_for()
     if handling is not None and isinstance(handling.event, kinds):
-        return True
-    return recorder is not None and any(isinstance(h, Handling) and isinstance(h.event, kinds)
-                                        for h in recorder.in_progress())
+        return handling
+    return next((h for h in recorder.in_progress() if isinstance(h, Handling) and isinstance(h.event, kinds)),
+                None) if recorder is not None else None
 
 
-#: The files a failing disk refuses to write, each with the failures still to come and the events they come in, a
-#: pair for each ``_failing`` of it (the first whose events are handled now refuses). Every check in the process
-#: shares it: their nodes' folders differ.
-_REFUSED: dict[str, list[tuple[list[OSError], tuple[type, ...]]]] = {}
+#: The files a failing disk refuses to write, each with its spells of being full, one for each ``_failing`` of it (the
+#: first that refuses a write made now refuses it). Every check in the process shares it: their nodes' folders differ.
+_REFUSED: dict[str, list[_Full]] = {}
 _HOOKING, _HOOKED = threading.Lock(), []  # (the hook, once added)
 
 
@@ -99,11 +137,10 @@ def _refuse_open(event: str, args: tuple[Any, ...]) -> None:
         return
     folder, name = os.path.split(os.path.abspath(os.fsdecode(path)))
     key = name.split(".", 1)[0]  # (keys have no '.': "key.<hex>.tmp")
-    refusals = _REFUSED.get(os.path.join(folder, key))
-    if refusals is None:
+    fulls = _REFUSED.get(os.path.join(folder, key))
+    if fulls is None:
         return
-    failures = next((left for left, kinds in refusals if left and _handling(kinds)), None)
-    error = failures.pop() if failures else None
+    error = next((e for e in (full.refusal() for full in fulls) if e is not None), None)
     handling, recorder = working_for()
     if recorder is not None and handling is not None:  # (your own write: judged as a write of fs_store's is)
         recorder.calls.append(Call("open", {"key": key}, handling, handling.finished is None,
@@ -112,29 +149,23 @@ def _refuse_open(event: str, args: tuple[Any, ...]) -> None:
         raise error
 
 
-#: How many times in a row the disk refuses the record of a payment event: more than a handler that gives up after a
-#: few tries (in place, or asking for the event again a few times) would try, so such a handler loses the record,
-#: as it would when a disk stays full a little longer. A handler that never gives up is right whatever the number.
-REFUSALS = 6
-
-
 def receive_with_failing_disk(stage: Stage) -> None:
     bob = stage.peer("bob")
     stage.open(bob, stage.me, 6_000_000)
-    _failing(stage, "inbound_payments", times=REFUSALS)
+    _failing(stage, "inbound_payments")
     stage.pay(bob, stage.invoice(stage.me, 50_000_000))
 
 
 def send_with_failing_disk(stage: Stage) -> None:
     bob = stage.peer("bob")
     stage.open(stage.me, bob, 1_000_000)
-    _failing(stage, "outbound_payments", times=REFUSALS, kinds=(Event.PaymentSent,))
+    _failing(stage, "outbound_payments", kinds=(Event.PaymentSent,))
     stage.pay(stage.me, stage.invoice(bob, 100_000_000))
     for _ in range(PLAY_ON_S):  # (a handler pausing between its retries may take a while: the next payment waits)
         if not stage.me.channel_manager.has_pending_events():
             break
         stage.settle(1)
-    _failing(stage, "outbound_payments", times=REFUSALS, kinds=(Event.PaymentFailed,))
+    _failing(stage, "outbound_payments", kinds=(Event.PaymentFailed,))
     sending_payments.pay_fake(stage, bob)
 
 
@@ -189,12 +220,17 @@ def _judge_not_swallowed(played: Played, handling: Handling) -> None:
                    "your handler had not returned from this event when the story ended: it was still waiting",
                    held_back(played))
     if lost and not replayed(handling):  # (None, or an answer LDK's handler has not: False, "retry"... all handled)
+        key = keys[writes.index(lost[0])]
         returned = "" if handling.result is None else f" ({handling.result!r}, which LDK takes as handled)"
+        tries = sum(1 for w in writes if w.error is not None and w.arguments.get("key") == key)
+        gave_up = f" after {tries} tries" if tries > 1 else ""
         raise fail(played, handling.event, "ReplayEvent() returned when the write failed, so LDK hands the event over "
-                   "again", f"writing {keys[writes.index(lost[0])]} raised {type(lost[0].error).__name__} and your "
-                   f"handler returned as if all was well{returned}: the record is lost",
+                   "again", f"writing {key} raised {type(lost[0].error).__name__} and your handler returned as if "
+                   f"all was well{gave_up}{returned}: the record is lost",
                    "catch OSError around fs_store.write and return ReplayEvent(): an event counts as handled only "
-                   "once your handler returns normally.")
+                   "once your handler returns normally." + (
+                       " Your handler cannot know how long a disk stays full: never give up after a number of tries "
+                       "(asked again, LDK hands the event over as long as you ask)." if tries > 1 else ""))
 
 
 def crash_after_claimed(stage: Stage) -> None:

@@ -238,6 +238,23 @@ def replays_a_few_times_then_gives_up(times: int) -> Any:
     return arm
 
 
+def retries_for_ever(pause: float = 0) -> Any:
+    """Retries the failed write until it works, at once (``pause`` 0) or awaiting ``pause`` simulated seconds between
+    tries: "retrying the write yourself is fine too"."""
+
+    async def arm(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+        storage, key = _updated(inbound_payments, outbound_payments, event)
+        while True:
+            try:
+                fs_store.write("", "", key, storage.encode())
+                return
+            except OSError:
+                if pause:
+                    await asyncio.sleep(pause)
+
+    return arm
+
+
 def adds_when_handed_again(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
     """Adds the amount to a record already Succeeded ("another part arrived"), and puts memory back as it was when
     the write fails: right after a failed write, but a PaymentClaimed handed over again after a crash counts twice."""
@@ -666,6 +683,22 @@ CASES = [
               **{kind: retries_once_then_swallows("outbound_payments", 4) for kind in (SENT, FAILED)}}),
           "raised OSError", "ReplayEvent", why="three retries in place, then the error printed and dropped: it passed, "
           "the disk refusing twice in a row"),
+    *(wrong(EX, f"retries_{tries}_times_then_swallows", compose({
+              CLAIMED: retries_once_then_swallows("inbound_payments", tries),
+              **{kind: retries_once_then_swallows("outbound_payments", tries) for kind in (SENT, FAILED)}}),
+            "raised OSError", f"after {tries} tries", "never give up",
+            why=f"{tries} tries in place, then the error printed and dropped: it passed, the disk refusing six times "
+                "in a row (the workbook: 'your handler cannot know: it must not give up')")
+      for tries in (10, 100)),
+    wrong(EX, "retries_each_second_ten_times_then_swallows", compose({
+              kind: retries_after_pauses((1,) * 9, "swallow") for kind in (CLAIMED, SENT, FAILED)}),
+          "raised OSError", "after 10 tries", why="ten tries a second apart, then the error printed and dropped: it "
+          "passed, as the ten tries in place did"),
+    right(EX, "retries_for_ever_at_once", compose({kind: retries_for_ever() for kind in (CLAIMED, SENT, FAILED)}),
+          why="retries the write in place until it works, with no pause: the disk stays full a while, not for ever"),
+    right(EX, "retries_for_ever_each_second", compose({kind: retries_for_ever(1) for kind in (CLAIMED, SENT,
+                                                                                              FAILED)}),
+          why="retries the write until it works, a second apart"),
     wrong(EX, "asks_for_the_event_thrice_then_gives_up", Fresh(lambda: compose({
               kind: replays_a_few_times_then_gives_up(3) for kind in (CLAIMED, SENT, FAILED)})),
           "raised OSError", "ReplayEvent", why="ReplayEvent three times per payment, then None: it passed, the disk "
