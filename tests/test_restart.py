@@ -211,3 +211,71 @@ def test_a_node_restarted_under_a_processor_runs_under_a_new_one_and_the_dead_on
         assert late == []
         on_disk = decode(restarted.fs_store.read("", "", "manager"), dict)
         assert on_disk["best_block_height"] == world.chain.height()
+
+
+def _holding_claimable(held: list[Event]):
+    """The reference handler, but each PaymentClaimable kept in ``held`` for the test to answer."""
+
+    async def holding(*args):
+        if isinstance(args[-1], Event.PaymentClaimable):
+            held.append(args[-1])
+            return None
+        return await reference(*args)
+
+    return holding
+
+
+@pytest.mark.parametrize("answer", ["claim_funds", "fail_htlc_backwards"])
+def test_an_htlc_settled_while_the_payer_is_away_reaches_it_once_it_is_back(answer):
+    """LDK puts a claim (or a failure) the payer cannot get now in the channel's holding cell, and sends it after
+    ``channel_reestablish`` (channel.rs ``queue_update_fulfill_htlc``, channelmanager.rs ``check_free_holding_cells``):
+    the payer learns its payment's end when it reconnects, and no channel closes. (It was lost: the payer timed its
+    HTLC out on chain, and a claimed payment was lost.)"""
+    held: list[Event] = []
+    with World(seed=5) as world:
+        stage = Stage(world, world.add_node("learner", handler=_holding_claimable(held)))
+        bob = stage.peer("bob")
+        stage.open(bob, stage.me, 6_000_000)
+        stage.pay(bob, stage.invoice(stage.me, 50_000_000))
+        world.disconnect(stage.me, bob)
+        since = len(bob.events_seen)
+        if answer == "claim_funds":
+            stage.me.channel_manager.claim_funds(held[-1].purpose.preimage())
+        else:
+            stage.me.channel_manager.fail_htlc_backwards(held[-1].payment_hash)
+        stage.settle(10)
+        assert bob.events_seen[since:] == []  # (away: nothing reached it)
+        world.connect(stage.me, bob)
+        stage.settle(10)
+        stage.mine(60)
+        told = [type(e) for e in bob.events_seen[since:] if not isinstance(e, Event.BumpTransaction)]
+        assert told == ([Event.PaymentSent, Event.PaymentPathSuccessful] if answer == "claim_funds" else
+                        [Event.PaymentPathFailed, Event.PaymentFailed])
+        (mine,), (theirs,) = stage.me.channel_manager.list_channels(), bob.channel_manager.list_channels()
+        assert mine.pending_inbound_htlcs == () and theirs.pending_outbound_htlcs == ()
+        assert mine.is_usable and theirs.is_usable
+
+
+def test_a_claim_lost_on_the_way_as_the_payer_went_and_one_held_over_a_restart_reach_it():
+    """The claim was sent, and the connection dropped before it arrived: LDK retransmits after
+    ``channel_reestablish``. And a claim held while the payer is away is persisted with the channel: the node
+    restarted from disk still sends it."""
+    held: list[Event] = []
+    with World(seed=6) as world:
+        stage = Stage(world, world.add_node("learner", handler=_holding_claimable(held)))
+        bob = stage.peer("bob")
+        stage.open(bob, stage.me, 6_000_000)
+        for restart in (False, True):
+            stage.pay(bob, stage.invoice(stage.me, 50_000_000))
+            since = len(bob.events_seen)
+            stage.me.channel_manager.claim_funds(held[-1].purpose.preimage())
+            stage.me.peer_manager.process_events()  # (the claim on its way)
+            world.disconnect(stage.me, bob)
+            stage.settle(10)
+            assert not any(isinstance(e, Event.PaymentSent) for e in bob.events_seen[since:])
+            if restart:
+                world.crash(stage.me)
+                stage.me = world.restart_node(stage.me, handler=reference)
+            world.connect(stage.me, bob)
+            stage.settle(10)
+            assert [type(e) for e in bob.events_seen[since:]] == [Event.PaymentSent, Event.PaymentPathSuccessful]

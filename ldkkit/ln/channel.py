@@ -168,6 +168,9 @@ class Channel(Record, frozen=False):
     cltv_expiry_delta: U16
     #: The alias the counterparty gave the channel in its ``channel_ready`` (LDK's ``latest_inbound_scid_alias``).
     latest_inbound_scid_alias: Optional[U64] = None
+    #: LDK's ``holding_cell_htlc_updates``: the HTLC updates for the counterparty (a claim, a failure, an offer) made
+    #: while it was away, or lost on the way as it went, in order: sent once it is back (``channel_reestablish``).
+    holding_cell_htlc_updates: tuple[Record, ...] = ()
 
     # --- balances ---------------------------------------------------------------------------
 

@@ -519,6 +519,32 @@ def resend_channel_ready(cm: ChannelManager, counterparty_node_id: PublicKey) ->
             cm._send(counterparty_node_id, msgs.ChannelReady(chan.channel_id, chan.outbound_scid_alias))
 
 
+#: The messages that change a channel's HTLCs: LDK commits them again after ``channel_reestablish`` when the peer never
+#: got them, so a claim made while the payer is away still reaches it.
+HTLC_UPDATES = (msgs.UpdateAddHTLC, msgs.UpdateFulfillHTLC, msgs.UpdateFailHTLC)
+
+
+def hold(cm: ChannelManager, msg: msgs.UpdateAddHTLC | msgs.UpdateFulfillHTLC | msgs.UpdateFailHTLC) -> None:
+    """An HTLC update the counterparty cannot get now (it is away, or went away as it was sent) waits in the channel's
+    holding cell (LDK's ``Channel::queue_update_fulfill_htlc`` / ``queue_fail_htlc`` with ``force_holding_cell``)."""
+    chan = cm.channels.get(msg.channel_id)
+    if chan is not None and chan.phase is not ChannelPhase.Closed:
+        chan.holding_cell_htlc_updates = (*chan.holding_cell_htlc_updates, msg)
+        cm._changed()
+
+
+def free_holding_cells(cm: ChannelManager, counterparty_node_id: PublicKey) -> None:
+    """On reconnection, what LDK's ``check_free_holding_cells`` sends after ``channel_reestablish``: the HTLC updates
+    each channel with the peer held while it was away."""
+    for chan in cm.channels.values():
+        if chan.counterparty_node_id == counterparty_node_id and chan.holding_cell_htlc_updates:
+            held, chan.holding_cell_htlc_updates = chan.holding_cell_htlc_updates, ()
+            if chan.phase is not ChannelPhase.Closed:
+                for msg in held:
+                    cm._send(counterparty_node_id, msg)
+            cm._changed()
+
+
 def internal_channel_ready(cm: ChannelManager, counterparty_node_id: PublicKey, msg: msgs.ChannelReady) -> None:
     chan = cm._find_channel(counterparty_node_id, msg.channel_id)
     if chan is None or chan.phase is not ChannelPhase.AwaitingChannelReady:

@@ -178,6 +178,8 @@ class ChannelManager:
         self._events.push(event)
 
     def _send(self, node_id: PublicKey, msg: Record) -> None:
+        if node_id not in self.peers and isinstance(msg, channel_establishment.HTLC_UPDATES):
+            return channel_establishment.hold(self, msg)  # (sent once the peer is back)
         self.pending_msg_events.append((node_id, msg))
         self._notifier.notify()
 
@@ -285,12 +287,9 @@ class ChannelManager:
             return out
 
     def process_pending_events(self, handler: Callable[[Event], Any]) -> None:
-        """Mirrors ``EventsProvider::process_pending_events`` (see :mod:`ldkkit.events.queue`).
-
-        Hands each queued event to ``handler`` in order. The handler may call back into
-        the manager. ``ReplayEvent`` makes the event come back next time; any other
-        exception leaves it queued and is raised as an ``EventHandlerError`` naming it.
-        """
+        """Mirrors ``EventsProvider::process_pending_events`` (see :mod:`ldkkit.events.queue`): each queued event to
+        ``handler`` in order (it may call back into the manager). ``ReplayEvent`` makes the event come back next time;
+        any other exception leaves it queued and is raised as an ``EventHandlerError`` naming it."""
         if self._events.process(handler):
             self._changed()
 
@@ -302,11 +301,11 @@ class ChannelManager:
     # --- channels: opening (see channel_establishment) -------------------------------------------
 
     def peer_connected(self, counterparty_node_id: PublicKey) -> None:
-        """Called by the PeerManager when a peer connects (``ChannelMessageHandler``); a channel the peer may not
-        know is ready gets our ``channel_ready`` again, as LDK answers ``channel_reestablish``."""
+        """``ChannelMessageHandler::peer_connected``: what answering ``channel_reestablish`` leads to in LDK."""
         with self._lock:
             self.peers.add(counterparty_node_id)
             channel_establishment.resend_channel_ready(self, counterparty_node_id)
+            channel_establishment.free_holding_cells(self, counterparty_node_id)
             self._changed()
 
     def peer_disconnected(self, counterparty_node_id: PublicKey) -> None:

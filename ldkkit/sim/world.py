@@ -28,6 +28,7 @@ from ..events.bump_transaction import BumpTransactionEventHandler
 from ..events.queue import EventHandlerError
 from ..fs_store import FilesystemStore
 from ..ln import msgs
+from ..ln.channel_establishment import HTLC_UPDATES, hold
 from ..ln.channelmanager import ChannelManager
 from ..ln.peer_handler import PeerManager
 from ..logger import Logger
@@ -484,6 +485,10 @@ class World:
     def _deliver(self, src: PublicKey, dst: PublicKey, msg: Record) -> None:
         node = self._by_id.get(dst)
         if node is None or frozenset((src, dst)) not in self._connections:
+            sender = self._by_id.get(src)
+            if node is not None and sender is not None and isinstance(msg, HTLC_UPDATES):
+                with sender.channel_manager._lock:  # (the peer went as it was sent: held until it is back)
+                    hold(sender.channel_manager, msg)
             return
         self.message_log.append((self.clock.now(), self._by_id[src].name, node.name, type(msg).__name__))
         node.peer_manager.handle_message(src, msg)
