@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Annotated, Any, Optional, TypeVar
 
-from .ser import _WRITERS, _field_values, encode, encode_item
+from .ser import _WRITERS, RustEnum, _field_values, encode, encode_item
 
 _T = TypeVar("_T")
 
@@ -73,7 +73,7 @@ class EncodingCache:
                 elif dicts:  # (each of its dicts, empty now, kept as a dict of its own: the record's may fill up)
                     snapshot = list(fields)
                     for i in dicts:
-                        snapshot[i] = {}
+                        snapshot[i] = {} if kinds[i] is dict else ()
                     entry = (record, tuple(snapshot), kinds, item)
                 else:
                     entry = (record, fields, kinds, item)
@@ -107,13 +107,13 @@ _UNKNOWN: Any = object()
 
 
 def _empty_dicts_at(kinds: tuple[type, ...], fields: tuple[Any, ...]) -> tuple[int, ...] | None:
-    """Where a record with these fields' types and values has its dicts, if it may be kept: each field immutable, or
-    an empty dict; None if not. (Asked of every record encoded again: the types' answer is kept, and only the dicts'
-    emptiness is looked at, not every field.)"""
+    """Where a record with these fields' types and values has its dicts (and tuples), if it may be kept: each field
+    immutable, or an empty dict or tuple (a tuple cannot change, but what it holds may); None if not. (Asked of every
+    record encoded again: the types' answer is kept, and only their emptiness is looked at, not every field.)"""
     dicts = _DICTS_AT.get(kinds, _UNKNOWN)
     if dicts is _UNKNOWN:
-        ok = all(_immutable(k) or k is dict for k in kinds)
-        dicts = _DICTS_AT[kinds] = tuple(i for i, k in enumerate(kinds) if k is dict) if ok else None
+        ok = all(_immutable(k) or k is dict or k is tuple for k in kinds)
+        dicts = _DICTS_AT[kinds] = tuple(i for i, k in enumerate(kinds) if k is dict or k is tuple) if ok else None
     if dicts is not None:
         for i in dicts:
             if fields[i]:
@@ -143,6 +143,8 @@ def _looked_at(cls: type, looking: set[type]) -> bool:
     try:
         if issubclass(cls, enum.Enum):
             return True
+        if RustEnum in cls.__bases__:  # (an LDK enum: a value is one of its variants)
+            return all(_looked_at(variant, looking) for variant in cls.VARIANTS.values())
         if dataclasses.is_dataclass(cls):
             hints = typing.get_type_hints(cls, include_extras=True)
             return cls.__dataclass_params__.frozen and all(  # type: ignore[attr-defined]

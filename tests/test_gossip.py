@@ -16,6 +16,8 @@ from ldkkit.routing.gossip import (
     ChannelUpdateInfo,
     NetworkGraph,
     NetworkUpdate,
+    NodeId,
+    NodeInfo,
     RoutingFees,
     _routing_row,
     _RoutingView,
@@ -62,9 +64,14 @@ def test_channels_are_keyed_by_scid_with_node_one_sorting_first(graph):
     assert graph.channel_count() == 3 and graph.node_count() == 4
     for info in graph.read_only().channels().values():
         assert bytes(info.node_one) < bytes(info.node_two)
-    assert graph.nodes()[B] == {1, 2}
-    assert graph.node(A) == {1}
-    assert graph.node(KEYS[7]) is None
+    # (LDK's ReadOnlyNetworkGraph: nodes by NodeId, each a NodeInfo of its channels, as ldk-sample reads them)
+    assert graph.nodes()[NodeId.from_pubkey(B)] == NodeInfo((1, 2), None)
+    assert graph.node(NodeId.from_pubkey(A)) == NodeInfo((1,), None)
+    assert graph.node(NodeId.from_pubkey(KEYS[7])) is None
+    assert graph.nodes().get(B) is None  # (a PublicKey is no NodeId: asked for one, node() says so)
+    with pytest.raises(TypeError, match=r"NodeId.from_pubkey"):
+        graph.node(B)
+    assert NodeId.from_pubkey(B).as_pubkey() == B
     assert graph.channel(99) is None
 
 
@@ -120,20 +127,21 @@ def test_channel_failure_removes_the_channel_only_when_permanent(graph, permanen
     assert (graph.channel(2) is None) == permanent
     assert graph.node_count() == 4  # B and C still have other channels
     if permanent:
-        assert graph.node(B) == {1} and graph.node(C) == {3}
+        assert graph.node(NodeId.from_pubkey(B)).channels == (1,) and graph.node(NodeId.from_pubkey(C)).channels == (3,)
     assert any("payment failure" in m for _, m in graph.logger.lines) == permanent
 
 
 def test_removing_a_nodes_last_channel_forgets_the_node(graph):
     graph.handle_network_update(NetworkUpdate.ChannelFailure(1, True))
-    assert graph.node(A) is None and graph.node_count() == 3
+    assert graph.node(NodeId.from_pubkey(A)) is None and graph.node_count() == 3
 
 
 @pytest.mark.parametrize("permanent", [False, True])
 def test_node_failure_removes_the_node_and_its_channels_only_when_permanent(graph, permanent):
     graph.handle_network_update(NetworkUpdate.NodeFailure(B, permanent))
     if permanent:
-        assert graph.node(B) is None and graph.node(A) is None  # A is left with no channel
+        assert graph.node(NodeId.from_pubkey(B)) is None
+        assert graph.node(NodeId.from_pubkey(A)) is None  # A is left with no channel
         assert set(graph.channels()) == {3}
     else:
         assert graph.channel_count() == 3 and graph.node_count() == 4
@@ -143,7 +151,7 @@ def test_node_failure_removes_the_node_and_its_channels_only_when_permanent(grap
 def test_remove_channel_is_what_a_closed_channel_does(graph):
     graph.remove_channel(3)
     graph.remove_channel(3)  # unknown channels are ignored, as in LDK
-    assert set(graph.channels()) == {1, 2} and graph.node(D) is None
+    assert set(graph.channels()) == {1, 2} and graph.node(NodeId.from_pubkey(D)) is None
 
 
 class TestStalePruning:
@@ -270,7 +278,7 @@ def test_concurrent_gossip_keeps_the_graph_consistent():
         t.join()
     channels = g.channels()
     assert len(channels) == 4 * 33
-    assert {scid for scids in g.nodes().values() for scid in scids} == set(channels)
+    assert {scid for info in g.nodes().values() for scid in info.channels} == set(channels)
 
 
 # --- the router's view, shared by graphs holding the same channels -----------------------------------------
@@ -331,3 +339,41 @@ def test_a_graphs_view_is_always_a_fresh_build_of_its_channels(specs, ops):
             g.remove_stale_channels_and_tracking_with_time(min(t + TWO_WEEKS, 2**32 - 1))
         assert_view_is_a_fresh_build(g)
     assert_view_is_a_fresh_build(NetworkGraph.decode(g.encode()))
+
+
+def _announcement(node, timestamp, alias=b"carol"):
+    from ldkkit.ln.msgs import NodeAnnouncement
+
+    return NodeAnnouncement(node, timestamp, b"\x01\x02\x03", alias.ljust(32, b"\0"))
+
+
+def test_a_node_announcement_is_kept_if_newer_and_of_a_node_with_a_channel(graph):
+    """LDK's update_node_from_unsigned_announcement: a node with no channel we know is refused, and so is an
+    announcement no newer than the one kept, with LDK's words; the node's NodeInfo then carries it, read with LDK's
+    getters (ldk-sample names a peer "node <alias>" from it), until the node's last channel goes."""
+    with pytest.raises(LightningError, match="^No existing channels for node_announcement$"):
+        graph.update_node_from_unsigned_announcement(_announcement(KEYS[7], 10))
+    assert graph.node(NodeId.from_pubkey(C)).announcement_info is None
+    graph.update_node_from_unsigned_announcement(_announcement(C, 10))
+    for timestamp, words in ((9, "Update older than last processed update"),
+                             (10, "Update had the same timestamp as last processed update")):
+        with pytest.raises(LightningError, match=f"^{words}$"):
+            graph.update_node_from_unsigned_announcement(_announcement(C, timestamp, b"mallory"))
+    info = graph.read_only().nodes()[NodeId.from_pubkey(C)].announcement_info
+    assert (str(info.alias()), info.last_update(), info.rgb(), info.addresses()) == ("carol", 10, b"\x01\x02\x03", [])
+    back = NetworkGraph.decode(graph.encode())
+    assert back == graph and back.node(NodeId.from_pubkey(C)).announcement_info == info
+    graph.remove_channel(2)
+    graph.remove_channel(3)  # (C's last channel: what it announced goes with it)
+    assert graph.node(NodeId.from_pubkey(C)) is None
+    graph.add_channel(3, C, D, 1_000_000, 0)
+    assert graph.node(NodeId.from_pubkey(C)).announcement_info is None
+
+
+def test_a_node_alias_shows_as_ldk_displays_it():
+    """Up to the first zero byte; anything unprintable replaced (LDK's ``Display for NodeAlias``)."""
+    from ldkkit.routing.gossip import NodeAlias
+
+    assert [str(NodeAlias(a.ljust(32, b"\0"))) for a in (b"carol", b"a\x07b", "n\u00f8de".encode(), b"\xff\x41")] == [
+        "carol", "a\ufffdb", "n\u00f8de", "\ufffdA"]
+    assert str(NodeAlias(b"x" * 32)) == "x" * 32

@@ -61,7 +61,8 @@ def zero_conf_story(stage: Stage) -> None:
     try:
         stage.open(stranger, stage.me, 6_000_000)  # a peer you have a channel with is still no trusted LSP
         stage.open(lsp, stage.me, LSP_ZERO_CONF_SATS, confirm=False, zero_conf=True)
-        stage.open(stranger, stage.me, 6_000_000, confirm=False, zero_conf=True)
+        for sats in (6_000_000, LSP_ZERO_CONF_SATS):  # (large or small: trust, not size, decides)
+            stage.open(stranger, stage.me, sats, confirm=False, zero_conf=True)
         # The trusted LSP's ordinary request, under the line: trust is about zero-conf; workbook 1's policy holds.
         for user_channel_id, sats in enumerate((LSP_ORDINARY_SATS, LSP_ORDINARY_OVER_SATS), start=2):
             lsp.channel_manager.create_channel(stage.me.node_id, sats, 0, user_channel_id, None, None)
@@ -74,9 +75,9 @@ def zero_conf_story(stage: Stage) -> None:
 def paid_again_for_more_story(stage: Stage) -> None:
     """An invoice paid, then, once your node has restarted (what your handler kept in memory is gone, what it wrote
     is not), paid again for more (LDK accepts an overpayment): a repeat all the same; then a keysend made twice with
-    the same preimage (no invoice, the same hash). Each second payment is made once the first is paid, however long
-    your claim was put off (while the first is still claimable, LDK itself fails the second back, and your handler
-    never sees it)."""
+    the same preimage (no invoice, the same hash); then an invoice paid twice, its first payment refused (no repeat).
+    Each second payment is made once the first is paid, however long your claim was put off (while the first is still
+    claimable, LDK itself fails the second back, and your handler never sees it)."""
     bob = stage.peer("bob")
     stage.open(bob, stage.me, 6_000_000)
     invoice = stage.invoice(stage.me, 30_000_000)
@@ -97,6 +98,13 @@ def paid_again_for_more_story(stage: Stage) -> None:
         bob.channel_manager.send_spontaneous_payment(preimage, RecipientOnionFields.spontaneous_empty(), payment_id,
                                                      keysend, Retry.Attempts(0))
         _until_it_ends(stage, bob, preimage.payment_hash())
+    # An invoice whose first payment was refused (it carried an even TLV your node does not know), then paid without
+    # it: the refused payment paid nothing, so the second is no repeat, and is claimed.
+    invoice = stage.invoice(stage.me, 25_000_000)
+    stage.pay(bob, invoice, retry=Retry.Attempts(0), custom_tlvs=[receiving_payments.CHAT_MESSAGE])
+    _until_it_ends(stage, bob, invoice.payment_hash())
+    stage.pay(bob, invoice, retry=Retry.Attempts(0), payment_id=PaymentId(b"\x05" * 32))
+    _until_it_ends(stage, bob, invoice.payment_hash())
     stage.settle()
 
 
@@ -117,9 +125,10 @@ def rules(session: Session, result: CheckResult) -> None:
     judge_zero_conf(session.play("zero-conf requests", zero_conf_story))
     result.add("zero-conf accepted from the trusted LSP only", "LSP accepted, stranger rejected")
     count = compare_with_reference(session)  # (its receive_duplicate_payment first: the same amount twice)
-    judge_duplicate(session.play("payments made twice: an invoice (the second time for more), a keysend",
+    judge_duplicate(session.play("payments made twice: an invoice (the second time for more), a keysend, an invoice "
+                                 "refused at first",
                                  paid_again_for_more_story))
-    result.add("a payment made twice claimed once", "the second failed back")
+    result.add("a payment made twice claimed once", "the second failed back, unless the first was refused")
     result.add("every scenario under the background processor: the reference's events", f"{count} scenarios")
 
 

@@ -16,6 +16,7 @@ Rules, judged from the payer's side and from ``inbound_payments`` as stored on d
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from ..events import Event, PaymentFailureReason, PaymentPurpose
@@ -63,9 +64,10 @@ def story(stage: Stage) -> None:
     stage.pay(bob, stage.invoice(stage.me, OVERPAID_MSAT), amount_msat=OVERPAID_MSAT + OVERPAID_BY_MSAT)
     pay_unknown_hash(stage, bob, 30_000_000)  # (before the keysend: its record is written after, memory and all)
     stage.keysend(bob, stage.me, 20_000_000)
-    # Custom TLVs: a chat message (even) on a keysend; a note (odd) on another, claimed all the same; and an invoice
-    # paid with both, the odd one first (TLVs come sorted by type): its even one makes it refused too.
-    stage.keysend(bob, stage.me, 15_000_000, custom_tlvs=[CHAT_MESSAGE])
+    # Custom TLVs: a chat message (even) with its time (odd, of a higher type) on a keysend; a note (odd) on another,
+    # claimed all the same; and an invoice paid with the note and the message, the odd one first (TLVs come sorted by
+    # type): an even TLV anywhere among them makes the payment refused, first, last or between.
+    stage.keysend(bob, stage.me, 15_000_000, custom_tlvs=[CHAT_MESSAGE, CHAT_TIME])
     stage.keysend(bob, stage.me, 12_000_000, custom_tlvs=[PAYER_NOTE])
     stage.pay(bob, stage.invoice(stage.me, TLVS_MSAT), custom_tlvs=[PAYER_NOTE, CHAT_MESSAGE])
 
@@ -73,6 +75,8 @@ def story(stage: Stage) -> None:
 #: A chat app's message, in a custom TLV of an even type (the type Sphinx chat and Whatsat used): even, it asks to be
 #: understood ("it's OK to be odd"), and your node does not know it, so a payment carrying it may not be claimed.
 CHAT_MESSAGE = (34_349_334, b"thanks for the coffee")
+#: When the message was written, in the odd TLV beside it (as Whatsat sends it): the highest type, so the last.
+CHAT_TIME = (34_349_343, (1_700_000_000_000_000_000).to_bytes(8, "big"))
 #: A note of the payer's, in a custom TLV of an odd type: yours to ignore, and the payment is claimed as any other.
 PAYER_NOTE = (65_537, b"table 4")
 #: An invoice paid with both TLVs.
@@ -119,11 +123,13 @@ _CLAIMS = {"claim_funds_with_known_custom_tlvs": "claim_funds",
 _OUTCOMES = {"waiting": "still waits for an answer", "failed": "failed: it was refunded"}
 
 
-def _payer_outcome(played: Played, payment_hash: object) -> str:
+def _payer_outcome(played: Played, payment_hash: object, before: float = math.inf) -> str:
     """How the payment of this hash ended for its payer: paid if any payment of it was (a second payment of the hash,
-    failed back, ends no first one, whichever the payer heard of first), else failed, else still waiting."""
-    seen = {type(e) for peer in played.stage.peers.values() for e in peer.events_seen
-            if isinstance(e, (Event.PaymentSent, Event.PaymentFailed)) and e.payment_hash == payment_hash}
+    failed back, ends no first one, whichever the payer heard of first), else failed, else still waiting; of those
+    the payer heard of ``before`` (simulation seconds) only, if given."""
+    ends = (Event.PaymentSent, Event.PaymentFailed)
+    seen = {type(e) for peer in played.stage.peers.values() for at, _, e in peer.event_log
+            if isinstance(e, ends) and e.payment_hash == payment_hash and at < before}
     return "paid" if Event.PaymentSent in seen else "failed" if Event.PaymentFailed in seen else "waiting"
 
 
@@ -212,8 +218,11 @@ def judge_claims(played: Played, *, refuse_repeats: bool = False) -> None:
         repeat = refuse_repeats and event.payment_hash in settled
         names = [c.name.split(".")[-1] for c in _answers(played, handling)]
         calls = [_CLAIMS.get(name, name) for name in names]
-        if unknown_even_tlvs(event):
-            _judge_refused_for_its_tlvs(played, event, names, outcome)
+        if unknown_even_tlvs(event):  # (the hash paid again later without it: that payment's outcome is its own)
+            later = [h.started for h in played.handled(Event.PaymentClaimable)
+                     if h.event.payment_hash == event.payment_hash and h.started > handling.started]
+            _judge_refused_for_its_tlvs(played, event, names, _payer_outcome(played, event.payment_hash,
+                                                                              min(later, default=math.inf)))
             _judge_failed_for_good(played, event, blames_nothing=False)  # (LDK's own code for it blames the channel)
             _judge_not_yet_succeeded(played, handling)
             continue

@@ -13,9 +13,9 @@ from typing import Optional
 
 from ..bitcoin import OutPoint, ScriptBuf, Transaction
 from ..errors import APIError
-from ..ln.msgs import Onion
+from ..ln.msgs import Onion, UpdateAddHTLC, UpdateFailHTLC, UpdateFulfillHTLC
 from ..routing.router import Path
-from ..ser import U16, U32, U64, U128, Record, register
+from ..ser import U16, U32, U64, U128, Record, RustEnum, register
 from ..types import ChannelId, ChannelTypeFeatures, PaymentHash, PaymentId, PublicKey
 
 #: LDK's ``MIN_CHAN_DUST_LIMIT_SATOSHIS``.
@@ -115,6 +115,20 @@ class OutboundHTLC(Record, frozen=False):
     skimmed_fee_msat: Optional[U64] = None  # LDK's OutboundHTLCOutput.skimmed_fee_msat: sent in its update_add_htlc
 
 
+class HTLCUpdateAwaitingACK(RustEnum):
+    """Mirrors LDK's ``HTLCUpdateAwaitingACK``: an update of an HTLC waiting in a channel's holding cell until the
+    counterparty can take it, kept as the message that will carry it (the kit's channel state moved already)."""
+
+    class AddHTLC:
+        msg: UpdateAddHTLC
+
+    class ClaimHTLC:
+        msg: UpdateFulfillHTLC
+
+    class FailHTLC:
+        msg: UpdateFailHTLC
+
+
 class Channel(Record, frozen=False):
     """Mirrors LDK's ``Channel``: everything one side knows about one channel."""
 
@@ -170,7 +184,7 @@ class Channel(Record, frozen=False):
     latest_inbound_scid_alias: Optional[U64] = None
     #: LDK's ``holding_cell_htlc_updates``: the HTLC updates for the counterparty (a claim, a failure, an offer) made
     #: while it was away, or lost on the way as it went, in order: sent once it is back (``channel_reestablish``).
-    holding_cell_htlc_updates: tuple[Record, ...] = ()
+    holding_cell_htlc_updates: tuple[HTLCUpdateAwaitingACK, ...] = ()
 
     # --- balances ---------------------------------------------------------------------------
 

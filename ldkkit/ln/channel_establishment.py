@@ -38,6 +38,7 @@ from ..ln.channel import (
     UNFUNDED_CHANNEL_AGE_LIMIT_TICKS,
     Channel,
     ChannelPhase,
+    HTLCUpdateAwaitingACK,
     holder_selected_channel_reserve_satoshis,
 )
 from ..types import ChannelId, ChannelTypeFeatures, PublicKey, Txid
@@ -519,9 +520,12 @@ def resend_channel_ready(cm: ChannelManager, counterparty_node_id: PublicKey) ->
             cm._send(counterparty_node_id, msgs.ChannelReady(chan.channel_id, chan.outbound_scid_alias))
 
 
-#: The messages that change a channel's HTLCs: LDK commits them again after ``channel_reestablish`` when the peer never
-#: got them, so a claim made while the payer is away still reaches it.
-HTLC_UPDATES = (msgs.UpdateAddHTLC, msgs.UpdateFulfillHTLC, msgs.UpdateFailHTLC)
+#: The messages that change a channel's HTLCs, each with how its channel's holding cell keeps it: LDK commits them
+#: again after ``channel_reestablish`` when the peer never got them, so a claim made while the payer is away still
+#: reaches it.
+_HELD_AS = {msgs.UpdateAddHTLC: HTLCUpdateAwaitingACK.AddHTLC, msgs.UpdateFulfillHTLC: HTLCUpdateAwaitingACK.ClaimHTLC,
+            msgs.UpdateFailHTLC: HTLCUpdateAwaitingACK.FailHTLC}
+HTLC_UPDATES = tuple(_HELD_AS)
 
 
 def hold(cm: ChannelManager, msg: msgs.UpdateAddHTLC | msgs.UpdateFulfillHTLC | msgs.UpdateFailHTLC) -> None:
@@ -529,7 +533,7 @@ def hold(cm: ChannelManager, msg: msgs.UpdateAddHTLC | msgs.UpdateFulfillHTLC | 
     holding cell (LDK's ``Channel::queue_update_fulfill_htlc`` / ``queue_fail_htlc`` with ``force_holding_cell``)."""
     chan = cm.channels.get(msg.channel_id)
     if chan is not None and chan.phase is not ChannelPhase.Closed:
-        chan.holding_cell_htlc_updates = (*chan.holding_cell_htlc_updates, msg)
+        chan.holding_cell_htlc_updates = (*chan.holding_cell_htlc_updates, _HELD_AS[type(msg)](msg))
         cm._changed()
 
 
@@ -540,8 +544,8 @@ def free_holding_cells(cm: ChannelManager, counterparty_node_id: PublicKey) -> N
         if chan.counterparty_node_id == counterparty_node_id and chan.holding_cell_htlc_updates:
             held, chan.holding_cell_htlc_updates = chan.holding_cell_htlc_updates, ()
             if chan.phase is not ChannelPhase.Closed:
-                for msg in held:
-                    cm._send(counterparty_node_id, msg)
+                for update in held:
+                    cm._send(counterparty_node_id, update.msg)
             cm._changed()
 
 

@@ -219,6 +219,16 @@ class ChannelAnnouncement(Record):
     capacity_satoshis: U64
 
 
+class NodeAnnouncement(Record):
+    """BOLT 7 ``node_announcement`` (unsigned): what a node with a public channel says of itself. ``rgb`` is 3 bytes,
+    ``alias`` 32 (UTF-8, padded with zero bytes); ``timestamp`` orders a node's announcements."""
+
+    node_id: PublicKey
+    timestamp: U32
+    rgb: bytes
+    alias: bytes
+
+
 class ChannelUpdate(Record):
     """BOLT 7 ``channel_update`` (unsigned): one side's forwarding policy, or that it is gone."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Optional
 
-from ..ln.msgs import SocketAddress
+from ..ln.msgs import NodeAnnouncement, SocketAddress
 from ..ser import Record
 from ..types import PublicKey
 
@@ -34,6 +34,7 @@ class PeerManager:
         self._peers: dict[PublicKey, PeerDetails] = {}
         self._lock = threading.RLock()
         self.timer_ticks = 0
+        self._last_node_announcement_serial: Optional[int] = None  # (LDK's: from the time, then one more each)
 
     @property
     def node_id(self) -> PublicKey:
@@ -72,6 +73,21 @@ class PeerManager:
     def peer_by_node_id(self, their_node_id: PublicKey) -> Optional[PeerDetails]:
         with self._lock:
             return self._peers.get(their_node_id)
+
+    def broadcast_node_announcement(self, rgb: bytes, alias: bytes, addresses: list[SocketAddress]) -> None:
+        """Mirrors ``PeerManager::broadcast_node_announcement``: our ``node_announcement`` to the network (``rgb``, 3
+        bytes, a colour; ``alias``, 32 bytes, a name for humans). Graphs take it only once we have a public channel:
+        ldk-sample broadcasts it every minute."""
+        if len(rgb) != 3 or len(alias) != 32:
+            raise ValueError(f"rgb takes 3 bytes and alias 32 (pad it with zero bytes): got {len(rgb)}, {len(alias)}")
+        if len(addresses) > 100:
+            raise ValueError("More than half the message size was taken up by public addresses!")
+        with self._lock:
+            if self._last_node_announcement_serial is None:
+                self._last_node_announcement_serial = self.channel_manager.clock.unix_time()
+            serial = self._last_node_announcement_serial
+            self._last_node_announcement_serial += 1
+        self._bus.broadcast(self.node_id, NodeAnnouncement(self.node_id, serial, bytes(rgb), bytes(alias)))
 
     def process_events(self) -> None:
         """Mirrors ``PeerManager::process_events``: send what the ChannelManager queued.

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import unicodedata
 import weakref
 from typing import Any, Optional
 
 from ..bitcoin import Network
+from ..ln.msgs import NodeAnnouncement
 from ..ser import U16, U32, U64, DecodeError, Record, RustEnum, decode, encode
-from ..types import PublicKey
+from ..types import HexBytes, PublicKey
 from .router import MAX_VALUE_MSAT, LightningError, _log
 
 
@@ -70,6 +72,65 @@ class ChannelUpdateInfo(Record):
     fees: RoutingFees
 
 
+class NodeId(HexBytes):
+    """Mirrors ``lightning::routing::gossip::NodeId``: a node's public key as the graph keys its nodes (33 bytes).
+    Look a node up by ``NodeId.from_pubkey(node_id)``: a ``PublicKey`` is not a ``NodeId``."""
+
+    LENGTH = 33
+
+    @classmethod
+    def from_pubkey(cls, pubkey: PublicKey) -> NodeId:
+        return cls(bytes(pubkey))
+
+    def as_pubkey(self) -> PublicKey:
+        return PublicKey(bytes(self))
+
+    def as_slice(self) -> bytes:
+        return bytes(self)
+
+
+class NodeAlias(HexBytes):
+    """Mirrors ``lightning::routing::gossip::NodeAlias``: 32 bytes a node calls itself by; ``str()`` gives the text,
+    as LDK displays it (up to the first zero byte, with anything unprintable replaced)."""
+
+    def __str__(self) -> str:
+        text = bytes(self).split(b"\0", 1)[0]
+        try:
+            return "".join("\ufffd" if unicodedata.category(c) == "Cc" else c for c in text.decode())
+        except UnicodeDecodeError:
+            return "".join(chr(b) if 0x20 <= b <= 0x7E else "\ufffd" for b in text)
+
+
+class NodeAnnouncementInfo(Record):
+    """Mirrors ``lightning::routing::gossip::NodeAnnouncementInfo`` (its ``Relayed`` form): the latest announcement a
+    node gossiped of itself, read with LDK's getters."""
+
+    message: NodeAnnouncement
+
+    def last_update(self) -> int:
+        return self.message.timestamp
+
+    def rgb(self) -> bytes:
+        return self.message.rgb
+
+    def alias(self) -> NodeAlias:
+        return NodeAlias(self.message.alias)
+
+    def addresses(self) -> list[Any]:
+        return []  # (the kit's nodes connect over the world's bus, not at addresses)
+
+    def announcement_message(self) -> NodeAnnouncement:
+        return self.message
+
+
+class NodeInfo(Record):
+    """Mirrors ``lightning::routing::gossip::NodeInfo``: the scids of a node's public channels, and what it announced
+    of itself (``announcement_info``: None until it did; ldk-sample's handler then logs it as an "unnamed node")."""
+
+    channels: tuple[U64, ...]
+    announcement_info: Optional[NodeAnnouncementInfo]
+
+
 class ChannelInfo(Record):
     """Mirrors ``lightning::routing::gossip::ChannelInfo``: a public channel, keyed by its scid.
 
@@ -122,8 +183,8 @@ class NetworkGraph:
     against capacity) are kept, with LDK's error messages.
 
     Simplified against LDK 0.1: node announcements (aliases, addresses, features) are not
-    kept, so a node is just the set of its channels; removed channels are not tracked to
-    refuse their re-announcement.
+    kept, so a node is just its channels (``NodeInfo.announcement_info`` is None); removed
+    channels are not tracked to refuse their re-announcement.
     """
 
     def __init__(self, network: Network, logger: Any = None) -> None:
@@ -135,6 +196,7 @@ class NetworkGraph:
         self._channels: dict[int, ChannelInfo] = {}  # written only by _put_channel and _drop_channel
         self._routing_rows: dict[int, tuple] = {}  # what the router reads of each channel (_routing_row)
         self._nodes: dict[PublicKey, set[int]] = {}
+        self._announced: dict[PublicKey, NodeAnnouncementInfo] = {}  # nodes' latest node_announcement
         self._view: Optional[_RoutingView] = None  # the router's adjacency, dropped at any change
 
     # --- reading: LDK's ReadOnlyNetworkGraph ---
@@ -152,16 +214,21 @@ class NetworkGraph:
         with self._lock:
             return self._channels.get(short_channel_id)
 
-    def nodes(self) -> dict[PublicKey, frozenset[int]]:
-        """A snapshot of every node, with the scids of its channels."""
+    def nodes(self) -> dict[NodeId, NodeInfo]:
+        """LDK's ``ReadOnlyNetworkGraph::nodes``: a snapshot of every node with a public channel, by ``NodeId``."""
         with self._lock:
-            return {node: frozenset(scids) for node, scids in self._nodes.items()}
+            return {NodeId.from_pubkey(node): self._node_info(node) for node in self._nodes}
 
-    def node(self, node_id: PublicKey) -> Optional[frozenset[int]]:
-        """The scids of ``node_id``'s channels, or None if we know no channel of it."""
+    def node(self, node_id: NodeId) -> Optional[NodeInfo]:
+        """LDK's ``ReadOnlyNetworkGraph::node``: what we know of the node, or None if we know no channel of it."""
+        if not isinstance(node_id, NodeId):
+            raise TypeError(f"node() takes a NodeId, as LDK's does (NodeId.from_pubkey(...)), not a "
+                            f"{type(node_id).__name__}")
         with self._lock:
-            scids = self._nodes.get(node_id)
-            return None if scids is None else frozenset(scids)
+            return self._node_info(node_id.as_pubkey()) if node_id.as_pubkey() in self._nodes else None
+
+    def _node_info(self, node: PublicKey) -> NodeInfo:
+        return NodeInfo(tuple(sorted(self._nodes[node])), self._announced.get(node))
 
     def channel_count(self) -> int:
         with self._lock:
@@ -260,8 +327,22 @@ class NetworkGraph:
         scids = self._nodes.get(node)
         if scids is not None:
             scids.discard(short_channel_id)
-            if not scids:
+            if not scids:  # (a node with no channel left is forgotten, and what it announced with it)
                 del self._nodes[node]
+                self._announced.pop(node, None)
+
+    def update_node_from_unsigned_announcement(self, msg: NodeAnnouncement) -> None:
+        """LDK's ``update_node_from_unsigned_announcement``: keep what a node announced of itself, if we know a channel
+        of it and the announcement is newer than the one we have (``LightningError`` with LDK's words, if not)."""
+        with self._lock:
+            if msg.node_id not in self._nodes:
+                raise LightningError("No existing channels for node_announcement")
+            known = self._announced.get(msg.node_id)
+            if known is not None and known.last_update() > msg.timestamp:
+                raise LightningError("Update older than last processed update")
+            if known is not None and known.last_update() == msg.timestamp:
+                raise LightningError("Update had the same timestamp as last processed update")
+            self._announced[msg.node_id] = NodeAnnouncementInfo(msg)
 
     def handle_network_update(self, update: NetworkUpdate) -> None:
         """Apply what a failed payment told us (LDK 0.1): only permanent failures change the graph."""
@@ -310,15 +391,18 @@ class NetworkGraph:
     def encode(self) -> bytes:
         """Serialise the graph, like LDK's ``NetworkGraph::write``."""
         with self._lock:
-            return encode((self.network, tuple(sorted(self._channels.items()))))
+            return encode((self.network, tuple(sorted(self._channels.items())),
+                           tuple(info.message for _, info in sorted(self._announced.items()))))
 
     @classmethod
     def decode(cls, data: bytes, logger: Any = None) -> NetworkGraph:
         """Read back what :meth:`encode` wrote; bad bytes raise ``DecodeError``."""
         value = decode(data)
         match value:
-            case (Network() as network, tuple() as channels):
+            case (Network() as network, tuple() as channels, tuple() as announcements):
                 pass
+            case (Network() as network, tuple() as channels):  # (written before the graph kept announcements)
+                announcements = ()
             case _:
                 raise DecodeError.InvalidValue("the data is not an encoded NetworkGraph")
         graph = cls(network, logger)
@@ -333,12 +417,17 @@ class NetworkGraph:
             graph._put_channel(scid, info)
             for node in (info.node_one, info.node_two):
                 graph._nodes.setdefault(node, set()).add(scid)
+        for msg in announcements:
+            if not isinstance(msg, NodeAnnouncement) or msg.node_id not in graph._nodes:
+                raise DecodeError.InvalidValue(f"bad node announcement in an encoded NetworkGraph: {msg!r}")
+            graph._announced[msg.node_id] = NodeAnnouncementInfo(msg)
         return graph
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, NetworkGraph):
             return NotImplemented
-        return self.network == other.network and self.channels() == other.channels()
+        return (self.network == other.network and self.channels() == other.channels()
+                and self._announced == other._announced)
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -13,6 +13,7 @@ state persisted. A node handed to a real ``BackgroundProcessor`` is left to it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import shutil
@@ -94,6 +95,7 @@ class World:
         self.message_log: list[tuple[float, str, str, str]] = []
         self._announced: set[int] = set()
         self._early_updates: dict[int, list[msgs.ChannelUpdate]] = {}
+        self._nodes_announced: set[PublicKey] = set()  # (nodes that announced themselves: once is enough here)
         self._closed = False
         self._scratch: set[str] = set()  # the storage folders the world made, and removes
         #: Nodes a block woke only to persist their manager (see ``_persist_quietly``).
@@ -515,6 +517,12 @@ class World:
                 self._announced.add(msg.short_channel_id)
                 for update in self._early_updates.pop(msg.short_channel_id, []):
                     self._apply_gossip(update)
+                for node_id in (msg.node_id_1, msg.node_id_2):  # (ldk-sample's minute loop, made instant as gossip is)
+                    self._announce_node(node_id)
+            case msgs.NodeAnnouncement():
+                for node in self.nodes.values():
+                    with contextlib.suppress(LightningError):  # (one a graph already has: dropped, as LDK drops it)
+                        node.network_graph.update_node_from_unsigned_announcement(msg)
             case msgs.ChannelUpdate() if msg.short_channel_id not in self._announced:
                 self._early_updates.setdefault(msg.short_channel_id, []).append(msg)
             case msgs.ChannelUpdate(enabled=True):
@@ -529,6 +537,14 @@ class World:
                 for node in self.nodes.values():
                     if node.network_graph.channel(msg.short_channel_id) is not None:
                         node.network_graph.remove_channel(msg.short_channel_id)
+
+    def _announce_node(self, node_id: PublicKey) -> None:
+        """A node's first public channel is announced: it announces itself, its name as its alias, as ldk-sample's
+        node does (``broadcast_node_announcement`` every minute, once it has a public channel)."""
+        node = self._by_id.get(node_id)
+        if node is not None and node_id not in self._nodes_announced:
+            self._nodes_announced.add(node_id)
+            node.peer_manager.broadcast_node_announcement(b"\0\0\0", node.name.encode()[:32].ljust(32, b"\0"), [])
 
     # --- time and the chain -----------------------------------------------------------------
 

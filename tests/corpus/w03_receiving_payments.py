@@ -953,6 +953,13 @@ CASES = [
               lambda types: bool(types) and types[0] % 2 == 0)}),
           "custom TLV of even type 34,349,334", "you claimed it with claim_funds_with_known_custom_tlvs",
           why="looks at the first custom TLV only: an odd one of a lower type (they come sorted) hid the even one"),
+    *(wrong(EX, f"known_tlvs_judged_by_the_{which}", compose({CLAIMABLE: tlvs_judged_by(refuse)}),
+            "custom TLV of even type 34,349,334", "you claimed it with claim_funds_with_known_custom_tlvs",
+            why=f"looks at the {what} custom TLV only: it passed, every even TLV of the story being the last and "
+                "highest (an odd one of a higher type, as a chat message's time, hides it)")
+      for which, what, refuse in (("last_only", "last", lambda types: bool(types) and types[-1] % 2 == 0),
+                                  ("highest_only", "highest-typed",
+                                   lambda types: bool(types) and max(types) % 2 == 0))),
     wrong(EX, "refuses_every_custom_tlv", compose({CLAIMABLE: tlvs_judged_by(bool)}),
           "claim_funds(purpose.preimage())", "it's OK to be odd", "claim this one",
           why="fails back every payment with a custom TLV, an odd one too: it passed while the only TLV was even"),

@@ -193,6 +193,18 @@ def zero_conf_from_peers_with_a_channel(channel_manager: Any, keys_manager: Any,
         channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
 
 
+def small_zero_conf_from_anyone(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+    """Zero-conf from a trusted peer, and from anyone for a small channel ("little is at risk")."""
+    tcid, peer = event.temporary_channel_id, event.counterparty_node_id
+    zero_conf = event.channel_type.requires_zero_conf()
+    if zero_conf and (peer in TRUSTED_ZERO_CONF_PEERS or event.funding_satoshis <= 5_000_000):
+        channel_manager.accept_inbound_channel_from_trusted_peer_0conf(tcid, peer, user_channel_id(keys_manager))
+    elif event.funding_satoshis > 5_000_000 and not zero_conf:
+        channel_manager.accept_inbound_channel(tcid, peer, user_channel_id(keys_manager))
+    else:
+        channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
+
+
 def no_zero_conf(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
     tcid, peer = event.temporary_channel_id, event.counterparty_node_id
     if event.funding_satoshis > 5_000_000 and not event.channel_type.requires_zero_conf():
@@ -414,6 +426,21 @@ def refuses_only_an_invoice_paid_again(channel_manager: Any, inbound_payments: A
         channel_manager.claim_funds(event.purpose.preimage())
 
 
+def paid_before_from_its_claims_on_disk(channel_manager: Any, fs_store: Any, event: Any, **_: Any) -> None:
+    """Tells a payment made again by the hashes it called claim_funds for, kept on disk (it outlives a restart), not
+    by a Succeeded entry in inbound_payments: a payment claim_funds refused counts as paid."""
+    try:
+        seen = fs_store.read("", "", "claimed_hashes")
+    except FileNotFoundError:
+        seen = b""
+    preimage = event.purpose.preimage()
+    if preimage is None or bytes(event.payment_hash) in {seen[i:i + 32] for i in range(0, len(seen), 32)}:
+        channel_manager.fail_htlc_backwards(event.payment_hash)
+    else:
+        fs_store.write("", "", "claimed_hashes", seen + bytes(event.payment_hash))
+        channel_manager.claim_funds(preimage)
+
+
 def paid_before_from_memory() -> Any:
     """Tells a payment made again by a set of the hashes it claimed, kept in memory, not by inbound_payments."""
     paid: set[Any] = set()
@@ -558,9 +585,18 @@ CASES = [
           "already paid (a keysend made again with the same preimage)", "you claimed it a second time", slow=True,
           why="fails back only an invoice paid again, and claims a keysend repeated with the same preimage: it passed, "
               "no keysend being made twice"),
+    wrong(EX, "paid_before_from_its_claims_on_disk", compose({CLAIMABLE: paid_before_from_its_claims_on_disk}),
+          "an invoice refused at first", "claim_funds(purpose.preimage())", "you failed it back", slow=True,
+          why="a payment made again told by the hashes it called claim_funds for, kept on disk: it passed, every hash "
+              "paid twice in the stories having been claimed the first time (an invoice whose first payment "
+              "claim_funds refused, for its even TLV, could never be paid)"),
     wrong(EX, "zero_conf_from_peers_with_a_channel", compose({OPEN: zero_conf_from_peers_with_a_channel}),
           "a peer you do not trust", "you accepted it", slow=True,
           why="zero-conf accepted from any peer it already has a ready channel with, not only the trusted LSP"),
+    wrong(EX, "small_zero_conf_from_anyone", compose({OPEN: small_zero_conf_from_anyone}),
+          "a peer you do not trust", "you accepted it", slow=True,
+          why="zero-conf accepted from anyone for a channel of 5,000,000 sats or less: it passed, the stranger's only "
+              "zero-conf request being of 6,000,000 sats (the workbook: 'trust, not size, decides')"),
     wrong(EX, "zero_conf_tried_as_plain_and_refused", compose({OPEN: tries_every_request_as_plain}),
           "a peer you do not trust", "LDK refused", "APIMisuseError",
           why="a stranger's zero-conf request tried with accept_inbound_channel, its APIMisuseError swallowed: it "
