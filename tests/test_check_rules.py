@@ -1373,7 +1373,7 @@ def test_the_capstone_tells_a_passing_handler_what_it_verified():
                "forwarding", "on_chain", "background_processor"]
     rows = [(f"every rule of {name}", "yes") for name in earlier] + [
         ("zero-conf accepted from the trusted LSP only", "LSP accepted, stranger rejected"),
-        ("a payment made twice claimed once", "the second failed back"),
+        ("a payment made twice claimed once", "the second failed back, unless the first was refused"),
         ("every scenario under the background processor: the reference's events",
          f"{len(scenarios.names())} scenarios")]
     width = max(len(what) for what, _ in rows)
