@@ -279,3 +279,23 @@ def test_a_claim_lost_on_the_way_as_the_payer_went_and_one_held_over_a_restart_r
             world.connect(stage.me, bob)
             stage.settle(10)
             assert [type(e) for e in bob.events_seen[since:]] == [Event.PaymentSent, Event.PaymentPathSuccessful]
+
+
+def test_a_channel_proposed_to_a_peer_that_went_before_answering_is_proposed_again_once_it_is_back():
+    """LDK keeps an outbound channel the peer never answered (``is_resumable``: nothing received from it yet) when the
+    peer disconnects, and sends ``open_channel`` again on reconnection: the open goes on. (It was closed at once,
+    ClosureReason.DisconnectedPeer.) One the peer had answered is closed, as before."""
+    seen: list[Event] = []
+    with World(seed=7) as world:
+        stage = Stage(world, world.add_node("learner", handler=_recording(seen)))
+        bob = stage.peer("bob")
+        stage.me.channel_manager.create_channel(bob.node_id, 1_000_000, 0, 42, None, None)
+        world.disconnect(stage.me, bob)  # (before bob's accept_channel: he never got the proposal)
+        stage.settle()
+        assert seen == [] and len(stage.me.channel_manager.list_channels()) == 1
+        world.connect(stage.me, bob)
+        stage.settle()
+        stage.mine(6)
+        stage.settle()
+        assert [type(e) for e in seen] == [Event.FundingGenerationReady, Event.ChannelPending, Event.ChannelReady]
+        assert [c.is_usable for c in stage.me.channel_manager.list_channels()] == [True]

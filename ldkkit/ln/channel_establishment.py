@@ -506,18 +506,23 @@ def _send_channel_ready(cm: ChannelManager, chan: Channel) -> None:
     _maybe_ready(cm, chan)
 
 
-def resend_channel_ready(cm: ChannelManager, counterparty_node_id: PublicKey) -> None:
-    """On reconnection, what LDK's ``Channel::channel_reestablish`` answers for a channel the peer may not know is
-    ready: our ``channel_ready`` again, if we sent it, while we await theirs or while the channel is still at its
-    first commitment. Sent to a peer that was away (or lost with a restarted node's unpersisted state), it was
-    lost, and without it the channel never becomes usable on their side. (The kit does not exchange the
-    ``channel_reestablish`` messages themselves, only what they lead to.)"""
+def reestablish(cm: ChannelManager, counterparty_node_id: PublicKey) -> None:
+    """On reconnection, what LDK's ``peer_connected`` and ``Channel::channel_reestablish`` lead to, channel by channel
+    (the kit does not exchange the ``channel_reestablish`` messages themselves, only what they lead to):
+    - a channel we proposed and the peer had not answered (LDK's ``is_resumable``): our ``open_channel`` again;
+    - a channel the peer may not know is ready: our ``channel_ready`` again, if we sent it, while we await theirs or
+      while the channel is still at its first commitment. Sent to a peer that was away (or lost with a restarted
+      node's unpersisted state), it was lost, and without it the channel never becomes usable on their side;
+    - the HTLC updates held for the peer while it was away (:func:`free_holding_cells`)."""
     for chan in cm.channels.values():
-        if chan.counterparty_node_id != counterparty_node_id or not chan.sent_channel_ready:
+        if chan.counterparty_node_id != counterparty_node_id:
             continue
-        if chan.phase is ChannelPhase.AwaitingChannelReady or (
-                chan.phase is ChannelPhase.Ready and chan.at_first_commitment()):
+        if chan.phase is ChannelPhase.OutboundAwaitingAccept and chan.channel_id in cm._open_channel_msgs:
+            cm._send(counterparty_node_id, cm._open_channel_msgs[chan.channel_id])
+        elif chan.sent_channel_ready and (chan.phase is ChannelPhase.AwaitingChannelReady or (
+                chan.phase is ChannelPhase.Ready and chan.at_first_commitment())):
             cm._send(counterparty_node_id, msgs.ChannelReady(chan.channel_id, chan.outbound_scid_alias))
+    free_holding_cells(cm, counterparty_node_id)
 
 
 #: The messages that change a channel's HTLCs, each with how its channel's holding cell keeps it: LDK commits them
@@ -576,11 +581,12 @@ def _maybe_ready(cm: ChannelManager, chan: Channel) -> None:
 
 
 def drop_unfunded_channels(cm: ChannelManager, counterparty_node_id: PublicKey) -> None:
-    """The peer disconnected: its channels not yet funded are forgotten, as BOLT 2 requires."""
+    """The peer disconnected: its channels not yet funded are forgotten, as BOLT 2 requires, but for those we
+    proposed that it never answered, which LDK keeps to propose again (``is_resumable``: see :func:`reestablish`)."""
     for chan in list(cm.channels.values()):
         if chan.counterparty_node_id != counterparty_node_id or chan.is_funded():
             continue
-        if chan.phase in (ChannelPhase.Closed,):
+        if chan.phase in (ChannelPhase.Closed, ChannelPhase.OutboundAwaitingAccept):
             continue
         if chan.phase is ChannelPhase.UnacceptedInbound:
             del cm.channels[chan.channel_id]

@@ -304,8 +304,7 @@ class ChannelManager:
         """``ChannelMessageHandler::peer_connected``: what answering ``channel_reestablish`` leads to in LDK."""
         with self._lock:
             self.peers.add(counterparty_node_id)
-            channel_establishment.resend_channel_ready(self, counterparty_node_id)
-            channel_establishment.free_holding_cells(self, counterparty_node_id)
+            channel_establishment.reestablish(self, counterparty_node_id)
             self._changed()
 
     def peer_disconnected(self, counterparty_node_id: PublicKey) -> None:
