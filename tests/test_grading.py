@@ -679,6 +679,37 @@ def test_text_a_console_or_a_timer_compiles_for_the_workbook_is_the_workbooks():
             f"code made from text (named {name.strip()})" in seen.why({"real": real})), name
 
 
+def test_text_compiled_at_the_recursion_limit_is_seen_or_not_compiled():
+    """A helper's probe had a solution run from text graded passed: compiled one frame below the recursion limit, the
+    audit hook's own calls raised RecursionError, which it swallowed, and the compile went through unseen (under a
+    library's file name, the function it made passed for the library's). Now such a compile fails with the hook, and
+    the first that goes through, a frame higher, is seen."""
+    import json
+
+    from ldkkit.sandbox.provenance import Provenance
+
+    seen = Provenance()
+    seen.install()
+    text, compile_ = "def handle(*args):\n    return None\n", (__builtins__ if isinstance(
+        __builtins__, dict) else vars(__builtins__)).get("compile")
+    made: list = []
+
+    def deep(n: int) -> None:
+        try:
+            deep(n + 1)
+        except RecursionError:
+            pass
+        if not made:
+            try:
+                made.append(compile_(text, json.__file__, "exec"))
+            except RecursionError:
+                pass
+
+    deep(0)
+    assert made and "compiles text into code" in seen.why({"real": types.FunctionType(
+        next(c for c in made[0].co_consts if isinstance(c, types.CodeType)), {})})
+
+
 def test_code_the_workbook_reaches_around_the_compiler_for_is_not_the_workbooks():
     """A helper's probe had a solution run from text graded passed by: exec bounced through a frozen importlib frame
     (``_call_with_frames_removed``), pickle's pure-Python unpickler calling exec, a code object built with

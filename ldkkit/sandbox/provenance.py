@@ -244,6 +244,7 @@ def _listener(provenance: Provenance, tell: int | None) -> Callable[[str, tuple[
     library_path, _, library, library_caller, package_of = _judges()
     getframe, write, end, decode, add, type_ = sys._getframe, os.write, os._exit, bytes.decode, set.add, type
     startswith, same, str_, bytes_, error = str.startswith, str.__eq__, str, bytes, Exception
+    exhausted = (RecursionError, MemoryError)
     compiled, reaching, generators, consoles = provenance.compiled_by_you, dict(_REACHING), _GENERATORS, _CONSOLES
     runners, importers, invokers = _RUNNERS, _IMPORTERS, _INVOKERS
     watched = frozenset({"compile", "marshal.loads", "marshal.load", *reaching})
@@ -290,6 +291,8 @@ def _listener(provenance: Provenance, tell: int | None) -> Callable[[str, tuple[
                 elif package in generators and private(function):
                     found(f"the workbook's code compiles text into code (named {name}) through {package}'s private "
                           f"{function}(), as exec does")
+        except exhausted:  # (the hook could not look: the compile or load it was asked about fails too, rather than
+            raise          # go through unseen, as one made at the recursion limit would)
         except error:  # noqa: S110
             pass
 
