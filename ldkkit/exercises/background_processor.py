@@ -5,10 +5,11 @@ from what is on disk once the processor has stopped:
 - the payment received is claimed (as workbook 3 says), so that the write that fails is tried;
 - when writing ``inbound_payments`` or ``outbound_payments`` fails, the event is not lost: the
   handler returns ``ReplayEvent()`` (or retries the write itself) and the record ends right (the disk fails
-  ``REFUSALS`` times in a row while the event that records the key is handled, and then stays full for the hand-over
-  that met it for a while (``FULL_FOR_S``), for every writer of its file: ``fs_store``, ``open()``, a file moved onto
-  it, a worker, whenever it was started; the workbook says "your handler cannot know: it must not give up": a handler
-  that gives up after some tries, in place or by asking for the event again a few times, loses the record);
+  ``REFUSALS`` times in a row while the event that records the key is handled, and then goes on refusing the
+  hand-over that met it, for ``FULL_FOR_S`` in all, for every writer of its file: ``fs_store``, ``open()``, a file
+  moved onto it, a worker, whenever it was started; the workbook says "your handler cannot know: it must not give
+  up": a handler that gives up after some tries, in place or by asking for the event again a few times, loses the
+  record);
 - the handler never raises for it (that would stop the node's processing);
 - a retry may come after a pause (``asyncio.sleep``): the processor waits for the handler to return, as LDK's does, on
   the simulated clock, for up to ``PLAY_ON_S`` after the story (``common._wait_for_the_handler``);
@@ -72,40 +73,43 @@ def _failing(stage: Stage, key: str, kinds: tuple[type, ...] | None = None) -> N
 RECORDED_BY: dict[str, tuple[type, ...]] = {"inbound_payments": (Event.PaymentClaimed,),
                                             "outbound_payments": (Event.PaymentSent, Event.PaymentFailed)}
 
-#: How many writes in a row the full disk refuses, whoever makes them: more than a handler that gives up after a few
-#: tries (in place, or asking for the event again a few times) would try, so such a handler loses the record.
-REFUSALS = 6
-#: After those, the disk stays full for the hand-over that met it, for up to ``FULL_FOR_S`` simulated seconds and
-#: ``TRIES`` writes: a handler trying again and again in place (at once, or after a few short pauses) and then giving
-#: up loses the record, however many tries it allowed itself, as it would on a disk that stays full a little longer.
-#: A handler that never gives up is right whatever the numbers: asked again (``ReplayEvent()``), each hand-over's
-#: first write goes through; trying on, its write goes through once the spell is over.
-FULL_FOR_S, TRIES = 30, 1_000
+#: How long the disk stays full once it first refused a write (simulated seconds): a handler that pauses between its
+#: tries (half a minute, a minute) finds room at its next try, as it would on a real disk.
+FULL_FOR_S = 30
+#: Meanwhile it refuses the first ``REFUSALS`` writes whoever makes them, more than a handler that gives up after a
+#: few quick tries (in place, or asking for the event again a few times) would make; and then every write of a
+#: hand-over it already refused, up to ``TRIES`` of them (at once, or after short pauses): a handler that tries again
+#: and again and then gives up loses the record, however many tries it allowed itself. A handler that never gives up
+#: is right whatever the numbers: asked again (``ReplayEvent()``), a new hand-over's first write goes through once
+#: the first refusals are spent; trying on in place, its write goes through once the disk has room.
+REFUSALS, TRIES = 6, 1_000
 
 
 @dataclass
 class _Full:
-    """A disk full for one key while events of ``kinds`` are handled: see ``REFUSALS`` and ``FULL_FOR_S``."""
+    """A disk full for one key while events of ``kinds`` are handled: see ``FULL_FOR_S`` and ``REFUSALS``."""
 
     key: str
     kinds: tuple[type, ...]
     now: Callable[[], float]
     left: int = REFUSALS
-    spells: dict[int, tuple[float, int]] = field(default_factory=dict)  # a hand-over's: first refused at, refusals
-    freed: bool = False  # a write went through once the refusals were over: the disk has room again
+    since: float | None = None  # when it first refused a write
+    refused: dict[int, int] = field(default_factory=dict)  # by hand-over (its order): how many of its writes
+    freed: bool = False  # a write went through once it was full: the disk has room again
 
     def refusal(self) -> OSError | None:
         """The disk's error for a write of the key made now, or None if it goes through."""
         handling = None if self.freed else _handling(self.kinds)
         if handling is None:
             return None
-        now, (since, refused) = self.now(), self.spells.get(handling.order, (None, 0))
-        if self.left:
+        now, refused = self.now(), self.refused.get(handling.order, 0)
+        self.since = now if self.since is None else self.since
+        if self.left and now - self.since < FULL_FOR_S:
             self.left -= 1
-        elif since is None or now - since >= FULL_FOR_S or refused >= TRIES:
+        elif not refused or refused >= TRIES or now - self.since >= FULL_FOR_S:
             self.freed = True
             return None
-        self.spells[handling.order] = (now if since is None else since, refused + 1)
+        self.refused[handling.order] = refused + 1
         return OSError(f"disk full (simulated) writing {self.key}")
 
 

@@ -255,6 +255,22 @@ def retries_for_ever(pause: float = 0) -> Any:
     return arm
 
 
+def pauses_then_asks_again(pause: float) -> Any:
+    """On a failed write, awaits ``pause`` simulated seconds (not to ask again at once of a full disk), then returns
+    ReplayEvent()."""
+
+    async def arm(inbound_payments: Any, outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
+        storage, key = _updated(inbound_payments, outbound_payments, event)
+        try:
+            fs_store.write("", "", key, storage.encode())
+        except OSError:
+            await asyncio.sleep(pause)
+            return ReplayEvent()
+        return None
+
+    return arm
+
+
 def adds_when_handed_again(inbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> Any:
     """Adds the amount to a record already Succeeded ("another part arrived"), and puts memory back as it was when
     the write fails: right after a failed write, but a PaymentClaimed handed over again after a crash counts twice."""
@@ -696,9 +712,15 @@ CASES = [
           "passed, as the ten tries in place did"),
     right(EX, "retries_for_ever_at_once", compose({kind: retries_for_ever() for kind in (CLAIMED, SENT, FAILED)}),
           why="retries the write in place until it works, with no pause: the disk stays full a while, not for ever"),
-    right(EX, "retries_for_ever_each_second", compose({kind: retries_for_ever(1) for kind in (CLAIMED, SENT,
-                                                                                              FAILED)}),
-          why="retries the write until it works, a second apart"),
+    *(right(EX, f"retries_for_ever_every_{pause}_s", compose({kind: retries_for_ever(pause) for kind in (
+              CLAIMED, SENT, FAILED)}), why=f"retries the write until it works, {pause} s apart" + (
+              ": it failed, the disk refusing six writes however far apart, and the check waiting 300 s"
+              if pause > 50 else ""))
+      for pause in (1, 60)),
+    right(EX, "pauses_a_minute_then_asks_again", compose({kind: pauses_then_asks_again(60) for kind in (
+              CLAIMED, SENT, FAILED)}),
+          why="on a failed write, awaits a minute, then returns ReplayEvent(): it failed (\"still waiting\"), as the "
+              "minute-apart retries did"),
     wrong(EX, "asks_for_the_event_thrice_then_gives_up", Fresh(lambda: compose({
               kind: replays_a_few_times_then_gives_up(3) for kind in (CLAIMED, SENT, FAILED)})),
           "raised OSError", "ReplayEvent", why="ReplayEvent three times per payment, then None: it passed, the disk "
