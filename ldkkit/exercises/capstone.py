@@ -53,6 +53,8 @@ LSP_ORDINARY_SATS, LSP_ORDINARY_OVER_SATS = 1_000_000, 6_000_000
 #: The size of its zero-conf request: under the line too (an LSP's just-in-time channel is often small), and accepted
 #: zero-conf all the same: trust, not size, decides a zero-conf request.
 LSP_ZERO_CONF_SATS = 2_000_000
+#: The size of the stranger's second zero-conf request: small, so that no line of size lets it through.
+STRANGER_SMALL_SATS = 100_000
 
 
 def zero_conf_story(stage: Stage) -> None:
@@ -61,7 +63,7 @@ def zero_conf_story(stage: Stage) -> None:
     try:
         stage.open(stranger, stage.me, 6_000_000)  # a peer you have a channel with is still no trusted LSP
         stage.open(lsp, stage.me, LSP_ZERO_CONF_SATS, confirm=False, zero_conf=True)
-        for sats in (6_000_000, LSP_ZERO_CONF_SATS):  # (large or small: trust, not size, decides)
+        for sats in (6_000_000, STRANGER_SMALL_SATS):  # (large or small: trust, not size, decides)
             stage.open(stranger, stage.me, sats, confirm=False, zero_conf=True)
         # The trusted LSP's ordinary request, under the line: trust is about zero-conf; workbook 1's policy holds.
         for user_channel_id, sats in enumerate((LSP_ORDINARY_SATS, LSP_ORDINARY_OVER_SATS), start=2):

@@ -47,8 +47,9 @@ def story(stage: Stage) -> None:
     for i in range(len(channels)):
         stage.world.chain.fund({wallet.get_new_address().script_pubkey: 30_000_000 + i})  # pragma: no mutate
     stage.mine(1)  # pragma: no mutate  (confirmed coins, one block deep or two)
-    for peer, sats in channels:
-        stage.me.channel_manager.create_channel(peer.node_id, sats, 0, sats, None, None)
+    for peer, sats in channels:  # (the two with the first peer opened with user_channel_id 0, as ldk-sample opens
+        user_channel_id = 0 if peer is peers[0] else sats  # every channel: an id of yours need not be unique)
+        stage.me.channel_manager.create_channel(peer.node_id, sats, 0, user_channel_id, None, None)
     stage.world.run()
     stage.mine(6)
 

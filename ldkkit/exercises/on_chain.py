@@ -1,7 +1,7 @@
 """Workbook 6: on chain. Every spendable output comes back to your wallet; every fee bump is paid.
 
 The story: you close one channel cooperatively and force-close another while a payment you sent
-over it is stuck, so your commitment carries an HTLC and must confirm urgently; a third peer force-closes
+over it is stuck, so your commitment carries an HTLC and must confirm urgently, as fees spike; a third peer force-closes
 its channel with you, so its commitment pays your balance (a ``StaticPaymentOutput``). Then workbook 2's peer
 vanishes before it signs: its funding is discarded.
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ..chain.chaininterface import ConfirmationTarget
 from ..events import Event
 from ..events.bump_transaction import BumpTransactionEvent
 from ..scenarios import Stage, vanish_when_paid
@@ -34,6 +35,11 @@ from . import funding_generation_ready, sending_payments
 from .common import CheckResult, Handling, Played, Session, count, fail, held_back
 from .funding_generation_ready import MIN_RELAY_SAT_PER_VB
 from .recorder import replayed
+
+#: The urgent feerate during the force-close, four times the usual 5,000 sat/kW (80 sat/vB): what LDK asks for the
+#: fee bumps then is what they must pay, however high (a handler that caps it, or waits for fees to fall, loses the
+#: HTLC).
+FEE_SPIKE_SAT_PER_KW = 20_000
 
 
 def story(stage: Stage) -> None:
@@ -45,6 +51,8 @@ def story(stage: Stage) -> None:
     me = stage.me.channel_manager
     bob_channel, carol_channel = stage.channel_between(stage.me, bob), stage.channel_between(stage.me, carol)
     me.close_channel(bob_channel.channel_id, bob.node_id)
+    # Fees spike just before: the commitment (an HTLC on it) and the HTLC's claim must confirm all the same.
+    stage.me.bitcoind_client.set_fee_estimate(ConfirmationTarget.UrgentOnChainSweep, FEE_SPIKE_SAT_PER_KW)
     me.force_close_broadcasting_latest_txn(carol_channel.channel_id, carol.node_id, "going away")
     dave_channel = stage.channel_between(dave, stage.me)  # dave force-closes: its commitment pays you directly
     dave.channel_manager.force_close_broadcasting_latest_txn(dave_channel.channel_id, stage.me.node_id, "going away")

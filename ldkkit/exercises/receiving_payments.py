@@ -65,11 +65,11 @@ def story(stage: Stage) -> None:
     pay_unknown_hash(stage, bob, 30_000_000)  # (before the keysend: its record is written after, memory and all)
     stage.keysend(bob, stage.me, 20_000_000)
     # Custom TLVs: a chat message (even) with its time (odd, of a higher type) on a keysend; a note (odd) on another,
-    # claimed all the same; and an invoice paid with the note and the message, the odd one first (TLVs come sorted by
-    # type): an even TLV anywhere among them makes the payment refused, first, last or between.
+    # claimed all the same; and an invoice paid with the note and a loyalty card (even, of another type), the odd one
+    # first (TLVs come sorted by type): an even TLV of any type anywhere among them makes the payment refused.
     stage.keysend(bob, stage.me, 15_000_000, custom_tlvs=[CHAT_MESSAGE, CHAT_TIME])
     stage.keysend(bob, stage.me, 12_000_000, custom_tlvs=[PAYER_NOTE])
-    stage.pay(bob, stage.invoice(stage.me, TLVS_MSAT), custom_tlvs=[PAYER_NOTE, CHAT_MESSAGE])
+    stage.pay(bob, stage.invoice(stage.me, TLVS_MSAT), custom_tlvs=[PAYER_NOTE, LOYALTY_CARD])
 
 
 #: A chat app's message, in a custom TLV of an even type (the type Sphinx chat and Whatsat used): even, it asks to be
@@ -79,7 +79,9 @@ CHAT_MESSAGE = (34_349_334, b"thanks for the coffee")
 CHAT_TIME = (34_349_343, (1_700_000_000_000_000_000).to_bytes(8, "big"))
 #: A note of the payer's, in a custom TLV of an odd type: yours to ignore, and the payment is claimed as any other.
 PAYER_NOTE = (65_537, b"table 4")
-#: An invoice paid with both TLVs.
+#: A shop's loyalty card, in a custom TLV of another even type: your node does not know it either.
+LOYALTY_CARD = (65_538, b"card 0077")
+#: An invoice paid with the note and the card.
 TLVS_MSAT = 35_000_000
 
 

@@ -253,14 +253,15 @@ def first_channel_only_arm() -> Any:
     return arm
 
 
-def once_per_peer_arm() -> Any:
-    """Guards against funding twice, by the peer: a second channel with a peer is never funded."""
+def once_per_peer_arm(key: str = "counterparty_node_id") -> Any:
+    """Guards against funding twice, by the peer (or another field of the event, ``key``): a second channel with a
+    peer is never funded."""
     funded: set[Any] = set()
 
     def arm(channel_manager: Any, bitcoind_client: Any, network: Any, event: Any, **_: Any) -> None:
-        if event.counterparty_node_id in funded:
+        if getattr(event, key) in funded:
             return
-        funded.add(event.counterparty_node_id)
+        funded.add(getattr(event, key))
         tx = build_funding(bitcoind_client, network, event)
         channel_manager.funding_transaction_generated(event.temporary_channel_id, event.counterparty_node_id, tx)
 
@@ -528,6 +529,9 @@ CASES = [
           "of this channel (a hint counting either as one would say 'already handed')"),
     wrong(EX, "swapped_arguments", compose({FUND: swapped}), "ChannelUnavailable", "temporary_channel_id",
           why="counterparty_node_id and temporary_channel_id swapped"),
+    wrong(EX, "once_per_user_channel_id", Fresh(lambda: compose({FUND: once_per_peer_arm("user_channel_id")})),
+          "never funded", why="guards against funding twice by the event's user_channel_id: it passed, every channel "
+          "of the story having an id of its own (ldk-sample opens every channel with 0)"),
     wrong(EX, "once_per_peer", Fresh(lambda: compose({FUND: once_per_peer_arm()})), "never funded",
           "each FundingGenerationReady is a channel of its own",
           why="a 'never fund twice' guard keyed by the peer: a second channel with one peer was never funded (it "

@@ -951,7 +951,7 @@ CASES = [
               "kit modelled no custom TLVs"),
     wrong(EX, "known_tlvs_judged_by_the_first_only", compose({CLAIMABLE: tlvs_judged_by(
               lambda types: bool(types) and types[0] % 2 == 0)}),
-          "custom TLV of even type 34,349,334", "you claimed it with claim_funds_with_known_custom_tlvs",
+          "custom TLV of even type 65,538", "you claimed it with claim_funds_with_known_custom_tlvs",
           why="looks at the first custom TLV only: an odd one of a lower type (they come sorted) hid the even one"),
     *(wrong(EX, f"known_tlvs_judged_by_the_{which}", compose({CLAIMABLE: tlvs_judged_by(refuse)}),
             "custom TLV of even type 34,349,334", "you claimed it with claim_funds_with_known_custom_tlvs",
@@ -960,6 +960,11 @@ CASES = [
       for which, what, refuse in (("last_only", "last", lambda types: bool(types) and types[-1] % 2 == 0),
                                   ("highest_only", "highest-typed",
                                    lambda types: bool(types) and max(types) % 2 == 0))),
+    wrong(EX, "refuses_only_the_chat_messages_tlv", compose({CLAIMABLE: tlvs_judged_by(
+              lambda types: 34_349_334 in types)}),
+          "custom TLV of even type 65,538", "you claimed it with claim_funds_with_known_custom_tlvs",
+          why="refuses the one even type the story sent (a chat message), and claims the rest with the known-TLV "
+              "claim: it passed, every even TLV of the story being of that type"),
     wrong(EX, "refuses_every_custom_tlv", compose({CLAIMABLE: tlvs_judged_by(bool)}),
           "claim_funds(purpose.preimage())", "it's OK to be odd", "claim this one",
           why="fails back every payment with a custom TLV, an odd one too: it passed while the only TLV was even"),

@@ -84,6 +84,21 @@ def bumps_at_ten_times_first(bump_tx_event_handler: Any, event: Any, **_: Any) -
     bump_tx_event_handler.handle_event(bump)
 
 
+def bumps_capped_at(cap: int, clamp: bool) -> Any:
+    """Leaves a request over ``cap`` sat/kW unanswered ("wait for fees to come down"), or, if ``clamp``, hands over a
+    copy of it at the cap; any other, as it came."""
+
+    def arm(bump_tx_event_handler: Any, event: Any, **_: Any) -> None:
+        bump = event.bump_event
+        field = next(f.name for f in dataclasses.fields(bump) if f.name.endswith("feerate_sat_per_1000_weight"))
+        if getattr(bump, field) <= cap:
+            bump_tx_event_handler.handle_event(bump)
+        elif clamp:
+            bump_tx_event_handler.handle_event(dataclasses.replace(bump, **{field: cap}))
+
+    return arm
+
+
 def tracks_from_a_thread_it_joins(output_sweeper: Any, event: Any, **_: Any) -> None:
     """Hands the outputs over from a thread of its own, and waits for it (Thread.join)."""
     thread = threading.Thread(target=output_sweeper.track_spendable_outputs,
@@ -529,6 +544,12 @@ CASES = [
     wrong(EX, "sweeps_with_a_far_lock_time", compose({SPEND: spend_with_a_lock_time()}), "never came back to your "
           "wallet", "non-final", "pass the current height", why="its own sweep, its nLockTime a thousand blocks on: "
           "it passed, the simulated chain taking a transaction bitcoind refuses until then"),
+    *(wrong(EX, f"bumps_capped_at_10000_{how}", compose({BUMP: bumps_capped_at(10_000, how == "clamped")}),
+            "bump_tx_event_handler.handle_event(the inner ChannelClose", why=f"a request over 10,000 sat/kW {what}: "
+            "it passed, every request of the story being at 5,000 (in a fee spike the commitment never confirms, and "
+            "the HTLC on it is lost)")
+      for how, what in (("skipped", "left unanswered, 'until fees come down'"),
+                        ("clamped", "handed over as a copy at 10,000"))),
     wrong(EX, "bumps_at_ten_times_first", compose({BUMP: bumps_at_ten_times_first}), "and nothing else",
           "package_target_feerate_sat_per_1000_weight changed", "and only it",
           why="a copy at ten times LDK's feerate first, then the request itself: it passed (the request was handed "

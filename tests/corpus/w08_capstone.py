@@ -193,16 +193,20 @@ def zero_conf_from_peers_with_a_channel(channel_manager: Any, keys_manager: Any,
         channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
 
 
-def small_zero_conf_from_anyone(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
-    """Zero-conf from a trusted peer, and from anyone for a small channel ("little is at risk")."""
-    tcid, peer = event.temporary_channel_id, event.counterparty_node_id
-    zero_conf = event.channel_type.requires_zero_conf()
-    if zero_conf and (peer in TRUSTED_ZERO_CONF_PEERS or event.funding_satoshis <= 5_000_000):
-        channel_manager.accept_inbound_channel_from_trusted_peer_0conf(tcid, peer, user_channel_id(keys_manager))
-    elif event.funding_satoshis > 5_000_000 and not zero_conf:
-        channel_manager.accept_inbound_channel(tcid, peer, user_channel_id(keys_manager))
-    else:
-        channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
+def small_zero_conf_from_anyone(limit: int) -> Any:
+    """Zero-conf from a trusted peer, and from anyone for a channel of ``limit`` sats or less ("little is at risk")."""
+
+    def arm(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
+        tcid, peer = event.temporary_channel_id, event.counterparty_node_id
+        zero_conf = event.channel_type.requires_zero_conf()
+        if zero_conf and (peer in TRUSTED_ZERO_CONF_PEERS or event.funding_satoshis <= limit):
+            channel_manager.accept_inbound_channel_from_trusted_peer_0conf(tcid, peer, user_channel_id(keys_manager))
+        elif event.funding_satoshis > 5_000_000 and not zero_conf:
+            channel_manager.accept_inbound_channel(tcid, peer, user_channel_id(keys_manager))
+        else:
+            channel_manager.force_close_without_broadcasting_txn(tcid, peer, "refused")
+
+    return arm
 
 
 def no_zero_conf(channel_manager: Any, keys_manager: Any, event: Any, **_: Any) -> None:
@@ -593,10 +597,12 @@ CASES = [
     wrong(EX, "zero_conf_from_peers_with_a_channel", compose({OPEN: zero_conf_from_peers_with_a_channel}),
           "a peer you do not trust", "you accepted it", slow=True,
           why="zero-conf accepted from any peer it already has a ready channel with, not only the trusted LSP"),
-    wrong(EX, "small_zero_conf_from_anyone", compose({OPEN: small_zero_conf_from_anyone}),
-          "a peer you do not trust", "you accepted it", slow=True,
-          why="zero-conf accepted from anyone for a channel of 5,000,000 sats or less: it passed, the stranger's only "
-              "zero-conf request being of 6,000,000 sats (the workbook: 'trust, not size, decides')"),
+    *(wrong(EX, f"small_zero_conf_from_anyone_up_to_{limit}", compose({OPEN: small_zero_conf_from_anyone(limit)}),
+            "a peer you do not trust", "you accepted it", slow=True,
+            why=f"zero-conf accepted from anyone for a channel of {limit:,} sats or less: it passed, the stranger's "
+                "zero-conf requests being of 6,000,000 sats (then of 2,000,000: the workbook says 'trust, not size, "
+                "decides')")
+      for limit in (5_000_000, 1_000_000)),
     wrong(EX, "zero_conf_tried_as_plain_and_refused", compose({OPEN: tries_every_request_as_plain}),
           "a peer you do not trust", "LDK refused", "APIMisuseError",
           why="a stranger's zero-conf request tried with accept_inbound_channel, its APIMisuseError swallowed: it "
