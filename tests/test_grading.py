@@ -1257,14 +1257,25 @@ def test_cells_that_time_out_are_told_by_the_cell_still_running(tmp_path):
     demo = "from ldkkit import scenarios\n\nprint(scenarios.run('inbound_open_accept', handle_ldk_events))\n"
     (tmp_path / "sid" / WB1).write_text(notebook([code("x = 1\n"), code(hang), code(demo)]))
     # The limit is wall time (a hang has no other end): long enough for a loaded machine's learner process to reach
-    # the third cell (4 s was not, once, beside other test runs), which this test cannot wait for in any other way.
-    # (The handler waits rather than spins: a spin burnt those 20 s of a CPU the other tests running meanwhile need.)
-    table = own_grade([tmp_path / "sid"], None, timeout_s=20, jobs=1, progress=False)
+    # the third cell (4 s was not, once, beside other test runs, nor 20 s, once, on a machine running three other
+    # suites), which this test cannot wait for in any other way. (The handler waits rather than spins: a spin burnt
+    # that time of a CPU the other tests running meanwhile need.)
+    table = own_grade([tmp_path / "sid"], None, timeout_s=30, jobs=1, progress=False)
     assert list(table["status"]) == ["timed out"]
     assert table["hint"][0] == (
         "the workbook's cells did not finish within its time limit: code cell 3 of 3 was still running "
         "(print(scenarios.run('inbound_open_accept', handle_ldk_events))). An endless loop, or a handler that never "
         "returns, called by that cell?")
+
+
+def test_a_cell_that_times_out_is_quoted_by_the_line_that_runs_not_the_handlers_def():
+    """A helper's probe: an endless loop above the handler's def, in the same cell, was quoted by the def's line."""
+    from ldkkit.sandbox.learner_process import _cells_timed_out
+
+    told = _cells_timed_out(["x = 1", "while True:\n    pass\n\ndef handle_ldk_events(*args):\n    return None\n"], 2)
+    assert "code cell 2 of 2 was still running (while True:)" in told
+    told = _cells_timed_out(["async def handle_ldk_events(*a):\n    pass\n\nrun(handle_ldk_events)\n"], 1)
+    assert "(run(handle_ldk_events))" in told
 
 
 @ROOT_ONLY

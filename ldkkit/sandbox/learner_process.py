@@ -183,7 +183,8 @@ def _cells_timed_out(cells: list[str], running: int) -> str:
     if not running:
         return "the workbook's cells did not finish within its time limit (an endless loop?)"
     lines = [line.strip() for line in cells[running - 1].splitlines() if line.strip()]
-    shown = next((line for line in lines if "handle_ldk_events" in line), lines[0] if lines else "")
+    calls = (line for line in lines if "handle_ldk_events" in line and not line.startswith(("def ", "async def ")))
+    shown = next(calls, lines[0] if lines else "")  # (a call of the handler; or the cell's first line, not its def)
     shown = shown if len(shown) <= 100 else shown[:99] + "…"
     return (f"the workbook's cells did not finish within its time limit: code cell {running} of {len(cells)} was "
             f"still running ({shown}). An endless loop, or a handler that never returns, called by that cell?")
