@@ -128,6 +128,7 @@ def judge_played(played: Played, payments: int) -> list[float]:
         raise fail(played, None, f"{payments} PaymentForwarded events", f"{len(forwarded)}",
                    held_back(played) or _disconnected(played)
                    or "a forward completes once the next hop's preimage comes back through you.")
+    sending_payments.judge_left_to_ldk(played)  # (a peer cut off when no forward was left to fail: wrong all the same)
     return delays
 
 

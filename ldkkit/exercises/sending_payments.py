@@ -39,6 +39,10 @@ from .common import (
 )
 from .records import final_records, record_on_disk, stored_record
 
+#: Two payments are sent under ids of their own, not their payment hashes: LDK asks only that a payment's id be unique
+#: (ldk-sample's offers take random ones), so a record is found by the event's payment_id, never by its hash.
+OWN_IDS = (PaymentId(b"\x21" * 32), PaymentId(b"\x22" * 32))
+
 
 def story(stage: Stage) -> None:
     bob = stage.peer("bob", fee_base_msat=100)
@@ -54,7 +58,7 @@ def story(stage: Stage) -> None:
     pay_fake(stage, bob)
     # Two at a time, one ending while the other is still on its way (dave takes DAVE_S to answer, bob less than one).
     pay_fake(stage, dave, b"\x55", settle_s=0)
-    stage.pay(stage.me, stage.invoice(bob, 20_000_000), settle_s=DAVE_S + 1)
+    stage.pay(stage.me, stage.invoice(bob, 20_000_000), settle_s=DAVE_S + 1, payment_id=OWN_IDS[0])
     stage.pay(stage.me, stage.invoice(dave, 30_000_000), settle_s=0)
     pay_fake(stage, bob, b"\x66", settle_s=DAVE_S + 1)
     pay_again(stage, invoice)
@@ -69,7 +73,7 @@ def story(stage: Stage) -> None:
     stage.pay(stage.me, stage.invoice(erin, 40_000_000))
     # And one that may not be retried at all (Retry.Attempts(0)): its first path fails, and LDK gives up at once
     # (PaymentFailed, reason RetriesExhausted). Whatever the reason, PaymentFailed ends the payment.
-    stage.pay(stage.me, stage.invoice(erin, 45_000_000), retry=Retry.Attempts(0))
+    stage.pay(stage.me, stage.invoice(erin, 45_000_000), retry=Retry.Attempts(0), payment_id=OWN_IDS[1])
     # And one whose one-second invoice expires while LDK retries it: a path fails (bob cannot forward towards dave, and
     # dave, who holds it DAVE_S, cannot forward to fay, who funded their channel), and LDK, about to try another,
     # finds the invoice expired (PaymentFailed, reason PaymentExpired).
@@ -138,6 +142,41 @@ def probes_story(stage: Stage) -> None:
     stage.settle(CLAIM_S + 2)
 
 
+#: What LDK, or the node's operator, does, and no event of these workbooks asks your handler to: a peer's connection
+#: (the PeerManager keeps it), and the network graph (LDK applies a failed payment's ``network_update`` to it itself,
+#: and only the scorer learns from a probe).
+LEFT_TO_LDK = {"peer_manager.disconnect_by_node_id": "the connection carries every channel with that peer: what was "
+               "on its way to it fails, and its payments through you stop. Leave connections to the PeerManager",
+               "peer_manager.disconnect_all_peers": "the connections carry every channel: what was on its way fails, "
+               "and no payment goes through you. Leave connections to the PeerManager",
+               **{f"network_graph.{name}": "LDK keeps the graph itself: it applies a failed payment's "
+                  "network_update to it, and a probe's failure only to the scorer (a probe fails by design). A channel "
+                  "removed is not learnt again for a week, and payments that needed it find no route"
+                  for name in ("channel_failed_permanent", "node_failed_permanent", "handle_network_update",
+                               "remove_channel")}}
+
+
+def judge_left_to_ldk(played: Played) -> None:
+    """Your code called none of ``LEFT_TO_LDK``: nothing in these workbooks asks for it, whatever it handled. (But
+    for ``handle_network_update`` with the network_update of the PaymentPathFailed it handled: what LDK's processor
+    did already, done again, changes nothing.)"""
+    calls = sorted((c for name in LEFT_TO_LDK for c in played.recorder.calls_to(name)
+                    if c.error is None and not _applies_its_own_update(c)), key=lambda c: c.order)
+    if calls:
+        first = calls[0]
+        arm = f", while it handled {type(first.handling.event).__name__}" if first.handling is not None else ""
+        raise fail(played, first.handling.event if first.handling is not None else None,
+                   "nothing done to a peer's connection or to the network graph: no event here asks for it",
+                   f"your handler called {first.name}{arm}", LEFT_TO_LDK[first.name] + ".")
+
+
+def _applies_its_own_update(call: Any) -> bool:
+    event = call.handling.event if call.handling is not None else None
+    update = getattr(getattr(event, "failure", None), "network_update", None)
+    return (call.name == "network_graph.handle_network_update" and isinstance(event, Event.PaymentPathFailed)
+            and update is not None and call.arguments.get("update") == update)
+
+
 def judge_completed(played: Played) -> None:
     """No payment to an invoice its payee issued was given up by your code while LDK could still complete it: LDK
     retries a failed path on its own, and an abandoned payment is retried no more (``abandon_payment`` "does not
@@ -200,10 +239,12 @@ def rules(session: Session, result: CheckResult) -> None:
     judge_completed(played)
     counts = judge_outbound_records(played)
     judge_calls_asked_for(played, EXTRA_CALLS)
+    judge_left_to_ldk(played)
     probes = session.play("probes and a channel closing while a payment is on its way", probes_story)
     judge_completed(probes)
     judge_outbound_records(probes)
     judge_calls_asked_for(probes, EXTRA_CALLS)
+    judge_left_to_ldk(probes)
     result.add("PaymentSent: Succeeded on disk, with the preimage, secret and amount", count(counts["sent"], "payment"))
     result.add("PaymentFailed: Failed on disk, secret and amount kept", count(counts["failed"], "payment"))
     result.add("PaymentFailed after success: still Succeeded", count(counts["after"], "payment"))

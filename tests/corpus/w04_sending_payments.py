@@ -336,6 +336,34 @@ def path_failed_in_a_task(outbound_payments: Any, fs_store: Any, event: Any, **_
     spawn(mark())
 
 
+def forgets_a_probes_channel(network_graph: Any, event: Any, **_: Any) -> None:
+    """Drops the channel a probe failed at from the graph ("it has no liquidity")."""
+    if event.short_channel_id is not None:
+        network_graph.channel_failed_permanent(event.short_channel_id)
+
+
+def applies_its_own_network_update(network_graph: Any, event: Any, **_: Any) -> None:
+    """Applies the failure's network_update to the graph itself, as LDK's background processor already does."""
+    if event.failure.network_update is not None:
+        network_graph.handle_network_update(event.failure.network_update)
+
+
+def looked_up_by_the_hash(status: Any, *, preimage: bool = False) -> Any:
+    """Updates the entry of ``PaymentId(bytes(payment_hash))``, not of the event's payment_id ("sendpayment keys the
+    entry by the invoice's hash")."""
+
+    def arm(outbound_payments: Any, fs_store: Any, event: Any, **_: Any) -> None:
+        with outbound_payments.lock() as payments:
+            info = payments.get(PaymentId(bytes(event.payment_hash)))
+            if info is not None:
+                info.status = status
+                if preimage:
+                    info.preimage = event.payment_preimage
+        _write(fs_store, outbound_payments)
+
+    return arm
+
+
 GOOD_SENT = set_status(HTLCStatus.Succeeded, preimage=True)
 NOT_SUCCEEDED = dict(when=lambda info: info.status is not HTLCStatus.Succeeded)
 
@@ -464,6 +492,18 @@ CASES = [
     right(EX, "path_successful_marks_succeeded",
           compose({Event.PaymentPathSuccessful: path_successful_marks_succeeded}),
           why="sets Succeeded again on PaymentPathSuccessful, which LDK always sends after PaymentSent"),
+    wrong(EX, "forgets_a_probes_channel", compose({Event.ProbeFailed: forgets_a_probes_channel}),
+          "network_graph.channel_failed_permanent, while it handled ProbeFailed", "only to the scorer",
+          why="drops the channel a probe failed at from the graph: it passed, no later payment needing that channel"),
+    right(EX, "applies_its_own_network_update", compose({Event.PaymentPathFailed: applies_its_own_network_update}),
+          why="hands PaymentPathFailed's network_update to network_graph.handle_network_update, which LDK's processor "
+              "did already: nothing changes"),
+    wrong(EX, "records_looked_up_by_the_hash", compose({
+              SENT: looked_up_by_the_hash(HTLCStatus.Succeeded, preimage=True),
+              Event.PaymentFailed: looked_up_by_the_hash(HTLCStatus.Failed)}),
+          "outbound_payments[payment_id]", "HTLCStatus.Pending",
+          why="finds the entry by PaymentId(bytes(payment_hash)), not the event's payment_id: it passed, every payment "
+              "of the story being sent under its hash"),
     wrong(EX, "records_probes", compose({Event.ProbeFailed: records_probes, Event.ProbeSuccessful: records_probes}),
           "a probe's id", "a probe is no payment",
           why="records each probe in outbound_payments: it passed, no probe being sent in the story (nor judged in the "

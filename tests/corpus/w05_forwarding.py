@@ -313,6 +313,13 @@ def disconnects_after_forwards(n: int) -> Any:
     return arm
 
 
+def disconnects_on_handling_failed(peer_manager: Any, event: Any, **_: Any) -> None:
+    """Disconnects the next hop an HTLC could not go on to ("it refused it")."""
+    node_id = getattr(event.failed_next_destination, "node_id", None)
+    if node_id is not None:
+        peer_manager.disconnect_by_node_id(node_id)
+
+
 def polls_forever() -> Any:
     """From the first PendingHTLCsForwardable on, a loop forwards after each random wait in [t, 5t), for ever."""
     started: list[bool] = []
@@ -476,6 +483,10 @@ CASES = [
           compose({FWD: forward_after(lambda t, keys_manager: 0.1 * (1 + 4 * _fraction(keys_manager)))}),
           "a delay between 2000 and 10000 ms", why="ldk-sample's formula on a constant 100 ms, time_forwardable "
           "never read: it passed, every event of the story saying 100 ms (LDK says 2 s after a restart)"),
+    wrong(EX, "disconnects_on_handling_failed", compose({Event.HTLCHandlingFailed: disconnects_on_handling_failed}),
+          "peer_manager.disconnect_by_node_id, while it handled HTLCHandlingFailed", "Leave connections",
+          why="disconnects the next hop an HTLC could not go on to: it passed, the refused payment being the story's "
+              "last forward"),
     wrong(EX, "force_closes_on_handling_failed", compose({Event.HTLCHandlingFailed: closes_on_handling_failed}),
           "every channel still open at the end", "force_close_broadcasting_latest_txn while it handled "
           "HTLCHandlingFailed", why="force-closes the channel a failed HTLC came in on: it passed, the channels "
