@@ -299,3 +299,20 @@ def test_a_channel_proposed_to_a_peer_that_went_before_answering_is_proposed_aga
         stage.settle()
         assert [type(e) for e in seen] == [Event.FundingGenerationReady, Event.ChannelPending, Event.ChannelReady]
         assert [c.is_usable for c in stage.me.channel_manager.list_channels()] == [True]
+
+
+def test_a_restarted_node_knows_the_network_graph_it_knew():
+    """ldk-sample reads its network graph back at start (the processor persists it), and its peers' gossip brings it
+    up to date: a restarted node can route a payment at once. (It started with an empty graph, and every payment it
+    sent found no route.)"""
+    with World(seed=8) as world:
+        stage = Stage(world, world.add_node("learner", handler=reference))
+        bob, carol = stage.peer("bob"), stage.peer("carol", connect=False)
+        stage.open(stage.me, bob, 1_000_000)
+        stage.open(bob, carol, 1_000_000)
+        before = stage.me.network_graph.read_only().nodes()
+        stage.me = world.restart_node(stage.me)
+        assert stage.me.network_graph.read_only().nodes() == before and len(before) == 2  # (ours is private)
+        stage.pay(stage.me, stage.invoice(carol, 10_000_000))
+        assert [type(e) for e in stage.me.events_seen if isinstance(e, (Event.PaymentSent, Event.PaymentFailed))] == [
+            Event.PaymentSent]

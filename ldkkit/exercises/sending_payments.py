@@ -25,6 +25,7 @@ from ..invoice import Bolt11Invoice
 from ..ln.bolt11_payment import payment_parameters_from_invoice
 from ..ln.outbound_payment import Retry
 from ..payment_storage import HTLCStatus
+from ..routing.gossip import NetworkUpdate
 from ..routing.router import PaymentParameters, RouteParameters
 from ..scenarios import Stage
 from ..types import PaymentHash, PaymentId, PaymentSecret
@@ -142,39 +143,48 @@ def probes_story(stage: Stage) -> None:
     stage.settle(CLAIM_S + 2)
 
 
-#: What LDK, or the node's operator, does, and no event of these workbooks asks your handler to: a peer's connection
-#: (the PeerManager keeps it), and the network graph (LDK applies a failed payment's ``network_update`` to it itself,
-#: and only the scorer learns from a probe).
-LEFT_TO_LDK = {"peer_manager.disconnect_by_node_id": "the connection carries every channel with that peer: what was "
-               "on its way to it fails, and its payments through you stop. Leave connections to the PeerManager",
-               "peer_manager.disconnect_all_peers": "the connections carry every channel: what was on its way fails, "
-               "and no payment goes through you. Leave connections to the PeerManager",
-               **{f"network_graph.{name}": "LDK keeps the graph itself: it applies a failed payment's "
-                  "network_update to it, and a probe's failure only to the scorer (a probe fails by design). A channel "
-                  "removed is not learnt again for a week, and payments that needed it find no route"
-                  for name in ("channel_failed_permanent", "node_failed_permanent", "handle_network_update",
-                               "remove_channel")}}
+#: The calls that cut a peer's connection (the PeerManager's, and the ChannelManager's own side of it): nothing in
+#: these workbooks asks your handler for one.
+DISCONNECTING = ("peer_manager.disconnect_by_node_id", "peer_manager.disconnect_all_peers",
+                 "peer_manager.socket_disconnected", "channel_manager.peer_disconnected")
 
 
 def judge_left_to_ldk(played: Played) -> None:
-    """Your code called none of ``LEFT_TO_LDK``: nothing in these workbooks asks for it, whatever it handled. (But
-    for ``handle_network_update`` with the network_update of the PaymentPathFailed it handled: what LDK's processor
-    did already, done again, changes nothing.)"""
-    calls = sorted((c for name in LEFT_TO_LDK for c in played.recorder.calls_to(name)
-                    if c.error is None and not _applies_its_own_update(c)), key=lambda c: c.order)
-    if calls:
-        first = calls[0]
-        arm = f", while it handled {type(first.handling.event).__name__}" if first.handling is not None else ""
-        raise fail(played, first.handling.event if first.handling is not None else None,
-                   "nothing done to a peer's connection or to the network graph: no event here asks for it",
-                   f"your handler called {first.name}{arm}", LEFT_TO_LDK[first.name] + ".")
+    """What is LDK's, or the node operator's, your code left alone: no peer's connection was cut (the connection
+    carries every channel with that peer), and your node's network graph lost no channel the rest of the network
+    still knows, but those LDK itself dropped on a permanent failure a payment of yours reported (LDK applies a failed
+    payment's ``network_update`` to the graph itself, and a probe's failure only to the scorer)."""
+    cut = sorted((c for name in DISCONNECTING for c in played.recorder.calls_to(name) if c.error is None),
+                 key=lambda c: c.order)
+    if cut:
+        event = cut[0].handling.event if cut[0].handling is not None else None
+        arm = f", while it handled {type(event).__name__}" if event is not None else ""
+        raise fail(played, event, "every peer's connection left to the PeerManager: no event here asks you to cut one",
+                   f"your handler called {cut[0].name}{arm}", "the connection carries every channel with that peer: "
+                   "what was on its way to it fails, and its payments through you stop.")
+    graphs = [set(peer.network_graph.channels()) for peer in played.stage.peers.values()]
+    lost = sorted(set.intersection(*graphs) - set(played.me.network_graph.channels()) - _dropped_by_ldk(played)
+                  if graphs else ())
+    if lost:
+        raise fail(played, None, "your node's network graph as LDK keeps it: every channel the network still knows",
+                   f"channel {lost[0]} is gone from it", "LDK keeps the graph itself: it applies a failed payment's "
+                   "network_update to it, and a probe's failure only to the scorer (a probe fails by design). A "
+                   "channel removed is not learnt again for a week, and payments that needed it find no route.")
 
 
-def _applies_its_own_update(call: Any) -> bool:
-    event = call.handling.event if call.handling is not None else None
-    update = getattr(getattr(event, "failure", None), "network_update", None)
-    return (call.name == "network_graph.handle_network_update" and isinstance(event, Event.PaymentPathFailed)
-            and update is not None and call.arguments.get("update") == update)
+def _dropped_by_ldk(played: Played) -> set[int]:
+    """The channels LDK drops from your graph on the permanent failures your payments reported (the channel's, or
+    every channel of a node that failed)."""
+    dropped: set[int] = set()
+    for event in played.events(Event.PaymentPathFailed):
+        match getattr(event.failure, "network_update", None):
+            case NetworkUpdate.ChannelFailure(short_channel_id=scid, is_permanent=True):
+                dropped.add(scid)
+            case NetworkUpdate.NodeFailure(node_id=node, is_permanent=True):
+                dropped |= {scid for peer in played.stage.peers.values()
+                            for scid, info in peer.network_graph.channels().items() if node in (info.node_one,
+                                                                                                 info.node_two)}
+    return dropped
 
 
 def judge_completed(played: Played) -> None:

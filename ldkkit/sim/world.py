@@ -136,9 +136,10 @@ class World:
         return node
 
     def _build(self, name: str, config: UserConfig, storage_dir: Optional[str], persist: bool,
-               new: bool = False) -> Node:
+               new: bool = False, graph: Optional[bytes] = None) -> Node:
         """A node's components, as ldk-sample wires them; ``new`` unless the node restarts (its wallet's seed is
-        unused on this world's chain: names are unique, and so are their seeds)."""
+        unused on this world's chain: names are unique, and so are their seeds), and with the network ``graph`` it
+        knew, if it restarts."""
         logger = Logger(name, self.clock.now)
         keys_manager = KeysManager(self._seed_for(name, b"keys"), EPOCH_UNIX_SECONDS, 0)
         bitcoind_client = BitcoindClient(self.chain, self.network, self._seed_for(name, b"wallet"), logger, new=new)
@@ -146,7 +147,7 @@ class World:
         folder = storage_dir or self._scratch_dir(name)
         # A scratch folder is the world's own and goes with it: no fsync (see FilesystemStore's durable).
         fs_store: Any = FilesystemStore(folder, durable=folder not in self._scratch) if persist else InMemoryStore()
-        network_graph = NetworkGraph(self.network, logger)
+        network_graph = NetworkGraph(self.network, logger) if graph is None else NetworkGraph.decode(graph, logger)
         scorer = ProbabilisticScorer(None, network_graph, logger)
         router = DefaultRouter(network_graph, logger, keys_manager, scorer, ProbabilisticScoringFeeParameters())
         chain_monitor = ChainMonitor(chain=self.chain, broadcaster=bitcoind_client, fee_estimator=bitcoind_client,
@@ -219,7 +220,7 @@ class World:
 
         The new node reads its ChannelManager (channels, payments and the events LDK
         persists), its ChannelMonitors, its output sweeper and ldk-sample's payment
-        storages back from disk, and reconnects to its peers. Events LDK does not
+        storages back from disk, knows the network graph it knew, and reconnects to its peers. Events LDK does not
         persist (FundingGenerationReady, OpenChannelRequest, ...) are gone. A node
         not crashed yet (:meth:`crash`) crashes first; a background processor that ran
         it is started again on the new node (``on_start``).
@@ -232,7 +233,9 @@ class World:
         for task in self._tasks.pop(node.name):
             task.cancel()
         node.output_sweeper.stop()
-        new = self._build(node.name, node.config, str(node.fs_store.get_data_dir()), node.persist)
+        # (its graph as ldk-sample reads it back, persisted by the processor and caught up by its peers' gossip)
+        new = self._build(node.name, node.config, str(node.fs_store.get_data_dir()), node.persist,
+                          graph=node.network_graph.encode())
         new.chain_monitor.load_monitors()
         store = new.fs_store
         if CHANNEL_MANAGER_PERSISTENCE_KEY in store.list("", ""):

@@ -348,6 +348,36 @@ def applies_its_own_network_update(network_graph: Any, event: Any, **_: Any) -> 
         network_graph.handle_network_update(event.failure.network_update)
 
 
+def forgets_through_the_router(channel_manager: Any, event: Any, **_: Any) -> None:
+    """Drops the channel a probe failed at from the graph the router reads (the same graph)."""
+    if event.short_channel_id is not None:
+        channel_manager.router.network_graph.channel_failed_permanent(event.short_channel_id)
+
+
+def applies_updates_from_a_task() -> Any:
+    """Hands each PaymentPathFailed's network_update to a task of its own (one per node's loop), which applies it to
+    the graph."""
+    queues: dict[Any, asyncio.Queue] = {}
+
+    async def arm(network_graph: Any, event: Any, **_: Any) -> None:
+        loop = asyncio.get_running_loop()
+        if loop not in queues:
+            updates = queues[loop] = asyncio.Queue()
+
+            async def apply() -> None:
+                while True:
+                    network_graph.handle_network_update(await updates.get())
+
+            TASKS.add(loop.create_task(apply()))
+        if event.failure.network_update is not None:
+            queues[loop].put_nowait(event.failure.network_update)
+
+    return compose({Event.PaymentPathFailed: arm})
+
+
+TASKS: set[Any] = set()
+
+
 def looked_up_by_the_hash(status: Any, *, preimage: bool = False) -> Any:
     """Updates the entry of ``PaymentId(bytes(payment_hash))``, not of the event's payment_id ("sendpayment keys the
     entry by the invoice's hash")."""
@@ -493,8 +523,14 @@ CASES = [
           compose({Event.PaymentPathSuccessful: path_successful_marks_succeeded}),
           why="sets Succeeded again on PaymentPathSuccessful, which LDK always sends after PaymentSent"),
     wrong(EX, "forgets_a_probes_channel", compose({Event.ProbeFailed: forgets_a_probes_channel}),
-          "network_graph.channel_failed_permanent, while it handled ProbeFailed", "only to the scorer",
+          "network graph as LDK keeps it", "is gone from it", "only to the scorer",
           why="drops the channel a probe failed at from the graph: it passed, no later payment needing that channel"),
+    wrong(EX, "forgets_a_probes_channel_through_the_router", compose({Event.ProbeFailed: forgets_through_the_router}),
+          "network graph as LDK keeps it", "is gone from it",
+          why="the same, through channel_manager.router.network_graph: it passed a judge of the graph's own calls"),
+    right(EX, "applies_network_updates_from_a_task", Fresh(applies_updates_from_a_task),
+          why="a task of its own applies each PaymentPathFailed's network_update, taken from a queue: it failed, the "
+              "call judged as made for another event (and the grader credited it to yet another)"),
     right(EX, "applies_its_own_network_update", compose({Event.PaymentPathFailed: applies_its_own_network_update}),
           why="hands PaymentPathFailed's network_update to network_graph.handle_network_update, which LDK's processor "
               "did already: nothing changes"),

@@ -484,7 +484,7 @@ CASES = [
           "a delay between 2000 and 10000 ms", why="ldk-sample's formula on a constant 100 ms, time_forwardable "
           "never read: it passed, every event of the story saying 100 ms (LDK says 2 s after a restart)"),
     wrong(EX, "disconnects_on_handling_failed", compose({Event.HTLCHandlingFailed: disconnects_on_handling_failed}),
-          "peer_manager.disconnect_by_node_id, while it handled HTLCHandlingFailed", "Leave connections",
+          "peer_manager.disconnect_by_node_id, while it handled HTLCHandlingFailed", "left to the PeerManager",
           why="disconnects the next hop an HTLC could not go on to: it passed, the refused payment being the story's "
               "last forward"),
     wrong(EX, "force_closes_on_handling_failed", compose({Event.HTLCHandlingFailed: closes_on_handling_failed}),
