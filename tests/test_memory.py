@@ -198,6 +198,35 @@ def test_workers_a_cell_started_are_put_back_as_they_were_not_emptied():
         cell["stop"].set()
 
 
+def test_memory_a_task_put_in_while_the_check_copies_it_makes_it_a_container_at_work():
+    """A list of data a thread of yours puts a task into while the check copies it (another check's task, in a corpus
+    run eight at a time): the copy failed ("cannot pickle '_asyncio.Task' object") and so did the check. Now the
+    list counts as a container at work, as one holding a task from the start does: a crash empties it. Here the copying
+    of one item is what puts a lock in, so the race is certain."""
+    cell = learner("""
+        import threading
+        TASKS = []
+
+        class Sneaky:
+            # Reads as a number (data), and puts what cannot be copied in beside itself as it is copied.
+            @property
+            def __class__(self):
+                return int
+
+            def __deepcopy__(self, memo):
+                TASKS.append(threading.Lock())
+                return 0
+
+        TASKS.append(Sneaky())
+
+        def handle(event):
+            return TASKS
+    """)
+    memory = Memory(cell["handle"])
+    memory.forget()
+    assert cell["TASKS"] == []
+
+
 def test_memory_a_thread_of_yours_changes_while_the_check_reads_it_is_read_all_the_same():
     """A set or dict a thread of yours adds to while the check reads your memory (a worker started in an earlier cell,
     another check's task): the check reads what it holds at once, not item by item ("Set changed size during

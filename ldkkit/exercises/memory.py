@@ -158,13 +158,17 @@ def _now(container: Any) -> tuple[Any, ...]:
 
 
 def _copied(value: Any) -> Any:
-    """A deep copy of data, read again if a thread of yours changed it while it was copied."""
+    """A deep copy of data, read again if a thread of yours changed it while it was copied; an empty one if what it
+    holds is no longer data only (a task put in meanwhile, which cannot be copied: as a container at work)."""
     for _ in range(99):
         try:
             return copy.deepcopy(value)
         except RuntimeError as error:  # ("dictionary changed size during iteration")
             if "changed size" not in str(error) and "mutated" not in str(error):
                 raise
+        except TypeError:  # ("cannot pickle '_asyncio.Task' object")
+            if not _plain(value):
+                return type(value)()
     return copy.deepcopy(value)
 
 
